@@ -1,0 +1,75 @@
+# Meridian - top-level wrapper around meson/ninja.
+#   make demo      build and run the embedded demo (installs what it needs)
+#   make test      build, run unit + integration tests, then again under ASan+UBSan
+#   make bench     run the benchmarks in bench/
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+PYTEST     ?= /usr/bin/python3 -m pytest
+
+.PHONY: all deps deps-test build asan demo test test-unit test-integration \
+        test-asan fuzz fuzz-regress bench format clean
+
+all: build
+
+deps:
+	@scripts/deps.sh build
+
+deps-test:
+	@scripts/deps.sh test
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) >/dev/null
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+$(ASAN_BUILD)/build.ninja:
+	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false \
+		-Darena_malloc=true -Dbuildtype=debug >/dev/null
+
+asan: deps-test $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD)
+
+demo: build
+	./$(BUILD)/meridian demo
+
+test-unit: deps-test build
+	meson test -C $(BUILD) --print-errorlogs
+
+test-integration: deps-test build
+	MERIDIAN_BIN=$(CURDIR)/$(BUILD)/meridian $(PYTEST) -q tests/integration
+
+test-asan: asan
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		meson test -C $(ASAN_BUILD) --print-errorlogs
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	ASAN_OPTIONS=detect_leaks=1 MERIDIAN_ASAN=1 \
+	MERIDIAN_BIN=$(CURDIR)/$(ASAN_BUILD)/meridian $(PYTEST) -q tests/integration
+
+$(FUZZ_BUILD)/build.ninja:
+	CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Db_sanitize=address,undefined \
+		-Db_lundef=false -Dbuildtype=debug >/dev/null
+
+# Replay the fuzz corpora (regression) - quick, part of make test.
+fuzz-regress: deps-test $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD)
+	scripts/fuzz.sh regress $(FUZZ_BUILD)
+
+# Fuzz each harness for FUZZ_SECONDS (default 60).
+fuzz: deps-test $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD)
+	scripts/fuzz.sh run $(FUZZ_BUILD) $${FUZZ_SECONDS:-60}
+
+test: test-unit test-integration fuzz-regress test-asan
+
+bench: build
+	scripts/deps.sh bench
+	bench/proxy.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,30 @@
+/* cfg_load.h - read a YAML configuration into an immutable cfg_snapshot.
+ *
+ * Every problem found is appended to a cfg_diag as "file:line:col: message";
+ * loading goes on after an error so that `meridian check` reports them all.
+ * Return convention: 0 on success (*out set), -1 on any error (*out NULL).
+ */
+#ifndef MERIDIAN_CFG_LOAD_H
+#define MERIDIAN_CFG_LOAD_H
+
+#include "config/cfg_model.h"
+
+typedef struct cfg_diag {
+	char **msgs; /* each "file:line:col: message", malloc'd */
+	size_t n, cap;
+} cfg_diag;
+
+void cfg_diag_free(cfg_diag *d);
+
+int cfg_load_file(const char *path, cfg_snapshot **out, cfg_diag *diag);
+/* `name` is used as the file name in messages. */
+int cfg_load_string(const char *name, const char *yaml, size_t len,
+		    cfg_snapshot **out, cfg_diag *diag);
+
+void cfg_snapshot_free(cfg_snapshot *snap);
+
+/* One-line summary for `meridian check`, e.g.
+ * "ok: 2 monitors, 3 pools (5 origins), 1 load balancer, 1 zone". */
+void cfg_summary(const cfg_snapshot *snap, char *buf, size_t size);
+
+#endif

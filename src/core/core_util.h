@@ -1,0 +1,38 @@
+/* core_util.h - small helpers shared by every module.
+ *
+ * Return convention across Meridian: functions return 0 (or a count) on
+ * success and a negative errno-style code on failure, unless they say
+ * otherwise. Allocation failure at start-up aborts (x* wrappers).
+ */
+#ifndef MERIDIAN_CORE_UTIL_H
+#define MERIDIAN_CORE_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define container_of(ptr, type, member)                                        \
+	((type *)((char *)(ptr) - offsetof(type, member)))
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+
+/* Monotonic clock in milliseconds. */
+uint64_t core_now_ms(void);
+/* Wall clock in milliseconds since the epoch. */
+uint64_t core_wall_ms(void);
+
+/* Parse "500ms", "5s", "1m", "2h" or a bare number of seconds into
+ * milliseconds. Returns 0 or -EINVAL. */
+int core_parse_duration_ms(const char *s, uint64_t *out_ms);
+
+/* Case-insensitive ASCII compare of n bytes; 0 when equal. */
+int core_strncaseeq(const char *a, const char *b, size_t n);
+
+#endif

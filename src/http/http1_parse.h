@@ -1,0 +1,181 @@
+/* http1_parse.h - strict HTTP/1.1 message parsing, no I/O (RFC 9110/9112).
+ *
+ * The proxy keeps a message head in its input buffer until it is complete,
+ * then parses it in one pass with http1_parse_request/response. The parsed
+ * strings point into that buffer (no copies). Bodies are framed by the
+ * result (RFC 9112 §6.3) and chunked bodies are walked incrementally by
+ * http1_chunked_feed, which validates every byte so the proxy can forward the
+ * raw chunked bytes unchanged.
+ *
+ * Strictness (anti request smuggling): CL together with TE, differing or
+ * malformed Content-Length, a Transfer-Encoding whose final coding is not
+ * chunked (requests), any coding other than chunked (501), HTTP/1.0 with TE,
+ * obs-fold, whitespace before the colon, bare CR, bare LF line endings,
+ * invalid token characters in method and field names, control characters in
+ * field values, missing or duplicate Host in HTTP/1.1, a request target with
+ * spaces or control characters, bad chunk sizes / extensions / CRLFs, all
+ * fail with an error code; the proxy answers 400 (or the code's status) and
+ * closes.
+ */
+#ifndef MERIDIAN_HTTP1_PARSE_H
+#define MERIDIAN_HTTP1_PARSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define HTTP1_MAX_HEADERS 256 /* hard cap on fields in one head */
+
+typedef struct http_str {
+	const char *p;
+	uint32_t len;
+} http_str;
+
+typedef struct http1_header {
+	http_str name, value; /* value with surrounding OWS removed */
+} http1_header;
+
+typedef enum http1_method {
+	HTTP_M_OTHER = 0,
+	HTTP_M_GET,
+	HTTP_M_HEAD,
+	HTTP_M_POST,
+	HTTP_M_PUT,
+	HTTP_M_DELETE,
+	HTTP_M_CONNECT,
+	HTTP_M_OPTIONS,
+	HTTP_M_TRACE,
+	HTTP_M_PATCH,
+} http1_method;
+
+typedef enum http1_body {
+	HTTP1_BODY_NONE = 0, /* no body */
+	HTTP1_BODY_LENGTH,   /* content_length bytes */
+	HTTP1_BODY_CHUNKED,  /* chunked, walk with http1_chunked_feed */
+	HTTP1_BODY_EOF,      /* responses only: until the connection closes */
+} http1_body;
+
+/* Error codes: negative, each with a status and a short reason.  */
+typedef enum http1_err {
+	HTTP1_INCOMPLETE = 0,      /* not an error: need more bytes */
+	HTTP1_E_BAD_REQUEST_LINE = -1,
+	HTTP1_E_BAD_METHOD = -2,
+	HTTP1_E_BAD_TARGET = -3,
+	HTTP1_E_BAD_VERSION = -4,  /* malformed version -> 400 */
+	HTTP1_E_VERSION_UNSUPPORTED = -5, /* HTTP/2.0 over h1, HTTP/3 -> 505 */
+	HTTP1_E_BAD_HEADER_NAME = -6,
+	HTTP1_E_BAD_HEADER_VALUE = -7,
+	HTTP1_E_OBS_FOLD = -8,
+	HTTP1_E_SPACE_BEFORE_COLON = -9,
+	HTTP1_E_BARE_CR = -10,
+	HTTP1_E_BARE_LF = -11,
+	HTTP1_E_HEADERS_TOO_LARGE = -12, /* -> 431 */
+	HTTP1_E_TOO_MANY_HEADERS = -13,  /* -> 431 */
+	HTTP1_E_URI_TOO_LONG = -14,      /* -> 414 */
+	HTTP1_E_BAD_CONTENT_LENGTH = -15,
+	HTTP1_E_CL_AND_TE = -16,
+	HTTP1_E_BAD_TRANSFER_ENCODING = -17,
+	HTTP1_E_UNSUPPORTED_TRANSFER_CODING = -18, /* -> 501 */
+	HTTP1_E_TE_IN_HTTP10 = -19,
+	HTTP1_E_MISSING_HOST = -20,
+	HTTP1_E_DUPLICATE_HOST = -21,
+	HTTP1_E_BAD_HOST = -22,
+	HTTP1_E_BAD_STATUS_LINE = -23,
+	HTTP1_E_BAD_CHUNK_SIZE = -24,
+	HTTP1_E_BAD_CHUNK_EXT = -25,
+	HTTP1_E_BAD_CHUNK_CRLF = -26,
+	HTTP1_E_BAD_TRAILER = -27,
+	HTTP1_E_CHUNK_TOO_LARGE = -28,
+	HTTP1_E_LAST = -29,
+} http1_err;
+
+/* The status to answer a client with for this error (400, 414, 431, 501,
+ * 505) and a short human reason ("invalid Content-Length"). */
+int http1_err_status(int err);
+const char *http1_err_reason(int err);
+
+typedef struct http1_limits {
+	uint32_t max_head_bytes; /* whole head incl. request line; 431 beyond */
+	uint32_t max_headers;    /* field count; 431 beyond (<= HTTP1_MAX_HEADERS) */
+	uint32_t max_target;     /* request-target length; 414 beyond (0: = max_head_bytes) */
+} http1_limits;
+
+/* Connection-level facts derived from the head. */
+typedef struct http1_conn_info {
+	bool keep_alive;   /* after this message (version default + Connection) */
+	bool upgrade;      /* Connection: upgrade and an Upgrade field present */
+	bool expect_continue; /* requests: Expect: 100-continue */
+	bool te_trailers;  /* requests: TE: trailers */
+} http1_conn_info;
+
+typedef struct http1_request {
+	http_str method;
+	http1_method method_id;
+	http_str target;
+	uint8_t version_minor; /* 0 or 1; major is always 1 */
+	http_str host;         /* Host field value (empty if none in HTTP/1.0) */
+	http1_header headers[HTTP1_MAX_HEADERS];
+	uint32_t nheaders;
+	uint32_t head_len; /* bytes of the head incl. the empty line */
+	uint32_t line_len; /* bytes of the request line incl. CRLF */
+	http1_body body;   /* NONE, LENGTH or CHUNKED */
+	uint64_t content_length;
+	http1_conn_info conn;
+} http1_request;
+
+typedef struct http1_response {
+	uint16_t status;
+	http_str reason;
+	uint8_t version_minor;
+	http1_header headers[HTTP1_MAX_HEADERS];
+	uint32_t nheaders;
+	uint32_t head_len;
+	http1_body body;   /* NONE, LENGTH, CHUNKED or EOF */
+	uint64_t content_length;
+	http1_conn_info conn;
+} http1_response;
+
+/* Parse a request head at the start of buf[0..len).
+ * Returns head_len (> 0) when a complete valid head was parsed,
+ * HTTP1_INCOMPLETE (0) when more bytes are needed (and the limits are not yet
+ * exceeded), or a negative http1_err. Leading empty lines before the request
+ * line (RFC 9112 §2.2) are skipped and counted in head_len. */
+int http1_parse_request(const char *buf, size_t len, const http1_limits *lim,
+			http1_request *req);
+
+/* Parse a response head. req_method is the method of the request it answers
+ * (HEAD and CONNECT change the framing); 1xx, 204 and 304 have no body. */
+int http1_parse_response(const char *buf, size_t len, const http1_limits *lim,
+			 http1_method req_method, http1_response *resp);
+
+/* Find a header by case-insensitive name; NULL if absent. */
+const http1_header *http1_find_header(const http1_header *h, uint32_t n,
+				      const char *name);
+
+/* Hop-by-hop: Connection, Keep-Alive, Proxy-Connection, TE, Trailer,
+ * Transfer-Encoding, Upgrade, or any name listed in a Connection field of
+ * this head. The proxy drops these (re-adding framing it generates). */
+bool http1_is_hop_by_hop(const http1_header *all, uint32_t n,
+			 const http1_header *h);
+
+/* Incremental chunked-body walker. Zero-initialise, then feed bytes. */
+typedef struct http1_chunked {
+	uint8_t state;
+	uint8_t flags;
+	uint16_t ext_len;    /* bytes of extensions seen on this size line */
+	uint32_t trailer_len; /* bytes of trailer section seen */
+	uint64_t remaining;  /* data bytes left in the current chunk */
+	uint64_t total;      /* data bytes seen so far */
+} http1_chunked;
+
+/* Feed len bytes. Returns the number of bytes consumed (<= len) that belong
+ * to the message, sets *done when the last chunk, trailers and final CRLF
+ * have been consumed (bytes after that are not consumed: they are the next
+ * message). Returns a negative http1_err on malformed input. Limits: a chunk
+ * size above 2^62, size-line extensions above 4 KiB or trailers above
+ * 16 KiB are errors. */
+ssize_t http1_chunked_feed(http1_chunked *c, const char *p, size_t len,
+			   bool *done);
+
+#endif
