@@ -1,0 +1,83 @@
+/* cmd_edge.c - `meridian edge -c FILE`: run an edge node. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+#include "config/cfg_load.h"
+#include "core/core_log.h"
+#include "edge/edge.h"
+
+static void usage(FILE *f)
+{
+	fputs("usage: meridian edge -c FILE [--log-level error|warn|info|debug]\n",
+	      f);
+}
+
+int cmd_log_level(const char *s)
+{
+	static const char *const names[] = {"error", "warn", "info", "debug"};
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(s, names[i]))
+			return i;
+	return -1;
+}
+
+int cmd_edge(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"log-level", required_argument, NULL, 'l'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	const char *file = NULL;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:l:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			file = optarg;
+			break;
+		case 'l':
+			core_log_level = cmd_log_level(optarg);
+			if (core_log_level < 0) {
+				fprintf(stderr, "meridian edge: unknown log "
+						"level '%s'\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!file || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	cfg_snapshot *snap = NULL;
+	cfg_diag diag = {0};
+	if (cfg_load_file(file, &snap, &diag) < 0) {
+		for (size_t i = 0; i < diag.n; i++)
+			fprintf(stderr, "%s\n", diag.msgs[i]);
+		fprintf(stderr, "meridian edge: %zu error%s in %s; not "
+				"starting\n",
+			diag.n, diag.n == 1 ? "" : "s", file);
+		cfg_diag_free(&diag);
+		return 1;
+	}
+	cfg_diag_free(&diag);
+	if (snap->edge.nlisten_http == 0) {
+		fprintf(stderr, "meridian edge: %s: edge.listen.http is empty; "
+				"nothing to serve\n",
+			file);
+		cfg_snapshot_free(snap);
+		return 1;
+	}
+	return edge_run(snap, NULL, NULL);
+}

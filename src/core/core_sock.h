@@ -1,0 +1,26 @@
+/* core_sock.h - socket helpers: listeners, non-blocking connects, address
+ * text. */
+#ifndef MERIDIAN_CORE_SOCK_H
+#define MERIDIAN_CORE_SOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+/* Non-blocking TCP listener with SO_REUSEADDR and, when reuseport,
+ * SO_REUSEPORT (one per worker). Returns fd or -errno. */
+int core_sock_listen(const struct sockaddr *sa, socklen_t len, bool reuseport,
+		     int backlog);
+/* Non-blocking connect; returns fd (connect may still be in progress:
+ * *in_progress set) or -errno (e.g. -ECONNREFUSED). */
+int core_sock_connect(const struct sockaddr *sa, socklen_t len,
+		      bool *in_progress);
+/* Parse "1.2.3.4:80" or "[::1]:80" (numeric only). Returns 0 or -EINVAL. */
+int core_sock_parse_addr(const char *text, struct sockaddr_storage *ss,
+			 socklen_t *len);
+/* "1.2.3.4" or "::1" (no port) into buf. Returns length. */
+size_t core_sock_ip_text(const struct sockaddr *sa, char *buf, size_t size);
+/* The port of a bound socket, or -errno. */
+int core_sock_local_port(int fd);
+
+#endif

@@ -1,0 +1,93 @@
+/* edge.h - the edge process: runtime snapshot, workers, drain.
+ *
+ * One `edge` per process. Each `edge_worker` is a thread with its own loop,
+ * listeners, buffers, connection free lists and upstream idle pools; see
+ * docs/ARCHITECTURE.md.
+ */
+#ifndef MERIDIAN_EDGE_H
+#define MERIDIAN_EDGE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config/cfg_model.h"
+#include "core/core_buf.h"
+#include "core/core_loop.h"
+#include "http/http1_parse.h"
+#include "lb/lb_route.h"
+
+typedef struct px_client px_client;
+typedef struct px_upstream px_upstream;
+typedef struct edge edge;
+typedef struct edge_worker edge_worker;
+
+/* What the data plane derives from one config snapshot. Immutable. */
+typedef struct edge_snapshot {
+	cfg_snapshot *cfg;
+	lb_router *router;
+	http1_limits req_limits;  /* from edge.limits */
+	http1_limits resp_limits; /* origin heads: bounded by the buffer */
+} edge_snapshot;
+
+typedef struct edge_listener {
+	core_io io;
+	edge_worker *w;
+} edge_listener;
+
+/* Per-origin idle upstream connections of one worker (LIFO list). */
+typedef struct edge_idle_list {
+	px_upstream *head;
+	uint32_t count;
+} edge_idle_list;
+
+struct edge_worker {
+	edge *e;
+	uint32_t id;
+	pthread_t thread;
+	core_loop loop;
+	core_buf_pool bufs;
+	const edge_snapshot *snap;
+	edge_listener *listeners;
+	size_t nlisteners;
+	core_io wake_io; /* eventfd: drain requests from the main thread */
+	core_timer drain_timer;
+	core_timer accept_retry; /* after EMFILE and friends */
+	bool draining;
+	uint64_t rng;
+
+	px_client *clients; /* live clients, doubly linked (drain walks it) */
+	uint32_t nclients;
+	px_client *free_clients, *dead_clients;
+	px_upstream *free_upstreams, *dead_upstreams;
+	edge_idle_list *idle; /* [snap->cfg->norigins] */
+
+	/* Scratch for the head being parsed: valid only inside one call. */
+	http1_request req;
+	http1_response resp;
+	char ip_text[64];
+	int start_err; /* set when the thread failed to start */
+};
+
+struct edge {
+	const edge_snapshot *snap;
+	uint32_t nworkers;
+	edge_worker *workers;
+	uint32_t buf_size;
+	atomic_uint nconns; /* edge-wide client connections */
+	atomic_bool draining;
+};
+
+/* Build the data plane's view of a config snapshot (takes ownership). */
+edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, uint32_t buf_size);
+void edge_snapshot_free(edge_snapshot *s);
+
+/* Run an edge until SIGTERM/SIGINT has drained it. Returns the exit status.
+ * When ready_cb is set it is called once every worker listens. */
+int edge_run(cfg_snapshot *cfg, void (*ready_cb)(void *), void *arg);
+
+/* Worker internals used by the proxy. */
+void edge_worker_close_listeners(edge_worker *w);
+
+#endif

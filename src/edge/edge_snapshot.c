@@ -1,0 +1,36 @@
+/* edge_snapshot.c - the data plane's view of one config snapshot. */
+#include <stdlib.h>
+
+#include "config/cfg_load.h"
+#include "core/core_util.h"
+#include "edge/edge.h"
+
+edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, uint32_t buf_size)
+{
+	edge_snapshot *s = xcalloc(1, sizeof(*s));
+	const cfg_limits *lim = &cfg->edge.limits;
+	s->cfg = cfg;
+	s->router = lb_router_build(cfg);
+	s->req_limits = (http1_limits){
+		.max_head_bytes = lim->max_header_bytes,
+		.max_headers = MIN(lim->max_headers, HTTP1_MAX_HEADERS),
+		/* Like nginx's 8k line buffer: longer targets get 414. */
+		.max_target = MIN(8192u, lim->max_header_bytes),
+	};
+	/* Origin heads must fit the buffer with room for our rewrite. */
+	s->resp_limits = (http1_limits){
+		.max_head_bytes = buf_size - 1024,
+		.max_headers = HTTP1_MAX_HEADERS,
+		.max_target = 0,
+	};
+	return s;
+}
+
+void edge_snapshot_free(edge_snapshot *s)
+{
+	if (!s)
+		return;
+	lb_router_free(s->router);
+	cfg_snapshot_free(s->cfg);
+	free(s);
+}

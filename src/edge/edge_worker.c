@@ -1,0 +1,215 @@
+/* edge_worker.c - a worker thread: its loop, listeners, wake-ups, drain.
+ * The proxy itself lives in src/http/px_conn.c. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/core_log.h"
+#include "core/core_sock.h"
+#include "core/core_util.h"
+#include "edge/edge.h"
+#include "edge/edge_worker.h"
+#include "http/px.h"
+
+/* Sent (best effort) to connections beyond edge.limits.max_connections. */
+static const char overload_response[] =
+	"HTTP/1.1 503 Service Unavailable\r\n"
+	"Content-Type: text/plain; charset=utf-8\r\n"
+	"Content-Length: 42\r\n"
+	"Connection: close\r\n"
+	"Retry-After: 1\r\n"
+	"\r\n"
+	"503 Service Unavailable: too many clients\n";
+
+static void listener_cb(core_io *io, uint32_t ev)
+{
+	edge_listener *li = container_of(io, edge_listener, io);
+	edge_worker *w = li->w;
+	uint32_t max = w->snap->cfg->edge.limits.max_connections;
+	/* Edge-triggered: accept until EAGAIN or the edge is lost. */
+	for (;;) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(io->fd, (struct sockaddr *)&ss, &len,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM) {
+				log_warn("accept: %s; retrying in 100ms",
+					 strerror(errno));
+				core_timer_after(&w->loop, &w->accept_retry,
+						 100);
+			}
+			return;
+		}
+		unsigned n = atomic_fetch_add(&w->e->nconns, 1) + 1;
+		if (n > max) {
+			atomic_fetch_sub(&w->e->nconns, 1);
+			ssize_t s = send(fd, overload_response,
+					 sizeof(overload_response) - 1,
+					 MSG_DONTWAIT | MSG_NOSIGNAL);
+			(void)s;
+			shutdown(fd, SHUT_WR);
+			close(fd);
+			continue;
+		}
+		px_client_accept(w, fd, (struct sockaddr *)&ss);
+	}
+}
+
+static void accept_retry_cb(core_timer *t)
+{
+	edge_worker *w = container_of(t, edge_worker, accept_retry);
+	for (size_t i = 0; i < w->nlisteners; i++)
+		if (w->listeners[i].io.fd >= 0)
+			listener_cb(&w->listeners[i].io, EPOLLIN);
+}
+
+void edge_worker_close_listeners(edge_worker *w)
+{
+	for (size_t i = 0; i < w->nlisteners; i++) {
+		if (w->listeners[i].io.fd >= 0) {
+			close(w->listeners[i].io.fd);
+			w->listeners[i].io.fd = -1;
+		}
+	}
+	core_timer_cancel(&w->loop, &w->accept_retry);
+}
+
+static void drain_timer_cb(core_timer *t)
+{
+	edge_worker *w = container_of(t, edge_worker, drain_timer);
+	if (w->nclients)
+		log_warn("drain deadline passed: closing %u connections",
+			 w->nclients);
+	px_close_all(w);
+	w->loop.stop = true;
+}
+
+static void wake_cb(core_io *io, uint32_t ev)
+{
+	edge_worker *w = container_of(io, edge_worker, wake_io);
+	uint64_t v;
+	while (read(io->fd, &v, sizeof(v)) > 0)
+		;
+	if (atomic_load(&w->e->draining) && !w->draining) {
+		w->draining = true;
+		edge_worker_close_listeners(w);
+		px_drain(w);
+		core_timer_after(&w->loop, &w->drain_timer,
+				 w->snap->cfg->edge.timeouts.drain_ms);
+	}
+}
+
+static void post_batch(core_loop *l, void *arg)
+{
+	edge_worker *w = arg;
+	px_reap(w);
+	if (w->draining && w->nclients == 0)
+		l->stop = true;
+}
+
+int edge_worker_init(edge_worker *w, edge *e, uint32_t id)
+{
+	const cfg_snapshot *cfg = e->snap->cfg;
+	int err;
+	w->wake_io.fd = -1;
+	w->e = e;
+	w->id = id;
+	w->snap = e->snap;
+	err = core_loop_init(&w->loop);
+	if (err < 0)
+		return err;
+	w->loop.post = post_batch;
+	w->loop.post_arg = w;
+	core_timer_init(&w->drain_timer, drain_timer_cb);
+	core_timer_init(&w->accept_retry, accept_retry_cb);
+	core_buf_pool_init(&w->bufs, e->buf_size, 1024);
+	w->idle = xcalloc(cfg->norigins ? cfg->norigins : 1, sizeof(*w->idle));
+	w->rng = ((uint64_t)id + 1) * 0x9E3779B97F4A7C15ULL ^ core_wall_ms();
+	if (!w->rng)
+		w->rng = 1;
+
+	w->wake_io.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	w->wake_io.cb = wake_cb;
+	if (w->wake_io.fd < 0)
+		return -errno;
+	err = core_loop_add(&w->loop, &w->wake_io, true);
+	if (err < 0)
+		return err;
+
+	w->nlisteners = cfg->edge.nlisten_http;
+	w->listeners = xcalloc(w->nlisteners ? w->nlisteners : 1,
+			       sizeof(*w->listeners));
+	for (size_t i = 0; i < w->nlisteners; i++)
+		w->listeners[i].io.fd = -1;
+	for (size_t i = 0; i < w->nlisteners; i++) {
+		const cfg_addr *a = &cfg->edge.listen_http[i];
+		int fd = core_sock_listen((const struct sockaddr *)&a->ss,
+					  a->len, true, 4096);
+		if (fd < 0) {
+			log_error("cannot listen on %s: %s", a->text,
+				  strerror(-fd));
+			return fd;
+		}
+		w->listeners[i].w = w;
+		w->listeners[i].io.fd = fd;
+		w->listeners[i].io.cb = listener_cb;
+		err = core_loop_add(&w->loop, &w->listeners[i].io, true);
+		if (err < 0)
+			return err;
+	}
+	return 0;
+}
+
+void edge_worker_destroy(edge_worker *w)
+{
+	px_close_all(w);
+	edge_worker_close_listeners(w);
+	if (w->wake_io.fd >= 0)
+		close(w->wake_io.fd);
+	w->wake_io.fd = -1;
+	while (w->free_clients) {
+		px_client *cl = w->free_clients;
+		w->free_clients = cl->next;
+		free(cl);
+	}
+	while (w->free_upstreams) {
+		px_upstream *up = w->free_upstreams;
+		w->free_upstreams = up->next;
+		free(up);
+	}
+	free(w->listeners);
+	w->listeners = NULL;
+	free(w->idle);
+	w->idle = NULL;
+	core_buf_pool_destroy(&w->bufs);
+	core_loop_destroy(&w->loop);
+}
+
+void edge_worker_wake(edge_worker *w)
+{
+	uint64_t one = 1;
+	ssize_t n = write(w->wake_io.fd, &one, sizeof(one));
+	(void)n;
+}
+
+void *edge_worker_main(void *arg)
+{
+	edge_worker *w = arg;
+	char name[16];
+	snprintf(name, sizeof(name), "worker-%u", w->id);
+	core_log_set_thread_name(name);
+	int err = core_loop_run(&w->loop);
+	if (err < 0)
+		log_error("event loop failed: %s", strerror(-err));
+	px_close_all(w);
+	return NULL;
+}

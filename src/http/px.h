@@ -1,0 +1,102 @@
+/* px.h - the HTTP/1.1 reverse proxy state machine (one client connection
+ * and the upstream connection serving its current request).
+ *
+ * Every socket event lands in px_pump(), which does all the work that the
+ * current readiness allows: read, parse, route, connect, forward both ways,
+ * finish, start the next pipelined request. See docs/ARCHITECTURE.md.
+ */
+#ifndef MERIDIAN_PX_H
+#define MERIDIAN_PX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "config/cfg_model.h"
+#include "core/core_buf.h"
+#include "core/core_loop.h"
+#include "edge/edge.h"
+#include "http/http1_parse.h"
+
+enum px_state {
+	PX_HEAD = 0, /* waiting for / parsing a request head */
+	PX_PROXY,    /* exchanging one request/response with an origin */
+	PX_LOCAL,    /* writing a response we generated (errors) */
+	PX_TUNNEL,   /* after 101: raw bytes both ways */
+	PX_LINGER,   /* response sent, write side shut: discard until EOF */
+};
+
+struct px_upstream {
+	core_io io;
+	core_timer timer;
+	edge_worker *w;
+	px_client *client; /* NULL while idle in the pool */
+	px_upstream *next, *prev; /* idle list / free list */
+	const cfg_origin *origin;
+	core_buf *in;
+	bool connecting, can_read, can_write, rd_eof, wr_shut;
+	bool reused;    /* came from the idle pool */
+	bool got_bytes; /* any response byte received */
+	bool idle;
+	bool parse_pending; /* bytes arrived since the last head parse */
+	uint64_t last_io; /* ms */
+};
+
+struct px_client {
+	core_io io;
+	core_timer timer;
+	edge_worker *w;
+	px_client *next, *prev; /* live list / free list */
+	px_upstream *up;
+	core_buf *in;    /* bytes from the client */
+	core_buf *uhead; /* rewritten request head for the origin */
+	core_buf *chead; /* response head (or local response) for the client */
+	uint32_t uhead_len;
+	uint8_t state;
+	bool can_read, can_write, rd_eof, wr_shut;
+	bool parse_pending; /* bytes arrived since the last parse */
+	bool close_after;   /* close once the current response is written */
+	bool counted;       /* holds a slot in edge.nconns */
+	uint64_t last_read, last_write; /* ms */
+	uint64_t head_start; /* ms: first byte of the current head */
+
+	/* Current request. */
+	const cfg_lb *lb;
+	const cfg_pool *pool;
+	const cfg_origin *origin;
+	uint32_t tried[8];
+	uint8_t ntried;
+	bool stale_retried;
+	bool upgrade_req;
+	bool http10;
+	http1_method method;
+	uint8_t req_body;
+	bool req_framed;   /* all request body bytes have been framed */
+	uint64_t req_remaining;
+	uint64_t req_total;
+	http1_chunked req_chunk;
+	uint32_t req_fwd;  /* framed bytes at the head of `in` not yet sent */
+	uint64_t req_sent; /* body bytes sent upstream */
+
+	/* Current response. */
+	bool resp_head_done;
+	bool resp_keepalive;
+	bool resp_framed;
+	uint8_t resp_body;
+	uint64_t resp_remaining;
+	http1_chunked resp_chunk;
+	uint32_t resp_fwd; /* framed bytes at the head of up->in not yet sent */
+
+	char ip[46]; /* client address text, for X-Forwarded-For */
+};
+
+/* A new client connection accepted by worker w. Takes ownership of fd. */
+void px_client_accept(edge_worker *w, int fd, const struct sockaddr *peer);
+/* Drain: close idle clients, make the others close after their response. */
+void px_drain(edge_worker *w);
+/* Close every connection (end of drain, worker exit). */
+void px_close_all(edge_worker *w);
+/* Deferred frees, after each loop batch. */
+void px_reap(edge_worker *w);
+
+#endif

@@ -1,0 +1,1247 @@
+/* px_conn.c - the HTTP/1.1 proxy state machine; see px.h and
+ * docs/ARCHITECTURE.md ("Life of a request").
+ *
+ * Sockets are edge-triggered: can_read/can_write record readiness, a short
+ * read or write or EAGAIN clears them, the next epoll edge sets them again.
+ * pump() loops over the steps of the current state until none progresses,
+ * so it must never return while a ready socket still has work it could do.
+ *
+ * Objects are never freed inside a callback: closed clients and upstreams go
+ * to the worker's dead lists (io.fd = -1 makes later events in the same
+ * epoll batch no-ops) and px_reap() recycles them after the batch.
+ */
+#include "http/px.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "core/core_log.h"
+#include "core/core_sock.h"
+#include "core/core_util.h"
+#include "http/px_head.h"
+#include "lb/lb_select.h"
+
+#define LINGER_MS 2000
+
+static void client_io_cb(core_io *io, uint32_t ev);
+static void client_timer_cb(core_timer *t);
+static void up_io_cb(core_io *io, uint32_t ev);
+static void up_timer_cb(core_timer *t);
+static void pump(px_client *cl);
+static void attach_upstream(px_client *cl, bool allow_idle);
+
+static inline const cfg_timeouts *timeouts(const edge_worker *w)
+{
+	return &w->snap->cfg->edge.timeouts;
+}
+
+static inline bool is_closed(const px_client *cl)
+{
+	return cl->io.fd < 0;
+}
+
+static inline uint32_t blen(const core_buf *b)
+{
+	return b ? core_buf_len(b) : 0;
+}
+
+/* --- allocation and close ------------------------------------------- */
+
+static px_client *client_alloc(edge_worker *w)
+{
+	px_client *cl = w->free_clients;
+	if (cl) {
+		w->free_clients = cl->next;
+		memset(cl, 0, sizeof(*cl));
+	} else {
+		cl = xcalloc(1, sizeof(*cl));
+	}
+	return cl;
+}
+
+static px_upstream *up_alloc(edge_worker *w)
+{
+	px_upstream *up = w->free_upstreams;
+	if (up) {
+		w->free_upstreams = up->next;
+		memset(up, 0, sizeof(*up));
+	} else {
+		up = xcalloc(1, sizeof(*up));
+	}
+	return up;
+}
+
+static void idle_unlink(px_upstream *up)
+{
+	edge_idle_list *l = &up->w->idle[up->origin->index];
+	if (up->prev)
+		up->prev->next = up->next;
+	else
+		l->head = up->next;
+	if (up->next)
+		up->next->prev = up->prev;
+	up->next = up->prev = NULL;
+	l->count--;
+	up->idle = false;
+}
+
+static void up_close(px_upstream *up)
+{
+	if (up->io.fd < 0)
+		return;
+	edge_worker *w = up->w;
+	if (up->idle)
+		idle_unlink(up);
+	core_timer_cancel(&w->loop, &up->timer);
+	close(up->io.fd);
+	up->io.fd = -1;
+	core_buf_put(&w->bufs, up->in);
+	up->in = NULL;
+	up->client = NULL;
+	up->next = w->dead_upstreams;
+	w->dead_upstreams = up;
+}
+
+static void client_close(px_client *cl)
+{
+	if (is_closed(cl))
+		return;
+	edge_worker *w = cl->w;
+	if (cl->up) {
+		up_close(cl->up);
+		cl->up = NULL;
+	}
+	core_timer_cancel(&w->loop, &cl->timer);
+	close(cl->io.fd);
+	cl->io.fd = -1;
+	core_buf_put(&w->bufs, cl->in);
+	core_buf_put(&w->bufs, cl->uhead);
+	core_buf_put(&w->bufs, cl->chead);
+	cl->in = cl->uhead = cl->chead = NULL;
+	if (cl->prev)
+		cl->prev->next = cl->next;
+	else
+		w->clients = cl->next;
+	if (cl->next)
+		cl->next->prev = cl->prev;
+	w->nclients--;
+	if (cl->counted)
+		atomic_fetch_sub(&w->e->nconns, 1);
+	cl->prev = NULL;
+	cl->next = w->dead_clients;
+	w->dead_clients = cl;
+}
+
+void px_reap(edge_worker *w)
+{
+	while (w->dead_clients) {
+		px_client *cl = w->dead_clients;
+		w->dead_clients = cl->next;
+		cl->next = w->free_clients;
+		w->free_clients = cl;
+	}
+	while (w->dead_upstreams) {
+		px_upstream *up = w->dead_upstreams;
+		w->dead_upstreams = up->next;
+		up->next = w->free_upstreams;
+		w->free_upstreams = up;
+	}
+}
+
+/* Half-close and discard what the client still sends, so the response is
+ * not destroyed by an RST for unread data (RFC 9112 §9.6). */
+static void begin_linger(px_client *cl)
+{
+	edge_worker *w = cl->w;
+	if (cl->up) {
+		up_close(cl->up);
+		cl->up = NULL;
+	}
+	shutdown(cl->io.fd, SHUT_WR);
+	cl->wr_shut = true;
+	cl->state = PX_LINGER;
+	core_buf_put(&w->bufs, cl->uhead);
+	core_buf_put(&w->bufs, cl->chead);
+	cl->uhead = cl->chead = NULL;
+	core_timer_after(&w->loop, &cl->timer, LINGER_MS);
+}
+
+/* --- accept ----------------------------------------------------------- */
+
+void px_client_accept(edge_worker *w, int fd, const struct sockaddr *peer)
+{
+	px_client *cl = client_alloc(w);
+	cl->w = w;
+	cl->io.fd = fd;
+	cl->io.cb = client_io_cb;
+	cl->counted = true;
+	core_timer_init(&cl->timer, client_timer_cb);
+	core_sock_ip_text(peer, cl->ip, sizeof(cl->ip));
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	cl->next = w->clients;
+	if (w->clients)
+		w->clients->prev = cl;
+	w->clients = cl;
+	w->nclients++;
+	cl->last_read = cl->last_write = w->loop.now;
+	if (core_loop_add(&w->loop, &cl->io, false) < 0) {
+		client_close(cl);
+		return;
+	}
+	core_timer_after(&w->loop, &cl->timer, timeouts(w)->client_idle_ms);
+}
+
+/* --- local responses ------------------------------------------------- */
+
+static void local_response(px_client *cl, int status, const char *detail,
+			   bool close)
+{
+	edge_worker *w = cl->w;
+	if (cl->resp_head_done) {
+		/* Part of a response already went out: all we can do is cut. */
+		client_close(cl);
+		return;
+	}
+	if (cl->up) {
+		up_close(cl->up);
+		cl->up = NULL;
+	}
+	core_buf_put(&w->bufs, cl->uhead);
+	cl->uhead = NULL;
+	if (cl->state == PX_PROXY && cl->req_framed && cl->in) {
+		/* Body fully read: drop what was not forwarded, keep the next
+		 * pipelined request. */
+		core_buf_consume(cl->in, cl->req_fwd);
+		cl->req_fwd = 0;
+	} else {
+		/* Mid-head or mid-body: where the next request starts is
+		 * unknown, so the connection cannot be reused. */
+		close = true;
+	}
+	close = close || cl->close_after || w->draining;
+	if (!cl->chead)
+		cl->chead = core_buf_get(&w->bufs);
+	cl->chead->start = cl->chead->end = 0;
+	int n = px_head_local(status, detail, w->snap->cfg->edge.name, close,
+			      cl->method == HTTP_M_HEAD, cl->chead->data,
+			      cl->chead->cap);
+	if (n < 0) {
+		client_close(cl);
+		return;
+	}
+	cl->chead->end = (uint32_t)n;
+	cl->close_after = close;
+	cl->state = PX_LOCAL;
+	if (status >= 500)
+		log_info("%s: %d %s", cl->ip, status, detail);
+	else
+		log_debug("%s: %d %s", cl->ip, status, detail);
+}
+
+/* --- I/O helpers ------------------------------------------------------- */
+
+/* writev of up to two buffer prefixes; returns bytes written, 0 on
+ * EAGAIN, -errno on error. Clears *can_write on a short write. */
+static ssize_t write2(int fd, core_buf *a, uint32_t alen, core_buf *b,
+		      uint32_t blen_, bool *can_write)
+{
+	struct iovec iov[2];
+	int k = 0;
+	if (alen)
+		iov[k++] = (struct iovec){core_buf_head(a), alen};
+	if (blen_)
+		iov[k++] = (struct iovec){core_buf_head(b), blen_};
+	if (k == 0)
+		return 0;
+	size_t want = (size_t)alen + blen_;
+	ssize_t n = k == 1 ? send(fd, iov[0].iov_base, iov[0].iov_len,
+				  MSG_NOSIGNAL)
+			   : writev(fd, iov, k);
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			*can_write = false;
+			return 0;
+		}
+		if (errno == EINTR)
+			return 0;
+		return -errno;
+	}
+	if ((size_t)n < want)
+		*can_write = false;
+	return n;
+}
+
+/* Read into b's tail. Returns bytes, 0 on EOF, -EAGAIN, or -errno. */
+static ssize_t read_into(int fd, core_buf *b, bool *can_read)
+{
+	if (core_buf_space(b) == 0)
+		core_buf_compact(b);
+	uint32_t space = core_buf_space(b);
+	if (space == 0)
+		return -ENOBUFS;
+	ssize_t n = read(fd, core_buf_tail(b), space);
+	if (n > 0) {
+		b->end += (uint32_t)n;
+		if ((uint32_t)n < space)
+			*can_read = false;
+		return n;
+	}
+	if (n == 0) {
+		*can_read = false;
+		return 0;
+	}
+	if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		*can_read = false;
+		return -EAGAIN;
+	}
+	if (errno == EINTR)
+		return -EAGAIN;
+	*can_read = false;
+	return -errno;
+}
+
+/* --- request start ---------------------------------------------------- */
+
+static void reset_exchange(px_client *cl)
+{
+	cl->lb = NULL;
+	cl->pool = NULL;
+	cl->origin = NULL;
+	cl->ntried = 0;
+	cl->stale_retried = false;
+	cl->upgrade_req = false;
+	cl->req_body = HTTP1_BODY_NONE;
+	cl->req_framed = false;
+	cl->req_remaining = cl->req_total = cl->req_sent = 0;
+	memset(&cl->req_chunk, 0, sizeof(cl->req_chunk));
+	cl->req_fwd = 0;
+	cl->resp_head_done = cl->resp_framed = cl->resp_keepalive = false;
+	cl->resp_body = HTTP1_BODY_NONE;
+	cl->resp_remaining = 0;
+	memset(&cl->resp_chunk, 0, sizeof(cl->resp_chunk));
+	cl->resp_fwd = 0;
+	cl->method = HTTP_M_OTHER;
+	cl->state = PX_HEAD;
+	cl->head_start = 0;
+}
+
+static void start_request(px_client *cl, int head_len)
+{
+	edge_worker *w = cl->w;
+	const http1_request *req = &w->req;
+	const edge_snapshot *s = w->snap;
+	const cfg_limits *lim = &s->cfg->edge.limits;
+
+	cl->state = PX_PROXY;
+	cl->method = req->method_id;
+	cl->http10 = req->version_minor == 0;
+	cl->close_after = !req->conn.keep_alive || cl->http10 || w->draining;
+	cl->upgrade_req = req->conn.upgrade && !cl->http10;
+	cl->req_body = (uint8_t)req->body;
+	cl->req_remaining = req->content_length;
+	cl->req_framed = req->body == HTTP1_BODY_NONE ||
+			 (req->body == HTTP1_BODY_LENGTH &&
+			  req->content_length == 0);
+
+	if (req->method_id == HTTP_M_CONNECT) {
+		core_buf_consume(cl->in, (uint32_t)head_len);
+		local_response(cl, 405, "CONNECT is not supported", true);
+		return;
+	}
+	cl->lb = lb_route(s->router, req->host.p, req->host.len);
+	if (!cl->lb) {
+		core_buf_consume(cl->in, (uint32_t)head_len);
+		local_response(cl, 404, "no load balancer for this host", false);
+		return;
+	}
+	if (lim->max_body_bytes && req->body == HTTP1_BODY_LENGTH &&
+	    req->content_length > lim->max_body_bytes) {
+		core_buf_consume(cl->in, (uint32_t)head_len);
+		local_response(cl, 413, "request body too large", true);
+		return;
+	}
+	cl->pool = lb_pick_pool(cl->lb);
+	cl->origin = cl->pool ? lb_pick_origin(cl->pool, &w->rng, NULL, 0)
+			      : NULL;
+	if (!cl->origin) {
+		core_buf_consume(cl->in, (uint32_t)head_len);
+		local_response(cl, 503, "no origin available", false);
+		return;
+	}
+
+	if (!cl->uhead)
+		cl->uhead = core_buf_get(&w->bufs);
+	px_req_ctx ctx = {
+		.client_ip = cl->ip,
+		.proto = "http",
+		.origin = NULL, /* Host overrides arrive with steering */
+		.upstream_http10 = cl->http10,
+	};
+	int n = px_head_request(req, &ctx, cl->uhead->data, cl->uhead->cap);
+	core_buf_consume(cl->in, (uint32_t)head_len);
+	if (n < 0) {
+		local_response(cl, 431, "request head too large to forward",
+			       true);
+		return;
+	}
+	cl->uhead->start = 0;
+	cl->uhead->end = cl->uhead_len = (uint32_t)n;
+	attach_upstream(cl, true);
+}
+
+/* --- upstream attach / connect ---------------------------------------- */
+
+static bool next_origin(px_client *cl)
+{
+	if (cl->ntried < ARRAY_LEN(cl->tried))
+		cl->tried[cl->ntried++] = cl->origin->index;
+	else
+		return false;
+	const cfg_origin *o =
+		lb_pick_origin(cl->pool, &cl->w->rng, cl->tried, cl->ntried);
+	if (!o)
+		return false;
+	cl->origin = o;
+	return true;
+}
+
+static px_upstream *take_idle(edge_worker *w, const cfg_origin *o)
+{
+	edge_idle_list *l = &w->idle[o->index];
+	px_upstream *up = l->head;
+	if (!up)
+		return NULL;
+	idle_unlink(up);
+	core_timer_cancel(&w->loop, &up->timer);
+	return up;
+}
+
+static void attach_upstream(px_client *cl, bool allow_idle)
+{
+	edge_worker *w = cl->w;
+	for (;;) {
+		const cfg_origin *o = cl->origin;
+		px_upstream *up = allow_idle ? take_idle(w, o) : NULL;
+		if (up) {
+			up->client = cl;
+			up->reused = true;
+			up->got_bytes = false;
+			up->can_write = true;
+			up->last_io = w->loop.now;
+			cl->up = up;
+			return;
+		}
+		bool in_progress;
+		int fd = core_sock_connect((const struct sockaddr *)&o->ss,
+					   o->sslen, &in_progress);
+		if (fd >= 0) {
+			up = up_alloc(w);
+			up->w = w;
+			up->io.fd = fd;
+			up->io.cb = up_io_cb;
+			up->origin = o;
+			up->client = cl;
+			core_timer_init(&up->timer, up_timer_cb);
+			if (core_loop_add(&w->loop, &up->io, false) < 0) {
+				close(fd);
+				up->io.fd = -1;
+				up->next = w->dead_upstreams;
+				w->dead_upstreams = up;
+				local_response(cl, 502, "internal error", true);
+				return;
+			}
+			up->connecting = in_progress;
+			up->can_write = !in_progress;
+			up->last_io = w->loop.now;
+			cl->up = up;
+			if (in_progress)
+				core_timer_after(&w->loop, &up->timer,
+						 timeouts(w)->upstream_connect_ms);
+			return;
+		}
+		log_info("origin %s (%s): connect failed: %s", o->name,
+			 o->address, strerror(-fd));
+		if (!next_origin(cl)) {
+			local_response(cl, 502, "no origin accepted the connection",
+				       false);
+			return;
+		}
+	}
+}
+
+/* The upstream failed before any response byte. */
+static void upstream_failed(px_client *cl, int err)
+{
+	px_upstream *up = cl->up;
+	bool stale = up && up->reused && !up->got_bytes;
+	if (up) {
+		up_close(up);
+		cl->up = NULL;
+	}
+	if (stale && !cl->stale_retried && cl->req_sent == 0 && cl->uhead) {
+		/* The keep-alive race: the origin closed the idle connection
+		 * as we reused it. Resend on a fresh connection. */
+		cl->stale_retried = true;
+		cl->uhead->start = 0;
+		cl->uhead->end = cl->uhead_len;
+		attach_upstream(cl, false);
+		return;
+	}
+	log_info("origin %s: %s before any response", cl->origin->name,
+		 err ? strerror(-err) : "connection closed");
+	local_response(cl, 502, "origin closed the connection", true);
+}
+
+static void connect_failed(px_client *cl, int err)
+{
+	log_info("origin %s (%s): connect failed: %s", cl->origin->name,
+		 cl->origin->address, strerror(err));
+	up_close(cl->up);
+	cl->up = NULL;
+	if (next_origin(cl)) {
+		attach_upstream(cl, true);
+		return;
+	}
+	local_response(cl, 502, "no origin accepted the connection", false);
+}
+
+/* --- head state --------------------------------------------------------- */
+
+static bool step_head(px_client *cl)
+{
+	edge_worker *w = cl->w;
+	if (cl->in && cl->parse_pending && core_buf_len(cl->in) > 0) {
+		cl->parse_pending = false;
+		int r = http1_parse_request(core_buf_head(cl->in),
+					    core_buf_len(cl->in),
+					    &w->snap->req_limits, &w->req);
+		if (r > 0) {
+			start_request(cl, r);
+			return true;
+		}
+		if (r < 0) {
+			cl->method = HTTP_M_OTHER;
+			local_response(cl, http1_err_status(r),
+				       http1_err_reason(r), true);
+			return true;
+		}
+		if (core_buf_space(cl->in) == 0) {
+			if (cl->in->start == 0) {
+				local_response(cl, 431, "request head too large",
+					       true);
+				return true;
+			}
+			core_buf_compact(cl->in);
+		}
+	}
+	if (!cl->can_read)
+		return false;
+	if (!cl->in)
+		cl->in = core_buf_get(&w->bufs);
+	bool was_empty = core_buf_len(cl->in) == 0;
+	ssize_t n = read_into(cl->io.fd, cl->in, &cl->can_read);
+	if (n > 0) {
+		if (was_empty)
+			cl->head_start = w->loop.now;
+		cl->last_read = w->loop.now;
+		cl->parse_pending = true;
+		return true;
+	}
+	if (n == -EAGAIN)
+		return false;
+	/* EOF or error between requests: just close. A partial head is
+	 * incomplete, not answerable. */
+	client_close(cl);
+	return false;
+}
+
+/* --- proxy state -------------------------------------------------------- */
+
+/* Frame body bytes at in[fwd..] as part of the message; returns bytes
+ * framed or a negative http1_err. */
+static int frame_body(uint8_t kind, uint64_t *remaining, http1_chunked *ch,
+		      const char *p, uint32_t avail, bool eof, bool *done)
+{
+	switch (kind) {
+	case HTTP1_BODY_LENGTH: {
+		uint64_t take = MIN((uint64_t)avail, *remaining);
+		*remaining -= take;
+		*done = *remaining == 0;
+		return (int)take;
+	}
+	case HTTP1_BODY_CHUNKED: {
+		ssize_t n = http1_chunked_feed(ch, p, avail, done);
+		return (int)n;
+	}
+	case HTTP1_BODY_EOF:
+		*done = eof;
+		return (int)avail;
+	default:
+		*done = true;
+		return 0;
+	}
+}
+
+static bool frame_request(px_client *cl)
+{
+	uint32_t avail = blen(cl->in) - cl->req_fwd;
+	if (avail == 0)
+		return false;
+	bool done = false;
+	int n = frame_body(cl->req_body, &cl->req_remaining, &cl->req_chunk,
+			   core_buf_head(cl->in) + cl->req_fwd, avail, false,
+			   &done);
+	if (n < 0) {
+		local_response(cl, 400, http1_err_reason(n), true);
+		return true;
+	}
+	cl->req_fwd += (uint32_t)n;
+	cl->req_total += (uint64_t)n;
+	cl->req_framed = done;
+	uint64_t max = cl->w->snap->cfg->edge.limits.max_body_bytes;
+	if (max && cl->req_body == HTTP1_BODY_CHUNKED &&
+	    cl->req_chunk.total > max) {
+		local_response(cl, 413, "request body too large", true);
+		return true;
+	}
+	return n > 0 || done;
+}
+
+static bool read_client(px_client *cl)
+{
+	if (!cl->in)
+		cl->in = core_buf_get(&cl->w->bufs);
+	ssize_t n = read_into(cl->io.fd, cl->in, &cl->can_read);
+	if (n > 0) {
+		cl->last_read = cl->w->loop.now;
+		return true;
+	}
+	if (n == -EAGAIN || n == -ENOBUFS)
+		return false;
+	/* The client went away in the middle of its request body. */
+	cl->rd_eof = true;
+	client_close(cl);
+	return false;
+}
+
+static bool write_upstream(px_client *cl)
+{
+	px_upstream *up = cl->up;
+	uint32_t hl = blen(cl->uhead);
+	ssize_t n = write2(up->io.fd, cl->uhead, hl, cl->in, cl->req_fwd,
+			   &up->can_write);
+	if (n < 0) {
+		if (!up->got_bytes && !cl->resp_head_done)
+			upstream_failed(cl, (int)n);
+		else
+			client_close(cl);
+		return true;
+	}
+	if (n == 0)
+		return false;
+	uint32_t m = (uint32_t)n;
+	uint32_t h = MIN(m, hl);
+	if (h)
+		core_buf_consume(cl->uhead, h);
+	m -= h;
+	if (m) {
+		core_buf_consume(cl->in, m);
+		cl->req_fwd -= m;
+		cl->req_sent += m;
+	}
+	up->last_io = cl->w->loop.now;
+	return true;
+}
+
+static bool read_upstream(px_client *cl)
+{
+	px_upstream *up = cl->up;
+	if (!up->in)
+		up->in = core_buf_get(&cl->w->bufs);
+	ssize_t n = read_into(up->io.fd, up->in, &up->can_read);
+	if (n > 0) {
+		up->got_bytes = true;
+		up->parse_pending = true;
+		up->last_io = cl->w->loop.now;
+		return true;
+	}
+	if (n == -EAGAIN || n == -ENOBUFS)
+		return false;
+	up->rd_eof = true;
+	if (!cl->resp_head_done) {
+		if (blen(up->in) == 0 && !up->got_bytes) {
+			upstream_failed(cl, n == 0 ? 0 : (int)n);
+			return true;
+		}
+		log_info("origin %s: incomplete response head",
+			 cl->origin->name);
+		local_response(cl, 502, "incomplete response from origin",
+			       true);
+		return true;
+	}
+	if (cl->resp_body != HTTP1_BODY_EOF && !cl->resp_framed) {
+		/* Truncated body: forward what we have, then cut. */
+		log_info("origin %s: response body truncated",
+			 cl->origin->name);
+		cl->close_after = true;
+	}
+	return true;
+}
+
+/* Append a 1xx interim response (100 Continue, 103 Early Hints). */
+static int relay_interim(px_client *cl, const http1_response *resp)
+{
+	if (cl->http10)
+		return 0; /* HTTP/1.0 clients do not get 1xx */
+	if (!cl->chead)
+		cl->chead = core_buf_get(&cl->w->bufs);
+	core_buf_compact(cl->chead);
+	int n = px_head_response(resp, false, false, core_buf_tail(cl->chead),
+				 core_buf_space(cl->chead));
+	if (n < 0)
+		return n;
+	/* px_head_response never adds Connection here; strip nothing. */
+	cl->chead->end += (uint32_t)n;
+	return 0;
+}
+
+static bool parse_response(px_client *cl)
+{
+	edge_worker *w = cl->w;
+	px_upstream *up = cl->up;
+	up->parse_pending = false;
+	http1_response *resp = &w->resp;
+	int r = http1_parse_response(core_buf_head(up->in), blen(up->in),
+				     &w->snap->resp_limits, cl->method, resp);
+	if (r == 0) {
+		if (core_buf_space(up->in) == 0 && up->in->start == 0) {
+			local_response(cl, 502, "response head too large",
+				       true);
+			return true;
+		}
+		return false;
+	}
+	if (r < 0) {
+		log_info("origin %s: invalid response: %s", cl->origin->name,
+			 http1_err_reason(r));
+		local_response(cl, 502, "invalid response from origin", true);
+		return true;
+	}
+	if (resp->status < 200 && resp->status != 101) {
+		if (relay_interim(cl, resp) < 0) {
+			local_response(cl, 502, "response head too large",
+				       true);
+			return true;
+		}
+		core_buf_consume(up->in, (uint32_t)r);
+		up->parse_pending = blen(up->in) > 0;
+		return true;
+	}
+	bool upgrade = resp->status == 101;
+	if (upgrade && !cl->upgrade_req) {
+		local_response(cl, 502, "origin switched protocols unasked",
+			       true);
+		return true;
+	}
+	bool close = cl->close_after || w->draining ||
+		     resp->body == HTTP1_BODY_EOF || !cl->req_framed;
+	if (!cl->chead)
+		cl->chead = core_buf_get(&w->bufs);
+	core_buf_compact(cl->chead);
+	int n = px_head_response(resp, upgrade, close && !upgrade,
+				 core_buf_tail(cl->chead),
+				 core_buf_space(cl->chead));
+	if (n < 0) {
+		local_response(cl, 502, "response head too large", true);
+		return true;
+	}
+	cl->chead->end += (uint32_t)n;
+	core_buf_consume(up->in, (uint32_t)r);
+	cl->resp_head_done = true;
+	cl->close_after = close && !upgrade;
+	cl->resp_keepalive = resp->conn.keep_alive;
+	cl->resp_body = (uint8_t)resp->body;
+	cl->resp_remaining = resp->content_length;
+	cl->resp_framed = resp->body == HTTP1_BODY_NONE ||
+			  (resp->body == HTTP1_BODY_LENGTH &&
+			   resp->content_length == 0);
+	/* No more retries once the origin answered: free the request head. */
+	core_buf_put(&w->bufs, cl->uhead);
+	cl->uhead = NULL;
+	if (upgrade) {
+		cl->state = PX_TUNNEL;
+		cl->resp_framed = true;
+	}
+	return true;
+}
+
+static bool frame_response(px_client *cl)
+{
+	px_upstream *up = cl->up;
+	uint32_t avail = blen(up->in) - cl->resp_fwd;
+	if (avail == 0 && !(cl->resp_body == HTTP1_BODY_EOF && up->rd_eof))
+		return false;
+	bool done = false;
+	int n = frame_body(cl->resp_body, &cl->resp_remaining,
+			   &cl->resp_chunk, core_buf_head(up->in) + cl->resp_fwd,
+			   avail, up->rd_eof, &done);
+	if (n < 0) {
+		log_info("origin %s: bad response body: %s", cl->origin->name,
+			 http1_err_reason(n));
+		client_close(cl);
+		return false;
+	}
+	cl->resp_fwd += (uint32_t)n;
+	cl->resp_framed = done;
+	return n > 0 || done;
+}
+
+static bool write_client(px_client *cl)
+{
+	px_upstream *up = cl->up;
+	uint32_t hl = blen(cl->chead);
+	uint32_t bl = up ? cl->resp_fwd : 0;
+	ssize_t n = write2(cl->io.fd, cl->chead, hl, up ? up->in : NULL, bl,
+			   &cl->can_write);
+	if (n < 0) {
+		client_close(cl);
+		return false;
+	}
+	if (n == 0)
+		return false;
+	uint32_t m = (uint32_t)n;
+	uint32_t h = MIN(m, hl);
+	if (h)
+		core_buf_consume(cl->chead, h);
+	m -= h;
+	if (m) {
+		core_buf_consume(up->in, m);
+		cl->resp_fwd -= m;
+	}
+	cl->last_write = cl->w->loop.now;
+	return true;
+}
+
+static void release_upstream(px_client *cl, bool reusable)
+{
+	edge_worker *w = cl->w;
+	px_upstream *up = cl->up;
+	cl->up = NULL;
+	if (!up)
+		return;
+	edge_idle_list *l = &w->idle[up->origin->index];
+	if (!reusable || blen(up->in) > 0 || w->draining ||
+	    l->count >= w->snap->cfg->edge.limits.upstream_idle_per_origin) {
+		up_close(up);
+		return;
+	}
+	core_buf_put(&w->bufs, up->in);
+	up->in = NULL;
+	up->client = NULL;
+	up->idle = true;
+	up->prev = NULL;
+	up->next = l->head;
+	if (l->head)
+		l->head->prev = up;
+	l->head = up;
+	l->count++;
+	core_timer_after(&w->loop, &up->timer, timeouts(w)->upstream_idle_ms);
+}
+
+static bool finish_exchange(px_client *cl)
+{
+	edge_worker *w = cl->w;
+	bool req_done = cl->req_framed && cl->req_fwd == 0 && blen(cl->uhead) == 0;
+	px_upstream *up = cl->up;
+	bool reusable = up && req_done && !up->rd_eof && cl->resp_keepalive &&
+			cl->resp_body != HTTP1_BODY_EOF;
+	release_upstream(cl, reusable);
+	if (cl->close_after || !req_done) {
+		begin_linger(cl);
+		return true;
+	}
+	core_buf_put(&w->bufs, cl->uhead);
+	core_buf_put(&w->bufs, cl->chead);
+	cl->uhead = cl->chead = NULL;
+	reset_exchange(cl);
+	cl->parse_pending = blen(cl->in) > 0;
+	if (cl->parse_pending)
+		cl->head_start = w->loop.now;
+	cl->last_read = w->loop.now;
+	return true;
+}
+
+static bool step_proxy(px_client *cl)
+{
+	bool p = false;
+	if (!cl->req_framed)
+		p |= frame_request(cl);
+	if (is_closed(cl) || cl->state != PX_PROXY)
+		return p;
+	if (!cl->req_framed && cl->can_read)
+		p |= read_client(cl);
+	if (is_closed(cl) || cl->state != PX_PROXY)
+		return p;
+	px_upstream *up = cl->up;
+	if (!up)
+		return p; /* a failed attach already answered */
+	if (!up->connecting && up->can_write &&
+	    (blen(cl->uhead) || cl->req_fwd))
+		p |= write_upstream(cl);
+	if (is_closed(cl) || cl->state != PX_PROXY || cl->up != up)
+		return true;
+	if (!up->connecting && !cl->resp_framed && up->can_read && !up->rd_eof)
+		p |= read_upstream(cl);
+	if (is_closed(cl) || cl->state != PX_PROXY || cl->up != up)
+		return true;
+	if (!cl->resp_head_done && up->parse_pending && blen(up->in))
+		p |= parse_response(cl);
+	if (is_closed(cl) || cl->state != PX_PROXY)
+		return true;
+	if (cl->resp_head_done && !cl->resp_framed)
+		p |= frame_response(cl);
+	if (is_closed(cl))
+		return false;
+	if (cl->can_write && (blen(cl->chead) || cl->resp_fwd))
+		p |= write_client(cl);
+	if (is_closed(cl) || cl->state != PX_PROXY)
+		return p;
+	if (cl->resp_head_done && cl->resp_framed && cl->resp_fwd == 0 &&
+	    blen(cl->chead) == 0)
+		return finish_exchange(cl);
+	return p;
+}
+
+/* --- local, linger, tunnel ------------------------------------------- */
+
+static bool step_local(px_client *cl)
+{
+	if (!cl->can_write)
+		return false;
+	bool p = write_client(cl);
+	if (is_closed(cl))
+		return false;
+	if (blen(cl->chead) == 0) {
+		if (cl->close_after) {
+			begin_linger(cl);
+		} else {
+			core_buf_put(&cl->w->bufs, cl->chead);
+			cl->chead = NULL;
+			reset_exchange(cl);
+			cl->parse_pending = blen(cl->in) > 0;
+			if (cl->parse_pending)
+				cl->head_start = cl->w->loop.now;
+		}
+		return true;
+	}
+	return p;
+}
+
+static bool step_linger(px_client *cl)
+{
+	if (!cl->can_read)
+		return false;
+	char sink[4096];
+	ssize_t n = read(cl->io.fd, sink, sizeof(sink));
+	if (n > 0)
+		return true;
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		cl->can_read = false;
+		return false;
+	}
+	client_close(cl);
+	return false;
+}
+
+static bool step_tunnel(px_client *cl)
+{
+	px_upstream *up = cl->up;
+	edge_worker *w = cl->w;
+	bool p = false;
+	if (!up) {
+		client_close(cl);
+		return false;
+	}
+	/* client → origin */
+	if (cl->can_read && !cl->rd_eof) {
+		if (!cl->in)
+			cl->in = core_buf_get(&w->bufs);
+		ssize_t n = read_into(cl->io.fd, cl->in, &cl->can_read);
+		if (n > 0) {
+			p = true;
+			cl->last_read = w->loop.now;
+		} else if (n == 0 || (n != -EAGAIN && n != -ENOBUFS)) {
+			cl->rd_eof = true;
+			p = true;
+		}
+	}
+	if (up->can_write && blen(cl->in)) {
+		ssize_t n = write2(up->io.fd, cl->in, blen(cl->in), NULL, 0,
+				   &up->can_write);
+		if (n < 0) {
+			client_close(cl);
+			return false;
+		}
+		if (n > 0) {
+			core_buf_consume(cl->in, (uint32_t)n);
+			p = true;
+		}
+	}
+	if (cl->rd_eof && blen(cl->in) == 0 && !up->wr_shut) {
+		shutdown(up->io.fd, SHUT_WR);
+		up->wr_shut = true;
+	}
+	/* origin → client (after the 101 head in chead) */
+	if (up->can_read && !up->rd_eof) {
+		if (!up->in)
+			up->in = core_buf_get(&w->bufs);
+		ssize_t n = read_into(up->io.fd, up->in, &up->can_read);
+		if (n > 0) {
+			p = true;
+			cl->last_write = w->loop.now;
+		} else if (n == 0 || (n != -EAGAIN && n != -ENOBUFS)) {
+			up->rd_eof = true;
+			p = true;
+		}
+	}
+	cl->resp_fwd = blen(up->in);
+	if (cl->can_write && (blen(cl->chead) || cl->resp_fwd)) {
+		p |= write_client(cl);
+		if (is_closed(cl))
+			return false;
+	}
+	if (up->rd_eof && blen(up->in) == 0 && blen(cl->chead) == 0 &&
+	    !cl->wr_shut) {
+		shutdown(cl->io.fd, SHUT_WR);
+		cl->wr_shut = true;
+	}
+	if (cl->wr_shut && up->wr_shut) {
+		client_close(cl);
+		return false;
+	}
+	return p;
+}
+
+/* --- timers --------------------------------------------------------- */
+
+static void update_timers(px_client *cl)
+{
+	edge_worker *w = cl->w;
+	const cfg_timeouts *to = timeouts(w);
+	core_loop *l = &w->loop;
+	switch (cl->state) {
+	case PX_HEAD:
+		if (blen(cl->in) > 0 && cl->head_start)
+			core_timer_set(l, &cl->timer,
+				       cl->head_start + to->client_header_ms);
+		else
+			core_timer_set(l, &cl->timer,
+				       cl->last_read + to->client_idle_ms);
+		break;
+	case PX_PROXY:
+		if (!cl->req_framed && !cl->can_read)
+			core_timer_set(l, &cl->timer,
+				       cl->last_read + to->client_body_ms);
+		else if ((blen(cl->chead) || cl->resp_fwd) && !cl->can_write)
+			core_timer_set(l, &cl->timer,
+				       cl->last_write + to->client_idle_ms);
+		else
+			core_timer_cancel(l, &cl->timer);
+		if (cl->up && !cl->up->connecting) {
+			if (!cl->resp_framed)
+				core_timer_set(l, &cl->up->timer,
+					       cl->up->last_io +
+						       to->upstream_response_ms);
+			else
+				core_timer_cancel(l, &cl->up->timer);
+		}
+		break;
+	case PX_LOCAL:
+		core_timer_set(l, &cl->timer, cl->last_write + to->client_idle_ms);
+		break;
+	case PX_TUNNEL:
+		core_timer_set(l, &cl->timer,
+			       MAX(cl->last_read, cl->last_write) +
+				       to->client_idle_ms);
+		if (cl->up)
+			core_timer_cancel(l, &cl->up->timer);
+		break;
+	case PX_LINGER:
+		break; /* fixed deadline set by begin_linger */
+	}
+}
+
+static void client_timer_cb(core_timer *t)
+{
+	px_client *cl = container_of(t, px_client, timer);
+	switch (cl->state) {
+	case PX_HEAD:
+		if (blen(cl->in) > 0) {
+			local_response(cl, 408, "timed out reading the request",
+				       true);
+			break;
+		}
+		client_close(cl); /* idle keep-alive connection */
+		return;
+	case PX_PROXY:
+		if (!cl->req_framed && !cl->resp_head_done) {
+			local_response(cl, 408,
+				       "timed out reading the request body",
+				       true);
+			break;
+		}
+		client_close(cl);
+		return;
+	default:
+		client_close(cl);
+		return;
+	}
+	pump(cl);
+}
+
+static void up_timer_cb(core_timer *t)
+{
+	px_upstream *up = container_of(t, px_upstream, timer);
+	px_client *cl = up->client;
+	if (!cl) {
+		up_close(up); /* idle too long */
+		return;
+	}
+	if (up->connecting) {
+		log_info("origin %s (%s): connect timed out", cl->origin->name,
+			 cl->origin->address);
+		local_response(cl, 504, "timed out connecting to the origin",
+			       false);
+	} else if (!up->got_bytes) {
+		log_info("origin %s: no response in time", cl->origin->name);
+		local_response(cl, 504, "the origin did not answer in time",
+			       true);
+	} else {
+		client_close(cl);
+		return;
+	}
+	pump(cl);
+}
+
+/* --- events ------------------------------------------------------------ */
+
+static void pump(px_client *cl)
+{
+	/* Each step either makes progress or waits for an edge; the bound
+	 * only guards against a logic error spinning a worker forever. */
+	for (uint32_t rounds = 0; rounds < 1000000; rounds++) {
+		if (is_closed(cl))
+			return;
+		bool p;
+		switch (cl->state) {
+		case PX_HEAD:
+			p = step_head(cl);
+			break;
+		case PX_PROXY:
+			p = step_proxy(cl);
+			break;
+		case PX_LOCAL:
+			p = step_local(cl);
+			break;
+		case PX_TUNNEL:
+			p = step_tunnel(cl);
+			break;
+		case PX_LINGER:
+			p = step_linger(cl);
+			break;
+		default:
+			p = false;
+		}
+		if (!p)
+			break;
+	}
+	if (is_closed(cl))
+		return;
+	if (cl->state == PX_HEAD && cl->in && core_buf_len(cl->in) == 0) {
+		/* Idle between requests: hold no buffer. */
+		core_buf_put(&cl->w->bufs, cl->in);
+		cl->in = NULL;
+	}
+	update_timers(cl);
+}
+
+static void client_io_cb(core_io *io, uint32_t ev)
+{
+	px_client *cl = container_of(io, px_client, io);
+	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))
+		cl->can_read = true;
+	if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+		cl->can_write = true;
+	pump(cl);
+}
+
+static void up_io_cb(core_io *io, uint32_t ev)
+{
+	px_upstream *up = container_of(io, px_upstream, io);
+	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))
+		up->can_read = true;
+	if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+		up->can_write = true;
+	if (up->idle) {
+		/* An idle origin connection should be silent: data or a close
+		 * means it is no longer usable. */
+		if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))
+			up_close(up);
+		return;
+	}
+	px_client *cl = up->client;
+	if (!cl)
+		return;
+	if (up->connecting) {
+		if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+			return;
+		int err = 0;
+		socklen_t len = sizeof(err);
+		if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			err = errno;
+		if (err) {
+			connect_failed(cl, err);
+			pump(cl);
+			return;
+		}
+		up->connecting = false;
+		up->last_io = cl->w->loop.now;
+		core_timer_cancel(&cl->w->loop, &up->timer);
+	}
+	pump(cl);
+}
+
+/* --- drain ------------------------------------------------------------- */
+
+void px_drain(edge_worker *w)
+{
+	px_client *next;
+	for (px_client *cl = w->clients; cl; cl = next) {
+		next = cl->next;
+		if (cl->state == PX_HEAD && blen(cl->in) == 0)
+			client_close(cl);
+		else
+			cl->close_after = true;
+	}
+	for (size_t i = 0; i < w->snap->cfg->norigins; i++)
+		while (w->idle[i].head)
+			up_close(w->idle[i].head);
+}
+
+void px_close_all(edge_worker *w)
+{
+	while (w->clients)
+		client_close(w->clients);
+	for (size_t i = 0; w->idle && i < w->snap->cfg->norigins; i++)
+		while (w->idle[i].head)
+			up_close(w->idle[i].head);
+	px_reap(w);
+}

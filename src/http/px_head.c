@@ -1,0 +1,206 @@
+/* px_head.c - see px_head.h. */
+#include "http/px_head.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/core_util.h"
+
+typedef struct wbuf {
+	char *p;
+	size_t len, size;
+	bool overflow;
+} wbuf;
+
+static void put(wbuf *w, const char *s, size_t n)
+{
+	if (w->overflow || w->size - w->len < n) {
+		w->overflow = true;
+		return;
+	}
+	memcpy(w->p + w->len, s, n);
+	w->len += n;
+}
+
+static void puts_(wbuf *w, const char *s)
+{
+	put(w, s, strlen(s));
+}
+
+static void put_str(wbuf *w, http_str s)
+{
+	put(w, s.p, s.len);
+}
+
+static void put_field(wbuf *w, const http1_header *h)
+{
+	put_str(w, h->name);
+	put(w, ": ", 2);
+	put_str(w, h->value);
+	put(w, "\r\n", 2);
+}
+
+static bool name_is(const http1_header *h, const char *name, size_t n)
+{
+	return h->name.len == n && !core_strncaseeq(h->name.p, name, n);
+}
+#define NAME_IS(h, lit) name_is((h), lit, sizeof(lit) - 1)
+
+static int finish(wbuf *w)
+{
+	put(w, "\r\n", 2);
+	return w->overflow ? -ENOSPC : (int)w->len;
+}
+
+int px_head_request(const http1_request *req, const px_req_ctx *ctx,
+		    char *out, size_t size)
+{
+	wbuf w = {.p = out, .size = size};
+	bool upgrade = req->conn.upgrade && !ctx->upstream_http10;
+	const char *host_override = NULL;
+	if (ctx->origin) {
+		for (size_t i = 0; i < ctx->origin->nheaders; i++) {
+			const cfg_header *h = &ctx->origin->headers[i];
+			if (!strcasecmp(h->name, "Host") && h->nvalues > 0)
+				host_override = h->values[0];
+		}
+	}
+
+	put_str(&w, req->method);
+	put(&w, " ", 1);
+	put_str(&w, req->target);
+	puts_(&w, ctx->upstream_http10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
+
+	bool xff_started = false;
+	for (uint32_t i = 0; i < req->nheaders; i++) {
+		const http1_header *h = &req->headers[i];
+		if (NAME_IS(h, "X-Forwarded-For")) {
+			/* Merge every XFF field into one, ours last. */
+			puts_(&w, xff_started ? ", " : "X-Forwarded-For: ");
+			if (!xff_started)
+				xff_started = true;
+			put_str(&w, h->value);
+			continue;
+		}
+		if (NAME_IS(h, "X-Forwarded-Proto") ||
+		    NAME_IS(h, "X-Forwarded-Host"))
+			continue;
+		if (host_override && NAME_IS(h, "Host"))
+			continue;
+		if (NAME_IS(h, "Transfer-Encoding")) {
+			/* Chunked bodies are forwarded byte for byte. */
+			if (req->body == HTTP1_BODY_CHUNKED)
+				put_field(&w, h);
+			continue;
+		}
+		if (upgrade && NAME_IS(h, "Upgrade")) {
+			put_field(&w, h);
+			continue;
+		}
+		if (http1_is_hop_by_hop(req->headers, req->nheaders, h))
+			continue;
+		put_field(&w, h);
+	}
+	if (xff_started)
+		puts_(&w, ", ");
+	else
+		puts_(&w, "X-Forwarded-For: ");
+	puts_(&w, ctx->client_ip);
+	puts_(&w, "\r\nX-Forwarded-Proto: ");
+	puts_(&w, ctx->proto);
+	if (req->host.len) {
+		puts_(&w, "\r\nX-Forwarded-Host: ");
+		put_str(&w, req->host);
+	}
+	puts_(&w, "\r\n");
+	if (host_override) {
+		puts_(&w, "Host: ");
+		puts_(&w, host_override);
+		puts_(&w, "\r\n");
+	}
+	if (upgrade)
+		puts_(&w, "Connection: upgrade\r\n");
+	else if (ctx->upstream_http10)
+		puts_(&w, "Connection: close\r\n");
+	return finish(&w);
+}
+
+int px_head_response(const http1_response *resp, bool upgrade, bool close,
+		     char *out, size_t size)
+{
+	wbuf w = {.p = out, .size = size};
+	char line[32];
+	int n = snprintf(line, sizeof(line), "HTTP/1.1 %03u ", resp->status);
+	put(&w, line, (size_t)n);
+	put_str(&w, resp->reason);
+	put(&w, "\r\n", 2);
+	for (uint32_t i = 0; i < resp->nheaders; i++) {
+		const http1_header *h = &resp->headers[i];
+		if (NAME_IS(h, "Transfer-Encoding")) {
+			if (resp->body == HTTP1_BODY_CHUNKED)
+				put_field(&w, h);
+			continue;
+		}
+		if (upgrade && NAME_IS(h, "Upgrade")) {
+			put_field(&w, h);
+			continue;
+		}
+		if (http1_is_hop_by_hop(resp->headers, resp->nheaders, h))
+			continue;
+		put_field(&w, h);
+	}
+	if (upgrade)
+		puts_(&w, "Connection: upgrade\r\n");
+	else if (close)
+		puts_(&w, "Connection: close\r\n");
+	return finish(&w);
+}
+
+const char *px_status_reason(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 417: return "Expectation Failed";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Error";
+	}
+}
+
+int px_head_local(int status, const char *detail, const char *edge_name,
+		  bool close, bool head_only, char *out, size_t size)
+{
+	char body[512];
+	const char *reason = px_status_reason(status);
+	int blen = snprintf(body, sizeof(body), "%d %s: %s (edge %s)\n", status,
+			    reason, detail, edge_name);
+	if (blen < 0)
+		return -EINVAL;
+	if ((size_t)blen >= sizeof(body))
+		blen = (int)sizeof(body) - 1;
+	int n = snprintf(out, size,
+			 "HTTP/1.1 %d %s\r\n"
+			 "Content-Type: text/plain; charset=utf-8\r\n"
+			 "Content-Length: %d\r\n"
+			 "Cache-Control: no-store\r\n"
+			 "%s\r\n"
+			 "%.*s",
+			 status, reason, blen, close ? "Connection: close\r\n" : "",
+			 head_only ? 0 : blen, body);
+	if (n < 0 || (size_t)n >= size)
+		return -ENOSPC;
+	return n;
+}

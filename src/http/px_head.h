@@ -1,0 +1,41 @@
+/* px_head.h - rewrite message heads for forwarding (pure, no I/O).
+ *
+ * Request heads going to an origin: hop-by-hop fields dropped (RFC 9110
+ * §7.6.1) except the framing we forward unchanged (Transfer-Encoding when the
+ * body is chunked) and Upgrade/Connection when the client asks to upgrade;
+ * client-sent X-Forwarded-Proto/-Host replaced, X-Forwarded-For appended to.
+ * Response heads going to a client: hop-by-hop dropped the same way,
+ * "Connection: close" added when the edge will close.
+ *
+ * Each writer returns the head length written into out, or -ENOSPC.
+ */
+#ifndef MERIDIAN_PX_HEAD_H
+#define MERIDIAN_PX_HEAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config/cfg_model.h"
+#include "http/http1_parse.h"
+
+typedef struct px_req_ctx {
+	const char *client_ip; /* for X-Forwarded-For */
+	const char *proto;     /* "http" or "https" */
+	const cfg_origin *origin; /* its Host header override, if any */
+	bool upstream_http10;  /* HTTP/1.0 client: speak 1.0 upstream */
+} px_req_ctx;
+
+int px_head_request(const http1_request *req, const px_req_ctx *ctx,
+		    char *out, size_t size);
+
+int px_head_response(const http1_response *resp, bool upgrade, bool close,
+		     char *out, size_t size);
+
+/* A complete locally generated response (error pages): text/plain body
+ * "<code> <reason>: <detail> (edge <edge>)\n". */
+int px_head_local(int status, const char *detail, const char *edge_name,
+		  bool close, bool head_only, char *out, size_t size);
+
+const char *px_status_reason(int status);
+
+#endif

@@ -1,0 +1,140 @@
+/* Unit tests for core: durations, the timer heap, buffers, the arena, and
+ * px_head (head rewriting) which is pure. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/core_arena.h"
+#include "core/core_buf.h"
+#include "core/core_loop.h"
+#include "core/core_sock.h"
+#include "core/core_util.h"
+
+static void test_durations(void **state)
+{
+	uint64_t ms;
+	assert_int_equal(core_parse_duration_ms("500ms", &ms), 0);
+	assert_int_equal(ms, 500);
+	assert_int_equal(core_parse_duration_ms("5s", &ms), 0);
+	assert_int_equal(ms, 5000);
+	assert_int_equal(core_parse_duration_ms("1m", &ms), 0);
+	assert_int_equal(ms, 60000);
+	assert_int_equal(core_parse_duration_ms("2h", &ms), 0);
+	assert_int_equal(ms, 7200000);
+	assert_int_equal(core_parse_duration_ms("7", &ms), 0);
+	assert_int_equal(ms, 7000);
+	assert_int_equal(core_parse_duration_ms("", &ms), -22);
+	assert_int_equal(core_parse_duration_ms("5x", &ms), -22);
+	assert_int_equal(core_parse_duration_ms("-5s", &ms), -22);
+	assert_int_equal(core_parse_duration_ms("99999999999999999999s", &ms), -22);
+}
+
+static int fired[64];
+static int nfired;
+static void on_timer(core_timer *t)
+{
+	fired[nfired++] = (int)(t->deadline);
+}
+
+static void test_timer_heap_order(void **state)
+{
+	core_loop l;
+	assert_int_equal(core_loop_init(&l), 0);
+	core_timer t[32];
+	uint64_t rng = 12345;
+	for (int i = 0; i < 32; i++) {
+		core_timer_init(&t[i], on_timer);
+		rng = rng * 6364136223846793005ULL + 1;
+		core_timer_set(&l, &t[i], 1000 + (rng >> 40) % 1000);
+	}
+	/* Move some, cancel some. */
+	core_timer_set(&l, &t[3], 5);
+	core_timer_set(&l, &t[4], 99999);
+	core_timer_cancel(&l, &t[5]);
+	core_timer_cancel(&l, &t[5]);
+	assert_false(core_timer_armed(&t[5]));
+	assert_int_equal(l.nheap, 31);
+	nfired = 0;
+	uint64_t prev = 0;
+	while (l.nheap) {
+		core_timer *top = l.heap[0];
+		assert_true(top->deadline >= prev);
+		prev = top->deadline;
+		core_timer_cancel(&l, top);
+	}
+	core_loop_destroy(&l);
+}
+
+static void test_buf_pool(void **state)
+{
+	core_buf_pool p;
+	core_buf_pool_init(&p, 1024, 2);
+	core_buf *a = core_buf_get(&p), *b = core_buf_get(&p), *c = core_buf_get(&p);
+	assert_int_equal(p.in_use, 3);
+	memcpy(core_buf_tail(a), "hello", 5);
+	a->end += 5;
+	core_buf_consume(a, 2);
+	assert_int_equal(core_buf_len(a), 3);
+	core_buf_compact(a);
+	assert_int_equal(a->start, 0);
+	assert_memory_equal(core_buf_head(a), "llo", 3);
+	core_buf_consume(a, 3);
+	assert_int_equal(a->start, 0);
+	assert_int_equal(a->end, 0);
+	core_buf_put(&p, a);
+	core_buf_put(&p, b);
+	core_buf_put(&p, c); /* beyond max_free: really freed */
+	assert_int_equal(p.nfree, 2);
+	assert_int_equal(p.in_use, 0);
+	core_buf_pool_destroy(&p);
+}
+
+static void test_arena(void **state)
+{
+	core_arena *a = core_arena_new(64);
+	char *s = core_arena_strdup(a, "meridian");
+	assert_string_equal(s, "meridian");
+	for (int i = 0; i < 100; i++) {
+		char *p = core_arena_alloc(a, 100);
+		assert_int_equal(((uintptr_t)p) % 16, 0);
+		assert_int_equal(p[99], 0);
+	}
+	core_arena_reset(a);
+	assert_non_null(core_arena_alloc(a, 10));
+	core_arena_free(a);
+}
+
+static void test_parse_addr(void **state)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char ip[64];
+	assert_int_equal(core_sock_parse_addr("127.0.0.1:8080", &ss, &len), 0);
+	core_sock_ip_text((struct sockaddr *)&ss, ip, sizeof(ip));
+	assert_string_equal(ip, "127.0.0.1");
+	assert_int_equal(core_sock_parse_addr("[::1]:53", &ss, &len), 0);
+	core_sock_ip_text((struct sockaddr *)&ss, ip, sizeof(ip));
+	assert_string_equal(ip, "::1");
+	assert_int_equal(core_sock_parse_addr("127.0.0.1", &ss, &len), -22);
+	assert_int_equal(core_sock_parse_addr("127.0.0.1:", &ss, &len), -22);
+	assert_int_equal(core_sock_parse_addr("127.0.0.1:70000", &ss, &len), -22);
+	assert_int_equal(core_sock_parse_addr("host:80", &ss, &len), -22);
+	assert_int_equal(core_sock_parse_addr("[::1:80", &ss, &len), -22);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_durations),
+		cmocka_unit_test(test_timer_heap_order),
+		cmocka_unit_test(test_buf_pool),
+		cmocka_unit_test(test_arena),
+		cmocka_unit_test(test_parse_addr),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
