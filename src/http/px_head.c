@@ -47,6 +47,53 @@ static bool name_is(const http1_header *h, const char *name, size_t n)
 }
 #define NAME_IS(h, lit) name_is((h), lit, sizeof(lit) - 1)
 
+/* The fixed hop-by-hop names (RFC 9110 §7.6.1 and common practice),
+ * checked by length first: most fields are rejected by one compare. */
+static bool fixed_hop(const http1_header *h)
+{
+	switch (h->name.len) {
+	case 2:
+		return NAME_IS(h, "TE");
+	case 7:
+		return NAME_IS(h, "Trailer") || NAME_IS(h, "Upgrade");
+	case 10:
+		return NAME_IS(h, "Connection") || NAME_IS(h, "Keep-Alive");
+	case 16:
+		return NAME_IS(h, "Proxy-Connection");
+	case 17:
+		return NAME_IS(h, "Transfer-Encoding");
+	default:
+		return false;
+	}
+}
+
+static bool value_is(const http1_header *h, const char *v, size_t n)
+{
+	return h->value.len == n && !core_strncaseeq(h->value.p, v, n);
+}
+
+/* Whether some Connection field may name other fields (anything but a
+ * lone close / keep-alive / upgrade). Only then is the full, quadratic
+ * http1_is_hop_by_hop check needed. */
+static bool connection_names_fields(const http1_header *all, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		const http1_header *h = &all[i];
+		if (!NAME_IS(h, "Connection"))
+			continue;
+		if (!value_is(h, "close", 5) && !value_is(h, "keep-alive", 10) &&
+		    !value_is(h, "upgrade", 7))
+			return true;
+	}
+	return false;
+}
+
+static bool is_hop(const http1_header *all, uint32_t n, const http1_header *h,
+		   bool named)
+{
+	return fixed_hop(h) || (named && http1_is_hop_by_hop(all, n, h));
+}
+
 static int finish(wbuf *w)
 {
 	put(w, "\r\n", 2);
@@ -73,6 +120,7 @@ int px_head_request(const http1_request *req, const px_req_ctx *ctx,
 	puts_(&w, ctx->upstream_http10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
 
 	bool xff_started = false;
+	bool named = connection_names_fields(req->headers, req->nheaders);
 	for (uint32_t i = 0; i < req->nheaders; i++) {
 		const http1_header *h = &req->headers[i];
 		if (NAME_IS(h, "X-Forwarded-For")) {
@@ -98,7 +146,7 @@ int px_head_request(const http1_request *req, const px_req_ctx *ctx,
 			put_field(&w, h);
 			continue;
 		}
-		if (http1_is_hop_by_hop(req->headers, req->nheaders, h))
+		if (is_hop(req->headers, req->nheaders, h, named))
 			continue;
 		put_field(&w, h);
 	}
@@ -130,11 +178,14 @@ int px_head_response(const http1_response *resp, bool upgrade, bool close,
 		     char *out, size_t size)
 {
 	wbuf w = {.p = out, .size = size};
-	char line[32];
-	int n = snprintf(line, sizeof(line), "HTTP/1.1 %03u ", resp->status);
-	put(&w, line, (size_t)n);
+	char line[13] = "HTTP/1.1 000 ";
+	line[9] = (char)('0' + resp->status / 100 % 10);
+	line[10] = (char)('0' + resp->status / 10 % 10);
+	line[11] = (char)('0' + resp->status % 10);
+	put(&w, line, sizeof(line));
 	put_str(&w, resp->reason);
 	put(&w, "\r\n", 2);
+	bool named = connection_names_fields(resp->headers, resp->nheaders);
 	for (uint32_t i = 0; i < resp->nheaders; i++) {
 		const http1_header *h = &resp->headers[i];
 		if (NAME_IS(h, "Transfer-Encoding")) {
@@ -146,7 +197,7 @@ int px_head_response(const http1_response *resp, bool upgrade, bool close,
 			put_field(&w, h);
 			continue;
 		}
-		if (http1_is_hop_by_hop(resp->headers, resp->nheaders, h))
+		if (is_hop(resp->headers, resp->nheaders, h, named))
 			continue;
 		put_field(&w, h);
 	}

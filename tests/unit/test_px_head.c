@@ -1,0 +1,156 @@
+/* Unit tests for px_head: the request and response heads the proxy
+ * forwards (hop-by-hop removal, X-Forwarded-*, framing kept) and the
+ * local error responses. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "http/px_head.h"
+
+static const http1_limits lim = {16384, 100, 8192};
+static http1_request req;
+static http1_response resp;
+static char out[4096];
+
+static const char *rewrite_req(const char *raw, const char *ip, bool http10)
+{
+	int r = http1_parse_request(raw, strlen(raw), &lim, &req);
+	assert_int_equal(r, (int)strlen(raw));
+	px_req_ctx ctx = {.client_ip = ip, .proto = "http", .upstream_http10 = http10};
+	int n = px_head_request(&req, &ctx, out, sizeof(out) - 1);
+	assert_true(n > 0);
+	out[n] = '\0';
+	return out;
+}
+
+static void test_request_basic(void **state)
+{
+	const char *h = rewrite_req("GET /a?b=1 HTTP/1.1\r\nHost: lb.example.com\r\n"
+				    "Accept: */*\r\n\r\n",
+				    "10.0.0.1", false);
+	assert_string_equal(h, "GET /a?b=1 HTTP/1.1\r\nHost: lb.example.com\r\n"
+			       "Accept: */*\r\nX-Forwarded-For: 10.0.0.1\r\n"
+			       "X-Forwarded-Proto: http\r\n"
+			       "X-Forwarded-Host: lb.example.com\r\n\r\n");
+}
+
+static void test_request_hop_by_hop_removed(void **state)
+{
+	const char *h = rewrite_req(
+		"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Secret\r\n"
+		"Keep-Alive: timeout=5\r\nX-Secret: 1\r\nTE: trailers\r\n"
+		"Proxy-Connection: keep-alive\r\nTrailer: X\r\nUpgrade: h2c\r\n"
+		"X-Kept: yes\r\n\r\n",
+		"10.0.0.1", false);
+	assert_null(strstr(h, "Connection:"));
+	assert_null(strstr(h, "Keep-Alive"));
+	assert_null(strstr(h, "X-Secret"));
+	assert_null(strstr(h, "TE:"));
+	assert_null(strstr(h, "Trailer"));
+	assert_null(strstr(h, "Upgrade"));
+	assert_non_null(strstr(h, "X-Kept: yes\r\n"));
+}
+
+static void test_request_xff_appended_and_spoofs_replaced(void **state)
+{
+	const char *h = rewrite_req(
+		"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\n"
+		"X-Forwarded-Proto: https\r\nX-Forwarded-Host: evil\r\n"
+		"X-Forwarded-For: 2.2.2.2\r\n\r\n",
+		"127.0.0.9", false);
+	assert_non_null(strstr(h, "X-Forwarded-For: 1.1.1.1, 2.2.2.2, 127.0.0.9\r\n"));
+	assert_non_null(strstr(h, "X-Forwarded-Proto: http\r\n"));
+	assert_null(strstr(h, "https"));
+	assert_null(strstr(h, "evil"));
+	assert_non_null(strstr(h, "X-Forwarded-Host: a\r\n"));
+}
+
+static void test_request_chunked_and_upgrade_kept(void **state)
+{
+	const char *h = rewrite_req("POST /u HTTP/1.1\r\nHost: a\r\n"
+				    "Transfer-Encoding: chunked\r\n\r\n",
+				    "1.2.3.4", false);
+	assert_non_null(strstr(h, "Transfer-Encoding: chunked\r\n"));
+	h = rewrite_req("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
+			"Upgrade: websocket\r\n\r\n",
+			"1.2.3.4", false);
+	assert_non_null(strstr(h, "Upgrade: websocket\r\n"));
+	assert_non_null(strstr(h, "Connection: upgrade\r\n"));
+}
+
+static void test_request_http10(void **state)
+{
+	const char *h = rewrite_req("GET / HTTP/1.0\r\n\r\n", "1.2.3.4", true);
+	assert_true(strncmp(h, "GET / HTTP/1.0\r\n", 16) == 0);
+	assert_non_null(strstr(h, "Connection: close\r\n"));
+	assert_null(strstr(h, "X-Forwarded-Host"));
+}
+
+static void test_request_overflow(void **state)
+{
+	const char *raw = "GET / HTTP/1.1\r\nHost: a\r\nX-Long: aaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+	assert_true(http1_parse_request(raw, strlen(raw), &lim, &req) > 0);
+	px_req_ctx ctx = {.client_ip = "1.2.3.4", .proto = "http"};
+	assert_int_equal(px_head_request(&req, &ctx, out, 40), -ENOSPC);
+}
+
+static void test_response(void **state)
+{
+	const char *raw = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+			  "Connection: keep-alive\r\nKeep-Alive: timeout=5\r\n"
+			  "Server: o\r\n\r\n";
+	assert_true(http1_parse_response(raw, strlen(raw), &lim, HTTP_M_GET, &resp) > 0);
+	int n = px_head_response(&resp, false, false, out, sizeof(out) - 1);
+	out[n] = '\0';
+	assert_string_equal(out, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: o\r\n\r\n");
+	n = px_head_response(&resp, false, true, out, sizeof(out) - 1);
+	out[n] = '\0';
+	assert_string_equal(out, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: o\r\n"
+				 "Connection: close\r\n\r\n");
+	raw = "HTTP/1.1 404 Not Here\r\nTransfer-Encoding: chunked\r\n\r\n";
+	assert_true(http1_parse_response(raw, strlen(raw), &lim, HTTP_M_GET, &resp) > 0);
+	n = px_head_response(&resp, false, false, out, sizeof(out) - 1);
+	out[n] = '\0';
+	assert_string_equal(out, "HTTP/1.1 404 Not Here\r\nTransfer-Encoding: chunked\r\n\r\n");
+}
+
+static void test_local(void **state)
+{
+	int n = px_head_local(404, "no load balancer for this host", "pop-1", false,
+			      false, out, sizeof(out) - 1);
+	assert_true(n > 0);
+	out[n] = '\0';
+	assert_true(strncmp(out, "HTTP/1.1 404 Not Found\r\n", 24) == 0);
+	assert_non_null(strstr(out, "(edge pop-1)\n"));
+	assert_null(strstr(out, "Connection: close"));
+	const char *body = strstr(out, "\r\n\r\n") + 4;
+	char cl[64];
+	snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n", strlen(body));
+	assert_non_null(strstr(out, cl));
+	n = px_head_local(502, "x", "e", true, true, out, sizeof(out) - 1);
+	out[n] = '\0';
+	assert_non_null(strstr(out, "Connection: close\r\n"));
+	assert_string_equal(strstr(out, "\r\n\r\n"), "\r\n\r\n"); /* HEAD: no body */
+	assert_int_equal(px_head_local(502, "x", "e", true, false, out, 20), -ENOSPC);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_request_basic),
+		cmocka_unit_test(test_request_hop_by_hop_removed),
+		cmocka_unit_test(test_request_xff_appended_and_spoofs_replaced),
+		cmocka_unit_test(test_request_chunked_and_upgrade_kept),
+		cmocka_unit_test(test_request_http10),
+		cmocka_unit_test(test_request_overflow),
+		cmocka_unit_test(test_response),
+		cmocka_unit_test(test_local),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
