@@ -37,6 +37,32 @@ typedef struct cfg_header {
 	size_t nvalues;
 } cfg_header;
 
+/* An IP prefix, "10.0.0.0/8" or "2001:db8::/32"; host bits are zero. */
+typedef struct cfg_cidr {
+	const char *text; /* as written */
+	int family;       /* AF_INET or AF_INET6 */
+	uint8_t addr[16]; /* network address; 4 bytes used for AF_INET */
+	uint8_t prefix;   /* prefix length in bits */
+} cfg_cidr;
+
+/* A YAML value kept as written, for objects whose semantics arrive with a
+ * later issue (load balancer rules). */
+typedef enum cfg_raw_kind {
+	CFG_RAW_NULL = 0,
+	CFG_RAW_SCALAR,
+	CFG_RAW_LIST,
+	CFG_RAW_MAP,
+} cfg_raw_kind;
+
+typedef struct cfg_raw {
+	cfg_pos pos;
+	cfg_raw_kind kind;
+	const char *scalar;    /* CFG_RAW_SCALAR: the text, after ${VAR} */
+	const char **keys;     /* CFG_RAW_MAP: keys[i] names items[i] */
+	struct cfg_raw *items; /* CFG_RAW_LIST and CFG_RAW_MAP */
+	size_t n;
+} cfg_raw;
+
 typedef enum cfg_monitor_type {
 	CFG_MON_HTTP = 0,
 	CFG_MON_HTTPS,
@@ -88,6 +114,30 @@ typedef enum cfg_origin_steering {
 	CFG_OSTEER_LEAST_CONNECTIONS,
 } cfg_origin_steering;
 
+typedef enum cfg_shed_policy {
+	CFG_SHED_RANDOM = 0,
+	CFG_SHED_HASH,
+} cfg_shed_policy;
+
+/* Cloudflare's pool load_shedding. */
+typedef struct cfg_load_shedding {
+	double default_percent;         /* 0..100, default 0 */
+	cfg_shed_policy default_policy; /* default random */
+	double session_percent;         /* 0..100, default 0 */
+	cfg_shed_policy session_policy; /* hash only */
+} cfg_load_shedding;
+
+/* Which health changes of a pool (or its origins) are notified. */
+typedef struct cfg_notify_filter {
+	bool disable;   /* no notifications at all */
+	int8_t healthy; /* -1 (null): every change; 1: only to healthy;
+			 * 0: only to unhealthy */
+} cfg_notify_filter;
+
+typedef struct cfg_notification_filter {
+	cfg_notify_filter origin, pool;
+} cfg_notification_filter;
+
 typedef struct cfg_pool {
 	cfg_pos pos;
 	const char *id;
@@ -103,9 +153,11 @@ typedef struct cfg_pool {
 	double latitude, longitude;
 	bool has_location;
 	cfg_origin_steering origin_steering;
-	/* load_shedding and notification_filter are parsed and kept raw for
-	 * later issues. */
+	/* load_shedding and notification_filter are parsed and validated; the
+	 * behaviour behind them arrives with later issues. */
 	uint32_t index; /* index in cfg_snapshot.pools */
+	cfg_load_shedding load_shedding;
+	cfg_notification_filter notification_filter;
 } cfg_pool;
 
 typedef enum cfg_steering {
@@ -133,6 +185,59 @@ typedef struct cfg_pool_map {
 	size_t npools;
 } cfg_pool_map;
 
+/* random_steering.pool_weights: one entry per pool named. */
+typedef struct cfg_pool_weight {
+	const char *key; /* pool id as written */
+	const cfg_pool *pool;
+	double weight; /* 0..1 */
+} cfg_pool_weight;
+
+typedef enum cfg_loc_mode {
+	CFG_LOC_POP = 0,
+	CFG_LOC_RESOLVER_IP,
+} cfg_loc_mode;
+
+typedef enum cfg_prefer_ecs {
+	CFG_ECS_ALWAYS = 0,
+	CFG_ECS_NEVER,
+	CFG_ECS_PROXIMITY,
+	CFG_ECS_GEO,
+} cfg_prefer_ecs;
+
+typedef struct cfg_location_strategy {
+	cfg_loc_mode mode;         /* default pop */
+	cfg_prefer_ecs prefer_ecs; /* default proximity */
+} cfg_location_strategy;
+
+typedef enum cfg_samesite {
+	CFG_SAMESITE_AUTO = 0,
+	CFG_SAMESITE_LAX,
+	CFG_SAMESITE_NONE,
+	CFG_SAMESITE_STRICT,
+} cfg_samesite;
+
+typedef enum cfg_secure {
+	CFG_SECURE_AUTO = 0,
+	CFG_SECURE_ALWAYS,
+	CFG_SECURE_NEVER,
+} cfg_secure;
+
+typedef enum cfg_zdt_failover {
+	CFG_ZDT_NONE = 0,
+	CFG_ZDT_TEMPORARY,
+	CFG_ZDT_STICKY,
+} cfg_zdt_failover;
+
+typedef struct cfg_affinity_attrs {
+	cfg_samesite samesite; /* default Auto */
+	cfg_secure secure;     /* default Auto */
+	uint32_t drain_duration; /* seconds, default 0 */
+	const char **headers;  /* session_affinity: header */
+	size_t nheaders;
+	bool require_all_headers;
+	cfg_zdt_failover zero_downtime_failover; /* default none */
+} cfg_affinity_attrs;
+
 typedef struct cfg_lb {
 	cfg_pos pos;
 	const char *id;   /* default: name */
@@ -152,6 +257,16 @@ typedef struct cfg_lb {
 	bool failover_across_pools;
 	cfg_affinity session_affinity;
 	uint32_t session_affinity_ttl; /* seconds, default 82800 */
+	/* random_steering.pool_weights. random_pool_weights above is filled
+	 * too (same order, key = pool id, pools = &pool_weights[i].pool,
+	 * npools = 1) and has nrandom_pool_weights entries. */
+	cfg_pool_weight *pool_weights;
+	size_t npool_weights;
+	size_t nrandom_pool_weights;
+	cfg_location_strategy location_strategy;
+	cfg_affinity_attrs session_affinity_attributes;
+	cfg_raw *rules; /* each a CFG_RAW_MAP, kept as written */
+	size_t nrules;
 } cfg_lb;
 
 /* Edge limits and timeouts (Meridian's own). */
@@ -173,6 +288,17 @@ typedef struct cfg_timeouts {
 	uint32_t drain_ms;            /* SIGTERM drain bound, default 10000 */
 } cfg_timeouts;
 
+typedef struct cfg_tls_cert {
+	cfg_pos pos;
+	const char *cert; /* PEM file, as written */
+	const char *key;
+} cfg_tls_cert;
+
+typedef struct cfg_tls {
+	cfg_tls_cert *certificates;
+	size_t ncertificates;
+} cfg_tls;
+
 typedef struct cfg_edge {
 	cfg_pos pos;
 	const char *name; /* PoP id, default "meridian" */
@@ -193,7 +319,92 @@ typedef struct cfg_edge {
 	bool has_admin;
 	cfg_limits limits;
 	cfg_timeouts timeouts;
+	cfg_addr *listen_tunnel;
+	size_t nlisten_tunnel;
+	cfg_tls tls;
 } cfg_edge;
+
+typedef enum cfg_token_scope {
+	CFG_SCOPE_READ = 0,
+	CFG_SCOPE_EDIT,
+} cfg_token_scope;
+
+typedef struct cfg_api_token {
+	cfg_pos pos;
+	const char *token; /* after ${VAR} substitution; never log it */
+	cfg_token_scope scope;
+} cfg_api_token;
+
+typedef struct cfg_api {
+	const char *account_id; /* default "default" */
+	cfg_api_token *tokens;
+	size_t ntokens;
+} cfg_api;
+
+typedef enum cfg_rr_type {
+	CFG_RR_NONE = 0, /* never in a loaded snapshot */
+	CFG_RR_A,
+	CFG_RR_AAAA,
+	CFG_RR_CNAME,
+	CFG_RR_TXT,
+	CFG_RR_MX,
+	CFG_RR_NS,
+	CFG_RR_SRV,
+	CFG_RR_CAA,
+	CFG_RR_SOA,
+} cfg_rr_type;
+
+typedef struct cfg_record {
+	cfg_pos pos;
+	const char *name; /* fully qualified, lowercase; "@" becomes the zone */
+	cfg_rr_type type;
+	const char *content;
+	uint32_t ttl;      /* seconds, default 300 */
+	uint16_t priority; /* MX and SRV, default 0 */
+} cfg_record;
+
+typedef struct cfg_zone {
+	cfg_pos pos;
+	const char *name; /* lowercase, no trailing dot */
+	cfg_record *records;
+	size_t nrecords;
+} cfg_zone;
+
+/* geo.networks: a CIDR override of the client's location. */
+typedef struct cfg_geo_network {
+	cfg_cidr cidr;
+	const char *region;  /* NULL: derived from country */
+	const char *country; /* ISO 3166 alpha-2, or NULL */
+} cfg_geo_network;
+
+typedef struct cfg_geo {
+	const char *database; /* MaxMind DB file, or NULL */
+	cfg_geo_network *networks;
+	size_t nnetworks;
+	cfg_cidr *trusted_proxies;
+	size_t ntrusted_proxies;
+} cfg_geo;
+
+typedef struct cfg_email {
+	const char *smtp_url; /* smtp:// or smtps:// */
+	const char *from;
+	const char **to;
+	size_t nto;
+} cfg_email;
+
+typedef struct cfg_webhook {
+	cfg_pos pos;
+	const char *url;
+	const char *secret; /* NULL: unsigned */
+} cfg_webhook;
+
+typedef struct cfg_notifications {
+	cfg_email email;
+	bool has_email;
+	cfg_webhook *webhooks;
+	size_t nwebhooks;
+	uint32_t debounce_ms; /* default 10000 */
+} cfg_notifications;
 
 typedef struct cfg_snapshot {
 	struct core_arena *arena; /* owns everything below */
@@ -207,6 +418,11 @@ typedef struct cfg_snapshot {
 	size_t nlbs;
 	cfg_origin **origins; /* all origins of all pools, by cfg_origin.index */
 	size_t norigins;
+	cfg_api api;
+	cfg_zone *zones;
+	size_t nzones;
+	cfg_geo geo;
+	cfg_notifications notifications;
 } cfg_snapshot;
 
 #endif

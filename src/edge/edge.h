@@ -66,7 +66,8 @@ struct edge_worker {
 	/* Scratch for the head being parsed: valid only inside one call. */
 	http1_request req;
 	http1_response resp;
-	char ip_text[64];
+	char overload[512]; /* canned 503 beyond max_connections */
+	int overload_len;
 	int start_err; /* set when the thread failed to start */
 };
 

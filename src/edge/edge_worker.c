@@ -15,16 +15,7 @@
 #include "edge/edge.h"
 #include "edge/edge_worker.h"
 #include "http/px.h"
-
-/* Sent (best effort) to connections beyond edge.limits.max_connections. */
-static const char overload_response[] =
-	"HTTP/1.1 503 Service Unavailable\r\n"
-	"Content-Type: text/plain; charset=utf-8\r\n"
-	"Content-Length: 42\r\n"
-	"Connection: close\r\n"
-	"Retry-After: 1\r\n"
-	"\r\n"
-	"503 Service Unavailable: too many clients\n";
+#include "http/px_head.h"
 
 static void listener_cb(core_io *io, uint32_t ev)
 {
@@ -52,8 +43,9 @@ static void listener_cb(core_io *io, uint32_t ev)
 		unsigned n = atomic_fetch_add(&w->e->nconns, 1) + 1;
 		if (n > max) {
 			atomic_fetch_sub(&w->e->nconns, 1);
-			ssize_t s = send(fd, overload_response,
-					 sizeof(overload_response) - 1,
+			/* Best effort: the socket buffer of a new connection
+			 * takes this without blocking. */
+			ssize_t s = send(fd, w->overload, (size_t)w->overload_len,
 					 MSG_DONTWAIT | MSG_NOSIGNAL);
 			(void)s;
 			shutdown(fd, SHUT_WR);
@@ -132,6 +124,11 @@ int edge_worker_init(edge_worker *w, edge *e, uint32_t id)
 	core_timer_init(&w->drain_timer, drain_timer_cb);
 	core_timer_init(&w->accept_retry, accept_retry_cb);
 	core_buf_pool_init(&w->bufs, e->buf_size, 1024);
+	w->overload_len = px_head_local(503, "too many client connections",
+					cfg->edge.name, true, false, w->overload,
+					sizeof(w->overload));
+	if (w->overload_len < 0)
+		return -ENAMETOOLONG;
 	w->idle = xcalloc(cfg->norigins ? cfg->norigins : 1, sizeof(*w->idle));
 	w->rng = ((uint64_t)id + 1) * 0x9E3779B97F4A7C15ULL ^ core_wall_ms();
 	if (!w->rng)

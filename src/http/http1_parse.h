@@ -26,6 +26,9 @@
 #include <sys/types.h>
 
 #define HTTP1_MAX_HEADERS 256 /* hard cap on fields in one head */
+/* Used when http1_limits is NULL or one of its fields is 0. */
+#define HTTP1_DEFAULT_MAX_HEAD_BYTES 16384
+#define HTTP1_DEFAULT_MAX_HEADERS    100
 
 typedef struct http_str {
 	const char *p;
@@ -99,7 +102,7 @@ typedef struct http1_limits {
 	uint32_t max_head_bytes; /* whole head incl. request line; 431 beyond */
 	uint32_t max_headers;    /* field count; 431 beyond (<= HTTP1_MAX_HEADERS) */
 	uint32_t max_target;     /* request-target length; 414 beyond (0: = max_head_bytes) */
-} http1_limits;
+} http1_limits; /* NULL or 0 fields: HTTP1_DEFAULT_* */
 
 /* Connection-level facts derived from the head. */
 typedef struct http1_conn_info {
@@ -120,7 +123,7 @@ typedef struct http1_request {
 	uint32_t head_len; /* bytes of the head incl. the empty line */
 	uint32_t line_len; /* bytes of the request line incl. CRLF */
 	http1_body body;   /* NONE, LENGTH or CHUNKED */
-	uint64_t content_length;
+	uint64_t content_length; /* LENGTH (also for "Content-Length: 0") */
 	http1_conn_info conn;
 } http1_request;
 
@@ -140,12 +143,22 @@ typedef struct http1_response {
  * Returns head_len (> 0) when a complete valid head was parsed,
  * HTTP1_INCOMPLETE (0) when more bytes are needed (and the limits are not yet
  * exceeded), or a negative http1_err. Leading empty lines before the request
- * line (RFC 9112 §2.2) are skipped and counted in head_len. */
+ * line (RFC 9112 §2.2) are skipped and counted in head_len (at most 8).
+ * Invalid bytes are reported as soon as they are seen, even in an incomplete
+ * head. Each call parses from the start: with a client that trickles bytes,
+ * call again only when the new bytes contain a LF (or the limit is reached).
+ * An absolute-form target is accepted when its authority names the same
+ * host[:port] as the Host field (default port ignored); host is the Host
+ * value, or the authority for an HTTP/1.0 request without Host. The fields of
+ * req are only meaningful when the return value is > 0. */
 int http1_parse_request(const char *buf, size_t len, const http1_limits *lim,
 			http1_request *req);
 
 /* Parse a response head. req_method is the method of the request it answers
- * (HEAD and CONNECT change the framing); 1xx, 204 and 304 have no body. */
+ * (HEAD and CONNECT change the framing); 1xx, 204 and 304 have no body.
+ * A status line without reason phrase ("HTTP/1.1 200\r\n") is accepted.
+ * Return values as for http1_parse_request; body EOF forces
+ * conn.keep_alive false. */
 int http1_parse_response(const char *buf, size_t len, const http1_limits *lim,
 			 http1_method req_method, http1_response *resp);
 
@@ -163,6 +176,8 @@ bool http1_is_hop_by_hop(const http1_header *all, uint32_t n,
 typedef struct http1_chunked {
 	uint8_t state;
 	uint8_t flags;
+	uint8_t ndigits;     /* hex digits seen on this size line */
+	int8_t err;          /* the error once failed: every later call returns it */
 	uint16_t ext_len;    /* bytes of extensions seen on this size line */
 	uint32_t trailer_len; /* bytes of trailer section seen */
 	uint64_t remaining;  /* data bytes left in the current chunk */

@@ -52,6 +52,12 @@ static inline uint32_t blen(const core_buf *b)
 	return b ? core_buf_len(b) : 0;
 }
 
+/* A buffer that can take more bytes (or none yet: it will be taken). */
+static inline bool has_room(const core_buf *b)
+{
+	return !b || core_buf_space(b) > 0 || b->start > 0;
+}
+
 /* --- allocation and close ------------------------------------------- */
 
 static px_client *client_alloc(edge_worker *w)
@@ -656,6 +662,8 @@ static bool write_upstream(px_client *cl)
 		core_buf_consume(cl->in, m);
 		cl->req_fwd -= m;
 		cl->req_sent += m;
+		/* Room was made: the client's body clock starts again. */
+		cl->last_read = cl->w->loop.now;
 	}
 	up->last_io = cl->w->loop.now;
 	return true;
@@ -825,6 +833,7 @@ static bool write_client(px_client *cl)
 	if (m) {
 		core_buf_consume(up->in, m);
 		cl->resp_fwd -= m;
+		up->last_io = cl->w->loop.now;
 	}
 	cl->last_write = cl->w->loop.now;
 	return true;
@@ -1047,7 +1056,9 @@ static void update_timers(px_client *cl)
 				       cl->last_read + to->client_idle_ms);
 		break;
 	case PX_PROXY:
-		if (!cl->req_framed && !cl->can_read)
+		/* Each side's timer runs only while we wait on that side, not
+		 * while the other side's backpressure holds us. */
+		if (!cl->req_framed && !cl->can_read && has_room(cl->in))
 			core_timer_set(l, &cl->timer,
 				       cl->last_read + to->client_body_ms);
 		else if ((blen(cl->chead) || cl->resp_fwd) && !cl->can_write)
@@ -1056,7 +1067,7 @@ static void update_timers(px_client *cl)
 		else
 			core_timer_cancel(l, &cl->timer);
 		if (cl->up && !cl->up->connecting) {
-			if (!cl->resp_framed)
+			if (!cl->resp_framed && has_room(cl->up->in))
 				core_timer_set(l, &cl->up->timer,
 					       cl->up->last_io +
 						       to->upstream_response_ms);

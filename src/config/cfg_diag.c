@@ -1,0 +1,122 @@
+/* cfg_diag.c - load errors: collection, ordering and formatting. */
+#include "config/cfg_diag.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core_util.h"
+
+void cfg_diag_push(cfg_diag *d, char *msg_owned)
+{
+	if (d->n == d->cap) {
+		d->cap = d->cap ? d->cap * 2 : 8;
+		d->msgs = xrealloc(d->msgs, d->cap * sizeof(*d->msgs));
+	}
+	d->msgs[d->n++] = msg_owned;
+}
+
+void cfg_diag_free(cfg_diag *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->n; i++)
+		free(d->msgs[i]);
+	free(d->msgs);
+	d->msgs = NULL;
+	d->n = d->cap = 0;
+}
+
+__attribute__((format(printf, 1, 0))) static char *vformat(const char *fmt,
+							   va_list ap)
+{
+	va_list ap2;
+	va_copy(ap2, ap);
+	int len = vsnprintf(NULL, 0, fmt, ap2);
+	va_end(ap2);
+	if (len < 0)
+		len = 0;
+	char *s = xmalloc((size_t)len + 1);
+	vsnprintf(s, (size_t)len + 1, fmt, ap);
+	return s;
+}
+
+static void push_err(cfg_errs *e, uint32_t line, uint32_t col, char *msg)
+{
+	if (e->n == e->cap) {
+		e->cap = e->cap ? e->cap * 2 : 16;
+		e->v = xrealloc(e->v, e->cap * sizeof(*e->v));
+	}
+	e->v[e->n] = (cfg_err){line, col, (uint32_t)e->n, msg};
+	e->n++;
+}
+
+void cfg_errs_vadd(cfg_errs *e, uint32_t line, uint32_t col, const char *fmt,
+		   va_list ap)
+{
+	if (e->full)
+		return;
+	if (e->n == CFG_MAX_ERRORS) {
+		/* One last line, so the reader knows the list is cut short. */
+		e->full = true;
+		char buf[64];
+		snprintf(buf, sizeof(buf), "too many errors, stopping after %d",
+			 CFG_MAX_ERRORS);
+		push_err(e, line, col, xstrdup(buf));
+		return;
+	}
+	push_err(e, line, col, vformat(fmt, ap));
+}
+
+void cfg_errs_add(cfg_errs *e, uint32_t line, uint32_t col, const char *fmt,
+		  ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	cfg_errs_vadd(e, line, col, fmt, ap);
+	va_end(ap);
+}
+
+static int err_cmp(const void *pa, const void *pb)
+{
+	const cfg_err *a = pa, *b = pb;
+	if (a->line != b->line)
+		return a->line < b->line ? -1 : 1;
+	if (a->col != b->col)
+		return a->col < b->col ? -1 : 1;
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+void cfg_errs_flush(cfg_errs *e, cfg_diag *d)
+{
+	/* The "too many errors" line stays last whatever its position. */
+	size_t nsort = e->full ? e->n - 1 : e->n;
+	qsort(e->v, nsort, sizeof(*e->v), err_cmp);
+	const char *file = e->file ? e->file : "<config>";
+	for (size_t i = 0; i < e->n; i++) {
+		cfg_err *r = &e->v[i];
+		size_t len = strlen(file) + strlen(r->msg) + 32;
+		char *s = xmalloc(len);
+		if (r->line)
+			snprintf(s, len, "%s:%u:%u: %s", file, r->line, r->col,
+				 r->msg);
+		else
+			snprintf(s, len, "%s: %s", file, r->msg);
+		free(r->msg);
+		cfg_diag_push(d, s);
+	}
+	free(e->v);
+	e->v = NULL;
+	e->n = e->cap = 0;
+	e->full = false;
+}
+
+void cfg_errs_clear(cfg_errs *e)
+{
+	for (size_t i = 0; i < e->n; i++)
+		free(e->v[i].msg);
+	free(e->v);
+	e->v = NULL;
+	e->n = e->cap = 0;
+	e->full = false;
+}

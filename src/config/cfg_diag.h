@@ -1,0 +1,44 @@
+/* cfg_diag.h - collecting load errors with their positions (internal).
+ *
+ * Errors are gathered while a file is walked, then sorted by position and
+ * formatted as "file:line:col: message" into the caller's cfg_diag, so
+ * reference errors found after the walk still come out in file order.
+ */
+#ifndef MERIDIAN_CFG_DIAG_H
+#define MERIDIAN_CFG_DIAG_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config/cfg_load.h"
+
+/* Past this many errors loading stops adding and says so once. */
+#define CFG_MAX_ERRORS 100
+
+typedef struct cfg_err {
+	uint32_t line, col; /* 1-based; line 0: no position */
+	uint32_t seq;	    /* keeps equal positions in the order found */
+	char *msg;	    /* malloc'd, without the position */
+} cfg_err;
+
+typedef struct cfg_errs {
+	const char *file;
+	cfg_err *v;
+	size_t n, cap;
+	bool full; /* CFG_MAX_ERRORS reached */
+} cfg_errs;
+
+void cfg_errs_add(cfg_errs *e, uint32_t line, uint32_t col, const char *fmt,
+		  ...) __attribute__((format(printf, 4, 5)));
+void cfg_errs_vadd(cfg_errs *e, uint32_t line, uint32_t col, const char *fmt,
+		   va_list ap) __attribute__((format(printf, 4, 0)));
+/* Sort, append to d as "file:line:col: msg", and empty e. */
+void cfg_errs_flush(cfg_errs *e, cfg_diag *d);
+/* Drop everything collected (no diag wanted). */
+void cfg_errs_clear(cfg_errs *e);
+
+/* Append one already formatted message to d. */
+void cfg_diag_push(cfg_diag *d, char *msg_owned);
+
+#endif

@@ -1,0 +1,1324 @@
+/* cfg_keys.c - every configuration key, declared once (see cfg_schema.h).
+ *
+ * Tables are listed leaves first so each can name the ones below it. The
+ * help strings are the reference documentation (docs/CONFIG.md is generated
+ * from them), so they say what a key does, not how it is parsed.
+ */
+#include <assert.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "config/cfg_schema.h"
+#include "config/cfg_validate.h"
+#include "config/cfg_values.h"
+#include "core/core_util.h"
+
+#define FSIZE(T, f) sizeof(((T *)0)->f)
+/* A scalar field. */
+#define AT(T, f) .off = offsetof(T, f), .size = FSIZE(T, f)
+/* An array field with its count. */
+#define ARRAY_AT(T, f, nf)                                                     \
+	.off = offsetof(T, f), .count_off = offsetof(T, nf),                   \
+	.elem_size = sizeof(*((T *)0)->f)
+#define CHOICES(a) .choices = (a), .nchoices = ARRAY_LEN(a)
+#define TABLE(k)   .keys = (k), .nkeys = ARRAY_LEN(k)
+#define POS(T)	   .has_pos = true, .pos_off = offsetof(T, pos)
+#define DAY_MS	   INT64_C(86400000)
+#define HOUR_MS	   INT64_C(3600000)
+
+/* String checks: NULL when fine, else what was expected. */
+
+static const char *check_hostname(const char *s)
+{
+	return cfg_is_hostname(s, false)
+		   ? NULL
+		   : "a host name like origin.example.com";
+}
+
+static const char *check_lb_name(const char *s)
+{
+	return cfg_is_hostname(s, true)
+		   ? NULL
+		   : "a host name like lb.example.com or *.example.com";
+}
+
+static const char *check_ip(const char *s)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	return cfg_parse_ip(s, 0, &ss, &len) == 0
+		   ? NULL
+		   : "an IP address like 203.0.113.10 or 2001:db8::1";
+}
+
+static const char *check_country(const char *s)
+{
+	return cfg_is_country(s)
+		   ? NULL
+		   : "a two-letter uppercase ISO 3166 country code like JP";
+}
+
+static const char *check_header_name(const char *s)
+{
+	return cfg_is_header_name(s) ? NULL : "an HTTP header name";
+}
+
+static const char *check_expected_codes(const char *s)
+{
+	return cfg_expected_codes_valid(s)
+		   ? NULL
+		   : "status codes like \"200\", \"2xx\" or \"200,301\"";
+}
+
+static const char *check_path(const char *s)
+{
+	return s[0] == '/' && !strpbrk(s, " \t\r\n")
+		   ? NULL
+		   : "a path starting with '/', without spaces";
+}
+
+static const char *check_method(const char *s)
+{
+	for (const char *p = s; *p; p++)
+		if (*p < 'A' || *p > 'Z')
+			return "an HTTP method like GET or HEAD";
+	return *s ? NULL : "an HTTP method like GET or HEAD";
+}
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+	return !strncmp(s, prefix, strlen(prefix)) && s[strlen(prefix)];
+}
+
+static const char *check_smtp_url(const char *s)
+{
+	return has_prefix(s, "smtp://") || has_prefix(s, "smtps://")
+		   ? NULL
+		   : "a URL like smtp://mail.example.com:587 or smtps://...";
+}
+
+static const char *check_http_url(const char *s)
+{
+	return has_prefix(s, "http://") || has_prefix(s, "https://")
+		   ? NULL
+		   : "a URL like https://hooks.example.com/path";
+}
+
+static const char *check_email(const char *s)
+{
+	const char *at = strchr(s, '@');
+	return at && at != s && at[1] && !strchr(at + 1, '@') &&
+		       !strpbrk(s, " \t<>")
+		   ? NULL
+		   : "an email address like ops@example.com";
+}
+
+/* Choice lists: the index is the C enum value. */
+
+static const char *const monitor_types[] = {"http", "https", "tcp", "smtp"};
+static_assert(ARRAY_LEN(monitor_types) == CFG_MON_SMTP + 1, "monitor types");
+static const char *const origin_steerings[] = {
+    "random", "hash", "least_outstanding_requests", "least_connections"};
+static_assert(ARRAY_LEN(origin_steerings) == CFG_OSTEER_LEAST_CONNECTIONS + 1,
+	      "origin steering");
+static const char *const steerings[] = {"",
+					"off",
+					"random",
+					"geo",
+					"dynamic_latency",
+					"proximity",
+					"least_outstanding_requests",
+					"least_connections"};
+static_assert(ARRAY_LEN(steerings) == CFG_STEER_LEAST_CONNECTIONS + 1,
+	      "steering policies");
+static const char *const affinities[] = {"none", "cookie", "ip_cookie",
+					 "header"};
+static_assert(ARRAY_LEN(affinities) == CFG_AFF_HEADER + 1, "affinities");
+static const char *const shed_policies[] = {"random", "hash"};
+/* Cloudflare allows only hash for sessions; NULL hides random. */
+static const char *const shed_session_policies[] = {NULL, "hash"};
+static_assert(ARRAY_LEN(shed_policies) == CFG_SHED_HASH + 1, "shedding");
+static const char *const loc_modes[] = {"pop", "resolver_ip"};
+static_assert(ARRAY_LEN(loc_modes) == CFG_LOC_RESOLVER_IP + 1, "loc modes");
+static const char *const prefer_ecs[] = {"always", "never", "proximity", "geo"};
+static_assert(ARRAY_LEN(prefer_ecs) == CFG_ECS_GEO + 1, "prefer_ecs");
+static const char *const samesites[] = {"Auto", "Lax", "None", "Strict"};
+static_assert(ARRAY_LEN(samesites) == CFG_SAMESITE_STRICT + 1, "samesite");
+static const char *const secures[] = {"Auto", "Always", "Never"};
+static_assert(ARRAY_LEN(secures) == CFG_SECURE_NEVER + 1, "secure");
+static const char *const zdt_failovers[] = {"none", "temporary", "sticky"};
+static_assert(ARRAY_LEN(zdt_failovers) == CFG_ZDT_STICKY + 1, "zdt");
+static const char *const scopes[] = {"read", "edit"};
+static_assert(ARRAY_LEN(scopes) == CFG_SCOPE_EDIT + 1, "scopes");
+/* NULL first: a record whose type failed to parse stays CFG_RR_NONE, so
+ * its content is not judged against the wrong type. */
+static const char *const rr_types[] = {NULL, "A",  "AAAA", "CNAME", "TXT",
+				       "MX", "NS", "SRV",  "CAA",   "SOA"};
+static_assert(ARRAY_LEN(rr_types) == CFG_RR_SOA + 1, "record types");
+
+/* List elements and map keys/values (nameless keys, offset 0 unless the
+ * element is a struct). */
+
+static const cfg_key item_string = {.type = CFG_STRING,
+				    .flags = CFG_F_NONEMPTY};
+static const cfg_key item_ip = {
+    .type = CFG_STRING, .check = check_ip, .doc_type = "IP address"};
+static const cfg_key item_addr = {.type = CFG_ADDR};
+static const cfg_key item_cidr = {.type = CFG_CIDR};
+static const cfg_key item_region = {.type = CFG_STRING,
+				    .choices = cfg_regions,
+				    .nchoices = CFG_NREGIONS,
+				    .doc_type = "region"};
+static const cfg_key item_email = {
+    .type = CFG_STRING, .check = check_email, .doc_type = "email address"};
+static const cfg_key item_header_name = {
+    .type = CFG_STRING, .check = check_header_name, .doc_type = "header name"};
+static const cfg_key item_pool_ref = {.type = CFG_REF, .ref = CFG_REF_POOL};
+
+/* header: { Name: [values] } */
+static const cfg_key header_key = {.type = CFG_STRING,
+				   .check = check_header_name,
+				   .off = offsetof(cfg_header, name),
+				   .doc_type = "header name"};
+static const cfg_key header_values = {.type = CFG_LIST,
+				      .flags = CFG_F_NONEMPTY,
+				      ARRAY_AT(cfg_header, values, nvalues),
+				      .item = &item_string};
+#define HEADER_MAP(T, f, nf)                                                   \
+	.type = CFG_MAP, ARRAY_AT(T, f, nf),                                   \
+	.key_off = offsetof(cfg_header, name), .mapkey = &header_key,          \
+	.item = &header_values
+
+/* region_pools / country_pools / pop_pools: { KEY: [pool ids] } */
+static const cfg_key pool_list = {.type = CFG_LIST,
+				  .flags = CFG_F_NONEMPTY,
+				  ARRAY_AT(cfg_pool_map, pools, npools),
+				  .item = &item_pool_ref};
+static const cfg_key region_key = {.type = CFG_STRING,
+				   .off = offsetof(cfg_pool_map, key),
+				   .choices = cfg_regions,
+				   .nchoices = CFG_NREGIONS,
+				   .doc_type = "region"};
+static const cfg_key country_key = {.type = CFG_STRING,
+				    .off = offsetof(cfg_pool_map, key),
+				    .check = check_country,
+				    .doc_type = "country code"};
+static const cfg_key pop_key = {.type = CFG_STRING,
+				.flags = CFG_F_NONEMPTY,
+				.off = offsetof(cfg_pool_map, key),
+				.doc_type = "edge name"};
+#define POOL_MAP(f, nf, kk)                                                    \
+	.type = CFG_MAP, ARRAY_AT(cfg_lb, f, nf),                              \
+	.key_off = offsetof(cfg_pool_map, key), .mapkey = &(kk),               \
+	.item = &pool_list
+
+/* ---- edge ---- */
+
+static const cfg_key listen_keys[] = {
+    {.name = "http",
+     .type = CFG_LIST,
+     ARRAY_AT(cfg_edge, listen_http, nlisten_http),
+     .item = &item_addr,
+     .help = "Plain HTTP proxy listeners."},
+    {.name = "https",
+     .type = CFG_LIST,
+     ARRAY_AT(cfg_edge, listen_https, nlisten_https),
+     .item = &item_addr,
+     .help = "TLS proxy listeners (certificates from edge.tls)."},
+    {.name = "dns",
+     .type = CFG_LIST,
+     ARRAY_AT(cfg_edge, listen_dns, nlisten_dns),
+     .item = &item_addr,
+     .help = "Authoritative DNS listeners (UDP and TCP)."},
+    {.name = "admin",
+     .type = CFG_ADDR,
+     .flags = CFG_F_HAS,
+     .off = offsetof(cfg_edge, listen_admin),
+     .has_off = offsetof(cfg_edge, has_admin),
+     .help = "Admin API, metrics and dashboard listener; keep it on "
+	     "loopback or a private network."},
+    {.name = "tunnel",
+     .type = CFG_LIST,
+     ARRAY_AT(cfg_edge, listen_tunnel, nlisten_tunnel),
+     .item = &item_addr,
+     .help = "Listeners for tunnel connectors."},
+};
+static const cfg_table listen_table = {
+    .path = "edge.listen",
+    .what = "edge.listen",
+    .help = "Where the edge listens. Every address is numeric, with a "
+	    "port: `127.0.0.1:8080`, `0.0.0.0:80`, `[::1]:8080`.",
+    TABLE(listen_keys),
+};
+
+static const cfg_key cert_keys[] = {
+    {.name = "cert",
+     .type = CFG_STRING,
+     .flags = CFG_F_REQUIRED | CFG_F_NONEMPTY,
+     AT(cfg_tls_cert, cert),
+     .doc_type = "path",
+     .help = "PEM certificate chain file."},
+    {.name = "key",
+     .type = CFG_STRING,
+     .flags = CFG_F_REQUIRED | CFG_F_NONEMPTY,
+     AT(cfg_tls_cert, key),
+     .doc_type = "path",
+     .help = "PEM private key file."},
+};
+static const cfg_table cert_table = {
+    .path = "edge.tls.certificates[]",
+    .what = "certificate",
+    .help = "One certificate; the one whose names match the client's SNI "
+	    "is used.",
+    TABLE(cert_keys),
+    POS(cfg_tls_cert),
+};
+
+static const cfg_key tls_keys[] = {
+    {.name = "certificates",
+     .type = CFG_LIST,
+     ARRAY_AT(cfg_tls, certificates, ncertificates),
+     .item = &(const cfg_key){.type = CFG_OBJECT, .sub = &cert_table},
+     .help = "Certificates served on the https listeners."},
+};
+static const cfg_table tls_table = {
+    .path = "edge.tls",
+    .what = "edge.tls",
+    .help = "TLS termination.",
+    TABLE(tls_keys),
+};
+
+static const cfg_key limits_keys[] = {
+    {.name = "max_header_bytes",
+     .type = CFG_SIZE,
+     AT(cfg_limits, max_header_bytes),
+     .def = "16384",
+     .min = 1024,
+     .max = 1048576,
+     .help = "Largest request head (request line and headers); beyond it "
+	     "the answer is 431."},
+    {.name = "max_headers",
+     .type = CFG_UINT,
+     AT(cfg_limits, max_headers),
+     .def = "100",
+     .min = 8,
+     .max = 256,
+     .help = "Most header fields in a request; beyond it the answer is "
+	     "431."},
+    {.name = "max_connections",
+     .type = CFG_UINT,
+     AT(cfg_limits, max_connections),
+     .def = "65536",
+     .min = 1,
+     .max = 10000000,
+     .help = "Client connections open at once on this edge; beyond it new "
+	     "ones get 503 and are closed."},
+    {.name = "max_body_bytes",
+     .type = CFG_SIZE,
+     AT(cfg_limits, max_body_bytes),
+     .def = "0",
+     .min = 0,
+     .max = INT64_MAX,
+     .help = "Largest request body; beyond it the answer is 413. 0: no "
+	     "limit."},
+    {.name = "upstream_idle_per_origin",
+     .type = CFG_UINT,
+     AT(cfg_limits, upstream_idle_per_origin),
+     .def = "32",
+     .min = 0,
+     .max = 10000,
+     .help = "Idle keep-alive connections kept per origin and worker."},
+};
+static const cfg_table limits_table = {
+    .path = "edge.limits",
+    .what = "edge.limits",
+    .help = "Request and connection limits.",
+    TABLE(limits_keys),
+};
+
+#define TIMEOUT(nm, f, d, lo, h)                                               \
+	{                                                                      \
+		.name = nm, .type = CFG_DURATION, AT(cfg_timeouts, f),         \
+		.def = d, .min = lo, .max = DAY_MS, .help = h                  \
+	}
+static const cfg_key timeouts_keys[] = {
+    TIMEOUT("client_header", client_header_ms, "10s", 1,
+	    "Time for a client to send a whole request head; then 408."),
+    TIMEOUT("client_idle", client_idle_ms, "60s", 1,
+	    "Keep-alive idle time between requests; then the connection "
+	    "is closed."),
+    TIMEOUT("client_body", client_body_ms, "60s", 1,
+	    "Longest wait between two reads of a request body; then "
+	    "408."),
+    TIMEOUT("upstream_connect", upstream_connect_ms, "5s", 1,
+	    "Time to connect to an origin; then the next origin is tried, "
+	    "or 502/504."),
+    TIMEOUT("upstream_response", upstream_response_ms, "60s", 1,
+	    "Time from sending a request to the first response byte; "
+	    "then 504."),
+    TIMEOUT("upstream_idle", upstream_idle_ms, "30s", 1,
+	    "How long an idle pooled origin connection is kept."),
+    TIMEOUT("drain", drain_ms, "10s", 0,
+	    "On SIGTERM, how long in-flight requests may take to finish."),
+};
+static const cfg_table timeouts_table = {
+    .path = "edge.timeouts",
+    .what = "edge.timeouts",
+    .help = "Timeouts of the proxy.",
+    TABLE(timeouts_keys),
+};
+
+static const cfg_key edge_keys[] = {
+    {.name = "name",
+     .type = CFG_STRING,
+     .flags = CFG_F_NONEMPTY,
+     AT(cfg_edge, name),
+     .def = "meridian",
+     .help = "This edge's id (the PoP name used by pop_pools, error "
+	     "pages and metrics)."},
+    {.name = "region",
+     .type = CFG_STRING,
+     AT(cfg_edge, region),
+     .choices = cfg_regions,
+     .nchoices = CFG_NREGIONS,
+     .doc_type = "region",
+     .help = "The region this edge is in."},
+    {.name = "latitude",
+     .type = CFG_DOUBLE,
+     .flags = CFG_F_HAS,
+     AT(cfg_edge, latitude),
+     .dmin = -90,
+     .dmax = 90,
+     .has_off = offsetof(cfg_edge, has_location),
+     .help = "Where the edge is (with longitude), for proximity "
+	     "steering."},
+    {.name = "longitude",
+     .type = CFG_DOUBLE,
+     .flags = CFG_F_HAS,
+     AT(cfg_edge, longitude),
+     .dmin = -180,
+     .dmax = 180,
+     .has_off = offsetof(cfg_edge, has_location),
+     .help = "Where the edge is (with latitude)."},
+    {.name = "workers",
+     .type = CFG_UINT,
+     AT(cfg_edge, workers),
+     .def = "0",
+     .min = 0,
+     .max = 256,
+     .help = "Worker threads; 0: one per CPU core."},
+    {.name = "public_addresses",
+     .type = CFG_LIST,
+     ARRAY_AT(cfg_edge, public_addresses, npublic_addresses),
+     .item = &item_ip,
+     .help = "Addresses DNS answers with for proxied load balancers."},
+    {.name = "store",
+     .type = CFG_STRING,
+     AT(cfg_edge, store),
+     .doc_type = "path",
+     .help = "Embedded store (SQLite) for objects created through the "
+	     "API."},
+    {.name = "listen",
+     .type = CFG_OBJECT,
+     .off = 0,
+     .sub = &listen_table,
+     .help = "Listeners."},
+    {.name = "tls",
+     .type = CFG_OBJECT,
+     AT(cfg_edge, tls),
+     .sub = &tls_table,
+     .help = "TLS certificates."},
+    {.name = "limits",
+     .type = CFG_OBJECT,
+     AT(cfg_edge, limits),
+     .sub = &limits_table,
+     .help = "Request and connection limits."},
+    {.name = "timeouts",
+     .type = CFG_OBJECT,
+     AT(cfg_edge, timeouts),
+     .sub = &timeouts_table,
+     .help = "Proxy timeouts."},
+};
+static const cfg_table edge_table = {
+    .path = "edge",
+    .what = "edge",
+    .help = "This edge node: identity, listeners, limits and timeouts.",
+    TABLE(edge_keys),
+    POS(cfg_edge),
+    .finish = cfg_finish_edge,
+};
+
+/* ---- api ---- */
+
+static const cfg_key token_keys[] = {
+    {.name = "token",
+     .type = CFG_STRING,
+     .flags = CFG_F_REQUIRED | CFG_F_NONEMPTY,
+     AT(cfg_api_token, token),
+     .help = "The bearer token; use `${VAR}` to keep it out of the file."},
+    {.name = "scope",
+     .type = CFG_ENUM,
+     AT(cfg_api_token, scope),
+     .def = "read",
+     CHOICES(scopes),
+     .help = "read: GET only; edit: every method."},
+};
+static const cfg_table token_table = {
+    .path = "api.tokens[]",
+    .what = "token",
+    .help = "An admin API bearer token.",
+    TABLE(token_keys),
+    POS(cfg_api_token),
+};
+
+static const cfg_key api_keys[] = {
+    {.name = "account_id",
+     .type = CFG_STRING,
+     .flags = CFG_F_NONEMPTY,
+     AT(cfg_api, account_id),
+     .def = "default",
+     .help = "The single account id used in API paths."},
+    {.name = "tokens",
+     .type = CFG_LIST,
+     ARRAY_AT(cfg_api, tokens, ntokens),
+     .item = &(const cfg_key){.type = CFG_OBJECT, .sub = &token_table},
+     .help = "Tokens accepted by the admin API."},
+};
+static const cfg_table api_table = {
+    .path = "api",
+    .what = "api",
+    .help = "The admin REST API (Cloudflare v4 shape).",
+    TABLE(api_keys),
+    .finish = cfg_finish_api,
+};
+
+/* ---- zones ---- */
+
+static const cfg_key record_keys[] = {
+    {.name = "name",
+     .type = CFG_STRING,
+     .flags = CFG_F_REQUIRED | CFG_F_NONEMPTY,
+     AT(cfg_record, name),
+     .help = "Owner name: the zone's name, a name inside it (`*.` allowed "
+	     "first), or `@` for the apex."},
+    {.name = "type",
+     .type = CFG_ENUM,
+     .flags = CFG_F_REQUIRED,
+     AT(cfg_record, type),
+     CHOICES(rr_types),
+     .help = "Record type."},
+    {.name = "content",
+     .type = CFG_STRING,
+     .flags = CFG_F_REQUIRED | CFG_F_NONEMPTY,
+     AT(cfg_record, content),
+     .help = "Record data in zone-file form (an IPv4 address for A, a "
+	     "host name for CNAME, NS and MX)."},
+    {.name = "ttl",
+     .type = CFG_UINT,
+     AT(cfg_record, ttl),
+     .def = "300",
+     .min = 0,
+     .max = 2147483647,
+     .help = "Time to live in seconds."},
+    {.name = "priority",
+     .type = CFG_UINT,
+     AT(cfg_record, priority),
+     .def = "0",
+     .min = 0,
+     .max = 65535,
+     .help = "Preference of MX and SRV records."},
+};
+static const cfg_table record_table = {
+    .path = "zones[].records[]",
+    .what = "record",
+    .help = "A static DNS record (Cloudflare's shape).",
+    TABLE(record_keys),
+    POS(cfg_record),
+    .finish = cfg_finish_record,
+};
+
+static const cfg_key zone_keys[] = {
+    {.name = "name",
+     .type = CFG_STRING,
+     .flags = CFG_F_REQUIRED,
+     AT(cfg_zone, name),
+     .check = check_hostname,
+     .doc_type = "host name",
+     .help = "The zone apex, e.g. example.com."},
+    {.name = "records",
+     .type = CFG_LIST,
+     ARRAY_AT(cfg_zone, records, nrecords),
+     .item = &(const cfg_key){.type = CFG_OBJECT, .sub = &record_table},
+     .help = "Static records; SOA and NS at the apex are added when "
+	     "absent."},
+};
+static const cfg_table zone_table = {
+    .path = "zones[]",
+    .what = "zone",
+    .help = "A DNS zone served authoritatively by the edge.",
+    TABLE(zone_keys),
+    POS(cfg_zone),
+    .finish = cfg_finish_zone,
+};
+
+/* ---- geo ---- */
+
+static const cfg_key network_keys[] = {
+    {.name = "region",
+     .type = CFG_STRING,
+     AT(cfg_geo_network, region),
+     .choices = cfg_regions,
+     .nchoices = CFG_NREGIONS,
+     .doc_type = "region",
+     .help = "Region of clients in this network."},
+    {.name = "country",
+     .type = CFG_STRING,
+     AT(cfg_geo_network, country),
+     .check = check_country,
+     .doc_type = "country code",
+     .help = "Country of clients in this network (ISO 3166 alpha-2)."},
+};
+static const cfg_table network_table = {
+    .path = "geo.networks.CIDR",
+    .what = "network",
+    .help = "Location of a client network; needs a region, a country or "
+	    "both (the region then comes from the country when absent).",
+    TABLE(network_keys),
+    .finish = cfg_finish_network,
+};
+
+static const cfg_key geo_keys[] = {
+    {.name = "database",
+     .type = CFG_STRING,
+     AT(cfg_geo, database),
+     .doc_type = "path",
+     .help = "Country database in MaxMind DB format."},
+    {.name = "networks",
+     .type = CFG_MAP,
+     ARRAY_AT(cfg_geo, networks, nnetworks),
+     .key_off = offsetof(cfg_geo_network, cidr.text),
+     .mapkey = &(const cfg_key){.type = CFG_CIDR,
+				.off = offsetof(cfg_geo_network, cidr)},
+     .item = &(const cfg_key){.type = CFG_OBJECT, .sub = &network_table},
+     .help = "Overrides by client network; the longest prefix wins over "
+	     "the database."},
+    {.name = "trusted_proxies",
+     .type = CFG_LIST,
+     ARRAY_AT(cfg_geo, trusted_proxies, ntrusted_proxies),
+     .item = &item_cidr,
+     .help = "Peers whose X-Forwarded-For and PROXY protocol headers are "
+	     "believed."},
+};
+static const cfg_table geo_table = {
+    .path = "geo",
+    .what = "geo",
+    .help = "Client location, for geo steering.",
+    TABLE(geo_keys),
+};
+
+/* ---- monitors ---- */
+
+static const cfg_key monitor_keys[] = {
+    {.name = "id",
+     .type = CFG_STRING,
+     .flags = CFG_F_REQUIRED | CFG_F_NONEMPTY,
+     AT(cfg_monitor, id),
+     .help = "Unique id; pools name their monitor by it."},
+    {.name = "description",
+     .type = CFG_STRING,
+     AT(cfg_monitor, description),
+     .help = "Free text."},
+    {.name = "type",
+     .type = CFG_ENUM,
+     AT(cfg_monitor, type),
+     .def = "http",
+     CHOICES(monitor_types),
+     .help = "Protocol of the check."},
+    {.name = "method",
+     .type = CFG_STRING,
+     AT(cfg_monitor, method),
+     .def = "GET",
+     .check = check_method,
+     .help = "HTTP method (http and https)."},
+    {.name = "path",
+     .type = CFG_STRING,
+     AT(cfg_monitor, path),
+     .def = "/",
+     .check = check_path,
+     .help = "Request path (http and https)."},
+    {.name = "header",
+     HEADER_MAP(cfg_monitor, headers, nheaders),
+     .help = "Request headers, name to list of values."},
+    {.name = "port",
+     .type = CFG_UINT,
+     AT(cfg_monitor, port),
+     .def = "0",
+     .min = 0,
+     .max = 65535,
+     .help = "Port to check; 0: the origin's port."},
+    {.name = "timeout",
+     .type = CFG_DURATION,
+     AT(cfg_monitor, timeout_ms),
+     .def = "5s",
+     .min = 10,
+     .max = HOUR_MS,
+     .help = "Time for one check before it counts as failed."},
+    {.name = "retries",
+     .type = CFG_UINT,
+     AT(cfg_monitor, retries),
+     .def = "2",
+     .min = 0,
+     .max = 5,
+     .help = "Immediate retries after a failed check, before it counts."},
+    {.name = "interval",
+     .type = CFG_DURATION,
+     AT(cfg_monitor, interval_ms),
+     .def = "60s",
+     .min = 1000,
+     .max = HOUR_MS,
+     .help = "Time between checks of each origin."},
+    {.name = "expected_codes",
+     .type = CFG_STRING,
+     AT(cfg_monitor, expected_codes),
+     .def = "200",
+     .check = check_expected_codes,
+     .doc_type = "status codes",
+     .help = "Healthy response codes: \"200\", \"2xx\", \"200,301\" "
+	     "(http and https)."},
+    {.name = "expected_body",
+     .type = CFG_STRING,
+     AT(cfg_monitor, expected_body),
+     .help = "Case-insensitive substring the first 10 KB of the body must "
+	     "contain; unset: not checked."},
+    {.name = "follow_redirects",
+     .type = CFG_BOOL,
+     AT(cfg_monitor, follow_redirects),
+     .def = "false",
+     .help = "Follow 3xx responses and judge the final one."},
+    {.name = "allow_insecure",
+     .type = CFG_BOOL,
+     AT(cfg_monitor, allow_insecure),
+     .def = "false",
+     .help = "https: do not verify the origin's certificate."},
+    {.name = "consecutive_up",
+     .type = CFG_UINT,
+     AT(cfg_monitor, consecutive_up),
+     .def = "1",
+     .min = 1,
+     .max = 100,
+     .help = "Passing checks in a row before an origin becomes healthy."},
+    {.name = "consecutive_down",
+     .type = CFG_UINT,
+     AT(cfg_monitor, consecutive_down),
+     .def = "1",
+     .min = 1,
+     .max = 100,
+     .help = "Failing checks in a row before an origin becomes "
+	     "unhealthy."},
+};
+static const cfg_table monitor_table = {
+    .path = "monitors[]",
+    .what = "monitor",
+    .help = "A health check, run against every origin of the pools that "
+	    "use it.",
+    TABLE(monitor_keys),
+    POS(cfg_monitor),
+};
+
+/* ---- pools ---- */
+
+static const cfg_key origin_keys[] = {
+    {.name = "name",
+     .type = CFG_STRING,
+     .flags = CFG_F_REQUIRED | CFG_F_NONEMPTY,
+     AT(cfg_origin, name),
+     .help = "Unique within the pool."},
+    {.name = "address",
+     .type = CFG_STRING,
+     .flags = CFG_F_REQUIRED | CFG_F_NONEMPTY,
+     AT(cfg_origin, address),
+     .doc_type = "IP address or host name",
+     .help = "Where the origin is; a host name is resolved once, when the "
+	     "configuration is loaded (first address)."},
+    {.name = "port",
+     .type = CFG_UINT,
+     AT(cfg_origin, port),
+     .def = "80",
+     .min = 1,
+     .max = 65535,
+     .help = "TCP port."},
+    {.name = "weight",
+     .type = CFG_DOUBLE,
+     AT(cfg_origin, weight),
+     .def = "1",
+     .dmin = 0,
+     .dmax = 1,
+     .help = "Share of traffic relative to the pool's other origins; 0: "
+	     "none."},
+    {.name = "enabled",
+     .type = CFG_BOOL,
+     AT(cfg_origin, enabled),
+     .def = "true",
+     .help = "A disabled origin gets no traffic and no checks."},
+    {.name = "header",
+     HEADER_MAP(cfg_origin, headers, nheaders),
+     .help = "Request headers set towards this origin, e.g. `Host: "
+	     "[app.internal]`."},
+};
+static const cfg_table origin_table = {
+    .path = "pools[].origins[]",
+    .what = "origin",
+    .help = "A server that receives traffic.",
+    TABLE(origin_keys),
+    POS(cfg_origin),
+    .finish = cfg_finish_origin,
+};
+
+static const cfg_key steering_keys[] = {
+    {.name = "policy",
+     .type = CFG_ENUM,
+     AT(cfg_pool, origin_steering),
+     .def = "random",
+     CHOICES(origin_steerings),
+     .help = "random: weighted random; hash: client IP, consistent "
+	     "hashing; least_outstanding_requests / least_connections: "
+	     "weights scaled down by what is in flight."},
+};
+static const cfg_table steering_table = {
+    .path = "pools[].origin_steering",
+    .what = "origin_steering",
+    .help = "How an origin is chosen inside the pool.",
+    TABLE(steering_keys),
+};
+
+static const cfg_key shedding_keys[] = {
+    {.name = "default_percent",
+     .type = CFG_DOUBLE,
+     AT(cfg_load_shedding, default_percent),
+     .def = "0",
+     .dmin = 0,
+     .dmax = 100,
+     .help = "Percent of new traffic moved away from this pool."},
+    {.name = "default_policy",
+     .type = CFG_ENUM,
+     AT(cfg_load_shedding, default_policy),
+     .def = "random",
+     CHOICES(shed_policies),
+     .help = "How new traffic to shed is picked."},
+    {.name = "session_percent",
+     .type = CFG_DOUBLE,
+     AT(cfg_load_shedding, session_percent),
+     .def = "0",
+     .dmin = 0,
+     .dmax = 100,
+     .help = "Percent of affinity sessions moved away from this pool."},
+    {.name = "session_policy",
+     .type = CFG_ENUM,
+     AT(cfg_load_shedding, session_policy),
+     .def = "hash",
+     CHOICES(shed_session_policies),
+     .help = "How sessions to shed are picked."},
+};
+static const cfg_table shedding_table = {
+    .path = "pools[].load_shedding",
+    .what = "load_shedding",
+    .help = "Move part of the traffic away from a pool before it fails.",
+    TABLE(shedding_keys),
+};
+
+static const cfg_key filter_target_keys[] = {
+    {.name = "disable",
+     .type = CFG_BOOL,
+     AT(cfg_notify_filter, disable),
+     .def = "false",
+     .help = "No notifications at all."},
+    {.name = "healthy",
+     .type = CFG_TRISTATE,
+     AT(cfg_notify_filter, healthy),
+     .def = "null",
+     .help = "true: only changes to healthy; false: only to unhealthy; "
+	     "null: both."},
+};
+static const cfg_table filter_target_table = {
+    .path = "pools[].notification_filter.origin / .pool",
+    .what = "notification filter",
+    .help = "Which health changes are notified.",
+    TABLE(filter_target_keys),
+};
+
+static const cfg_key filter_keys[] = {
+    {.name = "origin",
+     .type = CFG_OBJECT,
+     AT(cfg_notification_filter, origin),
+     .sub = &filter_target_table,
+     .help = "Filter for origin health changes."},
+    {.name = "pool",
+     .type = CFG_OBJECT,
+     AT(cfg_notification_filter, pool),
+     .sub = &filter_target_table,
+     .help = "Filter for pool health changes."},
+};
+static const cfg_table filter_table = {
+    .path = "pools[].notification_filter",
+    .what = "notification_filter",
+    .help = "Which of the pool's health changes reach `notifications`.",
+    TABLE(filter_keys),
+};
+
+static const cfg_key pool_keys[] = {
+    {.name = "id",
+     .type = CFG_STRING,
+     .flags = CFG_F_REQUIRED | CFG_F_NONEMPTY,
+     AT(cfg_pool, id),
+     .help = "Unique id; load balancers name pools by it."},
+    {.name = "name",
+     .type = CFG_STRING,
+     .flags = CFG_F_NONEMPTY,
+     AT(cfg_pool, name),
+     .def_doc = "the id",
+     .help = "Display name."},
+    {.name = "description",
+     .type = CFG_STRING,
+     AT(cfg_pool, description),
+     .help = "Free text."},
+    {.name = "enabled",
+     .type = CFG_BOOL,
+     AT(cfg_pool, enabled),
+     .def = "true",
+     .help = "A disabled pool is skipped by steering."},
+    {.name = "origins",
+     .type = CFG_LIST,
+     .flags = CFG_F_REQUIRED | CFG_F_NONEMPTY,
+     ARRAY_AT(cfg_pool, origins, norigins),
+     .item = &(const cfg_key){.type = CFG_OBJECT, .sub = &origin_table},
+     .help = "The pool's servers (at least one)."},
+    {.name = "minimum_origins",
+     .type = CFG_UINT,
+     AT(cfg_pool, minimum_origins),
+     .def = "1",
+     .min = 1,
+     .max = 1000,
+     .help = "Healthy origins needed for the pool to count as healthy; "
+	     "at most the number of origins."},
+    {.name = "monitor",
+     .type = CFG_REF,
+     .ref = CFG_REF_MONITOR,
+     .off = offsetof(cfg_pool, monitor),
+     .help = "Health check for the origins; unset: the pool counts as "
+	     "healthy."},
+    {.name = "check_regions",
+     .type = CFG_LIST,
+     ARRAY_AT(cfg_pool, check_regions, ncheck_regions),
+     .item = &item_region,
+     .help = "Cluster mode: regions whose edges check this pool (a "
+	     "majority decides)."},
+    {.name = "latitude",
+     .type = CFG_DOUBLE,
+     .flags = CFG_F_HAS,
+     AT(cfg_pool, latitude),
+     .dmin = -90,
+     .dmax = 90,
+     .has_off = offsetof(cfg_pool, has_location),
+     .help = "Where the pool is (with longitude), for proximity "
+	     "steering."},
+    {.name = "longitude",
+     .type = CFG_DOUBLE,
+     .flags = CFG_F_HAS,
+     AT(cfg_pool, longitude),
+     .dmin = -180,
+     .dmax = 180,
+     .has_off = offsetof(cfg_pool, has_location),
+     .help = "Where the pool is (with latitude)."},
+    {.name = "origin_steering",
+     .type = CFG_OBJECT,
+     .off = 0,
+     .sub = &steering_table,
+     .help = "Origin choice inside the pool."},
+    {.name = "load_shedding",
+     .type = CFG_OBJECT,
+     AT(cfg_pool, load_shedding),
+     .sub = &shedding_table,
+     .help = "Shed part of the pool's traffic."},
+    {.name = "notification_filter",
+     .type = CFG_OBJECT,
+     AT(cfg_pool, notification_filter),
+     .sub = &filter_table,
+     .help = "Which health changes are notified."},
+};
+static const cfg_table pool_table = {
+    .path = "pools[]",
+    .what = "pool",
+    .help = "A group of origins, usually one per cloud or cluster.",
+    TABLE(pool_keys),
+    POS(cfg_pool),
+    .finish = cfg_finish_pool,
+};
+
+/* ---- load balancers ---- */
+
+static const cfg_key random_keys[] = {
+    {.name = "default_weight",
+     .type = CFG_DOUBLE,
+     AT(cfg_lb, random_default_weight),
+     .def = "1",
+     .dmin = 0,
+     .dmax = 1,
+     .help = "Weight of pools not named in pool_weights."},
+    {.name = "pool_weights",
+     .type = CFG_MAP,
+     ARRAY_AT(cfg_lb, pool_weights, npool_weights),
+     .key_off = offsetof(cfg_pool_weight, key),
+     .mapkey = &(const cfg_key){.type = CFG_REF,
+				.ref = CFG_REF_POOL,
+				.off = offsetof(cfg_pool_weight, pool)},
+     .item = &(const cfg_key){.type = CFG_DOUBLE,
+			      .off = offsetof(cfg_pool_weight, weight),
+			      .dmin = 0,
+			      .dmax = 1},
+     .help = "Weight per pool id."},
+};
+static const cfg_table random_table = {
+    .path = "load_balancers[].random_steering",
+    .what = "random_steering",
+    .help = "Weights for steering_policy random.",
+    TABLE(random_keys),
+};
+
+static const cfg_key adaptive_keys[] = {
+    {.name = "failover_across_pools",
+     .type = CFG_BOOL,
+     AT(cfg_lb, failover_across_pools),
+     .def = "false",
+     .help = "Retry a failed request on the next pool, not only on "
+	     "another origin of the same pool."},
+};
+static const cfg_table adaptive_table = {
+    .path = "load_balancers[].adaptive_routing",
+    .what = "adaptive_routing",
+    .help = "Zero-downtime failover.",
+    TABLE(adaptive_keys),
+};
+
+static const cfg_key location_keys[] = {
+    {.name = "mode",
+     .type = CFG_ENUM,
+     AT(cfg_location_strategy, mode),
+     .def = "pop",
+     CHOICES(loc_modes),
+     .help = "pop: locate clients by the edge they reached; resolver_ip: "
+	     "by their DNS resolver."},
+    {.name = "prefer_ecs",
+     .type = CFG_ENUM,
+     AT(cfg_location_strategy, prefer_ecs),
+     .def = "proximity",
+     CHOICES(prefer_ecs),
+     .help = "When to prefer EDNS Client Subnet over the resolver's "
+	     "address."},
+};
+static const cfg_table location_table = {
+    .path = "load_balancers[].location_strategy",
+    .what = "location_strategy",
+    .help = "How DNS-only load balancers locate clients.",
+    TABLE(location_keys),
+};
+
+static const cfg_key affinity_keys[] = {
+    {.name = "samesite",
+     .type = CFG_ENUM,
+     AT(cfg_affinity_attrs, samesite),
+     .def = "Auto",
+     CHOICES(samesites),
+     .help = "SameSite attribute of the affinity cookie."},
+    {.name = "secure",
+     .type = CFG_ENUM,
+     AT(cfg_affinity_attrs, secure),
+     .def = "Auto",
+     CHOICES(secures),
+     .help = "Secure attribute of the affinity cookie (Auto: when the "
+	     "request came over TLS)."},
+    {.name = "drain_duration",
+     .type = CFG_DURATION,
+     .flags = CFG_F_SECONDS,
+     AT(cfg_affinity_attrs, drain_duration),
+     .def = "0",
+     .min = 0,
+     .max = DAY_MS,
+     .help = "How long sessions stay on a disabled origin."},
+    {.name = "headers",
+     .type = CFG_LIST,
+     ARRAY_AT(cfg_affinity_attrs, headers, nheaders),
+     .item = &item_header_name,
+     .help = "session_affinity header: the request headers that identify "
+	     "a session."},
+    {.name = "require_all_headers",
+     .type = CFG_BOOL,
+     AT(cfg_affinity_attrs, require_all_headers),
+     .def = "false",
+     .help = "session_affinity header: create a session only when all "
+	     "headers are present."},
+    {.name = "zero_downtime_failover",
+     .type = CFG_ENUM,
+     AT(cfg_affinity_attrs, zero_downtime_failover),
+     .def = "none",
+     CHOICES(zdt_failovers),
+     .help = "On failover of the session's origin: none; temporary (use "
+	     "another origin, keep the session); sticky (move the "
+	     "session)."},
+};
+static const cfg_table affinity_table = {
+    .path = "load_balancers[].session_affinity_attributes",
+    .what = "session_affinity_attributes",
+    .help = "Details of session affinity.",
+    TABLE(affinity_keys),
+};
+
+static const cfg_key lb_keys[] = {
+    {.name = "name",
+     .type = CFG_STRING,
+     .flags = CFG_F_REQUIRED,
+     AT(cfg_lb, name),
+     .check = check_lb_name,
+     .doc_type = "host name",
+     .help = "The hostname served: exact, or `*.example.com` for any one "
+	     "label more; exact names win over wildcards."},
+    {.name = "id",
+     .type = CFG_STRING,
+     .flags = CFG_F_NONEMPTY,
+     AT(cfg_lb, id),
+     .def_doc = "the name",
+     .help = "API id."},
+    {.name = "description",
+     .type = CFG_STRING,
+     AT(cfg_lb, description),
+     .help = "Free text."},
+    {.name = "enabled",
+     .type = CFG_BOOL,
+     AT(cfg_lb, enabled),
+     .def = "true",
+     .help = "A disabled load balancer is not served."},
+    {.name = "proxied",
+     .type = CFG_BOOL,
+     AT(cfg_lb, proxied),
+     .def = "true",
+     .help = "true: traffic goes through the edge's proxy; false: "
+	     "DNS-only (answers with origin addresses)."},
+    {.name = "ttl",
+     .type = CFG_UINT,
+     AT(cfg_lb, ttl),
+     .def = "30",
+     .min = 1,
+     .max = 86400,
+     .help = "DNS TTL of answers for DNS-only load balancers, seconds."},
+    {.name = "default_pools",
+     .type = CFG_LIST,
+     .flags = CFG_F_REQUIRED | CFG_F_NONEMPTY,
+     ARRAY_AT(cfg_lb, default_pools, ndefault_pools),
+     .item = &item_pool_ref,
+     .help = "Pool ids in failover order."},
+    {.name = "fallback_pool",
+     .type = CFG_REF,
+     .ref = CFG_REF_POOL,
+     .off = offsetof(cfg_lb, fallback_pool),
+     .help = "Pool used when no other pool is healthy."},
+    {.name = "region_pools",
+     POOL_MAP(region_pools, nregion_pools, region_key),
+     .help = "Region to pool ids, for geo steering."},
+    {.name = "country_pools",
+     POOL_MAP(country_pools, ncountry_pools, country_key),
+     .help = "Country (ISO 3166 alpha-2) to pool ids; wins over "
+	     "region_pools."},
+    {.name = "pop_pools",
+     POOL_MAP(pop_pools, npop_pools, pop_key),
+     .help = "Edge name to pool ids; wins over country_pools."},
+    {.name = "steering_policy",
+     .type = CFG_ENUM,
+     AT(cfg_lb, steering_policy),
+     .def = "",
+     CHOICES(steerings),
+     .help = "How a pool is chosen; \"\": geo when a *_pools map is set, "
+	     "else off (failover order)."},
+    {.name = "random_steering",
+     .type = CFG_OBJECT,
+     .off = 0,
+     .sub = &random_table,
+     .help = "Weights for random steering."},
+    {.name = "adaptive_routing",
+     .type = CFG_OBJECT,
+     .off = 0,
+     .sub = &adaptive_table,
+     .help = "Failover of failed requests."},
+    {.name = "location_strategy",
+     .type = CFG_OBJECT,
+     AT(cfg_lb, location_strategy),
+     .sub = &location_table,
+     .help = "Client location for DNS-only answers."},
+    {.name = "session_affinity",
+     .type = CFG_ENUM,
+     AT(cfg_lb, session_affinity),
+     .def = "none",
+     CHOICES(affinities),
+     .help = "Keep a client on one origin: by cookie, by client IP and "
+	     "cookie, or by request headers."},
+    {.name = "session_affinity_ttl",
+     .type = CFG_DURATION,
+     .flags = CFG_F_SECONDS,
+     AT(cfg_lb, session_affinity_ttl),
+     .def = "23h",
+     .min = 30000,
+     .max = 7 * DAY_MS,
+     .help = "Lifetime of an affinity session (stored in seconds)."},
+    {.name = "session_affinity_attributes",
+     .type = CFG_OBJECT,
+     AT(cfg_lb, session_affinity_attributes),
+     .sub = &affinity_table,
+     .help = "Cookie attributes, headers and failover of sessions."},
+    {.name = "rules",
+     .type = CFG_LIST,
+     ARRAY_AT(cfg_lb, rules, nrules),
+     .item = &(const cfg_key){.type = CFG_RAW, .flags = CFG_F_MAPPING},
+     .doc_type = "list of mappings",
+     .help = "Cloudflare-style rules; accepted and kept as written, not "
+	     "yet applied."},
+};
+static const cfg_table lb_table = {
+    .path = "load_balancers[]",
+    .what = "load balancer",
+    .help = "A hostname served by steering requests over pools.",
+    TABLE(lb_keys),
+    POS(cfg_lb),
+    .finish = cfg_finish_lb,
+};
+
+/* ---- notifications ---- */
+
+static const cfg_key email_keys[] = {
+    {.name = "smtp_url",
+     .type = CFG_STRING,
+     .flags = CFG_F_REQUIRED,
+     AT(cfg_email, smtp_url),
+     .check = check_smtp_url,
+     .doc_type = "URL",
+     .help = "Mail server; smtps:// for implicit TLS, credentials as "
+	     "smtp://user:pass@host (use `${VAR}`)."},
+    {.name = "from",
+     .type = CFG_STRING,
+     .flags = CFG_F_REQUIRED,
+     AT(cfg_email, from),
+     .check = check_email,
+     .doc_type = "email address",
+     .help = "Sender address."},
+    {.name = "to",
+     .type = CFG_LIST,
+     .flags = CFG_F_REQUIRED | CFG_F_NONEMPTY,
+     ARRAY_AT(cfg_email, to, nto),
+     .item = &item_email,
+     .help = "Recipients."},
+};
+static const cfg_table email_table = {
+    .path = "notifications.email",
+    .what = "notifications.email",
+    .help = "Health change notifications by email.",
+    TABLE(email_keys),
+};
+
+static const cfg_key webhook_keys[] = {
+    {.name = "url",
+     .type = CFG_STRING,
+     .flags = CFG_F_REQUIRED,
+     AT(cfg_webhook, url),
+     .check = check_http_url,
+     .doc_type = "URL",
+     .help = "Receives a JSON POST per event."},
+    {.name = "secret",
+     .type = CFG_STRING,
+     AT(cfg_webhook, secret),
+     .help = "Shared secret sent with each POST; unset: none."},
+};
+static const cfg_table webhook_table = {
+    .path = "notifications.webhooks[]",
+    .what = "webhook",
+    .help = "A webhook.",
+    TABLE(webhook_keys),
+    POS(cfg_webhook),
+};
+
+static const cfg_key notify_keys[] = {
+    {.name = "email",
+     .type = CFG_OBJECT,
+     .flags = CFG_F_HAS,
+     AT(cfg_notifications, email),
+     .has_off = offsetof(cfg_notifications, has_email),
+     .sub = &email_table,
+     .help = "Email delivery."},
+    {.name = "webhooks",
+     .type = CFG_LIST,
+     ARRAY_AT(cfg_notifications, webhooks, nwebhooks),
+     .item = &(const cfg_key){.type = CFG_OBJECT, .sub = &webhook_table},
+     .help = "Webhook deliveries."},
+    {.name = "debounce",
+     .type = CFG_DURATION,
+     AT(cfg_notifications, debounce_ms),
+     .def = "10s",
+     .min = 0,
+     .max = DAY_MS,
+     .help = "A change must last this long to be notified (against "
+	     "flapping)."},
+};
+static const cfg_table notify_table = {
+    .path = "notifications",
+    .what = "notifications",
+    .help = "Where health changes are sent.",
+    TABLE(notify_keys),
+};
+
+/* ---- the file ---- */
+
+static const cfg_key root_keys[] = {
+    {.name = "edge",
+     .type = CFG_OBJECT,
+     AT(cfg_snapshot, edge),
+     .sub = &edge_table,
+     .help = "This edge node."},
+    {.name = "api",
+     .type = CFG_OBJECT,
+     AT(cfg_snapshot, api),
+     .sub = &api_table,
+     .help = "Admin API."},
+    {.name = "zones",
+     .type = CFG_LIST,
+     ARRAY_AT(cfg_snapshot, zones, nzones),
+     .item = &(const cfg_key){.type = CFG_OBJECT, .sub = &zone_table},
+     .help = "DNS zones served."},
+    {.name = "geo",
+     .type = CFG_OBJECT,
+     AT(cfg_snapshot, geo),
+     .sub = &geo_table,
+     .help = "Client location."},
+    {.name = "monitors",
+     .type = CFG_LIST,
+     ARRAY_AT(cfg_snapshot, monitors, nmonitors),
+     .item = &(const cfg_key){.type = CFG_OBJECT, .sub = &monitor_table},
+     .help = "Health checks."},
+    {.name = "pools",
+     .type = CFG_LIST,
+     ARRAY_AT(cfg_snapshot, pools, npools),
+     .item = &(const cfg_key){.type = CFG_OBJECT, .sub = &pool_table},
+     .help = "Origin pools."},
+    {.name = "load_balancers",
+     .type = CFG_LIST,
+     ARRAY_AT(cfg_snapshot, lbs, nlbs),
+     .item = &(const cfg_key){.type = CFG_OBJECT, .sub = &lb_table},
+     .help = "Hostnames and how they are steered."},
+    {.name = "notifications",
+     .type = CFG_OBJECT,
+     AT(cfg_snapshot, notifications),
+     .sub = &notify_table,
+     .help = "Health notifications."},
+};
+const cfg_table cfg_root_table = {
+    .path = "(top level)",
+    .what = "the top level",
+    .help = "The sections of the file; each is optional.",
+    TABLE(root_keys),
+    .finish = cfg_finish_root,
+};

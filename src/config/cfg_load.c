@@ -1,0 +1,215 @@
+/* cfg_load.c - file or string to cfg_snapshot; see cfg_load.h.
+ *
+ * Steps: read, parse YAML into a scratch tree, apply the root key table
+ * (parsing, defaults, per-object checks), resolve references by id,
+ * number pools and origins. Every step runs even after errors, so one run
+ * reports everything; any error discards the snapshot.
+ */
+#include "config/cfg_load.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/cfg_schema.h"
+#include "config/cfg_values.h"
+#include "config/cfg_yaml.h"
+#include "core/core_arena.h"
+#include "core/core_util.h"
+
+/* Larger files are refused rather than read into memory. */
+#define CFG_MAX_FILE_BYTES (64u << 20)
+
+static const void *find_ref(cfg_ctx *c, const cfg_ref *r)
+{
+	const cfg_snapshot *s = c->snap;
+	const char *id = r->node->str;
+	if (r->kind == CFG_REF_POOL) {
+		for (size_t i = 0; i < s->npools; i++)
+			if (s->pools[i].id && !strcmp(s->pools[i].id, id))
+				return &s->pools[i];
+	} else {
+		for (size_t i = 0; i < s->nmonitors; i++)
+			if (s->monitors[i].id && !strcmp(s->monitors[i].id, id))
+				return &s->monitors[i];
+	}
+	return NULL;
+}
+
+static void unknown_ref(cfg_ctx *c, const cfg_ref *r)
+{
+	const cfg_snapshot *s = c->snap;
+	bool pool = r->kind == CFG_REF_POOL;
+	size_t n = pool ? s->npools : s->nmonitors;
+	const char *what = pool ? "pool" : "monitor";
+	if (n == 0) {
+		cfg_error(c, r->node, "unknown %s '%s' (no %ss are defined)",
+			  what, r->node->str, what);
+		return;
+	}
+	const char **ids = core_arena_alloc(c->tmp, n * sizeof(*ids));
+	for (size_t i = 0; i < n; i++)
+		ids[i] = pool ? s->pools[i].id : s->monitors[i].id;
+	const char *hint = cfg_suggest(r->node->str, ids, n);
+	if (hint)
+		cfg_error(c, r->node, "unknown %s '%s'; did you mean '%s'?",
+			  what, r->node->str, hint);
+	else
+		cfg_error(c, r->node, "unknown %s '%s'", what, r->node->str);
+}
+
+static void resolve_refs(cfg_ctx *c)
+{
+	for (cfg_ref *r = c->refs; r; r = r->next) {
+		const void *p = find_ref(c, r);
+		if (p)
+			*r->target = p;
+		else
+			unknown_ref(c, r);
+	}
+}
+
+static void index_objects(cfg_ctx *c)
+{
+	cfg_snapshot *s = c->snap;
+	size_t n = 0;
+	for (size_t i = 0; i < s->npools; i++) {
+		s->pools[i].index = (uint32_t)i;
+		n += s->pools[i].norigins;
+	}
+	s->origins = core_arena_alloc(c->arena, n * sizeof(*s->origins));
+	s->norigins = n;
+	n = 0;
+	for (size_t i = 0; i < s->npools; i++)
+		for (size_t j = 0; j < s->pools[i].norigins; j++) {
+			cfg_origin *o = &s->pools[i].origins[j];
+			o->index = (uint32_t)n;
+			s->origins[n++] = o;
+		}
+}
+
+static void load_tree(cfg_ctx *c, const char *buf, size_t len)
+{
+	cfg_node *root = cfg_yaml_parse(c->tmp, buf, len, &c->errs);
+	if (!root) {
+		if (!c->errs.n)
+			cfg_errs_add(&c->errs, 1, 1, "configuration is empty");
+		return;
+	}
+	if (root->kind == CFG_NODE_SCALAR && root->is_null) {
+		cfg_errs_add(&c->errs, 1, 1, "configuration is empty");
+		return;
+	}
+	if (root->kind != CFG_NODE_MAP) {
+		cfg_error(c, root,
+			  "expected a mapping of sections (edge, monitors, "
+			  "pools, load_balancers, ...) at the top level, got "
+			  "%s",
+			  cfg_node_kind_name(root));
+		return;
+	}
+	cfg_apply_table(c, &cfg_root_table, root, c->snap);
+	resolve_refs(c);
+	index_objects(c);
+}
+
+int cfg_load_string(const char *name, const char *yaml, size_t len,
+		    cfg_snapshot **out, cfg_diag *diag)
+{
+	core_arena *arena = core_arena_new(0);
+	cfg_snapshot *snap = core_arena_alloc(arena, sizeof(*snap));
+	snap->arena = arena;
+	snap->file = core_arena_strdup(arena, name ? name : "<config>");
+	cfg_ctx c = {
+	    .file = snap->file,
+	    .arena = arena,
+	    .tmp = core_arena_new(0),
+	    .errs = {.file = snap->file},
+	    .snap = snap,
+	};
+	load_tree(&c, yaml, len);
+	core_arena_free(c.tmp);
+	*out = NULL;
+	if (c.errs.n) {
+		if (diag)
+			cfg_errs_flush(&c.errs, diag);
+		else
+			cfg_errs_clear(&c.errs);
+		core_arena_free(arena);
+		return -1;
+	}
+	*out = snap;
+	return 0;
+}
+
+static void file_error(const char *path, const char *what, int err,
+		       cfg_diag *diag)
+{
+	if (!diag)
+		return;
+	cfg_errs e = {.file = path};
+	cfg_errs_add(&e, 0, 0, "%s: %s", what, strerror(err));
+	cfg_errs_flush(&e, diag);
+}
+
+int cfg_load_file(const char *path, cfg_snapshot **out, cfg_diag *diag)
+{
+	*out = NULL;
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		file_error(path, "cannot open", errno, diag);
+		return -1;
+	}
+	int rc = -1;
+	size_t len = 0, cap = 4096;
+	char *buf = xmalloc(cap);
+	for (;;) {
+		if (len == cap) {
+			if (cap >= CFG_MAX_FILE_BYTES) {
+				file_error(path, "cannot read", EFBIG, diag);
+				goto out;
+			}
+			cap *= 2;
+			buf = xrealloc(buf, cap);
+		}
+		size_t n = fread(buf + len, 1, cap - len, f);
+		len += n;
+		if (n == 0) {
+			if (ferror(f)) {
+				file_error(path, "cannot read",
+					   errno ? errno : EIO, diag);
+				goto out;
+			}
+			break;
+		}
+	}
+	rc = cfg_load_string(path, buf, len, out, diag);
+out:
+	free(buf);
+	fclose(f);
+	return rc;
+}
+
+void cfg_snapshot_free(cfg_snapshot *snap)
+{
+	if (snap)
+		core_arena_free(snap->arena);
+}
+
+static int plural(char *buf, size_t size, size_t n, const char *one,
+		  const char *many)
+{
+	return snprintf(buf, size, "%zu %s", n, n == 1 ? one : many);
+}
+
+void cfg_summary(const cfg_snapshot *snap, char *buf, size_t size)
+{
+	char m[48], p[48], o[48], l[48], z[48];
+	plural(m, sizeof(m), snap->nmonitors, "monitor", "monitors");
+	plural(p, sizeof(p), snap->npools, "pool", "pools");
+	plural(o, sizeof(o), snap->norigins, "origin", "origins");
+	plural(l, sizeof(l), snap->nlbs, "load balancer", "load balancers");
+	plural(z, sizeof(z), snap->nzones, "zone", "zones");
+	snprintf(buf, size, "ok: %s, %s (%s), %s, %s", m, p, o, l, z);
+}

@@ -1,0 +1,340 @@
+/* cfg_validate.c - checks that span several keys, and computed defaults;
+ * see cfg_validate.h. Errors point at the node that has to change. */
+#include "config/cfg_validate.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config/cfg_values.h"
+#include "core/core_arena.h"
+#include "core/core_util.h"
+
+/* A value node of a mapping, or the mapping itself for position. */
+static const cfg_node *at(const cfg_node *map, const char *key)
+{
+	const cfg_node *n = cfg_node_get(map, key);
+	return n ? n : map;
+}
+
+static void lowercase(const char *s)
+{
+	/* Snapshot strings are arena copies the loader owns until it hands
+	 * the snapshot out. */
+	for (char *p = (char *)s; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p + 32);
+}
+
+static void check_location(cfg_ctx *c, const cfg_node *node, bool has,
+			   const char *what)
+{
+	if (!node || !has)
+		return;
+	const cfg_node *lat = cfg_node_get(node, "latitude");
+	const cfg_node *lon = cfg_node_get(node, "longitude");
+	bool has_lat = lat && !lat->is_null, has_lon = lon && !lon->is_null;
+	if (has_lat && !has_lon)
+		cfg_error(c, lat, "%s: latitude needs longitude too", what);
+	else if (has_lon && !has_lat)
+		cfg_error(c, lon, "%s: longitude needs latitude too", what);
+}
+
+void cfg_finish_edge(cfg_ctx *c, const cfg_node *node, void *base)
+{
+	cfg_edge *e = base;
+	check_location(c, node, e->has_location, "edge");
+}
+
+/* Report a second item of seq whose value of key equals an earlier one's. */
+static void unique_in_list(cfg_ctx *c, const cfg_node *seq, const char *key,
+			   const char *what, bool nocase, bool show)
+{
+	if (!seq || seq->kind != CFG_NODE_SEQ)
+		return;
+	for (size_t i = 1; i < seq->n; i++) {
+		const cfg_node *a = cfg_node_get(seq->items[i], key);
+		if (!a || a->kind != CFG_NODE_SCALAR || a->is_null || a->bad)
+			continue;
+		for (size_t j = 0; j < i; j++) {
+			const cfg_node *b = cfg_node_get(seq->items[j], key);
+			if (!b || b->kind != CFG_NODE_SCALAR || b->is_null ||
+			    b->bad)
+				continue;
+			if (nocase ? strcasecmp(a->str, b->str)
+				   : strcmp(a->str, b->str))
+				continue;
+			if (show)
+				cfg_error(c, a,
+					  "duplicate %s '%s' (first at line "
+					  "%u)",
+					  what, a->str, b->line);
+			else /* secrets are not echoed */
+				cfg_error(c, a,
+					  "duplicate %s (same as line %u)",
+					  what, b->line);
+			break;
+		}
+	}
+}
+
+void cfg_finish_api(cfg_ctx *c, const cfg_node *node, void *base)
+{
+	(void)base;
+	unique_in_list(c, cfg_node_get(node, "tokens"), "token", "API token",
+		       false, false);
+}
+
+static bool dns_name_ok(const char *name)
+{
+	/* Owner names may carry '_' (_dmarc, _sip._tcp) where host names
+	 * may not. */
+	char copy[256];
+	size_t len = strlen(name);
+	if (len >= sizeof(copy))
+		return false;
+	for (size_t i = 0; i <= len; i++)
+		copy[i] = name[i] == '_' ? 'u' : name[i];
+	return cfg_is_hostname(copy, true);
+}
+
+void cfg_finish_record(cfg_ctx *c, const cfg_node *node, void *base)
+{
+	cfg_record *r = base;
+	if (!node || !r->content)
+		return;
+	const cfg_node *cn = at(node, "content");
+	struct in_addr a4;
+	struct in6_addr a6;
+	switch (r->type) {
+	case CFG_RR_A:
+		if (inet_pton(AF_INET, r->content, &a4) != 1)
+			cfg_error(c, cn,
+				  "content: expected an IPv4 address for an A "
+				  "record, got '%s'",
+				  r->content);
+		break;
+	case CFG_RR_AAAA:
+		if (inet_pton(AF_INET6, r->content, &a6) != 1)
+			cfg_error(c, cn,
+				  "content: expected an IPv6 address for an "
+				  "AAAA record, got '%s'",
+				  r->content);
+		break;
+	case CFG_RR_CNAME:
+	case CFG_RR_NS:
+	case CFG_RR_MX:
+		if (!cfg_is_hostname(r->content, false))
+			cfg_error(c, cn,
+				  "content: expected a host name, got '%s'",
+				  r->content);
+		break;
+	default:
+		break;
+	}
+}
+
+void cfg_finish_zone(cfg_ctx *c, const cfg_node *node, void *base)
+{
+	cfg_zone *z = base;
+	if (!z->name)
+		return;
+	lowercase(z->name);
+	const cfg_node *recs = cfg_node_get(node, "records");
+	size_t zlen = strlen(z->name);
+	for (size_t i = 0; i < z->nrecords; i++) {
+		cfg_record *r = &z->records[i];
+		if (!r->name)
+			continue;
+		const cfg_node *rn =
+		    recs && i < recs->n ? at(recs->items[i], "name") : node;
+		if (!strcmp(r->name, "@")) {
+			r->name = z->name;
+			continue;
+		}
+		lowercase(r->name);
+		size_t rlen = strlen(r->name);
+		if (!dns_name_ok(r->name)) {
+			cfg_error(c, rn, "name: expected a DNS name, got '%s'",
+				  r->name);
+		} else if (strcmp(r->name, z->name) &&
+			   (rlen <= zlen + 1 ||
+			    strcmp(r->name + rlen - zlen, z->name) ||
+			    r->name[rlen - zlen - 1] != '.')) {
+			cfg_error(c, rn,
+				  "name: '%s' is not inside zone '%s' (use "
+				  "'@' for the apex)",
+				  r->name, z->name);
+		}
+	}
+}
+
+void cfg_finish_network(cfg_ctx *c, const cfg_node *node, void *base)
+{
+	cfg_geo_network *n = base;
+	if (node && !n->region && !n->country &&
+	    !cfg_node_get(node, "region") && !cfg_node_get(node, "country"))
+		cfg_error(c, node, "network needs a region or a country");
+}
+
+/* "10.0.0.1:80" written as an address: say where the port goes. */
+static bool has_port_suffix(const char *s)
+{
+	const char *colon = strchr(s, ':');
+	if (!colon || strchr(colon + 1, ':') || !colon[1])
+		return false;
+	for (const char *p = colon + 1; *p; p++)
+		if (*p < '0' || *p > '9')
+			return false;
+	return true;
+}
+
+void cfg_finish_origin(cfg_ctx *c, const cfg_node *node, void *base)
+{
+	cfg_origin *o = base;
+	if (!node || !o->address)
+		return;
+	const cfg_node *an = at(node, "address");
+	char host[256];
+	size_t len = strlen(o->address);
+	if (len >= sizeof(host)) {
+		cfg_error(c, an, "address: too long");
+		return;
+	}
+	memcpy(host, o->address, len + 1);
+	if (len > 2 && host[0] == '[' && host[len - 1] == ']') {
+		memmove(host, host + 1, len - 2);
+		host[len - 2] = '\0';
+	}
+	if (cfg_parse_ip(host, o->port, &o->ss, &o->sslen) == 0)
+		return;
+	if (has_port_suffix(host)) {
+		cfg_error(c, an,
+			  "address: '%s' includes a port; write it as "
+			  "'port: %s'",
+			  o->address, strchr(host, ':') + 1);
+		return;
+	}
+	if (!cfg_is_hostname(host, false)) {
+		cfg_error(c, an,
+			  "address: expected an IP address or host name, got "
+			  "'%s'",
+			  o->address);
+		return;
+	}
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+	int rc = getaddrinfo(host, NULL, &hints, &res);
+	if (rc || !res) {
+		cfg_error(c, an, "address: cannot resolve '%s': %s", host,
+			  rc ? gai_strerror(rc) : "no address");
+		if (res)
+			freeaddrinfo(res);
+		return;
+	}
+	memcpy(&o->ss, res->ai_addr, res->ai_addrlen);
+	o->sslen = res->ai_addrlen;
+	if (o->ss.ss_family == AF_INET)
+		((struct sockaddr_in *)&o->ss)->sin_port = htons(o->port);
+	else if (o->ss.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&o->ss)->sin6_port = htons(o->port);
+	freeaddrinfo(res);
+}
+
+void cfg_finish_pool(cfg_ctx *c, const cfg_node *node, void *base)
+{
+	cfg_pool *p = base;
+	if (!p->name)
+		p->name = p->id;
+	if (!node)
+		return;
+	check_location(c, node, p->has_location, "pool");
+	unique_in_list(c, cfg_node_get(node, "origins"), "name", "origin name",
+		       false, true);
+	const cfg_node *mo = cfg_node_get(node, "minimum_origins");
+	if (p->norigins && mo && !mo->is_null &&
+	    p->minimum_origins > p->norigins)
+		cfg_error(c, mo,
+			  "minimum_origins: %u is more than the pool's %zu "
+			  "origin%s",
+			  p->minimum_origins, p->norigins,
+			  p->norigins == 1 ? "" : "s");
+}
+
+void cfg_finish_lb(cfg_ctx *c, const cfg_node *node, void *base)
+{
+	cfg_lb *lb = base;
+	if (!lb->id)
+		lb->id = lb->name;
+	/* The older map-shaped view of pool_weights, for code written
+	 * against it. */
+	lb->nrandom_pool_weights = lb->npool_weights;
+	if (lb->npool_weights) {
+		lb->random_pool_weights = core_arena_alloc(
+		    c->arena,
+		    lb->npool_weights * sizeof(*lb->random_pool_weights));
+		for (size_t i = 0; i < lb->npool_weights; i++) {
+			cfg_pool_map *m = &lb->random_pool_weights[i];
+			m->key = lb->pool_weights[i].key;
+			m->pools = &lb->pool_weights[i].pool;
+			m->npools = 1;
+		}
+	}
+	if (!node)
+		return;
+	const cfg_node *dp = cfg_node_get(node, "default_pools");
+	for (size_t i = 1; dp && dp->kind == CFG_NODE_SEQ && i < dp->n; i++) {
+		const cfg_node *a = dp->items[i];
+		for (size_t j = 0;
+		     j < i && a->kind == CFG_NODE_SCALAR && !a->bad; j++) {
+			const cfg_node *b = dp->items[j];
+			if (b->kind == CFG_NODE_SCALAR &&
+			    !strcmp(a->str, b->str)) {
+				cfg_error(c, a,
+					  "default_pools: pool '%s' is listed "
+					  "twice",
+					  a->str);
+				break;
+			}
+		}
+	}
+	if (lb->session_affinity == CFG_AFF_HEADER &&
+	    lb->session_affinity_attributes.nheaders == 0)
+		cfg_error(c, at(node, "session_affinity"),
+			  "session_affinity: header needs "
+			  "session_affinity_attributes.headers");
+}
+
+void cfg_finish_root(cfg_ctx *c, const cfg_node *node, void *base)
+{
+	cfg_snapshot *s = base;
+	if (!node)
+		return;
+	unique_in_list(c, cfg_node_get(node, "monitors"), "id", "monitor id",
+		       false, true);
+	unique_in_list(c, cfg_node_get(node, "pools"), "id", "pool id", false,
+		       true);
+	unique_in_list(c, cfg_node_get(node, "zones"), "name", "zone", true,
+		       true);
+	const cfg_node *lbs = cfg_node_get(node, "load_balancers");
+	unique_in_list(c, lbs, "name", "load balancer name", true, true);
+	/* Ids default to names, so only explicit ids can clash apart from
+	 * the names reported above. */
+	for (size_t i = 1; lbs && lbs->kind == CFG_NODE_SEQ && i < s->nlbs;
+	     i++) {
+		const cfg_node *idn = cfg_node_get(lbs->items[i], "id");
+		if (!s->lbs[i].id || !idn || idn->is_null)
+			continue;
+		for (size_t j = 0; j < i; j++) {
+			if (s->lbs[j].id &&
+			    !strcmp(s->lbs[i].id, s->lbs[j].id)) {
+				cfg_error(c, idn,
+					  "duplicate load balancer id '%s' "
+					  "(first at line %u)",
+					  s->lbs[i].id, s->lbs[j].pos.line);
+				break;
+			}
+		}
+	}
+}

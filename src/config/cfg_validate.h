@@ -1,0 +1,22 @@
+/* cfg_validate.h - the finish hooks of the key tables (internal).
+ *
+ * Each runs after its table's keys are applied and checks what one key
+ * cannot check alone, or computes a default from another key. node is the
+ * object's mapping (NULL when the object was absent).
+ */
+#ifndef MERIDIAN_CFG_VALIDATE_H
+#define MERIDIAN_CFG_VALIDATE_H
+
+#include "config/cfg_schema.h"
+
+void cfg_finish_edge(cfg_ctx *c, const cfg_node *node, void *base);
+void cfg_finish_api(cfg_ctx *c, const cfg_node *node, void *base);
+void cfg_finish_record(cfg_ctx *c, const cfg_node *node, void *base);
+void cfg_finish_zone(cfg_ctx *c, const cfg_node *node, void *base);
+void cfg_finish_network(cfg_ctx *c, const cfg_node *node, void *base);
+void cfg_finish_origin(cfg_ctx *c, const cfg_node *node, void *base);
+void cfg_finish_pool(cfg_ctx *c, const cfg_node *node, void *base);
+void cfg_finish_lb(cfg_ctx *c, const cfg_node *node, void *base);
+void cfg_finish_root(cfg_ctx *c, const cfg_node *node, void *base);
+
+#endif

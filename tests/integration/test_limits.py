@@ -1,0 +1,236 @@
+"""Timeouts and limits: each answered with the right status, a short
+text/plain body naming the edge, and a close where RFC 9112 says so."""
+import select
+import socket
+import time
+
+import pytest
+
+import meridian_test as mt
+from meridian_test import HttpConn, req, request, WAIT
+
+HOST = "lb.example.com"
+
+
+def one_origin_edge(stack, **kw):
+    o = stack.origin("gke-1", "gcp")
+    e = stack.edge({"gcp": [("gke-1", o.port)]}, {HOST: ["gcp"]}, **kw)
+    return o, e
+
+
+def assert_error(r, status):
+    assert r.status == status, r
+    assert r.header("Content-Type", "").startswith("text/plain"), r
+    assert mt.EDGE_NAME in r.text, r
+
+
+# ------------------------------------------------------------ timeouts
+
+def test_client_header_timeout_408(stack):
+    o, e = one_origin_edge(stack, timeouts={"client_header": "500ms"})
+    with HttpConn(e.port) as c:
+        t0 = time.monotonic()
+        c.send(b"GET / HTTP/1.1\r\nHost: " + HOST.encode() + b"\r\n")
+        r = c.read_response()
+        assert time.monotonic() - t0 >= 0.45
+        assert_error(r, 408)
+        assert c.wait_closed()
+    assert o.counters()[0] == 0
+
+
+def test_client_header_timeout_is_total_not_per_read(stack):
+    """A slowloris client trickling a byte every 100 ms still gets 408 once
+    the whole head has taken longer than client_header."""
+    o, e = one_origin_edge(stack, timeouts={"client_header": "500ms"})
+    head = b"GET / HTTP/1.1\r\nHost: " + HOST.encode() + b"\r\nX-Slow: " + \
+        b"a" * 200
+    with HttpConn(e.port) as c:
+        t0 = time.monotonic()
+        got = None
+        for i in range(len(head)):
+            if time.monotonic() - t0 > WAIT:
+                break
+            try:
+                c.send(head[i:i + 1])
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            if select.select([c.sock], [], [], 0.1)[0]:
+                break
+        got = c.read_response()
+        assert_error(got, 408)
+        assert time.monotonic() - t0 < WAIT
+        assert c.wait_closed()
+
+
+def test_client_idle_keepalive_closed(stack):
+    o, e = one_origin_edge(stack, timeouts={"client_idle": "500ms"})
+    with HttpConn(e.port) as c:
+        c.send(req())
+        assert c.read_response().status == 200
+        t0 = time.monotonic()
+        assert c.wait_closed(), "idle keep-alive connection not closed"
+        assert time.monotonic() - t0 >= 0.45
+
+
+def _blackhole():
+    """A loopback listener whose accept queue is full: new SYNs are dropped,
+    so connecting to it hangs (no non-127 address needed)."""
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.bind((mt.LOCAL, 0))
+    ls.listen(0)
+    addr = ls.getsockname()
+    socks = [ls]
+    for _ in range(4):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        s.connect_ex(addr)
+        socks.append(s)
+    # make sure: a fresh connect does not complete
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    probe.setblocking(False)
+    probe.connect_ex(addr)
+    socks.append(probe)
+    _, w, _ = select.select([], [probe], [], 0.5)
+    if w and probe.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+        for s in socks:
+            s.close()
+        raise AssertionError("test set-up: could not fill the accept queue")
+    return addr[1], socks
+
+
+def test_upstream_connect_timeout_504(stack):
+    port, socks = _blackhole()
+    try:
+        e = stack.edge({"gcp": [("gke-1", port)]}, {HOST: ["gcp"]},
+                       timeouts={"upstream_connect": "500ms"})
+        t0 = time.monotonic()
+        r = request(e.port)
+        assert time.monotonic() - t0 >= 0.45
+        assert_error(r, 504)
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_upstream_response_timeout_504(stack):
+    o, e = one_origin_edge(stack, timeouts={"upstream_response": "500ms"})
+    with HttpConn(e.port) as c:
+        t0 = time.monotonic()
+        c.send(req(path="/sleep/5000"))
+        r = c.read_response()
+        assert time.monotonic() - t0 >= 0.45
+        assert_error(r, 504)
+    # the edge did not reuse the timed-out upstream connection
+    for _ in range(5):
+        r = request(e.port)
+        assert r.status == 200 and r.body == b"gcp gke-1\n", r
+
+
+# ------------------------------------------------------------ limits
+
+def _assert_rejected_and_closed(port, data, status):
+    with HttpConn(port) as c:
+        try:
+            c.send(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the edge may answer and close before we finish sending
+        r = c.read_response()
+        assert_error(r, status)
+        assert c.wait_closed(), "connection not closed after %d" % status
+
+
+def test_header_bytes_over_limit_431(stack):
+    o, e = one_origin_edge(stack, limits={"max_header_bytes": 4096})
+    _assert_rejected_and_closed(
+        e.port, req(headers=[("X-Big", "a" * 5000)]), 431)
+    r = request(e.port, path="/echo", headers=[("X-Big", "a" * 3000)])
+    assert r.status == 200
+    assert o.counters()[0] == 1
+
+
+def test_too_many_headers_431(stack):
+    o, e = one_origin_edge(stack, limits={"max_headers": 20})
+    many = [("X-H%d" % i, "v") for i in range(30)]
+    _assert_rejected_and_closed(e.port, req(headers=many), 431)
+    r = request(e.port, headers=many[:10])
+    assert r.status == 200
+    assert o.counters()[0] == 1
+
+
+def test_request_target_too_long_414(stack):
+    o, e = one_origin_edge(stack)
+    _assert_rejected_and_closed(e.port, req(path="/" + "a" * 12000), 414)
+    assert request(e.port, path="/" + "a" * 2000).status == 200
+
+
+def test_body_over_limit_413_content_length(stack):
+    o, e = one_origin_edge(stack, limits={"max_body_bytes": 1000})
+    _assert_rejected_and_closed(
+        e.port, req("POST", "/upload", body=b"x" * 2000), 413)
+    assert o.counters()[0] == 0, "a body over the limit reached the origin"
+    r = request(e.port, "POST", "/upload", body=b"x" * 1000)
+    assert r.status == 200 and r.text.startswith("length 1000\n")
+
+
+def test_body_over_limit_413_chunked(stack):
+    o, e = one_origin_edge(stack, limits={"max_body_bytes": 1000})
+    body = mt.chunked(b"y" * 3000, 500)
+    _assert_rejected_and_closed(
+        e.port, req("POST", "/upload", body=body,
+                    headers=[("Transfer-Encoding", "chunked")]), 413)
+    r = request(e.port, "POST", "/upload", body=mt.chunked(b"y" * 900, 100),
+                headers=[("Transfer-Encoding", "chunked")])
+    assert r.status == 200 and r.text.startswith("length 900\n")
+
+
+def test_max_connections(stack):
+    o, e = one_origin_edge(stack, limits={"max_connections": 4})
+    held = []
+    try:
+        for _ in range(4):
+            c = HttpConn(e.port)
+            held.append(c)
+            c.send(req())
+            assert c.read_response().status == 200
+        # one more: a client sees 503 or a refused / closed connection,
+        # never a normal answer
+        try:
+            with HttpConn(e.port) as c:
+                c.send(req())
+                r = c.read_response()
+                assert_error(r, 503)
+        except (mt.Closed, ConnectionRefusedError, BrokenPipeError,
+                ConnectionResetError):
+            pass
+        except TimeoutError:
+            raise AssertionError("connection over the limit left hanging")
+        # the held connections still work
+        for c in held:
+            c.send(req())
+            assert c.read_response().status == 200
+    finally:
+        for c in held:
+            c.close()
+
+    # once they are gone, new connections are served again
+    def served():
+        try:
+            return request(e.port, timeout=5).status == 200
+        except (OSError, mt.Closed):
+            return False
+
+    mt.wait_for(served, what="a connection to be served after others closed")
+
+
+def test_error_status_does_not_leak_across_keepalive(stack):
+    """A 404 (not a parse error) keeps the connection usable."""
+    o, e = one_origin_edge(stack)
+    with HttpConn(e.port) as c:
+        c.send(req(host="nope.example.org"))
+        assert_error(c.read_response(), 404)
+        try:
+            c.send(req())
+            r = c.read_response()
+        except (mt.Closed, BrokenPipeError, ConnectionResetError):
+            pytest.fail("edge closed the connection after a 404")
+        assert r.status == 200

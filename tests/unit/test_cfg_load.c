@@ -1,0 +1,1301 @@
+/* test_cfg_load.c - the configuration loader: defaults, every kind of error
+ * with its exact position and wording, references, ranges, ${VAR}, the
+ * summary, a full file, and that docs/CONFIG.md matches the key tables. */
+#include <arpa/inet.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "config/cfg_doc.h"
+#include "config/cfg_load.h"
+#include "config/cfg_schema.h"
+#include "config/cfg_values.h"
+#include "core/core_util.h"
+
+/* A pool and a load balancer that make a file valid; tests append to or
+ * vary around it. */
+#define POOL                                                                   \
+	"pools:\n  - { id: p, origins: [ { name: o, address: 127.0.0.1 } ] "   \
+	"}\n"
+
+static cfg_snapshot *load_ok(const char *yaml)
+{
+	cfg_snapshot *snap = NULL;
+	cfg_diag d = {0};
+	int rc = cfg_load_string("t.yaml", yaml, strlen(yaml), &snap, &d);
+	for (size_t i = 0; i < d.n; i++)
+		print_error("unexpected: %s\n", d.msgs[i]);
+	assert_int_equal(rc, 0);
+	assert_int_equal(d.n, 0);
+	assert_non_null(snap);
+	cfg_diag_free(&d);
+	return snap;
+}
+
+/* Load yaml and expect exactly the given errors, in order (NULL ends). */
+static void expect_errors(const char *yaml, ...)
+{
+	cfg_snapshot *snap = (cfg_snapshot *)1;
+	cfg_diag d = {0};
+	int rc = cfg_load_string("t.yaml", yaml, strlen(yaml), &snap, &d);
+	assert_int_equal(rc, -1);
+	assert_null(snap);
+	va_list ap;
+	va_start(ap, yaml);
+	size_t i = 0;
+	const char *want;
+	bool ok = true;
+	while ((want = va_arg(ap, const char *))) {
+		if (i >= d.n || strcmp(d.msgs[i], want)) {
+			print_error(
+			    "error %zu: want '%s'\n          got  '%s'\n", i,
+			    want, i < d.n ? d.msgs[i] : "(none)");
+			ok = false;
+		}
+		i++;
+	}
+	va_end(ap);
+	for (size_t j = i; j < d.n; j++) {
+		print_error("extra error: %s\n", d.msgs[j]);
+		ok = false;
+	}
+	cfg_diag_free(&d);
+	assert_true(ok);
+}
+
+#define EXPECT1(yaml, msg) expect_errors(yaml, msg, (const char *)NULL)
+
+static void test_defaults(void **state)
+{
+	(void)state;
+	cfg_snapshot *s = load_ok(
+	    "monitors: [ { id: m } ]\n" POOL
+	    "load_balancers: [ { name: lb.example.com, default_pools: [p] "
+	    "} ]\n");
+	const cfg_edge *e = &s->edge;
+	assert_string_equal(e->name, "meridian");
+	assert_null(e->region);
+	assert_false(e->has_location);
+	assert_int_equal(e->workers, 0);
+	assert_int_equal(e->nlisten_http, 0);
+	assert_false(e->has_admin);
+	assert_int_equal(e->limits.max_header_bytes, 16384);
+	assert_int_equal(e->limits.max_headers, 100);
+	assert_int_equal(e->limits.max_connections, 65536);
+	assert_int_equal(e->limits.max_body_bytes, 0);
+	assert_int_equal(e->limits.upstream_idle_per_origin, 32);
+	assert_int_equal(e->timeouts.client_header_ms, 10000);
+	assert_int_equal(e->timeouts.client_idle_ms, 60000);
+	assert_int_equal(e->timeouts.client_body_ms, 60000);
+	assert_int_equal(e->timeouts.upstream_connect_ms, 5000);
+	assert_int_equal(e->timeouts.upstream_response_ms, 60000);
+	assert_int_equal(e->timeouts.upstream_idle_ms, 30000);
+	assert_int_equal(e->timeouts.drain_ms, 10000);
+	assert_string_equal(s->api.account_id, "default");
+	assert_int_equal(s->api.ntokens, 0);
+	assert_int_equal(s->notifications.debounce_ms, 10000);
+	assert_false(s->notifications.has_email);
+
+	assert_int_equal(s->nmonitors, 1);
+	const cfg_monitor *m = &s->monitors[0];
+	assert_int_equal(m->type, CFG_MON_HTTP);
+	assert_string_equal(m->method, "GET");
+	assert_string_equal(m->path, "/");
+	assert_int_equal(m->port, 0);
+	assert_int_equal(m->timeout_ms, 5000);
+	assert_int_equal(m->retries, 2);
+	assert_int_equal(m->interval_ms, 60000);
+	assert_string_equal(m->expected_codes, "200");
+	assert_null(m->expected_body);
+	assert_false(m->follow_redirects);
+	assert_false(m->allow_insecure);
+	assert_int_equal(m->consecutive_up, 1);
+	assert_int_equal(m->consecutive_down, 1);
+	assert_int_equal(m->pos.line, 1);
+	assert_int_equal(m->pos.col, 13);
+
+	const cfg_pool *p = &s->pools[0];
+	assert_string_equal(p->name, "p");
+	assert_true(p->enabled);
+	assert_int_equal(p->minimum_origins, 1);
+	assert_null(p->monitor);
+	assert_false(p->has_location);
+	assert_int_equal(p->origin_steering, CFG_OSTEER_RANDOM);
+	assert_true(p->load_shedding.default_percent == 0);
+	assert_int_equal(p->load_shedding.default_policy, CFG_SHED_RANDOM);
+	assert_int_equal(p->load_shedding.session_policy, CFG_SHED_HASH);
+	assert_false(p->notification_filter.origin.disable);
+	assert_int_equal(p->notification_filter.origin.healthy, -1);
+	assert_int_equal(p->notification_filter.pool.healthy, -1);
+	const cfg_origin *o = &p->origins[0];
+	assert_int_equal(o->port, 80);
+	assert_true(o->weight == 1.0);
+	assert_true(o->enabled);
+	assert_int_equal(o->nheaders, 0);
+
+	const cfg_lb *lb = &s->lbs[0];
+	assert_string_equal(lb->id, "lb.example.com");
+	assert_true(lb->enabled);
+	assert_true(lb->proxied);
+	assert_int_equal(lb->ttl, 30);
+	assert_null(lb->fallback_pool);
+	assert_int_equal(lb->steering_policy, CFG_STEER_DEFAULT);
+	assert_true(lb->random_default_weight == 1.0);
+	assert_int_equal(lb->npool_weights, 0);
+	assert_false(lb->failover_across_pools);
+	assert_int_equal(lb->session_affinity, CFG_AFF_NONE);
+	assert_int_equal(lb->session_affinity_ttl, 82800);
+	assert_int_equal(lb->location_strategy.mode, CFG_LOC_POP);
+	assert_int_equal(lb->location_strategy.prefer_ecs, CFG_ECS_PROXIMITY);
+	const cfg_affinity_attrs *aa = &lb->session_affinity_attributes;
+	assert_int_equal(aa->samesite, CFG_SAMESITE_AUTO);
+	assert_int_equal(aa->secure, CFG_SECURE_AUTO);
+	assert_int_equal(aa->drain_duration, 0);
+	assert_false(aa->require_all_headers);
+	assert_int_equal(aa->zero_downtime_failover, CFG_ZDT_NONE);
+	assert_int_equal(lb->nrules, 0);
+	cfg_snapshot_free(s);
+}
+
+static void test_empty_sections(void **state)
+{
+	(void)state;
+	/* Sections present but null, or an edge with nothing in it. */
+	cfg_snapshot *s = load_ok("edge:\npools:\nmonitors: []\n");
+	assert_string_equal(s->edge.name, "meridian");
+	assert_int_equal(s->npools, 0);
+	assert_int_equal(s->norigins, 0);
+	cfg_snapshot_free(s);
+}
+
+static void test_type_errors(void **state)
+{
+	(void)state;
+	EXPECT1("edge: { name: [a] }\n",
+		"t.yaml:1:15: name: expected a string, got a list");
+	EXPECT1("edge: []\n",
+		"t.yaml:1:7: edge: expected a mapping (edge), got a list");
+	EXPECT1("edge: { workers: two }\n",
+		"t.yaml:1:18: workers: expected an integer 0..256, got 'two'");
+	EXPECT1("edge: { workers: 1.5 }\n",
+		"t.yaml:1:18: workers: expected an integer 0..256, got '1.5'");
+	EXPECT1("edge: { latitude: north, longitude: 1 }\n",
+		"t.yaml:1:19: latitude: expected a number -90..90, got "
+		"'north'");
+	EXPECT1("edge: { timeouts: { drain: 5 sec } }\n",
+		"t.yaml:1:28: drain: expected a duration like 500ms, 5s, 1m, "
+		"got '5 sec'");
+	EXPECT1("edge: { timeouts: { drain: {} } }\n",
+		"t.yaml:1:28: drain: expected a duration like 500ms, 5s, 1m, "
+		"got a mapping");
+	EXPECT1("edge: { limits: { max_body_bytes: 10XB } }\n",
+		"t.yaml:1:35: max_body_bytes: expected a size like 16384, 64k "
+		"or 10M, got '10XB'");
+	EXPECT1("monitors: [ { id: m, follow_redirects: yes } ]\n",
+		"t.yaml:1:40: follow_redirects: expected true or false, got "
+		"'yes'");
+	EXPECT1("monitors: [ { id: m, type: icmp } ]\n",
+		"t.yaml:1:28: type: 'icmp' is not one of http, https, tcp, "
+		"smtp");
+	EXPECT1("monitors: [ { id: m, type: htps } ]\n",
+		"t.yaml:1:28: type: 'htps' is not one of http, https, tcp, "
+		"smtp; did you mean 'https'?");
+	EXPECT1("edge: { listen: { http: 127.0.0.1:80 } }\n",
+		"t.yaml:1:25: http: expected a list, got a string");
+	EXPECT1("edge: { listen: { http: [127.0.0.1:80, 1.2.3.4] } }\n",
+		"t.yaml:1:40: http: bad address '1.2.3.4': a port is required, "
+		"as in 127.0.0.1:8080");
+	EXPECT1("edge: { listen: { admin: '::1:80' } }\n",
+		"t.yaml:1:26: admin: bad address '::1:80': IPv6 addresses need "
+		"brackets, as in [::1]:8080");
+	EXPECT1("edge: { listen: { admin: '127.0.0.1:99999' } }\n",
+		"t.yaml:1:26: admin: bad address '127.0.0.1:99999': the port "
+		"must be a number 0..65535");
+	EXPECT1("geo: { trusted_proxies: [10.0.0.0/33] }\n",
+		"t.yaml:1:26: trusted_proxies: bad CIDR '10.0.0.0/33': the "
+		"prefix length must be 0..32");
+	EXPECT1("geo: { networks: [] }\n",
+		"t.yaml:1:18: networks: expected a mapping, got a list");
+	EXPECT1("pools: { id: p }\n",
+		"t.yaml:1:8: pools: expected a list, got a mapping");
+	EXPECT1("pools: [ p ]\n",
+		"t.yaml:1:10: pools: expected a mapping (pool), got a string");
+	EXPECT1(POOL "load_balancers: [ { name: a.b, default_pools: [p], "
+		     "rules: [ x ] } ]\n",
+		"t.yaml:3:61: rules: expected a mapping, got a string");
+	EXPECT1("pools: [ { id: p, monitor: [m], origins: [ { name: o, "
+		"address: 127.0.0.1 } ] } ]\n",
+		"t.yaml:1:28: monitor: expected a monitor id, got a list");
+	EXPECT1(POOL "load_balancers: [ { name: a.b, default_pools: [p], "
+		     "session_affinity_ttl: 1500ms } ]\n",
+		"t.yaml:3:74: session_affinity_ttl: 1500ms is out of range "
+		"30s..168h");
+	EXPECT1(POOL "load_balancers: [ { name: a.b, default_pools: [p], "
+		     "session_affinity_ttl: 90500ms } ]\n",
+		"t.yaml:3:74: session_affinity_ttl: 90500ms is not a whole "
+		"number of seconds");
+	EXPECT1("pools: [ { id: p, notification_filter: { pool: { healthy: "
+		"maybe } }, origins: [ { name: o, address: 127.0.0.1 } ] } ]\n",
+		"t.yaml:1:59: healthy: expected true, false or null, got "
+		"'maybe'");
+	EXPECT1("pools: [ { id: p, load_shedding: { session_policy: random "
+		"}, origins: [ { name: o, address: 127.0.0.1 } ] } ]\n",
+		"t.yaml:1:52: session_policy: 'random' is not one of hash");
+	EXPECT1("monitors: [ { id: m, header: { Host: example.com } } ]\n",
+		"t.yaml:1:38: header.Host: expected a list, got a string");
+	EXPECT1("monitors: [ { id: m, header: { 'Bad Name': [x] } } ]\n",
+		"t.yaml:1:32: header: expected an HTTP header name, got 'Bad "
+		"Name'");
+	EXPECT1("monitors: [ { id: m, path: healthz } ]\n",
+		"t.yaml:1:28: path: expected a path starting with '/', without "
+		"spaces, got 'healthz'");
+	EXPECT1("edge: { public_addresses: [example.com] }\n",
+		"t.yaml:1:28: public_addresses: expected an IP address like "
+		"203.0.113.10 or 2001:db8::1, got 'example.com'");
+	EXPECT1("monitors: [ { id: '' } ]\n",
+		"t.yaml:1:19: id: must not be empty");
+	EXPECT1("monitors: [ ~ ]\n",
+		"t.yaml:1:13: monitors: expected a mapping (monitor), got "
+		"nothing");
+}
+
+static void test_expected_codes(void **state)
+{
+	(void)state;
+	static const char *const good[] = {"200", "2xx", "200,301", "5xx,404",
+					   "100"};
+	static const char *const bad[] = {
+	    "", "20", "2000", "600", "2x0", "200, 301", "200,", ",200", "xx2"};
+	for (size_t i = 0; i < ARRAY_LEN(good); i++)
+		assert_true(cfg_expected_codes_valid(good[i]));
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++)
+		assert_false(cfg_expected_codes_valid(bad[i]));
+	assert_true(cfg_expected_codes_match("200,301", 301));
+	assert_false(cfg_expected_codes_match("200,301", 302));
+	assert_true(cfg_expected_codes_match("2xx", 204));
+	assert_false(cfg_expected_codes_match("2xx", 304));
+	EXPECT1("monitors: [ { id: m, expected_codes: 2xx0 } ]\n",
+		"t.yaml:1:38: expected_codes: expected status codes like "
+		"\"200\", \"2xx\" or \"200,301\", got '2xx0'");
+	/* A YAML integer is fine: the text is what counts. */
+	cfg_snapshot *s = load_ok("monitors: [ { id: m, expected_codes: 204 } "
+				  "]\n");
+	assert_string_equal(s->monitors[0].expected_codes, "204");
+	cfg_snapshot_free(s);
+}
+
+static void test_unknown_keys(void **state)
+{
+	(void)state;
+	EXPECT1("pools: [ { id: p, origins: [ { name: o, address: 127.0.0.1, "
+		"prot: 80 } ] } ]\n",
+		"t.yaml:1:61: unknown key 'prot' in origin; did you mean "
+		"'port'?");
+	EXPECT1("monitors: [ { id: m, intervl: 5s } ]\n",
+		"t.yaml:1:22: unknown key 'intervl' in monitor; did you mean "
+		"'interval'?");
+	EXPECT1("edge: { Workers: 2 }\n",
+		"t.yaml:1:9: unknown key 'Workers' in edge; did you mean "
+		"'workers'?");
+	EXPECT1("edge: { colour: blue }\n",
+		"t.yaml:1:9: unknown key 'colour' in edge");
+	EXPECT1("pool:\n  - id: p\n",
+		"t.yaml:1:1: unknown key 'pool' in the top level; did you mean "
+		"'pools'?");
+	EXPECT1("edge: { limits: { max_header: 1 } }\n",
+		"t.yaml:1:19: unknown key 'max_header' in edge.limits; did you "
+		"mean 'max_headers'?");
+}
+
+static void test_positions_block(void **state)
+{
+	(void)state;
+	expect_errors("# comment\n"
+		      "edge:\n"
+		      "  name: x\n"
+		      "  workers: 999\n"
+		      "pools:\n"
+		      "  - id: p\n"
+		      "    origins:\n"
+		      "      - name: o\n"
+		      "        address: 127.0.0.1\n"
+		      "        port: 0\n"
+		      "      - address: 127.0.0.2\n",
+		      "t.yaml:4:12: workers: 999 is out of range 0..256",
+		      "t.yaml:10:15: port: 0 is out of range 1..65535",
+		      "t.yaml:11:9: origin is missing required key 'name'",
+		      (const char *)NULL);
+	/* Columns count characters, not bytes. */
+	EXPECT1("edge: { name: \"h\xc3\xa9\", workers: x }\n",
+		"t.yaml:1:30: workers: expected an integer 0..256, got 'x'");
+	/* Objects keep where they were defined. */
+	cfg_snapshot *s = load_ok("pools:\n"
+				  "  - id: p\n"
+				  "    origins:\n"
+				  "      - { name: o, address: 127.0.0.1 }\n");
+	assert_string_equal(s->pools[0].pos.file, "t.yaml");
+	assert_int_equal(s->pools[0].pos.line, 2);
+	assert_int_equal(s->pools[0].pos.col, 5);
+	assert_int_equal(s->pools[0].origins[0].pos.line, 4);
+	assert_int_equal(s->pools[0].origins[0].pos.col, 9);
+	cfg_snapshot_free(s);
+}
+
+static void test_required(void **state)
+{
+	(void)state;
+	expect_errors("pools:\n"
+		      "  - origins: [ { name: o, address: 127.0.0.1 } ]\n"
+		      "  - id: q\n"
+		      "  - id: r\n"
+		      "    origins: [ { name: o }, { address: 127.0.0.1 } ]\n",
+		      "t.yaml:2:5: pool is missing required key 'id'",
+		      "t.yaml:3:5: pool is missing required key 'origins'",
+		      "t.yaml:5:16: origin is missing required key 'address'",
+		      "t.yaml:5:29: origin is missing required key 'name'",
+		      (const char *)NULL);
+	expect_errors(POOL "load_balancers:\n"
+			   "  - default_pools: [p]\n"
+			   "  - name: a.example.com\n"
+			   "  - name: b.example.com\n"
+			   "    default_pools: []\n"
+			   "  - name:\n"
+			   "    default_pools: [p]\n",
+		      "t.yaml:4:5: load balancer is missing required key "
+		      "'name'",
+		      "t.yaml:5:5: load balancer is missing required key "
+		      "'default_pools'",
+		      "t.yaml:7:20: default_pools: must not be empty",
+		      "t.yaml:8:10: name: a value is required",
+		      (const char *)NULL);
+	EXPECT1("pools: [ { id: p, origins: [] } ]\n",
+		"t.yaml:1:28: origins: must not be empty");
+	EXPECT1("notifications: { email: { smtp_url: 'smtp://h', to: "
+		"[a@b.c] } }\n",
+		"t.yaml:1:25: notifications.email is missing required key "
+		"'from'");
+	EXPECT1("edge: { tls: { certificates: [ { cert: a.pem } ] } }\n",
+		"t.yaml:1:32: certificate is missing required key 'key'");
+}
+
+static void test_duplicates(void **state)
+{
+	(void)state;
+	expect_errors("monitors: [ { id: m }, { id: m } ]\n"
+		      "pools:\n"
+		      "  - { id: p, origins: [ { name: o, address: 127.0.0.1 "
+		      "}, { name: o, address: 127.0.0.2 } ] }\n"
+		      "  - { id: p, origins: [ { name: o, address: 127.0.0.1 "
+		      "} ] }\n"
+		      "load_balancers:\n"
+		      "  - { name: LB.example.com, default_pools: [p] }\n"
+		      "  - { name: lb.example.COM, default_pools: [p] }\n"
+		      "  - { name: c.example.com, id: x, default_pools: [p] }\n"
+		      "  - { name: d.example.com, id: x, default_pools: [p, q, "
+		      "p] }\n",
+		      "t.yaml:1:30: duplicate monitor id 'm' (first at line 1)",
+		      "t.yaml:3:66: duplicate origin name 'o' (first at line "
+		      "3)",
+		      "t.yaml:4:11: duplicate pool id 'p' (first at line 3)",
+		      "t.yaml:7:13: duplicate load balancer name "
+		      "'lb.example.COM' (first at line 6)",
+		      "t.yaml:9:32: duplicate load balancer id 'x' (first at "
+		      "line 8)",
+		      "t.yaml:9:54: unknown pool 'q'; did you mean 'p'?",
+		      "t.yaml:9:57: default_pools: pool 'p' is listed twice",
+		      (const char *)NULL);
+}
+
+static void test_references(void **state)
+{
+	(void)state;
+	expect_errors("monitors: [ { id: http-ok } ]\n"
+		      "pools:\n"
+		      "  - id: gcp\n"
+		      "    monitor: http-okk\n"
+		      "    origins: [ { name: o, address: 127.0.0.1 } ]\n"
+		      "load_balancers:\n"
+		      "  - name: lb.example.com\n"
+		      "    default_pools: [gcp, aws]\n"
+		      "    fallback_pool: gpc\n"
+		      "    region_pools: { ENAM: [gcp, zzz] }\n"
+		      "    random_steering: { pool_weights: { gcq: 0.5 } }\n",
+		      "t.yaml:4:14: unknown monitor 'http-okk'; did you mean "
+		      "'http-ok'?",
+		      "t.yaml:8:26: unknown pool 'aws'",
+		      "t.yaml:9:20: unknown pool 'gpc'; did you mean 'gcp'?",
+		      "t.yaml:10:33: unknown pool 'zzz'",
+		      "t.yaml:11:40: unknown pool 'gcq'; did you mean 'gcp'?",
+		      (const char *)NULL);
+	EXPECT1("load_balancers: [ { name: a.b, default_pools: [p] } ]\n",
+		"t.yaml:1:48: unknown pool 'p' (no pools are defined)");
+
+	cfg_snapshot *s = load_ok(
+	    "monitors: [ { id: m1 }, { id: m2 } ]\n"
+	    "pools:\n"
+	    "  - { id: a, monitor: m2, origins: [ { name: o, address: "
+	    "127.0.0.1 } ] }\n"
+	    "  - { id: b, origins: [ { name: o, address: 127.0.0.1 } ] }\n"
+	    "load_balancers:\n"
+	    "  - name: x.example.com\n"
+	    "    default_pools: [b, a]\n"
+	    "    fallback_pool: a\n"
+	    "    pop_pools: { ams: [a] }\n"
+	    "    random_steering: { pool_weights: { b: 0.3 } }\n");
+	assert_ptr_equal(s->pools[0].monitor, &s->monitors[1]);
+	assert_null(s->pools[1].monitor);
+	const cfg_lb *lb = &s->lbs[0];
+	assert_int_equal(lb->ndefault_pools, 2);
+	assert_ptr_equal(lb->default_pools[0], &s->pools[1]);
+	assert_ptr_equal(lb->default_pools[1], &s->pools[0]);
+	assert_ptr_equal(lb->fallback_pool, &s->pools[0]);
+	assert_int_equal(lb->npop_pools, 1);
+	assert_string_equal(lb->pop_pools[0].key, "ams");
+	assert_ptr_equal(lb->pop_pools[0].pools[0], &s->pools[0]);
+	assert_int_equal(lb->npool_weights, 1);
+	assert_ptr_equal(lb->pool_weights[0].pool, &s->pools[1]);
+	assert_true(lb->pool_weights[0].weight == 0.3);
+	assert_int_equal(lb->nrandom_pool_weights, 1);
+	assert_string_equal(lb->random_pool_weights[0].key, "b");
+	assert_ptr_equal(lb->random_pool_weights[0].pools[0], &s->pools[1]);
+	cfg_snapshot_free(s);
+}
+
+static void test_ranges(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *yaml;
+		bool ok;
+	} cases[] = {
+	    {"edge: { workers: 256 }", true},
+	    {"edge: { workers: 257 }", false},
+	    {"edge: { workers: -1 }", false},
+	    {"edge: { limits: { max_header_bytes: 1024 } }", true},
+	    {"edge: { limits: { max_header_bytes: 1023 } }", false},
+	    {"edge: { limits: { max_header_bytes: 1M } }", true},
+	    {"edge: { limits: { max_header_bytes: 1025k } }", false},
+	    {"edge: { limits: { max_headers: 7 } }", false},
+	    {"edge: { limits: { max_connections: 0 } }", false},
+	    {"edge: { limits: { max_connections: 10000000 } }", true},
+	    {"edge: { limits: { upstream_idle_per_origin: 10001 } }", false},
+	    {"edge: { latitude: 90, longitude: -180 }", true},
+	    {"edge: { latitude: 90.01, longitude: 0 }", false},
+	    {"edge: { latitude: 0, longitude: 180.5 }", false},
+	    {"monitors: [ { id: m, interval: 1s } ]", true},
+	    {"monitors: [ { id: m, interval: 999ms } ]", false},
+	    {"monitors: [ { id: m, retries: 5 } ]", true},
+	    {"monitors: [ { id: m, retries: 6 } ]", false},
+	    {"monitors: [ { id: m, port: 65535 } ]", true},
+	    {"monitors: [ { id: m, port: 65536 } ]", false},
+	    {"monitors: [ { id: m, consecutive_up: 0 } ]", false},
+	    {"pools: [ { id: p, origins: [ { name: o, address: 127.0.0.1, "
+	     "weight: 0 } ] } ]",
+	     true},
+	    {"pools: [ { id: p, origins: [ { name: o, address: 127.0.0.1, "
+	     "weight: -0.1 } ] } ]",
+	     false},
+	    {"pools: [ { id: p, origins: [ { name: o, address: 127.0.0.1, "
+	     "port: 65535 } ] } ]",
+	     true},
+	    {"pools: [ { id: p, minimum_origins: 0, origins: [ { name: o, "
+	     "address: 127.0.0.1 } ] } ]",
+	     false},
+	    {"pools: [ { id: p, latitude: 1, longitude: 2, origins: [ { "
+	     "name: o, address: 127.0.0.1 } ] } ]",
+	     true},
+	    {"pools: [ { id: p, load_shedding: { default_percent: 100.5 }, "
+	     "origins: [ { name: o, address: 127.0.0.1 } ] } ]",
+	     false},
+	    {"zones: [ { name: a.b, records: [ { name: a.b, type: TXT, "
+	     "content: x, ttl: 2147483648 } ] } ]",
+	     false},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		cfg_snapshot *snap = NULL;
+		cfg_diag d = {0};
+		int rc = cfg_load_string("t.yaml", cases[i].yaml,
+					 strlen(cases[i].yaml), &snap, &d);
+		if ((rc == 0) != cases[i].ok)
+			print_error("case %zu '%s': rc %d%s%s\n", i,
+				    cases[i].yaml, rc, d.n ? ": " : "",
+				    d.n ? d.msgs[0] : "");
+		assert_int_equal(rc == 0, cases[i].ok);
+		cfg_diag_free(&d);
+		cfg_snapshot_free(snap);
+	}
+	EXPECT1("pools: [ { id: p, minimum_origins: 2, origins: [ { name: o, "
+		"address: 127.0.0.1 } ] } ]\n",
+		"t.yaml:1:36: minimum_origins: 2 is more than the pool's 1 "
+		"origin");
+	EXPECT1("edge: { latitude: 1 }\n",
+		"t.yaml:1:19: edge: latitude needs longitude too");
+}
+
+static void test_values(void **state)
+{
+	(void)state;
+	uint64_t v;
+	assert_int_equal(cfg_parse_size("16384", &v), 0);
+	assert_int_equal(v, 16384);
+	assert_int_equal(cfg_parse_size("64k", &v), 0);
+	assert_int_equal(v, 65536);
+	assert_int_equal(cfg_parse_size("10MB", &v), 0);
+	assert_int_equal(v, 10u << 20);
+	assert_int_equal(cfg_parse_size("2GiB", &v), 0);
+	assert_int_equal(v, 2ull << 30);
+	assert_int_not_equal(cfg_parse_size("k", &v), 0);
+	assert_int_not_equal(cfg_parse_size("1T", &v), 0);
+	assert_int_not_equal(cfg_parse_size("-1", &v), 0);
+	assert_int_not_equal(cfg_parse_size("99999999999999999999", &v), 0);
+
+	struct sockaddr_storage ss;
+	socklen_t len;
+	const char *why;
+	assert_int_equal(cfg_parse_listen("[::1]:8080", &ss, &len, &why), 0);
+	assert_int_equal(ss.ss_family, AF_INET6);
+	assert_int_equal(ntohs(((struct sockaddr_in6 *)&ss)->sin6_port), 8080);
+	assert_int_equal(cfg_parse_listen("0.0.0.0:0", &ss, &len, &why), 0);
+	assert_int_equal(len, sizeof(struct sockaddr_in));
+	assert_int_not_equal(cfg_parse_listen(":80", &ss, &len, &why), 0);
+	assert_int_not_equal(cfg_parse_listen("[1.2.3.4]:80", &ss, &len, &why),
+			     0);
+	assert_int_not_equal(cfg_parse_listen("[::1]", &ss, &len, &why), 0);
+	assert_int_not_equal(cfg_parse_listen("1.2.3.4:-1", &ss, &len, &why),
+			     0);
+
+	cfg_cidr c;
+	char fixed[64];
+	assert_int_equal(
+	    cfg_parse_cidr("10.0.0.0/8", &c, &why, fixed, sizeof(fixed)), 0);
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	inet_pton(AF_INET, "10.9.8.7", &sin.sin_addr);
+	assert_true(cfg_cidr_contains(&c, (struct sockaddr *)&sin));
+	inet_pton(AF_INET, "11.0.0.1", &sin.sin_addr);
+	assert_false(cfg_cidr_contains(&c, (struct sockaddr *)&sin));
+	assert_int_equal(
+	    cfg_parse_cidr("2001:db8::1/32", &c, &why, fixed, sizeof(fixed)),
+	    -22);
+	assert_string_equal(fixed, "2001:db8::/32");
+	assert_int_equal(cfg_parse_cidr("1.2.3.4", &c, &why, NULL, 0), 0);
+	assert_int_equal(c.prefix, 32);
+
+	assert_true(cfg_is_hostname("a-b.example.com", false));
+	assert_true(cfg_is_hostname("*.example.com", true));
+	assert_false(cfg_is_hostname("*.example.com", false));
+	assert_false(cfg_is_hostname("a.*.com", true));
+	assert_false(cfg_is_hostname("-a.com", false));
+	assert_false(cfg_is_hostname("a..com", false));
+	assert_false(cfg_is_hostname("a.com.", false));
+	assert_false(cfg_is_hostname("a_b.com", false));
+
+	assert_int_equal(cfg_edit_distance("prot", "port", 3), 1);
+	assert_int_equal(cfg_edit_distance("interval", "intervl", 3), 1);
+	assert_int_equal(cfg_edit_distance("abc", "xyz", 2), 3);
+	static const char *const cands[] = {"port", "name", "weight"};
+	assert_string_equal(cfg_suggest("wieght", cands, 3), "weight");
+	assert_null(cfg_suggest("colour", cands, 3));
+}
+
+static void test_env(void **state)
+{
+	(void)state;
+	setenv("CFG_T_NAME", "pop-env", 1);
+	setenv("CFG_T_PORT", "9009", 1);
+	setenv("CFG_T_EMPTY", "", 1);
+	unsetenv("CFG_T_UNSET");
+	cfg_snapshot *s = load_ok(
+	    "edge: { name: \"${CFG_T_NAME}-1\", store: \"/x/$${HOME}/$y\" "
+	    "}\n"
+	    "api: { account_id: \"a${CFG_T_EMPTY}b\" }\n"
+	    "pools: [ { id: p, origins: [ { name: o, address: 127.0.0.1, "
+	    "port: \"${CFG_T_PORT}\" } ] } ]\n");
+	assert_string_equal(s->edge.name, "pop-env-1");
+	assert_string_equal(s->edge.store, "/x/${HOME}/$y");
+	assert_string_equal(s->api.account_id, "ab");
+	assert_int_equal(s->pools[0].origins[0].port, 9009);
+	cfg_snapshot_free(s);
+	/* One error per mistake: no "must not be empty" after it. */
+	EXPECT1("api: { tokens: [ { token: \"${CFG_T_UNSET}\" } ] }\n",
+		"t.yaml:1:27: environment variable 'CFG_T_UNSET' is not set");
+	EXPECT1("edge: { name: \"${CFG_T_NAME\" }\n",
+		"t.yaml:1:15: unterminated '${' (write '$${' for a literal "
+		"'${')");
+	EXPECT1("edge: { name: \"${1X}\" }\n",
+		"t.yaml:1:15: invalid environment variable name '1X'");
+	/* Keys are not expanded. */
+	EXPECT1("edge: { \"${CFG_T_NAME}\": 1 }\n",
+		"t.yaml:1:9: unknown key '${CFG_T_NAME}' in edge");
+}
+
+static void test_summary(void **state)
+{
+	(void)state;
+	char buf[256];
+	cfg_snapshot *s = load_ok("edge: {}\n");
+	cfg_summary(s, buf, sizeof(buf));
+	assert_string_equal(buf, "ok: 0 monitors, 0 pools (0 origins), 0 "
+				 "load balancers, 0 zones");
+	cfg_snapshot_free(s);
+	s = load_ok("monitors: [ { id: m } ]\n" POOL
+		    "load_balancers: [ { name: a.b, default_pools: [p] } ]\n"
+		    "zones: [ { name: a.b } ]\n");
+	cfg_summary(s, buf, sizeof(buf));
+	assert_string_equal(buf, "ok: 1 monitor, 1 pool (1 origin), 1 load "
+				 "balancer, 1 zone");
+	cfg_snapshot_free(s);
+	/* Truncation is safe. */
+	s = load_ok("edge: {}\n");
+	cfg_summary(s, buf, 8);
+	assert_string_equal(buf, "ok: 0 m");
+	cfg_snapshot_free(s);
+}
+
+static void test_yaml_errors(void **state)
+{
+	(void)state;
+	EXPECT1("", "t.yaml:1:1: configuration is empty");
+	EXPECT1("# nothing\n\n", "t.yaml:1:1: configuration is empty");
+	EXPECT1("---\n", "t.yaml:1:1: configuration is empty");
+	EXPECT1("- a\n", "t.yaml:1:1: expected a mapping of sections (edge, "
+			 "monitors, pools, load_balancers, ...) at the top "
+			 "level, got a list");
+	EXPECT1("edge: { name: x\n", "t.yaml:2:1: YAML syntax error: did not "
+				     "find expected ',' or '}' (while "
+				     "parsing a flow mapping)");
+	EXPECT1("edge:\n  name: a\n name: b\n",
+		"t.yaml:3:2: YAML syntax error: did not find expected key "
+		"(while parsing a block mapping)");
+	EXPECT1("edge:\n\tname: a\n", "t.yaml:2:1: YAML syntax error: found "
+				      "character that cannot start any "
+				      "token (while scanning for the next "
+				      "token)");
+	EXPECT1("edge: {}\n---\npools: []\n",
+		"t.yaml:2:1: only one YAML document is allowed");
+	EXPECT1("edge:\n  name: a\n  workers: 1\n  name: b\n",
+		"t.yaml:4:3: duplicate key 'name' (first at line 2)");
+	EXPECT1("edge: { name: *nope }\n",
+		"t.yaml:1:15: unknown alias '*nope'");
+	EXPECT1("edge: { [a]: 1 }\n", "t.yaml:1:9: mapping keys must be "
+				      "strings, not a list");
+	EXPECT1("edge: { name: \"a\\0b\" }\n",
+		"t.yaml:1:15: value contains a NUL character");
+	EXPECT1("edge: { name: \xff }\n",
+		"t.yaml:1:15: YAML syntax error: invalid leading UTF-8 octet");
+}
+
+static void test_aliases(void **state)
+{
+	(void)state;
+	cfg_snapshot *s = load_ok(
+	    "monitors: [ { id: m, header: &h { Host: [a.internal] } } ]\n"
+	    "pools:\n"
+	    "  - id: a\n"
+	    "    origins: &o [ { name: o1, address: 127.0.0.1, header: *h } "
+	    "]\n"
+	    "  - id: b\n"
+	    "    origins: *o\n");
+	assert_int_equal(s->norigins, 2);
+	assert_string_equal(s->pools[1].origins[0].name, "o1");
+	assert_string_equal(s->pools[1].origins[0].headers[0].values[0],
+			    "a.internal");
+	/* Each pool has its own copy: the data plane indexes them apart. */
+	assert_ptr_not_equal(&s->pools[0].origins[0], &s->pools[1].origins[0]);
+	assert_int_equal(s->pools[1].origins[0].index, 1);
+	cfg_snapshot_free(s);
+	/* An alias of itself is unknown while its anchor is open. */
+	EXPECT1("edge: &e { name: *e }\n", "t.yaml:1:18: unknown alias '*e'");
+}
+
+static void test_limits(void **state)
+{
+	(void)state;
+	/* "Billion laughs": aliases that multiply stop at the node cap. */
+	const char *bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+			   "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+			   "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+			   "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+			   "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
+			   "f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+			   "g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n";
+	cfg_snapshot *snap = NULL;
+	cfg_diag d = {0};
+	assert_int_equal(
+	    cfg_load_string("t.yaml", bomb, strlen(bomb), &snap, &d), -1);
+	assert_int_equal(d.n, 1);
+	assert_non_null(strstr(d.msgs[0], "document too large"));
+	cfg_diag_free(&d);
+
+	char deep[512] = "a: ";
+	for (int i = 0; i < 100; i++)
+		strcat(deep, "[");
+	EXPECT1(deep, "t.yaml:1:67: nesting deeper than 64 levels");
+
+	/* Every error is reported, up to 100, then one line says so. */
+	char *many = xmalloc(200 * 40);
+	strcpy(many, "monitors:\n");
+	for (int i = 0; i < 150; i++)
+		sprintf(many + strlen(many), "  - { id: m%d, retries: 9 }\n",
+			i);
+	assert_int_equal(
+	    cfg_load_string("t.yaml", many, strlen(many), &snap, &d), -1);
+	assert_int_equal(d.n, 101);
+	assert_string_equal(d.msgs[0],
+			    "t.yaml:2:24: retries: 9 is out of range 0..5");
+	assert_string_equal(d.msgs[99],
+			    "t.yaml:101:25: retries: 9 is out of range 0..5");
+	assert_string_equal(d.msgs[100], "t.yaml:102:26: too many errors, "
+					 "stopping after 100");
+	cfg_diag_free(&d);
+	free(many);
+	/* A NULL diag is allowed. */
+	assert_int_equal(cfg_load_string("t.yaml", "x: 1", 4, &snap, NULL), -1);
+}
+
+static void test_origins(void **state)
+{
+	(void)state;
+	cfg_snapshot *s = load_ok(
+	    "pools:\n"
+	    "  - id: a\n"
+	    "    origins:\n"
+	    "      - { name: v4, address: 192.0.2.1, port: 8080 }\n"
+	    "      - { name: v6, address: \"2001:db8::1\", port: 443 }\n"
+	    "      - { name: br, address: \"[::1]\" }\n"
+	    "  - id: b\n"
+	    "    origins: [ { name: h, address: localhost, port: 9000 } ]\n");
+	assert_int_equal(s->npools, 2);
+	assert_int_equal(s->pools[1].index, 1);
+	assert_int_equal(s->norigins, 4);
+	for (size_t i = 0; i < 4; i++)
+		assert_int_equal(s->origins[i]->index, i);
+	const cfg_origin *o = s->origins[0];
+	const struct sockaddr_in *sin = (const void *)&o->ss;
+	assert_int_equal(sin->sin_family, AF_INET);
+	assert_int_equal(ntohs(sin->sin_port), 8080);
+	assert_int_equal(o->sslen, sizeof(*sin));
+	const struct sockaddr_in6 *sin6 = (const void *)&s->origins[1]->ss;
+	assert_int_equal(sin6->sin6_family, AF_INET6);
+	assert_int_equal(ntohs(sin6->sin6_port), 443);
+	assert_int_equal(s->origins[2]->ss.ss_family, AF_INET6);
+	assert_string_equal(s->origins[2]->address, "[::1]");
+	/* localhost resolves through /etc/hosts; the port is applied. */
+	const cfg_origin *h = s->origins[3];
+	assert_true(h->ss.ss_family == AF_INET || h->ss.ss_family == AF_INET6);
+	if (h->ss.ss_family == AF_INET)
+		assert_int_equal(
+		    ntohs(((const struct sockaddr_in *)&h->ss)->sin_port),
+		    9000);
+	assert_ptr_equal(s->origins[3], &s->pools[1].origins[0]);
+	cfg_snapshot_free(s);
+
+	expect_errors("pools:\n"
+		      "  - id: a\n"
+		      "    origins:\n"
+		      "      - { name: a, address: 10.0.0.1:80 }\n"
+		      "      - { name: b, address: no-such-host.invalid }\n"
+		      "      - { name: c, address: bad_host!, port: 1 }\n",
+		      "t.yaml:4:29: address: '10.0.0.1:80' includes a port; "
+		      "write it as 'port: 80'",
+		      "t.yaml:5:29: address: cannot resolve "
+		      "'no-such-host.invalid': Name or service not known",
+		      "t.yaml:6:29: address: expected an IP address or host "
+		      "name, got 'bad_host!'",
+		      (const char *)NULL);
+}
+
+static void test_lb_names(void **state)
+{
+	(void)state;
+	cfg_snapshot *s = load_ok(POOL "load_balancers:\n"
+				       "  - { name: \"*.Example.com\", "
+				       "default_pools: [p] }\n"
+				       "  - { name: localhost, default_pools: "
+				       "[p] }\n");
+	assert_string_equal(s->lbs[0].name, "*.Example.com");
+	cfg_snapshot_free(s);
+	static const char *const bad[] = {"a.*.com", "*",      "a b.com",
+					  "-x.com",  "x.com.", "*.*.x.com"};
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+		char yaml[256], want[256];
+		snprintf(yaml, sizeof(yaml),
+			 "load_balancers: [ { name: \"%s\", default_pools: [p] "
+			 "} ]\n" POOL,
+			 bad[i]);
+		snprintf(want, sizeof(want),
+			 "t.yaml:1:27: name: expected a host name like "
+			 "lb.example.com or *.example.com, got '%s'",
+			 bad[i]);
+		EXPECT1(yaml, want);
+	}
+	EXPECT1(POOL "load_balancers: [ { name: a.b, default_pools: [p], "
+		     "region_pools: { EU: [p] } } ]\n",
+		"t.yaml:3:68: region_pools: 'EU' is not one of WNAM, ENAM, "
+		"WEU, EEU, NSAM, SSAM, OC, ME, NAF, SAF, SAS, SEAS, NEAS; did "
+		"you mean 'WEU'?");
+	EXPECT1(POOL "load_balancers: [ { name: a.b, default_pools: [p], "
+		     "country_pools: { uk: [p] } } ]\n",
+		"t.yaml:3:69: country_pools: expected a two-letter uppercase "
+		"ISO 3166 country code like JP, got 'uk'");
+	EXPECT1(POOL "load_balancers: [ { name: a.b, default_pools: [p], "
+		     "session_affinity: header } ]\n",
+		"t.yaml:3:70: session_affinity: header needs "
+		"session_affinity_attributes.headers");
+}
+
+static void test_zones(void **state)
+{
+	(void)state;
+	expect_errors("zones:\n"
+		      "  - name: example.com\n"
+		      "    records:\n"
+		      "      - { name: www.example.org, type: A, content: "
+		      "1.2.3.4 }\n"
+		      "      - { name: xexample.com, type: TXT, content: x }\n"
+		      "      - { name: a.example.com, type: AAAA, content: "
+		      "1.2.3.4 }\n"
+		      "      - { name: b.example.com, type: CNAME, content: "
+		      "\"a b\" }\n"
+		      "      - { name: c.example.com, type: PTR, content: x }\n"
+		      "  - name: Example.com\n",
+		      "t.yaml:4:17: name: 'www.example.org' is not inside zone "
+		      "'example.com' (use '@' for the apex)",
+		      "t.yaml:5:17: name: 'xexample.com' is not inside zone "
+		      "'example.com' (use '@' for the apex)",
+		      "t.yaml:6:53: content: expected an IPv6 address for an "
+		      "AAAA record, got '1.2.3.4'",
+		      "t.yaml:7:54: content: expected a host name, got 'a b'",
+		      "t.yaml:8:38: type: 'PTR' is not one of A, AAAA, CNAME, "
+		      "TXT, MX, NS, SRV, CAA, SOA",
+		      "t.yaml:9:11: duplicate zone 'Example.com' (first at "
+		      "line 2)",
+		      (const char *)NULL);
+}
+
+static void test_geo(void **state)
+{
+	(void)state;
+	cfg_snapshot *s =
+	    load_ok("geo:\n"
+		    "  networks:\n"
+		    "    10.0.0.0/8: { region: ENAM }\n"
+		    "    \"2001:db8::/32\": { country: JP }\n"
+		    "  trusted_proxies: [127.0.0.1/32, \"::1\"]\n");
+	assert_int_equal(s->geo.nnetworks, 2);
+	assert_string_equal(s->geo.networks[0].cidr.text, "10.0.0.0/8");
+	assert_int_equal(s->geo.networks[0].cidr.family, AF_INET);
+	assert_int_equal(s->geo.networks[0].cidr.prefix, 8);
+	assert_int_equal(s->geo.networks[0].cidr.addr[0], 10);
+	assert_string_equal(s->geo.networks[0].region, "ENAM");
+	assert_null(s->geo.networks[0].country);
+	assert_string_equal(s->geo.networks[1].country, "JP");
+	assert_int_equal(s->geo.networks[1].cidr.family, AF_INET6);
+	assert_int_equal(s->geo.ntrusted_proxies, 2);
+	assert_int_equal(s->geo.trusted_proxies[1].prefix, 128);
+	cfg_snapshot_free(s);
+	expect_errors("geo:\n"
+		      "  networks:\n"
+		      "    10.0.0.1/8: { region: ENAM }\n"
+		      "    10.1.0.0/16: {}\n"
+		      "    10.2.0.0/16: { country: jp }\n",
+		      "t.yaml:3:5: networks: bad CIDR '10.0.0.1/8': host bits "
+		      "are set; did you mean '10.0.0.0/8'?",
+		      "t.yaml:4:18: network needs a region or a country",
+		      "t.yaml:5:29: country: expected a two-letter uppercase "
+		      "ISO 3166 country code like JP, got 'jp'",
+		      (const char *)NULL);
+}
+
+static void test_notifications(void **state)
+{
+	(void)state;
+	expect_errors("notifications:\n"
+		      "  email: { smtp_url: \"http://x\", from: nobody, to: [] "
+		      "}\n"
+		      "  webhooks: [ { url: ftp://x }, { secret: s } ]\n"
+		      "  debounce: soon\n",
+		      "t.yaml:2:22: smtp_url: expected a URL like "
+		      "smtp://mail.example.com:587 or smtps://..., got "
+		      "'http://x'",
+		      "t.yaml:2:40: from: expected an email address like "
+		      "ops@example.com, got 'nobody'",
+		      "t.yaml:2:52: to: must not be empty",
+		      "t.yaml:3:22: url: expected a URL like "
+		      "https://hooks.example.com/path, got 'ftp://x'",
+		      "t.yaml:3:33: webhook is missing required key 'url'",
+		      "t.yaml:4:13: debounce: expected a duration like 500ms, "
+		      "5s, 1m, got 'soon'",
+		      (const char *)NULL);
+	EXPECT1("api:\n  tokens:\n    - { token: abc }\n    - { token: abc }\n",
+		"t.yaml:4:16: duplicate API token (same as line 3)");
+}
+
+static char *read_all(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	char *buf = xmalloc((size_t)n + 1);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	*len = (size_t)n;
+	return buf;
+}
+
+static void test_full_file(void **state)
+{
+	(void)state;
+	setenv("CFG_TEST_TOKEN", "tok-edit", 1);
+	cfg_snapshot *s = NULL;
+	cfg_diag d = {0};
+	const char *path = MERIDIAN_SOURCE_ROOT "/tests/unit/cfg/full.yaml";
+	int rc = cfg_load_file(path, &s, &d);
+	for (size_t i = 0; i < d.n; i++)
+		print_error("%s\n", d.msgs[i]);
+	assert_int_equal(rc, 0);
+	cfg_diag_free(&d);
+	assert_string_equal(s->file, path);
+
+	const cfg_edge *e = &s->edge;
+	assert_string_equal(e->name, "pop-ams");
+	assert_string_equal(e->region, "WEU");
+	assert_true(e->has_location);
+	assert_true(fabs(e->latitude - 52.37) < 1e-9);
+	assert_true(fabs(e->longitude - 4.90) < 1e-9);
+	assert_int_equal(e->workers, 4);
+	assert_int_equal(e->npublic_addresses, 2);
+	assert_string_equal(e->public_addresses[1], "2001:db8::10");
+	assert_string_equal(e->store, "/var/lib/meridian/store.db");
+	assert_int_equal(e->nlisten_http, 2);
+	assert_string_equal(e->listen_http[1].text, "[::1]:8080");
+	assert_int_equal(e->listen_http[1].ss.ss_family, AF_INET6);
+	assert_int_equal(e->listen_http[1].len, sizeof(struct sockaddr_in6));
+	assert_int_equal(e->nlisten_https, 1);
+	assert_int_equal(
+	    ntohs(((struct sockaddr_in *)&e->listen_https[0].ss)->sin_port),
+	    8443);
+	assert_int_equal(e->nlisten_dns, 1);
+	assert_true(e->has_admin);
+	assert_string_equal(e->listen_admin.text, "127.0.0.1:9090");
+	assert_int_equal(e->nlisten_tunnel, 1);
+	assert_int_equal(e->tls.ncertificates, 2);
+	assert_string_equal(e->tls.certificates[1].cert, "certs/other.pem");
+	assert_string_equal(e->tls.certificates[1].key, "certs/other.key");
+	assert_int_equal(e->tls.certificates[1].pos.line, 20);
+	assert_int_equal(e->limits.max_header_bytes, 32768);
+	assert_int_equal(e->limits.max_headers, 50);
+	assert_int_equal(e->limits.max_connections, 1000);
+	assert_int_equal(e->limits.max_body_bytes, 10u << 20);
+	assert_int_equal(e->limits.upstream_idle_per_origin, 8);
+	assert_int_equal(e->timeouts.client_header_ms, 5000);
+	assert_int_equal(e->timeouts.client_idle_ms, 120000);
+	assert_int_equal(e->timeouts.client_body_ms, 30000);
+	assert_int_equal(e->timeouts.upstream_connect_ms, 1500);
+	assert_int_equal(e->timeouts.upstream_response_ms, 45000);
+	assert_int_equal(e->timeouts.upstream_idle_ms, 20000);
+	assert_int_equal(e->timeouts.drain_ms, 0);
+
+	assert_string_equal(s->api.account_id, "acme");
+	assert_int_equal(s->api.ntokens, 2);
+	assert_string_equal(s->api.tokens[0].token, "tok-edit");
+	assert_int_equal(s->api.tokens[0].scope, CFG_SCOPE_EDIT);
+	assert_int_equal(s->api.tokens[1].scope, CFG_SCOPE_READ);
+
+	assert_int_equal(s->nzones, 2);
+	const cfg_zone *z = &s->zones[0];
+	assert_string_equal(z->name, "example.com");
+	assert_int_equal(z->nrecords, 4);
+	assert_int_equal(z->records[0].type, CFG_RR_A);
+	assert_int_equal(z->records[0].ttl, 60);
+	assert_string_equal(z->records[1].name, "example.com");
+	assert_int_equal(z->records[1].type, CFG_RR_MX);
+	assert_int_equal(z->records[1].priority, 10);
+	assert_int_equal(z->records[1].ttl, 300);
+	assert_string_equal(z->records[2].content, "v=DMARC1; p=none");
+	assert_int_equal(z->records[3].type, CFG_RR_AAAA);
+	assert_int_equal(s->zones[1].nrecords, 0);
+
+	assert_string_equal(s->geo.database,
+			    "/usr/share/meridian/country.mmdb");
+	assert_int_equal(s->geo.nnetworks, 3);
+	assert_string_equal(s->geo.networks[2].region, "WEU");
+	assert_string_equal(s->geo.networks[2].country, "NL");
+	assert_int_equal(s->geo.ntrusted_proxies, 2);
+
+	assert_int_equal(s->nmonitors, 2);
+	const cfg_monitor *m = &s->monitors[0];
+	assert_string_equal(m->id, "http-ok");
+	assert_string_equal(m->description, "plain check");
+	assert_int_equal(m->type, CFG_MON_HTTPS);
+	assert_string_equal(m->method, "HEAD");
+	assert_string_equal(m->path, "/healthz");
+	assert_int_equal(m->nheaders, 2);
+	assert_string_equal(m->headers[0].name, "Host");
+	assert_int_equal(m->headers[0].nvalues, 1);
+	assert_string_equal(m->headers[0].values[0], "app.example.com");
+	assert_string_equal(m->headers[1].name, "X-Check");
+	assert_int_equal(m->headers[1].nvalues, 2);
+	assert_string_equal(m->headers[1].values[1], "b");
+	assert_int_equal(m->port, 8443);
+	assert_int_equal(m->timeout_ms, 2000);
+	assert_int_equal(m->retries, 1);
+	assert_int_equal(m->interval_ms, 5000);
+	assert_string_equal(m->expected_codes, "200,301");
+	assert_string_equal(m->expected_body, "ok");
+	assert_true(m->follow_redirects);
+	assert_true(m->allow_insecure);
+	assert_int_equal(m->consecutive_up, 2);
+	assert_int_equal(m->consecutive_down, 3);
+	assert_int_equal(s->monitors[1].type, CFG_MON_TCP);
+
+	assert_int_equal(s->npools, 2);
+	const cfg_pool *p = &s->pools[0];
+	assert_string_equal(p->id, "gcp");
+	assert_string_equal(p->name, "Google");
+	assert_string_equal(p->description, "GKE cluster");
+	assert_false(p->enabled);
+	assert_ptr_equal(p->monitor, &s->monitors[0]);
+	assert_ptr_equal(s->pools[1].monitor, &s->monitors[1]);
+	assert_int_equal(p->minimum_origins, 2);
+	assert_int_equal(p->ncheck_regions, 2);
+	assert_string_equal(p->check_regions[1], "ENAM");
+	assert_true(p->has_location);
+	assert_true(fabs(p->latitude - 50.1) < 1e-9);
+	assert_int_equal(p->origin_steering, CFG_OSTEER_LEAST_OUTSTANDING);
+	assert_true(p->load_shedding.default_percent == 12.5);
+	assert_int_equal(p->load_shedding.default_policy, CFG_SHED_HASH);
+	assert_true(p->load_shedding.session_percent == 5);
+	assert_int_equal(p->load_shedding.session_policy, CFG_SHED_HASH);
+	assert_true(p->notification_filter.origin.disable);
+	assert_int_equal(p->notification_filter.origin.healthy, -1);
+	assert_false(p->notification_filter.pool.disable);
+	assert_int_equal(p->notification_filter.pool.healthy, 0);
+	assert_int_equal(p->norigins, 3);
+	const cfg_origin *o = &p->origins[0];
+	assert_string_equal(o->name, "gke-1");
+	assert_string_equal(o->address, "127.0.0.1");
+	assert_int_equal(o->port, 9001);
+	assert_true(o->weight == 0.25);
+	assert_false(o->enabled);
+	assert_int_equal(o->nheaders, 1);
+	assert_string_equal(o->headers[0].values[0], "gke.internal");
+	assert_int_equal(p->origins[1].ss.ss_family, AF_INET6);
+	assert_int_equal(s->norigins, 4);
+	assert_ptr_equal(s->origins[3], &s->pools[1].origins[0]);
+	assert_int_equal(s->pools[1].index, 1);
+
+	assert_int_equal(s->nlbs, 2);
+	const cfg_lb *lb = &s->lbs[0];
+	assert_string_equal(lb->name, "lb.example.com");
+	assert_string_equal(lb->id, "lb-1");
+	assert_string_equal(lb->description, "main");
+	assert_false(lb->enabled);
+	assert_false(lb->proxied);
+	assert_int_equal(lb->ttl, 60);
+	assert_int_equal(lb->ndefault_pools, 2);
+	assert_ptr_equal(lb->default_pools[0], &s->pools[0]);
+	assert_ptr_equal(lb->fallback_pool, &s->pools[1]);
+	assert_int_equal(lb->nregion_pools, 2);
+	assert_string_equal(lb->region_pools[0].key, "ENAM");
+	assert_int_equal(lb->region_pools[0].npools, 2);
+	assert_ptr_equal(lb->region_pools[0].pools[0], &s->pools[1]);
+	assert_int_equal(lb->ncountry_pools, 1);
+	assert_string_equal(lb->country_pools[0].key, "JP");
+	assert_int_equal(lb->npop_pools, 1);
+	assert_string_equal(lb->pop_pools[0].key, "pop-ams");
+	assert_int_equal(lb->steering_policy, CFG_STEER_RANDOM);
+	assert_true(lb->random_default_weight == 0.5);
+	assert_int_equal(lb->npool_weights, 2);
+	assert_string_equal(lb->pool_weights[1].key, "aws");
+	assert_ptr_equal(lb->pool_weights[1].pool, &s->pools[1]);
+	assert_true(lb->pool_weights[1].weight == 0.25);
+	assert_true(lb->failover_across_pools);
+	assert_int_equal(lb->location_strategy.mode, CFG_LOC_RESOLVER_IP);
+	assert_int_equal(lb->location_strategy.prefer_ecs, CFG_ECS_GEO);
+	assert_int_equal(lb->session_affinity, CFG_AFF_HEADER);
+	assert_int_equal(lb->session_affinity_ttl, 3600);
+	const cfg_affinity_attrs *aa = &lb->session_affinity_attributes;
+	assert_int_equal(aa->samesite, CFG_SAMESITE_STRICT);
+	assert_int_equal(aa->secure, CFG_SECURE_ALWAYS);
+	assert_int_equal(aa->drain_duration, 120);
+	assert_int_equal(aa->nheaders, 1);
+	assert_string_equal(aa->headers[0], "X-Session");
+	assert_true(aa->require_all_headers);
+	assert_int_equal(aa->zero_downtime_failover, CFG_ZDT_STICKY);
+	assert_int_equal(lb->nrules, 1);
+	const cfg_raw *r = &lb->rules[0];
+	assert_int_equal(r->kind, CFG_RAW_MAP);
+	assert_int_equal(r->n, 3);
+	assert_string_equal(r->keys[0], "name");
+	assert_string_equal(r->items[0].scalar, "maintenance");
+	assert_int_equal(r->items[2].kind, CFG_RAW_MAP);
+	assert_int_equal(r->items[2].items[0].kind, CFG_RAW_LIST);
+	assert_string_equal(r->items[2].items[0].items[0].scalar, "aws");
+	assert_string_equal(s->lbs[1].name, "*.example.com");
+	assert_string_equal(s->lbs[1].id, "*.example.com");
+
+	const cfg_notifications *n = &s->notifications;
+	assert_true(n->has_email);
+	assert_string_equal(n->email.smtp_url, "smtp://127.0.0.1:2525");
+	assert_string_equal(n->email.from, "meridian@example.com");
+	assert_int_equal(n->email.nto, 2);
+	assert_string_equal(n->email.to[1], "oncall@example.com");
+	assert_int_equal(n->nwebhooks, 2);
+	assert_string_equal(n->webhooks[0].secret, "s3cret");
+	assert_null(n->webhooks[1].secret);
+	assert_int_equal(n->debounce_ms, 30000);
+
+	char buf[128];
+	cfg_summary(s, buf, sizeof(buf));
+	assert_string_equal(buf, "ok: 2 monitors, 2 pools (4 origins), 2 "
+				 "load balancers, 2 zones");
+	cfg_snapshot_free(s);
+}
+
+static void test_load_file_errors(void **state)
+{
+	(void)state;
+	cfg_snapshot *s = (cfg_snapshot *)1;
+	cfg_diag d = {0};
+	assert_int_equal(cfg_load_file("/nonexistent/m.yaml", &s, &d), -1);
+	assert_null(s);
+	assert_int_equal(d.n, 1);
+	assert_string_equal(d.msgs[0], "/nonexistent/m.yaml: cannot open: No "
+				       "such file or directory");
+	/* Diagnostics accumulate across loads. */
+	assert_int_equal(cfg_load_file("/", &s, &d), -1);
+	assert_int_equal(d.n, 2);
+	assert_string_equal(d.msgs[1], "/: cannot read: Is a directory");
+	cfg_diag_free(&d);
+	assert_int_equal(d.n, 0);
+	cfg_diag_free(&d);
+}
+
+/* The example in the reference loads, and says what the reference says. */
+static void test_doc_example(void **state)
+{
+	(void)state;
+	setenv("MERIDIAN_TOKEN", "t", 1);
+	cfg_snapshot *s = load_ok(cfg_doc_example);
+	char buf[128];
+	cfg_summary(s, buf, sizeof(buf));
+	assert_string_equal(buf, cfg_doc_example_summary);
+	cfg_snapshot_free(s);
+}
+
+/* docs/CONFIG.md is what the tables say; regenerate it with
+ * `meridian check --reference > docs/CONFIG.md`. */
+static void test_docs_up_to_date(void **state)
+{
+	(void)state;
+	char *gen = NULL;
+	size_t genlen = 0;
+	FILE *f = open_memstream(&gen, &genlen);
+	assert_non_null(f);
+	cfg_doc_reference(f);
+	fclose(f);
+	size_t len;
+	char *file = read_all(MERIDIAN_SOURCE_ROOT "/docs/CONFIG.md", &len);
+	if (len != genlen || memcmp(file, gen, len)) {
+		size_t i = 0;
+		while (i < len && i < genlen && file[i] == gen[i])
+			i++;
+		print_error("docs/CONFIG.md differs from `meridian check "
+			    "--reference` at byte %zu; regenerate it\n",
+			    i);
+		fail();
+	}
+	free(file);
+	free(gen);
+}
+
+/* The tables themselves: names, ranges and field sizes agree. */
+static void check_table(const cfg_table *t, void *arg)
+{
+	size_t *count = arg;
+	(*count)++;
+	assert_non_null(t->path);
+	assert_non_null(t->what);
+	assert_non_null(t->help);
+	assert_true(t->nkeys > 0 && t->nkeys <= 48);
+	for (size_t i = 0; i < t->nkeys; i++) {
+		const cfg_key *k = &t->keys[i];
+		assert_non_null(k->name);
+		assert_non_null(k->help);
+		assert_true(k->help[0] != '\0');
+		for (const char *c = k->name; *c; c++)
+			assert_true((*c >= 'a' && *c <= 'z') || *c == '_');
+		for (size_t j = 0; j < i; j++)
+			assert_string_not_equal(k->name, t->keys[j].name);
+		if (k->type == CFG_UINT || k->type == CFG_SIZE) {
+			assert_true(k->min <= k->max);
+			if (k->size < 8)
+				assert_true((uint64_t)k->max <
+					    (1ull << (8 * k->size)));
+		}
+		if (k->type == CFG_DURATION) {
+			assert_true(k->min <= k->max && k->max > 0);
+			assert_true(k->max <= UINT32_MAX);
+		}
+		if (k->type == CFG_DOUBLE)
+			assert_true(k->dmin < k->dmax);
+		if (k->type == CFG_ENUM)
+			assert_true(k->nchoices > 0 && k->size == sizeof(int));
+		if (k->type == CFG_LIST || k->type == CFG_MAP)
+			assert_true(k->item && k->elem_size > 0);
+		if (k->flags & CFG_F_REQUIRED)
+			assert_null(k->def);
+	}
+}
+
+static void test_tables(void **state)
+{
+	(void)state;
+	size_t n = 0;
+	cfg_tables_walk(&cfg_root_table, check_table, &n);
+	assert_true(n >= 25);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_empty_sections),
+	    cmocka_unit_test(test_type_errors),
+	    cmocka_unit_test(test_expected_codes),
+	    cmocka_unit_test(test_unknown_keys),
+	    cmocka_unit_test(test_positions_block),
+	    cmocka_unit_test(test_required),
+	    cmocka_unit_test(test_duplicates),
+	    cmocka_unit_test(test_references),
+	    cmocka_unit_test(test_ranges),
+	    cmocka_unit_test(test_values),
+	    cmocka_unit_test(test_env),
+	    cmocka_unit_test(test_summary),
+	    cmocka_unit_test(test_yaml_errors),
+	    cmocka_unit_test(test_aliases),
+	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_origins),
+	    cmocka_unit_test(test_lb_names),
+	    cmocka_unit_test(test_zones),
+	    cmocka_unit_test(test_geo),
+	    cmocka_unit_test(test_notifications),
+	    cmocka_unit_test(test_full_file),
+	    cmocka_unit_test(test_load_file_errors),
+	    cmocka_unit_test(test_doc_example),
+	    cmocka_unit_test(test_docs_up_to_date),
+	    cmocka_unit_test(test_tables),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
