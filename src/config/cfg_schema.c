@@ -464,9 +464,9 @@ static void apply_default(cfg_ctx *c, const cfg_key *k, void *base)
 	}
 	if (!k->def)
 		return;
-	/* Defaults go through the same parser as the file, so a table's
-	 * default is checked like any value (the unit self-test loads every
-	 * default). */
+	/* Defaults go through the same parser as the file, so a default
+	 * that does not parse is an error (at line 0) like any value; the
+	 * unit tests load every table with its defaults. */
 	cfg_node d = {.kind = CFG_NODE_SCALAR,
 		      .str = k->def,
 		      .len = strlen(k->def),

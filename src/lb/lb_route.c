@@ -91,7 +91,9 @@ static void table_free(route_table *t)
 static int normalize(const char *host, size_t len, char *out)
 {
 	size_t n = 0;
-	if (len > 0 && host[0] == '[') {
+	if (len == 0)
+		return -1;
+	if (host[0] == '[') {
 		const char *end = memchr(host, ']', len);
 		if (end)
 			len = (size_t)(end - host) + 1;

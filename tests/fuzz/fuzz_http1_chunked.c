@@ -31,8 +31,8 @@ static struct out feed(const char *p, size_t n, size_t first, size_t step)
 	struct out o = {0, false, 0};
 	size_t off = 0;
 
-	while (off < n) {
-		size_t k = off == 0 ? first : step;
+	for (bool start = true; off < n; start = false) {
+		size_t k = start ? first : step;
 
 		if (k > n - off)
 			k = n - off;
