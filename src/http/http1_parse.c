@@ -21,33 +21,32 @@
 
 #include "core/core_util.h"
 
-/* ---- character classes ------------------------------------------------ */
+/* ---- character classes ---- */
 
 enum {
-	C_TCHAR = 1 << 0,  /* token: method, field name, coding names */
-	C_VALUE = 1 << 1,  /* field-value: VCHAR / obs-text / SP / HTAB */
-	C_HEX = 1 << 2,    /* HEXDIG */
-	C_TARGET = 1 << 3, /* request-target: VCHAR (0x21-0x7e) */
+	C_TCHAR = 1 << 0,   /* token: method, field name, coding names */
+	C_VALUE = 1 << 1,   /* field-value: VCHAR / obs-text / SP / HTAB */
+	C_HEX = 1 << 2,	    /* HEXDIG */
+	C_TARGET = 1 << 3,  /* request-target: VCHAR (0x21-0x7e) */
 	C_REGNAME = 1 << 4, /* reg-name: unreserved / sub-delims / '%' */
-	C_QDTEXT = 1 << 5, /* quoted-string text: value chars but '"' '\' */
-	C_DIGIT = 1 << 6,
+	C_QDTEXT = 1 << 5,  /* quoted-string text: value chars but '"' '\' */
 };
 
 #define IS_ALPHA(c) (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z'))
 #define IS_DIG(c)   ((c) >= '0' && (c) <= '9')
 #define IS_TCHAR(c)                                                            \
 	(IS_ALPHA(c) || IS_DIG(c) || (c) == '!' || (c) == '#' || (c) == '$' || \
-	 (c) == '%' || (c) == '&' || (c) == '\'' || (c) == '*' ||             \
-	 (c) == '+' || (c) == '-' || (c) == '.' || (c) == '^' ||              \
-	 (c) == '_' || (c) == '`' || (c) == '|' || (c) == '~')
+	 (c) == '%' || (c) == '&' || (c) == '\'' || (c) == '*' ||              \
+	 (c) == '+' || (c) == '-' || (c) == '.' || (c) == '^' || (c) == '_' || \
+	 (c) == '`' || (c) == '|' || (c) == '~')
 #define IS_VALUE(c) (((c) >= 0x20 && (c) != 0x7f) || (c) == '\t')
 #define IS_HEX(c)                                                              \
 	(IS_DIG(c) || ((c) >= 'a' && (c) <= 'f') || ((c) >= 'A' && (c) <= 'F'))
 #define IS_TARGET(c) ((c) >= 0x21 && (c) <= 0x7e)
 #define IS_SUBDELIM(c)                                                         \
-	((c) == '!' || (c) == '$' || (c) == '&' || (c) == '\'' || (c) == '(' || \
-	 (c) == ')' || (c) == '*' || (c) == '+' || (c) == ',' || (c) == ';' ||  \
-	 (c) == '=')
+	((c) == '!' || (c) == '$' || (c) == '&' || (c) == '\'' ||              \
+	 (c) == '(' || (c) == ')' || (c) == '*' || (c) == '+' || (c) == ',' || \
+	 (c) == ';' || (c) == '=')
 #define IS_REGNAME(c)                                                          \
 	(IS_ALPHA(c) || IS_DIG(c) || (c) == '-' || (c) == '.' || (c) == '_' || \
 	 (c) == '~' || (c) == '%' || IS_SUBDELIM(c))
@@ -56,11 +55,10 @@ enum {
 #define CLS(c)                                                                 \
 	((IS_TCHAR(c) ? C_TCHAR : 0) | (IS_VALUE(c) ? C_VALUE : 0) |           \
 	 (IS_HEX(c) ? C_HEX : 0) | (IS_TARGET(c) ? C_TARGET : 0) |             \
-	 (IS_REGNAME(c) ? C_REGNAME : 0) | (IS_QDTEXT(c) ? C_QDTEXT : 0) |     \
-	 (IS_DIG(c) ? C_DIGIT : 0))
-#define R4(n)   CLS(n), CLS((n) + 1), CLS((n) + 2), CLS((n) + 3)
-#define R16(n)  R4(n), R4((n) + 4), R4((n) + 8), R4((n) + 12)
-#define R64(n)  R16(n), R16((n) + 16), R16((n) + 32), R16((n) + 48)
+	 (IS_REGNAME(c) ? C_REGNAME : 0) | (IS_QDTEXT(c) ? C_QDTEXT : 0))
+#define R4(n)	CLS(n), CLS((n) + 1), CLS((n) + 2), CLS((n) + 3)
+#define R16(n)	R4(n), R4((n) + 4), R4((n) + 8), R4((n) + 12)
+#define R64(n)	R16(n), R16((n) + 16), R16((n) + 32), R16((n) + 48)
 #define R256(n) R64(n), R64((n) + 64), R64((n) + 128), R64((n) + 192)
 
 /* Built at compile time from the RFC grammar above. */
@@ -73,14 +71,16 @@ static inline bool is_ows(unsigned char c)
 	return c == ' ' || c == '\t';
 }
 
-/* ---- SWAR scanning ------------------------------------------------------ */
+/* ---- SWAR scanning ---- */
 
 #define ONES  0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
 /* Non-zero iff some byte of x is below n (n <= 0x80). Borrows only start at
  * a byte that really is below n, so the test is exact for "any byte". */
-#define HAS_LESS(x, n) (((x) - ONES * (n)) & ~(x) & HIGHS)
-#define HAS_ZERO(x)    HAS_LESS(x, 1)
+static inline uint64_t has_less(uint64_t x, uint64_t n)
+{
+	return (x - ONES * n) & ~x & HIGHS;
+}
 
 static inline uint64_t load64(const unsigned char *p)
 {
@@ -100,7 +100,7 @@ static const unsigned char *scan_value(const unsigned char *p,
 		while (end - p >= 8) {
 			uint64_t x = load64(p);
 
-			if (HAS_LESS(x, 0x20) | HAS_ZERO(x ^ (ONES * 0x7f)))
+			if (has_less(x, 0x20) | has_less(x ^ (ONES * 0x7f), 1))
 				break;
 			p += 8;
 		}
@@ -123,7 +123,7 @@ static const unsigned char *scan_target(const unsigned char *p,
 
 			/* x + ONES sets the top bit of a 0x7f byte; a carry out
 			 * of 0xff only follows a byte that already fails. */
-			if (HAS_LESS(x, 0x21) | ((x | (x + ONES)) & HIGHS))
+			if (has_less(x, 0x21) | ((x | (x + ONES)) & HIGHS))
 				break;
 			p += 8;
 		}
@@ -136,7 +136,7 @@ static const unsigned char *scan_target(const unsigned char *p,
 	}
 }
 
-/* ---- small helpers -------------------------------------------------------- */
+/* ---- small helpers ---- */
 
 /* name (any case, token chars only) equals lit (lower case letters, '-').
  * OR-ing 0x20 folds only A-Z onto a-z among token chars. */
@@ -167,8 +167,7 @@ struct list_it {
 	bool done;
 };
 
-static bool list_next(struct list_it *it, const unsigned char **e,
-		      size_t *elen)
+static bool list_next(struct list_it *it, const unsigned char **e, size_t *elen)
 {
 	if (it->done)
 		return false;
@@ -187,7 +186,7 @@ static bool list_next(struct list_it *it, const unsigned char **e,
 	return true;
 }
 
-/* ---- limits ---------------------------------------------------------------- */
+/* ---- limits ---- */
 
 struct lims {
 	size_t head, headers, target;
@@ -207,7 +206,7 @@ static void get_limits(const http1_limits *lim, struct lims *l)
 	l->target = lim && lim->max_target ? lim->max_target : l->head;
 }
 
-/* ---- field semantics --------------------------------------------------------
+/* ---- field semantics ----
  * Accumulated while the fields are parsed, checked when the head is done. */
 
 enum {
@@ -491,7 +490,7 @@ static int field_seen(struct fstate *fs, const unsigned char *nm, size_t nl,
 	return 0;
 }
 
-/* ---- field lines ----------------------------------------------------------
+/* ---- field lines ----
  * Parses field lines from *pp up to and including the empty line.
  * Returns 1 when the head is complete (*pp past the empty line), 0 when more
  * bytes are needed, or a negative error. */
@@ -532,8 +531,8 @@ static int parse_fields(const unsigned char **pp, const unsigned char *end,
 			goto more;
 		if (*p != ':')
 			return is_ows(*p) && p != name
-				       ? HTTP1_E_SPACE_BEFORE_COLON
-				       : HTTP1_E_BAD_HEADER_NAME;
+				   ? HTTP1_E_SPACE_BEFORE_COLON
+				   : HTTP1_E_BAD_HEADER_NAME;
 		if (p == name)
 			return HTTP1_E_BAD_HEADER_NAME;
 		size_t nl = (size_t)(p - name);
@@ -580,7 +579,7 @@ more:
 	return 0;
 }
 
-/* ---- versions ----------------------------------------------------------------
+/* ---- versions ----
  * "HTTP/1.1" or "HTTP/1.0". With fewer than 8 bytes available, a prefix that
  * can still become a version returns 0 (more), otherwise an error. Returns 1
  * with *minor set when complete. */
@@ -601,7 +600,7 @@ static int parse_version(const unsigned char *p, const unsigned char *end,
 	size_t avail = (size_t)(end - p) < 8 ? (size_t)(end - p) : 8;
 
 	for (size_t i = 0; i < avail; i++) {
-		bool ok = i < 5   ? p[i] == (unsigned char)pat[i]
+		bool ok = i < 5	   ? p[i] == (unsigned char)pat[i]
 			  : i == 6 ? p[i] == '.'
 				   : IS_DIG(p[i]);
 		if (!ok)
@@ -690,14 +689,14 @@ static void conn_info(http1_conn_info *ci, const struct fstate *fs,
 {
 	ci->keep_alive = minor == 1 ? !(fs->flags & F_CONN_CLOSE)
 				    : (fs->flags & F_CONN_KEEP) &&
-					      !(fs->flags & F_CONN_CLOSE);
-	ci->upgrade = (fs->flags & F_CONN_UPGRADE) &&
-		      (fs->flags & F_HAS_UPGRADE);
+					  !(fs->flags & F_CONN_CLOSE);
+	ci->upgrade =
+	    (fs->flags & F_CONN_UPGRADE) && (fs->flags & F_HAS_UPGRADE);
 	ci->expect_continue = fs->flags & F_EXPECT_100;
 	ci->te_trailers = fs->flags & F_TE_TRAILERS;
 }
 
-/* ---- requests ------------------------------------------------------------ */
+/* ---- requests ---- */
 
 #define MAX_LEADING_EMPTY_LINES 8
 
@@ -739,8 +738,8 @@ int http1_parse_request(const char *buf, size_t len, const http1_limits *lim,
 		goto more;
 	if (*p != ' ' || p == m)
 		return p == m || *p == '\r' || *p == '\n'
-			       ? HTTP1_E_BAD_REQUEST_LINE
-			       : HTTP1_E_BAD_METHOD;
+			   ? HTTP1_E_BAD_REQUEST_LINE
+			   : HTTP1_E_BAD_METHOD;
 	req->method = mkstr(m, (size_t)(p - m));
 	req->method_id = method_id(m, (size_t)(p - m));
 
@@ -750,8 +749,8 @@ int http1_parse_request(const char *buf, size_t len, const http1_limits *lim,
 		goto more;
 	if (*p != ' ' || p == t)
 		return p == t || *p == '\r' || *p == '\n'
-			       ? HTTP1_E_BAD_REQUEST_LINE
-			       : HTTP1_E_BAD_TARGET;
+			   ? HTTP1_E_BAD_REQUEST_LINE
+			   : HTTP1_E_BAD_TARGET;
 	size_t tl = (size_t)(p - t);
 
 	if (tl > l.target)
@@ -785,8 +784,8 @@ int http1_parse_request(const char *buf, size_t len, const http1_limits *lim,
 	p += 2;
 	req->line_len = (uint32_t)(p - line);
 
-	rc = parse_fields(&p, end, req->headers, &req->nheaders, l.headers,
-			  &fs, true);
+	rc = parse_fields(&p, end, req->headers, &req->nheaders, l.headers, &fs,
+			  true);
 	if (rc <= 0) {
 		if (rc < 0)
 			return rc;
@@ -833,7 +832,7 @@ more:
 	return HTTP1_INCOMPLETE;
 }
 
-/* ---- responses ------------------------------------------------------------ */
+/* ---- responses ---- */
 
 int http1_parse_response(const char *buf, size_t len, const http1_limits *lim,
 			 http1_method req_method, http1_response *resp)
@@ -849,8 +848,9 @@ int http1_parse_response(const char *buf, size_t len, const http1_limits *lim,
 	rc = parse_version(p, end, &resp->version_minor);
 	if (rc <= 0) {
 		if (rc < 0)
-			return rc == HTTP1_E_BAD_VERSION ? HTTP1_E_BAD_STATUS_LINE
-							 : rc;
+			return rc == HTTP1_E_BAD_VERSION
+				   ? HTTP1_E_BAD_STATUS_LINE
+				   : rc;
 		goto more;
 	}
 	p += 8;
@@ -926,42 +926,41 @@ more:
 	return HTTP1_INCOMPLETE;
 }
 
-/* ---- errors ------------------------------------------------------------- */
+/* ---- errors ---- */
 
 static const struct {
 	int status;
 	const char *reason;
 } errs[] = {
-	[-HTTP1_E_BAD_REQUEST_LINE] = {400, "invalid request line"},
-	[-HTTP1_E_BAD_METHOD] = {400, "invalid method"},
-	[-HTTP1_E_BAD_TARGET] = {400, "invalid request target"},
-	[-HTTP1_E_BAD_VERSION] = {400, "invalid HTTP version"},
-	[-HTTP1_E_VERSION_UNSUPPORTED] = {505, "HTTP version not supported"},
-	[-HTTP1_E_BAD_HEADER_NAME] = {400, "invalid header name"},
-	[-HTTP1_E_BAD_HEADER_VALUE] = {400, "invalid header value"},
-	[-HTTP1_E_OBS_FOLD] = {400, "obsolete line folding"},
-	[-HTTP1_E_SPACE_BEFORE_COLON] = {400, "whitespace before colon"},
-	[-HTTP1_E_BARE_CR] = {400, "bare CR"},
-	[-HTTP1_E_BARE_LF] = {400, "bare LF"},
-	[-HTTP1_E_HEADERS_TOO_LARGE] = {431, "header section too large"},
-	[-HTTP1_E_TOO_MANY_HEADERS] = {431, "too many header fields"},
-	[-HTTP1_E_URI_TOO_LONG] = {414, "request target too long"},
-	[-HTTP1_E_BAD_CONTENT_LENGTH] = {400, "invalid Content-Length"},
-	[-HTTP1_E_CL_AND_TE] = {400,
-				"both Content-Length and Transfer-Encoding"},
-	[-HTTP1_E_BAD_TRANSFER_ENCODING] = {400, "invalid Transfer-Encoding"},
-	[-HTTP1_E_UNSUPPORTED_TRANSFER_CODING] = {501,
-						  "unsupported transfer coding"},
-	[-HTTP1_E_TE_IN_HTTP10] = {400, "Transfer-Encoding in HTTP/1.0"},
-	[-HTTP1_E_MISSING_HOST] = {400, "missing Host"},
-	[-HTTP1_E_DUPLICATE_HOST] = {400, "duplicate Host"},
-	[-HTTP1_E_BAD_HOST] = {400, "invalid Host"},
-	[-HTTP1_E_BAD_STATUS_LINE] = {502, "invalid status line"},
-	[-HTTP1_E_BAD_CHUNK_SIZE] = {400, "invalid chunk size"},
-	[-HTTP1_E_BAD_CHUNK_EXT] = {400, "invalid chunk extension"},
-	[-HTTP1_E_BAD_CHUNK_CRLF] = {400, "chunk data not followed by CRLF"},
-	[-HTTP1_E_BAD_TRAILER] = {400, "invalid trailer section"},
-	[-HTTP1_E_CHUNK_TOO_LARGE] = {400, "chunk too large"},
+    [-HTTP1_E_BAD_REQUEST_LINE] = {400, "invalid request line"},
+    [-HTTP1_E_BAD_METHOD] = {400, "invalid method"},
+    [-HTTP1_E_BAD_TARGET] = {400, "invalid request target"},
+    [-HTTP1_E_BAD_VERSION] = {400, "invalid HTTP version"},
+    [-HTTP1_E_VERSION_UNSUPPORTED] = {505, "HTTP version not supported"},
+    [-HTTP1_E_BAD_HEADER_NAME] = {400, "invalid header name"},
+    [-HTTP1_E_BAD_HEADER_VALUE] = {400, "invalid header value"},
+    [-HTTP1_E_OBS_FOLD] = {400, "obsolete line folding"},
+    [-HTTP1_E_SPACE_BEFORE_COLON] = {400, "whitespace before colon"},
+    [-HTTP1_E_BARE_CR] = {400, "bare CR"},
+    [-HTTP1_E_BARE_LF] = {400, "bare LF"},
+    [-HTTP1_E_HEADERS_TOO_LARGE] = {431, "header section too large"},
+    [-HTTP1_E_TOO_MANY_HEADERS] = {431, "too many header fields"},
+    [-HTTP1_E_URI_TOO_LONG] = {414, "request target too long"},
+    [-HTTP1_E_BAD_CONTENT_LENGTH] = {400, "invalid Content-Length"},
+    [-HTTP1_E_CL_AND_TE] = {400, "both Content-Length and Transfer-Encoding"},
+    [-HTTP1_E_BAD_TRANSFER_ENCODING] = {400, "invalid Transfer-Encoding"},
+    [-HTTP1_E_UNSUPPORTED_TRANSFER_CODING] = {501,
+					      "unsupported transfer coding"},
+    [-HTTP1_E_TE_IN_HTTP10] = {400, "Transfer-Encoding in HTTP/1.0"},
+    [-HTTP1_E_MISSING_HOST] = {400, "missing Host"},
+    [-HTTP1_E_DUPLICATE_HOST] = {400, "duplicate Host"},
+    [-HTTP1_E_BAD_HOST] = {400, "invalid Host"},
+    [-HTTP1_E_BAD_STATUS_LINE] = {502, "invalid status line"},
+    [-HTTP1_E_BAD_CHUNK_SIZE] = {400, "invalid chunk size"},
+    [-HTTP1_E_BAD_CHUNK_EXT] = {400, "invalid chunk extension"},
+    [-HTTP1_E_BAD_CHUNK_CRLF] = {400, "chunk data not followed by CRLF"},
+    [-HTTP1_E_BAD_TRAILER] = {400, "invalid trailer section"},
+    [-HTTP1_E_CHUNK_TOO_LARGE] = {400, "chunk too large"},
 };
 
 _Static_assert(ARRAY_LEN(errs) == -HTTP1_E_LAST, "one entry per error code");
@@ -980,7 +979,7 @@ const char *http1_err_reason(int err)
 	return err == 0 ? "incomplete" : "invalid message";
 }
 
-/* ---- header helpers ------------------------------------------------------ */
+/* ---- header helpers ---- */
 
 const http1_header *http1_find_header(const http1_header *h, uint32_t n,
 				      const char *name)
@@ -1001,10 +1000,9 @@ bool http1_is_hop_by_hop(const http1_header *all, uint32_t n,
 		const char *s;
 		uint32_t n;
 	} fixed[] = {
-		{"connection", 10}, {"keep-alive", 10},
-		{"proxy-connection", 16}, {"te", 2},
-		{"trailer", 7}, {"transfer-encoding", 17},
-		{"upgrade", 7},
+	    {"connection", 10}, {"keep-alive", 10}, {"proxy-connection", 16},
+	    {"te", 2},		{"trailer", 7},	    {"transfer-encoding", 17},
+	    {"upgrade", 7},
 	};
 	const unsigned char *hn = (const unsigned char *)h->name.p;
 
@@ -1030,7 +1028,7 @@ bool http1_is_hop_by_hop(const http1_header *all, uint32_t n,
 	return false;
 }
 
-/* ---- chunked bodies --------------------------------------------------------
+/* ---- chunked bodies ----
  * chunked-body = *chunk last-chunk trailer-section CRLF (RFC 9112 §7.1),
  * walked one byte at a time outside chunk data so that any split of the input
  * gives the same result. */
@@ -1051,7 +1049,7 @@ enum {
 	CS_DATA,
 	CS_DATA_CR,
 	CS_DATA_LF,
-	CS_TRL0,	/* start of a trailer line or of the final CRLF */
+	CS_TRL0, /* start of a trailer line or of the final CRLF */
 	CS_TRL_NAME,
 	CS_TRL_VALUE,
 	CS_TRL_LF,
@@ -1117,9 +1115,9 @@ ssize_t http1_chunked_feed(http1_chunked *c, const char *buf, size_t len,
 			break;
 		case CS_SIZE0:
 			if (!ISCLS(ch, C_HEX))
-				return chunk_fail(c, ch == '\n'
-							     ? HTTP1_E_BARE_LF
-							     : HTTP1_E_BAD_CHUNK_SIZE);
+				return chunk_fail(
+				    c, ch == '\n' ? HTTP1_E_BARE_LF
+						  : HTTP1_E_BAD_CHUNK_SIZE);
 			c->remaining = 0;
 			c->ndigits = 0;
 			c->ext_len = 0;
@@ -1128,16 +1126,17 @@ ssize_t http1_chunked_feed(http1_chunked *c, const char *buf, size_t len,
 			__attribute__((fallthrough));
 		case CS_SIZE:
 			if (ISCLS(ch, C_HEX)) {
-				unsigned d = IS_DIG(ch) ? ch - '0'
-							: (ch | 0x20) - 'a' + 10;
+				unsigned d = IS_DIG(ch)
+						 ? ch - '0'
+						 : (ch | 0x20) - 'a' + 10;
 
 				if (++c->ndigits > CHUNK_MAX_DIGITS)
 					return chunk_fail(
-						c, HTTP1_E_BAD_CHUNK_SIZE);
+					    c, HTTP1_E_BAD_CHUNK_SIZE);
 				c->remaining = c->remaining << 4 | d;
 				if (c->remaining > CHUNK_MAX_SIZE)
 					return chunk_fail(
-						c, HTTP1_E_CHUNK_TOO_LARGE);
+					    c, HTTP1_E_CHUNK_TOO_LARGE);
 				break;
 			}
 			if (ch == '\r') {
@@ -1150,9 +1149,9 @@ ssize_t http1_chunked_feed(http1_chunked *c, const char *buf, size_t len,
 			} else if (is_ows(ch)) {
 				c->state = CS_BWS_SEMI;
 			} else {
-				return chunk_fail(c, ch == '\n'
-							     ? HTTP1_E_BARE_LF
-							     : HTTP1_E_BAD_CHUNK_SIZE);
+				return chunk_fail(
+				    c, ch == '\n' ? HTTP1_E_BARE_LF
+						  : HTTP1_E_BAD_CHUNK_SIZE);
 			}
 			goto ext_count;
 		case CS_SIZE_LF:
@@ -1172,9 +1171,10 @@ ssize_t http1_chunked_feed(http1_chunked *c, const char *buf, size_t len,
 				c->flags |= CF_IN_EXT;
 				c->state = CS_EXT_NAME0;
 			} else if (!is_ows(ch)) {
-				return chunk_fail(c, c->flags & CF_IN_EXT
-							     ? HTTP1_E_BAD_CHUNK_EXT
-							     : HTTP1_E_BAD_CHUNK_SIZE);
+				return chunk_fail(c,
+						  c->flags & CF_IN_EXT
+						      ? HTTP1_E_BAD_CHUNK_EXT
+						      : HTTP1_E_BAD_CHUNK_SIZE);
 			}
 			goto ext_count;
 		case CS_EXT_NAME0:
@@ -1198,8 +1198,8 @@ ssize_t http1_chunked_feed(http1_chunked *c, const char *buf, size_t len,
 				c->state = CS_EXT_VAL0;
 			else if (is_ows(ch))
 				c->state = c->state == CS_EXT_NAME
-						   ? CS_EXT_NAME_BWS
-						   : CS_BWS_SEMI;
+					       ? CS_EXT_NAME_BWS
+					       : CS_BWS_SEMI;
 			else
 				goto ext_bad;
 			goto ext_count;
@@ -1239,8 +1239,8 @@ ssize_t http1_chunked_feed(http1_chunked *c, const char *buf, size_t len,
 				c->state = CS_TRL_NAME;
 			} else {
 				return chunk_fail(c, ch == '\n'
-							     ? HTTP1_E_BARE_LF
-							     : HTTP1_E_BAD_TRAILER);
+							 ? HTTP1_E_BARE_LF
+							 : HTTP1_E_BAD_TRAILER);
 			}
 			goto trl_count;
 		case CS_TRL_NAME:

@@ -12,15 +12,14 @@
 #include "http/http1_parse.h"
 
 struct result {
-	ssize_t rc;  /* consumed in total, or the error */
+	ssize_t rc; /* consumed in total, or the error */
 	bool done;
 	uint64_t total;
 };
 
 /* Feed buf in pieces whose sizes come from cuts[] (0-terminated; the rest
  * in one piece), stopping at done or at an error, like the proxy would. */
-static struct result feed_split(const char *buf, size_t len,
-				const size_t *cuts)
+static struct result feed_split(const char *buf, size_t len, const size_t *cuts)
 {
 	http1_chunked c = {0};
 	struct result r = {0, false, 0};
@@ -134,8 +133,8 @@ static void test_valid_bodies(void **state)
 	expect_ok("5;a=\"\x80\xff\t\"\r\nhello\r\n0\r\n\r\n", "", 5);
 	expect_ok("5;a=\"x\";b\r\nhello\r\n0\r\n\r\n", "", 5);
 	expect_ok("5;a=\"x\" ;b\r\nhello\r\n0\r\n\r\n", "", 5);
-	expect_ok("5;!#$%&'*+-.^_`|~=!#$%&'*+-.^_`|~\r\nhello\r\n0\r\n\r\n",
-		  "", 5);
+	expect_ok("5;!#$%&'*+-.^_`|~=!#$%&'*+-.^_`|~\r\nhello\r\n0\r\n\r\n", "",
+		  5);
 	/* trailers */
 	expect_ok("0\r\nA: b\r\n\r\n", "", 0);
 	expect_ok("0\r\nA: b\r\nC:\r\nD:  \t x y \x80\r\n\r\n", "NEXT", 0);
@@ -175,64 +174,64 @@ static void test_errors(void **state)
 		const char *in;
 		int err;
 	} t[] = {
-		{"", 0},
-		{"x\r\n", HTTP1_E_BAD_CHUNK_SIZE},
-		{"\r\n", HTTP1_E_BAD_CHUNK_SIZE},
-		{" 5\r\n", HTTP1_E_BAD_CHUNK_SIZE},
-		{"5 \r\n", HTTP1_E_BAD_CHUNK_SIZE},
-		{"5\t\r\n", HTTP1_E_BAD_CHUNK_SIZE},
-		{"0x5\r\n", HTTP1_E_BAD_CHUNK_SIZE},
-		{"-5\r\n", HTTP1_E_BAD_CHUNK_SIZE},
-		{"+5\r\n", HTTP1_E_BAD_CHUNK_SIZE},
-		{"5g\r\n", HTTP1_E_BAD_CHUNK_SIZE},
-		{"5 x\r\n", HTTP1_E_BAD_CHUNK_SIZE},
-		{"00000000000000005\r\n", HTTP1_E_BAD_CHUNK_SIZE},
-		{"10000000000000000\r\n", HTTP1_E_BAD_CHUNK_SIZE},
-		{"ffffffffffffffff\r\n", HTTP1_E_CHUNK_TOO_LARGE},
-		{"4000000000000001\r\n", HTTP1_E_CHUNK_TOO_LARGE},
-		{"5\n", HTTP1_E_BARE_LF},
-		{"\n", HTTP1_E_BARE_LF},
-		{"5\rx", HTTP1_E_BARE_CR},
-		{"5\r\r\n", HTTP1_E_BARE_CR},
-		{"5;\r\n", HTTP1_E_BAD_CHUNK_EXT},
-		{"5;;a\r\n", HTTP1_E_BAD_CHUNK_EXT},
-		{"5;a=\r\n", HTTP1_E_BAD_CHUNK_EXT},
-		{"5;=b\r\n", HTTP1_E_BAD_CHUNK_EXT},
-		{"5;a b\r\n", HTTP1_E_BAD_CHUNK_EXT},
-		{"5;a \r\n", HTTP1_E_BAD_CHUNK_EXT},
-		{"5;a=b \r\n", HTTP1_E_BAD_CHUNK_EXT},
-		{"5;a=b c\r\n", HTTP1_E_BAD_CHUNK_EXT},
-		{"5;a=b=c\r\n", HTTP1_E_BAD_CHUNK_EXT},
-		{"5;a@\r\n", HTTP1_E_BAD_CHUNK_EXT},
-		{"5;a=@\r\n", HTTP1_E_BAD_CHUNK_EXT},
-		{"5;a=\"x\r\n", HTTP1_E_BAD_CHUNK_EXT},
-		{"5;a=\"x\"y\r\n", HTTP1_E_BAD_CHUNK_EXT},
-		{"5;a=\"\x01\"\r\n", HTTP1_E_BAD_CHUNK_EXT},
-		{"5;a=\"\\\x01\"\r\n", HTTP1_E_BAD_CHUNK_EXT},
-		{"5;a=\"x\" \r\n", HTTP1_E_BAD_CHUNK_EXT},
-		{"5;a\x7f\r\n", HTTP1_E_BAD_CHUNK_EXT},
-		{"5;a\n", HTTP1_E_BARE_LF},
-		{"5;a=b\n", HTTP1_E_BARE_LF},
-		{"5;a=\"b\"\n", HTTP1_E_BARE_LF},
-		{"5;a=\"b\n\"\r\n", HTTP1_E_BARE_LF},
-		{"5;a\rb", HTTP1_E_BARE_CR},
-		{"5\r\nhelloX", HTTP1_E_BAD_CHUNK_CRLF},
-		{"5\r\nhello\n", HTTP1_E_BAD_CHUNK_CRLF},
-		{"5\r\nhello\rX", HTTP1_E_BAD_CHUNK_CRLF},
-		{"5\r\nhello\r\n\r\n", HTTP1_E_BAD_CHUNK_SIZE},
-		{"0\r\n\n", HTTP1_E_BARE_LF},
-		{"0\r\n\rX", HTTP1_E_BARE_CR},
-		{"0\r\nA: b\n\r\n", HTTP1_E_BARE_LF},
-		{"0\r\nA: b\rX", HTTP1_E_BARE_CR},
-		{"0\r\nA b: c\r\n\r\n", HTTP1_E_BAD_TRAILER},
-		{"0\r\nA : c\r\n\r\n", HTTP1_E_BAD_TRAILER},
-		{"0\r\n: c\r\n\r\n", HTTP1_E_BAD_TRAILER},
-		{"0\r\nA\r\n\r\n", HTTP1_E_BAD_TRAILER},
-		{"0\r\nA: b\r\n c\r\n\r\n", HTTP1_E_BAD_TRAILER},
-		{"0\r\n c\r\n\r\n", HTTP1_E_BAD_TRAILER},
-		{"0\r\nA: \x01\r\n\r\n", HTTP1_E_BAD_TRAILER},
-		{"0\r\nA: \x00", 0},
-		{"0\r\nA(: b\r\n\r\n", HTTP1_E_BAD_TRAILER},
+	    {"", 0},
+	    {"x\r\n", HTTP1_E_BAD_CHUNK_SIZE},
+	    {"\r\n", HTTP1_E_BAD_CHUNK_SIZE},
+	    {" 5\r\n", HTTP1_E_BAD_CHUNK_SIZE},
+	    {"5 \r\n", HTTP1_E_BAD_CHUNK_SIZE},
+	    {"5\t\r\n", HTTP1_E_BAD_CHUNK_SIZE},
+	    {"0x5\r\n", HTTP1_E_BAD_CHUNK_SIZE},
+	    {"-5\r\n", HTTP1_E_BAD_CHUNK_SIZE},
+	    {"+5\r\n", HTTP1_E_BAD_CHUNK_SIZE},
+	    {"5g\r\n", HTTP1_E_BAD_CHUNK_SIZE},
+	    {"5 x\r\n", HTTP1_E_BAD_CHUNK_SIZE},
+	    {"00000000000000005\r\n", HTTP1_E_BAD_CHUNK_SIZE},
+	    {"10000000000000000\r\n", HTTP1_E_BAD_CHUNK_SIZE},
+	    {"ffffffffffffffff\r\n", HTTP1_E_CHUNK_TOO_LARGE},
+	    {"4000000000000001\r\n", HTTP1_E_CHUNK_TOO_LARGE},
+	    {"5\n", HTTP1_E_BARE_LF},
+	    {"\n", HTTP1_E_BARE_LF},
+	    {"5\rx", HTTP1_E_BARE_CR},
+	    {"5\r\r\n", HTTP1_E_BARE_CR},
+	    {"5;\r\n", HTTP1_E_BAD_CHUNK_EXT},
+	    {"5;;a\r\n", HTTP1_E_BAD_CHUNK_EXT},
+	    {"5;a=\r\n", HTTP1_E_BAD_CHUNK_EXT},
+	    {"5;=b\r\n", HTTP1_E_BAD_CHUNK_EXT},
+	    {"5;a b\r\n", HTTP1_E_BAD_CHUNK_EXT},
+	    {"5;a \r\n", HTTP1_E_BAD_CHUNK_EXT},
+	    {"5;a=b \r\n", HTTP1_E_BAD_CHUNK_EXT},
+	    {"5;a=b c\r\n", HTTP1_E_BAD_CHUNK_EXT},
+	    {"5;a=b=c\r\n", HTTP1_E_BAD_CHUNK_EXT},
+	    {"5;a@\r\n", HTTP1_E_BAD_CHUNK_EXT},
+	    {"5;a=@\r\n", HTTP1_E_BAD_CHUNK_EXT},
+	    {"5;a=\"x\r\n", HTTP1_E_BAD_CHUNK_EXT},
+	    {"5;a=\"x\"y\r\n", HTTP1_E_BAD_CHUNK_EXT},
+	    {"5;a=\"\x01\"\r\n", HTTP1_E_BAD_CHUNK_EXT},
+	    {"5;a=\"\\\x01\"\r\n", HTTP1_E_BAD_CHUNK_EXT},
+	    {"5;a=\"x\" \r\n", HTTP1_E_BAD_CHUNK_EXT},
+	    {"5;a\x7f\r\n", HTTP1_E_BAD_CHUNK_EXT},
+	    {"5;a\n", HTTP1_E_BARE_LF},
+	    {"5;a=b\n", HTTP1_E_BARE_LF},
+	    {"5;a=\"b\"\n", HTTP1_E_BARE_LF},
+	    {"5;a=\"b\n\"\r\n", HTTP1_E_BARE_LF},
+	    {"5;a\rb", HTTP1_E_BARE_CR},
+	    {"5\r\nhelloX", HTTP1_E_BAD_CHUNK_CRLF},
+	    {"5\r\nhello\n", HTTP1_E_BAD_CHUNK_CRLF},
+	    {"5\r\nhello\rX", HTTP1_E_BAD_CHUNK_CRLF},
+	    {"5\r\nhello\r\n\r\n", HTTP1_E_BAD_CHUNK_SIZE},
+	    {"0\r\n\n", HTTP1_E_BARE_LF},
+	    {"0\r\n\rX", HTTP1_E_BARE_CR},
+	    {"0\r\nA: b\n\r\n", HTTP1_E_BARE_LF},
+	    {"0\r\nA: b\rX", HTTP1_E_BARE_CR},
+	    {"0\r\nA b: c\r\n\r\n", HTTP1_E_BAD_TRAILER},
+	    {"0\r\nA : c\r\n\r\n", HTTP1_E_BAD_TRAILER},
+	    {"0\r\n: c\r\n\r\n", HTTP1_E_BAD_TRAILER},
+	    {"0\r\nA\r\n\r\n", HTTP1_E_BAD_TRAILER},
+	    {"0\r\nA: b\r\n c\r\n\r\n", HTTP1_E_BAD_TRAILER},
+	    {"0\r\n c\r\n\r\n", HTTP1_E_BAD_TRAILER},
+	    {"0\r\nA: \x01\r\n\r\n", HTTP1_E_BAD_TRAILER},
+	    {"0\r\nA: \x00", 0},
+	    {"0\r\nA(: b\r\n\r\n", HTTP1_E_BAD_TRAILER},
 	};
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
@@ -398,13 +397,13 @@ static void test_large_chunk_streaming(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_valid_bodies),
-		cmocka_unit_test(test_next_message_not_consumed),
-		cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_size_limits),
-		cmocka_unit_test(test_ext_limit),
-		cmocka_unit_test(test_trailer_limit),
-		cmocka_unit_test(test_large_chunk_streaming),
+	    cmocka_unit_test(test_valid_bodies),
+	    cmocka_unit_test(test_next_message_not_consumed),
+	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_size_limits),
+	    cmocka_unit_test(test_ext_limit),
+	    cmocka_unit_test(test_trailer_limit),
+	    cmocka_unit_test(test_large_chunk_streaming),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,34 +25,34 @@ static const struct {
 	const char *name;
 	int code;
 } err_names[] = {
-	{"BAD_REQUEST_LINE", HTTP1_E_BAD_REQUEST_LINE},
-	{"BAD_METHOD", HTTP1_E_BAD_METHOD},
-	{"BAD_TARGET", HTTP1_E_BAD_TARGET},
-	{"BAD_VERSION", HTTP1_E_BAD_VERSION},
-	{"VERSION_UNSUPPORTED", HTTP1_E_VERSION_UNSUPPORTED},
-	{"BAD_HEADER_NAME", HTTP1_E_BAD_HEADER_NAME},
-	{"BAD_HEADER_VALUE", HTTP1_E_BAD_HEADER_VALUE},
-	{"OBS_FOLD", HTTP1_E_OBS_FOLD},
-	{"SPACE_BEFORE_COLON", HTTP1_E_SPACE_BEFORE_COLON},
-	{"BARE_CR", HTTP1_E_BARE_CR},
-	{"BARE_LF", HTTP1_E_BARE_LF},
-	{"HEADERS_TOO_LARGE", HTTP1_E_HEADERS_TOO_LARGE},
-	{"TOO_MANY_HEADERS", HTTP1_E_TOO_MANY_HEADERS},
-	{"URI_TOO_LONG", HTTP1_E_URI_TOO_LONG},
-	{"BAD_CONTENT_LENGTH", HTTP1_E_BAD_CONTENT_LENGTH},
-	{"CL_AND_TE", HTTP1_E_CL_AND_TE},
-	{"BAD_TRANSFER_ENCODING", HTTP1_E_BAD_TRANSFER_ENCODING},
-	{"UNSUPPORTED_TRANSFER_CODING", HTTP1_E_UNSUPPORTED_TRANSFER_CODING},
-	{"TE_IN_HTTP10", HTTP1_E_TE_IN_HTTP10},
-	{"MISSING_HOST", HTTP1_E_MISSING_HOST},
-	{"DUPLICATE_HOST", HTTP1_E_DUPLICATE_HOST},
-	{"BAD_HOST", HTTP1_E_BAD_HOST},
-	{"BAD_STATUS_LINE", HTTP1_E_BAD_STATUS_LINE},
-	{"BAD_CHUNK_SIZE", HTTP1_E_BAD_CHUNK_SIZE},
-	{"BAD_CHUNK_EXT", HTTP1_E_BAD_CHUNK_EXT},
-	{"BAD_CHUNK_CRLF", HTTP1_E_BAD_CHUNK_CRLF},
-	{"BAD_TRAILER", HTTP1_E_BAD_TRAILER},
-	{"CHUNK_TOO_LARGE", HTTP1_E_CHUNK_TOO_LARGE},
+    {"BAD_REQUEST_LINE", HTTP1_E_BAD_REQUEST_LINE},
+    {"BAD_METHOD", HTTP1_E_BAD_METHOD},
+    {"BAD_TARGET", HTTP1_E_BAD_TARGET},
+    {"BAD_VERSION", HTTP1_E_BAD_VERSION},
+    {"VERSION_UNSUPPORTED", HTTP1_E_VERSION_UNSUPPORTED},
+    {"BAD_HEADER_NAME", HTTP1_E_BAD_HEADER_NAME},
+    {"BAD_HEADER_VALUE", HTTP1_E_BAD_HEADER_VALUE},
+    {"OBS_FOLD", HTTP1_E_OBS_FOLD},
+    {"SPACE_BEFORE_COLON", HTTP1_E_SPACE_BEFORE_COLON},
+    {"BARE_CR", HTTP1_E_BARE_CR},
+    {"BARE_LF", HTTP1_E_BARE_LF},
+    {"HEADERS_TOO_LARGE", HTTP1_E_HEADERS_TOO_LARGE},
+    {"TOO_MANY_HEADERS", HTTP1_E_TOO_MANY_HEADERS},
+    {"URI_TOO_LONG", HTTP1_E_URI_TOO_LONG},
+    {"BAD_CONTENT_LENGTH", HTTP1_E_BAD_CONTENT_LENGTH},
+    {"CL_AND_TE", HTTP1_E_CL_AND_TE},
+    {"BAD_TRANSFER_ENCODING", HTTP1_E_BAD_TRANSFER_ENCODING},
+    {"UNSUPPORTED_TRANSFER_CODING", HTTP1_E_UNSUPPORTED_TRANSFER_CODING},
+    {"TE_IN_HTTP10", HTTP1_E_TE_IN_HTTP10},
+    {"MISSING_HOST", HTTP1_E_MISSING_HOST},
+    {"DUPLICATE_HOST", HTTP1_E_DUPLICATE_HOST},
+    {"BAD_HOST", HTTP1_E_BAD_HOST},
+    {"BAD_STATUS_LINE", HTTP1_E_BAD_STATUS_LINE},
+    {"BAD_CHUNK_SIZE", HTTP1_E_BAD_CHUNK_SIZE},
+    {"BAD_CHUNK_EXT", HTTP1_E_BAD_CHUNK_EXT},
+    {"BAD_CHUNK_CRLF", HTTP1_E_BAD_CHUNK_CRLF},
+    {"BAD_TRAILER", HTTP1_E_BAD_TRAILER},
+    {"CHUNK_TOO_LARGE", HTTP1_E_CHUNK_TOO_LARGE},
 };
 
 static int err_code(const char *name)
@@ -223,8 +223,8 @@ static int walk(const char *rel, const char *buf, size_t len, char **tokens,
 		} else if (r.body == HTTP1_BODY_CHUNKED) {
 			http1_chunked c = {0};
 			bool done = false;
-			ssize_t n = http1_chunked_feed(&c, buf + off, len - off,
-						       &done);
+			ssize_t n =
+			    http1_chunked_feed(&c, buf + off, len - off, &done);
 
 			if (n < 0)
 				return (int)n;
@@ -380,9 +380,9 @@ static void test_decoder(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_decoder),
-		cmocka_unit_test(test_good),
-		cmocka_unit_test(test_bad),
+	    cmocka_unit_test(test_decoder),
+	    cmocka_unit_test(test_good),
+	    cmocka_unit_test(test_bad),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -45,13 +45,13 @@ static bool str_is(http_str s, const char *want)
 				 (s).p ? (s).p : "", (want));                  \
 	} while (0)
 
-/* ---- requests: valid ---------------------------------------------------- */
+/* ---- requests: valid ---- */
 
 static void test_simple_get(void **state)
 {
 	(void)state;
-	const char *s = "GET /index.html?q=1 HTTP/1.1\r\n" HOST
-			"Accept: */*\r\n\r\n";
+	const char *s =
+	    "GET /index.html?q=1 HTTP/1.1\r\n" HOST "Accept: */*\r\n\r\n";
 
 	assert_int_equal(preq(s), (int)strlen(s));
 	assert_str(req.method, "GET");
@@ -65,7 +65,8 @@ static void test_simple_get(void **state)
 	assert_str(req.headers[1].name, "Accept");
 	assert_str(req.headers[1].value, "*/*");
 	assert_int_equal(req.head_len, strlen(s));
-	assert_int_equal(req.line_len, strlen("GET /index.html?q=1 HTTP/1.1\r\n"));
+	assert_int_equal(req.line_len,
+			 strlen("GET /index.html?q=1 HTTP/1.1\r\n"));
 	assert_int_equal(req.body, HTTP1_BODY_NONE);
 	assert_int_equal(req.content_length, 0);
 	assert_true(req.conn.keep_alive);
@@ -81,13 +82,19 @@ static void test_methods(void **state)
 		const char *m;
 		http1_method id;
 	} t[] = {
-		{"GET", HTTP_M_GET},	     {"HEAD", HTTP_M_HEAD},
-		{"POST", HTTP_M_POST},	     {"PUT", HTTP_M_PUT},
-		{"DELETE", HTTP_M_DELETE},   {"OPTIONS", HTTP_M_OPTIONS},
-		{"TRACE", HTTP_M_TRACE},     {"PATCH", HTTP_M_PATCH},
-		{"PROPFIND", HTTP_M_OTHER},  {"get", HTTP_M_OTHER},
-		{"GETS", HTTP_M_OTHER},	     {"M-SEARCH", HTTP_M_OTHER},
-		{"!#$%&'*+-.^_`|~", HTTP_M_OTHER},
+	    {"GET", HTTP_M_GET},
+	    {"HEAD", HTTP_M_HEAD},
+	    {"POST", HTTP_M_POST},
+	    {"PUT", HTTP_M_PUT},
+	    {"DELETE", HTTP_M_DELETE},
+	    {"OPTIONS", HTTP_M_OPTIONS},
+	    {"TRACE", HTTP_M_TRACE},
+	    {"PATCH", HTTP_M_PATCH},
+	    {"PROPFIND", HTTP_M_OTHER},
+	    {"get", HTTP_M_OTHER},
+	    {"GETS", HTTP_M_OTHER},
+	    {"M-SEARCH", HTTP_M_OTHER},
+	    {"!#$%&'*+-.^_`|~", HTTP_M_OTHER},
 	};
 	char buf[256];
 
@@ -98,8 +105,7 @@ static void test_methods(void **state)
 		assert_int_equal(req.method_id, t[i].id);
 		assert_str(req.method, t[i].m);
 	}
-	assert_true(preq("CONNECT a.example:443 HTTP/1.1\r\n" HOST "\r\n") >
-		    0);
+	assert_true(preq("CONNECT a.example:443 HTTP/1.1\r\n" HOST "\r\n") > 0);
 	assert_int_equal(req.method_id, HTTP_M_CONNECT);
 }
 
@@ -162,16 +168,16 @@ static void test_long_values(void **state)
 				put(buf, &len, "GET /", 5);
 				put(buf, &len, w, n);
 				put(buf, &len, tail, sizeof(tail) - 1);
-				assert_int_equal(http1_parse_request(
-							 buf, len, NULL, &req),
-						 HTTP1_E_BAD_TARGET);
+				assert_int_equal(
+				    http1_parse_request(buf, len, NULL, &req),
+				    HTTP1_E_BAD_TARGET);
 				len = 0;
 				put(buf, &len, head, sizeof(head) - 1);
 				put(buf, &len, w, n);
 				put(buf, &len, "\r\n\r\n", 4);
-				assert_int_equal(http1_parse_request(
-							 buf, len, NULL, &req),
-						 HTTP1_E_BAD_HEADER_VALUE);
+				assert_int_equal(
+				    http1_parse_request(buf, len, NULL, &req),
+				    HTTP1_E_BAD_HEADER_VALUE);
 			}
 		}
 	}
@@ -246,8 +252,7 @@ static void test_incomplete_prefixes(void **state)
 
 	for (size_t i = 0; i < strlen(r); i++)
 		assert_int_equal(
-			http1_parse_response(r, i, NULL, HTTP_M_GET, &resp),
-			0);
+		    http1_parse_response(r, i, NULL, HTTP_M_GET, &resp), 0);
 }
 
 static void test_early_errors(void **state)
@@ -277,7 +282,7 @@ static void test_early_errors(void **state)
 	assert_int_equal(preq("GET / HTTP/1.1\r\nContent-Length: x\r\n"), 0);
 }
 
-/* ---- requests: every error code ------------------------------------------ */
+/* ---- requests: every error code ---- */
 
 static void test_request_errors(void **state)
 {
@@ -286,159 +291,152 @@ static void test_request_errors(void **state)
 		const char *in;
 		int rc;
 	} t[] = {
-		{"GET\r\n\r\n", HTTP1_E_BAD_REQUEST_LINE},
-		{"GET /\r\n\r\n", HTTP1_E_BAD_REQUEST_LINE},
-		{"GET  / HTTP/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_REQUEST_LINE},
-		{" GET / HTTP/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_REQUEST_LINE},
-		{"GET / HTTP/1.1\r\n" HOST "\r\n", 0},
-		{"G(T / HTTP/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_METHOD},
-		{"GET\t/ HTTP/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_METHOD},
-		{"GÉT / HTTP/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_METHOD},
-		{"GET a HTTP/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_TARGET},
-		{"GET /\ta HTTP/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_TARGET},
-		{"GET /\x7f HTTP/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_TARGET},
-		{"GET /\xc3\xa9 HTTP/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_TARGET},
-		{"GET * HTTP/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_TARGET},
-		{"OPTIONS ** HTTP/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_TARGET},
-		{"CONNECT / HTTP/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_TARGET},
-		{"CONNECT a.example HTTP/1.1\r\n" HOST "\r\n",
-		 HTTP1_E_BAD_TARGET},
-		{"CONNECT a.example: HTTP/1.1\r\n" HOST "\r\n",
-		 HTTP1_E_BAD_TARGET},
-		{"GET a.example:80 HTTP/1.1\r\n" HOST "\r\n",
-		 HTTP1_E_BAD_TARGET},
-		{"GET ftp://a.example/ HTTP/1.1\r\n" HOST "\r\n",
-		 HTTP1_E_BAD_TARGET},
-		{"GET http:// HTTP/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_TARGET},
-		{"GET http:///x HTTP/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_TARGET},
-		{"GET http://u@a.example/ HTTP/1.1\r\n" HOST "\r\n",
-		 HTTP1_E_BAD_TARGET},
-		{"GET http://a.example:99999/ HTTP/1.1\r\n" HOST "\r\n",
-		 HTTP1_E_BAD_TARGET},
-		{"GET / http/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_VERSION},
-		{"GET / HTTP/1.10\r\n" HOST "\r\n", HTTP1_E_BAD_VERSION},
-		{"GET / HTTP/01.1\r\n" HOST "\r\n", HTTP1_E_BAD_VERSION},
-		{"GET / HTTP/1\r\n" HOST "\r\n", HTTP1_E_BAD_VERSION},
-		{"GET / HTTP/1.1 \r\n" HOST "\r\n", HTTP1_E_BAD_VERSION},
-		{"GET / HTTP/1.x\r\n" HOST "\r\n", HTTP1_E_BAD_VERSION},
-		{"GET / HTTPS/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_VERSION},
-		{"GET / HTTP/2.0\r\n" HOST "\r\n", HTTP1_E_VERSION_UNSUPPORTED},
-		{"GET / HTTP/3.0\r\n" HOST "\r\n", HTTP1_E_VERSION_UNSUPPORTED},
-		{"GET / HTTP/0.9\r\n" HOST "\r\n", HTTP1_E_VERSION_UNSUPPORTED},
-		{"GET / HTTP/1.2\r\n" HOST "\r\n", HTTP1_E_VERSION_UNSUPPORTED},
-		{"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
-		 HTTP1_E_VERSION_UNSUPPORTED},
-		{"GET / HTTP/1.1\r\n" HOST "Ho(st: a\r\n\r\n",
-		 HTTP1_E_BAD_HEADER_NAME},
-		{"GET / HTTP/1.1\r\n" HOST ": a\r\n\r\n", HTTP1_E_BAD_HEADER_NAME},
-		{"GET / HTTP/1.1\r\n" HOST "Foo\r\n\r\n", HTTP1_E_BAD_HEADER_NAME},
-		{"GET / HTTP/1.1\r\n" HOST "X\xc3\xa9: a\r\n\r\n",
-		 HTTP1_E_BAD_HEADER_NAME},
-		{"GET / HTTP/1.1\r\n" HOST "X\x01Y: a\r\n\r\n",
-		 HTTP1_E_BAD_HEADER_NAME},
-		{"GET / HTTP/1.1\r\n" HOST "X: a\x01\r\n\r\n",
-		 HTTP1_E_BAD_HEADER_VALUE},
-		{"GET / HTTP/1.1\r\n" HOST "X: \x0b" "a\r\n\r\n",
-		 HTTP1_E_BAD_HEADER_VALUE},
-		{"GET / HTTP/1.1\r\n" HOST "X: a\x7f\r\n\r\n",
-		 HTTP1_E_BAD_HEADER_VALUE},
-		{"GET / HTTP/1.1\r\n" HOST "X: a\r\n b\r\n\r\n",
-		 HTTP1_E_OBS_FOLD},
-		{"GET / HTTP/1.1\r\n" HOST "X: a\r\n\tb\r\n\r\n",
-		 HTTP1_E_OBS_FOLD},
-		{"GET / HTTP/1.1\r\n " HOST "\r\n", HTTP1_E_OBS_FOLD},
-		{"GET / HTTP/1.1\r\nHost : a\r\n\r\n",
-		 HTTP1_E_SPACE_BEFORE_COLON},
-		{"GET / HTTP/1.1\r\nHost\t: a\r\n\r\n",
-		 HTTP1_E_SPACE_BEFORE_COLON},
-		{"GET / HTTP/1.1\r\n" HOST "X: a\rb\r\n\r\n", HTTP1_E_BARE_CR},
-		{"GET / HTTP/1.1\r\n" HOST "\r\r\n", HTTP1_E_BARE_CR},
-		{"GET / HTTP/1.1\r\r\n" HOST "\r\n", HTTP1_E_BARE_CR},
-		{"GET / HTTP/1.1\n" HOST "\r\n", HTTP1_E_BARE_LF},
-		{"GET / HTTP/1.1\r\nHost: a.example\n\r\n", HTTP1_E_BARE_LF},
-		{"GET / HTTP/1.1\r\n" HOST "\n", HTTP1_E_BARE_LF},
-		{"POST / HTTP/1.1\r\n" HOST "Content-Length: 1 0\r\n\r\n",
-		 HTTP1_E_BAD_CONTENT_LENGTH},
-		{"POST / HTTP/1.1\r\n" HOST "Content-Length: -1\r\n\r\n",
-		 HTTP1_E_BAD_CONTENT_LENGTH},
-		{"POST / HTTP/1.1\r\n" HOST "Content-Length: +1\r\n\r\n",
-		 HTTP1_E_BAD_CONTENT_LENGTH},
-		{"POST / HTTP/1.1\r\n" HOST "Content-Length: 0x1\r\n\r\n",
-		 HTTP1_E_BAD_CONTENT_LENGTH},
-		{"POST / HTTP/1.1\r\n" HOST "Content-Length:\r\n\r\n",
-		 HTTP1_E_BAD_CONTENT_LENGTH},
-		{"POST / HTTP/1.1\r\n" HOST "Content-Length: 1,\r\n\r\n",
-		 HTTP1_E_BAD_CONTENT_LENGTH},
-		{"POST / HTTP/1.1\r\n" HOST "Content-Length: ,1\r\n\r\n",
-		 HTTP1_E_BAD_CONTENT_LENGTH},
-		{"POST / HTTP/1.1\r\n" HOST "Content-Length: 1, 2\r\n\r\n",
-		 HTTP1_E_BAD_CONTENT_LENGTH},
-		{"POST / HTTP/1.1\r\n" HOST
-		 "Content-Length: 1\r\nContent-Length: 2\r\n\r\n",
-		 HTTP1_E_BAD_CONTENT_LENGTH},
-		{"POST / HTTP/1.1\r\n" HOST
-		 "Content-Length: 9223372036854775808\r\n\r\n",
-		 HTTP1_E_BAD_CONTENT_LENGTH},
-		{"POST / HTTP/1.1\r\n" HOST
-		 "Content-Length: 18446744073709551621\r\n\r\n",
-		 HTTP1_E_BAD_CONTENT_LENGTH},
-		{"POST / HTTP/1.1\r\n" HOST
-		 "Content-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
-		 HTTP1_E_CL_AND_TE},
-		{"POST / HTTP/1.1\r\n" HOST
-		 "Transfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n",
-		 HTTP1_E_CL_AND_TE},
-		{"POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: gzip\r\n\r\n",
-		 HTTP1_E_BAD_TRANSFER_ENCODING},
-		{"POST / HTTP/1.1\r\n" HOST
-		 "Transfer-Encoding: chunked, gzip\r\n\r\n",
-		 HTTP1_E_BAD_TRANSFER_ENCODING},
-		{"POST / HTTP/1.1\r\n" HOST
-		 "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"
-		 "\r\n",
-		 HTTP1_E_BAD_TRANSFER_ENCODING},
-		{"POST / HTTP/1.1\r\n" HOST
-		 "Transfer-Encoding: chunked;a=b\r\n\r\n",
-		 HTTP1_E_BAD_TRANSFER_ENCODING},
-		{"POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked,\r\n\r\n",
-		 HTTP1_E_BAD_TRANSFER_ENCODING},
-		{"POST / HTTP/1.1\r\n" HOST
-		 "Transfer-Encoding: gzip;, chunked\r\n\r\n",
-		 HTTP1_E_BAD_TRANSFER_ENCODING},
-		{"POST / HTTP/1.1\r\n" HOST
-		 "Transfer-Encoding: gzip;a=\"x, chunked\r\n\r\n",
-		 HTTP1_E_BAD_TRANSFER_ENCODING},
-		{"POST / HTTP/1.1\r\n" HOST
-		 "Transfer-Encoding: \"chunked\"\r\n\r\n",
-		 HTTP1_E_BAD_TRANSFER_ENCODING},
-		{"POST / HTTP/1.1\r\n" HOST
-		 "Transfer-Encoding: gzip, chunked\r\n\r\n",
-		 HTTP1_E_UNSUPPORTED_TRANSFER_CODING},
-		{"POST / HTTP/1.1\r\n" HOST
-		 "Transfer-Encoding: x;q=\"a\\\"b\", chunked\r\n\r\n",
-		 HTTP1_E_UNSUPPORTED_TRANSFER_CODING},
-		{"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
-		 HTTP1_E_TE_IN_HTTP10},
-		{"GET / HTTP/1.1\r\n\r\n", HTTP1_E_MISSING_HOST},
-		{"GET http://a.example/ HTTP/1.1\r\n\r\n", HTTP1_E_MISSING_HOST},
-		{"GET / HTTP/1.1\r\n" HOST HOST "\r\n", HTTP1_E_DUPLICATE_HOST},
-		{"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n",
-		 HTTP1_E_DUPLICATE_HOST},
-		{"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", HTTP1_E_BAD_HOST},
-		{"GET http://b.example/ HTTP/1.1\r\n" HOST "\r\n",
-		 HTTP1_E_BAD_HOST},
-		{"GET https://a.example:80/ HTTP/1.1\r\n" HOST "\r\n",
-		 HTTP1_E_BAD_HOST},
-		{"GET http://a.example:81/ HTTP/1.1\r\n" HOST "\r\n",
-		 HTTP1_E_BAD_HOST},
+	    {"GET\r\n\r\n", HTTP1_E_BAD_REQUEST_LINE},
+	    {"GET /\r\n\r\n", HTTP1_E_BAD_REQUEST_LINE},
+	    {"GET  / HTTP/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_REQUEST_LINE},
+	    {" GET / HTTP/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_REQUEST_LINE},
+	    {"GET / HTTP/1.1\r\n" HOST "\r\n", 0},
+	    {"G(T / HTTP/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_METHOD},
+	    {"GET\t/ HTTP/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_METHOD},
+	    {"GÉT / HTTP/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_METHOD},
+	    {"GET a HTTP/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_TARGET},
+	    {"GET /\ta HTTP/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_TARGET},
+	    {"GET /\x7f HTTP/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_TARGET},
+	    {"GET /\xc3\xa9 HTTP/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_TARGET},
+	    {"GET * HTTP/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_TARGET},
+	    {"OPTIONS ** HTTP/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_TARGET},
+	    {"CONNECT / HTTP/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_TARGET},
+	    {"CONNECT a.example HTTP/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_TARGET},
+	    {"CONNECT a.example: HTTP/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_TARGET},
+	    {"GET a.example:80 HTTP/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_TARGET},
+	    {"GET ftp://a.example/ HTTP/1.1\r\n" HOST "\r\n",
+	     HTTP1_E_BAD_TARGET},
+	    {"GET http:// HTTP/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_TARGET},
+	    {"GET http:///x HTTP/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_TARGET},
+	    {"GET http://u@a.example/ HTTP/1.1\r\n" HOST "\r\n",
+	     HTTP1_E_BAD_TARGET},
+	    {"GET http://a.example:99999/ HTTP/1.1\r\n" HOST "\r\n",
+	     HTTP1_E_BAD_TARGET},
+	    {"GET / http/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_VERSION},
+	    {"GET / HTTP/1.10\r\n" HOST "\r\n", HTTP1_E_BAD_VERSION},
+	    {"GET / HTTP/01.1\r\n" HOST "\r\n", HTTP1_E_BAD_VERSION},
+	    {"GET / HTTP/1\r\n" HOST "\r\n", HTTP1_E_BAD_VERSION},
+	    {"GET / HTTP/1.1 \r\n" HOST "\r\n", HTTP1_E_BAD_VERSION},
+	    {"GET / HTTP/1.x\r\n" HOST "\r\n", HTTP1_E_BAD_VERSION},
+	    {"GET / HTTPS/1.1\r\n" HOST "\r\n", HTTP1_E_BAD_VERSION},
+	    {"GET / HTTP/2.0\r\n" HOST "\r\n", HTTP1_E_VERSION_UNSUPPORTED},
+	    {"GET / HTTP/3.0\r\n" HOST "\r\n", HTTP1_E_VERSION_UNSUPPORTED},
+	    {"GET / HTTP/0.9\r\n" HOST "\r\n", HTTP1_E_VERSION_UNSUPPORTED},
+	    {"GET / HTTP/1.2\r\n" HOST "\r\n", HTTP1_E_VERSION_UNSUPPORTED},
+	    {"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", HTTP1_E_VERSION_UNSUPPORTED},
+	    {"GET / HTTP/1.1\r\n" HOST "Ho(st: a\r\n\r\n",
+	     HTTP1_E_BAD_HEADER_NAME},
+	    {"GET / HTTP/1.1\r\n" HOST ": a\r\n\r\n", HTTP1_E_BAD_HEADER_NAME},
+	    {"GET / HTTP/1.1\r\n" HOST "Foo\r\n\r\n", HTTP1_E_BAD_HEADER_NAME},
+	    {"GET / HTTP/1.1\r\n" HOST "X\xc3\xa9: a\r\n\r\n",
+	     HTTP1_E_BAD_HEADER_NAME},
+	    {"GET / HTTP/1.1\r\n" HOST "X\x01Y: a\r\n\r\n",
+	     HTTP1_E_BAD_HEADER_NAME},
+	    {"GET / HTTP/1.1\r\n" HOST "X: a\x01\r\n\r\n",
+	     HTTP1_E_BAD_HEADER_VALUE},
+	    {"GET / HTTP/1.1\r\n" HOST "X: \x0b"
+	     "a\r\n\r\n",
+	     HTTP1_E_BAD_HEADER_VALUE},
+	    {"GET / HTTP/1.1\r\n" HOST "X: a\x7f\r\n\r\n",
+	     HTTP1_E_BAD_HEADER_VALUE},
+	    {"GET / HTTP/1.1\r\n" HOST "X: a\r\n b\r\n\r\n", HTTP1_E_OBS_FOLD},
+	    {"GET / HTTP/1.1\r\n" HOST "X: a\r\n\tb\r\n\r\n", HTTP1_E_OBS_FOLD},
+	    {"GET / HTTP/1.1\r\n " HOST "\r\n", HTTP1_E_OBS_FOLD},
+	    {"GET / HTTP/1.1\r\nHost : a\r\n\r\n", HTTP1_E_SPACE_BEFORE_COLON},
+	    {"GET / HTTP/1.1\r\nHost\t: a\r\n\r\n", HTTP1_E_SPACE_BEFORE_COLON},
+	    {"GET / HTTP/1.1\r\n" HOST "X: a\rb\r\n\r\n", HTTP1_E_BARE_CR},
+	    {"GET / HTTP/1.1\r\n" HOST "\r\r\n", HTTP1_E_BARE_CR},
+	    {"GET / HTTP/1.1\r\r\n" HOST "\r\n", HTTP1_E_BARE_CR},
+	    {"GET / HTTP/1.1\n" HOST "\r\n", HTTP1_E_BARE_LF},
+	    {"GET / HTTP/1.1\r\nHost: a.example\n\r\n", HTTP1_E_BARE_LF},
+	    {"GET / HTTP/1.1\r\n" HOST "\n", HTTP1_E_BARE_LF},
+	    {"POST / HTTP/1.1\r\n" HOST "Content-Length: 1 0\r\n\r\n",
+	     HTTP1_E_BAD_CONTENT_LENGTH},
+	    {"POST / HTTP/1.1\r\n" HOST "Content-Length: -1\r\n\r\n",
+	     HTTP1_E_BAD_CONTENT_LENGTH},
+	    {"POST / HTTP/1.1\r\n" HOST "Content-Length: +1\r\n\r\n",
+	     HTTP1_E_BAD_CONTENT_LENGTH},
+	    {"POST / HTTP/1.1\r\n" HOST "Content-Length: 0x1\r\n\r\n",
+	     HTTP1_E_BAD_CONTENT_LENGTH},
+	    {"POST / HTTP/1.1\r\n" HOST "Content-Length:\r\n\r\n",
+	     HTTP1_E_BAD_CONTENT_LENGTH},
+	    {"POST / HTTP/1.1\r\n" HOST "Content-Length: 1,\r\n\r\n",
+	     HTTP1_E_BAD_CONTENT_LENGTH},
+	    {"POST / HTTP/1.1\r\n" HOST "Content-Length: ,1\r\n\r\n",
+	     HTTP1_E_BAD_CONTENT_LENGTH},
+	    {"POST / HTTP/1.1\r\n" HOST "Content-Length: 1, 2\r\n\r\n",
+	     HTTP1_E_BAD_CONTENT_LENGTH},
+	    {"POST / HTTP/1.1\r\n" HOST
+	     "Content-Length: 1\r\nContent-Length: 2\r\n\r\n",
+	     HTTP1_E_BAD_CONTENT_LENGTH},
+	    {"POST / HTTP/1.1\r\n" HOST
+	     "Content-Length: 9223372036854775808\r\n\r\n",
+	     HTTP1_E_BAD_CONTENT_LENGTH},
+	    {"POST / HTTP/1.1\r\n" HOST
+	     "Content-Length: 18446744073709551621\r\n\r\n",
+	     HTTP1_E_BAD_CONTENT_LENGTH},
+	    {"POST / HTTP/1.1\r\n" HOST
+	     "Content-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+	     HTTP1_E_CL_AND_TE},
+	    {"POST / HTTP/1.1\r\n" HOST
+	     "Transfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n",
+	     HTTP1_E_CL_AND_TE},
+	    {"POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: gzip\r\n\r\n",
+	     HTTP1_E_BAD_TRANSFER_ENCODING},
+	    {"POST / HTTP/1.1\r\n" HOST
+	     "Transfer-Encoding: chunked, gzip\r\n\r\n",
+	     HTTP1_E_BAD_TRANSFER_ENCODING},
+	    {"POST / HTTP/1.1\r\n" HOST
+	     "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"
+	     "\r\n",
+	     HTTP1_E_BAD_TRANSFER_ENCODING},
+	    {"POST / HTTP/1.1\r\n" HOST
+	     "Transfer-Encoding: chunked;a=b\r\n\r\n",
+	     HTTP1_E_BAD_TRANSFER_ENCODING},
+	    {"POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked,\r\n\r\n",
+	     HTTP1_E_BAD_TRANSFER_ENCODING},
+	    {"POST / HTTP/1.1\r\n" HOST
+	     "Transfer-Encoding: gzip;, chunked\r\n\r\n",
+	     HTTP1_E_BAD_TRANSFER_ENCODING},
+	    {"POST / HTTP/1.1\r\n" HOST
+	     "Transfer-Encoding: gzip;a=\"x, chunked\r\n\r\n",
+	     HTTP1_E_BAD_TRANSFER_ENCODING},
+	    {"POST / HTTP/1.1\r\n" HOST
+	     "Transfer-Encoding: \"chunked\"\r\n\r\n",
+	     HTTP1_E_BAD_TRANSFER_ENCODING},
+	    {"POST / HTTP/1.1\r\n" HOST
+	     "Transfer-Encoding: gzip, chunked\r\n\r\n",
+	     HTTP1_E_UNSUPPORTED_TRANSFER_CODING},
+	    {"POST / HTTP/1.1\r\n" HOST
+	     "Transfer-Encoding: x;q=\"a\\\"b\", chunked\r\n\r\n",
+	     HTTP1_E_UNSUPPORTED_TRANSFER_CODING},
+	    {"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+	     HTTP1_E_TE_IN_HTTP10},
+	    {"GET / HTTP/1.1\r\n\r\n", HTTP1_E_MISSING_HOST},
+	    {"GET http://a.example/ HTTP/1.1\r\n\r\n", HTTP1_E_MISSING_HOST},
+	    {"GET / HTTP/1.1\r\n" HOST HOST "\r\n", HTTP1_E_DUPLICATE_HOST},
+	    {"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n",
+	     HTTP1_E_DUPLICATE_HOST},
+	    {"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", HTTP1_E_BAD_HOST},
+	    {"GET http://b.example/ HTTP/1.1\r\n" HOST "\r\n",
+	     HTTP1_E_BAD_HOST},
+	    {"GET https://a.example:80/ HTTP/1.1\r\n" HOST "\r\n",
+	     HTTP1_E_BAD_HOST},
+	    {"GET http://a.example:81/ HTTP/1.1\r\n" HOST "\r\n",
+	     HTTP1_E_BAD_HOST},
 	};
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		int rc = preq(t[i].in);
 
 		if (t[i].rc == 0 ? rc <= 0 : rc != t[i].rc)
-			fail_msg("case %zu: %s -> %d (%s), want %d", i,
-				 t[i].in, rc, http1_err_reason(rc), t[i].rc);
+			fail_msg("case %zu: %s -> %d (%s), want %d", i, t[i].in,
+				 rc, http1_err_reason(rc), t[i].rc);
 	}
 }
 
@@ -446,16 +444,24 @@ static void test_hosts(void **state)
 {
 	(void)state;
 	static const char *ok[] = {
-		"a.example",	"a.example:8080", "A-b_c~d.example", "1.2.3.4",
-		"1.2.3.4:80",	"[::1]",	  "[::1]:443",	     "[2001:db8::1]",
-		"[::ffff:1.2.3.4]", "a%41b",	  "x:0",	     "x:65535",
-		"!$&'()*+,;=",
+	    "a.example",
+	    "a.example:8080",
+	    "A-b_c~d.example",
+	    "1.2.3.4",
+	    "1.2.3.4:80",
+	    "[::1]",
+	    "[::1]:443",
+	    "[2001:db8::1]",
+	    "[::ffff:1.2.3.4]",
+	    "a%41b",
+	    "x:0",
+	    "x:65535",
+	    "!$&'()*+,;=",
 	};
 	static const char *bad[] = {
-		"",	 "a b",	  "a:",	    "a:123456", "a:65536", "a:8a",
-		":80",	 "[::1",  "[zz::]", "[]",	"[::1]x",  "[::1]:",
-		"a@b",	 "a/b",	  "a%4",    "a%zz",	"[v1.x]",  "a:80:80",
-		"\xc3\xa9",
+	    "",	    "a b",    "a:",	"a:123456", "a:65536",	"a:8a", ":80",
+	    "[::1", "[zz::]", "[]",	"[::1]x",   "[::1]:",	"a@b",	"a/b",
+	    "a%4",  "a%zz",   "[v1.x]", "a:80:80",  "\xc3\xa9",
 	};
 	char buf[256];
 
@@ -497,27 +503,27 @@ static void test_target_forms(void **state)
 		    0);
 	assert_true(preq("GET http://a.example/ HTTP/1.1\r\nHost: "
 			 "a.example:80\r\n\r\n") > 0);
-	assert_true(preq("GET https://a.example:443/ HTTP/1.1\r\n" HOST
-			 "\r\n") > 0);
-	assert_true(preq("GET http://[::1]:80/ HTTP/1.1\r\nHost: [::1]\r\n\r\n") >
-		    0);
+	assert_true(
+	    preq("GET https://a.example:443/ HTTP/1.1\r\n" HOST "\r\n") > 0);
+	assert_true(
+	    preq("GET http://[::1]:80/ HTTP/1.1\r\nHost: [::1]\r\n\r\n") > 0);
 	/* HTTP/1.0 without Host: the authority names the host */
 	assert_true(preq("GET http://b.example:8080/x HTTP/1.0\r\n\r\n") > 0);
 	assert_str(req.host, "b.example:8080");
 }
 
-/* ---- requests: framing and connection -------------------------------------- */
+/* ---- requests: framing and connection ---- */
 
 static void test_request_framing(void **state)
 {
 	(void)state;
-	assert_true(preq("POST / HTTP/1.1\r\n" HOST
-			 "Content-Length: 42\r\n\r\n") > 0);
+	assert_true(
+	    preq("POST / HTTP/1.1\r\n" HOST "Content-Length: 42\r\n\r\n") > 0);
 	assert_int_equal(req.body, HTTP1_BODY_LENGTH);
 	assert_int_equal(req.content_length, 42);
 
-	assert_true(preq("POST / HTTP/1.1\r\n" HOST
-			 "Content-Length: 0\r\n\r\n") > 0);
+	assert_true(
+	    preq("POST / HTTP/1.1\r\n" HOST "Content-Length: 0\r\n\r\n") > 0);
 	assert_int_equal(req.body, HTTP1_BODY_LENGTH);
 	assert_int_equal(req.content_length, 0);
 
@@ -539,16 +545,16 @@ static void test_request_framing(void **state)
 	assert_int_equal(req.body, HTTP1_BODY_CHUNKED);
 
 	/* a GET may have a body; framing does not depend on the method */
-	assert_true(preq("GET / HTTP/1.1\r\n" HOST
-			 "Content-Length: 2\r\n\r\n") > 0);
+	assert_true(
+	    preq("GET / HTTP/1.1\r\n" HOST "Content-Length: 2\r\n\r\n") > 0);
 	assert_int_equal(req.body, HTTP1_BODY_LENGTH);
 }
 
 static void test_conn_info(void **state)
 {
 	(void)state;
-	assert_true(preq("GET / HTTP/1.1\r\n" HOST
-			 "Connection: close\r\n\r\n") > 0);
+	assert_true(
+	    preq("GET / HTTP/1.1\r\n" HOST "Connection: close\r\n\r\n") > 0);
 	assert_false(req.conn.keep_alive);
 	assert_true(preq("GET / HTTP/1.1\r\n" HOST
 			 "Connection: Keep-Alive, CLOSE\r\n\r\n") > 0);
@@ -569,34 +575,34 @@ static void test_conn_info(void **state)
 			 "Upgrade: websocket\r\n\r\n") > 0);
 	assert_true(req.conn.upgrade);
 	assert_true(req.conn.keep_alive);
-	assert_true(preq("GET / HTTP/1.1\r\n" HOST
-			 "Connection: upgrade\r\n\r\n") > 0);
+	assert_true(
+	    preq("GET / HTTP/1.1\r\n" HOST "Connection: upgrade\r\n\r\n") > 0);
 	assert_false(req.conn.upgrade);
-	assert_true(preq("GET / HTTP/1.1\r\n" HOST
-			 "Upgrade: websocket\r\n\r\n") > 0);
+	assert_true(
+	    preq("GET / HTTP/1.1\r\n" HOST "Upgrade: websocket\r\n\r\n") > 0);
 	assert_false(req.conn.upgrade);
 	assert_true(preq("GET / HTTP/1.1\r\n" HOST
 			 "Connection: upgrade\r\nUpgrade:\r\n\r\n") > 0);
 	assert_false(req.conn.upgrade);
 
-	assert_true(preq("PUT / HTTP/1.1\r\n" HOST
-			 "Expect: 100-CONTINUE\r\n\r\n") > 0);
+	assert_true(
+	    preq("PUT / HTTP/1.1\r\n" HOST "Expect: 100-CONTINUE\r\n\r\n") > 0);
 	assert_true(req.conn.expect_continue);
 	assert_true(preq("PUT / HTTP/1.1\r\n" HOST
 			 "Expect: 100-continue-x\r\n\r\n") > 0);
 	assert_false(req.conn.expect_continue);
 
-	assert_true(preq("GET / HTTP/1.1\r\n" HOST "TE: gzip, trailers\r\n\r\n") >
-		    0);
+	assert_true(
+	    preq("GET / HTTP/1.1\r\n" HOST "TE: gzip, trailers\r\n\r\n") > 0);
 	assert_true(req.conn.te_trailers);
-	assert_true(preq("GET / HTTP/1.1\r\n" HOST "TE: trailers;q=0.5\r\n\r\n") >
-		    0);
+	assert_true(
+	    preq("GET / HTTP/1.1\r\n" HOST "TE: trailers;q=0.5\r\n\r\n") > 0);
 	assert_true(req.conn.te_trailers);
 	assert_true(preq("GET / HTTP/1.1\r\n" HOST "TE: trailer\r\n\r\n") > 0);
 	assert_false(req.conn.te_trailers);
 }
 
-/* ---- limits ---------------------------------------------------------------- */
+/* ---- limits ---- */
 
 static void test_limits(void **state)
 {
@@ -609,17 +615,18 @@ static void test_limits(void **state)
 	 * less fails, complete or not */
 	assert_int_equal(preq_lim(s, n, 0, 0), (int)n);
 	assert_int_equal(preq_lim(s, n - 1, 0, 0), HTTP1_E_HEADERS_TOO_LARGE);
-	assert_int_equal(http1_parse_request(s, n - 1, &(http1_limits){n - 1, 0, 0},
-					     &req),
-			 0);
-	assert_int_equal(http1_parse_request(s, n - 1, &(http1_limits){n - 2, 0, 0},
-					     &req),
-			 HTTP1_E_HEADERS_TOO_LARGE);
+	assert_int_equal(
+	    http1_parse_request(s, n - 1, &(http1_limits){n - 1, 0, 0}, &req),
+	    0);
+	assert_int_equal(
+	    http1_parse_request(s, n - 1, &(http1_limits){n - 2, 0, 0}, &req),
+	    HTTP1_E_HEADERS_TOO_LARGE);
 
 	/* max_target: complete and still being read */
 	assert_true(preq_lim(s, 0, 0, 7) > 0);
 	assert_int_equal(preq_lim(s, 0, 0, 6), HTTP1_E_URI_TOO_LONG);
-	assert_int_equal(preq_lim("GET /abcdef", 0, 0, 6), HTTP1_E_URI_TOO_LONG);
+	assert_int_equal(preq_lim("GET /abcdef", 0, 0, 6),
+			 HTTP1_E_URI_TOO_LONG);
 	assert_int_equal(preq_lim("GET /abcdef", 0, 0, 7), 0);
 	/* target running into the head limit is still 414 */
 	assert_int_equal(preq_lim("GET /abcdefghijkl", 10, 0, 5),
@@ -680,15 +687,14 @@ static void test_pointers_inside(void **state)
 	for (uint32_t i = 0; i < req.nheaders; i++) {
 		assert_true(req.headers[i].name.p >= s &&
 			    req.headers[i].name.p + req.headers[i].name.len <=
-				    end);
+				end);
 		assert_true(req.headers[i].value.p >= s &&
-			    req.headers[i].value.p +
-					    req.headers[i].value.len <=
-				    end);
+			    req.headers[i].value.p + req.headers[i].value.len <=
+				end);
 	}
 }
 
-/* ---- responses ------------------------------------------------------------ */
+/* ---- responses ---- */
 
 static void test_response_basic(void **state)
 {
@@ -710,8 +716,8 @@ static void test_response_basic(void **state)
 			  "Content-Length: 0\r\n\r\n",
 			  HTTP_M_GET) > 0);
 	assert_str(resp.reason, "Not  Found\t!");
-	assert_true(presp("HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n",
-			  HTTP_M_GET) > 0);
+	assert_true(
+	    presp("HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n", HTTP_M_GET) > 0);
 	assert_str(resp.reason, "");
 	assert_true(presp("HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n",
 			  HTTP_M_GET) > 0);
@@ -739,36 +745,36 @@ static void test_response_framing(void **state)
 		http1_body body;
 		bool keep_alive;
 	} t[] = {
-		{"HTTP/1.1 100 Continue\r\n\r\n", HTTP_M_GET, HTTP1_BODY_NONE,
-		 true},
-		{"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", HTTP_M_GET,
-		 HTTP1_BODY_NONE, true},
-		{"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
-		 HTTP_M_GET, HTTP1_BODY_NONE, true},
-		{"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
-		 HTTP_M_GET, HTTP1_BODY_NONE, true},
-		{"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", HTTP_M_HEAD,
-		 HTTP1_BODY_NONE, true},
-		{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
-		 HTTP_M_HEAD, HTTP1_BODY_NONE, true},
-		{"HTTP/1.1 200 OK\r\n\r\n", HTTP_M_HEAD, HTTP1_BODY_NONE, true},
-		{"HTTP/1.1 200 Connection established\r\n\r\n", HTTP_M_CONNECT,
-		 HTTP1_BODY_NONE, true},
-		{"HTTP/1.1 407 Auth\r\nContent-Length: 3\r\n\r\n",
-		 HTTP_M_CONNECT, HTTP1_BODY_LENGTH, true},
-		{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
-		 HTTP_M_GET, HTTP1_BODY_CHUNKED, true},
-		{"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n"
-		 "Transfer-Encoding: Chunked\r\n\r\n",
-		 HTTP_M_GET, HTTP1_BODY_CHUNKED, true},
-		{"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
-		 HTTP_M_GET, HTTP1_BODY_EOF, false},
-		{"HTTP/1.1 200 OK\r\n\r\n", HTTP_M_GET, HTTP1_BODY_EOF, false},
-		{"HTTP/1.0 200 OK\r\n\r\n", HTTP_M_POST, HTTP1_BODY_EOF, false},
-		{"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", HTTP_M_GET,
-		 HTTP1_BODY_LENGTH, true},
-		{"HTTP/1.1 500 Oops\r\nContent-Length: 2, 2\r\n\r\n",
-		 HTTP_M_GET, HTTP1_BODY_LENGTH, true},
+	    {"HTTP/1.1 100 Continue\r\n\r\n", HTTP_M_GET, HTTP1_BODY_NONE,
+	     true},
+	    {"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", HTTP_M_GET,
+	     HTTP1_BODY_NONE, true},
+	    {"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", HTTP_M_GET,
+	     HTTP1_BODY_NONE, true},
+	    {"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
+	     HTTP_M_GET, HTTP1_BODY_NONE, true},
+	    {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", HTTP_M_HEAD,
+	     HTTP1_BODY_NONE, true},
+	    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+	     HTTP_M_HEAD, HTTP1_BODY_NONE, true},
+	    {"HTTP/1.1 200 OK\r\n\r\n", HTTP_M_HEAD, HTTP1_BODY_NONE, true},
+	    {"HTTP/1.1 200 Connection established\r\n\r\n", HTTP_M_CONNECT,
+	     HTTP1_BODY_NONE, true},
+	    {"HTTP/1.1 407 Auth\r\nContent-Length: 3\r\n\r\n", HTTP_M_CONNECT,
+	     HTTP1_BODY_LENGTH, true},
+	    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+	     HTTP_M_GET, HTTP1_BODY_CHUNKED, true},
+	    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n"
+	     "Transfer-Encoding: Chunked\r\n\r\n",
+	     HTTP_M_GET, HTTP1_BODY_CHUNKED, true},
+	    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", HTTP_M_GET,
+	     HTTP1_BODY_EOF, false},
+	    {"HTTP/1.1 200 OK\r\n\r\n", HTTP_M_GET, HTTP1_BODY_EOF, false},
+	    {"HTTP/1.0 200 OK\r\n\r\n", HTTP_M_POST, HTTP1_BODY_EOF, false},
+	    {"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", HTTP_M_GET,
+	     HTTP1_BODY_LENGTH, true},
+	    {"HTTP/1.1 500 Oops\r\nContent-Length: 2, 2\r\n\r\n", HTTP_M_GET,
+	     HTTP1_BODY_LENGTH, true},
 	};
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
@@ -791,37 +797,37 @@ static void test_response_errors(void **state)
 		const char *in;
 		int rc;
 	} t[] = {
-		{"HTTP/1.1 099 X\r\n\r\n", HTTP1_E_BAD_STATUS_LINE},
-		{"HTTP/1.1 600 X\r\n\r\n", HTTP1_E_BAD_STATUS_LINE},
-		{"HTTP/1.1 20 X\r\n\r\n", HTTP1_E_BAD_STATUS_LINE},
-		{"HTTP/1.1 2000 X\r\n\r\n", HTTP1_E_BAD_STATUS_LINE},
-		{"HTTP/1.1 abc X\r\n\r\n", HTTP1_E_BAD_STATUS_LINE},
-		{"HTTP/1.1  200 X\r\n\r\n", HTTP1_E_BAD_STATUS_LINE},
-		{"HTTP/1.1 200 X\x01\r\n\r\n", HTTP1_E_BAD_STATUS_LINE},
-		{"HTTX/1.1 200 OK\r\n\r\n", HTTP1_E_BAD_STATUS_LINE},
-		{"HTTP/1.1\r\n\r\n", HTTP1_E_BAD_STATUS_LINE},
-		{"HTTP/2.0 200 OK\r\n\r\n", HTTP1_E_VERSION_UNSUPPORTED},
-		{"HTTP/1.1 200 OK\n\r\n", HTTP1_E_BARE_LF},
-		{"HTTP/1.1 200 OK\r\r\n", HTTP1_E_BARE_CR},
-		{"HTTP/1.1 200\n", HTTP1_E_BARE_LF},
-		{"HTTP/1.1 200 OK\r\nX : y\r\n\r\n", HTTP1_E_SPACE_BEFORE_COLON},
-		{"HTTP/1.1 200 OK\r\nX: y\r\n z\r\n\r\n", HTTP1_E_OBS_FOLD},
-		{"HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\n",
-		 HTTP1_E_BAD_CONTENT_LENGTH},
-		{"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
-		 "Transfer-Encoding: chunked\r\n\r\n",
-		 HTTP1_E_CL_AND_TE},
-		{"HTTP/1.1 304 OK\r\nContent-Length: 5\r\n"
-		 "Transfer-Encoding: chunked\r\n\r\n",
-		 HTTP1_E_CL_AND_TE},
-		{"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
-		 HTTP1_E_TE_IN_HTTP10},
-		{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
-		 HTTP1_E_BAD_TRANSFER_ENCODING},
-		{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
-		 HTTP1_E_BAD_TRANSFER_ENCODING},
-		{"HTTP/1.1 200 OK\r\nTransfer-Encoding: ,\r\n\r\n",
-		 HTTP1_E_BAD_TRANSFER_ENCODING},
+	    {"HTTP/1.1 099 X\r\n\r\n", HTTP1_E_BAD_STATUS_LINE},
+	    {"HTTP/1.1 600 X\r\n\r\n", HTTP1_E_BAD_STATUS_LINE},
+	    {"HTTP/1.1 20 X\r\n\r\n", HTTP1_E_BAD_STATUS_LINE},
+	    {"HTTP/1.1 2000 X\r\n\r\n", HTTP1_E_BAD_STATUS_LINE},
+	    {"HTTP/1.1 abc X\r\n\r\n", HTTP1_E_BAD_STATUS_LINE},
+	    {"HTTP/1.1  200 X\r\n\r\n", HTTP1_E_BAD_STATUS_LINE},
+	    {"HTTP/1.1 200 X\x01\r\n\r\n", HTTP1_E_BAD_STATUS_LINE},
+	    {"HTTX/1.1 200 OK\r\n\r\n", HTTP1_E_BAD_STATUS_LINE},
+	    {"HTTP/1.1\r\n\r\n", HTTP1_E_BAD_STATUS_LINE},
+	    {"HTTP/2.0 200 OK\r\n\r\n", HTTP1_E_VERSION_UNSUPPORTED},
+	    {"HTTP/1.1 200 OK\n\r\n", HTTP1_E_BARE_LF},
+	    {"HTTP/1.1 200 OK\r\r\n", HTTP1_E_BARE_CR},
+	    {"HTTP/1.1 200\n", HTTP1_E_BARE_LF},
+	    {"HTTP/1.1 200 OK\r\nX : y\r\n\r\n", HTTP1_E_SPACE_BEFORE_COLON},
+	    {"HTTP/1.1 200 OK\r\nX: y\r\n z\r\n\r\n", HTTP1_E_OBS_FOLD},
+	    {"HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\n",
+	     HTTP1_E_BAD_CONTENT_LENGTH},
+	    {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+	     "Transfer-Encoding: chunked\r\n\r\n",
+	     HTTP1_E_CL_AND_TE},
+	    {"HTTP/1.1 304 OK\r\nContent-Length: 5\r\n"
+	     "Transfer-Encoding: chunked\r\n\r\n",
+	     HTTP1_E_CL_AND_TE},
+	    {"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+	     HTTP1_E_TE_IN_HTTP10},
+	    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+	     HTTP1_E_BAD_TRANSFER_ENCODING},
+	    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+	     HTTP1_E_BAD_TRANSFER_ENCODING},
+	    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: ,\r\n\r\n",
+	     HTTP1_E_BAD_TRANSFER_ENCODING},
 	};
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
@@ -838,14 +844,14 @@ static void test_response_errors(void **state)
 	http1_limits l = {20, 0, 0};
 	const char *big = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
 
-	assert_int_equal(http1_parse_response(big, strlen(big), &l, HTTP_M_GET,
-					      &resp),
-			 HTTP1_E_HEADERS_TOO_LARGE);
+	assert_int_equal(
+	    http1_parse_response(big, strlen(big), &l, HTTP_M_GET, &resp),
+	    HTTP1_E_HEADERS_TOO_LARGE);
 	assert_int_equal(http1_parse_response(big, 20, &l, HTTP_M_GET, &resp),
 			 0);
 }
 
-/* ---- errors and helpers ----------------------------------------------------- */
+/* ---- errors and helpers ---- */
 
 static void test_err_status_reason(void **state)
 {
@@ -864,8 +870,8 @@ static void test_err_status_reason(void **state)
 	assert_int_equal(http1_err_status(HTTP1_E_URI_TOO_LONG), 414);
 	assert_int_equal(http1_err_status(HTTP1_E_HEADERS_TOO_LARGE), 431);
 	assert_int_equal(http1_err_status(HTTP1_E_TOO_MANY_HEADERS), 431);
-	assert_int_equal(
-		http1_err_status(HTTP1_E_UNSUPPORTED_TRANSFER_CODING), 501);
+	assert_int_equal(http1_err_status(HTTP1_E_UNSUPPORTED_TRANSFER_CODING),
+			 501);
 	assert_int_equal(http1_err_status(HTTP1_E_VERSION_UNSUPPORTED), 505);
 	assert_int_equal(http1_err_status(HTTP1_E_BAD_STATUS_LINE), 502);
 	assert_int_equal(http1_err_status(-1000), 400);
@@ -880,8 +886,8 @@ static void test_find_header(void **state)
 	(void)state;
 	assert_true(preq("GET / HTTP/1.1\r\n" HOST "X-Foo: 1\r\nx-foo: 2\r\n"
 			 "X-Foobar: 3\r\n\r\n") > 0);
-	const http1_header *h = http1_find_header(req.headers, req.nheaders,
-						  "x-FOO");
+	const http1_header *h =
+	    http1_find_header(req.headers, req.nheaders, "x-FOO");
 
 	assert_non_null(h);
 	assert_str(h->value, "1");
@@ -893,17 +899,17 @@ static void test_find_header(void **state)
 static void test_hop_by_hop(void **state)
 {
 	(void)state;
-	assert_true(preq("GET / HTTP/1.1\r\n" HOST
-			 "Connection: X-Secret, close\r\n"
-			 "connection: x-other\r\n"
-			 "Keep-Alive: 5\r\nProxy-Connection: x\r\nTE: trailers\r\n"
-			 "Trailer: a\r\nUpgrade: h2c\r\nX-Secret: 1\r\n"
-			 "X-Other: 2\r\nX-Public: 3\r\nTransfer-Encoding: "
-			 "chunked\r\n\r\n") > 0);
+	assert_true(
+	    preq("GET / HTTP/1.1\r\n" HOST "Connection: X-Secret, close\r\n"
+		 "connection: x-other\r\n"
+		 "Keep-Alive: 5\r\nProxy-Connection: x\r\nTE: trailers\r\n"
+		 "Trailer: a\r\nUpgrade: h2c\r\nX-Secret: 1\r\n"
+		 "X-Other: 2\r\nX-Public: 3\r\nTransfer-Encoding: "
+		 "chunked\r\n\r\n") > 0);
 	static const char *hop[] = {
-		"Connection", "connection", "Keep-Alive", "Proxy-Connection",
-		"TE",	      "Trailer",    "Upgrade",	  "X-Secret",
-		"X-Other",    "Transfer-Encoding",
+	    "Connection", "connection",	       "Keep-Alive", "Proxy-Connection",
+	    "TE",	  "Trailer",	       "Upgrade",    "X-Secret",
+	    "X-Other",	  "Transfer-Encoding",
 	};
 	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++) {
 		bool found = false;
@@ -919,7 +925,7 @@ static void test_hop_by_hop(void **state)
 		assert_true(found);
 	}
 	const http1_header *h =
-		http1_find_header(req.headers, req.nheaders, "X-Public");
+	    http1_find_header(req.headers, req.nheaders, "X-Public");
 	assert_false(http1_is_hop_by_hop(req.headers, req.nheaders, h));
 	h = http1_find_header(req.headers, req.nheaders, "Host");
 	assert_false(http1_is_hop_by_hop(req.headers, req.nheaders, h));
@@ -933,27 +939,27 @@ static void test_hop_by_hop(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_simple_get),
-		cmocka_unit_test(test_methods),
-		cmocka_unit_test(test_values_trimmed),
-		cmocka_unit_test(test_long_values),
-		cmocka_unit_test(test_leading_empty_lines),
-		cmocka_unit_test(test_http10),
-		cmocka_unit_test(test_incomplete_prefixes),
-		cmocka_unit_test(test_early_errors),
-		cmocka_unit_test(test_request_errors),
-		cmocka_unit_test(test_hosts),
-		cmocka_unit_test(test_target_forms),
-		cmocka_unit_test(test_request_framing),
-		cmocka_unit_test(test_conn_info),
-		cmocka_unit_test(test_limits),
-		cmocka_unit_test(test_pointers_inside),
-		cmocka_unit_test(test_response_basic),
-		cmocka_unit_test(test_response_framing),
-		cmocka_unit_test(test_response_errors),
-		cmocka_unit_test(test_err_status_reason),
-		cmocka_unit_test(test_find_header),
-		cmocka_unit_test(test_hop_by_hop),
+	    cmocka_unit_test(test_simple_get),
+	    cmocka_unit_test(test_methods),
+	    cmocka_unit_test(test_values_trimmed),
+	    cmocka_unit_test(test_long_values),
+	    cmocka_unit_test(test_leading_empty_lines),
+	    cmocka_unit_test(test_http10),
+	    cmocka_unit_test(test_incomplete_prefixes),
+	    cmocka_unit_test(test_early_errors),
+	    cmocka_unit_test(test_request_errors),
+	    cmocka_unit_test(test_hosts),
+	    cmocka_unit_test(test_target_forms),
+	    cmocka_unit_test(test_request_framing),
+	    cmocka_unit_test(test_conn_info),
+	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_pointers_inside),
+	    cmocka_unit_test(test_response_basic),
+	    cmocka_unit_test(test_response_framing),
+	    cmocka_unit_test(test_response_errors),
+	    cmocka_unit_test(test_err_status_reason),
+	    cmocka_unit_test(test_find_header),
+	    cmocka_unit_test(test_hop_by_hop),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
