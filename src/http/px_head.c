@@ -100,41 +100,51 @@ static int finish(wbuf *w)
 	return w->overflow ? -ENOSPC : (int)w->len;
 }
 
+const char *px_origin_host(const cfg_origin *o)
+{
+	for (size_t i = 0; o && i < o->nheaders; i++) {
+		const cfg_header *h = &o->headers[i];
+		if (!strcasecmp(h->name, "Host") && h->nvalues > 0)
+			return h->values[0];
+	}
+	return NULL;
+}
+
 int px_head_request(const http1_request *req, const px_req_ctx *ctx,
 		    char *out, size_t size)
 {
 	wbuf w = {.p = out, .size = size};
 	bool upgrade = req->conn.upgrade && !ctx->upstream_http10;
-	const char *host_override = NULL;
-	if (ctx->origin) {
-		for (size_t i = 0; i < ctx->origin->nheaders; i++) {
-			const cfg_header *h = &ctx->origin->headers[i];
-			if (!strcasecmp(h->name, "Host") && h->nvalues > 0)
-				host_override = h->values[0];
-		}
-	}
+	const char *host_override = px_origin_host(ctx->origin);
 
 	put_str(&w, req->method);
 	put(&w, " ", 1);
 	put_str(&w, req->target);
 	puts_(&w, ctx->upstream_http10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
+	/* Host always comes first, so a retry on an origin with another Host
+	 * override can swap it in place (px_head_set_host). */
+	puts_(&w, "Host: ");
+	if (host_override)
+		puts_(&w, host_override);
+	else
+		put_str(&w, req->host);
+	puts_(&w, "\r\n");
 
 	bool xff_started = false;
 	bool named = connection_names_fields(req->headers, req->nheaders);
 	for (uint32_t i = 0; i < req->nheaders; i++) {
 		const http1_header *h = &req->headers[i];
+		if (NAME_IS(h, "Host"))
+			continue;
 		if (NAME_IS(h, "X-Forwarded-For")) {
 			/* Merge every XFF field into one, ours last. */
 			puts_(&w, xff_started ? ", " : "X-Forwarded-For: ");
-			if (!xff_started)
-				xff_started = true;
+			xff_started = true;
 			put_str(&w, h->value);
 			continue;
 		}
 		if (NAME_IS(h, "X-Forwarded-Proto") ||
 		    NAME_IS(h, "X-Forwarded-Host"))
-			continue;
-		if (host_override && NAME_IS(h, "Host"))
 			continue;
 		if (NAME_IS(h, "Transfer-Encoding")) {
 			/* Chunked bodies are forwarded byte for byte. */
@@ -162,16 +172,31 @@ int px_head_request(const http1_request *req, const px_req_ctx *ctx,
 		put_str(&w, req->host);
 	}
 	puts_(&w, "\r\n");
-	if (host_override) {
-		puts_(&w, "Host: ");
-		puts_(&w, host_override);
-		puts_(&w, "\r\n");
-	}
 	if (upgrade)
 		puts_(&w, "Connection: upgrade\r\n");
 	else if (ctx->upstream_http10)
 		puts_(&w, "Connection: close\r\n");
 	return finish(&w);
+}
+
+int px_head_set_host(char *head, size_t len, size_t cap, const char *host,
+		     size_t hlen)
+{
+	const char *eol = memchr(head, '\n', len);
+	if (!eol)
+		return -EINVAL;
+	size_t start = (size_t)(eol + 1 - head) + 6; /* after "Host: " */
+	if (start > len || memcmp(head + start - 6, "Host: ", 6) != 0)
+		return -EINVAL;
+	const char *end = memchr(head + start, '\r', len - start);
+	if (!end)
+		return -EINVAL;
+	size_t old = (size_t)(end - head) - start;
+	if (len - old + hlen > cap)
+		return -ENOSPC;
+	memmove(head + start + hlen, head + start + old, len - start - old);
+	memcpy(head + start, host, hlen);
+	return (int)(len - old + hlen);
 }
 
 int px_head_response(const http1_response *resp, bool upgrade, bool close,

@@ -28,6 +28,14 @@ typedef struct px_req_ctx {
 int px_head_request(const http1_request *req, const px_req_ctx *ctx,
 		    char *out, size_t size);
 
+/* The Host override of an origin (its header Host), or NULL. */
+const char *px_origin_host(const cfg_origin *o);
+
+/* Replace the Host value of a head written by px_head_request (Host is its
+ * second line) in place. Returns the new length, -EINVAL or -ENOSPC. */
+int px_head_set_host(char *head, size_t len, size_t cap, const char *host,
+		     size_t hlen);
+
 int px_head_response(const http1_response *resp, bool upgrade, bool close,
 		     char *out, size_t size);
 

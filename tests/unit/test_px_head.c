@@ -100,6 +100,32 @@ static void test_request_overflow(void **state)
 	assert_int_equal(px_head_request(&req, &ctx, out, 40), -ENOSPC);
 }
 
+static void test_request_host_override_and_swap(void **state)
+{
+	const char *vals[] = {"origin.internal"};
+	cfg_header hdr = {.name = "host", .values = vals, .nvalues = 1};
+	cfg_origin o = {.headers = &hdr, .nheaders = 1};
+	const char *raw = "GET / HTTP/1.1\r\nAccept: x\r\nHost: public.example\r\n\r\n";
+	assert_true(http1_parse_request(raw, strlen(raw), &lim, &req) > 0);
+	px_req_ctx ctx = {.client_ip = "1.2.3.4", .proto = "http", .origin = &o};
+	int n = px_head_request(&req, &ctx, out, sizeof(out) - 1);
+	assert_true(n > 0);
+	out[n] = '\0';
+	assert_true(strncmp(out, "GET / HTTP/1.1\r\nHost: origin.internal\r\nAccept: x\r\n", 49) == 0);
+	assert_non_null(strstr(out, "X-Forwarded-Host: public.example\r\n"));
+	assert_null(strstr(out, "\r\nHost: public.example"));
+	/* Swap to another origin's Host, longer and shorter. */
+	n = px_head_set_host(out, (size_t)n, sizeof(out) - 1, "a-much-longer-host.internal", 27);
+	assert_true(n > 0);
+	out[n] = '\0';
+	assert_true(strncmp(out, "GET / HTTP/1.1\r\nHost: a-much-longer-host.internal\r\nAccept: x\r\n", 61) == 0);
+	n = px_head_set_host(out, (size_t)n, sizeof(out) - 1, "b", 1);
+	out[n] = '\0';
+	assert_true(strncmp(out, "GET / HTTP/1.1\r\nHost: b\r\nAccept: x\r\n", 35) == 0);
+	assert_int_equal(px_head_set_host(out, (size_t)n, (size_t)n, "bbbb", 4), -ENOSPC);
+	assert_int_equal(px_head_set_host("GET / HTTP/1.1\r\nAccept: x\r\n\r\n", 31, 64, "b", 1), -EINVAL);
+}
+
 static void test_response(void **state)
 {
 	const char *raw = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
@@ -149,6 +175,7 @@ int main(void)
 		cmocka_unit_test(test_request_chunked_and_upgrade_kept),
 		cmocka_unit_test(test_request_http10),
 		cmocka_unit_test(test_request_overflow),
+		cmocka_unit_test(test_request_host_override_and_swap),
 		cmocka_unit_test(test_response),
 		cmocka_unit_test(test_local),
 	};
