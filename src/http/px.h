@@ -35,6 +35,7 @@ struct px_upstream {
 	const cfg_origin *origin;
 	core_buf *in;
 	bool connecting, can_read, can_write, rd_eof, wr_shut;
+	bool hup; /* peer closed its side: read on until read() says 0 */
 	bool reused;    /* came from the idle pool */
 	bool got_bytes; /* any response byte received */
 	bool idle;
@@ -54,6 +55,7 @@ struct px_client {
 	uint32_t uhead_len;
 	uint8_t state;
 	bool can_read, can_write, rd_eof, wr_shut;
+	bool hup; /* peer closed its side: read on until read() says 0 */
 	bool parse_pending; /* bytes arrived since the last parse */
 	bool close_after;   /* close once the current response is written */
 	bool counted;       /* holds a slot in edge.nconns */

@@ -285,8 +285,11 @@ static ssize_t write2(int fd, core_buf *a, uint32_t alen, core_buf *b,
 	return n;
 }
 
-/* Read into b's tail. Returns bytes, 0 on EOF, -EAGAIN, or -errno. */
-static ssize_t read_into(int fd, core_buf *b, bool *can_read)
+/* Read into b's tail. Returns bytes, 0 on EOF, -EAGAIN, or -errno.
+ * A short read means the socket is drained, so can_read is cleared to
+ * save the EAGAIN syscall -- unless the peer's FIN came in the same edge
+ * (hup): then no further edge will come and we must read on to the EOF. */
+static ssize_t read_into(int fd, core_buf *b, bool *can_read, bool hup)
 {
 	if (core_buf_space(b) == 0)
 		core_buf_compact(b);
@@ -296,7 +299,7 @@ static ssize_t read_into(int fd, core_buf *b, bool *can_read)
 	ssize_t n = read(fd, core_buf_tail(b), space);
 	if (n > 0) {
 		b->end += (uint32_t)n;
-		if ((uint32_t)n < space)
+		if ((uint32_t)n < space && !hup)
 			*can_read = false;
 		return n;
 	}
@@ -388,7 +391,7 @@ static void start_request(px_client *cl, int head_len)
 	px_req_ctx ctx = {
 		.client_ip = cl->ip,
 		.proto = "http",
-		.origin = NULL, /* Host overrides arrive with steering */
+		.origin = cl->origin,
 		.upstream_http10 = cl->http10,
 	};
 	int n = px_head_request(req, &ctx, cl->uhead->data, cl->uhead->cap);
@@ -405,6 +408,47 @@ static void start_request(px_client *cl, int head_len)
 
 /* --- upstream attach / connect ---------------------------------------- */
 
+/* The forwarded head carries the Host for the origin it was built for; a
+ * retry on an origin with another Host override rewrites it in place. The
+ * client's own Host is always in X-Forwarded-Host. */
+static bool retarget_head(px_client *cl, const cfg_origin *from,
+			  const cfg_origin *to)
+{
+	const char *a = px_origin_host(from), *b = px_origin_host(to);
+	if (a == b || (a && b && !strcmp(a, b)))
+		return true;
+	core_buf *h = cl->uhead;
+	const char *host = b;
+	size_t hlen = b ? strlen(b) : 0;
+	if (!b) {
+		static const char key[] = "\r\nX-Forwarded-Host: ";
+		const char *p = memmem(h->data, cl->uhead_len, key, sizeof(key) - 1);
+		if (!p)
+			return false;
+		host = p + sizeof(key) - 1;
+		const char *e = memchr(host, '\r',
+				       cl->uhead_len - (size_t)(host - h->data));
+		if (!e)
+			return false;
+		hlen = (size_t)(e - host);
+		/* host points into the head being edited: copy it out. */
+		char tmp[256];
+		if (hlen >= sizeof(tmp))
+			return false;
+		memcpy(tmp, host, hlen);
+		int n = px_head_set_host(h->data, cl->uhead_len, h->cap, tmp, hlen);
+		if (n < 0)
+			return false;
+		cl->uhead_len = (uint32_t)n;
+		return true;
+	}
+	int n = px_head_set_host(h->data, cl->uhead_len, h->cap, host, hlen);
+	if (n < 0)
+		return false;
+	cl->uhead_len = (uint32_t)n;
+	return true;
+}
+
 static bool next_origin(px_client *cl)
 {
 	if (cl->ntried < ARRAY_LEN(cl->tried))
@@ -415,6 +459,11 @@ static bool next_origin(px_client *cl)
 		lb_pick_origin(cl->pool, &cl->w->rng, cl->tried, cl->ntried);
 	if (!o)
 		return false;
+	/* Nothing was sent yet (connect failed): the head is whole. */
+	if (!retarget_head(cl, cl->origin, o))
+		return false;
+	cl->uhead->start = 0;
+	cl->uhead->end = cl->uhead_len;
 	cl->origin = o;
 	return true;
 }
@@ -553,7 +602,7 @@ static bool step_head(px_client *cl)
 	if (!cl->in)
 		cl->in = core_buf_get(&w->bufs);
 	bool was_empty = core_buf_len(cl->in) == 0;
-	ssize_t n = read_into(cl->io.fd, cl->in, &cl->can_read);
+	ssize_t n = read_into(cl->io.fd, cl->in, &cl->can_read, cl->hup);
 	if (n > 0) {
 		if (was_empty)
 			cl->head_start = w->loop.now;
@@ -625,7 +674,7 @@ static bool read_client(px_client *cl)
 {
 	if (!cl->in)
 		cl->in = core_buf_get(&cl->w->bufs);
-	ssize_t n = read_into(cl->io.fd, cl->in, &cl->can_read);
+	ssize_t n = read_into(cl->io.fd, cl->in, &cl->can_read, cl->hup);
 	if (n > 0) {
 		cl->last_read = cl->w->loop.now;
 		return true;
@@ -674,7 +723,7 @@ static bool read_upstream(px_client *cl)
 	px_upstream *up = cl->up;
 	if (!up->in)
 		up->in = core_buf_get(&cl->w->bufs);
-	ssize_t n = read_into(up->io.fd, up->in, &up->can_read);
+	ssize_t n = read_into(up->io.fd, up->in, &up->can_read, up->hup);
 	if (n > 0) {
 		up->got_bytes = true;
 		up->parse_pending = true;
@@ -983,7 +1032,7 @@ static bool step_tunnel(px_client *cl)
 	if (cl->can_read && !cl->rd_eof) {
 		if (!cl->in)
 			cl->in = core_buf_get(&w->bufs);
-		ssize_t n = read_into(cl->io.fd, cl->in, &cl->can_read);
+		ssize_t n = read_into(cl->io.fd, cl->in, &cl->can_read, cl->hup);
 		if (n > 0) {
 			p = true;
 			cl->last_read = w->loop.now;
@@ -1012,7 +1061,7 @@ static bool step_tunnel(px_client *cl)
 	if (up->can_read && !up->rd_eof) {
 		if (!up->in)
 			up->in = core_buf_get(&w->bufs);
-		ssize_t n = read_into(up->io.fd, up->in, &up->can_read);
+		ssize_t n = read_into(up->io.fd, up->in, &up->can_read, up->hup);
 		if (n > 0) {
 			p = true;
 			cl->last_write = w->loop.now;
@@ -1189,6 +1238,8 @@ static void client_io_cb(core_io *io, uint32_t ev)
 	px_client *cl = container_of(io, px_client, io);
 	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))
 		cl->can_read = true;
+	if (ev & (EPOLLRDHUP | EPOLLERR | EPOLLHUP))
+		cl->hup = true;
 	if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))
 		cl->can_write = true;
 	pump(cl);
@@ -1199,6 +1250,8 @@ static void up_io_cb(core_io *io, uint32_t ev)
 	px_upstream *up = container_of(io, px_upstream, io);
 	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))
 		up->can_read = true;
+	if (ev & (EPOLLRDHUP | EPOLLERR | EPOLLHUP))
+		up->hup = true;
 	if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))
 		up->can_write = true;
 	if (up->idle) {

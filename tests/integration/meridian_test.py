@@ -251,13 +251,16 @@ class Origin(Proc):
         self.port = wait_for(listening, what="origin %s to listen" % name)
 
     def counters(self):
-        """(requests, errors, connections) seen by this origin."""
+        """(requests, errors, connections, open) of this origin: requests
+        answered and heads rejected so far, connections that carried a
+        request, and how many of those are open now (/count itself is not
+        counted)."""
         r = request(self.port, "GET", "/count", host="origin")
         assert r.status == 200, r
         vals = dict(line.split(" ", 1) for line in
                     r.body.decode().strip().split("\n"))
         return (int(vals["requests"]), int(vals["errors"]),
-                int(vals.get("connections", "0")))
+                int(vals["connections"]), int(vals["open"]))
 
 
 class Edge(Proc):

@@ -72,6 +72,53 @@ def test_client_idle_keepalive_closed(stack):
         assert time.monotonic() - t0 >= 0.45
 
 
+def test_client_body_timeout_408(stack):
+    o, e = one_origin_edge(stack, timeouts={"client_body": "500ms"})
+    with HttpConn(e.port) as c:
+        c.send(req("POST", "/upload", headers=[("Content-Length", "100")]) +
+               b"x" * 10)  # then nothing: the body stalls
+        t0 = time.monotonic()
+        r = c.read_response()
+        assert time.monotonic() - t0 >= 0.45
+        assert_error(r, 408)
+        assert c.wait_closed()
+
+
+def test_upstream_idle_timeout_closes_pooled_connections(stack):
+    o, e = one_origin_edge(stack, workers=1,
+                           timeouts={"upstream_idle": "500ms"})
+    assert request(e.port).status == 200
+    t0 = time.monotonic()
+    mt.wait_for(lambda: o.counters()[3] == 0,
+                what="the pooled upstream connection to be closed")
+    assert time.monotonic() - t0 >= 0.3, "closed long before upstream_idle"
+
+
+def test_upstream_connections_pooled(stack):
+    o, e = one_origin_edge(stack, workers=1)
+    for _ in range(5):  # sequential requests on fresh client connections
+        assert request(e.port).status == 200
+    req_n, _, conns, open_n = o.counters()
+    assert req_n == 5 and conns == 1 and open_n == 1, o.counters()
+
+
+def test_upstream_idle_per_origin_limit(stack):
+    o, e = one_origin_edge(stack, workers=1,
+                           limits={"upstream_idle_per_origin": 1})
+    clients = [HttpConn(e.port) for _ in range(4)]
+    try:
+        for c in clients:  # four at once: four upstream connections
+            c.send(req(path="/sleep/300"))
+        for c in clients:
+            assert c.read_response().status == 200
+    finally:
+        for c in clients:
+            c.close()
+    assert o.counters()[2] == 4
+    mt.wait_for(lambda: o.counters()[3] <= 1,
+                what="idle upstream connections beyond the limit to close")
+
+
 def _blackhole():
     """A loopback listener whose accept queue is full: new SYNs are dropped,
     so connecting to it hangs (no non-127 address needed)."""

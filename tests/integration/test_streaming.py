@@ -67,7 +67,7 @@ def _warm(st):
     assert r.status == 200
 
 
-def _download(st, path, n):
+def _download(st, path, n, timeout=BIG_WAIT):
     _warm(st)
     w = RssWatch(st.edge)
     chk = mt.BodyCheck()
@@ -78,7 +78,11 @@ def _download(st, path, n):
 
     with HttpConn(st.port) as c:
         c.send(req(path=path))
-        r = c.read_response(sink=sink, timeout=BIG_WAIT)
+        try:
+            r = c.read_response(sink=sink, timeout=timeout)
+        except TimeoutError:
+            raise AssertionError("response not complete after %.0fs (%d of "
+                                 "%d body bytes)" % (timeout, chk.n, n))
         assert r.status == 200, r
         framed = r.header("Content-Length") is not None or \
             r.header("Transfer-Encoding") is not None
@@ -135,8 +139,10 @@ def test_upload_chunked(st):
 
 
 def test_download_close_delimited(st):
+    """No Content-Length, no chunked: the origin closes to end the body, and
+    the edge must end it for the client too (close or chunked)."""
     n = 16 * MIB
-    _download(st, "/eof/%d" % n, n)
+    _download(st, "/eof/%d" % n, n, timeout=WAIT)
 
 
 def test_small_chunks_both_ways(st):
