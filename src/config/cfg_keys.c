@@ -368,6 +368,70 @@ static const cfg_table timeouts_table = {
     TABLE(timeouts_keys),
 };
 
+static const cfg_key passive_health_keys[] = {
+    {.name = "failures",
+     .type = CFG_UINT,
+     AT(cfg_passive_health, failures),
+     .def = "3",
+     .min = 0,
+     .max = 1000,
+     .help = "Consecutive connection failures or 5xx answers on live "
+	     "traffic that eject an origin at once; 0 turns passive health "
+	     "off."},
+    {.name = "ejection",
+     .type = CFG_DURATION,
+     AT(cfg_passive_health, ejection_ms),
+     .def = "5s",
+     .min = 100,
+     .max = DAY_MS,
+     .help = "First ejection time; each ejection in a row doubles it. An "
+	     "active check that passes ends the ejection early."},
+    {.name = "max_ejection",
+     .type = CFG_DURATION,
+     AT(cfg_passive_health, max_ejection_ms),
+     .def = "60s",
+     .min = 100,
+     .max = DAY_MS,
+     .help = "Longest ejection."},
+};
+static const cfg_table passive_health_table = {
+    .path = "edge.passive_health",
+    .what = "edge.passive_health",
+    .help = "Ejection of origins that fail on live traffic.",
+    TABLE(passive_health_keys),
+};
+
+static const cfg_key retries_keys[] = {
+    {.name = "attempts",
+     .type = CFG_UINT,
+     AT(cfg_retries, attempts),
+     .def = "2",
+     .min = 0,
+     .max = 7,
+     .help = "Other origins tried for a request whose connection failed "
+	     "or was reset before any response byte."},
+    {.name = "on_5xx",
+     .type = CFG_BOOL,
+     AT(cfg_retries, on_5xx),
+     .def = "false",
+     .help = "Also retry idempotent requests (GET, HEAD, OPTIONS, PUT, "
+	     "DELETE without a body) that got 502 or 503."},
+    {.name = "budget_percent",
+     .type = CFG_UINT,
+     AT(cfg_retries, budget_percent),
+     .def = "20",
+     .min = 0,
+     .max = 100,
+     .help = "Retries allowed as a share of requests, so retries cannot "
+	     "multiply load on a struggling pool."},
+};
+static const cfg_table retries_table = {
+    .path = "edge.retries",
+    .what = "edge.retries",
+    .help = "Retries on other origins (zero-downtime failover).",
+    TABLE(retries_keys),
+};
+
 static const cfg_key edge_keys[] = {
     {.name = "name",
      .type = CFG_STRING,
@@ -438,6 +502,16 @@ static const cfg_key edge_keys[] = {
      AT(cfg_edge, timeouts),
      .sub = &timeouts_table,
      .help = "Proxy timeouts."},
+    {.name = "passive_health",
+     .type = CFG_OBJECT,
+     AT(cfg_edge, passive_health),
+     .sub = &passive_health_table,
+     .help = "Ejection of origins failing on live traffic."},
+    {.name = "retries",
+     .type = CFG_OBJECT,
+     AT(cfg_edge, retries),
+     .sub = &retries_table,
+     .help = "Retries on other origins."},
 };
 static const cfg_table edge_table = {
     .path = "edge",

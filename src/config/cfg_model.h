@@ -299,6 +299,20 @@ typedef struct cfg_tls {
 	size_t ncertificates;
 } cfg_tls;
 
+/* Passive health (Meridian's own): live-traffic failures eject an origin. */
+typedef struct cfg_passive_health {
+	uint32_t failures;       /* consecutive failures to eject; 0: off */
+	uint32_t ejection_ms;    /* first ejection; doubles each time */
+	uint32_t max_ejection_ms;
+} cfg_passive_health;
+
+/* Retries (zero-downtime failover and beyond). */
+typedef struct cfg_retries {
+	uint32_t attempts;      /* extra origins tried per request */
+	bool on_5xx;            /* retry idempotent requests on 502/503 */
+	uint32_t budget_percent; /* retries allowed, % of requests */
+} cfg_retries;
+
 typedef struct cfg_edge {
 	cfg_pos pos;
 	const char *name; /* PoP id, default "meridian" */
@@ -319,6 +333,8 @@ typedef struct cfg_edge {
 	bool has_admin;
 	cfg_limits limits;
 	cfg_timeouts timeouts;
+	cfg_passive_health passive_health;
+	cfg_retries retries;
 	cfg_addr *listen_tunnel;
 	size_t nlisten_tunnel;
 	cfg_tls tls;

@@ -16,7 +16,9 @@
 #include "core/core_buf.h"
 #include "core/core_loop.h"
 #include "http/http1_parse.h"
+#include "lb/lb_passive.h"
 #include "lb/lb_route.h"
+#include "lb/lb_state.h"
 
 typedef struct px_client px_client;
 typedef struct px_upstream px_upstream;
@@ -29,6 +31,10 @@ typedef struct edge_snapshot {
 	lb_router *router;
 	http1_limits req_limits;  /* from edge.limits */
 	http1_limits resp_limits; /* origin heads: bounded by the buffer */
+	/* Live state by cfg_origin.index / cfg_pool.index. Mutable (atomics):
+	 * the one part of a snapshot that is not read-only. */
+	lb_origin_state *ostates;
+	lb_pool_state *pstates;
 } edge_snapshot;
 
 typedef struct edge_listener {
@@ -56,6 +62,7 @@ struct edge_worker {
 	core_timer accept_retry; /* after EMFILE and friends */
 	bool draining;
 	uint64_t rng;
+	lb_retry_budget retry_budget;
 
 	px_client *clients; /* live clients, doubly linked (drain walks it) */
 	uint32_t nclients;

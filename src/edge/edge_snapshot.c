@@ -17,6 +17,11 @@ edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, uint32_t buf_size)
 		/* Like nginx's 8k line buffer: longer targets get 414. */
 		.max_target = MIN(8192u, lim->max_header_bytes),
 	};
+	s->ostates = xcalloc(cfg->norigins ? cfg->norigins : 1,
+			     sizeof(*s->ostates));
+	for (size_t i = 0; i < cfg->norigins; i++)
+		pthread_mutex_init(&s->ostates[i].lock, NULL);
+	s->pstates = xcalloc(cfg->npools ? cfg->npools : 1, sizeof(*s->pstates));
 	/* Origin heads must fit the buffer with room for our rewrite. */
 	s->resp_limits = (http1_limits){
 		.max_head_bytes = buf_size - 1024,
@@ -31,6 +36,10 @@ void edge_snapshot_free(edge_snapshot *s)
 	if (!s)
 		return;
 	lb_router_free(s->router);
+	for (size_t i = 0; i < s->cfg->norigins; i++)
+		pthread_mutex_destroy(&s->ostates[i].lock);
+	free(s->ostates);
+	free(s->pstates);
 	cfg_snapshot_free(s->cfg);
 	free(s);
 }

@@ -66,6 +66,7 @@ struct px_client {
 	const cfg_lb *lb;
 	const cfg_pool *pool;
 	const cfg_origin *origin;
+	const cfg_origin *busy; /* counted in its outstanding requests */
 	uint32_t tried[8];
 	uint8_t ntried;
 	bool stale_retried;

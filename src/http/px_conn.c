@@ -26,6 +26,7 @@
 #include "core/core_sock.h"
 #include "core/core_util.h"
 #include "http/px_head.h"
+#include "lb/lb_passive.h"
 #include "lb/lb_select.h"
 
 #define LINGER_MS 2000
@@ -40,6 +41,35 @@ static void attach_upstream(px_client *cl, bool allow_idle);
 static inline const cfg_timeouts *timeouts(const edge_worker *w)
 {
 	return &w->snap->cfg->edge.timeouts;
+}
+
+static inline lb_origin_state *ostate(const edge_worker *w,
+				     const cfg_origin *o)
+{
+	return &w->snap->ostates[o->index];
+}
+
+/* outstanding requests per origin, for least_outstanding_requests */
+static void set_busy(px_client *cl, const cfg_origin *o)
+{
+	if (cl->busy == o)
+		return;
+	if (cl->busy)
+		atomic_fetch_sub(&ostate(cl->w, cl->busy)->outstanding, 1);
+	if (o)
+		atomic_fetch_add(&ostate(cl->w, o)->outstanding, 1);
+	cl->busy = o;
+}
+
+static void origin_failed(edge_worker *w, const cfg_origin *o, const char *why)
+{
+	uint64_t d = 0;
+	if (lb_passive_failure(ostate(w, o), &w->snap->cfg->edge.passive_health,
+			       w->loop.now, &d))
+		log_warn("origin %s (%s): ejected for %llu ms after %u failures "
+			 "on live traffic (last: %s)",
+			 o->name, o->address, (unsigned long long)d,
+			 w->snap->cfg->edge.passive_health.failures, why);
 }
 
 static inline bool is_closed(const px_client *cl)
@@ -105,6 +135,7 @@ static void up_close(px_upstream *up)
 	edge_worker *w = up->w;
 	if (up->idle)
 		idle_unlink(up);
+	atomic_fetch_sub(&ostate(w, up->origin)->connections, 1);
 	core_timer_cancel(&w->loop, &up->timer);
 	close(up->io.fd);
 	up->io.fd = -1;
@@ -124,6 +155,7 @@ static void client_close(px_client *cl)
 		up_close(cl->up);
 		cl->up = NULL;
 	}
+	set_busy(cl, NULL);
 	core_timer_cancel(&w->loop, &cl->timer);
 	close(cl->io.fd);
 	cl->io.fd = -1;
@@ -220,6 +252,7 @@ static void local_response(px_client *cl, int status, const char *detail,
 		up_close(cl->up);
 		cl->up = NULL;
 	}
+	set_busy(cl, NULL);
 	core_buf_put(&w->bufs, cl->uhead);
 	cl->uhead = NULL;
 	if (cl->state == PX_PROXY && cl->req_framed && cl->in) {
@@ -350,6 +383,7 @@ static void start_request(px_client *cl, int head_len)
 	const cfg_limits *lim = &s->cfg->edge.limits;
 
 	cl->state = PX_PROXY;
+	lb_retry_earn(&w->retry_budget, s->cfg->edge.retries.budget_percent);
 	cl->method = req->method_id;
 	cl->http10 = req->version_minor == 0;
 	cl->close_after = !req->conn.keep_alive || cl->http10 || w->draining;
@@ -451,9 +485,10 @@ static bool retarget_head(px_client *cl, const cfg_origin *from,
 
 static bool next_origin(px_client *cl)
 {
+	uint32_t attempts = cl->w->snap->cfg->edge.retries.attempts;
 	if (cl->ntried < ARRAY_LEN(cl->tried))
 		cl->tried[cl->ntried++] = cl->origin->index;
-	else
+	if (cl->ntried > attempts || cl->ntried >= ARRAY_LEN(cl->tried))
 		return false;
 	const cfg_origin *o =
 		lb_pick_origin(cl->pool, &cl->w->rng, cl->tried, cl->ntried);
@@ -486,6 +521,7 @@ static void attach_upstream(px_client *cl, bool allow_idle)
 		const cfg_origin *o = cl->origin;
 		px_upstream *up = allow_idle ? take_idle(w, o) : NULL;
 		if (up) {
+			set_busy(cl, o);
 			up->client = cl;
 			up->reused = true;
 			up->got_bytes = false;
@@ -504,6 +540,8 @@ static void attach_upstream(px_client *cl, bool allow_idle)
 			up->io.cb = up_io_cb;
 			up->origin = o;
 			up->client = cl;
+			atomic_fetch_add(&ostate(w, o)->connections, 1);
+			set_busy(cl, o);
 			core_timer_init(&up->timer, up_timer_cb);
 			if (core_loop_add(&w->loop, &up->io, false) < 0) {
 				close(fd);
@@ -524,6 +562,7 @@ static void attach_upstream(px_client *cl, bool allow_idle)
 		}
 		log_info("origin %s (%s): connect failed: %s", o->name,
 			 o->address, strerror(-fd));
+		origin_failed(w, o, strerror(-fd));
 		if (!next_origin(cl)) {
 			local_response(cl, 502, "no origin accepted the connection",
 				       false);
@@ -550,8 +589,16 @@ static void upstream_failed(px_client *cl, int err)
 		attach_upstream(cl, false);
 		return;
 	}
-	log_info("origin %s: %s before any response", cl->origin->name,
-		 err ? strerror(-err) : "connection closed");
+	const char *why = err ? strerror(-err) : "connection closed";
+	log_info("origin %s: %s before any response", cl->origin->name, why);
+	origin_failed(cl->w, cl->origin, why);
+	/* Zero-downtime failover: nothing came back, and no body byte went
+	 * out, so the whole request can go to another origin. */
+	if (cl->req_sent == 0 && cl->uhead && lb_retry_spend(&cl->w->retry_budget) &&
+	    next_origin(cl)) {
+		attach_upstream(cl, true);
+		return;
+	}
 	local_response(cl, 502, "origin closed the connection", true);
 }
 
@@ -559,6 +606,7 @@ static void connect_failed(px_client *cl, int err)
 {
 	log_info("origin %s (%s): connect failed: %s", cl->origin->name,
 		 cl->origin->address, strerror(err));
+	origin_failed(cl->w, cl->origin, strerror(err));
 	up_close(cl->up);
 	cl->up = NULL;
 	if (next_origin(cl)) {
@@ -770,6 +818,28 @@ static int relay_interim(px_client *cl, const http1_response *resp)
 	return 0;
 }
 
+/* Idempotent, bodiless, nothing streamed: safe to send again. */
+static bool retry_5xx_ok(px_client *cl)
+{
+	const edge_worker *w = cl->w;
+	if (!w->snap->cfg->edge.retries.on_5xx || !cl->uhead)
+		return false;
+	switch (cl->method) {
+	case HTTP_M_GET:
+	case HTTP_M_HEAD:
+	case HTTP_M_OPTIONS:
+	case HTTP_M_PUT:
+	case HTTP_M_DELETE:
+		break;
+	default:
+		return false;
+	}
+	if (cl->req_body != HTTP1_BODY_NONE || cl->req_sent != 0 ||
+	    cl->upgrade_req)
+		return false;
+	return lb_retry_spend(&cl->w->retry_budget);
+}
+
 static bool parse_response(px_client *cl)
 {
 	edge_worker *w = cl->w;
@@ -801,6 +871,20 @@ static bool parse_response(px_client *cl)
 		core_buf_consume(up->in, (uint32_t)r);
 		up->parse_pending = blen(up->in) > 0;
 		return true;
+	}
+	if (resp->status >= 500) {
+		origin_failed(w, cl->origin, "5xx answer");
+		if ((resp->status == 502 || resp->status == 503) &&
+		    retry_5xx_ok(cl) && next_origin(cl)) {
+			/* Drop this answer with its connection; ask another
+			 * origin (edge.retries.on_5xx). */
+			up_close(up);
+			cl->up = NULL;
+			attach_upstream(cl, true);
+			return true;
+		}
+	} else {
+		lb_passive_success(ostate(w, cl->origin));
 	}
 	bool upgrade = resp->status == 101;
 	if (upgrade && !cl->upgrade_req) {
@@ -922,6 +1006,7 @@ static bool finish_exchange(px_client *cl)
 	bool reusable = up && req_done && !up->rd_eof && cl->resp_keepalive &&
 			cl->resp_body != HTTP1_BODY_EOF;
 	release_upstream(cl, reusable);
+	set_busy(cl, NULL);
 	if (cl->close_after || !req_done) {
 		begin_linger(cl);
 		return true;
@@ -1178,10 +1263,18 @@ static void up_timer_cb(core_timer *t)
 	if (up->connecting) {
 		log_info("origin %s (%s): connect timed out", cl->origin->name,
 			 cl->origin->address);
-		local_response(cl, 504, "timed out connecting to the origin",
-			       false);
+		origin_failed(cl->w, cl->origin, "connect timed out");
+		up_close(up);
+		cl->up = NULL;
+		if (next_origin(cl))
+			attach_upstream(cl, true);
+		else
+			local_response(cl, 504,
+				       "timed out connecting to the origin",
+				       false);
 	} else if (!up->got_bytes) {
 		log_info("origin %s: no response in time", cl->origin->name);
+		origin_failed(cl->w, cl->origin, "response timed out");
 		local_response(cl, 504, "the origin did not answer in time",
 			       true);
 	} else {

@@ -1234,8 +1234,10 @@ static void check_table(const cfg_table *t, void *arg)
 		assert_non_null(k->name);
 		assert_non_null(k->help);
 		assert_true(k->help[0] != '\0');
+		assert_true(k->name[0] >= 'a' && k->name[0] <= 'z');
 		for (const char *c = k->name; *c; c++)
-			assert_true((*c >= 'a' && *c <= 'z') || *c == '_');
+			assert_true((*c >= 'a' && *c <= 'z') ||
+				    (*c >= '0' && *c <= '9') || *c == '_');
 		for (size_t j = 0; j < i; j++)
 			assert_string_not_equal(k->name, t->keys[j].name);
 		if (k->type == CFG_UINT || k->type == CFG_SIZE) {
