@@ -29,12 +29,12 @@ static void origin_usage(FILE *f)
 int cmd_origin(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"listen", required_argument, NULL, 'l'},
-		{"name", required_argument, NULL, 'n'},
-		{"cloud", required_argument, NULL, 'c'},
-		{"threads", required_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"listen", required_argument, NULL, 'l'},
+	    {"name", required_argument, NULL, 'n'},
+	    {"cloud", required_argument, NULL, 'c'},
+	    {"threads", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *listen = NULL, *name = "origin", *cloud = "local";
 	long threads = 1;
@@ -43,9 +43,15 @@ int cmd_origin(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "l:n:c:t:h", opts, NULL)) != -1) {
 		char *end;
 		switch (opt) {
-		case 'l': listen = optarg; break;
-		case 'n': name = optarg; break;
-		case 'c': cloud = optarg; break;
+		case 'l':
+			listen = optarg;
+			break;
+		case 'n':
+			name = optarg;
+			break;
+		case 'c':
+			cloud = optarg;
+			break;
 		case 't':
 			threads = strtol(optarg, &end, 10);
 			if (*end || threads < 1 || threads > 64) {
@@ -54,8 +60,12 @@ int cmd_origin(int argc, char **argv)
 				return 2;
 			}
 			break;
-		case 'h': origin_usage(stdout); return 0;
-		default: origin_usage(stderr); return 2;
+		case 'h':
+			origin_usage(stdout);
+			return 0;
+		default:
+			origin_usage(stderr);
+			return 2;
 		}
 	}
 	if (!listen || optind != argc) {

@@ -36,6 +36,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/core_sock.h"
 #include "core/core_util.h"
 #include "http/http1_parse.h"
 
@@ -49,12 +50,38 @@
 #define MAX_THREADS 64
 #define MAX_FREE    64 /* cached free connections per worker */
 
-enum state { ST_HEAD, ST_BODY, ST_SLEEP, ST_RESPOND, ST_GEN, ST_TUNNEL,
-	     ST_DONE, ST_LINGER, ST_FREE };
-enum route { R_DEFAULT, R_HEALTHZ, R_ECHO, R_BYTES, R_CHUNKED, R_EOF,
-	     R_UPLOAD, R_STATUS, R_SLEEP, R_CLOSE, R_RESET, R_WS, R_COUNT,
-	     R_ERROR, R_BADARG, R_METHOD };
+enum state {
+	ST_HEAD,
+	ST_BODY,
+	ST_SLEEP,
+	ST_RESPOND,
+	ST_GEN,
+	ST_TUNNEL,
+	ST_DONE,
+	ST_LINGER,
+	ST_FREE
+};
+enum route {
+	R_DEFAULT,
+	R_HEALTHZ,
+	R_ECHO,
+	R_BYTES,
+	R_CHUNKED,
+	R_EOF,
+	R_UPLOAD,
+	R_STATUS,
+	R_SLEEP,
+	R_CLOSE,
+	R_RESET,
+	R_WS,
+	R_COUNT,
+	R_ERROR,
+	R_BADARG,
+	R_METHOD
+};
 enum gen { G_NONE, G_PATTERN, G_CHUNKED, G_MEM };
+/* per-worker counters reported by /count */
+enum stat { S_REQUESTS, S_ERRORS, S_CONNS, S_OPEN, S_COUNT };
 
 /* Intrusive circular doubly linked list. */
 typedef struct dlink {
@@ -120,7 +147,7 @@ typedef struct worker {
 	dlink conns, ready, timers;
 	conn *free_list[MAX_FREE];
 	int nfree;
-	_Atomic uint64_t nreq, nerr, nconn;
+	_Atomic uint64_t stats[S_COUNT]; /* written by this worker only */
 	http1_request req;
 } worker;
 
@@ -137,10 +164,29 @@ struct demo_origin {
 	uint32_t answer_len;
 };
 
+/* Counters have a single writer (their worker): no locked instruction. */
+static void stat_add(worker *w, enum stat k, int64_t d)
+{
+	atomic_store_explicit(
+	    &w->stats[k],
+	    atomic_load_explicit(&w->stats[k], memory_order_relaxed) +
+		(uint64_t)d,
+	    memory_order_relaxed);
+}
+
+static uint64_t stat_sum(const demo_origin *o, enum stat k)
+{
+	uint64_t n = 0;
+	for (int i = 0; i < o->nworkers; i++)
+		n += atomic_load_explicit(&o->workers[i]->stats[k],
+					  memory_order_relaxed);
+	return n;
+}
+
 static const http1_limits limits = {
-	.max_head_bytes = IN_SIZE,
-	.max_headers = HTTP1_MAX_HEADERS,
-	.max_target = 0,
+    .max_head_bytes = IN_SIZE,
+    .max_headers = HTTP1_MAX_HEADERS,
+    .max_target = 0,
 };
 
 static uint8_t pattern[PAT_LEN];
@@ -170,38 +216,35 @@ static uint32_t adler32(uint32_t adler, const void *buf, size_t n)
 	return (b << 16) | a;
 }
 
-static void counter_inc(_Atomic uint64_t *c)
-{
-	/* single writer (the worker): no locked instruction needed */
-	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
-			      memory_order_relaxed);
-}
-
 static const char *status_reason(int s)
 {
-	switch (s) {
-	case 101: return "Switching Protocols";
-	case 200: return "OK";
-	case 201: return "Created";
-	case 204: return "No Content";
-	case 301: return "Moved Permanently";
-	case 302: return "Found";
-	case 304: return "Not Modified";
-	case 400: return "Bad Request";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 414: return "URI Too Long";
-	case 426: return "Upgrade Required";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
-	default: return "Status";
-	}
+	static const struct {
+		int code;
+		const char *text;
+	} reasons[] = {
+	    {101, "Switching Protocols"},
+	    {200, "OK"},
+	    {201, "Created"},
+	    {204, "No Content"},
+	    {301, "Moved Permanently"},
+	    {302, "Found"},
+	    {304, "Not Modified"},
+	    {400, "Bad Request"},
+	    {404, "Not Found"},
+	    {405, "Method Not Allowed"},
+	    {426, "Upgrade Required"},
+	    {431, "Request Header Fields Too Large"},
+	    {500, "Internal Server Error"},
+	    {501, "Not Implemented"},
+	    {502, "Bad Gateway"},
+	    {503, "Service Unavailable"},
+	    {504, "Gateway Timeout"},
+	    {505, "HTTP Version Not Supported"},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(reasons); i++)
+		if (reasons[i].code == s)
+			return reasons[i].text;
+	return "Status";
 }
 
 /* ---- connections, lists, timers ------------------------------------- */
@@ -227,6 +270,8 @@ static void conn_close(conn *c)
 		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	}
 	close(c->fd);
+	if (c->counted)
+		stat_add(w, S_OPEN, -1);
 	dl_del(&c->all);
 	if (dl_linked(&c->ready))
 		dl_del(&c->ready);
@@ -247,7 +292,8 @@ static bool out_reserve(conn *c, uint32_t need)
 	if (OUT_SIZE - c->out_end >= need)
 		return true;
 	if (c->out_start > 0) {
-		memmove(c->out, c->out + c->out_start, c->out_end - c->out_start);
+		memmove(c->out, c->out + c->out_start,
+			c->out_end - c->out_start);
 		c->out_end -= c->out_start;
 		c->out_start = 0;
 	}
@@ -262,8 +308,7 @@ static void out_put(conn *c, const void *p, size_t n)
 
 /* Append formatted text; callers have reserved HEAD_ROOM. */
 __attribute__((format(printf, 2, 3))) static void out_fmt(conn *c,
-							    const char *fmt,
-							    ...)
+							  const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -372,9 +417,9 @@ static void ws_prepare(conn *c, const http1_request *req)
 {
 	static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 	const http1_header *up =
-		http1_find_header(req->headers, req->nheaders, "upgrade");
-	const http1_header *key = http1_find_header(
-		req->headers, req->nheaders, "sec-websocket-key");
+	    http1_find_header(req->headers, req->nheaders, "upgrade");
+	const http1_header *key =
+	    http1_find_header(req->headers, req->nheaders, "sec-websocket-key");
 	c->upgrade[0] = c->ws_accept[0] = '\0';
 	if (!req->conn.upgrade || !up)
 		return;
@@ -386,7 +431,8 @@ static void ws_prepare(conn *c, const http1_request *req)
 		unsigned char md[SHA_DIGEST_LENGTH];
 		memcpy(buf, key->value.p, key->value.len);
 		memcpy(buf + key->value.len, guid, sizeof(guid) - 1);
-		SHA1((unsigned char *)buf, key->value.len + sizeof(guid) - 1, md);
+		SHA1((unsigned char *)buf, key->value.len + sizeof(guid) - 1,
+		     md);
 		EVP_EncodeBlock((unsigned char *)c->ws_accept, md, sizeof(md));
 	}
 }
@@ -416,7 +462,7 @@ static int step_head(conn *c)
 		}
 	}
 	if (r < 0) {
-		counter_inc(&w->nerr);
+		stat_add(w, S_ERRORS, 1);
 		c->route = R_ERROR;
 		c->status = (uint16_t)http1_err_status(r);
 		c->reason = http1_err_reason(r);
@@ -430,9 +476,11 @@ static int step_head(conn *c)
 
 	route_request(c, req);
 	if (c->route != R_COUNT) { /* /count does not count itself */
-		counter_inc(&w->nreq);
-		if (!c->counted)
-			counter_inc(&w->nconn);
+		stat_add(w, S_REQUESTS, 1);
+		if (!c->counted) {
+			stat_add(w, S_CONNS, 1);
+			stat_add(w, S_OPEN, 1);
+		}
 		c->counted = true;
 	}
 	c->head_only = req->method_id == HTTP_M_HEAD;
@@ -477,7 +525,8 @@ static ssize_t chunked_tracked(conn *c, const char *p, size_t len, bool *done)
 			if (r < 0)
 				return r;
 			if ((size_t)r != n || c->ck.remaining != rem - n)
-				return HTTP1_E_BAD_CHUNK_SIZE; /* cannot happen */
+				return HTTP1_E_BAD_CHUNK_SIZE; /* cannot happen
+								*/
 			c->adler = adler32(c->adler, p + off, n);
 			off += n;
 			continue;
@@ -507,10 +556,11 @@ static int step_body(conn *c)
 		c->body_len += used;
 		done = c->body_left == 0;
 	} else if (c->body == HTTP1_BODY_CHUNKED) {
-		ssize_t r = c->track ? chunked_tracked(c, p, avail, &done)
-				     : http1_chunked_feed(&c->ck, p, avail, &done);
+		ssize_t r = c->track
+				? chunked_tracked(c, p, avail, &done)
+				: http1_chunked_feed(&c->ck, p, avail, &done);
 		if (r < 0) {
-			counter_inc(&c->w->nerr);
+			stat_add(c->w, S_ERRORS, 1);
 			c->route = R_ERROR;
 			c->status = 400;
 			c->reason = http1_err_reason((int)r);
@@ -570,17 +620,6 @@ static void respond_text(conn *c, int status, const char *extra,
 		out_put(c, body, n);
 }
 
-/* Sum a counter over the workers; off is its offset in struct worker. */
-static uint64_t sum_counter(const demo_origin *o, size_t off)
-{
-	uint64_t n = 0;
-	for (int i = 0; i < o->nworkers; i++)
-		n += atomic_load_explicit(
-			(_Atomic uint64_t *)((char *)o->workers[i] + off),
-			memory_order_relaxed);
-	return n;
-}
-
 /* RESPOND state: write the response head (and small bodies). */
 static int step_respond(conn *c)
 {
@@ -597,7 +636,8 @@ static int step_respond(conn *c)
 			out_put(c, o->fast,
 				c->head_only ? o->fast_head_len : o->fast_len);
 		} else {
-			n = snprintf(buf, sizeof(buf), "X-Origin: %s\r\n", o->name);
+			n = snprintf(buf, sizeof(buf), "X-Origin: %s\r\n",
+				     o->name);
 			respond_text(c, 200, buf, o->answer, o->answer_len);
 		}
 		break;
@@ -605,12 +645,11 @@ static int step_respond(conn *c)
 		respond_text(c, 200, NULL, "ok\n", 3);
 		break;
 	case R_ECHO:
-		c->scratch_len +=
-			(uint32_t)snprintf(c->scratch + c->scratch_len, 128,
-					   "body-length: %llu\r\nbody-adler32: "
-					   "%08x\r\n",
-					   (unsigned long long)c->body_len,
-					   c->adler);
+		c->scratch_len += (uint32_t)snprintf(
+		    c->scratch + c->scratch_len, 128,
+		    "body-length: %llu\r\nbody-adler32: "
+		    "%08x\r\n",
+		    (unsigned long long)c->body_len, c->adler);
 		respond_head(c, 200, "text/plain", c->scratch_len, NULL);
 		c->gen = G_MEM;
 		c->gen_pos = 0;
@@ -642,7 +681,8 @@ static int step_respond(conn *c)
 		if (c->arg == 204 || c->arg == 304) {
 			respond_head(c, (int)c->arg, NULL, -2, NULL);
 		} else {
-			n = snprintf(buf, sizeof(buf), "status %d\n", (int)c->arg);
+			n = snprintf(buf, sizeof(buf), "status %d\n",
+				     (int)c->arg);
 			respond_text(c, (int)c->arg, NULL, buf, (size_t)n);
 		}
 		break;
@@ -665,23 +705,24 @@ static int step_respond(conn *c)
 				     "upgrade required\n", 17);
 			break;
 		}
-		out_fmt(c, "HTTP/1.1 101 Switching Protocols\r\n"
-			   "Upgrade: %s\r\nConnection: Upgrade\r\n",
+		out_fmt(c,
+			"HTTP/1.1 101 Switching Protocols\r\n"
+			"Upgrade: %s\r\nConnection: Upgrade\r\n",
 			c->upgrade);
 		if (c->ws_accept[0])
-			out_fmt(c, "Sec-WebSocket-Accept: %s\r\n", c->ws_accept);
+			out_fmt(c, "Sec-WebSocket-Accept: %s\r\n",
+				c->ws_accept);
 		out_fmt(c, "\r\n");
 		c->state = ST_TUNNEL;
 		return 1;
 	case R_COUNT:
 		n = snprintf(buf, sizeof(buf),
-			     "requests %llu\nerrors %llu\nconnections %llu\n",
-			     (unsigned long long)sum_counter(
-				     o, offsetof(worker, nreq)),
-			     (unsigned long long)sum_counter(
-				     o, offsetof(worker, nerr)),
-			     (unsigned long long)sum_counter(
-				     o, offsetof(worker, nconn)));
+			     "requests %llu\nerrors %llu\nconnections %llu\n"
+			     "open %llu\n",
+			     (unsigned long long)stat_sum(o, S_REQUESTS),
+			     (unsigned long long)stat_sum(o, S_ERRORS),
+			     (unsigned long long)stat_sum(o, S_CONNS),
+			     (unsigned long long)stat_sum(o, S_OPEN));
 		respond_text(c, 200, NULL, buf, (size_t)n);
 		break;
 	case R_ERROR:
@@ -777,11 +818,21 @@ static bool conn_process(conn *c)
 	for (;;) {
 		int r = 0;
 		switch (c->state) {
-		case ST_HEAD: r = step_head(c); break;
-		case ST_BODY: r = step_body(c); break;
-		case ST_RESPOND: r = step_respond(c); break;
-		case ST_GEN: r = step_gen(c); break;
-		case ST_TUNNEL: r = step_tunnel(c); break;
+		case ST_HEAD:
+			r = step_head(c);
+			break;
+		case ST_BODY:
+			r = step_body(c);
+			break;
+		case ST_RESPOND:
+			r = step_respond(c);
+			break;
+		case ST_GEN:
+			r = step_gen(c);
+			break;
+		case ST_TUNNEL:
+			r = step_tunnel(c);
+			break;
 		case ST_LINGER:
 			c->in_start = c->in_end = 0; /* discard */
 			if (c->peer_eof)
@@ -896,7 +947,8 @@ static void conn_run(conn *c)
 static void accept_all(worker *w)
 {
 	for (int i = 0; i < 64; i++) {
-		int fd = accept4(w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd =
+		    accept4(w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EINTR &&
 			    errno != ECONNABORTED)
@@ -924,8 +976,8 @@ static void accept_all(worker *w)
 		dl_init(&c->timer);
 		dl_add_before(&w->conns, &c->all);
 		struct epoll_event ev = {
-			.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-			.data.ptr = c,
+		    .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+		    .data.ptr = c,
 		};
 		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 			conn_close(c);
@@ -945,8 +997,8 @@ static void *worker_main(void *arg)
 			timeout = 0;
 		} else if (dl_linked(&w->timers)) {
 			uint64_t now = core_now_ms();
-			uint64_t wake = container_of(w->timers.next, conn, timer)
-						->wake_ms;
+			uint64_t wake =
+			    container_of(w->timers.next, conn, timer)->wake_ms;
 			timeout = wake <= now ? 0 : (int)MIN(wake - now, 60000);
 		}
 		int n = epoll_wait(w->epfd, evs, ARRAY_LEN(evs), timeout);
@@ -1006,58 +1058,6 @@ static void *worker_main(void *arg)
 
 /* ---- start / stop --------------------------------------------------- */
 
-static int parse_listen(const char *s, struct sockaddr_storage *ss,
-			socklen_t *len)
-{
-	char host[64];
-	const char *colon = strrchr(s, ':');
-	if (!colon || (size_t)(colon - s) >= sizeof(host))
-		return -EINVAL;
-	uint64_t port;
-	if (!parse_u64(colon + 1, strlen(colon + 1), 65535, &port))
-		return -EINVAL;
-	size_t hl = (size_t)(colon - s);
-	if (hl >= 2 && s[0] == '[' && s[hl - 1] == ']') {
-		memcpy(host, s + 1, hl - 2);
-		host[hl - 2] = '\0';
-	} else {
-		memcpy(host, s, hl);
-		host[hl] = '\0';
-	}
-	memset(ss, 0, sizeof(*ss));
-	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
-	if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
-		a4->sin_family = AF_INET;
-		a4->sin_port = htons((uint16_t)port);
-		*len = sizeof(*a4);
-	} else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
-		a6->sin6_family = AF_INET6;
-		a6->sin6_port = htons((uint16_t)port);
-		*len = sizeof(*a6);
-	} else {
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static int listen_on(struct sockaddr_storage *ss, socklen_t len)
-{
-	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-			0);
-	if (fd < 0)
-		return -errno;
-	int one = 1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)ss, len) < 0 || listen(fd, 4096) < 0) {
-		int err = -errno;
-		close(fd);
-		return err;
-	}
-	return fd;
-}
-
 static bool name_ok(const char *s)
 {
 	size_t n = strlen(s);
@@ -1073,11 +1073,11 @@ static void prebuild(demo_origin *o)
 {
 	o->answer_len = (uint32_t)snprintf(o->answer, sizeof(o->answer),
 					   "%s %s\n", o->cloud, o->name);
-	o->fast_head_len = (uint32_t)snprintf(
-		o->fast, sizeof(o->fast),
-		"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-		"Content-Length: %u\r\nX-Origin: %s\r\n\r\n",
-		o->answer_len, o->name);
+	o->fast_head_len =
+	    (uint32_t)snprintf(o->fast, sizeof(o->fast),
+			       "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+			       "Content-Length: %u\r\nX-Origin: %s\r\n\r\n",
+			       o->answer_len, o->name);
 	memcpy(o->fast + o->fast_head_len, o->answer, o->answer_len);
 	o->fast_len = o->fast_head_len + o->answer_len;
 }
@@ -1126,7 +1126,7 @@ int demo_origin_start_n(const char *listen_addr, const char *cloud,
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	int err = parse_listen(listen_addr, &ss, &len);
+	int err = core_sock_parse_addr(listen_addr, &ss, &len);
 	if (err < 0 || !name_ok(cloud) || !name_ok(name) || nthreads < 1 ||
 	    nthreads > MAX_THREADS)
 		return -EINVAL;
@@ -1137,17 +1137,26 @@ int demo_origin_start_n(const char *listen_addr, const char *cloud,
 	snprintf(o->name, sizeof(o->name), "%s", name);
 	prebuild(o);
 	for (int i = 0; i < nthreads; i++) {
-		int fd = listen_on(&ss, len);
+		int fd =
+		    core_sock_listen((struct sockaddr *)&ss, len, true, 4096);
 		if (fd < 0) {
 			err = fd;
 			goto fail;
 		}
 		if (i == 0) { /* later listeners share the (ephemeral) port */
-			getsockname(fd, (struct sockaddr *)&ss, &len);
-			o->port = ntohs(ss.ss_family == AF_INET
-						? ((struct sockaddr_in *)&ss)->sin_port
-						: ((struct sockaddr_in6 *)&ss)
-							  ->sin6_port);
+			int port = core_sock_local_port(fd);
+			if (port < 0) {
+				close(fd);
+				err = port;
+				goto fail;
+			}
+			o->port = (uint16_t)port;
+			if (ss.ss_family == AF_INET6)
+				((struct sockaddr_in6 *)&ss)->sin6_port =
+				    htons(o->port);
+			else
+				((struct sockaddr_in *)&ss)->sin_port =
+				    htons(o->port);
 		}
 		err = worker_new(o, fd, &o->workers[i]);
 		if (err < 0) {
@@ -1196,7 +1205,7 @@ uint16_t demo_origin_port(const demo_origin *o)
 
 uint64_t demo_origin_requests(const demo_origin *o)
 {
-	return sum_counter(o, offsetof(worker, nreq));
+	return stat_sum(o, S_REQUESTS);
 }
 
 void demo_origin_stop(demo_origin *o)

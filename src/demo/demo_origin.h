@@ -21,8 +21,10 @@
  *   /reset          closes with an RST, without answering
  *   /ws             with Upgrade: answers 101 (Sec-WebSocket-Accept when a
  *                   Sec-WebSocket-Key is given), then echoes raw bytes
- *   /count          "requests N\nerrors M\n": requests parsed and heads
- *                   rejected so far by this origin (itself not counted)
+ *   /count          "requests N\nerrors M\nconnections C\nopen K\n":
+ *                   requests answered and heads rejected so far,
+ *                   connections that carried a request, and how many of
+ *                   those are open now (/count itself is never counted)
  *   anything else   200 text/plain "<cloud> <name>\n", X-Origin: <name>
  * Pattern byte i of a body is (i % 251). "Expect: 100-continue" gets a
  * "100 Continue" before the body is read.

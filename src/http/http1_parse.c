@@ -809,6 +809,8 @@ int http1_parse_request(const char *buf, size_t len, const http1_limits *lim,
 	/* Cross-field rules, RFC 9112 §3.2 and §6.3. */
 	if (req->version_minor == 1 && fs.hosts == 0)
 		return HTTP1_E_MISSING_HOST;
+	if (!fs.host.p) /* HTTP/1.0 without Host: empty, never NULL */
+		fs.host = mkstr(t, 0);
 	if (auth.p) {
 		if (fs.hosts == 0)
 			fs.host = auth;
@@ -833,6 +835,11 @@ int http1_parse_request(const char *buf, size_t len, const http1_limits *lim,
 		req->content_length = fs.cl;
 	}
 	conn_info(&req->conn, &fs, req->version_minor);
+	if (req->version_minor == 0) {
+		/* RFC 9110 §7.8, §10.1.1: ignored in HTTP/1.0 requests */
+		req->conn.upgrade = false;
+		req->conn.expect_continue = false;
+	}
 	req->head_len = (uint32_t)(p - start);
 	return (int)req->head_len;
 

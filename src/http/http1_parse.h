@@ -107,8 +107,9 @@ typedef struct http1_limits {
 /* Connection-level facts derived from the head. */
 typedef struct http1_conn_info {
 	bool keep_alive;   /* after this message (version default + Connection) */
-	bool upgrade;      /* Connection: upgrade and an Upgrade field present */
-	bool expect_continue; /* requests: Expect: 100-continue */
+	bool upgrade;      /* Connection: upgrade and an Upgrade field present
+			    * (never for HTTP/1.0 requests, RFC 9110 §7.8) */
+	bool expect_continue; /* requests: Expect: 100-continue (HTTP/1.1) */
 	bool te_trailers;  /* requests: TE: trailers */
 } http1_conn_info;
 

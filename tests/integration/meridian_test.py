@@ -15,8 +15,8 @@ BIN = os.environ.get("MERIDIAN_BIN", "/work/main/build/meridian")
 ASAN = os.environ.get("MERIDIAN_ASAN") == "1"
 # Deadlines: generous for a busy 2-core box, more so under ASan.
 WAIT = 30.0 if ASAN else 15.0
-# Big-body sizes: 1 GiB normally, 64 MiB under ASan.
-BIG = (64 << 20) if ASAN else (1 << 30)
+# Big-body size: 1 GiB normally, 128 MiB under ASan.
+BIG = (128 << 20) if ASAN else (1 << 30)
 EDGE_NAME = "test-edge"
 LOCAL = "127.0.0.1"
 
@@ -248,7 +248,11 @@ class Origin(Proc):
                           self.stdout_text())
             return int(m.group(1)) if m else None
 
-        self.port = wait_for(listening, what="origin %s to listen" % name)
+        try:
+            self.port = wait_for(listening, what="origin %s to listen" % name)
+        except BaseException:
+            self.kill()  # never leave a half-started process behind
+            raise
 
     def counters(self):
         """(requests, errors, connections, open) of this origin: requests
@@ -276,7 +280,11 @@ class Edge(Proc):
                 raise AssertionError("edge died at start: " + self.describe())
             return port_accepts(port)
 
-        wait_for(up, what="edge to accept on port %d" % port)
+        try:
+            wait_for(up, what="edge to accept on port %d" % port)
+        except BaseException:
+            self.kill()  # never leave a half-started process behind
+            raise
 
     def check_alive(self):
         assert self.alive(), "edge crashed: " + self.describe()
@@ -316,6 +324,10 @@ class Stack:
     """Origins and edges started by one test (or module); torn down together."""
 
     def __init__(self, logdir):
+        if not os.access(BIN, os.X_OK):
+            raise AssertionError("MERIDIAN_BIN %s is not an executable: build "
+                                 "first (make build) or point MERIDIAN_BIN "
+                                 "at one" % BIN)
         self.logdir = logdir
         self.procs = []
         self.edges = []
@@ -359,23 +371,33 @@ class Stack:
         return p
 
     def close(self):
-        """Stop everything. Returns problems seen with edges: a crash before
-        teardown, or no clean exit 0 within the drain deadline on SIGTERM."""
+        """Stop everything. Returns the problems seen: an edge (or origin)
+        that crashed before teardown or did not exit 0 on SIGTERM within
+        its deadline (the edge's drain)."""
         problems = []
-        for e in self.edges:
-            if e.expect_exit:
-                continue
-            if not e.alive():
-                problems.append("edge not running at teardown: " + e.describe())
-                continue
-            rc = e.terminate(timeout=5 + WAIT)
-            if rc != 0:
-                problems.append("edge did not exit 0 on SIGTERM (rc=%r): %s"
-                                % (rc, e.describe()))
-        for p in self.procs:
-            if p not in self.edges:
-                p.terminate(timeout=5)
-            p.kill()
+        try:
+            for e in self.edges:  # edges first: they drain towards origins
+                if e.expect_exit:
+                    continue
+                if not e.alive():
+                    problems.append("edge not running at teardown: "
+                                    + e.describe())
+                    continue
+                rc = e.terminate(timeout=5 + WAIT)
+                if rc != 0:
+                    problems.append("edge did not exit 0 on SIGTERM "
+                                    "(rc=%r): %s" % (rc, e.describe()))
+            for p in self.procs:
+                if p in self.edges or p.expect_exit:
+                    continue
+                was_alive = p.alive()
+                rc = p.terminate(timeout=WAIT)
+                if isinstance(p, Origin) and (not was_alive or rc != 0):
+                    problems.append("origin did not run until teardown and "
+                                    "exit 0 on SIGTERM: " + p.describe())
+        finally:
+            for p in self.procs:  # whatever happened: kill and reap
+                p.kill()
         return problems
 
 

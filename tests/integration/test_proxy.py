@@ -5,7 +5,6 @@ import base64
 import hashlib
 import select
 import signal
-import socket
 import time
 
 import pytest
@@ -446,9 +445,9 @@ def test_sigterm_drains_in_flight_request(stack):
     assert idle.read_response().status == 200
     before = o.counters()[0]
     slow = HttpConn(e.port)
-    slow.send(req(path="/sleep/1500"))
-    wait_for_req = lambda: o.counters()[0] > before  # noqa: E731
-    mt.wait_for(wait_for_req, what="the origin to get the slow request")
+    slow.send(req(path="/sleep/3000"))
+    mt.wait_for(lambda: o.counters()[0] > before,
+                what="the origin to get the slow request")
     e.expect_exit = True
     t0 = time.monotonic()
     e.p.send_signal(signal.SIGTERM)
@@ -459,10 +458,10 @@ def test_sigterm_drains_in_flight_request(stack):
                                  "request finished: " + e.describe())
         return mt.connect_refused(e.port)
 
-    mt.wait_for(refused_while_running, timeout=1.2,
+    mt.wait_for(refused_while_running, timeout=2.0,
                 what="new connections to be refused during the drain")
     r = slow.read_response()
-    assert r.status == 200 and r.text == "slept 1500\n", r
+    assert r.status == 200 and r.text == "slept 3000\n", r
     try:
         rc = e.p.wait(timeout=WAIT)
     except Exception:

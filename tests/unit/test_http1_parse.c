@@ -218,6 +218,7 @@ static void test_http10(void **state)
 	assert_true(preq("GET / HTTP/1.0\r\n\r\n") > 0);
 	assert_int_equal(req.version_minor, 0);
 	assert_int_equal(req.host.len, 0);
+	assert_non_null(req.host.p); /* safe for memchr and friends */
 	assert_false(req.conn.keep_alive);
 	assert_true(preq("GET / HTTP/1.0\r\nConnection: keep-alive\r\n"
 			 "Host: b.example:81\r\n\r\n") > 0);
@@ -592,6 +593,12 @@ static void test_conn_info(void **state)
 			 "Expect: 100-continue-x\r\n\r\n") > 0);
 	assert_false(req.conn.expect_continue);
 
+	/* HTTP/1.0 requests cannot upgrade or expect 100 */
+	assert_true(preq("PUT / HTTP/1.0\r\nExpect: 100-continue\r\n"
+			 "Connection: upgrade\r\nUpgrade: websocket\r\n\r\n") >
+		    0);
+	assert_false(req.conn.expect_continue);
+	assert_false(req.conn.upgrade);
 	assert_true(
 	    preq("GET / HTTP/1.1\r\n" HOST "TE: gzip, trailers\r\n\r\n") > 0);
 	assert_true(req.conn.te_trailers);

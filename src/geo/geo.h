@@ -1,0 +1,76 @@
+/* geo.h - client IP -> country and Cloudflare region.
+ *
+ * A geo_db is built once per configuration snapshot from cfg_geo and is
+ * read-only afterwards: geo_lookup() and geo_is_trusted() may be called from
+ * every worker at once, allocate nothing and do no I/O (the MaxMind DB is
+ * memory-mapped by libmaxminddb).
+ *
+ * geo_lookup() order:
+ *   1. geo.networks CIDR overrides, longest prefix first (v4 and v6; an
+ *      IPv4-mapped IPv6 client matches IPv4 networks). An override with only
+ *      a country gets that country's region from the built-in table; one
+ *      with only a region leaves the country "".
+ *   2. The MaxMind DB of geo.database, if any: the ISO 3166-1 alpha-2 code at
+ *      `country_code` (ip-location-db's geo-whois-asn-country files, see
+ *      scripts/geo-data.sh), else `country/iso_code` (GeoLite2/GeoIP2
+ *      Country and City), else `registered_country/iso_code`; the region
+ *      from the built-in table.
+ *   3. Unknown: country "" and region "".
+ *
+ * The built-in country -> region table (geo_country_region) covers every
+ * ISO 3166-1 country (and XK, Kosovo, which MaxMind uses) with one of
+ * Cloudflare's 13 regions; see geo_region.c for how it was derived.
+ */
+#ifndef MERIDIAN_GEO_H
+#define MERIDIAN_GEO_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "config/cfg_model.h"
+
+typedef struct geo_db geo_db;
+
+typedef enum geo_source {
+	GEO_SRC_NONE = 0, /* unknown */
+	GEO_SRC_NETWORK,  /* a geo.networks override */
+	GEO_SRC_DATABASE, /* the MaxMind DB */
+} geo_source;
+
+typedef struct geo_result {
+	char country[3]; /* ISO 3166-1 alpha-2, "" when unknown */
+	char region[5];  /* WNAM, ENAM, ... (cfg_regions), "" when unknown */
+	geo_source source;
+} geo_result;
+
+/* Builds the lookup state for g (NULL: no overrides, no database, no
+ * trusted proxies). Opens g->database when set. On failure returns NULL
+ * with a message in err ("geo.database FILE: reason"). */
+geo_db *geo_open(const cfg_geo *g, char *err, size_t errlen);
+void geo_close(geo_db *db);
+
+/* Whether a MaxMind DB is open. */
+bool geo_has_database(const geo_db *db);
+
+/* Locates sa (AF_INET or AF_INET6; the port is ignored). Returns 0 when the
+ * country or the region is known, -ENOENT when neither is (out is then
+ * zeroed with source GEO_SRC_NONE), -EINVAL for a NULL argument or another
+ * address family. */
+int geo_lookup(const geo_db *db, const struct sockaddr *sa, geo_result *out);
+
+/* Whether sa is inside one of geo.trusted_proxies (whose X-Forwarded-For
+ * and PROXY protocol headers are believed). */
+bool geo_is_trusted(const geo_db *db, const struct sockaddr *sa);
+
+/* Cloudflare region of an ISO 3166-1 alpha-2 country (case-insensitive),
+ * or NULL when the code is not a known country. */
+const char *geo_country_region(const char *country);
+
+/* sa itself, or for an IPv4-mapped IPv6 address (::ffff:a.b.c.d) its IPv4
+ * form written to *tmp. */
+const struct sockaddr *geo_unmap(const struct sockaddr *sa,
+				 struct sockaddr_in *tmp);
+
+#endif

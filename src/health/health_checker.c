@@ -1,0 +1,507 @@
+/* health_checker.c - the health thread; see health_checker.h.
+ *
+ * Everything here runs on the health thread except health_start,
+ * health_stop, health_get_stats and health_states_*. The thread owns the
+ * targets (one per checked origin), the probe slots and the loop; other
+ * threads see only the atomics and locked fields of lb_origin_state and
+ * lb_pool_state, and the stats atomics.
+ *
+ * A target moves IDLE (timer at the next due time) -> RUNNING (a slot's
+ * probe) -> RETRY (timer HEALTH_RETRY_DELAY_MS) -> RUNNING ... -> IDLE. When
+ * no slot is free it waits in QUEUED, in FIFO order. Finished slots are
+ * recycled in the loop's post hook, after the epoll batch, so a slot is
+ * never restarted from inside its own completion.
+ */
+#include "health/health_checker.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/core_log.h"
+#include "core/core_loop.h"
+#include "core/core_util.h"
+#include "health/health_fsm.h"
+#include "health/health_probe.h"
+#include "lb/lb_select.h"
+
+enum { T_IDLE = 0, T_QUEUED, T_RUNNING, T_RETRY };
+
+typedef struct hc_target {
+	core_timer timer;
+	health_fsm fsm;
+	struct health_checker *hc;
+	const cfg_origin *origin;
+	const cfg_pool *pool;
+	const cfg_monitor *mon;
+	lb_origin_state *st;
+	struct hc_target *qnext;
+	uint64_t base; /* grid point of the current interval (no jitter) */
+	uint64_t due;  /* when its check was due (with jitter) */
+	uint8_t phase;
+	bool retrying; /* the next probe is a retry of the same attempt */
+} hc_target;
+
+typedef struct hc_slot {
+	health_probe probe;
+	struct hc_slot *next;
+	hc_target *t;
+} hc_slot;
+
+struct health_checker {
+	pthread_t thread;
+	bool started;
+	clockid_t cpu_clock;
+	bool has_cpu_clock;
+	core_loop loop;
+	core_io wake;
+	health_probe_ctx pctx;
+	const cfg_snapshot *cfg;
+	lb_origin_state *ostates;
+	lb_pool_state *pstates;
+	health_event_cb cb;
+	void *cb_arg;
+	hc_target *targets;
+	size_t ntargets;
+	hc_slot *slots;
+	uint32_t nslots;
+	hc_slot *free_slots, *done_slots;
+	hc_target *qhead, *qtail;
+	uint64_t rng;
+	_Atomic uint64_t probes, attempts, missed, max_late;
+	_Atomic uint32_t inflight;
+};
+
+/* ---- events and publication ------------------------------------------- */
+
+static void emit(health_checker *hc, const health_event *ev)
+{
+	if (hc->cb)
+		hc->cb(hc->cb_arg, ev);
+}
+
+static void pool_eval(health_checker *hc, const cfg_pool *pool, uint64_t wall)
+{
+	uint32_t enabled = 0, healthy = 0, unhealthy = 0;
+	for (size_t i = 0; i < pool->norigins; i++) {
+		const cfg_origin *o = &pool->origins[i];
+		if (!o->enabled)
+			continue;
+		enabled++;
+		uint8_t h = atomic_load_explicit(&hc->ostates[o->index].active,
+						 memory_order_relaxed);
+		healthy += h == LB_HEALTH_HEALTHY;
+		unhealthy += h == LB_HEALTH_UNHEALTHY;
+	}
+	bool mon = pool->monitor != NULL;
+	lb_pool_health nh = health_pool_eval(mon, enabled, healthy, unhealthy,
+					     pool->minimum_origins);
+	lb_pool_state *ps = &hc->pstates[pool->index];
+	atomic_store_explicit(&ps->healthy_origins, mon ? healthy : enabled,
+			      memory_order_relaxed);
+	lb_pool_health old =
+	    atomic_load_explicit(&ps->health, memory_order_relaxed);
+	if (old == nh)
+		return;
+	ps->since_ms = wall;
+	atomic_store_explicit(&ps->health, (uint8_t)nh, memory_order_release);
+
+	char reason[HEALTH_REASON_MAX];
+	if (mon)
+		snprintf(reason, sizeof(reason),
+			 "%u of %u origins healthy (minimum %u)", healthy,
+			 enabled, pool->minimum_origins);
+	else
+		snprintf(reason, sizeof(reason),
+			 "no monitor: %u enabled origins (minimum %u)", enabled,
+			 pool->minimum_origins);
+	health_event ev = {
+	    .kind = HEALTH_EV_POOL,
+	    .pool_id = pool->id,
+	    .pool = pool,
+	    .old_state = old,
+	    .new_state = nh,
+	    .reason = reason,
+	    .wall_ms = wall,
+	};
+	emit(hc, &ev);
+}
+
+static void publish(health_checker *hc, hc_target *t, const health_step *s)
+{
+	lb_origin_state *o = t->st;
+	atomic_store_explicit(&o->rtt_us, t->fsm.rtt_us, memory_order_relaxed);
+	/* Under the lock too, so a reader of the display fields sees a state
+	 * that matches its reason. */
+	pthread_mutex_lock(&o->lock);
+	snprintf(o->reason, sizeof(o->reason), "%s",
+		 health_fsm_reason(&t->fsm));
+	o->since_ms = t->fsm.since_ms;
+	o->checks = t->fsm.checks;
+	o->failures = t->fsm.failures;
+	atomic_store_explicit(&o->active, (uint8_t)t->fsm.state,
+			      memory_order_release);
+	pthread_mutex_unlock(&o->lock);
+	if (s->passed) {
+		/* An active pass ends a passive ejection (lb_state.h). */
+		atomic_store_explicit(&o->passive_fails, 0,
+				      memory_order_relaxed);
+		atomic_store_explicit(&o->ejected_until, 0,
+				      memory_order_relaxed);
+		atomic_store_explicit(&o->ejections, 0, memory_order_relaxed);
+	}
+	if (!s->changed)
+		return;
+	health_event ev = {
+	    .kind = HEALTH_EV_ORIGIN,
+	    .pool_id = t->pool->id,
+	    .origin_name = t->origin->name,
+	    .pool = t->pool,
+	    .origin = t->origin,
+	    .old_state = s->from,
+	    .new_state = s->to,
+	    .reason = health_fsm_reason(&t->fsm),
+	    .wall_ms = t->fsm.since_ms,
+	};
+	emit(hc, &ev);
+	pool_eval(hc, t->pool, t->fsm.since_ms);
+}
+
+/* ---- scheduling -------------------------------------------------------- */
+
+static uint64_t rand_below(health_checker *hc, uint64_t n)
+{
+	return n ? lb_rand(&hc->rng) % n : 0;
+}
+
+static void stat_max(_Atomic uint64_t *a, uint64_t v)
+{
+	if (v > atomic_load_explicit(a, memory_order_relaxed))
+		atomic_store_explicit(a, v, memory_order_relaxed);
+}
+
+static void probe_done(health_probe *p, const health_result *r);
+
+static void start_on(health_checker *hc, hc_target *t, hc_slot *s)
+{
+	if (!t->retrying) {
+		uint64_t now = hc->loop.now;
+		uint64_t late = now > t->due ? now - t->due : 0;
+		stat_max(&hc->max_late, late);
+		if (late >= t->mon->interval_ms)
+			atomic_fetch_add_explicit(&hc->missed, 1,
+						  memory_order_relaxed);
+	}
+	t->phase = T_RUNNING;
+	s->t = t;
+	atomic_fetch_add_explicit(&hc->inflight, 1, memory_order_relaxed);
+	health_probe_start(&s->probe, &hc->pctx, t->mon, t->origin, probe_done,
+			   s);
+}
+
+static void launch(health_checker *hc, hc_target *t)
+{
+	hc_slot *s = hc->free_slots;
+	if (!s) {
+		t->phase = T_QUEUED;
+		t->qnext = NULL;
+		if (hc->qtail)
+			hc->qtail->qnext = t;
+		else
+			hc->qhead = t;
+		hc->qtail = t;
+		return;
+	}
+	hc->free_slots = s->next;
+	start_on(hc, t, s);
+}
+
+/* Arm the check of the next interval: the next grid point, jittered by up
+ * to +-5%. Grid points the last attempt overran are skipped. */
+static void schedule_next(health_checker *hc, hc_target *t)
+{
+	uint64_t iv = MAX(t->mon->interval_ms, 1u);
+	uint64_t now = hc->loop.now;
+	t->base += iv;
+	if (t->base <= now) {
+		uint64_t skip = (now - t->base) / iv + 1;
+		t->base += skip * iv;
+		atomic_fetch_add_explicit(&hc->missed, skip,
+					  memory_order_relaxed);
+	}
+	uint64_t span = iv / 10; /* [-5%, +5%] */
+	uint64_t due = t->base + rand_below(hc, span + 1);
+	due = due >= span / 2 ? due - span / 2 : 0;
+	t->due = MAX(due, now);
+	t->phase = T_IDLE;
+	core_timer_set(&hc->loop, &t->timer, t->due);
+}
+
+static void probe_done(health_probe *p, const health_result *r)
+{
+	hc_slot *s = p->arg;
+	hc_target *t = s->t;
+	health_checker *hc = t->hc;
+
+	s->t = NULL;
+	s->next = hc->done_slots;
+	hc->done_slots = s;
+	atomic_fetch_sub_explicit(&hc->inflight, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&hc->probes, 1, memory_order_relaxed);
+
+	health_step st = health_fsm_feed(&t->fsm, t->mon, r, core_wall_ms());
+	if (st.retry) {
+		t->retrying = true;
+		t->phase = T_RETRY;
+		core_timer_after(&hc->loop, &t->timer, HEALTH_RETRY_DELAY_MS);
+		return;
+	}
+	t->retrying = false;
+	atomic_fetch_add_explicit(&hc->attempts, 1, memory_order_relaxed);
+	if (st.changed || r->reason != HEALTH_OK)
+		log_debug("health: %s/%s %s -> %s %s", t->pool->id,
+			  t->origin->name, health_state_name(st.from),
+			  health_state_name(st.to), health_fsm_reason(&t->fsm));
+	publish(hc, t, &st);
+	schedule_next(hc, t);
+}
+
+static void target_timer(core_timer *tm)
+{
+	hc_target *t = container_of(tm, hc_target, timer);
+	launch(t->hc, t);
+}
+
+/* After each batch: recycle finished slots, then feed the queue. */
+static void post_batch(core_loop *l, void *arg)
+{
+	health_checker *hc = arg;
+	while (hc->done_slots) {
+		hc_slot *s = hc->done_slots;
+		hc->done_slots = s->next;
+		s->next = hc->free_slots;
+		hc->free_slots = s;
+	}
+	while (hc->free_slots && hc->qhead) {
+		hc_target *t = hc->qhead;
+		hc->qhead = t->qnext;
+		if (!hc->qhead)
+			hc->qtail = NULL;
+		hc_slot *s = hc->free_slots;
+		hc->free_slots = s->next;
+		start_on(hc, t, s);
+	}
+}
+
+static void wake_cb(core_io *io, uint32_t events)
+{
+	health_checker *hc = container_of(io, health_checker, wake);
+	uint64_t v;
+	while (read(io->fd, &v, sizeof(v)) == sizeof(v))
+		;
+	hc->loop.stop = true;
+}
+
+/* ---- the thread -------------------------------------------------------- */
+
+static void *health_main(void *arg)
+{
+	health_checker *hc = arg;
+	core_log_set_thread_name("health");
+	hc->loop.now = core_now_ms();
+
+	/* Initial pool verdicts: pools without a monitor (Healthy), pools
+	 * with no enabled origin (Critical). Monitored ones stay Unknown
+	 * until their origins have one. */
+	uint64_t wall = core_wall_ms();
+	for (size_t i = 0; i < hc->cfg->npools; i++)
+		if (hc->cfg->pools[i].enabled)
+			pool_eval(hc, &hc->cfg->pools[i], wall);
+
+	for (size_t i = 0; i < hc->ntargets; i++) {
+		hc_target *t = &hc->targets[i];
+		uint64_t spread = MIN((uint64_t)t->mon->interval_ms, 1000u);
+		t->base = t->due = hc->loop.now + rand_below(hc, spread);
+		core_timer_set(&hc->loop, &t->timer, t->due);
+	}
+
+	int err = core_loop_run(&hc->loop);
+	if (err < 0)
+		log_error("health: loop failed: %s", strerror(-err));
+	for (uint32_t i = 0; i < hc->nslots; i++)
+		health_probe_cancel(&hc->slots[i].probe);
+	return NULL;
+}
+
+static uint32_t slot_count(size_t ntargets)
+{
+	uint64_t n = MIN((uint64_t)HEALTH_MAX_INFLIGHT, (uint64_t)ntargets);
+	/* Leave most descriptors to the data plane. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		n = MIN(n, MAX((uint64_t)rl.rlim_cur / 4, 16u));
+	return (uint32_t)MAX(n, 1u);
+}
+
+static void checker_free(health_checker *hc)
+{
+	if (hc->nslots)
+		for (uint32_t i = 0; i < hc->nslots; i++)
+			health_probe_cancel(&hc->slots[i].probe);
+	health_probe_ctx_destroy(&hc->pctx);
+	if (hc->wake.fd >= 0)
+		close(hc->wake.fd);
+	core_loop_destroy(&hc->loop);
+	free(hc->targets);
+	free(hc->slots);
+	free(hc);
+}
+
+health_checker *health_start(const cfg_snapshot *cfg, lb_origin_state *ostates,
+			     lb_pool_state *pstates, health_event_cb cb,
+			     void *cb_arg)
+{
+	health_checker *hc = xcalloc(1, sizeof(*hc));
+	hc->cfg = cfg;
+	hc->ostates = ostates;
+	hc->pstates = pstates;
+	hc->cb = cb;
+	hc->cb_arg = cb_arg;
+	hc->wake.fd = -1;
+	if (getrandom(&hc->rng, sizeof(hc->rng), GRND_NONBLOCK) !=
+	    (ssize_t)sizeof(hc->rng))
+		hc->rng = core_wall_ms() ^ (uint64_t)(uintptr_t)hc;
+	hc->rng |= 1; /* xorshift state must not be 0 */
+
+	size_t n = 0;
+	for (size_t i = 0; i < cfg->npools; i++)
+		if (cfg->pools[i].enabled && cfg->pools[i].monitor)
+			for (size_t j = 0; j < cfg->pools[i].norigins; j++)
+				n += cfg->pools[i].origins[j].enabled;
+	hc->targets = xcalloc(n ? n : 1, sizeof(*hc->targets));
+	for (size_t i = 0; i < cfg->npools; i++) {
+		const cfg_pool *pool = &cfg->pools[i];
+		if (!pool->enabled || !pool->monitor)
+			continue;
+		for (size_t j = 0; j < pool->norigins; j++) {
+			const cfg_origin *o = &pool->origins[j];
+			if (!o->enabled)
+				continue;
+			hc_target *t = &hc->targets[hc->ntargets++];
+			lb_origin_state *st = &ostates[o->index];
+			core_timer_init(&t->timer, target_timer);
+			/* Continue from the published state (a restarted
+			 * checker keeps its verdicts). */
+			health_fsm_init(&t->fsm, (lb_health)atomic_load(
+						     &st->active));
+			t->fsm.rtt_us = atomic_load(&st->rtt_us);
+			pthread_mutex_lock(&st->lock);
+			t->fsm.since_ms = st->since_ms;
+			t->fsm.checks = st->checks;
+			t->fsm.failures = st->failures;
+			pthread_mutex_unlock(&st->lock);
+			t->hc = hc;
+			t->origin = o;
+			t->pool = pool;
+			t->mon = pool->monitor;
+			t->st = st;
+		}
+	}
+
+	int err = core_loop_init(&hc->loop);
+	if (err < 0) {
+		log_error("health: epoll: %s", strerror(-err));
+		hc->loop.epfd = -1;
+		goto fail;
+	}
+	hc->loop.post = post_batch;
+	hc->loop.post_arg = hc;
+	health_probe_ctx_init(&hc->pctx, &hc->loop);
+	hc->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	hc->wake.cb = wake_cb;
+	if (hc->wake.fd < 0 || core_loop_add(&hc->loop, &hc->wake, true) < 0) {
+		log_error("health: eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	hc->nslots = slot_count(hc->ntargets);
+	hc->slots = xcalloc(hc->nslots, sizeof(*hc->slots));
+	for (uint32_t i = hc->nslots; i-- > 0;) {
+		hc->slots[i].probe.io.fd = -1;
+		hc->slots[i].next = hc->free_slots;
+		hc->free_slots = &hc->slots[i];
+	}
+
+	/* The thread takes no signals: the main thread's signalfd handles
+	 * them, and a TLS write to a closed peer must not kill us. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	err = pthread_create(&hc->thread, NULL, health_main, hc);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err) {
+		log_error("health: cannot start thread: %s", strerror(err));
+		goto fail;
+	}
+	hc->started = true;
+	hc->has_cpu_clock = pthread_getcpuclockid(hc->thread,
+						  &hc->cpu_clock) == 0;
+	return hc;
+fail:
+	checker_free(hc);
+	return NULL;
+}
+
+void health_stop(health_checker *hc)
+{
+	if (!hc)
+		return;
+	if (hc->started) {
+		uint64_t one = 1;
+		if (write(hc->wake.fd, &one, sizeof(one)) != sizeof(one))
+			log_error("health: cannot wake the thread: %s",
+				  strerror(errno));
+		pthread_join(hc->thread, NULL);
+	}
+	checker_free(hc);
+}
+
+void health_get_stats(health_checker *hc, health_stats *out)
+{
+	*out = (health_stats){
+	    .probes = atomic_load(&hc->probes),
+	    .attempts = atomic_load(&hc->attempts),
+	    .missed = atomic_load(&hc->missed),
+	    .max_late_ms = atomic_load(&hc->max_late),
+	    .inflight = atomic_load(&hc->inflight),
+	    .targets = (uint32_t)hc->ntargets,
+	};
+	struct timespec ts;
+	if (hc->has_cpu_clock && clock_gettime(hc->cpu_clock, &ts) == 0)
+		out->cpu_ns =
+		    (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void health_states_init(lb_origin_state *o, size_t n, lb_pool_state *p,
+			size_t m)
+{
+	for (size_t i = 0; i < n; i++) {
+		memset(&o[i], 0, sizeof(o[i]));
+		pthread_mutex_init(&o[i].lock, NULL);
+	}
+	if (p)
+		memset(p, 0, m * sizeof(*p));
+}
+
+void health_states_destroy(lb_origin_state *o, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		pthread_mutex_destroy(&o[i].lock);
+}

@@ -1,0 +1,109 @@
+/* health_checker.h - the health thread: runs the monitors of every origin
+ * and publishes the verdicts into the shared lb_origin_state/lb_pool_state.
+ *
+ * Which origins: every enabled origin of every enabled pool that has a
+ * monitor. Origins of pools without a monitor are never touched and stay
+ * LB_HEALTH_UNKNOWN (routable); such a pool is set Healthy at start (or
+ * Critical with fewer enabled origins than minimum_origins). Disabled pools
+ * are left as they are.
+ *
+ * Schedule: each origin has one timer in the thread's heap. The first check
+ * runs at a random point of [0, min(interval, 1 s)), the later ones every
+ * interval on a fixed grid (start + k * interval), each jittered by up to
+ * +-5% of the interval, so checks neither drift nor synchronise. Retries of
+ * a failed probe run HEALTH_RETRY_DELAY_MS later. At most HEALTH_MAX_INFLIGHT
+ * probes run at once (the rest wait in a FIFO), each with a preallocated
+ * slot and a pooled buffer, so steady-state checking allocates nothing
+ * (https probes excepted: OpenSSL allocates its SSL object).
+ * An attempt (probe + retries) that overruns its interval skips the
+ * intervals it covered (counted as missed in health_stats).
+ *
+ * Publication after each decided attempt: lb_origin_state.active and rtt_us
+ * (atomics), then reason/since_ms/checks/failures under `lock`; a passed
+ * attempt also clears passive_fails, ejected_until and ejections. Pool
+ * health (lb_pool_state) is re-evaluated when one of its origins changes.
+ *
+ * Initial state: the checker starts from what ostates/pstates hold, so the
+ * owner zeroes them (all unknown) and initialises each `lock` before
+ * health_start (health_states_init does both). cfg, ostates and pstates must
+ * outlive the checker.
+ */
+#ifndef MERIDIAN_HEALTH_CHECKER_H
+#define MERIDIAN_HEALTH_CHECKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/cfg_model.h"
+#include "health/health_status.h"
+#include "lb/lb_state.h"
+
+#define HEALTH_MAX_INFLIGHT   1024 /* concurrent probes (fds) */
+#define HEALTH_RETRY_DELAY_MS 100
+
+typedef struct health_checker health_checker;
+
+typedef enum health_event_kind {
+	HEALTH_EV_ORIGIN = 0,
+	HEALTH_EV_POOL,
+} health_event_kind;
+
+/* One health change. Strings point into the snapshot or the checker and
+ * are valid only during the callback: copy what you keep. */
+typedef struct health_event {
+	health_event_kind kind;
+	const char *pool_id;
+	const char *origin_name; /* NULL for a pool event */
+	const cfg_pool *pool;
+	const cfg_origin *origin; /* NULL for a pool event */
+	/* lb_health for origins, lb_pool_health for pools; name them with
+	 * health_state_name / health_pool_state_name. */
+	int old_state, new_state;
+	/* Origins: the failure ("timeout: no response within 5000 ms"), ""
+	 * when becoming healthy. Pools: "2 of 3 origins healthy (minimum
+	 * 2)". */
+	const char *reason;
+	uint64_t wall_ms; /* when the change was decided, ms since the epoch */
+} health_event;
+
+/* Called on the health thread, for every origin state change and every pool
+ * health change, an origin's before its pool's. It must not block (no
+ * network, no disk, no waiting on locks held for long): checks of every
+ * origin wait while it runs. Queue the event and return (the notifier and
+ * the events store do their I/O on their own threads). The first verdict of
+ * each origin and pool is reported too (old_state unknown); a notifier that
+ * only wants real changes filters those out. */
+typedef void (*health_event_cb)(void *arg, const health_event *ev);
+
+/* Start the health thread. cb may be NULL. Returns NULL (and logs why) if
+ * the thread or its loop cannot be created. */
+health_checker *health_start(const cfg_snapshot *cfg, lb_origin_state *ostates,
+			     lb_pool_state *pstates, health_event_cb cb,
+			     void *cb_arg);
+/* Stop the thread (running probes are abandoned), join it and free the
+ * checker. NULL is a no-op. The states keep the last verdicts. */
+void health_stop(health_checker *hc);
+
+/* Counters, for tests, benchmarks and later /metrics. Safe from any
+ * thread. */
+typedef struct health_stats {
+	uint64_t probes;   /* probes finished, retries included */
+	uint64_t attempts; /* attempts decided */
+	uint64_t missed;   /* intervals whose check started an interval late
+			    * or was skipped */
+	uint64_t max_late_ms; /* worst start delay after the due time */
+	uint64_t cpu_ns;      /* CPU time used by the health thread */
+	uint32_t inflight;    /* probes running now */
+	uint32_t targets;     /* origins being checked */
+} health_stats;
+
+void health_get_stats(health_checker *hc, health_stats *out);
+
+/* Zero n origin states and m pool states and initialise their locks;
+ * health_states_destroy releases the locks. */
+void health_states_init(lb_origin_state *o, size_t n, lb_pool_state *p,
+			size_t m);
+void health_states_destroy(lb_origin_state *o, size_t n);
+
+#endif

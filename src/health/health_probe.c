@@ -1,0 +1,1138 @@
+/* health_probe.c - non-blocking tcp/http/https/smtp checks; see
+ * health_probe.h.
+ *
+ * A probe is a small state machine over one socket (one per redirect hop):
+ * CONNECT -> [TLS] -> SEND -> HEAD -> BODY for http(s), CONNECT -> SMTP for
+ * smtp, CONNECT alone for tcp. The socket is registered edge-triggered, so
+ * pump() works each phase until the socket would block. Every exit goes
+ * through finish(), which releases everything and then calls the owner's
+ * callback as its very last action: the owner may recycle the probe.
+ *
+ * Buffer layout: the response head is read into buf; once parsed, the body
+ * bytes kept (at most HEALTH_BODY_MAX, de-chunked) move to buf->data[0..
+ * body_len) and each later read lands right after them and is folded in
+ * place (the de-chunked output never overtakes the input).
+ */
+#include "health/health_probe.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "config/cfg_values.h"
+#include "core/core_sock.h"
+#include "core/core_util.h"
+#include "http/px_head.h"
+
+/* Head (the parser stops at 16 KiB) + 10 KiB of body + a read's worth. */
+#define PROBE_BUF_SIZE 32768
+/* Buffers kept for reuse while idle; the rest go back to malloc. */
+#define PROBE_BUF_FREE 64
+
+enum {
+	P_IDLE = 0,
+	P_DEFER, /* failed before any I/O: deliver from the timer */
+	P_CONNECT,
+	P_TLS,
+	P_SEND,
+	P_HEAD,
+	P_BODY,
+	P_SMTP,
+};
+
+enum { SMTP_BANNER = 0, SMTP_EHLO, SMTP_HELO, SMTP_QUIT };
+
+/* Step results: progress, would block, probe finished (do not touch p). */
+enum { STEP_AGAIN = 1, STEP_WAIT = 0, STEP_DONE = -1 };
+
+static void io_cb(core_io *io, uint32_t events);
+static void timer_cb(core_timer *t);
+static int connect_to(health_probe *p);
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* ---- pure helpers ------------------------------------------------------ */
+
+static const char *header_value(const cfg_header *h, size_t n,
+				const char *name)
+{
+	size_t nl = strlen(name);
+	for (size_t i = 0; i < n; i++)
+		if (strlen(h[i].name) == nl &&
+		    core_strncaseeq(h[i].name, name, nl) == 0 &&
+		    h[i].nvalues > 0)
+			return h[i].values[0];
+	return NULL;
+}
+
+/* A header value we may put on the wire: no CR, LF or other controls
+ * (the config accepts any string; a stray newline must not inject a
+ * header). */
+static bool safe_value(const char *v)
+{
+	for (const unsigned char *s = (const unsigned char *)v; *s; s++)
+		if ((*s < 0x20 && *s != '\t') || *s == 0x7f)
+			return false;
+	return true;
+}
+
+static const char *host_override(const cfg_monitor *m, const cfg_origin *o)
+{
+	const char *h = header_value(m->headers, m->nheaders, "Host");
+	if (h && *h && safe_value(h))
+		return h;
+	h = px_origin_host(o);
+	if (h && *h && safe_value(h))
+		return h;
+	return NULL;
+}
+
+static uint16_t probe_port(const cfg_monitor *m, const cfg_origin *o)
+{
+	return m->port ? m->port : o->port;
+}
+
+int health_http_host(const cfg_monitor *m, const cfg_origin *o, char *buf,
+		     size_t size)
+{
+	const char *h = host_override(m, o);
+	int n;
+	if (h) {
+		n = snprintf(buf, size, "%s", h);
+	} else {
+		const char *a = o->address ? o->address : "";
+		bool v6 = strchr(a, ':') && a[0] != '[';
+		uint16_t port = probe_port(m, o);
+		uint16_t def = m->type == CFG_MON_HTTPS ? 443 : 80;
+		if (port == def)
+			n = snprintf(buf, size, v6 ? "[%s]" : "%s", a);
+		else
+			n = snprintf(buf, size, v6 ? "[%s]:%u" : "%s:%u", a,
+				     port);
+	}
+	if (n < 0 || (size_t)n >= size)
+		return -ENOSPC;
+	return n;
+}
+
+static bool is_ip_literal(const char *s)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+	return inet_pton(AF_INET, s, &a4) == 1 ||
+	       inet_pton(AF_INET6, s, &a6) == 1;
+}
+
+bool health_tls_name(const cfg_monitor *m, const cfg_origin *o, char *buf,
+		     size_t size)
+{
+	const char *h = host_override(m, o);
+	const char *src = h ? h : o->address;
+	if (!src || !*src || src[0] == '[' || size == 0)
+		return false;
+	size_t len = strlen(src);
+	const char *colon = strchr(src, ':');
+	/* "name:port" loses the port; two colons is an IPv6 literal. */
+	if (colon && !strchr(colon + 1, ':'))
+		len = (size_t)(colon - src);
+	if (len == 0 || len >= size)
+		return false;
+	memcpy(buf, src, len);
+	buf[len] = '\0';
+	return !is_ip_literal(buf);
+}
+
+/* Fields the probe writes itself, or that would break the exchange. */
+static bool skipped_header(const char *name)
+{
+	static const char *const skip[] = {
+	    "Host", "User-Agent", "Connection", "Content-Length",
+	    "Transfer-Encoding", "Keep-Alive", "Upgrade", "TE"};
+	size_t nl = strlen(name);
+	for (size_t i = 0; i < ARRAY_LEN(skip); i++)
+		if (strlen(skip[i]) == nl &&
+		    core_strncaseeq(skip[i], name, nl) == 0)
+			return true;
+	return false;
+}
+
+/* Appends to out[*pos..size); false once it does not fit. */
+static bool put(char *out, size_t size, size_t *pos, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static bool put(char *out, size_t size, size_t *pos, const char *fmt, ...)
+{
+	if (*pos >= size)
+		return false;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(out + *pos, size - *pos, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= size - *pos)
+		return false;
+	*pos += (size_t)n;
+	return true;
+}
+
+static bool method_has_body(const char *method)
+{
+	return strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+	       strcmp(method, "PATCH") == 0;
+}
+
+int health_http_request(const cfg_monitor *m, const cfg_origin *o,
+			const char *method, const char *path, char *out,
+			size_t size)
+{
+	char host[512];
+	size_t pos = 0;
+	if (health_http_host(m, o, host, sizeof(host)) < 0)
+		return -ENOSPC;
+	if (!put(out, size, &pos,
+		 "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: " HEALTH_USER_AGENT
+		 "\r\n",
+		 method, path, host))
+		return -ENOSPC;
+	for (size_t i = 0; i < m->nheaders; i++) {
+		const cfg_header *h = &m->headers[i];
+		if (skipped_header(h->name))
+			continue;
+		for (size_t j = 0; j < h->nvalues; j++)
+			if (safe_value(h->values[j]) &&
+			    !put(out, size, &pos, "%s: %s\r\n", h->name,
+				 h->values[j]))
+				return -ENOSPC;
+	}
+	if (method_has_body(method) &&
+	    !put(out, size, &pos, "Content-Length: 0\r\n"))
+		return -ENOSPC;
+	if (!put(out, size, &pos, "Connection: close\r\n\r\n"))
+		return -ENOSPC;
+	return (int)pos;
+}
+
+static bool target_char_ok(unsigned char c)
+{
+	return c > 0x20 && c < 0x7f;
+}
+
+int health_redirect_path(const char *loc, size_t len, const char *cur,
+			 char *out, size_t size)
+{
+	const char *p = loc, *end = loc + len;
+	const char *hash = memchr(loc, '#', len);
+	if (hash)
+		end = hash;
+
+	/* scheme "://" authority, or "//" authority: keep what follows. */
+	const char *colon = memchr(p, ':', (size_t)(end - p));
+	const char *slash = memchr(p, '/', (size_t)(end - p));
+	if (colon && (!slash || colon < slash)) {
+		size_t sl = (size_t)(colon - p);
+		if (!((sl == 4 && core_strncaseeq(p, "http", 4) == 0) ||
+		      (sl == 5 && core_strncaseeq(p, "https", 5) == 0)))
+			return -EINVAL;
+		p = colon + 1;
+		if (end - p < 2 || p[0] != '/' || p[1] != '/')
+			return -EINVAL;
+	}
+	bool absolute = false;
+	if (end - p >= 2 && p[0] == '/' && p[1] == '/') {
+		p += 2;
+		while (p < end && *p != '/' && *p != '?')
+			p++;
+		absolute = true;
+	}
+
+	size_t pos = 0, n = (size_t)(end - p);
+	if (absolute || (n > 0 && p[0] == '/')) {
+		if (n == 0 || p[0] != '/') {
+			/* "http://host" or "http://host?q": path "/" */
+			if (size < 2)
+				return -ENOSPC;
+			out[pos++] = '/';
+		}
+	} else {
+		/* Relative reference: cur's directory (RFC 3986 §5.2.3,
+		 * without dot-segment removal: the origin resolves those). */
+		size_t cl = strcspn(cur, "?");
+		while (cl > 0 && cur[cl - 1] != '/')
+			cl--;
+		if (cl == 0) {
+			if (size < 2)
+				return -ENOSPC;
+			out[pos++] = '/';
+		} else {
+			if (cl >= size)
+				return -ENOSPC;
+			memcpy(out, cur, cl);
+			pos = cl;
+		}
+	}
+	if (n >= size - pos)
+		return -ENOSPC;
+	for (size_t i = 0; i < n; i++) {
+		if (!target_char_ok((unsigned char)p[i]))
+			return -EINVAL;
+		out[pos++] = p[i];
+	}
+	out[pos] = '\0';
+	return (int)pos;
+}
+
+static inline unsigned char lower(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (unsigned char)(c | 0x20) : c;
+}
+
+bool health_body_contains(const char *hay, size_t n, const char *needle)
+{
+	size_t m = strlen(needle);
+	if (m == 0)
+		return true;
+	if (m > n)
+		return false;
+	unsigned char first = lower((unsigned char)needle[0]);
+	for (size_t i = 0; i + m <= n; i++) {
+		if (lower((unsigned char)hay[i]) != first)
+			continue;
+		size_t j = 1;
+		while (j < m && lower((unsigned char)hay[i + j]) ==
+				    lower((unsigned char)needle[j]))
+			j++;
+		if (j == m)
+			return true;
+	}
+	return false;
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+int health_smtp_reply(const char *buf, size_t len, int *code)
+{
+	size_t pos = 0;
+	for (;;) {
+		const char *line = buf + pos;
+		const char *lf = memchr(line, '\n', len - pos);
+		if (!lf) {
+			/* A partial line can already be judged malformed. */
+			size_t have = len - pos;
+			for (size_t i = 0; i < have && i < 3; i++)
+				if (!is_digit(line[i]))
+					return -1;
+			return 0;
+		}
+		size_t ll = (size_t)(lf - line);
+		if (ll > 0 && line[ll - 1] == '\r')
+			ll--;
+		if (ll < 3 || !is_digit(line[0]) || !is_digit(line[1]) ||
+		    !is_digit(line[2]) || (ll > 3 && line[3] != ' ' &&
+					   line[3] != '-'))
+			return -1;
+		pos = (size_t)(lf - buf) + 1;
+		if (ll == 3 || line[3] == ' ') {
+			*code = (line[0] - '0') * 100 + (line[1] - '0') * 10 +
+				(line[2] - '0');
+			return pos > INT32_MAX ? -1 : (int)pos;
+		}
+	}
+}
+
+/* ---- context ------------------------------------------------------------ */
+
+int health_probe_ctx_init(health_probe_ctx *c, core_loop *loop)
+{
+	memset(c, 0, sizeof(*c));
+	c->loop = loop;
+	core_buf_pool_init(&c->bufs, PROBE_BUF_SIZE, PROBE_BUF_FREE);
+	if (gethostname(c->ehlo_name, sizeof(c->ehlo_name)) != 0 ||
+	    !cfg_is_hostname(c->ehlo_name, false))
+		snprintf(c->ehlo_name, sizeof(c->ehlo_name), "localhost");
+	return 0;
+}
+
+void health_probe_ctx_destroy(health_probe_ctx *c)
+{
+	SSL_CTX_free(c->tls_verify);
+	SSL_CTX_free(c->tls_insecure);
+	c->tls_verify = c->tls_insecure = NULL;
+	core_buf_pool_destroy(&c->bufs);
+}
+
+static SSL_CTX *tls_ctx(health_probe_ctx *c, bool insecure)
+{
+	SSL_CTX **slot = insecure ? &c->tls_insecure : &c->tls_verify;
+	if (*slot)
+		return *slot;
+	SSL_CTX *t = SSL_CTX_new(TLS_client_method());
+	if (!t)
+		return NULL;
+	SSL_CTX_set_min_proto_version(t, TLS1_2_VERSION);
+	/* Servers that end an EOF-framed body without close_notify are
+	 * common; the framing is checked by the HTTP layer anyway. */
+	SSL_CTX_set_options(t, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	static const unsigned char alpn[] = "\x08http/1.1";
+	SSL_CTX_set_alpn_protos(t, alpn, sizeof(alpn) - 1);
+	if (insecure) {
+		SSL_CTX_set_verify(t, SSL_VERIFY_NONE, NULL);
+	} else {
+		SSL_CTX_set_verify(t, SSL_VERIFY_PEER, NULL);
+		if (SSL_CTX_set_default_verify_paths(t) != 1) {
+			SSL_CTX_free(t);
+			return NULL;
+		}
+	}
+	*slot = t;
+	return t;
+}
+
+/* ---- finishing ------------------------------------------------------------ */
+
+static void close_conn(health_probe *p)
+{
+	if (p->ssl) {
+		SSL_free(p->ssl);
+		p->ssl = NULL;
+	}
+	if (p->io.fd >= 0) {
+		if (!p->eof) {
+			struct linger lg = {.l_onoff = 1, .l_linger = 0};
+			setsockopt(p->io.fd, SOL_SOCKET, SO_LINGER, &lg,
+				   sizeof(lg));
+		}
+		close(p->io.fd);
+		p->io.fd = -1;
+	}
+	p->eof = false;
+}
+
+static void release(health_probe *p)
+{
+	close_conn(p);
+	core_timer_cancel(p->ctx->loop, &p->timer);
+	core_buf_put(&p->ctx->bufs, p->buf);
+	p->buf = NULL;
+	p->phase = P_IDLE;
+	p->running = false;
+}
+
+/* Deliver the result; the owner may reuse p from its callback on. */
+static int finish(health_probe *p)
+{
+	if (p->res.reason == HEALTH_OK) {
+		uint64_t us = now_us() - p->t0_us;
+		p->res.rtt_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+		p->res.detail[0] = '\0';
+	}
+	release(p);
+	health_result r = p->res;
+	p->cb(p, &r);
+	return STEP_DONE;
+}
+
+static int fail(health_probe *p, health_reason why, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int fail(health_probe *p, health_reason why, const char *fmt, ...)
+{
+	va_list ap;
+	p->res.reason = why;
+	va_start(ap, fmt);
+	vsnprintf(p->res.detail, sizeof(p->res.detail), fmt, ap);
+	va_end(ap);
+	return finish(p);
+}
+
+static int succeed(health_probe *p)
+{
+	p->res.reason = HEALTH_OK;
+	return finish(p);
+}
+
+/* Before any I/O: report from the timer so cb never runs inside start. */
+static void fail_later(health_probe *p, health_reason why, const char *detail)
+{
+	p->res.reason = why;
+	snprintf(p->res.detail, sizeof(p->res.detail), "%s", detail);
+	p->phase = P_DEFER;
+	core_timer_set(p->ctx->loop, &p->timer, p->ctx->loop->now);
+}
+
+/* The last OpenSSL error, or the certificate verdict, as a detail. */
+static int tls_fail(health_probe *p, const char *when)
+{
+	long v = p->ssl ? SSL_get_verify_result(p->ssl) : X509_V_OK;
+	unsigned long e = ERR_peek_last_error();
+	ERR_clear_error();
+	if (v != X509_V_OK)
+		return fail(p, HEALTH_TLS_ERROR, "certificate: %s",
+			    X509_verify_cert_error_string(v));
+	if (e) {
+		const char *r = ERR_reason_error_string(e);
+		return fail(p, HEALTH_TLS_ERROR, "%s: %s", when,
+			    r ? r : "error");
+	}
+	return fail(p, HEALTH_TLS_ERROR, "%s: connection closed", when);
+}
+
+/* ---- I/O ------------------------------------------------------------------ */
+
+/* > 0 bytes, 0 at EOF, -EAGAIN, -EPROTO (TLS: the error queue says why), or
+ * another -errno. */
+static ssize_t p_read(health_probe *p, char *dst, size_t n)
+{
+	if (p->ssl) {
+		ERR_clear_error();
+		errno = 0;
+		int r = SSL_read(p->ssl, dst, (int)MIN(n, (size_t)INT32_MAX));
+		if (r > 0)
+			return r;
+		switch (SSL_get_error(p->ssl, r)) {
+		case SSL_ERROR_WANT_READ:
+		case SSL_ERROR_WANT_WRITE:
+			return -EAGAIN;
+		case SSL_ERROR_ZERO_RETURN:
+			return 0;
+		case SSL_ERROR_SYSCALL:
+			/* No TLS error queued: a socket error, or EOF. */
+			if (ERR_peek_error() == 0)
+				return errno ? -errno : 0;
+			return -EPROTO;
+		default:
+			return -EPROTO;
+		}
+	}
+	for (;;) {
+		ssize_t r = recv(p->io.fd, dst, n, 0);
+		if (r >= 0)
+			return r;
+		if (errno == EINTR)
+			continue;
+		if (errno == EWOULDBLOCK)
+			return -EAGAIN;
+		return -errno;
+	}
+}
+
+static ssize_t p_write(health_probe *p, const char *src, size_t n)
+{
+	if (p->ssl) {
+		ERR_clear_error();
+		errno = 0;
+		int r = SSL_write(p->ssl, src, (int)MIN(n, (size_t)INT32_MAX));
+		if (r > 0)
+			return r;
+		int e = SSL_get_error(p->ssl, r);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+			return -EAGAIN;
+		if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 && errno)
+			return -errno;
+		return -EPROTO;
+	}
+	for (;;) {
+		ssize_t r = send(p->io.fd, src, n, MSG_NOSIGNAL);
+		if (r >= 0)
+			return r;
+		if (errno == EINTR)
+			continue;
+		if (errno == EWOULDBLOCK)
+			return -EAGAIN;
+		return -errno;
+	}
+}
+
+/* An I/O error after the connection was up. */
+static int io_fail(health_probe *p, ssize_t err, const char *when)
+{
+	if (err == -EPROTO)
+		return tls_fail(p, when);
+	return fail(p, HEALTH_CONNECT_FAILED, "%s: %s", when,
+		    strerror((int)-err));
+}
+
+/* Send [wpos, wlen) of wbuf. */
+static int send_pending(health_probe *p)
+{
+	while (p->wpos < p->wlen) {
+		ssize_t n = p_write(p, p->wbuf + p->wpos, p->wlen - p->wpos);
+		if (n == -EAGAIN)
+			return STEP_WAIT;
+		if (n < 0)
+			return io_fail(p, n, "sending");
+		p->wpos += (uint32_t)n;
+	}
+	return STEP_AGAIN;
+}
+
+/* ---- HTTP ------------------------------------------------------------------ */
+
+static http1_method method_id(const char *m)
+{
+	if (strcmp(m, "HEAD") == 0)
+		return HTTP_M_HEAD;
+	if (strcmp(m, "GET") == 0)
+		return HTTP_M_GET;
+	return HTTP_M_OTHER;
+}
+
+static int http_prepare(health_probe *p)
+{
+	core_buf *b = p->buf;
+	int n = health_http_request(p->mon, p->origin, p->method, p->path,
+				    b->data, b->cap);
+	if (n < 0)
+		return fail(p, HEALTH_PROTOCOL_ERROR, "request head too large");
+	b->start = 0;
+	b->end = (uint32_t)n;
+	p->wbuf = b->data;
+	p->wpos = 0;
+	p->wlen = (uint32_t)n;
+	p->phase = P_SEND;
+	return STEP_AGAIN;
+}
+
+static bool is_redirect(int status)
+{
+	return status == 301 || status == 302 || status == 303 ||
+	       status == 307 || status == 308;
+}
+
+static int follow(health_probe *p, const http1_header *loc)
+{
+	char np[HEALTH_PATH_MAX];
+	if (p->redirects >= HEALTH_MAX_REDIRECTS)
+		return fail(p, HEALTH_CODE_MISMATCH,
+			    "more than %d redirects (HTTP %d)",
+			    HEALTH_MAX_REDIRECTS, p->res.status);
+	int n = health_redirect_path(loc->value.p, loc->value.len, p->path, np,
+				     sizeof(np));
+	if (n < 0)
+		return fail(p, HEALTH_PROTOCOL_ERROR,
+			    "HTTP %d: unusable Location", p->res.status);
+	memcpy(p->path, np, (size_t)n + 1);
+	p->redirects++;
+	if (p->res.status == 303 && strcmp(p->method, "HEAD") != 0)
+		p->method = "GET";
+	else if ((p->res.status == 301 || p->res.status == 302) &&
+		 strcmp(p->method, "POST") == 0)
+		p->method = "GET";
+	close_conn(p);
+	return connect_to(p);
+}
+
+static int body_complete(health_probe *p)
+{
+	const char *want = p->mon->expected_body;
+	if (want && *want &&
+	    !health_body_contains(p->buf->data, p->body_len, want))
+		return fail(p, HEALTH_BODY_MISMATCH,
+			    "expected body not found in %u bytes", p->body_len);
+	return succeed(p);
+}
+
+/* Keep up to HEALTH_BODY_MAX body bytes of raw data at buf->data[off..]. */
+static void keep(health_probe *p, uint32_t off, uint32_t n)
+{
+	uint32_t room = HEALTH_BODY_MAX - p->body_len;
+	n = MIN(n, room);
+	if (n && off != p->body_len)
+		memmove(p->buf->data + p->body_len, p->buf->data + off, n);
+	p->body_len += n;
+}
+
+/* Fold the raw bytes at [off, off + n) into the body. Returns STEP_AGAIN
+ * when more is needed, else the probe's end. */
+static int body_bytes(health_probe *p, uint32_t off, uint32_t n)
+{
+	switch (p->framing) {
+	case HTTP1_BODY_NONE:
+		return body_complete(p);
+	case HTTP1_BODY_LENGTH: {
+		uint32_t take = (uint32_t)MIN((uint64_t)n, p->body_left);
+		keep(p, off, take);
+		p->body_left -= take;
+		if (p->body_left == 0)
+			return body_complete(p);
+		break;
+	}
+	case HTTP1_BODY_EOF:
+		keep(p, off, n);
+		break;
+	case HTTP1_BODY_CHUNKED: {
+		const char *raw = p->buf->data;
+		uint32_t i = 0;
+		bool done = false;
+		while (i < n && !done) {
+			if (p->in_chunk_data) {
+				/* All of it is data: feed in bulk. */
+				uint32_t take = (uint32_t)MIN(
+				    (uint64_t)(n - i), p->chunk.remaining);
+				ssize_t r = http1_chunked_feed(
+				    &p->chunk, raw + off + i, take, &done);
+				if (r < 0)
+					goto bad_chunk;
+				keep(p, off + i, take);
+				i += take;
+				if (p->chunk.remaining == 0)
+					p->in_chunk_data = false;
+				continue;
+			}
+			/* Framing bytes one at a time: a size line that ends
+			 * with a non-zero size raises `total`. */
+			uint64_t before = p->chunk.total;
+			ssize_t r =
+			    http1_chunked_feed(&p->chunk, raw + off + i, 1, &done);
+			if (r < 0)
+				goto bad_chunk;
+			i += (uint32_t)r;
+			if (p->chunk.total != before)
+				p->in_chunk_data = true;
+		}
+		if (done)
+			return body_complete(p);
+		break;
+	bad_chunk:
+		return fail(p, HEALTH_PROTOCOL_ERROR, "invalid chunked body");
+	}
+	}
+	if (p->body_len >= HEALTH_BODY_MAX)
+		return body_complete(p); /* the first 10 KB is all we read */
+	p->buf->end = p->body_len;
+	return STEP_AGAIN;
+}
+
+/* A complete head is at buf->data. */
+static int http_head(health_probe *p)
+{
+	core_buf *b = p->buf;
+	http1_response *resp = &p->ctx->resp;
+	for (;;) {
+		int r = http1_parse_response(b->data, b->end, NULL,
+					     method_id(p->method), resp);
+		if (r == HTTP1_INCOMPLETE)
+			return STEP_AGAIN;
+		if (r < 0)
+			return fail(p, HEALTH_PROTOCOL_ERROR,
+				    "invalid response: %s",
+				    http1_err_reason(r));
+		p->res.status = resp->status;
+		if (resp->status == 101)
+			return fail(p, HEALTH_PROTOCOL_ERROR,
+				    "unexpected HTTP 101");
+		if (resp->status < 200) {
+			/* Interim (100 Continue, 103): the final head
+			 * follows. */
+			memmove(b->data, b->data + r, b->end - (uint32_t)r);
+			b->end -= (uint32_t)r;
+			continue;
+		}
+		if (p->mon->follow_redirects && is_redirect(resp->status)) {
+			const http1_header *loc = http1_find_header(
+			    resp->headers, resp->nheaders, "Location");
+			if (loc)
+				return follow(p, loc);
+		}
+		const char *codes =
+		    p->mon->expected_codes ? p->mon->expected_codes : "200";
+		if (!cfg_expected_codes_match(codes, resp->status))
+			return fail(p, HEALTH_CODE_MISMATCH,
+				    "HTTP %d, expected %s", resp->status, codes);
+		p->framing = (uint8_t)resp->body;
+		p->body_left = resp->content_length;
+		memset(&p->chunk, 0, sizeof(p->chunk));
+		p->in_chunk_data = false;
+		p->body_len = 0;
+		p->phase = P_BODY;
+		return body_bytes(p, (uint32_t)r, b->end - (uint32_t)r);
+	}
+}
+
+static int http_eof(health_probe *p)
+{
+	if (p->phase == P_HEAD)
+		return fail(p, HEALTH_PROTOCOL_ERROR,
+			    p->buf->end ? "connection closed in the head"
+					: "connection closed without response");
+	if (p->framing == HTTP1_BODY_EOF)
+		return body_complete(p);
+	return fail(p, HEALTH_PROTOCOL_ERROR, "connection closed in the body");
+}
+
+static int http_read(health_probe *p)
+{
+	core_buf *b = p->buf;
+	for (;;) {
+		uint32_t space = core_buf_space(b);
+		if (space == 0) /* the parser's 16 KiB limit comes first */
+			return fail(p, HEALTH_PROTOCOL_ERROR,
+				    "response head too large");
+		ssize_t n = p_read(p, core_buf_tail(b), space);
+		if (n == -EAGAIN)
+			return STEP_WAIT;
+		if (n < 0)
+			return io_fail(p, n, "reading");
+		if (n == 0) {
+			p->eof = true;
+			return http_eof(p);
+		}
+		uint32_t off = b->end;
+		b->end += (uint32_t)n;
+		int r = p->phase == P_HEAD ? http_head(p)
+					   : body_bytes(p, off, (uint32_t)n);
+		if (r != STEP_AGAIN || p->phase == P_CONNECT)
+			return r == STEP_AGAIN ? STEP_WAIT : r;
+	}
+}
+
+/* ---- SMTP ------------------------------------------------------------------ */
+
+static int smtp_send(health_probe *p, const char *verb, int step)
+{
+	int n;
+	if (strcmp(verb, "QUIT") == 0)
+		n = snprintf(p->smtp_out, sizeof(p->smtp_out), "QUIT\r\n");
+	else
+		n = snprintf(p->smtp_out, sizeof(p->smtp_out), "%s %s\r\n",
+			     verb, p->ctx->ehlo_name);
+	p->wbuf = p->smtp_out;
+	p->wpos = 0;
+	p->wlen = (uint32_t)MIN((size_t)n, sizeof(p->smtp_out) - 1);
+	p->smtp_step = (uint8_t)step;
+	return STEP_AGAIN;
+}
+
+/* The last line of the reply, trimmed, for the detail. */
+static void last_line(const char *buf, size_t len, char *out, size_t size)
+{
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		len--;
+	size_t s = len;
+	while (s > 0 && buf[s - 1] != '\n')
+		s--;
+	size_t n = MIN(len - s, size - 1);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)buf[s + i];
+		out[i] = (c < 0x20 || c >= 0x7f) ? '?' : (char)c;
+	}
+	out[n] = '\0';
+}
+
+static int smtp_reply(health_probe *p, int code, const char *text)
+{
+	static const char *const what[] = {"banner", "EHLO", "HELO", "QUIT"};
+	p->res.status = code;
+	switch (p->smtp_step) {
+	case SMTP_BANNER:
+		if (code == 220)
+			return smtp_send(p, "EHLO", SMTP_EHLO);
+		break;
+	case SMTP_EHLO:
+		if (code == 250)
+			return smtp_send(p, "QUIT", SMTP_QUIT);
+		if (code >= 500) /* an old server: try HELO */
+			return smtp_send(p, "HELO", SMTP_HELO);
+		break;
+	case SMTP_HELO:
+		if (code == 250)
+			return smtp_send(p, "QUIT", SMTP_QUIT);
+		break;
+	case SMTP_QUIT:
+		if (code == 221)
+			return succeed(p);
+		break;
+	}
+	return fail(p, HEALTH_PROTOCOL_ERROR, "SMTP %s: %s",
+		    what[p->smtp_step], text);
+}
+
+static int smtp_pump(health_probe *p)
+{
+	core_buf *b = p->buf;
+	for (;;) {
+		int r = send_pending(p);
+		if (r != STEP_AGAIN)
+			return r;
+		int code = 0;
+		int n = health_smtp_reply(b->data, b->end, &code);
+		if (n < 0) {
+			char t[48];
+			last_line(b->data, MIN(b->end, 40u), t, sizeof(t));
+			return fail(p, HEALTH_PROTOCOL_ERROR,
+				    "not an SMTP reply: %s", t);
+		}
+		if (n > 0) {
+			char t[64];
+			last_line(b->data, (size_t)n, t, sizeof(t));
+			memmove(b->data, b->data + n, b->end - (uint32_t)n);
+			b->end -= (uint32_t)n;
+			r = smtp_reply(p, code, t);
+			if (r != STEP_AGAIN)
+				return r;
+			continue;
+		}
+		if (core_buf_space(b) == 0)
+			return fail(p, HEALTH_PROTOCOL_ERROR,
+				    "SMTP reply too long");
+		ssize_t got = p_read(p, core_buf_tail(b), core_buf_space(b));
+		if (got == -EAGAIN)
+			return STEP_WAIT;
+		if (got < 0)
+			return io_fail(p, got, "reading");
+		if (got == 0) {
+			p->eof = true;
+			return fail(p, HEALTH_PROTOCOL_ERROR,
+				    "connection closed in the SMTP dialogue");
+		}
+		b->end += (uint32_t)got;
+	}
+}
+
+/* ---- the machine ------------------------------------------------------------ */
+
+static int tls_start(health_probe *p)
+{
+	SSL_CTX *t = tls_ctx(p->ctx, p->mon->allow_insecure);
+	if (!t)
+		return tls_fail(p, "TLS setup");
+	ERR_clear_error();
+	p->ssl = SSL_new(t);
+	if (!p->ssl || SSL_set_fd(p->ssl, p->io.fd) != 1)
+		return tls_fail(p, "TLS setup");
+	SSL_set_connect_state(p->ssl);
+	char name[256];
+	bool have_name = health_tls_name(p->mon, p->origin, name, sizeof(name));
+	if (have_name)
+		SSL_set_tlsext_host_name(p->ssl, name);
+	if (!p->mon->allow_insecure) {
+		int ok;
+		if (have_name) {
+			ok = SSL_set1_host(p->ssl, name);
+		} else {
+			char ip[64];
+			core_sock_ip_text((const struct sockaddr *)&p->ss, ip,
+					  sizeof(ip));
+			ok = X509_VERIFY_PARAM_set1_ip_asc(
+			    SSL_get0_param(p->ssl), ip);
+		}
+		if (ok != 1)
+			return tls_fail(p, "TLS setup");
+	}
+	p->phase = P_TLS;
+	return STEP_AGAIN;
+}
+
+static int tls_handshake(health_probe *p)
+{
+	ERR_clear_error();
+	errno = 0;
+	int r = SSL_do_handshake(p->ssl);
+	if (r == 1)
+		return http_prepare(p);
+	int e = SSL_get_error(p->ssl, r);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+		return STEP_WAIT;
+	if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 && errno &&
+	    errno != EAGAIN)
+		return fail(p, HEALTH_TLS_ERROR, "handshake: %s",
+			    strerror(errno));
+	return tls_fail(p, "handshake");
+}
+
+/* The TCP connection is up. */
+static int connected(health_probe *p)
+{
+	switch (p->mon->type) {
+	case CFG_MON_TCP:
+		return succeed(p);
+	case CFG_MON_SMTP:
+		p->phase = P_SMTP;
+		p->smtp_step = SMTP_BANNER;
+		p->wpos = p->wlen = 0;
+		p->buf->start = p->buf->end = 0;
+		return STEP_AGAIN;
+	case CFG_MON_HTTPS:
+		return tls_start(p);
+	case CFG_MON_HTTP:
+		break;
+	}
+	return http_prepare(p);
+}
+
+static int connect_check(health_probe *p, uint32_t events)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+	if (getsockopt(p->io.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err == 0 && (events & (EPOLLERR | EPOLLHUP)))
+		err = ECONNREFUSED;
+	if (err)
+		return fail(p, HEALTH_CONNECT_FAILED, "%s", strerror(err));
+	if (!(events & EPOLLOUT))
+		return STEP_WAIT;
+	return connected(p);
+}
+
+static void pump(health_probe *p, uint32_t events)
+{
+	for (;;) {
+		int r;
+		switch (p->phase) {
+		case P_CONNECT:
+			r = connect_check(p, events);
+			break;
+		case P_TLS:
+			r = tls_handshake(p);
+			break;
+		case P_SEND:
+			r = send_pending(p);
+			if (r == STEP_AGAIN) {
+				p->buf->start = p->buf->end = 0;
+				p->phase = P_HEAD;
+			}
+			break;
+		case P_HEAD:
+		case P_BODY:
+			r = http_read(p);
+			break;
+		case P_SMTP:
+			r = smtp_pump(p);
+			break;
+		default:
+			return;
+		}
+		if (r != STEP_AGAIN)
+			return;
+	}
+}
+
+static void io_cb(core_io *io, uint32_t events)
+{
+	pump(container_of(io, health_probe, io), events);
+}
+
+static void timer_cb(core_timer *t)
+{
+	health_probe *p = container_of(t, health_probe, timer);
+	static const char *const what[] = {
+	    [P_CONNECT] = "connect", [P_TLS] = "TLS handshake",
+	    [P_SEND] = "sending",    [P_HEAD] = "waiting for the response",
+	    [P_BODY] = "reading the body", [P_SMTP] = "SMTP dialogue"};
+	if (p->phase == P_DEFER) {
+		finish(p);
+		return;
+	}
+	const char *w = p->phase < ARRAY_LEN(what) && what[p->phase]
+			    ? what[p->phase]
+			    : "check";
+	fail(p, HEALTH_TIMEOUT, "%s timed out after %u ms", w,
+	     p->mon->timeout_ms);
+}
+
+/* Open the connection of this hop. STEP_WAIT, or STEP_DONE if failed. */
+static int connect_to(health_probe *p)
+{
+	bool in_progress;
+	int fd = core_sock_connect((const struct sockaddr *)&p->ss, p->sslen,
+				   &in_progress);
+	if (fd < 0)
+		return fail(p, HEALTH_CONNECT_FAILED, "%s", strerror(-fd));
+	p->io.fd = fd;
+	p->io.cb = io_cb;
+	int err = core_loop_add(p->ctx->loop, &p->io, false);
+	if (err < 0)
+		return fail(p, HEALTH_CONNECT_FAILED, "epoll: %s",
+			    strerror(-err));
+	/* Even a connect that completed at once is handled on its first
+	 * epoll edge (registration reports a ready socket), so the result
+	 * never arrives inside health_probe_start. */
+	p->phase = P_CONNECT;
+	p->buf->start = p->buf->end = 0;
+	return STEP_WAIT;
+}
+
+void health_probe_start(health_probe *p, health_probe_ctx *c,
+			const cfg_monitor *m, const cfg_origin *o,
+			health_probe_cb cb, void *arg)
+{
+	p->arg = arg;
+	p->ctx = c;
+	p->mon = m;
+	p->origin = o;
+	p->cb = cb;
+	p->ssl = NULL;
+	p->io.fd = -1;
+	p->io.cb = io_cb;
+	core_timer_init(&p->timer, timer_cb);
+	p->redirects = 0;
+	p->eof = false;
+	p->running = true;
+	p->res = (health_result){0};
+	p->method = m->method && *m->method ? m->method : "GET";
+	p->t0_us = now_us();
+	p->buf = core_buf_get(&c->bufs);
+	p->buf->start = p->buf->end = 0;
+	core_timer_set(c->loop, &p->timer,
+		       c->loop->now + (m->timeout_ms ? m->timeout_ms : 5000));
+
+	const char *path = m->path && *m->path ? m->path : "/";
+	size_t pl = strlen(path);
+	if (pl >= sizeof(p->path)) {
+		fail_later(p, HEALTH_PROTOCOL_ERROR, "path too long");
+		return;
+	}
+	memcpy(p->path, path, pl + 1);
+
+	memcpy(&p->ss, &o->ss, sizeof(p->ss));
+	p->sslen = o->sslen;
+	uint16_t port = htons(probe_port(m, o));
+	if (p->ss.ss_family == AF_INET)
+		((struct sockaddr_in *)&p->ss)->sin_port = port;
+	else if (p->ss.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&p->ss)->sin6_port = port;
+	else {
+		fail_later(p, HEALTH_CONNECT_FAILED, "no usable address");
+		return;
+	}
+
+	bool in_progress;
+	int fd = core_sock_connect((const struct sockaddr *)&p->ss, p->sslen,
+				   &in_progress);
+	if (fd < 0) {
+		fail_later(p, HEALTH_CONNECT_FAILED, strerror(-fd));
+		return;
+	}
+	p->io.fd = fd;
+	int err = core_loop_add(c->loop, &p->io, false);
+	if (err < 0) {
+		close(fd);
+		p->io.fd = -1;
+		fail_later(p, HEALTH_CONNECT_FAILED, strerror(-err));
+		return;
+	}
+	p->phase = P_CONNECT;
+}
+
+void health_probe_cancel(health_probe *p)
+{
+	if (!p->running)
+		return;
+	release(p);
+}

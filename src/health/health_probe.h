@@ -1,0 +1,156 @@
+/* health_probe.h - one active check of one origin, non-blocking, on a
+ * core_loop.
+ *
+ * Monitor types:
+ *   tcp    connect, then close. RTT = connect time.
+ *   http   connect, send one request with "Connection: close", read the
+ *   https  head and at most HEALTH_BODY_MAX bytes of body, close. https
+ *          adds an OpenSSL client handshake before the request.
+ *   smtp   banner 220, EHLO -> 250 (HELO when EHLO gets a 5xx), QUIT -> 221.
+ * RTT runs from the first connect() to the complete answer (redirects
+ * included), in microseconds, and is reported for passed probes only.
+ *
+ * HTTP details: the request is `<method> <path> HTTP/1.1` with Host (the
+ * monitor's Host header, else the origin's Host header, else the origin
+ * address, with ":port" when it is not the scheme's default), User-Agent
+ * "Meridian-Health-Check/1" (monitor headers cannot replace it, as with
+ * Cloudflare), the other monitor headers, "Connection: close", and
+ * "Content-Length: 0" for POST, PUT and PATCH. Interim 1xx answers are
+ * skipped. With follow_redirects a 301/302/303/307/308 with a Location is
+ * followed up to HEALTH_MAX_REDIRECTS times, always to the same origin
+ * address and port: only the path (and query) of the Location is used, so
+ * a check never connects anywhere else. 303 (and 301/302 after POST) turn
+ * the method into GET. The final status must match expected_codes; then
+ * expected_body must occur, ASCII case-insensitively, in the first
+ * HEALTH_BODY_MAX bytes of the (de-chunked) body.
+ *
+ * TLS: SNI is the Host override (without port) or the origin address when
+ * it is a host name; an IP literal sends no SNI (RFC 6066). Unless
+ * allow_insecure, the chain is verified against the system CA store and the
+ * name against the SNI name, or the origin IP when there is none. Any TLS
+ * failure is HEALTH_TLS_ERROR with OpenSSL's reason as the detail.
+ *
+ * A check that has read its answer closes with an RST (SO_LINGER 0) unless
+ * the peer closed first: at 10,000 checks a second the checker would
+ * otherwise hold tens of thousands of TIME_WAIT sockets (HAProxy does the
+ * same for its checks).
+ *
+ * Threading: a health_probe_ctx and its probes belong to the thread that
+ * runs the loop.
+ */
+#ifndef MERIDIAN_HEALTH_PROBE_H
+#define MERIDIAN_HEALTH_PROBE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "config/cfg_model.h"
+#include "core/core_buf.h"
+#include "core/core_loop.h"
+#include "health/health_fsm.h"
+#include "http/http1_parse.h"
+
+#define HEALTH_BODY_MAX      10240 /* body bytes read and searched */
+#define HEALTH_MAX_REDIRECTS 5
+#define HEALTH_PATH_MAX      1024 /* request target, after redirects */
+#define HEALTH_USER_AGENT    "Meridian-Health-Check/1"
+
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX, kept out of this header */
+struct ssl_st;
+
+/* Per-thread state shared by the probes of one loop. */
+typedef struct health_probe_ctx {
+	core_loop *loop;
+	core_buf_pool bufs; /* one buffer per running probe */
+	/* Created on the first https probe: verifying, and allow_insecure. */
+	struct ssl_ctx_st *tls_verify, *tls_insecure;
+	http1_response resp; /* scratch: heads are parsed one at a time */
+	char ehlo_name[64];  /* this host's name for EHLO/HELO */
+} health_probe_ctx;
+
+typedef struct health_probe health_probe;
+typedef void (*health_probe_cb)(health_probe *p, const health_result *r);
+
+/* One probe. The owner allocates it (arrays of them are fine) and keeps it
+ * in place while it runs. Fields other than `arg` are private. */
+struct health_probe {
+	void *arg; /* the owner's; set by health_probe_start */
+	core_io io;
+	core_timer timer; /* the monitor's timeout; also defers early errors */
+	health_probe_ctx *ctx;
+	const cfg_monitor *mon;
+	const cfg_origin *origin;
+	health_probe_cb cb;
+	struct ssl_st *ssl;
+	core_buf *buf;
+	struct sockaddr_storage ss; /* the origin, with monitor.port applied */
+	socklen_t sslen;
+	uint64_t t0_us;
+	uint64_t body_left; /* Content-Length bytes still to come */
+	http1_chunked chunk;
+	const char *method;
+	const char *wbuf; /* bytes being sent: [wpos, wlen) */
+	uint32_t wpos, wlen;
+	uint32_t body_len; /* de-chunked body bytes kept at buf->data */
+	uint8_t phase;
+	uint8_t framing; /* http1_body */
+	uint8_t redirects;
+	uint8_t smtp_step;
+	bool in_chunk_data;
+	bool eof; /* the peer closed: a plain close leaves no TIME_WAIT */
+	bool running;
+	health_result res;
+	char path[HEALTH_PATH_MAX];
+	char smtp_out[96];
+};
+
+/* Returns 0 (cannot fail today; the TLS contexts are made lazily). */
+int health_probe_ctx_init(health_probe_ctx *c, core_loop *loop);
+/* Only once no probe of this ctx is running. */
+void health_probe_ctx_destroy(health_probe_ctx *c);
+
+/* Start a probe of origin o with monitor m (both must outlive it). The
+ * result comes exactly once through cb, always from a loop callback and
+ * never from inside this call, at the latest monitor.timeout after the
+ * start. After cb the probe is idle and may be started again, but only
+ * from a timer or the loop's post hook (not from inside cb). */
+void health_probe_start(health_probe *p, health_probe_ctx *c,
+			const cfg_monitor *m, const cfg_origin *o,
+			health_probe_cb cb, void *arg);
+/* Stop a running probe without calling cb (shutdown); no-op when idle. */
+void health_probe_cancel(health_probe *p);
+
+static inline bool health_probe_running(const health_probe *p)
+{
+	return p->running;
+}
+
+/* ---- pure helpers, exported for the unit tests ---- */
+
+/* The Host header value a check sends. Returns its length, or -ENOSPC. */
+int health_http_host(const cfg_monitor *m, const cfg_origin *o, char *buf,
+		     size_t size);
+/* The TLS server name: Host override without port, or the origin address
+ * if it is a host name. Returns false when there is none (an IP). */
+bool health_tls_name(const cfg_monitor *m, const cfg_origin *o, char *buf,
+		     size_t size);
+/* The request head. Returns its length, or -ENOSPC. */
+int health_http_request(const cfg_monitor *m, const cfg_origin *o,
+			const char *method, const char *path, char *out,
+			size_t size);
+/* The path to request after a redirect to `loc` (len bytes) from cur:
+ * absolute URLs and "//host/..." keep only their path and query, relative
+ * references resolve against cur's directory, fragments are dropped.
+ * Returns the length, -EINVAL (not http(s), bad characters) or -ENOSPC. */
+int health_redirect_path(const char *loc, size_t len, const char *cur,
+			 char *out, size_t size);
+/* ASCII case-insensitive substring search; an empty needle matches. */
+bool health_body_contains(const char *hay, size_t n, const char *needle);
+/* A complete SMTP reply (one or more "ddd-" lines and a final "ddd " line,
+ * CRLF or LF) at the start of buf: returns its length and the code of its
+ * final line, 0 when incomplete, -1 when malformed. */
+int health_smtp_reply(const char *buf, size_t len, int *code);
+
+#endif

@@ -1,0 +1,158 @@
+/* lb_steer.h - pool and origin steering, pure (no I/O, no allocation).
+ *
+ * Cloudflare Load Balancing's steering_policy and origin_steering, computed
+ * from the configuration and the live lb_origin_state. The caller (proxy,
+ * DNS) fills an lb_steer_ctx per request and calls lb_steer_pool() then
+ * lb_steer_origin(); on a failed attempt it adds the origin to `tried` (and,
+ * with adaptive_routing.failover_across_pools, the pool to `skip_pools`) and
+ * calls again. Given the same inputs and rng seed the answers are the same.
+ *
+ * Eligibility
+ *   An origin is usable when it is enabled, has weight > 0 and is routable
+ *   (lb_origin_routable: not actively unhealthy, not ejected at now_ms).
+ *   A pool is eligible when it is enabled, at least minimum_origins of its
+ *   enabled origins are routable (the pool's health threshold) and at least
+ *   one origin is usable.
+ *
+ * Pool choice (lb_steer_pool), per steering_policy:
+ *   off        first eligible pool of default_pools (failover order).
+ *   random     weighted random among eligible default_pools; a pool's weight
+ *              is its random_steering.pool_weights entry, else
+ *              random_steering.default_weight. When every eligible pool has
+ *              weight 0, failover order.
+ *   geo        ONE list is chosen, the first that is configured and not
+ *              empty: pop_pools[edge name], country_pools[client country],
+ *              region_pools[client region (else the edge's region)],
+ *              default_pools; the first eligible pool of that list wins
+ *              (failover order). Like Cloudflare, an all-unhealthy geo list
+ *              does not cascade to the next map: it goes to the fallback.
+ *   dynamic_latency
+ *              the eligible default pool with the lowest RTT, a pool's RTT
+ *              being the average rtt_us of its routable origins that have a
+ *              measurement (rtt_us > 0). Pools without any measurement rank
+ *              after all measured ones, in failover order; with no data at
+ *              all this is failover order. Ties: failover order.
+ *   proximity  the eligible default pool nearest to the edge (great-circle
+ *              distance, edge latitude/longitude to pool latitude/longitude);
+ *              pools without coordinates rank after all located ones, in
+ *              failover order; an edge without coordinates gives failover
+ *              order. (Meridian locates by the edge: the PoP, as Cloudflare's
+ *              proxied traffic does.)
+ *   least_outstanding_requests / least_connections
+ *              weighted random among eligible default_pools with
+ *                  effective weight = weight / (1 + in_flight)
+ *              where weight is the random_steering weight above and
+ *              in_flight the sum of `outstanding` (resp. `connections`) over
+ *              the pool's enabled origins. An idle pool keeps its full
+ *              weight; a busy one is scaled down, never to zero. When every
+ *              eligible pool has weight 0, failover order.
+ *   "" (CFG_STEER_DEFAULT)
+ *              geo when any of pop/country/region_pools is set, else off.
+ *   Nothing eligible: the fallback_pool when it is enabled (healthy or not:
+ *   like Cloudflare, traffic goes to the fallback regardless of its health)
+ *   and not in skip_pools; else NULL.
+ *
+ * Origin choice (lb_steer_origin), per the pool's origin_steering, among the
+ * usable origins not in `tried`:
+ *   random     weighted random by weight (0..1; weight 0 gets no traffic).
+ *   hash       weighted rendezvous hashing (lb_hash) of the client IP with
+ *              each origin's identity (pool id + origin name): the same
+ *              client goes to the same origin on every edge and across
+ *              restarts; when an origin leaves only its clients move.
+ *   least_outstanding_requests / least_connections
+ *              weighted random with weight / (1 + outstanding) (resp.
+ *              connections) of the origin.
+ *   NULL when no origin is left.
+ *
+ * Thread safety: reads the config (immutable) and the atomics of the state
+ * arrays; writes only *ctx->rng. One rng per worker.
+ */
+#ifndef MERIDIAN_LB_STEER_H
+#define MERIDIAN_LB_STEER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "config/cfg_model.h"
+#include "lb/lb_state.h"
+
+typedef struct lb_steer_ctx {
+	/* The edge answering (pop_pools key = edge->name, proximity origin =
+	 * edge latitude/longitude, region when the client's is unknown).
+	 * May be NULL. */
+	const cfg_edge *edge;
+	/* The client's location (geo_lookup): ISO 3166-1 alpha-2 country and
+	 * Cloudflare region; NULL or "" when unknown. */
+	const char *country;
+	const char *region;
+	/* The client's address, for origin_steering hash. May be NULL
+	 * (every client then hashes alike). */
+	const struct sockaddr *client;
+	/* Live state indexed by cfg_origin.index (cfg_snapshot.norigins
+	 * entries). NULL: every origin routable with no load (tests, tools). */
+	const lb_origin_state *origins;
+	uint64_t now_ms; /* monotonic, compared with ejected_until */
+	/* Per-worker PRNG state for lb_rand(), non-zero. NULL: the random
+	 * policies take the first candidate in order. */
+	uint64_t *rng;
+} lb_steer_ctx;
+
+/* The policy actually applied: CFG_STEER_DEFAULT resolved to geo or off. */
+cfg_steering lb_steer_policy(const cfg_lb *lb);
+
+/* Whether the origin may take new traffic (enabled, weight > 0, routable). */
+bool lb_steer_origin_usable(const cfg_origin *o, const lb_steer_ctx *ctx);
+
+/* Routable enabled origins of the pool (the count compared with
+ * minimum_origins). */
+uint32_t lb_steer_pool_healthy(const cfg_pool *p, const lb_steer_ctx *ctx);
+
+/* Whether the pool is eligible for steering (see above). */
+bool lb_steer_pool_eligible(const cfg_pool *p, const lb_steer_ctx *ctx);
+
+/* The pool's RTT for dynamic_latency in microseconds (average over its
+ * routable origins with rtt_us > 0); 0 when there is no data. */
+uint32_t lb_steer_pool_rtt_us(const cfg_pool *p, const lb_steer_ctx *ctx);
+
+/* The random_steering weight of a pool for this load balancer. */
+double lb_steer_pool_weight(const cfg_lb *lb, const cfg_pool *p);
+
+/* The pool list the geo policy uses for this context (never NULL when
+ * npools is set; *npools 0 when there is none). */
+const cfg_pool *const *lb_steer_geo_pools(const cfg_lb *lb,
+					  const lb_steer_ctx *ctx,
+					  size_t *npools);
+
+/* Great-circle distance in km between two points in degrees (haversine,
+ * mean Earth radius 6371.0088 km). */
+double lb_steer_distance_km(double lat1, double lon1, double lat2,
+			    double lon2);
+
+/* The pool for this request, or NULL when no pool can take it. Pools whose
+ * cfg_pool.index is in skip_pools[0..nskip) are passed over (failover
+ * across pools). */
+const cfg_pool *lb_steer_pool(const cfg_lb *lb, const lb_steer_ctx *ctx,
+			      const uint32_t *skip_pools, size_t nskip);
+
+/* The origin of pool p for this request by p->origin_steering, skipping
+ * origins whose cfg_origin.index is in tried[0..ntried); NULL when none. */
+const cfg_origin *lb_steer_origin(const cfg_pool *p, const lb_steer_ctx *ctx,
+				  const uint32_t *tried, size_t ntried);
+
+/* The same with an explicit policy (ip_cookie affinity picks its first
+ * origin with CFG_OSTEER_HASH whatever the pool says). */
+const cfg_origin *lb_steer_origin_by(const cfg_pool *p,
+				     cfg_origin_steering policy,
+				     const lb_steer_ctx *ctx,
+				     const uint32_t *tried, size_t ntried);
+
+/* Weighted rendezvous choice for an explicit 64-bit key (what "hash" does
+ * with the client IP's key; header session affinity passes the key of its
+ * header values, lb_affinity_header_key). Deterministic: no rng. */
+const cfg_origin *lb_steer_origin_key(const cfg_pool *p, uint64_t key,
+				      const lb_steer_ctx *ctx,
+				      const uint32_t *tried, size_t ntried);
+
+#endif

@@ -1,0 +1,1546 @@
+/* test_health_probe.c - health probes against real servers started inside
+ * this process on 127.0.0.1 ephemeral ports (http, https with a certificate
+ * made at run time, tcp, smtp), the pure helpers, and the health checker
+ * thread over small snapshots (hand-built and loaded from YAML), with state
+ * transitions, events and the status table.
+ *
+ * Nothing sleeps and hopes: probes finish through their loop (bounded by
+ * the monitor timeout) and checker events are awaited on a condition
+ * variable with a deadline. Test servers are blocking threads that handle
+ * one connection at a time.
+ *
+ * `test_health_probe --bench [origins] [seconds] [interval_ms] [ports]
+ * [http|tcp]` is the harness of bench/health.sh (not a test).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "config/cfg_load.h"
+#include "core/core_loop.h"
+#include "core/core_sock.h"
+#include "core/core_util.h"
+#include "health/health_checker.h"
+#include "health/health_probe.h"
+
+/* ---- test servers ------------------------------------------------------- */
+
+enum mode {
+	M_OK = 0,    /* 200, "Hello WORLD" */
+	M_500,       /* 500 */
+	M_204,       /* 204, no body */
+	M_301,       /* 301 Location: /x */
+	M_CHUNKED,   /* 200 chunked "hello world" in three chunks */
+	M_BIG,       /* 200, 20000 bytes, NEEDLE at srv.needle_at */
+	M_EOF,       /* 200 without length, body until close */
+	M_REDIRECT,  /* /start -> 302 absolute URL elsewhere -> /next?x=1 */
+	M_LOOP,      /* always 302 to /loop */
+	M_SLOW,      /* read the request, never answer */
+	M_GARBAGE,   /* not HTTP */
+	M_CLOSE,     /* read the request, close */
+	M_INTERIM,   /* 100 Continue, then 200 */
+	M_HEAD,      /* 200 with Content-Length: 100 and no body (HEAD) */
+	M_SMTP_OK,   /* 220, EHLO 250 (multi-line), QUIT 221 */
+	M_SMTP_HELO, /* 220, EHLO 502, HELO 250, QUIT 221 */
+	M_SMTP_554,  /* 554 banner */
+	M_SMTP_JUNK, /* an HTTP status line instead of a banner */
+	M_SMTP_DROP, /* 220 banner, then close at EHLO */
+};
+
+typedef struct srv {
+	int lfd;
+	uint16_t port;
+	pthread_t th;
+	atomic_int mode;
+	atomic_int nconn;
+	atomic_int needle_at;
+	atomic_bool stop;
+	SSL_CTX *tls; /* https server when set */
+	pthread_mutex_t mu;
+	char last_req[4096]; /* the last request head (HTTP) or dialogue */
+	char last_sni[256];
+	char paths[8][128]; /* request targets, in order */
+	int npaths;
+} srv;
+
+typedef struct conn {
+	int fd;
+	SSL *ssl;
+} conn;
+
+static ssize_t c_read(conn *c, char *b, size_t n)
+{
+	if (c->ssl) {
+		int r = SSL_read(c->ssl, b, (int)n);
+		return r > 0 ? r : -1;
+	}
+	return recv(c->fd, b, n, 0);
+}
+
+static void c_write(conn *c, const char *b, size_t n)
+{
+	while (n > 0) {
+		ssize_t r = c->ssl ? SSL_write(c->ssl, b, (int)n)
+				   : send(c->fd, b, n, MSG_NOSIGNAL);
+		if (r <= 0)
+			return;
+		b += r;
+		n -= (size_t)r;
+	}
+}
+
+static void c_puts(conn *c, const char *s)
+{
+	c_write(c, s, strlen(s));
+}
+
+/* Read a request head (through the empty line). Returns its length, 0 on
+ * EOF or error. */
+static size_t read_head(conn *c, char *buf, size_t size)
+{
+	size_t len = 0;
+	while (len + 1 < size) {
+		ssize_t n = c_read(c, buf + len, size - 1 - len);
+		if (n <= 0)
+			return 0;
+		len += (size_t)n;
+		buf[len] = '\0';
+		if (strstr(buf, "\r\n\r\n"))
+			return len;
+	}
+	return 0;
+}
+
+/* Read one CRLF line (SMTP), appending it to the server's dialogue. */
+static bool read_line(srv *s, conn *c, char *buf, size_t size)
+{
+	size_t len = 0;
+	while (len + 1 < size) {
+		ssize_t n = c_read(c, buf + len, 1);
+		if (n <= 0)
+			return false;
+		len++;
+		if (buf[len - 1] == '\n')
+			break;
+	}
+	buf[len] = '\0';
+	pthread_mutex_lock(&s->mu);
+	strncat(s->last_req, buf, sizeof(s->last_req) - strlen(s->last_req) - 1);
+	pthread_mutex_unlock(&s->mu);
+	return true;
+}
+
+static void record(srv *s, const char *head)
+{
+	pthread_mutex_lock(&s->mu);
+	snprintf(s->last_req, sizeof(s->last_req), "%s", head);
+	const char *sp = strchr(head, ' ');
+	if (sp && s->npaths < 8) {
+		size_t l = strcspn(sp + 1, " ");
+		snprintf(s->paths[s->npaths++], sizeof(s->paths[0]), "%.*s",
+			 (int)l, sp + 1);
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Wait until the client goes away (or the test ends). */
+static void wait_close(srv *s, conn *c)
+{
+	char b[512];
+	for (int i = 0; i < 100 && !atomic_load(&s->stop); i++) {
+		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+		int r = poll(&pfd, 1, 50);
+		if (r > 0 && recv(c->fd, b, sizeof(b), 0) <= 0)
+			return;
+	}
+}
+
+static void smtp_session(srv *s, conn *c, int mode)
+{
+	char line[512];
+	switch (mode) {
+	case M_SMTP_554:
+		c_puts(c, "554 go away\r\n");
+		return;
+	case M_SMTP_JUNK:
+		c_puts(c, "HTTP/1.1 400 Bad Request\r\n\r\n");
+		return;
+	default:
+		break;
+	}
+	c_puts(c, "220-smtp.test ESMTP\r\n220 ready\r\n");
+	if (!read_line(s, c, line, sizeof(line)))
+		return;
+	if (mode == M_SMTP_DROP)
+		return;
+	if (strncmp(line, "EHLO ", 5) == 0) {
+		if (mode == M_SMTP_HELO) {
+			c_puts(c, "502 command not implemented\r\n");
+			if (!read_line(s, c, line, sizeof(line)) ||
+			    strncmp(line, "HELO ", 5) != 0)
+				return;
+			c_puts(c, "250 smtp.test\r\n");
+		} else {
+			c_puts(c, "250-smtp.test hello\r\n250-SIZE 1000\r\n"
+				  "250 8BITMIME\r\n");
+		}
+	} else {
+		c_puts(c, "500 what\r\n");
+		return;
+	}
+	if (!read_line(s, c, line, sizeof(line)) || strcmp(line, "QUIT\r\n"))
+		return;
+	c_puts(c, "221 bye\r\n");
+}
+
+static void http_session(srv *s, conn *c, int mode)
+{
+	char head[4096], resp[512];
+	if (!read_head(c, head, sizeof(head)))
+		return;
+	record(s, head);
+	switch (mode) {
+	case M_OK:
+		c_puts(c, "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n"
+			  "Hello WORLD");
+		break;
+	case M_500:
+		c_puts(c, "HTTP/1.1 500 Internal Server Error\r\n"
+			  "Content-Length: 4\r\n\r\noops");
+		break;
+	case M_204:
+		c_puts(c, "HTTP/1.1 204 No Content\r\n\r\n");
+		break;
+	case M_301:
+		c_puts(c, "HTTP/1.1 301 Moved Permanently\r\nLocation: /x\r\n"
+			  "Content-Length: 0\r\n\r\n");
+		break;
+	case M_CHUNKED:
+		c_puts(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+			  "3\r\nhel\r\n5;ext=1\r\nlo wo\r\n");
+		/* Let the rest arrive in another read. */
+		usleep(20000);
+		c_puts(c, "3\r\nrld\r\n0\r\n\r\n");
+		break;
+	case M_BIG: {
+		static char body[20000];
+		memset(body, 'a', sizeof(body));
+		int at = atomic_load(&s->needle_at);
+		memcpy(body + at, "NEEDLE", 6);
+		snprintf(resp, sizeof(resp),
+			 "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n",
+			 sizeof(body));
+		c_puts(c, resp);
+		c_write(c, body, sizeof(body));
+		break;
+	}
+	case M_EOF:
+		c_puts(c, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"
+			  "the body ends at close");
+		break;
+	case M_REDIRECT: {
+		const char *path = s->paths[s->npaths - 1];
+		if (strcmp(path, "/start") == 0)
+			c_puts(c, "HTTP/1.1 302 Found\r\nLocation: "
+				  "http://elsewhere.invalid:9/next?x=1#frag\r\n"
+				  "Content-Length: 0\r\n\r\n");
+		else if (strcmp(path, "/next?x=1") == 0)
+			c_puts(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n"
+				  "done");
+		else
+			c_puts(c, "HTTP/1.1 404 Not Found\r\n"
+				  "Content-Length: 0\r\n\r\n");
+		break;
+	}
+	case M_LOOP:
+		c_puts(c, "HTTP/1.1 302 Found\r\nLocation: /loop\r\n"
+			  "Content-Length: 0\r\n\r\n");
+		break;
+	case M_SLOW:
+		wait_close(s, c);
+		break;
+	case M_GARBAGE:
+		c_puts(c, "hello there\r\n\r\n");
+		break;
+	case M_CLOSE:
+		break;
+	case M_INTERIM:
+		c_puts(c, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"
+			  "Content-Length: 2\r\n\r\nok");
+		break;
+	case M_HEAD:
+		c_puts(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
+		break;
+	}
+}
+
+static void *srv_main(void *arg)
+{
+	srv *s = arg;
+	for (;;) {
+		int fd = accept(s->lfd, NULL, NULL);
+		if (fd < 0) {
+			if (atomic_load(&s->stop))
+				return NULL;
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			return NULL;
+		}
+		atomic_fetch_add(&s->nconn, 1);
+		struct timeval tv = {.tv_sec = 3};
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		conn c = {.fd = fd};
+		if (s->tls) {
+			c.ssl = SSL_new(s->tls);
+			SSL_set_fd(c.ssl, fd);
+			if (SSL_accept(c.ssl) != 1) {
+				ERR_clear_error();
+				SSL_free(c.ssl);
+				close(fd);
+				continue;
+			}
+			const char *sni = SSL_get_servername(
+			    c.ssl, TLSEXT_NAMETYPE_host_name);
+			pthread_mutex_lock(&s->mu);
+			snprintf(s->last_sni, sizeof(s->last_sni), "%s",
+				 sni ? sni : "");
+			pthread_mutex_unlock(&s->mu);
+		}
+		int mode = atomic_load(&s->mode);
+		if (mode >= M_SMTP_OK)
+			smtp_session(s, &c, mode);
+		else
+			http_session(s, &c, mode);
+		if (c.ssl) {
+			SSL_shutdown(c.ssl);
+			SSL_free(c.ssl);
+		}
+		ERR_clear_error();
+		close(fd);
+	}
+}
+
+static void srv_start(srv *s, int mode, SSL_CTX *tls)
+{
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_init(&s->mu, NULL);
+	atomic_store(&s->mode, mode);
+	s->tls = tls;
+	s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(s->lfd >= 0);
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(s->lfd, 128), 0);
+	int port = core_sock_local_port(s->lfd);
+	assert_true(port > 0);
+	s->port = (uint16_t)port;
+	assert_int_equal(pthread_create(&s->th, NULL, srv_main, s), 0);
+}
+
+static void srv_stop(srv *s)
+{
+	atomic_store(&s->stop, true);
+	shutdown(s->lfd, SHUT_RDWR); /* wakes accept() */
+	pthread_join(s->th, NULL);
+	close(s->lfd);
+	pthread_mutex_destroy(&s->mu);
+}
+
+/* A port nothing listens on: bound, then closed. */
+static uint16_t closed_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	int port = core_sock_local_port(fd);
+	close(fd);
+	return (uint16_t)port;
+}
+
+/* ---- a self-signed certificate, made now --------------------------------- */
+
+static SSL_CTX *server_tls(void)
+{
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	assert_non_null(key);
+	X509 *x = X509_new();
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), -60);
+	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+	X509_set_pubkey(x, key);
+	X509_NAME *name = X509_get_subject_name(x);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+				   (const unsigned char *)"localhost", -1, -1,
+				   0);
+	X509_set_issuer_name(x, name);
+	X509V3_CTX v3;
+	X509V3_set_ctx_nodb(&v3);
+	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+	X509_EXTENSION *ext = X509V3_EXT_conf_nid(
+	    NULL, &v3, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1");
+	assert_non_null(ext);
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	assert_non_null(ctx);
+	assert_int_equal(SSL_CTX_use_certificate(ctx, x), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey(ctx, key), 1);
+	X509_free(x);
+	EVP_PKEY_free(key);
+	return ctx;
+}
+
+/* ---- running one probe -------------------------------------------------- */
+
+static cfg_monitor mon;
+static cfg_origin origin;
+static cfg_header mon_hdrs[4];
+static const char *hdr_vals[4][2];
+static cfg_header origin_hdrs[1];
+static const char *origin_host_val[1];
+
+static void set_origin(uint16_t port)
+{
+	memset(&origin, 0, sizeof(origin));
+	origin.name = "o1";
+	origin.address = "127.0.0.1";
+	origin.port = port;
+	origin.enabled = true;
+	origin.weight = 1;
+	char text[32];
+	snprintf(text, sizeof(text), "127.0.0.1:%u", port);
+	assert_int_equal(core_sock_parse_addr(text, &origin.ss, &origin.sslen),
+			 0);
+}
+
+static void set_monitor(cfg_monitor_type type)
+{
+	memset(&mon, 0, sizeof(mon));
+	mon.id = "m";
+	mon.type = type;
+	mon.method = "GET";
+	mon.path = "/";
+	mon.timeout_ms = 5000; /* generous: passing probes must not flake */
+	mon.retries = 0;
+	mon.interval_ms = 1000;
+	mon.expected_codes = "200";
+	mon.consecutive_up = 1;
+	mon.consecutive_down = 1;
+}
+
+static void add_header(const char *name, const char *value)
+{
+	size_t i = mon.nheaders++;
+	hdr_vals[i][0] = value;
+	mon_hdrs[i] = (cfg_header){.name = name, .values = hdr_vals[i],
+				   .nvalues = 1};
+	mon.headers = mon_hdrs;
+}
+
+typedef struct probe_run {
+	core_loop *loop;
+	int calls;
+	health_result res;
+} probe_run;
+
+static void on_probe(health_probe *p, const health_result *r)
+{
+	probe_run *pr = p->arg;
+	pr->calls++;
+	pr->res = *r;
+	pr->loop->stop = true;
+}
+
+static health_result run_probe(void)
+{
+	core_loop loop;
+	health_probe_ctx ctx;
+	health_probe p;
+	probe_run pr = {.loop = &loop};
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(core_loop_init(&loop), 0);
+	health_probe_ctx_init(&ctx, &loop);
+	health_probe_start(&p, &ctx, &mon, &origin, on_probe, &pr);
+	assert_int_equal(pr.calls, 0); /* never from inside start */
+	assert_true(health_probe_running(&p));
+	assert_int_equal(core_loop_run(&loop), 0);
+	assert_int_equal(pr.calls, 1);
+	assert_false(health_probe_running(&p));
+	assert_int_equal(ctx.bufs.in_use, 0);
+	health_probe_ctx_destroy(&ctx);
+	core_loop_destroy(&loop);
+	return pr.res;
+}
+
+static void expect(health_result r, health_reason why, const char *detail)
+{
+	if (r.reason != why)
+		print_error("reason %d (%s: %s), want %d\n", r.reason,
+			    health_reason_text(r.reason), r.detail, why);
+	assert_int_equal(r.reason, why);
+	if (detail && !strstr(r.detail, detail)) {
+		print_error("detail '%s' lacks '%s'\n", r.detail, detail);
+		fail();
+	}
+	if (why == HEALTH_OK)
+		assert_true(r.rtt_us > 0);
+}
+
+static srv S;
+
+static health_result probe_mode(int mode)
+{
+	srv_start(&S, mode, NULL);
+	set_origin(S.port);
+	health_result r = run_probe();
+	srv_stop(&S);
+	return r;
+}
+
+static int setup(void **state)
+{
+	set_monitor(CFG_MON_HTTP);
+	memset(&S, 0, sizeof(S));
+	return 0;
+}
+
+/* ---- HTTP probes ------------------------------------------------------- */
+
+static void test_http_ok_and_request(void **state)
+{
+	mon.path = "/health?full=1";
+	add_header("X-Probe", "a");
+	add_header("User-Agent", "curl/8"); /* cannot be replaced */
+	add_header("X-Bad", "a\r\nInjected: 1"); /* never sent */
+	health_result r = probe_mode(M_OK);
+	expect(r, HEALTH_OK, NULL);
+	assert_int_equal(r.status, 200);
+	char want[128];
+	snprintf(want, sizeof(want),
+		 "GET /health?full=1 HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
+		 "User-Agent: Meridian-Health-Check/1\r\n"
+		 "X-Probe: a\r\nConnection: close\r\n\r\n",
+		 S.port);
+	assert_string_equal(S.last_req, want);
+}
+
+static void test_http_host_override(void **state)
+{
+	/* The origin's Host header, then the monitor's, wins. */
+	origin_host_val[0] = "origin.example";
+	origin_hdrs[0] = (cfg_header){.name = "host",
+				      .values = origin_host_val,
+				      .nvalues = 1};
+	srv_start(&S, M_OK, NULL);
+	set_origin(S.port);
+	origin.headers = origin_hdrs;
+	origin.nheaders = 1;
+	expect(run_probe(), HEALTH_OK, NULL);
+	assert_non_null(strstr(S.last_req, "\r\nHost: origin.example\r\n"));
+	add_header("Host", "monitor.example");
+	expect(run_probe(), HEALTH_OK, NULL);
+	assert_non_null(strstr(S.last_req, "\r\nHost: monitor.example\r\n"));
+	srv_stop(&S);
+}
+
+static void test_http_code_mismatch(void **state)
+{
+	health_result r = probe_mode(M_500);
+	expect(r, HEALTH_CODE_MISMATCH, "HTTP 500, expected 200");
+	assert_int_equal(r.status, 500);
+	assert_int_equal(r.rtt_us, 0);
+}
+
+static void test_http_expected_codes(void **state)
+{
+	mon.expected_codes = "2xx";
+	expect(probe_mode(M_204), HEALTH_OK, NULL);
+	mon.expected_codes = "200,301";
+	expect(probe_mode(M_301), HEALTH_OK, NULL); /* not followed */
+	mon.expected_codes = "200";
+	expect(probe_mode(M_301), HEALTH_CODE_MISMATCH, "HTTP 301");
+}
+
+static void test_http_body_match(void **state)
+{
+	mon.expected_body = "world";
+	expect(probe_mode(M_OK), HEALTH_OK, NULL);
+	mon.expected_body = "hello world!";
+	expect(probe_mode(M_OK), HEALTH_BODY_MISMATCH, "not found");
+	/* Across chunks and reads, case-insensitively. */
+	mon.expected_body = "LO WOR";
+	expect(probe_mode(M_CHUNKED), HEALTH_OK, NULL);
+	mon.expected_body = "ends AT CLOSE";
+	expect(probe_mode(M_EOF), HEALTH_OK, NULL);
+}
+
+static void test_http_body_first_10k_only(void **state)
+{
+	mon.expected_body = "needle";
+	srv_start(&S, M_BIG, NULL);
+	set_origin(S.port);
+	atomic_store(&S.needle_at, HEALTH_BODY_MAX - 6); /* last bytes kept */
+	expect(run_probe(), HEALTH_OK, NULL);
+	atomic_store(&S.needle_at, HEALTH_BODY_MAX - 3); /* straddles */
+	expect(run_probe(), HEALTH_BODY_MISMATCH, "10240 bytes");
+	atomic_store(&S.needle_at, 15000);
+	expect(run_probe(), HEALTH_BODY_MISMATCH, NULL);
+	srv_stop(&S);
+}
+
+static void test_http_redirects(void **state)
+{
+	mon.follow_redirects = true;
+	mon.path = "/start";
+	health_result r = probe_mode(M_REDIRECT);
+	expect(r, HEALTH_OK, NULL);
+	/* Same address and port; only the path and query were taken. */
+	assert_int_equal(S.npaths, 2);
+	assert_string_equal(S.paths[0], "/start");
+	assert_string_equal(S.paths[1], "/next?x=1");
+
+	mon.path = "/loop";
+	r = probe_mode(M_LOOP);
+	expect(r, HEALTH_CODE_MISMATCH, "more than 5 redirects");
+	assert_int_equal(atomic_load(&S.nconn), HEALTH_MAX_REDIRECTS + 1);
+
+	mon.follow_redirects = false;
+	mon.path = "/start";
+	expect(probe_mode(M_REDIRECT), HEALTH_CODE_MISMATCH, "HTTP 302");
+}
+
+static void test_http_timeout(void **state)
+{
+	mon.timeout_ms = 200;
+	srv_start(&S, M_SLOW, NULL);
+	set_origin(S.port);
+	uint64_t t0 = core_now_ms();
+	expect(run_probe(), HEALTH_TIMEOUT,
+	       "waiting for the response timed out after 200 ms");
+	assert_true(core_now_ms() - t0 >= 190);
+	srv_stop(&S);
+}
+
+static void test_http_connection_refused(void **state)
+{
+	set_origin(closed_port());
+	expect(run_probe(), HEALTH_CONNECT_FAILED, "refused");
+}
+
+static void test_http_protocol_errors(void **state)
+{
+	expect(probe_mode(M_GARBAGE), HEALTH_PROTOCOL_ERROR,
+	       "invalid response");
+	expect(probe_mode(M_CLOSE), HEALTH_PROTOCOL_ERROR,
+	       "closed without response");
+}
+
+static void test_http_interim_and_head(void **state)
+{
+	expect(probe_mode(M_INTERIM), HEALTH_OK, NULL);
+	mon.method = "HEAD";
+	expect(probe_mode(M_HEAD), HEALTH_OK, NULL);
+	assert_memory_equal(S.last_req, "HEAD / HTTP/1.1\r\n", 17);
+	mon.method = "POST";
+	expect(probe_mode(M_OK), HEALTH_OK, NULL);
+	assert_non_null(strstr(S.last_req, "\r\nContent-Length: 0\r\n"));
+}
+
+static void test_monitor_port_override(void **state)
+{
+	srv_start(&S, M_OK, NULL);
+	set_origin(closed_port());
+	mon.port = S.port;
+	expect(run_probe(), HEALTH_OK, NULL);
+	srv_stop(&S);
+}
+
+/* ---- HTTPS ---------------------------------------------------------------- */
+
+static void test_https(void **state)
+{
+	SSL_CTX *tls = server_tls();
+	srv_start(&S, M_OK, tls);
+	set_origin(S.port);
+	set_monitor(CFG_MON_HTTPS);
+
+	mon.allow_insecure = true;
+	expect(run_probe(), HEALTH_OK, NULL);
+	assert_string_equal(S.last_sni, ""); /* an IP: no SNI */
+	assert_non_null(strstr(S.last_req, "GET / HTTP/1.1\r\n"));
+
+	add_header("Host", "localhost:8443");
+	expect(run_probe(), HEALTH_OK, NULL);
+	assert_string_equal(S.last_sni, "localhost");
+
+	/* Verified against the system store: a self-signed cert fails. */
+	mon.allow_insecure = false;
+	expect(run_probe(), HEALTH_TLS_ERROR, "certificate");
+	mon.nheaders = 0;
+	expect(run_probe(), HEALTH_TLS_ERROR, "certificate");
+	srv_stop(&S);
+
+	/* TLS against a plain HTTP server. */
+	mon.allow_insecure = true;
+	srv_start(&S, M_OK, NULL);
+	set_origin(S.port);
+	expect(run_probe(), HEALTH_TLS_ERROR, NULL);
+	srv_stop(&S);
+	SSL_CTX_free(tls);
+}
+
+/* ---- TCP and SMTP ------------------------------------------------------- */
+
+static void test_tcp(void **state)
+{
+	set_monitor(CFG_MON_TCP);
+	expect(probe_mode(M_SLOW), HEALTH_OK, NULL);
+	set_origin(closed_port());
+	expect(run_probe(), HEALTH_CONNECT_FAILED, "refused");
+}
+
+static void test_smtp(void **state)
+{
+	set_monitor(CFG_MON_SMTP);
+	health_result r = probe_mode(M_SMTP_OK);
+	expect(r, HEALTH_OK, NULL);
+	assert_int_equal(r.status, 221);
+	assert_memory_equal(S.last_req, "EHLO ", 5);
+	assert_non_null(strstr(S.last_req, "\r\nQUIT\r\n"));
+
+	r = probe_mode(M_SMTP_HELO);
+	expect(r, HEALTH_OK, NULL);
+	assert_non_null(strstr(S.last_req, "\r\nHELO "));
+
+	expect(probe_mode(M_SMTP_554), HEALTH_PROTOCOL_ERROR,
+	       "SMTP banner: 554 go away");
+	expect(probe_mode(M_SMTP_JUNK), HEALTH_PROTOCOL_ERROR,
+	       "not an SMTP reply");
+	expect(probe_mode(M_SMTP_DROP), HEALTH_PROTOCOL_ERROR, "closed");
+	mon.timeout_ms = 200;
+	expect(probe_mode(M_SLOW), HEALTH_TIMEOUT, "SMTP dialogue timed out");
+}
+
+/* ---- pure helpers --------------------------------------------------------- */
+
+static void test_redirect_path(void **state)
+{
+	char out[64];
+	struct {
+		const char *loc, *cur, *want;
+	} ok[] = {
+	    {"/a/b?c=1", "/", "/a/b?c=1"},
+	    {"http://evil.example:8080/x?y#z", "/", "/x?y"},
+	    {"HTTPS://h", "/", "/"},
+	    {"https://h?q=1", "/", "/?q=1"},
+	    {"//other/p", "/", "/p"},
+	    {"next", "/dir/page?x=1", "/dir/next"},
+	    {"next", "nodir", "/next"},
+	    {"?q", "/a/b", "/a/?q"},
+	    {"/frag#only", "/", "/frag"},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(ok); i++) {
+		int n = health_redirect_path(ok[i].loc, strlen(ok[i].loc),
+					     ok[i].cur, out, sizeof(out));
+		if (n < 0 || strcmp(out, ok[i].want))
+			print_error("'%s' from '%s': %d '%s', want '%s'\n",
+				    ok[i].loc, ok[i].cur, n, n < 0 ? "" : out,
+				    ok[i].want);
+		assert_int_equal(n, (int)strlen(ok[i].want));
+		assert_string_equal(out, ok[i].want);
+	}
+	const char *bad[] = {"ftp://h/x", "javascript:alert(1)", "/a b",
+			     "/a\x01", "http:/x"};
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++)
+		assert_int_equal(health_redirect_path(bad[i], strlen(bad[i]),
+						      "/", out, sizeof(out)),
+				 -EINVAL);
+	char small[4];
+	assert_int_equal(health_redirect_path("/abcd", 5, "/", small,
+					      sizeof(small)),
+			 -ENOSPC);
+}
+
+static void test_host_and_sni(void **state)
+{
+	char b[128];
+	set_origin(80);
+	assert_int_equal(health_http_host(&mon, &origin, b, sizeof(b)), 9);
+	assert_string_equal(b, "127.0.0.1");
+	origin.port = 8080;
+	health_http_host(&mon, &origin, b, sizeof(b));
+	assert_string_equal(b, "127.0.0.1:8080");
+	mon.port = 80; /* the monitor's port decides */
+	health_http_host(&mon, &origin, b, sizeof(b));
+	assert_string_equal(b, "127.0.0.1");
+	mon.type = CFG_MON_HTTPS;
+	mon.port = 443;
+	origin.address = "::1";
+	health_http_host(&mon, &origin, b, sizeof(b));
+	assert_string_equal(b, "[::1]");
+	mon.port = 0;
+	health_http_host(&mon, &origin, b, sizeof(b));
+	assert_string_equal(b, "[::1]:8080");
+	assert_false(health_tls_name(&mon, &origin, b, sizeof(b)));
+	origin.address = "api.example.com";
+	assert_true(health_tls_name(&mon, &origin, b, sizeof(b)));
+	assert_string_equal(b, "api.example.com");
+	add_header("host", "front.example:8443");
+	assert_true(health_tls_name(&mon, &origin, b, sizeof(b)));
+	assert_string_equal(b, "front.example");
+	health_http_host(&mon, &origin, b, sizeof(b));
+	assert_string_equal(b, "front.example:8443");
+	hdr_vals[0][0] = "10.0.0.1:80";
+	assert_false(health_tls_name(&mon, &origin, b, sizeof(b)));
+	assert_int_equal(health_http_host(&mon, &origin, b, 4), -ENOSPC);
+}
+
+static void test_request_head(void **state)
+{
+	char b[512];
+	set_origin(80);
+	add_header("Accept", "text/plain");
+	hdr_vals[0][1] = "application/json";
+	mon_hdrs[0].nvalues = 2;
+	add_header("Connection", "keep-alive");
+	int n = health_http_request(&mon, &origin, "GET", "/", b, sizeof(b));
+	assert_true(n > 0);
+	assert_string_equal(b, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+			       "User-Agent: Meridian-Health-Check/1\r\n"
+			       "Accept: text/plain\r\n"
+			       "Accept: application/json\r\n"
+			       "Connection: close\r\n\r\n");
+	assert_int_equal(health_http_request(&mon, &origin, "GET", "/", b, 40),
+			 -ENOSPC);
+}
+
+static void test_smtp_reply_parser(void **state)
+{
+	int code = 0;
+	assert_int_equal(health_smtp_reply("220 hi\r\n", 8, &code), 8);
+	assert_int_equal(code, 220);
+	assert_int_equal(health_smtp_reply("250-a\r\n250-b\r\n250 c\r\nX", 22,
+					   &code),
+			 21);
+	assert_int_equal(code, 250);
+	assert_int_equal(health_smtp_reply("221\n", 4, &code), 4);
+	assert_int_equal(code, 221);
+	assert_int_equal(health_smtp_reply("250-a\r\n250 c", 12, &code), 0);
+	assert_int_equal(health_smtp_reply("25", 2, &code), 0);
+	assert_int_equal(health_smtp_reply("HTTP/1.1", 8, &code), -1);
+	assert_int_equal(health_smtp_reply("2x0 hi\r\n", 8, &code), -1);
+	assert_int_equal(health_smtp_reply("220+hi\r\n", 8, &code), -1);
+	assert_int_equal(health_smtp_reply("22\r\n", 4, &code), -1);
+}
+
+static void test_body_contains(void **state)
+{
+	assert_true(health_body_contains("Hello WORLD", 11, "o w"));
+	assert_true(health_body_contains("Hello WORLD", 11, "HELLO WORLD"));
+	assert_true(health_body_contains("abc", 3, ""));
+	assert_false(health_body_contains("Hello", 5, "Hello!"));
+	assert_false(health_body_contains("aab", 2, "ab")); /* n bounds it */
+	assert_true(health_body_contains("xx\0ab", 5, "AB"));
+}
+
+/* ---- the checker ---------------------------------------------------------- */
+
+typedef struct ev_rec {
+	health_event_kind kind;
+	char pool[32], origin[32];
+	int from, to;
+	char reason[HEALTH_REASON_MAX];
+} ev_rec;
+
+typedef struct ev_log {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	ev_rec evs[512];
+	int n;
+	pthread_t thread; /* where callbacks ran */
+	bool thread_set, other_thread;
+} ev_log;
+
+static void on_event(void *arg, const health_event *ev)
+{
+	ev_log *l = arg;
+	pthread_mutex_lock(&l->mu);
+	if (!l->thread_set) {
+		l->thread = pthread_self();
+		l->thread_set = true;
+	} else if (!pthread_equal(l->thread, pthread_self())) {
+		l->other_thread = true;
+	}
+	if (l->n < (int)ARRAY_LEN(l->evs)) {
+		ev_rec *r = &l->evs[l->n++];
+		r->kind = ev->kind;
+		snprintf(r->pool, sizeof(r->pool), "%s", ev->pool_id);
+		snprintf(r->origin, sizeof(r->origin), "%s",
+			 ev->origin_name ? ev->origin_name : "");
+		r->from = ev->old_state;
+		r->to = ev->new_state;
+		snprintf(r->reason, sizeof(r->reason), "%s", ev->reason);
+		assert_true(ev->wall_ms > 1600000000000ull);
+		assert_true((ev->kind == HEALTH_EV_POOL) ==
+			    (ev->origin_name == NULL));
+	}
+	pthread_cond_broadcast(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+}
+
+static void ev_log_init(ev_log *l)
+{
+	memset(l, 0, sizeof(*l));
+	pthread_mutex_init(&l->mu, NULL);
+	pthread_cond_init(&l->cv, NULL);
+}
+
+static void ev_log_destroy(ev_log *l)
+{
+	pthread_mutex_destroy(&l->mu);
+	pthread_cond_destroy(&l->cv);
+}
+
+/* Wait (at most timeout_ms) for an event at index >= *from matching; on
+ * success *from is set past it and the event returned. */
+static const ev_rec *wait_event(ev_log *l, int *from, health_event_kind kind,
+				const char *pool, const char *origin_name,
+				int to, int timeout_ms)
+{
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += timeout_ms / 1000;
+	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&l->mu);
+	for (;;) {
+		for (int i = *from; i < l->n; i++) {
+			ev_rec *r = &l->evs[i];
+			if (r->kind == kind && strcmp(r->pool, pool) == 0 &&
+			    strcmp(r->origin, origin_name ? origin_name : "") ==
+				0 &&
+			    r->to == to) {
+				*from = i + 1;
+				pthread_mutex_unlock(&l->mu);
+				return r;
+			}
+		}
+		if (pthread_cond_timedwait(&l->cv, &l->mu, &dl) == ETIMEDOUT)
+			break;
+	}
+	for (int i = 0; i < l->n; i++)
+		print_error("event %d: %s %s/%s %d -> %d (%s)\n", i,
+			    l->evs[i].kind == HEALTH_EV_POOL ? "pool" : "origin",
+			    l->evs[i].pool, l->evs[i].origin, l->evs[i].from,
+			    l->evs[i].to, l->evs[i].reason);
+	pthread_mutex_unlock(&l->mu);
+	print_error("no %s event %s/%s -> %d within %d ms\n",
+		    kind == HEALTH_EV_POOL ? "pool" : "origin", pool,
+		    origin_name ? origin_name : "", to, timeout_ms);
+	fail();
+	return NULL;
+}
+
+static int count_events(ev_log *l, health_event_kind kind, const char *name)
+{
+	int n = 0;
+	pthread_mutex_lock(&l->mu);
+	for (int i = 0; i < l->n; i++)
+		if (l->evs[i].kind == kind &&
+		    strcmp(kind == HEALTH_EV_POOL ? l->evs[i].pool
+						  : l->evs[i].origin,
+			   name) == 0)
+			n++;
+	pthread_mutex_unlock(&l->mu);
+	return n;
+}
+
+#define WAIT_MS 10000 /* generous: a busy 2-core CI machine */
+
+/* A hand-built snapshot: intervals below the config's 1 s minimum keep the
+ * test short. Pool "a" (monitored): a1 -> srv, a2 -> closed port, a3
+ * disabled. Pool "b": no monitor. Pool "c": disabled. */
+static cfg_origin o_a[3], o_b[1], o_c[1];
+static cfg_origin *all_origins[5];
+static cfg_pool pools[3];
+static cfg_snapshot snap;
+
+static void origin_at(cfg_origin *o, const char *name, uint16_t port,
+		      uint32_t index)
+{
+	memset(o, 0, sizeof(*o));
+	o->name = name;
+	o->address = "127.0.0.1";
+	o->port = port;
+	o->enabled = true;
+	o->weight = 1;
+	o->index = index;
+	char text[32];
+	snprintf(text, sizeof(text), "127.0.0.1:%u", port);
+	assert_int_equal(core_sock_parse_addr(text, &o->ss, &o->sslen), 0);
+	all_origins[index] = o;
+}
+
+static void build_snapshot(uint16_t good, uint16_t bad)
+{
+	set_monitor(CFG_MON_HTTP);
+	mon.interval_ms = 150;
+	mon.timeout_ms = 2000;
+	mon.path = "/healthz";
+	origin_at(&o_a[0], "a1", good, 0);
+	origin_at(&o_a[1], "a2", bad, 1);
+	origin_at(&o_a[2], "a3", good, 2);
+	o_a[2].enabled = false;
+	origin_at(&o_b[0], "b1", bad, 3);
+	origin_at(&o_c[0], "c1", good, 4);
+	pools[0] = (cfg_pool){.id = "a", .name = "a", .enabled = true,
+			      .origins = o_a, .norigins = 3,
+			      .minimum_origins = 1, .monitor = &mon,
+			      .index = 0};
+	pools[1] = (cfg_pool){.id = "b", .name = "b", .enabled = true,
+			      .origins = o_b, .norigins = 1,
+			      .minimum_origins = 1, .index = 1};
+	pools[2] = (cfg_pool){.id = "c", .name = "c", .enabled = false,
+			      .origins = o_c, .norigins = 1,
+			      .minimum_origins = 1, .monitor = &mon,
+			      .index = 2};
+	memset(&snap, 0, sizeof(snap));
+	snap.pools = pools;
+	snap.npools = 3;
+	snap.origins = all_origins;
+	snap.norigins = 5;
+}
+
+static void test_checker_transitions(void **state)
+{
+	srv_start(&S, M_OK, NULL);
+	build_snapshot(S.port, closed_port());
+	lb_origin_state os[5];
+	lb_pool_state ps[3];
+	health_states_init(os, 5, ps, 3);
+	ev_log l;
+	ev_log_init(&l);
+
+	health_checker *hc = health_start(&snap, os, ps, on_event, &l);
+	assert_non_null(hc);
+	int at = 0;
+	/* No monitor: the pool counts healthy at once. */
+	wait_event(&l, &at, HEALTH_EV_POOL, "b", NULL, LB_POOL_HEALTHY,
+		   WAIT_MS);
+	at = 0;
+	const ev_rec *e = wait_event(&l, &at, HEALTH_EV_ORIGIN, "a", "a1",
+				     LB_HEALTH_HEALTHY, WAIT_MS);
+	assert_int_equal(e->from, LB_HEALTH_UNKNOWN);
+	assert_string_equal(e->reason, "");
+	at = 0;
+	e = wait_event(&l, &at, HEALTH_EV_ORIGIN, "a", "a2",
+		       LB_HEALTH_UNHEALTHY, WAIT_MS);
+	assert_string_equal(e->reason,
+			    "TCP connection failed: Connection refused");
+	/* Once both have verdicts: one healthy, one not. */
+	at = 0;
+	wait_event(&l, &at, HEALTH_EV_POOL, "a", NULL, LB_POOL_DEGRADED,
+		   WAIT_MS);
+	assert_int_equal(atomic_load(&ps[0].health), LB_POOL_DEGRADED);
+	assert_int_equal(atomic_load(&ps[0].healthy_origins), 1);
+	assert_true(ps[0].since_ms > 0);
+
+	/* Shared state as published. */
+	assert_int_equal(atomic_load(&os[0].active), LB_HEALTH_HEALTHY);
+	assert_true(atomic_load(&os[0].rtt_us) > 0);
+	assert_int_equal(atomic_load(&os[1].active), LB_HEALTH_UNHEALTHY);
+	pthread_mutex_lock(&os[1].lock);
+	assert_string_equal(os[1].reason,
+			    "TCP connection failed: Connection refused");
+	assert_true(os[1].since_ms > 0);
+	assert_true(os[1].failures >= 1);
+	pthread_mutex_unlock(&os[1].lock);
+
+	/* a1 starts failing: unhealthy with the reason, pool critical. */
+	int mark = l.n;
+	atomic_store(&os[0].passive_fails, 7);
+	atomic_store(&S.mode, M_500);
+	at = mark;
+	e = wait_event(&l, &at, HEALTH_EV_ORIGIN, "a", "a1",
+		       LB_HEALTH_UNHEALTHY, WAIT_MS);
+	assert_string_equal(e->reason,
+			    "response code mismatch: HTTP 500, expected 200");
+	at = mark;
+	wait_event(&l, &at, HEALTH_EV_POOL, "a", NULL, LB_POOL_CRITICAL,
+		   WAIT_MS);
+	/* And recovers: an active pass also ends the passive ejection. */
+	mark = l.n;
+	atomic_store(&S.mode, M_OK);
+	at = mark;
+	wait_event(&l, &at, HEALTH_EV_ORIGIN, "a", "a1", LB_HEALTH_HEALTHY,
+		   WAIT_MS);
+	at = mark;
+	wait_event(&l, &at, HEALTH_EV_POOL, "a", NULL, LB_POOL_DEGRADED,
+		   WAIT_MS);
+	assert_int_equal(atomic_load(&os[0].passive_fails), 0);
+	/* The request the checker sends. */
+	pthread_mutex_lock(&S.mu);
+	assert_memory_equal(S.last_req, "GET /healthz HTTP/1.1\r\n", 23);
+	pthread_mutex_unlock(&S.mu);
+
+	health_stats st;
+	health_get_stats(hc, &st);
+	assert_int_equal(st.targets, 2); /* a1, a2 */
+	assert_true(st.probes >= 4);
+	assert_int_equal(st.missed, 0);
+	assert_true(st.cpu_ns > 0);
+	health_stop(hc);
+
+	/* Never checked: no-monitor pool, disabled origin, disabled pool. */
+	assert_int_equal(atomic_load(&os[2].active), LB_HEALTH_UNKNOWN);
+	assert_int_equal(os[2].checks, 0);
+	assert_int_equal(atomic_load(&os[3].active), LB_HEALTH_UNKNOWN);
+	assert_int_equal(os[3].checks, 0);
+	assert_int_equal(atomic_load(&os[4].active), LB_HEALTH_UNKNOWN);
+	assert_int_equal(atomic_load(&ps[2].health), LB_POOL_UNKNOWN);
+	assert_int_equal(count_events(&l, HEALTH_EV_ORIGIN, "b1"), 0);
+	assert_int_equal(count_events(&l, HEALTH_EV_POOL, "c"), 0);
+	assert_false(l.other_thread);
+	assert_false(pthread_equal(l.thread, pthread_self()));
+
+	srv_stop(&S);
+	health_states_destroy(os, 5);
+	ev_log_destroy(&l);
+}
+
+static void test_checker_thresholds_and_retries(void **state)
+{
+	/* consecutive_down 2, retries 1: two failed attempts of two probes
+	 * each before a1 goes down; consecutive_up 2 to come back. */
+	srv_start(&S, M_OK, NULL);
+	build_snapshot(S.port, closed_port());
+	mon.retries = 1;
+	mon.consecutive_down = 2;
+	mon.consecutive_up = 2;
+	o_a[1].enabled = false;
+	lb_origin_state os[5];
+	lb_pool_state ps[3];
+	health_states_init(os, 5, ps, 3);
+	ev_log l;
+	ev_log_init(&l);
+	health_checker *hc = health_start(&snap, os, ps, on_event, &l);
+	assert_non_null(hc);
+	int at = 0;
+	wait_event(&l, &at, HEALTH_EV_ORIGIN, "a", "a1", LB_HEALTH_HEALTHY,
+		   WAIT_MS);
+	at = 0;
+	wait_event(&l, &at, HEALTH_EV_POOL, "a", NULL, LB_POOL_HEALTHY,
+		   WAIT_MS);
+
+	int mark = l.n;
+	atomic_store(&S.mode, M_500);
+	int before = atomic_load(&S.nconn);
+	at = mark;
+	wait_event(&l, &at, HEALTH_EV_ORIGIN, "a", "a1", LB_HEALTH_UNHEALTHY,
+		   WAIT_MS);
+	/* At least 2 attempts x (1 + 1 retry); the switch may land in the
+	 * middle of an attempt, hence >= rather than ==. */
+	assert_true(atomic_load(&S.nconn) - before >= 4);
+	pthread_mutex_lock(&os[0].lock);
+	assert_true(os[0].failures >= 2);
+	pthread_mutex_unlock(&os[0].lock);
+
+	mark = l.n;
+	atomic_store(&S.mode, M_OK);
+	at = mark;
+	wait_event(&l, &at, HEALTH_EV_ORIGIN, "a", "a1", LB_HEALTH_HEALTHY,
+		   WAIT_MS);
+	health_stop(hc);
+	/* One down and one up after the first verdict: no flapping. */
+	assert_int_equal(count_events(&l, HEALTH_EV_ORIGIN, "a1"), 3);
+	srv_stop(&S);
+	health_states_destroy(os, 5);
+	ev_log_destroy(&l);
+}
+
+static void test_checker_stop_with_probes_in_flight(void **state)
+{
+	srv_start(&S, M_SLOW, NULL);
+	build_snapshot(S.port, S.port);
+	mon.timeout_ms = 60000;
+	lb_origin_state os[5];
+	lb_pool_state ps[3];
+	health_states_init(os, 5, ps, 3);
+	health_checker *hc = health_start(&snap, os, ps, NULL, NULL);
+	assert_non_null(hc);
+	/* Wait for both probes to be connected and waiting. */
+	uint64_t dl = core_now_ms() + WAIT_MS;
+	health_stats st;
+	do {
+		health_get_stats(hc, &st);
+		if (st.inflight == 2)
+			break;
+		usleep(5000);
+	} while (core_now_ms() < dl);
+	assert_int_equal(st.inflight, 2);
+	uint64_t t0 = core_now_ms();
+	health_stop(hc); /* abandons them at once */
+	assert_true(core_now_ms() - t0 < 2000);
+	assert_int_equal(atomic_load(&os[0].active), LB_HEALTH_UNKNOWN);
+	srv_stop(&S);
+	health_states_destroy(os, 5);
+}
+
+static void test_status_format(void **state)
+{
+	build_snapshot(8080, 8081);
+	o_a[1].name = "we\"ird\n";
+	lb_origin_state os[5];
+	lb_pool_state ps[3];
+	health_states_init(os, 5, ps, 3);
+	atomic_store(&os[0].active, LB_HEALTH_HEALTHY);
+	atomic_store(&os[0].rtt_us, 1234);
+	os[0].since_ms = 1714557600123ull; /* 2024-05-01T10:00:00.123Z */
+	os[0].checks = 3;
+	atomic_store(&os[1].active, LB_HEALTH_UNHEALTHY);
+	snprintf(os[1].reason, sizeof(os[1].reason),
+		 "timeout: no \"answer\"");
+	os[1].checks = 2;
+	os[1].failures = 2;
+	atomic_store(&ps[0].health, LB_POOL_DEGRADED);
+	atomic_store(&ps[0].healthy_origins, 1);
+	atomic_store(&ps[1].health, LB_POOL_HEALTHY);
+
+	char buf[4096];
+	int n = health_format_status(&snap, os, ps, buf, sizeof(buf), true);
+	assert_true(n > 0 && n < (int)sizeof(buf));
+	assert_int_equal(strlen(buf), (size_t)n);
+	const char *want_a1 =
+	    "{\"name\":\"a1\",\"address\":\"127.0.0.1\",\"port\":8080,"
+	    "\"enabled\":true,\"health\":\"healthy\",\"reason\":\"\","
+	    "\"rtt_ms\":1.234,\"since\":\"2024-05-01T10:00:00.123Z\","
+	    "\"checks\":3,\"failures\":0}";
+	if (!strstr(buf, want_a1))
+		print_error("%s\n", buf);
+	assert_non_null(strstr(buf, want_a1));
+	assert_non_null(strstr(buf, "\"name\":\"we\\\"ird\\n\""));
+	assert_non_null(
+	    strstr(buf, "\"reason\":\"timeout: no \\\"answer\\\"\""));
+	assert_non_null(strstr(buf, "\"rtt_ms\":null,\"since\":null"));
+	assert_non_null(strstr(
+	    buf, "{\"pools\":[{\"id\":\"a\",\"name\":\"a\",\"enabled\":true,"
+		 "\"monitor\":\"m\",\"health\":\"degraded\","
+		 "\"healthy_origins\":1,\"enabled_origins\":2,"
+		 "\"minimum_origins\":1,\"since\":null,\"origins\":["));
+	assert_non_null(strstr(buf, "\"id\":\"b\",\"name\":\"b\",\"enabled\":"
+				    "true,\"monitor\":null,\"health\":"
+				    "\"healthy\""));
+	assert_non_null(strstr(buf, "\"enabled\":false"));
+	assert_memory_equal(buf + n - 4, "]}\n", 3);
+
+	/* snprintf semantics. */
+	char small[16];
+	int m = health_format_status(&snap, os, ps, small, sizeof(small), true);
+	assert_int_equal(m, n);
+	assert_int_equal(strlen(small), sizeof(small) - 1);
+	assert_memory_equal(small, buf, sizeof(small) - 1);
+	assert_int_equal(health_format_status(&snap, os, ps, NULL, 0, true), n);
+
+	n = health_format_status(&snap, os, ps, buf, sizeof(buf), false);
+	assert_true(n > 0 && n < (int)sizeof(buf));
+	assert_memory_equal(buf, "POOL/ORIGIN", 11);
+	assert_non_null(strstr(buf, "127.0.0.1:8080"));
+	assert_non_null(strstr(buf, "1.23"));
+	assert_non_null(strstr(buf, "2024-05-01T10:00:00.123Z"));
+	assert_non_null(strstr(buf, "degraded"));
+	assert_non_null(strstr(buf, "1/2 healthy, minimum 1, monitor m"));
+	assert_non_null(strstr(buf, "timeout: no \"answer\""));
+	assert_non_null(strstr(buf, "disabled"));
+	assert_non_null(strstr(buf, "no monitor (counts healthy)"));
+	health_states_destroy(os, 5);
+}
+
+static void test_checker_from_yaml(void **state)
+{
+	srv_start(&S, M_OK, NULL);
+	char yaml[1024];
+	snprintf(yaml, sizeof(yaml),
+		 "monitors:\n"
+		 "  - { id: web, type: http, path: /ready, interval: 1s,"
+		 " timeout: 2s, expected_codes: \"2xx\","
+		 " expected_body: hello }\n"
+		 "  - { id: port, type: tcp, interval: 1s }\n"
+		 "pools:\n"
+		 "  - id: gcp\n"
+		 "    monitor: web\n"
+		 "    origins: [ { name: gke-1, address: 127.0.0.1, port: %u,"
+		 " header: { Host: [app.example] } } ]\n"
+		 "  - id: aws\n"
+		 "    monitor: port\n"
+		 "    origins: [ { name: eks-1, address: 127.0.0.1, port: %u } ]\n",
+		 S.port, closed_port());
+	cfg_snapshot *cfg = NULL;
+	cfg_diag d = {0};
+	int rc = cfg_load_string("t.yaml", yaml, strlen(yaml), &cfg, &d);
+	for (size_t i = 0; i < d.n; i++)
+		print_error("%s\n", d.msgs[i]);
+	assert_int_equal(rc, 0);
+	cfg_diag_free(&d);
+	assert_int_equal(cfg->norigins, 2);
+
+	lb_origin_state os[2];
+	lb_pool_state ps[2];
+	health_states_init(os, 2, ps, 2);
+	ev_log l;
+	ev_log_init(&l);
+	health_checker *hc = health_start(cfg, os, ps, on_event, &l);
+	assert_non_null(hc);
+	int at = 0;
+	wait_event(&l, &at, HEALTH_EV_POOL, "gcp", NULL, LB_POOL_HEALTHY,
+		   WAIT_MS);
+	at = 0;
+	/* retries 2 (default) at 100 ms each, then the verdict */
+	wait_event(&l, &at, HEALTH_EV_POOL, "aws", NULL, LB_POOL_CRITICAL,
+		   WAIT_MS);
+	pthread_mutex_lock(&S.mu);
+	assert_memory_equal(S.last_req, "GET /ready HTTP/1.1\r\n", 21);
+	assert_non_null(strstr(S.last_req, "\r\nHost: app.example\r\n"));
+	pthread_mutex_unlock(&S.mu);
+	health_stop(hc);
+	char buf[2048];
+	health_format_status(cfg, os, ps, buf, sizeof(buf), false);
+	assert_non_null(strstr(buf, "gke-1"));
+	assert_non_null(strstr(buf, "TCP connection failed"));
+	health_states_destroy(os, 2);
+	ev_log_destroy(&l);
+	cfg_snapshot_free(cfg);
+	srv_stop(&S);
+}
+
+/* ---- bench harness (bench/health.sh) --------------------------------------- */
+
+/* A minimal epoll HTTP server on many ports: answers every request with a
+ * fixed 200 and closes. */
+typedef struct bench_srv {
+	int ep;
+	int *lfds;
+	int nports;
+	uint16_t *ports;
+	atomic_bool stop;
+	pthread_t th;
+} bench_srv;
+
+static void *bench_srv_main(void *arg)
+{
+	bench_srv *b = arg;
+	static const char resp[] =
+	    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n"
+	    "\r\nok";
+	struct epoll_event evs[256];
+	char buf[2048];
+	while (!atomic_load(&b->stop)) {
+		int n = epoll_wait(b->ep, evs, 256, 100);
+		for (int i = 0; i < n; i++) {
+			int fd = evs[i].data.fd;
+			if (evs[i].events & EPOLLRDHUP && !(evs[i].events & EPOLLIN)) {
+				close(fd);
+				continue;
+			}
+			bool listener = false;
+			for (int j = 0; j < b->nports && !listener; j++)
+				listener = b->lfds[j] == fd;
+			if (listener) {
+				int c;
+				while ((c = accept4(fd, NULL, NULL,
+						    SOCK_NONBLOCK)) >= 0) {
+					struct epoll_event ev = {
+					    .events = EPOLLIN | EPOLLRDHUP,
+					    .data.fd = c};
+					epoll_ctl(b->ep, EPOLL_CTL_ADD, c, &ev);
+				}
+				continue;
+			}
+			ssize_t r = recv(fd, buf, sizeof(buf), 0);
+			if (r > 0 && memmem(buf, (size_t)r, "\r\n\r\n", 4))
+				send(fd, resp, sizeof(resp) - 1, MSG_NOSIGNAL);
+			if (r == 0 || (r < 0 && errno != EAGAIN) ||
+			    (r > 0 && memmem(buf, (size_t)r, "\r\n\r\n", 4)))
+				close(fd);
+		}
+	}
+	return NULL;
+}
+
+static int bench(int argc, char **argv)
+{
+	int norigins = argc > 2 ? atoi(argv[2]) : 10000;
+	int seconds = argc > 3 ? atoi(argv[3]) : 10;
+	int interval = argc > 4 ? atoi(argv[4]) : 1000;
+	int nports = argc > 5 ? atoi(argv[5]) : 100;
+	bool tcp = argc > 6 && strcmp(argv[6], "tcp") == 0;
+	struct rlimit rl;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	signal(SIGPIPE, SIG_IGN);
+
+	bench_srv b = {.nports = nports};
+	b.ep = epoll_create1(0);
+	b.lfds = calloc((size_t)nports, sizeof(int));
+	b.ports = calloc((size_t)nports, sizeof(uint16_t));
+	for (int i = 0; i < nports; i++) {
+		struct sockaddr_in a = {.sin_family = AF_INET,
+					.sin_addr.s_addr =
+					    htonl(INADDR_LOOPBACK)};
+		int fd = core_sock_listen((struct sockaddr *)&a, sizeof(a),
+					  false, 4096);
+		if (fd < 0) {
+			fprintf(stderr, "listen: %s\n", strerror(-fd));
+			return 1;
+		}
+		b.lfds[i] = fd;
+		b.ports[i] = (uint16_t)core_sock_local_port(fd);
+		struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+		epoll_ctl(b.ep, EPOLL_CTL_ADD, fd, &ev);
+	}
+	pthread_create(&b.th, NULL, bench_srv_main, &b);
+
+	cfg_monitor m = {.id = "bench",
+			 .type = tcp ? CFG_MON_TCP : CFG_MON_HTTP,
+			 .method = "GET",
+			 .path = "/",
+			 .timeout_ms = 2000,
+			 .retries = 0,
+			 .interval_ms = (uint32_t)interval,
+			 .expected_codes = "200",
+			 .consecutive_up = 1,
+			 .consecutive_down = 1};
+	cfg_origin *os = calloc((size_t)norigins, sizeof(*os));
+	cfg_origin **idx = calloc((size_t)norigins, sizeof(*idx));
+	char (*names)[16] = calloc((size_t)norigins, 16);
+	for (int i = 0; i < norigins; i++) {
+		char text[32];
+		uint16_t port = b.ports[i % nports];
+		snprintf(names[i], 16, "o%d", i);
+		snprintf(text, sizeof(text), "127.0.0.1:%u", port);
+		os[i] = (cfg_origin){.name = names[i], .address = "127.0.0.1",
+				     .port = port, .enabled = true,
+				     .weight = 1, .index = (uint32_t)i};
+		core_sock_parse_addr(text, &os[i].ss, &os[i].sslen);
+		idx[i] = &os[i];
+	}
+	cfg_pool pool = {.id = "bench", .name = "bench", .enabled = true,
+			 .origins = os, .norigins = (size_t)norigins,
+			 .minimum_origins = 1, .monitor = &m};
+	cfg_snapshot s = {.pools = &pool, .npools = 1, .origins = idx,
+			  .norigins = (size_t)norigins};
+	lb_origin_state *st = calloc((size_t)norigins, sizeof(*st));
+	lb_pool_state ps;
+	health_states_init(st, (size_t)norigins, &ps, 1);
+
+	health_checker *hc = health_start(&s, st, &ps, NULL, NULL);
+	if (!hc)
+		return 1;
+	/* Warm-up: every origin gets its first verdict. */
+	sleep(2);
+	health_stats a, z;
+	health_get_stats(hc, &a);
+	uint64_t t0 = core_now_ms();
+	sleep((unsigned)seconds);
+	health_get_stats(hc, &z);
+	uint64_t t1 = core_now_ms();
+	health_stop(hc);
+	atomic_store(&b.stop, true);
+	pthread_join(b.th, NULL);
+
+	int healthy = 0;
+	for (int i = 0; i < norigins; i++)
+		healthy += atomic_load(&st[i].active) == LB_HEALTH_HEALTHY;
+	double wall = (double)(t1 - t0) / 1000.0;
+	double cpu = (double)(z.cpu_ns - a.cpu_ns) / 1e9;
+	double expect = (double)norigins * wall * 1000.0 / interval;
+	printf("origins %d (%s, %d ports), interval %d ms, measured %.1f s\n",
+	       norigins, tcp ? "tcp" : "http", nports, interval, wall);
+	printf("checks %llu (%.0f/s, expected %.0f), healthy %d/%d\n",
+	       (unsigned long long)(z.attempts - a.attempts),
+	       (double)(z.attempts - a.attempts) / wall, expect / wall,
+	       healthy, norigins);
+	printf("health thread CPU %.1f%% of one core\n", 100.0 * cpu / wall);
+	printf("missed intervals %llu, worst start delay %llu ms\n",
+	       (unsigned long long)z.missed,
+	       (unsigned long long)z.max_late_ms);
+	health_states_destroy(st, (size_t)norigins);
+	for (int i = 0; i < nports; i++)
+		close(b.lfds[i]);
+	close(b.ep);
+	free(b.lfds);
+	free(b.ports);
+	free(st);
+	free(names);
+	free(idx);
+	free(os);
+	return z.missed == 0 && healthy == norigins ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "--bench") == 0)
+		return bench(argc, argv);
+	signal(SIGPIPE, SIG_IGN);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup(test_http_ok_and_request, setup),
+	    cmocka_unit_test_setup(test_http_host_override, setup),
+	    cmocka_unit_test_setup(test_http_code_mismatch, setup),
+	    cmocka_unit_test_setup(test_http_expected_codes, setup),
+	    cmocka_unit_test_setup(test_http_body_match, setup),
+	    cmocka_unit_test_setup(test_http_body_first_10k_only, setup),
+	    cmocka_unit_test_setup(test_http_redirects, setup),
+	    cmocka_unit_test_setup(test_http_timeout, setup),
+	    cmocka_unit_test_setup(test_http_connection_refused, setup),
+	    cmocka_unit_test_setup(test_http_protocol_errors, setup),
+	    cmocka_unit_test_setup(test_http_interim_and_head, setup),
+	    cmocka_unit_test_setup(test_monitor_port_override, setup),
+	    cmocka_unit_test_setup(test_https, setup),
+	    cmocka_unit_test_setup(test_tcp, setup),
+	    cmocka_unit_test_setup(test_smtp, setup),
+	    cmocka_unit_test_setup(test_redirect_path, setup),
+	    cmocka_unit_test_setup(test_host_and_sni, setup),
+	    cmocka_unit_test_setup(test_request_head, setup),
+	    cmocka_unit_test(test_smtp_reply_parser),
+	    cmocka_unit_test(test_body_contains),
+	    cmocka_unit_test_setup(test_checker_transitions, setup),
+	    cmocka_unit_test_setup(test_checker_thresholds_and_retries, setup),
+	    cmocka_unit_test_setup(test_checker_stop_with_probes_in_flight,
+				   setup),
+	    cmocka_unit_test_setup(test_status_format, setup),
+	    cmocka_unit_test_setup(test_checker_from_yaml, setup),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
