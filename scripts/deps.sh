@@ -5,7 +5,7 @@
 set -euo pipefail
 what=${1:-test}
 
-pkgs=(build-essential meson ninja-build pkg-config libyaml-dev curl libcurl4-openssl-dev libjansson-dev)
+pkgs=(build-essential meson ninja-build pkg-config libyaml-dev libssl-dev curl libcurl4-openssl-dev libjansson-dev)
 if [ "$what" = test ] || [ "$what" = bench ]; then
 	pkgs+=(libcmocka-dev python3-pytest clang libclang-rt-14-dev nginx-light python3-aiosmtpd)
 fi
