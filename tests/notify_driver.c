@@ -17,6 +17,8 @@
  *   sleep,MS                             sleep
  *   idle,MS                              wait until nothing is pending
  *                                        (exit 3 after MS)
+ *   sent,N,MS                            wait until N deliveries are done
+ *                                        (exit 3 after MS)
  *   counters                             print the counters line now
  * NEW "healthy" or "degraded" counts as healthy for notification_filter.
  * Exit: 0, 2 on usage or config errors, 3 when an idle wait timed out.
@@ -111,13 +113,15 @@ static int submit(notify_ctx *n, const cfg_snapshot *cfg, char *arg)
 	return 0;
 }
 
-static int wait_idle(notify_ctx *n, uint64_t ms)
+/* Wait until nothing is pending (sent == UINT64_MAX) or until `sent`
+ * deliveries are done. */
+static int wait_for(notify_ctx *n, uint64_t sent, uint64_t ms)
 {
 	uint64_t deadline = core_now_ms() + ms;
 	for (;;) {
 		notify_counters c;
 		notify_counters_get(n, &c);
-		if (c.pending == 0)
+		if (sent == UINT64_MAX ? c.pending == 0 : c.sent >= sent)
 			return 0;
 		if (core_now_ms() >= deadline)
 			return -1;
@@ -153,8 +157,18 @@ int main(int argc, char **argv)
 		} else if (!strncmp(arg, "sleep,", 6)) {
 			sleep_ms(strtoull(arg + 6, NULL, 10));
 		} else if (!strncmp(arg, "idle,", 5)) {
-			if (wait_idle(n, strtoull(arg + 5, NULL, 10)) < 0) {
+			if (wait_for(n, UINT64_MAX,
+				     strtoull(arg + 5, NULL, 10)) < 0) {
 				fprintf(stderr, "idle: timed out\n");
+				rc = 3;
+			}
+		} else if (!strncmp(arg, "sent,", 5)) {
+			char *end;
+			uint64_t want = strtoull(arg + 5, &end, 10);
+			if (*end != ',' ||
+			    wait_for(n, want, strtoull(end + 1, NULL, 10)) <
+				0) {
+				fprintf(stderr, "%s: timed out\n", arg);
 				rc = 3;
 			}
 		} else if (!strcmp(arg, "counters")) {

@@ -16,6 +16,8 @@
 #include "core/core_buf.h"
 #include "core/core_loop.h"
 #include "http/http1_parse.h"
+#include "geo/geo.h"
+#include "lb/lb_affinity.h"
 #include "lb/lb_passive.h"
 #include "lb/lb_route.h"
 #include "lb/lb_state.h"
@@ -35,6 +37,8 @@ typedef struct edge_snapshot {
 	 * the one part of a snapshot that is not read-only. */
 	lb_origin_state *ostates;
 	lb_pool_state *pstates;
+	geo_db *geo;                   /* client location (NULL: none) */
+	lb_affinity_secret aff_secret; /* keys session affinity cookies */
 } edge_snapshot;
 
 typedef struct edge_listener {
@@ -87,8 +91,11 @@ struct edge {
 	atomic_bool draining;
 };
 
-/* Build the data plane's view of a config snapshot (takes ownership). */
-edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, uint32_t buf_size);
+/* Build the data plane's view of a config snapshot (takes ownership of cfg
+ * on success). NULL with err set when e.g. the geo database cannot be
+ * opened. */
+edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, uint32_t buf_size,
+				 char *err, size_t errlen);
 void edge_snapshot_free(edge_snapshot *s);
 
 /* Run an edge until SIGTERM/SIGINT has drained it. Returns the exit status.

@@ -10,6 +10,8 @@
 #include "core/core_log.h"
 #include "core/core_util.h"
 #include "edge/edge.h"
+#include "edge/edge_admin.h"
+#include "edge/edge_health.h"
 #include "edge/edge_worker.h"
 
 static uint32_t buffer_size(const cfg_snapshot *cfg)
@@ -35,6 +37,8 @@ int edge_run(cfg_snapshot *cfg, void (*ready_cb)(void *), void *arg)
 {
 	int status = 1;
 	uint32_t started = 0, ninit = 0;
+	edge_health *health = NULL;
+	edge_admin *admin = NULL;
 	int sfd = -1;
 	sigset_t sigs;
 
@@ -49,7 +53,16 @@ int edge_run(cfg_snapshot *cfg, void (*ready_cb)(void *), void *arg)
 
 	edge *e = xcalloc(1, sizeof(*e));
 	e->buf_size = buffer_size(cfg);
-	edge_snapshot *snap = edge_snapshot_new(cfg, e->buf_size);
+	char errbuf[256] = "";
+	edge_snapshot *snap = edge_snapshot_new(cfg, e->buf_size, errbuf,
+						sizeof(errbuf));
+	if (!snap) {
+		log_error("%s", errbuf);
+		free(e);
+		cfg_snapshot_free(cfg);
+		pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
+		return 1;
+	}
 	e->snap = snap;
 	e->nworkers = worker_count(cfg);
 	e->workers = xcalloc(e->nworkers, sizeof(*e->workers));
@@ -68,6 +81,14 @@ int edge_run(cfg_snapshot *cfg, void (*ready_cb)(void *), void *arg)
 		log_error("signalfd: %s", strerror(errno));
 		goto out;
 	}
+	if (cfg->edge.has_admin) {
+		admin = edge_admin_start(snap);
+		if (!admin)
+			goto out;
+	}
+	health = edge_health_start(snap);
+	if (!health)
+		goto out;
 	for (; started < e->nworkers; started++) {
 		int err = pthread_create(&e->workers[started].thread, NULL,
 					 edge_worker_main, &e->workers[started]);
@@ -115,6 +136,8 @@ join:
 	if (status == 0)
 		log_info("drained; bye");
 out:
+	edge_admin_stop(admin);
+	edge_health_stop(health);
 	for (uint32_t i = 0; i < ninit; i++)
 		edge_worker_destroy(&e->workers[i]);
 	if (sfd >= 0)

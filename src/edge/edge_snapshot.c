@@ -5,9 +5,29 @@
 #include "core/core_util.h"
 #include "edge/edge.h"
 
-edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, uint32_t buf_size)
+/* A stable per-edge key: cookies stay valid across restarts. Edges that
+ * must honour each other's cookies share the edge name. FNV-1a, spread over
+ * 16 bytes. */
+static void affinity_secret(const char *name, lb_affinity_secret *out)
 {
+	uint64_t h = 14695981039346656037ull;
+	for (const char *p = name; *p; p++)
+		h = (h ^ (uint8_t)*p) * 1099511628211ull;
+	for (int i = 0; i < 16; i++) {
+		h = (h ^ (uint64_t)i) * 1099511628211ull;
+		out->key[i] = (uint8_t)(h >> 32);
+	}
+}
+
+edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, uint32_t buf_size,
+				 char *err, size_t errlen)
+{
+	geo_db *geo = geo_open(&cfg->geo, err, errlen);
+	if (!geo)
+		return NULL;
 	edge_snapshot *s = xcalloc(1, sizeof(*s));
+	s->geo = geo;
+	affinity_secret(cfg->edge.name, &s->aff_secret);
 	const cfg_limits *lim = &cfg->edge.limits;
 	s->cfg = cfg;
 	s->router = lb_router_build(cfg);
@@ -36,6 +56,7 @@ void edge_snapshot_free(edge_snapshot *s)
 	if (!s)
 		return;
 	lb_router_free(s->router);
+	geo_close(s->geo);
 	for (size_t i = 0; i < s->cfg->norigins; i++)
 		pthread_mutex_destroy(&s->ostates[i].lock);
 	free(s->ostates);

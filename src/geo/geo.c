@@ -38,9 +38,9 @@ static void copy_code(char *dst, size_t size, const char *src)
 {
 	size_t i = 0;
 	for (; src && src[i] && i + 1 < size; i++)
-		dst[i] = (char)((src[i] >= 'a' && src[i] <= 'z')
-					? src[i] - 'a' + 'A'
-					: src[i]);
+		dst[i] =
+		    (char)((src[i] >= 'a' && src[i] <= 'z') ? src[i] - 'a' + 'A'
+							    : src[i]);
 	dst[i] = '\0';
 }
 
@@ -72,7 +72,8 @@ geo_db *geo_open(const cfg_geo *g, char *err, size_t errlen)
 		qsort(db->nets, db->nnets, sizeof(*db->nets), net_cmp);
 	}
 	if (g->ntrusted_proxies) {
-		db->trusted = xcalloc(g->ntrusted_proxies, sizeof(*db->trusted));
+		db->trusted =
+		    xcalloc(g->ntrusted_proxies, sizeof(*db->trusted));
 		for (size_t i = 0; i < g->ntrusted_proxies; i++) {
 			db->trusted[i] = g->trusted_proxies[i];
 			db->trusted[i].text = NULL;
@@ -127,6 +128,62 @@ const struct sockaddr *geo_unmap(const struct sockaddr *sa,
 	return (const struct sockaddr *)tmp;
 }
 
+/* Special-purpose ranges (RFC 6890 and successors): private, loopback,
+ * link-local, shared (CGNAT), documentation, benchmarking, multicast,
+ * reserved, ULA. No database can locate them; some country databases
+ * answer anyway (the npm ip-location-db file puts 192.168.0.0/16 in AU),
+ * so they are never looked up there. geo.networks may still place them. */
+static bool special_v4(const uint8_t *a)
+{
+	uint32_t v = (uint32_t)a[0] << 24 | (uint32_t)a[1] << 16 |
+		     (uint32_t)a[2] << 8 | a[3];
+	static const struct {
+		uint32_t net, mask;
+	} r[] = {
+	    {0x00000000, 0xff000000}, /* 0.0.0.0/8 */
+	    {0x0a000000, 0xff000000}, /* 10.0.0.0/8 */
+	    {0x64400000, 0xffc00000}, /* 100.64.0.0/10 */
+	    {0x7f000000, 0xff000000}, /* 127.0.0.0/8 */
+	    {0xa9fe0000, 0xffff0000}, /* 169.254.0.0/16 */
+	    {0xac100000, 0xfff00000}, /* 172.16.0.0/12 */
+	    {0xc0000000, 0xffffff00}, /* 192.0.0.0/24 */
+	    {0xc0000200, 0xffffff00}, /* 192.0.2.0/24 */
+	    {0xc0a80000, 0xffff0000}, /* 192.168.0.0/16 */
+	    {0xc6120000, 0xfffe0000}, /* 198.18.0.0/15 */
+	    {0xc6336400, 0xffffff00}, /* 198.51.100.0/24 */
+	    {0xcb007100, 0xffffff00}, /* 203.0.113.0/24 */
+	    {0xe0000000, 0xe0000000}, /* 224.0.0.0/4, 240.0.0.0/4 */
+	};
+	for (size_t i = 0; i < sizeof(r) / sizeof(*r); i++)
+		if ((v & r[i].mask) == r[i].net)
+			return true;
+	return false;
+}
+
+static bool special_v6(const uint8_t *a)
+{
+	static const uint8_t zero[15];
+	if (memcmp(a, zero, 15) == 0) /* :: and ::1 */
+		return a[15] <= 1;
+	if ((a[0] & 0xfe) == 0xfc) /* fc00::/7 ULA */
+		return true;
+	if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) /* fe80::/10 */
+		return true;
+	if (a[0] == 0xff) /* multicast */
+		return true;
+	/* 2001:db8::/32 documentation */
+	return a[0] == 0x20 && a[1] == 0x01 && a[2] == 0x0d && a[3] == 0xb8;
+}
+
+static bool special(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return special_v4(
+		    (const uint8_t *)&((const struct sockaddr_in *)sa)
+			->sin_addr);
+	return special_v6(((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr);
+}
+
 /* The two-letter code at path in entry, uppercased into out[3]. */
 static bool db_code(MMDB_entry_s *entry, const char *const *path, char *out)
 {
@@ -137,8 +194,7 @@ static bool db_code(MMDB_entry_s *entry, const char *const *path, char *out)
 		return false;
 	char c[3] = {d.utf8_string[0], d.utf8_string[1], '\0'};
 	copy_code(out, 3, c);
-	return out[0] >= 'A' && out[0] <= 'Z' && out[1] >= 'A' &&
-	       out[1] <= 'Z';
+	return out[0] >= 'A' && out[0] <= 'Z' && out[1] >= 'A' && out[1] <= 'Z';
 }
 
 static bool db_lookup(const geo_db *db, const struct sockaddr *sa,
@@ -184,7 +240,7 @@ int geo_lookup(const geo_db *db, const struct sockaddr *sa, geo_result *out)
 		out->source = GEO_SRC_NETWORK;
 		return 0;
 	}
-	if (db->has_mmdb && db_lookup(db, sa, out))
+	if (db->has_mmdb && !special(sa) && db_lookup(db, sa, out))
 		return 0;
 	memset(out, 0, sizeof(*out));
 	return -ENOENT;

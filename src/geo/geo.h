@@ -14,7 +14,9 @@
  *      `country_code` (ip-location-db's geo-whois-asn-country files, see
  *      scripts/geo-data.sh), else `country/iso_code` (GeoLite2/GeoIP2
  *      Country and City), else `registered_country/iso_code`; the region
- *      from the built-in table.
+ *      from the built-in table. Special-purpose addresses (private,
+ *      loopback, link-local, CGNAT, documentation, multicast, ULA, ...)
+ *      are never looked up there: only an override can place them.
  *   3. Unknown: country "" and region "".
  *
  * The built-in country -> region table (geo_country_region) covers every
@@ -41,7 +43,7 @@ typedef enum geo_source {
 
 typedef struct geo_result {
 	char country[3]; /* ISO 3166-1 alpha-2, "" when unknown */
-	char region[5];  /* WNAM, ENAM, ... (cfg_regions), "" when unknown */
+	char region[5];	 /* WNAM, ENAM, ... (cfg_regions), "" when unknown */
 	geo_source source;
 } geo_result;
 

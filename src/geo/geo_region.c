@@ -80,7 +80,7 @@ static void table_build(void)
 		const char *s = region_countries[r];
 		for (size_t i = 0; s[i]; i += s[i + 2] ? 3 : 2)
 			table[(s[i] - 'A') * 26 + (s[i + 1] - 'A')] =
-				(uint8_t)(r + 1);
+			    (uint8_t)(r + 1);
 	}
 }
 

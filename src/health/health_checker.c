@@ -50,6 +50,12 @@ typedef struct hc_target {
 	bool retrying; /* the next probe is a retry of the same attempt */
 } hc_target;
 
+/* Origin counts of a pool, kept up to date on every change so a verdict
+ * never rescans a pool of thousands of origins. */
+typedef struct hc_pool {
+	uint32_t enabled, healthy, unhealthy;
+} hc_pool;
+
 typedef struct hc_slot {
 	health_probe probe;
 	struct hc_slot *next;
@@ -71,6 +77,7 @@ struct health_checker {
 	void *cb_arg;
 	hc_target *targets;
 	size_t ntargets;
+	hc_pool *pools; /* by cfg_pool.index */
 	hc_slot *slots;
 	uint32_t nslots;
 	hc_slot *free_slots, *done_slots;
@@ -88,19 +95,37 @@ static void emit(health_checker *hc, const health_event *ev)
 		hc->cb(hc->cb_arg, ev);
 }
 
-static void pool_eval(health_checker *hc, const cfg_pool *pool, uint64_t wall)
+static void pool_count(health_checker *hc, const cfg_pool *pool)
 {
-	uint32_t enabled = 0, healthy = 0, unhealthy = 0;
+	hc_pool *c = &hc->pools[pool->index];
+	*c = (hc_pool){0};
 	for (size_t i = 0; i < pool->norigins; i++) {
 		const cfg_origin *o = &pool->origins[i];
 		if (!o->enabled)
 			continue;
-		enabled++;
+		c->enabled++;
 		uint8_t h = atomic_load_explicit(&hc->ostates[o->index].active,
 						 memory_order_relaxed);
-		healthy += h == LB_HEALTH_HEALTHY;
-		unhealthy += h == LB_HEALTH_UNHEALTHY;
+		c->healthy += h == LB_HEALTH_HEALTHY;
+		c->unhealthy += h == LB_HEALTH_UNHEALTHY;
 	}
+}
+
+static void pool_move(health_checker *hc, const cfg_pool *pool, lb_health from,
+		      lb_health to)
+{
+	hc_pool *c = &hc->pools[pool->index];
+	c->healthy -= from == LB_HEALTH_HEALTHY;
+	c->unhealthy -= from == LB_HEALTH_UNHEALTHY;
+	c->healthy += to == LB_HEALTH_HEALTHY;
+	c->unhealthy += to == LB_HEALTH_UNHEALTHY;
+}
+
+static void pool_eval(health_checker *hc, const cfg_pool *pool, uint64_t wall)
+{
+	const hc_pool *c = &hc->pools[pool->index];
+	uint32_t enabled = c->enabled, healthy = c->healthy,
+		 unhealthy = c->unhealthy;
 	bool mon = pool->monitor != NULL;
 	lb_pool_health nh = health_pool_eval(mon, enabled, healthy, unhealthy,
 					     pool->minimum_origins);
@@ -172,6 +197,7 @@ static void publish(health_checker *hc, hc_target *t, const health_step *s)
 	    .wall_ms = t->fsm.since_ms,
 	};
 	emit(hc, &ev);
+	pool_move(hc, t->pool, s->from, s->to);
 	pool_eval(hc, t->pool, t->fsm.since_ms);
 }
 
@@ -322,9 +348,12 @@ static void *health_main(void *arg)
 	 * with no enabled origin (Critical). Monitored ones stay Unknown
 	 * until their origins have one. */
 	uint64_t wall = core_wall_ms();
-	for (size_t i = 0; i < hc->cfg->npools; i++)
-		if (hc->cfg->pools[i].enabled)
-			pool_eval(hc, &hc->cfg->pools[i], wall);
+	for (size_t i = 0; i < hc->cfg->npools; i++) {
+		if (!hc->cfg->pools[i].enabled)
+			continue;
+		pool_count(hc, &hc->cfg->pools[i]);
+		pool_eval(hc, &hc->cfg->pools[i], wall);
+	}
 
 	for (size_t i = 0; i < hc->ntargets; i++) {
 		hc_target *t = &hc->targets[i];
@@ -361,6 +390,7 @@ static void checker_free(health_checker *hc)
 		close(hc->wake.fd);
 	core_loop_destroy(&hc->loop);
 	free(hc->targets);
+	free(hc->pools);
 	free(hc->slots);
 	free(hc);
 }
@@ -387,6 +417,7 @@ health_checker *health_start(const cfg_snapshot *cfg, lb_origin_state *ostates,
 			for (size_t j = 0; j < cfg->pools[i].norigins; j++)
 				n += cfg->pools[i].origins[j].enabled;
 	hc->targets = xcalloc(n ? n : 1, sizeof(*hc->targets));
+	hc->pools = xcalloc(cfg->npools ? cfg->npools : 1, sizeof(*hc->pools));
 	for (size_t i = 0; i < cfg->npools; i++) {
 		const cfg_pool *pool = &cfg->pools[i];
 		if (!pool->enabled || !pool->monitor)
@@ -400,8 +431,8 @@ health_checker *health_start(const cfg_snapshot *cfg, lb_origin_state *ostates,
 			core_timer_init(&t->timer, target_timer);
 			/* Continue from the published state (a restarted
 			 * checker keeps its verdicts). */
-			health_fsm_init(&t->fsm, (lb_health)atomic_load(
-						     &st->active));
+			health_fsm_init(&t->fsm,
+					(lb_health)atomic_load(&st->active));
 			t->fsm.rtt_us = atomic_load(&st->rtt_us);
 			pthread_mutex_lock(&st->lock);
 			t->fsm.since_ms = st->since_ms;
@@ -451,8 +482,8 @@ health_checker *health_start(const cfg_snapshot *cfg, lb_origin_state *ostates,
 		goto fail;
 	}
 	hc->started = true;
-	hc->has_cpu_clock = pthread_getcpuclockid(hc->thread,
-						  &hc->cpu_clock) == 0;
+	hc->has_cpu_clock =
+	    pthread_getcpuclockid(hc->thread, &hc->cpu_clock) == 0;
 	return hc;
 fail:
 	checker_free(hc);

@@ -88,10 +88,10 @@ void health_stop(health_checker *hc);
 /* Counters, for tests, benchmarks and later /metrics. Safe from any
  * thread. */
 typedef struct health_stats {
-	uint64_t probes;   /* probes finished, retries included */
-	uint64_t attempts; /* attempts decided */
-	uint64_t missed;   /* intervals whose check started an interval late
-			    * or was skipped */
+	uint64_t probes;      /* probes finished, retries included */
+	uint64_t attempts;    /* attempts decided */
+	uint64_t missed;      /* intervals whose check started an interval late
+			       * or was skipped */
 	uint64_t max_late_ms; /* worst start delay after the due time */
 	uint64_t cpu_ns;      /* CPU time used by the health thread */
 	uint32_t inflight;    /* probes running now */

@@ -49,7 +49,7 @@
 typedef enum health_reason {
 	HEALTH_OK = 0,
 	HEALTH_CONNECT_FAILED, /* "TCP connection failed" (refused, reset...) */
-	HEALTH_TIMEOUT,        /* no complete answer within monitor.timeout */
+	HEALTH_TIMEOUT,	       /* no complete answer within monitor.timeout */
 	HEALTH_CODE_MISMATCH,  /* status not in expected_codes */
 	HEALTH_BODY_MISMATCH,  /* expected_body not in the first 10 KB */
 	HEALTH_TLS_ERROR,      /* handshake or certificate verification */
@@ -65,7 +65,7 @@ typedef enum health_reason {
 typedef struct health_result {
 	health_reason reason;
 	uint32_t rtt_us; /* passed probes: connect to full response */
-	int status;      /* last HTTP or SMTP status seen, 0 if none */
+	int status;	 /* last HTTP or SMTP status seen, 0 if none */
 	char detail[HEALTH_DETAIL_MAX]; /* "HTTP 503, expected 2xx"; "" if ok */
 } health_result;
 
@@ -73,7 +73,7 @@ typedef struct health_fsm {
 	lb_health state;
 	uint32_t up_run;   /* passed attempts in a row */
 	uint32_t down_run; /* failed attempts in a row */
-	uint32_t tries;    /* failed probes in the current attempt */
+	uint32_t tries;	   /* failed probes in the current attempt */
 	uint32_t rtt_us;   /* moving average, 0 = none yet */
 	uint64_t since_ms; /* wall time of the last state change, 0 = never */
 	uint64_t checks, failures; /* attempts */

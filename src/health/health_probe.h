@@ -52,9 +52,9 @@
 #include "health/health_fsm.h"
 #include "http/http1_parse.h"
 
-#define HEALTH_BODY_MAX      10240 /* body bytes read and searched */
+#define HEALTH_BODY_MAX	     10240 /* body bytes read and searched */
 #define HEALTH_MAX_REDIRECTS 5
-#define HEALTH_PATH_MAX      1024 /* request target, after redirects */
+#define HEALTH_PATH_MAX	     1024 /* request target, after redirects */
 #define HEALTH_USER_AGENT    "Meridian-Health-Check/1"
 
 struct ssl_ctx_st; /* OpenSSL's SSL_CTX, kept out of this header */

@@ -33,7 +33,7 @@ static void sb_mem(sbuf *b, const char *s, size_t n)
 }
 
 static void sb_printf(sbuf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static void sb_printf(sbuf *b, const char *fmt, ...)
 {
 	char tmp[256];
@@ -211,15 +211,14 @@ static void format_text(sbuf *b, const cfg_snapshot *cfg,
 		wname = MAX(wname, (int)MIN(strlen(p->id), (size_t)40));
 		for (size_t j = 0; j < p->norigins; j++) {
 			addr_text(&p->origins[j], addr, sizeof(addr));
-			wname = MAX(wname,
-				    2 + (int)MIN(strlen(p->origins[j].name),
-						 (size_t)40));
+			wname =
+			    MAX(wname, 2 + (int)MIN(strlen(p->origins[j].name),
+						    (size_t)40));
 			waddr = MAX(waddr, (int)MIN(strlen(addr), (size_t)48));
 		}
 	}
-	sb_printf(b, "%-*s  %-*s  %-9s  %8s  %-24s  %s\n", wname,
-		  "POOL/ORIGIN", waddr, "ADDRESS", "HEALTH", "RTT ms", "SINCE",
-		  "REASON");
+	sb_printf(b, "%-*s  %-*s  %-9s  %8s  %-24s  %s\n", wname, "POOL/ORIGIN",
+		  waddr, "ADDRESS", "HEALTH", "RTT ms", "SINCE", "REASON");
 	for (size_t i = 0; i < cfg->npools; i++) {
 		const cfg_pool *p = &cfg->pools[i];
 		const lb_pool_state *s = &ps[p->index];
@@ -238,10 +237,10 @@ static void format_text(sbuf *b, const cfg_snapshot *cfg,
 				 p->monitor->id);
 		sb_printf(b, "%-*s  %-*s  %-9s  %8s  %-24s  %s\n", wname, p->id,
 			  waddr, "",
-			  p->enabled ? health_pool_state_name(
-					   (lb_pool_health)atomic_load(
-					       &s->health))
-				     : "disabled",
+			  p->enabled
+			      ? health_pool_state_name(
+				    (lb_pool_health)atomic_load(&s->health))
+			      : "disabled",
 			  "", when[0] ? when : "-", detail);
 		for (size_t j = 0; j < p->norigins; j++) {
 			const cfg_origin *o = &p->origins[j];
@@ -263,7 +262,8 @@ static void format_text(sbuf *b, const cfg_snapshot *cfg,
 	}
 }
 
-int health_format_status(const cfg_snapshot *cfg, const lb_origin_state *ostates,
+int health_format_status(const cfg_snapshot *cfg,
+			 const lb_origin_state *ostates,
 			 const lb_pool_state *pstates, char *buf, size_t size,
 			 bool json)
 {

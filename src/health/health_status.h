@@ -22,7 +22,8 @@
  * Returns the length of the whole output like snprintf (buf holds a
  * NUL-terminated prefix when it is >= size; buf may be NULL when size is
  * 0), or -EOVERFLOW beyond INT_MAX. */
-int health_format_status(const cfg_snapshot *cfg, const lb_origin_state *ostates,
+int health_format_status(const cfg_snapshot *cfg,
+			 const lb_origin_state *ostates,
 			 const lb_pool_state *pstates, char *buf, size_t size,
 			 bool json);
 

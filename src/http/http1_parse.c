@@ -304,7 +304,9 @@ static const unsigned char *skip_quoted(const unsigned char *s,
  * OWS token "=" ( token / quoted-string ) ) (RFC 9112 §7, RFC 9110 §10.1.4).
  * Several fields form one list, so the state carries over between them.
  * Empty elements are rejected: parsers that skip them and parsers that do
- * not disagree about ",chunked", which is what smuggling feeds on. */
+ * not disagree about ",chunked", which is what smuggling feeds on. The list
+ * is split at every comma, so a quoted parameter holding one is refused
+ * too; no real coding has such a parameter. */
 static int field_transfer_encoding(struct fstate *fs, const unsigned char *v,
 				   size_t n)
 {

@@ -106,8 +106,9 @@ static int v1_line(const char *line, size_t end, proxy_proto_result *out)
 	/* nothing after the last token, and no trailing space */
 	if (pos != end || line[end - 1] == ' ')
 		return -EINVAL;
-	if (!v1_addr(family, src, srcl, sa) || !v1_addr(family, dst, dstl, da) ||
-	    !v1_port(sp, spl, &sport) || !v1_port(dp, dpl, &dport))
+	if (!v1_addr(family, src, srcl, sa) ||
+	    !v1_addr(family, dst, dstl, da) || !v1_port(sp, spl, &sport) ||
+	    !v1_port(dp, dpl, &dport))
 		return -EINVAL;
 	if (family == AF_INET) {
 		set_in(&out->src, &out->srclen, sa, htons(sport));
@@ -245,10 +246,8 @@ static int parse_v2(const uint8_t *buf, size_t len, proxy_proto_result *out)
 		out->local = true;
 		return (int)total;
 	}
-	if (!v2_tlvs_ok(p + alen, plen - alen)) {
-		memset(out, 0, sizeof(*out));
+	if (!v2_tlvs_ok(p + alen, plen - alen))
 		return -EINVAL;
-	}
 	return (int)total;
 }
 
@@ -265,7 +264,10 @@ int proxy_proto_parse(const uint8_t *buf, size_t len, proxy_proto_result *out)
 		n = len < sizeof(v2_sig) ? len : sizeof(v2_sig);
 		if (memcmp(buf, v2_sig, n) != 0)
 			return -EINVAL;
-		return parse_v2(buf, len, out);
+		int rc = parse_v2(buf, len, out);
+		if (rc <= 0)
+			memset(out, 0, sizeof(*out)); /* nothing half-filled */
+		return rc;
 	}
 	n = len < V1_SIG_LEN ? len : V1_SIG_LEN;
 	if (memcmp(buf, v1_sig, n) != 0)

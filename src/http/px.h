@@ -16,6 +16,7 @@
 #include "core/core_buf.h"
 #include "core/core_loop.h"
 #include "edge/edge.h"
+#include "geo/geo.h"
 #include "http/http1_parse.h"
 
 enum px_state {
@@ -69,6 +70,10 @@ struct px_client {
 	const cfg_origin *busy; /* counted in its outstanding requests */
 	uint32_t tried[8];
 	uint8_t ntried;
+	uint32_t skip_pools[4]; /* failover_across_pools */
+	uint8_t nskip;
+	bool aff_bound;  /* this request follows its affinity cookie */
+	bool aff_set;    /* answer with a Set-Cookie for the chosen origin */
 	bool stale_retried;
 	bool upgrade_req;
 	bool http10;
@@ -91,6 +96,8 @@ struct px_client {
 	uint32_t resp_fwd; /* framed bytes at the head of up->in not yet sent */
 
 	char ip[46]; /* client address text, for X-Forwarded-For */
+	struct sockaddr_in6 peer; /* holds a sockaddr_in too */
+	geo_result geo; /* the client's country and region */
 };
 
 /* A new client connection accepted by worker w. Takes ownership of fd. */

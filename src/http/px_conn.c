@@ -26,8 +26,10 @@
 #include "core/core_sock.h"
 #include "core/core_util.h"
 #include "http/px_head.h"
+#include "lb/lb_affinity.h"
 #include "lb/lb_passive.h"
 #include "lb/lb_select.h"
+#include "lb/lb_steer.h"
 
 #define LINGER_MS 2000
 
@@ -222,6 +224,11 @@ void px_client_accept(edge_worker *w, int fd, const struct sockaddr *peer)
 	cl->counted = true;
 	core_timer_init(&cl->timer, client_timer_cb);
 	core_sock_ip_text(peer, cl->ip, sizeof(cl->ip));
+	memcpy(&cl->peer, peer,
+	       peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+					   : sizeof(struct sockaddr_in));
+	/* Once per connection: the location steers every request on it. */
+	geo_lookup(w->snap->geo, peer, &cl->geo);
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	cl->next = w->clients;
@@ -375,6 +382,98 @@ static void reset_exchange(px_client *cl)
 	cl->head_start = 0;
 }
 
+static void steer_ctx(const px_client *cl, lb_steer_ctx *ctx)
+{
+	edge_worker *w = cl->w;
+	*ctx = (lb_steer_ctx){
+		.edge = &w->snap->cfg->edge,
+		.country = cl->geo.country,
+		.region = cl->geo.region,
+		.client = (const struct sockaddr *)&cl->peer,
+		.origins = w->snap->ostates,
+		.now_ms = w->loop.now,
+		.rng = &w->rng,
+	};
+}
+
+static bool header_lookup(void *arg, const char *name, const char **val,
+			  size_t *vlen)
+{
+	const http1_request *req = arg;
+	const http1_header *h =
+		http1_find_header(req->headers, req->nheaders, name);
+	if (!h)
+		return false;
+	*val = h->value.p;
+	*vlen = h->value.len;
+	return true;
+}
+
+/* The origin named by the request's __cflb cookie, if it may keep its
+ * session (session affinity cookie / ip_cookie). */
+static const cfg_origin *affinity_origin(px_client *cl, const http1_request *req,
+					 const lb_steer_ctx *ctx,
+					 const cfg_pool **pool)
+{
+	const edge_snapshot *s = cl->w->snap;
+	const char *tok = NULL;
+	size_t tlen = 0;
+	for (uint32_t i = 0; i < req->nheaders && !tok; i++) {
+		const http1_header *h = &req->headers[i];
+		if (h->name.len == 6 && !core_strncaseeq(h->name.p, "Cookie", 6))
+			lb_affinity_cookie_find(h->value.p, h->value.len, &tok,
+						&tlen);
+	}
+	cl->aff_set = true; /* unless the cookie holds */
+	if (!tok)
+		return NULL;
+	const cfg_origin *o =
+		lb_affinity_lookup(cl->lb, &s->aff_secret, tok, tlen, pool);
+	if (!o)
+		return NULL;
+	switch (lb_affinity_check(cl->lb, *pool, o, ctx, 0)) {
+	case LB_AFF_USE:
+		cl->aff_set = false;
+		cl->aff_bound = true;
+		return o;
+	case LB_AFF_REPICK_KEEP:
+		cl->aff_set = false;
+		return NULL;
+	default:
+		return NULL;
+	}
+}
+
+/* Pool and origin for a new request: affinity first, then steering. */
+static void choose_origin(px_client *cl, const http1_request *req)
+{
+	lb_steer_ctx ctx;
+	steer_ctx(cl, &ctx);
+	const cfg_lb *lb = cl->lb;
+	const cfg_pool *pool = NULL;
+	const cfg_origin *o = NULL;
+	cl->aff_bound = cl->aff_set = false;
+	cl->nskip = 0;
+	if (lb_affinity_uses_cookie(lb))
+		o = affinity_origin(cl, req, &ctx, &pool);
+	if (!o) {
+		pool = lb_steer_pool(lb, &ctx, NULL, 0);
+		if (pool && lb->session_affinity == CFG_AFF_HEADER) {
+			uint64_t key;
+			if (lb_affinity_header_key(lb, header_lookup, (void *)req,
+						   &key))
+				o = lb_steer_origin_key(pool, key, &ctx, NULL, 0);
+		} else if (pool && lb->session_affinity == CFG_AFF_IP_COOKIE) {
+			o = lb_steer_origin_by(pool, CFG_OSTEER_HASH, &ctx,
+					       NULL, 0);
+		}
+		if (pool && !o)
+			o = lb_steer_origin(pool, &ctx, NULL, 0);
+	}
+	cl->pool = pool;
+	cl->origin = o;
+}
+
 static void start_request(px_client *cl, int head_len)
 {
 	edge_worker *w = cl->w;
@@ -411,9 +510,7 @@ static void start_request(px_client *cl, int head_len)
 		local_response(cl, 413, "request body too large", true);
 		return;
 	}
-	cl->pool = lb_pick_pool(cl->lb);
-	cl->origin = cl->pool ? lb_pick_origin(cl->pool, &w->rng, NULL, 0)
-			      : NULL;
+	choose_origin(cl, req);
 	if (!cl->origin) {
 		core_buf_consume(cl->in, (uint32_t)head_len);
 		local_response(cl, 503, "no origin available", false);
@@ -490,8 +587,30 @@ static bool next_origin(px_client *cl)
 		cl->tried[cl->ntried++] = cl->origin->index;
 	if (cl->ntried > attempts || cl->ntried >= ARRAY_LEN(cl->tried))
 		return false;
+	if (cl->aff_bound) {
+		/* The session's origin failed: zero_downtime_failover says
+		 * whether to go elsewhere and what becomes of the cookie. */
+		lb_affinity_action a = lb_affinity_on_failure(cl->lb);
+		if (a == LB_AFF_NO_RETRY)
+			return false;
+		cl->aff_bound = false;
+		cl->aff_set = a == LB_AFF_REPICK;
+	}
+	lb_steer_ctx ctx;
+	steer_ctx(cl, &ctx);
 	const cfg_origin *o =
-		lb_pick_origin(cl->pool, &cl->w->rng, cl->tried, cl->ntried);
+		lb_steer_origin(cl->pool, &ctx, cl->tried, cl->ntried);
+	while (!o && cl->lb->failover_across_pools &&
+	       cl->nskip < ARRAY_LEN(cl->skip_pools)) {
+		/* adaptive_routing.failover_across_pools: the next pool. */
+		cl->skip_pools[cl->nskip++] = cl->pool->index;
+		const cfg_pool *p =
+			lb_steer_pool(cl->lb, &ctx, cl->skip_pools, cl->nskip);
+		if (!p)
+			break;
+		cl->pool = p;
+		o = lb_steer_origin(p, &ctx, cl->tried, cl->ntried);
+	}
 	if (!o)
 		return false;
 	/* Nothing was sent yet (connect failed): the head is whole. */
@@ -809,7 +928,8 @@ static int relay_interim(px_client *cl, const http1_response *resp)
 	if (!cl->chead)
 		cl->chead = core_buf_get(&cl->w->bufs);
 	core_buf_compact(cl->chead);
-	int n = px_head_response(resp, false, false, core_buf_tail(cl->chead),
+	int n = px_head_response(resp, false, false, NULL,
+				 core_buf_tail(cl->chead),
 				 core_buf_space(cl->chead));
 	if (n < 0)
 		return n;
@@ -897,7 +1017,21 @@ static bool parse_response(px_client *cl)
 	if (!cl->chead)
 		cl->chead = core_buf_get(&w->bufs);
 	core_buf_compact(cl->chead);
-	int n = px_head_response(resp, upgrade, close && !upgrade,
+	char cookie[LB_AFF_SET_COOKIE_MAX + 16];
+	const char *extra = NULL;
+	if (cl->aff_set && lb_affinity_uses_cookie(cl->lb)) {
+		/* Remember the origin that answered (session affinity). */
+		char tok[LB_AFF_TOKEN_LEN + 1];
+		lb_affinity_token(&w->snap->aff_secret, cl->pool, cl->origin, tok);
+		memcpy(cookie, "Set-Cookie: ", 12);
+		int c = lb_affinity_set_cookie(cl->lb, tok, false, cookie + 12,
+					       sizeof(cookie) - 14);
+		if (c > 0) {
+			memcpy(cookie + 12 + c, "\r\n", 3);
+			extra = cookie;
+		}
+	}
+	int n = px_head_response(resp, upgrade, close && !upgrade, extra,
 				 core_buf_tail(cl->chead),
 				 core_buf_space(cl->chead));
 	if (n < 0) {

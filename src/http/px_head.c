@@ -200,7 +200,7 @@ int px_head_set_host(char *head, size_t len, size_t cap, const char *host,
 }
 
 int px_head_response(const http1_response *resp, bool upgrade, bool close,
-		     char *out, size_t size)
+		     const char *extra, char *out, size_t size)
 {
 	wbuf w = {.p = out, .size = size};
 	char line[13] = "HTTP/1.1 000 ";
@@ -226,6 +226,8 @@ int px_head_response(const http1_response *resp, bool upgrade, bool close,
 			continue;
 		put_field(&w, h);
 	}
+	if (extra)
+		puts_(&w, extra);
 	if (upgrade)
 		puts_(&w, "Connection: upgrade\r\n");
 	else if (close)

@@ -36,8 +36,9 @@ const char *px_origin_host(const cfg_origin *o);
 int px_head_set_host(char *head, size_t len, size_t cap, const char *host,
 		     size_t hlen);
 
+/* extra: header lines to add ("Set-Cookie: ...\r\n"), or NULL. */
 int px_head_response(const http1_response *resp, bool upgrade, bool close,
-		     char *out, size_t size);
+		     const char *extra, char *out, size_t size);
 
 /* A complete locally generated response (error pages): text/plain body
  * "<code> <reason>: <detail> (edge <edge>)\n". */

@@ -97,7 +97,7 @@ static const cfg_origin *find_in_maps(const cfg_pool_map *m, size_t n,
 {
 	for (size_t i = 0; i < n; i++) {
 		const cfg_origin *o =
-			find_in_list(m[i].pools, m[i].npools, s, v, pool_out);
+		    find_in_list(m[i].pools, m[i].npools, s, v, pool_out);
 		if (o)
 			return o;
 	}
@@ -240,12 +240,12 @@ lb_affinity_action lb_affinity_check(const cfg_lb *lb, const cfg_pool *p,
 	const cfg_affinity_attrs *a = &lb->session_affinity_attributes;
 	uint64_t now = ctx ? ctx->now_ms : 0;
 	const lb_origin_state *st =
-		ctx && ctx->origins ? &ctx->origins[o->index] : NULL;
+	    ctx && ctx->origins ? &ctx->origins[o->index] : NULL;
 
 	if (st && !lb_origin_routable(st, now))
 		return a->zero_downtime_failover == CFG_ZDT_TEMPORARY
-			       ? LB_AFF_REPICK_KEEP
-			       : LB_AFF_REPICK;
+			   ? LB_AFF_REPICK_KEEP
+			   : LB_AFF_REPICK;
 	if (!o->enabled || (p && !p->enabled)) {
 		uint64_t drain = (uint64_t)a->drain_duration * 1000;
 		if (drain && disabled_at_ms && now < disabled_at_ms + drain)

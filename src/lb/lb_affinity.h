@@ -66,7 +66,7 @@
 #include "lb/lb_steer.h"
 
 #define LB_AFF_COOKIE_NAME "__cflb" /* Cloudflare's */
-#define LB_AFF_TOKEN_LEN   16       /* hex digits, without the NUL */
+#define LB_AFF_TOKEN_LEN   16	    /* hex digits, without the NUL */
 /* Enough for any lb_affinity_set_cookie() output. */
 #define LB_AFF_SET_COOKIE_MAX 128
 
@@ -76,8 +76,8 @@ typedef struct lb_affinity_secret {
 } lb_affinity_secret;
 
 typedef enum lb_affinity_action {
-	LB_AFF_USE = 0,     /* send to the affinity origin */
-	LB_AFF_REPICK,      /* steer normally, set the cookie to the result */
+	LB_AFF_USE = 0,	    /* send to the affinity origin */
+	LB_AFF_REPICK,	    /* steer normally, set the cookie to the result */
 	LB_AFF_REPICK_KEEP, /* steer normally for this request, keep cookie */
 	LB_AFF_NO_RETRY,    /* (on failure) do not retry elsewhere */
 } lb_affinity_action;

@@ -7,9 +7,8 @@
 
 /* Meridian's public SipHash key for non-secret hashing ("meridian-lb-hash").
  * Changing it moves every hash-steered client: never change it. */
-static const uint8_t public_key[16] = {'m', 'e', 'r', 'i', 'd', 'i',
-				       'a', 'n', '-', 'l', 'b', '-',
-				       'h', 'a', 's', 'h'};
+static const uint8_t public_key[16] = {'m', 'e', 'r', 'i', 'd', 'i', 'a', 'n',
+				       '-', 'l', 'b', '-', 'h', 'a', 's', 'h'};
 
 static inline uint64_t rotl(uint64_t x, int b)
 {

@@ -97,7 +97,7 @@ uint32_t lb_steer_pool_rtt_us(const cfg_pool *p, const lb_steer_ctx *ctx)
 		if (!o->enabled || !origin_routable(o, ctx))
 			continue;
 		uint32_t rtt = atomic_load_explicit(
-			&ctx->origins[o->index].rtt_us, memory_order_relaxed);
+		    &ctx->origins[o->index].rtt_us, memory_order_relaxed);
 		if (rtt) {
 			sum += rtt;
 			n++;
@@ -125,9 +125,8 @@ static const cfg_pool_map *find_map(const cfg_pool_map *m, size_t n,
 	return NULL;
 }
 
-const cfg_pool *const *lb_steer_geo_pools(const cfg_lb *lb,
-					  const lb_steer_ctx *ctx,
-					  size_t *npools)
+const cfg_pool *const *
+lb_steer_geo_pools(const cfg_lb *lb, const lb_steer_ctx *ctx, size_t *npools)
 {
 	const cfg_pool_map *m = NULL;
 	const cfg_edge *edge = ctx ? ctx->edge : NULL;
@@ -150,8 +149,7 @@ const cfg_pool *const *lb_steer_geo_pools(const cfg_lb *lb,
 	return lb->default_pools;
 }
 
-double lb_steer_distance_km(double lat1, double lon1, double lat2,
-			    double lon2)
+double lb_steer_distance_km(double lat1, double lon1, double lat2, double lon2)
 {
 	const double rad = M_PI / 180.0;
 	double dlat = (lat2 - lat1) * rad, dlon = (lon2 - lon1) * rad;
@@ -248,8 +246,7 @@ static const cfg_pool *latency_pool(const cfg_lb *lb, const lb_steer_ctx *ctx,
 	return best ? best : first;
 }
 
-static const cfg_pool *proximity_pool(const cfg_lb *lb,
-				      const lb_steer_ctx *ctx,
+static const cfg_pool *proximity_pool(const cfg_lb *lb, const lb_steer_ctx *ctx,
 				      const uint32_t *skip, size_t nskip)
 {
 	const cfg_edge *e = ctx ? ctx->edge : NULL;
@@ -377,7 +374,7 @@ const cfg_origin *lb_steer_origin_key(const cfg_pool *p, uint64_t key,
 		if (!origin_candidate(o, ctx, tried, ntried))
 			continue;
 		double s = lb_hash_hrw_score(
-			key, lb_hash_origin_id(p->id, o->name), o->weight);
+		    key, lb_hash_origin_id(p->id, o->name), o->weight);
 		if (s > best_score) {
 			best = o;
 			best_score = s;
@@ -396,8 +393,8 @@ const cfg_origin *lb_steer_origin_by(const cfg_pool *p,
 	switch (policy) {
 	case CFG_OSTEER_HASH:
 		return lb_steer_origin_key(
-			p, lb_hash_sockaddr(ctx ? ctx->client : NULL), ctx,
-			tried, ntried);
+		    p, lb_hash_sockaddr(ctx ? ctx->client : NULL), ctx, tried,
+		    ntried);
 	case CFG_OSTEER_LEAST_OUTSTANDING:
 		return weighted_origin(p, ctx, tried, ntried, 1);
 	case CFG_OSTEER_LEAST_CONNECTIONS:

@@ -121,14 +121,12 @@ double lb_steer_pool_weight(const cfg_lb *lb, const cfg_pool *p);
 
 /* The pool list the geo policy uses for this context (never NULL when
  * npools is set; *npools 0 when there is none). */
-const cfg_pool *const *lb_steer_geo_pools(const cfg_lb *lb,
-					  const lb_steer_ctx *ctx,
-					  size_t *npools);
+const cfg_pool *const *
+lb_steer_geo_pools(const cfg_lb *lb, const lb_steer_ctx *ctx, size_t *npools);
 
 /* Great-circle distance in km between two points in degrees (haversine,
  * mean Earth radius 6371.0088 km). */
-double lb_steer_distance_km(double lat1, double lon1, double lat2,
-			    double lon2);
+double lb_steer_distance_km(double lat1, double lon1, double lat2, double lon2);
 
 /* The pool for this request, or NULL when no pool can take it. Pools whose
  * cfg_pool.index is in skip_pools[0..nskip) are passed over (failover

@@ -29,17 +29,17 @@
 
 /* ISO 3166-1 alpha-2, all 249 officially assigned codes. */
 static const char iso_codes[] =
-	"AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH "
-	"BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL "
-	"CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET "
-	"FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU "
-	"GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE "
-	"KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC "
-	"MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC "
-	"NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT "
-	"PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR "
-	"SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA "
-	"UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW";
+    "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH "
+    "BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL "
+    "CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET "
+    "FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU "
+    "GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE "
+    "KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC "
+    "MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC "
+    "NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT "
+    "PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR "
+    "SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA "
+    "UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW";
 
 static void test_region_table_complete(void **state)
 {
@@ -79,13 +79,13 @@ static void test_region_table_complete(void **state)
 static void test_region_spot_checks(void **state)
 {
 	static const char *const cases[][2] = {
-		{"JP", "NEAS"}, {"DE", "WEU"},	{"BR", "SSAM"}, {"AU", "OC"},
-		{"ZA", "SAF"},	{"IN", "SAS"},	{"SG", "SEAS"}, {"EG", "NAF"},
-		{"AE", "ME"},	{"PL", "EEU"},	{"CO", "NSAM"}, {"MX", "WNAM"},
-		{"HT", "WNAM"}, {"US", "ENAM"}, {"CA", "ENAM"}, {"GB", "WEU"},
-		{"RU", "EEU"},	{"CN", "NEAS"}, {"KR", "NEAS"}, {"NZ", "OC"},
-		{"NG", "NAF"},	{"KE", "SAF"},	{"AR", "SSAM"}, {"PE", "NSAM"},
-		{"TR", "ME"},	{"XK", "EEU"},	{"VN", "SEAS"}, {"PK", "SAS"},
+	    {"JP", "NEAS"}, {"DE", "WEU"},  {"BR", "SSAM"}, {"AU", "OC"},
+	    {"ZA", "SAF"},  {"IN", "SAS"},  {"SG", "SEAS"}, {"EG", "NAF"},
+	    {"AE", "ME"},   {"PL", "EEU"},  {"CO", "NSAM"}, {"MX", "WNAM"},
+	    {"HT", "WNAM"}, {"US", "ENAM"}, {"CA", "ENAM"}, {"GB", "WEU"},
+	    {"RU", "EEU"},  {"CN", "NEAS"}, {"KR", "NEAS"}, {"NZ", "OC"},
+	    {"NG", "NAF"},  {"KE", "SAF"},  {"AR", "SSAM"}, {"PE", "NSAM"},
+	    {"TR", "ME"},   {"XK", "EEU"},  {"VN", "SEAS"}, {"PK", "SAS"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
 		const char *r = geo_country_region(cases[i][0]);
@@ -169,10 +169,8 @@ static void expect(const geo_db *db, const char *ip, const char *country,
 {
 	geo_result r;
 	int rc = geo_lookup(db, addr(ip), &r);
-	if (src == GEO_SRC_NONE)
-		assert_int_equal(rc, -ENOENT);
-	else
-		assert_int_equal(rc, 0);
+	if (rc != (src == GEO_SRC_NONE ? -ENOENT : 0))
+		fail_msg("%s: geo_lookup returned %d", ip, rc);
 	if (strcmp(r.country, country) != 0 || strcmp(r.region, region) != 0 ||
 	    r.source != src)
 		fail_msg("%s: got %s/%s/%d, expected %s/%s/%d", ip, r.country,
@@ -276,9 +274,16 @@ static void test_database(void **state)
 	/* overrides come first */
 	expect(db, "8.8.8.8", "JP", "NEAS", GEO_SRC_NETWORK);
 	expect(db, "127.0.0.1", "US", "WNAM", GEO_SRC_NETWORK);
-	/* private and documentation ranges are not in the database */
+	/* special-purpose ranges are never looked up (this database puts
+	 * 192.168.0.0/16, 172.16.0.0/12 and 198.51.100.0/24 in AU) */
 	expect(db, "192.168.1.1", "", "", GEO_SRC_NONE);
+	expect(db, "172.16.0.1", "", "", GEO_SRC_NONE);
+	expect(db, "198.51.100.1", "", "", GEO_SRC_NONE);
+	expect(db, "10.1.1.1", "", "", GEO_SRC_NONE);
+	expect(db, "::ffff:192.168.1.1", "", "", GEO_SRC_NONE);
 	expect(db, "fe80::1", "", "", GEO_SRC_NONE);
+	expect(db, "fd00::1", "", "", GEO_SRC_NONE);
+	expect(db, "::1", "", "", GEO_SRC_NONE);
 	geo_close(db);
 }
 
@@ -311,8 +316,8 @@ static void test_database_threads(void **state)
 	assert_non_null(db);
 	for (int i = 0; i < 4; i++) {
 		a[i] = (worker_arg){.db = db};
-		assert_int_equal(pthread_create(&t[i], NULL, lookup_worker, &a[i]),
-				 0);
+		assert_int_equal(
+		    pthread_create(&t[i], NULL, lookup_worker, &a[i]), 0);
 	}
 	for (int i = 0; i < 4; i++) {
 		pthread_join(t[i], NULL);
@@ -324,14 +329,14 @@ static void test_database_threads(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_region_table_complete),
-		cmocka_unit_test(test_region_spot_checks),
-		cmocka_unit_test_setup(test_overrides, setup),
-		cmocka_unit_test_setup(test_lookup_args, setup),
-		cmocka_unit_test_setup(test_trusted, setup),
-		cmocka_unit_test_setup(test_open_errors, setup),
-		cmocka_unit_test_setup(test_database, setup),
-		cmocka_unit_test_setup(test_database_threads, setup),
+	    cmocka_unit_test(test_region_table_complete),
+	    cmocka_unit_test(test_region_spot_checks),
+	    cmocka_unit_test_setup(test_overrides, setup),
+	    cmocka_unit_test_setup(test_lookup_args, setup),
+	    cmocka_unit_test_setup(test_trusted, setup),
+	    cmocka_unit_test_setup(test_open_errors, setup),
+	    cmocka_unit_test_setup(test_database, setup),
+	    cmocka_unit_test_setup(test_database_threads, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,8 +18,10 @@ static uint64_t clock_ms;
 
 static int setup(void **state)
 {
-	mon = (cfg_monitor){.retries = 0, .consecutive_up = 1,
-			    .consecutive_down = 1, .interval_ms = 1000,
+	mon = (cfg_monitor){.retries = 0,
+			    .consecutive_up = 1,
+			    .consecutive_down = 1,
+			    .interval_ms = 1000,
 			    .timeout_ms = 500};
 	health_fsm_init(&fsm, LB_HEALTH_UNKNOWN);
 	clock_ms = 1700000000000ull;
@@ -291,10 +293,8 @@ static void test_pool_eval(void **state)
 {
 	/* has_monitor, enabled, healthy, unhealthy, minimum */
 	assert_int_equal(health_pool_eval(false, 3, 0, 0, 1), LB_POOL_HEALTHY);
-	assert_int_equal(health_pool_eval(false, 1, 0, 0, 2),
-			 LB_POOL_CRITICAL);
-	assert_int_equal(health_pool_eval(false, 0, 0, 0, 1),
-			 LB_POOL_CRITICAL);
+	assert_int_equal(health_pool_eval(false, 1, 0, 0, 2), LB_POOL_CRITICAL);
+	assert_int_equal(health_pool_eval(false, 0, 0, 0, 1), LB_POOL_CRITICAL);
 	assert_int_equal(health_pool_eval(true, 0, 0, 0, 1), LB_POOL_CRITICAL);
 	assert_int_equal(health_pool_eval(true, 3, 0, 0, 1), LB_POOL_UNKNOWN);
 	assert_int_equal(health_pool_eval(true, 3, 0, 0, 0), LB_POOL_UNKNOWN);
@@ -334,10 +334,8 @@ static void test_names(void **state)
 	assert_string_equal(health_state_name(LB_HEALTH_HEALTHY), "healthy");
 	assert_string_equal(health_state_name(LB_HEALTH_UNHEALTHY),
 			    "unhealthy");
-	assert_string_equal(health_pool_state_name(LB_POOL_UNKNOWN),
-			    "unknown");
-	assert_string_equal(health_pool_state_name(LB_POOL_HEALTHY),
-			    "healthy");
+	assert_string_equal(health_pool_state_name(LB_POOL_UNKNOWN), "unknown");
+	assert_string_equal(health_pool_state_name(LB_POOL_HEALTHY), "healthy");
 	assert_string_equal(health_pool_state_name(LB_POOL_DEGRADED),
 			    "degraded");
 	assert_string_equal(health_pool_state_name(LB_POOL_CRITICAL),

@@ -80,8 +80,7 @@ static void test_sockaddr_key(void **state)
 	assert_true(lb_hash_sockaddr(NULL) == 0);
 }
 
-static int hrw_pick(uint64_t key, const uint64_t *nodes, const double *w,
-		    int n)
+static int hrw_pick(uint64_t key, const uint64_t *nodes, const double *w, int n)
 {
 	int best = -1;
 	double bs = -1;
@@ -140,7 +139,8 @@ static void test_hrw_node_leaves(void **state)
 	for (int k = 0; k < NKEYS; k++) {
 		int now = hrw_pick(lb_hash_bytes(&k, sizeof(k)), nodes, w, 5);
 		if (before[k] != 2) {
-			assert_int_equal(now, before[k]); /* nobody else moves */
+			assert_int_equal(now,
+					 before[k]); /* nobody else moves */
 		} else {
 			moved++;
 			to[now]++;
@@ -150,7 +150,8 @@ static void test_hrw_node_leaves(void **state)
 	assert_in_range(moved, 2000 - 300, 2000 + 300);
 	for (int i = 0; i < 5; i++)
 		if (i != 2)
-			assert_in_range(to[i], moved / 4 - 150, moved / 4 + 150);
+			assert_in_range(to[i], moved / 4 - 150,
+					moved / 4 + 150);
 	assert_int_equal(to[2], 0);
 }
 
@@ -177,13 +178,13 @@ static void test_hrw_node_joins(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_siphash_vectors),
-		cmocka_unit_test(test_stable_values),
-		cmocka_unit_test(test_sockaddr_key),
-		cmocka_unit_test(test_hrw_weighted_distribution),
-		cmocka_unit_test(test_hrw_zero_weight),
-		cmocka_unit_test(test_hrw_node_leaves),
-		cmocka_unit_test(test_hrw_node_joins),
+	    cmocka_unit_test(test_siphash_vectors),
+	    cmocka_unit_test(test_stable_values),
+	    cmocka_unit_test(test_sockaddr_key),
+	    cmocka_unit_test(test_hrw_weighted_distribution),
+	    cmocka_unit_test(test_hrw_zero_weight),
+	    cmocka_unit_test(test_hrw_node_leaves),
+	    cmocka_unit_test(test_hrw_node_joins),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

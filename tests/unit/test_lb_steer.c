@@ -22,7 +22,7 @@
 #include "lb/lb_steer.h"
 
 #define NORIGINS 8
-#define NPOOLS   5
+#define NPOOLS	 5
 
 /* P0 us-east (Ashburn), P1 eu-west (Amsterdam), P2 ap-se (Singapore),
  * P3 no coordinates, P4 the fallback. */
@@ -41,7 +41,7 @@ static const cfg_pool *l_us[1], *l_eu[1], *l_ap[1], *l_eu_us[2];
 static cfg_pool_map pop_map[1], country_map[1], region_map[2];
 static cfg_pool_weight weights[3];
 
-static const char *const onames[NORIGINS] = {"use1", "use2", "euw1", "euw2",
+static const char *const onames[NORIGINS] = {"use1",  "use2", "euw1", "euw2",
 					     "apse1", "nl1",  "fb1",  "x"};
 
 static void origin_init(int i)
@@ -92,10 +92,8 @@ static int setup(void **state)
 			  .longitude = 8.68,
 			  .has_location = true};
 	rng = 0x9e3779b97f4a7c15ULL;
-	ctx = (lb_steer_ctx){.edge = &edge,
-			     .origins = st,
-			     .now_ms = 1000000,
-			     .rng = &rng};
+	ctx = (lb_steer_ctx){
+	    .edge = &edge, .origins = st, .now_ms = 1000000, .rng = &rng};
 	l_us[0] = &pools[P_US];
 	l_eu[0] = &pools[P_EU];
 	l_ap[0] = &pools[P_AP];
@@ -149,7 +147,8 @@ static void test_eligibility(void **state)
 static void test_default_policy(void **state)
 {
 	assert_int_equal(lb_steer_policy(&lb), CFG_STEER_OFF);
-	region_map[0] = (cfg_pool_map){.key = "WEU", .pools = l_eu, .npools = 1};
+	region_map[0] =
+	    (cfg_pool_map){.key = "WEU", .pools = l_eu, .npools = 1};
 	lb.region_pools = region_map;
 	lb.nregion_pools = 1;
 	assert_int_equal(lb_steer_policy(&lb), CFG_STEER_GEO);
@@ -256,12 +255,12 @@ static void geo_setup(void)
 {
 	lb.steering_policy = CFG_STEER_GEO;
 	pop_map[0] = (cfg_pool_map){.key = "FRA", .pools = l_ap, .npools = 1};
-	country_map[0] = (cfg_pool_map){.key = "JP", .pools = l_eu,
-					.npools = 1};
-	region_map[0] = (cfg_pool_map){.key = "ENAM", .pools = l_us,
-				       .npools = 1};
-	region_map[1] = (cfg_pool_map){.key = "WEU", .pools = l_eu_us,
-				       .npools = 2};
+	country_map[0] =
+	    (cfg_pool_map){.key = "JP", .pools = l_eu, .npools = 1};
+	region_map[0] =
+	    (cfg_pool_map){.key = "ENAM", .pools = l_us, .npools = 1};
+	region_map[1] =
+	    (cfg_pool_map){.key = "WEU", .pools = l_eu_us, .npools = 2};
 	lb.pop_pools = pop_map;
 	lb.npop_pools = 1;
 	lb.country_pools = country_map;
@@ -415,7 +414,7 @@ static void test_least_connections_pools(void **state)
 	int count[NPOOLS] = {0};
 	lb.steering_policy = CFG_STEER_LEAST_CONNECTIONS;
 	lb.ndefault_pools = 2;
-	atomic_store(&st[2].connections, 3); /* eu-west: 1/4 */
+	atomic_store(&st[2].connections, 3);   /* eu-west: 1/4 */
 	atomic_store(&st[0].outstanding, 100); /* ignored */
 	count_pools(20000, count);
 	/* us-east 1 : eu-west 0.25 -> 16000 : 4000 */
@@ -438,7 +437,7 @@ static void test_origin_random(void **state)
 	origins[3].weight = 0;
 	for (int i = 0; i < 5000; i++)
 		assert_int_equal(
-			lb_steer_origin(&pools[P_EU], &ctx, NULL, 0)->index, 2);
+		    lb_steer_origin(&pools[P_EU], &ctx, NULL, 0)->index, 2);
 }
 
 static void test_origin_skips(void **state)
@@ -446,7 +445,7 @@ static void test_origin_skips(void **state)
 	uint32_t tried[1] = {2};
 	for (int i = 0; i < 1000; i++)
 		assert_int_equal(
-			lb_steer_origin(&pools[P_EU], &ctx, tried, 1)->index, 3);
+		    lb_steer_origin(&pools[P_EU], &ctx, tried, 1)->index, 3);
 	down(3);
 	assert_null(lb_steer_origin(&pools[P_EU], &ctx, tried, 1));
 	origins[2].enabled = false;
@@ -495,8 +494,8 @@ static void test_origin_hash_stable(void **state)
 		count[before[k]]++;
 		/* the same client again, with or without an rng */
 		assert_int_equal(
-			lb_steer_origin(&big_pool, &ctx, NULL, 0)->index,
-			before[k]);
+		    lb_steer_origin(&big_pool, &ctx, NULL, 0)->index,
+		    before[k]);
 	}
 	for (int i = 0; i < 5; i++)
 		assert_in_range(count[i], 2000 - 300, 2000 + 300);
@@ -518,8 +517,8 @@ static void test_origin_hash_stable(void **state)
 	for (uint32_t k = 0; k < 10000; k++) {
 		client4(&c, 0x0a000000u + k * 7919u);
 		assert_int_equal(
-			lb_steer_origin(&big_pool, &ctx, NULL, 0)->index,
-			before[k]);
+		    lb_steer_origin(&big_pool, &ctx, NULL, 0)->index,
+		    before[k]);
 	}
 }
 
@@ -552,7 +551,7 @@ static void test_origin_least_outstanding(void **state)
 {
 	int count[NORIGINS] = {0};
 	pools[P_EU].origin_steering = CFG_OSTEER_LEAST_OUTSTANDING;
-	atomic_store(&st[2].outstanding, 3); /* 1/4 */
+	atomic_store(&st[2].outstanding, 3);  /* 1/4 */
 	atomic_store(&st[3].connections, 50); /* ignored here */
 	for (int i = 0; i < 20000; i++)
 		count[lb_steer_origin(&pools[P_EU], &ctx, NULL, 0)->index]++;
@@ -580,18 +579,18 @@ static void test_origin_least_connections(void **state)
 	client4(&c, 0xc0000202u);
 	ctx.client = (struct sockaddr *)&c;
 	const cfg_origin *o =
-		lb_steer_origin_by(&pools[P_EU], CFG_OSTEER_HASH, &ctx, NULL, 0);
+	    lb_steer_origin_by(&pools[P_EU], CFG_OSTEER_HASH, &ctx, NULL, 0);
 	for (int i = 0; i < 100; i++)
 		assert_ptr_equal(lb_steer_origin_by(&pools[P_EU],
-						    CFG_OSTEER_HASH, &ctx,
-						    NULL, 0),
+						    CFG_OSTEER_HASH, &ctx, NULL,
+						    0),
 				 o);
 }
 
 /* ---- affinity -------------------------------------------------------- */
 
 static const lb_affinity_secret secret = {
-	{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}};
+    {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}};
 
 static void test_affinity_token_roundtrip(void **state)
 {
@@ -642,27 +641,27 @@ static void test_affinity_tamper(void **state)
 	if (strcmp(bad, tok) != 0)
 		assert_null(lb_affinity_lookup(&lb, &secret, bad,
 					       LB_AFF_TOKEN_LEN, NULL));
-	assert_null(lb_affinity_lookup(&lb, &secret, tok, LB_AFF_TOKEN_LEN - 1,
-				       NULL));
-	assert_null(lb_affinity_lookup(&lb, &secret, "0123456789abcdef0",
-				       17, NULL));
+	assert_null(
+	    lb_affinity_lookup(&lb, &secret, tok, LB_AFF_TOKEN_LEN - 1, NULL));
+	assert_null(
+	    lb_affinity_lookup(&lb, &secret, "0123456789abcdef0", 17, NULL));
 	assert_null(lb_affinity_lookup(&lb, &secret, "", 0, NULL));
 	assert_null(lb_affinity_lookup(&lb, &secret, NULL, 0, NULL));
-	assert_null(lb_affinity_lookup(&lb, &secret, "zzzzzzzzzzzzzzzz", 16,
-				       NULL));
+	assert_null(
+	    lb_affinity_lookup(&lb, &secret, "zzzzzzzzzzzzzzzz", 16, NULL));
 	/* another edge's secret */
 	other.key[0] ^= 1;
-	assert_null(lb_affinity_lookup(&lb, &other, tok, LB_AFF_TOKEN_LEN,
-				       NULL));
+	assert_null(
+	    lb_affinity_lookup(&lb, &other, tok, LB_AFF_TOKEN_LEN, NULL));
 	/* the origin left the config */
 	lb.ndefault_pools = 1;
-	assert_null(lb_affinity_lookup(&lb, &secret, tok, LB_AFF_TOKEN_LEN,
-				       NULL));
+	assert_null(
+	    lb_affinity_lookup(&lb, &secret, tok, LB_AFF_TOKEN_LEN, NULL));
 	/* pools only in a geo map are found too */
 	geo_setup();
-	assert_ptr_equal(lb_affinity_lookup(&lb, &secret, tok,
-					    LB_AFF_TOKEN_LEN, NULL),
-			 &origins[3]);
+	assert_ptr_equal(
+	    lb_affinity_lookup(&lb, &secret, tok, LB_AFF_TOKEN_LEN, NULL),
+	    &origins[3]);
 }
 
 static void test_affinity_cookie_find(void **state)
@@ -853,35 +852,35 @@ static void test_affinity_on_failure(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_eligibility),
-		T(test_default_policy),
-		T(test_off_failover_order),
-		T(test_fallback),
-		T(test_failover_across_pools),
-		T(test_random_weights),
-		T(test_random_deterministic),
-		T(test_geo_precedence),
-		T(test_geo_failover_within_list),
-		T(test_dynamic_latency),
-		T(test_distance),
-		T(test_proximity),
-		T(test_proximity_other_edges),
-		T(test_least_outstanding_pools),
-		T(test_least_connections_pools),
-		T(test_origin_random),
-		T(test_origin_skips),
-		T(test_origin_hash_stable),
-		T(test_origin_hash_tried_and_mapped),
-		T(test_origin_least_outstanding),
-		T(test_origin_least_connections),
-		T(test_affinity_token_roundtrip),
-		T(test_affinity_tamper),
-		T(test_affinity_cookie_find),
-		T(test_affinity_set_cookie),
-		T(test_affinity_header_key),
-		T(test_affinity_check),
-		T(test_affinity_drain),
-		T(test_affinity_on_failure),
+	    T(test_eligibility),
+	    T(test_default_policy),
+	    T(test_off_failover_order),
+	    T(test_fallback),
+	    T(test_failover_across_pools),
+	    T(test_random_weights),
+	    T(test_random_deterministic),
+	    T(test_geo_precedence),
+	    T(test_geo_failover_within_list),
+	    T(test_dynamic_latency),
+	    T(test_distance),
+	    T(test_proximity),
+	    T(test_proximity_other_edges),
+	    T(test_least_outstanding_pools),
+	    T(test_least_connections_pools),
+	    T(test_origin_random),
+	    T(test_origin_skips),
+	    T(test_origin_hash_stable),
+	    T(test_origin_hash_tried_and_mapped),
+	    T(test_origin_least_outstanding),
+	    T(test_origin_least_connections),
+	    T(test_affinity_token_roundtrip),
+	    T(test_affinity_tamper),
+	    T(test_affinity_cookie_find),
+	    T(test_affinity_set_cookie),
+	    T(test_affinity_header_key),
+	    T(test_affinity_check),
+	    T(test_affinity_drain),
+	    T(test_affinity_on_failure),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -51,8 +51,9 @@ static void check_prefixes(const uint8_t *buf, size_t n)
 	proxy_proto_result r;
 	for (size_t k = 0; k < n; k++)
 		if (proxy_proto_parse(buf, k, &r) != 0)
-			fail_msg("prefix of %zu bytes (of %zu) did not need more",
-				 k, n);
+			fail_msg(
+			    "prefix of %zu bytes (of %zu) did not need more", k,
+			    n);
 }
 
 /* ---- v1 ---------------------------------------------------------------- */
@@ -88,9 +89,16 @@ static void test_v1_tcp6(void **state)
 	assert_int_equal(r.srclen, sizeof(struct sockaddr_in6));
 	check_prefixes((const uint8_t *)h, strlen(h));
 	/* the longest header: 107 bytes exactly */
-	const char *max = "PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff "
-			  "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 "
-			  "65535\r\n";
+	const char *tcp6 = "PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff "
+			   "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 "
+			   "65535\r\n";
+	assert_int_equal(parse_str(tcp6, &r), (int)strlen(tcp6));
+	check_v6(&r.src, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 65535);
+	/* the worst case of the spec: 107 bytes exactly */
+	const char *max =
+	    "PROXY UNKNOWN ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff "
+	    "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 "
+	    "65535\r\n";
 	assert_int_equal(strlen(max), PROXY_PROTO_V1_MAX);
 	assert_int_equal(parse_str(max, &r), PROXY_PROTO_V1_MAX);
 }
@@ -109,32 +117,32 @@ static void test_v1_unknown(void **state)
 static void test_v1_invalid(void **state)
 {
 	static const char *const bad[] = {
-		"PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\n", /* bare LF */
-		"PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\rX",
-		"PROXY  TCP4 192.0.2.1 198.51.100.2 1 2\r\n",	 /* 2 spaces */
-		"PROXY TCP4 192.0.2.1  198.51.100.2 1 2\r\n",
-		"PROXY TCP4 192.0.2.1 198.51.100.2 1 2 \r\n",	/* trailing */
-		"PROXY TCP4 192.0.2.1 198.51.100.2 1\r\n",	/* 4 fields */
-		"PROXY TCP4 192.0.2.1 198.51.100.2 1 2 3\r\n",	/* 6 */
-		"PROXY TCP4 192.0.2.1 198.51.100.2 1 65536\r\n", /* port */
-		"PROXY TCP4 192.0.2.1 198.51.100.2 01 2\r\n",	/* zeros */
-		"PROXY TCP4 192.0.2.1 198.51.100.2 -1 2\r\n",
-		"PROXY TCP4 192.0.2.1 198.51.100.2 +1 2\r\n",
-		"PROXY TCP4 192.0.2.01 198.51.100.2 1 2\r\n", /* octal-ish */
-		"PROXY TCP4 192.0.2 198.51.100.2 1 2\r\n",
-		"PROXY TCP4 192.0.2.256 198.51.100.2 1 2\r\n",
-		"PROXY TCP4 2001:db8::1 2001:db8::2 1 2\r\n", /* family */
-		"PROXY TCP6 192.0.2.1 198.51.100.2 1 2\r\n",
-		"PROXY TCP5 192.0.2.1 198.51.100.2 1 2\r\n",
-		"PROXY UDP4 192.0.2.1 198.51.100.2 1 2\r\n",
-		"PROXY tcp4 192.0.2.1 198.51.100.2 1 2\r\n",
-		"PROXY UNKNOWNX\r\n",
-		"PROXY \r\n",
-		"PROXY\r\n",
-		"proxy TCP4 192.0.2.1 198.51.100.2 1 2\r\n",
-		"GET / HTTP/1.1\r\n",
-		"PROXY TCP4 192.0.2.1\t198.51.100.2 1 2\r\n", /* control */
-		"PROXY TCP6 fe80::1%eth0 2001:db8::2 1 2\r\n", /* zone */
+	    "PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\n", /* bare LF */
+	    "PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\rX",
+	    "PROXY  TCP4 192.0.2.1 198.51.100.2 1 2\r\n", /* 2 spaces */
+	    "PROXY TCP4 192.0.2.1  198.51.100.2 1 2\r\n",
+	    "PROXY TCP4 192.0.2.1 198.51.100.2 1 2 \r\n",    /* trailing */
+	    "PROXY TCP4 192.0.2.1 198.51.100.2 1\r\n",	     /* 4 fields */
+	    "PROXY TCP4 192.0.2.1 198.51.100.2 1 2 3\r\n",   /* 6 */
+	    "PROXY TCP4 192.0.2.1 198.51.100.2 1 65536\r\n", /* port */
+	    "PROXY TCP4 192.0.2.1 198.51.100.2 01 2\r\n",    /* zeros */
+	    "PROXY TCP4 192.0.2.1 198.51.100.2 -1 2\r\n",
+	    "PROXY TCP4 192.0.2.1 198.51.100.2 +1 2\r\n",
+	    "PROXY TCP4 192.0.2.01 198.51.100.2 1 2\r\n", /* octal-ish */
+	    "PROXY TCP4 192.0.2 198.51.100.2 1 2\r\n",
+	    "PROXY TCP4 192.0.2.256 198.51.100.2 1 2\r\n",
+	    "PROXY TCP4 2001:db8::1 2001:db8::2 1 2\r\n", /* family */
+	    "PROXY TCP6 192.0.2.1 198.51.100.2 1 2\r\n",
+	    "PROXY TCP5 192.0.2.1 198.51.100.2 1 2\r\n",
+	    "PROXY UDP4 192.0.2.1 198.51.100.2 1 2\r\n",
+	    "PROXY tcp4 192.0.2.1 198.51.100.2 1 2\r\n",
+	    "PROXY UNKNOWNX\r\n",
+	    "PROXY \r\n",
+	    "PROXY\r\n",
+	    "proxy TCP4 192.0.2.1 198.51.100.2 1 2\r\n",
+	    "GET / HTTP/1.1\r\n",
+	    "PROXY TCP4 192.0.2.1\t198.51.100.2 1 2\r\n",  /* control */
+	    "PROXY TCP6 fe80::1%eth0 2001:db8::2 1 2\r\n", /* zone */
 	};
 	proxy_proto_result r;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
@@ -183,11 +191,11 @@ static void test_v2_inet(void **state)
 	proxy_proto_result r;
 	/* 192.0.2.1:56324 -> 198.51.100.2:443, then a NOOP TLV and an
 	 * AUTHORITY TLV */
-	const uint8_t a[12] = {192, 0, 2, 1, 198, 51, 100, 2, 0xdc, 0x04,
-			       0x01, 0xbb};
+	const uint8_t a[12] = {192, 0, 2,    1,	   198,	 51,
+			       100, 2, 0xdc, 0x04, 0x01, 0xbb};
 	memcpy(p, a, 12);
-	const uint8_t tlv[] = {0x04, 0x00, 0x01, 0x00, 0x02, 0x00,
-			       0x03, 'a',  'b',	 'c'};
+	const uint8_t tlv[] = {0x04, 0x00, 0x01, 0x00, 0x02,
+			       0x00, 0x03, 'a',	 'b',  'c'};
 	memcpy(p + 12, tlv, sizeof(tlv));
 	size_t n = v2(b, 0x21, 0x11, p, 12 + sizeof(tlv));
 	memcpy(b + n, "GET /", 5);
@@ -247,7 +255,7 @@ static void test_v2_invalid(void **state)
 	n = v2(b, 0x11, 0x11, p, 12); /* version 1 in a v2 header */
 	assert_int_equal(proxy_proto_parse(b, n, &r), -EINVAL);
 	assert_int_equal(proxy_proto_parse(b, 13, &r), -EINVAL); /* early */
-	n = v2(b, 0x22, 0x11, p, 12); /* command 2 */
+	n = v2(b, 0x22, 0x11, p, 12);				 /* command 2 */
 	assert_int_equal(proxy_proto_parse(b, n, &r), -EINVAL);
 	n = v2(b, 0x21, 0x41, p, 12); /* family 4 */
 	assert_int_equal(proxy_proto_parse(b, n, &r), -EINVAL);
@@ -261,6 +269,10 @@ static void test_v2_invalid(void **state)
 	assert_int_equal(proxy_proto_parse(b, n, &r), -EPROTONOSUPPORT);
 	n = v2(b, 0x21, 0x11, p, 11); /* too short for INET */
 	assert_int_equal(proxy_proto_parse(b, n, &r), -EINVAL);
+	assert_int_equal(r.version, 0); /* nothing half-filled */
+	n = v2(b, 0x21, 0x11, p, 0);	/* found by fuzzing */
+	assert_int_equal(proxy_proto_parse(b, n, &r), -EINVAL);
+	assert_int_equal(r.version, 0);
 	n = v2(b, 0x21, 0x21, p, 35); /* too short for INET6 */
 	assert_int_equal(proxy_proto_parse(b, n, &r), -EINVAL);
 	/* a TLV running past the end, or a truncated TLV header */
@@ -306,15 +318,15 @@ static void test_empty(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_v1_tcp4),
-		cmocka_unit_test(test_v1_tcp6),
-		cmocka_unit_test(test_v1_unknown),
-		cmocka_unit_test(test_v1_invalid),
-		cmocka_unit_test(test_v2_inet),
-		cmocka_unit_test(test_v2_inet6),
-		cmocka_unit_test(test_v2_local_and_unspec),
-		cmocka_unit_test(test_v2_invalid),
-		cmocka_unit_test(test_empty),
+	    cmocka_unit_test(test_v1_tcp4),
+	    cmocka_unit_test(test_v1_tcp6),
+	    cmocka_unit_test(test_v1_unknown),
+	    cmocka_unit_test(test_v1_invalid),
+	    cmocka_unit_test(test_v2_inet),
+	    cmocka_unit_test(test_v2_inet6),
+	    cmocka_unit_test(test_v2_local_and_unspec),
+	    cmocka_unit_test(test_v2_invalid),
+	    cmocka_unit_test(test_empty),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -132,16 +132,20 @@ static void test_response(void **state)
 			  "Connection: keep-alive\r\nKeep-Alive: timeout=5\r\n"
 			  "Server: o\r\n\r\n";
 	assert_true(http1_parse_response(raw, strlen(raw), &lim, HTTP_M_GET, &resp) > 0);
-	int n = px_head_response(&resp, false, false, out, sizeof(out) - 1);
+	int n = px_head_response(&resp, false, false, NULL, out, sizeof(out) - 1);
 	out[n] = '\0';
 	assert_string_equal(out, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: o\r\n\r\n");
-	n = px_head_response(&resp, false, true, out, sizeof(out) - 1);
+	n = px_head_response(&resp, false, true, NULL, out, sizeof(out) - 1);
 	out[n] = '\0';
 	assert_string_equal(out, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: o\r\n"
 				 "Connection: close\r\n\r\n");
+	n = px_head_response(&resp, false, false, "Set-Cookie: a=b\r\n", out, sizeof(out) - 1);
+	out[n] = '\0';
+	assert_string_equal(out, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: o\r\n"
+				 "Set-Cookie: a=b\r\n\r\n");
 	raw = "HTTP/1.1 404 Not Here\r\nTransfer-Encoding: chunked\r\n\r\n";
 	assert_true(http1_parse_response(raw, strlen(raw), &lim, HTTP_M_GET, &resp) > 0);
-	n = px_head_response(&resp, false, false, out, sizeof(out) - 1);
+	n = px_head_response(&resp, false, false, NULL, out, sizeof(out) - 1);
 	out[n] = '\0';
 	assert_string_equal(out, "HTTP/1.1 404 Not Here\r\nTransfer-Encoding: chunked\r\n\r\n");
 }
