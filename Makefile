@@ -7,8 +7,8 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 PYTEST     ?= /usr/bin/python3 -m pytest
 
-.PHONY: all deps deps-test build asan demo test test-unit test-integration \
-        test-asan fuzz fuzz-regress bench format clean
+.PHONY: all deps deps-test geo-data build asan demo test test-unit \
+        test-integration test-asan fuzz fuzz-regress bench format clean
 
 all: build
 
@@ -17,6 +17,11 @@ deps:
 
 deps-test:
 	@scripts/deps.sh test
+
+# The country database (npm @ip-location-db/geo-whois-asn-country-mmdb) in
+# data/geo/; idempotent.
+geo-data: deps
+	@scripts/geo-data.sh >/dev/null
 
 $(BUILD)/build.ninja:
 	meson setup $(BUILD) >/dev/null
@@ -31,10 +36,10 @@ $(ASAN_BUILD)/build.ninja:
 asan: deps-test $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 
-demo: build
-	./$(BUILD)/meridian demo
+demo: build geo-data
+	MERIDIAN_GEO_DB=$$(scripts/geo-data.sh) ./$(BUILD)/meridian demo
 
-test-unit: deps-test build
+test-unit: deps-test build geo-data
 	meson test -C $(BUILD) --print-errorlogs
 
 test-integration: deps-test build

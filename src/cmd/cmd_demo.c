@@ -1,14 +1,29 @@
-/* cmd_demo.c - `meridian demo`: the embedded default. Two "clouds" of demo
- * origins on loopback (gcp: gke-1, gke-2; aws: eks-1, eks-2) and an edge in
- * front of them, with the commands to try printed once it listens. */
+/* cmd_demo.c - `meridian demo`: the embedded default.
+ *
+ * Two "clouds" of demo origins (gcp: gke-1, gke-2; aws: eks-1, eks-2), each
+ * a child process (`meridian origin`) so an operator can kill one and watch
+ * health checks, failover and steering react; an edge in front of them with
+ * monitors, geo steering, session affinity and the admin status page; and
+ * the commands to try, printed once everything listens. The children die
+ * with the demo (PR_SET_PDEATHSIG, and a SIGTERM at exit).
+ */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cmd/cmd.h"
 #include "config/cfg_load.h"
 #include "core/core_log.h"
-#include "demo/demo_origin.h"
+#include "core/core_sock.h"
+#include "core/core_util.h"
 #include "edge/edge.h"
 
 static const struct {
@@ -24,16 +39,28 @@ static const struct {
 static const char demo_yaml[] =
 	"edge:\n"
 	"  name: demo\n"
+	"  region: WEU\n"
 	"  listen:\n"
 	"    http: [\"%s\"]\n"
+	"%s"
+	"geo:\n"
+	"%s"
+	"  networks:\n"
+	"    \"127.1.0.0/16\": { region: ENAM }\n"
+	"    \"127.2.0.0/16\": { country: JP }\n"
+	"monitors:\n"
+	"  - { id: healthz, type: http, path: /healthz, interval: 1s,\n"
+	"      timeout: 1s, retries: 0, expected_codes: \"200\" }\n"
 	"pools:\n"
 	"  - id: gcp\n"
 	"    description: GKE cluster (demo)\n"
+	"    monitor: healthz\n"
 	"    origins:\n"
 	"      - { name: gke-1, address: 127.0.0.1, port: %u }\n"
 	"      - { name: gke-2, address: 127.0.0.1, port: %u }\n"
 	"  - id: aws\n"
 	"    description: EKS cluster (demo)\n"
+	"    monitor: healthz\n"
 	"    origins:\n"
 	"      - { name: eks-1, address: 127.0.0.1, port: %u }\n"
 	"      - { name: eks-2, address: 127.0.0.1, port: %u }\n"
@@ -41,49 +68,181 @@ static const char demo_yaml[] =
 	"  - name: lb.example.com\n"
 	"    default_pools: [gcp, aws]\n"
 	"    fallback_pool: aws\n"
+	"    steering_policy: geo\n"
+	"    region_pools: { ENAM: [aws, gcp], WEU: [gcp, aws] }\n"
+	"    country_pools: { JP: [aws] }\n"
+	"    adaptive_routing: { failover_across_pools: true }\n"
+	"  - name: sticky.example.com\n"
+	"    default_pools: [gcp, aws]\n"
+	"    session_affinity: cookie\n"
+	"    session_affinity_attributes: { zero_downtime_failover: sticky }\n"
 	"  - name: aws.example.com\n"
 	"    default_pools: [aws]\n";
 
+typedef struct demo_child {
+	pid_t pid;
+	int out_fd; /* its stdout, kept open so it never gets SIGPIPE */
+	uint16_t port;
+} demo_child;
+
 typedef struct demo_ctx {
-	const char *listen;
 	const char *url;
-	uint16_t ports[NDEMO];
+	const char *admin;
+	demo_child kids[NDEMO];
 } demo_ctx;
+
+/* Start `meridian origin` and read its "listening on HOST:PORT" line. */
+static int spawn_origin(const char *cloud, const char *name, demo_child *c)
+{
+	int pfd[2];
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return -errno;
+	pid_t pid = fork();
+	if (pid < 0) {
+		int err = errno;
+		close(pfd[0]);
+		close(pfd[1]);
+		return -err;
+	}
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		dup2(pfd[1], STDOUT_FILENO);
+		execl("/proc/self/exe", "meridian", "origin", "--listen",
+		      "127.0.0.1:0", "--name", name, "--cloud", cloud,
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	c->pid = pid;
+	c->out_fd = pfd[0];
+	char line[128];
+	size_t len = 0;
+	int rc = -ETIMEDOUT;
+	uint64_t deadline = core_now_ms() + 5000;
+	while (len < sizeof(line) - 1) {
+		uint64_t now = core_now_ms();
+		if (now >= deadline)
+			break;
+		struct pollfd p = {.fd = pfd[0], .events = POLLIN};
+		if (poll(&p, 1, (int)(deadline - now)) <= 0)
+			continue;
+		ssize_t n = read(pfd[0], line + len, sizeof(line) - 1 - len);
+		if (n <= 0) {
+			rc = -EPIPE;
+			break;
+		}
+		len += (size_t)n;
+		line[len] = '\0';
+		char *colon = strrchr(line, ':');
+		if (strchr(line, '\n') && colon) {
+			c->port = (uint16_t)atoi(colon + 1);
+			rc = c->port ? 0 : -EINVAL;
+			break;
+		}
+	}
+	return rc;
+}
+
+static void stop_children(demo_ctx *d)
+{
+	for (size_t i = 0; i < NDEMO; i++)
+		if (d->kids[i].pid > 0)
+			kill(d->kids[i].pid, SIGTERM);
+	for (size_t i = 0; i < NDEMO; i++) {
+		if (d->kids[i].pid > 0)
+			waitpid(d->kids[i].pid, NULL, 0);
+		if (d->kids[i].out_fd > 0)
+			close(d->kids[i].out_fd);
+	}
+}
 
 static void demo_ready(void *arg)
 {
 	const demo_ctx *d = arg;
-	printf("\nMeridian demo: an edge on %s in front of two clouds\n", d->url);
+	const char *u = d->url;
+	printf("\nMeridian demo: an edge on %s in front of two clouds\n", u);
 	for (size_t i = 0; i < NDEMO; i++)
-		printf("  pool %-3s origin %s on 127.0.0.1:%u\n",
-		       demo_origins[i].cloud, demo_origins[i].name, d->ports[i]);
+		printf("  pool %-3s origin %-5s on 127.0.0.1:%-5u pid %d\n",
+		       demo_origins[i].cloud, demo_origins[i].name,
+		       d->kids[i].port, (int)d->kids[i].pid);
 	printf("\nTry:\n"
-	       "  curl -H 'Host: lb.example.com' %s/        # gcp first "
-	       "(default_pools: [gcp, aws])\n"
-	       "  curl -H 'Host: aws.example.com' %s/       # the aws pool\n"
-	       "  curl -H 'Host: lb.example.com' %s/echo    # what the origin "
-	       "received (X-Forwarded-*)\n"
-	       "  curl -H 'Host: nope.example.com' %s/      # 404 from the edge\n"
-	       "\nCtrl-C drains and stops.\n\n",
-	       d->url, d->url, d->url, d->url);
+	       "  curl -H 'Host: lb.example.com' %s/\n"
+	       "      # gcp answers: this client is in WEU (the edge's region)\n"
+	       "  curl --interface 127.1.0.1 -H 'Host: lb.example.com' %s/\n"
+	       "      # a client in ENAM (geo.networks): aws answers\n"
+	       "  curl -H 'Host: aws.example.com' %s/\n"
+	       "      # the aws pool only\n"
+	       "  curl -c /tmp/demo.jar -b /tmp/demo.jar -H 'Host: "
+	       "sticky.example.com' %s/\n"
+	       "      # session affinity: the same origin every time\n"
+	       "  curl -H 'Host: lb.example.com' %s/echo\n"
+	       "      # what the origin received (X-Forwarded-*)\n"
+	       "  curl -H 'Host: nope.example.com' %s/\n"
+	       "      # 404 from the edge\n",
+	       u, u, u, u, u, u);
+	if (d->admin)
+		printf("  curl http://%s/status\n"
+		       "      # health of every pool and origin\n",
+		       d->admin);
+	printf("\nFailover: kill %d (gke-1), then kill %d (gke-2): within a "
+	       "second or two\ntraffic for lb.example.com moves to gke-2, then "
+	       "to aws%s.\n\nCtrl-C drains and stops.\n\n",
+	       (int)d->kids[0].pid, (int)d->kids[1].pid,
+	       d->admin ? " (watch /status)" : "");
 	fflush(stdout);
+}
+
+static void usage(FILE *f)
+{
+	fputs("usage: meridian demo [--listen 127.0.0.1:8080] "
+	      "[--admin 127.0.0.1:8081 | --no-admin] [--log-level LEVEL]\n"
+	      "  MERIDIAN_GEO_DB=path.mmdb adds a country database "
+	      "(make demo sets it)\n",
+	      f);
+}
+
+/* Default admin address: the listen address, port + 1. */
+static int default_admin(const char *listen, char *out, size_t size)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	if (core_sock_parse_addr(listen, &ss, &len) < 0)
+		return -EINVAL;
+	const char *colon = strrchr(listen, ':');
+	int port = atoi(colon + 1);
+	if (port <= 0 || port >= 65535)
+		return -EINVAL;
+	snprintf(out, size, "%.*s:%d", (int)(colon - listen), listen, port + 1);
+	return 0;
 }
 
 int cmd_demo(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"listen", required_argument, NULL, 'L'},
+		{"admin", required_argument, NULL, 'A'},
+		{"no-admin", no_argument, NULL, 'N'},
 		{"log-level", required_argument, NULL, 'l'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
-	demo_ctx d = {.listen = "127.0.0.1:8080"};
+	const char *listen = "127.0.0.1:8080", *admin = NULL;
+	bool no_admin = false;
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "L:l:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "L:A:Nl:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'L':
-			d.listen = optarg;
+			listen = optarg;
+			break;
+		case 'A':
+			admin = optarg;
+			break;
+		case 'N':
+			no_admin = true;
 			break;
 		case 'l':
 			core_log_level = cmd_log_level(optarg);
@@ -95,37 +254,54 @@ int cmd_demo(int argc, char **argv)
 			}
 			break;
 		case 'h':
-			puts("usage: meridian demo [--listen 127.0.0.1:8080]");
+			usage(stdout);
 			return 0;
 		default:
-			fputs("usage: meridian demo [--listen 127.0.0.1:8080]\n",
-			      stderr);
+			usage(stderr);
 			return 2;
 		}
 	}
+	char admin_buf[96];
+	if (!admin && !no_admin) {
+		if (default_admin(listen, admin_buf, sizeof(admin_buf)) < 0) {
+			fprintf(stderr, "meridian demo: bad --listen '%s'\n",
+				listen);
+			return 2;
+		}
+		admin = admin_buf;
+	}
+	if (no_admin)
+		admin = NULL;
 
-	demo_origin *origins[NDEMO] = {0};
+	demo_ctx d = {.admin = admin};
 	int status = 1;
 	for (size_t i = 0; i < NDEMO; i++) {
-		int err = demo_origin_start("127.0.0.1:0", demo_origins[i].cloud,
-					    demo_origins[i].name, &origins[i]);
+		int err = spawn_origin(demo_origins[i].cloud,
+				       demo_origins[i].name, &d.kids[i]);
 		if (err < 0) {
 			fprintf(stderr, "meridian demo: cannot start origin "
 					"%s: %s\n",
 				demo_origins[i].name, strerror(-err));
 			goto out;
 		}
-		d.ports[i] = demo_origin_port(origins[i]);
 	}
 
-	char yaml[2048], url[96];
-	int n = snprintf(yaml, sizeof(yaml), demo_yaml, d.listen, d.ports[0],
-			 d.ports[1], d.ports[2], d.ports[3]);
+	char admin_yaml[128] = "", geo_yaml[512] = "", url[96];
+	if (admin)
+		snprintf(admin_yaml, sizeof(admin_yaml), "    admin: \"%s\"\n",
+			 admin);
+	const char *db = getenv("MERIDIAN_GEO_DB");
+	if (db && *db && strlen(db) < 400 && !strpbrk(db, "\"\\\n"))
+		snprintf(geo_yaml, sizeof(geo_yaml), "  database: \"%s\"\n", db);
+	char yaml[4096];
+	int n = snprintf(yaml, sizeof(yaml), demo_yaml, listen, admin_yaml,
+			 geo_yaml, d.kids[0].port, d.kids[1].port,
+			 d.kids[2].port, d.kids[3].port);
 	if (n < 0 || (size_t)n >= sizeof(yaml)) {
 		fputs("meridian demo: listen address too long\n", stderr);
 		goto out;
 	}
-	snprintf(url, sizeof(url), "http://%s", d.listen);
+	snprintf(url, sizeof(url), "http://%s", listen);
 	d.url = url;
 
 	cfg_snapshot *snap = NULL;
@@ -139,7 +315,6 @@ int cmd_demo(int argc, char **argv)
 	cfg_diag_free(&diag);
 	status = edge_run(snap, demo_ready, &d);
 out:
-	for (size_t i = 0; i < NDEMO; i++)
-		demo_origin_stop(origins[i]);
+	stop_children(&d);
 	return status;
 }

@@ -14,6 +14,7 @@
  */
 #include "health/health_checker.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -32,6 +33,9 @@
 #include "health/health_fsm.h"
 #include "health/health_probe.h"
 #include "lb/lb_select.h"
+
+static_assert(sizeof(((lb_origin_state *)0)->reason) == HEALTH_REASON_MAX,
+	      "the FSM's reason text is published as is");
 
 enum { T_IDLE = 0, T_QUEUED, T_RUNNING, T_RETRY };
 
@@ -87,7 +91,7 @@ struct health_checker {
 	_Atomic uint32_t inflight;
 };
 
-/* ---- events and publication ------------------------------------------- */
+/* ---- events and publication ---- */
 
 static void emit(health_checker *hc, const health_event *ev)
 {
@@ -201,7 +205,7 @@ static void publish(health_checker *hc, hc_target *t, const health_step *s)
 	pool_eval(hc, t->pool, t->fsm.since_ms);
 }
 
-/* ---- scheduling -------------------------------------------------------- */
+/* ---- scheduling ---- */
 
 static uint64_t rand_below(health_checker *hc, uint64_t n)
 {
@@ -336,12 +340,14 @@ static void wake_cb(core_io *io, uint32_t events)
 	hc->loop.stop = true;
 }
 
-/* ---- the thread -------------------------------------------------------- */
+/* ---- the thread ---- */
 
 static void *health_main(void *arg)
 {
 	health_checker *hc = arg;
 	core_log_set_thread_name("health");
+	/* Visible in top -H, perf and /proc: the thread to watch. */
+	pthread_setname_np(pthread_self(), "health");
 	hc->loop.now = core_now_ms();
 
 	/* Initial pool verdicts: pools without a monitor (Healthy), pools

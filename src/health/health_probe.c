@@ -67,7 +67,7 @@ static uint64_t now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-/* ---- pure helpers ------------------------------------------------------ */
+/* ---- pure helpers ---- */
 
 static const char *header_value(const cfg_header *h, size_t n, const char *name)
 {
@@ -362,7 +362,7 @@ int health_smtp_reply(const char *buf, size_t len, int *code)
 	}
 }
 
-/* ---- context ------------------------------------------------------------ */
+/* ---- context ---- */
 
 int health_probe_ctx_init(health_probe_ctx *c, core_loop *loop)
 {
@@ -410,8 +410,7 @@ static SSL_CTX *tls_ctx(health_probe_ctx *c, bool insecure)
 	return t;
 }
 
-/* ---- finishing ------------------------------------------------------------
- */
+/* ---- finishing ---- */
 
 static void close_conn(health_probe *p)
 {
@@ -501,8 +500,7 @@ static int tls_fail(health_probe *p, const char *when)
 	return fail(p, HEALTH_TLS_ERROR, "%s: connection closed", when);
 }
 
-/* ---- I/O ------------------------------------------------------------------
- */
+/* ---- I/O ---- */
 
 /* > 0 bytes, 0 at EOF, -EAGAIN, -EPROTO (TLS: the error queue says why), or
  * another -errno. */
@@ -591,8 +589,7 @@ static int send_pending(health_probe *p)
 	return STEP_AGAIN;
 }
 
-/* ---- HTTP ------------------------------------------------------------------
- */
+/* ---- HTTP ---- */
 
 static http1_method method_id(const char *m)
 {
@@ -813,8 +810,7 @@ static int http_read(health_probe *p)
 	}
 }
 
-/* ---- SMTP ------------------------------------------------------------------
- */
+/* ---- SMTP ---- */
 
 static int smtp_send(health_probe *p, const char *verb, int step)
 {
@@ -917,8 +913,7 @@ static int smtp_pump(health_probe *p)
 	}
 }
 
-/* ---- the machine ------------------------------------------------------------
- */
+/* ---- the machine ---- */
 
 static int tls_start(health_probe *p)
 {
@@ -1098,7 +1093,8 @@ static int open_conn(health_probe *p)
 		return err;
 	}
 	p->phase = P_CONNECT;
-	p->buf->start = p->buf->end = 0;
+	if (p->buf)
+		p->buf->start = p->buf->end = 0;
 	return 0;
 }
 
@@ -1130,8 +1126,12 @@ void health_probe_start(health_probe *p, health_probe_ctx *c,
 	p->res = (health_result){0};
 	p->method = m->method && *m->method ? m->method : "GET";
 	p->t0_us = now_us();
-	p->buf = core_buf_get(&c->bufs);
-	p->buf->start = p->buf->end = 0;
+	/* A tcp check reads nothing: no buffer (32 KiB) for it. */
+	p->buf = NULL;
+	if (m->type != CFG_MON_TCP) {
+		p->buf = core_buf_get(&c->bufs);
+		p->buf->start = p->buf->end = 0;
+	}
 	core_timer_set(c->loop, &p->timer,
 		       c->loop->now + (m->timeout_ms ? m->timeout_ms : 5000));
 

@@ -381,6 +381,11 @@ static void release(notify_ctx *n, notify_item *c, uint64_t now)
 		log_info("notify: not sent (notification_filter): %s", what);
 		return;
 	}
+	if (notify_startup_quiet(c)) {
+		atomic_fetch_add(&n->filtered, 1);
+		log_info("notify: not sent (first verdict, healthy): %s", what);
+		return;
+	}
 	char old[32];
 	notify_clean(c->old_state, old, sizeof(old));
 	log_info("notify: %s (was %s)", what, old);

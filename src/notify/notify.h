@@ -10,11 +10,12 @@
  *
  * A change is notified once it has held for notifications.debounce; if the
  * origin or pool returns to its last notified state inside that window,
- * nothing is sent. Each notified change gives one email (to every recipient)
- * and one POST per webhook. Transfers run concurrently (libcurl multi) with a
- * 5 s connect and 15 s total timeout; a failed delivery is retried after
- * 1, 2, 4 and 8 s (5 attempts) from a queue of due times, so one slow or dead
- * receiver never holds back the others.
+ * nothing is sent. An origin's or pool's first change from "unknown" to a
+ * healthy state is not news either (start-up). Each notified change gives
+ * one email (to every recipient) and one POST per webhook. Transfers run
+ * concurrently (libcurl multi) with a 5 s connect and 15 s total timeout; a
+ * failed delivery is retried after 1, 2, 4 and 8 s (5 attempts) from a queue
+ * of due times, so one slow or dead receiver never holds back the others.
  *
  * Thread safety: notify_submit() and notify_counters_get() may be called from
  * any thread between notify_start() and notify_stop(). notify_stop() must not
@@ -53,7 +54,8 @@ typedef struct notify_ctx notify_ctx;
  *              window at stop
  *   debounced  changes not sent: flapped back (or superseded) inside the
  *              debounce window
- *   filtered   changes not sent because of notification_filter
+ *   filtered   changes not sent because of notification_filter, or
+ *              because they are a first verdict that is healthy
  *   pending    events, changes and deliveries not finished yet */
 typedef struct notify_counters {
 	uint64_t submitted, sent, failed, retried;

@@ -14,6 +14,7 @@ typedef struct db_ent {
 	uint64_t due;	      /* while pending */
 	notify_item *pending; /* NULL: none */
 	char *notified;	      /* last notified (or first old) state */
+	bool released;	      /* a change of this entity was released */
 	int kind;
 	const char *origin; /* NULL for a pool; points into key */
 	char key[];	    /* pool id, NUL, origin name, NUL */
@@ -192,6 +193,9 @@ notify_item *notify_db_pop_due(notify_db *db, uint64_t now)
 	notify_item *p = e->pending;
 	e->pending = NULL;
 	notify_item *out = notify_item_with_old(p, e->notified);
+	if (out)
+		out->first = !e->released;
+	e->released = true;
 	free(e->notified);
 	e->notified = xstrdup(p->new_state);
 	free(p);

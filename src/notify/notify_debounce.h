@@ -42,7 +42,8 @@ uint64_t notify_db_next_due(const notify_db *db);
 
 /* Release one change whose window has passed at now, or NULL. The item
  * (owned by the caller) reads "last notified state -> new state"; that new
- * state becomes the notified state. */
+ * state becomes the notified state. item->first is set on the entity's
+ * first released change. */
 notify_item *notify_db_pop_due(notify_db *db, uint64_t now);
 
 /* Cancel every pending change (stop). Returns how many there were. */

@@ -119,6 +119,11 @@ bool notify_filter_pass(const cfg_notification_filter *f, int kind,
 	return (k->healthy != 0) == new_healthy;
 }
 
+bool notify_startup_quiet(const notify_item *c)
+{
+	return c->first && c->new_healthy && !strcmp(c->old_state, "unknown");
+}
+
 /* Length of the valid UTF-8 sequence at p, or 0 when it is not one. Never
  * reads past a NUL. */
 static size_t utf8_seq(const unsigned char *p)

@@ -24,6 +24,7 @@ typedef struct notify_item {
 	const char *old_state, *new_state;
 	const char *reason; /* "" when none */
 	bool new_healthy;
+	bool first;	  /* the entity's first change out of the debounce */
 	uint64_t time_ms; /* wall clock of the change */
 	cfg_notification_filter filter;
 	char strs[];
@@ -55,6 +56,12 @@ notify_item *notify_queue_take(notify_queue *q, size_t *n);
  * becomes healthy; 0 -> only when it becomes unhealthy; -1 -> always. */
 bool notify_filter_pass(const cfg_notification_filter *f, int kind,
 			bool new_healthy);
+
+/* Whether a released change is start-up noise: the entity's first change,
+ * from "unknown" to a healthy state (the first verdict after start-up is
+ * news only when it is bad - also when it was bad for less than the
+ * debounce window: unknown -> unhealthy -> healthy). */
+bool notify_startup_quiet(const notify_item *c);
 
 /* The facts shared by every message of one edge. */
 typedef struct notify_site {

@@ -12,8 +12,9 @@ from meridian_test import HttpConn, req, WAIT
 @pytest.fixture
 def demo(stack):
     port = mt.free_port()
-    p = stack.spawn([mt.BIN, "demo", "--listen", "%s:%d" % (mt.LOCAL, port)],
-                    "demo")
+    admin = mt.free_port()
+    p = stack.spawn([mt.BIN, "demo", "--listen", "%s:%d" % (mt.LOCAL, port),
+                     "--admin", "%s:%d" % (mt.LOCAL, admin)], "demo")
 
     def printed():
         if not p.alive():
@@ -60,3 +61,54 @@ def test_demo_default_host_served_by_gcp_origins(demo):
             if len(seen) >= 2:
                 break
     assert len(seen) >= 2, "only %r answered" % seen
+
+
+def _get_from(port, host, source=None):
+    """One GET through the demo edge, optionally from a given source
+    address (geo.networks places 127.1.0.0/16 in ENAM)."""
+    import socket
+    s = socket.socket()
+    s.settimeout(WAIT)
+    if source:
+        s.bind((source, 0))
+    s.connect((mt.LOCAL, port))
+    try:
+        s.sendall(req(host=host, headers=[("Connection", "close")]))
+        data = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+    finally:
+        s.close()
+    return data.decode(errors="replace")
+
+
+def test_demo_geo_steers_enam_clients_to_aws(demo):
+    assert "--interface 127.1.0.1" in demo.out
+    for _ in range(20):
+        assert "\r\n\r\naws " in _get_from(demo.port, "lb.example.com",
+                                             "127.1.0.1")
+        assert "\r\n\r\ngcp " in _get_from(demo.port, "lb.example.com")
+
+
+def test_demo_failover_when_gcp_origins_are_killed(demo):
+    """The printed pids are the origins: killing both gcp origins moves
+    lb.example.com's traffic to aws within a few health intervals."""
+    import os
+    import signal
+    pids = dict(re.findall(r"origin (\S+)\s+on \S+\s+pid (\d+)", demo.out))
+    assert set(pids) == {"gke-1", "gke-2", "eks-1", "eks-2"}, demo.out
+    os.kill(int(pids["gke-1"]), signal.SIGKILL)
+    os.kill(int(pids["gke-2"]), signal.SIGKILL)
+
+    def on_aws():
+        body = _get_from(demo.port, "lb.example.com")
+        return body if "\r\n\r\naws " in body else None
+
+    mt.wait_for(on_aws, what="traffic to move to aws")
+    # Once moved, it stays there (no error between).
+    for _ in range(20):
+        body = _get_from(demo.port, "lb.example.com")
+        assert " 200 " in body.split("\r\n")[0] and "\r\n\r\naws " in body, body

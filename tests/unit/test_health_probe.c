@@ -46,7 +46,7 @@
 #include "health/health_checker.h"
 #include "health/health_probe.h"
 
-/* ---- test servers ------------------------------------------------------- */
+/* ---- test servers ---- */
 
 enum mode {
 	M_OK = 0,    /* 200, "Hello WORLD" */
@@ -385,7 +385,7 @@ static uint16_t closed_port(void)
 	return (uint16_t)port;
 }
 
-/* ---- a self-signed certificate, made now --------------------------------- */
+/* ---- a self-signed certificate, made now ---- */
 
 static SSL_CTX *server_tls(void)
 {
@@ -421,7 +421,7 @@ static SSL_CTX *server_tls(void)
 	return ctx;
 }
 
-/* ---- running one probe -------------------------------------------------- */
+/* ---- running one probe ---- */
 
 static cfg_monitor mon;
 static cfg_origin origin;
@@ -539,7 +539,7 @@ static int setup(void **state)
 	return 0;
 }
 
-/* ---- HTTP probes ------------------------------------------------------- */
+/* ---- HTTP probes ---- */
 
 static void test_http_ok_and_request(void **state)
 {
@@ -689,8 +689,7 @@ static void test_monitor_port_override(void **state)
 	srv_stop(&S);
 }
 
-/* ---- HTTPS ----------------------------------------------------------------
- */
+/* ---- HTTPS ---- */
 
 static void test_https(void **state)
 {
@@ -724,7 +723,7 @@ static void test_https(void **state)
 	SSL_CTX_free(tls);
 }
 
-/* ---- TCP and SMTP ------------------------------------------------------- */
+/* ---- TCP and SMTP ---- */
 
 static void test_tcp(void **state)
 {
@@ -756,8 +755,7 @@ static void test_smtp(void **state)
 	expect(probe_mode(M_SLOW), HEALTH_TIMEOUT, "SMTP dialogue timed out");
 }
 
-/* ---- pure helpers ---------------------------------------------------------
- */
+/* ---- pure helpers ---- */
 
 static void test_redirect_path(void **state)
 {
@@ -878,8 +876,7 @@ static void test_body_contains(void **state)
 	assert_true(health_body_contains("xx\0ab", 5, "AB"));
 }
 
-/* ---- the checker ----------------------------------------------------------
- */
+/* ---- the checker ---- */
 
 typedef struct ev_rec {
 	health_event_kind kind;
@@ -1375,8 +1372,7 @@ static void test_checker_from_yaml(void **state)
 	srv_stop(&S);
 }
 
-/* ---- bench harness (bench/health.sh) ---------------------------------------
- */
+/* ---- bench harness (bench/health.sh) ---- */
 
 /* A minimal epoll HTTP server on many ports: answers every request with a
  * fixed 200 and closes. */
@@ -1513,10 +1509,15 @@ static int bench(int argc, char **argv)
 	/* Warm-up: every origin gets its first verdict. */
 	sleep(2);
 	health_stats a, z;
+	clockid_t sclk;
+	pthread_getcpuclockid(b.th, &sclk);
+	struct timespec s0, s1;
 	health_get_stats(hc, &a);
+	clock_gettime(sclk, &s0);
 	uint64_t t0 = core_now_ms();
 	sleep((unsigned)seconds);
 	health_get_stats(hc, &z);
+	clock_gettime(sclk, &s1);
 	uint64_t t1 = core_now_ms();
 	health_stop(hc);
 	atomic_store(&b.stop, true);
@@ -1534,7 +1535,19 @@ static int bench(int argc, char **argv)
 	       (unsigned long long)(z.attempts - a.attempts),
 	       (double)(z.attempts - a.attempts) / wall, expect / wall, healthy,
 	       norigins);
-	printf("health thread CPU %.1f%% of one core\n", 100.0 * cpu / wall);
+	double scpu = (double)(s1.tv_sec - s0.tv_sec) +
+		      (double)(s1.tv_nsec - s0.tv_nsec) / 1e9;
+	double load = 0;
+	FILE *f = fopen("/proc/loadavg", "r");
+	if (f) {
+		if (fscanf(f, "%lf", &load) != 1)
+			load = 0;
+		fclose(f);
+	}
+	printf("health thread CPU %.1f%% of one core (test server thread "
+	       "%.1f%%; load average %.1f on %ld cores)\n",
+	       100.0 * cpu / wall, 100.0 * scpu / wall, load,
+	       sysconf(_SC_NPROCESSORS_ONLN));
 	printf("missed intervals %llu, worst start delay %llu ms\n",
 	       (unsigned long long)z.missed, (unsigned long long)z.max_late_ms);
 	health_states_destroy(st, (size_t)norigins);

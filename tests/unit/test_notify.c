@@ -325,6 +325,52 @@ static void test_debounce_drop_pending(void **state)
 	notify_db_free(db); /* frees the pending item too */
 }
 
+static void test_first_verdict_healthy_is_quiet(void **state)
+{
+	(void)state;
+	notify_db *db = notify_db_new(1000);
+	/* Bad for less than the window at start-up, then healthy. */
+	notify_db_feed(db, origin_ev("p", "o", "unknown", "unhealthy"), 0);
+	assert_int_equal(
+	    notify_db_feed(db, origin_ev("p", "o", "unhealthy", "healthy"),
+			   500),
+	    NOTIFY_DB_REPLACED);
+	notify_item *c = notify_db_pop_due(db, 1500);
+	assert_non_null(c);
+	assert_true(c->first);
+	assert_string_equal(c->old_state, "unknown");
+	assert_true(notify_startup_quiet(c));
+	free(c);
+	/* A pool's first verdict "degraded" still counts as healthy. */
+	notify_item *it = pool_ev("p", "unknown", "degraded");
+	notify_db_feed(db, it, 2000);
+	c = notify_db_pop_due(db, 3000);
+	assert_true(notify_startup_quiet(c));
+	free(c);
+
+	/* A bad first verdict is news, and so is the recovery after it. */
+	notify_db_feed(db, origin_ev("p", "o2", "unknown", "unhealthy"), 4000);
+	c = notify_db_pop_due(db, 5000);
+	assert_true(c->first);
+	assert_false(notify_startup_quiet(c));
+	free(c);
+	notify_db_feed(db, origin_ev("p", "o2", "unhealthy", "healthy"), 6000);
+	c = notify_db_pop_due(db, 7000);
+	assert_false(c->first);
+	assert_false(notify_startup_quiet(c));
+	free(c);
+	/* Later returns from unknown are news too. */
+	notify_db_feed(db, origin_ev("p", "o2", "healthy", "unknown"), 8000);
+	c = notify_db_pop_due(db, 9000);
+	free(c);
+	notify_db_feed(db, origin_ev("p", "o2", "unknown", "healthy"), 10000);
+	c = notify_db_pop_due(db, 11000);
+	assert_string_equal(c->old_state, "unknown");
+	assert_false(notify_startup_quiet(c));
+	free(c);
+	notify_db_free(db);
+}
+
 /* ---- formatting ---- */
 
 static void test_clean(void **state)
@@ -767,6 +813,7 @@ int main(void)
 	    cmocka_unit_test(test_debounce_zero_is_immediate),
 	    cmocka_unit_test(test_debounce_entities_are_distinct),
 	    cmocka_unit_test(test_debounce_drop_pending),
+	    cmocka_unit_test(test_first_verdict_healthy_is_quiet),
 	    cmocka_unit_test(test_clean),
 	    cmocka_unit_test(test_dates),
 	    cmocka_unit_test(test_subject),
