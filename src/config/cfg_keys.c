@@ -242,6 +242,14 @@ static const cfg_key listen_keys[] = {
      ARRAY_AT(cfg_edge, listen_tunnel, nlisten_tunnel),
      .item = &item_addr,
      .help = "Listeners for tunnel connectors."},
+    {.name = "proxy_protocol",
+     .type = CFG_BOOL,
+     AT(cfg_edge, listen_proxy_protocol),
+     .def = "false",
+     .help = "Expect a PROXY protocol v1 or v2 header on every http "
+	     "connection (from a load balancer in front). Only peers in "
+	     "geo.trusted_proxies may send one; other connections are "
+	     "closed."},
 };
 static const cfg_table listen_table = {
     .path = "edge.listen",

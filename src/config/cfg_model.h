@@ -331,6 +331,7 @@ typedef struct cfg_edge {
 	size_t nlisten_dns;
 	cfg_addr listen_admin;
 	bool has_admin;
+	bool listen_proxy_protocol; /* PROXY v1/v2 on http listeners */
 	cfg_limits limits;
 	cfg_timeouts timeouts;
 	cfg_passive_health passive_health;

@@ -96,8 +96,16 @@ struct px_client {
 	uint32_t resp_fwd; /* framed bytes at the head of up->in not yet sent */
 
 	char ip[46]; /* client address text, for X-Forwarded-For */
-	struct sockaddr_in6 peer; /* holds a sockaddr_in too */
-	geo_result geo; /* the client's country and region */
+	struct sockaddr_in6 peer; /* holds a sockaddr_in too; after a PROXY
+				   * header, the client it names */
+	geo_result geo;	/* the peer's country and region */
+	/* This request's client when a trusted proxy named it in
+	 * X-Forwarded-For (use_client), for steering and affinity. */
+	struct sockaddr_in6 client;
+	geo_result cgeo;
+	bool use_client;
+	bool trusted_peer;   /* peer in geo.trusted_proxies */
+	bool want_proxy_hdr; /* a PROXY header must come first */
 };
 
 /* A new client connection accepted by worker w. Takes ownership of fd. */

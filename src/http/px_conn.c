@@ -12,6 +12,7 @@
  */
 #include "http/px.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -26,6 +27,7 @@
 #include "core/core_sock.h"
 #include "core/core_util.h"
 #include "http/px_head.h"
+#include "http/proxy_proto.h"
 #include "lb/lb_affinity.h"
 #include "lb/lb_passive.h"
 #include "lb/lb_select.h"
@@ -229,6 +231,7 @@ void px_client_accept(edge_worker *w, int fd, const struct sockaddr *peer)
 					   : sizeof(struct sockaddr_in));
 	/* Once per connection: the location steers every request on it. */
 	geo_lookup(w->snap->geo, peer, &cl->geo);
+	cl->trusted_peer = geo_is_trusted(w->snap->geo, peer);
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	cl->next = w->clients;
@@ -240,6 +243,16 @@ void px_client_accept(edge_worker *w, int fd, const struct sockaddr *peer)
 	if (core_loop_add(&w->loop, &cl->io, false) < 0) {
 		client_close(cl);
 		return;
+	}
+	if (w->snap->cfg->edge.listen_proxy_protocol) {
+		if (!cl->trusted_peer) {
+			log_info("%s: PROXY header expected from an untrusted "
+				 "peer; closed (geo.trusted_proxies)",
+				 cl->ip);
+			client_close(cl);
+			return;
+		}
+		cl->want_proxy_hdr = true;
 	}
 	core_timer_after(&w->loop, &cl->timer, timeouts(w)->client_idle_ms);
 }
@@ -385,11 +398,13 @@ static void reset_exchange(px_client *cl)
 static void steer_ctx(const px_client *cl, lb_steer_ctx *ctx)
 {
 	edge_worker *w = cl->w;
+	const geo_result *g = cl->use_client ? &cl->cgeo : &cl->geo;
 	*ctx = (lb_steer_ctx){
 		.edge = &w->snap->cfg->edge,
-		.country = cl->geo.country,
-		.region = cl->geo.region,
-		.client = (const struct sockaddr *)&cl->peer,
+		.country = g->country,
+		.region = g->region,
+		.client = (const struct sockaddr *)(cl->use_client ? &cl->client
+								   : &cl->peer),
 		.origins = w->snap->ostates,
 		.now_ms = w->loop.now,
 		.rng = &w->rng,
@@ -444,9 +459,71 @@ static const cfg_origin *affinity_origin(px_client *cl, const http1_request *req
 	}
 }
 
+/* Parse one X-Forwarded-For element (an IP, maybe with spaces around). */
+static bool xff_addr(const char *p, size_t n, struct sockaddr_in6 *out)
+{
+	while (n && (*p == ' ' || *p == '\t'))
+		p++, n--;
+	while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+		n--;
+	char tmp[INET6_ADDRSTRLEN];
+	if (n == 0 || n >= sizeof(tmp))
+		return false;
+	memcpy(tmp, p, n);
+	tmp[n] = '\0';
+	memset(out, 0, sizeof(*out));
+	struct sockaddr_in *in4 = (struct sockaddr_in *)out;
+	if (inet_pton(AF_INET, tmp, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		return true;
+	}
+	if (inet_pton(AF_INET6, tmp, &out->sin6_addr) == 1) {
+		out->sin6_family = AF_INET6;
+		return true;
+	}
+	return false;
+}
+
+/* Behind trusted proxies the client is the rightmost X-Forwarded-For
+ * address that is not itself a trusted proxy. Anything unparsable stops
+ * the walk: what lies left of it cannot be trusted. */
+static void client_from_xff(px_client *cl, const http1_request *req)
+{
+	cl->use_client = false;
+	if (!cl->trusted_peer)
+		return;
+	const geo_db *geo = cl->w->snap->geo;
+	for (uint32_t i = req->nheaders; i-- > 0;) {
+		const http1_header *h = &req->headers[i];
+		if (h->name.len != 15 ||
+		    core_strncaseeq(h->name.p, "X-Forwarded-For", 15))
+			continue;
+		const char *v = h->value.p;
+		size_t end = h->value.len;
+		for (;;) {
+			size_t start = end;
+			while (start > 0 && v[start - 1] != ',')
+				start--;
+			struct sockaddr_in6 a;
+			if (!xff_addr(v + start, end - start, &a))
+				return;
+			if (!geo_is_trusted(geo, (struct sockaddr *)&a)) {
+				cl->client = a;
+				geo_lookup(geo, (struct sockaddr *)&a, &cl->cgeo);
+				cl->use_client = true;
+				return;
+			}
+			if (start == 0)
+				break;
+			end = start - 1;
+		}
+	}
+}
+
 /* Pool and origin for a new request: affinity first, then steering. */
 static void choose_origin(px_client *cl, const http1_request *req)
 {
+	client_from_xff(cl, req);
 	lb_steer_ctx ctx;
 	steer_ctx(cl, &ctx);
 	const cfg_lb *lb = cl->lb;
@@ -737,10 +814,50 @@ static void connect_failed(px_client *cl, int err)
 
 /* --- head state --------------------------------------------------------- */
 
+/* The PROXY protocol header in front of the first request: the client it
+ * names replaces the peer (only trusted peers get here). Returns 1 when
+ * done, 0 for more bytes, -1 when the connection was closed. */
+static int take_proxy_header(px_client *cl)
+{
+	proxy_proto_result r;
+	int n = proxy_proto_parse((const uint8_t *)core_buf_head(cl->in),
+				  core_buf_len(cl->in), &r);
+	if (n == 0 && core_buf_len(cl->in) < PROXY_PROTO_MAX_HEADER)
+		return 0;
+	if (n <= 0) {
+		log_info("%s: bad PROXY protocol header; closed", cl->ip);
+		client_close(cl);
+		return -1;
+	}
+	if (!r.local && r.srclen <= sizeof(cl->peer)) {
+		memcpy(&cl->peer, &r.src, r.srclen);
+		core_sock_ip_text((struct sockaddr *)&cl->peer, cl->ip,
+				  sizeof(cl->ip));
+		geo_lookup(cl->w->snap->geo, (struct sockaddr *)&cl->peer,
+			   &cl->geo);
+		/* The named client is not the trusted proxy itself. */
+		cl->trusted_peer = geo_is_trusted(cl->w->snap->geo,
+						  (struct sockaddr *)&cl->peer);
+	}
+	core_buf_consume(cl->in, (uint32_t)n);
+	cl->want_proxy_hdr = false;
+	return 1;
+}
+
 static bool step_head(px_client *cl)
 {
 	edge_worker *w = cl->w;
-	if (cl->in && cl->parse_pending && core_buf_len(cl->in) > 0) {
+	if (cl->want_proxy_hdr && cl->parse_pending && blen(cl->in) > 0) {
+		int r = take_proxy_header(cl);
+		if (r < 0)
+			return false;
+		if (r == 0)
+			cl->parse_pending = false;
+		else
+			cl->parse_pending = blen(cl->in) > 0;
+	}
+	if (!cl->want_proxy_hdr && cl->in && cl->parse_pending &&
+	    core_buf_len(cl->in) > 0) {
 		cl->parse_pending = false;
 		int r = http1_parse_request(core_buf_head(cl->in),
 					    core_buf_len(cl->in),
