@@ -29,55 +29,55 @@
 static const struct {
 	const char *cloud, *name;
 } demo_origins[] = {
-	{"gcp", "gke-1"},
-	{"gcp", "gke-2"},
-	{"aws", "eks-1"},
-	{"aws", "eks-2"},
+    {"gcp", "gke-1"},
+    {"gcp", "gke-2"},
+    {"aws", "eks-1"},
+    {"aws", "eks-2"},
 };
 #define NDEMO (sizeof(demo_origins) / sizeof(demo_origins[0]))
 
 static const char demo_yaml[] =
-	"edge:\n"
-	"  name: demo\n"
-	"  region: WEU\n"
-	"  listen:\n"
-	"    http: [\"%s\"]\n"
-	"%s"
-	"geo:\n"
-	"%s"
-	"  networks:\n"
-	"    \"127.1.0.0/16\": { region: ENAM }\n"
-	"    \"127.2.0.0/16\": { country: JP }\n"
-	"monitors:\n"
-	"  - { id: healthz, type: http, path: /healthz, interval: 1s,\n"
-	"      timeout: 1s, retries: 0, expected_codes: \"200\" }\n"
-	"pools:\n"
-	"  - id: gcp\n"
-	"    description: GKE cluster (demo)\n"
-	"    monitor: healthz\n"
-	"    origins:\n"
-	"      - { name: gke-1, address: 127.0.0.1, port: %u }\n"
-	"      - { name: gke-2, address: 127.0.0.1, port: %u }\n"
-	"  - id: aws\n"
-	"    description: EKS cluster (demo)\n"
-	"    monitor: healthz\n"
-	"    origins:\n"
-	"      - { name: eks-1, address: 127.0.0.1, port: %u }\n"
-	"      - { name: eks-2, address: 127.0.0.1, port: %u }\n"
-	"load_balancers:\n"
-	"  - name: lb.example.com\n"
-	"    default_pools: [gcp, aws]\n"
-	"    fallback_pool: aws\n"
-	"    steering_policy: geo\n"
-	"    region_pools: { ENAM: [aws, gcp], WEU: [gcp, aws] }\n"
-	"    country_pools: { JP: [aws] }\n"
-	"    adaptive_routing: { failover_across_pools: true }\n"
-	"  - name: sticky.example.com\n"
-	"    default_pools: [gcp, aws]\n"
-	"    session_affinity: cookie\n"
-	"    session_affinity_attributes: { zero_downtime_failover: sticky }\n"
-	"  - name: aws.example.com\n"
-	"    default_pools: [aws]\n";
+    "edge:\n"
+    "  name: demo\n"
+    "  region: WEU\n"
+    "  listen:\n"
+    "    http: [\"%s\"]\n"
+    "%s"
+    "geo:\n"
+    "%s"
+    "  networks:\n"
+    "    \"127.1.0.0/16\": { region: ENAM }\n"
+    "    \"127.2.0.0/16\": { country: JP }\n"
+    "monitors:\n"
+    "  - { id: healthz, type: http, path: /healthz, interval: 1s,\n"
+    "      timeout: 1s, retries: 0, expected_codes: \"200\" }\n"
+    "pools:\n"
+    "  - id: gcp\n"
+    "    description: GKE cluster (demo)\n"
+    "    monitor: healthz\n"
+    "    origins:\n"
+    "      - { name: gke-1, address: 127.0.0.1, port: %u }\n"
+    "      - { name: gke-2, address: 127.0.0.1, port: %u }\n"
+    "  - id: aws\n"
+    "    description: EKS cluster (demo)\n"
+    "    monitor: healthz\n"
+    "    origins:\n"
+    "      - { name: eks-1, address: 127.0.0.1, port: %u }\n"
+    "      - { name: eks-2, address: 127.0.0.1, port: %u }\n"
+    "load_balancers:\n"
+    "  - name: lb.example.com\n"
+    "    default_pools: [gcp, aws]\n"
+    "    fallback_pool: aws\n"
+    "    steering_policy: geo\n"
+    "    region_pools: { ENAM: [aws, gcp], WEU: [gcp, aws] }\n"
+    "    country_pools: { JP: [aws] }\n"
+    "    adaptive_routing: { failover_across_pools: true }\n"
+    "  - name: sticky.example.com\n"
+    "    default_pools: [gcp, aws]\n"
+    "    session_affinity: cookie\n"
+    "    session_affinity_attributes: { zero_downtime_failover: sticky }\n"
+    "  - name: aws.example.com\n"
+    "    default_pools: [aws]\n";
 
 typedef struct demo_child {
 	pid_t pid;
@@ -168,21 +168,22 @@ static void demo_ready(void *arg)
 		printf("  pool %-3s origin %-5s on 127.0.0.1:%-5u pid %d\n",
 		       demo_origins[i].cloud, demo_origins[i].name,
 		       d->kids[i].port, (int)d->kids[i].pid);
-	printf("\nTry:\n"
-	       "  curl -H 'Host: lb.example.com' %s/\n"
-	       "      # gcp answers: this client is in WEU (the edge's region)\n"
-	       "  curl --interface 127.1.0.1 -H 'Host: lb.example.com' %s/\n"
-	       "      # a client in ENAM (geo.networks): aws answers\n"
-	       "  curl -H 'Host: aws.example.com' %s/\n"
-	       "      # the aws pool only\n"
-	       "  curl -c /tmp/demo.jar -b /tmp/demo.jar -H 'Host: "
-	       "sticky.example.com' %s/\n"
-	       "      # session affinity: the same origin every time\n"
-	       "  curl -H 'Host: lb.example.com' %s/echo\n"
-	       "      # what the origin received (X-Forwarded-*)\n"
-	       "  curl -H 'Host: nope.example.com' %s/\n"
-	       "      # 404 from the edge\n",
-	       u, u, u, u, u, u);
+	printf(
+	    "\nTry:\n"
+	    "  curl -H 'Host: lb.example.com' %s/\n"
+	    "      # gcp answers: this client is in WEU (the edge's region)\n"
+	    "  curl --interface 127.1.0.1 -H 'Host: lb.example.com' %s/\n"
+	    "      # a client in ENAM (geo.networks): aws answers\n"
+	    "  curl -H 'Host: aws.example.com' %s/\n"
+	    "      # the aws pool only\n"
+	    "  curl -c /tmp/demo.jar -b /tmp/demo.jar -H 'Host: "
+	    "sticky.example.com' %s/\n"
+	    "      # session affinity: the same origin every time\n"
+	    "  curl -H 'Host: lb.example.com' %s/echo\n"
+	    "      # what the origin received (X-Forwarded-*)\n"
+	    "  curl -H 'Host: nope.example.com' %s/\n"
+	    "      # 404 from the edge\n",
+	    u, u, u, u, u, u);
 	if (d->admin)
 		printf("  curl http://%s/status\n"
 		       "      # health of every pool and origin\n",
@@ -222,12 +223,12 @@ static int default_admin(const char *listen, char *out, size_t size)
 int cmd_demo(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"listen", required_argument, NULL, 'L'},
-		{"admin", required_argument, NULL, 'A'},
-		{"no-admin", no_argument, NULL, 'N'},
-		{"log-level", required_argument, NULL, 'l'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"listen", required_argument, NULL, 'L'},
+	    {"admin", required_argument, NULL, 'A'},
+	    {"no-admin", no_argument, NULL, 'N'},
+	    {"log-level", required_argument, NULL, 'l'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	const char *listen = "127.0.0.1:8080", *admin = NULL;
 	bool no_admin = false;
@@ -247,8 +248,9 @@ int cmd_demo(int argc, char **argv)
 		case 'l':
 			core_log_level = cmd_log_level(optarg);
 			if (core_log_level < 0) {
-				fprintf(stderr, "meridian demo: unknown log "
-						"level '%s'\n",
+				fprintf(stderr,
+					"meridian demo: unknown log "
+					"level '%s'\n",
 					optarg);
 				return 2;
 			}
@@ -279,8 +281,9 @@ int cmd_demo(int argc, char **argv)
 		int err = spawn_origin(demo_origins[i].cloud,
 				       demo_origins[i].name, &d.kids[i]);
 		if (err < 0) {
-			fprintf(stderr, "meridian demo: cannot start origin "
-					"%s: %s\n",
+			fprintf(stderr,
+				"meridian demo: cannot start origin "
+				"%s: %s\n",
 				demo_origins[i].name, strerror(-err));
 			goto out;
 		}
@@ -292,7 +295,8 @@ int cmd_demo(int argc, char **argv)
 			 admin);
 	const char *db = getenv("MERIDIAN_GEO_DB");
 	if (db && *db && strlen(db) < 400 && !strpbrk(db, "\"\\\n"))
-		snprintf(geo_yaml, sizeof(geo_yaml), "  database: \"%s\"\n", db);
+		snprintf(geo_yaml, sizeof(geo_yaml), "  database: \"%s\"\n",
+			 db);
 	char yaml[4096];
 	int n = snprintf(yaml, sizeof(yaml), demo_yaml, listen, admin_yaml,
 			 geo_yaml, d.kids[0].port, d.kids[1].port,

@@ -10,7 +10,8 @@
 
 static void usage(FILE *f)
 {
-	fputs("usage: meridian edge -c FILE [--log-level error|warn|info|debug]\n",
+	fputs("usage: meridian edge -c FILE [--log-level "
+	      "error|warn|info|debug]\n",
 	      f);
 }
 
@@ -26,10 +27,10 @@ int cmd_log_level(const char *s)
 int cmd_edge(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"log-level", required_argument, NULL, 'l'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"log-level", required_argument, NULL, 'l'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	const char *file = NULL;
 	int c;
@@ -42,8 +43,9 @@ int cmd_edge(int argc, char **argv)
 		case 'l':
 			core_log_level = cmd_log_level(optarg);
 			if (core_log_level < 0) {
-				fprintf(stderr, "meridian edge: unknown log "
-						"level '%s'\n",
+				fprintf(stderr,
+					"meridian edge: unknown log "
+					"level '%s'\n",
 					optarg);
 				return 2;
 			}
@@ -65,16 +67,18 @@ int cmd_edge(int argc, char **argv)
 	if (cfg_load_file(file, &snap, &diag) < 0) {
 		for (size_t i = 0; i < diag.n; i++)
 			fprintf(stderr, "%s\n", diag.msgs[i]);
-		fprintf(stderr, "meridian edge: %zu error%s in %s; not "
-				"starting\n",
+		fprintf(stderr,
+			"meridian edge: %zu error%s in %s; not "
+			"starting\n",
 			diag.n, diag.n == 1 ? "" : "s", file);
 		cfg_diag_free(&diag);
 		return 1;
 	}
 	cfg_diag_free(&diag);
 	if (snap->edge.nlisten_http == 0) {
-		fprintf(stderr, "meridian edge: %s: edge.listen.http is empty; "
-				"nothing to serve\n",
+		fprintf(stderr,
+			"meridian edge: %s: edge.listen.http is empty; "
+			"nothing to serve\n",
 			file);
 		cfg_snapshot_free(snap);
 		return 1;

@@ -8,12 +8,12 @@ enum { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 extern int core_log_level;
 void core_log_set_thread_name(const char *name);
 void core_log(int level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 #define log_error(...) core_log(LOG_ERROR, __VA_ARGS__)
-#define log_warn(...) core_log(LOG_WARN, __VA_ARGS__)
-#define log_info(...) core_log(LOG_INFO, __VA_ARGS__)
-#define log_debug(...)                                                          \
+#define log_warn(...)  core_log(LOG_WARN, __VA_ARGS__)
+#define log_info(...)  core_log(LOG_INFO, __VA_ARGS__)
+#define log_debug(...)                                                         \
 	do {                                                                   \
 		if (core_log_level >= LOG_DEBUG)                               \
 			core_log(LOG_DEBUG, __VA_ARGS__);                      \

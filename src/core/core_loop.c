@@ -31,9 +31,9 @@ void core_loop_destroy(core_loop *l)
 int core_loop_add(core_loop *l, core_io *io, bool in_only)
 {
 	struct epoll_event ev = {
-		.events = in_only ? (EPOLLIN | EPOLLET)
-				  : (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET),
-		.data.ptr = io,
+	    .events = in_only ? (EPOLLIN | EPOLLET)
+			      : (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET),
+	    .data.ptr = io,
 	};
 	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, io->fd, &ev) < 0)
 		return -errno;

@@ -13,8 +13,8 @@
 int core_sock_listen(const struct sockaddr *sa, socklen_t len, bool reuseport,
 		     int backlog)
 {
-	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-			0);
+	int fd = socket(sa->sa_family,
+			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	int one = 1;
@@ -36,8 +36,8 @@ fail:;
 int core_sock_connect(const struct sockaddr *sa, socklen_t len,
 		      bool *in_progress)
 {
-	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-			0);
+	int fd = socket(sa->sa_family,
+			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	int one = 1;
@@ -63,7 +63,8 @@ int core_sock_parse_addr(const char *text, struct sockaddr_storage *ss,
 		return -EINVAL;
 	if (text[0] == '[') {
 		const char *end = strchr(text, ']');
-		if (!end || end[1] != ':' || (size_t)(end - text - 1) >= sizeof(host))
+		if (!end || end[1] != ':' ||
+		    (size_t)(end - text - 1) >= sizeof(host))
 			return -EINVAL;
 		memcpy(host, text + 1, (size_t)(end - text - 1));
 		host[end - text - 1] = '\0';
@@ -102,9 +103,10 @@ int core_sock_parse_addr(const char *text, struct sockaddr_storage *ss,
 
 size_t core_sock_ip_text(const struct sockaddr *sa, char *buf, size_t size)
 {
-	const void *a = sa->sa_family == AF_INET6
-				? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
-				: (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+	const void *a =
+	    sa->sa_family == AF_INET6
+		? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+		: (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
 	if (!inet_ntop(sa->sa_family, a, buf, (socklen_t)size)) {
 		snprintf(buf, size, "?");
 	}

@@ -37,7 +37,7 @@ typedef struct edge_snapshot {
 	 * the one part of a snapshot that is not read-only. */
 	lb_origin_state *ostates;
 	lb_pool_state *pstates;
-	geo_db *geo;                   /* client location (NULL: none) */
+	geo_db *geo;		       /* client location (NULL: none) */
 	lb_affinity_secret aff_secret; /* keys session affinity cookies */
 } edge_snapshot;
 

@@ -17,7 +17,7 @@
 #include "health/health_status.h"
 #include "http/http1_parse.h"
 
-#define ADMIN_HEAD_MAX 8192
+#define ADMIN_HEAD_MAX	    8192
 #define ADMIN_IO_TIMEOUT_MS 2000
 
 struct edge_admin {
@@ -74,8 +74,8 @@ static bool query_has(http_str t, const char *kv)
 static void serve_status(edge_admin *a, int fd, bool json, bool head_only)
 {
 	const edge_snapshot *s = a->snap;
-	int n = health_format_status(s->cfg, s->ostates, s->pstates, NULL, 0,
-				     json);
+	int n =
+	    health_format_status(s->cfg, s->ostates, s->pstates, NULL, 0, json);
 	if (n < 0) {
 		respond(fd, 500, "Internal Server Error", "text/plain", "", 0,
 			head_only);
@@ -131,7 +131,7 @@ static void serve(edge_admin *a, int fd)
 	}
 	if (target_is(q->target, "/status")) {
 		const http1_header *acc =
-			http1_find_header(q->headers, q->nheaders, "Accept");
+		    http1_find_header(q->headers, q->nheaders, "Accept");
 		bool json = query_has(q->target, "format=json") ||
 			    (acc && memmem(acc->value.p, acc->value.len,
 					   "application/json", 16));

@@ -20,7 +20,7 @@ static void on_health_event(void *arg, const health_event *ev)
 				   : health_pool_state_name(ev->new_state);
 	bool healthy = origin ? ev->new_state == LB_HEALTH_HEALTHY
 			      : ev->new_state == LB_POOL_HEALTHY ||
-					ev->new_state == LB_POOL_DEGRADED;
+				    ev->new_state == LB_POOL_DEGRADED;
 	if (origin)
 		core_log(healthy ? LOG_INFO : LOG_WARN,
 			 "health: origin %s of pool %s: %s -> %s%s%s",
@@ -35,14 +35,14 @@ static void on_health_event(void *arg, const health_event *ev)
 	if (ev->old_state == 0 /* unknown */ && healthy)
 		return;
 	notify_event ne = {
-		.kind = origin ? NOTIFY_ORIGIN : NOTIFY_POOL,
-		.pool_id = ev->pool_id,
-		.origin_name = ev->origin_name,
-		.old_state = old_s,
-		.new_state = new_s,
-		.new_healthy = healthy,
-		.reason = ev->reason,
-		.time_ms = ev->wall_ms,
+	    .kind = origin ? NOTIFY_ORIGIN : NOTIFY_POOL,
+	    .pool_id = ev->pool_id,
+	    .origin_name = ev->origin_name,
+	    .old_state = old_s,
+	    .new_state = new_s,
+	    .new_healthy = healthy,
+	    .reason = ev->reason,
+	    .time_ms = ev->wall_ms,
 	};
 	notify_submit(h->notify, ev->pool, &ne);
 }

@@ -54,8 +54,8 @@ int edge_run(cfg_snapshot *cfg, void (*ready_cb)(void *), void *arg)
 	edge *e = xcalloc(1, sizeof(*e));
 	e->buf_size = buffer_size(cfg);
 	char errbuf[256] = "";
-	edge_snapshot *snap = edge_snapshot_new(cfg, e->buf_size, errbuf,
-						sizeof(errbuf));
+	edge_snapshot *snap =
+	    edge_snapshot_new(cfg, e->buf_size, errbuf, sizeof(errbuf));
 	if (!snap) {
 		log_error("%s", errbuf);
 		free(e);
@@ -90,8 +90,9 @@ int edge_run(cfg_snapshot *cfg, void (*ready_cb)(void *), void *arg)
 	if (!health)
 		goto out;
 	for (; started < e->nworkers; started++) {
-		int err = pthread_create(&e->workers[started].thread, NULL,
-					 edge_worker_main, &e->workers[started]);
+		int err =
+		    pthread_create(&e->workers[started].thread, NULL,
+				   edge_worker_main, &e->workers[started]);
 		if (err) {
 			log_error("cannot start worker: %s", strerror(err));
 			atomic_store(&e->draining, true);

@@ -32,21 +32,22 @@ edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, uint32_t buf_size,
 	s->cfg = cfg;
 	s->router = lb_router_build(cfg);
 	s->req_limits = (http1_limits){
-		.max_head_bytes = lim->max_header_bytes,
-		.max_headers = MIN(lim->max_headers, HTTP1_MAX_HEADERS),
-		/* Like nginx's 8k line buffer: longer targets get 414. */
-		.max_target = MIN(8192u, lim->max_header_bytes),
+	    .max_head_bytes = lim->max_header_bytes,
+	    .max_headers = MIN(lim->max_headers, HTTP1_MAX_HEADERS),
+	    /* Like nginx's 8k line buffer: longer targets get 414. */
+	    .max_target = MIN(8192u, lim->max_header_bytes),
 	};
-	s->ostates = xcalloc(cfg->norigins ? cfg->norigins : 1,
-			     sizeof(*s->ostates));
+	s->ostates =
+	    xcalloc(cfg->norigins ? cfg->norigins : 1, sizeof(*s->ostates));
 	for (size_t i = 0; i < cfg->norigins; i++)
 		pthread_mutex_init(&s->ostates[i].lock, NULL);
-	s->pstates = xcalloc(cfg->npools ? cfg->npools : 1, sizeof(*s->pstates));
+	s->pstates =
+	    xcalloc(cfg->npools ? cfg->npools : 1, sizeof(*s->pstates));
 	/* Origin heads must fit the buffer with room for our rewrite. */
 	s->resp_limits = (http1_limits){
-		.max_head_bytes = buf_size - 1024,
-		.max_headers = HTTP1_MAX_HEADERS,
-		.max_target = 0,
+	    .max_head_bytes = buf_size - 1024,
+	    .max_headers = HTTP1_MAX_HEADERS,
+	    .max_target = 0,
 	};
 	return s;
 }

@@ -45,8 +45,9 @@ static void listener_cb(core_io *io, uint32_t ev)
 			atomic_fetch_sub(&w->e->nconns, 1);
 			/* Best effort: the socket buffer of a new connection
 			 * takes this without blocking. */
-			ssize_t s = send(fd, w->overload, (size_t)w->overload_len,
-					 MSG_DONTWAIT | MSG_NOSIGNAL);
+			ssize_t s =
+			    send(fd, w->overload, (size_t)w->overload_len,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
 			(void)s;
 			shutdown(fd, SHUT_WR);
 			close(fd);
@@ -124,9 +125,9 @@ int edge_worker_init(edge_worker *w, edge *e, uint32_t id)
 	core_timer_init(&w->drain_timer, drain_timer_cb);
 	core_timer_init(&w->accept_retry, accept_retry_cb);
 	core_buf_pool_init(&w->bufs, e->buf_size, 1024);
-	w->overload_len = px_head_local(503, "too many client connections",
-					cfg->edge.name, true, false, w->overload,
-					sizeof(w->overload));
+	w->overload_len =
+	    px_head_local(503, "too many client connections", cfg->edge.name,
+			  true, false, w->overload, sizeof(w->overload));
 	if (w->overload_len < 0)
 		return -ENAMETOOLONG;
 	w->idle = xcalloc(cfg->norigins ? cfg->norigins : 1, sizeof(*w->idle));
@@ -143,8 +144,8 @@ int edge_worker_init(edge_worker *w, edge *e, uint32_t id)
 		return err;
 
 	w->nlisteners = cfg->edge.nlisten_http;
-	w->listeners = xcalloc(w->nlisteners ? w->nlisteners : 1,
-			       sizeof(*w->listeners));
+	w->listeners =
+	    xcalloc(w->nlisteners ? w->nlisteners : 1, sizeof(*w->listeners));
 	for (size_t i = 0; i < w->nlisteners; i++)
 		w->listeners[i].io.fd = -1;
 	for (size_t i = 0; i < w->nlisteners; i++) {

@@ -31,17 +31,17 @@ struct px_upstream {
 	core_io io;
 	core_timer timer;
 	edge_worker *w;
-	px_client *client; /* NULL while idle in the pool */
+	px_client *client;	  /* NULL while idle in the pool */
 	px_upstream *next, *prev; /* idle list / free list */
 	const cfg_origin *origin;
 	core_buf *in;
 	bool connecting, can_read, can_write, rd_eof, wr_shut;
-	bool hup; /* peer closed its side: read on until read() says 0 */
-	bool reused;    /* came from the idle pool */
+	bool hup;	/* peer closed its side: read on until read() says 0 */
+	bool reused;	/* came from the idle pool */
 	bool got_bytes; /* any response byte received */
 	bool idle;
 	bool parse_pending; /* bytes arrived since the last head parse */
-	uint64_t last_io; /* ms */
+	uint64_t last_io;   /* ms */
 };
 
 struct px_client {
@@ -50,7 +50,7 @@ struct px_client {
 	edge_worker *w;
 	px_client *next, *prev; /* live list / free list */
 	px_upstream *up;
-	core_buf *in;    /* bytes from the client */
+	core_buf *in;	 /* bytes from the client */
 	core_buf *uhead; /* rewritten request head for the origin */
 	core_buf *chead; /* response head (or local response) for the client */
 	uint32_t uhead_len;
@@ -59,9 +59,9 @@ struct px_client {
 	bool hup; /* peer closed its side: read on until read() says 0 */
 	bool parse_pending; /* bytes arrived since the last parse */
 	bool close_after;   /* close once the current response is written */
-	bool counted;       /* holds a slot in edge.nconns */
+	bool counted;	    /* holds a slot in edge.nconns */
 	uint64_t last_read, last_write; /* ms */
-	uint64_t head_start; /* ms: first byte of the current head */
+	uint64_t head_start;		/* ms: first byte of the current head */
 
 	/* Current request. */
 	const cfg_lb *lb;
@@ -72,14 +72,14 @@ struct px_client {
 	uint8_t ntried;
 	uint32_t skip_pools[4]; /* failover_across_pools */
 	uint8_t nskip;
-	bool aff_bound;  /* this request follows its affinity cookie */
-	bool aff_set;    /* answer with a Set-Cookie for the chosen origin */
+	bool aff_bound; /* this request follows its affinity cookie */
+	bool aff_set;	/* answer with a Set-Cookie for the chosen origin */
 	bool stale_retried;
 	bool upgrade_req;
 	bool http10;
 	http1_method method;
 	uint8_t req_body;
-	bool req_framed;   /* all request body bytes have been framed */
+	bool req_framed; /* all request body bytes have been framed */
 	uint64_t req_remaining;
 	uint64_t req_total;
 	http1_chunked req_chunk;
@@ -95,10 +95,10 @@ struct px_client {
 	http1_chunked resp_chunk;
 	uint32_t resp_fwd; /* framed bytes at the head of up->in not yet sent */
 
-	char ip[46]; /* client address text, for X-Forwarded-For */
+	char ip[46];		  /* client address text, for X-Forwarded-For */
 	struct sockaddr_in6 peer; /* holds a sockaddr_in too; after a PROXY
 				   * header, the client it names */
-	geo_result geo;	/* the peer's country and region */
+	geo_result geo;		  /* the peer's country and region */
 	/* This request's client when a trusted proxy named it in
 	 * X-Forwarded-For (use_client), for steering and affinity. */
 	struct sockaddr_in6 client;

@@ -47,8 +47,7 @@ static inline const cfg_timeouts *timeouts(const edge_worker *w)
 	return &w->snap->cfg->edge.timeouts;
 }
 
-static inline lb_origin_state *ostate(const edge_worker *w,
-				     const cfg_origin *o)
+static inline lb_origin_state *ostate(const edge_worker *w, const cfg_origin *o)
 {
 	return &w->snap->ostates[o->index];
 }
@@ -70,10 +69,11 @@ static void origin_failed(edge_worker *w, const cfg_origin *o, const char *why)
 	uint64_t d = 0;
 	if (lb_passive_failure(ostate(w, o), &w->snap->cfg->edge.passive_health,
 			       w->loop.now, &d))
-		log_warn("origin %s (%s): ejected for %llu ms after %u failures "
-			 "on live traffic (last: %s)",
-			 o->name, o->address, (unsigned long long)d,
-			 w->snap->cfg->edge.passive_health.failures, why);
+		log_warn(
+		    "origin %s (%s): ejected for %llu ms after %u failures "
+		    "on live traffic (last: %s)",
+		    o->name, o->address, (unsigned long long)d,
+		    w->snap->cfg->edge.passive_health.failures, why);
 }
 
 static inline bool is_closed(const px_client *cl)
@@ -321,9 +321,9 @@ static ssize_t write2(int fd, core_buf *a, uint32_t alen, core_buf *b,
 	if (k == 0)
 		return 0;
 	size_t want = (size_t)alen + blen_;
-	ssize_t n = k == 1 ? send(fd, iov[0].iov_base, iov[0].iov_len,
-				  MSG_NOSIGNAL)
-			   : writev(fd, iov, k);
+	ssize_t n =
+	    k == 1 ? send(fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL)
+		   : writev(fd, iov, k);
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK) {
 			*can_write = false;
@@ -400,14 +400,14 @@ static void steer_ctx(const px_client *cl, lb_steer_ctx *ctx)
 	edge_worker *w = cl->w;
 	const geo_result *g = cl->use_client ? &cl->cgeo : &cl->geo;
 	*ctx = (lb_steer_ctx){
-		.edge = &w->snap->cfg->edge,
-		.country = g->country,
-		.region = g->region,
-		.client = (const struct sockaddr *)(cl->use_client ? &cl->client
-								   : &cl->peer),
-		.origins = w->snap->ostates,
-		.now_ms = w->loop.now,
-		.rng = &w->rng,
+	    .edge = &w->snap->cfg->edge,
+	    .country = g->country,
+	    .region = g->region,
+	    .client = (const struct sockaddr *)(cl->use_client ? &cl->client
+							       : &cl->peer),
+	    .origins = w->snap->ostates,
+	    .now_ms = w->loop.now,
+	    .rng = &w->rng,
 	};
 }
 
@@ -416,7 +416,7 @@ static bool header_lookup(void *arg, const char *name, const char **val,
 {
 	const http1_request *req = arg;
 	const http1_header *h =
-		http1_find_header(req->headers, req->nheaders, name);
+	    http1_find_header(req->headers, req->nheaders, name);
 	if (!h)
 		return false;
 	*val = h->value.p;
@@ -426,7 +426,8 @@ static bool header_lookup(void *arg, const char *name, const char **val,
 
 /* The origin named by the request's __cflb cookie, if it may keep its
  * session (session affinity cookie / ip_cookie). */
-static const cfg_origin *affinity_origin(px_client *cl, const http1_request *req,
+static const cfg_origin *affinity_origin(px_client *cl,
+					 const http1_request *req,
 					 const lb_steer_ctx *ctx,
 					 const cfg_pool **pool)
 {
@@ -435,7 +436,8 @@ static const cfg_origin *affinity_origin(px_client *cl, const http1_request *req
 	size_t tlen = 0;
 	for (uint32_t i = 0; i < req->nheaders && !tok; i++) {
 		const http1_header *h = &req->headers[i];
-		if (h->name.len == 6 && !core_strncaseeq(h->name.p, "Cookie", 6))
+		if (h->name.len == 6 &&
+		    !core_strncaseeq(h->name.p, "Cookie", 6))
 			lb_affinity_cookie_find(h->value.p, h->value.len, &tok,
 						&tlen);
 	}
@@ -443,7 +445,7 @@ static const cfg_origin *affinity_origin(px_client *cl, const http1_request *req
 	if (!tok)
 		return NULL;
 	const cfg_origin *o =
-		lb_affinity_lookup(cl->lb, &s->aff_secret, tok, tlen, pool);
+	    lb_affinity_lookup(cl->lb, &s->aff_secret, tok, tlen, pool);
 	if (!o)
 		return NULL;
 	switch (lb_affinity_check(cl->lb, *pool, o, ctx, 0)) {
@@ -509,7 +511,8 @@ static void client_from_xff(px_client *cl, const http1_request *req)
 				return;
 			if (!geo_is_trusted(geo, (struct sockaddr *)&a)) {
 				cl->client = a;
-				geo_lookup(geo, (struct sockaddr *)&a, &cl->cgeo);
+				geo_lookup(geo, (struct sockaddr *)&a,
+					   &cl->cgeo);
 				cl->use_client = true;
 				return;
 			}
@@ -537,9 +540,10 @@ static void choose_origin(px_client *cl, const http1_request *req)
 		pool = lb_steer_pool(lb, &ctx, NULL, 0);
 		if (pool && lb->session_affinity == CFG_AFF_HEADER) {
 			uint64_t key;
-			if (lb_affinity_header_key(lb, header_lookup, (void *)req,
-						   &key))
-				o = lb_steer_origin_key(pool, key, &ctx, NULL, 0);
+			if (lb_affinity_header_key(lb, header_lookup,
+						   (void *)req, &key))
+				o = lb_steer_origin_key(pool, key, &ctx, NULL,
+							0);
 		} else if (pool && lb->session_affinity == CFG_AFF_IP_COOKIE) {
 			o = lb_steer_origin_by(pool, CFG_OSTEER_HASH, &ctx,
 					       NULL, 0);
@@ -566,9 +570,9 @@ static void start_request(px_client *cl, int head_len)
 	cl->upgrade_req = req->conn.upgrade && !cl->http10;
 	cl->req_body = (uint8_t)req->body;
 	cl->req_remaining = req->content_length;
-	cl->req_framed = req->body == HTTP1_BODY_NONE ||
-			 (req->body == HTTP1_BODY_LENGTH &&
-			  req->content_length == 0);
+	cl->req_framed =
+	    req->body == HTTP1_BODY_NONE ||
+	    (req->body == HTTP1_BODY_LENGTH && req->content_length == 0);
 
 	if (req->method_id == HTTP_M_CONNECT) {
 		core_buf_consume(cl->in, (uint32_t)head_len);
@@ -578,7 +582,8 @@ static void start_request(px_client *cl, int head_len)
 	cl->lb = lb_route(s->router, req->host.p, req->host.len);
 	if (!cl->lb) {
 		core_buf_consume(cl->in, (uint32_t)head_len);
-		local_response(cl, 404, "no load balancer for this host", false);
+		local_response(cl, 404, "no load balancer for this host",
+			       false);
 		return;
 	}
 	if (lim->max_body_bytes && req->body == HTTP1_BODY_LENGTH &&
@@ -597,10 +602,10 @@ static void start_request(px_client *cl, int head_len)
 	if (!cl->uhead)
 		cl->uhead = core_buf_get(&w->bufs);
 	px_req_ctx ctx = {
-		.client_ip = cl->ip,
-		.proto = "http",
-		.origin = cl->origin,
-		.upstream_http10 = cl->http10,
+	    .client_ip = cl->ip,
+	    .proto = "http",
+	    .origin = cl->origin,
+	    .upstream_http10 = cl->http10,
 	};
 	int n = px_head_request(req, &ctx, cl->uhead->data, cl->uhead->cap);
 	core_buf_consume(cl->in, (uint32_t)head_len);
@@ -630,12 +635,13 @@ static bool retarget_head(px_client *cl, const cfg_origin *from,
 	size_t hlen = b ? strlen(b) : 0;
 	if (!b) {
 		static const char key[] = "\r\nX-Forwarded-Host: ";
-		const char *p = memmem(h->data, cl->uhead_len, key, sizeof(key) - 1);
+		const char *p =
+		    memmem(h->data, cl->uhead_len, key, sizeof(key) - 1);
 		if (!p)
 			return false;
 		host = p + sizeof(key) - 1;
-		const char *e = memchr(host, '\r',
-				       cl->uhead_len - (size_t)(host - h->data));
+		const char *e = memchr(
+		    host, '\r', cl->uhead_len - (size_t)(host - h->data));
 		if (!e)
 			return false;
 		hlen = (size_t)(e - host);
@@ -644,7 +650,8 @@ static bool retarget_head(px_client *cl, const cfg_origin *from,
 		if (hlen >= sizeof(tmp))
 			return false;
 		memcpy(tmp, host, hlen);
-		int n = px_head_set_host(h->data, cl->uhead_len, h->cap, tmp, hlen);
+		int n =
+		    px_head_set_host(h->data, cl->uhead_len, h->cap, tmp, hlen);
 		if (n < 0)
 			return false;
 		cl->uhead_len = (uint32_t)n;
@@ -676,13 +683,13 @@ static bool next_origin(px_client *cl)
 	lb_steer_ctx ctx;
 	steer_ctx(cl, &ctx);
 	const cfg_origin *o =
-		lb_steer_origin(cl->pool, &ctx, cl->tried, cl->ntried);
+	    lb_steer_origin(cl->pool, &ctx, cl->tried, cl->ntried);
 	while (!o && cl->lb->failover_across_pools &&
 	       cl->nskip < ARRAY_LEN(cl->skip_pools)) {
 		/* adaptive_routing.failover_across_pools: the next pool. */
 		cl->skip_pools[cl->nskip++] = cl->pool->index;
 		const cfg_pool *p =
-			lb_steer_pool(cl->lb, &ctx, cl->skip_pools, cl->nskip);
+		    lb_steer_pool(cl->lb, &ctx, cl->skip_pools, cl->nskip);
 		if (!p)
 			break;
 		cl->pool = p;
@@ -752,15 +759,17 @@ static void attach_upstream(px_client *cl, bool allow_idle)
 			up->last_io = w->loop.now;
 			cl->up = up;
 			if (in_progress)
-				core_timer_after(&w->loop, &up->timer,
-						 timeouts(w)->upstream_connect_ms);
+				core_timer_after(
+				    &w->loop, &up->timer,
+				    timeouts(w)->upstream_connect_ms);
 			return;
 		}
 		log_info("origin %s (%s): connect failed: %s", o->name,
 			 o->address, strerror(-fd));
 		origin_failed(w, o, strerror(-fd));
 		if (!next_origin(cl)) {
-			local_response(cl, 502, "no origin accepted the connection",
+			local_response(cl, 502,
+				       "no origin accepted the connection",
 				       false);
 			return;
 		}
@@ -790,8 +799,8 @@ static void upstream_failed(px_client *cl, int err)
 	origin_failed(cl->w, cl->origin, why);
 	/* Zero-downtime failover: nothing came back, and no body byte went
 	 * out, so the whole request can go to another origin. */
-	if (cl->req_sent == 0 && cl->uhead && lb_retry_spend(&cl->w->retry_budget) &&
-	    next_origin(cl)) {
+	if (cl->req_sent == 0 && cl->uhead &&
+	    lb_retry_spend(&cl->w->retry_budget) && next_origin(cl)) {
 		attach_upstream(cl, true);
 		return;
 	}
@@ -874,8 +883,8 @@ static bool step_head(px_client *cl)
 		}
 		if (core_buf_space(cl->in) == 0) {
 			if (cl->in->start == 0) {
-				local_response(cl, 431, "request head too large",
-					       true);
+				local_response(cl, 431,
+					       "request head too large", true);
 				return true;
 			}
 			core_buf_compact(cl->in);
@@ -1045,9 +1054,9 @@ static int relay_interim(px_client *cl, const http1_response *resp)
 	if (!cl->chead)
 		cl->chead = core_buf_get(&cl->w->bufs);
 	core_buf_compact(cl->chead);
-	int n = px_head_response(resp, false, false, NULL,
-				 core_buf_tail(cl->chead),
-				 core_buf_space(cl->chead));
+	int n =
+	    px_head_response(resp, false, false, NULL, core_buf_tail(cl->chead),
+			     core_buf_space(cl->chead));
 	if (n < 0)
 		return n;
 	/* px_head_response never adds Connection here; strip nothing. */
@@ -1139,7 +1148,8 @@ static bool parse_response(px_client *cl)
 	if (cl->aff_set && lb_affinity_uses_cookie(cl->lb)) {
 		/* Remember the origin that answered (session affinity). */
 		char tok[LB_AFF_TOKEN_LEN + 1];
-		lb_affinity_token(&w->snap->aff_secret, cl->pool, cl->origin, tok);
+		lb_affinity_token(&w->snap->aff_secret, cl->pool, cl->origin,
+				  tok);
 		memcpy(cookie, "Set-Cookie: ", 12);
 		int c = lb_affinity_set_cookie(cl->lb, tok, false, cookie + 12,
 					       sizeof(cookie) - 14);
@@ -1162,9 +1172,9 @@ static bool parse_response(px_client *cl)
 	cl->resp_keepalive = resp->conn.keep_alive;
 	cl->resp_body = (uint8_t)resp->body;
 	cl->resp_remaining = resp->content_length;
-	cl->resp_framed = resp->body == HTTP1_BODY_NONE ||
-			  (resp->body == HTTP1_BODY_LENGTH &&
-			   resp->content_length == 0);
+	cl->resp_framed =
+	    resp->body == HTTP1_BODY_NONE ||
+	    (resp->body == HTTP1_BODY_LENGTH && resp->content_length == 0);
 	/* No more retries once the origin answered: free the request head. */
 	core_buf_put(&w->bufs, cl->uhead);
 	cl->uhead = NULL;
@@ -1182,9 +1192,9 @@ static bool frame_response(px_client *cl)
 	if (avail == 0 && !(cl->resp_body == HTTP1_BODY_EOF && up->rd_eof))
 		return false;
 	bool done = false;
-	int n = frame_body(cl->resp_body, &cl->resp_remaining,
-			   &cl->resp_chunk, core_buf_head(up->in) + cl->resp_fwd,
-			   avail, up->rd_eof, &done);
+	int n = frame_body(cl->resp_body, &cl->resp_remaining, &cl->resp_chunk,
+			   core_buf_head(up->in) + cl->resp_fwd, avail,
+			   up->rd_eof, &done);
 	if (n < 0) {
 		log_info("origin %s: bad response body: %s", cl->origin->name,
 			 http1_err_reason(n));
@@ -1252,7 +1262,8 @@ static void release_upstream(px_client *cl, bool reusable)
 static bool finish_exchange(px_client *cl)
 {
 	edge_worker *w = cl->w;
-	bool req_done = cl->req_framed && cl->req_fwd == 0 && blen(cl->uhead) == 0;
+	bool req_done =
+	    cl->req_framed && cl->req_fwd == 0 && blen(cl->uhead) == 0;
 	px_upstream *up = cl->up;
 	bool reusable = up && req_done && !up->rd_eof && cl->resp_keepalive &&
 			cl->resp_body != HTTP1_BODY_EOF;
@@ -1368,7 +1379,8 @@ static bool step_tunnel(px_client *cl)
 	if (cl->can_read && !cl->rd_eof) {
 		if (!cl->in)
 			cl->in = core_buf_get(&w->bufs);
-		ssize_t n = read_into(cl->io.fd, cl->in, &cl->can_read, cl->hup);
+		ssize_t n =
+		    read_into(cl->io.fd, cl->in, &cl->can_read, cl->hup);
 		if (n > 0) {
 			p = true;
 			cl->last_read = w->loop.now;
@@ -1397,7 +1409,8 @@ static bool step_tunnel(px_client *cl)
 	if (up->can_read && !up->rd_eof) {
 		if (!up->in)
 			up->in = core_buf_get(&w->bufs);
-		ssize_t n = read_into(up->io.fd, up->in, &up->can_read, up->hup);
+		ssize_t n =
+		    read_into(up->io.fd, up->in, &up->can_read, up->hup);
 		if (n > 0) {
 			p = true;
 			cl->last_write = w->loop.now;
@@ -1455,18 +1468,19 @@ static void update_timers(px_client *cl)
 			if (!cl->resp_framed && has_room(cl->up->in))
 				core_timer_set(l, &cl->up->timer,
 					       cl->up->last_io +
-						       to->upstream_response_ms);
+						   to->upstream_response_ms);
 			else
 				core_timer_cancel(l, &cl->up->timer);
 		}
 		break;
 	case PX_LOCAL:
-		core_timer_set(l, &cl->timer, cl->last_write + to->client_idle_ms);
+		core_timer_set(l, &cl->timer,
+			       cl->last_write + to->client_idle_ms);
 		break;
 	case PX_TUNNEL:
 		core_timer_set(l, &cl->timer,
 			       MAX(cl->last_read, cl->last_write) +
-				       to->client_idle_ms);
+				   to->client_idle_ms);
 		if (cl->up)
 			core_timer_cancel(l, &cl->up->timer);
 		break;

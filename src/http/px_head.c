@@ -81,7 +81,8 @@ static bool connection_names_fields(const http1_header *all, uint32_t n)
 		const http1_header *h = &all[i];
 		if (!NAME_IS(h, "Connection"))
 			continue;
-		if (!value_is(h, "close", 5) && !value_is(h, "keep-alive", 10) &&
+		if (!value_is(h, "close", 5) &&
+		    !value_is(h, "keep-alive", 10) &&
 		    !value_is(h, "upgrade", 7))
 			return true;
 	}
@@ -110,8 +111,8 @@ const char *px_origin_host(const cfg_origin *o)
 	return NULL;
 }
 
-int px_head_request(const http1_request *req, const px_req_ctx *ctx,
-		    char *out, size_t size)
+int px_head_request(const http1_request *req, const px_req_ctx *ctx, char *out,
+		    size_t size)
 {
 	wbuf w = {.p = out, .size = size};
 	bool upgrade = req->conn.upgrade && !ctx->upstream_http10;
@@ -238,23 +239,40 @@ int px_head_response(const http1_response *resp, bool upgrade, bool close,
 const char *px_status_reason(int status)
 {
 	switch (status) {
-	case 100: return "Continue";
-	case 200: return "OK";
-	case 400: return "Bad Request";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 413: return "Content Too Large";
-	case 414: return "URI Too Long";
-	case 417: return "Expectation Failed";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
-	default: return "Error";
+	case 100:
+		return "Continue";
+	case 200:
+		return "OK";
+	case 400:
+		return "Bad Request";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 413:
+		return "Content Too Large";
+	case 414:
+		return "URI Too Long";
+	case 417:
+		return "Expectation Failed";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	case 505:
+		return "HTTP Version Not Supported";
+	default:
+		return "Error";
 	}
 }
 
@@ -269,15 +287,16 @@ int px_head_local(int status, const char *detail, const char *edge_name,
 		return -EINVAL;
 	if ((size_t)blen >= sizeof(body))
 		blen = (int)sizeof(body) - 1;
-	int n = snprintf(out, size,
-			 "HTTP/1.1 %d %s\r\n"
-			 "Content-Type: text/plain; charset=utf-8\r\n"
-			 "Content-Length: %d\r\n"
-			 "Cache-Control: no-store\r\n"
-			 "%s\r\n"
-			 "%.*s",
-			 status, reason, blen, close ? "Connection: close\r\n" : "",
-			 head_only ? 0 : blen, body);
+	int n =
+	    snprintf(out, size,
+		     "HTTP/1.1 %d %s\r\n"
+		     "Content-Type: text/plain; charset=utf-8\r\n"
+		     "Content-Length: %d\r\n"
+		     "Cache-Control: no-store\r\n"
+		     "%s\r\n"
+		     "%.*s",
+		     status, reason, blen, close ? "Connection: close\r\n" : "",
+		     head_only ? 0 : blen, body);
 	if (n < 0 || (size_t)n >= size)
 		return -ENOSPC;
 	return n;

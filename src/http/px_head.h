@@ -19,14 +19,14 @@
 #include "http/http1_parse.h"
 
 typedef struct px_req_ctx {
-	const char *client_ip; /* for X-Forwarded-For */
-	const char *proto;     /* "http" or "https" */
+	const char *client_ip;	  /* for X-Forwarded-For */
+	const char *proto;	  /* "http" or "https" */
 	const cfg_origin *origin; /* its Host header override, if any */
-	bool upstream_http10;  /* HTTP/1.0 client: speak 1.0 upstream */
+	bool upstream_http10;	  /* HTTP/1.0 client: speak 1.0 upstream */
 } px_req_ctx;
 
-int px_head_request(const http1_request *req, const px_req_ctx *ctx,
-		    char *out, size_t size);
+int px_head_request(const http1_request *req, const px_req_ctx *ctx, char *out,
+		    size_t size);
 
 /* The Host override of an origin (its header Host), or NULL. */
 const char *px_origin_host(const cfg_origin *o);

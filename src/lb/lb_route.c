@@ -152,8 +152,8 @@ const cfg_lb *lb_route(const lb_router *r, const char *host, size_t len)
 	int n = normalize(host, len, key);
 	if (n <= 0)
 		return NULL;
-	const cfg_lb *lb = table_get(&r->exact, key, (size_t)n,
-				     hash_bytes(key, (size_t)n));
+	const cfg_lb *lb =
+	    table_get(&r->exact, key, (size_t)n, hash_bytes(key, (size_t)n));
 	if (lb || r->wild.count == 0)
 		return lb;
 	/* Longest wildcard first: ".b.example.com", then ".example.com". */

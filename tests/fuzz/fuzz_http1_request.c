@@ -66,6 +66,9 @@ static void one(const char *buf, size_t size, const http1_limits *lim,
 
 	CHECK(rc <= (int)size);
 	CHECK(rc > HTTP1_E_LAST);
+	CHECK(http1_err_reason(rc) != NULL);
+	CHECK(rc == 0 ||
+	      (http1_err_status(rc) >= 400 && http1_err_status(rc) <= 505));
 	if (rc > 0) {
 		const char *end = buf + rc;
 
@@ -91,6 +94,14 @@ static void one(const char *buf, size_t size, const http1_limits *lim,
 			CHECK(req.host.len > 0);
 		if (req.body == HTTP1_BODY_CHUNKED)
 			walk_chunked(end, size - (size_t)rc, h);
+		/* the helpers the proxy runs on every parsed head */
+		const http1_header *f =
+		    http1_find_header(req.headers, req.nheaders, "host");
+		if (req.version_minor == 1)
+			CHECK(f && f->value.p == req.host.p);
+		for (uint32_t i = 0; i < req.nheaders; i++)
+			(void)http1_is_hop_by_hop(req.headers, req.nheaders,
+						  &req.headers[i]);
 	}
 	/* a prefix is incomplete or gives the same answer */
 	size_t k = size ? h % (size + 1) : 0;

@@ -62,6 +62,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(!resp.conn.keep_alive);
 		CHECK(!resp.conn.expect_continue);
 	}
+	/* small limits reach the 431 paths */
+	http1_limits small = {256, 6, 0};
+	int rs = http1_parse_response(buf, size, &small, m, &resp2);
+
+	CHECK(rs <= (int)size && rs <= 256);
+	if (rc > 0 && rc <= 256 && resp.nheaders <= 6)
+		CHECK(rs == rc);
 	size_t k = size ? (size_t)(data[size] * 2654435761u) % (size + 1) : 0;
 	int rk = http1_parse_response(buf, k, NULL, m, &resp2);
 

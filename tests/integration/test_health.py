@@ -389,6 +389,29 @@ class Answer500(FakeOrigin):
                       b"Content-Length: %d\r\n\r\n" % len(body) + body)
 
 
+class FailButHealthz(FakeOrigin):
+    """/healthz answers 200 (checks pass); everything else 500. Counts the
+    requests other than /healthz in .live."""
+
+    live = 0
+
+    def handle(self, s):
+        for head in self._heads(s):
+            if head.startswith(b"GET /healthz "):
+                status, body = b"200 OK", b"ok\n"
+            else:
+                with self.lock:
+                    self.live += 1
+                status, body = b"500 Internal Server Error", b"no\n"
+            s.sendall(b"HTTP/1.1 " + status + b"\r\n"
+                      b"X-Origin: " + self.name.encode() + b"\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+    def live_count(self):
+        with self.lock:
+            return self.live
+
+
 class Resetter(FakeOrigin):
     """Reads a request head, then resets the connection (RST, no byte)."""
 
@@ -598,6 +621,42 @@ def test_passive_health_ejects_5xx_origin(lab):
     assert bad.count() == 3
 
 
+def test_passive_ejection_ends_when_a_check_passes(lab):
+    """An origin whose checks pass but whose live answers are 500 is
+    ejected after 3 of them (ejection 30 s), and the next passing check
+    (interval 1 s) ends the ejection: it gets live traffic again long
+    before 30 s."""
+    good = lab.origin("good", "gcp")
+    bad = lab.fake(FailButHealthz, "bad")
+    interval = 1.0
+    e = lab.edge(
+        monitors=[monitor()],
+        pools=[{"id": "p1", "monitor": "m", "origins": [org(good), org(bad)]}],
+        lbs=[{"name": HOST, "default_pools": ["p1"]}],
+        passive={"failures": 3, "ejection": "30s"})
+    all_healthy(e, ["p1"])
+    pat = r"origin bad \(127\.0\.0\.1\): ejected for 30000 ms"
+    deadline = time.monotonic() + mt.WAIT
+    for _ in range(2000):
+        if log_has(e, pat) or time.monotonic() > deadline:
+            break
+        try_get(e)
+    t_ej = time.monotonic()
+    assert log_has(e, pat), "bad was never ejected"
+    n = bad.live_count()
+    assert n >= 3, n
+    back = None
+    for _ in range(100000):
+        if time.monotonic() > t_ej + interval + SLACK + mt.WAIT:
+            break
+        try_get(e)
+        if bad.live_count() > n:
+            back = time.monotonic()
+            break
+    assert back is not None, "the ejection did not end"
+    assert back - t_ej <= interval + SLACK, back - t_ej
+
+
 def test_passive_health_ejects_refusing_origin(lab):
     """A long monitor interval: an origin killed between checks is ejected
     by passive health after 3 refused connections (requests never fail:
@@ -665,6 +724,24 @@ def test_zero_downtime_failover_resets(lab):
     assert not bad, "%d of 300 failed: %r" % (len(bad), bad[:5])
     assert {o for _, o in res} == {"a1", "a2"}
     assert rst.count() >= 20, rst.count()  # about a third were retried
+
+
+def test_zero_downtime_failover_default_retries(lab):
+    """With the default edge.retries (attempts 2, budget_percent 20), the
+    first requests of a fresh edge that meet a resetting origin are retried
+    too (on the next pool, failover_across_pools): a budget caps the share
+    of retries, it must not refuse the first ones."""
+    good = lab.origin("good", "aws")
+    rst = lab.fake(Resetter, "rst")
+    e = lab.edge(
+        pools=[{"id": "p1", "origins": [org(rst)]},
+               {"id": "p2", "origins": [org(good)]}],
+        lbs=[{"name": HOST, "steering_policy": "off",
+              "default_pools": ["p1", "p2"],
+              "adaptive_routing": {"failover_across_pools": True}}])
+    res = [try_get(e) for _ in range(10)]
+    assert rst.count() >= 1
+    assert res == [(200, "good")] * 10, res
 
 
 def test_zero_downtime_failover_killed_between_checks(lab):

@@ -31,7 +31,8 @@ static void test_durations(void **state)
 	assert_int_equal(core_parse_duration_ms("", &ms), -22);
 	assert_int_equal(core_parse_duration_ms("5x", &ms), -22);
 	assert_int_equal(core_parse_duration_ms("-5s", &ms), -22);
-	assert_int_equal(core_parse_duration_ms("99999999999999999999s", &ms), -22);
+	assert_int_equal(core_parse_duration_ms("99999999999999999999s", &ms),
+			 -22);
 }
 
 static int fired[64];
@@ -74,7 +75,8 @@ static void test_buf_pool(void **state)
 {
 	core_buf_pool p;
 	core_buf_pool_init(&p, 1024, 2);
-	core_buf *a = core_buf_get(&p), *b = core_buf_get(&p), *c = core_buf_get(&p);
+	core_buf *a = core_buf_get(&p), *b = core_buf_get(&p),
+		 *c = core_buf_get(&p);
 	assert_int_equal(p.in_use, 3);
 	memcpy(core_buf_tail(a), "hello", 5);
 	a->end += 5;
@@ -122,7 +124,8 @@ static void test_parse_addr(void **state)
 	assert_string_equal(ip, "::1");
 	assert_int_equal(core_sock_parse_addr("127.0.0.1", &ss, &len), -22);
 	assert_int_equal(core_sock_parse_addr("127.0.0.1:", &ss, &len), -22);
-	assert_int_equal(core_sock_parse_addr("127.0.0.1:70000", &ss, &len), -22);
+	assert_int_equal(core_sock_parse_addr("127.0.0.1:70000", &ss, &len),
+			 -22);
 	assert_int_equal(core_sock_parse_addr("host:80", &ss, &len), -22);
 	assert_int_equal(core_sock_parse_addr("[::1:80", &ss, &len), -22);
 }
@@ -130,11 +133,11 @@ static void test_parse_addr(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_durations),
-		cmocka_unit_test(test_timer_heap_order),
-		cmocka_unit_test(test_buf_pool),
-		cmocka_unit_test(test_arena),
-		cmocka_unit_test(test_parse_addr),
+	    cmocka_unit_test(test_durations),
+	    cmocka_unit_test(test_timer_heap_order),
+	    cmocka_unit_test(test_buf_pool),
+	    cmocka_unit_test(test_arena),
+	    cmocka_unit_test(test_parse_addr),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,9 +16,9 @@ static cfg_snapshot snap;
 static int setup(void **state)
 {
 	memset(lbs, 0, sizeof(lbs));
-	const char *names[] = {"lb.example.com", "*.example.com",
+	const char *names[] = {"lb.example.com",   "*.example.com",
 			       "*.eu.example.com", "off.example.com",
-			       "dns.example.com", "[::1]"};
+			       "dns.example.com",  "[::1]"};
 	for (int i = 0; i < 6; i++) {
 		lbs[i].name = names[i];
 		lbs[i].enabled = true;
@@ -92,12 +92,18 @@ static void test_empty_and_unknown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_exact_beats_wildcard, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_longest_wildcard_wins, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_wildcard_needs_a_label, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_case_port_and_dot, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_disabled_and_dns_only_not_routed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_empty_and_unknown, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_exact_beats_wildcard, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_longest_wildcard_wins, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_wildcard_needs_a_label, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_case_port_and_dot, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_disabled_and_dns_only_not_routed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_empty_and_unknown, setup,
+					    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

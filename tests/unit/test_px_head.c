@@ -22,7 +22,8 @@ static const char *rewrite_req(const char *raw, const char *ip, bool http10)
 {
 	int r = http1_parse_request(raw, strlen(raw), &lim, &req);
 	assert_int_equal(r, (int)strlen(raw));
-	px_req_ctx ctx = {.client_ip = ip, .proto = "http", .upstream_http10 = http10};
+	px_req_ctx ctx = {
+	    .client_ip = ip, .proto = "http", .upstream_http10 = http10};
 	int n = px_head_request(&req, &ctx, out, sizeof(out) - 1);
 	assert_true(n > 0);
 	out[n] = '\0';
@@ -31,9 +32,10 @@ static const char *rewrite_req(const char *raw, const char *ip, bool http10)
 
 static void test_request_basic(void **state)
 {
-	const char *h = rewrite_req("GET /a?b=1 HTTP/1.1\r\nHost: lb.example.com\r\n"
-				    "Accept: */*\r\n\r\n",
-				    "10.0.0.1", false);
+	const char *h =
+	    rewrite_req("GET /a?b=1 HTTP/1.1\r\nHost: lb.example.com\r\n"
+			"Accept: */*\r\n\r\n",
+			"10.0.0.1", false);
 	assert_string_equal(h, "GET /a?b=1 HTTP/1.1\r\nHost: lb.example.com\r\n"
 			       "Accept: */*\r\nX-Forwarded-For: 10.0.0.1\r\n"
 			       "X-Forwarded-Proto: http\r\n"
@@ -43,11 +45,11 @@ static void test_request_basic(void **state)
 static void test_request_hop_by_hop_removed(void **state)
 {
 	const char *h = rewrite_req(
-		"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Secret\r\n"
-		"Keep-Alive: timeout=5\r\nX-Secret: 1\r\nTE: trailers\r\n"
-		"Proxy-Connection: keep-alive\r\nTrailer: X\r\nUpgrade: h2c\r\n"
-		"X-Kept: yes\r\n\r\n",
-		"10.0.0.1", false);
+	    "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Secret\r\n"
+	    "Keep-Alive: timeout=5\r\nX-Secret: 1\r\nTE: trailers\r\n"
+	    "Proxy-Connection: keep-alive\r\nTrailer: X\r\nUpgrade: h2c\r\n"
+	    "X-Kept: yes\r\n\r\n",
+	    "10.0.0.1", false);
 	assert_null(strstr(h, "Connection:"));
 	assert_null(strstr(h, "Keep-Alive"));
 	assert_null(strstr(h, "X-Secret"));
@@ -60,11 +62,12 @@ static void test_request_hop_by_hop_removed(void **state)
 static void test_request_xff_appended_and_spoofs_replaced(void **state)
 {
 	const char *h = rewrite_req(
-		"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\n"
-		"X-Forwarded-Proto: https\r\nX-Forwarded-Host: evil\r\n"
-		"X-Forwarded-For: 2.2.2.2\r\n\r\n",
-		"127.0.0.9", false);
-	assert_non_null(strstr(h, "X-Forwarded-For: 1.1.1.1, 2.2.2.2, 127.0.0.9\r\n"));
+	    "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\n"
+	    "X-Forwarded-Proto: https\r\nX-Forwarded-Host: evil\r\n"
+	    "X-Forwarded-For: 2.2.2.2\r\n\r\n",
+	    "127.0.0.9", false);
+	assert_non_null(
+	    strstr(h, "X-Forwarded-For: 1.1.1.1, 2.2.2.2, 127.0.0.9\r\n"));
 	assert_non_null(strstr(h, "X-Forwarded-Proto: http\r\n"));
 	assert_null(strstr(h, "https"));
 	assert_null(strstr(h, "evil"));
@@ -94,7 +97,8 @@ static void test_request_http10(void **state)
 
 static void test_request_overflow(void **state)
 {
-	const char *raw = "GET / HTTP/1.1\r\nHost: a\r\nX-Long: aaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+	const char *raw =
+	    "GET / HTTP/1.1\r\nHost: a\r\nX-Long: aaaaaaaaaaaaaaaaaaaa\r\n\r\n";
 	assert_true(http1_parse_request(raw, strlen(raw), &lim, &req) > 0);
 	px_req_ctx ctx = {.client_ip = "1.2.3.4", .proto = "http"};
 	assert_int_equal(px_head_request(&req, &ctx, out, 40), -ENOSPC);
@@ -105,25 +109,38 @@ static void test_request_host_override_and_swap(void **state)
 	const char *vals[] = {"origin.internal"};
 	cfg_header hdr = {.name = "host", .values = vals, .nvalues = 1};
 	cfg_origin o = {.headers = &hdr, .nheaders = 1};
-	const char *raw = "GET / HTTP/1.1\r\nAccept: x\r\nHost: public.example\r\n\r\n";
+	const char *raw =
+	    "GET / HTTP/1.1\r\nAccept: x\r\nHost: public.example\r\n\r\n";
 	assert_true(http1_parse_request(raw, strlen(raw), &lim, &req) > 0);
-	px_req_ctx ctx = {.client_ip = "1.2.3.4", .proto = "http", .origin = &o};
+	px_req_ctx ctx = {
+	    .client_ip = "1.2.3.4", .proto = "http", .origin = &o};
 	int n = px_head_request(&req, &ctx, out, sizeof(out) - 1);
 	assert_true(n > 0);
 	out[n] = '\0';
-	assert_true(strncmp(out, "GET / HTTP/1.1\r\nHost: origin.internal\r\nAccept: x\r\n", 49) == 0);
+	assert_true(
+	    strncmp(out,
+		    "GET / HTTP/1.1\r\nHost: origin.internal\r\nAccept: x\r\n",
+		    49) == 0);
 	assert_non_null(strstr(out, "X-Forwarded-Host: public.example\r\n"));
 	assert_null(strstr(out, "\r\nHost: public.example"));
 	/* Swap to another origin's Host, longer and shorter. */
-	n = px_head_set_host(out, (size_t)n, sizeof(out) - 1, "a-much-longer-host.internal", 27);
+	n = px_head_set_host(out, (size_t)n, sizeof(out) - 1,
+			     "a-much-longer-host.internal", 27);
 	assert_true(n > 0);
 	out[n] = '\0';
-	assert_true(strncmp(out, "GET / HTTP/1.1\r\nHost: a-much-longer-host.internal\r\nAccept: x\r\n", 61) == 0);
+	assert_true(strncmp(out,
+			    "GET / HTTP/1.1\r\nHost: "
+			    "a-much-longer-host.internal\r\nAccept: x\r\n",
+			    61) == 0);
 	n = px_head_set_host(out, (size_t)n, sizeof(out) - 1, "b", 1);
 	out[n] = '\0';
-	assert_true(strncmp(out, "GET / HTTP/1.1\r\nHost: b\r\nAccept: x\r\n", 35) == 0);
-	assert_int_equal(px_head_set_host(out, (size_t)n, (size_t)n, "bbbb", 4), -ENOSPC);
-	assert_int_equal(px_head_set_host("GET / HTTP/1.1\r\nAccept: x\r\n\r\n", 31, 64, "b", 1), -EINVAL);
+	assert_true(strncmp(out, "GET / HTTP/1.1\r\nHost: b\r\nAccept: x\r\n",
+			    35) == 0);
+	assert_int_equal(px_head_set_host(out, (size_t)n, (size_t)n, "bbbb", 4),
+			 -ENOSPC);
+	assert_int_equal(px_head_set_host("GET / HTTP/1.1\r\nAccept: x\r\n\r\n",
+					  31, 64, "b", 1),
+			 -EINVAL);
 }
 
 static void test_response(void **state)
@@ -131,29 +148,37 @@ static void test_response(void **state)
 	const char *raw = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
 			  "Connection: keep-alive\r\nKeep-Alive: timeout=5\r\n"
 			  "Server: o\r\n\r\n";
-	assert_true(http1_parse_response(raw, strlen(raw), &lim, HTTP_M_GET, &resp) > 0);
-	int n = px_head_response(&resp, false, false, NULL, out, sizeof(out) - 1);
+	assert_true(http1_parse_response(raw, strlen(raw), &lim, HTTP_M_GET,
+					 &resp) > 0);
+	int n =
+	    px_head_response(&resp, false, false, NULL, out, sizeof(out) - 1);
 	out[n] = '\0';
-	assert_string_equal(out, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: o\r\n\r\n");
+	assert_string_equal(
+	    out, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: o\r\n\r\n");
 	n = px_head_response(&resp, false, true, NULL, out, sizeof(out) - 1);
 	out[n] = '\0';
-	assert_string_equal(out, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: o\r\n"
-				 "Connection: close\r\n\r\n");
-	n = px_head_response(&resp, false, false, "Set-Cookie: a=b\r\n", out, sizeof(out) - 1);
+	assert_string_equal(
+	    out, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: o\r\n"
+		 "Connection: close\r\n\r\n");
+	n = px_head_response(&resp, false, false, "Set-Cookie: a=b\r\n", out,
+			     sizeof(out) - 1);
 	out[n] = '\0';
-	assert_string_equal(out, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: o\r\n"
-				 "Set-Cookie: a=b\r\n\r\n");
+	assert_string_equal(
+	    out, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: o\r\n"
+		 "Set-Cookie: a=b\r\n\r\n");
 	raw = "HTTP/1.1 404 Not Here\r\nTransfer-Encoding: chunked\r\n\r\n";
-	assert_true(http1_parse_response(raw, strlen(raw), &lim, HTTP_M_GET, &resp) > 0);
+	assert_true(http1_parse_response(raw, strlen(raw), &lim, HTTP_M_GET,
+					 &resp) > 0);
 	n = px_head_response(&resp, false, false, NULL, out, sizeof(out) - 1);
 	out[n] = '\0';
-	assert_string_equal(out, "HTTP/1.1 404 Not Here\r\nTransfer-Encoding: chunked\r\n\r\n");
+	assert_string_equal(
+	    out, "HTTP/1.1 404 Not Here\r\nTransfer-Encoding: chunked\r\n\r\n");
 }
 
 static void test_local(void **state)
 {
-	int n = px_head_local(404, "no load balancer for this host", "pop-1", false,
-			      false, out, sizeof(out) - 1);
+	int n = px_head_local(404, "no load balancer for this host", "pop-1",
+			      false, false, out, sizeof(out) - 1);
 	assert_true(n > 0);
 	out[n] = '\0';
 	assert_true(strncmp(out, "HTTP/1.1 404 Not Found\r\n", 24) == 0);
@@ -166,22 +191,24 @@ static void test_local(void **state)
 	n = px_head_local(502, "x", "e", true, true, out, sizeof(out) - 1);
 	out[n] = '\0';
 	assert_non_null(strstr(out, "Connection: close\r\n"));
-	assert_string_equal(strstr(out, "\r\n\r\n"), "\r\n\r\n"); /* HEAD: no body */
-	assert_int_equal(px_head_local(502, "x", "e", true, false, out, 20), -ENOSPC);
+	assert_string_equal(strstr(out, "\r\n\r\n"),
+			    "\r\n\r\n"); /* HEAD: no body */
+	assert_int_equal(px_head_local(502, "x", "e", true, false, out, 20),
+			 -ENOSPC);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_request_basic),
-		cmocka_unit_test(test_request_hop_by_hop_removed),
-		cmocka_unit_test(test_request_xff_appended_and_spoofs_replaced),
-		cmocka_unit_test(test_request_chunked_and_upgrade_kept),
-		cmocka_unit_test(test_request_http10),
-		cmocka_unit_test(test_request_overflow),
-		cmocka_unit_test(test_request_host_override_and_swap),
-		cmocka_unit_test(test_response),
-		cmocka_unit_test(test_local),
+	    cmocka_unit_test(test_request_basic),
+	    cmocka_unit_test(test_request_hop_by_hop_removed),
+	    cmocka_unit_test(test_request_xff_appended_and_spoofs_replaced),
+	    cmocka_unit_test(test_request_chunked_and_upgrade_kept),
+	    cmocka_unit_test(test_request_http10),
+	    cmocka_unit_test(test_request_overflow),
+	    cmocka_unit_test(test_request_host_override_and_swap),
+	    cmocka_unit_test(test_response),
+	    cmocka_unit_test(test_local),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

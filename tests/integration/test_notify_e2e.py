@@ -1,0 +1,229 @@
+"""End-to-end notifications (issue 3, SPEC §4.5): the real edge, real
+health checks (interval 1 s) and real receivers: an SMTP server (Debian's
+python3-aiosmtpd, in-process) and an HTTP webhook receiver, both on
+127.0.0.1. Killing an origin gives exactly one email and one webhook per
+health change (the origin's, and its pool's when the pool's health changes
+with it); the recovery the same; a flap shorter than notifications.debounce
+gives nothing. Helpers come from test_health.py."""
+import email
+import email.policy
+import http.server
+import json
+import threading
+import time
+
+import pytest
+
+import meridian_test as mt
+from test_health import (HOST, SLACK, all_healthy, lab,  # noqa: F401
+                         monitor, org, origin_of, status, wait_health)
+
+try:
+    from aiosmtpd.controller import Controller
+except ImportError:  # scripts/deps.sh test installs python3-aiosmtpd
+    Controller = None
+
+SLOW_FACTOR = 2.0 if mt.ASAN else 1.0
+DEBOUNCE = 3.0  # > one check interval with room: a one-check flap is < it
+
+
+class SmtpSink:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.messages = []  # (mail_from, [rcpt], message)
+
+    async def handle_DATA(self, server, session, envelope):
+        msg = email.message_from_bytes(envelope.original_content,
+                                       policy=email.policy.default)
+        with self.lock:
+            self.messages.append((envelope.mail_from,
+                                  list(envelope.rcpt_tos), msg))
+        return "250 2.0.0 OK"
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.messages)
+
+
+class Hooks:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.posts = []  # (path, headers, json body)
+        hooks = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(n)
+                with hooks.lock:
+                    hooks.posts.append(
+                        (self.path,
+                         {k.lower(): v for k, v in self.headers.items()},
+                         body))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, fmt, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((mt.LOCAL, 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+        self.thread.start()
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.posts)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=mt.WAIT)
+
+
+@pytest.fixture
+def smtp():
+    if Controller is None:
+        pytest.fail("aiosmtpd missing: scripts/deps.sh test", pytrace=False)
+    sink = SmtpSink()
+    ctl = None
+    for attempt in range(5):  # the free port may be taken meanwhile
+        port = mt.free_port()
+        ctl = Controller(sink, hostname=mt.LOCAL, port=port,
+                         ready_timeout=mt.WAIT)
+        try:
+            ctl.start()
+            break
+        except OSError:
+            ctl = None
+            if attempt == 4:
+                raise
+    sink.port = port
+    try:
+        yield sink
+    finally:
+        ctl.stop()
+
+
+@pytest.fixture
+def hooks():
+    h = Hooks()
+    try:
+        yield h
+    finally:
+        h.close()
+
+
+def events(smtp, hooks):
+    """What arrived so far: ([(subject, body)], [json])."""
+    mails = [(m["Subject"], m.get_content()) for _, _, m in smtp.snapshot()]
+    posts = [json.loads(b) for _, _, b in hooks.snapshot()]
+    return mails, posts
+
+
+def wait_count(smtp, hooks, n, timeout, what):
+    return mt.wait_for(
+        lambda: (len(smtp.snapshot()) >= n and len(hooks.snapshot()) >= n
+                 and events(smtp, hooks)),
+        timeout=timeout, interval=0.05, what=what)
+
+
+def key_of_post(p):
+    d = p["data"]
+    return (d["event_source"], d["pool_id"], d["origin_name"],
+            d["old_health"], d["new_health"], d["healthy"],
+            p["alert_event"])
+
+
+def test_notifications_on_real_health_changes(lab, smtp, hooks):
+    a1, a2 = lab.origin("a1", "gcp"), lab.origin("a2", "gcp")
+    e = lab.edge(
+        monitors=[monitor(interval="1s")],
+        pools=[{"id": "p1", "monitor": "m", "origins": [org(a1), org(a2)]}],
+        lbs=[{"name": HOST, "default_pools": ["p1"]}],
+        notifications={
+            "email": {"smtp_url": "smtp://%s:%d" % (mt.LOCAL, smtp.port),
+                      "from": "meridian@example.com",
+                      "to": ["ops@example.com", "oncall@example.com"]},
+            "webhooks": [{"url": "http://%s:%d/hook" % (mt.LOCAL,
+                                                      hooks.port)}],
+            "debounce": "%gs" % DEBOUNCE})
+    all_healthy(e, ["p1"])
+    # The first verdicts (unknown -> healthy) are not news.
+    assert events(smtp, hooks) == ([], [])
+
+    # ---- a real failure: the origin and its pool (healthy -> degraded)
+    t0 = time.monotonic()
+    lab.kill(a1)
+    wait_health(e, {("p1", "a1"): "unhealthy", ("p1", None): "degraded"},
+                timeout=1 + SLACK + mt.WAIT)
+    mails, posts = wait_count(smtp, hooks, 2,
+                              1 + DEBOUNCE + SLACK + mt.WAIT,
+                              "2 emails and 2 webhooks for the failure")
+    # Not before the debounce has passed.
+    assert time.monotonic() - t0 >= DEBOUNCE * 0.9
+    subjects = sorted(s for s, _ in mails)
+    assert subjects == ["[Meridian] origin a1 in pool p1 is unhealthy",
+                        "[Meridian] pool p1 is degraded"], subjects
+    body = [b for s, b in mails if s.startswith("[Meridian] origin")][0]
+    assert "healthy -> unhealthy" in body, body
+    assert "TCP connection failed" in body, body
+    assert "Edge:    %s" % mt.EDGE_NAME in body, body
+    pbody = [b for s, b in mails if s.startswith("[Meridian] pool")][0]
+    assert "healthy -> degraded" in pbody, pbody
+    assert sorted(map(key_of_post, posts)) == sorted([
+        ("origin", "p1", "a1", "healthy", "unhealthy", False,
+         "ALERT_STATE_EVENT_START"),
+        ("pool", "p1", None, "healthy", "degraded", True,
+         "ALERT_STATE_EVENT_END"),
+    ]), posts
+    o_post = [p for p in posts if p["data"]["event_source"] == "origin"][0]
+    assert o_post["data"]["reason"].startswith("TCP connection failed")
+    assert o_post["data"]["edge"] == mt.EDGE_NAME
+    for _, rcpts, _ in smtp.snapshot():
+        assert sorted(rcpts) == ["oncall@example.com", "ops@example.com"]
+
+    # ---- the recovery: one more of each, for the origin and the pool
+    lab.restart(a1)
+    wait_health(e, {("p1", "a1"): "healthy", ("p1", None): "healthy"},
+                timeout=1 + SLACK + mt.WAIT)
+    mails, posts = wait_count(smtp, hooks, 4,
+                              1 + DEBOUNCE + SLACK + mt.WAIT,
+                              "2 more emails and webhooks for the recovery")
+    subjects = sorted(s for s, _ in mails[2:])
+    assert subjects == ["[Meridian] origin a1 in pool p1 is healthy",
+                        "[Meridian] pool p1 is healthy"], subjects
+    assert sorted(map(key_of_post, posts[2:])) == sorted([
+        ("origin", "p1", "a1", "unhealthy", "healthy", True,
+         "ALERT_STATE_EVENT_END"),
+        ("pool", "p1", None, "degraded", "healthy", True,
+         "ALERT_STATE_EVENT_END"),
+    ]), posts[2:]
+
+    # ---- a flap shorter than the debounce: seen by health, not notified
+    since = origin_of(status(e), "p1", "a2")["since"]
+    a2 = [p for p in lab.stack.procs if getattr(p, "name", "") == "a2"][0]
+    lab.kill(a2)
+    wait_health(e, {("p1", "a2"): "unhealthy"}, timeout=1 + SLACK + mt.WAIT)
+    t_flap = time.monotonic()
+    lab.restart(a2)
+    st = wait_health(e, {("p1", "a2"): "healthy", ("p1", None): "healthy"},
+                     timeout=1 + SLACK + mt.WAIT)
+    flap = time.monotonic() - t_flap
+    assert origin_of(st, "p1", "a2")["since"] > since  # it did flap
+    assert flap < DEBOUNCE, "the flap lasted %.1fs" % flap
+    # Quiet for the debounce and some: nothing more arrives.
+    quiet_until = t_flap + DEBOUNCE + 1.5 * SLOW_FACTOR
+    for _ in range(1000):
+        if time.monotonic() > quiet_until:
+            break
+        assert len(smtp.snapshot()) == 4 and len(hooks.snapshot()) == 4, \
+            events(smtp, hooks)
+        time.sleep(0.05)
+    assert len(smtp.snapshot()) == 4 and len(hooks.snapshot()) == 4, \
+        events(smtp, hooks)
