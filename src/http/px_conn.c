@@ -987,10 +987,19 @@ static bool write_upstream(px_client *cl)
 	ssize_t n = write2(up->io.fd, cl->uhead, hl, cl->in, cl->req_fwd,
 			   &up->can_write);
 	if (n < 0) {
-		if (!up->got_bytes && !cl->resp_head_done)
+		if (!up->got_bytes && !cl->resp_head_done) {
 			upstream_failed(cl, (int)n);
-		else
-			client_close(cl);
+			return true;
+		}
+		/* The origin answered early and stopped reading (a 413 to a
+		 * big upload, say): drop the rest of the request body, let the
+		 * answer through, then close (the body's end is unknown). */
+		up->wr_shut = true;
+		cl->req_framed = true;
+		cl->req_fwd = 0;
+		core_buf_put(&cl->w->bufs, cl->uhead);
+		cl->uhead = NULL;
+		cl->close_after = true;
 		return true;
 	}
 	if (n == 0)
@@ -1265,7 +1274,8 @@ static bool finish_exchange(px_client *cl)
 	bool req_done =
 	    cl->req_framed && cl->req_fwd == 0 && blen(cl->uhead) == 0;
 	px_upstream *up = cl->up;
-	bool reusable = up && req_done && !up->rd_eof && cl->resp_keepalive &&
+	bool reusable = up && req_done && !up->rd_eof && !up->wr_shut &&
+			cl->resp_keepalive &&
 			cl->resp_body != HTTP1_BODY_EOF;
 	release_upstream(cl, reusable);
 	set_busy(cl, NULL);
