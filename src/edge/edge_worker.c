@@ -131,6 +131,7 @@ int edge_worker_init(edge_worker *w, edge *e, uint32_t id)
 	if (w->overload_len < 0)
 		return -ENAMETOOLONG;
 	w->idle = xcalloc(cfg->norigins ? cfg->norigins : 1, sizeof(*w->idle));
+	lb_retry_init(&w->retry_budget);
 	w->rng = ((uint64_t)id + 1) * 0x9E3779B97F4A7C15ULL ^ core_wall_ms();
 	if (!w->rng)
 		w->rng = 1;

@@ -180,12 +180,14 @@ static void publish(health_checker *hc, hc_target *t, const health_step *s)
 			      memory_order_release);
 	pthread_mutex_unlock(&o->lock);
 	if (s->passed) {
-		/* An active pass ends a passive ejection (lb_state.h). */
+		/* An active pass ends a passive ejection (lb_state.h). The
+		 * backoff (ejections) is left to live traffic: an origin that
+		 * passes its checks but keeps failing real requests is
+		 * ejected for longer each time. */
 		atomic_store_explicit(&o->passive_fails, 0,
 				      memory_order_relaxed);
 		atomic_store_explicit(&o->ejected_until, 0,
 				      memory_order_relaxed);
-		atomic_store_explicit(&o->ejections, 0, memory_order_relaxed);
 	}
 	if (!s->changed)
 		return;

@@ -90,50 +90,67 @@ static inline uint64_t load64(const unsigned char *p)
 	return v;
 }
 
+/* On a little-endian machine the lowest flagged byte of a has_less() mask is
+ * the first byte that really matched (false flags only sit above a true one),
+ * so a failed word tells where it failed without a byte loop. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define FIRST_FLAGGED(m) ((size_t)__builtin_ctzll(m) / 8)
+#endif
+
 /* First byte at or after p that is not a field-value byte, or end. Values are
  * the bulk of a head, so test eight bytes per step: a word passes when it has
- * no CTL (HTAB included: rare, handled by the byte loop) and no DEL. */
+ * no CTL and no DEL; HTAB, the one valid CTL, is rare and stepped over. */
 static const unsigned char *scan_value(const unsigned char *p,
 				       const unsigned char *end)
 {
-	for (;;) {
-		while (end - p >= 8) {
-			uint64_t x = load64(p);
+	while (end - p >= 8) {
+		uint64_t x = load64(p);
+		uint64_t m = has_less(x, 0x20) | has_less(x ^ (ONES * 0x7f), 1);
 
-			if (has_less(x, 0x20) | has_less(x ^ (ONES * 0x7f), 1))
-				break;
+		if (!m) {
 			p += 8;
+			continue;
 		}
-		const unsigned char *lim = end - p >= 8 ? p + 8 : end;
-
-		while (p < lim && ISCLS(*p, C_VALUE))
+#ifdef FIRST_FLAGGED
+		p += FIRST_FLAGGED(m);
+#else
+		while (ISCLS(*p, C_VALUE))
 			p++;
-		if (p < lim || p == end)
+#endif
+		if (*p != '\t')
 			return p;
+		p++;
 	}
+	while (p < end && ISCLS(*p, C_VALUE))
+		p++;
+	return p;
 }
 
 /* Same for the request-target: bytes 0x21..0x7e. */
 static const unsigned char *scan_target(const unsigned char *p,
 					const unsigned char *end)
 {
-	for (;;) {
-		while (end - p >= 8) {
-			uint64_t x = load64(p);
+	while (end - p >= 8) {
+		uint64_t x = load64(p);
+		/* x + ONES sets the top bit of a 0x7f byte; a carry out of 0xff
+		 * only follows a byte that already fails. */
+		uint64_t m = has_less(x, 0x21) | ((x | (x + ONES)) & HIGHS);
 
-			/* x + ONES sets the top bit of a 0x7f byte; a carry out
-			 * of 0xff only follows a byte that already fails. */
-			if (has_less(x, 0x21) | ((x | (x + ONES)) & HIGHS))
-				break;
+		if (!m) {
 			p += 8;
+			continue;
 		}
-		const unsigned char *lim = end - p >= 8 ? p + 8 : end;
-
-		while (p < lim && ISCLS(*p, C_TARGET))
+#ifdef FIRST_FLAGGED
+		return p + FIRST_FLAGGED(m);
+#else
+		while (ISCLS(*p, C_TARGET))
 			p++;
-		if (p < lim || p == end)
-			return p;
+		return p;
+#endif
 	}
+	while (p < end && ISCLS(*p, C_TARGET))
+		p++;
+	return p;
 }
 
 /* First non-token byte at or after p, or end. Field names are short, so

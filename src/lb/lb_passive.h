@@ -22,10 +22,19 @@ bool lb_passive_failure(lb_origin_state *s, const cfg_passive_health *ph,
 void lb_passive_success(lb_origin_state *s);
 
 /* Retry budget of one worker: every request earns budget_percent/100 of a
- * retry (capped), every retry spends one. */
+ * retry (capped at 100 banked), every retry spends one. A worker starts
+ * with LB_RETRY_START retries so the first failures of a fresh edge are
+ * retried too. */
 typedef struct lb_retry_budget {
 	uint32_t milli; /* thousandths of a retry */
 } lb_retry_budget;
+
+#define LB_RETRY_START 10
+
+static inline void lb_retry_init(lb_retry_budget *b)
+{
+	b->milli = LB_RETRY_START * 1000u;
+}
 
 void lb_retry_earn(lb_retry_budget *b, uint32_t percent);
 bool lb_retry_spend(lb_retry_budget *b);

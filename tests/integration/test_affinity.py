@@ -5,8 +5,9 @@ binary. Helpers come from test_health.py."""
 import re
 
 import meridian_test as mt
-from test_health import (HOST, SLACK, all_healthy, get, lab,  # noqa: F401
-                         monitor, org, origins_of, wait_health)
+from test_health import lab  # noqa: F401  (the fixture)
+from test_health import (HOST, SLACK, all_healthy, get, monitor, org,
+                         origins_of, wait_health)
 
 COOKIE_RE = re.compile(r"__cflb=([0-9a-f]{16}); Path=/; Max-Age=(\d+); "
                        r"HttpOnly; SameSite=Lax$")

@@ -12,8 +12,8 @@ _up) plus SLACK, generous for a busy 2-core machine and doubled under ASan.
 Every wait polls with a deadline; every loop is bounded in count and time.
 """
 import json
-import os
 import re
+import signal
 import socket
 import struct
 import threading
@@ -520,6 +520,80 @@ def test_kill_origin_traffic_leaves_and_returns(lab):
     assert o1["rtt_ms"] is not None and o1["rtt_ms"] > 0, o1
     mix = origins_of(e, 40)
     assert set(mix) == {"a1", "a2"}, mix
+
+
+def test_hung_origin_times_out(lab):
+    """A hung origin (SIGSTOP: the kernel still accepts connections, nobody
+    answers): checks time out, /status says "timeout", traffic leaves it
+    within interval + timeout (+ slack); requests caught on it get 504
+    after upstream_response; SIGCONT brings it back."""
+    a1, a2 = lab.origin("a1", "gcp"), lab.origin("a2", "gcp")
+    interval, timeout = 1.0, 0.5
+    e = lab.edge(
+        monitors=[monitor(timeout="500ms")],
+        pools=[{"id": "p1", "monitor": "m", "origins": [org(a1), org(a2)]}],
+        lbs=[{"name": HOST, "default_pools": ["p1"]}],
+        passive={"failures": 0}, retries={"attempts": 0},
+        edge_extra={"timeouts": {"drain": "5s", "upstream_response": "1s"}})
+    all_healthy(e, ["p1"])
+    t0 = time.monotonic()
+    a1.p.send_signal(signal.SIGSTOP)
+    try:
+        bound = interval + timeout + SLACK
+
+        def a1_down():
+            return origin_of(status(e), "p1", "a1")["health"] == "unhealthy"
+
+        seen, done_at = _traffic_until(e, a1_down, t0 + bound + mt.WAIT,
+                                       after=20)
+        assert done_at is not None, "a1 never became unhealthy"
+        assert seen[done_at - 1][0] - t0 <= bound + 1.0, \
+            seen[done_at - 1][0] - t0  # + one request caught on a1
+        assert {st for _, st, _ in seen} <= {200, 504}, seen
+        assert all(o == "a2" for _, _, o in seen[done_at:]), seen[done_at:]
+        o1 = origin_of(status(e), "p1", "a1")
+        assert o1["reason"].startswith("timeout"), o1
+    finally:
+        a1.p.send_signal(signal.SIGCONT)
+    wait_health(e, {("p1", "a1"): "healthy"}, timeout=interval + SLACK +
+                mt.WAIT)
+    assert set(origins_of(e, 40)) == {"a1", "a2"}
+
+
+def test_monitor_verdicts_and_reasons(lab):
+    """Monitor fields end to end: expected_codes (a 503 fails "200", a 204
+    passes "2xx"), expected_body (case-insensitive), tcp checks; /status
+    gives each failure's reason and a pool with no monitor counts healthy."""
+    o = {n: lab.origin(n, "x") for n in ("code", "ok2xx", "body", "bodyok",
+                                          "tcp", "nomon")}
+    e = lab.edge(
+        monitors=[monitor("m-503", path="/status/503"),
+                  monitor("m-2xx", path="/status/204", expected_codes="2xx"),
+                  monitor("m-body", expected_body="NOT-THERE"),
+                  monitor("m-bodyok", expected_body="OK"),
+                  {"id": "m-tcp", "type": "tcp", "interval": "1s",
+                   "timeout": "1s", "retries": 0}],
+        pools=[{"id": "pcode", "monitor": "m-503", "origins": [org(o["code"])]},
+               {"id": "p2xx", "monitor": "m-2xx", "origins": [org(o["ok2xx"])]},
+               {"id": "pbody", "monitor": "m-body", "origins": [org(o["body"])]},
+               {"id": "pbodyok", "monitor": "m-bodyok",
+                "origins": [org(o["bodyok"])]},
+               {"id": "ptcp", "monitor": "m-tcp", "origins": [org(o["tcp"])]},
+               {"id": "pnomon", "origins": [org(o["nomon"])]}],
+        lbs=[{"name": HOST, "default_pools": ["pcode", "pbody", "p2xx"]}])
+    st = wait_health(e, {("pcode", "code"): "unhealthy",
+                         ("pbody", "body"): "unhealthy",
+                         ("p2xx", "ok2xx"): "healthy",
+                         ("pbodyok", "bodyok"): "healthy",
+                         ("ptcp", "tcp"): "healthy"})
+    assert origin_of(st, "pcode", "code")["reason"].startswith(
+        "response code mismatch"), origin_of(st, "pcode", "code")
+    assert origin_of(st, "pbody", "body")["reason"].startswith(
+        "body mismatch"), origin_of(st, "pbody", "body")
+    assert pool_of(st, "pcode")["health"] == "critical"
+    assert pool_of(st, "pnomon")["health"] == "healthy", pool_of(st, "pnomon")
+    # Failover order skips the two critical pools.
+    assert origins_of(e, 10) == ["ok2xx"] * 10
 
 
 def _until_all_from(edge, names, deadline, run=10):

@@ -8,9 +8,9 @@ import threading
 import time
 
 import meridian_test as mt
-from test_health import (HOST, SLACK, get, lab, monitor, org,  # noqa: F401
-                         origin_of, origins_of, status, try_get, wait_health,
-                         all_healthy, SrcConn)
+from test_health import lab  # noqa: F401  (the fixture)
+from test_health import (HOST, SLACK, all_healthy, get, monitor, org,
+                         origin_of, origins_of, wait_health)
 
 
 def counts(names):

@@ -183,6 +183,73 @@ static void test_long_values(void **state)
 	}
 }
 
+/* Random values and targets from the bytes around every class edge, judged
+ * against a byte-at-a-time reference: the word-at-a-time scanners must
+ * agree with it on acceptance and on the value's extent. */
+static void test_random_values(void **state)
+{
+	(void)state;
+	static const unsigned char pool[] = {
+	    0x00, 0x01, 0x08, 0x09, 0x0b, 0x1f, 0x20, 0x21, 0x22, 0x30,
+	    0x3a, 0x41, 0x5c, 0x61, 0x7e, 0x7f, 0x80, 0x81, 0xc3, 0xfe,
+	    0xff, 'a',	'a',  'a',  'a',  'a',	'a',  'a',  'a',  'a',
+	};
+	static const char vhead[] = "GET / HTTP/1.1\r\n" HOST "X:";
+	static const char ttail[] = " HTTP/1.1\r\n" HOST "\r\n";
+	unsigned seed = 42;
+	char buf[256];
+
+	for (int round = 0; round < 20000; round++) {
+		unsigned char v[64];
+		size_t n, len = 0;
+
+		seed = seed * 1103515245u + 12345u;
+		n = (seed >> 16) % sizeof(v);
+		bool bad_value = false, bad_target = false;
+
+		for (size_t i = 0; i < n; i++) {
+			seed = seed * 1103515245u + 12345u;
+			v[i] = pool[(seed >> 16) % sizeof(pool)];
+			if ((v[i] < 0x20 && v[i] != '\t') || v[i] == 0x7f)
+				bad_value = true;
+			if (v[i] < 0x21 || v[i] > 0x7e)
+				bad_target = true;
+		}
+		/* as a field value */
+		put(buf, &len, vhead, sizeof(vhead) - 1);
+		put(buf, &len, v, n);
+		put(buf, &len, "\r\n\r\n", 4);
+		int rc = http1_parse_request(buf, len, NULL, &req);
+
+		if (bad_value) {
+			assert_int_equal(rc, HTTP1_E_BAD_HEADER_VALUE);
+		} else {
+			size_t a = 0, b = n;
+
+			while (a < b && (v[a] == ' ' || v[a] == '\t'))
+				a++;
+			while (b > a && (v[b - 1] == ' ' || v[b - 1] == '\t'))
+				b--;
+			assert_int_equal(rc, (int)len);
+			assert_int_equal(req.headers[1].value.len, b - a);
+			assert_memory_equal(req.headers[1].value.p, v + a,
+					    b - a);
+		}
+		/* as a request-target after "/" (SP ends it early) */
+		len = 0;
+		put(buf, &len, "GET /", 5);
+		put(buf, &len, v, n);
+		put(buf, &len, ttail, sizeof(ttail) - 1);
+		rc = http1_parse_request(buf, len, NULL, &req);
+		if (!bad_target) {
+			assert_int_equal(rc, (int)len);
+			assert_int_equal(req.target.len, n + 1);
+		} else {
+			assert_true(rc < 0);
+		}
+	}
+}
+
 static void test_leading_empty_lines(void **state)
 {
 	(void)state;
@@ -950,6 +1017,7 @@ int main(void)
 	    cmocka_unit_test(test_methods),
 	    cmocka_unit_test(test_values_trimmed),
 	    cmocka_unit_test(test_long_values),
+	    cmocka_unit_test(test_random_values),
 	    cmocka_unit_test(test_leading_empty_lines),
 	    cmocka_unit_test(test_http10),
 	    cmocka_unit_test(test_incomplete_prefixes),
