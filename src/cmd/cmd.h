@@ -7,6 +7,7 @@ int cmd_edge(int argc, char **argv);   /* meridian edge -c FILE */
 int cmd_check(int argc, char **argv);  /* meridian check -c FILE */
 int cmd_demo(int argc, char **argv);   /* meridian demo [--listen ADDR] */
 int cmd_origin(int argc, char **argv); /* meridian origin: demo/test origin */
+int cmd_ctl(int argc, char **argv);    /* meridian ctl health [--json] */
 
 /* "error", "warn", "info", "debug" -> LOG_* level, or -1. */
 int cmd_log_level(const char *s);

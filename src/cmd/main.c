@@ -9,10 +9,11 @@ static const struct {
 	int (*fn)(int, char **);
 	const char *help;
 } commands[] = {
-	{"edge", cmd_edge, "run an edge node: meridian edge -c FILE"},
-	{"check", cmd_check, "validate a config file: meridian check -c FILE"},
-	{"demo", cmd_demo, "run the embedded demo (two clouds, one edge)"},
-	{"origin", cmd_origin, "run a demo/test origin server"},
+    {"edge", cmd_edge, "run an edge node: meridian edge -c FILE"},
+    {"check", cmd_check, "validate a config file: meridian check -c FILE"},
+    {"demo", cmd_demo, "run the embedded demo (two clouds, one edge)"},
+    {"origin", cmd_origin, "run a demo/test origin server"},
+    {"ctl", cmd_ctl, "operator CLI: meridian ctl health [--json]"},
 };
 
 static void usage(FILE *f)
