@@ -86,7 +86,8 @@ NPID=$!; PIDS+=($NPID)
 cat >"$TMP/haproxy.cfg" <<HAP
 global
   nbthread 1
-  maxconn 30000
+  # maxconn follows from the fd limit (two fds per proxied connection).
+  fd-hard-limit $(ulimit -n)
 defaults
   mode http
   timeout connect 5s

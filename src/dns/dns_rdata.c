@@ -116,8 +116,7 @@ static int number(rd *r, const char *what, uint32_t max, uint32_t *out)
 	if (n == 0)
 		return fail(r, "missing %s", what);
 	if (n < 0 || !parse_uint(tok, max, out))
-		return fail(r, "%s: expected a number from 0 to %u", what,
-			    max);
+		return fail(r, "%s: expected a number from 0 to %u", what, max);
 	return 0;
 }
 
@@ -134,7 +133,8 @@ static int name(rd *r, const char *what, bool root_ok)
 	if (!root_ok && !strcmp(tok, "."))
 		return fail(r, "%s: the root '.' is not allowed here", what);
 	for (char *c = tok; *c; c++) {
-		bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		bool ok = (*c >= 'a' && *c <= 'z') ||
+			  (*c >= 'A' && *c <= 'Z') ||
 			  (*c >= '0' && *c <= '9') || *c == '-' || *c == '_' ||
 			  *c == '.' || *c == '*';
 		if (!ok)
@@ -144,8 +144,9 @@ static int name(rd *r, const char *what, bool root_ok)
 	}
 	int l = dns_name_from_text(tok, wire, sizeof(wire));
 	if (l == -EMSGSIZE)
-		return fail(r, "%s: '%s' is too long (labels of at most 63 "
-			       "characters, names of at most 253)",
+		return fail(r,
+			    "%s: '%s' is too long (labels of at most 63 "
+			    "characters, names of at most 253)",
 			    what, tok);
 	if (l < 0)
 		return fail(r, "%s: '%s' is not a domain name (empty label)",
@@ -171,8 +172,8 @@ static int quoted(rd *r, uint8_t *buf, size_t cap, size_t *outlen)
 		}
 		if (c == '\\') {
 			if (p[1] >= '0' && p[1] <= '9') {
-				if (!(p[2] >= '0' && p[2] <= '9' && p[3] >= '0' &&
-				      p[3] <= '9'))
+				if (!(p[2] >= '0' && p[2] <= '9' &&
+				      p[3] >= '0' && p[3] <= '9'))
 					return fail(r, "bad \\DDD escape in a "
 						       "quoted string");
 				unsigned v = (unsigned)(p[1] - '0') * 100 +
@@ -193,8 +194,9 @@ static int quoted(rd *r, uint8_t *buf, size_t cap, size_t *outlen)
 			p++;
 		}
 		if (n == cap)
-			return fail(r, "a quoted string is longer than %zu "
-				       "bytes",
+			return fail(r,
+				    "a quoted string is longer than %zu "
+				    "bytes",
 				    cap);
 		buf[n++] = c;
 	}
@@ -221,6 +223,7 @@ static int rd_txt(rd *r)
 			s += k;
 			n -= k;
 		}
+		r->p = s;
 		return 0;
 	}
 	while (!at_end(r)) {
@@ -254,11 +257,10 @@ static int rd_caa(rd *r)
 		char c = tag[i];
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 		      (c >= '0' && c <= '9')))
-			return fail(r, "CAA tag: '%s' is not letters and digits",
-				    tag);
+			return fail(
+			    r, "CAA tag: '%s' is not letters and digits", tag);
 	}
-	if (!put8(r, flags) || !put8(r, (unsigned)n) ||
-	    !put(r, tag, (size_t)n))
+	if (!put8(r, flags) || !put8(r, (unsigned)n) || !put(r, tag, (size_t)n))
 		return -EMSGSIZE;
 	skip_space(r);
 	if (*r->p == '"') {
@@ -393,8 +395,8 @@ int dns_rdata_from_text(uint16_t type, const char *content, uint16_t priority,
 					"target' or 'priority weight port "
 					"target'");
 		uint32_t prio = priority;
-		if (fields == 4 && (rc = number(&r, "SRV priority", 65535,
-						&prio)))
+		if (fields == 4 &&
+		    (rc = number(&r, "SRV priority", 65535, &prio)))
 			return rc;
 		if ((rc = number(&r, "SRV weight", 65535, &v[0])) ||
 		    (rc = number(&r, "SRV port", 65535, &v[1])))

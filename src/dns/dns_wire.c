@@ -9,7 +9,7 @@
 int dns_name_parse(const uint8_t *pkt, size_t len, size_t *off, dns_name *n)
 {
 	size_t pos = *off;
-	size_t end = 0;     /* just past the name at its place, once known */
+	size_t end = 0;	    /* just past the name at its place, once known */
 	size_t limit = pos; /* a pointer must point before this */
 	unsigned jumps = 0;
 	size_t o = 0;
@@ -121,6 +121,18 @@ bool dns_name_eq(const uint8_t *a, const uint8_t *b)
 		a += 1u + c;
 		b += 1u + c;
 	}
+}
+
+bool dns_name_in(const uint8_t *name, const uint8_t *parent)
+{
+	size_t len = dns_name_len(name, DNS_MAX_NAME);
+	size_t plen = dns_name_len(parent, DNS_MAX_NAME);
+	if (!len || !plen || len < plen)
+		return false;
+	size_t p = 0;
+	while (p < len - plen)
+		p += 1u + name[p];
+	return p == len - plen && dns_name_eq(name + p, parent);
 }
 
 int dns_name_from_text(const char *text, uint8_t *out, size_t cap)
@@ -251,9 +263,9 @@ static int parse_options(const uint8_t *p, size_t n, dns_query *q)
 }
 
 /* Walks one record at *off; fills its type and rdata position. */
-static int skip_rr(const uint8_t *pkt, size_t len, size_t *off,
-		   uint16_t *type, uint16_t *class, uint32_t *ttl,
-		   size_t *rdoff, uint16_t *rdlen)
+static int skip_rr(const uint8_t *pkt, size_t len, size_t *off, uint16_t *type,
+		   uint16_t *class, uint32_t *ttl, size_t *rdoff,
+		   uint16_t *rdlen)
 {
 	if (dns_name_skip(pkt, len, off))
 		return -EINVAL;
@@ -272,7 +284,7 @@ static int skip_rr(const uint8_t *pkt, size_t len, size_t *off,
 	return 0;
 }
 
-int dns_query_parse(const uint8_t *pkt, size_t len, dns_query *q)
+static int parse_query(const uint8_t *pkt, size_t len, dns_query *q)
 {
 	q->has_question = false;
 	q->has_edns = false;
@@ -289,8 +301,8 @@ int dns_query_parse(const uint8_t *pkt, size_t len, dns_query *q)
 	q->flags = dns_get16(pkt + 2);
 	if (q->flags & DNS_F_QR)
 		return -EINVAL;
-	q->opcode = (uint8_t)((q->flags & DNS_F_OPCODE_MASK) >>
-			      DNS_F_OPCODE_SHIFT);
+	q->opcode =
+	    (uint8_t)((q->flags & DNS_F_OPCODE_MASK) >> DNS_F_OPCODE_SHIFT);
 	if (q->opcode != DNS_OPCODE_QUERY)
 		return DNS_RCODE_NOTIMP;
 	unsigned qd = dns_get16(pkt + 4), an = dns_get16(pkt + 6),
@@ -325,7 +337,6 @@ int dns_query_parse(const uint8_t *pkt, size_t len, dns_query *q)
 		if (seen_opt || pkt[start] != 0) {
 			/* no OPT we could trust to answer with */
 			q->has_edns = false;
-			q->has_ecs = false;
 			return DNS_RCODE_FORMERR;
 		}
 		seen_opt = true;
@@ -340,11 +351,15 @@ int dns_query_parse(const uint8_t *pkt, size_t len, dns_query *q)
 	}
 	if (off != len)
 		return DNS_RCODE_FORMERR;
-	if (badvers) {
-		q->has_ecs = false;
-		return DNS_RCODE_BADVERS;
-	}
-	return DNS_RCODE_NOERROR;
+	return badvers ? DNS_RCODE_BADVERS : DNS_RCODE_NOERROR;
+}
+
+int dns_query_parse(const uint8_t *pkt, size_t len, dns_query *q)
+{
+	int rc = parse_query(pkt, len, q);
+	if (rc != DNS_RCODE_NOERROR)
+		q->has_ecs = false; /* echoed only in answers */
+	return rc;
 }
 
 /* ---- writer ---- */
@@ -511,8 +526,8 @@ int dns_writer_rr(dns_writer *w, dns_section sec, const uint8_t *owner,
 			goto fail;
 		break;
 	case DNS_T_MX:
-		if (rdlen < 3 || dns_name_len(rdata + 2, rdlen - 2u) !=
-				     rdlen - 2u) {
+		if (rdlen < 3 ||
+		    dns_name_len(rdata + 2, rdlen - 2u) != rdlen - 2u) {
 			rc = -EINVAL;
 			goto fail;
 		}
@@ -568,7 +583,8 @@ int dns_writer_opt(dns_writer *w, uint16_t udp_size, uint8_t ext_rcode,
 	p[0] = 0; /* root */
 	dns_put16(p + 1, DNS_T_OPT);
 	dns_put16(p + 3, udp_size);
-	dns_put32(p + 5, (uint32_t)ext_rcode << 24 | (do_bit ? DNS_EDNS_DO : 0));
+	dns_put32(p + 5,
+		  (uint32_t)ext_rcode << 24 | (do_bit ? DNS_EDNS_DO : 0));
 	dns_put16(p + 9, (uint16_t)(n - 11));
 	if (ecs) {
 		size_t nb = (ecs->source + 7u) / 8u;

@@ -28,7 +28,8 @@
  *     DNS_RCODE_NOERROR  a well-formed query.
  *   has_question tells whether the question can be echoed in the error
  *   response; has_edns whether the response must carry an OPT (set once
- *   the OPT record itself is well framed and the only one).
+ *   the OPT record itself is well framed and the only one); has_ecs is set
+ *   only with DNS_RCODE_NOERROR (error responses carry no ECS).
  *
  * EDNS Client Subnet (RFC 7871): FAMILY 1 (IPv4, SOURCE <= 32) or 2 (IPv6,
  *   SOURCE <= 128), exactly ceil(SOURCE / 8) address bytes, the bits past
@@ -42,7 +43,8 @@
  *   names inside NS, CNAME, PTR, MX and SOA rdata are compressed; SRV
  *   targets never are (RFC 2782). A record that does not fit is rolled back
  *   entirely and the writer remembers the overflow; the caller decides
- *   (TC). Return convention: 0 or -EMSGSIZE (no room).
+ *   (TC). Return convention: 0, -EMSGSIZE (no room) or, for rdata of a
+ *   compressed type that does not hold its names, -EINVAL.
  */
 #ifndef MERIDIAN_DNS_WIRE_H
 #define MERIDIAN_DNS_WIRE_H
@@ -51,15 +53,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DNS_HEADER_LEN  12
-#define DNS_MAX_NAME    255 /* wire bytes, root byte included */
-#define DNS_MAX_LABEL   63
-#define DNS_MAX_LABELS  127 /* labels in a name of DNS_MAX_NAME bytes */
-#define DNS_UDP_MIN     512  /* the classic limit, and the floor of EDNS */
-#define DNS_UDP_MAX     4096 /* the highest payload size we will use */
+#define DNS_HEADER_LEN	12
+#define DNS_MAX_NAME	255 /* wire bytes, root byte included */
+#define DNS_MAX_LABEL	63
+#define DNS_MAX_LABELS	127  /* labels in a name of DNS_MAX_NAME bytes */
+#define DNS_UDP_MIN	512  /* the classic limit, and the floor of EDNS */
+#define DNS_UDP_MAX	4096 /* the highest payload size we will use */
 #define DNS_UDP_DEFAULT 1232 /* advertised (DNS flag day 2020) */
-#define DNS_TCP_MAX     65535
-#define DNS_CTAB_MAX    32 /* compression table entries per packet */
+#define DNS_TCP_MAX	65535
+#define DNS_CTAB_MAX	32 /* compression table entries per packet */
 
 /* Record types used here. */
 enum {
@@ -99,27 +101,27 @@ enum {
 };
 
 /* Header flags word (bytes 2-3). */
-#define DNS_F_QR           0x8000
+#define DNS_F_QR	   0x8000
 #define DNS_F_OPCODE_MASK  0x7800
 #define DNS_F_OPCODE_SHIFT 11
-#define DNS_F_AA           0x0400
-#define DNS_F_TC           0x0200
-#define DNS_F_RD           0x0100
-#define DNS_F_RA           0x0080
-#define DNS_F_AD           0x0020
-#define DNS_F_CD           0x0010
+#define DNS_F_AA	   0x0400
+#define DNS_F_TC	   0x0200
+#define DNS_F_RD	   0x0100
+#define DNS_F_RA	   0x0080
+#define DNS_F_AD	   0x0020
+#define DNS_F_CD	   0x0010
 #define DNS_F_RCODE_MASK   0x000f
 
 #define DNS_OPCODE_QUERY 0
 
-#define DNS_EDNS_DO         0x8000 /* in the OPT TTL's low 16 bits */
-#define DNS_OPT_ECS         8      /* EDNS option code: Client Subnet */
+#define DNS_EDNS_DO	    0x8000 /* in the OPT TTL's low 16 bits */
+#define DNS_OPT_ECS	    8	   /* EDNS option code: Client Subnet */
 #define DNS_ECS_FAMILY_IPV4 1
 #define DNS_ECS_FAMILY_IPV6 2
 
 /* A name in uncompressed wire form. */
 typedef struct dns_name {
-	uint8_t len;     /* bytes in wire[], root byte included: 1..255 */
+	uint8_t len;	 /* bytes in wire[], root byte included: 1..255 */
 	uint8_t nlabels; /* labels before the root */
 	uint8_t wire[DNS_MAX_NAME];  /* as received */
 	uint8_t lower[DNS_MAX_NAME]; /* ASCII-lowercased copy */
@@ -130,8 +132,8 @@ typedef struct dns_name {
 /* An EDNS Client Subnet option (RFC 7871). */
 typedef struct dns_ecs {
 	uint16_t family;  /* DNS_ECS_FAMILY_IPV4 or _IPV6 */
-	uint8_t source;   /* SOURCE PREFIX-LENGTH */
-	uint8_t scope;    /* SCOPE PREFIX-LENGTH (0 in queries) */
+	uint8_t source;	  /* SOURCE PREFIX-LENGTH */
+	uint8_t scope;	  /* SCOPE PREFIX-LENGTH (0 in queries) */
 	uint8_t addr[16]; /* network order, bits past `source` zero */
 } dns_ecs;
 
@@ -155,13 +157,14 @@ typedef struct dns_query {
 
 static inline uint8_t dns_lower(uint8_t c)
 {
-	return (uint8_t)(c - 'A' < 26u ? c + ('a' - 'A') : c);
+	return (uint8_t)((unsigned)c - 'A' < 26u ? c + ('a' - 'A') : c);
 }
 
 /* Reads the name at *off in pkt[0..len) into *n (pointers followed as
  * described above) and moves *off past the name's bytes at that place.
- * Returns 0, or -EINVAL (out of bounds, bad label type, bad or looping
- * pointer) or -EMSGSIZE (label > 63, name > 255 bytes). */
+ * Returns 0, or -EINVAL (out of bounds, a length byte of 64-191: labels
+ * over 63 bytes and extended label types, bad or looping pointer) or
+ * -EMSGSIZE (name over 255 bytes). */
 int dns_name_parse(const uint8_t *pkt, size_t len, size_t *off, dns_name *n);
 
 /* Moves *off past a name without following pointers (records whose
@@ -174,6 +177,10 @@ size_t dns_name_len(const uint8_t *name, size_t max);
 
 /* Case-insensitive equality of two uncompressed wire names. */
 bool dns_name_eq(const uint8_t *a, const uint8_t *b);
+
+/* Is name at or below parent (both uncompressed, compared ignoring
+ * case)? */
+bool dns_name_in(const uint8_t *name, const uint8_t *parent);
 
 /* "www.example.com" or "www.example.com." (or "." for the root) into wire
  * form; labels of any byte but '.', no escapes. Returns the wire length,
@@ -205,7 +212,7 @@ typedef struct dns_writer {
 	size_t cap; /* current limit (<= the buffer's size) */
 	size_t len;
 	uint16_t count[4]; /* per dns_section */
-	bool overflow;     /* a write did not fit */
+	bool overflow;	   /* a write did not fit */
 	uint8_t nctab;
 	uint16_t ctab[DNS_CTAB_MAX];   /* offsets of names written in full */
 	uint8_t ctab_nl[DNS_CTAB_MAX]; /* labels of the name at that offset */

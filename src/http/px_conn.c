@@ -900,7 +900,13 @@ static bool step_head(px_client *cl)
 		if (was_empty)
 			cl->head_start = w->loop.now;
 		cl->last_read = w->loop.now;
-		cl->parse_pending = true;
+		/* Parse again only when a line may have ended (or the buffer
+		 * is full): a client trickling a byte at a time must not cost
+		 * a whole parse per byte. */
+		if (cl->want_proxy_hdr ||
+		    memchr(core_buf_tail(cl->in) - n, '\n', (size_t)n) ||
+		    core_buf_space(cl->in) == 0)
+			cl->parse_pending = true;
 		return true;
 	}
 	if (n == -EAGAIN)
@@ -1275,8 +1281,7 @@ static bool finish_exchange(px_client *cl)
 	    cl->req_framed && cl->req_fwd == 0 && blen(cl->uhead) == 0;
 	px_upstream *up = cl->up;
 	bool reusable = up && req_done && !up->rd_eof && !up->wr_shut &&
-			cl->resp_keepalive &&
-			cl->resp_body != HTTP1_BODY_EOF;
+			cl->resp_keepalive && cl->resp_body != HTTP1_BODY_EOF;
 	release_upstream(cl, reusable);
 	set_busy(cl, NULL);
 	if (cl->close_after || !req_done) {

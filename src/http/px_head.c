@@ -89,10 +89,17 @@ static bool connection_names_fields(const http1_header *all, uint32_t n)
 	return false;
 }
 
+/* A Connection field may name end-to-end fields as hop-by-hop; never let
+ * it remove the framing (Content-Length: dropping it would desync the two
+ * sides) -- Host and the X-Forwarded-* fields are rebuilt by us anyway. */
 static bool is_hop(const http1_header *all, uint32_t n, const http1_header *h,
 		   bool named)
 {
-	return fixed_hop(h) || (named && http1_is_hop_by_hop(all, n, h));
+	if (fixed_hop(h))
+		return true;
+	if (!named || NAME_IS(h, "Content-Length"))
+		return false;
+	return http1_is_hop_by_hop(all, n, h);
 }
 
 static int finish(wbuf *w)

@@ -59,6 +59,26 @@ static void test_request_hop_by_hop_removed(void **state)
 	assert_non_null(strstr(h, "X-Kept: yes\r\n"));
 }
 
+static void test_connection_cannot_strip_framing(void **state)
+{
+	const char *h = rewrite_req("POST / HTTP/1.1\r\nHost: a\r\n"
+				    "Connection: Content-Length, Host, "
+				    "X-Forwarded-For\r\nContent-Length: 5\r\n"
+				    "X-Forwarded-For: 1.1.1.1\r\n\r\n",
+				    "10.0.0.1", false);
+	assert_non_null(strstr(h, "\r\nContent-Length: 5\r\n"));
+	assert_non_null(strstr(h, "\r\nHost: a\r\n"));
+	assert_non_null(strstr(h, "X-Forwarded-For: 1.1.1.1, 10.0.0.1\r\n"));
+	const char *raw = "HTTP/1.1 200 OK\r\nConnection: Content-Length\r\n"
+			  "Content-Length: 5\r\n\r\n";
+	assert_true(http1_parse_response(raw, strlen(raw), &lim, HTTP_M_GET,
+					 &resp) > 0);
+	int n =
+	    px_head_response(&resp, false, false, NULL, out, sizeof(out) - 1);
+	out[n] = '\0';
+	assert_non_null(strstr(out, "\r\nContent-Length: 5\r\n"));
+}
+
 static void test_request_xff_appended_and_spoofs_replaced(void **state)
 {
 	const char *h = rewrite_req(
@@ -203,6 +223,7 @@ int main(void)
 	    cmocka_unit_test(test_request_basic),
 	    cmocka_unit_test(test_request_hop_by_hop_removed),
 	    cmocka_unit_test(test_request_xff_appended_and_spoofs_replaced),
+	    cmocka_unit_test(test_connection_cannot_strip_framing),
 	    cmocka_unit_test(test_request_chunked_and_upgrade_kept),
 	    cmocka_unit_test(test_request_http10),
 	    cmocka_unit_test(test_request_overflow),
