@@ -3,10 +3,13 @@
 # and HAProxy, each proxy with one worker, same origin, keep-alive, 50
 # connections; then 10,000 idle keep-alive clients for memory.
 # Everything listens on 127.0.0.1; every process is stopped at exit.
-# usage: bench/proxy.sh [DURATION_SECONDS]   (default 10)
+# usage: bench/proxy.sh [DURATION_SECONDS]   (default 10; ROUNDS=3 interleaved
+# rounds, medians reported, plus each proxy's CPU time per request, which a
+# busy machine disturbs less than requests/s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10}
+ROUNDS=${ROUNDS:-3}
 CONNS=50
 IDLE=${IDLE:-10000}
 BIN=${MERIDIAN_BIN:-$PWD/build/meridian}
@@ -106,42 +109,65 @@ HPID=$!; PIDS+=($HPID)
 
 wait_port "$MPORT"; wait_port "$NPORT"; wait_port "$HPORT"
 
-# nginx runs a master and a worker: measure the worker.
 nginx_worker() { pgrep -P "$NPID" | head -1; }
 
-run_wrk() { # name port
-	local out
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+TICK=$(getconf CLK_TCK)
+
+run_wrk() { # name port pid   -> appends "name rps p50 p99 cpu_us_per_req"
+	local out t0 t1
+	t0=$(cpu_ticks "$3")
 	out=$(wrk -t1 -c"$CONNS" -d"${DUR}s" --latency -H "Host: bench.local" "http://127.0.0.1:$2/" 2>&1)
-	local rps p50 p99
+	t1=$(cpu_ticks "$3")
+	local rps p50 p99 n errs cpu
 	rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
 	p50=$(awk '$1=="50%" {print $2}' <<<"$out")
 	p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-	local errs
+	n=$(awk '/requests in/ {print $1}' <<<"$out")
 	errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
-	printf '%-10s %12s req/s   p50 %-9s p99 %-9s %s\n' "$1" "$rps" "$p50" "$p99" "$errs"
-	echo "$1 $rps $p50 $p99" >>"$TMP/results"
+	cpu=$(awk -v a="$t0" -v b="$t1" -v n="$n" -v hz="$TICK" 'BEGIN { printf "%.2f", (b-a)/hz*1e6/n }')
+	printf '  %-10s %10s req/s   p50 %-9s p99 %-9s cpu %6s us/req %s\n' "$1" "$rps" "$p50" "$p99" "$cpu" "$errs"
+	echo "$1 $rps $p50 $p99 $cpu" >>"$TMP/runs"
 }
 
-echo "== throughput: wrk -t1 -c$CONNS -d${DUR}s, keep-alive, GET / (one worker per proxy) =="
+# nginx runs a master and a worker: measure the worker.
+NWPID=$(nginx_worker)
+OPID=${PIDS[0]}
+echo "== throughput: wrk -t1 -c$CONNS -d${DUR}s, keep-alive, GET / (one worker per proxy), $ROUNDS rounds interleaved =="
 # Warm-up so every proxy has its upstream connections.
 for p in $MPORT $NPORT $HPORT; do wrk -t1 -c"$CONNS" -d1s -H "Host: bench.local" "http://127.0.0.1:$p/" >/dev/null 2>&1; done
-run_wrk direct "$OPORT"
-run_wrk meridian "$MPORT"
-run_wrk nginx "$NPORT"
-run_wrk haproxy "$HPORT"
+for r in $(seq 1 "$ROUNDS"); do
+	echo "round $r"
+	run_wrk direct "$OPORT" "$OPID"
+	run_wrk meridian "$MPORT" "$MPID"
+	run_wrk nginx "$NPORT" "$NWPID"
+	run_wrk haproxy "$HPORT" "$HPID"
+done
 
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' <<<"$1"; }
-get() { awk -v n="$1" -v c="$2" '$1==n {print $c}' "$TMP/results"; }
-m=$(get meridian 2); n=$(get nginx 2); h=$(get haproxy 2); d=$(get direct 2)
+# Median of column c over the rounds of one target.
+median() { awk -v n="$1" -v c="$2" '$1==n {print $c}' "$TMP/runs" | while read -r v; do to_ms "$v"; done | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo
-echo "== ratios =="
+echo "== medians over $ROUNDS rounds =="
+for t in direct meridian nginx haproxy; do
+	printf '  %-10s %10.0f req/s   p50 %.3f ms   p99 %.3f ms   cpu %s us/req\n' "$t" \
+		"$(awk -v n="$t" '$1==n {print $2}' "$TMP/runs" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')" \
+		"$(median "$t" 3)" "$(median "$t" 4)" \
+		"$(awk -v n="$t" '$1==n {print $5}' "$TMP/runs" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')"
+done
+rps() { awk -v n="$1" '$1==n {print $2}' "$TMP/runs" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+cpu() { awk -v n="$1" '$1==n {print $5}' "$TMP/runs" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+m=$(rps meridian); n=$(rps nginx); h=$(rps haproxy); d=$(rps direct)
+echo
+echo "== ratios (medians) =="
 awk -v m="$m" -v n="$n" -v h="$h" -v d="$d" 'BEGIN {
-  printf "meridian/nginx   %.2fx (target >= 1.2)\n", m/n;
-  printf "meridian/haproxy %.2fx (target >= 1.3)\n", m/h;
+  printf "meridian/nginx   %.2fx req/s (target >= 1.2)\n", m/n;
+  printf "meridian/haproxy %.2fx req/s (target >= 1.3)\n", m/h;
   printf "meridian/direct  %.2f, nginx/direct %.2f, haproxy/direct %.2f\n", m/d, n/d, h/d }'
-mp99=$(to_ms "$(get meridian 4)"); np99=$(to_ms "$(get nginx 4)")
+awk -v m="$(cpu meridian)" -v n="$(cpu nginx)" -v h="$(cpu haproxy)" 'BEGIN {
+  printf "proxy CPU per request: nginx/meridian %.2fx, haproxy/meridian %.2fx\n", n/m, h/m }'
+mp99=$(median meridian 4); np99=$(median nginx 4)
 awk -v a="$mp99" -v b="$np99" 'BEGIN { printf "p99 meridian %.3f ms vs nginx %.3f ms (target: no worse)\n", a, b }'
-
 echo
 echo "== memory: $IDLE idle keep-alive client connections =="
 printf '%-10s %s\n' proxy "rss_before_kib rss_after_kib kib_per_conn ok"
