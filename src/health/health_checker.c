@@ -51,7 +51,8 @@ typedef struct hc_target {
 	uint64_t base; /* grid point of the current interval (no jitter) */
 	uint64_t due;  /* when its check was due (with jitter) */
 	uint8_t phase;
-	bool retrying; /* the next probe is a retry of the same attempt */
+	bool retrying;	  /* the next probe is a retry of the same attempt */
+	health_idle idle; /* keep-alive connection between http checks */
 } hc_target;
 
 /* Origin counts of a pool, kept up to date on every change so a verdict
@@ -235,8 +236,8 @@ static void start_on(health_checker *hc, hc_target *t, hc_slot *s)
 	t->phase = T_RUNNING;
 	s->t = t;
 	atomic_fetch_add_explicit(&hc->inflight, 1, memory_order_relaxed);
-	health_probe_start(&s->probe, &hc->pctx, t->mon, t->origin, probe_done,
-			   s);
+	health_probe_start_idle(&s->probe, &hc->pctx, t->mon, t->origin,
+				&t->idle, probe_done, s);
 }
 
 static void launch(health_checker *hc, hc_target *t)
@@ -393,6 +394,8 @@ static void checker_free(health_checker *hc)
 	if (hc->nslots)
 		for (uint32_t i = 0; i < hc->nslots; i++)
 			health_probe_cancel(&hc->slots[i].probe);
+	for (size_t i = 0; hc->targets && i < hc->ntargets; i++)
+		health_idle_close(&hc->pctx, &hc->targets[i].idle);
 	health_probe_ctx_destroy(&hc->pctx);
 	if (hc->wake.fd >= 0)
 		close(hc->wake.fd);
@@ -437,6 +440,7 @@ health_checker *health_start(const cfg_snapshot *cfg, lb_origin_state *ostates,
 			hc_target *t = &hc->targets[hc->ntargets++];
 			lb_origin_state *st = &ostates[o->index];
 			core_timer_init(&t->timer, target_timer);
+			t->idle.fd = -1;
 			/* Continue from the published state (a restarted
 			 * checker keeps its verdicts). */
 			health_fsm_init(&t->fsm,

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -199,9 +200,9 @@ static bool method_has_body(const char *method)
 	       strcmp(method, "PATCH") == 0;
 }
 
-int health_http_request(const cfg_monitor *m, const cfg_origin *o,
-			const char *method, const char *path, char *out,
-			size_t size)
+static int http_request(const cfg_monitor *m, const cfg_origin *o,
+			const char *method, const char *path, bool keep,
+			char *out, size_t size)
 {
 	char host[512];
 	size_t pos = 0;
@@ -225,9 +226,16 @@ int health_http_request(const cfg_monitor *m, const cfg_origin *o,
 	if (method_has_body(method) &&
 	    !put(out, size, &pos, "Content-Length: 0\r\n"))
 		return -ENOSPC;
-	if (!put(out, size, &pos, "Connection: close\r\n\r\n"))
+	if (!put(out, size, &pos, keep ? "\r\n" : "Connection: close\r\n\r\n"))
 		return -ENOSPC;
 	return (int)pos;
+}
+
+int health_http_request(const cfg_monitor *m, const cfg_origin *o,
+			const char *method, const char *path, char *out,
+			size_t size)
+{
+	return http_request(m, o, method, path, false, out, size);
 }
 
 static bool target_char_ok(unsigned char c)
@@ -369,6 +377,14 @@ int health_probe_ctx_init(health_probe_ctx *c, core_loop *loop)
 	memset(c, 0, sizeof(*c));
 	c->loop = loop;
 	core_buf_pool_init(&c->bufs, PROBE_BUF_SIZE, PROBE_BUF_FREE);
+	/* Parked connections hold descriptors: at most a quarter of them,
+	 * as for the checker's probe slots; the rest is the data plane's. */
+	struct rlimit rl;
+	c->idle_max = 256;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		c->idle_max = rl.rlim_cur == RLIM_INFINITY
+				  ? UINT32_MAX
+				  : (uint32_t)MIN(rl.rlim_cur / 4, UINT32_MAX);
 	if (gethostname(c->ehlo_name, sizeof(c->ehlo_name)) != 0 ||
 	    !cfg_is_hostname(c->ehlo_name, false))
 		snprintf(c->ehlo_name, sizeof(c->ehlo_name), "localhost");
@@ -412,8 +428,35 @@ static SSL_CTX *tls_ctx(health_probe_ctx *c, bool insecure)
 
 /* ---- finishing ---- */
 
+void health_idle_close(health_probe_ctx *c, health_idle *k)
+{
+	if (!k || k->fd < 0)
+		return;
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	setsockopt(k->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(k->fd);
+	k->fd = -1;
+	c->nidle--;
+}
+
+/* Park the connection of a fully read answer in p->idle. */
+static bool park(health_probe *p)
+{
+	health_idle *k = p->idle;
+	if (!p->parkable || !k || k->fd >= 0 || p->ssl || p->eof ||
+	    p->io.fd < 0 || p->ctx->nidle >= p->ctx->idle_max)
+		return false;
+	if (core_loop_del(p->ctx->loop, &p->io) < 0)
+		return false;
+	k->fd = p->io.fd;
+	p->io.fd = -1;
+	p->ctx->nidle++;
+	return true;
+}
+
 static void close_conn(health_probe *p)
 {
+	p->parkable = false;
 	if (p->ssl) {
 		SSL_free(p->ssl);
 		p->ssl = NULL;
@@ -434,6 +477,7 @@ static void close_conn(health_probe *p)
 
 static void release(health_probe *p)
 {
+	park(p);
 	close_conn(p);
 	core_timer_cancel(p->ctx->loop, &p->timer);
 	core_buf_put(&p->ctx->bufs, p->buf);
@@ -566,9 +610,25 @@ static ssize_t p_write(health_probe *p, const char *src, size_t n)
 	}
 }
 
+/* A reused connection that failed before the first response byte (the
+ * origin closed it while parked, or is gone): the check starts over on a
+ * fresh connection, which gives the verdict a fresh check would. */
+static bool retry_point(const health_probe *p)
+{
+	return p->reused && (p->phase == P_SEND || p->phase == P_HEAD);
+}
+
+static int retry_fresh(health_probe *p)
+{
+	close_conn(p);
+	return connect_to(p);
+}
+
 /* An I/O error after the connection was up. */
 static int io_fail(health_probe *p, ssize_t err, const char *when)
 {
+	if (retry_point(p))
+		return retry_fresh(p);
 	if (err == -EPROTO)
 		return tls_fail(p, when);
 	return fail(p, HEALTH_CONNECT_FAILED, "%s: %s", when,
@@ -603,8 +663,8 @@ static http1_method method_id(const char *m)
 static int http_prepare(health_probe *p)
 {
 	core_buf *b = p->buf;
-	int n = health_http_request(p->mon, p->origin, p->method, p->path,
-				    b->data, b->cap);
+	int n = http_request(p->mon, p->origin, p->method, p->path,
+			     p->idle != NULL, b->data, b->cap);
 	if (n < 0)
 		return fail(p, HEALTH_PROTOCOL_ERROR, "request head too large");
 	b->start = 0;
@@ -645,8 +705,11 @@ static int follow(health_probe *p, const http1_header *loc)
 	return connect_to(p);
 }
 
-static int body_complete(health_probe *p)
+/* exact: the answer ended where the bytes read end (nothing after it, not
+ * cut at HEALTH_BODY_MAX, not ended by EOF): the connection may be parked. */
+static int body_complete(health_probe *p, bool exact)
 {
+	p->parkable = exact && p->peer_ka && p->idle;
 	const char *want = p->mon->expected_body;
 	if (want && *want &&
 	    !health_body_contains(p->buf->data, p->body_len, want))
@@ -671,13 +734,13 @@ static int body_bytes(health_probe *p, uint32_t off, uint32_t n)
 {
 	switch (p->framing) {
 	case HTTP1_BODY_NONE:
-		return body_complete(p);
+		return body_complete(p, n == 0);
 	case HTTP1_BODY_LENGTH: {
 		uint32_t take = (uint32_t)MIN((uint64_t)n, p->body_left);
 		keep(p, off, take);
 		p->body_left -= take;
 		if (p->body_left == 0)
-			return body_complete(p);
+			return body_complete(p, take == n);
 		break;
 	}
 	case HTTP1_BODY_EOF:
@@ -714,14 +777,14 @@ static int body_bytes(health_probe *p, uint32_t off, uint32_t n)
 				p->in_chunk_data = true;
 		}
 		if (done)
-			return body_complete(p);
+			return body_complete(p, i == n);
 		break;
 	bad_chunk:
 		return fail(p, HEALTH_PROTOCOL_ERROR, "invalid chunked body");
 	}
 	}
 	if (p->body_len >= HEALTH_BODY_MAX)
-		return body_complete(p); /* the first 10 KB is all we read */
+		return body_complete(p, false); /* the first 10 KB is all */
 	p->buf->end = p->body_len;
 	return STEP_AGAIN;
 }
@@ -764,6 +827,7 @@ static int http_head(health_probe *p)
 				    "HTTP %d, expected %s", resp->status,
 				    codes);
 		p->framing = (uint8_t)resp->body;
+		p->peer_ka = resp->conn.keep_alive;
 		p->body_left = resp->content_length;
 		memset(&p->chunk, 0, sizeof(p->chunk));
 		p->in_chunk_data = false;
@@ -775,12 +839,14 @@ static int http_head(health_probe *p)
 
 static int http_eof(health_probe *p)
 {
+	if (retry_point(p))
+		return retry_fresh(p);
 	if (p->phase == P_HEAD)
 		return fail(p, HEALTH_PROTOCOL_ERROR,
 			    p->buf->end ? "connection closed in the head"
 					: "connection closed without response");
 	if (p->framing == HTTP1_BODY_EOF)
-		return body_complete(p);
+		return body_complete(p, false);
 	return fail(p, HEALTH_PROTOCOL_ERROR, "connection closed in the body");
 }
 
@@ -801,6 +867,7 @@ static int http_read(health_probe *p)
 			p->eof = true;
 			return http_eof(p);
 		}
+		p->reused = false; /* a response byte: no retry from here */
 		uint32_t off = b->end;
 		b->end += (uint32_t)n;
 		int r = p->phase == P_HEAD ? http_head(p)
@@ -1026,6 +1093,10 @@ static void pump(health_probe *p, uint32_t events)
 			break;
 		case P_HEAD:
 		case P_BODY:
+			/* Only writable (the registration of a reused
+			 * connection whose request is out): nothing to read. */
+			if (!(events & ~(uint32_t)EPOLLOUT))
+				return;
 			r = http_read(p);
 			break;
 		case P_SMTP:
@@ -1086,6 +1157,7 @@ static int open_conn(health_probe *p)
 	p->io.fd = fd;
 	p->io.cb = io_cb;
 	p->eof = false;
+	p->reused = false;
 	int err = core_loop_add(p->ctx->loop, &p->io, false);
 	if (err < 0) {
 		close(fd);
@@ -1107,9 +1179,71 @@ static int connect_to(health_probe *p)
 	return STEP_WAIT;
 }
 
+/* Take the parked connection of p->idle if it is still quiet (a parked
+ * connection that became readable was closed, or is being closed, by the
+ * origin: nothing else may arrive unasked) and send the request on it at
+ * once: a check on a reused connection costs a peek, the epoll
+ * registration, one send and the reads of the answer. Returns false to
+ * have the caller open a fresh connection. Nothing here calls cb. */
+static bool reuse_conn(health_probe *p)
+{
+	health_idle *k = p->idle;
+	if (!k || k->fd < 0)
+		return false;
+	char c;
+	ssize_t r = recv(k->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (r >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+		goto drop;
+	core_buf *b = p->buf;
+	int n = http_request(p->mon, p->origin, p->method, p->path, true,
+			     b->data, b->cap);
+	if (n < 0)
+		goto drop; /* the fresh path reports it */
+	p->io.fd = k->fd;
+	p->io.cb = io_cb;
+	p->wbuf = b->data;
+	p->wlen = (uint32_t)n;
+	p->wpos = 0;
+	while (p->wpos < p->wlen) {
+		ssize_t w = send(p->io.fd, p->wbuf + p->wpos, p->wlen - p->wpos,
+				 MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN)
+			break;
+		if (w < 0) /* EPIPE, ECONNRESET: closed while parked */
+			goto drop;
+		p->wpos += (uint32_t)w;
+	}
+	if (core_loop_add(p->ctx->loop, &p->io, false) < 0)
+		goto drop;
+	k->fd = -1;
+	p->ctx->nidle--;
+	p->eof = false;
+	p->reused = true;
+	if (p->wpos < p->wlen) {
+		p->phase = P_SEND;
+	} else {
+		b->start = b->end = 0;
+		p->phase = P_HEAD;
+	}
+	return true;
+drop:
+	p->io.fd = -1;
+	health_idle_close(p->ctx, k);
+	return false;
+}
+
 void health_probe_start(health_probe *p, health_probe_ctx *c,
 			const cfg_monitor *m, const cfg_origin *o,
 			health_probe_cb cb, void *arg)
+{
+	health_probe_start_idle(p, c, m, o, NULL, cb, arg);
+}
+
+void health_probe_start_idle(health_probe *p, health_probe_ctx *c,
+			     const cfg_monitor *m, const cfg_origin *o,
+			     health_idle *idle, health_probe_cb cb, void *arg)
 {
 	p->arg = arg;
 	p->ctx = c;
@@ -1123,6 +1257,8 @@ void health_probe_start(health_probe *p, health_probe_ctx *c,
 	p->redirects = 0;
 	p->eof = false;
 	p->running = true;
+	p->idle = m->type == CFG_MON_HTTP ? idle : NULL;
+	p->reused = p->parkable = p->peer_ka = false;
 	p->res = (health_result){0};
 	p->method = m->method && *m->method ? m->method : "GET";
 	p->t0_us = now_us();
@@ -1155,6 +1291,8 @@ void health_probe_start(health_probe *p, health_probe_ctx *c,
 		return;
 	}
 
+	if (reuse_conn(p))
+		return;
 	int err = open_conn(p);
 	if (err < 0)
 		fail_later(p, HEALTH_CONNECT_FAILED, strerror(-err));

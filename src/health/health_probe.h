@@ -5,10 +5,14 @@
  *   tcp    connect, then close. RTT = connect time.
  *   http   connect, send one request with "Connection: close", read the
  *   https  head and at most HEALTH_BODY_MAX bytes of body, close. https
- *          adds an OpenSSL client handshake before the request.
+ *          adds an OpenSSL client handshake before the request. http
+ *          started with health_probe_start_idle uses keep-alive instead
+ *          (see below).
  *   smtp   banner 220, EHLO -> 250 (HELO when EHLO gets a 5xx), QUIT -> 221.
- * RTT runs from the first connect() to the complete answer (redirects
- * included), in microseconds, and is reported for passed probes only.
+ * RTT runs from the probe start (the first connect(), or the request on a
+ * reused connection, which so excludes connection setup) to the complete
+ * answer (redirects included), in microseconds, and is reported for passed
+ * probes only.
  *
  * HTTP details: the request is `<method> <path> HTTP/1.1` with Host (the
  * monitor's Host header, else the origin's Host header, else the origin
@@ -29,6 +33,18 @@
  * allow_insecure, the chain is verified against the system CA store and the
  * name against the SNI name, or the origin IP when there is none. Any TLS
  * failure is HEALTH_TLS_ERROR with OpenSSL's reason as the detail.
+ *
+ * Keep-alive (plain http with a health_idle slot): the request has no
+ * "Connection: close". When the final answer was read exactly (framed by
+ * Content-Length or chunked, no byte after it, not cut at HEALTH_BODY_MAX)
+ * and the origin allows keep-alive, the connection is parked in the slot
+ * (off the loop, at most ctx->idle_max of them: a quarter of
+ * RLIMIT_NOFILE). The next check of the origin takes it if a non-blocking
+ * MSG_PEEK finds nothing to read (else the origin closed it: dropped) and
+ * sends the request on it at once. If the reused connection fails before
+ * the first response byte (EOF, RST, EPIPE), the probe goes on with a fresh
+ * connection, so the result is what a fresh check gives; monitor.timeout
+ * covers both. Redirect hops use fresh connections.
  *
  * A check that has read its answer closes with an RST (SO_LINGER 0) unless
  * the peer closed first: at 10,000 checks a second the checker would
@@ -66,9 +82,21 @@ typedef struct health_probe_ctx {
 	core_buf_pool bufs; /* one buffer per running probe */
 	/* Created on the first https probe: verifying, and allow_insecure. */
 	struct ssl_ctx_st *tls_verify, *tls_insecure;
-	http1_response resp; /* scratch: heads are parsed one at a time */
-	char ehlo_name[64];  /* this host's name for EHLO/HELO */
+	http1_response resp;	  /* scratch: heads are parsed one at a time */
+	char ehlo_name[64];	  /* this host's name for EHLO/HELO */
+	uint32_t nidle, idle_max; /* parked keep-alive connections */
 } health_probe_ctx;
+
+/* The keep-alive connection of one origin parked between plain http
+ * checks; fd -1 when there is none. Owned by the caller (one per origin),
+ * closed with health_idle_close. A parked fd is not on the loop. */
+typedef struct health_idle {
+	int fd;
+} health_idle;
+#define HEALTH_IDLE_INIT                                                       \
+	{                                                                      \
+		.fd = -1                                                       \
+	}
 
 typedef struct health_probe health_probe;
 typedef void (*health_probe_cb)(health_probe *p, const health_result *r);
@@ -84,6 +112,7 @@ struct health_probe {
 	const cfg_origin *origin;
 	health_probe_cb cb;
 	struct ssl_st *ssl;
+	health_idle *idle; /* where to park the connection, or NULL */
 	core_buf *buf;
 	struct sockaddr_storage ss; /* the origin, with monitor.port applied */
 	socklen_t sslen;
@@ -101,6 +130,9 @@ struct health_probe {
 	bool in_chunk_data;
 	bool eof; /* the peer closed: a plain close leaves no TIME_WAIT */
 	bool running;
+	bool reused;   /* the connection came from idle: retry on early fail */
+	bool parkable; /* the answer was read exactly and may be parked */
+	bool peer_ka;  /* the final head allows keep-alive */
 	health_result res;
 	char path[HEALTH_PATH_MAX];
 	char smtp_out[96];
@@ -119,6 +151,15 @@ void health_probe_ctx_destroy(health_probe_ctx *c);
 void health_probe_start(health_probe *p, health_probe_ctx *c,
 			const cfg_monitor *m, const cfg_origin *o,
 			health_probe_cb cb, void *arg);
+/* The same, with keep-alive for plain http monitors: a connection parked
+ * in *idle by the previous check is reused, and the connection is parked
+ * there again when the answer was read completely and the origin keeps it
+ * open. idle may be NULL (no keep-alive). */
+void health_probe_start_idle(health_probe *p, health_probe_ctx *c,
+			     const cfg_monitor *m, const cfg_origin *o,
+			     health_idle *idle, health_probe_cb cb, void *arg);
+/* Close a parked connection (no-op when there is none). */
+void health_idle_close(health_probe_ctx *c, health_idle *k);
 /* Stop a running probe without calling cb (shutdown); no-op when idle. */
 void health_probe_cancel(health_probe *p);
 

@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <dirent.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -63,6 +64,9 @@ enum mode {
 	M_CLOSE,     /* read the request, close */
 	M_INTERIM,   /* 100 Continue, then 200 */
 	M_HEAD,	     /* 200 with Content-Length: 100 and no body (HEAD) */
+	M_KEEP,	     /* keep-alive: 200 "Hello WORLD" to every request */
+	M_KEEP_IDLE, /* keep-alive 200, then closes the idle connection */
+	M_KEEP_ONCE, /* keep-alive 200, then closes at the next request */
 	M_SMTP_OK,   /* 220, EHLO 250 (multi-line), QUIT 221 */
 	M_SMTP_HELO, /* 220, EHLO 502, HELO 250, QUIT 221 */
 	M_SMTP_554,  /* 554 banner */
@@ -217,9 +221,35 @@ static void smtp_session(srv *s, conn *c, int mode)
 	c_puts(c, "221 bye\r\n");
 }
 
+/* Keep-alive sessions: answer requests on c until the client closes, the
+ * mode says to close, or the test stops the server. */
+static void keep_session(srv *s, conn *c, int mode)
+{
+	char head[4096];
+	for (int n = 0;; n++) {
+		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+		while (poll(&pfd, 1, 20) == 0)
+			if (atomic_load(&s->stop))
+				return;
+		if (!read_head(c, head, sizeof(head)))
+			return;
+		if (mode == M_KEEP_ONCE && n > 0)
+			return; /* closed instead of answering */
+		record(s, head);
+		c_puts(c, "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n"
+			  "Hello WORLD");
+		if (mode == M_KEEP_IDLE)
+			return;
+	}
+}
+
 static void http_session(srv *s, conn *c, int mode)
 {
 	char head[4096], resp[512];
+	if (mode >= M_KEEP) {
+		keep_session(s, c, mode);
+		return;
+	}
 	if (!read_head(c, head, sizeof(head)))
 		return;
 	record(s, head);
@@ -295,6 +325,8 @@ static void http_session(srv *s, conn *c, int mode)
 		break;
 	case M_HEAD:
 		c_puts(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
+		break;
+	default:
 		break;
 	}
 }
@@ -537,6 +569,145 @@ static int setup(void **state)
 	set_monitor(CFG_MON_HTTP);
 	memset(&S, 0, sizeof(S));
 	return 0;
+}
+
+/* ---- keep-alive: several probes sharing one ctx and one idle slot ---- */
+
+static int count_fds(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	assert_non_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+typedef struct ka_run {
+	core_loop loop;
+	health_probe_ctx ctx;
+	health_idle idle;
+} ka_run;
+
+static void ka_init(ka_run *k)
+{
+	assert_int_equal(core_loop_init(&k->loop), 0);
+	health_probe_ctx_init(&k->ctx, &k->loop);
+	k->idle = (health_idle)HEALTH_IDLE_INIT;
+}
+
+static health_result ka_probe(ka_run *k)
+{
+	health_probe p;
+	probe_run pr = {.loop = &k->loop};
+	memset(&p, 0, sizeof(p));
+	k->loop.stop = false;
+	health_probe_start_idle(&p, &k->ctx, &mon, &origin, &k->idle, on_probe,
+				&pr);
+	assert_int_equal(pr.calls, 0);
+	assert_int_equal(core_loop_run(&k->loop), 0);
+	assert_int_equal(pr.calls, 1);
+	assert_int_equal(k->ctx.bufs.in_use, 0);
+	return pr.res;
+}
+
+static void ka_destroy(ka_run *k)
+{
+	health_idle_close(&k->ctx, &k->idle);
+	assert_int_equal(k->ctx.nidle, 0);
+	health_probe_ctx_destroy(&k->ctx);
+	core_loop_destroy(&k->loop);
+}
+
+/* The server sees one connection for three checks, and requests without
+ * "Connection: close". */
+static void test_keepalive_reuse(void **state)
+{
+	int fds = count_fds();
+	srv_start(&S, M_KEEP, NULL);
+	set_origin(S.port);
+	ka_run k;
+	ka_init(&k);
+	for (int i = 0; i < 3; i++) {
+		expect(ka_probe(&k), HEALTH_OK, NULL);
+		assert_true(k.idle.fd >= 0);
+	}
+	assert_int_equal(atomic_load(&S.nconn), 1);
+	assert_int_equal(S.npaths, 3);
+	assert_null(strstr(S.last_req, "Connection"));
+	ka_destroy(&k);
+	srv_stop(&S);
+	assert_int_equal(count_fds(), fds);
+}
+
+/* Not parked: an EOF-framed answer, and tcp checks. */
+static void test_keepalive_not_parked(void **state)
+{
+	srv_start(&S, M_EOF, NULL);
+	set_origin(S.port);
+	ka_run k;
+	ka_init(&k);
+	expect(ka_probe(&k), HEALTH_OK, NULL);
+	assert_int_equal(k.idle.fd, -1);
+	assert_null(strstr(S.last_req, "Connection: close"));
+	srv_stop(&S);
+	srv_start(&S, M_KEEP, NULL);
+	set_origin(S.port);
+	set_monitor(CFG_MON_TCP);
+	expect(ka_probe(&k), HEALTH_OK, NULL);
+	assert_int_equal(k.idle.fd, -1);
+	ka_destroy(&k);
+	srv_stop(&S);
+}
+
+/* An origin that closes idle connections, before the next check or at its
+ * request: still healthy, through a fresh connection. */
+static void test_keepalive_origin_closes(void **state)
+{
+	int fds = count_fds();
+	srv_start(&S, M_KEEP_IDLE, NULL);
+	set_origin(S.port);
+	ka_run k;
+	ka_init(&k);
+	expect(ka_probe(&k), HEALTH_OK, NULL);
+	usleep(50000); /* the close arrives while parked */
+	expect(ka_probe(&k), HEALTH_OK, NULL);
+	assert_int_equal(atomic_load(&S.nconn), 2);
+	srv_stop(&S);
+
+	/* Closed at the request itself: the reused connection fails before
+	 * any response byte, and the probe retries on a fresh one. */
+	srv_start(&S, M_KEEP_ONCE, NULL);
+	set_origin(S.port);
+	health_idle_close(&k.ctx, &k.idle);
+	expect(ka_probe(&k), HEALTH_OK, NULL);
+	assert_true(k.idle.fd >= 0);
+	expect(ka_probe(&k), HEALTH_OK, NULL);
+	assert_int_equal(atomic_load(&S.nconn), 2);
+	assert_int_equal(S.npaths, 2);
+	ka_destroy(&k);
+	srv_stop(&S);
+	assert_int_equal(count_fds(), fds);
+}
+
+/* An origin killed between checks: the verdict of a fresh connection. */
+static void test_keepalive_origin_killed(void **state)
+{
+	int fds = count_fds();
+	srv_start(&S, M_KEEP, NULL);
+	set_origin(S.port);
+	ka_run k;
+	ka_init(&k);
+	expect(ka_probe(&k), HEALTH_OK, NULL);
+	assert_true(k.idle.fd >= 0);
+	srv_stop(&S);
+	health_result r = ka_probe(&k);
+	expect(r, HEALTH_CONNECT_FAILED, "Connection refused");
+	assert_string_equal(r.detail, "Connection refused");
+	assert_int_equal(k.idle.fd, -1);
+	ka_destroy(&k);
+	assert_int_equal(count_fds(), fds);
 }
 
 /* ---- HTTP probes ---- */
@@ -1246,6 +1417,36 @@ static void test_checker_stop_with_probes_in_flight(void **state)
 	health_states_destroy(os, 5);
 }
 
+/* The checker keeps one connection per origin across checks and closes
+ * it on health_stop. */
+static void test_checker_keepalive(void **state)
+{
+	int fds = count_fds();
+	srv_start(&S, M_KEEP, NULL);
+	build_snapshot(S.port, closed_port());
+	lb_origin_state os[5];
+	lb_pool_state ps[3];
+	health_states_init(os, 5, ps, 3);
+	health_checker *hc = health_start(&snap, os, ps, NULL, NULL);
+	assert_non_null(hc);
+	uint64_t dl = core_now_ms() + WAIT_MS;
+	health_stats st;
+	do {
+		health_get_stats(hc, &st);
+		if (st.attempts >= 8)
+			break;
+		usleep(5000);
+	} while (core_now_ms() < dl);
+	assert_true(st.attempts >= 8);
+	assert_int_equal(atomic_load(&os[0].active), LB_HEALTH_HEALTHY);
+	assert_true(S.npaths >= 3);
+	assert_int_equal(atomic_load(&S.nconn), 1);
+	health_stop(hc);
+	srv_stop(&S);
+	health_states_destroy(os, 5);
+	assert_int_equal(count_fds(), fds);
+}
+
 static void test_status_format(void **state)
 {
 	build_snapshot(8080, 8081);
@@ -1391,6 +1592,8 @@ static void *bench_srv_main(void *arg)
 	static const char resp[] =
 	    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n"
 	    "\r\nok";
+	static const char resp_ka[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+				      "\r\nok";
 	struct epoll_event evs[256];
 	char buf[2048];
 	while (!atomic_load(&b->stop)) {
@@ -1416,11 +1619,19 @@ static void *bench_srv_main(void *arg)
 				}
 				continue;
 			}
+			/* Keep-alive (one request a read) unless the request
+			 * asks to close. */
 			ssize_t r = recv(fd, buf, sizeof(buf), 0);
-			if (r > 0 && memmem(buf, (size_t)r, "\r\n\r\n", 4))
+			bool req =
+			    r > 0 && memmem(buf, (size_t)r, "\r\n\r\n", 4);
+			bool cl = req && memmem(buf, (size_t)r,
+						"Connection: close", 17);
+			if (req && cl)
 				send(fd, resp, sizeof(resp) - 1, MSG_NOSIGNAL);
-			if (r == 0 || (r < 0 && errno != EAGAIN) ||
-			    (r > 0 && memmem(buf, (size_t)r, "\r\n\r\n", 4)))
+			else if (req)
+				send(fd, resp_ka, sizeof(resp_ka) - 1,
+				     MSG_NOSIGNAL);
+			if (r == 0 || (r < 0 && errno != EAGAIN) || cl)
 				close(fd);
 		}
 	}
@@ -1587,12 +1798,17 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup(test_redirect_path, setup),
 	    cmocka_unit_test_setup(test_host_and_sni, setup),
 	    cmocka_unit_test_setup(test_request_head, setup),
+	    cmocka_unit_test_setup(test_keepalive_reuse, setup),
+	    cmocka_unit_test_setup(test_keepalive_not_parked, setup),
+	    cmocka_unit_test_setup(test_keepalive_origin_closes, setup),
+	    cmocka_unit_test_setup(test_keepalive_origin_killed, setup),
 	    cmocka_unit_test(test_smtp_reply_parser),
 	    cmocka_unit_test(test_body_contains),
 	    cmocka_unit_test_setup(test_checker_transitions, setup),
 	    cmocka_unit_test_setup(test_checker_thresholds_and_retries, setup),
 	    cmocka_unit_test_setup(test_checker_stop_with_probes_in_flight,
 				   setup),
+	    cmocka_unit_test_setup(test_checker_keepalive, setup),
 	    cmocka_unit_test_setup(test_status_format, setup),
 	    cmocka_unit_test_setup(test_checker_from_yaml, setup),
 	};
