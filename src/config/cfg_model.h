@@ -40,9 +40,9 @@ typedef struct cfg_header {
 /* An IP prefix, "10.0.0.0/8" or "2001:db8::/32"; host bits are zero. */
 typedef struct cfg_cidr {
 	const char *text; /* as written */
-	int family;       /* AF_INET or AF_INET6 */
+	int family;	  /* AF_INET or AF_INET6 */
 	uint8_t addr[16]; /* network address; 4 bytes used for AF_INET */
-	uint8_t prefix;   /* prefix length in bits */
+	uint8_t prefix;	  /* prefix length in bits */
 } cfg_cidr;
 
 /* A YAML value kept as written, for objects whose semantics arrive with a
@@ -79,10 +79,10 @@ typedef struct cfg_monitor {
 	const char *path;   /* default "/" */
 	cfg_header *headers;
 	size_t nheaders;
-	uint16_t port;        /* 0: the origin's port */
-	uint32_t timeout_ms;  /* default 5000 */
-	uint32_t retries;     /* default 2 */
-	uint32_t interval_ms; /* default 60000, minimum 1000 */
+	uint16_t port;		    /* 0: the origin's port */
+	uint32_t timeout_ms;	    /* default 5000 */
+	uint32_t retries;	    /* default 2 */
+	uint32_t interval_ms;	    /* default 60000, minimum 1000 */
 	const char *expected_codes; /* default "200" */
 	const char *expected_body;  /* NULL: not checked */
 	bool follow_redirects;
@@ -95,16 +95,17 @@ typedef struct cfg_origin {
 	cfg_pos pos;
 	const char *name;
 	const char *address; /* IP literal or hostname */
-	uint16_t port;       /* default 80 */
-	double weight;       /* 0..1, default 1 */
-	bool enabled;        /* default true */
+	uint16_t port;	     /* default 80 */
+	double weight;	     /* 0..1, default 1 */
+	bool enabled;	     /* default true */
 	cfg_header *headers; /* e.g. Host override */
 	size_t nheaders;
 	/* Resolved at load time when address is an IP literal (or resolved once
 	 * by getaddrinfo at load); connect() uses this. */
 	struct sockaddr_storage ss;
 	socklen_t sslen;
-	uint32_t index; /* index in cfg_snapshot.origins (all pools flattened) */
+	uint32_t
+	    index; /* index in cfg_snapshot.origins (all pools flattened) */
 } cfg_origin;
 
 typedef enum cfg_origin_steering {
@@ -121,15 +122,15 @@ typedef enum cfg_shed_policy {
 
 /* Cloudflare's pool load_shedding. */
 typedef struct cfg_load_shedding {
-	double default_percent;         /* 0..100, default 0 */
+	double default_percent;		/* 0..100, default 0 */
 	cfg_shed_policy default_policy; /* default random */
-	double session_percent;         /* 0..100, default 0 */
+	double session_percent;		/* 0..100, default 0 */
 	cfg_shed_policy session_policy; /* hash only */
 } cfg_load_shedding;
 
 /* Which health changes of a pool (or its origins) are notified. */
 typedef struct cfg_notify_filter {
-	bool disable;   /* no notifications at all */
+	bool disable;	/* no notifications at all */
 	int8_t healthy; /* -1 (null): every change; 1: only to healthy;
 			 * 0: only to unhealthy */
 } cfg_notify_filter;
@@ -146,7 +147,7 @@ typedef struct cfg_pool {
 	bool enabled; /* default true */
 	cfg_origin *origins;
 	size_t norigins;
-	uint32_t minimum_origins; /* default 1 */
+	uint32_t minimum_origins;   /* default 1 */
 	const cfg_monitor *monitor; /* NULL: no monitor (pool counts healthy) */
 	const char **check_regions;
 	size_t ncheck_regions;
@@ -205,7 +206,7 @@ typedef enum cfg_prefer_ecs {
 } cfg_prefer_ecs;
 
 typedef struct cfg_location_strategy {
-	cfg_loc_mode mode;         /* default pop */
+	cfg_loc_mode mode;	   /* default pop */
 	cfg_prefer_ecs prefer_ecs; /* default proximity */
 } cfg_location_strategy;
 
@@ -229,10 +230,10 @@ typedef enum cfg_zdt_failover {
 } cfg_zdt_failover;
 
 typedef struct cfg_affinity_attrs {
-	cfg_samesite samesite; /* default Auto */
-	cfg_secure secure;     /* default Auto */
+	cfg_samesite samesite;	 /* default Auto */
+	cfg_secure secure;	 /* default Auto */
 	uint32_t drain_duration; /* seconds, default 0 */
-	const char **headers;  /* session_affinity: header */
+	const char **headers;	 /* session_affinity: header */
 	size_t nheaders;
 	bool require_all_headers;
 	cfg_zdt_failover zero_downtime_failover; /* default none */
@@ -240,7 +241,7 @@ typedef struct cfg_affinity_attrs {
 
 typedef struct cfg_lb {
 	cfg_pos pos;
-	const char *id;   /* default: name */
+	const char *id;	  /* default: name */
 	const char *name; /* hostname, exact or "*.example.com" */
 	const char *description;
 	bool enabled; /* default true */
@@ -252,8 +253,10 @@ typedef struct cfg_lb {
 	cfg_pool_map *region_pools, *country_pools, *pop_pools;
 	size_t nregion_pools, ncountry_pools, npop_pools;
 	cfg_steering steering_policy;
-	double random_default_weight; /* random_steering.default_weight, default 1 */
-	cfg_pool_map *random_pool_weights; /* unused npools; weight in key order */
+	double random_default_weight; /* random_steering.default_weight, default
+					 1 */
+	cfg_pool_map
+	    *random_pool_weights; /* unused npools; weight in key order */
 	bool failover_across_pools;
 	cfg_affinity session_affinity;
 	uint32_t session_affinity_ttl; /* seconds, default 82800 */
@@ -271,21 +274,23 @@ typedef struct cfg_lb {
 
 /* Edge limits and timeouts (Meridian's own). */
 typedef struct cfg_limits {
-	uint32_t max_header_bytes;     /* default 16384 (431 beyond) */
-	uint32_t max_headers;          /* default 100 (431 beyond) */
-	uint32_t max_connections;      /* per edge, default 65536 (503 beyond) */
-	uint64_t max_body_bytes;       /* 0 = unlimited (413 beyond) */
+	uint32_t max_header_bytes; /* default 16384 (431 beyond) */
+	uint32_t max_headers;	   /* default 100 (431 beyond) */
+	uint32_t max_connections;  /* per edge, default 65536 (503 beyond) */
+	uint64_t max_body_bytes;   /* 0 = unlimited (413 beyond) */
 	uint32_t upstream_idle_per_origin; /* per worker, default 32 */
 } cfg_limits;
 
 typedef struct cfg_timeouts {
-	uint32_t client_header_ms;    /* default 10000 -> 408 */
-	uint32_t client_idle_ms;      /* keep-alive idle, default 60000 -> close */
-	uint32_t client_body_ms;      /* between body reads, default 60000 -> 408 */
-	uint32_t upstream_connect_ms; /* default 5000 -> 502/504 */
-	uint32_t upstream_response_ms; /* first response byte, default 60000 -> 504 */
-	uint32_t upstream_idle_ms;    /* idle pooled upstream conn, default 30000 */
-	uint32_t drain_ms;            /* SIGTERM drain bound, default 10000 */
+	uint32_t client_header_ms; /* default 10000 -> 408 */
+	uint32_t client_idle_ms;   /* keep-alive idle, default 60000 -> close */
+	uint32_t client_body_ms; /* between body reads, default 60000 -> 408 */
+	uint32_t upstream_connect_ms;  /* default 5000 -> 502/504 */
+	uint32_t upstream_response_ms; /* first response byte, default 60000 ->
+					  504 */
+	uint32_t
+	    upstream_idle_ms; /* idle pooled upstream conn, default 30000 */
+	uint32_t drain_ms;    /* SIGTERM drain bound, default 10000 */
 } cfg_timeouts;
 
 typedef struct cfg_tls_cert {
@@ -301,15 +306,15 @@ typedef struct cfg_tls {
 
 /* Passive health (Meridian's own): live-traffic failures eject an origin. */
 typedef struct cfg_passive_health {
-	uint32_t failures;       /* consecutive failures to eject; 0: off */
-	uint32_t ejection_ms;    /* first ejection; doubles each time */
+	uint32_t failures;    /* consecutive failures to eject; 0: off */
+	uint32_t ejection_ms; /* first ejection; doubles each time */
 	uint32_t max_ejection_ms;
 } cfg_passive_health;
 
 /* Retries (zero-downtime failover and beyond). */
 typedef struct cfg_retries {
-	uint32_t attempts;      /* extra origins tried per request */
-	bool on_5xx;            /* retry idempotent requests on 502/503 */
+	uint32_t attempts;	 /* extra origins tried per request */
+	bool on_5xx;		 /* retry idempotent requests on 502/503 */
 	uint32_t budget_percent; /* retries allowed, % of requests */
 } cfg_retries;
 
@@ -376,7 +381,7 @@ typedef struct cfg_record {
 	const char *name; /* fully qualified, lowercase; "@" becomes the zone */
 	cfg_rr_type type;
 	const char *content;
-	uint32_t ttl;      /* seconds, default 300 */
+	uint32_t ttl;	   /* seconds, default 300 */
 	uint16_t priority; /* MX and SRV, default 0 */
 } cfg_record;
 
@@ -433,7 +438,8 @@ typedef struct cfg_snapshot {
 	size_t npools;
 	cfg_lb *lbs;
 	size_t nlbs;
-	cfg_origin **origins; /* all origins of all pools, by cfg_origin.index */
+	cfg_origin *
+	    *origins; /* all origins of all pools, by cfg_origin.index */
 	size_t norigins;
 	cfg_api api;
 	cfg_zone *zones;

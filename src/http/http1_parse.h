@@ -56,16 +56,16 @@ typedef enum http1_body {
 	HTTP1_BODY_NONE = 0, /* no body */
 	HTTP1_BODY_LENGTH,   /* content_length bytes */
 	HTTP1_BODY_CHUNKED,  /* chunked, walk with http1_chunked_feed */
-	HTTP1_BODY_EOF,      /* responses only: until the connection closes */
+	HTTP1_BODY_EOF,	     /* responses only: until the connection closes */
 } http1_body;
 
 /* Error codes: negative, each with a status and a short reason.  */
 typedef enum http1_err {
-	HTTP1_INCOMPLETE = 0,      /* not an error: need more bytes */
+	HTTP1_INCOMPLETE = 0, /* not an error: need more bytes */
 	HTTP1_E_BAD_REQUEST_LINE = -1,
 	HTTP1_E_BAD_METHOD = -2,
 	HTTP1_E_BAD_TARGET = -3,
-	HTTP1_E_BAD_VERSION = -4,  /* malformed version -> 400 */
+	HTTP1_E_BAD_VERSION = -4,	  /* malformed version -> 400 */
 	HTTP1_E_VERSION_UNSUPPORTED = -5, /* HTTP/2.0 over h1, HTTP/3 -> 505 */
 	HTTP1_E_BAD_HEADER_NAME = -6,
 	HTTP1_E_BAD_HEADER_VALUE = -7,
@@ -74,8 +74,8 @@ typedef enum http1_err {
 	HTTP1_E_BARE_CR = -10,
 	HTTP1_E_BARE_LF = -11,
 	HTTP1_E_HEADERS_TOO_LARGE = -12, /* -> 431 */
-	HTTP1_E_TOO_MANY_HEADERS = -13,  /* -> 431 */
-	HTTP1_E_URI_TOO_LONG = -14,      /* -> 414 */
+	HTTP1_E_TOO_MANY_HEADERS = -13,	 /* -> 431 */
+	HTTP1_E_URI_TOO_LONG = -14,	 /* -> 414 */
 	HTTP1_E_BAD_CONTENT_LENGTH = -15,
 	HTTP1_E_CL_AND_TE = -16,
 	HTTP1_E_BAD_TRANSFER_ENCODING = -17,
@@ -100,17 +100,19 @@ const char *http1_err_reason(int err);
 
 typedef struct http1_limits {
 	uint32_t max_head_bytes; /* whole head incl. request line; 431 beyond */
-	uint32_t max_headers;    /* field count; 431 beyond (<= HTTP1_MAX_HEADERS) */
-	uint32_t max_target;     /* request-target length; 414 beyond (0: = max_head_bytes) */
-} http1_limits; /* NULL or 0 fields: HTTP1_DEFAULT_* */
+	uint32_t
+	    max_headers; /* field count; 431 beyond (<= HTTP1_MAX_HEADERS) */
+	uint32_t max_target; /* request-target length; 414 beyond (0: =
+				max_head_bytes) */
+} http1_limits;		     /* NULL or 0 fields: HTTP1_DEFAULT_* */
 
 /* Connection-level facts derived from the head. */
 typedef struct http1_conn_info {
-	bool keep_alive;   /* after this message (version default + Connection) */
-	bool upgrade;      /* Connection: upgrade and an Upgrade field present
-			    * (never for HTTP/1.0 requests, RFC 9110 §7.8) */
+	bool keep_alive; /* after this message (version default + Connection) */
+	bool upgrade;	 /* Connection: upgrade and an Upgrade field present
+			  * (never for HTTP/1.0 requests, RFC 9110 §7.8) */
 	bool expect_continue; /* requests: Expect: 100-continue (HTTP/1.1) */
-	bool te_trailers;  /* requests: TE: trailers */
+	bool te_trailers;     /* requests: TE: trailers */
 } http1_conn_info;
 
 typedef struct http1_request {
@@ -118,12 +120,12 @@ typedef struct http1_request {
 	http1_method method_id;
 	http_str target;
 	uint8_t version_minor; /* 0 or 1; major is always 1 */
-	http_str host;         /* Host field value (empty if none in HTTP/1.0) */
+	http_str host; /* Host field value (empty if none in HTTP/1.0) */
 	http1_header headers[HTTP1_MAX_HEADERS];
 	uint32_t nheaders;
-	uint32_t head_len; /* bytes of the head incl. the empty line */
-	uint32_t line_len; /* bytes of the request line incl. CRLF */
-	http1_body body;   /* NONE, LENGTH or CHUNKED */
+	uint32_t head_len;	 /* bytes of the head incl. the empty line */
+	uint32_t line_len;	 /* bytes of the request line incl. CRLF */
+	http1_body body;	 /* NONE, LENGTH or CHUNKED */
 	uint64_t content_length; /* LENGTH (also for "Content-Length: 0") */
 	http1_conn_info conn;
 } http1_request;
@@ -135,7 +137,7 @@ typedef struct http1_response {
 	http1_header headers[HTTP1_MAX_HEADERS];
 	uint32_t nheaders;
 	uint32_t head_len;
-	http1_body body;   /* NONE, LENGTH, CHUNKED or EOF */
+	http1_body body; /* NONE, LENGTH, CHUNKED or EOF */
 	uint64_t content_length;
 	http1_conn_info conn;
 } http1_response;
@@ -177,12 +179,12 @@ bool http1_is_hop_by_hop(const http1_header *all, uint32_t n,
 typedef struct http1_chunked {
 	uint8_t state;
 	uint8_t flags;
-	uint8_t ndigits;     /* hex digits seen on this size line */
-	int8_t err;          /* the error once failed: every later call returns it */
-	uint16_t ext_len;    /* bytes of extensions seen on this size line */
+	uint8_t ndigits; /* hex digits seen on this size line */
+	int8_t err; /* the error once failed: every later call returns it */
+	uint16_t ext_len;     /* bytes of extensions seen on this size line */
 	uint32_t trailer_len; /* bytes of trailer section seen */
-	uint64_t remaining;  /* data bytes left in the current chunk */
-	uint64_t total;      /* data bytes seen so far */
+	uint64_t remaining;   /* data bytes left in the current chunk */
+	uint64_t total;	      /* data bytes seen so far */
 } http1_chunked;
 
 /* Feed len bytes. Returns the number of bytes consumed (<= len) that belong

@@ -19,7 +19,8 @@
 #include <stdint.h>
 
 typedef enum lb_health {
-	LB_HEALTH_UNKNOWN = 0, /* no verdict yet: routable (no start-up blackout) */
+	LB_HEALTH_UNKNOWN =
+	    0, /* no verdict yet: routable (no start-up blackout) */
 	LB_HEALTH_HEALTHY,
 	LB_HEALTH_UNHEALTHY,
 } lb_health;
@@ -33,8 +34,8 @@ typedef enum lb_pool_health {
 
 typedef struct lb_origin_state {
 	/* Active checks (health thread). */
-	_Atomic uint8_t active;   /* lb_health */
-	_Atomic uint32_t rtt_us;  /* moving average of check RTT, 0 = none */
+	_Atomic uint8_t active;	 /* lb_health */
+	_Atomic uint32_t rtt_us; /* moving average of check RTT, 0 = none */
 	/* Passive health (workers): consecutive failures on live traffic;
 	 * at the threshold the origin is ejected until ejected_until (ms,
 	 * monotonic) or until an active check passes, whichever is first. */
@@ -46,8 +47,8 @@ typedef struct lb_origin_state {
 	_Atomic int32_t connections;
 	/* Display (health thread writes, readers copy), under lock. */
 	pthread_mutex_t lock;
-	char reason[96];       /* last failure reason, "" when healthy */
-	uint64_t since_ms;     /* wall clock of the last state change */
+	char reason[96];   /* last failure reason, "" when healthy */
+	uint64_t since_ms; /* wall clock of the last state change */
 	uint64_t checks, failures;
 } lb_origin_state;
 
