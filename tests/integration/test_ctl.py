@@ -53,6 +53,15 @@ def test_ctl_health_table_and_json(stack):
     assert any(l.split()[0] == "o1" and "healthy" in l for l in lines), r.stdout
     assert any(l.split()[0] == "dead" and "unhealthy" in l and
                "TCP connection failed" in l for l in lines), r.stdout
+    # The admin listener's other answers.
+    assert mt.request(admin, "GET", "/healthz", host="admin").body == b"ok\n"
+    assert mt.request(admin, "POST", "/status", host="admin",
+                      body=b"x").status == 405
+    assert mt.request(admin, "GET", "/nope", host="admin").status == 404
+    r = mt.request(admin, "GET", "/status", host="admin",
+                   headers=[("Accept", "application/json")])
+    assert r.header("Content-Type") == "application/json", r
+    assert json.loads(r.body)["pools"][0]["id"] == "gcp"
     # The environment variable names the server too.
     env = {"MERIDIAN_SERVER": server, "PATH": "/usr/bin:/bin"}
     assert _run("health", env=env).returncode == 0
