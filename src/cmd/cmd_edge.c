@@ -75,10 +75,11 @@ int cmd_edge(int argc, char **argv)
 		return 1;
 	}
 	cfg_diag_free(&diag);
-	if (snap->edge.nlisten_http == 0) {
+	/* A DNS-only edge is fine (issue 4). */
+	if (snap->edge.nlisten_http == 0 && snap->edge.nlisten_dns == 0) {
 		fprintf(stderr,
-			"meridian edge: %s: edge.listen.http is empty; "
-			"nothing to serve\n",
+			"meridian edge: %s: edge.listen.http and "
+			"edge.listen.dns are empty; nothing to serve\n",
 			file);
 		cfg_snapshot_free(snap);
 		return 1;

@@ -15,6 +15,7 @@
 #include "config/cfg_model.h"
 #include "core/core_buf.h"
 #include "core/core_loop.h"
+#include "dns/dns_zone.h"
 #include "http/http1_parse.h"
 #include "geo/geo.h"
 #include "lb/lb_affinity.h"
@@ -26,6 +27,7 @@ typedef struct px_client px_client;
 typedef struct px_upstream px_upstream;
 typedef struct edge edge;
 typedef struct edge_worker edge_worker;
+typedef struct edge_dns edge_dns; /* edge_dns.c: a worker's DNS state */
 
 /* What the data plane derives from one config snapshot. Immutable. */
 typedef struct edge_snapshot {
@@ -39,6 +41,7 @@ typedef struct edge_snapshot {
 	lb_pool_state *pstates;
 	geo_db *geo;		       /* client location (NULL: none) */
 	lb_affinity_secret aff_secret; /* keys session affinity cookies */
+	dns_zoneset *zones; /* DNS data, built once per snapshot (issue 4) */
 } edge_snapshot;
 
 typedef struct edge_listener {
@@ -80,6 +83,7 @@ struct edge_worker {
 	char overload[512]; /* canned 503 beyond max_connections */
 	int overload_len;
 	int start_err; /* set when the thread failed to start */
+	edge_dns *dns; /* DNS listeners (edge_dns.c), NULL without */
 };
 
 struct edge {

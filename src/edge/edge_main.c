@@ -105,6 +105,10 @@ int edge_run(cfg_snapshot *cfg, void (*ready_cb)(void *), void *arg)
 		log_info("edge %s: listening on http://%s (%u workers)",
 			 cfg->edge.name, cfg->edge.listen_http[i].text,
 			 e->nworkers);
+	for (size_t i = 0; i < cfg->edge.nlisten_dns; i++) /* issue 4 */
+		log_info("edge %s: serving DNS on %s (udp+tcp, %zu zones)",
+			 cfg->edge.name, cfg->edge.listen_dns[i].text,
+			 dns_zoneset_nzones(snap->zones));
 	if (ready_cb)
 		ready_cb(arg);
 

@@ -1,5 +1,7 @@
 /* edge_snapshot.c - the data plane's view of one config snapshot. */
+#include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "config/cfg_load.h"
 #include "core/core_util.h"
@@ -25,8 +27,21 @@ edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, uint32_t buf_size,
 	geo_db *geo = geo_open(&cfg->geo, err, errlen);
 	if (!geo)
 		return NULL;
+	/* DNS zone data (issue 4): built once here, shared by the workers. */
+	dns_zoneset *zones = NULL;
+	cfg_diag diag = {0};
+	dns_zoneset_opts zopts = {.serial = (uint32_t)time(NULL)};
+	if (dns_zoneset_build(cfg, &zopts, &zones, &diag) < 0) {
+		snprintf(err, errlen, "%s",
+			 diag.n ? diag.msgs[0] : "zones: invalid");
+		cfg_diag_free(&diag);
+		geo_close(geo);
+		return NULL;
+	}
+	cfg_diag_free(&diag);
 	edge_snapshot *s = xcalloc(1, sizeof(*s));
 	s->geo = geo;
+	s->zones = zones; /* issue 4 */
 	affinity_secret(cfg->edge.name, &s->aff_secret);
 	const cfg_limits *lim = &cfg->edge.limits;
 	s->cfg = cfg;
@@ -58,6 +73,7 @@ void edge_snapshot_free(edge_snapshot *s)
 		return;
 	lb_router_free(s->router);
 	geo_close(s->geo);
+	dns_zoneset_free(s->zones); /* issue 4 */
 	for (size_t i = 0; i < s->cfg->norigins; i++)
 		pthread_mutex_destroy(&s->ostates[i].lock);
 	free(s->ostates);

@@ -13,6 +13,7 @@
 #include "core/core_sock.h"
 #include "core/core_util.h"
 #include "edge/edge.h"
+#include "edge/edge_dns.h"
 #include "edge/edge_worker.h"
 #include "http/px.h"
 #include "http/px_head.h"
@@ -165,7 +166,7 @@ int edge_worker_init(edge_worker *w, edge *e, uint32_t id)
 		if (err < 0)
 			return err;
 	}
-	return 0;
+	return edge_dns_worker_init(w); /* edge.listen.dns (issue 4) */
 }
 
 void edge_worker_destroy(edge_worker *w)
@@ -189,6 +190,7 @@ void edge_worker_destroy(edge_worker *w)
 	w->listeners = NULL;
 	free(w->idle);
 	w->idle = NULL;
+	edge_dns_worker_destroy(w); /* issue 4 */
 	core_buf_pool_destroy(&w->bufs);
 	core_loop_destroy(&w->loop);
 }
