@@ -9,7 +9,8 @@ int cmd_demo(int argc, char **argv);   /* meridian demo [--listen ADDR] */
 int cmd_origin(int argc, char **argv); /* meridian origin: demo/test origin */
 int cmd_ctl(int argc, char **argv);    /* meridian ctl health [--json] */
 
-/* "error", "warn", "info", "debug" -> LOG_* level, or -1. */
-int cmd_log_level(const char *s);
+/* --log-level error|warn|info|debug for command cmd: sets the level, or
+ * prints why not and returns -1. */
+int cmd_set_log_level(const char *cmd, const char *arg);
 
 #endif

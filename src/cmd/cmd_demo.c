@@ -246,14 +246,8 @@ int cmd_demo(int argc, char **argv)
 			no_admin = true;
 			break;
 		case 'l':
-			core_log_level = cmd_log_level(optarg);
-			if (core_log_level < 0) {
-				fprintf(stderr,
-					"meridian demo: unknown log "
-					"level '%s'\n",
-					optarg);
+			if (cmd_set_log_level("demo", optarg) < 0)
 				return 2;
-			}
 			break;
 		case 'h':
 			usage(stdout);

@@ -15,12 +15,19 @@ static void usage(FILE *f)
 	      f);
 }
 
-int cmd_log_level(const char *s)
+int cmd_set_log_level(const char *cmd, const char *arg)
 {
 	static const char *const names[] = {"error", "warn", "info", "debug"};
-	for (int i = 0; i < 4; i++)
-		if (!strcmp(s, names[i]))
-			return i;
+	for (int i = 0; i < 4; i++) {
+		if (!strcmp(arg, names[i])) {
+			core_log_level = i;
+			return 0;
+		}
+	}
+	fprintf(stderr,
+		"meridian %s: unknown log level '%s' (error, warn, info, "
+		"debug)\n",
+		cmd, arg);
 	return -1;
 }
 
@@ -41,14 +48,8 @@ int cmd_edge(int argc, char **argv)
 			file = optarg;
 			break;
 		case 'l':
-			core_log_level = cmd_log_level(optarg);
-			if (core_log_level < 0) {
-				fprintf(stderr,
-					"meridian edge: unknown log "
-					"level '%s'\n",
-					optarg);
+			if (cmd_set_log_level("edge", optarg) < 0)
 				return 2;
-			}
 			break;
 		case 'h':
 			usage(stdout);
