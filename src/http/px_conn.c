@@ -395,6 +395,21 @@ static void reset_exchange(px_client *cl)
 	cl->head_start = 0;
 }
 
+/* The exchange is over and the connection stays: free its head buffers and
+ * look at the next request, which may already be buffered (pipelining). */
+static void next_request(px_client *cl)
+{
+	edge_worker *w = cl->w;
+	core_buf_put(&w->bufs, cl->uhead);
+	core_buf_put(&w->bufs, cl->chead);
+	cl->uhead = cl->chead = NULL;
+	reset_exchange(cl);
+	cl->parse_pending = blen(cl->in) > 0;
+	if (cl->parse_pending)
+		cl->head_start = w->loop.now;
+	cl->last_read = w->loop.now;
+}
+
 static void steer_ctx(const px_client *cl, lb_steer_ctx *ctx)
 {
 	edge_worker *w = cl->w;
@@ -631,31 +646,28 @@ static bool retarget_head(px_client *cl, const cfg_origin *from,
 	if (a == b || (a && b && !strcmp(a, b)))
 		return true;
 	core_buf *h = cl->uhead;
-	const char *host = b;
-	size_t hlen = b ? strlen(b) : 0;
-	if (!b) {
+	/* The new Host: the override, or the client's (X-Forwarded-Host).
+	 * Copied out first, as it may point into the head being edited. */
+	char host[256];
+	size_t hlen;
+	if (b) {
+		hlen = strlen(b);
+		if (hlen >= sizeof(host))
+			return false;
+		memcpy(host, b, hlen);
+	} else {
 		static const char key[] = "\r\nX-Forwarded-Host: ";
 		const char *p =
 		    memmem(h->data, cl->uhead_len, key, sizeof(key) - 1);
 		if (!p)
 			return false;
-		host = p + sizeof(key) - 1;
-		const char *e = memchr(
-		    host, '\r', cl->uhead_len - (size_t)(host - h->data));
-		if (!e)
+		p += sizeof(key) - 1;
+		const char *e =
+		    memchr(p, '\r', cl->uhead_len - (size_t)(p - h->data));
+		if (!e || (size_t)(e - p) >= sizeof(host))
 			return false;
-		hlen = (size_t)(e - host);
-		/* host points into the head being edited: copy it out. */
-		char tmp[256];
-		if (hlen >= sizeof(tmp))
-			return false;
-		memcpy(tmp, host, hlen);
-		int n =
-		    px_head_set_host(h->data, cl->uhead_len, h->cap, tmp, hlen);
-		if (n < 0)
-			return false;
-		cl->uhead_len = (uint32_t)n;
-		return true;
+		hlen = (size_t)(e - p);
+		memcpy(host, p, hlen);
 	}
 	int n = px_head_set_host(h->data, cl->uhead_len, h->cap, host, hlen);
 	if (n < 0)
@@ -1276,7 +1288,6 @@ static void release_upstream(px_client *cl, bool reusable)
 
 static bool finish_exchange(px_client *cl)
 {
-	edge_worker *w = cl->w;
 	bool req_done =
 	    cl->req_framed && cl->req_fwd == 0 && blen(cl->uhead) == 0;
 	px_upstream *up = cl->up;
@@ -1288,14 +1299,7 @@ static bool finish_exchange(px_client *cl)
 		begin_linger(cl);
 		return true;
 	}
-	core_buf_put(&w->bufs, cl->uhead);
-	core_buf_put(&w->bufs, cl->chead);
-	cl->uhead = cl->chead = NULL;
-	reset_exchange(cl);
-	cl->parse_pending = blen(cl->in) > 0;
-	if (cl->parse_pending)
-		cl->head_start = w->loop.now;
-	cl->last_read = w->loop.now;
+	next_request(cl);
 	return true;
 }
 
@@ -1353,12 +1357,7 @@ static bool step_local(px_client *cl)
 		if (cl->close_after) {
 			begin_linger(cl);
 		} else {
-			core_buf_put(&cl->w->bufs, cl->chead);
-			cl->chead = NULL;
-			reset_exchange(cl);
-			cl->parse_pending = blen(cl->in) > 0;
-			if (cl->parse_pending)
-				cl->head_start = cl->w->loop.now;
+			next_request(cl);
 		}
 		return true;
 	}
