@@ -6,6 +6,7 @@
 #include "config/cfg_load.h"
 #include "core/core_util.h"
 #include "edge/edge.h"
+#include "health/health_checker.h"
 
 /* A stable per-edge key: cookies stay valid across restarts. Edges that
  * must honour each other's cookies share the edge name. FNV-1a, spread over
@@ -54,10 +55,9 @@ edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, uint32_t buf_size,
 	};
 	s->ostates =
 	    xcalloc(cfg->norigins ? cfg->norigins : 1, sizeof(*s->ostates));
-	for (size_t i = 0; i < cfg->norigins; i++)
-		pthread_mutex_init(&s->ostates[i].lock, NULL);
 	s->pstates =
 	    xcalloc(cfg->npools ? cfg->npools : 1, sizeof(*s->pstates));
+	health_states_init(s->ostates, cfg->norigins, s->pstates, cfg->npools);
 	/* Origin heads must fit the buffer with room for our rewrite. */
 	s->resp_limits = (http1_limits){
 	    .max_head_bytes = buf_size - 1024,
@@ -74,8 +74,7 @@ void edge_snapshot_free(edge_snapshot *s)
 	lb_router_free(s->router);
 	geo_close(s->geo);
 	dns_zoneset_free(s->zones); /* issue 4 */
-	for (size_t i = 0; i < s->cfg->norigins; i++)
-		pthread_mutex_destroy(&s->ostates[i].lock);
+	health_states_destroy(s->ostates, s->cfg->norigins);
 	free(s->ostates);
 	free(s->pstates);
 	cfg_snapshot_free(s->cfg);
