@@ -74,6 +74,7 @@ test: test-unit test-integration fuzz-regress test-asan
 bench: build
 	scripts/deps.sh bench
 	bench/proxy.sh
+	bench/dns.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -3,12 +3,23 @@
 # INTERVAL_MS (default 1000) by one health thread, against a small epoll
 # HTTP server in the same process listening on PORTS loopback ports
 # (default 100; origins are spread over them). Reports the checks done, the
-# CPU used by the health thread (its own thread CPU clock, which on
-# loopback also carries the kernel's TCP work for both ends) and the missed
-# intervals (a check that started an interval late or was skipped).
+# CPU used by the health thread (its own thread CPU clock) in total and per
+# check, how many checks went over kept-alive connections and how many
+# opened a new one, and the missed intervals (a check that started an
+# interval late or was skipped).
+#
+# On loopback the sender's thread is charged the kernel's receive work for
+# the other end (the packet is delivered inline in send()), so the health
+# thread's clock also carries the server side's TCP receive and wake-up;
+# the server thread's clock carries ours. FLOOR=1 then also measures, after
+# the checker, a bare client (one send and one recv per check, nothing
+# else) at the same rate over the same kept connections: the part of the
+# figure that is the kernel's, not the checker's.
+#
 # Exit status 1 when an interval was missed or an origin is not healthy.
 # usage: bench/health.sh [DURATION_SECONDS]   (default 10)
-#   env: ORIGINS, INTERVAL_MS, PORTS, TYPE=http|tcp, BUILD (default build)
+#   env: ORIGINS, INTERVAL_MS, PORTS, TYPE=http|tcp, FLOOR=0|1,
+#        BUILD (default build)
 #
 # The harness is a hidden mode of the unit-test binary test_health_probe
 # (--bench), so the benchmark needs no code outside the health module.
@@ -23,4 +34,5 @@ if [ ! -x "$BIN" ]; then
 fi
 ulimit -n 65536 2>/dev/null || true
 exec "$BIN" --bench "${ORIGINS:-10000}" "$DUR" "${INTERVAL_MS:-1000}" \
-	"${PORTS:-100}" "${TYPE:-http}"
+	"${PORTS:-100}" "${TYPE:-http}" \
+	"$([ "${FLOOR:-0}" = 1 ] && echo floor || echo nofloor)"

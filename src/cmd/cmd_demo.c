@@ -1,11 +1,15 @@
 /* cmd_demo.c - `meridian demo`: the embedded default.
  *
- * Two "clouds" of demo origins (gcp: gke-1, gke-2; aws: eks-1, eks-2), each
- * a child process (`meridian origin`) so an operator can kill one and watch
- * health checks, failover and steering react; an edge in front of them with
- * monitors, geo steering, session affinity and the admin status page; and
- * the commands to try, printed once everything listens. The children die
- * with the demo (PR_SET_PDEATHSIG, and a SIGTERM at exit).
+ * Two "clouds" of demo origins (gcp: gke-1, gke-2 on 127.0.0.1; aws: eks-1,
+ * eks-2 on 127.0.0.2, so DNS answers tell the clouds apart), each a child
+ * process (`meridian origin`) so an operator can kill one and watch health
+ * checks, failover and steering react; an edge in front of them with
+ * monitors, geo steering, session affinity, the admin status page, and an
+ * authoritative DNS server for example.com (the proxied load balancers
+ * answer the edge's address, dns.example.com is a DNS-only load balancer
+ * answering the origins' addresses); and the commands to try (curl, dig),
+ * printed once everything listens. The children die with the demo
+ * (PR_SET_PDEATHSIG, and a SIGTERM at exit).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,18 +25,19 @@
 
 #include "cmd/cmd.h"
 #include "config/cfg_load.h"
+#include "edge/edge_ctl.h"
 #include "core/core_log.h"
 #include "core/core_sock.h"
 #include "core/core_util.h"
 #include "edge/edge.h"
 
 static const struct {
-	const char *cloud, *name;
+	const char *cloud, *name, *host;
 } demo_origins[] = {
-    {"gcp", "gke-1"},
-    {"gcp", "gke-2"},
-    {"aws", "eks-1"},
-    {"aws", "eks-2"},
+    {"gcp", "gke-1", "127.0.0.1"},
+    {"gcp", "gke-2", "127.0.0.1"},
+    {"aws", "eks-1", "127.0.0.2"},
+    {"aws", "eks-2", "127.0.0.2"},
 };
 #define NDEMO (sizeof(demo_origins) / sizeof(demo_origins[0]))
 
@@ -40,8 +45,10 @@ static const char demo_yaml[] =
     "edge:\n"
     "  name: demo\n"
     "  region: WEU\n"
+    "  public_addresses: [\"%s\"]\n"
     "  listen:\n"
     "    http: [\"%s\"]\n"
+    "%s"
     "%s"
     "geo:\n"
     "%s"
@@ -56,14 +63,14 @@ static const char demo_yaml[] =
     "    description: GKE cluster (demo)\n"
     "    monitor: healthz\n"
     "    origins:\n"
-    "      - { name: gke-1, address: 127.0.0.1, port: %u }\n"
-    "      - { name: gke-2, address: 127.0.0.1, port: %u }\n"
+    "      - { name: gke-1, address: %s, port: %u }\n"
+    "      - { name: gke-2, address: %s, port: %u }\n"
     "  - id: aws\n"
     "    description: EKS cluster (demo)\n"
     "    monitor: healthz\n"
     "    origins:\n"
-    "      - { name: eks-1, address: 127.0.0.1, port: %u }\n"
-    "      - { name: eks-2, address: 127.0.0.1, port: %u }\n"
+    "      - { name: eks-1, address: %s, port: %u }\n"
+    "      - { name: eks-2, address: %s, port: %u }\n"
     "load_balancers:\n"
     "  - name: lb.example.com\n"
     "    default_pools: [gcp, aws]\n"
@@ -77,7 +84,21 @@ static const char demo_yaml[] =
     "    session_affinity: cookie\n"
     "    session_affinity_attributes: { zero_downtime_failover: sticky }\n"
     "  - name: aws.example.com\n"
-    "    default_pools: [aws]\n";
+    "    default_pools: [aws]\n"
+    "  - name: dns.example.com\n"
+    "    proxied: false\n"
+    "    default_pools: [gcp, aws]\n"
+    "    fallback_pool: aws\n"
+    "    steering_policy: geo\n"
+    "    region_pools: { ENAM: [aws, gcp], WEU: [gcp, aws] }\n"
+    "    country_pools: { JP: [aws] }\n"
+    "    location_strategy: { mode: resolver_ip, prefer_ecs: always }\n"
+    "zones:\n"
+    "  - name: example.com\n"
+    "    records:\n"
+    "      - { name: www.example.com, type: CNAME, content: lb.example.com }\n"
+    "      - { name: example.com, type: TXT,\n"
+    "          content: \"Meridian demo: try dns.example.com\" }\n";
 
 typedef struct demo_child {
 	pid_t pid;
@@ -88,11 +109,16 @@ typedef struct demo_child {
 typedef struct demo_ctx {
 	const char *url;
 	const char *admin;
+	const char *dns;   /* DNS listen address, or NULL */
+	char dns_host[64]; /* its host and port, for dig */
+	unsigned dns_port;
+	bool geo_db; /* a country database is loaded */
 	demo_child kids[NDEMO];
 } demo_ctx;
 
 /* Start `meridian origin` and read its "listening on HOST:PORT" line. */
-static int spawn_origin(const char *cloud, const char *name, demo_child *c)
+static int spawn_origin(const char *cloud, const char *name, const char *host,
+			demo_child *c)
 {
 	int pfd[2];
 	if (pipe2(pfd, O_CLOEXEC) < 0)
@@ -110,9 +136,10 @@ static int spawn_origin(const char *cloud, const char *name, demo_child *c)
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		dup2(pfd[1], STDOUT_FILENO);
+		char listen[64];
+		snprintf(listen, sizeof(listen), "%s:0", host);
 		execl("/proc/self/exe", "meridian", "origin", "--listen",
-		      "127.0.0.1:0", "--name", name, "--cloud", cloud,
-		      (char *)NULL);
+		      listen, "--name", name, "--cloud", cloud, (char *)NULL);
 		_exit(127);
 	}
 	close(pfd[1]);
@@ -165,9 +192,10 @@ static void demo_ready(void *arg)
 	const char *u = d->url;
 	printf("\nMeridian demo: an edge on %s in front of two clouds\n", u);
 	for (size_t i = 0; i < NDEMO; i++)
-		printf("  pool %-3s origin %-5s on 127.0.0.1:%-5u pid %d\n",
+		printf("  pool %-3s origin %-5s on %s:%-5u pid %d\n",
 		       demo_origins[i].cloud, demo_origins[i].name,
-		       d->kids[i].port, (int)d->kids[i].pid);
+		       demo_origins[i].host, d->kids[i].port,
+		       (int)d->kids[i].pid);
 	printf(
 	    "\nTry:\n"
 	    "  curl -H 'Host: lb.example.com' %s/\n"
@@ -186,27 +214,64 @@ static void demo_ready(void *arg)
 	    u, u, u, u, u, u);
 	if (d->admin)
 		printf("  curl http://%s/status\n"
-		       "      # health of every pool and origin\n",
-		       d->admin);
+		       "      # health of every pool and origin%s\n",
+		       d->admin, d->dns ? ", DNS counters" : "");
+	if (d->dns) {
+		const char *h = d->dns_host;
+		unsigned p = d->dns_port;
+		printf("\nDNS on %s (UDP and TCP), zone example.com:\n",
+		       d->dns);
+		printf(
+		    "  dig @%s -p %u dns.example.com\n"
+		    "      # DNS-only load balancer: gcp's address, 127.0.0.1 "
+		    "(this resolver is\n"
+		    "      # placed nowhere: the edge's region, WEU)\n"
+		    "  dig @%s -p %u dns.example.com +subnet=127.1.0.0/24\n"
+		    "      # a client subnet in ENAM (EDNS Client Subnet): "
+		    "aws, 127.0.0.2\n"
+		    "  dig @%s -p %u -b 127.1.0.1 dns.example.com\n"
+		    "      # a resolver in ENAM (location_strategy "
+		    "resolver_ip): aws\n",
+		    h, p, h, p, h, p);
+		if (d->geo_db)
+			printf("  dig @%s -p %u dns.example.com "
+			       "+subnet=1.0.16.0/24\n"
+			       "      # located by the country database "
+			       "(JP, country_pools): aws\n",
+			       h, p);
+		printf("  dig @%s -p %u lb.example.com\n"
+		       "      # a proxied load balancer: the edge's own "
+		       "address\n"
+		       "  dig @%s -p %u nope.example.com\n"
+		       "      # NXDOMAIN, with the zone's SOA\n",
+		       h, p, h, p);
+	}
 	printf("\nFailover: kill %d (gke-1), then kill %d (gke-2): within a "
 	       "second or two\ntraffic for lb.example.com moves to gke-2, then "
-	       "to aws%s.\n\nCtrl-C drains and stops.\n\n",
+	       "to aws%s.%s\n\nCtrl-C drains and stops.\n\n",
 	       (int)d->kids[0].pid, (int)d->kids[1].pid,
-	       d->admin ? " (watch /status)" : "");
+	       d->admin ? " (watch /status)" : "",
+	       d->dns ? "\ndns.example.com then answers aws's address, "
+			"127.0.0.2."
+		      : "");
 	fflush(stdout);
 }
 
 static void usage(FILE *f)
 {
 	fputs("usage: meridian demo [--listen 127.0.0.1:8080] "
-	      "[--admin 127.0.0.1:8081 | --no-admin] [--log-level LEVEL]\n"
+	      "[--admin 127.0.0.1:8081 | --no-admin]\n"
+	      "                     [--dns 127.0.0.1:8082 | --no-dns] "
+	      "[--log-level LEVEL]\n"
+	      "  --admin and --dns default to the --listen port + 1 and + 2\n"
 	      "  MERIDIAN_GEO_DB=path.mmdb adds a country database "
 	      "(make demo sets it)\n",
 	      f);
 }
 
-/* Default admin address: the listen address, port + 1. */
-static int default_admin(const char *listen, char *out, size_t size)
+/* Default admin (+1) and DNS (+2) addresses: the listen address, port +
+ * delta. */
+static int default_addr(const char *listen, int delta, char *out, size_t size)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -214,9 +279,27 @@ static int default_admin(const char *listen, char *out, size_t size)
 		return -EINVAL;
 	const char *colon = strrchr(listen, ':');
 	int port = atoi(colon + 1);
-	if (port <= 0 || port >= 65535)
+	if (port <= 0 || port + delta > 65535)
 		return -EINVAL;
-	snprintf(out, size, "%.*s:%d", (int)(colon - listen), listen, port + 1);
+	snprintf(out, size, "%.*s:%d", (int)(colon - listen), listen,
+		 port + delta);
+	return 0;
+}
+
+/* The host (no brackets) and port of a listen address, for dig and for
+ * public_addresses; a wildcard host becomes the loopback address. */
+static int addr_parts(const char *text, char *host, size_t size, unsigned *port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	if (core_sock_parse_addr(text, &ss, &len) < 0)
+		return -EINVAL;
+	core_sock_ip_text((const struct sockaddr *)&ss, host, size);
+	if (!strcmp(host, "0.0.0.0"))
+		snprintf(host, size, "127.0.0.1");
+	else if (!strcmp(host, "::"))
+		snprintf(host, size, "::1");
+	*port = (unsigned)atoi(strrchr(text, ':') + 1);
 	return 0;
 }
 
@@ -226,15 +309,17 @@ int cmd_demo(int argc, char **argv)
 	    {"listen", required_argument, NULL, 'L'},
 	    {"admin", required_argument, NULL, 'A'},
 	    {"no-admin", no_argument, NULL, 'N'},
+	    {"dns", required_argument, NULL, 'D'},
+	    {"no-dns", no_argument, NULL, 'n'},
 	    {"log-level", required_argument, NULL, 'l'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
-	const char *listen = "127.0.0.1:8080", *admin = NULL;
-	bool no_admin = false;
+	const char *listen = "127.0.0.1:8080", *admin = NULL, *dns = NULL;
+	bool no_admin = false, no_dns = false;
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "L:A:Nl:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "L:A:ND:nl:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'L':
 			listen = optarg;
@@ -244,6 +329,12 @@ int cmd_demo(int argc, char **argv)
 			break;
 		case 'N':
 			no_admin = true;
+			break;
+		case 'D':
+			dns = optarg;
+			break;
+		case 'n':
+			no_dns = true;
 			break;
 		case 'l':
 			if (cmd_set_log_level("demo", optarg) < 0)
@@ -257,23 +348,37 @@ int cmd_demo(int argc, char **argv)
 			return 2;
 		}
 	}
-	char admin_buf[96];
-	if (!admin && !no_admin) {
-		if (default_admin(listen, admin_buf, sizeof(admin_buf)) < 0) {
-			fprintf(stderr, "meridian demo: bad --listen '%s'\n",
-				listen);
-			return 2;
-		}
-		admin = admin_buf;
+	char admin_buf[96], dns_buf[96], public_host[64];
+	unsigned listen_port;
+	if (addr_parts(listen, public_host, sizeof(public_host), &listen_port) <
+		0 ||
+	    (!admin && !no_admin &&
+	     default_addr(listen, 1, admin_buf, sizeof(admin_buf)) < 0) ||
+	    (!dns && !no_dns &&
+	     default_addr(listen, 2, dns_buf, sizeof(dns_buf)) < 0)) {
+		fprintf(stderr, "meridian demo: bad --listen '%s'\n", listen);
+		return 2;
 	}
+	if (!admin && !no_admin)
+		admin = admin_buf;
+	if (!dns && !no_dns)
+		dns = dns_buf;
 	if (no_admin)
 		admin = NULL;
+	if (no_dns)
+		dns = NULL;
 
-	demo_ctx d = {.admin = admin};
+	demo_ctx d = {.admin = admin, .dns = dns};
+	if (dns &&
+	    addr_parts(dns, d.dns_host, sizeof(d.dns_host), &d.dns_port) < 0) {
+		fprintf(stderr, "meridian demo: bad --dns '%s'\n", dns);
+		return 2;
+	}
 	int status = 1;
 	for (size_t i = 0; i < NDEMO; i++) {
-		int err = spawn_origin(demo_origins[i].cloud,
-				       demo_origins[i].name, &d.kids[i]);
+		int err =
+		    spawn_origin(demo_origins[i].cloud, demo_origins[i].name,
+				 demo_origins[i].host, &d.kids[i]);
 		if (err < 0) {
 			fprintf(stderr,
 				"meridian demo: cannot start origin "
@@ -283,18 +388,26 @@ int cmd_demo(int argc, char **argv)
 		}
 	}
 
-	char admin_yaml[128] = "", geo_yaml[512] = "", url[96];
+	char admin_yaml[128] = "", dns_yaml[128] = "", geo_yaml[512] = "";
+	char url[96];
 	if (admin)
 		snprintf(admin_yaml, sizeof(admin_yaml), "    admin: \"%s\"\n",
 			 admin);
+	if (dns)
+		snprintf(dns_yaml, sizeof(dns_yaml), "    dns: [\"%s\"]\n",
+			 dns);
 	const char *db = getenv("MERIDIAN_GEO_DB");
-	if (db && *db && strlen(db) < 400 && !strpbrk(db, "\"\\\n"))
+	if (db && *db && strlen(db) < 400 && !strpbrk(db, "\"\\\n")) {
 		snprintf(geo_yaml, sizeof(geo_yaml), "  database: \"%s\"\n",
 			 db);
-	char yaml[4096];
-	int n = snprintf(yaml, sizeof(yaml), demo_yaml, listen, admin_yaml,
-			 geo_yaml, d.kids[0].port, d.kids[1].port,
-			 d.kids[2].port, d.kids[3].port);
+		d.geo_db = true;
+	}
+	char yaml[6144];
+	int n = snprintf(yaml, sizeof(yaml), demo_yaml, public_host, listen,
+			 admin_yaml, dns_yaml, geo_yaml, demo_origins[0].host,
+			 d.kids[0].port, demo_origins[1].host, d.kids[1].port,
+			 demo_origins[2].host, d.kids[2].port,
+			 demo_origins[3].host, d.kids[3].port);
 	if (n < 0 || (size_t)n >= sizeof(yaml)) {
 		fputs("meridian demo: listen address too long\n", stderr);
 		goto out;
@@ -304,14 +417,16 @@ int cmd_demo(int argc, char **argv)
 
 	cfg_snapshot *snap = NULL;
 	cfg_diag diag = {0};
-	if (cfg_load_string("<demo>", yaml, (size_t)n, &snap, &diag) < 0) {
+	edge_ctl *ctl = NULL;
+	if (edge_ctl_open_text("<demo>", yaml, (size_t)n, &ctl, &snap, &diag) <
+	    0) {
 		for (size_t i = 0; i < diag.n; i++)
 			fprintf(stderr, "%s\n", diag.msgs[i]);
 		cfg_diag_free(&diag);
 		goto out;
 	}
 	cfg_diag_free(&diag);
-	status = edge_run(snap, demo_ready, &d);
+	status = edge_run(ctl, snap, demo_ready, &d);
 out:
 	stop_children(&d);
 	return status;

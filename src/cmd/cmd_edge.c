@@ -7,6 +7,7 @@
 #include "config/cfg_load.h"
 #include "core/core_log.h"
 #include "edge/edge.h"
+#include "edge/edge_ctl.h"
 
 static void usage(FILE *f)
 {
@@ -65,7 +66,9 @@ int cmd_edge(int argc, char **argv)
 	}
 	cfg_snapshot *snap = NULL;
 	cfg_diag diag = {0};
-	if (cfg_load_file(file, &snap, &diag) < 0) {
+	edge_ctl *ctl = NULL;
+	/* The file and the objects created through the API (edge.store). */
+	if (edge_ctl_open(file, &ctl, &snap, &diag) < 0) {
 		for (size_t i = 0; i < diag.n; i++)
 			fprintf(stderr, "%s\n", diag.msgs[i]);
 		fprintf(stderr,
@@ -83,7 +86,8 @@ int cmd_edge(int argc, char **argv)
 			"edge.listen.dns are empty; nothing to serve\n",
 			file);
 		cfg_snapshot_free(snap);
+		edge_ctl_close(ctl);
 		return 1;
 	}
-	return edge_run(snap, NULL, NULL);
+	return edge_run(ctl, snap, NULL, NULL);
 }

@@ -13,7 +13,7 @@ static const struct {
     {"check", cmd_check, "validate a config file: meridian check -c FILE"},
     {"demo", cmd_demo, "run the embedded demo (two clouds, one edge)"},
     {"origin", cmd_origin, "run a demo/test origin server"},
-    {"ctl", cmd_ctl, "operator CLI: meridian ctl health [--json]"},
+    {"ctl", cmd_ctl, "operator CLI over the admin API: meridian ctl --help"},
 };
 
 static void usage(FILE *f)

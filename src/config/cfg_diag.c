@@ -7,29 +7,42 @@
 
 #include "core/core_util.h"
 
-void cfg_diag_push(cfg_diag *d, char *msg_owned)
+void cfg_diag_push_field(cfg_diag *d, char *msg_owned, char *field_owned)
 {
 	if (d->n == d->cap) {
 		d->cap = d->cap ? d->cap * 2 : 8;
 		d->msgs = xrealloc(d->msgs, d->cap * sizeof(*d->msgs));
+		d->fields = xrealloc(d->fields, d->cap * sizeof(*d->fields));
 	}
+	d->fields[d->n] = field_owned;
 	d->msgs[d->n++] = msg_owned;
+}
+
+void cfg_diag_push(cfg_diag *d, char *msg_owned)
+{
+	cfg_diag_push_field(d, msg_owned, NULL);
 }
 
 void cfg_diag_free(cfg_diag *d)
 {
 	if (!d)
 		return;
-	for (size_t i = 0; i < d->n; i++)
+	for (size_t i = 0; i < d->n; i++) {
 		free(d->msgs[i]);
+		free(d->fields[i]);
+	}
 	free(d->msgs);
+	free(d->fields);
 	d->msgs = NULL;
+	d->fields = NULL;
 	d->n = d->cap = 0;
 }
 
 __attribute__((format(printf, 1, 0))) static char *vformat(const char *fmt,
 							   va_list ap)
 {
+	if (!fmt) /* callers pass literals; this keeps GCC's check quiet */
+		return xstrdup("");
 	va_list ap2;
 	va_copy(ap2, ap);
 	int len = vsnprintf(NULL, 0, fmt, ap2);
@@ -41,31 +54,48 @@ __attribute__((format(printf, 1, 0))) static char *vformat(const char *fmt,
 	return s;
 }
 
-static void push_err(cfg_errs *e, uint32_t line, uint32_t col, char *msg)
+static void push_err(cfg_errs *e, uint32_t line, uint32_t col, char *msg,
+		     char *field)
 {
 	if (e->n == e->cap) {
 		e->cap = e->cap ? e->cap * 2 : 16;
 		e->v = xrealloc(e->v, e->cap * sizeof(*e->v));
 	}
-	e->v[e->n] = (cfg_err){line, col, (uint32_t)e->n, msg};
+	e->v[e->n] = (cfg_err){line, col, (uint32_t)e->n, msg, field};
 	e->n++;
+}
+
+/* False once the list is full; the first refusal adds the last line, so
+ * the reader knows the list is cut short. */
+static bool room(cfg_errs *e, uint32_t line, uint32_t col)
+{
+	if (e->full)
+		return false;
+	if (e->n < CFG_MAX_ERRORS)
+		return true;
+	e->full = true;
+	char buf[64];
+	snprintf(buf, sizeof(buf), "too many errors, stopping after %d",
+		 CFG_MAX_ERRORS);
+	push_err(e, line, col, xstrdup(buf), NULL);
+	return false;
 }
 
 void cfg_errs_vadd(cfg_errs *e, uint32_t line, uint32_t col, const char *fmt,
 		   va_list ap)
 {
-	if (e->full)
+	if (room(e, line, col))
+		push_err(e, line, col, vformat(fmt, ap), NULL);
+}
+
+void cfg_errs_add_field(cfg_errs *e, const char *field, const char *fmt, ...)
+{
+	if (!room(e, 0, 0))
 		return;
-	if (e->n == CFG_MAX_ERRORS) {
-		/* One last line, so the reader knows the list is cut short. */
-		e->full = true;
-		char buf[64];
-		snprintf(buf, sizeof(buf), "too many errors, stopping after %d",
-			 CFG_MAX_ERRORS);
-		push_err(e, line, col, xstrdup(buf));
-		return;
-	}
-	push_err(e, line, col, vformat(fmt, ap));
+	va_list ap;
+	va_start(ap, fmt);
+	push_err(e, 0, 0, vformat(fmt, ap), xstrdup(field));
+	va_end(ap);
 }
 
 void cfg_errs_add(cfg_errs *e, uint32_t line, uint32_t col, const char *fmt,
@@ -80,6 +110,9 @@ void cfg_errs_add(cfg_errs *e, uint32_t line, uint32_t col, const char *fmt,
 static int err_cmp(const void *pa, const void *pb)
 {
 	const cfg_err *a = pa, *b = pb;
+	/* API objects' errors after the file's, in the order found. */
+	if (!a->field != !b->field)
+		return a->field ? 1 : -1;
 	if (a->line != b->line)
 		return a->line < b->line ? -1 : 1;
 	if (a->col != b->col)
@@ -95,15 +128,16 @@ void cfg_errs_flush(cfg_errs *e, cfg_diag *d)
 	const char *file = e->file ? e->file : "<config>";
 	for (size_t i = 0; i < e->n; i++) {
 		cfg_err *r = &e->v[i];
-		size_t len = strlen(file) + strlen(r->msg) + 32;
+		const char *where = r->field ? r->field : file;
+		size_t len = strlen(where) + strlen(r->msg) + 32;
 		char *s = xmalloc(len);
 		if (r->line)
 			snprintf(s, len, "%s:%u:%u: %s", file, r->line, r->col,
 				 r->msg);
 		else
-			snprintf(s, len, "%s: %s", file, r->msg);
+			snprintf(s, len, "%s: %s", where, r->msg);
 		free(r->msg);
-		cfg_diag_push(d, s);
+		cfg_diag_push_field(d, s, r->field);
 	}
 	free(e->v);
 	e->v = NULL;
@@ -113,8 +147,10 @@ void cfg_errs_flush(cfg_errs *e, cfg_diag *d)
 
 void cfg_errs_clear(cfg_errs *e)
 {
-	for (size_t i = 0; i < e->n; i++)
+	for (size_t i = 0; i < e->n; i++) {
 		free(e->v[i].msg);
+		free(e->v[i].field);
+	}
 	free(e->v);
 	e->v = NULL;
 	e->n = e->cap = 0;

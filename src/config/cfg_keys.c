@@ -440,6 +440,34 @@ static const cfg_table retries_table = {
     TABLE(retries_keys),
 };
 
+static const cfg_key access_log_keys[] = {
+    {.name = "path",
+     .type = CFG_STRING,
+     .flags = CFG_F_NONEMPTY,
+     AT(cfg_access_log, path),
+     .doc_type = "path",
+     .help = "File the access log is appended to (one JSON object a line), "
+	     "`-` for standard output; unset: no access log. SIGUSR1 "
+	     "reopens the file (logrotate)."},
+    {.name = "buffer",
+     .type = CFG_SIZE,
+     AT(cfg_access_log, buffer),
+     .def = "1M",
+     .min = 65536,
+     .max = 1073741824,
+     .help = "Lines queued per worker for the writer thread; when the "
+	     "writer falls behind, new lines are dropped (and counted in "
+	     "meridian_access_log_dropped_total), never waited for."},
+};
+static const cfg_table access_log_table = {
+    .path = "edge.access_log",
+    .what = "edge.access_log",
+    .help = "The access log: per request, time (RFC 3339 UTC, ms), edge, "
+	    "client, host, method, path, status, bytes sent, duration and "
+	    "upstream time (seconds), lb, pool, origin and retries.",
+    TABLE(access_log_keys),
+};
+
 static const cfg_key edge_keys[] = {
     {.name = "name",
      .type = CFG_STRING,
@@ -520,6 +548,11 @@ static const cfg_key edge_keys[] = {
      AT(cfg_edge, retries),
      .sub = &retries_table,
      .help = "Retries on other origins."},
+    {.name = "access_log",
+     .type = CFG_OBJECT,
+     AT(cfg_edge, access_log),
+     .sub = &access_log_table,
+     .help = "JSON access log."},
 };
 static const cfg_table edge_table = {
     .path = "edge",

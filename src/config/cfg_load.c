@@ -61,6 +61,16 @@ static void unknown_ref(cfg_ctx *c, const cfg_ref *r)
 
 static void resolve_refs(cfg_ctx *c)
 {
+	/* Collected newest first; resolved in the order found, so errors
+	 * without a position (API objects) keep the order of the fields. */
+	cfg_ref *prev = NULL;
+	while (c->refs) {
+		cfg_ref *next = c->refs->next;
+		c->refs->next = prev;
+		prev = c->refs;
+		c->refs = next;
+	}
+	c->refs = prev;
 	for (cfg_ref *r = c->refs; r; r = r->next) {
 		const void *p = find_ref(c, r);
 		if (p)
@@ -89,15 +99,18 @@ static void index_objects(cfg_ctx *c)
 		}
 }
 
-static void load_tree(cfg_ctx *c, const char *buf, size_t len)
+static void load_tree(cfg_ctx *c, const char *buf, size_t len,
+		      cfg_root_hook hook, void *arg)
 {
-	cfg_node *root = cfg_yaml_parse(c->tmp, buf, len, &c->errs);
-	if (!root) {
-		if (!c->errs.n)
-			cfg_errs_add(&c->errs, 1, 1, "configuration is empty");
+	cfg_node *root =
+	    buf ? cfg_yaml_parse(c->tmp, buf, len, &c->errs) : NULL;
+	if (!root && c->errs.n)
 		return;
-	}
-	if (root->kind == CFG_NODE_SCALAR && root->is_null) {
+	if (root && root->kind == CFG_NODE_SCALAR && root->is_null)
+		root = NULL;
+	if (hook)
+		root = hook(c, root, arg);
+	if (!root) {
 		cfg_errs_add(&c->errs, 1, 1, "configuration is empty");
 		return;
 	}
@@ -117,6 +130,14 @@ static void load_tree(cfg_ctx *c, const char *buf, size_t len)
 int cfg_load_string(const char *name, const char *yaml, size_t len,
 		    cfg_snapshot **out, cfg_diag *diag)
 {
+	return cfg_load_hooked(name, yaml ? yaml : "", len, NULL, NULL, out,
+			       diag);
+}
+
+int cfg_load_hooked(const char *name, const char *yaml, size_t len,
+		    cfg_root_hook hook, void *arg, cfg_snapshot **out,
+		    cfg_diag *diag)
+{
 	core_arena *arena = core_arena_new(0);
 	cfg_snapshot *snap = core_arena_alloc(arena, sizeof(*snap));
 	snap->arena = arena;
@@ -128,7 +149,7 @@ int cfg_load_string(const char *name, const char *yaml, size_t len,
 	    .errs = {.file = snap->file},
 	    .snap = snap,
 	};
-	load_tree(&c, yaml, len);
+	load_tree(&c, yaml, len, hook, arg);
 	core_arena_free(c.tmp);
 	*out = NULL;
 	if (c.errs.n) {

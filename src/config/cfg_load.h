@@ -11,6 +11,10 @@
 
 typedef struct cfg_diag {
 	char **msgs; /* each "file:line:col: message", malloc'd */
+	/* Per message: for an error in an object from the API (cfg_json.h),
+	 * the field path the message starts with, as "pools[gcp].origins[0]"
+	 * in "pools[gcp].origins[0]: ..."; NULL for a file error. */
+	char **fields;
 	size_t n, cap;
 } cfg_diag;
 

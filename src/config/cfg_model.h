@@ -7,6 +7,10 @@
  * looks anything up by name.
  *
  * Durations are stored in milliseconds. Field names follow Cloudflare's.
+ *
+ * Monitors, pools and load balancers come from two sources: the YAML file
+ * and the API's objects (cfg_json.h); from_api tells them apart. Objects
+ * from the API have no source position (pos.line 0).
  */
 #ifndef MERIDIAN_CFG_MODEL_H
 #define MERIDIAN_CFG_MODEL_H
@@ -58,6 +62,7 @@ typedef struct cfg_raw {
 	cfg_pos pos;
 	cfg_raw_kind kind;
 	const char *scalar;    /* CFG_RAW_SCALAR: the text, after ${VAR} */
+	bool quoted;	       /* CFG_RAW_SCALAR: a string, not a plain word */
 	const char **keys;     /* CFG_RAW_MAP: keys[i] names items[i] */
 	struct cfg_raw *items; /* CFG_RAW_LIST and CFG_RAW_MAP */
 	size_t n;
@@ -72,6 +77,9 @@ typedef enum cfg_monitor_type {
 
 typedef struct cfg_monitor {
 	cfg_pos pos;
+	/* Created through the API (cfg_load_merged), not in the file; the
+	 * API edits only these. */
+	bool from_api;
 	const char *id;
 	const char *description;
 	cfg_monitor_type type;
@@ -141,6 +149,7 @@ typedef struct cfg_notification_filter {
 
 typedef struct cfg_pool {
 	cfg_pos pos;
+	bool from_api; /* created through the API (see cfg_monitor) */
 	const char *id;
 	const char *name; /* default: id */
 	const char *description;
@@ -241,6 +250,7 @@ typedef struct cfg_affinity_attrs {
 
 typedef struct cfg_lb {
 	cfg_pos pos;
+	bool from_api;	  /* created through the API (see cfg_monitor) */
 	const char *id;	  /* default: name */
 	const char *name; /* hostname, exact or "*.example.com" */
 	const char *description;
@@ -318,6 +328,12 @@ typedef struct cfg_retries {
 	uint32_t budget_percent; /* retries allowed, % of requests */
 } cfg_retries;
 
+/* The JSON access log (edge_alog.h). */
+typedef struct cfg_access_log {
+	const char *path; /* NULL: off; "-": standard output */
+	uint64_t buffer;  /* bytes of lines queued per worker */
+} cfg_access_log;
+
 typedef struct cfg_edge {
 	cfg_pos pos;
 	const char *name; /* PoP id, default "meridian" */
@@ -341,6 +357,7 @@ typedef struct cfg_edge {
 	cfg_timeouts timeouts;
 	cfg_passive_health passive_health;
 	cfg_retries retries;
+	cfg_access_log access_log;
 	cfg_addr *listen_tunnel;
 	size_t nlisten_tunnel;
 	cfg_tls tls;

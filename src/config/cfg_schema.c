@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config/cfg_values.h"
@@ -16,11 +17,38 @@
 /* Tables are small; the per-walk scratch array is sized for the largest. */
 #define MAX_TABLE_KEYS 48
 
+/* An error at a node from an API object: "<path>: <what is wrong>". The
+ * engine names such a value by its path already; a finish hook names it
+ * by its key ("minimum_origins: ..."), which the path ends with. */
+__attribute__((format(printf, 3, 0))) static void
+path_error(cfg_ctx *c, const cfg_node *n, const char *fmt, va_list ap)
+{
+	char *msg = NULL;
+	if (vasprintf(&msg, fmt, ap) < 0)
+		abort();
+	const char *m = msg;
+	const char *names[] = {n->path, n->key};
+	for (size_t i = 0; i < ARRAY_LEN(names); i++) {
+		size_t len = names[i] ? strlen(names[i]) : 0;
+		if (len && !strncmp(m, names[i], len) && m[len] == ':' &&
+		    m[len + 1] == ' ') {
+			m += len + 2;
+			break;
+		}
+	}
+	cfg_errs_add_field(&c->errs, n->path, "%s", m);
+	free(msg);
+}
+
 void cfg_error(cfg_ctx *c, const cfg_node *n, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	cfg_errs_vadd(&c->errs, n ? n->line : 0, n ? n->col : 0, fmt, ap);
+	if (n && n->path)
+		path_error(c, n, fmt, ap);
+	else
+		cfg_errs_vadd(&c->errs, n ? n->line : 0, n ? n->col : 0, fmt,
+			      ap);
 	va_end(ap);
 }
 
@@ -297,6 +325,7 @@ void cfg_raw_copy(cfg_ctx *c, const cfg_node *n, cfg_raw *out)
 	if (n->kind == CFG_NODE_SCALAR) {
 		out->kind = n->is_null ? CFG_RAW_NULL : CFG_RAW_SCALAR;
 		out->scalar = n->is_null ? NULL : cfg_strdup(c, n->str);
+		out->quoted = n->quoted;
 		return;
 	}
 	out->kind = n->kind == CFG_NODE_SEQ ? CFG_RAW_LIST : CFG_RAW_MAP;
@@ -372,6 +401,8 @@ static void apply_value(cfg_ctx *c, const cfg_key *k, const char *name,
 	bool b;
 	if (n->bad)
 		return;
+	if (n->path) /* from the API: messages name the whole path */
+		name = n->path;
 	switch (k->type) {
 	case CFG_STRING:
 		set_string(c, k, name, n, field);
@@ -519,7 +550,7 @@ void cfg_apply_table(cfg_ctx *c, const cfg_table *t, const cfg_node *node,
 		} else if (node && (key->flags & CFG_F_REQUIRED)) {
 			if (v)
 				cfg_error(c, v, "%s: a value is required",
-					  key->name);
+					  v->path ? v->path : key->name);
 			else
 				cfg_error(c, node,
 					  "%s is missing required key '%s'",

@@ -121,6 +121,15 @@ struct cfg_ctx {
 /* The whole file: the root table applied to the snapshot. */
 extern const cfg_table cfg_root_table;
 
+/* cfg_load_string with a hook between parsing and the tables: it gets the
+ * document's root (NULL for an empty document) and returns the root to
+ * apply (NULL: "configuration is empty"). cfg_json adds the API's objects
+ * there. */
+typedef cfg_node *(*cfg_root_hook)(cfg_ctx *c, cfg_node *root, void *arg);
+int cfg_load_hooked(const char *name, const char *yaml, size_t len,
+		    cfg_root_hook hook, void *arg, cfg_snapshot **out,
+		    cfg_diag *diag);
+
 void cfg_error(cfg_ctx *c, const cfg_node *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Apply t to mapping node (NULL: defaults only) at base. */

@@ -36,16 +36,36 @@ static void check_location(cfg_ctx *c, const cfg_node *node, bool has,
 	const cfg_node *lat = cfg_node_get(node, "latitude");
 	const cfg_node *lon = cfg_node_get(node, "longitude");
 	bool has_lat = lat && !lat->is_null, has_lon = lon && !lon->is_null;
+	/* An API object's field path names the object already. */
+	const char *sep = node->path ? "" : ": ";
+	if (node->path)
+		what = "";
 	if (has_lat && !has_lon)
-		cfg_error(c, lat, "%s: latitude needs longitude too", what);
+		cfg_error(c, lat, "%s%slatitude needs longitude too", what,
+			  sep);
 	else if (has_lon && !has_lat)
-		cfg_error(c, lon, "%s: longitude needs latitude too", what);
+		cfg_error(c, lon, "%s%slongitude needs latitude too", what,
+			  sep);
 }
 
 void cfg_finish_edge(cfg_ctx *c, const cfg_node *node, void *base)
 {
 	cfg_edge *e = base;
 	check_location(c, node, e->has_location, "edge");
+}
+
+/* Where the first of two equal values is, for "duplicate ... (first at
+ * ...)": its line in the file, or its field in an API object. Between a
+ * file's object and an API one the file is named. */
+static void first_at(const cfg_ctx *c, const cfg_node *dup,
+		     const cfg_node *first, char *buf, size_t size)
+{
+	if (first->path)
+		snprintf(buf, size, "%s", first->path);
+	else if (dup->path)
+		snprintf(buf, size, "line %u of %s", first->line, c->file);
+	else
+		snprintf(buf, size, "line %u", first->line);
 }
 
 /* Report a second item of seq whose value of key equals an earlier one's. */
@@ -66,15 +86,15 @@ static void unique_in_list(cfg_ctx *c, const cfg_node *seq, const char *key,
 			if (nocase ? strcasecmp(a->str, b->str)
 				   : strcmp(a->str, b->str))
 				continue;
+			char where[320];
+			first_at(c, a, b, where, sizeof(where));
 			if (show)
 				cfg_error(c, a,
-					  "duplicate %s '%s' (first at line "
-					  "%u)",
-					  what, a->str, b->line);
+					  "duplicate %s '%s' (first at %s)",
+					  what, a->str, where);
 			else /* secrets are not echoed */
-				cfg_error(c, a,
-					  "duplicate %s (same as line %u)",
-					  what, b->line);
+				cfg_error(c, a, "duplicate %s (same as %s)",
+					  what, where);
 			break;
 		}
 	}
@@ -329,10 +349,17 @@ void cfg_finish_root(cfg_ctx *c, const cfg_node *node, void *base)
 		for (size_t j = 0; j < i; j++) {
 			if (s->lbs[j].id &&
 			    !strcmp(s->lbs[i].id, s->lbs[j].id)) {
+				const cfg_node *first = lbs->items[j];
+				const cfg_node *fid = cfg_node_get(first, "id");
+				char where[320];
+				/* The file names the object's line. */
+				first_at(c, idn,
+					 first->path && fid ? fid : first,
+					 where, sizeof(where));
 				cfg_error(c, idn,
 					  "duplicate load balancer id '%s' "
-					  "(first at line %u)",
-					  s->lbs[i].id, s->lbs[j].pos.line);
+					  "(first at %s)",
+					  s->lbs[i].id, where);
 				break;
 			}
 		}

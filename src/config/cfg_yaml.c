@@ -131,6 +131,7 @@ static void on_scalar(builder *b, const yaml_event_t *ev)
 	bool plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
 		     !ev->data.scalar.tag;
 	n->is_null = plain && is_null_text(raw);
+	n->quoted = !plain;
 	const char *s = core_arena_strndup(b->a, raw, len);
 	if (!next_is_key(b)) {
 		char err[320];

@@ -32,6 +32,9 @@ typedef struct cfg_node {
 	uint32_t line, col; /* 1-based; 0 for synthetic nodes (defaults) */
 	/* A plain ~, null, Null, NULL or empty scalar: "no value". */
 	bool is_null;
+	/* A scalar written as a string: quoted or tagged in YAML, a string in
+	 * JSON (not a number, boolean or plain word). */
+	bool quoted;
 	/* Already reported (unset ${VAR}, unknown alias): skipped by the
 	 * loader so one mistake gives one error. */
 	bool bad;
@@ -41,6 +44,13 @@ typedef struct cfg_node {
 	struct cfg_node **items; /* CFG_NODE_SEQ items, CFG_NODE_MAP values */
 	size_t n;		 /* items (and keys) */
 	size_t weight;		 /* nodes in this subtree, aliases expanded */
+	/* Nodes built from an API object (cfg_json.c) have no position;
+	 * errors at them read "<path>: <message>". path is where the value
+	 * sits, "pools[gcp].origins[0].weight"; key is the mapping key it is
+	 * under ("weight"; for list items the list's key), which a message
+	 * may start with and which is then not repeated. NULL for YAML. */
+	const char *path;
+	const char *key;
 } cfg_node;
 
 /* Parse buf into a tree allocated from a. Errors (syntax, duplicate keys,

@@ -372,6 +372,8 @@ void dns_writer_init(dns_writer *w, uint8_t *buf, size_t cap)
 	memset(w->count, 0, sizeof(w->count));
 	w->overflow = false;
 	w->nctab = 0;
+	w->qname = NULL;
+	w->qname_off = 0;
 }
 
 static bool room(dns_writer *w, size_t n)
@@ -435,6 +437,16 @@ int dns_writer_name(dns_writer *w, const uint8_t *name)
 	unsigned nl = 0;
 	size_t p = 0;
 
+	/* The question's name again (the usual owner): what the search below
+	 * finds first, without searching. */
+	if (name == w->qname) {
+		if (!room(w, 2))
+			return -EMSGSIZE;
+		dns_put16(w->buf + w->len, (uint16_t)(0xC000 | w->qname_off));
+		w->len += 2;
+		return 0;
+	}
+
 	while (name[p]) {
 		if (name[p] > DNS_MAX_LABEL || nl == DNS_MAX_LABELS ||
 		    p + name[p] + 1 >= DNS_MAX_NAME)
@@ -486,10 +498,17 @@ int dns_writer_question(dns_writer *w, const uint8_t *name, uint16_t qtype,
 			uint16_t qclass)
 {
 	dns_wmark m = dns_writer_mark(w);
+	size_t at = w->len;
 	if (dns_writer_name(w, name) || !room(w, 4)) {
 		dns_writer_rollback(w, &m);
 		w->overflow = true;
 		return -EMSGSIZE;
+	}
+	/* Written in full (the first name of a packet has nothing to point
+	 * at), so later copies may point at it (dns_writer_name). */
+	if (!w->qname && name[0] && at <= 0x3FFF && m.nctab == 0) {
+		w->qname = name;
+		w->qname_off = (uint16_t)at;
 	}
 	dns_put16(w->buf + w->len, qtype);
 	dns_put16(w->buf + w->len + 2, qclass);
@@ -614,6 +633,8 @@ void dns_writer_rollback(dns_writer *w, const dns_wmark *m)
 	w->len = m->len;
 	memcpy(w->count, m->count, sizeof(w->count));
 	w->nctab = m->nctab;
+	if (w->qname && m->len <= w->qname_off)
+		w->qname = NULL;
 }
 
 size_t dns_writer_finish(dns_writer *w)

@@ -216,6 +216,11 @@ typedef struct dns_writer {
 	uint8_t nctab;
 	uint16_t ctab[DNS_CTAB_MAX];   /* offsets of names written in full */
 	uint8_t ctab_nl[DNS_CTAB_MAX]; /* labels of the name at that offset */
+	/* The question's name (the caller's pointer) and where it was
+	 * written in full: the same pointer is then written as a pointer to
+	 * it at once. The caller must not change those bytes meanwhile. */
+	const uint8_t *qname;
+	uint16_t qname_off;
 } dns_writer;
 
 /* A point to roll back to (dns_writer_rollback). */

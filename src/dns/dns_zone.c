@@ -10,6 +10,7 @@
 #include "dns/dns_zone.h"
 
 #include <arpa/inet.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -34,7 +35,32 @@ struct dns_zoneset {
 	slot *slots;
 	uint32_t mask;
 	uint16_t udp_max;
+	uint64_t id; /* unique per build in this process */
+	/* for load balancer answers (dns_zoneset_origin_family/_public) */
+	uint8_t *origin_family; /* [norigins]: 4, 6 or 0 (a host name) */
+	size_t norigins;
+	uint8_t npub4, npub6;
+	uint8_t pub4[DNS_PUBLIC_MAX][4];
+	uint8_t pub6[DNS_PUBLIC_MAX][16];
 };
+
+uint64_t dns_zoneset_id(const dns_zoneset *zs)
+{
+	return zs ? zs->id : 0;
+}
+
+int dns_zoneset_origin_family(const dns_zoneset *zs, uint32_t index)
+{
+	return zs && index < zs->norigins ? zs->origin_family[index] : 0;
+}
+
+const uint8_t *dns_zoneset_public(const dns_zoneset *zs, int family, size_t *n)
+{
+	*n = !zs ? 0 : family == 4 ? zs->npub4 : family == 6 ? zs->npub6 : 0;
+	if (!*n)
+		return NULL;
+	return family == 4 ? zs->pub4[0] : zs->pub6[0];
+}
 
 uint32_t dns_name_hash(const uint8_t *lname, size_t len)
 {
@@ -666,6 +692,30 @@ int dns_zoneset_build(const cfg_snapshot *snap, const dns_zoneset_opts *opts,
 	b->rdbuf = xmalloc(DNS_RDATA_MAX);
 	b->zhas_soa = xcalloc(nz + 1, sizeof(bool));
 	b->zhas_ns = xcalloc(nz + 1, sizeof(bool));
+
+	static atomic_uint_fast64_t builds;
+	zs->id = atomic_fetch_add(&builds, 1) + 1;
+	/* what load balancer answers need per snapshot */
+	zs->norigins = snap->norigins;
+	zs->origin_family =
+	    core_arena_alloc(zs->arena, snap->norigins ? snap->norigins : 1);
+	for (size_t i = 0; i < snap->norigins; i++) {
+		uint8_t a[16];
+		const char *t = snap->origins[i]->address;
+		zs->origin_family[i] = !t				? 0
+				       : inet_pton(AF_INET, t, a) == 1	? 4
+				       : inet_pton(AF_INET6, t, a) == 1 ? 6
+									: 0;
+	}
+	for (size_t i = 0; i < snap->edge.npublic_addresses; i++) {
+		const char *t = snap->edge.public_addresses[i];
+		if (zs->npub4 < DNS_PUBLIC_MAX &&
+		    inet_pton(AF_INET, t, zs->pub4[zs->npub4]) == 1)
+			zs->npub4++;
+		else if (zs->npub6 < DNS_PUBLIC_MAX &&
+			 inet_pton(AF_INET6, t, zs->pub6[zs->npub6]) == 1)
+			zs->npub6++;
+	}
 
 	/* zones, and a table of their names */
 	zs->zones = core_arena_alloc(zs->arena, (nz + 1) * sizeof(dns_zone));

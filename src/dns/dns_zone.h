@@ -61,6 +61,7 @@
 #define DNS_SOA_EXPIRE	604800
 #define DNS_SOA_MINIMUM 60 /* the negative TTL */
 #define DNS_GEN_TTL	3600
+#define DNS_PUBLIC_MAX	16 /* edge.public_addresses per family kept */
 
 typedef struct dns_rr {
 	const uint8_t *rdata;
@@ -141,6 +142,20 @@ void dns_zoneset_lookup(const dns_zoneset *zs, const uint8_t *lname,
 			dns_lookup *out);
 /* The RRset of that type at n, or NULL. */
 const dns_rrset *dns_node_rrset(const dns_node *n, uint16_t type);
+
+/* A number unique to this zone set among the builds of this process (never
+ * 0 for a set): what per-worker caches of per-snapshot data compare, since
+ * a new set may reuse a freed one's address. */
+uint64_t dns_zoneset_id(const dns_zoneset *zs);
+
+/* Per-snapshot facts for load balancer answers, computed at build time so
+ * that a query parses no text:
+ * 4 or 6 when the origin with that cfg_origin.index is an IPv4 / IPv6
+ * literal, 0 when it is a host name (answered as a CNAME) or unknown. */
+int dns_zoneset_origin_family(const dns_zoneset *zs, uint32_t index);
+/* edge.public_addresses of one family (4 or 6) in wire form: *n addresses
+ * of 4 (resp. 16) bytes each, at most DNS_PUBLIC_MAX; NULL when none. */
+const uint8_t *dns_zoneset_public(const dns_zoneset *zs, int family, size_t *n);
 
 /* FNV-1a of a lowercased wire name (the table's hash). */
 uint32_t dns_name_hash(const uint8_t *lname, size_t len);

@@ -29,8 +29,15 @@ typedef struct edge edge;
 typedef struct edge_worker edge_worker;
 typedef struct edge_dns edge_dns; /* edge_dns.c: a worker's DNS state */
 
-/* What the data plane derives from one config snapshot. Immutable. */
+/* What the data plane derives from one config snapshot. Immutable, and
+ * reference counted: the edge holds one reference to the current snapshot,
+ * each worker one to the snapshot it serves new requests with, and each
+ * client connection one to the snapshot its current request started on.
+ * Whoever drops the last reference frees it (see "Live changes" in
+ * docs/ARCHITECTURE.md). */
 typedef struct edge_snapshot {
+	atomic_uint refs;
+	uint64_t generation; /* 1 for the first snapshot, +1 per swap */
 	cfg_snapshot *cfg;
 	lb_router *router;
 	http1_limits req_limits;  /* from edge.limits */
@@ -42,6 +49,7 @@ typedef struct edge_snapshot {
 	geo_db *geo;		       /* client location (NULL: none) */
 	lb_affinity_secret aff_secret; /* keys session affinity cookies */
 	dns_zoneset *zones; /* DNS data, built once per snapshot (issue 4) */
+	struct edge_stats *stats; /* request counters per worker (/metrics) */
 } edge_snapshot;
 
 typedef struct edge_listener {
@@ -84,27 +92,55 @@ struct edge_worker {
 	int overload_len;
 	int start_err; /* set when the thread failed to start */
 	edge_dns *dns; /* DNS listeners (edge_dns.c), NULL without */
+	_Atomic uint32_t idle_upstreams; /* gauge for /metrics (this worker) */
 };
 
 struct edge {
-	const edge_snapshot *snap;
+	/* The current snapshot. Written by edge_swap() (under swap_lock),
+	 * read by workers when woken (acquire). */
+	edge_snapshot *_Atomic snap;
+	pthread_mutex_t swap_lock;
+	struct edge_health *health; /* health thread + notifier */
+	struct edge_ctl *ctl;	    /* config sources, store (edge_ctl.h) */
 	uint32_t nworkers;
 	edge_worker *workers;
 	uint32_t buf_size;
 	atomic_uint nconns; /* edge-wide client connections */
 	atomic_bool draining;
+	struct edge_alog *alog; /* JSON access log (edge_alog.h), NULL: off */
 };
 
 /* Build the data plane's view of a config snapshot (takes ownership of cfg
- * on success). NULL with err set when e.g. the geo database cannot be
- * opened. */
+ * on success), with counter blocks for nworkers workers (edge_stats.h).
+ * NULL with err set when e.g. the geo database cannot be opened. */
 edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, uint32_t buf_size,
-				 char *err, size_t errlen);
-void edge_snapshot_free(edge_snapshot *s);
+				 uint32_t nworkers, char *err, size_t errlen);
+void edge_snapshot_ref(const edge_snapshot *s);
+/* Drop a reference; the last one frees the snapshot. */
+void edge_snapshot_unref(const edge_snapshot *s);
+/* The current snapshot, for threads other than the workers. The caller
+ * must hold e->swap_lock or be the only thread that swaps. */
+static inline edge_snapshot *edge_current(edge *e)
+{
+	return atomic_load_explicit(&e->snap, memory_order_acquire);
+}
+
+/* A reference to the current snapshot, for threads other than the workers
+ * (admin, API): release it with edge_snapshot_unref. */
+const edge_snapshot *edge_acquire(edge *e);
+
+/* Swap in a new configuration (SIGHUP, API): builds its snapshot, keeps the
+ * health and counters of unchanged origins, restarts the health checks on
+ * it, publishes it and wakes the workers. Takes ownership of cfg in every
+ * case. Returns 0, or -1 with err set (the running config stays) when cfg
+ * needs what only a restart gives (other listeners, workers, buffers). */
+int edge_swap(edge *e, cfg_snapshot *cfg, char *err, size_t errlen);
 
 /* Run an edge until SIGTERM/SIGINT has drained it. Returns the exit status.
+ * cfg is the config ctl built (edge_ctl_open); both are owned from here.
  * When ready_cb is set it is called once every worker listens. */
-int edge_run(cfg_snapshot *cfg, void (*ready_cb)(void *), void *arg);
+int edge_run(struct edge_ctl *ctl, cfg_snapshot *cfg,
+	     void (*ready_cb)(void *), void *arg);
 
 /* Worker internals used by the proxy. */
 void edge_worker_close_listeners(edge_worker *w);

@@ -1,6 +1,7 @@
 /* edge_admin.c - see edge_admin.h. */
 #include "edge/edge_admin.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -11,9 +12,13 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "api/api.h"
+#include "api/api_preview.h"
 #include "core/core_log.h"
 #include "core/core_sock.h"
 #include "core/core_util.h"
+#include "edge/edge_dns.h"
+#include "edge/edge_metrics.h"
 #include "health/health_status.h"
 #include "http/http1_parse.h"
 
@@ -21,7 +26,7 @@
 #define ADMIN_IO_TIMEOUT_MS 2000
 
 struct edge_admin {
-	const edge_snapshot *snap;
+	edge *e;
 	int lfd, stop_fd;
 	pthread_t thread;
 	http1_request req;
@@ -71,14 +76,44 @@ static bool query_has(http_str t, const char *kv)
 	return memmem(q, qlen, kv, strlen(kv)) != NULL;
 }
 
+/* The DNS counters (issue 4) after the health table, or as "dns" in its
+ * JSON object. Nothing without DNS listeners. */
+static size_t append_dns(const edge *e, char **buf, size_t len, bool json)
+{
+	if (!edge_dns_enabled(e))
+		return len;
+	edge_dns_stats st;
+	edge_dns_stats_sum(e, &st);
+	int n = edge_dns_stats_format(&st, NULL, 0, json);
+	size_t at = len;
+	if (json) /* {"pools":[...]}\n  ->  {"pools":[...],"dns":{...}}\n */
+		while (at > 0 && (*buf)[at - 1] != '}')
+			at--;
+	if (n < 0 || (json && !at))
+		return len;
+	at -= json;
+	size_t size = at + (size_t)n + 16;
+	*buf = xrealloc(*buf, size);
+	char *p = *buf + at;
+	if (json)
+		p = stpcpy(p, ",\"dns\":");
+	edge_dns_stats_format(&st, p, size - (size_t)(p - *buf), json);
+	p += n;
+	if (json)
+		p = stpcpy(p, "}\n");
+	return (size_t)(p - *buf);
+}
+
 static void serve_status(edge_admin *a, int fd, bool json, bool head_only)
 {
-	const edge_snapshot *s = a->snap;
+	/* A reference: a config swap may happen while we format. */
+	const edge_snapshot *s = edge_acquire(a->e);
 	int n =
 	    health_format_status(s->cfg, s->ostates, s->pstates, NULL, 0, json);
 	if (n < 0) {
 		respond(fd, 500, "Internal Server Error", "text/plain", "", 0,
 			head_only);
+		edge_snapshot_unref(s);
 		return;
 	}
 	/* States may change between the two calls: leave some room. */
@@ -88,10 +123,91 @@ static void serve_status(edge_admin *a, int fd, bool json, bool head_only)
 				 json);
 	if (n < 0 || (size_t)n >= size)
 		n = (int)strlen(buf);
+	size_t len = append_dns(a->e, &buf, (size_t)n, json);
 	respond(fd, 200, "OK",
 		json ? "application/json" : "text/plain; charset=utf-8", buf,
-		(size_t)n, head_only);
+		len, head_only);
 	free(buf);
+	edge_snapshot_unref(s);
+}
+
+/* The REST API (src/api): read the body (Content-Length, bounded), hand
+ * the request over, send the envelope. */
+static void serve_api(edge_admin *a, int fd, const char *head, size_t len)
+{
+	const http1_request *q = &a->req;
+	if (q->body == HTTP1_BODY_CHUNKED) {
+		const char *m = "{\"success\":false,\"errors\":[{\"code\":1002,"
+				"\"message\":\"send a Content-Length body\"}],"
+				"\"messages\":[],\"result\":null}";
+		respond(fd, 411, "Length Required", "application/json", m,
+			strlen(m), false);
+		return;
+	}
+	if (q->content_length > API_MAX_BODY) {
+		char m[256];
+		int n = snprintf(m, sizeof(m),
+				 "{\"success\":false,\"errors\":[{\"code\":1002,"
+				 "\"message\":\"body larger than %u bytes\"}],"
+				 "\"messages\":[],\"result\":null}",
+				 API_MAX_BODY);
+		respond(fd, 413, "Content Too Large", "application/json", m,
+			(size_t)n, false);
+		return;
+	}
+	size_t blen = (size_t)q->content_length;
+	char *body = xmalloc(blen + 1);
+	size_t have = len - q->head_len;
+	if (have > blen)
+		have = blen;
+	memcpy(body, head + q->head_len, have);
+	while (have < blen) {
+		ssize_t n = recv(fd, body + have, blen - have, 0);
+		if (n <= 0) {
+			free(body);
+			return;
+		}
+		have += (size_t)n;
+	}
+	body[blen] = '\0';
+	char method[16], path[2048], query[2048];
+	snprintf(method, sizeof(method), "%.*s", (int)q->method.len,
+		 q->method.p);
+	const char *qm = memchr(q->target.p, '?', q->target.len);
+	size_t plen = qm ? (size_t)(qm - q->target.p) : q->target.len;
+	snprintf(path, sizeof(path), "%.*s", (int)plen, q->target.p);
+	bool has_query = qm != NULL;
+	if (qm)
+		snprintf(query, sizeof(query), "%.*s",
+			 (int)(q->target.len - plen - 1), qm + 1);
+	char auth[1024];
+	const http1_header *h =
+	    http1_find_header(q->headers, q->nheaders, "Authorization");
+	if (h)
+		snprintf(auth, sizeof(auth), "%.*s", (int)h->value.len,
+			 h->value.p);
+	api_request rq = {.method = method,
+			  .path = path,
+			  .query = has_query ? query : NULL,
+			  .authorization = h ? auth : NULL,
+			  .body = body,
+			  .body_len = blen};
+	api_response rs = {0};
+	api_handle(a->e, &rq, &rs);
+	free(body);
+	static const char *const reasons[] = {
+	    [200] = "OK",	     [400] = "Bad Request",
+	    [401] = "Unauthorized",  [403] = "Forbidden",
+	    [404] = "Not Found",     [405] = "Method Not Allowed",
+	    [409] = "Conflict",	     [413] = "Content Too Large",
+	    [500] = "Internal Server Error"};
+	const char *reason = rs.status > 0 && rs.status <= 500 &&
+				     reasons[rs.status]
+				 ? reasons[rs.status]
+				 : "Status";
+	respond(fd, rs.status, reason, "application/json", rs.body, rs.len,
+		!strcmp(method, "HEAD"));
+	free(rs.body);
 }
 
 static void serve(edge_admin *a, int fd)
@@ -122,6 +238,10 @@ static void serve(edge_admin *a, int fd)
 		return;
 	}
 	const http1_request *q = &a->req;
+	if (q->target.len > 11 && !memcmp(q->target.p, "/client/v4/", 11)) {
+		serve_api(a, fd, buf, len);
+		return;
+	}
 	bool head_only = q->method_id == HTTP_M_HEAD;
 	if (q->method_id != HTTP_M_GET && !head_only) {
 		const char *m = "only GET and HEAD\n";
@@ -136,6 +256,12 @@ static void serve(edge_admin *a, int fd)
 			    (acc && memmem(acc->value.p, acc->value.len,
 					   "application/json", 16));
 		serve_status(a, fd, json, head_only);
+	} else if (target_is(q->target, "/metrics")) {
+		size_t n;
+		char *m = edge_metrics_render(a->e, &n);
+		respond(fd, 200, "OK", EDGE_METRICS_CONTENT_TYPE, m, n,
+			head_only);
+		free(m);
 	} else if (target_is(q->target, "/healthz")) {
 		respond(fd, 200, "OK", "text/plain", "ok\n", 3, head_only);
 	} else {
@@ -170,11 +296,31 @@ static void *admin_main(void *arg)
 	return NULL;
 }
 
-edge_admin *edge_admin_start(const edge_snapshot *snap)
+static bool is_loopback(const struct sockaddr_storage *ss)
 {
-	const cfg_addr *addr = &snap->cfg->edge.listen_admin;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)ss;
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	const struct sockaddr_in6 *in6 = (const void *)ss;
+	return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+}
+
+edge_admin *edge_admin_start(edge *e)
+{
+	const cfg_snapshot *cfg = edge_current(e)->cfg;
+	const cfg_addr *addr = &cfg->edge.listen_admin;
+	const char *env = getenv("MERIDIAN_API_TOKEN");
+	if (!is_loopback(&addr->ss) && cfg->api.ntokens == 0 &&
+	    !(env && *env)) {
+		log_error("admin: refusing to serve the API on %s without "
+			  "tokens: set api.tokens (or MERIDIAN_API_TOKEN), or "
+			  "listen on a loopback address",
+			  addr->text);
+		return NULL;
+	}
 	edge_admin *a = xcalloc(1, sizeof(*a));
-	a->snap = snap;
+	a->e = e;
 	a->stop_fd = -1;
 	a->lfd = core_sock_listen((const struct sockaddr *)&addr->ss, addr->len,
 				  false, 64);
@@ -208,6 +354,7 @@ void edge_admin_stop(edge_admin *a)
 	ssize_t n = write(a->stop_fd, &one, sizeof(one));
 	(void)n;
 	pthread_join(a->thread, NULL);
+	api_preview_stop(); /* after the last request: joins the runner */
 	close(a->stop_fd);
 	close(a->lfd);
 	free(a);

@@ -17,7 +17,7 @@ typedef struct edge_admin edge_admin;
 
 /* Listen on cfg.edge.listen_admin and start the thread. Returns NULL and
  * logs why on failure. */
-edge_admin *edge_admin_start(const edge_snapshot *snap);
+edge_admin *edge_admin_start(edge *e);
 void edge_admin_stop(edge_admin *a);
 
 #endif

@@ -1,7 +1,10 @@
 /* edge_dns.c - the DNS listeners of a worker: UDP batches, TCP framing, and
  * the load balancer callback. See edge_dns.h. */
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +17,7 @@
 #include "core/core_util.h"
 #include "dns/dns_answer.h"
 #include "edge/edge_dns.h"
+#include "lb/lb_locate.h"
 #include "lb/lb_steer.h"
 
 #define UDP_BUF	 DNS_UDP_MAX	   /* a query or a response over UDP */
@@ -22,6 +26,8 @@
 /* UDP batches per readiness event before the other sockets get a turn (the
  * rest is read from a timer due at once, after this round of events). */
 #define UDP_ROUNDS 64
+/* Client locations per worker (direct-mapped; a power of two). */
+#define LOC_CACHE 256
 
 typedef struct dns_sock {
 	core_io io;
@@ -49,6 +55,14 @@ typedef union dns_ctrl {
 	uint8_t b[CTRL_LEN];
 } dns_ctrl;
 
+/* A geo lookup of one address, as lb_locate uses it. */
+typedef struct loc_entry {
+	uint8_t addr[16];
+	uint8_t family; /* 4 or 6; 0: empty */
+	uint8_t need;	/* LB_LOC_NEED_* the lookup answered */
+	lb_loc loc;
+} loc_entry;
+
 struct edge_dns {
 	edge_worker *w;
 	dns_sock *socks;
@@ -58,12 +72,17 @@ struct edge_dns {
 	dns_conn *free_conns, *dead_conns;
 	core_timer reap;   /* frees closed connections after the event batch */
 	core_timer resume; /* re-reads sockets left readable (see resume_cb) */
-	uint8_t npub4, npub6;
-	uint8_t pub4[DNS_LB_MAX_ADDRS][4];
-	uint8_t pub6[DNS_LB_MAX_ADDRS][16];
-	bool *literal; /* [norigins]: address is an IP literal */
-	edge_dns_counters c;
-	/* UDP batch: written only by this worker, reused for every batch. */
+	/* Written only by this worker (STAT_ADD), read by any thread. */
+	edge_dns_stats st;
+	/* geo lookups of the zone set loc_id's snapshot (locate_lookup): a
+	 * resolver or a client subnet asks again and again. */
+	uint64_t loc_id;
+	loc_entry loc[LOC_CACHE];
+	/* UDP batch: written only by this worker, reused for every batch.
+	 * rmsg[i] points at names[i], riov[i] and in[i] from the start;
+	 * rdirty headers were written by the kernel (udp_batch). */
+	unsigned rdirty;
+	bool rpktinfo;
 	struct mmsghdr rmsg[EDGE_DNS_BATCH], smsg[EDGE_DNS_BATCH];
 	struct iovec riov[EDGE_DNS_BATCH], siov[EDGE_DNS_BATCH];
 	struct sockaddr_storage names[EDGE_DNS_BATCH];
@@ -72,21 +91,160 @@ struct edge_dns {
 	uint8_t out[EDGE_DNS_BATCH][UDP_BUF];
 };
 
+static_assert(DNS_PUBLIC_MAX <= DNS_LB_MAX_ADDRS, "public addresses fit");
+
+/* A counter of this worker += n: a relaxed store, not a read-modify-write
+ * (only this thread writes it; readers load it relaxed). */
+#define STAT_ADD(d, field, n)                                                  \
+	__atomic_store_n(&(d)->st.field, (d)->st.field + (n), __ATOMIC_RELAXED)
+
+/* ---------------------------------------------------------------- counters */
+
+static const char *const transport_names[EDGE_DNS_NTRANSPORTS] = {"udp", "tcp"};
+static const char *const rcode_names[EDGE_DNS_NRCODES] = {
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
+    "NOTIMP",  "REFUSED", "BADVERS",  "other"};
+
+const char *edge_dns_transport_name(unsigned i)
+{
+	return i < EDGE_DNS_NTRANSPORTS ? transport_names[i] : NULL;
+}
+
+const char *edge_dns_rcode_name(unsigned i)
+{
+	return i < EDGE_DNS_NRCODES ? rcode_names[i] : NULL;
+}
+
+static unsigned rcode_slot(unsigned rcode)
+{
+	if (rcode <= DNS_RCODE_REFUSED)
+		return rcode;
+	return rcode == DNS_RCODE_BADVERS ? EDGE_DNS_RC_BADVERS
+					  : EDGE_DNS_RC_OTHER;
+}
+
+#define LOAD(p) __atomic_load_n(&(p), __ATOMIC_RELAXED)
+
+static void stats_add(edge_dns_stats *o, const edge_dns_stats *s)
+{
+	for (unsigned i = 0; i < EDGE_DNS_NTRANSPORTS; i++)
+		o->queries[i] += LOAD(s->queries[i]);
+	for (unsigned i = 0; i < EDGE_DNS_NRCODES; i++)
+		o->responses[i] += LOAD(s->responses[i]);
+	o->ecs += LOAD(s->ecs);
+	o->ecs_scoped += LOAD(s->ecs_scoped);
+	o->truncated += LOAD(s->truncated);
+	o->dropped += LOAD(s->dropped);
+	o->lb += LOAD(s->lb);
+	o->send_errors += LOAD(s->send_errors);
+	o->tcp_accepted += LOAD(s->tcp_accepted);
+	o->tcp_refused += LOAD(s->tcp_refused);
+	o->tcp_idle_closed += LOAD(s->tcp_idle_closed);
+	o->tcp_bad_frame += LOAD(s->tcp_bad_frame);
+}
+
+void edge_dns_stats_sum(const edge *e, edge_dns_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (uint32_t i = 0; e && i < e->nworkers; i++)
+		if (e->workers[i].dns)
+			stats_add(out, &e->workers[i].dns->st);
+}
+
+bool edge_dns_enabled(const edge *e)
+{
+	return e && e->nworkers && e->workers[0].dns;
+}
+
+int edge_dns_stats_format(const edge_dns_stats *s, char *buf, size_t size,
+			  bool json)
+{
+	char *p = buf;
+	size_t left = buf ? size : 0;
+	size_t total = 0;
+#define OUT(...)                                                               \
+	do {                                                                   \
+		int k_ = snprintf(p, left, __VA_ARGS__);                       \
+		if (k_ < 0)                                                    \
+			return -EINVAL;                                        \
+		total += (size_t)k_;                                           \
+		size_t used_ = (size_t)k_ < left ? (size_t)k_ : left;          \
+		p = left ? p + used_ : p;                                      \
+		left -= used_;                                                 \
+	} while (0)
+	unsigned long long q[EDGE_DNS_NTRANSPORTS], r[EDGE_DNS_NRCODES];
+	for (unsigned i = 0; i < EDGE_DNS_NTRANSPORTS; i++)
+		q[i] = s->queries[i];
+	for (unsigned i = 0; i < EDGE_DNS_NRCODES; i++)
+		r[i] = s->responses[i];
+	if (json) {
+		OUT("{\"queries\":{");
+		for (unsigned i = 0; i < EDGE_DNS_NTRANSPORTS; i++)
+			OUT("%s\"%s\":%llu", i ? "," : "", transport_names[i],
+			    q[i]);
+		OUT("},\"responses\":{");
+		for (unsigned i = 0; i < EDGE_DNS_NRCODES; i++)
+			OUT("%s\"%s\":%llu", i ? "," : "", rcode_names[i],
+			    r[i]);
+		OUT("},\"ecs\":%llu,\"ecs_scoped\":%llu,\"truncated\":%llu,"
+		    "\"dropped\":%llu,\"lb\":%llu,\"send_errors\":%llu,"
+		    "\"tcp\":{\"accepted\":%llu,\"refused\":%llu,"
+		    "\"idle_closed\":%llu,\"bad_frame\":%llu}}",
+		    (unsigned long long)s->ecs,
+		    (unsigned long long)s->ecs_scoped,
+		    (unsigned long long)s->truncated,
+		    (unsigned long long)s->dropped, (unsigned long long)s->lb,
+		    (unsigned long long)s->send_errors,
+		    (unsigned long long)s->tcp_accepted,
+		    (unsigned long long)s->tcp_refused,
+		    (unsigned long long)s->tcp_idle_closed,
+		    (unsigned long long)s->tcp_bad_frame);
+	} else {
+		OUT("\nDNS\n  queries      ");
+		for (unsigned i = 0; i < EDGE_DNS_NTRANSPORTS; i++)
+			OUT(" %s %llu", transport_names[i], q[i]);
+		OUT("\n  responses    ");
+		for (unsigned i = 0; i < EDGE_DNS_NRCODES; i++)
+			OUT(" %s %llu", rcode_names[i], r[i]);
+		OUT("\n  ecs           %llu (answers scoped to the subnet: "
+		    "%llu)"
+		    "\n  truncated     %llu"
+		    "\n  dropped       %llu (no response: malformed)"
+		    "\n  lb            %llu (answered by a load balancer)"
+		    "\n  send errors   %llu"
+		    "\n  tcp           accepted %llu refused %llu idle_closed "
+		    "%llu bad_frame %llu\n",
+		    (unsigned long long)s->ecs,
+		    (unsigned long long)s->ecs_scoped,
+		    (unsigned long long)s->truncated,
+		    (unsigned long long)s->dropped, (unsigned long long)s->lb,
+		    (unsigned long long)s->send_errors,
+		    (unsigned long long)s->tcp_accepted,
+		    (unsigned long long)s->tcp_refused,
+		    (unsigned long long)s->tcp_idle_closed,
+		    (unsigned long long)s->tcp_bad_frame);
+	}
+#undef OUT
+	return total > INT_MAX ? -EOVERFLOW : (int)total;
+}
+
 /* ---------------------------------------------------------------- answers */
 
 static void count_answer(edge_dns *d, const dns_answer_info *info)
 {
 	if (info->dropped) {
-		d->c.dropped++;
+		STAT_ADD(d, dropped, 1);
 		return;
 	}
-	if (info->rcode < ARRAY_LEN(d->c.rcode))
-		d->c.rcode[info->rcode]++;
-	else
-		d->c.rcode_other++;
-	d->c.truncated += info->truncated;
-	d->c.ecs += info->ecs;
-	d->c.lb += info->lb;
+	STAT_ADD(d, responses[rcode_slot(info->rcode)], 1);
+	if (info->truncated)
+		STAT_ADD(d, truncated, 1);
+	if (info->ecs)
+		STAT_ADD(d, ecs, 1);
+	if (info->ecs_scoped)
+		STAT_ADD(d, ecs_scoped, 1);
+	if (info->lb)
+		STAT_ADD(d, lb, 1);
 }
 
 /* The client location an ECS option names, as a socket address. */
@@ -108,8 +266,16 @@ static bool ecs_sockaddr(const dns_ecs *ecs, struct sockaddr_storage *ss)
 	return false;
 }
 
-static void lb_addrs(edge_dns *d, const cfg_pool *p, const lb_steer_ctx *ctx,
-		     dns_lb_result *r)
+static bool has_addr(const uint8_t *list, size_t n, const void *a, size_t len)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!memcmp(list + i * len, a, len))
+			return true;
+	return false;
+}
+
+static void lb_addrs(const dns_zoneset *zs, const cfg_pool *p,
+		     const lb_steer_ctx *ctx, dns_lb_result *r)
 {
 	bool any = false;
 	for (size_t i = 0; i < p->norigins && !any; i++)
@@ -121,7 +287,8 @@ static void lb_addrs(edge_dns *d, const cfg_pool *p, const lb_steer_ctx *ctx,
 		if (any ? !lb_steer_origin_usable(o, ctx)
 			: (!o->enabled || o->weight <= 0))
 			continue;
-		if (!d->literal[o->index]) {
+		int fam = dns_zoneset_origin_family(zs, o->index);
+		if (!fam) { /* a host name */
 			if (first && strlen(o->address) < sizeof(r->cname)) {
 				strcpy(r->cname, o->address);
 				r->kind = DNS_LB_CNAME;
@@ -131,19 +298,94 @@ static void lb_addrs(edge_dns *d, const cfg_pool *p, const lb_steer_ctx *ctx,
 			continue;
 		}
 		first = false;
-		if (o->ss.ss_family == AF_INET && r->n4 < DNS_LB_MAX_ADDRS) {
+		/* Origins on one address (other ports) give one record: an
+		 * RRset has no duplicates (RFC 2181 5). */
+		if (fam == 4 && o->ss.ss_family == AF_INET &&
+		    r->n4 < DNS_LB_MAX_ADDRS) {
 			const struct sockaddr_in *sin =
 			    (const struct sockaddr_in *)&o->ss;
-			memcpy(r->addr4[r->n4++], &sin->sin_addr, 4);
-		} else if (o->ss.ss_family == AF_INET6 &&
+			if (!has_addr(r->addr4[0], r->n4, &sin->sin_addr, 4))
+				memcpy(r->addr4[r->n4++], &sin->sin_addr, 4);
+		} else if (fam == 6 && o->ss.ss_family == AF_INET6 &&
 			   r->n6 < DNS_LB_MAX_ADDRS) {
 			const struct sockaddr_in6 *sin6 =
 			    (const struct sockaddr_in6 *)&o->ss;
-			memcpy(r->addr6[r->n6++], &sin6->sin6_addr, 16);
+			if (!has_addr(r->addr6[0], r->n6, &sin6->sin6_addr, 16))
+				memcpy(r->addr6[r->n6++], &sin6->sin6_addr, 16);
 		}
 	}
 	if (r->n4 || r->n6)
 		r->kind = DNS_LB_ADDRS;
+}
+
+/* Where lb_locate's lookups go: the query's subnet and the resolver. */
+typedef struct locate_arg {
+	edge_dns *d;
+	const geo_db *geo;
+	const struct sockaddr *ecs;	 /* the subnet's address, or NULL */
+	const struct sockaddr *resolver; /* the packet's source, or NULL */
+} locate_arg;
+
+static void geo_locate(const geo_db *geo, const struct sockaddr *sa,
+		       unsigned need, lb_loc *out)
+{
+	if (need & LB_LOC_NEED_AREA) {
+		geo_result g;
+		if (geo_lookup(geo, sa, &g) == 0) {
+			memcpy(out->country, g.country, sizeof(out->country));
+			memcpy(out->region, g.region, sizeof(out->region));
+		}
+	}
+	if ((need & LB_LOC_NEED_POINT) &&
+	    geo_lookup_point(geo, sa, &out->lat, &out->lon) == 0)
+		out->has_point = true;
+}
+
+/* lb_loc_lookup_fn: geo_lookup / geo_lookup_point through the worker's
+ * cache. Geo data is immutable per snapshot, so an entry is good until the
+ * zone set (built with each snapshot) changes. */
+static void locate_lookup(void *arg, lb_loc_source src, unsigned need,
+			  lb_loc *out)
+{
+	const locate_arg *a = arg;
+	edge_dns *d = a->d;
+	const struct sockaddr *sa = src == LB_LOC_ECS ? a->ecs : a->resolver;
+	if (!sa || !a->geo)
+		return;
+	uint8_t fam;
+	const uint8_t *addr;
+	size_t alen;
+	if (sa->sa_family == AF_INET) {
+		fam = 4;
+		addr = (const uint8_t *)&((const struct sockaddr_in *)sa)
+			   ->sin_addr;
+		alen = 4;
+	} else if (sa->sa_family == AF_INET6) {
+		fam = 6;
+		addr = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+		alen = 16;
+	} else {
+		return;
+	}
+	uint64_t id = dns_zoneset_id(d->w->snap->zones);
+	if (d->loc_id != id) {
+		memset(d->loc, 0, sizeof(d->loc));
+		d->loc_id = id;
+	}
+	uint32_t h = 2166136261u ^ fam;
+	for (size_t i = 0; i < alen; i++)
+		h = (h ^ addr[i]) * 16777619u;
+	loc_entry *e = &d->loc[(h ^ (h >> 16)) & (LOC_CACHE - 1)];
+	if (e->family == fam && (e->need & need) == need &&
+	    !memcmp(e->addr, addr, alen)) {
+		*out = e->loc;
+		return;
+	}
+	geo_locate(a->geo, sa, need, out);
+	memcpy(e->addr, addr, alen);
+	e->family = fam;
+	e->need = (uint8_t)need;
+	e->loc = *out;
 }
 
 /* dns_lb_cb: see edge_dns.h. Runs on the worker, allocates nothing. */
@@ -151,44 +393,50 @@ static void lb_answer(void *arg, const dns_lb_query *q, dns_lb_result *r)
 {
 	edge_dns *d = arg;
 	edge_worker *w = d->w;
+	const dns_zoneset *zs = w->snap->zones;
 	const cfg_lb *lb = q->lb;
 	if (!lb->enabled)
 		return;
 	r->ttl = lb->ttl;
 	if (lb->proxied) {
-		r->n4 = d->npub4;
-		r->n6 = d->npub6;
-		memcpy(r->addr4, d->pub4, sizeof(d->pub4[0]) * d->npub4);
-		memcpy(r->addr6, d->pub6, sizeof(d->pub6[0]) * d->npub6);
-		if (r->n4 || r->n6)
+		size_t n4, n6;
+		const uint8_t *a4 = dns_zoneset_public(zs, 4, &n4);
+		const uint8_t *a6 = dns_zoneset_public(zs, 6, &n6);
+		r->n4 = (uint8_t)n4;
+		r->n6 = (uint8_t)n6;
+		if (n4)
+			memcpy(r->addr4, a4, 4 * n4);
+		if (n6)
+			memcpy(r->addr6, a6, 16 * n6);
+		if (n4 || n6)
 			r->kind = DNS_LB_ADDRS;
 		return;
 	}
-	const struct sockaddr *loc = q->client ? q->client->addr : NULL;
 	struct sockaddr_storage ecs_ss;
-	bool use_ecs = q->ecs && q->ecs->source > 0 &&
-		       lb->location_strategy.prefer_ecs != CFG_ECS_NEVER &&
-		       ecs_sockaddr(q->ecs, &ecs_ss);
-	if (use_ecs)
-		loc = (const struct sockaddr *)&ecs_ss;
-	geo_result g;
-	memset(&g, 0, sizeof(g));
-	if (loc)
-		geo_lookup(w->snap->geo, loc, &g);
+	locate_arg la = {
+	    .d = d,
+	    .geo = w->snap->geo,
+	    .resolver = q->client ? q->client->addr : NULL,
+	};
+	if (q->ecs && q->ecs->source > 0 && ecs_sockaddr(q->ecs, &ecs_ss))
+		la.ecs = (const struct sockaddr *)&ecs_ss;
+	lb_loc loc;
+	bool ecs_consulted;
+	lb_loc_source src = lb_locate(lb, la.ecs != NULL, locate_lookup, &la,
+				      &loc, &ecs_consulted);
 	lb_steer_ctx ctx = {
 	    .edge = &w->snap->cfg->edge,
-	    .country = g.country,
-	    .region = g.region,
-	    .client = loc,
+	    .client = src == LB_LOC_ECS ? la.ecs : la.resolver,
 	    .origins = w->snap->ostates,
 	    .now_ms = w->loop.now,
 	    .rng = &w->rng,
 	};
+	lb_locate_apply(&loc, &ctx);
 	const cfg_pool *p = lb_steer_pool(lb, &ctx, NULL, 0);
 	if (!p)
 		return;
-	lb_addrs(d, p, &ctx, r);
-	if (use_ecs && lb_steer_policy(lb) == CFG_STEER_GEO)
+	lb_addrs(zs, p, &ctx, r);
+	if (ecs_consulted)
 		r->ecs_scope = q->ecs->source;
 }
 
@@ -249,27 +497,28 @@ static void reply_ctrl(const struct msghdr *rm, struct msghdr *sm,
  * datagrams read, or -errno. */
 static int udp_batch(edge_dns *d, dns_sock *s)
 {
-	for (int i = 0; i < EDGE_DNS_BATCH; i++) {
-		d->riov[i] = (struct iovec){d->in[i], UDP_BUF};
-		d->rmsg[i].msg_hdr = (struct msghdr){
-		    .msg_name = &d->names[i],
-		    .msg_namelen = sizeof(d->names[i]),
-		    .msg_iov = &d->riov[i],
-		    .msg_iovlen = 1,
-		    .msg_control = s->pktinfo ? d->rctrl[i].b : NULL,
-		    .msg_controllen = s->pktinfo ? sizeof(d->rctrl[i]) : 0,
-		};
-		d->rmsg[i].msg_len = 0;
+	/* The kernel writes back msg_namelen, msg_controllen and msg_flags
+	 * of the datagrams it returned (and not of the others): only those
+	 * headers are prepared again, the rest were set once. */
+	unsigned reset = s->pktinfo == d->rpktinfo ? d->rdirty : EDGE_DNS_BATCH;
+	for (unsigned i = 0; i < reset; i++) {
+		struct msghdr *h = &d->rmsg[i].msg_hdr;
+		h->msg_namelen = sizeof(d->names[i]);
+		h->msg_control = s->pktinfo ? d->rctrl[i].b : NULL;
+		h->msg_controllen = s->pktinfo ? sizeof(d->rctrl[i]) : 0;
+		h->msg_flags = 0;
 	}
+	d->rpktinfo = s->pktinfo;
 	int n = recvmmsg(s->io.fd, d->rmsg, EDGE_DNS_BATCH, MSG_DONTWAIT, NULL);
+	d->rdirty = n > 0 ? MIN((unsigned)n + 1, EDGE_DNS_BATCH) : 1;
 	if (n < 0)
 		return -errno;
 	unsigned ns = 0;
 	for (int i = 0; i < n; i++) {
 		struct msghdr *rm = &d->rmsg[i].msg_hdr;
-		d->c.udp_queries++;
+		STAT_ADD(d, queries[EDGE_DNS_UDP], 1);
 		if (rm->msg_flags & MSG_TRUNC) { /* over UDP_BUF: not ours */
-			d->c.dropped++;
+			STAT_ADD(d, dropped, 1);
 			continue;
 		}
 		size_t len =
@@ -300,10 +549,10 @@ static int udp_batch(edge_dns *d, dns_sock *s)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK ||
 			    errno == ENOBUFS) { /* full: the rest is lost */
-				d->c.send_errors += ns - off;
+				STAT_ADD(d, send_errors, ns - off);
 				break;
 			}
-			d->c.send_errors++;
+			STAT_ADD(d, send_errors, 1);
 			off++; /* e.g. an unreachable source: skip it */
 			continue;
 		}
@@ -329,7 +578,12 @@ static void udp_cb(core_io *io, uint32_t ev)
 	int errs = 0;
 	for (int round = 0; round < UDP_ROUNDS; round++) {
 		int n = udp_batch(s->d, s);
-		if (n == -EAGAIN || n == -EWOULDBLOCK)
+		/* A short batch emptied the queue (MSG_DONTWAIT stops only
+		 * there, unconnected UDP sockets queue no errors): a datagram
+		 * arriving after it is a new edge. That saves the EAGAIN
+		 * call. */
+		if (n == -EAGAIN || n == -EWOULDBLOCK ||
+		    (n >= 0 && n < EDGE_DNS_BATCH))
 			return;
 		if (n < 0 && n != -EINTR && ++errs >= 16) {
 			resume_after(s->d, 100); /* e.g. ENOMEM: later */
@@ -377,7 +631,7 @@ static void conn_close(dns_conn *c)
 static void conn_idle_cb(core_timer *t)
 {
 	dns_conn *c = container_of(t, dns_conn, idle);
-	c->d->c.tcp_idle_closed++;
+	STAT_ADD(c->d, tcp_idle_closed, 1);
 	conn_close(c);
 }
 
@@ -427,17 +681,17 @@ static int conn_answer(dns_conn *c)
 		return 0;
 	uint32_t qlen = dns_get16(p);
 	if (qlen == 0) {
-		d->c.tcp_bad_frame++;
+		STAT_ADD(d, tcp_bad_frame, 1);
 		conn_close(c);
 		return -1;
 	}
 	if (have < 2 + qlen)
 		return 0;
-	d->c.tcp_queries++;
+	STAT_ADD(d, queries[EDGE_DNS_TCP], 1);
 	size_t n = answer(d, p + 2, qlen, (const struct sockaddr *)&c->peer,
 			  c->peerlen, c->out + 2, DNS_TCP_MAX, true);
 	if (!n) { /* not a query: the stream cannot be trusted further */
-		d->c.tcp_bad_frame++;
+		STAT_ADD(d, tcp_bad_frame, 1);
 		conn_close(c);
 		return -1;
 	}
@@ -528,7 +782,7 @@ static void conn_accept(edge_dns *d, int fd, const struct sockaddr_storage *ss,
 		d->conns->prev = c;
 	d->conns = c;
 	d->nconns++;
-	d->c.tcp_accepted++;
+	STAT_ADD(d, tcp_accepted, 1);
 	conn_touch(c);
 	if (core_loop_add(&d->w->loop, &c->io, false) < 0)
 		conn_close(c);
@@ -555,7 +809,7 @@ static void tcp_listen_cb(core_io *io, uint32_t ev)
 			return;
 		}
 		if (d->nconns >= EDGE_DNS_TCP_CONNS) {
-			d->c.tcp_refused++;
+			STAT_ADD(d, tcp_refused, 1);
 			close(fd);
 			continue;
 		}
@@ -617,19 +871,6 @@ fail:;
 	return -err;
 }
 
-static void public_addresses(edge_dns *d, const cfg_edge *e)
-{
-	for (size_t i = 0; i < e->npublic_addresses; i++) {
-		const char *t = e->public_addresses[i];
-		if (d->npub4 < DNS_LB_MAX_ADDRS &&
-		    inet_pton(AF_INET, t, d->pub4[d->npub4]) == 1)
-			d->npub4++;
-		else if (d->npub6 < DNS_LB_MAX_ADDRS &&
-			 inet_pton(AF_INET6, t, d->pub6[d->npub6]) == 1)
-			d->npub6++;
-	}
-}
-
 int edge_dns_worker_init(edge_worker *w)
 {
 	const cfg_snapshot *cfg = w->snap->cfg;
@@ -642,15 +883,15 @@ int edge_dns_worker_init(edge_worker *w)
 	d->w = w;
 	core_timer_init(&d->reap, reap_cb);
 	core_timer_init(&d->resume, resume_cb);
-	public_addresses(d, e);
-	d->literal =
-	    xcalloc(cfg->norigins ? cfg->norigins : 1, sizeof(*d->literal));
-	for (size_t i = 0; i < cfg->norigins; i++) {
-		uint8_t tmp[16];
-		const char *addr = cfg->origins[i]->address;
-		d->literal[i] = inet_pton(AF_INET, addr, tmp) == 1 ||
-				inet_pton(AF_INET6, addr, tmp) == 1;
+	for (unsigned i = 0; i < EDGE_DNS_BATCH; i++) {
+		d->riov[i] = (struct iovec){d->in[i], UDP_BUF};
+		d->rmsg[i].msg_hdr = (struct msghdr){
+		    .msg_name = &d->names[i],
+		    .msg_iov = &d->riov[i],
+		    .msg_iovlen = 1,
+		};
 	}
+	d->rdirty = EDGE_DNS_BATCH;
 	d->nsocks = 2 * e->nlisten_dns;
 	d->socks = xcalloc(d->nsocks, sizeof(*d->socks));
 	for (size_t i = 0; i < d->nsocks; i++)
@@ -703,12 +944,6 @@ void edge_dns_worker_destroy(edge_worker *w)
 		if (d->socks[i].io.fd >= 0)
 			close(d->socks[i].io.fd);
 	free(d->socks);
-	free(d->literal);
 	free(d);
 	w->dns = NULL;
-}
-
-const edge_dns_counters *edge_dns_worker_counters(const edge_worker *w)
-{
-	return w->dns ? &w->dns->c : NULL;
 }

@@ -10,7 +10,9 @@
  *   - UDP: recvmmsg/sendmmsg in batches of EDGE_DNS_BATCH into per-worker
  *     buffers allocated once (nothing is allocated per query); the answer
  *     goes back to the packet's source (and, on a wildcard bind, from the
- *     address the query was sent to: IP_PKTINFO / IPV6_RECVPKTINFO).
+ *     address the query was sent to: IP_PKTINFO / IPV6_RECVPKTINFO). A
+ *     batch shorter than EDGE_DNS_BATCH emptied the socket: back to
+ *     epoll_wait without the call that would only say EAGAIN.
  *   - TCP (RFC 7766): 2-byte length framing, several queries per
  *     connection answered in order (one response in flight: the next query
  *     is read only once the previous answer is written), idle timeout
@@ -18,18 +20,25 @@
  *     per worker (beyond: closed at once). A zero length or a query
  *     dns_answer drops closes the connection.
  *   - Load balancer nodes (dns_lb_cb): disabled → static data; proxied:
- *     edge.public_addresses; DNS-only: the pool from lb_steer_pool (client
- *     located by its EDNS Client Subnet when the query has one with a
- *     source prefix > 0 and location_strategy.prefer_ecs is not `never`,
- *     else by the resolver's address), then that pool's usable origins in
- *     order (all its enabled origins when none is usable: a fallback pool
- *     is answered whatever its health); an origin given as a hostname (the
- *     first one) answers a CNAME. The ECS scope is the query's source
- *     prefix when the answer depended on it (geo steering), else 0.
+ *     edge.public_addresses; DNS-only: the pool from lb_steer_pool, the
+ *     client located per location_strategy (lb_locate.h: the EDNS Client
+ *     Subnet when prefer_ecs prefers it for the steering policy and its
+ *     lookup succeeds, else per mode the resolver's address or the edge's
+ *     own location), then that pool's usable origins in order (all its
+ *     enabled origins when none is usable: a fallback pool is answered
+ *     whatever its health); an origin given as a hostname (the first one)
+ *     answers a CNAME. The ECS scope is the query's source prefix when the
+ *     subnet was consulted (the answer depends on it), else 0.
+ *   - Counters (edge_dns_stats): each worker writes only its own, with
+ *     plain relaxed stores (no read-modify-write atomics, no shared cache
+ *     line); readers on other threads sum them with relaxed loads
+ *     (edge_dns_stats_sum), so a sum is a moment's view, not a snapshot.
  */
 #ifndef MERIDIAN_EDGE_DNS_H
 #define MERIDIAN_EDGE_DNS_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "edge/edge.h"
@@ -37,18 +46,56 @@
 #define EDGE_DNS_BATCH	   32  /* datagrams per recvmmsg/sendmmsg */
 #define EDGE_DNS_TCP_CONNS 256 /* TCP connections per worker */
 
-/* Per-worker counters (plain: only the worker writes them). */
-typedef struct edge_dns_counters {
-	uint64_t udp_queries, tcp_queries;
-	uint64_t dropped;   /* no response (malformed, QR set, oversized) */
-	uint64_t truncated; /* TC sent */
-	uint64_t ecs;	    /* queries with a valid Client Subnet */
-	uint64_t lb;	    /* answered by a load balancer */
-	uint64_t rcode[6];  /* NOERROR .. REFUSED */
-	uint64_t rcode_other;
-	uint64_t send_errors;
-	uint64_t tcp_accepted, tcp_refused, tcp_idle_closed, tcp_bad_frame;
-} edge_dns_counters;
+/* Transports, the index of edge_dns_stats.queries. */
+enum { EDGE_DNS_UDP = 0, EDGE_DNS_TCP, EDGE_DNS_NTRANSPORTS };
+
+/* Response codes counted one by one, the index of
+ * edge_dns_stats.responses (NOERROR..REFUSED are the rcode values). */
+enum {
+	EDGE_DNS_RC_NOERROR = 0,
+	EDGE_DNS_RC_FORMERR,
+	EDGE_DNS_RC_SERVFAIL,
+	EDGE_DNS_RC_NXDOMAIN,
+	EDGE_DNS_RC_NOTIMP,
+	EDGE_DNS_RC_REFUSED,
+	EDGE_DNS_RC_BADVERS, /* extended rcode 16 (EDNS version) */
+	EDGE_DNS_RC_OTHER,
+	EDGE_DNS_NRCODES
+};
+
+/* DNS counters since start, summed over the workers (or one worker's). */
+typedef struct edge_dns_stats {
+	uint64_t queries[EDGE_DNS_NTRANSPORTS]; /* messages received */
+	uint64_t responses[EDGE_DNS_NRCODES]; /* sent or attempted, by rcode */
+	uint64_t ecs;	      /* queries with a valid Client Subnet option */
+	uint64_t ecs_scoped;  /* answers whose ECS scope is > 0 */
+	uint64_t truncated;   /* responses with TC (the answer did not fit) */
+	uint64_t dropped;     /* no response: malformed, QR set, oversized */
+	uint64_t lb;	      /* answered by a load balancer */
+	uint64_t send_errors; /* UDP responses the socket did not take */
+	uint64_t tcp_accepted, tcp_refused; /* over EDGE_DNS_TCP_CONNS */
+	uint64_t tcp_idle_closed, tcp_bad_frame;
+} edge_dns_stats;
+
+/* "udp", "tcp"; and "NOERROR", "FORMERR", ..., "BADVERS", "other" (NULL
+ * out of range): the label values of the metrics. */
+const char *edge_dns_transport_name(unsigned i);
+const char *edge_dns_rcode_name(unsigned i);
+
+/* Sums the counters of every worker of e into *out (zeros without DNS
+ * listeners). Any thread, while the workers exist (between edge_run's
+ * worker init and destroy). */
+void edge_dns_stats_sum(const edge *e, edge_dns_stats *out);
+
+/* Whether e serves DNS (edge.listen.dns is set). */
+bool edge_dns_enabled(const edge *e);
+
+/* The counters for the admin /status: a text block (lines "dns KEY VALUE"
+ * after a blank line) or a JSON object {"queries":{"udp":N,...},...}.
+ * Returns the length (snprintf's rule: the text is cut when it is >= size,
+ * buf may be NULL with size 0). */
+int edge_dns_stats_format(const edge_dns_stats *s, char *buf, size_t size,
+			  bool json);
 
 /* Opens the worker's DNS sockets (w->dns stays NULL when there are no
  * edge.listen.dns addresses). Returns 0 or -errno (bind errors stop
@@ -57,7 +104,5 @@ int edge_dns_worker_init(edge_worker *w);
 /* Closes every socket and connection and frees the state. Safe after a
  * failed or skipped init. */
 void edge_dns_worker_destroy(edge_worker *w);
-/* The worker's counters, or NULL without DNS listeners. */
-const edge_dns_counters *edge_dns_worker_counters(const edge_worker *w);
 
 #endif

@@ -5,6 +5,7 @@
 #include "edge/edge_health.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/core_log.h"
 #include "core/core_util.h"
@@ -31,6 +32,21 @@ static void on_health_event(void *arg, const health_event *ev)
 		core_log(healthy ? LOG_INFO : LOG_WARN,
 			 "health: pool %s: %s -> %s (%s)", ev->pool_id, old_s,
 			 new_s, ev->reason ? ev->reason : "");
+	/* Every change is kept for the events API (first verdicts too: they
+	 * say when checking began and what it found). Queued, never
+	 * blocking. */
+	store_event se = {
+	    .kind = origin ? STORE_EV_ORIGIN : STORE_EV_POOL,
+	    .pool_id = ev->pool_id,
+	    .pool_name = ev->pool ? ev->pool->name : NULL,
+	    .origin_name = ev->origin_name,
+	    .old_state = old_s,
+	    .new_state = new_s,
+	    .reason = ev->reason,
+	    .healthy = healthy,
+	    .time_ms = ev->wall_ms,
+	};
+	store_events_submit(h->events, &se);
 	/* The first verdict after start-up is news only when it is bad. */
 	if (ev->old_state == 0 /* unknown */ && healthy)
 		return;
@@ -47,9 +63,11 @@ static void on_health_event(void *arg, const health_event *ev)
 	notify_submit(h->notify, ev->pool, &ne);
 }
 
-edge_health *edge_health_start(edge_snapshot *snap)
+edge_health *edge_health_start(edge_snapshot *snap,
+			       store_events_writer *events)
 {
 	edge_health *h = xcalloc(1, sizeof(*h));
+	h->events = events;
 	h->notify = notify_start(snap->cfg);
 	h->checker = health_start(snap->cfg, snap->ostates, snap->pstates,
 				  on_health_event, h);
@@ -59,6 +77,58 @@ edge_health *edge_health_start(edge_snapshot *snap)
 		return NULL;
 	}
 	return h;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Whether two configs notify the same way (targets and debounce). */
+static bool same_notifications(const cfg_notifications *a,
+			       const cfg_notifications *b)
+{
+	if (a->has_email != b->has_email || a->debounce_ms != b->debounce_ms ||
+	    a->nwebhooks != b->nwebhooks)
+		return false;
+	if (a->has_email) {
+		if (!same_str(a->email.smtp_url, b->email.smtp_url) ||
+		    !same_str(a->email.from, b->email.from) ||
+		    a->email.nto != b->email.nto)
+			return false;
+		for (size_t i = 0; i < a->email.nto; i++)
+			if (!same_str(a->email.to[i], b->email.to[i]))
+				return false;
+	}
+	for (size_t i = 0; i < a->nwebhooks; i++)
+		if (!same_str(a->webhooks[i].url, b->webhooks[i].url) ||
+		    !same_str(a->webhooks[i].secret, b->webhooks[i].secret))
+			return false;
+	return true;
+}
+
+int edge_health_swap(edge_health *h, const edge_snapshot *old,
+		     edge_snapshot *next)
+{
+	/* The old checker must stop writing the old states before they are
+	 * copied and before the old snapshot can be freed. */
+	health_stop(h->checker);
+	h->checker = NULL;
+	size_t kept = health_states_carry(old->cfg, old->ostates, old->pstates,
+					  next->cfg, next->ostates,
+					  next->pstates);
+	log_debug("health: %zu origins keep their state across the change",
+		  kept);
+	if (!same_notifications(&old->cfg->notifications,
+				&next->cfg->notifications)) {
+		/* Pending (debounced) notifications of the old targets are
+		 * dropped and counted by notify_stop. */
+		notify_stop(h->notify);
+		h->notify = notify_start(next->cfg);
+	}
+	h->checker = health_start(next->cfg, next->ostates, next->pstates,
+				  on_health_event, h);
+	return h->checker ? 0 : -1;
 }
 
 void edge_health_stop(edge_health *h)

@@ -6,14 +6,25 @@
 #include "edge/edge.h"
 #include "health/health_checker.h"
 #include "notify/notify.h"
+#include "store/store.h"
 
 typedef struct edge_health {
 	health_checker *checker;
 	notify_ctx *notify;
+	store_events_writer *events; /* health events into the store */
 } edge_health;
 
-/* NULL (logged) when the health thread cannot start. */
-edge_health *edge_health_start(edge_snapshot *snap);
+/* NULL (logged) when the health thread cannot start. events may be NULL;
+ * it must outlive the edge_health. */
+edge_health *edge_health_start(edge_snapshot *snap,
+			       store_events_writer *events);
 void edge_health_stop(edge_health *h);
+/* Move the health checks from snapshot old to next: stop the old checker,
+ * carry the state of unchanged origins and pools over, restart the
+ * notifier if its targets changed, start a checker on next. -1 (logged)
+ * when the new checker cannot start: then nothing checks until the next
+ * swap, which edge_swap reports. */
+int edge_health_swap(edge_health *h, const edge_snapshot *old,
+		     edge_snapshot *next);
 
 #endif

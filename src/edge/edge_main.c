@@ -1,6 +1,7 @@
 /* edge_main.c - start the workers, wait for signals, drain, stop. */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
@@ -11,6 +12,9 @@
 #include "core/core_util.h"
 #include "edge/edge.h"
 #include "edge/edge_admin.h"
+#include "edge/edge_alog.h"
+#include "edge/edge_ctl.h"
+#include "edge/edge_stats.h"
 #include "edge/edge_health.h"
 #include "edge/edge_worker.h"
 
@@ -33,7 +37,92 @@ static uint32_t worker_count(const cfg_snapshot *cfg)
 	return n > 0 ? (uint32_t)n : 1;
 }
 
-int edge_run(cfg_snapshot *cfg, void (*ready_cb)(void *), void *arg)
+static bool same_addrs(const cfg_addr *a, size_t na, const cfg_addr *b,
+		       size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (a[i].len != b[i].len || memcmp(&a[i].ss, &b[i].ss, a[i].len))
+			return false;
+	return true;
+}
+
+/* What a running edge cannot change: its sockets, threads and buffers. */
+static const char *needs_restart(const edge *e, const cfg_snapshot *old,
+				 const cfg_snapshot *cfg)
+{
+	const cfg_edge *a = &old->edge, *b = &cfg->edge;
+	if (!same_addrs(a->listen_http, a->nlisten_http, b->listen_http,
+			b->nlisten_http))
+		return "edge.listen.http";
+	if (!same_addrs(a->listen_https, a->nlisten_https, b->listen_https,
+			b->nlisten_https))
+		return "edge.listen.https";
+	if (!same_addrs(a->listen_dns, a->nlisten_dns, b->listen_dns,
+			b->nlisten_dns))
+		return "edge.listen.dns";
+	if (a->has_admin != b->has_admin ||
+	    (a->has_admin && !same_addrs(&a->listen_admin, 1, &b->listen_admin,
+					 1)))
+		return "edge.listen.admin";
+	if (a->listen_proxy_protocol != b->listen_proxy_protocol)
+		return "edge.listen.proxy_protocol";
+	if (worker_count(cfg) != e->nworkers)
+		return "edge.workers";
+	if (buffer_size(cfg) > e->buf_size)
+		return "edge.limits.max_header_bytes (a larger buffer)";
+	return NULL;
+}
+
+const edge_snapshot *edge_acquire(edge *e)
+{
+	pthread_mutex_lock(&e->swap_lock);
+	edge_snapshot *s = edge_current(e);
+	edge_snapshot_ref(s);
+	pthread_mutex_unlock(&e->swap_lock);
+	return s;
+}
+
+int edge_swap(edge *e, cfg_snapshot *cfg, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&e->swap_lock);
+	edge_snapshot *old = edge_current(e);
+	const char *what = needs_restart(e, old->cfg, cfg);
+	if (what) {
+		snprintf(err, errlen,
+			 "%s changed: restart meridian to apply it (the running "
+			 "config stays)",
+			 what);
+		cfg_snapshot_free(cfg);
+		pthread_mutex_unlock(&e->swap_lock);
+		return -1;
+	}
+	edge_snapshot *next =
+	    edge_snapshot_new(cfg, e->buf_size, e->nworkers, err, errlen);
+	if (!next) {
+		pthread_mutex_unlock(&e->swap_lock);
+		return -1;
+	}
+	next->generation = old->generation + 1;
+	/* Counters go on from the old snapshot's totals (Prometheus counters
+	 * never go back). */
+	edge_stats_carry(old, next);
+	int hst = edge_health_swap(e->health, old, next);
+	atomic_store_explicit(&e->snap, next, memory_order_release);
+	for (uint32_t i = 0; i < e->nworkers; i++)
+		edge_worker_wake(&e->workers[i]);
+	/* The workers and in-flight requests hold their own references: the
+	 * old snapshot goes when the last request on it does. */
+	edge_snapshot_unref(old);
+	pthread_mutex_unlock(&e->swap_lock);
+	if (hst < 0)
+		log_error("health checks could not restart after the change");
+	return 0;
+}
+
+int edge_run(edge_ctl *ctl, cfg_snapshot *cfg, void (*ready_cb)(void *),
+	     void *arg)
 {
 	int status = 1;
 	uint32_t started = 0, ninit = 0;
@@ -52,19 +141,29 @@ int edge_run(cfg_snapshot *cfg, void (*ready_cb)(void *), void *arg)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
 	edge *e = xcalloc(1, sizeof(*e));
+	pthread_mutex_init(&e->swap_lock, NULL);
 	e->buf_size = buffer_size(cfg);
+	e->ctl = ctl;
+	ctl->e = e;
 	char errbuf[256] = "";
-	edge_snapshot *snap =
-	    edge_snapshot_new(cfg, e->buf_size, errbuf, sizeof(errbuf));
+	e->nworkers = worker_count(cfg);
+	edge_snapshot *snap = edge_snapshot_new(cfg, e->buf_size, e->nworkers,
+						errbuf, sizeof(errbuf));
 	if (!snap) {
 		log_error("%s", errbuf);
+		edge_ctl_close(ctl);
+		pthread_mutex_destroy(&e->swap_lock);
 		free(e);
 		cfg_snapshot_free(cfg);
 		pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
 		return 1;
 	}
-	e->snap = snap;
-	e->nworkers = worker_count(cfg);
+	atomic_init(&e->snap, snap);
+	if (edge_alog_start(&cfg->edge.access_log, e->nworkers, &e->alog,
+			    errbuf, sizeof(errbuf)) < 0) {
+		log_error("%s", errbuf);
+		goto out;
+	}
 	e->workers = xcalloc(e->nworkers, sizeof(*e->workers));
 	for (uint32_t i = 0; i < e->nworkers; i++) {
 		int err = edge_worker_init(&e->workers[i], e, i);
@@ -82,13 +181,14 @@ int edge_run(cfg_snapshot *cfg, void (*ready_cb)(void *), void *arg)
 		goto out;
 	}
 	if (cfg->edge.has_admin) {
-		admin = edge_admin_start(snap);
+		admin = edge_admin_start(e);
 		if (!admin)
 			goto out;
 	}
-	health = edge_health_start(snap);
+	health = edge_health_start(snap, ctl->events);
 	if (!health)
 		goto out;
+	e->health = health;
 	for (; started < e->nworkers; started++) {
 		int err =
 		    pthread_create(&e->workers[started].thread, NULL,
@@ -124,12 +224,15 @@ int edge_run(cfg_snapshot *cfg, void (*ready_cb)(void *), void *arg)
 		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
 			log_info("%s: draining (up to %u ms)",
 				 si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT",
-				 cfg->edge.timeouts.drain_ms);
+				 edge_current(e)->cfg->edge.timeouts.drain_ms);
 			break;
 		}
-		log_info("signal %u ignored (reload arrives with the control "
-			 "plane)",
-			 si.ssi_signo);
+		if (si.ssi_signo == SIGHUP)
+			edge_ctl_reload(ctl);
+		else if (si.ssi_signo == SIGUSR1)
+			edge_alog_reopen(e->alog); /* logrotate */
+		else
+			log_info("signal %u ignored", si.ssi_signo);
 	}
 	atomic_store(&e->draining, true);
 	for (uint32_t i = 0; i < started; i++)
@@ -145,11 +248,16 @@ out:
 	edge_health_stop(health);
 	for (uint32_t i = 0; i < ninit; i++)
 		edge_worker_destroy(&e->workers[i]);
+	edge_alog_stop(e->alog); /* after the workers: their last lines */
 	if (sfd >= 0)
 		close(sfd);
 	free(e->workers);
+	/* The workers dropped theirs in edge_worker_destroy: this is the
+	 * last reference. */
+	edge_snapshot_unref(edge_current(e));
+	pthread_mutex_destroy(&e->swap_lock);
 	free(e);
-	edge_snapshot_free(snap);
+	edge_ctl_close(ctl);
 	pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
 	return status;
 }

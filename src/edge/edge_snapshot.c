@@ -6,6 +6,7 @@
 #include "config/cfg_load.h"
 #include "core/core_util.h"
 #include "edge/edge.h"
+#include "edge/edge_stats.h"
 #include "health/health_checker.h"
 
 /* A stable per-edge key: cookies stay valid across restarts. Edges that
@@ -23,7 +24,7 @@ static void affinity_secret(const char *name, lb_affinity_secret *out)
 }
 
 edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, uint32_t buf_size,
-				 char *err, size_t errlen)
+				 uint32_t nworkers, char *err, size_t errlen)
 {
 	geo_db *geo = geo_open(&cfg->geo, err, errlen);
 	if (!geo)
@@ -41,6 +42,8 @@ edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, uint32_t buf_size,
 	}
 	cfg_diag_free(&diag);
 	edge_snapshot *s = xcalloc(1, sizeof(*s));
+	atomic_init(&s->refs, 1);
+	s->generation = 1;
 	s->geo = geo;
 	s->zones = zones; /* issue 4 */
 	affinity_secret(cfg->edge.name, &s->aff_secret);
@@ -58,6 +61,7 @@ edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, uint32_t buf_size,
 	s->pstates =
 	    xcalloc(cfg->npools ? cfg->npools : 1, sizeof(*s->pstates));
 	health_states_init(s->ostates, cfg->norigins, s->pstates, cfg->npools);
+	s->stats = edge_stats_new(cfg, nworkers); /* /metrics counters */
 	/* Origin heads must fit the buffer with room for our rewrite. */
 	s->resp_limits = (http1_limits){
 	    .max_head_bytes = buf_size - 1024,
@@ -67,16 +71,34 @@ edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, uint32_t buf_size,
 	return s;
 }
 
-void edge_snapshot_free(edge_snapshot *s)
+static void edge_snapshot_free(edge_snapshot *s)
 {
 	if (!s)
 		return;
 	lb_router_free(s->router);
 	geo_close(s->geo);
 	dns_zoneset_free(s->zones); /* issue 4 */
+	edge_stats_free(s->stats);
 	health_states_destroy(s->ostates, s->cfg->norigins);
 	free(s->ostates);
 	free(s->pstates);
 	cfg_snapshot_free(s->cfg);
 	free(s);
+}
+
+void edge_snapshot_ref(const edge_snapshot *s)
+{
+	/* The count is the one mutable field of an otherwise read-only
+	 * object, hence the cast. */
+	atomic_fetch_add_explicit(&((edge_snapshot *)s)->refs, 1,
+				  memory_order_relaxed);
+}
+
+void edge_snapshot_unref(const edge_snapshot *s)
+{
+	if (!s)
+		return;
+	edge_snapshot *m = (edge_snapshot *)s;
+	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
+		edge_snapshot_free(m);
 }

@@ -93,6 +93,11 @@ static void wake_cb(core_io *io, uint32_t ev)
 	uint64_t v;
 	while (read(io->fd, &v, sizeof(v)) > 0)
 		;
+	/* A config swap (edge_swap): new requests use the new snapshot. */
+	const edge_snapshot *cur =
+	    atomic_load_explicit(&w->e->snap, memory_order_acquire);
+	if (cur != w->snap)
+		px_adopt_snapshot(w, cur);
 	if (atomic_load(&w->e->draining) && !w->draining) {
 		w->draining = true;
 		edge_worker_close_listeners(w);
@@ -112,12 +117,14 @@ static void post_batch(core_loop *l, void *arg)
 
 int edge_worker_init(edge_worker *w, edge *e, uint32_t id)
 {
-	const cfg_snapshot *cfg = e->snap->cfg;
+	const edge_snapshot *snap = edge_current(e);
+	const cfg_snapshot *cfg = snap->cfg;
 	int err;
 	w->wake_io.fd = -1;
 	w->e = e;
 	w->id = id;
-	w->snap = e->snap;
+	edge_snapshot_ref(snap);
+	w->snap = snap;
 	err = core_loop_init(&w->loop);
 	if (err < 0)
 		return err;
@@ -193,6 +200,8 @@ void edge_worker_destroy(edge_worker *w)
 	edge_dns_worker_destroy(w); /* issue 4 */
 	core_buf_pool_destroy(&w->bufs);
 	core_loop_destroy(&w->loop);
+	edge_snapshot_unref(w->snap);
+	w->snap = NULL;
 }
 
 void edge_worker_wake(edge_worker *w)

@@ -246,6 +246,48 @@ int geo_lookup(const geo_db *db, const struct sockaddr *sa, geo_result *out)
 	return -ENOENT;
 }
 
+static bool db_double(MMDB_entry_s *entry, const char *const *path, double *out)
+{
+	MMDB_entry_data_s d;
+
+	if (MMDB_aget_value(entry, &d, path) != MMDB_SUCCESS || !d.has_data ||
+	    d.type != MMDB_DATA_TYPE_DOUBLE)
+		return false;
+	*out = d.double_value;
+	return true;
+}
+
+int geo_lookup_point(const geo_db *db, const struct sockaddr *sa, double *lat,
+		     double *lon)
+{
+	static const char *const p_lat[] = {"location", "latitude", NULL};
+	static const char *const p_lon[] = {"location", "longitude", NULL};
+	struct sockaddr_in tmp;
+	int mmerr = 0;
+
+	if (!db || !sa || !lat || !lon ||
+	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
+		return -EINVAL;
+	sa = geo_unmap(sa, &tmp);
+	/* An override places the address without coordinates: the database
+	 * must not contradict it. */
+	for (size_t i = 0; i < db->nnets; i++)
+		if (cfg_cidr_contains(&db->nets[i].cidr, sa))
+			return -ENOENT;
+	if (!db->has_mmdb || special(sa))
+		return -ENOENT;
+	MMDB_lookup_result_s r = MMDB_lookup_sockaddr(&db->mmdb, sa, &mmerr);
+	double la, lo;
+	if (mmerr != MMDB_SUCCESS || !r.found_entry ||
+	    !db_double(&r.entry, p_lat, &la) ||
+	    !db_double(&r.entry, p_lon, &lo) || !(la >= -90 && la <= 90) ||
+	    !(lo >= -180 && lo <= 180))
+		return -ENOENT;
+	*lat = la;
+	*lon = lo;
+	return 0;
+}
+
 bool geo_is_trusted(const geo_db *db, const struct sockaddr *sa)
 {
 	struct sockaddr_in tmp;

@@ -62,6 +62,15 @@ bool geo_has_database(const geo_db *db);
  * address family. */
 int geo_lookup(const geo_db *db, const struct sockaddr *sa, geo_result *out);
 
+/* The coordinates of sa (degrees) from the MaxMind DB's
+ * location/latitude and location/longitude, which City databases
+ * (GeoLite2-City, DB-IP City Lite) have and country databases do not.
+ * Returns 0, -ENOENT when the database has none for sa (also when a
+ * geo.networks override places sa, or sa is special-purpose), -EINVAL
+ * for bad arguments. Read-only and thread-safe like geo_lookup. */
+int geo_lookup_point(const geo_db *db, const struct sockaddr *sa, double *lat,
+		     double *lon);
+
 /* Whether sa is inside one of geo.trusted_proxies (whose X-Forwarded-For
  * and PROXY protocol headers are believed). */
 bool geo_is_trusted(const geo_db *db, const struct sockaddr *sa);

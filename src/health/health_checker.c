@@ -89,7 +89,8 @@ struct health_checker {
 	hc_target *qhead, *qtail;
 	uint64_t rng;
 	_Atomic uint64_t probes, attempts, missed, max_late;
-	_Atomic uint32_t inflight;
+	_Atomic uint64_t connects, reuses; /* copies of pctx's counters */
+	_Atomic uint32_t inflight, kept;
 };
 
 /* ---- events and publication ---- */
@@ -171,9 +172,12 @@ static void publish(health_checker *hc, hc_target *t, const health_step *s)
 	atomic_store_explicit(&o->rtt_us, t->fsm.rtt_us, memory_order_relaxed);
 	/* Under the lock too, so a reader of the display fields sees a state
 	 * that matches its reason. */
+	const char *why = health_fsm_reason(&t->fsm);
+	size_t wl = strnlen(why, sizeof(o->reason) - 1);
 	pthread_mutex_lock(&o->lock);
-	snprintf(o->reason, sizeof(o->reason), "%s",
-		 health_fsm_reason(&t->fsm));
+	/* Not snprintf: this runs for every check. */
+	memcpy(o->reason, why, wl);
+	o->reason[wl] = '\0';
 	o->since_ms = t->fsm.since_ms;
 	o->checks = t->fsm.checks;
 	o->failures = t->fsm.failures;
@@ -257,6 +261,14 @@ static void launch(health_checker *hc, hc_target *t)
 	start_on(hc, t, s);
 }
 
+/* Due times are rounded up to HEALTH_TICK_MS, so one wake-up of the thread
+ * starts every check due in that tick (at 10,000 checks a second, about 50
+ * per wake-up instead of 10): each wake-up costs a scheduler round trip. */
+static uint64_t tick_round(uint64_t ms)
+{
+	return (ms + HEALTH_TICK_MS - 1) / HEALTH_TICK_MS * HEALTH_TICK_MS;
+}
+
 /* Arm the check of the next interval: the next grid point, jittered by up
  * to +-5%. Grid points the last attempt overran are skipped. */
 static void schedule_next(health_checker *hc, hc_target *t)
@@ -273,7 +285,7 @@ static void schedule_next(health_checker *hc, hc_target *t)
 	uint64_t span = iv / 10; /* [-5%, +5%] */
 	uint64_t due = t->base + rand_below(hc, span + 1);
 	due = due >= span / 2 ? due - span / 2 : 0;
-	t->due = MAX(due, now);
+	t->due = MAX(tick_round(due), now);
 	t->phase = T_IDLE;
 	core_timer_set(&hc->loop, &t->timer, t->due);
 }
@@ -289,6 +301,11 @@ static void probe_done(health_probe *p, const health_result *r)
 	hc->done_slots = s;
 	atomic_fetch_sub_explicit(&hc->inflight, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&hc->probes, 1, memory_order_relaxed);
+	atomic_store_explicit(&hc->connects, hc->pctx.nconnect,
+			      memory_order_relaxed);
+	atomic_store_explicit(&hc->reuses, hc->pctx.nreuse,
+			      memory_order_relaxed);
+	atomic_store_explicit(&hc->kept, hc->pctx.nidle, memory_order_relaxed);
 
 	health_step st = health_fsm_feed(&t->fsm, t->mon, r, core_wall_ms());
 	if (st.retry) {
@@ -367,7 +384,8 @@ static void *health_main(void *arg)
 	for (size_t i = 0; i < hc->ntargets; i++) {
 		hc_target *t = &hc->targets[i];
 		uint64_t spread = MIN((uint64_t)t->mon->interval_ms, 1000u);
-		t->base = t->due = hc->loop.now + rand_below(hc, spread);
+		t->base = hc->loop.now + rand_below(hc, spread);
+		t->due = tick_round(t->base);
 		core_timer_set(&hc->loop, &t->timer, t->due);
 	}
 
@@ -395,7 +413,7 @@ static void checker_free(health_checker *hc)
 		for (uint32_t i = 0; i < hc->nslots; i++)
 			health_probe_cancel(&hc->slots[i].probe);
 	for (size_t i = 0; hc->targets && i < hc->ntargets; i++)
-		health_idle_close(&hc->pctx, &hc->targets[i].idle);
+		health_idle_destroy(&hc->pctx, &hc->targets[i].idle);
 	health_probe_ctx_destroy(&hc->pctx);
 	if (hc->wake.fd >= 0)
 		close(hc->wake.fd);
@@ -440,7 +458,7 @@ health_checker *health_start(const cfg_snapshot *cfg, lb_origin_state *ostates,
 			hc_target *t = &hc->targets[hc->ntargets++];
 			lb_origin_state *st = &ostates[o->index];
 			core_timer_init(&t->timer, target_timer);
-			t->idle.fd = -1;
+			t->idle = (health_idle)HEALTH_IDLE_INIT;
 			/* Continue from the published state (a restarted
 			 * checker keeps its verdicts). */
 			health_fsm_init(&t->fsm,
@@ -523,8 +541,11 @@ void health_get_stats(health_checker *hc, health_stats *out)
 	    .attempts = atomic_load(&hc->attempts),
 	    .missed = atomic_load(&hc->missed),
 	    .max_late_ms = atomic_load(&hc->max_late),
+	    .connects = atomic_load(&hc->connects),
+	    .reuses = atomic_load(&hc->reuses),
 	    .inflight = atomic_load(&hc->inflight),
 	    .targets = (uint32_t)hc->ntargets,
+	    .kept = atomic_load(&hc->kept),
 	};
 	struct timespec ts;
 	if (hc->has_cpu_clock && clock_gettime(hc->cpu_clock, &ts) == 0)
@@ -547,4 +568,70 @@ void health_states_destroy(lb_origin_state *o, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		pthread_mutex_destroy(&o[i].lock);
+}
+
+/* An origin is "the same" across two configs when its pool id, name,
+ * address and port are: then its verdict, RTT and passive state still
+ * describe it. Anything else starts unknown (routable) and is checked
+ * within an interval. */
+static const cfg_origin *same_origin(const cfg_pool *p, const cfg_origin *o)
+{
+	for (size_t i = 0; i < p->norigins; i++) {
+		const cfg_origin *c = &p->origins[i];
+		if (c->port == o->port && strcmp(c->name, o->name) == 0 &&
+		    strcmp(c->address, o->address) == 0)
+			return c;
+	}
+	return NULL;
+}
+
+static const cfg_pool *pool_by_id(const cfg_snapshot *cfg, const char *id)
+{
+	for (size_t i = 0; i < cfg->npools; i++)
+		if (strcmp(cfg->pools[i].id, id) == 0)
+			return &cfg->pools[i];
+	return NULL;
+}
+
+size_t health_states_carry(const cfg_snapshot *from,
+			   lb_origin_state *from_o, const lb_pool_state *from_p,
+			   const cfg_snapshot *to, lb_origin_state *to_o,
+			   lb_pool_state *to_p)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < to->npools; i++) {
+		const cfg_pool *np = &to->pools[i];
+		const cfg_pool *op = pool_by_id(from, np->id);
+		if (!op)
+			continue;
+		const lb_pool_state *ops = &from_p[op->index];
+		lb_pool_state *nps = &to_p[np->index];
+		atomic_store(&nps->health, atomic_load(&ops->health));
+		atomic_store(&nps->healthy_origins,
+			     atomic_load(&ops->healthy_origins));
+		nps->since_ms = ops->since_ms;
+		for (size_t j = 0; j < np->norigins; j++) {
+			const cfg_origin *no = &np->origins[j];
+			const cfg_origin *oo = same_origin(op, no);
+			if (!oo)
+				continue;
+			lb_origin_state *s = &from_o[oo->index];
+			lb_origin_state *d = &to_o[no->index];
+			atomic_store(&d->active, atomic_load(&s->active));
+			atomic_store(&d->rtt_us, atomic_load(&s->rtt_us));
+			atomic_store(&d->passive_fails,
+				     atomic_load(&s->passive_fails));
+			atomic_store(&d->ejected_until,
+				     atomic_load(&s->ejected_until));
+			atomic_store(&d->ejections, atomic_load(&s->ejections));
+			pthread_mutex_lock(&s->lock);
+			memcpy(d->reason, s->reason, sizeof(d->reason));
+			d->since_ms = s->since_ms;
+			d->checks = s->checks;
+			d->failures = s->failures;
+			pthread_mutex_unlock(&s->lock);
+			kept++;
+		}
+	}
+	return kept;
 }

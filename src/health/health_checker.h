@@ -10,7 +10,10 @@
  * Schedule: each origin has one timer in the thread's heap. The first check
  * runs at a random point of [0, min(interval, 1 s)), the later ones every
  * interval on a fixed grid (start + k * interval), each jittered by up to
- * +-5% of the interval, so checks neither drift nor synchronise. Retries of
+ * +-5% of the interval, so checks neither drift nor synchronise; due times
+ * are rounded up to HEALTH_TICK_MS so that one wake-up starts all the
+ * checks of a tick (at most 5 ms late by design, which the late/missed
+ * statistics count against the rounded time). Retries of
  * a failed probe run HEALTH_RETRY_DELAY_MS later. At most HEALTH_MAX_INFLIGHT
  * probes run at once (the rest wait in a FIFO), each with a preallocated
  * slot and a pooled buffer, so steady-state checking allocates nothing
@@ -41,6 +44,7 @@
 
 #define HEALTH_MAX_INFLIGHT   1024 /* concurrent probes (fds) */
 #define HEALTH_RETRY_DELAY_MS 100
+#define HEALTH_TICK_MS	      5 /* checks start on a 5 ms grid */
 
 typedef struct health_checker health_checker;
 
@@ -94,8 +98,11 @@ typedef struct health_stats {
 			       * or was skipped */
 	uint64_t max_late_ms; /* worst start delay after the due time */
 	uint64_t cpu_ns;      /* CPU time used by the health thread */
+	uint64_t connects;    /* TCP connections opened */
+	uint64_t reuses;      /* probes sent on a kept-alive connection */
 	uint32_t inflight;    /* probes running now */
 	uint32_t targets;     /* origins being checked */
+	uint32_t kept;	      /* keep-alive connections parked now */
 } health_stats;
 
 void health_get_stats(health_checker *hc, health_stats *out);
@@ -105,5 +112,16 @@ void health_get_stats(health_checker *hc, health_stats *out);
 void health_states_init(lb_origin_state *o, size_t n, lb_pool_state *p,
 			size_t m);
 void health_states_destroy(lb_origin_state *o, size_t n);
+
+/* Copy the live state of every origin and pool present in both configs
+ * (same pool id; same origin name, address and port) from `from` to `to`,
+ * so a config change does not flap unchanged origins to unknown. The `to`
+ * states must be initialised and not yet in use; the `from` ones may still
+ * be written (each origin is copied under its lock). Returns the number of
+ * origins carried over. */
+size_t health_states_carry(const cfg_snapshot *from,
+			   lb_origin_state *from_o, const lb_pool_state *from_p,
+			   const cfg_snapshot *to, lb_origin_state *to_o,
+			   lb_pool_state *to_p);
 
 #endif

@@ -428,28 +428,66 @@ static SSL_CTX *tls_ctx(health_probe_ctx *c, bool insecure)
 
 /* ---- finishing ---- */
 
+/* Close a connection whose answer was read: with an RST unless the peer
+ * closed first (see health_probe.h). Closing removes it from the loop. */
+static void close_fd(core_io *io, bool eof)
+{
+	if (io->fd < 0)
+		return;
+	/* Linux resets by itself when unread bytes remain; after a peer FIN
+	 * a plain close leaves no TIME_WAIT on our side. */
+	if (!eof) {
+		struct linger lg = {.l_onoff = 1, .l_linger = 0};
+		setsockopt(io->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	}
+	close(io->fd);
+	io->fd = -1;
+}
+
 void health_idle_close(health_probe_ctx *c, health_idle *k)
 {
-	if (!k || k->fd < 0)
+	if (!k || k->io.fd < 0 || k->user)
 		return;
-	struct linger lg = {.l_onoff = 1, .l_linger = 0};
-	setsockopt(k->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	close(k->fd);
-	k->fd = -1;
+	close_fd(&k->io, false);
 	c->nidle--;
 }
 
-/* Park the connection of a fully read answer in p->idle. */
+void health_idle_destroy(health_probe_ctx *c, health_idle *k)
+{
+	if (!k)
+		return;
+	health_idle_close(c, k);
+	free(k->req);
+	*k = (health_idle)HEALTH_IDLE_INIT;
+}
+
+/* An event on a parked connection. Nothing may arrive unasked, so bytes,
+ * a FIN, an RST or an error all mean the origin closed it (or broke it):
+ * close it now and let the next check connect afresh. A readable event
+ * with nothing to read (an edge queued before the answer was taken) is
+ * ignored; so is writability. */
+static void parked_event(health_probe_ctx *c, health_idle *k, uint32_t events)
+{
+	if (!(events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+		return;
+	if (!(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+		char junk[64];
+		ssize_t r = recv(k->io.fd, junk, sizeof(junk), MSG_DONTWAIT);
+		if (r < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+	}
+	health_idle_close(c, k);
+}
+
+/* Park the connection of a fully read answer in p->idle: it stays on the
+ * loop, so this is bookkeeping only. */
 static bool park(health_probe *p)
 {
 	health_idle *k = p->idle;
-	if (!p->parkable || !k || k->fd >= 0 || p->ssl || p->eof ||
-	    p->io.fd < 0 || p->ctx->nidle >= p->ctx->idle_max)
+	if (!p->parkable || !k || p->conn != &k->io || k->io.fd < 0 ||
+	    p->ssl || p->eof || p->ctx->nidle >= p->ctx->idle_max)
 		return false;
-	if (core_loop_del(p->ctx->loop, &p->io) < 0)
-		return false;
-	k->fd = p->io.fd;
-	p->io.fd = -1;
+	k->user = NULL;
 	p->ctx->nidle++;
 	return true;
 }
@@ -461,24 +499,17 @@ static void close_conn(health_probe *p)
 		SSL_free(p->ssl);
 		p->ssl = NULL;
 	}
-	if (p->io.fd >= 0) {
-		/* Linux resets by itself when unread bytes remain; after a
-		 * peer FIN a plain close leaves no TIME_WAIT on our side. */
-		if (!p->eof) {
-			struct linger lg = {.l_onoff = 1, .l_linger = 0};
-			setsockopt(p->io.fd, SOL_SOCKET, SO_LINGER, &lg,
-				   sizeof(lg));
-		}
-		close(p->io.fd);
-		p->io.fd = -1;
-	}
+	close_fd(p->conn, p->eof);
 	p->eof = false;
 }
 
 static void release(health_probe *p)
 {
-	park(p);
-	close_conn(p);
+	if (!park(p))
+		close_conn(p);
+	if (p->idle && p->idle->user == p)
+		p->idle->user = NULL;
+	p->conn = &p->io;
 	core_timer_cancel(p->ctx->loop, &p->timer);
 	core_buf_put(&p->ctx->bufs, p->buf);
 	p->buf = NULL;
@@ -572,7 +603,7 @@ static ssize_t p_read(health_probe *p, char *dst, size_t n)
 		}
 	}
 	for (;;) {
-		ssize_t r = recv(p->io.fd, dst, n, 0);
+		ssize_t r = recv(p->conn->fd, dst, n, 0);
 		if (r >= 0)
 			return r;
 		if (errno == EINTR)
@@ -599,7 +630,7 @@ static ssize_t p_write(health_probe *p, const char *src, size_t n)
 		return -EPROTO;
 	}
 	for (;;) {
-		ssize_t r = send(p->io.fd, src, n, MSG_NOSIGNAL);
+		ssize_t r = send(p->conn->fd, src, n, MSG_NOSIGNAL);
 		if (r >= 0)
 			return r;
 		if (errno == EINTR)
@@ -663,16 +694,22 @@ static http1_method method_id(const char *m)
 static int http_prepare(health_probe *p)
 {
 	core_buf *b = p->buf;
-	int n = http_request(p->mon, p->origin, p->method, p->path,
-			     p->idle != NULL, b->data, b->cap);
+	health_idle *k = p->idle;
+	b->start = b->end = 0;
+	p->wpos = 0;
+	p->phase = P_SEND;
+	if (k && k->req && p->redirects == 0) {
+		/* The first request of a check: the one built once. */
+		p->wbuf = k->req;
+		p->wlen = k->req_len;
+		return STEP_AGAIN;
+	}
+	int n = http_request(p->mon, p->origin, p->method, p->path, k != NULL,
+			     b->data, b->cap);
 	if (n < 0)
 		return fail(p, HEALTH_PROTOCOL_ERROR, "request head too large");
-	b->start = 0;
-	b->end = (uint32_t)n;
 	p->wbuf = b->data;
-	p->wpos = 0;
 	p->wlen = (uint32_t)n;
-	p->phase = P_SEND;
 	return STEP_AGAIN;
 }
 
@@ -989,7 +1026,7 @@ static int tls_start(health_probe *p)
 		return tls_fail(p, "TLS setup");
 	ERR_clear_error();
 	p->ssl = SSL_new(t);
-	if (!p->ssl || SSL_set_fd(p->ssl, p->io.fd) != 1)
+	if (!p->ssl || SSL_set_fd(p->ssl, p->conn->fd) != 1)
 		return tls_fail(p, "TLS setup");
 	SSL_set_connect_state(p->ssl);
 	char name[256];
@@ -1056,7 +1093,7 @@ static int connect_check(health_probe *p, uint32_t events)
 	if (events & (EPOLLERR | EPOLLHUP)) {
 		int err = 0;
 		socklen_t len = sizeof(err);
-		if (getsockopt(p->io.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		if (getsockopt(p->conn->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 			err = errno;
 		return fail(p, HEALTH_CONNECT_FAILED, "%s",
 			    strerror(err ? err : ECONNREFUSED));
@@ -1115,6 +1152,17 @@ static void io_cb(core_io *io, uint32_t events)
 	pump(container_of(io, health_probe, io), events);
 }
 
+/* Events of a connection kept in a health_idle: its probe's, or the
+ * origin closing it while parked. */
+static void idle_io_cb(core_io *io, uint32_t events)
+{
+	health_idle *k = container_of(io, health_idle, io);
+	if (k->user)
+		pump(k->user, events);
+	else
+		parked_event(k->ctx, k, events);
+}
+
 static void timer_cb(core_timer *t)
 {
 	health_probe *p = container_of(t, health_probe, timer);
@@ -1141,7 +1189,8 @@ static void timer_cb(core_timer *t)
  * at 10,000 checks a second every syscall shows. Even a connect that
  * completes at once is handled on its first epoll edge (registration
  * reports a ready socket), so no result arrives inside
- * health_probe_start. */
+ * health_probe_start. With an idle slot the connection lives in the slot
+ * (its io stays on the loop when parked). */
 static int open_conn(health_probe *p)
 {
 	int fd = socket(p->ss.ss_family,
@@ -1154,14 +1203,26 @@ static int open_conn(health_probe *p)
 		close(fd);
 		return -err;
 	}
-	p->io.fd = fd;
-	p->io.cb = io_cb;
+	health_idle *k = p->idle;
+	if (k) {
+		if (k->io.fd >= 0 && !k->user)
+			health_idle_close(p->ctx, k); /* not reused: replaced */
+		k->io.cb = idle_io_cb;
+		k->ctx = p->ctx;
+		k->user = p;
+		p->conn = &k->io;
+	} else {
+		p->io.cb = io_cb;
+		p->conn = &p->io;
+	}
+	p->conn->fd = fd;
+	p->ctx->nconnect++;
 	p->eof = false;
 	p->reused = false;
-	int err = core_loop_add(p->ctx->loop, &p->io, false);
+	int err = core_loop_add(p->ctx->loop, p->conn, false);
 	if (err < 0) {
 		close(fd);
-		p->io.fd = -1;
+		p->conn->fd = -1;
 		return err;
 	}
 	p->phase = P_CONNECT;
@@ -1179,59 +1240,63 @@ static int connect_to(health_probe *p)
 	return STEP_WAIT;
 }
 
-/* Take the parked connection of p->idle if it is still quiet (a parked
- * connection that became readable was closed, or is being closed, by the
- * origin: nothing else may arrive unasked) and send the request on it at
- * once: a check on a reused connection costs a peek, the epoll
- * registration, one send and the reads of the answer. Returns false to
- * have the caller open a fresh connection. Nothing here calls cb. */
+/* Send the request on the connection parked in p->idle (still on the loop:
+ * had the origin closed it, its event would have closed it already) at
+ * once: a check on a kept connection costs this send and the read of the
+ * answer. Returns false to have the caller open a fresh connection (send
+ * failed: the origin closed it after the last epoll_wait). Nothing here
+ * calls cb. */
 static bool reuse_conn(health_probe *p)
 {
 	health_idle *k = p->idle;
-	if (!k || k->fd < 0)
+	if (!k || k->io.fd < 0 || !k->req)
 		return false;
-	char c;
-	ssize_t r = recv(k->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-	if (r >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
-		goto drop;
-	core_buf *b = p->buf;
-	int n = http_request(p->mon, p->origin, p->method, p->path, true,
-			     b->data, b->cap);
-	if (n < 0)
-		goto drop; /* the fresh path reports it */
-	p->io.fd = k->fd;
-	p->io.cb = io_cb;
-	p->wbuf = b->data;
-	p->wlen = (uint32_t)n;
+	k->user = p;
+	p->ctx->nidle--;
+	p->conn = &k->io;
+	p->eof = false;
+	p->reused = true;
+	p->wbuf = k->req;
+	p->wlen = k->req_len;
 	p->wpos = 0;
 	while (p->wpos < p->wlen) {
-		ssize_t w = send(p->io.fd, p->wbuf + p->wpos, p->wlen - p->wpos,
+		ssize_t w = send(k->io.fd, p->wbuf + p->wpos, p->wlen - p->wpos,
 				 MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0 && errno == EAGAIN)
 			break;
-		if (w < 0) /* EPIPE, ECONNRESET: closed while parked */
-			goto drop;
+		if (w < 0) { /* EPIPE, ECONNRESET: closed while parked */
+			close_conn(p);
+			k->user = NULL;
+			p->conn = &p->io;
+			return false;
+		}
 		p->wpos += (uint32_t)w;
 	}
-	if (core_loop_add(p->ctx->loop, &p->io, false) < 0)
-		goto drop;
-	k->fd = -1;
-	p->ctx->nidle--;
-	p->eof = false;
-	p->reused = true;
-	if (p->wpos < p->wlen) {
-		p->phase = P_SEND;
-	} else {
-		b->start = b->end = 0;
-		p->phase = P_HEAD;
-	}
+	p->ctx->nreuse++;
+	/* A partial send finishes on the EPOLLOUT edge. */
+	p->buf->start = p->buf->end = 0;
+	p->phase = p->wpos < p->wlen ? P_SEND : P_HEAD;
 	return true;
-drop:
-	p->io.fd = -1;
-	health_idle_close(p->ctx, k);
-	return false;
+}
+
+/* The request head of the monitor's method and path, kept in the idle
+ * slot: built by the first check, sent as is by all the others. Left
+ * unset when it does not fit (the fresh path then reports it). */
+static void idle_request(health_probe *p)
+{
+	health_idle *k = p->idle;
+	if (!k || k->req)
+		return;
+	core_buf *b = p->buf;
+	int n = http_request(p->mon, p->origin, p->method, p->path, true,
+			     b->data, b->cap);
+	if (n <= 0)
+		return;
+	k->req = xmalloc((size_t)n);
+	memcpy(k->req, b->data, (size_t)n);
+	k->req_len = (uint32_t)n;
 }
 
 void health_probe_start(health_probe *p, health_probe_ctx *c,
@@ -1253,6 +1318,7 @@ void health_probe_start_idle(health_probe *p, health_probe_ctx *c,
 	p->ssl = NULL;
 	p->io.fd = -1;
 	p->io.cb = io_cb;
+	p->conn = &p->io;
 	core_timer_init(&p->timer, timer_cb);
 	p->redirects = 0;
 	p->eof = false;
@@ -1291,6 +1357,7 @@ void health_probe_start_idle(health_probe *p, health_probe_ctx *c,
 		return;
 	}
 
+	idle_request(p);
 	if (reuse_conn(p))
 		return;
 	int err = open_conn(p);

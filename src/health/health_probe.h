@@ -38,13 +38,19 @@
  * "Connection: close". When the final answer was read exactly (framed by
  * Content-Length or chunked, no byte after it, not cut at HEALTH_BODY_MAX)
  * and the origin allows keep-alive, the connection is parked in the slot
- * (off the loop, at most ctx->idle_max of them: a quarter of
- * RLIMIT_NOFILE). The next check of the origin takes it if a non-blocking
- * MSG_PEEK finds nothing to read (else the origin closed it: dropped) and
- * sends the request on it at once. If the reused connection fails before
- * the first response byte (EOF, RST, EPIPE), the probe goes on with a fresh
- * connection, so the result is what a fresh check gives; monitor.timeout
- * covers both. Redirect hops use fresh connections.
+ * (at most ctx->idle_max of them: a quarter of RLIMIT_NOFILE). A parked
+ * connection stays registered on the loop, so parking and taking it cost no
+ * syscall: while parked, readability, hang-up or an error means the origin
+ * closed it (or sent bytes nobody asked for), and it is closed at once; the
+ * next check then opens a fresh one. The next check of the origin sends the
+ * request on the parked connection at once, so a check on a kept connection
+ * is one send and one recv (plus its share of epoll_wait). If the reused
+ * connection fails before the first response byte (EOF, RST, EPIPE: the
+ * close crossed the request), the probe goes on with a fresh connection, so
+ * the result is what a fresh check gives; monitor.timeout covers both.
+ * Redirect hops use fresh connections. The slot also keeps the request
+ * head of the monitor's method and path, built at the first check (the
+ * monitor and origin of a slot never change), so a check formats nothing.
  *
  * A check that has read its answer closes with an RST (SO_LINGER 0) unless
  * the peer closed first: at 10,000 checks a second the checker would
@@ -85,17 +91,25 @@ typedef struct health_probe_ctx {
 	http1_response resp;	  /* scratch: heads are parsed one at a time */
 	char ehlo_name[64];	  /* this host's name for EHLO/HELO */
 	uint32_t nidle, idle_max; /* parked keep-alive connections */
+	uint64_t nconnect, nreuse; /* connections opened, checks on kept ones */
 } health_probe_ctx;
 
-/* The keep-alive connection of one origin parked between plain http
- * checks; fd -1 when there is none. Owned by the caller (one per origin),
- * closed with health_idle_close. A parked fd is not on the loop. */
+/* What a plain http check of one origin keeps between checks: its
+ * keep-alive connection (io.fd -1 when there is none) and its request head.
+ * Owned by the caller (one per origin, for one monitor and one origin that
+ * never change: the request is built once), initialised with
+ * HEALTH_IDLE_INIT, released with health_idle_destroy. The connection is on
+ * the loop while open, parked or not. */
 typedef struct health_idle {
-	int fd;
+	core_io io;
+	struct health_probe *user;     /* the probe using io, NULL while parked */
+	struct health_probe_ctx *ctx; /* set at the first use */
+	char *req;		   /* the request head, built at the first use */
+	uint32_t req_len;
 } health_idle;
 #define HEALTH_IDLE_INIT                                                       \
 	{                                                                      \
-		.fd = -1                                                       \
+		.io = {.fd = -1 }                                              \
 	}
 
 typedef struct health_probe health_probe;
@@ -105,7 +119,8 @@ typedef void (*health_probe_cb)(health_probe *p, const health_result *r);
  * in place while it runs. Fields other than `arg` are private. */
 struct health_probe {
 	void *arg; /* the owner's; set by health_probe_start */
-	core_io io;
+	core_io io;	  /* the connection when there is no idle slot */
+	core_io *conn;	  /* the connection: &io or &idle->io */
 	core_timer timer; /* the monitor's timeout; also defers early errors */
 	health_probe_ctx *ctx;
 	const cfg_monitor *mon;
@@ -154,12 +169,17 @@ void health_probe_start(health_probe *p, health_probe_ctx *c,
 /* The same, with keep-alive for plain http monitors: a connection parked
  * in *idle by the previous check is reused, and the connection is parked
  * there again when the answer was read completely and the origin keeps it
- * open. idle may be NULL (no keep-alive). */
+ * open. idle may be NULL (no keep-alive); one idle slot serves one probe at
+ * a time, always with the same m and o. */
 void health_probe_start_idle(health_probe *p, health_probe_ctx *c,
 			     const cfg_monitor *m, const cfg_origin *o,
 			     health_idle *idle, health_probe_cb cb, void *arg);
-/* Close a parked connection (no-op when there is none). */
+/* Close a parked connection (no-op when there is none). No probe may be
+ * running on k. */
 void health_idle_close(health_probe_ctx *c, health_idle *k);
+/* health_idle_close, and free the cached request: k is back to
+ * HEALTH_IDLE_INIT. */
+void health_idle_destroy(health_probe_ctx *c, health_idle *k);
 /* Stop a running probe without calling cb (shutdown); no-op when idle. */
 void health_probe_cancel(health_probe *p);
 

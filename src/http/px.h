@@ -18,6 +18,7 @@
 #include "edge/edge.h"
 #include "geo/geo.h"
 #include "http/http1_parse.h"
+#include "http/px_stats.h"
 
 enum px_state {
 	PX_HEAD = 0, /* waiting for / parsing a request head */
@@ -33,6 +34,9 @@ struct px_upstream {
 	edge_worker *w;
 	px_client *client;	  /* NULL while idle in the pool */
 	px_upstream *next, *prev; /* idle list / free list */
+	/* The snapshot origin belongs to: its client's while busy, the
+	 * worker's while idle (a swap closes the idle ones). */
+	const edge_snapshot *snap;
 	const cfg_origin *origin;
 	core_buf *in;
 	bool connecting, can_read, can_write, rd_eof, wr_shut;
@@ -48,6 +52,9 @@ struct px_client {
 	core_io io;
 	core_timer timer;
 	edge_worker *w;
+	/* The snapshot this connection's current request routes with; holds
+	 * a reference, moved to the worker's at the next request. */
+	const edge_snapshot *snap;
 	px_client *next, *prev; /* live list / free list */
 	px_upstream *up;
 	core_buf *in;	 /* bytes from the client */
@@ -106,6 +113,7 @@ struct px_client {
 	bool use_client;
 	bool trusted_peer;   /* peer in geo.trusted_proxies */
 	bool want_proxy_hdr; /* a PROXY header must come first */
+	px_req_stats st;     /* metrics and access log (px_stats.h) */
 };
 
 /* A new client connection accepted by worker w. Takes ownership of fd. */
@@ -116,5 +124,9 @@ void px_drain(edge_worker *w);
 void px_close_all(edge_worker *w);
 /* Deferred frees, after each loop batch. */
 void px_reap(edge_worker *w);
+/* Serve new requests with snapshot next (the worker takes a reference and
+ * drops the one on its previous snapshot): idle upstream connections of the
+ * old snapshot are closed, clients move over at their next request. */
+void px_adopt_snapshot(edge_worker *w, const edge_snapshot *next);
 
 #endif

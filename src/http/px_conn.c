@@ -47,9 +47,11 @@ static inline const cfg_timeouts *timeouts(const edge_worker *w)
 	return &w->snap->cfg->edge.timeouts;
 }
 
-static inline lb_origin_state *ostate(const edge_worker *w, const cfg_origin *o)
+/* An origin's live state, in the snapshot the origin belongs to. */
+static inline lb_origin_state *ostate(const edge_snapshot *s,
+				      const cfg_origin *o)
 {
-	return &w->snap->ostates[o->index];
+	return &s->ostates[o->index];
 }
 
 /* outstanding requests per origin, for least_outstanding_requests */
@@ -58,22 +60,25 @@ static void set_busy(px_client *cl, const cfg_origin *o)
 	if (cl->busy == o)
 		return;
 	if (cl->busy)
-		atomic_fetch_sub(&ostate(cl->w, cl->busy)->outstanding, 1);
+		atomic_fetch_sub(&ostate(cl->snap, cl->busy)->outstanding, 1);
 	if (o)
-		atomic_fetch_add(&ostate(cl->w, o)->outstanding, 1);
+		atomic_fetch_add(&ostate(cl->snap, o)->outstanding, 1);
 	cl->busy = o;
 }
 
-static void origin_failed(edge_worker *w, const cfg_origin *o, const char *why)
+static void origin_failed(px_client *cl, const cfg_origin *o, const char *why)
 {
+	edge_worker *w = cl->w;
 	uint64_t d = 0;
-	if (lb_passive_failure(ostate(w, o), &w->snap->cfg->edge.passive_health,
+	if (lb_passive_failure(ostate(cl->snap, o),
+			       &w->snap->cfg->edge.passive_health,
 			       w->loop.now, &d))
 		log_warn(
 		    "origin %s (%s): ejected for %llu ms after %u failures "
 		    "on live traffic (last: %s)",
 		    o->name, o->address, (unsigned long long)d,
 		    w->snap->cfg->edge.passive_health.failures, why);
+	px_stats_origin_failed(cl, o, d != 0);
 }
 
 static inline bool is_closed(const px_client *cl)
@@ -129,6 +134,7 @@ static void idle_unlink(px_upstream *up)
 		up->next->prev = up->prev;
 	up->next = up->prev = NULL;
 	l->count--;
+	px_stats_idle(up->w, -1);
 	up->idle = false;
 }
 
@@ -139,7 +145,7 @@ static void up_close(px_upstream *up)
 	edge_worker *w = up->w;
 	if (up->idle)
 		idle_unlink(up);
-	atomic_fetch_sub(&ostate(w, up->origin)->connections, 1);
+	atomic_fetch_sub(&ostate(up->snap, up->origin)->connections, 1);
 	core_timer_cancel(&w->loop, &up->timer);
 	close(up->io.fd);
 	up->io.fd = -1;
@@ -155,6 +161,7 @@ static void client_close(px_client *cl)
 	if (is_closed(cl))
 		return;
 	edge_worker *w = cl->w;
+	px_stats_close(cl); /* a request still open ends here */
 	if (cl->up) {
 		up_close(cl->up);
 		cl->up = NULL;
@@ -176,6 +183,8 @@ static void client_close(px_client *cl)
 	w->nclients--;
 	if (cl->counted)
 		atomic_fetch_sub(&w->e->nconns, 1);
+	edge_snapshot_unref(cl->snap);
+	cl->snap = NULL;
 	cl->prev = NULL;
 	cl->next = w->dead_clients;
 	w->dead_clients = cl;
@@ -221,6 +230,8 @@ void px_client_accept(edge_worker *w, int fd, const struct sockaddr *peer)
 {
 	px_client *cl = client_alloc(w);
 	cl->w = w;
+	cl->snap = w->snap;
+	edge_snapshot_ref(cl->snap);
 	cl->io.fd = fd;
 	cl->io.cb = client_io_cb;
 	cl->counted = true;
@@ -299,6 +310,7 @@ static void local_response(px_client *cl, int status, const char *detail,
 	cl->chead->end = (uint32_t)n;
 	cl->close_after = close;
 	cl->state = PX_LOCAL;
+	px_stats_local(cl, status);
 	if (status >= 500)
 		log_info("%s: %d %s", cl->ip, status, detail);
 	else
@@ -420,7 +432,7 @@ static void steer_ctx(const px_client *cl, lb_steer_ctx *ctx)
 	    .region = g->region,
 	    .client = (const struct sockaddr *)(cl->use_client ? &cl->client
 							       : &cl->peer),
-	    .origins = w->snap->ostates,
+	    .origins = cl->snap->ostates,
 	    .now_ms = w->loop.now,
 	    .rng = &w->rng,
 	};
@@ -446,7 +458,7 @@ static const cfg_origin *affinity_origin(px_client *cl,
 					 const lb_steer_ctx *ctx,
 					 const cfg_pool **pool)
 {
-	const edge_snapshot *s = cl->w->snap;
+	const edge_snapshot *s = cl->snap;
 	const char *tok = NULL;
 	size_t tlen = 0;
 	for (uint32_t i = 0; i < req->nheaders && !tok; i++) {
@@ -574,10 +586,19 @@ static void start_request(px_client *cl, int head_len)
 {
 	edge_worker *w = cl->w;
 	const http1_request *req = &w->req;
-	const edge_snapshot *s = w->snap;
+	if (cl->snap != w->snap) {
+		/* A new config arrived since this connection's last request:
+		 * no upstream or outstanding count refers to the old one
+		 * between requests, so the move is just the reference. */
+		edge_snapshot_ref(w->snap);
+		edge_snapshot_unref(cl->snap);
+		cl->snap = w->snap;
+	}
+	const edge_snapshot *s = cl->snap;
 	const cfg_limits *lim = &s->cfg->edge.limits;
 
 	cl->state = PX_PROXY;
+	px_stats_start(cl, req);
 	lb_retry_earn(&w->retry_budget, s->cfg->edge.retries.budget_percent);
 	cl->method = req->method_id;
 	cl->http10 = req->version_minor == 0;
@@ -715,6 +736,7 @@ static bool next_origin(px_client *cl)
 	cl->uhead->start = 0;
 	cl->uhead->end = cl->uhead_len;
 	cl->origin = o;
+	px_stats_retry(cl);
 	return true;
 }
 
@@ -734,7 +756,8 @@ static void attach_upstream(px_client *cl, bool allow_idle)
 	edge_worker *w = cl->w;
 	for (;;) {
 		const cfg_origin *o = cl->origin;
-		px_upstream *up = allow_idle ? take_idle(w, o) : NULL;
+		px_upstream *up =
+		    allow_idle && cl->snap == w->snap ? take_idle(w, o) : NULL;
 		if (up) {
 			set_busy(cl, o);
 			up->client = cl;
@@ -753,9 +776,10 @@ static void attach_upstream(px_client *cl, bool allow_idle)
 			up->w = w;
 			up->io.fd = fd;
 			up->io.cb = up_io_cb;
+			up->snap = cl->snap;
 			up->origin = o;
 			up->client = cl;
-			atomic_fetch_add(&ostate(w, o)->connections, 1);
+			atomic_fetch_add(&ostate(cl->snap, o)->connections, 1);
 			set_busy(cl, o);
 			core_timer_init(&up->timer, up_timer_cb);
 			if (core_loop_add(&w->loop, &up->io, false) < 0) {
@@ -778,7 +802,7 @@ static void attach_upstream(px_client *cl, bool allow_idle)
 		}
 		log_info("origin %s (%s): connect failed: %s", o->name,
 			 o->address, strerror(-fd));
-		origin_failed(w, o, strerror(-fd));
+		origin_failed(cl, o, strerror(-fd));
 		if (!next_origin(cl)) {
 			local_response(cl, 502,
 				       "no origin accepted the connection",
@@ -808,7 +832,7 @@ static void upstream_failed(px_client *cl, int err)
 	}
 	const char *why = err ? strerror(-err) : "connection closed";
 	log_info("origin %s: %s before any response", cl->origin->name, why);
-	origin_failed(cl->w, cl->origin, why);
+	origin_failed(cl, cl->origin, why);
 	/* Zero-downtime failover: nothing came back, and no body byte went
 	 * out, so the whole request can go to another origin. */
 	if (cl->req_sent == 0 && cl->uhead &&
@@ -823,7 +847,7 @@ static void connect_failed(px_client *cl, int err)
 {
 	log_info("origin %s (%s): connect failed: %s", cl->origin->name,
 		 cl->origin->address, strerror(err));
-	origin_failed(cl->w, cl->origin, strerror(err));
+	origin_failed(cl, cl->origin, strerror(err));
 	up_close(cl->up);
 	cl->up = NULL;
 	if (next_origin(cl)) {
@@ -1146,7 +1170,7 @@ static bool parse_response(px_client *cl)
 		return true;
 	}
 	if (resp->status >= 500) {
-		origin_failed(w, cl->origin, "5xx answer");
+		origin_failed(cl, cl->origin, "5xx answer");
 		if ((resp->status == 502 || resp->status == 503) &&
 		    retry_5xx_ok(cl) && next_origin(cl)) {
 			/* Drop this answer with its connection; ask another
@@ -1157,7 +1181,7 @@ static bool parse_response(px_client *cl)
 			return true;
 		}
 	} else {
-		lb_passive_success(ostate(w, cl->origin));
+		lb_passive_success(ostate(cl->snap, cl->origin));
 	}
 	bool upgrade = resp->status == 101;
 	if (upgrade && !cl->upgrade_req) {
@@ -1195,6 +1219,7 @@ static bool parse_response(px_client *cl)
 	cl->chead->end += (uint32_t)n;
 	core_buf_consume(up->in, (uint32_t)r);
 	cl->resp_head_done = true;
+	px_stats_head(cl, resp->status);
 	cl->close_after = close && !upgrade;
 	cl->resp_keepalive = resp->conn.keep_alive;
 	cl->resp_body = (uint8_t)resp->body;
@@ -1246,6 +1271,7 @@ static bool write_client(px_client *cl)
 	}
 	if (n == 0)
 		return false;
+	px_stats_sent(&cl->st, (size_t)n);
 	uint32_t m = (uint32_t)n;
 	uint32_t h = MIN(m, hl);
 	if (h)
@@ -1269,6 +1295,7 @@ static void release_upstream(px_client *cl, bool reusable)
 		return;
 	edge_idle_list *l = &w->idle[up->origin->index];
 	if (!reusable || blen(up->in) > 0 || w->draining ||
+	    up->snap != w->snap ||
 	    l->count >= w->snap->cfg->edge.limits.upstream_idle_per_origin) {
 		up_close(up);
 		return;
@@ -1283,6 +1310,7 @@ static void release_upstream(px_client *cl, bool reusable)
 		l->head->prev = up;
 	l->head = up;
 	l->count++;
+	px_stats_idle(w, 1);
 	core_timer_after(&w->loop, &up->timer, timeouts(w)->upstream_idle_ms);
 }
 
@@ -1293,6 +1321,7 @@ static bool finish_exchange(px_client *cl)
 	px_upstream *up = cl->up;
 	bool reusable = up && req_done && !up->rd_eof && !up->wr_shut &&
 			cl->resp_keepalive && cl->resp_body != HTTP1_BODY_EOF;
+	px_stats_end(cl);
 	release_upstream(cl, reusable);
 	set_busy(cl, NULL);
 	if (cl->close_after || !req_done) {
@@ -1354,6 +1383,7 @@ static bool step_local(px_client *cl)
 	if (is_closed(cl))
 		return false;
 	if (blen(cl->chead) == 0) {
+		px_stats_end(cl);
 		if (cl->close_after) {
 			begin_linger(cl);
 		} else {
@@ -1542,7 +1572,7 @@ static void up_timer_cb(core_timer *t)
 	if (up->connecting) {
 		log_info("origin %s (%s): connect timed out", cl->origin->name,
 			 cl->origin->address);
-		origin_failed(cl->w, cl->origin, "connect timed out");
+		origin_failed(cl, cl->origin, "connect timed out");
 		up_close(up);
 		cl->up = NULL;
 		if (next_origin(cl))
@@ -1553,7 +1583,7 @@ static void up_timer_cb(core_timer *t)
 				       false);
 	} else if (!up->got_bytes) {
 		log_info("origin %s: no response in time", cl->origin->name);
-		origin_failed(cl->w, cl->origin, "response timed out");
+		origin_failed(cl, cl->origin, "response timed out");
 		local_response(cl, 504, "the origin did not answer in time",
 			       true);
 	} else {
@@ -1680,4 +1710,23 @@ void px_close_all(edge_worker *w)
 		while (w->idle[i].head)
 			up_close(w->idle[i].head);
 	px_reap(w);
+}
+
+void px_adopt_snapshot(edge_worker *w, const edge_snapshot *next)
+{
+	if (next == w->snap)
+		return;
+	/* Idle upstreams are filed by the old snapshot's origin indices:
+	 * close them rather than translate (busy ones finish their request
+	 * and are closed by release_upstream). */
+	for (size_t i = 0; w->idle && i < w->snap->cfg->norigins; i++)
+		while (w->idle[i].head)
+			up_close(w->idle[i].head);
+	free(w->idle);
+	size_t n = next->cfg->norigins;
+	w->idle = xcalloc(n ? n : 1, sizeof(*w->idle));
+	edge_snapshot_ref(next);
+	const edge_snapshot *old = w->snap;
+	w->snap = next;
+	edge_snapshot_unref(old);
 }

@@ -252,6 +252,11 @@ static const cfg_pool *proximity_pool(const cfg_lb *lb, const lb_steer_ctx *ctx,
 	const cfg_edge *e = ctx ? ctx->edge : NULL;
 	const cfg_pool *best = NULL, *first = NULL;
 	double best_km = 0;
+	/* From the client's point when the caller located it, else the edge. */
+	bool located = ctx && ctx->has_point;
+	double lat = located ? ctx->lat : e ? e->latitude : 0;
+	double lon = located ? ctx->lon : e ? e->longitude : 0;
+	located = located || (e && e->has_location);
 
 	for (size_t i = 0; i < lb->ndefault_pools; i++) {
 		const cfg_pool *p = lb->default_pools[i];
@@ -259,10 +264,10 @@ static const cfg_pool *proximity_pool(const cfg_lb *lb, const lb_steer_ctx *ctx,
 			continue;
 		if (!first)
 			first = p;
-		if (!e || !e->has_location || !p->has_location)
+		if (!located || !p->has_location)
 			continue;
-		double km = lb_steer_distance_km(e->latitude, e->longitude,
-						 p->latitude, p->longitude);
+		double km =
+		    lb_steer_distance_km(lat, lon, p->latitude, p->longitude);
 		if (!best || km < best_km) {
 			best = p;
 			best_km = km;

@@ -36,8 +36,10 @@
  *              distance, edge latitude/longitude to pool latitude/longitude);
  *              pools without coordinates rank after all located ones, in
  *              failover order; an edge without coordinates gives failover
- *              order. (Meridian locates by the edge: the PoP, as Cloudflare's
- *              proxied traffic does.)
+ *              order. Proxied traffic is located by the edge (the PoP), as
+ *              Cloudflare does; DNS-only answers may set ctx->has_point
+ *              to the client's coordinates (location_strategy,
+ *              lb_locate.h).
  *   least_outstanding_requests / least_connections
  *              weighted random among eligible default_pools with
  *                  effective weight = weight / (1 + in_flight)
@@ -97,6 +99,11 @@ typedef struct lb_steer_ctx {
 	/* Per-worker PRNG state for lb_rand(), non-zero. NULL: the random
 	 * policies take the first candidate in order. */
 	uint64_t *rng;
+	/* Where proximity measures from when set (a DNS-only answer located
+	 * by its client's coordinates, lb_locate.h); unset: the edge's
+	 * latitude/longitude. */
+	bool has_point;
+	double lat, lon;
 } lb_steer_ctx;
 
 /* The policy actually applied: CFG_STEER_DEFAULT resolved to geo or off. */

@@ -124,7 +124,8 @@ def _scalar(v):
     if isinstance(v, (int, float)):
         return str(v)
     s = str(v)
-    if re.fullmatch(r"[A-Za-z0-9_./*:-]+", s) and not s.startswith("*"):
+    if re.fullmatch(r"[A-Za-z0-9_./*:-]+", s) and not s.startswith("*") \
+            and s != "-":
         return s
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -291,7 +292,7 @@ class Edge(Proc):
 
 
 def edge_config(pools, lbs, port, name=EDGE_NAME, workers=2, limits=None,
-                timeouts=None):
+                timeouts=None, store=None):
     """pools: {pool_id: [(origin_name, port[, weight]) or {origin fields}]}
     (ordered);
     lbs: {hostname: [pool_id, ...]}."""
@@ -300,6 +301,8 @@ def edge_config(pools, lbs, port, name=EDGE_NAME, workers=2, limits=None,
     edge = {"name": name, "workers": workers,
             "listen": {"http": ["%s:%d" % (LOCAL, port)]},
             "timeouts": t}
+    if store:
+        edge["store"] = store
     if limits:
         edge["limits"] = limits
     cfg = {"edge": edge, "pools": [], "load_balancers": []}
@@ -340,6 +343,9 @@ class Stack:
     def edge(self, pools, lbs, **kw):
         port = kw.pop("port", None) or free_port()
         tag = "edge%d" % len(self.edges)
+        # Each edge its own store (never the system default).
+        kw.setdefault("store", os.path.join(str(self.logdir),
+                                            tag + "-store.db"))
         cfg = edge_config(pools, lbs, port, **kw)
         for attempt in range(3):  # the free port may be taken meanwhile
             try:

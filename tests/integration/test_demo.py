@@ -1,7 +1,10 @@
 """`meridian demo`: two clouds of in-process origins behind an edge; the
 commands it prints work, the default host is served by gcp (first in
-default_pools) and spread over both gcp origins."""
+default_pools) and spread over both gcp origins; the dig commands it
+prints get the answers it announces from its DNS listener."""
 import re
+import shutil
+import subprocess
 
 import pytest
 
@@ -13,8 +16,10 @@ from meridian_test import HttpConn, req, WAIT
 def demo(stack):
     port = mt.free_port()
     admin = mt.free_port()
+    dns = mt.free_port()
     p = stack.spawn([mt.BIN, "demo", "--listen", "%s:%d" % (mt.LOCAL, port),
-                     "--admin", "%s:%d" % (mt.LOCAL, admin)], "demo")
+                     "--admin", "%s:%d" % (mt.LOCAL, admin),
+                     "--dns", "%s:%d" % (mt.LOCAL, dns)], "demo")
 
     def printed():
         if not p.alive():
@@ -23,7 +28,7 @@ def demo(stack):
         return out if "curl " in out and mt.port_accepts(port) else None
 
     out = mt.wait_for(printed, what="the demo to listen and print commands")
-    yield mt.Env(proc=p, port=port, out=out)
+    yield mt.Env(proc=p, port=port, dns=dns, out=out)
     assert p.alive(), "demo crashed: " + p.describe()
     p.expect_exit = True
     rc = p.terminate(timeout=WAIT)
@@ -112,3 +117,76 @@ def test_demo_failover_when_gcp_origins_are_killed(demo):
     for _ in range(20):
         body = _get_from(demo.port, "lb.example.com")
         assert " 200 " in body.split("\r\n")[0] and "\r\n\r\naws " in body, body
+
+
+def _digs(out, port):
+    """The printed dig commands (argument lists) and the comment after
+    each."""
+    cmds = []
+    lines = out.splitlines()
+    for i, ln in enumerate(lines):
+        ln = ln.strip()
+        if not ln.startswith("dig "):
+            continue
+        args = ln.split()
+        assert args[args.index("-p") + 1] == str(port), ln
+        note = ""
+        for nxt in lines[i + 1:]:
+            if not nxt.strip().startswith("#"):
+                break
+            note += nxt.strip() + " "
+        cmds.append((args, note))
+    return cmds
+
+
+def _dig(args):
+    r = subprocess.run(args + ["+time=3", "+tries=1", "+norec"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=WAIT, check=False)
+    return r.stdout.decode(errors="replace")
+
+
+def _a_records(out, name):
+    return sorted(ln.split()[-1] for ln in out.splitlines()
+                  if ln.startswith(name + ".") and ln.split()[3] == "A")
+
+
+def test_demo_prints_working_dig_commands(demo):
+    assert shutil.which("dig"), "dig missing: scripts/deps.sh installs " \
+        "bind9-dnsutils"
+    digs = _digs(demo.out, demo.dns)
+    assert len(digs) >= 5, demo.out
+    seen = {}
+    for args, note in digs:
+        out = _dig(args)
+        name = [a for a in args[1:] if not a.startswith(("@", "-", "+"))
+                and not a.isdigit() and "." in a and a[0] != "1"][0]
+        if "NXDOMAIN" in note:
+            assert "status: NXDOMAIN" in out, (args, out)
+            assert "SOA" in out, (args, out)
+            continue
+        assert "status: NOERROR" in out, (args, out)
+        addrs = _a_records(out, name)
+        # The address the comment announces.
+        if "127.0.0.2" in note or "aws" in note:
+            assert addrs == ["127.0.0.2"], (args, note, out)
+        elif "127.0.0.1" in note or "edge's own address" in note:
+            assert addrs == ["127.0.0.1"], (args, note, out)
+        seen[" ".join(args)] = addrs
+        if "+subnet=" in " ".join(args):
+            assert "CLIENT-SUBNET" in out, out
+    assert any(a == ["127.0.0.2"] for a in seen.values()), seen
+    assert any(a == ["127.0.0.1"] for a in seen.values()), seen
+
+
+def test_demo_dns_fails_over_with_health(demo):
+    """Killing both gcp origins moves dns.example.com to aws's address."""
+    import os
+    import signal
+    base = ["dig", "@" + mt.LOCAL, "-p", str(demo.dns), "dns.example.com"]
+    assert _a_records(_dig(base), "dns.example.com") == ["127.0.0.1"]
+    pids = dict(re.findall(r"origin (\S+)\s+on \S+\s+pid (\d+)", demo.out))
+    os.kill(int(pids["gke-1"]), signal.SIGKILL)
+    os.kill(int(pids["gke-2"]), signal.SIGKILL)
+    mt.wait_for(lambda: _a_records(_dig(base), "dns.example.com") ==
+                ["127.0.0.2"], what="dns.example.com to answer aws")

@@ -2,8 +2,14 @@
 TCP against the real binary, with dnspython and dig. A DNS-only edge (no
 listen.http) serves one zone with static records, a DNS-only load balancer
 steered by geo (the client located by EDNS Client Subnet), a proxied one
-(answered with public_addresses) and one whose origin is a hostname (a
-CNAME). Everything on 127.0.0.0/8; every wait has a deadline."""
+(answered with public_addresses), one whose origin is a hostname (a
+CNAME), and load balancers for each location_strategy (the edge, the
+resolver's address or the Client Subnet; geo and proximity, the latter
+with a small City-style MaxMind DB written by the test). The counters
+are read from the admin listener's /status. Everything on 127.0.0.0/8
+(the public addresses below only travel inside ECS options and the test
+database); every wait has a deadline."""
+import json
 import random
 import shutil
 import socket
@@ -21,25 +27,49 @@ import dns.rdatatype
 import pytest
 
 import meridian_test as mt
+import mmdb_writer
 from meridian_test import LOCAL, WAIT
 
 ZONE = "example.com"
 LB = "dns.example.com"
 PX = "px.example.com"
 CN = "cname.example.com"
+# location_strategy load balancers (see _config)
+GEO_DEF = "geo-default.example.com"
+GEO_RES = "geo-resolver.example.com"
+GEO_ECS = "geo-ecs.example.com"
+PROX = "prox.example.com"
+PROX_NEVER = "prox-never.example.com"
+PROX_GEO = "prox-geo.example.com"
 PUBLIC = "203.0.113.10"
+# Pool answers: main (o1, o2), enam, weu, jp.
+MAIN, ENAM, WEU, JP = "127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"
+# Resolvers and subnets: geo.networks places 127.1/16 in ENAM and 127.3/16
+# in Japan (no coordinates); the test database places 1.2.3.0/24 in Tokyo
+# and 5.6.7.0/24 in New York (country and coordinates).
+RES_ENAM = "127.1.0.5"
+TOKYO_NET, NY_NET = "1.2.3.0", "5.6.7.0"
 # Big enough for TC over UDP (even at the EDNS size of 1232) and well
 # under 64 KiB for TCP.
 BIG = ["%s%04d" % (c * 900, i) for i, c in enumerate("abcd")]
 T = 5.0  # per query
 
 
-def _config(port, o1, o2):
+def _config(port, admin, geodb, o1, o2):
+    geo_maps = {"region_pools": {"ENAM": ["enam"], "WEU": ["weu"]},
+                "country_pools": {"JP": ["jp"]},
+                "default_pools": ["main"], "proxied": False,
+                "steering_policy": "geo"}
+    prox = {"default_pools": ["enam", "weu", "jp"], "proxied": False,
+            "steering_policy": "proximity"}
     cfg = {
         "edge": {
             "name": mt.EDGE_NAME, "workers": 2,
+            # The PoP: Amsterdam, WEU.
+            "region": "WEU", "latitude": 52.37, "longitude": 4.90,
             "public_addresses": [PUBLIC],
-            "listen": {"dns": ["%s:%d" % (LOCAL, port)]},
+            "listen": {"dns": ["%s:%d" % (LOCAL, port)],
+                       "admin": "%s:%d" % (LOCAL, admin)},
             "timeouts": {"drain": "5s", "client_idle": "1s"},
         },
         "zones": [{"name": ZONE, "records": [
@@ -50,21 +80,41 @@ def _config(port, o1, o2):
              "priority": 10},
         ] + [{"name": "big." + ZONE, "type": "TXT", "content": b}
              for b in BIG]}],
-        "geo": {"networks": {"127.1.0.0/16": {"region": "ENAM"}}},
+        "geo": {"database": geodb,
+                "networks": {"127.1.0.0/16": {"region": "ENAM"},
+                             "127.3.0.0/16": {"country": "JP"}}},
         "pools": [
             {"id": "main", "origins": [
                 {"name": "o1", "address": LOCAL, "port": o1.port},
                 {"name": "o2", "address": LOCAL, "port": o2.port}]},
-            {"id": "enam", "origins": [
-                {"name": "e1", "address": "127.0.0.2", "port": o1.port}]},
+            {"id": "enam", "latitude": 39.04, "longitude": -77.49,
+             "origins": [{"name": "e1", "address": ENAM, "port": o1.port}]},
+            {"id": "weu", "latitude": 52.37, "longitude": 4.90,
+             "origins": [{"name": "w1", "address": WEU, "port": o1.port}]},
+            {"id": "jp", "latitude": 35.68, "longitude": 139.69,
+             "origins": [{"name": "j1", "address": JP, "port": o1.port}]},
             {"id": "named", "origins": [
                 {"name": "n1", "address": "localhost", "port": o1.port}]},
         ],
         "load_balancers": [
+            # prefer_ecs always: geo steering by the subnet.
             {"name": LB, "proxied": False, "default_pools": ["main"],
-             "region_pools": {"ENAM": ["enam"]}},
+             "region_pools": {"ENAM": ["enam"]},
+             "location_strategy": {"prefer_ecs": "always"}},
             {"name": PX, "default_pools": ["main"]},
             {"name": CN, "proxied": False, "default_pools": ["named"]},
+            # Cloudflare's defaults (mode pop, prefer_ecs proximity): geo
+            # steering locates by the PoP, whatever the query says.
+            dict(geo_maps, name=GEO_DEF),
+            dict(geo_maps, name=GEO_RES, location_strategy={
+                "mode": "resolver_ip", "prefer_ecs": "never"}),
+            dict(geo_maps, name=GEO_ECS, location_strategy={
+                "mode": "resolver_ip", "prefer_ecs": "geo"}),
+            dict(prox, name=PROX),
+            dict(prox, name=PROX_NEVER,
+                 location_strategy={"prefer_ecs": "never"}),
+            dict(prox, name=PROX_GEO,
+                 location_strategy={"prefer_ecs": "geo"}),
         ],
     }
     return mt.to_yaml(cfg) + "\n"
@@ -73,12 +123,19 @@ def _config(port, o1, o2):
 def _build(s):
     o1 = s.origin("dns-o1")
     o2 = s.origin("dns-o2")
+    geodb = str(s.logdir / "city.mmdb")
+    mmdb_writer.write(geodb, [
+        (TOKYO_NET + "/24", {"country": {"iso_code": "JP"}, "location": {
+            "latitude": 35.68, "longitude": 139.69}}),
+        (NY_NET + "/24", {"country": {"iso_code": "US"}, "location": {
+            "latitude": 40.71, "longitude": -74.01}}),
+    ])
     e = None
-    for attempt in range(3):  # the free port may be taken meanwhile
-        port = mt.free_port()
+    for attempt in range(3):  # the free ports may be taken meanwhile
+        port, admin = mt.free_port(), mt.free_port()
         try:
             # Edge waits until the port accepts: the DNS TCP listener.
-            e = mt.Edge(s.logdir, _config(port, o1, o2), port,
+            e = mt.Edge(s.logdir, _config(port, admin, geodb, o1, o2), port,
                         "edge%d" % len(s.edges))
             break
         except AssertionError:
@@ -86,7 +143,7 @@ def _build(s):
                 raise
     s.procs.append(e)
     s.edges.append(e)
-    return mt.Env(edge=e)
+    return mt.Env(edge=e, admin=admin)
 
 
 @pytest.fixture(scope="module")
@@ -191,8 +248,9 @@ def test_lb_dns_only(env):
     for proto, r in both(env, query(LB)):
         assert r.rcode() == dns.rcode.NOERROR, (proto, r)
         assert r.flags & dns.flags.AA
-        # Both origins of the pool are 127.0.0.1 (merged or not).
-        assert set(answers(r, "A")) == {"127.0.0.1"}, (proto, r)
+        # Both origins of the pool are 127.0.0.1: one record (an RRset
+        # has no duplicates).
+        assert answers(r, "A") == ["127.0.0.1"], (proto, r)
         assert r.answer[0].ttl == 30
     # No IPv6 origin: NODATA.
     r = udp(env, query(LB, "AAAA"))
@@ -245,6 +303,135 @@ def test_dig_subnet(env):
              if ln.startswith(LB + ".")]
     assert lines and all(ln[-2:] == ["A", "127.0.0.2"] for ln in lines), out
     assert all(ln[1] == "30" for ln in lines), out
+
+
+# ---------------------------------------------------------------- location_strategy
+
+def ask(env, name, ecs=None, source=LOCAL):
+    """The A answers for name asked from `source` (a loopback resolver
+    address), with an ECS option (address, source prefix) when given,
+    and the ECS scope returned (None without ECS)."""
+    kw = {}
+    if ecs:
+        kw = {"use_edns": 0, "options": [dns.edns.ECSOption(*ecs)]}
+    r = dns.query.udp(query(name, **kw), LOCAL, port=env.edge.port,
+                      timeout=T, source=source)
+    assert r.rcode() == dns.rcode.NOERROR, r
+    e = ecs_of(r)
+    if ecs:
+        assert e is not None and e.srclen == ecs[1], r
+    return answers(r, "A"), e.scopelen if e else None
+
+
+def test_location_default_is_the_pop_for_geo(env):
+    # mode pop, prefer_ecs proximity (Cloudflare's defaults) with geo
+    # steering: neither the subnet nor the resolver counts; the edge is in
+    # WEU.
+    assert ask(env, GEO_DEF) == ([WEU], None)
+    assert ask(env, GEO_DEF, source=RES_ENAM) == ([WEU], None)
+    assert ask(env, GEO_DEF, ecs=("127.3.0.0", 24)) == ([WEU], 0)
+    assert ask(env, GEO_DEF, ecs=(TOKYO_NET, 24)) == ([WEU], 0)
+
+
+def test_location_resolver_ip_never_ecs(env):
+    # mode resolver_ip, prefer_ecs never: the resolver's location.
+    assert ask(env, GEO_RES, source=RES_ENAM) == ([ENAM], None)
+    assert ask(env, GEO_RES, ecs=("127.3.0.0", 24),
+               source=RES_ENAM) == ([ENAM], 0)
+    # A resolver geo cannot place: the PoP.
+    assert ask(env, GEO_RES) == ([WEU], None)
+
+
+def test_location_prefer_ecs_geo(env):
+    # The subnet first: geo.networks (127.3/16 is Japan) or the database.
+    assert ask(env, GEO_ECS, ecs=("127.3.0.0", 24),
+               source=RES_ENAM) == ([JP], 24)
+    assert ask(env, GEO_ECS, ecs=(TOKYO_NET, 24)) == ([JP], 24)
+    # The United States are in ENAM.
+    assert ask(env, GEO_ECS, ecs=(NY_NET, 24)) == ([ENAM], 24)
+    # A subnet geo cannot place: the resolver (mode resolver_ip), then
+    # the PoP; the answer still depended on the subnet (scope).
+    assert ask(env, GEO_ECS, ecs=("127.9.0.0", 24),
+               source=RES_ENAM) == ([ENAM], 24)
+    assert ask(env, GEO_ECS, ecs=("127.9.0.0", 24)) == ([WEU], 24)
+    # No subnet, or a source prefix of 0: the resolver.
+    assert ask(env, GEO_ECS, source=RES_ENAM) == ([ENAM], None)
+    assert ask(env, GEO_ECS, ecs=("0.0.0.0", 0),
+               source=RES_ENAM) == ([ENAM], 0)
+
+
+def test_location_proximity(env):
+    # prefer_ecs proximity (the default) with proximity steering: the
+    # nearest pool to the subnet's coordinates (the test database).
+    assert ask(env, PROX, ecs=(TOKYO_NET, 24)) == ([JP], 24)
+    assert ask(env, PROX, ecs=(NY_NET, 24)) == ([ENAM], 24)
+    # No subnet, or one without coordinates (geo.networks), and mode pop:
+    # the nearest to the edge (Amsterdam).
+    assert ask(env, PROX) == ([WEU], None)
+    assert ask(env, PROX, source=RES_ENAM) == ([WEU], None)
+    assert ask(env, PROX, ecs=("127.3.0.0", 24)) == ([WEU], 24)
+    # prefer_ecs never, or geo (another policy): the subnet is ignored.
+    for name in (PROX_NEVER, PROX_GEO):
+        assert ask(env, name, ecs=(TOKYO_NET, 24)) == ([WEU], 0), name
+
+
+# ---------------------------------------------------------------- counters
+
+def dns_stats(env):
+    r = mt.request(env.admin, "GET", "/status?format=json", host="admin")
+    assert r.status == 200, r
+    return json.loads(r.body)["dns"]
+
+
+def _delta(a, b):
+    """b - a, for the nested counter objects."""
+    if isinstance(a, dict):
+        return {k: _delta(a[k], b[k]) for k in a}
+    return b - a
+
+
+def test_counters(env):
+    before = dns_stats(env)
+    assert set(before["queries"]) == {"udp", "tcp"}
+    assert {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP",
+            "REFUSED", "BADVERS", "other"} == set(before["responses"])
+    udp(env, query("www." + ZONE))  # NOERROR
+    tcp(env, query("nope." + ZONE))  # NXDOMAIN over TCP
+    udp(env, query("other.org"))  # REFUSED
+    ecs = dns.edns.ECSOption("127.1.0.0", 24)
+    r = udp(env, query(LB, use_edns=0, options=[ecs]))  # lb, ECS, scoped
+    assert answers(r, "A") == [ENAM], r
+    r = udp(env, query("big." + ZONE, "TXT"))  # TC
+    assert r.flags & dns.flags.TC
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(T)
+        w = bytearray(query("www." + ZONE).to_wire())
+        w[4:6] = b"\x00\x00"  # QDCOUNT 0: FORMERR
+        s.sendto(bytes(w), (LOCAL, env.edge.port))
+        resp = s.recv(4096)
+        assert resp[:2] == w[:2] and resp[3] & 0xF == dns.rcode.FORMERR
+        s.sendto(b"\x00", (LOCAL, env.edge.port))  # dropped: no answer
+    want = {"queries": {"udp": 6, "tcp": 1},
+            "responses": {"NOERROR": 3, "FORMERR": 1, "SERVFAIL": 0,
+                          "NXDOMAIN": 1, "NOTIMP": 0, "REFUSED": 1,
+                          "BADVERS": 0, "other": 0},
+            "ecs": 1, "ecs_scoped": 1, "truncated": 1, "dropped": 1,
+            "lb": 1, "send_errors": 0}
+    # The dropped datagram has no answer to wait for: poll the counters.
+    mt.wait_for(lambda: _delta(before, dns_stats(env))["dropped"] >= 1,
+                what="the dropped query to be counted")
+    got = _delta(before, dns_stats(env))
+    tcp_counts = got.pop("tcp")
+    assert got == want, got
+    assert tcp_counts["accepted"] == 1, tcp_counts
+    # The text page has them too.
+    r = mt.request(env.admin, "GET", "/status", host="admin")
+    text = r.body.decode()
+    assert "\nDNS\n" in text, text
+    line = [ln for ln in text.splitlines() if ln.strip().startswith(
+        "queries")][0].split()
+    assert line[1] == "udp" and \
+        int(line[2]) >= before["queries"]["udp"] + 6, line
 
 
 # ---------------------------------------------------------------- TCP

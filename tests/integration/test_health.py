@@ -12,6 +12,7 @@ _up) plus SLACK, generous for a busy 2-core machine and doubled under ASan.
 Every wait polls with a deadline; every loop is bounded in count and time.
 """
 import json
+import os
 import re
 import signal
 import socket
@@ -105,7 +106,8 @@ class Lab:
 
     # ---------------------------------------------------------- edges
     def edge(self, pools, lbs, monitors=(), geo=None, notifications=None,
-             passive=None, retries=None, edge_extra=None, workers=2):
+             passive=None, retries=None, edge_extra=None, workers=2,
+             api=None):
         """Start an edge with an http and an admin listener. pools and lbs
         are lists of dicts in the config's shape."""
         for attempt in range(3):  # a free port may be taken meanwhile
@@ -120,8 +122,14 @@ class Lab:
                 e["passive_health"] = passive
             if retries is not None:
                 e["retries"] = retries
+            # Each edge its own store (never the system default).
+            e["store"] = os.path.join(
+                str(self.stack.logdir),
+                "store-%d.db" % len(self.stack.edges))
             e.update(edge_extra or {})
             cfg = {"edge": e}
+            if api:
+                cfg["api"] = api
             if geo:
                 cfg["geo"] = geo
             if monitors:

@@ -905,6 +905,43 @@ static void test_writer_srv_not_compressed(void **state)
 	assert_memory_equal(buf + at + 12, rd, (size_t)n);
 }
 
+/* The question's own pointer as an owner takes the fast path (a pointer to
+ * offset 12 at once): the same bytes as a copy of the name, which is
+ * searched; after a rollback past the question the fast path is off. */
+static void test_writer_question_owner_fast_path(void **state)
+{
+	static const uint8_t a[4] = {192, 0, 2, 1};
+	const uint8_t *q = (const uint8_t *)"\3www\7Example\3com";
+	uint8_t copy[32], b1[128], b2[128];
+	memcpy(copy, q, 17);
+	dns_writer w1, w2;
+	dns_writer_init(&w1, b1, sizeof(b1));
+	dns_writer_init(&w2, b2, sizeof(b2));
+	dns_writer_header(&w1, 7, DNS_F_QR);
+	dns_writer_header(&w2, 7, DNS_F_QR);
+	assert_int_equal(dns_writer_question(&w1, q, DNS_T_A, DNS_C_IN), 0);
+	assert_int_equal(dns_writer_question(&w2, q, DNS_T_A, DNS_C_IN), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(
+		    dns_writer_rr(&w1, DNS_SEC_ANSWER, q, DNS_T_A, 30, a, 4),
+		    0);
+		assert_int_equal(
+		    dns_writer_rr(&w2, DNS_SEC_ANSWER, copy, DNS_T_A, 30, a, 4),
+		    0);
+	}
+	assert_int_equal(w1.len, w2.len);
+	assert_memory_equal(b1, b2, w1.len);
+	assert_memory_equal(b1 + 12 + 17 + 4, "\xc0\x0c", 2);
+	/* Rolled back to before the question: the pointer is forgotten. */
+	dns_wmark m = {.len = 12};
+	dns_writer_rollback(&w1, &m);
+	assert_null(w1.qname);
+	assert_int_equal(
+	    dns_writer_rr(&w1, DNS_SEC_ANSWER, q, DNS_T_A, 30, a, 4), 0);
+	assert_memory_equal(b1 + 12, q, 17); /* in full again */
+	(void)state;
+}
+
 static void test_writer_rollback(void **state)
 {
 	uint8_t buf[64];
@@ -1030,6 +1067,7 @@ int main(void)
 	    cmocka_unit_test(test_rdata_errors),
 	    cmocka_unit_test(test_writer_matches_dnspython),
 	    cmocka_unit_test(test_writer_srv_not_compressed),
+	    cmocka_unit_test(test_writer_question_owner_fast_path),
 	    cmocka_unit_test(test_writer_rollback),
 	    cmocka_unit_test(test_writer_table_full),
 	    cmocka_unit_test(test_writer_opt),

@@ -284,6 +284,16 @@ static void test_database(void **state)
 	expect(db, "fe80::1", "", "", GEO_SRC_NONE);
 	expect(db, "fd00::1", "", "", GEO_SRC_NONE);
 	expect(db, "::1", "", "", GEO_SRC_NONE);
+	/* A country database has no coordinates (proximity needs a City
+	 * database; the integration tests write one), nor has an override. */
+	double lat, lon;
+	assert_int_equal(geo_lookup_point(db, addr("133.242.0.3"), &lat, &lon),
+			 -ENOENT);
+	assert_int_equal(geo_lookup_point(db, addr("8.8.8.8"), &lat, &lon),
+			 -ENOENT);
+	assert_int_equal(geo_lookup_point(db, NULL, &lat, &lon), -EINVAL);
+	assert_int_equal(geo_lookup_point(NULL, addr("8.8.8.8"), &lat, &lon),
+			 -EINVAL);
 	geo_close(db);
 }
 

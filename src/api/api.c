@@ -1,0 +1,1086 @@
+/* api.c - see api.h. Routes, the envelope, authentication, paging, and the
+ * handlers of monitors, pools, load balancers, pool health, references and
+ * health events. */
+#include "api/api.h"
+#include "api/api_env.h"
+#include "api/api_preview.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include "config/cfg_json.h"
+#include "config/cfg_values.h"
+#include "core/core_log.h"
+#include "core/core_util.h"
+#include "edge/edge_ctl.h"
+#include "health/health_fsm.h"
+#include "store/store.h"
+
+#define PER_PAGE_DEFAULT 100
+#define PER_PAGE_MAX	 1000
+#define MAX_SEGS	 10
+
+int api_owns(const char *path)
+{
+	return strncmp(path, "/client/v4/", 11) == 0;
+}
+
+/* ---- query strings ----------------------------------------------------- */
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = tolower(c);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* The decoded value of key in query (into out), or NULL. */
+static const char *query_get(const char *query, const char *key, char *out,
+			     size_t size)
+{
+	if (!query)
+		return NULL;
+	size_t klen = strlen(key);
+	for (const char *p = query; *p;) {
+		const char *end = strchr(p, '&');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		if (n > klen && !memcmp(p, key, klen) && p[klen] == '=') {
+			size_t o = 0;
+			for (size_t i = klen + 1; i < n && o + 1 < size; i++) {
+				int c = (unsigned char)p[i];
+				if (c == '+')
+					c = ' ';
+				else if (c == '%' && i + 2 < n + 1 &&
+					 hexval(p[i + 1]) >= 0 &&
+					 hexval(p[i + 2]) >= 0) {
+					c = hexval(p[i + 1]) * 16 +
+					    hexval(p[i + 2]);
+					i += 2;
+				}
+				out[o++] = (char)c;
+			}
+			out[o] = '\0';
+			return out;
+		}
+		if (!end)
+			break;
+		p = end + 1;
+	}
+	return NULL;
+}
+
+/* page and per_page: -1 with the reply made on a bad value. */
+static int paging(const api_request *rq, api_response *rs, size_t *page,
+		  size_t *per_page)
+{
+	char buf[32];
+	int64_t v;
+	*page = 1;
+	*per_page = PER_PAGE_DEFAULT;
+	if (query_get(rq->query, "page", buf, sizeof(buf))) {
+		if (cfg_parse_int(buf, &v) || v < 1 || v > 1000000) {
+			api_reply_err(rs, 400, API_E_BAD_QUERY,
+				      "page: expected a number >= 1, got '%s'",
+				      buf);
+			return -1;
+		}
+		*page = (size_t)v;
+	}
+	if (query_get(rq->query, "per_page", buf, sizeof(buf))) {
+		if (cfg_parse_int(buf, &v) || v < 1 || v > PER_PAGE_MAX) {
+			api_reply_err(rs, 400, API_E_BAD_QUERY,
+				      "per_page: expected 1..%d, got '%s'",
+				      PER_PAGE_MAX, buf);
+			return -1;
+		}
+		*per_page = (size_t)v;
+	}
+	return 0;
+}
+
+/* Keep page `page` of the array all (consumed) and reply with it. */
+static void reply_page(api_response *rs, json_t *all, size_t page,
+		       size_t per_page)
+{
+	size_t total = json_array_size(all);
+	json_t *out = json_array();
+	size_t start = (page - 1) * per_page;
+	for (size_t i = start; i < total && i < start + per_page; i++)
+		json_array_append(out, json_array_get(all, i));
+	json_decref(all);
+	json_t *info = json_object();
+	json_object_set_new(info, "page", json_integer((json_int_t)page));
+	json_object_set_new(info, "per_page",
+			    json_integer((json_int_t)per_page));
+	json_object_set_new(info, "count",
+			    json_integer((json_int_t)json_array_size(out)));
+	json_object_set_new(info, "total_count",
+			    json_integer((json_int_t)total));
+	json_object_set_new(
+	    info, "total_pages",
+	    json_integer((json_int_t)((total + per_page - 1) / per_page)));
+	api_reply(rs, 200, out, info, NULL);
+}
+
+/* ---- authentication ---------------------------------------------------- */
+
+static void sha256(const char *s, size_t n, unsigned char out[32])
+{
+	unsigned int len = 32;
+	if (!EVP_Digest(s, n, out, &len, EVP_sha256(), NULL))
+		memset(out, 0, 32);
+}
+
+/* Compare in constant time whatever the lengths: hashes of both. */
+static bool token_eq(const char *a, size_t alen, const char *b)
+{
+	unsigned char ha[32], hb[32];
+	sha256(a, alen, ha);
+	sha256(b, strlen(b), hb);
+	return CRYPTO_memcmp(ha, hb, 32) == 0;
+}
+
+/* 0 when allowed; else the reply is made. */
+static int authorize(const cfg_snapshot *cfg, const api_request *rq, bool write,
+		     api_response *rs)
+{
+	const char *env = getenv("MERIDIAN_API_TOKEN");
+	bool have_env = env && *env;
+	if (cfg->api.ntokens == 0 && !have_env)
+		return 0; /* loopback only: edge_admin refuses otherwise */
+	const char *h = rq->authorization;
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
+		api_reply_err(rs, 401, API_E_AUTH,
+			      "authentication required: Authorization: Bearer "
+			      "<token>");
+		return -1;
+	}
+	const char *t = h + 7;
+	while (*t == ' ')
+		t++;
+	size_t tlen = strlen(t);
+	while (tlen && (t[tlen - 1] == ' ' || t[tlen - 1] == '\t'))
+		tlen--;
+	int scope = -1;
+	/* Every token is compared (no early exit on a match). */
+	for (size_t i = 0; i < cfg->api.ntokens; i++)
+		if (token_eq(t, tlen, cfg->api.tokens[i].token) &&
+		    (int)cfg->api.tokens[i].scope > scope)
+			scope = (int)cfg->api.tokens[i].scope;
+	if (have_env && token_eq(t, tlen, env))
+		scope = CFG_SCOPE_EDIT;
+	if (scope < 0) {
+		api_reply_err(rs, 401, API_E_AUTH, "invalid token");
+		return -1;
+	}
+	if (write && scope != CFG_SCOPE_EDIT) {
+		api_reply_err(rs, 403, API_E_SCOPE,
+			      "this token is read-only: changes need an edit "
+			      "token");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- lookups ----------------------------------------------------------- */
+
+static const cfg_monitor *find_monitor(const cfg_snapshot *c, const char *id)
+{
+	for (size_t i = 0; i < c->nmonitors; i++)
+		if (!strcmp(c->monitors[i].id, id))
+			return &c->monitors[i];
+	return NULL;
+}
+
+static const cfg_pool *find_pool(const cfg_snapshot *c, const char *id)
+{
+	for (size_t i = 0; i < c->npools; i++)
+		if (!strcmp(c->pools[i].id, id))
+			return &c->pools[i];
+	return NULL;
+}
+
+static const cfg_lb *find_lb(const cfg_snapshot *c, const char *id)
+{
+	for (size_t i = 0; i < c->nlbs; i++)
+		if (!strcmp(c->lbs[i].id, id))
+			return &c->lbs[i];
+	return NULL;
+}
+
+/* A zone's id: stable, derived from its name (32 hex like Cloudflare's). */
+static void zone_id(const char *name, char out[33])
+{
+	unsigned char h[32];
+	sha256(name, strlen(name), h);
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", h[i]);
+}
+
+/* The zone named by ident: a configured zone's name or id, or any host
+ * name (a zone need not be served in DNS to group load balancers).
+ * Writes the lowercase name to out; false when unknown. */
+static bool resolve_zone(const cfg_snapshot *c, const char *ident, char *out,
+			 size_t size)
+{
+	for (size_t i = 0; i < c->nzones; i++) {
+		char id[33];
+		zone_id(c->zones[i].name, id);
+		if (!strcasecmp(c->zones[i].name, ident) ||
+		    !strcmp(id, ident)) {
+			snprintf(out, size, "%s", c->zones[i].name);
+			return true;
+		}
+	}
+	if (strlen(ident) >= size || !strchr(ident, '.') ||
+	    !cfg_is_hostname(ident, false))
+		return false;
+	for (size_t i = 0; ident[i]; i++)
+		out[i] = (char)tolower((unsigned char)ident[i]);
+	out[strlen(ident)] = '\0';
+	return true;
+}
+
+/* Whether a load balancer's name lies in zone (itself or below it). */
+static bool in_zone(const char *name, const char *zone)
+{
+	if (!strncmp(name, "*.", 2))
+		name += 2;
+	size_t n = strlen(name), z = strlen(zone);
+	if (n == z)
+		return !strcasecmp(name, zone);
+	return n > z && name[n - z - 1] == '.' &&
+	       !strcasecmp(name + n - z, zone);
+}
+
+static bool lb_uses_pool(const cfg_lb *lb, const cfg_pool *p)
+{
+	for (size_t i = 0; i < lb->ndefault_pools; i++)
+		if (lb->default_pools[i] == p)
+			return true;
+	if (lb->fallback_pool == p)
+		return true;
+	const cfg_pool_map *maps[3] = {lb->region_pools, lb->country_pools,
+				       lb->pop_pools};
+	size_t nmaps[3] = {lb->nregion_pools, lb->ncountry_pools,
+			   lb->npop_pools};
+	for (int m = 0; m < 3; m++)
+		for (size_t i = 0; i < nmaps[m]; i++)
+			for (size_t j = 0; j < maps[m][i].npools; j++)
+				if (maps[m][i].pools[j] == p)
+					return true;
+	for (size_t i = 0; i < lb->npool_weights; i++)
+		if (lb->pool_weights[i].pool == p)
+			return true;
+	return false;
+}
+
+/* ---- rendering --------------------------------------------------------- */
+
+typedef struct times {
+	store_obj *o[3];
+	size_t n[3];
+} times;
+
+static int load_times(store *st, void *arg)
+{
+	times *t = arg;
+	for (int k = 0; k < 3; k++)
+		if (store_list(st, (store_kind)k, NULL, &t->o[k], &t->n[k]) < 0)
+			t->n[k] = 0;
+	return 0;
+}
+
+static void times_free(times *t)
+{
+	for (int k = 0; k < 3; k++)
+		store_objs_free(t->o[k], t->n[k]);
+}
+
+/* Add created_on/modified_on (API objects) and Meridian's "source". */
+static json_t *decorate(json_t *j, const times *t, store_kind k, const char *id,
+			bool from_api)
+{
+	const store_obj *o = NULL;
+	for (size_t i = 0; from_api && i < t->n[k]; i++)
+		if (!strcmp(t->o[k][i].id, id))
+			o = &t->o[k][i];
+	json_object_set_new(j, "created_on",
+			    o ? json_string(o->created_on) : json_null());
+	json_object_set_new(j, "modified_on",
+			    o ? json_string(o->modified_on) : json_null());
+	json_object_set_new(j, "source",
+			    json_string(from_api ? "api" : "file"));
+	return j;
+}
+
+static json_t *render(const void *obj, store_kind k, const times *t)
+{
+	switch (k) {
+	case STORE_MONITOR: {
+		const cfg_monitor *m = obj;
+		return decorate(cfg_json_monitor(m), t, k, m->id, m->from_api);
+	}
+	case STORE_POOL: {
+		const cfg_pool *p = obj;
+		return decorate(cfg_json_pool(p), t, k, p->id, p->from_api);
+	}
+	default: {
+		const cfg_lb *lb = obj;
+		return decorate(cfg_json_lb(lb), t, k, lb->id, lb->from_api);
+	}
+	}
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+typedef struct req_ctx {
+	edge *e;
+	const edge_snapshot *snap; /* referenced for the request */
+	const cfg_snapshot *cfg;
+	const api_request *rq;
+	api_response *rs;
+	const char *seg[MAX_SEGS];
+	size_t nseg;
+	char path[1024];
+} req_ctx;
+
+static bool is(const req_ctx *c, const char *m)
+{
+	return !strcmp(c->rq->method, m);
+}
+
+static void method_not_allowed(req_ctx *c, const char *allowed)
+{
+	api_reply_err(c->rs, 405, API_E_METHOD,
+		      "%s is not allowed here (allowed: %s)", c->rq->method,
+		      allowed);
+}
+
+/* The body as a JSON object, or NULL with the reply made. */
+static json_t *body_object(req_ctx *c)
+{
+	json_error_t je;
+	if (!c->rq->body_len) {
+		api_reply_err(c->rs, 400, API_E_BAD_JSON,
+			      "a JSON object body is required");
+		return NULL;
+	}
+	json_t *j = json_loadb(c->rq->body, c->rq->body_len,
+			       JSON_REJECT_DUPLICATES, &je);
+	if (!j) {
+		api_reply_err(
+		    c->rs, 400, API_E_BAD_JSON,
+		    "request body is not valid JSON: line %d column %d: "
+		    "%s",
+		    je.line, je.column, je.text);
+		return NULL;
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		api_reply_err(c->rs, 400, API_E_BAD_JSON,
+			      "request body must be a JSON object");
+		return NULL;
+	}
+	return j;
+}
+
+static cfg_json_kind jkind(store_kind k)
+{
+	return k == STORE_MONITOR ? CFG_JSON_MONITOR
+	       : k == STORE_POOL  ? CFG_JSON_POOL
+				  : CFG_JSON_LB;
+}
+
+/* Apply one op through the control plane; on success reply with the
+ * object as it now runs (status 200). */
+static void commit(req_ctx *c, store_op *op)
+{
+	cfg_diag d = {0};
+	char err[512] = "";
+	int rc = edge_ctl_change(c->e->ctl, op, 1, &d, err, sizeof(err));
+	if (rc == -1) {
+		api_reply_diag(c->rs, &d, "object");
+		cfg_diag_free(&d);
+		return;
+	}
+	cfg_diag_free(&d);
+	if (rc < 0) {
+		api_reply_err(c->rs, 500, API_E_STORE, "%s", err);
+		return;
+	}
+	if (op->type == STORE_DELETE) {
+		json_t *r = json_object();
+		json_object_set_new(r, "id", json_string(op->id));
+		api_reply(c->rs, 200, r, NULL, NULL);
+		return;
+	}
+	const edge_snapshot *s = edge_acquire(c->e);
+	const void *obj = op->kind == STORE_MONITOR
+			      ? (const void *)find_monitor(s->cfg, op->id)
+			  : op->kind == STORE_POOL
+			      ? (const void *)find_pool(s->cfg, op->id)
+			      : (const void *)find_lb(s->cfg, op->id);
+	if (!obj) {
+		edge_snapshot_unref(s);
+		api_reply_err(c->rs, 500, API_E_STORE,
+			      "object vanished after commit");
+		return;
+	}
+	times t = {0};
+	edge_ctl_with_store(c->e->ctl, load_times, &t);
+	json_t *j = render(obj, op->kind, &t);
+	times_free(&t);
+	edge_snapshot_unref(s);
+	api_reply(c->rs, 200, j, NULL, NULL);
+}
+
+/* Prepare a body for storing: no read-only fields, no "id" (the path or
+ * the store names it), no Meridian "source". */
+static char *store_body(store_kind k, json_t *body)
+{
+	cfg_json_strip_readonly(jkind(k), body);
+	json_object_del(body, "id");
+	json_object_del(body, "source");
+	char *s = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER |
+				       JSON_REAL_PRECISION(15));
+	if (!s)
+		abort();
+	return s;
+}
+
+static void do_create(req_ctx *c, store_kind k, const char *zone)
+{
+	json_t *body = body_object(c);
+	if (!body)
+		return;
+	if (k == STORE_POOL && !json_is_string(json_object_get(body, "name"))) {
+		json_decref(body);
+		api_reply_err(c->rs, 400, API_E_INVALID,
+			      "name: required (a string naming the pool)");
+		return;
+	}
+	if (k == STORE_LB) {
+		json_t *n = json_object_get(body, "name");
+		if (!json_is_string(n)) {
+			json_decref(body);
+			api_reply_err(
+			    c->rs, 400, API_E_INVALID,
+			    "name: required (the load balancer's host "
+			    "name)");
+			return;
+		}
+		if (!in_zone(json_string_value(n), zone)) {
+			api_reply_err(c->rs, 400, API_E_INVALID,
+				      "name: %s is not in zone %s",
+				      json_string_value(n), zone);
+			json_decref(body);
+			return;
+		}
+	}
+	char id[STORE_ID_LEN + 1];
+	if (store_id_new(id) < 0) {
+		json_decref(body);
+		api_reply_err(c->rs, 500, API_E_STORE, "cannot generate an id");
+		return;
+	}
+	char *text = store_body(k, body);
+	json_decref(body);
+	store_op op = {.type = STORE_CREATE,
+		       .kind = k,
+		       .id = id,
+		       .zone = k == STORE_LB ? zone : NULL,
+		       .body = text};
+	commit(c, &op);
+	free(text);
+}
+
+static bool obj_from_api(const void *obj, store_kind k)
+{
+	return k == STORE_MONITOR ? ((const cfg_monitor *)obj)->from_api
+	       : k == STORE_POOL  ? ((const cfg_pool *)obj)->from_api
+				  : ((const cfg_lb *)obj)->from_api;
+}
+
+static const char *kind_name(store_kind k)
+{
+	return k == STORE_MONITOR ? "monitor"
+	       : k == STORE_POOL  ? "pool"
+				  : "load balancer";
+}
+
+/* Refuse changes to objects of the file. */
+static bool file_managed(req_ctx *c, const void *obj, store_kind k,
+			 const char *id)
+{
+	if (obj_from_api(obj, k))
+		return false;
+	api_reply_err(
+	    c->rs, 409, API_E_FILE_MANAGED,
+	    "%s %s is managed by the config file %s: edit the file and "
+	    "reload (SIGHUP)",
+	    kind_name(k), id, c->cfg->file ? c->cfg->file : "");
+	return true;
+}
+
+typedef struct get_arg {
+	store_kind k;
+	const char *id;
+	store_obj obj;
+	int rc;
+} get_arg;
+
+static int get_stored(store *st, void *arg)
+{
+	get_arg *g = arg;
+	g->rc = store_get(st, g->k, g->id, &g->obj);
+	return g->rc;
+}
+
+/* Who refers to a pool or monitor: the reply's error when deleting. */
+static bool in_use(req_ctx *c, const void *obj, store_kind k)
+{
+	const cfg_snapshot *cfg = c->cfg;
+	char users[600] = "";
+	size_t n = 0;
+	if (k == STORE_POOL) {
+		for (size_t i = 0; i < cfg->nlbs; i++)
+			if (lb_uses_pool(&cfg->lbs[i], obj) && n++ < 5)
+				snprintf(users + strlen(users),
+					 sizeof(users) - strlen(users), "%s%s",
+					 n > 1 ? ", " : "", cfg->lbs[i].name);
+		if (n)
+			api_reply_err(
+			    c->rs, 400, API_E_IN_USE,
+			    "pool %s is used by %zu load balancer%s (%s): "
+			    "remove it from them first",
+			    ((const cfg_pool *)obj)->id, n, n == 1 ? "" : "s",
+			    users);
+	} else if (k == STORE_MONITOR) {
+		for (size_t i = 0; i < cfg->npools; i++)
+			if (cfg->pools[i].monitor == obj && n++ < 5)
+				snprintf(users + strlen(users),
+					 sizeof(users) - strlen(users), "%s%s",
+					 n > 1 ? ", " : "", cfg->pools[i].id);
+		if (n)
+			api_reply_err(c->rs, 400, API_E_IN_USE,
+				      "monitor %s is used by %zu pool%s (%s): "
+				      "remove it from them first",
+				      ((const cfg_monitor *)obj)->id, n,
+				      n == 1 ? "" : "s", users);
+	}
+	return n > 0;
+}
+
+static void do_object(req_ctx *c, store_kind k, const void *obj, const char *id,
+		      const char *zone)
+{
+	if (is(c, "GET")) {
+		times t = {0};
+		edge_ctl_with_store(c->e->ctl, load_times, &t);
+		json_t *j = render(obj, k, &t);
+		times_free(&t);
+		api_reply(c->rs, 200, j, NULL, NULL);
+		return;
+	}
+	bool put = is(c, "PUT"), patch = is(c, "PATCH"), del = is(c, "DELETE");
+	if (!put && !patch && !del) {
+		method_not_allowed(c, "GET, PUT, PATCH, DELETE");
+		return;
+	}
+	if (file_managed(c, obj, k, id))
+		return;
+	if (del) {
+		if (in_use(c, obj, k))
+			return;
+		store_op op = {.type = STORE_DELETE, .kind = k, .id = id};
+		commit(c, &op);
+		return;
+	}
+	json_t *body = body_object(c);
+	if (!body)
+		return;
+	get_arg g = {.k = k, .id = id};
+	edge_ctl_with_store(c->e->ctl, get_stored, &g);
+	if (g.rc < 0) {
+		json_decref(body);
+		api_reply_err(c->rs, 404, API_E_NOT_FOUND, "%s %s not found",
+			      kind_name(k), id);
+		return;
+	}
+	json_t *next = body;
+	if (patch) {
+		json_t *stored = json_loads(g.obj.body, 0, NULL);
+		cfg_json_strip_readonly(jkind(k), body);
+		json_object_del(body, "source");
+		next = stored ? cfg_json_patch(stored, body) : NULL;
+		json_decref(stored);
+		json_decref(body);
+		if (!next) {
+			store_obj_clear(&g.obj);
+			api_reply_err(c->rs, 500, API_E_STORE,
+				      "stored %s is not JSON", kind_name(k));
+			return;
+		}
+	}
+	if (k == STORE_LB) {
+		json_t *n = json_object_get(next, "name");
+		if (json_is_string(n) && zone &&
+		    !in_zone(json_string_value(n), zone)) {
+			api_reply_err(c->rs, 400, API_E_INVALID,
+				      "name: %s is not in zone %s",
+				      json_string_value(n), zone);
+			json_decref(next);
+			store_obj_clear(&g.obj);
+			return;
+		}
+	}
+	char *text = store_body(k, next);
+	json_decref(next);
+	store_op op = {.type = STORE_REPLACE,
+		       .kind = k,
+		       .id = id,
+		       .zone = k == STORE_LB ? (g.obj.zone ? g.obj.zone : zone)
+					     : NULL,
+		       .body = text};
+	commit(c, &op);
+	free(text);
+	store_obj_clear(&g.obj);
+}
+
+static void do_list(req_ctx *c, store_kind k, const char *zone)
+{
+	if (is(c, "POST")) {
+		do_create(c, k, zone);
+		return;
+	}
+	if (!is(c, "GET")) {
+		method_not_allowed(c, "GET, POST");
+		return;
+	}
+	size_t page, per_page;
+	if (paging(c->rq, c->rs, &page, &per_page) < 0)
+		return;
+	times t = {0};
+	edge_ctl_with_store(c->e->ctl, load_times, &t);
+	json_t *all = json_array();
+	const cfg_snapshot *cfg = c->cfg;
+	if (k == STORE_MONITOR)
+		for (size_t i = 0; i < cfg->nmonitors; i++)
+			json_array_append_new(all,
+					      render(&cfg->monitors[i], k, &t));
+	else if (k == STORE_POOL)
+		for (size_t i = 0; i < cfg->npools; i++)
+			json_array_append_new(all,
+					      render(&cfg->pools[i], k, &t));
+	else
+		for (size_t i = 0; i < cfg->nlbs; i++)
+			if (in_zone(cfg->lbs[i].name, zone))
+				json_array_append_new(
+				    all, render(&cfg->lbs[i], k, &t));
+	times_free(&t);
+	reply_page(c->rs, all, page, per_page);
+}
+
+static json_t *origin_health(const edge_snapshot *s, const cfg_pool *p,
+			     const cfg_origin *o)
+{
+	lb_origin_state *st = &s->ostates[o->index];
+	uint8_t h = atomic_load(&st->active);
+	uint32_t rtt = atomic_load(&st->rtt_us);
+	char reason[sizeof(st->reason)];
+	pthread_mutex_lock(&st->lock);
+	memcpy(reason, st->reason, sizeof(reason));
+	pthread_mutex_unlock(&st->lock);
+	json_t *j = json_object();
+	json_object_set_new(j, "name", json_string(o->name));
+	json_object_set_new(j, "address", json_string(o->address));
+	json_object_set_new(j, "enabled", json_boolean(o->enabled));
+	json_object_set_new(j, "healthy",
+			    !p->monitor || h == LB_HEALTH_UNKNOWN
+				? json_null()
+				: json_boolean(h == LB_HEALTH_HEALTHY));
+	json_object_set_new(j, "state", json_string(health_state_name(h)));
+	char rtts[32];
+	snprintf(rtts, sizeof(rtts), "%.1fms", rtt / 1000.0);
+	json_object_set_new(j, "rtt", rtt ? json_string(rtts) : json_null());
+	json_object_set_new(j, "failure_reason",
+			    json_string(reason[0] ? reason : "No failures"));
+	return j;
+}
+
+static void do_pool_health(req_ctx *c, const cfg_pool *p)
+{
+	if (!is(c, "GET")) {
+		method_not_allowed(c, "GET");
+		return;
+	}
+	const edge_snapshot *s = c->snap;
+	uint8_t ph = atomic_load(&s->pstates[p->index].health);
+	json_t *origins = json_array();
+	for (size_t i = 0; i < p->norigins; i++)
+		json_array_append_new(origins,
+				      origin_health(s, p, &p->origins[i]));
+	json_t *pop = json_object();
+	json_object_set_new(pop, "healthy",
+			    json_boolean(ph == LB_POOL_HEALTHY ||
+					 ph == LB_POOL_DEGRADED ||
+					 ph == LB_POOL_UNKNOWN));
+	json_object_set_new(pop, "state",
+			    json_string(health_pool_state_name(ph)));
+	json_object_set_new(pop, "origins", origins);
+	json_t *pops = json_object();
+	json_object_set_new(pops, s->cfg->edge.name, pop);
+	json_t *r = json_object();
+	json_object_set_new(r, "pool_id", json_string(p->id));
+	json_object_set_new(r, "pop_health", pops);
+	api_reply(c->rs, 200, r, NULL, NULL);
+}
+
+static json_t *ref(const char *type, const char *rtype, const char *id,
+		   const char *name)
+{
+	json_t *j = json_object();
+	json_object_set_new(j, "reference_type", json_string(type));
+	json_object_set_new(j, "resource_type", json_string(rtype));
+	json_object_set_new(j, "resource_id", json_string(id));
+	json_object_set_new(j, "resource_name", json_string(name));
+	return j;
+}
+
+static void do_references(req_ctx *c, store_kind k, const void *obj)
+{
+	if (!is(c, "GET")) {
+		method_not_allowed(c, "GET");
+		return;
+	}
+	const cfg_snapshot *cfg = c->cfg;
+	json_t *r = json_array();
+	if (k == STORE_POOL) {
+		const cfg_pool *p = obj;
+		for (size_t i = 0; i < cfg->nlbs; i++)
+			if (lb_uses_pool(&cfg->lbs[i], p))
+				json_array_append_new(
+				    r, ref("referrer", "load_balancer",
+					   cfg->lbs[i].id, cfg->lbs[i].name));
+		if (p->monitor)
+			json_array_append_new(
+			    r, ref("referral", "monitor", p->monitor->id,
+				   p->monitor->description
+				       ? p->monitor->description
+				       : p->monitor->id));
+	} else {
+		for (size_t i = 0; i < cfg->npools; i++)
+			if (cfg->pools[i].monitor == obj)
+				json_array_append_new(
+				    r, ref("referrer", "pool", cfg->pools[i].id,
+					   cfg->pools[i].name));
+	}
+	api_reply(c->rs, 200, r, NULL, NULL);
+}
+
+/* ---- health events ----------------------------------------------------- */
+
+typedef struct events_arg {
+	store_event_filter f;
+	store_event *ev;
+	size_t n, total;
+	int rc;
+} events_arg;
+
+static int query_events(store *st, void *arg)
+{
+	events_arg *a = arg;
+	a->rc = store_events_query(st, &a->f, &a->ev, &a->n, &a->total);
+	return a->rc;
+}
+
+/* An RFC 3339 time or milliseconds since the epoch. */
+static int parse_time(const char *s, uint64_t *ms)
+{
+	int64_t v;
+	if (!cfg_parse_int(s, &v) && v >= 0) {
+		*ms = (uint64_t)v;
+		return 0;
+	}
+	struct tm tm = {0};
+	const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!end)
+		return -1;
+	uint64_t frac = 0;
+	if (*end == '.') {
+		int digits = 0;
+		for (end++; isdigit((unsigned char)*end); end++)
+			if (digits++ < 3)
+				frac = frac * 10 + (uint64_t)(*end - '0');
+		while (digits++ < 3)
+			frac *= 10;
+	}
+	if (strcmp(end, "Z") && strcmp(end, "+00:00") && *end)
+		return -1;
+	time_t t = timegm(&tm);
+	if (t < 0)
+		return -1;
+	*ms = (uint64_t)t * 1000 + frac;
+	return 0;
+}
+
+static int tristate(req_ctx *c, const char *key, store_tristate *out)
+{
+	char buf[16];
+	if (!query_get(c->rq->query, key, buf, sizeof(buf)))
+		return 0;
+	bool b;
+	if (cfg_parse_bool(buf, &b)) {
+		api_reply_err(c->rs, 400, API_E_BAD_QUERY,
+			      "%s: expected true or false, got '%s'", key, buf);
+		return -1;
+	}
+	*out = b ? STORE_YES : STORE_NO;
+	return 0;
+}
+
+static void do_events(req_ctx *c)
+{
+	if (!is(c, "GET")) {
+		method_not_allowed(c, "GET");
+		return;
+	}
+	size_t page, per_page;
+	if (paging(c->rq, c->rs, &page, &per_page) < 0)
+		return;
+	events_arg a = {0};
+	char since[64], until[64], pid[128], pname[256], oname[256];
+	if (query_get(c->rq->query, "since", since, sizeof(since)) &&
+	    parse_time(since, &a.f.since_ms)) {
+		api_reply_err(c->rs, 400, API_E_BAD_QUERY,
+			      "since: expected an RFC 3339 time, got '%s'",
+			      since);
+		return;
+	}
+	if (query_get(c->rq->query, "until", until, sizeof(until)) &&
+	    parse_time(until, &a.f.until_ms)) {
+		api_reply_err(c->rs, 400, API_E_BAD_QUERY,
+			      "until: expected an RFC 3339 time, got '%s'",
+			      until);
+		return;
+	}
+	a.f.pool_id = query_get(c->rq->query, "pool_id", pid, sizeof(pid));
+	a.f.pool_name =
+	    query_get(c->rq->query, "pool_name", pname, sizeof(pname));
+	a.f.origin_name =
+	    query_get(c->rq->query, "origin_name", oname, sizeof(oname));
+	if (tristate(c, "origin_healthy", &a.f.origin_healthy) < 0 ||
+	    tristate(c, "pool_healthy", &a.f.pool_healthy) < 0)
+		return;
+	a.f.offset = (page - 1) * per_page;
+	a.f.limit = per_page;
+	/* Events queued by the health thread a moment ago belong in the
+	 * answer: wait briefly for the writer. */
+	store_events_writer_flush(c->e->ctl->events, 1000);
+	edge_ctl_with_store(c->e->ctl, query_events, &a);
+	if (a.rc < 0) {
+		api_reply_err(c->rs, 500, API_E_STORE, "cannot read events: %s",
+			      strerror(-a.rc));
+		return;
+	}
+	json_t *out = json_array();
+	for (size_t i = 0; i < a.n; i++) {
+		const store_event *ev = &a.ev[i];
+		char ts[STORE_TIME_SZ];
+		store_time_format(ev->time_ms * 1000, ts);
+		json_t *j = json_object();
+		json_object_set_new(j, "id", json_integer(ev->id));
+		json_object_set_new(j, "timestamp", json_string(ts));
+		json_t *pool = json_object();
+		json_object_set_new(pool, "id", json_string(ev->pool_id));
+		json_object_set_new(
+		    pool, "name",
+		    json_string(ev->pool_name ? ev->pool_name : ev->pool_id));
+		bool is_pool = ev->kind == STORE_EV_POOL;
+		json_t *change = json_object();
+		json_object_set_new(change, "healthy",
+				    json_boolean(ev->healthy));
+		json_object_set_new(change, "changed", json_true());
+		json_object_set_new(change, "old_state",
+				    json_string(ev->old_state));
+		json_object_set_new(change, "new_state",
+				    json_string(ev->new_state));
+		json_object_set_new(change,
+				    is_pool ? "reason" : "failure_reason",
+				    json_string(ev->reason ? ev->reason : ""));
+		if (is_pool) {
+			json_object_update(pool, change);
+			json_object_set_new(pool, "origins", json_array());
+		} else {
+			json_object_set_new(change, "name",
+					    json_string(ev->origin_name));
+			json_t *origins = json_array();
+			json_array_append_new(origins, change);
+			change = NULL;
+			json_object_set_new(pool, "changed", json_false());
+			json_object_set_new(pool, "origins", origins);
+		}
+		json_decref(change);
+		json_t *pools = json_array();
+		json_array_append_new(pools, pool);
+		json_object_set_new(j, "pool", pools);
+		json_array_append_new(out, j);
+	}
+	store_events_free(a.ev, a.n);
+	json_t *info = json_object();
+	json_object_set_new(info, "page", json_integer((json_int_t)page));
+	json_object_set_new(info, "per_page",
+			    json_integer((json_int_t)per_page));
+	json_object_set_new(info, "count", json_integer((json_int_t)a.n));
+	json_object_set_new(info, "total_count",
+			    json_integer((json_int_t)a.total));
+	json_object_set_new(
+	    info, "total_pages",
+	    json_integer((json_int_t)((a.total + per_page - 1) / per_page)));
+	api_reply(c->rs, 200, out, info, NULL);
+}
+
+/* ---- routing ----------------------------------------------------------- */
+
+static bool seg_is(const req_ctx *c, size_t i, const char *s)
+{
+	return i < c->nseg && !strcmp(c->seg[i], s);
+}
+
+static void not_found(req_ctx *c, store_kind k, const char *id)
+{
+	api_reply_err(c->rs, 404, API_E_NOT_FOUND, "%s %s not found",
+		      kind_name(k), id);
+}
+
+/* /accounts/{account}/load_balancers/{monitors|pools|preview}... */
+static void route_account(req_ctx *c)
+{
+	const char *acct = c->cfg->api.account_id;
+	if (!seg_is(c, 1, acct)) {
+		api_reply_err(
+		    c->rs, 404, API_E_NOT_FOUND,
+		    "account %s not found (this edge's account is %s)",
+		    c->nseg > 1 ? c->seg[1] : "", acct);
+		return;
+	}
+	if (!seg_is(c, 2, "load_balancers") || c->nseg < 4)
+		goto no_route;
+	if (c->nseg == 5 && seg_is(c, 3, "preview")) {
+		api_preview_get(c->rq, c->seg[4], c->rs);
+		return;
+	}
+	store_kind k;
+	if (seg_is(c, 3, "monitors"))
+		k = STORE_MONITOR;
+	else if (seg_is(c, 3, "pools"))
+		k = STORE_POOL;
+	else
+		goto no_route;
+	if (c->nseg == 4) {
+		do_list(c, k, NULL);
+		return;
+	}
+	const char *id = c->seg[4];
+	const void *obj = k == STORE_MONITOR
+			      ? (const void *)find_monitor(c->cfg, id)
+			      : (const void *)find_pool(c->cfg, id);
+	if (!obj) {
+		not_found(c, k, id);
+		return;
+	}
+	if (c->nseg == 5) {
+		do_object(c, k, obj, id, NULL);
+		return;
+	}
+	if (c->nseg == 6 && seg_is(c, 5, "preview")) {
+		api_preview_start(c->snap, c->rq,
+				  k == STORE_MONITOR ? obj : NULL,
+				  k == STORE_POOL ? obj : NULL, c->rs);
+		return;
+	}
+	if (c->nseg == 6 && seg_is(c, 5, "references")) {
+		do_references(c, k, obj);
+		return;
+	}
+	if (c->nseg == 6 && k == STORE_POOL && seg_is(c, 5, "health")) {
+		do_pool_health(c, obj);
+		return;
+	}
+no_route:
+	api_reply_err(c->rs, 404, API_E_NO_ROUTE, "no route for %s %s",
+		      c->rq->method, c->rq->path);
+}
+
+/* /zones/{zone}/load_balancers[/{id}] */
+static void route_zone(req_ctx *c)
+{
+	if (c->nseg < 3 || !seg_is(c, 2, "load_balancers") || c->nseg > 4) {
+		api_reply_err(c->rs, 404, API_E_NO_ROUTE, "no route for %s %s",
+			      c->rq->method, c->rq->path);
+		return;
+	}
+	char zone[256];
+	if (!resolve_zone(c->cfg, c->seg[1], zone, sizeof(zone))) {
+		api_reply_err(c->rs, 404, API_E_ZONE, "zone %s not found",
+			      c->seg[1]);
+		return;
+	}
+	if (c->nseg == 3) {
+		do_list(c, STORE_LB, zone);
+		return;
+	}
+	const cfg_lb *lb = find_lb(c->cfg, c->seg[3]);
+	if (!lb || !in_zone(lb->name, zone)) {
+		not_found(c, STORE_LB, c->seg[3]);
+		return;
+	}
+	do_object(c, STORE_LB, lb, lb->id, zone);
+}
+
+void api_handle(edge *e, const api_request *rq, api_response *rs)
+{
+	req_ctx c = {.e = e, .rq = rq, .rs = rs};
+	c.snap = edge_acquire(e);
+	c.cfg = c.snap->cfg;
+	bool write = strcmp(rq->method, "GET") && strcmp(rq->method, "HEAD");
+	if (authorize(c.cfg, rq, write, rs) < 0)
+		goto out;
+	if (rq->body_len > API_MAX_BODY) {
+		api_reply_err(rs, 413, API_E_BAD_JSON,
+			      "body larger than %u bytes", API_MAX_BODY);
+		goto out;
+	}
+	/* Split the path after /client/v4/ into segments. */
+	snprintf(c.path, sizeof(c.path), "%s", rq->path + 11);
+	for (char *p = c.path, *save = NULL, *t;
+	     (t = strtok_r(p, "/", &save)) != NULL; p = NULL) {
+		if (c.nseg == MAX_SEGS)
+			break;
+		c.seg[c.nseg++] = t;
+	}
+	if (seg_is(&c, 0, "accounts"))
+		route_account(&c);
+	else if (seg_is(&c, 0, "zones"))
+		route_zone(&c);
+	else if (c.nseg == 3 && seg_is(&c, 0, "user") &&
+		 seg_is(&c, 1, "load_balancing_analytics") &&
+		 seg_is(&c, 2, "events"))
+		do_events(&c);
+	else
+		api_reply_err(rs, 404, API_E_NO_ROUTE, "no route for %s %s",
+			      rq->method, rq->path);
+out:
+	edge_snapshot_unref(c.snap);
+}

@@ -1,0 +1,336 @@
+/* edge_ctl.c - see edge_ctl.h. */
+#include "edge/edge_ctl.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/core_log.h"
+#include "core/core_util.h"
+#include "edge/edge.h"
+
+/* Longest config file we read (as cfg_load_file). */
+#define CTL_MAX_FILE (64u << 20)
+
+static void diag_add(cfg_diag *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void diag_add(cfg_diag *d, const char *fmt, ...)
+{
+	if (!d)
+		return;
+	char buf[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (d->n == d->cap) {
+		d->cap = d->cap ? d->cap * 2 : 8;
+		d->msgs = xrealloc(d->msgs, d->cap * sizeof(*d->msgs));
+	}
+	d->msgs[d->n++] = xstrdup(buf);
+}
+
+static int read_file(const char *path, char **out, size_t *len, cfg_diag *diag)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		diag_add(diag, "%s: cannot open: %s", path, strerror(errno));
+		return -1;
+	}
+	size_t cap = 4096, n = 0;
+	char *buf = xmalloc(cap + 1);
+	for (;;) {
+		if (n == cap) {
+			if (cap >= CTL_MAX_FILE) {
+				diag_add(diag, "%s: cannot read: %s", path,
+					 strerror(EFBIG));
+				goto fail;
+			}
+			cap *= 2;
+			buf = xrealloc(buf, cap + 1);
+		}
+		size_t r = fread(buf + n, 1, cap - n, f);
+		n += r;
+		if (r == 0) {
+			if (ferror(f)) {
+				diag_add(diag, "%s: cannot read: %s", path,
+					 strerror(errno ? errno : EIO));
+				goto fail;
+			}
+			break;
+		}
+	}
+	fclose(f);
+	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	return 0;
+fail:
+	fclose(f);
+	free(buf);
+	return -1;
+}
+
+static cfg_json_kind json_kind(store_kind k)
+{
+	return k == STORE_MONITOR ? CFG_JSON_MONITOR
+	       : k == STORE_POOL  ? CFG_JSON_POOL
+				  : CFG_JSON_LB;
+}
+
+/* The store's objects, in an array of cfg_json_obj over store_obj. */
+typedef struct ctl_objs {
+	store_obj *o[3];
+	size_t n[3];
+	cfg_json_obj *list;
+	size_t nlist;
+} ctl_objs;
+
+static void objs_free(ctl_objs *co)
+{
+	for (int k = 0; k < 3; k++)
+		store_objs_free(co->o[k], co->n[k]);
+	free(co->list);
+	memset(co, 0, sizeof(*co));
+}
+
+/* Load every stored object; ops (may be NULL) are applied on top in
+ * memory, as the store would after store_apply. */
+static int objs_load(store *st, const store_op *ops, size_t nops, ctl_objs *co,
+		     char *err, size_t errlen)
+{
+	memset(co, 0, sizeof(*co));
+	for (int k = 0; k < 3; k++) {
+		int rc =
+		    store_list(st, (store_kind)k, NULL, &co->o[k], &co->n[k]);
+		if (rc < 0) {
+			snprintf(err, errlen, "store: cannot list objects: %s",
+				 strerror(-rc));
+			objs_free(co);
+			return rc;
+		}
+	}
+	size_t cap = co->n[0] + co->n[1] + co->n[2] + nops;
+	co->list = xcalloc(cap ? cap : 1, sizeof(*co->list));
+	/* Monitors first, then pools, then load balancers: the loader
+	 * resolves references after everything is read, but keeping the
+	 * file's order of kinds keeps messages in a natural order. */
+	for (int k = 0; k < 3; k++) {
+		for (size_t i = 0; i < co->n[k]; i++) {
+			const store_obj *o = &co->o[k][i];
+			const char *body = o->body;
+			bool gone = false;
+			for (size_t j = 0; j < nops; j++) {
+				if (ops[j].kind != (store_kind)k ||
+				    strcmp(ops[j].id, o->id))
+					continue;
+				if (ops[j].type == STORE_DELETE)
+					gone = true;
+				else
+					body = ops[j].body;
+			}
+			if (gone)
+				continue;
+			co->list[co->nlist++] = (cfg_json_obj){
+			    .kind = json_kind((store_kind)k),
+			    .id = o->id,
+			    .json = body,
+			};
+		}
+		for (size_t j = 0; j < nops; j++)
+			if (ops[j].type == STORE_CREATE &&
+			    ops[j].kind == (store_kind)k)
+				co->list[co->nlist++] = (cfg_json_obj){
+				    .kind = json_kind((store_kind)k),
+				    .id = ops[j].id,
+				    .json = ops[j].body,
+				};
+	}
+	return 0;
+}
+
+static int open_store(edge_ctl *c, const cfg_snapshot *file_cfg, cfg_diag *diag)
+{
+	const char *path = file_cfg->edge.store;
+	if (!path || !*path) {
+		path = EDGE_STORE_DEFAULT;
+		/* Our default directory: create it (the admin's own paths
+		 * must exist). */
+		if (mkdir("/var/lib/meridian", 0750) < 0 && errno != EEXIST) {
+			diag_add(diag,
+				 "store: cannot create /var/lib/meridian: %s "
+				 "(set edge.store)",
+				 strerror(errno));
+			return -1;
+		}
+	}
+	char err[512] = "";
+	int rc = store_open(path, NULL, &c->st, err, sizeof(err));
+	if (rc < 0) {
+		diag_add(diag, "store %s: %s", path, err);
+		return -1;
+	}
+	c->store_path = xstrdup(path);
+	c->events = store_events_writer_start(path, NULL, 0, err, sizeof(err));
+	if (!c->events) {
+		diag_add(diag, "store %s: events: %s", path, err);
+		return -1;
+	}
+	return 0;
+}
+
+/* Build the merged config from text + the store (+ ops). */
+static int build(edge_ctl *c, const char *name, const char *yaml, size_t len,
+		 const store_op *ops, size_t nops, cfg_snapshot **out,
+		 cfg_diag *diag)
+{
+	ctl_objs co;
+	char err[512];
+	if (objs_load(c->st, ops, nops, &co, err, sizeof(err)) < 0) {
+		diag_add(diag, "%s", err);
+		return -1;
+	}
+	int rc = cfg_load_merged(name, yaml, len, co.list, co.nlist, out, diag);
+	objs_free(&co);
+	return rc;
+}
+
+static int open_common(edge_ctl *c, const char *name, edge_ctl **ctl,
+		       cfg_snapshot **out, cfg_diag *diag)
+{
+	/* The file alone first: it says where the store is. */
+	cfg_snapshot *file_cfg = NULL;
+	if (cfg_load_string(name, c->yaml, c->yaml_len, &file_cfg, diag) < 0)
+		goto fail;
+	int rc = open_store(c, file_cfg, diag);
+	cfg_snapshot_free(file_cfg);
+	if (rc < 0)
+		goto fail;
+	if (build(c, name, c->yaml, c->yaml_len, NULL, 0, out, diag) < 0)
+		goto fail;
+	*ctl = c;
+	return 0;
+fail:
+	edge_ctl_close(c);
+	*out = NULL;
+	*ctl = NULL;
+	return -1;
+}
+
+int edge_ctl_open(const char *path, edge_ctl **ctl, cfg_snapshot **out,
+		  cfg_diag *diag)
+{
+	edge_ctl *c = xcalloc(1, sizeof(*c));
+	pthread_mutex_init(&c->lock, NULL);
+	c->path = xstrdup(path);
+	if (read_file(path, &c->yaml, &c->yaml_len, diag) < 0) {
+		edge_ctl_close(c);
+		*ctl = NULL;
+		*out = NULL;
+		return -1;
+	}
+	return open_common(c, path, ctl, out, diag);
+}
+
+int edge_ctl_open_text(const char *name, const char *yaml, size_t len,
+		       edge_ctl **ctl, cfg_snapshot **out, cfg_diag *diag)
+{
+	edge_ctl *c = xcalloc(1, sizeof(*c));
+	pthread_mutex_init(&c->lock, NULL);
+	c->yaml = xmalloc(len + 1);
+	memcpy(c->yaml, yaml, len);
+	c->yaml[len] = '\0';
+	c->yaml_len = len;
+	(void)name;
+	return open_common(c, name, ctl, out, diag);
+}
+
+void edge_ctl_close(edge_ctl *c)
+{
+	if (!c)
+		return;
+	store_events_writer_stop(c->events);
+	store_close(c->st);
+	pthread_mutex_destroy(&c->lock);
+	free(c->path);
+	free(c->yaml);
+	free(c->store_path);
+	free(c);
+}
+
+void edge_ctl_reload(edge_ctl *c)
+{
+	if (!c->path) {
+		log_warn("SIGHUP: this edge's config is not a file; nothing to "
+			 "reload");
+		return;
+	}
+	pthread_mutex_lock(&c->lock);
+	cfg_diag diag = {0};
+	char *text = NULL;
+	size_t len = 0;
+	cfg_snapshot *cfg = NULL;
+	if (read_file(c->path, &text, &len, &diag) < 0 ||
+	    build(c, c->path, text, len, NULL, 0, &cfg, &diag) < 0) {
+		for (size_t i = 0; i < diag.n; i++)
+			log_error("%s", diag.msgs[i]);
+		log_error("SIGHUP: %s has %zu error%s; the running config "
+			  "stays",
+			  c->path, diag.n, diag.n == 1 ? "" : "s");
+		goto out;
+	}
+	char sum[256], err[512] = "";
+	cfg_summary(cfg, sum, sizeof(sum));
+	if (edge_swap(c->e, cfg, err, sizeof(err)) < 0) {
+		log_error("SIGHUP: %s", err);
+		goto out;
+	}
+	free(c->yaml);
+	c->yaml = text;
+	c->yaml_len = len;
+	text = NULL;
+	log_info("SIGHUP: reloaded %s (%s; config generation %llu)", c->path,
+		 sum, (unsigned long long)edge_current(c->e)->generation);
+out:
+	free(text);
+	cfg_diag_free(&diag);
+	pthread_mutex_unlock(&c->lock);
+}
+
+int edge_ctl_change(edge_ctl *c, store_op *ops, size_t n, cfg_diag *diag,
+		    char *err, size_t errlen)
+{
+	pthread_mutex_lock(&c->lock);
+	int rc = -1;
+	cfg_snapshot *cfg = NULL;
+	const char *name = c->path ? c->path : "<config>";
+	if (build(c, name, c->yaml, c->yaml_len, ops, n, &cfg, diag) < 0)
+		goto out;
+	rc = store_apply(c->st, ops, n, err, errlen);
+	if (rc < 0) {
+		cfg_snapshot_free(cfg);
+		rc = -2;
+		goto out;
+	}
+	/* Durable from here: a failing swap (out of memory, the geo
+	 * database gone) leaves the change for the next start or SIGHUP. */
+	if (edge_swap(c->e, cfg, err, errlen) < 0) {
+		log_error("api: change stored but not applied: %s", err);
+		rc = -2;
+		goto out;
+	}
+	rc = 0;
+out:
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+int edge_ctl_with_store(edge_ctl *c, int (*fn)(store *st, void *arg), void *arg)
+{
+	pthread_mutex_lock(&c->lock);
+	int rc = fn(c->st, arg);
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}

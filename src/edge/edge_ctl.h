@@ -1,0 +1,76 @@
+/* edge_ctl.h - the control plane's sources of configuration and the one
+ * path every change takes (SPEC §3 "Where objects live", §4.6).
+ *
+ * A running config is built from two sources: the YAML text last loaded
+ * from the file (read-only through the API, reloaded on SIGHUP) and the
+ * objects created through the API, kept in the store (edge.store, SQLite).
+ * Every change - start-up, SIGHUP, an API write - goes through
+ * cfg_load_merged() over both, so the same validation, defaults and
+ * reference checks apply whichever source an object comes from.
+ *
+ * An API change is validated first (the store's objects as they would be
+ * after it, merged with the file), committed to the store in one
+ * transaction only when valid, then swapped in (edge_swap). So an
+ * acknowledged change is durable, and a rejected one changed nothing.
+ *
+ * Threads: edge_ctl_reload (main thread, SIGHUP) and edge_ctl_change (admin
+ * thread) serialise on the ctl's lock. The store connection is only used
+ * under that lock. Health events go to the store through an asynchronous
+ * writer (its own connection and thread), never blocking the health
+ * thread.
+ */
+#ifndef MERIDIAN_EDGE_CTL_H
+#define MERIDIAN_EDGE_CTL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config/cfg_json.h"
+#include "config/cfg_load.h"
+#include "store/store.h"
+
+struct edge;
+
+/* Where the store lives when edge.store is not set. */
+#define EDGE_STORE_DEFAULT "/var/lib/meridian/store.db"
+
+typedef struct edge_ctl {
+	pthread_mutex_t lock;
+	char *path; /* the config file */
+	char *yaml; /* its text as last applied */
+	size_t yaml_len;
+	char *store_path;
+	store *st;
+	store_events_writer *events;
+	struct edge *e; /* set once the edge runs */
+} edge_ctl;
+
+/* Start-up: load the file at path, open its store, merge the store's
+ * objects in. On success *out is the config to run and *ctl the control
+ * plane; on failure every problem is in diag (file:line:col, store errors
+ * and API object errors alike) and -1 is returned. */
+int edge_ctl_open(const char *path, edge_ctl **ctl, cfg_snapshot **out,
+		  cfg_diag *diag);
+/* Start-up from a config already loaded (meridian demo, tests): the text
+ * is the YAML it was loaded from. */
+int edge_ctl_open_text(const char *name, const char *yaml, size_t len,
+		       edge_ctl **ctl, cfg_snapshot **out, cfg_diag *diag);
+void edge_ctl_close(edge_ctl *c);
+
+/* SIGHUP: re-read the file and swap; a bad file (or one that conflicts
+ * with the API's objects) changes nothing. Logs the outcome. */
+void edge_ctl_reload(edge_ctl *c);
+
+/* One API change: ops as for store_apply (bodies are JSON text). Validates
+ * the result merged with the file, commits it, swaps it in. 0 on success
+ * (the ops' timestamps are filled); -1 with the problems in diag (nothing
+ * changed), or -2 with err set when the store or the swap failed. */
+int edge_ctl_change(edge_ctl *c, store_op *ops, size_t n, cfg_diag *diag,
+		    char *err, size_t errlen);
+
+/* Run fn with the store under the ctl's lock (reads for the API). */
+int edge_ctl_with_store(edge_ctl *c, int (*fn)(store *st, void *arg),
+			void *arg);
+
+#endif

@@ -1,0 +1,600 @@
+/* edge_metrics.c - see edge_metrics.h. */
+#include "edge/edge_metrics.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/core_util.h"
+#include "edge/edge_alog.h"
+#include "edge/edge_dns.h"
+#include "edge/edge_health.h"
+#include "edge/edge_stats.h"
+
+typedef struct mbuf {
+	char *p;
+	size_t len, cap;
+} mbuf;
+
+static void reserve(mbuf *b, size_t n)
+{
+	if (b->len + n + 1 <= b->cap)
+		return;
+	size_t cap = b->cap ? b->cap : 16384;
+	while (cap < b->len + n + 1)
+		cap *= 2;
+	b->p = xrealloc(b->p, cap);
+	b->cap = cap;
+}
+
+static void put(mbuf *b, const char *s)
+{
+	size_t n = strlen(s);
+	reserve(b, n);
+	memcpy(b->p + b->len, s, n + 1);
+	b->len += n;
+}
+
+__attribute__((format(printf, 2, 3))) static void putf(mbuf *b, const char *fmt,
+						       ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(b->p ? b->p + b->len : NULL,
+			  b->p ? b->cap - b->len : 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (!b->p || (size_t)n >= b->cap - b->len) {
+		reserve(b, (size_t)n);
+		va_start(ap, fmt);
+		vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+	}
+	b->len += (size_t)n;
+}
+
+size_t edge_metrics_escape(char *out, const char *v)
+{
+	size_t o = 0;
+	for (; *v; v++) {
+		if (*v == '\\' || *v == '"') {
+			out[o++] = '\\';
+			out[o++] = *v;
+		} else if (*v == '\n') {
+			out[o++] = '\\';
+			out[o++] = 'n';
+		} else {
+			out[o++] = *v;
+		}
+	}
+	return o;
+}
+
+/* A label value, escaped; NULL is "". */
+static void val(mbuf *b, const char *v)
+{
+	v = v ? v : "";
+	size_t n = strlen(v);
+	reserve(b, 2 * n);
+	b->len += edge_metrics_escape(b->p + b->len, v);
+	b->p[b->len] = '\0';
+}
+
+static void head(mbuf *b, const char *name, const char *type, const char *help)
+{
+	putf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* name{lb="..",pool="..",origin=".." (as many as given) */
+static void series(mbuf *b, const char *name, const char *k1, const char *v1,
+		   const char *k2, const char *v2, const char *k3,
+		   const char *v3)
+{
+	put(b, name);
+	const char *ks[3] = {k1, k2, k3}, *vs[3] = {v1, v2, v3};
+	bool first = true;
+	for (int i = 0; i < 3; i++) {
+		if (!ks[i])
+			continue;
+		putf(b, "%s%s=\"", first ? "{" : ",", ks[i]);
+		val(b, vs[i]);
+		put(b, "\"");
+		first = false;
+	}
+}
+
+static void end_u64(mbuf *b, bool labels, uint64_t v)
+{
+	putf(b, "%s %" PRIu64 "\n", labels ? "}" : "", v);
+}
+
+static void end_dbl(mbuf *b, bool labels, double v)
+{
+	putf(b, "%s %.9g\n", labels ? "}" : "", v);
+}
+
+/* A metric without labels: HELP, TYPE and its one sample. */
+static void single(mbuf *b, const char *name, const char *type,
+		   const char *help, uint64_t v)
+{
+	head(b, name, type, help);
+	putf(b, "%s %" PRIu64 "\n", name, v);
+}
+
+/* --- process ------------------------------------------------------------ */
+
+/* Start time from /proc (what Prometheus client libraries report). */
+static bool process_start(double *out)
+{
+	char buf[1024];
+	FILE *f = fopen("/proc/self/stat", "r");
+	if (!f)
+		return false;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return false;
+	/* Field 22 (starttime); p + 2 is field 3. */
+	unsigned long long start = 0;
+	p += 2;
+	for (int field = 3; field < 22 && p; field++) {
+		p = strchr(p, ' ');
+		if (p)
+			p++;
+	}
+	if (!p || sscanf(p, "%llu", &start) != 1)
+		return false;
+	f = fopen("/proc/stat", "r");
+	if (!f)
+		return false;
+	unsigned long long btime = 0;
+	char line[256];
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "btime %llu", &btime) == 1)
+			break;
+	fclose(f);
+	long hz = sysconf(_SC_CLK_TCK);
+	if (!btime || hz <= 0)
+		return false;
+	*out = (double)btime + (double)start / (double)hz;
+	return true;
+}
+
+/* --- requests ----------------------------------------------------------- */
+
+static const char *const classes[EDGE_STATS_NCLASS] = {"1xx", "2xx", "3xx",
+						       "4xx", "5xx"};
+static const double bounds[EDGE_STATS_NBOUNDS] = {EDGE_STATS_BOUNDS};
+
+static const char *lb_label(const edge_stats *st, uint32_t li)
+{
+	return li < st->nlbs ? st->cfg->lbs[li].name : "";
+}
+
+static void render_requests(mbuf *b, const edge_stats *st, const uint64_t *t)
+{
+	const cfg_snapshot *c = st->cfg;
+	head(b, "meridian_requests_total", "counter",
+	     "Requests answered, by load balancer, pool, origin and status "
+	     "class. Answers of the edge itself have pool=\"\" and "
+	     "origin=\"\" (lb=\"\" before routing: unknown host, bad "
+	     "request); 499: closed before a response head was sent.");
+	for (uint32_t r = 0; r < st->nroutes; r++) {
+		const edge_stats_route *rt = &st->routes[r];
+		for (uint32_t k = 0; k < EDGE_STATS_NCLASS; k++) {
+			uint64_t v = t[edge_stats_req_cell(r, k)];
+			if (!v)
+				continue;
+			series(b, "meridian_requests_total", "lb",
+			       lb_label(st, rt->lb), "pool",
+			       rt->pool >= 0 ? c->pools[rt->pool].id : "",
+			       "origin",
+			       rt->origin >= 0 ? c->origins[rt->origin]->name
+					       : "");
+			putf(b, ",code=\"%s\"", classes[k]);
+			end_u64(b, true, v);
+		}
+	}
+}
+
+static void render_hist(mbuf *b, const edge_stats *st, const uint64_t *t,
+			const char *name, const char *help, size_t cell,
+			size_t sum_cell)
+{
+	head(b, name, "histogram", help);
+	char nb[128];
+	for (uint32_t li = 0; li <= st->nlbs; li++) {
+		const uint64_t *h = t + st->off_lb + (size_t)li * EDGE_LBC_N;
+		uint64_t cum = 0;
+		for (uint32_t k = 0; k < EDGE_STATS_NBUCKETS; k++)
+			cum += h[cell + k];
+		if (li == st->nlbs && cum == 0)
+			continue; /* nothing answered before routing */
+		snprintf(nb, sizeof(nb), "%s_bucket", name);
+		cum = 0;
+		for (uint32_t k = 0; k < EDGE_STATS_NBUCKETS; k++) {
+			cum += h[cell + k];
+			series(b, nb, "lb", lb_label(st, li), NULL, NULL, NULL,
+			       NULL);
+			if (k < EDGE_STATS_NBOUNDS)
+				putf(b, ",le=\"%g\"", bounds[k]);
+			else
+				put(b, ",le=\"+Inf\"");
+			end_u64(b, true, cum);
+		}
+		snprintf(nb, sizeof(nb), "%s_sum", name);
+		series(b, nb, "lb", lb_label(st, li), NULL, NULL, NULL, NULL);
+		end_dbl(b, true, (double)h[sum_cell] / 1e9);
+		snprintf(nb, sizeof(nb), "%s_count", name);
+		series(b, nb, "lb", lb_label(st, li), NULL, NULL, NULL, NULL);
+		end_u64(b, true, cum);
+	}
+}
+
+static void render_lb_counter(mbuf *b, const edge_stats *st, const uint64_t *t,
+			      const char *name, const char *help, size_t cell)
+{
+	head(b, name, "counter", help);
+	for (uint32_t li = 0; li < st->nlbs; li++) {
+		series(b, name, "lb", lb_label(st, li), NULL, NULL, NULL, NULL);
+		end_u64(b, true,
+			t[st->off_lb + (size_t)li * EDGE_LBC_N + cell]);
+	}
+}
+
+/* --- origins and pools ------------------------------------------------- */
+
+typedef enum {
+	O_HEALTHY,
+	O_STATE,
+	O_EJECTED,
+	O_RTT,
+	O_CONNS,
+	O_OUTSTANDING,
+	O_FAILURES,
+	O_EJECTIONS,
+	O_CHECKS,
+} origin_metric;
+
+static const char *const origin_states[] = {"unknown", "healthy", "unhealthy"};
+
+static void render_origin_metric(mbuf *b, const edge_snapshot *s,
+				 const uint64_t *t, origin_metric m,
+				 uint64_t now_ms)
+{
+	const cfg_snapshot *c = s->cfg;
+	const edge_stats *st = s->stats;
+	for (size_t p = 0; p < c->npools; p++) {
+		const cfg_pool *pool = &c->pools[p];
+		for (size_t j = 0; j < pool->norigins; j++) {
+			const cfg_origin *o = &pool->origins[j];
+			lb_origin_state *os = &s->ostates[o->index];
+			const uint64_t *oc =
+			    t + st->off_origin + (size_t)o->index * EDGE_OC_N;
+			uint8_t h = atomic_load_explicit(&os->active,
+							 memory_order_relaxed);
+			const char *name = NULL;
+			switch (m) {
+			case O_HEALTHY:
+				name = "meridian_origin_healthy";
+				break;
+			case O_STATE:
+				name = "meridian_origin_state";
+				break;
+			case O_EJECTED:
+				name = "meridian_origin_ejected";
+				break;
+			case O_RTT:
+				name = "meridian_origin_rtt_seconds";
+				break;
+			case O_CONNS:
+				name = "meridian_origin_connections";
+				break;
+			case O_OUTSTANDING:
+				name = "meridian_origin_outstanding_requests";
+				break;
+			case O_FAILURES:
+				name = "meridian_origin_failures_total";
+				break;
+			case O_EJECTIONS:
+				name = "meridian_passive_ejections_total";
+				break;
+			case O_CHECKS:
+				name = "meridian_health_checks_total";
+				break;
+			}
+			if (m == O_STATE) {
+				for (uint8_t k = 0; k < 3; k++) {
+					series(b, name, "pool", pool->id,
+					       "origin", o->name, "state",
+					       origin_states[k]);
+					end_u64(b, true, h == k);
+				}
+				continue;
+			}
+			if (m == O_CHECKS) {
+				if (!pool->monitor)
+					continue;
+				pthread_mutex_lock(&os->lock);
+				uint64_t checks = os->checks;
+				uint64_t fails = os->failures;
+				pthread_mutex_unlock(&os->lock);
+				series(b, name, "pool", pool->id, "origin",
+				       o->name, "result", "success");
+				end_u64(b, true,
+					checks >= fails ? checks - fails : 0);
+				series(b, name, "pool", pool->id, "origin",
+				       o->name, "result", "failure");
+				end_u64(b, true, fails);
+				continue;
+			}
+			if (m == O_RTT) {
+				uint32_t us = atomic_load_explicit(
+				    &os->rtt_us, memory_order_relaxed);
+				if (!us)
+					continue; /* not measured */
+				series(b, name, "pool", pool->id, "origin",
+				       o->name, NULL, NULL);
+				end_dbl(b, true, us / 1e6);
+				continue;
+			}
+			uint64_t v = 0;
+			switch (m) {
+			case O_HEALTHY:
+				v = h == LB_HEALTH_HEALTHY;
+				break;
+			case O_EJECTED:
+				v = atomic_load_explicit(&os->ejected_until,
+							 memory_order_relaxed) >
+				    now_ms;
+				break;
+			case O_CONNS: {
+				int32_t n = atomic_load_explicit(
+				    &os->connections, memory_order_relaxed);
+				v = n > 0 ? (uint64_t)n : 0;
+				break;
+			}
+			case O_OUTSTANDING: {
+				int32_t n = atomic_load_explicit(
+				    &os->outstanding, memory_order_relaxed);
+				v = n > 0 ? (uint64_t)n : 0;
+				break;
+			}
+			case O_FAILURES:
+				v = oc[EDGE_OC_FAILURES];
+				break;
+			case O_EJECTIONS:
+				v = oc[EDGE_OC_EJECTIONS];
+				break;
+			default:
+				break;
+			}
+			series(b, name, "pool", pool->id, "origin", o->name,
+			       NULL, NULL);
+			end_u64(b, true, v);
+		}
+	}
+}
+
+static void render_origins(mbuf *b, const edge_snapshot *s, const uint64_t *t)
+{
+	uint64_t now = core_now_ms();
+	static const struct {
+		origin_metric m;
+		const char *name, *type, *help;
+	} ms[] = {
+	    {O_HEALTHY, "meridian_origin_healthy", "gauge",
+	     "1 when the origin's active checks say healthy, else 0 "
+	     "(unknown, unhealthy)."},
+	    {O_STATE, "meridian_origin_state", "gauge",
+	     "1 for the origin's active health state (unknown, healthy, "
+	     "unhealthy)."},
+	    {O_EJECTED, "meridian_origin_ejected", "gauge",
+	     "1 while passive health has ejected the origin."},
+	    {O_RTT, "meridian_origin_rtt_seconds", "gauge",
+	     "Moving average of the health check round trip time (only "
+	     "origins with passed checks)."},
+	    {O_CONNS, "meridian_origin_connections", "gauge",
+	     "Open connections to the origin (busy and idle), all workers."},
+	    {O_OUTSTANDING, "meridian_origin_outstanding_requests", "gauge",
+	     "Requests in flight to the origin."},
+	    {O_FAILURES, "meridian_origin_failures_total", "counter",
+	     "Failures on live traffic (connect errors, resets, timeouts, "
+	     "5xx) that count towards passive ejection."},
+	    {O_EJECTIONS, "meridian_passive_ejections_total", "counter",
+	     "Times passive health ejected the origin."},
+	    {O_CHECKS, "meridian_health_checks_total", "counter",
+	     "Active health check attempts by result (origins of pools with "
+	     "a monitor)."},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(ms); i++) {
+		head(b, ms[i].name, ms[i].type, ms[i].help);
+		render_origin_metric(b, s, t, ms[i].m, now);
+	}
+}
+
+static const char *const pool_states[] = {"unknown", "healthy", "degraded",
+					  "critical"};
+
+static void render_pools(mbuf *b, const edge_snapshot *s)
+{
+	const cfg_snapshot *c = s->cfg;
+	head(b, "meridian_pool_healthy", "gauge",
+	     "1 when the pool may take traffic (healthy or degraded), else 0.");
+	for (size_t p = 0; p < c->npools; p++) {
+		uint8_t h = atomic_load_explicit(&s->pstates[p].health,
+						 memory_order_relaxed);
+		series(b, "meridian_pool_healthy", "pool", c->pools[p].id, NULL,
+		       NULL, NULL, NULL);
+		end_u64(b, true, h == LB_POOL_HEALTHY || h == LB_POOL_DEGRADED);
+	}
+	head(b, "meridian_pool_state", "gauge",
+	     "1 for the pool's health state (unknown, healthy, degraded, "
+	     "critical).");
+	for (size_t p = 0; p < c->npools; p++) {
+		uint8_t h = atomic_load_explicit(&s->pstates[p].health,
+						 memory_order_relaxed);
+		for (uint8_t k = 0; k < ARRAY_LEN(pool_states); k++) {
+			series(b, "meridian_pool_state", "pool", c->pools[p].id,
+			       "state", pool_states[k], NULL, NULL);
+			end_u64(b, true, h == k);
+		}
+	}
+	head(b, "meridian_pool_healthy_origins", "gauge",
+	     "Healthy origins of the pool.");
+	for (size_t p = 0; p < c->npools; p++) {
+		series(b, "meridian_pool_healthy_origins", "pool",
+		       c->pools[p].id, NULL, NULL, NULL, NULL);
+		end_u64(b, true,
+			atomic_load_explicit(&s->pstates[p].healthy_origins,
+					     memory_order_relaxed));
+	}
+}
+
+/* --- edge-wide ---------------------------------------------------------- */
+
+static void render_dns(mbuf *b, const edge *e)
+{
+	edge_dns_stats d;
+	edge_dns_stats_sum(e, &d);
+	head(b, "meridian_dns_queries_total", "counter",
+	     "DNS messages received, by transport.");
+	for (unsigned i = 0; i < EDGE_DNS_NTRANSPORTS; i++) {
+		series(b, "meridian_dns_queries_total", "transport",
+		       edge_dns_transport_name(i), NULL, NULL, NULL, NULL);
+		end_u64(b, true, d.queries[i]);
+	}
+	head(b, "meridian_dns_responses_total", "counter",
+	     "DNS queries answered, by response code.");
+	for (unsigned i = 0; i < EDGE_DNS_NRCODES; i++) {
+		series(b, "meridian_dns_responses_total", "rcode",
+		       edge_dns_rcode_name(i), NULL, NULL, NULL, NULL);
+		end_u64(b, true, d.responses[i]);
+	}
+	single(b, "meridian_dns_dropped_total", "counter",
+	       "DNS messages not answered (malformed, QR set, oversized).",
+	       d.dropped);
+	single(b, "meridian_dns_truncated_total", "counter",
+	       "DNS responses sent truncated (TC: the client retries over "
+	       "TCP).",
+	       d.truncated);
+	single(b, "meridian_dns_lb_answers_total", "counter",
+	       "DNS queries answered by a load balancer.", d.lb);
+}
+
+static void render_edge(mbuf *b, edge *e, const edge_snapshot *s)
+{
+	uint64_t conns = 0, idle = 0;
+	for (size_t i = 0; i < s->cfg->norigins; i++) {
+		int32_t n = atomic_load_explicit(&s->ostates[i].connections,
+						 memory_order_relaxed);
+		conns += n > 0 ? (uint64_t)n : 0;
+	}
+	for (uint32_t i = 0; i < e->nworkers; i++)
+		idle += atomic_load_explicit(&e->workers[i].idle_upstreams,
+					     memory_order_relaxed);
+	single(b, "meridian_client_connections", "gauge",
+	       "Open client connections.", atomic_load(&e->nconns));
+	head(b, "meridian_upstream_connections", "gauge",
+	     "Open connections to origins: active (serving a request or "
+	     "connecting) and idle (pooled for keep-alive).");
+	series(b, "meridian_upstream_connections", "state", "active", NULL,
+	       NULL, NULL, NULL);
+	end_u64(b, true, conns > idle ? conns - idle : 0);
+	series(b, "meridian_upstream_connections", "state", "idle", NULL, NULL,
+	       NULL, NULL);
+	end_u64(b, true, idle);
+
+	/* The health thread (replaced on a config swap: under swap_lock). */
+	health_stats hs = {0};
+	pthread_mutex_lock(&e->swap_lock);
+	if (e->health && e->health->checker)
+		health_get_stats(e->health->checker, &hs);
+	pthread_mutex_unlock(&e->swap_lock);
+	single(b, "meridian_health_check_targets", "gauge",
+	       "Origins the health thread checks.", hs.targets);
+	single(b, "meridian_health_probes_in_flight", "gauge",
+	       "Health probes running now.", hs.inflight);
+
+	if (edge_dns_enabled(e))
+		render_dns(b, e);
+
+	edge_alog_counters ac;
+	edge_alog_counters_get(e->alog, &ac);
+	single(b, "meridian_access_log_lines_total", "counter",
+	       "Access log lines queued for writing.", ac.lines);
+	single(b, "meridian_access_log_dropped_total", "counter",
+	       "Access log lines dropped because the writer was behind.",
+	       ac.dropped);
+	single(b, "meridian_access_log_write_errors_total", "counter",
+	       "Failed writes of the access log.", ac.write_errors);
+	single(b, "meridian_access_log_reopens_total", "counter",
+	       "Times the access log file was reopened (SIGUSR1).", ac.reopens);
+}
+
+char *edge_metrics_render(edge *e, size_t *len)
+{
+	mbuf b = {0};
+	reserve(&b, 65536);
+	b.p[0] = '\0';
+	const edge_snapshot *s = edge_acquire(e);
+	const edge_stats *st = s->stats;
+	uint64_t *t = xmalloc(st->ncells * sizeof(*t));
+	edge_stats_sum(st, t);
+
+	head(&b, "meridian_build_info", "gauge",
+	     "Build information; the value is always 1.");
+	put(&b, "meridian_build_info{version=\"");
+	val(&b, MERIDIAN_VERSION);
+	put(&b, "\"} 1\n");
+	double start;
+	if (process_start(&start)) {
+		head(&b, "process_start_time_seconds", "gauge",
+		     "Start time of the process since the Unix epoch in "
+		     "seconds.");
+		putf(&b, "process_start_time_seconds %.3f\n", start);
+	}
+	single(&b, "meridian_config_generation", "gauge",
+	       "Generation of the running configuration (1 at start, +1 per "
+	       "change).",
+	       s->generation);
+	head(&b, "meridian_edge_info", "gauge",
+	     "This edge's name (edge.name); the value is always 1.");
+	series(&b, "meridian_edge_info", "edge", s->cfg->edge.name, NULL, NULL,
+	       NULL, NULL);
+	end_u64(&b, true, 1);
+
+	render_requests(&b, st, t);
+	render_hist(&b, st, t, "meridian_request_duration_seconds",
+		    "Time from the parsed request head to the last response "
+		    "byte written, by load balancer.",
+		    EDGE_LBC_DUR, EDGE_LBC_DUR_SUM);
+	render_hist(&b, st, t, "meridian_upstream_response_duration_seconds",
+		    "Time from the parsed request head to the origin's "
+		    "response head (connects and retries included), by load "
+		    "balancer.",
+		    EDGE_LBC_UP, EDGE_LBC_UP_SUM);
+	render_lb_counter(&b, st, t, "meridian_retries_total",
+			  "Requests sent again to another origin (connect "
+			  "failures, resets before a response, 502/503 with "
+			  "edge.retries.on_5xx).",
+			  EDGE_LBC_RETRIES);
+	render_lb_counter(&b, st, t, "meridian_failovers_total",
+			  "Retries that moved to another pool "
+			  "(adaptive_routing.failover_across_pools).",
+			  EDGE_LBC_FAILOVERS);
+	render_origins(&b, s, t);
+	render_pools(&b, s);
+	render_edge(&b, e, s);
+
+	free(t);
+	edge_snapshot_unref(s);
+	*len = b.len;
+	return b.p;
+}

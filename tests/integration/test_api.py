@@ -1,0 +1,469 @@
+"""The admin REST API in Cloudflare's v4 shape (issue 5): every path and
+method, the envelope, auth, validation, paging, referential integrity,
+file-managed objects, persistence across restart and kill -9, pool health,
+references, health events, and live changes under load."""
+import http.client
+import json
+import os
+import random
+import re
+import signal
+import threading
+import time
+
+import pytest
+
+import meridian_test as mt
+from test_health import HOST, get, lab, monitor, org  # noqa: F401
+from test_health import wait_health
+
+ACCT = "/client/v4/accounts/default/load_balancers"
+ZONE = "/client/v4/zones/example.com/load_balancers"
+HEX32 = re.compile(r"^[0-9a-f]{32}$")
+
+
+class Api:
+    def __init__(self, port, token=None):
+        self.port = port
+        self.token = token
+
+    def call(self, method, path, body=None, token=None, raw=None,
+             headers=None):
+        c = http.client.HTTPConnection(mt.LOCAL, self.port, timeout=mt.WAIT)
+        h = dict(headers or {})
+        tok = token if token is not None else self.token
+        if tok:
+            h["Authorization"] = "Bearer " + tok
+        data = raw if raw is not None else (
+            json.dumps(body).encode() if body is not None else None)
+        if data is not None:
+            h["Content-Type"] = "application/json"
+        try:
+            c.request(method, path, body=data, headers=h)
+            r = c.getresponse()
+            text = r.read()
+        finally:
+            c.close()
+        env = json.loads(text)
+        # The envelope is always complete.
+        for k in ("success", "errors", "messages", "result"):
+            assert k in env, env
+        assert env["success"] == (200 <= r.status < 300), (r.status, env)
+        return r.status, env
+
+    def ok(self, method, path, body=None):
+        st, env = self.call(method, path, body)
+        assert st == 200, (method, path, st, env)
+        return env["result"]
+
+
+def api_edge(lab, tmp_path, pools=(), lbs=(), monitors=(), api=None,
+             zones=True, store=None):
+    extra = {"store": str(store or tmp_path / "store.db")}
+    e = lab.edge(list(pools), list(lbs), monitors=monitors, edge_extra=extra)
+    return e
+
+
+def start(lab, tmp_path, **kw):
+    """An edge whose file also holds api and zones sections."""
+    return api_edge(lab, tmp_path, **kw)
+
+
+@pytest.fixture
+def env(lab, tmp_path):
+    o1, o2 = lab.origin("o1"), lab.origin("o2")
+    ed = api_edge(lab, tmp_path,
+                  pools=[{"id": "filepool", "origins": [org(o1)]}],
+                  lbs=[{"name": HOST, "default_pools": ["filepool"]}])
+    return ed, Api(ed.admin), o1, o2
+
+
+def test_monitor_crud_and_envelope(env):
+    ed, api, _, _ = env
+    m = api.ok("POST", ACCT + "/monitors",
+               {"type": "http", "path": "/healthz", "interval": 5,
+                "expected_codes": "2xx", "description": "web"})
+    assert HEX32.match(m["id"]), m
+    # Cloudflare's defaults are filled in.
+    assert m["timeout"] == 5 and m["retries"] == 2 and m["method"] == "GET"
+    assert m["interval"] == 5 and m["source"] == "api"
+    assert m["created_on"] and m["created_on"] == m["modified_on"]
+    got = api.ok("GET", ACCT + "/monitors/" + m["id"])
+    assert got == m
+    lst = api.ok("GET", ACCT + "/monitors")
+    assert [x["id"] for x in lst] == [m["id"]]
+    # PUT replaces the object: what is not given is back to its default.
+    put = api.ok("PUT", ACCT + "/monitors/" + m["id"],
+                 {"type": "tcp", "interval": 10})
+    assert put["type"] == "tcp" and put["path"] == "/" and \
+        put["interval"] == 10 and put["description"] is None
+    assert put["created_on"] == m["created_on"]
+    assert put["modified_on"] >= m["modified_on"]
+    # PATCH changes only what it names.
+    pat = api.ok("PATCH", ACCT + "/monitors/" + m["id"], {"retries": 0})
+    assert pat["retries"] == 0 and pat["type"] == "tcp" and \
+        pat["interval"] == 10
+    # Echoing a GET back with PUT works (read-only fields ignored).
+    echo = dict(pat)
+    assert api.ok("PUT", ACCT + "/monitors/" + m["id"], echo)["retries"] == 0
+    res = api.ok("DELETE", ACCT + "/monitors/" + m["id"])
+    assert res == {"id": m["id"]}
+    st, envl = api.call("GET", ACCT + "/monitors/" + m["id"])
+    assert st == 404 and envl["errors"][0]["code"] == 1001
+    assert "not found" in envl["errors"][0]["message"]
+
+
+def test_validation_names_every_bad_field_and_changes_nothing(env):
+    ed, api, _, _ = env
+    st, e = api.call("POST", ACCT + "/monitors",
+                     {"type": "gopher", "interval": "soon", "retries": -1,
+                      "bogus": 1})
+    assert st == 400, e
+    msgs = " | ".join(x["message"] for x in e["errors"])
+    assert len(e["errors"]) >= 4, msgs
+    for field in ("type", "interval", "retries", "bogus"):
+        assert field in msgs, msgs
+    assert api.ok("GET", ACCT + "/monitors") == []
+    # Bad JSON, not an object, empty.
+    for raw in (b"{", b"[1]", b""):
+        st, e = api.call("POST", ACCT + "/pools", raw=raw)
+        assert st == 400 and e["errors"][0]["code"] == 1002, (raw, e)
+    # A pool's origin weight out of range names the field path.
+    st, e = api.call("POST", ACCT + "/pools",
+                     {"name": "p", "origins": [
+                         {"name": "a", "address": "127.0.0.1",
+                          "weight": 1.5}]})
+    assert st == 400
+    assert any("origins[0].weight" in x["message"] for x in e["errors"]), e
+    assert [p["id"] for p in api.ok("GET", ACCT + "/pools")] == ["filepool"]
+
+
+def test_pool_and_lb_go_live_through_the_proxy(env):
+    ed, api, o1, o2 = env
+    p = api.ok("POST", ACCT + "/pools",
+               {"name": "api-pool", "origins": [org(o2), org(o1, weight=0)]})
+    assert [o["name"] for o in p["origins"]] == ["o2", "o1"]
+    assert p["origins"][1]["weight"] == 0
+    lb = api.ok("POST", ZONE, {"name": "api.example.com",
+                               "default_pools": [p["id"]],
+                               "fallback_pool": p["id"]})
+    assert HEX32.match(lb["id"]) and lb["name"] == "api.example.com"
+    # Live: the proxy routes the new host at once.
+    for _ in range(5):
+        r = get(ed, host="api.example.com")
+        assert r.status == 200 and r.header("X-Origin") == "o2", r
+    # Listing by zone name and by a subzone filter.
+    names = [x["name"] for x in api.ok("GET", ZONE)]
+    assert names == [HOST, "api.example.com"]
+    assert api.ok("GET", "/client/v4/zones/other.org/load_balancers") == []
+    # Repoint the LB to the file's pool with PATCH.
+    api.ok("PATCH", ZONE + "/" + lb["id"], {"default_pools": ["filepool"]})
+    assert get(ed, host="api.example.com").header("X-Origin") == "o1"
+    # An LB outside its zone is refused.
+    st, e = api.call("POST", ZONE, {"name": "x.other.org",
+                                    "default_pools": ["filepool"]})
+    assert st == 400 and "not in zone" in e["errors"][0]["message"]
+    # Delete the LB: the host is gone from the proxy.
+    api.ok("DELETE", ZONE + "/" + lb["id"])
+    assert get(ed, host="api.example.com").status == 404
+
+
+def test_referential_integrity(env):
+    ed, api, o1, _ = env
+    m = api.ok("POST", ACCT + "/monitors", {"type": "tcp", "interval": 60})
+    p = api.ok("POST", ACCT + "/pools", {"name": "p", "monitor": m["id"],
+                                         "origins": [org(o1)]})
+    lb = api.ok("POST", ZONE, {"name": "ri.example.com",
+                               "default_pools": [p["id"]]})
+    st, e = api.call("DELETE", ACCT + "/pools/" + p["id"])
+    assert st == 400 and e["errors"][0]["code"] == 1004, e
+    assert "ri.example.com" in e["errors"][0]["message"]
+    st, e = api.call("DELETE", ACCT + "/monitors/" + m["id"])
+    assert st == 400 and e["errors"][0]["code"] == 1004, e
+    st, e = api.call("POST", ZONE, {"name": "bad.example.com",
+                                    "default_pools": ["nosuchpool"]})
+    assert st == 400 and "nosuchpool" in e["errors"][0]["message"], e
+    st, e = api.call("PATCH", ACCT + "/pools/" + p["id"],
+                     {"monitor": "nosuchmonitor"})
+    assert st == 400 and "nosuchmonitor" in e["errors"][0]["message"], e
+    # References, both ways.
+    refs = api.ok("GET", ACCT + "/pools/" + p["id"] + "/references")
+    kinds = sorted((r["reference_type"], r["resource_type"],
+                    r["resource_id"]) for r in refs)
+    assert kinds == [("referral", "monitor", m["id"]),
+                     ("referrer", "load_balancer", lb["id"])]
+    refs = api.ok("GET", ACCT + "/monitors/" + m["id"] + "/references")
+    assert [r["resource_id"] for r in refs] == [p["id"]]
+    # In order, everything can go.
+    api.ok("DELETE", ZONE + "/" + lb["id"])
+    api.ok("DELETE", ACCT + "/pools/" + p["id"])
+    api.ok("DELETE", ACCT + "/monitors/" + m["id"])
+
+
+def test_file_objects_are_read_only(env):
+    ed, api, _, _ = env
+    p = api.ok("GET", ACCT + "/pools/filepool")
+    assert p["source"] == "file" and p["created_on"] is None
+    for method, body in (("PUT", {"name": "x", "origins": []}),
+                         ("PATCH", {"enabled": False}), ("DELETE", None)):
+        st, e = api.call(method, ACCT + "/pools/filepool", body)
+        assert st == 409 and e["errors"][0]["code"] == 1005, e
+        assert "managed by the config file" in e["errors"][0]["message"]
+    lbid = api.ok("GET", ZONE)[0]["id"]
+    st, e = api.call("DELETE", ZONE + "/" + lbid)
+    assert st == 409
+
+
+def test_paging(env):
+    ed, api, _, _ = env
+    ids = [api.ok("POST", ACCT + "/monitors",
+                  {"type": "tcp", "description": "m%d" % i})["id"]
+           for i in range(5)]
+    st, e = api.call("GET", ACCT + "/monitors?per_page=2&page=3")
+    assert st == 200 and [m["id"] for m in e["result"]] == ids[4:]
+    assert e["result_info"] == {"page": 3, "per_page": 2, "count": 1,
+                                "total_count": 5, "total_pages": 3}
+    st, e = api.call("GET", ACCT + "/monitors?per_page=2")
+    assert [m["id"] for m in e["result"]] == ids[:2]
+    for q in ("page=0", "per_page=0", "per_page=100000", "page=x"):
+        st, e = api.call("GET", ACCT + "/monitors?" + q)
+        assert st == 400 and e["errors"][0]["code"] == 1009, (q, e)
+
+
+def test_routes_methods_and_limits(env):
+    ed, api, _, _ = env
+    for path in ("/client/v4/nope", ACCT + "/nope",
+                 "/client/v4/accounts/default/other"):
+        st, e = api.call("GET", path)
+        assert st == 404 and e["errors"][0]["code"] == 7003, (path, e)
+    st, e = api.call("GET", "/client/v4/accounts/someone/load_balancers/pools")
+    assert st == 404
+    st, e = api.call("GET", "/client/v4/zones/0123456789abcdef0123456789abcdef/"
+                     "load_balancers")
+    assert st == 404 and e["errors"][0]["code"] == 1008
+    st, e = api.call("DELETE", ACCT + "/pools")
+    assert st == 405 and e["errors"][0]["code"] == 7001
+    st, e = api.call("GET", ACCT + "/pools/nosuch")
+    assert st == 404 and e["errors"][0]["code"] == 1001
+    big = b'{"name": "' + b"x" * (2 << 20) + b'"}'
+    try:
+        st, e = api.call("POST", ACCT + "/pools", raw=big)
+        assert st == 413
+    except (ConnectionError, OSError):
+        pass  # the edge may close before reading it all: also a refusal
+    ed.check_alive()
+
+
+def test_tokens_scopes_and_loopback_rule(lab, tmp_path, monkeypatch):
+    o1 = lab.origin("o1")
+    ed = lab.edge([{"id": "p", "origins": [org(o1)]}],
+                  [{"name": HOST, "default_pools": ["p"]}],
+                  edge_extra={"store": str(tmp_path / "s.db")},
+                  api={"tokens": [{"token": "r" * 40, "scope": "read"},
+                                  {"token": "w" * 40, "scope": "edit"}]})
+    api = Api(ed.admin)
+    st, e = api.call("GET", ACCT + "/pools")
+    assert st == 401 and e["errors"][0]["code"] == 10000
+    st, e = api.call("GET", ACCT + "/pools", token="nope")
+    assert st == 401
+    st, e = api.call("GET", ACCT + "/pools", token="r" * 40)
+    assert st == 200
+    st, e = api.call("POST", ACCT + "/monitors", {"type": "tcp"},
+                     token="r" * 40)
+    assert st == 403 and e["errors"][0]["code"] == 10001
+    st, e = api.call("POST", ACCT + "/monitors", {"type": "tcp"},
+                     token="w" * 40)
+    assert st == 200
+    # The token never shows in the log.
+    assert "w" * 40 not in ed.stderr_tail(1 << 20)
+
+
+def test_api_refuses_a_public_listener_without_tokens(tmp_path):
+    port = mt.free_port()
+    cfg = {"edge": {"name": "x", "workers": 1, "store": str(tmp_path / "s"),
+                    "listen": {"http": ["127.0.0.1:%d" % port],
+                               "admin": "0.0.0.0:%d" % mt.free_port()}}}
+    path = tmp_path / "e.yaml"
+    path.write_text(mt.to_yaml(cfg) + "\n")
+    import subprocess
+    env = dict(os.environ)
+    env.pop("MERIDIAN_API_TOKEN", None)
+    p = subprocess.run([mt.BIN, "edge", "-c", str(path)], env=env,
+                       capture_output=True, text=True, timeout=mt.WAIT)
+    assert p.returncode != 0
+    assert "refusing to serve the API on 0.0.0.0" in p.stderr
+
+
+def test_objects_survive_a_restart(lab, tmp_path):
+    o1 = lab.origin("o1")
+    store = tmp_path / "keep.db"
+    ed = api_edge(lab, tmp_path, store=store,
+                  pools=[{"id": "fp", "origins": [org(o1)]}],
+                  lbs=[{"name": HOST, "default_pools": ["fp"]}])
+    api = Api(ed.admin)
+    p = api.ok("POST", ACCT + "/pools", {"name": "kept", "origins": [org(o1)]})
+    lb = api.ok("POST", ZONE, {"name": "kept.example.com",
+                               "default_pools": [p["id"]]})
+    assert ed.terminate(timeout=mt.WAIT) == 0
+    ed.expect_exit = True
+    ed2 = lab.stack.respawn(ed)
+    ed2.admin = ed.admin
+    mt.wait_for(lambda: mt.port_accepts(ed.admin), what="admin after restart")
+    api2 = Api(ed.admin)
+    got = api2.ok("GET", ACCT + "/pools/" + p["id"])
+    assert got["created_on"] == p["created_on"] and got["name"] == "kept"
+    assert api2.ok("GET", ZONE + "/" + lb["id"])["name"] == "kept.example.com"
+    assert get(ed2, host="kept.example.com").header("X-Origin") == "o1"
+
+
+def test_kill_9_in_a_loop_of_writes_loses_nothing_acknowledged(lab, tmp_path):
+    o1 = lab.origin("o1")
+    store = tmp_path / "k9.db"
+    ed = api_edge(lab, tmp_path, store=store,
+                  pools=[{"id": "fp", "origins": [org(o1)]}],
+                  lbs=[{"name": HOST, "default_pools": ["fp"]}])
+    acked = []
+    rng = random.Random(7)
+    for round_ in range(4):
+        api = Api(ed.admin)
+        stop_at = rng.randint(5, 25)
+        done = threading.Event()
+
+        def writer():
+            for i in range(200):  # bounded; killed long before
+                try:
+                    st, e = api.call("POST", ACCT + "/monitors",
+                                     {"type": "tcp",
+                                      "description": "r%d-%d" % (round_, i)})
+                except (OSError, ValueError, http.client.HTTPException):
+                    break
+                if st == 200:
+                    acked.append(e["result"]["id"])
+            done.set()
+
+        t = threading.Thread(target=writer)
+        base = len(acked)
+        t.start()
+        mt.wait_for(lambda: len(acked) >= base + stop_at or done.is_set(),
+                    what="some acknowledged writes")
+        ed.expect_exit = True
+        os.kill(ed.pid, signal.SIGKILL)
+        t.join(timeout=mt.WAIT)
+        ed.kill()
+        ed2 = lab.stack.respawn(ed)
+        ed2.admin = ed.admin
+        mt.wait_for(lambda: mt.port_accepts(ed.admin),
+                    what="admin after kill -9")
+        ed = ed2
+    have = {m["id"] for m in Api(ed.admin).ok(
+        "GET", ACCT + "/monitors?per_page=1000")}
+    missing = [i for i in acked if i not in have]
+    assert len(acked) >= 20 and not missing, (len(acked), missing[:3])
+    # And the store opens clean.
+    import sqlite3
+    con = sqlite3.connect(str(store))
+    try:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        con.close()
+
+
+def test_pool_health_and_events(lab, tmp_path):
+    up, down = lab.origin("up"), lab.origin("down")
+    ed = api_edge(lab, tmp_path,
+                  monitors=[monitor(interval="1s")],
+                  pools=[{"id": "p", "monitor": "m",
+                          "origins": [org(up), org(down)]}],
+                  lbs=[{"name": HOST, "default_pools": ["p"]}])
+    api = Api(ed.admin)
+    wait_health(ed, {("p", "up"): "healthy", ("p", "down"): "healthy"})
+    lab.kill(down)
+    wait_health(ed, {("p", "down"): "unhealthy"})
+    h = api.ok("GET", ACCT + "/pools/p/health")
+    pop = h["pop_health"][mt.EDGE_NAME]
+    byname = {o["name"]: o for o in pop["origins"]}
+    assert h["pool_id"] == "p"
+    assert byname["up"]["healthy"] is True
+    assert byname["down"]["healthy"] is False
+    assert byname["down"]["failure_reason"] != "No failures"
+    assert pop["healthy"] is True and pop["state"] == "degraded"
+
+    def events(q=""):
+        return api.ok("GET", "/client/v4/user/load_balancing_analytics/"
+                      "events" + q)
+    ev = mt.wait_for(lambda: [e for e in events("?origin_healthy=false")],
+                     what="an unhealthy origin event")
+    o = ev[0]["pool"][0]["origins"][0]
+    assert o["name"] == "down" and o["healthy"] is False
+    assert o["old_state"] == "healthy" and o["new_state"] == "unhealthy"
+    assert ev[0]["pool"][0]["id"] == "p"
+    assert all(e["pool"][0]["origins"] and
+               e["pool"][0]["origins"][0]["healthy"] is False
+               for e in ev)
+    # Filters: by origin, by pool, by time.
+    assert events("?origin_name=nosuch") == []
+    assert events("?pool_id=p")
+    assert events("?since=2999-01-01T00:00:00Z") == []
+    st, e = api.call("GET", "/client/v4/user/load_balancing_analytics/"
+                     "events?since=yesterday")
+    assert st == 400
+
+
+def test_no_failed_request_while_api_changes_pools_under_load(lab, tmp_path):
+    o = [lab.origin("o%d" % i) for i in range(3)]
+    ed = api_edge(lab, tmp_path,
+                  pools=[{"id": "fp", "origins": [org(o[0])]}],
+                  lbs=[{"name": HOST, "default_pools": ["fp"]}])
+    api = Api(ed.admin)
+    p1 = api.ok("POST", ACCT + "/pools", {"name": "a", "origins": [org(o[1])]})
+    lb = api.ok("POST", ZONE, {"name": "live.example.com",
+                               "default_pools": [p1["id"]]})
+    stop = threading.Event()
+    res = {"ok": 0, "bad": []}
+    lock = threading.Lock()
+
+    def load():
+        deadline = time.monotonic() + 60
+        conn = None
+        for _ in range(20000):
+            if stop.is_set() or time.monotonic() > deadline:
+                break
+            try:
+                if conn is None:
+                    conn = mt.HttpConn(ed.port)
+                conn.send(mt.req("GET", "/", "live.example.com"))
+                r = conn.read_response("GET")
+                good = r.status == 200
+            except (OSError, mt.Closed, AssertionError) as ex:
+                r, good, conn = ex, False, None
+            with lock:
+                if good:
+                    res["ok"] += 1
+                else:
+                    res["bad"].append(repr(r)[:200])
+        if conn:
+            conn.close()
+
+    threads = [threading.Thread(target=load) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(3):
+            base = res["ok"]
+            p2 = api.ok("POST", ACCT + "/pools",
+                        {"name": "b%d" % i, "origins": [org(o[2])]})
+            api.ok("PATCH", ZONE + "/" + lb["id"],
+                   {"default_pools": [p2["id"], p1["id"]]})
+            api.ok("PATCH", ACCT + "/pools/" + p1["id"],
+                   {"origins": [org(o[1]), org(o[0])]})
+            api.ok("PATCH", ZONE + "/" + lb["id"],
+                   {"default_pools": [p1["id"]]})
+            api.ok("DELETE", ACCT + "/pools/" + p2["id"])
+            mt.wait_for(lambda: res["ok"] >= base + 30,
+                        what="requests between changes")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=mt.WAIT)
+    assert not res["bad"], res["bad"][:5]
+    assert res["ok"] >= 90
