@@ -44,6 +44,7 @@ static const struct {
 static const char demo_yaml[] =
     "edge:\n"
     "  name: demo\n"
+    "  store: \"%s\"\n"
     "  region: WEU\n"
     "  public_addresses: [\"%s\"]\n"
     "  listen:\n"
@@ -305,6 +306,8 @@ static int addr_parts(const char *text, char *host, size_t size, unsigned *port)
 
 int cmd_demo(int argc, char **argv)
 {
+	char store_dir[] = "/tmp/meridian-demo-XXXXXX";
+	char store_path[sizeof(store_dir) + 16] = "";
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, 'L'},
 	    {"admin", required_argument, NULL, 'A'},
@@ -402,12 +405,20 @@ int cmd_demo(int argc, char **argv)
 			 db);
 		d.geo_db = true;
 	}
+	/* A fresh store per demo run: objects created through the API live
+	 * as long as the demo, and never land in the system's store. */
+	if (!mkdtemp(store_dir)) {
+		perror("meridian demo: mkdtemp");
+		goto out;
+	}
+	snprintf(store_path, sizeof(store_path), "%s/store.db", store_dir);
 	char yaml[6144];
-	int n = snprintf(yaml, sizeof(yaml), demo_yaml, public_host, listen,
-			 admin_yaml, dns_yaml, geo_yaml, demo_origins[0].host,
-			 d.kids[0].port, demo_origins[1].host, d.kids[1].port,
-			 demo_origins[2].host, d.kids[2].port,
-			 demo_origins[3].host, d.kids[3].port);
+	int n =
+	    snprintf(yaml, sizeof(yaml), demo_yaml, store_path, public_host,
+		     listen, admin_yaml, dns_yaml, geo_yaml,
+		     demo_origins[0].host, d.kids[0].port, demo_origins[1].host,
+		     d.kids[1].port, demo_origins[2].host, d.kids[2].port,
+		     demo_origins[3].host, d.kids[3].port);
 	if (n < 0 || (size_t)n >= sizeof(yaml)) {
 		fputs("meridian demo: listen address too long\n", stderr);
 		goto out;
@@ -429,5 +440,14 @@ int cmd_demo(int argc, char **argv)
 	status = edge_run(ctl, snap, demo_ready, &d);
 out:
 	stop_children(&d);
+	if (store_path[0]) {
+		static const char *const sfx[] = {"", "-wal", "-shm"};
+		for (size_t i = 0; i < 3; i++) {
+			char f[sizeof(store_path) + 8];
+			snprintf(f, sizeof(f), "%s%s", store_path, sfx[i]);
+			unlink(f);
+		}
+		rmdir(store_dir);
+	}
 	return status;
 }

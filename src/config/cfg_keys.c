@@ -1127,8 +1127,9 @@ static const cfg_key location_keys[] = {
      AT(cfg_location_strategy, prefer_ecs),
      .def = "proximity",
      CHOICES(prefer_ecs),
-     .help = "When to prefer EDNS Client Subnet over the resolver's "
-	     "address."},
+     .help = "When to use EDNS Client Subnet instead of the location "
+	     "`mode` gives: always, never, or only under proximity or geo "
+	     "steering."},
 };
 static const cfg_table location_table = {
     .path = "load_balancers[].location_strategy",

@@ -43,7 +43,8 @@ static bool same_addrs(const cfg_addr *a, size_t na, const cfg_addr *b,
 	if (na != nb)
 		return false;
 	for (size_t i = 0; i < na; i++)
-		if (a[i].len != b[i].len || memcmp(&a[i].ss, &b[i].ss, a[i].len))
+		if (a[i].len != b[i].len ||
+		    memcmp(&a[i].ss, &b[i].ss, a[i].len))
 			return false;
 	return true;
 }
@@ -63,13 +64,17 @@ static const char *needs_restart(const edge *e, const cfg_snapshot *old,
 			b->nlisten_dns))
 		return "edge.listen.dns";
 	if (a->has_admin != b->has_admin ||
-	    (a->has_admin && !same_addrs(&a->listen_admin, 1, &b->listen_admin,
-					 1)))
+	    (a->has_admin &&
+	     !same_addrs(&a->listen_admin, 1, &b->listen_admin, 1)))
 		return "edge.listen.admin";
 	if (a->listen_proxy_protocol != b->listen_proxy_protocol)
 		return "edge.listen.proxy_protocol";
 	if (worker_count(cfg) != e->nworkers)
 		return "edge.workers";
+	const char *ap = a->access_log.path, *bp = b->access_log.path;
+	if ((!ap != !bp) || (ap && strcmp(ap, bp)) ||
+	    a->access_log.buffer != b->access_log.buffer)
+		return "edge.access_log";
 	if (buffer_size(cfg) > e->buf_size)
 		return "edge.limits.max_header_bytes (a larger buffer)";
 	return NULL;
@@ -90,10 +95,11 @@ int edge_swap(edge *e, cfg_snapshot *cfg, char *err, size_t errlen)
 	edge_snapshot *old = edge_current(e);
 	const char *what = needs_restart(e, old->cfg, cfg);
 	if (what) {
-		snprintf(err, errlen,
-			 "%s changed: restart meridian to apply it (the running "
-			 "config stays)",
-			 what);
+		snprintf(
+		    err, errlen,
+		    "%s changed: restart meridian to apply it (the running "
+		    "config stays)",
+		    what);
 		cfg_snapshot_free(cfg);
 		pthread_mutex_unlock(&e->swap_lock);
 		return -1;

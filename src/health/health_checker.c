@@ -593,10 +593,9 @@ static const cfg_pool *pool_by_id(const cfg_snapshot *cfg, const char *id)
 	return NULL;
 }
 
-size_t health_states_carry(const cfg_snapshot *from,
-			   lb_origin_state *from_o, const lb_pool_state *from_p,
-			   const cfg_snapshot *to, lb_origin_state *to_o,
-			   lb_pool_state *to_p)
+size_t health_states_carry(const cfg_snapshot *from, lb_origin_state *from_o,
+			   const lb_pool_state *from_p, const cfg_snapshot *to,
+			   lb_origin_state *to_o, lb_pool_state *to_p)
 {
 	size_t kept = 0;
 	for (size_t i = 0; i < to->npools; i++) {

@@ -119,9 +119,8 @@ void health_states_destroy(lb_origin_state *o, size_t n);
  * states must be initialised and not yet in use; the `from` ones may still
  * be written (each origin is copied under its lock). Returns the number of
  * origins carried over. */
-size_t health_states_carry(const cfg_snapshot *from,
-			   lb_origin_state *from_o, const lb_pool_state *from_p,
-			   const cfg_snapshot *to, lb_origin_state *to_o,
-			   lb_pool_state *to_p);
+size_t health_states_carry(const cfg_snapshot *from, lb_origin_state *from_o,
+			   const lb_pool_state *from_p, const cfg_snapshot *to,
+			   lb_origin_state *to_o, lb_pool_state *to_p);
 
 #endif

@@ -484,8 +484,8 @@ static void parked_event(health_probe_ctx *c, health_idle *k, uint32_t events)
 static bool park(health_probe *p)
 {
 	health_idle *k = p->idle;
-	if (!p->parkable || !k || p->conn != &k->io || k->io.fd < 0 ||
-	    p->ssl || p->eof || p->ctx->nidle >= p->ctx->idle_max)
+	if (!p->parkable || !k || p->conn != &k->io || k->io.fd < 0 || p->ssl ||
+	    p->eof || p->ctx->nidle >= p->ctx->idle_max)
 		return false;
 	k->user = NULL;
 	p->ctx->nidle++;
@@ -1093,7 +1093,8 @@ static int connect_check(health_probe *p, uint32_t events)
 	if (events & (EPOLLERR | EPOLLHUP)) {
 		int err = 0;
 		socklen_t len = sizeof(err);
-		if (getsockopt(p->conn->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		if (getsockopt(p->conn->fd, SOL_SOCKET, SO_ERROR, &err, &len) <
+		    0)
 			err = errno;
 		return fail(p, HEALTH_CONNECT_FAILED, "%s",
 			    strerror(err ? err : ECONNREFUSED));

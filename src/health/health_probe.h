@@ -88,9 +88,9 @@ typedef struct health_probe_ctx {
 	core_buf_pool bufs; /* one buffer per running probe */
 	/* Created on the first https probe: verifying, and allow_insecure. */
 	struct ssl_ctx_st *tls_verify, *tls_insecure;
-	http1_response resp;	  /* scratch: heads are parsed one at a time */
-	char ehlo_name[64];	  /* this host's name for EHLO/HELO */
-	uint32_t nidle, idle_max; /* parked keep-alive connections */
+	http1_response resp;	   /* scratch: heads are parsed one at a time */
+	char ehlo_name[64];	   /* this host's name for EHLO/HELO */
+	uint32_t nidle, idle_max;  /* parked keep-alive connections */
 	uint64_t nconnect, nreuse; /* connections opened, checks on kept ones */
 } health_probe_ctx;
 
@@ -102,9 +102,9 @@ typedef struct health_probe_ctx {
  * the loop while open, parked or not. */
 typedef struct health_idle {
 	core_io io;
-	struct health_probe *user;     /* the probe using io, NULL while parked */
+	struct health_probe *user; /* the probe using io, NULL while parked */
 	struct health_probe_ctx *ctx; /* set at the first use */
-	char *req;		   /* the request head, built at the first use */
+	char *req; /* the request head, built at the first use */
 	uint32_t req_len;
 } health_idle;
 #define HEALTH_IDLE_INIT                                                       \
@@ -118,7 +118,7 @@ typedef void (*health_probe_cb)(health_probe *p, const health_result *r);
 /* One probe. The owner allocates it (arrays of them are fine) and keeps it
  * in place while it runs. Fields other than `arg` are private. */
 struct health_probe {
-	void *arg; /* the owner's; set by health_probe_start */
+	void *arg;	  /* the owner's; set by health_probe_start */
 	core_io io;	  /* the connection when there is no idle slot */
 	core_io *conn;	  /* the connection: &io or &idle->io */
 	core_timer timer; /* the monitor's timeout; also defers early errors */

@@ -467,3 +467,27 @@ def test_no_failed_request_while_api_changes_pools_under_load(lab, tmp_path):
             t.join(timeout=mt.WAIT)
     assert not res["bad"], res["bad"][:5]
     assert res["ok"] >= 90
+
+
+def test_in_flight_request_finishes_on_its_snapshot(env):
+    """A request that started before its pool and load balancer were
+    deleted completes from the origin it started on; the next request sees
+    the new config."""
+    ed, api, o1, o2 = env
+    p = api.ok("POST", ACCT + "/pools", {"name": "slow", "origins": [org(o2)]})
+    lb = api.ok("POST", ZONE, {"name": "slow.example.com",
+                               "default_pools": [p["id"]]})
+    with mt.HttpConn(ed.port) as c:
+        c.send(mt.req("GET", "/sleep/1500", "slow.example.com"))
+        # The swap must come while the request is at the origin: wait
+        # until the origin holds a connection that carried it.
+        mt.wait_for(lambda: o2.counters()[3] >= 1,
+                    what="the request to reach the origin")
+        api.ok("DELETE", ZONE + "/" + lb["id"])
+        api.ok("DELETE", ACCT + "/pools/" + p["id"])
+        r = c.read_response("GET")
+        assert r.status == 200 and r.body == b"slept 1500\n", r
+        # Same connection, next request: the load balancer is gone.
+        c.send(mt.req("GET", "/", "slow.example.com"))
+        r = c.read_response("GET")
+        assert r.status == 404, r

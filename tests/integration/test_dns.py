@@ -27,6 +27,7 @@ import dns.rdatatype
 import pytest
 
 import meridian_test as mt
+from test_health import lab  # noqa: F401  (fixture)
 import mmdb_writer
 from meridian_test import LOCAL, WAIT
 
@@ -543,3 +544,39 @@ def test_malformed_packets(env):
             if attempt == 4:
                 raise
     assert answers(r, "A") == ["203.0.113.20"]
+
+
+def test_answers_follow_health_down_and_back(lab):
+    """A DNS-only load balancer answers only healthy origins: an origin
+    that dies leaves the answers within a health interval and comes back
+    when it recovers; with the whole pool down the fallback pool answers."""
+    from test_health import monitor, org
+    a1 = lab.origin("a1")
+    b1 = lab.origin("b1")
+    dport = mt.free_port()
+    ed = lab.edge(
+        [{"id": "pa", "monitor": "m", "origins": [org(a1)]},
+         {"id": "pb", "monitor": "m",
+          "origins": [dict(org(b1), address="127.0.0.2")]}],
+        [{"name": "dyn.example.com", "proxied": False, "ttl": 5,
+          "default_pools": ["pa"], "fallback_pool": "pb"}],
+        monitors=[monitor(interval="1s")], dns_port=dport,
+        zones=[{"name": "example.com"}])
+    ed.check_alive()
+
+    def addrs():
+        q = dns.message.make_query("dyn.example.com", "A")
+        try:
+            r = dns.query.udp(q, LOCAL, port=dport, timeout=2)
+        except (dns.exception.Timeout, OSError):
+            return None
+        return sorted(rr.address for rrset in r.answer for rr in rrset
+                      if rrset.rdtype == dns.rdatatype.A)
+
+    mt.wait_for(lambda: addrs() == ["127.0.0.1"], what="a1 answered")
+    lab.kill(a1)
+    mt.wait_for(lambda: addrs() == ["127.0.0.2"],
+                what="fallback pool answered once a1 is down")
+    lab.restart(a1)
+    mt.wait_for(lambda: addrs() == ["127.0.0.1"],
+                what="a1 answered again after it recovered")

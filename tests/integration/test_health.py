@@ -107,7 +107,7 @@ class Lab:
     # ---------------------------------------------------------- edges
     def edge(self, pools, lbs, monitors=(), geo=None, notifications=None,
              passive=None, retries=None, edge_extra=None, workers=2,
-             api=None):
+             api=None, dns_port=None, zones=None):
         """Start an edge with an http and an admin listener. pools and lbs
         are lists of dicts in the config's shape."""
         for attempt in range(3):  # a free port may be taken meanwhile
@@ -118,6 +118,8 @@ class Lab:
                  "listen": {"http": ["%s:%d" % (mt.LOCAL, port)],
                             "admin": "%s:%d" % (mt.LOCAL, admin)},
                  "timeouts": {"drain": "5s"}}
+            if dns_port:
+                e["listen"]["dns"] = ["%s:%d" % (mt.LOCAL, dns_port)]
             if passive is not None:
                 e["passive_health"] = passive
             if retries is not None:
@@ -130,6 +132,8 @@ class Lab:
             cfg = {"edge": e}
             if api:
                 cfg["api"] = api
+            if zones:
+                cfg["zones"] = zones
             if geo:
                 cfg["geo"] = geo
             if monitors:

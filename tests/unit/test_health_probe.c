@@ -1724,13 +1724,15 @@ static double bench_floor(const bench_srv *b, int nconn, int seconds, int rate,
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	int *fds = calloc((size_t)nconn, sizeof(int));
 	for (int i = 0; i < nconn; i++) {
-		struct sockaddr_in a = {.sin_family = AF_INET,
-					.sin_port = htons(b->ports[i % b->nports]),
-					.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		struct sockaddr_in a = {
+		    .sin_family = AF_INET,
+		    .sin_port = htons(b->ports[i % b->nports]),
+		    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 		fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fds[i] < 0 ||
 		    connect(fds[i], (struct sockaddr *)&a, sizeof(a)) < 0) {
-			fprintf(stderr, "floor: connect: %s\n", strerror(errno));
+			fprintf(stderr, "floor: connect: %s\n",
+				strerror(errno));
 			if (fds[i] >= 0)
 				close(fds[i]);
 			nconn = i;
@@ -1919,9 +1921,9 @@ static int bench(int argc, char **argv)
 	       (unsigned long long)z.probes, (double)z.cpu_ns / 1e9);
 	if (want_floor && !tcp) {
 		int n = (int)MIN((uint64_t)norigins, (uint64_t)z.kept);
-		double us = bench_floor(&b, n ? n : 1, seconds,
-					norigins * 1000 / interval,
-					(size_t)reqlen);
+		double us =
+		    bench_floor(&b, n ? n : 1, seconds,
+				norigins * 1000 / interval, (size_t)reqlen);
 		printf("floor (one send + one recv per check on %d kept "
 		       "connections, no checker): %.2f us per check = %.1f%% "
 		       "of a core at %d checks/s\n",
