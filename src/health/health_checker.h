@@ -10,14 +10,15 @@
  * Schedule: each origin has one timer in the thread's heap. The first check
  * runs at a random point of [0, min(interval, 1 s)), the later ones every
  * interval on a fixed grid (start + k * interval), each jittered by up to
- * +-5% of the interval, so checks neither drift nor synchronise; due times
- * are rounded up to HEALTH_TICK_MS so that one wake-up starts all the
- * checks of a tick (at most 5 ms late by design, which the late/missed
- * statistics count against the rounded time). Retries of
- * a failed probe run HEALTH_RETRY_DELAY_MS later. At most HEALTH_MAX_INFLIGHT
- * probes run at once (the rest wait in a FIFO), each with a preallocated
- * slot and a pooled buffer, so steady-state checking allocates nothing
- * (https probes excepted: OpenSSL allocates its SSL object).
+ * +-5% of the interval, so checks neither drift nor synchronise. Due
+ * times are rounded up to a multiple of HEALTH_TICK_MS, so one wake-up of
+ * the thread starts all the checks of a tick (a wake-up costs more than a
+ * check's own work; max_late_ms and missed count from the rounded time).
+ * Retries of a failed probe run HEALTH_RETRY_DELAY_MS later. At most
+ * HEALTH_MAX_INFLIGHT probes run at once (the rest wait in a FIFO), each
+ * with a preallocated slot and a pooled buffer, so steady-state checking
+ * allocates nothing (https probes excepted: OpenSSL allocates its SSL
+ * object).
  * An attempt (probe + retries) that overruns its interval skips the
  * intervals it covered (counted as missed in health_stats).
  *
