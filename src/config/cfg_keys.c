@@ -332,10 +332,12 @@ static const cfg_key limits_keys[] = {
     {.name = "upstream_idle_per_origin",
      .type = CFG_UINT,
      AT(cfg_limits, upstream_idle_per_origin),
-     .def = "32",
+     .def = "128",
      .min = 0,
      .max = 10000,
-     .help = "Idle keep-alive connections kept per origin and worker."},
+     .help = "Idle keep-alive connections kept per origin and worker. "
+	     "Below the concurrency an origin sees, connections churn; "
+	     "idle ones close after timeouts.upstream_idle."},
 };
 static const cfg_table limits_table = {
     .path = "edge.limits",

@@ -288,7 +288,7 @@ typedef struct cfg_limits {
 	uint32_t max_headers;	   /* default 100 (431 beyond) */
 	uint32_t max_connections;  /* per edge, default 65536 (503 beyond) */
 	uint64_t max_body_bytes;   /* 0 = unlimited (413 beyond) */
-	uint32_t upstream_idle_per_origin; /* per worker, default 32 */
+	uint32_t upstream_idle_per_origin; /* per worker, default 128 */
 } cfg_limits;
 
 typedef struct cfg_timeouts {

@@ -91,7 +91,7 @@ static void test_defaults(void **state)
 	assert_int_equal(e->limits.max_headers, 100);
 	assert_int_equal(e->limits.max_connections, 65536);
 	assert_int_equal(e->limits.max_body_bytes, 0);
-	assert_int_equal(e->limits.upstream_idle_per_origin, 32);
+	assert_int_equal(e->limits.upstream_idle_per_origin, 128);
 	assert_int_equal(e->timeouts.client_header_ms, 10000);
 	assert_int_equal(e->timeouts.client_idle_ms, 60000);
 	assert_int_equal(e->timeouts.client_body_ms, 60000);
