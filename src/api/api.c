@@ -20,6 +20,7 @@
 #include "config/cfg_json.h"
 #include "config/cfg_values.h"
 #include "core/core_log.h"
+#include "core/core_sock.h"
 #include "core/core_util.h"
 #include "edge/edge_ctl.h"
 #include "health/health_fsm.h"
@@ -156,8 +157,16 @@ static int authorize(const cfg_snapshot *cfg, const api_request *rq, bool write,
 {
 	const char *env = getenv("MERIDIAN_API_TOKEN");
 	bool have_env = env && *env;
-	if (cfg->api.ntokens == 0 && !have_env)
-		return 0; /* loopback only: edge_admin refuses otherwise */
+	if (cfg->api.ntokens == 0 && !have_env) {
+		/* No tokens: open only on loopback (start-up and every change
+		 * refuse the other case; this is the last line). */
+		if (core_sock_is_loopback(&cfg->edge.listen_admin.ss))
+			return 0;
+		api_reply_err(rs, 401, API_E_AUTH,
+			      "no API tokens are configured for this "
+			      "non-loopback listener");
+		return -1;
+	}
 	const char *h = rq->authorization;
 	if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
 		api_reply_err(rs, 401, API_E_AUTH,
@@ -352,7 +361,7 @@ typedef struct req_ctx {
 	api_response *rs;
 	const char *seg[MAX_SEGS];
 	size_t nseg;
-	char path[1024];
+	char path[2048];
 } req_ctx;
 
 static bool is(const req_ctx *c, const char *m)
@@ -650,8 +659,8 @@ static void do_object(req_ctx *c, store_kind k, const void *obj, const char *id,
 	store_op op = {.type = STORE_REPLACE,
 		       .kind = k,
 		       .id = id,
-		       .zone = k == STORE_LB ? (g.obj.zone ? g.obj.zone : zone)
-					     : NULL,
+		       .zone =
+			   k == STORE_LB ? (zone ? zone : g.obj.zone) : NULL,
 		       .body = text};
 	commit(c, &op);
 	free(text);
@@ -1063,14 +1072,34 @@ void api_handle(edge *e, const api_request *rq, api_response *rs)
 		goto out;
 	}
 	/* Split the path after /client/v4/ into segments. */
-	snprintf(c.path, sizeof(c.path), "%s", rq->path + 11);
-	for (char *p = c.path, *save = NULL, *t;
-	     (t = strtok_r(p, "/", &save)) != NULL; p = NULL) {
-		if (c.nseg == MAX_SEGS)
-			break;
-		c.seg[c.nseg++] = t;
+	/* Split the path after /client/v4/ into segments. Nothing is cut
+	 * short or skipped: a path that does not fit, has too many segments
+	 * or an empty one names no route. */
+	size_t plen = strlen(rq->path + 11);
+	bool bad = plen >= sizeof(c.path);
+	if (!bad) {
+		memcpy(c.path, rq->path + 11, plen + 1);
+		if (plen && c.path[plen - 1] == '/')
+			c.path[--plen] = '\0'; /* one trailing slash is fine */
+		for (char *p = c.path; !bad && *p;) {
+			char *slash = strchr(p, '/');
+			if (slash == p || c.nseg == MAX_SEGS) {
+				bad = true;
+				break;
+			}
+			c.seg[c.nseg++] = p;
+			if (!slash)
+				break;
+			*slash = '\0';
+			p = slash + 1;
+			if (!*p)
+				bad = true;
+		}
 	}
-	if (seg_is(&c, 0, "accounts"))
+	if (bad)
+		api_reply_err(rs, 404, API_E_NO_ROUTE, "no route for %s %.200s",
+			      rq->method, rq->path);
+	else if (seg_is(&c, 0, "accounts"))
 		route_account(&c);
 	else if (seg_is(&c, 0, "zones"))
 		route_zone(&c);

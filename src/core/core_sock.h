@@ -23,4 +23,7 @@ size_t core_sock_ip_text(const struct sockaddr *sa, char *buf, size_t size);
 /* The port of a bound socket, or -errno. */
 int core_sock_local_port(int fd);
 
+/* Whether ss is a loopback address (127.0.0.0/8 or ::1). */
+bool core_sock_is_loopback(const struct sockaddr_storage *ss);
+
 #endif

@@ -91,6 +91,9 @@ struct edge_worker {
 	char overload[512]; /* canned 503 beyond max_connections */
 	int overload_len;
 	int start_err; /* set when the thread failed to start */
+	/* A snapshot handed over by edge_swap_publish with a reference for
+	 * this worker; taken (exchanged with NULL) by the worker when woken. */
+	edge_snapshot *_Atomic pending;
 	edge_dns *dns; /* DNS listeners (edge_dns.c), NULL without */
 	_Atomic uint32_t idle_upstreams; /* gauge for /metrics (this worker) */
 };
@@ -129,6 +132,17 @@ static inline edge_snapshot *edge_current(edge *e)
  * (admin, API): release it with edge_snapshot_unref. */
 const edge_snapshot *edge_acquire(edge *e);
 
+/* A swap in two steps, so a caller can commit elsewhere in between (the
+ * API commits to the store only what will run): prepare refuses what needs
+ * a restart or breaks the API's token rule, and builds the snapshot (takes
+ * cfg in every case; NULL with err set on failure, nothing changed);
+ * publish cannot fail: it carries the health state and counters over,
+ * restarts the health checks, publishes, and hands each worker its
+ * reference. Callers serialise swaps (edge_ctl's lock). */
+edge_snapshot *edge_swap_prepare(edge *e, cfg_snapshot *cfg, char *err,
+				 size_t errlen);
+void edge_swap_publish(edge *e, edge_snapshot *next);
+
 /* Swap in a new configuration (SIGHUP, API): builds its snapshot, keeps the
  * health and counters of unchanged origins, restarts the health checks on
  * it, publishes it and wakes the workers. Takes ownership of cfg in every
@@ -139,8 +153,8 @@ int edge_swap(edge *e, cfg_snapshot *cfg, char *err, size_t errlen);
 /* Run an edge until SIGTERM/SIGINT has drained it. Returns the exit status.
  * cfg is the config ctl built (edge_ctl_open); both are owned from here.
  * When ready_cb is set it is called once every worker listens. */
-int edge_run(struct edge_ctl *ctl, cfg_snapshot *cfg,
-	     void (*ready_cb)(void *), void *arg);
+int edge_run(struct edge_ctl *ctl, cfg_snapshot *cfg, void (*ready_cb)(void *),
+	     void *arg);
 
 /* Worker internals used by the proxy. */
 void edge_worker_close_listeners(edge_worker *w);

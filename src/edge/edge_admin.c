@@ -22,8 +22,12 @@
 #include "health/health_status.h"
 #include "http/http1_parse.h"
 
-#define ADMIN_HEAD_MAX	    8192
-#define ADMIN_IO_TIMEOUT_MS 2000
+#define ADMIN_HEAD_MAX 8192
+/* Bounds of one connection, whatever the peer does: the whole request
+ * (head and body) must arrive within ADMIN_READ_MS of the accept, and the
+ * answer must be taken within ADMIN_WRITE_MS. */
+#define ADMIN_READ_MS  5000
+#define ADMIN_WRITE_MS 10000
 
 struct edge_admin {
 	edge *e;
@@ -32,15 +36,60 @@ struct edge_admin {
 	http1_request req;
 };
 
+/* The connection being served (one at a time, on the admin thread only):
+ * its deadline and the stop eventfd, so a slow peer never holds the thread
+ * past the deadline nor delays shutdown. */
+static _Thread_local uint64_t conn_deadline;
+static _Thread_local int conn_stop_fd = -1;
+
+/* Wait until fd is ready for ev. False at the deadline, on stop or on an
+ * error. */
+static bool wait_io(int fd, short ev)
+{
+	for (;;) {
+		uint64_t now = core_now_ms();
+		if (now >= conn_deadline)
+			return false;
+		struct pollfd p[2] = {{.fd = fd, .events = ev},
+				      {.fd = conn_stop_fd, .events = POLLIN}};
+		int n = poll(p, conn_stop_fd >= 0 ? 2 : 1,
+			     (int)(conn_deadline - now));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || (conn_stop_fd >= 0 && p[1].revents))
+			return false;
+		return true;
+	}
+}
+
+/* recv with the connection's deadline: > 0 bytes, or <= 0 to give up. */
+static ssize_t recv_dl(int fd, char *p, size_t n)
+{
+	for (;;) {
+		ssize_t r = recv(fd, p, n, MSG_DONTWAIT);
+		if (r >= 0)
+			return r;
+		if (errno == EINTR)
+			continue;
+		if ((errno != EAGAIN && errno != EWOULDBLOCK) ||
+		    !wait_io(fd, POLLIN))
+			return -1;
+	}
+}
+
 static void send_all(int fd, const char *p, size_t n)
 {
 	while (n > 0) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-		if (w <= 0) {
-			if (w < 0 && errno == EINTR)
-				continue;
-			return;
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (!wait_io(fd, POLLOUT))
+				return;
+			continue;
 		}
+		if (w <= 0)
+			return;
 		p += w;
 		n -= (size_t)w;
 	}
@@ -49,6 +98,8 @@ static void send_all(int fd, const char *p, size_t n)
 static void respond(int fd, int status, const char *reason, const char *type,
 		    const char *body, size_t blen, bool head_only)
 {
+	/* The answer gets its own bound, from when it starts. */
+	conn_deadline = core_now_ms() + ADMIN_WRITE_MS;
 	char head[256];
 	int n = snprintf(head, sizeof(head),
 			 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
@@ -146,11 +197,12 @@ static void serve_api(edge_admin *a, int fd, const char *head, size_t len)
 	}
 	if (q->content_length > API_MAX_BODY) {
 		char m[256];
-		int n = snprintf(m, sizeof(m),
-				 "{\"success\":false,\"errors\":[{\"code\":1002,"
-				 "\"message\":\"body larger than %u bytes\"}],"
-				 "\"messages\":[],\"result\":null}",
-				 API_MAX_BODY);
+		int n =
+		    snprintf(m, sizeof(m),
+			     "{\"success\":false,\"errors\":[{\"code\":1002,"
+			     "\"message\":\"body larger than %u bytes\"}],"
+			     "\"messages\":[],\"result\":null}",
+			     API_MAX_BODY);
 		respond(fd, 413, "Content Too Large", "application/json", m,
 			(size_t)n, false);
 		return;
@@ -161,8 +213,10 @@ static void serve_api(edge_admin *a, int fd, const char *head, size_t len)
 	if (have > blen)
 		have = blen;
 	memcpy(body, head + q->head_len, have);
+	if (have < blen && q->conn.expect_continue)
+		send_all(fd, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 	while (have < blen) {
-		ssize_t n = recv(fd, body + have, blen - have, 0);
+		ssize_t n = recv_dl(fd, body + have, blen - have);
 		if (n <= 0) {
 			free(body);
 			return;
@@ -170,7 +224,16 @@ static void serve_api(edge_admin *a, int fd, const char *head, size_t len)
 		have += (size_t)n;
 	}
 	body[blen] = '\0';
-	char method[16], path[2048], query[2048];
+	/* Every piece fits whole (the head is at most ADMIN_HEAD_MAX): nothing
+	 * is cut short, which could change what the API sees. */
+	char method[32], path[ADMIN_HEAD_MAX], query[ADMIN_HEAD_MAX];
+	char auth[ADMIN_HEAD_MAX];
+	if (q->method.len >= sizeof(method)) {
+		free(body);
+		respond(fd, 405, "Method Not Allowed", "text/plain", "", 0,
+			false);
+		return;
+	}
 	snprintf(method, sizeof(method), "%.*s", (int)q->method.len,
 		 q->method.p);
 	const char *qm = memchr(q->target.p, '?', q->target.len);
@@ -180,7 +243,6 @@ static void serve_api(edge_admin *a, int fd, const char *head, size_t len)
 	if (qm)
 		snprintf(query, sizeof(query), "%.*s",
 			 (int)(q->target.len - plen - 1), qm + 1);
-	char auth[1024];
 	const http1_header *h =
 	    http1_find_header(q->headers, q->nheaders, "Authorization");
 	if (h)
@@ -195,16 +257,19 @@ static void serve_api(edge_admin *a, int fd, const char *head, size_t len)
 	api_response rs = {0};
 	api_handle(a->e, &rq, &rs);
 	free(body);
-	static const char *const reasons[] = {
-	    [200] = "OK",	     [400] = "Bad Request",
-	    [401] = "Unauthorized",  [403] = "Forbidden",
-	    [404] = "Not Found",     [405] = "Method Not Allowed",
-	    [409] = "Conflict",	     [413] = "Content Too Large",
-	    [500] = "Internal Server Error"};
-	const char *reason = rs.status > 0 && rs.status <= 500 &&
-				     reasons[rs.status]
-				 ? reasons[rs.status]
-				 : "Status";
+	static const char *const reasons[] = {[200] = "OK",
+					      [400] = "Bad Request",
+					      [401] = "Unauthorized",
+					      [403] = "Forbidden",
+					      [404] = "Not Found",
+					      [405] = "Method Not Allowed",
+					      [409] = "Conflict",
+					      [413] = "Content Too Large",
+					      [500] = "Internal Server Error"};
+	const char *reason =
+	    rs.status > 0 && rs.status <= 500 && reasons[rs.status]
+		? reasons[rs.status]
+		: "Status";
 	respond(fd, rs.status, reason, "application/json", rs.body, rs.len,
 		!strcmp(method, "HEAD"));
 	free(rs.body);
@@ -214,16 +279,14 @@ static void serve(edge_admin *a, int fd)
 {
 	char buf[ADMIN_HEAD_MAX];
 	size_t len = 0;
-	struct timeval tv = {.tv_sec = ADMIN_IO_TIMEOUT_MS / 1000,
-			     .tv_usec = (ADMIN_IO_TIMEOUT_MS % 1000) * 1000};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	conn_stop_fd = a->stop_fd;
+	conn_deadline = core_now_ms() + ADMIN_READ_MS;
 	http1_limits lim = {.max_head_bytes = ADMIN_HEAD_MAX - 1,
 			    .max_headers = 64,
 			    .max_target = 2048};
 	int r = 0;
 	while (len < sizeof(buf)) {
-		ssize_t n = recv(fd, buf + len, sizeof(buf) - len, 0);
+		ssize_t n = recv_dl(fd, buf + len, sizeof(buf) - len);
 		if (n <= 0)
 			return;
 		len += (size_t)n;
@@ -296,22 +359,12 @@ static void *admin_main(void *arg)
 	return NULL;
 }
 
-static bool is_loopback(const struct sockaddr_storage *ss)
-{
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const void *)ss;
-		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-	}
-	const struct sockaddr_in6 *in6 = (const void *)ss;
-	return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
-}
-
 edge_admin *edge_admin_start(edge *e)
 {
 	const cfg_snapshot *cfg = edge_current(e)->cfg;
 	const cfg_addr *addr = &cfg->edge.listen_admin;
 	const char *env = getenv("MERIDIAN_API_TOKEN");
-	if (!is_loopback(&addr->ss) && cfg->api.ntokens == 0 &&
+	if (!core_sock_is_loopback(&addr->ss) && cfg->api.ntokens == 0 &&
 	    !(env && *env)) {
 		log_error("admin: refusing to serve the API on %s without "
 			  "tokens: set api.tokens (or MERIDIAN_API_TOKEN), or "

@@ -308,19 +308,20 @@ int edge_ctl_change(edge_ctl *c, store_op *ops, size_t n, cfg_diag *diag,
 	const char *name = c->path ? c->path : "<config>";
 	if (build(c, name, c->yaml, c->yaml_len, ops, n, &cfg, diag) < 0)
 		goto out;
+	/* Everything that can fail happens before the commit: the store
+	 * holds only what runs. */
+	edge_snapshot *next = edge_swap_prepare(c->e, cfg, err, errlen);
+	if (!next) {
+		rc = -2;
+		goto out;
+	}
 	rc = store_apply(c->st, ops, n, err, errlen);
 	if (rc < 0) {
-		cfg_snapshot_free(cfg);
+		edge_snapshot_unref(next);
 		rc = -2;
 		goto out;
 	}
-	/* Durable from here: a failing swap (out of memory, the geo
-	 * database gone) leaves the change for the next start or SIGHUP. */
-	if (edge_swap(c->e, cfg, err, errlen) < 0) {
-		log_error("api: change stored but not applied: %s", err);
-		rc = -2;
-		goto out;
-	}
+	edge_swap_publish(c->e, next);
 	rc = 0;
 out:
 	pthread_mutex_unlock(&c->lock);

@@ -63,8 +63,7 @@ static void on_health_event(void *arg, const health_event *ev)
 	notify_submit(h->notify, ev->pool, &ne);
 }
 
-edge_health *edge_health_start(edge_snapshot *snap,
-			       store_events_writer *events)
+edge_health *edge_health_start(edge_snapshot *snap, store_events_writer *events)
 {
 	edge_health *h = xcalloc(1, sizeof(*h));
 	h->events = events;
@@ -114,13 +113,17 @@ int edge_health_swap(edge_health *h, const edge_snapshot *old,
 	 * copied and before the old snapshot can be freed. */
 	health_stop(h->checker);
 	h->checker = NULL;
-	size_t kept = health_states_carry(old->cfg, old->ostates, old->pstates,
-					  next->cfg, next->ostates,
-					  next->pstates);
+	size_t kept =
+	    health_states_carry(old->cfg, old->ostates, old->pstates, next->cfg,
+				next->ostates, next->pstates);
 	log_debug("health: %zu origins keep their state across the change",
 		  kept);
+	/* The notifier copied the edge's name and account too (they are in
+	 * every message). */
 	if (!same_notifications(&old->cfg->notifications,
-				&next->cfg->notifications)) {
+				&next->cfg->notifications) ||
+	    !same_str(old->cfg->edge.name, next->cfg->edge.name) ||
+	    !same_str(old->cfg->api.account_id, next->cfg->api.account_id)) {
 		/* Pending (debounced) notifications of the old targets are
 		 * dropped and counted by notify_stop. */
 		notify_stop(h->notify);

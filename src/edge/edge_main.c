@@ -9,6 +9,7 @@
 
 #include "config/cfg_load.h"
 #include "core/core_log.h"
+#include "core/core_sock.h"
 #include "core/core_util.h"
 #include "edge/edge.h"
 #include "edge/edge_admin.h"
@@ -89,10 +90,24 @@ const edge_snapshot *edge_acquire(edge *e)
 	return s;
 }
 
-int edge_swap(edge *e, cfg_snapshot *cfg, char *err, size_t errlen)
+/* The API's rule, checked at start-up (edge_admin_start) and on every
+ * change: a non-loopback admin listener needs tokens. */
+static const char *unguarded_api(const cfg_snapshot *cfg)
 {
-	pthread_mutex_lock(&e->swap_lock);
-	edge_snapshot *old = edge_current(e);
+	const char *env = getenv("MERIDIAN_API_TOKEN");
+	if (!cfg->edge.has_admin ||
+	    core_sock_is_loopback(&cfg->edge.listen_admin.ss) ||
+	    cfg->api.ntokens > 0 || (env && *env))
+		return NULL;
+	return "api.tokens";
+}
+
+edge_snapshot *edge_swap_prepare(edge *e, cfg_snapshot *cfg, char *err,
+				 size_t errlen)
+{
+	/* Swaps are serialised by the caller (edge_ctl's lock): the current
+	 * snapshot cannot change under us. */
+	const edge_snapshot *old = edge_current(e);
 	const char *what = needs_restart(e, old->cfg, cfg);
 	if (what) {
 		snprintf(
@@ -101,29 +116,60 @@ int edge_swap(edge *e, cfg_snapshot *cfg, char *err, size_t errlen)
 		    "config stays)",
 		    what);
 		cfg_snapshot_free(cfg);
-		pthread_mutex_unlock(&e->swap_lock);
-		return -1;
+		return NULL;
+	}
+	if (unguarded_api(cfg)) {
+		snprintf(
+		    err, errlen,
+		    "api.tokens: the admin listener %s is not loopback, so "
+		    "the API needs tokens (the running config stays)",
+		    cfg->edge.listen_admin.text);
+		cfg_snapshot_free(cfg);
+		return NULL;
 	}
 	edge_snapshot *next =
 	    edge_snapshot_new(cfg, e->buf_size, e->nworkers, err, errlen);
 	if (!next) {
-		pthread_mutex_unlock(&e->swap_lock);
-		return -1;
+		cfg_snapshot_free(cfg);
+		return NULL;
 	}
 	next->generation = old->generation + 1;
+	return next;
+}
+
+void edge_swap_publish(edge *e, edge_snapshot *next)
+{
+	pthread_mutex_lock(&e->swap_lock);
+	edge_snapshot *old = edge_current(e);
 	/* Counters go on from the old snapshot's totals (Prometheus counters
 	 * never go back). */
 	edge_stats_carry(old, next);
 	int hst = edge_health_swap(e->health, old, next);
 	atomic_store_explicit(&e->snap, next, memory_order_release);
-	for (uint32_t i = 0; i < e->nworkers; i++)
+	/* Each worker gets its own reference, handed over through its
+	 * pending slot: a worker never has to take one on a snapshot that a
+	 * later swap may already have dropped. */
+	for (uint32_t i = 0; i < e->nworkers; i++) {
+		edge_snapshot_ref(next);
+		edge_snapshot *prev = atomic_exchange_explicit(
+		    &e->workers[i].pending, next, memory_order_acq_rel);
+		edge_snapshot_unref(prev); /* never adopted: superseded */
 		edge_worker_wake(&e->workers[i]);
+	}
 	/* The workers and in-flight requests hold their own references: the
 	 * old snapshot goes when the last request on it does. */
 	edge_snapshot_unref(old);
 	pthread_mutex_unlock(&e->swap_lock);
 	if (hst < 0)
 		log_error("health checks could not restart after the change");
+}
+
+int edge_swap(edge *e, cfg_snapshot *cfg, char *err, size_t errlen)
+{
+	edge_snapshot *next = edge_swap_prepare(e, cfg, err, errlen);
+	if (!next)
+		return -1;
+	edge_swap_publish(e, next);
 	return 0;
 }
 
@@ -186,15 +232,17 @@ int edge_run(edge_ctl *ctl, cfg_snapshot *cfg, void (*ready_cb)(void *),
 		log_error("signalfd: %s", strerror(errno));
 		goto out;
 	}
+	health = edge_health_start(snap, ctl->events);
+	if (!health)
+		goto out;
+	e->health = health;
+	/* The admin thread can change the config: only once the health
+	 * thread it swaps exists. */
 	if (cfg->edge.has_admin) {
 		admin = edge_admin_start(e);
 		if (!admin)
 			goto out;
 	}
-	health = edge_health_start(snap, ctl->events);
-	if (!health)
-		goto out;
-	e->health = health;
 	for (; started < e->nworkers; started++) {
 		int err =
 		    pthread_create(&e->workers[started].thread, NULL,
@@ -228,9 +276,12 @@ int edge_run(edge_ctl *ctl, cfg_snapshot *cfg, void (*ready_cb)(void *),
 			break;
 		}
 		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+			const edge_snapshot *cur = edge_acquire(e);
+			uint32_t drain_ms = cur->cfg->edge.timeouts.drain_ms;
+			edge_snapshot_unref(cur);
 			log_info("%s: draining (up to %u ms)",
 				 si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT",
-				 edge_current(e)->cfg->edge.timeouts.drain_ms);
+				 drain_ms);
 			break;
 		}
 		if (si.ssi_signo == SIGHUP)

@@ -93,11 +93,14 @@ static void wake_cb(core_io *io, uint32_t ev)
 	uint64_t v;
 	while (read(io->fd, &v, sizeof(v)) > 0)
 		;
-	/* A config swap (edge_swap): new requests use the new snapshot. */
-	const edge_snapshot *cur =
-	    atomic_load_explicit(&w->e->snap, memory_order_acquire);
-	if (cur != w->snap)
-		px_adopt_snapshot(w, cur);
+	/* A config swap (edge_swap_publish): new requests use the new
+	 * snapshot. The pending slot carries a reference for us. */
+	edge_snapshot *next =
+	    atomic_exchange_explicit(&w->pending, NULL, memory_order_acq_rel);
+	if (next) {
+		px_adopt_snapshot(w, next);
+		edge_snapshot_unref(next);
+	}
 	if (atomic_load(&w->e->draining) && !w->draining) {
 		w->draining = true;
 		edge_worker_close_listeners(w);
@@ -202,6 +205,7 @@ void edge_worker_destroy(edge_worker *w)
 	core_loop_destroy(&w->loop);
 	edge_snapshot_unref(w->snap);
 	w->snap = NULL;
+	edge_snapshot_unref(atomic_exchange(&w->pending, NULL));
 }
 
 void edge_worker_wake(edge_worker *w)

@@ -58,10 +58,10 @@ class Api:
 
 
 def api_edge(lab, tmp_path, pools=(), lbs=(), monitors=(), api=None,
-             zones=True, store=None):
+             store=None, geo=None):
     extra = {"store": str(store or tmp_path / "store.db")}
-    e = lab.edge(list(pools), list(lbs), monitors=monitors, edge_extra=extra)
-    return e
+    return lab.edge(list(pools), list(lbs), monitors=monitors,
+                    edge_extra=extra, api=api, geo=geo)
 
 
 def start(lab, tmp_path, **kw):
@@ -491,3 +491,122 @@ def test_in_flight_request_finishes_on_its_snapshot(env):
         c.send(mt.req("GET", "/", "slow.example.com"))
         r = c.read_response("GET")
         assert r.status == 404, r
+
+
+def test_a_change_that_cannot_run_is_not_stored(lab, tmp_path):
+    """Everything that can fail happens before the commit: with the geo
+    database gone, a new snapshot cannot be built, the API answers 500 and
+    the store holds nothing of the change (a retry cannot duplicate)."""
+    import mmdb_writer
+    import sqlite3
+    geodb = tmp_path / "geo.mmdb"
+    mmdb_writer.write(str(geodb), [
+        ("127.9.0.0/24", {"country": {"iso_code": "JP"}})])
+    o1 = lab.origin("o1")
+    store = tmp_path / "s.db"
+    ed = api_edge(lab, tmp_path, store=store,
+                  pools=[{"id": "fp", "origins": [org(o1)]}],
+                  lbs=[{"name": HOST, "default_pools": ["fp"]}],
+                  geo={"database": str(geodb)})
+    api = Api(ed.admin)
+    geodb.unlink()
+    for _ in range(2):
+        st, e = api.call("POST", ACCT + "/monitors", {"type": "tcp"})
+        assert st == 500 and e["errors"][0]["code"] == 1007, e
+    assert api.ok("GET", ACCT + "/monitors") == []
+    con = sqlite3.connect(str(store))
+    try:
+        assert con.execute("SELECT count(*) FROM objects").fetchone()[0] == 0
+    finally:
+        con.close()
+    assert get(ed).header("X-Origin") == "o1"
+
+
+def test_long_or_odd_paths_name_no_route(env):
+    ed, api, _, _ = env
+    m = api.ok("POST", ACCT + "/monitors", {"type": "tcp"})
+    base = ACCT + "/monitors/" + m["id"]
+    # A path longer than any route must not be cut into a real one.
+    st, e = api.call("DELETE", base + "/" * 1100 + "references")
+    assert st == 404 and e["errors"][0]["code"] == 7003, e
+    for path in (base + "//references", ACCT + "//monitors",
+                 base + "/a/b/c/d/e/f/g/h/i/j/k"):
+        st, e = api.call("DELETE", path)
+        assert st == 404, (path, e)
+    # One trailing slash is the same path.
+    assert api.ok("GET", base + "/")["id"] == m["id"]
+    assert api.ok("GET", base)["id"] == m["id"]
+
+
+def test_a_slow_client_neither_blocks_the_admin_nor_shutdown(env):
+    """One connection trickling its request is dropped at its deadline;
+    the next requests are served and SIGTERM is not held up."""
+    import socket
+    ed, api, _, _ = env
+    slow = socket.create_connection((mt.LOCAL, ed.admin))
+    try:
+        slow.sendall(b"POST " + ACCT.encode() + b"/monitors HTTP/1.1\r\n")
+        t0 = time.monotonic()
+        st, e = api.call("GET", ACCT + "/monitors")
+        assert st == 200
+        assert time.monotonic() - t0 < mt.WAIT
+        # A body that never comes: the API is still answered.
+        slow2 = socket.create_connection((mt.LOCAL, ed.admin))
+        slow2.sendall(b"POST " + ACCT.encode() + b"/monitors HTTP/1.1\r\n"
+                      b"Host: a\r\nContent-Length: 100\r\n\r\n{")
+        st, e = api.call("GET", ACCT + "/pools")
+        assert st == 200
+        slow2.close()
+    finally:
+        slow.close()
+    ed.check_alive()
+
+
+def test_expect_100_continue(env):
+    import socket
+    ed, api, _, _ = env
+    body = json.dumps({"type": "tcp", "description": "x" * 2000}).encode()
+    with socket.create_connection((mt.LOCAL, ed.admin), timeout=mt.WAIT) as s:
+        s.sendall(b"POST " + ACCT.encode() + b"/monitors HTTP/1.1\r\n"
+                  b"Host: a\r\nContent-Type: application/json\r\n"
+                  b"Expect: 100-continue\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body))
+        first = s.recv(64)
+        assert first.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), first
+        s.sendall(body)
+        rest = b""
+        for _ in range(1000):
+            d = s.recv(65536)
+            if not d:
+                break
+            rest += d
+        assert b"HTTP/1.1 200 OK" in rest and b'"success":true' in rest
+
+
+def test_reload_cannot_drop_the_tokens_of_a_public_api(lab, tmp_path):
+    """A SIGHUP that would leave a non-loopback API without tokens is
+    refused: the running config, with its tokens, stays."""
+    o1 = lab.origin("o1")
+    tok = "t" * 40
+    port, admin = mt.free_port(), mt.free_port()
+    cfg = {"edge": {"name": mt.EDGE_NAME, "workers": 1,
+                    "store": str(tmp_path / "s.db"),
+                    "listen": {"http": ["%s:%d" % (mt.LOCAL, port)],
+                               "admin": "0.0.0.0:%d" % admin}},
+           "api": {"tokens": [{"token": tok, "scope": "edit"}]},
+           "pools": [{"id": "p", "origins": [org(o1)]}],
+           "load_balancers": [{"name": HOST, "default_pools": ["p"]}]}
+    ed = mt.Edge(lab.stack.logdir, mt.to_yaml(cfg) + "\n", port, "pub")
+    lab.stack.procs.append(ed)
+    lab.stack.edges.append(ed)
+    mt.wait_for(lambda: mt.port_accepts(admin), what="admin")
+    api = Api(admin)
+    assert api.call("GET", ACCT + "/pools")[0] == 401
+    del cfg["api"]
+    with open(ed.config_path, "w") as f:
+        f.write(mt.to_yaml(cfg) + "\n")
+    os.kill(ed.pid, signal.SIGHUP)
+    mt.wait_for(lambda: "the API needs tokens" in ed.stderr_tail(1 << 20),
+                what="the reload to be refused")
+    assert api.call("GET", ACCT + "/pools")[0] == 401
+    assert api.call("GET", ACCT + "/pools", token=tok)[0] == 200
