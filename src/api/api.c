@@ -1033,9 +1033,54 @@ no_route:
 }
 
 /* /zones/{zone}/load_balancers[/{id}] */
+static json_t *zone_json(const char *name)
+{
+	char id[33];
+	zone_id(name, id);
+	json_t *z = json_object();
+	json_object_set_new(z, "id", json_string(id));
+	json_object_set_new(z, "name", json_string(name));
+	return z;
+}
+
+/* GET /zones[?name=] and /zones/{zone}: the zones of the config (DNS
+ * zones), so clients can learn a zone's id as they do from Cloudflare. */
+static void do_zones(req_ctx *c)
+{
+	if (!is(c, "GET")) {
+		method_not_allowed(c, "GET");
+		return;
+	}
+	if (c->nseg == 2) {
+		char zone[256];
+		if (!resolve_zone(c->cfg, c->seg[1], zone, sizeof(zone))) {
+			api_reply_err(c->rs, 404, API_E_ZONE,
+				      "zone %s not found", c->seg[1]);
+			return;
+		}
+		api_reply(c->rs, 200, zone_json(zone), NULL, NULL);
+		return;
+	}
+	size_t page, per_page;
+	if (paging(c->rq, c->rs, &page, &per_page) < 0)
+		return;
+	char want[256];
+	const char *name = query_get(c->rq->query, "name", want, sizeof(want));
+	json_t *all = json_array();
+	for (size_t i = 0; i < c->cfg->nzones; i++)
+		if (!name || !strcasecmp(name, c->cfg->zones[i].name))
+			json_array_append_new(all,
+					      zone_json(c->cfg->zones[i].name));
+	reply_page(c->rs, all, page, per_page);
+}
+
 static void route_zone(req_ctx *c)
 {
-	if (c->nseg < 3 || !seg_is(c, 2, "load_balancers") || c->nseg > 4) {
+	if (c->nseg <= 2) {
+		do_zones(c);
+		return;
+	}
+	if (!seg_is(c, 2, "load_balancers") || c->nseg > 4) {
 		api_reply_err(c->rs, 404, API_E_NO_ROUTE, "no route for %s %s",
 			      c->rq->method, c->rq->path);
 		return;

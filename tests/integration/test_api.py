@@ -610,3 +610,26 @@ def test_reload_cannot_drop_the_tokens_of_a_public_api(lab, tmp_path):
                 what="the reload to be refused")
     assert api.call("GET", ACCT + "/pools")[0] == 401
     assert api.call("GET", ACCT + "/pools", token=tok)[0] == 200
+
+
+def test_zones_by_name_and_by_id(lab, tmp_path):
+    o1 = lab.origin("o1")
+    ed = lab.edge([{"id": "p", "origins": [org(o1)]}],
+                  [{"name": HOST, "default_pools": ["p"]}],
+                  edge_extra={"store": str(tmp_path / "s.db")},
+                  zones=[{"name": "example.com"}, {"name": "example.org"}])
+    api = Api(ed.admin)
+    zones = api.ok("GET", "/client/v4/zones")
+    assert [z["name"] for z in zones] == ["example.com", "example.org"]
+    assert all(HEX32.match(z["id"]) for z in zones)
+    assert len({z["id"] for z in zones}) == 2
+    zid = api.ok("GET", "/client/v4/zones?name=example.com")[0]["id"]
+    assert api.ok("GET", "/client/v4/zones/" + zid)["name"] == "example.com"
+    by_id = api.ok("GET", "/client/v4/zones/%s/load_balancers" % zid)
+    by_name = api.ok("GET", ZONE)
+    assert [x["id"] for x in by_id] == [x["id"] for x in by_name] != []
+    lb = api.ok("POST", "/client/v4/zones/%s/load_balancers" % zid,
+                {"name": "new.example.com", "default_pools": ["p"]})
+    assert api.ok("GET", ZONE + "/" + lb["id"])["name"] == "new.example.com"
+    st, e = api.call("GET", "/client/v4/zones/" + "f" * 32)
+    assert st == 404 and e["errors"][0]["code"] == 1008
