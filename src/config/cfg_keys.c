@@ -148,6 +148,8 @@ static const char *const secures[] = {"Auto", "Always", "Never"};
 static_assert(ARRAY_LEN(secures) == CFG_SECURE_NEVER + 1, "secure");
 static const char *const zdt_failovers[] = {"none", "temporary", "sticky"};
 static_assert(ARRAY_LEN(zdt_failovers) == CFG_ZDT_STICKY + 1, "zdt");
+static const char *const tls_versions[] = {"1.2", "1.3"};
+static_assert(ARRAY_LEN(tls_versions) == CFG_TLS_1_3 + 1, "tls versions");
 static const char *const scopes[] = {"read", "edit"};
 static_assert(ARRAY_LEN(scopes) == CFG_SCOPE_EDIT + 1, "scopes");
 /* NULL first: a record whose type failed to parse stays CFG_RR_NONE, so
@@ -287,7 +289,49 @@ static const cfg_key tls_keys[] = {
      .type = CFG_LIST,
      ARRAY_AT(cfg_tls, certificates, ncertificates),
      .item = &(const cfg_key){.type = CFG_OBJECT, .sub = &cert_table},
-     .help = "Certificates served on the https listeners."},
+     .help = "Certificates served on the https listeners. Each file "
+	     "holds one certificate (then its chain) and one unencrypted "
+	     "key; an RSA and an ECDSA certificate for the same names are "
+	     "both served, chosen by what the client supports. A name is "
+	     "taken from the subject alternative names (DNS), else the "
+	     "common name; `*.example.com` matches one label."},
+    {.name = "default_name",
+     .type = CFG_STRING,
+     .check = check_lb_name,
+     AT(cfg_tls, default_name),
+     .doc_type = "host name",
+     .help = "The certificate whose names match this one is served to "
+	     "clients that send no SNI or one no certificate matches; "
+	     "unset: the first certificate."},
+    {.name = "sni_required",
+     .type = CFG_BOOL,
+     AT(cfg_tls, sni_required),
+     .def = "false",
+     .help = "Fail the handshake (unrecognized_name) when the client's "
+	     "SNI matches no certificate or is missing, instead of serving "
+	     "the default certificate."},
+    {.name = "min_version",
+     .type = CFG_ENUM,
+     AT(cfg_tls, min_version),
+     .def = "1.2",
+     CHOICES(tls_versions),
+     .help = "Oldest TLS version accepted (1.3 is the newest). Ciphers "
+	     "follow Mozilla's intermediate policy."},
+    {.name = "session_tickets",
+     .type = CFG_BOOL,
+     AT(cfg_tls, session_tickets),
+     .def = "true",
+     .help = "Resume sessions with tickets (no per-session state on the "
+	     "edge)."},
+    {.name = "ticket_rotation",
+     .type = CFG_DURATION,
+     AT(cfg_tls, ticket_rotation_ms),
+     .def = "1h",
+     .min = 1000,
+     .max = DAY_MS,
+     .help = "How often the ticket key changes; tickets made with the "
+	     "previous key are still accepted (and renewed), so a ticket "
+	     "lives between one and two periods."},
 };
 static const cfg_table tls_table = {
     .path = "edge.tls",

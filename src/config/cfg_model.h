@@ -309,9 +309,19 @@ typedef struct cfg_tls_cert {
 	const char *key;
 } cfg_tls_cert;
 
+typedef enum cfg_tls_version {
+	CFG_TLS_1_2 = 0,
+	CFG_TLS_1_3,
+} cfg_tls_version;
+
 typedef struct cfg_tls {
 	cfg_tls_cert *certificates;
 	size_t ncertificates;
+	const char *default_name;    /* NULL: the first certificate's names */
+	bool sni_required;	     /* no SNI match: fail, not default */
+	cfg_tls_version min_version; /* default 1.2 */
+	bool session_tickets;	     /* default true */
+	uint32_t ticket_rotation_ms; /* ticket key lifetime, default 1h */
 } cfg_tls;
 
 /* Passive health (Meridian's own): live-traffic failures eject an origin. */

@@ -1,0 +1,140 @@
+/* tls.h - TLS termination for the edge (OpenSSL 3).
+ *
+ * tls_server: everything one `edge.tls` configuration needs, built once and
+ * immutable after: the certificate sets (certificates with the same names,
+ * RSA and ECDSA side by side in one SSL_CTX, OpenSSL picking by what the
+ * client offers), the SNI index (tls_sni.h), the default set, ALPN, and a
+ * reference to the session ticket keys. One tls_server serves every worker.
+ *
+ * Reload: build a new tls_server from the new config with the old one as
+ * `prev` (it shares the ticket keys, so tickets stay valid), publish it for
+ * new connections and drop the old reference. Connections keep the server
+ * they started with (each tls_conn holds a reference; OpenSSL refcounts the
+ * SSL_CTXs), so the old one is freed when its last connection ends.
+ *
+ * tls_conn: one TLS connection on a non-blocking socket, for an
+ * edge-triggered loop. Every call returns a count (>= 0) or a tls_rc code.
+ * A short count (fewer bytes than asked) means the call stopped on a code:
+ * for want read / want write the socket is drained or full, as with a
+ * short read(2)/write(2); closed and error are sticky and returned by the
+ * next call (closed only for reads: a peer's close_notify still lets the
+ * edge write its answer, a half-close as with TCP). So the loop's "short read
+ * clears can_read" rule stays true, although OpenSSL buffers whole records.
+ *
+ * Threads: tls_server_* may be called from any thread; a tls_conn belongs
+ * to the thread that drives it. Return convention: 0 / -errno (see
+ * core_util.h) unless said otherwise.
+ */
+#ifndef MERIDIAN_TLS_H
+#define MERIDIAN_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "config/cfg_model.h"
+
+typedef struct tls_server tls_server;
+typedef struct ssl_st SSL;
+
+/* ---- server ---- */
+
+enum {
+	/* The caller speaks HTTP/2: offer h2 by ALPN (preferred over
+	 * http/1.1). Without it only http/1.1 is selected. */
+	TLS_F_ALPN_H2 = 1u << 0,
+};
+
+/* Build a server from `cfg` (edge.tls). `prev`, when not NULL, is the
+ * server this one replaces: its session ticket keys are shared, so tickets
+ * it issued resume on the new one. On error returns -EINVAL (or -ENOMEM),
+ * *out NULL and `err` says what, naming the key and file:
+ *   "edge.tls.certificates[1].key: certs/b.key does not match certificate
+ *    certs/b.pem"
+ * (indexes are 0-based; prefixed with file:line:col when cfg has them). */
+int tls_server_new(const cfg_tls *cfg, unsigned flags, const tls_server *prev,
+		   tls_server **out, char *err, size_t errlen);
+/* Take / drop a reference; the last tls_server_unref frees. The creator
+ * holds one; every tls_conn holds one. */
+tls_server *tls_server_ref(tls_server *s);
+void tls_server_unref(tls_server *s);
+
+/* Non-fatal findings of tls_server_new for the caller to log (expired or
+ * not yet valid certificates, names claimed by two certificates, names
+ * that cannot match). NULL past the last. */
+const char *tls_server_warning(const tls_server *s, size_t i);
+
+/* Number of certificate sets (certificates with the same names). */
+size_t tls_server_nsets(const tls_server *s);
+/* The set a client sending SNI `host` (NULL: none) gets: its index, or -1
+ * when the handshake fails (no match and sni_required). Pure: the same
+ * choice the handshake makes, without one. */
+int tls_server_select(const tls_server *s, const char *host);
+
+/* Ticket keys: rotate now. The new key encrypts new tickets; the previous
+ * one still decrypts (and the ticket is renewed); older ones are gone, so a
+ * ticket made two rotations ago gives a full handshake. Call every
+ * cfg_tls.ticket_rotation_ms (tls_server_rotation_ms) from one timer; any
+ * thread. The keys are shared by every server built with `prev`. */
+void tls_server_rotate_tickets(tls_server *s);
+uint32_t tls_server_rotation_ms(const tls_server *s);
+
+/* ---- connection ---- */
+
+typedef enum tls_rc {
+	TLS_WANT_READ = -1,  /* wait until the socket is readable */
+	TLS_WANT_WRITE = -2, /* wait until the socket is writable */
+	TLS_CLOSED = -3,     /* the peer closed (close_notify or EOF) */
+	TLS_ERROR = -4,	     /* fatal; tls_conn_error() says why */
+} tls_rc;
+
+typedef enum tls_alpn {
+	TLS_ALPN_NONE = 0, /* the client offered no protocol we speak */
+	TLS_ALPN_HTTP11,
+	TLS_ALPN_H2,
+} tls_alpn;
+
+/* Embedded in the caller's connection struct (no allocation of its own
+ * beyond OpenSSL's SSL, whose buffers are released while idle). */
+typedef struct tls_conn {
+	SSL *ssl;
+	tls_server *srv;    /* the reference this connection holds */
+	const char *reason; /* TLS_ERROR: static text */
+	int8_t sticky;	    /* TLS_CLOSED / TLS_ERROR once seen, else 0 */
+	bool handshaken;
+} tls_conn;
+
+/* Server side of a new accepted socket `fd` (non-blocking; the caller
+ * keeps owning it). Returns 0 or -ENOMEM. */
+int tls_conn_init(tls_conn *c, tls_server *s, int fd);
+/* Free the SSL and drop the server reference; does not close the fd. */
+void tls_conn_free(tls_conn *c);
+
+/* Drive the handshake: 0 when done, else a tls_rc. */
+int tls_conn_handshake(tls_conn *c);
+/* Decrypted bytes into buf (len > 0): a count > 0, or a tls_rc. A count
+ * below len means the next call returns a code (see the top). Also
+ * completes the handshake if it is not done. */
+ssize_t tls_conn_read(tls_conn *c, void *buf, size_t len);
+/* Encrypt and send: a count > 0, or a tls_rc (len 0 returns 0). After a
+ * short count or TLS_WANT_WRITE, the next call must start with the bytes
+ * not yet accepted (more may follow), as OpenSSL requires. */
+ssize_t tls_conn_write(tls_conn *c, const void *buf, size_t len);
+/* The same over several buffers; small ones are gathered into full
+ * records (a response head and its body go out in one record). */
+ssize_t tls_conn_writev(tls_conn *c, const struct iovec *iov, int iovcnt);
+/* Send close_notify: 0 when sent (the peer's is not waited for), or
+ * TLS_WANT_WRITE. After an error it returns 0 without sending. */
+int tls_conn_shutdown(tls_conn *c);
+
+/* After the handshake: */
+tls_alpn tls_conn_alpn(const tls_conn *c);
+const char *tls_conn_sni(const tls_conn *c); /* NULL: none sent */
+bool tls_conn_resumed(const tls_conn *c);
+const char *tls_conn_version(const tls_conn *c); /* "TLSv1.3" */
+/* Why TLS_ERROR (static text, e.g. "unsupported protocol"); NULL if none. */
+const char *tls_conn_error(const tls_conn *c);
+
+#endif

@@ -1,0 +1,228 @@
+/* tls_conn.c - one server-side TLS connection on a non-blocking socket
+ * (see tls.h for the return codes and the short-count rule). */
+#include <errno.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+#include "core/core_util.h"
+#include "tls/tls_int.h"
+
+int tls_conn_init(tls_conn *c, tls_server *s, int fd)
+{
+	memset(c, 0, sizeof(*c));
+	ERR_clear_error();
+	c->ssl = SSL_new(tls_server_default_ctx(s));
+	if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1) {
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+		ERR_clear_error();
+		return -ENOMEM;
+	}
+	SSL_set_accept_state(c->ssl);
+	c->srv = tls_server_ref(s);
+	return 0;
+}
+
+void tls_conn_free(tls_conn *c)
+{
+	SSL_free(c->ssl);
+	c->ssl = NULL;
+	if (c->srv)
+		tls_server_unref(c->srv);
+	c->srv = NULL;
+}
+
+/* Map a failed OpenSSL call to a tls_rc; closed and error stick. */
+static int fail(tls_conn *c, int ret)
+{
+	int saved = errno;
+	switch (SSL_get_error(c->ssl, ret)) {
+	case SSL_ERROR_WANT_READ:
+		return TLS_WANT_READ;
+	case SSL_ERROR_WANT_WRITE:
+		return TLS_WANT_WRITE;
+	case SSL_ERROR_ZERO_RETURN:
+		c->sticky = TLS_CLOSED;
+		return TLS_CLOSED;
+	case SSL_ERROR_SYSCALL:
+		c->reason = saved ? strerrordesc_np(saved) : NULL;
+		if (!c->reason)
+			c->reason = "I/O error";
+		break;
+	case SSL_ERROR_SSL:
+		c->reason = ERR_reason_error_string(ERR_peek_last_error());
+		if (!c->reason)
+			c->reason = "TLS protocol error";
+		break;
+	default:
+		c->reason = "unexpected OpenSSL state";
+		break;
+	}
+	ERR_clear_error();
+	c->sticky = TLS_ERROR;
+	return TLS_ERROR;
+}
+
+int tls_conn_handshake(tls_conn *c)
+{
+	if (c->handshaken)
+		return 0;
+	if (c->sticky)
+		return c->sticky;
+	ERR_clear_error();
+	errno = 0;
+	int r = SSL_do_handshake(c->ssl);
+	if (r == 1) {
+		c->handshaken = true;
+		return 0;
+	}
+	return fail(c, r);
+}
+
+ssize_t tls_conn_read(tls_conn *c, void *buf, size_t len)
+{
+	size_t total = 0;
+	if (c->sticky)
+		return c->sticky;
+	while (total < len) {
+		size_t n = 0;
+		ERR_clear_error();
+		errno = 0;
+		int r =
+		    SSL_read_ex(c->ssl, (char *)buf + total, len - total, &n);
+		if (r == 1) {
+			total += n;
+			continue;
+		}
+		int rc = fail(c, r);
+		if (total)
+			break;
+		return rc;
+	}
+	if (!c->handshaken && SSL_is_init_finished(c->ssl))
+		c->handshaken = true;
+	return (ssize_t)total;
+}
+
+ssize_t tls_conn_write(tls_conn *c, const void *buf, size_t len)
+{
+	size_t total = 0;
+	if (c->sticky == TLS_ERROR)
+		return TLS_ERROR;
+	while (total < len) {
+		size_t n = 0;
+		ERR_clear_error();
+		errno = 0;
+		int r = SSL_write_ex(c->ssl, (const char *)buf + total,
+				     len - total, &n);
+		if (r == 1) {
+			total += n;
+			continue;
+		}
+		int rc = fail(c, r);
+		if (total)
+			break;
+		return rc;
+	}
+	return (ssize_t)total;
+}
+
+/* The largest TLS record payload: gathering beyond it gains nothing. */
+#define TLS_RECORD 16384
+
+ssize_t tls_conn_writev(tls_conn *c, const struct iovec *iov, int iovcnt)
+{
+	char stage[TLS_RECORD];
+	size_t total = 0, off = 0;
+	int i = 0;
+
+	if (c->sticky == TLS_ERROR)
+		return TLS_ERROR;
+	while (i < iovcnt) {
+		size_t rem = iov[i].iov_len - off;
+		if (!rem) {
+			i++;
+			off = 0;
+			continue;
+		}
+		const char *p = (const char *)iov[i].iov_base + off;
+		size_t n = rem;
+		if (rem < TLS_RECORD && i + 1 < iovcnt) {
+			/* Gather the small buffers that follow. */
+			size_t fill = 0, o = off;
+			for (int j = i; j < iovcnt && fill < TLS_RECORD; j++) {
+				size_t take =
+				    MIN(iov[j].iov_len - o, TLS_RECORD - fill);
+				memcpy(stage + fill,
+				       (const char *)iov[j].iov_base + o, take);
+				fill += take;
+				o = 0;
+			}
+			p = stage;
+			n = fill;
+		}
+		ssize_t w = tls_conn_write(c, p, n);
+		if (w < 0)
+			return total ? (ssize_t)total : w;
+		total += (size_t)w;
+		/* Advance (i, off) by w. */
+		for (size_t left = (size_t)w; left;) {
+			size_t take = MIN(iov[i].iov_len - off, left);
+			off += take;
+			left -= take;
+			if (off == iov[i].iov_len) {
+				i++;
+				off = 0;
+			}
+		}
+		if ((size_t)w < n)
+			break;
+	}
+	return (ssize_t)total;
+}
+
+int tls_conn_shutdown(tls_conn *c)
+{
+	if (!c->ssl || c->sticky == TLS_ERROR || !c->handshaken)
+		return 0;
+	ERR_clear_error();
+	errno = 0;
+	int r = SSL_shutdown(c->ssl);
+	if (r >= 0)
+		return 0; /* sent (0) or both sent (1) */
+	int rc = fail(c, r);
+	return rc == TLS_WANT_WRITE ? rc : 0;
+}
+
+tls_alpn tls_conn_alpn(const tls_conn *c)
+{
+	const unsigned char *p = NULL;
+	unsigned int n = 0;
+	SSL_get0_alpn_selected(c->ssl, &p, &n);
+	if (n == 2 && !memcmp(p, "h2", 2))
+		return TLS_ALPN_H2;
+	if (n == 8 && !memcmp(p, "http/1.1", 8))
+		return TLS_ALPN_HTTP11;
+	return TLS_ALPN_NONE;
+}
+
+const char *tls_conn_sni(const tls_conn *c)
+{
+	return SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
+}
+
+bool tls_conn_resumed(const tls_conn *c)
+{
+	return SSL_session_reused(c->ssl) == 1;
+}
+
+const char *tls_conn_version(const tls_conn *c)
+{
+	return SSL_get_version(c->ssl);
+}
+
+const char *tls_conn_error(const tls_conn *c)
+{
+	return c->sticky == TLS_ERROR ? c->reason : NULL;
+}
