@@ -50,11 +50,16 @@ typedef struct edge_snapshot {
 	lb_affinity_secret aff_secret; /* keys session affinity cookies */
 	dns_zoneset *zones; /* DNS data, built once per snapshot (issue 4) */
 	struct edge_stats *stats; /* request counters per worker (/metrics) */
+	/* edge.tls for the https listeners (NULL: none). Built with the
+	 * previous snapshot's as `prev`, so session tickets survive reloads;
+	 * each TLS connection holds its own reference (tls.h). */
+	struct tls_server *tls;
 } edge_snapshot;
 
 typedef struct edge_listener {
 	core_io io;
 	edge_worker *w;
+	bool tls; /* edge.listen.https */
 } edge_listener;
 
 /* Per-origin idle upstream connections of one worker (LIFO list). */
@@ -75,6 +80,7 @@ struct edge_worker {
 	core_io wake_io; /* eventfd: drain requests from the main thread */
 	core_timer drain_timer;
 	core_timer accept_retry; /* after EMFILE and friends */
+	core_timer tls_rotate;	 /* worker 0: session ticket key rotation */
 	bool draining;
 	uint64_t rng;
 	lb_retry_budget retry_budget;
@@ -115,9 +121,12 @@ struct edge {
 
 /* Build the data plane's view of a config snapshot (takes ownership of cfg
  * on success), with counter blocks for nworkers workers (edge_stats.h).
- * NULL with err set when e.g. the geo database cannot be opened. */
-edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, uint32_t buf_size,
-				 uint32_t nworkers, char *err, size_t errlen);
+ * prev is the snapshot this one replaces (NULL: the first): its TLS session
+ * ticket keys carry over. NULL with err set when e.g. the geo database or a
+ * certificate cannot be opened. */
+edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, const edge_snapshot *prev,
+				 uint32_t buf_size, uint32_t nworkers,
+				 char *err, size_t errlen);
 void edge_snapshot_ref(const edge_snapshot *s);
 /* Drop a reference; the last one frees the snapshot. */
 void edge_snapshot_unref(const edge_snapshot *s);

@@ -128,7 +128,7 @@ edge_snapshot *edge_swap_prepare(edge *e, cfg_snapshot *cfg, char *err,
 		return NULL;
 	}
 	edge_snapshot *next =
-	    edge_snapshot_new(cfg, e->buf_size, e->nworkers, err, errlen);
+	    edge_snapshot_new(cfg, old, e->buf_size, e->nworkers, err, errlen);
 	if (!next) {
 		cfg_snapshot_free(cfg);
 		return NULL;
@@ -199,8 +199,8 @@ int edge_run(edge_ctl *ctl, cfg_snapshot *cfg, void (*ready_cb)(void *),
 	ctl->e = e;
 	char errbuf[256] = "";
 	e->nworkers = worker_count(cfg);
-	edge_snapshot *snap = edge_snapshot_new(cfg, e->buf_size, e->nworkers,
-						errbuf, sizeof(errbuf));
+	edge_snapshot *snap = edge_snapshot_new(
+	    cfg, NULL, e->buf_size, e->nworkers, errbuf, sizeof(errbuf));
 	if (!snap) {
 		log_error("%s", errbuf);
 		edge_ctl_close(ctl);
@@ -258,6 +258,10 @@ int edge_run(edge_ctl *ctl, cfg_snapshot *cfg, void (*ready_cb)(void *),
 	for (size_t i = 0; i < cfg->edge.nlisten_http; i++)
 		log_info("edge %s: listening on http://%s (%u workers)",
 			 cfg->edge.name, cfg->edge.listen_http[i].text,
+			 e->nworkers);
+	for (size_t i = 0; i < cfg->edge.nlisten_https; i++)
+		log_info("edge %s: listening on https://%s (%u workers)",
+			 cfg->edge.name, cfg->edge.listen_https[i].text,
 			 e->nworkers);
 	for (size_t i = 0; i < cfg->edge.nlisten_dns; i++) /* issue 4 */
 		log_info("edge %s: serving DNS on %s (udp+tcp, %zu zones)",

@@ -7,7 +7,9 @@
 #include "core/core_util.h"
 #include "edge/edge.h"
 #include "edge/edge_stats.h"
+#include "core/core_log.h"
 #include "health/health_checker.h"
+#include "tls/tls.h"
 
 /* A stable per-edge key: cookies stay valid across restarts. Edges that
  * must honour each other's cookies share the edge name. FNV-1a, spread over
@@ -23,12 +25,48 @@ static void affinity_secret(const char *name, lb_affinity_secret *out)
 	}
 }
 
-edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, uint32_t buf_size,
-				 uint32_t nworkers, char *err, size_t errlen)
+/* edge.tls, when https listeners need it. 0 or -1 with err set. */
+static int build_tls(const cfg_snapshot *cfg, const edge_snapshot *prev,
+		     tls_server **out, char *err, size_t errlen)
 {
-	geo_db *geo = geo_open(&cfg->geo, err, errlen);
-	if (!geo)
+	const cfg_edge *e = &cfg->edge;
+	*out = NULL;
+	if (!e->nlisten_https)
+		return 0;
+	if (!e->tls.ncertificates) {
+		snprintf(err, errlen,
+			 "edge.listen.https: %s needs certificates "
+			 "(edge.tls.certificates)",
+			 e->listen_https[0].text);
+		return -1;
+	}
+	if (e->listen_proxy_protocol) {
+		snprintf(err, errlen,
+			 "edge.listen.proxy_protocol: not supported with "
+			 "edge.listen.https yet");
+		return -1;
+	}
+	/* HTTP/1.1 only for now: no TLS_F_ALPN_H2 until HTTP/2 lands. */
+	if (tls_server_new(&e->tls, 0, prev ? prev->tls : NULL, out, err,
+			   errlen) < 0)
+		return -1;
+	for (size_t i = 0; tls_server_warning(*out, i); i++)
+		log_warn("%s", tls_server_warning(*out, i));
+	return 0;
+}
+
+edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, const edge_snapshot *prev,
+				 uint32_t buf_size, uint32_t nworkers,
+				 char *err, size_t errlen)
+{
+	tls_server *tls;
+	if (build_tls(cfg, prev, &tls, err, errlen) < 0)
 		return NULL;
+	geo_db *geo = geo_open(&cfg->geo, err, errlen);
+	if (!geo) {
+		tls_server_unref(tls);
+		return NULL;
+	}
 	/* DNS zone data (issue 4): built once here, shared by the workers. */
 	dns_zoneset *zones = NULL;
 	cfg_diag diag = {0};
@@ -38,6 +76,7 @@ edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, uint32_t buf_size,
 			 diag.n ? diag.msgs[0] : "zones: invalid");
 		cfg_diag_free(&diag);
 		geo_close(geo);
+		tls_server_unref(tls);
 		return NULL;
 	}
 	cfg_diag_free(&diag);
@@ -46,6 +85,7 @@ edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, uint32_t buf_size,
 	s->generation = 1;
 	s->geo = geo;
 	s->zones = zones; /* issue 4 */
+	s->tls = tls;
 	affinity_secret(cfg->edge.name, &s->aff_secret);
 	const cfg_limits *lim = &cfg->edge.limits;
 	s->cfg = cfg;
@@ -78,6 +118,7 @@ static void edge_snapshot_free(edge_snapshot *s)
 	lb_router_free(s->router);
 	geo_close(s->geo);
 	dns_zoneset_free(s->zones); /* issue 4 */
+	tls_server_unref(s->tls);   /* TLS connections may hold it on */
 	edge_stats_free(s->stats);
 	health_states_destroy(s->ostates, s->cfg->norigins);
 	free(s->ostates);

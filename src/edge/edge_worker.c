@@ -17,6 +17,7 @@
 #include "edge/edge_worker.h"
 #include "http/px.h"
 #include "http/px_head.h"
+#include "tls/tls.h"
 
 static void listener_cb(core_io *io, uint32_t ev)
 {
@@ -44,6 +45,10 @@ static void listener_cb(core_io *io, uint32_t ev)
 		unsigned n = atomic_fetch_add(&w->e->nconns, 1) + 1;
 		if (n > max) {
 			atomic_fetch_sub(&w->e->nconns, 1);
+			if (li->tls) {
+				close(fd); /* no plain-text 503 inside TLS */
+				continue;
+			}
 			/* Best effort: the socket buffer of a new connection
 			 * takes this without blocking. */
 			ssize_t s =
@@ -54,7 +59,8 @@ static void listener_cb(core_io *io, uint32_t ev)
 			close(fd);
 			continue;
 		}
-		px_client_accept(w, fd, (struct sockaddr *)&ss);
+		px_client_accept(w, fd, (struct sockaddr *)&ss,
+				 li->tls ? w->snap->tls : NULL);
 	}
 }
 
@@ -75,6 +81,19 @@ void edge_worker_close_listeners(edge_worker *w)
 		}
 	}
 	core_timer_cancel(&w->loop, &w->accept_retry);
+	core_timer_cancel(&w->loop, &w->tls_rotate);
+}
+
+/* Session ticket keys are shared by every tls_server of the edge (each is
+ * built with the previous as `prev`): one timer on worker 0 rotates them. */
+static void tls_rotate_cb(core_timer *t)
+{
+	edge_worker *w = container_of(t, edge_worker, tls_rotate);
+	tls_server *s = w->snap->tls;
+	if (!s)
+		return;
+	tls_server_rotate_tickets(s);
+	core_timer_after(&w->loop, t, tls_server_rotation_ms(s));
 }
 
 static void drain_timer_cb(core_timer *t)
@@ -135,6 +154,7 @@ int edge_worker_init(edge_worker *w, edge *e, uint32_t id)
 	w->loop.post_arg = w;
 	core_timer_init(&w->drain_timer, drain_timer_cb);
 	core_timer_init(&w->accept_retry, accept_retry_cb);
+	core_timer_init(&w->tls_rotate, tls_rotate_cb);
 	core_buf_pool_init(&w->bufs, e->buf_size, 1024);
 	w->overload_len =
 	    px_head_local(503, "too many client connections", cfg->edge.name,
@@ -155,13 +175,17 @@ int edge_worker_init(edge_worker *w, edge *e, uint32_t id)
 	if (err < 0)
 		return err;
 
-	w->nlisteners = cfg->edge.nlisten_http;
+	/* edge.listen.http, then edge.listen.https */
+	size_t nhttp = cfg->edge.nlisten_http;
+	w->nlisteners = nhttp + cfg->edge.nlisten_https;
 	w->listeners =
 	    xcalloc(w->nlisteners ? w->nlisteners : 1, sizeof(*w->listeners));
 	for (size_t i = 0; i < w->nlisteners; i++)
 		w->listeners[i].io.fd = -1;
 	for (size_t i = 0; i < w->nlisteners; i++) {
-		const cfg_addr *a = &cfg->edge.listen_http[i];
+		bool tls = i >= nhttp;
+		const cfg_addr *a = tls ? &cfg->edge.listen_https[i - nhttp]
+					: &cfg->edge.listen_http[i];
 		int fd = core_sock_listen((const struct sockaddr *)&a->ss,
 					  a->len, true, 4096);
 		if (fd < 0) {
@@ -170,12 +194,16 @@ int edge_worker_init(edge_worker *w, edge *e, uint32_t id)
 			return fd;
 		}
 		w->listeners[i].w = w;
+		w->listeners[i].tls = tls;
 		w->listeners[i].io.fd = fd;
 		w->listeners[i].io.cb = listener_cb;
 		err = core_loop_add(&w->loop, &w->listeners[i].io, true);
 		if (err < 0)
 			return err;
 	}
+	if (id == 0 && snap->tls)
+		core_timer_after(&w->loop, &w->tls_rotate,
+				 tls_server_rotation_ms(snap->tls));
 	return edge_dns_worker_init(w); /* edge.listen.dns (issue 4) */
 }
 

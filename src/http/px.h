@@ -21,12 +21,16 @@
 #include "http/px_stats.h"
 
 enum px_state {
-	PX_HEAD = 0, /* waiting for / parsing a request head */
-	PX_PROXY,    /* exchanging one request/response with an origin */
-	PX_LOCAL,    /* writing a response we generated (errors) */
-	PX_TUNNEL,   /* after 101: raw bytes both ways */
-	PX_LINGER,   /* response sent, write side shut: discard until EOF */
+	PX_HEAD = 0,  /* waiting for / parsing a request head */
+	PX_PROXY,     /* exchanging one request/response with an origin */
+	PX_LOCAL,     /* writing a response we generated (errors) */
+	PX_TUNNEL,    /* after 101: raw bytes both ways */
+	PX_LINGER,    /* response sent, write side shut: discard until EOF */
+	PX_HANDSHAKE, /* TLS client: handshake before the first request */
 };
+
+struct tls_conn;
+struct tls_server;
 
 struct px_upstream {
 	core_io io;
@@ -67,6 +71,10 @@ struct px_client {
 	bool parse_pending; /* bytes arrived since the last parse */
 	bool close_after;   /* close once the current response is written */
 	bool counted;	    /* holds a slot in edge.nconns */
+	/* TLS clients only: the last read stopped on TLS_WANT_WRITE (read
+	 * again when writable) / the last write on TLS_WANT_READ. */
+	bool tls_rd_wants_write, tls_wr_wants_read;
+	struct tls_conn *tls; /* NULL: plain HTTP (edge.listen.http) */
 	uint64_t last_read, last_write; /* ms */
 	uint64_t head_start;		/* ms: first byte of the current head */
 
@@ -116,8 +124,11 @@ struct px_client {
 	px_req_stats st;     /* metrics and access log (px_stats.h) */
 };
 
-/* A new client connection accepted by worker w. Takes ownership of fd. */
-void px_client_accept(edge_worker *w, int fd, const struct sockaddr *peer);
+/* A new client connection accepted by worker w. Takes ownership of fd.
+ * tls: the server of an https listener (the connection takes a reference
+ * and starts with the handshake), NULL for plain HTTP. */
+void px_client_accept(edge_worker *w, int fd, const struct sockaddr *peer,
+		      struct tls_server *tls);
 /* Drain: close idle clients, make the others close after their response. */
 void px_drain(edge_worker *w);
 /* Close every connection (end of drain, worker exit). */

@@ -32,10 +32,12 @@
 #include "lb/lb_passive.h"
 #include "lb/lb_select.h"
 #include "lb/lb_steer.h"
+#include "tls/tls.h"
 
 #define LINGER_MS 2000
 
 static void client_io_cb(core_io *io, uint32_t ev);
+static void tls_client_io_cb(core_io *io, uint32_t ev);
 static void client_timer_cb(core_timer *t);
 static void up_io_cb(core_io *io, uint32_t ev);
 static void up_timer_cb(core_timer *t);
@@ -71,8 +73,8 @@ static void origin_failed(px_client *cl, const cfg_origin *o, const char *why)
 	edge_worker *w = cl->w;
 	uint64_t d = 0;
 	if (lb_passive_failure(ostate(cl->snap, o),
-			       &w->snap->cfg->edge.passive_health,
-			       w->loop.now, &d))
+			       &w->snap->cfg->edge.passive_health, w->loop.now,
+			       &d))
 		log_warn(
 		    "origin %s (%s): ejected for %llu ms after %u failures "
 		    "on live traffic (last: %s)",
@@ -168,6 +170,11 @@ static void client_close(px_client *cl)
 	}
 	set_busy(cl, NULL);
 	core_timer_cancel(&w->loop, &cl->timer);
+	if (cl->tls) {
+		tls_conn_free(cl->tls);
+		free(cl->tls);
+		cl->tls = NULL;
+	}
 	close(cl->io.fd);
 	cl->io.fd = -1;
 	core_buf_put(&w->bufs, cl->in);
@@ -206,6 +213,16 @@ void px_reap(edge_worker *w)
 	}
 }
 
+/* Shut the client's write side; TLS clients get a close_notify first
+ * (best effort: if the socket is full it is skipped). */
+static void client_shut_wr(px_client *cl)
+{
+	if (cl->tls)
+		(void)tls_conn_shutdown(cl->tls);
+	shutdown(cl->io.fd, SHUT_WR);
+	cl->wr_shut = true;
+}
+
 /* Half-close and discard what the client still sends, so the response is
  * not destroyed by an RST for unread data (RFC 9112 §9.6). */
 static void begin_linger(px_client *cl)
@@ -215,8 +232,7 @@ static void begin_linger(px_client *cl)
 		up_close(cl->up);
 		cl->up = NULL;
 	}
-	shutdown(cl->io.fd, SHUT_WR);
-	cl->wr_shut = true;
+	client_shut_wr(cl);
 	cl->state = PX_LINGER;
 	core_buf_put(&w->bufs, cl->uhead);
 	core_buf_put(&w->bufs, cl->chead);
@@ -226,14 +242,15 @@ static void begin_linger(px_client *cl)
 
 /* --- accept ----------------------------------------------------------- */
 
-void px_client_accept(edge_worker *w, int fd, const struct sockaddr *peer)
+void px_client_accept(edge_worker *w, int fd, const struct sockaddr *peer,
+		      tls_server *tls)
 {
 	px_client *cl = client_alloc(w);
 	cl->w = w;
 	cl->snap = w->snap;
 	edge_snapshot_ref(cl->snap);
 	cl->io.fd = fd;
-	cl->io.cb = client_io_cb;
+	cl->io.cb = tls ? tls_client_io_cb : client_io_cb;
 	cl->counted = true;
 	core_timer_init(&cl->timer, client_timer_cb);
 	core_sock_ip_text(peer, cl->ip, sizeof(cl->ip));
@@ -251,6 +268,18 @@ void px_client_accept(edge_worker *w, int fd, const struct sockaddr *peer)
 	w->clients = cl;
 	w->nclients++;
 	cl->last_read = cl->last_write = w->loop.now;
+	if (tls) {
+		/* The handshake first, bounded by the client header timeout. */
+		cl->tls = xcalloc(1, sizeof(*cl->tls));
+		if (tls_conn_init(cl->tls, tls, fd) < 0) {
+			free(cl->tls);
+			cl->tls = NULL;
+			client_close(cl);
+			return;
+		}
+		cl->state = PX_HANDSHAKE;
+		cl->head_start = w->loop.now;
+	}
 	if (core_loop_add(&w->loop, &cl->io, false) < 0) {
 		client_close(cl);
 		return;
@@ -265,7 +294,9 @@ void px_client_accept(edge_worker *w, int fd, const struct sockaddr *peer)
 		}
 		cl->want_proxy_hdr = true;
 	}
-	core_timer_after(&w->loop, &cl->timer, timeouts(w)->client_idle_ms);
+	core_timer_after(&w->loop, &cl->timer,
+			 tls ? timeouts(w)->client_header_ms
+			     : timeouts(w)->client_idle_ms);
 }
 
 /* --- local responses ------------------------------------------------- */
@@ -380,6 +411,85 @@ static ssize_t read_into(int fd, core_buf *b, bool *can_read, bool hup)
 		return -EAGAIN;
 	*can_read = false;
 	return -errno;
+}
+
+/* TLS clients: what a tls_rc means for the loop's readiness flags. A read
+ * that needs the socket writable (or a write that needs it readable) waits
+ * for that edge (tls_client_io_cb). */
+static ssize_t tls_read_rc(px_client *cl, ssize_t rc)
+{
+	cl->can_read = false;
+	switch (rc) {
+	case TLS_WANT_WRITE:
+		cl->tls_rd_wants_write = true;
+		return -EAGAIN;
+	case TLS_WANT_READ:
+		return -EAGAIN;
+	case TLS_CLOSED:
+		return 0;
+	default:
+		return -EIO;
+	}
+}
+
+static ssize_t tls_read_into(px_client *cl, core_buf *b)
+{
+	if (core_buf_space(b) == 0)
+		core_buf_compact(b);
+	uint32_t space = core_buf_space(b);
+	if (space == 0)
+		return -ENOBUFS;
+	ssize_t n = tls_conn_read(cl->tls, core_buf_tail(b), space);
+	if (n > 0) {
+		b->end += (uint32_t)n;
+		/* Same rule as read_into: tls.h keeps it true. */
+		if ((uint32_t)n < space && !cl->hup)
+			cl->can_read = false;
+		return n;
+	}
+	return tls_read_rc(cl, n);
+}
+
+static ssize_t tls_write2(px_client *cl, const struct iovec *iov, int k,
+			  size_t want)
+{
+	ssize_t n = tls_conn_writev(cl->tls, iov, k);
+	if (n >= 0) {
+		if ((size_t)n < want)
+			cl->can_write = false;
+		return n;
+	}
+	cl->can_write = false;
+	if (n == TLS_WANT_READ)
+		cl->tls_wr_wants_read = true;
+	if (n == TLS_WANT_READ || n == TLS_WANT_WRITE)
+		return 0;
+	return -EIO;
+}
+
+/* Client-side read and write (plain or TLS); same contracts as read_into
+ * and write2. */
+static inline ssize_t client_read(px_client *cl, core_buf *b)
+{
+	if (cl->tls)
+		return tls_read_into(cl, b);
+	return read_into(cl->io.fd, b, &cl->can_read, cl->hup);
+}
+
+static ssize_t client_write2(px_client *cl, core_buf *a, uint32_t alen,
+			     core_buf *b, uint32_t blen_)
+{
+	if (!cl->tls)
+		return write2(cl->io.fd, a, alen, b, blen_, &cl->can_write);
+	struct iovec iov[2];
+	int k = 0;
+	if (alen)
+		iov[k++] = (struct iovec){core_buf_head(a), alen};
+	if (blen_)
+		iov[k++] = (struct iovec){core_buf_head(b), blen_};
+	if (k == 0)
+		return 0;
+	return tls_write2(cl, iov, k, (size_t)alen + blen_);
 }
 
 /* --- request start ---------------------------------------------------- */
@@ -639,7 +749,7 @@ static void start_request(px_client *cl, int head_len)
 		cl->uhead = core_buf_get(&w->bufs);
 	px_req_ctx ctx = {
 	    .client_ip = cl->ip,
-	    .proto = "http",
+	    .proto = cl->tls ? "https" : "http",
 	    .origin = cl->origin,
 	    .upstream_http10 = cl->http10,
 	};
@@ -931,7 +1041,7 @@ static bool step_head(px_client *cl)
 	if (!cl->in)
 		cl->in = core_buf_get(&w->bufs);
 	bool was_empty = core_buf_len(cl->in) == 0;
-	ssize_t n = read_into(cl->io.fd, cl->in, &cl->can_read, cl->hup);
+	ssize_t n = client_read(cl, cl->in);
 	if (n > 0) {
 		if (was_empty)
 			cl->head_start = w->loop.now;
@@ -1009,7 +1119,7 @@ static bool read_client(px_client *cl)
 {
 	if (!cl->in)
 		cl->in = core_buf_get(&cl->w->bufs);
-	ssize_t n = read_into(cl->io.fd, cl->in, &cl->can_read, cl->hup);
+	ssize_t n = client_read(cl, cl->in);
 	if (n > 0) {
 		cl->last_read = cl->w->loop.now;
 		return true;
@@ -1202,8 +1312,9 @@ static bool parse_response(px_client *cl)
 		lb_affinity_token(&w->snap->aff_secret, cl->pool, cl->origin,
 				  tok);
 		memcpy(cookie, "Set-Cookie: ", 12);
-		int c = lb_affinity_set_cookie(cl->lb, tok, false, cookie + 12,
-					       sizeof(cookie) - 14);
+		int c =
+		    lb_affinity_set_cookie(cl->lb, tok, cl->tls != NULL,
+					   cookie + 12, sizeof(cookie) - 14);
 		if (c > 0) {
 			memcpy(cookie + 12 + c, "\r\n", 3);
 			extra = cookie;
@@ -1263,8 +1374,7 @@ static bool write_client(px_client *cl)
 	px_upstream *up = cl->up;
 	uint32_t hl = blen(cl->chead);
 	uint32_t bl = up ? cl->resp_fwd : 0;
-	ssize_t n = write2(cl->io.fd, cl->chead, hl, up ? up->in : NULL, bl,
-			   &cl->can_write);
+	ssize_t n = client_write2(cl, cl->chead, hl, up ? up->in : NULL, bl);
 	if (n < 0) {
 		client_close(cl);
 		return false;
@@ -1399,6 +1509,15 @@ static bool step_linger(px_client *cl)
 	if (!cl->can_read)
 		return false;
 	char sink[4096];
+	if (cl->tls) {
+		ssize_t t = tls_conn_read(cl->tls, sink, sizeof(sink));
+		if (t > 0)
+			return true;
+		if (tls_read_rc(cl, t) == -EAGAIN)
+			return false;
+		client_close(cl);
+		return false;
+	}
 	ssize_t n = read(cl->io.fd, sink, sizeof(sink));
 	if (n > 0)
 		return true;
@@ -1423,8 +1542,7 @@ static bool step_tunnel(px_client *cl)
 	if (cl->can_read && !cl->rd_eof) {
 		if (!cl->in)
 			cl->in = core_buf_get(&w->bufs);
-		ssize_t n =
-		    read_into(cl->io.fd, cl->in, &cl->can_read, cl->hup);
+		ssize_t n = client_read(cl, cl->in);
 		if (n > 0) {
 			p = true;
 			cl->last_read = w->loop.now;
@@ -1470,15 +1588,48 @@ static bool step_tunnel(px_client *cl)
 			return false;
 	}
 	if (up->rd_eof && blen(up->in) == 0 && blen(cl->chead) == 0 &&
-	    !cl->wr_shut) {
-		shutdown(cl->io.fd, SHUT_WR);
-		cl->wr_shut = true;
-	}
+	    !cl->wr_shut)
+		client_shut_wr(cl);
 	if (cl->wr_shut && up->wr_shut) {
 		client_close(cl);
 		return false;
 	}
 	return p;
+}
+
+/* --- TLS handshake ------------------------------------------------------ */
+
+static bool step_handshake(px_client *cl)
+{
+	if (!cl->can_read && !cl->can_write)
+		return false;
+	int r = tls_conn_handshake(cl->tls);
+	if (r == 0) {
+		log_debug("%s: TLS %s%s, SNI %s", cl->ip,
+			  tls_conn_version(cl->tls),
+			  tls_conn_resumed(cl->tls) ? " (resumed)" : "",
+			  tls_conn_sni(cl->tls) ? tls_conn_sni(cl->tls) : "-");
+		cl->state = PX_HEAD;
+		cl->head_start = 0;
+		cl->last_read = cl->w->loop.now;
+		/* The request may have come with the last flight. */
+		cl->can_read = true;
+		return true;
+	}
+	if (r == TLS_WANT_READ) {
+		cl->can_read = false;
+		return false;
+	}
+	if (r == TLS_WANT_WRITE) {
+		cl->can_write = false;
+		return false;
+	}
+	/* Scanners, old clients, wrong SNI: nothing to answer. */
+	log_debug("%s: TLS handshake failed: %s", cl->ip,
+		  tls_conn_error(cl->tls) ? tls_conn_error(cl->tls)
+					  : "connection closed");
+	client_close(cl);
+	return false;
 }
 
 /* --- timers --------------------------------------------------------- */
@@ -1530,6 +1681,10 @@ static void update_timers(px_client *cl)
 		break;
 	case PX_LINGER:
 		break; /* fixed deadline set by begin_linger */
+	case PX_HANDSHAKE:
+		core_timer_set(l, &cl->timer,
+			       cl->head_start + to->client_header_ms);
+		break;
 	}
 }
 
@@ -1619,6 +1774,9 @@ static void pump(px_client *cl)
 		case PX_LINGER:
 			p = step_linger(cl);
 			break;
+		case PX_HANDSHAKE:
+			p = step_handshake(cl);
+			break;
 		default:
 			p = false;
 		}
@@ -1644,6 +1802,30 @@ static void client_io_cb(core_io *io, uint32_t ev)
 		cl->hup = true;
 	if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))
 		cl->can_write = true;
+	pump(cl);
+}
+
+/* TLS clients: as client_io_cb, and an edge may also wake the other
+ * direction (a read that wanted writability, a write that wanted data). */
+static void tls_client_io_cb(core_io *io, uint32_t ev)
+{
+	px_client *cl = container_of(io, px_client, io);
+	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) {
+		cl->can_read = true;
+		if (cl->tls_wr_wants_read) {
+			cl->tls_wr_wants_read = false;
+			cl->can_write = true;
+		}
+	}
+	if (ev & (EPOLLRDHUP | EPOLLERR | EPOLLHUP))
+		cl->hup = true;
+	if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
+		cl->can_write = true;
+		if (cl->tls_rd_wants_write) {
+			cl->tls_rd_wants_write = false;
+			cl->can_read = true;
+		}
+	}
 	pump(cl);
 }
 
@@ -1692,7 +1874,8 @@ void px_drain(edge_worker *w)
 	px_client *next;
 	for (px_client *cl = w->clients; cl; cl = next) {
 		next = cl->next;
-		if (cl->state == PX_HEAD && blen(cl->in) == 0)
+		if ((cl->state == PX_HEAD && blen(cl->in) == 0) ||
+		    cl->state == PX_HANDSHAKE)
 			client_close(cl);
 		else
 			cl->close_after = true;

@@ -107,7 +107,7 @@ class Lab:
     # ---------------------------------------------------------- edges
     def edge(self, pools, lbs, monitors=(), geo=None, notifications=None,
              passive=None, retries=None, edge_extra=None, workers=2,
-             api=None, dns_port=None, zones=None):
+             api=None, dns_port=None, zones=None, https_port=None):
         """Start an edge with an http and an admin listener. pools and lbs
         are lists of dicts in the config's shape."""
         for attempt in range(3):  # a free port may be taken meanwhile
@@ -120,6 +120,8 @@ class Lab:
                  "timeouts": {"drain": "5s"}}
             if dns_port:
                 e["listen"]["dns"] = ["%s:%d" % (mt.LOCAL, dns_port)]
+            if https_port:  # test_tls.py: certificates in edge_extra
+                e["listen"]["https"] = ["%s:%d" % (mt.LOCAL, https_port)]
             if passive is not None:
                 e["passive_health"] = passive
             if retries is not None:
