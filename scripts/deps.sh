@@ -5,13 +5,13 @@
 set -euo pipefail
 what=${1:-test}
 
-pkgs=(build-essential meson ninja-build pkg-config libyaml-dev libssl-dev curl libcurl4-openssl-dev libjansson-dev libsqlite3-dev)
+pkgs=(build-essential meson ninja-build pkg-config libyaml-dev libssl-dev curl libcurl4-openssl-dev libjansson-dev libsqlite3-dev libnghttp2-dev)
 # geo: libmaxminddb; scripts/geo-data.sh fetches the country database with
 # npm (make demo, make test). Any npm will do (a NodeSource nodejs has one).
 pkgs+=(libmaxminddb-dev)
 command -v npm >/dev/null || pkgs+=(npm)
 if [ "$what" = test ] || [ "$what" = bench ]; then
-	pkgs+=(libcmocka-dev python3-pytest clang libclang-rt-14-dev nginx-light python3-aiosmtpd python3-dnspython bind9-dnsutils python3-prometheus-client sqlite3)
+	pkgs+=(libcmocka-dev python3-pytest clang libclang-rt-14-dev nginx-light python3-aiosmtpd python3-dnspython bind9-dnsutils python3-prometheus-client sqlite3 python3-h2 nghttp2-client)
 fi
 if [ "$what" = bench ]; then
 	pkgs+=(wrk haproxy nginx-light dnsperf gdnsd)
