@@ -80,10 +80,11 @@ int cmd_edge(int argc, char **argv)
 	}
 	cfg_diag_free(&diag);
 	/* A DNS-only edge is fine (issue 4). */
-	if (snap->edge.nlisten_http == 0 && snap->edge.nlisten_dns == 0) {
+	if (snap->edge.nlisten_http == 0 && snap->edge.nlisten_https == 0 &&
+	    snap->edge.nlisten_dns == 0) {
 		fprintf(stderr,
-			"meridian edge: %s: edge.listen.http and "
-			"edge.listen.dns are empty; nothing to serve\n",
+			"meridian edge: %s: edge.listen.http, https and dns "
+			"are all empty; nothing to serve\n",
 			file);
 		cfg_snapshot_free(snap);
 		edge_ctl_close(ctl);

@@ -1,0 +1,660 @@
+/* h2_session.c - server-side HTTP/2 session over nghttp2 (see
+ * h2_session.h). */
+#include "h2/h2_session.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "core/core_util.h"
+
+typedef struct h2_stream h2_stream;
+struct h2_stream {
+	h2_stream *next, **pprev;
+	int32_t id;
+	void *sud;
+	/* request header block being collected: strings in hbuf, fields as
+	 * offsets (hbuf may move while it grows) */
+	char *hbuf;
+	size_t hlen, hcap;
+	uint32_t (*foff)[4];
+	size_t nf, fcap;
+	size_t hlist; /* RFC 9113 header list size so far */
+	h2_field *fields;
+	h2_req req;
+	bool too_big, trailers_phase, delivered, rejected, req_done,
+	    resp_started, resp_done, body_ready, deferred, want_trailers;
+	uint64_t body_recv, unconsumed;
+	nghttp2_nv *tnv; /* response trailers to send at eof */
+	size_t ntnv;
+};
+
+typedef struct flood_counter {
+	uint64_t start;
+	uint32_t count;
+} flood_counter;
+
+struct h2_session {
+	nghttp2_session *ng;
+	h2_settings st;
+	h2_callbacks cb;
+	void *ud;
+	h2_stream *streams;
+	size_t nstreams;
+	const uint8_t *pend; /* nghttp2's output not yet copied */
+	size_t pend_len;
+	flood_counter resets, pings, settings, empty;
+	uint64_t stall_since;
+	const char *error;
+	bool fatal;
+};
+
+static uint64_t now(const h2_session *s)
+{
+	return s->cb.now_ms ? s->cb.now_ms(s->ud) : core_now_ms();
+}
+
+void h2_settings_default(h2_settings *st)
+{
+	*st = (h2_settings){
+	    .max_concurrent_streams = 100,
+	    .initial_window = 256 * 1024,
+	    .conn_window = 1024 * 1024,
+	    .max_header_list = 16 * 1024,
+	    .max_frame_size = 16 * 1024,
+	    .header_table_size = 4096,
+	    .max_continuations = 8,
+	    .flood_window_ms = 10000,
+	    .max_resets = 200,
+	    .max_pings = 50,
+	    .max_settings = 50,
+	    .max_empty_frames = 100,
+	    .max_outbound_ack = 100,
+	};
+}
+
+static void calm(h2_session *s, const char *why)
+{
+	if (s->fatal)
+		return;
+	s->fatal = true;
+	s->error = why;
+	nghttp2_session_terminate_session(s->ng, NGHTTP2_ENHANCE_YOUR_CALM);
+}
+
+/* Count one event; true when over `limit` in the current window. */
+static bool flood(h2_session *s, flood_counter *c, uint32_t limit)
+{
+	uint64_t t = now(s);
+	if (!c->start || t - c->start >= s->st.flood_window_ms) {
+		c->start = t ? t : 1;
+		c->count = 0;
+	}
+	return ++c->count > limit;
+}
+
+static h2_stream *get(h2_session *s, int32_t sid)
+{
+	return nghttp2_session_get_stream_user_data(s->ng, sid);
+}
+
+static void stream_free(h2_stream *st)
+{
+	free(st->hbuf);
+	free(st->foff);
+	free(st->fields);
+	free(st->tnv);
+	free(st);
+}
+
+static int append(h2_stream *st, const uint8_t *name, size_t nl,
+		  const uint8_t *val, size_t vl)
+{
+	if (st->nf == st->fcap) {
+		size_t cap = st->fcap ? st->fcap * 2 : 16;
+		st->foff = xrealloc(st->foff, cap * sizeof(*st->foff));
+		st->fcap = cap;
+	}
+	if (nl + vl > st->hcap - st->hlen) {
+		size_t cap = st->hcap ? st->hcap : 512;
+		while (cap - st->hlen < nl + vl)
+			cap *= 2;
+		st->hbuf = xrealloc(st->hbuf, cap);
+		st->hcap = cap;
+	}
+	uint32_t *o = st->foff[st->nf++];
+	o[0] = (uint32_t)st->hlen;
+	o[1] = (uint32_t)nl;
+	memcpy(st->hbuf + st->hlen, name, nl);
+	st->hlen += nl;
+	o[2] = (uint32_t)st->hlen;
+	o[3] = (uint32_t)vl;
+	memcpy(st->hbuf + st->hlen, val, vl);
+	st->hlen += vl;
+	return 0;
+}
+
+/* Turn the collected offsets into h2_field pointers; resets collection. */
+static h2_field *build_fields(h2_stream *st, size_t *n)
+{
+	free(st->fields);
+	st->fields = xcalloc(st->nf ? st->nf : 1, sizeof(h2_field));
+	for (size_t i = 0; i < st->nf; i++) {
+		uint32_t *o = st->foff[i];
+		st->fields[i].name = (h2_str){st->hbuf + o[0], o[1]};
+		st->fields[i].value = (h2_str){st->hbuf + o[2], o[3]};
+	}
+	*n = st->nf;
+	return st->fields;
+}
+
+static void respond_error(h2_session *s, h2_stream *st, const char *status)
+{
+	nghttp2_nv nv[] = {
+	    {(uint8_t *)":status", (uint8_t *)status, 7, 3,
+	     NGHTTP2_NV_FLAG_NONE},
+	    {(uint8_t *)"content-length", (uint8_t *)"0", 14, 1,
+	     NGHTTP2_NV_FLAG_NONE},
+	};
+	st->rejected = true;
+	st->resp_started = st->resp_done = true;
+	nghttp2_submit_response(s->ng, st->id, nv, 2, NULL);
+}
+
+static void reject(h2_session *s, h2_stream *st, uint32_t code)
+{
+	st->rejected = true;
+	nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, code);
+}
+
+static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *fr,
+			    void *ud)
+{
+	h2_session *s = ud;
+	if (fr->hd.type != NGHTTP2_HEADERS)
+		return 0;
+	if (fr->headers.cat == NGHTTP2_HCAT_REQUEST) {
+		h2_stream *st = xcalloc(1, sizeof(*st));
+		st->id = fr->hd.stream_id;
+		st->next = s->streams;
+		if (st->next)
+			st->next->pprev = &st->next;
+		st->pprev = &s->streams;
+		s->streams = st;
+		s->nstreams++;
+		nghttp2_session_set_stream_user_data(ng, st->id, st);
+		return 0;
+	}
+	h2_stream *st = get(s, fr->hd.stream_id);
+	if (st) { /* trailers: a new block */
+		st->trailers_phase = true;
+		st->nf = st->hlen = st->hlist = 0;
+	}
+	return 0;
+}
+
+static int on_header(nghttp2_session *ng, const nghttp2_frame *fr,
+		     const uint8_t *name, size_t nl, const uint8_t *val,
+		     size_t vl, uint8_t flags, void *ud)
+{
+	h2_session *s = ud;
+	h2_stream *st = get(s, fr->hd.stream_id);
+	if (!st || st->rejected || st->too_big)
+		return 0;
+	/* HPACK bombs and huge lists: bounded by the decoded size (RFC 9113
+	 * §6.5.2: name + value + 32 per field), whatever the wire size. */
+	st->hlist += nl + vl + 32;
+	if (st->hlist > s->st.max_header_list) {
+		st->too_big = true;
+		return 0;
+	}
+	return append(st, name, nl, val, vl);
+}
+
+static void request_end(h2_session *s, h2_stream *st, const h2_field *t,
+			size_t nt)
+{
+	if (st->req_done || !st->delivered)
+		return;
+	if (h2_req_check_length(&st->req, st->body_recv, true) < 0) {
+		reject(s, st, NGHTTP2_PROTOCOL_ERROR);
+		return;
+	}
+	st->req_done = true;
+	if (s->cb.on_request_end &&
+	    s->cb.on_request_end(s->ud, st->id, st->sud, t, nt) != 0)
+		reject(s, st, NGHTTP2_INTERNAL_ERROR);
+}
+
+static void headers_done(h2_session *s, h2_stream *st, const nghttp2_frame *fr)
+{
+	bool es = fr->hd.flags & NGHTTP2_FLAG_END_STREAM;
+	size_t n;
+	const char *why;
+	if (st->rejected)
+		return;
+	if (st->too_big) {
+		if (st->trailers_phase)
+			reject(s, st, NGHTTP2_PROTOCOL_ERROR);
+		else
+			respond_error(s, st, "431");
+		return;
+	}
+	h2_field *f = build_fields(st, &n);
+	if (st->trailers_phase) {
+		for (size_t i = 0; i < n; i++)
+			if (f[i].name.len && f[i].name.p[0] == ':') {
+				reject(s, st, NGHTTP2_PROTOCOL_ERROR);
+				return;
+			}
+		request_end(s, st, f, n);
+		return;
+	}
+	int rc = h2_req_parse(f, n, es, &st->req, &why);
+	if (rc == -EOPNOTSUPP) {
+		respond_error(s, st, "405");
+		return;
+	}
+	if (rc < 0) {
+		reject(s, st, NGHTTP2_PROTOCOL_ERROR);
+		return;
+	}
+	st->delivered = true;
+	if (s->cb.on_request &&
+	    s->cb.on_request(s->ud, st->id, &st->req, &st->sud) != 0) {
+		reject(s, st, NGHTTP2_INTERNAL_ERROR);
+		return;
+	}
+	if (es)
+		request_end(s, st, NULL, 0);
+}
+
+static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *fr, void *ud)
+{
+	h2_session *s = ud;
+	h2_stream *st;
+	switch (fr->hd.type) {
+	case NGHTTP2_HEADERS:
+		st = get(s, fr->hd.stream_id);
+		if (st)
+			headers_done(s, st, fr);
+		break;
+	case NGHTTP2_DATA:
+		if (fr->hd.length == 0 &&
+		    !(fr->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+		    flood(s, &s->empty, s->st.max_empty_frames))
+			calm(s, "empty frame flood");
+		st = get(s, fr->hd.stream_id);
+		if (st && !st->rejected &&
+		    (fr->hd.flags & NGHTTP2_FLAG_END_STREAM))
+			request_end(s, st, NULL, 0);
+		break;
+	case NGHTTP2_RST_STREAM:
+		/* Rapid reset (CVE-2023-44487): a stream the client opens and
+		 * cancels before its response is done costs us an upstream
+		 * exchange; count those. */
+		st = get(s, fr->hd.stream_id);
+		if (st && !st->resp_done &&
+		    flood(s, &s->resets, s->st.max_resets))
+			calm(s, "rapid reset");
+		break;
+	case NGHTTP2_PING:
+		if (!(fr->hd.flags & NGHTTP2_FLAG_ACK) &&
+		    flood(s, &s->pings, s->st.max_pings))
+			calm(s, "PING flood");
+		break;
+	case NGHTTP2_SETTINGS:
+		if (!(fr->hd.flags & NGHTTP2_FLAG_ACK) &&
+		    flood(s, &s->settings, s->st.max_settings))
+			calm(s, "SETTINGS flood");
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t sid,
+			 const uint8_t *p, size_t len, void *ud)
+{
+	h2_session *s = ud;
+	h2_stream *st = get(s, sid);
+	if (!st || !st->delivered || st->rejected || st->req_done) {
+		nghttp2_session_consume(ng, sid, len);
+		return 0;
+	}
+	st->body_recv += len;
+	if (h2_req_check_length(&st->req, st->body_recv, false) < 0) {
+		nghttp2_session_consume(ng, sid, len);
+		reject(s, st, NGHTTP2_PROTOCOL_ERROR);
+		return 0;
+	}
+	st->unconsumed += len;
+	if (s->cb.on_data && s->cb.on_data(s->ud, sid, st->sud, p, len) != 0)
+		reject(s, st, NGHTTP2_INTERNAL_ERROR);
+	return 0;
+}
+
+static int on_stream_close(nghttp2_session *ng, int32_t sid, uint32_t code,
+			   void *ud)
+{
+	h2_session *s = ud;
+	h2_stream *st = get(s, sid);
+	if (!st)
+		return 0;
+	/* bytes the caller never consumed still hold the connection window */
+	if (st->unconsumed)
+		nghttp2_session_consume_connection(ng, st->unconsumed);
+	if (st->delivered && s->cb.on_close)
+		s->cb.on_close(s->ud, sid, st->sud, code);
+	nghttp2_session_set_stream_user_data(ng, sid, NULL);
+	*st->pprev = st->next;
+	if (st->next)
+		st->next->pprev = st->pprev;
+	s->nstreams--;
+	stream_free(st);
+	return 0;
+}
+
+static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *fr, void *ud)
+{
+	h2_session *s = ud;
+	if (fr->hd.type == NGHTTP2_DATA && fr->hd.length)
+		s->stall_since = 0;
+	return 0;
+}
+
+static ssize_t read_cb(nghttp2_session *ng, int32_t sid, uint8_t *buf,
+		       size_t len, uint32_t *flags, nghttp2_data_source *src,
+		       void *ud)
+{
+	h2_session *s = ud;
+	h2_stream *st = get(s, sid);
+	bool eof = false;
+	if (!st || !s->cb.read_body)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	ssize_t n = s->cb.read_body(s->ud, sid, st->sud, buf, len, &eof);
+	if (n == H2_DEFERRED) {
+		st->deferred = true;
+		st->body_ready = false;
+		return NGHTTP2_ERR_DEFERRED;
+	}
+	if (n < 0)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	if (eof) {
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+		st->body_ready = false;
+		st->resp_done = true;
+		if (st->ntnv) {
+			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+			nghttp2_submit_trailer(ng, sid, st->tnv, st->ntnv);
+		}
+	}
+	return n;
+}
+
+int h2_session_new(const h2_settings *cfg, const h2_callbacks *cb, void *ud,
+		   h2_session **out)
+{
+	nghttp2_session_callbacks *cbs = NULL;
+	nghttp2_option *opt = NULL;
+	h2_session *s = xcalloc(1, sizeof(*s));
+	int rc = -ENOMEM;
+
+	if (cfg)
+		s->st = *cfg;
+	else
+		h2_settings_default(&s->st);
+	s->cb = *cb;
+	s->ud = ud;
+	if (nghttp2_session_callbacks_new(&cbs) != 0 ||
+	    nghttp2_option_new(&opt) != 0)
+		goto out;
+	nghttp2_session_callbacks_set_on_begin_headers_callback(
+	    cbs, on_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs,
+							     on_frame_recv);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(
+	    cbs, on_data_chunk);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cbs,
+							       on_stream_close);
+	nghttp2_session_callbacks_set_on_frame_send_callback(cbs,
+							     on_frame_send);
+	/* the caller reopens windows when the origin took the bytes */
+	nghttp2_option_set_no_auto_window_update(opt, 1);
+	nghttp2_option_set_max_outbound_ack(opt, s->st.max_outbound_ack);
+	nghttp2_option_set_max_settings(opt, 32);
+	nghttp2_option_set_max_continuations(opt, s->st.max_continuations);
+	/* nghttp2's own token bucket on every RST_STREAM, a backstop to
+	 * our count of resets of live streams */
+	nghttp2_option_set_stream_reset_rate_limit(
+	    opt, (uint64_t)s->st.max_resets * 2, 100);
+	nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+	if (nghttp2_session_server_new2(&s->ng, cbs, s, opt) != 0)
+		goto out;
+	nghttp2_settings_entry iv[] = {
+	    {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
+	     s->st.max_concurrent_streams},
+	    {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, s->st.initial_window},
+	    {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, s->st.max_header_list},
+	    {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, s->st.max_frame_size},
+	    {NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, s->st.header_table_size},
+	    {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+	};
+	if (nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, iv,
+				    sizeof(iv) / sizeof(iv[0])) != 0) {
+		rc = -EINVAL;
+		goto out;
+	}
+	if (s->st.conn_window > NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE)
+		nghttp2_session_set_local_window_size(
+		    s->ng, NGHTTP2_FLAG_NONE, 0, (int32_t)s->st.conn_window);
+	rc = 0;
+out:
+	nghttp2_session_callbacks_del(cbs);
+	nghttp2_option_del(opt);
+	if (rc < 0) {
+		h2_session_free(s);
+		s = NULL;
+	}
+	*out = s;
+	return rc;
+}
+
+void h2_session_free(h2_session *s)
+{
+	if (!s)
+		return;
+	nghttp2_session_del(s->ng); /* on_stream_close frees the streams */
+	while (s->streams) {
+		h2_stream *st = s->streams;
+		s->streams = st->next;
+		stream_free(st);
+	}
+	free(s);
+}
+
+/* Is response data waiting on a window the client keeps at zero? */
+static void update_stall(h2_session *s)
+{
+	bool blocked = false;
+	int32_t conn = nghttp2_session_get_remote_window_size(s->ng);
+	for (h2_stream *st = s->streams; st && !blocked; st = st->next)
+		if (st->body_ready &&
+		    (conn <= 0 || nghttp2_session_get_stream_remote_window_size(
+				      s->ng, st->id) <= 0))
+			blocked = true;
+	if (!blocked)
+		s->stall_since = 0;
+	else if (!s->stall_since)
+		s->stall_since = now(s) ? now(s) : 1;
+}
+
+ssize_t h2_session_recv(h2_session *s, const uint8_t *buf, size_t len)
+{
+	ssize_t n = nghttp2_session_mem_recv(s->ng, buf, len);
+	if (n < 0) {
+		if (!s->error)
+			s->error = nghttp2_strerror((int)n);
+		if (n == NGHTTP2_ERR_FLOODED && !s->fatal)
+			s->error = "control frame flood";
+		/* nghttp2 does not always queue a GOAWAY itself (too many
+		 * CONTINUATIONs, floods): make sure one goes out */
+		if (n != NGHTTP2_ERR_NOMEM && !s->fatal) {
+			s->fatal = true;
+			nghttp2_session_terminate_session(
+			    s->ng,
+			    n == NGHTTP2_ERR_FLOODED ||
+				    n == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
+				? NGHTTP2_ENHANCE_YOUR_CALM
+				: NGHTTP2_PROTOCOL_ERROR);
+		}
+		return n == NGHTTP2_ERR_NOMEM ? -ENOMEM : -EPROTO;
+	}
+	update_stall(s);
+	if (s->fatal)
+		return -EPROTO;
+	return n;
+}
+
+ssize_t h2_session_send(h2_session *s, uint8_t *buf, size_t cap)
+{
+	size_t done = 0;
+	while (done < cap) {
+		if (!s->pend_len) {
+			ssize_t n = nghttp2_session_mem_send(s->ng, &s->pend);
+			if (n < 0)
+				return n == NGHTTP2_ERR_NOMEM ? -ENOMEM
+							      : -EPROTO;
+			if (n == 0)
+				break;
+			s->pend_len = (size_t)n;
+		}
+		size_t k = MIN(cap - done, s->pend_len);
+		memcpy(buf + done, s->pend, k);
+		s->pend += k;
+		s->pend_len -= k;
+		done += k;
+	}
+	update_stall(s);
+	return (ssize_t)done;
+}
+
+bool h2_session_want_write(const h2_session *s)
+{
+	return s->pend_len || nghttp2_session_want_write(s->ng);
+}
+
+bool h2_session_done(const h2_session *s)
+{
+	return !s->pend_len && !nghttp2_session_want_read(s->ng) &&
+	       !nghttp2_session_want_write(s->ng);
+}
+
+int h2_session_respond(h2_session *s, int32_t sid, int status,
+		       const h2_field *f, size_t n, bool has_body)
+{
+	h2_stream *st = get(s, sid);
+	char code[4];
+	if (!st || st->resp_started || status < 100 || status > 999)
+		return -EINVAL;
+	nghttp2_nv *nv = xcalloc(n + 1, sizeof(*nv));
+	code[0] = (char)('0' + status / 100);
+	code[1] = (char)('0' + status / 10 % 10);
+	code[2] = (char)('0' + status % 10);
+	code[3] = 0;
+	nv[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)code, 7, 3, 0};
+	for (size_t i = 0; i < n; i++)
+		nv[i + 1] = (nghttp2_nv){(uint8_t *)f[i].name.p,
+					 (uint8_t *)f[i].value.p, f[i].name.len,
+					 f[i].value.len, 0};
+	nghttp2_data_provider prd = {.read_callback = read_cb};
+	st->resp_started = true;
+	st->body_ready = has_body;
+	if (!has_body)
+		st->resp_done = true;
+	int rc = nghttp2_submit_response(s->ng, sid, nv, n + 1,
+					 has_body ? &prd : NULL);
+	free(nv); /* nghttp2 copies the fields */
+	return rc == 0 ? 0 : -EINVAL;
+}
+
+int h2_session_resume(h2_session *s, int32_t sid)
+{
+	h2_stream *st = get(s, sid);
+	if (!st)
+		return -ENOENT;
+	st->deferred = false;
+	st->body_ready = true;
+	return nghttp2_session_resume_data(s->ng, sid) == 0 ? 0 : -EINVAL;
+}
+
+int h2_session_trailers(h2_session *s, int32_t sid, const h2_field *f, size_t n)
+{
+	h2_stream *st = get(s, sid);
+	size_t bytes = 0;
+	if (!st || st->resp_done || !n)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		bytes += f[i].name.len + f[i].value.len;
+	free(st->tnv);
+	st->tnv = xmalloc(n * sizeof(nghttp2_nv) + bytes);
+	char *p = (char *)(st->tnv + n);
+	for (size_t i = 0; i < n; i++) {
+		memcpy(p, f[i].name.p, f[i].name.len);
+		memcpy(p + f[i].name.len, f[i].value.p, f[i].value.len);
+		st->tnv[i] =
+		    (nghttp2_nv){(uint8_t *)p, (uint8_t *)p + f[i].name.len,
+				 f[i].name.len, f[i].value.len, 0};
+		p += f[i].name.len + f[i].value.len;
+	}
+	st->ntnv = n;
+	return 0;
+}
+
+int h2_session_rst(h2_session *s, int32_t sid, uint32_t code)
+{
+	return nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, sid, code) ==
+		       0
+		   ? 0
+		   : -EINVAL;
+}
+
+int h2_session_consume(h2_session *s, int32_t sid, size_t n)
+{
+	h2_stream *st = get(s, sid);
+	if (!st || n > st->unconsumed)
+		return -EINVAL;
+	st->unconsumed -= n;
+	return nghttp2_session_consume(s->ng, sid, n) == 0 ? 0 : -EINVAL;
+}
+
+int h2_session_drain(h2_session *s)
+{
+	int32_t last = nghttp2_session_get_last_proc_stream_id(s->ng);
+	return nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE, last,
+				     NGHTTP2_NO_ERROR, NULL, 0) == 0
+		   ? 0
+		   : -EINVAL;
+}
+
+uint64_t h2_session_stalled_ms(const h2_session *s)
+{
+	if (!s->stall_since)
+		return 0;
+	uint64_t t = now(s);
+	return t > s->stall_since ? t - s->stall_since : 0;
+}
+
+const char *h2_session_error(const h2_session *s)
+{
+	return s->error;
+}
+
+size_t h2_session_streams(const h2_session *s)
+{
+	return s->nstreams;
+}
