@@ -358,6 +358,11 @@ static SSL_CTX *ctx_new(tls_server *s, const cfg_tls *cfg)
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS |
 				  SSL_MODE_ENABLE_PARTIAL_WRITE |
 				  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* Read ahead: one read(2) takes the header and body of a record (and
+	 * whatever follows), instead of a 5-byte read for each header, another
+	 * for the body and a third that says EAGAIN. tls_conn_read still reads
+	 * until OpenSSL wants the socket, so a short count means drained. */
+	SSL_CTX_set_read_ahead(ctx, 1);
 	/* Tickets only: no per-session state on the edge. */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	if (cfg->session_tickets) {
