@@ -900,7 +900,9 @@ static const cfg_key origin_keys[] = {
      AT(cfg_origin, address),
      .doc_type = "IP address or host name",
      .help = "Where the origin is; a host name is resolved once, when the "
-	     "configuration is loaded (first address)."},
+	     "configuration is loaded (first address). Written "
+	     "`https://host[:port]` (a Meridian extension), the origin is "
+	     "reached over TLS, on port 443 unless a port is given."},
     {.name = "port",
      .type = CFG_UINT,
      AT(cfg_origin, port),
@@ -925,6 +927,13 @@ static const cfg_key origin_keys[] = {
      HEADER_MAP(cfg_origin, headers, nheaders),
      .help = "Request headers set towards this origin, e.g. `Host: "
 	     "[app.internal]`."},
+    {.name = "tls",
+     .type = CFG_BOOL,
+     AT(cfg_origin, tls_on),
+     .def = "false",
+     .help = "Meridian extension: reach this origin over TLS (as an "
+	     "`https://` address does), with the pool's `origin_tls` "
+	     "settings."},
 };
 static const cfg_table origin_table = {
     .path = "pools[].origins[]",
@@ -1026,6 +1035,49 @@ static const cfg_table filter_table = {
     TABLE(filter_keys),
 };
 
+static const cfg_key origin_tls_keys[] = {
+    {.name = "enabled",
+     .type = CFG_BOOL,
+     AT(cfg_origin_tls, enabled),
+     .def = "false",
+     .help = "Every origin of the pool is reached over TLS (else only "
+	     "those with an `https://` address or `tls: true`)."},
+    {.name = "ca",
+     .type = CFG_STRING,
+     .flags = CFG_F_NONEMPTY,
+     AT(cfg_origin_tls, ca),
+     .doc_type = "file",
+     .help = "PEM file of the CA certificates origin certificates are "
+	     "verified against; unset: the system store (/etc/ssl/certs)."},
+    {.name = "allow_insecure",
+     .type = CFG_BOOL,
+     AT(cfg_origin_tls, allow_insecure),
+     .def = "false",
+     .help = "Do not verify origin certificates (neither the chain nor the "
+	     "name). Also applies to the pool's https monitor."},
+    {.name = "sni",
+     .type = CFG_STRING,
+     .flags = CFG_F_NONEMPTY,
+     AT(cfg_origin_tls, sni),
+     .check = check_hostname,
+     .doc_type = "host name",
+     .help = "Name sent as SNI and verified in the certificate. Unset: "
+	     "the origin's `Host` header override, else the origin name if "
+	     "it is a dotted host name (origin.example.com), else the "
+	     "address if it is a host name; an IP address gets no SNI and "
+	     "is verified as an IP. Https monitors of the pool use the same "
+	     "name, CA and allow_insecure."},
+};
+static const cfg_table origin_tls_table = {
+    .path = "pools[].origin_tls",
+    .what = "origin_tls",
+    .help = "Meridian extension: how the pool's origins are reached over "
+	    "TLS. Connections are pooled as for plain origins and resume "
+	    "TLS sessions; a failed handshake or verification is a failed "
+	    "connection (the next origin is tried).",
+    TABLE(origin_tls_keys),
+};
+
 static const cfg_key pool_keys[] = {
     {.name = "id",
      .type = CFG_STRING,
@@ -1105,6 +1157,11 @@ static const cfg_key pool_keys[] = {
      AT(cfg_pool, notification_filter),
      .sub = &filter_table,
      .help = "Which health changes are notified."},
+    {.name = "origin_tls",
+     .type = CFG_OBJECT,
+     AT(cfg_pool, origin_tls),
+     .sub = &origin_tls_table,
+     .help = "TLS towards the origins (Meridian extension)."},
 };
 static const cfg_table pool_table = {
     .path = "pools[]",

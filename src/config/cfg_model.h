@@ -99,6 +99,15 @@ typedef struct cfg_monitor {
 	uint32_t consecutive_down; /* default 1 */
 } cfg_monitor;
 
+/* Meridian extension: how a pool's origins are reached over TLS
+ * (pools[].origin_tls). */
+typedef struct cfg_origin_tls {
+	bool enabled;	     /* every origin of the pool speaks TLS */
+	const char *ca;	     /* PEM CA file; NULL: the system store */
+	bool allow_insecure; /* no certificate or name verification */
+	const char *sni;     /* NULL: the origin's rule (cfg_origin.sni) */
+} cfg_origin_tls;
+
 typedef struct cfg_origin {
 	cfg_pos pos;
 	const char *name;
@@ -108,6 +117,16 @@ typedef struct cfg_origin {
 	bool enabled;	     /* default true */
 	cfg_header *headers; /* e.g. Host override */
 	size_t nheaders;
+	bool tls_on; /* `tls: true` as written (see tls below) */
+	/* Reached over TLS (an https:// address, `tls: true` or the pool's
+	 * origin_tls.enabled): the pool's settings; NULL: plain HTTP. */
+	const cfg_origin_tls *tls;
+	/* TLS: the name sent as SNI and verified in the certificate: the
+	 * pool's origin_tls.sni, else the Host header override, else the
+	 * origin name if it is a host name, else the address if it is one;
+	 * NULL (an IP origin): no SNI, the certificate is checked against
+	 * the IP address. */
+	const char *sni;
 	/* Resolved at load time when address is an IP literal (or resolved once
 	 * by getaddrinfo at load); connect() uses this. */
 	struct sockaddr_storage ss;
@@ -168,6 +187,7 @@ typedef struct cfg_pool {
 	uint32_t index; /* index in cfg_snapshot.pools */
 	cfg_load_shedding load_shedding;
 	cfg_notification_filter notification_filter;
+	cfg_origin_tls origin_tls;
 } cfg_pool;
 
 typedef enum cfg_steering {

@@ -3,6 +3,7 @@
 #include "config/cfg_validate.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
@@ -211,10 +212,71 @@ static bool has_port_suffix(const char *s)
 	return true;
 }
 
+/* "https://host[:port]" (a Meridian extension): the origin speaks TLS;
+ * the address becomes the host and the port 443 unless one is written.
+ * Returns false after an error. */
+static bool take_https(cfg_ctx *c, const cfg_node *node, cfg_origin *o)
+{
+	static const char scheme[] = "https://";
+	const size_t sl = sizeof(scheme) - 1;
+	if (strncasecmp(o->address, scheme, sl))
+		return true;
+	const cfg_node *an = at(node, "address");
+	const char *h = o->address + sl;
+	const char *end = h + strcspn(h, "/?#");
+	if (*end && strcmp(end, "/")) {
+		cfg_error(c, an,
+			  "address: '%s' has a path; write only "
+			  "https://host[:port]",
+			  o->address);
+		return false;
+	}
+	const char *colon = NULL;
+	if (*h == '[') {
+		const char *rb = memchr(h, ']', (size_t)(end - h));
+		if (rb && rb + 1 < end && rb[1] == ':')
+			colon = rb + 1;
+	} else {
+		colon = memchr(h, ':', (size_t)(end - h));
+	}
+	const char *hend = colon ? colon : end;
+	if (hend == h) {
+		cfg_error(c, an, "address: '%s' has no host", o->address);
+		return false;
+	}
+	const cfg_node *pn = cfg_node_get(node, "port");
+	if (colon) {
+		unsigned long port = 0;
+		const char *p = colon + 1;
+		for (; p < end && *p >= '0' && *p <= '9'; p++)
+			port = port * 10 + (unsigned long)(*p - '0');
+		if (p != end || p == colon + 1 || port == 0 || port > 65535) {
+			cfg_error(c, an, "address: bad port in '%s'",
+				  o->address);
+			return false;
+		}
+		if (pn && !pn->is_null && o->port != port) {
+			cfg_error(c, pn,
+				  "port: %u contradicts the port in address "
+				  "'%s'",
+				  o->port, o->address);
+			return false;
+		}
+		o->port = (uint16_t)port;
+	} else if (!pn || pn->is_null) {
+		o->port = 443;
+	}
+	o->address = core_arena_strndup(c->arena, h, (size_t)(hend - h));
+	o->tls_on = true;
+	return true;
+}
+
 void cfg_finish_origin(cfg_ctx *c, const cfg_node *node, void *base)
 {
 	cfg_origin *o = base;
 	if (!node || !o->address)
+		return;
+	if (!take_https(c, node, o))
 		return;
 	const cfg_node *an = at(node, "address");
 	char host[256];
@@ -262,13 +324,73 @@ void cfg_finish_origin(cfg_ctx *c, const cfg_node *node, void *base)
 	freeaddrinfo(res);
 }
 
+static bool is_ip(const char *s)
+{
+	struct in6_addr a6;
+	return inet_pton(AF_INET, s, &a6) == 1 ||
+	       inet_pton(AF_INET6, s, &a6) == 1 || s[0] == '[';
+}
+
+/* The SNI rule of cfg_origin.sni, but for the Host override (pool_tls).
+ * The origin name counts when it is a dotted host name ("o1" is a label,
+ * not a name a certificate would carry). */
+static const char *origin_sni(const cfg_pool *p, const cfg_origin *o)
+{
+	if (p->origin_tls.sni)
+		return p->origin_tls.sni;
+	if (o->name && cfg_is_hostname(o->name, false) && strchr(o->name, '.'))
+		return o->name;
+	if (o->address && !is_ip(o->address) &&
+	    cfg_is_hostname(o->address, false))
+		return o->address;
+	return NULL;
+}
+
+/* Decide which origins speak TLS and with which name. */
+static void pool_tls(cfg_ctx *c, cfg_pool *p)
+{
+	cfg_origin_tls *t = NULL;
+	for (size_t i = 0; i < p->norigins; i++) {
+		cfg_origin *o = &p->origins[i];
+		if (!o->tls_on && !p->origin_tls.enabled)
+			continue;
+		if (!t) {
+			/* A copy: the pool struct may still move. */
+			t = core_arena_alloc(c->arena, sizeof(*t));
+			*t = p->origin_tls;
+		}
+		o->tls = t;
+		o->sni = origin_sni(p, o);
+		const char *host = NULL;
+		for (size_t j = 0; !p->origin_tls.sni && j < o->nheaders; j++)
+			if (!strcasecmp(o->headers[j].name, "Host") &&
+			    o->headers[j].nvalues > 0)
+				host = o->headers[j].values[0];
+		if (host && host[0] != '[') {
+			size_t n = strcspn(host, ":");
+			char *name = core_arena_strndup(c->arena, host, n);
+			o->sni = n && !is_ip(name) ? name : NULL;
+		}
+	}
+}
+
 void cfg_finish_pool(cfg_ctx *c, const cfg_node *node, void *base)
 {
 	cfg_pool *p = base;
 	if (!p->name)
 		p->name = p->id;
+	pool_tls(c, p);
 	if (!node)
 		return;
+	const cfg_node *tn = cfg_node_get(node, "origin_tls");
+	if (p->origin_tls.ca && tn) {
+		FILE *f = fopen(p->origin_tls.ca, "r");
+		if (!f)
+			cfg_error(c, at(tn, "ca"), "ca: cannot open '%s': %s",
+				  p->origin_tls.ca, strerror(errno));
+		else
+			fclose(f);
+	}
 	check_location(c, node, p->has_location, "pool");
 	unique_in_list(c, cfg_node_get(node, "origins"), "name", "origin name",
 		       false, true);

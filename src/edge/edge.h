@@ -54,6 +54,9 @@ typedef struct edge_snapshot {
 	 * previous snapshot's as `prev`, so session tickets survive reloads;
 	 * each TLS connection holds its own reference (tls.h). */
 	struct tls_server *tls;
+	/* By cfg_origin.index: the TLS client of an origin reached over TLS
+	 * (cfg_origin.tls), NULL for plain ones. */
+	struct tls_client **otls;
 } edge_snapshot;
 
 typedef struct edge_listener {
@@ -66,6 +69,8 @@ typedef struct edge_listener {
 typedef struct edge_idle_list {
 	px_upstream *head;
 	uint32_t count;
+	/* TLS origins: the last session to resume new connections with. */
+	struct ssl_session_st *sess;
 } edge_idle_list;
 
 struct edge_worker {

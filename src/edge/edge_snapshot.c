@@ -55,6 +55,34 @@ static int build_tls(const cfg_snapshot *cfg, const edge_snapshot *prev,
 	return 0;
 }
 
+static void free_otls(struct tls_client **otls, size_t n)
+{
+	for (size_t i = 0; otls && i < n; i++)
+		tls_client_free(otls[i]);
+	free(otls);
+}
+
+/* A TLS client per origin reached over TLS (cfg_origin.tls). */
+static int build_otls(const cfg_snapshot *cfg, struct tls_client ***out,
+		      char *err, size_t errlen)
+{
+	*out = xcalloc(cfg->norigins ? cfg->norigins : 1, sizeof(**out));
+	for (size_t i = 0; i < cfg->norigins; i++) {
+		const cfg_origin *o = cfg->origins[i];
+		if (!o->tls)
+			continue;
+		char why[256];
+		if (tls_client_new(o->tls->ca, !o->tls->allow_insecure,
+				   &(*out)[o->index], why, sizeof(why)) < 0) {
+			snprintf(err, errlen, "origin %s: %s", o->name, why);
+			free_otls(*out, cfg->norigins);
+			*out = NULL;
+			return -1;
+		}
+	}
+	return 0;
+}
+
 edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, const edge_snapshot *prev,
 				 uint32_t buf_size, uint32_t nworkers,
 				 char *err, size_t errlen)
@@ -62,8 +90,14 @@ edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, const edge_snapshot *prev,
 	tls_server *tls;
 	if (build_tls(cfg, prev, &tls, err, errlen) < 0)
 		return NULL;
+	struct tls_client **otls;
+	if (build_otls(cfg, &otls, err, errlen) < 0) {
+		tls_server_unref(tls);
+		return NULL;
+	}
 	geo_db *geo = geo_open(&cfg->geo, err, errlen);
 	if (!geo) {
+		free_otls(otls, cfg->norigins);
 		tls_server_unref(tls);
 		return NULL;
 	}
@@ -76,6 +110,7 @@ edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, const edge_snapshot *prev,
 			 diag.n ? diag.msgs[0] : "zones: invalid");
 		cfg_diag_free(&diag);
 		geo_close(geo);
+		free_otls(otls, cfg->norigins);
 		tls_server_unref(tls);
 		return NULL;
 	}
@@ -86,6 +121,7 @@ edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, const edge_snapshot *prev,
 	s->geo = geo;
 	s->zones = zones; /* issue 4 */
 	s->tls = tls;
+	s->otls = otls;
 	affinity_secret(cfg->edge.name, &s->aff_secret);
 	const cfg_limits *lim = &cfg->edge.limits;
 	s->cfg = cfg;
@@ -119,6 +155,7 @@ static void edge_snapshot_free(edge_snapshot *s)
 	geo_close(s->geo);
 	dns_zoneset_free(s->zones); /* issue 4 */
 	tls_server_unref(s->tls);   /* TLS connections may hold it on */
+	free_otls(s->otls, s->cfg->norigins);
 	edge_stats_free(s->stats);
 	health_states_destroy(s->ostates, s->cfg->norigins);
 	free(s->ostates);

@@ -142,6 +142,14 @@ static bool is_ip_literal(const char *s)
 bool health_tls_name(const cfg_monitor *m, const cfg_origin *o, char *buf,
 		     size_t size)
 {
+	const char *mh = header_value(m->headers, m->nheaders, "Host");
+	if (o->tls && !(mh && *mh)) {
+		/* The data plane's name (cfg_origin.sni). */
+		if (!o->sni || strlen(o->sni) >= size)
+			return false;
+		snprintf(buf, size, "%s", o->sni);
+		return true;
+	}
 	const char *h = host_override(m, o);
 	const char *src = h ? h : o->address;
 	if (!src || !*src || src[0] == '[' || size == 0)
@@ -391,17 +399,42 @@ int health_probe_ctx_init(health_probe_ctx *c, core_loop *loop)
 	return 0;
 }
 
+/* A verifying context with a CA file (a pool's origin_tls.ca). */
+struct health_ca_ctx {
+	struct health_ca_ctx *next;
+	char *file;
+	SSL_CTX *ctx;
+};
+
 void health_probe_ctx_destroy(health_probe_ctx *c)
 {
 	SSL_CTX_free(c->tls_verify);
 	SSL_CTX_free(c->tls_insecure);
 	c->tls_verify = c->tls_insecure = NULL;
+	while (c->tls_cas) {
+		struct health_ca_ctx *n = c->tls_cas->next;
+		SSL_CTX_free(c->tls_cas->ctx);
+		free(c->tls_cas->file);
+		free(c->tls_cas);
+		c->tls_cas = n;
+	}
 	core_buf_pool_destroy(&c->bufs);
 }
 
-static SSL_CTX *tls_ctx(health_probe_ctx *c, bool insecure)
+static SSL_CTX *tls_ctx(health_probe_ctx *c, bool insecure, const char *ca)
 {
 	SSL_CTX **slot = insecure ? &c->tls_insecure : &c->tls_verify;
+	struct health_ca_ctx *cc = NULL;
+	if (!insecure && ca) {
+		for (cc = c->tls_cas; cc; cc = cc->next)
+			if (!strcmp(cc->file, ca))
+				return cc->ctx;
+		cc = xcalloc(1, sizeof(*cc));
+		cc->file = xstrdup(ca);
+		cc->next = c->tls_cas;
+		c->tls_cas = cc;
+		slot = &cc->ctx;
+	}
 	if (*slot)
 		return *slot;
 	SSL_CTX *t = SSL_CTX_new(TLS_client_method());
@@ -417,7 +450,8 @@ static SSL_CTX *tls_ctx(health_probe_ctx *c, bool insecure)
 		SSL_CTX_set_verify(t, SSL_VERIFY_NONE, NULL);
 	} else {
 		SSL_CTX_set_verify(t, SSL_VERIFY_PEER, NULL);
-		if (SSL_CTX_set_default_verify_paths(t) != 1) {
+		if ((ca ? SSL_CTX_load_verify_locations(t, ca, NULL)
+			: SSL_CTX_set_default_verify_paths(t)) != 1) {
 			SSL_CTX_free(t);
 			return NULL;
 		}
@@ -1021,7 +1055,12 @@ static int smtp_pump(health_probe *p)
 
 static int tls_start(health_probe *p)
 {
-	SSL_CTX *t = tls_ctx(p->ctx, p->mon->allow_insecure);
+	/* An origin reached over TLS (origin_tls): the data plane's client
+	 * settings (CA, allow_insecure, SNI name) unless the monitor sets its
+	 * own Host header. */
+	const cfg_origin_tls *ot = p->origin->tls;
+	bool insecure = p->mon->allow_insecure || (ot && ot->allow_insecure);
+	SSL_CTX *t = tls_ctx(p->ctx, insecure, ot ? ot->ca : NULL);
 	if (!t)
 		return tls_fail(p, "TLS setup");
 	ERR_clear_error();
@@ -1033,7 +1072,7 @@ static int tls_start(health_probe *p)
 	bool have_name = health_tls_name(p->mon, p->origin, name, sizeof(name));
 	if (have_name)
 		SSL_set_tlsext_host_name(p->ssl, name);
-	if (!p->mon->allow_insecure) {
+	if (!insecure) {
 		int ok;
 		if (have_name) {
 			ok = SSL_set1_host(p->ssl, name);

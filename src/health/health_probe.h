@@ -88,6 +88,8 @@ typedef struct health_probe_ctx {
 	core_buf_pool bufs; /* one buffer per running probe */
 	/* Created on the first https probe: verifying, and allow_insecure. */
 	struct ssl_ctx_st *tls_verify, *tls_insecure;
+	/* Verifying against a pool's origin_tls.ca: one per CA file. */
+	struct health_ca_ctx *tls_cas;
 	http1_response resp;	   /* scratch: heads are parsed one at a time */
 	char ehlo_name[64];	   /* this host's name for EHLO/HELO */
 	uint32_t nidle, idle_max;  /* parked keep-alive connections */

@@ -49,7 +49,11 @@ struct px_upstream {
 	bool got_bytes; /* any response byte received */
 	bool idle;
 	bool parse_pending; /* bytes arrived since the last head parse */
-	uint64_t last_io;   /* ms */
+	/* TLS origins only: the handshake is not done yet; the last read
+	 * stopped on TLS_WANT_WRITE / the last write on TLS_WANT_READ. */
+	bool handshaking, tls_rd_wants_write, tls_wr_wants_read;
+	struct tls_conn *tls; /* NULL: plain HTTP (the origin's cfg tls) */
+	uint64_t last_io;     /* ms */
 };
 
 struct px_client {

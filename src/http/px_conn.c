@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -140,6 +141,33 @@ static void idle_unlink(px_upstream *up)
 	up->idle = false;
 }
 
+/* TLS origins: keep the newest session the origin sent, for the next new
+ * connection of this worker to it (only for the worker's snapshot: the
+ * slots are filed by its origin indices). */
+static void up_keep_session(px_upstream *up)
+{
+	tls_session *s = tls_conn_take_session(up->tls);
+	if (!s)
+		return;
+	edge_worker *w = up->w;
+	if (up->snap != w->snap || !w->idle) {
+		tls_session_free(s);
+		return;
+	}
+	edge_idle_list *l = &w->idle[up->origin->index];
+	tls_session_free(l->sess);
+	l->sess = s;
+}
+
+/* Drop the worker's kept TLS sessions (before its idle lists go). */
+static void free_sessions(edge_worker *w)
+{
+	for (size_t i = 0; w->idle && i < w->snap->cfg->norigins; i++) {
+		tls_session_free(w->idle[i].sess);
+		w->idle[i].sess = NULL;
+	}
+}
+
 static void up_close(px_upstream *up)
 {
 	if (up->io.fd < 0)
@@ -149,6 +177,12 @@ static void up_close(px_upstream *up)
 		idle_unlink(up);
 	atomic_fetch_sub(&ostate(up->snap, up->origin)->connections, 1);
 	core_timer_cancel(&w->loop, &up->timer);
+	if (up->tls) {
+		up_keep_session(up);
+		tls_conn_free(up->tls);
+		free(up->tls);
+		up->tls = NULL;
+	}
 	close(up->io.fd);
 	up->io.fd = -1;
 	core_buf_put(&w->bufs, up->in);
@@ -490,6 +524,78 @@ static ssize_t client_write2(px_client *cl, core_buf *a, uint32_t alen,
 	if (k == 0)
 		return 0;
 	return tls_write2(cl, iov, k, (size_t)alen + blen_);
+}
+
+/* Upstream-side read and write (plain or TLS origins); same contracts as
+ * read_into and write2. */
+static ssize_t up_tls_read(px_upstream *up, core_buf *b)
+{
+	if (core_buf_space(b) == 0)
+		core_buf_compact(b);
+	uint32_t space = core_buf_space(b);
+	if (space == 0)
+		return -ENOBUFS;
+	ssize_t n = tls_conn_read(up->tls, core_buf_tail(b), space);
+	if (n > 0) {
+		b->end += (uint32_t)n;
+		if ((uint32_t)n < space && !up->hup)
+			up->can_read = false;
+		return n;
+	}
+	up->can_read = false;
+	switch (n) {
+	case TLS_WANT_WRITE:
+		up->tls_rd_wants_write = true;
+		return -EAGAIN;
+	case TLS_WANT_READ:
+		return -EAGAIN;
+	case TLS_CLOSED:
+		return 0;
+	default:
+		return -EIO;
+	}
+}
+
+static inline ssize_t up_read(px_upstream *up, core_buf *b)
+{
+	if (!up->tls)
+		return read_into(up->io.fd, b, &up->can_read, up->hup);
+	return up_tls_read(up, b);
+}
+
+static ssize_t up_write2(px_upstream *up, core_buf *a, uint32_t alen,
+			 core_buf *b, uint32_t blen_)
+{
+	if (!up->tls)
+		return write2(up->io.fd, a, alen, b, blen_, &up->can_write);
+	struct iovec iov[2];
+	int k = 0;
+	if (alen)
+		iov[k++] = (struct iovec){core_buf_head(a), alen};
+	if (blen_)
+		iov[k++] = (struct iovec){core_buf_head(b), blen_};
+	if (k == 0)
+		return 0;
+	ssize_t n = tls_conn_writev(up->tls, iov, k);
+	if (n >= 0) {
+		if ((size_t)n < (size_t)alen + blen_)
+			up->can_write = false;
+		return n;
+	}
+	up->can_write = false;
+	if (n == TLS_WANT_READ)
+		up->tls_wr_wants_read = true;
+	if (n == TLS_WANT_READ || n == TLS_WANT_WRITE)
+		return 0;
+	return -EIO;
+}
+
+static void up_shut_wr(px_upstream *up)
+{
+	if (up->tls)
+		(void)tls_conn_shutdown(up->tls);
+	shutdown(up->io.fd, SHUT_WR);
+	up->wr_shut = true;
 }
 
 /* --- request start ---------------------------------------------------- */
@@ -861,6 +967,26 @@ static px_upstream *take_idle(edge_worker *w, const cfg_origin *o)
 	return up;
 }
 
+/* A new connection to a TLS origin: the client side of the handshake,
+ * resuming the worker's last session with that origin. */
+static int up_tls_init(px_client *cl, px_upstream *up)
+{
+	edge_worker *w = cl->w;
+	const cfg_origin *o = up->origin;
+	char ip[64];
+	core_sock_ip_text((const struct sockaddr *)&o->ss, ip, sizeof(ip));
+	tls_session *sess = cl->snap == w->snap ? w->idle[o->index].sess : NULL;
+	up->tls = xcalloc(1, sizeof(*up->tls));
+	if (tls_conn_init_client(up->tls, cl->snap->otls[o->index], up->io.fd,
+				 o->sni, ip, sess) < 0) {
+		free(up->tls);
+		up->tls = NULL;
+		return -ENOMEM;
+	}
+	up->handshaking = true;
+	return 0;
+}
+
 static void attach_upstream(px_client *cl, bool allow_idle)
 {
 	edge_worker *w = cl->w;
@@ -904,7 +1030,12 @@ static void attach_upstream(px_client *cl, bool allow_idle)
 			up->can_write = !in_progress;
 			up->last_io = w->loop.now;
 			cl->up = up;
-			if (in_progress)
+			if (o->tls && up_tls_init(cl, up) < 0) {
+				local_response(cl, 502, "internal error", true);
+				return;
+			}
+			/* The TLS handshake counts as part of the connect. */
+			if (in_progress || up->tls)
 				core_timer_after(
 				    &w->loop, &up->timer,
 				    timeouts(w)->upstream_connect_ms);
@@ -1136,8 +1267,7 @@ static bool write_upstream(px_client *cl)
 {
 	px_upstream *up = cl->up;
 	uint32_t hl = blen(cl->uhead);
-	ssize_t n = write2(up->io.fd, cl->uhead, hl, cl->in, cl->req_fwd,
-			   &up->can_write);
+	ssize_t n = up_write2(up, cl->uhead, hl, cl->in, cl->req_fwd);
 	if (n < 0) {
 		if (!up->got_bytes && !cl->resp_head_done) {
 			upstream_failed(cl, (int)n);
@@ -1177,7 +1307,7 @@ static bool read_upstream(px_client *cl)
 	px_upstream *up = cl->up;
 	if (!up->in)
 		up->in = core_buf_get(&cl->w->bufs);
-	ssize_t n = read_into(up->io.fd, up->in, &up->can_read, up->hup);
+	ssize_t n = up_read(up, up->in);
 	if (n > 0) {
 		up->got_bytes = true;
 		up->parse_pending = true;
@@ -1403,6 +1533,8 @@ static void release_upstream(px_client *cl, bool reusable)
 	cl->up = NULL;
 	if (!up)
 		return;
+	if (up->tls)
+		up_keep_session(up);
 	edge_idle_list *l = &w->idle[up->origin->index];
 	if (!reusable || blen(up->in) > 0 || w->draining ||
 	    up->snap != w->snap ||
@@ -1442,6 +1574,50 @@ static bool finish_exchange(px_client *cl)
 	return true;
 }
 
+/* TLS origins: drive the client handshake. A failure (verification
+ * included) is a failed connection to that origin: the next one is
+ * tried, else 502 naming the reason. Returns progress. */
+static bool up_handshake(px_client *cl)
+{
+	px_upstream *up = cl->up;
+	const cfg_origin *o = cl->origin;
+	int r = tls_conn_handshake(up->tls);
+	if (r == 0) {
+		up->handshaking = false;
+		up->can_read = up->can_write = true;
+		up->last_io = cl->w->loop.now;
+		core_timer_cancel(&cl->w->loop, &up->timer);
+		log_debug("origin %s (%s:%u): TLS %s%s", o->name, o->address,
+			  o->port, tls_conn_version(up->tls),
+			  tls_conn_resumed(up->tls) ? " (resumed)" : "");
+		return true;
+	}
+	if (r == TLS_WANT_READ) {
+		up->can_read = false;
+		return false;
+	}
+	if (r == TLS_WANT_WRITE) {
+		up->can_write = false;
+		return false;
+	}
+	const char *why = tls_conn_error(up->tls);
+	const char *verr = tls_conn_verify_error(up->tls);
+	char detail[320];
+	snprintf(detail, sizeof(detail), "origin %s (%s:%u): %s%s%s", o->name,
+		 o->address, o->port, why ? why : "TLS handshake failed",
+		 verr ? ": " : "", verr ? verr : "");
+	log_info("%s", detail);
+	origin_failed(cl, o, verr ? verr : why ? why : "TLS handshake failed");
+	up_close(up);
+	cl->up = NULL;
+	if (next_origin(cl)) {
+		attach_upstream(cl, true);
+		return true;
+	}
+	local_response(cl, 502, detail, false);
+	return true;
+}
+
 static bool step_proxy(px_client *cl)
 {
 	bool p = false;
@@ -1456,6 +1632,14 @@ static bool step_proxy(px_client *cl)
 	px_upstream *up = cl->up;
 	if (!up)
 		return p; /* a failed attach already answered */
+	if (up->handshaking) {
+		if (up->connecting || !(up->can_read || up->can_write))
+			return p;
+		p |= up_handshake(cl);
+		if (is_closed(cl) || cl->state != PX_PROXY || cl->up != up ||
+		    up->handshaking)
+			return p;
+	}
 	if (!up->connecting && up->can_write &&
 	    (blen(cl->uhead) || cl->req_fwd))
 		p |= write_upstream(cl);
@@ -1552,8 +1736,7 @@ static bool step_tunnel(px_client *cl)
 		}
 	}
 	if (up->can_write && blen(cl->in)) {
-		ssize_t n = write2(up->io.fd, cl->in, blen(cl->in), NULL, 0,
-				   &up->can_write);
+		ssize_t n = up_write2(up, cl->in, blen(cl->in), NULL, 0);
 		if (n < 0) {
 			client_close(cl);
 			return false;
@@ -1563,16 +1746,13 @@ static bool step_tunnel(px_client *cl)
 			p = true;
 		}
 	}
-	if (cl->rd_eof && blen(cl->in) == 0 && !up->wr_shut) {
-		shutdown(up->io.fd, SHUT_WR);
-		up->wr_shut = true;
-	}
+	if (cl->rd_eof && blen(cl->in) == 0 && !up->wr_shut)
+		up_shut_wr(up);
 	/* origin → client (after the 101 head in chead) */
 	if (up->can_read && !up->rd_eof) {
 		if (!up->in)
 			up->in = core_buf_get(&w->bufs);
-		ssize_t n =
-		    read_into(up->io.fd, up->in, &up->can_read, up->hup);
+		ssize_t n = up_read(up, up->in);
 		if (n > 0) {
 			p = true;
 			cl->last_write = w->loop.now;
@@ -1659,7 +1839,7 @@ static void update_timers(px_client *cl)
 				       cl->last_write + to->client_idle_ms);
 		else
 			core_timer_cancel(l, &cl->timer);
-		if (cl->up && !cl->up->connecting) {
+		if (cl->up && !cl->up->connecting && !cl->up->handshaking) {
 			if (!cl->resp_framed && has_room(cl->up->in))
 				core_timer_set(l, &cl->up->timer,
 					       cl->up->last_io +
@@ -1724,10 +1904,13 @@ static void up_timer_cb(core_timer *t)
 		up_close(up); /* idle too long */
 		return;
 	}
-	if (up->connecting) {
-		log_info("origin %s (%s): connect timed out", cl->origin->name,
-			 cl->origin->address);
-		origin_failed(cl, cl->origin, "connect timed out");
+	if (up->connecting || up->handshaking) {
+		const char *what = up->connecting ? "connect" : "TLS handshake";
+		log_info("origin %s (%s): %s timed out", cl->origin->name,
+			 cl->origin->address, what);
+		origin_failed(cl, cl->origin,
+			      up->connecting ? "connect timed out"
+					     : "TLS handshake timed out");
 		up_close(up);
 		cl->up = NULL;
 		if (next_origin(cl))
@@ -1838,6 +2021,19 @@ static void up_io_cb(core_io *io, uint32_t ev)
 		up->hup = true;
 	if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))
 		up->can_write = true;
+	if (up->tls) {
+		/* A TLS read may wait for writability and a write for data. */
+		if ((ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) &&
+		    up->tls_wr_wants_read) {
+			up->tls_wr_wants_read = false;
+			up->can_write = true;
+		}
+		if ((ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) &&
+		    up->tls_rd_wants_write) {
+			up->tls_rd_wants_write = false;
+			up->can_read = true;
+		}
+	}
 	if (up->idle) {
 		/* An idle origin connection should be silent: data or a close
 		 * means it is no longer usable. */
@@ -1862,7 +2058,8 @@ static void up_io_cb(core_io *io, uint32_t ev)
 		}
 		up->connecting = false;
 		up->last_io = cl->w->loop.now;
-		core_timer_cancel(&cl->w->loop, &up->timer);
+		if (!up->handshaking) /* else the deadline covers it too */
+			core_timer_cancel(&cl->w->loop, &up->timer);
 	}
 	pump(cl);
 }
@@ -1892,6 +2089,7 @@ void px_close_all(edge_worker *w)
 	for (size_t i = 0; w->idle && i < w->snap->cfg->norigins; i++)
 		while (w->idle[i].head)
 			up_close(w->idle[i].head);
+	free_sessions(w);
 	px_reap(w);
 }
 
@@ -1905,6 +2103,7 @@ void px_adopt_snapshot(edge_worker *w, const edge_snapshot *next)
 	for (size_t i = 0; w->idle && i < w->snap->cfg->norigins; i++)
 		while (w->idle[i].head)
 			up_close(w->idle[i].head);
+	free_sessions(w);
 	free(w->idle);
 	size_t n = next->cfg->norigins;
 	w->idle = xcalloc(n ? n : 1, sizeof(*w->idle));

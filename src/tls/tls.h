@@ -37,7 +37,9 @@
 #include "config/cfg_model.h"
 
 typedef struct tls_server tls_server;
+typedef struct tls_client tls_client;
 typedef struct ssl_st SSL;
+typedef struct ssl_session_st tls_session; /* OpenSSL's SSL_SESSION */
 
 /* ---- server ---- */
 
@@ -104,6 +106,7 @@ typedef struct tls_conn {
 	const char *reason; /* TLS_ERROR: static text */
 	int8_t sticky;	    /* TLS_CLOSED / TLS_ERROR once seen, else 0 */
 	bool handshaken;
+	tls_session *sess; /* client: a new resumable session, not taken yet */
 } tls_conn;
 
 /* Server side of a new accepted socket `fd` (non-blocking; the caller
@@ -136,5 +139,30 @@ bool tls_conn_resumed(const tls_conn *c);
 const char *tls_conn_version(const tls_conn *c); /* "TLSv1.3" */
 /* Why TLS_ERROR (static text, e.g. "unsupported protocol"); NULL if none. */
 const char *tls_conn_error(const tls_conn *c);
+
+/* ---- client (towards origins) ----
+ *
+ * tls_client: the settings of one origin's connections (an SSL_CTX):
+ * verification against `ca_file` (PEM; NULL: the system store) or none.
+ * Immutable after creation; connections may outlive it (OpenSSL counts
+ * references to the context). A client connection is a tls_conn like a
+ * server one, driven by the same calls; srv stays NULL. */
+int tls_client_new(const char *ca_file, bool verify, tls_client **out,
+		   char *err, size_t errlen);
+void tls_client_free(tls_client *c);
+/* Client side of a connected (or connecting) non-blocking socket. `sni`:
+ * the name sent and verified in the certificate; NULL: none sent, and
+ * `ip` (text, may be NULL) is verified instead. `sess`: a session to resume
+ * (not taken; NULL: none). Returns 0 or -ENOMEM. */
+int tls_conn_init_client(tls_conn *c, tls_client *cl, int fd, const char *sni,
+			 const char *ip, tls_session *sess);
+/* The newest resumable session the server sent on this connection (TLS 1.3
+ * tickets come after the handshake, with the first reads), now owned by
+ * the caller; NULL: none new. */
+tls_session *tls_conn_take_session(tls_conn *c);
+void tls_session_free(tls_session *s);
+/* After a failed handshake: why the certificate was refused ("certificate
+ * has expired"), NULL when it was not. */
+const char *tls_conn_verify_error(const tls_conn *c);
 
 #endif

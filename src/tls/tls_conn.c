@@ -26,6 +26,15 @@ int tls_conn_init(tls_conn *c, tls_server *s, int fd)
 
 void tls_conn_free(tls_conn *c)
 {
+	SSL_SESSION_free(c->sess);
+	c->sess = NULL;
+	/* A client connection that ended without an error: OpenSSL would
+	 * mark its session (kept for resumption) not resumable when freed
+	 * without a close_notify; the connection was fine, so say it was
+	 * shut. */
+	if (c->ssl && !c->srv && c->handshaken && c->sticky != TLS_ERROR)
+		SSL_set_shutdown(c->ssl,
+				 SSL_get_shutdown(c->ssl) | SSL_SENT_SHUTDOWN);
 	SSL_free(c->ssl);
 	c->ssl = NULL;
 	if (c->srv)

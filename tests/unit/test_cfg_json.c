@@ -795,13 +795,16 @@ static void test_render_defaults(void **state)
 	    t, "{\"id\":\"p\",\"name\":\"p\",\"description\":null,"
 	       "\"enabled\":true,\"origins\":[{\"name\":\"o\",\"address\":"
 	       "\"127.0.0.1\",\"port\":80,\"weight\":1.0,\"enabled\":true,"
-	       "\"header\":{}}],\"minimum_origins\":1,\"monitor\":null,"
+	       "\"header\":{},\"tls\":false}],\"minimum_origins\":1,"
+	       "\"monitor\":null,"
 	       "\"check_regions\":[],\"origin_steering\":{\"policy\":"
 	       "\"random\"},\"load_shedding\":{\"default_percent\":0.0,"
 	       "\"default_policy\":\"random\",\"session_percent\":0.0,"
 	       "\"session_policy\":\"hash\"},\"notification_filter\":{"
 	       "\"origin\":{\"disable\":false,\"healthy\":null},\"pool\":{"
-	       "\"disable\":false,\"healthy\":null}}}");
+	       "\"disable\":false,\"healthy\":null}},\"origin_tls\":{"
+	       "\"enabled\":false,\"ca\":null,\"allow_insecure\":false,"
+	       "\"sni\":null}}");
 	free(t);
 	json_decref(j);
 

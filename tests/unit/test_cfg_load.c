@@ -812,6 +812,67 @@ static void test_origins(void **state)
 		      (const char *)NULL);
 }
 
+/* Origins over TLS (issue 6): https:// addresses, tls: true and the pool's
+ * origin_tls, and the SNI rule. */
+static void test_origin_tls(void **state)
+{
+	(void)state;
+	cfg_snapshot *s = load_ok(
+	    "pools:\n"
+	    "  - id: a\n"
+	    "    origin_tls: { allow_insecure: true }\n"
+	    "    origins:\n"
+	    "      - { name: o1, address: \"https://127.0.0.1:8443\" }\n"
+	    "      - { name: o2, address: \"https://localhost\" }\n"
+	    "      - { name: app.example.com, address: 192.0.2.1, tls: true }\n"
+	    "      - name: o4\n"
+	    "        address: \"https://[::1]\"\n"
+	    "        header: { Host: [\"api.example.com:8443\"] }\n"
+	    "      - { name: plain, address: 192.0.2.2 }\n"
+	    "  - id: b\n"
+	    "    origin_tls: { enabled: true, sni: b.example.com }\n"
+	    "    origins: [ { name: o5, address: 192.0.2.3, port: 9443 } ]\n");
+	const cfg_origin *const *o = (const cfg_origin *const *)s->origins;
+	assert_non_null(o[0]->tls);
+	assert_true(o[0]->tls->allow_insecure);
+	assert_string_equal(o[0]->address, "127.0.0.1");
+	assert_int_equal(o[0]->port, 8443);
+	assert_null(o[0]->sni); /* an IP, and "o1" is no host name */
+	assert_string_equal(o[1]->address, "localhost");
+	assert_int_equal(o[1]->port, 443);
+	assert_string_equal(o[1]->sni, "localhost");
+	assert_non_null(o[2]->tls);
+	assert_int_equal(o[2]->port, 80);
+	assert_string_equal(o[2]->sni, "app.example.com");
+	assert_string_equal(o[3]->address, "[::1]");
+	assert_int_equal(o[3]->ss.ss_family, AF_INET6);
+	assert_string_equal(o[3]->sni, "api.example.com");
+	assert_null(o[4]->tls);
+	assert_non_null(o[5]->tls);
+	assert_false(o[5]->tls->allow_insecure);
+	assert_null(o[5]->tls->ca);
+	assert_string_equal(o[5]->sni, "b.example.com");
+	cfg_snapshot_free(s);
+
+	expect_errors(
+	    "pools:\n"
+	    "  - id: a\n"
+	    "    origin_tls: { ca: /nonexistent/ca.pem }\n"
+	    "    origins:\n"
+	    "      - { name: a, address: \"https://h.example.com/x\" }\n"
+	    "      - { name: b, address: \"https://127.0.0.1:99999\" }\n"
+	    "      - { name: c, address: \"https://127.0.0.1:8443\", port: 1 "
+	    "}\n",
+	    "t.yaml:3:23: ca: cannot open '/nonexistent/ca.pem': No such file "
+	    "or directory",
+	    "t.yaml:5:29: address: 'https://h.example.com/x' has a path; "
+	    "write only https://host[:port]",
+	    "t.yaml:6:29: address: bad port in 'https://127.0.0.1:99999'",
+	    "t.yaml:7:61: port: 1 contradicts the port in address "
+	    "'https://127.0.0.1:8443'",
+	    (const char *)NULL);
+}
+
 static void test_lb_names(void **state)
 {
 	(void)state;
@@ -1289,6 +1350,7 @@ int main(void)
 	    cmocka_unit_test(test_aliases),
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_origins),
+	    cmocka_unit_test(test_origin_tls),
 	    cmocka_unit_test(test_lb_names),
 	    cmocka_unit_test(test_zones),
 	    cmocka_unit_test(test_geo),

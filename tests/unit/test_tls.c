@@ -890,6 +890,106 @@ static void test_conn_outlives_server(void **state)
 
 /* From YAML through the key tables to a server: positions in errors,
  * the new keys applied. */
+/* ---- the client side (towards origins) ---- */
+
+/* Both ends ours: a tls_server and a client tls_conn over a socketpair.
+ * Returns the client's handshake result (0, or the tls_rc it failed on). */
+static int client_pair(tls_server *s, tls_client *c, const char *sni,
+		       tls_session *sess, int fd[2], tls_conn *srv,
+		       tls_conn *cli)
+{
+	assert_int_equal(socketpair(AF_UNIX,
+				    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+				    0, fd),
+			 0);
+	assert_int_equal(tls_conn_init(srv, s, fd[0]), 0);
+	assert_int_equal(
+	    tls_conn_init_client(cli, c, fd[1], sni, "127.0.0.1", sess), 0);
+	int crc = TLS_WANT_READ;
+	for (int i = 0; i < 100 && crc; i++) {
+		int r = tls_conn_handshake(srv);
+		crc = tls_conn_handshake(cli);
+		if (crc != TLS_WANT_READ && crc != TLS_WANT_WRITE && crc)
+			break;
+		if (r == TLS_ERROR)
+			break;
+	}
+	return crc;
+}
+
+static void client_pair_close(int fd[2], tls_conn *srv, tls_conn *cli)
+{
+	tls_conn_free(cli);
+	tls_conn_free(srv);
+	close(fd[0]);
+	close(fd[1]);
+	ERR_clear_error();
+}
+
+static void test_client_verify_and_resume(void **state)
+{
+	certs cs;
+	make_cfg(&cs, 1, "chain");
+	tls_server *s = must_server(&cs.tls, 0, NULL);
+	char err[256];
+	tls_client *c = NULL, *sys = NULL;
+	assert_int_equal(
+	    tls_client_new(path("ca.pem"), true, &c, err, sizeof(err)), 0);
+	assert_int_equal(tls_client_new(NULL, true, &sys, err, sizeof(err)), 0);
+	int fd[2];
+	tls_conn srv, cli;
+
+	/* Verified by the CA and the name; data both ways; a ticket. */
+	assert_int_equal(
+	    client_pair(s, c, "chain.example.net", NULL, fd, &srv, &cli), 0);
+	assert_string_equal(tls_conn_sni(&srv), "chain.example.net");
+	assert_false(tls_conn_resumed(&cli));
+	assert_int_equal(tls_conn_write(&cli, "ping", 4), 4);
+	char buf[16];
+	assert_int_equal(tls_conn_read(&srv, buf, sizeof(buf)), 4);
+	assert_int_equal(tls_conn_write(&srv, "pong", 4), 4);
+	assert_int_equal(tls_conn_read(&cli, buf, sizeof(buf)), 4);
+	assert_memory_equal(buf, "pong", 4);
+	tls_session *sess = tls_conn_take_session(&cli);
+	assert_non_null(sess);
+	assert_null(tls_conn_take_session(&cli));
+	client_pair_close(fd, &srv, &cli);
+
+	/* The kept session resumes (the connection above ended cleanly). */
+	assert_int_equal(
+	    client_pair(s, c, "chain.example.net", sess, fd, &srv, &cli), 0);
+	assert_true(tls_conn_resumed(&cli));
+	client_pair_close(fd, &srv, &cli);
+	tls_session_free(sess);
+
+	/* Another name: refused, with the reason. */
+	assert_int_equal(
+	    client_pair(s, c, "other.example.net", NULL, fd, &srv, &cli),
+	    TLS_ERROR);
+	assert_string_equal(tls_conn_error(&cli), "certificate verify failed");
+	assert_string_equal(tls_conn_verify_error(&cli), "hostname mismatch");
+	client_pair_close(fd, &srv, &cli);
+
+	/* The system store does not know the test CA. */
+	assert_int_equal(
+	    client_pair(s, sys, "chain.example.net", NULL, fd, &srv, &cli),
+	    TLS_ERROR);
+	assert_non_null(tls_conn_verify_error(&cli));
+	client_pair_close(fd, &srv, &cli);
+
+	/* A CA file that is not one. */
+	tls_client *bad = NULL;
+	assert_int_equal(
+	    tls_client_new(path("garbage.pem"), true, &bad, err, sizeof(err)),
+	    -EINVAL);
+	assert_null(bad);
+	assert_non_null(strstr(err, "cannot load CA certificates"));
+
+	tls_client_free(c);
+	tls_client_free(sys);
+	tls_server_unref(s);
+}
+
 static void test_from_yaml(void **state)
 {
 	char yaml[2048];
@@ -953,6 +1053,7 @@ int main(void)
 	    cmocka_unit_test(test_resumption_tls13),
 	    cmocka_unit_test(test_resumption_tls12),
 	    cmocka_unit_test(test_tickets_off),
+	    cmocka_unit_test(test_client_verify_and_resume),
 	    cmocka_unit_test(test_conn_outlives_server),
 	    cmocka_unit_test(test_from_yaml),
 	};

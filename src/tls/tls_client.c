@@ -1,0 +1,147 @@
+/* tls_client.c - the client side: TLS towards origins (see tls.h). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "core/core_util.h"
+#include "tls/tls_int.h"
+
+struct tls_client {
+	SSL_CTX *ctx;
+	bool verify;
+};
+
+/* The ex_data slot holding a connection's tls_conn (for new_session). */
+static int conn_index = -1;
+static pthread_once_t conn_index_once = PTHREAD_ONCE_INIT;
+
+static void make_conn_index(void)
+{
+	conn_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+/* A session (TLS 1.3: a ticket, which arrives after the handshake) to
+ * resume with: kept on the connection until tls_conn_take_session. */
+static int new_session(SSL *ssl, SSL_SESSION *sess)
+{
+	tls_conn *c = SSL_get_ex_data(ssl, conn_index);
+	if (!c || !SSL_SESSION_is_resumable(sess))
+		return 0;
+	SSL_SESSION_free(c->sess);
+	c->sess = sess;
+	return 1; /* we keep the reference */
+}
+
+int tls_client_new(const char *ca_file, bool verify, tls_client **out,
+		   char *err, size_t errlen)
+{
+	*out = NULL;
+	pthread_once(&conn_index_once, make_conn_index);
+	ERR_clear_error();
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx || conn_index < 0) {
+		snprintf(err, errlen, "TLS client: out of memory");
+		SSL_CTX_free(ctx);
+		return -ENOMEM;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	/* Origins that end an EOF-framed body without close_notify are
+	 * common; the HTTP layer checks the framing. */
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	/* As the server side (tls_server.c): tls_conn's read and write rules
+	 * hold the same way. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS |
+				  SSL_MODE_ENABLE_PARTIAL_WRITE |
+				  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_read_ahead(ctx, 1);
+	static const unsigned char alpn[] = "\x08http/1.1";
+	SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1);
+	SSL_CTX_set_session_cache_mode(
+	    ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(ctx, new_session);
+	int ok = 1;
+	if (verify) {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+		ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
+			     : SSL_CTX_set_default_verify_paths(ctx);
+	} else {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	}
+	if (ok != 1) {
+		const char *r = ERR_reason_error_string(ERR_peek_last_error());
+		snprintf(err, errlen, "%s: cannot load CA certificates: %s",
+			 ca_file ? ca_file : "system store", r ? r : "error");
+		ERR_clear_error();
+		SSL_CTX_free(ctx);
+		return -EINVAL;
+	}
+	tls_client *c = xcalloc(1, sizeof(*c));
+	c->ctx = ctx;
+	c->verify = verify;
+	*out = c;
+	return 0;
+}
+
+void tls_client_free(tls_client *c)
+{
+	if (!c)
+		return;
+	SSL_CTX_free(c->ctx); /* live connections hold their own reference */
+	free(c);
+}
+
+int tls_conn_init_client(tls_conn *c, tls_client *cl, int fd, const char *sni,
+			 const char *ip, tls_session *sess)
+{
+	memset(c, 0, sizeof(*c));
+	ERR_clear_error();
+	c->ssl = SSL_new(cl->ctx);
+	if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1 ||
+	    SSL_set_ex_data(c->ssl, conn_index, c) != 1)
+		goto fail;
+	SSL_set_connect_state(c->ssl);
+	if (sni && SSL_set_tlsext_host_name(c->ssl, sni) != 1)
+		goto fail;
+	if (cl->verify) {
+		int ok = sni  ? SSL_set1_host(c->ssl, sni)
+			 : ip ? X509_VERIFY_PARAM_set1_ip_asc(
+				    SSL_get0_param(c->ssl), ip)
+			      : 1;
+		if (ok != 1)
+			goto fail;
+	}
+	if (sess)
+		(void)SSL_set_session(c->ssl, sess);
+	return 0;
+fail:
+	SSL_free(c->ssl);
+	c->ssl = NULL;
+	ERR_clear_error();
+	return -ENOMEM;
+}
+
+tls_session *tls_conn_take_session(tls_conn *c)
+{
+	tls_session *s = c->sess;
+	c->sess = NULL;
+	return s;
+}
+
+void tls_session_free(tls_session *s)
+{
+	SSL_SESSION_free(s);
+}
+
+const char *tls_conn_verify_error(const tls_conn *c)
+{
+	if (!c->ssl)
+		return NULL;
+	long v = SSL_get_verify_result(c->ssl);
+	return v == X509_V_OK ? NULL : X509_verify_cert_error_string(v);
+}
