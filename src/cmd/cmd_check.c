@@ -10,6 +10,7 @@
 #include "cmd/cmd.h"
 #include "config/cfg_doc.h"
 #include "config/cfg_load.h"
+#include "edge/edge.h"
 
 static void usage(FILE *f)
 {
@@ -65,12 +66,23 @@ int cmd_check(int argc, char **argv)
 	int rc = cfg_load_file(file, &snap, &diag);
 	for (size_t i = 0; i < diag.n; i++)
 		fprintf(stderr, "%s\n", diag.msgs[i]);
-	if (rc == 0) {
-		char line[256];
-		cfg_summary(snap, line, sizeof(line));
-		puts(line);
-	}
 	cfg_diag_free(&diag);
-	cfg_snapshot_free(snap);
-	return rc == 0 ? 0 : 1;
+	if (rc < 0)
+		return 1;
+	char line[256];
+	cfg_summary(snap, line, sizeof(line));
+	/* What the edge builds at start-up from a valid file: the geo
+	 * database, DNS zones, certificates and origin CAs. A file `check`
+	 * accepts must start. */
+	char err[512] = "";
+	edge_snapshot *es =
+	    edge_snapshot_new(snap, NULL, 65536, 1, err, sizeof(err));
+	if (!es) {
+		fprintf(stderr, "%s: %s\n", file, err);
+		cfg_snapshot_free(snap);
+		return 1;
+	}
+	edge_snapshot_unref(es);
+	puts(line);
+	return 0;
 }

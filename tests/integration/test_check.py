@@ -1,6 +1,7 @@
 """`meridian check -c FILE`: exit codes and exact `file:line:col: message`
 output for good and bad files, usage errors, and docs/CONFIG.md matching
 `meridian check --reference`."""
+import json
 import os
 import subprocess
 
@@ -203,3 +204,38 @@ def test_reference_matches_docs():
     assert (rc, err) == (0, "")
     with open(os.path.join(ROOT, "docs", "CONFIG.md")) as f:
         assert out == f.read(), "docs/CONFIG.md is stale; regenerate it"
+
+
+def test_check_refuses_what_the_edge_would_refuse_at_start(tmp_path):
+    """check builds what the edge builds at start-up: https listeners
+    without certificates, a missing certificate file and a missing geo
+    database are errors there too (a file check accepts must start)."""
+    base = {"edge": {"name": "c", "listen": {
+        "https": ["127.0.0.1:%d" % mt.free_port()]}},
+        "pools": [{"id": "p", "origins": [
+            {"name": "o", "address": "127.0.0.1", "port": 9}]}],
+        "load_balancers": [{"name": "lb.example.com",
+                            "default_pools": ["p"]}]}
+    cases = [
+        ({}, "needs certificates"),
+        ({"tls": {"certificates": [{"cert": str(tmp_path / "no.pem"),
+                                    "key": str(tmp_path / "no.key")}]}},
+         "no.pem"),
+    ]
+    for extra, want in cases:
+        cfg = json.loads(json.dumps(base))
+        cfg["edge"].update(extra)
+        p = tmp_path / "c.yaml"
+        p.write_text(mt.to_yaml(cfg) + "\n")
+        r = subprocess.run([mt.BIN, "check", "-c", str(p)],
+                           capture_output=True, text=True, timeout=mt.WAIT)
+        assert r.returncode == 1, (extra, r.stdout, r.stderr)
+        assert want in r.stderr, (extra, r.stderr)
+    cfg = json.loads(json.dumps(base))
+    cfg["edge"]["listen"] = {"http": ["127.0.0.1:%d" % mt.free_port()]}
+    cfg["geo"] = {"database": str(tmp_path / "missing.mmdb")}
+    p = tmp_path / "g.yaml"
+    p.write_text(mt.to_yaml(cfg) + "\n")
+    r = subprocess.run([mt.BIN, "check", "-c", str(p)],
+                       capture_output=True, text=True, timeout=mt.WAIT)
+    assert r.returncode == 1 and "missing.mmdb" in r.stderr, r.stderr
