@@ -386,15 +386,23 @@ static void local_response(px_client *cl, int status, const char *detail,
 
 /* writev of up to two buffer prefixes; returns bytes written, 0 on
  * EAGAIN, -errno on error. Clears *can_write on a short write. */
-static ssize_t write2(int fd, core_buf *a, uint32_t alen, core_buf *b,
-		      uint32_t blen_, bool *can_write)
+/* The non-empty ones of a[0..alen) and b[0..blen) as an iovec. */
+static inline int fill_iov(struct iovec iov[2], core_buf *a, uint32_t alen,
+			   core_buf *b, uint32_t blen_)
 {
-	struct iovec iov[2];
 	int k = 0;
 	if (alen)
 		iov[k++] = (struct iovec){core_buf_head(a), alen};
 	if (blen_)
 		iov[k++] = (struct iovec){core_buf_head(b), blen_};
+	return k;
+}
+
+static ssize_t write2(int fd, core_buf *a, uint32_t alen, core_buf *b,
+		      uint32_t blen_, bool *can_write)
+{
+	struct iovec iov[2];
+	int k = fill_iov(iov, a, alen, b, blen_);
 	if (k == 0)
 		return 0;
 	size_t want = (size_t)alen + blen_;
@@ -447,15 +455,17 @@ static ssize_t read_into(int fd, core_buf *b, bool *can_read, bool hup)
 	return -errno;
 }
 
-/* TLS clients: what a tls_rc means for the loop's readiness flags. A read
- * that needs the socket writable (or a write that needs it readable) waits
- * for that edge (tls_client_io_cb). */
-static ssize_t tls_read_rc(px_client *cl, ssize_t rc)
+/* TLS versions of read_into and write2 for either side (client or TLS
+ * origin), with the same contracts. A read that needs the socket writable
+ * (or a write that needs it readable) sets *wants_write (*wants_read) and
+ * waits for that edge (see tls_client_io_cb and up_io_cb). tls.h keeps
+ * the short-count rule true: a short read means drained. */
+static ssize_t tls_read_rc(ssize_t rc, bool *can_read, bool *wants_write)
 {
-	cl->can_read = false;
+	*can_read = false;
 	switch (rc) {
 	case TLS_WANT_WRITE:
-		cl->tls_rd_wants_write = true;
+		*wants_write = true;
 		return -EAGAIN;
 	case TLS_WANT_READ:
 		return -EAGAIN;
@@ -466,128 +476,79 @@ static ssize_t tls_read_rc(px_client *cl, ssize_t rc)
 	}
 }
 
-static ssize_t tls_read_into(px_client *cl, core_buf *b)
+static ssize_t tls_read_into(tls_conn *t, core_buf *b, bool *can_read, bool hup,
+			     bool *wants_write)
 {
 	if (core_buf_space(b) == 0)
 		core_buf_compact(b);
 	uint32_t space = core_buf_space(b);
 	if (space == 0)
 		return -ENOBUFS;
-	ssize_t n = tls_conn_read(cl->tls, core_buf_tail(b), space);
+	ssize_t n = tls_conn_read(t, core_buf_tail(b), space);
 	if (n > 0) {
 		b->end += (uint32_t)n;
-		/* Same rule as read_into: tls.h keeps it true. */
-		if ((uint32_t)n < space && !cl->hup)
-			cl->can_read = false;
+		if ((uint32_t)n < space && !hup)
+			*can_read = false;
 		return n;
 	}
-	return tls_read_rc(cl, n);
+	return tls_read_rc(n, can_read, wants_write);
 }
 
-static ssize_t tls_write2(px_client *cl, const struct iovec *iov, int k,
-			  size_t want)
+static ssize_t tls_write2(tls_conn *t, core_buf *a, uint32_t alen, core_buf *b,
+			  uint32_t blen_, bool *can_write, bool *wants_read)
 {
-	ssize_t n = tls_conn_writev(cl->tls, iov, k);
+	struct iovec iov[2];
+	int k = fill_iov(iov, a, alen, b, blen_);
+	if (k == 0)
+		return 0;
+	ssize_t n = tls_conn_writev(t, iov, k);
 	if (n >= 0) {
-		if ((size_t)n < want)
-			cl->can_write = false;
+		if ((size_t)n < (size_t)alen + blen_)
+			*can_write = false;
 		return n;
 	}
-	cl->can_write = false;
+	*can_write = false;
 	if (n == TLS_WANT_READ)
-		cl->tls_wr_wants_read = true;
+		*wants_read = true;
 	if (n == TLS_WANT_READ || n == TLS_WANT_WRITE)
 		return 0;
 	return -EIO;
 }
 
-/* Client-side read and write (plain or TLS); same contracts as read_into
- * and write2. */
+/* Client-side read and write (plain or TLS). */
 static inline ssize_t client_read(px_client *cl, core_buf *b)
 {
 	if (cl->tls)
-		return tls_read_into(cl, b);
+		return tls_read_into(cl->tls, b, &cl->can_read, cl->hup,
+				     &cl->tls_rd_wants_write);
 	return read_into(cl->io.fd, b, &cl->can_read, cl->hup);
 }
 
 static ssize_t client_write2(px_client *cl, core_buf *a, uint32_t alen,
 			     core_buf *b, uint32_t blen_)
 {
-	if (!cl->tls)
-		return write2(cl->io.fd, a, alen, b, blen_, &cl->can_write);
-	struct iovec iov[2];
-	int k = 0;
-	if (alen)
-		iov[k++] = (struct iovec){core_buf_head(a), alen};
-	if (blen_)
-		iov[k++] = (struct iovec){core_buf_head(b), blen_};
-	if (k == 0)
-		return 0;
-	return tls_write2(cl, iov, k, (size_t)alen + blen_);
+	if (cl->tls)
+		return tls_write2(cl->tls, a, alen, b, blen_, &cl->can_write,
+				  &cl->tls_wr_wants_read);
+	return write2(cl->io.fd, a, alen, b, blen_, &cl->can_write);
 }
 
-/* Upstream-side read and write (plain or TLS origins); same contracts as
- * read_into and write2. */
-static ssize_t up_tls_read(px_upstream *up, core_buf *b)
-{
-	if (core_buf_space(b) == 0)
-		core_buf_compact(b);
-	uint32_t space = core_buf_space(b);
-	if (space == 0)
-		return -ENOBUFS;
-	ssize_t n = tls_conn_read(up->tls, core_buf_tail(b), space);
-	if (n > 0) {
-		b->end += (uint32_t)n;
-		if ((uint32_t)n < space && !up->hup)
-			up->can_read = false;
-		return n;
-	}
-	up->can_read = false;
-	switch (n) {
-	case TLS_WANT_WRITE:
-		up->tls_rd_wants_write = true;
-		return -EAGAIN;
-	case TLS_WANT_READ:
-		return -EAGAIN;
-	case TLS_CLOSED:
-		return 0;
-	default:
-		return -EIO;
-	}
-}
-
+/* Upstream-side read and write (plain or TLS origins). */
 static inline ssize_t up_read(px_upstream *up, core_buf *b)
 {
-	if (!up->tls)
-		return read_into(up->io.fd, b, &up->can_read, up->hup);
-	return up_tls_read(up, b);
+	if (up->tls)
+		return tls_read_into(up->tls, b, &up->can_read, up->hup,
+				     &up->tls_rd_wants_write);
+	return read_into(up->io.fd, b, &up->can_read, up->hup);
 }
 
 static ssize_t up_write2(px_upstream *up, core_buf *a, uint32_t alen,
 			 core_buf *b, uint32_t blen_)
 {
-	if (!up->tls)
-		return write2(up->io.fd, a, alen, b, blen_, &up->can_write);
-	struct iovec iov[2];
-	int k = 0;
-	if (alen)
-		iov[k++] = (struct iovec){core_buf_head(a), alen};
-	if (blen_)
-		iov[k++] = (struct iovec){core_buf_head(b), blen_};
-	if (k == 0)
-		return 0;
-	ssize_t n = tls_conn_writev(up->tls, iov, k);
-	if (n >= 0) {
-		if ((size_t)n < (size_t)alen + blen_)
-			up->can_write = false;
-		return n;
-	}
-	up->can_write = false;
-	if (n == TLS_WANT_READ)
-		up->tls_wr_wants_read = true;
-	if (n == TLS_WANT_READ || n == TLS_WANT_WRITE)
-		return 0;
-	return -EIO;
+	if (up->tls)
+		return tls_write2(up->tls, a, alen, b, blen_, &up->can_write,
+				  &up->tls_wr_wants_read);
+	return write2(up->io.fd, a, alen, b, blen_, &up->can_write);
 }
 
 static void up_shut_wr(px_upstream *up)
@@ -1697,7 +1658,8 @@ static bool step_linger(px_client *cl)
 		ssize_t t = tls_conn_read(cl->tls, sink, sizeof(sink));
 		if (t > 0)
 			return true;
-		if (tls_read_rc(cl, t) == -EAGAIN)
+		if (tls_read_rc(t, &cl->can_read, &cl->tls_rd_wants_write) ==
+		    -EAGAIN)
 			return false;
 		client_close(cl);
 		return false;
