@@ -174,25 +174,25 @@ static void file_error(const char *path, const char *what, int err,
 	cfg_errs_flush(&e, diag);
 }
 
-int cfg_load_file(const char *path, cfg_snapshot **out, cfg_diag *diag)
+int cfg_read_file(const char *path, char **out, size_t *outlen, cfg_diag *diag)
 {
 	*out = NULL;
+	*outlen = 0;
 	FILE *f = fopen(path, "rb");
 	if (!f) {
 		file_error(path, "cannot open", errno, diag);
 		return -1;
 	}
-	int rc = -1;
 	size_t len = 0, cap = 4096;
-	char *buf = xmalloc(cap);
+	char *buf = xmalloc(cap + 1);
 	for (;;) {
 		if (len == cap) {
 			if (cap >= CFG_MAX_FILE_BYTES) {
 				file_error(path, "cannot read", EFBIG, diag);
-				goto out;
+				goto fail;
 			}
 			cap *= 2;
-			buf = xrealloc(buf, cap);
+			buf = xrealloc(buf, cap + 1);
 		}
 		size_t n = fread(buf + len, 1, cap - len, f);
 		len += n;
@@ -200,15 +200,31 @@ int cfg_load_file(const char *path, cfg_snapshot **out, cfg_diag *diag)
 			if (ferror(f)) {
 				file_error(path, "cannot read",
 					   errno ? errno : EIO, diag);
-				goto out;
+				goto fail;
 			}
 			break;
 		}
 	}
-	rc = cfg_load_string(path, buf, len, out, diag);
-out:
+	fclose(f);
+	buf[len] = '\0';
+	*out = buf;
+	*outlen = len;
+	return 0;
+fail:
 	free(buf);
 	fclose(f);
+	return -1;
+}
+
+int cfg_load_file(const char *path, cfg_snapshot **out, cfg_diag *diag)
+{
+	*out = NULL;
+	char *buf;
+	size_t len;
+	if (cfg_read_file(path, &buf, &len, diag) < 0)
+		return -1;
+	int rc = cfg_load_string(path, buf, len, out, diag);
+	free(buf);
 	return rc;
 }
 

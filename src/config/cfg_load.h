@@ -21,6 +21,9 @@ typedef struct cfg_diag {
 void cfg_diag_free(cfg_diag *d);
 
 int cfg_load_file(const char *path, cfg_snapshot **out, cfg_diag *diag);
+/* The file's bytes (NUL-terminated, malloc'd) as cfg_load_file reads them,
+ * with the same errors and size limit. 0 or -1. */
+int cfg_read_file(const char *path, char **out, size_t *len, cfg_diag *diag);
 /* `name` is used as the file name in messages. */
 int cfg_load_string(const char *name, const char *yaml, size_t len,
 		    cfg_snapshot **out, cfg_diag *diag);

@@ -7,12 +7,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "config/cfg_diag.h"
 #include "core/core_log.h"
 #include "core/core_util.h"
 #include "edge/edge.h"
-
-/* Longest config file we read (as cfg_load_file). */
-#define CTL_MAX_FILE (64u << 20)
 
 static void diag_add(cfg_diag *d, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -25,52 +23,7 @@ static void diag_add(cfg_diag *d, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	if (d->n == d->cap) {
-		d->cap = d->cap ? d->cap * 2 : 8;
-		d->msgs = xrealloc(d->msgs, d->cap * sizeof(*d->msgs));
-	}
-	d->msgs[d->n++] = xstrdup(buf);
-}
-
-static int read_file(const char *path, char **out, size_t *len, cfg_diag *diag)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		diag_add(diag, "%s: cannot open: %s", path, strerror(errno));
-		return -1;
-	}
-	size_t cap = 4096, n = 0;
-	char *buf = xmalloc(cap + 1);
-	for (;;) {
-		if (n == cap) {
-			if (cap >= CTL_MAX_FILE) {
-				diag_add(diag, "%s: cannot read: %s", path,
-					 strerror(EFBIG));
-				goto fail;
-			}
-			cap *= 2;
-			buf = xrealloc(buf, cap + 1);
-		}
-		size_t r = fread(buf + n, 1, cap - n, f);
-		n += r;
-		if (r == 0) {
-			if (ferror(f)) {
-				diag_add(diag, "%s: cannot read: %s", path,
-					 strerror(errno ? errno : EIO));
-				goto fail;
-			}
-			break;
-		}
-	}
-	fclose(f);
-	buf[n] = '\0';
-	*out = buf;
-	*len = n;
-	return 0;
-fail:
-	fclose(f);
-	free(buf);
-	return -1;
+	cfg_diag_push(d, xstrdup(buf));
 }
 
 static cfg_json_kind json_kind(store_kind k)
@@ -169,13 +122,13 @@ static int open_store(edge_ctl *c, const cfg_snapshot *file_cfg, cfg_diag *diag)
 	char err[512] = "";
 	int rc = store_open(path, NULL, &c->st, err, sizeof(err));
 	if (rc < 0) {
-		diag_add(diag, "store %s: %s", path, err);
+		diag_add(diag, "edge.store: %s", err);
 		return -1;
 	}
 	c->store_path = xstrdup(path);
 	c->events = store_events_writer_start(path, NULL, 0, err, sizeof(err));
 	if (!c->events) {
-		diag_add(diag, "store %s: events: %s", path, err);
+		diag_add(diag, "edge.store (events): %s", err);
 		return -1;
 	}
 	return 0;
@@ -225,7 +178,7 @@ int edge_ctl_open(const char *path, edge_ctl **ctl, cfg_snapshot **out,
 	edge_ctl *c = xcalloc(1, sizeof(*c));
 	pthread_mutex_init(&c->lock, NULL);
 	c->path = xstrdup(path);
-	if (read_file(path, &c->yaml, &c->yaml_len, diag) < 0) {
+	if (cfg_read_file(path, &c->yaml, &c->yaml_len, diag) < 0) {
 		edge_ctl_close(c);
 		*ctl = NULL;
 		*out = NULL;
@@ -272,7 +225,7 @@ void edge_ctl_reload(edge_ctl *c)
 	char *text = NULL;
 	size_t len = 0;
 	cfg_snapshot *cfg = NULL;
-	if (read_file(c->path, &text, &len, &diag) < 0 ||
+	if (cfg_read_file(c->path, &text, &len, &diag) < 0 ||
 	    build(c, c->path, text, len, NULL, 0, &cfg, &diag) < 0) {
 		for (size_t i = 0; i < diag.n; i++)
 			log_error("%s", diag.msgs[i]);

@@ -633,3 +633,16 @@ def test_zones_by_name_and_by_id(lab, tmp_path):
     assert api.ok("GET", ZONE + "/" + lb["id"])["name"] == "new.example.com"
     st, e = api.call("GET", "/client/v4/zones/" + "f" * 32)
     assert st == 404 and e["errors"][0]["code"] == 1008
+
+
+def test_an_unusable_store_stops_start_up_with_a_clear_error(tmp_path):
+    import subprocess
+    cfg = {"edge": {"name": "x", "workers": 1,
+                    "store": str(tmp_path / "missing" / "s.db"),
+                    "listen": {"http": ["127.0.0.1:%d" % mt.free_port()]}}}
+    path = tmp_path / "e.yaml"
+    path.write_text(mt.to_yaml(cfg) + "\n")
+    p = subprocess.run([mt.BIN, "edge", "-c", str(path)],
+                       capture_output=True, text=True, timeout=mt.WAIT)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    assert "edge.store:" in p.stderr and "does not exist" in p.stderr
