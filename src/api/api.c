@@ -2,6 +2,7 @@
  * handlers of monitors, pools, load balancers, pool health, references and
  * health events. */
 #include "api/api.h"
+#include "api/api_certs.h"
 #include "api/api_env.h"
 #include "api/api_preview.h"
 
@@ -1148,6 +1149,9 @@ void api_handle(edge *e, const api_request *rq, api_response *rs)
 		route_account(&c);
 	else if (seg_is(&c, 0, "zones"))
 		route_zone(&c);
+	else if (c.nseg >= 2 && seg_is(&c, 0, "edge") &&
+		 seg_is(&c, 1, "certificates"))
+		api_certs(e, c.snap, rq, c.seg, c.nseg, rs);
 	else if (c.nseg == 3 && seg_is(&c, 0, "user") &&
 		 seg_is(&c, 1, "load_balancing_analytics") &&
 		 seg_is(&c, 2, "events"))

@@ -5,6 +5,7 @@
  *                                         delete|references ...
  *   meridian ctl [options] pools health ID
  *   meridian ctl [options] events [filters]
+ *   meridian ctl [options] certs [list|reload]
  *
  * Everything but `health` (GET /status) goes through the Cloudflare-shaped
  * v4 API (src/api/api.c, docs/API.md). Objects for create/update/patch come
@@ -64,6 +65,12 @@ static void usage(FILE *f)
 	    "  lbs ...                     the same verbs for load balancers "
 	    "(needs a zone)\n"
 	    "  events [filters]            health events, newest first\n"
+	    "  certs [list]                the TLS certificates being "
+	    "served\n"
+	    "  certs reload                read the certificate and key "
+	    "files again\n"
+	    "                              and serve them (not the config "
+	    "file)\n"
 	    "\n"
 	    "options:\n"
 	    "  --server URL     admin listener (default $MERIDIAN_SERVER, "
@@ -1023,6 +1030,86 @@ static int cmd_events(ctl *c, size_t nargs)
 	return CTL_OK;
 }
 
+/* The certificates as a table (GET /client/v4/edge/certificates). */
+static void certs_table(const json_t *certs)
+{
+	static const char *const h[] = {"FILE",	 "KEY",	      "SUBJECT",
+					"NAMES", "NOT_AFTER", "DEFAULT",
+					"SHA256"};
+	table t = {0};
+	table_header(&t, h, 7);
+	size_t i;
+	json_t *ci;
+	json_array_foreach(certs, i, ci)
+	{
+		char key[64];
+		const char *curve =
+		    json_string_value(json_object_get(ci, "curve"));
+		if (curve)
+			snprintf(key, sizeof(key), "%s %s",
+				 str_or(json_object_get(ci, "key_type"), "?"),
+				 curve);
+		else
+			snprintf(key, sizeof(key), "%s %" JSON_INTEGER_FORMAT,
+				 str_or(json_object_get(ci, "key_type"), "?"),
+				 json_integer_value(
+				     json_object_get(ci, "key_bits")));
+		/* The first 16 hex digits tell certificates apart. */
+		char fp[20];
+		snprintf(
+		    fp, sizeof(fp), "%.16s",
+		    str_or(json_object_get(ci, "fingerprint_sha256"), "-"));
+		char *row[7] = {cell(json_object_get(ci, "file")),
+				strdup(key),
+				cell(json_object_get(ci, "subject_cn")),
+				cell(json_object_get(ci, "san")),
+				cell(json_object_get(ci, "not_after")),
+				cell(json_object_get(ci, "default")),
+				strdup(fp)};
+		for (size_t k = 0; k < 7; k++)
+			if (!row[k])
+				abort();
+		table_row(&t, row);
+	}
+	table_print(&t);
+}
+
+/* certs [list] | certs reload */
+static int cmd_certs(ctl *c, char **args, size_t nargs)
+{
+	const char *verb = nargs ? args[0] : "list";
+	bool reload = !strcmp(verb, "reload");
+	if (nargs > 1 || (!reload && strcmp(verb, "list"))) {
+		fputs("meridian ctl: certs takes list (the default) or "
+		      "reload\n",
+		      stderr);
+		return CTL_USAGE;
+	}
+	json_t *res = NULL;
+	int rc =
+	    reload ? api_call(c, "POST", "/client/v4/edge/certificates/reload",
+			      NULL, &res, NULL)
+		   : api_call(c, "GET", "/client/v4/edge/certificates", NULL,
+			      &res, NULL);
+	if (rc != CTL_OK)
+		return rc;
+	if (c->json) {
+		print_json(res);
+	} else if (reload) {
+		json_t *certs = json_object_get(res, "certificates");
+		printf("reloaded %zu certificate%s (config generation "
+		       "%" JSON_INTEGER_FORMAT ")\n",
+		       json_array_size(certs),
+		       json_array_size(certs) == 1 ? "" : "s",
+		       json_integer_value(json_object_get(res, "generation")));
+		certs_table(certs);
+	} else {
+		certs_table(res);
+	}
+	json_decref(res);
+	return CTL_OK;
+}
+
 /* GET /status (text or JSON) to stdout. */
 static int cmd_health(ctl *c, size_t nargs)
 {
@@ -1195,7 +1282,8 @@ int cmd_ctl(int argc, char **argv)
 	else if (!strcmp(what, "lbs") || !strcmp(what, "lb") ||
 		 !strcmp(what, "load_balancers"))
 		k = K_LB;
-	else if (!strcmp(what, "health") || !strcmp(what, "events"))
+	else if (!strcmp(what, "health") || !strcmp(what, "events") ||
+		 !strcmp(what, "certs") || !strcmp(what, "certificates"))
 		object = false, k = K_MONITOR;
 	else {
 		fprintf(stderr, "meridian ctl: unknown command '%s'\n", what);
@@ -1219,8 +1307,9 @@ int cmd_ctl(int argc, char **argv)
 		fputs("meridian ctl: cannot initialise libcurl\n", stderr);
 		rc = CTL_API_ERROR;
 	} else if (!object) {
-		rc = !strcmp(what, "health") ? cmd_health(&c, nrest)
-					     : cmd_events(&c, nrest);
+		rc = !strcmp(what, "health")   ? cmd_health(&c, nrest)
+		     : !strcmp(what, "events") ? cmd_events(&c, nrest)
+					       : cmd_certs(&c, rest, nrest);
 	} else {
 		rc = cmd_object(&c, k, rest[0], rest + 1, nrest - 1);
 	}

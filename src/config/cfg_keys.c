@@ -248,10 +248,10 @@ static const cfg_key listen_keys[] = {
      .type = CFG_BOOL,
      AT(cfg_edge, listen_proxy_protocol),
      .def = "false",
-     .help = "Expect a PROXY protocol v1 or v2 header on every http "
-	     "connection (from a load balancer in front). Only peers in "
-	     "geo.trusted_proxies may send one; other connections are "
-	     "closed."},
+     .help = "Expect a PROXY protocol v1 or v2 header on every "
+	     "connection, http and https (before the TLS handshake), from "
+	     "a load balancer in front. Only peers in geo.trusted_proxies "
+	     "may send one; other connections are closed."},
 };
 static const cfg_table listen_table = {
     .path = "edge.listen",
@@ -1398,6 +1398,15 @@ static const cfg_key lb_keys[] = {
      .doc_type = "list of mappings",
      .help = "Cloudflare-style rules; accepted and kept as written, not "
 	     "yet applied."},
+    {.name = "https_redirect",
+     .type = CFG_BOOL,
+     AT(cfg_lb, https_redirect),
+     .def = "false",
+     .help = "Answer requests on http listeners with a redirect to "
+	     "https:// (301 for GET and HEAD, 308 otherwise), except ACME "
+	     "http-01 challenges (`/.well-known/acme-challenge/`). The port "
+	     "is the first https listener's; needs edge.listen.https "
+	     "(Meridian extension)."},
 };
 static const cfg_table lb_table = {
     .path = "load_balancers[]",

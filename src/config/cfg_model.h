@@ -276,6 +276,9 @@ typedef struct cfg_lb {
 	const char *description;
 	bool enabled; /* default true */
 	bool proxied; /* default true */
+	/* Meridian's own: plain-HTTP requests are answered 301/308 to
+	 * https:// (not ACME http-01 challenges); needs edge.listen.https. */
+	bool https_redirect;
 	uint32_t ttl; /* default 30 */
 	const cfg_pool **default_pools;
 	size_t ndefault_pools;
@@ -378,11 +381,14 @@ typedef struct cfg_edge {
 	size_t nlisten_http;
 	cfg_addr *listen_https;
 	size_t nlisten_https;
+	/* The first https listener's port, where https_redirect sends
+	 * clients (computed; 0: no https listener). */
+	uint16_t https_port;
 	cfg_addr *listen_dns;
 	size_t nlisten_dns;
 	cfg_addr listen_admin;
 	bool has_admin;
-	bool listen_proxy_protocol; /* PROXY v1/v2 on http listeners */
+	bool listen_proxy_protocol; /* PROXY v1/v2 on every listener */
 	cfg_limits limits;
 	cfg_timeouts timeouts;
 	cfg_passive_health passive_health;

@@ -53,6 +53,13 @@ void cfg_finish_edge(cfg_ctx *c, const cfg_node *node, void *base)
 {
 	cfg_edge *e = base;
 	check_location(c, node, e->has_location, "edge");
+	if (e->nlisten_https) {
+		const struct sockaddr_storage *ss = &e->listen_https[0].ss;
+		e->https_port =
+		    ntohs(ss->ss_family == AF_INET6
+			      ? ((const struct sockaddr_in6 *)ss)->sin6_port
+			      : ((const struct sockaddr_in *)ss)->sin_port);
+	}
 }
 
 /* Where the first of two equal values is, for "duplicate ... (first at
@@ -461,6 +468,15 @@ void cfg_finish_root(cfg_ctx *c, const cfg_node *node, void *base)
 		       true);
 	const cfg_node *lbs = cfg_node_get(node, "load_balancers");
 	unique_in_list(c, lbs, "name", "load balancer name", true, true);
+	/* https_redirect sends clients to the first https listener. */
+	for (size_t i = 0; lbs && lbs->kind == CFG_NODE_SEQ && i < s->nlbs &&
+			   i < lbs->n && !s->edge.nlisten_https;
+	     i++) {
+		if (s->lbs[i].https_redirect)
+			cfg_error(c, at(lbs->items[i], "https_redirect"),
+				  "https_redirect: needs an https listener "
+				  "(edge.listen.https)");
+	}
 	/* Ids default to names, so only explicit ids can clash apart from
 	 * the names reported above. */
 	for (size_t i = 1; lbs && lbs->kind == CFG_NODE_SEQ && i < s->nlbs;

@@ -107,6 +107,10 @@ struct edge_worker {
 	edge_snapshot *_Atomic pending;
 	edge_dns *dns; /* DNS listeners (edge_dns.c), NULL without */
 	_Atomic uint32_t idle_upstreams; /* gauge for /metrics (this worker) */
+	/* HTTP/2 connections with work to do after this batch (px_h2.c),
+	 * and the worker's scratch for translating response heads. */
+	px_client *h2_dirty;
+	struct px_h2_scratch *h2_scratch;
 };
 
 struct edge {

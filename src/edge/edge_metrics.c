@@ -13,6 +13,7 @@
 #include "edge/edge_dns.h"
 #include "edge/edge_health.h"
 #include "edge/edge_stats.h"
+#include "tls/tls.h"
 
 typedef struct mbuf {
 	char *p;
@@ -488,6 +489,41 @@ static void render_dns(mbuf *b, const edge *e)
 	       "DNS queries answered by a load balancer.", d.lb);
 }
 
+/* TLS termination (edge.listen.https): handshakes (process-wide counters
+ * of tls_conn.c) and the expiry of each certificate served now. */
+static void render_tls(mbuf *b, const edge_snapshot *s)
+{
+	tls_hs_stats hs;
+	tls_hs_stats_get(&hs);
+	single(b, "meridian_tls_handshakes_total", "counter",
+	       "TLS handshakes completed with clients (resumed ones too).",
+	       hs.done);
+	single(b, "meridian_tls_handshakes_resumed_total", "counter",
+	       "TLS handshakes that resumed a session (ticket).", hs.resumed);
+	head(b, "meridian_tls_handshake_failures_total", "counter",
+	     "TLS handshakes with clients that failed, by reason "
+	     "(protocol_version, no_shared_cipher, unknown_sni, "
+	     "certificate_rejected, closed, other).");
+	for (int i = 0; i < TLS_HS_NFAIL; i++) {
+		series(b, "meridian_tls_handshake_failures_total", "reason",
+		       tls_hs_fail_name((tls_hs_fail)i), NULL, NULL, NULL,
+		       NULL);
+		end_u64(b, true, hs.failed[i]);
+	}
+	size_t n = s->tls ? tls_server_ncerts(s->tls) : 0;
+	if (!n)
+		return;
+	head(b, "meridian_tls_certificate_not_after_seconds", "gauge",
+	     "End of validity of each served certificate "
+	     "(edge.tls.certificates), in seconds since the Unix epoch.");
+	for (size_t i = 0; i < n; i++) {
+		const tls_cert_info *ci = tls_server_cert(s->tls, i);
+		series(b, "meridian_tls_certificate_not_after_seconds", "cert",
+		       ci->cert_file, NULL, NULL, NULL, NULL);
+		putf(b, "} %" PRId64 "\n", ci->not_after);
+	}
+}
+
 static void render_edge(mbuf *b, edge *e, const edge_snapshot *s)
 {
 	uint64_t conns = 0, idle = 0;
@@ -592,6 +628,8 @@ char *edge_metrics_render(edge *e, size_t *len)
 	render_origins(&b, s, t);
 	render_pools(&b, s);
 	render_edge(&b, e, s);
+	if (s->cfg->edge.nlisten_https)
+		render_tls(&b, s);
 
 	free(t);
 	edge_snapshot_unref(s);

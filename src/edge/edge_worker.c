@@ -132,6 +132,7 @@ static void wake_cb(core_io *io, uint32_t ev)
 static void post_batch(core_loop *l, void *arg)
 {
 	edge_worker *w = arg;
+	px_flush(w);
 	px_reap(w);
 	if (w->draining && w->nclients == 0)
 		l->stop = true;

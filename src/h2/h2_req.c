@@ -324,24 +324,41 @@ static bool named_by_connection(const h2_field *in, size_t n, h2_str name)
 	return false;
 }
 
-static const char *const hop_by_hop[] = {
-    "connection",	 "keep-alive", "proxy-connection",
-    "transfer-encoding", "upgrade",    "te",
-};
+/* Connection, Keep-Alive, Proxy-Connection, Transfer-Encoding, Upgrade,
+ * TE: by length first, so most names cost one switch. */
+static bool hop_by_hop(h2_str n)
+{
+	switch (n.len) {
+	case 2:
+		return str_caseeq(n, (h2_str){"te", 2});
+	case 7:
+		return str_caseeq(n, (h2_str){"upgrade", 7});
+	case 10:
+		return str_caseeq(n, (h2_str){"connection", 10}) ||
+		       str_caseeq(n, (h2_str){"keep-alive", 10});
+	case 16:
+		return str_caseeq(n, (h2_str){"proxy-connection", 16});
+	case 17:
+		return str_caseeq(n, (h2_str){"transfer-encoding", 17});
+	default:
+		return false;
+	}
+}
 
 int h2_resp_fields(const h2_field *in, size_t n, h2_field *out, size_t cap,
 		   char *names, size_t names_cap)
 {
 	size_t cnt = 0, used = 0;
+	/* Fields named by Connection are looked for only when there is one
+	 * (an HTTP/1.1 origin rarely sends it on a kept-alive response). */
+	bool has_connection = false;
+	for (size_t i = 0; i < n && !has_connection; i++)
+		has_connection =
+		    str_caseeq(in[i].name, (h2_str){"connection", 10});
 	for (size_t i = 0; i < n; i++) {
 		h2_str name = in[i].name;
-		bool drop = false;
-		for (size_t k = 0;
-		     k < sizeof(hop_by_hop) / sizeof(hop_by_hop[0]); k++)
-			if (str_caseeq(name, (h2_str){hop_by_hop[k],
-						      strlen(hop_by_hop[k])}))
-				drop = true;
-		if (drop || named_by_connection(in, n, name))
+		if (hop_by_hop(name) ||
+		    (has_connection && named_by_connection(in, n, name)))
 			continue;
 		if (cnt == cap || name.len > names_cap - used)
 			return -ENOSPC;

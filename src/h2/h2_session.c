@@ -3,6 +3,7 @@
 #include "h2/h2_session.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,10 @@
 #include "core/core_util.h"
 
 typedef struct h2_stream h2_stream;
+
+/* Header fields and bytes kept inside the stream before it allocates. */
+#define STREAM_INL_FIELDS 24
+#define STREAM_INL_BYTES  1024
 struct h2_stream {
 	h2_stream *next, **pprev;
 	int32_t id;
@@ -29,6 +34,10 @@ struct h2_stream {
 	uint64_t body_recv, unconsumed;
 	nghttp2_nv *tnv; /* response trailers to send at eof */
 	size_t ntnv;
+	/* Typical requests fit these; bigger ones move to the heap. */
+	uint32_t foff_inl[STREAM_INL_FIELDS][4];
+	h2_field fields_inl[STREAM_INL_FIELDS];
+	char hbuf_inl[STREAM_INL_BYTES];
 };
 
 typedef struct flood_counter {
@@ -102,9 +111,12 @@ static h2_stream *get(h2_session *s, int32_t sid)
 
 static void stream_free(h2_stream *st)
 {
-	free(st->hbuf);
-	free(st->foff);
-	free(st->fields);
+	if (st->hbuf != st->hbuf_inl)
+		free(st->hbuf);
+	if (st->foff != st->foff_inl)
+		free(st->foff);
+	if (st->fields != st->fields_inl)
+		free(st->fields);
 	free(st->tnv);
 	free(st);
 }
@@ -113,15 +125,25 @@ static int append(h2_stream *st, const uint8_t *name, size_t nl,
 		  const uint8_t *val, size_t vl)
 {
 	if (st->nf == st->fcap) {
-		size_t cap = st->fcap ? st->fcap * 2 : 16;
-		st->foff = xrealloc(st->foff, cap * sizeof(*st->foff));
+		size_t cap = st->fcap * 2;
+		if (st->foff == st->foff_inl) {
+			st->foff = xmalloc(cap * sizeof(*st->foff));
+			memcpy(st->foff, st->foff_inl, sizeof(st->foff_inl));
+		} else {
+			st->foff = xrealloc(st->foff, cap * sizeof(*st->foff));
+		}
 		st->fcap = cap;
 	}
 	if (nl + vl > st->hcap - st->hlen) {
-		size_t cap = st->hcap ? st->hcap : 512;
+		size_t cap = st->hcap;
 		while (cap - st->hlen < nl + vl)
 			cap *= 2;
-		st->hbuf = xrealloc(st->hbuf, cap);
+		if (st->hbuf == st->hbuf_inl) {
+			st->hbuf = xmalloc(cap);
+			memcpy(st->hbuf, st->hbuf_inl, st->hlen);
+		} else {
+			st->hbuf = xrealloc(st->hbuf, cap);
+		}
 		st->hcap = cap;
 	}
 	uint32_t *o = st->foff[st->nf++];
@@ -139,8 +161,11 @@ static int append(h2_stream *st, const uint8_t *name, size_t nl,
 /* Turn the collected offsets into h2_field pointers; resets collection. */
 static h2_field *build_fields(h2_stream *st, size_t *n)
 {
-	free(st->fields);
-	st->fields = xcalloc(st->nf ? st->nf : 1, sizeof(h2_field));
+	if (st->fields != st->fields_inl)
+		free(st->fields);
+	st->fields = st->nf <= STREAM_INL_FIELDS
+			 ? st->fields_inl
+			 : xcalloc(st->nf, sizeof(h2_field));
 	for (size_t i = 0; i < st->nf; i++) {
 		uint32_t *o = st->foff[i];
 		st->fields[i].name = (h2_str){st->hbuf + o[0], o[1]};
@@ -176,7 +201,14 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *fr,
 	if (fr->hd.type != NGHTTP2_HEADERS)
 		return 0;
 	if (fr->headers.cat == NGHTTP2_HCAT_REQUEST) {
-		h2_stream *st = xcalloc(1, sizeof(*st));
+		h2_stream *st = xmalloc(sizeof(*st));
+		/* zero all but the inline buffers */
+		memset(st, 0, offsetof(h2_stream, foff_inl));
+		st->foff = st->foff_inl;
+		st->fcap = STREAM_INL_FIELDS;
+		st->hbuf = st->hbuf_inl;
+		st->hcap = STREAM_INL_BYTES;
+		st->fields = st->fields_inl;
 		st->id = fr->hd.stream_id;
 		st->next = s->streams;
 		if (st->next)
@@ -554,14 +586,15 @@ bool h2_session_done(const h2_session *s)
 	       !nghttp2_session_want_write(s->ng);
 }
 
-int h2_session_respond(h2_session *s, int32_t sid, int status,
-		       const h2_field *f, size_t n, bool has_body)
+/* ":status" and the fields as nghttp2 name/value pairs, in `stack` when
+ * they fit (else allocated: free when not stack); nghttp2 copies them
+ * when a frame is submitted. */
+#define NV_STACK 32
+static nghttp2_nv *status_nv(int status, char code[4], const h2_field *f,
+			     size_t n, nghttp2_nv *stack)
 {
-	h2_stream *st = get(s, sid);
-	char code[4];
-	if (!st || st->resp_started || status < 100 || status > 999)
-		return -EINVAL;
-	nghttp2_nv *nv = xcalloc(n + 1, sizeof(*nv));
+	nghttp2_nv *nv =
+	    n + 1 <= NV_STACK ? stack : xcalloc(n + 1, sizeof(*nv));
 	code[0] = (char)('0' + status / 100);
 	code[1] = (char)('0' + status / 10 % 10);
 	code[2] = (char)('0' + status % 10);
@@ -571,6 +604,35 @@ int h2_session_respond(h2_session *s, int32_t sid, int status,
 		nv[i + 1] = (nghttp2_nv){(uint8_t *)f[i].name.p,
 					 (uint8_t *)f[i].value.p, f[i].name.len,
 					 f[i].value.len, 0};
+	return nv;
+}
+
+int h2_session_interim(h2_session *s, int32_t sid, int status,
+		       const h2_field *f, size_t n)
+{
+	h2_stream *st = get(s, sid);
+	char code[4];
+	if (!st || st->resp_started || status < 100 || status > 199 ||
+	    status == 101)
+		return -EINVAL;
+	nghttp2_nv stack[NV_STACK];
+	nghttp2_nv *nv = status_nv(status, code, f, n, stack);
+	int rc = nghttp2_submit_headers(s->ng, NGHTTP2_FLAG_NONE, sid, NULL, nv,
+					n + 1, NULL);
+	if (nv != stack)
+		free(nv);
+	return rc >= 0 ? 0 : -EINVAL;
+}
+
+int h2_session_respond(h2_session *s, int32_t sid, int status,
+		       const h2_field *f, size_t n, bool has_body)
+{
+	h2_stream *st = get(s, sid);
+	char code[4];
+	if (!st || st->resp_started || status < 200 || status > 999)
+		return -EINVAL;
+	nghttp2_nv stack[NV_STACK];
+	nghttp2_nv *nv = status_nv(status, code, f, n, stack);
 	nghttp2_data_provider prd = {.read_callback = read_cb};
 	st->resp_started = true;
 	st->body_ready = has_body;
@@ -578,7 +640,8 @@ int h2_session_respond(h2_session *s, int32_t sid, int status,
 		st->resp_done = true;
 	int rc = nghttp2_submit_response(s->ng, sid, nv, n + 1,
 					 has_body ? &prd : NULL);
-	free(nv); /* nghttp2 copies the fields */
+	if (nv != stack)
+		free(nv); /* nghttp2 copies the fields */
 	return rc == 0 ? 0 : -EINVAL;
 }
 

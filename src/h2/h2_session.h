@@ -104,6 +104,10 @@ bool h2_session_done(const h2_session *s);
  * has_body: the body comes from read_body. */
 int h2_session_respond(h2_session *s, int32_t sid, int status,
 		       const h2_field *f, size_t n, bool has_body);
+/* An informational (1xx) response before the final one: 100 Continue,
+ * 103 Early Hints. Fields as for h2_session_respond. */
+int h2_session_interim(h2_session *s, int32_t sid, int status,
+		       const h2_field *f, size_t n);
 /* More body is available after read_body returned H2_DEFERRED. */
 int h2_session_resume(h2_session *s, int32_t sid);
 /* Response trailers: sent after the body, once read_body reports eof.

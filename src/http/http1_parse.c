@@ -1329,3 +1329,13 @@ ssize_t http1_chunked_feed(http1_chunked *c, const char *buf, size_t len,
 	*done = c->state == CS_DONE;
 	return (ssize_t)len;
 }
+
+uint64_t http1_chunked_data_next(const http1_chunked *c)
+{
+	return c->state == CS_DATA ? c->remaining : 0;
+}
+
+bool http1_chunked_in_trailers(const http1_chunked *c)
+{
+	return c->state >= CS_TRL0 && c->state <= CS_END_LF;
+}

@@ -196,4 +196,10 @@ typedef struct http1_chunked {
 ssize_t http1_chunked_feed(http1_chunked *c, const char *p, size_t len,
 			   bool *done);
 
+/* For decoders that need the payload (HTTP/2 responses): how many of the
+ * next bytes are chunk data (0: framing comes next), and whether the next
+ * byte belongs to the trailer section (trailer fields or the final CRLF). */
+uint64_t http1_chunked_data_next(const http1_chunked *c);
+bool http1_chunked_in_trailers(const http1_chunked *c);
+
 #endif

@@ -27,10 +27,14 @@ enum px_state {
 	PX_TUNNEL,    /* after 101: raw bytes both ways */
 	PX_LINGER,    /* response sent, write side shut: discard until EOF */
 	PX_HANDSHAKE, /* TLS client: handshake before the first request */
+	PX_H2,	      /* an HTTP/2 connection: its streams are px_clients of
+		       * their own (px_h2.c) */
 };
 
 struct tls_conn;
 struct tls_server;
+struct px_h2;
+struct px_h2_stream;
 
 struct px_upstream {
 	core_io io;
@@ -79,6 +83,17 @@ struct px_client {
 	 * again when writable) / the last write on TLS_WANT_READ. */
 	bool tls_rd_wants_write, tls_wr_wants_read;
 	struct tls_conn *tls; /* NULL: plain HTTP (edge.listen.http) */
+	/* HTTP/2 (px_h2.c). A connection that negotiated h2 has `h2` (state
+	 * PX_H2). Each of its request streams is a px_client of its own with
+	 * no socket (io.fd -1) and `h2s` set: its client_read/client_write2
+	 * go to the stream, which turns them into HTTP/2 frames. */
+	struct px_h2 *h2;
+	struct px_h2_stream *h2s;
+	px_client *h2conn;  /* streams: their connection */
+	px_client *h2_next; /* streams: the connection's run queue;
+			     * connections: the worker's h2_dirty list */
+	bool h2_queued;
+	bool closed;
 	uint64_t last_read, last_write; /* ms */
 	uint64_t head_start;		/* ms: first byte of the current head */
 
@@ -137,6 +152,9 @@ void px_client_accept(edge_worker *w, int fd, const struct sockaddr *peer,
 void px_drain(edge_worker *w);
 /* Close every connection (end of drain, worker exit). */
 void px_close_all(edge_worker *w);
+/* After each loop batch, before px_reap: HTTP/2 connections whose streams
+ * made progress write what their sessions now hold. */
+void px_flush(edge_worker *w);
 /* Deferred frees, after each loop batch. */
 void px_reap(edge_worker *w);
 /* Serve new requests with snapshot next (the worker takes a reference and

@@ -27,6 +27,7 @@
 #include "core/core_log.h"
 #include "core/core_sock.h"
 #include "core/core_util.h"
+#include "http/px_h2.h"
 #include "http/px_head.h"
 #include "http/proxy_proto.h"
 #include "lb/lb_affinity.h"
@@ -86,7 +87,13 @@ static void origin_failed(px_client *cl, const cfg_origin *o, const char *why)
 
 static inline bool is_closed(const px_client *cl)
 {
-	return cl->io.fd < 0;
+	return cl->closed;
+}
+
+/* The client reached us over TLS (directly or as an HTTP/2 stream). */
+static inline bool is_https(const px_client *cl)
+{
+	return cl->tls || cl->h2s;
 }
 
 static inline uint32_t blen(const core_buf *b)
@@ -204,17 +211,35 @@ static void client_close(px_client *cl)
 	}
 	set_busy(cl, NULL);
 	core_timer_cancel(&w->loop, &cl->timer);
+	cl->closed = true;
+	bool stream = cl->h2s != NULL;
+	if (stream) {
+		px_h2_stream_closed(cl);
+		cl->h2s = NULL;
+	} else if (cl->h2) {
+		px_h2_conn_closed(cl);
+	}
 	if (cl->tls) {
 		tls_conn_free(cl->tls);
 		free(cl->tls);
 		cl->tls = NULL;
 	}
-	close(cl->io.fd);
+	if (cl->io.fd >= 0)
+		close(cl->io.fd);
 	cl->io.fd = -1;
 	core_buf_put(&w->bufs, cl->in);
 	core_buf_put(&w->bufs, cl->uhead);
 	core_buf_put(&w->bufs, cl->chead);
 	cl->in = cl->uhead = cl->chead = NULL;
+	if (stream) {
+		/* A stream client is in no list and holds no connection slot.
+		 */
+		edge_snapshot_unref(cl->snap);
+		cl->snap = NULL;
+		cl->next = w->dead_clients;
+		w->dead_clients = cl;
+		return;
+	}
 	if (cl->prev)
 		cl->prev->next = cl->next;
 	else
@@ -262,6 +287,11 @@ static void client_shut_wr(px_client *cl)
 static void begin_linger(px_client *cl)
 {
 	edge_worker *w = cl->w;
+	if (cl->h2s) {
+		/* An HTTP/2 stream ends with its exchange. */
+		client_close(cl);
+		return;
+	}
 	if (cl->up) {
 		up_close(cl->up);
 		cl->up = NULL;
@@ -518,6 +548,8 @@ static ssize_t tls_write2(tls_conn *t, core_buf *a, uint32_t alen, core_buf *b,
 /* Client-side read and write (plain or TLS). */
 static inline ssize_t client_read(px_client *cl, core_buf *b)
 {
+	if (cl->h2s)
+		return px_h2_read(cl, b);
 	if (cl->tls)
 		return tls_read_into(cl->tls, b, &cl->can_read, cl->hup,
 				     &cl->tls_rd_wants_write);
@@ -527,6 +559,8 @@ static inline ssize_t client_read(px_client *cl, core_buf *b)
 static ssize_t client_write2(px_client *cl, core_buf *a, uint32_t alen,
 			     core_buf *b, uint32_t blen_)
 {
+	if (cl->h2s)
+		return px_h2_write2(cl, a, alen, b, blen_);
 	if (cl->tls)
 		return tls_write2(cl->tls, a, alen, b, blen_, &cl->can_write,
 				  &cl->tls_wr_wants_read);
@@ -759,6 +793,31 @@ static void choose_origin(px_client *cl, const http1_request *req)
 	cl->origin = o;
 }
 
+/* A load balancer's https_redirect (issue 6): a request over plain HTTP
+ * is sent to https:// on the first https listener. local_response does
+ * what every local answer does (connection reuse, stats, state); its head
+ * is then replaced by the redirect's, which is the same but for the status
+ * line and Location. */
+static void redirect_https(px_client *cl, const http1_request *req,
+			   int head_len)
+{
+	const cfg_edge *e = &cl->snap->cfg->edge;
+	int status = px_redirect_status(req->method_id);
+	local_response(cl, status, "moved to https", false);
+	if (is_closed(cl))
+		return;
+	int n = px_head_redirect(status, req->host, req->target, e->https_port,
+				 e->name, cl->close_after,
+				 cl->method == HTTP_M_HEAD, cl->chead->data,
+				 cl->chead->cap);
+	core_buf_consume(cl->in, (uint32_t)head_len);
+	if (n < 0) {
+		client_close(cl);
+		return;
+	}
+	cl->chead->end = (uint32_t)n;
+}
+
 static void start_request(px_client *cl, int head_len)
 {
 	edge_worker *w = cl->w;
@@ -779,7 +838,9 @@ static void start_request(px_client *cl, int head_len)
 	lb_retry_earn(&w->retry_budget, s->cfg->edge.retries.budget_percent);
 	cl->method = req->method_id;
 	cl->http10 = req->version_minor == 0;
-	cl->close_after = !req->conn.keep_alive || cl->http10 || w->draining;
+	/* An HTTP/2 stream carries one request. */
+	cl->close_after =
+	    !req->conn.keep_alive || cl->http10 || w->draining || cl->h2s;
 	cl->upgrade_req = req->conn.upgrade && !cl->http10;
 	cl->req_body = (uint8_t)req->body;
 	cl->req_remaining = req->content_length;
@@ -799,6 +860,11 @@ static void start_request(px_client *cl, int head_len)
 			       false);
 		return;
 	}
+	if (cl->lb->https_redirect && !is_https(cl) &&
+	    !px_is_acme_challenge(req->target)) {
+		redirect_https(cl, req, head_len);
+		return;
+	}
 	if (lim->max_body_bytes && req->body == HTTP1_BODY_LENGTH &&
 	    req->content_length > lim->max_body_bytes) {
 		core_buf_consume(cl->in, (uint32_t)head_len);
@@ -816,7 +882,7 @@ static void start_request(px_client *cl, int head_len)
 		cl->uhead = core_buf_get(&w->bufs);
 	px_req_ctx ctx = {
 	    .client_ip = cl->ip,
-	    .proto = cl->tls ? "https" : "http",
+	    .proto = is_https(cl) ? "https" : "http",
 	    .origin = cl->origin,
 	    .upstream_http10 = cl->http10,
 	};
@@ -1061,9 +1127,26 @@ static void connect_failed(px_client *cl, int err)
 
 /* --- head state --------------------------------------------------------- */
 
-/* The PROXY protocol header in front of the first request: the client it
- * names replaces the peer (only trusted peers get here). Returns 1 when
- * done, 0 for more bytes, -1 when the connection was closed. */
+/* A parsed PROXY protocol header: the client it names replaces the peer
+ * (only trusted peers get here). Plain and TLS listeners. */
+static void use_proxy_header(px_client *cl, const proxy_proto_result *r)
+{
+	if (!r->local && r->srclen <= sizeof(cl->peer)) {
+		memcpy(&cl->peer, &r->src, r->srclen);
+		core_sock_ip_text((struct sockaddr *)&cl->peer, cl->ip,
+				  sizeof(cl->ip));
+		geo_lookup(cl->w->snap->geo, (struct sockaddr *)&cl->peer,
+			   &cl->geo);
+		/* The named client is not the trusted proxy itself. */
+		cl->trusted_peer = geo_is_trusted(cl->w->snap->geo,
+						  (struct sockaddr *)&cl->peer);
+	}
+	cl->want_proxy_hdr = false;
+}
+
+/* The PROXY protocol header in front of the first request on a plain
+ * listener. Returns 1 when done, 0 for more bytes, -1 when the connection
+ * was closed. */
 static int take_proxy_header(px_client *cl)
 {
 	proxy_proto_result r;
@@ -1076,18 +1159,8 @@ static int take_proxy_header(px_client *cl)
 		client_close(cl);
 		return -1;
 	}
-	if (!r.local && r.srclen <= sizeof(cl->peer)) {
-		memcpy(&cl->peer, &r.src, r.srclen);
-		core_sock_ip_text((struct sockaddr *)&cl->peer, cl->ip,
-				  sizeof(cl->ip));
-		geo_lookup(cl->w->snap->geo, (struct sockaddr *)&cl->peer,
-			   &cl->geo);
-		/* The named client is not the trusted proxy itself. */
-		cl->trusted_peer = geo_is_trusted(cl->w->snap->geo,
-						  (struct sockaddr *)&cl->peer);
-	}
+	use_proxy_header(cl, &r);
 	core_buf_consume(cl->in, (uint32_t)n);
-	cl->want_proxy_hdr = false;
 	return 1;
 }
 
@@ -1303,6 +1376,8 @@ static int relay_interim(px_client *cl, const http1_response *resp)
 {
 	if (cl->http10)
 		return 0; /* HTTP/1.0 clients do not get 1xx */
+	if (cl->h2s)
+		return px_h2_respond(cl, resp, NULL);
 	if (!cl->chead)
 		cl->chead = core_buf_get(&cl->w->bufs);
 	core_buf_compact(cl->chead);
@@ -1392,9 +1467,10 @@ static bool parse_response(px_client *cl)
 	}
 	bool close = cl->close_after || w->draining ||
 		     resp->body == HTTP1_BODY_EOF || !cl->req_framed;
-	if (!cl->chead)
+	if (!cl->chead && !cl->h2s)
 		cl->chead = core_buf_get(&w->bufs);
-	core_buf_compact(cl->chead);
+	if (cl->chead)
+		core_buf_compact(cl->chead);
 	char cookie[LB_AFF_SET_COOKIE_MAX + 16];
 	const char *extra = NULL;
 	if (cl->aff_set && lb_affinity_uses_cookie(cl->lb)) {
@@ -1404,21 +1480,24 @@ static bool parse_response(px_client *cl)
 				  tok);
 		memcpy(cookie, "Set-Cookie: ", 12);
 		int c =
-		    lb_affinity_set_cookie(cl->lb, tok, cl->tls != NULL,
+		    lb_affinity_set_cookie(cl->lb, tok, is_https(cl),
 					   cookie + 12, sizeof(cookie) - 14);
 		if (c > 0) {
 			memcpy(cookie + 12 + c, "\r\n", 3);
 			extra = cookie;
 		}
 	}
-	int n = px_head_response(resp, upgrade, close && !upgrade, extra,
-				 core_buf_tail(cl->chead),
-				 core_buf_space(cl->chead));
+	/* HTTP/2 streams: the head goes straight to HEADERS. */
+	int n = cl->h2s ? px_h2_respond(cl, resp, extra)
+			: px_head_response(resp, upgrade, close && !upgrade,
+					   extra, core_buf_tail(cl->chead),
+					   core_buf_space(cl->chead));
 	if (n < 0) {
 		local_response(cl, 502, "response head too large", true);
 		return true;
 	}
-	cl->chead->end += (uint32_t)n;
+	if (!cl->h2s)
+		cl->chead->end += (uint32_t)n;
 	core_buf_consume(up->in, (uint32_t)r);
 	cl->resp_head_done = true;
 	px_stats_head(cl, resp->status);
@@ -1625,6 +1704,13 @@ static bool step_proxy(px_client *cl)
 	if (cl->resp_head_done && cl->resp_framed && cl->resp_fwd == 0 &&
 	    blen(cl->chead) == 0)
 		return finish_exchange(cl);
+	if (cl->resp_head_done && !cl->resp_framed && cl->up == up &&
+	    up->rd_eof && blen(up->in) == 0 && blen(cl->chead) == 0) {
+		/* The origin closed mid-body and all it sent is out: cut
+		 * now (an HTTP/2 stream is reset) rather than at a timeout. */
+		client_close(cl);
+		return false;
+	}
 	return p;
 }
 
@@ -1741,9 +1827,49 @@ static bool step_tunnel(px_client *cl)
 
 /* --- TLS handshake ------------------------------------------------------ */
 
+/* The PROXY protocol header on an https listener: it comes in clear
+ * before the ClientHello, and the TLS layer reads the socket itself. So
+ * the bytes are peeked at until the whole header is there, then exactly
+ * the header is read. Returns as take_proxy_header. */
+static int take_tls_proxy_header(px_client *cl)
+{
+	if (!cl->can_read)
+		return 0;
+	uint8_t buf[PROXY_PROTO_MAX_HEADER];
+	ssize_t got;
+	do
+		got = recv(cl->io.fd, buf, sizeof(buf), MSG_PEEK);
+	while (got < 0 && errno == EINTR);
+	if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		cl->can_read = false;
+		return 0;
+	}
+	if (got <= 0) {
+		log_debug("%s: closed before the PROXY header", cl->ip);
+		client_close(cl);
+		return -1;
+	}
+	proxy_proto_result r;
+	int n = proxy_proto_parse(buf, (size_t)got, &r);
+	if (n == 0 && (size_t)got < sizeof(buf) && !cl->hup) {
+		/* A prefix: the rest wakes us (edge-triggered, new bytes). */
+		cl->can_read = false;
+		return 0;
+	}
+	if (n <= 0 || recv(cl->io.fd, buf, (size_t)n, 0) != n) {
+		log_info("%s: bad PROXY protocol header; closed", cl->ip);
+		client_close(cl);
+		return -1;
+	}
+	use_proxy_header(cl, &r);
+	return 1;
+}
+
 static bool step_handshake(px_client *cl)
 {
 	if (!cl->can_read && !cl->can_write)
+		return false;
+	if (cl->want_proxy_hdr && take_tls_proxy_header(cl) <= 0)
 		return false;
 	int r = tls_conn_handshake(cl->tls);
 	if (r == 0) {
@@ -1756,6 +1882,11 @@ static bool step_handshake(px_client *cl)
 		cl->last_read = cl->w->loop.now;
 		/* The request may have come with the last flight. */
 		cl->can_read = true;
+		if (tls_conn_alpn(cl->tls) == TLS_ALPN_H2 &&
+		    px_h2_start(cl) < 0) {
+			client_close(cl);
+			return false;
+		}
 		return true;
 	}
 	if (r == TLS_WANT_READ) {
@@ -1827,6 +1958,14 @@ static void update_timers(px_client *cl)
 		core_timer_set(l, &cl->timer,
 			       cl->head_start + to->client_header_ms);
 		break;
+	case PX_H2: {
+		uint64_t d = px_h2_deadline(cl);
+		if (d)
+			core_timer_set(l, &cl->timer, d);
+		else
+			core_timer_cancel(l, &cl->timer);
+		break;
+	}
 	}
 }
 
@@ -1850,6 +1989,9 @@ static void client_timer_cb(core_timer *t)
 			break;
 		}
 		client_close(cl);
+		return;
+	case PX_H2:
+		px_h2_timeout(cl);
 		return;
 	default:
 		client_close(cl);
@@ -1895,7 +2037,7 @@ static void up_timer_cb(core_timer *t)
 
 /* --- events ------------------------------------------------------------ */
 
-static void pump(px_client *cl)
+static void pump_steps(px_client *cl)
 {
 	/* Each step either makes progress or waits for an edge; the bound
 	 * only guards against a logic error spinning a worker forever. */
@@ -1922,6 +2064,9 @@ static void pump(px_client *cl)
 		case PX_HANDSHAKE:
 			p = step_handshake(cl);
 			break;
+		case PX_H2:
+			p = px_h2_step(cl);
+			break;
 		default:
 			p = false;
 		}
@@ -1936,6 +2081,14 @@ static void pump(px_client *cl)
 		cl->in = NULL;
 	}
 	update_timers(cl);
+}
+
+static void pump(px_client *cl)
+{
+	pump_steps(cl);
+	/* An HTTP/2 stream's progress is frames for its connection. */
+	if (cl->h2conn)
+		px_h2_poke(cl->h2conn);
 }
 
 static void client_io_cb(core_io *io, uint32_t ev)
@@ -2036,6 +2189,8 @@ void px_drain(edge_worker *w)
 		if ((cl->state == PX_HEAD && blen(cl->in) == 0) ||
 		    cl->state == PX_HANDSHAKE)
 			client_close(cl);
+		else if (cl->state == PX_H2)
+			px_h2_drain(cl);
 		else
 			cl->close_after = true;
 	}
@@ -2052,6 +2207,7 @@ void px_close_all(edge_worker *w)
 		while (w->idle[i].head)
 			up_close(w->idle[i].head);
 	free_sessions(w);
+	px_h2_worker_done(w);
 	px_reap(w);
 }
 
@@ -2073,4 +2229,51 @@ void px_adopt_snapshot(edge_worker *w, const edge_snapshot *next)
 	const edge_snapshot *old = w->snap;
 	w->snap = next;
 	edge_snapshot_unref(old);
+}
+
+/* --- for px_h2.c -------------------------------------------------------- */
+
+void px_pump(px_client *cl)
+{
+	pump(cl);
+}
+
+ssize_t px_conn_read(px_client *cl, core_buf *b)
+{
+	return client_read(cl, b);
+}
+
+ssize_t px_conn_write(px_client *cl, core_buf *a, uint32_t alen)
+{
+	return client_write2(cl, a, alen, NULL, 0);
+}
+
+void px_client_close(px_client *cl)
+{
+	client_close(cl);
+}
+
+void px_local(px_client *cl, int status, const char *detail, bool close)
+{
+	local_response(cl, status, detail, close);
+}
+
+px_client *px_stream_new(px_client *conn)
+{
+	edge_worker *w = conn->w;
+	px_client *sc = client_alloc(w);
+	sc->w = w;
+	sc->snap = w->snap;
+	edge_snapshot_ref(sc->snap);
+	sc->io.fd = -1;
+	sc->h2conn = conn;
+	core_timer_init(&sc->timer, client_timer_cb);
+	memcpy(sc->ip, conn->ip, sizeof(sc->ip));
+	sc->peer = conn->peer;
+	sc->geo = conn->geo;
+	sc->trusted_peer = conn->trusted_peer;
+	sc->can_write = true;
+	sc->state = PX_HEAD;
+	sc->last_read = sc->last_write = w->loop.now;
+	return sc;
 }

@@ -250,6 +250,10 @@ const char *px_status_reason(int status)
 		return "Continue";
 	case 200:
 		return "OK";
+	case 301:
+		return "Moved Permanently";
+	case 308:
+		return "Permanent Redirect";
 	case 400:
 		return "Bad Request";
 	case 404:
@@ -283,28 +287,147 @@ const char *px_status_reason(int status)
 	}
 }
 
-int px_head_local(int status, const char *detail, const char *edge_name,
-		  bool close, bool head_only, char *out, size_t size)
+/* The rest of a local response after its status line and any extra
+ * fields: the text/plain body "<code> <reason>: <detail> (edge <edge>)\n"
+ * and the fields describing it. */
+static int local_rest(wbuf *w, int status, const char *detail,
+		      const char *edge_name, bool close, bool head_only)
 {
 	char body[512];
-	const char *reason = px_status_reason(status);
 	int blen = snprintf(body, sizeof(body), "%d %s: %s (edge %s)\n", status,
-			    reason, detail, edge_name);
+			    px_status_reason(status), detail, edge_name);
 	if (blen < 0)
 		return -EINVAL;
 	if ((size_t)blen >= sizeof(body))
 		blen = (int)sizeof(body) - 1;
-	int n =
-	    snprintf(out, size,
-		     "HTTP/1.1 %d %s\r\n"
-		     "Content-Type: text/plain; charset=utf-8\r\n"
-		     "Content-Length: %d\r\n"
-		     "Cache-Control: no-store\r\n"
-		     "%s\r\n"
-		     "%.*s",
-		     status, reason, blen, close ? "Connection: close\r\n" : "",
-		     head_only ? 0 : blen, body);
-	if (n < 0 || (size_t)n >= size)
+	char fields[160];
+	int n = snprintf(fields, sizeof(fields),
+			 "Content-Type: text/plain; charset=utf-8\r\n"
+			 "Content-Length: %d\r\n"
+			 "Cache-Control: no-store\r\n"
+			 "%s\r\n",
+			 blen, close ? "Connection: close\r\n" : "");
+	if (n < 0 || (size_t)n >= sizeof(fields))
+		return -EINVAL;
+	put(w, fields, (size_t)n);
+	if (!head_only)
+		put(w, body, (size_t)blen);
+	return w->overflow ? -ENOSPC : (int)w->len;
+}
+
+static void put_status_line(wbuf *w, int status)
+{
+	char line[64];
+	int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status,
+			 px_status_reason(status));
+	if (n < 0 || (size_t)n >= sizeof(line))
+		w->overflow = true;
+	else
+		put(w, line, (size_t)n);
+}
+
+int px_head_local(int status, const char *detail, const char *edge_name,
+		  bool close, bool head_only, char *out, size_t size)
+{
+	/* One byte is kept free: callers may NUL-terminate. */
+	if (size == 0)
 		return -ENOSPC;
-	return n;
+	wbuf w = {.p = out, .size = size - 1};
+	put_status_line(&w, status);
+	return local_rest(&w, status, detail, edge_name, close, head_only);
+}
+
+/* ---- https_redirect ---- */
+
+#define ACME_PREFIX "/.well-known/acme-challenge/"
+
+/* The path and query of a target: all of an origin-form target, what
+ * follows the authority of an absolute-form one, nothing for "*". */
+static http_str target_path(http_str t)
+{
+	if (t.len && t.p[0] == '/')
+		return t;
+	const char *scheme = t.len ? memchr(t.p, ':', t.len) : NULL;
+	if (!scheme || (size_t)(t.p + t.len - scheme) < 3 ||
+	    memcmp(scheme, "://", 3) != 0)
+		return (http_str){t.p + t.len, 0}; /* "*" */
+	const char *a = scheme + 3, *end = t.p + t.len;
+	while (a < end && *a != '/' && *a != '?')
+		a++;
+	return (http_str){a, (size_t)(end - a)};
+}
+
+bool px_is_acme_challenge(http_str target)
+{
+	http_str path = target_path(target);
+	size_t n = sizeof(ACME_PREFIX) - 1;
+	return path.len >= n && !memcmp(path.p, ACME_PREFIX, n);
+}
+
+int px_redirect_status(http1_method method)
+{
+	return method == HTTP_M_GET || method == HTTP_M_HEAD ? 301 : 308;
+}
+
+/* host without its ":port": up to the ']' of an IPv6 literal, else up to
+ * the first ':' (a reg-name or IPv4 address has none). */
+static size_t host_len(http_str host)
+{
+	const char *end;
+	if (host.len && host.p[0] == '[')
+		end = memchr(host.p, ']', host.len);
+	else
+		end = memchr(host.p, ':', host.len);
+	if (!end)
+		return host.len;
+	return (size_t)(end - host.p) + (host.p[0] == '[');
+}
+
+static int put_location(wbuf *w, http_str host, http_str target, uint16_t port)
+{
+	size_t hl = host.len ? host_len(host) : 0;
+	if (!hl)
+		return -EINVAL;
+	puts_(w, "https://");
+	put(w, host.p, hl);
+	if (port != 443) {
+		char p[8];
+		int n = snprintf(p, sizeof(p), ":%u", (unsigned)port);
+		put(w, p, (size_t)n);
+	}
+	http_str path = target_path(target);
+	if (!path.len || path.p[0] != '/')
+		put(w, "/", 1); /* "*", or "http://host" or "http://host?q" */
+	put_str(w, path);
+	return w->overflow ? -ENOSPC : 0;
+}
+
+int px_https_location(http_str host, http_str target, uint16_t port, char *out,
+		      size_t size)
+{
+	if (size == 0)
+		return -ENOSPC;
+	wbuf w = {.p = out, .size = size - 1}; /* room for the NUL */
+	int r = put_location(&w, host, target, port);
+	if (r < 0)
+		return r;
+	out[w.len] = '\0';
+	return (int)w.len;
+}
+
+int px_head_redirect(int status, http_str host, http_str target, uint16_t port,
+		     const char *edge_name, bool close, bool head_only,
+		     char *out, size_t size)
+{
+	if (size == 0)
+		return -ENOSPC;
+	wbuf w = {.p = out, .size = size - 1}; /* as px_head_local */
+	put_status_line(&w, status);
+	puts_(&w, "Location: ");
+	int r = put_location(&w, host, target, port);
+	if (r < 0)
+		return r;
+	put(&w, "\r\n", 2);
+	return local_rest(&w, status, "moved to https", edge_name, close,
+			  head_only);
 }

@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config/cfg_model.h"
 #include "http/http1_parse.h"
@@ -46,5 +47,31 @@ int px_head_local(int status, const char *detail, const char *edge_name,
 		  bool close, bool head_only, char *out, size_t size);
 
 const char *px_status_reason(int status);
+
+/* ---- https_redirect (a load balancer's option; issue 6) ---- */
+
+/* Whether a request target (origin or absolute form) is under
+ * /.well-known/acme-challenge/: ACME http-01 challenges, which must reach
+ * the origin over plain HTTP. */
+bool px_is_acme_challenge(http_str target);
+
+/* The redirect's status: 301 for GET and HEAD, 308 for other methods (the
+ * client repeats the method and body). */
+int px_redirect_status(http1_method method);
+
+/* The https:// URL of a request into out: "https://" HOST [":" port]
+ * PATH-AND-QUERY, where HOST is host without its port (an IPv6 literal
+ * keeps its brackets), the port is left out when 443, and the path and
+ * query come from target ("/" for "*" and for an absolute-form target
+ * without a path). NUL-terminated. Returns the length (without the NUL),
+ * -EINVAL for an empty host, or -ENOSPC. */
+int px_https_location(http_str host, http_str target, uint16_t port, char *out,
+		      size_t size);
+
+/* A complete redirect response to px_https_location(host, target, port),
+ * otherwise as px_head_local (its body and Connection handling). */
+int px_head_redirect(int status, http_str host, http_str target, uint16_t port,
+		     const char *edge_name, bool close, bool head_only,
+		     char *out, size_t size);
 
 #endif

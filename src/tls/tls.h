@@ -83,6 +83,67 @@ int tls_server_select(const tls_server *s, const char *host);
 void tls_server_rotate_tickets(tls_server *s);
 uint32_t tls_server_rotation_ms(const tls_server *s);
 
+/* ---- what a server has loaded (tls_info.c) ----
+ *
+ * The certificates of a server as the API and /metrics show them: read
+ * from the files of cfg_tls when the server is built (tls_server_load)
+ * and kept with it, immutable, so what is shown is what is served. */
+
+/* tls_server_new, then the certificate files are read again for
+ * tls_server_cert; when they changed in between (a renewal writing them while
+ * the edge reloads), the build is done again (up to three times, then
+ * -EAGAIN with err saying so). Errors as for tls_server_new. */
+int tls_server_load(const cfg_tls *cfg, unsigned flags, const tls_server *prev,
+		    tls_server **out, char *err, size_t errlen);
+
+typedef struct tls_cert_info {
+	size_t index;	       /* in edge.tls.certificates */
+	const char *cert_file; /* as configured */
+	const char *key_file;
+	const char *key_type; /* "RSA", "ECDSA", "Ed25519", "Ed448", "DSA" */
+	int key_bits;
+	const char *curve;	 /* ECDSA: "P-256"...; NULL otherwise */
+	const char *subject_cn;	 /* NULL: none */
+	const char *issuer_cn;	 /* NULL: none */
+	const char *serial;	 /* hex, uppercase */
+	const char *const *sans; /* DNS subject alternative names */
+	size_t nsans;
+	int64_t not_before, not_after; /* Unix time */
+	char sha256[65]; /* of the DER certificate, lowercase hex */
+	bool is_default; /* served without (a matching) SNI; never with
+			    sni_required */
+} tls_cert_info;
+
+/* The certificates of s in config order; 0 / NULL for a server built by
+ * tls_server_new alone. */
+size_t tls_server_ncerts(const tls_server *s);
+const tls_cert_info *tls_server_cert(const tls_server *s, size_t i);
+
+/* Handshakes of server connections, process-wide (relaxed atomic
+ * counters, bumped by tls_conn.c where OpenSSL says a handshake ended). A
+ * connection closed mid-handshake by its owner (a timeout) counts in
+ * neither. */
+typedef enum tls_hs_fail {
+	TLS_HS_PROTOCOL_VERSION, /* no common TLS version (TLS 1.1 client) */
+	TLS_HS_NO_SHARED_CIPHER, /* no common cipher, group or signature */
+	TLS_HS_UNKNOWN_SNI,	 /* no certificate for the name, sni_required */
+	TLS_HS_CERT_REJECTED,	 /* the client refused our certificate */
+	TLS_HS_CLOSED,		 /* the peer closed or reset mid-handshake */
+	TLS_HS_OTHER,		 /* not TLS, malformed, anything else */
+	TLS_HS_NFAIL
+} tls_hs_fail;
+
+typedef struct tls_hs_stats {
+	uint64_t done; /* completed handshakes (resumed ones too) */
+	uint64_t resumed;
+	uint64_t failed[TLS_HS_NFAIL];
+} tls_hs_stats;
+
+void tls_hs_stats_get(tls_hs_stats *out);
+/* "protocol_version", "no_shared_cipher", "unknown_sni",
+ * "certificate_rejected", "closed", "other" (metric label values). */
+const char *tls_hs_fail_name(tls_hs_fail f);
+
 /* ---- connection ---- */
 
 typedef enum tls_rc {

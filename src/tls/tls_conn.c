@@ -1,6 +1,7 @@
 /* tls_conn.c - one server-side TLS connection on a non-blocking socket
  * (see tls.h for the return codes and the short-count rule). */
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -42,11 +43,104 @@ void tls_conn_free(tls_conn *c)
 	c->srv = NULL;
 }
 
-/* Map a failed OpenSSL call to a tls_rc; closed and error stick. */
+/* ---- handshake counters (tls.h) ---- */
+
+static _Atomic uint64_t hs_done, hs_resumed, hs_failed[TLS_HS_NFAIL];
+
+static const char *const hs_fail_names[TLS_HS_NFAIL] = {
+    [TLS_HS_PROTOCOL_VERSION] = "protocol_version",
+    [TLS_HS_NO_SHARED_CIPHER] = "no_shared_cipher",
+    [TLS_HS_UNKNOWN_SNI] = "unknown_sni",
+    [TLS_HS_CERT_REJECTED] = "certificate_rejected",
+    [TLS_HS_CLOSED] = "closed",
+    [TLS_HS_OTHER] = "other",
+};
+
+const char *tls_hs_fail_name(tls_hs_fail f)
+{
+	return (unsigned)f < TLS_HS_NFAIL ? hs_fail_names[f] : "other";
+}
+
+void tls_hs_stats_get(tls_hs_stats *out)
+{
+	out->done = atomic_load_explicit(&hs_done, memory_order_relaxed);
+	out->resumed = atomic_load_explicit(&hs_resumed, memory_order_relaxed);
+	for (int i = 0; i < TLS_HS_NFAIL; i++)
+		out->failed[i] =
+		    atomic_load_explicit(&hs_failed[i], memory_order_relaxed);
+}
+
+/* The handshake is done: mark it, and count it for a server connection. */
+static void handshake_done(tls_conn *c)
+{
+	c->handshaken = true;
+	if (!c->srv)
+		return;
+	atomic_fetch_add_explicit(&hs_done, 1, memory_order_relaxed);
+	if (SSL_session_reused(c->ssl) == 1)
+		atomic_fetch_add_explicit(&hs_resumed, 1, memory_order_relaxed);
+}
+
+/* Why a server handshake failed, from OpenSSL's error (err: the last one
+ * queued; 0 for a close or an I/O error). */
+static tls_hs_fail hs_classify(const tls_conn *c, int sslerr, unsigned long err)
+{
+	if (sslerr == SSL_ERROR_ZERO_RETURN || sslerr == SSL_ERROR_SYSCALL)
+		return TLS_HS_CLOSED;
+	if (sslerr != SSL_ERROR_SSL || ERR_GET_LIB(err) != ERR_LIB_SSL)
+		return TLS_HS_OTHER;
+	switch (ERR_GET_REASON(err)) {
+	case SSL_R_UNSUPPORTED_PROTOCOL:
+	case SSL_R_VERSION_TOO_LOW:
+	case SSL_R_VERSION_TOO_HIGH:
+	case SSL_R_WRONG_SSL_VERSION:
+	case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+		return TLS_HS_PROTOCOL_VERSION;
+	case SSL_R_NO_SHARED_CIPHER:
+	case SSL_R_NO_SHARED_GROUPS:
+	case SSL_R_NO_SHARED_SIGNATURE_ALGORITHMS:
+	case SSL_R_NO_SUITABLE_KEY_SHARE:
+	case SSL_R_NO_SUITABLE_SIGNATURE_ALGORITHM:
+	case SSL_R_TLSV1_ALERT_INSUFFICIENT_SECURITY:
+		return TLS_HS_NO_SHARED_CIPHER;
+	case SSL_R_CALLBACK_FAILED:
+		/* The servername callback refuses exactly when the server
+		 * has no certificate for the name (sni_required). */
+		if (tls_server_select(
+			c->srv, SSL_get_servername(
+				    c->ssl, TLSEXT_NAMETYPE_host_name)) < 0)
+			return TLS_HS_UNKNOWN_SNI;
+		return TLS_HS_OTHER;
+	case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+	case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+	case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+		return TLS_HS_CERT_REJECTED;
+	case SSL_R_UNEXPECTED_EOF_WHILE_READING:
+		return TLS_HS_CLOSED;
+	default:
+		return TLS_HS_OTHER;
+	}
+}
+
+/* Map a failed OpenSSL call to a tls_rc; closed and error stick. A server
+ * handshake that ends here is counted as failed, by reason. */
 static int fail(tls_conn *c, int ret)
 {
 	int saved = errno;
-	switch (SSL_get_error(c->ssl, ret)) {
+	int sslerr = SSL_get_error(c->ssl, ret);
+	if (c->srv && !c->handshaken && SSL_is_init_finished(c->ssl))
+		handshake_done(c); /* completed by this read, then failed */
+	/* Counted once: the first close or error (they stick). */
+	if (c->srv && !c->handshaken && !c->sticky &&
+	    sslerr != SSL_ERROR_WANT_READ && sslerr != SSL_ERROR_WANT_WRITE) {
+		tls_hs_fail why = hs_classify(c, sslerr, ERR_peek_last_error());
+		atomic_fetch_add_explicit(&hs_failed[why], 1,
+					  memory_order_relaxed);
+	}
+	switch (sslerr) {
 	case SSL_ERROR_WANT_READ:
 		return TLS_WANT_READ;
 	case SSL_ERROR_WANT_WRITE:
@@ -83,7 +177,7 @@ int tls_conn_handshake(tls_conn *c)
 	errno = 0;
 	int r = SSL_do_handshake(c->ssl);
 	if (r == 1) {
-		c->handshaken = true;
+		handshake_done(c);
 		return 0;
 	}
 	return fail(c, r);
@@ -110,7 +204,7 @@ ssize_t tls_conn_read(tls_conn *c, void *buf, size_t len)
 		return rc;
 	}
 	if (!c->handshaken && SSL_is_init_finished(c->ssl))
-		c->handshaken = true;
+		handshake_done(c);
 	return (ssize_t)total;
 }
 

@@ -824,7 +824,7 @@ static void test_render_defaults(void **state)
 	       "\"session_affinity_attributes\":{\"samesite\":\"Auto\","
 	       "\"secure\":\"Auto\",\"drain_duration\":0,\"headers\":[],"
 	       "\"require_all_headers\":false,\"zero_downtime_failover\":"
-	       "\"none\"},\"rules\":[]}");
+	       "\"none\"},\"rules\":[],\"https_redirect\":false}");
 	free(t);
 	json_decref(j);
 	cfg_snapshot_free(s);

@@ -1,0 +1,789 @@
+/* px_h2.c - HTTP/2 client connections in the proxy; see px_h2.h and
+ * docs/ARCHITECTURE.md ("HTTP/2 in the proxy").
+ *
+ * The connection (state PX_H2) reads TLS bytes into its session, writes
+ * what the session produces, and runs its streams. nghttp2 callbacks never
+ * pump a stream client directly (that could re-enter the session): they
+ * queue it on the connection's run queue, drained by px_h2_step. A stream
+ * client pumped from elsewhere (its upstream's events, its timers) pokes
+ * its connection, which is then flushed at the end of the loop batch
+ * (px_flush) or, when it is the one pumping, goes round once more.
+ */
+#include "http/px_h2.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core_log.h"
+#include "core/core_util.h"
+#include "h2/h2_session.h"
+#include "http/http1_parse.h"
+
+enum { RS_HEAD = 0, RS_BODY, RS_DONE };
+
+typedef struct px_h2_stream px_h2_stream;
+typedef struct px_h2 px_h2;
+
+struct px_h2_stream {
+	px_h2 *h;
+	px_client *sc; /* the exchange; NULL once it ended */
+	px_h2_stream *next, *prev;
+	int32_t sid;
+	/* Request bytes not yet taken by sc (DATA, chunk-framed when the
+	 * length is unknown). Bounded by the stream's flow-control window:
+	 * the window reopens only as sc takes them. */
+	char *rq;
+	size_t rq_start, rq_end, rq_cap;
+	size_t unconsumed; /* DATA bytes still counted against the windows */
+	bool chunked, req_ended;
+	bool gone;     /* nghttp2 closed the stream */
+	bool deferred; /* read_body said H2_DEFERRED: resume when there is
+			* more, or the end */
+	/* Response, from the HTTP/1.1 bytes px_conn writes. */
+	uint8_t rstate;
+	uint8_t body; /* http1_body */
+	uint64_t remaining;
+	http1_chunked ch;
+	char *trl; /* the chunked trailer section as received */
+	size_t trl_len;
+	core_buf *ob; /* decoded body bytes for read_body */
+};
+
+struct px_h2 {
+	px_client *cl;
+	h2_session *sess;
+	px_h2_stream *streams;
+	px_client *runq; /* stream clients to pump */
+	bool in_step, again, dirty;
+	bool rd_done; /* the session failed: send its GOAWAY, then close */
+	bool goaway;  /* draining: close once the live streams are done */
+	bool closing; /* the connection is closing: streams just go */
+};
+
+/* The worker's scratch for translating response heads (one at a time). */
+struct px_h2_scratch {
+	http1_response resp;
+	h2_field in[HTTP1_MAX_HEADERS], out[HTTP1_MAX_HEADERS];
+	size_t names_cap;
+	char names[];
+};
+
+/* Trailer sections above this are not forwarded (http1 caps them at
+ * 16 KiB already). */
+#define TRL_MAX (16 * 1024)
+
+static inline uint32_t blen(const core_buf *b)
+{
+	return b ? core_buf_len(b) : 0;
+}
+
+/* --- scheduling -------------------------------------------------------- */
+
+/* The connection has work: go round again if it is running, else flush it
+ * after this batch. */
+static void mark(px_h2 *h)
+{
+	if (h->in_step) {
+		h->again = true;
+		return;
+	}
+	if (h->dirty)
+		return;
+	h->dirty = true;
+	edge_worker *w = h->cl->w;
+	h->cl->h2_next = w->h2_dirty;
+	w->h2_dirty = h->cl;
+}
+
+static void queue(px_h2 *h, px_client *sc)
+{
+	if (!sc->h2_queued) {
+		sc->h2_queued = true;
+		sc->h2_next = h->runq;
+		h->runq = sc;
+	}
+	mark(h);
+}
+
+void px_h2_poke(px_client *conn)
+{
+	if (!conn->closed && conn->h2)
+		mark(conn->h2);
+}
+
+void px_flush(edge_worker *w)
+{
+	/* Pumping a connection may poke others; bounded all the same. */
+	for (int rounds = 0; w->h2_dirty && rounds < 1024; rounds++) {
+		px_client *cl = w->h2_dirty;
+		w->h2_dirty = cl->h2_next;
+		cl->h2_next = NULL;
+		if (cl->closed || !cl->h2)
+			continue;
+		cl->h2->dirty = false;
+		px_pump(cl);
+	}
+}
+
+/* --- request side ------------------------------------------------------ */
+
+static void rq_append(px_h2_stream *st, const void *p, size_t n)
+{
+	if (st->rq_start == st->rq_end)
+		st->rq_start = st->rq_end = 0;
+	if (st->rq_cap - st->rq_end < n && st->rq_start) {
+		memmove(st->rq, st->rq + st->rq_start,
+			st->rq_end - st->rq_start);
+		st->rq_end -= st->rq_start;
+		st->rq_start = 0;
+	}
+	if (st->rq_cap - st->rq_end < n) {
+		size_t cap = st->rq_cap ? st->rq_cap : 4096;
+		while (cap - st->rq_end < n)
+			cap *= 2;
+		st->rq = xrealloc(st->rq, cap);
+		st->rq_cap = cap;
+	}
+	memcpy(st->rq + st->rq_end, p, n);
+	st->rq_end += n;
+}
+
+ssize_t px_h2_read(px_client *sc, core_buf *b)
+{
+	px_h2_stream *st = sc->h2s;
+	size_t have = st->rq_end - st->rq_start;
+	if (have == 0) {
+		sc->can_read = false;
+		return -EAGAIN;
+	}
+	if (core_buf_space(b) == 0)
+		core_buf_compact(b);
+	uint32_t space = core_buf_space(b);
+	if (space == 0)
+		return -ENOBUFS;
+	size_t n = MIN(have, (size_t)space);
+	memcpy(core_buf_tail(b), st->rq + st->rq_start, n);
+	b->end += (uint32_t)n;
+	st->rq_start += n;
+	bool empty = st->rq_start == st->rq_end;
+	if (empty)
+		sc->can_read = false;
+	/* The bytes are in the exchange's own buffer now: reopen the
+	 * windows (framing bytes may count as data here; that errs by a few
+	 * bytes per chunk, and everything is given back once drained). */
+	size_t c = empty ? st->unconsumed : MIN(st->unconsumed, n);
+	if (c) {
+		st->unconsumed -= c;
+		(void)h2_session_consume(st->h->sess, st->sid, c);
+		mark(st->h);
+	}
+	return (ssize_t)n;
+}
+
+static int on_request(void *ud, int32_t sid, const h2_req *req, void **sud)
+{
+	px_h2 *h = ud;
+	edge_worker *w = h->cl->w;
+	px_h2_stream *st = xcalloc(1, sizeof(*st));
+	st->h = h;
+	st->sid = sid;
+	st->next = h->streams;
+	if (st->next)
+		st->next->prev = st;
+	h->streams = st;
+	*sud = st;
+
+	px_client *sc = px_stream_new(h->cl);
+	sc->h2s = st;
+	st->sc = sc;
+	sc->in = core_buf_get(&w->bufs);
+	bool chunked = false;
+	int n = h2_req_to_h1(req, sc->in->data, sc->in->cap, &chunked);
+	if (n < 0) {
+		px_local(sc, 431, "request head too large to forward", true);
+	} else {
+		sc->in->end = (uint32_t)n;
+		sc->parse_pending = true;
+		sc->head_start = w->loop.now;
+	}
+	st->chunked = chunked;
+	queue(h, sc);
+	return 0;
+}
+
+static int on_data(void *ud, int32_t sid, void *sud, const uint8_t *p,
+		   size_t len)
+{
+	px_h2 *h = ud;
+	px_h2_stream *st = sud;
+	if (!st->sc) {
+		/* The exchange is over (an early answer): drop the rest. */
+		(void)h2_session_consume(h->sess, sid, len);
+		return 0;
+	}
+	if (st->chunked) {
+		char line[24];
+		int k = snprintf(line, sizeof(line), "%zx\r\n", len);
+		rq_append(st, line, (size_t)k);
+		rq_append(st, p, len);
+		rq_append(st, "\r\n", 2);
+	} else {
+		rq_append(st, p, len);
+	}
+	st->unconsumed += len;
+	st->sc->can_read = true;
+	queue(h, st->sc);
+	return 0;
+}
+
+static int on_request_end(void *ud, int32_t sid, void *sud, const h2_field *t,
+			  size_t n)
+{
+	px_h2 *h = ud;
+	px_h2_stream *st = sud;
+	(void)sid;
+	st->req_ended = true;
+	if (!st->sc || !st->chunked)
+		return 0; /* a known length carries no trailers: dropped */
+	rq_append(st, "0\r\n", 3);
+	for (size_t i = 0; i < n; i++) {
+		rq_append(st, t[i].name.p, t[i].name.len);
+		rq_append(st, ": ", 2);
+		rq_append(st, t[i].value.p, t[i].value.len);
+		rq_append(st, "\r\n", 2);
+	}
+	rq_append(st, "\r\n", 2);
+	st->sc->can_read = true;
+	queue(h, st->sc);
+	return 0;
+}
+
+static void stream_free(px_h2 *h, px_h2_stream *st)
+{
+	if (st->prev)
+		st->prev->next = st->next;
+	else
+		h->streams = st->next;
+	if (st->next)
+		st->next->prev = st->prev;
+	core_buf_put(&h->cl->w->bufs, st->ob);
+	free(st->rq);
+	free(st->trl);
+	free(st);
+}
+
+static void on_close(void *ud, int32_t sid, void *sud, uint32_t code)
+{
+	px_h2 *h = ud;
+	px_h2_stream *st = sud;
+	(void)sid;
+	st->gone = true;
+	if (st->sc) {
+		if (code)
+			log_debug("%s: HTTP/2 stream %d reset (%u)", h->cl->ip,
+				  (int)sid, code);
+		px_client_close(st->sc); /* clears st->sc */
+	}
+	stream_free(h, st);
+}
+
+/* --- response side ----------------------------------------------------- */
+
+static void finish(px_h2_stream *st)
+{
+	st->rstate = RS_DONE;
+	if (st->deferred) {
+		st->deferred = false;
+		(void)h2_session_resume(st->h->sess, st->sid);
+	}
+}
+
+static ssize_t read_body(void *ud, int32_t sid, void *sud, uint8_t *buf,
+			 size_t len, bool *eof)
+{
+	px_h2 *h = ud;
+	px_h2_stream *st = sud;
+	(void)sid;
+	size_t n = MIN((size_t)blen(st->ob), len);
+	if (n) {
+		memcpy(buf, core_buf_head(st->ob), n);
+		core_buf_consume(st->ob, (uint32_t)n);
+	}
+	if (st->ob && blen(st->ob) == 0) {
+		/* Hold no buffer while waiting on the origin. */
+		core_buf_put(&h->cl->w->bufs, st->ob);
+		st->ob = NULL;
+	}
+	if (n && st->sc && !st->sc->can_write) {
+		/* Room again: the exchange may write more. */
+		st->sc->can_write = true;
+		queue(h, st->sc);
+	}
+	if (blen(st->ob) == 0 && st->rstate == RS_DONE) {
+		*eof = true;
+		return (ssize_t)n;
+	}
+	if (n == 0) {
+		st->deferred = true;
+		return H2_DEFERRED;
+	}
+	return (ssize_t)n;
+}
+
+/* HTTP/1.1 fields -> h2 fields in the scratch; returns the count. */
+static int h2_fields(struct px_h2_scratch *s, const http1_header *hd,
+		     uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		s->in[i] = (h2_field){{hd[i].name.p, hd[i].name.len},
+				      {hd[i].value.p, hd[i].value.len}};
+	return h2_resp_fields(s->in, n, s->out, HTTP1_MAX_HEADERS, s->names,
+			      s->names_cap);
+}
+
+/* A response head, its fields already h2-shaped: 1xx become interim
+ * HEADERS, the final one the response. */
+static int respond(px_h2_stream *st, const http1_response *resp,
+		   const h2_field *f, size_t n)
+{
+	px_h2 *h = st->h;
+	if (resp->status < 200) {
+		if (resp->status != 101)
+			(void)h2_session_interim(h->sess, st->sid, resp->status,
+						 f, n);
+		return 0;
+	}
+	bool has_body =
+	    resp->body == HTTP1_BODY_CHUNKED || resp->body == HTTP1_BODY_EOF ||
+	    (resp->body == HTTP1_BODY_LENGTH && resp->content_length > 0);
+	if (h2_session_respond(h->sess, st->sid, resp->status, f, n, has_body) <
+	    0)
+		return -EPROTO;
+	st->body = (uint8_t)resp->body;
+	st->remaining = resp->content_length;
+	st->rstate = has_body ? RS_BODY : RS_DONE;
+	return 0;
+}
+
+int px_h2_respond(px_client *sc, const http1_response *resp, const char *extra)
+{
+	px_h2_stream *st = sc->h2s;
+	struct px_h2_scratch *s = sc->w->h2_scratch;
+	if (st->gone)
+		return -EPIPE;
+	int n = h2_fields(s, resp->headers, resp->nheaders);
+	if (n < 0)
+		return n;
+	/* extra: "Set-Cookie: VALUE\r\n" (session affinity) */
+	if (extra && !strncmp(extra, "Set-Cookie: ", 12) &&
+	    n < HTTP1_MAX_HEADERS) {
+		const char *v = extra + 12;
+		const char *e = strstr(v, "\r\n");
+		s->out[n++] = (h2_field){{"set-cookie", 10},
+					 {v, e ? (size_t)(e - v) : strlen(v)}};
+	}
+	int r = respond(st, resp, s->out, (size_t)n);
+	mark(st->h);
+	return r;
+}
+
+/* One response head at p (local responses: px_conn writes their heads
+ * whole). Returns its length or a negative code. */
+static int take_head(px_h2_stream *st, px_client *sc, const char *p, size_t len)
+{
+	struct px_h2_scratch *s = sc->w->h2_scratch;
+	http1_limits lim = {.max_head_bytes = (uint32_t)s->names_cap,
+			    .max_headers = HTTP1_MAX_HEADERS};
+	int r = http1_parse_response(p, len, &lim, sc->method, &s->resp);
+	if (r <= 0)
+		return -EPROTO;
+	int n = h2_fields(s, s->resp.headers, s->resp.nheaders);
+	if (n < 0 || respond(st, &s->resp, s->out, (size_t)n) < 0)
+		return -EPROTO;
+	return r;
+}
+
+/* The trailer section of a chunked response -> HEADERS after the body. */
+static void send_trailers(px_h2_stream *st, px_client *sc)
+{
+	struct px_h2_scratch *s = sc->w->h2_scratch;
+	size_t n = 0;
+	const char *p = st->trl, *end = st->trl + st->trl_len;
+	http1_header *hd = s->resp.headers;
+	while (p < end && n < HTTP1_MAX_HEADERS) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		if (!eol)
+			break;
+		const char *colon = memchr(p, ':', (size_t)(eol - p));
+		if (colon) {
+			const char *v = colon + 1, *ve = eol;
+			while (v < ve && (*v == ' ' || *v == '\t'))
+				v++;
+			while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' ||
+					  ve[-1] == '\t'))
+				ve--;
+			hd[n].name = (http_str){p, (size_t)(colon - p)};
+			hd[n].value = (http_str){v, (size_t)(ve - v)};
+			n++;
+		}
+		p = eol + 1;
+	}
+	int k = h2_fields(s, hd, (uint32_t)n);
+	if (k > 0)
+		(void)h2_session_trailers(st->h->sess, st->sid, s->out,
+					  (size_t)k);
+}
+
+/* Room for decoded body bytes, or 0 while read_body has not taken them. */
+static size_t ob_room(px_h2_stream *st, edge_worker *w)
+{
+	if (!st->ob)
+		st->ob = core_buf_get(&w->bufs);
+	if (core_buf_space(st->ob) == 0)
+		core_buf_compact(st->ob);
+	return core_buf_space(st->ob);
+}
+
+static void ob_put(px_h2_stream *st, const char *p, size_t n)
+{
+	memcpy(core_buf_tail(st->ob), p, n);
+	st->ob->end += (uint32_t)n;
+}
+
+/* Decode framed body bytes into ob; returns the bytes taken or a negative
+ * code. Stops early when ob is full. */
+static ssize_t take_body(px_h2_stream *st, px_client *sc, const char *p,
+			 size_t len)
+{
+	size_t done = 0;
+	while (done < len && st->rstate == RS_BODY) {
+		size_t room = ob_room(st, sc->w);
+		size_t take;
+		bool fin = false;
+		switch (st->body) {
+		case HTTP1_BODY_LENGTH:
+			take = MIN(MIN(len - done, room), st->remaining);
+			if (!take)
+				return (ssize_t)done;
+			ob_put(st, p + done, take);
+			done += take;
+			st->remaining -= take;
+			if (!st->remaining)
+				finish(st);
+			break;
+		case HTTP1_BODY_EOF:
+			take = MIN(len - done, room);
+			if (!take)
+				return (ssize_t)done;
+			ob_put(st, p + done, take);
+			done += take;
+			break;
+		case HTTP1_BODY_CHUNKED: {
+			uint64_t dn = http1_chunked_data_next(&st->ch);
+			if (dn) {
+				take = MIN(MIN(len - done, room), dn);
+				if (!take)
+					return (ssize_t)done;
+				ob_put(st, p + done, take);
+			} else {
+				take = 1; /* framing: a byte at a time */
+			}
+			bool trl = http1_chunked_in_trailers(&st->ch);
+			ssize_t k =
+			    http1_chunked_feed(&st->ch, p + done, take, &fin);
+			if (k < 0)
+				return -EPROTO;
+			if (trl && k > 0 &&
+			    st->trl_len + (size_t)k <= TRL_MAX) {
+				st->trl =
+				    xrealloc(st->trl, st->trl_len + (size_t)k);
+				memcpy(st->trl + st->trl_len, p + done,
+				       (size_t)k);
+				st->trl_len += (size_t)k;
+			}
+			done += (size_t)k;
+			if (fin) {
+				if (st->trl_len > 2)
+					send_trailers(st, sc);
+				finish(st);
+			} else if (k == 0) {
+				return -EPROTO;
+			}
+			break;
+		}
+		default:
+			finish(st);
+			break;
+		}
+	}
+	if (st->rstate == RS_DONE)
+		return (ssize_t)len; /* nothing may follow a whole response */
+	return (ssize_t)done;
+}
+
+ssize_t px_h2_write2(px_client *sc, core_buf *a, uint32_t alen, core_buf *b,
+		     uint32_t blen_)
+{
+	px_h2_stream *st = sc->h2s;
+	if (st->gone)
+		return -EPIPE;
+	const char *ap = alen ? core_buf_head(a) : NULL;
+	size_t done = 0;
+	while (st->rstate == RS_HEAD && done < alen) {
+		int r = take_head(st, sc, ap + done, alen - done);
+		if (r < 0) {
+			log_info("%s: HTTP/2 stream %d: response head not "
+				 "translatable",
+				 sc->ip, (int)st->sid);
+			return r;
+		}
+		done += (size_t)r;
+	}
+	if (st->rstate == RS_HEAD && blen_) {
+		/* px_conn writes heads whole, before any body byte */
+		return -EPROTO;
+	}
+	ssize_t k = 0;
+	if (done < alen) {
+		k = take_body(st, sc, ap + done, alen - done);
+		if (k < 0)
+			return k;
+		done += (size_t)k;
+	}
+	if (done == alen && blen_) {
+		k = take_body(st, sc, core_buf_head(b), blen_);
+		if (k < 0)
+			return k;
+		done += (size_t)k;
+	}
+	if (done < (size_t)alen + blen_)
+		sc->can_write = false;
+	if (st->deferred && (blen(st->ob) || st->rstate == RS_DONE)) {
+		st->deferred = false;
+		(void)h2_session_resume(st->h->sess, st->sid);
+	}
+	mark(st->h);
+	return (ssize_t)done;
+}
+
+void px_h2_stream_closed(px_client *sc)
+{
+	px_h2_stream *st = sc->h2s;
+	px_h2 *h = st->h;
+	st->sc = NULL;
+	if (st->gone || h->closing)
+		return;
+	mark(h);
+	if (st->rstate == RS_BODY && st->body == HTTP1_BODY_EOF) {
+		finish(st); /* the origin's close ended the body */
+	} else if (st->rstate != RS_DONE) {
+		/* Cut short (the origin failed mid-response, a timeout):
+		 * the client must not take it for a whole response. */
+		(void)h2_session_rst(h->sess, st->sid, H2_INTERNAL_ERROR);
+		return;
+	}
+	/* The response is whole; request bytes still held reopen the
+	 * windows, and what else comes is dropped (on_data). */
+	if (st->unconsumed) {
+		(void)h2_session_consume(h->sess, st->sid, st->unconsumed);
+		st->unconsumed = 0;
+	}
+	free(st->rq);
+	st->rq = NULL;
+	st->rq_start = st->rq_end = st->rq_cap = 0;
+}
+
+/* --- the connection ---------------------------------------------------- */
+
+static uint64_t now_cb(void *ud)
+{
+	px_h2 *h = ud;
+	return h->cl->w->loop.now;
+}
+
+int px_h2_start(px_client *cl)
+{
+	edge_worker *w = cl->w;
+	if (!w->h2_scratch) {
+		size_t cap = w->bufs.buf_size;
+		w->h2_scratch = xcalloc(1, sizeof(*w->h2_scratch) + cap);
+		w->h2_scratch->names_cap = cap;
+	}
+	px_h2 *h = xcalloc(1, sizeof(*h));
+	h->cl = cl;
+	h2_settings st;
+	h2_settings_default(&st);
+	const cfg_limits *lim = &cl->snap->cfg->edge.limits;
+	if (lim->max_header_bytes)
+		st.max_header_list = lim->max_header_bytes;
+	h2_callbacks cb = {
+	    .on_request = on_request,
+	    .on_data = on_data,
+	    .on_request_end = on_request_end,
+	    .on_close = on_close,
+	    .read_body = read_body,
+	    .now_ms = now_cb,
+	};
+	if (h2_session_new(&st, &cb, h, &h->sess) < 0) {
+		free(h);
+		return -ENOMEM;
+	}
+	cl->h2 = h;
+	cl->state = PX_H2;
+	cl->can_write = true;
+	return 0;
+}
+
+void px_h2_conn_closed(px_client *cl)
+{
+	px_h2 *h = cl->h2;
+	h->closing = true;
+	for (px_h2_stream *st = h->streams; st; st = st->next)
+		if (st->sc)
+			px_client_close(st->sc);
+	h2_session_free(h->sess); /* calls no callback */
+	while (h->streams)
+		stream_free(h, h->streams);
+	cl->h2 = NULL;
+	free(h);
+}
+
+static void run_queue(px_h2 *h)
+{
+	while (h->runq) {
+		px_client *sc = h->runq;
+		h->runq = sc->h2_next;
+		sc->h2_next = NULL;
+		sc->h2_queued = false;
+		if (!sc->closed)
+			px_pump(sc);
+	}
+}
+
+bool px_h2_step(px_client *cl)
+{
+	px_h2 *h = cl->h2;
+	edge_worker *w = cl->w;
+	bool p = false;
+	h->in_step = true;
+	h->again = false;
+	run_queue(h);
+
+	/* Output: what the session has, then the socket. */
+	if (!cl->chead)
+		cl->chead = core_buf_get(&w->bufs);
+	core_buf *o = cl->chead;
+	if (core_buf_len(o) < o->cap / 2) {
+		core_buf_compact(o);
+		ssize_t n = h2_session_send(
+		    h->sess, (uint8_t *)core_buf_tail(o), core_buf_space(o));
+		if (n < 0)
+			goto fail;
+		o->end += (uint32_t)n;
+	}
+	if (core_buf_len(o) && cl->can_write) {
+		ssize_t n = px_conn_write(cl, o, core_buf_len(o));
+		if (n < 0)
+			goto fail;
+		if (n > 0) {
+			core_buf_consume(o, (uint32_t)n);
+			cl->last_write = w->loop.now;
+			p = true;
+		}
+	}
+
+	/* Input, only once our output is out: a client that does not read
+	 * does not get to make us queue more. */
+	if (cl->can_read && !h->rd_done && core_buf_len(o) == 0) {
+		if (!cl->in)
+			cl->in = core_buf_get(&w->bufs);
+		ssize_t n = px_conn_read(cl, cl->in);
+		if (n > 0) {
+			cl->last_read = w->loop.now;
+			ssize_t r = h2_session_recv(
+			    h->sess, (const uint8_t *)core_buf_head(cl->in),
+			    core_buf_len(cl->in));
+			cl->in->start = cl->in->end = 0;
+			if (r < 0) {
+				/* A GOAWAY is queued: send it, then close. */
+				const char *why = h2_session_error(h->sess);
+				log_info("%s: HTTP/2 connection error: %s",
+					 cl->ip, why ? why : "protocol error");
+				h->rd_done = true;
+			}
+			p = true;
+		} else if (n != -EAGAIN && n != -ENOBUFS) {
+			/* The client closed or failed: nothing more can
+			 * reach it either. */
+			goto fail;
+		}
+	}
+	run_queue(h);
+
+	if (core_buf_len(o) == 0 && !h2_session_want_write(h->sess) &&
+	    !h->runq &&
+	    (h->rd_done || h2_session_done(h->sess) ||
+	     (h->goaway && h2_session_streams(h->sess) == 0)))
+		goto fail; /* all said: close */
+	h->in_step = false;
+	return p || h->again;
+fail:
+	h->in_step = false;
+	px_client_close(cl);
+	return false;
+}
+
+uint64_t px_h2_deadline(const px_client *cl)
+{
+	const px_h2 *h = cl->h2;
+	const cfg_timeouts *to = &cl->w->snap->cfg->edge.timeouts;
+	uint64_t now = cl->w->loop.now;
+	if (blen(cl->chead) && !cl->can_write)
+		return cl->last_write + to->client_idle_ms;
+	uint64_t stalled = h2_session_stalled_ms(h->sess);
+	if (stalled)
+		return now - stalled + to->client_idle_ms;
+	if (h2_session_streams(h->sess) == 0)
+		return MAX(cl->last_read, cl->last_write) + to->client_idle_ms;
+	return 0;
+}
+
+void px_h2_timeout(px_client *cl)
+{
+	px_h2 *h = cl->h2;
+	uint64_t d = px_h2_deadline(cl);
+	if (d > cl->w->loop.now) {
+		px_pump(cl); /* re-arms */
+		return;
+	}
+	if (h2_session_streams(h->sess) == 0 &&
+	    !(blen(cl->chead) && !cl->can_write)) {
+		/* Idle: say goodbye properly. */
+		px_h2_drain(cl);
+		px_pump(cl);
+		return;
+	}
+	log_info("%s: HTTP/2 client stopped reading (window or socket "
+		 "shut for %u ms); closed",
+		 cl->ip, cl->w->snap->cfg->edge.timeouts.client_idle_ms);
+	px_client_close(cl);
+}
+
+void px_h2_drain(px_client *cl)
+{
+	px_h2 *h = cl->h2;
+	if (h->goaway || h->rd_done)
+		return;
+	(void)h2_session_drain(h->sess);
+	h->goaway = true;
+	mark(h);
+}
+
+void px_h2_worker_done(edge_worker *w)
+{
+	w->h2_dirty = NULL;
+	free(w->h2_scratch);
+	w->h2_scratch = NULL;
+}

@@ -1,0 +1,450 @@
+"""HTTP/2 at the edge (issue 6): ALPN h2 on edge.listen.https, each stream
+proxied to an HTTP/1.1 origin through the ordinary exchange (routing,
+steering, pools), bodies streamed both ways with flow control, trailers,
+and the known HTTP/2 attacks answered (rapid reset, CONTINUATION flood,
+HPACK bomb, PING/SETTINGS floods, zero-window stall).
+
+curl --http2 drives the normal cases; python3-h2 (Debian) writes raw
+frames for the attacks. Every wait has a deadline; every server runs on
+127.0.0.1 and is stopped by the fixtures.
+"""
+import hashlib
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+import h2.settings
+import pytest
+
+import meridian_test as mt
+from test_health import lab  # noqa: F401  (the fixture)
+from test_health import HOST, org
+from test_tls import certs, client_ctx
+
+pytestmark = pytest.mark.skipif(
+    subprocess.run(["which", "openssl"], capture_output=True).returncode,
+    reason="needs the openssl CLI")
+
+
+def h2_edge(lab, tmp_path, workers=1, timeouts=None, limits=None, origins=1):
+    os_ = [lab.origin("o%d" % i) for i in range(origins)]
+    pools = [{"id": "p", "origins": [org(o) for o in os_]}]
+    lbs = [{"name": HOST, "default_pools": ["p"]}]
+    extra = {"tls": certs(tmp_path)}
+    if timeouts:
+        extra["timeouts"] = timeouts
+    if limits:
+        extra["limits"] = limits
+    hp = mt.free_port()
+    e = lab.edge(pools, lbs, https_port=hp, workers=workers, edge_extra=extra)
+    e.https = hp
+    mt.wait_for(lambda: mt.port_accepts(hp), what="https listener")
+    return e, os_
+
+
+def curl2(port, path="/", extra=(), data=None, timeout=None):
+    """curl --http2 over TLS: (rc, body, status, http_version)."""
+    t = timeout or mt.WAIT
+    cmd = ["curl", "--http2", "-sk", "-m", str(int(t)), "--resolve",
+           "%s:%d:127.0.0.1" % (HOST, port), "-o", "-", "-w",
+           "\n%{http_code} %{http_version}"] + list(extra)
+    if data is not None:
+        cmd += ["--data-binary", "@-"]
+    cmd.append("https://%s:%d%s" % (HOST, port, path))
+    r = subprocess.run(cmd, input=data, capture_output=True, timeout=t + 5)
+    body, _, tail = r.stdout.rpartition(b"\n")
+    status, _, ver = tail.decode().partition(" ")
+    return r.returncode, body, status, ver
+
+
+# ------------------------------------------------------------ raw client
+
+class H2Client:
+    """A raw HTTP/2 client over TLS (python3-h2), for frame-level tests."""
+
+    def __init__(self, port, settings=None, validate=True):
+        ctx = client_ctx()
+        ctx.set_alpn_protocols(["h2"])
+        raw = socket.create_connection((mt.LOCAL, port), timeout=mt.WAIT)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = ctx.wrap_socket(raw, server_hostname=HOST)
+        assert self.sock.selected_alpn_protocol() == "h2"
+        cfg = h2.config.H2Configuration(
+            client_side=True, header_encoding="utf-8",
+            validate_outbound_headers=validate,
+            normalize_outbound_headers=validate,
+            validate_inbound_headers=False)
+        self.c = h2.connection.H2Connection(config=cfg)
+        self.c.initiate_connection()
+        if settings:
+            self.c.update_settings(settings)
+        self.flush()
+        self.events = []
+        self.closed = False
+        self.ack = True  # give the window back as DATA is read
+
+    def flush(self):
+        data = self.c.data_to_send()
+        if data:
+            self.sock.sendall(data)
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def pump(self, until, what, timeout=None):
+        """Read frames until until(self) is true (or the peer closes)."""
+        deadline = time.monotonic() + (timeout or mt.WAIT)
+        while not until(self):
+            if self.closed:
+                raise AssertionError("connection closed before " + what)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("timed out waiting for " + what)
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(65536)
+            except (ConnectionResetError, ssl.SSLError, OSError):
+                data = b""
+            if not data:
+                self.closed = True
+                continue
+            try:
+                evs = self.c.receive_data(data)
+            except h2.exceptions.ProtocolError:
+                self.closed = True
+                continue
+            self.events.extend(evs)
+            if self.ack:
+                for ev in evs:
+                    if isinstance(ev, h2.events.DataReceived) and \
+                            ev.flow_controlled_length:
+                        self.c.acknowledge_received_data(
+                            ev.flow_controlled_length, ev.stream_id)
+            self.flush()
+
+    def request(self, path="/", method="GET", headers=(), end=True):
+        sid = self.c.get_next_available_stream_id()
+        hdrs = [(":method", method), (":scheme", "https"),
+                (":authority", HOST), (":path", path)] + list(headers)
+        self.c.send_headers(sid, hdrs, end_stream=end)
+        self.flush()
+        return sid
+
+    def of(self, sid, kind):
+        return [e for e in self.events
+                if isinstance(e, kind) and getattr(e, "stream_id", None) == sid]
+
+    def ended(self, sid):
+        return bool(self.of(sid, h2.events.StreamEnded) or
+                    self.of(sid, h2.events.StreamReset))
+
+    def response(self, sid, timeout=None):
+        """(status, headers dict, body bytes, trailers dict) of sid."""
+        self.pump(lambda s: s.ended(sid), "stream %d" % sid, timeout)
+        rst = self.of(sid, h2.events.StreamReset)
+        if rst:
+            return ("reset", rst[0].error_code, b"", {})
+        hdrs = dict(self.of(sid, h2.events.ResponseReceived)[0].headers)
+        body = b"".join(e.data for e in self.of(sid, h2.events.DataReceived))
+        tr = self.of(sid, h2.events.TrailersReceived)
+        return (int(hdrs[":status"]), hdrs, body,
+                dict(tr[0].headers) if tr else {})
+
+    def goaway(self):
+        g = [e for e in self.events
+             if isinstance(e, h2.events.ConnectionTerminated)]
+        return g[0] if g else None
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+
+# ---------------------------------------------------------------- tests
+
+def test_curl_http2_and_http1_side_by_side(lab, tmp_path):
+    e, (o,) = h2_edge(lab, tmp_path)
+    rc, body, status, ver = curl2(e.https, "/echo")
+    assert rc == 0 and status == "200" and ver == "2", (rc, status, ver)
+    # The origin got HTTP/1.1 with the h2 request's facts.
+    line, hdrs, _, _, _ = mt.parse_echo(body)
+    assert line.startswith("GET /echo HTTP/1.1"), line
+    assert mt.echo_headers(hdrs, "Host") == ["%s:%d" % (HOST, e.https)]
+    assert mt.echo_headers(hdrs, "X-Forwarded-Proto") == ["https"]
+    # The same edge still speaks HTTP/1.1 over TLS to those who ask.
+    r = subprocess.run(
+        ["curl", "--http1.1", "-sk", "-m", "10", "--resolve",
+         "%s:%d:127.0.0.1" % (HOST, e.https), "-o", "/dev/null", "-w",
+         "%{http_code} %{http_version}", "https://%s:%d/" % (HOST, e.https)],
+        capture_output=True, timeout=20)
+    assert r.stdout.decode() == "200 1.1", r.stdout
+    # Unknown host: the edge's own 404 comes back as an HTTP/2 response.
+    rc, body, status, ver = curl2(e.https, "/", extra=["-H", "Host: nope.test"])
+    assert ver == "2" and status in ("404", "400"), (status, body)
+    e.check_alive()
+
+
+def test_many_streams_on_one_connection(lab, tmp_path):
+    e, _ = h2_edge(lab, tmp_path)
+    with H2Client(e.https) as c:
+        sids = [c.request("/bytes/%d" % (1000 * (i + 1))) for i in range(40)]
+        for i, sid in enumerate(sids):
+            st, hdrs, body, _ = c.response(sid)
+            assert st == 200, (sid, st)
+            assert len(body) == 1000 * (i + 1)
+            assert hdrs.get("content-length") == str(1000 * (i + 1))
+            assert "connection" not in hdrs and "keep-alive" not in hdrs
+    e.check_alive()
+
+
+def test_chunked_response_and_trailers_cross(lab, tmp_path):
+    e, _ = h2_edge(lab, tmp_path)
+    with H2Client(e.https) as c:
+        sid = c.request("/chunked/300000")
+        st, hdrs, body, _ = c.response(sid)
+        assert st == 200 and len(body) == 300000
+        assert "transfer-encoding" not in hdrs
+        # Close-delimited origin body: the stream still ends cleanly.
+        sid = c.request("/eof/70000")
+        st, hdrs, body, _ = c.response(sid)
+        assert st == 200 and len(body) == 70000
+        # HEAD: headers only.
+        sid = c.request("/bytes/5000", method="HEAD")
+        st, hdrs, body, _ = c.response(sid)
+        assert st == 200 and body == b"" and hdrs["content-length"] == "5000"
+    e.check_alive()
+
+
+def test_response_trailers_reach_the_h2_client(lab, tmp_path):
+    e, _ = h2_edge(lab, tmp_path)
+    with H2Client(e.https) as c:
+        sid = c.request("/chunked/70000", headers=[("te", "trailers")])
+        st, hdrs, body, trailers = c.response(sid)
+        assert st == 200 and body == mt.pattern(70000)
+        assert trailers.get("x-body-length") == "70000", trailers
+
+
+def _upload_stream(c, n, content_length, trailers=None, part=16384):
+    """POST /upload on a raw client, DATA sent as the windows allow."""
+    hdrs = [("content-length", str(n))] if content_length else []
+    sid = c.request("/upload", method="POST", headers=hdrs, end=False)
+    deadline = time.monotonic() + mt.WAIT * 4
+    for chunk in mt.pattern_chunks(n, part):
+        data = bytes(chunk)
+        while data:
+            w = min(c.c.local_flow_control_window(sid),
+                    c.c.max_outbound_frame_size, len(data))
+            if w <= 0:
+                c.pump(lambda s: s.c.local_flow_control_window(sid) > 0 or
+                       s.ended(sid), "window for stream %d" % sid)
+                assert not c.ended(sid), c.response(sid)
+                continue
+            c.c.send_data(sid, data[:w])
+            c.flush()
+            data = data[w:]
+            assert time.monotonic() < deadline, "upload too slow"
+    if trailers:
+        c.c.send_headers(sid, trailers, end_stream=True)
+    else:
+        c.c.end_stream(sid)
+    c.flush()
+    return c.response(sid, timeout=mt.WAIT * 2)
+
+
+@pytest.mark.parametrize("content_length", [True, False])
+def test_upload_streams_with_flow_control(lab, tmp_path, content_length):
+    """Several windows' worth of request body: the edge reopens the
+    windows as the origin takes the bytes; without a content-length the
+    origin gets it chunked (request trailers included)."""
+    e, _ = h2_edge(lab, tmp_path)
+    n = 3 * 1024 * 1024 + 17
+    with H2Client(e.https) as c:
+        st, _, body, _ = _upload_stream(
+            c, n, content_length,
+            trailers=None if content_length else [("x-sum", "1")])
+        assert st == 200, (st, body)
+        assert body.decode() == "length %d\nadler32 %08x\n" % (
+            n, mt.pattern_adler(n))
+        # the connection goes on
+        sid = c.request("/bytes/10")
+        assert c.response(sid)[0] == 200
+    e.check_alive()
+
+
+def test_slow_reader_holds_the_origin_back(lab, tmp_path):
+    """A client that stops giving window back gets no more than its
+    window; the rest waits (bounded) and flows once it reads again."""
+    e, _ = h2_edge(lab, tmp_path)
+    n = 8 * 1024 * 1024
+    with H2Client(e.https) as c:
+        c.ack = False
+        sid = c.request("/bytes/%d" % n)
+
+        def got(s):
+            return sum(len(ev.data) for ev in s.of(sid, h2.events.DataReceived))
+        c.pump(lambda s: got(s) >= 65535, "the first window of data")
+        # The stream window is 65535 (python-h2's default) and nothing
+        # was given back: no more than that can have come.
+        assert got(c) == 65535
+        base = e.status()["VmRSS"]
+        c.ack = True
+        total = got(c)
+        c.c.acknowledge_received_data(total, sid)
+        c.flush()
+        st, _, body, _ = c.response(sid, timeout=mt.WAIT * 2)
+        assert st == 200 and len(body) == n and body == mt.pattern(n)
+        grew = e.status()["VmRSS"] - base
+        assert grew < 16 * 1024, "edge RSS grew %d KiB" % grew
+    e.check_alive()
+
+
+def test_big_transfers_in_bounded_memory(lab, tmp_path):
+    """curl --http2 moves a big body each way; the edge's RSS stays flat
+    (every body is much bigger than the limit)."""
+    e, _ = h2_edge(lab, tmp_path)
+    mib = 1 << 20
+    n = (48 if mt.ASAN else 192) * mib
+    limit_kib = (24 if mt.ASAN else 16) * 1024
+    assert curl2(e.https, "/bytes/100000")[2] == "200"  # pools warm
+    base = e.status()
+    r = subprocess.run(
+        ["curl", "--http2", "-sk", "-m", "120", "--resolve",
+         "%s:%d:127.0.0.1" % (HOST, e.https), "-o", "/dev/null", "-w",
+         "%{http_code} %{size_download} %{http_version}",
+         "https://%s:%d/bytes/%d" % (HOST, e.https, n)],
+        capture_output=True, timeout=180)
+    assert r.stdout.decode() == "200 %d 2" % n, r
+    src = tmp_path / "up.bin"
+    with open(src, "wb") as f:
+        for ch in mt.pattern_chunks(n):
+            f.write(ch)
+    r = subprocess.run(
+        ["curl", "--http2", "-sk", "-m", "120", "--resolve",
+         "%s:%d:127.0.0.1" % (HOST, e.https), "-T", str(src),
+         "https://%s:%d/upload" % (HOST, e.https)],
+        capture_output=True, timeout=180)
+    assert r.stdout.decode() == "length %d\nadler32 %08x\n" % (
+        n, mt.pattern_adler(n)), r
+    after = e.status()
+    peak = max(after["VmHWM"], after["VmRSS"])
+    grew = peak - max(base["VmRSS"], 0)
+    if after["VmHWM"] <= base["VmHWM"]:
+        grew = after["VmRSS"] - base["VmRSS"]
+    assert grew < limit_kib, "edge RSS grew by %d KiB" % grew
+    e.check_alive()
+
+
+class CutOrigin:
+    """Answers with Content-Length 100000, sends 1000 bytes, closes."""
+
+    def __init__(self):
+        self.ls = socket.socket()
+        self.ls.bind((mt.LOCAL, 0))
+        self.ls.listen(16)
+        self.ls.settimeout(0.2)
+        self.port = self.ls.getsockname()[1]
+        self.name = "cut"
+        self.stop = False
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        for _ in range(10 ** 6):
+            if self.stop:
+                return
+            try:
+                s, _ = self.ls.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with s:
+                s.settimeout(mt.WAIT)
+                buf = b""
+                while b"\r\n\r\n" not in buf:
+                    d = s.recv(4096)
+                    if not d:
+                        break
+                    buf += d
+                s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n"
+                          b"\r\n" + b"x" * 1000)
+
+    def close(self):
+        self.stop = True
+        self.t.join(timeout=mt.WAIT)
+        self.ls.close()
+
+
+def test_origin_cut_mid_body_resets_the_stream(lab, tmp_path):
+    """A truncated origin body must not look whole: the stream is reset,
+    and the connection's other streams go on."""
+    co = CutOrigin()
+    try:
+        o = lab.origin("ok")
+        pools = [{"id": "cut", "origins": [org(co)]},
+                 {"id": "p", "origins": [org(o)]}]
+        lbs = [{"name": HOST, "default_pools": ["p"]},
+               {"name": "cut.example.com", "default_pools": ["cut"]}]
+        hp = mt.free_port()
+        e = lab.edge(pools, lbs, https_port=hp, workers=1,
+                     edge_extra={"tls": certs(tmp_path)})
+        mt.wait_for(lambda: mt.port_accepts(hp), what="https listener")
+        with H2Client(hp) as c:
+            sid = c.c.get_next_available_stream_id()
+            c.c.send_headers(sid, [(":method", "GET"), (":scheme", "https"),
+                                   (":authority", "cut.example.com"),
+                                   (":path", "/")], end_stream=True)
+            c.flush()
+            c.pump(lambda s: s.ended(sid), "the cut stream")
+            assert c.of(sid, h2.events.StreamReset), c.events
+            assert not c.of(sid, h2.events.StreamEnded)
+            got = sum(len(ev.data) for ev in c.of(sid, h2.events.DataReceived))
+            assert got <= 1000
+            sid2 = c.request("/bytes/100")
+            assert c.response(sid2)[0] == 200
+        # HTTP/1.1 gets the same cut: the connection closes (no timeout).
+        with socket.create_connection((mt.LOCAL, e.port),
+                                      timeout=mt.WAIT) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: cut.example.com\r\n\r\n")
+            got = b""
+            t0 = time.monotonic()
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                got += d
+            assert time.monotonic() - t0 < mt.WAIT
+            assert got.startswith(b"HTTP/1.1 200")
+            assert len(got.partition(b"\r\n\r\n")[2]) == 1000
+        e.check_alive()
+    finally:
+        co.close()
+
+
+def test_h2_requests_are_counted_in_metrics(lab, tmp_path):
+    e, _ = h2_edge(lab, tmp_path)
+    with H2Client(e.https) as c:
+        for sid in [c.request("/bytes/10") for _ in range(5)]:
+            assert c.response(sid)[0] == 200
+    r = mt.request(e.admin, "GET", "/metrics", host="admin")
+    text = r.body.decode()
+    tot = 0
+    for line in text.splitlines():
+        if line.startswith("meridian_requests_total{") and \
+                'code="2xx"' in line and 'lb="%s"' % HOST in line:
+            tot += float(line.rsplit(" ", 1)[1])
+    assert tot >= 5, text[:2000]
