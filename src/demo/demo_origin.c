@@ -137,6 +137,7 @@ typedef struct conn {
 	char upgrade[33], ws_accept[32];
 	uint32_t in_start, in_end, out_start, out_end;
 	char in[IN_SIZE];
+	struct conn *dead_next; /* the worker's dead list */
 	char out[OUT_SIZE];
 } conn;
 
@@ -147,6 +148,9 @@ typedef struct worker {
 	dlink conns, ready, timers;
 	conn *free_list[MAX_FREE];
 	int nfree;
+	/* Closed beyond the free list: freed after the event batch, since a
+	 * caller up the stack (conn_run) may still look at the state. */
+	conn *dead;
 	_Atomic uint64_t stats[S_COUNT]; /* written by this worker only */
 	http1_request req;
 } worker;
@@ -281,6 +285,16 @@ static void conn_close(conn *c)
 	if (w->nfree < MAX_FREE) {
 		w->free_list[w->nfree++] = c;
 	} else {
+		c->dead_next = w->dead;
+		w->dead = c;
+	}
+}
+
+static void free_dead(worker *w)
+{
+	while (w->dead) {
+		conn *c = w->dead;
+		w->dead = c->dead_next;
 		free(c->scratch);
 		free(c);
 	}
@@ -1024,6 +1038,7 @@ static void *worker_main(void *arg)
 				c->writable = true;
 			conn_run(c);
 		}
+		free_dead(w);
 		uint64_t now = core_now_ms();
 		while (dl_linked(&w->timers)) {
 			conn *c = container_of(w->timers.next, conn, timer);
@@ -1118,6 +1133,7 @@ static void worker_free(worker *w)
 		free(w->free_list[i]->scratch);
 		free(w->free_list[i]);
 	}
+	free_dead(w);
 	free(w);
 }
 

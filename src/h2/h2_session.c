@@ -56,6 +56,10 @@ struct h2_session {
 	size_t pend_len;
 	flood_counter resets, pings, settings, empty;
 	uint64_t stall_since;
+	/* A header block is being received (HEADERS without END_HEADERS, or
+	 * not all CONTINUATIONs yet): since when, 0 when none. nghttp2 lets
+	 * only one block be open at a time. */
+	uint64_t hdr_since;
 	const char *error;
 	bool fatal;
 };
@@ -200,6 +204,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *fr,
 	h2_session *s = ud;
 	if (fr->hd.type != NGHTTP2_HEADERS)
 		return 0;
+	s->hdr_since = now(s) ? now(s) : 1;
 	if (fr->headers.cat == NGHTTP2_HCAT_REQUEST) {
 		h2_stream *st = xmalloc(sizeof(*st));
 		/* zero all but the inline buffers */
@@ -309,6 +314,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *fr, void *ud)
 	h2_stream *st;
 	switch (fr->hd.type) {
 	case NGHTTP2_HEADERS:
+		s->hdr_since = 0; /* the block is whole */
 		st = get(s, fr->hd.stream_id);
 		if (st)
 			headers_done(s, st, fr);
@@ -395,6 +401,15 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *fr, void *ud)
 	h2_session *s = ud;
 	if (fr->hd.type == NGHTTP2_DATA && fr->hd.length)
 		s->stall_since = 0;
+	/* The response is whole but the client is still sending (or just
+	 * keeps its side open): RST_STREAM NO_ERROR asks it to stop (RFC
+	 * 9113 §8.1) and frees the stream, which would otherwise hold the
+	 * connection open for ever. */
+	if ((fr->hd.type == NGHTTP2_DATA || fr->hd.type == NGHTTP2_HEADERS) &&
+	    (fr->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+	    nghttp2_session_get_stream_remote_close(ng, fr->hd.stream_id) == 0)
+		nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE,
+					  fr->hd.stream_id, NGHTTP2_NO_ERROR);
 	return 0;
 }
 
@@ -702,6 +717,11 @@ int h2_session_drain(h2_session *s)
 				     NGHTTP2_NO_ERROR, NULL, 0) == 0
 		   ? 0
 		   : -EINVAL;
+}
+
+uint64_t h2_session_header_wait_since(const h2_session *s)
+{
+	return s->hdr_since;
 }
 
 uint64_t h2_session_stalled_ms(const h2_session *s)

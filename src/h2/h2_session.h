@@ -123,6 +123,10 @@ int h2_session_drain(h2_session *s);
 /* How long (ms) response data has been waiting on a flow-control window
  * the client keeps at zero; 0 when not stalled. */
 uint64_t h2_session_stalled_ms(const h2_session *s);
+/* A header block left unfinished (no END_HEADERS yet): the time (ms,
+ * the session's clock) its HEADERS frame came; 0 when none. The caller
+ * bounds it like an HTTP/1.1 head (client_header timeout). */
+uint64_t h2_session_header_wait_since(const h2_session *s);
 /* Why the session sent a GOAWAY with an error, or NULL. */
 const char *h2_session_error(const h2_session *s);
 size_t h2_session_streams(const h2_session *s);

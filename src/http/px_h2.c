@@ -735,39 +735,70 @@ fail:
 	return false;
 }
 
-uint64_t px_h2_deadline(const px_client *cl)
+/* The earliest of the connection's deadlines (0: none); *what says which:
+ * 'h' a header block left unfinished, 'w' output the client does not
+ * take, 's' a flow-control stall, 'i' idle without streams. */
+static uint64_t deadline(const px_client *cl, char *what)
 {
 	const px_h2 *h = cl->h2;
 	const cfg_timeouts *to = &cl->w->snap->cfg->edge.timeouts;
-	uint64_t now = cl->w->loop.now;
+	uint64_t now = cl->w->loop.now, d = 0;
+	*what = 0;
+#define EARLIER(t, c)                                                          \
+	do {                                                                   \
+		uint64_t t_ = (t);                                             \
+		if (!d || t_ < d) {                                            \
+			d = t_;                                                \
+			*what = (c);                                           \
+		}                                                              \
+	} while (0)
+	uint64_t hs = h2_session_header_wait_since(h->sess);
+	if (hs)
+		EARLIER(hs + to->client_header_ms, 'h');
 	if (blen(cl->chead) && !cl->can_write)
-		return cl->last_write + to->client_idle_ms;
+		EARLIER(cl->last_write + to->client_idle_ms, 'w');
 	uint64_t stalled = h2_session_stalled_ms(h->sess);
 	if (stalled)
-		return now - stalled + to->client_idle_ms;
+		EARLIER(now - stalled + to->client_idle_ms, 's');
 	if (h2_session_streams(h->sess) == 0)
-		return MAX(cl->last_read, cl->last_write) + to->client_idle_ms;
-	return 0;
+		EARLIER(MAX(cl->last_read, cl->last_write) + to->client_idle_ms,
+			'i');
+#undef EARLIER
+	return d;
+}
+
+uint64_t px_h2_deadline(const px_client *cl)
+{
+	char what;
+	return deadline(cl, &what);
 }
 
 void px_h2_timeout(px_client *cl)
 {
-	px_h2 *h = cl->h2;
-	uint64_t d = px_h2_deadline(cl);
-	if (d > cl->w->loop.now) {
+	char what;
+	uint64_t d = deadline(cl, &what);
+	if (!d || d > cl->w->loop.now) {
 		px_pump(cl); /* re-arms */
 		return;
 	}
-	if (h2_session_streams(h->sess) == 0 &&
-	    !(blen(cl->chead) && !cl->can_write)) {
+	const cfg_timeouts *to = &cl->w->snap->cfg->edge.timeouts;
+	switch (what) {
+	case 'i':
 		/* Idle: say goodbye properly. */
 		px_h2_drain(cl);
 		px_pump(cl);
 		return;
+	case 'h':
+		log_info("%s: HTTP/2 header block unfinished after %u ms; "
+			 "closed",
+			 cl->ip, to->client_header_ms);
+		break;
+	default:
+		log_info("%s: HTTP/2 client stopped reading (window or socket "
+			 "shut for %u ms); closed",
+			 cl->ip, to->client_idle_ms);
+		break;
 	}
-	log_info("%s: HTTP/2 client stopped reading (window or socket "
-		 "shut for %u ms); closed",
-		 cl->ip, cl->w->snap->cfg->edge.timeouts.client_idle_ms);
 	px_client_close(cl);
 }
 

@@ -1,0 +1,851 @@
+"""HTTP/2 attacks and strictness at the edge, black-box (issue 6): rapid
+reset, CONTINUATION flood, HPACK bomb, PING/SETTINGS/empty-DATA floods,
+zero-window stall, too many streams, strict h2 -> h1 translation, big
+header lists, idle connections and the SIGTERM drain.
+
+python3-h2 (through test_h2.H2Client) drives what a well-behaved client
+does; RawH2 (an H2Client whose frames are written and read with
+hyperframe) writes what python3-h2 refuses to: HEADERS without
+END_HEADERS, forbidden fields, hand-made HPACK. Every wait has a deadline.
+"""
+import signal
+import socket
+import ssl
+import time
+
+import h2.events
+import h2.settings
+import hpack
+import pytest
+from hyperframe.frame import (ContinuationFrame, DataFrame, Frame,
+                              GoAwayFrame, HeadersFrame, PingFrame,
+                              RstStreamFrame, SettingsFrame,
+                              WindowUpdateFrame)
+
+import meridian_test as mt
+from test_health import lab  # noqa: F401  (the fixture)
+from test_health import HOST
+from test_h2 import H2Client, h2_edge, pytestmark  # noqa: F401
+
+NO_ERROR = 0x0
+PROTOCOL_ERROR = 0x1
+REFUSED_STREAM = 0x7
+CANCEL = 0x8
+ENHANCE_YOUR_CALM = 0xb
+
+
+# ------------------------------------------------------------ raw HPACK
+
+def hint(v, bits, first=0):
+    """HPACK integer (RFC 7541 5.1) with a `bits`-bit prefix; `first`
+    holds the representation's flag bits."""
+    lim = (1 << bits) - 1
+    if v < lim:
+        return bytes([first | v])
+    out = bytearray([first | lim])
+    v -= lim
+    while v >= 128:
+        out.append((v & 0x7f) | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def _b(s):
+    return s if isinstance(s, bytes) else s.encode("latin-1")
+
+
+def lit(name, value):
+    """Literal without indexing, new name, no Huffman: touches no dynamic
+    table, so raw blocks never put the two HPACK contexts out of step."""
+    n, v = _b(name), _b(value)
+    return b"\x00" + hint(len(n), 7) + n + hint(len(v), 7) + v
+
+
+def lit_indexed(name, value):
+    """Literal with incremental indexing, new name (enters the table)."""
+    n, v = _b(name), _b(value)
+    return b"\x40" + hint(len(n), 7) + n + hint(len(v), 7) + v
+
+
+def indexed(i):
+    return hint(i, 7, 0x80)
+
+
+def block(fields):
+    return b"".join(lit(k, v) for k, v in fields)
+
+
+def req_fields(path="/", method="GET", extra=()):
+    return [(":method", method), (":scheme", "https"),
+            (":authority", HOST), (":path", path)] + list(extra)
+
+
+# ------------------------------------------------------------ raw client
+
+class RawH2(H2Client):
+    """An H2Client (TLS, ALPN h2, the preface and SETTINGS from python3-h2)
+    that from then on writes and reads raw frames: the server's header
+    blocks are decoded with our own hpack.Decoder, its SETTINGS are ACKed,
+    and with `ack` its DATA is given back with WINDOW_UPDATEs."""
+
+    def __init__(self, port, settings=None):
+        super().__init__(port, settings=settings)
+        self.rbuf = bytearray()
+        self.frames = []
+        self.dec = hpack.Decoder()
+        self.dec.max_header_list_size = 1 << 20
+        self.hb = {}  # sid -> header block fragments being collected
+        self.heads = {}  # sid -> [[(name, value)], ...]
+        self.data = {}  # sid -> bytearray
+        self.ends = set()
+        self.rsts = {}
+        self.goaways = []
+        self.sid = 1
+        self.settings_acked = False
+        self.server_settings = False
+        self.ack_settings = True  # False: never write while reading
+
+    # -- writing
+    def next_sid(self):
+        sid = self.sid
+        self.sid += 2
+        return sid
+
+    def send_frames(self, *frames):
+        self.send_raw(b"".join(f.serialize() for f in frames))
+
+    def headers(self, fields, sid=None, end_stream=True, raw=None):
+        sid = sid or self.next_sid()
+        fl = ["END_HEADERS"] + (["END_STREAM"] if end_stream else [])
+        self.send_frames(HeadersFrame(
+            sid, raw if raw is not None else block(fields), flags=fl))
+        return sid
+
+    def get(self, path="/", method="GET", extra=(), end_stream=True):
+        return self.headers(req_fields(path, method, extra),
+                            end_stream=end_stream)
+
+    # -- reading
+    def _frame(self, f):
+        self.frames.append(f)
+        sid = f.stream_id
+        if isinstance(f, SettingsFrame):
+            if "ACK" in f.flags:
+                self.settings_acked = True
+            else:
+                self.server_settings = True
+                if self.ack_settings:
+                    self.send_frames(SettingsFrame(0, flags=["ACK"]))
+        elif isinstance(f, (HeadersFrame, ContinuationFrame)):
+            self.hb.setdefault(sid, bytearray()).extend(f.data)
+            if "END_HEADERS" in f.flags:
+                hl = self.dec.decode(bytes(self.hb.pop(sid)), raw=False)
+                self.heads.setdefault(sid, []).append(hl)
+            if "END_STREAM" in f.flags:
+                self.ends.add(sid)
+        elif isinstance(f, DataFrame):
+            self.data.setdefault(sid, bytearray()).extend(f.data)
+            if "END_STREAM" in f.flags:
+                self.ends.add(sid)
+            n = f.flow_controlled_length
+            if self.ack and n:
+                self.send_frames(WindowUpdateFrame(0, window_increment=n),
+                                 WindowUpdateFrame(sid, window_increment=n))
+        elif isinstance(f, RstStreamFrame):
+            self.rsts.setdefault(sid, f.error_code)
+        elif isinstance(f, GoAwayFrame):
+            self.goaways.append(f)
+
+    def _parse(self):
+        while len(self.rbuf) >= 9:
+            f, n = Frame.parse_frame_header(memoryview(bytes(self.rbuf[:9])))
+            if len(self.rbuf) < 9 + n:
+                return
+            f.parse_body(memoryview(bytes(self.rbuf[9:9 + n])))
+            del self.rbuf[:9 + n]
+            self._frame(f)
+
+    def _recv(self, timeout):
+        self.sock.settimeout(max(timeout, 0.001))
+        try:
+            data = self.sock.recv(65536)
+        except (socket.timeout, TimeoutError):
+            return
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLError,
+                OSError):
+            data = b""
+        if not data:
+            self.closed = True
+            return
+        self.rbuf += data
+        try:
+            self._parse()
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError,
+                OSError):
+            self.closed = True  # the peer went away while we ACKed
+
+    def pump(self, until, what, timeout=None):
+        deadline = time.monotonic() + (timeout or mt.WAIT)
+        while not until(self):
+            if self.closed:
+                raise AssertionError("connection closed before %s; got %s"
+                                     % (what, self.summary()))
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("timed out waiting for %s; got %s"
+                                     % (what, self.summary()))
+            self._recv(left)
+
+    def poll(self, t=0.05):
+        """Read what is there within t seconds (no assertion)."""
+        if not self.closed:
+            self._recv(t)
+
+    def ended(self, sid):
+        return sid in self.ends or sid in self.rsts
+
+    def response(self, sid, timeout=None):
+        """(status, headers dict, body) or ("reset", code, b"")."""
+        self.pump(lambda s: s.ended(sid), "stream %d" % sid, timeout)
+        if sid in self.rsts and sid not in self.ends:
+            return ("reset", self.rsts[sid], b"")
+        hd = [h for h in self.heads.get(sid, [])
+              if not dict(h).get(":status", "200").startswith("1")]
+        hdrs = dict(hd[0]) if hd else {}
+        return (int(hdrs.get(":status", 0)), hdrs,
+                bytes(self.data.get(sid, b"")))
+
+    def goaway(self):
+        return self.goaways[0] if self.goaways else None
+
+    def summary(self):
+        g = self.goaway()
+        return ("goaway=%s rsts=%s statuses=%s closed=%s" % (
+            (g.error_code, g.last_stream_id,
+             bytes(g.additional_data)) if g else None,
+            dict(list(self.rsts.items())[:10]),
+            {k: [dict(h).get(":status") for h in v]
+             for k, v in list(self.heads.items())[:10]},
+            self.closed))
+
+    def wait_goaway_close(self, what, timeout=None):
+        """GOAWAY received and the connection closed (FIN or reset)."""
+        self.pump(lambda s: s.goaway() is not None and s.closed,
+                  "GOAWAY then close (%s)" % what, timeout)
+        return self.goaway()
+
+
+def edge_log(e):
+    with open(e.err_path, "rb") as f:
+        return f.read().decode(errors="replace")
+
+
+def requests(o):
+    return o.counters()[0]
+
+
+def total(os_, i):
+    """Counter i of mt.Origin.counters() summed over origins os_."""
+    return sum(o.counters()[i] for o in os_)
+
+
+# The demo origin reads a connection after freeing it when more than 64 of
+# its connections close at once (src/demo/demo_origin.c conn_run after
+# conn_finish, its free list full): ASan aborts it. The 100-stream tests
+# spread their exchanges over three origins to stay clear of that.
+SPREAD = 3
+
+
+def check_usable(c, o=None, before=None):
+    """A plain GET on connection c answers 200 (through the origin)."""
+    sid = c.get("/bytes/100")
+    st, _, body = c.response(sid)
+    assert st == 200 and len(body) == 100, (st, c.summary())
+    if o is not None:
+        assert requests(o) == before + 1
+
+
+def alive_and_serving(e):
+    e.check_alive()
+    with RawH2(e.https) as c:
+        check_usable(c)
+
+
+# ------------------------------------------------------------ 1. rapid reset
+
+def test_rapid_reset_gets_enhance_your_calm(lab, tmp_path):
+    e, (o,) = h2_edge(lab, tmp_path)
+    n, sent = 400, 0
+    with RawH2(e.https) as c:
+        # Streams opened and cancelled at once, in batches, the way the
+        # CVE-2023-44487 clients do; stop writing once told to calm down.
+        try:
+            while sent < n and c.goaway() is None and not c.closed:
+                out = []
+                for _ in range(25):
+                    sid = c.next_sid()
+                    out.append(HeadersFrame(sid, block(req_fields(
+                        "/sleep/1000")), flags=["END_HEADERS",
+                                                 "END_STREAM"]))
+                    out.append(RstStreamFrame(sid, error_code=CANCEL))
+                    sent += 1
+                c.send_frames(*out)
+                c.poll(0.01)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            pass  # the edge closed while we wrote: the GOAWAY came first
+        g = c.wait_goaway_close("rapid reset")
+        assert g.error_code == ENHANCE_YOUR_CALM, c.summary()
+        # Cut off after about max_resets (200) streams, not all 400.
+        assert g.last_stream_id < 2 * 300, c.summary()
+    # Far fewer than all those exchanges reached the origin; its
+    # connections are all given back once the cancelled exchanges end.
+    reached = requests(o)
+    assert reached < 300, reached
+    assert "rapid reset" in edge_log(e)
+    mt.wait_for(lambda: o.counters()[3] == 0,
+                what="origin connections of the cancelled streams to close")
+    alive_and_serving(e)
+
+
+def test_resets_below_the_limit_are_fine(lab, tmp_path):
+    """100 cancelled streams (max_resets is 200 per 10 s): no GOAWAY, the
+    connection goes on serving."""
+    e, (o,) = h2_edge(lab, tmp_path)
+    with RawH2(e.https) as c:
+        out = []
+        for _ in range(100):
+            sid = c.next_sid()
+            out += [HeadersFrame(sid, block(req_fields("/sleep/1000")),
+                                 flags=["END_HEADERS", "END_STREAM"]),
+                    RstStreamFrame(sid, error_code=CANCEL)]
+        c.send_frames(*out)
+        check_usable(c)
+        assert c.goaway() is None, c.summary()
+    e.check_alive()
+
+
+def test_server_side_resets_made_by_the_client(lab, tmp_path):
+    """"MadeYouReset" (CVE-2025-8671): no RST_STREAM from the client, but
+    a frame that makes the server reset the stream after the request was
+    handed on (DATA after END_STREAM). The edge must not start 400
+    upstream exchanges for it: nghttp2 1.52 makes this a connection error
+    (GOAWAY STREAM_CLOSED); a stream-error build must hit the reset
+    limit (ENHANCE_YOUR_CALM) instead."""
+    e, os_ = h2_edge(lab, tmp_path, origins=SPREAD)
+    with RawH2(e.https) as c:
+        c.pump(lambda s: s.server_settings and s.settings_acked,
+               "SETTINGS exchanged")
+        sent = 0
+        try:
+            while sent < 400 and c.goaway() is None and not c.closed:
+                out = []
+                for _ in range(25):
+                    sid = c.next_sid()
+                    out += [HeadersFrame(sid, block(req_fields(
+                        "/sleep/1000")), flags=["END_HEADERS",
+                                                "END_STREAM"]),
+                            DataFrame(sid, b"x")]
+                    sent += 1
+                c.send_frames(*out)
+                c.poll(0.01)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            pass
+        g = c.wait_goaway_close("resets the client provoked")
+        assert g.error_code in (0x5, PROTOCOL_ERROR, ENHANCE_YOUR_CALM), \
+            c.summary()
+        assert g.last_stream_id < 2 * 300, c.summary()
+    assert total(os_, 0) < 300
+    mt.wait_for(lambda: total(os_, 3) == 0,
+                what="origin connections of the reset streams to close")
+    alive_and_serving(e)
+
+
+# ------------------------------------------------------ 2. CONTINUATION flood
+
+def test_continuation_flood(lab, tmp_path):
+    e, (o,) = h2_edge(lab, tmp_path)
+    with RawH2(e.https) as c:
+        c.pump(lambda s: s.server_settings and s.settings_acked,
+               "SETTINGS exchanged")
+        c.ack_settings = False
+        sid = c.next_sid()
+        frames = [HeadersFrame(sid, block(req_fields("/bytes/10")),
+                               flags=["END_STREAM"])]
+        frames += [ContinuationFrame(sid, lit("x-c%d" % i, "v"))
+                   for i in range(50)]
+        try:
+            c.send_frames(*frames)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            pass
+        g = c.wait_goaway_close("CONTINUATION flood")
+        assert g.error_code in (ENHANCE_YOUR_CALM, PROTOCOL_ERROR), \
+            c.summary()
+        assert not c.heads.get(sid), c.summary()
+    assert requests(o) == 0
+    assert "HTTP/2 connection error" in edge_log(e)
+    alive_and_serving(e)
+
+
+def test_continuations_within_limit_are_fine(lab, tmp_path):
+    """The other side of the limit: a header block in HEADERS + 8
+    CONTINUATIONs is a normal request."""
+    e, (o,) = h2_edge(lab, tmp_path)
+    with RawH2(e.https) as c:
+        c.pump(lambda s: s.server_settings and s.settings_acked,
+               "SETTINGS exchanged")
+        c.ack_settings = False
+        sid = c.next_sid()
+        frames = [HeadersFrame(sid, block(req_fields("/bytes/10")),
+                               flags=["END_STREAM"])]
+        frames += [ContinuationFrame(sid, lit("x-c%d" % i, "v"))
+                   for i in range(7)]
+        frames.append(ContinuationFrame(sid, lit("x-c7", "v"),
+                                        flags=["END_HEADERS"]))
+        c.send_frames(*frames)
+        st, _, body = c.response(sid)
+        assert st == 200 and body == mt.pattern(10), c.summary()
+        assert c.goaway() is None
+    assert requests(o) == 1
+
+
+# ------------------------------------------------------------ 3. HPACK bomb
+
+def test_hpack_bomb_gets_431_and_connection_survives(lab, tmp_path):
+    e, (o,) = h2_edge(lab, tmp_path)
+    with RawH2(e.https) as c:
+        # One 4000-byte literal entered in the dynamic table (index 62),
+        # then 60 one-byte references to it: ~4.1 KB on the wire that
+        # decode to ~240 KB of header list.
+        bomb = (block(req_fields("/bytes/10")) +
+                lit_indexed("x-bomb", "b" * 4000) + indexed(62) * 60)
+        assert len(bomb) < 4200
+        sid = c.headers(None, raw=bomb)
+        st, hdrs, body = c.response(sid)
+        assert st == 431 or st == "reset", c.summary()
+        assert c.goaway() is None, c.summary()
+        assert requests(o) == 0
+        # The HPACK contexts are still in step: the next request works,
+        # also one that uses the table entry within the limit.
+        check_usable(c, o, 0)
+        sid = c.headers(None, raw=block(req_fields("/echo")) + indexed(62))
+        st, _, body = c.response(sid)
+        assert st == 200, c.summary()
+        assert b"x-bomb: " + b"b" * 4000 in body.lower()
+        assert c.goaway() is None
+    e.check_alive()
+
+
+# ------------------------------------------------- 4. PING and SETTINGS floods
+
+def test_ping_flood(lab, tmp_path):
+    e, _ = h2_edge(lab, tmp_path)
+    with RawH2(e.https) as c:
+        try:
+            c.send_frames(*[PingFrame(0, opaque_data=b"%08d" % i)
+                            for i in range(200)])
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            pass
+        g = c.wait_goaway_close("PING flood")
+        assert g.error_code == ENHANCE_YOUR_CALM, c.summary()
+    assert "flood" in edge_log(e)
+    alive_and_serving(e)
+
+
+def test_settings_flood(lab, tmp_path):
+    e, _ = h2_edge(lab, tmp_path)
+    with RawH2(e.https) as c:
+        try:
+            c.send_frames(*[SettingsFrame(0, settings={
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100 + i})
+                for i in range(80)])
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            pass
+        g = c.wait_goaway_close("SETTINGS flood")
+        assert g.error_code == ENHANCE_YOUR_CALM, c.summary()
+    assert "flood" in edge_log(e)
+    alive_and_serving(e)
+
+
+def test_pings_below_the_limit_are_answered(lab, tmp_path):
+    e, _ = h2_edge(lab, tmp_path)
+    with RawH2(e.https) as c:
+        c.send_frames(*[PingFrame(0, opaque_data=b"%08d" % i)
+                        for i in range(20)])
+        c.pump(lambda s: sum(1 for f in s.frames if isinstance(f, PingFrame)
+                             and "ACK" in f.flags) == 20, "20 PING ACKs")
+        assert c.goaway() is None
+        check_usable(c)
+
+
+# ------------------------------------------------------ 5. empty DATA flood
+
+def test_empty_data_flood(lab, tmp_path):
+    e, _ = h2_edge(lab, tmp_path)
+    with RawH2(e.https) as c:
+        sid = c.get("/upload", method="POST", end_stream=False)
+        try:
+            c.send_frames(*[DataFrame(sid, b"") for _ in range(150)])
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            pass
+        g = c.wait_goaway_close("empty DATA flood")
+        assert g.error_code == ENHANCE_YOUR_CALM, c.summary()
+    assert "empty frame flood" in edge_log(e)
+    alive_and_serving(e)
+
+
+def test_empty_data_below_the_limit_is_fine(lab, tmp_path):
+    e, (o,) = h2_edge(lab, tmp_path)
+    with RawH2(e.https) as c:
+        sid = c.get("/upload", method="POST", end_stream=False)
+        c.send_frames(*[DataFrame(sid, b"") for _ in range(50)])
+        c.send_frames(DataFrame(sid, b"hello", flags=["END_STREAM"]))
+        st, _, body = c.response(sid)
+        assert st == 200, c.summary()
+        assert c.goaway() is None
+    e.check_alive()
+
+
+# ------------------------------------------------------ 6. zero-window stall
+
+@pytest.mark.parametrize("mode", ["initial_window_0", "no_window_update"])
+def test_zero_window_stall_is_closed(lab, tmp_path, mode):
+    e, (o,) = h2_edge(lab, tmp_path, timeouts={"client_idle": "1s"})
+    size = 4000000
+    settings = ({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0}
+                if mode == "initial_window_0" else None)
+    with H2Client(e.https, settings=settings) as c:
+        c.ack = False  # never give the window back
+        sid = c.request("/bytes/%d" % size)
+        c.pump(lambda s: s.of(sid, h2.events.ResponseReceived),
+               "response head")
+        mt.wait_for(lambda: o.counters()[3] == 1, what="origin connection")
+        c.pump(lambda s: s.closed, "the edge to close the stalled "
+               "connection", timeout=mt.WAIT + 5)
+        got = sum(len(ev.data) for ev in c.of(sid, h2.events.DataReceived))
+        assert got <= 65535, got
+        assert not c.of(sid, h2.events.StreamEnded)
+    # The upstream exchange was cut and released. (Which timer of
+    # client_idle fires first varies: the connection's stall timer closes
+    # the connection ("client stopped reading"), or the exchange's own
+    # write timer resets the stream (INTERNAL_ERROR) and the then idle
+    # connection gets GOAWAY; both release the origin.)
+    mt.wait_for(lambda: o.counters()[3] == 0,
+                what="the origin connection to be closed")
+    alive_and_serving(e)
+
+
+# ------------------------------------------------- 7. too many streams
+
+def test_streams_over_the_limit_before_settings_ack(lab, tmp_path):
+    """Streams 101.. sent before the client has even read our SETTINGS:
+    each refused (REFUSED_STREAM), or the connection closed; never more
+    than 100 requests at the origin."""
+    e, os_ = h2_edge(lab, tmp_path, origins=SPREAD)
+    with H2Client(e.https) as c:
+        sids = [c.request("/sleep/3000") for _ in range(110)]
+        done = lambda s: all(s.ended(x) for x in sids) or (  # noqa: E731
+            s.goaway() is not None and s.closed)
+        c.pump(done, "all 110 streams to end", timeout=mt.WAIT + 10)
+        ok = [x for x in sids if c.of(x, h2.events.ResponseReceived)]
+        refused = [x for x in sids
+                   if any(r.error_code == REFUSED_STREAM
+                          for r in c.of(x, h2.events.StreamReset))]
+        g = c.goaway()
+        assert len(ok) <= 100, len(ok)
+        if g is None:
+            assert len(ok) == 100 and refused == sids[100:], (
+                len(ok), refused)
+    assert total(os_, 0) <= 100
+    alive_and_serving(e)
+
+
+def test_streams_over_the_limit_after_settings_ack(lab, tmp_path):
+    e, os_ = h2_edge(lab, tmp_path, origins=SPREAD)
+    with RawH2(e.https) as c:
+        c.pump(lambda s: s.server_settings, "the edge's SETTINGS")
+        # Our ACK went out before these (same TCP stream).
+        sids = [c.get("/sleep/3000") for _ in range(101)]
+        c.pump(lambda s: sids[100] in s.rsts or s.goaway() is not None,
+               "stream 101 refused or GOAWAY")
+        g = c.goaway()
+        if g is not None:
+            assert g.error_code in (PROTOCOL_ERROR, REFUSED_STREAM,
+                                    ENHANCE_YOUR_CALM), c.summary()
+            assert g.last_stream_id < sids[100]
+        else:
+            assert c.rsts[sids[100]] == REFUSED_STREAM, c.summary()
+        if g is None:
+            # The 100 first ones are served.
+            for x in sids[:100]:
+                st, _, _ = c.response(x, timeout=mt.WAIT + 10)
+                assert st == 200, (x, c.summary())
+        else:
+            # A connection error: the edge closes, and the exchanges it
+            # had started are cut (their origin connections closed).
+            c.pump(lambda s: s.closed, "close after GOAWAY")
+            mt.wait_for(lambda: total(os_, 3) == 0,
+                        what="origin connections to close")
+    assert total(os_, 0) <= 100
+    alive_and_serving(e)
+
+
+# ------------------------------------------------- 8. strict h2 -> h1
+
+def _bad(k, v):
+    return req_fields("/echo", extra=[(k, v)])
+
+
+STRICT = {
+    "uppercase_name": _bad("X-Upper", "1"),
+    "connection": _bad("connection", "keep-alive"),
+    "keep_alive": _bad("keep-alive", "timeout=5"),
+    "transfer_encoding": _bad("transfer-encoding", "chunked"),
+    "upgrade": _bad("upgrade", "websocket"),
+    "te_gzip": _bad("te", "gzip"),
+    "pseudo_after_regular": [(":method", "GET"), (":scheme", "https"),
+                             (":authority", HOST), ("x-a", "1"),
+                             (":path", "/echo")],
+    "missing_path": [(":method", "GET"), (":scheme", "https"),
+                     (":authority", HOST)],
+    "duplicate_path": req_fields("/echo") + [(":path", "/echo")],
+    "unknown_pseudo": _bad(":foo", "bar"),
+    "response_pseudo": _bad(":status", "200"),
+    "crlf_in_value": _bad("x-a", "1\r\nx-b: 2"),
+    "space_in_path": req_fields("/e cho"),
+    "two_content_lengths": req_fields("/upload", "POST", [
+        ("content-length", "5"), ("content-length", "6")]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STRICT))
+def test_strict_malformed_request_is_reset(lab, tmp_path, case):
+    e, (o,) = h2_edge(lab, tmp_path)
+    with RawH2(e.https) as c:
+        end = case != "two_content_lengths"
+        sid = c.headers(STRICT[case], end_stream=end)
+        if not end:
+            c.send_frames(DataFrame(sid, b"hello", flags=["END_STREAM"]))
+        st = c.response(sid)
+        assert st[:2] == ("reset", PROTOCOL_ERROR), (case, c.summary())
+        assert c.goaway() is None, c.summary()
+        assert requests(o) == 0
+        check_usable(c, o, 0)
+    e.check_alive()
+
+
+@pytest.mark.parametrize("declared,sent", [(10, 5), (5, 10), (0, 1)])
+def test_content_length_mismatch_is_reset(lab, tmp_path, declared, sent):
+    e, (o,) = h2_edge(lab, tmp_path)
+    with RawH2(e.https) as c:
+        sid = c.next_sid()
+        # Head and body in one write: the edge sees the mismatch with the
+        # head.
+        c.send_frames(
+            HeadersFrame(sid, block(req_fields("/upload", "POST", [
+                ("content-length", str(declared))])), flags=["END_HEADERS"]),
+            DataFrame(sid, b"x" * sent, flags=["END_STREAM"]))
+        st = c.response(sid)
+        assert st[:2] == ("reset", PROTOCOL_ERROR), c.summary()
+        assert c.goaway() is None, c.summary()
+        assert requests(o) == 0
+        check_usable(c, o, 0)
+    e.check_alive()
+
+
+@pytest.mark.parametrize("declared,sent", [(10, 5), (5, 10)])
+def test_content_length_mismatch_after_head_forwarded(lab, tmp_path,
+                                                      declared, sent):
+    """The head reached the origin before the body proved the length
+    wrong: the stream is reset and the origin's half-done exchange is cut
+    (its connection closed, never pooled: the next request is no part of
+    that body)."""
+    e, (o,) = h2_edge(lab, tmp_path)
+    with RawH2(e.https) as c:
+        sid = c.headers(req_fields("/upload", "POST", [
+            ("content-length", str(declared))]), end_stream=False)
+        mt.wait_for(lambda: o.counters()[0] == 1 and o.counters()[3] == 1,
+                    what="the head at the origin")
+        c.send_frames(DataFrame(sid, b"x" * sent, flags=["END_STREAM"]))
+        st = c.response(sid)
+        assert st[:2] == ("reset", PROTOCOL_ERROR), c.summary()
+        assert c.goaway() is None, c.summary()
+        mt.wait_for(lambda: o.counters()[3] == 0,
+                    what="the origin connection to be closed")
+        sid = c.get("/echo")
+        st, _, body = c.response(sid)
+        assert st == 200 and body.startswith(b"GET /echo HTTP/1.1"), \
+            c.summary()
+        req, errs, conns, _ = o.counters()
+        assert (req, errs, conns) == (2, 0, 2), o.counters()
+    e.check_alive()
+
+
+def test_te_trailers_and_connect(lab, tmp_path):
+    e, (o,) = h2_edge(lab, tmp_path)
+    with RawH2(e.https) as c:
+        # te: trailers is the one TE allowed.
+        sid = c.headers(_bad("te", "trailers"))
+        st, _, body = c.response(sid)
+        assert st == 200, c.summary()
+        assert requests(o) == 1
+        # CONNECT is not proxied: 405, locally.
+        sid = c.headers([(":method", "CONNECT"),
+                         (":authority", "example.net:443")])
+        st, _, _ = c.response(sid)
+        assert st == 405, c.summary()
+        assert requests(o) == 1
+        check_usable(c, o, 1)
+    e.check_alive()
+
+
+# --------------------------------------------- 9. a big (not bomb) head
+
+def test_header_list_over_16k_gets_431(lab, tmp_path):
+    e, (o,) = h2_edge(lab, tmp_path)
+    with RawH2(e.https) as c:
+        # 5 fields of 4000 bytes: ~20 KB, over HEADERS + CONTINUATIONs
+        # (frames stay within the 16 KiB frame size).
+        blk = block(req_fields("/echo", extra=[
+            ("x-big%d" % i, "v" * 4000) for i in range(5)]))
+        sid = c.next_sid()
+        parts = [blk[i:i + 8000] for i in range(0, len(blk), 8000)]
+        frames = [HeadersFrame(sid, parts[0], flags=["END_STREAM"] + (
+            ["END_HEADERS"] if len(parts) == 1 else []))]
+        for i, p in enumerate(parts[1:], 1):
+            frames.append(ContinuationFrame(
+                sid, p, flags=["END_HEADERS"] if i == len(parts) - 1
+                else []))
+        c.send_frames(*frames)
+        st, _, _ = c.response(sid)
+        assert st == 431, c.summary()
+        assert c.goaway() is None
+        assert requests(o) == 0
+        # Just under the limit passes.
+        sid = c.headers(req_fields("/echo", extra=[
+            ("x-big%d" % i, "v" * 3000) for i in range(5)]))
+        st, _, body = c.response(sid)
+        assert st == 200 and body.count(b"v" * 3000) == 5, c.summary()
+    e.check_alive()
+
+
+# ------------------------------------------------------ 10. idle connection
+
+def test_idle_connection_gets_goaway_no_error(lab, tmp_path):
+    e, _ = h2_edge(lab, tmp_path, timeouts={"client_idle": "1s"})
+    with RawH2(e.https) as c:
+        check_usable(c)
+        g = c.wait_goaway_close("idle timeout", timeout=mt.WAIT + 5)
+        assert g.error_code == NO_ERROR, c.summary()
+        assert g.last_stream_id == 1
+    alive_and_serving(e)
+
+
+def test_incomplete_header_block_is_timed_out(lab, tmp_path):
+    """Slowloris on HTTP/2: HEADERS without END_HEADERS, then silence. The
+    block never completes, so no exchange (and none of its timers) exists;
+    the connection must still not be held for ever."""
+    e, (o,) = h2_edge(lab, tmp_path, timeouts={
+        "client_idle": "1s", "client_header": "1s"})
+    with RawH2(e.https) as c:
+        c.pump(lambda s: s.server_settings and s.settings_acked,
+               "SETTINGS exchanged")
+        c.ack_settings = False  # nothing may come between the fragments
+        sid = c.next_sid()
+        c.send_frames(HeadersFrame(sid, block(req_fields("/bytes/10")),
+                                   flags=["END_STREAM"]),
+                      ContinuationFrame(sid, lit("x-a", "1")))
+        c.pump(lambda s: s.closed, "the edge to close a connection whose "
+               "header block never ends (client_header 1s)",
+               timeout=mt.WAIT)
+    assert requests(o) == 0
+    alive_and_serving(e)
+
+
+@pytest.mark.parametrize("path", ["/upload", "/bytes/10"])
+def test_half_closed_stream_does_not_pin_connection(lab, tmp_path, path):
+    """The response is complete but the client never ends its side of the
+    stream (no END_STREAM): the edge must not keep the connection for
+    ever (RST_STREAM NO_ERROR after the response, RFC 9113 8.1, then the
+    idle timeout; or a timeout of its own)."""
+    e, (o,) = h2_edge(lab, tmp_path, timeouts={
+        "client_idle": "1s", "client_body": "1s"})
+    with RawH2(e.https) as c:
+        if path == "/upload":  # the whole declared body, no END_STREAM
+            sid = c.get(path, "POST", [("content-length", "5")],
+                        end_stream=False)
+            c.send_frames(DataFrame(sid, b"hello"))
+        else:  # a body of unknown length that never comes: 408
+            sid = c.get(path, "POST", end_stream=False)
+        st, _, _ = c.response(sid)
+        assert st in (200, 408), c.summary()
+        c.pump(lambda s: s.closed, "the edge to close the connection "
+               "(client_idle 1s) although the client never ended "
+               "stream %d" % sid, timeout=mt.WAIT)
+    alive_and_serving(e)
+
+
+def test_request_body_that_never_comes_gets_408(lab, tmp_path):
+    e, (o,) = h2_edge(lab, tmp_path, timeouts={"client_body": "1s"})
+    with RawH2(e.https) as c:
+        sid = c.get("/upload", "POST", [("content-length", "100")],
+                    end_stream=False)
+        c.send_frames(DataFrame(sid, b"x" * 10))
+        st = c.response(sid, timeout=mt.WAIT)
+        assert st[0] == 408 or st[0] == "reset", c.summary()
+        mt.wait_for(lambda: o.counters()[3] == 0,
+                    what="the origin connection to be closed")
+        check_usable(c)
+    e.check_alive()
+
+
+def test_client_cancel_mid_body_releases_upstream(lab, tmp_path):
+    e, (o,) = h2_edge(lab, tmp_path)
+    with RawH2(e.https) as c:
+        sid = c.get("/bytes/50000000")
+        c.pump(lambda s: len(s.data.get(sid, b"")) > 100000,
+               "the first 100 KB")
+        c.send_frames(RstStreamFrame(sid, error_code=CANCEL))
+        mt.wait_for(lambda: o.counters()[3] == 0,
+                    what="the origin connection to be closed")
+        assert c.goaway() is None
+        check_usable(c, o, 1)
+    e.check_alive()
+
+
+def test_client_that_does_not_read_the_socket_is_closed(lab, tmp_path):
+    """Windows wide open, but the client never reads: TCP backs up to the
+    edge, which closes after client_idle and releases the origin."""
+    e, (o,) = h2_edge(lab, tmp_path, timeouts={"client_idle": "1s"})
+    big = 2 ** 31 - 1
+    with RawH2(e.https, settings={
+            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: big}) as c:
+        c.send_frames(WindowUpdateFrame(0, window_increment=big - 65535))
+        c.get("/bytes/%d" % (1 << 40))
+        mt.wait_for(lambda: o.counters()[3] == 1, what="origin connection")
+        mt.wait_for(lambda: o.counters()[3] == 0, timeout=mt.WAIT + 5,
+                    what="the edge to give up on the client and close the "
+                    "origin connection")
+    alive_and_serving(e)
+
+
+# ------------------------------------------------------ 11. SIGTERM drain
+
+def test_sigterm_drains_h2_connection(lab, tmp_path):
+    e, (o,) = h2_edge(lab, tmp_path, timeouts={"drain": "10s"})
+    with RawH2(e.https) as c:
+        sid = c.get("/sleep/3000")
+        mt.wait_for(lambda: requests(o) == 1, what="the request in flight")
+        e.expect_exit = True  # stopped here, on purpose
+        e.p.send_signal(signal.SIGTERM)
+        c.pump(lambda s: s.goaway() is not None, "GOAWAY on drain")
+        g = c.goaway()
+        assert g.error_code == NO_ERROR and g.last_stream_id >= sid, \
+            c.summary()
+        assert not c.ended(sid), "stream ended before the GOAWAY"
+        st, _, body = c.response(sid)
+        assert st == 200, c.summary()
+        c.pump(lambda s: s.closed, "the connection to close after the "
+               "last stream")
+    rc = e.p.wait(timeout=mt.WAIT)
+    assert rc == 0, e.describe()
