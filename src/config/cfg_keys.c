@@ -323,6 +323,12 @@ static const cfg_key tls_keys[] = {
      .def = "true",
      .help = "Resume sessions with tickets (no per-session state on the "
 	     "edge)."},
+    {.name = "http2",
+     .type = CFG_BOOL,
+     AT(cfg_tls, http2),
+     .def = "true",
+     .help = "Offer HTTP/2 by ALPN (h2 before http/1.1); false: HTTP/1.1 "
+	     "only. Changes apply to new connections on reload."},
     {.name = "ticket_rotation",
      .type = CFG_DURATION,
      AT(cfg_tls, ticket_rotation_ms),

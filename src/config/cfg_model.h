@@ -344,6 +344,7 @@ typedef struct cfg_tls {
 	bool sni_required;	     /* no SNI match: fail, not default */
 	cfg_tls_version min_version; /* default 1.2 */
 	bool session_tickets;	     /* default true */
+	bool http2;		     /* ALPN h2, default true */
 	uint32_t ticket_rotation_ms; /* ticket key lifetime, default 1h */
 } cfg_tls;
 

@@ -40,10 +40,10 @@ static int build_tls(const cfg_snapshot *cfg, const edge_snapshot *prev,
 			 e->listen_https[0].text);
 		return -1;
 	}
-	/* ALPN offers h2 first (px_h2.c), then http/1.1.
+	/* ALPN offers h2 first (px_h2.c; edge.tls.http2), then http/1.1.
 	 * _load: with the details of its certificates (API, /metrics). */
-	if (tls_server_load(&e->tls, TLS_F_ALPN_H2, prev ? prev->tls : NULL,
-			    out, err, errlen) < 0)
+	if (tls_server_load(&e->tls, e->tls.http2 ? TLS_F_ALPN_H2 : 0,
+			    prev ? prev->tls : NULL, out, err, errlen) < 0)
 		return -1;
 	for (size_t i = 0; tls_server_warning(*out, i); i++)
 		log_warn("%s", tls_server_warning(*out, i));

@@ -455,3 +455,16 @@ def test_h2_requests_are_counted_in_metrics(lab, tmp_path):
                 'code="2xx"' in line and 'lb="%s"' % HOST in line:
             tot += float(line.rsplit(" ", 1)[1])
     assert tot >= 5, text[:2000]
+
+
+def test_http2_can_be_turned_off(lab, tmp_path):
+    o = lab.origin("o1")
+    hp = mt.free_port()
+    tls = certs(tmp_path)
+    tls["http2"] = False
+    e = lab.edge([{"id": "p", "origins": [org(o)]}],
+                 [{"name": HOST, "default_pools": ["p"]}], https_port=hp,
+                 workers=1, edge_extra={"tls": tls})
+    mt.wait_for(lambda: mt.port_accepts(hp), what="https listener")
+    rc, body, status, ver = curl2(hp, "/bytes/10")
+    assert rc == 0 and status == "200" and ver == "1.1", (rc, status, ver)
