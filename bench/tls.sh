@@ -20,11 +20,13 @@
 # handshake under valgrind --tool=callgrind (one proxy at a time, one client
 # process): a count that other programs' load on the machine leaves alone,
 # where handshakes/s and CPU time move by 20 % between rounds on a busy box.
-# usage: bench/tls.sh [DURATION_SECONDS]   (default 8; ROUNDS=3, HS_PROCS=2)
+# usage: bench/tls.sh [DURATION_SECONDS]   (default 8; ROUNDS=3, HS_PROCS=2,
+#        PARTS="h1 h2 hs")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-8}
 ROUNDS=${ROUNDS:-3}
+PARTS=${PARTS:-"h1 h2 hs"} # which measurements: h1 (wrk), h2 (h2load), hs (handshakes)
 CONNS=50
 BIN=${MERIDIAN_BIN:-$PWD/build/meridian}
 TMP=$(mktemp -d /tmp/meridian-tlsbench.XXXXXX)
@@ -268,16 +270,20 @@ h1() { # name port pid
 	echo "$1 h1 ${rps:-0} $cpu" >>"$TMP/runs"
 }
 
-h2() { # name port
-	local out rps
+h2() { # name port pid
+	local t0 t1 out rps n cpu
+	t0=$(cpu_ticks "$3")
 	out=$(timeout $((DUR + 20)) h2load -c4 -m32 -D "$DUR" -H ":authority: bench.local" "https://127.0.0.1:$2/" 2>&1 || true)
+	t1=$(cpu_ticks "$3")
 	if grep -q "Application protocol: h2" <<<"$out"; then
 		rps=$(awk '/finished in/ {for (i=1;i<=NF;i++) if ($i ~ /req\/s/) {print $(i-1); exit}}' <<<"$out")
+		n=$(awk '/^requests:/ {for (i=1;i<=NF;i++) if ($i == "succeeded,") {print $(i-1); exit}}' <<<"$out")
 	else
-		rps=0 # h2 not negotiated
+		rps=0 n=0 # h2 not negotiated
 	fi
-	printf '  %-9s h2     %10s req/s\n' "$1" "${rps:-0}"
-	echo "$1 h2 ${rps:-0} -" >>"$TMP/runs"
+	cpu=$(awk -v a="$t0" -v b="$t1" -v n="${n:-0}" -v hz="$TICK" 'BEGIN { if (n>0) printf "%.2f", (b-a)/hz*1e6/n; else print "n/a" }')
+	printf '  %-9s h2     %10s req/s  cpu %6s us/req\n' "$1" "${rps:-0}" "$cpu"
+	echo "$1 h2 ${rps:-0} $cpu" >>"$TMP/runs"
 }
 
 hs() { # name port pid new|reuse 1.2|1.3
@@ -319,12 +325,14 @@ for r in $(seq 1 "$ROUNDS"); do
 	echo "-- round $r"
 	for t in meridian:$MPORT:$MPID nginx:$NPORT:$NWPID haproxy:$HPORT:$HPID; do
 		IFS=: read -r name port pid <<<"$t"
-		h1 "$name" "$port" "$pid"
-		h2 "$name" "$port"
-		for v in 1.3 1.2; do
-			hs "$name" "$port" "$pid" new "$v"
-			hs "$name" "$port" "$pid" reuse "$v"
-		done
+		case " $PARTS " in *" h1 "*) h1 "$name" "$port" "$pid" ;; esac
+		case " $PARTS " in *" h2 "*) h2 "$name" "$port" "$pid" ;; esac
+		case " $PARTS " in *" hs "*)
+			for v in 1.3 1.2; do
+				hs "$name" "$port" "$pid" new "$v"
+				hs "$name" "$port" "$pid" reuse "$v"
+			done ;;
+		esac
 	done
 done
 
@@ -342,15 +350,15 @@ for t in meridian nginx haproxy; do
 	for k in $HSK; do printf ' %10.0f' "$(median $t $k)"; done
 	echo
 done
-echo "== proxy CPU per handshake, us (median) =="
+echo "== proxy CPU per request / handshake, us (median) =="
 for t in meridian nginx haproxy; do
-	printf '  %-9s %12s %10s' "$t" "" ""
+	printf '  %-9s %12s %10s' "$t" "$(median $t h1 4)" "$(median $t h2 4)"
 	for k in $HSK; do printf ' %10.0f' "$(median $t $k 4)"; done
 	echo
 done
 echo
 echo "== ratios (targets: >= 1.1x nginx and >= 1.2x HAProxy on each) =="
-echo "   (cpu: handshakes per CPU second of the proxy, 1/cpu per handshake)"
+echo "   (cpu: requests or handshakes per CPU second of the proxy)"
 for k in h1 h2 $HSK; do
 	m=$(median meridian $k); n=$(median nginx $k); h=$(median haproxy $k)
 	mc=$(median meridian $k 4); nc=$(median nginx $k 4); hc=$(median haproxy $k 4)
@@ -358,7 +366,7 @@ for k in h1 h2 $HSK; do
 	function r(a, b) { return b > 0 && a > 0 ? sprintf("%.2fx", a / b) : "n/a" }
 	BEGIN {
 		printf "  %-9s meridian/nginx %6s   meridian/haproxy %6s", k, r(m, n), r(m, h)
-		if (k != "h1" && k != "h2")
+		if (nc + 0 > 0)
 			printf "   cpu: /nginx %6s   /haproxy %6s", r(nc, mc), r(hc, mc)
 		printf "\n" }'
 done
