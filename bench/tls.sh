@@ -3,8 +3,8 @@
 # the same ECDSA P-256 certificate, one worker each, in front of the same
 # plain origin, all on 127.0.0.1, in ONE run with interleaved rounds:
 #   - HTTP/1.1 over TLS: wrk -t1 -c50, keep-alive (req/s, proxy CPU/req)
-#   - HTTP/2: h2load -c4 -m32 (many streams on few connections), for the
-#     proxies that negotiate h2 (Meridian reports n/a until it does)
+#   - HTTP/2: h2load -c4 -m32 (many streams on few connections): req/s and
+#     proxy CPU/req (0 req/s for a proxy that does not negotiate h2)
 #   - new TLS handshakes/s, full and resumed, TLS 1.3 and TLS 1.2: hsload
 #     (below, compiled here), HS_PROCS=2 client processes, each connecting,
 #     handshaking (SNI, no verification), sending close_notify and reading
