@@ -60,6 +60,7 @@ struct h2_session {
 	 * not all CONTINUATIONs yet): since when, 0 when none. nghttp2 lets
 	 * only one block be open at a time. */
 	uint64_t hdr_since;
+	int32_t hdr_sid;
 	const char *error;
 	bool fatal;
 };
@@ -205,6 +206,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *fr,
 	if (fr->hd.type != NGHTTP2_HEADERS)
 		return 0;
 	s->hdr_since = now(s) ? now(s) : 1;
+	s->hdr_sid = fr->hd.stream_id;
 	if (fr->headers.cat == NGHTTP2_HCAT_REQUEST) {
 		h2_stream *st = xmalloc(sizeof(*st));
 		/* zero all but the inline buffers */
@@ -375,10 +377,38 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t sid,
 	return 0;
 }
 
+/* The open header block, if any, is over once another frame starts (a
+ * block's CONTINUATIONs must come back to back), or when nghttp2 rejects
+ * it (an invalid frame, or its stream closed): then nothing is being
+ * waited for, even though on_frame_recv never saw the block. */
+static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd,
+			  void *ud)
+{
+	h2_session *s = ud;
+	(void)ng;
+	if (hd->type != NGHTTP2_CONTINUATION)
+		s->hdr_since = 0;
+	return 0;
+}
+
+static int on_invalid_frame(nghttp2_session *ng, const nghttp2_frame *fr,
+			    int err, void *ud)
+{
+	h2_session *s = ud;
+	(void)ng;
+	(void)err;
+	if (fr->hd.type == NGHTTP2_HEADERS ||
+	    fr->hd.type == NGHTTP2_CONTINUATION)
+		s->hdr_since = 0;
+	return 0;
+}
+
 static int on_stream_close(nghttp2_session *ng, int32_t sid, uint32_t code,
 			   void *ud)
 {
 	h2_session *s = ud;
+	if (sid == s->hdr_sid)
+		s->hdr_since = 0;
 	h2_stream *st = get(s, sid);
 	if (!st)
 		return 0;
@@ -461,6 +491,10 @@ int h2_session_new(const h2_settings *cfg, const h2_callbacks *cb, void *ud,
 		goto out;
 	nghttp2_session_callbacks_set_on_begin_headers_callback(
 	    cbs, on_begin_headers);
+	nghttp2_session_callbacks_set_on_begin_frame_callback(cbs,
+							      on_begin_frame);
+	nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(
+	    cbs, on_invalid_frame);
 	nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs,
 							     on_frame_recv);

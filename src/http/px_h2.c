@@ -31,13 +31,17 @@ struct px_h2_stream {
 	px_client *sc; /* the exchange; NULL once it ended */
 	px_h2_stream *next, *prev;
 	int32_t sid;
-	/* Request bytes not yet taken by sc (DATA, chunk-framed when the
-	 * length is unknown). Bounded by the stream's flow-control window:
-	 * the window reopens only as sc takes them. */
+	/* Request DATA not yet taken by sc, as received: bounded by the
+	 * stream's flow-control window, which reopens by exactly the bytes
+	 * sc takes. With an unknown length (`chunked`) px_h2_read frames
+	 * what it copies as chunks, then copies `tail` (the last chunk and
+	 * the request trailers). */
 	char *rq;
 	size_t rq_start, rq_end, rq_cap;
 	size_t unconsumed; /* DATA bytes still counted against the windows */
-	bool chunked, req_ended;
+	char *tail;
+	size_t tail_off, tail_len;
+	bool chunked, req_ended, head_req;
 	bool gone;     /* nghttp2 closed the stream */
 	bool deferred; /* read_body said H2_DEFERRED: resume when there is
 			* more, or the end */
@@ -47,7 +51,7 @@ struct px_h2_stream {
 	uint64_t remaining;
 	http1_chunked ch;
 	char *trl; /* the chunked trailer section as received */
-	size_t trl_len;
+	size_t trl_len, trl_cap;
 	core_buf *ob; /* decoded body bytes for read_body */
 };
 
@@ -115,8 +119,9 @@ void px_h2_poke(px_client *conn)
 
 void px_flush(edge_worker *w)
 {
-	/* Pumping a connection may poke others; bounded all the same. */
-	for (int rounds = 0; w->h2_dirty && rounds < 1024; rounds++) {
+	/* Pumping a connection marks only itself, and not while it runs:
+	 * the list only shrinks. (A closing connection unlinks itself.) */
+	while (w->h2_dirty) {
 		px_client *cl = w->h2_dirty;
 		w->h2_dirty = cl->h2_next;
 		cl->h2_next = NULL;
@@ -150,35 +155,58 @@ static void rq_append(px_h2_stream *st, const void *p, size_t n)
 	st->rq_end += n;
 }
 
+/* Give n DATA bytes back to the client's windows. */
+static void give_back(px_h2_stream *st, size_t n)
+{
+	if (!n)
+		return;
+	st->unconsumed -= n;
+	(void)h2_session_consume(st->h->sess, st->sid, n);
+	mark(st->h);
+}
+
 ssize_t px_h2_read(px_client *sc, core_buf *b)
 {
 	px_h2_stream *st = sc->h2s;
 	size_t have = st->rq_end - st->rq_start;
-	if (have == 0) {
+	size_t tail = st->tail_len - st->tail_off;
+	if (have == 0 && tail == 0) {
 		sc->can_read = false;
 		return -EAGAIN;
 	}
-	if (core_buf_space(b) == 0)
+	if (core_buf_space(b) < 64)
 		core_buf_compact(b);
 	uint32_t space = core_buf_space(b);
 	if (space == 0)
 		return -ENOBUFS;
-	size_t n = MIN(have, (size_t)space);
-	memcpy(core_buf_tail(b), st->rq + st->rq_start, n);
-	b->end += (uint32_t)n;
-	st->rq_start += n;
-	bool empty = st->rq_start == st->rq_end;
-	if (empty)
-		sc->can_read = false;
-	/* The bytes are in the exchange's own buffer now: reopen the
-	 * windows (framing bytes may count as data here; that errs by a few
-	 * bytes per chunk, and everything is given back once drained). */
-	size_t c = empty ? st->unconsumed : MIN(st->unconsumed, n);
-	if (c) {
-		st->unconsumed -= c;
-		(void)h2_session_consume(st->h->sess, st->sid, c);
-		mark(st->h);
+	char *out = core_buf_tail(b);
+	size_t n = 0;
+	if (have && !st->chunked) {
+		n = MIN(have, (size_t)space);
+		memcpy(out, st->rq + st->rq_start, n);
+		st->rq_start += n;
+		give_back(st, n);
+	} else if (have) {
+		/* one chunk: size line, data, CRLF */
+		if (space < 32)
+			return -ENOBUFS;
+		size_t k = MIN(have, (size_t)space - 24);
+		int h = snprintf(out, 24, "%zx\r\n", k);
+		memcpy(out + h, st->rq + st->rq_start, k);
+		memcpy(out + h + k, "\r\n", 2);
+		n = (size_t)h + k + 2;
+		st->rq_start += k;
+		give_back(st, k);
+	} else {
+		n = MIN(tail, (size_t)space);
+		memcpy(out, st->tail + st->tail_off, n);
+		st->tail_off += n;
 	}
+	b->end += (uint32_t)n;
+	if (st->rq_start == st->rq_end)
+		st->rq_start = st->rq_end = 0;
+	if (st->rq_end == 0 && st->tail_off == st->tail_len)
+		sc->can_read = false; /* drained: the next DATA says */
 	return (ssize_t)n;
 }
 
@@ -202,6 +230,10 @@ static int on_request(void *ud, int32_t sid, const h2_req *req, void **sud)
 	bool chunked = false;
 	int n = h2_req_to_h1(req, sc->in->data, sc->in->cap, &chunked);
 	if (n < 0) {
+		sc->method =
+		    req->method.len == 4 && !memcmp(req->method.p, "HEAD", 4)
+			? HTTP_M_HEAD
+			: HTTP_M_OTHER;
 		px_local(sc, 431, "request head too large to forward", true);
 	} else {
 		sc->in->end = (uint32_t)n;
@@ -209,6 +241,8 @@ static int on_request(void *ud, int32_t sid, const h2_req *req, void **sud)
 		sc->head_start = w->loop.now;
 	}
 	st->chunked = chunked;
+	st->head_req =
+	    req->method.len == 4 && !memcmp(req->method.p, "HEAD", 4);
 	queue(h, sc);
 	return 0;
 }
@@ -223,15 +257,9 @@ static int on_data(void *ud, int32_t sid, void *sud, const uint8_t *p,
 		(void)h2_session_consume(h->sess, sid, len);
 		return 0;
 	}
-	if (st->chunked) {
-		char line[24];
-		int k = snprintf(line, sizeof(line), "%zx\r\n", len);
-		rq_append(st, line, (size_t)k);
-		rq_append(st, p, len);
-		rq_append(st, "\r\n", 2);
-	} else {
-		rq_append(st, p, len);
-	}
+	if (!len)
+		return 0; /* (a zero-size chunk would end the body) */
+	rq_append(st, p, len);
 	st->unconsumed += len;
 	st->sc->can_read = true;
 	queue(h, st->sc);
@@ -247,14 +275,23 @@ static int on_request_end(void *ud, int32_t sid, void *sud, const h2_field *t,
 	st->req_ended = true;
 	if (!st->sc || !st->chunked)
 		return 0; /* a known length carries no trailers: dropped */
-	rq_append(st, "0\r\n", 3);
+	size_t len = 5;
+	for (size_t i = 0; i < n; i++)
+		len += t[i].name.len + t[i].value.len + 4;
+	char *q = st->tail = xmalloc(len);
+	memcpy(q, "0\r\n", 3);
+	q += 3;
 	for (size_t i = 0; i < n; i++) {
-		rq_append(st, t[i].name.p, t[i].name.len);
-		rq_append(st, ": ", 2);
-		rq_append(st, t[i].value.p, t[i].value.len);
-		rq_append(st, "\r\n", 2);
+		memcpy(q, t[i].name.p, t[i].name.len);
+		q += t[i].name.len;
+		memcpy(q, ": ", 2);
+		memcpy(q + 2, t[i].value.p, t[i].value.len);
+		q += 2 + t[i].value.len;
+		memcpy(q, "\r\n", 2);
+		q += 2;
 	}
-	rq_append(st, "\r\n", 2);
+	memcpy(q, "\r\n", 2);
+	st->tail_len = len;
 	st->sc->can_read = true;
 	queue(h, st->sc);
 	return 0;
@@ -270,6 +307,7 @@ static void stream_free(px_h2 *h, px_h2_stream *st)
 		st->next->prev = st->prev;
 	core_buf_put(&h->cl->w->bufs, st->ob);
 	free(st->rq);
+	free(st->tail);
 	free(st->trl);
 	free(st);
 }
@@ -396,7 +434,8 @@ static int take_head(px_h2_stream *st, px_client *sc, const char *p, size_t len)
 	struct px_h2_scratch *s = sc->w->h2_scratch;
 	http1_limits lim = {.max_head_bytes = (uint32_t)s->names_cap,
 			    .max_headers = HTTP1_MAX_HEADERS};
-	int r = http1_parse_response(p, len, &lim, sc->method, &s->resp);
+	int r = http1_parse_response(
+	    p, len, &lim, st->head_req ? HTTP_M_HEAD : sc->method, &s->resp);
 	if (r <= 0)
 		return -EPROTO;
 	int n = h2_fields(s, s->resp.headers, s->resp.nheaders);
@@ -497,8 +536,12 @@ static ssize_t take_body(px_h2_stream *st, px_client *sc, const char *p,
 				return -EPROTO;
 			if (trl && k > 0 &&
 			    st->trl_len + (size_t)k <= TRL_MAX) {
-				st->trl =
-				    xrealloc(st->trl, st->trl_len + (size_t)k);
+				if (st->trl_len + (size_t)k > st->trl_cap) {
+					st->trl_cap =
+					    st->trl_cap ? st->trl_cap * 2 : 256;
+					st->trl =
+					    xrealloc(st->trl, st->trl_cap);
+				}
 				memcpy(st->trl + st->trl_len, p + done,
 				       (size_t)k);
 				st->trl_len += (size_t)k;
@@ -576,7 +619,8 @@ void px_h2_stream_closed(px_client *sc)
 	if (st->gone || h->closing)
 		return;
 	mark(h);
-	if (st->rstate == RS_BODY && st->body == HTTP1_BODY_EOF) {
+	if (st->rstate == RS_BODY && st->body == HTTP1_BODY_EOF &&
+	    sc->resp_framed) {
 		finish(st); /* the origin's close ended the body */
 	} else if (st->rstate != RS_DONE) {
 		/* Cut short (the origin failed mid-response, a timeout):
@@ -593,6 +637,9 @@ void px_h2_stream_closed(px_client *sc)
 	free(st->rq);
 	st->rq = NULL;
 	st->rq_start = st->rq_end = st->rq_cap = 0;
+	free(st->tail);
+	st->tail = NULL;
+	st->tail_off = st->tail_len = 0;
 }
 
 /* --- the connection ---------------------------------------------------- */
@@ -640,6 +687,18 @@ void px_h2_conn_closed(px_client *cl)
 {
 	px_h2 *h = cl->h2;
 	h->closing = true;
+	if (h->dirty) {
+		/* Off the worker's list: this client may be recycled before
+		 * the list is walked. */
+		edge_worker *w = cl->w;
+		for (px_client **pp = &w->h2_dirty; *pp; pp = &(*pp)->h2_next)
+			if (*pp == cl) {
+				*pp = cl->h2_next;
+				break;
+			}
+		cl->h2_next = NULL;
+		h->dirty = false;
+	}
 	for (px_h2_stream *st = h->streams; st; st = st->next)
 		if (st->sc)
 			px_client_close(st->sc);
@@ -669,6 +728,12 @@ bool px_h2_step(px_client *cl)
 	bool p = false;
 	h->in_step = true;
 	h->again = false;
+	if (cl->snap != w->snap) {
+		/* Hold no old config: streams take the current one anyway. */
+		edge_snapshot_ref(w->snap);
+		edge_snapshot_unref(cl->snap);
+		cl->snap = w->snap;
+	}
 	run_queue(h);
 
 	/* Output: what the session has, then the socket. */
@@ -727,6 +792,13 @@ bool px_h2_step(px_client *cl)
 	    (h->rd_done || h2_session_done(h->sess) ||
 	     (h->goaway && h2_session_streams(h->sess) == 0)))
 		goto fail; /* all said: close */
+	if (core_buf_len(o) == 0) {
+		/* Hold no buffers while nothing is in transit. */
+		core_buf_put(&w->bufs, cl->chead);
+		cl->chead = NULL;
+		core_buf_put(&w->bufs, cl->in);
+		cl->in = NULL;
+	}
 	h->in_step = false;
 	return p || h->again;
 fail:

@@ -849,3 +849,111 @@ def test_sigterm_drains_h2_connection(lab, tmp_path):
                "last stream")
     rc = e.p.wait(timeout=mt.WAIT)
     assert rc == 0, e.describe()
+
+
+# --------------------------------------- review regressions (session 3)
+
+def test_rejected_header_block_does_not_time_out_live_streams(lab, tmp_path):
+    """A header block nghttp2 rejects itself (a forbidden field) must not
+    leave the 'unfinished header block' timer running: a slow stream on
+    the same connection still completes."""
+    e, (o,) = h2_edge(lab, tmp_path, timeouts={"client_header": "1s"})
+    with RawH2(e.https) as c:
+        slow = c.get("/sleep/2500")
+        bad = c.headers(_bad("connection", "keep-alive"))
+        st = c.response(bad)
+        assert st[:2] == ("reset", PROTOCOL_ERROR), c.summary()
+        # silence from the client past client_header: the slow stream
+        # must still get its answer
+        st = c.response(slow, timeout=mt.WAIT)
+        assert st[0] == 200, c.summary()
+        assert c.goaway() is None, c.summary()
+    e.check_alive()
+
+
+class StallOrigin:
+    """HTTP/1.1 200 without a length (close-delimited), 100 bytes, then
+    nothing: the body is cut by the edge's upstream_response timeout."""
+
+    def __init__(self):
+        self.ls = socket.socket()
+        self.ls.bind((mt.LOCAL, 0))
+        self.ls.listen(8)
+        self.ls.settimeout(0.2)
+        self.port = self.ls.getsockname()[1]
+        self.name = "stall"
+        self.socks = []
+        self.stop = False
+        import threading
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        for _ in range(10 ** 6):
+            if self.stop:
+                return
+            try:
+                s, _ = self.ls.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.socks.append(s)
+            s.settimeout(mt.WAIT)
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                d = s.recv(4096)
+                if not d:
+                    break
+                buf += d
+            s.sendall(b"HTTP/1.1 200 OK\r\n\r\n" + b"y" * 100)
+
+    def close(self):
+        self.stop = True
+        self.t.join(timeout=mt.WAIT)
+        for s in self.socks:
+            s.close()
+        self.ls.close()
+
+
+def test_close_delimited_body_cut_by_timeout_is_reset(lab, tmp_path):
+    so = StallOrigin()
+    try:
+        pools = [{"id": "s", "origins": [{"name": "stall",
+                                          "address": mt.LOCAL,
+                                          "port": so.port}]}]
+        lbs = [{"name": HOST, "default_pools": ["s"]}]
+        hp = mt.free_port()
+        from test_tls import certs
+        e = lab.edge(pools, lbs, https_port=hp, workers=1,
+                     edge_extra={"tls": certs(tmp_path),
+                                 "timeouts": {"upstream_response": "1s"}})
+        mt.wait_for(lambda: mt.port_accepts(hp), what="https listener")
+        with RawH2(hp) as c:
+            sid = c.get("/")
+            c.pump(lambda s: s.ended(sid), "the stalled stream")
+            # not a clean END_STREAM: the client must know it is cut
+            assert sid in c.rsts and sid not in c.ends, c.summary()
+            assert len(c.data.get(sid, b"")) == 100
+        e.check_alive()
+    finally:
+        so.close()
+
+
+def test_upload_in_one_byte_frames_without_length(lab, tmp_path):
+    """Tiny DATA frames with no content-length: chunk framing is added
+    as the exchange copies (not per frame), the body arrives whole."""
+    e, _ = h2_edge(lab, tmp_path)
+    n = 3000
+    body = mt.pattern(n)
+    with RawH2(e.https) as c:
+        sid = c.get("/upload", method="POST", end_stream=False)
+        frames = [DataFrame(sid, body[i:i + 1]) for i in range(n)]
+        for i in range(0, n, 500):
+            c.send_frames(*frames[i:i + 500])
+        c.send_frames(DataFrame(sid, b"", flags=["END_STREAM"]))
+        st = c.response(sid)
+        assert st[0] == 200, c.summary()
+        assert st[2].decode() == "length %d\nadler32 %08x\n" % (
+            n, mt.pattern_adler(n))
+    e.check_alive()
