@@ -353,7 +353,10 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *fr, void *ud)
 	default:
 		break;
 	}
-	return 0;
+	/* Once we ended the session, stop parsing: nghttp2 1.52 would go on
+	 * with the rest of the buffer after a DATA frame and abort on an
+	 * assertion at the next bad frame (found by fuzz_h2_session). */
+	return s->fatal ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
 }
 
 static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t sid,
@@ -386,6 +389,8 @@ static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd,
 {
 	h2_session *s = ud;
 	(void)ng;
+	if (s->fatal)
+		return NGHTTP2_ERR_CALLBACK_FAILURE; /* see on_frame_recv */
 	if (hd->type != NGHTTP2_CONTINUATION)
 		s->hdr_since = 0;
 	return 0;
@@ -431,6 +436,10 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *fr, void *ud)
 	h2_session *s = ud;
 	if (fr->hd.type == NGHTTP2_DATA && fr->hd.length)
 		s->stall_since = 0;
+	/* nghttp2 ending the session itself (a protocol error it found):
+	 * say why. */
+	if (fr->hd.type == NGHTTP2_GOAWAY && fr->goaway.error_code && !s->error)
+		s->error = nghttp2_http2_strerror(fr->goaway.error_code);
 	/* The response is whole but the client is still sending (or just
 	 * keeps its side open): RST_STREAM NO_ERROR asks it to stop (RFC
 	 * 9113 §8.1) and frees the stream, which would otherwise hold the

@@ -957,3 +957,18 @@ def test_upload_in_one_byte_frames_without_length(lab, tmp_path):
         assert st[2].decode() == "length %d\nadler32 %08x\n" % (
             n, mt.pattern_adler(n))
     e.check_alive()
+
+
+def test_flood_then_bad_frame_in_one_write_does_not_crash(lab, tmp_path):
+    """Empty-DATA flood and, in the same read, a frame with a size error:
+    nghttp2 1.52 asserted (the whole edge aborted) when we went on parsing
+    after ending the session (found by fuzz_h2_session)."""
+    e, _ = h2_edge(lab, tmp_path)
+    with RawH2(e.https) as c:
+        c.pump(lambda s: s.server_settings, "the edge's SETTINGS")
+        sid = c.get("/upload", method="POST", end_stream=False)
+        bad_ping = b"\x00\x00\x00\x06\x00\x00\x00\x00\x01"  # len 0, sid 1
+        c.send_raw(b"".join(DataFrame(sid, b"").serialize()
+                            for _ in range(101)) + bad_ping)
+        c.wait_goaway_close("empty DATA flood")
+    alive_and_serving(e)
