@@ -12,7 +12,6 @@ import os
 import socket
 import ssl
 import subprocess
-import threading
 import time
 
 import h2.config
@@ -24,7 +23,7 @@ import pytest
 
 import meridian_test as mt
 from test_health import lab  # noqa: F401  (the fixture)
-from test_health import HOST, org
+from test_health import HOST, FakeOrigin, org
 from test_tls import certs, client_ctx
 
 pytestmark = pytest.mark.skipif(
@@ -355,91 +354,57 @@ def test_big_transfers_in_bounded_memory(lab, tmp_path, monkeypatch):
     e.check_alive()
 
 
-class CutOrigin:
+class CutOrigin(FakeOrigin):
     """Answers with Content-Length 100000, sends 1000 bytes, closes."""
 
-    def __init__(self):
-        self.ls = socket.socket()
-        self.ls.bind((mt.LOCAL, 0))
-        self.ls.listen(16)
-        self.ls.settimeout(0.2)
-        self.port = self.ls.getsockname()[1]
-        self.name = "cut"
-        self.stop = False
-        self.t = threading.Thread(target=self.run, daemon=True)
-        self.t.start()
-
-    def run(self):
-        for _ in range(10 ** 6):
-            if self.stop:
-                return
-            try:
-                s, _ = self.ls.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with s:
-                s.settimeout(mt.WAIT)
-                buf = b""
-                while b"\r\n\r\n" not in buf:
-                    d = s.recv(4096)
-                    if not d:
-                        break
-                    buf += d
-                s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n"
-                          b"\r\n" + b"x" * 1000)
-
-    def close(self):
-        self.stop = True
-        self.t.join(timeout=mt.WAIT)
-        self.ls.close()
+    def handle(self, s):
+        for _ in self._heads(s):
+            s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n"
+                      b"\r\n" + b"x" * 1000)
+            return
 
 
 def test_origin_cut_mid_body_resets_the_stream(lab, tmp_path):
     """A truncated origin body must not look whole: the stream is reset,
     and the connection's other streams go on."""
-    co = CutOrigin()
-    try:
-        o = lab.origin("ok")
-        pools = [{"id": "cut", "origins": [org(co)]},
-                 {"id": "p", "origins": [org(o)]}]
-        lbs = [{"name": HOST, "default_pools": ["p"]},
-               {"name": "cut.example.com", "default_pools": ["cut"]}]
-        hp = mt.free_port()
-        e = lab.edge(pools, lbs, https_port=hp, workers=1,
-                     edge_extra={"tls": certs(tmp_path)})
-        mt.wait_for(lambda: mt.port_accepts(hp), what="https listener")
-        with H2Client(hp) as c:
-            sid = c.c.get_next_available_stream_id()
-            c.c.send_headers(sid, [(":method", "GET"), (":scheme", "https"),
-                                   (":authority", "cut.example.com"),
-                                   (":path", "/")], end_stream=True)
-            c.flush()
-            c.pump(lambda s: s.ended(sid), "the cut stream")
-            assert c.of(sid, h2.events.StreamReset), c.events
-            assert not c.of(sid, h2.events.StreamEnded)
-            got = sum(len(ev.data) for ev in c.of(sid, h2.events.DataReceived))
-            assert got <= 1000
-            sid2 = c.request("/bytes/100")
-            assert c.response(sid2)[0] == 200
-        # HTTP/1.1 gets the same cut: the connection closes (no timeout).
-        with socket.create_connection((mt.LOCAL, e.port),
-                                      timeout=mt.WAIT) as s:
-            s.sendall(b"GET / HTTP/1.1\r\nHost: cut.example.com\r\n\r\n")
-            got = b""
-            t0 = time.monotonic()
-            while True:
-                d = s.recv(65536)
-                if not d:
-                    break
-                got += d
-            assert time.monotonic() - t0 < mt.WAIT
-            assert got.startswith(b"HTTP/1.1 200")
-            assert len(got.partition(b"\r\n\r\n")[2]) == 1000
-        e.check_alive()
-    finally:
-        co.close()
+    co = lab.fake(CutOrigin, "cut")
+    o = lab.origin("ok")
+    pools = [{"id": "cut", "origins": [org(co)]},
+             {"id": "p", "origins": [org(o)]}]
+    lbs = [{"name": HOST, "default_pools": ["p"]},
+           {"name": "cut.example.com", "default_pools": ["cut"]}]
+    hp = mt.free_port()
+    e = lab.edge(pools, lbs, https_port=hp, workers=1,
+                 edge_extra={"tls": certs(tmp_path)})
+    mt.wait_for(lambda: mt.port_accepts(hp), what="https listener")
+    with H2Client(hp) as c:
+        sid = c.c.get_next_available_stream_id()
+        c.c.send_headers(sid, [(":method", "GET"), (":scheme", "https"),
+                               (":authority", "cut.example.com"),
+                               (":path", "/")], end_stream=True)
+        c.flush()
+        c.pump(lambda s: s.ended(sid), "the cut stream")
+        assert c.of(sid, h2.events.StreamReset), c.events
+        assert not c.of(sid, h2.events.StreamEnded)
+        got = sum(len(ev.data) for ev in c.of(sid, h2.events.DataReceived))
+        assert got <= 1000
+        sid2 = c.request("/bytes/100")
+        assert c.response(sid2)[0] == 200
+    # HTTP/1.1 gets the same cut: the connection closes (no timeout).
+    with socket.create_connection((mt.LOCAL, e.port),
+                                  timeout=mt.WAIT) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: cut.example.com\r\n\r\n")
+        got = b""
+        t0 = time.monotonic()
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+        assert time.monotonic() - t0 < mt.WAIT
+        assert got.startswith(b"HTTP/1.1 200")
+        assert len(got.partition(b"\r\n\r\n")[2]) == 1000
+    e.check_alive()
 
 
 def test_h2_requests_are_counted_in_metrics(lab, tmp_path):
@@ -468,3 +433,4 @@ def test_http2_can_be_turned_off(lab, tmp_path):
     mt.wait_for(lambda: mt.port_accepts(hp), what="https listener")
     rc, body, status, ver = curl2(hp, "/bytes/10")
     assert rc == 0 and status == "200" and ver == "1.1", (rc, status, ver)
+    e.check_alive()

@@ -24,7 +24,7 @@ from hyperframe.frame import (ContinuationFrame, DataFrame, Frame,
 
 import meridian_test as mt
 from test_health import lab  # noqa: F401  (the fixture)
-from test_health import HOST
+from test_health import HOST, FakeOrigin
 from test_h2 import H2Client, h2_edge, pytestmark  # noqa: F401
 
 NO_ERROR = 0x0
@@ -871,73 +871,34 @@ def test_rejected_header_block_does_not_time_out_live_streams(lab, tmp_path):
     e.check_alive()
 
 
-class StallOrigin:
+class StallOrigin(FakeOrigin):
     """HTTP/1.1 200 without a length (close-delimited), 100 bytes, then
     nothing: the body is cut by the edge's upstream_response timeout."""
 
-    def __init__(self):
-        self.ls = socket.socket()
-        self.ls.bind((mt.LOCAL, 0))
-        self.ls.listen(8)
-        self.ls.settimeout(0.2)
-        self.port = self.ls.getsockname()[1]
-        self.name = "stall"
-        self.socks = []
-        self.stop = False
-        import threading
-        self.t = threading.Thread(target=self.run, daemon=True)
-        self.t.start()
-
-    def run(self):
-        for _ in range(10 ** 6):
-            if self.stop:
-                return
-            try:
-                s, _ = self.ls.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.socks.append(s)
-            s.settimeout(mt.WAIT)
-            buf = b""
-            while b"\r\n\r\n" not in buf:
-                d = s.recv(4096)
-                if not d:
-                    break
-                buf += d
+    def handle(self, s):
+        for _ in self._heads(s):
             s.sendall(b"HTTP/1.1 200 OK\r\n\r\n" + b"y" * 100)
-
-    def close(self):
-        self.stop = True
-        self.t.join(timeout=mt.WAIT)
-        for s in self.socks:
-            s.close()
-        self.ls.close()
 
 
 def test_close_delimited_body_cut_by_timeout_is_reset(lab, tmp_path):
-    so = StallOrigin()
-    try:
-        pools = [{"id": "s", "origins": [{"name": "stall",
-                                          "address": mt.LOCAL,
-                                          "port": so.port}]}]
-        lbs = [{"name": HOST, "default_pools": ["s"]}]
-        hp = mt.free_port()
-        from test_tls import certs
-        e = lab.edge(pools, lbs, https_port=hp, workers=1,
-                     edge_extra={"tls": certs(tmp_path),
-                                 "timeouts": {"upstream_response": "1s"}})
-        mt.wait_for(lambda: mt.port_accepts(hp), what="https listener")
-        with RawH2(hp) as c:
-            sid = c.get("/")
-            c.pump(lambda s: s.ended(sid), "the stalled stream")
-            # not a clean END_STREAM: the client must know it is cut
-            assert sid in c.rsts and sid not in c.ends, c.summary()
-            assert len(c.data.get(sid, b"")) == 100
-        e.check_alive()
-    finally:
-        so.close()
+    so = lab.fake(StallOrigin, "stall")
+    pools = [{"id": "s", "origins": [{"name": "stall",
+                                      "address": mt.LOCAL,
+                                      "port": so.port}]}]
+    lbs = [{"name": HOST, "default_pools": ["s"]}]
+    hp = mt.free_port()
+    from test_tls import certs
+    e = lab.edge(pools, lbs, https_port=hp, workers=1,
+                 edge_extra={"tls": certs(tmp_path),
+                             "timeouts": {"upstream_response": "1s"}})
+    mt.wait_for(lambda: mt.port_accepts(hp), what="https listener")
+    with RawH2(hp) as c:
+        sid = c.get("/")
+        c.pump(lambda s: s.ended(sid), "the stalled stream")
+        # not a clean END_STREAM: the client must know it is cut
+        assert sid in c.rsts and sid not in c.ends, c.summary()
+        assert len(c.data.get(sid, b"")) == 100
+    e.check_alive()
 
 
 def test_upload_in_one_byte_frames_without_length(lab, tmp_path):
