@@ -13,6 +13,7 @@
 #include "edge/edge_dns.h"
 #include "edge/edge_health.h"
 #include "edge/edge_stats.h"
+#include "http/px.h"
 #include "tls/tls.h"
 
 typedef struct mbuf {
@@ -509,6 +510,25 @@ static void render_tls(mbuf *b, const edge_snapshot *s)
 		       tls_hs_fail_name((tls_hs_fail)i), NULL, NULL, NULL,
 		       NULL);
 		end_u64(b, true, hs.failed[i]);
+	}
+	px_h2_stats h2;
+	px_h2_stats_get(&h2);
+	single(b, "meridian_http2_connections_total", "counter",
+	       "Client connections that negotiated HTTP/2 (ALPN h2).",
+	       h2.connections);
+	single(b, "meridian_http2_streams_total", "counter",
+	       "HTTP/2 request streams handed to the proxy (each also counts "
+	       "in meridian_requests_total when it ends).",
+	       h2.streams);
+	head(b, "meridian_http2_connection_errors_total", "counter",
+	     "HTTP/2 connections ended by the edge, by reason (rapid_reset, "
+	     "flood: PING/SETTINGS/empty frames, protocol_error, "
+	     "header_timeout: a header block left unfinished, stalled: the "
+	     "client stopped reading).");
+	for (int i = 0; i < PX_H2_NERR; i++) {
+		series(b, "meridian_http2_connection_errors_total", "reason",
+		       px_h2_err_name((px_h2_err)i), NULL, NULL, NULL, NULL);
+		end_u64(b, true, h2.errors[i]);
 	}
 	size_t n = s->tls ? tls_server_ncerts(s->tls) : 0;
 	if (!n)

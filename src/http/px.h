@@ -152,6 +152,24 @@ void px_client_accept(edge_worker *w, int fd, const struct sockaddr *peer,
 void px_drain(edge_worker *w);
 /* Close every connection (end of drain, worker exit). */
 void px_close_all(edge_worker *w);
+/* HTTP/2 counters, process-wide (px_h2.c), for /metrics. */
+typedef enum px_h2_err {
+	PX_H2_E_RAPID_RESET = 0, /* too many streams reset by the client */
+	PX_H2_E_FLOOD,		 /* PING, SETTINGS, empty-frame floods */
+	PX_H2_E_PROTOCOL,	 /* any other connection error */
+	PX_H2_E_HEADER_TIMEOUT,	 /* a header block left unfinished */
+	PX_H2_E_STALLED,	 /* the client stopped reading */
+	PX_H2_NERR,
+} px_h2_err;
+
+typedef struct px_h2_stats {
+	uint64_t connections, streams;
+	uint64_t errors[PX_H2_NERR];
+} px_h2_stats;
+
+void px_h2_stats_get(px_h2_stats *out);
+const char *px_h2_err_name(px_h2_err e);
+
 /* After each loop batch, before px_reap: HTTP/2 connections whose streams
  * made progress write what their sessions now hold. */
 void px_flush(edge_worker *w);

@@ -12,6 +12,7 @@
 #include "http/px_h2.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,30 @@ struct px_h2_scratch {
 /* Trailer sections above this are not forwarded (http1 caps them at
  * 16 KiB already). */
 #define TRL_MAX (16 * 1024)
+
+static _Atomic uint64_t n_conns, n_streams, n_errors[PX_H2_NERR];
+
+static void count_error(px_h2_err e)
+{
+	atomic_fetch_add_explicit(&n_errors[e], 1, memory_order_relaxed);
+}
+
+void px_h2_stats_get(px_h2_stats *out)
+{
+	out->connections = atomic_load_explicit(&n_conns, memory_order_relaxed);
+	out->streams = atomic_load_explicit(&n_streams, memory_order_relaxed);
+	for (int i = 0; i < PX_H2_NERR; i++)
+		out->errors[i] =
+		    atomic_load_explicit(&n_errors[i], memory_order_relaxed);
+}
+
+const char *px_h2_err_name(px_h2_err e)
+{
+	static const char *const names[PX_H2_NERR] = {
+	    "rapid_reset", "flood", "protocol_error", "header_timeout",
+	    "stalled"};
+	return (unsigned)e < PX_H2_NERR ? names[e] : "?";
+}
 
 static inline uint32_t blen(const core_buf *b)
 {
@@ -223,6 +248,7 @@ static int on_request(void *ud, int32_t sid, const h2_req *req, void **sud)
 	h->streams = st;
 	*sud = st;
 
+	atomic_fetch_add_explicit(&n_streams, 1, memory_order_relaxed);
 	px_client *sc = px_stream_new(h->cl);
 	sc->h2s = st;
 	st->sc = sc;
@@ -679,6 +705,7 @@ int px_h2_start(px_client *cl)
 	}
 	cl->h2 = h;
 	cl->state = PX_H2;
+	atomic_fetch_add_explicit(&n_conns, 1, memory_order_relaxed);
 	cl->can_write = true;
 	return 0;
 }
@@ -776,6 +803,11 @@ bool px_h2_step(px_client *cl)
 				const char *why = h2_session_error(h->sess);
 				log_info("%s: HTTP/2 connection error: %s",
 					 cl->ip, why ? why : "protocol error");
+				count_error(why && strstr(why, "rapid reset")
+						? PX_H2_E_RAPID_RESET
+					    : why && strstr(why, "flood")
+						? PX_H2_E_FLOOD
+						: PX_H2_E_PROTOCOL);
 				h->rd_done = true;
 			}
 			p = true;
@@ -861,11 +893,13 @@ void px_h2_timeout(px_client *cl)
 		px_pump(cl);
 		return;
 	case 'h':
+		count_error(PX_H2_E_HEADER_TIMEOUT);
 		log_info("%s: HTTP/2 header block unfinished after %u ms; "
 			 "closed",
 			 cl->ip, to->client_header_ms);
 		break;
 	default:
+		count_error(PX_H2_E_STALLED);
 		log_info("%s: HTTP/2 client stopped reading (window or socket "
 			 "shut for %u ms); closed",
 			 cl->ip, to->client_idle_ms);

@@ -933,3 +933,37 @@ def test_flood_then_bad_frame_in_one_write_does_not_crash(lab, tmp_path):
                             for _ in range(101)) + bad_ping)
         c.wait_goaway_close("empty DATA flood")
     alive_and_serving(e)
+
+
+def _h2_metrics(e):
+    r = mt.request(e.admin, "GET", "/metrics", host="admin")
+    assert r.status == 200
+    out = {}
+    for line in r.body.decode().splitlines():
+        if line.startswith("meridian_http2_"):
+            k, _, v = line.rpartition(" ")
+            out[k] = float(v)
+    return out
+
+
+def test_http2_metrics_count_connections_streams_and_errors(lab, tmp_path):
+    e, _ = h2_edge(lab, tmp_path)
+    m0 = _h2_metrics(e)
+    assert m0["meridian_http2_connections_total"] == 0, m0
+    with RawH2(e.https) as c:
+        for sid in [c.get("/bytes/10") for _ in range(3)]:
+            assert c.response(sid)[0] == 200
+    with RawH2(e.https) as c:
+        try:
+            c.send_frames(*[PingFrame(0, opaque_data=b"%08d" % i)
+                            for i in range(200)])
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            pass
+        c.wait_goaway_close("PING flood")
+    key = 'meridian_http2_connection_errors_total{reason="%s"}'
+    m = mt.wait_for(lambda: (lambda d: d if d[key % "flood"] >= 1 else None)(
+        _h2_metrics(e)), what="the flood counted")
+    # alive_and_serving and the two clients above: at least 2 connections
+    assert m["meridian_http2_connections_total"] >= 2, m
+    assert m["meridian_http2_streams_total"] >= 3, m
+    assert m[key % "rapid_reset"] == 0 and m[key % "stalled"] == 0, m
