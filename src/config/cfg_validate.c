@@ -49,10 +49,69 @@ static void check_location(cfg_ctx *c, const cfg_node *node, bool has,
 			  sep);
 }
 
+/* Two TCP listeners on one port: the same address, or either the
+ * wildcard. (With SO_REUSEPORT both binds would succeed and connections
+ * would be shared at random between, say, the http and https ones.) */
+static bool same_listener(const cfg_addr *a, const cfg_addr *b)
+{
+	if (!a->len || !b->len || a->ss.ss_family != b->ss.ss_family)
+		return false;
+	if (a->ss.ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)&a->ss,
+					 *y = (const void *)&b->ss;
+		return x->sin_port == y->sin_port &&
+		       (x->sin_addr.s_addr == y->sin_addr.s_addr ||
+			x->sin_addr.s_addr == htonl(INADDR_ANY) ||
+			y->sin_addr.s_addr == htonl(INADDR_ANY));
+	}
+	if (a->ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)&a->ss,
+					  *y = (const void *)&b->ss;
+		return x->sin6_port == y->sin6_port &&
+		       (!memcmp(&x->sin6_addr, &y->sin6_addr, 16) ||
+			IN6_IS_ADDR_UNSPECIFIED(&x->sin6_addr) ||
+			IN6_IS_ADDR_UNSPECIFIED(&y->sin6_addr));
+	}
+	return false;
+}
+
+/* edge.listen.{http,https,dns (its TCP side),tunnel,admin}: no port
+ * twice. */
+static void check_listeners(cfg_ctx *c, const cfg_node *node, const cfg_edge *e)
+{
+	struct {
+		const cfg_addr *a;
+		const char *what;
+	} l[64];
+	size_t n = 0;
+	for (size_t i = 0; i < e->nlisten_http && n < 64; i++)
+		l[n++] = (typeof(l[0])){&e->listen_http[i], "http"};
+	for (size_t i = 0; i < e->nlisten_https && n < 64; i++)
+		l[n++] = (typeof(l[0])){&e->listen_https[i], "https"};
+	for (size_t i = 0; i < e->nlisten_dns && n < 64; i++)
+		l[n++] = (typeof(l[0])){&e->listen_dns[i], "dns"};
+	for (size_t i = 0; i < e->nlisten_tunnel && n < 64; i++)
+		l[n++] = (typeof(l[0])){&e->listen_tunnel[i], "tunnel"};
+	if (e->has_admin && n < 64)
+		l[n++] = (typeof(l[0])){&e->listen_admin, "admin"};
+	const cfg_node *at = cfg_node_get(node, "listen");
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = i + 1; j < n; j++)
+			if (same_listener(l[i].a, l[j].a)) {
+				cfg_error(c, at ? at : node,
+					  "edge.listen.%s: %s uses the port of "
+					  "edge.listen.%s %s",
+					  l[j].what, l[j].a->text, l[i].what,
+					  l[i].a->text);
+				return;
+			}
+}
+
 void cfg_finish_edge(cfg_ctx *c, const cfg_node *node, void *base)
 {
 	cfg_edge *e = base;
 	check_location(c, node, e->has_location, "edge");
+	check_listeners(c, node, e);
 	if (e->nlisten_https) {
 		const struct sockaddr_storage *ss = &e->listen_https[0].ss;
 		e->https_port =

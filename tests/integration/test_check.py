@@ -239,3 +239,20 @@ def test_check_refuses_what_the_edge_would_refuse_at_start(tmp_path):
     r = subprocess.run([mt.BIN, "check", "-c", str(p)],
                        capture_output=True, text=True, timeout=mt.WAIT)
     assert r.returncode == 1 and "missing.mmdb" in r.stderr, r.stderr
+
+
+def test_two_listeners_on_one_port_are_refused(tmp_path):
+    """http and admin on one port (or a wildcard over a specific address):
+    with SO_REUSEPORT both binds would succeed and connections would land
+    on either listener at random, so check refuses it."""
+    text = GOOD.replace('http: ["127.0.0.1:8080"]',
+                        'http: ["127.0.0.1:8080"]\n'
+                        '    admin: "0.0.0.0:8080"')
+    path, rc, out, err = check_file(tmp_path, text)
+    assert rc == 1
+    assert path + ":4:5: edge.listen.admin: 0.0.0.0:8080 uses the " \
+        "port of edge.listen.http 127.0.0.1:8080" in err, err
+    ok = GOOD.replace('http: ["127.0.0.1:8080"]',
+                      'http: ["127.0.0.1:8080"]\n'
+                      '    admin: "127.0.0.1:8081"')
+    assert check_file(tmp_path, ok)[1] == 0

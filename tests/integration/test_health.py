@@ -110,10 +110,14 @@ class Lab:
              api=None, dns_port=None, zones=None, https_port=None):
         """Start an edge with an http and an admin listener. pools and lbs
         are lists of dicts in the config's shape."""
+        # Ports the caller chose (https, dns) must not come back for the
+        # http or admin listener: the kernel may hand one out again.
+        taken = {p for p in (https_port, dns_port) if p}
         for attempt in range(3):  # a free port may be taken meanwhile
-            port, admin = mt.free_port(), mt.free_port()
-            if port == admin:
-                continue
+            for _ in range(100):
+                port, admin = mt.free_port(), mt.free_port()
+                if port != admin and not {port, admin} & taken:
+                    break
             e = {"name": mt.EDGE_NAME, "workers": workers,
                  "listen": {"http": ["%s:%d" % (mt.LOCAL, port)],
                             "admin": "%s:%d" % (mt.LOCAL, admin)},
