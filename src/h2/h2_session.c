@@ -753,6 +753,12 @@ int h2_session_consume(h2_session *s, int32_t sid, size_t n)
 	return nghttp2_session_consume(s->ng, sid, n) == 0 ? 0 : -EINVAL;
 }
 
+int h2_session_consume_all(h2_session *s, int32_t sid)
+{
+	h2_stream *st = get(s, sid);
+	return st ? h2_session_consume(s, sid, st->unconsumed) : -ENOENT;
+}
+
 int h2_session_drain(h2_session *s)
 {
 	int32_t last = nghttp2_session_get_last_proc_stream_id(s->ng);

@@ -117,6 +117,9 @@ int h2_session_trailers(h2_session *s, int32_t sid, const h2_field *f,
 int h2_session_rst(h2_session *s, int32_t sid, uint32_t code);
 /* The caller is done with n request body bytes: reopen the windows. */
 int h2_session_consume(h2_session *s, int32_t sid, size_t n);
+/* ... all the stream's request bytes not consumed yet (the caller drops
+ * them). */
+int h2_session_consume_all(h2_session *s, int32_t sid);
 /* Graceful drain: GOAWAY with the last stream id; live streams finish. */
 int h2_session_drain(h2_session *s);
 

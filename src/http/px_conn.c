@@ -1377,7 +1377,7 @@ static int relay_interim(px_client *cl, const http1_response *resp)
 	if (cl->http10)
 		return 0; /* HTTP/1.0 clients do not get 1xx */
 	if (cl->h2s)
-		return px_h2_respond(cl, resp, NULL);
+		return px_h2_respond(cl, resp, NULL, 0);
 	if (!cl->chead)
 		cl->chead = core_buf_get(&cl->w->bufs);
 	core_buf_compact(cl->chead);
@@ -1473,6 +1473,7 @@ static bool parse_response(px_client *cl)
 		core_buf_compact(cl->chead);
 	char cookie[LB_AFF_SET_COOKIE_MAX + 16];
 	const char *extra = NULL;
+	int clen = 0;
 	if (cl->aff_set && lb_affinity_uses_cookie(cl->lb)) {
 		/* Remember the origin that answered (session affinity). */
 		char tok[LB_AFF_TOKEN_LEN + 1];
@@ -1485,10 +1486,12 @@ static bool parse_response(px_client *cl)
 		if (c > 0) {
 			memcpy(cookie + 12 + c, "\r\n", 3);
 			extra = cookie;
+			clen = c;
 		}
 	}
 	/* HTTP/2 streams: the head goes straight to HEADERS. */
-	int n = cl->h2s ? px_h2_respond(cl, resp, extra)
+	int n = cl->h2s ? px_h2_respond(cl, resp, extra ? cookie + 12 : NULL,
+					(size_t)clen)
 			: px_head_response(resp, upgrade, close && !upgrade,
 					   extra, core_buf_tail(cl->chead),
 					   core_buf_space(cl->chead));

@@ -39,7 +39,6 @@ struct px_h2_stream {
 	 * the request trailers). */
 	char *rq;
 	size_t rq_start, rq_end, rq_cap;
-	size_t unconsumed; /* DATA bytes still counted against the windows */
 	char *tail;
 	size_t tail_off, tail_len;
 	bool chunked, req_ended, head_req;
@@ -185,7 +184,6 @@ static void give_back(px_h2_stream *st, size_t n)
 {
 	if (!n)
 		return;
-	st->unconsumed -= n;
 	(void)h2_session_consume(st->h->sess, st->sid, n);
 	mark(st->h);
 }
@@ -255,11 +253,10 @@ static int on_request(void *ud, int32_t sid, const h2_req *req, void **sud)
 	sc->in = core_buf_get(&w->bufs);
 	bool chunked = false;
 	int n = h2_req_to_h1(req, sc->in->data, sc->in->cap, &chunked);
+	st->head_req =
+	    req->method.len == 4 && !memcmp(req->method.p, "HEAD", 4);
 	if (n < 0) {
-		sc->method =
-		    req->method.len == 4 && !memcmp(req->method.p, "HEAD", 4)
-			? HTTP_M_HEAD
-			: HTTP_M_OTHER;
+		sc->method = st->head_req ? HTTP_M_HEAD : HTTP_M_OTHER;
 		px_local(sc, 431, "request head too large to forward", true);
 	} else {
 		sc->in->end = (uint32_t)n;
@@ -267,8 +264,6 @@ static int on_request(void *ud, int32_t sid, const h2_req *req, void **sud)
 		sc->head_start = w->loop.now;
 	}
 	st->chunked = chunked;
-	st->head_req =
-	    req->method.len == 4 && !memcmp(req->method.p, "HEAD", 4);
 	queue(h, sc);
 	return 0;
 }
@@ -284,9 +279,8 @@ static int on_data(void *ud, int32_t sid, void *sud, const uint8_t *p,
 		return 0;
 	}
 	if (!len)
-		return 0; /* (a zero-size chunk would end the body) */
-	rq_append(st, p, len);
-	st->unconsumed += len;
+		return 0;      /* (a zero-size chunk would end the body) */
+	rq_append(st, p, len); /* counted by the session until give_back */
 	st->sc->can_read = true;
 	queue(h, st->sc);
 	return 0;
@@ -431,7 +425,8 @@ static int respond(px_h2_stream *st, const http1_response *resp,
 	return 0;
 }
 
-int px_h2_respond(px_client *sc, const http1_response *resp, const char *extra)
+int px_h2_respond(px_client *sc, const http1_response *resp,
+		  const char *set_cookie, size_t cookie_len)
 {
 	px_h2_stream *st = sc->h2s;
 	struct px_h2_scratch *s = sc->w->h2_scratch;
@@ -440,14 +435,9 @@ int px_h2_respond(px_client *sc, const http1_response *resp, const char *extra)
 	int n = h2_fields(s, resp->headers, resp->nheaders);
 	if (n < 0)
 		return n;
-	/* extra: "Set-Cookie: VALUE\r\n" (session affinity) */
-	if (extra && !strncmp(extra, "Set-Cookie: ", 12) &&
-	    n < HTTP1_MAX_HEADERS) {
-		const char *v = extra + 12;
-		const char *e = strstr(v, "\r\n");
-		s->out[n++] = (h2_field){{"set-cookie", 10},
-					 {v, e ? (size_t)(e - v) : strlen(v)}};
-	}
+	if (set_cookie && n < HTTP1_MAX_HEADERS) /* session affinity */
+		s->out[n++] =
+		    (h2_field){{"set-cookie", 10}, {set_cookie, cookie_len}};
 	int r = respond(st, resp, s->out, (size_t)n);
 	mark(st->h);
 	return r;
@@ -656,10 +646,7 @@ void px_h2_stream_closed(px_client *sc)
 	}
 	/* The response is whole; request bytes still held reopen the
 	 * windows, and what else comes is dropped (on_data). */
-	if (st->unconsumed) {
-		(void)h2_session_consume(h->sess, st->sid, st->unconsumed);
-		st->unconsumed = 0;
-	}
+	(void)h2_session_consume_all(h->sess, st->sid);
 	free(st->rq);
 	st->rq = NULL;
 	st->rq_start = st->rq_end = st->rq_cap = 0;

@@ -434,3 +434,26 @@ def test_http2_can_be_turned_off(lab, tmp_path):
     rc, body, status, ver = curl2(hp, "/bytes/10")
     assert rc == 0 and status == "200" and ver == "1.1", (rc, status, ver)
     e.check_alive()
+
+
+def test_affinity_cookie_over_h2(lab, tmp_path):
+    """The session affinity Set-Cookie reaches an h2 client as a field,
+    and the cookie it sends back keeps it on the same origin."""
+    os_ = [lab.origin("o%d" % i) for i in range(2)]
+    hp = mt.free_port()
+    e = lab.edge([{"id": "p", "origins": [org(o) for o in os_]}],
+                 [{"name": HOST, "default_pools": ["p"],
+                   "session_affinity": "cookie"}], https_port=hp,
+                 workers=1, edge_extra={"tls": certs(tmp_path)})
+    mt.wait_for(lambda: mt.port_accepts(hp), what="https listener")
+    with H2Client(hp) as c:
+        st, hdrs, body, _ = c.response(c.request("/"))
+        assert st == 200 and hdrs["set-cookie"].startswith("__cflb="), hdrs
+        cookie = hdrs["set-cookie"].split(";", 1)[0]
+        first = body
+        for _ in range(5):
+            st, hdrs, body, _ = c.response(
+                c.request("/", headers=[("cookie", cookie)]))
+            assert st == 200 and body == first
+            assert "set-cookie" not in hdrs
+    e.check_alive()
