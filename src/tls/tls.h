@@ -167,6 +167,11 @@ typedef struct tls_conn {
 	const char *reason; /* TLS_ERROR: static text */
 	int8_t sticky;	    /* TLS_CLOSED / TLS_ERROR once seen, else 0 */
 	bool handshaken;
+	/* The socket's last read(2) returned less than asked (or nothing):
+	 * it was drained then, so the edge-triggered loop will hear of more.
+	 * Kept by a callback on the socket BIO; lets tls_conn_read stop
+	 * without one more read(2) that only says EAGAIN. */
+	bool sock_drained;
 	tls_session *sess; /* client: a new resumable session, not taken yet */
 } tls_conn;
 

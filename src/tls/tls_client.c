@@ -106,6 +106,7 @@ int tls_conn_init_client(tls_conn *c, tls_client *cl, int fd, const char *sni,
 	    SSL_set_ex_data(c->ssl, conn_index, c) != 1)
 		goto fail;
 	SSL_set_connect_state(c->ssl);
+	tls_conn_watch_reads(c);
 	if (sni && SSL_set_tlsext_host_name(c->ssl, sni) != 1)
 		goto fail;
 	if (cl->verify) {

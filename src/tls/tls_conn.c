@@ -12,7 +12,7 @@
 int tls_conn_init(tls_conn *c, tls_server *s, int fd)
 {
 	memset(c, 0, sizeof(*c));
-	ERR_clear_error();
+	tls_err_reset();
 	c->ssl = SSL_new(tls_server_default_ctx(s));
 	if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1) {
 		SSL_free(c->ssl);
@@ -21,8 +21,32 @@ int tls_conn_init(tls_conn *c, tls_server *s, int fd)
 		return -ENOMEM;
 	}
 	SSL_set_accept_state(c->ssl);
+	tls_conn_watch_reads(c);
 	c->srv = tls_server_ref(s);
 	return 0;
+}
+
+/* After each read on the socket BIO: did read(2) return less than asked?
+ * (With read_ahead OpenSSL asks for all the free buffer space.) Other
+ * operations pass through; `ret` is the operation's own result. */
+static long watch_cb(BIO *b, int oper, const char *argp, size_t len, int argi,
+		     long argl, int ret, size_t *processed)
+{
+	(void)argp, (void)argi, (void)argl;
+	if (oper == (BIO_CB_READ | BIO_CB_RETURN)) {
+		tls_conn *c = (tls_conn *)BIO_get_callback_arg(b);
+		c->sock_drained = ret <= 0 || !processed || *processed < len;
+	}
+	return ret;
+}
+
+void tls_conn_watch_reads(tls_conn *c)
+{
+	BIO *b = SSL_get_rbio(c->ssl);
+	if (!b)
+		return;
+	BIO_set_callback_arg(b, (char *)c);
+	BIO_set_callback_ex(b, watch_cb);
 }
 
 void tls_conn_free(tls_conn *c)
@@ -173,7 +197,7 @@ int tls_conn_handshake(tls_conn *c)
 		return 0;
 	if (c->sticky)
 		return c->sticky;
-	ERR_clear_error();
+	tls_err_reset();
 	errno = 0;
 	int r = SSL_do_handshake(c->ssl);
 	if (r == 1) {
@@ -190,12 +214,16 @@ ssize_t tls_conn_read(tls_conn *c, void *buf, size_t len)
 		return c->sticky;
 	while (total < len) {
 		size_t n = 0;
-		ERR_clear_error();
+		tls_err_reset();
 		errno = 0;
 		int r =
 		    SSL_read_ex(c->ssl, (char *)buf + total, len - total, &n);
 		if (r == 1) {
 			total += n;
+			/* Nothing buffered and the socket drained: stop here
+			 * (a short count) rather than read(2) for EAGAIN. */
+			if (c->sock_drained && !SSL_has_pending(c->ssl))
+				break;
 			continue;
 		}
 		int rc = fail(c, r);
@@ -215,7 +243,7 @@ ssize_t tls_conn_write(tls_conn *c, const void *buf, size_t len)
 		return TLS_ERROR;
 	while (total < len) {
 		size_t n = 0;
-		ERR_clear_error();
+		tls_err_reset();
 		errno = 0;
 		int r = SSL_write_ex(c->ssl, (const char *)buf + total,
 				     len - total, &n);
@@ -289,7 +317,7 @@ int tls_conn_shutdown(tls_conn *c)
 {
 	if (!c->ssl || c->sticky == TLS_ERROR || !c->handshaken)
 		return 0;
-	ERR_clear_error();
+	tls_err_reset();
 	errno = 0;
 	int r = SSL_shutdown(c->ssl);
 	if (r >= 0)
