@@ -28,17 +28,38 @@
  * answer must be taken within ADMIN_WRITE_MS. */
 #define ADMIN_READ_MS  5000
 #define ADMIN_WRITE_MS 10000
+/* Connections served at once, each on its own thread; one more is
+ * answered 503 at once. A peer that sends slowly or never reads holds one
+ * slot for at most the two bounds above, not the whole listener. */
+#define ADMIN_MAX_CONNS 32
 
 struct edge_admin {
 	edge *e;
 	int lfd, stop_fd;
-	pthread_t thread;
-	http1_request req;
+	pthread_t thread; /* accepts and starts a thread per connection */
+	/* Requests are handled one at a time (the API's writes, status and
+	 * metrics rendering ran on a single thread before, and their code
+	 * assumes it); only the network I/O of connections overlaps. */
+	pthread_mutex_t handle_lock;
+	pthread_mutex_t conns_lock;
+	pthread_cond_t conns_idle; /* nconns dropped to 0 */
+	unsigned nconns;
+	uint64_t last_refusal_log_ms;
 };
 
-/* The connection being served (one at a time, on the admin thread only):
- * its deadline and the stop eventfd, so a slow peer never holds the thread
- * past the deadline nor delays shutdown. */
+/* One connection, on its own thread: the request is read, handled (under
+ * handle_lock) into `out`, then `out` is sent, with no lock held. */
+typedef struct admin_conn {
+	edge_admin *a;
+	int fd;
+	http1_request req;
+	char *out; /* the whole answer, head and body */
+	size_t outlen;
+} admin_conn;
+
+/* The connection a thread serves: its deadline and the stop eventfd, so a
+ * slow peer never holds the thread past the deadline nor delays
+ * shutdown. */
 static _Thread_local uint64_t conn_deadline;
 static _Thread_local int conn_stop_fd = -1;
 
@@ -95,20 +116,24 @@ static void send_all(int fd, const char *p, size_t n)
 	}
 }
 
-static void respond(int fd, int status, const char *reason, const char *type,
-		    const char *body, size_t blen, bool head_only)
+/* Set the connection's answer (sent by conn_main once handling is over). */
+static void respond(admin_conn *c, int status, const char *reason,
+		    const char *type, const char *body, size_t blen,
+		    bool head_only)
 {
-	/* The answer gets its own bound, from when it starts. */
-	conn_deadline = core_now_ms() + ADMIN_WRITE_MS;
 	char head[256];
 	int n = snprintf(head, sizeof(head),
 			 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
 			 "Content-Length: %zu\r\nCache-Control: no-store\r\n"
 			 "Connection: close\r\n\r\n",
 			 status, reason, type, blen);
-	send_all(fd, head, (size_t)n);
-	if (!head_only)
-		send_all(fd, body, blen);
+	size_t hl = (size_t)n, bl = head_only ? 0 : blen;
+	free(c->out);
+	c->out = xmalloc(hl + bl + 1);
+	memcpy(c->out, head, hl);
+	if (bl)
+		memcpy(c->out + hl, body, bl);
+	c->outlen = hl + bl;
 }
 
 static bool target_is(http_str t, const char *path)
@@ -155,14 +180,15 @@ static size_t append_dns(const edge *e, char **buf, size_t len, bool json)
 	return (size_t)(p - *buf);
 }
 
-static void serve_status(edge_admin *a, int fd, bool json, bool head_only)
+static void serve_status(admin_conn *c, bool json, bool head_only)
 {
+	edge_admin *a = c->a;
 	/* A reference: a config swap may happen while we format. */
 	const edge_snapshot *s = edge_acquire(a->e);
 	int n =
 	    health_format_status(s->cfg, s->ostates, s->pstates, NULL, 0, json);
 	if (n < 0) {
-		respond(fd, 500, "Internal Server Error", "text/plain", "", 0,
+		respond(c, 500, "Internal Server Error", "text/plain", "", 0,
 			head_only);
 		edge_snapshot_unref(s);
 		return;
@@ -175,7 +201,7 @@ static void serve_status(edge_admin *a, int fd, bool json, bool head_only)
 	if (n < 0 || (size_t)n >= size)
 		n = (int)strlen(buf);
 	size_t len = append_dns(a->e, &buf, (size_t)n, json);
-	respond(fd, 200, "OK",
+	respond(c, 200, "OK",
 		json ? "application/json" : "text/plain; charset=utf-8", buf,
 		len, head_only);
 	free(buf);
@@ -184,14 +210,15 @@ static void serve_status(edge_admin *a, int fd, bool json, bool head_only)
 
 /* The REST API (src/api): read the body (Content-Length, bounded), hand
  * the request over, send the envelope. */
-static void serve_api(edge_admin *a, int fd, const char *head, size_t len)
+static void serve_api(admin_conn *c, const char *head, size_t len)
 {
-	const http1_request *q = &a->req;
+	const http1_request *q = &c->req;
+	int fd = c->fd;
 	if (q->body == HTTP1_BODY_CHUNKED) {
 		const char *m = "{\"success\":false,\"errors\":[{\"code\":1002,"
 				"\"message\":\"send a Content-Length body\"}],"
 				"\"messages\":[],\"result\":null}";
-		respond(fd, 411, "Length Required", "application/json", m,
+		respond(c, 411, "Length Required", "application/json", m,
 			strlen(m), false);
 		return;
 	}
@@ -203,7 +230,7 @@ static void serve_api(edge_admin *a, int fd, const char *head, size_t len)
 			     "\"message\":\"body larger than %u bytes\"}],"
 			     "\"messages\":[],\"result\":null}",
 			     API_MAX_BODY);
-		respond(fd, 413, "Content Too Large", "application/json", m,
+		respond(c, 413, "Content Too Large", "application/json", m,
 			(size_t)n, false);
 		return;
 	}
@@ -230,7 +257,7 @@ static void serve_api(edge_admin *a, int fd, const char *head, size_t len)
 	char auth[ADMIN_HEAD_MAX];
 	if (q->method.len >= sizeof(method)) {
 		free(body);
-		respond(fd, 405, "Method Not Allowed", "text/plain", "", 0,
+		respond(c, 405, "Method Not Allowed", "text/plain", "", 0,
 			false);
 		return;
 	}
@@ -255,7 +282,9 @@ static void serve_api(edge_admin *a, int fd, const char *head, size_t len)
 			  .body = body,
 			  .body_len = blen};
 	api_response rs = {0};
-	api_handle(a->e, &rq, &rs);
+	pthread_mutex_lock(&c->a->handle_lock);
+	api_handle(c->a->e, &rq, &rs);
+	pthread_mutex_unlock(&c->a->handle_lock);
 	free(body);
 	static const char *const reasons[] = {[200] = "OK",
 					      [400] = "Bad Request",
@@ -270,13 +299,15 @@ static void serve_api(edge_admin *a, int fd, const char *head, size_t len)
 	    rs.status > 0 && rs.status <= 500 && reasons[rs.status]
 		? reasons[rs.status]
 		: "Status";
-	respond(fd, rs.status, reason, "application/json", rs.body, rs.len,
+	respond(c, rs.status, reason, "application/json", rs.body, rs.len,
 		!strcmp(method, "HEAD"));
 	free(rs.body);
 }
 
-static void serve(edge_admin *a, int fd)
+static void serve(admin_conn *c)
 {
+	edge_admin *a = c->a;
+	int fd = c->fd;
 	char buf[ADMIN_HEAD_MAX];
 	size_t len = 0;
 	conn_stop_fd = a->stop_fd;
@@ -290,25 +321,25 @@ static void serve(edge_admin *a, int fd)
 		if (n <= 0)
 			return;
 		len += (size_t)n;
-		r = http1_parse_request(buf, len, &lim, &a->req);
+		r = http1_parse_request(buf, len, &lim, &c->req);
 		if (r != 0)
 			break;
 	}
 	if (r <= 0) {
 		const char *m = "bad request\n";
-		respond(fd, 400, "Bad Request", "text/plain", m, strlen(m),
+		respond(c, 400, "Bad Request", "text/plain", m, strlen(m),
 			false);
 		return;
 	}
-	const http1_request *q = &a->req;
+	const http1_request *q = &c->req;
 	if (q->target.len > 11 && !memcmp(q->target.p, "/client/v4/", 11)) {
-		serve_api(a, fd, buf, len);
+		serve_api(c, buf, len);
 		return;
 	}
 	bool head_only = q->method_id == HTTP_M_HEAD;
 	if (q->method_id != HTTP_M_GET && !head_only) {
 		const char *m = "only GET and HEAD\n";
-		respond(fd, 405, "Method Not Allowed", "text/plain", m,
+		respond(c, 405, "Method Not Allowed", "text/plain", m,
 			strlen(m), false);
 		return;
 	}
@@ -318,20 +349,70 @@ static void serve(edge_admin *a, int fd)
 		bool json = query_has(q->target, "format=json") ||
 			    (acc && memmem(acc->value.p, acc->value.len,
 					   "application/json", 16));
-		serve_status(a, fd, json, head_only);
+		pthread_mutex_lock(&a->handle_lock);
+		serve_status(c, json, head_only);
+		pthread_mutex_unlock(&a->handle_lock);
 	} else if (target_is(q->target, "/metrics")) {
 		size_t n;
+		pthread_mutex_lock(&a->handle_lock);
 		char *m = edge_metrics_render(a->e, &n);
-		respond(fd, 200, "OK", EDGE_METRICS_CONTENT_TYPE, m, n,
+		pthread_mutex_unlock(&a->handle_lock);
+		respond(c, 200, "OK", EDGE_METRICS_CONTENT_TYPE, m, n,
 			head_only);
 		free(m);
 	} else if (target_is(q->target, "/healthz")) {
-		respond(fd, 200, "OK", "text/plain", "ok\n", 3, head_only);
+		respond(c, 200, "OK", "text/plain", "ok\n", 3, head_only);
 	} else {
 		const char *m = "not found: try /status, /status?format=json, "
 				"/healthz\n";
-		respond(fd, 404, "Not Found", "text/plain", m, strlen(m),
+		respond(c, 404, "Not Found", "text/plain", m, strlen(m),
 			head_only);
+	}
+}
+
+static void *conn_main(void *arg)
+{
+	admin_conn *c = arg;
+	edge_admin *a = c->a;
+	core_log_set_thread_name("admin");
+	serve(c);
+	if (c->out) {
+		/* The answer gets its own bound, from when it starts. */
+		conn_deadline = core_now_ms() + ADMIN_WRITE_MS;
+		send_all(c->fd, c->out, c->outlen);
+	}
+	shutdown(c->fd, SHUT_WR);
+	close(c->fd);
+	free(c->out);
+	free(c);
+	pthread_mutex_lock(&a->conns_lock);
+	if (--a->nconns == 0)
+		pthread_cond_broadcast(&a->conns_idle);
+	pthread_mutex_unlock(&a->conns_lock);
+	return NULL;
+}
+
+/* Over ADMIN_MAX_CONNS: a 503 in one non-blocking send, then close. */
+static void refuse(edge_admin *a, int fd)
+{
+#define REFUSED_BODY "admin: too many connections\n"
+	static const char m[] = "HTTP/1.1 503 Service Unavailable\r\n"
+				"Content-Type: text/plain\r\n"
+				"Content-Length: 28\r\nRetry-After: 1\r\n"
+				"Connection: close\r\n\r\n" REFUSED_BODY;
+	_Static_assert(sizeof(REFUSED_BODY) - 1 == 28, "Content-Length");
+#undef REFUSED_BODY
+	ssize_t n = send(fd, m, sizeof(m) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)n;
+	close(fd);
+	uint64_t now = core_now_ms();
+	if (now - a->last_refusal_log_ms >= 10000) {
+		a->last_refusal_log_ms = now;
+		log_warn("admin: %d connections open, refusing more (each is "
+			 "bounded: %d s to send a request, %d s to read the "
+			 "answer)",
+			 ADMIN_MAX_CONNS, ADMIN_READ_MS / 1000,
+			 ADMIN_WRITE_MS / 1000);
 	}
 }
 
@@ -339,6 +420,9 @@ static void *admin_main(void *arg)
 {
 	edge_admin *a = arg;
 	core_log_set_thread_name("admin");
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	for (;;) {
 		struct pollfd p[2] = {{.fd = a->lfd, .events = POLLIN},
 				      {.fd = a->stop_fd, .events = POLLIN}};
@@ -352,10 +436,29 @@ static void *admin_main(void *arg)
 		int fd = accept4(a->lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
-		serve(a, fd);
-		shutdown(fd, SHUT_WR);
-		close(fd);
+		pthread_mutex_lock(&a->conns_lock);
+		bool full = a->nconns >= ADMIN_MAX_CONNS;
+		if (!full)
+			a->nconns++;
+		pthread_mutex_unlock(&a->conns_lock);
+		if (full) {
+			refuse(a, fd);
+			continue;
+		}
+		admin_conn *c = xcalloc(1, sizeof(*c));
+		c->a = a;
+		c->fd = fd;
+		pthread_t t;
+		if (pthread_create(&t, &attr, conn_main, c) != 0) {
+			free(c);
+			pthread_mutex_lock(&a->conns_lock);
+			if (--a->nconns == 0)
+				pthread_cond_broadcast(&a->conns_idle);
+			pthread_mutex_unlock(&a->conns_lock);
+			refuse(a, fd);
+		}
 	}
+	pthread_attr_destroy(&attr);
 	return NULL;
 }
 
@@ -375,6 +478,9 @@ edge_admin *edge_admin_start(edge *e)
 	edge_admin *a = xcalloc(1, sizeof(*a));
 	a->e = e;
 	a->stop_fd = -1;
+	pthread_mutex_init(&a->handle_lock, NULL);
+	pthread_mutex_init(&a->conns_lock, NULL);
+	pthread_cond_init(&a->conns_idle, NULL);
 	a->lfd = core_sock_listen((const struct sockaddr *)&addr->ss, addr->len,
 				  false, 64);
 	if (a->lfd < 0) {
@@ -407,8 +513,17 @@ void edge_admin_stop(edge_admin *a)
 	ssize_t n = write(a->stop_fd, &one, sizeof(one));
 	(void)n;
 	pthread_join(a->thread, NULL);
+	/* Connection threads see the stop eventfd in every wait and finish
+	 * at once (one being handled completes its request first). */
+	pthread_mutex_lock(&a->conns_lock);
+	while (a->nconns > 0)
+		pthread_cond_wait(&a->conns_idle, &a->conns_lock);
+	pthread_mutex_unlock(&a->conns_lock);
 	api_preview_stop(); /* after the last request: joins the runner */
 	close(a->stop_fd);
 	close(a->lfd);
+	pthread_mutex_destroy(&a->handle_lock);
+	pthread_mutex_destroy(&a->conns_lock);
+	pthread_cond_destroy(&a->conns_idle);
 	free(a);
 }

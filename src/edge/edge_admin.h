@@ -5,8 +5,9 @@
  *   GET /status          health per pool and origin (text table)
  *   GET /status?format=json   the same as JSON
  *   GET /healthz         "ok" while the edge runs
- * One connection at a time, each bounded in size and time, closed after the
- * answer.
+ * and the v4 API (src/api). Each connection has its own thread (at most
+ * ADMIN_MAX_CONNS = 32; more get 503), is bounded in size and time and is
+ * closed after the answer; requests are handled one at a time.
  */
 #ifndef MERIDIAN_EDGE_ADMIN_H
 #define MERIDIAN_EDGE_ADMIN_H
