@@ -511,6 +511,11 @@ static void render_tls(mbuf *b, const edge_snapshot *s)
 		       NULL);
 		end_u64(b, true, hs.failed[i]);
 	}
+	single(b, "meridian_tls_empty_connections_total", "counter",
+	       "Client connections on https listeners closed before sending "
+	       "a byte (TCP health checks, port scans); not handshake "
+	       "failures.",
+	       hs.empty);
 	px_h2_stats h2;
 	px_h2_stats_get(&h2);
 	single(b, "meridian_http2_connections_total", "counter",

@@ -137,6 +137,9 @@ typedef struct tls_hs_stats {
 	uint64_t done; /* completed handshakes (resumed ones too) */
 	uint64_t resumed;
 	uint64_t failed[TLS_HS_NFAIL];
+	/* Closed before sending a byte (TCP health checks of a cloud load
+	 * balancer, port scans): not a handshake, so not a failure. */
+	uint64_t empty;
 } tls_hs_stats;
 
 void tls_hs_stats_get(tls_hs_stats *out);
@@ -172,6 +175,8 @@ typedef struct tls_conn {
 	 * Kept by a callback on the socket BIO; lets tls_conn_read stop
 	 * without one more read(2) that only says EAGAIN. */
 	bool sock_drained;
+	bool rx_any;	   /* a read(2) has returned data (a server: the client
+			    * sent something) */
 	tls_session *sess; /* client: a new resumable session, not taken yet */
 } tls_conn;
 

@@ -36,6 +36,8 @@ static long watch_cb(BIO *b, int oper, const char *argp, size_t len, int argi,
 	if (oper == (BIO_CB_READ | BIO_CB_RETURN)) {
 		tls_conn *c = (tls_conn *)BIO_get_callback_arg(b);
 		c->sock_drained = ret <= 0 || !processed || *processed < len;
+		if (ret > 0 && processed && *processed > 0)
+			c->rx_any = true;
 	}
 	return ret;
 }
@@ -69,7 +71,7 @@ void tls_conn_free(tls_conn *c)
 
 /* ---- handshake counters (tls.h) ---- */
 
-static _Atomic uint64_t hs_done, hs_resumed, hs_failed[TLS_HS_NFAIL];
+static _Atomic uint64_t hs_done, hs_resumed, hs_failed[TLS_HS_NFAIL], hs_empty;
 
 static const char *const hs_fail_names[TLS_HS_NFAIL] = {
     [TLS_HS_PROTOCOL_VERSION] = "protocol_version",
@@ -89,6 +91,7 @@ void tls_hs_stats_get(tls_hs_stats *out)
 {
 	out->done = atomic_load_explicit(&hs_done, memory_order_relaxed);
 	out->resumed = atomic_load_explicit(&hs_resumed, memory_order_relaxed);
+	out->empty = atomic_load_explicit(&hs_empty, memory_order_relaxed);
 	for (int i = 0; i < TLS_HS_NFAIL; i++)
 		out->failed[i] =
 		    atomic_load_explicit(&hs_failed[i], memory_order_relaxed);
@@ -161,8 +164,12 @@ static int fail(tls_conn *c, int ret)
 	if (c->srv && !c->handshaken && !c->sticky &&
 	    sslerr != SSL_ERROR_WANT_READ && sslerr != SSL_ERROR_WANT_WRITE) {
 		tls_hs_fail why = hs_classify(c, sslerr, ERR_peek_last_error());
-		atomic_fetch_add_explicit(&hs_failed[why], 1,
-					  memory_order_relaxed);
+		if (why == TLS_HS_CLOSED && !c->rx_any)
+			atomic_fetch_add_explicit(&hs_empty, 1,
+						  memory_order_relaxed);
+		else
+			atomic_fetch_add_explicit(&hs_failed[why], 1,
+						  memory_order_relaxed);
 	}
 	switch (sslerr) {
 	case SSL_ERROR_WANT_READ:

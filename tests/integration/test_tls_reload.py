@@ -492,7 +492,10 @@ def test_handshake_metrics(lab, tmp_path):
             cert_of(e.https, HOST, ctx=ctx)
 
     def closed():
-        socket.create_connection((mt.LOCAL, e.https), timeout=mt.WAIT).close()
+        # The start of a ClientHello record, then the close.
+        with socket.create_connection((mt.LOCAL, e.https),
+                                      timeout=mt.WAIT) as s:
+            s.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
 
     def plain_http():
         with socket.create_connection((mt.LOCAL, e.https),
@@ -512,6 +515,18 @@ def test_handshake_metrics(lab, tmp_path):
     m = expect("other", plain_http)
     # None of these completed a handshake.
     assert fails(m, "unknown_sni") == fails(base, "unknown_sni") == 0
+
+    # A TCP probe (connect, close, not a byte) is not a handshake: it is
+    # counted apart, in no failure reason.
+    EMPTY = "meridian_tls_empty_connections_total"
+    b = scrape(e)
+    for _ in range(3):
+        socket.create_connection((mt.LOCAL, e.https), timeout=mt.WAIT).close()
+    m = wait_metric(e, lambda m: m.get(EMPTY) >= b.get(EMPTY) + 3,
+                    "three empty connections")
+    assert m.family(EMPTY[:-len("_total")]).type == "counter"
+    for r in ("closed", "other", "protocol_version"):
+        assert fails(m, r) == fails(b, r), r
 
     # sni_required: an unknown name (and none at all) fails as unknown_sni.
     (tmp_path / "e2").mkdir()
