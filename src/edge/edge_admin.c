@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -392,6 +393,13 @@ static void *conn_main(void *arg)
 	return NULL;
 }
 
+static _Atomic uint64_t refused_total;
+
+uint64_t edge_admin_refused_total(void)
+{
+	return atomic_load_explicit(&refused_total, memory_order_relaxed);
+}
+
 /* Over ADMIN_MAX_CONNS: a 503 in one non-blocking send, then close. */
 static void refuse(edge_admin *a, int fd)
 {
@@ -405,6 +413,7 @@ static void refuse(edge_admin *a, int fd)
 	ssize_t n = send(fd, m, sizeof(m) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 	(void)n;
 	close(fd);
+	atomic_fetch_add_explicit(&refused_total, 1, memory_order_relaxed);
 	uint64_t now = core_now_ms();
 	if (now - a->last_refusal_log_ms >= 10000) {
 		a->last_refusal_log_ms = now;

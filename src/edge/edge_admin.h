@@ -12,6 +12,8 @@
 #ifndef MERIDIAN_EDGE_ADMIN_H
 #define MERIDIAN_EDGE_ADMIN_H
 
+#include <stdint.h>
+
 #include "edge/edge.h"
 
 typedef struct edge_admin edge_admin;
@@ -20,5 +22,9 @@ typedef struct edge_admin edge_admin;
  * logs why on failure. */
 edge_admin *edge_admin_start(edge *e);
 void edge_admin_stop(edge_admin *a);
+
+/* Admin connections refused because ADMIN_MAX_CONNS were open (process
+ * total, for /metrics). */
+uint64_t edge_admin_refused_total(void);
 
 #endif

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/core_util.h"
+#include "edge/edge_admin.h"
 #include "edge/edge_alog.h"
 #include "edge/edge_dns.h"
 #include "edge/edge_health.h"
@@ -597,6 +598,10 @@ static void render_edge(mbuf *b, edge *e, const edge_snapshot *s)
 	       "Failed writes of the access log.", ac.write_errors);
 	single(b, "meridian_access_log_reopens_total", "counter",
 	       "Times the access log file was reopened (SIGUSR1).", ac.reopens);
+	single(b, "meridian_admin_connections_refused_total", "counter",
+	       "Admin listener connections answered 503 because 32 were "
+	       "open.",
+	       edge_admin_refused_total());
 }
 
 char *edge_metrics_render(edge *e, size_t *len)

@@ -9,7 +9,7 @@ import pytest
 
 import meridian_test as mt
 from meridian_test import LOCAL
-from obs_helpers import edge_section, start_edge
+from obs_helpers import edge_section, scrape, start_edge
 
 HOST = "lb.example.com"
 # The edge's own bounds (src/edge/edge_admin.c): a whole request within
@@ -103,3 +103,5 @@ def test_too_many_connections_get_503_then_recover(a):
                 what="the admin listener answering again")
     a.edge.check_alive()
     assert "refusing more" in a.edge.stderr_tail()
+    m = scrape(a.edge)
+    assert m.get("meridian_admin_connections_refused_total") >= 2
