@@ -113,6 +113,19 @@ def test_format_and_conventions(m):
     assert r.status == 200 and r.body == b""
 
 
+def test_every_metric_is_documented(m):
+    """docs/API.md lists every family /metrics serves (its table names
+    each in backquotes), so an operator can look any of them up."""
+    import os
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs",
+                            "API.md")).read()
+    names = [line.split()[2] for line in scrape(m.edge).text.splitlines()
+             if line.startswith("# TYPE ")]
+    assert len(names) > 30
+    missing = [n for n in names if "`%s`" % n not in doc]
+    assert not missing, "not in docs/API.md: %s" % missing
+
+
 def test_requests_and_histograms_move(m):
     before = scrape(m.edge)
     n = 7
