@@ -57,6 +57,10 @@ typedef struct edge_snapshot {
 	/* By cfg_origin.index: the TLS client of an origin reached over TLS
 	 * (cfg_origin.tls), NULL for plain ones. */
 	struct tls_client **otls;
+	/* Set when a swap replaces this snapshot: requests that finish on it
+	 * afterwards are still counted, and its last unref carries them into
+	 * the edge's current snapshot (edge_stats_carry). */
+	struct edge *retire_into;
 } edge_snapshot;
 
 typedef struct edge_listener {
@@ -118,6 +122,11 @@ struct edge {
 	 * read by workers when woken (acquire). */
 	edge_snapshot *_Atomic snap;
 	pthread_mutex_t swap_lock;
+	/* Serialises every counter carry into a snapshot's base and the
+	 * publication of a new current snapshot (edge_swap_publish, and the
+	 * last unref of a replaced snapshot), so no count lands in a base
+	 * that was already carried on. Never held while taking swap_lock. */
+	pthread_mutex_t carry_lock;
 	struct edge_health *health; /* health thread + notifier */
 	struct edge_ctl *ctl;	    /* config sources, store (edge_ctl.h) */
 	uint32_t nworkers;

@@ -141,11 +141,15 @@ void edge_swap_publish(edge *e, edge_snapshot *next)
 {
 	pthread_mutex_lock(&e->swap_lock);
 	edge_snapshot *old = edge_current(e);
-	/* Counters go on from the old snapshot's totals (Prometheus counters
-	 * never go back). */
-	edge_stats_carry(old, next);
 	int hst = edge_health_swap(e->health, old, next);
+	/* Counters go on from the old snapshot's totals (Prometheus counters
+	 * never go back); what the old one still counts after this is
+	 * carried when its last reference goes (edge_snapshot.c). */
+	pthread_mutex_lock(&e->carry_lock);
+	edge_stats_carry(old, next);
+	old->retire_into = e;
 	atomic_store_explicit(&e->snap, next, memory_order_release);
+	pthread_mutex_unlock(&e->carry_lock);
 	/* Each worker gets its own reference, handed over through its
 	 * pending slot: a worker never has to take one on a snapshot that a
 	 * later swap may already have dropped. */
@@ -194,6 +198,7 @@ int edge_run(edge_ctl *ctl, cfg_snapshot *cfg, void (*ready_cb)(void *),
 
 	edge *e = xcalloc(1, sizeof(*e));
 	pthread_mutex_init(&e->swap_lock, NULL);
+	pthread_mutex_init(&e->carry_lock, NULL);
 	e->buf_size = buffer_size(cfg);
 	e->ctl = ctl;
 	ctl->e = e;
@@ -205,6 +210,7 @@ int edge_run(edge_ctl *ctl, cfg_snapshot *cfg, void (*ready_cb)(void *),
 		log_error("%s", errbuf);
 		edge_ctl_close(ctl);
 		pthread_mutex_destroy(&e->swap_lock);
+		pthread_mutex_destroy(&e->carry_lock);
 		free(e);
 		cfg_snapshot_free(cfg);
 		pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
@@ -317,6 +323,7 @@ out:
 	 * last reference. */
 	edge_snapshot_unref(edge_current(e));
 	pthread_mutex_destroy(&e->swap_lock);
+	pthread_mutex_destroy(&e->carry_lock);
 	free(e);
 	edge_ctl_close(ctl);
 	pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);

@@ -146,6 +146,17 @@ static void edge_snapshot_free(edge_snapshot *s)
 {
 	if (!s)
 		return;
+	if (s->retire_into) {
+		/* Requests that finished on s after the swap: into the
+		 * current snapshot's base (only what s counted since its last
+		 * carry moves). The edge outlives its snapshots. */
+		edge *e = s->retire_into;
+		pthread_mutex_lock(&e->carry_lock);
+		edge_snapshot *cur = edge_current(e);
+		if (cur && cur != s)
+			edge_stats_carry(s, cur);
+		pthread_mutex_unlock(&e->carry_lock);
+	}
 	lb_router_free(s->router);
 	geo_close(s->geo);
 	dns_zoneset_free(s->zones); /* issue 4 */

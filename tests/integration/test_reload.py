@@ -224,3 +224,68 @@ def test_no_failed_request_while_pools_change_under_load(lab):
     assert not results["bad"], results["bad"][:5]
     assert results["ok"] >= 350
     assert log_has(ed, r"generation 8")
+
+
+def test_requests_in_flight_across_reloads_are_all_counted(lab):
+    """Requests that started on a config generation and end after the
+    swap count once each in meridian_requests_total: the replaced
+    snapshot's late counts are carried into the current one when its last
+    request ends (before, every swap lost the requests in flight)."""
+    from obs_helpers import scrape
+    o = lab.origin("o0")
+    pools = [{"id": "p0", "origins": [org(o)]}]
+    ed = edge_with_cfg(lab, pools, [{"name": HOST, "default_pools": ["p0"]}])
+    NTHREADS, PER_THREAD = 6, 8
+    results = {"ok": 0, "bad": []}
+    lock = threading.Lock()
+    in_flight = threading.Semaphore(0)
+
+    def load():
+        with mt.HttpConn(ed.port) as c:
+            for _ in range(PER_THREAD):  # bounded; each request 250 ms
+                try:
+                    c.send(mt.req("GET", "/sleep/250", HOST))
+                    in_flight.release()
+                    r = c.read_response("GET")
+                    ok = r.status == 200
+                except (OSError, mt.Closed, AssertionError) as ex:
+                    r, ok = ex, False
+                with lock:
+                    if ok:
+                        results["ok"] += 1
+                    else:
+                        results["bad"].append(repr(r)[:200])
+                if not ok:
+                    return
+
+    def served(m):
+        return sum(s.value for f in m.families if f.name ==
+                   "meridian_requests" for s in f.samples
+                   if s.labels.get("lb") == HOST)
+
+    threads = [threading.Thread(target=load) for _ in range(NTHREADS)]
+    for t in threads:
+        t.start()
+    try:
+        # Reload while requests are in flight (each 250 ms): a new pool
+        # each time, so every reload is a real swap to a new generation.
+        for i in range(4):
+            for _ in range(NTHREADS):  # every thread has one in flight
+                assert in_flight.acquire(timeout=mt.WAIT)
+            rewrite(ed, lambda c, i=i: c["pools"].append(
+                {"id": "x%d" % i, "origins": [org(o)]}))
+            hup_and_wait(ed, RELOADED, count(ed, RELOADED))
+    finally:
+        for t in threads:
+            t.join(timeout=mt.WAIT)
+    assert not results["bad"], results["bad"][:5]
+    assert results["ok"] == NTHREADS * PER_THREAD
+    assert log_has(ed, r"generation 5")
+    # Each request is counted when it ends (microseconds after its answer).
+    box = {}
+
+    def all_counted():
+        box["n"] = served(scrape(ed))
+        return box["n"] >= results["ok"]
+    mt.wait_for(all_counted, what="every request counted")
+    assert box["n"] == results["ok"]
