@@ -509,7 +509,8 @@ edge_admin *edge_admin_start(edge *e)
 		free(a);
 		return NULL;
 	}
-	log_info("admin: listening on http://%s (/status, /healthz)",
+	log_info("admin: listening on http://%s (/status, /healthz, /metrics, "
+		 "/client/v4)",
 		 addr->text);
 	return a;
 }

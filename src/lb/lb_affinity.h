@@ -52,8 +52,12 @@
  *
  * Tokens: 16 lowercase hex digits, SipHash-2-4 under the edge's secret of
  * (pool id, origin name). Stable across reloads and restarts (names, not
- * indexes), reveal nothing about addresses, and cannot be forged without
- * the secret. Edges that must honour each other's cookies share the secret.
+ * indexes) and reveal nothing about addresses. The secret is derived from
+ * edge.name today (edge_snapshot.c), which the edge's own 404 page shows:
+ * a client can compute the token of any origin and pick it, as with
+ * HAProxy's `cookie` or nginx's `sticky` values; it can never reach an
+ * origin that is not a routable member of the load balancer's pools.
+ * Edges with the same name honour each other's cookies.
  */
 #ifndef MERIDIAN_LB_AFFINITY_H
 #define MERIDIAN_LB_AFFINITY_H
