@@ -62,6 +62,7 @@ struct h2_session {
 	uint64_t hdr_since;
 	int32_t hdr_sid;
 	const char *error;
+	h2_error_kind error_kind;
 	bool fatal;
 };
 
@@ -89,12 +90,13 @@ void h2_settings_default(h2_settings *st)
 	};
 }
 
-static void calm(h2_session *s, const char *why)
+static void calm(h2_session *s, h2_error_kind kind, const char *why)
 {
 	if (s->fatal)
 		return;
 	s->fatal = true;
 	s->error = why;
+	s->error_kind = kind;
 	nghttp2_session_terminate_session(s->ng, NGHTTP2_ENHANCE_YOUR_CALM);
 }
 
@@ -325,7 +327,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *fr, void *ud)
 		if (fr->hd.length == 0 &&
 		    !(fr->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
 		    flood(s, &s->empty, s->st.max_empty_frames))
-			calm(s, "empty frame flood");
+			calm(s, H2_ERR_FLOOD, "empty frame flood");
 		st = get(s, fr->hd.stream_id);
 		if (st && !st->rejected &&
 		    (fr->hd.flags & NGHTTP2_FLAG_END_STREAM))
@@ -338,17 +340,17 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *fr, void *ud)
 		st = get(s, fr->hd.stream_id);
 		if (st && !st->resp_done &&
 		    flood(s, &s->resets, s->st.max_resets))
-			calm(s, "rapid reset");
+			calm(s, H2_ERR_RAPID_RESET, "rapid reset");
 		break;
 	case NGHTTP2_PING:
 		if (!(fr->hd.flags & NGHTTP2_FLAG_ACK) &&
 		    flood(s, &s->pings, s->st.max_pings))
-			calm(s, "PING flood");
+			calm(s, H2_ERR_FLOOD, "PING flood");
 		break;
 	case NGHTTP2_SETTINGS:
 		if (!(fr->hd.flags & NGHTTP2_FLAG_ACK) &&
 		    flood(s, &s->settings, s->st.max_settings))
-			calm(s, "SETTINGS flood");
+			calm(s, H2_ERR_FLOOD, "SETTINGS flood");
 		break;
 	default:
 		break;
@@ -438,8 +440,11 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *fr, void *ud)
 		s->stall_since = 0;
 	/* nghttp2 ending the session itself (a protocol error it found):
 	 * say why. */
-	if (fr->hd.type == NGHTTP2_GOAWAY && fr->goaway.error_code && !s->error)
+	if (fr->hd.type == NGHTTP2_GOAWAY && fr->goaway.error_code &&
+	    !s->error) {
 		s->error = nghttp2_http2_strerror(fr->goaway.error_code);
+		s->error_kind = H2_ERR_PROTOCOL;
+	}
 	/* The response is whole but the client is still sending (or just
 	 * keeps its side open): RST_STREAM NO_ERROR asks it to stop (RFC
 	 * 9113 §8.1) and frees the stream, which would otherwise hold the
@@ -587,10 +592,14 @@ ssize_t h2_session_recv(h2_session *s, const uint8_t *buf, size_t len)
 {
 	ssize_t n = nghttp2_session_mem_recv(s->ng, buf, len);
 	if (n < 0) {
-		if (!s->error)
+		if (!s->error) {
 			s->error = nghttp2_strerror((int)n);
-		if (n == NGHTTP2_ERR_FLOODED && !s->fatal)
+			s->error_kind = H2_ERR_PROTOCOL;
+		}
+		if (n == NGHTTP2_ERR_FLOODED && !s->fatal) {
 			s->error = "control frame flood";
+			s->error_kind = H2_ERR_FLOOD;
+		}
 		/* nghttp2 does not always queue a GOAWAY itself (too many
 		 * CONTINUATIONs, floods): make sure one goes out */
 		if (n != NGHTTP2_ERR_NOMEM && !s->fatal) {
@@ -784,6 +793,11 @@ uint64_t h2_session_stalled_ms(const h2_session *s)
 const char *h2_session_error(const h2_session *s)
 {
 	return s->error;
+}
+
+h2_error_kind h2_session_error_kind(const h2_session *s)
+{
+	return s->error ? s->error_kind : H2_ERR_NONE;
 }
 
 size_t h2_session_streams(const h2_session *s)

@@ -132,6 +132,14 @@ uint64_t h2_session_stalled_ms(const h2_session *s);
 uint64_t h2_session_header_wait_since(const h2_session *s);
 /* Why the session sent a GOAWAY with an error, or NULL. */
 const char *h2_session_error(const h2_session *s);
+/* The same, as a kind for counting (the text is for logs). */
+typedef enum h2_error_kind {
+	H2_ERR_NONE = 0,
+	H2_ERR_PROTOCOL,    /* any other connection error */
+	H2_ERR_RAPID_RESET, /* too many streams reset by the client */
+	H2_ERR_FLOOD,	    /* PING, SETTINGS, empty-frame or control floods */
+} h2_error_kind;
+h2_error_kind h2_session_error_kind(const h2_session *s);
 size_t h2_session_streams(const h2_session *s);
 
 #endif

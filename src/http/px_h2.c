@@ -790,9 +790,11 @@ bool px_h2_step(px_client *cl)
 				const char *why = h2_session_error(h->sess);
 				log_info("%s: HTTP/2 connection error: %s",
 					 cl->ip, why ? why : "protocol error");
-				count_error(why && strstr(why, "rapid reset")
+				h2_error_kind k =
+				    h2_session_error_kind(h->sess);
+				count_error(k == H2_ERR_RAPID_RESET
 						? PX_H2_E_RAPID_RESET
-					    : why && strstr(why, "flood")
+					    : k == H2_ERR_FLOOD
 						? PX_H2_E_FLOOD
 						: PX_H2_E_PROTOCOL);
 				h->rd_done = true;

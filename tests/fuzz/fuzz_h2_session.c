@@ -36,10 +36,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 			__builtin_trap();                                      \
 	} while (0)
 
-#define MIN(a, b) ((a) < (b) ? (a) : (b))
-#define NSLOTS	   16
-#define BODY_MAX   (96 * 1024) /* response body bytes per stream */
-#define OUT_CHUNK  16384
+#define MIN(a, b)   ((a) < (b) ? (a) : (b))
+#define NSLOTS	    16
+#define BODY_MAX    (96 * 1024) /* response body bytes per stream */
+#define OUT_CHUNK   16384
 #define PUMP_ROUNDS 256
 
 typedef struct slot {
@@ -160,8 +160,8 @@ static size_t h1_fields(fz *z, h2_field *out, size_t outcap, char *names,
 		in[n - 1] = (h2_field){{"Connection", 10}, {raw, len}};
 	}
 	rc = h2_resp_fields(in, n, out, cap, names, ncap);
-	CHECK(rc == -ENOSPC || (rc >= 0 && (size_t)rc <= n &&
-				(size_t)rc <= cap));
+	CHECK(rc == -ENOSPC ||
+	      (rc >= 0 && (size_t)rc <= n && (size_t)rc <= cap));
 	if (rc < 0)
 		return 0;
 	for (int i = 0; i < rc; i++) {
@@ -235,7 +235,8 @@ static void act(fz *z, slot *sl)
 		(void)h2_session_resume(z->s, sl->sid);
 	}
 	if (sl->unconsumed && (c & 8)) {
-		size_t k = c & 16 ? sl->unconsumed : ctl(z) % sl->unconsumed + 1;
+		size_t k =
+		    c & 16 ? sl->unconsumed : ctl(z) % sl->unconsumed + 1;
 
 		CHECK(h2_session_consume(z->s, sl->sid, k) == 0);
 		sl->unconsumed -= k;
@@ -348,8 +349,8 @@ static int on_data(void *ud, int32_t sid, void *sud, const uint8_t *p,
 	return c == 0xa5 ? -1 : 0;
 }
 
-static int on_request_end(void *ud, int32_t sid, void *sud,
-			  const h2_field *t, size_t n)
+static int on_request_end(void *ud, int32_t sid, void *sud, const h2_field *t,
+			  size_t n)
 {
 	fz *z = ud;
 	slot *sl = sud;
@@ -432,8 +433,8 @@ static void decode_block(outp *o)
 	for (;;) {
 		nghttp2_nv nv;
 		int fl = 0;
-		ssize_t r = nghttp2_hd_inflate_hd2(o->inf, &nv, &fl, in, inlen,
-						   1);
+		ssize_t r =
+		    nghttp2_hd_inflate_hd2(o->inf, &nv, &fl, in, inlen, 1);
 
 		CHECK(r >= 0);
 		in += r;
@@ -479,7 +480,8 @@ static void frame_begin(outp *o)
 		CHECK(o->type != NGHTTP2_CONTINUATION);
 	if (o->type == NGHTTP2_HEADERS) {
 		/* the server neither pads nor prioritises */
-		CHECK(!(o->flags & (NGHTTP2_FLAG_PADDED | NGHTTP2_FLAG_PRIORITY)));
+		CHECK(!(o->flags &
+			(NGHTTP2_FLAG_PADDED | NGHTTP2_FLAG_PRIORITY)));
 		CHECK(o->sid > 0);
 		o->in_block = true;
 		o->block_sid = o->sid;
@@ -638,6 +640,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (rc < 0) {
 			CHECK(rc == -EPROTO || rc == -ENOMEM);
 			CHECK(h2_session_error(z.s) != NULL);
+			CHECK(h2_session_error_kind(z.s) != H2_ERR_NONE);
 			dead = true; /* send the GOAWAY, then close */
 		}
 		prev = cuts[i];

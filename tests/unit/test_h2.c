@@ -599,6 +599,7 @@ static void test_attack_rapid_reset(void **state)
 	drain(a);
 	assert_int_equal(goaway_code(a), NGHTTP2_ENHANCE_YOUR_CALM);
 	assert_string_equal(h2_session_error(a->s), "rapid reset");
+	assert_int_equal(h2_session_error_kind(a->s), H2_ERR_RAPID_RESET);
 	app_free(a);
 }
 
@@ -711,6 +712,7 @@ static void test_attack_ping_settings_flood(void **state)
 	drain(a);
 	assert_int_equal(goaway_code(a), NGHTTP2_ENHANCE_YOUR_CALM);
 	assert_string_equal(h2_session_error(a->s), "PING flood");
+	assert_int_equal(h2_session_error_kind(a->s), H2_ERR_FLOOD);
 	app_free(a);
 
 	a = app_new(&st);
