@@ -514,7 +514,7 @@ static void render_tls(mbuf *b, const edge_snapshot *s)
 	}
 	single(b, "meridian_tls_empty_connections_total", "counter",
 	       "Client connections on https listeners closed before sending "
-	       "a byte (TCP health checks, port scans); not handshake "
+	       "a byte of TLS (TCP health checks, port scans); not handshake "
 	       "failures.",
 	       hs.empty);
 	px_h2_stats h2;

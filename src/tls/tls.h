@@ -137,8 +137,9 @@ typedef struct tls_hs_stats {
 	uint64_t done; /* completed handshakes (resumed ones too) */
 	uint64_t resumed;
 	uint64_t failed[TLS_HS_NFAIL];
-	/* Closed before sending a byte (TCP health checks of a cloud load
-	 * balancer, port scans): not a handshake, so not a failure. */
+	/* Closed before sending a byte of TLS (TCP health checks of a cloud
+	 * load balancer, port scans; a PROXY protocol header, read before
+	 * TLS starts, does not count): not a handshake, so not a failure. */
 	uint64_t empty;
 } tls_hs_stats;
 

@@ -219,6 +219,10 @@ ssize_t tls_conn_read(tls_conn *c, void *buf, size_t len)
 	size_t total = 0;
 	if (c->sticky)
 		return c->sticky;
+	/* Only a read(2) made by this call may end it early: one from an
+	 * earlier call says nothing of what has arrived since (its edge may
+	 * already be spent while the caller held back). */
+	c->sock_drained = false;
 	while (total < len) {
 		size_t n = 0;
 		tls_err_reset();

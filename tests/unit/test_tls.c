@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1037,6 +1038,57 @@ static void test_from_yaml(void **state)
 	cfg_diag_free(&diag);
 }
 
+/* The short-count rule (tls.h): a read that returns fewer bytes than
+ * asked means the socket is drained, so an edge-triggered caller may wait
+ * for the next edge. It must hold when earlier calls left data buffered
+ * in OpenSSL and more arrived since (its edge already spent). */
+static void test_short_read_means_drained(void **state)
+{
+	(void)state;
+	certs cs;
+	make_cfg(&cs, 1, "chain");
+	tls_server *s = must_server(&cs.tls, 0, NULL);
+	char err[256];
+	tls_client *c = NULL;
+	assert_int_equal(
+	    tls_client_new(path("ca.pem"), false, &c, err, sizeof(err)), 0);
+	int fd[2];
+	tls_conn srv, cli;
+	assert_int_equal(
+	    client_pair(s, c, "chain.example.net", NULL, fd, &srv, &cli), 0);
+	static char big[16384], rd[65536];
+	memset(big, 'a', sizeof(big));
+	/* Finish the handshake both ways (tickets included). */
+	for (int i = 0; i < 5; i++) {
+		tls_conn_handshake(&srv);
+		tls_conn_read(&cli, rd, sizeof(rd));
+		tls_conn_read(&srv, rd, sizeof(rd));
+	}
+	assert_int_equal(tls_conn_write(&cli, big, sizeof(big)),
+			 (ssize_t)sizeof(big));
+	/* A full count: most of the record stays buffered in OpenSSL. */
+	assert_int_equal(tls_conn_read(&srv, rd, 1000), 1000);
+	assert_int_equal(tls_conn_write(&cli, big, sizeof(big)),
+			 (ssize_t)sizeof(big));
+	/* Each short count must leave the socket with nothing to read. */
+	size_t got = 1000;
+	for (int i = 0; i < 8 && got < 2 * sizeof(big); i++) {
+		ssize_t n = tls_conn_read(&srv, rd, sizeof(rd));
+		if (n == TLS_WANT_READ)
+			break;
+		assert_true(n > 0);
+		got += (size_t)n;
+		if ((size_t)n < sizeof(rd)) {
+			struct pollfd p = {.fd = fd[0], .events = POLLIN};
+			assert_int_equal(poll(&p, 1, 0), 0);
+		}
+	}
+	assert_int_equal(got, 2 * sizeof(big));
+	client_pair_close(fd, &srv, &cli);
+	tls_client_free(c);
+	tls_server_unref(s);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN); /* as the edge does (edge_main.c) */
@@ -1055,6 +1107,7 @@ int main(void)
 	    cmocka_unit_test(test_tickets_off),
 	    cmocka_unit_test(test_client_verify_and_resume),
 	    cmocka_unit_test(test_conn_outlives_server),
+	    cmocka_unit_test(test_short_read_means_drained),
 	    cmocka_unit_test(test_from_yaml),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
