@@ -31,6 +31,8 @@ struct h2_stream {
 	h2_req req;
 	bool too_big, trailers_phase, delivered, rejected, req_done,
 	    resp_started, resp_done, body_ready, deferred, want_trailers;
+	uint16_t refused; /* the edge refused it before delivery: its status
+			   * (431, 405; 400 for a malformed request) */
 	uint64_t body_recv, unconsumed;
 	nghttp2_nv *tnv; /* response trailers to send at eof */
 	size_t ntnv;
@@ -192,12 +194,16 @@ static void respond_error(h2_session *s, h2_stream *st, const char *status)
 	};
 	st->rejected = true;
 	st->resp_started = st->resp_done = true;
+	if (!st->delivered && !st->refused)
+		st->refused = (uint16_t)atoi(status);
 	nghttp2_submit_response(s->ng, st->id, nv, 2, NULL);
 }
 
 static void reject(h2_session *s, h2_stream *st, uint32_t code)
 {
 	st->rejected = true;
+	if (!st->delivered && !st->refused)
+		st->refused = 400; /* as a malformed HTTP/1.1 request */
 	nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, code);
 }
 
@@ -405,8 +411,14 @@ static int on_invalid_frame(nghttp2_session *ng, const nghttp2_frame *fr,
 	(void)ng;
 	(void)err;
 	if (fr->hd.type == NGHTTP2_HEADERS ||
-	    fr->hd.type == NGHTTP2_CONTINUATION)
+	    fr->hd.type == NGHTTP2_CONTINUATION) {
 		s->hdr_since = 0;
+		/* nghttp2's own checks (RFC 9113 §8.2, §8.3) refused a
+		 * request head: it resets the stream. */
+		h2_stream *st = get(s, fr->hd.stream_id);
+		if (st && !st->delivered && !st->refused)
+			st->refused = 400;
+	}
 	return 0;
 }
 
@@ -424,6 +436,8 @@ static int on_stream_close(nghttp2_session *ng, int32_t sid, uint32_t code,
 		nghttp2_session_consume_connection(ng, st->unconsumed);
 	if (st->delivered && s->cb.on_close)
 		s->cb.on_close(s->ud, sid, st->sud, code);
+	else if (st->refused && s->cb.on_refused)
+		s->cb.on_refused(s->ud, st->refused);
 	nghttp2_session_set_stream_user_data(ng, sid, NULL);
 	*st->pprev = st->next;
 	if (st->next)

@@ -79,6 +79,10 @@ typedef struct h2_callbacks {
 	/* The stream is closed (error_code 0: normally; else reset by
 	 * either side). Last callback for this stream. */
 	void (*on_close)(void *ud, int32_t sid, void *sud, uint32_t error_code);
+	/* A stream the edge refused before on_request, now closed: status
+	 * 431 (header list too large), 405 (CONNECT), 400 (malformed: reset
+	 * with PROTOCOL_ERROR, by us or by nghttp2). Once per stream. */
+	void (*on_refused)(void *ud, int status);
 	/* Response body: copy up to len bytes, set *eof at the end. Return
 	 * a count, or H2_DEFERRED when the origin has sent nothing more. */
 	ssize_t (*read_body)(void *ud, int32_t sid, void *sud, uint8_t *buf,

@@ -19,6 +19,7 @@
 
 #include "core/core_log.h"
 #include "core/core_util.h"
+#include "edge/edge_stats.h"
 #include "h2/h2_session.h"
 #include "http/http1_parse.h"
 
@@ -345,6 +346,17 @@ static void on_close(void *ud, int32_t sid, void *sud, uint32_t code)
 		px_client_close(st->sc); /* clears st->sc */
 	}
 	stream_free(h, st);
+}
+
+/* A request the h2 layer refused: counted as the edge's own answer
+ * before routing, as an HTTP/1.1 400 or 431 is. */
+static void on_refused(void *ud, int status)
+{
+	px_h2 *h = ud;
+	px_client *cl = h->cl;
+	if (cl->snap && cl->snap->stats)
+		edge_stats_request(cl->snap->stats, cl->w->id, NULL, NULL, NULL,
+				   status, 0, -1, 0, 0);
 }
 
 /* --- response side ----------------------------------------------------- */
@@ -683,6 +695,7 @@ int px_h2_start(px_client *cl)
 	    .on_data = on_data,
 	    .on_request_end = on_request_end,
 	    .on_close = on_close,
+	    .on_refused = on_refused,
 	    .read_body = read_body,
 	    .now_ms = now_cb,
 	};

@@ -420,8 +420,12 @@ static ssize_t read_body(void *ud, int32_t sid, void *sud, uint8_t *buf,
 	return (ssize_t)n;
 }
 
-static const h2_callbacks cbs = {on_request, on_data,	on_request_end,
-				 on_close,   read_body, clock_cb};
+static const h2_callbacks cbs = {.on_request = on_request,
+				 .on_data = on_data,
+				 .on_request_end = on_request_end,
+				 .on_close = on_close,
+				 .read_body = read_body,
+				 .now_ms = clock_cb};
 
 /* ---- server output ---- */
 

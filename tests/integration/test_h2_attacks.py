@@ -721,6 +721,8 @@ def test_header_list_over_16k_gets_431(lab, tmp_path):
         assert st == 431, c.summary()
         assert c.goaway() is None
         assert requests(o) == 0
+        # Counted as the edge's own 4xx before routing, as over HTTP/1.1.
+        mt.wait_for(lambda: _edge_4xx(e) == 1, what="the 431 counted")
         # Just under the limit passes.
         sid = c.headers(req_fields("/echo", extra=[
             ("x-big%d" % i, "v" * 3000) for i in range(5)]))
@@ -933,6 +935,37 @@ def test_flood_then_bad_frame_in_one_write_does_not_crash(lab, tmp_path):
                             for _ in range(101)) + bad_ping)
         c.wait_goaway_close("empty DATA flood")
     alive_and_serving(e)
+
+
+def _edge_4xx(e):
+    """meridian_requests_total of the edge's own 4xx before routing."""
+    r = mt.request(e.admin, "GET", "/metrics", host="admin")
+    assert r.status == 200
+    key = 'meridian_requests_total{lb="",pool="",origin="",code="4xx"} '
+    for line in r.body.decode().splitlines():
+        if line.startswith(key):
+            return float(line[len(key):])
+    return 0
+
+
+def test_refused_streams_are_counted_as_4xx(lab, tmp_path):
+    """Streams the h2 layer refuses (a connection-specific field, a
+    CONNECT) never reach the proxy, but count in meridian_requests_total
+    like a refused HTTP/1.1 request."""
+    e, (o,) = h2_edge(lab, tmp_path)
+    with RawH2(e.https) as c:
+        sid = c.headers(req_fields("/echo", extra=[("connection", "x")]))
+        st, _, _ = c.response(sid)
+        assert st == "reset", c.summary()
+        sid = c.headers([(":method", "CONNECT"),
+                         (":authority", "example.com:443")])
+        st, _, _ = c.response(sid)
+        assert st == 405, c.summary()
+        sid = c.get("/bytes/10")
+        assert c.response(sid)[0] == 200
+    assert requests(o) == 1
+    mt.wait_for(lambda: _edge_4xx(e) == 2, what="two refusals counted")
+    e.check_alive()
 
 
 def _h2_metrics(e):

@@ -217,6 +217,7 @@ typedef struct app {
 	uint64_t t;
 	int requests, ends, closes, ntrailers;
 	uint32_t last_close;
+	int refused, last_refused; /* on_refused: count, last status */
 	char path[64];
 	size_t body;
 	char trailer[64];
@@ -272,6 +273,13 @@ static void on_close(void *ud, int32_t sid, void *sud, uint32_t code)
 	a->last_close = code;
 }
 
+static void on_refused(void *ud, int status)
+{
+	app *a = ud;
+	a->refused++;
+	a->last_refused = status;
+}
+
 static ssize_t read_body(void *ud, int32_t sid, void *sud, uint8_t *buf,
 			 size_t len, bool *eof)
 {
@@ -289,8 +297,13 @@ static ssize_t read_body(void *ud, int32_t sid, void *sud, uint8_t *buf,
 	return (ssize_t)n;
 }
 
-static const h2_callbacks cbs = {on_request, on_data,	on_end,
-				 on_close,   read_body, clock_cb};
+static const h2_callbacks cbs = {.on_request = on_request,
+				 .on_data = on_data,
+				 .on_request_end = on_end,
+				 .on_close = on_close,
+				 .on_refused = on_refused,
+				 .read_body = read_body,
+				 .now_ms = clock_cb};
 
 static app *app_new(const h2_settings *st)
 {
@@ -556,12 +569,16 @@ static void test_session_malformed(void **state)
 	assert_non_null(r);
 	assert_int_equal(be32(r->payload), NGHTTP2_PROTOCOL_ERROR);
 	assert_int_equal(a->ends, 0);
+	/* delivered, then reset: the caller's on_close, not a refusal */
+	assert_int_equal(a->refused, 0);
 	/* CONNECT -> 405 */
 	const nghttp2_nv c[] = {NV(":method", "CONNECT"),
 				NV(":authority", "example.com:443")};
 	assert_true(send_headers(a, 3, c, 2, NGHTTP2_FLAG_END_STREAM) > 0);
 	drain(a);
 	assert_string_equal(a->status, "405");
+	assert_int_equal(a->refused, 1);
+	assert_int_equal(a->last_refused, 405);
 	/* connection-specific field: never reaches the caller */
 	const nghttp2_nv t[] = {NV(":method", "GET"), NV(":scheme", "https"),
 				NV(":authority", "example.com"),
@@ -571,6 +588,8 @@ static void test_session_malformed(void **state)
 	drain(a);
 	assert_non_null(find(a, NGHTTP2_RST_STREAM, 5));
 	assert_int_equal(a->requests, 1);
+	assert_int_equal(a->refused, 2); /* refused by nghttp2: a 400 */
+	assert_int_equal(a->last_refused, 400);
 	app_free(a);
 }
 
@@ -669,6 +688,8 @@ static void test_attack_hpack_bomb(void **state)
 	drain(a);
 	assert_int_equal(a->requests, 0);
 	assert_string_equal(a->status, "431");
+	assert_int_equal(a->refused, 1);
+	assert_int_equal(a->last_refused, 431);
 	/* the connection survives: a normal request still works, as the
 	 * dynamic table stayed in sync */
 	uint8_t ok[] = {0x82, 0x87, 0x84, 0x41, 1, 'a'};
