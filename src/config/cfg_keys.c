@@ -1223,6 +1223,41 @@ static const cfg_table adaptive_table = {
     TABLE(adaptive_keys),
 };
 
+static const cfg_key hsts_keys[] = {
+    {.name = "enabled",
+     .type = CFG_BOOL,
+     AT(cfg_lb, hsts_enabled),
+     .def = "false",
+     .help = "Send Strict-Transport-Security on responses over TLS (h1 and "
+	     "h2), replacing any the origin sent; never over plain HTTP "
+	     "(RFC 6797 §7.2)."},
+    {.name = "max_age",
+     .type = CFG_UINT,
+     AT(cfg_lb, hsts_max_age),
+     .def = "15552000",
+     .min = 0,
+     .max = 63072000,
+     .help = "Seconds browsers keep to https (default 180 days; 0 tells "
+	     "them to forget the policy)."},
+    {.name = "include_subdomains",
+     .type = CFG_BOOL,
+     AT(cfg_lb, hsts_include_subdomains),
+     .def = "false",
+     .help = "Apply the policy to every subdomain too."},
+    {.name = "preload",
+     .type = CFG_BOOL,
+     AT(cfg_lb, hsts_preload),
+     .def = "false",
+     .help = "Ask to be preloaded by browsers; needs include_subdomains "
+	     "and a max_age of at least a year."},
+};
+static const cfg_table hsts_table = {
+    .path = "load_balancers[].hsts",
+    .what = "hsts",
+    .help = "HTTP Strict Transport Security (Meridian extension).",
+    TABLE(hsts_keys),
+};
+
 static const cfg_key location_keys[] = {
     {.name = "mode",
      .type = CFG_ENUM,
@@ -1404,6 +1439,12 @@ static const cfg_key lb_keys[] = {
      .doc_type = "list of mappings",
      .help = "Cloudflare-style rules; accepted and kept as written, not "
 	     "yet applied."},
+    {.name = "hsts",
+     .type = CFG_OBJECT,
+     .off = 0,
+     .sub = &hsts_table,
+     .help = "Strict-Transport-Security on responses over TLS (Meridian "
+	     "extension)."},
     {.name = "https_redirect",
      .type = CFG_BOOL,
      AT(cfg_lb, https_redirect),

@@ -268,6 +268,9 @@ typedef struct cfg_affinity_attrs {
 	cfg_zdt_failover zero_downtime_failover; /* default none */
 } cfg_affinity_attrs;
 
+/* "Strict-Transport-Security: " + the longest value + CRLF + NUL. */
+#define CFG_HSTS_LINE_MAX 96
+
 typedef struct cfg_lb {
 	cfg_pos pos;
 	bool from_api;	  /* created through the API (see cfg_monitor) */
@@ -279,6 +282,14 @@ typedef struct cfg_lb {
 	/* Meridian's own: plain-HTTP requests are answered 301/308 to
 	 * https:// (not ACME http-01 challenges); needs edge.listen.https. */
 	bool https_redirect;
+	/* Meridian's own: Strict-Transport-Security (RFC 6797) on every
+	 * response over TLS; the edge's value replaces an origin's. The
+	 * field value is built once (cfg_finish_lb); NULL when off. */
+	bool hsts_enabled;
+	uint32_t hsts_max_age; /* seconds */
+	bool hsts_include_subdomains, hsts_preload;
+	const char *hsts_value; /* at most CFG_HSTS_LINE_MAX - 32 bytes */
+	uint32_t hsts_value_len;
 	uint32_t ttl; /* default 30 */
 	const cfg_pool **default_pools;
 	size_t ndefault_pools;

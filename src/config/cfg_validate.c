@@ -489,8 +489,26 @@ void cfg_finish_lb(cfg_ctx *c, const cfg_node *node, void *base)
 			m->npools = 1;
 		}
 	}
+	if (lb->hsts_enabled) {
+		char v[CFG_HSTS_LINE_MAX - 32];
+		int n = snprintf(
+		    v, sizeof(v), "max-age=%u%s%s", lb->hsts_max_age,
+		    lb->hsts_include_subdomains ? "; includeSubDomains" : "",
+		    lb->hsts_preload ? "; preload" : "");
+		char *p = core_arena_alloc(c->arena, (size_t)n + 1);
+		memcpy(p, v, (size_t)n + 1);
+		lb->hsts_value = p;
+		lb->hsts_value_len = (uint32_t)n;
+	}
 	if (!node)
 		return;
+	const cfg_node *hs = cfg_node_get(node, "hsts");
+	if (hs && lb->hsts_enabled && lb->hsts_preload &&
+	    (!lb->hsts_include_subdomains || lb->hsts_max_age < 31536000))
+		cfg_error(c, at(hs, "preload"),
+			  "hsts.preload: needs include_subdomains: true and "
+			  "max_age of at least 31536000 (a year), as the "
+			  "browsers' preload lists require");
 	const cfg_node *dp = cfg_node_get(node, "default_pools");
 	for (size_t i = 1; dp && dp->kind == CFG_NODE_SEQ && i < dp->n; i++) {
 		const cfg_node *a = dp->items[i];
@@ -535,6 +553,11 @@ void cfg_finish_root(cfg_ctx *c, const cfg_node *node, void *base)
 			cfg_error(c, at(lbs->items[i], "https_redirect"),
 				  "https_redirect: needs an https listener "
 				  "(edge.listen.https)");
+		if (s->lbs[i].hsts_enabled)
+			cfg_error(c, at(lbs->items[i], "hsts"),
+				  "hsts: needs an https listener "
+				  "(edge.listen.https): the header is only "
+				  "sent over TLS");
 	}
 	/* Ids default to names, so only explicit ids can clash apart from
 	 * the names reported above. */

@@ -1377,13 +1377,13 @@ static int relay_interim(px_client *cl, const http1_response *resp)
 	if (cl->http10)
 		return 0; /* HTTP/1.0 clients do not get 1xx */
 	if (cl->h2s)
-		return px_h2_respond(cl, resp, NULL, 0);
+		return px_h2_respond(cl, resp, NULL, 0, NULL, 0);
 	if (!cl->chead)
 		cl->chead = core_buf_get(&cl->w->bufs);
 	core_buf_compact(cl->chead);
-	int n =
-	    px_head_response(resp, false, false, NULL, core_buf_tail(cl->chead),
-			     core_buf_space(cl->chead));
+	int n = px_head_response(resp, false, false, false, NULL,
+				 core_buf_tail(cl->chead),
+				 core_buf_space(cl->chead));
 	if (n < 0)
 		return n;
 	/* px_head_response never adds Connection here; strip nothing. */
@@ -1471,9 +1471,14 @@ static bool parse_response(px_client *cl)
 		cl->chead = core_buf_get(&w->bufs);
 	if (cl->chead)
 		core_buf_compact(cl->chead);
-	char cookie[LB_AFF_SET_COOKIE_MAX + 16];
+	/* Room for the cookie line, then the Strict-Transport-Security line
+	 * (h1: both go in as extra; h2: each as a field). */
+	char cookie[LB_AFF_SET_COOKIE_MAX + 16 + CFG_HSTS_LINE_MAX];
 	const char *extra = NULL;
 	int clen = 0;
+	/* HSTS (RFC 6797): over TLS only, not on a switch of protocols. */
+	const cfg_lb *lb = cl->lb;
+	bool sts = lb->hsts_value && is_https(cl) && !upgrade;
 	if (cl->aff_set && lb_affinity_uses_cookie(cl->lb)) {
 		/* Remember the origin that answered (session affinity). */
 		char tok[LB_AFF_TOKEN_LEN + 1];
@@ -1482,19 +1487,28 @@ static bool parse_response(px_client *cl)
 		memcpy(cookie, "Set-Cookie: ", 12);
 		int c =
 		    lb_affinity_set_cookie(cl->lb, tok, is_https(cl),
-					   cookie + 12, sizeof(cookie) - 14);
+					   cookie + 12, LB_AFF_SET_COOKIE_MAX);
 		if (c > 0) {
 			memcpy(cookie + 12 + c, "\r\n", 3);
 			extra = cookie;
 			clen = c;
 		}
 	}
+	if (sts && !cl->h2s) {
+		char *p = cookie + (extra ? 12 + clen + 2 : 0);
+		memcpy(p, "Strict-Transport-Security: ", 27);
+		memcpy(p + 27, lb->hsts_value, lb->hsts_value_len);
+		memcpy(p + 27 + lb->hsts_value_len, "\r\n", 3);
+		extra = cookie;
+	}
 	/* HTTP/2 streams: the head goes straight to HEADERS. */
-	int n = cl->h2s ? px_h2_respond(cl, resp, extra ? cookie + 12 : NULL,
-					(size_t)clen)
-			: px_head_response(resp, upgrade, close && !upgrade,
-					   extra, core_buf_tail(cl->chead),
-					   core_buf_space(cl->chead));
+	int n = cl->h2s
+		    ? px_h2_respond(cl, resp, extra ? cookie + 12 : NULL,
+				    (size_t)clen, sts ? lb->hsts_value : NULL,
+				    lb->hsts_value_len)
+		    : px_head_response(resp, upgrade, close && !upgrade, sts,
+				       extra, core_buf_tail(cl->chead),
+				       core_buf_space(cl->chead));
 	if (n < 0) {
 		local_response(cl, 502, "response head too large", true);
 		return true;

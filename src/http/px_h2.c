@@ -438,7 +438,8 @@ static int respond(px_h2_stream *st, const http1_response *resp,
 }
 
 int px_h2_respond(px_client *sc, const http1_response *resp,
-		  const char *set_cookie, size_t cookie_len)
+		  const char *set_cookie, size_t cookie_len, const char *sts,
+		  size_t sts_len)
 {
 	px_h2_stream *st = sc->h2s;
 	struct px_h2_scratch *s = sc->w->h2_scratch;
@@ -450,6 +451,20 @@ int px_h2_respond(px_client *sc, const http1_response *resp,
 	if (set_cookie && n < HTTP1_MAX_HEADERS) /* session affinity */
 		s->out[n++] =
 		    (h2_field){{"set-cookie", 10}, {set_cookie, cookie_len}};
+	if (sts && resp->status >= 200) {
+		/* The edge's policy replaces the origin's (names are
+		 * lowercase here). */
+		int k = 0;
+		for (int i = 0; i < n; i++)
+			if (s->out[i].name.len != 25 ||
+			    memcmp(s->out[i].name.p,
+				   "strict-transport-security", 25))
+				s->out[k++] = s->out[i];
+		n = k;
+		if (n < HTTP1_MAX_HEADERS)
+			s->out[n++] = (h2_field){
+			    {"strict-transport-security", 25}, {sts, sts_len}};
+	}
 	int r = respond(st, resp, s->out, (size_t)n);
 	mark(st->h);
 	return r;

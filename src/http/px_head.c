@@ -208,7 +208,7 @@ int px_head_set_host(char *head, size_t len, size_t cap, const char *host,
 }
 
 int px_head_response(const http1_response *resp, bool upgrade, bool close,
-		     const char *extra, char *out, size_t size)
+		     bool drop_sts, const char *extra, char *out, size_t size)
 {
 	wbuf w = {.p = out, .size = size};
 	char line[13] = "HTTP/1.1 000 ";
@@ -231,6 +231,8 @@ int px_head_response(const http1_response *resp, bool upgrade, bool close,
 			continue;
 		}
 		if (is_hop(resp->headers, resp->nheaders, h, named))
+			continue;
+		if (drop_sts && NAME_IS(h, "Strict-Transport-Security"))
 			continue;
 		put_field(&w, h);
 	}

@@ -37,9 +37,11 @@ const char *px_origin_host(const cfg_origin *o);
 int px_head_set_host(char *head, size_t len, size_t cap, const char *host,
 		     size_t hlen);
 
-/* extra: header lines to add ("Set-Cookie: ...\r\n"), or NULL. */
+/* extra: header lines to add ("Set-Cookie: ...\r\n"), or NULL.
+ * drop_sts: leave out the origin's Strict-Transport-Security (the edge
+ * sends its own in extra). */
 int px_head_response(const http1_response *resp, bool upgrade, bool close,
-		     const char *extra, char *out, size_t size);
+		     bool drop_sts, const char *extra, char *out, size_t size);
 
 /* A complete locally generated response (error pages): text/plain body
  * "<code> <reason>: <detail> (edge <edge>)\n". */

@@ -824,7 +824,9 @@ static void test_render_defaults(void **state)
 	       "\"session_affinity_attributes\":{\"samesite\":\"Auto\","
 	       "\"secure\":\"Auto\",\"drain_duration\":0,\"headers\":[],"
 	       "\"require_all_headers\":false,\"zero_downtime_failover\":"
-	       "\"none\"},\"rules\":[],\"https_redirect\":false}");
+	       "\"none\"},\"rules\":[],\"hsts\":{\"enabled\":false,"
+	       "\"max_age\":15552000,\"include_subdomains\":false,"
+	       "\"preload\":false},\"https_redirect\":false}");
 	free(t);
 	json_decref(j);
 	cfg_snapshot_free(s);

@@ -73,8 +73,8 @@ static void test_connection_cannot_strip_framing(void **state)
 			  "Content-Length: 5\r\n\r\n";
 	assert_true(http1_parse_response(raw, strlen(raw), &lim, HTTP_M_GET,
 					 &resp) > 0);
-	int n =
-	    px_head_response(&resp, false, false, NULL, out, sizeof(out) - 1);
+	int n = px_head_response(&resp, false, false, false, NULL, out,
+				 sizeof(out) - 1);
 	out[n] = '\0';
 	assert_non_null(strstr(out, "\r\nContent-Length: 5\r\n"));
 }
@@ -170,26 +170,41 @@ static void test_response(void **state)
 			  "Server: o\r\n\r\n";
 	assert_true(http1_parse_response(raw, strlen(raw), &lim, HTTP_M_GET,
 					 &resp) > 0);
-	int n =
-	    px_head_response(&resp, false, false, NULL, out, sizeof(out) - 1);
+	int n = px_head_response(&resp, false, false, false, NULL, out,
+				 sizeof(out) - 1);
 	out[n] = '\0';
 	assert_string_equal(
 	    out, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: o\r\n\r\n");
-	n = px_head_response(&resp, false, true, NULL, out, sizeof(out) - 1);
-	out[n] = '\0';
-	assert_string_equal(
-	    out, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: o\r\n"
-		 "Connection: close\r\n\r\n");
-	n = px_head_response(&resp, false, false, "Set-Cookie: a=b\r\n", out,
+	n = px_head_response(&resp, false, true, false, NULL, out,
 			     sizeof(out) - 1);
 	out[n] = '\0';
 	assert_string_equal(
 	    out, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: o\r\n"
+		 "Connection: close\r\n\r\n");
+	n = px_head_response(&resp, false, false, false, "Set-Cookie: a=b\r\n",
+			     out, sizeof(out) - 1);
+	out[n] = '\0';
+	assert_string_equal(
+	    out, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: o\r\n"
 		 "Set-Cookie: a=b\r\n\r\n");
+	/* The edge's Strict-Transport-Security replaces the origin's (any
+	 * case of the name). */
+	raw = "HTTP/1.1 200 OK\r\nstrict-transport-security: max-age=1\r\n"
+	      "Content-Length: 0\r\n\r\n";
+	assert_true(http1_parse_response(raw, strlen(raw), &lim, HTTP_M_GET,
+					 &resp) > 0);
+	n = px_head_response(&resp, false, false, true,
+			     "Strict-Transport-Security: max-age=9\r\n", out,
+			     sizeof(out) - 1);
+	out[n] = '\0';
+	assert_string_equal(out,
+			    "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
+			    "Strict-Transport-Security: max-age=9\r\n\r\n");
 	raw = "HTTP/1.1 404 Not Here\r\nTransfer-Encoding: chunked\r\n\r\n";
 	assert_true(http1_parse_response(raw, strlen(raw), &lim, HTTP_M_GET,
 					 &resp) > 0);
-	n = px_head_response(&resp, false, false, NULL, out, sizeof(out) - 1);
+	n = px_head_response(&resp, false, false, false, NULL, out,
+			     sizeof(out) - 1);
 	out[n] = '\0';
 	assert_string_equal(
 	    out, "HTTP/1.1 404 Not Here\r\nTransfer-Encoding: chunked\r\n\r\n");
