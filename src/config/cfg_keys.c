@@ -600,6 +600,17 @@ static const cfg_key edge_keys[] = {
      AT(cfg_edge, retries),
      .sub = &retries_table,
      .help = "Retries on other origins."},
+    {.name = "request_id_header",
+     .type = CFG_STRING,
+     AT(cfg_edge, request_id_header),
+     .check = check_header_name,
+     .doc_type = "header name",
+     .help = "Give every proxied request an id in this field (e.g. "
+	     "X-Request-Id): a client's own value of up to 64 characters "
+	     "(letters, digits, -_.:/+=@) is kept, else 32 hex digits are "
+	     "made. It goes to the origin, back to the client on the "
+	     "response (also on the edge's own answers) and into the access "
+	     "log as request_id. Unset: off (Meridian extension)."},
     {.name = "access_log",
      .type = CFG_OBJECT,
      AT(cfg_edge, access_log),

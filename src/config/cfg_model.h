@@ -382,6 +382,11 @@ typedef struct cfg_access_log {
 typedef struct cfg_edge {
 	cfg_pos pos;
 	const char *name; /* PoP id, default "meridian" */
+	/* Meridian's own: the request id field ("X-Request-Id"), NULL: off.
+	 * The lowercase copy is for HTTP/2 (computed). */
+	const char *request_id_header;
+	const char *request_id_header_lc;
+	uint32_t request_id_header_len;
 	const char *region;
 	double latitude, longitude;
 	bool has_location;

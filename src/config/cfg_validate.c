@@ -112,6 +112,44 @@ void cfg_finish_edge(cfg_ctx *c, const cfg_node *node, void *base)
 	cfg_edge *e = base;
 	check_location(c, node, e->has_location, "edge");
 	check_listeners(c, node, e);
+	if (e->request_id_header && *e->request_id_header) {
+		size_t n = strlen(e->request_id_header);
+		char *lc = core_arena_alloc(c->arena, n + 1);
+		for (size_t i = 0; i <= n; i++) {
+			char ch = e->request_id_header[i];
+			lc[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+		}
+		e->request_id_header_lc = lc;
+		e->request_id_header_len = (uint32_t)n;
+		static const char *const reserved[] = {
+		    "host",
+		    "connection",
+		    "transfer-encoding",
+		    "content-length",
+		    "x-forwarded-for",
+		    "x-forwarded-proto",
+		    "x-forwarded-host",
+		    "strict-transport-security",
+		    "upgrade",
+		    "te",
+		    "keep-alive",
+		    "set-cookie",
+		    "cookie"};
+		for (size_t i = 0; i < sizeof(reserved) / sizeof(*reserved);
+		     i++)
+			if (!strcmp(lc, reserved[i]))
+				cfg_error(c, at(node, "request_id_header"),
+					  "request_id_header: %s is a field "
+					  "the edge manages itself; use e.g. "
+					  "X-Request-Id",
+					  e->request_id_header);
+		if (n > 64)
+			cfg_error(c, at(node, "request_id_header"),
+				  "request_id_header: longer than 64 "
+				  "characters");
+	} else {
+		e->request_id_header = NULL;
+	}
 	if (e->nlisten_https) {
 		const struct sockaddr_storage *ss = &e->listen_https[0].ss;
 		e->https_port =

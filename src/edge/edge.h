@@ -93,6 +93,9 @@ struct edge_worker {
 	bool draining;
 	uint64_t rng;
 	lb_retry_budget retry_budget;
+	/* Request ids (edge.request_id_header): a random prefix per worker
+	 * and a count, so ids are unique without a random draw per request. */
+	uint64_t req_id_seed, req_id_seq;
 
 	px_client *clients; /* live clients, doubly linked (drain walks it) */
 	uint32_t nclients;

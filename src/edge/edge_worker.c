@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -167,6 +168,9 @@ int edge_worker_init(edge_worker *w, edge *e, uint32_t id)
 	w->rng = ((uint64_t)id + 1) * 0x9E3779B97F4A7C15ULL ^ core_wall_ms();
 	if (!w->rng)
 		w->rng = 1;
+	if (getrandom(&w->req_id_seed, sizeof(w->req_id_seed), GRND_NONBLOCK) !=
+	    (ssize_t)sizeof(w->req_id_seed))
+		w->req_id_seed = w->rng ^ (uint64_t)getpid() << 32;
 
 	w->wake_io.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	w->wake_io.cb = wake_cb;

@@ -32,6 +32,9 @@ enum px_state {
 };
 
 struct tls_conn;
+
+/* Longest request id kept from a client (edge.request_id_header). */
+#define PX_REQ_ID_MAX 64
 struct tls_server;
 struct px_h2;
 struct px_h2_stream;
@@ -98,6 +101,8 @@ struct px_client {
 	uint64_t head_start;		/* ms: first byte of the current head */
 
 	/* Current request. */
+	char req_id[PX_REQ_ID_MAX + 1]; /* edge.request_id_header; NUL-ended */
+	uint8_t req_id_len;		/* 0: none */
 	const cfg_lb *lb;
 	const cfg_pool *pool;
 	const cfg_origin *origin;
@@ -142,6 +147,10 @@ struct px_client {
 	bool want_proxy_hdr; /* a PROXY header must come first */
 	px_req_stats st;     /* metrics and access log (px_stats.h) */
 };
+
+/* "Name: id\r\n" of the current request's id (req_id_len > 0) into out
+ * (room for 2 * 64 + PX_REQ_ID_MAX + 4 bytes); returns its length. */
+size_t px_req_id_line(const px_client *cl, char *out);
 
 /* A new client connection accepted by worker w. Takes ownership of fd.
  * tls: the server of an https listener (the connection takes a reference

@@ -365,6 +365,15 @@ void px_client_accept(edge_worker *w, int fd, const struct sockaddr *peer,
 
 /* --- local responses ------------------------------------------------- */
 
+/* The request id line into the local head of n bytes in chead. */
+static int add_req_id(px_client *cl, int n)
+{
+	char line[2 * 64 + PX_REQ_ID_MAX + 8];
+	size_t ll = px_req_id_line(cl, line);
+	return px_head_insert_line(cl->chead->data, (size_t)n, cl->chead->cap,
+				   line, ll);
+}
+
 static void local_response(px_client *cl, int status, const char *detail,
 			   bool close)
 {
@@ -398,6 +407,8 @@ static void local_response(px_client *cl, int status, const char *detail,
 	int n = px_head_local(status, detail, w->snap->cfg->edge.name, close,
 			      cl->method == HTTP_M_HEAD, cl->chead->data,
 			      cl->chead->cap);
+	if (n >= 0 && cl->req_id_len)
+		n = add_req_id(cl, n);
 	if (n < 0) {
 		client_close(cl);
 		return;
@@ -600,6 +611,7 @@ static void reset_exchange(px_client *cl)
 	cl->lb = NULL;
 	cl->pool = NULL;
 	cl->origin = NULL;
+	cl->req_id_len = 0;
 	cl->ntried = 0;
 	cl->stale_retried = false;
 	cl->upgrade_req = false;
@@ -810,12 +822,68 @@ static void redirect_https(px_client *cl, const http1_request *req,
 				 e->name, cl->close_after,
 				 cl->method == HTTP_M_HEAD, cl->chead->data,
 				 cl->chead->cap);
+	if (n >= 0 && cl->req_id_len)
+		n = add_req_id(cl, n);
 	core_buf_consume(cl->in, (uint32_t)head_len);
 	if (n < 0) {
 		client_close(cl);
 		return;
 	}
 	cl->chead->end = (uint32_t)n;
+}
+
+/* A client's request id is kept when it is 1..PX_REQ_ID_MAX characters
+ * of letters, digits and -_.:/+=@ (nothing that could split a log line or
+ * a header); anything else is replaced. */
+static bool req_id_ok(const char *p, size_t n)
+{
+	if (!n || n > PX_REQ_ID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+		      c == '.' || c == ':' || c == '/' || c == '+' ||
+		      c == '=' || c == '@'))
+			return false;
+	}
+	return true;
+}
+
+/* This request's id (edge.request_id_header): the client's, or 32 hex
+ * digits of the worker's random prefix and count. */
+static void take_req_id(px_client *cl, const http1_request *req)
+{
+	const cfg_edge *e = &cl->snap->cfg->edge;
+	cl->req_id_len = 0;
+	if (!e->request_id_header)
+		return;
+	const http1_header *h = http1_find_header(req->headers, req->nheaders,
+						  e->request_id_header);
+	if (h && req_id_ok(h->value.p, h->value.len)) {
+		memcpy(cl->req_id, h->value.p, h->value.len);
+		cl->req_id_len = (uint8_t)h->value.len;
+	} else {
+		static const char hex[] = "0123456789abcdef";
+		edge_worker *w = cl->w;
+		uint64_t v[2] = {w->req_id_seed, ++w->req_id_seq};
+		for (int i = 0; i < 32; i++)
+			cl->req_id[i] =
+			    hex[(v[i / 16] >> (60 - 4 * (i % 16))) & 15];
+		cl->req_id_len = 32;
+	}
+	cl->req_id[cl->req_id_len] = '\0';
+}
+
+size_t px_req_id_line(const px_client *cl, char *out)
+{
+	const cfg_edge *e = &cl->snap->cfg->edge;
+	size_t n = e->request_id_header_len;
+	memcpy(out, e->request_id_header, n);
+	memcpy(out + n, ": ", 2);
+	memcpy(out + n + 2, cl->req_id, cl->req_id_len);
+	memcpy(out + n + 2 + cl->req_id_len, "\r\n", 2);
+	return n + 4 + cl->req_id_len;
 }
 
 static void start_request(px_client *cl, int head_len)
@@ -834,6 +902,7 @@ static void start_request(px_client *cl, int head_len)
 	const cfg_limits *lim = &s->cfg->edge.limits;
 
 	cl->state = PX_PROXY;
+	take_req_id(cl, req);
 	px_stats_start(cl, req);
 	lb_retry_earn(&w->retry_budget, s->cfg->edge.retries.budget_percent);
 	cl->method = req->method_id;
@@ -885,6 +954,11 @@ static void start_request(px_client *cl, int head_len)
 	    .proto = is_https(cl) ? "https" : "http",
 	    .origin = cl->origin,
 	    .upstream_http10 = cl->http10,
+	    .req_id_name =
+		cl->req_id_len ? cl->snap->cfg->edge.request_id_header : NULL,
+	    .req_id_name_len = cl->snap->cfg->edge.request_id_header_len,
+	    .req_id = cl->req_id,
+	    .req_id_len = cl->req_id_len,
 	};
 	int n = px_head_request(req, &ctx, cl->uhead->data, cl->uhead->cap);
 	core_buf_consume(cl->in, (uint32_t)head_len);
@@ -1377,13 +1451,13 @@ static int relay_interim(px_client *cl, const http1_response *resp)
 	if (cl->http10)
 		return 0; /* HTTP/1.0 clients do not get 1xx */
 	if (cl->h2s)
-		return px_h2_respond(cl, resp, NULL, 0, NULL, 0);
+		return px_h2_respond(cl, resp, NULL);
 	if (!cl->chead)
 		cl->chead = core_buf_get(&cl->w->bufs);
 	core_buf_compact(cl->chead);
-	int n = px_head_response(resp, false, false, false, NULL,
-				 core_buf_tail(cl->chead),
-				 core_buf_space(cl->chead));
+	int n =
+	    px_head_response(resp, false, false, NULL, core_buf_tail(cl->chead),
+			     core_buf_space(cl->chead));
 	if (n < 0)
 		return n;
 	/* px_head_response never adds Connection here; strip nothing. */
@@ -1471,44 +1545,50 @@ static bool parse_response(px_client *cl)
 		cl->chead = core_buf_get(&w->bufs);
 	if (cl->chead)
 		core_buf_compact(cl->chead);
-	/* Room for the cookie line, then the Strict-Transport-Security line
-	 * (h1: both go in as extra; h2: each as a field). */
-	char cookie[LB_AFF_SET_COOKIE_MAX + 16 + CFG_HSTS_LINE_MAX];
-	const char *extra = NULL;
-	int clen = 0;
-	/* HSTS (RFC 6797): over TLS only, not on a switch of protocols. */
+	/* Lines the edge adds to the origin's head: the affinity cookie,
+	 * Strict-Transport-Security, the request id (h1: as they are; h2:
+	 * px_h2_respond makes fields of them). */
+	char lines[LB_AFF_SET_COOKIE_MAX + CFG_HSTS_LINE_MAX + 2 * 64 +
+		   PX_REQ_ID_MAX + 32];
+	size_t ll = 0;
 	const cfg_lb *lb = cl->lb;
+	/* HSTS (RFC 6797): over TLS only, not on a switch of protocols. */
 	bool sts = lb->hsts_value && is_https(cl) && !upgrade;
-	if (cl->aff_set && lb_affinity_uses_cookie(cl->lb)) {
+	if (cl->aff_set && lb_affinity_uses_cookie(lb)) {
 		/* Remember the origin that answered (session affinity). */
 		char tok[LB_AFF_TOKEN_LEN + 1];
 		lb_affinity_token(&w->snap->aff_secret, cl->pool, cl->origin,
 				  tok);
-		memcpy(cookie, "Set-Cookie: ", 12);
-		int c =
-		    lb_affinity_set_cookie(cl->lb, tok, is_https(cl),
-					   cookie + 12, LB_AFF_SET_COOKIE_MAX);
+		memcpy(lines, "Set-Cookie: ", 12);
+		int c = lb_affinity_set_cookie(
+		    lb, tok, is_https(cl), lines + 12, LB_AFF_SET_COOKIE_MAX);
 		if (c > 0) {
-			memcpy(cookie + 12 + c, "\r\n", 3);
-			extra = cookie;
-			clen = c;
+			memcpy(lines + 12 + c, "\r\n", 2);
+			ll = 12 + (size_t)c + 2;
 		}
 	}
-	if (sts && !cl->h2s) {
-		char *p = cookie + (extra ? 12 + clen + 2 : 0);
-		memcpy(p, "Strict-Transport-Security: ", 27);
-		memcpy(p + 27, lb->hsts_value, lb->hsts_value_len);
-		memcpy(p + 27 + lb->hsts_value_len, "\r\n", 3);
-		extra = cookie;
+	if (sts) {
+		memcpy(lines + ll, "Strict-Transport-Security: ", 27);
+		memcpy(lines + ll + 27, lb->hsts_value, lb->hsts_value_len);
+		ll += 27 + lb->hsts_value_len;
+		memcpy(lines + ll, "\r\n", 2);
+		ll += 2;
 	}
+	const cfg_edge *ce = &cl->snap->cfg->edge;
+	if (cl->req_id_len)
+		ll += px_req_id_line(cl, lines + ll);
+	lines[ll] = '\0';
+	px_resp_edit ed = {
+	    .extra = ll ? lines : NULL,
+	    .drop_sts = sts,
+	    .drop = cl->req_id_len ? ce->request_id_header : NULL,
+	    .drop_len = ce->request_id_header_len,
+	};
 	/* HTTP/2 streams: the head goes straight to HEADERS. */
-	int n = cl->h2s
-		    ? px_h2_respond(cl, resp, extra ? cookie + 12 : NULL,
-				    (size_t)clen, sts ? lb->hsts_value : NULL,
-				    lb->hsts_value_len)
-		    : px_head_response(resp, upgrade, close && !upgrade, sts,
-				       extra, core_buf_tail(cl->chead),
-				       core_buf_space(cl->chead));
+	int n = cl->h2s ? px_h2_respond(cl, resp, &ed)
+			: px_head_response(resp, upgrade, close && !upgrade,
+					   &ed, core_buf_tail(cl->chead),
+					   core_buf_space(cl->chead));
 	if (n < 0) {
 		local_response(cl, 502, "response head too large", true);
 		return true;

@@ -22,6 +22,7 @@
 #include "edge/edge_stats.h"
 #include "h2/h2_session.h"
 #include "http/http1_parse.h"
+#include "http/px_head.h"
 
 enum { RS_HEAD = 0, RS_BODY, RS_DONE };
 
@@ -438,8 +439,7 @@ static int respond(px_h2_stream *st, const http1_response *resp,
 }
 
 int px_h2_respond(px_client *sc, const http1_response *resp,
-		  const char *set_cookie, size_t cookie_len, const char *sts,
-		  size_t sts_len)
+		  const px_resp_edit *ed)
 {
 	px_h2_stream *st = sc->h2s;
 	struct px_h2_scratch *s = sc->w->h2_scratch;
@@ -448,22 +448,39 @@ int px_h2_respond(px_client *sc, const http1_response *resp,
 	int n = h2_fields(s, resp->headers, resp->nheaders);
 	if (n < 0)
 		return n;
-	if (set_cookie && n < HTTP1_MAX_HEADERS) /* session affinity */
-		s->out[n++] =
-		    (h2_field){{"set-cookie", 10}, {set_cookie, cookie_len}};
-	if (sts && resp->status >= 200) {
-		/* The edge's policy replaces the origin's (names are
-		 * lowercase here). */
+	/* Lowercase names of the added fields live here until respond()
+	 * has handed them to nghttp2 (which copies). */
+	char names[256];
+	size_t nl = 0;
+	if (ed && resp->status >= 200) {
 		int k = 0;
 		for (int i = 0; i < n; i++)
-			if (s->out[i].name.len != 25 ||
-			    memcmp(s->out[i].name.p,
-				   "strict-transport-security", 25))
+			if (!px_resp_edit_drops(ed, s->out[i].name.p,
+						s->out[i].name.len))
 				s->out[k++] = s->out[i];
 		n = k;
-		if (n < HTTP1_MAX_HEADERS)
-			s->out[n++] = (h2_field){
-			    {"strict-transport-security", 25}, {sts, sts_len}};
+		for (const char *p = ed->extra;
+		     p && *p && n < HTTP1_MAX_HEADERS;) {
+			const char *colon = strchr(p, ':');
+			const char *eol = strstr(p, "\r\n");
+			if (!colon || !eol || colon > eol)
+				break;
+			size_t len = (size_t)(colon - p);
+			if (nl + len > sizeof(names))
+				break;
+			for (size_t i = 0; i < len; i++)
+				names[nl + i] =
+				    (char)(p[i] >= 'A' && p[i] <= 'Z'
+					       ? p[i] + 32
+					       : p[i]);
+			const char *v = colon + 1;
+			while (v < eol && *v == ' ')
+				v++;
+			s->out[n++] = (h2_field){{names + nl, len},
+						 {v, (size_t)(eol - v)}};
+			nl += len;
+			p = eol + 2;
+		}
 	}
 	int r = respond(st, resp, s->out, (size_t)n);
 	mark(st->h);

@@ -22,6 +22,8 @@
 
 #include "http/px.h"
 
+struct px_resp_edit;
+
 /* --- px_h2.c, called by px_conn.c -------------------------------------- */
 
 /* ALPN chose h2 after the handshake of connection cl: start the session
@@ -36,12 +38,11 @@ ssize_t px_h2_read(px_client *sc, core_buf *b);
 ssize_t px_h2_write2(px_client *sc, core_buf *a, uint32_t alen, core_buf *b,
 		     uint32_t blen);
 /* The origin's response head for stream client sc, straight to HEADERS
- * (1xx: interim). set_cookie: the value of a Set-Cookie field to add
- * (session affinity), or NULL. sts: the edge's Strict-Transport-Security
- * value, replacing the origin's, or NULL. Returns 0 or a negative code. */
+ * (1xx: interim), with the edge's changes (ed: fields left out, lines
+ * "Name: value\r\n" added as fields; NULL: none). Returns 0 or a
+ * negative code. */
 int px_h2_respond(px_client *sc, const http1_response *resp,
-		  const char *set_cookie, size_t cookie_len, const char *sts,
-		  size_t sts_len);
+		  const struct px_resp_edit *ed);
 /* The stream client sc is closing (its exchange ended or failed). */
 void px_h2_stream_closed(px_client *sc);
 /* The connection cl is closing: close its streams, free the session. */

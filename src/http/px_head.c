@@ -166,7 +166,17 @@ int px_head_request(const http1_request *req, const px_req_ctx *ctx, char *out,
 		}
 		if (is_hop(req->headers, req->nheaders, h, named))
 			continue;
+		if (ctx->req_id_name && h->name.len == ctx->req_id_name_len &&
+		    !core_strncaseeq(h->name.p, ctx->req_id_name,
+				     ctx->req_id_name_len))
+			continue; /* ours follows */
 		put_field(&w, h);
+	}
+	if (ctx->req_id_name) {
+		put(&w, ctx->req_id_name, ctx->req_id_name_len);
+		puts_(&w, ": ");
+		put(&w, ctx->req_id, ctx->req_id_len);
+		puts_(&w, "\r\n");
 	}
 	if (xff_started)
 		puts_(&w, ", ");
@@ -207,9 +217,36 @@ int px_head_set_host(char *head, size_t len, size_t cap, const char *host,
 	return (int)(len - old + hlen);
 }
 
-int px_head_response(const http1_response *resp, bool upgrade, bool close,
-		     bool drop_sts, const char *extra, char *out, size_t size)
+bool px_resp_edit_drops(const px_resp_edit *ed, const char *name, size_t len)
 {
+	if (!ed)
+		return false;
+	/* core_strncaseeq is 0 when equal (as strncasecmp). */
+	if (ed->drop_sts && len == 25 &&
+	    !core_strncaseeq(name, "Strict-Transport-Security", 25))
+		return true;
+	return ed->drop && len == ed->drop_len &&
+	       !core_strncaseeq(name, ed->drop, len);
+}
+
+int px_head_insert_line(char *head, size_t len, size_t cap, const char *line,
+			size_t n)
+{
+	const char *eol = memchr(head, '\n', len);
+	if (!eol)
+		return -EINVAL;
+	if (len + n > cap)
+		return -ENOSPC;
+	size_t at = (size_t)(eol - head) + 1;
+	memmove(head + at + n, head + at, len - at);
+	memcpy(head + at, line, n);
+	return (int)(len + n);
+}
+
+int px_head_response(const http1_response *resp, bool upgrade, bool close,
+		     const px_resp_edit *ed, char *out, size_t size)
+{
+	const char *extra = ed ? ed->extra : NULL;
 	wbuf w = {.p = out, .size = size};
 	char line[13] = "HTTP/1.1 000 ";
 	line[9] = (char)('0' + resp->status / 100 % 10);
@@ -232,7 +269,7 @@ int px_head_response(const http1_response *resp, bool upgrade, bool close,
 		}
 		if (is_hop(resp->headers, resp->nheaders, h, named))
 			continue;
-		if (drop_sts && NAME_IS(h, "Strict-Transport-Security"))
+		if (ed && px_resp_edit_drops(ed, h->name.p, h->name.len))
 			continue;
 		put_field(&w, h);
 	}

@@ -24,6 +24,12 @@ typedef struct px_req_ctx {
 	const char *proto;	  /* "http" or "https" */
 	const cfg_origin *origin; /* its Host header override, if any */
 	bool upstream_http10;	  /* HTTP/1.0 client: speak 1.0 upstream */
+	/* edge.request_id_header and this request's id (name NULL: off):
+	 * the client's fields of that name are replaced by one with id. */
+	const char *req_id_name;
+	size_t req_id_name_len;
+	const char *req_id;
+	size_t req_id_len;
 } px_req_ctx;
 
 int px_head_request(const http1_request *req, const px_req_ctx *ctx, char *out,
@@ -37,11 +43,28 @@ const char *px_origin_host(const cfg_origin *o);
 int px_head_set_host(char *head, size_t len, size_t cap, const char *host,
 		     size_t hlen);
 
-/* extra: header lines to add ("Set-Cookie: ...\r\n"), or NULL.
- * drop_sts: leave out the origin's Strict-Transport-Security (the edge
- * sends its own in extra). */
+/* What the edge changes in an origin's response head. */
+typedef struct px_resp_edit {
+	const char *extra; /* lines to add ("Set-Cookie: ...\r\n"), or NULL */
+	bool drop_sts;	   /* leave out the origin's Strict-Transport-Security
+			    * (the edge sends its own in extra) */
+	const char *drop;  /* and its field of this name (the request id,
+			    * sent in extra), or NULL */
+	size_t drop_len;
+} px_resp_edit;
+
+/* Whether field h is one px_resp_edit leaves out. */
+bool px_resp_edit_drops(const px_resp_edit *ed, const char *name, size_t len);
+
+/* ed may be NULL (no change). */
 int px_head_response(const http1_response *resp, bool upgrade, bool close,
-		     bool drop_sts, const char *extra, char *out, size_t size);
+		     const px_resp_edit *ed, char *out, size_t size);
+
+/* Insert line ("Name: value\r\n", n bytes) after the status line of the
+ * head of len bytes at head (cap bytes of room). The new length, or
+ * -ENOSPC / -EINVAL (no status line). */
+int px_head_insert_line(char *head, size_t len, size_t cap, const char *line,
+			size_t n);
 
 /* A complete locally generated response (error pages): text/plain body
  * "<code> <reason>: <detail> (edge <edge>)\n". */

@@ -89,6 +89,11 @@ static void line_end(px_client *cl, edge_alog *a, int status, uint64_t dur_ns)
 	edge_alog_put_u64(&b, st->retries);
 	EDGE_ALOG_LIT(&b, ",\"edge\":");
 	put_name(&b, cl->snap->cfg->edge.name);
+	if (cl->req_id_len) {
+		EDGE_ALOG_LIT(&b, ",\"request_id\":");
+		edge_alog_put_str(&b, cl->req_id, cl->req_id_len,
+				  PX_REQ_ID_MAX);
+	}
 	/* cap left two bytes for these. */
 	b.p[b.len++] = '}';
 	b.p[b.len++] = '\n';

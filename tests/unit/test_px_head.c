@@ -42,6 +42,28 @@ static void test_request_basic(void **state)
 			       "X-Forwarded-Host: lb.example.com\r\n\r\n");
 }
 
+static void test_request_id(void **state)
+{
+	const char *raw = "GET / HTTP/1.1\r\nHost: a\r\nx-request-id: old\r\n"
+			  "X-Kept: yes\r\nX-REQUEST-ID: old2\r\n\r\n";
+	assert_int_equal(http1_parse_request(raw, strlen(raw), &lim, &req),
+			 (int)strlen(raw));
+	px_req_ctx ctx = {.client_ip = "10.0.0.1",
+			  .proto = "http",
+			  .req_id_name = "X-Request-Id",
+			  .req_id_name_len = 12,
+			  .req_id = "abc",
+			  .req_id_len = 3};
+	int n = px_head_request(&req, &ctx, out, sizeof(out) - 1);
+	assert_true(n > 0);
+	out[n] = '\0';
+	assert_string_equal(out, "GET / HTTP/1.1\r\nHost: a\r\nX-Kept: yes\r\n"
+				 "X-Request-Id: abc\r\n"
+				 "X-Forwarded-For: 10.0.0.1\r\n"
+				 "X-Forwarded-Proto: http\r\n"
+				 "X-Forwarded-Host: a\r\n\r\n");
+}
+
 static void test_request_hop_by_hop_removed(void **state)
 {
 	const char *h = rewrite_req(
@@ -73,8 +95,8 @@ static void test_connection_cannot_strip_framing(void **state)
 			  "Content-Length: 5\r\n\r\n";
 	assert_true(http1_parse_response(raw, strlen(raw), &lim, HTTP_M_GET,
 					 &resp) > 0);
-	int n = px_head_response(&resp, false, false, false, NULL, out,
-				 sizeof(out) - 1);
+	int n =
+	    px_head_response(&resp, false, false, NULL, out, sizeof(out) - 1);
 	out[n] = '\0';
 	assert_non_null(strstr(out, "\r\nContent-Length: 5\r\n"));
 }
@@ -170,41 +192,51 @@ static void test_response(void **state)
 			  "Server: o\r\n\r\n";
 	assert_true(http1_parse_response(raw, strlen(raw), &lim, HTTP_M_GET,
 					 &resp) > 0);
-	int n = px_head_response(&resp, false, false, false, NULL, out,
-				 sizeof(out) - 1);
+	int n =
+	    px_head_response(&resp, false, false, NULL, out, sizeof(out) - 1);
 	out[n] = '\0';
 	assert_string_equal(
 	    out, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: o\r\n\r\n");
-	n = px_head_response(&resp, false, true, false, NULL, out,
-			     sizeof(out) - 1);
+	n = px_head_response(&resp, false, true, NULL, out, sizeof(out) - 1);
 	out[n] = '\0';
 	assert_string_equal(
 	    out, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: o\r\n"
 		 "Connection: close\r\n\r\n");
-	n = px_head_response(&resp, false, false, false, "Set-Cookie: a=b\r\n",
-			     out, sizeof(out) - 1);
+	px_resp_edit ed = {.extra = "Set-Cookie: a=b\r\n"};
+	n = px_head_response(&resp, false, false, &ed, out, sizeof(out) - 1);
 	out[n] = '\0';
 	assert_string_equal(
 	    out, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: o\r\n"
 		 "Set-Cookie: a=b\r\n\r\n");
-	/* The edge's Strict-Transport-Security replaces the origin's (any
-	 * case of the name). */
+	/* The edge's Strict-Transport-Security and request id replace the
+	 * origin's (any case of the names). */
 	raw = "HTTP/1.1 200 OK\r\nstrict-transport-security: max-age=1\r\n"
-	      "Content-Length: 0\r\n\r\n";
+	      "x-request-id: theirs\r\nContent-Length: 0\r\n\r\n";
 	assert_true(http1_parse_response(raw, strlen(raw), &lim, HTTP_M_GET,
 					 &resp) > 0);
-	n = px_head_response(&resp, false, false, true,
-			     "Strict-Transport-Security: max-age=9\r\n", out,
-			     sizeof(out) - 1);
+	px_resp_edit sts = {.extra = "Strict-Transport-Security: max-age=9\r\n"
+				     "X-Request-Id: ours\r\n",
+			    .drop_sts = true,
+			    .drop = "X-Request-Id",
+			    .drop_len = 12};
+	n = px_head_response(&resp, false, false, &sts, out, sizeof(out) - 1);
 	out[n] = '\0';
-	assert_string_equal(out,
-			    "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
-			    "Strict-Transport-Security: max-age=9\r\n\r\n");
+	assert_string_equal(out, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
+				 "Strict-Transport-Security: max-age=9\r\n"
+				 "X-Request-Id: ours\r\n\r\n");
+	/* A line after the status line of a local answer. */
+	char h[64] = "HTTP/1.1 502 Bad Gateway\r\nA: b\r\n\r\n";
+	n = px_head_insert_line(h, strlen(h), sizeof(h) - 1, "X: 1\r\n", 6);
+	h[n] = '\0';
+	assert_string_equal(h,
+			    "HTTP/1.1 502 Bad Gateway\r\nX: 1\r\nA: b\r\n\r\n");
+	assert_int_equal(
+	    px_head_insert_line(h, strlen(h), strlen(h) + 3, "X: 1\r\n", 6),
+	    -ENOSPC);
 	raw = "HTTP/1.1 404 Not Here\r\nTransfer-Encoding: chunked\r\n\r\n";
 	assert_true(http1_parse_response(raw, strlen(raw), &lim, HTTP_M_GET,
 					 &resp) > 0);
-	n = px_head_response(&resp, false, false, false, NULL, out,
-			     sizeof(out) - 1);
+	n = px_head_response(&resp, false, false, NULL, out, sizeof(out) - 1);
 	out[n] = '\0';
 	assert_string_equal(
 	    out, "HTTP/1.1 404 Not Here\r\nTransfer-Encoding: chunked\r\n\r\n");
@@ -237,6 +269,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_request_basic),
 	    cmocka_unit_test(test_request_hop_by_hop_removed),
+	    cmocka_unit_test(test_request_id),
 	    cmocka_unit_test(test_request_xff_appended_and_spoofs_replaced),
 	    cmocka_unit_test(test_connection_cannot_strip_framing),
 	    cmocka_unit_test(test_request_chunked_and_upgrade_kept),
