@@ -138,17 +138,14 @@ int px_head_request(const http1_request *req, const px_req_ctx *ctx, char *out,
 		put_str(&w, req->host);
 	puts_(&w, "\r\n");
 
-	bool xff_started = false;
+	bool has_xff = false;
 	bool named = connection_names_fields(req->headers, req->nheaders);
 	for (uint32_t i = 0; i < req->nheaders; i++) {
 		const http1_header *h = &req->headers[i];
 		if (NAME_IS(h, "Host"))
 			continue;
 		if (NAME_IS(h, "X-Forwarded-For")) {
-			/* Merge every XFF field into one, ours last. */
-			puts_(&w, xff_started ? ", " : "X-Forwarded-For: ");
-			xff_started = true;
-			put_str(&w, h->value);
+			has_xff = true; /* merged below, ours last */
 			continue;
 		}
 		if (NAME_IS(h, "X-Forwarded-Proto") ||
@@ -178,10 +175,16 @@ int px_head_request(const http1_request *req, const px_req_ctx *ctx, char *out,
 		put(&w, ctx->req_id, ctx->req_id_len);
 		puts_(&w, "\r\n");
 	}
-	if (xff_started)
-		puts_(&w, ", ");
-	else
-		puts_(&w, "X-Forwarded-For: ");
+	/* Every X-Forwarded-For field of the client merged into one line, in
+	 * order, with the client's address last. */
+	puts_(&w, "X-Forwarded-For: ");
+	for (uint32_t i = 0; has_xff && i < req->nheaders; i++) {
+		const http1_header *h = &req->headers[i];
+		if (NAME_IS(h, "X-Forwarded-For")) {
+			put_str(&w, h->value);
+			puts_(&w, ", ");
+		}
+	}
 	puts_(&w, ctx->client_ip);
 	puts_(&w, "\r\nX-Forwarded-Proto: ");
 	puts_(&w, ctx->proto);

@@ -314,13 +314,18 @@ def test_x_forwarded_headers_added(px):
 
 
 def test_x_forwarded_for_appended(px):
+    # Fields after the client's X-Forwarded-For keep their own lines.
     r = request(px.port, path="/echo",
-                headers=[("X-Forwarded-For", "203.0.113.9")])
+                headers=[("X-Forwarded-For", "203.0.113.9"),
+                         ("X-After", "ok"),
+                         ("X-Forwarded-For", "198.51.100.7")])
+    assert r.status == 200, r
     _, hdrs, _, _, _ = mt.parse_echo(r.body)
     xff = mt.echo_headers(hdrs, "X-Forwarded-For")
     assert len(xff) == 1, hdrs
     assert [p.strip() for p in xff[0].split(",")] == \
-        ["203.0.113.9", "127.0.0.1"]
+        ["203.0.113.9", "198.51.100.7", "127.0.0.1"]
+    assert mt.echo_headers(hdrs, "X-After") == ["ok"]
 
 
 def test_large_header_under_limit_passes(px):

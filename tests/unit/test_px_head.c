@@ -45,6 +45,7 @@ static void test_request_basic(void **state)
 static void test_request_id(void **state)
 {
 	const char *raw = "GET / HTTP/1.1\r\nHost: a\r\nx-request-id: old\r\n"
+			  "X-Forwarded-For: 9.9.9.9\r\n"
 			  "X-Kept: yes\r\nX-REQUEST-ID: old2\r\n\r\n";
 	assert_int_equal(http1_parse_request(raw, strlen(raw), &lim, &req),
 			 (int)strlen(raw));
@@ -59,7 +60,7 @@ static void test_request_id(void **state)
 	out[n] = '\0';
 	assert_string_equal(out, "GET / HTTP/1.1\r\nHost: a\r\nX-Kept: yes\r\n"
 				 "X-Request-Id: abc\r\n"
-				 "X-Forwarded-For: 10.0.0.1\r\n"
+				 "X-Forwarded-For: 9.9.9.9, 10.0.0.1\r\n"
 				 "X-Forwarded-Proto: http\r\n"
 				 "X-Forwarded-Host: a\r\n\r\n");
 }
@@ -114,6 +115,17 @@ static void test_request_xff_appended_and_spoofs_replaced(void **state)
 	assert_null(strstr(h, "https"));
 	assert_null(strstr(h, "evil"));
 	assert_non_null(strstr(h, "X-Forwarded-Host: a\r\n"));
+	/* Fields after a client's X-Forwarded-For keep their own lines. */
+	h = rewrite_req("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1"
+			"\r\nAccept: */*\r\nX-Forwarded-For: 2.2.2.2\r\n"
+			"X-Last: z\r\n\r\n",
+			"127.0.0.9", false);
+	assert_string_equal(h,
+			    "GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n"
+			    "X-Last: z\r\n"
+			    "X-Forwarded-For: 1.1.1.1, 2.2.2.2, 127.0.0.9\r\n"
+			    "X-Forwarded-Proto: http\r\n"
+			    "X-Forwarded-Host: a\r\n\r\n");
 }
 
 static void test_request_chunked_and_upgrade_kept(void **state)
