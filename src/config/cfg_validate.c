@@ -121,6 +121,8 @@ void cfg_finish_edge(cfg_ctx *c, const cfg_node *node, void *base)
 		}
 		e->request_id_header_lc = lc;
 		e->request_id_header_len = (uint32_t)n;
+		/* Fields the edge manages, hop-by-hop ones, and response
+		 * fields whose origin value the id would replace. */
 		static const char *const reserved[] = {
 		    "host",
 		    "connection",
@@ -132,9 +134,30 @@ void cfg_finish_edge(cfg_ctx *c, const cfg_node *node, void *base)
 		    "strict-transport-security",
 		    "upgrade",
 		    "te",
+		    "trailer",
 		    "keep-alive",
+		    "proxy-connection",
+		    "proxy-authenticate",
+		    "proxy-authorization",
+		    "authorization",
+		    "www-authenticate",
 		    "set-cookie",
-		    "cookie"};
+		    "cookie",
+		    "expect",
+		    "location",
+		    "content-type",
+		    "content-encoding",
+		    "content-range",
+		    "content-location",
+		    "date",
+		    "etag",
+		    "last-modified",
+		    "cache-control",
+		    "expires",
+		    "vary",
+		    "age",
+		    "retry-after",
+		    "server"};
 		for (size_t i = 0; i < sizeof(reserved) / sizeof(*reserved);
 		     i++)
 			if (!strcmp(lc, reserved[i]))
@@ -538,15 +561,15 @@ void cfg_finish_lb(cfg_ctx *c, const cfg_node *node, void *base)
 		lb->hsts_value = p;
 		lb->hsts_value_len = (uint32_t)n;
 	}
-	if (!node)
-		return;
-	const cfg_node *hs = cfg_node_get(node, "hsts");
-	if (hs && lb->hsts_enabled && lb->hsts_preload &&
+	const cfg_node *hs = cfg_node_get(node, "hsts"); /* NULL-safe */
+	if (lb->hsts_enabled && lb->hsts_preload &&
 	    (!lb->hsts_include_subdomains || lb->hsts_max_age < 31536000))
-		cfg_error(c, at(hs, "preload"),
+		cfg_error(c, hs ? at(hs, "preload") : node,
 			  "hsts.preload: needs include_subdomains: true and "
 			  "max_age of at least 31536000 (a year), as the "
 			  "browsers' preload lists require");
+	if (!node)
+		return;
 	const cfg_node *dp = cfg_node_get(node, "default_pools");
 	for (size_t i = 1; dp && dp->kind == CFG_NODE_SEQ && i < dp->n; i++) {
 		const cfg_node *a = dp->items[i];

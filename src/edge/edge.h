@@ -93,9 +93,12 @@ struct edge_worker {
 	bool draining;
 	uint64_t rng;
 	lb_retry_budget retry_budget;
-	/* Request ids (edge.request_id_header): a random prefix per worker
-	 * and a count, so ids are unique without a random draw per request. */
+	/* Request ids (edge.request_id_header): a count (unique in the
+	 * worker) masked by a random value, and SipHash of the count under a
+	 * random key (not guessable from other ids); no random draw per
+	 * request. */
 	uint64_t req_id_seed, req_id_seq;
+	uint8_t req_id_key[16];
 
 	px_client *clients; /* live clients, doubly linked (drain walks it) */
 	uint32_t nclients;

@@ -577,7 +577,9 @@ void h2_session_free(h2_session *s)
 {
 	if (!s)
 		return;
-	nghttp2_session_del(s->ng); /* on_stream_close frees the streams */
+	/* nghttp2_session_del calls no callback (1.52): the streams still
+	 * open are freed here, without on_close or on_refused. */
+	nghttp2_session_del(s->ng);
 	while (s->streams) {
 		h2_stream *st = s->streams;
 		s->streams = st->next;

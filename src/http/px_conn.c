@@ -31,6 +31,7 @@
 #include "http/px_head.h"
 #include "http/proxy_proto.h"
 #include "lb/lb_affinity.h"
+#include "lb/lb_hash.h"
 #include "lb/lb_passive.h"
 #include "lb/lb_select.h"
 #include "lb/lb_steer.h"
@@ -858,15 +859,25 @@ static void take_req_id(px_client *cl, const http1_request *req)
 	cl->req_id_len = 0;
 	if (!e->request_id_header)
 		return;
-	const http1_header *h = http1_find_header(req->headers, req->nheaders,
-						  e->request_id_header);
-	if (h && req_id_ok(h->value.p, h->value.len)) {
-		memcpy(cl->req_id, h->value.p, h->value.len);
-		cl->req_id_len = (uint8_t)h->value.len;
-	} else {
+	/* The client's first well-formed field of that name. */
+	for (uint32_t i = 0; i < req->nheaders; i++) {
+		const http1_header *h = &req->headers[i];
+		if (h->name.len == e->request_id_header_len &&
+		    !core_strncaseeq(h->name.p, e->request_id_header,
+				     h->name.len) &&
+		    req_id_ok(h->value.p, h->value.len)) {
+			memcpy(cl->req_id, h->value.p, h->value.len);
+			cl->req_id_len = (uint8_t)h->value.len;
+			break;
+		}
+	}
+	if (!cl->req_id_len) {
 		static const char hex[] = "0123456789abcdef";
 		edge_worker *w = cl->w;
-		uint64_t v[2] = {w->req_id_seed, ++w->req_id_seq};
+		uint64_t seq = ++w->req_id_seq;
+		uint64_t v[2] = {
+		    lb_hash_siphash(w->req_id_key, &seq, sizeof(seq)),
+		    seq ^ w->req_id_seed};
 		for (int i = 0; i < 32; i++)
 			cl->req_id[i] =
 			    hex[(v[i / 16] >> (60 - 4 * (i % 16))) & 15];

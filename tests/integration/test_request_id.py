@@ -60,6 +60,8 @@ def test_made_sent_returned_and_logged(t):
         assert echo_ids(r) == got  # the origin saw the same, once
         ids.append(got[0])
     assert ids[0] != ids[1]
+    # Made ids share nothing guessable: both halves differ.
+    assert ids[0][:16] != ids[1][:16] and ids[0][16:] != ids[1][16:]
     lines = read_lines(t.log, 2)
     logged = [ln.get("request_id") for ln in lines]
     assert ids[0] in logged and ids[1] in logged, lines
@@ -76,12 +78,18 @@ def test_client_id_kept_or_replaced(t):
         got = r.header_all("X-Request-Id")
         assert len(got) == 1 and HEX32.match(got[0]), (bad, r)
         assert echo_ids(r) == got, bad
-    # Two fields from the client: one id goes on, the first well-formed.
+    # Several fields from the client: one id goes on, the first
+    # well-formed.
     r = mt.request(t.edge.port, "GET", "/echo", host=HOST,
                    headers=[("X-Request-Id", "one"),
                             ("x-request-id", "two")])
     assert r.header_all("X-Request-Id") == ["one"]
     assert echo_ids(r) == ["one"]
+    r = mt.request(t.edge.port, "GET", "/echo", host=HOST,
+                   headers=[("X-Request-Id", "bad id"),
+                            ("x-request-id", "two")])
+    assert r.header_all("X-Request-Id") == ["two"]
+    assert echo_ids(r) == ["two"]
 
 
 def test_edge_answers_carry_the_id(t):
@@ -111,7 +119,8 @@ load_balancers:
 def test_check_refuses_managed_fields(tmp_path):
     p = tmp_path / "c.yaml"
     for name, ok in (("X-Request-Id", True), ("Host", False),
-                     ("x-forwarded-for", False), ("Bad Name", False)):
+                     ("x-forwarded-for", False), ("Location", False),
+                     ("Proxy-Connection", False), ("Bad Name", False)):
         p.write_text(CHECK % name)
         r = subprocess.run([mt.BIN, "check", "-c", str(p)],
                            capture_output=True, text=True, timeout=mt.WAIT)
