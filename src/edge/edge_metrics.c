@@ -575,10 +575,17 @@ static void render_edge(mbuf *b, edge *e, const edge_snapshot *s)
 
 	/* The health thread (replaced on a config swap: under swap_lock). */
 	health_stats hs = {0};
+	bool hc_up = false;
 	pthread_mutex_lock(&e->swap_lock);
-	if (e->health && e->health->checker)
+	if (e->health && e->health->checker) {
 		health_get_stats(e->health->checker, &hs);
+		hc_up = true;
+	}
 	pthread_mutex_unlock(&e->swap_lock);
+	single(b, "meridian_health_checker_up", "gauge",
+	       "1 while the health thread runs; 0 when it could not start "
+	       "(after a config change: verdicts are frozen, alert on it).",
+	       hc_up);
 	single(b, "meridian_health_check_targets", "gauge",
 	       "Origins the health thread checks.", hs.targets);
 	single(b, "meridian_health_probes_in_flight", "gauge",

@@ -206,6 +206,7 @@ def test_health_gauges_and_checks(m):
     assert mx.get("meridian_health_checks_total", pool="b", origin="live",
                   result="failure") == 0
     assert mx.get("meridian_origin_healthy", pool="b", origin="live") == 1
+    assert mx.get("meridian_health_checker_up") == 1
     assert mx.get("meridian_origin_state", pool="b", origin="live",
                   state="healthy") == 1
     assert mx.get("meridian_origin_state", pool="b", origin="live",
