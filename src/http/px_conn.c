@@ -852,7 +852,8 @@ static bool req_id_ok(const char *p, size_t n)
 }
 
 /* This request's id (edge.request_id_header): the client's, or 32 hex
- * digits of the worker's random prefix and count. */
+ * digits: SipHash of the worker's count under its random key (not
+ * guessable), then the count masked by a random value (unique). */
 static void take_req_id(px_client *cl, const http1_request *req)
 {
 	const cfg_edge *e = &cl->snap->cfg->edge;
