@@ -375,6 +375,19 @@ static int add_req_id(px_client *cl, int n)
 				   line, ll);
 }
 
+/* The load balancer's Strict-Transport-Security into the local head of n
+ * bytes in chead (the edge's own answers over TLS carry it too). */
+static int add_sts(px_client *cl, int n)
+{
+	char line[CFG_HSTS_LINE_MAX];
+	const cfg_lb *lb = cl->lb;
+	memcpy(line, "Strict-Transport-Security: ", 27);
+	memcpy(line + 27, lb->hsts_value, lb->hsts_value_len);
+	memcpy(line + 27 + lb->hsts_value_len, "\r\n", 2);
+	return px_head_insert_line(cl->chead->data, (size_t)n, cl->chead->cap,
+				   line, 27 + lb->hsts_value_len + 2);
+}
+
 static void local_response(px_client *cl, int status, const char *detail,
 			   bool close)
 {
@@ -410,6 +423,8 @@ static void local_response(px_client *cl, int status, const char *detail,
 			      cl->chead->cap);
 	if (n >= 0 && cl->req_id_len)
 		n = add_req_id(cl, n);
+	if (n >= 0 && cl->lb && cl->lb->hsts_value && is_https(cl))
+		n = add_sts(cl, n);
 	if (n < 0) {
 		client_close(cl);
 		return;

@@ -83,6 +83,35 @@ def test_tls_responses_carry_the_edge_policy(lab, tmp_path):
     e.check_alive()
 
 
+def test_edge_answers_over_tls_carry_it(lab, tmp_path):
+    """The edge's own answers for the load balancer (here a 502: its
+    only origin refuses connections) carry the policy too, h1 and h2."""
+    dead = mt.free_port()
+    hp = mt.free_port()
+    e = lab.edge([{"id": "p", "origins": [
+                      {"name": "dead", "address": mt.LOCAL, "port": dead}]}],
+                 [{"name": HOST, "default_pools": ["p"],
+                   "hsts": {"enabled": True}}],
+                 https_port=hp, edge_extra={"tls": certs(tmp_path)})
+    e.https = hp
+    mt.wait_for(lambda: mt.port_accepts(hp), what="https listener")
+    r = tls_get(e, HOST)
+    assert r.status == 502, r
+    assert r.header_all("Strict-Transport-Security") == [
+        "max-age=15552000"], r
+    cmd = ["curl", "--http2", "-sk", "-D", "-", "-o", "/dev/null",
+           "--resolve", "%s:%d:127.0.0.1" % (HOST, hp),
+           "https://%s:%d/" % (HOST, hp)]
+    out = subprocess.run(cmd, capture_output=True, timeout=mt.WAIT + 5,
+                         text=True).stdout.lower()
+    assert out.startswith("http/2 502"), out
+    assert "strict-transport-security: max-age=15552000" in out, out
+    # Over plain HTTP the edge's answer has none.
+    r = plain_get(e, HOST)
+    assert r.status == 502 and r.header("Strict-Transport-Security") is None
+    e.check_alive()
+
+
 def test_defaults_and_preload(lab, tmp_path):
     e = hsts_edge(lab, tmp_path, {"enabled": True, "max_age": 63072000,
                                   "include_subdomains": True,
