@@ -608,9 +608,10 @@ static const cfg_key edge_keys[] = {
      .help = "Give every proxied request an id in this field (e.g. "
 	     "X-Request-Id): a client's own value of up to 64 characters "
 	     "(letters, digits, -_.:/+=@) is kept, else 32 hex digits are "
-	     "made (unique, not guessable from other ids). It goes to the origin, back to the client on the "
-	     "response (also on the edge's own answers) and into the access "
-	     "log as request_id. Unset: off (Meridian extension)."},
+	     "made (unique, not guessable from other ids). It goes to the "
+	     "origin, back to the client on the response (also on the edge's "
+	     "own answers) and into the access log as request_id. Unset: off "
+	     "(Meridian extension)."},
     {.name = "access_log",
      .type = CFG_OBJECT,
      AT(cfg_edge, access_log),

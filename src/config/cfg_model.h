@@ -268,9 +268,6 @@ typedef struct cfg_affinity_attrs {
 	cfg_zdt_failover zero_downtime_failover; /* default none */
 } cfg_affinity_attrs;
 
-/* "Strict-Transport-Security: " + the longest value + CRLF + NUL. */
-#define CFG_HSTS_LINE_MAX 96
-
 typedef struct cfg_lb {
 	cfg_pos pos;
 	bool from_api;	  /* created through the API (see cfg_monitor) */
@@ -288,7 +285,8 @@ typedef struct cfg_lb {
 	bool hsts_enabled;
 	uint32_t hsts_max_age; /* seconds */
 	bool hsts_include_subdomains, hsts_preload;
-	const char *hsts_value; /* at most CFG_HSTS_LINE_MAX - 32 bytes */
+	const char
+	    *hsts_value; /* "max-age=N[; includeSubDomains][; preload]" */
 	uint32_t hsts_value_len;
 	uint32_t ttl; /* default 30 */
 	const cfg_pool **default_pools;
@@ -382,10 +380,8 @@ typedef struct cfg_access_log {
 typedef struct cfg_edge {
 	cfg_pos pos;
 	const char *name; /* PoP id, default "meridian" */
-	/* Meridian's own: the request id field ("X-Request-Id"), NULL: off.
-	 * The lowercase copy is for HTTP/2 (computed). */
+	/* Meridian's own: the request id field ("X-Request-Id"), NULL: off. */
 	const char *request_id_header;
-	const char *request_id_header_lc;
 	uint32_t request_id_header_len;
 	const char *region;
 	double latitude, longitude;

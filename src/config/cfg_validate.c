@@ -114,13 +114,9 @@ void cfg_finish_edge(cfg_ctx *c, const cfg_node *node, void *base)
 	check_listeners(c, node, e);
 	if (e->request_id_header && *e->request_id_header) {
 		size_t n = strlen(e->request_id_header);
-		char *lc = core_arena_alloc(c->arena, n + 1);
-		for (size_t i = 0; i <= n; i++) {
-			char ch = e->request_id_header[i];
-			lc[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-		}
-		e->request_id_header_lc = lc;
 		e->request_id_header_len = (uint32_t)n;
+		char *lc = core_arena_strdup(c->arena, e->request_id_header);
+		lowercase(lc);
 		/* Fields the edge manages, hop-by-hop ones, and response
 		 * fields whose origin value the id would replace. */
 		static const char *const reserved[] = {
@@ -551,14 +547,12 @@ void cfg_finish_lb(cfg_ctx *c, const cfg_node *node, void *base)
 		}
 	}
 	if (lb->hsts_enabled) {
-		char v[CFG_HSTS_LINE_MAX - 32];
+		char v[64];
 		int n = snprintf(
 		    v, sizeof(v), "max-age=%u%s%s", lb->hsts_max_age,
 		    lb->hsts_include_subdomains ? "; includeSubDomains" : "",
 		    lb->hsts_preload ? "; preload" : "");
-		char *p = core_arena_alloc(c->arena, (size_t)n + 1);
-		memcpy(p, v, (size_t)n + 1);
-		lb->hsts_value = p;
+		lb->hsts_value = core_arena_strdup(c->arena, v);
 		lb->hsts_value_len = (uint32_t)n;
 	}
 	const cfg_node *hs = cfg_node_get(node, "hsts"); /* NULL-safe */

@@ -148,10 +148,6 @@ struct px_client {
 	px_req_stats st;     /* metrics and access log (px_stats.h) */
 };
 
-/* "Name: id\r\n" of the current request's id (req_id_len > 0) into out
- * (room for 2 * 64 + PX_REQ_ID_MAX + 4 bytes); returns its length. */
-size_t px_req_id_line(const px_client *cl, char *out);
-
 /* A new client connection accepted by worker w. Takes ownership of fd.
  * tls: the server of an https listener (the connection takes a reference
  * and starts with the handshake), NULL for plain HTTP. */

@@ -366,26 +366,35 @@ void px_client_accept(edge_worker *w, int fd, const struct sockaddr *peer,
 
 /* --- local responses ------------------------------------------------- */
 
-/* The request id line into the local head of n bytes in chead. */
-static int add_req_id(px_client *cl, int n)
+/* The edge's own fields on every answer to cl's request, and the
+ * origin's fields they replace: the request id (edge.request_id_header),
+ * and over TLS the load balancer's Strict-Transport-Security (unless sts
+ * is false: not on a switch of protocols). */
+static void edge_fields(const px_client *cl, px_resp_edit *ed, bool sts)
 {
-	char line[2 * 64 + PX_REQ_ID_MAX + 8];
-	size_t ll = px_req_id_line(cl, line);
-	return px_head_insert_line(cl->chead->data, (size_t)n, cl->chead->cap,
-				   line, ll);
+	const cfg_lb *lb = cl->lb;
+	if (sts && lb && lb->hsts_value && is_https(cl)) {
+		ed->add[ed->nadd++] =
+		    (http1_header){{"Strict-Transport-Security", 25},
+				   {lb->hsts_value, lb->hsts_value_len}};
+		ed->drop_sts = true;
+	}
+	if (cl->req_id_len) {
+		const cfg_edge *e = &cl->snap->cfg->edge;
+		ed->drop =
+		    (http_str){e->request_id_header, e->request_id_header_len};
+		ed->add[ed->nadd++] =
+		    (http1_header){ed->drop, {cl->req_id, cl->req_id_len}};
+	}
 }
 
-/* The load balancer's Strict-Transport-Security into the local head of n
- * bytes in chead (the edge's own answers over TLS carry it too). */
-static int add_sts(px_client *cl, int n)
+/* The edge's fields into its own answer of n bytes in chead. */
+static int add_edge_fields(px_client *cl, int n)
 {
-	char line[CFG_HSTS_LINE_MAX];
-	const cfg_lb *lb = cl->lb;
-	memcpy(line, "Strict-Transport-Security: ", 27);
-	memcpy(line + 27, lb->hsts_value, lb->hsts_value_len);
-	memcpy(line + 27 + lb->hsts_value_len, "\r\n", 2);
-	return px_head_insert_line(cl->chead->data, (size_t)n, cl->chead->cap,
-				   line, 27 + lb->hsts_value_len + 2);
+	px_resp_edit ed = {0};
+	edge_fields(cl, &ed, true);
+	return px_head_insert_fields(cl->chead->data, (size_t)n, cl->chead->cap,
+				     ed.add, ed.nadd);
 }
 
 static void local_response(px_client *cl, int status, const char *detail,
@@ -421,10 +430,8 @@ static void local_response(px_client *cl, int status, const char *detail,
 	int n = px_head_local(status, detail, w->snap->cfg->edge.name, close,
 			      cl->method == HTTP_M_HEAD, cl->chead->data,
 			      cl->chead->cap);
-	if (n >= 0 && cl->req_id_len)
-		n = add_req_id(cl, n);
-	if (n >= 0 && cl->lb && cl->lb->hsts_value && is_https(cl))
-		n = add_sts(cl, n);
+	if (n >= 0)
+		n = add_edge_fields(cl, n);
 	if (n < 0) {
 		client_close(cl);
 		return;
@@ -838,8 +845,8 @@ static void redirect_https(px_client *cl, const http1_request *req,
 				 e->name, cl->close_after,
 				 cl->method == HTTP_M_HEAD, cl->chead->data,
 				 cl->chead->cap);
-	if (n >= 0 && cl->req_id_len)
-		n = add_req_id(cl, n);
+	if (n >= 0)
+		n = add_edge_fields(cl, n);
 	core_buf_consume(cl->in, (uint32_t)head_len);
 	if (n < 0) {
 		client_close(cl);
@@ -900,17 +907,6 @@ static void take_req_id(px_client *cl, const http1_request *req)
 		cl->req_id_len = 32;
 	}
 	cl->req_id[cl->req_id_len] = '\0';
-}
-
-size_t px_req_id_line(const px_client *cl, char *out)
-{
-	const cfg_edge *e = &cl->snap->cfg->edge;
-	size_t n = e->request_id_header_len;
-	memcpy(out, e->request_id_header, n);
-	memcpy(out + n, ": ", 2);
-	memcpy(out + n + 2, cl->req_id, cl->req_id_len);
-	memcpy(out + n + 2 + cl->req_id_len, "\r\n", 2);
-	return n + 4 + cl->req_id_len;
 }
 
 static void start_request(px_client *cl, int head_len)
@@ -976,16 +972,14 @@ static void start_request(px_client *cl, int head_len)
 
 	if (!cl->uhead)
 		cl->uhead = core_buf_get(&w->bufs);
+	px_resp_edit ed = {0}; /* the request id, when there is one */
+	edge_fields(cl, &ed, false);
 	px_req_ctx ctx = {
 	    .client_ip = cl->ip,
 	    .proto = is_https(cl) ? "https" : "http",
 	    .origin = cl->origin,
 	    .upstream_http10 = cl->http10,
-	    .req_id_name =
-		cl->req_id_len ? cl->snap->cfg->edge.request_id_header : NULL,
-	    .req_id_name_len = cl->snap->cfg->edge.request_id_header_len,
-	    .req_id = cl->req_id,
-	    .req_id_len = cl->req_id_len,
+	    .req_id = ed.nadd ? &ed.add[0] : NULL,
 	};
 	int n = px_head_request(req, &ctx, cl->uhead->data, cl->uhead->cap);
 	core_buf_consume(cl->in, (uint32_t)head_len);
@@ -1572,45 +1566,22 @@ static bool parse_response(px_client *cl)
 		cl->chead = core_buf_get(&w->bufs);
 	if (cl->chead)
 		core_buf_compact(cl->chead);
-	/* Lines the edge adds to the origin's head: the affinity cookie,
-	 * Strict-Transport-Security, the request id (h1: as they are; h2:
-	 * px_h2_respond makes fields of them). */
-	char lines[LB_AFF_SET_COOKIE_MAX + CFG_HSTS_LINE_MAX + 2 * 64 +
-		   PX_REQ_ID_MAX + 32];
-	size_t ll = 0;
-	const cfg_lb *lb = cl->lb;
-	/* HSTS (RFC 6797): over TLS only, not on a switch of protocols. */
-	bool sts = lb->hsts_value && is_https(cl) && !upgrade;
-	if (cl->aff_set && lb_affinity_uses_cookie(lb)) {
+	/* The fields the edge adds to the origin's head: the affinity
+	 * cookie, then those of every answer (edge_fields). */
+	px_resp_edit ed = {0};
+	char cookie[LB_AFF_SET_COOKIE_MAX];
+	if (cl->aff_set && lb_affinity_uses_cookie(cl->lb)) {
 		/* Remember the origin that answered (session affinity). */
 		char tok[LB_AFF_TOKEN_LEN + 1];
 		lb_affinity_token(&w->snap->aff_secret, cl->pool, cl->origin,
 				  tok);
-		memcpy(lines, "Set-Cookie: ", 12);
-		int c = lb_affinity_set_cookie(
-		    lb, tok, is_https(cl), lines + 12, LB_AFF_SET_COOKIE_MAX);
-		if (c > 0) {
-			memcpy(lines + 12 + c, "\r\n", 2);
-			ll = 12 + (size_t)c + 2;
-		}
+		int c = lb_affinity_set_cookie(cl->lb, tok, is_https(cl),
+					       cookie, sizeof(cookie));
+		if (c > 0)
+			ed.add[ed.nadd++] = (http1_header){
+			    {"Set-Cookie", 10}, {cookie, (uint32_t)c}};
 	}
-	if (sts) {
-		memcpy(lines + ll, "Strict-Transport-Security: ", 27);
-		memcpy(lines + ll + 27, lb->hsts_value, lb->hsts_value_len);
-		ll += 27 + lb->hsts_value_len;
-		memcpy(lines + ll, "\r\n", 2);
-		ll += 2;
-	}
-	const cfg_edge *ce = &cl->snap->cfg->edge;
-	if (cl->req_id_len)
-		ll += px_req_id_line(cl, lines + ll);
-	lines[ll] = '\0';
-	px_resp_edit ed = {
-	    .extra = ll ? lines : NULL,
-	    .drop_sts = sts,
-	    .drop = cl->req_id_len ? ce->request_id_header : NULL,
-	    .drop_len = ce->request_id_header_len,
-	};
+	edge_fields(cl, &ed, !upgrade);
 	/* HTTP/2 streams: the head goes straight to HEADERS. */
 	int n = cl->h2s ? px_h2_respond(cl, resp, &ed)
 			: px_head_response(resp, upgrade, close && !upgrade,

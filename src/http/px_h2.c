@@ -71,7 +71,8 @@ struct px_h2 {
 /* The worker's scratch for translating response heads (one at a time). */
 struct px_h2_scratch {
 	http1_response resp;
-	h2_field in[HTTP1_MAX_HEADERS], out[HTTP1_MAX_HEADERS];
+	h2_field in[HTTP1_MAX_HEADERS], out[HTTP1_MAX_HEADERS + PX_EDGE_FIELDS];
+	char add_names[128]; /* the edge's field names, lowercased */
 	size_t names_cap;
 	char names[];
 };
@@ -404,14 +405,31 @@ static ssize_t read_body(void *ud, int32_t sid, void *sud, uint8_t *buf,
 }
 
 /* HTTP/1.1 fields -> h2 fields in the scratch; returns the count. */
+/* An HTTP/1.1 head's fields, with the edge's changes (ed may be NULL),
+ * as HTTP/2 fields in s->out (hop-by-hop ones dropped, names lowercased by
+ * h2_resp_fields). Returns their count or a negative code. */
 static int h2_fields(struct px_h2_scratch *s, const http1_header *hd,
-		     uint32_t n)
+		     uint32_t n, const px_resp_edit *ed)
 {
+	size_t k = 0;
 	for (uint32_t i = 0; i < n; i++)
-		s->in[i] = (h2_field){{hd[i].name.p, hd[i].name.len},
-				      {hd[i].value.p, hd[i].value.len}};
-	return h2_resp_fields(s->in, n, s->out, HTTP1_MAX_HEADERS, s->names,
-			      s->names_cap);
+		if (!px_resp_edit_drops(ed, hd[i].name.p, hd[i].name.len))
+			s->in[k++] =
+			    (h2_field){{hd[i].name.p, hd[i].name.len},
+				       {hd[i].value.p, hd[i].value.len}};
+	int r = h2_resp_fields(s->in, k, s->out, HTTP1_MAX_HEADERS, s->names,
+			       s->names_cap);
+	if (r < 0 || !ed || !ed->nadd)
+		return r;
+	/* The edge's own go after the origin's Connection names were
+	 * applied, as px_head_response writes them over HTTP/1.1. */
+	h2_field add[PX_EDGE_FIELDS];
+	for (uint32_t i = 0; i < ed->nadd; i++)
+		add[i] = (h2_field){{ed->add[i].name.p, ed->add[i].name.len},
+				    {ed->add[i].value.p, ed->add[i].value.len}};
+	int m = h2_resp_fields(add, ed->nadd, s->out + r, PX_EDGE_FIELDS,
+			       s->add_names, sizeof(s->add_names));
+	return m < 0 ? m : r + m;
 }
 
 /* A response head, its fields already h2-shaped: 1xx become interim
@@ -445,43 +463,11 @@ int px_h2_respond(px_client *sc, const http1_response *resp,
 	struct px_h2_scratch *s = sc->w->h2_scratch;
 	if (st->gone)
 		return -EPIPE;
-	int n = h2_fields(s, resp->headers, resp->nheaders);
+	/* 1xx heads go out as the origin sent them. */
+	int n = h2_fields(s, resp->headers, resp->nheaders,
+			  resp->status >= 200 ? ed : NULL);
 	if (n < 0)
 		return n;
-	/* Lowercase names of the added fields live here until respond()
-	 * has handed them to nghttp2 (which copies). */
-	char names[256];
-	size_t nl = 0;
-	if (ed && resp->status >= 200) {
-		int k = 0;
-		for (int i = 0; i < n; i++)
-			if (!px_resp_edit_drops(ed, s->out[i].name.p,
-						s->out[i].name.len))
-				s->out[k++] = s->out[i];
-		n = k;
-		for (const char *p = ed->extra;
-		     p && *p && n < HTTP1_MAX_HEADERS;) {
-			const char *colon = strchr(p, ':');
-			const char *eol = strstr(p, "\r\n");
-			if (!colon || !eol || colon > eol)
-				break;
-			size_t len = (size_t)(colon - p);
-			if (nl + len > sizeof(names))
-				break;
-			for (size_t i = 0; i < len; i++)
-				names[nl + i] =
-				    (char)(p[i] >= 'A' && p[i] <= 'Z'
-					       ? p[i] + 32
-					       : p[i]);
-			const char *v = colon + 1;
-			while (v < eol && *v == ' ')
-				v++;
-			s->out[n++] = (h2_field){{names + nl, len},
-						 {v, (size_t)(eol - v)}};
-			nl += len;
-			p = eol + 2;
-		}
-	}
 	int r = respond(st, resp, s->out, (size_t)n);
 	mark(st->h);
 	return r;
@@ -498,7 +484,7 @@ static int take_head(px_h2_stream *st, px_client *sc, const char *p, size_t len)
 	    p, len, &lim, st->head_req ? HTTP_M_HEAD : sc->method, &s->resp);
 	if (r <= 0)
 		return -EPROTO;
-	int n = h2_fields(s, s->resp.headers, s->resp.nheaders);
+	int n = h2_fields(s, s->resp.headers, s->resp.nheaders, NULL);
 	if (n < 0 || respond(st, &s->resp, s->out, (size_t)n) < 0)
 		return -EPROTO;
 	return r;
@@ -529,7 +515,7 @@ static void send_trailers(px_h2_stream *st, px_client *sc)
 		}
 		p = eol + 1;
 	}
-	int k = h2_fields(s, hd, (uint32_t)n);
+	int k = h2_fields(s, hd, (uint32_t)n, NULL);
 	if (k > 0)
 		(void)h2_session_trailers(st->h->sess, st->sid, s->out,
 					  (size_t)k);

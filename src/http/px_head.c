@@ -163,18 +163,14 @@ int px_head_request(const http1_request *req, const px_req_ctx *ctx, char *out,
 		}
 		if (is_hop(req->headers, req->nheaders, h, named))
 			continue;
-		if (ctx->req_id_name && h->name.len == ctx->req_id_name_len &&
-		    !core_strncaseeq(h->name.p, ctx->req_id_name,
-				     ctx->req_id_name_len))
+		if (ctx->req_id && h->name.len == ctx->req_id->name.len &&
+		    !core_strncaseeq(h->name.p, ctx->req_id->name.p,
+				     h->name.len))
 			continue; /* ours follows */
 		put_field(&w, h);
 	}
-	if (ctx->req_id_name) {
-		put(&w, ctx->req_id_name, ctx->req_id_name_len);
-		puts_(&w, ": ");
-		put(&w, ctx->req_id, ctx->req_id_len);
-		puts_(&w, "\r\n");
-	}
+	if (ctx->req_id)
+		put_field(&w, ctx->req_id);
 	/* Every X-Forwarded-For field of the client merged into one line, in
 	 * order, with the client's address last. */
 	puts_(&w, "X-Forwarded-For: ");
@@ -228,8 +224,8 @@ bool px_resp_edit_drops(const px_resp_edit *ed, const char *name, size_t len)
 	if (ed->drop_sts && len == 25 &&
 	    !core_strncaseeq(name, "Strict-Transport-Security", 25))
 		return true;
-	return ed->drop && len == ed->drop_len &&
-	       !core_strncaseeq(name, ed->drop, len);
+	return ed->drop.len && len == ed->drop.len &&
+	       !core_strncaseeq(name, ed->drop.p, len);
 }
 
 int px_head_insert_line(char *head, size_t len, size_t cap, const char *line,
@@ -246,10 +242,22 @@ int px_head_insert_line(char *head, size_t len, size_t cap, const char *line,
 	return (int)(len + n);
 }
 
+int px_head_insert_fields(char *head, size_t len, size_t cap,
+			  const http1_header *f, size_t n)
+{
+	char lines[512];
+	wbuf w = {.p = lines, .size = sizeof(lines)};
+	for (size_t i = 0; i < n; i++)
+		put_field(&w, &f[i]);
+	if (w.overflow)
+		return -ENOSPC;
+	return w.len ? px_head_insert_line(head, len, cap, lines, w.len)
+		     : (int)len;
+}
+
 int px_head_response(const http1_response *resp, bool upgrade, bool close,
 		     const px_resp_edit *ed, char *out, size_t size)
 {
-	const char *extra = ed ? ed->extra : NULL;
 	wbuf w = {.p = out, .size = size};
 	char line[13] = "HTTP/1.1 000 ";
 	line[9] = (char)('0' + resp->status / 100 % 10);
@@ -276,8 +284,8 @@ int px_head_response(const http1_response *resp, bool upgrade, bool close,
 			continue;
 		put_field(&w, h);
 	}
-	if (extra)
-		puts_(&w, extra);
+	for (uint32_t i = 0; ed && i < ed->nadd; i++)
+		put_field(&w, &ed->add[i]);
 	if (upgrade)
 		puts_(&w, "Connection: upgrade\r\n");
 	else if (close)

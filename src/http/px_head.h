@@ -24,12 +24,9 @@ typedef struct px_req_ctx {
 	const char *proto;	  /* "http" or "https" */
 	const cfg_origin *origin; /* its Host header override, if any */
 	bool upstream_http10;	  /* HTTP/1.0 client: speak 1.0 upstream */
-	/* edge.request_id_header and this request's id (name NULL: off):
-	 * the client's fields of that name are replaced by one with id. */
-	const char *req_id_name;
-	size_t req_id_name_len;
-	const char *req_id;
-	size_t req_id_len;
+	/* edge.request_id_header with this request's id, or NULL: the
+	 * client's fields of that name are replaced by this one. */
+	const http1_header *req_id;
 } px_req_ctx;
 
 int px_head_request(const http1_request *req, const px_req_ctx *ctx, char *out,
@@ -43,17 +40,20 @@ const char *px_origin_host(const cfg_origin *o);
 int px_head_set_host(char *head, size_t len, size_t cap, const char *host,
 		     size_t hlen);
 
+/* Fields the edge adds to an answer: the affinity cookie,
+ * Strict-Transport-Security, the request id. */
+#define PX_EDGE_FIELDS 3
+
 /* What the edge changes in an origin's response head. */
 typedef struct px_resp_edit {
-	const char *extra; /* lines to add ("Set-Cookie: ...\r\n"), or NULL */
-	bool drop_sts;	   /* leave out the origin's Strict-Transport-Security
-			    * (the edge sends its own in extra) */
-	const char *drop;  /* and its field of this name (the request id,
-			    * sent in extra), or NULL */
-	size_t drop_len;
+	http1_header add[PX_EDGE_FIELDS]; /* written after the origin's */
+	uint32_t nadd;
+	bool drop_sts; /* leave out the origin's Strict-Transport-Security
+			* (the edge adds its own) */
+	http_str drop; /* and its field of this name (len 0: none) */
 } px_resp_edit;
 
-/* Whether field h is one px_resp_edit leaves out. */
+/* Whether a field of this name is one px_resp_edit leaves out. */
 bool px_resp_edit_drops(const px_resp_edit *ed, const char *name, size_t len);
 
 /* ed may be NULL (no change). */
@@ -65,6 +65,9 @@ int px_head_response(const http1_response *resp, bool upgrade, bool close,
  * -ENOSPC / -EINVAL (no status line). */
 int px_head_insert_line(char *head, size_t len, size_t cap, const char *line,
 			size_t n);
+/* The same with n fields (the edge's fields on its own answers). */
+int px_head_insert_fields(char *head, size_t len, size_t cap,
+			  const http1_header *f, size_t n);
 
 /* A complete locally generated response (error pages): text/plain body
  * "<code> <reason>: <detail> (edge <edge>)\n". */

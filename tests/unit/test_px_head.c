@@ -49,12 +49,9 @@ static void test_request_id(void **state)
 			  "X-Kept: yes\r\nX-REQUEST-ID: old2\r\n\r\n";
 	assert_int_equal(http1_parse_request(raw, strlen(raw), &lim, &req),
 			 (int)strlen(raw));
-	px_req_ctx ctx = {.client_ip = "10.0.0.1",
-			  .proto = "http",
-			  .req_id_name = "X-Request-Id",
-			  .req_id_name_len = 12,
-			  .req_id = "abc",
-			  .req_id_len = 3};
+	const http1_header id = {{"X-Request-Id", 12}, {"abc", 3}};
+	px_req_ctx ctx = {
+	    .client_ip = "10.0.0.1", .proto = "http", .req_id = &id};
 	int n = px_head_request(&req, &ctx, out, sizeof(out) - 1);
 	assert_true(n > 0);
 	out[n] = '\0';
@@ -214,7 +211,8 @@ static void test_response(void **state)
 	assert_string_equal(
 	    out, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: o\r\n"
 		 "Connection: close\r\n\r\n");
-	px_resp_edit ed = {.extra = "Set-Cookie: a=b\r\n"};
+	px_resp_edit ed = {.add = {{{"Set-Cookie", 10}, {"a=b", 3}}},
+			   .nadd = 1};
 	n = px_head_response(&resp, false, false, &ed, out, sizeof(out) - 1);
 	out[n] = '\0';
 	assert_string_equal(
@@ -226,11 +224,12 @@ static void test_response(void **state)
 	      "x-request-id: theirs\r\nContent-Length: 0\r\n\r\n";
 	assert_true(http1_parse_response(raw, strlen(raw), &lim, HTTP_M_GET,
 					 &resp) > 0);
-	px_resp_edit sts = {.extra = "Strict-Transport-Security: max-age=9\r\n"
-				     "X-Request-Id: ours\r\n",
-			    .drop_sts = true,
-			    .drop = "X-Request-Id",
-			    .drop_len = 12};
+	px_resp_edit sts = {
+	    .add = {{{"Strict-Transport-Security", 25}, {"max-age=9", 9}},
+		    {{"X-Request-Id", 12}, {"ours", 4}}},
+	    .nadd = 2,
+	    .drop_sts = true,
+	    .drop = {"X-Request-Id", 12}};
 	n = px_head_response(&resp, false, false, &sts, out, sizeof(out) - 1);
 	out[n] = '\0';
 	assert_string_equal(out, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
