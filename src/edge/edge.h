@@ -97,8 +97,11 @@ struct edge_worker {
 	 * worker) masked by a random value, and SipHash of the count under a
 	 * random key (not guessable from other ids); no random draw per
 	 * request. */
-	uint64_t req_id_seed, req_id_seq;
-	uint8_t req_id_key[16];
+	uint64_t req_id_seq;
+	struct {
+		uint8_t key[16];
+		uint64_t mask;
+	} req_id;
 
 	px_client *clients; /* live clients, doubly linked (drain walks it) */
 	uint32_t nclients;

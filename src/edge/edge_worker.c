@@ -168,14 +168,11 @@ int edge_worker_init(edge_worker *w, edge *e, uint32_t id)
 	w->rng = ((uint64_t)id + 1) * 0x9E3779B97F4A7C15ULL ^ core_wall_ms();
 	if (!w->rng)
 		w->rng = 1;
-	if (getrandom(&w->req_id_seed, sizeof(w->req_id_seed), GRND_NONBLOCK) !=
-		(ssize_t)sizeof(w->req_id_seed) ||
-	    getrandom(w->req_id_key, sizeof(w->req_id_key), GRND_NONBLOCK) !=
-		(ssize_t)sizeof(w->req_id_key)) {
-		w->req_id_seed = w->rng ^ (uint64_t)getpid() << 32;
-		for (size_t i = 0; i < sizeof(w->req_id_key); i++)
-			w->req_id_key[i] = (uint8_t)(w->rng >> (8 * (i % 8)) ^
-						     core_wall_ms() >> i);
+	if (getrandom(&w->req_id, sizeof(w->req_id), GRND_NONBLOCK) !=
+	    (ssize_t)sizeof(w->req_id)) {
+		/* Only before the kernel's pool is ready: unique still. */
+		w->req_id.mask = w->rng;
+		memcpy(w->req_id.key, &w->rng, sizeof(w->rng));
 	}
 
 	w->wake_io.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -92,14 +92,27 @@ void h2_settings_default(h2_settings *st)
 	};
 }
 
+static void set_error(h2_session *s, h2_error_kind kind, const char *why)
+{
+	s->error = why;
+	s->error_kind = kind;
+}
+
 static void calm(h2_session *s, h2_error_kind kind, const char *why)
 {
 	if (s->fatal)
 		return;
 	s->fatal = true;
-	s->error = why;
-	s->error_kind = kind;
+	set_error(s, kind, why);
 	nghttp2_session_terminate_session(s->ng, NGHTTP2_ENHANCE_YOUR_CALM);
+}
+
+/* The edge refused stream st before delivering it: status is what an
+ * HTTP/1.1 client would have got; reported once, at its close. */
+static void refuse(h2_stream *st, uint16_t status)
+{
+	if (!st->delivered && !st->refused)
+		st->refused = status;
 }
 
 /* Count one event; true when over `limit` in the current window. */
@@ -194,16 +207,14 @@ static void respond_error(h2_session *s, h2_stream *st, const char *status)
 	};
 	st->rejected = true;
 	st->resp_started = st->resp_done = true;
-	if (!st->delivered && !st->refused)
-		st->refused = (uint16_t)atoi(status);
+	refuse(st, (uint16_t)atoi(status));
 	nghttp2_submit_response(s->ng, st->id, nv, 2, NULL);
 }
 
 static void reject(h2_session *s, h2_stream *st, uint32_t code)
 {
 	st->rejected = true;
-	if (!st->delivered && !st->refused)
-		st->refused = 400; /* as a malformed HTTP/1.1 request */
+	refuse(st, 400); /* as a malformed HTTP/1.1 request */
 	nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, code);
 }
 
@@ -416,8 +427,8 @@ static int on_invalid_frame(nghttp2_session *ng, const nghttp2_frame *fr,
 		/* nghttp2's own checks (RFC 9113 §8.2, §8.3) refused a
 		 * request head: it resets the stream. */
 		h2_stream *st = get(s, fr->hd.stream_id);
-		if (st && !st->delivered && !st->refused)
-			st->refused = 400;
+		if (st)
+			refuse(st, 400);
 	}
 	return 0;
 }
@@ -454,11 +465,9 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *fr, void *ud)
 		s->stall_since = 0;
 	/* nghttp2 ending the session itself (a protocol error it found):
 	 * say why. */
-	if (fr->hd.type == NGHTTP2_GOAWAY && fr->goaway.error_code &&
-	    !s->error) {
-		s->error = nghttp2_http2_strerror(fr->goaway.error_code);
-		s->error_kind = H2_ERR_PROTOCOL;
-	}
+	if (fr->hd.type == NGHTTP2_GOAWAY && fr->goaway.error_code && !s->error)
+		set_error(s, H2_ERR_PROTOCOL,
+			  nghttp2_http2_strerror(fr->goaway.error_code));
 	/* The response is whole but the client is still sending (or just
 	 * keeps its side open): RST_STREAM NO_ERROR asks it to stop (RFC
 	 * 9113 §8.1) and frees the stream, which would otherwise hold the
@@ -608,14 +617,10 @@ ssize_t h2_session_recv(h2_session *s, const uint8_t *buf, size_t len)
 {
 	ssize_t n = nghttp2_session_mem_recv(s->ng, buf, len);
 	if (n < 0) {
-		if (!s->error) {
-			s->error = nghttp2_strerror((int)n);
-			s->error_kind = H2_ERR_PROTOCOL;
-		}
-		if (n == NGHTTP2_ERR_FLOODED && !s->fatal) {
-			s->error = "control frame flood";
-			s->error_kind = H2_ERR_FLOOD;
-		}
+		if (n == NGHTTP2_ERR_FLOODED && !s->fatal)
+			set_error(s, H2_ERR_FLOOD, "control frame flood");
+		else if (!s->error)
+			set_error(s, H2_ERR_PROTOCOL, nghttp2_strerror((int)n));
 		/* nghttp2 does not always queue a GOAWAY itself (too many
 		 * CONTINUATIONs, floods): make sure one goes out */
 		if (n != NGHTTP2_ERR_NOMEM && !s->fatal) {

@@ -899,8 +899,8 @@ static void take_req_id(px_client *cl, const http1_request *req)
 		edge_worker *w = cl->w;
 		uint64_t seq = ++w->req_id_seq;
 		uint64_t v[2] = {
-		    lb_hash_siphash(w->req_id_key, &seq, sizeof(seq)),
-		    seq ^ w->req_id_seed};
+		    lb_hash_siphash(w->req_id.key, &seq, sizeof(seq)),
+		    seq ^ w->req_id.mask};
 		for (int i = 0; i < 32; i++)
 			cl->req_id[i] =
 			    hex[(v[i / 16] >> (60 - 4 * (i % 16))) & 15];
