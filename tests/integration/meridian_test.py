@@ -38,6 +38,13 @@ def wait_for(cond, timeout=WAIT, interval=0.02, what="condition"):
     raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
 
 
+def check_config(path, text):
+    """Write text to path and run `meridian check -c path` on it."""
+    path.write_text(text)
+    return subprocess.run([BIN, "check", "-c", str(path)],
+                          capture_output=True, text=True, timeout=WAIT)
+
+
 def free_port():
     """Ask the kernel for a free loopback port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -150,10 +150,7 @@ def check(tmp_path, https, hsts):
                '{ cert: %s, key: %s } ] }' % (
                    certs_["certificates"][0]["cert"],
                    certs_["certificates"][0]["key"]))
-    p = tmp_path / "c.yaml"
-    p.write_text(CHECK_BASE % (tls, hsts))
-    return subprocess.run([mt.BIN, "check", "-c", str(p)],
-                          capture_output=True, text=True, timeout=mt.WAIT)
+    return mt.check_config(tmp_path / "c.yaml", CHECK_BASE % (tls, hsts))
 
 
 def test_check_refuses_bad_policies(tmp_path):
