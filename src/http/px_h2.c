@@ -19,10 +19,10 @@
 
 #include "core/core_log.h"
 #include "core/core_util.h"
-#include "edge/edge_stats.h"
 #include "h2/h2_session.h"
 #include "http/http1_parse.h"
 #include "http/px_head.h"
+#include "http/px_stats.h"
 
 enum { RS_HEAD = 0, RS_BODY, RS_DONE };
 
@@ -354,11 +354,7 @@ static void on_close(void *ud, int32_t sid, void *sud, uint32_t code)
  * before routing, as an HTTP/1.1 400 or 431 is. */
 static void on_refused(void *ud, int status)
 {
-	px_h2 *h = ud;
-	px_client *cl = h->cl;
-	if (cl->snap && cl->snap->stats)
-		edge_stats_request(cl->snap->stats, cl->w->id, NULL, NULL, NULL,
-				   status, 0, -1, 0, 0);
+	px_stats_refused(((px_h2 *)ud)->cl, status);
 }
 
 /* --- response side ----------------------------------------------------- */

@@ -188,3 +188,11 @@ void px_stats_idle(edge_worker *w, int delta)
 	atomic_store_explicit(&w->idle_upstreams, v + (uint32_t)delta,
 			      memory_order_relaxed);
 }
+
+void px_stats_refused(px_client *cl, int status)
+{
+	const edge_snapshot *s = cl->snap;
+	if (s && s->stats)
+		edge_stats_request(s->stats, cl->w->id, NULL, NULL, NULL,
+				   status, 0, -1, 0, 0);
+}

@@ -50,6 +50,10 @@ void px_stats_close(struct px_client *cl);
 void px_stats_origin_failed(struct px_client *cl, const struct cfg_origin *o,
 			    bool ejected);
 void px_stats_idle(struct edge_worker *w, int delta);
+/* A request refused before it became one (an HTTP/2 stream the h2 layer
+ * answered or reset itself) on connection cl: the edge's own answer
+ * before routing, as an HTTP/1.1 400 or 431. */
+void px_stats_refused(struct px_client *cl, int status);
 
 static inline void px_stats_sent(px_req_stats *st, size_t n)
 {
