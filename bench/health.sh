@@ -35,4 +35,5 @@ fi
 ulimit -n 65536 2>/dev/null || true
 exec "$BIN" --bench "${ORIGINS:-10000}" "$DUR" "${INTERVAL_MS:-1000}" \
 	"${PORTS:-100}" "${TYPE:-http}" \
-	"$([ "${FLOOR:-0}" = 1 ] && echo floor || echo nofloor)"
+	"$([ "${FLOOR:-0}" = 1 ] && echo floor || echo nofloor)" \
+	"$([ "${IO_URING:-1}" = 0 ] && echo epoll || echo uring)"

@@ -388,6 +388,17 @@ static const cfg_key limits_keys[] = {
      .help = "Idle keep-alive connections kept per origin and worker. "
 	     "Below the concurrency an origin sees, connections churn; "
 	     "idle ones close after timeouts.upstream_idle."},
+    {.name = "health_connections",
+     .type = CFG_UINT,
+     AT(cfg_limits, health_connections),
+     .def = "0",
+     .min = 0,
+     .max = 1000000,
+     .help = "Keep-alive connections the health checker may hold open "
+	     "between checks of http monitors (one per origin at most). "
+	     "0: a quarter of the open-file limit (RLIMIT_NOFILE). Never "
+	     "more than that limit less 1,024 descriptors for traffic. "
+	     "Origins beyond it get a new connection per check."},
 };
 static const cfg_table limits_table = {
     .path = "edge.limits",
@@ -612,6 +623,15 @@ static const cfg_key edge_keys[] = {
 	     "origin, back to the client on the response (also on the edge's "
 	     "own answers) and into the access log as request_id. Unset: off "
 	     "(Meridian extension)."},
+    {.name = "io_uring",
+     .type = CFG_BOOL,
+     AT(cfg_edge, io_uring),
+     .def = "true",
+     .help = "Use io_uring where Meridian has a path for it (today: the "
+	     "health checker's kept-alive http checks), when the kernel "
+	     "allows it (Linux 6.1 or later, not disabled by "
+	     "kernel.io_uring_disabled or a seccomp filter); otherwise, "
+	     "and with false, epoll alone. The log says which at start."},
     {.name = "access_log",
      .type = CFG_OBJECT,
      AT(cfg_edge, access_log),

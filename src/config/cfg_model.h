@@ -321,6 +321,8 @@ typedef struct cfg_limits {
 	uint32_t max_connections;  /* per edge, default 65536 (503 beyond) */
 	uint64_t max_body_bytes;   /* 0 = unlimited (413 beyond) */
 	uint32_t upstream_idle_per_origin; /* per worker, default 128 */
+	/* Kept health-check connections; 0: a quarter of RLIMIT_NOFILE. */
+	uint32_t health_connections;
 } cfg_limits;
 
 typedef struct cfg_timeouts {
@@ -402,6 +404,7 @@ typedef struct cfg_edge {
 	cfg_addr listen_admin;
 	bool has_admin;
 	bool listen_proxy_protocol; /* PROXY v1/v2 on every listener */
+	bool io_uring;		    /* default true: where there is a path */
 	cfg_limits limits;
 	cfg_timeouts timeouts;
 	cfg_passive_health passive_health;

@@ -13,6 +13,7 @@
 typedef struct core_loop core_loop;
 typedef struct core_io core_io;
 typedef struct core_timer core_timer;
+typedef struct core_ring core_ring;
 
 typedef void (*core_io_cb)(core_io *io, uint32_t events);
 typedef void (*core_timer_cb)(core_timer *t);
@@ -33,12 +34,22 @@ struct core_timer {
 	core_timer_cb cb;
 };
 
+/* A heap entry: the deadline is copied in so sifting stays in the
+ * array. */
+typedef struct core_timer_slot {
+	uint64_t deadline;
+	core_timer *t;
+} core_timer_slot;
+
 struct core_loop {
 	int epfd;
 	uint64_t now; /* cached monotonic ms, refreshed each iteration */
-	core_timer **heap;
+	core_timer_slot *heap;
 	uint32_t nheap, capheap;
 	bool stop;
+	/* An io_uring waited in instead of epoll_wait (core_ring.h), or
+	 * NULL. */
+	core_ring *ring;
 	/* Called after every batch of events and timers (deferred frees). */
 	void (*post)(core_loop *l, void *arg);
 	void *post_arg;

@@ -590,6 +590,14 @@ static void render_edge(mbuf *b, edge *e, const edge_snapshot *s)
 	       "Origins the health thread checks.", hs.targets);
 	single(b, "meridian_health_probes_in_flight", "gauge",
 	       "Health probes running now.", hs.inflight);
+	single(b, "meridian_health_kept_connections", "gauge",
+	       "Keep-alive connections the health thread holds between "
+	       "checks (at most edge.limits.health_connections).",
+	       hs.kept);
+	single(b, "meridian_health_io_uring", "gauge",
+	       "1 when the health thread's kept connections are served "
+	       "through io_uring, 0 on epoll alone (edge.io_uring).",
+	       hs.io_uring);
 
 	if (edge_dns_enabled(e))
 		render_dns(b, e);

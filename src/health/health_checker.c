@@ -29,6 +29,7 @@
 
 #include "core/core_log.h"
 #include "core/core_loop.h"
+#include "core/core_ring.h"
 #include "core/core_util.h"
 #include "health/health_fsm.h"
 #include "health/health_probe.h"
@@ -89,7 +90,8 @@ struct health_checker {
 	hc_target *qhead, *qtail;
 	uint64_t rng;
 	_Atomic uint64_t probes, attempts, missed, max_late;
-	_Atomic uint64_t connects, reuses; /* copies of pctx's counters */
+	_Atomic uint64_t connects, reuses, ring_sends; /* pctx's counters */
+	_Atomic bool ring; /* the loop waits in io_uring */
 	_Atomic uint32_t inflight, kept;
 };
 
@@ -305,6 +307,8 @@ static void probe_done(health_probe *p, const health_result *r)
 			      memory_order_relaxed);
 	atomic_store_explicit(&hc->reuses, hc->pctx.nreuse,
 			      memory_order_relaxed);
+	atomic_store_explicit(&hc->ring_sends, hc->pctx.nring,
+			      memory_order_relaxed);
 	atomic_store_explicit(&hc->kept, hc->pctx.nidle, memory_order_relaxed);
 
 	health_step st = health_fsm_feed(&t->fsm, t->mon, r, core_wall_ms());
@@ -362,6 +366,30 @@ static void wake_cb(core_io *io, uint32_t events)
 
 /* ---- the thread ---- */
 
+/* The ring: room for a tick's sends and re-armed receives (more are
+ * submitted as it fills), and receive buffers for the answers of one
+ * batch (a longer answer takes several; when they run out the bytes wait
+ * in the socket). 512 KiB in all. */
+#define HEALTH_RING_ENTRIES  1024
+#define HEALTH_RING_BUFS     256
+#define HEALTH_RING_BUF_SIZE 2048
+
+/* Which I/O path the checker uses, said once per process (the checker
+ * restarts on configuration changes). */
+static void log_once_ring(int err)
+{
+	static atomic_int said = -1;
+	int want = err == 0 ? 1 : 0;
+	if (atomic_exchange(&said, want) == want)
+		return;
+	if (err == 0)
+		log_info("health: kept-alive checks use io_uring");
+	else
+		log_info("health: io_uring unavailable (%s): checks use epoll "
+			 "alone",
+			 strerror(-err));
+}
+
 static void *health_main(void *arg)
 {
 	health_checker *hc = arg;
@@ -389,11 +417,28 @@ static void *health_main(void *arg)
 		core_timer_set(&hc->loop, &t->timer, t->due);
 	}
 
+	/* The ring is the thread's own (single issuer): made here. */
+	if (hc->cfg->edge.io_uring) {
+		int e = core_ring_attach(&hc->loop, HEALTH_RING_ENTRIES,
+					 HEALTH_RING_BUFS,
+					 HEALTH_RING_BUF_SIZE);
+		if (e == 0)
+			atomic_store(&hc->ring, true);
+		log_once_ring(e);
+	}
+
 	int err = core_loop_run(&hc->loop);
 	if (err < 0)
 		log_error("health: loop failed: %s", strerror(-err));
 	for (uint32_t i = 0; i < hc->nslots; i++)
 		health_probe_cancel(&hc->slots[i].probe);
+	/* The ring only takes submissions from this thread: close the kept
+	 * connections and let it go here. */
+	if (core_ring_on(&hc->loop)) {
+		for (size_t i = 0; i < hc->ntargets; i++)
+			health_idle_close(&hc->pctx, &hc->targets[i].idle);
+		core_ring_detach(&hc->loop);
+	}
 	return NULL;
 }
 
@@ -405,6 +450,24 @@ static uint32_t slot_count(size_t ntargets)
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
 		n = MIN(n, MAX((uint64_t)rl.rlim_cur / 4, 16u));
 	return (uint32_t)MAX(n, 1u);
+}
+
+/* How many kept connections may be parked: the configured number, or a
+ * quarter of the descriptor limit (health_probe_ctx_init's default), but
+ * never so many that traffic is left fewer than 1,024 descriptors. */
+static void kept_limit(health_checker *hc, uint32_t want)
+{
+	if (!want)
+		return;
+	uint64_t cap = UINT32_MAX;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		cap = rl.rlim_cur > 2048 ? rl.rlim_cur - 1024 : rl.rlim_cur / 2;
+	hc->pctx.idle_max = (uint32_t)MIN((uint64_t)want, cap);
+	if (want > cap)
+		log_warn("health: limits.health_connections %u is more than "
+			 "the open-file limit allows; keeping at most %u",
+			 want, hc->pctx.idle_max);
 }
 
 static void checker_free(health_checker *hc)
@@ -486,6 +549,7 @@ health_checker *health_start(const cfg_snapshot *cfg, lb_origin_state *ostates,
 	hc->loop.post = post_batch;
 	hc->loop.post_arg = hc;
 	health_probe_ctx_init(&hc->pctx, &hc->loop);
+	kept_limit(hc, cfg->edge.limits.health_connections);
 	hc->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	hc->wake.cb = wake_cb;
 	if (hc->wake.fd < 0 || core_loop_add(&hc->loop, &hc->wake, true) < 0) {
@@ -543,6 +607,9 @@ void health_get_stats(health_checker *hc, health_stats *out)
 	    .max_late_ms = atomic_load(&hc->max_late),
 	    .connects = atomic_load(&hc->connects),
 	    .reuses = atomic_load(&hc->reuses),
+	    .ring_sends = atomic_load(&hc->ring_sends),
+	    .kept_max = hc->pctx.idle_max,
+	    .io_uring = atomic_load(&hc->ring),
 	    .inflight = atomic_load(&hc->inflight),
 	    .targets = (uint32_t)hc->ntargets,
 	    .kept = atomic_load(&hc->kept),

@@ -101,9 +101,12 @@ typedef struct health_stats {
 	uint64_t cpu_ns;      /* CPU time used by the health thread */
 	uint64_t connects;    /* TCP connections opened */
 	uint64_t reuses;      /* probes sent on a kept-alive connection */
+	uint64_t ring_sends;  /* of reuses: sent through io_uring */
 	uint32_t inflight;    /* probes running now */
 	uint32_t targets;     /* origins being checked */
 	uint32_t kept;	      /* keep-alive connections parked now */
+	uint32_t kept_max;    /* how many may be parked */
+	bool io_uring;	      /* the thread's loop waits in io_uring */
 } health_stats;
 
 void health_get_stats(health_checker *hc, health_stats *out);

@@ -27,11 +27,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <liburing.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include "config/cfg_values.h"
+#include "core/core_ring.h"
 #include "core/core_sock.h"
 #include "core/core_util.h"
 #include "http/px_head.h"
@@ -57,9 +59,25 @@ enum { SMTP_BANNER = 0, SMTP_EHLO, SMTP_HELO, SMTP_QUIT };
 /* Step results: progress, would block, probe finished (do not touch p). */
 enum { STEP_AGAIN = 1, STEP_WAIT = 0, STEP_DONE = -1 };
 
+/* A kept connection served by the ring. Owned by the ctx: it outlives its
+ * idle slot (k NULL) until its last operation has completed. */
+typedef struct health_rconn {
+	core_op recv_op; /* the multishot receive */
+	core_op send_op; /* the request */
+	health_probe_ctx *ctx;
+	health_idle *k; /* NULL once the slot let go of it */
+	char *req;	/* the slot's request head, its own copy */
+	uint32_t req_len;
+	uint8_t inflight; /* operations the kernel still holds */
+	bool recv_armed;
+	struct health_rconn *free_next, *all_next;
+} health_rconn;
+
 static void io_cb(core_io *io, uint32_t events);
 static void timer_cb(core_timer *t);
 static int connect_to(health_probe *p);
+static void ring_let_go(health_probe_ctx *c, health_idle *k);
+static void ring_adopt(health_probe_ctx *c, health_idle *k);
 
 static uint64_t now_us(void)
 {
@@ -408,6 +426,15 @@ struct health_ca_ctx {
 
 void health_probe_ctx_destroy(health_probe_ctx *c)
 {
+	/* The ring is gone or about to go with the loop: no completion will
+	 * name these again. */
+	while (c->rc_all) {
+		health_rconn *n = c->rc_all->all_next;
+		free(c->rc_all->req);
+		free(c->rc_all);
+		c->rc_all = n;
+	}
+	c->rc_free = NULL;
 	SSL_CTX_free(c->tls_verify);
 	SSL_CTX_free(c->tls_insecure);
 	c->tls_verify = c->tls_insecure = NULL;
@@ -482,6 +509,7 @@ void health_idle_close(health_probe_ctx *c, health_idle *k)
 {
 	if (!k || k->io.fd < 0 || k->user)
 		return;
+	ring_let_go(c, k);
 	close_fd(&k->io, false);
 	c->nidle--;
 }
@@ -523,6 +551,8 @@ static bool park(health_probe *p)
 		return false;
 	k->user = NULL;
 	p->ctx->nidle++;
+	if (!k->rc && core_ring_on(p->ctx->loop))
+		ring_adopt(p->ctx, k);
 	return true;
 }
 
@@ -533,6 +563,8 @@ static void close_conn(health_probe *p)
 		SSL_free(p->ssl);
 		p->ssl = NULL;
 	}
+	if (p->idle && p->conn == &p->idle->io)
+		ring_let_go(p->ctx, p->idle);
 	close_fd(p->conn, p->eof);
 	p->eof = false;
 }
@@ -921,6 +953,12 @@ static int http_eof(health_probe *p)
 	return fail(p, HEALTH_PROTOCOL_ERROR, "connection closed in the body");
 }
 
+/* n new bytes landed at buf->data[off..]. */
+static int http_got(health_probe *p, uint32_t off, uint32_t n)
+{
+	return p->phase == P_HEAD ? http_head(p) : body_bytes(p, off, n);
+}
+
 static int http_read(health_probe *p)
 {
 	core_buf *b = p->buf;
@@ -941,8 +979,7 @@ static int http_read(health_probe *p)
 		p->reused = false; /* a response byte: no retry from here */
 		uint32_t off = b->end;
 		b->end += (uint32_t)n;
-		int r = p->phase == P_HEAD ? http_head(p)
-					   : body_bytes(p, off, (uint32_t)n);
+		int r = http_got(p, off, (uint32_t)n);
 		if (r != STEP_AGAIN || p->phase == P_CONNECT)
 			return r == STEP_AGAIN ? STEP_WAIT : r;
 	}
@@ -1280,6 +1317,207 @@ static int connect_to(health_probe *p)
 	return STEP_WAIT;
 }
 
+/* ---- io_uring: kept connections (see health_probe.h) ---- */
+
+
+static void ring_recv_cb(core_op *op, int res, uint32_t flags, char *buf,
+			 uint16_t bid);
+static void ring_send_cb(core_op *op, int res, uint32_t flags, char *buf,
+			 uint16_t bid);
+
+/* Back to the free list once nobody holds it. */
+static void rc_release(health_rconn *rc)
+{
+	if (rc->k || rc->inflight)
+		return;
+	free(rc->req);
+	rc->req = NULL;
+	rc->free_next = rc->ctx->rc_free;
+	rc->ctx->rc_free = rc;
+}
+
+static bool ring_arm_recv(health_rconn *rc)
+{
+	struct io_uring_sqe *sqe = core_ring_sqe(rc->ctx->loop);
+	if (!sqe)
+		return false;
+	io_uring_prep_recv_multishot(sqe, rc->k->io.fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = CORE_RING_BGID;
+	core_ring_set_op(sqe, &rc->recv_op);
+	rc->inflight++;
+	rc->recv_armed = true;
+	return true;
+}
+
+/* Queue the request. false: the ring takes nothing now. */
+static bool ring_send(health_probe_ctx *c, health_rconn *rc)
+{
+	if (!rc->recv_armed && !ring_arm_recv(rc)) /* ended: again */
+		return false;
+	struct io_uring_sqe *sqe = core_ring_sqe(c->loop);
+	if (!sqe)
+		return false;
+	/* MSG_WAITALL: a short send is retried by the kernel, so the
+	 * completion says all or an error. */
+	io_uring_prep_send(sqe, rc->k->io.fd, rc->req, rc->req_len,
+			   MSG_NOSIGNAL | MSG_WAITALL);
+	core_ring_set_op(sqe, &rc->send_op);
+	rc->inflight++;
+	return true;
+}
+
+/* Move the parked connection of k from epoll onto the ring. Stays on
+ * epoll when that fails (or nothing is known to send). */
+static void ring_adopt(health_probe_ctx *c, health_idle *k)
+{
+	if (!k->req || core_loop_del(c->loop, &k->io) < 0)
+		return;
+	health_rconn *rc = c->rc_free;
+	if (rc) {
+		c->rc_free = rc->free_next;
+	} else {
+		rc = xcalloc(1, sizeof(*rc));
+		rc->all_next = c->rc_all;
+		c->rc_all = rc;
+		rc->ctx = c;
+		rc->recv_op.cb = ring_recv_cb;
+		rc->send_op.cb = ring_send_cb;
+	}
+	rc->k = k;
+	rc->req = xmalloc(k->req_len);
+	memcpy(rc->req, k->req, k->req_len);
+	rc->req_len = k->req_len;
+	k->rc = rc;
+	if (!ring_arm_recv(rc)) { /* back to epoll */
+		k->rc = NULL;
+		rc->k = NULL;
+		rc_release(rc);
+		if (core_loop_add(c->loop, &k->io, false) < 0) {
+			close_fd(&k->io, false);
+			c->nidle--;
+		}
+	}
+}
+
+/* k's connection is about to be closed: cancel what the kernel holds and
+ * submit now, before the descriptor number can be reused. */
+static void ring_let_go(health_probe_ctx *c, health_idle *k)
+{
+	health_rconn *rc = k->rc;
+	if (!rc)
+		return;
+	k->rc = NULL;
+	rc->k = NULL;
+	if (rc->inflight) {
+		/* Without an entry the receive keeps the socket until the
+		 * ring goes (the checker's next restart). */
+		struct io_uring_sqe *sqe = core_ring_sqe(c->loop);
+		if (sqe) {
+			io_uring_prep_cancel(sqe, &rc->recv_op, 0);
+			io_uring_sqe_set_data64(sqe, 0);
+		}
+		core_ring_flush(c->loop);
+	}
+	rc_release(rc);
+}
+
+/* The answer's bytes from a provided buffer: copied to the probe's buffer
+ * and parsed as read(2) would have given them. Bytes left over after the
+ * answer mean the connection cannot be kept. */
+static void ring_feed(health_probe *p, health_idle *k, const char *data,
+		      uint32_t n)
+{
+	p->reused = false; /* a response byte: no retry from here */
+	uint32_t off = 0;
+	while (off < n) {
+		core_buf *b = p->buf;
+		uint32_t space = core_buf_space(b);
+		if (space == 0) {
+			fail(p, HEALTH_PROTOCOL_ERROR,
+			     "response head too large");
+			return;
+		}
+		uint32_t take = MIN(space, n - off);
+		memcpy(core_buf_tail(b), data + off, take);
+		uint32_t at = b->end;
+		b->end += take;
+		off += take;
+		int r = http_got(p, at, take);
+		if (r == STEP_DONE) {
+			if (off < n && !k->user)
+				health_idle_close(k->ctx, k);
+			return;
+		}
+		if (r != STEP_AGAIN || p->phase == P_CONNECT)
+			return;
+	}
+}
+
+static void ring_recv_cb(core_op *op, int res, uint32_t flags, char *buf,
+			 uint16_t bid)
+{
+	health_rconn *rc = container_of(op, health_rconn, recv_op);
+	health_probe_ctx *c = rc->ctx;
+	if (!(flags & IORING_CQE_F_MORE)) {
+		rc->recv_armed = false;
+		rc->inflight--;
+	}
+	health_idle *k = rc->k;
+	if (!k) {
+		if (buf)
+			core_ring_buf_put(c->loop, bid);
+		rc_release(rc);
+		return;
+	}
+	health_probe *p = k->user;
+	if (res > 0 && buf) {
+		if (p && p->phase >= P_HEAD && p->phase <= P_BODY)
+			ring_feed(p, k, buf, (uint32_t)res);
+		else
+			health_idle_close(c, k); /* bytes nobody asked for */
+		core_ring_buf_put(c->loop, bid);
+		/* Still kept, and the multishot receive ended: again. */
+		if (k->rc == rc && !rc->recv_armed)
+			ring_arm_recv(rc);
+		return;
+	}
+	if (res == -ENOBUFS) { /* every buffer in use: the bytes wait */
+		if (!rc->recv_armed)
+			ring_arm_recv(rc);
+		return;
+	}
+	if (!p) {
+		health_idle_close(c, k); /* EOF or an error while parked */
+		return;
+	}
+	if (res == 0) {
+		p->eof = true;
+		http_eof(p);
+		return;
+	}
+	io_fail(p, res, "reading");
+}
+
+static void ring_send_cb(core_op *op, int res, uint32_t flags, char *buf,
+			 uint16_t bid)
+{
+	(void)flags, (void)buf, (void)bid;
+	health_rconn *rc = container_of(op, health_rconn, send_op);
+	rc->inflight--;
+	health_idle *k = rc->k;
+	if (!k) {
+		rc_release(rc);
+		return;
+	}
+	health_probe *p = k->user;
+	if (!p || res == (int)rc->req_len || p->phase != P_HEAD)
+		return;
+	/* EPIPE or ECONNRESET: the origin closed it while parked (the
+	 * probe starts over on a fresh connection). */
+	io_fail(p, res < 0 ? res : -EIO, "sending");
+}
+
 /* Send the request on the connection parked in p->idle (still on the loop:
  * had the origin closed it, its event would have closed it already) at
  * once: a check on a kept connection costs this send and the read of the
@@ -1299,6 +1537,19 @@ static bool reuse_conn(health_probe *p)
 	p->wbuf = k->req;
 	p->wlen = k->req_len;
 	p->wpos = 0;
+	if (k->rc) {
+		if (!ring_send(p->ctx, k->rc)) {
+			close_conn(p);
+			k->user = NULL;
+			p->conn = &p->io;
+			return false;
+		}
+		p->ctx->nreuse++;
+		p->ctx->nring++;
+		p->buf->start = p->buf->end = 0;
+		p->phase = P_HEAD;
+		return true;
+	}
 	while (p->wpos < p->wlen) {
 		ssize_t w = send(k->io.fd, p->wbuf + p->wpos, p->wlen - p->wpos,
 				 MSG_NOSIGNAL);

@@ -52,6 +52,20 @@
  * head of the monitor's method and path, built at the first check (the
  * monitor and origin of a slot never change), so a check formats nothing.
  *
+ * io_uring: when the loop has a ring (core_ring.h), a connection is moved
+ * off epoll onto the ring when it is first parked. From then on it always
+ * has a multishot receive armed (into the ring's provided buffers), and a
+ * check is one send queued on the ring: both the send and the answer's
+ * arrival share the loop's one io_uring_enter per batch with every other
+ * check of that batch, where epoll costs a send, a recv and a share of
+ * epoll_wait each. The answer's bytes are copied into the probe's buffer
+ * and parsed as on the epoll path. A receive that completes while the
+ * connection is parked (bytes, EOF, error) closes it, as an epoll event
+ * does. The ring's bookkeeping (health_rconn) belongs to the ctx and
+ * outlives the idle slot until the kernel has finished with it: closing
+ * a ring connection cancels its receive and submits the cancel before
+ * the close, so no queued entry ever meets a reused descriptor number.
+ *
  * A check that has read its answer closes with an RST (SO_LINGER 0) unless
  * the peer closed first: at 10,000 checks a second the checker would
  * otherwise hold tens of thousands of TIME_WAIT sockets (HAProxy does the
@@ -94,6 +108,10 @@ typedef struct health_probe_ctx {
 	char ehlo_name[64];	   /* this host's name for EHLO/HELO */
 	uint32_t nidle, idle_max;  /* parked keep-alive connections */
 	uint64_t nconnect, nreuse; /* connections opened, checks on kept ones */
+	uint64_t nring;		   /* of nreuse: checks sent through the ring */
+	/* Kept connections on the loop's io_uring (see below): every one
+	 * made (freed with the ctx), and the unused ones. */
+	struct health_rconn *rc_all, *rc_free;
 } health_probe_ctx;
 
 /* What a plain http check of one origin keeps between checks: its
@@ -108,6 +126,9 @@ typedef struct health_idle {
 	struct health_probe_ctx *ctx; /* set at the first use */
 	char *req; /* the request head, built at the first use */
 	uint32_t req_len;
+	/* Set while the connection is served by the loop's io_uring
+	 * rather than epoll. */
+	struct health_rconn *rc;
 } health_idle;
 #define HEALTH_IDLE_INIT                                                       \
 	{                                                                      \

@@ -881,3 +881,78 @@ def test_failover_across_pools(lab):
     assert res == [(200, "b1")] * 100, [r for r in res if r != (200, "b1")]
     plain = [try_get(e, host="plain.example.com") for _ in range(5)]
     assert [s for s, _ in plain] == [502] * 5, plain
+
+
+# ------------------------------------------- kept connections, io_uring
+
+class KeepOK(FakeOrigin):
+    """Answers every request 200 with keep-alive; with close_after, closes
+    a connection after that many answers (while the checker has it
+    parked)."""
+
+    close_after = 0
+
+    def handle(self, s):
+        n = 0
+        for _ in self._heads(s):
+            s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+            n += 1
+            if self.close_after and n >= self.close_after:
+                return
+
+
+def metric_value(edge, name):
+    r = mt.request(edge.admin, "GET", "/metrics", host="admin")
+    assert r.status == 200, r
+    m = re.search(r"^%s (\d+)$" % re.escape(name), r.text, re.M)
+    assert m, "%s not in /metrics" % name
+    return int(m.group(1))
+
+
+@pytest.mark.parametrize("io_uring", [True, False], ids=["io_uring", "epoll"])
+def test_checks_keep_their_connections(lab, io_uring):
+    """http checks keep one connection per origin between checks, served
+    through io_uring by default and through epoll alone with
+    edge.io_uring: false; the log and /metrics say which. An origin that
+    closes its kept connection gets a fresh one at the next check with no
+    failed verdict; a killed origin is still seen as down, and back."""
+    steady = lab.fake(KeepOK, "steady")
+    closer = lab.fake(KeepOK, "closer")
+    closer.close_after = 2
+    e = lab.edge(
+        monitors=[monitor(interval="1s", consecutive_down=1)],
+        pools=[{"id": "p1", "monitor": "m",
+                "origins": [org(steady), org(closer)]}],
+        lbs=[{"name": HOST, "default_pools": ["p1"]}],
+        edge_extra={"io_uring": io_uring})
+    all_healthy(e, ["p1"])
+    want = "kept-alive checks use io_uring" if io_uring else None
+    if want:
+        assert mt.wait_for(lambda: log_has(e, want), what="log: " + want)
+    else:
+        assert not log_has(e, "use io_uring")
+    assert metric_value(e, "meridian_health_io_uring") == int(io_uring)
+
+    # Five more checks of each origin: "steady" on its one connection,
+    # "closer" on a new connection every two checks, never a failure.
+    base = steady.count()
+    mt.wait_for(lambda: steady.count() >= base + 5, timeout=5 * 1.0 + SLACK,
+                what="five more checks of steady")
+    assert steady.connections == 1, steady.connections
+    assert closer.connections >= 3, closer.connections
+    assert closer.count() <= 2 * closer.connections, \
+        (closer.count(), closer.connections)
+    st = status(e)
+    assert origin_of(st, "p1", "closer")["health"] == "healthy", st
+    assert origin_of(st, "p1", "steady")["health"] == "healthy", st
+    assert metric_value(e, "meridian_health_kept_connections") >= 1
+
+    # Stopping "steady" closes its kept connection and refuses new ones:
+    # unhealthy after one failed check, with the connect failure as the
+    # reason.
+    steady.close()
+    st = wait_health(e, {("p1", "steady"): "unhealthy"},
+                     timeout=1.0 * 1 + SLACK)
+    assert origin_of(st, "p1", "steady")["reason"].startswith(
+        "TCP connection failed"), origin_of(st, "p1", "steady")
+    assert origin_of(st, "p1", "closer")["health"] == "healthy", st

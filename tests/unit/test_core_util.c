@@ -63,10 +63,67 @@ static void test_timer_heap_order(void **state)
 	nfired = 0;
 	uint64_t prev = 0;
 	while (l.nheap) {
-		core_timer *top = l.heap[0];
+		core_timer *top = l.heap[0].t;
 		assert_true(top->deadline >= prev);
 		prev = top->deadline;
 		core_timer_cancel(&l, top);
+	}
+	core_loop_destroy(&l);
+}
+
+/* Every slot names a timer that knows its place and carries the timer's
+ * deadline, and no child is earlier than its parent. */
+static void assert_heap_ok(const core_loop *l)
+{
+	for (uint32_t i = 0; i < l->nheap; i++) {
+		assert_int_equal(l->heap[i].t->heap_idx, i);
+		assert_true(l->heap[i].deadline == l->heap[i].t->deadline);
+		if (i > 0)
+			assert_true(l->heap[(i - 1) / 2].deadline <=
+				    l->heap[i].deadline);
+	}
+}
+
+/* Random arms, moves (earlier and later) and cancels against a model of
+ * which timers are armed; then the pops come out in deadline order. */
+static void test_timer_heap_random(void **state)
+{
+	core_loop l;
+	assert_int_equal(core_loop_init(&l), 0);
+	enum { N = 300 };
+	static core_timer t[N];
+	bool armed[N] = {0};
+	uint32_t narmed = 0;
+	for (int i = 0; i < N; i++)
+		core_timer_init(&t[i], on_timer);
+	uint64_t rng = 777;
+	for (int op = 0; op < 20000; op++) {
+		rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+		int i = (int)((rng >> 33) % N);
+		uint64_t d = (rng >> 13) % 5000; /* ties are common */
+		if ((rng >> 60) < 5) {
+			core_timer_cancel(&l, &t[i]);
+			narmed -= armed[i];
+			armed[i] = false;
+		} else {
+			core_timer_set(&l, &t[i], d);
+			narmed += !armed[i];
+			armed[i] = true;
+		}
+		assert_int_equal(l.nheap, narmed);
+		for (int j = 0; j < N; j++)
+			assert_int_equal(core_timer_armed(&t[j]), armed[j]);
+		if (op % 97 == 0)
+			assert_heap_ok(&l);
+	}
+	assert_heap_ok(&l);
+	uint64_t prev = 0;
+	while (l.nheap) {
+		core_timer *top = l.heap[0].t;
+		assert_true(top->deadline >= prev);
+		prev = top->deadline;
+		core_timer_cancel(&l, top);
+		assert_heap_ok(&l);
 	}
 	core_loop_destroy(&l);
 }
@@ -135,6 +192,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_durations),
 	    cmocka_unit_test(test_timer_heap_order),
+	    cmocka_unit_test(test_timer_heap_random),
 	    cmocka_unit_test(test_buf_pool),
 	    cmocka_unit_test(test_arena),
 	    cmocka_unit_test(test_parse_addr),

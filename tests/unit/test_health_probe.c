@@ -28,8 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,6 +44,7 @@
 
 #include "config/cfg_load.h"
 #include "core/core_loop.h"
+#include "core/core_ring.h"
 #include "core/core_sock.h"
 #include "core/core_util.h"
 #include "health/health_checker.h"
@@ -68,6 +71,7 @@ enum mode {
 	M_KEEP_IDLE, /* keep-alive 200, then closes the idle connection */
 	M_KEEP_ONCE, /* keep-alive 200, then closes at the next request */
 	M_KEEP_JUNK, /* keep-alive 200, then unasked bytes while idle */
+	M_KEEP_BIG,  /* keep-alive 200, 3 KB chunked body ending in NEEDLE */
 	M_SMTP_OK,   /* 220, EHLO 250 (multi-line), QUIT 221 */
 	M_SMTP_HELO, /* 220, EHLO 502, HELO 250, QUIT 221 */
 	M_SMTP_554,  /* 554 banner */
@@ -234,9 +238,26 @@ static void keep_session(srv *s, conn *c, int mode)
 				return;
 		if (!read_head(c, head, sizeof(head)))
 			return;
+		if (atomic_load(&s->mode) == M_SLOW)
+			continue; /* told to stop answering */
 		if (mode == M_KEEP_ONCE && n > 0)
 			return; /* closed instead of answering */
 		record(s, head);
+		if (mode == M_KEEP_BIG) {
+			/* Longer than several receive buffers of the ring in
+			 * the tests (4 of 64 bytes). */
+			char chunk[1100];
+			memset(chunk, 'a', sizeof(chunk));
+			int hl = snprintf(chunk, sizeof(chunk), "3e8\r\n");
+			chunk[hl + 1000] = '\r';
+			chunk[hl + 1001] = '\n';
+			c_puts(c, "HTTP/1.1 200 OK\r\n"
+				  "Transfer-Encoding: chunked\r\n\r\n");
+			for (int i = 0; i < 3; i++)
+				c_write(c, chunk, (size_t)hl + 1002);
+			c_puts(c, "6\r\nNEEDLE\r\n0\r\n\r\n");
+			continue;
+		}
 		c_puts(c, "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n"
 			  "Hello WORLD");
 		if (mode == M_KEEP_IDLE || mode == M_KEEP_JUNK)
@@ -563,6 +584,11 @@ static void expect(health_result r, health_reason why, const char *detail)
 
 static srv S;
 
+/* The keep-alive tests run twice: on epoll alone, and with an io_uring on
+ * the loop (setup_ring), whose receive buffers are made tiny so that one
+ * answer spans several and uses them all up. */
+static bool use_ring;
+
 static health_result probe_mode(int mode)
 {
 	srv_start(&S, mode, NULL);
@@ -576,6 +602,14 @@ static int setup(void **state)
 {
 	set_monitor(CFG_MON_HTTP);
 	memset(&S, 0, sizeof(S));
+	use_ring = false;
+	return 0;
+}
+
+static int setup_ring(void **state)
+{
+	setup(state);
+	use_ring = true;
 	return 0;
 }
 
@@ -586,8 +620,17 @@ static int count_fds(void)
 	int n = 0;
 	DIR *d = opendir("/proc/self/fd");
 	assert_non_null(d);
-	while (readdir(d))
+	struct dirent *e;
+	while ((e = readdir(d))) {
 		n++;
+		if (getenv("FD_DEBUG")) {
+			char path[300], to[300];
+			snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+			ssize_t l = readlink(path, to, sizeof(to) - 1);
+			to[l > 0 ? l : 0] = 0;
+			print_message("fd %s -> %s\n", e->d_name, to);
+		}
+	}
 	closedir(d);
 	return n;
 }
@@ -601,8 +644,23 @@ typedef struct ka_run {
 static void ka_init(ka_run *k)
 {
 	assert_int_equal(core_loop_init(&k->loop), 0);
+	if (use_ring) {
+		int err = core_ring_attach(&k->loop, 64, 4, 64);
+		if (err < 0) {
+			print_message("io_uring unavailable: %s\n",
+				      strerror(-err));
+			core_loop_destroy(&k->loop);
+			skip();
+		}
+	}
 	health_probe_ctx_init(&k->ctx, &k->loop);
 	k->idle = (health_idle)HEALTH_IDLE_INIT;
+}
+
+/* Checks after the first went through the ring (when there is one). */
+static void assert_ring_used(const ka_run *k, uint64_t n)
+{
+	assert_int_equal(k->ctx.nring, use_ring ? n : 0);
 }
 
 static health_result ka_probe(ka_run *k)
@@ -646,6 +704,57 @@ static void test_keepalive_reuse(void **state)
 	assert_int_equal(atomic_load(&S.nconn), 1);
 	assert_int_equal(S.npaths, 3);
 	assert_null(strstr(S.last_req, "Connection"));
+	assert_ring_used(&k, 2);
+	ka_destroy(&k);
+	srv_stop(&S);
+	assert_int_equal(count_fds(), fds);
+}
+
+/* An answer longer than a receive buffer (on the ring: many, more than
+ * there are), chunked, its expected body at the very end: every check
+ * passes on the one kept connection. */
+static void test_keepalive_big_answer(void **state)
+{
+	int fds = count_fds();
+	srv_start(&S, M_KEEP_BIG, NULL);
+	set_origin(S.port);
+	mon.expected_body = "needle";
+	ka_run k;
+	ka_init(&k);
+	for (int i = 0; i < 4; i++) {
+		expect(ka_probe(&k), HEALTH_OK, NULL);
+		assert_true(k.idle.io.fd >= 0);
+	}
+	assert_int_equal(atomic_load(&S.nconn), 1);
+	assert_ring_used(&k, 3);
+	/* The body must really be searched: a needle that is not there. */
+	mon.expected_body = "haystack";
+	expect(ka_probe(&k), HEALTH_BODY_MISMATCH, NULL);
+	ka_destroy(&k);
+	srv_stop(&S);
+	assert_int_equal(count_fds(), fds);
+}
+
+/* A check on a kept connection that times out (the origin stops
+ * answering but keeps the connection): a timeout verdict, the connection
+ * is dropped, and the next check connects afresh. */
+static void test_keepalive_timeout(void **state)
+{
+	int fds = count_fds();
+	srv_start(&S, M_KEEP, NULL);
+	set_origin(S.port);
+	ka_run k;
+	ka_init(&k);
+	expect(ka_probe(&k), HEALTH_OK, NULL);
+	expect(ka_probe(&k), HEALTH_OK, NULL);
+	atomic_store(&S.mode, M_SLOW); /* the session stops answering */
+	mon.timeout_ms = 200;
+	expect(ka_probe(&k), HEALTH_TIMEOUT, "timed out");
+	assert_int_equal(k.idle.io.fd, -1);
+	assert_int_equal(k.ctx.nidle, 0);
+	atomic_store(&S.mode, M_KEEP);
+	expect(ka_probe(&k), HEALTH_OK, NULL);
+	assert_int_equal(atomic_load(&S.nconn), 2);
 	ka_destroy(&k);
 	srv_stop(&S);
 	assert_int_equal(count_fds(), fds);
@@ -1789,6 +1898,7 @@ static int bench(int argc, char **argv)
 	int nports = argc > 5 ? atoi(argv[5]) : 100;
 	bool tcp = argc > 6 && strcmp(argv[6], "tcp") == 0;
 	bool want_floor = argc > 7 && strcmp(argv[7], "floor") == 0;
+	bool bench_ring = !(argc > 8 && strcmp(argv[8], "epoll") == 0);
 	struct rlimit rl;
 	getrlimit(RLIMIT_NOFILE, &rl);
 	rl.rlim_cur = rl.rlim_max;
@@ -1814,7 +1924,23 @@ static int bench(int argc, char **argv)
 		struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
 		epoll_ctl(b.ep, EPOLL_CTL_ADD, fd, &ev);
 	}
-	pthread_create(&b.th, NULL, bench_srv_main, &b);
+	/* The server is a child process: its descriptors (a listener per
+	 * port and one per connection) do not count against the checker's
+	 * open-file limit, as with real origins. */
+	pid_t srv_pid = fork();
+	if (srv_pid < 0) {
+		perror("fork");
+		return 1;
+	}
+	if (srv_pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		signal(SIGTERM, SIG_DFL);
+		bench_srv_main(&b);
+		_exit(0);
+	}
+	for (int i = 0; i < nports; i++)
+		close(b.lfds[i]);
+	close(b.ep);
 
 	cfg_monitor m = {.id = "bench",
 			 .type = tcp ? CFG_MON_TCP : CFG_MON_HTTP,
@@ -1854,6 +1980,10 @@ static int bench(int argc, char **argv)
 			  .npools = 1,
 			  .origins = idx,
 			  .norigins = (size_t)norigins};
+	/* Every origin may keep its connection (the checker still leaves
+	 * 1,024 descriptors free). */
+	s.edge.limits.health_connections = (uint32_t)norigins;
+	s.edge.io_uring = bench_ring;
 	lb_origin_state *st = calloc((size_t)norigins, sizeof(*st));
 	lb_pool_state ps;
 	health_states_init(st, (size_t)norigins, &ps, 1);
@@ -1865,7 +1995,7 @@ static int bench(int argc, char **argv)
 	sleep(2);
 	health_stats a, z;
 	clockid_t sclk;
-	pthread_getcpuclockid(b.th, &sclk);
+	clock_getcpuclockid(srv_pid, &sclk);
 	struct timespec s0, s1;
 	health_get_stats(hc, &a);
 	clock_gettime(sclk, &s0);
@@ -1902,18 +2032,22 @@ static int bench(int argc, char **argv)
 			load = 0;
 		fclose(f);
 	}
-	printf("health thread CPU %.1f%% of one core (test server thread "
+	printf("I/O: %s\n", z.io_uring ? "io_uring (kept connections)"
+					 : "epoll");
+	printf("health thread CPU %.1f%% of one core (test server process "
 	       "%.1f%%; load average %.1f on %ld cores)\n",
 	       100.0 * cpu / wall, 100.0 * scpu / wall, load,
 	       sysconf(_SC_NPROCESSORS_ONLN));
 	uint64_t checks = z.probes - a.probes;
 	uint64_t reused = z.reuses - a.reuses, conns = z.connects - a.connects;
 	printf("per check %.2f us of health thread CPU; %llu checks on kept "
-	       "connections, %llu new connections (%u parked at the end; fd "
-	       "limit %llu, a quarter of it may be parked)\n",
+	       "connections (%llu through io_uring), %llu new connections "
+	       "(%u parked at the end, at most %u; fd limit %llu)\n",
 	       checks ? (double)(z.cpu_ns - a.cpu_ns) / 1e3 / (double)checks
 		      : 0.0,
-	       (unsigned long long)reused, (unsigned long long)conns, z.kept,
+	       (unsigned long long)reused,
+	       (unsigned long long)(z.ring_sends - a.ring_sends),
+	       (unsigned long long)conns, z.kept, z.kept_max,
 	       (unsigned long long)rl.rlim_cur);
 	printf("missed intervals %llu, worst start delay %llu ms\n",
 	       (unsigned long long)z.missed, (unsigned long long)z.max_late_ms);
@@ -1930,12 +2064,9 @@ static int bench(int argc, char **argv)
 		       n, us, us * norigins / interval / 10.0,
 		       norigins * 1000 / interval);
 	}
-	atomic_store(&b.stop, true);
-	pthread_join(b.th, NULL);
+	kill(srv_pid, SIGTERM);
+	waitpid(srv_pid, NULL, 0);
 	health_states_destroy(st, (size_t)norigins);
-	for (int i = 0; i < nports; i++)
-		close(b.lfds[i]);
-	close(b.ep);
 	free(b.lfds);
 	free(b.ports);
 	free(st);
@@ -1974,6 +2105,17 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup(test_keepalive_origin_closes, setup),
 	    cmocka_unit_test_setup(test_keepalive_origin_killed, setup),
 	    cmocka_unit_test_setup(test_keepalive_closed_while_parked, setup),
+	    cmocka_unit_test_setup(test_keepalive_big_answer, setup),
+	    cmocka_unit_test_setup(test_keepalive_timeout, setup),
+	    /* The same on an io_uring. */
+	    cmocka_unit_test_setup(test_keepalive_reuse, setup_ring),
+	    cmocka_unit_test_setup(test_keepalive_not_parked, setup_ring),
+	    cmocka_unit_test_setup(test_keepalive_origin_closes, setup_ring),
+	    cmocka_unit_test_setup(test_keepalive_origin_killed, setup_ring),
+	    cmocka_unit_test_setup(test_keepalive_closed_while_parked,
+				   setup_ring),
+	    cmocka_unit_test_setup(test_keepalive_big_answer, setup_ring),
+	    cmocka_unit_test_setup(test_keepalive_timeout, setup_ring),
 	    cmocka_unit_test(test_smtp_reply_parser),
 	    cmocka_unit_test(test_body_contains),
 	    cmocka_unit_test_setup(test_checker_transitions, setup),
