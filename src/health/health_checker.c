@@ -6,8 +6,9 @@
  * threads see only the atomics and locked fields of lb_origin_state and
  * lb_pool_state, and the stats atomics.
  *
- * A target moves IDLE (timer at the next due time) -> RUNNING (a slot's
- * probe) -> RETRY (timer HEALTH_RETRY_DELAY_MS) -> RUNNING ... -> IDLE. When
+ * A target moves IDLE (in the due heap at its next due time) -> RUNNING (a
+ * slot's probe) -> RETRY (due again after HEALTH_RETRY_DELAY_MS) ->
+ * RUNNING ... -> IDLE. When
  * no slot is free it waits in QUEUED, in FIFO order. Finished slots are
  * recycled in the loop's post hook, after the epoll batch, so a slot is
  * never restarted from inside its own completion.
@@ -41,7 +42,6 @@ static_assert(sizeof(((lb_origin_state *)0)->reason) == HEALTH_REASON_MAX,
 enum { T_IDLE = 0, T_QUEUED, T_RUNNING, T_RETRY };
 
 typedef struct hc_target {
-	core_timer timer;
 	health_fsm fsm;
 	struct health_checker *hc;
 	const cfg_origin *origin;
@@ -68,6 +68,13 @@ typedef struct hc_slot {
 	hc_target *t;
 } hc_slot;
 
+/* When a target's next probe starts: an entry of the checker's due heap
+ * (see due_push). */
+typedef struct hc_due {
+	uint64_t at; /* ms, monotonic */
+	hc_target *t;
+} hc_due;
+
 struct health_checker {
 	pthread_t thread;
 	bool started;
@@ -88,6 +95,11 @@ struct health_checker {
 	uint32_t nslots;
 	hc_slot *free_slots, *done_slots;
 	hc_target *qhead, *qtail;
+	/* Targets waiting for their next probe, a min-heap on `at`, and the
+	 * one loop timer at its root. */
+	hc_due *due;
+	uint32_t ndue;
+	core_timer due_timer;
 	uint64_t rng;
 	_Atomic uint64_t probes, attempts, missed, max_late;
 	_Atomic uint64_t connects, reuses, ring_sends; /* pctx's counters */
@@ -229,6 +241,67 @@ static void stat_max(_Atomic uint64_t *a, uint64_t v)
 
 static void probe_done(health_probe *p, const health_result *r);
 
+/* ---- the due heap ----
+ *
+ * Every target waits for its next probe (interval or retry) in a heap of
+ * its own rather than as a timer on the loop: a target is in it at most
+ * once and never moves or leaves early, so the heap needs no back index,
+ * and sifting moves 16-byte entries inside one array. As loop timers the
+ * 10,000 targets of a big edge cost a cache miss per level on every pop
+ * and push, writing each moved timer's index into its target. Only the
+ * root is on the loop (due_timer). The array holds ntargets entries. */
+static void due_push(health_checker *hc, hc_target *t, uint64_t at)
+{
+	uint32_t i = hc->ndue++;
+	while (i > 0) {
+		uint32_t parent = (i - 1) / 2;
+		if (hc->due[parent].at <= at)
+			break;
+		hc->due[i] = hc->due[parent];
+		i = parent;
+	}
+	hc->due[i] = (hc_due){.at = at, .t = t};
+	if (i == 0)
+		core_timer_set(&hc->loop, &hc->due_timer, at);
+}
+
+static hc_target *due_pop(health_checker *hc)
+{
+	hc_target *top = hc->due[0].t;
+	hc_due last = hc->due[--hc->ndue];
+	uint32_t i = 0, n = hc->ndue;
+	for (;;) {
+		uint32_t c = 2 * i + 1;
+		if (c >= n)
+			break;
+		if (c + 1 < n && hc->due[c + 1].at < hc->due[c].at)
+			c++;
+		if (last.at <= hc->due[c].at)
+			break;
+		hc->due[i] = hc->due[c];
+		i = c;
+	}
+	if (n)
+		hc->due[i] = last;
+	return top;
+}
+
+static void launch(health_checker *hc, hc_target *t);
+
+/* Start every target that is due (bounded by the count at entry: nothing
+ * started here can be due again before a later batch), then wait for the
+ * next one. */
+static void due_fire(core_timer *tm)
+{
+	health_checker *hc = container_of(tm, health_checker, due_timer);
+	for (uint32_t budget = hc->ndue; budget > 0 && hc->ndue > 0 &&
+					 hc->due[0].at <= hc->loop.now;
+	     budget--)
+		launch(hc, due_pop(hc));
+	if (hc->ndue)
+		core_timer_set(&hc->loop, &hc->due_timer, hc->due[0].at);
+}
+
 static void start_on(health_checker *hc, hc_target *t, hc_slot *s)
 {
 	if (!t->retrying) {
@@ -289,7 +362,7 @@ static void schedule_next(health_checker *hc, hc_target *t)
 	due = due >= span / 2 ? due - span / 2 : 0;
 	t->due = MAX(tick_round(due), now);
 	t->phase = T_IDLE;
-	core_timer_set(&hc->loop, &t->timer, t->due);
+	due_push(hc, t, t->due);
 }
 
 static void probe_done(health_probe *p, const health_result *r)
@@ -315,7 +388,7 @@ static void probe_done(health_probe *p, const health_result *r)
 	if (st.retry) {
 		t->retrying = true;
 		t->phase = T_RETRY;
-		core_timer_after(&hc->loop, &t->timer, HEALTH_RETRY_DELAY_MS);
+		due_push(hc, t, hc->loop.now + HEALTH_RETRY_DELAY_MS);
 		return;
 	}
 	t->retrying = false;
@@ -326,12 +399,6 @@ static void probe_done(health_probe *p, const health_result *r)
 			  health_state_name(st.to), health_fsm_reason(&t->fsm));
 	publish(hc, t, &st);
 	schedule_next(hc, t);
-}
-
-static void target_timer(core_timer *tm)
-{
-	hc_target *t = container_of(tm, hc_target, timer);
-	launch(t->hc, t);
 }
 
 /* After each batch: recycle finished slots, then feed the queue. */
@@ -414,7 +481,7 @@ static void *health_main(void *arg)
 		uint64_t spread = MIN((uint64_t)t->mon->interval_ms, 1000u);
 		t->base = hc->loop.now + rand_below(hc, spread);
 		t->due = tick_round(t->base);
-		core_timer_set(&hc->loop, &t->timer, t->due);
+		due_push(hc, t, t->due);
 	}
 
 	/* The ring is the thread's own (single issuer): made here. */
@@ -482,6 +549,7 @@ static void checker_free(health_checker *hc)
 		close(hc->wake.fd);
 	core_loop_destroy(&hc->loop);
 	free(hc->targets);
+	free(hc->due);
 	free(hc->pools);
 	free(hc->slots);
 	free(hc);
@@ -509,6 +577,8 @@ health_checker *health_start(const cfg_snapshot *cfg, lb_origin_state *ostates,
 			for (size_t j = 0; j < cfg->pools[i].norigins; j++)
 				n += cfg->pools[i].origins[j].enabled;
 	hc->targets = xcalloc(n ? n : 1, sizeof(*hc->targets));
+	hc->due = xcalloc(n ? n : 1, sizeof(*hc->due));
+	core_timer_init(&hc->due_timer, due_fire);
 	hc->pools = xcalloc(cfg->npools ? cfg->npools : 1, sizeof(*hc->pools));
 	for (size_t i = 0; i < cfg->npools; i++) {
 		const cfg_pool *pool = &cfg->pools[i];
@@ -520,7 +590,6 @@ health_checker *health_start(const cfg_snapshot *cfg, lb_origin_state *ostates,
 				continue;
 			hc_target *t = &hc->targets[hc->ntargets++];
 			lb_origin_state *st = &ostates[o->index];
-			core_timer_init(&t->timer, target_timer);
 			t->idle = (health_idle)HEALTH_IDLE_INIT;
 			/* Continue from the published state (a restarted
 			 * checker keeps its verdicts). */
