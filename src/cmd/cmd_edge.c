@@ -6,6 +6,7 @@
 #include "cmd/cmd.h"
 #include "config/cfg_load.h"
 #include "core/core_log.h"
+#include "core/core_util.h"
 #include "edge/edge.h"
 #include "edge/edge_ctl.h"
 
@@ -90,5 +91,15 @@ int cmd_edge(int argc, char **argv)
 		edge_ctl_close(ctl);
 		return 1;
 	}
+	/* Before anything counts descriptors (max_connections, the health
+	 * checker's kept connections). */
+	uint64_t was, now;
+	int err = core_raise_nofile(&was, &now);
+	if (err < 0)
+		log_warn("edge: cannot raise the open-file limit: %s",
+			 strerror(-err));
+	else if (now != was)
+		log_info("edge: open-file limit raised from %llu to %llu",
+			 (unsigned long long)was, (unsigned long long)now);
 	return edge_run(ctl, snap, NULL, NULL);
 }

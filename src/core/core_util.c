@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 static void oom(void)
@@ -101,5 +102,22 @@ int core_strncaseeq(const char *a, const char *b, size_t n)
 		if (x != y)
 			return 1;
 	}
+	return 0;
+}
+
+int core_raise_nofile(uint64_t *before, uint64_t *after)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return -errno;
+	*before = *after = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX
+						       : (uint64_t)rl.rlim_cur;
+	if (rl.rlim_cur == rl.rlim_max)
+		return 0;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return -errno;
+	*after = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX
+					     : (uint64_t)rl.rlim_cur;
 	return 0;
 }

@@ -35,4 +35,11 @@ int core_parse_duration_ms(const char *s, uint64_t *out_ms);
 /* Case-insensitive ASCII compare of n bytes; 0 when equal. */
 int core_strncaseeq(const char *a, const char *b, size_t n);
 
+/* Raise the soft RLIMIT_NOFILE to the hard limit (systemd gives services
+ * 1,024 soft and 524,288 hard; a server needs the latter, as nginx's
+ * worker_rlimit_nofile and Go's runtime do). *before and *after get the
+ * soft limit (RLIM_INFINITY as UINT64_MAX). Returns 0, or -errno when it
+ * could not be read or set (the limit is then unchanged). */
+int core_raise_nofile(uint64_t *before, uint64_t *after);
+
 #endif

@@ -436,9 +436,9 @@ static void wake_cb(core_io *io, uint32_t events)
 /* The ring: room for a tick's sends and re-armed receives (more are
  * submitted as it fills), and receive buffers for the answers of one
  * batch (a longer answer takes several; when they run out the bytes wait
- * in the socket). 512 KiB in all. */
+ * in the socket). 128 KiB in all, small enough to stay in cache. */
 #define HEALTH_RING_ENTRIES  1024
-#define HEALTH_RING_BUFS     256
+#define HEALTH_RING_BUFS     64
 #define HEALTH_RING_BUF_SIZE 2048
 
 /* Which I/O path the checker uses, said once per process (the checker

@@ -1616,7 +1616,12 @@ void health_probe_start_idle(health_probe *p, health_probe_ctx *c,
 	p->running = true;
 	p->idle = m->type == CFG_MON_HTTP ? idle : NULL;
 	p->reused = p->parkable = p->peer_ka = false;
-	p->res = (health_result){0};
+	/* Not the whole result: detail is 100+ bytes and only read once
+	 * set (finish and fail write it). */
+	p->res.reason = HEALTH_OK;
+	p->res.rtt_us = 0;
+	p->res.status = 0;
+	p->res.detail[0] = '\0';
 	p->method = m->method && *m->method ? m->method : "GET";
 	p->t0_us = now_us();
 	/* A tcp check reads nothing: no buffer (32 KiB) for it. */
@@ -1636,12 +1641,16 @@ void health_probe_start_idle(health_probe *p, health_probe_ctx *c,
 	}
 	memcpy(p->path, path, pl + 1);
 
-	memcpy(&p->ss, &o->ss, sizeof(p->ss));
-	p->sslen = o->sslen;
+	/* The address's own length, not the 128-byte storage. */
+	p->sslen = MIN(o->sslen, (socklen_t)sizeof(p->ss));
+	memcpy(&p->ss, &o->ss, p->sslen);
 	uint16_t port = htons(probe_port(m, o));
-	if (p->ss.ss_family == AF_INET)
+	sa_family_t fam = p->sslen >= sizeof(struct sockaddr_in)
+			      ? p->ss.ss_family
+			      : AF_UNSPEC;
+	if (fam == AF_INET)
 		((struct sockaddr_in *)&p->ss)->sin_port = port;
-	else if (p->ss.ss_family == AF_INET6)
+	else if (fam == AF_INET6 && p->sslen >= sizeof(struct sockaddr_in6))
 		((struct sockaddr_in6 *)&p->ss)->sin6_port = port;
 	else {
 		fail_later(p, HEALTH_CONNECT_FAILED, "no usable address");

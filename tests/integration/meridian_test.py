@@ -276,11 +276,13 @@ class Origin(Proc):
 
 
 class Edge(Proc):
-    def __init__(self, logdir, config, port, tag="edge"):
+    def __init__(self, logdir, config, port, tag="edge", wrap=()):
+        """wrap: a command the edge runs under (e.g. prlimit ... --)."""
         self.config_path = os.path.join(str(logdir), tag + ".yaml")
         with open(self.config_path, "w") as f:
             f.write(config)
-        super().__init__([BIN, "edge", "-c", self.config_path], logdir, tag)
+        super().__init__(list(wrap) + [BIN, "edge", "-c", self.config_path],
+                         logdir, tag)
         self.port = port
 
         def up():

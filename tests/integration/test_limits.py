@@ -281,3 +281,33 @@ def test_error_status_does_not_leak_across_keepalive(stack):
         except (mt.Closed, BrokenPipeError, ConnectionResetError):
             pytest.fail("edge closed the connection after a 404")
         assert r.status == 200
+
+
+# ------------------------------------------------------ descriptors
+
+def _nofile(pid):
+    with open("/proc/%d/limits" % pid) as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                soft, hard = line.split()[3:5]
+                return int(soft), int(hard)
+    raise AssertionError("no open-file limit in /proc/%d/limits" % pid)
+
+
+def test_edge_raises_its_open_file_limit(stack):
+    """Started with a soft RLIMIT_NOFILE of 256 (systemd's default is
+    1,024), the edge raises it to the hard limit and says so, so that
+    max_connections and kept health connections are not capped by it."""
+    o = stack.origin("gke-1", "gcp")
+    port = mt.free_port()
+    cfg = mt.edge_config({"gcp": [("gke-1", o.port)]}, {HOST: ["gcp"]},
+                         port)
+    e = mt.Edge(stack.logdir, cfg, port, tag="edge-nofile",
+                wrap=["prlimit", "--nofile=256:", "--"])
+    stack.edges.append(e)
+    soft, hard = _nofile(e.pid)
+    assert soft == hard and hard > 256, (soft, hard)
+    assert "open-file limit raised from 256 to %d" % hard in \
+        e.stderr_tail(1 << 16), e.stderr_tail()
+    r = request(e.port, "GET", "/", host=HOST)
+    assert r.status == 200, r

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <cmocka.h>
 
@@ -128,6 +129,28 @@ static void test_timer_heap_random(void **state)
 	core_loop_destroy(&l);
 }
 
+/* A lowered soft limit is raised back to the hard one. */
+static void test_raise_nofile(void **state)
+{
+	struct rlimit rl;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_max < 64 || rl.rlim_max == RLIM_INFINITY)
+		skip();
+	struct rlimit low = {.rlim_cur = 32, .rlim_max = rl.rlim_max};
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	uint64_t before = 0, after = 0;
+	assert_int_equal(core_raise_nofile(&before, &after), 0);
+	assert_int_equal(before, 32);
+	assert_int_equal(after, rl.rlim_max);
+	struct rlimit now;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &now), 0);
+	assert_int_equal(now.rlim_cur, rl.rlim_max);
+	/* Already at the hard limit: nothing to do. */
+	assert_int_equal(core_raise_nofile(&before, &after), 0);
+	assert_int_equal(before, after);
+	setrlimit(RLIMIT_NOFILE, &rl);
+}
+
 static void test_buf_pool(void **state)
 {
 	core_buf_pool p;
@@ -193,6 +216,7 @@ int main(void)
 	    cmocka_unit_test(test_durations),
 	    cmocka_unit_test(test_timer_heap_order),
 	    cmocka_unit_test(test_timer_heap_random),
+	    cmocka_unit_test(test_raise_nofile),
 	    cmocka_unit_test(test_buf_pool),
 	    cmocka_unit_test(test_arena),
 	    cmocka_unit_test(test_parse_addr),
