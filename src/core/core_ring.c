@@ -121,11 +121,24 @@ void core_ring_set_op(struct io_uring_sqe *sqe, core_op *op)
 	io_uring_sqe_set_data(sqe, op);
 }
 
-void core_ring_flush(core_loop *l)
+bool core_ring_reserve(core_loop *l, unsigned n)
 {
 	core_ring *r = l->ring;
-	if (io_uring_sq_ready(&r->ring))
-		io_uring_submit(&r->ring);
+	if (io_uring_sq_space_left(&r->ring) >= n)
+		return true;
+	io_uring_submit(&r->ring);
+	return io_uring_sq_space_left(&r->ring) >= n;
+}
+
+int core_ring_flush(core_loop *l)
+{
+	core_ring *r = l->ring;
+	if (!io_uring_sq_ready(&r->ring))
+		return 0;
+	int err = io_uring_submit(&r->ring);
+	if (err < 0)
+		return err;
+	return io_uring_sq_ready(&r->ring) ? -EAGAIN : 0;
 }
 
 void core_ring_buf_put(core_loop *l, uint16_t bid)
@@ -149,12 +162,21 @@ int core_ring_wait(core_loop *l, struct epoll_event *evs, int max,
 	struct io_uring_cqe *cqe;
 	int err = io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts,
 						   NULL);
+	if (err == -EAGAIN || err == -ENOMEM || err == -EBADR) {
+		/* Passing (no memory for requests; completions dropped
+		 * once): wait on epoll alone this time, briefly, so nothing
+		 * spins and epoll's sockets are still served. */
+		int n = epoll_wait(l->epfd, evs, max, MIN(timeout_ms, 10));
+		l->now = core_now_ms();
+		return n < 0 ? (errno == EINTR ? 0 : -errno) : n;
+	}
 	if (err < 0 && err != -ETIME && err != -EINTR && err != -EBUSY)
 		return err;
 	l->now = core_now_ms();
 	bool epoll_ready = r->epoll_more;
-	/* Callbacks may queue entries; they do not submit unless the
-	 * queue fills, so the CQ walk below stays consistent. */
+	/* Callbacks may queue entries and even submit them (a full queue,
+	 * a flush before close): the walk re-reads the tail each step and
+	 * `seen` counts every entry it passed, so it stays consistent. */
 	unsigned head, seen = 0;
 	io_uring_for_each_cqe(&r->ring, head, cqe)
 	{

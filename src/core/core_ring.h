@@ -10,7 +10,12 @@
  * io_uring_enter instead of epoll_wait. The epoll fd itself is watched by
  * a multishot poll on the ring, so every core_io keeps working unchanged;
  * when it fires, the loop collects the epoll events with a zero-timeout
- * epoll_wait. Queued entries are submitted by that same wait.
+ * epoll_wait. Queued entries are submitted by that same wait. The poll
+ * fires on new readiness only, so every fd on the epoll set must be
+ * edge-triggered (core_loop_add registers them so): a level-triggered fd
+ * left ready would not wake the loop again. When io_uring_enter fails for
+ * a passing reason (no memory for requests, dropped completions), that
+ * iteration waits in epoll_wait instead and the next one tries again.
  *
  * Operations: the caller fills an SQE from core_ring_sqe() and points its
  * user_data at a core_op (core_ring_set_op). The op's callback runs from
@@ -69,9 +74,13 @@ static inline bool core_ring_on(const core_loop *l)
  * caller then does without the ring for this operation. */
 struct io_uring_sqe *core_ring_sqe(core_loop *l);
 void core_ring_set_op(struct io_uring_sqe *sqe, core_op *op);
+/* Room for n more entries (submitting what is queued when needed).
+ * false: the kernel takes nothing now. */
+bool core_ring_reserve(core_loop *l, unsigned n);
 /* Submit what is queued now (before closing a descriptor that queued
- * entries name, so a reused number never receives them). */
-void core_ring_flush(core_loop *l);
+ * entries name, so a reused number never receives them). 0 when nothing
+ * is left queued, else -errno. */
+int core_ring_flush(core_loop *l);
 /* Give a provided buffer back to the group. */
 void core_ring_buf_put(core_loop *l, uint16_t bid);
 

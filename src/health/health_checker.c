@@ -505,6 +505,7 @@ static void *health_main(void *arg)
 		for (size_t i = 0; i < hc->ntargets; i++)
 			health_idle_close(&hc->pctx, &hc->targets[i].idle);
 		core_ring_detach(&hc->loop);
+		atomic_store(&hc->ring, false);
 	}
 	return NULL;
 }

@@ -70,6 +70,9 @@ typedef struct health_rconn {
 	uint32_t req_len;
 	uint8_t inflight; /* operations the kernel still holds */
 	bool recv_armed;
+	/* A descriptor kept open until inflight is 0, when the ring could
+	 * not take the cancel (see ring_let_go); else -1. */
+	int fd_after;
 	struct health_rconn *free_next, *all_next;
 } health_rconn;
 
@@ -430,6 +433,8 @@ void health_probe_ctx_destroy(health_probe_ctx *c)
 	 * name these again. */
 	while (c->rc_all) {
 		health_rconn *n = c->rc_all->all_next;
+		if (c->rc_all->fd_after >= 0)
+			close(c->rc_all->fd_after);
 		free(c->rc_all->req);
 		free(c->rc_all);
 		c->rc_all = n;
@@ -1330,6 +1335,10 @@ static void rc_release(health_rconn *rc)
 {
 	if (rc->k || rc->inflight)
 		return;
+	if (rc->fd_after >= 0) {
+		close(rc->fd_after);
+		rc->fd_after = -1;
+	}
 	free(rc->req);
 	rc->req = NULL;
 	rc->free_next = rc->ctx->rc_free;
@@ -1350,9 +1359,12 @@ static bool ring_arm_recv(health_rconn *rc)
 	return true;
 }
 
-/* Queue the request. false: the ring takes nothing now. */
+/* Queue the request. false: the ring takes nothing now (and nothing
+ * was queued). */
 static bool ring_send(health_probe_ctx *c, health_rconn *rc)
 {
+	if (!core_ring_reserve(c->loop, 2))
+		return false;
 	if (!rc->recv_armed && !ring_arm_recv(rc)) /* ended: again */
 		return false;
 	struct io_uring_sqe *sqe = core_ring_sqe(c->loop);
@@ -1381,6 +1393,7 @@ static void ring_adopt(health_probe_ctx *c, health_idle *k)
 		rc->all_next = c->rc_all;
 		c->rc_all = rc;
 		rc->ctx = c;
+		rc->fd_after = -1;
 		rc->recv_op.cb = ring_recv_cb;
 		rc->send_op.cb = ring_send_cb;
 	}
@@ -1410,14 +1423,25 @@ static void ring_let_go(health_probe_ctx *c, health_idle *k)
 	k->rc = NULL;
 	rc->k = NULL;
 	if (rc->inflight) {
-		/* Without an entry the receive keeps the socket until the
-		 * ring goes (the checker's next restart). */
 		struct io_uring_sqe *sqe = core_ring_sqe(c->loop);
 		if (sqe) {
 			io_uring_prep_cancel(sqe, &rc->recv_op, 0);
 			io_uring_sqe_set_data64(sqe, 0);
 		}
-		core_ring_flush(c->loop);
+		if (!sqe || core_ring_flush(c->loop) < 0) {
+			/* The ring takes nothing now. End what it holds
+			 * through the socket (a receive sees EOF, a send an
+			 * error) and keep the descriptor until the kernel is
+			 * done with it, so an entry still queued cannot meet
+			 * another socket under a reused number. The RST
+			 * comes at the last close (SO_LINGER 0). */
+			struct linger lg = {.l_onoff = 1, .l_linger = 0};
+			setsockopt(k->io.fd, SOL_SOCKET, SO_LINGER, &lg,
+				   sizeof(lg));
+			shutdown(k->io.fd, SHUT_RDWR);
+			rc->fd_after = k->io.fd;
+			k->io.fd = -1; /* the caller's close_fd skips it */
+		}
 	}
 	rc_release(rc);
 }
@@ -1454,6 +1478,21 @@ static void ring_feed(health_probe *p, health_idle *k, const char *data,
 	}
 }
 
+/* The multishot receive of a kept connection ended (out of buffers, or
+ * after the last bytes it could take): arm it again. When the ring takes
+ * nothing, the connection cannot be watched: a parked one is closed, a
+ * running check fails (rather than waiting for its timeout). */
+static void ring_rearm(health_rconn *rc)
+{
+	if (ring_arm_recv(rc))
+		return;
+	health_idle *k = rc->k;
+	if (k->user)
+		io_fail(k->user, -ENOMEM, "reading");
+	else
+		health_idle_close(rc->ctx, k);
+}
+
 static void ring_recv_cb(core_op *op, int res, uint32_t flags, char *buf,
 			 uint16_t bid)
 {
@@ -1479,12 +1518,12 @@ static void ring_recv_cb(core_op *op, int res, uint32_t flags, char *buf,
 		core_ring_buf_put(c->loop, bid);
 		/* Still kept, and the multishot receive ended: again. */
 		if (k->rc == rc && !rc->recv_armed)
-			ring_arm_recv(rc);
+			ring_rearm(rc);
 		return;
 	}
 	if (res == -ENOBUFS) { /* every buffer in use: the bytes wait */
 		if (!rc->recv_armed)
-			ring_arm_recv(rc);
+			ring_rearm(rc);
 		return;
 	}
 	if (!p) {

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -36,6 +37,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include <liburing.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -1890,6 +1893,145 @@ static double bench_floor(const bench_srv *b, int nconn, int seconds, int rate,
 	return checks ? cpu / (double)checks : 0;
 }
 
+/* The same floor through io_uring, as the checker's ring does it: every
+ * connection keeps a multishot receive into provided buffers, and each
+ * tick's sends go out with the one io_uring_enter that then waits for the
+ * answers. Returns microseconds of this thread's CPU per check, or -1
+ * when io_uring is unavailable. */
+static double bench_floor_ring(const bench_srv *b, int nconn, int seconds,
+			       int rate, size_t req_len)
+{
+	char req[512];
+	memset(req, 'x', sizeof(req));
+	req_len = MIN(MAX(req_len, 8u), sizeof(req));
+	memcpy(req, "GET ", 4);
+	memcpy(req + req_len - 4, "\r\n\r\n", 4);
+	struct io_uring ring;
+	struct io_uring_params prm = {
+	    .flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+		     IORING_SETUP_COOP_TASKRUN};
+	if (io_uring_queue_init_params(1024, &ring, &prm) < 0)
+		return -1;
+	enum { NB = 64, BS = 2048 };
+	struct io_uring_buf_ring *br =
+	    mmap(NULL, NB * sizeof(struct io_uring_buf), PROT_READ | PROT_WRITE,
+		 MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+	struct io_uring_buf_reg reg = {
+	    .ring_addr = (uint64_t)(uintptr_t)br, .ring_entries = NB};
+	char *bufs = malloc(NB * BS);
+	if (br == MAP_FAILED || !bufs ||
+	    io_uring_register_buf_ring(&ring, &reg, 0) < 0) {
+		io_uring_queue_exit(&ring);
+		free(bufs);
+		return -1;
+	}
+	io_uring_buf_ring_init(br);
+	for (int i = 0; i < NB; i++)
+		io_uring_buf_ring_add(br, bufs + i * BS, BS, (unsigned short)i,
+				      io_uring_buf_ring_mask(NB), i);
+	io_uring_buf_ring_advance(br, NB);
+	int *fds = calloc((size_t)nconn, sizeof(int));
+	for (int i = 0; i < nconn; i++) {
+		struct sockaddr_in a = {
+		    .sin_family = AF_INET,
+		    .sin_port = htons(b->ports[i % b->nports]),
+		    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fds[i] < 0 ||
+		    connect(fds[i], (struct sockaddr *)&a, sizeof(a)) < 0) {
+			if (fds[i] >= 0)
+				close(fds[i]);
+			nconn = i;
+			break;
+		}
+	}
+	/* user_data: connection index * 2, +1 for the receive. */
+	for (int i = 0; i < nconn; i++) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+		if (!sqe) {
+			io_uring_submit(&ring);
+			sqe = io_uring_get_sqe(&ring);
+		}
+		io_uring_prep_recv_multishot(sqe, fds[i], NULL, 0, 0);
+		sqe->flags |= IOSQE_BUFFER_SELECT;
+		sqe->buf_group = 0;
+		io_uring_sqe_set_data64(sqe, (uint64_t)i * 2 + 1);
+	}
+	io_uring_submit(&ring);
+	struct timespec c0, c1;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+	uint64_t start = core_now_ms(), checks = 0;
+	double due = 0, per_tick = (double)rate * HEALTH_TICK_MS / 1000.0;
+	int next = 0;
+	for (uint64_t ms = 0; nconn > 0 && ms < (uint64_t)seconds * 1000;
+	     ms += HEALTH_TICK_MS) {
+		for (due += per_tick; due >= 1.0; due -= 1.0, checks++) {
+			int i = next++ % nconn;
+			struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+			if (!sqe) {
+				io_uring_submit(&ring);
+				sqe = io_uring_get_sqe(&ring);
+			}
+			io_uring_prep_send(sqe, fds[i], req, req_len,
+					   MSG_NOSIGNAL);
+			io_uring_sqe_set_data64(sqe, (uint64_t)i * 2);
+		}
+		for (;;) {
+			uint64_t now = core_now_ms(),
+				 end = start + ms + HEALTH_TICK_MS;
+			if (now >= end)
+				break;
+			struct __kernel_timespec ts = {
+			    .tv_nsec = (long long)(end - now) * 1000000};
+			struct io_uring_cqe *cqe;
+			io_uring_submit_and_wait_timeout(&ring, &cqe, 1, &ts,
+							 NULL);
+			unsigned head, seen = 0;
+			io_uring_for_each_cqe(&ring, head, cqe)
+			{
+				seen++;
+				if (cqe->flags & IORING_CQE_F_BUFFER) {
+					int bid = (int)(cqe->flags >>
+							IORING_CQE_BUFFER_SHIFT);
+					io_uring_buf_ring_add(
+					    br, bufs + bid * BS, BS,
+					    (unsigned short)bid,
+					    io_uring_buf_ring_mask(NB), 0);
+					io_uring_buf_ring_advance(br, 1);
+				}
+				if ((cqe->user_data & 1) &&
+				    !(cqe->flags & IORING_CQE_F_MORE)) {
+					/* Out of buffers: arm it again. */
+					struct io_uring_sqe *sqe =
+					    io_uring_get_sqe(&ring);
+					if (sqe) {
+						int i = (int)(cqe->user_data /
+							      2);
+						io_uring_prep_recv_multishot(
+						    sqe, fds[i], NULL, 0, 0);
+						sqe->flags |=
+						    IOSQE_BUFFER_SELECT;
+						sqe->buf_group = 0;
+						io_uring_sqe_set_data64(
+						    sqe, cqe->user_data);
+					}
+				}
+			}
+			io_uring_cq_advance(&ring, seen);
+		}
+	}
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+	io_uring_queue_exit(&ring);
+	for (int i = 0; i < nconn; i++)
+		close(fds[i]);
+	free(fds);
+	free(bufs);
+	munmap(br, NB * sizeof(struct io_uring_buf));
+	double cpu = (double)(c1.tv_sec - c0.tv_sec) * 1e6 +
+		     (double)(c1.tv_nsec - c0.tv_nsec) / 1e3;
+	return checks ? cpu / (double)checks : 0;
+}
+
 static int bench(int argc, char **argv)
 {
 	int norigins = argc > 2 ? atoi(argv[2]) : 10000;
@@ -2063,6 +2205,14 @@ static int bench(int argc, char **argv)
 		       "of a core at %d checks/s\n",
 		       n, us, us * norigins / interval / 10.0,
 		       norigins * 1000 / interval);
+		double rus = bench_floor_ring(&b, n ? n : 1, seconds,
+					      norigins * 1000 / interval,
+					      (size_t)reqlen);
+		if (rus >= 0)
+			printf("floor through io_uring (a tick's sends and "
+			       "answers per io_uring_enter, no checker): %.2f "
+			       "us per check = %.1f%% of a core\n",
+			       rus, rus * norigins / interval / 10.0);
 	}
 	kill(srv_pid, SIGTERM);
 	waitpid(srv_pid, NULL, 0);
