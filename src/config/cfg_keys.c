@@ -63,6 +63,13 @@ static const char *check_header_name(const char *s)
 	return cfg_is_header_name(s) ? NULL : "an HTTP header name";
 }
 
+static const char *check_secret(const char *s)
+{
+	return strlen(s) >= 16 ? NULL
+			       : "a secret of at least 16 characters (use "
+				 "`${VAR}` to keep it out of the file)";
+}
+
 static const char *check_expected_codes(const char *s)
 {
 	return cfg_expected_codes_valid(s)
@@ -623,6 +630,19 @@ static const cfg_key edge_keys[] = {
 	     "origin, back to the client on the response (also on the edge's "
 	     "own answers) and into the access log as request_id. Unset: off "
 	     "(Meridian extension)."},
+    {.name = "affinity_secret",
+     .type = CFG_STRING,
+     .flags = CFG_F_SECRET,
+     AT(cfg_edge, affinity_secret),
+     .check = check_secret,
+     .doc_type = "secret",
+     .help = "Keys the session-affinity cookie (__cflb): with it, a "
+	     "client cannot make up the cookie of an origin it was never "
+	     "sent to. Give every edge of a cluster the same secret so they "
+	     "honour each other's cookies; changing it moves every session "
+	     "once. Unset: the key is derived from edge.name, which clients "
+	     "can see, so a client could pick an origin (as with HAProxy's "
+	     "and nginx's sticky cookies)."},
     {.name = "io_uring",
      .type = CFG_BOOL,
      AT(cfg_edge, io_uring),

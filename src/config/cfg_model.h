@@ -385,6 +385,8 @@ typedef struct cfg_edge {
 	/* Meridian's own: the request id field ("X-Request-Id"), NULL: off. */
 	const char *request_id_header;
 	uint32_t request_id_header_len;
+	/* Keys the affinity cookies; NULL: derived from name. */
+	const char *affinity_secret;
 	const char *region;
 	double latitude, longitude;
 	bool has_location;

@@ -162,6 +162,11 @@ static void set_string(cfg_ctx *c, const cfg_key *k, const char *name,
 	if (k->nchoices && choose(c, k, name, n, s) < 0)
 		return;
 	const char *want = k->check ? k->check(s) : NULL;
+	if (want && (k->flags & CFG_F_SECRET)) { /* never echo a secret */
+		cfg_error(c, n, "%s: expected %s, got %zu characters", name,
+			  want, strlen(s));
+		return;
+	}
 	if (want) {
 		cfg_error(c, n, "%s: expected %s, got '%s'", name, want, s);
 		return;

@@ -50,6 +50,7 @@ enum {
 	CFG_F_SECONDS = 1u << 2,  /* CFG_DURATION stored in whole seconds */
 	CFG_F_HAS = 1u << 3,	  /* set the bool at .has_off when given */
 	CFG_F_MAPPING = 1u << 4,  /* CFG_RAW: must be a mapping */
+	CFG_F_SECRET = 1u << 5,	  /* strings: errors do not show the value */
 };
 
 typedef enum cfg_ref_kind {

@@ -1,7 +1,11 @@
 /* edge_snapshot.c - the data plane's view of one config snapshot. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
 
 #include "config/cfg_load.h"
 #include "core/core_util.h"
@@ -11,11 +15,21 @@
 #include "health/health_checker.h"
 #include "tls/tls.h"
 
-/* A stable per-edge key: cookies stay valid across restarts. Edges that
- * must honour each other's cookies share the edge name. FNV-1a, spread over
- * 16 bytes. */
-static void affinity_secret(const char *name, lb_affinity_secret *out)
+/* A stable per-edge key: cookies stay valid across restarts. With
+ * edge.affinity_secret, the first 16 bytes of its SHA-256 (edges sharing
+ * the secret honour each other's cookies); else derived from the edge name,
+ * which clients can see (FNV-1a, spread over 16 bytes). */
+static void affinity_secret(const cfg_edge *e, lb_affinity_secret *out)
 {
+	if (e->affinity_secret && *e->affinity_secret) {
+		unsigned char md[SHA256_DIGEST_LENGTH];
+		SHA256((const unsigned char *)e->affinity_secret,
+		       strlen(e->affinity_secret), md);
+		memcpy(out->key, md, sizeof(out->key));
+		OPENSSL_cleanse(md, sizeof(md));
+		return;
+	}
+	const char *name = e->name;
 	uint64_t h = 14695981039346656037ull;
 	for (const char *p = name; *p; p++)
 		h = (h ^ (uint8_t)*p) * 1099511628211ull;
@@ -117,7 +131,7 @@ edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, const edge_snapshot *prev,
 	s->zones = zones; /* issue 4 */
 	s->tls = tls;
 	s->otls = otls;
-	affinity_secret(cfg->edge.name, &s->aff_secret);
+	affinity_secret(&cfg->edge, &s->aff_secret);
 	const cfg_limits *lim = &cfg->edge.limits;
 	s->cfg = cfg;
 	s->router = lb_router_build(cfg);

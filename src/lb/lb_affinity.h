@@ -52,12 +52,14 @@
  *
  * Tokens: 16 lowercase hex digits, SipHash-2-4 under the edge's secret of
  * (pool id, origin name). Stable across reloads and restarts (names, not
- * indexes) and reveal nothing about addresses. The secret is derived from
- * edge.name today (edge_snapshot.c), which the edge's own 404 page shows:
- * a client can compute the token of any origin and pick it, as with
- * HAProxy's `cookie` or nginx's `sticky` values; it can never reach an
- * origin that is not a routable member of the load balancer's pools.
- * Edges with the same name honour each other's cookies.
+ * indexes) and reveal nothing about addresses. The secret comes from
+ * edge.affinity_secret (edge_snapshot.c): edges sharing it honour each
+ * other's cookies, and nobody else can make one up. Without it the secret
+ * is derived from edge.name, which the edge's own 404 page shows: a client
+ * can then compute the token of any origin and pick it, as with HAProxy's
+ * `cookie` or nginx's `sticky` values (never an origin that is not a
+ * routable member of the load balancer's pools), and edges with the same
+ * name honour each other's cookies.
  */
 #ifndef MERIDIAN_LB_AFFINITY_H
 #define MERIDIAN_LB_AFFINITY_H

@@ -219,3 +219,49 @@ def test_header_affinity_require_all(lab):
     half = [get(e, headers=[("X-A", "1")]).header("X-Origin")
             for _ in range(40)]
     assert len(set(half)) >= 2, half
+
+
+def test_affinity_secret_keys_the_cookie(lab):
+    """edge.affinity_secret keys the cookie: edges sharing the secret
+    honour each other's cookies; an edge with the same name and another
+    secret, or none, takes them for forged (normal steering, a fresh
+    cookie), so a cookie cannot be derived from the edge's visible name.
+    The same origin gets a different token under each key."""
+    os_ = [lab.origin("o%d" % i, "x") for i in range(1, 4)]
+    pools = [{"id": "p", "monitor": "m", "origins": [org(o) for o in os_]}]
+    lbs = [{"name": HOST, "default_pools": ["p"],
+            "session_affinity": "cookie"}]
+    s1, s2 = "first-secret-0123456789", "other-secret-0123456789"
+
+    def edge(secret):
+        extra = {"affinity_secret": secret} if secret else {}
+        e = lab.edge(monitors=[monitor()], pools=pools, lbs=lbs,
+                     edge_extra=extra)
+        all_healthy(e, ["p"])
+        return e
+
+    a, b, c, d = edge(s1), edge(s1), edge(s2), edge(None)
+
+    def tokens(e):
+        """origin -> token, from fresh sessions (bounded)."""
+        out = {}
+        for _ in range(60):
+            tok, home = first_session(e)
+            out[home] = tok
+            if len(out) == len(os_):
+                break
+        assert len(out) >= 2, out
+        return out
+
+    ta, td = tokens(a), tokens(d)
+    for home, tok in ta.items():
+        assert with_cookie(b, tok, 3) == [(200, home, None)] * 3, home
+        for other in (c, d):
+            (st, o, t), = with_cookie(other, tok)
+            assert st == 200 and t and t != tok, (home, st, o, t)
+        if home in td:
+            assert td[home] != tok, home
+    # And the name-derived cookies are worthless where a secret is set.
+    for home, tok in td.items():
+        (st, o, t), = with_cookie(a, tok)
+        assert st == 200 and t and t != tok, (home, st, o, t)

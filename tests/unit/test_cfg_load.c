@@ -715,6 +715,24 @@ static void test_aliases(void **state)
 	EXPECT1("edge: &e { name: *e }\n", "t.yaml:1:18: unknown alias '*e'");
 }
 
+/* edge.affinity_secret: at least 16 characters, and an error never shows
+ * the value. */
+static void test_affinity_secret(void **state)
+{
+	(void)state;
+	EXPECT1("edge: { affinity_secret: hunter2hunter2 }\n",
+		"t.yaml:1:26: affinity_secret: expected a secret of at least "
+		"16 characters (use `${VAR}` to keep it out of the file), got "
+		"14 characters");
+	cfg_snapshot *s =
+	    load_ok("edge: { affinity_secret: correct-horse-battery }\n");
+	assert_string_equal(s->edge.affinity_secret, "correct-horse-battery");
+	cfg_snapshot_free(s);
+	s = load_ok("edge: { name: e }\n");
+	assert_null(s->edge.affinity_secret);
+	cfg_snapshot_free(s);
+}
+
 static void test_limits(void **state)
 {
 	(void)state;
@@ -1349,6 +1367,7 @@ int main(void)
 	    cmocka_unit_test(test_yaml_errors),
 	    cmocka_unit_test(test_aliases),
 	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_affinity_secret),
 	    cmocka_unit_test(test_origins),
 	    cmocka_unit_test(test_origin_tls),
 	    cmocka_unit_test(test_lb_names),
