@@ -472,6 +472,50 @@ static const cfg_key passive_health_keys[] = {
      .max = DAY_MS,
      .help = "Longest ejection."},
 };
+static const cfg_key dns_rate_limit_keys[] = {
+    {.name = "responses_per_second",
+     .type = CFG_UINT,
+     AT(cfg_dns_rate_limit, responses_per_second),
+     .def = "0",
+     .min = 0,
+     .max = 65535,
+     .help = "Identical UDP answers per second to one client network "
+	     "(the same name and type; NXDOMAIN and errors count per "
+	     "network), as in BIND, Knot and NSD; beyond it answers are "
+	     "dropped or sent truncated (slip) so a real resolver retries "
+	     "over TCP, which is never limited. Keeps the edge from being "
+	     "an amplifier for spoofed queries. 0: off."},
+    {.name = "slip",
+     .type = CFG_UINT,
+     AT(cfg_dns_rate_limit, slip),
+     .def = "2",
+     .min = 0,
+     .max = 10,
+     .help = "Every slip-th limited answer goes out truncated (TC, no "
+	     "records) instead of being dropped; 0: drop all, 1: truncate "
+	     "all."},
+    {.name = "ipv4_prefix_length",
+     .type = CFG_UINT,
+     AT(cfg_dns_rate_limit, ipv4_prefix_length),
+     .def = "24",
+     .min = 8,
+     .max = 32,
+     .help = "IPv4 clients in one network of this length count as one."},
+    {.name = "ipv6_prefix_length",
+     .type = CFG_UINT,
+     AT(cfg_dns_rate_limit, ipv6_prefix_length),
+     .def = "56",
+     .min = 16,
+     .max = 128,
+     .help = "IPv6 clients in one network of this length count as one."},
+};
+static const cfg_table dns_rate_limit_table = {
+    .path = "edge.dns_rate_limit",
+    .what = "edge.dns_rate_limit",
+    .help = "Response rate limiting of UDP DNS answers (edge.listen.dns).",
+    TABLE(dns_rate_limit_keys),
+};
+
 static const cfg_table passive_health_table = {
     .path = "edge.passive_health",
     .what = "edge.passive_health",
@@ -613,6 +657,11 @@ static const cfg_key edge_keys[] = {
      AT(cfg_edge, passive_health),
      .sub = &passive_health_table,
      .help = "Ejection of origins failing on live traffic."},
+    {.name = "dns_rate_limit",
+     .type = CFG_OBJECT,
+     AT(cfg_edge, dns_rate_limit),
+     .sub = &dns_rate_limit_table,
+     .help = "Response rate limiting of UDP DNS answers."},
     {.name = "retries",
      .type = CFG_OBJECT,
      AT(cfg_edge, retries),

@@ -366,6 +366,14 @@ typedef struct cfg_passive_health {
 	uint32_t max_ejection_ms;
 } cfg_passive_health;
 
+/* Response rate limiting of UDP DNS answers (dns_rrl.h). */
+typedef struct cfg_dns_rate_limit {
+	uint32_t responses_per_second; /* per client network and answer; 0 off */
+	uint32_t slip;		       /* every slip-th limited one truncated */
+	uint32_t ipv4_prefix_length;   /* default 24 */
+	uint32_t ipv6_prefix_length;   /* default 56 */
+} cfg_dns_rate_limit;
+
 /* Retries (zero-downtime failover and beyond). */
 typedef struct cfg_retries {
 	uint32_t attempts;	 /* extra origins tried per request */
@@ -410,6 +418,7 @@ typedef struct cfg_edge {
 	cfg_limits limits;
 	cfg_timeouts timeouts;
 	cfg_passive_health passive_health;
+	cfg_dns_rate_limit dns_rate_limit;
 	cfg_retries retries;
 	cfg_access_log access_log;
 	cfg_addr *listen_tunnel;

@@ -144,6 +144,10 @@ struct edge {
 	atomic_uint nconns; /* edge-wide client connections */
 	atomic_bool draining;
 	struct edge_alog *alog; /* JSON access log (edge_alog.h), NULL: off */
+	/* DNS response rate limiting, shared by the workers (dns_rrl.h);
+	 * made when DNS listeners exist, used while
+	 * edge.dns_rate_limit.responses_per_second > 0. */
+	struct dns_rrl *dns_rrl;
 };
 
 /* Build the data plane's view of a config snapshot (takes ownership of cfg

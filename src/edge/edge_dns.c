@@ -16,6 +16,7 @@
 #include "core/core_sock.h"
 #include "core/core_util.h"
 #include "dns/dns_answer.h"
+#include "dns/dns_rrl.h"
 #include "edge/edge_dns.h"
 #include "lb/lb_locate.h"
 #include "lb/lb_steer.h"
@@ -137,6 +138,8 @@ static void stats_add(edge_dns_stats *o, const edge_dns_stats *s)
 	o->dropped += LOAD(s->dropped);
 	o->lb += LOAD(s->lb);
 	o->send_errors += LOAD(s->send_errors);
+	o->rrl_dropped += LOAD(s->rrl_dropped);
+	o->rrl_slipped += LOAD(s->rrl_slipped);
 	o->tcp_accepted += LOAD(s->tcp_accepted);
 	o->tcp_refused += LOAD(s->tcp_refused);
 	o->tcp_idle_closed += LOAD(s->tcp_idle_closed);
@@ -188,6 +191,7 @@ int edge_dns_stats_format(const edge_dns_stats *s, char *buf, size_t size,
 			    r[i]);
 		OUT("},\"ecs\":%llu,\"ecs_scoped\":%llu,\"truncated\":%llu,"
 		    "\"dropped\":%llu,\"lb\":%llu,\"send_errors\":%llu,"
+		    "\"rate_limited\":{\"dropped\":%llu,\"truncated\":%llu},"
 		    "\"tcp\":{\"accepted\":%llu,\"refused\":%llu,"
 		    "\"idle_closed\":%llu,\"bad_frame\":%llu}}",
 		    (unsigned long long)s->ecs,
@@ -195,6 +199,8 @@ int edge_dns_stats_format(const edge_dns_stats *s, char *buf, size_t size,
 		    (unsigned long long)s->truncated,
 		    (unsigned long long)s->dropped, (unsigned long long)s->lb,
 		    (unsigned long long)s->send_errors,
+		    (unsigned long long)s->rrl_dropped,
+		    (unsigned long long)s->rrl_slipped,
 		    (unsigned long long)s->tcp_accepted,
 		    (unsigned long long)s->tcp_refused,
 		    (unsigned long long)s->tcp_idle_closed,
@@ -212,6 +218,7 @@ int edge_dns_stats_format(const edge_dns_stats *s, char *buf, size_t size,
 		    "\n  dropped       %llu (no response: malformed)"
 		    "\n  lb            %llu (answered by a load balancer)"
 		    "\n  send errors   %llu"
+		    "\n  rate limited  dropped %llu truncated %llu"
 		    "\n  tcp           accepted %llu refused %llu idle_closed "
 		    "%llu bad_frame %llu\n",
 		    (unsigned long long)s->ecs,
@@ -219,6 +226,8 @@ int edge_dns_stats_format(const edge_dns_stats *s, char *buf, size_t size,
 		    (unsigned long long)s->truncated,
 		    (unsigned long long)s->dropped, (unsigned long long)s->lb,
 		    (unsigned long long)s->send_errors,
+		    (unsigned long long)s->rrl_dropped,
+		    (unsigned long long)s->rrl_slipped,
 		    (unsigned long long)s->tcp_accepted,
 		    (unsigned long long)s->tcp_refused,
 		    (unsigned long long)s->tcp_idle_closed,
@@ -440,6 +449,38 @@ static void lb_answer(void *arg, const dns_lb_query *q, dns_lb_result *r)
 		r->ecs_scope = q->ecs->source;
 }
 
+/* edge.dns_rate_limit on a UDP answer of len bytes in out: the length to
+ * send (len, its truncated form, or 0 to drop it). */
+static size_t rate_limit(edge_dns *d, const uint8_t *q, size_t qlen,
+			 const struct sockaddr *peer,
+			 const dns_answer_info *info, uint8_t *out, size_t len)
+{
+	const cfg_dns_rate_limit *rl = &d->w->snap->cfg->edge.dns_rate_limit;
+	if (!rl->responses_per_second || !d->w->e->dns_rrl)
+		return len;
+	dns_rrl_cfg c = {.rps = rl->responses_per_second,
+			 .slip = rl->slip,
+			 .v4_prefix = (uint8_t)rl->ipv4_prefix_length,
+			 .v6_prefix = (uint8_t)rl->ipv6_prefix_length};
+	const uint8_t *name = NULL;
+	uint16_t qtype = 0;
+	size_t nl = dns_rrl_qname(q, qlen, &name, &qtype);
+	dns_rrl_action a = dns_rrl_check(
+	    d->w->e->dns_rrl, &c, peer, dns_rrl_class_of(info->rcode), name,
+	    nl, qtype, (uint32_t)(d->w->loop.now / 1000));
+	if (a == DNS_RRL_SEND)
+		return len;
+	if (a == DNS_RRL_SLIP) {
+		size_t t = dns_rrl_truncate(out, len);
+		if (t) {
+			STAT_ADD(d, rrl_slipped, 1);
+			return t;
+		}
+	}
+	STAT_ADD(d, rrl_dropped, 1);
+	return 0;
+}
+
 static size_t answer(edge_dns *d, const uint8_t *q, size_t qlen,
 		     const struct sockaddr *peer, socklen_t peerlen,
 		     uint8_t *out, size_t outcap, bool tcp)
@@ -448,7 +489,11 @@ static size_t answer(edge_dns *d, const uint8_t *q, size_t qlen,
 	dns_answer_info info;
 	size_t n = dns_answer(d->w->snap->zones, q, qlen, &client, lb_answer, d,
 			      out, outcap, tcp, &info);
+	/* Counted as answered: the rate limit's own counters say what
+	 * became of it. */
 	count_answer(d, &info);
+	if (n && !tcp)
+		n = rate_limit(d, q, qlen, peer, &info, out, n);
 	return n;
 }
 

@@ -1,6 +1,7 @@
 /* edge_main.c - start the workers, wait for signals, drain, stop. */
 #include <errno.h>
 #include <signal.h>
+#include <sys/random.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "core/core_log.h"
 #include "core/core_sock.h"
 #include "core/core_util.h"
+#include "dns/dns_rrl.h"
 #include "edge/edge.h"
 #include "edge/edge_admin.h"
 #include "edge/edge_alog.h"
@@ -222,6 +224,16 @@ int edge_run(edge_ctl *ctl, cfg_snapshot *cfg, void (*ready_cb)(void *),
 		log_error("%s", errbuf);
 		goto out;
 	}
+	if (cfg->edge.nlisten_dns) {
+		/* 2^16 buckets (512 KiB of zero pages until used), keyed at
+		 * random so nobody can aim hash collisions. */
+		uint8_t key[16];
+		if (getrandom(key, sizeof(key), GRND_NONBLOCK) !=
+		    (ssize_t)sizeof(key))
+			for (size_t i = 0; i < sizeof(key); i++)
+				key[i] = (uint8_t)(core_now_ms() >> (i % 8));
+		e->dns_rrl = dns_rrl_new(1u << 16, key);
+	}
 	e->workers = xcalloc(e->nworkers, sizeof(*e->workers));
 	for (uint32_t i = 0; i < e->nworkers; i++) {
 		int err = edge_worker_init(&e->workers[i], e, i);
@@ -319,6 +331,7 @@ out:
 	if (sfd >= 0)
 		close(sfd);
 	free(e->workers);
+	dns_rrl_free(e->dns_rrl);
 	/* The workers dropped theirs in edge_worker_destroy: this is the
 	 * last reference. */
 	edge_snapshot_unref(edge_current(e));

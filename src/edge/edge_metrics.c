@@ -489,6 +489,15 @@ static void render_dns(mbuf *b, const edge *e)
 	       d.truncated);
 	single(b, "meridian_dns_lb_answers_total", "counter",
 	       "DNS queries answered by a load balancer.", d.lb);
+	head(b, "meridian_dns_rate_limited_total", "counter",
+	     "UDP DNS answers over edge.dns_rate_limit: dropped, or sent "
+	     "truncated (slip) so the client retries over TCP.");
+	series(b, "meridian_dns_rate_limited_total", "action", "dropped", NULL,
+	       NULL, NULL, NULL);
+	end_u64(b, true, d.rrl_dropped);
+	series(b, "meridian_dns_rate_limited_total", "action", "truncated",
+	       NULL, NULL, NULL, NULL);
+	end_u64(b, true, d.rrl_slipped);
 }
 
 /* TLS termination (edge.listen.https): handshakes (process-wide counters

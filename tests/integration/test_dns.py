@@ -10,6 +10,7 @@ are read from the admin listener's /status. Everything on 127.0.0.0/8
 (the public addresses below only travel inside ECS options and the test
 database); every wait has a deadline."""
 import json
+import re
 import random
 import shutil
 import socket
@@ -417,7 +418,8 @@ def test_counters(env):
                           "NXDOMAIN": 1, "NOTIMP": 0, "REFUSED": 1,
                           "BADVERS": 0, "other": 0},
             "ecs": 1, "ecs_scoped": 1, "truncated": 1, "dropped": 1,
-            "lb": 1, "send_errors": 0}
+            "lb": 1, "send_errors": 0,
+            "rate_limited": {"dropped": 0, "truncated": 0}}
     # The dropped datagram has no answer to wait for: poll the counters.
     mt.wait_for(lambda: _delta(before, dns_stats(env))["dropped"] >= 1,
                 what="the dropped query to be counted")
@@ -580,3 +582,91 @@ def test_answers_follow_health_down_and_back(lab):
     lab.restart(a1)
     mt.wait_for(lambda: addrs() == ["127.0.0.1"],
                 what="a1 answered again after it recovered")
+
+
+# --------------------------------------------------- response rate limiting
+
+def _rrl_edge(stack, rps, slip):
+    for attempt in range(3):  # the free ports may be taken meanwhile
+        port, admin = mt.free_port(), mt.free_port()
+        cfg = {"edge": {
+            "name": mt.EDGE_NAME, "workers": 1,
+            "listen": {"dns": ["%s:%d" % (LOCAL, port)],
+                       "admin": "%s:%d" % (LOCAL, admin)},
+            "timeouts": {"drain": "5s"},
+            "dns_rate_limit": {"responses_per_second": rps, "slip": slip,
+                               "ipv4_prefix_length": 32}},
+            "zones": [{"name": ZONE, "records": [
+                {"name": "www." + ZONE, "type": "A",
+                 "content": "203.0.113.20"}]}]}
+        try:
+            e = mt.Edge(stack.logdir, mt.to_yaml(cfg) + "\n", port,
+                        "edge-rrl%d" % attempt)
+            stack.edges.append(e)
+            return e, admin
+        except AssertionError:
+            if attempt == 2:
+                raise
+
+
+def _udp_burst(port, n, source=LOCAL):
+    """n identical queries back to back from one socket; what came back
+    within a second of the last: (answered, truncated) counts."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((source, 0))
+    try:
+        for i in range(n):
+            q = query("www." + ZONE)
+            q.id = i
+            s.sendto(q.to_wire(), (LOCAL, port))
+        answered = truncated = 0
+        deadline = time.monotonic() + 1.0
+        for _ in range(n):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            s.settimeout(left)
+            try:
+                data, _ = s.recvfrom(4096)
+            except socket.timeout:
+                break
+            r = dns.message.from_wire(data)
+            if r.flags & dns.flags.TC:
+                assert not r.answer, r
+                assert r.question[0].name.to_text() == "www.%s." % ZONE
+                truncated += 1
+            else:
+                assert answers(r, "A") == ["203.0.113.20"], r
+                answered += 1
+        return answered, truncated
+    finally:
+        s.close()
+
+
+def test_rate_limit_udp_answers(stack):
+    """edge.dns_rate_limit: of a burst of 30 identical UDP queries from one
+    client, at most responses_per_second a second are answered; of the rest
+    every slip-th comes back truncated (TC, the question, no records: a
+    real resolver retries over TCP) and the others are dropped. TCP is never
+    limited, another client has its own budget, /metrics counts both."""
+    e, admin = _rrl_edge(stack, rps=5, slip=2)
+    answered, truncated = _udp_burst(e.port, 30)
+    # The burst may straddle two one-second windows.
+    assert 5 <= answered <= 10, (answered, truncated)
+    over = 30 - answered
+    assert over // 2 - 1 <= truncated <= over // 2 + 1, (answered, truncated)
+    # TCP from the same address: every query answered.
+    for _ in range(10):
+        r = dns.query.tcp(query("www." + ZONE), LOCAL, port=e.port,
+                          timeout=T)
+        assert answers(r, "A") == ["203.0.113.20"] and \
+            not r.flags & dns.flags.TC, r
+    # Another address (prefix /32 here): its own budget.
+    a2, t2 = _udp_burst(e.port, 5, source="127.0.0.2")
+    assert (a2, t2) == (5, 0), (a2, t2)
+    r = mt.request(admin, "GET", "/metrics", host="admin")
+    got = dict(re.findall(
+        r'^meridian_dns_rate_limited_total\{action="(\w+)"\} (\d+)$',
+        r.text, re.M))
+    assert int(got["truncated"]) == truncated, got
+    assert int(got["dropped"]) == over - truncated, got

@@ -1,0 +1,169 @@
+/* dns_rrl.c - response rate limiting; see dns_rrl.h. */
+#include "dns/dns_rrl.h"
+
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core_util.h"
+#include "lb/lb_hash.h"
+
+/* A bucket: second (32 bits) | count (16) | tag (16). */
+#define B_SEC(v)   ((uint32_t)((v) >> 32))
+#define B_COUNT(v) ((uint32_t)(((v) >> 16) & 0xffff))
+#define B_TAG(v)   ((uint16_t)((v)&0xffff))
+#define B_MAKE(sec, count, tag)                                               \
+	(((uint64_t)(sec) << 32) | ((uint64_t)(count) << 16) | (uint64_t)(tag))
+
+struct dns_rrl {
+	uint8_t key[16];
+	uint32_t mask;
+	_Atomic uint64_t b[];
+};
+
+dns_rrl *dns_rrl_new(uint32_t nbuckets, const uint8_t key[16])
+{
+	if (nbuckets < 64 || (nbuckets & (nbuckets - 1)))
+		return NULL;
+	/* calloc: the pages of an unused table are never touched. */
+	dns_rrl *r = xcalloc(1, sizeof(*r) + nbuckets * sizeof(r->b[0]));
+	memcpy(r->key, key, sizeof(r->key));
+	r->mask = nbuckets - 1;
+	return r;
+}
+
+void dns_rrl_free(dns_rrl *r)
+{
+	free(r);
+}
+
+dns_rrl_class dns_rrl_class_of(unsigned rcode)
+{
+	if (rcode == 0)
+		return DNS_RRL_ANSWER;
+	return rcode == 3 ? DNS_RRL_NXDOMAIN : DNS_RRL_ERROR;
+}
+
+/* The client's network: family byte and the address cut to its prefix.
+ * IPv4-mapped IPv6 counts as IPv4. Returns the key length used, 0 when
+ * the family is unknown. */
+static size_t net_key(const dns_rrl_cfg *c, const struct sockaddr *sa,
+		      uint8_t out[17])
+{
+	const uint8_t *a;
+	unsigned bits, len;
+	if (sa->sa_family == AF_INET) {
+		a = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+		len = 4;
+		bits = c->v4_prefix;
+	} else if (sa->sa_family == AF_INET6) {
+		a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+		static const uint8_t mapped[12] = {0, 0, 0, 0, 0,    0,
+						   0, 0, 0, 0, 0xff, 0xff};
+		if (!memcmp(a, mapped, 12)) {
+			a += 12;
+			len = 4;
+			bits = c->v4_prefix;
+		} else {
+			len = 16;
+			bits = c->v6_prefix;
+		}
+	} else {
+		return 0;
+	}
+	bits = MIN(bits, len * 8);
+	memset(out, 0, 17);
+	out[0] = (uint8_t)len;
+	for (unsigned i = 0; i < len; i++) {
+		unsigned keep = bits >= 8 * (i + 1) ? 8
+			      : bits > 8 * i	    ? bits - 8 * i
+						    : 0;
+		out[1 + i] = keep ? (uint8_t)(a[i] & (0xff00u >> keep)) : 0;
+	}
+	return 17;
+}
+
+dns_rrl_action dns_rrl_check(dns_rrl *r, const dns_rrl_cfg *c,
+			     const struct sockaddr *client,
+			     dns_rrl_class cls, const uint8_t *qname,
+			     size_t qname_len, uint16_t qtype,
+			     uint32_t now_s)
+{
+	if (!r || !c->rps || !client)
+		return DNS_RRL_SEND;
+	/* network (17) | class (1) | qtype (2) | lowercased name (<= 255) */
+	uint8_t k[17 + 1 + 2 + 255];
+	if (!net_key(c, client, k))
+		return DNS_RRL_SEND;
+	size_t n = 17;
+	k[n++] = (uint8_t)cls;
+	if (cls == DNS_RRL_ANSWER && qname) {
+		k[n++] = (uint8_t)(qtype >> 8);
+		k[n++] = (uint8_t)qtype;
+		size_t ql = MIN(qname_len, (size_t)255);
+		for (size_t i = 0; i < ql; i++) {
+			uint8_t ch = qname[i];
+			k[n++] = ch >= 'A' && ch <= 'Z' ? (uint8_t)(ch + 32) : ch;
+		}
+	}
+	uint64_t h = lb_hash_siphash(r->key, k, n);
+	uint16_t tag = (uint16_t)(h >> 48);
+	_Atomic uint64_t *b = &r->b[h & r->mask];
+	uint64_t old = atomic_load_explicit(b, memory_order_relaxed), nv;
+	uint32_t count;
+	do {
+		if (B_SEC(old) == now_s && B_TAG(old) == tag)
+			count = MIN(B_COUNT(old) + 1, 0xffffu);
+		else
+			count = 1;
+		nv = B_MAKE(now_s, count, tag);
+	} while (!atomic_compare_exchange_weak_explicit(
+	    b, &old, nv, memory_order_relaxed, memory_order_relaxed));
+	if (count <= c->rps)
+		return DNS_RRL_SEND;
+	if (c->slip && (count - c->rps) % c->slip == 0)
+		return DNS_RRL_SLIP;
+	return DNS_RRL_DROP;
+}
+
+size_t dns_rrl_qname(const uint8_t *q, size_t len, const uint8_t **name,
+		     uint16_t *qtype)
+{
+	if (len < 12 || ((unsigned)q[4] << 8 | q[5]) == 0)
+		return 0;
+	size_t i = 12;
+	while (i < len && q[i] != 0) {
+		if ((q[i] & 0xc0) != 0 || i - 12 + 1u + q[i] > 254)
+			return 0;
+		i += 1u + q[i];
+	}
+	if (i + 5 > len)
+		return 0;
+	*name = q + 12;
+	*qtype = (uint16_t)((unsigned)q[i + 1] << 8 | q[i + 2]);
+	return i + 1 - 12;
+}
+
+size_t dns_rrl_truncate(uint8_t *msg, size_t len)
+{
+	if (len < 12 || !(msg[2] & 0x80)) /* not a response */
+		return 0;
+	unsigned qd = (unsigned)msg[4] << 8 | msg[5];
+	size_t end = 12;
+	if (qd == 1) { /* our responses echo at most one question */
+		while (end < len && msg[end] != 0) {
+			if ((msg[end] & 0xc0) != 0) /* no pointer in a question */
+				return 0;
+			end += 1u + msg[end];
+		}
+		end += 1 + 4; /* root label, type, class */
+		if (end > len)
+			return 0;
+	} else if (qd != 0) {
+		return 0;
+	}
+	msg[2] |= 0x02; /* TC */
+	memset(msg + 6, 0, 6); /* no answer, authority or additional */
+	return end;
+}
