@@ -6,7 +6,8 @@
  * response is checked: within the size limit, a well-formed message (every
  * name readable, the counts matching the records, no byte left over), the
  * id echoed and QR set, TC only with empty sections, an OPT only when the
- * query had EDNS, the same bytes when answered twice. The callback answers
+ * query had EDNS, the same bytes when answered twice; and the truncated
+ * form rate limiting sends is well formed too. The callback answers
  * from a hash of the name: addresses (up to the maximum), a CNAME in or
  * out of the zones, nothing, or an invalid name.
  */
@@ -17,6 +18,7 @@
 
 #include "config/cfg_load.h"
 #include "dns/dns_answer.h"
+#include "dns/dns_rrl.h"
 #include "dns/dns_wire.h"
 #include "dns/dns_zone.h"
 
@@ -228,6 +230,25 @@ static void check(const uint8_t *q, size_t qlen, bool tcp, size_t outcap)
 	size_t n2 = dns_answer(zs, q, qlen, NULL, lb_cb, NULL, again, outcap,
 			       tcp, &info2);
 	CHECK(n2 == n && !memcmp(out, again, n));
+	/* Rate limiting's pieces on the same bytes: the query's name, and
+	 * the truncated form of the response (still well formed: header
+	 * and question, TC set, no records). */
+	const uint8_t *name;
+	uint16_t qtype;
+	size_t nl = dns_rrl_qname(q, qlen, &name, &qtype);
+	CHECK(nl <= 255 && (nl == 0 || (name == q + 12 && 12 + nl + 4 <= qlen)));
+	if (n) {
+		size_t t = dns_rrl_truncate(again, n);
+		CHECK(t <= n);
+		if (t) {
+			bool has_opt;
+			CHECK(dns_get16(again + 2) & DNS_F_TC);
+			CHECK(dns_get16(again + 6) == 0 &&
+			      dns_get16(again + 8) == 0 &&
+			      dns_get16(again + 10) == 0);
+			CHECK(well_formed(again, t, &has_opt) && !has_opt);
+		}
+	}
 	free(out);
 	free(again);
 }
