@@ -2,6 +2,7 @@
 #include "core/core_util.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,14 +111,52 @@ int core_raise_nofile(uint64_t *before, uint64_t *after)
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return -errno;
-	*before = *after = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX
-						       : (uint64_t)rl.rlim_cur;
+	*before = *after =
+	    rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
 	if (rl.rlim_cur == rl.rlim_max)
 		return 0;
 	rl.rlim_cur = rl.rlim_max;
 	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return -errno;
-	*after = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX
-					     : (uint64_t)rl.rlim_cur;
+	*after =
+	    rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
 	return 0;
+}
+
+bool core_failpoint(const char *name)
+{
+	static struct {
+		char name[32];
+		_Atomic unsigned calls;
+	} seen[8];
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	const char *spec = getenv("MERIDIAN_FAILPOINTS");
+	if (!spec)
+		return false;
+	size_t nl = strlen(name);
+	unsigned pass = 0, fail = 0;
+	bool found = false;
+	for (const char *p = spec; p && *p;
+	     p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+		if (!strncmp(p, name, nl) && p[nl] == '=' &&
+		    sscanf(p + nl + 1, "%u:%u", &pass, &fail) == 2) {
+			found = true;
+			break;
+		}
+	}
+	if (!found || nl >= sizeof(seen[0].name))
+		return false;
+	unsigned n = 0;
+	pthread_mutex_lock(&mu);
+	for (size_t i = 0; i < ARRAY_LEN(seen); i++) {
+		if (!seen[i].name[0]) {
+			memcpy(seen[i].name, name, nl + 1);
+		} else if (strcmp(seen[i].name, name)) {
+			continue;
+		}
+		n = seen[i].calls++;
+		break;
+	}
+	pthread_mutex_unlock(&mu);
+	return n >= pass && n < pass + fail;
 }

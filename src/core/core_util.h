@@ -7,6 +7,7 @@
 #ifndef MERIDIAN_CORE_UTIL_H
 #define MERIDIAN_CORE_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,5 +42,12 @@ int core_strncaseeq(const char *a, const char *b, size_t n);
  * soft limit (RLIM_INFINITY as UINT64_MAX). Returns 0, or -errno when it
  * could not be read or set (the limit is then unchanged). */
 int core_raise_nofile(uint64_t *before, uint64_t *after);
+
+/* Test hook for failures that cannot be caused from outside (a thread
+ * that cannot start): with MERIDIAN_FAILPOINTS="name=P:F[,name=P:F...]"
+ * in the environment, core_failpoint(name) returns true for F calls after
+ * the first P. Without the variable it is false and costs one getenv. For
+ * rare paths only (start-up, restarts), never per request. */
+bool core_failpoint(const char *name);
 
 #endif

@@ -134,6 +134,18 @@ int edge_health_swap(edge_health *h, const edge_snapshot *old,
 	return h->checker ? 0 : -1;
 }
 
+int edge_health_retry(edge_health *h, edge_snapshot *cur)
+{
+	if (h->checker)
+		return 0;
+	h->checker = health_start(cur->cfg, cur->ostates, cur->pstates,
+				  on_health_event, h);
+	if (!h->checker)
+		return -1;
+	log_info("health checks restarted");
+	return 0;
+}
+
 void edge_health_stop(edge_health *h)
 {
 	if (!h)

@@ -22,9 +22,15 @@ void edge_health_stop(edge_health *h);
 /* Move the health checks from snapshot old to next: stop the old checker,
  * carry the state of unchanged origins and pools over, restart the
  * notifier if its targets changed, start a checker on next. -1 (logged)
- * when the new checker cannot start: then nothing checks until the next
- * swap, which edge_swap reports. */
+ * when the new checker cannot start: then nothing checks until
+ * edge_health_retry succeeds (the main thread calls it every few seconds
+ * while there is no checker) or the next swap. */
 int edge_health_swap(edge_health *h, const edge_snapshot *old,
 		     edge_snapshot *next);
+/* When no checker runs (a failed swap), start one on cur, the current
+ * snapshot; the verdicts go on from the states it holds. 0 when a checker
+ * runs (already or now), -1 when it still cannot start. Under the edge's
+ * swap_lock. */
+int edge_health_retry(edge_health *h, edge_snapshot *cur);
 
 #endif

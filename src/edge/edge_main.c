@@ -1,5 +1,6 @@
 /* edge_main.c - start the workers, wait for signals, drain, stop. */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/random.h>
 #include <stdio.h>
@@ -179,6 +180,9 @@ int edge_swap(edge *e, cfg_snapshot *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/* How often a health checker that could not restart is tried again. */
+#define HEALTH_RETRY_MS 2000
+
 int edge_run(edge_ctl *ctl, cfg_snapshot *cfg, void (*ready_cb)(void *),
 	     void *arg)
 {
@@ -289,6 +293,22 @@ int edge_run(edge_ctl *ctl, cfg_snapshot *cfg, void (*ready_cb)(void *),
 		ready_cb(arg);
 
 	for (;;) {
+		/* While the health checker is down (a config change could not
+		 * restart it: descriptors or threads ran out), try again every
+		 * HEALTH_RETRY_MS; otherwise sleep until a signal. */
+		struct pollfd pfd = {.fd = sfd, .events = POLLIN};
+		pthread_mutex_lock(&e->swap_lock);
+		bool hc_down = !e->health->checker;
+		pthread_mutex_unlock(&e->swap_lock);
+		int pr = poll(&pfd, 1, hc_down ? HEALTH_RETRY_MS : -1);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr == 0) {
+			pthread_mutex_lock(&e->swap_lock);
+			edge_health_retry(e->health, edge_current(e));
+			pthread_mutex_unlock(&e->swap_lock);
+			continue;
+		}
 		struct signalfd_siginfo si;
 		ssize_t n = read(sfd, &si, sizeof(si));
 		if (n != sizeof(si)) {

@@ -593,7 +593,8 @@ static void render_edge(mbuf *b, edge *e, const edge_snapshot *s)
 	pthread_mutex_unlock(&e->swap_lock);
 	single(b, "meridian_health_checker_up", "gauge",
 	       "1 while the health thread runs; 0 when it could not start "
-	       "(after a config change: verdicts are frozen, alert on it).",
+	       "(after a config change: verdicts are frozen, alert on it; "
+	       "retried every 2 s).",
 	       hc_up);
 	single(b, "meridian_health_check_targets", "gauge",
 	       "Origins the health thread checks.", hs.targets);

@@ -560,6 +560,10 @@ health_checker *health_start(const cfg_snapshot *cfg, lb_origin_state *ostates,
 			     lb_pool_state *pstates, health_event_cb cb,
 			     void *cb_arg)
 {
+	if (core_failpoint("health_start")) { /* tests: a failed start */
+		log_error("health: cannot start (failpoint)");
+		return NULL;
+	}
 	health_checker *hc = xcalloc(1, sizeof(*hc));
 	hc->cfg = cfg;
 	hc->ostates = ostates;

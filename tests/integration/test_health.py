@@ -107,7 +107,8 @@ class Lab:
     # ---------------------------------------------------------- edges
     def edge(self, pools, lbs, monitors=(), geo=None, notifications=None,
              passive=None, retries=None, edge_extra=None, workers=2,
-             api=None, dns_port=None, zones=None, https_port=None):
+             api=None, dns_port=None, zones=None, https_port=None,
+             wrap=()):
         """Start an edge with an http and an admin listener. pools and lbs
         are lists of dicts in the config's shape."""
         # Ports the caller chose (https, dns) must not come back for the
@@ -151,7 +152,7 @@ class Lab:
             text = mt.to_yaml(cfg) + "\n"
             tag = "edge%d" % len(self.stack.edges)
             try:
-                ed = mt.Edge(self.stack.logdir, text, port, tag)
+                ed = mt.Edge(self.stack.logdir, text, port, tag, wrap=wrap)
             except AssertionError:
                 if attempt == 2:
                     raise
@@ -956,3 +957,37 @@ def test_checks_keep_their_connections(lab, io_uring):
     assert origin_of(st, "p1", "steady")["reason"].startswith(
         "TCP connection failed"), origin_of(st, "p1", "steady")
     assert origin_of(st, "p1", "closer")["health"] == "healthy", st
+
+
+def test_health_restarts_after_a_failed_swap(lab):
+    """When a config change cannot start the new health checker (here a
+    test failpoint: the second and third starts fail), the verdicts are
+    frozen and meridian_health_checker_up is 0, until the edge's own retry
+    (every 2 s) starts it: then checks run again, on the new config."""
+    a1, a2 = lab.origin("a1", "gcp"), lab.origin("a2", "gcp")
+    e = lab.edge(
+        monitors=[monitor(consecutive_down=1)],
+        pools=[{"id": "p1", "monitor": "m", "origins": [org(a1), org(a2)]}],
+        lbs=[{"name": HOST, "default_pools": ["p1"]}],
+        wrap=["env", "MERIDIAN_FAILPOINTS=health_start=1:2"])
+    all_healthy(e, ["p1"])
+    assert metric_value(e, "meridian_health_checker_up") == 1
+    # A change: the monitor's path. The new checker fails to start.
+    with open(e.config_path) as f:
+        text = f.read()
+    assert "/healthz" in text
+    with open(e.config_path, "w") as f:
+        f.write(text.replace("/healthz", "/"))
+    e.p.send_signal(signal.SIGHUP)
+    mt.wait_for(lambda: log_has(e, "health checks could not restart"),
+                what="the failed restart in the log")
+    assert metric_value(e, "meridian_health_checker_up") == 0
+    # The retries: one more failure, then a checker (within 2 x 2 s).
+    mt.wait_for(lambda: metric_value(e, "meridian_health_checker_up") == 1,
+                timeout=2 * 2.0 + SLACK + mt.WAIT,
+                what="the health checker to restart")
+    assert log_has(e, "health checks restarted"), e.stderr_tail()
+    # It checks again: a killed origin goes down.
+    lab.kill(a1)
+    wait_health(e, {("p1", "a1"): "unhealthy"}, timeout=1.0 + SLACK)
+    assert origin_of(status(e), "p1", "a2")["health"] == "healthy"

@@ -151,6 +151,22 @@ static void test_raise_nofile(void **state)
 	setrlimit(RLIMIT_NOFILE, &rl);
 }
 
+static void test_failpoint(void **state)
+{
+	(void)state;
+	assert_false(core_failpoint("fp_a")); /* no variable */
+	setenv("MERIDIAN_FAILPOINTS", "fp_b=2:3,fp_c=0:1", 1);
+	bool got[7];
+	for (int i = 0; i < 7; i++)
+		got[i] = core_failpoint("fp_b");
+	const bool want[7] = {false, false, true, true, true, false, false};
+	assert_memory_equal(got, want, sizeof(want));
+	assert_true(core_failpoint("fp_c"));
+	assert_false(core_failpoint("fp_c"));
+	assert_false(core_failpoint("fp")); /* a prefix is not a name */
+	unsetenv("MERIDIAN_FAILPOINTS");
+}
+
 static void test_buf_pool(void **state)
 {
 	core_buf_pool p;
@@ -217,6 +233,7 @@ int main(void)
 	    cmocka_unit_test(test_timer_heap_order),
 	    cmocka_unit_test(test_timer_heap_random),
 	    cmocka_unit_test(test_raise_nofile),
+	    cmocka_unit_test(test_failpoint),
 	    cmocka_unit_test(test_buf_pool),
 	    cmocka_unit_test(test_arena),
 	    cmocka_unit_test(test_parse_addr),
