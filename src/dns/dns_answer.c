@@ -15,6 +15,7 @@ typedef struct actx {
 	int rcode;
 	bool aa;
 	bool lb_used;
+	bool wildcard; /* the query name matched a wildcard */
 	uint8_t scope;
 	unsigned nbuf;
 	uint8_t tw[2][DNS_MAX_NAME]; /* load balancer CNAME targets */
@@ -182,6 +183,8 @@ static void resolve(actx *a)
 			break;
 		}
 		a->aa |= hop == 0;
+		if (hop == 0 && lk.match == DNS_MATCH_WILDCARD)
+			a->wildcard = true;
 		if (hop == DNS_MAX_CHAIN)
 			return;
 		const dns_node *node = lk.node;
@@ -285,6 +288,7 @@ size_t dns_answer(const dns_zoneset *zs, const uint8_t *query, size_t qlen,
 		a.rcode = DNS_RCODE_NOERROR;
 		a.aa = false;
 		a.lb_used = false;
+		a.wildcard = false;
 		a.scope = 0;
 		a.nbuf = 0;
 		resolve(&a);
@@ -293,6 +297,7 @@ size_t dns_answer(const dns_zoneset *zs, const uint8_t *query, size_t qlen,
 		    a.aa && rc != DNS_RCODE_REFUSED && rc != DNS_RCODE_SERVFAIL;
 		scope = a.scope;
 		info->lb = a.lb_used;
+		info->wildcard = a.wildcard;
 	}
 	if (w.overflow) {
 		dns_writer_rollback(&w, &after_question);

@@ -111,6 +111,7 @@ typedef struct dns_answer_info {
 	bool lb;	 /* a load balancer callback answered */
 	bool truncated;	 /* TC set */
 	bool aa;	 /* authoritative answer */
+	bool wildcard;	 /* the name was answered from a wildcard */
 } dns_answer_info;
 
 /* Answers query[0..qlen) from zs (NULL: no zones, everything REFUSED).

@@ -13,7 +13,7 @@
 #define B_SEC(v)   ((uint32_t)((v) >> 32))
 #define B_COUNT(v) ((uint32_t)(((v) >> 16) & 0xffff))
 #define B_TAG(v)   ((uint16_t)((v)&0xffff))
-#define B_MAKE(sec, count, tag)                                               \
+#define B_MAKE(sec, count, tag)                                                \
 	(((uint64_t)(sec) << 32) | ((uint64_t)(count) << 16) | (uint64_t)(tag))
 
 struct dns_rrl {
@@ -54,7 +54,8 @@ static size_t net_key(const dns_rrl_cfg *c, const struct sockaddr *sa,
 	const uint8_t *a;
 	unsigned bits, len;
 	if (sa->sa_family == AF_INET) {
-		a = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+		a = (const uint8_t *)&((const struct sockaddr_in *)sa)
+			->sin_addr;
 		len = 4;
 		bits = c->v4_prefix;
 	} else if (sa->sa_family == AF_INET6) {
@@ -77,7 +78,7 @@ static size_t net_key(const dns_rrl_cfg *c, const struct sockaddr *sa,
 	out[0] = (uint8_t)len;
 	for (unsigned i = 0; i < len; i++) {
 		unsigned keep = bits >= 8 * (i + 1) ? 8
-			      : bits > 8 * i	    ? bits - 8 * i
+				: bits > 8 * i	    ? bits - 8 * i
 						    : 0;
 		out[1 + i] = keep ? (uint8_t)(a[i] & (0xff00u >> keep)) : 0;
 	}
@@ -85,12 +86,11 @@ static size_t net_key(const dns_rrl_cfg *c, const struct sockaddr *sa,
 }
 
 dns_rrl_action dns_rrl_check(dns_rrl *r, const dns_rrl_cfg *c,
-			     const struct sockaddr *client,
-			     dns_rrl_class cls, const uint8_t *qname,
-			     size_t qname_len, uint16_t qtype,
-			     uint32_t now_s)
+			     const struct sockaddr *client, dns_rrl_class cls,
+			     const uint8_t *qname, size_t qname_len,
+			     uint16_t qtype, uint32_t now_s)
 {
-	if (!r || !c->rps || !client)
+	if (!r || !c->rps || c->rps >= 0xffff || !client)
 		return DNS_RRL_SEND;
 	/* network (17) | class (1) | qtype (2) | lowercased name (<= 255) */
 	uint8_t k[17 + 1 + 2 + 255];
@@ -98,13 +98,14 @@ dns_rrl_action dns_rrl_check(dns_rrl *r, const dns_rrl_cfg *c,
 		return DNS_RRL_SEND;
 	size_t n = 17;
 	k[n++] = (uint8_t)cls;
-	if (cls == DNS_RRL_ANSWER && qname) {
+	if (cls == DNS_RRL_ANSWER && qname) { /* others: network only */
 		k[n++] = (uint8_t)(qtype >> 8);
 		k[n++] = (uint8_t)qtype;
 		size_t ql = MIN(qname_len, (size_t)255);
 		for (size_t i = 0; i < ql; i++) {
 			uint8_t ch = qname[i];
-			k[n++] = ch >= 'A' && ch <= 'Z' ? (uint8_t)(ch + 32) : ch;
+			k[n++] =
+			    ch >= 'A' && ch <= 'Z' ? (uint8_t)(ch + 32) : ch;
 		}
 	}
 	uint64_t h = lb_hash_siphash(r->key, k, n);
@@ -113,11 +114,19 @@ dns_rrl_action dns_rrl_check(dns_rrl *r, const dns_rrl_cfg *c,
 	uint64_t old = atomic_load_explicit(b, memory_order_relaxed), nv;
 	uint32_t count;
 	do {
-		if (B_SEC(old) == now_s && B_TAG(old) == tag)
-			count = MIN(B_COUNT(old) + 1, 0xffffu);
-		else
+		/* 0: this second; -1: a worker whose cached clock has not
+		 * turned yet (count into the newer window). */
+		int32_t age = (int32_t)(now_s - B_SEC(old));
+		uint32_t sec = now_s;
+		if (B_TAG(old) == tag && (age == 0 || age == -1)) {
+			sec = B_SEC(old);
+			count = B_COUNT(old) + 1;
+			if (count > 0xffff) /* wrap, still over the limit */
+				count = c->rps + 1;
+		} else {
 			count = 1;
-		nv = B_MAKE(now_s, count, tag);
+		}
+		nv = B_MAKE(sec, count, tag);
 	} while (!atomic_compare_exchange_weak_explicit(
 	    b, &old, nv, memory_order_relaxed, memory_order_relaxed));
 	if (count <= c->rps)
@@ -145,6 +154,22 @@ size_t dns_rrl_qname(const uint8_t *q, size_t len, const uint8_t **name,
 	return i + 1 - 12;
 }
 
+/* The end of the name at m[i], or 0 when it runs past len or is bad. */
+static size_t skip_name(const uint8_t *m, size_t len, size_t i)
+{
+	while (i < len) {
+		uint8_t l = m[i];
+		if (l == 0)
+			return i + 1;
+		if ((l & 0xc0) == 0xc0)
+			return i + 2 <= len ? i + 2 : 0;
+		if (l & 0xc0)
+			return 0;
+		i += 1u + l;
+	}
+	return 0;
+}
+
 size_t dns_rrl_truncate(uint8_t *msg, size_t len)
 {
 	if (len < 12 || !(msg[2] & 0x80)) /* not a response */
@@ -153,7 +178,8 @@ size_t dns_rrl_truncate(uint8_t *msg, size_t len)
 	size_t end = 12;
 	if (qd == 1) { /* our responses echo at most one question */
 		while (end < len && msg[end] != 0) {
-			if ((msg[end] & 0xc0) != 0) /* no pointer in a question */
+			if ((msg[end] & 0xc0) !=
+			    0) /* no pointer in a question */
 				return 0;
 			end += 1u + msg[end];
 		}
@@ -163,7 +189,33 @@ size_t dns_rrl_truncate(uint8_t *msg, size_t len)
 	} else if (qd != 0) {
 		return 0;
 	}
-	msg[2] |= 0x02; /* TC */
-	memset(msg + 6, 0, 6); /* no answer, authority or additional */
-	return end;
+	/* Find the OPT record among the records (an OPT's owner is the
+	 * root, so it can move as it is). */
+	unsigned nan = (unsigned)msg[6] << 8 | msg[7];
+	unsigned nns = (unsigned)msg[8] << 8 | msg[9];
+	unsigned nar = (unsigned)msg[10] << 8 | msg[11];
+	size_t i = end, opt = 0, optlen = 0;
+	for (unsigned k = 0; k < nan + nns + nar; k++) {
+		size_t j = skip_name(msg, len, i);
+		if (!j || j + 10 > len)
+			return 0;
+		unsigned type = (unsigned)msg[j] << 8 | msg[j + 1];
+		size_t rdlen = (size_t)msg[j + 8] << 8 | msg[j + 9];
+		if (j + 10 + rdlen > len)
+			return 0;
+		if (type == 41 && k >= nan + nns && j == i + 1) {
+			opt = i;
+			optlen = j + 10 + rdlen - i;
+		}
+		i = j + 10 + rdlen;
+	}
+	if (i != len)
+		return 0;
+	msg[2] |= 0x02;	       /* TC */
+	memset(msg + 6, 0, 6); /* no answer or authority records */
+	if (optlen) {
+		memmove(msg + end, msg + opt, optlen);
+		msg[11] = 1; /* the OPT alone in additional */
+	}
+	return end + optlen;
 }

@@ -14,16 +14,20 @@
  *   - the client's network: the address cut to ipv4_prefix / ipv6_prefix
  *     bits (a resolver farm is one client);
  *   - the response class: NOERROR with data or NODATA, keyed further by the
- *     lowercased query name and type; NXDOMAIN, keyed by the client network
- *     alone (random-subdomain floods spread over names); any error
- *     (REFUSED, FORMERR, ...), also by network alone.
+ *     lowercased query name and type; NXDOMAIN, and answers synthesised
+ *     from a wildcard, each keyed by the client network alone (random-
+ *     subdomain floods spread over names); any error (REFUSED, FORMERR,
+ *     ...), also by network alone.
  *
  * The table: a fixed array of 64-bit buckets, each {second, count, tag}
  * updated with compare-and-swap, shared by every worker without a lock. A
- * bucket whose tag or second differs starts over at 1, so two keys that
- * collide can only make each other's counts lower: limiting may be missed
- * under collisions, never applied to the wrong client beyond its own
- * count. Windows are whole seconds.
+ * bucket whose tag differs, or whose second is older, starts over at 1, so
+ * two keys that collide can only make each other's counts lower: limiting
+ * may be missed under collisions, never applied to the wrong client beyond
+ * its own count. Windows are whole seconds; a caller whose clock is one
+ * second behind (another worker's cached time) counts into the newer
+ * window instead of resetting it. Past 65,535 in a window the count wraps
+ * back to just over the limit, so the slip cadence goes on.
  */
 #ifndef MERIDIAN_DNS_RRL_H
 #define MERIDIAN_DNS_RRL_H
@@ -51,6 +55,9 @@ typedef enum dns_rrl_class {
 	DNS_RRL_ANSWER = 0, /* NOERROR: data or NODATA */
 	DNS_RRL_NXDOMAIN,
 	DNS_RRL_ERROR,
+	DNS_RRL_WILDCARD, /* NOERROR synthesised from a wildcard (or a `*.`
+			   * load balancer): per network, since every
+			   * random name under it is a new name */
 } dns_rrl_class;
 
 typedef struct dns_rrl dns_rrl;
@@ -81,8 +88,10 @@ size_t dns_rrl_qname(const uint8_t *q, size_t len, const uint8_t **name,
 		     uint16_t *qtype);
 
 /* Turn the response in msg[0..len) into its truncated form in place: the
- * header with TC set and no records, and the question. Returns the new
- * length (0 when msg is not a response this code can shorten). */
+ * header with TC set, the question, and the response's OPT record if it
+ * has one (RFC 6891: the extended rcode and ECS stay), no other record.
+ * Returns the new length (0 when msg is not a well-formed response this
+ * code can shorten). */
 size_t dns_rrl_truncate(uint8_t *msg, size_t len);
 
 #endif

@@ -465,9 +465,12 @@ static size_t rate_limit(edge_dns *d, const uint8_t *q, size_t qlen,
 	const uint8_t *name = NULL;
 	uint16_t qtype = 0;
 	size_t nl = dns_rrl_qname(q, qlen, &name, &qtype);
-	dns_rrl_action a = dns_rrl_check(
-	    d->w->e->dns_rrl, &c, peer, dns_rrl_class_of(info->rcode), name,
-	    nl, qtype, (uint32_t)(d->w->loop.now / 1000));
+	dns_rrl_class cls = dns_rrl_class_of(info->rcode);
+	if (cls == DNS_RRL_ANSWER && info->wildcard)
+		cls = DNS_RRL_WILDCARD;
+	dns_rrl_action a =
+	    dns_rrl_check(d->w->e->dns_rrl, &c, peer, cls, name, nl, qtype,
+			  (uint32_t)(d->w->loop.now / 1000));
 	if (a == DNS_RRL_SEND)
 		return len;
 	if (a == DNS_RRL_SLIP) {

@@ -232,10 +232,15 @@ int edge_run(edge_ctl *ctl, cfg_snapshot *cfg, void (*ready_cb)(void *),
 		/* 2^16 buckets (512 KiB of zero pages until used), keyed at
 		 * random so nobody can aim hash collisions. */
 		uint8_t key[16];
-		if (getrandom(key, sizeof(key), GRND_NONBLOCK) !=
-		    (ssize_t)sizeof(key))
-			for (size_t i = 0; i < sizeof(key); i++)
-				key[i] = (uint8_t)(core_now_ms() >> (i % 8));
+		/* Blocking, once: only right after boot can it wait. */
+		ssize_t got;
+		do
+			got = getrandom(key, sizeof(key), 0);
+		while (got < 0 && errno == EINTR);
+		if (got != (ssize_t)sizeof(key)) {
+			log_error("getrandom: %s", strerror(errno));
+			goto out;
+		}
 		e->dns_rrl = dns_rrl_new(1u << 16, key);
 	}
 	e->workers = xcalloc(e->nworkers, sizeof(*e->workers));

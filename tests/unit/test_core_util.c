@@ -138,17 +138,20 @@ static void test_raise_nofile(void **state)
 		skip();
 	struct rlimit low = {.rlim_cur = 32, .rlim_max = rl.rlim_max};
 	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
-	uint64_t before = 0, after = 0;
-	assert_int_equal(core_raise_nofile(&before, &after), 0);
+	uint64_t before = 0, after = 0, again_b = 0, again_a = 0;
+	int rc1 = core_raise_nofile(&before, &after);
+	struct rlimit now;
+	int rc2 = getrlimit(RLIMIT_NOFILE, &now);
+	/* Already at the hard limit: nothing to do. */
+	int rc3 = core_raise_nofile(&again_b, &again_a);
+	setrlimit(RLIMIT_NOFILE, &rl); /* before any assertion can stop us */
+	assert_int_equal(rc1, 0);
 	assert_int_equal(before, 32);
 	assert_int_equal(after, rl.rlim_max);
-	struct rlimit now;
-	assert_int_equal(getrlimit(RLIMIT_NOFILE, &now), 0);
+	assert_int_equal(rc2, 0);
 	assert_int_equal(now.rlim_cur, rl.rlim_max);
-	/* Already at the hard limit: nothing to do. */
-	assert_int_equal(core_raise_nofile(&before, &after), 0);
-	assert_int_equal(before, after);
-	setrlimit(RLIMIT_NOFILE, &rl);
+	assert_int_equal(rc3, 0);
+	assert_int_equal(again_b, again_a);
 }
 
 static void test_failpoint(void **state)

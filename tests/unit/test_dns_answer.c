@@ -436,6 +436,7 @@ static void test_static_a(void **state)
 	assert_int_equal(r->info.rcode, 0);
 	assert_true(r->info.aa);
 	assert_false(r->info.lb);
+	assert_false(r->info.wildcard);
 	assert_int_equal(r->info.qtype, DNS_T_A);
 	assert_int_equal(calls.n, 0);
 	r = ask("www.example.com", DNS_T_AAAA);
@@ -522,6 +523,7 @@ static void test_wildcard(void **state)
 	assert_int_equal(r->an, 1);
 	assert_string_equal(r->rrs[0].owner, "Foo.wild.example.com.");
 	assert_string_equal(IP4(&r->rrs[0]), "192.0.2.9");
+	assert_true(r->info.wildcard); /* for the rate limit's key */
 	/* deeper names too (closest encloser wild.example.com) */
 	r = ask("a.b.wild.example.com", DNS_T_TXT);
 	assert_int_equal(r->an, 1);
@@ -538,6 +540,7 @@ static void test_wildcard(void **state)
 	/* the wildcard name itself */
 	r = ask("*.wild.example.com", DNS_T_A);
 	assert_int_equal(r->an, 1);
+	assert_false(r->info.wildcard); /* an exact match */
 	assert_string_equal(r->rrs[0].owner, "*.wild.example.com.");
 	/* no wildcard at the apex: NXDOMAIN */
 	r = ask("foo.example.com", DNS_T_A);

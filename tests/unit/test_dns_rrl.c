@@ -14,7 +14,7 @@
 
 #include "dns/dns_rrl.h"
 
-static const uint8_t KEY[16] = {1, 2, 3, 4, 5, 6, 7, 8,
+static const uint8_t KEY[16] = {1, 2,  3,  4,  5,  6,  7,  8,
 				9, 10, 11, 12, 13, 14, 15, 16};
 /* "www.example.com" in wire form, and the same in other case. */
 static const uint8_t WWW[] = "\3www\7example\3com";
@@ -77,6 +77,21 @@ static void test_limit_and_slip(void **state)
 	c.slip = 1;
 	burst(r, &c, &a, DNS_RRL_ANSWER, WWW, 103, 10, n);
 	assert_int_equal(n[DNS_RRL_SLIP], 5);
+	/* A flood past 65,535 in one second keeps the cadence (the count
+	 * wraps back to just over the limit instead of sticking). */
+	c.slip = 3;
+	burst(r, &c, &a, DNS_RRL_ANSWER, WWW, 104, 200000, n);
+	assert_int_equal(n[DNS_RRL_SEND], 5);
+	assert_true(n[DNS_RRL_SLIP] >= 199995 / 3 - 2 &&
+		    n[DNS_RRL_SLIP] <= 199995 / 3 + 2);
+	/* A caller one second behind counts into the newer window rather
+	 * than restarting it. */
+	c.slip = 0;
+	burst(r, &c, &a, DNS_RRL_ANSWER, MAIL, 200, 5, n);
+	assert_int_equal(check(r, &c, &a, DNS_RRL_ANSWER, MAIL, 199),
+			 DNS_RRL_DROP);
+	assert_int_equal(check(r, &c, &a, DNS_RRL_ANSWER, MAIL, 200),
+			 DNS_RRL_DROP);
 	/* Off: everything goes. */
 	c.rps = 0;
 	burst(r, &c, &a, DNS_RRL_ANSWER, WWW, 103, 50, n);
@@ -118,6 +133,12 @@ static void test_keys(void **state)
 			 DNS_RRL_DROP);
 	burst(r, &c, &a, DNS_RRL_ERROR, NULL, 7, 3, n);
 	assert_int_equal(n[DNS_RRL_SEND], 3);
+	/* Wildcard answers: per network whatever the name, on their own. */
+	assert_int_equal(check(r, &c, &a, DNS_RRL_WILDCARD, WWW, 7), 0);
+	assert_int_equal(check(r, &c, &a, DNS_RRL_WILDCARD, MAIL, 7), 0);
+	assert_int_equal(check(r, &c, &a, DNS_RRL_WILDCARD, WWW_UP, 7), 0);
+	assert_int_equal(check(r, &c, &a, DNS_RRL_WILDCARD, MAIL, 7),
+			 DNS_RRL_DROP);
 	/* /32: each address its own. */
 	c.v4_prefix = 32;
 	burst(r, &c, &a, DNS_RRL_ANSWER, MAIL, 8, 3, n);
@@ -158,7 +179,7 @@ static void test_qname_and_truncate(void **state)
 {
 	(void)state;
 	/* A response: id, QR|AA|RD, NOERROR, 1 question, 1 answer. */
-	uint8_t m[64] = {0x12, 0x34, 0x85, 0x00, 0, 1, 0, 1, 0, 0, 0, 1};
+	uint8_t m[64] = {0x12, 0x34, 0x85, 0x00, 0, 1, 0, 1, 0, 0, 0, 0};
 	size_t n = 12;
 	memcpy(m + n, WWW, sizeof(WWW));
 	n += sizeof(WWW);
@@ -187,6 +208,37 @@ static void test_qname_and_truncate(void **state)
 	assert_int_equal(dns_rrl_truncate(q, qend), 0);
 	assert_int_equal(dns_rrl_truncate(m, 20), 0);
 	assert_int_equal(dns_rrl_qname(m, 20, &name, &qtype), 0);
+	/* With EDNS: the OPT record stays (and alone in additional), with
+	 * its extended rcode and options. */
+	uint8_t e[96] = {0x12, 0x34, 0x85, 0x00, 0, 1, 0, 1, 0, 1, 0, 1};
+	n = 12;
+	memcpy(e + n, WWW, sizeof(WWW));
+	n += sizeof(WWW);
+	memcpy(e + n, "\0\1\0\1", 4);
+	n += 4;
+	qend = n;
+	memcpy(e + n, "\xc0\x0c\0\1\0\1\0\0\0\x1e\0\4\xc0\0\2\1", 16);
+	n += 16;
+	/* an authority record: SOA-ish, any rdata will do */
+	memcpy(e + n, "\xc0\x10\0\6\0\1\0\0\0\x1e\0\2\xab\xcd", 14);
+	n += 14;
+	/* root, OPT, 1232, ext-rcode 1 (BADVERS), DO, an empty ECS option */
+	static const uint8_t opt[] = {0, 0, 41, 0x04, 0xd0, 1, 0, 0x80,
+				      0, 0, 4,	0,    8,    0, 0};
+	memcpy(e + n, opt, sizeof(opt));
+	n += sizeof(opt);
+	t = dns_rrl_truncate(e, n);
+	assert_int_equal(t, qend + sizeof(opt));
+	assert_memory_equal(e + qend, opt, sizeof(opt));
+	assert_int_equal(e[7] | e[9], 0);
+	assert_int_equal(e[11], 1);
+	/* Bytes after the last record: not ours, left alone. */
+	uint8_t junk[96];
+	memcpy(junk, m, qend);
+	junk[2] = 0x85;
+	junk[7] = 0;
+	junk[qend] = 0x55;
+	assert_int_equal(dns_rrl_truncate(junk, qend + 1), 0);
 	/* No question: the header alone. */
 	uint8_t h[12] = {0, 1, 0x81, 0x01, 0, 0, 0, 0, 0, 0, 0, 0};
 	assert_int_equal(dns_rrl_truncate(h, 12), 12);
