@@ -508,6 +508,12 @@ static const cfg_key dns_rate_limit_keys[] = {
      .min = 16,
      .max = 128,
      .help = "IPv6 clients in one network of this length count as one."},
+    {.name = "exempt_networks",
+     .type = CFG_LIST,
+     ARRAY_AT(cfg_dns_rate_limit, exempt_networks, nexempt_networks),
+     .item = &item_cidr,
+     .help = "Client networks never limited (your own resolvers, "
+	     "monitoring), as CIDR prefixes."},
 };
 static const cfg_table dns_rate_limit_table = {
     .path = "edge.dns_rate_limit",

@@ -372,6 +372,8 @@ typedef struct cfg_dns_rate_limit {
 	uint32_t slip;		       /* every slip-th limited one truncated */
 	uint32_t ipv4_prefix_length;   /* default 24 */
 	uint32_t ipv6_prefix_length;   /* default 56 */
+	cfg_cidr *exempt_networks;     /* never limited */
+	size_t nexempt_networks;
 } cfg_dns_rate_limit;
 
 /* Retries (zero-downtime failover and beyond). */

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "config/cfg_values.h"
 #include "core/core_log.h"
 #include "core/core_sock.h"
 #include "core/core_util.h"
@@ -458,6 +459,19 @@ static size_t rate_limit(edge_dns *d, const uint8_t *q, size_t qlen,
 	const cfg_dns_rate_limit *rl = &d->w->snap->cfg->edge.dns_rate_limit;
 	if (!rl->responses_per_second || !d->w->e->dns_rrl)
 		return len;
+	/* An IPv4 client on a dual-stack socket is matched as IPv4. */
+	struct sockaddr_in v4;
+	const struct sockaddr *who = peer;
+	const struct sockaddr_in6 *p6 = (const struct sockaddr_in6 *)peer;
+	if (peer->sa_family == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&p6->sin6_addr)) {
+		v4 = (struct sockaddr_in){.sin_family = AF_INET};
+		memcpy(&v4.sin_addr, p6->sin6_addr.s6_addr + 12, 4);
+		who = (const struct sockaddr *)&v4;
+	}
+	for (size_t i = 0; i < rl->nexempt_networks; i++)
+		if (cfg_cidr_contains(&rl->exempt_networks[i], who))
+			return len;
 	dns_rrl_cfg c = {.rps = rl->responses_per_second,
 			 .slip = rl->slip,
 			 .v4_prefix = (uint8_t)rl->ipv4_prefix_length,

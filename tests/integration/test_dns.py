@@ -595,7 +595,9 @@ def _rrl_edge(stack, rps, slip):
                        "admin": "%s:%d" % (LOCAL, admin)},
             "timeouts": {"drain": "5s"},
             "dns_rate_limit": {"responses_per_second": rps, "slip": slip,
-                               "ipv4_prefix_length": 32}},
+                               "ipv4_prefix_length": 32,
+                               "exempt_networks": ["127.0.0.3/32",
+                                                   "2001:db8::/32"]}},
             "zones": [{"name": ZONE, "records": [
                 {"name": "www." + ZONE, "type": "A",
                  "content": "203.0.113.20"}]}]}
@@ -676,3 +678,5 @@ def test_rate_limit_udp_answers(stack):
             not r.flags & dns.flags.TC, r
     # Another address (prefix /32 here): its own budget.
     assert _udp_burst(e.port, admin, 5, source="127.0.0.2") == (5, 0, 0)
+    # An exempt network: never limited.
+    assert _udp_burst(e.port, admin, 30, source="127.0.0.3") == (30, 0, 0)
