@@ -452,6 +452,43 @@ static void lb_answer(void *arg, const dns_lb_query *q, dns_lb_result *r)
 
 /* edge.dns_rate_limit on a UDP answer of len bytes in out: the length to
  * send (len, its truncated form, or 0 to drop it). */
+/* At most one log line per RRL_LOG_MS for the whole edge, naming the
+ * network of one limited client, so an operator sees that limiting
+ * happens and to whom without a line per packet (the counts are in
+ * meridian_dns_rate_limited_total). */
+#define RRL_LOG_MS 10000
+static void limited_log(edge_dns *d, const struct sockaddr *who,
+			const dns_rrl_cfg *c)
+{
+	static _Atomic uint64_t next_ms;
+	uint64_t now = d->w->loop.now, due = atomic_load(&next_ms);
+	if (now < due ||
+	    !atomic_compare_exchange_strong(&next_ms, &due, now + RRL_LOG_MS))
+		return;
+	uint8_t a[16] = {0};
+	unsigned bits;
+	int fam = who->sa_family;
+	if (fam == AF_INET) {
+		memcpy(a, &((const struct sockaddr_in *)who)->sin_addr, 4);
+		bits = c->v4_prefix;
+	} else {
+		memcpy(a, &((const struct sockaddr_in6 *)who)->sin6_addr, 16);
+		bits = c->v6_prefix;
+	}
+	for (unsigned i = 0; i < 16; i++) /* host bits off */
+		a[i] &= i * 8 >= bits ? 0
+			: (i + 1) * 8 <= bits
+			    ? 0xff
+			    : (uint8_t)(0xff00u >> (bits - i * 8));
+	char text[INET6_ADDRSTRLEN];
+	if (!inet_ntop(fam, a, text, sizeof(text)))
+		return;
+	log_warn("dns: rate limiting answers to %s/%u (over %u a second); "
+		 "at most one such line per %u s, the counts are in "
+		 "meridian_dns_rate_limited_total",
+		 text, bits, c->rps, RRL_LOG_MS / 1000);
+}
+
 static size_t rate_limit(edge_dns *d, const uint8_t *q, size_t qlen,
 			 const struct sockaddr *peer,
 			 const dns_answer_info *info, uint8_t *out, size_t len)
@@ -487,6 +524,7 @@ static size_t rate_limit(edge_dns *d, const uint8_t *q, size_t qlen,
 			  (uint32_t)(d->w->loop.now / 1000));
 	if (a == DNS_RRL_SEND)
 		return len;
+	limited_log(d, who, &c);
 	if (a == DNS_RRL_SLIP) {
 		size_t t = dns_rrl_truncate(out, len);
 		if (t) {

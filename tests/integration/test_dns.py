@@ -680,3 +680,8 @@ def test_rate_limit_udp_answers(stack):
     assert _udp_burst(e.port, admin, 5, source="127.0.0.2") == (5, 0, 0)
     # An exempt network: never limited.
     assert _udp_burst(e.port, admin, 30, source="127.0.0.3") == (30, 0, 0)
+    # The log names the limited network, once (not a line per answer).
+    lines = [ln for ln in e.stderr_tail(1 << 20).splitlines()
+             if "rate limiting answers to" in ln]
+    assert len(lines) == 1 and "127.0.0.1/32 (over 5 a second)" in lines[0], \
+        lines
