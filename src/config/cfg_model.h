@@ -368,11 +368,12 @@ typedef struct cfg_passive_health {
 
 /* Response rate limiting of UDP DNS answers (dns_rrl.h). */
 typedef struct cfg_dns_rate_limit {
-	uint32_t responses_per_second; /* per client network and answer; 0 off */
-	uint32_t slip;		       /* every slip-th limited one truncated */
-	uint32_t ipv4_prefix_length;   /* default 24 */
-	uint32_t ipv6_prefix_length;   /* default 56 */
-	cfg_cidr *exempt_networks;     /* never limited */
+	uint32_t
+	    responses_per_second;    /* per client network and answer; 0 off */
+	uint32_t slip;		     /* every slip-th limited one truncated */
+	uint32_t ipv4_prefix_length; /* default 24 */
+	uint32_t ipv6_prefix_length; /* default 56 */
+	cfg_cidr *exempt_networks;   /* never limited */
 	size_t nexempt_networks;
 } cfg_dns_rate_limit;
 

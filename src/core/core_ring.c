@@ -77,8 +77,7 @@ int core_ring_attach(core_loop *l, unsigned entries, unsigned nbufs,
 	int mask = io_uring_buf_ring_mask(nbufs);
 	for (unsigned i = 0; i < nbufs; i++)
 		io_uring_buf_ring_add(r->br, r->bufs + (size_t)i * bufsize,
-				      bufsize, (unsigned short)i, mask,
-				      (int)i);
+				      bufsize, (unsigned short)i, mask, (int)i);
 	io_uring_buf_ring_advance(r->br, (int)nbufs);
 	l->ring = r;
 	arm_epoll(l);
@@ -145,8 +144,8 @@ void core_ring_buf_put(core_loop *l, uint16_t bid)
 {
 	core_ring *r = l->ring;
 	io_uring_buf_ring_add(r->br, r->bufs + (size_t)bid * r->bufsize,
-			      r->bufsize, bid,
-			      io_uring_buf_ring_mask(r->nbufs), 0);
+			      r->bufsize, bid, io_uring_buf_ring_mask(r->nbufs),
+			      0);
 	io_uring_buf_ring_advance(r->br, 1);
 }
 
@@ -160,8 +159,8 @@ int core_ring_wait(core_loop *l, struct epoll_event *evs, int max,
 	    .tv_sec = timeout_ms / 1000,
 	    .tv_nsec = (long long)(timeout_ms % 1000) * 1000000};
 	struct io_uring_cqe *cqe;
-	int err = io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts,
-						   NULL);
+	int err =
+	    io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts, NULL);
 	if (err == -EAGAIN || err == -ENOMEM || err == -EBADR) {
 		/* Passing (no memory for requests; completions dropped
 		 * once): wait on epoll alone this time, briefly, so nothing

@@ -38,11 +38,11 @@
 #include <sys/socket.h>
 
 typedef struct dns_rrl_cfg {
-	uint32_t rps;	    /* responses per second per key; 0: off */
-	uint32_t slip;	    /* every slip-th limited response is sent
-			     * truncated; 0: none, 1: all */
-	uint8_t v4_prefix;  /* bits of an IPv4 client that make its network */
-	uint8_t v6_prefix;  /* bits of an IPv6 client */
+	uint32_t rps;	   /* responses per second per key; 0: off */
+	uint32_t slip;	   /* every slip-th limited response is sent
+			    * truncated; 0: none, 1: all */
+	uint8_t v4_prefix; /* bits of an IPv4 client that make its network */
+	uint8_t v6_prefix; /* bits of an IPv6 client */
 } dns_rrl_cfg;
 
 typedef enum dns_rrl_action {
@@ -76,10 +76,9 @@ dns_rrl_class dns_rrl_class_of(unsigned rcode);
  * otherwise). now_s: the current second (any monotonic count). Safe from
  * any thread. */
 dns_rrl_action dns_rrl_check(dns_rrl *r, const dns_rrl_cfg *c,
-			     const struct sockaddr *client,
-			     dns_rrl_class cls, const uint8_t *qname,
-			     size_t qname_len, uint16_t qtype,
-			     uint32_t now_s);
+			     const struct sockaddr *client, dns_rrl_class cls,
+			     const uint8_t *qname, size_t qname_len,
+			     uint16_t qtype, uint32_t now_s);
 
 /* The question name (wire form, root label included) of the query in
  * q[0..len): its length, with *name pointing into q and *qtype set; 0 when

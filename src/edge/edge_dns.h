@@ -73,7 +73,7 @@ typedef struct edge_dns_stats {
 	uint64_t dropped;     /* no response: malformed, QR set, oversized */
 	uint64_t lb;	      /* answered by a load balancer */
 	uint64_t send_errors; /* UDP responses the socket did not take */
-	uint64_t rrl_dropped, rrl_slipped; /* edge.dns_rate_limit */
+	uint64_t rrl_dropped, rrl_slipped;  /* edge.dns_rate_limit */
 	uint64_t tcp_accepted, tcp_refused; /* over EDGE_DNS_TCP_CONNS */
 	uint64_t tcp_idle_closed, tcp_bad_frame;
 } edge_dns_stats;

@@ -294,8 +294,8 @@ static void launch(health_checker *hc, hc_target *t);
 static void due_fire(core_timer *tm)
 {
 	health_checker *hc = container_of(tm, health_checker, due_timer);
-	for (uint32_t budget = hc->ndue; budget > 0 && hc->ndue > 0 &&
-					 hc->due[0].at <= hc->loop.now;
+	for (uint32_t budget = hc->ndue;
+	     budget > 0 && hc->ndue > 0 && hc->due[0].at <= hc->loop.now;
 	     budget--)
 		launch(hc, due_pop(hc));
 	if (hc->ndue)
@@ -486,9 +486,9 @@ static void *health_main(void *arg)
 
 	/* The ring is the thread's own (single issuer): made here. */
 	if (hc->cfg->edge.io_uring) {
-		int e = core_ring_attach(&hc->loop, HEALTH_RING_ENTRIES,
-					 HEALTH_RING_BUFS,
-					 HEALTH_RING_BUF_SIZE);
+		int e =
+		    core_ring_attach(&hc->loop, HEALTH_RING_ENTRIES,
+				     HEALTH_RING_BUFS, HEALTH_RING_BUF_SIZE);
 		if (e == 0)
 			atomic_store(&hc->ring, true);
 		log_once_ring(e);

@@ -1324,7 +1324,6 @@ static int connect_to(health_probe *p)
 
 /* ---- io_uring: kept connections (see health_probe.h) ---- */
 
-
 static void ring_recv_cb(core_op *op, int res, uint32_t flags, char *buf,
 			 uint16_t bid);
 static void ring_send_cb(core_op *op, int res, uint32_t flags, char *buf,

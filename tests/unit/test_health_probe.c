@@ -628,7 +628,8 @@ static int count_fds(void)
 		n++;
 		if (getenv("FD_DEBUG")) {
 			char path[300], to[300];
-			snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+			snprintf(path, sizeof(path), "/proc/self/fd/%s",
+				 e->d_name);
 			ssize_t l = readlink(path, to, sizeof(to) - 1);
 			to[l > 0 ? l : 0] = 0;
 			print_message("fd %s -> %s\n", e->d_name, to);
@@ -1907,17 +1908,17 @@ static double bench_floor_ring(const bench_srv *b, int nconn, int seconds,
 	memcpy(req, "GET ", 4);
 	memcpy(req + req_len - 4, "\r\n\r\n", 4);
 	struct io_uring ring;
-	struct io_uring_params prm = {
-	    .flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
-		     IORING_SETUP_COOP_TASKRUN};
+	struct io_uring_params prm = {.flags = IORING_SETUP_SINGLE_ISSUER |
+					       IORING_SETUP_DEFER_TASKRUN |
+					       IORING_SETUP_COOP_TASKRUN};
 	if (io_uring_queue_init_params(1024, &ring, &prm) < 0)
 		return -1;
 	enum { NB = 64, BS = 2048 };
 	struct io_uring_buf_ring *br =
 	    mmap(NULL, NB * sizeof(struct io_uring_buf), PROT_READ | PROT_WRITE,
 		 MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-	struct io_uring_buf_reg reg = {
-	    .ring_addr = (uint64_t)(uintptr_t)br, .ring_entries = NB};
+	struct io_uring_buf_reg reg = {.ring_addr = (uint64_t)(uintptr_t)br,
+				       .ring_entries = NB};
 	char *bufs = malloc(NB * BS);
 	if (br == MAP_FAILED || !bufs ||
 	    io_uring_register_buf_ring(&ring, &reg, 0) < 0) {
@@ -1991,8 +1992,9 @@ static double bench_floor_ring(const bench_srv *b, int nconn, int seconds,
 			{
 				seen++;
 				if (cqe->flags & IORING_CQE_F_BUFFER) {
-					int bid = (int)(cqe->flags >>
-							IORING_CQE_BUFFER_SHIFT);
+					int bid =
+					    (int)(cqe->flags >>
+						  IORING_CQE_BUFFER_SHIFT);
 					io_uring_buf_ring_add(
 					    br, bufs + bid * BS, BS,
 					    (unsigned short)bid,
@@ -2005,8 +2007,8 @@ static double bench_floor_ring(const bench_srv *b, int nconn, int seconds,
 					struct io_uring_sqe *sqe =
 					    io_uring_get_sqe(&ring);
 					if (sqe) {
-						int i = (int)(cqe->user_data /
-							      2);
+						int i =
+						    (int)(cqe->user_data / 2);
 						io_uring_prep_recv_multishot(
 						    sqe, fds[i], NULL, 0, 0);
 						sqe->flags |=
@@ -2174,8 +2176,8 @@ static int bench(int argc, char **argv)
 			load = 0;
 		fclose(f);
 	}
-	printf("I/O: %s\n", z.io_uring ? "io_uring (kept connections)"
-					 : "epoll");
+	printf("I/O: %s\n",
+	       z.io_uring ? "io_uring (kept connections)" : "epoll");
 	printf("health thread CPU %.1f%% of one core (test server process "
 	       "%.1f%%; load average %.1f on %ld cores)\n",
 	       100.0 * cpu / wall, 100.0 * scpu / wall, load,
