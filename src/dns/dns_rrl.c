@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/core_util.h"
+#include "geo/geo.h"
 #include "lb/lb_hash.h"
 
 /* A bucket: second (32 bits) | count (16) | tag (16). */
@@ -45,44 +46,33 @@ dns_rrl_class dns_rrl_class_of(unsigned rcode)
 	return rcode == 3 ? DNS_RRL_NXDOMAIN : DNS_RRL_ERROR;
 }
 
-/* The client's network: family byte and the address cut to its prefix.
- * IPv4-mapped IPv6 counts as IPv4. Returns the key length used, 0 when
- * the family is unknown. */
-static size_t net_key(const dns_rrl_cfg *c, const struct sockaddr *sa,
-		      uint8_t out[17])
+int dns_rrl_network(const dns_rrl_cfg *c, const struct sockaddr *client,
+		    uint8_t addr[16], unsigned *bits)
 {
+	struct sockaddr_in tmp;
+	const struct sockaddr *sa = geo_unmap(client, &tmp);
 	const uint8_t *a;
-	unsigned bits, len;
+	unsigned len;
 	if (sa->sa_family == AF_INET) {
 		a = (const uint8_t *)&((const struct sockaddr_in *)sa)
 			->sin_addr;
 		len = 4;
-		bits = c->v4_prefix;
+		*bits = MIN(c->v4_prefix, 32u);
 	} else if (sa->sa_family == AF_INET6) {
 		a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-		static const uint8_t mapped[12] = {0, 0, 0, 0, 0,    0,
-						   0, 0, 0, 0, 0xff, 0xff};
-		if (!memcmp(a, mapped, 12)) {
-			a += 12;
-			len = 4;
-			bits = c->v4_prefix;
-		} else {
-			len = 16;
-			bits = c->v6_prefix;
-		}
+		len = 16;
+		*bits = MIN(c->v6_prefix, 128u);
 	} else {
 		return 0;
 	}
-	bits = MIN(bits, len * 8);
-	memset(out, 0, 17);
-	out[0] = (uint8_t)len;
+	memset(addr, 0, 16);
 	for (unsigned i = 0; i < len; i++) {
-		unsigned keep = bits >= 8 * (i + 1) ? 8
-				: bits > 8 * i	    ? bits - 8 * i
-						    : 0;
-		out[1 + i] = keep ? (uint8_t)(a[i] & (0xff00u >> keep)) : 0;
+		unsigned keep = *bits >= 8 * (i + 1) ? 8
+				: *bits > 8 * i	     ? *bits - 8 * i
+						     : 0;
+		addr[i] = keep ? (uint8_t)(a[i] & (0xff00u >> keep)) : 0;
 	}
-	return 17;
+	return sa->sa_family;
 }
 
 dns_rrl_action dns_rrl_check(dns_rrl *r, const dns_rrl_cfg *c,
@@ -94,8 +84,11 @@ dns_rrl_action dns_rrl_check(dns_rrl *r, const dns_rrl_cfg *c,
 		return DNS_RRL_SEND;
 	/* network (17) | class (1) | qtype (2) | lowercased name (<= 255) */
 	uint8_t k[17 + 1 + 2 + 255];
-	if (!net_key(c, client, k))
+	unsigned bits;
+	int fam = dns_rrl_network(c, client, k + 1, &bits);
+	if (!fam)
 		return DNS_RRL_SEND;
+	k[0] = fam == AF_INET ? 4 : 16;
 	size_t n = 17;
 	k[n++] = (uint8_t)cls;
 	if (cls == DNS_RRL_ANSWER && qname) { /* others: network only */

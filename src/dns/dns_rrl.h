@@ -67,6 +67,13 @@ typedef struct dns_rrl dns_rrl;
 dns_rrl *dns_rrl_new(uint32_t nbuckets, const uint8_t key[16]);
 void dns_rrl_free(dns_rrl *r);
 
+/* The client's network: its address (IPv4-mapped IPv6 as IPv4) with the
+ * host bits beyond the configured prefix cleared, into addr (4 bytes used
+ * for IPv4), and the prefix length into *bits. Returns AF_INET or
+ * AF_INET6, 0 for another family. */
+int dns_rrl_network(const dns_rrl_cfg *c, const struct sockaddr *client,
+		    uint8_t addr[16], unsigned *bits);
+
 /* The class of a response with this rcode. */
 dns_rrl_class dns_rrl_class_of(unsigned rcode);
 

@@ -19,6 +19,7 @@
 #include "dns/dns_answer.h"
 #include "dns/dns_rrl.h"
 #include "edge/edge_dns.h"
+#include "geo/geo.h"
 #include "lb/lb_locate.h"
 #include "lb/lb_steer.h"
 
@@ -465,23 +466,11 @@ static void limited_log(edge_dns *d, const struct sockaddr *who,
 	if (now < due ||
 	    !atomic_compare_exchange_strong(&next_ms, &due, now + RRL_LOG_MS))
 		return;
-	uint8_t a[16] = {0};
+	uint8_t a[16];
 	unsigned bits;
-	int fam = who->sa_family;
-	if (fam == AF_INET) {
-		memcpy(a, &((const struct sockaddr_in *)who)->sin_addr, 4);
-		bits = c->v4_prefix;
-	} else {
-		memcpy(a, &((const struct sockaddr_in6 *)who)->sin6_addr, 16);
-		bits = c->v6_prefix;
-	}
-	for (unsigned i = 0; i < 16; i++) /* host bits off */
-		a[i] &= i * 8 >= bits ? 0
-			: (i + 1) * 8 <= bits
-			    ? 0xff
-			    : (uint8_t)(0xff00u >> (bits - i * 8));
+	int fam = dns_rrl_network(c, who, a, &bits);
 	char text[INET6_ADDRSTRLEN];
-	if (!inet_ntop(fam, a, text, sizeof(text)))
+	if (!fam || !inet_ntop(fam, a, text, sizeof(text)))
 		return;
 	log_warn("dns: rate limiting answers to %s/%u (over %u a second); "
 		 "at most one such line per %u s, the counts are in "
@@ -498,14 +487,7 @@ static size_t rate_limit(edge_dns *d, const uint8_t *q, size_t qlen,
 		return len;
 	/* An IPv4 client on a dual-stack socket is matched as IPv4. */
 	struct sockaddr_in v4;
-	const struct sockaddr *who = peer;
-	const struct sockaddr_in6 *p6 = (const struct sockaddr_in6 *)peer;
-	if (peer->sa_family == AF_INET6 &&
-	    IN6_IS_ADDR_V4MAPPED(&p6->sin6_addr)) {
-		v4 = (struct sockaddr_in){.sin_family = AF_INET};
-		memcpy(&v4.sin_addr, p6->sin6_addr.s6_addr + 12, 4);
-		who = (const struct sockaddr *)&v4;
-	}
+	const struct sockaddr *who = geo_unmap(peer, &v4);
 	for (size_t i = 0; i < rl->nexempt_networks; i++)
 		if (cfg_cidr_contains(&rl->exempt_networks[i], who))
 			return len;
