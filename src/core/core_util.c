@@ -127,7 +127,7 @@ bool core_failpoint(const char *name)
 {
 	static struct {
 		char name[32];
-		_Atomic unsigned calls;
+		unsigned calls; /* under mu */
 	} seen[8];
 	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 	const char *spec = getenv("MERIDIAN_FAILPOINTS");

@@ -10,7 +10,6 @@ are read from the admin listener's /status. Everything on 127.0.0.0/8
 (the public addresses below only travel inside ECS options and the test
 database); every wait has a deadline."""
 import json
-import re
 import random
 import shutil
 import socket
@@ -612,13 +611,12 @@ def _rrl_edge(stack, rps, slip):
 
 
 def _rrl_counts(admin):
+    from obs_helpers import Metrics
     r = mt.request(admin, "GET", "/metrics", host="admin")
-    got = dict(re.findall(
-        r'^meridian_dns_rate_limited_total\{action="(\w+)"\} (\d+)$',
-        r.text, re.M))
-    q = re.search(r'^meridian_dns_queries_total\{transport="udp"\} (\d+)$',
-                  r.text, re.M)
-    return int(q.group(1)), int(got["dropped"]), int(got["truncated"])
+    m = Metrics(r.text)
+    return (int(m.get("meridian_dns_queries_total", transport="udp")),
+            int(m.get("meridian_dns_rate_limited_total", action="dropped")),
+            int(m.get("meridian_dns_rate_limited_total", action="truncated")))
 
 
 def _udp_burst(port, admin, n, source=LOCAL):

@@ -903,11 +903,10 @@ class KeepOK(FakeOrigin):
 
 
 def metric_value(edge, name):
-    r = mt.request(edge.admin, "GET", "/metrics", host="admin")
-    assert r.status == 200, r
-    m = re.search(r"^%s (\d+)$" % re.escape(name), r.text, re.M)
-    assert m, "%s not in /metrics" % name
-    return int(m.group(1))
+    from obs_helpers import scrape
+    v = scrape(edge).get(name)
+    assert v is not None, "%s not in /metrics" % name
+    return int(v)
 
 
 @pytest.mark.parametrize("io_uring", [True, False], ids=["io_uring", "epoll"])
