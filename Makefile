@@ -6,6 +6,11 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 PYTEST     ?= /usr/bin/python3 -m pytest
+# Integration tests run on several pytest-xdist workers; each takes its
+# ports from its own slice (tests/integration/meridian_test.py) and runs a
+# file's tests in order. TEST_JOBS=0 runs them in this process.
+TEST_JOBS  ?= 3
+PYTEST_PAR  = $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadfile)
 
 .PHONY: all deps deps-test geo-data build asan demo test test-unit \
         test-integration test-asan fuzz fuzz-regress bench format clean
@@ -45,7 +50,7 @@ test-unit: deps-test build geo-data
 	meson test -C $(BUILD) --print-errorlogs
 
 test-integration: deps-test build
-	MERIDIAN_BIN=$(CURDIR)/$(BUILD)/meridian $(PYTEST) -q tests/integration
+	MERIDIAN_BIN=$(CURDIR)/$(BUILD)/meridian $(PYTEST) -q $(PYTEST_PAR) tests/integration
 
 test-asan: asan
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
@@ -53,7 +58,7 @@ test-asan: asan
 		meson test -C $(ASAN_BUILD) --print-errorlogs
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	ASAN_OPTIONS=detect_leaks=1 MERIDIAN_ASAN=1 \
-	MERIDIAN_BIN=$(CURDIR)/$(ASAN_BUILD)/meridian $(PYTEST) -q tests/integration
+	MERIDIAN_BIN=$(CURDIR)/$(ASAN_BUILD)/meridian $(PYTEST) -q $(PYTEST_PAR) tests/integration
 
 $(FUZZ_BUILD)/build.ninja:
 	CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Db_sanitize=address,undefined \

@@ -45,11 +45,57 @@ def check_config(path, text):
                           capture_output=True, text=True, timeout=WAIT)
 
 
+# Ports for listeners come from a slice below the kernel's ephemeral range
+# (net.ipv4.ip_local_port_range, 32768-60999 by default), one slice per
+# pytest-xdist worker. A port the kernel hands out for bind(0) is free only
+# until it is closed: any connect() on the machine may then take it as its
+# source port before the edge binds it, and with workers running load next
+# to each other that happens. Below the range only this worker hands them out.
+_PORT_BASE, _PORT_SLICE, _PORT_SLICES = 10000, 5000, 4
+
+
+def _worker_index():
+    w = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(w[2:]) if w.startswith("gw") and w[2:].isdigit() else 0
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+_port_lo = _PORT_BASE + (_worker_index() % _PORT_SLICES) * _PORT_SLICE
+_port_next = [0]
+
+
+def _bindable(port):
+    """Free for a TCP listener and for UDP (DNS uses both), TIME_WAIT too."""
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind((LOCAL, port))
+            except OSError:
+                return False
+    return True
+
+
 def free_port():
-    """Ask the kernel for a free loopback port."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOCAL, 0))
-        return s.getsockname()[1]
+    """A loopback port no one holds, from this worker's slice."""
+    if _ephemeral_low() < _PORT_BASE + _PORT_SLICE * _PORT_SLICES:
+        # an unusual ephemeral range: fall back to asking the kernel
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((LOCAL, 0))
+            return s.getsockname()[1]
+    for _ in range(_PORT_SLICE):
+        port = _port_lo + _port_next[0] % _PORT_SLICE
+        _port_next[0] += 1
+        if _bindable(port):
+            return port
+    raise AssertionError("no free port in %d-%d" %
+                         (_port_lo, _port_lo + _PORT_SLICE - 1))
 
 
 def port_accepts(port, host=LOCAL):
