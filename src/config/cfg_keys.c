@@ -402,7 +402,8 @@ static const cfg_key limits_keys[] = {
      .min = 0,
      .max = 1000000,
      .help = "Keep-alive connections the health checker may hold open "
-	     "between checks of http monitors (one per origin at most). "
+	     "between checks of http and https monitors (one per origin "
+	     "at most; https ones also keep their TLS session to resume). "
 	     "0: a quarter of the open-file limit (RLIMIT_NOFILE). Never "
 	     "more than that limit less 1,024 descriptors for traffic. "
 	     "Origins beyond it get a new connection per check."},
@@ -703,7 +704,8 @@ static const cfg_key edge_keys[] = {
      AT(cfg_edge, io_uring),
      .def = "true",
      .help = "Use io_uring where Meridian has a path for it (today: the "
-	     "health checker's kept-alive http checks), when the kernel "
+	     "health checker's kept-alive plain-http checks), when the "
+	     "kernel "
 	     "allows it (Linux 6.1 or later, not disabled by "
 	     "kernel.io_uring_disabled or a seccomp filter); otherwise, "
 	     "and with false, epoll alone. The log says which at start."},

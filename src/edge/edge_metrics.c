@@ -14,6 +14,7 @@
 #include "edge/edge_dns.h"
 #include "edge/edge_health.h"
 #include "edge/edge_stats.h"
+#include "health/health_probe.h"
 #include "http/px.h"
 #include "tls/tls.h"
 
@@ -605,9 +606,19 @@ static void render_edge(mbuf *b, edge *e, const edge_snapshot *s)
 	       "checks (at most edge.limits.health_connections).",
 	       hs.kept);
 	single(b, "meridian_health_io_uring", "gauge",
-	       "1 when the health thread's kept connections are served "
-	       "through io_uring, 0 on epoll alone (edge.io_uring).",
+	       "1 when the health thread's kept plain-http connections are "
+	       "served through io_uring, 0 on epoll alone (edge.io_uring).",
 	       hs.io_uring);
+	uint64_t tls_full, tls_resumed;
+	health_probe_tls_counts(&tls_full, &tls_resumed);
+	single(b, "meridian_health_tls_handshakes_total", "counter",
+	       "TLS handshakes made by https checks (resumed ones too; a "
+	       "kept connection needs none).",
+	       tls_full + tls_resumed);
+	single(b, "meridian_health_tls_handshakes_resumed_total", "counter",
+	       "TLS handshakes of https checks that resumed the origin's "
+	       "previous session.",
+	       tls_resumed);
 
 	if (edge_dns_enabled(e))
 		render_dns(b, e);

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -75,6 +76,9 @@ typedef struct health_rconn {
 	int fd_after;
 	struct health_rconn *free_next, *all_next;
 } health_rconn;
+
+/* TLS handshakes of https checks, process-wide (health_probe_tls_counts). */
+static _Atomic uint64_t n_tls_full, n_tls_resumed;
 
 static void io_cb(core_io *io, uint32_t events);
 static void timer_cb(core_timer *t);
@@ -478,6 +482,9 @@ static SSL_CTX *tls_ctx(health_probe_ctx *c, bool insecure, const char *ca)
 	SSL_CTX_set_options(t, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	static const unsigned char alpn[] = "\x08http/1.1";
 	SSL_CTX_set_alpn_protos(t, alpn, sizeof(alpn) - 1);
+	/* A kept connection waits a whole interval between checks: without
+	 * this each would hold OpenSSL's record buffers (about 34 KiB). */
+	SSL_CTX_set_mode(t, SSL_MODE_RELEASE_BUFFERS);
 	if (insecure) {
 		SSL_CTX_set_verify(t, SSL_VERIFY_NONE, NULL);
 	} else {
@@ -490,6 +497,77 @@ static SSL_CTX *tls_ctx(health_probe_ctx *c, bool insecure, const char *ca)
 	}
 	*slot = t;
 	return t;
+}
+
+/* ---- TLS sessions and kept TLS connections ---- */
+
+void health_probe_tls_counts(uint64_t *full, uint64_t *resumed)
+{
+	*full = atomic_load_explicit(&n_tls_full, memory_order_relaxed);
+	*resumed = atomic_load_explicit(&n_tls_resumed, memory_order_relaxed);
+}
+
+static bool probe_insecure(const health_probe *p)
+{
+	const cfg_origin_tls *ot = p->origin->tls;
+	return p->mon->allow_insecure || (ot && ot->allow_insecure);
+}
+
+/* May the slot's kept TLS connection or session serve this check? Not
+ * once the certificate they were verified with has expired. */
+static bool tls_still_valid(const health_probe *p)
+{
+	return probe_insecure(p) || p->ctx->loop->now < p->idle->tls_until_ms;
+}
+
+/* The handshake is done: note when the peer's certificate expires. */
+static void note_peer_expiry(health_probe *p)
+{
+	health_idle *k = p->idle;
+	if (!k)
+		return;
+	k->tls_until_ms = UINT64_MAX;
+	const X509 *x = SSL_get0_peer_certificate(p->ssl);
+	int days = 0, secs = 0;
+	if (x && ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(x))) {
+		int64_t left = (int64_t)days * 86400 + secs;
+		k->tls_until_ms =
+		    left <= 0 ? 0 : p->ctx->loop->now + (uint64_t)left * 1000;
+	}
+	ERR_clear_error();
+}
+
+/* Free ssl, first keeping its session in k when it can be resumed. The
+ * shutdown flag stops SSL_free from marking the session unusable (OpenSSL
+ * does that to sessions of connections closed without close_notify; a
+ * fatal TLS error has marked it already, so it is not kept). */
+static void tls_release(health_idle *k, SSL *ssl)
+{
+	if (k && SSL_is_init_finished(ssl)) {
+		SSL_SESSION *s = SSL_get1_session(ssl);
+		if (s && SSL_SESSION_is_resumable(s)) {
+			SSL_SESSION_free(k->sess);
+			k->sess = s;
+			SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) |
+						  SSL_SENT_SHUTDOWN);
+		} else {
+			SSL_SESSION_free(s);
+		}
+	}
+	SSL_free(ssl);
+}
+
+/* Read an idle TLS connection: take in what OpenSSL handles itself
+ * (session tickets). True when nothing else came (the connection may stay
+ * parked): no application data, no close_notify, no error. */
+static bool tls_idle_read(SSL *ssl)
+{
+	char junk[64];
+	ERR_clear_error();
+	int r = SSL_read(ssl, junk, sizeof(junk));
+	bool keep = r <= 0 && SSL_get_error(ssl, r) == SSL_ERROR_WANT_READ;
+	ERR_clear_error();
+	return keep;
 }
 
 /* ---- finishing ---- */
@@ -514,6 +592,10 @@ void health_idle_close(health_probe_ctx *c, health_idle *k)
 {
 	if (!k || k->io.fd < 0 || k->user)
 		return;
+	if (k->ssl) {
+		tls_release(k, k->ssl);
+		k->ssl = NULL;
+	}
 	ring_let_go(c, k);
 	close_fd(&k->io, false);
 	c->nidle--;
@@ -525,6 +607,7 @@ void health_idle_destroy(health_probe_ctx *c, health_idle *k)
 		return;
 	health_idle_close(c, k);
 	free(k->req);
+	SSL_SESSION_free(k->sess);
 	*k = (health_idle)HEALTH_IDLE_INIT;
 }
 
@@ -538,26 +621,41 @@ static void parked_event(health_probe_ctx *c, health_idle *k, uint32_t events)
 	if (!(events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
 		return;
 	if (!(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
-		char junk[64];
-		ssize_t r = recv(k->io.fd, junk, sizeof(junk), MSG_DONTWAIT);
-		if (r < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
+		if (k->ssl) {
+			if (tls_idle_read(k->ssl))
+				return;
+		} else {
+			char junk[64];
+			ssize_t r =
+			    recv(k->io.fd, junk, sizeof(junk), MSG_DONTWAIT);
+			if (r < 0 && (errno == EAGAIN || errno == EINTR))
+				return;
+		}
 	}
 	health_idle_close(c, k);
 }
 
 /* Park the connection of a fully read answer in p->idle: it stays on the
- * loop, so this is bookkeeping only. */
+ * loop, so for plain http this is bookkeeping only. OpenSSL reads record
+ * by record, so a record that came with the answer (a session ticket)
+ * may still wait in the socket with its epoll edge spent: a TLS
+ * connection is read until the socket is empty first, and parked only
+ * when nothing but such records came. */
 static bool park(health_probe *p)
 {
 	health_idle *k = p->idle;
-	if (!p->parkable || !k || p->conn != &k->io || k->io.fd < 0 || p->ssl ||
-	    p->eof || p->ctx->nidle >= p->ctx->idle_max)
+	if (!p->parkable || !k || p->conn != &k->io || k->io.fd < 0 || p->eof ||
+	    p->ctx->nidle >= p->ctx->idle_max ||
+	    (p->ssl && (SSL_has_pending(p->ssl) || !tls_idle_read(p->ssl))))
 		return false;
 	k->user = NULL;
 	p->ctx->nidle++;
-	if (!k->rc && core_ring_on(p->ctx->loop))
+	if (p->ssl) {
+		k->ssl = p->ssl; /* stays on epoll: OpenSSL reads the socket */
+		p->ssl = NULL;
+	} else if (!k->rc && core_ring_on(p->ctx->loop)) {
 		ring_adopt(p->ctx, k);
+	}
 	return true;
 }
 
@@ -565,7 +663,7 @@ static void close_conn(health_probe *p)
 {
 	p->parkable = false;
 	if (p->ssl) {
-		SSL_free(p->ssl);
+		tls_release(p->idle, p->ssl);
 		p->ssl = NULL;
 	}
 	if (p->idle && p->conn == &p->idle->io)
@@ -1101,7 +1199,7 @@ static int tls_start(health_probe *p)
 	 * settings (CA, allow_insecure, SNI name) unless the monitor sets its
 	 * own Host header. */
 	const cfg_origin_tls *ot = p->origin->tls;
-	bool insecure = p->mon->allow_insecure || (ot && ot->allow_insecure);
+	bool insecure = probe_insecure(p);
 	SSL_CTX *t = tls_ctx(p->ctx, insecure, ot ? ot->ca : NULL);
 	if (!t)
 		return tls_fail(p, "TLS setup");
@@ -1128,6 +1226,15 @@ static int tls_start(health_probe *p)
 		if (ok != 1)
 			return tls_fail(p, "TLS setup");
 	}
+	health_idle *k = p->idle;
+	if (k && k->sess) {
+		if (tls_still_valid(p)) {
+			(void)SSL_set_session(p->ssl, k->sess);
+		} else {
+			SSL_SESSION_free(k->sess);
+			k->sess = NULL;
+		}
+	}
 	p->phase = P_TLS;
 	return STEP_AGAIN;
 }
@@ -1137,8 +1244,13 @@ static int tls_handshake(health_probe *p)
 	ERR_clear_error();
 	errno = 0;
 	int r = SSL_do_handshake(p->ssl);
-	if (r == 1)
+	if (r == 1) {
+		atomic_fetch_add_explicit(
+		    SSL_session_reused(p->ssl) ? &n_tls_resumed : &n_tls_full,
+		    1, memory_order_relaxed);
+		note_peer_expiry(p);
 		return http_prepare(p);
+	}
 	int e = SSL_get_error(p->ssl, r);
 	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
 		return STEP_WAIT;
@@ -1567,9 +1679,13 @@ static bool reuse_conn(health_probe *p)
 	health_idle *k = p->idle;
 	if (!k || k->io.fd < 0 || !k->req)
 		return false;
+	if (k->ssl && !tls_still_valid(p))
+		return false; /* open_conn closes it: verify afresh */
 	k->user = p;
 	p->ctx->nidle--;
 	p->conn = &k->io;
+	p->ssl = k->ssl;
+	k->ssl = NULL;
 	p->eof = false;
 	p->reused = true;
 	p->wbuf = k->req;
@@ -1589,11 +1705,8 @@ static bool reuse_conn(health_probe *p)
 		return true;
 	}
 	while (p->wpos < p->wlen) {
-		ssize_t w = send(k->io.fd, p->wbuf + p->wpos, p->wlen - p->wpos,
-				 MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && errno == EAGAIN)
+		ssize_t w = p_write(p, p->wbuf + p->wpos, p->wlen - p->wpos);
+		if (w == -EAGAIN)
 			break;
 		if (w < 0) { /* EPIPE, ECONNRESET: closed while parked */
 			close_conn(p);
@@ -1652,7 +1765,8 @@ void health_probe_start_idle(health_probe *p, health_probe_ctx *c,
 	p->redirects = 0;
 	p->eof = false;
 	p->running = true;
-	p->idle = m->type == CFG_MON_HTTP ? idle : NULL;
+	p->idle =
+	    m->type == CFG_MON_HTTP || m->type == CFG_MON_HTTPS ? idle : NULL;
 	p->reused = p->parkable = p->peer_ka = false;
 	/* Not the whole result: detail is 100+ bytes and only read once
 	 * set (finish and fail write it). */

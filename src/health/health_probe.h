@@ -5,9 +5,9 @@
  *   tcp    connect, then close. RTT = connect time.
  *   http   connect, send one request with "Connection: close", read the
  *   https  head and at most HEALTH_BODY_MAX bytes of body, close. https
- *          adds an OpenSSL client handshake before the request. http
- *          started with health_probe_start_idle uses keep-alive instead
- *          (see below).
+ *          adds an OpenSSL client handshake before the request. Started
+ *          with health_probe_start_idle, both use keep-alive instead (see
+ *          below).
  *   smtp   banner 220, EHLO -> 250 (HELO when EHLO gets a 5xx), QUIT -> 221.
  * RTT runs from the probe start (the first connect(), or the request on a
  * reused connection, which so excludes connection setup) to the complete
@@ -34,7 +34,7 @@
  * name against the SNI name, or the origin IP when there is none. Any TLS
  * failure is HEALTH_TLS_ERROR with OpenSSL's reason as the detail.
  *
- * Keep-alive (plain http with a health_idle slot): the request has no
+ * Keep-alive (http and https with a health_idle slot): the request has no
  * "Connection: close". When the final answer was read exactly (framed by
  * Content-Length or chunked, no byte after it, not cut at HEALTH_BODY_MAX)
  * and the origin allows keep-alive, the connection is parked in the slot
@@ -51,6 +51,18 @@
  * Redirect hops use fresh connections. The slot also keeps the request
  * head of the monitor's method and path, built at the first check (the
  * monitor and origin of a slot never change), so a check formats nothing.
+ *
+ * https keep-alive: a kept TLS connection stays on epoll (never on the
+ * ring: OpenSSL reads the socket). While parked, a readable socket may be
+ * a TLS 1.3 session ticket, which is taken in; any application data, a
+ * close_notify or an error closes the connection. When a TLS connection
+ * closes, its session (if resumable) stays in the slot and the next
+ * handshake offers it, so a reconnect costs a resumption, not a full
+ * handshake with certificate verification. Neither a kept connection nor
+ * a session is used once the leaf certificate it was verified with has
+ * expired (unless allow_insecure): the next check then makes a full
+ * handshake and reports the expired certificate, as the data plane would
+ * see it. Idle TLS connections release OpenSSL's record buffers.
  *
  * io_uring: when the loop has a ring (core_ring.h), a connection is moved
  * off epoll onto the ring when it is first parked. From then on it always
@@ -129,6 +141,13 @@ typedef struct health_idle {
 	/* Set while the connection is served by the loop's io_uring
 	 * rather than epoll. */
 	struct health_rconn *rc;
+	/* https: the parked connection's TLS state (the probe holds it
+	 * while a check runs), and the session to resume after a close. */
+	struct ssl_st *ssl;
+	struct ssl_session_st *sess;
+	/* Loop time (ms) when the peer's leaf certificate expires: after
+	 * it neither ssl nor sess is used for a verifying check. */
+	uint64_t tls_until_ms;
 } health_idle;
 #define HEALTH_IDLE_INIT                                                       \
 	{                                                                      \
@@ -189,7 +208,7 @@ void health_probe_ctx_destroy(health_probe_ctx *c);
 void health_probe_start(health_probe *p, health_probe_ctx *c,
 			const cfg_monitor *m, const cfg_origin *o,
 			health_probe_cb cb, void *arg);
-/* The same, with keep-alive for plain http monitors: a connection parked
+/* The same, with keep-alive for http and https monitors: a connection parked
  * in *idle by the previous check is reused, and the connection is parked
  * there again when the answer was read completely and the origin keeps it
  * open. idle may be NULL (no keep-alive); one idle slot serves one probe at
@@ -200,11 +219,15 @@ void health_probe_start_idle(health_probe *p, health_probe_ctx *c,
 /* Close a parked connection (no-op when there is none). No probe may be
  * running on k. */
 void health_idle_close(health_probe_ctx *c, health_idle *k);
-/* health_idle_close, and free the cached request: k is back to
- * HEALTH_IDLE_INIT. */
+/* health_idle_close, and free the cached request and TLS session: k is
+ * back to HEALTH_IDLE_INIT. */
 void health_idle_destroy(health_probe_ctx *c, health_idle *k);
 /* Stop a running probe without calling cb (shutdown); no-op when idle. */
 void health_probe_cancel(health_probe *p);
+
+/* TLS handshakes made by https checks in this process: full ones and
+ * resumed ones (a session kept from the previous connection). */
+void health_probe_tls_counts(uint64_t *full, uint64_t *resumed);
 
 static inline bool health_probe_running(const health_probe *p)
 {

@@ -3,7 +3,9 @@ address or pools[].origin_tls; verification against a configured CA, the
 SNI rule (Host override, else a host-name origin name), keep-alive pooling
 of TLS connections, session resumption for new ones, 1 MiB bodies both
 ways, expired / untrusted certificates giving 502 with the reason logged
-and a failing https monitor with a TLS reason in /status, allow_insecure.
+and a failing https monitor with a TLS reason in /status, allow_insecure;
+https monitors keeping their TLS connection between checks and resuming
+the session when the origin closes it.
 
 The origins are small Python `ssl` servers run by the test (they record
 the SNI, handshakes and resumptions); certificates are made by the test in
@@ -26,7 +28,8 @@ from cryptography.x509.oid import NameOID
 
 import meridian_test as mt
 from test_health import lab  # noqa: F401  (the fixture)
-from test_health import HOST, get, log_has, origin_of, wait_health
+from obs_helpers import scrape
+from test_health import HOST, get, log_has, origin_of, status, wait_health
 
 NAME = "origin.test"
 MIB = 1 << 20
@@ -91,11 +94,13 @@ def certs(tmp_path):
 class TlsOrigin:
     """An HTTPS/1.1 origin on 127.0.0.1: GET /big sends 1 MiB, POST echoes
     the body, /close answers with Connection: close, anything else "OK".
-    Records the SNI names sent, and the connections that served traffic
-    other than the monitor's /healthz: full handshakes and resumed ones."""
+    Records the SNI names sent, and the connections that served traffic:
+    full handshakes and resumed ones, the health checker's (by its
+    User-Agent) apart, with its requests."""
 
     def __init__(self, cert, key):
         self.snis, self.handshakes, self.resumed = [], 0, 0
+        self.mon_handshakes, self.mon_resumed, self.mon_requests = 0, 0, 0
         self.lock = threading.Lock()
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)
@@ -111,11 +116,20 @@ class TlsOrigin:
             counted = False
 
             def count(self):
-                if self.counted or self.path == "/healthz":
-                    return
-                self.counted = True
+                ua = self.headers.get("User-Agent", "")
+                mon = ua.startswith("Meridian-Health-Check/")
                 with origin.lock:
-                    if self.connection.session_reused:
+                    if mon:
+                        origin.mon_requests += 1
+                    if self.counted:
+                        return
+                    self.counted = True
+                    reused = self.connection.session_reused
+                    if mon and reused:
+                        origin.mon_resumed += 1
+                    elif mon:
+                        origin.mon_handshakes += 1
+                    elif reused:
                         origin.resumed += 1
                     else:
                         origin.handshakes += 1
@@ -186,13 +200,13 @@ def origins():
         o.close()
 
 
-def https_monitor():
-    return {"id": "m", "type": "https", "path": "/healthz",
+def https_monitor(path="/healthz"):
+    return {"id": "m", "type": "https", "path": path,
             "interval": "1s", "timeout": "1s", "retries": 0}
 
 
 def tls_edge(lab, origin, tls=None, name="o1", headers=None, monitor=True,
-             workers=2):
+             workers=2, monitor_path="/healthz"):
     o = {"name": name, "address": "https://%s:%d" % (mt.LOCAL, origin.port)}
     if headers:
         o["header"] = headers
@@ -202,7 +216,8 @@ def tls_edge(lab, origin, tls=None, name="o1", headers=None, monitor=True,
     if monitor:
         pool["monitor"] = "m"
     return lab.edge([pool], [{"name": HOST, "default_pools": ["p"]}],
-                    monitors=[https_monitor()] if monitor else (),
+                    monitors=[https_monitor(monitor_path)] if monitor
+                    else (),
                     workers=workers)
 
 
@@ -243,6 +258,38 @@ def test_valid_cert_streams_pools_and_resumes(lab, certs, origins):
         assert r.status == 200, r
     assert o.resumed >= 3, (o.handshakes, o.resumed)
     assert not log_has(e, r"ERROR|AddressSanitizer|runtime error")
+
+
+def test_https_monitor_keeps_connection_and_resumes(lab, certs, origins):
+    """https checks reuse one kept TLS connection (no handshake per
+    check); against an origin that closes after every answer each check
+    resumes the previous session instead of a full handshake with
+    certificate verification. The origin and /metrics agree."""
+    o = origins(*certs["good"])
+    e = tls_edge(lab, o, tls={"ca": certs["ca"]}, headers={"Host": [NAME]})
+    mt.wait_for(lambda: o.mon_requests >= 4, what="four https checks")
+    with o.lock:
+        assert (o.mon_handshakes, o.mon_resumed) == (1, 0), \
+            (o.mon_handshakes, o.mon_resumed, o.mon_requests)
+    m = scrape(e)
+    assert m.get("meridian_health_tls_handshakes_total") == 1, m.text
+    assert m.get("meridian_health_tls_handshakes_resumed_total") == 0
+    assert m.get("meridian_health_kept_connections") == 1
+    assert origin_of(status(e), "p", "o1")["health"] == "healthy"
+
+    c = origins(*certs["good"])
+    e2 = tls_edge(lab, c, tls={"ca": certs["ca"]}, headers={"Host": [NAME]},
+                  monitor_path="/close")
+    mt.wait_for(lambda: c.mon_requests >= 4, what="four https checks")
+    with c.lock:
+        full, resumed = c.mon_handshakes, c.mon_resumed
+    assert full == 1 and resumed >= 3, (full, resumed)
+    m = scrape(e2)
+    assert m.get("meridian_health_tls_handshakes_total") >= 4
+    assert m.get("meridian_health_tls_handshakes_resumed_total") >= 3
+    assert m.get("meridian_health_kept_connections") == 0
+    assert origin_of(status(e2), "p", "o1")["health"] == "healthy"
+    assert not log_has(e2, r"ERROR|AddressSanitizer|runtime error")
 
 
 def test_sni_from_origin_name(lab, certs, origins):

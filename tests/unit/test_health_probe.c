@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <dirent.h>
 #include <poll.h>
 #include <pthread.h>
@@ -42,6 +43,7 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -56,30 +58,32 @@
 /* ---- test servers ---- */
 
 enum mode {
-	M_OK = 0,    /* 200, "Hello WORLD" */
-	M_500,	     /* 500 */
-	M_204,	     /* 204, no body */
-	M_301,	     /* 301 Location: /x */
-	M_CHUNKED,   /* 200 chunked "hello world" in three chunks */
-	M_BIG,	     /* 200, 20000 bytes, NEEDLE at srv.needle_at */
-	M_EOF,	     /* 200 without length, body until close */
-	M_REDIRECT,  /* /start -> 302 absolute URL elsewhere -> /next?x=1 */
-	M_LOOP,	     /* always 302 to /loop */
-	M_SLOW,	     /* read the request, never answer */
-	M_GARBAGE,   /* not HTTP */
-	M_CLOSE,     /* read the request, close */
-	M_INTERIM,   /* 100 Continue, then 200 */
-	M_HEAD,	     /* 200 with Content-Length: 100 and no body (HEAD) */
-	M_KEEP,	     /* keep-alive: 200 "Hello WORLD" to every request */
-	M_KEEP_IDLE, /* keep-alive 200, then closes the idle connection */
-	M_KEEP_ONCE, /* keep-alive 200, then closes at the next request */
-	M_KEEP_JUNK, /* keep-alive 200, then unasked bytes while idle */
-	M_KEEP_BIG,  /* keep-alive 200, 3 KB chunked body ending in NEEDLE */
-	M_SMTP_OK,   /* 220, EHLO 250 (multi-line), QUIT 221 */
-	M_SMTP_HELO, /* 220, EHLO 502, HELO 250, QUIT 221 */
-	M_SMTP_554,  /* 554 banner */
-	M_SMTP_JUNK, /* an HTTP status line instead of a banner */
-	M_SMTP_DROP, /* 220 banner, then close at EHLO */
+	M_OK = 0,      /* 200, "Hello WORLD" */
+	M_500,	       /* 500 */
+	M_204,	       /* 204, no body */
+	M_301,	       /* 301 Location: /x */
+	M_CHUNKED,     /* 200 chunked "hello world" in three chunks */
+	M_BIG,	       /* 200, 20000 bytes, NEEDLE at srv.needle_at */
+	M_EOF,	       /* 200 without length, body until close */
+	M_REDIRECT,    /* /start -> 302 absolute URL elsewhere -> /next?x=1 */
+	M_LOOP,	       /* always 302 to /loop */
+	M_SLOW,	       /* read the request, never answer */
+	M_GARBAGE,     /* not HTTP */
+	M_CLOSE,       /* read the request, close */
+	M_INTERIM,     /* 100 Continue, then 200 */
+	M_HEAD,	       /* 200 with Content-Length: 100 and no body (HEAD) */
+	M_KEEP,	       /* keep-alive: 200 "Hello WORLD" to every request */
+	M_KEEP_IDLE,   /* keep-alive 200, then closes the idle connection */
+	M_KEEP_ONCE,   /* keep-alive 200, then closes at the next request */
+	M_KEEP_JUNK,   /* keep-alive 200, then unasked bytes while idle */
+	M_KEEP_BIG,    /* keep-alive 200, 3 KB chunked body ending in NEEDLE */
+	M_KEEP_TICKET, /* keep-alive 200 and (TLS 1.3) a new session ticket
+			* in the same segment */
+	M_SMTP_OK,     /* 220, EHLO 250 (multi-line), QUIT 221 */
+	M_SMTP_HELO,   /* 220, EHLO 502, HELO 250, QUIT 221 */
+	M_SMTP_554,    /* 554 banner */
+	M_SMTP_JUNK,   /* an HTTP status line instead of a banner */
+	M_SMTP_DROP,   /* 220 banner, then close at EHLO */
 };
 
 typedef struct srv {
@@ -88,6 +92,11 @@ typedef struct srv {
 	pthread_t th;
 	atomic_int mode;
 	atomic_int nconn;
+	atomic_int nresumed;	/* TLS connections that resumed a session */
+	atomic_bool ticket_now; /* keep-alive TLS 1.3: send a new session
+				 * ticket while idle (then cleared) */
+	atomic_bool junk_now;	/* keep-alive: send unasked bytes while
+				 * idle (then cleared) */
 	atomic_int needle_at;
 	atomic_bool stop;
 	SSL_CTX *tls; /* https server when set */
@@ -229,6 +238,15 @@ static void smtp_session(srv *s, conn *c, int mode)
 	c_puts(c, "221 bye\r\n");
 }
 
+/* A TLS 1.3 server's extra session ticket: queued, then flushed by a
+ * handshake call as a record of its own. */
+static void send_ticket(conn *c)
+{
+	if (c->ssl && SSL_version(c->ssl) == TLS1_3_VERSION &&
+	    SSL_new_session_ticket(c->ssl) == 1)
+		SSL_do_handshake(c->ssl);
+}
+
 /* Keep-alive sessions: answer requests on c until the client closes, the
  * mode says to close, or the test stops the server. */
 static void keep_session(srv *s, conn *c, int mode)
@@ -236,9 +254,15 @@ static void keep_session(srv *s, conn *c, int mode)
 	char head[4096];
 	for (int n = 0;; n++) {
 		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-		while (poll(&pfd, 1, 20) == 0)
+		while (poll(&pfd, 1, 20) == 0) {
 			if (atomic_load(&s->stop))
 				return;
+			if (atomic_exchange(&s->ticket_now, false))
+				send_ticket(c);
+			if (atomic_exchange(&s->junk_now, false))
+				c_puts(c,
+				       "HTTP/1.1 408 Request Timeout\r\n\r\n");
+		}
 		if (!read_head(c, head, sizeof(head)))
 			return;
 		if (atomic_load(&s->mode) == M_SLOW)
@@ -261,8 +285,20 @@ static void keep_session(srv *s, conn *c, int mode)
 			c_puts(c, "6\r\nNEEDLE\r\n0\r\n\r\n");
 			continue;
 		}
+		/* M_KEEP_TICKET: the answer and a ticket leave in one segment,
+		 * so they arrive with one epoll edge. */
+		int cork = 1;
+		if (mode == M_KEEP_TICKET)
+			setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &cork,
+				   sizeof(cork));
 		c_puts(c, "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n"
 			  "Hello WORLD");
+		if (mode == M_KEEP_TICKET) {
+			send_ticket(c);
+			cork = 0;
+			setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &cork,
+				   sizeof(cork));
+		}
 		if (mode == M_KEEP_IDLE || mode == M_KEEP_JUNK)
 			usleep(20000); /* the client reads and parks first */
 		if (mode == M_KEEP_IDLE)
@@ -389,6 +425,8 @@ static void *srv_main(void *arg)
 				close(fd);
 				continue;
 			}
+			if (SSL_session_reused(c.ssl))
+				atomic_fetch_add(&s->nresumed, 1);
 			const char *sni = SSL_get_servername(
 			    c.ssl, TLSEXT_NAMETYPE_host_name);
 			pthread_mutex_lock(&s->mu);
@@ -451,7 +489,7 @@ static uint16_t closed_port(void)
 
 /* ---- a self-signed certificate, made now ---- */
 
-static SSL_CTX *server_tls(void)
+static SSL_CTX *server_tls_until(long seconds, const char *ca_out)
 {
 	EVP_PKEY *key = EVP_EC_gen("P-256");
 	assert_non_null(key);
@@ -459,7 +497,7 @@ static SSL_CTX *server_tls(void)
 	X509_set_version(x, 2);
 	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
 	X509_gmtime_adj(X509_getm_notBefore(x), -60);
-	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+	X509_gmtime_adj(X509_getm_notAfter(x), seconds);
 	X509_set_pubkey(x, key);
 	X509_NAME *name = X509_get_subject_name(x);
 	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
@@ -475,6 +513,12 @@ static SSL_CTX *server_tls(void)
 	X509_add_ext(x, ext, -1);
 	X509_EXTENSION_free(ext);
 	assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+	if (ca_out) { /* the certificate is its own trust anchor */
+		FILE *f = fopen(ca_out, "w");
+		assert_non_null(f);
+		assert_int_equal(PEM_write_X509(f, x), 1);
+		assert_int_equal(fclose(f), 0);
+	}
 
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	assert_non_null(ctx);
@@ -483,6 +527,11 @@ static SSL_CTX *server_tls(void)
 	X509_free(x);
 	EVP_PKEY_free(key);
 	return ctx;
+}
+
+static SSL_CTX *server_tls(void)
+{
+	return server_tls_until(3600, NULL);
 }
 
 /* ---- running one probe ---- */
@@ -1074,6 +1123,186 @@ static void test_https(void **state)
 	expect(run_probe(), HEALTH_TLS_ERROR, NULL);
 	srv_stop(&S);
 	SSL_CTX_free(tls);
+}
+
+/* ---- HTTPS keep-alive and session resumption ---- */
+
+static void tls_counts(uint64_t *full, uint64_t *resumed)
+{
+	health_probe_tls_counts(full, resumed);
+}
+
+/* Run k's loop (no probe) for ms milliseconds. */
+static void run_for(ka_run *k, uint64_t ms)
+{
+	park_watch w = {.k = k, .deadline = core_now_ms() + ms};
+	core_timer_init(&w.tick, park_tick);
+	k->loop.stop = false;
+	k->loop.now = core_now_ms();
+	core_timer_after(&k->loop, &w.tick, 5);
+	assert_int_equal(core_loop_run(&k->loop), 0);
+	core_timer_cancel(&k->loop, &w.tick);
+}
+
+/* The ticket of the parked connection's current session. */
+static size_t ticket_of(SSL *ssl, unsigned char *out, size_t cap)
+{
+	const unsigned char *t = NULL;
+	size_t len = 0;
+	SSL_SESSION_get0_ticket(SSL_get_session(ssl), &t, &len);
+	len = len < cap ? len : cap;
+	if (len)
+		memcpy(out, t, len);
+	return len;
+}
+
+/* https checks keep their TLS connection: one handshake for three checks,
+ * never on the ring (OpenSSL reads the socket). A session ticket that
+ * arrives with the answer (M_KEEP_TICKET) or while the connection is
+ * parked (ticket_now) is taken in and the connection stays; application
+ * bytes while parked close it. */
+static void test_https_keepalive(void **state)
+{
+	static const int modes[] = {M_KEEP, M_KEEP_TICKET};
+	int fds = count_fds();
+	SSL_CTX *tls = server_tls();
+	for (size_t i = 0; i < ARRAY_LEN(modes); i++) {
+		srv_start(&S, modes[i], tls);
+		set_origin(S.port);
+		set_monitor(CFG_MON_HTTPS);
+		mon.allow_insecure = true;
+		uint64_t f0, r0, f1, r1;
+		tls_counts(&f0, &r0);
+		ka_run k;
+		ka_init(&k);
+		for (int j = 0; j < 3; j++) {
+			expect(ka_probe(&k), HEALTH_OK, NULL);
+			assert_true(k.idle.io.fd >= 0);
+			assert_non_null(k.idle.ssl);
+			/* Parked with nothing left in the socket. */
+			char b;
+			assert_int_equal(
+			    recv(k.idle.io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT),
+			    -1);
+			/* A new ticket reaches the parked connection and is
+			 * taken in; the connection stays. */
+			unsigned char t0[512], t1[512];
+			size_t l0 = ticket_of(k.idle.ssl, t0, sizeof(t0));
+			atomic_store(&S.ticket_now, true);
+			for (int w = 0;; w++) {
+				assert_true(w < 40);
+				run_for(&k, 50);
+				assert_true(k.idle.io.fd >= 0);
+				size_t l1 =
+				    ticket_of(k.idle.ssl, t1, sizeof(t1));
+				if (l1 != l0 || memcmp(t0, t1, l0))
+					break;
+			}
+		}
+		assert_int_equal(atomic_load(&S.nconn), 1);
+		assert_int_equal(S.npaths, 3);
+		assert_null(strstr(S.last_req, "Connection"));
+		tls_counts(&f1, &r1);
+		assert_int_equal(f1 - f0, 1);
+		assert_int_equal(r1 - r0, 0);
+		assert_int_equal(k.ctx.nreuse, 2);
+		assert_int_equal(k.ctx.nring, 0);
+		ka_destroy(&k);
+		srv_stop(&S);
+	}
+
+	/* Bytes nobody asked for while parked: closed, the next check
+	 * connects afresh (and resumes the session). */
+	srv_start(&S, M_KEEP, tls);
+	set_origin(S.port);
+	ka_run k;
+	ka_init(&k);
+	expect(ka_probe(&k), HEALTH_OK, NULL);
+	assert_non_null(k.idle.ssl);
+	atomic_store(&S.junk_now, true);
+	run_until_unparked(&k);
+	assert_int_equal(k.idle.io.fd, -1);
+	assert_null(k.idle.ssl);
+	assert_int_equal(k.ctx.nidle, 0);
+	expect(ka_probe(&k), HEALTH_OK, NULL);
+	assert_int_equal(atomic_load(&S.nconn), 2);
+	assert_int_equal(atomic_load(&S.nresumed), 1);
+	ka_destroy(&k);
+	srv_stop(&S);
+	SSL_CTX_free(tls);
+	assert_int_equal(count_fds(), fds);
+}
+
+/* An origin that closes every connection after its answer: each check
+ * connects again and resumes the previous session (TLS 1.3 and 1.2),
+ * and the handshake counters say so. */
+static void test_https_resumes_session(void **state)
+{
+	static const int versions[] = {TLS1_3_VERSION, TLS1_2_VERSION};
+	int fds = count_fds();
+	for (size_t i = 0; i < ARRAY_LEN(versions); i++) {
+		SSL_CTX *tls = server_tls();
+		SSL_CTX_set_max_proto_version(tls, versions[i]);
+		srv_start(&S, M_EOF, tls);
+		set_origin(S.port);
+		set_monitor(CFG_MON_HTTPS);
+		mon.allow_insecure = true;
+		uint64_t f0, r0, f1, r1;
+		tls_counts(&f0, &r0);
+		ka_run k;
+		ka_init(&k);
+		for (int j = 0; j < 4; j++) {
+			expect(ka_probe(&k), HEALTH_OK, NULL);
+			assert_int_equal(k.idle.io.fd, -1); /* EOF-framed */
+			assert_non_null(k.idle.sess);
+		}
+		assert_int_equal(atomic_load(&S.nconn), 4);
+		assert_int_equal(atomic_load(&S.nresumed), 3);
+		tls_counts(&f1, &r1);
+		assert_int_equal(f1 - f0, 1);
+		assert_int_equal(r1 - r0, 3);
+		ka_destroy(&k);
+		assert_null(k.idle.sess);
+		srv_stop(&S);
+		SSL_CTX_free(tls);
+	}
+	assert_int_equal(count_fds(), fds);
+}
+
+/* A verified origin whose certificate expires while its connection is
+ * kept: the next check does not reuse the connection (nor resume the
+ * session), makes a full handshake and reports the expired certificate. */
+static void test_https_kept_connection_expires(void **state)
+{
+	char ca[64];
+	snprintf(ca, sizeof(ca), "/tmp/meridian-hp-ca.%d.pem", (int)getpid());
+	time_t t0 = time(NULL);
+	SSL_CTX *tls = server_tls_until(3, ca);
+	srv_start(&S, M_KEEP, tls);
+	set_origin(S.port);
+	set_monitor(CFG_MON_HTTPS);
+	cfg_origin_tls ot = {.enabled = true, .ca = ca};
+	origin.tls = &ot;
+	ka_run k;
+	ka_init(&k);
+	expect(ka_probe(&k), HEALTH_OK, NULL);
+	expect(ka_probe(&k), HEALTH_OK, NULL);
+	assert_int_equal(atomic_load(&S.nconn), 1);
+	assert_true(k.idle.tls_until_ms > k.loop.now);
+	assert_true(k.idle.tls_until_ms <= k.loop.now + 4000);
+	/* Past notAfter (whole seconds), and the loop's clock with it. */
+	for (int i = 0; i < 100 && time(NULL) <= t0 + 4; i++)
+		usleep(100000);
+	k.loop.now = core_now_ms();
+	health_result r = ka_probe(&k);
+	expect(r, HEALTH_TLS_ERROR, "certificate has expired");
+	assert_int_equal(atomic_load(&S.nconn), 2);
+	assert_int_equal(atomic_load(&S.nresumed), 0);
+	ka_destroy(&k);
+	srv_stop(&S);
+	SSL_CTX_free(tls);
+	unlink(ca);
+	origin.tls = NULL;
 }
 
 /* ---- TCP and SMTP ---- */
@@ -2247,6 +2476,9 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup(test_http_interim_and_head, setup),
 	    cmocka_unit_test_setup(test_monitor_port_override, setup),
 	    cmocka_unit_test_setup(test_https, setup),
+	    cmocka_unit_test_setup(test_https_keepalive, setup),
+	    cmocka_unit_test_setup(test_https_resumes_session, setup),
+	    cmocka_unit_test_setup(test_https_kept_connection_expires, setup),
 	    cmocka_unit_test_setup(test_tcp, setup),
 	    cmocka_unit_test_setup(test_smtp, setup),
 	    cmocka_unit_test_setup(test_redirect_path, setup),
