@@ -23,7 +23,12 @@
 #
 # Exit status 1 when an interval was missed or an origin is not healthy.
 # usage: bench/health.sh [DURATION_SECONDS]   (default 10)
-#   env: ORIGINS, INTERVAL_MS, PORTS, TYPE=http|tcp, FLOOR=0|1,
+#   env: ORIGINS, INTERVAL_MS, PORTS, FLOOR=0|1,
+#        TYPE=http|tcp|https|https-close|https-full (https: kept TLS
+#        connections; -close: the server closes after each answer, so
+#        every check resumes its session; -full: and sends no tickets,
+#        so every check is a full handshake; https checks use
+#        allow_insecure, no chain verification),
 #        IO_URING=1|0, BUILD (default build)
 #
 # The harness is a hidden mode of the unit-test binary test_health_probe

@@ -10,7 +10,8 @@
  * one connection at a time.
  *
  * `test_health_probe --bench [origins] [seconds] [interval_ms] [ports]
- * [http|tcp]` is the harness of bench/health.sh (not a test).
+ * [http|tcp|https|https-close|https-full]` is the harness of
+ * bench/health.sh (not a test).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1987,7 +1988,9 @@ static void test_checker_from_yaml(void **state)
 /* ---- bench harness (bench/health.sh) ---- */
 
 /* A minimal epoll HTTP server on many ports: answers every request with a
- * fixed 200 and closes. */
+ * fixed 200, keeping the connection unless asked to close (or `close`).
+ * With `tls`, over TLS (non-blocking handshakes; tls_by_fd holds each
+ * connection's SSL). */
 typedef struct bench_srv {
 	int ep;
 	int *lfds;
@@ -1995,7 +1998,56 @@ typedef struct bench_srv {
 	uint16_t *ports;
 	atomic_bool stop;
 	pthread_t th;
+	SSL_CTX *tls;
+	SSL **tls_by_fd;
+	int tls_fds;
+	bool close; /* answer with Connection: close and close */
 } bench_srv;
+
+static void bench_close(bench_srv *b, int fd)
+{
+	if (b->tls && fd < b->tls_fds && b->tls_by_fd[fd]) {
+		SSL_free(b->tls_by_fd[fd]);
+		b->tls_by_fd[fd] = NULL;
+	}
+	close(fd);
+}
+
+/* One readable TLS connection: handshake, then answer each request. */
+static void bench_tls_event(bench_srv *b, int fd)
+{
+	static const char resp[] =
+	    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n"
+	    "\r\nok";
+	static const char resp_ka[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+				      "\r\nok";
+	SSL *ssl = fd < b->tls_fds ? b->tls_by_fd[fd] : NULL;
+	if (!ssl) {
+		close(fd);
+		return;
+	}
+	char buf[2048];
+	for (;;) {
+		int r = SSL_read(ssl, buf, sizeof(buf));
+		if (r <= 0) {
+			int e = SSL_get_error(ssl, r);
+			ERR_clear_error();
+			if (e != SSL_ERROR_WANT_READ &&
+			    e != SSL_ERROR_WANT_WRITE)
+				bench_close(b, fd);
+			return;
+		}
+		bool cl =
+		    b->close || memmem(buf, (size_t)r, "Connection: close", 17);
+		if (cl) {
+			SSL_write(ssl, resp, sizeof(resp) - 1);
+			SSL_shutdown(ssl);
+			bench_close(b, fd);
+			return;
+		}
+		SSL_write(ssl, resp_ka, sizeof(resp_ka) - 1);
+	}
+}
 
 static void *bench_srv_main(void *arg)
 {
@@ -2023,11 +2075,27 @@ static void *bench_srv_main(void *arg)
 				int c;
 				while ((c = accept4(fd, NULL, NULL,
 						    SOCK_NONBLOCK)) >= 0) {
+					if (b->tls) {
+						SSL *ssl = c < b->tls_fds
+							       ? SSL_new(b->tls)
+							       : NULL;
+						if (!ssl) {
+							close(c);
+							continue;
+						}
+						SSL_set_fd(ssl, c);
+						SSL_set_accept_state(ssl);
+						b->tls_by_fd[c] = ssl;
+					}
 					struct epoll_event ev = {
 					    .events = EPOLLIN | EPOLLRDHUP,
 					    .data.fd = c};
 					epoll_ctl(b->ep, EPOLL_CTL_ADD, c, &ev);
 				}
+				continue;
+			}
+			if (b->tls) {
+				bench_tls_event(b, fd);
 				continue;
 			}
 			/* Keep-alive (one request a read) unless the request
@@ -2269,7 +2337,9 @@ static int bench(int argc, char **argv)
 	int seconds = argc > 3 ? atoi(argv[3]) : 10;
 	int interval = argc > 4 ? atoi(argv[4]) : 1000;
 	int nports = argc > 5 ? atoi(argv[5]) : 100;
-	bool tcp = argc > 6 && strcmp(argv[6], "tcp") == 0;
+	const char *type = argc > 6 ? argv[6] : "http";
+	bool tcp = strcmp(type, "tcp") == 0;
+	bool https = strncmp(type, "https", 5) == 0;
 	bool want_floor = argc > 7 && strcmp(argv[7], "floor") == 0;
 	bool bench_ring = !(argc > 8 && strcmp(argv[8], "epoll") == 0);
 	struct rlimit rl;
@@ -2279,6 +2349,21 @@ static int bench(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	bench_srv b = {.nports = nports};
+	if (https) {
+		/* https: kept connections; https-close: the server closes
+		 * after each answer (the checker resumes its session);
+		 * https-full: and no session tickets (a full handshake per
+		 * check, as before sessions were kept). */
+		b.tls = server_tls();
+		b.close = strcmp(type, "https") != 0;
+		if (strcmp(type, "https-full") == 0) {
+			SSL_CTX_set_num_tickets(b.tls, 0);
+			SSL_CTX_set_session_cache_mode(b.tls,
+						       SSL_SESS_CACHE_OFF);
+		}
+		b.tls_fds = (int)MIN(rl.rlim_max, (rlim_t)1 << 20);
+		b.tls_by_fd = calloc((size_t)b.tls_fds, sizeof(SSL *));
+	}
 	b.ep = epoll_create1(0);
 	b.lfds = calloc((size_t)nports, sizeof(int));
 	b.ports = calloc((size_t)nports, sizeof(uint16_t));
@@ -2316,7 +2401,10 @@ static int bench(int argc, char **argv)
 	close(b.ep);
 
 	cfg_monitor m = {.id = "bench",
-			 .type = tcp ? CFG_MON_TCP : CFG_MON_HTTP,
+			 .type = tcp	 ? CFG_MON_TCP
+				 : https ? CFG_MON_HTTPS
+					 : CFG_MON_HTTP,
+			 .allow_insecure = https,
 			 .method = "GET",
 			 .path = "/",
 			 .timeout_ms = 2000,
@@ -2391,7 +2479,7 @@ static int bench(int argc, char **argv)
 	double cpu = (double)(z.cpu_ns - a.cpu_ns) / 1e9;
 	double expect = (double)norigins * wall * 1000.0 / interval;
 	printf("origins %d (%s, %d ports), interval %d ms, measured %.1f s\n",
-	       norigins, tcp ? "tcp" : "http", nports, interval, wall);
+	       norigins, type, nports, interval, wall);
 	printf("checks %llu (%.0f/s, expected %.0f), healthy %d/%d\n",
 	       (unsigned long long)(z.attempts - a.attempts),
 	       (double)(z.attempts - a.attempts) / wall, expect / wall, healthy,
@@ -2426,7 +2514,13 @@ static int bench(int argc, char **argv)
 	       (unsigned long long)z.missed, (unsigned long long)z.max_late_ms);
 	printf("health thread total: %llu probes, %.3f s CPU since start\n",
 	       (unsigned long long)z.probes, (double)z.cpu_ns / 1e9);
-	if (want_floor && !tcp) {
+	if (https) {
+		uint64_t full, resumed;
+		health_probe_tls_counts(&full, &resumed);
+		printf("TLS handshakes since start: %llu full, %llu resumed\n",
+		       (unsigned long long)full, (unsigned long long)resumed);
+	}
+	if (want_floor && !tcp && !https) {
 		int n = (int)MIN((uint64_t)norigins, (uint64_t)z.kept);
 		double us =
 		    bench_floor(&b, n ? n : 1, seconds,
@@ -2450,6 +2544,8 @@ static int bench(int argc, char **argv)
 	health_states_destroy(st, (size_t)norigins);
 	free(b.lfds);
 	free(b.ports);
+	free(b.tls_by_fd);
+	SSL_CTX_free(b.tls);
 	free(st);
 	free(names);
 	free(idx);
