@@ -513,27 +513,42 @@ static bool probe_insecure(const health_probe *p)
 	return p->mon->allow_insecure || (ot && ot->allow_insecure);
 }
 
-/* May the slot's kept TLS connection or session serve this check? Not
- * once the certificate they were verified with has expired. */
+/* May the slot's kept TLS connection or session serve this check? Only
+ * while what the last full handshake verified may still be trusted (see
+ * health_idle.tls_trust_until). */
 static bool tls_still_valid(const health_probe *p)
 {
-	return probe_insecure(p) || p->ctx->loop->now < p->idle->tls_until_ms;
+	return probe_insecure(p) || core_wall_ms() < p->idle->tls_trust_until;
 }
 
-/* The handshake is done: note when the peer's certificate expires. */
-static void note_peer_expiry(health_probe *p)
+/* A full handshake verified the peer's chain: trust it until the first of
+ * its certificates expires, and for HEALTH_TLS_REVERIFY_MS at most. A
+ * resumption verified nothing and keeps the earlier limit. */
+static void note_verified_chain(health_probe *p)
 {
 	health_idle *k = p->idle;
-	if (!k)
+	if (!k || SSL_session_reused(p->ssl))
 		return;
-	k->tls_until_ms = UINT64_MAX;
-	const X509 *x = SSL_get0_peer_certificate(p->ssl);
-	int days = 0, secs = 0;
-	if (x && ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(x))) {
-		int64_t left = (int64_t)days * 86400 + secs;
-		k->tls_until_ms =
-		    left <= 0 ? 0 : p->ctx->loop->now + (uint64_t)left * 1000;
+	if (probe_insecure(p)) {
+		k->tls_trust_until = UINT64_MAX;
+		return;
 	}
+	uint64_t now = core_wall_ms();
+	uint64_t until = now + HEALTH_TLS_REVERIFY_MS;
+	STACK_OF(X509) *chain = SSL_get0_verified_chain(p->ssl);
+	for (int i = 0; chain && i < sk_X509_num(chain); i++) {
+		int days = 0, secs = 0;
+		if (!ASN1_TIME_diff(
+			&days, &secs, NULL,
+			X509_get0_notAfter(sk_X509_value(chain, i))))
+			continue;
+		int64_t left = (int64_t)days * 86400 + secs;
+		uint64_t end = left <= 0 ? 0 : now + (uint64_t)left * 1000;
+		until = MIN(until, end);
+	}
+	if (!chain)
+		until = 0; /* nothing verified: never reuse */
+	k->tls_trust_until = until;
 	ERR_clear_error();
 }
 
@@ -730,7 +745,10 @@ static void fail_later(health_probe *p, health_reason why, const char *detail)
 /* The last OpenSSL error, or the certificate verdict, as a detail. */
 static int tls_fail(health_probe *p, const char *when)
 {
-	long v = p->ssl ? SSL_get_verify_result(p->ssl) : X509_V_OK;
+	/* Without verification OpenSSL still records the verdict: not the
+	 * reason of a failure then. */
+	long v = p->ssl && !probe_insecure(p) ? SSL_get_verify_result(p->ssl)
+					      : X509_V_OK;
 	unsigned long e = ERR_peek_last_error();
 	ERR_clear_error();
 	if (v != X509_V_OK)
@@ -1248,12 +1266,16 @@ static int tls_handshake(health_probe *p)
 		atomic_fetch_add_explicit(
 		    SSL_session_reused(p->ssl) ? &n_tls_resumed : &n_tls_full,
 		    1, memory_order_relaxed);
-		note_peer_expiry(p);
+		note_verified_chain(p);
 		return http_prepare(p);
 	}
 	int e = SSL_get_error(p->ssl, r);
 	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
 		return STEP_WAIT;
+	if (p->idle) { /* the next check verifies afresh */
+		SSL_SESSION_free(p->idle->sess);
+		p->idle->sess = NULL;
+	}
 	if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 && errno &&
 	    errno != EAGAIN)
 		return fail(p, HEALTH_TLS_ERROR, "handshake: %s",

@@ -58,11 +58,15 @@
  * close_notify or an error closes the connection. When a TLS connection
  * closes, its session (if resumable) stays in the slot and the next
  * handshake offers it, so a reconnect costs a resumption, not a full
- * handshake with certificate verification. Neither a kept connection nor
- * a session is used once the leaf certificate it was verified with has
- * expired (unless allow_insecure): the next check then makes a full
- * handshake and reports the expired certificate, as the data plane would
- * see it. Idle TLS connections release OpenSSL's record buffers.
+ * handshake with certificate verification. A resumption verifies no
+ * certificate, so (unless allow_insecure) neither a kept connection nor a
+ * session is used once a certificate of the chain the last full handshake
+ * verified has expired, nor more than HEALTH_TLS_REVERIFY_MS after that
+ * handshake: the next check then makes a full handshake and reports what
+ * is wrong with the certificate now (expired, replaced by an untrusted
+ * one), as a new data-plane connection would see it. A failed handshake
+ * forgets the session. Idle TLS connections release OpenSSL's record
+ * buffers.
  *
  * io_uring: when the loop has a ring (core_ring.h), a connection is moved
  * off epoll onto the ring when it is first parked. From then on it always
@@ -104,6 +108,9 @@
 #define HEALTH_MAX_REDIRECTS 5
 #define HEALTH_PATH_MAX	     1024 /* request target, after redirects */
 #define HEALTH_USER_AGENT    "Meridian-Health-Check/1"
+/* A kept TLS connection or session is used for at most this long after
+ * the full handshake that verified the origin's certificates. */
+#define HEALTH_TLS_REVERIFY_MS (3600 * 1000)
 
 struct ssl_ctx_st; /* OpenSSL's SSL_CTX, kept out of this header */
 struct ssl_st;
@@ -145,9 +152,11 @@ typedef struct health_idle {
 	 * while a check runs), and the session to resume after a close. */
 	struct ssl_st *ssl;
 	struct ssl_session_st *sess;
-	/* Loop time (ms) when the peer's leaf certificate expires: after
-	 * it neither ssl nor sess is used for a verifying check. */
-	uint64_t tls_until_ms;
+	/* Wall-clock ms until which the chain the last full handshake
+	 * verified may be trusted: its first notAfter, and at most
+	 * HEALTH_TLS_REVERIFY_MS after that handshake. After it neither
+	 * ssl nor sess serves a verifying check. */
+	uint64_t tls_trust_until;
 } health_idle;
 #define HEALTH_IDLE_INIT                                                       \
 	{                                                                      \

@@ -200,13 +200,13 @@ def origins():
         o.close()
 
 
-def https_monitor(path="/healthz"):
+def https_monitor(path="/healthz", timeout="1s"):
     return {"id": "m", "type": "https", "path": path,
-            "interval": "1s", "timeout": "1s", "retries": 0}
+            "interval": "1s", "timeout": timeout, "retries": 0}
 
 
 def tls_edge(lab, origin, tls=None, name="o1", headers=None, monitor=True,
-             workers=2, monitor_path="/healthz"):
+             workers=2, monitor_path="/healthz", monitor_timeout="1s"):
     o = {"name": name, "address": "https://%s:%d" % (mt.LOCAL, origin.port)}
     if headers:
         o["header"] = headers
@@ -216,8 +216,8 @@ def tls_edge(lab, origin, tls=None, name="o1", headers=None, monitor=True,
     if monitor:
         pool["monitor"] = "m"
     return lab.edge([pool], [{"name": HOST, "default_pools": ["p"]}],
-                    monitors=[https_monitor(monitor_path)] if monitor
-                    else (),
+                    monitors=[https_monitor(monitor_path, monitor_timeout)]
+                    if monitor else (),
                     workers=workers)
 
 
@@ -264,9 +264,12 @@ def test_https_monitor_keeps_connection_and_resumes(lab, certs, origins):
     """https checks reuse one kept TLS connection (no handshake per
     check); against an origin that closes after every answer each check
     resumes the previous session instead of a full handshake with
-    certificate verification. The origin and /metrics agree."""
+    certificate verification. The origin and /metrics agree. (A slow
+    check on a busy machine must not time out and drop the connection:
+    the monitor waits up to 5 s.)"""
     o = origins(*certs["good"])
-    e = tls_edge(lab, o, tls={"ca": certs["ca"]}, headers={"Host": [NAME]})
+    e = tls_edge(lab, o, tls={"ca": certs["ca"]}, headers={"Host": [NAME]},
+                 monitor_timeout="5s")
     mt.wait_for(lambda: o.mon_requests >= 4, what="four https checks")
     with o.lock:
         assert (o.mon_handshakes, o.mon_resumed) == (1, 0), \
@@ -279,7 +282,7 @@ def test_https_monitor_keeps_connection_and_resumes(lab, certs, origins):
 
     c = origins(*certs["good"])
     e2 = tls_edge(lab, c, tls={"ca": certs["ca"]}, headers={"Host": [NAME]},
-                  monitor_path="/close")
+                  monitor_path="/close", monitor_timeout="5s")
     mt.wait_for(lambda: c.mon_requests >= 4, what="four https checks")
     with c.lock:
         full, resumed = c.mon_handshakes, c.mon_resumed

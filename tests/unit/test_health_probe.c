@@ -1289,18 +1289,85 @@ static void test_https_kept_connection_expires(void **state)
 	expect(ka_probe(&k), HEALTH_OK, NULL);
 	expect(ka_probe(&k), HEALTH_OK, NULL);
 	assert_int_equal(atomic_load(&S.nconn), 1);
-	assert_true(k.idle.tls_until_ms > k.loop.now);
-	assert_true(k.idle.tls_until_ms <= k.loop.now + 4000);
-	/* Past notAfter (whole seconds), and the loop's clock with it. */
+	uint64_t wall = core_wall_ms();
+	assert_true(k.idle.tls_trust_until > wall);
+	assert_true(k.idle.tls_trust_until <= wall + 4000);
+	/* Past notAfter (whole seconds). */
 	for (int i = 0; i < 100 && time(NULL) <= t0 + 4; i++)
 		usleep(100000);
-	k.loop.now = core_now_ms();
 	health_result r = ka_probe(&k);
 	expect(r, HEALTH_TLS_ERROR, "certificate has expired");
 	assert_int_equal(atomic_load(&S.nconn), 2);
 	assert_int_equal(atomic_load(&S.nresumed), 0);
+	assert_null(k.idle.sess);
 	ka_destroy(&k);
 	srv_stop(&S);
+	SSL_CTX_free(tls);
+	unlink(ca);
+	origin.tls = NULL;
+}
+
+/* Kept connections and sessions serve verifying checks for at most
+ * HEALTH_TLS_REVERIFY_MS after the full handshake that verified the chain
+ * (a resumption verifies nothing); then a check makes a full handshake
+ * again. A handshake that fails forgets the session. */
+static void test_https_reverifies(void **state)
+{
+	char ca[64];
+	snprintf(ca, sizeof(ca), "/tmp/meridian-hp-ca2.%d.pem", (int)getpid());
+	SSL_CTX *tls = server_tls_until(7200, ca);
+	srv_start(&S, M_KEEP, tls);
+	set_origin(S.port);
+	set_monitor(CFG_MON_HTTPS);
+	cfg_origin_tls ot = {.enabled = true, .ca = ca};
+	origin.tls = &ot;
+	uint64_t f0, r0, f1, r1;
+	tls_counts(&f0, &r0);
+	ka_run k;
+	ka_init(&k);
+	expect(ka_probe(&k), HEALTH_OK, NULL);
+	uint64_t now = core_wall_ms();
+	/* The certificate lives 2 h: the hour's cap is the limit. */
+	assert_true(k.idle.tls_trust_until <= now + HEALTH_TLS_REVERIFY_MS);
+	assert_true(k.idle.tls_trust_until + 60000 >
+		    now + HEALTH_TLS_REVERIFY_MS);
+	expect(ka_probe(&k), HEALTH_OK, NULL);
+	assert_int_equal(atomic_load(&S.nconn), 1);
+	/* The hour is over (made so): neither the kept connection nor the
+	 * session serves the next check; it verifies again. */
+	k.idle.tls_trust_until = core_wall_ms() - 1;
+	expect(ka_probe(&k), HEALTH_OK, NULL);
+	assert_int_equal(atomic_load(&S.nconn), 2);
+	assert_int_equal(atomic_load(&S.nresumed), 0);
+	tls_counts(&f1, &r1);
+	assert_int_equal(f1 - f0, 2);
+	assert_int_equal(r1 - r0, 0);
+	assert_true(k.idle.tls_trust_until > core_wall_ms()); /* renewed */
+	expect(ka_probe(&k), HEALTH_OK, NULL);
+	assert_int_equal(atomic_load(&S.nconn), 2);
+	ka_destroy(&k);
+	srv_stop(&S);
+
+	/* A session from a verified origin, then the origin's address
+	 * serves a certificate the CA does not vouch for: the session is
+	 * offered, not taken, the full handshake fails, and the session is
+	 * gone. */
+	srv_start(&S, M_EOF, tls);
+	set_origin(S.port);
+	origin.tls = &ot;
+	ka_init(&k);
+	expect(ka_probe(&k), HEALTH_OK, NULL);
+	assert_non_null(k.idle.sess);
+	srv_stop(&S);
+	SSL_CTX *other = server_tls();
+	srv_start(&S, M_EOF, other);
+	set_origin(S.port);
+	origin.tls = &ot;
+	expect(ka_probe(&k), HEALTH_TLS_ERROR, "certificate");
+	assert_null(k.idle.sess);
+	ka_destroy(&k);
+	srv_stop(&S);
+	SSL_CTX_free(other);
 	SSL_CTX_free(tls);
 	unlink(ca);
 	origin.tls = NULL;
@@ -2575,6 +2642,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup(test_https_keepalive, setup),
 	    cmocka_unit_test_setup(test_https_resumes_session, setup),
 	    cmocka_unit_test_setup(test_https_kept_connection_expires, setup),
+	    cmocka_unit_test_setup(test_https_reverifies, setup),
 	    cmocka_unit_test_setup(test_tcp, setup),
 	    cmocka_unit_test_setup(test_smtp, setup),
 	    cmocka_unit_test_setup(test_redirect_path, setup),
@@ -2596,6 +2664,10 @@ int main(int argc, char **argv)
 				   setup_ring),
 	    cmocka_unit_test_setup(test_keepalive_big_answer, setup_ring),
 	    cmocka_unit_test_setup(test_keepalive_timeout, setup_ring),
+	    /* TLS connections stay on epoll beside the ring. */
+	    cmocka_unit_test_setup(test_https_keepalive, setup_ring),
+	    cmocka_unit_test_setup(test_https_resumes_session, setup_ring),
+	    cmocka_unit_test_setup(test_https_reverifies, setup_ring),
 	    cmocka_unit_test(test_smtp_reply_parser),
 	    cmocka_unit_test(test_body_contains),
 	    cmocka_unit_test_setup(test_checker_transitions, setup),
