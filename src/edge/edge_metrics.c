@@ -264,6 +264,7 @@ typedef enum {
 	O_FAILURES,
 	O_EJECTIONS,
 	O_CHECKS,
+	O_TLS_NOT_AFTER,
 } origin_metric;
 
 static const char *const origin_states[] = {"unknown", "healthy", "unhealthy"};
@@ -312,6 +313,9 @@ static void render_origin_metric(mbuf *b, const edge_snapshot *s,
 			case O_CHECKS:
 				name = "meridian_health_checks_total";
 				break;
+			case O_TLS_NOT_AFTER:
+				name = "meridian_origin_tls_not_after_seconds";
+				break;
 			}
 			if (m == O_STATE) {
 				for (uint8_t k = 0; k < 3; k++) {
@@ -336,6 +340,16 @@ static void render_origin_metric(mbuf *b, const edge_snapshot *s,
 				series(b, name, "pool", pool->id, "origin",
 				       o->name, "result", "failure");
 				end_u64(b, true, fails);
+				continue;
+			}
+			if (m == O_TLS_NOT_AFTER) {
+				int64_t na = atomic_load_explicit(
+				    &os->tls_not_after, memory_order_relaxed);
+				if (na <= 0)
+					continue; /* no https check saw one */
+				series(b, name, "pool", pool->id, "origin",
+				       o->name, NULL, NULL);
+				end_u64(b, true, (uint64_t)na);
 				continue;
 			}
 			if (m == O_RTT) {
@@ -416,6 +430,10 @@ static void render_origins(mbuf *b, const edge_snapshot *s, const uint64_t *t)
 	    {O_CHECKS, "meridian_health_checks_total", "counter",
 	     "Active health check attempts by result (origins of pools with "
 	     "a monitor)."},
+	    {O_TLS_NOT_AFTER, "meridian_origin_tls_not_after_seconds", "gauge",
+	     "Unix time at which the first certificate of the origin's chain "
+	     "expires, as its https monitor last saw it (only origins whose "
+	     "https checks reached a certificate)."},
 	};
 	for (size_t i = 0; i < ARRAY_LEN(ms); i++) {
 		head(b, ms[i].name, ms[i].type, ms[i].help);

@@ -383,6 +383,10 @@ static void probe_done(health_probe *p, const health_result *r)
 	atomic_store_explicit(&hc->ring_sends, hc->pctx.nring,
 			      memory_order_relaxed);
 	atomic_store_explicit(&hc->kept, hc->pctx.nidle, memory_order_relaxed);
+	if (r->tls_not_after)
+		atomic_store_explicit(
+		    &hc->ostates[t->origin->index].tls_not_after,
+		    r->tls_not_after, memory_order_relaxed);
 
 	health_step st = health_fsm_feed(&t->fsm, t->mon, r, core_wall_ms());
 	if (st.retry) {

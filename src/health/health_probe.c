@@ -521,35 +521,63 @@ static bool tls_still_valid(const health_probe *p)
 	return probe_insecure(p) || core_wall_ms() < p->idle->tls_trust_until;
 }
 
+/* The Unix time at which the first certificate of the chain expires: the
+ * verified chain when there is one, else what the peer sent (a failed or
+ * unverified handshake). 0 when there is no certificate. */
+static int64_t chain_not_after(SSL *ssl)
+{
+	STACK_OF(X509) *chain = SSL_get0_verified_chain(ssl);
+	if (!chain)
+		chain = SSL_get_peer_cert_chain(ssl);
+	int64_t first = 0;
+	for (int i = 0; chain && i < sk_X509_num(chain); i++) {
+		struct tm tm;
+		if (!ASN1_TIME_to_tm(
+			X509_get0_notAfter(sk_X509_value(chain, i)), &tm))
+			continue;
+		int64_t t = (int64_t)timegm(&tm);
+		t = t > 0 ? t : 1; /* 0 means "none" */
+		if (!first || t < first)
+			first = t;
+	}
+	ERR_clear_error();
+	return first;
+}
+
+/* What the handshake saw of the peer's chain goes into the result and the
+ * slot (later checks on the kept connection or a resumed session carry
+ * it). */
+static void note_chain(health_probe *p)
+{
+	int64_t na = chain_not_after(p->ssl);
+	if (!na)
+		return;
+	p->res.tls_not_after = na;
+	if (p->idle)
+		p->idle->tls_not_after = na;
+}
+
 /* A full handshake verified the peer's chain: trust it until the first of
  * its certificates expires, and for HEALTH_TLS_REVERIFY_MS at most. A
- * resumption verified nothing and keeps the earlier limit. */
+ * resumption verifies nothing and keeps the earlier limit. */
 static void note_verified_chain(health_probe *p)
 {
 	health_idle *k = p->idle;
-	if (!k || SSL_session_reused(p->ssl))
+	if (SSL_session_reused(p->ssl))
+		return;
+	note_chain(p);
+	if (!k)
 		return;
 	if (probe_insecure(p)) {
 		k->tls_trust_until = UINT64_MAX;
 		return;
 	}
-	uint64_t now = core_wall_ms();
-	uint64_t until = now + HEALTH_TLS_REVERIFY_MS;
-	STACK_OF(X509) *chain = SSL_get0_verified_chain(p->ssl);
-	for (int i = 0; chain && i < sk_X509_num(chain); i++) {
-		int days = 0, secs = 0;
-		if (!ASN1_TIME_diff(
-			&days, &secs, NULL,
-			X509_get0_notAfter(sk_X509_value(chain, i))))
-			continue;
-		int64_t left = (int64_t)days * 86400 + secs;
-		uint64_t end = left <= 0 ? 0 : now + (uint64_t)left * 1000;
-		until = MIN(until, end);
-	}
-	if (!chain)
+	uint64_t until = core_wall_ms() + HEALTH_TLS_REVERIFY_MS;
+	if (!SSL_get0_verified_chain(p->ssl) || k->tls_not_after <= 0)
 		until = 0; /* nothing verified: never reuse */
+	else
+		until = MIN(until, (uint64_t)k->tls_not_after * 1000);
 	k->tls_trust_until = until;
-	ERR_clear_error();
 }
 
 /* Free ssl, first keeping its session in k when it can be resumed. The
@@ -1272,6 +1300,7 @@ static int tls_handshake(health_probe *p)
 	int e = SSL_get_error(p->ssl, r);
 	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
 		return STEP_WAIT;
+	note_chain(p); /* an expired certificate's date, say */
 	if (p->idle) { /* the next check verifies afresh */
 		SSL_SESSION_free(p->idle->sess);
 		p->idle->sess = NULL;
@@ -1796,6 +1825,7 @@ void health_probe_start_idle(health_probe *p, health_probe_ctx *c,
 	p->res.rtt_us = 0;
 	p->res.status = 0;
 	p->res.detail[0] = '\0';
+	p->res.tls_not_after = p->idle ? p->idle->tls_not_after : 0;
 	p->method = m->method && *m->method ? m->method : "GET";
 	p->t0_us = now_us();
 	/* A tcp check reads nothing: no buffer (32 KiB) for it. */

@@ -157,6 +157,7 @@ typedef struct health_idle {
 	 * HEALTH_TLS_REVERIFY_MS after that handshake. After it neither
 	 * ssl nor sess serves a verifying check. */
 	uint64_t tls_trust_until;
+	int64_t tls_not_after; /* health_result.tls_not_after, carried on */
 } health_idle;
 #define HEALTH_IDLE_INIT                                                       \
 	{                                                                      \

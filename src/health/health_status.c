@@ -106,6 +106,7 @@ static void iso8601(uint64_t ms, char *out, size_t size)
 typedef struct origin_view {
 	lb_health health;
 	uint32_t rtt_us;
+	int64_t tls_not_after;
 	uint64_t since_ms, checks, failures;
 	char reason[sizeof(((lb_origin_state *)0)->reason)];
 } origin_view;
@@ -123,6 +124,7 @@ static void view_origin(const lb_origin_state *s, origin_view *v)
 	pthread_mutex_unlock(lock);
 	v->reason[sizeof(v->reason) - 1] = '\0';
 	v->rtt_us = atomic_load(&s->rtt_us);
+	v->tls_not_after = atomic_load(&s->tls_not_after);
 }
 
 static uint32_t enabled_origins(const cfg_pool *p)
@@ -190,6 +192,12 @@ static void format_json(sbuf *b, const cfg_snapshot *cfg,
 				sb_str(b, ",\"rtt_ms\":null");
 			sb_str(b, ",\"since\":");
 			iso8601(v.since_ms, when, sizeof(when));
+			json_str(b, when[0] ? when : NULL);
+			sb_str(b, ",\"tls_not_after\":");
+			iso8601(v.tls_not_after > 0
+				    ? (uint64_t)v.tls_not_after * 1000
+				    : 0,
+				when, sizeof(when));
 			json_str(b, when[0] ? when : NULL);
 			sb_printf(b, ",\"checks\":%llu,\"failures\":%llu}",
 				  (unsigned long long)v.checks,

@@ -200,6 +200,21 @@ def origins():
         o.close()
 
 
+def not_after(pem_path):
+    """The certificate's notAfter as a Unix time."""
+    with open(pem_path, "rb") as f:
+        c = x509.load_pem_x509_certificate(f.read())
+    return int(c.not_valid_after.replace(
+        tzinfo=datetime.timezone.utc).timestamp())
+
+
+def iso_time(text):
+    """/status's "2026-12-26T10:00:00.000Z" as a Unix time."""
+    return int(datetime.datetime.strptime(
+        text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp())
+
+
 def https_monitor(path="/healthz", timeout="1s"):
     return {"id": "m", "type": "https", "path": path,
             "interval": "1s", "timeout": timeout, "retries": 0}
@@ -278,7 +293,14 @@ def test_https_monitor_keeps_connection_and_resumes(lab, certs, origins):
     assert m.get("meridian_health_tls_handshakes_total") == 1, m.text
     assert m.get("meridian_health_tls_handshakes_resumed_total") == 0
     assert m.get("meridian_health_kept_connections") == 1
-    assert origin_of(status(e), "p", "o1")["health"] == "healthy"
+    st = origin_of(status(e), "p", "o1")
+    assert st["health"] == "healthy"
+    # The leaf expires in 30 days, its CA in a year: the leaf's date.
+    leaf = not_after(certs["good"][0])
+    assert leaf < not_after(certs["ca"])
+    assert m.get("meridian_origin_tls_not_after_seconds", pool="p",
+                 origin="o1") == leaf, m.text
+    assert iso_time(st["tls_not_after"]) == leaf, st
 
     c = origins(*certs["good"])
     e2 = tls_edge(lab, c, tls={"ca": certs["ca"]}, headers={"Host": [NAME]},
@@ -329,6 +351,10 @@ def test_bad_cert_is_502_and_failing_monitor(lab, certs, origins, which,
     why = origin_of(st, "p", "o1")["reason"]
     assert "TLS" in why or "certificate" in why, why
     assert reason in why, why
+    # The failed handshake still says when the chain it saw expires (for
+    # the expired leaf: yesterday).
+    seen = origin_of(st, "p", "o1")["tls_not_after"]
+    assert seen and iso_time(seen) == not_after(certs[which][0]), seen
 
 
 def test_allow_insecure(lab, certs, origins):

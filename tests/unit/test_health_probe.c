@@ -1102,7 +1102,12 @@ static void test_https(void **state)
 	set_monitor(CFG_MON_HTTPS);
 
 	mon.allow_insecure = true;
-	expect(run_probe(), HEALTH_OK, NULL);
+	time_t t0 = time(NULL);
+	health_result r = run_probe();
+	expect(r, HEALTH_OK, NULL);
+	/* The certificate lives an hour from its making. */
+	assert_true(r.tls_not_after >= t0 + 3590);
+	assert_true(r.tls_not_after <= time(NULL) + 3601);
 	assert_string_equal(S.last_sni, ""); /* an IP: no SNI */
 	assert_non_null(strstr(S.last_req, "GET / HTTP/1.1\r\n"));
 
@@ -1110,9 +1115,12 @@ static void test_https(void **state)
 	expect(run_probe(), HEALTH_OK, NULL);
 	assert_string_equal(S.last_sni, "localhost");
 
-	/* Verified against the system store: a self-signed cert fails. */
+	/* Verified against the system store: a self-signed cert fails; the
+	 * result still has its expiry. */
 	mon.allow_insecure = false;
-	expect(run_probe(), HEALTH_TLS_ERROR, "certificate");
+	r = run_probe();
+	expect(r, HEALTH_TLS_ERROR, "certificate");
+	assert_true(r.tls_not_after >= t0 + 3590);
 	mon.nheaders = 0;
 	expect(run_probe(), HEALTH_TLS_ERROR, "certificate");
 	srv_stop(&S);
@@ -1297,6 +1305,8 @@ static void test_https_kept_connection_expires(void **state)
 		usleep(100000);
 	health_result r = ka_probe(&k);
 	expect(r, HEALTH_TLS_ERROR, "certificate has expired");
+	assert_true(r.tls_not_after >= t0 + 2 && r.tls_not_after <= t0 + 4);
+	assert_true(r.tls_not_after < time(NULL));
 	assert_int_equal(atomic_load(&S.nconn), 2);
 	assert_int_equal(atomic_load(&S.nresumed), 0);
 	assert_null(k.idle.sess);
@@ -1937,6 +1947,7 @@ static void test_status_format(void **state)
 	atomic_store(&os[0].rtt_us, 1234);
 	os[0].since_ms = 1714557600123ull; /* 2024-05-01T10:00:00.123Z */
 	os[0].checks = 3;
+	atomic_store(&os[0].tls_not_after, 1767225600); /* 2026-01-01 */
 	atomic_store(&os[1].active, LB_HEALTH_UNHEALTHY);
 	snprintf(os[1].reason, sizeof(os[1].reason), "timeout: no \"answer\"");
 	os[1].checks = 2;
@@ -1953,6 +1964,7 @@ static void test_status_format(void **state)
 	    "{\"name\":\"a1\",\"address\":\"127.0.0.1\",\"port\":8080,"
 	    "\"enabled\":true,\"health\":\"healthy\",\"reason\":\"\","
 	    "\"rtt_ms\":1.234,\"since\":\"2024-05-01T10:00:00.123Z\","
+	    "\"tls_not_after\":\"2026-01-01T00:00:00.000Z\","
 	    "\"checks\":3,\"failures\":0}";
 	if (!strstr(buf, want_a1))
 		print_error("%s\n", buf);
@@ -1960,7 +1972,8 @@ static void test_status_format(void **state)
 	assert_non_null(strstr(buf, "\"name\":\"we\\\"ird\\n\""));
 	assert_non_null(
 	    strstr(buf, "\"reason\":\"timeout: no \\\"answer\\\"\""));
-	assert_non_null(strstr(buf, "\"rtt_ms\":null,\"since\":null"));
+	assert_non_null(strstr(buf, "\"rtt_ms\":null,\"since\":null,"
+				    "\"tls_not_after\":null"));
 	assert_non_null(strstr(
 	    buf, "{\"pools\":[{\"id\":\"a\",\"name\":\"a\",\"enabled\":true,"
 		 "\"monitor\":\"m\",\"health\":\"degraded\","
