@@ -406,7 +406,9 @@ static const cfg_key limits_keys[] = {
 	     "at most; https ones also keep their TLS session to resume). "
 	     "0: a quarter of the open-file limit (RLIMIT_NOFILE). Never "
 	     "more than that limit less 1,024 descriptors for traffic. "
-	     "Origins beyond it get a new connection per check."},
+	     "Origins beyond it get a new connection per check. A kept "
+	     "https connection holds about 30 KiB of TLS state (an http "
+	     "one about 1 KiB) and saves a TLS handshake per check."},
 };
 static const cfg_table limits_table = {
     .path = "edge.limits",
