@@ -958,6 +958,34 @@ def test_checks_keep_their_connections(lab, io_uring):
     assert origin_of(st, "p1", "closer")["health"] == "healthy", st
 
 
+def test_io_uring_refused_by_seccomp_falls_back_to_epoll(lab):
+    """Where a seccomp filter refuses io_uring (Docker's default profile
+    does), the edge starts anyway: the log says checks use epoll alone and
+    why, /metrics says 0, and kept-alive checks and traffic work."""
+    a1 = lab.fake(KeepOK, "a1")
+    wrapper = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                           "no_io_uring.py")
+    e = lab.edge(
+        monitors=[monitor(interval="1s")],
+        pools=[{"id": "p1", "monitor": "m", "origins": [org(a1)]}],
+        lbs=[{"name": HOST, "default_pools": ["p1"]}],
+        wrap=["/usr/bin/python3", wrapper])
+    all_healthy(e, ["p1"])
+    want = "io_uring unavailable (Operation not permitted): checks use " \
+        "epoll alone"
+    assert mt.wait_for(lambda: log_has(e, re.escape(want)),
+                       what="log: " + want)
+    assert not log_has(e, "use io_uring")
+    assert metric_value(e, "meridian_health_io_uring") == 0
+    base = a1.count()
+    mt.wait_for(lambda: a1.count() >= base + 2, timeout=2 * 1.0 + SLACK,
+                what="two more checks")
+    assert a1.connections == 1, a1.connections
+    assert metric_value(e, "meridian_health_kept_connections") == 1
+    r = get(e)
+    assert r.status == 200, r
+
+
 def test_health_restarts_after_a_failed_swap(lab):
     """When a config change cannot start the new health checker (here a
     test failpoint: the second and third starts fail), the verdicts are
