@@ -194,11 +194,19 @@ static void serve_status(admin_conn *c, bool json, bool head_only)
 		edge_snapshot_unref(s);
 		return;
 	}
-	/* States may change between the two calls: leave some room. */
+	/* States may change between two calls (a reason, a date appears):
+	 * leave room, and format again with more if it still did not fit
+	 * (a cut JSON document is no answer). */
 	size_t size = (size_t)n + 4096;
 	char *buf = xmalloc(size);
-	n = health_format_status(s->cfg, s->ostates, s->pstates, buf, size,
-				 json);
+	for (int tries = 0;; tries++) {
+		n = health_format_status(s->cfg, s->ostates, s->pstates, buf,
+					 size, json);
+		if (n < 0 || (size_t)n < size || tries == 3)
+			break;
+		size = (size_t)n + 4096 + size / 2;
+		buf = xrealloc(buf, size);
+	}
 	if (n < 0 || (size_t)n >= size)
 		n = (int)strlen(buf);
 	size_t len = append_dns(a->e, &buf, (size_t)n, json);

@@ -431,9 +431,9 @@ static void render_origins(mbuf *b, const edge_snapshot *s, const uint64_t *t)
 	     "Active health check attempts by result (origins of pools with "
 	     "a monitor)."},
 	    {O_TLS_NOT_AFTER, "meridian_origin_tls_not_after_seconds", "gauge",
-	     "Unix time at which the first certificate of the origin's chain "
-	     "expires, as its https monitor last saw it (only origins whose "
-	     "https checks reached a certificate)."},
+	     "Earliest expiry (Unix time) among the certificates of the "
+	     "origin's chain, as its https monitor last saw it (only origins "
+	     "whose https checks reached a certificate)."},
 	};
 	for (size_t i = 0; i < ARRAY_LEN(ms); i++) {
 		head(b, ms[i].name, ms[i].type, ms[i].help);

@@ -67,9 +67,9 @@ typedef struct health_result {
 	uint32_t rtt_us; /* passed probes: connect to full response */
 	int status;	 /* last HTTP or SMTP status seen, 0 if none */
 	char detail[HEALTH_DETAIL_MAX]; /* "HTTP 503, expected 2xx"; "" if ok */
-	/* https: Unix time at which the first certificate of the origin's
-	 * chain expires, as the last handshake that saw one found it (a
-	 * kept connection or a resumption carries it on); 0 if none. */
+	/* https: the earliest notAfter (Unix time) among the certificates
+	 * of the chain the last full handshake saw (a kept connection or a
+	 * resumption carries it on); 0 if none. */
 	int64_t tls_not_after;
 } health_result;
 

@@ -514,28 +514,34 @@ static bool probe_insecure(const health_probe *p)
 }
 
 /* May the slot's kept TLS connection or session serve this check? Only
- * while what the last full handshake verified may still be trusted (see
- * health_idle.tls_trust_until). */
+ * within HEALTH_TLS_REVERIFY_MS of the full handshake (monotonic clock,
+ * so a stepped wall clock cannot stretch it), and, when verifying, while
+ * every certificate of the chain it verified is valid (wall clock). */
 static bool tls_still_valid(const health_probe *p)
 {
-	return probe_insecure(p) || core_wall_ms() < p->idle->tls_trust_until;
+	const health_idle *k = p->idle;
+	return p->ctx->loop->now < k->tls_reverify_at &&
+	       (probe_insecure(p) || core_wall_ms() < k->tls_trust_until);
 }
 
-/* The Unix time at which the first certificate of the chain expires: the
- * verified chain when there is one, else what the peer sent (a failed or
- * unverified handshake). 0 when there is no certificate. */
+/* The earliest notAfter, as a Unix time, among the certificates of the
+ * chain OpenSSL built for this handshake (leaf, intermediates and the
+ * trust anchor; it builds one even when verification fails or is off),
+ * else of what the peer sent. 0 when there is no certificate. Computed as
+ * an offset from now, so no calendar conversion can overflow. */
 static int64_t chain_not_after(SSL *ssl)
 {
 	STACK_OF(X509) *chain = SSL_get0_verified_chain(ssl);
 	if (!chain)
 		chain = SSL_get_peer_cert_chain(ssl);
-	int64_t first = 0;
+	int64_t now = (int64_t)time(NULL), first = 0;
 	for (int i = 0; chain && i < sk_X509_num(chain); i++) {
-		struct tm tm;
-		if (!ASN1_TIME_to_tm(
-			X509_get0_notAfter(sk_X509_value(chain, i)), &tm))
+		int days = 0, secs = 0;
+		if (!ASN1_TIME_diff(
+			&days, &secs, NULL,
+			X509_get0_notAfter(sk_X509_value(chain, i))))
 			continue;
-		int64_t t = (int64_t)timegm(&tm);
+		int64_t t = now + (int64_t)days * 86400 + secs;
 		t = t > 0 ? t : 1; /* 0 means "none" */
 		if (!first || t < first)
 			first = t;
@@ -557,9 +563,12 @@ static void note_chain(health_probe *p)
 		p->idle->tls_not_after = na;
 }
 
-/* A full handshake verified the peer's chain: trust it until the first of
- * its certificates expires, and for HEALTH_TLS_REVERIFY_MS at most. A
- * resumption verifies nothing and keeps the earlier limit. */
+/* A full handshake (verified, unless allow_insecure): its connection and
+ * session serve later checks for HEALTH_TLS_REVERIFY_MS at most, and a
+ * verifying check only until the first certificate of the chain expires.
+ * Insecure origins are handshaken afresh hourly too, so the expiry they
+ * report follows a renewed certificate. A resumption verifies nothing and
+ * keeps the earlier limits. */
 static void note_verified_chain(health_probe *p)
 {
 	health_idle *k = p->idle;
@@ -568,16 +577,13 @@ static void note_verified_chain(health_probe *p)
 	note_chain(p);
 	if (!k)
 		return;
-	if (probe_insecure(p)) {
+	k->tls_reverify_at = p->ctx->loop->now + HEALTH_TLS_REVERIFY_MS;
+	if (probe_insecure(p))
 		k->tls_trust_until = UINT64_MAX;
-		return;
-	}
-	uint64_t until = core_wall_ms() + HEALTH_TLS_REVERIFY_MS;
-	if (!SSL_get0_verified_chain(p->ssl) || k->tls_not_after <= 0)
-		until = 0; /* nothing verified: never reuse */
 	else
-		until = MIN(until, (uint64_t)k->tls_not_after * 1000);
-	k->tls_trust_until = until;
+		k->tls_trust_until = k->tls_not_after > 0
+					 ? (uint64_t)k->tls_not_after * 1000
+					 : 0;
 }
 
 /* Free ssl, first keeping its session in k when it can be resumed. The
@@ -1421,6 +1427,10 @@ static void timer_cb(core_timer *t)
 	if (p->phase == P_DEFER) {
 		finish(p);
 		return;
+	}
+	if (p->phase == P_TLS && p->idle) { /* verify afresh next time */
+		SSL_SESSION_free(p->idle->sess);
+		p->idle->sess = NULL;
 	}
 	const char *w = p->phase < ARRAY_LEN(what) && what[p->phase]
 			    ? what[p->phase]

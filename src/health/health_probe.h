@@ -59,13 +59,13 @@
  * closes, its session (if resumable) stays in the slot and the next
  * handshake offers it, so a reconnect costs a resumption, not a full
  * handshake with certificate verification. A resumption verifies no
- * certificate, so (unless allow_insecure) neither a kept connection nor a
- * session is used once a certificate of the chain the last full handshake
- * verified has expired, nor more than HEALTH_TLS_REVERIFY_MS after that
- * handshake: the next check then makes a full handshake and reports what
- * is wrong with the certificate now (expired, replaced by an untrusted
- * one), as a new data-plane connection would see it. A failed handshake
- * forgets the session. Idle TLS connections release OpenSSL's record
+ * certificate, so neither a kept connection nor a session is used more
+ * than HEALTH_TLS_REVERIFY_MS after the last full handshake, nor (unless
+ * allow_insecure) once a certificate of the chain it verified has
+ * expired: the next check then makes a full handshake and reports what is
+ * wrong with the certificate now (expired, replaced by an untrusted one),
+ * as a new data-plane connection would see it. A handshake that fails or
+ * times out forgets the session. Idle TLS connections release OpenSSL's record
  * buffers.
  *
  * io_uring: when the loop has a ring (core_ring.h), a connection is moved
@@ -152,10 +152,11 @@ typedef struct health_idle {
 	 * while a check runs), and the session to resume after a close. */
 	struct ssl_st *ssl;
 	struct ssl_session_st *sess;
-	/* Wall-clock ms until which the chain the last full handshake
-	 * verified may be trusted: its first notAfter, and at most
-	 * HEALTH_TLS_REVERIFY_MS after that handshake. After it neither
-	 * ssl nor sess serves a verifying check. */
+	/* Limits of the last full handshake: ssl and sess serve checks
+	 * until tls_reverify_at (loop time, HEALTH_TLS_REVERIFY_MS after it)
+	 * and, when verifying, until tls_trust_until (wall-clock ms: the
+	 * first notAfter of the chain it verified). */
+	uint64_t tls_reverify_at;
 	uint64_t tls_trust_until;
 	int64_t tls_not_after; /* health_result.tls_not_after, carried on */
 } health_idle;

@@ -15,10 +15,10 @@
  *   {"pools":[{"id","name","enabled","monitor","health","healthy_origins",
  *     "enabled_origins","minimum_origins","since","origins":[{"name",
  *     "address","port","enabled","health","reason","rtt_ms","since",
- *     "checks","failures"}]}]}
- * where since is ISO-8601 UTC ("2024-05-01T10:00:00.123Z") or null, and
- * rtt_ms a number or null. Takes each origin's lock briefly; callable from
- * any thread while the checker runs.
+ *     "tls_not_after","checks","failures"}]}]}
+ * where since and tls_not_after are ISO-8601 UTC
+ * ("2024-05-01T10:00:00.123Z") or null, and rtt_ms a number or null. Takes each
+ * origin's lock briefly; callable from any thread while the checker runs.
  * Returns the length of the whole output like snprintf (buf holds a
  * NUL-terminated prefix when it is >= size; buf may be NULL when size is
  * 0), or -EOVERFLOW beyond INT_MAX. */

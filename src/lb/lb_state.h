@@ -45,8 +45,8 @@ typedef struct lb_origin_state {
 	/* Load (workers), for least_outstanding_requests/least_connections. */
 	_Atomic int32_t outstanding;
 	_Atomic int32_t connections;
-	/* https monitor (health thread): Unix time the origin's certificate
-	 * chain first expires, as last seen; 0 = not seen. */
+	/* https monitor (health thread): the earliest notAfter (Unix time)
+	 * of the origin's certificate chain, as last seen; 0 = not seen. */
 	_Atomic int64_t tls_not_after;
 	/* Display (health thread writes, readers copy), under lock. */
 	pthread_mutex_t lock;

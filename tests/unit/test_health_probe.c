@@ -1336,27 +1336,47 @@ static void test_https_reverifies(void **state)
 	ka_run k;
 	ka_init(&k);
 	expect(ka_probe(&k), HEALTH_OK, NULL);
-	uint64_t now = core_wall_ms();
-	/* The certificate lives 2 h: the hour's cap is the limit. */
-	assert_true(k.idle.tls_trust_until <= now + HEALTH_TLS_REVERIFY_MS);
-	assert_true(k.idle.tls_trust_until + 60000 >
-		    now + HEALTH_TLS_REVERIFY_MS);
+	/* The hour runs on the loop's clock; the certificate (2 h) on the
+	 * wall clock. */
+	assert_true(k.idle.tls_reverify_at <=
+		    core_now_ms() + HEALTH_TLS_REVERIFY_MS);
+	assert_true(k.idle.tls_reverify_at + 60000 >
+		    core_now_ms() + HEALTH_TLS_REVERIFY_MS);
+	assert_true(k.idle.tls_trust_until > core_wall_ms() + 7000 * 1000);
+	assert_true(k.idle.tls_trust_until <= core_wall_ms() + 7200 * 1000);
 	expect(ka_probe(&k), HEALTH_OK, NULL);
 	assert_int_equal(atomic_load(&S.nconn), 1);
 	/* The hour is over (made so): neither the kept connection nor the
 	 * session serves the next check; it verifies again. */
-	k.idle.tls_trust_until = core_wall_ms() - 1;
+	k.idle.tls_reverify_at = 0;
 	expect(ka_probe(&k), HEALTH_OK, NULL);
 	assert_int_equal(atomic_load(&S.nconn), 2);
 	assert_int_equal(atomic_load(&S.nresumed), 0);
 	tls_counts(&f1, &r1);
 	assert_int_equal(f1 - f0, 2);
 	assert_int_equal(r1 - r0, 0);
-	assert_true(k.idle.tls_trust_until > core_wall_ms()); /* renewed */
+	assert_true(k.idle.tls_reverify_at > core_now_ms()); /* renewed */
 	expect(ka_probe(&k), HEALTH_OK, NULL);
 	assert_int_equal(atomic_load(&S.nconn), 2);
 	ka_destroy(&k);
 	srv_stop(&S);
+
+	/* allow_insecure: no expiry limit, but the hour holds too (the
+	 * certificate's date it reports must follow a renewal). */
+	srv_start(&S, M_KEEP, tls);
+	set_origin(S.port);
+	mon.allow_insecure = true;
+	ka_init(&k);
+	expect(ka_probe(&k), HEALTH_OK, NULL);
+	assert_int_equal(k.idle.tls_trust_until, UINT64_MAX);
+	expect(ka_probe(&k), HEALTH_OK, NULL);
+	assert_int_equal(atomic_load(&S.nconn), 1);
+	k.idle.tls_reverify_at = 0;
+	expect(ka_probe(&k), HEALTH_OK, NULL);
+	assert_int_equal(atomic_load(&S.nconn), 2);
+	ka_destroy(&k);
+	srv_stop(&S);
+	mon.allow_insecure = false;
 
 	/* A session from a verified origin, then the origin's address
 	 * serves a certificate the CA does not vouch for: the session is
