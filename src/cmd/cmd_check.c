@@ -66,6 +66,8 @@ int cmd_check(int argc, char **argv)
 	int rc = cfg_load_file(file, &snap, &diag);
 	for (size_t i = 0; i < diag.n; i++)
 		fprintf(stderr, "%s\n", diag.msgs[i]);
+	for (size_t i = 0; i < diag.nwarn; i++)
+		fprintf(stderr, "%s\n", diag.warns[i]);
 	cfg_diag_free(&diag);
 	if (rc < 0)
 		return 1;

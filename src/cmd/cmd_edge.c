@@ -79,6 +79,8 @@ int cmd_edge(int argc, char **argv)
 		cfg_diag_free(&diag);
 		return 1;
 	}
+	for (size_t i = 0; i < diag.nwarn; i++)
+		log_warn("%s", diag.warns[i]);
 	cfg_diag_free(&diag);
 	/* A DNS-only edge is fine (issue 4). */
 	if (snap->edge.nlisten_http == 0 && snap->edge.nlisten_https == 0 &&

@@ -36,6 +36,16 @@ void cfg_diag_free(cfg_diag *d)
 	d->msgs = NULL;
 	d->fields = NULL;
 	d->n = d->cap = 0;
+	cfg_diag_drop_warnings(d);
+}
+
+void cfg_diag_drop_warnings(cfg_diag *d)
+{
+	for (size_t i = 0; i < d->nwarn; i++)
+		free(d->warns[i]);
+	free(d->warns);
+	d->warns = NULL;
+	d->nwarn = 0;
 }
 
 __attribute__((format(printf, 1, 0))) static char *vformat(const char *fmt,
@@ -120,29 +130,49 @@ static int err_cmp(const void *pa, const void *pb)
 	return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
-void cfg_errs_flush(cfg_errs *e, cfg_diag *d)
+/* Sort e, append its messages to d's errors (or, `warn`, to its
+ * warnings with "warning: " before the message), and empty e. */
+static void flush(cfg_errs *e, cfg_diag *d, bool warn)
 {
 	/* The "too many errors" line stays last whatever its position. */
 	size_t nsort = e->full ? e->n - 1 : e->n;
 	qsort(e->v, nsort, sizeof(*e->v), err_cmp);
 	const char *file = e->file ? e->file : "<config>";
+	const char *kind = warn ? "warning: " : "";
 	for (size_t i = 0; i < e->n; i++) {
 		cfg_err *r = &e->v[i];
 		const char *where = r->field ? r->field : file;
-		size_t len = strlen(where) + strlen(r->msg) + 32;
+		size_t len = strlen(where) + strlen(r->msg) + 48;
 		char *s = xmalloc(len);
 		if (r->line)
-			snprintf(s, len, "%s:%u:%u: %s", file, r->line, r->col,
-				 r->msg);
+			snprintf(s, len, "%s:%u:%u: %s%s", file, r->line,
+				 r->col, kind, r->msg);
 		else
-			snprintf(s, len, "%s: %s", where, r->msg);
+			snprintf(s, len, "%s: %s%s", where, kind, r->msg);
 		free(r->msg);
-		cfg_diag_push_field(d, s, r->field);
+		if (warn) {
+			free(r->field);
+			d->warns = xrealloc(d->warns,
+					    (d->nwarn + 1) * sizeof(*d->warns));
+			d->warns[d->nwarn++] = s;
+		} else {
+			cfg_diag_push_field(d, s, r->field);
+		}
 	}
 	free(e->v);
 	e->v = NULL;
 	e->n = e->cap = 0;
 	e->full = false;
+}
+
+void cfg_errs_flush(cfg_errs *e, cfg_diag *d)
+{
+	flush(e, d, false);
+}
+
+void cfg_errs_flush_warnings(cfg_errs *e, cfg_diag *d)
+{
+	flush(e, d, true);
 }
 
 void cfg_errs_clear(cfg_errs *e)

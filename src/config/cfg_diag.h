@@ -43,6 +43,8 @@ void cfg_errs_add_field(cfg_errs *e, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Sort, append to d as "file:line:col: msg", and empty e. */
 void cfg_errs_flush(cfg_errs *e, cfg_diag *d);
+/* The same for warnings: to d->warns, as "file:line:col: warning: msg". */
+void cfg_errs_flush_warnings(cfg_errs *e, cfg_diag *d);
 /* Drop everything collected (no diag wanted). */
 void cfg_errs_clear(cfg_errs *e);
 

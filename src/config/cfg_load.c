@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "config/cfg_schema.h"
+#include "config/cfg_validate.h"
 #include "config/cfg_values.h"
 #include "config/cfg_yaml.h"
 #include "core/core_arena.h"
@@ -147,11 +148,18 @@ int cfg_load_hooked(const char *name, const char *yaml, size_t len,
 	    .arena = arena,
 	    .tmp = core_arena_new(0),
 	    .errs = {.file = snap->file},
+	    .warns = {.file = snap->file},
 	    .snap = snap,
 	};
 	load_tree(&c, yaml, len, hook, arg);
 	core_arena_free(c.tmp);
 	*out = NULL;
+	if (!c.errs.n)
+		cfg_warn_checks(&c);
+	if (diag)
+		cfg_errs_flush_warnings(&c.warns, diag);
+	else
+		cfg_errs_clear(&c.warns);
 	if (c.errs.n) {
 		if (diag)
 			cfg_errs_flush(&c.errs, diag);

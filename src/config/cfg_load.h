@@ -2,6 +2,8 @@
  *
  * Every problem found is appended to a cfg_diag as "file:line:col: message";
  * loading goes on after an error so that `meridian check` reports them all.
+ * Warnings (a valid config that will not do what it likely means) go to
+ * cfg_diag.warns as "file:line:col: warning: message" and fail nothing.
  * Return convention: 0 on success (*out set), -1 on any error (*out NULL).
  */
 #ifndef MERIDIAN_CFG_LOAD_H
@@ -16,9 +18,13 @@ typedef struct cfg_diag {
 	 * in "pools[gcp].origins[0]: ..."; NULL for a file error. */
 	char **fields;
 	size_t n, cap;
+	char **warns; /* "file:line:col: warning: message", malloc'd */
+	size_t nwarn;
 } cfg_diag;
 
 void cfg_diag_free(cfg_diag *d);
+/* Free the warnings alone (a caller that loads the same text twice). */
+void cfg_diag_drop_warnings(cfg_diag *d);
 
 int cfg_load_file(const char *path, cfg_snapshot **out, cfg_diag *diag);
 /* The file's bytes (NUL-terminated, malloc'd) as cfg_load_file reads them,

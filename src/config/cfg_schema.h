@@ -115,6 +115,7 @@ struct cfg_ctx {
 	struct core_arena *arena; /* the snapshot's */
 	struct core_arena *tmp;	  /* YAML tree, references */
 	cfg_errs errs;
+	cfg_errs warns; /* cfg_warn_checks */
 	cfg_snapshot *snap;
 	cfg_ref *refs;
 };

@@ -640,3 +640,58 @@ void cfg_finish_root(cfg_ctx *c, const cfg_node *node, void *base)
 		}
 	}
 }
+
+/* A monitor speaking the other protocol than its origin's port: an http
+ * monitor on an origin reached over TLS sends plain HTTP to the TLS port
+ * (and an https one starts TLS on a plain port), so every check fails
+ * and the origin is marked down. Only a warning: with monitor.port the
+ * checks go to another port, and a deliberately failing check can be
+ * meant. */
+static void warn_monitor_scheme(cfg_ctx *c, const cfg_pool *p)
+{
+	const cfg_monitor *m = p->monitor;
+	if (!m || m->port ||
+	    (m->type != CFG_MON_HTTP && m->type != CFG_MON_HTTPS))
+		return;
+	bool mon_tls = m->type == CFG_MON_HTTPS;
+	for (size_t i = 0; i < p->norigins; i++) {
+		const cfg_origin *o = &p->origins[i];
+		if (!o->enabled || !o->tls == !mon_tls)
+			continue;
+		char msg[400];
+		if (mon_tls)
+			snprintf(
+			    msg, sizeof(msg),
+			    "origin '%s' is plain HTTP but its pool's "
+			    "monitor '%s' is type https: every check would "
+			    "start TLS on port %u and fail (use type http, "
+			    "or monitor.port for a TLS health port)",
+			    o->name, m->id, o->port);
+		else
+			snprintf(
+			    msg, sizeof(msg),
+			    "origin '%s' is reached over TLS but its pool's "
+			    "monitor '%s' is type http: every check would "
+			    "send plain HTTP to port %u and fail (use type "
+			    "https, or monitor.port for a plain-HTTP health "
+			    "port)",
+			    o->name, m->id, o->port);
+		if (o->pos.line) {
+			cfg_errs_add(&c->warns, o->pos.line, o->pos.col, "%s",
+				     msg);
+		} else {
+			char field[300];
+			snprintf(field, sizeof(field), "pools[%s].origins[%zu]",
+				 p->id, i);
+			cfg_errs_add_field(&c->warns, field, "%s", msg);
+		}
+	}
+}
+
+void cfg_warn_checks(cfg_ctx *c)
+{
+	const cfg_snapshot *s = c->snap;
+	for (size_t i = 0; i < s->npools; i++)
+		if (s->pools[i].enabled)
+			warn_monitor_scheme(c, &s->pools[i]);
+}

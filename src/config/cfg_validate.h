@@ -18,5 +18,8 @@ void cfg_finish_origin(cfg_ctx *c, const cfg_node *node, void *base);
 void cfg_finish_pool(cfg_ctx *c, const cfg_node *node, void *base);
 void cfg_finish_lb(cfg_ctx *c, const cfg_node *node, void *base);
 void cfg_finish_root(cfg_ctx *c, const cfg_node *node, void *base);
+/* After references are resolved and nothing failed: what is valid but
+ * will not work as likely meant, into c->warns. */
+void cfg_warn_checks(cfg_ctx *c);
 
 #endif

@@ -157,6 +157,8 @@ static int open_common(edge_ctl *c, const char *name, edge_ctl **ctl,
 	cfg_snapshot *file_cfg = NULL;
 	if (cfg_load_string(name, c->yaml, c->yaml_len, &file_cfg, diag) < 0)
 		goto fail;
+	/* The merged build below says the same again. */
+	cfg_diag_drop_warnings(diag);
 	int rc = open_store(c, file_cfg, diag);
 	cfg_snapshot_free(file_cfg);
 	if (rc < 0)
@@ -246,6 +248,8 @@ void edge_ctl_reload(edge_ctl *c)
 	text = NULL;
 	log_info("SIGHUP: reloaded %s (%s; config generation %llu)", c->path,
 		 sum, (unsigned long long)edge_current(c->e)->generation);
+	for (size_t i = 0; i < diag.nwarn; i++)
+		log_warn("%s", diag.warns[i]);
 out:
 	free(text);
 	cfg_diag_free(&diag);

@@ -58,6 +58,20 @@ def test_good_file(tmp_path):
         "")
 
 
+def test_monitor_of_the_other_protocol_warns(tmp_path):
+    """An http monitor on an origin reached over TLS: valid (exit 0, the
+    summary), with a warning at the origin on stderr."""
+    text = GOOD.replace("address: 127.0.0.1, port: 9002",
+                        'address: "https://127.0.0.1:9443"')
+    path, rc, out, err = check_file(tmp_path, text)
+    assert rc == 0 and out.startswith("ok: "), (rc, out, err)
+    assert err == (
+        "%s:12:9: warning: origin 'gke-2' is reached over TLS but its "
+        "pool's monitor 'http-ok' is type http: every check would send "
+        "plain HTTP to port 9443 and fail (use type https, or monitor.port "
+        "for a plain-HTTP health port)\n" % path), err
+
+
 def test_option_spellings(tmp_path):
     path = write(tmp_path, GOOD)
     for args in (["--config", path], ["--config=" + path], ["-c" + path]):

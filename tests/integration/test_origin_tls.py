@@ -317,6 +317,20 @@ def test_https_monitor_keeps_connection_and_resumes(lab, certs, origins):
     assert not log_has(e2, r"ERROR|AddressSanitizer|runtime error")
 
 
+def test_http_monitor_on_tls_origin_is_warned_at_start(lab, certs, origins):
+    """An http monitor on an https:// origin: the edge starts, its log
+    warns at the origin's position, and (as warned) the checks fail."""
+    o = origins(*certs["good"])
+    e = lab.edge([{"id": "p", "monitor": "m", "origins": [
+        {"name": "o1", "address": "https://%s:%d" % (mt.LOCAL, o.port)}]}],
+        [{"name": HOST, "default_pools": ["p"]}],
+        monitors=[{"id": "m", "type": "http", "path": "/healthz",
+                   "interval": "1s", "timeout": "1s", "retries": 0}])
+    assert log_has(e, r"warning: origin 'o1' is reached over TLS but its "
+                   r"pool's monitor 'm' is type http"), e.stderr_tail()
+    wait_health(e, {("p", "o1"): "unhealthy"}, what="the plain check fails")
+
+
 def test_sni_from_origin_name(lab, certs, origins):
     """No Host override: the origin's name, a host name, is the SNI."""
     o = origins(*certs["good"])

@@ -40,6 +40,56 @@ static cfg_snapshot *load_ok(const char *yaml)
 	return snap;
 }
 
+/* A monitor of the other protocol than its origins' port: the file loads,
+ * with a warning at the origin (none with monitor.port, none for a
+ * disabled origin or pool, none when they agree). */
+static void test_monitor_scheme_warnings(void **state)
+{
+	static const struct {
+		const char *mon, *addr, *want;
+	} cases[] = {
+	    {"type: http", "\"https://127.0.0.1:8443\"",
+	     "t.yaml:6:9: warning: origin 'o' is reached over TLS but its "
+	     "pool's monitor 'm' is type http: every check would send plain "
+	     "HTTP to port 8443 and fail (use type https, or monitor.port for "
+	     "a plain-HTTP health port)"},
+	    {"type: https", "127.0.0.1, port: 8080",
+	     "t.yaml:6:9: warning: origin 'o' is plain HTTP but its pool's "
+	     "monitor 'm' is type https: every check would start TLS on port "
+	     "8080 and fail (use type http, or monitor.port for a TLS health "
+	     "port)"},
+	    {"type: http, port: 8080", "\"https://127.0.0.1:8443\"", NULL},
+	    {"type: https", "\"https://127.0.0.1:8443\"", NULL},
+	    {"type: http", "127.0.0.1", NULL},
+	    {"type: tcp", "\"https://127.0.0.1:8443\"", NULL},
+	    {"type: http", "\"https://127.0.0.1:8443\", enabled: false", NULL},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		char yaml[512];
+		snprintf(yaml, sizeof(yaml),
+			 "monitors: [ { id: m, %s } ]\n"
+			 "pools:\n"
+			 "  - id: p\n"
+			 "    monitor: m\n"
+			 "    origins:\n"
+			 "      - { name: o, address: %s }\n",
+			 cases[i].mon, cases[i].addr);
+		cfg_snapshot *snap = NULL;
+		cfg_diag d = {0};
+		int rc =
+		    cfg_load_string("t.yaml", yaml, strlen(yaml), &snap, &d);
+		for (size_t j = 0; j < d.n; j++)
+			print_error("case %zu: %s\n", i, d.msgs[j]);
+		assert_int_equal(rc, 0);
+		assert_int_equal(d.nwarn, cases[i].want ? 1 : 0);
+		if (cases[i].want)
+			assert_string_equal(d.warns[0], cases[i].want);
+		cfg_diag_free(&d);
+		assert_int_equal(d.nwarn, 0);
+		cfg_snapshot_free(snap);
+	}
+}
+
 /* Load yaml and expect exactly the given errors, in order (NULL ends). */
 static void expect_errors(const char *yaml, ...)
 {
@@ -1375,6 +1425,7 @@ int main(void)
 	    cmocka_unit_test(test_geo),
 	    cmocka_unit_test(test_notifications),
 	    cmocka_unit_test(test_full_file),
+	    cmocka_unit_test(test_monitor_scheme_warnings),
 	    cmocka_unit_test(test_load_file_errors),
 	    cmocka_unit_test(test_doc_example),
 	    cmocka_unit_test(test_docs_up_to_date),
