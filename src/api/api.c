@@ -424,6 +424,15 @@ static void commit(req_ctx *c, store_op *op)
 		cfg_diag_free(&d);
 		return;
 	}
+	/* The config as now committed still works, but not as likely meant
+	 * (cfg_warn_checks): said in messages, as the log says it. */
+	json_t *msgs = NULL;
+	for (size_t i = 0; rc == 0 && i < d.nwarn; i++) {
+		if (!msgs)
+			msgs = json_array();
+		json_array_append_new(
+		    msgs, api_err_obj(API_M_CONFIG_WARN, d.warns[i]));
+	}
 	cfg_diag_free(&d);
 	if (rc < 0) {
 		api_reply_err(c->rs, 500, API_E_STORE, "%s", err);
@@ -432,7 +441,7 @@ static void commit(req_ctx *c, store_op *op)
 	if (op->type == STORE_DELETE) {
 		json_t *r = json_object();
 		json_object_set_new(r, "id", json_string(op->id));
-		api_reply(c->rs, 200, r, NULL, NULL);
+		api_reply(c->rs, 200, r, NULL, msgs);
 		return;
 	}
 	const edge_snapshot *s = edge_acquire(c->e);
@@ -442,6 +451,7 @@ static void commit(req_ctx *c, store_op *op)
 			      ? (const void *)find_pool(s->cfg, op->id)
 			      : (const void *)find_lb(s->cfg, op->id);
 	if (!obj) {
+		json_decref(msgs);
 		edge_snapshot_unref(s);
 		api_reply_err(c->rs, 500, API_E_STORE,
 			      "object vanished after commit");
@@ -452,7 +462,7 @@ static void commit(req_ctx *c, store_op *op)
 	json_t *j = render(obj, op->kind, &t);
 	times_free(&t);
 	edge_snapshot_unref(s);
-	api_reply(c->rs, 200, j, NULL, NULL);
+	api_reply(c->rs, 200, j, NULL, msgs);
 }
 
 /* Prepare a body for storing: no read-only fields, no "id" (the path or

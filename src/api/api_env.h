@@ -25,6 +25,7 @@ enum api_code {
 	API_E_CERT = 1012,	   /* a certificate or key file is unusable */
 	API_E_NO_TLS = 1013,	   /* no https listener: no certificates */
 	API_M_CERT_WARN = 1014,	   /* message: expired, names claimed twice */
+	API_M_CONFIG_WARN = 1015,  /* message: a config warning (cfg_diag) */
 	API_E_METHOD = 7001,	   /* method not allowed on the path */
 	API_E_NO_ROUTE = 7003,	   /* unknown path */
 	API_E_AUTH = 10000,	   /* missing or unknown token */

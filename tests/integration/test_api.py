@@ -168,6 +168,26 @@ def test_pool_and_lb_go_live_through_the_proxy(env):
     assert get(ed, host="api.example.com").status == 404
 
 
+def test_a_change_that_will_not_work_as_meant_comes_with_a_warning(env):
+    """Applied, with the config warning in messages (code 1015): a pool
+    whose origin is reached over TLS under an http monitor. Fixing the
+    monitor's type clears it."""
+    ed, api, _, _ = env
+    m = api.ok("POST", ACCT + "/monitors", {"type": "http", "path": "/"})
+    st, e = api.call("POST", ACCT + "/pools", {
+        "name": "tls-pool", "monitor": m["id"],
+        "origins": [{"name": "t1", "address": "https://127.0.0.1:9443"}]})
+    assert st == 200 and e["success"], e
+    assert [x["code"] for x in e["messages"]] == [1015], e["messages"]
+    msg = e["messages"][0]["message"]
+    assert "pools[%s].origins[0]: warning: origin 't1' is reached over " \
+        "TLS" % e["result"]["id"] in msg, msg
+    assert "monitor '%s' is type http" % m["id"] in msg, msg
+    st, e = api.call("PATCH", ACCT + "/monitors/" + m["id"],
+                     {"type": "https"})
+    assert st == 200 and e["messages"] == [], e
+
+
 def test_referential_integrity(env):
     ed, api, o1, _ = env
     m = api.ok("POST", ACCT + "/monitors", {"type": "tcp", "interval": 60})
