@@ -641,6 +641,9 @@ void cfg_finish_root(cfg_ctx *c, const cfg_node *node, void *base)
 	}
 }
 
+static void warn_at(cfg_ctx *c, const cfg_pos *pos, const char *field,
+		    const char *msg);
+
 /* A monitor speaking the other protocol than its origin's port: an http
  * monitor on an origin reached over TLS sends plain HTTP to the TLS port
  * (and an https one starts TLS on a plain port), so every check fails
@@ -676,15 +679,63 @@ static void warn_monitor_scheme(cfg_ctx *c, const cfg_pool *p)
 			    "https, or monitor.port for a plain-HTTP health "
 			    "port)",
 			    o->name, m->id, o->port);
-		if (o->pos.line) {
-			cfg_errs_add(&c->warns, o->pos.line, o->pos.col, "%s",
-				     msg);
-		} else {
-			char field[300];
-			snprintf(field, sizeof(field), "pools[%s].origins[%zu]",
-				 p->id, i);
-			cfg_errs_add_field(&c->warns, field, "%s", msg);
-		}
+		char field[300];
+		snprintf(field, sizeof(field), "pools[%s].origins[%zu]", p->id,
+			 i);
+		warn_at(c, &o->pos, field, msg);
+	}
+}
+
+static bool in_zone(const char *name, const char *zone)
+{
+	size_t n = strlen(name), z = strlen(zone);
+	if (n == z)
+		return !strcasecmp(name, zone);
+	return n > z && name[n - z - 1] == '.' &&
+	       !strcasecmp(name + n - z, zone);
+}
+
+static void warn_at(cfg_ctx *c, const cfg_pos *pos, const char *field,
+		    const char *msg)
+{
+	if (pos->line)
+		cfg_errs_add(&c->warns, pos->line, pos->col, "%s", msg);
+	else
+		cfg_errs_add_field(&c->warns, field, "%s", msg);
+}
+
+/* A DNS-only load balancer (proxied: false) is answered only by this
+ * edge's DNS server, for names inside its zones; the proxy never routes
+ * it. Outside every zone, or without a DNS listener, nothing serves it. */
+static void warn_dns_only(cfg_ctx *c, const cfg_lb *lb)
+{
+	if (!lb->enabled || lb->proxied || !lb->name)
+		return;
+	const cfg_snapshot *s = c->snap;
+	const char *name = lb->name;
+	if (!strncmp(name, "*.", 2))
+		name += 2;
+	bool zoned = false;
+	for (size_t i = 0; i < s->nzones && !zoned; i++)
+		zoned = s->zones[i].name && in_zone(name, s->zones[i].name);
+	char msg[400], field[300];
+	snprintf(field, sizeof(field), "load_balancers[%s]",
+		 lb->id ? lb->id : lb->name);
+	if (!zoned) {
+		snprintf(msg, sizeof(msg),
+			 "load balancer '%s' is DNS-only (proxied: false) but "
+			 "no zone of this config holds it: nothing answers "
+			 "for it (add its zone to zones, or set proxied: "
+			 "true)",
+			 lb->name);
+		warn_at(c, &lb->pos, field, msg);
+	} else if (!s->edge.nlisten_dns) {
+		snprintf(msg, sizeof(msg),
+			 "load balancer '%s' is DNS-only (proxied: false) but "
+			 "this edge has no DNS listener (edge.listen.dns): "
+			 "nothing answers for it here",
+			 lb->name);
+		warn_at(c, &lb->pos, field, msg);
 	}
 }
 
@@ -694,4 +745,6 @@ void cfg_warn_checks(cfg_ctx *c)
 	for (size_t i = 0; i < s->npools; i++)
 		if (s->pools[i].enabled)
 			warn_monitor_scheme(c, &s->pools[i]);
+	for (size_t i = 0; i < s->nlbs; i++)
+		warn_dns_only(c, &s->lbs[i]);
 }

@@ -90,6 +90,56 @@ static void test_monitor_scheme_warnings(void **state)
 	}
 }
 
+/* A DNS-only load balancer that nothing answers for: outside every zone,
+ * or inside one on an edge without a DNS listener. */
+static void test_dns_only_warnings(void **state)
+{
+	static const struct {
+		const char *dns, *lb, *proxied, *want;
+	} cases[] = {
+	    {", dns: [\"127.0.0.1:53\"]", "lb.example.org", "false",
+	     "t.yaml:6:5: warning: load balancer 'lb.example.org' is DNS-only "
+	     "(proxied: false) but no zone of this config holds it: nothing "
+	     "answers for it (add its zone to zones, or set proxied: true)"},
+	    {"", "*.example.com", "false",
+	     "t.yaml:6:5: warning: load balancer '*.example.com' is DNS-only "
+	     "(proxied: false) but this edge has no DNS listener "
+	     "(edge.listen.dns): nothing answers for it here"},
+	    {", dns: [\"127.0.0.1:53\"]", "lb.example.com", "false", NULL},
+	    {", dns: [\"127.0.0.1:53\"]", "example.com", "false", NULL},
+	    {", dns: [\"127.0.0.1:53\"]", "a.b.EXAMPLE.com", "false", NULL},
+	    {", dns: [\"127.0.0.1:53\"]", "notexample.com", "false",
+	     "t.yaml:6:5: warning: load balancer 'notexample.com' is DNS-only "
+	     "(proxied: false) but no zone of this config holds it: nothing "
+	     "answers for it (add its zone to zones, or set proxied: true)"},
+	    {"", "lb.example.org", "true", NULL},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		char yaml[600];
+		snprintf(yaml, sizeof(yaml),
+			 "edge: { listen: { http: [\"127.0.0.1:80\"]%s } }\n"
+			 "zones: [ { name: example.com } ]\n" POOL
+			 "load_balancers:\n"
+			 "  - { name: \"%s\", proxied: %s, default_pools: [p] "
+			 "}\n",
+			 cases[i].dns, cases[i].lb, cases[i].proxied);
+		cfg_snapshot *snap = NULL;
+		cfg_diag d = {0};
+		int rc =
+		    cfg_load_string("t.yaml", yaml, strlen(yaml), &snap, &d);
+		for (size_t j = 0; j < d.n; j++)
+			print_error("case %zu: %s\n", i, d.msgs[j]);
+		assert_int_equal(rc, 0);
+		for (size_t j = 0; j < d.nwarn; j++)
+			print_message("case %zu: %s\n", i, d.warns[j]);
+		assert_int_equal(d.nwarn, cases[i].want ? 1 : 0);
+		if (cases[i].want)
+			assert_string_equal(d.warns[0], cases[i].want);
+		cfg_diag_free(&d);
+		cfg_snapshot_free(snap);
+	}
+}
+
 /* Load yaml and expect exactly the given errors, in order (NULL ends). */
 static void expect_errors(const char *yaml, ...)
 {
@@ -1426,6 +1476,7 @@ int main(void)
 	    cmocka_unit_test(test_notifications),
 	    cmocka_unit_test(test_full_file),
 	    cmocka_unit_test(test_monitor_scheme_warnings),
+	    cmocka_unit_test(test_dns_only_warnings),
 	    cmocka_unit_test(test_load_file_errors),
 	    cmocka_unit_test(test_doc_example),
 	    cmocka_unit_test(test_docs_up_to_date),
