@@ -739,12 +739,36 @@ static void warn_dns_only(cfg_ctx *c, const cfg_lb *lb)
 	}
 }
 
+/* minimum_origins above the enabled origins (more than all of them is an
+ * error already): the pool can never be healthy and takes no traffic,
+ * though each origin may be up. Disabling an origin for maintenance does
+ * that unnoticed. */
+static void warn_minimum_origins(cfg_ctx *c, const cfg_pool *p)
+{
+	size_t enabled = 0;
+	for (size_t i = 0; i < p->norigins; i++)
+		enabled += p->origins[i].enabled;
+	if (p->minimum_origins <= enabled || p->minimum_origins > p->norigins)
+		return;
+	char msg[300], field[300];
+	snprintf(msg, sizeof(msg),
+		 "pool '%s' needs %u healthy origins (minimum_origins) but "
+		 "only %zu of its %zu are enabled: it stays critical and "
+		 "takes no traffic",
+		 p->id, p->minimum_origins, enabled, p->norigins);
+	snprintf(field, sizeof(field), "pools[%s]", p->id);
+	warn_at(c, &p->pos, field, msg);
+}
+
 void cfg_warn_checks(cfg_ctx *c)
 {
 	const cfg_snapshot *s = c->snap;
-	for (size_t i = 0; i < s->npools; i++)
-		if (s->pools[i].enabled)
-			warn_monitor_scheme(c, &s->pools[i]);
+	for (size_t i = 0; i < s->npools; i++) {
+		if (!s->pools[i].enabled)
+			continue;
+		warn_monitor_scheme(c, &s->pools[i]);
+		warn_minimum_origins(c, &s->pools[i]);
+	}
 	for (size_t i = 0; i < s->nlbs; i++)
 		warn_dns_only(c, &s->lbs[i]);
 }

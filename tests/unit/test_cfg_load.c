@@ -81,7 +81,11 @@ static void test_monitor_scheme_warnings(void **state)
 		for (size_t j = 0; j < d.n; j++)
 			print_error("case %zu: %s\n", i, d.msgs[j]);
 		assert_int_equal(rc, 0);
-		assert_int_equal(d.nwarn, cases[i].want ? 1 : 0);
+		/* (A disabled only origin also gets minimum_origins') */
+		size_t nmon = 0;
+		for (size_t j = 0; j < d.nwarn; j++)
+			nmon += strstr(d.warns[j], "monitor 'm'") != NULL;
+		assert_int_equal(nmon, cases[i].want ? 1 : 0);
 		if (cases[i].want)
 			assert_string_equal(d.warns[0], cases[i].want);
 		cfg_diag_free(&d);
@@ -123,6 +127,46 @@ static void test_dns_only_warnings(void **state)
 			 "  - { name: \"%s\", proxied: %s, default_pools: [p] "
 			 "}\n",
 			 cases[i].dns, cases[i].lb, cases[i].proxied);
+		cfg_snapshot *snap = NULL;
+		cfg_diag d = {0};
+		int rc =
+		    cfg_load_string("t.yaml", yaml, strlen(yaml), &snap, &d);
+		for (size_t j = 0; j < d.n; j++)
+			print_error("case %zu: %s\n", i, d.msgs[j]);
+		assert_int_equal(rc, 0);
+		for (size_t j = 0; j < d.nwarn; j++)
+			print_message("case %zu: %s\n", i, d.warns[j]);
+		assert_int_equal(d.nwarn, cases[i].want ? 1 : 0);
+		if (cases[i].want)
+			assert_string_equal(d.warns[0], cases[i].want);
+		cfg_diag_free(&d);
+		cfg_snapshot_free(snap);
+	}
+}
+
+/* minimum_origins above the enabled origins: a warning at the pool;
+ * none when enough are enabled or the pool is disabled. */
+static void test_minimum_origins_warning(void **state)
+{
+	static const struct {
+		const char *pool_extra, *o2, *want;
+	} cases[] = {
+	    {"", "false",
+	     "t.yaml:2:5: warning: pool 'p' needs 2 healthy origins "
+	     "(minimum_origins) but only 1 of its 2 are enabled: it stays "
+	     "critical and takes no traffic"},
+	    {"", "true", NULL},
+	    {", enabled: false", "false", NULL},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		char yaml[600];
+		snprintf(
+		    yaml, sizeof(yaml),
+		    "pools:\n"
+		    "  - { id: p, minimum_origins: 2%s, origins: [\n"
+		    "      { name: a, address: 127.0.0.1 },\n"
+		    "      { name: b, address: 127.0.0.2, enabled: %s } ] }\n",
+		    cases[i].pool_extra, cases[i].o2);
 		cfg_snapshot *snap = NULL;
 		cfg_diag d = {0};
 		int rc =
@@ -1477,6 +1521,7 @@ int main(void)
 	    cmocka_unit_test(test_full_file),
 	    cmocka_unit_test(test_monitor_scheme_warnings),
 	    cmocka_unit_test(test_dns_only_warnings),
+	    cmocka_unit_test(test_minimum_origins_warning),
 	    cmocka_unit_test(test_load_file_errors),
 	    cmocka_unit_test(test_doc_example),
 	    cmocka_unit_test(test_docs_up_to_date),
