@@ -424,14 +424,16 @@ static void commit(req_ctx *c, store_op *op)
 		cfg_diag_free(&d);
 		return;
 	}
-	/* The config as now committed still works, but not as likely meant
-	 * (cfg_warn_checks): said in messages, as the log says it. */
+	/* The config as now committed runs, but not as likely meant
+	 * (cfg_warn_checks): said in messages and in the log, as a start or
+	 * a SIGHUP says it. */
 	json_t *msgs = NULL;
 	for (size_t i = 0; rc == 0 && i < d.nwarn; i++) {
 		if (!msgs)
 			msgs = json_array();
 		json_array_append_new(
 		    msgs, api_err_obj(API_M_CONFIG_WARN, d.warns[i]));
+		log_warn("api: %s", d.warns[i]);
 	}
 	cfg_diag_free(&d);
 	if (rc < 0) {

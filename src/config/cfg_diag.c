@@ -41,6 +41,8 @@ void cfg_diag_free(cfg_diag *d)
 
 void cfg_diag_drop_warnings(cfg_diag *d)
 {
+	if (!d)
+		return;
 	for (size_t i = 0; i < d->nwarn; i++)
 		free(d->warns[i]);
 	free(d->warns);
@@ -85,8 +87,8 @@ static bool room(cfg_errs *e, uint32_t line, uint32_t col)
 		return true;
 	e->full = true;
 	char buf[64];
-	snprintf(buf, sizeof(buf), "too many errors, stopping after %d",
-		 CFG_MAX_ERRORS);
+	snprintf(buf, sizeof(buf), "too many %s, stopping after %d",
+		 e->noun ? e->noun : "errors", CFG_MAX_ERRORS);
 	push_err(e, line, col, xstrdup(buf), NULL);
 	return false;
 }
@@ -134,6 +136,8 @@ static int err_cmp(const void *pa, const void *pb)
  * warnings with "warning: " before the message), and empty e. */
 static void flush(cfg_errs *e, cfg_diag *d, bool warn)
 {
+	if (!e->n) /* (qsort's array may not be NULL, even for 0) */
+		return;
 	/* The "too many errors" line stays last whatever its position. */
 	size_t nsort = e->full ? e->n - 1 : e->n;
 	qsort(e->v, nsort, sizeof(*e->v), err_cmp);

@@ -30,7 +30,8 @@ typedef struct cfg_errs {
 	const char *file;
 	cfg_err *v;
 	size_t n, cap;
-	bool full; /* CFG_MAX_ERRORS reached */
+	bool full;	  /* CFG_MAX_ERRORS reached */
+	const char *noun; /* "errors" (NULL) or "warnings", for the cap */
 } cfg_errs;
 
 void cfg_errs_add(cfg_errs *e, uint32_t line, uint32_t col, const char *fmt,

@@ -148,7 +148,7 @@ int cfg_load_hooked(const char *name, const char *yaml, size_t len,
 	    .arena = arena,
 	    .tmp = core_arena_new(0),
 	    .errs = {.file = snap->file},
-	    .warns = {.file = snap->file},
+	    .warns = {.file = snap->file, .noun = "warnings"},
 	    .snap = snap,
 	};
 	load_tree(&c, yaml, len, hook, arg);

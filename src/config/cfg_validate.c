@@ -661,7 +661,7 @@ static void warn_monitor_scheme(cfg_ctx *c, const cfg_pool *p)
 		const cfg_origin *o = &p->origins[i];
 		if (!o->enabled || !o->tls == !mon_tls)
 			continue;
-		char msg[400];
+		char msg[1536];
 		if (mon_tls)
 			snprintf(
 			    msg, sizeof(msg),
@@ -679,7 +679,7 @@ static void warn_monitor_scheme(cfg_ctx *c, const cfg_pool *p)
 			    "https, or monitor.port for a plain-HTTP health "
 			    "port)",
 			    o->name, m->id, o->port);
-		char field[300];
+		char field[600];
 		snprintf(field, sizeof(field), "pools[%s].origins[%zu]", p->id,
 			 i);
 		warn_at(c, &o->pos, field, msg);
@@ -718,7 +718,7 @@ static void warn_dns_only(cfg_ctx *c, const cfg_lb *lb)
 	bool zoned = false;
 	for (size_t i = 0; i < s->nzones && !zoned; i++)
 		zoned = s->zones[i].name && in_zone(name, s->zones[i].name);
-	char msg[400], field[300];
+	char msg[1536], field[600];
 	snprintf(field, sizeof(field), "load_balancers[%s]",
 		 lb->id ? lb->id : lb->name);
 	if (!zoned) {
@@ -750,7 +750,7 @@ static void warn_minimum_origins(cfg_ctx *c, const cfg_pool *p)
 		enabled += p->origins[i].enabled;
 	if (p->minimum_origins <= enabled || p->minimum_origins > p->norigins)
 		return;
-	char msg[300], field[300];
+	char msg[1536], field[600];
 	snprintf(msg, sizeof(msg),
 		 "pool '%s' needs %u healthy origins (minimum_origins) but "
 		 "only %zu of its %zu are enabled: it stays critical and "

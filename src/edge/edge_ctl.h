@@ -48,8 +48,9 @@ typedef struct edge_ctl {
 
 /* Start-up: load the file at path, open its store, merge the store's
  * objects in. On success *out is the config to run and *ctl the control
- * plane; on failure every problem is in diag (file:line:col, store errors
- * and API object errors alike) and -1 is returned. */
+ * plane, and diag holds the config's warnings (diag->warns, once); on
+ * failure every problem is in diag (file:line:col, store errors and API
+ * object errors alike) and -1 is returned. Free diag either way. */
 int edge_ctl_open(const char *path, edge_ctl **ctl, cfg_snapshot **out,
 		  cfg_diag *diag);
 /* Start-up from a config already loaded (meridian demo, tests): the text
@@ -64,8 +65,9 @@ void edge_ctl_reload(edge_ctl *c);
 
 /* One API change: ops as for store_apply (bodies are JSON text). Validates
  * the result merged with the file, commits it, swaps it in. 0 on success
- * (the ops' timestamps are filled); -1 with the problems in diag (nothing
- * changed), or -2 with err set when the store or the swap failed. */
+ * (the ops' timestamps are filled; diag->warns has the new config's
+ * warnings); -1 with the problems in diag (nothing changed), or -2 with
+ * err set when the store or the swap failed. Free diag either way. */
 int edge_ctl_change(edge_ctl *c, store_op *ops, size_t n, cfg_diag *diag,
 		    char *err, size_t errlen);
 
