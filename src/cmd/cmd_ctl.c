@@ -272,6 +272,19 @@ static int api_call(ctl *c, const char *method, const char *path,
 		rc = status == 404 ? CTL_NOT_FOUND : CTL_API_ERROR;
 		goto out;
 	}
+	/* Warnings the API attached to a change it applied (certificates,
+	 * 1014; the config as it now runs, 1015): stderr, not the result. */
+	size_t i;
+	json_t *m;
+	json_array_foreach(json_object_get(env, "messages"), i, m)
+	{
+		json_int_t code =
+		    json_integer_value(json_object_get(m, "code"));
+		const char *msg =
+		    json_string_value(json_object_get(m, "message"));
+		if ((code == 1014 || code == 1015) && msg)
+			fprintf(stderr, "meridian ctl: %s\n", msg);
+	}
 	*result = json_incref(json_object_get(env, "result"));
 	if (info)
 		*info = json_incref(json_object_get(env, "result_info"));

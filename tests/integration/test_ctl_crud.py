@@ -117,6 +117,22 @@ def test_monitors_every_verb_with_set_and_json_file(env, tmp_path):
     assert ctl.js("monitors", "list") == []
 
 
+def test_a_warning_from_the_api_reaches_stderr(env):
+    """A change the API applies with a config warning (an https:// origin
+    under an http monitor): ctl succeeds, prints the result, and says the
+    warning on stderr."""
+    ed, ctl, _, _ = env
+    mon = ctl.js("monitors", "create", "--set", "type=http")
+    r = ctl.ok("--json", "pools", "create", "-f", "-",
+               stdin=json.dumps({"name": "tlsp", "monitor": mon["id"],
+                                 "origins": [{
+                                     "name": "t1",
+                                     "address": "https://127.0.0.1:9443"}]}))
+    assert json.loads(r.stdout)["name"] == "tlsp"
+    assert "warning: origin 't1' is reached over TLS but its pool's " \
+        "monitor '%s' is type http" % mon["id"] in r.stderr, r.stderr
+
+
 def test_pools_and_lbs_from_yaml_go_live(env, tmp_path):
     ed, ctl, o1, o2 = env
     mon = ctl.js("monitors", "create", "--set", "type=http",
