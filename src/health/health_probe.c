@@ -38,6 +38,7 @@
 #include "core/core_sock.h"
 #include "core/core_util.h"
 #include "http/px_head.h"
+#include "tls/tls.h"
 
 /* Head (the parser stops at 16 KiB) + 10 KiB of body + a read's worth. */
 #define PROBE_BUF_SIZE 32768
@@ -527,26 +528,22 @@ static bool tls_still_valid(const health_probe *p)
 /* The earliest notAfter, as a Unix time, among the certificates of the
  * chain OpenSSL built for this handshake (leaf, intermediates and the
  * trust anchor; it builds one even when verification fails or is off),
- * else of what the peer sent. 0 when there is no certificate. Computed as
- * an offset from now, so no calendar conversion can overflow. */
+ * else of what the peer sent. 0 when there is no certificate. */
 static int64_t chain_not_after(SSL *ssl)
 {
 	STACK_OF(X509) *chain = SSL_get0_verified_chain(ssl);
 	if (!chain)
 		chain = SSL_get_peer_cert_chain(ssl);
-	int64_t now = (int64_t)time(NULL), first = 0;
+	int64_t first = 0;
 	for (int i = 0; chain && i < sk_X509_num(chain); i++) {
-		int days = 0, secs = 0;
-		if (!ASN1_TIME_diff(
-			&days, &secs, NULL,
-			X509_get0_notAfter(sk_X509_value(chain, i))))
-			continue;
-		int64_t t = now + (int64_t)days * 86400 + secs;
+		int64_t t =
+		    tls_asn1_unix(X509_get0_notAfter(sk_X509_value(chain, i)));
+		if (!t)
+			continue;  /* unreadable */
 		t = t > 0 ? t : 1; /* 0 means "none" */
 		if (!first || t < first)
 			first = t;
 	}
-	ERR_clear_error();
 	return first;
 }
 
@@ -584,6 +581,13 @@ static void note_verified_chain(health_probe *p)
 		k->tls_trust_until = k->tls_not_after > 0
 					 ? (uint64_t)k->tls_not_after * 1000
 					 : 0;
+}
+
+/* The next handshake of k verifies afresh: no session to resume. */
+static void forget_session(health_idle *k)
+{
+	SSL_SESSION_free(k->sess);
+	k->sess = NULL;
 }
 
 /* Free ssl, first keeping its session in k when it can be resumed. The
@@ -1280,12 +1284,10 @@ static int tls_start(health_probe *p)
 	}
 	health_idle *k = p->idle;
 	if (k && k->sess) {
-		if (tls_still_valid(p)) {
+		if (tls_still_valid(p))
 			(void)SSL_set_session(p->ssl, k->sess);
-		} else {
-			SSL_SESSION_free(k->sess);
-			k->sess = NULL;
-		}
+		else
+			forget_session(k);
 	}
 	p->phase = P_TLS;
 	return STEP_AGAIN;
@@ -1307,10 +1309,8 @@ static int tls_handshake(health_probe *p)
 	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
 		return STEP_WAIT;
 	note_chain(p); /* an expired certificate's date, say */
-	if (p->idle) { /* the next check verifies afresh */
-		SSL_SESSION_free(p->idle->sess);
-		p->idle->sess = NULL;
-	}
+	if (p->idle)
+		forget_session(p->idle);
 	if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 && errno &&
 	    errno != EAGAIN)
 		return fail(p, HEALTH_TLS_ERROR, "handshake: %s",
@@ -1428,10 +1428,8 @@ static void timer_cb(core_timer *t)
 		finish(p);
 		return;
 	}
-	if (p->phase == P_TLS && p->idle) { /* verify afresh next time */
-		SSL_SESSION_free(p->idle->sess);
-		p->idle->sess = NULL;
-	}
+	if (p->phase == P_TLS && p->idle)
+		forget_session(p->idle);
 	const char *w = p->phase < ARRAY_LEN(what) && what[p->phase]
 			    ? what[p->phase]
 			    : "check";

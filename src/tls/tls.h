@@ -114,6 +114,11 @@ typedef struct tls_cert_info {
 			    sni_required */
 } tls_cert_info;
 
+/* An X.509 time (an ASN1_TIME) as a Unix time; 0 when there is none or it
+ * cannot be read. */
+struct asn1_string_st;
+int64_t tls_asn1_unix(const struct asn1_string_st *t);
+
 /* The certificates of s in config order; 0 / NULL for a server built by
  * tls_server_new alone. */
 size_t tls_server_ncerts(const tls_server *s);

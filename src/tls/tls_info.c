@@ -166,7 +166,7 @@ static char *utf8_entry(const X509_NAME *name)
 	return s;
 }
 
-static int64_t asn1_time(const ASN1_TIME *t)
+int64_t tls_asn1_unix(const ASN1_TIME *t)
 {
 	struct tm tm;
 	if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
@@ -262,8 +262,8 @@ static void describe(tls_cert_info *ci, const unsigned char *pem, size_t len)
 	OPENSSL_free(hex);
 	BN_free(bn);
 	sans_of(ci, x);
-	ci->not_before = asn1_time(X509_get0_notBefore(x));
-	ci->not_after = asn1_time(X509_get0_notAfter(x));
+	ci->not_before = tls_asn1_unix(X509_get0_notBefore(x));
+	ci->not_after = tls_asn1_unix(X509_get0_notAfter(x));
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 	if (X509_digest(x, EVP_sha256(), md, &mdlen) == 1 && mdlen == 32)
