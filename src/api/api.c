@@ -261,18 +261,6 @@ static bool resolve_zone(const cfg_snapshot *c, const char *ident, char *out,
 	return true;
 }
 
-/* Whether a load balancer's name lies in zone (itself or below it). */
-static bool in_zone(const char *name, const char *zone)
-{
-	if (!strncmp(name, "*.", 2))
-		name += 2;
-	size_t n = strlen(name), z = strlen(zone);
-	if (n == z)
-		return !strcasecmp(name, zone);
-	return n > z && name[n - z - 1] == '.' &&
-	       !strcasecmp(name + n - z, zone);
-}
-
 static bool lb_uses_pool(const cfg_lb *lb, const cfg_pool *p)
 {
 	for (size_t i = 0; i < lb->ndefault_pools; i++)
@@ -502,7 +490,7 @@ static void do_create(req_ctx *c, store_kind k, const char *zone)
 			    "name)");
 			return;
 		}
-		if (!in_zone(json_string_value(n), zone)) {
+		if (!cfg_name_in_zone(json_string_value(n), zone)) {
 			api_reply_err(c->rs, 400, API_E_INVALID,
 				      "name: %s is not in zone %s",
 				      json_string_value(n), zone);
@@ -658,7 +646,7 @@ static void do_object(req_ctx *c, store_kind k, const void *obj, const char *id,
 	if (k == STORE_LB) {
 		json_t *n = json_object_get(next, "name");
 		if (json_is_string(n) && zone &&
-		    !in_zone(json_string_value(n), zone)) {
+		    !cfg_name_in_zone(json_string_value(n), zone)) {
 			api_reply_err(c->rs, 400, API_E_INVALID,
 				      "name: %s is not in zone %s",
 				      json_string_value(n), zone);
@@ -707,7 +695,7 @@ static void do_list(req_ctx *c, store_kind k, const char *zone)
 					      render(&cfg->pools[i], k, &t));
 	else
 		for (size_t i = 0; i < cfg->nlbs; i++)
-			if (in_zone(cfg->lbs[i].name, zone))
+			if (cfg_name_in_zone(cfg->lbs[i].name, zone))
 				json_array_append_new(
 				    all, render(&cfg->lbs[i], k, &t));
 	times_free(&t);
@@ -1109,7 +1097,7 @@ static void route_zone(req_ctx *c)
 		return;
 	}
 	const cfg_lb *lb = find_lb(c->cfg, c->seg[3]);
-	if (!lb || !in_zone(lb->name, zone)) {
+	if (!lb || !cfg_name_in_zone(lb->name, zone)) {
 		not_found(c, STORE_LB, c->seg[3]);
 		return;
 	}

@@ -36,13 +36,6 @@ void cfg_diag_free(cfg_diag *d)
 	d->msgs = NULL;
 	d->fields = NULL;
 	d->n = d->cap = 0;
-	cfg_diag_drop_warnings(d);
-}
-
-void cfg_diag_drop_warnings(cfg_diag *d)
-{
-	if (!d)
-		return;
 	for (size_t i = 0; i < d->nwarn; i++)
 		free(d->warns[i]);
 	free(d->warns);

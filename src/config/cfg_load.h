@@ -22,9 +22,8 @@ typedef struct cfg_diag {
 	size_t nwarn;
 } cfg_diag;
 
+/* Free everything in d and leave it empty (ready for another load). */
 void cfg_diag_free(cfg_diag *d);
-/* Free the warnings alone (a caller that loads the same text twice). */
-void cfg_diag_drop_warnings(cfg_diag *d);
 
 int cfg_load_file(const char *path, cfg_snapshot **out, cfg_diag *diag);
 /* The file's bytes (NUL-terminated, malloc'd) as cfg_load_file reads them,

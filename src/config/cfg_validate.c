@@ -686,15 +686,6 @@ static void warn_monitor_scheme(cfg_ctx *c, const cfg_pool *p)
 	}
 }
 
-static bool in_zone(const char *name, const char *zone)
-{
-	size_t n = strlen(name), z = strlen(zone);
-	if (n == z)
-		return !strcasecmp(name, zone);
-	return n > z && name[n - z - 1] == '.' &&
-	       !strcasecmp(name + n - z, zone);
-}
-
 static void warn_at(cfg_ctx *c, const cfg_pos *pos, const char *field,
 		    const char *msg)
 {
@@ -712,15 +703,12 @@ static void warn_dns_only(cfg_ctx *c, const cfg_lb *lb)
 	if (!lb->enabled || lb->proxied || !lb->name)
 		return;
 	const cfg_snapshot *s = c->snap;
-	const char *name = lb->name;
-	if (!strncmp(name, "*.", 2))
-		name += 2;
 	bool zoned = false;
 	for (size_t i = 0; i < s->nzones && !zoned; i++)
-		zoned = s->zones[i].name && in_zone(name, s->zones[i].name);
+		zoned = s->zones[i].name &&
+			cfg_name_in_zone(lb->name, s->zones[i].name);
 	char msg[1536], field[600];
-	snprintf(field, sizeof(field), "load_balancers[%s]",
-		 lb->id ? lb->id : lb->name);
+	snprintf(field, sizeof(field), "load_balancers[%s]", lb->id);
 	if (!zoned) {
 		snprintf(msg, sizeof(msg),
 			 "load balancer '%s' is DNS-only (proxied: false) but "

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/core_util.h"
 
@@ -406,4 +407,15 @@ const char *cfg_suggest(const char *word, const char *const *cands, size_t n)
 		}
 	}
 	return best;
+}
+
+bool cfg_name_in_zone(const char *name, const char *zone)
+{
+	if (!strncmp(name, "*.", 2))
+		name += 2;
+	size_t n = strlen(name), z = strlen(zone);
+	if (n == z)
+		return !strcasecmp(name, zone);
+	return n > z && name[n - z - 1] == '.' &&
+	       !strcasecmp(name + n - z, zone);
 }

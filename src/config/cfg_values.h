@@ -26,6 +26,9 @@ bool cfg_is_country(const char *s);
  * leading or trailing '-', 253 bytes in all, no trailing dot. With
  * allow_wildcard, "*." may lead ("*.example.com"). */
 bool cfg_is_hostname(const char *s, bool allow_wildcard);
+/* Whether a host name (a "*." wildcard counts as its suffix) is zone
+ * itself or below it, ASCII case-insensitively. */
+bool cfg_name_in_zone(const char *name, const char *zone);
 /* An HTTP field name (RFC 9110 token). */
 bool cfg_is_header_name(const char *s);
 

@@ -157,8 +157,9 @@ static int open_common(edge_ctl *c, const char *name, edge_ctl **ctl,
 	cfg_snapshot *file_cfg = NULL;
 	if (cfg_load_string(name, c->yaml, c->yaml_len, &file_cfg, diag) < 0)
 		goto fail;
-	/* The merged build below says the same again. */
-	cfg_diag_drop_warnings(diag);
+	/* It loaded, so diag holds warnings only, which the merged build
+	 * below gives again. */
+	cfg_diag_free(diag);
 	int rc = open_store(c, file_cfg, diag);
 	cfg_snapshot_free(file_cfg);
 	if (rc < 0)
