@@ -186,30 +186,12 @@ static void serve_status(admin_conn *c, bool json, bool head_only)
 	edge_admin *a = c->a;
 	/* A reference: a config swap may happen while we format. */
 	const edge_snapshot *s = edge_acquire(a->e);
-	int n =
-	    health_format_status(s->cfg, s->ostates, s->pstates, NULL, 0, json);
-	if (n < 0) {
-		respond(c, 500, "Internal Server Error", "text/plain", "", 0,
-			head_only);
-		edge_snapshot_unref(s);
-		return;
-	}
-	/* States may change between two calls (a reason, a date appears):
-	 * leave room, and format again with more if it still did not fit
-	 * (a cut JSON document is no answer). */
-	size_t size = (size_t)n + 4096;
-	char *buf = xmalloc(size);
-	for (int tries = 0;; tries++) {
-		n = health_format_status(s->cfg, s->ostates, s->pstates, buf,
-					 size, json);
-		if (n < 0 || (size_t)n < size || tries == 3)
-			break;
-		size = (size_t)n + 4096 + size / 2;
-		buf = xrealloc(buf, size);
-	}
-	if (n < 0 || (size_t)n >= size)
-		n = (int)strlen(buf);
-	size_t len = append_dns(a->e, &buf, (size_t)n, json);
+	/* One pass into a growing buffer: states may change while it
+	 * formats, and a cut JSON document is no answer. */
+	size_t n = 0;
+	char *buf = health_format_status_alloc(s->cfg, s->ostates, s->pstates,
+					       json, &n);
+	size_t len = append_dns(a->e, &buf, n, json);
 	respond(c, 200, "OK",
 		json ? "application/json" : "text/plain; charset=utf-8", buf,
 		len, head_only);

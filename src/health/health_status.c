@@ -21,10 +21,22 @@
 typedef struct sbuf {
 	char *p;
 	size_t size, len; /* len counts everything, written or not */
+	bool grow;	  /* p is malloc'd and grows to fit */
 } sbuf;
+
+/* Room for n more bytes and the NUL, when the buffer may grow. */
+static void sb_reserve(sbuf *b, size_t n)
+{
+	if (!b->grow || b->len + n < b->size)
+		return;
+	size_t size = MAX(b->size * 2, b->len + n + 1);
+	b->p = xrealloc(b->p, size);
+	b->size = size;
+}
 
 static void sb_mem(sbuf *b, const char *s, size_t n)
 {
+	sb_reserve(b, n);
 	if (b->len < b->size) {
 		size_t room = b->size - b->len - 1;
 		memcpy(b->p + b->len, s, MIN(n, room));
@@ -48,6 +60,7 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
 		return;
 	}
 	/* Longer than tmp (long names): format straight into place. */
+	sb_reserve(b, (size_t)n);
 	if (b->len < b->size) {
 		va_start(ap, fmt);
 		vsnprintf(b->p + b->len, b->size - b->len, fmt, ap);
@@ -285,4 +298,19 @@ int health_format_status(const cfg_snapshot *cfg,
 	if (b.len > INT_MAX)
 		return -EOVERFLOW;
 	return (int)b.len;
+}
+
+char *health_format_status_alloc(const cfg_snapshot *cfg,
+				 const lb_origin_state *ostates,
+				 const lb_pool_state *pstates, bool json,
+				 size_t *len)
+{
+	sbuf b = {.p = xmalloc(4096), .size = 4096, .grow = true};
+	if (json)
+		format_json(&b, cfg, ostates, pstates);
+	else
+		format_text(&b, cfg, ostates, pstates);
+	b.p[b.len] = '\0';
+	*len = b.len;
+	return b.p;
 }

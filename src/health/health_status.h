@@ -26,5 +26,11 @@ int health_format_status(const cfg_snapshot *cfg,
 			 const lb_origin_state *ostates,
 			 const lb_pool_state *pstates, char *buf, size_t size,
 			 bool json);
+/* The same in one pass into a buffer that grows to fit: malloc'd,
+ * NUL-terminated, its length in *len. */
+char *health_format_status_alloc(const cfg_snapshot *cfg,
+				 const lb_origin_state *ostates,
+				 const lb_pool_state *pstates, bool json,
+				 size_t *len);
 
 #endif

@@ -2016,6 +2016,12 @@ static void test_status_format(void **state)
 	assert_int_equal(strlen(small), sizeof(small) - 1);
 	assert_memory_equal(small, buf, sizeof(small) - 1);
 	assert_int_equal(health_format_status(&snap, os, ps, NULL, 0, true), n);
+	/* The growing form (the admin listener's) gives the same text. */
+	size_t glen = 0;
+	char *grown = health_format_status_alloc(&snap, os, ps, true, &glen);
+	assert_int_equal(glen, (size_t)n);
+	assert_string_equal(grown, buf);
+	free(grown);
 
 	n = health_format_status(&snap, os, ps, buf, sizeof(buf), false);
 	assert_true(n > 0 && n < (int)sizeof(buf));
