@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/core_util.h"
+#include "dns/dns_wire.h"
 #include "geo/geo.h"
 #include "lb/lb_hash.h"
 
@@ -95,11 +96,8 @@ dns_rrl_action dns_rrl_check(dns_rrl *r, const dns_rrl_cfg *c,
 		k[n++] = (uint8_t)(qtype >> 8);
 		k[n++] = (uint8_t)qtype;
 		size_t ql = MIN(qname_len, (size_t)255);
-		for (size_t i = 0; i < ql; i++) {
-			uint8_t ch = qname[i];
-			k[n++] =
-			    ch >= 'A' && ch <= 'Z' ? (uint8_t)(ch + 32) : ch;
-		}
+		for (size_t i = 0; i < ql; i++)
+			k[n++] = dns_lower(qname[i]);
 	}
 	uint64_t h = lb_hash_siphash(r->key, k, n);
 	uint16_t tag = (uint16_t)(h >> 48);
@@ -132,71 +130,45 @@ dns_rrl_action dns_rrl_check(dns_rrl *r, const dns_rrl_cfg *c,
 size_t dns_rrl_qname(const uint8_t *q, size_t len, const uint8_t **name,
 		     uint16_t *qtype)
 {
-	if (len < 12 || ((unsigned)q[4] << 8 | q[5]) == 0)
+	if (len < DNS_HEADER_LEN || !dns_get16(q + 4))
 		return 0;
-	size_t i = 12;
-	while (i < len && q[i] != 0) {
-		if ((q[i] & 0xc0) != 0 || i - 12 + 1u + q[i] > 254)
-			return 0;
-		i += 1u + q[i];
-	}
-	if (i + 5 > len)
+	size_t nl = dns_name_len(q + DNS_HEADER_LEN, len - DNS_HEADER_LEN);
+	if (!nl || DNS_HEADER_LEN + nl + 4 > len)
 		return 0;
-	*name = q + 12;
-	*qtype = (uint16_t)((unsigned)q[i + 1] << 8 | q[i + 2]);
-	return i + 1 - 12;
-}
-
-/* The end of the name at m[i], or 0 when it runs past len or is bad. */
-static size_t skip_name(const uint8_t *m, size_t len, size_t i)
-{
-	while (i < len) {
-		uint8_t l = m[i];
-		if (l == 0)
-			return i + 1;
-		if ((l & 0xc0) == 0xc0)
-			return i + 2 <= len ? i + 2 : 0;
-		if (l & 0xc0)
-			return 0;
-		i += 1u + l;
-	}
-	return 0;
+	*name = q + DNS_HEADER_LEN;
+	*qtype = dns_get16(q + DNS_HEADER_LEN + nl);
+	return nl;
 }
 
 size_t dns_rrl_truncate(uint8_t *msg, size_t len)
 {
-	if (len < 12 || !(msg[2] & 0x80)) /* not a response */
+	if (len < DNS_HEADER_LEN || !(msg[2] & 0x80)) /* not a response */
 		return 0;
-	unsigned qd = (unsigned)msg[4] << 8 | msg[5];
-	size_t end = 12;
-	if (qd == 1) { /* our responses echo at most one question */
-		while (end < len && msg[end] != 0) {
-			if ((msg[end] & 0xc0) !=
-			    0) /* no pointer in a question */
-				return 0;
-			end += 1u + msg[end];
-		}
-		end += 1 + 4; /* root label, type, class */
-		if (end > len)
+	unsigned qd = dns_get16(msg + 4);
+	size_t end = DNS_HEADER_LEN;
+	if (qd == 1) { /* our responses echo at most one question, which
+			* has no pointer */
+		size_t nl = dns_name_len(msg + end, len - end);
+		end += nl + 4; /* type, class */
+		if (!nl || end > len)
 			return 0;
 	} else if (qd != 0) {
 		return 0;
 	}
 	/* Find the OPT record among the records (an OPT's owner is the
 	 * root, so it can move as it is). */
-	unsigned nan = (unsigned)msg[6] << 8 | msg[7];
-	unsigned nns = (unsigned)msg[8] << 8 | msg[9];
-	unsigned nar = (unsigned)msg[10] << 8 | msg[11];
+	unsigned nan = dns_get16(msg + 6), nns = dns_get16(msg + 8);
+	unsigned nar = dns_get16(msg + 10);
 	size_t i = end, opt = 0, optlen = 0;
 	for (unsigned k = 0; k < nan + nns + nar; k++) {
-		size_t j = skip_name(msg, len, i);
-		if (!j || j + 10 > len)
+		size_t j = i;
+		if (dns_name_skip(msg, len, &j) < 0 || j + 10 > len)
 			return 0;
-		unsigned type = (unsigned)msg[j] << 8 | msg[j + 1];
-		size_t rdlen = (size_t)msg[j + 8] << 8 | msg[j + 9];
+		unsigned type = dns_get16(msg + j);
+		size_t rdlen = dns_get16(msg + j + 8);
 		if (j + 10 + rdlen > len)
 			return 0;
-		if (type == 41 && k >= nan + nns && j == i + 1) {
+		if (type == DNS_T_OPT && k >= nan + nns && j == i + 1) {
 			opt = i;
 			optlen = j + 10 + rdlen - i;
 		}
@@ -204,7 +176,7 @@ size_t dns_rrl_truncate(uint8_t *msg, size_t len)
 	}
 	if (i != len)
 		return 0;
-	msg[2] |= 0x02;	       /* TC */
+	msg[2] |= DNS_F_TC >> 8;
 	memset(msg + 6, 0, 6); /* no answer or authority records */
 	if (optlen) {
 		memmove(msg + end, msg + opt, optlen);
