@@ -481,7 +481,7 @@ static const cfg_key dns_rate_limit_keys[] = {
      AT(cfg_dns_rate_limit, responses_per_second),
      .def = "0",
      .min = 0,
-     .max = 65535,
+     .max = 65534, /* the counters hold 16 bits */
      .help = "Identical UDP answers per second to one client network "
 	     "(the same name and type; NXDOMAIN and errors count per "
 	     "network), as in BIND, Knot and NSD; beyond it answers are "
