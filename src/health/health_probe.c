@@ -429,7 +429,7 @@ int health_probe_ctx_init(health_probe_ctx *c, core_loop *loop)
 struct health_ca_ctx {
 	struct health_ca_ctx *next;
 	char *file;
-	SSL_CTX *ctx;
+	tls_client *tls;
 };
 
 void health_probe_ctx_destroy(health_probe_ctx *c)
@@ -445,12 +445,12 @@ void health_probe_ctx_destroy(health_probe_ctx *c)
 		c->rc_all = n;
 	}
 	c->rc_free = NULL;
-	SSL_CTX_free(c->tls_verify);
-	SSL_CTX_free(c->tls_insecure);
+	tls_client_free(c->tls_verify);
+	tls_client_free(c->tls_insecure);
 	c->tls_verify = c->tls_insecure = NULL;
 	while (c->tls_cas) {
 		struct health_ca_ctx *n = c->tls_cas->next;
-		SSL_CTX_free(c->tls_cas->ctx);
+		tls_client_free(c->tls_cas->tls);
 		free(c->tls_cas->file);
 		free(c->tls_cas);
 		c->tls_cas = n;
@@ -458,46 +458,29 @@ void health_probe_ctx_destroy(health_probe_ctx *c)
 	core_buf_pool_destroy(&c->bufs);
 }
 
-static SSL_CTX *tls_ctx(health_probe_ctx *c, bool insecure, const char *ca)
+/* The client settings of a check (tls/tls_client.c, as for the data
+ * plane's origin connections), made on first use and kept. NULL with err
+ * set when the CA file cannot be loaded. */
+static tls_client *tls_settings(health_probe_ctx *c, bool insecure,
+				const char *ca, char *err, size_t errlen)
 {
-	SSL_CTX **slot = insecure ? &c->tls_insecure : &c->tls_verify;
+	tls_client **slot = insecure ? &c->tls_insecure : &c->tls_verify;
 	struct health_ca_ctx *cc = NULL;
 	if (!insecure && ca) {
 		for (cc = c->tls_cas; cc; cc = cc->next)
 			if (!strcmp(cc->file, ca))
-				return cc->ctx;
-		cc = xcalloc(1, sizeof(*cc));
-		cc->file = xstrdup(ca);
-		cc->next = c->tls_cas;
-		c->tls_cas = cc;
-		slot = &cc->ctx;
-	}
-	if (*slot)
-		return *slot;
-	SSL_CTX *t = SSL_CTX_new(TLS_client_method());
-	if (!t)
-		return NULL;
-	SSL_CTX_set_min_proto_version(t, TLS1_2_VERSION);
-	/* Servers that end an EOF-framed body without close_notify are
-	 * common; the framing is checked by the HTTP layer anyway. */
-	SSL_CTX_set_options(t, SSL_OP_IGNORE_UNEXPECTED_EOF);
-	static const unsigned char alpn[] = "\x08http/1.1";
-	SSL_CTX_set_alpn_protos(t, alpn, sizeof(alpn) - 1);
-	/* A kept connection waits a whole interval between checks: without
-	 * this each would hold OpenSSL's record buffers (about 34 KiB). */
-	SSL_CTX_set_mode(t, SSL_MODE_RELEASE_BUFFERS);
-	if (insecure) {
-		SSL_CTX_set_verify(t, SSL_VERIFY_NONE, NULL);
-	} else {
-		SSL_CTX_set_verify(t, SSL_VERIFY_PEER, NULL);
-		if ((ca ? SSL_CTX_load_verify_locations(t, ca, NULL)
-			: SSL_CTX_set_default_verify_paths(t)) != 1) {
-			SSL_CTX_free(t);
-			return NULL;
+				break;
+		if (!cc) {
+			cc = xcalloc(1, sizeof(*cc));
+			cc->file = xstrdup(ca);
+			cc->next = c->tls_cas;
+			c->tls_cas = cc;
 		}
+		slot = &cc->tls;
 	}
-	*slot = t;
-	return t;
+	if (!*slot)
+		(void)tls_client_new(ca, !insecure, slot, err, errlen);
+	return *slot;
 }
 
 /* ---- TLS sessions and kept TLS connections ---- */
@@ -689,17 +672,17 @@ static void parked_event(health_probe_ctx *c, health_idle *k, uint32_t events)
 }
 
 /* Park the connection of a fully read answer in p->idle: it stays on the
- * loop, so for plain http this is bookkeeping only. OpenSSL reads record
- * by record, so a record that came with the answer (a session ticket)
- * may still wait in the socket with its epoll edge spent: a TLS
+ * loop, so for plain http this is bookkeeping only. A record that came
+ * with the answer (a session ticket) may still wait, in OpenSSL's read
+ * buffer (read_ahead) or in the socket with its epoll edge spent: a TLS
  * connection is read until the socket is empty first, and parked only
- * when nothing but such records came. */
+ * when nothing but such records came and no partial record is left. */
 static bool park(health_probe *p)
 {
 	health_idle *k = p->idle;
 	if (!p->parkable || !k || p->conn != &k->io || k->io.fd < 0 || p->eof ||
 	    p->ctx->nidle >= p->ctx->idle_max ||
-	    (p->ssl && (SSL_has_pending(p->ssl) || !tls_idle_read(p->ssl))))
+	    (p->ssl && (!tls_idle_read(p->ssl) || SSL_has_pending(p->ssl))))
 		return false;
 	k->user = NULL;
 	p->ctx->nidle++;
@@ -1256,32 +1239,20 @@ static int tls_start(health_probe *p)
 	 * own Host header. */
 	const cfg_origin_tls *ot = p->origin->tls;
 	bool insecure = probe_insecure(p);
-	SSL_CTX *t = tls_ctx(p->ctx, insecure, ot ? ot->ca : NULL);
+	char err[256];
+	tls_client *t =
+	    tls_settings(p->ctx, insecure, ot && !insecure ? ot->ca : NULL, err,
+			 sizeof(err));
 	if (!t)
-		return tls_fail(p, "TLS setup");
-	ERR_clear_error();
-	p->ssl = SSL_new(t);
-	if (!p->ssl || SSL_set_fd(p->ssl, p->conn->fd) != 1)
-		return tls_fail(p, "TLS setup");
-	SSL_set_connect_state(p->ssl);
-	char name[256];
+		return fail(p, HEALTH_TLS_ERROR, "%s", err);
+	char name[256], ip[64];
 	bool have_name = health_tls_name(p->mon, p->origin, name, sizeof(name));
-	if (have_name)
-		SSL_set_tlsext_host_name(p->ssl, name);
-	if (!insecure) {
-		int ok;
-		if (have_name) {
-			ok = SSL_set1_host(p->ssl, name);
-		} else {
-			char ip[64];
-			core_sock_ip_text((const struct sockaddr *)&p->ss, ip,
-					  sizeof(ip));
-			ok = X509_VERIFY_PARAM_set1_ip_asc(
-			    SSL_get0_param(p->ssl), ip);
-		}
-		if (ok != 1)
-			return tls_fail(p, "TLS setup");
-	}
+	core_sock_ip_text((const struct sockaddr *)&p->ss, ip, sizeof(ip));
+	ERR_clear_error();
+	p->ssl =
+	    tls_client_ssl_new(t, p->conn->fd, have_name ? name : NULL, ip);
+	if (!p->ssl)
+		return tls_fail(p, "TLS setup");
 	health_idle *k = p->idle;
 	if (k && k->sess) {
 		if (tls_still_valid(p))

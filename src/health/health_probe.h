@@ -112,15 +112,15 @@
  * the full handshake that verified the origin's certificates. */
 #define HEALTH_TLS_REVERIFY_MS (3600 * 1000)
 
-struct ssl_ctx_st; /* OpenSSL's SSL_CTX, kept out of this header */
-struct ssl_st;
+struct ssl_st;	   /* OpenSSL's SSL, kept out of this header */
+struct tls_client; /* tls/tls.h: the client settings of an SSL_CTX */
 
 /* Per-thread state shared by the probes of one loop. */
 typedef struct health_probe_ctx {
 	core_loop *loop;
 	core_buf_pool bufs; /* one buffer per running probe */
 	/* Created on the first https probe: verifying, and allow_insecure. */
-	struct ssl_ctx_st *tls_verify, *tls_insecure;
+	struct tls_client *tls_verify, *tls_insecure;
 	/* Verifying against a pool's origin_tls.ca: one per CA file. */
 	struct health_ca_ctx *tls_cas;
 	http1_response resp;	   /* scratch: heads are parsed one at a time */

@@ -233,6 +233,11 @@ void tls_client_free(tls_client *c);
  * (not taken; NULL: none). Returns 0 or -ENOMEM. */
 int tls_conn_init_client(tls_conn *c, tls_client *cl, int fd, const char *sni,
 			 const char *ip, tls_session *sess);
+/* The same SSL for a caller that drives OpenSSL itself (the health
+ * checker): client state on fd, `sni` sent and verified (else `ip`), as
+ * above. NULL when OpenSSL fails (its error queue says why). */
+struct ssl_st *tls_client_ssl_new(tls_client *cl, int fd, const char *sni,
+				  const char *ip);
 /* The newest resumable session the server sent on this connection (TLS 1.3
  * tickets come after the handshake, with the first reads), now owned by
  * the caller; NULL: none new. */

@@ -96,35 +96,45 @@ void tls_client_free(tls_client *c)
 	free(c);
 }
 
+SSL *tls_client_ssl_new(tls_client *cl, int fd, const char *sni, const char *ip)
+{
+	SSL *ssl = SSL_new(cl->ctx);
+	if (!ssl || SSL_set_fd(ssl, fd) != 1)
+		goto fail;
+	SSL_set_connect_state(ssl);
+	if (sni && SSL_set_tlsext_host_name(ssl, sni) != 1)
+		goto fail;
+	if (cl->verify) {
+		int ok =
+		    sni ? SSL_set1_host(ssl, sni)
+		    : ip
+			? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ip)
+			: 1;
+		if (ok != 1)
+			goto fail;
+	}
+	return ssl;
+fail:
+	SSL_free(ssl);
+	return NULL;
+}
+
 int tls_conn_init_client(tls_conn *c, tls_client *cl, int fd, const char *sni,
 			 const char *ip, tls_session *sess)
 {
 	memset(c, 0, sizeof(*c));
 	ERR_clear_error();
-	c->ssl = SSL_new(cl->ctx);
-	if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1 ||
-	    SSL_set_ex_data(c->ssl, conn_index, c) != 1)
-		goto fail;
-	SSL_set_connect_state(c->ssl);
-	tls_conn_watch_reads(c);
-	if (sni && SSL_set_tlsext_host_name(c->ssl, sni) != 1)
-		goto fail;
-	if (cl->verify) {
-		int ok = sni  ? SSL_set1_host(c->ssl, sni)
-			 : ip ? X509_VERIFY_PARAM_set1_ip_asc(
-				    SSL_get0_param(c->ssl), ip)
-			      : 1;
-		if (ok != 1)
-			goto fail;
+	c->ssl = tls_client_ssl_new(cl, fd, sni, ip);
+	if (!c->ssl || SSL_set_ex_data(c->ssl, conn_index, c) != 1) {
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+		ERR_clear_error();
+		return -ENOMEM;
 	}
+	tls_conn_watch_reads(c);
 	if (sess)
 		(void)SSL_set_session(c->ssl, sess);
 	return 0;
-fail:
-	SSL_free(c->ssl);
-	c->ssl = NULL;
-	ERR_clear_error();
-	return -ENOMEM;
 }
 
 tls_session *tls_conn_take_session(tls_conn *c)
