@@ -768,6 +768,12 @@ size_t health_states_carry(const cfg_snapshot *from, lb_origin_state *from_o,
 			atomic_store(&d->ejected_until,
 				     atomic_load(&s->ejected_until));
 			atomic_store(&d->ejections, atomic_load(&s->ejections));
+			/* The certificate seen last is still the server's
+			 * while the origin speaks TLS; the next check
+			 * refreshes it. */
+			if (no->tls && oo->tls)
+				atomic_store(&d->tls_not_after,
+					     atomic_load(&s->tls_not_after));
 			pthread_mutex_lock(&s->lock);
 			memcpy(d->reason, s->reason, sizeof(d->reason));
 			d->since_ms = s->since_ms;

@@ -31,6 +31,8 @@ static const char *const OLD_CFG =
     "    origins:\n"
     "      - {name: a1, address: 127.0.0.1, port: 9001}\n"
     "      - {name: a2, address: 127.0.0.1, port: 9002}\n"
+    "      - {name: t1, address: 127.0.0.1, port: 9443, tls: true}\n"
+    "      - {name: t2, address: 127.0.0.1, port: 9444, tls: true}\n"
     "  - id: b\n"
     "    origins: [{name: b1, address: 127.0.0.1, port: 9101}]\n";
 
@@ -44,7 +46,9 @@ static const char *const NEW_CFG =
     "    origins:\n"
     "      - {name: a3, address: 127.0.0.1, port: 9003}\n"
     "      - {name: a1, address: 127.0.0.1, port: 9001}\n"
-    "      - {name: a2, address: 127.0.0.1, port: 9999}\n";
+    "      - {name: a2, address: 127.0.0.1, port: 9999}\n"
+    "      - {name: t1, address: 127.0.0.1, port: 9443, tls: true}\n"
+    "      - {name: t2, address: 127.0.0.1, port: 9444}\n";
 
 static const cfg_origin *origin(const cfg_snapshot *s, const char *pool,
 				const char *name)
@@ -76,13 +80,15 @@ static void test_carry_matches_by_identity(void **state)
 		ao[i].since_ms = 42 + i;
 		ao[i].checks = 10;
 		ao[i].failures = 3;
+		atomic_store(&ao[i].tls_not_after, 1900000000 + (int64_t)i);
 	}
 	atomic_store(&ap[0].health, LB_POOL_DEGRADED);
 	ap[0].since_ms = 5;
 	atomic_store(&ap[1].health, LB_POOL_CRITICAL);
 
 	size_t kept = health_states_carry(a, ao, ap, b, bo, bp);
-	assert_int_equal(kept, 1); /* only a/a1 is the same origin */
+	/* a/a1, and t1 and t2, are the same origins */
+	assert_int_equal(kept, 3);
 
 	const cfg_origin *oa1 = origin(a, "a", "a1"),
 			 *na1 = origin(b, "a", "a1");
@@ -93,6 +99,14 @@ static void test_carry_matches_by_identity(void **state)
 	assert_string_equal(s->reason, ao[oa1->index].reason);
 	assert_int_equal(s->since_ms, 42 + oa1->index);
 	assert_int_equal(s->checks, 10);
+	/* A plain origin has no certificate; t1 keeps its expiry; t2 no
+	 * longer speaks TLS, so its old certificate says nothing. */
+	assert_int_equal(atomic_load(&s->tls_not_after), 0);
+	assert_int_equal(
+	    atomic_load(&bo[origin(b, "a", "t1")->index].tls_not_after),
+	    1900000000 + (int64_t)origin(a, "a", "t1")->index);
+	assert_int_equal(
+	    atomic_load(&bo[origin(b, "a", "t2")->index].tls_not_after), 0);
 	/* New, moved and re-pooled origins start unknown. */
 	const char *fresh[][2] = {{"a", "a3"}, {"a", "a2"}, {"c", "b1"}};
 	for (size_t i = 0; i < 3; i++) {
