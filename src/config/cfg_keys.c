@@ -640,7 +640,8 @@ static const cfg_key edge_keys[] = {
      AT(cfg_edge, store),
      .doc_type = "path",
      .help = "Embedded store (SQLite) for objects created through the "
-	     "API."},
+	     "API. Read at start-up: a reload that changes it is refused "
+	     "(restart to apply)."},
     {.name = "listen",
      .type = CFG_OBJECT,
      .off = 0,

@@ -150,16 +150,27 @@ static int build(edge_ctl *c, const char *name, const char *yaml, size_t len,
 	return rc;
 }
 
+/* The file alone, as `meridian check` loads it: it must be valid on its
+ * own (its objects may not refer to the API's), at start-up and on every
+ * SIGHUP alike, so a file that reloads also starts. It says where the
+ * store is. */
+static int load_file_alone(const char *name, const char *yaml, size_t len,
+			   cfg_snapshot **file_cfg, cfg_diag *diag)
+{
+	if (cfg_load_string(name, yaml, len, file_cfg, diag) < 0)
+		return -1;
+	/* It loaded, so diag holds warnings only, which the merged build
+	 * gives again. */
+	cfg_diag_free(diag);
+	return 0;
+}
+
 static int open_common(edge_ctl *c, const char *name, edge_ctl **ctl,
 		       cfg_snapshot **out, cfg_diag *diag)
 {
-	/* The file alone first: it says where the store is. */
 	cfg_snapshot *file_cfg = NULL;
-	if (cfg_load_string(name, c->yaml, c->yaml_len, &file_cfg, diag) < 0)
+	if (load_file_alone(name, c->yaml, c->yaml_len, &file_cfg, diag) < 0)
 		goto fail;
-	/* It loaded, so diag holds warnings only, which the merged build
-	 * below gives again. */
-	cfg_diag_free(diag);
 	int rc = open_store(c, file_cfg, diag);
 	cfg_snapshot_free(file_cfg);
 	if (rc < 0)
@@ -228,8 +239,26 @@ void edge_ctl_reload(edge_ctl *c)
 	char *text = NULL;
 	size_t len = 0;
 	cfg_snapshot *cfg = NULL;
-	if (cfg_read_file(c->path, &text, &len, &diag) < 0 ||
-	    build(c, c->path, text, len, NULL, 0, &cfg, &diag) < 0) {
+	cfg_snapshot *file_cfg = NULL;
+	bool ok = cfg_read_file(c->path, &text, &len, &diag) == 0;
+	if (ok && load_file_alone(c->path, text, len, &file_cfg, &diag) < 0) {
+		ok = false;
+		/* Valid with the API's objects: it refers to some. */
+		cfg_diag d2 = {0};
+		if (build(c, c->path, text, len, NULL, 0, &cfg, &d2) == 0)
+			diag_add(&diag,
+				 "%s: objects of the config file may not refer "
+				 "to objects created through the API (the file "
+				 "must load on its own, as `meridian check` "
+				 "does, or the edge would not start with it)",
+				 c->path);
+		cfg_diag_free(&d2);
+		cfg_snapshot_free(cfg);
+		cfg = NULL;
+	}
+	if (ok)
+		ok = build(c, c->path, text, len, NULL, 0, &cfg, &diag) == 0;
+	if (!ok) {
 		for (size_t i = 0; i < diag.n; i++)
 			log_error("%s", diag.msgs[i]);
 		log_error("SIGHUP: %s has %zu error%s; the running config "
@@ -252,6 +281,7 @@ void edge_ctl_reload(edge_ctl *c)
 	for (size_t i = 0; i < diag.nwarn; i++)
 		log_warn("%s", diag.warns[i]);
 out:
+	cfg_snapshot_free(file_cfg);
 	free(text);
 	cfg_diag_free(&diag);
 	pthread_mutex_unlock(&c->lock);

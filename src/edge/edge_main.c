@@ -79,6 +79,11 @@ static const char *needs_restart(const edge *e, const cfg_snapshot *old,
 	if ((!ap != !bp) || (ap && strcmp(ap, bp)) ||
 	    a->access_log.buffer != b->access_log.buffer)
 		return "edge.access_log";
+	/* The store holds the API's objects: writing them to another file
+	 * than the one the edge read them from would lose them. */
+	const char *as = a->store, *bs = b->store;
+	if ((!as != !bs) || (as && strcmp(as, bs)))
+		return "edge.store";
 	if (buffer_size(cfg) > e->buf_size)
 		return "edge.limits.max_header_bytes (a larger buffer)";
 	return NULL;

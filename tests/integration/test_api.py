@@ -666,3 +666,66 @@ def test_an_unusable_store_stops_start_up_with_a_clear_error(tmp_path):
                        capture_output=True, text=True, timeout=mt.WAIT)
     assert p.returncode == 1, (p.returncode, p.stderr)
     assert "edge.store:" in p.stderr and "does not exist" in p.stderr
+
+
+def _file_edge(lab, tmp_path, o1, tag):
+    """An edge whose whole file the test owns (to rewrite it for SIGHUP)."""
+    port, admin = mt.free_port(), mt.free_port()
+    cfg = {"edge": {"name": mt.EDGE_NAME, "workers": 1,
+                    "store": str(tmp_path / (tag + ".db")),
+                    "listen": {"http": ["%s:%d" % (mt.LOCAL, port)],
+                               "admin": "%s:%d" % (mt.LOCAL, admin)}},
+           "pools": [{"id": "p", "origins": [org(o1)]}],
+           "load_balancers": [{"name": HOST, "default_pools": ["p"]}]}
+    ed = mt.Edge(lab.stack.logdir, mt.to_yaml(cfg) + "\n", port, tag)
+    lab.stack.procs.append(ed)
+    lab.stack.edges.append(ed)
+    mt.wait_for(lambda: mt.port_accepts(admin), what="admin")
+    return ed, cfg, Api(admin)
+
+
+def _hup_refused(ed, cfg, what):
+    with open(ed.config_path, "w") as f:
+        f.write(mt.to_yaml(cfg) + "\n")
+    before = ed.stderr_tail(1 << 20).count("the running config stays")
+    os.kill(ed.pid, signal.SIGHUP)
+    mt.wait_for(lambda: ed.stderr_tail(1 << 20).count(
+        "the running config stays") > before, what="the reload refused")
+    assert re.search(what, ed.stderr_tail(1 << 20)), ed.stderr_tail(4096)
+
+
+def test_reload_cannot_move_the_store(lab, tmp_path):
+    """The store holds the API's objects: a SIGHUP naming another store
+    file is refused (a restart applies it), and writes after it still go
+    to the store the objects came from, so nothing is lost."""
+    o1 = lab.origin("o1")
+    ed, cfg, api = _file_edge(lab, tmp_path, o1, "mv")
+    before = api.ok("POST", ACCT + "/pools",
+                    {"name": "before", "origins": [org(o1)]})
+    cfg["edge"]["store"] = str(tmp_path / "other.db")
+    _hup_refused(ed, cfg, r"edge\.store changed: restart meridian")
+    after = api.ok("POST", ACCT + "/pools",
+                   {"name": "after", "origins": [org(o1)]})
+    assert not (tmp_path / "other.db").exists()
+    # Both objects are in the store the edge started with.
+    import sqlite3
+    con = sqlite3.connect(str(tmp_path / "mv.db"))
+    try:
+        text = " ".join(str(r) for r in con.execute("select * from objects"))
+    finally:
+        con.close()
+    assert before["id"] in text and after["id"] in text
+
+
+def test_reload_refuses_a_file_that_refers_to_api_objects(lab, tmp_path):
+    """The file must load on its own, as at start-up: a file whose pool
+    names a monitor created through the API is refused on SIGHUP (with
+    why), rather than accepted now and fatal at the next start."""
+    o1 = lab.origin("o1")
+    ed, cfg, api = _file_edge(lab, tmp_path, o1, "ref")
+    m = api.ok("POST", ACCT + "/monitors", {"type": "tcp", "interval": 5})
+    cfg["pools"][0]["monitor"] = m["id"]
+    _hup_refused(ed, cfg, r"unknown monitor '%s'(.|\n)*objects of the "
+                 r"config file may not refer to objects created through "
+                 r"the API" % m["id"])
+    assert api.ok("GET", ACCT + "/pools/p").get("monitor") in (None, "")
