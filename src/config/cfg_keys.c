@@ -435,8 +435,10 @@ static const cfg_key timeouts_keys[] = {
 	    "Time to connect to an origin; then the next origin is tried, "
 	    "or 502/504."),
     TIMEOUT("upstream_response", upstream_response_ms, "60s", 1,
-	    "Time from sending a request to the first response byte; "
-	    "then 504."),
+	    "Time the origin may take to answer once the request is sent "
+	    "(or while it does not take the request body), and between "
+	    "response bytes; then 504 before the response head, else the "
+	    "connection is cut."),
     TIMEOUT("upstream_idle", upstream_idle_ms, "30s", 1,
 	    "How long an idle pooled origin connection is kept."),
     TIMEOUT("drain", drain_ms, "10s", 0,

@@ -401,8 +401,10 @@ static void local_response(px_client *cl, int status, const char *detail,
 			   bool close)
 {
 	edge_worker *w = cl->w;
-	if (cl->resp_head_done) {
-		/* Part of a response already went out: all we can do is cut. */
+	if (cl->resp_head_done ||
+	    (cl->chead && blen(cl->chead) && cl->chead->start > 0)) {
+		/* Part of a response (or of a 1xx) already went out: all we
+		 * can do is cut. */
 		client_close(cl);
 		return;
 	}
@@ -1560,8 +1562,11 @@ static bool parse_response(px_client *cl)
 			       true);
 		return true;
 	}
+	/* A request not all sent yet (the origin answered early) may never
+	 * be: say close now rather than cut the connection after. */
 	bool close = cl->close_after || w->draining ||
-		     resp->body == HTTP1_BODY_EOF || !cl->req_framed;
+		     resp->body == HTTP1_BODY_EOF || !cl->req_framed ||
+		     cl->req_fwd || blen(cl->uhead);
 	if (!cl->chead && !cl->h2s)
 		cl->chead = core_buf_get(&w->bufs);
 	if (cl->chead)
@@ -1671,8 +1676,13 @@ static void release_upstream(px_client *cl, bool reusable)
 	if (up->tls)
 		up_keep_session(up);
 	edge_idle_list *l = &w->idle[up->origin->index];
-	if (!reusable || blen(up->in) > 0 || w->draining ||
-	    up->snap != w->snap ||
+	/* Once the response is framed nothing reads the origin, so bytes or
+	 * a FIN that came after it spent their edge-triggered event here:
+	 * pooled, the connection would hand them to the next request as its
+	 * answer. can_read still set (an unread edge, or a last read that
+	 * filled the buffer) or hup: not reusable. */
+	if (!reusable || up->can_read || up->hup || blen(up->in) > 0 ||
+	    w->draining || up->snap != w->snap ||
 	    l->count >= w->snap->cfg->edge.limits.upstream_idle_per_origin) {
 		up_close(up);
 		return;
@@ -2028,7 +2038,16 @@ static void update_timers(px_client *cl)
 		else
 			core_timer_cancel(l, &cl->timer);
 		if (cl->up && !cl->up->connecting && !cl->up->handshaking) {
-			if (!cl->resp_framed && has_room(cl->up->in))
+			/* The origin is waited on once the request is out,
+			 * while it does not take the request's bytes, or
+			 * once it answers -- not while the client is slow to
+			 * send its body (client_body covers that). */
+			px_upstream *up = cl->up;
+			bool to_send = blen(cl->uhead) || cl->req_fwd;
+			bool sent = cl->req_framed && !to_send;
+			if (!cl->resp_framed && has_room(up->in) &&
+			    (sent || (to_send && !up->can_write) ||
+			     up->got_bytes))
 				core_timer_set(l, &cl->up->timer,
 					       cl->up->last_io +
 						   to->upstream_response_ms);
@@ -2118,8 +2137,11 @@ static void up_timer_cb(core_timer *t)
 			local_response(cl, 504,
 				       "timed out connecting to the origin",
 				       false);
-	} else if (!up->got_bytes) {
-		log_info("origin %s: no response in time", cl->origin->name);
+	} else if (!cl->resp_head_done) {
+		/* Nothing, part of a head or only 1xx: no final head went
+		 * out, so the client can still get an answer. */
+		log_info("origin %s: no response%s in time", cl->origin->name,
+			 up->got_bytes ? " head" : "");
 		origin_failed(cl, cl->origin, "response timed out");
 		local_response(cl, 504, "the origin did not answer in time",
 			       true);

@@ -43,7 +43,10 @@ def edge_with_cfg(lab, pools, lbs, monitors=()):
     e = {"name": mt.EDGE_NAME, "workers": 2,
          "listen": {"http": ["%s:%d" % (mt.LOCAL, ed.port)],
                     "admin": "%s:%d" % (mt.LOCAL, ed.admin)},
-         "timeouts": {"drain": "5s"}}
+         "timeouts": {"drain": "5s"},
+         # The store lab.edge gave it (a reload may not move it).
+         "store": os.path.join(str(lab.stack.logdir),
+                               "store-%d.db" % (len(lab.stack.edges) - 1))}
     ed.cfg = {"edge": e}
     if monitors:
         ed.cfg["monitors"] = list(monitors)
