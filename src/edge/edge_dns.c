@@ -70,7 +70,10 @@ struct edge_dns {
 	edge_worker *w;
 	dns_sock *socks;
 	size_t nsocks;
-	dns_conn *conns; /* live TCP connections */
+	/* Live TCP connections, most recently active first (a connection
+	 * moves to the head when it completes a query or an answer): the
+	 * tail is the one to evict when the table is full. */
+	dns_conn *conns, *conns_tail;
 	uint32_t nconns;
 	dns_conn *free_conns, *dead_conns;
 	core_timer reap;   /* frees closed connections after the event batch */
@@ -143,7 +146,7 @@ static void stats_add(edge_dns_stats *o, const edge_dns_stats *s)
 	o->rrl_dropped += LOAD(s->rrl_dropped);
 	o->rrl_slipped += LOAD(s->rrl_slipped);
 	o->tcp_accepted += LOAD(s->tcp_accepted);
-	o->tcp_refused += LOAD(s->tcp_refused);
+	o->tcp_evicted += LOAD(s->tcp_evicted);
 	o->tcp_idle_closed += LOAD(s->tcp_idle_closed);
 	o->tcp_bad_frame += LOAD(s->tcp_bad_frame);
 }
@@ -194,7 +197,7 @@ int edge_dns_stats_format(const edge_dns_stats *s, char *buf, size_t size,
 		OUT("},\"ecs\":%llu,\"ecs_scoped\":%llu,\"truncated\":%llu,"
 		    "\"dropped\":%llu,\"lb\":%llu,\"send_errors\":%llu,"
 		    "\"rate_limited\":{\"dropped\":%llu,\"truncated\":%llu},"
-		    "\"tcp\":{\"accepted\":%llu,\"refused\":%llu,"
+		    "\"tcp\":{\"accepted\":%llu,\"evicted\":%llu,"
 		    "\"idle_closed\":%llu,\"bad_frame\":%llu}}",
 		    (unsigned long long)s->ecs,
 		    (unsigned long long)s->ecs_scoped,
@@ -204,7 +207,7 @@ int edge_dns_stats_format(const edge_dns_stats *s, char *buf, size_t size,
 		    (unsigned long long)s->rrl_dropped,
 		    (unsigned long long)s->rrl_slipped,
 		    (unsigned long long)s->tcp_accepted,
-		    (unsigned long long)s->tcp_refused,
+		    (unsigned long long)s->tcp_evicted,
 		    (unsigned long long)s->tcp_idle_closed,
 		    (unsigned long long)s->tcp_bad_frame);
 	} else {
@@ -221,7 +224,7 @@ int edge_dns_stats_format(const edge_dns_stats *s, char *buf, size_t size,
 		    "\n  lb            %llu (answered by a load balancer)"
 		    "\n  send errors   %llu"
 		    "\n  rate limited  dropped %llu truncated %llu"
-		    "\n  tcp           accepted %llu refused %llu idle_closed "
+		    "\n  tcp           accepted %llu evicted %llu idle_closed "
 		    "%llu bad_frame %llu\n",
 		    (unsigned long long)s->ecs,
 		    (unsigned long long)s->ecs_scoped,
@@ -231,7 +234,7 @@ int edge_dns_stats_format(const edge_dns_stats *s, char *buf, size_t size,
 		    (unsigned long long)s->rrl_dropped,
 		    (unsigned long long)s->rrl_slipped,
 		    (unsigned long long)s->tcp_accepted,
-		    (unsigned long long)s->tcp_refused,
+		    (unsigned long long)s->tcp_evicted,
 		    (unsigned long long)s->tcp_idle_closed,
 		    (unsigned long long)s->tcp_bad_frame);
 	}
@@ -688,6 +691,30 @@ static void reap_cb(core_timer *t)
 	}
 }
 
+static void conn_unlink(edge_dns *d, dns_conn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		d->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		d->conns_tail = c->prev;
+	c->prev = c->next = NULL;
+}
+
+static void conn_push(edge_dns *d, dns_conn *c)
+{
+	c->prev = NULL;
+	c->next = d->conns;
+	if (d->conns)
+		d->conns->prev = c;
+	else
+		d->conns_tail = c;
+	d->conns = c;
+}
+
 static void conn_close(dns_conn *c)
 {
 	edge_dns *d = c->d;
@@ -696,12 +723,7 @@ static void conn_close(dns_conn *c)
 	close(c->io.fd);
 	c->io.fd = -1;
 	core_timer_cancel(&d->w->loop, &c->idle);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		d->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	conn_unlink(d, c);
 	d->nconns--;
 	/* Events for it may follow in this batch: reused only after it. */
 	c->prev = NULL;
@@ -717,11 +739,19 @@ static void conn_idle_cb(core_timer *t)
 	conn_close(c);
 }
 
+/* A query came in whole or an answer went out whole: the connection is
+ * the most recently active, and has client_idle for its next message.
+ * Bytes of a message still partial extend nothing (RFC 7766 §6.2.3), so
+ * a client trickling a byte at a time cannot hold its slot. */
 static void conn_touch(dns_conn *c)
 {
-	core_loop *l = &c->d->w->loop;
-	core_timer_after(l, &c->idle,
-			 c->d->w->snap->cfg->edge.timeouts.client_idle_ms);
+	edge_dns *d = c->d;
+	if (d->conns != c) {
+		conn_unlink(d, c);
+		conn_push(d, c);
+	}
+	core_timer_after(&d->w->loop, &c->idle,
+			 d->w->snap->cfg->edge.timeouts.client_idle_ms);
 }
 
 /* Writes what is pending. Returns false when the connection closed. */
@@ -741,9 +771,9 @@ static bool conn_flush(dns_conn *c)
 			return false;
 		}
 		c->outoff += (uint32_t)k;
-		conn_touch(c);
-		/* A short write: wait for EPOLLOUT. */
-		if (c->outoff < c->outlen)
+		if (c->outoff == c->outlen)
+			conn_touch(c);
+		else /* a short write: wait for EPOLLOUT */
 			c->can_write = false;
 	}
 	if (c->outoff == c->outlen)
@@ -824,7 +854,6 @@ static void conn_pump(dns_conn *c)
 			return;
 		}
 		c->inlen += (uint32_t)k;
-		conn_touch(c);
 	}
 }
 
@@ -858,11 +887,7 @@ static void conn_accept(edge_dns *d, int fd, const struct sockaddr_storage *ss,
 	c->peerlen = sslen;
 	c->can_read = c->can_write = false;
 	c->inoff = c->inlen = c->outoff = c->outlen = 0;
-	c->prev = NULL;
-	c->next = d->conns;
-	if (d->conns)
-		d->conns->prev = c;
-	d->conns = c;
+	conn_push(d, c);
 	d->nconns++;
 	STAT_ADD(d, tcp_accepted, 1);
 	conn_touch(c);
@@ -890,10 +915,12 @@ static void tcp_listen_cb(core_io *io, uint32_t ev)
 			}
 			return;
 		}
-		if (d->nconns >= EDGE_DNS_TCP_CONNS) {
-			STAT_ADD(d, tcp_refused, 1);
-			close(fd);
-			continue;
+		if (d->nconns >= EDGE_DNS_TCP_CONNS && d->conns_tail) {
+			/* Full: the least recently active connection makes
+			 * room (RFC 7766 §6.2.3), so connections that sit idle
+			 * or trickle bytes cannot lock new clients out. */
+			STAT_ADD(d, tcp_evicted, 1);
+			conn_close(d->conns_tail);
 		}
 		conn_accept(d, fd, &ss, len);
 	}

@@ -16,9 +16,10 @@
  *   - TCP (RFC 7766): 2-byte length framing, several queries per
  *     connection answered in order (one response in flight: the next query
  *     is read only once the previous answer is written), idle timeout
- *     edge.timeouts.client_idle, at most EDGE_DNS_TCP_CONNS connections
- *     per worker (beyond: closed at once). A zero length or a query
- *     dns_answer drops closes the connection.
+ *     edge.timeouts.client_idle between whole messages (partial bytes do
+ *     not extend it), at most EDGE_DNS_TCP_CONNS connections per worker
+ *     (beyond: the least recently active one is closed for the new one). A zero
+ * length or a query dns_answer drops closes the connection.
  *   - Load balancer nodes (dns_lb_cb): disabled → static data; proxied:
  *     edge.public_addresses; DNS-only: the pool from lb_steer_pool, the
  *     client located per location_strategy (lb_locate.h: the EDNS Client
@@ -73,8 +74,9 @@ typedef struct edge_dns_stats {
 	uint64_t dropped;     /* no response: malformed, QR set, oversized */
 	uint64_t lb;	      /* answered by a load balancer */
 	uint64_t send_errors; /* UDP responses the socket did not take */
-	uint64_t rrl_dropped, rrl_slipped;  /* edge.dns_rate_limit */
-	uint64_t tcp_accepted, tcp_refused; /* over EDGE_DNS_TCP_CONNS */
+	uint64_t rrl_dropped, rrl_slipped; /* edge.dns_rate_limit */
+	uint64_t tcp_accepted,
+	    tcp_evicted; /* to stay within EDGE_DNS_TCP_CONNS */
 	uint64_t tcp_idle_closed, tcp_bad_frame;
 } edge_dns_stats;
 

@@ -517,6 +517,23 @@ static void render_dns(mbuf *b, const edge *e)
 	series(b, "meridian_dns_rate_limited_total", "action", "truncated",
 	       NULL, NULL, NULL, NULL);
 	end_u64(b, true, d.rrl_slipped);
+	head(b, "meridian_dns_tcp_connections_total", "counter",
+	     "DNS-over-TCP connections: accepted, and closed by the edge "
+	     "(evicted: the least recently active one, for a new one when "
+	     "the table was full; idle: no whole message within "
+	     "client_idle; bad_frame: a zero length or not a query).");
+	const struct {
+		const char *event;
+		uint64_t v;
+	} tcp[] = {{"accepted", d.tcp_accepted},
+		   {"evicted", d.tcp_evicted},
+		   {"idle", d.tcp_idle_closed},
+		   {"bad_frame", d.tcp_bad_frame}};
+	for (size_t i = 0; i < ARRAY_LEN(tcp); i++) {
+		series(b, "meridian_dns_tcp_connections_total", "event",
+		       tcp[i].event, NULL, NULL, NULL, NULL);
+		end_u64(b, true, tcp[i].v);
+	}
 }
 
 /* TLS termination (edge.listen.https): handshakes (process-wide counters

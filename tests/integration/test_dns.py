@@ -502,6 +502,69 @@ def test_tcp_bad_framing_closes(env):
     assert answers(r, "A") == ["203.0.113.20"]
 
 
+def test_tcp_trickled_bytes_do_not_hold_a_connection(env):
+    """A message still partial does not extend client_idle (1 s here): a
+    client sending one byte every 0.2 s of a 100-byte query is closed
+    anyway, long before its message could be whole (RFC 7766 §6.2.3)."""
+    with socket.create_connection((LOCAL, env.edge.port), timeout=T) as s:
+        s.sendall(b"\x00\x64\x12")
+        closed = False
+        for _ in range(99):  # about 20 s of trickle, more than WAIT
+            time.sleep(0.2)
+            try:
+                s.sendall(b"\x00")
+            except OSError:
+                closed = True
+                break
+            if _closed(s, 0.01):
+                closed = True
+                break
+        assert closed
+
+
+def test_tcp_full_table_evicts_the_least_recently_active(stack):
+    """256 connections per worker holding partial queries do not lock a
+    new client out: the least recently active one is closed for it."""
+    port, admin = mt.free_port(), mt.free_port()
+    cfg = {"edge": {"name": mt.EDGE_NAME, "workers": 1,
+                    "listen": {"dns": ["%s:%d" % (LOCAL, port)],
+                               "admin": "%s:%d" % (LOCAL, admin)},
+                    "timeouts": {"drain": "2s", "client_idle": "60s"},
+                    "store": str(stack.logdir / "evict.db")},
+           "zones": [{"name": ZONE, "records": [
+               {"name": "www." + ZONE, "type": "A",
+                "content": "203.0.113.20"}]}]}
+    e = mt.Edge(stack.logdir, mt.to_yaml(cfg) + "\n", port, "evict")
+    stack.procs.append(e)
+    stack.edges.append(e)
+    mt.wait_for(lambda: mt.port_accepts(admin), what="admin")
+    env = mt.Env(edge=e, admin=admin)
+    socks = []
+    # The start-up probe's connection is gone (client_idle is long, but
+    # it closed): count from here.
+    base = dns_stats(env)["tcp"]["accepted"]
+    try:
+        for i in range(256):
+            c = socket.create_connection((LOCAL, port), timeout=T)
+            c.sendall(b"\x00\x40\x12")  # a partial 64-byte query
+            socks.append(c)
+            if i == 0:  # the oldest, surely accepted before the others
+                mt.wait_for(lambda: dns_stats(env)["tcp"]["accepted"]
+                            == base + 1, what="the first connection")
+        mt.wait_for(lambda: dns_stats(env)["tcp"]["accepted"] == base + 256,
+                    what="256 connections")
+        r = dns.query.tcp(query("www." + ZONE), LOCAL, port=port, timeout=T)
+        assert answers(r, "A") == ["203.0.113.20"]
+        assert dns_stats(env)["tcp"]["evicted"] == 1
+        assert _closed(socks[0], WAIT)  # the oldest made room
+        m = mt.request(admin, "GET", "/metrics", host="admin").body.decode()
+        assert 'meridian_dns_tcp_connections_total{event="evicted"} 1' \
+            in m, m
+    finally:
+        for c in socks:
+            c.close()
+
+
 # ---------------------------------------------------------------- robustness
 
 def test_malformed_packets(env):
