@@ -47,6 +47,34 @@ static bool name_is(const http1_header *h, const char *name, size_t n)
 }
 #define NAME_IS(h, lit) name_is((h), lit, sizeof(lit) - 1)
 
+/* X_Forwarded_For, x-forwarded_proto, ...: CGI, WSGI and FastCGI origins
+ * map '_' and '-' to the same variable, so a client could smuggle its own
+ * value past the fields the edge sets. Dropped, as nginx drops every
+ * field with '_' by default. Only names of the right length that hold a
+ * '_' are compared. */
+static bool forwarded_alias(const http1_header *h)
+{
+	static const char *const names[] = {
+	    "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"};
+	uint32_t n = h->name.len;
+	if (n < 15 || n > 17 || !memchr(h->name.p, '_', n))
+		return false;
+	for (size_t i = 0; i < ARRAY_LEN(names); i++) {
+		if (strlen(names[i]) != n)
+			continue;
+		uint32_t j = 0;
+		for (; j < n; j++) {
+			char c = h->name.p[j];
+			c = c == '_' ? '-' : (char)(c | 0x20);
+			if (c != names[i][j])
+				break;
+		}
+		if (j == n)
+			return true;
+	}
+	return false;
+}
+
 /* The fixed hop-by-hop names (RFC 9110 §7.6.1 and common practice),
  * checked by length first: most fields are rejected by one compare. */
 static bool fixed_hop(const http1_header *h)
@@ -149,7 +177,7 @@ int px_head_request(const http1_request *req, const px_req_ctx *ctx, char *out,
 			continue;
 		}
 		if (NAME_IS(h, "X-Forwarded-Proto") ||
-		    NAME_IS(h, "X-Forwarded-Host"))
+		    NAME_IS(h, "X-Forwarded-Host") || forwarded_alias(h))
 			continue;
 		if (NAME_IS(h, "Transfer-Encoding")) {
 			/* Chunked bodies are forwarded byte for byte. */

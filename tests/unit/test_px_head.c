@@ -112,6 +112,19 @@ static void test_request_xff_appended_and_spoofs_replaced(void **state)
 	assert_null(strstr(h, "https"));
 	assert_null(strstr(h, "evil"));
 	assert_non_null(strstr(h, "X-Forwarded-Host: a\r\n"));
+	/* Spellings with '_' (one variable to a CGI origin) are dropped;
+	 * other fields with '_' pass. */
+	h = rewrite_req(
+	    "GET / HTTP/1.1\r\nHost: a\r\nX_Forwarded_Proto: https\r\n"
+	    "x-forwarded_host: evil\r\nX_FORWARDED_FOR: 6.6.6.6\r\n"
+	    "X_Other: kept\r\nX-Forwarded_Port: 1\r\n\r\n",
+	    "127.0.0.9", false);
+	assert_null(strstr(h, "https"));
+	assert_null(strstr(h, "evil"));
+	assert_null(strstr(h, "6.6.6.6"));
+	assert_non_null(strstr(h, "X_Other: kept\r\n"));
+	assert_non_null(strstr(h, "X-Forwarded_Port: 1\r\n"));
+	assert_non_null(strstr(h, "X-Forwarded-For: 127.0.0.9\r\n"));
 	/* Fields after a client's X-Forwarded-For keep their own lines. */
 	h = rewrite_req("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1"
 			"\r\nAccept: */*\r\nX-Forwarded-For: 2.2.2.2\r\n"
