@@ -66,6 +66,11 @@ struct px_h2 {
 	bool rd_done; /* the session failed: send its GOAWAY, then close */
 	bool goaway;  /* draining: close once the live streams are done */
 	bool closing; /* the connection is closing: streams just go */
+	/* ms: since when the connection has had no stream (0: it has
+	 * some). The idle deadline runs from here, so frames that open no
+	 * stream (PING, SETTINGS, WINDOW_UPDATE) cannot keep an idle
+	 * connection and its max_connections slot forever. */
+	uint64_t idle_since;
 };
 
 /* The worker's scratch for translating response heads (one at a time). */
@@ -699,6 +704,7 @@ int px_h2_start(px_client *cl)
 	}
 	px_h2 *h = xcalloc(1, sizeof(*h));
 	h->cl = cl;
+	h->idle_since = cl->w->loop.now;
 	h2_settings st;
 	h2_settings_default(&st);
 	const cfg_limits *lim = &cl->snap->cfg->edge.limits;
@@ -834,6 +840,10 @@ bool px_h2_step(px_client *cl)
 		}
 	}
 	run_queue(h);
+	if (h2_session_streams(h->sess))
+		h->idle_since = 0;
+	else if (!h->idle_since)
+		h->idle_since = w->loop.now;
 
 	if (core_buf_len(o) == 0 && !h2_session_want_write(h->sess) &&
 	    !h->runq &&
@@ -881,7 +891,8 @@ static uint64_t deadline(const px_client *cl, char *what)
 	if (stalled)
 		EARLIER(now - stalled + to->client_idle_ms, 's');
 	if (h2_session_streams(h->sess) == 0)
-		EARLIER(MAX(cl->last_read, cl->last_write) + to->client_idle_ms,
+		EARLIER((h->idle_since ? h->idle_since : now) +
+			    to->client_idle_ms,
 			'i');
 #undef EARLIER
 	return d;

@@ -743,6 +743,28 @@ def test_idle_connection_gets_goaway_no_error(lab, tmp_path):
     alive_and_serving(e)
 
 
+def test_pings_do_not_keep_an_idle_connection(lab, tmp_path):
+    """Frames that open no stream do not extend client_idle: a client with
+    no stream open that PINGs every 0.3 s still gets GOAWAY after 1 s, so
+    it cannot hold a max_connections slot for ever."""
+    e, _ = h2_edge(lab, tmp_path, timeouts={"client_idle": "1s"})
+    with RawH2(e.https) as c:
+        check_usable(c)
+        for i in range(int((mt.WAIT + 5) / 0.3)):
+            if c.goaway() is not None or c.closed:
+                break
+            c.c.ping(b"%08d" % i)
+            c.flush()
+            try:
+                c.pump(lambda s: s.goaway() is not None, "GOAWAY",
+                       timeout=0.3)
+            except AssertionError:
+                pass
+        g = c.goaway()
+        assert g is not None and g.error_code == NO_ERROR, c.summary()
+    alive_and_serving(e)
+
+
 def test_incomplete_header_block_is_timed_out(lab, tmp_path):
     """Slowloris on HTTP/2: HEADERS without END_HEADERS, then silence. The
     block never completes, so no exchange (and none of its timers) exists;
