@@ -38,7 +38,9 @@ json_t *api_err_obj(int code, const char *msg)
 {
 	json_t *o = json_object();
 	json_object_set_new(o, "code", json_integer(code));
-	json_object_set_new(o, "message", json_string(msg));
+	/* A message may quote a client's bytes, or be cut to a buffer in
+	 * the middle of a character: it is always there, as valid UTF-8. */
+	json_object_set_new(o, "message", cfg_json_string(msg));
 	return o;
 }
 
@@ -57,8 +59,10 @@ void api_reply_err(api_response *rs, int status, int code, const char *fmt, ...)
 	char msg[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (n >= (int)sizeof(msg))
+		cfg_json_utf8_cut(msg);
 	json_t *errs = json_array();
 	json_array_append_new(errs, api_err_obj(code, msg));
 	api_reply_errors(rs, status, errs);
@@ -71,13 +75,13 @@ void api_reply_diag(api_response *rs, const cfg_diag *d, const char *what)
 		const char *field = NULL;
 		const char *m = cfg_json_diag_message(d, i, &field);
 		char buf[1200];
-		if (field)
-			snprintf(buf, sizeof(buf), "%s: %s", field, m);
-		else
-			snprintf(buf, sizeof(buf), "%s", m);
+		int n = field ? snprintf(buf, sizeof(buf), "%s: %s", field, m)
+			      : snprintf(buf, sizeof(buf), "%s", m);
+		if (n >= (int)sizeof(buf))
+			cfg_json_utf8_cut(buf);
 		json_t *e = api_err_obj(API_E_INVALID, buf);
 		if (field)
-			json_object_set_new(e, "field", json_string(field));
+			json_object_set_new(e, "field", cfg_json_string(field));
 		json_array_append_new(errs, e);
 	}
 	if (!d->n) {

@@ -475,7 +475,7 @@ static char *utf8_clean(const char *s)
 	return out;
 }
 
-static json_t *jstr(const char *s)
+json_t *cfg_json_string(const char *s)
 {
 	if (!s)
 		return json_null();
@@ -486,6 +486,28 @@ static json_t *jstr(const char *s)
 	j = must(json_string(clean));
 	free(clean);
 	return j;
+}
+
+void cfg_json_utf8_cut(char *s)
+{
+	size_t len = strlen(s), i = len;
+	/* Back over at most 3 continuation bytes to the sequence's start. */
+	while (i > 0 && len - i < 3 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
+		i--;
+	if (i == 0)
+		return;
+	unsigned char lead = (unsigned char)s[i - 1];
+	size_t want = (lead & 0xE0) == 0xC0   ? 2
+		      : (lead & 0xF0) == 0xE0 ? 3
+		      : (lead & 0xF8) == 0xF0 ? 4
+					      : 0;
+	if (want && len - (i - 1) < want)
+		s[i - 1] = '\0';
+}
+
+static json_t *jstr(const char *s)
+{
+	return cfg_json_string(s);
 }
 
 /* o[key] = v, taking v. */

@@ -95,6 +95,15 @@ json_t *cfg_json_patch(const json_t *stored, const json_t *patch);
 const char *cfg_json_diag_message(const cfg_diag *d, size_t i,
 				  const char **field);
 
+/* s as a JSON string, never NULL (aborts when out of memory): each byte
+ * that is not part of well-formed UTF-8 becomes '?' (json_string() would
+ * give NULL). NULL: json null. For text that may hold a client's or the
+ * environment's bytes, such as an error message quoting them. */
+json_t *cfg_json_string(const char *s);
+/* Drop an incomplete UTF-8 sequence from the end of s, as a cut to a
+ * buffer's size (snprintf) leaves one; complete text is left alone. */
+void cfg_json_utf8_cut(char *s);
+
 /* "monitor", "pool", "load balancer". */
 const char *cfg_json_kind_name(cfg_json_kind kind);
 

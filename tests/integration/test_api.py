@@ -729,3 +729,29 @@ def test_reload_refuses_a_file_that_refers_to_api_objects(lab, tmp_path):
                  r"config file may not refer to objects created through "
                  r"the API" % m["id"])
     assert api.ok("GET", ACCT + "/pools/p").get("monitor") in (None, "")
+
+
+def test_error_message_survives_a_cut_or_bad_utf8(env):
+    """Every error is {code, message}: a message cut to its buffer in the
+    middle of a character, or quoting bytes that are not UTF-8, keeps its
+    message (it used to lose the key: json_string() refused the text)."""
+    ed, api, _, _ = env
+    st, e = api.call("POST", ZONE, {"name": "\u00e9" * 2000 + ".org",
+                                    "default_pools": ["filepool"]})
+    assert st == 400 and e["errors"][0]["code"] == 1003, e
+    msg = e["errors"][0]["message"]
+    assert msg.startswith("name: \u00e9\u00e9"), e
+    assert "\ufffd" not in msg and len(msg.encode()) < 1024, msg
+    st, e = api.call("GET", "/client/v4/user/load_balancing_analytics/"
+                     "events?since=%FF")
+    assert st == 400 and e["errors"][0]["code"] == 1009, e
+    assert e["errors"][0]["message"] == \
+        "since: expected an RFC 3339 time, got '?'", e
+    # A validation error quoting a long value, cut to its buffer: one of
+    # the two is cut in the middle of an "é" (two bytes).
+    for body in ({"type": "http", "path": "\u00e9" * 600},
+                 {"type": "http", "expected_codes": "\u00e9" * 600}):
+        st, e = api.call("POST", ACCT + "/monitors", body)
+        assert st == 400 and e["errors"], e
+        for x in e["errors"]:
+            assert x["code"] == 1003 and "\u00e9\u00e9" in x["message"], e

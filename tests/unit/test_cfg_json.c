@@ -1051,6 +1051,42 @@ static void test_patch(void **state)
 	json_decref(stored);
 }
 
+/* Error messages quote clients' bytes and are cut to buffers: as JSON they
+ * must still be strings (json_string() refuses bad UTF-8 with NULL). */
+static void test_string_of_any_bytes(void **state)
+{
+	(void)state;
+	json_t *j = cfg_json_string("caf\xc3\xa9 \xff end");
+	assert_non_null(j);
+	assert_string_equal(json_string_value(j), "caf\xc3\xa9 ? end");
+	json_decref(j);
+	j = cfg_json_string("\xc3");
+	assert_string_equal(json_string_value(j), "?");
+	json_decref(j);
+	assert_true(json_is_null(j = cfg_json_string(NULL)));
+	json_decref(j);
+
+	/* A cut sequence at the end goes; a whole one stays. */
+	struct {
+		const char *in, *out;
+	} cut[] = {
+	    {"ab\xc3", "ab"},
+	    {"ab\xc3\xa9", "ab\xc3\xa9"},
+	    {"ab\xe2\x82", "ab"},
+	    {"ab\xe2\x82\xac", "ab\xe2\x82\xac"},
+	    {"ab\xf0\x9f\x98", "ab"},
+	    {"ab\xf0\x9f\x98\x80", "ab\xf0\x9f\x98\x80"},
+	    {"\xa9\xa9\xa9\xa9", "\xa9\xa9\xa9\xa9"}, /* not ours to fix */
+	    {"", ""},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(cut); i++) {
+		char buf[16];
+		snprintf(buf, sizeof(buf), "%s", cut[i].in);
+		cfg_json_utf8_cut(buf);
+		assert_string_equal(buf, cut[i].out);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1067,6 +1103,7 @@ int main(void)
 	    cmocka_unit_test(test_round_trip_file),
 	    cmocka_unit_test(test_round_trip_api),
 	    cmocka_unit_test(test_patch),
+	    cmocka_unit_test(test_string_of_any_bytes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
