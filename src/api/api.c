@@ -742,10 +742,13 @@ static void do_pool_health(req_ctx *c, const cfg_pool *p)
 		json_array_append_new(origins,
 				      origin_health(s, p, &p->origins[i]));
 	json_t *pop = json_object();
+	/* null while there is no verdict; true when the pool takes traffic
+	 * (as meridian_pool_healthy says). */
 	json_object_set_new(pop, "healthy",
-			    json_boolean(ph == LB_POOL_HEALTHY ||
-					 ph == LB_POOL_DEGRADED ||
-					 ph == LB_POOL_UNKNOWN));
+			    ph == LB_POOL_UNKNOWN
+				? json_null()
+				: json_boolean(ph == LB_POOL_HEALTHY ||
+					       ph == LB_POOL_DEGRADED));
 	json_object_set_new(pop, "state",
 			    json_string(health_pool_state_name(ph)));
 	json_object_set_new(pop, "origins", origins);

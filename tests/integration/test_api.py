@@ -8,6 +8,7 @@ import os
 import random
 import re
 import signal
+import socket
 import threading
 import time
 
@@ -561,7 +562,6 @@ def test_long_or_odd_paths_name_no_route(env):
 def test_a_slow_client_neither_blocks_the_admin_nor_shutdown(env):
     """One connection trickling its request is dropped at its deadline;
     the next requests are served and SIGTERM is not held up."""
-    import socket
     ed, api, _, _ = env
     slow = socket.create_connection((mt.LOCAL, ed.admin))
     try:
@@ -583,7 +583,6 @@ def test_a_slow_client_neither_blocks_the_admin_nor_shutdown(env):
 
 
 def test_expect_100_continue(env):
-    import socket
     ed, api, _, _ = env
     body = json.dumps({"type": "tcp", "description": "x" * 2000}).encode()
     with socket.create_connection((mt.LOCAL, ed.admin), timeout=mt.WAIT) as s:
@@ -755,3 +754,30 @@ def test_error_message_survives_a_cut_or_bad_utf8(env):
         assert st == 400 and e["errors"], e
         for x in e["errors"]:
             assert x["code"] == 1003 and "\u00e9\u00e9" in x["message"], e
+
+
+def test_pool_health_is_null_while_the_pool_is_unknown(lab, tmp_path):
+    """A pool with no verdict yet (its only origin's first check still
+    running) answers "healthy": null, not true: /metrics says
+    meridian_pool_healthy 0 for it."""
+    silent = socket.socket()  # accepts (backlog), never answers
+    silent.bind((mt.LOCAL, 0))
+    silent.listen(8)
+    try:
+        port = silent.getsockname()[1]
+        ed = api_edge(lab, tmp_path,
+                      monitors=[monitor(interval="60s", timeout="10s")],
+                      pools=[{"id": "p", "monitor": "m", "origins": [
+                          {"name": "s", "address": mt.LOCAL,
+                           "port": port}]}],
+                      lbs=[{"name": HOST, "default_pools": ["p"]}])
+        api = Api(ed.admin)
+        pop = api.ok("GET", ACCT + "/pools/p/health")["pop_health"][
+            mt.EDGE_NAME]
+        assert pop["state"] == "unknown", pop
+        assert pop["healthy"] is None, pop
+        assert pop["origins"][0]["healthy"] is None, pop
+        m = mt.request(ed.admin, "GET", "/metrics", host="admin").text
+        assert 'meridian_pool_healthy{pool="p"} 0' in m
+    finally:
+        silent.close()
