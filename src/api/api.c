@@ -469,34 +469,43 @@ static char *store_body(store_kind k, json_t *body)
 	return s;
 }
 
+/* A pool's or load balancer's body as it will be stored (POST, PUT, or
+ * PATCH merged with the stored one) must name it with a string, a load
+ * balancer's in zone (NULL: not checked). false with the reply made. */
+static bool name_ok(req_ctx *c, store_kind k, const json_t *body,
+		    const char *zone)
+{
+	json_t *n = json_object_get(body, "name");
+	if (k == STORE_POOL && !json_is_string(n)) {
+		api_reply_err(c->rs, 400, API_E_INVALID,
+			      "name: required (a string naming the pool)");
+		return false;
+	}
+	if (k != STORE_LB)
+		return true;
+	if (!json_is_string(n)) {
+		api_reply_err(c->rs, 400, API_E_INVALID,
+			      "name: required (the load balancer's host "
+			      "name)");
+		return false;
+	}
+	if (zone && !cfg_name_in_zone(json_string_value(n), zone)) {
+		api_reply_err(c->rs, 400, API_E_INVALID,
+			      "name: %s is not in zone %s",
+			      json_string_value(n), zone);
+		return false;
+	}
+	return true;
+}
+
 static void do_create(req_ctx *c, store_kind k, const char *zone)
 {
 	json_t *body = body_object(c);
 	if (!body)
 		return;
-	if (k == STORE_POOL && !json_is_string(json_object_get(body, "name"))) {
+	if (!name_ok(c, k, body, zone)) {
 		json_decref(body);
-		api_reply_err(c->rs, 400, API_E_INVALID,
-			      "name: required (a string naming the pool)");
 		return;
-	}
-	if (k == STORE_LB) {
-		json_t *n = json_object_get(body, "name");
-		if (!json_is_string(n)) {
-			json_decref(body);
-			api_reply_err(
-			    c->rs, 400, API_E_INVALID,
-			    "name: required (the load balancer's host "
-			    "name)");
-			return;
-		}
-		if (!cfg_name_in_zone(json_string_value(n), zone)) {
-			api_reply_err(c->rs, 400, API_E_INVALID,
-				      "name: %s is not in zone %s",
-				      json_string_value(n), zone);
-			json_decref(body);
-			return;
-		}
 	}
 	char id[STORE_ID_LEN + 1];
 	if (store_id_new(id) < 0) {
@@ -643,17 +652,11 @@ static void do_object(req_ctx *c, store_kind k, const void *obj, const char *id,
 			return;
 		}
 	}
-	if (k == STORE_LB) {
-		json_t *n = json_object_get(next, "name");
-		if (json_is_string(n) && zone &&
-		    !cfg_name_in_zone(json_string_value(n), zone)) {
-			api_reply_err(c->rs, 400, API_E_INVALID,
-				      "name: %s is not in zone %s",
-				      json_string_value(n), zone);
-			json_decref(next);
-			store_obj_clear(&g.obj);
-			return;
-		}
+	/* As POST: PUT must name the object, PATCH may not unname it. */
+	if (!name_ok(c, k, next, zone)) {
+		json_decref(next);
+		store_obj_clear(&g.obj);
+		return;
 	}
 	char *text = store_body(k, next);
 	json_decref(next);

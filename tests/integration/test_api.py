@@ -781,3 +781,33 @@ def test_pool_health_is_null_while_the_pool_is_unknown(lab, tmp_path):
         assert 'meridian_pool_healthy{pool="p"} 0' in m
     finally:
         silent.close()
+
+
+def test_put_and_patch_check_the_name_as_post_does(env):
+    """PUT replaces a pool (name required, a string) and PATCH may not
+    make its name anything but a string: both used to answer 200, PUT
+    with the name reset to the id, PATCH {"name": 123} with "123"."""
+    ed, api, o1, _ = env
+    p = api.ok("POST", ACCT + "/pools",
+               {"name": "web", "origins": [org(o1)]})
+    path = ACCT + "/pools/" + p["id"]
+    for method, body in (("PUT", {"origins": [org(o1)]}),
+                         ("PUT", {"name": 123, "origins": [org(o1)]}),
+                         ("PATCH", {"name": 123}),
+                         ("PATCH", {"name": None})):
+        st, e = api.call(method, path, body)
+        assert st == 400 and e["errors"][0]["code"] == 1003, (method, e)
+        assert e["errors"][0]["message"].startswith("name: required"), e
+    assert api.ok("GET", path)["name"] == "web"
+    assert api.ok("PATCH", path, {"name": "www"})["name"] == "www"
+    assert api.ok("PATCH", path, {"minimum_origins": 1})["name"] == "www"
+    assert api.ok("PUT", path, {"name": "w2", "origins": [org(o1)]})[
+        "name"] == "w2"
+    # A load balancer's name is checked the same way.
+    lb = api.ok("POST", ZONE, {"name": "x.example.com",
+                               "default_pools": [p["id"]]})
+    for method, body in (("PUT", {"default_pools": [p["id"]]}),
+                         ("PATCH", {"name": 5})):
+        st, e = api.call(method, ZONE + "/" + lb["id"], body)
+        assert st == 400 and e["errors"][0]["code"] == 1003, (method, e)
+    assert api.ok("GET", ZONE + "/" + lb["id"])["name"] == "x.example.com"
