@@ -46,19 +46,29 @@ static int hexval(int c)
 	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* The decoded value of key in query (into out), or NULL. */
-static const char *query_get(const char *query, const char *key, char *out,
-			     size_t size)
+/* The decoded value of key in rq's query, into out: *val is out, or NULL
+ * when the key is absent. A value that does not fit is not cut (a cut one
+ * could mean something else): -1 with a 400 (1009) naming the key made. */
+static int query_get(const api_request *rq, api_response *rs, const char *key,
+		     char *out, size_t size, const char **val)
 {
-	if (!query)
-		return NULL;
+	*val = NULL;
+	if (!rq->query)
+		return 0;
 	size_t klen = strlen(key);
-	for (const char *p = query; *p;) {
+	for (const char *p = rq->query; *p;) {
 		const char *end = strchr(p, '&');
 		size_t n = end ? (size_t)(end - p) : strlen(p);
 		if (n > klen && !memcmp(p, key, klen) && p[klen] == '=') {
 			size_t o = 0;
-			for (size_t i = klen + 1; i < n && o + 1 < size; i++) {
+			for (size_t i = klen + 1; i < n; i++) {
+				if (o + 1 >= size) {
+					api_reply_err(rs, 400, API_E_BAD_QUERY,
+						      "%s: longer than %zu "
+						      "bytes",
+						      key, size - 1);
+					return -1;
+				}
 				int c = (unsigned char)p[i];
 				if (c == '+')
 					c = ' ';
@@ -72,13 +82,14 @@ static const char *query_get(const char *query, const char *key, char *out,
 				out[o++] = (char)c;
 			}
 			out[o] = '\0';
-			return out;
+			*val = out;
+			return 0;
 		}
 		if (!end)
 			break;
 		p = end + 1;
 	}
-	return NULL;
+	return 0;
 }
 
 /* page and per_page: -1 with the reply made on a bad value. */
@@ -86,10 +97,13 @@ static int paging(const api_request *rq, api_response *rs, size_t *page,
 		  size_t *per_page)
 {
 	char buf[32];
+	const char *val;
 	int64_t v;
 	*page = 1;
 	*per_page = PER_PAGE_DEFAULT;
-	if (query_get(rq->query, "page", buf, sizeof(buf))) {
+	if (query_get(rq, rs, "page", buf, sizeof(buf), &val) < 0)
+		return -1;
+	if (val) {
 		if (cfg_parse_int(buf, &v) || v < 1 || v > 1000000) {
 			api_reply_err(rs, 400, API_E_BAD_QUERY,
 				      "page: expected a number >= 1, got '%s'",
@@ -98,7 +112,9 @@ static int paging(const api_request *rq, api_response *rs, size_t *page,
 		}
 		*page = (size_t)v;
 	}
-	if (query_get(rq->query, "per_page", buf, sizeof(buf))) {
+	if (query_get(rq, rs, "per_page", buf, sizeof(buf), &val) < 0)
+		return -1;
+	if (val) {
 		if (cfg_parse_int(buf, &v) || v < 1 || v > PER_PAGE_MAX) {
 			api_reply_err(rs, 400, API_E_BAD_QUERY,
 				      "per_page: expected 1..%d, got '%s'",
@@ -352,6 +368,13 @@ typedef struct req_ctx {
 	size_t nseg;
 	char path[2048];
 } req_ctx;
+
+/* query_get() of the request. */
+static int qget(req_ctx *c, const char *key, char *out, size_t size,
+		const char **val)
+{
+	return query_get(c->rq, c->rs, key, out, size, val);
+}
 
 static bool is(const req_ctx *c, const char *m)
 {
@@ -854,7 +877,10 @@ static int parse_time(const char *s, uint64_t *ms)
 static int tristate(req_ctx *c, const char *key, store_tristate *out)
 {
 	char buf[16];
-	if (!query_get(c->rq->query, key, buf, sizeof(buf)))
+	const char *val;
+	if (qget(c, key, buf, sizeof(buf), &val) < 0)
+		return -1;
+	if (!val)
 		return 0;
 	bool b;
 	if (cfg_parse_bool(buf, &b)) {
@@ -876,26 +902,29 @@ static void do_events(req_ctx *c)
 	if (paging(c->rq, c->rs, &page, &per_page) < 0)
 		return;
 	events_arg a = {0};
-	char since[64], until[64], pid[128], pname[256], oname[256];
-	if (query_get(c->rq->query, "since", since, sizeof(since)) &&
-	    parse_time(since, &a.f.since_ms)) {
+	char since[64], until[64], pid[256], pname[256], oname[256];
+	const char *val;
+	if (qget(c, "since", since, sizeof(since), &val) < 0)
+		return;
+	if (val && parse_time(since, &a.f.since_ms)) {
 		api_reply_err(c->rs, 400, API_E_BAD_QUERY,
 			      "since: expected an RFC 3339 time, got '%s'",
 			      since);
 		return;
 	}
-	if (query_get(c->rq->query, "until", until, sizeof(until)) &&
-	    parse_time(until, &a.f.until_ms)) {
+	if (qget(c, "until", until, sizeof(until), &val) < 0)
+		return;
+	if (val && parse_time(until, &a.f.until_ms)) {
 		api_reply_err(c->rs, 400, API_E_BAD_QUERY,
 			      "until: expected an RFC 3339 time, got '%s'",
 			      until);
 		return;
 	}
-	a.f.pool_id = query_get(c->rq->query, "pool_id", pid, sizeof(pid));
-	a.f.pool_name =
-	    query_get(c->rq->query, "pool_name", pname, sizeof(pname));
-	a.f.origin_name =
-	    query_get(c->rq->query, "origin_name", oname, sizeof(oname));
+	if (qget(c, "pool_id", pid, sizeof(pid), &a.f.pool_id) < 0 ||
+	    qget(c, "pool_name", pname, sizeof(pname), &a.f.pool_name) < 0)
+		return;
+	if (qget(c, "origin_name", oname, sizeof(oname), &a.f.origin_name) < 0)
+		return;
 	if (tristate(c, "origin_healthy", &a.f.origin_healthy) < 0 ||
 	    tristate(c, "pool_healthy", &a.f.pool_healthy) < 0)
 		return;
@@ -1072,7 +1101,9 @@ static void do_zones(req_ctx *c)
 	if (paging(c->rq, c->rs, &page, &per_page) < 0)
 		return;
 	char want[256];
-	const char *name = query_get(c->rq->query, "name", want, sizeof(want));
+	const char *name;
+	if (qget(c, "name", want, sizeof(want), &name) < 0)
+		return;
 	json_t *all = json_array();
 	for (size_t i = 0; i < c->cfg->nzones; i++)
 		if (!name || !strcasecmp(name, c->cfg->zones[i].name))
@@ -1112,10 +1143,18 @@ static void route_zone(req_ctx *c)
 
 void api_handle(edge *e, const api_request *rq, api_response *rs)
 {
+	/* HEAD is answered as GET: the admin listener sends the head only
+	 * (with the Content-Length GET's body would have). */
+	api_request get;
+	if (!strcmp(rq->method, "HEAD")) {
+		get = *rq;
+		get.method = "GET";
+		rq = &get;
+	}
 	req_ctx c = {.e = e, .rq = rq, .rs = rs};
 	c.snap = edge_acquire(e);
 	c.cfg = c.snap->cfg;
-	bool write = strcmp(rq->method, "GET") && strcmp(rq->method, "HEAD");
+	bool write = strcmp(rq->method, "GET") != 0;
 	if (authorize(c.cfg, rq, write, rs) < 0)
 		goto out;
 	if (rq->body_len > API_MAX_BODY) {

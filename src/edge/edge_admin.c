@@ -277,6 +277,7 @@ static void serve_api(admin_conn *c, const char *head, size_t len)
 	api_handle(c->a->e, &rq, &rs);
 	pthread_mutex_unlock(&c->a->handle_lock);
 	free(body);
+	/* Every status src/api answers with (docs/API.md's error codes). */
 	static const char *const reasons[] = {[200] = "OK",
 					      [400] = "Bad Request",
 					      [401] = "Unauthorized",
@@ -285,9 +286,11 @@ static void serve_api(admin_conn *c, const char *head, size_t len)
 					      [405] = "Method Not Allowed",
 					      [409] = "Conflict",
 					      [413] = "Content Too Large",
+					      [429] = "Too Many Requests",
 					      [500] = "Internal Server Error"};
+	size_t nreasons = sizeof(reasons) / sizeof(*reasons);
 	const char *reason =
-	    rs.status > 0 && rs.status <= 500 && reasons[rs.status]
+	    rs.status > 0 && (size_t)rs.status < nreasons && reasons[rs.status]
 		? reasons[rs.status]
 		: "Status";
 	respond(c, rs.status, reason, "application/json", rs.body, rs.len,

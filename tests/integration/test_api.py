@@ -811,3 +811,67 @@ def test_put_and_patch_check_the_name_as_post_does(env):
         st, e = api.call(method, ZONE + "/" + lb["id"], body)
         assert st == 400 and e["errors"][0]["code"] == 1003, (method, e)
     assert api.ok("GET", ZONE + "/" + lb["id"])["name"] == "x.example.com"
+
+
+def _head(port, path, token=None):
+    c = http.client.HTTPConnection(mt.LOCAL, port, timeout=mt.WAIT)
+    try:
+        c.request("HEAD", path, headers={"Authorization": "Bearer " + token}
+                  if token else {})
+        r = c.getresponse()
+        return r.status, r.getheader("Content-Length"), r.read()
+    finally:
+        c.close()
+
+
+def test_head_is_answered_as_get_without_a_body(lab, tmp_path):
+    """docs/API.md: a read token may use GET (and HEAD). HEAD on a
+    /client/v4/ path answered 405; now the status and Content-Length of
+    the GET, no body."""
+    o1 = lab.origin("o1")
+    ed = lab.edge([{"id": "p", "origins": [org(o1)]}],
+                  [{"name": HOST, "default_pools": ["p"]}],
+                  edge_extra={"store": str(tmp_path / "s.db")},
+                  api={"tokens": [{"token": "r" * 40, "scope": "read"}]})
+    for path in (ACCT + "/pools", ACCT + "/pools/p", ACCT + "/pools/p/health",
+                 ZONE, "/client/v4/user/load_balancing_analytics/events"):
+        c = http.client.HTTPConnection(mt.LOCAL, ed.admin, timeout=mt.WAIT)
+        try:
+            c.request("GET", path, headers={"Authorization": "Bearer " +
+                                            "r" * 40})
+            g = c.getresponse()
+            gbody = g.read()
+        finally:
+            c.close()
+        st, clen, body = _head(ed.admin, path, "r" * 40)
+        assert g.status == 200 and st == 200, (path, st)
+        assert body == b"" and clen is not None, (path, clen, body)
+        # Lengths agree up to what changes between two calls (times).
+        if "events" not in path and "health" not in path:
+            assert int(clen) == len(gbody), (path, clen, len(gbody))
+    assert _head(ed.admin, ACCT + "/pools/nosuch", "r" * 40)[0] == 404
+    assert _head(ed.admin, ACCT + "/pools")[0] == 401
+
+
+def test_query_values_too_long_are_refused_not_cut(env):
+    """A query value longer than its buffer answers 400 (1009) naming the
+    parameter; it used to be cut: since=2999-...000Z lost its Z (and was
+    taken), a long pool_id filtered on its first 127 bytes."""
+    ed, api, _, _ = env
+    ev = "/client/v4/user/load_balancing_analytics/events"
+    for q, key in (("since=2999-01-01T00:00:00." + "0" * 60 + "Z", "since"),
+                   ("until=2999-01-01T00:00:00." + "0" * 60 + "Z", "until"),
+                   ("pool_id=" + "p" * 300, "pool_id"),
+                   ("pool_name=" + "p" * 300, "pool_name"),
+                   ("origin_name=" + "o" * 300, "origin_name"),
+                   ("origin_healthy=" + "true" + "%20" * 20, "origin_healthy"),
+                   ("per_page=" + "0" * 40 + "1", "per_page")):
+        st, e = api.call("GET", ev + "?" + q)
+        assert st == 400 and e["errors"][0]["code"] == 1009, (q, e)
+        assert e["errors"][0]["message"].startswith(key + ": longer than"), \
+            (q, e)
+    st, e = api.call("GET", "/client/v4/zones?name=" + "a" * 300 + ".com")
+    assert st == 400 and e["errors"][0]["code"] == 1009, e
+    # Values that fit still work.
+    assert api.ok("GET", ev + "?since=2999-01-01T00:00:00.000Z") == []
+    assert api.ok("GET", ev + "?pool_id=" + "p" * 255) == []

@@ -4,6 +4,7 @@ body to …/monitors/{id}/preview or …/pools/{id}/preview, then GET
 that accepts and never answers (to see a running preview), a bad body, an
 expected_codes mismatch, unknown ids, and an edge stopped while a preview
 runs (teardown checks it exits 0, so ASan finds no leak)."""
+import json
 import socket
 
 import pytest
@@ -212,3 +213,32 @@ def test_running_preview_reports_progress_then_timeout(lab, tmp_path,
     # Another preview is still running when the edge is stopped: the
     # teardown's SIGTERM must join the runner and exit 0 (no leak).
     api.ok("POST", ACCT + "/monitors/m/preview", body)
+
+
+def test_too_many_previews_answer_429_with_its_reason(lab, tmp_path,
+                                                      silent):
+    """The 65th running preview is refused with 429 (1010), and the status
+    line says "Too Many Requests" (it said "429 Status": 429 was missing
+    from the admin's reason phrases)."""
+    import http.client
+    ed = api_edge(
+        lab, tmp_path, monitors=[FILE_MON],
+        pools=[{"id": "p1", "monitor": "m", "origins": [
+            {"name": "hung", "address": mt.LOCAL, "port": silent}]}],
+        lbs=[{"name": HOST, "default_pools": ["p1"]}])
+    api = Api(ed.admin)
+    body = dict(BODY, timeout=10, retries=0)
+    for _ in range(64):
+        api.ok("POST", ACCT + "/monitors/m/preview", body)
+    c = http.client.HTTPConnection(mt.LOCAL, ed.admin, timeout=mt.WAIT)
+    try:
+        c.request("POST", ACCT + "/monitors/m/preview",
+                  body=json.dumps(body).encode(),
+                  headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        env = json.loads(r.read())
+    finally:
+        c.close()
+    assert r.status == 429 and r.reason == "Too Many Requests", \
+        (r.status, r.reason)
+    assert env["errors"][0]["code"] == 1010, env
