@@ -253,20 +253,31 @@ static void zone_id(const char *name, char out[33])
 		snprintf(out + 2 * i, 3, "%02x", h[i]);
 }
 
-/* The zone named by ident: a configured zone's name or id, or any host
- * name (a zone need not be served in DNS to group load balancers).
- * Writes the lowercase name to out; false when unknown. */
-static bool resolve_zone(const cfg_snapshot *c, const char *ident, char *out,
-			 size_t size)
+/* The configured zone (zones[]) named by ident, its name or its id, or
+ * NULL. */
+static const char *configured_zone(const cfg_snapshot *c, const char *ident)
 {
 	for (size_t i = 0; i < c->nzones; i++) {
 		char id[33];
 		zone_id(c->zones[i].name, id);
-		if (!strcasecmp(c->zones[i].name, ident) ||
-		    !strcmp(id, ident)) {
-			snprintf(out, size, "%s", c->zones[i].name);
-			return true;
-		}
+		if (!strcasecmp(c->zones[i].name, ident) || !strcmp(id, ident))
+			return c->zones[i].name;
+	}
+	return NULL;
+}
+
+/* The zone of a load balancers path named by ident: a configured zone's
+ * name or id, or any host name (a zone need not be served in DNS to group
+ * load balancers; such a zone has no id: ids are only handed out, by
+ * /zones, for configured zones). Writes the lowercase name to out; false
+ * when unknown. */
+static bool resolve_zone(const cfg_snapshot *c, const char *ident, char *out,
+			 size_t size)
+{
+	const char *z = configured_zone(c, ident);
+	if (z) {
+		snprintf(out, size, "%s", z);
+		return true;
 	}
 	if (strlen(ident) >= size || !strchr(ident, '.') ||
 	    !cfg_is_hostname(ident, false))
@@ -1080,7 +1091,8 @@ static json_t *zone_json(const char *name)
 }
 
 /* GET /zones[?name=] and /zones/{zone}: the zones of the config (DNS
- * zones), so clients can learn a zone's id as they do from Cloudflare. */
+ * zones), so clients can learn a zone's id as they do from Cloudflare.
+ * Only those: an id handed out here is one the API takes back. */
 static void do_zones(req_ctx *c)
 {
 	if (!is(c, "GET")) {
@@ -1088,8 +1100,8 @@ static void do_zones(req_ctx *c)
 		return;
 	}
 	if (c->nseg == 2) {
-		char zone[256];
-		if (!resolve_zone(c->cfg, c->seg[1], zone, sizeof(zone))) {
+		const char *zone = configured_zone(c->cfg, c->seg[1]);
+		if (!zone) {
 			api_reply_err(c->rs, 404, API_E_ZONE,
 				      "zone %s not found", c->seg[1]);
 			return;

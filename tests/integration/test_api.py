@@ -875,3 +875,28 @@ def test_query_values_too_long_are_refused_not_cut(env):
     # Values that fit still work.
     assert api.ok("GET", ev + "?since=2999-01-01T00:00:00.000Z") == []
     assert api.ok("GET", ev + "?pool_id=" + "p" * 255) == []
+
+
+def test_zone_ids_are_only_handed_out_for_configured_zones(lab, tmp_path):
+    """GET /zones/other.org (a zone not in zones[]) answered an id that
+    every other path then refused (404, 1008) and that /zones?name= did
+    not list. /zones is about configured zones: it answers 404 for the
+    others, whose load balancers stay reachable by the zone's name."""
+    o1 = lab.origin("o1")
+    ed = lab.edge([{"id": "p", "origins": [org(o1)]}],
+                  [{"name": HOST, "default_pools": ["p"]}],
+                  edge_extra={"store": str(tmp_path / "s.db")},
+                  zones=[{"name": "example.com"}])
+    api = Api(ed.admin)
+    st, e = api.call("GET", "/client/v4/zones/other.org")
+    assert st == 404 and e["errors"][0]["code"] == 1008, e
+    assert api.ok("GET", "/client/v4/zones?name=other.org") == []
+    lb = api.ok("POST", "/client/v4/zones/other.org/load_balancers",
+                {"name": "www.other.org", "default_pools": ["p"]})
+    assert [x["id"] for x in api.ok(
+        "GET", "/client/v4/zones/other.org/load_balancers")] == [lb["id"]]
+    # Every id /zones hands out is taken back by the other paths.
+    for z in api.ok("GET", "/client/v4/zones"):
+        assert api.ok("GET", "/client/v4/zones/" + z["id"]) == z
+        assert api.ok("GET", "/client/v4/zones/" + z["name"].upper()) == z
+        api.ok("GET", "/client/v4/zones/%s/load_balancers" % z["id"])
