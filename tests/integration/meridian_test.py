@@ -4,6 +4,7 @@ Everything runs on 127.0.0.0/8. Every wait has a deadline and every loop a
 bound; processes are tracked by a Stack and always killed and reaped.
 """
 import os
+import random
 import re
 import signal
 import socket
@@ -68,7 +69,10 @@ def _ephemeral_low():
 
 
 _port_lo = _PORT_BASE + (_worker_index() % _PORT_SLICES) * _PORT_SLICE
-_port_next = [0]
+# Start at a random point of the slice: two suites running at once on one
+# machine (two checkouts) would otherwise walk the same ports in step, and
+# a port checked free here could be bound there before our edge binds it.
+_port_next = [random.SystemRandom().randrange(_PORT_SLICE)]
 
 
 def _bindable(port):
@@ -331,10 +335,16 @@ class Edge(Proc):
                          logdir, tag)
         self.port = port
 
+        # Ours, not another process on the same port (another suite on
+        # the machine): the edge says it listens only once it does.
+        mine = re.compile(r"(listening on [a-z]+://|serving DNS on )\S*:%d\b"
+                          % port)
+
         def up():
             if not self.alive():
                 raise AssertionError("edge died at start: " + self.describe())
-            return port_accepts(port)
+            return port_accepts(port) and bool(
+                mine.search(self.stderr_tail(1 << 16)))
 
         try:
             wait_for(up, what="edge to accept on port %d" % port)
