@@ -3,8 +3,9 @@
  *
  * The life of a query (dns_answer):
  *   1. dns_query_parse(): drop (return 0), or an error rcode answered with
- *      the header, the question when it parsed (not for NOTIMP) and an OPT
- *      when the query had one (BADVERS: extended rcode 1, version 0).
+ *      the header, the question when it parsed (not for NOTIMP nor
+ *      QDCOUNT != 1) and an OPT when the query had one, whatever the rcode
+ *      (BADVERS: extended rcode 1, version 0).
  *   2. The size limit: TCP min(outcap, 65535); UDP without EDNS 512; UDP
  *      with EDNS the client's payload size raised to 512 and capped at our
  *      own (dns_zoneset_udp_max, default 1232), and at outcap.

@@ -303,21 +303,34 @@ static int parse_query(const uint8_t *pkt, size_t len, dns_query *q)
 		return -EINVAL;
 	q->opcode =
 	    (uint8_t)((q->flags & DNS_F_OPCODE_MASK) >> DNS_F_OPCODE_SHIFT);
-	if (q->opcode != DNS_OPCODE_QUERY)
-		return DNS_RCODE_NOTIMP;
 	unsigned qd = dns_get16(pkt + 4), an = dns_get16(pkt + 6),
 		 ns = dns_get16(pkt + 8), ar = dns_get16(pkt + 10);
-	if (qd != 1)
-		return DNS_RCODE_FORMERR;
+
+	/* An error known before the records are read: they are still walked
+	 * for the OPT, which the response must then carry (RFC 6891 §7). */
+	int early = 0;
+	if (q->opcode != DNS_OPCODE_QUERY)
+		early = DNS_RCODE_NOTIMP;
+	else if (qd != 1)
+		early = DNS_RCODE_FORMERR;
+	int bad = early ? early : DNS_RCODE_FORMERR;
 
 	size_t off = DNS_HEADER_LEN;
-	if (dns_name_parse(pkt, len, &off, &q->qname) || len - off < 4)
-		return DNS_RCODE_FORMERR;
-	q->qtype = dns_get16(pkt + off);
-	q->qclass = dns_get16(pkt + off + 2);
-	off += 4;
-	q->question_end = off;
-	q->has_question = true;
+	if (early) {
+		for (unsigned i = 0; i < qd; i++) {
+			if (dns_name_skip(pkt, len, &off) || len - off < 4)
+				return early;
+			off += 4;
+		}
+	} else {
+		if (dns_name_parse(pkt, len, &off, &q->qname) || len - off < 4)
+			return DNS_RCODE_FORMERR;
+		q->qtype = dns_get16(pkt + off);
+		q->qclass = dns_get16(pkt + off + 2);
+		off += 4;
+		q->question_end = off;
+		q->has_question = true;
+	}
 
 	uint16_t type, class, rdlen;
 	uint32_t ttl;
@@ -325,32 +338,36 @@ static int parse_query(const uint8_t *pkt, size_t len, dns_query *q)
 	for (unsigned i = 0; i < an + ns; i++)
 		if (skip_rr(pkt, len, &off, &type, &class, &ttl, &rdoff,
 			    &rdlen))
-			return DNS_RCODE_FORMERR;
+			return bad;
 	bool badvers = false, seen_opt = false;
 	for (unsigned i = 0; i < ar; i++) {
 		size_t start = off;
 		if (skip_rr(pkt, len, &off, &type, &class, &ttl, &rdoff,
 			    &rdlen))
-			return DNS_RCODE_FORMERR;
+			return bad;
 		if (type != DNS_T_OPT)
 			continue;
 		if (seen_opt || pkt[start] != 0) {
 			/* no OPT we could trust to answer with */
 			q->has_edns = false;
-			return DNS_RCODE_FORMERR;
+			return bad;
 		}
 		seen_opt = true;
 		q->has_edns = true;
 		q->udp_size = class;
 		q->edns_version = (uint8_t)(ttl >> 16);
 		q->edns_do = (ttl & DNS_EDNS_DO) != 0;
+		if (early)
+			continue; /* answered with its own rcode */
 		if (q->edns_version != 0)
 			badvers = true; /* options are version-specific */
 		else if (parse_options(pkt + rdoff, rdlen, q))
 			return DNS_RCODE_FORMERR;
 	}
 	if (off != len)
-		return DNS_RCODE_FORMERR;
+		return bad;
+	if (early)
+		return early;
 	return badvers ? DNS_RCODE_BADVERS : DNS_RCODE_NOERROR;
 }
 

@@ -20,16 +20,23 @@
  *   Bytes after the last record are an error. Outcomes:
  *     -EINVAL  drop, no response: shorter than a header, or QR set (a
  *              response: answering it invites reflection loops).
- *     DNS_RCODE_NOTIMP   opcode other than QUERY (nothing else parsed).
- *     DNS_RCODE_FORMERR  QDCOUNT != 1, a bad name, truncated records,
- *              trailing bytes, a second OPT, an OPT not owned by the root,
- *              a bad option framing, a bad Client Subnet option.
+ *     DNS_RCODE_NOTIMP   opcode other than QUERY (the question is not
+ *              parsed; the records are still walked for the OPT).
+ *     DNS_RCODE_FORMERR  QDCOUNT != 1 (the questions are walked over, not
+ *              parsed; the records still walked for the OPT), a bad name,
+ *              truncated records, trailing bytes, a second OPT, an OPT
+ *              not owned by the root, a bad option framing, a bad Client
+ *              Subnet option.
  *     DNS_RCODE_BADVERS  EDNS version != 0 (options are then not parsed).
  *     DNS_RCODE_NOERROR  a well-formed query.
+ *   After NOTIMP or QDCOUNT != 1 the OPT's version and options are not
+ *   judged (the rcode stands).
  *   has_question tells whether the question can be echoed in the error
- *   response; has_edns whether the response must carry an OPT (set once
- *   the OPT record itself is well framed and the only one); has_ecs is set
- *   only with DNS_RCODE_NOERROR (error responses carry no ECS).
+ *   response; has_edns whether the response must carry an OPT (RFC 6891
+ *   §7: set once the OPT record itself is well framed and the only one,
+ *   whatever the rcode; framing broken before it is reached leaves it
+ *   false); has_ecs is set only with DNS_RCODE_NOERROR (error responses
+ *   carry no ECS).
  *
  * EDNS Client Subnet (RFC 7871): FAMILY 1 (IPv4, SOURCE <= 32) or 2 (IPv6,
  *   SOURCE <= 128), exactly ceil(SOURCE / 8) address bytes, the bits past

@@ -610,6 +610,35 @@ def test_malformed_packets(env):
     assert answers(r, "A") == ["203.0.113.20"]
 
 
+def _raw_udp(env, wire):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(T)
+        s.sendto(wire, (LOCAL, env.edge.port))
+        return dns.message.from_wire(s.recv(65535))
+
+
+def test_error_responses_keep_the_opt(env):
+    """Regression: NOTIMP and QDCOUNT != 1 FORMERR answered EDNS queries
+    without an OPT (RFC 6891 §7)."""
+    out = subprocess.run(
+        ["dig", "@" + LOCAL, "-p", str(env.edge.port), "+opcode=status",
+         "www." + ZONE, "+time=3", "+tries=1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=WAIT,
+        check=False).stdout.decode(errors="replace")
+    assert "status: NOTIMP" in out, out
+    assert "OPT PSEUDOSECTION" in out, out
+    assert "EDNS query returned status" not in out, out
+    good = query("www." + ZONE, use_edns=0, payload=1232).to_wire()
+    head, opt = good[:-11], good[-11:]
+    # QDCOUNT 2: the question again, as a pointer to the first one.
+    two = (head[:4] + b"\x00\x02" + head[6:] +
+           b"\xc0\x0c\x00\x1c\x00\x01" + opt)
+    r = _raw_udp(env, two)
+    assert r.rcode() == dns.rcode.FORMERR, r
+    assert r.edns == 0 and not r.question, r
+    env.edge.check_alive()
+
+
 def test_answers_follow_health_down_and_back(lab):
     """A DNS-only load balancer answers only healthy origins: an origin
     that dies leaves the answers within a health interval and comes back

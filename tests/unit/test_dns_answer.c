@@ -796,6 +796,43 @@ static void test_formerr_notimp_drop(void **state)
 			       sizeof(R.buf), false, NULL) > 0);
 }
 
+/* Regression: NOTIMP and QDCOUNT != 1 answered an EDNS query without an
+ * OPT (RFC 6891 §7); an OPT in the answer section was ignored. */
+static void test_early_errors_keep_opt(void **state)
+{
+	uint8_t q[512];
+	qopt o = {.edns_udp = 4096, .do_bit = true};
+	size_t ql = mkq(q, "www.example.com", DNS_T_A, &o);
+	/* NOTIFY: NOTIMP, no question, our OPT with DO */
+	q[2] = (uint8_t)(4 << 3);
+	R.len = dns_answer(zs, q, ql, NULL, NULL, NULL, R.buf, sizeof(R.buf),
+			   false, &R.info);
+	read_resp(&R);
+	assert_int_equal(R.rcode, DNS_RCODE_NOTIMP);
+	assert_int_equal(R.qd, 0);
+	assert_int_equal(R.an + R.ns, 0);
+	assert_true(R.opt);
+	assert_int_equal(R.opt_udp, 1232);
+	assert_true(R.opt_ttl & DNS_EDNS_DO);
+	assert_true(R.info.edns);
+	/* QDCOUNT 2 (the second question a pointer to the first) */
+	q[2] = (uint8_t)(DNS_F_RD >> 8);
+	uint8_t q2[512];
+	size_t qend = ql - 11;
+	memcpy(q2, q, qend);
+	dns_put16(q2 + 4, 2);
+	dns_put16(q2 + qend, 0xC000 | 12);
+	dns_put16(q2 + qend + 2, DNS_T_AAAA);
+	dns_put16(q2 + qend + 4, DNS_C_IN);
+	memcpy(q2 + qend + 6, q + qend, 11);
+	R.len = dns_answer(zs, q2, ql + 6, NULL, NULL, NULL, R.buf,
+			   sizeof(R.buf), false, &R.info);
+	read_resp(&R);
+	assert_int_equal(R.rcode, DNS_RCODE_FORMERR);
+	assert_int_equal(R.qd, 0);
+	assert_true(R.opt);
+}
+
 static void test_class_and_meta_types(void **state)
 {
 	qopt o = {.edns_udp = -1, .qclass = 3};
@@ -1232,6 +1269,7 @@ int main(void)
 	    cmocka_unit_test(test_child_zone),
 	    cmocka_unit_test(test_edns_badvers),
 	    cmocka_unit_test(test_formerr_notimp_drop),
+	    cmocka_unit_test(test_early_errors_keep_opt),
 	    cmocka_unit_test(test_class_and_meta_types),
 	    cmocka_unit_test(test_truncation),
 	    cmocka_unit_test(test_udp_max_option),

@@ -524,6 +524,68 @@ static void test_query_skips_other_records(void **state)
 	assert_int_equal(parse(&p, &q), DNS_RCODE_FORMERR);
 }
 
+/* Regression: NOTIMP and QDCOUNT != 1 FORMERR dropped the OPT of an EDNS
+ * query (the parser stopped before the additional section); RFC 6891 §7
+ * wants the OPT back with any rcode. */
+static void test_query_early_errors_keep_opt(void **state)
+{
+	dns_query q;
+	pkt p;
+	/* NOTIFY with an OPT (version 1: not judged, the rcode stays) */
+	p_query(&p, "a.example", DNS_T_SOA, 1);
+	p.b[2] = (uint8_t)(4 << 3);
+	p_opt(&p, 4096, 1, true, 0);
+	assert_int_equal(parse(&p, &q), DNS_RCODE_NOTIMP);
+	assert_true(q.has_edns);
+	assert_false(q.has_question);
+	assert_int_equal(q.udp_size, 4096);
+	assert_true(q.edns_do);
+	/* UPDATE: zone, a prerequisite and an update record, then the OPT */
+	p_header(&p, 7, 5 << 11, 1, 1, 1, 1);
+	p_name(&p, "example");
+	p_u16(&p, DNS_T_SOA);
+	p_u16(&p, DNS_C_IN);
+	for (int i = 0; i < 2; i++) {
+		p_u16(&p, 0xC000 | 12);
+		p_u16(&p, DNS_T_A);
+		p_u16(&p, 255);
+		p_u32(&p, 0);
+		p_u16(&p, 0);
+	}
+	p_opt(&p, 1232, 0, false, 0);
+	assert_int_equal(parse(&p, &q), DNS_RCODE_NOTIMP);
+	assert_true(q.has_edns);
+	/* QDCOUNT 0 and 2 with an OPT: FORMERR, the OPT kept */
+	p_header(&p, 8, 0, 0, 0, 0, 1);
+	p_opt(&p, 1232, 0, false, 0);
+	assert_int_equal(parse(&p, &q), DNS_RCODE_FORMERR);
+	assert_true(q.has_edns);
+	assert_false(q.has_question);
+	p_header(&p, 8, 0, 2, 0, 0, 1);
+	p_name(&p, "a.example");
+	p_u16(&p, DNS_T_A);
+	p_u16(&p, DNS_C_IN);
+	p_u16(&p, 0xC000 | 12);
+	p_u16(&p, DNS_T_AAAA);
+	p_u16(&p, DNS_C_IN);
+	p_opt(&p, 1232, 0, false, 0);
+	assert_int_equal(parse(&p, &q), DNS_RCODE_FORMERR);
+	assert_true(q.has_edns);
+	assert_false(q.has_question);
+	/* bad framing on the way: the rcode, no OPT (as before) */
+	p_header(&p, 8, 0, 2, 0, 0, 1);
+	p_name(&p, "a.example");
+	p_u16(&p, DNS_T_A);
+	assert_int_equal(parse(&p, &q), DNS_RCODE_FORMERR);
+	assert_false(q.has_edns);
+	p_query(&p, "a.example", DNS_T_SOA, 2);
+	p.b[2] = (uint8_t)(4 << 3);
+	p_opt(&p, 1232, 0, false, 0);
+	p_opt(&p, 1232, 0, false, 0);
+	assert_int_equal(parse(&p, &q), DNS_RCODE_NOTIMP);
+	assert_false(q.has_edns);
+}
+
 static void test_query_edns(void **state)
 {
 	dns_query q;
@@ -1058,6 +1120,7 @@ int main(void)
 	    cmocka_unit_test(test_query_drop_and_notimp),
 	    cmocka_unit_test(test_query_formerr),
 	    cmocka_unit_test(test_query_skips_other_records),
+	    cmocka_unit_test(test_query_early_errors_keep_opt),
 	    cmocka_unit_test(test_query_edns),
 	    cmocka_unit_test(test_query_badvers),
 	    cmocka_unit_test(test_query_ecs_good),
