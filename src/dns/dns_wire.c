@@ -335,10 +335,13 @@ static int parse_query(const uint8_t *pkt, size_t len, dns_query *q)
 	uint16_t type, class, rdlen;
 	uint32_t ttl;
 	size_t rdoff;
-	for (unsigned i = 0; i < an + ns; i++)
+	for (unsigned i = 0; i < an + ns; i++) {
 		if (skip_rr(pkt, len, &off, &type, &class, &ttl, &rdoff,
 			    &rdlen))
 			return bad;
+		if (type == DNS_T_OPT && !early) /* additional only (§6.1.1) */
+			early = bad = DNS_RCODE_FORMERR;
+	}
 	bool badvers = false, seen_opt = false;
 	for (unsigned i = 0; i < ar; i++) {
 		size_t start = off;

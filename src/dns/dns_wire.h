@@ -15,22 +15,23 @@
  *
  * Query parser (dns_query_parse)
  *   Header; exactly one question; answer and authority records are walked
- *   over (framing checked, contents ignored); the additional section may
- *   hold one OPT (EDNS0, RFC 6891) and anything else, which is skipped.
- *   Bytes after the last record are an error. Outcomes:
+ *   over (framing checked, contents ignored, but an OPT there is an
+ *   error: RFC 6891 §6.1.1); the additional section may hold one OPT
+ *   (EDNS0, RFC 6891) and anything else, which is skipped. Bytes after the
+ *   last record are an error. Outcomes:
  *     -EINVAL  drop, no response: shorter than a header, or QR set (a
  *              response: answering it invites reflection loops).
  *     DNS_RCODE_NOTIMP   opcode other than QUERY (the question is not
  *              parsed; the records are still walked for the OPT).
  *     DNS_RCODE_FORMERR  QDCOUNT != 1 (the questions are walked over, not
  *              parsed; the records still walked for the OPT), a bad name,
- *              truncated records, trailing bytes, a second OPT, an OPT
- *              not owned by the root, a bad option framing, a bad Client
- *              Subnet option.
+ *              truncated records, trailing bytes, an OPT in the answer or
+ *              authority section, a second OPT, an OPT not owned by the
+ *              root, a bad option framing, a bad Client Subnet option.
  *     DNS_RCODE_BADVERS  EDNS version != 0 (options are then not parsed).
  *     DNS_RCODE_NOERROR  a well-formed query.
- *   After NOTIMP or QDCOUNT != 1 the OPT's version and options are not
- *   judged (the rcode stands).
+ *   After NOTIMP, QDCOUNT != 1 or an OPT outside additional the OPT's
+ *   version and options are not judged (the rcode stands).
  *   has_question tells whether the question can be echoed in the error
  *   response; has_edns whether the response must carry an OPT (RFC 6891
  *   §7: set once the OPT record itself is well framed and the only one,

@@ -619,7 +619,8 @@ def _raw_udp(env, wire):
 
 def test_error_responses_keep_the_opt(env):
     """Regression: NOTIMP and QDCOUNT != 1 FORMERR answered EDNS queries
-    without an OPT (RFC 6891 §7)."""
+    without an OPT (RFC 6891 §7), and an OPT in the answer section was
+    ignored instead of being a FORMERR (§6.1.1)."""
     out = subprocess.run(
         ["dig", "@" + LOCAL, "-p", str(env.edge.port), "+opcode=status",
          "www." + ZONE, "+time=3", "+tries=1"],
@@ -636,6 +637,13 @@ def test_error_responses_keep_the_opt(env):
     r = _raw_udp(env, two)
     assert r.rcode() == dns.rcode.FORMERR, r
     assert r.edns == 0 and not r.question, r
+    # An OPT in the answer section (and one in additional).
+    ans = head[:6] + b"\x00\x01" + head[8:] + opt + opt
+    r = _raw_udp(env, ans)
+    assert r.rcode() == dns.rcode.FORMERR, r
+    assert r.edns == 0, r
+    assert [q.name.to_text() for q in r.question] == ["www." + ZONE + "."]
+    assert not r.answer
     env.edge.check_alive()
 
 

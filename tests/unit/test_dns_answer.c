@@ -831,6 +831,17 @@ static void test_early_errors_keep_opt(void **state)
 	assert_int_equal(R.rcode, DNS_RCODE_FORMERR);
 	assert_int_equal(R.qd, 0);
 	assert_true(R.opt);
+	/* an OPT in the answer section (and one in additional): FORMERR */
+	memcpy(q2, q, ql);
+	dns_put16(q2 + 6, 1);
+	memcpy(q2 + ql, q + qend, 11);
+	R.len = dns_answer(zs, q2, ql + 11, NULL, NULL, NULL, R.buf,
+			   sizeof(R.buf), false, &R.info);
+	read_resp(&R);
+	assert_int_equal(R.rcode, DNS_RCODE_FORMERR);
+	assert_int_equal(R.qd, 1);
+	assert_int_equal(R.an, 0);
+	assert_true(R.opt);
 }
 
 static void test_class_and_meta_types(void **state)

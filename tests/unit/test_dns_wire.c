@@ -586,6 +586,34 @@ static void test_query_early_errors_keep_opt(void **state)
 	assert_false(q.has_edns);
 }
 
+/* Regression: an OPT in the answer or authority section was ignored; it
+ * belongs in additional only (RFC 6891 §6.1.1): FORMERR, like BIND. */
+static void test_query_opt_outside_additional(void **state)
+{
+	dns_query q;
+	for (int sec = 0; sec < 2; sec++) {
+		pkt p;
+		p_header(&p, 3, 0, 1, sec == 0, sec == 1, 1);
+		p_name(&p, "a.example");
+		p_u16(&p, DNS_T_A);
+		p_u16(&p, DNS_C_IN);
+		p_opt(&p, 1232, 0, false, 0);
+		p_opt(&p, 4096, 0, false, 0);
+		assert_int_equal(parse(&p, &q), DNS_RCODE_FORMERR);
+		assert_true(q.has_question);
+		assert_true(q.has_edns); /* the one in additional */
+		assert_int_equal(q.udp_size, 4096);
+		/* no OPT in additional: FORMERR without one */
+		p_header(&p, 3, 0, 1, sec == 0, sec == 1, 0);
+		p_name(&p, "a.example");
+		p_u16(&p, DNS_T_A);
+		p_u16(&p, DNS_C_IN);
+		p_opt(&p, 1232, 0, false, 0);
+		assert_int_equal(parse(&p, &q), DNS_RCODE_FORMERR);
+		assert_false(q.has_edns);
+	}
+}
+
 static void test_query_edns(void **state)
 {
 	dns_query q;
@@ -1121,6 +1149,7 @@ int main(void)
 	    cmocka_unit_test(test_query_formerr),
 	    cmocka_unit_test(test_query_skips_other_records),
 	    cmocka_unit_test(test_query_early_errors_keep_opt),
+	    cmocka_unit_test(test_query_opt_outside_additional),
 	    cmocka_unit_test(test_query_edns),
 	    cmocka_unit_test(test_query_badvers),
 	    cmocka_unit_test(test_query_ecs_good),
