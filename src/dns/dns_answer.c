@@ -157,6 +157,9 @@ static void resolve(actx *a)
 	const uint8_t *owner = a->q->qname.wire;
 	const uint8_t *lname = a->q->qname.lower;
 	uint16_t qt = a->q->qtype;
+	/* The nodes answered so far: one met again is a loop, whose records
+	 * are all written already. */
+	const dns_node *seen[DNS_MAX_CHAIN + 1];
 
 	for (unsigned hop = 0; !a->w->overflow; hop++) {
 		dns_lookup lk;
@@ -185,12 +188,17 @@ static void resolve(actx *a)
 		a->aa |= hop == 0;
 		if (hop == 0 && lk.match == DNS_MATCH_WILDCARD)
 			a->wildcard = true;
-		if (hop == DNS_MAX_CHAIN)
-			return;
 		const dns_node *node = lk.node;
+		for (unsigned i = 0; i < hop; i++)
+			if (seen[i] == node)
+				return;
+		seen[hop] = node;
+		/* DNS_MAX_CHAIN links followed: this name's data is the last
+		 * written, a CNAME here is not followed */
+		bool last = hop == DNS_MAX_CHAIN;
 		if (node->lb && a->cb) {
 			int r = ask_lb(a, node, lk.zone, &owner, &lname);
-			if (r == LB_DONE)
+			if (r == LB_DONE || (r == LB_FOLLOW && last))
 				return;
 			if (r == LB_FOLLOW)
 				continue;
@@ -208,7 +216,8 @@ static void resolve(actx *a)
 		if (cn) {
 			if (dns_writer_rr(a->w, DNS_SEC_ANSWER, owner,
 					  DNS_T_CNAME, cn->ttl, cn->rr[0].rdata,
-					  cn->rr[0].rdlen))
+					  cn->rr[0].rdlen) ||
+			    last)
 				return;
 			owner = lname = cn->rr[0].rdata;
 			continue;

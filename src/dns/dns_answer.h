@@ -29,9 +29,11 @@
  *        b. ANY (RFC 8482): one synthesized HINFO "RFC8482" "" record, TTL
  *           DNS_ANY_TTL, when the name has data; else NODATA;
  *        c. a CNAME answers every other type; its target is followed while
- *           it stays in our zones, at most DNS_MAX_CHAIN links (a loop
- *           stops there); the rcode and SOA are those of the last name
- *           (RFC 6604);
+ *           it stays in our zones, at most DNS_MAX_CHAIN links: the data
+ *           of the name the last link reaches is answered, a CNAME there
+ *           is written but not followed; a name met again (a loop, seen
+ *           by its node) stops the chain, so no record is repeated; the
+ *           rcode and SOA are those of the last name (RFC 6604);
  *        d. the RRset of the type asked, else NODATA (AA, SOA in authority).
  *   5. Names are written compressed; the question and every owner name
  *      that is the query's name keep the query's case (0x20 resolvers).

@@ -80,7 +80,14 @@ def _config(port, admin, geodb, o1, o2):
             {"name": ZONE, "type": "MX", "content": "mail." + ZONE,
              "priority": 10},
         ] + [{"name": "big." + ZONE, "type": "TXT", "content": b}
-             for b in BIG]}],
+             for b in BIG] + [
+            # ch1 -> ch2 -> ... -> ch9 (8 links), lp1 <-> lp2 (a loop)
+            {"name": "ch%d.%s" % (i, ZONE), "type": "CNAME",
+             "content": "ch%d.%s" % (i + 1, ZONE)} for i in range(1, 9)] + [
+            {"name": "ch9." + ZONE, "type": "A", "content": "192.0.2.9"},
+            {"name": "lp1." + ZONE, "type": "CNAME", "content": "lp2." + ZONE},
+            {"name": "lp2." + ZONE, "type": "CNAME", "content": "lp1." + ZONE},
+        ]}],
         "geo": {"database": geodb,
                 "networks": {"127.1.0.0/16": {"region": "ENAM"},
                              "127.3.0.0/16": {"country": "JP"}}},
@@ -241,6 +248,27 @@ def test_truncation_then_tcp(env):
     got = sorted(rd.to_text().strip('"').replace('" "', "")
                  for rd in r.answer[0])
     assert got == sorted(BIG)
+
+
+def test_cname_chain_of_8_links_and_loops(env):
+    """Regression: a chain of 8 CNAME links (the documented limit) ended
+    with the 8th CNAME and no A; a loop repeated its two CNAMEs up to 8
+    records."""
+    for proto, r in both(env, query("ch1." + ZONE)):
+        assert r.rcode() == dns.rcode.NOERROR, (proto, r)
+        assert len(answers(r, "CNAME")) == 8, (proto, r)
+        assert answers(r, "A") == ["192.0.2.9"], (proto, r)
+    # dnspython merges repeated records: count them in the header.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(T)
+        s.sendto(query("lp1." + ZONE).to_wire(), (LOCAL, env.edge.port))
+        wire = s.recv(65535)
+    r = dns.message.from_wire(wire)
+    assert r.rcode() == dns.rcode.NOERROR, r
+    assert struct.unpack("!H", wire[6:8])[0] == 2, r
+    owners = [(rr.name.to_text(), rr.rdtype) for rr in r.answer]
+    assert sorted(owners) == [("lp1." + ZONE + ".", dns.rdatatype.CNAME),
+                              ("lp2." + ZONE + ".", dns.rdatatype.CNAME)], r
 
 
 # ---------------------------------------------------------------- load balancers

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 
@@ -71,6 +72,29 @@ static const char yaml_base[] =
     "loop2.example.com }\n"
     "      - { name: loop2.example.com, type: CNAME, content: "
     "loop1.example.com }\n"
+    "      - { name: ch0.example.com, type: CNAME, content: "
+    "ch1.example.com }\n"
+    "      - { name: ch1.example.com, type: CNAME, content: "
+    "ch2.example.com }\n"
+    "      - { name: ch2.example.com, type: CNAME, content: "
+    "ch3.example.com }\n"
+    "      - { name: ch3.example.com, type: CNAME, content: "
+    "ch4.example.com }\n"
+    "      - { name: ch4.example.com, type: CNAME, content: "
+    "ch5.example.com }\n"
+    "      - { name: ch5.example.com, type: CNAME, content: "
+    "ch6.example.com }\n"
+    "      - { name: ch6.example.com, type: CNAME, content: "
+    "ch7.example.com }\n"
+    "      - { name: ch7.example.com, type: CNAME, content: "
+    "ch8.example.com }\n"
+    "      - { name: ch8.example.com, type: CNAME, content: "
+    "ch9.example.com }\n"
+    "      - { name: ch9.example.com, type: A, content: 192.0.2.99 }\n"
+    "      - { name: self.example.com, type: CNAME, content: "
+    "SELF.example.com }\n"
+    "      - { name: \"*.wl.example.com\", type: CNAME, content: "
+    "t.wl.example.com }\n"
     "      - { name: dangling.example.com, type: CNAME, content: "
     "nothere.example.com }\n"
     "      - { name: \"*.wild.example.com\", type: A, content: 192.0.2.9 "
@@ -574,10 +598,6 @@ static void test_cname(void **state)
 	assert_int_equal(r->an, 1);
 	assert_int_equal(r->ns, 0);
 	assert_string_equal(r->rrs[0].target, "www.example.net.");
-	/* a loop stops after DNS_MAX_CHAIN links */
-	r = ask("loop1.example.com", DNS_T_A);
-	assert_int_equal(r->rcode, 0);
-	assert_int_equal(r->an, DNS_MAX_CHAIN);
 	/* dangling: NXDOMAIN for the target (RFC 6604), AA kept */
 	r = ask("dangling.example.com", DNS_T_A);
 	assert_int_equal(r->rcode, DNS_RCODE_NXDOMAIN);
@@ -588,6 +608,49 @@ static void test_cname(void **state)
 	r = ask("alias2.example.com", DNS_T_ANY);
 	assert_int_equal(r->an, 1);
 	assert_int_equal(r->rrs[0].type, DNS_T_HINFO);
+}
+
+/* Regression: the 8th link's target went unanswered (8 CNAMEs, no A),
+ * and a loop repeated its records up to 8 CNAMEs. */
+static void test_cname_chain_limit_and_loops(void **state)
+{
+	static_assert(DNS_MAX_CHAIN == 8, "the zone's chain has 9 links");
+	/* ch1 -> ... -> ch9: 8 links followed, ch9's A answered */
+	resp *r = ask("ch1.example.com", DNS_T_A);
+	assert_int_equal(r->rcode, 0);
+	assert_int_equal(r->an, DNS_MAX_CHAIN + 1);
+	for (int i = 0; i < DNS_MAX_CHAIN; i++)
+		assert_int_equal(r->rrs[i].type, DNS_T_CNAME);
+	assert_string_equal(r->rrs[DNS_MAX_CHAIN].owner, "ch9.example.com.");
+	assert_string_equal(IP4(&r->rrs[DNS_MAX_CHAIN]), "192.0.2.99");
+	/* ...and its NODATA for another type */
+	r = ask("ch1.example.com", DNS_T_TXT);
+	assert_int_equal(r->an, DNS_MAX_CHAIN);
+	assert_int_equal(r->ns, 1);
+	/* ch0: 9 links; the 9th CNAME written, not followed */
+	r = ask("ch0.example.com", DNS_T_A);
+	assert_int_equal(r->rcode, 0);
+	assert_true(AA(r));
+	assert_int_equal(r->an, DNS_MAX_CHAIN + 1);
+	assert_int_equal(r->ns, 0);
+	assert_int_equal(r->rrs[DNS_MAX_CHAIN].type, DNS_T_CNAME);
+	assert_string_equal(r->rrs[DNS_MAX_CHAIN].owner, "ch8.example.com.");
+	assert_string_equal(r->rrs[DNS_MAX_CHAIN].target, "ch9.example.com.");
+	/* a loop: each record once */
+	r = ask("loop1.example.com", DNS_T_A);
+	assert_int_equal(r->rcode, 0);
+	assert_true(AA(r));
+	assert_int_equal(r->an, 2);
+	assert_string_equal(r->rrs[0].owner, "loop1.example.com.");
+	assert_string_equal(r->rrs[1].owner, "loop2.example.com.");
+	assert_string_equal(r->rrs[1].target, "loop1.example.com.");
+	r = ask("self.example.com", DNS_T_A);
+	assert_int_equal(r->an, 1);
+	/* through a wildcard: a.wl -> t.wl (the same wildcard) */
+	r = ask("a.wl.example.com", DNS_T_A);
+	assert_int_equal(r->an, 1);
+	assert_string_equal(r->rrs[0].owner, "a.wl.example.com.");
+	assert_string_equal(r->rrs[0].target, "t.wl.example.com.");
 }
 
 static void test_generated_soa_ns(void **state)
@@ -1273,6 +1336,7 @@ int main(void)
 	    cmocka_unit_test(test_empty_non_terminal),
 	    cmocka_unit_test(test_wildcard),
 	    cmocka_unit_test(test_cname),
+	    cmocka_unit_test(test_cname_chain_limit_and_loops),
 	    cmocka_unit_test(test_generated_soa_ns),
 	    cmocka_unit_test(test_record_types),
 	    cmocka_unit_test(test_any),
