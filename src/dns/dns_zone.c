@@ -5,7 +5,8 @@
  * order written), and grouped into nodes and RRsets; zone apexes, load
  * balancer names and the empty non-terminals above every node are added;
  * then the checks that need the whole picture (CNAME beside other data,
- * zone cuts) run. Everything that outlives the build lives in one arena.
+ * zone cuts, load balancer names against both) run. Everything that
+ * outlives the build lives in one arena.
  */
 #include "dns/dns_zone.h"
 
@@ -654,6 +655,40 @@ static void add_ents(builder *b, size_t idx)
 	}
 }
 
+/* Load balancer names against the zone data at them: a CNAME there would
+ * be answered beside the load balancer's records (RFC 1034 §3.6.2, RFC
+ * 2181 §10.1); a DNS-only load balancer at or below a zone cut is never
+ * answered (the referral is). A proxied one there still serves HTTP, and
+ * the delegation decides its DNS: fine. */
+static void check_lbs(builder *b)
+{
+	char txt[DNS_MAX_NAME * 4 + 1];
+	for (size_t i = 0; i < b->nlbs; i++) {
+		const lbmark *m = &b->lbs[i];
+		const dns_node *n =
+		    table_find(b->zs, m->name, m->namelen,
+			       dns_name_hash(m->name, m->namelen));
+		if (!n)
+			continue;
+		if (dns_node_rrset(n, DNS_T_CNAME))
+			report(b, &m->lb->pos,
+			       "load balancer '%s': zone '%s' has a CNAME "
+			       "record at this name, and a CNAME cannot share "
+			       "its name with other data (remove the record or "
+			       "rename the load balancer)",
+			       m->lb->name, n->zone->name);
+		if (n->cut && !m->lb->proxied && m->lb->enabled)
+			report(b, &m->lb->pos,
+			       "load balancer '%s' is DNS-only (proxied: "
+			       "false) but lies at or below '%s', delegated "
+			       "by NS records in zone '%s': the referral "
+			       "answers, never the load balancer",
+			       m->lb->name,
+			       name_text(n->cut->name, txt, sizeof(txt)),
+			       n->zone->name);
+	}
+}
+
 /* The topmost delegation (NS below the apex) at or above n in its zone. */
 static const dns_node *find_cut(builder *b, const dns_node *n)
 {
@@ -842,6 +877,7 @@ int dns_zoneset_build(const cfg_snapshot *snap, const dns_zoneset_opts *opts,
 	for (size_t i = 0; cuts && i < zs->nnodes; i++)
 		if (zs->nodes[i].zone->has_cuts)
 			zs->nodes[i].cut = find_cut(b, &zs->nodes[i]);
+	check_lbs(b);
 	if (b->errors)
 		goto fail;
 

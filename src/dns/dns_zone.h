@@ -34,8 +34,13 @@
  * order): content that does not parse, CNAME beside other data or twice at
  * a name, a CNAME at an apex, an SOA below one, two SOAs, a record of a
  * parent zone inside a configured child zone, zone names too long for the
- * generated SOA. Identical records are merged; records of one RRset with
- * different TTLs get the lowest (RFC 2181 5.2).
+ * generated SOA; then, at the load balancer's position, a load balancer
+ * name that owns a CNAME (its answers would sit beside it), and an enabled
+ * DNS-only (proxied: false) load balancer at or below a zone cut (the
+ * referral always answers instead; a proxied one there still serves HTTP
+ * and the delegation decides its DNS, so it is accepted). Identical records are
+ * merged; records of one RRset with different TTLs get the lowest (RFC
+ * 2181 5.2).
  *
  * Lookup (dns_zoneset_lookup) for a lowercased wire name:
  *   the exact node if it exists (empty non-terminals included: NODATA);

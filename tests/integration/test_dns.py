@@ -273,6 +273,52 @@ def test_cname_chain_of_8_links_and_loops(env):
 
 # ---------------------------------------------------------------- load balancers
 
+LB_NAMES = """\
+edge:
+  public_addresses: ["203.0.113.10"]
+zones:
+  - name: example.com
+    records:
+      - {name: lb.example.com, type: CNAME, content: www.example.com}
+      - {name: www.example.com, type: A, content: 192.0.2.1}
+      - {name: sub.example.com, type: NS, content: ns.other.net}
+pools:
+  - id: main
+    origins: [{name: o1, address: 127.0.0.1, port: 1}]
+load_balancers:
+  - {name: %s, proxied: %s, default_pools: [main]}
+"""
+
+
+def _check(tmp_path, text):
+    path = tmp_path / "lbnames.yaml"
+    path.write_text(text)
+    p = subprocess.run([mt.BIN, "check", "-c", str(path)],
+                       capture_output=True, text=True, timeout=WAIT)
+    return str(path), p.returncode, p.stderr
+
+
+def test_check_lb_name_with_cname_or_below_a_cut(tmp_path):
+    """Regression: a load balancer sharing its name with a static CNAME
+    (A from the load balancer, the CNAME for other types: RFC 1034
+    §3.6.2), or a DNS-only one at or below a delegation (never
+    answered), passed `meridian check`."""
+    path, rc, err = _check(tmp_path, LB_NAMES % ("lb.example.com", "true"))
+    assert rc == 1, err
+    assert "%s:13:5: load balancer 'lb.example.com': zone 'example.com' " \
+        "has a CNAME record at this name" % path in err, err
+    for name in ("sub.example.com", "x.sub.example.com"):
+        path, rc, err = _check(tmp_path, LB_NAMES % (name, "false"))
+        assert rc == 1, err
+        assert ("%s:13:5: load balancer '%s' is DNS-only (proxied: false) "
+                "but lies at or below 'sub.example.com'" % (path, name)) \
+            in err, err
+    # Proxied below the cut: HTTP only, the delegation answers DNS.
+    path, rc, err = _check(tmp_path, LB_NAMES % ("x.sub.example.com",
+                                                 "true"))
+    assert rc == 0, err
+
+
 def test_lb_dns_only(env):
     for proto, r in both(env, query(LB)):
         assert r.rcode() == dns.rcode.NOERROR, (proto, r)

@@ -1246,6 +1246,58 @@ static void test_build_errors(void **state)
 	    w2);
 }
 
+/* Regression: a load balancer could share its name with a static CNAME
+ * (answering A from the load balancer and a CNAME for other types), and a
+ * DNS-only one could sit at or below a zone cut, never answered; both were
+ * accepted silently. */
+static void test_build_errors_lb_names(void **state)
+{
+	static const char *const w[] = {
+	    "z.yaml:5:5: load balancer 'lb.a.test': zone 'a.test' has a CNAME "
+	    "record at this name, and a CNAME cannot share its name with "
+	    "other data (remove the record or rename the load balancer)",
+	    "z.yaml:6:5: load balancer 'Sub.a.test' is DNS-only (proxied: "
+	    "false) but lies at or below 'sub.a.test', delegated by NS "
+	    "records in zone 'a.test': the referral answers, never the load "
+	    "balancer",
+	    "z.yaml:7:5: load balancer 'x.sub.a.test' is DNS-only (proxied: "
+	    "false) but lies at or below 'sub.a.test', delegated by NS "
+	    "records in zone 'a.test': the referral answers, never the load "
+	    "balancer",
+	    "z.yaml:8:5: load balancer '*.w.sub.a.test' is DNS-only (proxied: "
+	    "false) but lies at or below 'sub.a.test', delegated by NS "
+	    "records in zone 'a.test': the referral answers, never the load "
+	    "balancer",
+	    "z.yaml:9:5: load balancer 'px.a.test': zone 'a.test' has a CNAME "
+	    "record at this name, and a CNAME cannot share its name with "
+	    "other data (remove the record or rename the load balancer)",
+	    NULL};
+	expect_build_errors(
+	    "pools:\n"
+	    "  - { id: p, origins: [ { name: o, address: 127.0.0.1 } ] }\n"
+	    "load_balancers:\n"
+	    "  - { name: ok.a.test, proxied: false, default_pools: [p] }\n"
+	    "  - { name: lb.a.test, proxied: false, default_pools: [p] }\n"
+	    "  - { name: Sub.a.test, proxied: false, default_pools: [p] }\n"
+	    "  - { name: x.sub.a.test, proxied: false, default_pools: [p] }\n"
+	    "  - { name: \"*.w.sub.a.test\", proxied: false, default_pools: "
+	    "[p] }\n"
+	    "  - { name: px.a.test, default_pools: [p] }\n"
+	    /* proxied below a cut: HTTP only, fine */
+	    "  - { name: y.sub.a.test, default_pools: [p] }\n"
+	    /* disabled: nothing to answer */
+	    "  - { name: z.sub.a.test, proxied: false, enabled: false, "
+	    "default_pools: [p] }\n"
+	    "zones:\n"
+	    "  - name: a.test\n"
+	    "    records:\n"
+	    "      - { name: lb.a.test, type: CNAME, content: ok.a.test }\n"
+	    "      - { name: px.a.test, type: CNAME, content: ok.a.test }\n"
+	    "      - { name: sub.a.test, type: NS, content: ns.b.test }\n"
+	    "      - { name: ok.a.test, type: TXT, content: x }\n",
+	    w);
+}
+
 static void test_configured_soa_and_ttl(void **state)
 {
 	const char *y =
@@ -1353,6 +1405,7 @@ int main(void)
 	    cmocka_unit_test(test_lb_cname),
 	    cmocka_unit_test(test_lb_apex_and_fallback),
 	    cmocka_unit_test(test_build_errors),
+	    cmocka_unit_test(test_build_errors_lb_names),
 	    cmocka_unit_test(test_configured_soa_and_ttl),
 	    cmocka_unit_test(test_generated_glue_per_zone),
 	};
