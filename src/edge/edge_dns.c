@@ -63,6 +63,7 @@ typedef struct loc_entry {
 	uint8_t addr[16];
 	uint8_t family; /* 4 or 6; 0: empty */
 	uint8_t need;	/* LB_LOC_NEED_* the lookup answered */
+	uint8_t prefix; /* the network the lookup holds for (geo_result) */
 	lb_loc loc;
 } loc_entry;
 
@@ -338,21 +339,27 @@ typedef struct locate_arg {
 	const geo_db *geo;
 	const struct sockaddr *ecs;	 /* the subnet's address, or NULL */
 	const struct sockaddr *resolver; /* the packet's source, or NULL */
+	uint8_t ecs_prefix; /* what the subnet's lookup holds for, 0: none */
 } locate_arg;
 
-static void geo_locate(const geo_db *geo, const struct sockaddr *sa,
-		       unsigned need, lb_loc *out)
+/* Returns the length of the network around sa that the answers hold for
+ * (geo_result.prefix; the longest when both lookups are made). */
+static uint8_t geo_locate(const geo_db *geo, const struct sockaddr *sa,
+			  unsigned need, lb_loc *out)
 {
+	uint8_t prefix = 0, pp = 0;
 	if (need & LB_LOC_NEED_AREA) {
 		geo_result g;
 		if (geo_lookup(geo, sa, &g) == 0) {
 			memcpy(out->country, g.country, sizeof(out->country));
 			memcpy(out->region, g.region, sizeof(out->region));
 		}
+		prefix = g.prefix;
 	}
 	if ((need & LB_LOC_NEED_POINT) &&
-	    geo_lookup_point(geo, sa, &out->lat, &out->lon) == 0)
+	    geo_lookup_point(geo, sa, &out->lat, &out->lon, &pp) == 0)
 		out->has_point = true;
+	return MAX(prefix, pp);
 }
 
 /* lb_loc_lookup_fn: geo_lookup / geo_lookup_point through the worker's
@@ -361,7 +368,7 @@ static void geo_locate(const geo_db *geo, const struct sockaddr *sa,
 static void locate_lookup(void *arg, lb_loc_source src, unsigned need,
 			  lb_loc *out)
 {
-	const locate_arg *a = arg;
+	locate_arg *a = arg;
 	edge_dns *d = a->d;
 	const struct sockaddr *sa = src == LB_LOC_ECS ? a->ecs : a->resolver;
 	if (!sa || !a->geo)
@@ -393,13 +400,15 @@ static void locate_lookup(void *arg, lb_loc_source src, unsigned need,
 	if (e->family == fam && (e->need & need) == need &&
 	    !memcmp(e->addr, addr, alen)) {
 		*out = e->loc;
-		return;
+	} else {
+		e->prefix = geo_locate(a->geo, sa, need, out);
+		memcpy(e->addr, addr, alen);
+		e->family = fam;
+		e->need = (uint8_t)need;
+		e->loc = *out;
 	}
-	geo_locate(a->geo, sa, need, out);
-	memcpy(e->addr, addr, alen);
-	e->family = fam;
-	e->need = (uint8_t)need;
-	e->loc = *out;
+	if (src == LB_LOC_ECS)
+		a->ecs_prefix = e->prefix;
 }
 
 /* dns_lb_cb: see edge_dns.h. Runs on the worker, allocates nothing. */
@@ -450,8 +459,17 @@ static void lb_answer(void *arg, const dns_lb_query *q, dns_lb_result *r)
 	if (!p)
 		return;
 	lb_addrs(zs, p, &ctx, r);
-	if (ecs_consulted)
-		r->ecs_scope = q->ecs->source;
+	if (ecs_consulted) {
+		/* The answer holds for the whole subnet unless the geo data
+		 * is finer there: the network its lookup matched, or one
+		 * inside the subnet placed otherwise (RFC 7871 §7.2.1). The
+		 * answer writer caps it at the family's bits. */
+		unsigned scope = q->ecs->source;
+		scope = MAX(scope, la.ecs_prefix);
+		scope = MAX(scope, (unsigned)geo_split_prefix(la.geo, la.ecs,
+							      q->ecs->source));
+		r->ecs_scope = (uint8_t)scope;
+	}
 }
 
 /* edge.dns_rate_limit on a UDP answer of len bytes in out: the length to

@@ -28,8 +28,12 @@
  *     own location), then that pool's usable origins in order (all its
  *     enabled origins when none is usable: a fallback pool is answered
  *     whatever its health); an origin given as a hostname (the first one)
- *     answers a CNAME. The ECS scope is the query's source prefix when the
- *     subnet was consulted (the answer depends on it), else 0.
+ *     answers a CNAME. When the subnet was consulted (the answer depends
+ *     on it) the ECS scope is the longest of the query's source prefix,
+ *     the network the subnet's lookup matched (geo_result.prefix: a
+ *     geo.networks CIDR or the MaxMind record's netmask) and any
+ *     geo.networks override inside the subnet (geo_split_prefix): a longer
+ *     prefix could get another answer (RFC 7871 §7.2.1). Else 0.
  *   - Counters (edge_dns_stats): each worker writes only its own, with
  *     plain relaxed stores (no read-modify-write atomics, no shared cache
  *     line); readers on other threads sum them with relaxed loads

@@ -128,60 +128,103 @@ const struct sockaddr *geo_unmap(const struct sockaddr *sa,
 	return (const struct sockaddr *)tmp;
 }
 
+/* Addresses in IPv6 form (IPv4 as ::ffff:a.b.c.d, its prefixes + 96), so
+ * networks of both families compare with one another. */
+#define V4_BASE 96
+
+static void v6_form(const struct sockaddr *sa, uint8_t out[16])
+{
+	if (sa->sa_family == AF_INET) {
+		static const uint8_t mapped[12] = {[10] = 0xff, [11] = 0xff};
+		memcpy(out, mapped, 12);
+		memcpy(out + 12, &((const struct sockaddr_in *)sa)->sin_addr,
+		       4);
+	} else {
+		memcpy(out,
+		       ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr,
+		       16);
+	}
+}
+
+/* Do a and b agree on their first `bits` bits? */
+static bool same_prefix(const uint8_t *a, const uint8_t *b, unsigned bits)
+{
+	for (unsigned i = 0; bits; i++) {
+		unsigned n = bits < 8 ? bits : 8;
+		uint8_t mask = (uint8_t)(0xff00u >> n);
+		if ((a[i] ^ b[i]) & mask)
+			return false;
+		bits -= n;
+	}
+	return true;
+}
+
 /* Special-purpose ranges (RFC 6890 and successors): private, loopback,
  * link-local, shared (CGNAT), documentation, benchmarking, multicast,
  * reserved, ULA. No database can locate them; some country databases
  * answer anyway (the npm ip-location-db file puts 192.168.0.0/16 in AU),
- * so they are never looked up there. geo.networks may still place them. */
-static bool special_v4(const uint8_t *a)
+ * so they are never looked up there. geo.networks may still place them.
+ * In IPv6 form. */
+#define V4R(a, b, c, d, len)                                                   \
+	{                                                                      \
+		{[10] = 0xff, [11] = 0xff, [12] = a,                           \
+		 [13] = b,    [14] = c,	   [15] = d},                          \
+		    V4_BASE + len                                              \
+	}
+static const struct {
+	uint8_t addr[16];
+	uint8_t prefix;
+} specials[] = {
+    V4R(0, 0, 0, 0, 8),
+    V4R(10, 0, 0, 0, 8),
+    V4R(100, 64, 0, 0, 10),
+    V4R(127, 0, 0, 0, 8),
+    V4R(169, 254, 0, 0, 16),
+    V4R(172, 16, 0, 0, 12),
+    V4R(192, 0, 0, 0, 24),
+    V4R(192, 0, 2, 0, 24),
+    V4R(192, 168, 0, 0, 16),
+    V4R(198, 18, 0, 0, 15),
+    V4R(198, 51, 100, 0, 24),
+    V4R(203, 0, 113, 0, 24),
+    V4R(224, 0, 0, 0, 3),	    /* 224.0.0.0/4 and 240.0.0.0/4 */
+    {{0}, 127},			    /* :: and ::1 */
+    {{0xfc}, 7},		    /* ULA */
+    {{0xfe, 0x80}, 10},		    /* link-local */
+    {{0xff}, 8},		    /* multicast */
+    {{0x20, 0x01, 0x0d, 0xb8}, 32}, /* documentation */
+};
+#undef V4R
+
+/* The length (IPv6 form) of the special range holding a, or 0. */
+static unsigned special_prefix(const uint8_t a[16])
 {
-	uint32_t v = (uint32_t)a[0] << 24 | (uint32_t)a[1] << 16 |
-		     (uint32_t)a[2] << 8 | a[3];
-	static const struct {
-		uint32_t net, mask;
-	} r[] = {
-	    {0x00000000, 0xff000000}, /* 0.0.0.0/8 */
-	    {0x0a000000, 0xff000000}, /* 10.0.0.0/8 */
-	    {0x64400000, 0xffc00000}, /* 100.64.0.0/10 */
-	    {0x7f000000, 0xff000000}, /* 127.0.0.0/8 */
-	    {0xa9fe0000, 0xffff0000}, /* 169.254.0.0/16 */
-	    {0xac100000, 0xfff00000}, /* 172.16.0.0/12 */
-	    {0xc0000000, 0xffffff00}, /* 192.0.0.0/24 */
-	    {0xc0000200, 0xffffff00}, /* 192.0.2.0/24 */
-	    {0xc0a80000, 0xffff0000}, /* 192.168.0.0/16 */
-	    {0xc6120000, 0xfffe0000}, /* 198.18.0.0/15 */
-	    {0xc6336400, 0xffffff00}, /* 198.51.100.0/24 */
-	    {0xcb007100, 0xffffff00}, /* 203.0.113.0/24 */
-	    {0xe0000000, 0xe0000000}, /* 224.0.0.0/4, 240.0.0.0/4 */
-	};
-	for (size_t i = 0; i < sizeof(r) / sizeof(*r); i++)
-		if ((v & r[i].mask) == r[i].net)
-			return true;
-	return false;
+	for (size_t i = 0; i < sizeof(specials) / sizeof(*specials); i++)
+		if (same_prefix(a, specials[i].addr, specials[i].prefix))
+			return specials[i].prefix;
+	return 0;
 }
 
-static bool special_v6(const uint8_t *a)
+static unsigned net_prefix(const cfg_cidr *c)
 {
-	static const uint8_t zero[15];
-	if (memcmp(a, zero, 15) == 0) /* :: and ::1 */
-		return a[15] <= 1;
-	if ((a[0] & 0xfe) == 0xfc) /* fc00::/7 ULA */
-		return true;
-	if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) /* fe80::/10 */
-		return true;
-	if (a[0] == 0xff) /* multicast */
-		return true;
-	/* 2001:db8::/32 documentation */
-	return a[0] == 0x20 && a[1] == 0x01 && a[2] == 0x0d && a[3] == 0xb8;
+	return c->prefix + (c->family == AF_INET ? V4_BASE : 0u);
 }
 
-static bool special(const struct sockaddr *sa)
+/* A prefix length in IPv6 form back to the bits of sa's own family. */
+static uint8_t own_bits(const struct sockaddr *sa, unsigned v6bits)
 {
-	if (sa->sa_family == AF_INET)
-		return special_v4(
-		    (const uint8_t *)&((const struct sockaddr_in *)sa)
-			->sin_addr);
-	return special_v6(((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr);
+	if (sa->sa_family != AF_INET)
+		return (uint8_t)v6bits;
+	return (uint8_t)(v6bits > V4_BASE ? v6bits - V4_BASE : 0);
+}
+
+/* The MaxMind record's network length in IPv6 form. */
+static unsigned db_prefix(const geo_db *db, const struct sockaddr *sa,
+			  const MMDB_lookup_result_s *r)
+{
+	if (sa->sa_family == AF_INET && db->mmdb.metadata.ip_version != 6)
+		return r->netmask + V4_BASE; /* an IPv4 tree */
+	return r->netmask;
 }
 
 /* The two-letter code at path in entry, uppercased into out[3]. */
@@ -198,7 +241,7 @@ static bool db_code(MMDB_entry_s *entry, const char *const *path, char *out)
 }
 
 static bool db_lookup(const geo_db *db, const struct sockaddr *sa,
-		      geo_result *out)
+		      geo_result *out, unsigned *prefix)
 {
 	static const char *const p_cc[] = {"country_code", NULL};
 	static const char *const p_country[] = {"country", "iso_code", NULL};
@@ -207,7 +250,10 @@ static bool db_lookup(const geo_db *db, const struct sockaddr *sa,
 	int mmerr = 0;
 
 	MMDB_lookup_result_s r = MMDB_lookup_sockaddr(&db->mmdb, sa, &mmerr);
-	if (mmerr != MMDB_SUCCESS || !r.found_entry)
+	if (mmerr != MMDB_SUCCESS)
+		return false;
+	*prefix = db_prefix(db, sa, &r); /* found or not: the same block */
+	if (!r.found_entry)
 		return false;
 	if (!db_code(&r.entry, p_cc, out->country) &&
 	    !db_code(&r.entry, p_country, out->country) &&
@@ -230,6 +276,7 @@ int geo_lookup(const geo_db *db, const struct sockaddr *sa, geo_result *out)
 		return -EINVAL;
 	if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
 		return -EINVAL;
+	const struct sockaddr *orig = sa;
 	sa = geo_unmap(sa, &tmp);
 	for (size_t i = 0; i < db->nnets; i++) {
 		const geo_net *n = &db->nets[i];
@@ -238,12 +285,57 @@ int geo_lookup(const geo_db *db, const struct sockaddr *sa, geo_result *out)
 		memcpy(out->country, n->country, sizeof(out->country));
 		memcpy(out->region, n->region, sizeof(out->region));
 		out->source = GEO_SRC_NETWORK;
+		out->prefix = own_bits(orig, net_prefix(&n->cidr));
 		return 0;
 	}
-	if (db->has_mmdb && !special(sa) && db_lookup(db, sa, out))
-		return 0;
+	unsigned prefix = 0;
+	if (db->has_mmdb) {
+		uint8_t a[16];
+		v6_form(sa, a);
+		prefix = special_prefix(a);
+		if (!prefix && db_lookup(db, sa, out, &prefix))
+			out->prefix = own_bits(orig, prefix);
+		if (out->source == GEO_SRC_DATABASE)
+			return 0;
+	}
 	memset(out, 0, sizeof(*out));
+	out->prefix = own_bits(orig, prefix);
 	return -ENOENT;
+}
+
+uint8_t geo_split_prefix(const geo_db *db, const struct sockaddr *sa,
+			 unsigned prefix)
+{
+	if (!db || !sa ||
+	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
+		return 0;
+	uint8_t a[16];
+	v6_form(sa, a);
+	unsigned p = prefix + (sa->sa_family == AF_INET ? V4_BASE : 0u);
+	unsigned best = 0;
+	for (size_t i = 0; i < db->nnets; i++) {
+		const cfg_cidr *c = &db->nets[i].cidr;
+		unsigned np = net_prefix(c);
+		uint8_t na[16];
+		if (c->family == AF_INET) {
+			memset(na, 0, 10);
+			na[10] = na[11] = 0xff;
+			memcpy(na + 12, c->addr, 4);
+		} else {
+			memcpy(na, c->addr, 16);
+		}
+		if (np > p && np > best && same_prefix(na, a, p))
+			best = np;
+	}
+	/* the database is never asked about special ranges: they answer
+	 * otherwise than the addresses around them */
+	for (size_t i = 0;
+	     db->has_mmdb && i < sizeof(specials) / sizeof(*specials); i++) {
+		unsigned np = specials[i].prefix;
+		if (np > p && np > best && same_prefix(specials[i].addr, a, p))
+			best = np;
+	}
+	return best ? own_bits(sa, best) : 0;
 }
 
 static bool db_double(MMDB_entry_s *entry, const char *const *path, double *out)
@@ -258,25 +350,41 @@ static bool db_double(MMDB_entry_s *entry, const char *const *path, double *out)
 }
 
 int geo_lookup_point(const geo_db *db, const struct sockaddr *sa, double *lat,
-		     double *lon)
+		     double *lon, uint8_t *prefix)
 {
 	static const char *const p_lat[] = {"location", "latitude", NULL};
 	static const char *const p_lon[] = {"location", "longitude", NULL};
 	struct sockaddr_in tmp;
 	int mmerr = 0;
 
+	uint8_t unused;
+	if (!prefix)
+		prefix = &unused;
+	*prefix = 0;
 	if (!db || !sa || !lat || !lon ||
 	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
 		return -EINVAL;
+	const struct sockaddr *orig = sa;
 	sa = geo_unmap(sa, &tmp);
 	/* An override places the address without coordinates: the database
 	 * must not contradict it. */
 	for (size_t i = 0; i < db->nnets; i++)
-		if (cfg_cidr_contains(&db->nets[i].cidr, sa))
+		if (cfg_cidr_contains(&db->nets[i].cidr, sa)) {
+			*prefix = own_bits(orig, net_prefix(&db->nets[i].cidr));
 			return -ENOENT;
-	if (!db->has_mmdb || special(sa))
+		}
+	if (!db->has_mmdb)
 		return -ENOENT;
+	uint8_t a[16];
+	v6_form(sa, a);
+	unsigned sp = special_prefix(a);
+	if (sp) {
+		*prefix = own_bits(orig, sp);
+		return -ENOENT;
+	}
 	MMDB_lookup_result_s r = MMDB_lookup_sockaddr(&db->mmdb, sa, &mmerr);
+	if (mmerr == MMDB_SUCCESS)
+		*prefix = own_bits(orig, db_prefix(db, sa, &r));
 	double la, lo;
 	if (mmerr != MMDB_SUCCESS || !r.found_entry ||
 	    !db_double(&r.entry, p_lat, &la) ||

@@ -29,6 +29,7 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "config/cfg_model.h"
@@ -45,6 +46,15 @@ typedef struct geo_result {
 	char country[3]; /* ISO 3166-1 alpha-2, "" when unknown */
 	char region[5];	 /* WNAM, ENAM, ... (cfg_regions), "" when unknown */
 	geo_source source;
+	/* The length of the network around the address that the answer (or
+	 * the lack of one) holds for, in the bits of the address as passed
+	 * (an IPv4-mapped IPv6 one counts the 96 bits of ::ffff:0:0/96):
+	 * the geo.networks CIDR that matched, else the MaxMind record's
+	 * network (MMDB netmask, minus 96 for IPv4 in an IPv6 tree; also
+	 * when nothing is found there) or the special-purpose range; 0 when
+	 * not known (no database). Addresses inside it may still be placed
+	 * otherwise by a longer override: see geo_split_prefix. */
+	uint8_t prefix;
 } geo_result;
 
 /* Builds the lookup state for g (NULL: no overrides, no database, no
@@ -58,18 +68,30 @@ bool geo_has_database(const geo_db *db);
 
 /* Locates sa (AF_INET or AF_INET6; the port is ignored). Returns 0 when the
  * country or the region is known, -ENOENT when neither is (out is then
- * zeroed with source GEO_SRC_NONE), -EINVAL for a NULL argument or another
- * address family. */
+ * zeroed with source GEO_SRC_NONE, but for out->prefix), -EINVAL for a
+ * NULL argument or another address family. */
 int geo_lookup(const geo_db *db, const struct sockaddr *sa, geo_result *out);
+
+/* For the network sa/prefix (an EDNS Client Subnet): the length of the
+ * longest network strictly inside it that may be placed otherwise than
+ * the rest, or 0 when there is none: a geo.networks override, or, with a
+ * MaxMind DB, a special-purpose range (never looked up there). In the
+ * bits of sa's family. A lookup of sa alone cannot see those; an answer
+ * for the whole network must be scoped to at least that length (RFC 7871
+ * §7.2.1). */
+uint8_t geo_split_prefix(const geo_db *db, const struct sockaddr *sa,
+			 unsigned prefix);
 
 /* The coordinates of sa (degrees) from the MaxMind DB's
  * location/latitude and location/longitude, which City databases
  * (GeoLite2-City, DB-IP City Lite) have and country databases do not.
  * Returns 0, -ENOENT when the database has none for sa (also when a
  * geo.networks override places sa, or sa is special-purpose), -EINVAL
- * for bad arguments. Read-only and thread-safe like geo_lookup. */
+ * for bad arguments. *prefix (when not NULL) gets the length of the
+ * network the answer holds for, as geo_result.prefix. Read-only and
+ * thread-safe like geo_lookup. */
 int geo_lookup_point(const geo_db *db, const struct sockaddr *sa, double *lat,
-		     double *lon);
+		     double *lon, uint8_t *prefix);
 
 /* Whether sa is inside one of geo.trusted_proxies (whose X-Forwarded-For
  * and PROXY protocol headers are believed). */

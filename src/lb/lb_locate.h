@@ -76,7 +76,8 @@ bool lb_locate_usable(const lb_loc *l, unsigned need);
  * has a Client Subnet with a source prefix > 0. *out is the location found
  * (zeroed for LB_LOC_POP). *ecs_consulted is set when the subnet was looked
  * up: the answer then depends on it, whatever the lookup gave, and its ECS
- * scope is the source prefix. */
+ * scope is at least the source prefix (longer when the geo data is finer
+ * there: the caller's lookups know, see edge_dns.h). */
 lb_loc_source lb_locate(const cfg_lb *lb, bool has_ecs, lb_loc_lookup_fn fn,
 			void *arg, lb_loc *out, bool *ecs_consulted);
 

@@ -435,6 +435,32 @@ def test_location_prefer_ecs_geo(env):
                source=RES_ENAM) == ([ENAM], 0)
 
 
+def test_ecs_scope_follows_finer_geo_data(env):
+    """Regression: the scope was always the query's source prefix, so an
+    answer for a /15 that holds a differently placed /16 was cached for
+    the whole /15 (RFC 7871 §7.2.1 wants the longer scope)."""
+    # 127.0.0.0/15 holds the ENAM override 127.1.0.0/16; its address
+    # 127.0.0.0 is not in it: the default pool, for 127.0.0.0/16 only.
+    assert ask(env, LB, ecs=("127.0.0.0", 15)) == ([MAIN], 16)
+    out = subprocess.run(
+        ["dig", "@" + LOCAL, "-p", str(env.edge.port), LB, "A", "+norec",
+         "+subnet=127.0.0.0/15", "+time=3", "+tries=1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=WAIT,
+        check=False).stdout.decode(errors="replace")
+    assert "CLIENT-SUBNET: 127.0.0.0/15/16" in out, out
+    # 127.0.0.0/8 holds two /16 overrides.
+    assert ask(env, GEO_ECS, ecs=("127.0.0.0", 8),
+               source=RES_ENAM)[1] == 16
+    # The database's record network (MMDB netmask): 1.2.0.0/16 holds the
+    # Tokyo /24, 1.2.0.0 itself is in an empty block no wider than /23.
+    got, scope = ask(env, GEO_ECS, ecs=("1.2.0.0", 16))
+    assert got == [WEU] and 16 < scope <= 23, (got, scope)
+    assert ask(env, PROX, ecs=("1.2.0.0", 16))[1] == scope
+    # Nothing finer: the source prefix.
+    assert ask(env, GEO_ECS, ecs=(TOKYO_NET, 24)) == ([JP], 24)
+    assert ask(env, LB, ecs=("127.1.0.0", 24)) == ([ENAM], 24)
+
+
 def test_location_proximity(env):
     # prefer_ecs proximity (the default) with proximity steering: the
     # nearest pool to the subnet's coordinates (the test database).

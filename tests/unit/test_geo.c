@@ -198,6 +198,61 @@ static void test_overrides(void **state)
 	geo_close(db);
 }
 
+static uint8_t prefix_of(const geo_db *db, const char *ip)
+{
+	geo_result r;
+	geo_lookup(db, addr(ip), &r);
+	return r.prefix;
+}
+
+static uint8_t split_of(const geo_db *db, const char *ip, unsigned source)
+{
+	return geo_split_prefix(db, addr(ip), source);
+}
+
+/* Regression (ECS scope): a lookup says which network its answer holds
+ * for, and a subnet says how finely the overrides split it, so a Client
+ * Subnet answer is scoped to the geo data rather than to the query's
+ * source prefix alone. */
+static void test_prefixes(void **state)
+{
+	geo_db *db = geo_open(&geo, NULL, 0);
+	assert_non_null(db);
+	/* the override that matched */
+	assert_int_equal(prefix_of(db, "127.9.9.9"), 8);
+	assert_int_equal(prefix_of(db, "127.1.9.9"), 16);
+	assert_int_equal(prefix_of(db, "127.1.2.3"), 24);
+	assert_int_equal(prefix_of(db, "::ffff:127.1.2.3"), 96 + 24);
+	assert_int_equal(prefix_of(db, "2001:db8:1:2::1"), 48);
+	/* nothing known (no database): 0 */
+	assert_int_equal(prefix_of(db, "192.0.2.1"), 0);
+	double lat, lon;
+	uint8_t p = 99;
+	assert_int_equal(
+	    geo_lookup_point(db, addr("127.1.2.3"), &lat, &lon, &p), -ENOENT);
+	assert_int_equal(p, 24);
+	/* overrides strictly inside the subnet: the longest */
+	assert_int_equal(split_of(db, "127.0.0.0", 15), 24);
+	assert_int_equal(split_of(db, "127.1.0.0", 16), 24);
+	assert_int_equal(split_of(db, "127.1.0.0", 20), 24);
+	assert_int_equal(split_of(db, "127.1.2.0", 24), 0);
+	assert_int_equal(split_of(db, "127.1.16.0", 20), 0);
+	assert_int_equal(split_of(db, "126.0.0.0", 7), 24);
+	assert_int_equal(split_of(db, "128.0.0.0", 1), 0);
+	assert_int_equal(split_of(db, "8.8.0.0", 16), 24);
+	assert_int_equal(split_of(db, "2001:db8::", 32), 48);
+	assert_int_equal(split_of(db, "2001:db8::", 40), 48);
+	assert_int_equal(split_of(db, "2001:db8:100::", 40), 0);
+	/* IPv4 networks inside an IPv4-mapped subnet, in IPv6 bits */
+	assert_int_equal(split_of(db, "::ffff:127.0.0.0", 96 + 15), 96 + 24);
+	assert_int_equal(split_of(db, "::", 0), 96 + 24);
+	/* without a database special ranges do not split anything */
+	assert_int_equal(split_of(db, "192.0.0.0", 16), 0);
+	assert_int_equal(geo_split_prefix(NULL, addr("127.0.0.0"), 8), 0);
+	assert_int_equal(geo_split_prefix(db, NULL, 8), 0);
+	geo_close(db);
+}
+
 static void test_lookup_args(void **state)
 {
 	geo_result r;
@@ -287,13 +342,14 @@ static void test_database(void **state)
 	/* A country database has no coordinates (proximity needs a City
 	 * database; the integration tests write one), nor has an override. */
 	double lat, lon;
-	assert_int_equal(geo_lookup_point(db, addr("133.242.0.3"), &lat, &lon),
-			 -ENOENT);
-	assert_int_equal(geo_lookup_point(db, addr("8.8.8.8"), &lat, &lon),
-			 -ENOENT);
-	assert_int_equal(geo_lookup_point(db, NULL, &lat, &lon), -EINVAL);
-	assert_int_equal(geo_lookup_point(NULL, addr("8.8.8.8"), &lat, &lon),
-			 -EINVAL);
+	assert_int_equal(
+	    geo_lookup_point(db, addr("133.242.0.3"), &lat, &lon, NULL),
+	    -ENOENT);
+	assert_int_equal(
+	    geo_lookup_point(db, addr("8.8.8.8"), &lat, &lon, NULL), -ENOENT);
+	assert_int_equal(geo_lookup_point(db, NULL, &lat, &lon, NULL), -EINVAL);
+	assert_int_equal(
+	    geo_lookup_point(NULL, addr("8.8.8.8"), &lat, &lon, NULL), -EINVAL);
 	geo_close(db);
 }
 
@@ -342,6 +398,7 @@ int main(void)
 	    cmocka_unit_test(test_region_table_complete),
 	    cmocka_unit_test(test_region_spot_checks),
 	    cmocka_unit_test_setup(test_overrides, setup),
+	    cmocka_unit_test_setup(test_prefixes, setup),
 	    cmocka_unit_test_setup(test_lookup_args, setup),
 	    cmocka_unit_test_setup(test_trusted, setup),
 	    cmocka_unit_test_setup(test_open_errors, setup),
