@@ -123,6 +123,12 @@ static void wake_cb(core_io *io, uint32_t ev)
 	}
 	if (atomic_load(&w->e->draining) && !w->draining) {
 		w->draining = true;
+		/* Connections the kernel already accepted for us would be
+		 * reset when the listener closes: take them first (each is
+		 * answered once, with Connection: close). */
+		for (size_t i = 0; i < w->nlisteners; i++)
+			if (w->listeners[i].io.fd >= 0)
+				listener_cb(&w->listeners[i].io, EPOLLIN);
 		edge_worker_close_listeners(w);
 		px_drain(w);
 		core_timer_after(&w->loop, &w->drain_timer,

@@ -97,6 +97,7 @@ struct px_client {
 			     * connections: the worker's h2_dirty list */
 	bool h2_queued;
 	bool closed;
+	bool served; /* answered a request: an idle keep-alive connection */
 	uint64_t last_read, last_write; /* ms */
 	uint64_t head_start;		/* ms: first byte of the current head */
 

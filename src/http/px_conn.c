@@ -664,6 +664,7 @@ static void next_request(px_client *cl)
 	core_buf_put(&w->bufs, cl->chead);
 	cl->uhead = cl->chead = NULL;
 	reset_exchange(cl);
+	cl->served = true;
 	cl->parse_pending = blen(cl->in) > 0;
 	if (cl->parse_pending)
 		cl->head_start = w->loop.now;
@@ -2022,6 +2023,9 @@ static void update_timers(px_client *cl)
 		if (blen(cl->in) > 0 && cl->head_start)
 			core_timer_set(l, &cl->timer,
 				       cl->head_start + to->client_header_ms);
+		else if (cl->w->draining) /* a request may be on the way */
+			core_timer_set(l, &cl->timer,
+				       cl->last_read + to->client_header_ms);
 		else
 			core_timer_set(l, &cl->timer,
 				       cl->last_read + to->client_idle_ms);
@@ -2303,13 +2307,33 @@ void px_drain(edge_worker *w)
 	px_client *next;
 	for (px_client *cl = w->clients; cl; cl = next) {
 		next = cl->next;
-		if ((cl->state == PX_HEAD && blen(cl->in) == 0) ||
-		    cl->state == PX_HANDSHAKE)
-			client_close(cl);
-		else if (cl->state == PX_H2)
-			px_h2_drain(cl);
-		else
+		if (cl->state == PX_HEAD && blen(cl->in) == 0) {
+			/* Closing a socket that holds unread bytes resets it:
+			 * a request already sent would be lost. An idle
+			 * keep-alive connection with nothing in it is closed
+			 * (its client retries, RFC 9112 §9.3.1); one with
+			 * bytes waiting, or one not yet asked anything (just
+			 * accepted, its request may be on the way), gets
+			 * its answer and Connection: close. */
+			char c;
+			ssize_t r =
+			    recv(cl->io.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+			if (r <= 0 && cl->served) {
+				client_close(cl);
+				continue;
+			}
 			cl->close_after = true;
+			if (r > 0) {
+				cl->can_read = true;
+				pump(cl);
+			}
+		} else if (cl->state == PX_H2) {
+			px_h2_drain(cl);
+		} else {
+			/* Handshakes finish, then the request is answered
+			 * with Connection: close (or, for HTTP/2, GOAWAY). */
+			cl->close_after = true;
+		}
 	}
 	for (size_t i = 0; i < w->snap->cfg->norigins; i++)
 		while (w->idle[i].head)

@@ -831,6 +831,11 @@ bool px_h2_step(px_client *cl)
 						? PX_H2_E_FLOOD
 						: PX_H2_E_PROTOCOL);
 				h->rd_done = true;
+			} else if (w->draining && !h->goaway) {
+				/* Became HTTP/2 while the edge drains: the
+				 * streams its first frames opened are
+				 * served, then GOAWAY. */
+				px_h2_drain(cl);
 			}
 			p = true;
 		} else if (n != -EAGAIN && n != -ENOBUFS) {
