@@ -371,6 +371,12 @@ int cmd_demo(int argc, char **argv)
 	if (no_dns)
 		dns = NULL;
 
+	struct sockaddr_storage ass;
+	socklen_t alen;
+	if (admin && core_sock_parse_addr(admin, &ass, &alen) < 0) {
+		fprintf(stderr, "meridian demo: bad --admin '%s'\n", admin);
+		return 2;
+	}
 	demo_ctx d = {.admin = admin, .dns = dns};
 	if (dns &&
 	    addr_parts(dns, d.dns_host, sizeof(d.dns_host), &d.dns_port) < 0) {

@@ -641,6 +641,7 @@ static const cfg_key edge_keys[] = {
      .type = CFG_STRING,
      AT(cfg_edge, store),
      .doc_type = "path",
+     .def_doc = "/var/lib/meridian/store.db",
      .help = "Embedded store (SQLite) for objects created through the "
 	     "API. Read at start-up: a reload that changes it is refused "
 	     "(restart to apply)."},

@@ -419,7 +419,8 @@ static bool take_https(cfg_ctx *c, const cfg_node *node, cfg_origin *o)
 	if (colon) {
 		unsigned long port = 0;
 		const char *p = colon + 1;
-		for (; p < end && *p >= '0' && *p <= '9'; p++)
+		/* Stop past 65535: a long number must not wrap around. */
+		for (; p < end && *p >= '0' && *p <= '9' && port <= 65535; p++)
 			port = port * 10 + (unsigned long)(*p - '0');
 		if (p != end || p == colon + 1 || port == 0 || port > 65535) {
 			cfg_error(c, an, "address: bad port in '%s'",

@@ -228,8 +228,11 @@ int cfg_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len,
 	}
 	const char *ps = colon + 1;
 	int64_t port;
-	if (cfg_parse_int(ps, &port) || ps[0] == '-' || port > 65535) {
-		*why = "the port must be a number 0..65535";
+	if (cfg_parse_int(ps, &port) || ps[0] == '-' || port < 1 ||
+	    port > 65535) {
+		/* 0 would give each worker's SO_REUSEPORT socket its own
+		 * random port, and nobody could know where to connect. */
+		*why = "the port must be a number 1..65535";
 		return -EINVAL;
 	}
 	if (cfg_parse_ip(host, (uint16_t)port, ss, len)) {

@@ -362,7 +362,7 @@ static void test_type_errors(void **state)
 		"brackets, as in [::1]:8080");
 	EXPECT1("edge: { listen: { admin: '127.0.0.1:99999' } }\n",
 		"t.yaml:1:26: admin: bad address '127.0.0.1:99999': the port "
-		"must be a number 0..65535");
+		"must be a number 1..65535");
 	EXPECT1("geo: { trusted_proxies: [10.0.0.0/33] }\n",
 		"t.yaml:1:26: trusted_proxies: bad CIDR '10.0.0.0/33': the "
 		"prefix length must be 0..32");
@@ -780,8 +780,9 @@ static void test_values(void **state)
 	assert_int_equal(cfg_parse_listen("[::1]:8080", &ss, &len, &why), 0);
 	assert_int_equal(ss.ss_family, AF_INET6);
 	assert_int_equal(ntohs(((struct sockaddr_in6 *)&ss)->sin6_port), 8080);
-	assert_int_equal(cfg_parse_listen("0.0.0.0:0", &ss, &len, &why), 0);
+	assert_int_equal(cfg_parse_listen("0.0.0.0:80", &ss, &len, &why), 0);
 	assert_int_equal(len, sizeof(struct sockaddr_in));
+	assert_int_not_equal(cfg_parse_listen("0.0.0.0:0", &ss, &len, &why), 0);
 	assert_int_not_equal(cfg_parse_listen(":80", &ss, &len, &why), 0);
 	assert_int_not_equal(cfg_parse_listen("[1.2.3.4]:80", &ss, &len, &why),
 			     0);
@@ -1097,7 +1098,10 @@ static void test_origin_tls(void **state)
 	    "      - { name: a, address: \"https://h.example.com/x\" }\n"
 	    "      - { name: b, address: \"https://127.0.0.1:99999\" }\n"
 	    "      - { name: c, address: \"https://127.0.0.1:8443\", port: 1 "
-	    "}\n",
+	    "}\n"
+	    /* 2^64 + 8443: must not wrap around to 8443 */
+	    "      - { name: d, address: "
+	    "\"https://127.0.0.1:18446744073709560059\", port: 8443 }\n",
 	    "t.yaml:3:23: ca: cannot open '/nonexistent/ca.pem': No such file "
 	    "or directory",
 	    "t.yaml:5:29: address: 'https://h.example.com/x' has a path; "
@@ -1105,6 +1109,8 @@ static void test_origin_tls(void **state)
 	    "t.yaml:6:29: address: bad port in 'https://127.0.0.1:99999'",
 	    "t.yaml:7:61: port: 1 contradicts the port in address "
 	    "'https://127.0.0.1:8443'",
+	    "t.yaml:8:29: address: bad port in "
+	    "'https://127.0.0.1:18446744073709560059'",
 	    (const char *)NULL);
 }
 
