@@ -10,6 +10,7 @@
 #include "cmd/cmd.h"
 #include "config/cfg_doc.h"
 #include "config/cfg_load.h"
+#include "dns/dns_zone.h"
 #include "edge/edge.h"
 
 static void usage(FILE *f)
@@ -76,11 +77,30 @@ int cmd_check(int argc, char **argv)
 	/* What the edge builds at start-up from a valid file: the geo
 	 * database, DNS zones, certificates and origin CAs. A file `check`
 	 * accepts must start. */
+	/* Zone data first, to print every error it has (the edge stops at
+	 * the first). */
+	dns_zoneset *zones = NULL;
+	dns_zoneset_opts zopts = {0};
+	if (dns_zoneset_build(snap, &zopts, &zones, &diag) < 0) {
+		for (size_t i = 0; i < diag.n; i++)
+			fprintf(stderr, "%s\n", diag.msgs[i]);
+		cfg_diag_free(&diag);
+		cfg_snapshot_free(snap);
+		return 1;
+	}
+	cfg_diag_free(&diag);
+	dns_zoneset_free(zones);
 	char err[512] = "";
 	edge_snapshot *es =
 	    edge_snapshot_new(snap, NULL, 65536, 1, err, sizeof(err));
 	if (!es) {
-		fprintf(stderr, "%s: %s\n", file, err);
+		/* Messages that carry their position start with the file
+		 * name already. */
+		size_t fl = strlen(file);
+		if (!strncmp(err, file, fl) && err[fl] == ':')
+			fprintf(stderr, "%s\n", err);
+		else
+			fprintf(stderr, "%s: %s\n", file, err);
 		cfg_snapshot_free(snap);
 		return 1;
 	}

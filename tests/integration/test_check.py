@@ -245,6 +245,22 @@ def test_check_refuses_what_the_edge_would_refuse_at_start(tmp_path):
                            capture_output=True, text=True, timeout=mt.WAIT)
         assert r.returncode == 1, (extra, r.stdout, r.stderr)
         assert want in r.stderr, (extra, r.stderr)
+        # file:line:col once, not the file name twice
+        assert not r.stderr.startswith("%s: %s:" % (p, p)), r.stderr
+    # Every zone error, each as file:line:col: message.
+    cfg = json.loads(json.dumps(base))
+    cfg["edge"]["listen"] = {"dns": ["127.0.0.1:%d" % mt.free_port()]}
+    cfg["zones"] = [{"name": "example.com", "records": [
+        {"name": "s.example.com", "type": "SRV", "content": "garbage"},
+        {"name": "t.example.com", "type": "SRV", "content": "1 2"}]}]
+    p = tmp_path / "z.yaml"
+    p.write_text(mt.to_yaml(cfg) + "\n")
+    r = subprocess.run([mt.BIN, "check", "-c", str(p)],
+                       capture_output=True, text=True, timeout=mt.WAIT)
+    lines = r.stderr.splitlines()
+    assert r.returncode == 1 and len(lines) == 2, r.stderr
+    assert all(ln.startswith(str(p) + ":") and
+               not ln.startswith("%s: %s" % (p, p)) for ln in lines), lines
     cfg = json.loads(json.dumps(base))
     cfg["edge"]["listen"] = {"http": ["127.0.0.1:%d" % mt.free_port()]}
     cfg["geo"] = {"database": str(tmp_path / "missing.mmdb")}
