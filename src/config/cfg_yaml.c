@@ -1,6 +1,7 @@
 /* cfg_yaml.c - libyaml events to a cfg_node tree; see cfg_yaml.h. */
 #include "config/cfg_yaml.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
 
@@ -169,26 +170,72 @@ static void on_start(builder *b, const yaml_event_t *ev, cfg_node_kind kind,
 		f->anchor = core_arena_strdup(b->a, (const char *)anchor_name);
 }
 
+typedef struct key_ref {
+	const cfg_node *k;
+	size_t i; /* position in the mapping */
+} key_ref;
+
+static int key_ref_cmp(const void *a, const void *b)
+{
+	const key_ref *x = a, *y = b;
+	if (x->k->len != y->k->len)
+		return x->k->len < y->k->len ? -1 : 1;
+	int c = memcmp(x->k->str, y->k->str, x->k->len);
+	if (c)
+		return c;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+static void report_duplicate(builder *b, const cfg_node *k, const cfg_node *p)
+{
+	cfg_errs_add(b->e, k->line, k->col,
+		     "duplicate key '%s' (first at line %u)", k->str, p->line);
+}
+
 /* Report keys that appear twice in one mapping: YAML forbids it and the
- * second would silently win otherwise. */
+ * second would silently win otherwise. Each repeat is reported against
+ * the first occurrence, in file order. Large mappings (geo.networks can
+ * hold 100,000 entries) are sorted rather than compared pairwise. */
 static void check_duplicate_keys(builder *b, const cfg_node *n)
 {
-	for (size_t i = 1; i < n->n; i++) {
-		const cfg_node *k = n->keys[i];
-		if (k->kind != CFG_NODE_SCALAR)
-			continue;
-		for (size_t j = 0; j < i; j++) {
-			const cfg_node *p = n->keys[j];
-			if (p->kind == CFG_NODE_SCALAR && p->len == k->len &&
-			    !memcmp(p->str, k->str, k->len)) {
-				cfg_errs_add(b->e, k->line, k->col,
-					     "duplicate key '%s' (first at "
-					     "line %u)",
-					     k->str, p->line);
-				break;
+	if (n->n <= 32) {
+		for (size_t i = 1; i < n->n; i++) {
+			const cfg_node *k = n->keys[i];
+			if (k->kind != CFG_NODE_SCALAR)
+				continue;
+			for (size_t j = 0; j < i; j++) {
+				const cfg_node *p = n->keys[j];
+				if (p->kind == CFG_NODE_SCALAR &&
+				    p->len == k->len &&
+				    !memcmp(p->str, k->str, k->len)) {
+					report_duplicate(b, k, p);
+					break;
+				}
 			}
 		}
+		return;
 	}
+	key_ref *refs = xmalloc(n->n * sizeof(*refs));
+	const cfg_node **first = xcalloc(n->n, sizeof(*first));
+	size_t m = 0;
+	for (size_t i = 0; i < n->n; i++)
+		if (n->keys[i]->kind == CFG_NODE_SCALAR)
+			refs[m++] = (key_ref){n->keys[i], i};
+	qsort(refs, m, sizeof(*refs), key_ref_cmp);
+	for (size_t g = 0; g < m;) {
+		size_t e = g + 1;
+		/* Sorted by key, then position: a run of one key starts
+		 * with its first occurrence. */
+		while (e < m && refs[e].k->len == refs[g].k->len &&
+		       !memcmp(refs[e].k->str, refs[g].k->str, refs[g].k->len))
+			first[refs[e++].i] = refs[g].k;
+		g = e;
+	}
+	for (size_t i = 0; i < n->n; i++)
+		if (first[i])
+			report_duplicate(b, n->keys[i], first[i]);
+	free(first);
+	free(refs);
 }
 
 static void on_end(builder *b)

@@ -900,6 +900,27 @@ static void test_yaml_errors(void **state)
 		"t.yaml:2:1: only one YAML document is allowed");
 	EXPECT1("edge:\n  name: a\n  workers: 1\n  name: b\n",
 		"t.yaml:4:3: duplicate key 'name' (first at line 2)");
+	{
+		/* A mapping large enough to be sorted, not compared pairwise:
+		 * repeats in file order, each against its first occurrence. */
+		char y[4096];
+		size_t n =
+		    (size_t)snprintf(y, sizeof(y), "geo:\n  networks:\n");
+		for (int i = 0; i < 40; i++) {
+			int k = i == 36 || i == 39 ? 10 : i == 38 ? 5 : i;
+			n += (size_t)snprintf(
+			    y + n, sizeof(y) - n,
+			    "    10.0.%d.0/24: {region: WEU}\n", k);
+		}
+		expect_errors(y,
+			      "t.yaml:39:5: duplicate key '10.0.10.0/24' "
+			      "(first at line 13)",
+			      "t.yaml:41:5: duplicate key '10.0.5.0/24' (first "
+			      "at line 8)",
+			      "t.yaml:42:5: duplicate key '10.0.10.0/24' "
+			      "(first at line 13)",
+			      (const char *)NULL);
+	}
 	EXPECT1("edge: { name: *nope }\n",
 		"t.yaml:1:15: unknown alias '*nope'");
 	EXPECT1("edge: { [a]: 1 }\n", "t.yaml:1:9: mapping keys must be "
