@@ -1494,7 +1494,9 @@ static const cfg_key lb_keys[] = {
      .type = CFG_REF,
      .ref = CFG_REF_POOL,
      .off = offsetof(cfg_lb, fallback_pool),
-     .help = "Pool used when no other pool is healthy."},
+     .help = "Pool used when no other pool is healthy, whatever its own "
+	     "health: when none of its origins is healthy, its enabled "
+	     "origins with weight > 0 are used anyway."},
     {.name = "region_pools",
      POOL_MAP(region_pools, nregion_pools, region_key),
      .help = "Region to pool ids, for geo steering."},

@@ -292,15 +292,13 @@ static bool has_addr(const uint8_t *list, size_t n, const void *a, size_t len)
 static void lb_addrs(const dns_zoneset *zs, const cfg_pool *p,
 		     const lb_steer_ctx *ctx, dns_lb_result *r)
 {
-	bool any = false;
-	for (size_t i = 0; i < p->norigins && !any; i++)
-		any = lb_steer_origin_usable(&p->origins[i], ctx);
+	/* A fallback pool without a usable origin: its enabled ones
+	 * whatever their health, as the proxy does (lb_steer.h). */
+	bool any_health = lb_steer_pool_any_health(p, ctx);
 	bool first = true;
 	for (size_t i = 0; i < p->norigins; i++) {
 		const cfg_origin *o = &p->origins[i];
-		/* None usable (a fallback pool): every enabled origin. */
-		if (any ? !lb_steer_origin_usable(o, ctx)
-			: (!o->enabled || o->weight <= 0))
+		if (!lb_steer_origin_choosable(o, ctx, any_health))
 			continue;
 		int fam = dns_zoneset_origin_family(zs, o->index);
 		if (!fam) { /* a host name */
@@ -448,6 +446,7 @@ static void lb_answer(void *arg, const dns_lb_query *q, dns_lb_result *r)
 	lb_loc_source src = lb_locate(lb, la.ecs != NULL, locate_lookup, &la,
 				      &loc, &ecs_consulted);
 	lb_steer_ctx ctx = {
+	    .lb = lb,
 	    .edge = &w->snap->cfg->edge,
 	    .client = src == LB_LOC_ECS ? la.ecs : la.resolver,
 	    .origins = w->snap->ostates,

@@ -25,12 +25,13 @@
  *     client located per location_strategy (lb_locate.h: the EDNS Client
  *     Subnet when prefer_ecs prefers it for the steering policy and its
  *     lookup succeeds, else per mode the resolver's address or the edge's
- *     own location), then that pool's usable origins in order (all its
- *     enabled origins when none is usable: a fallback pool is answered
- *     whatever its health); an origin given as a hostname (the first one)
- *     answers a CNAME. When the subnet was consulted (the answer depends
- *     on it) the ECS scope is the longest of the query's source prefix,
- *     the network the subnet's lookup matched (geo_result.prefix: a
+ *     own location), then that pool's usable origins in order (a
+ *     fallback pool without a usable origin: all its enabled origins with
+ *     weight > 0, whatever their health, the proxy's rule,
+ *     lb_steer_pool_any_health); an origin given as a hostname (the first
+ *     one) answers a CNAME. When the subnet was consulted (the answer
+ *     depends on it) the ECS scope is the longest of the query's source
+ *     prefix, the network the subnet's lookup matched (geo_result.prefix: a
  *     geo.networks CIDR or the MaxMind record's netmask) and any
  *     geo.networks override inside the subnet (geo_split_prefix): a longer
  *     prefix could get another answer (RFC 7871 §7.2.1). Else 0.

@@ -676,6 +676,7 @@ static void steer_ctx(const px_client *cl, lb_steer_ctx *ctx)
 	edge_worker *w = cl->w;
 	const geo_result *g = cl->use_client ? &cl->cgeo : &cl->geo;
 	*ctx = (lb_steer_ctx){
+	    .lb = cl->lb,
 	    .edge = &w->snap->cfg->edge,
 	    .country = g->country,
 	    .region = g->region,

@@ -59,6 +59,24 @@ bool lb_steer_origin_usable(const cfg_origin *o, const lb_steer_ctx *ctx)
 	return o->enabled && o->weight > 0 && origin_routable(o, ctx);
 }
 
+bool lb_steer_pool_any_health(const cfg_pool *p, const lb_steer_ctx *ctx)
+{
+	if (!p || !ctx || !ctx->lb || p != ctx->lb->fallback_pool)
+		return false;
+	for (size_t i = 0; i < p->norigins; i++)
+		if (lb_steer_origin_usable(&p->origins[i], ctx))
+			return false;
+	return true;
+}
+
+bool lb_steer_origin_choosable(const cfg_origin *o, const lb_steer_ctx *ctx,
+			       bool any_health)
+{
+	if (any_health)
+		return o->enabled && o->weight > 0;
+	return lb_steer_origin_usable(o, ctx);
+}
+
 uint32_t lb_steer_pool_healthy(const cfg_pool *p, const lb_steer_ctx *ctx)
 {
 	uint32_t n = 0;
@@ -319,9 +337,10 @@ const cfg_pool *lb_steer_pool(const cfg_lb *lb, const lb_steer_ctx *ctx,
 }
 
 static bool origin_candidate(const cfg_origin *o, const lb_steer_ctx *ctx,
-			     const uint32_t *tried, size_t ntried)
+			     bool any_health, const uint32_t *tried,
+			     size_t ntried)
 {
-	return lb_steer_origin_usable(o, ctx) &&
+	return lb_steer_origin_choosable(o, ctx, any_health) &&
 	       !in_list(o->index, tried, ntried);
 }
 
@@ -340,12 +359,13 @@ static const cfg_origin *weighted_origin(const cfg_pool *p,
 					 const uint32_t *tried, size_t ntried,
 					 int in_flight)
 {
+	bool any = lb_steer_pool_any_health(p, ctx);
 	double total = 0;
 	const cfg_origin *first = NULL, *last = NULL;
 
 	for (size_t i = 0; i < p->norigins; i++) {
 		const cfg_origin *o = &p->origins[i];
-		if (!origin_candidate(o, ctx, tried, ntried))
+		if (!origin_candidate(o, ctx, any, tried, ntried))
 			continue;
 		if (!first)
 			first = o;
@@ -356,7 +376,7 @@ static const cfg_origin *weighted_origin(const cfg_pool *p,
 	double r = rand_unit(ctx->rng) * total;
 	for (size_t i = 0; i < p->norigins; i++) {
 		const cfg_origin *o = &p->origins[i];
-		if (!origin_candidate(o, ctx, tried, ntried))
+		if (!origin_candidate(o, ctx, any, tried, ntried))
 			continue;
 		double w = origin_eff_weight(o, ctx, in_flight);
 		last = o;
@@ -373,10 +393,11 @@ const cfg_origin *lb_steer_origin_key(const cfg_pool *p, uint64_t key,
 {
 	const cfg_origin *best = NULL;
 	double best_score = -1;
+	bool any = lb_steer_pool_any_health(p, ctx);
 
 	for (size_t i = 0; i < p->norigins; i++) {
 		const cfg_origin *o = &p->origins[i];
-		if (!origin_candidate(o, ctx, tried, ntried))
+		if (!origin_candidate(o, ctx, any, tried, ntried))
 			continue;
 		double s = lb_hash_hrw_score(
 		    key, lb_hash_origin_id(p->id, o->name), o->weight);

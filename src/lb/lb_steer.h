@@ -54,8 +54,19 @@
  *   like Cloudflare, traffic goes to the fallback regardless of its health)
  *   and not in skip_pools; else NULL.
  *
+ * Fallback origins (lb_steer_pool_any_health): when the pool is
+ *   ctx->lb's fallback_pool and none of its origins is usable, its origins
+ *   are taken whatever their health: the candidates are its enabled origins
+ *   with weight > 0, actively unhealthy and passively ejected alike, so a
+ *   request sent to the fallback reaches an origin instead of failing
+ *   for want of one. Ejected ones too: an ejection is a short backoff
+ *   after live failures, no surer than a failing monitor, and the only
+ *   alternative is a certain 503; a failed attempt moves on through
+ *   `tried` like any other. The proxy (through lb_steer_origin*) and the
+ *   DNS answers (lb_steer_origin_choosable) share this rule.
+ *
  * Origin choice (lb_steer_origin), per the pool's origin_steering, among the
- * usable origins not in `tried`:
+ * usable origins (or, see above, a fallback's enabled ones) not in `tried`:
  *   random     weighted random by weight (0..1; weight 0 gets no traffic).
  *   hash       weighted rendezvous hashing (lb_hash) of the client IP with
  *              each origin's identity (pool id + origin name): the same
@@ -81,6 +92,10 @@
 #include "lb/lb_state.h"
 
 typedef struct lb_steer_ctx {
+	/* The load balancer steered: origins of its fallback_pool are taken
+	 * whatever their health when none is usable (see above). NULL: no
+	 * pool gets that rule. */
+	const cfg_lb *lb;
 	/* The edge answering (pop_pools key = edge->name, proximity origin =
 	 * edge latitude/longitude, region when the client's is unknown).
 	 * May be NULL. */
@@ -111,6 +126,15 @@ cfg_steering lb_steer_policy(const cfg_lb *lb);
 
 /* Whether the origin may take new traffic (enabled, weight > 0, routable). */
 bool lb_steer_origin_usable(const cfg_origin *o, const lb_steer_ctx *ctx);
+
+/* Whether the origins of pool p are taken whatever their health: p is
+ * ctx->lb's fallback_pool and none of its origins is usable. */
+bool lb_steer_pool_any_health(const cfg_pool *p, const lb_steer_ctx *ctx);
+
+/* Whether origin o may be chosen: usable, or, with any_health (the value
+ * of lb_steer_pool_any_health for its pool), enabled with weight > 0. */
+bool lb_steer_origin_choosable(const cfg_origin *o, const lb_steer_ctx *ctx,
+			       bool any_health);
 
 /* Routable enabled origins of the pool (the count compared with
  * minimum_origins). */

@@ -687,6 +687,29 @@ def test_kill_pool_moves_to_next_pool_then_fallback(lab):
         "p2 did not take traffic back within %.2fs" % bound
 
 
+def test_fallback_pool_answers_whatever_its_health(lab):
+    """Regression (r5_fallback_health): every default pool down and the
+    fallback's only origin up but failing its monitor. The fallback is
+    chosen whatever its health, and so are its origins: the request
+    reaches fb1 (it used to be "503 no origin available"). An origin
+    disabled in the fallback still gets nothing."""
+    fb1, fb2 = lab.origin("fb1", "aws"), lab.origin("fb2", "aws")
+    dead = mt.free_port()  # nothing listens there
+    e = lab.edge(
+        monitors=[monitor(),
+                  monitor("bad", path="/status/503")],
+        pools=[{"id": "p1", "monitor": "m",
+                "origins": [{"name": "a1", "address": mt.LOCAL,
+                             "port": dead}]},
+               {"id": "fb", "monitor": "bad",
+                "origins": [org(fb1), org(fb2, enabled=False)]}],
+        lbs=[{"name": HOST, "default_pools": ["p1"],
+              "fallback_pool": "fb"}])
+    wait_health(e, {("p1", "a1"): "unhealthy", ("fb", "fb1"): "unhealthy"})
+    got = origins_of(e, 10)
+    assert got == ["fb1"] * 10, got
+
+
 def test_passive_health_ejects_5xx_origin(lab):
     """No monitor: an origin answering 500 is ejected after
     passive_health.failures consecutive 5xx and then gets nothing."""

@@ -92,8 +92,11 @@ static int setup(void **state)
 			  .longitude = 8.68,
 			  .has_location = true};
 	rng = 0x9e3779b97f4a7c15ULL;
-	ctx = (lb_steer_ctx){
-	    .edge = &edge, .origins = st, .now_ms = 1000000, .rng = &rng};
+	ctx = (lb_steer_ctx){.lb = &lb,
+			     .edge = &edge,
+			     .origins = st,
+			     .now_ms = 1000000,
+			     .rng = &rng};
 	l_us[0] = &pools[P_US];
 	l_eu[0] = &pools[P_EU];
 	l_ap[0] = &pools[P_AP];
@@ -182,6 +185,64 @@ static void test_fallback(void **state)
 	assert_null(lb_steer_pool(&lb, &ctx, NULL, 0));
 	lb.fallback_pool = NULL;
 	assert_null(lb_steer_pool(&lb, &ctx, NULL, 0));
+}
+
+/* Regression (r5_fallback_health): the fallback was chosen whatever its
+ * health, but its origins were then filtered by health, so a fallback
+ * whose origins all failed their monitor answered 503. */
+static void test_fallback_origins_any_health(void **state)
+{
+	cfg_pool *fb = &pools[P_FB];
+	fb->norigins = 2; /* fb1 (6) and x (7) */
+	for (int p = 0; p < 4; p++)
+		pool_down(p);
+	pool_down(P_FB);
+	assert_ptr_equal(lb_steer_pool(&lb, &ctx, NULL, 0), fb);
+	assert_true(lb_steer_pool_any_health(fb, &ctx));
+	const cfg_origin *o = lb_steer_origin(fb, &ctx, NULL, 0);
+	assert_non_null(o);
+	assert_true(o == &origins[6] || o == &origins[7]);
+	/* every policy, and the explicit-key choice, the same */
+	fb->origin_steering = CFG_OSTEER_HASH;
+	assert_non_null(lb_steer_origin(fb, &ctx, NULL, 0));
+	fb->origin_steering = CFG_OSTEER_LEAST_CONNECTIONS;
+	assert_non_null(lb_steer_origin(fb, &ctx, NULL, 0));
+	assert_non_null(lb_steer_origin_key(fb, 42, &ctx, NULL, 0));
+	/* passively ejected ones too */
+	atomic_store(&st[6].active, LB_HEALTH_HEALTHY);
+	atomic_store(&st[6].ejected_until, ctx.now_ms + 60000);
+	assert_true(lb_steer_pool_any_health(fb, &ctx));
+	/* tried ones are passed over; disabled and weight 0 never chosen */
+	uint32_t tried[1] = {6};
+	assert_ptr_equal(lb_steer_origin(fb, &ctx, tried, 1), &origins[7]);
+	origins[7].enabled = false;
+	assert_null(lb_steer_origin(fb, &ctx, tried, 1));
+	assert_ptr_equal(lb_steer_origin(fb, &ctx, NULL, 0), &origins[6]);
+	origins[6].weight = 0;
+	assert_null(lb_steer_origin(fb, &ctx, NULL, 0));
+	origins[6].weight = 1;
+	origins[7].enabled = true;
+	/* one usable origin: only it (health counts again) */
+	atomic_store(&st[7].active, LB_HEALTH_HEALTHY);
+	assert_false(lb_steer_pool_any_health(fb, &ctx));
+	for (int i = 0; i < 20; i++)
+		assert_ptr_equal(lb_steer_origin(fb, &ctx, NULL, 0),
+				 &origins[7]);
+	assert_null(lb_steer_origin(fb, &ctx, (uint32_t[]){7}, 1));
+	/* only the fallback gets the rule: a default pool without usable
+	 * origins, or a context without its load balancer, gives none */
+	assert_false(lb_steer_pool_any_health(&pools[P_US], &ctx));
+	assert_null(lb_steer_origin(&pools[P_US], &ctx, NULL, 0));
+	down(7);
+	ctx.lb = NULL;
+	assert_false(lb_steer_pool_any_health(fb, &ctx));
+	assert_null(lb_steer_origin(fb, &ctx, NULL, 0));
+	/* the shared predicate the DNS answers use */
+	ctx.lb = &lb;
+	assert_true(lb_steer_origin_choosable(&origins[7], &ctx, true));
+	assert_false(lb_steer_origin_choosable(&origins[7], &ctx, false));
+	origins[7].weight = 0;
+	assert_false(lb_steer_origin_choosable(&origins[7], &ctx, true));
 }
 
 static void test_failover_across_pools(void **state)
@@ -856,6 +917,7 @@ int main(void)
 	    T(test_default_policy),
 	    T(test_off_failover_order),
 	    T(test_fallback),
+	    T(test_fallback_origins_any_health),
 	    T(test_failover_across_pools),
 	    T(test_random_weights),
 	    T(test_random_deterministic),
