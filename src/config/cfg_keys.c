@@ -1089,20 +1089,26 @@ static const cfg_key shedding_keys[] = {
      .def = "0",
      .dmin = 0,
      .dmax = 100,
-     .help = "Percent of new traffic moved away from this pool."},
+     .help = "Percent of new traffic (not kept affinity sessions) moved to "
+	     "the pool the steering policy picks next; it stays when no "
+	     "other pool can take it."},
     {.name = "default_policy",
      .type = CFG_ENUM,
      AT(cfg_load_shedding, default_policy),
      .def = "random",
      CHOICES(shed_policies),
-     .help = "How new traffic to shed is picked."},
+     .help = "How new traffic to shed is picked. random: each request "
+	     "with that probability; hash: that share of client IPs, always "
+	     "the same ones."},
     {.name = "session_percent",
      .type = CFG_DOUBLE,
      AT(cfg_load_shedding, session_percent),
      .def = "0",
      .dmin = 0,
      .dmax = 100,
-     .help = "Percent of affinity sessions moved away from this pool."},
+     .help = "Percent of existing affinity sessions (cookie, ip_cookie) "
+	     "moved away from this pool, by client IP hash; the cookie "
+	     "follows them."},
     {.name = "session_policy",
      .type = CFG_ENUM,
      AT(cfg_load_shedding, session_policy),

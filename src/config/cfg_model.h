@@ -182,8 +182,8 @@ typedef struct cfg_pool {
 	double latitude, longitude;
 	bool has_location;
 	cfg_origin_steering origin_steering;
-	/* load_shedding and notification_filter are parsed and validated; the
-	 * behaviour behind them arrives with later issues. */
+	/* load_shedding: applied by lb_steer_pool (lb_steer.h);
+	 * notification_filter: by the notifier (notify_filter_pass). */
 	uint32_t index; /* index in cfg_snapshot.pools */
 	cfg_load_shedding load_shedding;
 	cfg_notification_filter notification_filter;

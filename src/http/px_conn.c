@@ -706,7 +706,8 @@ static bool header_lookup(void *arg, const char *name, const char **val,
 static const cfg_origin *affinity_origin(px_client *cl,
 					 const http1_request *req,
 					 const lb_steer_ctx *ctx,
-					 const cfg_pool **pool)
+					 const cfg_pool **pool,
+					 const cfg_pool **shed_from)
 {
 	const edge_snapshot *s = cl->snap;
 	const char *tok = NULL;
@@ -732,6 +733,9 @@ static const cfg_origin *affinity_origin(px_client *cl,
 		return o;
 	case LB_AFF_REPICK_KEEP:
 		cl->aff_set = false;
+		return NULL;
+	case LB_AFF_SHED: /* load_shedding.session_percent */
+		*shed_from = *pool;
 		return NULL;
 	default:
 		return NULL;
@@ -807,14 +811,14 @@ static void choose_origin(px_client *cl, const http1_request *req)
 	lb_steer_ctx ctx;
 	steer_ctx(cl, &ctx);
 	const cfg_lb *lb = cl->lb;
-	const cfg_pool *pool = NULL;
+	const cfg_pool *pool = NULL, *shed_from = NULL;
 	const cfg_origin *o = NULL;
 	cl->aff_bound = cl->aff_set = false;
 	cl->nskip = 0;
 	if (lb_affinity_uses_cookie(lb))
-		o = affinity_origin(cl, req, &ctx, &pool);
+		o = affinity_origin(cl, req, &ctx, &pool, &shed_from);
 	if (!o) {
-		pool = lb_steer_pool(lb, &ctx, NULL, 0);
+		pool = lb_steer_pool_away(lb, &ctx, NULL, 0, shed_from);
 		if (pool && lb->session_affinity == CFG_AFF_HEADER) {
 			uint64_t key;
 			if (lb_affinity_header_key(lb, header_lookup,

@@ -248,10 +248,11 @@ lb_affinity_action lb_affinity_check(const cfg_lb *lb, const cfg_pool *p,
 			   : LB_AFF_REPICK;
 	if (!o->enabled || (p && !p->enabled)) {
 		uint64_t drain = (uint64_t)a->drain_duration * 1000;
-		if (drain && disabled_at_ms && now < disabled_at_ms + drain)
-			return LB_AFF_USE;
-		return LB_AFF_REPICK;
+		if (!drain || !disabled_at_ms || now >= disabled_at_ms + drain)
+			return LB_AFF_REPICK;
 	}
+	if (p && lb_steer_pool_sheds(p, ctx, true))
+		return LB_AFF_SHED;
 	return LB_AFF_USE;
 }
 

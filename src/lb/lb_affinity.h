@@ -16,7 +16,9 @@
  *        left the config) -> steer normally and set a cookie.
  *     3. lb_affinity_check() on that origin: LB_AFF_USE -> send there;
  *        LB_AFF_REPICK -> steer normally and set the cookie to the new
- *        origin; LB_AFF_REPICK_KEEP -> steer normally, leave the cookie.
+ *        origin; LB_AFF_REPICK_KEEP -> steer normally, leave the cookie;
+ *        LB_AFF_SHED -> steer with lb_steer_pool_away() from the
+ *        session's pool and set the cookie to the new origin.
  *     4. When steering normally: for ip_cookie the first origin is chosen
  *        with lb_steer_origin_by(pool, CFG_OSTEER_HASH, ...) (stable per
  *        client IP), for cookie with lb_steer_origin().
@@ -86,6 +88,8 @@ typedef enum lb_affinity_action {
 	LB_AFF_REPICK,	    /* steer normally, set the cookie to the result */
 	LB_AFF_REPICK_KEEP, /* steer normally for this request, keep cookie */
 	LB_AFF_NO_RETRY,    /* (on failure) do not retry elsewhere */
+	LB_AFF_SHED,	    /* the pool sheds the session (load_shedding):
+			     * lb_steer_pool_away() from it, set the cookie */
 } lb_affinity_action;
 
 /* Whether this load balancer uses a cookie (cookie or ip_cookie). */
@@ -140,7 +144,10 @@ bool lb_affinity_header_key(const cfg_lb *lb, lb_affinity_header_fn get,
  *     disabled_at_ms (monotonic ms, same clock as ctx->now_ms; 0 when
  *     unknown, i.e. no drain) -> LB_AFF_USE; past it -> LB_AFF_REPICK;
  *   - not routable (unhealthy, ejected) -> LB_AFF_REPICK_KEEP with
- *     zero_downtime_failover temporary, LB_AFF_REPICK otherwise.
+ *     zero_downtime_failover temporary, LB_AFF_REPICK otherwise;
+ *   - a session that would be kept (LB_AFF_USE, draining ones included)
+ *     but that its pool sheds (load_shedding.session_percent,
+ *     lb_steer_pool_sheds) -> LB_AFF_SHED.
  * A weight of 0 does not end a session: it only stops new ones. */
 lb_affinity_action lb_affinity_check(const cfg_lb *lb, const cfg_pool *p,
 				     const cfg_origin *o,

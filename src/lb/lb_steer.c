@@ -178,20 +178,38 @@ double lb_steer_distance_km(double lat1, double lon1, double lat2, double lon2)
 	return 2 * 6371.0088 * asin(sqrt(a));
 }
 
+/* The pools passed over for one request: the caller's skip list (failover
+ * across pools, by index) and those that shed it (load_shedding). */
+typedef struct pool_skip {
+	const uint32_t *list;
+	size_t n;
+	const cfg_pool *shed[LB_STEER_MAX_SHED];
+	size_t nshed;
+} pool_skip;
+
+static bool skipped(const cfg_pool *p, const pool_skip *sk)
+{
+	if (in_list(p->index, sk->list, sk->n))
+		return true;
+	for (size_t i = 0; i < sk->nshed; i++)
+		if (sk->shed[i] == p)
+			return true;
+	return false;
+}
+
 /* A candidate pool: eligible and not skipped. */
 static bool pool_candidate(const cfg_pool *p, const lb_steer_ctx *ctx,
-			   const uint32_t *skip, size_t nskip)
+			   const pool_skip *sk)
 {
-	return p && !in_list(p->index, skip, nskip) &&
-	       lb_steer_pool_eligible(p, ctx);
+	return p && !skipped(p, sk) && lb_steer_pool_eligible(p, ctx);
 }
 
 static const cfg_pool *first_eligible(const cfg_pool *const *pools, size_t n,
 				      const lb_steer_ctx *ctx,
-				      const uint32_t *skip, size_t nskip)
+				      const pool_skip *sk)
 {
 	for (size_t i = 0; i < n; i++)
-		if (pool_candidate(pools[i], ctx, skip, nskip))
+		if (pool_candidate(pools[i], ctx, sk))
 			return pools[i];
 	return NULL;
 }
@@ -215,22 +233,21 @@ static double pool_eff_weight(const cfg_lb *lb, const cfg_pool *p,
 }
 
 static const cfg_pool *weighted_pool(const cfg_lb *lb, const lb_steer_ctx *ctx,
-				     const uint32_t *skip, size_t nskip,
-				     int in_flight)
+				     const pool_skip *sk, int in_flight)
 {
 	const cfg_pool *const *pools = lb->default_pools;
 	size_t n = lb->ndefault_pools;
 	double total = 0;
 
 	for (size_t i = 0; i < n; i++)
-		if (pool_candidate(pools[i], ctx, skip, nskip))
+		if (pool_candidate(pools[i], ctx, sk))
 			total += pool_eff_weight(lb, pools[i], ctx, in_flight);
 	if (!(total > 0) || !ctx || !ctx->rng)
-		return first_eligible(pools, n, ctx, skip, nskip);
+		return first_eligible(pools, n, ctx, sk);
 	double r = rand_unit(ctx->rng) * total;
 	const cfg_pool *last = NULL;
 	for (size_t i = 0; i < n; i++) {
-		if (!pool_candidate(pools[i], ctx, skip, nskip))
+		if (!pool_candidate(pools[i], ctx, sk))
 			continue;
 		double w = pool_eff_weight(lb, pools[i], ctx, in_flight);
 		if (!(w > 0))
@@ -244,14 +261,14 @@ static const cfg_pool *weighted_pool(const cfg_lb *lb, const lb_steer_ctx *ctx,
 }
 
 static const cfg_pool *latency_pool(const cfg_lb *lb, const lb_steer_ctx *ctx,
-				    const uint32_t *skip, size_t nskip)
+				    const pool_skip *sk)
 {
 	const cfg_pool *best = NULL, *first = NULL;
 	uint32_t best_rtt = 0;
 
 	for (size_t i = 0; i < lb->ndefault_pools; i++) {
 		const cfg_pool *p = lb->default_pools[i];
-		if (!pool_candidate(p, ctx, skip, nskip))
+		if (!pool_candidate(p, ctx, sk))
 			continue;
 		if (!first)
 			first = p;
@@ -265,7 +282,7 @@ static const cfg_pool *latency_pool(const cfg_lb *lb, const lb_steer_ctx *ctx,
 }
 
 static const cfg_pool *proximity_pool(const cfg_lb *lb, const lb_steer_ctx *ctx,
-				      const uint32_t *skip, size_t nskip)
+				      const pool_skip *sk)
 {
 	const cfg_edge *e = ctx ? ctx->edge : NULL;
 	const cfg_pool *best = NULL, *first = NULL;
@@ -278,7 +295,7 @@ static const cfg_pool *proximity_pool(const cfg_lb *lb, const lb_steer_ctx *ctx,
 
 	for (size_t i = 0; i < lb->ndefault_pools; i++) {
 		const cfg_pool *p = lb->default_pools[i];
-		if (!pool_candidate(p, ctx, skip, nskip))
+		if (!pool_candidate(p, ctx, sk))
 			continue;
 		if (!first)
 			first = p;
@@ -294,46 +311,94 @@ static const cfg_pool *proximity_pool(const cfg_lb *lb, const lb_steer_ctx *ctx,
 	return best ? best : first;
 }
 
-const cfg_pool *lb_steer_pool(const cfg_lb *lb, const lb_steer_ctx *ctx,
-			      const uint32_t *skip_pools, size_t nskip)
+/* A uniform number in [0, 1) that is the same for every request of one
+ * client to one pool: the client IP hashed with the pool's id. */
+static double client_unit(const cfg_pool *p, const lb_steer_ctx *ctx)
 {
-	const cfg_pool *p = NULL;
+	uint64_t h = lb_hash_mix(lb_hash_sockaddr(ctx ? ctx->client : NULL),
+				 lb_hash_str(0, p->id ? p->id : ""));
+	return (double)(h >> 11) * (1.0 / 9007199254740992.0);
+}
+
+bool lb_steer_pool_sheds(const cfg_pool *p, const lb_steer_ctx *ctx,
+			 bool session)
+{
+	const cfg_load_shedding *ls = &p->load_shedding;
+	double pct = session ? ls->session_percent : ls->default_percent;
+	if (!(pct > 0))
+		return false;
+	if (pct >= 100)
+		return true;
+	/* Sessions always by hash (Cloudflare: no exponential decay). */
+	bool random = !session && ls->default_policy == CFG_SHED_RANDOM &&
+		      ctx && ctx->rng;
+	double u = random ? rand_unit(ctx->rng) : client_unit(p, ctx);
+	return u * 100.0 < pct;
+}
+
+/* The pool the policy picks, passing over sk. */
+static const cfg_pool *policy_pool(const cfg_lb *lb, const lb_steer_ctx *ctx,
+				   const pool_skip *sk)
+{
 	const cfg_pool *const *list;
 	size_t n;
 
 	switch (lb_steer_policy(lb)) {
 	case CFG_STEER_GEO:
 		list = lb_steer_geo_pools(lb, ctx, &n);
-		p = first_eligible(list, n, ctx, skip_pools, nskip);
-		break;
+		return first_eligible(list, n, ctx, sk);
 	case CFG_STEER_RANDOM:
-		p = weighted_pool(lb, ctx, skip_pools, nskip, 0);
-		break;
+		return weighted_pool(lb, ctx, sk, 0);
 	case CFG_STEER_LEAST_OUTSTANDING:
-		p = weighted_pool(lb, ctx, skip_pools, nskip, 1);
-		break;
+		return weighted_pool(lb, ctx, sk, 1);
 	case CFG_STEER_LEAST_CONNECTIONS:
-		p = weighted_pool(lb, ctx, skip_pools, nskip, 2);
-		break;
+		return weighted_pool(lb, ctx, sk, 2);
 	case CFG_STEER_DYNAMIC_LATENCY:
-		p = latency_pool(lb, ctx, skip_pools, nskip);
-		break;
+		return latency_pool(lb, ctx, sk);
 	case CFG_STEER_PROXIMITY:
-		p = proximity_pool(lb, ctx, skip_pools, nskip);
-		break;
+		return proximity_pool(lb, ctx, sk);
 	case CFG_STEER_OFF:
 	case CFG_STEER_DEFAULT:
 	default:
-		p = first_eligible(lb->default_pools, lb->ndefault_pools, ctx,
-				   skip_pools, nskip);
-		break;
+		return first_eligible(lb->default_pools, lb->ndefault_pools,
+				      ctx, sk);
 	}
-	if (p)
-		return p;
-	p = lb->fallback_pool;
+}
+
+const cfg_pool *lb_steer_pool_away(const cfg_lb *lb, const lb_steer_ctx *ctx,
+				   const uint32_t *skip_pools, size_t nskip,
+				   const cfg_pool *from)
+{
+	pool_skip sk = {.list = skip_pools, .n = nskip};
+	/* Where a shed request stays when no other pool takes it. */
+	const cfg_pool *kept = NULL;
+
+	if (from) {
+		if (pool_candidate(from, ctx, &sk))
+			kept = from;
+		sk.shed[sk.nshed++] = from;
+	}
+	for (;;) {
+		const cfg_pool *p = policy_pool(lb, ctx, &sk);
+		if (!p)
+			break;
+		if (sk.nshed == LB_STEER_MAX_SHED ||
+		    !lb_steer_pool_sheds(p, ctx, false))
+			return p;
+		sk.shed[sk.nshed++] = kept = p;
+	}
+	if (kept)
+		return kept;
+	const cfg_pool *p = lb->fallback_pool;
 	if (p && p->enabled && !in_list(p->index, skip_pools, nskip))
 		return p;
 	return NULL;
+}
+
+const cfg_pool *lb_steer_pool(const cfg_lb *lb, const lb_steer_ctx *ctx,
+			      const uint32_t *skip_pools, size_t nskip)
+{
+	return lb_steer_pool_away(lb, ctx, skip_pools, nskip, NULL);
 }
 
 static bool origin_candidate(const cfg_origin *o, const lb_steer_ctx *ctx,

@@ -54,6 +54,30 @@
  *   like Cloudflare, traffic goes to the fallback regardless of its health)
  *   and not in skip_pools; else NULL.
  *
+ * Load shedding (pools[].load_shedding, lb_steer_pool_sheds): when the
+ *   policy picks a pool, that pool sheds default_percent of the requests
+ *   (new traffic: everything but an affinity session kept by
+ *   lb_affinity_check) to the pool the same policy picks with it passed
+ *   over: the next in failover order for off, geo and the order fallbacks,
+ *   a new weighted draw for the random ones, the next best for
+ *   dynamic_latency and proximity. That pool may shed in turn (at most
+ *   LB_STEER_MAX_SHED pools shed one request; the next one keeps it).
+ *   default_policy random sheds each request with that probability (the
+ *   worker's rng; without one, as hash); hash sheds every request of a
+ *   share of client IPs: the client IP hashed with the pool id, so a
+ *   client is shed by a pool always or never, on every edge, and
+ *   independently of other pools. When no other pool is eligible, a shed
+ *   request stays in the (last) pool that shed it, not the fallback:
+ *   shedding moves traffic, it never refuses it. A fallback chosen because
+ *   nothing is eligible sheds nothing.
+ *   session_percent: lb_affinity_check hands that share of a pool's
+ *   existing sessions back (LB_AFF_SHED), always by client IP hash
+ *   (Cloudflare's only session_policy), and the proxy re-steers them with
+ *   lb_steer_pool_away(..., their pool). Session affinity "header" keeps
+ *   no session state: its requests are new traffic to shedding. DNS
+ *   answers go through lb_steer_pool and shed the same way (by the
+ *   client's subnet or resolver address for hash).
+ *
  * Fallback origins (lb_steer_pool_any_health): when the pool is
  *   ctx->lb's fallback_pool and none of its origins is usable, its origins
  *   are taken whatever their health: the candidates are its enabled origins
@@ -90,6 +114,10 @@
 
 #include "config/cfg_model.h"
 #include "lb/lb_state.h"
+
+/* The most pools that shed one request (load_shedding); the next pool the
+ * policy picks keeps it. */
+#define LB_STEER_MAX_SHED 8
 
 typedef struct lb_steer_ctx {
 	/* The load balancer steered: origins of its fallback_pool are taken
@@ -164,6 +192,21 @@ double lb_steer_distance_km(double lat1, double lon1, double lat2, double lon2);
  * across pools). */
 const cfg_pool *lb_steer_pool(const cfg_lb *lb, const lb_steer_ctx *ctx,
 			      const uint32_t *skip_pools, size_t nskip);
+
+/* Whether pool p sheds this request (see "Load shedding" above): new
+ * traffic by default_percent / default_policy, or, with session, an
+ * existing affinity session by session_percent (hash). */
+bool lb_steer_pool_sheds(const cfg_pool *p, const lb_steer_ctx *ctx,
+			 bool session);
+
+/* lb_steer_pool for a request that pool `from` sheds (an affinity session
+ * lb_affinity_check answered LB_AFF_SHED): `from` is passed over as if it
+ * had shed it; when no other pool is eligible the request stays in
+ * `from` (if eligible itself), else the fallback as usual. from NULL:
+ * lb_steer_pool. */
+const cfg_pool *lb_steer_pool_away(const cfg_lb *lb, const lb_steer_ctx *ctx,
+				   const uint32_t *skip_pools, size_t nskip,
+				   const cfg_pool *from);
 
 /* The origin of pool p for this request by p->origin_steering, skipping
  * origins whose cfg_origin.index is in tried[0..ntried); NULL when none. */

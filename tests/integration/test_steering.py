@@ -121,6 +121,37 @@ def test_steering_off_is_failover_order(lab):
     assert origins_of(e, 10, host="dflt.example.com") == ["c-1"] * 10
 
 
+def test_load_shedding(lab):
+    """Regression (r6_load_shedding): pools[].load_shedding was accepted
+    but never applied. default_percent 100 on the first pool sends all new
+    traffic to the next one; default_policy hash sheds by client IP, so
+    each client stays on one pool, and about half of the clients are shed
+    at 50%."""
+    a1, b1 = lab.origin("a1"), lab.origin("b1")
+    c1, d1 = lab.origin("c1"), lab.origin("d1")
+    e = lab.edge(
+        pools=[{"id": "p1", "load_shedding": {"default_percent": 100},
+                "origins": [org(a1)]},
+               {"id": "p2", "origins": [org(b1)]},
+               {"id": "p3", "load_shedding": {"default_percent": 50,
+                                              "default_policy": "hash"},
+                "origins": [org(c1)]},
+               {"id": "p4", "origins": [org(d1)]}],
+        lbs=[{"name": HOST, "default_pools": ["p1", "p2"]},
+             {"name": "hash.example.com", "default_pools": ["p3", "p4"]}])
+    got = origins_of(e, 20)
+    assert got == ["b1"] * 20, got
+    seen = {}
+    for i in range(1, 41):
+        src = "127.0.9.%d" % i
+        got = origins_of(e, 3, src=src, host="hash.example.com")
+        assert len(set(got)) == 1 and got[0] in ("c1", "d1"), (src, got)
+        seen[got[0]] = seen.get(got[0], 0) + 1
+    # 40 clients at 50%: both pools get some (each side has p = 2^-40 of
+    # being empty by chance).
+    assert seen.get("c1", 0) > 0 and seen.get("d1", 0) > 0, seen
+
+
 def test_random_steering_weights(lab):
     """random_steering: pool_weights 0.2 / 0.8 and default_weight 0 for the
     unnamed third pool; 600 requests."""

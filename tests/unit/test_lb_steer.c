@@ -648,6 +648,152 @@ static void test_origin_least_connections(void **state)
 				 o);
 }
 
+/* ---- load shedding (regression: r6_load_shedding, never applied) ----- */
+
+static void test_shed_default_all(void **state)
+{
+	/* default_percent 100 on the first pool: everything to the next */
+	pools[P_US].load_shedding.default_percent = 100;
+	for (int i = 0; i < 50; i++)
+		assert_ptr_equal(lb_steer_pool(&lb, &ctx, NULL, 0),
+				 &pools[P_EU]);
+	/* 0 (the default) sheds nothing */
+	pools[P_US].load_shedding.default_percent = 0;
+	assert_ptr_equal(lb_steer_pool(&lb, &ctx, NULL, 0), &pools[P_US]);
+	/* a chain: the next pool sheds too */
+	pools[P_US].load_shedding.default_percent = 100;
+	pools[P_EU].load_shedding.default_percent = 100;
+	assert_ptr_equal(lb_steer_pool(&lb, &ctx, NULL, 0), &pools[P_AP]);
+	/* with the caller's skip list (failover across pools) */
+	uint32_t skip[1] = {P_AP};
+	assert_ptr_equal(lb_steer_pool(&lb, &ctx, skip, 1), &pools[P_NOLOC]);
+	/* nobody else eligible: it stays in the last pool that shed it,
+	 * never the fallback */
+	pool_down(P_AP);
+	pool_down(P_NOLOC);
+	assert_ptr_equal(lb_steer_pool(&lb, &ctx, NULL, 0), &pools[P_EU]);
+	pool_down(P_EU);
+	assert_ptr_equal(lb_steer_pool(&lb, &ctx, NULL, 0), &pools[P_US]);
+	/* a fallback chosen because nothing is eligible sheds nothing */
+	pool_down(P_US);
+	pools[P_FB].load_shedding.default_percent = 100;
+	assert_ptr_equal(lb_steer_pool(&lb, &ctx, NULL, 0), &pools[P_FB]);
+}
+
+static void test_shed_default_random(void **state)
+{
+	int count[NPOOLS] = {0};
+	pools[P_US].load_shedding.default_percent = 30;
+	count_pools(10000, count);
+	/* 30% +- 5 sd (sd ~ 46) */
+	assert_in_range(count[P_EU], 3000 - 230, 3000 + 230);
+	assert_int_equal(count[P_US] + count[P_EU], 10000);
+	/* under random steering the shed share is redrawn among the others */
+	memset(count, 0, sizeof(count));
+	lb.steering_policy = CFG_STEER_RANDOM;
+	lb.ndefault_pools = 2; /* us-east, eu-west */
+	pools[P_US].load_shedding.default_percent = 100;
+	count_pools(1000, count);
+	assert_int_equal(count[P_EU], 1000);
+}
+
+static void test_shed_default_hash(void **state)
+{
+	struct sockaddr_in c;
+	int shed = 0;
+	cfg_load_shedding *ls = &pools[P_US].load_shedding;
+	ls->default_policy = CFG_SHED_HASH;
+	ls->default_percent = 25;
+	ctx.client = (struct sockaddr *)&c;
+	for (uint32_t k = 0; k < 4000; k++) {
+		client4(&c, 0x0a000000u + k * 7919u);
+		const cfg_pool *p = lb_steer_pool(&lb, &ctx, NULL, 0);
+		/* the same client, again and without an rng: the same */
+		for (int i = 0; i < 3; i++)
+			assert_ptr_equal(lb_steer_pool(&lb, &ctx, NULL, 0), p);
+		uint64_t *r = ctx.rng;
+		ctx.rng = NULL;
+		assert_ptr_equal(lb_steer_pool(&lb, &ctx, NULL, 0), p);
+		ctx.rng = r;
+		if (p == &pools[P_EU])
+			shed++;
+		else
+			assert_ptr_equal(p, &pools[P_US]);
+	}
+	/* 25% of clients +- 5 sd (sd ~ 27) */
+	assert_in_range(shed, 1000 - 140, 1000 + 140);
+	/* a larger share keeps shedding the clients shed before */
+	int again = 0;
+	ls->default_percent = 50;
+	for (uint32_t k = 0; k < 4000; k++) {
+		client4(&c, 0x0a000000u + k * 7919u);
+		bool was = false;
+		ls->default_percent = 25;
+		was = lb_steer_pool_sheds(&pools[P_US], &ctx, false);
+		ls->default_percent = 50;
+		if (was) {
+			assert_true(
+			    lb_steer_pool_sheds(&pools[P_US], &ctx, false));
+			again++;
+		}
+	}
+	assert_int_equal(again, shed);
+	/* random without an rng falls back to the hash */
+	ls->default_policy = CFG_SHED_RANDOM;
+	ctx.rng = NULL;
+	client4(&c, 0x0a000001u);
+	bool first = lb_steer_pool_sheds(&pools[P_US], &ctx, false);
+	for (int i = 0; i < 10; i++)
+		assert_true(lb_steer_pool_sheds(&pools[P_US], &ctx, false) ==
+			    first);
+}
+
+static void test_shed_sessions(void **state)
+{
+	struct sockaddr_in c;
+	const cfg_pool *p = &pools[P_US];
+	const cfg_origin *o = &origins[0];
+	cfg_load_shedding *ls = &pools[P_US].load_shedding;
+
+	ctx.client = (struct sockaddr *)&c;
+	client4(&c, 0x0a000001u);
+	/* default_percent leaves existing sessions alone */
+	ls->default_percent = 100;
+	assert_int_equal(lb_affinity_check(&lb, p, o, &ctx, 0), LB_AFF_USE);
+	ls->default_percent = 0;
+	ls->session_percent = 100;
+	assert_int_equal(lb_affinity_check(&lb, p, o, &ctx, 0), LB_AFF_SHED);
+	/* draining sessions are shed too; unhealthy ones repick as before */
+	lb.session_affinity_attributes.drain_duration = 60;
+	origins[0].enabled = false;
+	assert_int_equal(lb_affinity_check(&lb, p, o, &ctx, ctx.now_ms),
+			 LB_AFF_SHED);
+	origins[0].enabled = true;
+	down(0);
+	assert_int_equal(lb_affinity_check(&lb, p, o, &ctx, 0), LB_AFF_REPICK);
+	atomic_store(&st[0].active, LB_HEALTH_UNKNOWN);
+	/* a shed session goes to another pool, not back to its own ... */
+	for (int i = 0; i < 20; i++)
+		assert_ptr_equal(lb_steer_pool_away(&lb, &ctx, NULL, 0, p),
+				 &pools[P_EU]);
+	/* ... unless no other pool can take it (then not the fallback) */
+	pool_down(P_EU);
+	pool_down(P_AP);
+	pool_down(P_NOLOC);
+	assert_ptr_equal(lb_steer_pool_away(&lb, &ctx, NULL, 0, p), p);
+	/* a share of sessions, by client IP: stable per client */
+	ls->session_percent = 40;
+	int shed = 0;
+	for (uint32_t k = 0; k < 4000; k++) {
+		client4(&c, 0x0a000000u + k * 7919u);
+		lb_affinity_action a = lb_affinity_check(&lb, p, o, &ctx, 0);
+		assert_int_equal(lb_affinity_check(&lb, p, o, &ctx, 0), a);
+		if (a == LB_AFF_SHED)
+			shed++;
+	}
+	assert_in_range(shed, 1600 - 160, 1600 + 160);
+}
+
 /* ---- affinity -------------------------------------------------------- */
 
 static const lb_affinity_secret secret = {
@@ -935,6 +1081,10 @@ int main(void)
 	    T(test_origin_hash_tried_and_mapped),
 	    T(test_origin_least_outstanding),
 	    T(test_origin_least_connections),
+	    T(test_shed_default_all),
+	    T(test_shed_default_random),
+	    T(test_shed_default_hash),
+	    T(test_shed_sessions),
 	    T(test_affinity_token_roundtrip),
 	    T(test_affinity_tamper),
 	    T(test_affinity_cookie_find),
