@@ -1424,7 +1424,9 @@ static const cfg_key affinity_keys[] = {
      .def = "0",
      .min = 0,
      .max = DAY_MS,
-     .help = "How long sessions stay on a disabled origin."},
+     .help = "How long sessions stay on an origin (or pool) after a "
+	     "config change disabled it; one disabled at start-up has "
+	     "nothing to drain."},
     {.name = "headers",
      .type = CFG_LIST,
      ARRAY_AT(cfg_affinity_attrs, headers, nheaders),

@@ -21,6 +21,7 @@
 #include "edge/edge_stats.h"
 #include "edge/edge_health.h"
 #include "edge/edge_worker.h"
+#include "lb/lb_affinity.h"
 
 static uint32_t buffer_size(const cfg_snapshot *cfg)
 {
@@ -149,6 +150,10 @@ void edge_swap_publish(edge *e, edge_snapshot *next)
 {
 	pthread_mutex_lock(&e->swap_lock);
 	edge_snapshot *old = edge_current(e);
+	/* Session affinity's drain_duration: when each origin and pool of
+	 * next was disabled (stamped now, or carried while it stays so). */
+	lb_affinity_drain_carry(old->cfg, old->ostates, old->pstates, next->cfg,
+				next->ostates, next->pstates, core_now_ms());
 	int hst = edge_health_swap(e->health, old, next);
 	/* Counters go on from the old snapshot's totals (Prometheus counters
 	 * never go back); what the old one still counts after this is

@@ -726,7 +726,10 @@ static const cfg_origin *affinity_origin(px_client *cl,
 	    lb_affinity_lookup(cl->lb, &s->aff_secret, tok, tlen, pool);
 	if (!o)
 		return NULL;
-	switch (lb_affinity_check(cl->lb, *pool, o, ctx, 0)) {
+	/* drain_duration: since when o (or its pool) is disabled, if so. */
+	uint64_t disabled_at =
+	    lb_affinity_disabled_at(*pool, o, s->ostates, s->pstates);
+	switch (lb_affinity_check(cl->lb, *pool, o, ctx, disabled_at)) {
 	case LB_AFF_USE:
 		cl->aff_set = false;
 		cl->aff_bound = true;

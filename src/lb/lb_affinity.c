@@ -268,3 +268,79 @@ lb_affinity_action lb_affinity_on_failure(const cfg_lb *lb)
 		return LB_AFF_NO_RETRY;
 	}
 }
+
+uint64_t lb_affinity_disabled_at(const cfg_pool *p, const cfg_origin *o,
+				 const lb_origin_state *os,
+				 const lb_pool_state *ps)
+{
+	uint64_t t = UINT64_MAX;
+
+	if (!o->enabled)
+		t = os ? os[o->index].disabled_at_ms : 0;
+	if (p && !p->enabled) {
+		uint64_t pt = ps ? ps[p->index].disabled_at_ms : 0;
+		if (pt < t)
+			t = pt;
+	}
+	return t == UINT64_MAX ? 0 : t;
+}
+
+static const cfg_pool *pool_by_id(const cfg_snapshot *cfg, const char *id)
+{
+	for (size_t i = 0; i < cfg->npools; i++)
+		if (strcmp(cfg->pools[i].id, id) == 0)
+			return &cfg->pools[i];
+	return NULL;
+}
+
+static const cfg_origin *origin_by_name(const cfg_pool *p, const char *name)
+{
+	for (size_t i = 0; i < p->norigins; i++)
+		if (strcmp(p->origins[i].name, name) == 0)
+			return &p->origins[i];
+	return NULL;
+}
+
+/* The stamp of something disabled in `to`: kept while it stays disabled,
+ * the swap's time when it was enabled before, 0 when it is new. */
+static uint64_t stamp(bool existed, bool was_enabled, uint64_t was_at,
+		      uint64_t now_ms)
+{
+	if (!existed)
+		return 0;
+	return was_enabled ? now_ms : was_at;
+}
+
+void lb_affinity_drain_carry(const cfg_snapshot *from,
+			     const lb_origin_state *from_o,
+			     const lb_pool_state *from_p,
+			     const cfg_snapshot *to, lb_origin_state *to_o,
+			     lb_pool_state *to_p, uint64_t now_ms)
+{
+	for (size_t i = 0; i < to->npools; i++) {
+		const cfg_pool *np = &to->pools[i];
+		const cfg_pool *op = NULL;
+		bool looked = false;
+		if (!np->enabled) {
+			op = pool_by_id(from, np->id);
+			looked = true;
+			to_p[np->index].disabled_at_ms = stamp(
+			    op != NULL, op && op->enabled,
+			    op ? from_p[op->index].disabled_at_ms : 0, now_ms);
+		}
+		for (size_t j = 0; j < np->norigins; j++) {
+			const cfg_origin *no = &np->origins[j];
+			if (no->enabled)
+				continue;
+			if (!looked) {
+				op = pool_by_id(from, np->id);
+				looked = true;
+			}
+			const cfg_origin *oo =
+			    op ? origin_by_name(op, no->name) : NULL;
+			to_o[no->index].disabled_at_ms = stamp(
+			    oo != NULL, oo && oo->enabled,
+			    oo ? from_o[oo->index].disabled_at_ms : 0, now_ms);
+		}
+	}
+}

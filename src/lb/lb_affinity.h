@@ -50,7 +50,14 @@
  *
  * drain_duration: an origin (or its pool) disabled in the config keeps its
  * existing sessions for drain_duration seconds after it was disabled, then
- * they move (cookie rewritten). The caller supplies when it was disabled.
+ * they move (cookie rewritten). When it was disabled is kept in the live
+ * state (lb_origin_state / lb_pool_state.disabled_at_ms): each config swap
+ * stamps the origins and pools that go from enabled to disabled with the
+ * swap's time and carries the stamp of those that stay disabled
+ * (lb_affinity_drain_carry, by pool id and origin name, the identity the
+ * cookie names); the proxy reads it with lb_affinity_disabled_at() and
+ * passes it to lb_affinity_check(). An origin disabled at start-up, or
+ * added disabled, has no stamp: nothing to drain.
  *
  * Tokens: 16 lowercase hex digits, SipHash-2-4 under the edge's secret of
  * (pool id, origin name). Stable across reloads and restarts (names, not
@@ -153,6 +160,27 @@ lb_affinity_action lb_affinity_check(const cfg_lb *lb, const cfg_pool *p,
 				     const cfg_origin *o,
 				     const lb_steer_ctx *ctx,
 				     uint64_t disabled_at_ms);
+
+/* When the session's origin o (of pool p) stopped taking new sessions by
+ * config, for lb_affinity_check: the disabled_at_ms of o if it is
+ * disabled, of p if p is, the earlier of the two if both are (0, unknown,
+ * counts as earliest); 0 when neither is disabled. os and ps are the live
+ * state arrays (indexed by cfg_origin.index / cfg_pool.index); NULL: 0. */
+uint64_t lb_affinity_disabled_at(const cfg_pool *p, const cfg_origin *o,
+				 const lb_origin_state *os,
+				 const lb_pool_state *ps);
+
+/* At a config swap, before `to` is published: stamp the disabled_at_ms of
+ * each origin and pool of `to` that is disabled. One disabled in `from`
+ * too (same pool id, same origin name) keeps its stamp; one enabled in
+ * `from` gets now_ms (monotonic); one absent from `from` gets 0. Enabled
+ * ones stay 0. Reads only the configs and the from stamps (written before
+ * `from` was published). */
+void lb_affinity_drain_carry(const cfg_snapshot *from,
+			     const lb_origin_state *from_o,
+			     const lb_pool_state *from_p,
+			     const cfg_snapshot *to, lb_origin_state *to_o,
+			     lb_pool_state *to_p, uint64_t now_ms);
 
 /* What to do when an attempt on the affinity origin failed before any
  * response byte: LB_AFF_NO_RETRY (none), LB_AFF_REPICK_KEEP (temporary:

@@ -48,6 +48,11 @@ typedef struct lb_origin_state {
 	/* https monitor (health thread): the earliest notAfter (Unix time)
 	 * of the origin's certificate chain, as last seen; 0 = not seen. */
 	_Atomic int64_t tls_not_after;
+	/* When the config disabled the origin (monotonic ms), for session
+	 * affinity's drain_duration; 0 = enabled, or disabled since before
+	 * this process knew it. Written once before the snapshot is
+	 * published (lb_affinity_drain_carry), read-only after. */
+	uint64_t disabled_at_ms;
 	/* Display (health thread writes, readers copy), under lock. */
 	pthread_mutex_t lock;
 	char reason[96];   /* last failure reason, "" when healthy */
@@ -59,6 +64,7 @@ typedef struct lb_pool_state {
 	_Atomic uint8_t health; /* lb_pool_health */
 	_Atomic uint32_t healthy_origins;
 	uint64_t since_ms;
+	uint64_t disabled_at_ms; /* as lb_origin_state's, for the pool */
 } lb_pool_state;
 
 /* Whether live traffic may go to this origin now: enabled, weight > 0,

@@ -3,11 +3,12 @@ ip_cookie and header affinity, and what zero_downtime_failover (none,
 temporary, sticky) does when the session's origin dies, against the real
 binary. Helpers come from test_health.py."""
 import re
+import signal
 
 import meridian_test as mt
 from test_health import lab  # noqa: F401  (the fixture)
 from test_health import (HOST, SLACK, all_healthy, get, monitor, org,
-                         origins_of, wait_health)
+                         origins_of, try_get, wait_health)
 
 COOKIE_RE = re.compile(r"__cflb=([0-9a-f]{16}); Path=/; Max-Age=(\d+); "
                        r"HttpOnly; SameSite=Lax$")
@@ -265,3 +266,56 @@ def test_affinity_secret_keys_the_cookie(lab):
     for home, tok in td.items():
         (st, o, t), = with_cookie(a, tok)
         assert st == 200 and t and t != tok, (home, st, o, t)
+
+
+def _reload(e, text, n):
+    """Write text plus a load balancer probe<n>.example.com and SIGHUP;
+    return once the (single) worker routes with it: the probe host then
+    answers 200 instead of 404."""
+    probe = "probe%d.example.com" % n
+    with open(e.config_path, "w") as f:
+        f.write(text + "  - name: %s\n    default_pools:\n      - p\n"
+                % probe)
+    e.p.send_signal(signal.SIGHUP)
+    mt.wait_for(lambda: try_get(e, host=probe)[0] == 200,
+                what="the worker on the reloaded config (%s)" % probe)
+
+
+def test_drain_duration_keeps_sessions_of_a_disabled_origin(lab):
+    """Regression (r2_drain): drain_duration was never applied, the proxy
+    passed no disable time, so a session on an origin disabled by a reload
+    moved at once. With drain_duration 10m the session stays on a1 (no new
+    cookie) while new sessions avoid it, and still after a further reload
+    (the disable time is carried, not restamped); a load balancer on the
+    same pool without drain_duration moves the same cookie at once."""
+    a1, a2 = lab.origin("a1", "x"), lab.origin("a2", "x")
+    e = lab.edge(
+        workers=1,
+        pools=[{"id": "p", "origins": [org(a1, enabled=True), org(a2)]}],
+        lbs=[{"name": HOST, "default_pools": ["p"],
+              "session_affinity": "cookie",
+              "session_affinity_attributes": {"drain_duration": "10m"}},
+             {"name": "nodrain.example.com", "default_pools": ["p"],
+              "session_affinity": "cookie"}])
+    tok = None
+    for _ in range(100):  # random steering: a1 half of the time
+        tok, home = first_session(e)
+        if home == "a1":
+            break
+    assert home == "a1", "no session on a1 in 100 tries"
+    assert with_cookie(e, tok, 3) == [(200, "a1", None)] * 3
+    with open(e.config_path) as f:
+        text = f.read()
+    assert text.count("enabled: true") == 1, text
+    text = text.replace("enabled: true", "enabled: false")
+
+    _reload(e, text, 1)
+    assert with_cookie(e, tok, 10) == [(200, "a1", None)] * 10
+    assert origins_of(e, 20) == ["a2"] * 20  # no new sessions on a1
+    nd = with_cookie(e, tok, 3, host="nodrain.example.com")
+    assert [(st, o) for st, o, _ in nd] == [(200, "a2")] * 3, nd
+    assert all(t and t != tok for _, _, t in nd), nd
+
+    _reload(e, text, 2)  # a1 stays disabled: still draining
+    assert with_cookie(e, tok, 10) == [(200, "a1", None)] * 10
+

@@ -1043,6 +1043,88 @@ static void test_affinity_drain(void **state)
 			 LB_AFF_REPICK);
 }
 
+/* Regression (r2_drain): nothing recorded when an origin or pool was
+ * disabled, so the proxy passed 0 and sessions moved at once. */
+static void test_affinity_disabled_at(void **state)
+{
+	lb_pool_state ps[NPOOLS] = {0};
+	cfg_pool *p = &pools[P_EU];
+	cfg_origin *o = &origins[2];
+
+	st[2].disabled_at_ms = 500;
+	ps[P_EU].disabled_at_ms = 700;
+	/* enabled: no stamp, whatever the arrays say */
+	assert_int_equal(lb_affinity_disabled_at(p, o, st, ps), 0);
+	o->enabled = false;
+	assert_int_equal(lb_affinity_disabled_at(p, o, st, ps), 500);
+	o->enabled = true;
+	p->enabled = false;
+	assert_int_equal(lb_affinity_disabled_at(p, o, st, ps), 700);
+	o->enabled = false; /* both: the earlier */
+	assert_int_equal(lb_affinity_disabled_at(p, o, st, ps), 500);
+	st[2].disabled_at_ms = 0; /* unknown counts as earliest */
+	assert_int_equal(lb_affinity_disabled_at(p, o, st, ps), 0);
+	assert_int_equal(lb_affinity_disabled_at(p, o, NULL, NULL), 0);
+}
+
+static void test_affinity_drain_carry(void **state)
+{
+	/* Two configs of the same pools: b is a copy of a (own origins,
+	 * own states), edited between swaps. */
+	static cfg_origin bo[NORIGINS];
+	static cfg_pool bp[NPOOLS];
+	static lb_origin_state bst[NORIGINS], cst[NORIGINS];
+	lb_pool_state aps[NPOOLS] = {0}, bps[NPOOLS] = {0}, cps[NPOOLS] = {0};
+	cfg_snapshot a = {.pools = pools, .npools = NPOOLS};
+	cfg_snapshot b = {.pools = bp, .npools = NPOOLS};
+	memcpy(bo, origins, sizeof(bo));
+	memcpy(bp, pools, sizeof(bp));
+	for (int i = 0; i < NPOOLS; i++)
+		bp[i].origins = bo + (pools[i].origins - origins);
+	memset(bst, 0, sizeof(bst));
+
+	/* a -> b: euw1 and the ap-se pool get disabled at 1000 */
+	bo[2].enabled = false;
+	bp[P_AP].enabled = false;
+	lb_affinity_drain_carry(&a, st, aps, &b, bst, bps, 1000);
+	assert_int_equal(bst[2].disabled_at_ms, 1000);
+	assert_int_equal(bps[P_AP].disabled_at_ms, 1000);
+	assert_int_equal(bst[3].disabled_at_ms, 0);
+	assert_int_equal(bps[P_EU].disabled_at_ms, 0);
+	/* b -> b again later: still disabled, the stamps are carried */
+	memset(cst, 0, sizeof(cst));
+	lb_affinity_drain_carry(&b, bst, bps, &b, cst, cps, 5000);
+	assert_int_equal(cst[2].disabled_at_ms, 1000);
+	assert_int_equal(cps[P_AP].disabled_at_ms, 1000);
+	/* the proxy's view: draining 60 s from the first swap */
+	lb.session_affinity_attributes.drain_duration = 60;
+	uint64_t t = lb_affinity_disabled_at(&bp[P_EU], &bo[2], cst, cps);
+	assert_int_equal(t, 1000);
+	ctx.now_ms = 5000;
+	assert_int_equal(lb_affinity_check(&lb, &bp[P_EU], &bo[2], &ctx, t),
+			 LB_AFF_USE);
+	ctx.now_ms = 61000;
+	assert_int_equal(lb_affinity_check(&lb, &bp[P_EU], &bo[2], &ctx, t),
+			 LB_AFF_REPICK);
+	/* b -> a: enabled again, no stamp; a disabled origin that did not
+	 * exist before (renamed here) gets none either */
+	memset(st, 0, sizeof(st));
+	memset(aps, 0, sizeof(aps));
+	origins[5].enabled = false;
+	origins[5].name = "new";
+	lb_affinity_drain_carry(&b, cst, cps, &a, st, aps, 9000);
+	assert_int_equal(st[2].disabled_at_ms, 0);
+	assert_int_equal(aps[P_AP].disabled_at_ms, 0);
+	assert_int_equal(st[5].disabled_at_ms, 0);
+	/* a pool removed and added back disabled: no stamp */
+	cfg_snapshot one = {.pools = pools, .npools = 1};
+	memset(bst, 0, sizeof(bst));
+	memset(bps, 0, sizeof(bps));
+	lb_affinity_drain_carry(&one, st, aps, &b, bst, bps, 9000);
+	assert_int_equal(bps[P_AP].disabled_at_ms, 0);
+	assert_int_equal(bst[2].disabled_at_ms, 0);
+}
+
 static void test_affinity_on_failure(void **state)
 {
 	cfg_affinity_attrs *a = &lb.session_affinity_attributes;
@@ -1092,6 +1174,8 @@ int main(void)
 	    T(test_affinity_header_key),
 	    T(test_affinity_check),
 	    T(test_affinity_drain),
+	    T(test_affinity_disabled_at),
+	    T(test_affinity_drain_carry),
 	    T(test_affinity_on_failure),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
