@@ -716,11 +716,19 @@ void health_states_destroy(lb_origin_state *o, size_t n)
 }
 
 /* An origin is "the same" across two configs when its pool id, name,
- * address and port are: then its verdict, RTT and passive state still
- * describe it. Anything else starts unknown (routable) and is checked
- * within an interval. */
-static const cfg_origin *same_origin(const cfg_pool *p, const cfg_origin *o)
+ * address and port are: then its passive state (ejection) and, over TLS,
+ * its certificate expiry still describe it. Anything else starts afresh
+ * (unknown, routable) and is checked within an interval. */
+static const cfg_origin *same_origin(const cfg_pool *p, const cfg_origin *o,
+				     size_t hint)
 {
+	/* Most changes keep the order: try the same position first. */
+	if (hint < p->norigins) {
+		const cfg_origin *c = &p->origins[hint];
+		if (c->port == o->port && strcmp(c->name, o->name) == 0 &&
+		    strcmp(c->address, o->address) == 0)
+			return c;
+	}
 	for (size_t i = 0; i < p->norigins; i++) {
 		const cfg_origin *c = &p->origins[i];
 		if (c->port == o->port && strcmp(c->name, o->name) == 0 &&
@@ -730,12 +738,65 @@ static const cfg_origin *same_origin(const cfg_pool *p, const cfg_origin *o)
 	return NULL;
 }
 
-static const cfg_pool *pool_by_id(const cfg_snapshot *cfg, const char *id)
+static const cfg_pool *pool_by_id(const cfg_snapshot *cfg, const char *id,
+				  size_t hint)
 {
+	if (hint < cfg->npools && strcmp(cfg->pools[hint].id, id) == 0)
+		return &cfg->pools[hint];
 	for (size_t i = 0; i < cfg->npools; i++)
 		if (strcmp(cfg->pools[i].id, id) == 0)
 			return &cfg->pools[i];
 	return NULL;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_headers(const cfg_header *a, size_t na, const cfg_header *b,
+			 size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++) {
+		if (!same_str(a[i].name, b[i].name) ||
+		    a[i].nvalues != b[i].nvalues)
+			return false;
+		for (size_t j = 0; j < a[i].nvalues; j++)
+			if (!same_str(a[i].values[j], b[i].values[j]))
+				return false;
+	}
+	return true;
+}
+
+bool health_monitor_same(const cfg_monitor *a, const cfg_monitor *b)
+{
+	if (!a || !b)
+		return false;
+	return same_str(a->id, b->id) && a->type == b->type &&
+	       same_str(a->method, b->method) && same_str(a->path, b->path) &&
+	       same_headers(a->headers, a->nheaders, b->headers, b->nheaders) &&
+	       a->port == b->port && a->timeout_ms == b->timeout_ms &&
+	       a->retries == b->retries && a->interval_ms == b->interval_ms &&
+	       same_str(a->expected_codes, b->expected_codes) &&
+	       same_str(a->expected_body, b->expected_body) &&
+	       a->follow_redirects == b->follow_redirects &&
+	       a->allow_insecure == b->allow_insecure &&
+	       a->consecutive_up == b->consecutive_up &&
+	       a->consecutive_down == b->consecutive_down;
+}
+
+/* Whether the active-check verdict of oo (in pool op) still holds for no
+ * (in pool np): both checked, by the same monitor. A verdict nobody will
+ * check again (no monitor now, pool or origin disabled) or one reached
+ * under other settings must not outlive the change: an unhealthy origin
+ * would stay unroutable for good. */
+static bool verdict_holds(const cfg_pool *op, const cfg_origin *oo,
+			  const cfg_pool *np, const cfg_origin *no)
+{
+	return op->enabled && oo->enabled && np->enabled && no->enabled &&
+	       health_monitor_same(op->monitor, np->monitor);
 }
 
 size_t health_states_carry(const cfg_snapshot *from, lb_origin_state *from_o,
@@ -745,7 +806,7 @@ size_t health_states_carry(const cfg_snapshot *from, lb_origin_state *from_o,
 	size_t kept = 0;
 	for (size_t i = 0; i < to->npools; i++) {
 		const cfg_pool *np = &to->pools[i];
-		const cfg_pool *op = pool_by_id(from, np->id);
+		const cfg_pool *op = pool_by_id(from, np->id, i);
 		if (!op)
 			continue;
 		const lb_pool_state *ops = &from_p[op->index];
@@ -756,13 +817,11 @@ size_t health_states_carry(const cfg_snapshot *from, lb_origin_state *from_o,
 		nps->since_ms = ops->since_ms;
 		for (size_t j = 0; j < np->norigins; j++) {
 			const cfg_origin *no = &np->origins[j];
-			const cfg_origin *oo = same_origin(op, no);
+			const cfg_origin *oo = same_origin(op, no, j);
 			if (!oo)
 				continue;
 			lb_origin_state *s = &from_o[oo->index];
 			lb_origin_state *d = &to_o[no->index];
-			atomic_store(&d->active, atomic_load(&s->active));
-			atomic_store(&d->rtt_us, atomic_load(&s->rtt_us));
 			atomic_store(&d->passive_fails,
 				     atomic_load(&s->passive_fails));
 			atomic_store(&d->ejected_until,
@@ -774,6 +833,10 @@ size_t health_states_carry(const cfg_snapshot *from, lb_origin_state *from_o,
 			if (no->tls && oo->tls)
 				atomic_store(&d->tls_not_after,
 					     atomic_load(&s->tls_not_after));
+			if (!verdict_holds(op, oo, np, no))
+				continue;
+			atomic_store(&d->active, atomic_load(&s->active));
+			atomic_store(&d->rtt_us, atomic_load(&s->rtt_us));
 			pthread_mutex_lock(&s->lock);
 			memcpy(d->reason, s->reason, sizeof(d->reason));
 			d->since_ms = s->since_ms;

@@ -118,13 +118,25 @@ void health_states_init(lb_origin_state *o, size_t n, lb_pool_state *p,
 void health_states_destroy(lb_origin_state *o, size_t n);
 
 /* Copy the live state of every origin and pool present in both configs
- * (same pool id; same origin name, address and port) from `from` to `to`,
- * so a config change does not flap unchanged origins to unknown. The `to`
- * states must be initialised and not yet in use; the `from` ones may still
- * be written (each origin is copied under its lock). Returns the number of
- * origins carried over. */
+ * from `from` to `to`, so a config change does not flap unchanged origins
+ * to unknown. An origin is the same when its pool id, name, address and
+ * port are; it keeps its passive state (ejection) and, still over TLS, its
+ * certificate expiry. Its active-check verdict (state, RTT, reason, since,
+ * checks, failures) is kept only when it was checked before and is checked
+ * after by the same monitor (health_monitor_same): pool and origin enabled
+ * in both, the pool's monitor the same. Otherwise it starts unknown, as a
+ * new origin does (for a pool without a monitor: routable, never checked).
+ * Pool states are copied by pool id; the new checker re-evaluates them.
+ * The `to` states must be initialised and not yet in use; the `from` ones
+ * may still be written (each origin is copied under its lock). Returns the
+ * number of origins whose verdict was carried over. */
 size_t health_states_carry(const cfg_snapshot *from, lb_origin_state *from_o,
 			   const lb_pool_state *from_p, const cfg_snapshot *to,
 			   lb_origin_state *to_o, lb_pool_state *to_p);
+
+/* Whether two monitors check the same way: same id and every setting that
+ * changes a check or a verdict (all but the description). false when
+ * either is NULL. */
+bool health_monitor_same(const cfg_monitor *a, const cfg_monitor *b);
 
 #endif

@@ -26,8 +26,11 @@ static cfg_snapshot *load(const char *yaml)
 }
 
 static const char *const OLD_CFG =
+    "monitors:\n"
+    "  - {id: m, type: http, path: /healthz, interval: 5s}\n"
     "pools:\n"
     "  - id: a\n"
+    "    monitor: m\n"
     "    origins:\n"
     "      - {name: a1, address: 127.0.0.1, port: 9001}\n"
     "      - {name: a2, address: 127.0.0.1, port: 9002}\n"
@@ -37,12 +40,18 @@ static const char *const OLD_CFG =
     "    origins: [{name: b1, address: 127.0.0.1, port: 9101}]\n";
 
 /* Pool b gone, pool c new and first; in a: a2 moved port, a3 new, a1 the
- * same but now second. */
+ * same but now second. The monitor's description changed, nothing that
+ * checks. */
 static const char *const NEW_CFG =
+    "monitors:\n"
+    "  - {id: m, type: http, path: /healthz, interval: 5s,\n"
+    "     description: only the words changed}\n"
     "pools:\n"
     "  - id: c\n"
+    "    monitor: m\n"
     "    origins: [{name: b1, address: 127.0.0.1, port: 9101}]\n"
     "  - id: a\n"
+    "    monitor: m\n"
     "    origins:\n"
     "      - {name: a3, address: 127.0.0.1, port: 9003}\n"
     "      - {name: a1, address: 127.0.0.1, port: 9001}\n"
@@ -131,10 +140,173 @@ static void test_carry_matches_by_identity(void **state)
 	cfg_snapshot_free(b);
 }
 
+/* One origin, a1 of pool a, as the old config had it (checked by m) and
+ * as the new one has it: what of its state survives the change. */
+static const char *const ONE_OLD =
+    "monitors:\n"
+    "  - {id: m, type: http, path: /healthz, interval: 5s,\n"
+    "     consecutive_down: 2}\n"
+    "pools:\n"
+    "  - id: a\n"
+    "    monitor: m\n"
+    "    origins: [{name: a1, address: 127.0.0.1, port: 9001}]\n";
+
+typedef struct carried {
+	uint8_t active;
+	uint32_t rtt_us;
+	uint64_t checks, since_ms, ejected_until;
+	char reason[96];
+	size_t kept;
+} carried;
+
+/* Carry an unhealthy, ejected a1 from ONE_OLD to new_yaml. */
+static carried carry_a1(const char *new_yaml)
+{
+	cfg_snapshot *a = load(ONE_OLD), *b = load(new_yaml);
+	lb_origin_state ao[1], bo[8];
+	lb_pool_state ap[1], bp[8];
+	assert_true(b->norigins <= 8 && b->npools <= 8);
+	health_states_init(ao, 1, ap, 1);
+	health_states_init(bo, b->norigins, bp, b->npools);
+	atomic_store(&ao[0].active, LB_HEALTH_UNHEALTHY);
+	atomic_store(&ao[0].rtt_us, 1234);
+	atomic_store(&ao[0].ejected_until, 777);
+	snprintf(ao[0].reason, sizeof(ao[0].reason), "%s",
+		 "response code mismatch: HTTP 503, expected 200");
+	ao[0].since_ms = 42;
+	ao[0].checks = 10;
+	ao[0].failures = 3;
+	atomic_store(&ap[0].health, LB_POOL_CRITICAL);
+
+	carried c = {0};
+	c.kept = health_states_carry(a, ao, ap, b, bo, bp);
+	const lb_origin_state *s = &bo[origin(b, "a", "a1")->index];
+	c.active = atomic_load(&s->active);
+	c.rtt_us = atomic_load(&s->rtt_us);
+	c.ejected_until = atomic_load(&s->ejected_until);
+	c.checks = s->checks;
+	c.since_ms = s->since_ms;
+	memcpy(c.reason, s->reason, sizeof(c.reason));
+
+	health_states_destroy(ao, 1);
+	health_states_destroy(bo, b->norigins);
+	cfg_snapshot_free(a);
+	cfg_snapshot_free(b);
+	return c;
+}
+
+static void assert_fresh(const carried *c)
+{
+	assert_int_equal(c->kept, 0);
+	assert_int_equal(c->active, LB_HEALTH_UNKNOWN);
+	assert_int_equal(c->rtt_us, 0);
+	assert_int_equal(c->checks, 0);
+	assert_int_equal(c->since_ms, 0);
+	assert_string_equal(c->reason, "");
+	/* Live traffic's ejection is about the origin, not the monitor. */
+	assert_int_equal(c->ejected_until, 777);
+}
+
+static void test_carry_same_monitor_keeps_verdict(void **state)
+{
+	(void)state;
+	carried c = carry_a1(ONE_OLD);
+	assert_int_equal(c.kept, 1);
+	assert_int_equal(c.active, LB_HEALTH_UNHEALTHY);
+	assert_int_equal(c.rtt_us, 1234);
+	assert_int_equal(c.checks, 10);
+	assert_int_equal(c.since_ms, 42);
+	assert_string_equal(c.reason,
+			    "response code mismatch: HTTP 503, expected 200");
+}
+
+/* Regression (r1_monitor_removed): the verdict was carried into a pool
+ * that no longer has a monitor; nothing checked the origin again and it
+ * stayed unhealthy, unroutable, for good. */
+static void test_carry_monitor_removed_starts_unknown(void **state)
+{
+	(void)state;
+	carried c = carry_a1(
+	    "pools:\n"
+	    "  - id: a\n"
+	    "    origins: [{name: a1, address: 127.0.0.1, port: 9001}]\n");
+	assert_fresh(&c);
+}
+
+static void test_carry_monitor_changed_starts_unknown(void **state)
+{
+	(void)state;
+	/* Each differs from ONE_OLD's monitor in one setting, or in id. */
+	static const char *const mons[] = {
+	    "{id: m, type: http, path: /other, interval: 5s,"
+	    " consecutive_down: 2}",
+	    "{id: m, type: http, path: /healthz, interval: 10s,"
+	    " consecutive_down: 2}",
+	    "{id: m, type: http, path: /healthz, interval: 5s,"
+	    " consecutive_down: 3}",
+	    "{id: m, type: http, path: /healthz, interval: 5s,"
+	    " consecutive_down: 2, expected_codes: 2xx}",
+	    "{id: m, type: tcp, interval: 5s, consecutive_down: 2}",
+	    "{id: m, type: http, path: /healthz, interval: 5s,"
+	    " consecutive_down: 2, header: {Host: [x.example]}}",
+	    "{id: n, type: http, path: /healthz, interval: 5s,"
+	    " consecutive_down: 2}",
+	};
+	for (size_t i = 0; i < sizeof(mons) / sizeof(mons[0]); i++) {
+		char yaml[1024];
+		const char *id = strstr(mons[i], "id: n") ? "n" : "m";
+		snprintf(yaml, sizeof(yaml),
+			 "monitors:\n"
+			 "  - %s\n"
+			 "pools:\n"
+			 "  - id: a\n"
+			 "    monitor: %s\n"
+			 "    origins: [{name: a1, address: 127.0.0.1, "
+			 "port: 9001}]\n",
+			 mons[i], id);
+		carried c = carry_a1(yaml);
+		assert_fresh(&c);
+	}
+}
+
+static void test_carry_disabled_starts_unknown(void **state)
+{
+	(void)state;
+	static const char *const cfgs[] = {
+	    /* origin disabled */
+	    "monitors:\n"
+	    "  - {id: m, type: http, path: /healthz, interval: 5s,\n"
+	    "     consecutive_down: 2}\n"
+	    "pools:\n"
+	    "  - id: a\n"
+	    "    monitor: m\n"
+	    "    origins: [{name: a1, address: 127.0.0.1, port: 9001,\n"
+	    "               enabled: false},\n"
+	    "              {name: a2, address: 127.0.0.1, port: 9002}]\n",
+	    /* pool disabled */
+	    "monitors:\n"
+	    "  - {id: m, type: http, path: /healthz, interval: 5s,\n"
+	    "     consecutive_down: 2}\n"
+	    "pools:\n"
+	    "  - id: a\n"
+	    "    monitor: m\n"
+	    "    enabled: false\n"
+	    "    origins: [{name: a1, address: 127.0.0.1, port: 9001}]\n",
+	};
+	for (size_t i = 0; i < 2; i++) {
+		carried c = carry_a1(cfgs[i]);
+		assert_fresh(&c);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_carry_matches_by_identity),
+	    cmocka_unit_test(test_carry_same_monitor_keeps_verdict),
+	    cmocka_unit_test(test_carry_monitor_removed_starts_unknown),
+	    cmocka_unit_test(test_carry_monitor_changed_starts_unknown),
+	    cmocka_unit_test(test_carry_disabled_starts_unknown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
