@@ -195,6 +195,8 @@ static void publish(health_checker *hc, hc_target *t, const health_step *s)
 	o->since_ms = t->fsm.since_ms;
 	o->checks = t->fsm.checks;
 	o->failures = t->fsm.failures;
+	o->up_run = t->fsm.up_run;
+	o->down_run = t->fsm.down_run;
 	atomic_store_explicit(&o->active, (uint8_t)t->fsm.state,
 			      memory_order_release);
 	pthread_mutex_unlock(&o->lock);
@@ -344,6 +346,21 @@ static uint64_t tick_round(uint64_t ms)
 	return (ms + HEALTH_TICK_MS - 1) / HEALTH_TICK_MS * HEALTH_TICK_MS;
 }
 
+/* Queue the check of grid point t->base, jittered by up to +-5% (never
+ * before now), and publish the grid point for a restarted checker. */
+static void schedule_at_base(health_checker *hc, hc_target *t)
+{
+	uint64_t iv = MAX(t->mon->interval_ms, 1u);
+	uint64_t span = iv / 10; /* [-5%, +5%] */
+	uint64_t due = t->base + rand_below(hc, span + 1);
+	due = due >= span / 2 ? due - span / 2 : 0;
+	t->due = MAX(tick_round(due), hc->loop.now);
+	t->phase = T_IDLE;
+	atomic_store_explicit(&t->st->next_check_ms, t->base,
+			      memory_order_relaxed);
+	due_push(hc, t, t->due);
+}
+
 /* Arm the check of the next interval: the next grid point, jittered by up
  * to +-5%. Grid points the last attempt overran are skipped. */
 static void schedule_next(health_checker *hc, hc_target *t)
@@ -357,12 +374,7 @@ static void schedule_next(health_checker *hc, hc_target *t)
 		atomic_fetch_add_explicit(&hc->missed, skip,
 					  memory_order_relaxed);
 	}
-	uint64_t span = iv / 10; /* [-5%, +5%] */
-	uint64_t due = t->base + rand_below(hc, span + 1);
-	due = due >= span / 2 ? due - span / 2 : 0;
-	t->due = MAX(tick_round(due), now);
-	t->phase = T_IDLE;
-	due_push(hc, t, t->due);
+	schedule_at_base(hc, t);
 }
 
 static void probe_done(health_probe *p, const health_result *r)
@@ -482,9 +494,21 @@ static void *health_main(void *arg)
 
 	for (size_t i = 0; i < hc->ntargets; i++) {
 		hc_target *t = &hc->targets[i];
+		/* An origin carried over from the previous checker keeps its
+		 * grid (a config change does not check every origin at
+		 * once; a check the change abandoned runs now). */
+		uint64_t next = atomic_load_explicit(&t->st->next_check_ms,
+						     memory_order_relaxed);
+		if (next) {
+			t->base = next;
+			schedule_at_base(hc, t);
+			continue;
+		}
 		uint64_t spread = MIN((uint64_t)t->mon->interval_ms, 1000u);
 		t->base = hc->loop.now + rand_below(hc, spread);
 		t->due = tick_round(t->base);
+		atomic_store_explicit(&t->st->next_check_ms, t->base,
+				      memory_order_relaxed);
 		due_push(hc, t, t->due);
 	}
 
@@ -609,6 +633,13 @@ health_checker *health_start(const cfg_snapshot *cfg, lb_origin_state *ostates,
 			t->fsm.since_ms = st->since_ms;
 			t->fsm.checks = st->checks;
 			t->fsm.failures = st->failures;
+			t->fsm.up_run = st->up_run;
+			t->fsm.down_run = st->down_run;
+			/* While unhealthy the reason is shown until the next
+			 * verdict, also after a pass that is not one yet. */
+			memcpy(t->fsm.last_text, st->reason,
+			       sizeof(t->fsm.last_text));
+			t->fsm.last_text[sizeof(t->fsm.last_text) - 1] = '\0';
 			pthread_mutex_unlock(&st->lock);
 			t->hc = hc;
 			t->origin = o;
@@ -837,11 +868,15 @@ size_t health_states_carry(const cfg_snapshot *from, lb_origin_state *from_o,
 				continue;
 			atomic_store(&d->active, atomic_load(&s->active));
 			atomic_store(&d->rtt_us, atomic_load(&s->rtt_us));
+			atomic_store(&d->next_check_ms,
+				     atomic_load(&s->next_check_ms));
 			pthread_mutex_lock(&s->lock);
 			memcpy(d->reason, s->reason, sizeof(d->reason));
 			d->since_ms = s->since_ms;
 			d->checks = s->checks;
 			d->failures = s->failures;
+			d->up_run = s->up_run;
+			d->down_run = s->down_run;
 			pthread_mutex_unlock(&s->lock);
 			kept++;
 		}

@@ -20,14 +20,23 @@
  * allocates nothing (https probes excepted: OpenSSL allocates its SSL
  * object).
  * An attempt (probe + retries) that overruns its interval skips the
- * intervals it covered (counted as missed in health_stats).
+ * intervals it covered (counted as missed in health_stats). Each target's
+ * next grid point is published in lb_origin_state.next_check_ms; a checker
+ * started on states that hold one (carried over a config change) goes on
+ * from that grid instead of the random first check, so a change does not
+ * check every origin at once (an attempt the change abandoned runs again
+ * at once).
  *
  * Publication after each decided attempt: lb_origin_state.active and rtt_us
- * (atomics), then reason/since_ms/checks/failures under `lock`; a passed
+ * (atomics), then reason/since_ms/checks/failures/up_run/down_run under
+ * `lock`; a passed
  * attempt also clears passive_fails, ejected_until and ejections. Pool
  * health (lb_pool_state) is re-evaluated when one of its origins changes.
  *
- * Initial state: the checker starts from what ostates/pstates hold, so the
+ * Initial state: the checker starts from what ostates/pstates hold (verdict,
+ * RTT, reason, counts, the runs towards consecutive_up/down and the grid:
+ * a restart on a config change loses nothing but an attempt in progress),
+ * so the
  * owner zeroes them (all unknown) and initialises each `lock` before
  * health_start (health_states_init does both). cfg, ostates and pstates must
  * outlive the checker.

@@ -53,11 +53,18 @@ typedef struct lb_origin_state {
 	 * this process knew it. Written once before the snapshot is
 	 * published (lb_affinity_drain_carry), read-only after. */
 	uint64_t disabled_at_ms;
+	/* Health thread: the grid point (ms, monotonic) of the next check,
+	 * 0 = none yet; a restarted checker (config change) goes on from it
+	 * instead of checking every origin at once. */
+	_Atomic uint64_t next_check_ms;
 	/* Display (health thread writes, readers copy), under lock. */
 	pthread_mutex_t lock;
 	char reason[96];   /* last failure reason, "" when healthy */
 	uint64_t since_ms; /* wall clock of the last state change */
 	uint64_t checks, failures;
+	/* Passed and failed attempts in a row (health_fsm's runs), kept so
+	 * that a config change does not restart consecutive_up/down. */
+	uint32_t up_run, down_run;
 } lb_origin_state;
 
 typedef struct lb_pool_state {

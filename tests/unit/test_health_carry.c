@@ -154,7 +154,8 @@ static const char *const ONE_OLD =
 typedef struct carried {
 	uint8_t active;
 	uint32_t rtt_us;
-	uint64_t checks, since_ms, ejected_until;
+	uint64_t checks, since_ms, ejected_until, next_check_ms;
+	uint32_t down_run;
 	char reason[96];
 	size_t kept;
 } carried;
@@ -176,6 +177,8 @@ static carried carry_a1(const char *new_yaml)
 	ao[0].since_ms = 42;
 	ao[0].checks = 10;
 	ao[0].failures = 3;
+	ao[0].down_run = 3;
+	atomic_store(&ao[0].next_check_ms, 123456);
 	atomic_store(&ap[0].health, LB_POOL_CRITICAL);
 
 	carried c = {0};
@@ -186,6 +189,8 @@ static carried carry_a1(const char *new_yaml)
 	c.ejected_until = atomic_load(&s->ejected_until);
 	c.checks = s->checks;
 	c.since_ms = s->since_ms;
+	c.down_run = s->down_run;
+	c.next_check_ms = atomic_load(&s->next_check_ms);
 	memcpy(c.reason, s->reason, sizeof(c.reason));
 
 	health_states_destroy(ao, 1);
@@ -202,6 +207,8 @@ static void assert_fresh(const carried *c)
 	assert_int_equal(c->rtt_us, 0);
 	assert_int_equal(c->checks, 0);
 	assert_int_equal(c->since_ms, 0);
+	assert_int_equal(c->down_run, 0);
+	assert_int_equal(c->next_check_ms, 0);
 	assert_string_equal(c->reason, "");
 	/* Live traffic's ejection is about the origin, not the monitor. */
 	assert_int_equal(c->ejected_until, 777);
@@ -216,6 +223,9 @@ static void test_carry_same_monitor_keeps_verdict(void **state)
 	assert_int_equal(c.rtt_us, 1234);
 	assert_int_equal(c.checks, 10);
 	assert_int_equal(c.since_ms, 42);
+	/* The run towards consecutive_down, and the check grid, go on. */
+	assert_int_equal(c.down_run, 3);
+	assert_int_equal(c.next_check_ms, 123456);
 	assert_string_equal(c.reason,
 			    "response code mismatch: HTTP 503, expected 200");
 }

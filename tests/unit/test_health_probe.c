@@ -1960,6 +1960,127 @@ static void test_checker_keepalive(void **state)
 	assert_int_equal(count_fds(), fds);
 }
 
+static void origin_counts(lb_origin_state *o, uint64_t *checks,
+			  uint64_t *failures)
+{
+	pthread_mutex_lock(&o->lock);
+	*checks = o->checks;
+	*failures = o->failures;
+	pthread_mutex_unlock(&o->lock);
+}
+
+/* Restart the checker on the same states after every attempt of a1 until
+ * it reaches `want` (what a config change more often than once an interval
+ * does, r3_reload_resets_runs). Returns how many restarts it took. */
+static int restart_until(health_checker **hc, lb_origin_state *os,
+			 lb_pool_state *ps, lb_health want)
+{
+	int restarts = 0;
+	uint64_t checks, failures, seen;
+	origin_counts(&os[0], &seen, &failures);
+	uint64_t dl = core_now_ms() + WAIT_MS;
+	while (atomic_load(&os[0].active) != want && core_now_ms() < dl) {
+		origin_counts(&os[0], &checks, &failures);
+		if (checks == seen) {
+			usleep(2000);
+			continue;
+		}
+		seen = checks;
+		health_stop(*hc);
+		*hc = health_start(&snap, os, ps, NULL, NULL);
+		assert_non_null(*hc);
+		restarts++;
+	}
+	assert_int_equal(atomic_load(&os[0].active), want);
+	return restarts;
+}
+
+/* Regression (r3_reload_resets_runs): every config change restarts the
+ * checker, which started consecutive_down/up from 0, so an origin failing
+ * under frequent changes was never marked down. The runs now live in
+ * lb_origin_state and the restarted checker goes on from them. */
+static void test_checker_restart_keeps_runs(void **state)
+{
+	srv_start(&S, M_OK, NULL);
+	build_snapshot(S.port, closed_port());
+	mon.consecutive_down = 3;
+	mon.consecutive_up = 3;
+	o_a[1].enabled = false;
+	lb_origin_state os[5];
+	lb_pool_state ps[3];
+	health_states_init(os, 5, ps, 3);
+	health_checker *hc = health_start(&snap, os, ps, NULL, NULL);
+	assert_non_null(hc);
+	uint64_t dl = core_now_ms() + WAIT_MS;
+	while (atomic_load(&os[0].active) != LB_HEALTH_HEALTHY &&
+	       core_now_ms() < dl)
+		usleep(2000);
+	assert_int_equal(atomic_load(&os[0].active), LB_HEALTH_HEALTHY);
+
+	atomic_store(&S.mode, M_500);
+	/* Down after 3 failed attempts, each in a checker of its own. */
+	assert_true(restart_until(&hc, os, ps, LB_HEALTH_UNHEALTHY) >= 2);
+
+	atomic_store(&S.mode, M_OK);
+	/* One pass is not a verdict yet: still unhealthy, and still saying
+	 * why across the restart. */
+	uint64_t checks, failures, c0;
+	origin_counts(&os[0], &c0, &failures);
+	dl = core_now_ms() + WAIT_MS;
+	do {
+		origin_counts(&os[0], &checks, &failures);
+		if (checks > c0)
+			break;
+		usleep(2000);
+	} while (core_now_ms() < dl);
+	health_stop(hc);
+	assert_true(checks > c0);
+	assert_int_equal(atomic_load(&os[0].active), LB_HEALTH_UNHEALTHY);
+	pthread_mutex_lock(&os[0].lock);
+	assert_string_equal(os[0].reason,
+			    "response code mismatch: HTTP 500, expected 200");
+	pthread_mutex_unlock(&os[0].lock);
+	hc = health_start(&snap, os, ps, NULL, NULL);
+	assert_non_null(hc);
+	assert_true(restart_until(&hc, os, ps, LB_HEALTH_HEALTHY) >= 1);
+	health_stop(hc);
+	srv_stop(&S);
+	health_states_destroy(os, 5);
+}
+
+/* A restarted checker goes on from each origin's grid point instead of
+ * checking every origin within the first second. */
+static void test_checker_restart_keeps_schedule(void **state)
+{
+	srv_start(&S, M_OK, NULL);
+	build_snapshot(S.port, closed_port());
+	mon.interval_ms = 60000;
+	o_a[1].enabled = false;
+	lb_origin_state os[5];
+	lb_pool_state ps[3];
+	health_states_init(os, 5, ps, 3);
+	health_checker *hc = health_start(&snap, os, ps, NULL, NULL);
+	assert_non_null(hc);
+	uint64_t dl = core_now_ms() + WAIT_MS;
+	while (atomic_load(&os[0].active) != LB_HEALTH_HEALTHY &&
+	       core_now_ms() < dl)
+		usleep(2000);
+	assert_int_equal(atomic_load(&os[0].active), LB_HEALTH_HEALTHY);
+	/* The next grid point is published just after the verdict: read it
+	 * once the thread has stopped. */
+	health_stop(hc);
+	uint64_t next = atomic_load(&os[0].next_check_ms);
+	assert_true(next > core_now_ms() + 30000);
+
+	/* health_stop joins the thread, which schedules before it waits. */
+	hc = health_start(&snap, os, ps, NULL, NULL);
+	assert_non_null(hc);
+	health_stop(hc);
+	assert_int_equal(atomic_load(&os[0].next_check_ms), next);
+	srv_stop(&S);
+	health_states_destroy(os, 5);
+}
+
 static void test_status_format(void **state)
 {
 	build_snapshot(8080, 8081);
@@ -2718,6 +2839,8 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup(test_checker_stop_with_probes_in_flight,
 				   setup),
 	    cmocka_unit_test_setup(test_checker_keepalive, setup),
+	    cmocka_unit_test_setup(test_checker_restart_keeps_runs, setup),
+	    cmocka_unit_test_setup(test_checker_restart_keeps_schedule, setup),
 	    cmocka_unit_test_setup(test_status_format, setup),
 	    cmocka_unit_test_setup(test_checker_from_yaml, setup),
 	};
