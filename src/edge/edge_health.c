@@ -47,8 +47,14 @@ static void on_health_event(void *arg, const health_event *ev)
 	    .time_ms = ev->wall_ms,
 	};
 	store_events_submit(h->events, &se);
-	/* The first verdict after start-up is news only when it is bad. */
-	if (ev->old_state == 0 /* unknown */ && healthy)
+	/* A pool goes back to unknown only when a config change leaves it
+	 * without a verdict (origins new or moved): no news, and what its
+	 * origins are found to be will be. Everything else goes to the
+	 * notifier, first verdicts too: its debounce knows the last state
+	 * it notified (a fixed origin's "unhealthy -> healthy" is a
+	 * recovery) and drops an entity's first "unknown -> healthy" as
+	 * start-up noise (notify_startup_quiet). */
+	if (!origin && ev->new_state == LB_POOL_UNKNOWN)
 		return;
 	notify_event ne = {
 	    .kind = origin ? NOTIFY_ORIGIN : NOTIFY_POOL,

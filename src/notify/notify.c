@@ -604,6 +604,8 @@ static void feed(notify_ctx *n, notify_item *list, uint64_t now)
 		notify_db_result r = notify_db_feed(n->db, it, now);
 		if (r == NOTIFY_DB_FLAP || r == NOTIFY_DB_REPLACED)
 			atomic_fetch_add(&n->debounced, 1);
+		else if (r == NOTIFY_DB_BASELINE)
+			atomic_fetch_add(&n->filtered, 1);
 	}
 }
 

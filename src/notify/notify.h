@@ -11,7 +11,8 @@
  * A change is notified once it has held for notifications.debounce; if the
  * origin or pool returns to its last notified state inside that window,
  * nothing is sent. An origin's or pool's first change from "unknown" to a
- * healthy state is not news either (start-up). Each notified change gives
+ * healthy state is not news either (start-up): it sets the state later
+ * changes are told against. Each notified change gives
  * one email (to every recipient) and one POST per webhook. Transfers run
  * concurrently (libcurl multi) with a 5 s connect and 15 s total timeout; a
  * failed delivery is retried after 1, 2, 4 and 8 s (5 attempts) from a queue

@@ -96,13 +96,16 @@ static void grow(notify_db *db)
 	db->nbuckets = nb;
 }
 
-static db_ent *lookup(notify_db *db, const notify_item *it)
+/* The entity of it; *fresh tells whether it was made now. */
+static db_ent *lookup(notify_db *db, const notify_item *it, bool *fresh)
 {
 	const char *origin = it->kind == NOTIFY_POOL ? NULL : it->origin_name;
 	uint64_t h = key_hash(it->kind, it->pool_id, origin);
+	*fresh = false;
 	for (db_ent *e = db->buckets[h & (db->nbuckets - 1)]; e; e = e->hnext)
 		if (e->hash == h && key_eq(e, it->kind, it->pool_id, origin))
 			return e;
+	*fresh = true;
 	if (db->n >= db->nbuckets * 2)
 		grow(db);
 	size_t lp = strlen(it->pool_id) + 1;
@@ -152,7 +155,18 @@ static void append_pending(notify_db *db, db_ent *e, uint64_t due)
 
 notify_db_result notify_db_feed(notify_db *db, notify_item *it, uint64_t now)
 {
-	db_ent *e = lookup(db, it);
+	bool fresh;
+	db_ent *e = lookup(db, it, &fresh);
+	if (fresh && it->new_healthy && !strcmp(it->old_state, "unknown")) {
+		/* The first verdict, healthy: where the entity starts from,
+		 * not news (start-up). Taken at once, so a failure inside
+		 * the window reads "healthy -> unhealthy". */
+		free(e->notified);
+		e->notified = xstrdup(it->new_state);
+		e->released = true;
+		free(it);
+		return NOTIFY_DB_BASELINE;
+	}
 	if (!strcmp(it->new_state, e->notified)) {
 		free(it);
 		if (!e->pending)

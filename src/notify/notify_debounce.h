@@ -3,9 +3,11 @@
  *
  * One entry per origin (pool id + origin name) or pool (pool id) remembers
  * the last state that was notified - at first the old state of the first
- * event seen - and at most one pending change. A change becomes pending
- * when an event leaves the notified state and is released once it has held
- * for the debounce window. An event back to the notified state inside the
+ * event seen, or, when that event is a first verdict that is healthy
+ * ("unknown" -> a healthy state), its new state at once (the baseline:
+ * start-up is not news) - and at most one pending change. A change becomes
+ * pending when an event leaves the notified state and is released once it has
+ * held for the debounce window. An event back to the notified state inside the
  * window cancels the pending change (a flap: nothing is sent); an event to
  * a third state replaces it, restarts the window, and the released change
  * reads "notified state -> latest state".
@@ -29,6 +31,8 @@ typedef enum notify_db_result {
 	NOTIFY_DB_REPLACED,    /* a pending change was superseded */
 	NOTIFY_DB_FLAP,	       /* a pending change was cancelled: flap */
 	NOTIFY_DB_SAME,	       /* no change from the notified state */
+	NOTIFY_DB_BASELINE,    /* an entity's first event, unknown -> healthy:
+				* taken as its notified state, nothing sent */
 } notify_db_result;
 
 notify_db *notify_db_new(uint64_t debounce_ms);

@@ -18,6 +18,7 @@ import meridian_test as mt
 from test_health import lab  # noqa: F401  (the fixture)
 from test_health import (HOST, SLACK, all_healthy, monitor, org, origin_of,
                          status, wait_health)
+from test_reload import RELOADED, count, edge_with_cfg, hup_and_wait, rewrite
 
 try:
     from aiosmtpd.controller import Controller
@@ -232,3 +233,65 @@ def test_notifications_on_real_health_changes(lab, smtp, hooks):
         time.sleep(0.05)
     assert len(smtp.snapshot()) == 4 and len(hooks.snapshot()) == 4, \
         events(smtp, hooks)
+
+
+# ---------------------------------------------------------- config changes
+
+SHORT_DEBOUNCE = 1.0
+
+
+def hook_posts(hooks):
+    return [json.loads(b) for _, _, b in hooks.snapshot()]
+
+
+def posts_after(hooks, n, more, what):
+    """The posts after the first n, once there are at least `more`."""
+    return mt.wait_for(
+        lambda: len(hooks.snapshot()) >= n + more and hook_posts(hooks)[n:],
+        timeout=1 + SHORT_DEBOUNCE + SLACK + mt.WAIT, interval=0.05,
+        what=what)
+
+
+def hook_edge(lab, hooks, pools, **kw):
+    return edge_with_cfg(
+        lab, pools, [{"name": HOST, "default_pools": [pools[0]["id"]]}],
+        monitors=[monitor(interval="1s")],
+        notifications={
+            "webhooks": [{"url": "http://%s:%d/hook" % (mt.LOCAL,
+                                                      hooks.port)}],
+            "debounce": "%gs" % SHORT_DEBOUNCE}, **kw)
+
+
+def test_origin_fixed_by_a_config_change_is_notified_as_recovered(lab,
+                                                                   hooks):
+    """Regression (r4_fix_port_notify): an origin on a dead port, fixed by
+    a config change, starts unknown again. Every "unknown -> healthy" was
+    dropped before the notifier, not only at start-up: the recovery was
+    never sent, and the pool's passing "critical -> unknown" went out as
+    an alert. The notifier's debounce knows the last notified state, so
+    the recovery reads unhealthy -> healthy; pools going unknown are not
+    notified."""
+    a1 = lab.origin("a1")
+    dead = mt.free_port()
+    ed = hook_edge(lab, hooks, [{
+        "id": "p1", "monitor": "m",
+        "origins": [{"name": "a1", "address": mt.LOCAL, "port": dead}]}])
+    posts = posts_after(hooks, 0, 2, "the alerts of the dead origin")
+    assert sorted(map(key_of_post, posts)) == [
+        ("origin", "p1", "a1", "unknown", "unhealthy"),
+        ("pool", "p1", None, "unknown", "critical"),
+    ], posts
+    n = len(hooks.snapshot())
+
+    def fix(cfg):
+        cfg["pools"][0]["origins"][0]["port"] = a1.port
+    rewrite(ed, fix)
+    hup_and_wait(ed, RELOADED, count(ed, RELOADED))
+    wait_health(ed, {("p1", "a1"): "healthy", ("p1", None): "healthy"},
+                timeout=1 + SLACK + mt.WAIT)
+    posts = posts_after(hooks, n, 2, "the recovery of origin and pool")
+    assert sorted(map(key_of_post, posts)) == [
+        ("origin", "p1", "a1", "unhealthy", "healthy"),
+        ("pool", "p1", None, "critical", "healthy"),
+    ], posts
+    assert all(p["alert_event"] == "ALERT_STATE_EVENT_END" for p in posts)

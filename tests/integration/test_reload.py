@@ -38,8 +38,8 @@ def count(edge, pattern):
     return len(re.findall(pattern, edge.stderr_tail(1 << 22)))
 
 
-def edge_with_cfg(lab, pools, lbs, monitors=()):
-    ed = lab.edge(pools, lbs, monitors=monitors)
+def edge_with_cfg(lab, pools, lbs, monitors=(), notifications=None):
+    ed = lab.edge(pools, lbs, monitors=monitors, notifications=notifications)
     e = {"name": mt.EDGE_NAME, "workers": 2,
          "listen": {"http": ["%s:%d" % (mt.LOCAL, ed.port)],
                     "admin": "%s:%d" % (mt.LOCAL, ed.admin)},
@@ -52,6 +52,8 @@ def edge_with_cfg(lab, pools, lbs, monitors=()):
         ed.cfg["monitors"] = list(monitors)
     ed.cfg["pools"] = list(pools)
     ed.cfg["load_balancers"] = list(lbs)
+    if notifications:
+        ed.cfg["notifications"] = notifications
     # Same text as lab.edge wrote: the first reload changes only what the
     # test changes.
     with open(ed.config_path, "w") as f:

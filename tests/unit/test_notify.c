@@ -255,10 +255,10 @@ static void test_debounce_zero_is_immediate(void **state)
 {
 	(void)state;
 	notify_db *db = notify_db_new(0);
-	notify_db_feed(db, origin_ev("p", "o", "unknown", "healthy"), 50);
+	notify_db_feed(db, origin_ev("p", "o", "healthy", "unhealthy"), 50);
 	notify_item *c = notify_db_pop_due(db, 50);
 	assert_non_null(c);
-	assert_string_equal(c->old_state, "unknown");
+	assert_string_equal(c->old_state, "healthy");
 	free(c);
 	notify_db_free(db);
 }
@@ -341,12 +341,12 @@ static void test_first_verdict_healthy_is_quiet(void **state)
 	assert_string_equal(c->old_state, "unknown");
 	assert_true(notify_startup_quiet(c));
 	free(c);
-	/* A pool's first verdict "degraded" still counts as healthy. */
-	notify_item *it = pool_ev("p", "unknown", "degraded");
-	notify_db_feed(db, it, 2000);
-	c = notify_db_pop_due(db, 3000);
-	assert_true(notify_startup_quiet(c));
-	free(c);
+	/* A pool's first verdict "degraded" still counts as healthy: the
+	 * baseline, nothing pending. */
+	assert_int_equal(
+	    notify_db_feed(db, pool_ev("p", "unknown", "degraded"), 2000),
+	    NOTIFY_DB_BASELINE);
+	assert_null(notify_db_pop_due(db, 3000));
 
 	/* A bad first verdict is news, and so is the recovery after it. */
 	notify_db_feed(db, origin_ev("p", "o2", "unknown", "unhealthy"), 4000);
@@ -366,6 +366,57 @@ static void test_first_verdict_healthy_is_quiet(void **state)
 	notify_db_feed(db, origin_ev("p", "o2", "unknown", "healthy"), 10000);
 	c = notify_db_pop_due(db, 11000);
 	assert_string_equal(c->old_state, "unknown");
+	assert_false(notify_startup_quiet(c));
+	free(c);
+	notify_db_free(db);
+}
+
+/* An entity's first verdict, healthy, is its baseline at once: a failure
+ * inside the window after start-up reads "healthy -> unhealthy" (it read
+ * "unknown -> unhealthy"), and a pool degraded inside it is news (it was
+ * released as "unknown -> degraded", start-up noise, and never sent). */
+static void test_first_verdict_healthy_is_the_baseline(void **state)
+{
+	(void)state;
+	notify_db *db = notify_db_new(1000);
+	assert_int_equal(
+	    notify_db_feed(db, origin_ev("p", "o", "unknown", "healthy"), 0),
+	    NOTIFY_DB_BASELINE);
+	assert_int_equal(
+	    notify_db_feed(db, pool_ev("p", "unknown", "healthy"), 0),
+	    NOTIFY_DB_BASELINE);
+	assert_int_equal(notify_db_pending(db), 0);
+
+	assert_int_equal(
+	    notify_db_feed(db, origin_ev("p", "o", "healthy", "unhealthy"),
+			   300),
+	    NOTIFY_DB_PENDING);
+	assert_int_equal(
+	    notify_db_feed(db, pool_ev("p", "healthy", "degraded"), 300),
+	    NOTIFY_DB_PENDING);
+	notify_item *c = notify_db_pop_due(db, 1300);
+	assert_non_null(c);
+	assert_string_equal(c->old_state, "healthy");
+	assert_string_equal(c->new_state, "unhealthy");
+	assert_false(c->first);
+	assert_false(notify_startup_quiet(c));
+	free(c);
+	c = notify_db_pop_due(db, 1300);
+	assert_non_null(c);
+	assert_string_equal(c->old_state, "healthy");
+	assert_string_equal(c->new_state, "degraded");
+	assert_false(notify_startup_quiet(c));
+	free(c);
+
+	/* Known entities are not re-based: after a config change gave the
+	 * unhealthy origin a fresh start (unknown), its first pass is the
+	 * recovery. */
+	assert_int_equal(
+	    notify_db_feed(db, origin_ev("p", "o", "unknown", "healthy"), 2000),
+	    NOTIFY_DB_PENDING);
+	c = notify_db_pop_due(db, 3000);
+	assert_non_null(c);
+	assert_string_equal(c->old_state, "unhealthy");
 	assert_false(notify_startup_quiet(c));
 	free(c);
 	notify_db_free(db);
@@ -814,6 +865,7 @@ int main(void)
 	    cmocka_unit_test(test_debounce_entities_are_distinct),
 	    cmocka_unit_test(test_debounce_drop_pending),
 	    cmocka_unit_test(test_first_verdict_healthy_is_quiet),
+	    cmocka_unit_test(test_first_verdict_healthy_is_the_baseline),
 	    cmocka_unit_test(test_clean),
 	    cmocka_unit_test(test_dates),
 	    cmocka_unit_test(test_subject),
