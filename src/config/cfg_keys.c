@@ -1133,13 +1133,14 @@ static const cfg_key filter_target_keys[] = {
      .type = CFG_TRISTATE,
      AT(cfg_notify_filter, healthy),
      .def = "null",
-     .help = "true: only changes to healthy; false: only to unhealthy; "
-	     "null: both."},
+     .help = "true: only changes to healthy (and enabling); false: only "
+	     "to unhealthy (and disabling); null: both."},
 };
 static const cfg_table filter_target_table = {
     .path = "pools[].notification_filter.origin / .pool",
     .what = "notification filter",
-    .help = "Which health changes are notified.",
+    .help = "Which health changes, and which enabling or disabling by a "
+	    "config change, are notified.",
     TABLE(filter_target_keys),
 };
 
@@ -1667,7 +1668,8 @@ static const cfg_key notify_keys[] = {
 static const cfg_table notify_table = {
     .path = "notifications",
     .what = "notifications",
-    .help = "Where health changes are sent.",
+    .help = "Where health changes are sent, and origins and pools "
+	    "enabled or disabled by a config change.",
     TABLE(notify_keys),
 };
 

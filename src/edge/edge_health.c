@@ -112,6 +112,31 @@ static bool same_notifications(const cfg_notifications *a,
 	return true;
 }
 
+/* A pool or origin enabled or disabled by the change: logged and sent
+ * through the notifier like a health change (the pool's
+ * notification_filter applies; "disabled" counts as not healthy). */
+static void on_enablement(void *arg, const health_enablement *e)
+{
+	edge_health *h = arg;
+	const char *now = e->enabled ? "enabled" : "disabled";
+	if (e->origin)
+		log_info("health: origin %s of pool %s %s", e->origin->name,
+			 e->pool->id, now);
+	else
+		log_info("health: pool %s %s", e->pool->id, now);
+	notify_event ne = {
+	    .kind = e->origin ? NOTIFY_ORIGIN : NOTIFY_POOL,
+	    .pool_id = e->pool->id,
+	    .origin_name = e->origin ? e->origin->name : NULL,
+	    .old_state = e->enabled ? "disabled" : "enabled",
+	    .new_state = now,
+	    .new_healthy = e->enabled,
+	    .enablement = true,
+	    .time_ms = core_wall_ms(),
+	};
+	notify_submit(h->notify, e->pool, &ne);
+}
+
 int edge_health_swap(edge_health *h, const edge_snapshot *old,
 		     edge_snapshot *next)
 {
@@ -135,6 +160,7 @@ int edge_health_swap(edge_health *h, const edge_snapshot *old,
 		notify_stop(h->notify);
 		h->notify = notify_start(next->cfg);
 	}
+	health_enablement_diff(old->cfg, next->cfg, on_enablement, h);
 	h->checker = health_start(next->cfg, next->ostates, next->pstates,
 				  on_health_event, h);
 	return h->checker ? 0 : -1;

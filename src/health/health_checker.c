@@ -801,6 +801,46 @@ static bool same_headers(const cfg_header *a, size_t na, const cfg_header *b,
 	return true;
 }
 
+static const cfg_origin *origin_by_name(const cfg_pool *p, const char *name,
+					size_t hint)
+{
+	if (hint < p->norigins && strcmp(p->origins[hint].name, name) == 0)
+		return &p->origins[hint];
+	for (size_t i = 0; i < p->norigins; i++)
+		if (strcmp(p->origins[i].name, name) == 0)
+			return &p->origins[i];
+	return NULL;
+}
+
+size_t health_enablement_diff(const cfg_snapshot *from, const cfg_snapshot *to,
+			      health_enablement_cb cb, void *arg)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < to->npools; i++) {
+		const cfg_pool *np = &to->pools[i];
+		const cfg_pool *op = pool_by_id(from, np->id, i);
+		if (!op)
+			continue;
+		if (op->enabled != np->enabled) {
+			health_enablement e = {.pool = np,
+					       .enabled = np->enabled};
+			cb(arg, &e);
+			n++;
+		}
+		for (size_t j = 0; j < np->norigins; j++) {
+			const cfg_origin *no = &np->origins[j];
+			const cfg_origin *oo = origin_by_name(op, no->name, j);
+			if (!oo || oo->enabled == no->enabled)
+				continue;
+			health_enablement e = {
+			    .pool = np, .origin = no, .enabled = no->enabled};
+			cb(arg, &e);
+			n++;
+		}
+	}
+	return n;
+}
+
 bool health_monitor_same(const cfg_monitor *a, const cfg_monitor *b)
 {
 	if (!a || !b)

@@ -143,6 +143,21 @@ size_t health_states_carry(const cfg_snapshot *from, lb_origin_state *from_o,
 			   const lb_pool_state *from_p, const cfg_snapshot *to,
 			   lb_origin_state *to_o, lb_pool_state *to_p);
 
+/* An origin or pool that a config change enabled or disabled. */
+typedef struct health_enablement {
+	const cfg_pool *pool;	  /* as in the new config */
+	const cfg_origin *origin; /* as in the new config; NULL: the pool */
+	bool enabled;		  /* now */
+} health_enablement;
+
+typedef void (*health_enablement_cb)(void *arg, const health_enablement *e);
+
+/* Call cb for every pool (same id) and every origin (same pool id and
+ * name) present in both configs whose `enabled` differs, pools in the new
+ * config's order, each pool before its origins. Returns how many. */
+size_t health_enablement_diff(const cfg_snapshot *from, const cfg_snapshot *to,
+			      health_enablement_cb cb, void *arg);
+
 /* Whether two monitors check the same way: same id and every setting that
  * changes a check or a verdict (all but the description). false when
  * either is NULL. */

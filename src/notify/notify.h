@@ -3,8 +3,10 @@
  * backoff, never blocking the caller (SPEC §4.5).
  *
  * The health thread calls notify_submit() on every origin or pool state
- * change. submit copies the event into a bounded queue (drop-oldest, counted)
- * and returns; the notifier thread does everything else:
+ * change; a config change that enables or disables an origin or pool
+ * submits that too (notify_event.enablement). submit copies the event into a
+ * bounded queue (drop-oldest, counted) and returns; the notifier thread does
+ * everything else:
  *
  *   queue -> debounce (per origin/pool) -> notification_filter -> deliveries
  *
@@ -39,7 +41,12 @@ typedef struct notify_event {
 	const char *origin_name; /* NULL for NOTIFY_POOL */
 	/* "healthy", "unhealthy", "unknown", "degraded", "critical" */
 	const char *old_state, *new_state;
-	bool new_healthy;   /* what notification_filter.*.healthy matches */
+	bool new_healthy; /* what notification_filter.*.healthy matches */
+	/* Not a health change: the origin or pool was enabled or disabled
+	 * (old_state/new_state "enabled" or "disabled", new_healthy true when
+	 * enabled). Debounced apart from the health changes of the same
+	 * origin or pool, filtered by the same notification_filter. */
+	bool enablement;
 	const char *reason; /* NULL or "" when none */
 	uint64_t time_ms;   /* wall clock of the change, ms since the epoch */
 } notify_event;

@@ -15,9 +15,9 @@ typedef struct db_ent {
 	notify_item *pending; /* NULL: none */
 	char *notified;	      /* last notified (or first old) state */
 	bool released;	      /* a change of this entity was released */
-	int kind;
-	const char *origin; /* NULL for a pool; points into key */
-	char key[];	    /* pool id, NUL, origin name, NUL */
+	int kind;	      /* key_kind */
+	const char *origin;   /* NULL for a pool; points into key */
+	char key[];	      /* pool id, NUL, origin name, NUL */
 } db_ent;
 
 struct notify_db {
@@ -96,14 +96,22 @@ static void grow(notify_db *db)
 	db->nbuckets = nb;
 }
 
+/* Enablement changes are entities of their own: "disabled" is not a
+ * health state to debounce health changes against. */
+static int key_kind(const notify_item *it)
+{
+	return it->kind + (it->enablement ? 2 : 0);
+}
+
 /* The entity of it; *fresh tells whether it was made now. */
 static db_ent *lookup(notify_db *db, const notify_item *it, bool *fresh)
 {
 	const char *origin = it->kind == NOTIFY_POOL ? NULL : it->origin_name;
-	uint64_t h = key_hash(it->kind, it->pool_id, origin);
+	int kind = key_kind(it);
+	uint64_t h = key_hash(kind, it->pool_id, origin);
 	*fresh = false;
 	for (db_ent *e = db->buckets[h & (db->nbuckets - 1)]; e; e = e->hnext)
-		if (e->hash == h && key_eq(e, it->kind, it->pool_id, origin))
+		if (e->hash == h && key_eq(e, kind, it->pool_id, origin))
 			return e;
 	*fresh = true;
 	if (db->n >= db->nbuckets * 2)
@@ -112,7 +120,7 @@ static db_ent *lookup(notify_db *db, const notify_item *it, bool *fresh)
 	size_t lo = origin ? strlen(origin) + 1 : 0;
 	db_ent *e = xcalloc(1, sizeof(*e) + lp + lo);
 	e->hash = h;
-	e->kind = it->kind;
+	e->kind = kind;
 	memcpy(e->key, it->pool_id, lp);
 	if (origin) {
 		memcpy(e->key + lp, origin, lo);

@@ -53,6 +53,7 @@ notify_item *notify_item_new(const notify_event *ev, const char *pool_name,
 	}
 	it->kind = origin ? NOTIFY_ORIGIN : NOTIFY_POOL;
 	it->new_healthy = ev->new_healthy;
+	it->enablement = ev->enablement;
 	it->time_ms = ev->time_ms;
 	if (filter)
 		it->filter = *filter;
@@ -71,6 +72,7 @@ notify_item *notify_item_with_old(const notify_item *it, const char *old_state)
 	    .old_state = old_state,
 	    .new_state = it->new_state,
 	    .new_healthy = it->new_healthy,
+	    .enablement = it->enablement,
 	    .reason = it->reason,
 	    .time_ms = it->time_ms,
 	};
@@ -436,10 +438,15 @@ char *notify_json_build(const notify_item *c, const notify_site *s, size_t *len)
 	rc |= set_str(data, "pool_name", k.pool_name);
 	rc |= set_str(data, "origin_name",
 		      c->kind == NOTIFY_POOL ? NULL : k.origin);
-	rc |= set_str(data, "old_health", k.old_state);
-	rc |= set_str(data, "new_health", k.new_state);
-	rc |=
-	    json_object_set_new(data, "healthy", json_boolean(c->new_healthy));
+	if (c->enablement) {
+		rc |= json_object_set_new(data, "enabled",
+					  json_boolean(c->new_healthy));
+	} else {
+		rc |= set_str(data, "old_health", k.old_state);
+		rc |= set_str(data, "new_health", k.new_state);
+		rc |= json_object_set_new(data, "healthy",
+					  json_boolean(c->new_healthy));
+	}
 	rc |= set_str(data, "reason", k.reason);
 	rc |= set_str(data, "time", k.time);
 	rc |= set_str(data, "edge", edge);
@@ -450,7 +457,9 @@ char *notify_json_build(const notify_item *c, const notify_site *s, size_t *len)
 	rc |= json_object_set_new(
 	    root, "ts", json_integer((json_int_t)(c->time_ms / 1000)));
 	rc |= set_str(root, "account_id", account);
-	rc |= set_str(root, "alert_type", "load_balancing_health_alert");
+	rc |= set_str(root, "alert_type",
+		      c->enablement ? "load_balancing_pool_enablement_alert"
+				    : "load_balancing_health_alert");
 	rc |= set_str(root, "alert_event",
 		      c->new_healthy ? "ALERT_STATE_EVENT_END"
 				     : "ALERT_STATE_EVENT_START");

@@ -24,6 +24,7 @@ typedef struct notify_item {
 	const char *old_state, *new_state;
 	const char *reason; /* "" when none */
 	bool new_healthy;
+	bool enablement;  /* enabled/disabled, not a health change */
 	bool first;	  /* the entity's first change out of the debounce */
 	uint64_t time_ms; /* wall clock of the change */
 	cfg_notification_filter filter;
@@ -93,7 +94,10 @@ char *notify_email_build(const notify_item *c, const notify_site *s,
 			 uint64_t now_ms, uint64_t seq, long pid, size_t *len);
 
 /* The webhook body: Cloudflare's generic webhook shape
- * {name, text, data{...}, ts, account_id, alert_type, alert_event}.
+ * {name, text, data{...}, ts, account_id, alert_type, alert_event};
+ * alert_type load_balancing_health_alert, or for an enablement
+ * load_balancing_pool_enablement_alert with data.enabled in place of
+ * old_health/new_health/healthy.
  * malloc'd (free()); *len set. NULL only on allocation failure. */
 char *notify_json_build(const notify_item *c, const notify_site *s,
 			size_t *len);

@@ -295,3 +295,39 @@ def test_origin_fixed_by_a_config_change_is_notified_as_recovered(lab,
         ("pool", "p1", None, "critical", "healthy"),
     ], posts
     assert all(p["alert_event"] == "ALERT_STATE_EVENT_END" for p in posts)
+
+
+def test_enabling_and_disabling_is_notified(lab, hooks):
+    """SPEC 4.5 (r7_enable_disable_notify): a config change that disables
+    or enables an origin or a pool is notified (Cloudflare's pool
+    enablement alert), through the same debounce and pool filter."""
+    a1, a2 = lab.origin("a1"), lab.origin("a2")
+    ed = hook_edge(lab, hooks, [{"id": "p1", "monitor": "m",
+                                 "origins": [org(a1), org(a2)]}])
+    all_healthy(ed, ["p1"])
+
+    def change(what, pool_on, a2_on, want):
+        n = len(hooks.snapshot())
+
+        def edit(cfg):
+            cfg["pools"][0]["enabled"] = pool_on
+            cfg["pools"][0]["origins"][1]["enabled"] = a2_on
+        rewrite(ed, edit)
+        hup_and_wait(ed, RELOADED, count(ed, RELOADED))
+        posts = posts_after(hooks, n, len(want), what)
+        assert sorted(p["text"] for p in posts) == sorted(want), posts
+        for p in posts:
+            assert p["alert_type"] == "load_balancing_pool_enablement_alert"
+            assert p["data"]["enabled"] == ("(was disabled)" in p["text"])
+        return posts
+
+    posts = change("a2 disabled", True, False,
+                   ["Origin a2 in pool p1 is disabled (was enabled)"])
+    assert posts[0]["alert_event"] == "ALERT_STATE_EVENT_START"
+    assert posts[0]["data"]["origin_name"] == "a2"
+    change("p1 disabled", False, False,
+           ["Pool p1 is disabled (was enabled)"])
+    posts = change("both enabled", True, True,
+                   ["Pool p1 is enabled (was disabled)",
+                    "Origin a2 in pool p1 is enabled (was disabled)"])
+    assert {p["alert_event"] for p in posts} == {"ALERT_STATE_EVENT_END"}

@@ -309,6 +309,71 @@ static void test_carry_disabled_starts_unknown(void **state)
 	}
 }
 
+typedef struct seen {
+	char what[8][64];
+	size_t n;
+} seen;
+
+static void note(void *arg, const health_enablement *e)
+{
+	seen *s = arg;
+	assert_true(s->n < 8);
+	snprintf(s->what[s->n++], sizeof(s->what[0]), "%s/%s %s", e->pool->id,
+		 e->origin ? e->origin->name : "-",
+		 e->enabled ? "enabled" : "disabled");
+}
+
+/* SPEC 4.5: enabling and disabling is notified; edge_health_swap learns
+ * what changed from health_enablement_diff. */
+static void test_enablement_diff(void **state)
+{
+	(void)state;
+	cfg_snapshot *a =
+	    load("pools:\n"
+		 "  - id: a\n"
+		 "    origins:\n"
+		 "      - {name: a1, address: 127.0.0.1, port: 1}\n"
+		 "      - {name: a2, address: 127.0.0.1, port: 2}\n"
+		 "  - id: b\n"
+		 "    origins:\n"
+		 "      - {name: b1, address: 127.0.0.1, port: 3,\n"
+		 "         enabled: false}\n");
+	/* a2 disabled (and moved), a3 new and disabled, b disabled and b1
+	 * enabled, c new and disabled. */
+	cfg_snapshot *b =
+	    load("pools:\n"
+		 "  - id: c\n"
+		 "    enabled: false\n"
+		 "    origins: [{name: c1, address: 127.0.0.1}]\n"
+		 "  - id: b\n"
+		 "    enabled: false\n"
+		 "    origins: [{name: b1, address: 127.0.0.1, "
+		 "port: 3}]\n"
+		 "  - id: a\n"
+		 "    origins:\n"
+		 "      - {name: a3, address: 127.0.0.1, port: 4,\n"
+		 "         enabled: false}\n"
+		 "      - {name: a2, address: 127.0.0.1, port: 9,\n"
+		 "         enabled: false}\n"
+		 "      - {name: a1, address: 127.0.0.1, port: 1}\n");
+	seen s = {0};
+	assert_int_equal(health_enablement_diff(a, b, note, &s), 3);
+	assert_int_equal(s.n, 3);
+	assert_string_equal(s.what[0], "b/- disabled");
+	assert_string_equal(s.what[1], "b/b1 enabled");
+	assert_string_equal(s.what[2], "a/a2 disabled");
+	/* Nothing changed: nothing to say. */
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(health_enablement_diff(b, b, note, &s), 0);
+	/* And back. */
+	assert_int_equal(health_enablement_diff(b, a, note, &s), 3);
+	assert_string_equal(s.what[0], "a/a2 enabled");
+	assert_string_equal(s.what[1], "b/- enabled");
+	assert_string_equal(s.what[2], "b/b1 disabled");
+	cfg_snapshot_free(a);
+	cfg_snapshot_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -317,6 +382,7 @@ int main(void)
 	    cmocka_unit_test(test_carry_monitor_removed_starts_unknown),
 	    cmocka_unit_test(test_carry_monitor_changed_starts_unknown),
 	    cmocka_unit_test(test_carry_disabled_starts_unknown),
+	    cmocka_unit_test(test_enablement_diff),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

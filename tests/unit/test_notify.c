@@ -850,6 +850,80 @@ static void test_stop_is_bounded(void **state)
 	close(fd);
 }
 
+/* Enabled and disabled (a config change): debounced apart from the health
+ * of the same origin, sent as Cloudflare's pool enablement alert. */
+static void test_enablement(void **state)
+{
+	(void)state;
+	notify_db *db = notify_db_new(1000);
+	notify_event ev = {.kind = NOTIFY_ORIGIN,
+			   .pool_id = "p1",
+			   .origin_name = "a2",
+			   .old_state = "enabled",
+			   .new_state = "disabled",
+			   .new_healthy = false,
+			   .enablement = true,
+			   .time_ms = T0};
+	/* The origin is healthy (its baseline), then disabled. */
+	assert_int_equal(
+	    notify_db_feed(db, origin_ev("p1", "a2", "unknown", "healthy"), 0),
+	    NOTIFY_DB_BASELINE);
+	assert_int_equal(
+	    notify_db_feed(db, notify_item_new(&ev, NULL, NULL), 10),
+	    NOTIFY_DB_PENDING);
+	assert_int_equal(notify_db_entities(db), 2);
+	notify_item *c = notify_db_pop_due(db, 1010);
+	assert_non_null(c);
+	assert_true(c->enablement);
+	assert_string_equal(c->old_state, "enabled");
+	assert_string_equal(c->new_state, "disabled");
+	assert_false(notify_startup_quiet(c));
+	char subject[128];
+	notify_subject(c, subject, sizeof(subject));
+	assert_string_equal(subject,
+			    "[Meridian] origin a2 in pool p1 is disabled");
+
+	size_t len = 0;
+	char *s = notify_json_build(c, &site, &len);
+	json_error_t err;
+	json_t *j = json_loads(s, 0, &err);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "text")),
+			    "Origin a2 in pool p1 is disabled (was enabled)");
+	assert_string_equal(json_string_value(json_object_get(j, "alert_type")),
+			    "load_balancing_pool_enablement_alert");
+	assert_string_equal(
+	    json_string_value(json_object_get(j, "alert_event")),
+	    "ALERT_STATE_EVENT_START");
+	json_t *d = json_object_get(j, "data");
+	assert_true(json_is_false(json_object_get(d, "enabled")));
+	assert_null(json_object_get(d, "new_health"));
+	json_decref(j);
+	free(s);
+	free(c);
+
+	/* Its health entity is untouched: healthy again is no change. */
+	assert_int_equal(
+	    notify_db_feed(db, origin_ev("p1", "a2", "unknown", "healthy"),
+			   2000),
+	    NOTIFY_DB_SAME);
+	/* Enabled and disabled again inside the window: a flap. */
+	ev.old_state = "disabled";
+	ev.new_state = "enabled";
+	ev.new_healthy = true;
+	assert_int_equal(
+	    notify_db_feed(db, notify_item_new(&ev, NULL, NULL), 3000),
+	    NOTIFY_DB_PENDING);
+	ev.old_state = "enabled";
+	ev.new_state = "disabled";
+	ev.new_healthy = false;
+	assert_int_equal(
+	    notify_db_feed(db, notify_item_new(&ev, NULL, NULL), 3100),
+	    NOTIFY_DB_FLAP);
+	assert_null(notify_db_pop_due(db, 5000));
+	notify_db_free(db);
+}
+
 int main(void)
 {
 	core_log_level = LOG_ERROR;
@@ -866,6 +940,7 @@ int main(void)
 	    cmocka_unit_test(test_debounce_drop_pending),
 	    cmocka_unit_test(test_first_verdict_healthy_is_quiet),
 	    cmocka_unit_test(test_first_verdict_healthy_is_the_baseline),
+	    cmocka_unit_test(test_enablement),
 	    cmocka_unit_test(test_clean),
 	    cmocka_unit_test(test_dates),
 	    cmocka_unit_test(test_subject),
