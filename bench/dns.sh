@@ -21,6 +21,9 @@
 # the per-round ratios at the end compare runs made seconds apart.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The peers (wrk, nginx, HAProxy, dnsperf, gdnsd, h2load) from Debian;
+# idempotent: nothing happens when they are there.
+scripts/deps.sh bench
 DUR=${1:-10}
 ROUNDS=${ROUNDS:-3}
 CLIENTS=${CLIENTS:-4}

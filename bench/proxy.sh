@@ -8,6 +8,9 @@
 # busy machine disturbs less than requests/s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The peers (wrk, nginx, HAProxy, dnsperf, gdnsd, h2load) from Debian;
+# idempotent: nothing happens when they are there.
+scripts/deps.sh bench
 DUR=${1:-10}
 ROUNDS=${ROUNDS:-3}
 CONNS=50

@@ -24,6 +24,9 @@
 #        PARTS="h1 h2 hs")
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The peers (wrk, nginx, HAProxy, dnsperf, gdnsd, h2load) from Debian;
+# idempotent: nothing happens when they are there.
+scripts/deps.sh bench
 DUR=${1:-8}
 ROUNDS=${ROUNDS:-3}
 PARTS=${PARTS:-"h1 h2 hs"} # which measurements: h1 (wrk), h2 (h2load), hs (handshakes)
