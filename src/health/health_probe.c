@@ -906,6 +906,12 @@ static int http_prepare(health_probe *p)
 	b->start = b->end = 0;
 	p->wpos = 0;
 	p->phase = P_SEND;
+	/* RTT runs from the first request out (redirect hops included), so
+	 * a fresh connection's connect and TLS handshake are not in it, as
+	 * they are not for a kept one: dynamic_latency compares like with
+	 * like. */
+	if (p->redirects == 0)
+		p->t0_us = now_us();
 	if (k && k->req && p->redirects == 0) {
 		/* The first request of a check: the one built once. */
 		p->wbuf = k->req;
