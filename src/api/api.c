@@ -78,6 +78,15 @@ static int query_get(const api_request *rq, api_response *rs, const char *key,
 					c = hexval(p[i + 1]) * 16 +
 					    hexval(p[i + 2]);
 					i += 2;
+					if (c == 0) {
+						/* would cut the value short */
+						api_reply_err(
+						    rs, 400, API_E_BAD_QUERY,
+						    "%s: contains a NUL byte "
+						    "(%%00)",
+						    key);
+						return -1;
+					}
 				}
 				out[o++] = (char)c;
 			}

@@ -872,6 +872,10 @@ def test_query_values_too_long_are_refused_not_cut(env):
             (q, e)
     st, e = api.call("GET", "/client/v4/zones?name=" + "a" * 300 + ".com")
     assert st == 400 and e["errors"][0]["code"] == 1009, e
+    # A %00 would cut the value short just the same.
+    st, e = api.call("GET", ev + "?pool_id=filepool%00junk")
+    assert st == 400 and e["errors"][0]["code"] == 1009, e
+    assert "pool_id: contains a NUL byte" in e["errors"][0]["message"], e
     # Values that fit still work.
     assert api.ok("GET", ev + "?since=2999-01-01T00:00:00.000Z") == []
     assert api.ok("GET", ev + "?pool_id=" + "p" * 255) == []
