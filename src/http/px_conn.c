@@ -2324,8 +2324,10 @@ void px_drain(edge_worker *w)
 			 * accepted, its request may be on the way), gets
 			 * its answer and Connection: close. */
 			char c;
-			ssize_t r =
-			    recv(cl->io.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+			ssize_t r = cl->tls && tls_conn_has_pending(cl->tls)
+					? 1
+					: recv(cl->io.fd, &c, 1,
+					       MSG_PEEK | MSG_DONTWAIT);
 			if (r <= 0 && cl->served) {
 				client_close(cl);
 				continue;

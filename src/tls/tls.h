@@ -213,6 +213,9 @@ int tls_conn_shutdown(tls_conn *c);
 tls_alpn tls_conn_alpn(const tls_conn *c);
 const char *tls_conn_sni(const tls_conn *c); /* NULL: none sent */
 bool tls_conn_resumed(const tls_conn *c);
+/* OpenSSL holds bytes read from the socket and not yet returned (read
+ * ahead): a peek at the socket would not see them. */
+bool tls_conn_has_pending(const tls_conn *c);
 const char *tls_conn_version(const tls_conn *c); /* "TLSv1.3" */
 /* Why TLS_ERROR (static text, e.g. "unsupported protocol"); NULL if none. */
 const char *tls_conn_error(const tls_conn *c);

@@ -368,3 +368,8 @@ const char *tls_conn_error(const tls_conn *c)
 {
 	return c->sticky == TLS_ERROR ? c->reason : NULL;
 }
+
+bool tls_conn_has_pending(const tls_conn *c)
+{
+	return c->ssl && SSL_has_pending(c->ssl);
+}
