@@ -436,8 +436,18 @@ static void *admin_main(void *arg)
 		if (p[1].revents)
 			break;
 		int fd = accept4(a->lfd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0)
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM) {
+				/* The connection stays in the backlog and
+				 * poll says readable at once: back off rather
+				 * than spin a core until descriptors free. */
+				log_warn_every(1000, "admin accept: %s",
+					       strerror(errno));
+				poll(&p[1], 1, 100);
+			}
 			continue;
+		}
 		pthread_mutex_lock(&a->conns_lock);
 		bool full = a->nconns >= ADMIN_MAX_CONNS;
 		if (!full)

@@ -233,6 +233,11 @@ int edge_run(edge_ctl *ctl, cfg_snapshot *cfg, void (*ready_cb)(void *),
 		return 1;
 	}
 	atomic_init(&e->snap, snap);
+	/* From here on no thread writes stderr itself: a stalled reader
+	 * (a full pipe) must not block a worker (core_log.h). */
+	if (core_log_start() < 0)
+		log_warn("log writer thread not started: threads log "
+			 "directly");
 	if (edge_alog_start(&cfg->edge.access_log, e->nworkers, &e->alog,
 			    errbuf, sizeof(errbuf)) < 0) {
 		log_error("%s", errbuf);
@@ -374,6 +379,7 @@ out:
 	pthread_mutex_destroy(&e->carry_lock);
 	free(e);
 	edge_ctl_close(ctl);
+	core_log_stop(); /* writes what is queued */
 	pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
 	return status;
 }

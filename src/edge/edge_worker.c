@@ -36,10 +36,16 @@ static void listener_cb(core_io *io, uint32_t ev)
 				continue;
 			if (errno == EMFILE || errno == ENFILE ||
 			    errno == ENOBUFS || errno == ENOMEM) {
-				log_warn("accept: %s; retrying in 100ms",
-					 strerror(errno));
-				core_timer_after(&w->loop, &w->accept_retry,
-						 100);
+				/* Every new connection wakes the listener
+				 * again: say it once per second, not once per
+				 * connection, and keep one retry timer. */
+				log_warn_every(1000,
+					       "accept: %s; retrying "
+					       "every 100ms",
+					       strerror(errno));
+				if (!core_timer_armed(&w->accept_retry))
+					core_timer_after(&w->loop,
+							 &w->accept_retry, 100);
 			}
 			return;
 		}

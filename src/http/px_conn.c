@@ -1174,6 +1174,19 @@ static void attach_upstream(px_client *cl, bool allow_idle)
 				    timeouts(w)->upstream_connect_ms);
 			return;
 		}
+		if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS ||
+		    fd == -ENOMEM || fd == -EADDRNOTAVAIL || fd == -EAGAIN) {
+			/* Our shortage (descriptors, memory, local ports),
+			 * not the origin's fault: no passive failure (it
+			 * would eject every healthy origin), no other origin
+			 * (it would fail the same way). */
+			log_warn_every(1000,
+				       "cannot open a connection to an "
+				       "origin: %s",
+				       strerror(-fd));
+			local_response(cl, 503, "edge out of resources", false);
+			return;
+		}
 		log_info("origin %s (%s): connect failed: %s", o->name,
 			 o->address, strerror(-fd));
 		origin_failed(cl, o, strerror(-fd));

@@ -102,6 +102,8 @@ def test_too_many_connections_get_503_then_recover(a):
                                    host="admin").status == 200,
                 what="the admin listener answering again")
     a.edge.check_alive()
-    assert "refusing more" in a.edge.stderr_tail()
+    # Log lines are written by the edge's log thread: wait for it.
+    mt.wait_for(lambda: "refusing more" in a.edge.stderr_tail(),
+                what="the refusal in the log")
     m = scrape(a.edge)
     assert m.get("meridian_admin_connections_refused_total") >= 2

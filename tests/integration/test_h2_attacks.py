@@ -302,7 +302,7 @@ def test_rapid_reset_gets_enhance_your_calm(lab, tmp_path):
     # connections are all given back once the cancelled exchanges end.
     reached = requests(o)
     assert reached < 300, reached
-    assert "rapid reset" in edge_log(e)
+    mt.wait_for(lambda: "rapid reset" in edge_log(e), what='log line rapid reset')
     mt.wait_for(lambda: o.counters()[3] == 0,
                 what="origin connections of the cancelled streams to close")
     alive_and_serving(e)
@@ -383,7 +383,7 @@ def test_continuation_flood(lab, tmp_path):
             c.summary()
         assert not c.heads.get(sid), c.summary()
     assert requests(o) == 0
-    assert "HTTP/2 connection error" in edge_log(e)
+    mt.wait_for(lambda: "HTTP/2 connection error" in edge_log(e), what='log line HTTP/2 connection error')
     alive_and_serving(e)
 
 
@@ -448,7 +448,7 @@ def test_ping_flood(lab, tmp_path):
             pass
         g = c.wait_goaway_close("PING flood")
         assert g.error_code == ENHANCE_YOUR_CALM, c.summary()
-    assert "flood" in edge_log(e)
+    mt.wait_for(lambda: "flood" in edge_log(e), what='log line flood')
     alive_and_serving(e)
 
 
@@ -463,7 +463,7 @@ def test_settings_flood(lab, tmp_path):
             pass
         g = c.wait_goaway_close("SETTINGS flood")
         assert g.error_code == ENHANCE_YOUR_CALM, c.summary()
-    assert "flood" in edge_log(e)
+    mt.wait_for(lambda: "flood" in edge_log(e), what='log line flood')
     alive_and_serving(e)
 
 
@@ -490,7 +490,7 @@ def test_empty_data_flood(lab, tmp_path):
             pass
         g = c.wait_goaway_close("empty DATA flood")
         assert g.error_code == ENHANCE_YOUR_CALM, c.summary()
-    assert "empty frame flood" in edge_log(e)
+    mt.wait_for(lambda: "empty frame flood" in edge_log(e), what='log line empty frame flood')
     alive_and_serving(e)
 
 

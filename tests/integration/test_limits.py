@@ -317,3 +317,88 @@ def test_edge_raises_its_open_file_limit(stack):
         e.stderr_tail(1 << 16), e.stderr_tail()
     r = request(e.port, "GET", "/", host=HOST)
     assert r.status == 200, r
+
+
+def _nfd(pid):
+    import os
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def test_out_of_descriptors_blames_no_origin(stack):
+    """With its descriptors used up by clients, the edge cannot open a
+    connection to the origin: it answers 503 and blames nobody. (It used
+    to count each one as a failure of the origin, so a local shortage
+    ejected every healthy origin.)"""
+    import shutil
+    if not shutil.which("prlimit"):
+        pytest.skip("prlimit (util-linux) is not installed")
+    o = stack.origin("gke-1", "gcp")
+    port, admin = mt.free_port(), mt.free_port()
+    cfg = {"edge": {"name": mt.EDGE_NAME, "workers": 1,
+                    "store": str(stack.logdir / "nofd.db"),
+                    "listen": {"http": ["%s:%d" % (mt.LOCAL, port)],
+                               "admin": "%s:%d" % (mt.LOCAL, admin)},
+                    "passive_health": {"failures": 1, "ejection": "1m"},
+                    "timeouts": {"drain": "1s"}},
+           "pools": [{"id": "p", "origins": [
+               {"name": "o1", "address": mt.LOCAL, "port": o.port}]}],
+           "load_balancers": [{"name": HOST, "default_pools": ["p"]}]}
+    e = mt.Edge(stack.logdir, mt.to_yaml(cfg) + "\n", port, tag="edge-nofd",
+                wrap=["prlimit", "--nofile=64:64", "--"])
+    stack.edges.append(e)
+    held = []  # (no request before: a pooled origin connection would serve)
+    try:
+        # Clients until the edge has no descriptor left (the rest wait
+        # in the listen queue).
+        for _ in range(80):
+            held.append(socket.create_connection((mt.LOCAL, port),
+                                                 timeout=WAIT))
+        mt.wait_for(lambda: _nfd(e.pid) >= 64,
+                    what="the edge's descriptors to run out")
+        held[0].sendall(req())
+        held[0].settimeout(WAIT)
+        head = held[0].recv(4096)
+        assert head.startswith(b"HTTP/1.1 503 "), head[:200]
+        assert b"out of resources" in head, head
+    finally:
+        for s in held:
+            s.close()
+    mt.wait_for(lambda: _nfd(e.pid) < 40, what="the descriptors back")
+    # The origin was not ejected: it still answers.
+    r = request(port, "GET", "/", host=HOST)
+    assert r.status == 200, r
+    m = request(admin, "GET", "/metrics", host="admin").body.decode()
+    assert 'meridian_passive_ejections_total{pool="p",origin="o1"} 0' in m, \
+        [x for x in m.splitlines() if "ejections" in x]
+
+
+def test_a_stalled_stderr_reader_blocks_no_worker(stack, tmp_path):
+    """stderr is a pipe nobody reads: once it is full, log lines are
+    dropped (and counted), but the workers go on answering. (A worker
+    used to block in write(2) on the full pipe.)"""
+    import subprocess
+    o = stack.origin("gke-1", "gcp")
+    dead = mt.free_port()  # nobody listens: every request logs
+    port = mt.free_port()
+    cfg = mt.edge_config({"gcp": [("gke-1", o.port)],
+                          "dead": [("d1", dead)]},
+                         {HOST: ["gcp"], "dead.example.com": ["dead"]},
+                         port, workers=1,
+                         store=str(tmp_path / "s.db"))
+    path = tmp_path / "e.yaml"
+    path.write_text(cfg)
+    p = subprocess.Popen([mt.BIN, "edge", "-c", str(path)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        mt.wait_for(lambda: mt.port_accepts(port), what="the edge")
+        with HttpConn(port) as c:
+            for _ in range(1500):  # some 150 KB of log lines
+                c.send(req(host="dead.example.com"))
+                r = c.read_response()
+                assert r.status in (502, 503), r
+        r = request(port, "GET", "/", host=HOST)
+        assert r.status == 200, r
+    finally:
+        p.kill()
+        p.wait(timeout=WAIT)
+        p.stderr.close()
