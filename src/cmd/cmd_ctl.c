@@ -313,6 +313,8 @@ static const char *str_or(const json_t *j, const char *dflt)
 static char *cell(const json_t *j)
 {
 	char tmp[64];
+	if (!j) /* a field the answer lacks (another version, a proxy) */
+		return strdup("-");
 	switch (json_typeof(j)) {
 	case JSON_STRING:
 		return strdup(json_string_value(j)[0] ? json_string_value(j)

@@ -643,8 +643,9 @@ static const cfg_key edge_keys[] = {
      .doc_type = "path",
      .def_doc = "/var/lib/meridian/store.db",
      .help = "Embedded store (SQLite) for objects created through the "
-	     "API. Read at start-up: a reload that changes it is refused "
-	     "(restart to apply)."},
+	     "API; one edge per store (a lock file beside it, "
+	     "<store>.lock). Read at start-up: a reload that changes it is "
+	     "refused (restart to apply)."},
     {.name = "listen",
      .type = CFG_OBJECT,
      .off = 0,

@@ -5,7 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "config/cfg_diag.h"
 #include "core/core_log.h"
@@ -119,6 +122,25 @@ static int open_store(edge_ctl *c, const cfg_snapshot *file_cfg, cfg_diag *diag)
 			return -1;
 		}
 	}
+	/* One edge per store: a second one would run objects the first
+	 * deleted, and miss those it creates (each reads the store at start
+	 * and on its own writes only). The lock file lives beside the store
+	 * (flock, released by the kernel however the process ends). */
+	char lpath[4096];
+	snprintf(lpath, sizeof(lpath), "%s.lock", path);
+	c->store_lock = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (c->store_lock >= 0 && flock(c->store_lock, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		close(c->store_lock);
+		c->store_lock = -1;
+		if (e == EWOULDBLOCK) {
+			diag_add(diag,
+				 "edge.store: %s is in use by another meridian "
+				 "edge (each edge needs its own store)",
+				 path);
+			return -1;
+		}
+	}
 	char err[512] = "";
 	int rc = store_open(path, NULL, &c->st, err, sizeof(err));
 	if (rc < 0) {
@@ -190,6 +212,7 @@ int edge_ctl_open(const char *path, edge_ctl **ctl, cfg_snapshot **out,
 		  cfg_diag *diag)
 {
 	edge_ctl *c = xcalloc(1, sizeof(*c));
+	c->store_lock = -1;
 	pthread_mutex_init(&c->lock, NULL);
 	c->path = xstrdup(path);
 	if (cfg_read_file(path, &c->yaml, &c->yaml_len, diag) < 0) {
@@ -205,6 +228,7 @@ int edge_ctl_open_text(const char *name, const char *yaml, size_t len,
 		       edge_ctl **ctl, cfg_snapshot **out, cfg_diag *diag)
 {
 	edge_ctl *c = xcalloc(1, sizeof(*c));
+	c->store_lock = -1;
 	pthread_mutex_init(&c->lock, NULL);
 	c->yaml = xmalloc(len + 1);
 	memcpy(c->yaml, yaml, len);
@@ -224,6 +248,8 @@ void edge_ctl_close(edge_ctl *c)
 	free(c->path);
 	free(c->yaml);
 	free(c->store_path);
+	if (c->store_lock >= 0)
+		close(c->store_lock);
 	free(c);
 }
 

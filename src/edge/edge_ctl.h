@@ -41,6 +41,7 @@ typedef struct edge_ctl {
 	char *yaml; /* its text as last applied */
 	size_t yaml_len;
 	char *store_path;
+	int store_lock; /* flock'd <store>.lock, -1: none */
 	store *st;
 	store_events_writer *events;
 	struct edge *e; /* set once the edge runs */

@@ -329,8 +329,8 @@ class Edge(Proc):
     def __init__(self, logdir, config, port, tag="edge", wrap=()):
         """wrap: a command the edge runs under (e.g. prlimit ... --)."""
         self.config_path = os.path.join(str(logdir), tag + ".yaml")
-        with open(self.config_path, "w") as f:
-            f.write(config)
+        self.default_store = os.path.join(str(logdir), tag + "-store.db")
+        self.rewrite(config)
         super().__init__(list(wrap) + [BIN, "edge", "-c", self.config_path],
                          logdir, tag)
         self.port = port
@@ -354,6 +354,18 @@ class Edge(Proc):
 
     def check_alive(self):
         assert self.alive(), "edge crashed: " + self.describe()
+
+    def rewrite(self, config):
+        """Write the config file (for the start or a SIGHUP). Never the
+        system's default store (/var/lib/meridian): one edge per store,
+        and tests run in parallel; a file without edge.store gets this
+        edge's own, the same every time (a reload may not move it)."""
+        if config.startswith("edge:\n") and \
+                not re.search(r"^  store:", config, re.M):
+            config = "edge:\n  store: %s\n" % self.default_store + \
+                config[len("edge:\n"):]
+        with open(self.config_path, "w") as f:
+            f.write(config)
 
 
 def edge_config(pools, lbs, port, name=EDGE_NAME, workers=2, limits=None,

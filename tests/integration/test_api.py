@@ -904,3 +904,38 @@ def test_zone_ids_are_only_handed_out_for_configured_zones(lab, tmp_path):
         assert api.ok("GET", "/client/v4/zones/" + z["id"]) == z
         assert api.ok("GET", "/client/v4/zones/" + z["name"].upper()) == z
         api.ok("GET", "/client/v4/zones/%s/load_balancers" % z["id"])
+
+
+def test_one_edge_per_store(lab, tmp_path):
+    """A second edge on the same store would run objects the first
+    deleted and miss those it creates: it refuses to start, naming the
+    store. After the first stops, the store opens again."""
+    import subprocess
+    o1 = lab.origin("o1")
+    store = tmp_path / "shared.db"
+    ed = api_edge(lab, tmp_path, store=store,
+                  pools=[{"id": "fp", "origins": [org(o1)]}],
+                  lbs=[{"name": HOST, "default_pools": ["fp"]}])
+    cfg = {"edge": {"name": "second", "workers": 1, "store": str(store),
+                    "listen": {"http": ["%s:%d" % (mt.LOCAL,
+                                                   mt.free_port())]}},
+           "pools": [{"id": "fp", "origins": [org(o1)]}],
+           "load_balancers": [{"name": HOST, "default_pools": ["fp"]}]}
+    path = tmp_path / "second.yaml"
+    path.write_text(mt.to_yaml(cfg) + "\n")
+    r = subprocess.run([mt.BIN, "edge", "-c", str(path)],
+                       capture_output=True, text=True, timeout=mt.WAIT)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "is in use by another meridian edge" in r.stderr, r.stderr
+    assert ed.terminate(timeout=mt.WAIT) == 0
+    ed.expect_exit = True
+    p = subprocess.Popen([mt.BIN, "edge", "-c", str(path)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        port = cfg["edge"]["listen"]["http"][0].rsplit(":", 1)[1]
+        mt.wait_for(lambda: mt.port_accepts(int(port)),
+                    what="the second edge, once the store is free")
+    finally:
+        p.terminate()
+        p.wait(timeout=mt.WAIT)
+        p.stderr.close()

@@ -75,3 +75,50 @@ def test_ctl_errors():
     assert r.returncode == 2 and "unknown command" in r.stderr
     r = _run()
     assert r.returncode == 2 and "usage" in r.stderr
+
+
+def test_ctl_survives_answers_missing_fields():
+    """An API answer from another version (or a proxy) may lack a field
+    the table shows, or hold items that are not objects: ctl prints '-'
+    and never crashes (a missing field used to be a segfault)."""
+    import http.server
+    import threading
+
+    bodies = [
+        {"success": True, "errors": [], "messages": [],
+         "result": [{"id": "a", "name": "p", "enabled": True,
+                     "origins": [], "monitor": None}],
+         "result_info": {"total_pages": 1}},
+        {"success": True, "errors": [], "messages": [],
+         "result": [1, "s", None], "result_info": {"total_pages": 1}},
+    ]
+    which = [0]
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            b = json.dumps(bodies[which[0]]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(b)))
+            self.end_headers()
+            self.wfile.write(b)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.HTTPServer((mt.LOCAL, 0), H)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        server = "http://%s:%d" % (mt.LOCAL, srv.server_address[1])
+        for i in range(len(bodies)):
+            which[0] = i
+            for cmd in (["pools", "list"], ["monitors", "list"],
+                        ["lbs", "list", "--zone", "example.com"]):
+                r = _run("--server", server, *cmd)
+                assert r.returncode in (0, 1), (i, cmd, r.returncode,
+                                                r.stderr)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        t.join(mt.WAIT)

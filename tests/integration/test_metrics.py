@@ -306,8 +306,7 @@ def test_counters_survive_a_config_change(stack):
     key = dict(lb=HOST, pool="p", origin="o1", code="2xx")
     before = wait_metric(e, lambda x: x.get("meridian_requests_total",
                                             **key) == 5, "5 requests")
-    with open(e.config_path, "w") as f:
-        f.write(mt.to_yaml(cfg(e.port, e.admin, extra_pool=True)) + "\n")
+    e.rewrite(mt.to_yaml(cfg(e.port, e.admin, extra_pool=True)) + "\n")
     e.p.send_signal(signal.SIGHUP)
     after = wait_metric(e, lambda x: x.get("meridian_config_generation") == 2,
                         "the new config")
