@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "config/cfg_load.h"
 #include "config/cfg_json.h"
 #include "config/cfg_values.h"
 #include "core/core_log.h"
@@ -234,14 +235,6 @@ static const cfg_monitor *find_monitor(const cfg_snapshot *c, const char *id)
 	for (size_t i = 0; i < c->nmonitors; i++)
 		if (!strcmp(c->monitors[i].id, id))
 			return &c->monitors[i];
-	return NULL;
-}
-
-static const cfg_pool *find_pool(const cfg_snapshot *c, const char *id)
-{
-	for (size_t i = 0; i < c->npools; i++)
-		if (!strcmp(c->pools[i].id, id))
-			return &c->pools[i];
 	return NULL;
 }
 
@@ -478,11 +471,12 @@ static void commit(req_ctx *c, store_op *op)
 		return;
 	}
 	const edge_snapshot *s = edge_acquire(c->e);
-	const void *obj = op->kind == STORE_MONITOR
-			      ? (const void *)find_monitor(s->cfg, op->id)
-			  : op->kind == STORE_POOL
-			      ? (const void *)find_pool(s->cfg, op->id)
-			      : (const void *)find_lb(s->cfg, op->id);
+	const void *obj =
+	    op->kind == STORE_MONITOR
+		? (const void *)find_monitor(s->cfg, op->id)
+	    : op->kind == STORE_POOL
+		? (const void *)cfg_pool_by_id(s->cfg, op->id, SIZE_MAX)
+		: (const void *)find_lb(s->cfg, op->id);
 	if (!obj) {
 		json_decref(msgs);
 		edge_snapshot_unref(s);
@@ -1058,9 +1052,10 @@ static void route_account(req_ctx *c)
 		return;
 	}
 	const char *id = c->seg[4];
-	const void *obj = k == STORE_MONITOR
-			      ? (const void *)find_monitor(c->cfg, id)
-			      : (const void *)find_pool(c->cfg, id);
+	const void *obj =
+	    k == STORE_MONITOR
+		? (const void *)find_monitor(c->cfg, id)
+		: (const void *)cfg_pool_by_id(c->cfg, id, SIZE_MAX);
 	if (!obj) {
 		not_found(c, k, id);
 		return;

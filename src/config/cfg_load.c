@@ -258,3 +258,25 @@ void cfg_summary(const cfg_snapshot *snap, char *buf, size_t size)
 	plural(z, sizeof(z), snap->nzones, "zone", "zones");
 	snprintf(buf, size, "ok: %s, %s (%s), %s, %s", m, p, o, l, z);
 }
+
+const cfg_pool *cfg_pool_by_id(const cfg_snapshot *cfg, const char *id,
+			       size_t hint)
+{
+	if (hint < cfg->npools && strcmp(cfg->pools[hint].id, id) == 0)
+		return &cfg->pools[hint];
+	for (size_t i = 0; i < cfg->npools; i++)
+		if (strcmp(cfg->pools[i].id, id) == 0)
+			return &cfg->pools[i];
+	return NULL;
+}
+
+const cfg_origin *cfg_origin_by_name(const cfg_pool *p, const char *name,
+				     size_t hint)
+{
+	if (hint < p->norigins && strcmp(p->origins[hint].name, name) == 0)
+		return &p->origins[hint];
+	for (size_t i = 0; i < p->norigins; i++)
+		if (strcmp(p->origins[i].name, name) == 0)
+			return &p->origins[i];
+	return NULL;
+}

@@ -38,5 +38,13 @@ void cfg_snapshot_free(cfg_snapshot *snap);
 /* One-line summary for `meridian check`, e.g.
  * "ok: 2 monitors, 3 pools (5 origins), 1 load balancer, 1 zone". */
 void cfg_summary(const cfg_snapshot *snap, char *buf, size_t size);
+/* The pool with this id, or NULL. `hint`: the index to try first (a
+ * config change mostly keeps the order; SIZE_MAX for none). */
+const cfg_pool *cfg_pool_by_id(const cfg_snapshot *cfg, const char *id,
+			       size_t hint);
+/* The origin of p with this name (unique in a pool), or NULL; `hint` as
+ * above. */
+const cfg_origin *cfg_origin_by_name(const cfg_pool *p, const char *name,
+				     size_t hint);
 
 #endif

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config/cfg_load.h"
 #include "core/core_log.h"
 #include "core/core_loop.h"
 #include "core/core_ring.h"
@@ -753,31 +754,10 @@ void health_states_destroy(lb_origin_state *o, size_t n)
 static const cfg_origin *same_origin(const cfg_pool *p, const cfg_origin *o,
 				     size_t hint)
 {
-	/* Most changes keep the order: try the same position first. */
-	if (hint < p->norigins) {
-		const cfg_origin *c = &p->origins[hint];
-		if (c->port == o->port && strcmp(c->name, o->name) == 0 &&
-		    strcmp(c->address, o->address) == 0)
-			return c;
-	}
-	for (size_t i = 0; i < p->norigins; i++) {
-		const cfg_origin *c = &p->origins[i];
-		if (c->port == o->port && strcmp(c->name, o->name) == 0 &&
-		    strcmp(c->address, o->address) == 0)
-			return c;
-	}
-	return NULL;
-}
-
-static const cfg_pool *pool_by_id(const cfg_snapshot *cfg, const char *id,
-				  size_t hint)
-{
-	if (hint < cfg->npools && strcmp(cfg->pools[hint].id, id) == 0)
-		return &cfg->pools[hint];
-	for (size_t i = 0; i < cfg->npools; i++)
-		if (strcmp(cfg->pools[i].id, id) == 0)
-			return &cfg->pools[i];
-	return NULL;
+	const cfg_origin *c = cfg_origin_by_name(p, o->name, hint);
+	return c && c->port == o->port && strcmp(c->address, o->address) == 0
+		   ? c
+		   : NULL;
 }
 
 static bool same_str(const char *a, const char *b)
@@ -801,24 +781,13 @@ static bool same_headers(const cfg_header *a, size_t na, const cfg_header *b,
 	return true;
 }
 
-static const cfg_origin *origin_by_name(const cfg_pool *p, const char *name,
-					size_t hint)
-{
-	if (hint < p->norigins && strcmp(p->origins[hint].name, name) == 0)
-		return &p->origins[hint];
-	for (size_t i = 0; i < p->norigins; i++)
-		if (strcmp(p->origins[i].name, name) == 0)
-			return &p->origins[i];
-	return NULL;
-}
-
 size_t health_enablement_diff(const cfg_snapshot *from, const cfg_snapshot *to,
 			      health_enablement_cb cb, void *arg)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < to->npools; i++) {
 		const cfg_pool *np = &to->pools[i];
-		const cfg_pool *op = pool_by_id(from, np->id, i);
+		const cfg_pool *op = cfg_pool_by_id(from, np->id, i);
 		if (!op)
 			continue;
 		if (op->enabled != np->enabled) {
@@ -829,7 +798,8 @@ size_t health_enablement_diff(const cfg_snapshot *from, const cfg_snapshot *to,
 		}
 		for (size_t j = 0; j < np->norigins; j++) {
 			const cfg_origin *no = &np->origins[j];
-			const cfg_origin *oo = origin_by_name(op, no->name, j);
+			const cfg_origin *oo =
+			    cfg_origin_by_name(op, no->name, j);
 			if (!oo || oo->enabled == no->enabled)
 				continue;
 			health_enablement e = {
@@ -877,7 +847,7 @@ size_t health_states_carry(const cfg_snapshot *from, lb_origin_state *from_o,
 	size_t kept = 0;
 	for (size_t i = 0; i < to->npools; i++) {
 		const cfg_pool *np = &to->pools[i];
-		const cfg_pool *op = pool_by_id(from, np->id, i);
+		const cfg_pool *op = cfg_pool_by_id(from, np->id, i);
 		if (!op)
 			continue;
 		const lb_pool_state *ops = &from_p[op->index];

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "config/cfg_load.h"
 #include "lb/lb_hash.h"
 
 bool lb_affinity_uses_cookie(const cfg_lb *lb)
@@ -285,22 +286,6 @@ uint64_t lb_affinity_disabled_at(const cfg_pool *p, const cfg_origin *o,
 	return t == UINT64_MAX ? 0 : t;
 }
 
-static const cfg_pool *pool_by_id(const cfg_snapshot *cfg, const char *id)
-{
-	for (size_t i = 0; i < cfg->npools; i++)
-		if (strcmp(cfg->pools[i].id, id) == 0)
-			return &cfg->pools[i];
-	return NULL;
-}
-
-static const cfg_origin *origin_by_name(const cfg_pool *p, const char *name)
-{
-	for (size_t i = 0; i < p->norigins; i++)
-		if (strcmp(p->origins[i].name, name) == 0)
-			return &p->origins[i];
-	return NULL;
-}
-
 /* The stamp of something disabled in `to`: kept while it stays disabled,
  * the swap's time when it was enabled before, 0 when it is new. */
 static uint64_t stamp(bool existed, bool was_enabled, uint64_t was_at,
@@ -322,7 +307,7 @@ void lb_affinity_drain_carry(const cfg_snapshot *from,
 		const cfg_pool *op = NULL;
 		bool looked = false;
 		if (!np->enabled) {
-			op = pool_by_id(from, np->id);
+			op = cfg_pool_by_id(from, np->id, i);
 			looked = true;
 			to_p[np->index].disabled_at_ms = stamp(
 			    op != NULL, op && op->enabled,
@@ -333,11 +318,11 @@ void lb_affinity_drain_carry(const cfg_snapshot *from,
 			if (no->enabled)
 				continue;
 			if (!looked) {
-				op = pool_by_id(from, np->id);
+				op = cfg_pool_by_id(from, np->id, i);
 				looked = true;
 			}
 			const cfg_origin *oo =
-			    op ? origin_by_name(op, no->name) : NULL;
+			    op ? cfg_origin_by_name(op, no->name, j) : NULL;
 			to_o[no->index].disabled_at_ms = stamp(
 			    oo != NULL, oo && oo->enabled,
 			    oo ? from_o[oo->index].disabled_at_ms : 0, now_ms);
