@@ -5,12 +5,24 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <errno.h>
 #include <sys/socket.h>
 
 /* Non-blocking TCP listener with SO_REUSEADDR and, when reuseport,
  * SO_REUSEPORT (one per worker). Returns fd or -errno. */
 int core_sock_listen(const struct sockaddr *sa, socklen_t len, bool reuseport,
 		     int backlog);
+/* Whether socket(), accept() or connect() failed for want of this
+ * process's or this machine's descriptors or memory rather than because
+ * of the peer: such a failure blames no peer, and trying again at once
+ * fails the same way. (connect's EADDRNOTAVAIL and EAGAIN, no local port
+ * left, are the caller's to add: for accept EAGAIN means done.) */
+static inline bool core_sock_err_local(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOBUFS ||
+	       err == ENOMEM;
+}
+
 /* Non-blocking connect; returns fd (connect may still be in progress:
  * *in_progress set) or -errno (e.g. -ECONNREFUSED). */
 int core_sock_connect(const struct sockaddr *sa, socklen_t len,

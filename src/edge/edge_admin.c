@@ -437,8 +437,7 @@ static void *admin_main(void *arg)
 			break;
 		int fd = accept4(a->lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE ||
-			    errno == ENOBUFS || errno == ENOMEM) {
+			if (core_sock_err_local(errno)) {
 				/* The connection stays in the backlog and
 				 * poll says readable at once: back off rather
 				 * than spin a core until descriptors free. */

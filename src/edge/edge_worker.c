@@ -34,8 +34,7 @@ static void listener_cb(core_io *io, uint32_t ev)
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			if (errno == EMFILE || errno == ENFILE ||
-			    errno == ENOBUFS || errno == ENOMEM) {
+			if (core_sock_err_local(errno)) {
 				/* Every new connection wakes the listener
 				 * again: say it once per second, not once per
 				 * connection, and keep one retry timer. */

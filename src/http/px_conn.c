@@ -1174,8 +1174,8 @@ static void attach_upstream(px_client *cl, bool allow_idle)
 				    timeouts(w)->upstream_connect_ms);
 			return;
 		}
-		if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS ||
-		    fd == -ENOMEM || fd == -EADDRNOTAVAIL || fd == -EAGAIN) {
+		if (core_sock_err_local(-fd) || fd == -EADDRNOTAVAIL ||
+		    fd == -EAGAIN) {
 			/* Our shortage (descriptors, memory, local ports),
 			 * not the origin's fault: no passive failure (it
 			 * would eject every healthy origin), no other origin
