@@ -64,6 +64,10 @@ typedef struct loc_entry {
 	uint8_t family; /* 4 or 6; 0: empty */
 	uint8_t need;	/* LB_LOC_NEED_* the lookup answered */
 	uint8_t prefix; /* the network the lookup holds for (geo_result) */
+	/* As a client subnet of split_src bits (0xff: not yet asked): the
+	 * longest geo.networks override or special range inside it
+	 * (geo_split_prefix), 0 if none. */
+	uint8_t split_src, split;
 	lb_loc loc;
 } loc_entry;
 
@@ -337,7 +341,10 @@ typedef struct locate_arg {
 	const geo_db *geo;
 	const struct sockaddr *ecs;	 /* the subnet's address, or NULL */
 	const struct sockaddr *resolver; /* the packet's source, or NULL */
-	uint8_t ecs_prefix; /* what the subnet's lookup holds for, 0: none */
+	uint8_t ecs_source;		 /* the subnet's source prefix length */
+	/* The scope the subnet's lookup calls for: the network it matched or
+	 * a finer one inside the subnet, whichever is longer; 0: none. */
+	uint8_t ecs_prefix;
 } locate_arg;
 
 /* Returns the length of the network around sa that the answers hold for
@@ -403,10 +410,16 @@ static void locate_lookup(void *arg, lb_loc_source src, unsigned need,
 		memcpy(e->addr, addr, alen);
 		e->family = fam;
 		e->need = (uint8_t)need;
+		e->split_src = 0xff;
 		e->loc = *out;
 	}
-	if (src == LB_LOC_ECS)
-		a->ecs_prefix = e->prefix;
+	if (src == LB_LOC_ECS) {
+		if (e->split_src != a->ecs_source) {
+			e->split = geo_split_prefix(a->geo, sa, a->ecs_source);
+			e->split_src = a->ecs_source;
+		}
+		a->ecs_prefix = MAX(e->prefix, e->split);
+	}
 }
 
 /* dns_lb_cb: see edge_dns.h. Runs on the worker, allocates nothing. */
@@ -439,8 +452,10 @@ static void lb_answer(void *arg, const dns_lb_query *q, dns_lb_result *r)
 	    .geo = w->snap->geo,
 	    .resolver = q->client ? q->client->addr : NULL,
 	};
-	if (q->ecs && q->ecs->source > 0 && ecs_sockaddr(q->ecs, &ecs_ss))
+	if (q->ecs && q->ecs->source > 0 && ecs_sockaddr(q->ecs, &ecs_ss)) {
 		la.ecs = (const struct sockaddr *)&ecs_ss;
+		la.ecs_source = q->ecs->source;
+	}
 	lb_loc loc;
 	bool ecs_consulted;
 	lb_loc_source src = lb_locate(lb, la.ecs != NULL, locate_lookup, &la,
@@ -463,11 +478,7 @@ static void lb_answer(void *arg, const dns_lb_query *q, dns_lb_result *r)
 		 * is finer there: the network its lookup matched, or one
 		 * inside the subnet placed otherwise (RFC 7871 §7.2.1). The
 		 * answer writer caps it at the family's bits. */
-		unsigned scope = q->ecs->source;
-		scope = MAX(scope, la.ecs_prefix);
-		scope = MAX(scope, (unsigned)geo_split_prefix(la.geo, la.ecs,
-							      q->ecs->source));
-		r->ecs_scope = (uint8_t)scope;
+		r->ecs_scope = MAX(q->ecs->source, la.ecs_prefix);
 	}
 }
 
