@@ -132,18 +132,26 @@ const struct sockaddr *geo_unmap(const struct sockaddr *sa,
  * networks of both families compare with one another. */
 #define V4_BASE 96
 
-static void v6_form(const struct sockaddr *sa, uint8_t out[16])
+static void v4_mapped_or_v6(bool v4, const void *addr, uint8_t out[16])
 {
-	if (sa->sa_family == AF_INET) {
+	if (v4) {
 		static const uint8_t mapped[12] = {[10] = 0xff, [11] = 0xff};
 		memcpy(out, mapped, 12);
-		memcpy(out + 12, &((const struct sockaddr_in *)sa)->sin_addr,
-		       4);
+		memcpy(out + 12, addr, 4);
 	} else {
-		memcpy(out,
-		       ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr,
-		       16);
+		memcpy(out, addr, 16);
 	}
+}
+
+static void v6_form(const struct sockaddr *sa, uint8_t out[16])
+{
+	if (sa->sa_family == AF_INET)
+		v4_mapped_or_v6(
+		    true, &((const struct sockaddr_in *)sa)->sin_addr, out);
+	else
+		v4_mapped_or_v6(
+		    false, ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr,
+		    out);
 }
 
 /* Do a and b agree on their first `bits` bits? */
@@ -317,13 +325,7 @@ uint8_t geo_split_prefix(const geo_db *db, const struct sockaddr *sa,
 		const cfg_cidr *c = &db->nets[i].cidr;
 		unsigned np = net_prefix(c);
 		uint8_t na[16];
-		if (c->family == AF_INET) {
-			memset(na, 0, 10);
-			na[10] = na[11] = 0xff;
-			memcpy(na + 12, c->addr, 4);
-		} else {
-			memcpy(na, c->addr, 16);
-		}
+		v4_mapped_or_v6(c->family == AF_INET, c->addr, na);
 		if (np > p && np > best && same_prefix(na, a, p))
 			best = np;
 	}
