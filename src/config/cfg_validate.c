@@ -194,28 +194,6 @@ static void first_at(const cfg_ctx *c, const cfg_node *dup,
 		snprintf(buf, size, "line %u", first->line);
 }
 
-/* One value of a list being checked for duplicates: unique_in_list sorts
- * these by value, then by position, so equal values sit together with
- * the first one written leading. */
-typedef struct uniq_val {
-	const char *str;
-	size_t i; /* the item's index in the list */
-} uniq_val;
-
-static int uniq_cmp(const void *pa, const void *pb)
-{
-	const uniq_val *a = pa, *b = pb;
-	int r = strcmp(a->str, b->str);
-	return r ? r : (a->i > b->i) - (a->i < b->i);
-}
-
-static int uniq_casecmp(const void *pa, const void *pb)
-{
-	const uniq_val *a = pa, *b = pb;
-	int r = strcasecmp(a->str, b->str);
-	return r ? r : (a->i > b->i) - (a->i < b->i);
-}
-
 static const cfg_node *uniq_value(const cfg_node *item, const char *key)
 {
 	const cfg_node *v = cfg_node_get(item, key);
@@ -232,28 +210,14 @@ static void unique_in_list(cfg_ctx *c, const cfg_node *seq, const char *key,
 {
 	if (!seq || seq->kind != CFG_NODE_SEQ || seq->n < 2)
 		return;
-	uniq_val *v = xmalloc(seq->n * sizeof(*v));
-	size_t n = 0;
+	cfg_strref *v = xmalloc(seq->n * sizeof(*v));
 	for (size_t i = 0; i < seq->n; i++) {
 		const cfg_node *a = uniq_value(seq->items[i], key);
-		if (a)
-			v[n++] = (uniq_val){a->str, i};
+		v[i] =
+		    a ? (cfg_strref){a->str, strlen(a->str)} : (cfg_strref){0};
 	}
-	int (*cmp)(const void *, const void *) =
-	    nocase ? uniq_casecmp : uniq_cmp;
-	qsort(v, n, sizeof(*v), cmp);
-	/* first[i]: the index of the first item equal to item i, when that
-	 * is another one; SIZE_MAX otherwise. */
 	size_t *first = xmalloc(seq->n * sizeof(*first));
-	for (size_t i = 0; i < seq->n; i++)
-		first[i] = SIZE_MAX;
-	for (size_t k = 1, lead = 0; k < n; k++) {
-		if (nocase ? strcasecmp(v[lead].str, v[k].str)
-			   : strcmp(v[lead].str, v[k].str))
-			lead = k;
-		else
-			first[v[k].i] = v[lead].i;
-	}
+	cfg_find_repeats(v, seq->n, nocase, first);
 	free(v);
 	for (size_t i = 0; i < seq->n; i++) {
 		if (first[i] == SIZE_MAX)

@@ -3,8 +3,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ctype.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -421,4 +423,72 @@ bool cfg_name_in_zone(const char *name, const char *zone)
 		return !strcasecmp(name, zone);
 	return n > z && name[n - z - 1] == '.' &&
 	       !strcasecmp(name + n - z, zone);
+}
+
+typedef struct repeat_ref {
+	cfg_strref s;
+	size_t i; /* position in the list */
+} repeat_ref;
+
+static int strref_cmp(const cfg_strref *a, const cfg_strref *b, bool nocase)
+{
+	size_t n = a->len < b->len ? a->len : b->len;
+	for (size_t k = 0; k < n; k++) {
+		int x = (unsigned char)a->p[k], y = (unsigned char)b->p[k];
+		if (nocase) {
+			x = tolower(x);
+			y = tolower(y);
+		}
+		if (x != y)
+			return x < y ? -1 : 1;
+	}
+	return (a->len > b->len) - (a->len < b->len);
+}
+
+/* By string, then position: a run of equal strings starts with the
+ * first one written. */
+static int repeat_cmp(const void *pa, const void *pb, bool nocase)
+{
+	const repeat_ref *a = pa, *b = pb;
+	int r = strref_cmp(&a->s, &b->s, nocase);
+	return r ? r : (a->i > b->i) - (a->i < b->i);
+}
+
+static int repeat_cmp_case(const void *a, const void *b)
+{
+	return repeat_cmp(a, b, false);
+}
+
+static int repeat_cmp_nocase(const void *a, const void *b)
+{
+	return repeat_cmp(a, b, true);
+}
+
+void cfg_find_repeats(const cfg_strref *s, size_t n, bool nocase, size_t *first)
+{
+	for (size_t i = 0; i < n; i++)
+		first[i] = SIZE_MAX;
+	if (n <= 32) { /* small lists (most mappings): no allocation */
+		for (size_t i = 1; i < n; i++)
+			for (size_t j = 0; s[i].p && j < i; j++)
+				if (s[j].p &&
+				    !strref_cmp(&s[i], &s[j], nocase)) {
+					first[i] = j;
+					break;
+				}
+		return;
+	}
+	repeat_ref *r = xmalloc(n * sizeof(*r));
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++)
+		if (s[i].p)
+			r[m++] = (repeat_ref){s[i], i};
+	qsort(r, m, sizeof(*r), nocase ? repeat_cmp_nocase : repeat_cmp_case);
+	for (size_t k = 1, lead = 0; k < m; k++) {
+		if (strref_cmp(&r[lead].s, &r[k].s, nocase))
+			lead = k;
+		else
+			first[r[k].i] = r[lead].i;
+	}
+	free(r);
 }

@@ -68,4 +68,16 @@ size_t cfg_edit_distance(const char *a, const char *b, size_t limit);
  * else NULL. */
 const char *cfg_suggest(const char *word, const char *const *cands, size_t n);
 
+/* A string of a list checked for repeats (p NULL: takes no part). */
+typedef struct cfg_strref {
+	const char *p;
+	size_t len;
+} cfg_strref;
+/* For each of the n strings, first[i] = the index of the first string
+ * equal to it when that is an earlier one, else SIZE_MAX. Equal: the
+ * same bytes or, nocase, the same but for ASCII case. Sorted, not
+ * pairwise, beyond a few dozen: O(n log n) (a list of 100,000 ids). */
+void cfg_find_repeats(const cfg_strref *s, size_t n, bool nocase,
+		      size_t *first);
+
 #endif

@@ -6,6 +6,7 @@
 #include <yaml.h>
 
 #include "config/cfg_env.h"
+#include "config/cfg_values.h"
 #include "core/core_arena.h"
 #include "core/core_util.h"
 
@@ -170,22 +171,6 @@ static void on_start(builder *b, const yaml_event_t *ev, cfg_node_kind kind,
 		f->anchor = core_arena_strdup(b->a, (const char *)anchor_name);
 }
 
-typedef struct key_ref {
-	const cfg_node *k;
-	size_t i; /* position in the mapping */
-} key_ref;
-
-static int key_ref_cmp(const void *a, const void *b)
-{
-	const key_ref *x = a, *y = b;
-	if (x->k->len != y->k->len)
-		return x->k->len < y->k->len ? -1 : 1;
-	int c = memcmp(x->k->str, y->k->str, x->k->len);
-	if (c)
-		return c;
-	return x->i < y->i ? -1 : x->i > y->i;
-}
-
 static void report_duplicate(builder *b, const cfg_node *k, const cfg_node *p)
 {
 	cfg_errs_add(b->e, k->line, k->col,
@@ -194,48 +179,26 @@ static void report_duplicate(builder *b, const cfg_node *k, const cfg_node *p)
 
 /* Report keys that appear twice in one mapping: YAML forbids it and the
  * second would silently win otherwise. Each repeat is reported against
- * the first occurrence, in file order. Large mappings (geo.networks can
- * hold 100,000 entries) are sorted rather than compared pairwise. */
+ * the first occurrence, in file order (cfg_find_repeats: sorted, since
+ * geo.networks can hold 100,000 entries). */
 static void check_duplicate_keys(builder *b, const cfg_node *n)
 {
-	if (n->n <= 32) {
-		for (size_t i = 1; i < n->n; i++) {
-			const cfg_node *k = n->keys[i];
-			if (k->kind != CFG_NODE_SCALAR)
-				continue;
-			for (size_t j = 0; j < i; j++) {
-				const cfg_node *p = n->keys[j];
-				if (p->kind == CFG_NODE_SCALAR &&
-				    p->len == k->len &&
-				    !memcmp(p->str, k->str, k->len)) {
-					report_duplicate(b, k, p);
-					break;
-				}
-			}
-		}
+	if (n->n < 2)
 		return;
+	cfg_strref *keys = xmalloc(n->n * sizeof(*keys));
+	size_t *first = xmalloc(n->n * sizeof(*first));
+	for (size_t i = 0; i < n->n; i++) {
+		const cfg_node *k = n->keys[i];
+		keys[i] = k->kind == CFG_NODE_SCALAR
+			      ? (cfg_strref){k->str, k->len}
+			      : (cfg_strref){0};
 	}
-	key_ref *refs = xmalloc(n->n * sizeof(*refs));
-	const cfg_node **first = xcalloc(n->n, sizeof(*first));
-	size_t m = 0;
+	cfg_find_repeats(keys, n->n, false, first);
 	for (size_t i = 0; i < n->n; i++)
-		if (n->keys[i]->kind == CFG_NODE_SCALAR)
-			refs[m++] = (key_ref){n->keys[i], i};
-	qsort(refs, m, sizeof(*refs), key_ref_cmp);
-	for (size_t g = 0; g < m;) {
-		size_t e = g + 1;
-		/* Sorted by key, then position: a run of one key starts
-		 * with its first occurrence. */
-		while (e < m && refs[e].k->len == refs[g].k->len &&
-		       !memcmp(refs[e].k->str, refs[g].k->str, refs[g].k->len))
-			first[refs[e++].i] = refs[g].k;
-		g = e;
-	}
-	for (size_t i = 0; i < n->n; i++)
-		if (first[i])
-			report_duplicate(b, n->keys[i], first[i]);
+		if (first[i] != SIZE_MAX)
+			report_duplicate(b, n->keys[i], n->keys[first[i]]);
 	free(first);
-	free(refs);
+	free(keys);
 }
 
 static void on_end(builder *b)

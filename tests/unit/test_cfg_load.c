@@ -567,6 +567,33 @@ static void test_duplicates_name_the_first(void **state)
  * took 4 s for 15,000 origins): both repeats are reported, each against
  * its first occurrence, in file order. How long it takes is measured
  * with `meridian check`, not asserted here. */
+/* cfg_find_repeats directly: NULL entries skipped, ASCII case folded
+ * with nocase, the pairwise path (few) and the sorted one (many) agree. */
+static void test_find_repeats(void **state)
+{
+	(void)state;
+	enum { N = 40 };
+	static const char *const w[N] = {"a", "B", NULL, "b", "A", "c", "a"};
+	for (size_t n = 7; n <= N; n += N - 7) {
+		cfg_strref s[N];
+		size_t first[N];
+		for (size_t i = 0; i < n; i++)
+			s[i] = (cfg_strref){w[i] ? w[i] : (i < 7 ? NULL : "z"),
+					    w[i] ? strlen(w[i]) : 1};
+		cfg_find_repeats(s, n, false, first);
+		assert_int_equal(first[6], 0);	      /* a */
+		assert_int_equal(first[3], SIZE_MAX); /* b vs B */
+		assert_int_equal(first[2], SIZE_MAX); /* NULL */
+		cfg_find_repeats(s, n, true, first);
+		assert_int_equal(first[3], 1); /* b ~ B */
+		assert_int_equal(first[4], 0); /* A ~ a */
+		assert_int_equal(first[6], 0);
+		assert_int_equal(first[5], SIZE_MAX);
+		if (n == N) /* the "z" filling 7..39 repeats the one at 7 */
+			assert_int_equal(first[N - 1], 7);
+	}
+}
+
 static void test_duplicates_in_a_long_list(void **state)
 {
 	(void)state;
@@ -1604,6 +1631,7 @@ int main(void)
 	    cmocka_unit_test(test_required),
 	    cmocka_unit_test(test_duplicates),
 	    cmocka_unit_test(test_duplicates_name_the_first),
+	    cmocka_unit_test(test_find_repeats),
 	    cmocka_unit_test(test_duplicates_in_a_long_list),
 	    cmocka_unit_test(test_references),
 	    cmocka_unit_test(test_ranges),
