@@ -505,11 +505,6 @@ void cfg_json_utf8_cut(char *s)
 		s[i - 1] = '\0';
 }
 
-static json_t *jstr(const char *s)
-{
-	return cfg_json_string(s);
-}
-
 /* o[key] = v, taking v. */
 static void jset(json_t *o, const char *key, json_t *v)
 {
@@ -561,7 +556,7 @@ static json_t *raw_plain(const char *s)
 	} else if (strpbrk(s, "0123456789") && !cfg_parse_double(s, &d)) {
 		return json_real(d);
 	}
-	return jstr(s);
+	return cfg_json_string(s);
 }
 
 static json_t *render_raw(const cfg_raw *r)
@@ -569,7 +564,8 @@ static json_t *render_raw(const cfg_raw *r)
 	json_t *j;
 	switch (r->kind) {
 	case CFG_RAW_SCALAR:
-		return r->quoted ? jstr(r->scalar) : raw_plain(r->scalar);
+		return r->quoted ? cfg_json_string(r->scalar)
+				 : raw_plain(r->scalar);
 	case CFG_RAW_LIST:
 		j = must(json_array());
 		for (size_t i = 0; i < r->n; i++)
@@ -594,7 +590,7 @@ static json_t *render_duration(const cfg_key *k, uint32_t v)
 	/* Below Cloudflare's resolution ("1500ms"): the loader reads it. */
 	char buf[32];
 	cfg_fmt_duration(v, buf, sizeof(buf));
-	return jstr(buf);
+	return cfg_json_string(buf);
 }
 
 static json_t *render_table(const cfg_table *t, const void *base);
@@ -604,7 +600,7 @@ static json_t *render_value(const cfg_key *k, const void *base)
 	const char *field = (const char *)base + k->off;
 	switch (k->type) {
 	case CFG_STRING:
-		return jstr(*(const char *const *)field);
+		return cfg_json_string(*(const char *const *)field);
 	case CFG_BOOL:
 		return json_boolean(*(const bool *)field);
 	case CFG_TRISTATE: {
@@ -620,20 +616,21 @@ static json_t *render_value(const cfg_key *k, const void *base)
 		return render_duration(k, *(const uint32_t *)field);
 	case CFG_ENUM: {
 		uint64_t i = read_uint(field, k->size);
-		return i < k->nchoices && k->choices[i] ? jstr(k->choices[i])
-							: json_null();
+		return i < k->nchoices && k->choices[i]
+			   ? cfg_json_string(k->choices[i])
+			   : json_null();
 	}
 	case CFG_ADDR:
-		return jstr(((const cfg_addr *)field)->text);
+		return cfg_json_string(((const cfg_addr *)field)->text);
 	case CFG_CIDR:
-		return jstr(((const cfg_cidr *)field)->text);
+		return cfg_json_string(((const cfg_cidr *)field)->text);
 	case CFG_REF: {
 		const void *p = *(const void *const *)field;
 		if (!p)
 			return json_null();
-		return jstr(k->ref == CFG_REF_POOL
-				? ((const cfg_pool *)p)->id
-				: ((const cfg_monitor *)p)->id);
+		return cfg_json_string(k->ref == CFG_REF_POOL
+					   ? ((const cfg_pool *)p)->id
+					   : ((const cfg_monitor *)p)->id);
 	}
 	case CFG_LIST:
 	case CFG_MAP: {
