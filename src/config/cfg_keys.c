@@ -716,6 +716,21 @@ static const cfg_key edge_keys[] = {
 	     "allows it (Linux 6.1 or later, not disabled by "
 	     "kernel.io_uring_disabled or a seccomp filter); otherwise, "
 	     "and with false, epoll alone. The log says which at start."},
+    {.name = "resolve_interval",
+     .type = CFG_DURATION,
+     AT(cfg_edge, resolve_interval_ms),
+     .def = "30s",
+     .min = 0,
+     .max = DAY_MS,
+     .help = "How often origin addresses written as host names are "
+	     "resolved again (getaddrinfo: /etc/hosts, then DNS). A name is "
+	     "resolved when a config first has it; when its address "
+	     "changes later (a cloud load balancer's often do), the config "
+	     "is rebuilt with the new one, as an API write would be, and "
+	     "the change is logged. The address in use is kept while the "
+	     "name still resolves to it, also under round-robin DNS; a name "
+	     "that stops resolving keeps its last address (logged). SIGHUP "
+	     "resolves every name afresh. 0: only then."},
     {.name = "access_log",
      .type = CFG_OBJECT,
      AT(cfg_edge, access_log),
@@ -1021,8 +1036,11 @@ static const cfg_key origin_keys[] = {
      .flags = CFG_F_REQUIRED | CFG_F_NONEMPTY,
      AT(cfg_origin, address),
      .doc_type = "IP address or host name",
-     .help = "Where the origin is; a host name is resolved once, when the "
-	     "configuration is loaded (first address). Written "
+     .help = "Where the origin is. A host name is resolved when a "
+	     "config first has it (one address: the first, then the same "
+	     "while the name still has it) and again every "
+	     "edge.resolve_interval; a name that does not resolve at "
+	     "start-up or reload is an error. Written "
 	     "`https://host[:port]` (a Meridian extension), the origin is "
 	     "reached over TLS, on port 443 unless a port is given."},
     {.name = "port",

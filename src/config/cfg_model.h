@@ -127,8 +127,12 @@ typedef struct cfg_origin {
 	 * NULL (an IP origin): no SNI, the certificate is checked against
 	 * the IP address. */
 	const char *sni;
-	/* Resolved at load time when address is an IP literal (or resolved once
-	 * by getaddrinfo at load); connect() uses this. */
+	/* The host name when address is one (without https:// or brackets);
+	 * NULL for an IP literal. The edge's resolver re-resolves it. */
+	const char *host;
+	/* The address connect() uses: the IP literal, or the host name's
+	 * address from cfg_resolve (resolved when first met, then refreshed
+	 * every edge.resolve_interval). */
 	struct sockaddr_storage ss;
 	socklen_t sslen;
 	uint32_t
@@ -416,8 +420,9 @@ typedef struct cfg_edge {
 	size_t nlisten_dns;
 	cfg_addr listen_admin;
 	bool has_admin;
-	bool listen_proxy_protocol; /* PROXY v1/v2 on every listener */
-	bool io_uring;		    /* default true: where there is a path */
+	bool listen_proxy_protocol;   /* PROXY v1/v2 on every listener */
+	bool io_uring;		      /* default true: where there is a path */
+	uint32_t resolve_interval_ms; /* origin host names; 0: never again */
 	cfg_limits limits;
 	cfg_timeouts timeouts;
 	cfg_passive_health passive_health;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "config/cfg_resolve.h"
 #include "config/cfg_values.h"
 #include "core/core_arena.h"
 #include "core/core_util.h"
@@ -442,22 +443,18 @@ void cfg_finish_origin(cfg_ctx *c, const cfg_node *node, void *base)
 			  o->address);
 		return;
 	}
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-	int rc = getaddrinfo(host, NULL, &hints, &res);
-	if (rc || !res) {
-		cfg_error(c, an, "address: cannot resolve '%s': %s", host,
-			  rc ? gai_strerror(rc) : "no address");
-		if (res)
-			freeaddrinfo(res);
+	/* Once per name and process: later builds take the address the
+	 * edge's resolver keeps fresh (cfg_resolve.h). */
+	char why[128];
+	if (cfg_resolve_host(host, &o->ss, &o->sslen, why, sizeof(why)) < 0) {
+		cfg_error(c, an, "address: cannot resolve '%s': %s", host, why);
 		return;
 	}
-	memcpy(&o->ss, res->ai_addr, res->ai_addrlen);
-	o->sslen = res->ai_addrlen;
+	o->host = core_arena_strdup(c->arena, host);
 	if (o->ss.ss_family == AF_INET)
 		((struct sockaddr_in *)&o->ss)->sin_port = htons(o->port);
 	else if (o->ss.ss_family == AF_INET6)
 		((struct sockaddr_in6 *)&o->ss)->sin6_port = htons(o->port);
-	freeaddrinfo(res);
 }
 
 static bool is_ip(const char *s)

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "config/cfg_diag.h"
+#include "config/cfg_resolve.h"
 #include "core/core_log.h"
 #include "core/core_util.h"
 #include "edge/edge.h"
@@ -261,6 +262,8 @@ void edge_ctl_reload(edge_ctl *c)
 		return;
 	}
 	pthread_mutex_lock(&c->lock);
+	/* A reload resolves every origin host name afresh (cfg_resolve.h). */
+	cfg_resolve_forget();
 	cfg_diag diag = {0};
 	char *text = NULL;
 	size_t len = 0;
@@ -311,6 +314,32 @@ out:
 	free(text);
 	cfg_diag_free(&diag);
 	pthread_mutex_unlock(&c->lock);
+}
+
+int edge_ctl_rebuild(edge_ctl *c, const char *why)
+{
+	pthread_mutex_lock(&c->lock);
+	int rc = -1;
+	cfg_diag diag = {0};
+	cfg_snapshot *cfg = NULL;
+	const char *name = c->path ? c->path : "<config>";
+	char err[512] = "";
+	if (build(c, name, c->yaml, c->yaml_len, NULL, 0, &cfg, &diag) < 0) {
+		for (size_t i = 0; i < diag.n; i++)
+			log_error("%s", diag.msgs[i]);
+		log_error("%s: the config could not be rebuilt; the running "
+			  "one stays",
+			  why);
+	} else if (edge_swap(c->e, cfg, err, sizeof(err)) < 0) {
+		log_error("%s: %s", why, err);
+	} else {
+		log_info("%s: config generation %llu", why,
+			 (unsigned long long)edge_current(c->e)->generation);
+		rc = 0;
+	}
+	cfg_diag_free(&diag);
+	pthread_mutex_unlock(&c->lock);
+	return rc;
 }
 
 int edge_ctl_change(edge_ctl *c, store_op *ops, size_t n, cfg_diag *diag,

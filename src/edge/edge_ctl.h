@@ -13,8 +13,9 @@
  * transaction only when valid, then swapped in (edge_swap). So an
  * acknowledged change is durable, and a rejected one changed nothing.
  *
- * Threads: edge_ctl_reload (main thread, SIGHUP) and edge_ctl_change (admin
- * thread) serialise on the ctl's lock. The store connection is only used
+ * Threads: edge_ctl_reload (main thread, SIGHUP), edge_ctl_change (admin
+ * thread) and edge_ctl_rebuild (resolver thread) serialise on the ctl's
+ * lock. The store connection is only used
  * under that lock. Health events go to the store through an asynchronous
  * writer (its own connection and thread), never blocking the health
  * thread.
@@ -63,6 +64,12 @@ void edge_ctl_close(edge_ctl *c);
 /* SIGHUP: re-read the file and swap; a bad file (or one that conflicts
  * with the API's objects) changes nothing. Logs the outcome. */
 void edge_ctl_reload(edge_ctl *c);
+
+/* The resolver (edge_resolve.c): rebuild the running config from the
+ * same sources (the file's text as last applied, the store), now that an
+ * origin host name resolves to another address (cfg_resolve.h), and swap
+ * it in. why goes into the log line. 0, or -1 (logged; nothing changed). */
+int edge_ctl_rebuild(edge_ctl *c, const char *why);
 
 /* One API change: ops as for store_apply (bodies are JSON text). Validates
  * the result merged with the file, commits it, swaps it in. 0 on success

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config/cfg_load.h"
+#include "config/cfg_resolve.h"
 #include "core/core_log.h"
 #include "core/core_sock.h"
 #include "core/core_util.h"
@@ -18,6 +19,7 @@
 #include "edge/edge_admin.h"
 #include "edge/edge_alog.h"
 #include "edge/edge_ctl.h"
+#include "edge/edge_resolve.h"
 #include "edge/edge_stats.h"
 #include "edge/edge_health.h"
 #include "edge/edge_worker.h"
@@ -200,6 +202,7 @@ int edge_run(edge_ctl *ctl, cfg_snapshot *cfg, void (*ready_cb)(void *),
 	uint32_t started = 0, ninit = 0;
 	edge_health *health = NULL;
 	edge_admin *admin = NULL;
+	edge_resolve *resolver = NULL;
 	int sfd = -1;
 	sigset_t sigs;
 
@@ -285,6 +288,9 @@ int edge_run(edge_ctl *ctl, cfg_snapshot *cfg, void (*ready_cb)(void *),
 		if (!admin)
 			goto out;
 	}
+	/* It rebuilds the config too: also only once the health thread
+	 * exists. */
+	resolver = edge_resolve_start(e, ctl);
 	for (; started < e->nworkers; started++) {
 		int err =
 		    pthread_create(&e->workers[started].thread, NULL,
@@ -363,6 +369,7 @@ join:
 	if (status == 0)
 		log_info("drained; bye");
 out:
+	edge_resolve_stop(resolver);
 	edge_admin_stop(admin);
 	edge_health_stop(health);
 	for (uint32_t i = 0; i < ninit; i++)
@@ -379,6 +386,7 @@ out:
 	pthread_mutex_destroy(&e->carry_lock);
 	free(e);
 	edge_ctl_close(ctl);
+	cfg_resolve_forget();
 	core_log_stop(); /* writes what is queued */
 	pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
 	return status;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config/cfg_resolve.h"
 #include "core/core_util.h"
 #include "edge/edge_admin.h"
 #include "edge/edge_alog.h"
@@ -669,6 +670,24 @@ static void render_edge(mbuf *b, edge *e, const edge_snapshot *s)
 	       "Failed writes of the access log.", ac.write_errors);
 	single(b, "meridian_access_log_reopens_total", "counter",
 	       "Times the access log file was reopened (SIGUSR1).", ac.reopens);
+	cfg_resolve_counts rc;
+	cfg_resolve_counts_get(&rc);
+	single(b, "meridian_origin_resolve_lookups_total", "counter",
+	       "Lookups of origin host names (getaddrinfo), failed ones "
+	       "included.",
+	       rc.lookups);
+	single(b, "meridian_origin_resolve_failures_total", "counter",
+	       "Lookups of origin host names that failed (the last address "
+	       "is kept).",
+	       rc.failures);
+	single(b, "meridian_origin_resolve_changes_total", "counter",
+	       "Times an origin host name's address changed, each followed "
+	       "by a config rebuild.",
+	       rc.changes);
+	single(b, "meridian_origin_resolve_names", "gauge",
+	       "Origin host names being resolved again every "
+	       "edge.resolve_interval.",
+	       rc.names);
 	single(b, "meridian_admin_connections_refused_total", "counter",
 	       "Admin listener connections answered 503 because 32 were "
 	       "open.",

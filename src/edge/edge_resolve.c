@@ -1,0 +1,172 @@
+/* edge_resolve.c - the resolver thread (see edge_resolve.h). */
+#include "edge/edge_resolve.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config/cfg_resolve.h"
+#include "core/core_log.h"
+#include "core/core_util.h"
+#include "edge/edge.h"
+#include "edge/edge_ctl.h"
+
+/* While edge.resolve_interval is 0, how often the thread looks whether a
+ * reload set one. */
+#define RESOLVE_IDLE_MS 1000
+
+struct edge_resolve {
+	edge *e;
+	edge_ctl *ctl;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* CLOCK_MONOTONIC */
+	bool stop;
+};
+
+/* The running config's host names, sorted, for keep(). */
+typedef struct names {
+	const char **v;
+	size_t n;
+} names;
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static bool keep(const char *host, void *arg)
+{
+	const names *ns = arg;
+	return bsearch(&host, ns->v, ns->n, sizeof(*ns->v), cmp_name) != NULL;
+}
+
+static void report(const cfg_resolve_change *ch, void *arg)
+{
+	(void)arg;
+	if (ch->changed)
+		log_info("origin host %s now resolves to %s (was %s): "
+			 "rebuilding the config",
+			 ch->host, ch->new_ip, ch->old_ip);
+	else if (ch->failed_now)
+		log_warn("origin host %s: cannot resolve (%s); keeping %s",
+			 ch->host, ch->error, ch->old_ip);
+	else if (ch->recovered)
+		log_info("origin host %s resolves again (%s)", ch->host,
+			 ch->new_ip);
+}
+
+/* Collect (and seed into the cache) the host names the running config
+ * uses; pointers into s->cfg, valid while s is held. */
+static void collect(const edge_snapshot *s, names *ns)
+{
+	const cfg_snapshot *cfg = s->cfg;
+	size_t n = 0;
+	for (size_t i = 0; i < cfg->npools; i++)
+		for (size_t j = 0; j < cfg->pools[i].norigins; j++)
+			n += cfg->pools[i].origins[j].host != NULL;
+	ns->v = xcalloc(n ? n : 1, sizeof(*ns->v));
+	ns->n = 0;
+	for (size_t i = 0; i < cfg->npools; i++)
+		for (size_t j = 0; j < cfg->pools[i].norigins; j++) {
+			const cfg_origin *o = &cfg->pools[i].origins[j];
+			if (!o->host)
+				continue;
+			ns->v[ns->n++] = o->host;
+			cfg_resolve_seed(o->host, &o->ss, o->sslen);
+		}
+	qsort(ns->v, ns->n, sizeof(*ns->v), cmp_name);
+}
+
+/* Sleep ms, or until stopped; true when stopped. */
+static bool wait_ms(edge_resolve *r, uint32_t ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&r->mu);
+	while (!r->stop &&
+	       pthread_cond_timedwait(&r->cv, &r->mu, &ts) != ETIMEDOUT)
+		;
+	bool stop = r->stop;
+	pthread_mutex_unlock(&r->mu);
+	return stop;
+}
+
+static void *resolve_main(void *arg)
+{
+	edge_resolve *r = arg;
+	for (;;) {
+		const edge_snapshot *s = edge_acquire(r->e);
+		uint32_t every = s->cfg->edge.resolve_interval_ms;
+		edge_snapshot_unref(s);
+		if (wait_ms(r, every ? every : RESOLVE_IDLE_MS))
+			break;
+		if (!every)
+			continue;
+		s = edge_acquire(r->e);
+		names ns;
+		collect(s, &ns);
+		size_t changed =
+		    ns.n ? cfg_resolve_refresh(keep, report, &ns) : 0;
+		free(ns.v);
+		edge_snapshot_unref(s);
+		if (changed)
+			edge_ctl_rebuild(r->ctl,
+					 "origin host names resolved again");
+	}
+	return NULL;
+}
+
+edge_resolve *edge_resolve_start(edge *e, edge_ctl *ctl)
+{
+	edge_resolve *r = xcalloc(1, sizeof(*r));
+	r->e = e;
+	r->ctl = ctl;
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	/* Signals stay with the main thread's signalfd. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int err = pthread_create(&r->thread, NULL, resolve_main, r);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err) {
+		log_error(
+		    "resolver: cannot start thread: %s; origin host names "
+		    "are resolved again only on SIGHUP",
+		    strerror(err));
+		pthread_cond_destroy(&r->cv);
+		pthread_mutex_destroy(&r->mu);
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+void edge_resolve_stop(edge_resolve *r)
+{
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->mu);
+	r->stop = true;
+	pthread_cond_signal(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	pthread_join(r->thread, NULL);
+	pthread_cond_destroy(&r->cv);
+	pthread_mutex_destroy(&r->mu);
+	free(r);
+}

@@ -1,0 +1,202 @@
+"""Origins written as host names follow their DNS (edge.resolve_interval).
+
+A cloud load balancer in front of a cluster is a host name whose address
+changes. The edge runs in a mount namespace the test makes, with its own
+/etc/hosts (a bind mount of a file the test rewrites), so getaddrinfo gives
+what the test says and nothing outside the test sees it. Two origins listen
+on the same port, one on 127.0.0.1 and one on 127.0.0.2; moving the name
+from one to the other must move the traffic and the health checks, without
+a reload. A name that stops resolving keeps its address; round-robin
+answers that still hold the address in use change nothing; SIGHUP
+resolves afresh."""
+import os
+import re
+import shutil
+import signal
+import time
+
+import pytest
+
+import meridian_test as mt
+from obs_helpers import Metrics
+
+HOST = "lb.example.com"
+NAME = "app.meridian.test"
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("unshare"),
+    reason="needs root and unshare(1) for a private /etc/hosts")
+
+
+def write_hosts(path, text):
+    # In place (same inode): the edge's /etc/hosts is a bind mount of it.
+    with open(path, "r+") as f:
+        f.truncate(0)
+        f.write(text)
+
+
+def origin_at(stack, ip, port, name):
+    p = stack.spawn([mt.BIN, "origin", "--listen", "%s:%d" % (ip, port),
+                     "--name", name, "--cloud", "test"], "origin-" + name)
+    mt.wait_for(lambda: ("listening on %s:%d" % (ip, port))
+                in p.stdout_text() or not p.alive(),
+                what="origin %s on %s:%d" % (name, ip, port))
+    assert p.alive(), p.describe()
+    return p
+
+
+def served_by(port):
+    r = mt.request(port, "GET", "/", host=HOST)
+    assert r.status == 200, r
+    return r.text
+
+
+def requests_at(ip, port):
+    with mt.HttpConn(port, host=ip) as c:
+        c.send(mt.req("GET", "/count", host="origin"))
+        r = c.read_response("GET")
+    assert r.status == 200, r
+    vals = dict(ln.split(" ", 1) for ln in r.text.strip().split("\n"))
+    return int(vals["requests"])
+
+
+def metric(edge, name):
+    r = mt.request(edge.admin, "GET", "/metrics", host="admin")
+    assert r.status == 200, r
+    return Metrics(r.text).get(name)
+
+
+@pytest.fixture
+def lab(tmp_path):
+    s = mt.Stack(tmp_path)
+    try:
+        yield s
+    finally:
+        problems = s.close()
+    assert not problems, "\n".join(problems)
+
+
+def start(stack, hosts_path, origin_port, interval="200ms"):
+    for attempt in range(3):
+        port, admin = mt.free_port(), mt.free_port()
+        cfg = {
+            "edge": {"name": mt.EDGE_NAME, "workers": 2,
+                     "resolve_interval": interval,
+                     "listen": {"http": ["127.0.0.1:%d" % port],
+                                "admin": "127.0.0.1:%d" % admin},
+                     "timeouts": {"drain": "5s"}},
+            "monitors": [{"id": "m", "type": "http", "path": "/",
+                          "interval": "1s", "timeout": "1s"}],
+            "pools": [{"id": "p", "monitor": "m", "origins": [
+                {"name": "app", "address": NAME, "port": origin_port}]}],
+            "load_balancers": [{"name": HOST, "default_pools": ["p"]}],
+        }
+        wrap = ["unshare", "--mount", "--propagation", "private", "sh",
+                "-c", 'mount --bind "$0" /etc/hosts && exec "$@"',
+                hosts_path]
+        try:
+            e = mt.Edge(stack.logdir, mt.to_yaml(cfg) + "\n", port,
+                        "edge%d" % len(stack.edges), wrap=wrap)
+        except AssertionError:
+            if attempt == 2:
+                raise
+            continue
+        stack.procs.append(e)
+        stack.edges.append(e)
+        e.admin = admin
+        mt.wait_for(lambda: mt.port_accepts(admin), what="admin listener")
+        return e
+
+
+def origin_pair(stack):
+    """Origins on 127.0.0.1:P and 127.0.0.2:P (one port, two addresses)."""
+    for _ in range(5):
+        p = mt.free_port()
+        a = origin_at(stack, "127.0.0.1", p, "a")
+        try:
+            b = origin_at(stack, "127.0.0.2", p, "b")
+            return p, a, b
+        except AssertionError:
+            a.expect_exit = True
+            a.kill()
+    raise AssertionError("no port free on both 127.0.0.1 and 127.0.0.2")
+
+
+def test_origin_host_name_follows_its_address(lab, tmp_path):
+    hosts = str(tmp_path / "hosts")
+    with open(hosts, "w") as f:
+        f.write("127.0.0.1 %s\n" % NAME)
+    port, a, b = origin_pair(lab)
+    e = start(lab, hosts, port)
+    assert "test a" in served_by(e.port)
+    assert metric(e, "meridian_origin_resolve_names") == 1
+
+    # The name moves: traffic and health checks follow, no reload.
+    write_hosts(hosts, "127.0.0.2 %s\n" % NAME)
+    mt.wait_for(lambda: "test b" in served_by(e.port),
+                what="traffic to follow the name to 127.0.0.2")
+    mt.wait_for(lambda: re.search(
+        r"origin host %s now resolves to 127\.0\.0\.2 \(was 127\.0\.0\.1\)"
+        % re.escape(NAME), e.stderr_tail(1 << 16)),
+        what="the change in the log")
+    # Every request now: no pooled connection of the old address reused.
+    for _ in range(20):
+        assert "test b" in served_by(e.port)
+    assert metric(e, "meridian_origin_resolve_changes_total") == 1
+
+    # The health checks reach the new address too: b's request count
+    # grows while no traffic goes through the edge (/count is not counted).
+    n0 = requests_at("127.0.0.2", port)
+    mt.wait_for(lambda: requests_at("127.0.0.2", port) > n0,
+                what="a health check of 127.0.0.2")
+
+    # The name stops resolving: the address in use stays, and it is said.
+    write_hosts(hosts, "")
+    mt.wait_for(lambda: re.search(
+        r"origin host %s: cannot resolve \(.*\); keeping 127\.0\.0\.2"
+        % re.escape(NAME), e.stderr_tail(1 << 16)),
+        what="the failed lookup in the log")
+    assert "test b" in served_by(e.port)
+    assert metric(e, "meridian_origin_resolve_failures_total") >= 1
+
+    # Round-robin answers that still hold 127.0.0.2 keep it, whatever
+    # their order.
+    write_hosts(hosts, "127.0.0.1 %s\n127.0.0.2 %s\n" % (NAME, NAME))
+    mt.wait_for(lambda: re.search(
+        r"origin host %s resolves again" % re.escape(NAME),
+        e.stderr_tail(1 << 16)), what="the recovery in the log")
+    for _ in range(10):
+        assert "test b" in served_by(e.port)
+    assert metric(e, "meridian_origin_resolve_changes_total") == 1
+
+    # SIGHUP resolves afresh (here the first address, 127.0.0.1).
+    e.p.send_signal(signal.SIGHUP)
+    mt.wait_for(lambda: "SIGHUP: reloaded" in e.stderr_tail(1 << 16),
+                what="the reload")
+    mt.wait_for(lambda: "test a" in served_by(e.port),
+                what="traffic on the address resolved at the reload")
+    e.check_alive()
+
+
+def test_interval_zero_resolves_only_on_sighup(lab, tmp_path):
+    hosts = str(tmp_path / "hosts")
+    with open(hosts, "w") as f:
+        f.write("127.0.0.1 %s\n" % NAME)
+    port, a, b = origin_pair(lab)
+    e = start(lab, hosts, port, interval="0s")
+    assert "test a" in served_by(e.port)
+    write_hosts(hosts, "127.0.0.2 %s\n" % NAME)
+    lookups = metric(e, "meridian_origin_resolve_lookups_total")
+    # No lookup for 1.5 s, while the other test sees one every 200 ms:
+    # requests keep going to a (bounded in time and count).
+    deadline = time.monotonic() + 1.5
+    for _ in range(2000):
+        if time.monotonic() > deadline:
+            break
+        assert "test a" in served_by(e.port)
+    assert metric(e, "meridian_origin_resolve_lookups_total") == lookups
+    e.p.send_signal(signal.SIGHUP)
+    mt.wait_for(lambda: "SIGHUP: reloaded" in e.stderr_tail(1 << 16),
+                what="the reload")
+    mt.wait_for(lambda: "test b" in served_by(e.port),
+                what="traffic on the address resolved at the reload")
