@@ -760,6 +760,13 @@ static const cfg_origin *same_origin(const cfg_pool *p, const cfg_origin *o,
 		   : NULL;
 }
 
+/* The address connect() uses, which for a host name may have moved
+ * (cfg_resolve): the origin is the same, the server behind it is not. */
+static bool same_sockaddr(const cfg_origin *a, const cfg_origin *b)
+{
+	return a->sslen == b->sslen && memcmp(&a->ss, &b->ss, a->sslen) == 0;
+}
+
 static bool same_str(const char *a, const char *b)
 {
 	return (!a && !b) || (a && b && strcmp(a, b) == 0);
@@ -863,23 +870,33 @@ size_t health_states_carry(const cfg_snapshot *from, lb_origin_state *from_o,
 				continue;
 			lb_origin_state *s = &from_o[oo->index];
 			lb_origin_state *d = &to_o[no->index];
-			atomic_store(&d->passive_fails,
-				     atomic_load(&s->passive_fails));
-			atomic_store(&d->ejected_until,
-				     atomic_load(&s->ejected_until));
+			/* Its host name moved to another server: what live
+			 * traffic and the last certificate said was about
+			 * the old one, and the new one is checked within a
+			 * second (no grid). The verdict stays until then, so
+			 * the origin does not flap through unknown. */
+			bool moved = !same_sockaddr(oo, no);
 			atomic_store(&d->ejections, atomic_load(&s->ejections));
-			/* The certificate seen last is still the server's
-			 * while the origin speaks TLS; the next check
-			 * refreshes it. */
-			if (no->tls && oo->tls)
-				atomic_store(&d->tls_not_after,
-					     atomic_load(&s->tls_not_after));
+			if (!moved) {
+				atomic_store(&d->passive_fails,
+					     atomic_load(&s->passive_fails));
+				atomic_store(&d->ejected_until,
+					     atomic_load(&s->ejected_until));
+				/* The certificate seen last is still the
+				 * server's while the origin speaks TLS; the
+				 * next check refreshes it. */
+				if (no->tls && oo->tls)
+					atomic_store(
+					    &d->tls_not_after,
+					    atomic_load(&s->tls_not_after));
+			}
 			if (!verdict_holds(op, oo, np, no))
 				continue;
 			atomic_store(&d->active, atomic_load(&s->active));
 			atomic_store(&d->rtt_us, atomic_load(&s->rtt_us));
-			atomic_store(&d->next_check_ms,
-				     atomic_load(&s->next_check_ms));
+			if (!moved)
+				atomic_store(&d->next_check_ms,
+					     atomic_load(&s->next_check_ms));
 			pthread_mutex_lock(&s->lock);
 			memcpy(d->reason, s->reason, sizeof(d->reason));
 			d->since_ms = s->since_ms;

@@ -10,7 +10,11 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include "config/cfg_load.h"
+#include "config/cfg_resolve.h"
 #include "health/health_checker.h"
 
 static cfg_snapshot *load(const char *yaml)
@@ -309,6 +313,64 @@ static void test_carry_disabled_starts_unknown(void **state)
 	}
 }
 
+/* The cache as the resolver leaves it: host at ip. */
+static void resolve_to(const char *host, const char *ip)
+{
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof(ss));
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	sin->sin_family = AF_INET;
+	assert_int_equal(inet_pton(AF_INET, ip, &sin->sin_addr), 1);
+	cfg_resolve_forget();
+	cfg_resolve_seed(host, &ss, sizeof(*sin));
+}
+
+/* An origin whose host name now resolves to another server keeps its
+ * verdict until its first check, which comes at once (no carried grid);
+ * live traffic's ejection and the certificate were the old server's. */
+static void test_carry_moved_host_name(void **state)
+{
+	(void)state;
+	static const char *const yaml =
+	    "monitors:\n"
+	    "  - {id: m, type: https, path: /healthz, interval: 5s}\n"
+	    "pools:\n"
+	    "  - id: a\n"
+	    "    monitor: m\n"
+	    "    origins: [{name: a1, address: app.carry.test, port: 9443,\n"
+	    "               tls: true}]\n";
+	for (int move = 0; move < 2; move++) {
+		resolve_to("app.carry.test", "127.0.0.1");
+		cfg_snapshot *a = load(yaml);
+		resolve_to("app.carry.test", move ? "127.0.0.2" : "127.0.0.1");
+		cfg_snapshot *b = load(yaml);
+		lb_origin_state ao[1], bo[1];
+		lb_pool_state ap[1], bp[1];
+		health_states_init(ao, 1, ap, 1);
+		health_states_init(bo, 1, bp, 1);
+		atomic_store(&ao[0].active, LB_HEALTH_UNHEALTHY);
+		atomic_store(&ao[0].ejected_until, 777);
+		atomic_store(&ao[0].ejections, 4);
+		atomic_store(&ao[0].next_check_ms, 123456);
+		atomic_store(&ao[0].tls_not_after, 1900000000);
+		assert_int_equal(health_states_carry(a, ao, ap, b, bo, bp), 1);
+		assert_int_equal(atomic_load(&bo[0].active),
+				 LB_HEALTH_UNHEALTHY);
+		assert_int_equal(atomic_load(&bo[0].ejections), 4);
+		assert_int_equal(atomic_load(&bo[0].ejected_until),
+				 move ? 0 : 777);
+		assert_int_equal(atomic_load(&bo[0].next_check_ms),
+				 move ? 0 : 123456);
+		assert_int_equal(atomic_load(&bo[0].tls_not_after),
+				 move ? 0 : 1900000000);
+		health_states_destroy(ao, 1);
+		health_states_destroy(bo, 1);
+		cfg_snapshot_free(a);
+		cfg_snapshot_free(b);
+	}
+	cfg_resolve_forget();
+}
+
 typedef struct seen {
 	char what[8][64];
 	size_t n;
@@ -382,6 +444,7 @@ int main(void)
 	    cmocka_unit_test(test_carry_monitor_removed_starts_unknown),
 	    cmocka_unit_test(test_carry_monitor_changed_starts_unknown),
 	    cmocka_unit_test(test_carry_disabled_starts_unknown),
+	    cmocka_unit_test(test_carry_moved_host_name),
 	    cmocka_unit_test(test_enablement_diff),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
