@@ -264,7 +264,12 @@ static const cfg_table listen_table = {
     .path = "edge.listen",
     .what = "edge.listen",
     .help = "Where the edge listens. Every address is numeric, with a "
-	    "port: `127.0.0.1:8080`, `0.0.0.0:80`, `[::1]:8080`.",
+	    "port: `127.0.0.1:8080`, `0.0.0.0:80`, `[::1]:8080`. Each worker "
+	    "binds its own socket (SO_REUSEPORT), so before binding, the "
+	    "edge makes sure no other process holds an address: a second "
+	    "edge on the same addresses would otherwise silently get part "
+	    "of the traffic. It refuses to start instead, naming the "
+	    "address.",
     TABLE(listen_keys),
 };
 

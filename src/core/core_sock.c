@@ -33,6 +33,21 @@ fail:;
 	return -err;
 }
 
+int core_sock_probe_free(const struct sockaddr *sa, socklen_t len, int type)
+{
+	int fd = socket(sa->sa_family, type | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1;
+	if (type == SOCK_STREAM)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (sa->sa_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	int rc = bind(fd, sa, len) < 0 ? -errno : 0;
+	close(fd);
+	return rc;
+}
+
 int core_sock_connect(const struct sockaddr *sa, socklen_t len,
 		      bool *in_progress)
 {

@@ -10,6 +10,12 @@
 
 /* Non-blocking TCP listener with SO_REUSEADDR and, when reuseport,
  * SO_REUSEPORT (one per worker). Returns fd or -errno. */
+/* 0 when no other socket holds sa for type (SOCK_STREAM or SOCK_DGRAM):
+ * a plain bind, without SO_REUSEPORT, then closed. The workers' listeners
+ * use SO_REUSEPORT, which would let a second edge join them silently and
+ * take part of the traffic; this asks first. TCP TIME_WAIT does not count
+ * (SO_REUSEADDR). Else -errno (EADDRINUSE: someone holds it). */
+int core_sock_probe_free(const struct sockaddr *sa, socklen_t len, int type);
 int core_sock_listen(const struct sockaddr *sa, socklen_t len, bool reuseport,
 		     int backlog);
 /* Whether socket(), accept() or connect() failed for want of this

@@ -195,6 +195,45 @@ int edge_swap(edge *e, cfg_snapshot *cfg, char *err, size_t errlen)
 /* How often a health checker that could not restart is tried again. */
 #define HEALTH_RETRY_MS 2000
 
+/* True (logged) when another process holds one of the workers' listen
+ * addresses. They bind with SO_REUSEPORT, so a second edge started on the
+ * same addresses (an old one still running, another config) would
+ * otherwise share them silently: the kernel would give it part of the
+ * connections and DNS queries. */
+static bool listeners_taken(const cfg_edge *ce)
+{
+	struct {
+		const cfg_addr *v;
+		size_t n;
+		const char *what;
+		bool udp;
+	} sets[] = {
+	    {ce->listen_http, ce->nlisten_http, "http://", false},
+	    {ce->listen_https, ce->nlisten_https, "https://", false},
+	    {ce->listen_dns, ce->nlisten_dns, "dns (tcp) ", false},
+	    {ce->listen_dns, ce->nlisten_dns, "dns (udp) ", true},
+	};
+	for (size_t s = 0; s < sizeof(sets) / sizeof(sets[0]); s++)
+		for (size_t i = 0; i < sets[s].n; i++) {
+			const cfg_addr *a = &sets[s].v[i];
+			int rc = core_sock_probe_free(
+			    (const struct sockaddr *)&a->ss, a->len,
+			    sets[s].udp ? SOCK_DGRAM : SOCK_STREAM);
+			if (rc == 0)
+				continue;
+			if (rc == -EADDRINUSE)
+				log_error("cannot listen on %s%s: the address "
+					  "is in use by another process (is "
+					  "another meridian edge running?)",
+					  sets[s].what, a->text);
+			else
+				log_error("cannot listen on %s%s: %s",
+					  sets[s].what, a->text, strerror(-rc));
+			return true;
+		}
+	return false;
+}
+
 int edge_run(edge_ctl *ctl, cfg_snapshot *cfg, void (*ready_cb)(void *),
 	     void *arg)
 {
@@ -261,6 +300,8 @@ int edge_run(edge_ctl *ctl, cfg_snapshot *cfg, void (*ready_cb)(void *),
 		}
 		e->dns_rrl = dns_rrl_new(1u << 16, key);
 	}
+	if (listeners_taken(&cfg->edge))
+		goto out;
 	e->workers = xcalloc(e->nworkers, sizeof(*e->workers));
 	for (uint32_t i = 0; i < e->nworkers; i++) {
 		int err = edge_worker_init(&e->workers[i], e, i);
