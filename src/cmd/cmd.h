@@ -3,6 +3,8 @@
 #ifndef MERIDIAN_CMD_H
 #define MERIDIAN_CMD_H
 
+#include <stddef.h>
+
 int cmd_edge(int argc, char **argv);   /* meridian edge -c FILE */
 int cmd_check(int argc, char **argv);  /* meridian check -c FILE */
 int cmd_demo(int argc, char **argv);   /* meridian demo [--listen ADDR] */
@@ -12,5 +14,13 @@ int cmd_ctl(int argc, char **argv);    /* meridian ctl COMMAND (see --help) */
 /* --log-level error|warn|info|debug for command cmd: sets the level, or
  * prints why not and returns -1. */
 int cmd_set_log_level(const char *cmd, const char *arg);
+
+struct cfg_snapshot;
+/* Why the edge would refuse to start on a valid config, as a message for
+ * "meridian edge|check: FILE: <message>" (NULL: it starts): no listener to
+ * serve, or the API on a non-loopback admin listener without tokens.
+ * `meridian check` applies the same rules, so a file it accepts starts. */
+const char *cmd_edge_refusal(const struct cfg_snapshot *cfg, char *buf,
+			     size_t len);
 
 #endif

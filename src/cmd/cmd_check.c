@@ -4,6 +4,7 @@
  * Exit status: 0 valid, 1 invalid or unreadable, 2 usage. The hidden
  * `--reference` prints docs/CONFIG.md, generated from the key tables.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -104,7 +105,15 @@ int cmd_check(int argc, char **argv)
 		cfg_snapshot_free(snap);
 		return 1;
 	}
+	/* What `meridian edge` refuses besides (before it builds anything:
+	 * reported last here, after every error of the file). */
+	char why[256];
+	bool refused = cmd_edge_refusal(es->cfg, why, sizeof(why)) != NULL;
+	if (refused)
+		fprintf(stderr, "%s: %s\n", file, why);
 	edge_snapshot_unref(es);
+	if (refused)
+		return 1;
 	puts(line);
 	return 0;
 }

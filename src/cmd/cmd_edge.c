@@ -33,6 +33,27 @@ int cmd_set_log_level(const char *cmd, const char *arg)
 	return -1;
 }
 
+const char *cmd_edge_refusal(const cfg_snapshot *cfg, char *buf, size_t len)
+{
+	/* A DNS-only edge is fine (issue 4). */
+	if (cfg->edge.nlisten_http == 0 && cfg->edge.nlisten_https == 0 &&
+	    cfg->edge.nlisten_dns == 0) {
+		snprintf(buf, len,
+			 "edge.listen.http, https and dns are all empty; "
+			 "nothing to serve");
+		return buf;
+	}
+	if (edge_api_unguarded(cfg)) {
+		snprintf(buf, len,
+			 "edge.listen.admin: refusing to serve the API on %s "
+			 "without tokens: set api.tokens (or "
+			 "MERIDIAN_API_TOKEN), or listen on a loopback address",
+			 cfg->edge.listen_admin.text);
+		return buf;
+	}
+	return NULL;
+}
+
 int cmd_edge(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -82,13 +103,9 @@ int cmd_edge(int argc, char **argv)
 	for (size_t i = 0; i < diag.nwarn; i++)
 		log_warn("%s", diag.warns[i]);
 	cfg_diag_free(&diag);
-	/* A DNS-only edge is fine (issue 4). */
-	if (snap->edge.nlisten_http == 0 && snap->edge.nlisten_https == 0 &&
-	    snap->edge.nlisten_dns == 0) {
-		fprintf(stderr,
-			"meridian edge: %s: edge.listen.http, https and dns "
-			"are all empty; nothing to serve\n",
-			file);
+	char why[256];
+	if (cmd_edge_refusal(snap, why, sizeof(why))) {
+		fprintf(stderr, "meridian edge: %s: %s\n", file, why);
 		cfg_snapshot_free(snap);
 		edge_ctl_close(ctl);
 		return 1;

@@ -244,13 +244,17 @@ static const cfg_key listen_keys[] = {
      .flags = CFG_F_HAS,
      .off = offsetof(cfg_edge, listen_admin),
      .has_off = offsetof(cfg_edge, has_admin),
-     .help = "Admin API, metrics and dashboard listener; keep it on "
-	     "loopback or a private network."},
+     .help = "Admin listener: the v4 API, /status, /healthz and "
+	     "/metrics (docs/API.md); unset: none. Off loopback the API "
+	     "needs tokens (api.tokens); it speaks plain HTTP, so keep it "
+	     "on loopback or a private network."},
     {.name = "tunnel",
      .type = CFG_LIST,
      ARRAY_AT(cfg_edge, listen_tunnel, nlisten_tunnel),
      .item = &item_addr,
-     .help = "Listeners for tunnel connectors."},
+     .help = "Reserved for tunnel connectors: accepted, but tunnels "
+	     "are not implemented yet, so nothing listens on these "
+	     "addresses."},
     {.name = "proxy_protocol",
      .type = CFG_BOOL,
      AT(cfg_edge, listen_proxy_protocol),
@@ -1276,7 +1280,9 @@ static const cfg_key pool_keys[] = {
      ARRAY_AT(cfg_pool, check_regions, ncheck_regions),
      .item = &item_region,
      .help = "Cluster mode: regions whose edges check this pool (a "
-	     "majority decides)."},
+	     "majority decides). Cluster mode is not implemented yet: "
+	     "accepted and kept as written; this edge checks every pool "
+	     "itself."},
     {.name = "latitude",
      .type = CFG_DOUBLE,
      .flags = CFG_F_HAS,
@@ -1657,7 +1663,8 @@ static const cfg_key webhook_keys[] = {
     {.name = "secret",
      .type = CFG_STRING,
      AT(cfg_webhook, secret),
-     .help = "Shared secret sent with each POST; unset: none."},
+     .help = "Shared secret sent with each POST in the "
+	     "cf-webhook-auth header (as Cloudflare does); unset: none."},
 };
 static const cfg_table webhook_table = {
     .path = "notifications.webhooks[]",

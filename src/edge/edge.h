@@ -183,6 +183,11 @@ edge_snapshot *edge_swap_prepare(edge *e, cfg_snapshot *cfg, char *err,
 				 size_t errlen);
 void edge_swap_publish(edge *e, edge_snapshot *next);
 
+/* The API's rule, checked at start-up (edge_admin_start, and by `meridian
+ * check`) and on every change: true when the admin listener is not on
+ * loopback and no token is configured (api.tokens, MERIDIAN_API_TOKEN). */
+bool edge_api_unguarded(const cfg_snapshot *cfg);
+
 /* Swap in a new configuration (SIGHUP, API): builds its snapshot, keeps the
  * health and counters of unchanged origins, restarts the health checks on
  * it, publishes it and wakes the workers. Takes ownership of cfg in every

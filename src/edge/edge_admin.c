@@ -477,9 +477,7 @@ edge_admin *edge_admin_start(edge *e)
 {
 	const cfg_snapshot *cfg = edge_current(e)->cfg;
 	const cfg_addr *addr = &cfg->edge.listen_admin;
-	const char *env = getenv("MERIDIAN_API_TOKEN");
-	if (!core_sock_is_loopback(&addr->ss) && cfg->api.ntokens == 0 &&
-	    !(env && *env)) {
+	if (edge_api_unguarded(cfg)) {
 		log_error("admin: refusing to serve the API on %s without "
 			  "tokens: set api.tokens (or MERIDIAN_API_TOKEN), or "
 			  "listen on a loopback address",

@@ -101,16 +101,12 @@ const edge_snapshot *edge_acquire(edge *e)
 	return s;
 }
 
-/* The API's rule, checked at start-up (edge_admin_start) and on every
- * change: a non-loopback admin listener needs tokens. */
-static const char *unguarded_api(const cfg_snapshot *cfg)
+bool edge_api_unguarded(const cfg_snapshot *cfg)
 {
 	const char *env = getenv("MERIDIAN_API_TOKEN");
-	if (!cfg->edge.has_admin ||
-	    core_sock_is_loopback(&cfg->edge.listen_admin.ss) ||
-	    cfg->api.ntokens > 0 || (env && *env))
-		return NULL;
-	return "api.tokens";
+	return cfg->edge.has_admin &&
+	       !core_sock_is_loopback(&cfg->edge.listen_admin.ss) &&
+	       cfg->api.ntokens == 0 && !(env && *env);
 }
 
 edge_snapshot *edge_swap_prepare(edge *e, cfg_snapshot *cfg, char *err,
@@ -129,7 +125,7 @@ edge_snapshot *edge_swap_prepare(edge *e, cfg_snapshot *cfg, char *err,
 		cfg_snapshot_free(cfg);
 		return NULL;
 	}
-	if (unguarded_api(cfg)) {
+	if (edge_api_unguarded(cfg)) {
 		snprintf(
 		    err, errlen,
 		    "api.tokens: the admin listener %s is not loopback, so "

@@ -151,7 +151,7 @@ def test_top_level_not_a_mapping(tmp_path):
 
 def test_env_substitution(tmp_path):
     text = ('api:\n  tokens:\n    - { token: "${MERIDIAN_T_TOKEN}", '
-            'scope: edit }\n')
+            'scope: edit }\nedge: { listen: { dns: ["127.0.0.1:5353"] } }\n')
     path = write(tmp_path, text)
     rc, out, err = run("-c", path, env={"MERIDIAN_T_TOKEN": "s3cret"})
     assert (rc, err) == (0, "")
@@ -286,3 +286,39 @@ def test_two_listeners_on_one_port_are_refused(tmp_path):
                       'http: ["127.0.0.1:8080"]\n'
                       '    admin: "127.0.0.1:8081"')
     assert check_file(tmp_path, ok)[1] == 0
+
+
+def test_check_refuses_what_the_edge_refuses_before_it_builds(tmp_path):
+    """check said "ok" for files `meridian edge` refuses to start: no
+    listener to serve, and the API on a non-loopback admin listener
+    without tokens (the loopback rule of docs/API.md). Both are errors
+    in check now, with the edge's words; MERIDIAN_API_TOKEN in check's
+    environment counts, as it does for the edge."""
+    env = dict(os.environ)
+    env.pop("MERIDIAN_API_TOKEN", None)
+    nothing = "edge:\n  name: quiet\n" + GOOD[GOOD.index("monitors:"):]
+    path, rc, out, err = check_file(tmp_path, nothing, env=env)
+    assert (rc, out) == (1, ""), (rc, out, err)
+    assert err == ("%s: edge.listen.http, https and dns are all empty; "
+                   "nothing to serve\n" % path), err
+    public = GOOD.replace('http: ["127.0.0.1:8080"]',
+                          'http: ["127.0.0.1:8080"]\n'
+                          '    admin: "0.0.0.0:8081"')
+    path, rc, out, err = check_file(tmp_path, public, env=env)
+    assert (rc, out) == (1, ""), (rc, out, err)
+    assert err == ("%s: edge.listen.admin: refusing to serve the API on "
+                   "0.0.0.0:8081 without tokens: set api.tokens (or "
+                   "MERIDIAN_API_TOKEN), or listen on a loopback address\n"
+                   % path), err
+    # The edge gives the same reason and does not start.
+    p = subprocess.run([mt.BIN, "edge", "-c", path], env=env,
+                       capture_output=True, text=True, timeout=mt.WAIT)
+    assert p.returncode == 1 and "refusing to serve the API on " \
+        "0.0.0.0:8081 without tokens" in p.stderr, p.stderr
+    # A token from the environment or the file makes both fine.
+    _, rc, out, err = check_file(
+        tmp_path, public, env=dict(env, MERIDIAN_API_TOKEN="t" * 32))
+    assert (rc, err) == (0, ""), (rc, err)
+    tokens = public + 'api:\n  tokens: [ { token: "%s" } ]\n' % ("t" * 32)
+    _, rc, out, err = check_file(tmp_path, tokens, env=env)
+    assert (rc, err) == (0, ""), (rc, err)

@@ -276,6 +276,7 @@ def test_cname_chain_of_8_links_and_loops(env):
 LB_NAMES = """\
 edge:
   public_addresses: ["203.0.113.10"]
+  listen: {dns: ["127.0.0.1:5353"]}
 zones:
   - name: example.com
     records:
@@ -305,12 +306,12 @@ def test_check_lb_name_with_cname_or_below_a_cut(tmp_path):
     answered), passed `meridian check`."""
     path, rc, err = _check(tmp_path, LB_NAMES % ("lb.example.com", "true"))
     assert rc == 1, err
-    assert "%s:13:5: load balancer 'lb.example.com': zone 'example.com' " \
+    assert "%s:14:5: load balancer 'lb.example.com': zone 'example.com' " \
         "has a CNAME record at this name" % path in err, err
     for name in ("sub.example.com", "x.sub.example.com"):
         path, rc, err = _check(tmp_path, LB_NAMES % (name, "false"))
         assert rc == 1, err
-        assert ("%s:13:5: load balancer '%s' is DNS-only (proxied: false) "
+        assert ("%s:14:5: load balancer '%s' is DNS-only (proxied: false) "
                 "but lies at or below 'sub.example.com'" % (path, name)) \
             in err, err
     # Proxied below the cut: HTTP only, the delegation answers DNS.
