@@ -813,6 +813,29 @@ def test_put_and_patch_check_the_name_as_post_does(env):
     assert api.ok("GET", ZONE + "/" + lb["id"])["name"] == "x.example.com"
 
 
+def test_name_errors_carry_field_as_every_validation_error(env):
+    """docs/API.md: validation errors (1003) carry `field`, the path of
+    the bad value. The name checks of pools and load balancers (missing,
+    not a string, outside the zone) answered without it."""
+    ed, api, o1, _ = env
+    p = api.ok("POST", ACCT + "/pools", {"name": "f", "origins": [org(o1)]})
+    cases = [("POST", ACCT + "/pools", {"origins": [org(o1)]}),
+             ("PATCH", ACCT + "/pools/" + p["id"], {"name": 7}),
+             ("POST", ZONE, {"default_pools": [p["id"]]}),
+             ("POST", ZONE, {"name": "x.other.org",
+                             "default_pools": [p["id"]]})]
+    for method, path, body in cases:
+        st, e = api.call(method, path, body)
+        assert st == 400, (method, path, e)
+        assert e["errors"] == [{"code": 1003,
+                                "message": e["errors"][0]["message"],
+                                "field": "name"}], (method, path, e)
+        assert e["errors"][0]["message"].startswith("name: "), e
+    st, e = api.call("POST", ZONE, cases[3][2])
+    assert e["errors"][0]["message"] == \
+        "name: x.other.org is not in zone example.com", e
+
+
 def _head(port, path, token=None):
     c = http.client.HTTPConnection(mt.LOCAL, port, timeout=mt.WAIT)
     try:
