@@ -126,6 +126,60 @@ def test_every_metric_is_documented(m):
     assert not missing, "not in docs/API.md: %s" % missing
 
 
+def _documented_families():
+    """The metric names of docs/API.md's table of series (its rows start
+    with the name in backquotes)."""
+    import os
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "docs",
+                        "API.md")
+    with open(path) as f:
+        return {m.group(1) for m in
+                re.finditer(r"^\| `((?:meridian|process)_[a-z0-9_]+)` \|",
+                            f.read(), re.M)}
+
+
+def test_docs_list_exactly_the_families_of_a_full_edge(stack, tmp_path):
+    """The other direction of test_every_metric_is_documented: an edge
+    with every listener (http, https, dns, admin) serves every family
+    docs/API.md lists, and no other, so the table names nothing that
+    does not exist."""
+    import subprocess
+    cert, key = str(tmp_path / "c.pem"), str(tmp_path / "c.key")
+    r = subprocess.run(
+        ["openssl", "req", "-x509", "-nodes", "-days", "30", "-newkey",
+         "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-keyout", key,
+         "-out", cert, "-subj", "/CN=" + HOST,
+         "-addext", "subjectAltName=DNS:" + HOST],
+        capture_output=True, timeout=60)
+    if r.returncode:
+        pytest.skip("needs the openssl CLI")
+    o = stack.origin("o1")
+
+    def build(port, admin):
+        listen = {"http": ["%s:%d" % (LOCAL, port)],
+                  "https": ["%s:%d" % (LOCAL, mt.free_port())],
+                  "dns": ["%s:%d" % (LOCAL, mt.free_port())],
+                  "admin": "%s:%d" % (LOCAL, admin)}
+        return {"edge": edge_section(
+                    port, admin, workers=1, listen=listen,
+                    tls={"certificates": [{"cert": cert, "key": key}]}),
+                "zones": [{"name": ZONE}],
+                "monitors": [{"id": "m", "type": "tcp", "interval": "1s"}],
+                "pools": [{"id": "p", "monitor": "m", "origins": [
+                    {"name": "o1", "address": LOCAL, "port": o.port}]}],
+                "load_balancers": [{"name": HOST, "default_pools": ["p"]}]}
+    e = start_edge(stack, build)
+    # The names of the text format (counters with their _total), as the
+    # table writes them.
+    served = {ln.split()[2] for ln in scrape(e).text.splitlines()
+              if ln.startswith("# TYPE ")}
+    doc = _documented_families()
+    assert len(doc) > 40, doc
+    assert served - doc == set(), "not in docs/API.md: %s" % (served - doc)
+    assert doc - served == set(), \
+        "in docs/API.md, not served: %s" % (doc - served)
+
+
 def test_requests_and_histograms_move(m):
     before = scrape(m.edge)
     n = 7
