@@ -645,7 +645,10 @@ static const cfg_key edge_keys[] = {
      .type = CFG_LIST,
      ARRAY_AT(cfg_edge, public_addresses, npublic_addresses),
      .item = &item_ip,
-     .help = "Addresses DNS answers with for proxied load balancers."},
+     .help = "Addresses DNS answers with for proxied load balancers "
+	     "(A and AAAA), and for the ns1.<zone> name server added to a "
+	     "zone without NS records. Empty: those names get no address "
+	     "records (NOERROR, no answer)."},
     {.name = "store",
      .type = CFG_STRING,
      AT(cfg_edge, store),
@@ -857,7 +860,7 @@ static const cfg_key zone_keys[] = {
      ARRAY_AT(cfg_zone, records, nrecords),
      .item = &(const cfg_key){.type = CFG_OBJECT, .sub = &record_table},
      .help = "Static records; SOA and NS at the apex are added when "
-	     "absent."},
+	     "absent (NS ns1.<zone>, SOA ns1.<zone> hostmaster.<zone>)."},
 };
 static const cfg_table zone_table = {
     .path = "zones[]",
@@ -1493,8 +1496,11 @@ static const cfg_key lb_keys[] = {
      AT(cfg_lb, name),
      .check = check_lb_name,
      .doc_type = "host name",
-     .help = "The hostname served: exact, or `*.example.com` for any one "
-	     "label more; exact names win over wildcards."},
+     .help = "The hostname served: exact, or `*.example.com` for every "
+	     "name below example.com (a.example.com, a.b.example.com; not "
+	     "example.com itself), by the proxy and in DNS; exact names win "
+	     "over wildcards, and a longer wildcard (`*.eu.example.com`) "
+	     "over a shorter one."},
     {.name = "id",
      .type = CFG_STRING,
      .flags = CFG_F_NONEMPTY,
