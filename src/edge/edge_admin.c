@@ -358,7 +358,7 @@ static void serve(admin_conn *c)
 		respond(c, 200, "OK", "text/plain", "ok\n", 3, head_only);
 	} else {
 		const char *m = "not found: try /status, /status?format=json, "
-				"/healthz\n";
+				"/healthz, /metrics, /client/v4/\n";
 		respond(c, 404, "Not Found", "text/plain", m, strlen(m),
 			head_only);
 	}

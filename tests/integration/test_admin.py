@@ -107,3 +107,20 @@ def test_too_many_connections_get_503_then_recover(a):
                 what="the refusal in the log")
     m = scrape(a.edge)
     assert m.get("meridian_admin_connections_refused_total") >= 2
+
+
+def test_paths_outside_the_api_as_docs_api_says(a):
+    """docs/API.md: outside /client/v4/ only GET and HEAD (else 405),
+    unknown paths 404. The 404 pointed at /status and /healthz only, not
+    at /metrics or the API, which the listener serves too."""
+    r = mt.request(a.edge.admin, "GET", "/nope", host="admin")
+    assert r.status == 404, r
+    assert r.text == ("not found: try /status, /status?format=json, "
+                      "/healthz, /metrics, /client/v4/\n"), r.text
+    for path in ("/status", "/healthz", "/metrics"):
+        assert mt.request(a.edge.admin, "GET", path,
+                          host="admin").status == 200, path
+        assert mt.request(a.edge.admin, "POST", path, host="admin",
+                          body=b"").status == 405, path
+    r = mt.request(a.edge.admin, "HEAD", "/healthz", host="admin")
+    assert r.status == 200 and r.body == b"", r
