@@ -252,9 +252,9 @@ static const cfg_key listen_keys[] = {
      .type = CFG_LIST,
      ARRAY_AT(cfg_edge, listen_tunnel, nlisten_tunnel),
      .item = &item_addr,
-     .help = "Reserved for tunnel connectors: accepted, but tunnels "
-	     "are not implemented yet, so nothing listens on these "
-	     "addresses."},
+     .help = "Reserved for tunnel connectors: accepted (with a "
+	     "warning), but tunnels are not implemented yet, so nothing "
+	     "listens on these addresses."},
     {.name = "proxy_protocol",
      .type = CFG_BOOL,
      AT(cfg_edge, listen_proxy_protocol),

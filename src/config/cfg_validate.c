@@ -758,9 +758,25 @@ static void warn_minimum_origins(cfg_ctx *c, const cfg_pool *p)
 	warn_at(c, &p->pos, field, msg);
 }
 
+/* edge.listen.tunnel is in the schema (SPEC: tunnel connectors) but no
+ * tunnel endpoint exists yet: nothing listens on those addresses. */
+static void warn_tunnel(cfg_ctx *c, const cfg_edge *e)
+{
+	if (!e->nlisten_tunnel)
+		return;
+	char msg[1536];
+	snprintf(msg, sizeof(msg),
+		 "edge.listen.tunnel: tunnels are not implemented yet; "
+		 "nothing listens on %s%s",
+		 e->listen_tunnel[0].text ? e->listen_tunnel[0].text : "?",
+		 e->nlisten_tunnel > 1 ? " (nor on the others)" : "");
+	warn_at(c, &e->pos, "edge.listen.tunnel", msg);
+}
+
 void cfg_warn_checks(cfg_ctx *c)
 {
 	const cfg_snapshot *s = c->snap;
+	warn_tunnel(c, &s->edge);
 	for (size_t i = 0; i < s->npools; i++) {
 		if (!s->pools[i].enabled)
 			continue;

@@ -144,6 +144,44 @@ static void test_dns_only_warnings(void **state)
 	}
 }
 
+/* edge.listen.tunnel is accepted, but nothing listens there yet: a
+ * warning, so an operator is not left waiting for connectors. */
+static void test_tunnel_listener_warning(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *listen, *want;
+	} cases[] = {
+	    {"{ http: [\"127.0.0.1:8080\"], tunnel: [\"127.0.0.1:7000\"] }",
+	     "t.yaml:2:3: warning: edge.listen.tunnel: tunnels are not "
+	     "implemented yet; nothing listens on 127.0.0.1:7000"},
+	    {"{ tunnel: [\"127.0.0.1:7000\", \"127.0.0.1:7001\"] }",
+	     "t.yaml:2:3: warning: edge.listen.tunnel: tunnels are not "
+	     "implemented yet; nothing listens on 127.0.0.1:7000 (nor on the "
+	     "others)"},
+	    {"{ http: [\"127.0.0.1:8080\"], tunnel: [] }", NULL},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		char yaml[600];
+		snprintf(yaml, sizeof(yaml), "edge:\n  listen: %s\n",
+			 cases[i].listen);
+		cfg_snapshot *snap = NULL;
+		cfg_diag d = {0};
+		int rc =
+		    cfg_load_string("t.yaml", yaml, strlen(yaml), &snap, &d);
+		for (size_t j = 0; j < d.n; j++)
+			print_error("case %zu: %s\n", i, d.msgs[j]);
+		assert_int_equal(rc, 0);
+		for (size_t j = 0; j < d.nwarn; j++)
+			print_message("case %zu: %s\n", i, d.warns[j]);
+		assert_int_equal(d.nwarn, cases[i].want ? 1 : 0);
+		if (cases[i].want)
+			assert_string_equal(d.warns[0], cases[i].want);
+		cfg_diag_free(&d);
+		cfg_snapshot_free(snap);
+	}
+}
+
 /* minimum_origins above the enabled origins: a warning at the pool;
  * none when enough are enabled or the pool is disabled. */
 static void test_minimum_origins_warning(void **state)
@@ -1652,6 +1690,7 @@ int main(void)
 	    cmocka_unit_test(test_monitor_scheme_warnings),
 	    cmocka_unit_test(test_dns_only_warnings),
 	    cmocka_unit_test(test_minimum_origins_warning),
+	    cmocka_unit_test(test_tunnel_listener_warning),
 	    cmocka_unit_test(test_load_file_errors),
 	    cmocka_unit_test(test_doc_example),
 	    cmocka_unit_test(test_docs_up_to_date),
