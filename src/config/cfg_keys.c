@@ -268,12 +268,14 @@ static const cfg_table listen_table = {
     .path = "edge.listen",
     .what = "edge.listen",
     .help = "Where the edge listens. Every address is numeric, with a "
-	    "port: `127.0.0.1:8080`, `0.0.0.0:80`, `[::1]:8080`. Each worker "
-	    "binds its own socket (SO_REUSEPORT), so before binding, the "
-	    "edge makes sure no other process holds an address: a second "
-	    "edge on the same addresses would otherwise silently get part "
-	    "of the traffic. It refuses to start instead, naming the "
-	    "address.",
+	    "port: `127.0.0.1:8080`, `0.0.0.0:80`, `[::1]:8080`. Read at "
+	    "start-up: a reload (SIGHUP) that changes a listener or "
+	    "proxy_protocol is refused, the running config stays (restart "
+	    "to apply). Each worker binds its own socket (SO_REUSEPORT), so "
+	    "before binding, the edge makes sure no other process holds an "
+	    "address: a second edge on the same addresses would otherwise "
+	    "silently get part of the traffic. It refuses to start instead, "
+	    "naming the address.",
     TABLE(listen_keys),
 };
 
@@ -370,7 +372,10 @@ static const cfg_key limits_keys[] = {
      .min = 1024,
      .max = 1048576,
      .help = "Largest request head (request line and headers); beyond it "
-	     "the answer is 431."},
+	     "the answer is 431. A reload may raise it only within the "
+	     "buffers sized at start-up (the next power of two of at "
+	     "least max_header_bytes + 4 KiB, 16 KiB at least); beyond, "
+	     "it is refused (restart to apply)."},
     {.name = "max_headers",
      .type = CFG_UINT,
      AT(cfg_limits, max_headers),
@@ -598,7 +603,9 @@ static const cfg_table access_log_table = {
     .what = "edge.access_log",
     .help = "The access log: per request, time (RFC 3339 UTC, ms), edge, "
 	    "client, host, method, path, status, bytes sent, duration and "
-	    "upstream time (seconds), lb, pool, origin and retries.",
+	    "upstream time (seconds), lb, pool, origin and retries. Read "
+	    "at start-up: a reload that changes path or buffer is refused "
+	    "(restart to apply).",
     TABLE(access_log_keys),
 };
 
@@ -640,7 +647,9 @@ static const cfg_key edge_keys[] = {
      .def = "0",
      .min = 0,
      .max = 256,
-     .help = "Worker threads; 0: one per CPU core."},
+     .help = "Worker threads; 0: one per CPU core. Read at start-up: "
+	     "a reload that changes the count is refused (restart to "
+	     "apply)."},
     {.name = "public_addresses",
      .type = CFG_LIST,
      ARRAY_AT(cfg_edge, public_addresses, npublic_addresses),
