@@ -248,8 +248,12 @@ static void serve_api(admin_conn *c, const char *head, size_t len)
 	char auth[ADMIN_HEAD_MAX];
 	if (q->method.len >= sizeof(method)) {
 		free(body);
-		respond(c, 405, "Method Not Allowed", "text/plain", "", 0,
-			false);
+		/* Still the envelope: every answer under /client/v4/ is. */
+		const char *m = "{\"success\":false,\"errors\":[{\"code\":7001,"
+				"\"message\":\"method not allowed: longer than "
+				"31 bytes\"}],\"messages\":[],\"result\":null}";
+		respond(c, 405, "Method Not Allowed", "application/json", m,
+			strlen(m), false);
 		return;
 	}
 	snprintf(method, sizeof(method), "%.*s", (int)q->method.len,

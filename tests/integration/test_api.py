@@ -962,3 +962,14 @@ def test_one_edge_per_store(lab, tmp_path):
         p.terminate()
         p.wait(timeout=mt.WAIT)
         p.stderr.close()
+
+
+def test_every_answer_under_v4_is_the_envelope_even_odd_methods(env):
+    """docs/API.md: every answer under /client/v4/ is one JSON object. A
+    method longer than the admin listener keeps (31 bytes) got an empty
+    text/plain 405."""
+    ed, api, _, _ = env
+    for method in ("FOO", "X" * 40):
+        st, e = api.call(method, ACCT + "/pools")
+        assert st == 405, (method, e)
+        assert [x["code"] for x in e["errors"]] == [7001], (method, e)
