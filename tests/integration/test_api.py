@@ -973,3 +973,22 @@ def test_every_answer_under_v4_is_the_envelope_even_odd_methods(env):
         st, e = api.call(method, ACCT + "/pools")
         assert st == 405, (method, e)
         assert [x["code"] for x in e["errors"]] == [7001], (method, e)
+
+
+def test_error_code_table_matches_the_enum():
+    """docs/API.md's table of error codes lists exactly the codes of
+    enum api_code (src/api/api_env.h), so a client can look up any code
+    the API sends and the table names none it does not."""
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    with open(os.path.join(root, "src", "api", "api_env.h")) as f:
+        enum = f.read()
+    enum = enum[enum.index("enum api_code"):]
+    enum = enum[:enum.index("};")]
+    codes = {int(c) for c in re.findall(r"= (\d+),", enum)}
+    with open(os.path.join(root, "docs", "API.md")) as f:
+        doc = f.read()
+    table = doc[doc.index("### Error codes"):]
+    table = table[:table.index("\n```")]
+    documented = {int(c) for c in re.findall(r"^\| (\d+) \|", table, re.M)}
+    assert len(codes) > 15, codes
+    assert codes == documented, (codes - documented, documented - codes)
