@@ -122,3 +122,31 @@ def test_ctl_survives_answers_missing_fields():
         srv.shutdown()
         srv.server_close()
         t.join(mt.WAIT)
+
+
+def test_every_option_is_documented_and_exists():
+    """Every option `meridian ctl --help` names has a row in the options
+    table of docs/API.md's meridian ctl section, and every option of
+    that table is one the help names (and ctl takes)."""
+    import os
+    import re
+    p = subprocess.run([mt.BIN, "ctl", "--help"], capture_output=True,
+                       text=True, timeout=mt.WAIT)
+    assert p.returncode == 0, p
+    helped = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", p.stdout))
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "docs",
+                           "API.md")) as f:
+        doc = f.read()
+    sec = doc[doc.index("## meridian ctl"):]
+    sec = sec[:sec.index("\n## ", 1)]
+    rows = [ln for ln in sec.splitlines() if ln.startswith("| `-")]
+    documented = set()
+    for ln in rows:
+        documented |= set(re.findall(r"`(--[a-z][a-z-]*)", ln.split("|")[1]))
+    assert len(helped) > 10, helped
+    assert helped == documented, (helped - documented, documented - helped)
+    for opt in documented:
+        # An unknown option is a usage error naming it; a known one is not.
+        p = subprocess.run([mt.BIN, "ctl", opt], capture_output=True,
+                           text=True, timeout=mt.WAIT)
+        assert "unrecognized option" not in p.stderr, (opt, p.stderr)
