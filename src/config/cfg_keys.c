@@ -603,7 +603,9 @@ static const cfg_table access_log_table = {
     .what = "edge.access_log",
     .help = "The access log: per request, time (RFC 3339 UTC, ms), edge, "
 	    "client, host, method, path, status, bytes sent, duration and "
-	    "upstream time (seconds), lb, pool, origin and retries. Read "
+	    "upstream time (seconds), lb, pool, origin and retries (and "
+	    "request_id with edge.request_id_header); docs/API.md has the "
+	    "fields. Read "
 	    "at start-up: a reload that changes path or buffer is refused "
 	    "(restart to apply).",
     TABLE(access_log_keys),
