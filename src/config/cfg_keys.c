@@ -390,8 +390,10 @@ static const cfg_key limits_keys[] = {
      .def = "65536",
      .min = 1,
      .max = 10000000,
-     .help = "Client connections open at once on this edge; beyond it new "
-	     "ones get 503 and are closed."},
+     .help = "Client connections (http and https) open at once on this "
+	     "edge; beyond it new ones are closed at once, on http "
+	     "listeners after a 503 (on https ones without an answer: no "
+	     "plain text inside TLS)."},
     {.name = "max_body_bytes",
      .type = CFG_SIZE,
      AT(cfg_limits, max_body_bytes),
