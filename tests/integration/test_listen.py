@@ -75,8 +75,11 @@ def test_second_edge_on_the_same_addresses_refuses(lab, tmp_path):
 def test_dns_port_held_over_udp_only(lab, tmp_path):
     o = lab.origin("o")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-        u.bind((LOCAL, 0))
-        dns = u.getsockname()[1]
+        # A port free for TCP too (free_port checks both): the TCP side
+        # is checked first, and a kernel-chosen UDP port can be some
+        # connection's TCP port.
+        dns = mt.free_port()
+        u.bind((LOCAL, dns))
         r = second(tmp_path, config(tmp_path, "second", mt.free_port(), dns,
                                     o.port))
         assert r.returncode == 1, (r.returncode, r.stderr)
