@@ -509,6 +509,18 @@ static void render_dns(mbuf *b, const edge *e)
 	       d.truncated);
 	single(b, "meridian_dns_lb_answers_total", "counter",
 	       "DNS queries answered by a load balancer.", d.lb);
+	single(b, "meridian_dns_ecs_queries_total", "counter",
+	       "DNS queries answered that carried an EDNS Client Subnet "
+	       "option.",
+	       d.ecs);
+	single(b, "meridian_dns_ecs_scoped_answers_total", "counter",
+	       "DNS answers scoped to the client's subnet (ECS scope prefix "
+	       "above 0: the answer depends on where the client is).",
+	       d.ecs_scoped);
+	single(b, "meridian_dns_send_errors_total", "counter",
+	       "DNS answers the kernel refused to send (UDP sendmmsg "
+	       "errors).",
+	       d.send_errors);
 	head(b, "meridian_dns_rate_limited_total", "counter",
 	     "UDP DNS answers over edge.dns_rate_limit: dropped, or sent "
 	     "truncated (slip) so the client retries over TCP.");

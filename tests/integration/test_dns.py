@@ -535,6 +535,18 @@ def test_counters(env):
         "queries")][0].split()
     assert line[1] == "udp" and \
         int(line[2]) >= before["queries"]["udp"] + 6, line
+    # And /metrics, ECS use included (issue 4 names it), the same values.
+    from obs_helpers import Metrics
+    now = dns_stats(env)
+    m = Metrics(mt.request(env.admin, "GET", "/metrics",
+                           host="admin").text)
+    for fam, key in (("meridian_dns_ecs_queries_total", "ecs"),
+                     ("meridian_dns_ecs_scoped_answers_total", "ecs_scoped"),
+                     ("meridian_dns_send_errors_total", "send_errors"),
+                     ("meridian_dns_truncated_total", "truncated"),
+                     ("meridian_dns_lb_answers_total", "lb")):
+        assert m.get(fam) == now[key], (fam, m.get(fam), now[key])
+    assert m.get("meridian_dns_ecs_queries_total") >= 1
 
 
 # ---------------------------------------------------------------- TCP
