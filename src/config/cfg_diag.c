@@ -59,9 +59,43 @@ __attribute__((format(printf, 1, 0))) static char *vformat(const char *fmt,
 	return s;
 }
 
+/* A message is one line: a value it quotes (from a file or an API body)
+ * may hold CR, LF or other control bytes, which would otherwise start a
+ * line of their own in a terminal or a log. They are written as C escapes.
+ * Takes msg; returns it or its escaped copy. */
+static char *escape_controls(char *msg)
+{
+	size_t extra = 0;
+	for (const unsigned char *p = (const unsigned char *)msg; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			extra += 3;
+	if (!extra)
+		return msg;
+	char *out = xmalloc(strlen(msg) + extra + 1), *o = out;
+	for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
+		if (*p >= 0x20 && *p != 0x7f) {
+			*o++ = (char)*p;
+			continue;
+		}
+		*o++ = '\\';
+		if (*p == '\n')
+			*o++ = 'n';
+		else if (*p == '\r')
+			*o++ = 'r';
+		else if (*p == '\t')
+			*o++ = 't';
+		else
+			o += sprintf(o, "x%02x", *p);
+	}
+	*o = '\0';
+	free(msg);
+	return out;
+}
+
 static void push_err(cfg_errs *e, uint32_t line, uint32_t col, char *msg,
 		     char *field)
 {
+	msg = escape_controls(msg);
 	if (e->n == e->cap) {
 		e->cap = e->cap ? e->cap * 2 : 16;
 		e->v = xrealloc(e->v, e->cap * sizeof(*e->v));

@@ -63,6 +63,17 @@ static const char *check_header_name(const char *s)
 	return cfg_is_header_name(s) ? NULL : "an HTTP header name";
 }
 
+/* RFC 9110 5.5: field-vchar, SP and HTAB; no CR or LF (a value that
+ * holds them would add fields of its own to the request). */
+static const char *check_header_value(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			return "a header value without control characters (CR, "
+			       "LF, ...)";
+	return NULL;
+}
+
 static const char *check_secret(const char *s)
 {
 	return strlen(s) >= 16 ? NULL
@@ -77,11 +88,31 @@ static const char *check_expected_codes(const char *s)
 		   : "status codes like \"200\", \"2xx\" or \"200,301\"";
 }
 
+static bool has_space_or_control(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p <= 0x20 || *p == 0x7f)
+			return true;
+	return false;
+}
+
 static const char *check_path(const char *s)
 {
-	return s[0] == '/' && !strpbrk(s, " \t\r\n")
+	return s[0] == '/' && !has_space_or_control(s)
 		   ? NULL
-		   : "a path starting with '/', without spaces";
+		   : "a path starting with '/', without spaces or control "
+		     "characters";
+}
+
+/* It goes into error pages, logs, metrics labels and pop_pools keys. */
+static const char *check_edge_name(const char *s)
+{
+	bool ok = strlen(s) <= 64;
+	for (const unsigned char *p = (const unsigned char *)s; ok && *p; p++)
+		ok = *p >= 0x20 && *p != 0x7f;
+	return ok ? NULL
+		  : "a name of at most 64 characters, without control "
+		    "characters";
 }
 
 static const char *check_method(const char *s)
@@ -168,8 +199,6 @@ static_assert(ARRAY_LEN(rr_types) == CFG_RR_SOA + 1, "record types");
 /* List elements and map keys/values (nameless keys, offset 0 unless the
  * element is a struct). */
 
-static const cfg_key item_string = {.type = CFG_STRING,
-				    .flags = CFG_F_NONEMPTY};
 static const cfg_key item_ip = {
     .type = CFG_STRING, .check = check_ip, .doc_type = "IP address"};
 static const cfg_key item_addr = {.type = CFG_ADDR};
@@ -189,10 +218,14 @@ static const cfg_key header_key = {.type = CFG_STRING,
 				   .check = check_header_name,
 				   .off = offsetof(cfg_header, name),
 				   .doc_type = "header name"};
+static const cfg_key item_header_value = {.type = CFG_STRING,
+					  .flags = CFG_F_NONEMPTY,
+					  .check = check_header_value,
+					  .doc_type = "string"};
 static const cfg_key header_values = {.type = CFG_LIST,
 				      .flags = CFG_F_NONEMPTY,
 				      ARRAY_AT(cfg_header, values, nvalues),
-				      .item = &item_string};
+				      .item = &item_header_value};
 #define HEADER_MAP(T, f, nf)                                                   \
 	.type = CFG_MAP, ARRAY_AT(T, f, nf),                                   \
 	.key_off = offsetof(cfg_header, name), .mapkey = &header_key,          \
@@ -618,6 +651,7 @@ static const cfg_key edge_keys[] = {
      .type = CFG_STRING,
      .flags = CFG_F_NONEMPTY,
      AT(cfg_edge, name),
+     .check = check_edge_name,
      .def = "meridian",
      .help = "This edge's id (the PoP name used by pop_pools, error "
 	     "pages and metrics)."},

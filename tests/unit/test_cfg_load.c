@@ -255,6 +255,41 @@ static void expect_errors(const char *yaml, ...)
 
 #define EXPECT1(yaml, msg) expect_errors(yaml, msg, (const char *)NULL)
 
+/* Values that would inject lines: into requests (header values, a
+ * monitor's path), into error pages and logs (the edge's name). And a
+ * message quoting such a value is still one line. */
+static void test_control_characters(void **state)
+{
+	(void)state;
+	EXPECT1("monitors:\n"
+		"  - {id: m, header: {Host: [\"a\\r\\nX: y\"]}}\n",
+		"t.yaml:2:29: header.Host: expected a header value without "
+		"control characters (CR, LF, ...), got 'a\\r\\nX: y'");
+	EXPECT1("pools:\n"
+		"  - id: p\n"
+		"    origins: [{name: o, address: 127.0.0.1,\n"
+		"               header: {X-A: [\"b\\x01\"]}}]\n",
+		"t.yaml:4:31: header.X-A: expected a header value without "
+		"control characters (CR, LF, ...), got 'b\\x01'");
+	EXPECT1("monitors:\n"
+		"  - {id: m, path: \"/a\\x7fb\"}\n",
+		"t.yaml:2:19: path: expected a path starting with '/', "
+		"without spaces or control characters, got '/a\\x7fb'");
+	EXPECT1("edge:\n"
+		"  name: \"pop\\tams\"\n",
+		"t.yaml:2:9: name: expected a name of at most 64 characters, "
+		"without control characters, got 'pop\\tams'");
+	/* A tab inside a header value is legal (RFC 9110 5.5). */
+	const char *ok = "monitors:\n"
+			 "  - {id: m, header: {X-A: [\"a\\tb\"]}}\n";
+	cfg_snapshot *snap = NULL;
+	cfg_diag d = {0};
+	assert_int_equal(cfg_load_string("t.yaml", ok, strlen(ok), &snap, &d),
+			 0);
+	cfg_diag_free(&d);
+	cfg_snapshot_free(snap);
+}
+
 static void test_defaults(void **state)
 {
 	(void)state;
@@ -438,7 +473,7 @@ static void test_type_errors(void **state)
 		"Name'");
 	EXPECT1("monitors: [ { id: m, path: healthz } ]\n",
 		"t.yaml:1:28: path: expected a path starting with '/', without "
-		"spaces, got 'healthz'");
+		"spaces or control characters, got 'healthz'");
 	EXPECT1("edge: { public_addresses: [example.com] }\n",
 		"t.yaml:1:28: public_addresses: expected an IP address like "
 		"203.0.113.10 or 2001:db8::1, got 'example.com'");
@@ -1663,6 +1698,7 @@ int main(void)
 	    cmocka_unit_test(test_defaults),
 	    cmocka_unit_test(test_empty_sections),
 	    cmocka_unit_test(test_type_errors),
+	    cmocka_unit_test(test_control_characters),
 	    cmocka_unit_test(test_expected_codes),
 	    cmocka_unit_test(test_unknown_keys),
 	    cmocka_unit_test(test_positions_block),
