@@ -507,9 +507,9 @@ static const cfg_key passive_health_keys[] = {
      .def = "3",
      .min = 0,
      .max = 1000,
-     .help = "Consecutive connection failures or 5xx answers on live "
-	     "traffic that eject an origin at once; 0 turns passive health "
-	     "off."},
+     .help = "Consecutive failures on live traffic (connections failed "
+	     "or timed out, 5xx answers, answers invalid or cut short) that "
+	     "eject an origin at once; 0 turns passive health off."},
     {.name = "ejection",
      .type = CFG_DURATION,
      AT(cfg_passive_health, ejection_ms),

@@ -1477,6 +1477,7 @@ static bool read_upstream(px_client *cl)
 		}
 		log_info("origin %s: incomplete response head",
 			 cl->origin->name);
+		origin_failed(cl, cl->origin, "incomplete response head");
 		local_response(cl, 502, "incomplete response from origin",
 			       true);
 		return true;
@@ -1485,6 +1486,9 @@ static bool read_upstream(px_client *cl)
 		/* Truncated body: forward what we have, then cut. */
 		log_info("origin %s: response body truncated",
 			 cl->origin->name);
+		/* A 5xx answer was counted already. */
+		if (cl->st.status < 500)
+			origin_failed(cl, cl->origin, "response truncated");
 		cl->close_after = true;
 	}
 	return true;
@@ -1542,6 +1546,10 @@ static bool parse_response(px_client *cl)
 				     &w->snap->resp_limits, cl->method, resp);
 	if (r == 0) {
 		if (core_buf_space(up->in) == 0 && up->in->start == 0) {
+			log_info("origin %s: invalid response: %s",
+				 cl->origin->name,
+				 http1_err_reason(HTTP1_E_HEADERS_TOO_LARGE));
+			origin_failed(cl, cl->origin, "invalid response");
 			local_response(cl, 502, "response head too large",
 				       true);
 			return true;
@@ -1551,6 +1559,7 @@ static bool parse_response(px_client *cl)
 	if (r < 0) {
 		log_info("origin %s: invalid response: %s", cl->origin->name,
 			 http1_err_reason(r));
+		origin_failed(cl, cl->origin, "invalid response");
 		local_response(cl, 502, "invalid response from origin", true);
 		return true;
 	}
@@ -1562,6 +1571,16 @@ static bool parse_response(px_client *cl)
 		}
 		core_buf_consume(up->in, (uint32_t)r);
 		up->parse_pending = blen(up->in) > 0;
+		return true;
+	}
+	bool upgrade = resp->status == 101;
+	if (upgrade && !cl->upgrade_req) {
+		log_info("origin %s: invalid response: 101 to a request that "
+			 "asked for no upgrade",
+			 cl->origin->name);
+		origin_failed(cl, cl->origin, "invalid response");
+		local_response(cl, 502, "origin switched protocols unasked",
+			       true);
 		return true;
 	}
 	if (resp->status >= 500) {
@@ -1577,12 +1596,6 @@ static bool parse_response(px_client *cl)
 		}
 	} else {
 		lb_passive_success(ostate(cl->snap, cl->origin));
-	}
-	bool upgrade = resp->status == 101;
-	if (upgrade && !cl->upgrade_req) {
-		local_response(cl, 502, "origin switched protocols unasked",
-			       true);
-		return true;
 	}
 	/* A request not all sent yet (the origin answered early) may never
 	 * be: say close now rather than cut the connection after. */
@@ -1653,6 +1666,7 @@ static bool frame_response(px_client *cl)
 	if (n < 0) {
 		log_info("origin %s: bad response body: %s", cl->origin->name,
 			 http1_err_reason(n));
+		origin_failed(cl, cl->origin, "invalid response body");
 		client_close(cl);
 		return false;
 	}

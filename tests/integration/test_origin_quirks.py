@@ -1,0 +1,286 @@
+"""Origins that misbehave or are merely unusual (RFC 9110/9112), behind one
+edge: what the client gets, whether the origin connection is kept, whether
+passive health blames the origin, and the log line that says why. The
+origin is a scripted raw socket on 127.0.0.1 whose answer is chosen by the
+last path segment; every wait has a deadline."""
+import re
+import socket
+import struct
+
+import pytest
+
+import meridian_test as mt
+from obs_helpers import scrape
+from test_health import HOST, FakeOrigin, Lab
+
+
+def _answer(body, status=b"200 OK", extra=b""):
+    return (b"HTTP/1.1 " + status + b"\r\nContent-Length: %d\r\n" % len(body)
+            + extra + b"\r\n" + body)
+
+
+# name -> (bytes the origin sends after reading the request head, then
+# "keep" (go on reading requests), "close" or "reset")
+SCRIPTS = {
+    # Invalid heads.
+    "status-99": (b"HTTP/1.1 99 X\r\nContent-Length: 2\r\n\r\nok", "keep"),
+    "status-600": (b"HTTP/1.1 600 X\r\nContent-Length: 2\r\n\r\nok", "keep"),
+    "http2-status": (b"HTTP/2.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                     "keep"),
+    "obs-fold": (b"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\n"
+                 b"Content-Length: 2\r\n\r\nok", "keep"),
+    "bare-lf": (b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok", "keep"),
+    "cl-te": (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+              b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+              "keep"),
+    "cl-differ": (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+                  b"Content-Length: 6\r\n\r\nhello!", "keep"),
+    "unasked-101": (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n"
+                    b"Connection: upgrade\r\n\r\nraw", "keep"),
+    "mid-head": (b"HTTP/1.1 200 OK\r\nContent-Len", "close"),
+    # Transfer codings the edge cannot pass on.
+    "te-gzip": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"
+                b"\x1f\x8b\x08\x00coded", "close"),
+    "te-gzip-chunked": (b"HTTP/1.1 200 OK\r\n"
+                        b"Transfer-Encoding: gzip, chunked\r\n\r\n"
+                        b"7\r\n\x1f\x8b\x08\x00abc\r\n0\r\n\r\n", "keep"),
+    # Bodies cut short.
+    "mid-body": (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhalf",
+                 "close"),
+    "mid-chunk": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  b"10\r\nhalf", "close"),
+    "eof-reset": (b"HTTP/1.0 200 OK\r\n\r\npartial-eof-body", "reset"),
+    # Unusual but valid.
+    "eof-body": (b"HTTP/1.0 200 OK\r\nX-A: 1\r\n\r\nclose-delimited", "close"),
+    "cl-same": (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+                b"Content-Length: 5\r\n\r\nhello", "keep"),
+    "no-reason": (b"HTTP/1.1 200\r\nContent-Length: 2\r\n\r\nok", "keep"),
+    "trailers": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                 b"Trailer: X-T\r\n\r\n5;ext=\"v\"\r\nhello\r\n"
+                 b"0\r\nX-T: t\r\n\r\n", "keep"),
+    "interim": (b"HTTP/1.1 100 Continue\r\n\r\n"
+                b"HTTP/1.1 102 Processing\r\n\r\n"
+                b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload"
+                b"\r\n\r\n" + _answer(b"final"), "keep"),
+    "cookies": (b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n"
+                b"X-!#$%&'*+-.^_`|~: v\r\nContent-Length: 2\r\n\r\nok",
+                "keep"),
+    "204-body": (b"HTTP/1.1 204 No Content\r\n\r\nstray", "keep"),
+}
+
+
+class Scripted(FakeOrigin):
+    """Answers /.../NAME with SCRIPTS[NAME], anything else "ok:PATH".
+    Records (connection number, path) for every request."""
+
+    def __init__(self, name):
+        super().__init__(name)
+        self.seen = []
+
+    def handle(self, s):
+        with self.lock:
+            cid = self.connections
+        for head in self._heads(s):
+            path = head.split(b" ", 2)[1].decode()
+            with self.lock:
+                self.seen.append((cid, path))
+            script = SCRIPTS.get(path.rsplit("/", 1)[-1])
+            if script is None:
+                s.sendall(_answer(b"ok:" + path.encode()))
+                continue
+            data, then = script
+            s.sendall(data)
+            if then == "close":
+                return
+            if then == "reset":
+                # Wait until the edge has the bytes, so the reset cannot
+                # overtake them, then reset.
+                s.settimeout(0.3)
+                try:
+                    s.recv(1)
+                except OSError:
+                    pass
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                             struct.pack("ii", 1, 0))
+                return
+
+
+def _build(stack):
+    lab = Lab(stack)
+    o = lab.fake(Scripted, "o1")
+    e = lab.edge([{"id": "p", "origins": [{"name": "o1", "address": mt.LOCAL,
+                                            "port": o.port}]}],
+                 [{"name": HOST, "default_pools": ["p"]}], workers=1,
+                 passive={"failures": 1000, "ejection": "1s"})
+    return mt.Env(edge=e, origin=o, port=e.port, lab=lab)
+
+
+@pytest.fixture(scope="module")
+def oq_module(tmp_path_factory):
+    env = None
+    try:
+        for env in mt.module_stack(tmp_path_factory, "quirks", _build):
+            yield env
+    finally:
+        if env is not None:
+            env.lab.close()
+
+
+@pytest.fixture
+def oq(oq_module):
+    yield from mt.per_test(oq_module)
+
+
+def _exchange(port, data):
+    """Send data on a fresh connection; read until the edge closes or
+    resets, or goes quiet for a second with a whole answer (keep-alive).
+    Returns (bytes, "eof" | "reset" | "open")."""
+    s = socket.create_connection((mt.LOCAL, port), timeout=mt.WAIT)
+    try:
+        s.sendall(data)
+        out = b""
+        for _ in range(10000):
+            try:
+                d = s.recv(65536)
+            except ConnectionResetError:
+                return out, "reset"
+            except socket.timeout:
+                return out, "open"
+            if not d:
+                return out, "eof"
+            out += d
+            if _complete(out):
+                s.settimeout(1.0)
+        return out, "open"
+    finally:
+        s.close()
+
+
+def _complete(out):
+    """A whole answer (after any 1xx) is in out: enough for the answers
+    of SCRIPTS."""
+    for _ in range(10):
+        i = out.find(b"\r\n\r\n")
+        if i < 0:
+            return False
+        head, rest = out[:i], out[i + 4:]
+        if re.match(rb"HTTP/1\.1 1\d\d ", head):
+            out = rest
+            continue
+        if re.match(rb"HTTP/1\.1 (204|304) ", head):
+            return True
+        if re.search(rb"\r\nTransfer-Encoding: chunked", head, re.I):
+            return rest.endswith(b"\r\n\r\n") and b"0\r\n" in rest
+        m = re.search(rb"\r\nContent-Length: (\d+)", head, re.I)
+        return bool(m) and len(rest) >= int(m.group(1))
+    return False
+
+
+def _failures(e):
+    v = scrape(e).get("meridian_origin_failures_total", pool="p",
+                      origin="o1")
+    assert v is not None, "no meridian_origin_failures_total for o1"
+    return int(v)
+
+
+def _get(oq, name, method="GET"):
+    return _exchange(oq.port, mt.req(method, "/q/" + name, HOST))
+
+
+def _after(oq, name):
+    """The next request gets its own answer on a connection of its own
+    (the one that misbehaved is never pooled)."""
+    r = mt.request(oq.port, path="/next")
+    assert r.status == 200 and r.body == b"ok:/next", (name, r)
+    with oq.origin.lock:
+        seen = list(oq.origin.seen)
+    conn = [c for c, p in seen if p == "/q/" + name][-1]
+    nxt = [c for c, p in seen if p == "/next"][-1]
+    assert nxt != conn, (name, seen[-4:])
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("status-99", "invalid status line"),
+    ("status-600", "invalid status line"),
+    ("http2-status", "HTTP version not supported"),
+    ("obs-fold", "obsolete line folding"),
+    ("bare-lf", "bare LF"),
+    ("cl-te", "both Content-Length and Transfer-Encoding"),
+    ("cl-differ", "invalid Content-Length"),
+    ("unasked-101", "101 to a request that asked for no upgrade"),
+])
+def test_an_invalid_answer_is_a_502_and_an_origin_failure(oq, name, reason):
+    """nginx counts an invalid header as a failed attempt (max_fails), as
+    HAProxy's observe layer7 does: so does the edge, as for a 5xx."""
+    before = _failures(oq.edge)
+    data, end = _get(oq, name)
+    assert data.startswith(b"HTTP/1.1 502 "), (name, data[:300])
+    assert end == "eof" and b"\r\nConnection: close\r\n" in data, data
+    mt.wait_for(lambda: "origin o1: invalid response: " + reason
+                in oq.edge.stderr_tail(1 << 16), what="the log line")
+    mt.wait_for(lambda: _failures(oq.edge) == before + 1,
+                what="the origin failure counted")
+    _after(oq, name)
+
+
+def test_an_answer_cut_in_its_head_is_a_502_and_an_origin_failure(oq):
+    before = _failures(oq.edge)
+    data, end = _get(oq, "mid-head")
+    assert data.startswith(b"HTTP/1.1 502 "), data[:300]
+    assert b"incomplete response from origin" in data, data
+    mt.wait_for(lambda: "origin o1: incomplete response head"
+                in oq.edge.stderr_tail(1 << 16), what="the log line")
+    mt.wait_for(lambda: _failures(oq.edge) == before + 1,
+                what="the origin failure counted")
+
+
+@pytest.mark.parametrize("name, head", [
+    ("mid-body", b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhalf"),
+    ("mid-chunk", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  b"10\r\nhalf"),
+])
+def test_a_body_cut_short_stays_short_and_is_an_origin_failure(oq, name,
+                                                                head):
+    """The framing tells the client the body is short; the edge closes."""
+    before = _failures(oq.edge)
+    data, end = _get(oq, name)
+    assert data == head, data
+    assert end in ("eof", "reset"), end
+    mt.wait_for(lambda: "origin o1: response body truncated"
+                in oq.edge.stderr_tail(1 << 16), what="the log line")
+    mt.wait_for(lambda: _failures(oq.edge) == before + 1,
+                what="the origin failure counted")
+
+
+def test_a_close_delimited_body_ends_with_a_clean_close(oq):
+    data, end = _get(oq, "eof-body")
+    assert data == (b"HTTP/1.1 200 OK\r\nX-A: 1\r\nConnection: close\r\n\r\n"
+                    b"close-delimited"), data
+    assert end == "eof", end
+
+
+@pytest.mark.parametrize("name, want", [
+    ("cl-same", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+                b"Content-Length: 5\r\n\r\nhello"),
+    ("no-reason", b"HTTP/1.1 200 \r\nContent-Length: 2\r\n\r\nok"),
+    ("trailers", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 b"5;ext=\"v\"\r\nhello\r\n0\r\nX-T: t\r\n\r\n"),
+    ("interim", b"HTTP/1.1 100 Continue\r\n\r\n"
+                b"HTTP/1.1 102 Processing\r\n\r\n"
+                b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload"
+                b"\r\n\r\n" + _answer(b"final")),
+    ("cookies", b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n"
+                b"X-!#$%&'*+-.^_`|~: v\r\nContent-Length: 2\r\n\r\nok"),
+])
+def test_unusual_valid_answers_pass_unchanged(oq, name, want):
+    before = _failures(oq.edge)
+    data, end = _get(oq, name)
+    assert data == want, data
+    assert end == "open", end
+    assert _failures(oq.edge) == before
+
+
+def test_a_body_after_204_is_not_passed_on_nor_left_for_the_next(oq):
+    data, end = _get(oq, "204-body")
+    assert data == b"HTTP/1.1 204 No Content\r\n\r\n", data
+    _after(oq, "204-body")
