@@ -937,6 +937,7 @@ int http1_parse_response(const char *buf, size_t len, const http1_limits *lim,
 			return HTTP1_E_TE_IN_HTTP10;
 	}
 	resp->content_length = fs.cl;
+	resp->te_other = fs.flags & F_TE_OTHER;
 	unsigned st = resp->status;
 
 	if (st < 200 || st == 204 || st == 304 || req_method == HTTP_M_HEAD ||

@@ -139,6 +139,10 @@ typedef struct http1_response {
 	uint32_t head_len;
 	http1_body body; /* NONE, LENGTH, CHUNKED or EOF */
 	uint64_t content_length;
+	/* Transfer-Encoding names a coding other than chunked ("gzip",
+	 * "gzip, chunked"): the body is framed as RFC 9112 §6.3 says, but
+	 * its bytes are still in that coding. */
+	bool te_other;
 	http1_conn_info conn;
 } http1_response;
 

@@ -1583,6 +1583,18 @@ static bool parse_response(px_client *cl)
 			       true);
 		return true;
 	}
+	if (resp->te_other && resp->body != HTTP1_BODY_NONE) {
+		/* The body's bytes are in a coding other than chunked, which
+		 * the edge does not decode and a client may not be told of
+		 * (HTTP/1.0, HTTP/2): dropping the field would hand on the
+		 * coded bytes as the content. nginx refuses it too. */
+		log_info("origin %s: invalid response: %s", cl->origin->name,
+			 http1_err_reason(HTTP1_E_UNSUPPORTED_TRANSFER_CODING));
+		origin_failed(cl, cl->origin, "invalid response");
+		local_response(cl, 502,
+			       "unsupported transfer coding from origin", true);
+		return true;
+	}
 	if (resp->status >= 500) {
 		origin_failed(cl, cl->origin, "5xx answer");
 		if ((resp->status == 502 || resp->status == 503) &&

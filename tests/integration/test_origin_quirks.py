@@ -208,10 +208,15 @@ def _after(oq, name):
     ("cl-te", "both Content-Length and Transfer-Encoding"),
     ("cl-differ", "invalid Content-Length"),
     ("unasked-101", "101 to a request that asked for no upgrade"),
+    ("te-gzip", "unsupported transfer coding"),
+    ("te-gzip-chunked", "unsupported transfer coding"),
 ])
 def test_an_invalid_answer_is_a_502_and_an_origin_failure(oq, name, reason):
     """nginx counts an invalid header as a failed attempt (max_fails), as
-    HAProxy's observe layer7 does: so does the edge, as for a 5xx."""
+    HAProxy's observe layer7 does: so does the edge, as for a 5xx. A
+    transfer coding other than chunked cannot be passed on: dropping the
+    field would hand the coded bytes on as the content (HTTP/1.0 and
+    HTTP/2 clients cannot be told of it); nginx refuses it too."""
     before = _failures(oq.edge)
     data, end = _get(oq, name)
     assert data.startswith(b"HTTP/1.1 502 "), (name, data[:300])

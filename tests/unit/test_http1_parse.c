@@ -857,6 +857,23 @@ static void test_response_framing(void **state)
 		assert_int_equal(resp.body, t[i].body);
 		assert_int_equal(resp.conn.keep_alive, t[i].keep_alive);
 	}
+	/* te_other: a coding besides chunked, which the proxy refuses */
+	static const struct {
+		const char *in;
+		bool other;
+	} te[] = {
+	    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false},
+	    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", true},
+	    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+	     true},
+	    {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", false},
+	    {"HTTP/1.1 200 OK\r\n\r\n", false},
+	};
+	for (size_t i = 0; i < sizeof(te) / sizeof(te[0]); i++) {
+		if (presp(te[i].in, HTTP_M_GET) <= 0)
+			fail_msg("te case %zu rejected", i);
+		assert_int_equal(resp.te_other, te[i].other);
+	}
 	assert_true(presp("HTTP/1.1 101 Switching Protocols\r\n"
 			  "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
 			  HTTP_M_GET) > 0);
