@@ -130,6 +130,7 @@ struct px_client {
 	bool resp_head_done;
 	bool resp_keepalive;
 	bool resp_framed;
+	bool resp_cut; /* a close-delimited body ended by a reset */
 	uint8_t resp_body;
 	uint64_t resp_remaining;
 	http1_chunked resp_chunk;

@@ -646,6 +646,7 @@ static void reset_exchange(px_client *cl)
 	memset(&cl->req_chunk, 0, sizeof(cl->req_chunk));
 	cl->req_fwd = 0;
 	cl->resp_head_done = cl->resp_framed = cl->resp_keepalive = false;
+	cl->resp_cut = false;
 	cl->resp_body = HTTP1_BODY_NONE;
 	cl->resp_remaining = 0;
 	memset(&cl->resp_chunk, 0, sizeof(cl->resp_chunk));
@@ -1482,10 +1483,20 @@ static bool read_upstream(px_client *cl)
 			       true);
 		return true;
 	}
-	if (cl->resp_body != HTTP1_BODY_EOF && !cl->resp_framed) {
+	if (cl->resp_body == HTTP1_BODY_EOF && n < 0) {
+		/* A reset where only the close ends the body: what came may
+		 * not be all of it, and a clean close would say it is. Cut
+		 * the client off with a reset once what came is out. */
+		log_info("origin %s: response body cut by %s", cl->origin->name,
+			 strerror((int)-n));
+		cl->resp_cut = true;
+	}
+	if ((cl->resp_body != HTTP1_BODY_EOF || cl->resp_cut) &&
+	    !cl->resp_framed) {
 		/* Truncated body: forward what we have, then cut. */
-		log_info("origin %s: response body truncated",
-			 cl->origin->name);
+		if (!cl->resp_cut)
+			log_info("origin %s: response body truncated",
+				 cl->origin->name);
 		/* A 5xx answer was counted already. */
 		if (cl->st.status < 500)
 			origin_failed(cl, cl->origin, "response truncated");
@@ -1672,9 +1683,10 @@ static bool frame_response(px_client *cl)
 	if (avail == 0 && !(cl->resp_body == HTTP1_BODY_EOF && up->rd_eof))
 		return false;
 	bool done = false;
+	/* A body cut by a reset never ends: the client is cut off too. */
 	int n = frame_body(cl->resp_body, &cl->resp_remaining, &cl->resp_chunk,
 			   core_buf_head(up->in) + cl->resp_fwd, avail,
-			   up->rd_eof, &done);
+			   up->rd_eof && !cl->resp_cut, &done);
 	if (n < 0) {
 		log_info("origin %s: bad response body: %s", cl->origin->name,
 			 http1_err_reason(n));
@@ -1860,7 +1872,14 @@ static bool step_proxy(px_client *cl)
 	if (cl->resp_head_done && !cl->resp_framed && cl->up == up &&
 	    up->rd_eof && blen(up->in) == 0 && blen(cl->chead) == 0) {
 		/* The origin closed mid-body and all it sent is out: cut
-		 * now (an HTTP/2 stream is reset) rather than at a timeout. */
+		 * now (an HTTP/2 stream is reset) rather than at a timeout.
+		 * A close-delimited body would look complete after a clean
+		 * close: reset the connection instead. */
+		if (cl->resp_cut && !cl->h2s && cl->io.fd >= 0) {
+			struct linger lg = {.l_onoff = 1, .l_linger = 0};
+			setsockopt(cl->io.fd, SOL_SOCKET, SO_LINGER, &lg,
+				   sizeof(lg));
+		}
 		client_close(cl);
 		return false;
 	}

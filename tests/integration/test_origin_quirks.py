@@ -257,6 +257,21 @@ def test_a_body_cut_short_stays_short_and_is_an_origin_failure(oq, name,
                 what="the origin failure counted")
 
 
+def test_a_reset_in_a_close_delimited_body_resets_the_client(oq):
+    """Only the close ends such a body: after a reset from the origin a
+    clean close would tell the client it has all of it. RFC 9112 §6.3:
+    an incomplete message must not look complete; the edge resets."""
+    before = _failures(oq.edge)
+    data, end = _get(oq, "eof-reset")
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n"), data
+    assert data.endswith(b"\r\n\r\npartial-eof-body"), data
+    assert end == "reset", (end, data)
+    mt.wait_for(lambda: "origin o1: response body cut by Connection reset"
+                in oq.edge.stderr_tail(1 << 16), what="the log line")
+    mt.wait_for(lambda: _failures(oq.edge) == before + 1,
+                what="the origin failure counted")
+
+
 def test_a_close_delimited_body_ends_with_a_clean_close(oq):
     data, end = _get(oq, "eof-body")
     assert data == (b"HTTP/1.1 200 OK\r\nX-A: 1\r\nConnection: close\r\n\r\n"
