@@ -146,6 +146,32 @@ const char *px_origin_host(const cfg_origin *o)
 	return NULL;
 }
 
+/* The request target as an origin receives it (RFC 9112 §3.2.1): an
+ * absolute-form target ("http://host/p?q", which http1_parse_request
+ * checked against Host) loses its scheme and authority; an empty path
+ * becomes "/", or "*" for an OPTIONS without a query (§3.2.4). */
+static void put_target(wbuf *w, const http1_request *req)
+{
+	http_str t = req->target;
+	const char *sep = t.len ? memchr(t.p, ':', t.len) : NULL;
+	if (req->method_id == HTTP_M_CONNECT || !t.len || t.p[0] == '/' ||
+	    t.p[0] == '*' || !sep || (size_t)(t.p + t.len - sep) < 3 ||
+	    sep[1] != '/' || sep[2] != '/') {
+		put_str(w, t); /* origin-form, asterisk-form, authority-form */
+		return;
+	}
+	const char *e = sep + 3, *end = t.p + t.len;
+	while (e < end && *e != '/' && *e != '?')
+		e++;
+	if (e == end && req->method_id == HTTP_M_OPTIONS) {
+		put(w, "*", 1);
+		return;
+	}
+	if (e == end || *e == '?')
+		put(w, "/", 1);
+	put(w, e, (size_t)(end - e));
+}
+
 int px_head_request(const http1_request *req, const px_req_ctx *ctx, char *out,
 		    size_t size)
 {
@@ -155,7 +181,7 @@ int px_head_request(const http1_request *req, const px_req_ctx *ctx, char *out,
 
 	put_str(&w, req->method);
 	put(&w, " ", 1);
-	put_str(&w, req->target);
+	put_target(&w, req);
 	puts_(&w, ctx->upstream_http10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
 	/* Host always comes first, so a retry on an origin with another Host
 	 * override can swap it in place (px_head_set_host). */

@@ -1,6 +1,8 @@
 /* px_head.h - rewrite message heads for forwarding (pure, no I/O).
  *
- * Request heads going to an origin: hop-by-hop fields dropped (RFC 9110
+ * Request heads going to an origin: an absolute-form target sent in
+ * origin-form (RFC 9112 §3.2.1, "*" for OPTIONS of an empty path), hop-by-hop
+ * fields dropped (RFC 9110
  * §7.6.1) except the framing we forward unchanged (Transfer-Encoding when the
  * body is chunked) and Upgrade/Connection when the client asks to upgrade;
  * client-sent X-Forwarded-Proto/-Host replaced, X-Forwarded-For appended to.

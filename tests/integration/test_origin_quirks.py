@@ -304,3 +304,22 @@ def test_a_body_after_204_is_not_passed_on_nor_left_for_the_next(oq):
     data, end = _get(oq, "204-body")
     assert data == b"HTTP/1.1 204 No Content\r\n\r\n", data
     _after(oq, "204-body")
+
+
+# ------------------------------------------------------------ clients
+
+@pytest.mark.parametrize("line, want", [
+    ("GET http://%s/abs?x=1 HTTP/1.1" % HOST, b"ok:/abs?x=1"),
+    ("GET HTTPS://%s:443/abs HTTP/1.1" % HOST, b"ok:/abs"),
+    ("GET http://%s HTTP/1.1" % HOST, b"ok:/"),
+    ("GET http://%s?q HTTP/1.1" % HOST, b"ok:/?q"),
+    ("OPTIONS http://%s HTTP/1.1" % HOST, b"ok:*"),
+])
+def test_an_absolute_form_target_reaches_the_origin_in_origin_form(
+        oq, line, want):
+    """RFC 9112 §3.2.1: a client (the edge, towards an origin) sends only
+    the path and query; §3.2.4: OPTIONS of an empty path is "*"."""
+    data, end = _exchange(oq.port, (line + "\r\nHost: %s\r\n\r\n" % HOST)
+                          .encode())
+    assert data.startswith(b"HTTP/1.1 200 "), data[:200]
+    assert data.endswith(b"\r\n\r\n" + want), data

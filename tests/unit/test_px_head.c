@@ -42,6 +42,43 @@ static void test_request_basic(void **state)
 			       "X-Forwarded-Host: lb.example.com\r\n\r\n");
 }
 
+/* RFC 9112 §3.2.1, §3.2.4: an origin gets origin-form (or "*"). */
+static void test_request_absolute_form(void **state)
+{
+	static const struct {
+		const char *line, *want;
+	} t[] = {
+	    {"GET http://lb.example.com/a?b=1 HTTP/1.1", "GET /a?b=1 HTTP/1.1"},
+	    {"GET HTTP://lb.example.com:80/a HTTP/1.1", "GET /a HTTP/1.1"},
+	    {"GET https://lb.example.com/ HTTP/1.1", "GET / HTTP/1.1"},
+	    {"GET http://lb.example.com HTTP/1.1", "GET / HTTP/1.1"},
+	    {"GET http://lb.example.com?q=1 HTTP/1.1", "GET /?q=1 HTTP/1.1"},
+	    {"OPTIONS http://lb.example.com HTTP/1.1", "OPTIONS * HTTP/1.1"},
+	    {"OPTIONS http://lb.example.com?x HTTP/1.1",
+	     "OPTIONS /?x HTTP/1.1"},
+	    {"OPTIONS http://lb.example.com/p HTTP/1.1", "OPTIONS /p HTTP/1.1"},
+	    {"OPTIONS * HTTP/1.1", "OPTIONS * HTTP/1.1"},
+	    {"GET /x:y//z HTTP/1.1", "GET /x:y//z HTTP/1.1"},
+	};
+	char raw[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		snprintf(raw, sizeof(raw), "%s\r\nHost: lb.example.com\r\n\r\n",
+			 t[i].line);
+		const char *h = rewrite_req(raw, "10.0.0.1", false);
+		size_t n = strlen(t[i].want);
+
+		if (strncmp(h, t[i].want, n) || strncmp(h + n, "\r\n", 2))
+			fail_msg("%s -> %.60s", t[i].line, h);
+	}
+	/* HTTP/1.0 without Host: the authority names it */
+	const char *want = "GET /a HTTP/1.0\r\nHost: lb.example.com\r\n";
+	const char *h = rewrite_req(
+	    "GET http://lb.example.com/a HTTP/1.0\r\n\r\n", "10.0.0.1", true);
+	assert_memory_equal(h, want, strlen(want));
+}
+
 static void test_request_id(void **state)
 {
 	const char *raw = "GET / HTTP/1.1\r\nHost: a\r\nx-request-id: old\r\n"
@@ -292,6 +329,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_request_basic),
+	    cmocka_unit_test(test_request_absolute_form),
 	    cmocka_unit_test(test_request_hop_by_hop_removed),
 	    cmocka_unit_test(test_request_id),
 	    cmocka_unit_test(test_request_xff_appended_and_spoofs_replaced),
