@@ -131,6 +131,9 @@ struct px_client {
 	bool resp_keepalive;
 	bool resp_framed;
 	bool resp_cut; /* a close-delimited body ended by a reset */
+	/* A chunked body to an HTTP/1.0 client: sent decoded, ended by the
+	 * close (RFC 9112 §6.1: no Transfer-Encoding to HTTP/1.0). */
+	bool resp_unchunk;
 	uint8_t resp_body;
 	uint64_t resp_remaining;
 	http1_chunked resp_chunk;

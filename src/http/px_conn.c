@@ -257,6 +257,17 @@ static void client_close(px_client *cl)
 	w->dead_clients = cl;
 }
 
+/* Close with a reset (an HTTP/2 stream is reset by client_close): for an
+ * answer cut where the client's framing cannot show it. */
+static void client_abort(px_client *cl)
+{
+	if (!cl->h2s && cl->io.fd >= 0) {
+		struct linger lg = {.l_onoff = 1, .l_linger = 0};
+		setsockopt(cl->io.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	}
+	client_close(cl);
+}
+
 void px_reap(edge_worker *w)
 {
 	while (w->dead_clients) {
@@ -646,7 +657,7 @@ static void reset_exchange(px_client *cl)
 	memset(&cl->req_chunk, 0, sizeof(cl->req_chunk));
 	cl->req_fwd = 0;
 	cl->resp_head_done = cl->resp_framed = cl->resp_keepalive = false;
-	cl->resp_cut = false;
+	cl->resp_cut = cl->resp_unchunk = false;
 	cl->resp_body = HTTP1_BODY_NONE;
 	cl->resp_remaining = 0;
 	memset(&cl->resp_chunk, 0, sizeof(cl->resp_chunk));
@@ -1497,6 +1508,10 @@ static bool read_upstream(px_client *cl)
 		if (!cl->resp_cut)
 			log_info("origin %s: response body truncated",
 				 cl->origin->name);
+		/* Decoded for an HTTP/1.0 client, the body has no framing
+		 * left to show the cut: reset. */
+		if (cl->resp_unchunk)
+			cl->resp_cut = true;
 		/* A 5xx answer was counted already. */
 		if (cl->st.status < 500)
 			origin_failed(cl, cl->origin, "response truncated");
@@ -1645,6 +1660,11 @@ static bool parse_response(px_client *cl)
 			    {"Set-Cookie", 10}, {cookie, (uint32_t)c}};
 	}
 	edge_fields(cl, &ed, !upgrade);
+	/* An HTTP/1.0 client gets a chunked body decoded (the origin was
+	 * asked in HTTP/1.0 and should not have chunked it, RFC 9112 §6.1,
+	 * but the demo origin and others do): it ends with the close. */
+	ed.unchunk = cl->http10 && !cl->h2s && resp->body == HTTP1_BODY_CHUNKED;
+	close = close || ed.unchunk;
 	/* HTTP/2 streams: the head goes straight to HEADERS. */
 	int n = cl->h2s ? px_h2_respond(cl, resp, &ed)
 			: px_head_response(resp, upgrade, close && !upgrade,
@@ -1662,6 +1682,7 @@ static bool parse_response(px_client *cl)
 	cl->close_after = close && !upgrade;
 	cl->resp_keepalive = resp->conn.keep_alive;
 	cl->resp_body = (uint8_t)resp->body;
+	cl->resp_unchunk = ed.unchunk;
 	cl->resp_remaining = resp->content_length;
 	cl->resp_framed =
 	    resp->body == HTTP1_BODY_NONE ||
@@ -1676,6 +1697,37 @@ static bool parse_response(px_client *cl)
 	return true;
 }
 
+/* frame_body for a chunked body sent decoded (resp_unchunk): walk the
+ * bytes at resp_fwd as usual, keep the chunks' data and drop the framing
+ * from up->in in place. Returns the data bytes framed or an http1_err. */
+static int unchunk_body(px_client *cl, bool *done)
+{
+	core_buf *b = cl->up->in;
+	char *p = core_buf_head(b);
+	uint32_t len = blen(b), r = cl->resp_fwd, wr = cl->resp_fwd;
+	*done = false;
+	while (r < len && !*done) {
+		uint64_t dn = http1_chunked_data_next(&cl->resp_chunk);
+		uint32_t take = dn ? (uint32_t)MIN((uint64_t)(len - r), dn) : 1;
+		ssize_t k =
+		    http1_chunked_feed(&cl->resp_chunk, p + r, take, done);
+		if (k < 0)
+			return (int)k;
+		if (k == 0)
+			break;
+		if (dn) {
+			memmove(p + wr, p + r, (size_t)k);
+			wr += (uint32_t)k;
+		}
+		r += (uint32_t)k;
+	}
+	if (r > wr) { /* close the gap the framing left */
+		memmove(p + wr, p + r, len - r);
+		b->end -= r - wr;
+	}
+	return (int)(wr - cl->resp_fwd);
+}
+
 static bool frame_response(px_client *cl)
 {
 	px_upstream *up = cl->up;
@@ -1684,19 +1736,26 @@ static bool frame_response(px_client *cl)
 		return false;
 	bool done = false;
 	/* A body cut by a reset never ends: the client is cut off too. */
-	int n = frame_body(cl->resp_body, &cl->resp_remaining, &cl->resp_chunk,
-			   core_buf_head(up->in) + cl->resp_fwd, avail,
-			   up->rd_eof && !cl->resp_cut, &done);
+	uint32_t before = blen(up->in);
+	int n = cl->resp_unchunk
+		    ? unchunk_body(cl, &done)
+		    : frame_body(cl->resp_body, &cl->resp_remaining,
+				 &cl->resp_chunk,
+				 core_buf_head(up->in) + cl->resp_fwd, avail,
+				 up->rd_eof && !cl->resp_cut, &done);
 	if (n < 0) {
 		log_info("origin %s: bad response body: %s", cl->origin->name,
 			 http1_err_reason(n));
 		origin_failed(cl, cl->origin, "invalid response body");
-		client_close(cl);
+		if (cl->resp_unchunk)
+			client_abort(cl);
+		else
+			client_close(cl);
 		return false;
 	}
 	cl->resp_fwd += (uint32_t)n;
 	cl->resp_framed = done;
-	return n > 0 || done;
+	return n > 0 || done || blen(up->in) != before;
 }
 
 static bool write_client(px_client *cl)
@@ -1875,12 +1934,10 @@ static bool step_proxy(px_client *cl)
 		 * now (an HTTP/2 stream is reset) rather than at a timeout.
 		 * A close-delimited body would look complete after a clean
 		 * close: reset the connection instead. */
-		if (cl->resp_cut && !cl->h2s && cl->io.fd >= 0) {
-			struct linger lg = {.l_onoff = 1, .l_linger = 0};
-			setsockopt(cl->io.fd, SOL_SOCKET, SO_LINGER, &lg,
-				   sizeof(lg));
-		}
-		client_close(cl);
+		if (cl->resp_cut)
+			client_abort(cl);
+		else
+			client_close(cl);
 		return false;
 	}
 	return p;

@@ -324,7 +324,8 @@ int px_head_response(const http1_response *resp, bool upgrade, bool close,
 	for (uint32_t i = 0; i < resp->nheaders; i++) {
 		const http1_header *h = &resp->headers[i];
 		if (NAME_IS(h, "Transfer-Encoding")) {
-			if (resp->body == HTTP1_BODY_CHUNKED)
+			if (resp->body == HTTP1_BODY_CHUNKED &&
+			    !(ed && ed->unchunk))
 				put_field(&w, h);
 			continue;
 		}

@@ -53,6 +53,8 @@ typedef struct px_resp_edit {
 	bool drop_sts; /* leave out the origin's Strict-Transport-Security
 			* (the edge adds its own) */
 	http_str drop; /* and its field of this name (len 0: none) */
+	bool unchunk;  /* the chunked body goes out decoded (an HTTP/1.0
+			* client): no Transfer-Encoding */
 } px_resp_edit;
 
 /* Whether a field of this name is one px_resp_edit leaves out. */

@@ -19,6 +19,8 @@ def _answer(body, status=b"200 OK", extra=b""):
             + extra + b"\r\n" + body)
 
 
+MANY = mt.pattern(200000)
+
 # name -> (bytes the origin sends after reading the request head, then
 # "keep" (go on reading requests), "close" or "reset")
 SCRIPTS = {
@@ -66,6 +68,14 @@ SCRIPTS = {
                 b"X-!#$%&'*+-.^_`|~: v\r\nContent-Length: 2\r\n\r\nok",
                 "keep"),
     "204-body": (b"HTTP/1.1 204 No Content\r\n\r\nstray", "keep"),
+    # Chunked whatever the request's version (the demo origin does too).
+    "many-chunks": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                    b"\r\n" + b"".join(
+                        b"%x;n=%d\r\n" % (len(c), i) + c + b"\r\n"
+                        for i, c in enumerate(
+                            MANY[j:j + 997]
+                            for j in range(0, len(MANY), 997)))
+                    + b"0\r\nX-T: t\r\n\r\n", "keep"),
 }
 
 
@@ -323,3 +333,36 @@ def test_an_absolute_form_target_reaches_the_origin_in_origin_form(
                           .encode())
     assert data.startswith(b"HTTP/1.1 200 "), data[:200]
     assert data.endswith(b"\r\n\r\n" + want), data
+
+
+def _get10(oq, name):
+    return _exchange(oq.port, mt.req("GET", "/q/" + name, HOST,
+                                     version="HTTP/1.0"))
+
+
+@pytest.mark.parametrize("name, body", [
+    ("trailers", b"hello"),
+    ("many-chunks", MANY),
+])
+def test_an_http10_client_gets_a_chunked_answer_decoded(oq, name, body):
+    """RFC 9112 §6.1: no Transfer-Encoding to an HTTP/1.0 request. The
+    edge asked the origin in HTTP/1.0, but an origin that chunks anyway
+    has its body decoded for the client, which the close ends."""
+    data, end = _get10(oq, name)
+    head, _, got = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n"), head
+    assert b"transfer-encoding" not in head.lower(), head
+    assert b"\r\nConnection: close" in head, head
+    assert got == body, (len(got), got[:100])
+    assert end == "eof", end
+
+
+def test_an_http10_client_is_reset_when_a_chunked_answer_is_cut(oq):
+    """Decoded, the body has no framing left to show the cut."""
+    before = _failures(oq.edge)
+    data, end = _get10(oq, "mid-chunk")
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n"), data
+    assert data.endswith(b"\r\n\r\nhalf"), data
+    assert end == "reset", (end, data)
+    mt.wait_for(lambda: _failures(oq.edge) == before + 1,
+                what="the origin failure counted")

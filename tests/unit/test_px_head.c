@@ -301,6 +301,12 @@ static void test_response(void **state)
 	out[n] = '\0';
 	assert_string_equal(
 	    out, "HTTP/1.1 404 Not Here\r\nTransfer-Encoding: chunked\r\n\r\n");
+	/* decoded for an HTTP/1.0 client: no Transfer-Encoding */
+	px_resp_edit un = {.unchunk = true};
+	n = px_head_response(&resp, false, true, &un, out, sizeof(out) - 1);
+	out[n] = '\0';
+	assert_string_equal(
+	    out, "HTTP/1.1 404 Not Here\r\nConnection: close\r\n\r\n");
 }
 
 static void test_local(void **state)
