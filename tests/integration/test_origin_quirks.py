@@ -4,6 +4,7 @@ passive health blames the origin, and the log line that says why. The
 origin is a scripted raw socket on 127.0.0.1 whose answer is chosen by the
 last path segment; every wait has a deadline."""
 import re
+import shutil
 import socket
 import struct
 
@@ -11,6 +12,7 @@ import pytest
 
 import meridian_test as mt
 from obs_helpers import scrape
+from test_health import lab  # noqa: F401  (the fixture)
 from test_health import HOST, FakeOrigin, Lab
 
 
@@ -116,13 +118,14 @@ class Scripted(FakeOrigin):
 
 
 def _build(stack):
-    lab = Lab(stack)
-    o = lab.fake(Scripted, "o1")
-    e = lab.edge([{"id": "p", "origins": [{"name": "o1", "address": mt.LOCAL,
-                                            "port": o.port}]}],
-                 [{"name": HOST, "default_pools": ["p"]}], workers=1,
-                 passive={"failures": 1000, "ejection": "1s"})
-    return mt.Env(edge=e, origin=o, port=e.port, lab=lab)
+    fakes = Lab(stack)
+    o = fakes.fake(Scripted, "o1")
+    e = fakes.edge([{"id": "p", "origins": [{"name": "o1",
+                                              "address": mt.LOCAL,
+                                              "port": o.port}]}],
+                   [{"name": HOST, "default_pools": ["p"]}], workers=1,
+                   passive={"failures": 1000, "ejection": "1s"})
+    return mt.Env(edge=e, origin=o, port=e.port, lab=fakes)
 
 
 @pytest.fixture(scope="module")
@@ -366,3 +369,28 @@ def test_an_http10_client_is_reset_when_a_chunked_answer_is_cut(oq):
     assert end == "reset", (end, data)
     mt.wait_for(lambda: _failures(oq.edge) == before + 1,
                 what="the origin failure counted")
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None,
+                    reason="needs the openssl CLI")
+def test_over_http2_a_cut_close_delimited_body_resets_the_stream(lab,
+                                                                  tmp_path):
+    """The same answers to an HTTP/2 client: a close-delimited body ends
+    its stream when the origin closes, is reset when the origin resets;
+    a coding besides chunked is a 502 (the field cannot be sent)."""
+    from test_h2 import H2Client
+    from test_tls import certs
+    o = lab.fake(Scripted, "o1")
+    hp = mt.free_port()
+    lab.edge([{"id": "p", "origins": [{"name": "o1", "address": mt.LOCAL,
+                                        "port": o.port}]}],
+             [{"name": HOST, "default_pools": ["p"]}], workers=1,
+             https_port=hp, edge_extra={"tls": certs(tmp_path)})
+    mt.wait_for(lambda: mt.port_accepts(hp), what="https listener")
+    with H2Client(hp) as c:
+        st, hdrs, body, _ = c.response(c.request("/q/eof-body"))
+        assert (st, body) == (200, b"close-delimited"), (st, body)
+        st, hdrs, body, _ = c.response(c.request("/q/te-gzip-chunked"))
+        assert st == 502 and b"unsupported transfer coding" in body, body
+        st, code, _, _ = c.response(c.request("/q/eof-reset"))
+        assert st == "reset", (st, code)
