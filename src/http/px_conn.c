@@ -1487,9 +1487,12 @@ static bool read_upstream(px_client *cl)
 			upstream_failed(cl, n == 0 ? 0 : (int)n);
 			return true;
 		}
-		log_info("origin %s: incomplete response head",
-			 cl->origin->name);
-		origin_failed(cl, cl->origin, "incomplete response head");
+		/* Nothing left unparsed: all that came was 1xx answers. */
+		const char *why =
+		    blen(up->in) ? "incomplete response head"
+				 : "closed after 1xx, with no final answer";
+		log_info("origin %s: %s", cl->origin->name, why);
+		origin_failed(cl, cl->origin, why);
 		local_response(cl, 502, "incomplete response from origin",
 			       true);
 		return true;

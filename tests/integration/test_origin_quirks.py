@@ -42,6 +42,8 @@ SCRIPTS = {
     "unasked-101": (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n"
                     b"Connection: upgrade\r\n\r\nraw", "keep"),
     "mid-head": (b"HTTP/1.1 200 OK\r\nContent-Len", "close"),
+    "only-1xx": (b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n",
+                 "close"),
     # Transfer codings the edge cannot pass on.
     "te-gzip": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"
                 b"\x1f\x8b\x08\x00coded", "close"),
@@ -241,12 +243,18 @@ def test_an_invalid_answer_is_a_502_and_an_origin_failure(oq, name, reason):
     _after(oq, name)
 
 
-def test_an_answer_cut_in_its_head_is_a_502_and_an_origin_failure(oq):
+@pytest.mark.parametrize("name, prefix, log", [
+    ("mid-head", b"", "incomplete response head"),
+    ("only-1xx", b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n",
+     "closed after 1xx, with no final answer"),
+])
+def test_an_answer_cut_in_its_head_is_a_502_and_an_origin_failure(
+        oq, name, prefix, log):
     before = _failures(oq.edge)
-    data, end = _get(oq, "mid-head")
-    assert data.startswith(b"HTTP/1.1 502 "), data[:300]
+    data, end = _get(oq, name)
+    assert data.startswith(prefix + b"HTTP/1.1 502 "), data[:300]
     assert b"incomplete response from origin" in data, data
-    mt.wait_for(lambda: "origin o1: incomplete response head"
+    mt.wait_for(lambda: "origin o1: " + log
                 in oq.edge.stderr_tail(1 << 16), what="the log line")
     mt.wait_for(lambda: _failures(oq.edge) == before + 1,
                 what="the origin failure counted")
