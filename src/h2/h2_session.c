@@ -480,6 +480,30 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *fr, void *ud)
 	return 0;
 }
 
+/* nghttp2 could not send a frame we queued. A response head it cannot
+ * encode (over its 64 KiB header block bound: an origin head that big
+ * passes HTTP/1.1) is dropped with the stream left open, so the client
+ * would wait for ever: reset the stream instead. An interim (1xx) head
+ * that fails is only skipped; the final one follows. */
+static int on_frame_not_send(nghttp2_session *ng, const nghttp2_frame *fr,
+			     int err, void *ud)
+{
+	(void)ud;
+	(void)err;
+	if (fr->hd.type != NGHTTP2_HEADERS || !fr->hd.stream_id)
+		return 0;
+	const nghttp2_nv *nv = fr->headers.nva;
+	if (fr->headers.nvlen && nv[0].namelen == 7 &&
+	    !memcmp(nv[0].name, ":status", 7) && nv[0].valuelen == 3 &&
+	    nv[0].value[0] == '1')
+		return 0;
+	if (nghttp2_session_get_stream_user_data(ng, fr->hd.stream_id))
+		nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE,
+					  fr->hd.stream_id,
+					  NGHTTP2_INTERNAL_ERROR);
+	return 0;
+}
+
 static ssize_t read_cb(nghttp2_session *ng, int32_t sid, uint8_t *buf,
 		       size_t len, uint32_t *flags, nghttp2_data_source *src,
 		       void *ud)
@@ -541,6 +565,8 @@ int h2_session_new(const h2_settings *cfg, const h2_callbacks *cb, void *ud,
 							       on_stream_close);
 	nghttp2_session_callbacks_set_on_frame_send_callback(cbs,
 							     on_frame_send);
+	nghttp2_session_callbacks_set_on_frame_not_send_callback(
+	    cbs, on_frame_not_send);
 	/* the caller reopens windows when the origin took the bytes */
 	nghttp2_option_set_no_auto_window_update(opt, 1);
 	nghttp2_option_set_max_outbound_ack(opt, s->st.max_outbound_ack);

@@ -457,3 +457,47 @@ def test_affinity_cookie_over_h2(lab, tmp_path):
             assert st == 200 and body == first
             assert "set-cookie" not in hdrs
     e.check_alive()
+
+
+class BigHeadOrigin(FakeOrigin):
+    """/big: a response head of about 80 KB (200 fields); else 200 "ok"."""
+
+    BIG = b"".join(b"X-F%d: %s\r\n" % (i, b"v" * 400) for i in range(200))
+
+    def handle(self, s):
+        for head in self._heads(s):
+            extra = self.BIG if head.startswith(b"GET /big ") else b""
+            s.sendall(b"HTTP/1.1 200 OK\r\n" + extra +
+                      b"Content-Length: 2\r\n\r\nok")
+
+
+def test_response_head_too_big_for_h2_resets_the_stream(lab, tmp_path):
+    """An origin head over nghttp2's 64 KiB header block bound (allowed
+    through by a large edge.limits.max_header_bytes) cannot go out as
+    HTTP/2 HEADERS: the stream is reset, not left waiting for ever, and
+    the connection goes on. HTTP/1.1 gets the head as it is."""
+    bo = lab.fake(BigHeadOrigin, "big")
+    hp = mt.free_port()
+    e = lab.edge([{"id": "p", "origins": [org(bo)]}],
+                 [{"name": HOST, "default_pools": ["p"]}], https_port=hp,
+                 workers=1, edge_extra={
+                     "tls": certs(tmp_path),
+                     "limits": {"max_header_bytes": "256k",
+                                "max_headers": 256}})
+    mt.wait_for(lambda: mt.port_accepts(hp), what="https listener")
+    with H2Client(hp) as c:
+        sid = c.request("/big")
+        c.pump(lambda s: s.ended(sid), "the /big stream")
+        rst = c.of(sid, h2.events.StreamReset)
+        assert rst and rst[0].error_code == 0x2, c.events
+        assert not c.of(sid, h2.events.ResponseReceived)
+        st, _, body, _ = c.response(c.request("/small"))
+        assert (st, body) == (200, b"ok")
+    r = subprocess.run(
+        ["curl", "--http1.1", "-sk", "-m", str(int(mt.WAIT)), "-o",
+         "/dev/null", "-w", "%{http_code} %{size_header}", "--resolve",
+         "%s:%d:127.0.0.1" % (HOST, hp), "https://%s:%d/big" % (HOST, hp)],
+        capture_output=True, timeout=mt.WAIT + 5)
+    code, size = r.stdout.decode().split()
+    assert code == "200" and int(size) > 64 * 1024, r
+    e.check_alive()

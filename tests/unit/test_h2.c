@@ -519,6 +519,46 @@ static void test_session_get(void **state)
 	app_free(a);
 }
 
+/* A response head nghttp2 cannot send (its header block bound is 64 KiB;
+ * an HTTP/1.1 origin may send more when edge.limits allow it) resets the
+ * stream: the client is not left waiting for a head that never comes. */
+static void test_session_head_too_big_resets(void **state)
+{
+	app *a = app_new(NULL);
+	preface(a, NULL, 0);
+	assert_true(get_req(a, 1, true) > 0);
+	static char big[1000];
+	memset(big, 'v', sizeof(big));
+	h2_field hf[80];
+	for (size_t i = 0; i < 80; i++)
+		hf[i] = (h2_field){{"x-big", 5}, {big, sizeof(big)}};
+	/* an interim head too big is skipped, not fatal */
+	assert_int_equal(h2_session_interim(a->s, 1, 103, hf, 80), 0);
+	drain(a);
+	assert_null(find(a, NGHTTP2_RST_STREAM, 1));
+	assert_int_equal(h2_session_streams(a->s), 1);
+	a->resp = "ok";
+	a->resp_len = 2;
+	assert_int_equal(h2_session_respond(a->s, 1, 200, hf, 80, true), 0);
+	drain(a);
+	assert_null(find(a, NGHTTP2_HEADERS, 1));
+	frame *r = find(a, NGHTTP2_RST_STREAM, 1);
+	assert_non_null(r);
+	assert_int_equal(be32(r->payload), NGHTTP2_INTERNAL_ERROR);
+	assert_int_equal(a->closes, 1);
+	assert_int_equal(a->last_close, NGHTTP2_INTERNAL_ERROR);
+	assert_int_equal(h2_session_streams(a->s), 0);
+	/* the connection goes on */
+	assert_null(find(a, NGHTTP2_GOAWAY, 0));
+	assert_true(get_req(a, 3, true) > 0);
+	a->resp_off = 0;
+	assert_int_equal(h2_session_respond(a->s, 3, 200, hf, 1, true), 0);
+	drain(a);
+	assert_non_null(find(a, NGHTTP2_HEADERS, 3));
+	assert_non_null(find(a, NGHTTP2_DATA, 3));
+	app_free(a);
+}
+
 static void test_session_body_flow(void **state)
 {
 	h2_settings st;
@@ -829,6 +869,7 @@ int main(void)
 	    cmocka_unit_test(test_req_to_h1),
 	    cmocka_unit_test(test_resp_fields),
 	    cmocka_unit_test(test_session_get),
+	    cmocka_unit_test(test_session_head_too_big_resets),
 	    cmocka_unit_test(test_session_body_flow),
 	    cmocka_unit_test(test_session_malformed),
 	    cmocka_unit_test(test_attack_rapid_reset),
