@@ -544,6 +544,21 @@ static int load_one(tls_server *s, const cfg_tls_cert *c, size_t i, loaded *l,
 		return -EINVAL;
 	}
 	if (X509_check_private_key(l->leaf, l->key) != 1) {
+		/* The key may belong to a later certificate of the file: the
+		 * server's own must come first (then its issuers). */
+		for (int j = 0; j < sk_X509_num(l->chain); j++) {
+			if (X509_check_private_key(sk_X509_value(l->chain, j),
+						   l->key) != 1)
+				continue;
+			ERR_clear_error();
+			errf(err, errlen,
+			     "%sedge.tls.certificates[%zu].cert: %s: "
+			     "certificates out of order: the one for key %s "
+			     "is certificate %d of the file; the server's "
+			     "certificate must come first, then its issuers",
+			     at, i, c->cert, c->key, j + 2);
+			return -EINVAL;
+		}
 		ERR_clear_error();
 		errf(err, errlen,
 		     "%sedge.tls.certificates[%zu].key: %s does not match "

@@ -149,6 +149,7 @@ static int group_setup(void **state)
 	X509 *leaf = make_cert(k, "chain.example.net", "DNS:chain.example.net",
 			       -1, 30, ca, cak);
 	write_certs("chain.pem", leaf, ca);
+	write_certs("chainrev.pem", ca, leaf); /* issuer first: wrong */
 	write_certs("ca.pem", ca, NULL);
 	write_key("chain.key", k);
 	X509_free(ca);
@@ -301,6 +302,15 @@ static void test_load_errors(void **state)
 	make_cfg(&cs, 1, "rsa/wild"); /* ECDSA key for an RSA certificate */
 	expect_error(&cs.tls, "edge.tls.certificates[0].key: ");
 	expect_error(&cs.tls, "does not match certificate");
+
+	/* The key is for the second certificate of the file: say so. */
+	make_cfg(&cs, 1, "chainrev/chain");
+	snprintf(want, sizeof(want),
+		 "edge.tls.certificates[0].cert: %s/chainrev.pem: "
+		 "certificates out of order: the one for key %s/chain.key is "
+		 "certificate 2 of the file",
+		 dir, dir);
+	expect_error(&cs.tls, want);
 
 	make_cfg(&cs, 1, "missing");
 	expect_error(&cs.tls, "edge.tls.certificates[0].cert: ");
