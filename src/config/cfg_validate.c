@@ -501,6 +501,11 @@ static void pool_tls(cfg_ctx *c, cfg_pool *p)
 				host = o->headers[j].values[0];
 		if (host && host[0] != '[') {
 			size_t n = strcspn(host, ":");
+			/* "example.com." is the same name; SNI has no
+			 * trailing dot (RFC 6066 §3) and certificates
+			 * name it without one. */
+			if (n > 1 && host[n - 1] == '.')
+				n--;
 			char *name = core_arena_strndup(c->arena, host, n);
 			o->sni = n && !is_ip(name) ? name : NULL;
 		}

@@ -340,6 +340,18 @@ def test_sni_from_origin_name(lab, certs, origins):
     assert set(o.snis) == {NAME}, o.snis
 
 
+def test_sni_from_fully_qualified_host_override(lab, certs, origins):
+    """A Host override written fully qualified ("origin.test.") names the
+    same host: the SNI goes without the trailing dot (RFC 6066 3) and the
+    certificate for origin.test verifies."""
+    o = origins(*certs["good"])
+    e = tls_edge(lab, o, tls={"ca": certs["ca"]},
+                 headers={"Host": [NAME + ".:%d" % o.port]}, monitor=False)
+    r = get(e)
+    assert r.status == 200, r
+    assert set(o.snis) == {NAME}, o.snis
+
+
 @pytest.mark.parametrize("which,reason", [
     ("expired", "certificate has expired"),
     ("self", "self-signed certificate"),

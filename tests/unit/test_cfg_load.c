@@ -1188,7 +1188,16 @@ static void test_origin_tls(void **state)
 	    "      - { name: plain, address: 192.0.2.2 }\n"
 	    "  - id: b\n"
 	    "    origin_tls: { enabled: true, sni: b.example.com }\n"
-	    "    origins: [ { name: o5, address: 192.0.2.3, port: 9443 } ]\n");
+	    "    origins: [ { name: o5, address: 192.0.2.3, port: 9443 } ]\n"
+	    "  - id: c\n"
+	    "    origin_tls: { enabled: true }\n"
+	    "    origins:\n"
+	    "      - name: o6\n"
+	    "        address: 192.0.2.4\n"
+	    "        header: { Host: [\"c.example.com.\"] }\n"
+	    "      - name: o7\n"
+	    "        address: 192.0.2.5\n"
+	    "        header: { Host: [\"d.example.com.:8443\"] }\n");
 	const cfg_origin *const *o = (const cfg_origin *const *)s->origins;
 	assert_non_null(o[0]->tls);
 	assert_true(o[0]->tls->allow_insecure);
@@ -1209,6 +1218,10 @@ static void test_origin_tls(void **state)
 	assert_false(o[5]->tls->allow_insecure);
 	assert_null(o[5]->tls->ca);
 	assert_string_equal(o[5]->sni, "b.example.com");
+	/* A fully qualified Host (trailing dot): SNI carries no trailing dot
+	 * (RFC 6066 §3), and the name is verified without it. */
+	assert_string_equal(o[6]->sni, "c.example.com");
+	assert_string_equal(o[7]->sni, "d.example.com");
 	cfg_snapshot_free(s);
 
 	expect_errors(
