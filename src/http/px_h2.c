@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/core_log.h"
 #include "core/core_util.h"
@@ -405,16 +406,26 @@ static ssize_t read_body(void *ud, int32_t sid, void *sud, uint8_t *buf,
 	return (ssize_t)n;
 }
 
-/* HTTP/1.1 fields -> h2 fields in the scratch; returns the count. */
-/* An HTTP/1.1 head's fields, with the edge's changes (ed may be NULL),
- * as HTTP/2 fields in s->out (hop-by-hop ones dropped, names lowercased by
- * h2_resp_fields). Returns their count or a negative code. */
-static int h2_fields(struct px_h2_scratch *s, const http1_header *hd,
-		     uint32_t n, const px_resp_edit *ed)
+/* Content-Length has no place in a 1xx or 204 response (RFC 9110 §8.6)
+ * nor in trailers (status 0 here); HTTP/2 clients (nghttp2: curl,
+ * nghttpx) reset the stream when it is there and not 0. */
+static bool length_banned(int status, const http_str *name)
+{
+	return (status < 200 || status == 204) && name->len == 14 &&
+	       !strncasecmp(name->p, "content-length", 14);
+}
+
+/* An HTTP/1.1 head's fields (of a `status` response; 0: trailers), with
+ * the edge's changes (ed may be NULL), as HTTP/2 fields in s->out
+ * (hop-by-hop ones dropped, names lowercased by h2_resp_fields). Returns
+ * their count or a negative code. */
+static int h2_fields(struct px_h2_scratch *s, int status,
+		     const http1_header *hd, uint32_t n, const px_resp_edit *ed)
 {
 	size_t k = 0;
 	for (uint32_t i = 0; i < n; i++)
-		if (!px_resp_edit_drops(ed, hd[i].name.p, hd[i].name.len))
+		if (!px_resp_edit_drops(ed, hd[i].name.p, hd[i].name.len) &&
+		    !length_banned(status, &hd[i].name))
 			s->in[k++] =
 			    (h2_field){{hd[i].name.p, hd[i].name.len},
 				       {hd[i].value.p, hd[i].value.len}};
@@ -465,7 +476,7 @@ int px_h2_respond(px_client *sc, const http1_response *resp,
 	if (st->gone)
 		return -EPIPE;
 	/* 1xx heads go out as the origin sent them. */
-	int n = h2_fields(s, resp->headers, resp->nheaders,
+	int n = h2_fields(s, resp->status, resp->headers, resp->nheaders,
 			  resp->status >= 200 ? ed : NULL);
 	if (n < 0)
 		return n;
@@ -485,7 +496,8 @@ static int take_head(px_h2_stream *st, px_client *sc, const char *p, size_t len)
 	    p, len, &lim, st->head_req ? HTTP_M_HEAD : sc->method, &s->resp);
 	if (r <= 0)
 		return -EPROTO;
-	int n = h2_fields(s, s->resp.headers, s->resp.nheaders, NULL);
+	int n = h2_fields(s, s->resp.status, s->resp.headers, s->resp.nheaders,
+			  NULL);
 	if (n < 0 || respond(st, &s->resp, s->out, (size_t)n) < 0)
 		return -EPROTO;
 	return r;
@@ -516,7 +528,7 @@ static void send_trailers(px_h2_stream *st, px_client *sc)
 		}
 		p = eol + 1;
 	}
-	int k = h2_fields(s, hd, (uint32_t)n, NULL);
+	int k = h2_fields(s, 0, hd, (uint32_t)n, NULL);
 	if (k > 0)
 		(void)h2_session_trailers(st->h->sess, st->sid, s->out,
 					  (size_t)k);

@@ -501,3 +501,47 @@ def test_response_head_too_big_for_h2_resets_the_stream(lab, tmp_path):
     code, size = r.stdout.decode().split()
     assert code == "200" and int(size) > 64 * 1024, r
     e.check_alive()
+
+
+class LengthOn204Origin(FakeOrigin):
+    """/204: 204 with "Content-Length: 5"; /103: a 103 with a
+    Content-Length before 200 "ok" (both as some origins send them)."""
+
+    def handle(self, s):
+        for head in self._heads(s):
+            if head.startswith(b"GET /204 "):
+                s.sendall(b"HTTP/1.1 204 No Content\r\nContent-Length: 5"
+                          b"\r\nX-A: 1\r\n\r\n")
+            else:
+                s.sendall(b"HTTP/1.1 103 Early Hints\r\nContent-Length: 7"
+                          b"\r\nLink: </a.css>; rel=preload\r\n\r\n"
+                          b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+
+def test_no_content_length_on_204_and_1xx_over_h2(lab, tmp_path):
+    """RFC 9110 8.6: no Content-Length in a 1xx or 204. An origin's is not
+    passed on to HTTP/2 clients, which reset the stream over it (curl:
+    exit 92)."""
+    lo = lab.fake(LengthOn204Origin, "len")
+    hp = mt.free_port()
+    e = lab.edge([{"id": "p", "origins": [org(lo)]}],
+                 [{"name": HOST, "default_pools": ["p"]}], https_port=hp,
+                 workers=1, edge_extra={"tls": certs(tmp_path)})
+    mt.wait_for(lambda: mt.port_accepts(hp), what="https listener")
+    rc, body, status, ver = curl2(hp, "/204")
+    assert (rc, body, status, ver) == (0, b"", "204", "2"), (rc, status)
+    rc, body, status, ver = curl2(hp, "/103")
+    assert (rc, body, status, ver) == (0, b"ok", "200", "2"), (rc, status)
+    with H2Client(hp) as c:
+        st, hdrs, body, _ = c.response(c.request("/204"))
+        assert st == 204 and "content-length" not in hdrs, hdrs
+        assert hdrs["x-a"] == "1"
+        sid = c.request("/103")
+        st, hdrs, body, _ = c.response(sid)
+        assert (st, body) == (200, b"ok")
+        hints = c.of(sid, h2.events.InformationalResponseReceived)
+        assert hints, c.events
+        hh = dict(hints[0].headers)
+        assert hh[":status"] == "103" and "content-length" not in hh, hh
+        assert hh["link"] == "</a.css>; rel=preload"
+    e.check_alive()
