@@ -1482,6 +1482,7 @@ static bool read_upstream(px_client *cl)
 	if (n == -EAGAIN || n == -ENOBUFS)
 		return false;
 	up->rd_eof = true;
+	up->rd_err = n < 0;
 	if (!cl->resp_head_done) {
 		if (blen(up->in) == 0 && !up->got_bytes) {
 			upstream_failed(cl, n == 0 ? 0 : (int)n);
@@ -1735,7 +1736,8 @@ static bool frame_response(px_client *cl)
 {
 	px_upstream *up = cl->up;
 	uint32_t avail = blen(up->in) - cl->resp_fwd;
-	if (avail == 0 && !(cl->resp_body == HTTP1_BODY_EOF && up->rd_eof))
+	bool eof = up->rd_eof && !up->rd_err;
+	if (avail == 0 && !(cl->resp_body == HTTP1_BODY_EOF && eof))
 		return false;
 	bool done = false;
 	/* A body cut by a reset never ends: the client is cut off too. */

@@ -11,7 +11,9 @@ frames for the attacks. Every wait has a deadline; every server runs on
 import os
 import socket
 import ssl
+import struct
 import subprocess
+import threading
 import time
 
 import h2.config
@@ -544,4 +546,46 @@ def test_no_content_length_on_204_and_1xx_over_h2(lab, tmp_path):
         hh = dict(hints[0].headers)
         assert hh[":status"] == "103" and "content-length" not in hh, hh
         assert hh["link"] == "</a.css>; rel=preload"
+    e.check_alive()
+
+
+class ResetMidBodyOrigin(FakeOrigin):
+    """A close-delimited body ("hello"), then a TCP reset (SO_LINGER 0)
+    once the test sets .go: the body is cut, not ended by an EOF."""
+
+    def __init__(self, name):
+        super().__init__(name)
+        self.go = threading.Event()
+
+    def handle(self, s):
+        for _ in self._heads(s):
+            s.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nhello")
+            self.go.wait(mt.WAIT)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                         struct.pack("ii", 1, 0))
+            return  # _serve closes: RST
+
+
+def test_close_delimited_body_cut_by_reset_resets_the_stream(lab, tmp_path):
+    """Only an EOF ends a close-delimited body: when the origin resets the
+    connection instead, the h2 stream is reset (INTERNAL_ERROR), not ended
+    with END_STREAM as if the body were whole."""
+    ro = lab.fake(ResetMidBodyOrigin, "rst")
+    hp = mt.free_port()
+    e = lab.edge([{"id": "p", "origins": [org(ro)]}],
+                 [{"name": HOST, "default_pools": ["p"]}], https_port=hp,
+                 workers=1, edge_extra={"tls": certs(tmp_path)})
+    mt.wait_for(lambda: mt.port_accepts(hp), what="https listener")
+    with H2Client(hp) as c:
+        sid = c.request("/")
+        c.pump(lambda s: sum(len(ev.data) for ev in
+                             s.of(sid, h2.events.DataReceived)) >= 5,
+               "the first body bytes")
+        ro.go.set()
+        c.pump(lambda s: s.ended(sid), "the cut stream")
+        rst = c.of(sid, h2.events.StreamReset)
+        assert rst and rst[0].error_code == 0x2, c.events
+        assert not c.of(sid, h2.events.StreamEnded)
+    mt.wait_for(lambda: b"response body truncated" in open(
+        e.err_path, "rb").read(), what="the truncation logged")
     e.check_alive()
