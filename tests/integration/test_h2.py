@@ -589,3 +589,56 @@ def test_close_delimited_body_cut_by_reset_resets_the_stream(lab, tmp_path):
     mt.wait_for(lambda: b"response body truncated" in open(
         e.err_path, "rb").read(), what="the truncation logged")
     e.check_alive()
+
+
+class RecordingOrigin(FakeOrigin):
+    """Answers 200 "ok" to every request and keeps each request head."""
+
+    def __init__(self, name):
+        super().__init__(name)
+        self.heads = []
+
+    def handle(self, s):
+        for head in self._heads(s):
+            with self.lock:
+                self.heads.append(head)
+            s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+
+def test_request_translation_reaches_the_origin(lab, tmp_path):
+    """h2 -> HTTP/1.1 as the origin sees it: cookie crumbs joined with
+    "; " (RFC 9113 8.2.3), Host from a host field when :authority is
+    absent, OPTIONS with :path "*"; a host field that disagrees with
+    :authority is a malformed request (reset, never forwarded)."""
+    ro = lab.fake(RecordingOrigin, "rec")
+    hp = mt.free_port()
+    e = lab.edge([{"id": "p", "origins": [org(ro)]}],
+                 [{"name": HOST, "default_pools": ["p"]}], https_port=hp,
+                 workers=1, edge_extra={"tls": certs(tmp_path)})
+    mt.wait_for(lambda: mt.port_accepts(hp), what="https listener")
+    base = [(":method", "GET"), (":scheme", "https")]
+    with H2Client(hp, validate=False) as c:
+        def send(hdrs):
+            sid = c.c.get_next_available_stream_id()
+            c.c.send_headers(sid, hdrs, end_stream=True)
+            c.flush()
+            return c.response(sid)
+
+        st = send(base + [(":authority", HOST), (":path", "/c"),
+                          ("cookie", "a=1"), ("x-y", "z"),
+                          ("cookie", "b=2")])
+        assert st[0] == 200
+        assert b"\r\ncookie: a=1; b=2\r\n" in ro.heads[-1], ro.heads[-1]
+        st = send(base + [(":path", "/h"), ("host", HOST)])
+        assert st[0] == 200
+        assert ro.heads[-1].startswith(b"GET /h HTTP/1.1\r\nHost: %s\r\n"
+                                       % HOST.encode()), ro.heads[-1]
+        st = send([(":method", "OPTIONS"), (":scheme", "https"),
+                   (":authority", HOST), (":path", "*")])
+        assert st[0] == 200
+        assert ro.heads[-1].startswith(b"OPTIONS * HTTP/1.1\r\n")
+        st = send(base + [(":authority", HOST), (":path", "/x"),
+                          ("host", "other.example.net")])
+        assert st[:2] == ("reset", 0x1), st
+        assert len(ro.heads) == 3
+    e.check_alive()
