@@ -1022,3 +1022,60 @@ def test_http2_metrics_count_connections_streams_and_errors(lab, tmp_path):
     assert m["meridian_http2_connections_total"] >= 2, m
     assert m["meridian_http2_streams_total"] >= 3, m
     assert m[key % "rapid_reset"] == 0 and m[key % "stalled"] == 0, m
+
+
+# ------------------------------------------- flow-control windows (RFC 9113 6.9)
+
+FLOW_CONTROL_ERROR = 0x3
+
+
+def test_window_update_overflow(lab, tmp_path):
+    """A WINDOW_UPDATE taking a window over 2^31-1: a stream error for a
+    stream's window (the connection goes on), a connection error
+    (GOAWAY FLOW_CONTROL_ERROR) for the connection's."""
+    e, (o,) = h2_edge(lab, tmp_path)
+    with RawH2(e.https) as c:
+        sid = c.get("/sleep/200")
+        c.send_frames(WindowUpdateFrame(sid, window_increment=0x7fffffff))
+        c.pump(lambda s: s.ended(sid), "the stream reset")
+        assert c.rsts.get(sid) == FLOW_CONTROL_ERROR, c.summary()
+        assert c.goaway() is None, c.summary()
+        check_usable(c)
+    with RawH2(e.https) as c:
+        c.send_frames(WindowUpdateFrame(0, window_increment=0x7fffffff))
+        g = c.wait_goaway_close("connection window overflow")
+        assert g.error_code == FLOW_CONTROL_ERROR, c.summary()
+    alive_and_serving(e)
+
+
+def test_initial_window_size_change_mid_stream(lab, tmp_path):
+    """SETTINGS_INITIAL_WINDOW_SIZE applies to open streams too (RFC 9113
+    6.9.2): a window made 0 holds the response back, a larger one lets
+    it go; shrinking below what is in flight (a negative window) is
+    legal and the body still arrives whole once the window reopens."""
+    e, (o,) = h2_edge(lab, tmp_path)
+    with RawH2(e.https) as c:
+        c.send_frames(SettingsFrame(0, settings={
+            SettingsFrame.INITIAL_WINDOW_SIZE: 0}))
+        c.pump(lambda s: s.settings_acked, "our SETTINGS acknowledged")
+        sid = c.get("/bytes/100000")
+        c.pump(lambda s: sid in s.heads, "the response head")
+        assert not c.data.get(sid), "DATA sent into a zero window"
+        c.send_frames(SettingsFrame(0, settings={
+            SettingsFrame.INITIAL_WINDOW_SIZE: 65535}))
+        st, _, body = c.response(sid)
+        assert st == 200 and body == mt.pattern(100000), c.summary()
+
+        c.ack = False  # let the stream's window run down
+        sid = c.get("/bytes/200000")
+        c.pump(lambda s: len(s.data.get(sid, b"")) >= 65535,
+               "the first window's worth")
+        c.send_frames(SettingsFrame(0, settings={
+            SettingsFrame.INITIAL_WINDOW_SIZE: 1000}))
+        c.ack = True
+        c.send_frames(WindowUpdateFrame(0, window_increment=1 << 20),
+                      WindowUpdateFrame(sid, window_increment=300000))
+        st, _, body = c.response(sid)
+        assert st == 200 and body == mt.pattern(200000), c.summary()
+        assert c.goaway() is None
+    e.check_alive()
