@@ -118,9 +118,10 @@ static int ask_lb(actx *a, const dns_node *node, const dns_zone *zone,
 		}
 		for (int i = 0; i < l; i++)
 			tl[i] = dns_lower(tw[i]);
+		/* CNAME and ANY match the CNAME itself: not followed */
 		if (dns_writer_rr(a->w, DNS_SEC_ANSWER, *owner, DNS_T_CNAME,
 				  r.ttl, tw, (uint16_t)l) ||
-		    qt == DNS_T_CNAME)
+		    qt == DNS_T_CNAME || qt == DNS_T_ANY)
 			return LB_DONE;
 		*owner = tw;
 		*lname = tl;
@@ -203,16 +204,20 @@ static void resolve(actx *a)
 			if (r == LB_FOLLOW)
 				continue;
 		}
+		const dns_rrset *cn = dns_node_rrset(node, DNS_T_CNAME);
 		if (qt == DNS_T_ANY) {
-			if (node->nrrsets || node->lb)
+			/* No HINFO beside a CNAME (RFC 8482 4.2): ANY matches
+			 * the CNAME, answered and not followed. */
+			if (cn)
+				put_rrset(a, DNS_SEC_ANSWER, owner, cn);
+			else if (node->nrrsets || node->lb)
 				put_hinfo(a, owner);
 			else
 				put_soa(a, lk.zone);
 			return;
 		}
-		const dns_rrset *cn = qt != DNS_T_CNAME
-					  ? dns_node_rrset(node, DNS_T_CNAME)
-					  : NULL;
+		if (qt == DNS_T_CNAME)
+			cn = NULL;
 		if (cn) {
 			if (dns_writer_rr(a->w, DNS_SEC_ANSWER, owner,
 					  DNS_T_CNAME, cn->ttl, cn->rr[0].rdata,

@@ -22,12 +22,15 @@
  *        the query's name as owner):
  *        a. a load balancer node: the callback is asked (at a zone apex
  *           only for A and AAAA). DNS_LB_CNAME answers a CNAME for every
- *           type (never at an apex); DNS_LB_ADDRS answers A or AAAA (NODATA
+ *           type (never at an apex), followed as in c. except for CNAME
+ *           and ANY queries; DNS_LB_ADDRS answers A or AAAA (NODATA
  *           when the family asked for is empty) and ANY, other types fall
  *           to the static data; DNS_LB_NONE falls to the static data
  *           (NODATA when there is none);
- *        b. ANY (RFC 8482): one synthesized HINFO "RFC8482" "" record, TTL
- *           DNS_ANY_TTL, when the name has data; else NODATA;
+ *        b. ANY (RFC 8482): at a CNAME (static, or a load balancer's in
+ *           a. above) that CNAME alone, not followed (no HINFO beside a
+ *           CNAME, RFC 8482 4.2); else one synthesized HINFO "RFC8482" ""
+ *           record, TTL DNS_ANY_TTL, when the name has data; else NODATA;
  *        c. a CNAME answers every other type; its target is followed while
  *           it stays in our zones, at most DNS_MAX_CHAIN links: the data
  *           of the name the last link reaches is answered, a CNAME there

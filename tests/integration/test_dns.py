@@ -271,6 +271,23 @@ def test_cname_chain_of_8_links_and_loops(env):
                               ("lp2." + ZONE + ".", dns.rdatatype.CNAME)], r
 
 
+def test_any_at_a_cname_is_the_cname(env):
+    """RFC 8482 4.2: the synthesized HINFO only where no CNAME is; ANY
+    matches the CNAME, which is not followed. Regression: ANY at a CNAME
+    (static or a load balancer's hostname origin) got a HINFO, data
+    beside a CNAME in a resolver's cache."""
+    for name, target in (("ch1." + ZONE, "ch2." + ZONE + "."),
+                         (CN, "localhost.")):
+        for proto, r in both(env, query(name, "ANY")):
+            assert r.rcode() == dns.rcode.NOERROR, (proto, r)
+            assert r.flags & dns.flags.AA, (proto, r)
+            assert [(rr.name.to_text(), rr.rdtype) for rr in r.answer] == \
+                [(name + ".", dns.rdatatype.CNAME)], (proto, r)
+            assert answers(r, "CNAME") == [target], (proto, r)
+    r = udp(env, query("www." + ZONE, "ANY"))
+    assert answers(r, "HINFO") == ['"RFC8482" ""'], r
+
+
 # ---------------------------------------------------------------- load balancers
 
 LB_NAMES = """\

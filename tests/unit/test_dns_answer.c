@@ -604,10 +604,10 @@ static void test_cname(void **state)
 	assert_true(AA(r));
 	assert_int_equal(r->an, 1);
 	assert_int_equal(r->ns, 1);
-	/* ANY at a CNAME: HINFO (the name has data) */
+	/* ANY at a CNAME: the CNAME (test_any) */
 	r = ask("alias2.example.com", DNS_T_ANY);
 	assert_int_equal(r->an, 1);
-	assert_int_equal(r->rrs[0].type, DNS_T_HINFO);
+	assert_int_equal(r->rrs[0].type, DNS_T_CNAME);
 }
 
 /* Regression: the 8th link's target went unanswered (8 CNAMEs, no A),
@@ -732,6 +732,31 @@ static void test_any(void **state)
 	assert_int_equal(r->an, 1);
 	assert_int_equal(r->rrs[0].type, DNS_T_HINFO);
 	assert_true(r->info.lb);
+	/* RFC 8482 4.2: no HINFO at a CNAME owner. ANY matches the CNAME,
+	 * which is answered and not followed (RFC 1034 4.3.2 step 3a):
+	 * regression, the HINFO was synthesized beside the alias. */
+	r = ask("Alias2.example.com", DNS_T_ANY);
+	assert_int_equal(r->rcode, 0);
+	assert_true(AA(r));
+	assert_int_equal(r->an, 1);
+	assert_int_equal(r->ns, 0);
+	assert_int_equal(r->rrs[0].type, DNS_T_CNAME);
+	assert_string_equal(r->rrs[0].owner, "Alias2.example.com.");
+	assert_string_equal(r->rrs[0].target, "www.example.com.");
+	/* the same from a wildcard CNAME, owned by the query's name */
+	r = ask("x.wl.example.com", DNS_T_ANY);
+	assert_int_equal(r->an, 1);
+	assert_int_equal(r->rrs[0].type, DNS_T_CNAME);
+	assert_string_equal(r->rrs[0].owner, "x.wl.example.com.");
+	/* a load balancer answering a CNAME: that CNAME, not followed */
+	r = ask("alias.example.com", DNS_T_ANY);
+	assert_int_equal(r->an, 1);
+	assert_int_equal(r->rrs[0].type, DNS_T_CNAME);
+	assert_true(r->info.lb);
+	r = ask("X.lbwild.example.com", DNS_T_ANY);
+	assert_int_equal(r->an, 1);
+	assert_int_equal(r->rrs[0].type, DNS_T_CNAME);
+	assert_string_equal(r->rrs[0].target, "www.example.com.");
 }
 
 static void test_delegation(void **state)
