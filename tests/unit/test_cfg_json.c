@@ -549,7 +549,7 @@ static void test_api_errors(void **state)
 	    "monitors[mx].type: 'htp' is not one of http, https, tcp, smtp; "
 	    "did you mean 'http'?",
 	    "monitors[mx].path: expected a path starting with '/', without "
-	    "spaces, got 'health'",
+	    "spaces or control characters, got 'health'",
 	    "monitors[mx].timeout: expected a duration like 500ms, 5s, 1m, "
 	    "got 'fast'",
 	    "monitors[mx].retries: 9 is out of range 0..5",
