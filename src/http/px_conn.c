@@ -399,11 +399,22 @@ static void edge_fields(const px_client *cl, px_resp_edit *ed, bool sts)
 	}
 }
 
+/* An HTTP/1.0 client that asked to keep its connection is told it is
+ * kept (HTTP/1.0's default is the close, RFC 9112 9.3 and Appendix C.2.2):
+ * ab -k and other 1.0 clients that send Connection: keep-alive. */
+static void keep_alive_10(const px_client *cl, px_resp_edit *ed, bool close)
+{
+	if (cl->http10 && !cl->h2s && !close)
+		ed->add[ed->nadd++] =
+		    (http1_header){{"Connection", 10}, {"keep-alive", 10}};
+}
+
 /* The edge's fields into its own answer of n bytes in chead. */
 static int add_edge_fields(px_client *cl, int n)
 {
 	px_resp_edit ed = {0};
 	edge_fields(cl, &ed, true);
+	keep_alive_10(cl, &ed, cl->close_after);
 	return px_head_insert_fields(cl->chead->data, (size_t)n, cl->chead->cap,
 				     ed.add, ed.nadd);
 }
@@ -443,6 +454,7 @@ static void local_response(px_client *cl, int status, const char *detail,
 	int n = px_head_local(status, detail, w->snap->cfg->edge.name, close,
 			      cl->method == HTTP_M_HEAD, cl->chead->data,
 			      cl->chead->cap);
+	cl->close_after = close;
 	if (n >= 0)
 		n = add_edge_fields(cl, n);
 	if (n < 0) {
@@ -954,8 +966,7 @@ static void start_request(px_client *cl, int head_len)
 	cl->method = req->method_id;
 	cl->http10 = req->version_minor == 0;
 	/* An HTTP/2 stream carries one request. */
-	cl->close_after =
-	    !req->conn.keep_alive || cl->http10 || w->draining || cl->h2s;
+	cl->close_after = !req->conn.keep_alive || w->draining || cl->h2s;
 	cl->upgrade_req = req->conn.upgrade && !cl->http10;
 	cl->req_body = (uint8_t)req->body;
 	cl->req_remaining = req->content_length;
@@ -1669,6 +1680,7 @@ static bool parse_response(px_client *cl)
 	 * but the demo origin and others do): it ends with the close. */
 	ed.unchunk = cl->http10 && !cl->h2s && resp->body == HTTP1_BODY_CHUNKED;
 	close = close || ed.unchunk;
+	keep_alive_10(cl, &ed, close || upgrade);
 	/* HTTP/2 streams: the head goes straight to HEADERS. */
 	int n = cl->h2s ? px_h2_respond(cl, resp, &ed)
 			: px_head_response(resp, upgrade, close && !upgrade,

@@ -43,8 +43,9 @@ int px_head_set_host(char *head, size_t len, size_t cap, const char *host,
 		     size_t hlen);
 
 /* Fields the edge adds to an answer: the affinity cookie,
- * Strict-Transport-Security, the request id. */
-#define PX_EDGE_FIELDS 3
+ * Strict-Transport-Security, the request id, and Connection: keep-alive
+ * to an HTTP/1.0 client whose connection stays open. */
+#define PX_EDGE_FIELDS 4
 
 /* What the edge changes in an origin's response head. */
 typedef struct px_resp_edit {

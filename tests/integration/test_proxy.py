@@ -231,6 +231,41 @@ def test_http10_client_gets_close(px):
         c.send(req(version="HTTP/1.0"))
         r = c.read_response()
         assert r.status == 200 and r.body.startswith(b"gcp ")
+        assert r.header("Connection") == "close", r
+        assert c.wait_closed()
+
+
+def test_http10_keep_alive(px):
+    """An HTTP/1.0 client that sends Connection: keep-alive (ab -k, old
+    proxies) keeps its connection while answers have a length, and is
+    told so (1.0's default is the close); the edge's own answers too. An
+    answer only the close can end still closes."""
+    ka = [("Connection", "keep-alive")]
+    with HttpConn(px.port) as c:
+        for path, status in (("/", 200), ("/bytes/3000", 200),
+                             ("/status/404", 404), ("/", 200)):
+            c.send(req(path=path, version="HTTP/1.0", headers=ka))
+            r = c.read_response()
+            assert r.status == status, r
+            assert r.header("Connection") == "keep-alive", r
+            assert r.header("Content-Length") is not None, r
+        # The edge's own answer (no load balancer for the host).
+        c.send(req(host="nobody.example", version="HTTP/1.0", headers=ka))
+        r = c.read_response()
+        assert r.status == 404 and "no load balancer" in r.text, r
+        assert r.header("Connection") == "keep-alive", r
+        # Pipelined: both answered, in order, on the same connection.
+        c.send(req(path="/bytes/10", version="HTTP/1.0", headers=ka) +
+               req(path="/bytes/20", version="HTTP/1.0", headers=ka))
+        assert len(c.read_response().body) == 10
+        assert len(c.read_response().body) == 20
+        # A chunked answer (the origin chunks even for 1.0) is decoded and
+        # ends with the close.
+        c.send(req(path="/chunked/5000", version="HTTP/1.0", headers=ka))
+        r = c.read_response()
+        assert r.status == 200 and len(r.body) == 5000, r
+        assert r.header("Connection") == "close", r
+        assert r.header("Transfer-Encoding") is None, r
         assert c.wait_closed()
 
 
