@@ -669,21 +669,26 @@ static int step_respond(conn *c)
 		c->gen_pos = 0;
 		c->gen_left = c->scratch_len;
 		break;
+	case R_CHUNKED:
+		if (!c->http10) {
+			respond_head(c, 200, "application/octet-stream", -1,
+				     "Trailer: X-Body-Length\r\n");
+			c->gen = G_CHUNKED;
+			c->gen_pos = c->gen_chunks = 0;
+			c->gen_left = c->arg;
+			break;
+		}
+		/* An HTTP/1.0 client cannot take chunks (RFC 9112 6.1): the
+		 * same bytes, ended by the close. */
+		/* fall through */
 	case R_EOF:
 		c->keep_alive = false;
 		/* fall through */
 	case R_BYTES:
 		respond_head(c, 200, "application/octet-stream",
-			     c->route == R_EOF ? -2 : (int64_t)c->arg, NULL);
+			     c->route == R_BYTES ? (int64_t)c->arg : -2, NULL);
 		c->gen = G_PATTERN;
 		c->gen_pos = 0;
-		c->gen_left = c->arg;
-		break;
-	case R_CHUNKED:
-		respond_head(c, 200, "application/octet-stream", -1,
-			     "Trailer: X-Body-Length\r\n");
-		c->gen = G_CHUNKED;
-		c->gen_pos = c->gen_chunks = 0;
 		c->gen_left = c->arg;
 		break;
 	case R_UPLOAD:

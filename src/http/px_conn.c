@@ -1677,7 +1677,7 @@ static bool parse_response(px_client *cl)
 	edge_fields(cl, &ed, !upgrade);
 	/* An HTTP/1.0 client gets a chunked body decoded (the origin was
 	 * asked in HTTP/1.0 and should not have chunked it, RFC 9112 §6.1,
-	 * but the demo origin and others do): it ends with the close. */
+	 * but some do): it ends with the close. */
 	ed.unchunk = cl->http10 && !cl->h2s && resp->body == HTTP1_BODY_CHUNKED;
 	close = close || ed.unchunk;
 	keep_alive_10(cl, &ed, close || upgrade);

@@ -259,8 +259,8 @@ def test_http10_keep_alive(px):
                req(path="/bytes/20", version="HTTP/1.0", headers=ka))
         assert len(c.read_response().body) == 10
         assert len(c.read_response().body) == 20
-        # A chunked answer (the origin chunks even for 1.0) is decoded and
-        # ends with the close.
+        # An answer without a length (the demo origin's /chunked is
+        # close-delimited for 1.0) ends with the close.
         c.send(req(path="/chunked/5000", version="HTTP/1.0", headers=ka))
         r = c.read_response()
         assert r.status == 200 and len(r.body) == 5000, r
