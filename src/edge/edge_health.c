@@ -157,7 +157,15 @@ int edge_health_swap(edge_health *h, const edge_snapshot *old,
 	    !same_str(old->cfg->api.account_id, next->cfg->api.account_id)) {
 		/* Pending (debounced) notifications of the old targets are
 		 * dropped and counted by notify_stop. */
-		notify_stop(h->notify);
+		notify_counters c;
+		notify_stop_counted(h->notify, &c);
+		h->notify_done.submitted += c.submitted;
+		h->notify_done.sent += c.sent;
+		h->notify_done.failed += c.failed;
+		h->notify_done.retried += c.retried;
+		h->notify_done.dropped += c.dropped;
+		h->notify_done.debounced += c.debounced;
+		h->notify_done.filtered += c.filtered;
 		h->notify = notify_start(next->cfg);
 	}
 	health_enablement_diff(old->cfg, next->cfg, on_enablement, h);
@@ -176,6 +184,18 @@ int edge_health_retry(edge_health *h, edge_snapshot *cur)
 		return -1;
 	log_info("health checks restarted");
 	return 0;
+}
+
+void edge_health_notify_counters(edge_health *h, notify_counters *out)
+{
+	notify_counters_get(h->notify, out);
+	out->submitted += h->notify_done.submitted;
+	out->sent += h->notify_done.sent;
+	out->failed += h->notify_done.failed;
+	out->retried += h->notify_done.retried;
+	out->dropped += h->notify_done.dropped;
+	out->debounced += h->notify_done.debounced;
+	out->filtered += h->notify_done.filtered;
 }
 
 void edge_health_stop(edge_health *h)

@@ -12,6 +12,9 @@ typedef struct edge_health {
 	health_checker *checker;
 	notify_ctx *notify;
 	store_events_writer *events; /* health events into the store */
+	/* Totals of the notifiers a config change stopped (their targets
+	 * changed), so /metrics counters only grow. */
+	notify_counters notify_done;
 } edge_health;
 
 /* NULL (logged) when the health thread cannot start. events may be NULL;
@@ -32,5 +35,8 @@ int edge_health_swap(edge_health *h, const edge_snapshot *old,
  * runs (already or now), -1 when it still cannot start. Under the edge's
  * swap_lock. */
 int edge_health_retry(edge_health *h, edge_snapshot *cur);
+/* Notification counters since start-up, across notifier restarts. Under
+ * the edge's swap_lock (a swap may replace the notifier). */
+void edge_health_notify_counters(edge_health *h, notify_counters *out);
 
 #endif

@@ -634,12 +634,46 @@ static void render_edge(mbuf *b, edge *e, const edge_snapshot *s)
 	/* The health thread (replaced on a config swap: under swap_lock). */
 	health_stats hs = {0};
 	bool hc_up = false;
+	notify_counters nc = {0};
 	pthread_mutex_lock(&e->swap_lock);
 	if (e->health && e->health->checker) {
 		health_get_stats(e->health->checker, &hs);
 		hc_up = true;
 	}
+	if (e->health)
+		edge_health_notify_counters(e->health, &nc);
 	pthread_mutex_unlock(&e->swap_lock);
+	head(b, "meridian_notification_deliveries_total", "counter",
+	     "Notification deliveries (one per email, one per webhook): sent, "
+	     "or failed (given up after the retries).");
+	series(b, "meridian_notification_deliveries_total", "result", "sent",
+	       NULL, NULL, NULL, NULL);
+	end_u64(b, true, nc.sent);
+	series(b, "meridian_notification_deliveries_total", "result", "failed",
+	       NULL, NULL, NULL, NULL);
+	end_u64(b, true, nc.failed);
+	single(b, "meridian_notification_retries_total", "counter",
+	       "Notification delivery attempts that were retries.", nc.retried);
+	head(b, "meridian_notification_events_total", "counter",
+	     "Health changes handed to the notifier (submitted), and those "
+	     "not sent: dropped (queue full, or pending at a stop), debounced "
+	     "(flapped back), filtered (notification_filter, or a first "
+	     "healthy verdict).");
+	const struct {
+		const char *k;
+		uint64_t v;
+	} nev[] = {{"submitted", nc.submitted},
+		   {"dropped", nc.dropped},
+		   {"debounced", nc.debounced},
+		   {"filtered", nc.filtered}};
+	for (size_t i = 0; i < ARRAY_LEN(nev); i++) {
+		series(b, "meridian_notification_events_total", "outcome",
+		       nev[i].k, NULL, NULL, NULL, NULL);
+		end_u64(b, true, nev[i].v);
+	}
+	single(b, "meridian_notifications_pending", "gauge",
+	       "Notification events, changes and deliveries not finished yet.",
+	       nc.pending);
 	single(b, "meridian_health_checker_up", "gauge",
 	       "1 while the health thread runs; 0 when it could not start "
 	       "(after a config change: verdicts are frozen, alert on it; "

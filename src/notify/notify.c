@@ -686,6 +686,13 @@ static void *notify_main(void *arg)
 
 void notify_stop(notify_ctx *n)
 {
+	notify_stop_counted(n, NULL);
+}
+
+void notify_stop_counted(notify_ctx *n, notify_counters *out)
+{
+	if (out)
+		memset(out, 0, sizeof(*out));
 	if (!n)
 		return;
 	if (n->active) {
@@ -703,6 +710,10 @@ void notify_stop(notify_ctx *n)
 			 (unsigned long long)c.dropped,
 			 (unsigned long long)c.debounced,
 			 (unsigned long long)c.filtered);
+		if (out) {
+			*out = c;
+			out->pending = 0;
+		}
 		size_t nq;
 		notify_item *it = notify_queue_take(&n->queue, &nq);
 		while (it) {

@@ -94,6 +94,10 @@ bool notify_active(const notify_ctx *n);
  * and free everything. n may be NULL. */
 void notify_stop(notify_ctx *n);
 
+/* notify_stop, with the counters as they stood at the end (pending 0),
+ * for a caller that keeps totals across notifiers. out may be NULL. */
+void notify_stop_counted(notify_ctx *n, notify_counters *out);
+
 #define NOTIFY_STOP_MS 2000u
 
 #endif

@@ -331,3 +331,58 @@ def test_enabling_and_disabling_is_notified(lab, hooks):
                    ["Pool p1 is enabled (was disabled)",
                     "Origin a2 in pool p1 is enabled (was disabled)"])
     assert {p["alert_event"] for p in posts} == {"ALERT_STATE_EVENT_END"}
+
+
+def test_notification_counters_on_metrics(lab, hooks):
+    """Deliveries and events are on /metrics, and stay counted when a
+    config change replaces the notifier (new targets): counters only grow.
+    A target that refuses is counted as failed once its retries are spent
+    (1+2+4+8 s)."""
+    from obs_helpers import scrape
+    a1, a2 = lab.origin("a1"), lab.origin("a2")
+    ed = hook_edge(lab, hooks, [{"id": "p1", "monitor": "m",
+                                 "origins": [org(a1), org(a2)]}])
+    all_healthy(ed, ["p1"])
+
+    def sent():
+        m = scrape(ed)
+        return (m.get("meridian_notification_deliveries_total",
+                      result="sent"),
+                m.get("meridian_notification_deliveries_total",
+                      result="failed"),
+                m.get("meridian_notification_events_total",
+                      outcome="submitted"))
+
+    def disable_a2(off):
+        def edit(cfg):
+            cfg["pools"][0]["origins"][1]["enabled"] = not off
+        rewrite(ed, edit)
+        hup_and_wait(ed, RELOADED, count(ed, RELOADED))
+
+    disable_a2(True)
+    posts_after(hooks, 0, 1, "the disable notice")
+    mt.wait_for(lambda: sent()[0] == len(hooks.snapshot()),
+                what="the delivery counted")
+    s0, f0, sub0 = sent()
+    assert s0 >= 1 and f0 == 0 and sub0 >= 1, (s0, f0, sub0)
+
+    # New targets (a second webhook on a dead port): the notifier is
+    # replaced; what the first one counted stays.
+    dead = mt.free_port()
+
+    def add_dead(cfg):
+        cfg["notifications"]["webhooks"].append(
+            {"url": "http://%s:%d/dead" % (mt.LOCAL, dead)})
+        cfg["pools"][0]["origins"][1]["enabled"] = True
+    rewrite(ed, add_dead)
+    hup_and_wait(ed, RELOADED, count(ed, RELOADED))
+    s1, f1, sub1 = sent()
+    assert s1 >= s0 and sub1 >= sub0, ((s0, sub0), (s1, sub1))
+    # The enable notice: sent to the live hook, failed at the dead one.
+    posts_after(hooks, 1, 1, "the enable notice")
+    mt.wait_for(lambda: sent()[0] >= s0 + 1, what="the second delivery")
+    mt.wait_for(lambda: sent()[1] >= 1, timeout=15 + 2 * mt.WAIT,
+                what="the dead target's delivery counted as failed")
+    m = scrape(ed)
+    assert m.get("meridian_notification_retries_total") >= 4
+    assert m.get("meridian_notifications_pending") is not None
