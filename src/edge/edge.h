@@ -197,7 +197,10 @@ int edge_swap(edge *e, cfg_snapshot *cfg, char *err, size_t errlen);
 
 /* Run an edge until SIGTERM/SIGINT has drained it. Returns the exit status.
  * cfg is the config ctl built (edge_ctl_open); both are owned from here.
- * When ready_cb is set it is called once every worker listens. */
+ * When ready_cb is set it is called once every worker listens. SIGTERM,
+ * SIGINT, SIGHUP and SIGUSR1 are blocked in the calling thread from the
+ * start and stay blocked after it returns (whatever came late stays
+ * pending instead of killing the process): exit soon after. */
 int edge_run(struct edge_ctl *ctl, cfg_snapshot *cfg, void (*ready_cb)(void *),
 	     void *arg);
 

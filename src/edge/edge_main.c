@@ -267,7 +267,6 @@ int edge_run(edge_ctl *ctl, cfg_snapshot *cfg, void (*ready_cb)(void *),
 		pthread_mutex_destroy(&e->carry_lock);
 		free(e);
 		cfg_snapshot_free(cfg);
-		pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
 		return 1;
 	}
 	atomic_init(&e->snap, snap);
@@ -425,6 +424,9 @@ out:
 	edge_ctl_close(ctl);
 	cfg_resolve_forget();
 	core_log_stop(); /* writes what is queued */
-	pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
+	/* The signals stay blocked: one that came during the drain (a
+	 * SIGHUP, a second SIGTERM) is pending, and unblocking it would kill
+	 * the process now, before the caller's cleanup (the demo's origins)
+	 * and with that signal for its status instead of ours. */
 	return status;
 }

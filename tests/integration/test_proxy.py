@@ -543,6 +543,37 @@ def test_drain_answers_a_connection_not_yet_asked(stack):
     idle.close()
 
 
+def test_signals_during_the_drain_do_not_kill_the_edge(stack):
+    """Regression: a SIGHUP, SIGUSR1 or second SIGTERM that arrived while
+    the edge drained stayed pending (blocked, read by no one) and killed
+    the process when edge_run unblocked the signals at its end: killed by
+    SIGHUP instead of exit 0, and `meridian demo` (a second Ctrl-C) died
+    before removing its temporary store. A client in the middle of its request head keeps the drain
+    open until the test has sent them."""
+    o = stack.origin("gke-1", "gcp")
+    e = stack.edge({"gcp": [("gke-1", o.port)]}, {HOST: ["gcp"]},
+                   timeouts={"drain": "60s", "client_header": "60s"})
+    with HttpConn(e.port) as c:
+        c.send(req()[:-2])  # the head without its last CRLF
+        e.expect_exit = True
+        e.p.send_signal(signal.SIGTERM)
+        mt.wait_for(lambda: "SIGTERM: draining" in e.stderr_tail(1 << 16),
+                    what="the drain to start")
+        for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGTERM):
+            e.p.send_signal(sig)
+        assert e.alive(), e.describe()
+        c.send(b"\r\n")
+        r = c.read_response()
+        assert r.status == 200, r
+        assert c.wait_closed(WAIT)
+    try:
+        rc = e.p.wait(timeout=WAIT)
+    except Exception:
+        raise AssertionError("edge did not exit after the drain: "
+                             + e.describe())
+    assert rc == 0, e.describe()
+
+
 def test_drain_is_bounded(stack):
     o = stack.origin("gke-1", "gcp")
     e = stack.edge({"gcp": [("gke-1", o.port)]}, {HOST: ["gcp"]},
