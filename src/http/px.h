@@ -81,6 +81,9 @@ struct px_client {
 	uint8_t state;
 	bool can_read, can_write, rd_eof, wr_shut;
 	bool hup; /* peer closed its side: read on until read() says 0 */
+	/* EPOLLERR or EPOLLHUP before we shut our side: the peer reset the
+	 * connection, so no answer can reach it any more. */
+	bool reset;
 	bool parse_pending; /* bytes arrived since the last parse */
 	bool close_after;   /* close once the current response is written */
 	bool counted;	    /* holds a slot in edge.nconns */

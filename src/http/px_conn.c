@@ -1902,6 +1902,16 @@ static bool up_handshake(px_client *cl)
 static bool step_proxy(px_client *cl)
 {
 	bool p = false;
+	if (cl->reset && !cl->wr_shut) {
+		/* The client reset its connection: nothing can reach it. End
+		 * the exchange now (a 499) rather than hold the origin's
+		 * connection until it answers or upstream_response runs out. */
+		log_debug("%s: client reset the connection before the answer "
+			  "was sent",
+			  cl->ip);
+		client_close(cl);
+		return false;
+	}
 	if (!cl->req_framed)
 		p |= frame_request(cl);
 	if (is_closed(cl) || cl->state != PX_PROXY)
@@ -2359,6 +2369,8 @@ static void client_io_cb(core_io *io, uint32_t ev)
 		cl->can_read = true;
 	if (ev & (EPOLLRDHUP | EPOLLERR | EPOLLHUP))
 		cl->hup = true;
+	if (ev & (EPOLLERR | EPOLLHUP))
+		cl->reset = true;
 	if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))
 		cl->can_write = true;
 	pump(cl);
@@ -2378,6 +2390,8 @@ static void tls_client_io_cb(core_io *io, uint32_t ev)
 	}
 	if (ev & (EPOLLRDHUP | EPOLLERR | EPOLLHUP))
 		cl->hup = true;
+	if (ev & (EPOLLERR | EPOLLHUP))
+		cl->reset = true;
 	if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
 		cl->can_write = true;
 		if (cl->tls_rd_wants_write) {

@@ -176,3 +176,63 @@ def test_timeout_inside_a_response_head_is_a_504(lab):
             data = data[len(b"HTTP/1.1 100 Continue\r\n\r\n"):]
         assert data.startswith(b"HTTP/1.1 504 "), (prefix, data[:300])
         assert b"did not answer in time" in data, data
+
+
+class Holds(FakeOrigin):
+    """Takes a request and never answers; notes when the edge closes the
+    connection it came on."""
+
+    def __init__(self, name):
+        super().__init__(name)
+        self.got = threading.Event()
+        self.dropped = threading.Event()
+
+    def handle(self, s):
+        for _ in self._heads(s):
+            self.got.set()
+            s.settimeout(None)
+            try:
+                while s.recv(4096):  # until the edge closes (or teardown)
+                    pass
+            except OSError:
+                pass
+            self.dropped.set()
+            return
+
+
+def test_a_client_reset_while_waiting_ends_the_exchange(lab):
+    """Regression: a client that reset its connection (RST) while its
+    request waited for the origin's answer was noticed only when the
+    answer came (or upstream_response ran out, 60 s by default): the
+    origin connection, its outstanding count and the client's slot stayed
+    taken meanwhile, and a SIGTERM drain waited for it. The reset now ends
+    the exchange at once: the origin connection is closed and the request
+    counts as 499."""
+    import struct
+
+    from obs_helpers import scrape
+    o = lab.fake(Holds, "holds")
+    e = lab.edge([{"id": "p", "origins": [
+        {"name": o.name, "address": mt.LOCAL, "port": o.port}]}],
+        [{"name": HOST, "default_pools": ["p"]}],
+        edge_extra={"timeouts": {"drain": "5s",
+                                 "upstream_response": "600s"}})
+    c = mt.HttpConn(e.port)
+    c.send(mt.req(path="/held"))
+    assert o.got.wait(mt.WAIT), "the origin never got the request"
+    mt.wait_for(lambda: scrape(e).total(
+        "meridian_origin_outstanding_requests") == 1,
+        what="the request to be outstanding")
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                      struct.pack("ii", 1, 0))
+    c.close()  # RST
+    assert o.dropped.wait(mt.WAIT), \
+        "the edge kept the origin connection of a reset client"
+
+    def settled():
+        m = scrape(e)
+        return (m.get("meridian_client_connections") == 0 and
+                m.total("meridian_origin_outstanding_requests") == 0 and
+                m.get("meridian_requests_total", lb=HOST, pool="p",
+                      origin=o.name, code="4xx") == 1)
+    mt.wait_for(settled, what="the exchange to end as a 499")
