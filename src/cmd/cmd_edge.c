@@ -1,5 +1,7 @@
 /* cmd_edge.c - `meridian edge -c FILE`: run an edge node. */
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -86,6 +88,17 @@ int cmd_edge(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	/* From here on, as edge_run does: a SIGHUP (a reload right after
+	 * the start) or a SIGTERM that comes while the config and the store
+	 * are read stays pending, for edge_run's signalfd, instead of
+	 * killing the edge. No thread exists yet, so all inherit the mask. */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	cfg_snapshot *snap = NULL;
 	cfg_diag diag = {0};
 	edge_ctl *ctl = NULL;

@@ -3,6 +3,7 @@ without a restart, a bad one is refused with the running config kept,
 changes that need a restart are refused by name, health verdicts of
 unchanged origins survive the swap, and no request fails while the config
 changes under a bounded load."""
+import errno
 import os
 import re
 import signal
@@ -294,3 +295,62 @@ def test_requests_in_flight_across_reloads_are_all_counted(lab):
         return box["n"] >= results["ok"]
     mt.wait_for(all_counted, what="every request counted")
     assert box["n"] == results["ok"]
+
+
+def test_sighup_while_the_edge_starts_is_a_reload(stack, tmp_path):
+    """Regression: the signals were blocked only once edge_run began, so
+    a SIGHUP that came while the edge read its config and opened its
+    store (a reload right after a start) killed it. The config here is a
+    FIFO, so the test knows the edge is reading it: the SIGHUP then stays
+    pending and becomes a reload (which reads the FIFO once more) as soon
+    as the edge runs."""
+    o = stack.origin("o1")
+    port = mt.free_port()
+    cfg = mt.edge_config({"p": [("o1", o.port)]}, {HOST: ["p"]}, port,
+                         store=str(tmp_path / "store.db"))
+    fifo = str(tmp_path / "edge.yaml")
+    os.mkfifo(fifo)
+    e = stack.spawn([mt.BIN, "edge", "-c", fifo], "edge")
+
+    def blocked_on_fifo():
+        assert e.alive(), e.describe()
+        with open("/proc/%d/wchan" % e.pid) as f:
+            return f.read() == "wait_for_partner"
+
+    def feed():
+        def opened():  # never blocks: no reader yet is ENXIO
+            assert e.alive(), e.describe()
+            try:
+                return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as x:
+                if x.errno == errno.ENXIO:
+                    return None
+                raise
+        fd = mt.wait_for(opened, what="the edge to read its config")
+        try:
+            os.set_blocking(fd, True)
+            data = cfg.encode()  # well under the pipe's buffer
+            for _ in range(100):
+                if not data:
+                    break
+                data = data[os.write(fd, data):]
+        except BrokenPipeError:
+            raise AssertionError("the edge died reading its config: " +
+                                 e.describe())
+        finally:
+            os.close(fd)
+
+    mt.wait_for(blocked_on_fifo, what="the edge to open its config")
+    e.p.send_signal(signal.SIGHUP)
+    feed()
+    mt.wait_for(lambda: log_has(e, r"listening on http://\S*:%d" % port) or
+                not e.alive(), what="the edge to start")
+    assert e.alive(), e.describe()
+    mt.wait_for(blocked_on_fifo, what="the reload to open the config")
+    feed()
+    mt.wait_for(lambda: log_has(e, r"SIGHUP: reloaded"),
+                what="the reload")
+    r = mt.request(port)
+    assert r.status == 200, r
+    e.expect_exit = True
+    assert e.terminate(mt.WAIT) == 0, e.describe()
