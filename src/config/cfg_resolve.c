@@ -191,6 +191,16 @@ void cfg_resolve_seed(const char *host, const struct sockaddr_storage *ss,
 	pthread_mutex_unlock(&lock);
 }
 
+bool cfg_resolve_differs(const char *host, const struct sockaddr_storage *ss)
+{
+	pthread_mutex_lock(&lock);
+	entry *e = find(host);
+	bool differs = e && !same_ip((const struct sockaddr *)&e->ss,
+				     (const struct sockaddr *)ss);
+	pthread_mutex_unlock(&lock);
+	return differs;
+}
+
 static void free_all(entry **s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)

@@ -31,6 +31,11 @@
 int cfg_resolve_host(const char *host, struct sockaddr_storage *ss,
 		     socklen_t *len, char *err, size_t errlen);
 
+/* Whether the cache holds host at another address than ss (ports
+ * ignored): a running config built before the cache moved (its rebuild
+ * failed, say) is behind. False when the cache lacks host. */
+bool cfg_resolve_differs(const char *host, const struct sockaddr_storage *ss);
+
 /* Forget every name: the next build resolves each afresh (SIGHUP). */
 void cfg_resolve_forget(void);
 

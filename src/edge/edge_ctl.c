@@ -331,7 +331,9 @@ int edge_ctl_rebuild(edge_ctl *c, const char *why)
 			  "one stays",
 			  why);
 	} else if (edge_swap(c->e, cfg, err, sizeof(err)) < 0) {
-		log_error("%s: %s", why, err);
+		log_error("%s: the config could not be rebuilt (%s); the "
+			  "running one stays",
+			  why, err);
 	} else {
 		log_info("%s: config generation %llu", why,
 			 (unsigned long long)edge_current(c->e)->generation);

@@ -116,11 +116,23 @@ static void *resolve_main(void *arg)
 		s = edge_acquire(r->e);
 		names ns;
 		collect(s, &ns);
-		size_t changed =
-		    ns.n ? cfg_resolve_refresh(keep, report, &ns) : 0;
+		if (ns.n)
+			cfg_resolve_refresh(keep, report, &ns);
+		/* Rebuild when the running config is behind the cache: an
+		 * address moved now, or earlier and that rebuild failed (it
+		 * is tried again every interval until one succeeds). */
+		bool behind = false;
+		const cfg_snapshot *cfg = s->cfg;
+		for (size_t i = 0; !behind && i < cfg->npools; i++)
+			for (size_t j = 0;
+			     !behind && j < cfg->pools[i].norigins; j++) {
+				const cfg_origin *o = &cfg->pools[i].origins[j];
+				behind = o->host &&
+					 cfg_resolve_differs(o->host, &o->ss);
+			}
 		free(ns.v);
 		edge_snapshot_unref(s);
-		if (changed)
+		if (behind)
 			edge_ctl_rebuild(r->ctl,
 					 "origin host names resolved again");
 	}

@@ -76,7 +76,7 @@ def lab(tmp_path):
     assert not problems, "\n".join(problems)
 
 
-def start(stack, hosts_path, origin_port, interval="200ms"):
+def start(stack, hosts_path, origin_port, interval="200ms", geo=None):
     for attempt in range(3):
         port, admin = mt.free_port(), mt.free_port()
         cfg = {
@@ -91,6 +91,8 @@ def start(stack, hosts_path, origin_port, interval="200ms"):
                 {"name": "app", "address": NAME, "port": origin_port}]}],
             "load_balancers": [{"name": HOST, "default_pools": ["p"]}],
         }
+        if geo:
+            cfg["geo"] = geo
         wrap = ["unshare", "--mount", "--propagation", "private", "sh",
                 "-c", 'mount --bind "$0" /etc/hosts && exec "$@"',
                 hosts_path]
@@ -200,3 +202,41 @@ def test_interval_zero_resolves_only_on_sighup(lab, tmp_path):
                 what="the reload")
     mt.wait_for(lambda: "test b" in served_by(e.port),
                 what="traffic on the address resolved at the reload")
+
+
+def test_a_failed_rebuild_is_tried_again(lab, tmp_path):
+    """The name moves while the config cannot be rebuilt (here its geo
+    database is unreadable, as during a botched update of the file): the
+    running config stays, and the rebuild is tried every interval until
+    it succeeds, although the name has not moved again since."""
+    import mmdb_writer
+    geodb = str(tmp_path / "geo.mmdb")
+    mmdb_writer.write(geodb, [("127.9.0.0/24", {"country": {"iso_code":
+                                                            "JP"}})])
+    with open(geodb, "rb") as f:
+        good = f.read()
+    hosts = str(tmp_path / "hosts")
+    with open(hosts, "w") as f:
+        f.write("127.0.0.1 %s\n" % NAME)
+    port, a, b = origin_pair(lab)
+    e = start(lab, hosts, port, geo={"database": geodb})
+    assert "test a" in served_by(e.port)
+
+    with open(geodb, "wb") as f:
+        f.write(b"not a MaxMind database")
+    write_hosts(hosts, "127.0.0.2 %s\n" % NAME)
+    failed = "origin host names resolved again: the config could not be " \
+        "rebuilt (geo.database"
+
+    def failures():
+        return e.stderr_tail(1 << 16).count(failed)
+    mt.wait_for(failures, what="the failed rebuild logged")
+    n = failures()
+    mt.wait_for(lambda: failures() > n, what="the rebuild tried again")
+    assert "test a" in served_by(e.port)  # the running config stayed
+
+    with open(geodb, "wb") as f:
+        f.write(good)
+    mt.wait_for(lambda: "test b" in served_by(e.port),
+                what="traffic on the new address once a rebuild works")
+    e.check_alive()
