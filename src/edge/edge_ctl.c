@@ -254,6 +254,25 @@ void edge_ctl_close(edge_ctl *c)
 	free(c);
 }
 
+/* A reload that failed changes nothing, also in the cache of origin host
+ * names, which its build filled afresh: back to the addresses the running
+ * config uses, so the resolver follows each name from there (a name whose
+ * fresh lookup differs would otherwise look unchanged to it, and the
+ * running config keep the old address for good). Under c->lock. */
+static void resolve_restore(edge_ctl *c)
+{
+	cfg_resolve_forget();
+	const edge_snapshot *s = edge_acquire(c->e);
+	const cfg_snapshot *cfg = s->cfg;
+	for (size_t i = 0; i < cfg->npools; i++)
+		for (size_t j = 0; j < cfg->pools[i].norigins; j++) {
+			const cfg_origin *o = &cfg->pools[i].origins[j];
+			if (o->host)
+				cfg_resolve_seed(o->host, &o->ss, o->sslen);
+		}
+	edge_snapshot_unref(s);
+}
+
 void edge_ctl_reload(edge_ctl *c)
 {
 	if (!c->path) {
@@ -293,12 +312,14 @@ void edge_ctl_reload(edge_ctl *c)
 		log_error("SIGHUP: %s has %zu error%s; the running config "
 			  "stays",
 			  c->path, diag.n, diag.n == 1 ? "" : "s");
+		resolve_restore(c);
 		goto out;
 	}
 	char sum[256], err[512] = "";
 	cfg_summary(cfg, sum, sizeof(sum));
 	if (edge_swap(c->e, cfg, err, sizeof(err)) < 0) {
 		log_error("SIGHUP: %s", err);
+		resolve_restore(c);
 		goto out;
 	}
 	free(c->yaml);

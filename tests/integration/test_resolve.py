@@ -239,4 +239,40 @@ def test_a_failed_rebuild_is_tried_again(lab, tmp_path):
         f.write(good)
     mt.wait_for(lambda: "test b" in served_by(e.port),
                 what="traffic on the new address once a rebuild works")
+
+
+def test_failed_reload_leaves_the_name_followed(lab, tmp_path):
+    """A SIGHUP whose file has an error changes nothing, yet its build
+    resolved every name afresh into the cache. The running config must
+    still follow its names: here the failed reload's fresh lookup picks
+    127.0.0.1 (getaddrinfo sorts it first) while the running config stays
+    on 127.0.0.2, which then leaves DNS; the traffic must follow to
+    127.0.0.1."""
+    hosts = str(tmp_path / "hosts")
+    with open(hosts, "w") as f:
+        f.write("127.0.0.2 %s\n" % NAME)
+    port, a, b = origin_pair(lab)
+    e = start(lab, hosts, port)
+    assert "test b" in served_by(e.port)
+    with open(e.config_path) as f:
+        good = f.read()
+
+    # Round-robin answers that still hold 127.0.0.2: it stays in use,
+    # while a fresh lookup picks 127.0.0.1.
+    write_hosts(hosts, "127.0.0.2 %s\n127.0.0.1 %s\n" % (NAME, NAME))
+    # An error found after the origins were resolved: a load balancer
+    # naming a pool that does not exist.
+    assert good.endswith("default_pools:\n      - p\n"), good
+    e.rewrite(good[:-2] + "nope\n")
+    e.p.send_signal(signal.SIGHUP)
+    mt.wait_for(lambda: "the running config stays" in e.stderr_tail(1 << 16)
+                or "SIGHUP: reloaded" in e.stderr_tail(1 << 16),
+                what="the failed reload")
+    assert "SIGHUP: reloaded" not in e.stderr_tail(1 << 16)
+    assert "test b" in served_by(e.port)
+
+    # 127.0.0.2 leaves DNS: the traffic follows the name.
+    write_hosts(hosts, "127.0.0.1 %s\n" % NAME)
+    mt.wait_for(lambda: "test a" in served_by(e.port),
+                what="traffic to follow the name to 127.0.0.1")
     e.check_alive()
