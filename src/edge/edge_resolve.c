@@ -26,12 +26,21 @@ struct edge_resolve {
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* CLOCK_MONOTONIC */
 	bool stop;
+	/* Under mu. in_lookup: in cfg_resolve_refresh, which touches neither
+	 * e nor ctl and can block for minutes (a DNS server that does not
+	 * answer); a stop then leaves the thread behind (orphan) instead of
+	 * waiting, and the thread frees r when the lookups end. done: the
+	 * thread has returned from its loop. */
+	bool in_lookup, orphan, done;
 };
 
-/* The running config's host names, sorted, for keep(). */
+/* The running config's host names (copies: no snapshot is held while
+ * the lookups block), sorted, for keep(); and the events to log. */
 typedef struct names {
-	const char **v;
+	char **v;
 	size_t n;
+	cfg_resolve_change *ev;
+	size_t nev;
 } names;
 
 static int cmp_name(const void *a, const void *b)
@@ -45,9 +54,17 @@ static bool keep(const char *host, void *arg)
 	return bsearch(&host, ns->v, ns->n, sizeof(*ns->v), cmp_name) != NULL;
 }
 
+/* Under the cache's lock: only kept, logged once the lookups are over
+ * (and only while the edge runs: the log may be stopped after). */
 static void report(const cfg_resolve_change *ch, void *arg)
 {
-	(void)arg;
+	names *ns = arg;
+	ns->ev = xrealloc(ns->ev, (ns->nev + 1) * sizeof(*ns->ev));
+	ns->ev[ns->nev++] = *ch;
+}
+
+static void log_change(const cfg_resolve_change *ch)
+{
 	if (ch->changed)
 		log_info("origin host %s now resolves to %s (was %s): "
 			 "rebuilding the config",
@@ -61,7 +78,7 @@ static void report(const cfg_resolve_change *ch, void *arg)
 }
 
 /* Collect (and seed into the cache) the host names the running config
- * uses; pointers into s->cfg, valid while s is held. */
+ * uses. */
 static void collect(const edge_snapshot *s, names *ns)
 {
 	const cfg_snapshot *cfg = s->cfg;
@@ -76,10 +93,25 @@ static void collect(const edge_snapshot *s, names *ns)
 			const cfg_origin *o = &cfg->pools[i].origins[j];
 			if (!o->host)
 				continue;
-			ns->v[ns->n++] = o->host;
+			ns->v[ns->n++] = xstrdup(o->host);
 			cfg_resolve_seed(o->host, &o->ss, o->sslen);
 		}
 	qsort(ns->v, ns->n, sizeof(*ns->v), cmp_name);
+}
+
+static void names_free(names *ns)
+{
+	for (size_t i = 0; i < ns->n; i++)
+		free(ns->v[i]);
+	free(ns->v);
+	free(ns->ev);
+}
+
+static void resolve_free(edge_resolve *r)
+{
+	pthread_cond_destroy(&r->cv);
+	pthread_mutex_destroy(&r->mu);
+	free(r);
 }
 
 /* Sleep ms, or until stopped; true when stopped. */
@@ -102,6 +134,24 @@ static bool wait_ms(edge_resolve *r, uint32_t ms)
 	return stop;
 }
 
+/* Whether the running config is behind the cache: an address moved in
+ * this refresh, or earlier and that rebuild failed (it is tried again
+ * every interval until one succeeds). */
+static bool running_behind(edge *e)
+{
+	const edge_snapshot *s = edge_acquire(e);
+	const cfg_snapshot *cfg = s->cfg;
+	bool behind = false;
+	for (size_t i = 0; !behind && i < cfg->npools; i++)
+		for (size_t j = 0; !behind && j < cfg->pools[i].norigins; j++) {
+			const cfg_origin *o = &cfg->pools[i].origins[j];
+			behind =
+			    o->host && cfg_resolve_differs(o->host, &o->ss);
+		}
+	edge_snapshot_unref(s);
+	return behind;
+}
+
 static void *resolve_main(void *arg)
 {
 	edge_resolve *r = arg;
@@ -114,28 +164,43 @@ static void *resolve_main(void *arg)
 		if (!every)
 			continue;
 		s = edge_acquire(r->e);
-		names ns;
+		names ns = {0};
 		collect(s, &ns);
+		edge_snapshot_unref(s);
+		pthread_mutex_lock(&r->mu);
+		bool stop = r->stop;
+		r->in_lookup = !stop;
+		pthread_mutex_unlock(&r->mu);
+		if (stop) {
+			names_free(&ns);
+			break;
+		}
 		if (ns.n)
 			cfg_resolve_refresh(keep, report, &ns);
-		/* Rebuild when the running config is behind the cache: an
-		 * address moved now, or earlier and that rebuild failed (it
-		 * is tried again every interval until one succeeds). */
-		bool behind = false;
-		const cfg_snapshot *cfg = s->cfg;
-		for (size_t i = 0; !behind && i < cfg->npools; i++)
-			for (size_t j = 0;
-			     !behind && j < cfg->pools[i].norigins; j++) {
-				const cfg_origin *o = &cfg->pools[i].origins[j];
-				behind = o->host &&
-					 cfg_resolve_differs(o->host, &o->ss);
-			}
-		free(ns.v);
-		edge_snapshot_unref(s);
-		if (behind)
+		pthread_mutex_lock(&r->mu);
+		r->in_lookup = false;
+		stop = r->stop;
+		bool orphan = r->orphan;
+		pthread_mutex_unlock(&r->mu);
+		if (orphan) { /* edge_resolve_stop did not wait: e is gone */
+			names_free(&ns);
+			resolve_free(r);
+			return NULL;
+		}
+		if (!stop)
+			for (size_t i = 0; i < ns.nev; i++)
+				log_change(&ns.ev[i]);
+		names_free(&ns);
+		if (stop)
+			break;
+		if (running_behind(r->e))
 			edge_ctl_rebuild(r->ctl,
 					 "origin host names resolved again");
 	}
+	pthread_mutex_lock(&r->mu);
+	r->done = true;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
 	return NULL;
 }
 
@@ -161,9 +226,7 @@ edge_resolve *edge_resolve_start(edge *e, edge_ctl *ctl)
 		    "resolver: cannot start thread: %s; origin host names "
 		    "are resolved again only on SIGHUP",
 		    strerror(err));
-		pthread_cond_destroy(&r->cv);
-		pthread_mutex_destroy(&r->mu);
-		free(r);
+		resolve_free(r);
 		return NULL;
 	}
 	return r;
@@ -175,10 +238,22 @@ void edge_resolve_stop(edge_resolve *r)
 		return;
 	pthread_mutex_lock(&r->mu);
 	r->stop = true;
-	pthread_cond_signal(&r->cv);
+	pthread_cond_broadcast(&r->cv);
+	/* Wait for the thread unless it is in its lookups, which may block
+	 * for the resolver's whole timeout (a DNS server that does not
+	 * answer): they touch nothing of the edge, and the thread frees r
+	 * when they end, or the process exits first. */
+	while (!r->done && !r->in_lookup)
+		pthread_cond_wait(&r->cv, &r->mu);
+	if (!r->done) {
+		pthread_t t = r->thread; /* r is the thread's from here */
+		r->orphan = true;
+		pthread_mutex_unlock(&r->mu);
+		pthread_detach(t);
+		log_info("resolver: not waiting for a lookup in progress");
+		return;
+	}
 	pthread_mutex_unlock(&r->mu);
 	pthread_join(r->thread, NULL);
-	pthread_cond_destroy(&r->cv);
-	pthread_mutex_destroy(&r->mu);
-	free(r);
+	resolve_free(r);
 }

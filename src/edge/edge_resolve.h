@@ -20,8 +20,12 @@ typedef struct edge_resolve edge_resolve;
 /* NULL when the thread could not start (logged; names then only change on
  * SIGHUP). */
 edge_resolve *edge_resolve_start(struct edge *e, struct edge_ctl *ctl);
-/* Stops and joins the thread (a lookup in progress is waited for: at most
- * the resolver's own timeout, /etc/resolv.conf). NULL is a no-op. */
+/* Stops and joins the thread. Lookups in progress are not waited for:
+ * with a DNS server that does not answer they block for the resolver's
+ * whole timeout (/etc/resolv.conf; minutes with many names), and the edge
+ * would keep its listeners without serving them. The thread is then left
+ * to end on its own (it touches nothing of the edge any more). A rebuild
+ * in progress is waited for. NULL is a no-op. */
 void edge_resolve_stop(edge_resolve *r);
 
 #endif

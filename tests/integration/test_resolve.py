@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import time
 
 import pytest
@@ -76,7 +77,8 @@ def lab(tmp_path):
     assert not problems, "\n".join(problems)
 
 
-def start(stack, hosts_path, origin_port, interval="200ms", geo=None):
+def start(stack, hosts_path, origin_port, interval="200ms", geo=None,
+          resolv=None):
     for attempt in range(3):
         port, admin = mt.free_port(), mt.free_port()
         cfg = {
@@ -96,6 +98,11 @@ def start(stack, hosts_path, origin_port, interval="200ms", geo=None):
         wrap = ["unshare", "--mount", "--propagation", "private", "sh",
                 "-c", 'mount --bind "$0" /etc/hosts && exec "$@"',
                 hosts_path]
+        if resolv:  # the edge's /etc/resolv.conf too
+            wrap = ["unshare", "--mount", "--propagation", "private", "sh",
+                    "-c", 'mount --bind "$0" /etc/hosts && '
+                    'mount --bind "$1" /etc/resolv.conf && shift && '
+                    'exec "$@"', hosts_path, resolv]
         try:
             e = mt.Edge(stack.logdir, mt.to_yaml(cfg) + "\n", port,
                         "edge%d" % len(stack.edges), wrap=wrap)
@@ -276,3 +283,46 @@ def test_failed_reload_leaves_the_name_followed(lab, tmp_path):
     mt.wait_for(lambda: "test a" in served_by(e.port),
                 what="traffic to follow the name to 127.0.0.1")
     e.check_alive()
+
+
+def blackhole_dns():
+    """A UDP socket on port 53 of some 127/8 address that reads queries
+    and never answers: a DNS server that is down, the way a firewall
+    dropping packets makes it."""
+    for i in range(50):
+        ip = "127.%d.%d.%d" % (53 + os.getpid() % 50, i, 53)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.bind((ip, 53))
+            return ip, s
+        except OSError:
+            s.close()
+    raise AssertionError("no 127/8 address with port 53 free")
+
+
+def test_sigterm_while_dns_does_not_answer(lab, tmp_path):
+    """A name that left /etc/hosts goes to DNS, which does not answer: the
+    lookup blocks for the resolver's whole timeout (here minutes). SIGTERM
+    must not wait for it: the edge drains and exits as usual."""
+    hosts = str(tmp_path / "hosts")
+    with open(hosts, "w") as f:
+        f.write("127.0.0.1 %s\n" % NAME)
+    ip, dns = blackhole_dns()
+    try:
+        resolv = str(tmp_path / "resolv.conf")
+        with open(resolv, "w") as f:
+            f.write("nameserver %s\noptions timeout:30 attempts:5\n" % ip)
+        port, a, b = origin_pair(lab)
+        e = start(lab, hosts, port, resolv=resolv)
+        assert "test a" in served_by(e.port)
+        write_hosts(hosts, "")
+        # A query reaches the dead server: a lookup is under way.
+        dns.settimeout(mt.WAIT)
+        dns.recvfrom(512)
+        e.expect_exit = True
+        rc = e.terminate(timeout=5 + mt.WAIT)
+        assert rc == 0, "edge did not exit 0 on SIGTERM (rc=%r): %s" % (
+            rc, e.describe())
+        assert "drained; bye" in e.stderr_tail(1 << 16)
+    finally:
+        dns.close()
