@@ -184,7 +184,10 @@ static void test_cache(void **state)
 	assert_int_equal(changed, 1);
 	assert_int_equal(nchanged, 1);
 	assert_int_equal(nreports, 1);
-	assert_string_equal(last_new, "127.0.0.1");
+	/* 127.0.0.1, or ::1 where /etc/hosts has it too (Debian's default:
+	 * getaddrinfo then sorts ::1 first, RFC 6724). */
+	assert_true(strcmp(last_new, "127.0.0.1") == 0 ||
+		    strcmp(last_new, "::1") == 0);
 	cfg_resolve_counts_get(&c);
 	assert_int_equal(c.names, 101);
 	assert_int_equal(c.lookups, c0.lookups + 101);
@@ -201,7 +204,7 @@ static void test_cache(void **state)
 	}
 	assert_int_equal(
 	    cfg_resolve_host("localhost", &got, &len, err, sizeof(err)), 0);
-	assert_string_equal(ip_of(&got, buf), "127.0.0.1");
+	assert_string_equal(ip_of(&got, buf), last_new);
 	cfg_resolve_counts_get(&c);
 	assert_int_equal(c.lookups, before);
 
