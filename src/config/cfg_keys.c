@@ -111,7 +111,7 @@ static const char *check_edge_name(const char *s)
 	for (const unsigned char *p = (const unsigned char *)s; ok && *p; p++)
 		ok = *p >= 0x20 && *p != 0x7f;
 	return ok ? NULL
-		  : "a name of at most 64 characters, without control "
+		  : "a name of at most 64 bytes, without control "
 		    "characters";
 }
 
@@ -654,7 +654,8 @@ static const cfg_key edge_keys[] = {
      .check = check_edge_name,
      .def = "meridian",
      .help = "This edge's id (the PoP name used by pop_pools, error "
-	     "pages and metrics)."},
+	     "pages and metrics): at most 64 bytes, no control "
+	     "characters."},
     {.name = "region",
      .type = CFG_STRING,
      AT(cfg_edge, region),

@@ -277,7 +277,7 @@ static void test_control_characters(void **state)
 		"without spaces or control characters, got '/a\\x7fb'");
 	EXPECT1("edge:\n"
 		"  name: \"pop\\tams\"\n",
-		"t.yaml:2:9: name: expected a name of at most 64 characters, "
+		"t.yaml:2:9: name: expected a name of at most 64 bytes, "
 		"without control characters, got 'pop\\tams'");
 	/* A tab inside a header value is legal (RFC 9110 5.5). */
 	const char *ok = "monitors:\n"
