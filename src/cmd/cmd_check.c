@@ -93,7 +93,7 @@ int cmd_check(int argc, char **argv)
 	dns_zoneset_free(zones);
 	char err[512] = "";
 	edge_snapshot *es =
-	    edge_snapshot_new(snap, NULL, 65536, 1, err, sizeof(err));
+	    edge_snapshot_new(snap, NULL, false, 65536, 1, err, sizeof(err));
 	if (!es) {
 		/* Messages that carry their position start with the file
 		 * name already. */

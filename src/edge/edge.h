@@ -153,11 +153,15 @@ struct edge {
 /* Build the data plane's view of a config snapshot (takes ownership of cfg
  * on success), with counter blocks for nworkers workers (edge_stats.h).
  * prev is the snapshot this one replaces (NULL: the first): its TLS session
- * ticket keys carry over. NULL with err set when e.g. the geo database or a
- * certificate cannot be opened. */
+ * ticket keys carry over. keep_certs: when edge.tls is the same as prev's,
+ * serve prev's certificates (a reference to its tls_server) instead of
+ * reading the files again; API object writes and the resolver's rebuilds
+ * do, so a renewal half-written on disk cannot fail them, and only SIGHUP
+ * and the certificate reload read certificates. NULL with err set when e.g.
+ * the geo database or a certificate cannot be opened. */
 edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, const edge_snapshot *prev,
-				 uint32_t buf_size, uint32_t nworkers,
-				 char *err, size_t errlen);
+				 bool keep_certs, uint32_t buf_size,
+				 uint32_t nworkers, char *err, size_t errlen);
 void edge_snapshot_ref(const edge_snapshot *s);
 /* Drop a reference; the last one frees the snapshot. */
 void edge_snapshot_unref(const edge_snapshot *s);
@@ -179,8 +183,8 @@ const edge_snapshot *edge_acquire(edge *e);
  * publish cannot fail: it carries the health state and counters over,
  * restarts the health checks, publishes, and hands each worker its
  * reference. Callers serialise swaps (edge_ctl's lock). */
-edge_snapshot *edge_swap_prepare(edge *e, cfg_snapshot *cfg, char *err,
-				 size_t errlen);
+edge_snapshot *edge_swap_prepare(edge *e, cfg_snapshot *cfg, bool keep_certs,
+				 char *err, size_t errlen);
 void edge_swap_publish(edge *e, edge_snapshot *next);
 
 /* The API's rule, checked at start-up (edge_admin_start, and by `meridian
@@ -193,7 +197,8 @@ bool edge_api_unguarded(const cfg_snapshot *cfg);
  * it, publishes it and wakes the workers. Takes ownership of cfg in every
  * case. Returns 0, or -1 with err set (the running config stays) when cfg
  * needs what only a restart gives (other listeners, workers, buffers). */
-int edge_swap(edge *e, cfg_snapshot *cfg, char *err, size_t errlen);
+int edge_swap(edge *e, cfg_snapshot *cfg, bool keep_certs, char *err,
+	      size_t errlen);
 
 /* Run an edge until SIGTERM/SIGINT has drained it. Returns the exit status.
  * cfg is the config ctl built (edge_ctl_open); both are owned from here.

@@ -317,7 +317,7 @@ void edge_ctl_reload(edge_ctl *c)
 	}
 	char sum[256], err[512] = "";
 	cfg_summary(cfg, sum, sizeof(sum));
-	if (edge_swap(c->e, cfg, err, sizeof(err)) < 0) {
+	if (edge_swap(c->e, cfg, false, err, sizeof(err)) < 0) {
 		log_error("SIGHUP: %s", err);
 		resolve_restore(c);
 		goto out;
@@ -351,7 +351,7 @@ int edge_ctl_rebuild(edge_ctl *c, const char *why)
 		log_error("%s: the config could not be rebuilt; the running "
 			  "one stays",
 			  why);
-	} else if (edge_swap(c->e, cfg, err, sizeof(err)) < 0) {
+	} else if (edge_swap(c->e, cfg, true, err, sizeof(err)) < 0) {
 		log_error("%s: the config could not be rebuilt (%s); the "
 			  "running one stays",
 			  why, err);
@@ -376,7 +376,9 @@ int edge_ctl_change(edge_ctl *c, store_op *ops, size_t n, cfg_diag *diag,
 		goto out;
 	/* Everything that can fail happens before the commit: the store
 	 * holds only what runs. */
-	edge_snapshot *next = edge_swap_prepare(c->e, cfg, err, errlen);
+	/* An object write keeps the running certificates; no ops is the
+	 * certificate reload (api_certs.c), which reads them again. */
+	edge_snapshot *next = edge_swap_prepare(c->e, cfg, n > 0, err, errlen);
 	if (!next) {
 		rc = -2;
 		goto out;

@@ -109,8 +109,8 @@ bool edge_api_unguarded(const cfg_snapshot *cfg)
 	       cfg->api.ntokens == 0 && !(env && *env);
 }
 
-edge_snapshot *edge_swap_prepare(edge *e, cfg_snapshot *cfg, char *err,
-				 size_t errlen)
+edge_snapshot *edge_swap_prepare(edge *e, cfg_snapshot *cfg, bool keep_certs,
+				 char *err, size_t errlen)
 {
 	/* Swaps are serialised by the caller (edge_ctl's lock): the current
 	 * snapshot cannot change under us. */
@@ -134,8 +134,8 @@ edge_snapshot *edge_swap_prepare(edge *e, cfg_snapshot *cfg, char *err,
 		cfg_snapshot_free(cfg);
 		return NULL;
 	}
-	edge_snapshot *next =
-	    edge_snapshot_new(cfg, old, e->buf_size, e->nworkers, err, errlen);
+	edge_snapshot *next = edge_snapshot_new(
+	    cfg, old, keep_certs, e->buf_size, e->nworkers, err, errlen);
 	if (!next) {
 		cfg_snapshot_free(cfg);
 		return NULL;
@@ -179,9 +179,11 @@ void edge_swap_publish(edge *e, edge_snapshot *next)
 		log_error("health checks could not restart after the change");
 }
 
-int edge_swap(edge *e, cfg_snapshot *cfg, char *err, size_t errlen)
+int edge_swap(edge *e, cfg_snapshot *cfg, bool keep_certs, char *err,
+	      size_t errlen)
 {
-	edge_snapshot *next = edge_swap_prepare(e, cfg, err, errlen);
+	edge_snapshot *next =
+	    edge_swap_prepare(e, cfg, keep_certs, err, errlen);
 	if (!next)
 		return -1;
 	edge_swap_publish(e, next);
@@ -259,7 +261,7 @@ int edge_run(edge_ctl *ctl, cfg_snapshot *cfg, void (*ready_cb)(void *),
 	char errbuf[256] = "";
 	e->nworkers = worker_count(cfg);
 	edge_snapshot *snap = edge_snapshot_new(
-	    cfg, NULL, e->buf_size, e->nworkers, errbuf, sizeof(errbuf));
+	    cfg, NULL, false, e->buf_size, e->nworkers, errbuf, sizeof(errbuf));
 	if (!snap) {
 		log_error("%s", errbuf);
 		edge_ctl_close(ctl);

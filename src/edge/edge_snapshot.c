@@ -39,14 +39,43 @@ static void affinity_secret(const cfg_edge *e, lb_affinity_secret *out)
 	}
 }
 
+static bool same_str(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Everything of edge.tls a tls_server is built from. */
+static bool same_tls(const cfg_tls *a, const cfg_tls *b)
+{
+	if (a->ncertificates != b->ncertificates ||
+	    !same_str(a->default_name, b->default_name) ||
+	    a->sni_required != b->sni_required ||
+	    a->min_version != b->min_version ||
+	    a->session_tickets != b->session_tickets || a->http2 != b->http2 ||
+	    a->ticket_rotation_ms != b->ticket_rotation_ms)
+		return false;
+	for (size_t i = 0; i < a->ncertificates; i++)
+		if (!same_str(a->certificates[i].cert,
+			      b->certificates[i].cert) ||
+		    !same_str(a->certificates[i].key, b->certificates[i].key))
+			return false;
+	return true;
+}
+
 /* edge.tls, when https listeners need it. 0 or -1 with err set. */
 static int build_tls(const cfg_snapshot *cfg, const edge_snapshot *prev,
-		     tls_server **out, char *err, size_t errlen)
+		     bool keep_certs, tls_server **out, char *err,
+		     size_t errlen)
 {
 	const cfg_edge *e = &cfg->edge;
 	*out = NULL;
 	if (!e->nlisten_https)
 		return 0;
+	if (keep_certs && prev && prev->tls &&
+	    same_tls(&prev->cfg->edge.tls, &e->tls)) {
+		*out = tls_server_ref(prev->tls);
+		return 0;
+	}
 	if (!e->tls.ncertificates) {
 		snprintf(err, errlen,
 			 "edge.listen.https: %s needs certificates "
@@ -93,11 +122,11 @@ static int build_otls(const cfg_snapshot *cfg, struct tls_client ***out,
 }
 
 edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, const edge_snapshot *prev,
-				 uint32_t buf_size, uint32_t nworkers,
-				 char *err, size_t errlen)
+				 bool keep_certs, uint32_t buf_size,
+				 uint32_t nworkers, char *err, size_t errlen)
 {
 	tls_server *tls;
-	if (build_tls(cfg, prev, &tls, err, errlen) < 0)
+	if (build_tls(cfg, prev, keep_certs, &tls, err, errlen) < 0)
 		return NULL;
 	struct tls_client **otls;
 	if (build_otls(cfg, &otls, err, errlen) < 0) {

@@ -542,3 +542,48 @@ def test_handshake_metrics(lab, tmp_path):
     assert st == 200 and not any(c["default"] for c in env["result"])
     e.check_alive()
     e2.check_alive()
+
+
+def test_api_writes_keep_the_served_certificates(lab, tmp_path):
+    """An API object write does not read the certificate files again:
+    only SIGHUP and POST .../certificates/reload do. So a renewal caught
+    half-written on disk (a new key beside the old certificate) cannot
+    fail the write, and a finished renewal is served once it is reloaded,
+    not as a side effect of some pool change."""
+    from test_api import ACCT
+    e, _ = tls_edge(lab, tmp_path)
+    api = Api(e.admin)
+
+    def fp():
+        with tls_sock(e.https, HOST) as s:
+            return hashlib.sha256(
+                s.getpeercert(binary_form=True)).hexdigest()
+    before = fp()
+    gen = scrape(e).get("meridian_config_generation")
+
+    # Half-written: a key that does not match its certificate.
+    key = str(tmp_path / "lb-rsa.key")
+    os.rename(key, key + ".good")
+    other = tmp_path / "other"
+    other.mkdir()
+    _, k = make_cert(str(other), "x", "x.example.com", ["x.example.com"])
+    os.replace(k, key)
+    m = api.ok("POST", ACCT + "/monitors", {"type": "http", "path": "/"})
+    assert scrape(e).get("meridian_config_generation") == gen + 1
+    assert fp() == before
+    # The certificate reload still reads the files, and refuses them.
+    st, env = api.call("POST", RELOAD)
+    assert st == 400 and "does not match" in env["errors"][0]["message"], \
+        env
+    os.replace(key + ".good", key)
+
+    # A whole renewal: served after the reload, not after a write.
+    replace_lb_certs(tmp_path, "renewed.example.com")
+    api.ok("DELETE", ACCT + "/monitors/" + m["id"])
+    assert fp() == before
+    st, env = api.call("POST", RELOAD)
+    assert st == 200, env
+    assert fp() != before
+    with tls_sock(e.https, HOST) as s:
+        assert served(s)[0] == "renewed.example.com"
+    e.check_alive()
