@@ -1648,7 +1648,8 @@ static const cfg_key lb_keys[] = {
      .item = &(const cfg_key){.type = CFG_RAW, .flags = CFG_F_MAPPING},
      .doc_type = "list of mappings",
      .help = "Cloudflare-style rules; accepted and kept as written, not "
-	     "yet applied."},
+	     "yet applied (a load balancer with rules gets a warning, in "
+	     "`meridian check`, the log and API answers)."},
     {.name = "hsts",
      .type = CFG_OBJECT,
      .off = 0,

@@ -778,6 +778,23 @@ static void warn_tunnel(cfg_ctx *c, const cfg_edge *e)
 	warn_at(c, &e->pos, "edge.listen.tunnel", msg);
 }
 
+/* rules[] are kept as written but not applied yet: a config brought
+ * over from Cloudflare would otherwise lose their overrides unnoticed. */
+static void warn_rules(cfg_ctx *c, const cfg_lb *lb)
+{
+	if (!lb->nrules)
+		return;
+	char msg[1536], field[600];
+	snprintf(field, sizeof(field), "load_balancers[%s].rules", lb->id);
+	snprintf(msg, sizeof(msg),
+		 "load balancer '%s' has %zu rule%s: rules are kept as "
+		 "written but not applied yet (its steering and pools "
+		 "decide every request)",
+		 lb->name ? lb->name : lb->id, lb->nrules,
+		 lb->nrules == 1 ? "" : "s");
+	warn_at(c, &lb->pos, field, msg);
+}
+
 void cfg_warn_checks(cfg_ctx *c)
 {
 	const cfg_snapshot *s = c->snap;
@@ -788,6 +805,8 @@ void cfg_warn_checks(cfg_ctx *c)
 		warn_monitor_scheme(c, &s->pools[i]);
 		warn_minimum_origins(c, &s->pools[i]);
 	}
-	for (size_t i = 0; i < s->nlbs; i++)
+	for (size_t i = 0; i < s->nlbs; i++) {
 		warn_dns_only(c, &s->lbs[i]);
+		warn_rules(c, &s->lbs[i]);
+	}
 }

@@ -146,6 +146,52 @@ static void test_dns_only_warnings(void **state)
 
 /* edge.listen.tunnel is accepted, but nothing listens there yet: a
  * warning, so an operator is not left waiting for connectors. */
+/* rules[] are not applied yet: said, so a config from Cloudflare does not
+ * lose its overrides unnoticed. */
+static void test_rules_warning(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *rules, *want;
+	} cases[] = {
+	    {"[ { name: api, condition: 'true' } ]",
+	     "t.yaml:4:5: warning: load balancer 'lb.example.com' has 1 "
+	     "rule: rules are kept as written but not applied yet (its "
+	     "steering and pools decide every request)"},
+	    {"[ { name: a }, { name: b } ]",
+	     "t.yaml:4:5: warning: load balancer 'lb.example.com' has 2 "
+	     "rules: rules are kept as written but not applied yet (its "
+	     "steering and pools decide every request)"},
+	    {"[]", NULL},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		char yaml[600];
+		snprintf(yaml, sizeof(yaml),
+			 "pools: [ { id: p, origins: [ { name: o, address: "
+			 "127.0.0.1 } ] } ]\n"
+			 "edge: { listen: { http: [\"127.0.0.1:8080\"] } }\n"
+			 "load_balancers:\n"
+			 "  - name: lb.example.com\n"
+			 "    default_pools: [p]\n"
+			 "    rules: %s\n",
+			 cases[i].rules);
+		cfg_snapshot *snap = NULL;
+		cfg_diag d = {0};
+		int rc =
+		    cfg_load_string("t.yaml", yaml, strlen(yaml), &snap, &d);
+		for (size_t j = 0; j < d.n; j++)
+			print_error("case %zu: %s\n", i, d.msgs[j]);
+		assert_int_equal(rc, 0);
+		for (size_t j = 0; j < d.nwarn; j++)
+			print_message("case %zu: %s\n", i, d.warns[j]);
+		assert_int_equal(d.nwarn, cases[i].want ? 1 : 0);
+		if (cases[i].want)
+			assert_string_equal(d.warns[0], cases[i].want);
+		cfg_diag_free(&d);
+		cfg_snapshot_free(snap);
+	}
+}
+
 static void test_tunnel_listener_warning(void **state)
 {
 	(void)state;
@@ -1740,6 +1786,7 @@ int main(void)
 	    cmocka_unit_test(test_dns_only_warnings),
 	    cmocka_unit_test(test_minimum_origins_warning),
 	    cmocka_unit_test(test_tunnel_listener_warning),
+	    cmocka_unit_test(test_rules_warning),
 	    cmocka_unit_test(test_load_file_errors),
 	    cmocka_unit_test(test_doc_example),
 	    cmocka_unit_test(test_docs_up_to_date),
