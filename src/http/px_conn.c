@@ -1175,6 +1175,11 @@ static void attach_upstream(px_client *cl, bool allow_idle)
 			set_busy(cl, o);
 			core_timer_init(&up->timer, up_timer_cb);
 			if (core_loop_add(&w->loop, &up->io, false) < 0) {
+				/* The count taken above goes back:
+				 * least_connections and the upstream gauges
+				 * read it. */
+				atomic_fetch_sub(
+				    &ostate(cl->snap, o)->connections, 1);
 				close(fd);
 				up->io.fd = -1;
 				up->next = w->dead_upstreams;
