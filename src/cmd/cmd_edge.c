@@ -93,12 +93,7 @@ int cmd_edge(int argc, char **argv)
 	 * are read stays pending, for edge_run's signalfd, instead of
 	 * killing the edge. No thread exists yet, so all inherit the mask. */
 	sigset_t sigs;
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGHUP);
-	sigaddset(&sigs, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	edge_signals_block(&sigs);
 	cfg_snapshot *snap = NULL;
 	cfg_diag diag = {0};
 	edge_ctl *ctl = NULL;

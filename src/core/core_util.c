@@ -160,3 +160,8 @@ bool core_failpoint(const char *name)
 	pthread_mutex_unlock(&mu);
 	return n >= pass && n < pass + fail;
 }
+
+bool core_same_str(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}

@@ -24,6 +24,9 @@ void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 
+/* Both NULL, or both the same string (optional config strings). */
+bool core_same_str(const char *a, const char *b);
+
 /* Monotonic clock in milliseconds. */
 uint64_t core_now_ms(void);
 /* Wall clock in milliseconds since the epoch. */

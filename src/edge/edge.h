@@ -8,6 +8,7 @@
 #define MERIDIAN_EDGE_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -199,6 +200,11 @@ bool edge_api_unguarded(const cfg_snapshot *cfg);
  * needs what only a restart gives (other listeners, workers, buffers). */
 int edge_swap(edge *e, cfg_snapshot *cfg, bool keep_certs, char *err,
 	      size_t errlen);
+
+/* Block the signals the edge handles through its signalfd (SIGTERM,
+ * SIGINT, SIGHUP, SIGUSR1) in the calling thread, and give their set.
+ * Threads created afterwards inherit the mask. */
+void edge_signals_block(sigset_t *sigs);
 
 /* Run an edge until SIGTERM/SIGINT has drained it. Returns the exit status.
  * cfg is the config ctl built (edge_ctl_open); both are owned from here.

@@ -84,11 +84,6 @@ edge_health *edge_health_start(edge_snapshot *snap, store_events_writer *events)
 	return h;
 }
 
-static bool same_str(const char *a, const char *b)
-{
-	return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
 /* Whether two configs notify the same way (targets and debounce). */
 static bool same_notifications(const cfg_notifications *a,
 			       const cfg_notifications *b)
@@ -97,17 +92,18 @@ static bool same_notifications(const cfg_notifications *a,
 	    a->nwebhooks != b->nwebhooks)
 		return false;
 	if (a->has_email) {
-		if (!same_str(a->email.smtp_url, b->email.smtp_url) ||
-		    !same_str(a->email.from, b->email.from) ||
+		if (!core_same_str(a->email.smtp_url, b->email.smtp_url) ||
+		    !core_same_str(a->email.from, b->email.from) ||
 		    a->email.nto != b->email.nto)
 			return false;
 		for (size_t i = 0; i < a->email.nto; i++)
-			if (!same_str(a->email.to[i], b->email.to[i]))
+			if (!core_same_str(a->email.to[i], b->email.to[i]))
 				return false;
 	}
 	for (size_t i = 0; i < a->nwebhooks; i++)
-		if (!same_str(a->webhooks[i].url, b->webhooks[i].url) ||
-		    !same_str(a->webhooks[i].secret, b->webhooks[i].secret))
+		if (!core_same_str(a->webhooks[i].url, b->webhooks[i].url) ||
+		    !core_same_str(a->webhooks[i].secret,
+				   b->webhooks[i].secret))
 			return false;
 	return true;
 }
@@ -153,19 +149,14 @@ int edge_health_swap(edge_health *h, const edge_snapshot *old,
 	 * every message). */
 	if (!same_notifications(&old->cfg->notifications,
 				&next->cfg->notifications) ||
-	    !same_str(old->cfg->edge.name, next->cfg->edge.name) ||
-	    !same_str(old->cfg->api.account_id, next->cfg->api.account_id)) {
+	    !core_same_str(old->cfg->edge.name, next->cfg->edge.name) ||
+	    !core_same_str(old->cfg->api.account_id,
+			   next->cfg->api.account_id)) {
 		/* Pending (debounced) notifications of the old targets are
 		 * dropped and counted by notify_stop. */
 		notify_counters c;
-		notify_stop_counted(h->notify, &c);
-		h->notify_done.submitted += c.submitted;
-		h->notify_done.sent += c.sent;
-		h->notify_done.failed += c.failed;
-		h->notify_done.retried += c.retried;
-		h->notify_done.dropped += c.dropped;
-		h->notify_done.debounced += c.debounced;
-		h->notify_done.filtered += c.filtered;
+		notify_stop_counted(h->notify, &c); /* pending 0 */
+		notify_counters_add(&h->notify_done, &c);
 		h->notify = notify_start(next->cfg);
 	}
 	health_enablement_diff(old->cfg, next->cfg, on_enablement, h);
@@ -189,13 +180,7 @@ int edge_health_retry(edge_health *h, edge_snapshot *cur)
 void edge_health_notify_counters(edge_health *h, notify_counters *out)
 {
 	notify_counters_get(h->notify, out);
-	out->submitted += h->notify_done.submitted;
-	out->sent += h->notify_done.sent;
-	out->failed += h->notify_done.failed;
-	out->retried += h->notify_done.retried;
-	out->dropped += h->notify_done.dropped;
-	out->debounced += h->notify_done.debounced;
-	out->filtered += h->notify_done.filtered;
+	notify_counters_add(out, &h->notify_done);
 }
 
 void edge_health_stop(edge_health *h)

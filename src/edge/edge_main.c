@@ -232,6 +232,16 @@ static bool listeners_taken(const cfg_edge *ce)
 	return false;
 }
 
+void edge_signals_block(sigset_t *sigs)
+{
+	sigemptyset(sigs);
+	sigaddset(sigs, SIGTERM);
+	sigaddset(sigs, SIGINT);
+	sigaddset(sigs, SIGHUP);
+	sigaddset(sigs, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, sigs, NULL);
+}
+
 int edge_run(edge_ctl *ctl, cfg_snapshot *cfg, void (*ready_cb)(void *),
 	     void *arg)
 {
@@ -244,13 +254,8 @@ int edge_run(edge_ctl *ctl, cfg_snapshot *cfg, void (*ready_cb)(void *),
 	sigset_t sigs;
 
 	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGHUP);
-	sigaddset(&sigs, SIGUSR1);
 	/* Blocked here, inherited by the workers: only signalfd sees them. */
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	edge_signals_block(&sigs);
 
 	edge *e = xcalloc(1, sizeof(*e));
 	pthread_mutex_init(&e->swap_lock, NULL);

@@ -39,25 +39,21 @@ static void affinity_secret(const cfg_edge *e, lb_affinity_secret *out)
 	}
 }
 
-static bool same_str(const char *a, const char *b)
-{
-	return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
 /* Everything of edge.tls a tls_server is built from. */
 static bool same_tls(const cfg_tls *a, const cfg_tls *b)
 {
 	if (a->ncertificates != b->ncertificates ||
-	    !same_str(a->default_name, b->default_name) ||
+	    !core_same_str(a->default_name, b->default_name) ||
 	    a->sni_required != b->sni_required ||
 	    a->min_version != b->min_version ||
 	    a->session_tickets != b->session_tickets || a->http2 != b->http2 ||
 	    a->ticket_rotation_ms != b->ticket_rotation_ms)
 		return false;
 	for (size_t i = 0; i < a->ncertificates; i++)
-		if (!same_str(a->certificates[i].cert,
-			      b->certificates[i].cert) ||
-		    !same_str(a->certificates[i].key, b->certificates[i].key))
+		if (!core_same_str(a->certificates[i].cert,
+				   b->certificates[i].cert) ||
+		    !core_same_str(a->certificates[i].key,
+				   b->certificates[i].key))
 			return false;
 	return true;
 }

@@ -767,22 +767,17 @@ static bool same_sockaddr(const cfg_origin *a, const cfg_origin *b)
 	return a->sslen == b->sslen && memcmp(&a->ss, &b->ss, a->sslen) == 0;
 }
 
-static bool same_str(const char *a, const char *b)
-{
-	return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
 static bool same_headers(const cfg_header *a, size_t na, const cfg_header *b,
 			 size_t nb)
 {
 	if (na != nb)
 		return false;
 	for (size_t i = 0; i < na; i++) {
-		if (!same_str(a[i].name, b[i].name) ||
+		if (!core_same_str(a[i].name, b[i].name) ||
 		    a[i].nvalues != b[i].nvalues)
 			return false;
 		for (size_t j = 0; j < a[i].nvalues; j++)
-			if (!same_str(a[i].values[j], b[i].values[j]))
+			if (!core_same_str(a[i].values[j], b[i].values[j]))
 				return false;
 	}
 	return true;
@@ -822,13 +817,14 @@ bool health_monitor_same(const cfg_monitor *a, const cfg_monitor *b)
 {
 	if (!a || !b)
 		return false;
-	return same_str(a->id, b->id) && a->type == b->type &&
-	       same_str(a->method, b->method) && same_str(a->path, b->path) &&
+	return core_same_str(a->id, b->id) && a->type == b->type &&
+	       core_same_str(a->method, b->method) &&
+	       core_same_str(a->path, b->path) &&
 	       same_headers(a->headers, a->nheaders, b->headers, b->nheaders) &&
 	       a->port == b->port && a->timeout_ms == b->timeout_ms &&
 	       a->retries == b->retries && a->interval_ms == b->interval_ms &&
-	       same_str(a->expected_codes, b->expected_codes) &&
-	       same_str(a->expected_body, b->expected_body) &&
+	       core_same_str(a->expected_codes, b->expected_codes) &&
+	       core_same_str(a->expected_body, b->expected_body) &&
 	       a->follow_redirects == b->follow_redirects &&
 	       a->allow_insecure == b->allow_insecure &&
 	       a->consecutive_up == b->consecutive_up &&

@@ -294,6 +294,18 @@ void notify_submit(notify_ctx *n, const cfg_pool *pool, const notify_event *ev)
 	}
 }
 
+void notify_counters_add(notify_counters *dst, const notify_counters *src)
+{
+	dst->submitted += src->submitted;
+	dst->sent += src->sent;
+	dst->failed += src->failed;
+	dst->retried += src->retried;
+	dst->dropped += src->dropped;
+	dst->debounced += src->debounced;
+	dst->filtered += src->filtered;
+	dst->pending += src->pending;
+}
+
 void notify_counters_get(notify_ctx *n, notify_counters *out)
 {
 	memset(out, 0, sizeof(*out));

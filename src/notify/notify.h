@@ -83,6 +83,9 @@ notify_ctx *notify_start(const cfg_snapshot *cfg);
  * oldest queued event is dropped (counted, logged). n may be NULL. */
 void notify_submit(notify_ctx *n, const cfg_pool *pool, const notify_event *ev);
 
+/* dst += src, field by field (pending too). */
+void notify_counters_add(notify_counters *dst, const notify_counters *src);
+
 /* Counters at this instant; all zero for NULL or an inactive context. */
 void notify_counters_get(notify_ctx *n, notify_counters *out);
 
