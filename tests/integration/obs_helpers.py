@@ -6,10 +6,11 @@ import meridian_test as mt
 from prometheus_client.parser import text_string_to_metric_families
 
 
-def start_edge(stack, build, tag=None):
+def start_edge(stack, build, tag=None, wrap=()):
     """Start an edge from a whole config: build(port, admin) returns the
     config dict, with an http listener on port and the admin listener on
-    admin. Returns the Edge (with .admin) once both accept."""
+    admin. Returns the Edge (with .admin) once both accept. wrap: a
+    command the edge runs under (mt.Edge)."""
     for attempt in range(3):  # a free port may be taken meanwhile
         port, admin = mt.free_port(), mt.free_port()
         if port == admin:
@@ -17,7 +18,7 @@ def start_edge(stack, build, tag=None):
         text = mt.to_yaml(build(port, admin)) + "\n"
         try:
             e = mt.Edge(stack.logdir, text, port,
-                        tag or "edge%d" % len(stack.edges))
+                        tag or "edge%d" % len(stack.edges), wrap=wrap)
         except AssertionError:
             if attempt == 2:
                 raise

@@ -8,20 +8,9 @@ over UDP (a UDP-only holder, as another DNS server would be)."""
 import socket
 import subprocess
 
-import pytest
 
 import meridian_test as mt
 from meridian_test import LOCAL
-
-
-@pytest.fixture
-def lab(tmp_path):
-    s = mt.Stack(tmp_path)
-    try:
-        yield s
-    finally:
-        problems = s.close()
-    assert not problems, "\n".join(problems)
 
 
 def config(tmp_path, tag, http, dns, origin_port):
@@ -44,13 +33,13 @@ def second(tmp_path, text):
                           capture_output=True, text=True, timeout=mt.WAIT)
 
 
-def test_second_edge_on_the_same_addresses_refuses(lab, tmp_path):
-    o = lab.origin("o")
+def test_second_edge_on_the_same_addresses_refuses(stack, tmp_path):
+    o = stack.origin("o")
     http, dns = mt.free_port(), mt.free_port()
-    first = mt.Edge(lab.logdir, config(tmp_path, "first", http, dns, o.port),
+    first = mt.Edge(stack.logdir, config(tmp_path, "first", http, dns, o.port),
                     http, "first")
-    lab.procs.append(first)
-    lab.edges.append(first)
+    stack.procs.append(first)
+    stack.edges.append(first)
 
     # The same http address.
     r = second(tmp_path, config(tmp_path, "second", http, mt.free_port(),
@@ -72,8 +61,8 @@ def test_second_edge_on_the_same_addresses_refuses(lab, tmp_path):
     first.check_alive()
 
 
-def test_dns_port_held_over_udp_only(lab, tmp_path):
-    o = lab.origin("o")
+def test_dns_port_held_over_udp_only(stack, tmp_path):
+    o = stack.origin("o")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
         # A port free for TCP too (free_port checks both): the TCP side
         # is checked first, and a kernel-chosen UDP port can be some
@@ -87,21 +76,21 @@ def test_dns_port_held_over_udp_only(lab, tmp_path):
                 % (LOCAL, dns)) in r.stderr, r.stderr
 
 
-def test_time_wait_does_not_count(lab, tmp_path):
+def test_time_wait_does_not_count(stack, tmp_path):
     """An edge restarted on its port while the old connections sit in
     TIME_WAIT starts (the check allows what SO_REUSEADDR allows)."""
-    o = lab.origin("o")
+    o = stack.origin("o")
     http, dns = mt.free_port(), mt.free_port()
     text = config(tmp_path, "first", http, dns, o.port)
-    e = mt.Edge(lab.logdir, text, http, "first")
-    lab.procs.append(e)
-    lab.edges.append(e)
+    e = mt.Edge(stack.logdir, text, http, "first")
+    stack.procs.append(e)
+    stack.edges.append(e)
     for _ in range(5):  # the edge closes: TIME_WAIT on its side
         assert mt.request(http, "GET", "/", headers=[
             ("Connection", "close")]).status == 200
     assert e.terminate(timeout=mt.WAIT) == 0
     e.expect_exit = True
-    e2 = mt.Edge(lab.logdir, text, http, "again")
-    lab.procs.append(e2)
-    lab.edges.append(e2)
+    e2 = mt.Edge(stack.logdir, text, http, "again")
+    stack.procs.append(e2)
+    stack.edges.append(e2)
     assert mt.request(http, "GET", "/").status == 200

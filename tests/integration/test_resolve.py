@@ -19,7 +19,7 @@ import time
 import pytest
 
 import meridian_test as mt
-from obs_helpers import Metrics
+from obs_helpers import scrape, start_edge
 
 HOST = "lb.example.com"
 NAME = "app.meridian.test"
@@ -61,26 +61,9 @@ def requests_at(ip, port):
     return int(vals["requests"])
 
 
-def metric(edge, name):
-    r = mt.request(edge.admin, "GET", "/metrics", host="admin")
-    assert r.status == 200, r
-    return Metrics(r.text).get(name)
-
-
-@pytest.fixture
-def lab(tmp_path):
-    s = mt.Stack(tmp_path)
-    try:
-        yield s
-    finally:
-        problems = s.close()
-    assert not problems, "\n".join(problems)
-
-
 def start(stack, hosts_path, origin_port, interval="200ms", geo=None,
           resolv=None):
-    for attempt in range(3):
-        port, admin = mt.free_port(), mt.free_port()
+    def build(port, admin):
         cfg = {
             "edge": {"name": mt.EDGE_NAME, "workers": 2,
                      "resolve_interval": interval,
@@ -95,26 +78,15 @@ def start(stack, hosts_path, origin_port, interval="200ms", geo=None,
         }
         if geo:
             cfg["geo"] = geo
+        return cfg
+    wrap = ["unshare", "--mount", "--propagation", "private", "sh",
+            "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', hosts_path]
+    if resolv:  # the edge's /etc/resolv.conf too
         wrap = ["unshare", "--mount", "--propagation", "private", "sh",
-                "-c", 'mount --bind "$0" /etc/hosts && exec "$@"',
-                hosts_path]
-        if resolv:  # the edge's /etc/resolv.conf too
-            wrap = ["unshare", "--mount", "--propagation", "private", "sh",
-                    "-c", 'mount --bind "$0" /etc/hosts && '
-                    'mount --bind "$1" /etc/resolv.conf && shift && '
-                    'exec "$@"', hosts_path, resolv]
-        try:
-            e = mt.Edge(stack.logdir, mt.to_yaml(cfg) + "\n", port,
-                        "edge%d" % len(stack.edges), wrap=wrap)
-        except AssertionError:
-            if attempt == 2:
-                raise
-            continue
-        stack.procs.append(e)
-        stack.edges.append(e)
-        e.admin = admin
-        mt.wait_for(lambda: mt.port_accepts(admin), what="admin listener")
-        return e
+                "-c", 'mount --bind "$0" /etc/hosts && '
+                'mount --bind "$1" /etc/resolv.conf && shift && '
+                'exec "$@"', hosts_path, resolv]
+    return start_edge(stack, build, wrap=wrap)
 
 
 def origin_pair(stack):
@@ -131,14 +103,14 @@ def origin_pair(stack):
     raise AssertionError("no port free on both 127.0.0.1 and 127.0.0.2")
 
 
-def test_origin_host_name_follows_its_address(lab, tmp_path):
+def test_origin_host_name_follows_its_address(stack, tmp_path):
     hosts = str(tmp_path / "hosts")
     with open(hosts, "w") as f:
         f.write("127.0.0.1 %s\n" % NAME)
-    port, a, b = origin_pair(lab)
-    e = start(lab, hosts, port)
+    port, a, b = origin_pair(stack)
+    e = start(stack, hosts, port)
     assert "test a" in served_by(e.port)
-    assert metric(e, "meridian_origin_resolve_names") == 1
+    assert scrape(e).get("meridian_origin_resolve_names") == 1
 
     # The name moves: traffic and health checks follow, no reload.
     write_hosts(hosts, "127.0.0.2 %s\n" % NAME)
@@ -151,7 +123,7 @@ def test_origin_host_name_follows_its_address(lab, tmp_path):
     # Every request now: no pooled connection of the old address reused.
     for _ in range(20):
         assert "test b" in served_by(e.port)
-    assert metric(e, "meridian_origin_resolve_changes_total") == 1
+    assert scrape(e).get("meridian_origin_resolve_changes_total") == 1
 
     # The health checks reach the new address too: b's request count
     # grows while no traffic goes through the edge (/count is not counted).
@@ -166,7 +138,7 @@ def test_origin_host_name_follows_its_address(lab, tmp_path):
         % re.escape(NAME), e.stderr_tail(1 << 16)),
         what="the failed lookup in the log")
     assert "test b" in served_by(e.port)
-    assert metric(e, "meridian_origin_resolve_failures_total") >= 1
+    assert scrape(e).get("meridian_origin_resolve_failures_total") >= 1
 
     # Round-robin answers that still hold 127.0.0.2 keep it, whatever
     # their order.
@@ -176,7 +148,7 @@ def test_origin_host_name_follows_its_address(lab, tmp_path):
         e.stderr_tail(1 << 16)), what="the recovery in the log")
     for _ in range(10):
         assert "test b" in served_by(e.port)
-    assert metric(e, "meridian_origin_resolve_changes_total") == 1
+    assert scrape(e).get("meridian_origin_resolve_changes_total") == 1
 
     # SIGHUP resolves afresh (here the first address, 127.0.0.1).
     e.p.send_signal(signal.SIGHUP)
@@ -187,15 +159,15 @@ def test_origin_host_name_follows_its_address(lab, tmp_path):
     e.check_alive()
 
 
-def test_interval_zero_resolves_only_on_sighup(lab, tmp_path):
+def test_interval_zero_resolves_only_on_sighup(stack, tmp_path):
     hosts = str(tmp_path / "hosts")
     with open(hosts, "w") as f:
         f.write("127.0.0.1 %s\n" % NAME)
-    port, a, b = origin_pair(lab)
-    e = start(lab, hosts, port, interval="0s")
+    port, a, b = origin_pair(stack)
+    e = start(stack, hosts, port, interval="0s")
     assert "test a" in served_by(e.port)
     write_hosts(hosts, "127.0.0.2 %s\n" % NAME)
-    lookups = metric(e, "meridian_origin_resolve_lookups_total")
+    lookups = scrape(e).get("meridian_origin_resolve_lookups_total")
     # No lookup for 1.5 s, while the other test sees one every 200 ms:
     # requests keep going to a (bounded in time and count).
     deadline = time.monotonic() + 1.5
@@ -203,7 +175,7 @@ def test_interval_zero_resolves_only_on_sighup(lab, tmp_path):
         if time.monotonic() > deadline:
             break
         assert "test a" in served_by(e.port)
-    assert metric(e, "meridian_origin_resolve_lookups_total") == lookups
+    assert scrape(e).get("meridian_origin_resolve_lookups_total") == lookups
     e.p.send_signal(signal.SIGHUP)
     mt.wait_for(lambda: "SIGHUP: reloaded" in e.stderr_tail(1 << 16),
                 what="the reload")
@@ -211,7 +183,7 @@ def test_interval_zero_resolves_only_on_sighup(lab, tmp_path):
                 what="traffic on the address resolved at the reload")
 
 
-def test_a_failed_rebuild_is_tried_again(lab, tmp_path):
+def test_a_failed_rebuild_is_tried_again(stack, tmp_path):
     """The name moves while the config cannot be rebuilt (here its geo
     database is unreadable, as during a botched update of the file): the
     running config stays, and the rebuild is tried every interval until
@@ -225,8 +197,8 @@ def test_a_failed_rebuild_is_tried_again(lab, tmp_path):
     hosts = str(tmp_path / "hosts")
     with open(hosts, "w") as f:
         f.write("127.0.0.1 %s\n" % NAME)
-    port, a, b = origin_pair(lab)
-    e = start(lab, hosts, port, geo={"database": geodb})
+    port, a, b = origin_pair(stack)
+    e = start(stack, hosts, port, geo={"database": geodb})
     assert "test a" in served_by(e.port)
 
     with open(geodb, "wb") as f:
@@ -248,7 +220,7 @@ def test_a_failed_rebuild_is_tried_again(lab, tmp_path):
                 what="traffic on the new address once a rebuild works")
 
 
-def test_failed_reload_leaves_the_name_followed(lab, tmp_path):
+def test_failed_reload_leaves_the_name_followed(stack, tmp_path):
     """A SIGHUP whose file has an error changes nothing, yet its build
     resolved every name afresh into the cache. The running config must
     still follow its names: here the failed reload's fresh lookup picks
@@ -258,8 +230,8 @@ def test_failed_reload_leaves_the_name_followed(lab, tmp_path):
     hosts = str(tmp_path / "hosts")
     with open(hosts, "w") as f:
         f.write("127.0.0.2 %s\n" % NAME)
-    port, a, b = origin_pair(lab)
-    e = start(lab, hosts, port)
+    port, a, b = origin_pair(stack)
+    e = start(stack, hosts, port)
     assert "test b" in served_by(e.port)
     with open(e.config_path) as f:
         good = f.read()
@@ -300,7 +272,7 @@ def blackhole_dns():
     raise AssertionError("no 127/8 address with port 53 free")
 
 
-def test_sigterm_while_dns_does_not_answer(lab, tmp_path):
+def test_sigterm_while_dns_does_not_answer(stack, tmp_path):
     """A name that left /etc/hosts goes to DNS, which does not answer: the
     lookup blocks for the resolver's whole timeout (here minutes). SIGTERM
     must not wait for it: the edge drains and exits as usual."""
@@ -312,8 +284,8 @@ def test_sigterm_while_dns_does_not_answer(lab, tmp_path):
         resolv = str(tmp_path / "resolv.conf")
         with open(resolv, "w") as f:
             f.write("nameserver %s\noptions timeout:30 attempts:5\n" % ip)
-        port, a, b = origin_pair(lab)
-        e = start(lab, hosts, port, resolv=resolv)
+        port, a, b = origin_pair(stack)
+        e = start(stack, hosts, port, resolv=resolv)
         assert "test a" in served_by(e.port)
         write_hosts(hosts, "")
         # A query reaches the dead server: a lookup is under way.

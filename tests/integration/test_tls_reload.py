@@ -85,6 +85,18 @@ def replace_lb_certs(tmp_path, cn):
         os.replace(c, str(tmp_path / (name + ".pem")))
 
 
+def mismatch_key(tmp_path):
+    """Put another key in place of lb-rsa.key (the good one kept as
+    lb-rsa.key.good); returns the key file's path."""
+    key = str(tmp_path / "lb-rsa.key")
+    os.rename(key, key + ".good")
+    other = tmp_path / "other"
+    other.mkdir()
+    _, k = make_cert(str(other), "x", "x.example.com", ["x.example.com"])
+    os.replace(k, key)
+    return key
+
+
 def ctl(*args):
     return subprocess.run([mt.BIN, "ctl"] + list(args), capture_output=True,
                           text=True, timeout=30)
@@ -369,12 +381,7 @@ def test_bad_reload_names_the_file_and_changes_nothing(lab, tmp_path):
             return err["message"]
 
         # A key that does not match its certificate.
-        key = str(tmp_path / "lb-rsa.key")
-        os.rename(key, key + ".good")
-        other = tmp_path / "other"
-        other.mkdir()
-        _, k = make_cert(str(other), "x", "x.example.com", ["x.example.com"])
-        os.replace(k, key)
+        key = mismatch_key(tmp_path)
         refused("mismatch", "edge.tls.certificates[1].key", key,
                 "does not match")
         # ctl says the same, exit status 1.
@@ -562,12 +569,7 @@ def test_api_writes_keep_the_served_certificates(lab, tmp_path):
     gen = scrape(e).get("meridian_config_generation")
 
     # Half-written: a key that does not match its certificate.
-    key = str(tmp_path / "lb-rsa.key")
-    os.rename(key, key + ".good")
-    other = tmp_path / "other"
-    other.mkdir()
-    _, k = make_cert(str(other), "x", "x.example.com", ["x.example.com"])
-    os.replace(k, key)
+    key = mismatch_key(tmp_path)
     m = api.ok("POST", ACCT + "/monitors", {"type": "http", "path": "/"})
     assert scrape(e).get("meridian_config_generation") == gen + 1
     assert fp() == before

@@ -94,6 +94,25 @@ static void test_monitor_scheme_warnings(void **state)
 	}
 }
 
+/* Case i: yaml loads without errors and warns exactly want (NULL: no
+ * warning at all). */
+static void expect_warning(size_t i, const char *yaml, const char *want)
+{
+	cfg_snapshot *snap = NULL;
+	cfg_diag d = {0};
+	int rc = cfg_load_string("t.yaml", yaml, strlen(yaml), &snap, &d);
+	for (size_t j = 0; j < d.n; j++)
+		print_error("case %zu: %s\n", i, d.msgs[j]);
+	assert_int_equal(rc, 0);
+	for (size_t j = 0; j < d.nwarn; j++)
+		print_message("case %zu: %s\n", i, d.warns[j]);
+	assert_int_equal(d.nwarn, want ? 1 : 0);
+	if (want)
+		assert_string_equal(d.warns[0], want);
+	cfg_diag_free(&d);
+	cfg_snapshot_free(snap);
+}
+
 /* A DNS-only load balancer that nothing answers for: outside every zone,
  * or inside one on an edge without a DNS listener. */
 static void test_dns_only_warnings(void **state)
@@ -127,20 +146,7 @@ static void test_dns_only_warnings(void **state)
 			 "  - { name: \"%s\", proxied: %s, default_pools: [p] "
 			 "}\n",
 			 cases[i].dns, cases[i].lb, cases[i].proxied);
-		cfg_snapshot *snap = NULL;
-		cfg_diag d = {0};
-		int rc =
-		    cfg_load_string("t.yaml", yaml, strlen(yaml), &snap, &d);
-		for (size_t j = 0; j < d.n; j++)
-			print_error("case %zu: %s\n", i, d.msgs[j]);
-		assert_int_equal(rc, 0);
-		for (size_t j = 0; j < d.nwarn; j++)
-			print_message("case %zu: %s\n", i, d.warns[j]);
-		assert_int_equal(d.nwarn, cases[i].want ? 1 : 0);
-		if (cases[i].want)
-			assert_string_equal(d.warns[0], cases[i].want);
-		cfg_diag_free(&d);
-		cfg_snapshot_free(snap);
+		expect_warning(i, yaml, cases[i].want);
 	}
 }
 
@@ -175,20 +181,7 @@ static void test_rules_warning(void **state)
 			 "    default_pools: [p]\n"
 			 "    rules: %s\n",
 			 cases[i].rules);
-		cfg_snapshot *snap = NULL;
-		cfg_diag d = {0};
-		int rc =
-		    cfg_load_string("t.yaml", yaml, strlen(yaml), &snap, &d);
-		for (size_t j = 0; j < d.n; j++)
-			print_error("case %zu: %s\n", i, d.msgs[j]);
-		assert_int_equal(rc, 0);
-		for (size_t j = 0; j < d.nwarn; j++)
-			print_message("case %zu: %s\n", i, d.warns[j]);
-		assert_int_equal(d.nwarn, cases[i].want ? 1 : 0);
-		if (cases[i].want)
-			assert_string_equal(d.warns[0], cases[i].want);
-		cfg_diag_free(&d);
-		cfg_snapshot_free(snap);
+		expect_warning(i, yaml, cases[i].want);
 	}
 }
 
@@ -211,20 +204,7 @@ static void test_tunnel_listener_warning(void **state)
 		char yaml[600];
 		snprintf(yaml, sizeof(yaml), "edge:\n  listen: %s\n",
 			 cases[i].listen);
-		cfg_snapshot *snap = NULL;
-		cfg_diag d = {0};
-		int rc =
-		    cfg_load_string("t.yaml", yaml, strlen(yaml), &snap, &d);
-		for (size_t j = 0; j < d.n; j++)
-			print_error("case %zu: %s\n", i, d.msgs[j]);
-		assert_int_equal(rc, 0);
-		for (size_t j = 0; j < d.nwarn; j++)
-			print_message("case %zu: %s\n", i, d.warns[j]);
-		assert_int_equal(d.nwarn, cases[i].want ? 1 : 0);
-		if (cases[i].want)
-			assert_string_equal(d.warns[0], cases[i].want);
-		cfg_diag_free(&d);
-		cfg_snapshot_free(snap);
+		expect_warning(i, yaml, cases[i].want);
 	}
 }
 
@@ -251,20 +231,7 @@ static void test_minimum_origins_warning(void **state)
 		    "      { name: a, address: 127.0.0.1 },\n"
 		    "      { name: b, address: 127.0.0.2, enabled: %s } ] }\n",
 		    cases[i].pool_extra, cases[i].o2);
-		cfg_snapshot *snap = NULL;
-		cfg_diag d = {0};
-		int rc =
-		    cfg_load_string("t.yaml", yaml, strlen(yaml), &snap, &d);
-		for (size_t j = 0; j < d.n; j++)
-			print_error("case %zu: %s\n", i, d.msgs[j]);
-		assert_int_equal(rc, 0);
-		for (size_t j = 0; j < d.nwarn; j++)
-			print_message("case %zu: %s\n", i, d.warns[j]);
-		assert_int_equal(d.nwarn, cases[i].want ? 1 : 0);
-		if (cases[i].want)
-			assert_string_equal(d.warns[0], cases[i].want);
-		cfg_diag_free(&d);
-		cfg_snapshot_free(snap);
+		expect_warning(i, yaml, cases[i].want);
 	}
 }
 
