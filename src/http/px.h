@@ -52,8 +52,6 @@ struct px_upstream {
 	core_buf *in;
 	bool connecting, can_read, can_write, rd_eof, wr_shut;
 	bool hup;	/* peer closed its side: read on until read() says 0 */
-	bool rd_err;	/* reading ended in an error (a reset), not an EOF: a
-			 * close-delimited body is cut, not whole */
 	bool reused;	/* came from the idle pool */
 	bool got_bytes; /* any response byte received */
 	bool idle;

@@ -1498,7 +1498,6 @@ static bool read_upstream(px_client *cl)
 	if (n == -EAGAIN || n == -ENOBUFS)
 		return false;
 	up->rd_eof = true;
-	up->rd_err = n < 0;
 	if (!cl->resp_head_done) {
 		if (blen(up->in) == 0 && !up->got_bytes) {
 			upstream_failed(cl, n == 0 ? 0 : (int)n);
@@ -1753,18 +1752,18 @@ static bool frame_response(px_client *cl)
 {
 	px_upstream *up = cl->up;
 	uint32_t avail = blen(up->in) - cl->resp_fwd;
-	bool eof = up->rd_eof && !up->rd_err;
+	/* A body cut by a reset never ends: the client is cut off too. */
+	bool eof = up->rd_eof && !cl->resp_cut;
 	if (avail == 0 && !(cl->resp_body == HTTP1_BODY_EOF && eof))
 		return false;
 	bool done = false;
-	/* A body cut by a reset never ends: the client is cut off too. */
 	uint32_t before = blen(up->in);
 	int n = cl->resp_unchunk
 		    ? unchunk_body(cl, &done)
 		    : frame_body(cl->resp_body, &cl->resp_remaining,
 				 &cl->resp_chunk,
 				 core_buf_head(up->in) + cl->resp_fwd, avail,
-				 up->rd_eof && !cl->resp_cut, &done);
+				 eof, &done);
 	if (n < 0) {
 		log_info("origin %s: bad response body: %s", cl->origin->name,
 			 http1_err_reason(n));
