@@ -130,6 +130,22 @@ static void single(mbuf *b, const char *name, const char *type,
 	putf(b, "%s %" PRIu64 "\n", name, v);
 }
 
+/* A counter with one label: HELP, TYPE and a sample per value. */
+typedef struct label_count {
+	const char *value;
+	uint64_t n;
+} label_count;
+
+static void by_label(mbuf *b, const char *name, const char *help,
+		     const char *label, const label_count *v, size_t nv)
+{
+	head(b, name, "counter", help);
+	for (size_t i = 0; i < nv; i++) {
+		series(b, name, label, v[i].value, NULL, NULL, NULL, NULL);
+		end_u64(b, true, v[i].n);
+	}
+}
+
 /* --- process ------------------------------------------------------------ */
 
 /* Start time from /proc (what Prometheus client libraries report). */
@@ -521,32 +537,22 @@ static void render_dns(mbuf *b, const edge *e)
 	       "DNS answers the kernel refused to send (UDP sendmmsg "
 	       "errors).",
 	       d.send_errors);
-	head(b, "meridian_dns_rate_limited_total", "counter",
-	     "UDP DNS answers over edge.dns_rate_limit: dropped, or sent "
-	     "truncated (slip) so the client retries over TCP.");
-	series(b, "meridian_dns_rate_limited_total", "action", "dropped", NULL,
-	       NULL, NULL, NULL);
-	end_u64(b, true, d.rrl_dropped);
-	series(b, "meridian_dns_rate_limited_total", "action", "truncated",
-	       NULL, NULL, NULL, NULL);
-	end_u64(b, true, d.rrl_slipped);
-	head(b, "meridian_dns_tcp_connections_total", "counter",
-	     "DNS-over-TCP connections: accepted, and closed by the edge "
-	     "(evicted: the least recently active one, for a new one when "
-	     "the table was full; idle: no whole message within "
-	     "client_idle; bad_frame: a zero length or not a query).");
-	const struct {
-		const char *event;
-		uint64_t v;
-	} tcp[] = {{"accepted", d.tcp_accepted},
-		   {"evicted", d.tcp_evicted},
-		   {"idle", d.tcp_idle_closed},
-		   {"bad_frame", d.tcp_bad_frame}};
-	for (size_t i = 0; i < ARRAY_LEN(tcp); i++) {
-		series(b, "meridian_dns_tcp_connections_total", "event",
-		       tcp[i].event, NULL, NULL, NULL, NULL);
-		end_u64(b, true, tcp[i].v);
-	}
+	const label_count rrl[] = {{"dropped", d.rrl_dropped},
+				   {"truncated", d.rrl_slipped}};
+	by_label(b, "meridian_dns_rate_limited_total",
+		 "UDP DNS answers over edge.dns_rate_limit: dropped, or sent "
+		 "truncated (slip) so the client retries over TCP.",
+		 "action", rrl, ARRAY_LEN(rrl));
+	const label_count tcp[] = {{"accepted", d.tcp_accepted},
+				   {"evicted", d.tcp_evicted},
+				   {"idle", d.tcp_idle_closed},
+				   {"bad_frame", d.tcp_bad_frame}};
+	by_label(b, "meridian_dns_tcp_connections_total",
+		 "DNS-over-TCP connections: accepted, and closed by the edge "
+		 "(evicted: the least recently active one, for a new one when "
+		 "the table was full; idle: no whole message within "
+		 "client_idle; bad_frame: a zero length or not a query).",
+		 "event", tcp, ARRAY_LEN(tcp));
 }
 
 /* TLS termination (edge.listen.https): handshakes (process-wide counters
@@ -643,34 +649,23 @@ static void render_edge(mbuf *b, edge *e, const edge_snapshot *s)
 	if (e->health)
 		edge_health_notify_counters(e->health, &nc);
 	pthread_mutex_unlock(&e->swap_lock);
-	head(b, "meridian_notification_deliveries_total", "counter",
-	     "Notification deliveries (one per email, one per webhook): sent, "
-	     "or failed (given up after the retries).");
-	series(b, "meridian_notification_deliveries_total", "result", "sent",
-	       NULL, NULL, NULL, NULL);
-	end_u64(b, true, nc.sent);
-	series(b, "meridian_notification_deliveries_total", "result", "failed",
-	       NULL, NULL, NULL, NULL);
-	end_u64(b, true, nc.failed);
+	const label_count ndel[] = {{"sent", nc.sent}, {"failed", nc.failed}};
+	by_label(b, "meridian_notification_deliveries_total",
+		 "Notification deliveries (one per email, one per webhook): "
+		 "sent, or failed (given up after the retries).",
+		 "result", ndel, ARRAY_LEN(ndel));
 	single(b, "meridian_notification_retries_total", "counter",
 	       "Notification delivery attempts that were retries.", nc.retried);
-	head(b, "meridian_notification_events_total", "counter",
-	     "Health changes handed to the notifier (submitted), and those "
-	     "not sent: dropped (queue full, or pending at a stop), debounced "
-	     "(flapped back), filtered (notification_filter, or a first "
-	     "healthy verdict).");
-	const struct {
-		const char *k;
-		uint64_t v;
-	} nev[] = {{"submitted", nc.submitted},
-		   {"dropped", nc.dropped},
-		   {"debounced", nc.debounced},
-		   {"filtered", nc.filtered}};
-	for (size_t i = 0; i < ARRAY_LEN(nev); i++) {
-		series(b, "meridian_notification_events_total", "outcome",
-		       nev[i].k, NULL, NULL, NULL, NULL);
-		end_u64(b, true, nev[i].v);
-	}
+	const label_count nev[] = {{"submitted", nc.submitted},
+				   {"dropped", nc.dropped},
+				   {"debounced", nc.debounced},
+				   {"filtered", nc.filtered}};
+	by_label(b, "meridian_notification_events_total",
+		 "Health changes handed to the notifier (submitted), and "
+		 "those not sent: dropped (queue full, or pending at a stop), "
+		 "debounced (flapped back), filtered (notification_filter, or "
+		 "a first healthy verdict).",
+		 "outcome", nev, ARRAY_LEN(nev));
 	single(b, "meridian_notifications_pending", "gauge",
 	       "Notification events, changes and deliveries not finished yet.",
 	       nc.pending);
