@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "config/cfg_schema.h"
+#include "config/cfg_rules.h"
 #include "config/cfg_validate.h"
 #include "config/cfg_values.h"
 #include "core/core_util.h"
@@ -1537,6 +1538,208 @@ static const cfg_table affinity_table = {
     TABLE(affinity_keys),
 };
 
+/* ---- load balancer rules ---- */
+
+/* An override names a load balancer field; it is stored in the rule's
+ * `ov` (a cfg_lb) and flagged in `has`. */
+#define OV(f)                                                                  \
+	AT(cfg_lb_rule, ov.f), .flags = CFG_F_HAS,                             \
+			       .has_off = offsetof(cfg_lb_rule, has.f)
+static const cfg_key override_keys[] = {
+    {.name = "default_pools",
+     .type = CFG_LIST,
+     .flags = CFG_F_HAS | CFG_F_NONEMPTY,
+     ARRAY_AT(cfg_lb_rule, ov.default_pools, ov.ndefault_pools),
+     .has_off = offsetof(cfg_lb_rule, has.default_pools),
+     .item = &item_pool_ref,
+     .help = "Pool ids in failover order."},
+    {.name = "fallback_pool",
+     .type = CFG_REF,
+     .ref = CFG_REF_POOL,
+     OV(fallback_pool),
+     .help = "Pool used when no other pool is healthy."},
+    {.name = "region_pools",
+     .type = CFG_MAP,
+     ARRAY_AT(cfg_lb_rule, ov.region_pools, ov.nregion_pools),
+     .key_off = offsetof(cfg_pool_map, key),
+     .mapkey = &region_key,
+     .item = &pool_list,
+     .flags = CFG_F_HAS,
+     .has_off = offsetof(cfg_lb_rule, has.region_pools),
+     .help = "Region to pool ids."},
+    {.name = "country_pools",
+     .type = CFG_MAP,
+     ARRAY_AT(cfg_lb_rule, ov.country_pools, ov.ncountry_pools),
+     .key_off = offsetof(cfg_pool_map, key),
+     .mapkey = &country_key,
+     .item = &pool_list,
+     .flags = CFG_F_HAS,
+     .has_off = offsetof(cfg_lb_rule, has.country_pools),
+     .help = "Country to pool ids."},
+    {.name = "pop_pools",
+     .type = CFG_MAP,
+     ARRAY_AT(cfg_lb_rule, ov.pop_pools, ov.npop_pools),
+     .key_off = offsetof(cfg_pool_map, key),
+     .mapkey = &pop_key,
+     .item = &pool_list,
+     .flags = CFG_F_HAS,
+     .has_off = offsetof(cfg_lb_rule, has.pop_pools),
+     .help = "Edge name to pool ids."},
+    {.name = "steering_policy",
+     .type = CFG_ENUM,
+     OV(steering_policy),
+     CHOICES(steerings),
+     .help = "How a pool is chosen."},
+    {.name = "random_steering",
+     .type = CFG_OBJECT,
+     .off = offsetof(cfg_lb_rule, ov),
+     .flags = CFG_F_HAS,
+     .has_off = offsetof(cfg_lb_rule, has.random_steering),
+     .sub = &random_table,
+     .help = "Weights for random steering (the whole object)."},
+    {.name = "adaptive_routing",
+     .type = CFG_OBJECT,
+     .off = offsetof(cfg_lb_rule, ov),
+     .flags = CFG_F_HAS,
+     .has_off = offsetof(cfg_lb_rule, has.adaptive_routing),
+     .sub = &adaptive_table,
+     .help = "Failover of failed requests."},
+    {.name = "location_strategy",
+     .type = CFG_OBJECT,
+     OV(location_strategy),
+     .sub = &location_table,
+     .help = "Client location for DNS-only answers."},
+    {.name = "session_affinity",
+     .type = CFG_ENUM,
+     OV(session_affinity),
+     CHOICES(affinities),
+     .help = "Session affinity for these requests."},
+    {.name = "session_affinity_ttl",
+     .type = CFG_DURATION,
+     AT(cfg_lb_rule, ov.session_affinity_ttl),
+     .flags = CFG_F_HAS | CFG_F_SECONDS,
+     .has_off = offsetof(cfg_lb_rule, has.session_affinity_ttl),
+     .min = 30000,
+     .max = 7 * DAY_MS,
+     .help = "Lifetime of an affinity session."},
+    {.name = "session_affinity_attributes",
+     .type = CFG_OBJECT,
+     OV(session_affinity_attributes),
+     .sub = &affinity_table,
+     .help = "Cookie attributes, headers and failover of sessions (the "
+	     "whole object)."},
+    {.name = "ttl",
+     .type = CFG_UINT,
+     OV(ttl),
+     .min = 1,
+     .max = 86400,
+     .help = "DNS TTL of the answers, seconds."},
+};
+#undef OV
+static const cfg_table override_table = {
+    .path = "load_balancers[].rules[].overrides",
+    .what = "overrides",
+    .help = "Load balancer fields replaced for the requests (or DNS "
+	    "queries) that match the rule. An object given here "
+	    "(random_steering, session_affinity_attributes, ...) replaces "
+	    "the load balancer's whole object; unset keys inside it take "
+	    "their defaults.",
+    TABLE(override_keys),
+};
+
+static const cfg_key fixed_keys[] = {
+    {.name = "status_code",
+     .type = CFG_UINT,
+     AT(cfg_lb_fixed, status_code),
+     .def = "200",
+     .min = 200,
+     .max = 599,
+     .help = "HTTP status of the answer."},
+    {.name = "message_body",
+     .type = CFG_STRING,
+     AT(cfg_lb_fixed, message_body),
+     .help = "Body of the answer (at most 1024 bytes)."},
+    {.name = "content_type",
+     .type = CFG_STRING,
+     AT(cfg_lb_fixed, content_type),
+     .check = check_header_value,
+     .def_doc = "text/plain",
+     .help = "Content-Type of the answer (at most 32 bytes)."},
+    {.name = "location",
+     .type = CFG_STRING,
+     AT(cfg_lb_fixed, location),
+     .check = check_header_value,
+     .help = "Location field of the answer, for redirects (at most 2048 "
+	     "bytes)."},
+};
+static const cfg_table fixed_table = {
+    .path = "load_balancers[].rules[].fixed_response",
+    .what = "fixed_response",
+    .help = "An answer from the edge itself; the rule terminates.",
+    TABLE(fixed_keys),
+};
+
+static const cfg_key rule_keys[] = {
+    {.name = "name",
+     .type = CFG_STRING,
+     AT(cfg_lb_rule, name),
+     .help = "Free text, shown in logs."},
+    {.name = "condition",
+     .type = CFG_STRING,
+     AT(cfg_lb_rule, condition),
+     .doc_type = "expression",
+     .help = "When the rule applies, in Cloudflare's rules language (for "
+	     "example `http.request.uri.path matches \"^/api/\"`); empty: "
+	     "always. See the fields and operators below."},
+    {.name = "disabled",
+     .type = CFG_BOOL,
+     AT(cfg_lb_rule, disabled),
+     .def = "false",
+     .help = "A disabled rule is not evaluated."},
+    {.name = "priority",
+     .type = CFG_UINT,
+     AT(cfg_lb_rule, priority),
+     .flags = CFG_F_HAS,
+     .has_off = offsetof(cfg_lb_rule, has_priority),
+     .min = 0,
+     .max = UINT32_MAX,
+     .def_doc = "0",
+     .help = "Rules run in increasing priority, equal ones in the order "
+	     "written."},
+    {.name = "terminates",
+     .type = CFG_BOOL,
+     AT(cfg_lb_rule, terminates),
+     .def = "false",
+     .help = "When the rule matches, rules after it are not evaluated."},
+    {.name = "fixed_response",
+     .type = CFG_OBJECT,
+     AT(cfg_lb_rule, fixed_response),
+     .flags = CFG_F_HAS,
+     .has_off = offsetof(cfg_lb_rule, has_fixed_response),
+     .sub = &fixed_table,
+     .help = "Answer from the edge instead of an origin (proxied load "
+	     "balancers)."},
+    {.name = "overrides",
+     .type = CFG_OBJECT,
+     .off = 0,
+     .flags = CFG_F_HAS,
+     .has_off = offsetof(cfg_lb_rule, has_overrides),
+     .sub = &override_table,
+     .help = "Load balancer fields to use instead."},
+};
+static const cfg_table rule_table = {
+    .path = "load_balancers[].rules[]",
+    .what = "rule",
+    .help = "A rule: when `condition` holds, `fixed_response` answers or "
+	    "`overrides` replace load balancer fields. Rules run in "
+	    "priority order; when several match, each one's overrides apply "
+	    "in turn (the last one wins for a field) until one with "
+	    "`terminates` or a fixed_response.",
+    TABLE(rule_keys),
+    POS(cfg_lb_rule),
+    .finish = cfg_finish_rule,
+};
+
 static const cfg_key lb_keys[] = {
     {.name = "name",
      .type = CFG_STRING,
@@ -1645,11 +1848,10 @@ static const cfg_key lb_keys[] = {
     {.name = "rules",
      .type = CFG_LIST,
      ARRAY_AT(cfg_lb, rules, nrules),
-     .item = &(const cfg_key){.type = CFG_RAW, .flags = CFG_F_MAPPING},
-     .doc_type = "list of mappings",
-     .help = "Cloudflare-style rules; accepted and kept as written, not "
-	     "yet applied (a load balancer with rules gets a warning, in "
-	     "`meridian check`, the log and API answers)."},
+     .item = &(const cfg_key){.type = CFG_OBJECT, .sub = &rule_table},
+     .help = "Cloudflare's load balancing rules: a condition on the "
+	     "request (or DNS query) and what to do then; see "
+	     "load_balancers[].rules[]."},
     {.name = "hsts",
      .type = CFG_OBJECT,
      .off = 0,

@@ -6,6 +6,7 @@
  * reports everything; any error discards the snapshot.
  */
 #include "config/cfg_load.h"
+#include "config/cfg_rules.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -126,6 +127,7 @@ static void load_tree(cfg_ctx *c, const char *buf, size_t len,
 	cfg_apply_table(c, &cfg_root_table, root, c->snap);
 	resolve_refs(c);
 	index_objects(c);
+	cfg_finish_rules(c);
 }
 
 int cfg_load_string(const char *name, const char *yaml, size_t len,

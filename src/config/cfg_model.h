@@ -314,9 +314,50 @@ typedef struct cfg_lb {
 	size_t nrandom_pool_weights;
 	cfg_location_strategy location_strategy;
 	cfg_affinity_attrs session_affinity_attributes;
-	cfg_raw *rules; /* each a CFG_RAW_MAP, kept as written */
+	/* rules[] as written (the API shows them so); rule_order holds the
+	 * enabled ones in evaluation order (priority, then as written). */
+	struct cfg_lb_rule *rules;
 	size_t nrules;
+	const struct cfg_lb_rule **rule_order;
+	size_t nrule_order;
+	uint32_t rule_fields; /* lb_expr fields the rules read, as bits */
 } cfg_lb;
+
+/* A rule's fixed_response: the edge answers instead of an origin. */
+typedef struct cfg_lb_fixed {
+	uint32_t status_code; /* default 200 */
+	const char *message_body, *content_type, *location;
+} cfg_lb_fixed;
+
+/* Which load balancer fields a rule's overrides give. */
+typedef struct cfg_lb_overridden {
+	bool default_pools, fallback_pool, region_pools, country_pools,
+	    pop_pools, steering_policy, random_steering, adaptive_routing,
+	    location_strategy, session_affinity, session_affinity_ttl,
+	    session_affinity_attributes, ttl;
+} cfg_lb_overridden;
+
+/* A load balancer rule (Cloudflare's rules[]): when its condition holds,
+ * its fixed_response answers, or its overrides replace fields of the load
+ * balancer for this request (later matching rules win per field) until a
+ * rule that terminates. */
+typedef struct cfg_lb_rule {
+	cfg_pos pos;
+	const char *name;
+	const char *condition; /* NULL or "": always true */
+	bool disabled;
+	bool terminates; /* also implied by fixed_response */
+	uint32_t priority;
+	bool has_priority;
+	bool has_fixed_response, has_overrides;
+	cfg_lb_fixed fixed_response;
+	cfg_lb_overridden has;
+	cfg_lb ov; /* the overrides; only fields named in `has` are set */
+	/* Computed once every pool is known (cfg_load): */
+	const struct lb_expr *expr; /* NULL: always true */
+	const cfg_lb *eff; /* the load balancer with these overrides */
+	uint32_t index;	   /* in rules[] as written */
+} cfg_lb_rule;
 
 /* Edge limits and timeouts (Meridian's own). */
 typedef struct cfg_limits {

@@ -1,6 +1,7 @@
 /* cfg_validate.c - checks that span several keys, and computed defaults;
  * see cfg_validate.h. Errors point at the node that has to change. */
 #include "config/cfg_validate.h"
+#include "lb/lb_expr.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -778,21 +779,42 @@ static void warn_tunnel(cfg_ctx *c, const cfg_edge *e)
 	warn_at(c, &e->pos, "edge.listen.tunnel", msg);
 }
 
-/* rules[] are kept as written but not applied yet: a config brought
- * over from Cloudflare would otherwise lose their overrides unnoticed. */
+/* A rule reading fields its traffic never has (http.* on a DNS-only load
+ * balancer, dns.* on a proxied one) tests empty values: valid, but rarely
+ * what was meant. A fixed_response on a DNS-only load balancer is never
+ * sent. */
 static void warn_rules(cfg_ctx *c, const cfg_lb *lb)
 {
-	if (!lb->nrules)
-		return;
-	char msg[1536], field[600];
-	snprintf(field, sizeof(field), "load_balancers[%s].rules", lb->id);
-	snprintf(msg, sizeof(msg),
-		 "load balancer '%s' has %zu rule%s: rules are kept as "
-		 "written but not applied yet (its steering and pools "
-		 "decide every request)",
-		 lb->name ? lb->name : lb->id, lb->nrules,
-		 lb->nrules == 1 ? "" : "s");
-	warn_at(c, &lb->pos, field, msg);
+	for (size_t i = 0; i < lb->nrules; i++) {
+		const cfg_lb_rule *r = &lb->rules[i];
+		uint32_t f = lb_expr_fields(r->expr);
+		uint32_t foreign =
+		    lb->proxied ? LB_EXPR_DNS_FIELDS : LB_EXPR_PROXIED_FIELDS;
+		char msg[1536], field[600];
+		snprintf(field, sizeof(field), "load_balancers[%s].rules[%zu]",
+			 lb->id, i);
+		if (f & foreign) {
+			snprintf(
+			    msg, sizeof(msg),
+			    "rule %zu%s%s%s of '%s' reads %s fields, which "
+			    "%s traffic does not have: they are empty "
+			    "there",
+			    i, r->name ? " (" : "", r->name ? r->name : "",
+			    r->name ? ")" : "", lb->name,
+			    lb->proxied ? "dns.*" : "HTTP",
+			    lb->proxied ? "proxied" : "DNS-only");
+			warn_at(c, &r->pos, field, msg);
+		}
+		if (!lb->proxied && r->has_fixed_response) {
+			snprintf(msg, sizeof(msg),
+				 "rule %zu of '%s': fixed_response answers "
+				 "HTTP requests; a DNS-only load balancer "
+				 "never sends it (the rule only stops the "
+				 "rules after it)",
+				 i, lb->name);
+			warn_at(c, &r->pos, field, msg);
+		}
+	}
 }
 
 void cfg_warn_checks(cfg_ctx *c)

@@ -67,7 +67,16 @@ typedef enum op {
 	OP_ENDS,
 } op;
 
-typedef enum nkind { N_OR, N_XOR, N_AND, N_NOT, N_TEST, N_BOOL } nkind;
+typedef enum nkind {
+	N_OR,
+	N_XOR,
+	N_AND,
+	N_NOT,
+	N_TEST,
+	N_BOOL,
+	N_TRUE,
+	N_FALSE
+} nkind;
 typedef enum xform { X_NONE, X_LOWER, X_UPPER } xform;
 
 typedef struct lit {
@@ -609,6 +618,11 @@ static node *parse_test(parser *p)
 		n->nlits = 1;
 		return p->failed ? NULL : n;
 	}
+	if (word_is(w, wl, "true") || word_is(w, wl, "false")) {
+		p->pos += wl;
+		n->kind = *w == 't' ? N_TRUE : N_FALSE;
+		return n;
+	}
 	if (word_is(w, wl, "any")) {
 		p->pos += wl;
 		expect_sym(p, "(", "'(' after any");
@@ -1130,6 +1144,10 @@ static bool eval(const node *n, const lb_expr_input *in)
 		return !eval(n->a, in);
 	case N_BOOL:
 		return in->ssl;
+	case N_TRUE:
+		return true;
+	case N_FALSE:
+		return false;
 	case N_TEST:
 		switch (n->type) {
 		case T_BYTES:

@@ -10,7 +10,7 @@
  *   term    := xterm (("xor" | "^^") xterm)*
  *   xterm   := factor (("and" | "&&") factor)*
  *   factor  := ("not" | "!") factor | "(" expr ")" | test
- *   test    := boolfield
+ *   test    := boolfield | "true" | "false"
  *            | value OP literal | value "in" "{" literal* "}"
  *            | ("starts_with" | "ends_with") "(" value "," string ")"
  *            | "any" "(" test ")"          (around a header [*] test)

@@ -459,8 +459,10 @@ static void test_api_only(void **state)
 	assert_int_equal(lb->session_affinity_attributes.samesite,
 			 CFG_SAMESITE_LAX);
 	assert_int_equal(lb->nrules, 1);
-	assert_int_equal(lb->rules[0].kind, CFG_RAW_MAP);
+	assert_string_equal(lb->rules[0].name, "r");
 	assert_int_equal(lb->rules[0].pos.line, 0);
+	assert_true(lb->rules[0].has.ttl);
+	assert_int_equal(lb->rules[0].eff->ttl, 30);
 	cfg_snapshot_free(s);
 
 	/* Nothing at all is an empty configuration, not an error. */
@@ -574,7 +576,8 @@ static void test_api_errors(void **state)
 	    "ENAM, WEU, EEU, NSAM, SSAM, OC, ME, NAF, SAF, SAS, SEAS, NEAS",
 	    "load_balancers[lx].session_affinity_ttl: 10 is out of range "
 	    "30s..168h",
-	    "load_balancers[lx].rules[0]: expected a mapping, got a string",
+	    "load_balancers[lx].rules[0]: expected a mapping (rule), got a "
+	    "string",
 	    "load_balancers[lx].default_pools[2]: pool 'p1' is listed twice",
 	    "load_balancers[lx].session_affinity: header needs "
 	    "session_affinity_attributes.headers",
@@ -910,14 +913,15 @@ static void test_render_full(void **state)
 				  "\"X-Session\"],\"require_all_headers\":"
 				  "true,\"zero_downtime_failover\":"
 				  "\"sticky\""));
-	assert_non_null(strstr(
-	    t, "\"rules\":[{\"name\":\"maintenance\",\"condition\":"
-	       "\"http.request.uri.path contains \\\"/admin\\\"\","
-	       "\"overrides\":{\"default_pools\":[\"aws\"]}},{\"name\":"
-	       "\"typed\",\"priority\":2,\"disabled\":false,\"terminates\":"
-	       "\"True\",\"ratio\":0.5,\"code\":\"007\",\"port\":\"8080\","
-	       "\"empty\":null,\"fixed_response\":{\"status_code\":503,"
-	       "\"message_body\":\"down\"},\"tags\":[\"a\",1,\"2\"]}]"));
+	assert_non_null(
+	    strstr(t, "\"rules\":[{\"name\":\"maintenance\",\"condition\":"
+		      "\"http.request.uri.path contains \\\"/admin\\\"\","
+		      "\"disabled\":false,\"terminates\":false,\"overrides\":{"
+		      "\"default_pools\":[\"aws\"]}},{\"name\":\"typed\","
+		      "\"condition\":null,\"disabled\":false,\"priority\":2,"
+		      "\"terminates\":true,\"fixed_response\":{\"status_code\":"
+		      "503,\"message_body\":\"down\",\"content_type\":null,"
+		      "\"location\":null}}]"));
 	free(t);
 	json_decref(lb);
 	cfg_snapshot_free(s);
@@ -980,11 +984,12 @@ static void test_round_trip_api(void **state)
 	assert_objects_equal(a, b);
 	assert_non_null(strstr(r.texts[3], "\"weight\":0.1,"));
 	assert_non_null(strstr(r.texts[1], "\"timeout\":\"250ms\""));
-	/* A rule's values keep their JSON types. */
+	/* A rule renders its given fields in the table's order. */
 	assert_non_null(strstr(r.texts[4],
-			       "\"rules\":[{\"name\":\"r\",\"priority\":1,"
-			       "\"disabled\":false,\"condition\":\"true\","
-			       "\"overrides\":{\"ttl\":\"30\"}}]"));
+			       "\"rules\":[{\"name\":\"r\",\"condition\":"
+			       "\"true\",\"disabled\":false,\"priority\":1,"
+			       "\"terminates\":false,\"overrides\":{\"ttl\":"
+			       "30}}]"));
 	rendered_free(&r);
 	cfg_snapshot_free(b);
 	cfg_snapshot_free(a);

@@ -152,35 +152,42 @@ static void test_dns_only_warnings(void **state)
 
 /* edge.listen.tunnel is accepted, but nothing listens there yet: a
  * warning, so an operator is not left waiting for connectors. */
-/* rules[] are not applied yet: said, so a config from Cloudflare does not
- * lose its overrides unnoticed. */
+/* Rules reading fields their traffic never has are warned about. */
 static void test_rules_warning(void **state)
 {
 	(void)state;
 	static const struct {
+		bool proxied;
 		const char *rules, *want;
 	} cases[] = {
-	    {"[ { name: api, condition: 'true' } ]",
-	     "t.yaml:4:5: warning: load balancer 'lb.example.com' has 1 "
-	     "rule: rules are kept as written but not applied yet (its "
-	     "steering and pools decide every request)"},
-	    {"[ { name: a }, { name: b } ]",
-	     "t.yaml:4:5: warning: load balancer 'lb.example.com' has 2 "
-	     "rules: rules are kept as written but not applied yet (its "
-	     "steering and pools decide every request)"},
-	    {"[]", NULL},
+	    {true, "[ { name: api, condition: 'dns.qry.type eq 1' } ]",
+	     "t.yaml:4:31: warning: rule 0 (api) of 'lb.example.com' reads "
+	     "dns.* fields, which proxied traffic does not have: they are "
+	     "empty there"},
+	    {false, "[ { condition: 'http.request.uri.path eq \"/\"' } ]",
+	     "t.yaml:4:32: warning: rule 0 of 'lb.example.com' reads HTTP "
+	     "fields, which DNS-only traffic does not have: they are empty "
+	     "there"},
+	    {false, "[ { fixed_response: { status_code: 503 } } ]",
+	     "t.yaml:4:32: warning: rule 0 of 'lb.example.com': "
+	     "fixed_response answers HTTP requests; a DNS-only load balancer "
+	     "never sends it (the rule only stops the rules after it)"},
+	    {true, "[ { condition: 'ip.src in {10.0.0.0/8}' } ]", NULL},
+	    {false, "[ { condition: 'ip.src in {10.0.0.0/8}' } ]", NULL},
+	    {true, "[]", NULL},
 	};
 	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
 		char yaml[600];
 		snprintf(yaml, sizeof(yaml),
 			 "pools: [ { id: p, origins: [ { name: o, address: "
 			 "127.0.0.1 } ] } ]\n"
-			 "edge: { listen: { http: [\"127.0.0.1:8080\"] } }\n"
+			 "edge: { listen: { http: [\"127.0.0.1:8080\"], dns: "
+			 "[\"127.0.0.1:5353\"] } }\n"
 			 "load_balancers:\n"
-			 "  - name: lb.example.com\n"
-			 "    default_pools: [p]\n"
-			 "    rules: %s\n",
-			 cases[i].rules);
+			 "  - { proxied: %s, rules: %s,\n"
+			 "      name: lb.example.com, default_pools: [p] }\n"
+			 "zones: [ { name: example.com } ]\n",
+			 cases[i].proxied ? "true" : "false", cases[i].rules);
 		expect_warning(i, yaml, cases[i].want);
 	}
 }
@@ -264,6 +271,46 @@ static void expect_errors(const char *yaml, ...)
 	}
 	cfg_diag_free(&d);
 	assert_true(ok);
+}
+
+/* Rule mistakes are errors where they are written. */
+static void test_rule_errors(void **state)
+{
+	(void)state;
+	expect_errors(
+	    "pools: [ { id: p, origins: [ { name: o, address: 127.0.0.1 } ] } "
+	    "]\n"
+	    "load_balancers:\n"
+	    "  - name: lb.example.com\n"
+	    "    default_pools: [p]\n"
+	    "    rules:\n"
+	    "      - condition: 'http.request.uri.pth eq \"/\"'\n"
+	    "      - condition: 'ip.src in {10.0.0.0/33}'\n"
+	    "      - { fixed_response: { status_code: 302 }, overrides: { ttl: "
+	    "5 } }\n"
+	    "      - overrides: { default_pool: [p] }\n"
+	    "      - overrides: { default_pools: [q], session_affinity: header "
+	    "}\n"
+	    "      - fixed_response: { status_code: 99, content_type: "
+	    "\"a\\nb\" }\n",
+	    "t.yaml:6:20: condition: unknown field 'http.request.uri.pth' (at "
+	    "character 1); did you mean 'http.request.uri.path'?",
+	    "t.yaml:7:20: condition: '10.0.0.0/33': the prefix length must be "
+	    "0..32 (at character 12)",
+	    "t.yaml:8:27: fixed_response: a rule answers with fixed_response "
+	    "or "
+	    "steers with overrides, not both",
+	    "t.yaml:9:22: unknown key 'default_pool' in overrides; did you "
+	    "mean "
+	    "'default_pools'?",
+	    "t.yaml:10:9: overrides: session_affinity header needs "
+	    "session_affinity_attributes.headers (in the rule or the load "
+	    "balancer)",
+	    "t.yaml:10:38: unknown pool 'q'; did you mean 'p'?",
+	    "t.yaml:11:40: status_code: 99 is out of range 200..599",
+	    "t.yaml:11:58: content_type: expected a header value without "
+	    "control characters (CR, LF, ...), got 'a\\nb'",
+	    NULL);
 }
 
 #define EXPECT1(yaml, msg) expect_errors(yaml, msg, (const char *)NULL)
@@ -460,7 +507,7 @@ static void test_type_errors(void **state)
 		"t.yaml:1:10: pools: expected a mapping (pool), got a string");
 	EXPECT1(POOL "load_balancers: [ { name: a.b, default_pools: [p], "
 		     "rules: [ x ] } ]\n",
-		"t.yaml:3:61: rules: expected a mapping, got a string");
+		"t.yaml:3:61: rules: expected a mapping (rule), got a string");
 	EXPECT1("pools: [ { id: p, monitor: [m], origins: [ { name: o, "
 		"address: 127.0.0.1 } ] } ]\n",
 		"t.yaml:1:28: monitor: expected a monitor id, got a list");
@@ -1583,14 +1630,20 @@ static void test_full_file(void **state)
 	assert_true(aa->require_all_headers);
 	assert_int_equal(aa->zero_downtime_failover, CFG_ZDT_STICKY);
 	assert_int_equal(lb->nrules, 1);
-	const cfg_raw *r = &lb->rules[0];
-	assert_int_equal(r->kind, CFG_RAW_MAP);
-	assert_int_equal(r->n, 3);
-	assert_string_equal(r->keys[0], "name");
-	assert_string_equal(r->items[0].scalar, "maintenance");
-	assert_int_equal(r->items[2].kind, CFG_RAW_MAP);
-	assert_int_equal(r->items[2].items[0].kind, CFG_RAW_LIST);
-	assert_string_equal(r->items[2].items[0].items[0].scalar, "aws");
+	const cfg_lb_rule *r = &lb->rules[0];
+	assert_string_equal(r->name, "maintenance");
+	assert_non_null(r->expr);
+	assert_true(r->has_overrides && r->has.default_pools);
+	assert_false(r->has.fallback_pool || r->has_fixed_response);
+	assert_int_equal(r->ov.ndefault_pools, 1);
+	assert_string_equal(r->ov.default_pools[0]->id, "aws");
+	/* Its load balancer: the owner with aws first, all else kept. */
+	assert_int_equal(r->eff->ndefault_pools, 1);
+	assert_ptr_equal(r->eff->default_pools[0], r->ov.default_pools[0]);
+	assert_ptr_equal(r->eff->fallback_pool, lb->fallback_pool);
+	assert_int_equal(r->eff->session_affinity, CFG_AFF_HEADER);
+	assert_int_equal(lb->nrule_order, 1);
+	assert_ptr_equal(lb->rule_order[0], r);
 	assert_string_equal(s->lbs[1].name, "*.example.com");
 	assert_string_equal(s->lbs[1].id, "*.example.com");
 
@@ -1754,6 +1807,7 @@ int main(void)
 	    cmocka_unit_test(test_minimum_origins_warning),
 	    cmocka_unit_test(test_tunnel_listener_warning),
 	    cmocka_unit_test(test_rules_warning),
+	    cmocka_unit_test(test_rule_errors),
 	    cmocka_unit_test(test_load_file_errors),
 	    cmocka_unit_test(test_doc_example),
 	    cmocka_unit_test(test_docs_up_to_date),

@@ -166,6 +166,7 @@ static void test_logic(void **state)
 	assert_false(ev("not ssl ^^ http.request.method eq \"POST\""));
 	assert_true(ev("!(ssl) && !(http.request.method eq \"GET\")"));
 	assert_true(ev("not not http.request.method eq \"POST\""));
+	assert_true(ev("true and not false"));
 }
 
 static void test_dns_fields(void **state)

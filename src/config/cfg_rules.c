@@ -1,0 +1,196 @@
+/* cfg_rules.c - load balancer rules in the config (see cfg_rules.h). */
+#include "config/cfg_rules.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/cfg_values.h"
+#include "config/cfg_yaml.h"
+#include "core/core_arena.h"
+#include "core/core_util.h"
+#include "lb/lb_expr.h"
+
+/* Cloudflare's limits on a fixed_response. */
+#define MAX_BODY	 1024
+#define MAX_CONTENT_TYPE 32
+#define MAX_LOCATION	 2048
+
+static void compile_condition(cfg_ctx *c, const cfg_node *node, cfg_lb_rule *r)
+{
+	if (!r->condition || !*r->condition)
+		return;
+	const cfg_node *at = cfg_node_get(node, "condition");
+	lb_expr_error err;
+	r->expr =
+	    lb_expr_compile(r->condition, strlen(r->condition), c->arena, &err);
+	if (r->expr)
+		return;
+	size_t n;
+	const char *const *names = lb_expr_field_names(&n);
+	const char *hint =
+	    err.unknown[0] ? cfg_suggest(err.unknown, names, n) : NULL;
+	cfg_error(c, at ? at : node, "condition: %s (at character %zu)%s%s%s",
+		  err.msg, err.offset + 1, hint ? "; did you mean '" : "",
+		  hint ? hint : "", hint ? "'?" : "");
+}
+
+void cfg_finish_rule(cfg_ctx *c, const cfg_node *node, void *base)
+{
+	cfg_lb_rule *r = base;
+	if (!node)
+		return;
+	compile_condition(c, node, r);
+	const cfg_node *fr = cfg_node_get(node, "fixed_response");
+	if (r->has_fixed_response) {
+		const cfg_lb_fixed *f = &r->fixed_response;
+		if (r->has_overrides)
+			cfg_error(c, fr,
+				  "fixed_response: a rule answers with "
+				  "fixed_response or steers with overrides, "
+				  "not both");
+		if (f->message_body && strlen(f->message_body) > MAX_BODY)
+			cfg_error(c, fr,
+				  "fixed_response.message_body: at most %d "
+				  "bytes",
+				  MAX_BODY);
+		if (f->content_type &&
+		    strlen(f->content_type) > MAX_CONTENT_TYPE)
+			cfg_error(c, fr,
+				  "fixed_response.content_type: at most %d "
+				  "bytes",
+				  MAX_CONTENT_TYPE);
+		if (f->location && strlen(f->location) > MAX_LOCATION)
+			cfg_error(c, fr,
+				  "fixed_response.location: at most %d bytes",
+				  MAX_LOCATION);
+		r->terminates = true;
+	}
+}
+
+void cfg_lb_overlay(cfg_lb *dst, const cfg_lb_rule *r, const cfg_lb *src)
+{
+	const cfg_lb_overridden *h = &r->has;
+	if (h->default_pools) {
+		dst->default_pools = src->default_pools;
+		dst->ndefault_pools = src->ndefault_pools;
+	}
+	if (h->fallback_pool)
+		dst->fallback_pool = src->fallback_pool;
+	if (h->region_pools) {
+		dst->region_pools = src->region_pools;
+		dst->nregion_pools = src->nregion_pools;
+	}
+	if (h->country_pools) {
+		dst->country_pools = src->country_pools;
+		dst->ncountry_pools = src->ncountry_pools;
+	}
+	if (h->pop_pools) {
+		dst->pop_pools = src->pop_pools;
+		dst->npop_pools = src->npop_pools;
+	}
+	if (h->steering_policy)
+		dst->steering_policy = src->steering_policy;
+	if (h->random_steering) {
+		dst->random_default_weight = src->random_default_weight;
+		dst->pool_weights = src->pool_weights;
+		dst->npool_weights = src->npool_weights;
+		dst->random_pool_weights = src->random_pool_weights;
+		dst->nrandom_pool_weights = src->nrandom_pool_weights;
+	}
+	if (h->adaptive_routing)
+		dst->failover_across_pools = src->failover_across_pools;
+	if (h->location_strategy)
+		dst->location_strategy = src->location_strategy;
+	if (h->session_affinity)
+		dst->session_affinity = src->session_affinity;
+	if (h->session_affinity_ttl)
+		dst->session_affinity_ttl = src->session_affinity_ttl;
+	if (h->session_affinity_attributes)
+		dst->session_affinity_attributes =
+		    src->session_affinity_attributes;
+	if (h->ttl)
+		dst->ttl = src->ttl;
+}
+
+static void rule_error(cfg_ctx *c, const cfg_lb *lb, const cfg_lb_rule *r,
+		       const char *msg)
+{
+	if (r->pos.line) {
+		cfg_errs_add(&c->errs, r->pos.line, r->pos.col, "%s", msg);
+		return;
+	}
+	char field[600];
+	snprintf(field, sizeof(field), "load_balancers[%s].rules[%u]",
+		 lb->id ? lb->id : "?", r->index);
+	cfg_errs_add_field(&c->errs, field, "%s", msg);
+}
+
+/* The load balancer a rule makes: the owner with its overrides. */
+static const cfg_lb *build_eff(cfg_ctx *c, const cfg_lb *lb, cfg_lb_rule *r)
+{
+	cfg_lb *e = core_arena_alloc(c->arena, sizeof(*e));
+	*e = *lb;
+	e->rules = NULL;
+	e->nrules = 0;
+	e->rule_order = NULL;
+	e->nrule_order = 0;
+	cfg_lb_overlay(e, r, &r->ov);
+	if (r->has.random_steering && e->npool_weights) {
+		/* The map-shaped view cfg_finish_lb builds, for these weights.
+		 */
+		cfg_pool_map *m =
+		    core_arena_alloc(c->arena, e->npool_weights * sizeof(*m));
+		for (size_t i = 0; i < e->npool_weights; i++)
+			m[i] = (cfg_pool_map){.key = e->pool_weights[i].key,
+					      .pools = &e->pool_weights[i].pool,
+					      .npools = 1};
+		e->random_pool_weights = m;
+		e->nrandom_pool_weights = e->npool_weights;
+	} else if (r->has.random_steering) {
+		e->random_pool_weights = NULL;
+		e->nrandom_pool_weights = 0;
+	}
+	if ((r->has.session_affinity || r->has.session_affinity_attributes) &&
+	    e->session_affinity == CFG_AFF_HEADER &&
+	    !e->session_affinity_attributes.nheaders)
+		rule_error(c, lb, r,
+			   "overrides: session_affinity header needs "
+			   "session_affinity_attributes.headers (in the rule "
+			   "or the load balancer)");
+	return e;
+}
+
+static int by_priority(const void *a, const void *b)
+{
+	const cfg_lb_rule *x = *(const cfg_lb_rule *const *)a;
+	const cfg_lb_rule *y = *(const cfg_lb_rule *const *)b;
+	if (x->priority != y->priority)
+		return x->priority < y->priority ? -1 : 1;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
+void cfg_finish_rules(cfg_ctx *c)
+{
+	cfg_snapshot *s = c->snap;
+	for (size_t i = 0; i < s->nlbs; i++) {
+		cfg_lb *lb = &s->lbs[i];
+		if (!lb->nrules)
+			continue;
+		const cfg_lb_rule **order =
+		    core_arena_alloc(c->arena, lb->nrules * sizeof(*order));
+		size_t n = 0;
+		for (size_t k = 0; k < lb->nrules; k++) {
+			cfg_lb_rule *r = &lb->rules[k];
+			r->index = (uint32_t)k;
+			r->eff = build_eff(c, lb, r);
+			if (r->disabled)
+				continue;
+			order[n++] = r;
+			lb->rule_fields |= lb_expr_fields(r->expr);
+		}
+		qsort(order, n, sizeof(*order), by_priority);
+		lb->rule_order = order;
+		lb->nrule_order = n;
+	}
+}
