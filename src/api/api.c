@@ -290,7 +290,7 @@ static bool resolve_zone(const cfg_snapshot *c, const char *ident, char *out,
 	return true;
 }
 
-static bool lb_uses_pool(const cfg_lb *lb, const cfg_pool *p)
+static bool lb_fields_use_pool(const cfg_lb *lb, const cfg_pool *p)
 {
 	for (size_t i = 0; i < lb->ndefault_pools; i++)
 		if (lb->default_pools[i] == p)
@@ -308,6 +308,17 @@ static bool lb_uses_pool(const cfg_lb *lb, const cfg_pool *p)
 					return true;
 	for (size_t i = 0; i < lb->npool_weights; i++)
 		if (lb->pool_weights[i].pool == p)
+			return true;
+	return false;
+}
+
+/* Its rules' overrides included. */
+static bool lb_uses_pool(const cfg_lb *lb, const cfg_pool *p)
+{
+	if (lb_fields_use_pool(lb, p))
+		return true;
+	for (size_t i = 0; i < lb->nrules; i++)
+		if (lb_fields_use_pool(lb->rules[i].eff, p))
 			return true;
 	return false;
 }

@@ -2,6 +2,7 @@
  * the load balancer callback. See edge_dns.h. */
 #include <arpa/inet.h>
 #include <assert.h>
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include "edge/edge_dns.h"
 #include "geo/geo.h"
 #include "lb/lb_locate.h"
+#include "lb/lb_rules.h"
 #include "lb/lb_steer.h"
 
 #define UDP_BUF	 DNS_UDP_MAX	   /* a query or a response over UDP */
@@ -422,6 +424,43 @@ static void locate_lookup(void *arg, lb_loc_source src, unsigned need,
 	}
 }
 
+/* A DNS-only load balancer's rules (lb_rules.h): ip.src is the ECS
+ * subnet's address when the query has one, else the resolver's (as
+ * Cloudflare does); the load balancer they make is returned (it may be
+ * *merged). *ecs_read: a rule looked at the subnet, so the answer holds
+ * for that subnet only. */
+static const cfg_lb *dns_rules(const dns_lb_query *q, const cfg_lb *lb,
+			       locate_arg *la, cfg_lb *merged, bool *ecs_read)
+{
+	char name[DNS_MAX_NAME * 4 + 1];
+	int nl = dns_name_to_text(q->qname, name, sizeof(name));
+	size_t len = nl > 0 ? (size_t)nl : 0;
+	if (len > 1 && name[len - 1] == '.')
+		len--; /* dns.qry.name has no trailing dot */
+	for (size_t i = 0; i < len; i++)
+		name[i] = (char)tolower((unsigned char)name[i]);
+	lb_expr_input in = {
+	    .client = la->ecs ? la->ecs : la->resolver,
+	    .country = "",
+	    .lb_name = lb->name,
+	    .lb_region = la->d->w->snap->cfg->edge.region,
+	    .qname = name,
+	    .qname_len = len,
+	    .qtype = q->qtype,
+	};
+	lb_loc loc = {0};
+	if (lb->rule_fields & (1u << LB_F_COUNTRY)) {
+		locate_lookup(la, la->ecs ? LB_LOC_ECS : LB_LOC_RESOLVER,
+			      LB_LOC_NEED_AREA, &loc);
+		in.country = loc.country;
+	}
+	*ecs_read = la->ecs && (lb->rule_fields & ((1u << LB_F_IP_SRC) |
+						   (1u << LB_F_COUNTRY)));
+	lb_rules_result r;
+	lb_rules_apply(lb, &in, merged, &r);
+	return r.lb;
+}
+
 /* dns_lb_cb: see edge_dns.h. Runs on the worker, allocates nothing. */
 static void lb_answer(void *arg, const dns_lb_query *q, dns_lb_result *r)
 {
@@ -456,6 +495,11 @@ static void lb_answer(void *arg, const dns_lb_query *q, dns_lb_result *r)
 		la.ecs = (const struct sockaddr *)&ecs_ss;
 		la.ecs_source = q->ecs->source;
 	}
+	cfg_lb merged;
+	bool ecs_read = false;
+	if (lb->nrule_order)
+		lb = dns_rules(q, lb, &la, &merged, &ecs_read);
+	r->ttl = lb->ttl;
 	lb_loc loc;
 	bool ecs_consulted;
 	lb_loc_source src = lb_locate(lb, la.ecs != NULL, locate_lookup, &la,
@@ -473,6 +517,8 @@ static void lb_answer(void *arg, const dns_lb_query *q, dns_lb_result *r)
 	if (!p)
 		return;
 	lb_addrs(zs, p, &ctx, r);
+	if (ecs_read && !ecs_consulted)
+		r->ecs_scope = q->ecs->source; /* a rule read the subnet */
 	if (ecs_consulted) {
 		/* The answer holds for the whole subnet unless the geo data
 		 * is finer there: the network its lookup matched, or one

@@ -57,9 +57,8 @@ static void pool_add_maps(pool_list *l, size_t from, const cfg_pool_map *m,
 			pool_add(l, from, m[i].pools[j]);
 }
 
-static void lb_pools(pool_list *l, const cfg_lb *lb)
+static void lb_pools_from(pool_list *l, size_t from, const cfg_lb *lb)
 {
-	size_t from = l->n;
 	for (size_t i = 0; i < lb->ndefault_pools; i++)
 		pool_add(l, from, lb->default_pools[i]);
 	pool_add(l, from, lb->fallback_pool);
@@ -68,6 +67,16 @@ static void lb_pools(pool_list *l, const cfg_lb *lb)
 	pool_add_maps(l, from, lb->region_pools, lb->nregion_pools);
 	for (size_t i = 0; i < lb->npool_weights; i++)
 		pool_add(l, from, lb->pool_weights[i].pool);
+}
+
+/* Every pool a load balancer may steer to, its rules' overrides
+ * included: its requests are counted under (load balancer, pool). */
+static void lb_pools(pool_list *l, const cfg_lb *lb)
+{
+	size_t from = l->n;
+	lb_pools_from(l, from, lb);
+	for (size_t i = 0; i < lb->nrules; i++)
+		lb_pools_from(l, from, lb->rules[i].eff);
 }
 
 edge_stats *edge_stats_new(const cfg_snapshot *cfg, uint32_t nworkers)

@@ -236,6 +236,7 @@ void edge_worker_destroy(edge_worker *w)
 	while (w->free_clients) {
 		px_client *cl = w->free_clients;
 		w->free_clients = cl->next;
+		free(cl->rule_lb);
 		free(cl);
 	}
 	while (w->free_upstreams) {

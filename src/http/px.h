@@ -107,7 +107,13 @@ struct px_client {
 	/* Current request. */
 	char req_id[PX_REQ_ID_MAX + 1]; /* edge.request_id_header; NUL-ended */
 	uint8_t req_id_len;		/* 0: none */
-	const cfg_lb *lb;
+	const cfg_lb *lb; /* routed by Host: stats and logs name it */
+	/* What steering reads: lb, or what its rules made of it
+	 * (lb_rules.h); may point at rule_lb. */
+	const cfg_lb *slb;
+	/* Where two or more matching rules' overrides are merged; made on
+	 * first need and kept when the client struct is recycled. */
+	cfg_lb *rule_lb;
 	const cfg_pool *pool;
 	const cfg_origin *origin;
 	const cfg_origin *busy; /* counted in its outstanding requests */

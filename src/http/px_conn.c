@@ -33,6 +33,7 @@
 #include "lb/lb_affinity.h"
 #include "lb/lb_hash.h"
 #include "lb/lb_passive.h"
+#include "lb/lb_rules.h"
 #include "lb/lb_select.h"
 #include "lb/lb_steer.h"
 #include "tls/tls.h"
@@ -115,7 +116,9 @@ static px_client *client_alloc(edge_worker *w)
 	px_client *cl = w->free_clients;
 	if (cl) {
 		w->free_clients = cl->next;
+		cfg_lb *rule_lb = cl->rule_lb;
 		memset(cl, 0, sizeof(*cl));
+		cl->rule_lb = rule_lb;
 	} else {
 		cl = xcalloc(1, sizeof(*cl));
 	}
@@ -657,6 +660,7 @@ static void up_shut_wr(px_upstream *up)
 static void reset_exchange(px_client *cl)
 {
 	cl->lb = NULL;
+	cl->slb = NULL;
 	cl->pool = NULL;
 	cl->origin = NULL;
 	cl->req_id_len = 0;
@@ -700,7 +704,7 @@ static void steer_ctx(const px_client *cl, lb_steer_ctx *ctx)
 	edge_worker *w = cl->w;
 	const geo_result *g = cl->use_client ? &cl->cgeo : &cl->geo;
 	*ctx = (lb_steer_ctx){
-	    .lb = cl->lb,
+	    .lb = cl->slb,
 	    .edge = &w->snap->cfg->edge,
 	    .country = g->country,
 	    .region = g->region,
@@ -747,13 +751,13 @@ static const cfg_origin *affinity_origin(px_client *cl,
 	if (!tok)
 		return NULL;
 	const cfg_origin *o =
-	    lb_affinity_lookup(cl->lb, &s->aff_secret, tok, tlen, pool);
+	    lb_affinity_lookup(cl->slb, &s->aff_secret, tok, tlen, pool);
 	if (!o)
 		return NULL;
 	/* drain_duration: since when o (or its pool) is disabled, if so. */
 	uint64_t disabled_at =
 	    lb_affinity_disabled_at(*pool, o, s->ostates, s->pstates);
-	switch (lb_affinity_check(cl->lb, *pool, o, ctx, disabled_at)) {
+	switch (lb_affinity_check(cl->slb, *pool, o, ctx, disabled_at)) {
 	case LB_AFF_USE:
 		cl->aff_set = false;
 		cl->aff_bound = true;
@@ -834,10 +838,9 @@ static void client_from_xff(px_client *cl, const http1_request *req)
 /* Pool and origin for a new request: affinity first, then steering. */
 static void choose_origin(px_client *cl, const http1_request *req)
 {
-	client_from_xff(cl, req);
 	lb_steer_ctx ctx;
 	steer_ctx(cl, &ctx);
-	const cfg_lb *lb = cl->lb;
+	const cfg_lb *lb = cl->slb;
 	const cfg_pool *pool = NULL, *shed_from = NULL;
 	const cfg_origin *o = NULL;
 	cl->aff_bound = cl->aff_set = false;
@@ -888,6 +891,61 @@ static void redirect_https(px_client *cl, const http1_request *req,
 		return;
 	}
 	cl->chead->end = (uint32_t)n;
+}
+
+/* A rule's fixed_response, built as redirect_https builds its answer. */
+static void fixed_response(px_client *cl, const cfg_lb_rule *r, int head_len)
+{
+	const cfg_lb_fixed *f = &r->fixed_response;
+	local_response(cl, (int)f->status_code, "rule", false);
+	if (is_closed(cl))
+		return;
+	int n = px_head_fixed((int)f->status_code, f->content_type,
+			      f->location, f->message_body, cl->close_after,
+			      cl->method == HTTP_M_HEAD, cl->chead->data,
+			      cl->chead->cap);
+	if (n >= 0)
+		n = add_edge_fields(cl, n);
+	core_buf_consume(cl->in, (uint32_t)head_len);
+	if (n < 0) {
+		client_close(cl);
+		return;
+	}
+	cl->chead->end = (uint32_t)n;
+}
+
+/* The load balancer's rules (lb_rules.h): their overrides give the load
+ * balancer steering reads (cl->slb); a fixed_response answers here, and
+ * then false is returned. */
+static bool apply_rules(px_client *cl, const http1_request *req, int head_len)
+{
+	const geo_result *g = cl->use_client ? &cl->cgeo : &cl->geo;
+	lb_expr_input in = {
+	    .client = (const struct sockaddr *)(cl->use_client ? &cl->client
+							       : &cl->peer),
+	    .country = g->country,
+	    .lb_name = cl->lb->name,
+	    .lb_region = cl->snap->cfg->edge.region,
+	    .host = req->host,
+	    .method = req->method,
+	    .target = px_target_path(req->target),
+	    .http2 = cl->h2s != NULL,
+	    .http10 = cl->http10,
+	    .ssl = is_https(cl),
+	    .headers = req->headers,
+	    .nheaders = req->nheaders,
+	};
+	lb_rules_result r;
+	if (!lb_rules_apply(cl->lb, &in, NULL, &r)) {
+		if (!cl->rule_lb)
+			cl->rule_lb = xmalloc(sizeof(*cl->rule_lb));
+		lb_rules_apply(cl->lb, &in, cl->rule_lb, &r);
+	}
+	cl->slb = r.lb;
+	if (!r.fixed)
+		return true;
+	fixed_response(cl, r.fixed, head_len);
+	return false;
 }
 
 /* A client's request id is kept when it is 1..PX_REQ_ID_MAX characters
@@ -991,6 +1049,10 @@ static void start_request(px_client *cl, int head_len)
 		redirect_https(cl, req, head_len);
 		return;
 	}
+	client_from_xff(cl, req);
+	cl->slb = cl->lb;
+	if (cl->lb->nrule_order && !apply_rules(cl, req, head_len))
+		return;
 	if (lim->max_body_bytes && req->body == HTTP1_BODY_LENGTH &&
 	    req->content_length > lim->max_body_bytes) {
 		core_buf_consume(cl->in, (uint32_t)head_len);
@@ -1079,7 +1141,7 @@ static bool next_origin(px_client *cl)
 	if (cl->aff_bound) {
 		/* The session's origin failed: zero_downtime_failover says
 		 * whether to go elsewhere and what becomes of the cookie. */
-		lb_affinity_action a = lb_affinity_on_failure(cl->lb);
+		lb_affinity_action a = lb_affinity_on_failure(cl->slb);
 		if (a == LB_AFF_NO_RETRY)
 			return false;
 		cl->aff_bound = false;
@@ -1089,12 +1151,12 @@ static bool next_origin(px_client *cl)
 	steer_ctx(cl, &ctx);
 	const cfg_origin *o =
 	    lb_steer_origin(cl->pool, &ctx, cl->tried, cl->ntried);
-	while (!o && cl->lb->failover_across_pools &&
+	while (!o && cl->slb->failover_across_pools &&
 	       cl->nskip < ARRAY_LEN(cl->skip_pools)) {
 		/* adaptive_routing.failover_across_pools: the next pool. */
 		cl->skip_pools[cl->nskip++] = cl->pool->index;
 		const cfg_pool *p =
-		    lb_steer_pool(cl->lb, &ctx, cl->skip_pools, cl->nskip);
+		    lb_steer_pool(cl->slb, &ctx, cl->skip_pools, cl->nskip);
 		if (!p)
 			break;
 		cl->pool = p;
@@ -1667,12 +1729,12 @@ static bool parse_response(px_client *cl)
 	 * cookie, then those of every answer (edge_fields). */
 	px_resp_edit ed = {0};
 	char cookie[LB_AFF_SET_COOKIE_MAX];
-	if (cl->aff_set && lb_affinity_uses_cookie(cl->lb)) {
+	if (cl->aff_set && lb_affinity_uses_cookie(cl->slb)) {
 		/* Remember the origin that answered (session affinity). */
 		char tok[LB_AFF_TOKEN_LEN + 1];
 		lb_affinity_token(&w->snap->aff_secret, cl->pool, cl->origin,
 				  tok);
-		int c = lb_affinity_set_cookie(cl->lb, tok, is_https(cl),
+		int c = lb_affinity_set_cookie(cl->slb, tok, is_https(cl),
 					       cookie, sizeof(cookie));
 		if (c > 0)
 			ed.add[ed.nadd++] = (http1_header){

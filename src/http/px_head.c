@@ -355,14 +355,34 @@ const char *px_status_reason(int status)
 		return "Continue";
 	case 200:
 		return "OK";
+	case 201:
+		return "Created";
+	case 202:
+		return "Accepted";
+	case 204:
+		return "No Content";
 	case 301:
 		return "Moved Permanently";
+	case 302:
+		return "Found";
+	case 303:
+		return "See Other";
+	case 307:
+		return "Temporary Redirect";
 	case 308:
 		return "Permanent Redirect";
 	case 400:
 		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
 	case 404:
 		return "Not Found";
+	case 410:
+		return "Gone";
+	case 429:
+		return "Too Many Requests";
 	case 405:
 		return "Method Not Allowed";
 	case 408:
@@ -387,8 +407,10 @@ const char *px_status_reason(int status)
 		return "Gateway Timeout";
 	case 505:
 		return "HTTP Version Not Supported";
-	default:
-		return "Error";
+	default: /* fixed_response may use any code */
+		return status < 300   ? "OK"
+		       : status < 400 ? "Redirect"
+				      : "Error";
 	}
 }
 
@@ -442,13 +464,51 @@ int px_head_local(int status, const char *detail, const char *edge_name,
 	return local_rest(&w, status, detail, edge_name, close, head_only);
 }
 
+/* A load balancer rule's fixed_response: the operator's body, type and
+ * Location, with the framing and Connection of the edge's own answers. */
+int px_head_fixed(int status, const char *content_type, const char *location,
+		  const char *body, bool close, bool head_only, char *out,
+		  size_t size)
+{
+	if (size == 0)
+		return -ENOSPC;
+	wbuf w = {.p = out, .size = size - 1}; /* as px_head_local */
+	/* 204 and 304 have no content (RFC 9110 §15.3.5, §15.4.5). */
+	bool empty = status == 204 || status == 304;
+	size_t blen = body && !empty ? strlen(body) : 0;
+	put_status_line(&w, status);
+	puts_(&w, "Content-Type: ");
+	puts_(&w, content_type ? content_type : "text/plain");
+	put(&w, "\r\n", 2);
+	if (location) {
+		puts_(&w, "Location: ");
+		puts_(&w, location);
+		put(&w, "\r\n", 2);
+	}
+	char fields[96];
+	int n = empty ? snprintf(fields, sizeof(fields),
+				 "Cache-Control: no-store\r\n%s\r\n",
+				 close ? "Connection: close\r\n" : "")
+		      : snprintf(fields, sizeof(fields),
+				 "Content-Length: %zu\r\n"
+				 "Cache-Control: no-store\r\n"
+				 "%s\r\n",
+				 blen, close ? "Connection: close\r\n" : "");
+	if (n < 0 || (size_t)n >= sizeof(fields))
+		return -EINVAL;
+	put(&w, fields, (size_t)n);
+	if (!head_only && blen)
+		put(&w, body, blen);
+	return w.overflow ? -ENOSPC : (int)w.len;
+}
+
 /* ---- https_redirect ---- */
 
 #define ACME_PREFIX "/.well-known/acme-challenge/"
 
 /* The path and query of a target: all of an origin-form target, what
  * follows the authority of an absolute-form one, nothing for "*". */
-static http_str target_path(http_str t)
+http_str px_target_path(http_str t)
 {
 	if (t.len && t.p[0] == '/')
 		return t;
@@ -464,7 +524,7 @@ static http_str target_path(http_str t)
 
 bool px_is_acme_challenge(http_str target)
 {
-	http_str path = target_path(target);
+	http_str path = px_target_path(target);
 	size_t n = sizeof(ACME_PREFIX) - 1;
 	return path.len >= n && !memcmp(path.p, ACME_PREFIX, n);
 }
@@ -500,7 +560,7 @@ static int put_location(wbuf *w, http_str host, http_str target, uint16_t port)
 		int n = snprintf(p, sizeof(p), ":%u", (unsigned)port);
 		put(w, p, (size_t)n);
 	}
-	http_str path = target_path(target);
+	http_str path = px_target_path(target);
 	if (!path.len || path.p[0] != '/')
 		put(w, "/", 1); /* "*", or "http://host" or "http://host?q" */
 	put_str(w, path);

@@ -92,6 +92,17 @@ bool px_is_acme_challenge(http_str target);
  * client repeats the method and body). */
 int px_redirect_status(http1_method method);
 
+/* A load balancer rule's fixed_response: status, Content-Type
+ * (text/plain when NULL), Location when not NULL, Content-Length and the
+ * body (left out for HEAD), Connection: close when close. The length, or
+ * -ENOSPC. */
+int px_head_fixed(int status, const char *content_type, const char *location,
+		  const char *body, bool close, bool head_only, char *out,
+		  size_t size);
+/* The path and query of a request target: all of an origin-form target,
+ * what follows the authority of an absolute-form one, nothing for "*". */
+http_str px_target_path(http_str t);
+
 /* The https:// URL of a request into out: "https://" HOST [":" port]
  * PATH-AND-QUERY, where HOST is host without its port (an IPv6 literal
  * keeps its brackets), the port is left out when 443, and the path and
