@@ -80,6 +80,14 @@ static const char demo_yaml[] =
     "    region_pools: { ENAM: [aws, gcp], WEU: [gcp, aws] }\n"
     "    country_pools: { JP: [aws] }\n"
     "    adaptive_routing: { failover_across_pools: true }\n"
+    "    rules:\n"
+    "      - name: canary\n"
+    "        condition: http.request.headers[\"x-canary\"] eq \"1\"\n"
+    "        overrides: { default_pools: [aws], steering_policy: off }\n"
+    "      - name: moved\n"
+    "        condition: http.request.uri.path eq \"/old\"\n"
+    "        fixed_response: { status_code: 301, location: /, "
+    "message_body: \"moved to /\\n\" }\n"
     "  - name: sticky.example.com\n"
     "    default_pools: [gcp, aws]\n"
     "    session_affinity: cookie\n"
@@ -210,9 +218,13 @@ static void demo_ready(void *arg)
 	    "      # session affinity: the same origin every time\n"
 	    "  curl -H 'Host: lb.example.com' %s/echo\n"
 	    "      # what the origin received (X-Forwarded-*)\n"
+	    "  curl -H 'X-Canary: 1' -H 'Host: lb.example.com' %s/\n"
+	    "      # a load balancer rule on a header: aws answers\n"
+	    "  curl -i -H 'Host: lb.example.com' %s/old\n"
+	    "      # a rule's fixed_response: 301 from the edge\n"
 	    "  curl -H 'Host: nope.example.com' %s/\n"
 	    "      # 404 from the edge\n",
-	    u, u, u, u, u, u);
+	    u, u, u, u, u, u, u, u);
 	if (d->admin)
 		printf("  curl http://%s/status\n"
 		       "      # health of every pool and origin%s\n",

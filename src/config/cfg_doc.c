@@ -333,9 +333,6 @@ static void put_type(FILE *f, const cfg_key *k)
 	case CFG_OBJECT:
 		fprintf(f, "`%s`", k->sub->path);
 		break;
-	case CFG_RAW:
-		fputs("any", f);
-		break;
 	}
 }
 
@@ -387,6 +384,101 @@ static void put_bad_errors(FILE *f)
 	cfg_snapshot_free(snap);
 }
 
+/* The condition language of load_balancers[].rules[] (lb_expr.h). */
+static const char rules_language[] =
+    "\n"
+    "## Rule conditions\n"
+    "\n"
+    "`load_balancers[].rules[].condition` is written in Cloudflare's rules "
+    "language, as a\n"
+    "Cloudflare load balancing rule is. For example:\n"
+    "\n"
+    "```yaml\n"
+    "load_balancers:\n"
+    "  - name: lb.example.com\n"
+    "    default_pools: [gcp, aws]\n"
+    "    rules:\n"
+    "      - name: api to aws\n"
+    "        condition: starts_with(http.request.uri.path, \"/api/\")\n"
+    "        overrides: { default_pools: [aws, gcp] }\n"
+    "      - name: canary\n"
+    "        condition: http.request.headers[\"x-canary\"] eq \"1\" or "
+    "ip.src in {203.0.113.0/24}\n"
+    "        overrides: { default_pools: [canary], session_affinity: none "
+    "}\n"
+    "      - name: maintenance\n"
+    "        condition: http.request.uri.path matches \"^/admin(/|$)\"\n"
+    "        fixed_response: { status_code: 503, message_body: \"back "
+    "soon\" }\n"
+    "```\n"
+    "\n"
+    "Rules run in increasing `priority` (equal ones as written). Each "
+    "matching rule's\n"
+    "`overrides` replace those load balancer fields for the request (a "
+    "later matching rule\n"
+    "wins for a field it overrides too), until a matching rule that "
+    "`terminates` or has a\n"
+    "`fixed_response`, which answers at once. Stats, logs and metrics keep "
+    "the load\n"
+    "balancer's name; requests count under the pool the rules chose.\n"
+    "\n"
+    "| field | type | traffic | value |\n"
+    "|---|---|---|---|\n"
+    "| `ip.src` | IP | both | the client: its address (after trusted "
+    "X-Forwarded-For) when proxied; the ECS subnet's address, else the "
+    "resolver's, for DNS-only |\n"
+    "| `ip.src.country` (`ip.geoip.country`) | text | both | the client's "
+    "country, ISO 3166 alpha-2 (geo) |\n"
+    "| `cf.load_balancer.name` | text | both | the load balancer's name |\n"
+    "| `cf.load_balancer.region` | text | both | `edge.region` |\n"
+    "| `http.host` | text | proxied | Host, without its port |\n"
+    "| `http.request.method` | text | proxied | `GET`, ... |\n"
+    "| `http.request.uri` | text | proxied | path and query, as sent |\n"
+    "| `http.request.uri.path` | text | proxied | the path, as sent (not "
+    "decoded) |\n"
+    "| `http.request.uri.query` | text | proxied | the query, without "
+    "`?` |\n"
+    "| `http.request.full_uri` | text | proxied | `https://host/path?query` "
+    "|\n"
+    "| `http.request.version` | text | proxied | `HTTP/1.0`, `HTTP/1.1`, "
+    "`HTTP/2` |\n"
+    "| `http.user_agent`, `http.referer` | text | proxied | the first such "
+    "field, or empty |\n"
+    "| `http.cookie` | text | proxied | every Cookie field, joined with "
+    "`; ` |\n"
+    "| `http.request.headers[\"Name\"]` | text | proxied | any field of "
+    "that name (case-insensitive) passes the test; `[N]`: only the N-th "
+    "(from 0); `[*]`: any, as in `any(...[*] eq \"v\")` |\n"
+    "| `ssl` | boolean | proxied | the request came over TLS |\n"
+    "| `dns.qry.name` | text | DNS-only | the name asked, lower case, "
+    "without the final dot |\n"
+    "| `dns.qry.name.len` | integer | DNS-only | its length |\n"
+    "| `dns.qry.type` | integer | DNS-only | 1 (A), 28 (AAAA), ... |\n"
+    "\n"
+    "A field the traffic does not have is empty (0, false); a condition "
+    "that reads one gets a\n"
+    "warning. A header test with no such field is false, `ne` included.\n"
+    "\n"
+    "Operators: `eq` `==`, `ne` `!=`, `lt` `<`, `le` `<=`, `gt` `>`, `ge` "
+    "`>=` (text compares\n"
+    "byte-wise), `contains`, `matches` `~` (a PCRE2 regular expression, "
+    "not anchored; a test\n"
+    "that exceeds the match limit is false), `wildcard` (`*` for any text, "
+    "case-insensitive)\n"
+    "and `strict wildcard` (case-sensitive), `in {...}` (text, integers "
+    "and `lo..hi` ranges,\n"
+    "IP addresses and CIDRs, separated by spaces). Functions: "
+    "`starts_with(field, \"text\")`,\n"
+    "`ends_with(field, \"text\")`, `lower(field)`, `upper(field)`, "
+    "`any(header test)`. Logic:\n"
+    "`not` `!`, `and` `&&`, `xor` `^^`, `or` `||` (binding in that order), "
+    "parentheses, `true`,\n"
+    "`false`. Strings are in double quotes with `\\\"` and `\\\\` as the "
+    "only escapes;\n"
+    "`r\"...\"` and `r#\"...\"#` are raw strings (for regular "
+    "expressions). A condition is at\n"
+    "most 4096 bytes; an error names the character where it is.\n";
+
 void cfg_doc_reference(FILE *f)
 {
 	static const struct {
@@ -422,4 +514,5 @@ void cfg_doc_reference(FILE *f)
 		p = next + strlen(marks[m].mark);
 	}
 	cfg_tables_walk(&cfg_root_table, put_table, f);
+	fputs(rules_language, f);
 }

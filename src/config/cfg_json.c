@@ -540,47 +540,6 @@ static uint64_t read_uint(const void *p, size_t size)
 	}
 }
 
-/* A plain scalar of a raw value as what YAML's core schema makes of it:
- * a boolean, an integer, a number, or else a string. */
-static json_t *raw_plain(const char *s)
-{
-	if (!strcmp(s, "true") || !strcmp(s, "false"))
-		return json_boolean(s[0] == 't');
-	int64_t i;
-	double d;
-	char canon[64];
-	if (!cfg_parse_int(s, &i)) {
-		snprintf(canon, sizeof(canon), "%" PRId64, i);
-		if (!strcmp(canon, s)) /* not "007": that stays text */
-			return json_integer((json_int_t)i);
-	} else if (strpbrk(s, "0123456789") && !cfg_parse_double(s, &d)) {
-		return json_real(d);
-	}
-	return cfg_json_string(s);
-}
-
-static json_t *render_raw(const cfg_raw *r)
-{
-	json_t *j;
-	switch (r->kind) {
-	case CFG_RAW_SCALAR:
-		return r->quoted ? cfg_json_string(r->scalar)
-				 : raw_plain(r->scalar);
-	case CFG_RAW_LIST:
-		j = must(json_array());
-		for (size_t i = 0; i < r->n; i++)
-			jappend(j, render_raw(&r->items[i]));
-		return j;
-	case CFG_RAW_MAP:
-		j = must(json_object());
-		for (size_t i = 0; i < r->n; i++)
-			jset(j, r->keys[i], render_raw(&r->items[i]));
-		return j;
-	default:
-		return json_null();
-	}
-}
-
 static json_t *render_duration(const cfg_key *k, uint32_t v)
 {
 	if (k->flags & CFG_F_SECONDS)
@@ -653,8 +612,6 @@ static json_t *render_value(const cfg_key *k, const void *base)
 	}
 	case CFG_OBJECT:
 		return render_table(k->sub, field);
-	case CFG_RAW:
-		return render_raw((const cfg_raw *)field);
 	}
 	return json_null();
 }

@@ -1690,7 +1690,7 @@ static const cfg_key rule_keys[] = {
      .doc_type = "expression",
      .help = "When the rule applies, in Cloudflare's rules language (for "
 	     "example `http.request.uri.path matches \"^/api/\"`); empty: "
-	     "always. See the fields and operators below."},
+	     "always. See \"Rule conditions\" at the end."},
     {.name = "disabled",
      .type = CFG_BOOL,
      AT(cfg_lb_rule, disabled),

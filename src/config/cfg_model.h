@@ -49,25 +49,6 @@ typedef struct cfg_cidr {
 	uint8_t prefix;	  /* prefix length in bits */
 } cfg_cidr;
 
-/* A YAML value kept as written, for objects whose semantics arrive with a
- * later issue (load balancer rules). */
-typedef enum cfg_raw_kind {
-	CFG_RAW_NULL = 0,
-	CFG_RAW_SCALAR,
-	CFG_RAW_LIST,
-	CFG_RAW_MAP,
-} cfg_raw_kind;
-
-typedef struct cfg_raw {
-	cfg_pos pos;
-	cfg_raw_kind kind;
-	const char *scalar;    /* CFG_RAW_SCALAR: the text, after ${VAR} */
-	bool quoted;	       /* CFG_RAW_SCALAR: a string, not a plain word */
-	const char **keys;     /* CFG_RAW_MAP: keys[i] names items[i] */
-	struct cfg_raw *items; /* CFG_RAW_LIST and CFG_RAW_MAP */
-	size_t n;
-} cfg_raw;
-
 typedef enum cfg_monitor_type {
 	CFG_MON_HTTP = 0,
 	CFG_MON_HTTPS,
@@ -355,8 +336,8 @@ typedef struct cfg_lb_rule {
 	cfg_lb ov; /* the overrides; only fields named in `has` are set */
 	/* Computed once every pool is known (cfg_load): */
 	const struct lb_expr *expr; /* NULL: always true */
-	const cfg_lb *eff; /* the load balancer with these overrides */
-	uint32_t index;	   /* in rules[] as written */
+	const cfg_lb *eff;	    /* the load balancer with these overrides */
+	uint32_t index;		    /* in rules[] as written */
 } cfg_lb_rule;
 
 /* Edge limits and timeouts (Meridian's own). */

@@ -324,28 +324,6 @@ static void add_ref(cfg_ctx *c, const cfg_key *k, const char *name,
 	c->refs = r;
 }
 
-void cfg_raw_copy(cfg_ctx *c, const cfg_node *n, cfg_raw *out)
-{
-	out->pos = cfg_pos_of(c, n);
-	if (n->kind == CFG_NODE_SCALAR) {
-		out->kind = n->is_null ? CFG_RAW_NULL : CFG_RAW_SCALAR;
-		out->scalar = n->is_null ? NULL : cfg_strdup(c, n->str);
-		out->quoted = n->quoted;
-		return;
-	}
-	out->kind = n->kind == CFG_NODE_SEQ ? CFG_RAW_LIST : CFG_RAW_MAP;
-	out->n = n->n;
-	out->items = core_arena_alloc(c->arena, n->n * sizeof(*out->items));
-	if (n->kind == CFG_NODE_MAP)
-		out->keys =
-		    core_arena_alloc(c->arena, n->n * sizeof(*out->keys));
-	for (size_t i = 0; i < n->n; i++) {
-		if (n->kind == CFG_NODE_MAP)
-			out->keys[i] = cfg_strdup(c, n->keys[i]->str);
-		cfg_raw_copy(c, n->items[i], &out->items[i]);
-	}
-}
-
 static void apply_value(cfg_ctx *c, const cfg_key *k, const char *name,
 			const cfg_node *n, void *base);
 
@@ -480,14 +458,6 @@ static void apply_value(cfg_ctx *c, const cfg_key *k, const char *name,
 			break;
 		}
 		cfg_apply_table(c, k->sub, n, field);
-		break;
-	case CFG_RAW:
-		if ((k->flags & CFG_F_MAPPING) && n->kind != CFG_NODE_MAP) {
-			cfg_error(c, n, "%s: expected a mapping, got %s", name,
-				  cfg_node_kind_name(n));
-			break;
-		}
-		cfg_raw_copy(c, n, field);
 		break;
 	}
 }

@@ -41,7 +41,6 @@ typedef enum cfg_type {
 	CFG_LIST,	/* array of .item at .off, count at .count_off */
 	CFG_MAP,	/* array of elements, key string at .key_off */
 	CFG_OBJECT,	/* .sub table applied at base + .off */
-	CFG_RAW,	/* cfg_raw copy of the YAML value */
 } cfg_type;
 
 enum {
@@ -49,7 +48,6 @@ enum {
 	CFG_F_NONEMPTY = 1u << 1, /* strings and lists: not empty */
 	CFG_F_SECONDS = 1u << 2,  /* CFG_DURATION stored in whole seconds */
 	CFG_F_HAS = 1u << 3,	  /* set the bool at .has_off when given */
-	CFG_F_MAPPING = 1u << 4,  /* CFG_RAW: must be a mapping */
 	CFG_F_SECRET = 1u << 5,	  /* strings: errors do not show the value */
 };
 
@@ -139,8 +137,6 @@ void cfg_apply_table(cfg_ctx *c, const cfg_table *t, const cfg_node *node,
 		     void *base);
 char *cfg_strdup(cfg_ctx *c, const char *s);
 cfg_pos cfg_pos_of(const cfg_ctx *c, const cfg_node *n);
-/* Copy a YAML value into the snapshot as a cfg_raw. */
-void cfg_raw_copy(cfg_ctx *c, const cfg_node *n, cfg_raw *out);
 
 /* "500ms", "5s", "1m", "2h": the largest unit that is exact. */
 void cfg_fmt_duration(uint64_t ms, char *buf, size_t size);

@@ -454,8 +454,8 @@ static const cfg_lb *dns_rules(const dns_lb_query *q, const cfg_lb *lb,
 			      LB_LOC_NEED_AREA, &loc);
 		in.country = loc.country;
 	}
-	*ecs_read = la->ecs && (lb->rule_fields & ((1u << LB_F_IP_SRC) |
-						   (1u << LB_F_COUNTRY)));
+	*ecs_read = la->ecs && (lb->rule_fields &
+				((1u << LB_F_IP_SRC) | (1u << LB_F_COUNTRY)));
 	lb_rules_result r;
 	lb_rules_apply(lb, &in, merged, &r);
 	return r.lb;

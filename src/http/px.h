@@ -114,6 +114,7 @@ struct px_client {
 	/* Where two or more matching rules' overrides are merged; made on
 	 * first need and kept when the client struct is recycled. */
 	cfg_lb *rule_lb;
+	const cfg_lb_rule *rule; /* the last rule that matched (access log) */
 	const cfg_pool *pool;
 	const cfg_origin *origin;
 	const cfg_origin *busy; /* counted in its outstanding requests */

@@ -661,6 +661,7 @@ static void reset_exchange(px_client *cl)
 {
 	cl->lb = NULL;
 	cl->slb = NULL;
+	cl->rule = NULL;
 	cl->pool = NULL;
 	cl->origin = NULL;
 	cl->req_id_len = 0;
@@ -900,8 +901,8 @@ static void fixed_response(px_client *cl, const cfg_lb_rule *r, int head_len)
 	local_response(cl, (int)f->status_code, "rule", false);
 	if (is_closed(cl))
 		return;
-	int n = px_head_fixed((int)f->status_code, f->content_type,
-			      f->location, f->message_body, cl->close_after,
+	int n = px_head_fixed((int)f->status_code, f->content_type, f->location,
+			      f->message_body, cl->close_after,
 			      cl->method == HTTP_M_HEAD, cl->chead->data,
 			      cl->chead->cap);
 	if (n >= 0)
@@ -942,6 +943,7 @@ static bool apply_rules(px_client *cl, const http1_request *req, int head_len)
 		lb_rules_apply(cl->lb, &in, cl->rule_lb, &r);
 	}
 	cl->slb = r.lb;
+	cl->rule = r.last;
 	if (!r.fixed)
 		return true;
 	fixed_response(cl, r.fixed, head_len);

@@ -5,8 +5,8 @@
 
 #include "config/cfg_rules.h"
 
-bool lb_rules_apply(const cfg_lb *lb, const lb_expr_input *in,
-		    cfg_lb *scratch, lb_rules_result *out)
+bool lb_rules_apply(const cfg_lb *lb, const lb_expr_input *in, cfg_lb *scratch,
+		    lb_rules_result *out)
 {
 	*out = (lb_rules_result){.lb = lb};
 	const cfg_lb_rule *single = NULL;

@@ -30,7 +30,7 @@ typedef struct lb_rules_result {
 /* scratch: where a merge is built. With NULL, a request that needs a
  * merge returns false (nothing else is set), and the caller calls again
  * with one; it is rare: two rules with overrides matching one request. */
-bool lb_rules_apply(const cfg_lb *lb, const lb_expr_input *in,
-		    cfg_lb *scratch, lb_rules_result *out);
+bool lb_rules_apply(const cfg_lb *lb, const lb_expr_input *in, cfg_lb *scratch,
+		    lb_rules_result *out);
 
 #endif

@@ -98,6 +98,19 @@ def test_demo_geo_steers_enam_clients_to_aws(demo):
         assert "\r\n\r\ngcp " in _get_from(demo.port, "lb.example.com")
 
 
+def test_demo_rules(demo):
+    """The printed rule commands: a header sends lb.example.com's
+    traffic to aws; /old is answered by the edge with a redirect."""
+    assert "-H 'X-Canary: 1'" in demo.out and "/old" in demo.out
+    for _ in range(20):
+        r = mt.request(demo.port, host="lb.example.com",
+                       headers=[("X-Canary", "1")])
+        assert r.status == 200 and r.text.startswith("aws "), r
+    r = mt.request(demo.port, path="/old", host="lb.example.com")
+    assert r.status == 301 and r.header("Location") == "/", r
+    assert r.text == "moved to /\n", r
+
+
 def test_demo_failover_when_gcp_origins_are_killed(demo):
     """The printed pids are the origins: killing both gcp origins moves
     lb.example.com's traffic to aws within a few health intervals."""

@@ -63,8 +63,10 @@ def env(lab, tmp_path):
     hp, dp = mt.free_port(), mt.free_port()
     e = lab.edge(pools, lbs, https_port=hp, dns_port=dp,
                  zones=[{"name": "example.com"}],
-                 edge_extra={"tls": certs(tmp_path)})
+                 edge_extra={"tls": certs(tmp_path), "access_log": {
+                     "path": str(tmp_path / "access.log")}})
     e.https, e.dns = hp, dp
+    e.alog = tmp_path / "access.log"
     mt.wait_for(lambda: mt.port_accepts(hp), what="https listener")
     return e
 
@@ -154,6 +156,29 @@ def test_counted_under_the_rules_pool(env):
         assert who(get(env, "/api/x")) == "api"
     mt.wait_for(lambda: metric(env, "api") >= before + 3,
                 what="requests counted under pool api")
+
+
+def test_access_log_names_the_rule(env):
+    get(env, "/api/logged")
+    get(env, "/admin")
+    get(env, "/plain")
+
+    def lines():
+        if not env.alog.exists():
+            return None
+        got = {}
+        for ln in env.alog.read_text().splitlines():
+            d = json.loads(ln)
+            got[d["path"]] = d
+        return got if {"/api/logged", "/admin", "/plain"} <= set(got) \
+            else None
+    got = mt.wait_for(lines, what="three access log lines")
+    assert got["/api/logged"]["rule"] == "api"
+    assert got["/api/logged"]["lb"] == HOST
+    assert got["/api/logged"]["pool"] == "api"
+    assert got["/admin"]["rule"] == "maintenance"
+    assert got["/admin"]["status"] == 503
+    assert "rule" not in got["/plain"]
 
 
 def test_api_changes_rules_live(env):

@@ -202,18 +202,6 @@ static bool str_eq(const char *a, const char *b)
 	return (!a && !b) || (a && b && !strcmp(a, b));
 }
 
-static bool raw_eq(const cfg_raw *a, const cfg_raw *b)
-{
-	if (a->kind != b->kind || a->n != b->n || !str_eq(a->scalar, b->scalar))
-		return false;
-	for (size_t i = 0; i < a->n; i++)
-		if ((a->kind == CFG_RAW_MAP &&
-		     !str_eq(a->keys[i], b->keys[i])) ||
-		    !raw_eq(&a->items[i], &b->items[i]))
-			return false;
-	return true;
-}
-
 static bool table_eq(const cfg_table *t, const void *a, const void *b,
 		     const char *path);
 
@@ -289,9 +277,6 @@ static bool value_eq(const cfg_key *k, const void *a, const void *b,
 	}
 	case CFG_OBJECT:
 		return table_eq(k->sub, fa, fb, path);
-	case CFG_RAW:
-		eq = raw_eq((const cfg_raw *)fa, (const cfg_raw *)fb);
-		break;
 	}
 	if (!eq)
 		print_error("%s: '%s' differs\n", path, k->name ? k->name : "");

@@ -211,10 +211,11 @@ static void test_errors(void **state)
 	bad("any(http.user_agent eq \"x\")", "any() takes one test", 0);
 	bad("dns.qry.type in {5..1}", "is empty", 21);
 	bad("lower(dns.qry.type) eq 1", "take a text field", 0);
-	char deep[200];
-	memset(deep, '(', sizeof(deep));
+	char deep[201];
+	memset(deep, '(', 150);
 	memcpy(deep + 150, "ssl", 3);
 	memset(deep + 153, ')', 47);
+	deep[200] = '\0';
 	bad(deep, "nested too deeply", 64);
 	lb_expr_error err;
 	assert_null(lb_expr_compile("ssl\0or ssl", 10, arena, &err));
