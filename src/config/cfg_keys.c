@@ -1849,9 +1849,10 @@ static const cfg_key lb_keys[] = {
      .type = CFG_LIST,
      ARRAY_AT(cfg_lb, rules, nrules),
      .item = &(const cfg_key){.type = CFG_OBJECT, .sub = &rule_table},
-     .help = "Cloudflare's load balancing rules: a condition on the "
-	     "request (or DNS query) and what to do then; see "
-	     "load_balancers[].rules[]."},
+     .help =
+	 "Cloudflare's load balancing rules (at most 64): a condition on the "
+	 "request (or DNS query) and what to do then; see "
+	 "load_balancers[].rules[]."},
     {.name = "hsts",
      .type = CFG_OBJECT,
      .off = 0,

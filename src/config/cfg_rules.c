@@ -11,6 +11,9 @@
 #include "core/core_util.h"
 #include "lb/lb_expr.h"
 
+#define CFG_STR_(x) #x
+#define CFG_STR(x)  CFG_STR_(x)
+
 /* Cloudflare's limits on a fixed_response. */
 #define MAX_BODY	 1024
 #define MAX_CONTENT_TYPE 32
@@ -177,12 +180,20 @@ void cfg_finish_rules(cfg_ctx *c)
 		cfg_lb *lb = &s->lbs[i];
 		if (!lb->nrules)
 			continue;
+		for (size_t k = 0; k < lb->nrules; k++)
+			lb->rules[k].index = (uint32_t)k;
+		if (lb->nrules > CFG_MAX_RULES) {
+			rule_error(
+			    c, lb, &lb->rules[CFG_MAX_RULES],
+			    "rules: at most " CFG_STR(
+				CFG_MAX_RULES) " rules per load balancer");
+			lb->nrules = CFG_MAX_RULES;
+		}
 		const cfg_lb_rule **order =
 		    core_arena_alloc(c->arena, lb->nrules * sizeof(*order));
 		size_t n = 0;
 		for (size_t k = 0; k < lb->nrules; k++) {
 			cfg_lb_rule *r = &lb->rules[k];
-			r->index = (uint32_t)k;
 			r->eff = build_eff(c, lb, r);
 			if (r->disabled)
 				continue;

@@ -13,6 +13,9 @@
 
 #include "config/cfg_schema.h"
 
+/* Rules per load balancer (a match is a bit of a 64-bit mask). */
+#define CFG_MAX_RULES 64
+
 void cfg_finish_rule(cfg_ctx *c, const cfg_node *node, void *base);
 void cfg_finish_rules(cfg_ctx *c);
 /* Copy into dst the fields r overrides, taken from src (r->ov, or r->eff

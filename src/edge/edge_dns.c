@@ -20,6 +20,7 @@
 #include "dns/dns_answer.h"
 #include "dns/dns_rrl.h"
 #include "edge/edge_dns.h"
+#include "edge/edge_stats.h"
 #include "geo/geo.h"
 #include "lb/lb_locate.h"
 #include "lb/lb_rules.h"
@@ -458,6 +459,9 @@ static const cfg_lb *dns_rules(const dns_lb_query *q, const cfg_lb *lb,
 				((1u << LB_F_IP_SRC) | (1u << LB_F_COUNTRY)));
 	lb_rules_result r;
 	lb_rules_apply(lb, &in, merged, &r);
+	const edge_snapshot *s = la->d->w->snap;
+	if (r.matched && s->stats)
+		edge_stats_rules(s->stats, la->d->w->id, lb, r.matched);
 	return r.lb;
 }
 

@@ -269,6 +269,25 @@ static void render_lb_counter(mbuf *b, const edge_stats *st, const uint64_t *t,
 	}
 }
 
+static void render_rules(mbuf *b, const edge_stats *st, const uint64_t *t)
+{
+	static const char name[] = "meridian_rule_matches_total";
+	head(b, name, "counter",
+	     "Requests (and DNS-only queries) a load balancer rule matched.");
+	for (uint32_t li = 0; li < st->nlbs; li++) {
+		const cfg_lb *lb = &st->cfg->lbs[li];
+		for (size_t k = 0; k < lb->nrules; k++) {
+			char idx[24];
+			series(b, name, "lb", lb_label(st, li), "rule",
+			       edge_stats_rule_name(&lb->rules[k], idx,
+						    sizeof(idx)),
+			       NULL, NULL);
+			end_u64(b, true,
+				t[st->off_rule + st->rule_first[li] + k]);
+		}
+	}
+}
+
 /* --- origins and pools ------------------------------------------------- */
 
 typedef enum {
@@ -786,6 +805,7 @@ char *edge_metrics_render(edge *e, size_t *len)
 			  "Retries that moved to another pool "
 			  "(adaptive_routing.failover_across_pools).",
 			  EDGE_LBC_FAILOVERS);
+	render_rules(&b, st, t);
 	render_origins(&b, s, t);
 	render_pools(&b, s);
 	render_edge(&b, e, s);

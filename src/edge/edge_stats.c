@@ -1,6 +1,7 @@
 /* edge_stats.c - see edge_stats.h. */
 #include "edge/edge_stats.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -126,7 +127,15 @@ edge_stats *edge_stats_new(const cfg_snapshot *cfg, uint32_t nworkers)
 
 	s->off_lb = (size_t)nroutes * EDGE_STATS_NCLASS;
 	s->off_origin = s->off_lb + (size_t)(nlbs + 1) * EDGE_LBC_N;
-	size_t n = s->off_origin + cfg->norigins * EDGE_OC_N;
+	s->off_rule = s->off_origin + cfg->norigins * EDGE_OC_N;
+	s->rule_first = xcalloc(nlbs + 1, sizeof(*s->rule_first));
+	size_t nrules = 0;
+	for (uint32_t i = 0; i < nlbs; i++) {
+		s->rule_first[i] = (uint32_t)nrules;
+		nrules += cfg->lbs[i].nrules;
+	}
+	s->rule_first[nlbs] = (uint32_t)nrules;
+	size_t n = s->off_rule + nrules;
 	size_t per_line = CELL_ALIGN / sizeof(edge_ctr);
 	s->ncells = (n + per_line - 1) / per_line * per_line;
 	size_t bytes = s->ncells * sizeof(edge_ctr) * s->nworkers;
@@ -155,6 +164,7 @@ void edge_stats_free(edge_stats *s)
 	free(s->lbp_n);
 	free(s->lbp_pool);
 	free(s->lbp_route);
+	free(s->rule_first);
 	free(s);
 }
 
@@ -239,6 +249,30 @@ void edge_stats_origin_failure(const edge_stats *s, uint32_t worker,
 	edge_ctr_add(&c[EDGE_OC_FAILURES], 1);
 	if (ejected)
 		edge_ctr_add(&c[EDGE_OC_EJECTIONS], 1);
+}
+
+const char *edge_stats_rule_name(const cfg_lb_rule *r, char *buf, size_t size)
+{
+	if (r->name)
+		return r->name;
+	snprintf(buf, size, "#%u", r->index);
+	return buf;
+}
+
+void edge_stats_rules(const edge_stats *s, uint32_t worker, const cfg_lb *lb,
+		      uint64_t matched)
+{
+	uint32_t li = lb_of(s, lb);
+	if (li == s->nlbs)
+		return;
+	edge_ctr *c =
+	    edge_stats_block(s, worker) + s->off_rule + s->rule_first[li];
+	uint32_t n = s->rule_first[li + 1] - s->rule_first[li];
+	for (; matched; matched &= matched - 1) {
+		uint32_t k = (uint32_t)__builtin_ctzll(matched);
+		if (k < n)
+			edge_ctr_add(&c[k], 1);
+	}
 }
 
 void edge_stats_sum(const edge_stats *s, uint64_t *out)
@@ -366,6 +400,16 @@ static void visit_cells(const edge_stats *s, cell_visit fn, void *arg)
 		fn(s, make_key('l', lb_id(s, i), NULL, NULL),
 		   s->off_lb + (size_t)i * EDGE_LBC_N, EDGE_LBC_N, arg);
 	const cfg_snapshot *c = s->cfg;
+	for (uint32_t i = 0; i < s->nlbs; i++)
+		for (size_t k = 0; k < c->lbs[i].nrules; k++) {
+			char idx[24];
+			fn(s,
+			   make_key('u', lb_id(s, i),
+				    edge_stats_rule_name(&c->lbs[i].rules[k],
+							 idx, sizeof(idx)),
+				    NULL),
+			   s->off_rule + s->rule_first[i] + k, 1, arg);
+		}
 	for (size_t p = 0; p < c->npools; p++)
 		for (size_t j = 0; j < c->pools[p].norigins; j++) {
 			const cfg_origin *o = &c->pools[p].origins[j];

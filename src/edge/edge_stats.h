@@ -20,7 +20,8 @@
  *   - per load balancer (and "no lb"): request duration and upstream
  *     response histograms (EDGE_STATS_NBUCKETS buckets, sums in ns),
  *     retries and cross-pool failovers;
- *   - per origin: failures on live traffic and passive ejections.
+ *   - per origin: failures on live traffic and passive ejections;
+ *   - per load balancer rule: requests and DNS queries it matched.
  */
 #ifndef MERIDIAN_EDGE_STATS_H
 #define MERIDIAN_EDGE_STATS_H
@@ -80,10 +81,13 @@ typedef struct edge_stats {
 	uint32_t *lbp_first, *lbp_n;
 	const cfg_pool **lbp_pool;
 	uint32_t *lbp_route;
+	/* Rules: load balancer i's rule k counts at off_rule +
+	 * rule_first[i] + k. */
+	uint32_t *rule_first;
 	/* Cell layout of one block. */
-	size_t off_lb, off_origin, ncells; /* requests at 0 */
-	edge_ctr *blocks;		   /* nworkers * ncells */
-	edge_ctr *base;			   /* ncells, carried in */
+	size_t off_lb, off_origin, off_rule, ncells; /* requests at 0 */
+	edge_ctr *blocks;			     /* nworkers * ncells */
+	edge_ctr *base;				     /* ncells, carried in */
 	uint64_t *carried; /* ncells, carried out (carry_lock) */
 	pthread_mutex_t carry_lock;
 } edge_stats;
@@ -122,6 +126,15 @@ void edge_stats_request(const edge_stats *s, uint32_t worker, const cfg_lb *lb,
 /* A failure of origin o on live traffic; ejected: it ejected the origin. */
 void edge_stats_origin_failure(const edge_stats *s, uint32_t worker,
 			       const cfg_origin *o, bool ejected);
+
+/* A rule's name in metrics and logs: its name, or "#N" (its place in
+ * rules[]) written into buf. */
+const char *edge_stats_rule_name(const cfg_lb_rule *r, char *buf, size_t size);
+
+/* The rules of lb that matched one request or query: bit k of matched is
+ * its rules[k]. */
+void edge_stats_rules(const edge_stats *s, uint32_t worker, const cfg_lb *lb,
+		      uint64_t matched);
 
 /* Totals of every cell (base plus each worker's block), relaxed reads;
  * out has s->ncells entries. */

@@ -27,6 +27,7 @@
 #include "core/core_log.h"
 #include "core/core_sock.h"
 #include "core/core_util.h"
+#include "edge/edge_stats.h"
 #include "http/px_h2.h"
 #include "http/px_head.h"
 #include "http/proxy_proto.h"
@@ -944,6 +945,8 @@ static bool apply_rules(px_client *cl, const http1_request *req, int head_len)
 	}
 	cl->slb = r.lb;
 	cl->rule = r.last;
+	if (r.matched && cl->snap->stats)
+		edge_stats_rules(cl->snap->stats, cl->w->id, cl->lb, r.matched);
 	if (!r.fixed)
 		return true;
 	fixed_response(cl, r.fixed, head_len);

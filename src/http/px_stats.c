@@ -2,7 +2,6 @@
 #include "http/px_stats.h"
 
 #include <netinet/in.h>
-#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -91,15 +90,9 @@ static void line_end(px_client *cl, edge_alog *a, int status, uint64_t dur_ns)
 	EDGE_ALOG_LIT(&b, ",\"edge\":");
 	put_name(&b, cl->snap->cfg->edge.name);
 	if (cl->rule) {
-		/* Its name, or its place in rules[] when it has none. */
 		EDGE_ALOG_LIT(&b, ",\"rule\":");
 		char idx[24];
-		const char *rn = cl->rule->name;
-		if (!rn) {
-			snprintf(idx, sizeof(idx), "#%u", cl->rule->index);
-			rn = idx;
-		}
-		put_name(&b, rn);
+		put_name(&b, edge_stats_rule_name(cl->rule, idx, sizeof(idx)));
 	}
 	if (cl->req_id_len) {
 		EDGE_ALOG_LIT(&b, ",\"request_id\":");

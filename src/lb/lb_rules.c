@@ -16,6 +16,7 @@ bool lb_rules_apply(const cfg_lb *lb, const lb_expr_input *in, cfg_lb *scratch,
 		if (r->expr && !lb_expr_eval(r->expr, in))
 			continue;
 		out->nmatched++;
+		out->matched |= UINT64_C(1) << (r->index & 63);
 		out->last = r;
 		if (r->has_fixed_response) {
 			out->fixed = r;

@@ -25,6 +25,7 @@ typedef struct lb_rules_result {
 	const cfg_lb_rule *fixed; /* answer with its fixed_response */
 	const cfg_lb_rule *last;  /* the last rule that matched, or NULL */
 	uint32_t nmatched;
+	uint64_t matched; /* bit cfg_lb_rule.index of each rule that matched */
 } lb_rules_result;
 
 /* scratch: where a merge is built. With NULL, a request that needs a

@@ -150,12 +150,37 @@ def metric(env, pool):
     return n
 
 
+def rule_matches(env):
+    with urllib.request.urlopen("http://%s:%d/metrics" % (mt.LOCAL,
+                                                          env.admin),
+                                timeout=mt.WAIT) as r:
+        text = r.read().decode()
+    return {(m.group(1), m.group(2)): int(m.group(3)) for m in re.finditer(
+        r'^meridian_rule_matches_total\{lb="([^"]*)",rule="([^"]*)"\} '
+        r'(\d+)$', text, re.M)}
+
+
 def test_counted_under_the_rules_pool(env):
     before = metric(env, "api")
     for _ in range(3):
         assert who(get(env, "/api/x")) == "api"
     mt.wait_for(lambda: metric(env, "api") >= before + 3,
                 what="requests counted under pool api")
+
+
+def test_rule_matches_metric(env):
+    m = rule_matches(env)
+    # Every rule has a series, the disabled one too.
+    assert {r["name"] for r in RULES} <= {k[1] for k in m if k[0] == HOST}
+    assert m[(DNS_LB, "asia")] == 0
+    get(env, "/api/a", headers=[("X-Canary", "1")])  # api and canary
+    get(env, "/admin")
+    dns_ask(env, "127.3.9.0")
+    want = {(HOST, "api"): 1, (HOST, "canary"): 1, (HOST, "maintenance"): 1,
+            (HOST, "moved"): 0, (HOST, "never"): 0, (DNS_LB, "asia"): 1}
+    mt.wait_for(lambda: all(rule_matches(env)[k] == v
+                            for k, v in want.items()),
+                what="rule matches counted: %r" % want)
 
 
 def test_access_log_names_the_rule(env):

@@ -273,6 +273,26 @@ static void expect_errors(const char *yaml, ...)
 	assert_true(ok);
 }
 
+/* At most 64 rules per load balancer; the 65th is where the error is. */
+static void test_rule_limit(void **state)
+{
+	(void)state;
+	char yaml[4096];
+	int n = snprintf(yaml, sizeof(yaml),
+			 "pools: [ { id: p, origins: [ { name: o, address: "
+			 "127.0.0.1 } ] } ]\n"
+			 "load_balancers:\n"
+			 "  - name: lb.example.com\n"
+			 "    default_pools: [p]\n"
+			 "    rules:\n");
+	for (int i = 0; i < 65; i++)
+		n += snprintf(yaml + n, sizeof(yaml) - (size_t)n,
+			      "      - { name: r%d }\n", i);
+	expect_errors(yaml,
+		      "t.yaml:70:9: rules: at most 64 rules per load balancer",
+		      NULL);
+}
+
 /* Rule mistakes are errors where they are written. */
 static void test_rule_errors(void **state)
 {
@@ -1808,6 +1828,7 @@ int main(void)
 	    cmocka_unit_test(test_tunnel_listener_warning),
 	    cmocka_unit_test(test_rules_warning),
 	    cmocka_unit_test(test_rule_errors),
+	    cmocka_unit_test(test_rule_limit),
 	    cmocka_unit_test(test_load_file_errors),
 	    cmocka_unit_test(test_doc_example),
 	    cmocka_unit_test(test_docs_up_to_date),

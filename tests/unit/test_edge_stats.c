@@ -257,6 +257,67 @@ static void test_carry(void **state)
 	cfg_snapshot_free(cc);
 }
 
+/* Rule matches: a cell per rule, counted per bit, carried by (load
+ * balancer id, rule name) to a config that reorders and renames rules. */
+static const char *const yaml_rules_a =
+    "edge: { name: t, listen: { http: [\"127.0.0.1:1\"] } }\n"
+    "pools: [ { id: p, origins: [ { name: o, address: 127.0.0.1 } ] },\n"
+    "         { id: q, origins: [ { name: o, address: 127.0.0.2 } ] } ]\n"
+    "load_balancers:\n"
+    "  - name: a.example.com\n"
+    "    default_pools: [p]\n"
+    "    rules:\n"
+    "      - { name: api, overrides: { default_pools: [q] } }\n"
+    "      - { condition: ssl, terminates: true }\n";
+static const char *const yaml_rules_b =
+    "edge: { name: t, listen: { http: [\"127.0.0.1:1\"] } }\n"
+    "pools: [ { id: p, origins: [ { name: o, address: 127.0.0.1 } ] },\n"
+    "         { id: q, origins: [ { name: o, address: 127.0.0.2 } ] } ]\n"
+    "load_balancers:\n"
+    "  - name: a.example.com\n"
+    "    default_pools: [p]\n"
+    "    rules:\n"
+    "      - { name: new }\n"
+    "      - { name: api, overrides: { default_pools: [q] } }\n";
+
+static uint64_t rule_cell(const edge_stats *s, size_t li, size_t k)
+{
+	uint64_t *t = calloc(s->ncells, sizeof(*t));
+	edge_stats_sum(s, t);
+	uint64_t v = t[s->off_rule + s->rule_first[li] + k];
+	free(t);
+	return v;
+}
+
+static void test_rule_cells(void **state)
+{
+	(void)state;
+	cfg_snapshot *ca = load(yaml_rules_a), *cb = load(yaml_rules_b);
+	edge_stats *sa = edge_stats_new(ca, 2), *sb = edge_stats_new(cb, 2);
+	const cfg_lb *la = &ca->lbs[0];
+	edge_stats_rules(sa, 0, la, 3);			/* both rules */
+	edge_stats_rules(sa, 1, la, 1);			/* api */
+	edge_stats_rules(sa, 1, la, UINT64_C(1) << 40); /* no such rule */
+	edge_stats_rules(sa, 1, &ca->lbs[0].rules[0].eff[0], 1); /* not a */
+	assert_int_equal(rule_cell(sa, 0, 0), 2);
+	assert_int_equal(rule_cell(sa, 0, 1), 1);
+	/* Requests still count under the routed load balancer's pools the
+	 * rule sends to. */
+	const cfg_pool *q = pool(ca, "q");
+	assert_int_not_equal(edge_stats_route_of(sa, la, q, &q->origins[0]),
+			     edge_stats_route_of(sa, la, NULL, NULL));
+	edge_stats_carry_stats(sa, sb);
+	assert_int_equal(rule_cell(sb, 0, 0), 0); /* "new" */
+	assert_int_equal(rule_cell(sb, 0, 1), 2); /* "api", now second */
+	char buf[24];
+	assert_string_equal(
+	    edge_stats_rule_name(&ca->lbs[0].rules[1], buf, sizeof(buf)), "#1");
+	edge_stats_free(sa);
+	edge_stats_free(sb);
+	cfg_snapshot_free(ca);
+	cfg_snapshot_free(cb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -264,6 +325,7 @@ int main(void)
 	    cmocka_unit_test(test_buckets),
 	    cmocka_unit_test(test_request_cells),
 	    cmocka_unit_test(test_carry),
+	    cmocka_unit_test(test_rule_cells),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
