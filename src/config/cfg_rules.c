@@ -33,9 +33,18 @@ static void compile_condition(cfg_ctx *c, const cfg_node *node, cfg_lb_rule *r)
 	const char *const *names = lb_expr_field_names(&n);
 	const char *hint =
 	    err.unknown[0] ? cfg_suggest(err.unknown, names, n) : NULL;
-	cfg_error(c, at ? at : node, "condition: %s (at character %zu)%s%s%s",
-		  err.msg, err.offset + 1, hint ? "; did you mean '" : "",
-		  hint ? hint : "", hint ? "'?" : "");
+	char msg[512];
+	snprintf(msg, sizeof(msg), "condition: %s (at character %zu)%s%s%s",
+		 err.msg, err.offset + 1, hint ? "; did you mean '" : "",
+		 hint ? hint : "", hint ? "'?" : "");
+	/* A plain one-line YAML scalar is the condition byte for byte: the
+	 * error's column is the character's own. */
+	if (at && at->line && !at->quoted && !strchr(r->condition, '\n') &&
+	    err.offset <= strlen(r->condition))
+		cfg_errs_add(&c->errs, at->line, at->col + (uint32_t)err.offset,
+			     "%s", msg);
+	else
+		cfg_error(c, at ? at : node, "%s", msg);
 }
 
 void cfg_finish_rule(cfg_ctx *c, const cfg_node *node, void *base)

@@ -312,7 +312,8 @@ static void test_rule_errors(void **state)
 	    "      - overrides: { default_pools: [q], session_affinity: header "
 	    "}\n"
 	    "      - fixed_response: { status_code: 99, content_type: "
-	    "\"a\\nb\" }\n",
+	    "\"a\\nb\" }\n"
+	    "      - condition: ssl and dns.qry.tpe eq 1\n",
 	    "t.yaml:6:20: condition: unknown field 'http.request.uri.pth' (at "
 	    "character 1); did you mean 'http.request.uri.path'?",
 	    "t.yaml:7:20: condition: '10.0.0.0/33': the prefix length must be "
@@ -330,6 +331,8 @@ static void test_rule_errors(void **state)
 	    "t.yaml:11:40: status_code: 99 is out of range 200..599",
 	    "t.yaml:11:58: content_type: expected a header value without "
 	    "control characters (CR, LF, ...), got 'a\\nb'",
+	    "t.yaml:12:28: condition: unknown field 'dns.qry.tpe' (at "
+	    "character 9); did you mean 'dns.qry.type'?",
 	    NULL);
 }
 
