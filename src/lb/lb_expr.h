@@ -31,7 +31,8 @@
  * (bytes), ssl (boolean); DNS-only: dns.qry.name (without the trailing
  * dot), dns.qry.name.len and dns.qry.type (integers). A field the traffic
  * does not have is empty (bytes), 0 (integers), false (ssl), or no address
- * (every IP test is false but ne).
+ * (every IP test is false but ne). An IPv4-mapped IPv6 client
+ * (::ffff:a.b.c.d) passes an IP test when either form does.
  *
  * Header tests are true when any field of that name (case-insensitive)
  * passes; with no such field none does. Bytes compare byte-wise

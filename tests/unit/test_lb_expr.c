@@ -131,6 +131,18 @@ static void test_ip_and_country(void **state)
 	assert_false(ev("ip.src in {2001:db8::/32}"));
 	assert_true(ev("ip.src.country eq \"JP\" and ip.geoip.country in "
 		       "{\"JP\" \"KR\"}"));
+	/* An IPv4 client in IPv6 form (X-Forwarded-For ::ffff:a.b.c.d) is
+	 * that IPv4 address too. */
+	struct sockaddr_in6 mapped = {.sin6_family = AF_INET6};
+	inet_pton(AF_INET6, "::ffff:198.51.100.7", &mapped.sin6_addr);
+	in.client = (const struct sockaddr *)&mapped;
+	assert_true(ev("ip.src in {198.51.100.0/24}"));
+	assert_true(ev("ip.src eq 198.51.100.7"));
+	assert_false(ev("ip.src ne 198.51.100.7"));
+	assert_false(ev("ip.src in {10.0.0.0/8}"));
+	assert_true(ev("ip.src ne 198.51.100.8"));
+	assert_true(ev("ip.src in {::ffff:0:0/96}"));
+	assert_false(ev("ip.src in {2001:db8::/32}"));
 	in.client = NULL; /* unknown: only ne holds */
 	assert_false(ev("ip.src in {0.0.0.0/0}"));
 	assert_true(ev("ip.src ne 198.51.100.7"));
