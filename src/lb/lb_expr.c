@@ -591,6 +591,26 @@ static bool compile_regex(parser *p, node *n, size_t at)
 	return true;
 }
 
+/* In a wildcard pattern a backslash escapes * or \ and nothing else (as
+ * in Cloudflare's). */
+static bool wildcard_ok(parser *p, const lit *l, size_t at)
+{
+	for (size_t i = 0; i < l->len; i++) {
+		if (l->s[i] != '\\')
+			continue;
+		if (i + 1 >= l->len ||
+		    (l->s[i + 1] != '*' && l->s[i + 1] != '\\')) {
+			fail(p, at,
+			     "in a wildcard pattern \\ escapes only * and \\ "
+			     "(its character %zu)",
+			     i + 1);
+			return false;
+		}
+		i++;
+	}
+	return true;
+}
+
 static node *parse_test(parser *p)
 {
 	node *n = new_node(p, N_TEST);
@@ -664,6 +684,9 @@ static node *parse_test(parser *p)
 	n->lits = l;
 	n->nlits = 1;
 	if (n->op == OP_MATCHES && !compile_regex(p, n, litat))
+		return NULL;
+	if ((n->op == OP_WILDCARD || n->op == OP_SWILDCARD) &&
+	    !wildcard_ok(p, l, litat))
 		return NULL;
 	return n;
 }
@@ -821,6 +844,8 @@ static pcre2_match_data *thread_match_data(void)
 	return md;
 }
 
+/* A wildcard pattern: * is any run of bytes, \* a literal * and \\ a
+ * literal \ (checked by wildcard_ok, so a \ is always followed by one). */
 static bool glob(const char *pat, size_t plen, const char *s, size_t slen,
 		 bool fold)
 {
@@ -829,18 +854,22 @@ static bool glob(const char *pat, size_t plen, const char *s, size_t slen,
 		if (pi < plen && pat[pi] == '*') {
 			star = pi++;
 			mark = si;
-		} else if (pi < plen &&
-			   (fold ? tolower((unsigned char)pat[pi]) ==
-				       tolower((unsigned char)s[si])
-				 : pat[pi] == s[si])) {
-			pi++;
-			si++;
-		} else if (star != SIZE_MAX) {
-			pi = star + 1;
-			si = ++mark;
-		} else {
-			return false;
+			continue;
 		}
+		if (pi < plen) {
+			size_t w = pat[pi] == '\\' && pi + 1 < plen ? 2 : 1;
+			unsigned char pc = (unsigned char)pat[pi + w - 1];
+			unsigned char sc = (unsigned char)s[si];
+			if (fold ? tolower(pc) == tolower(sc) : pc == sc) {
+				pi += w;
+				si++;
+				continue;
+			}
+		}
+		if (star == SIZE_MAX)
+			return false;
+		pi = star + 1;
+		si = ++mark;
 	}
 	while (pi < plen && pat[pi] == '*')
 		pi++;

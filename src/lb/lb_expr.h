@@ -37,7 +37,8 @@
  * Header tests are true when any field of that name (case-insensitive)
  * passes; with no such field none does. Bytes compare byte-wise
  * (lt/le/gt/ge lexicographically); "wildcard" is a case-insensitive match
- * with * for any run of bytes, "strict wildcard" the case-sensitive one;
+ * with * for any run of bytes (\* a literal *, \\ a literal \, no other
+ * escape), "strict wildcard" the case-sensitive one;
  * "matches" is a PCRE2 regular expression (unanchored) with a match
  * limit, so a pathological pattern fails the test instead of stalling a
  * worker.

@@ -122,6 +122,25 @@ static void test_operators(void **state)
 	assert_true(ev("http.request.uri.path contains \"\""));
 }
 
+/* As in Cloudflare's: in a wildcard pattern \* is a literal * and \\ a
+ * literal \; any other backslash is an error. */
+static void test_wildcard_escapes(void **state)
+{
+	(void)state;
+	in.target = S("/a*b\\c");
+	assert_true(ev("http.request.uri.path wildcard r\"/a\\*b\\\\c\""));
+	assert_true(ev("http.request.uri.path strict wildcard "
+		       "\"/a\\\\*B\\\\\\\\C\" or http.request.uri.path "
+		       "wildcard \"/A\\\\*b\\\\\\\\c\""));
+	assert_true(ev("http.request.uri.path wildcard r\"*\\**\""));
+	assert_false(ev("http.request.uri.path wildcard r\"/a\\*\""));
+	in.target = S("/a\\xyzb");
+	assert_false(ev("http.request.uri.path wildcard r\"/a\\*b\""));
+	assert_true(ev("http.request.uri.path wildcard r\"/a\\\\*b\""));
+	bad("http.host wildcard r\"a\\b\"", "escapes only * and", 19);
+	bad("http.host strict wildcard r\"a*\\\"", "its character 3", 26);
+}
+
 static void test_ip_and_country(void **state)
 {
 	(void)state;
@@ -253,9 +272,9 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
-	    T(test_http_fields), T(test_operators),   T(test_ip_and_country),
-	    T(test_headers),	 T(test_logic),	      T(test_dns_fields),
-	    T(test_errors),	 T(test_regex_limit),
+	    T(test_http_fields),      T(test_operators), T(test_ip_and_country),
+	    T(test_headers),	      T(test_logic),	 T(test_dns_fields),
+	    T(test_wildcard_escapes), T(test_errors),	 T(test_regex_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
