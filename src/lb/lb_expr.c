@@ -959,6 +959,8 @@ static http_str str_of(const char *s)
 
 static http_str host_only(http_str h)
 {
+	if (!h.p)
+		return (http_str){"", 0};
 	if (h.len && h.p[0] == '[') {
 		const char *e = memchr(h.p, ']', h.len);
 		if (e)
@@ -1045,13 +1047,15 @@ static bool bytes_field_test(const node *n, const lb_expr_input *in)
 		return header_test(n, in);
 	case LB_F_FULL_URI:
 	case LB_F_COOKIE: {
+		if (n->field == LB_F_FULL_URI && !in->method.p)
+			break; /* no HTTP request (DNS): empty */
 		char buf[1024];
 		joined j = {.p = buf, .cap = sizeof(buf)};
 		if (n->field == LB_F_FULL_URI) {
 			const char *scheme = in->ssl ? "https://" : "http://";
 			http_str h = host_only(in->host);
 			join_add(&j, scheme, strlen(scheme));
-			join_add(&j, h.p ? h.p : "", h.len);
+			join_add(&j, h.p, h.len);
 			join_add(&j, in->target.p ? in->target.p : "",
 				 in->target.len);
 		} else {

@@ -220,6 +220,12 @@ static void test_dns_fields(void **state)
 	assert_false(f & (1u << LB_F_COUNTRY));
 	q.qtype = 1;
 	assert_false(lb_expr_eval(e, &q));
+	/* Every HTTP field is empty for a DNS query, full_uri included. */
+	src = "http.request.full_uri eq \"\" and http.request.version eq "
+	      "\"\" and http.host eq \"\" and http.cookie eq \"\"";
+	e = lb_expr_compile(src, strlen(src), arena, &err);
+	assert_non_null(e);
+	assert_true(lb_expr_eval(e, &q));
 }
 
 static void test_errors(void **state)
