@@ -647,6 +647,15 @@ static node *parse_test(parser *p)
 	if (word_is(w, wl, "any")) {
 		p->pos += wl;
 		expect_sym(p, "(", "'(' after any");
+		const char *iw;
+		size_t iat = (skip_ws(p), p->pos);
+		size_t iwl = peek_word(p, &iw);
+		if (!p->failed && word_is(iw, iwl, "any")) {
+			/* any() is not an array: nothing to unpack again (and
+			 * this recursion is not under MAX_DEPTH) */
+			fail(p, iat, "any() inside any()");
+			return NULL;
+		}
 		node *t = p->failed ? NULL : parse_test(p);
 		if (!t)
 			return NULL;

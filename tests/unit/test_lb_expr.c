@@ -246,6 +246,8 @@ static void test_errors(void **state)
 	bad("(ssl", "expected ')'", 4);
 	bad("ssl ssl", "expected 'and', 'or' or the end", 4);
 	bad("any(http.user_agent eq \"x\")", "any() takes one test", 0);
+	bad("any(any(http.request.headers[\"a\"][*] eq \"x\"))",
+	    "any() inside any()", 4);
 	bad("dns.qry.type in {5..1}", "is empty", 21);
 	bad("lower(dns.qry.type) eq 1", "take a text field", 0);
 	char deep[201];
