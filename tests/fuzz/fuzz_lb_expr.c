@@ -2,7 +2,8 @@
  * lb_expr_eval.
  *
  * The input's first byte picks request values (method, a header, the
- * client's address family); the rest is a condition. Besides crashes and
+ * client's address family, a long Cookie field, a DNS query with no HTTP
+ * fields); the rest is a condition. Besides crashes and
  * sanitizer reports it checks the contract: a compile error has a message
  * and an offset inside the input; a compiled condition evaluates the same
  * twice (no hidden state), and its negation evaluates to the opposite.
@@ -38,9 +39,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};
 	inet_pton(AF_INET, "198.51.100.7", &a4.sin_addr);
 	inet_pton(AF_INET6, "2001:db8::7", &a6.sin6_addr);
-	http1_header h[3] = {{S("Cookie"), S("a=1")},
+	/* A value longer than the stack buffers of lower() and http.cookie */
+	static char big[3000];
+	if (!big[0]) {
+		memset(big, 'A', sizeof(big) - 1);
+		memcpy(big, "x=", 2);
+	}
+	http1_header h[4] = {{S("Cookie"), S("a=1")},
 			     {S("X-Canary"), S(pick & 2 ? "1" : "")},
-			     {S("cookie"), S("b=2")}};
+			     {S("cookie"), S("b=2")},
+			     {S("Cookie"), S(big)}};
+	struct sockaddr_in6 m6 = {.sin6_family = AF_INET6};
+	inet_pton(AF_INET6, "::ffff:198.51.100.7", &m6.sin6_addr);
 	lb_expr_input in = {
 	    .client = pick & 1 ? (const struct sockaddr *)&a6
 			       : (const struct sockaddr *)&a4,
@@ -53,11 +63,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    .http2 = pick & 16,
 	    .ssl = pick & 32,
 	    .headers = h,
-	    .nheaders = 3,
+	    .nheaders = pick & 128 ? 4 : 3,
 	    .qname = "dns.example.com",
 	    .qname_len = 15,
 	    .qtype = pick & 64 ? 28 : 1,
 	};
+
+	if ((pick & 129) == 128) /* an IPv4 client in IPv6 form */
+		in.client = (const struct sockaddr *)&m6;
+	if ((pick & 192) == 192) /* a DNS query: no HTTP fields at all */
+		in = (lb_expr_input){.client = in.client,
+				     .country = "",
+				     .lb_name = "lb.example.com",
+				     .qname = "dns.example.com",
+				     .qname_len = 15,
+				     .qtype = 28};
 
 	core_arena *arena = core_arena_new(0);
 	lb_expr_error err;
