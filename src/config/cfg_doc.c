@@ -476,10 +476,13 @@ static const char rules_language[] =
     "`not` `!`, `and` `&&`, `xor` `^^`, `or` `||` (binding in that order), "
     "parentheses, `true`,\n"
     "`false`. Strings are in double quotes with `\\\"` and `\\\\` as the "
-    "only escapes;\n"
-    "`r\"...\"` and `r#\"...\"#` are raw strings (for regular "
-    "expressions). A condition is at\n"
-    "most 4096 bytes; an error names the character where it is.\n";
+    "only escapes, except\n"
+    "after `matches`, where a backslash keeps its regex meaning "
+    "(`\"^www\\.example\\.com\"`, `\\d`) and\n"
+    "only `\\\"` stands for a quote, as Cloudflare reads a pattern; "
+    "`r\"...\"` and `r#\"...\"#` are\n"
+    "raw strings. A condition is at most 4096 bytes; an error names the "
+    "character where it is.\n";
 
 void cfg_doc_reference(FILE *f)
 {

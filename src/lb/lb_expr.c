@@ -120,6 +120,7 @@ typedef struct parser {
 	pcre2_general_context *gctx;
 	pcre2_compile_context *cctx;
 	pcre2_match_context *mctx;
+	bool regex; /* the string being read is a `matches` pattern */
 } parser;
 
 /* ---- PCRE2 memory: the snapshot's arena ------------------------------ */
@@ -285,7 +286,15 @@ static bool parse_string(parser *p, lit *l)
 			p->pos = i + 1;
 			return true;
 		}
-		if (c == '\\') {
+		if (c == '\\' && p->regex) {
+			/* A regex keeps its escapes as written (\. \d \\),
+			 * as Cloudflare reads a quoted pattern; only \"
+			 * stands for the quote. */
+			if (i + 1 < p->len && p->s[i + 1] == '"')
+				c = p->s[++i];
+			else if (i + 1 < p->len)
+				out[n++] = p->s[i++], c = p->s[i];
+		} else if (c == '\\') {
 			if (i + 1 >= p->len ||
 			    (p->s[i + 1] != '"' && p->s[i + 1] != '\\')) {
 				fail(p, i,
@@ -688,7 +697,10 @@ static node *parse_test(parser *p)
 	lit *l = core_arena_alloc(p->arena, sizeof(*l));
 	memset(l, 0, sizeof(*l));
 	size_t litat = (skip_ws(p), p->pos);
-	if (!parse_lit(p, n->type, false, l))
+	p->regex = n->op == OP_MATCHES;
+	bool ok = parse_lit(p, n->type, false, l);
+	p->regex = false;
+	if (!ok)
 		return NULL;
 	n->lits = l;
 	n->nlits = 1;

@@ -19,7 +19,9 @@
  *              optional [N] (the N-th such field) or [*] (any)
  *   OP      := eq == ne != lt < le <= gt > ge >= contains matches ~
  *              wildcard "strict wildcard"
- *   literal := "string" (\" and \\ escapes) | r"raw" | r#"raw"# | integer
+ *   literal := "string" (\" and \\ escapes; after matches, backslashes
+ *              stay as written but for \", as Cloudflare lexes a regex)
+ *            | r"raw" | r#"raw"# | integer
  *            | IP or CIDR (ip.src) | lo..hi (integer sets)
  *
  * Fields (lb_expr_field_names): ip.src (IP), ip.src.country,

@@ -108,6 +108,17 @@ static void test_operators(void **state)
 	assert_true(ev("ends_with(http.request.uri.path, \"/items\")"));
 	assert_true(ev("http.request.uri.path matches \"^/api/v[0-9]+/\""));
 	assert_true(ev("http.request.uri.path ~ r\"^/api/v\\d+/\""));
+	/* A quoted pattern keeps its escapes, as Cloudflare's docs write
+	 * them: \d, \., and \\ for a backslash; \" is a quote. */
+	assert_true(ev("http.request.uri.path matches \"^/api/v\\d+/\""));
+	assert_true(ev("http.host matches \"^(www|lb)\\.example\\.com$\""));
+	assert_false(ev("http.host matches \"^lb\\.example\\.co$\""));
+	assert_false(ev("http.request.uri.path matches \"a\\\\b\""));
+	assert_false(ev("http.request.uri.path matches \"\\\"\""));
+	in.target = S("/a\\b\"");
+	assert_true(ev("http.request.uri.path matches \"a\\\\b\""));
+	assert_true(ev("http.request.uri.path matches \"b\\\"$\""));
+	in.target = S("/api/v1/items?x=1&y=2");
 	assert_true(ev("http.request.uri.path matches r#\"it\"ems|items\"#"));
 	assert_false(ev("http.request.uri.path matches \"^/API\""));
 	assert_true(ev("lower(http.request.uri.path) matches \"^/api\""));
