@@ -459,7 +459,10 @@ void edge_stats_carry_stats(edge_stats *old, edge_stats *next)
 	uint64_t *totals = xmalloc(old->ncells * sizeof(*totals));
 	edge_stats_sum(old, totals);
 	c.totals = totals;
-	map_init(&c.map, old->nroutes + old->nlbs + 1 + old->cfg->norigins);
+	/* A key per object visit_cells names, rules included: a full map
+	 * would never find a free slot. */
+	map_init(&c.map, old->nroutes + old->nlbs + 1 + old->cfg->norigins +
+			     old->rule_first[old->nlbs]);
 	visit_cells(old, put_visit, &c.map);
 	visit_cells(next, carry_visit, &c);
 	map_free(&c.map);

@@ -233,3 +233,30 @@ def test_api_changes_rules_live(env):
     assert post_goes_to_api()
     got = api.ok("GET", "%s/%s" % (lbs, made["id"]))
     assert got["rules"] == made["rules"]
+
+
+def test_config_change_with_many_rules(lab):
+    """A config change carries every rule's counter: with more rules than
+    the edge has routes, load balancers and origins together, the carry
+    used to loop for ever holding the swap lock, so no change applied
+    again (API writes and SIGHUP hung)."""
+    web = lab.origin("web")
+    rules = [{"condition": 'http.request.uri.path eq "/r%d"' % i,
+              "fixed_response": {"status_code": 200,
+                                 "message_body": "r%d" % i}}
+             for i in range(40)]
+    e = lab.edge([{"id": "web", "origins": [org(web)]}],
+                 [{"name": HOST, "default_pools": ["web"], "rules": rules}])
+    assert get(e, "/r39").body == b"r39"
+    api = Api(e.admin)
+    for i in range(2):  # the second change carries what the first did
+        p = api.ok("POST", "/client/v4/accounts/default/load_balancers/"
+                   "pools", {"name": "more%d" % i, "origins": [org(web)]})
+        api.ok("POST", "/client/v4/zones/example.com/load_balancers",
+               {"name": "more%d.example.com" % i,
+                "default_pools": [p["id"]]})
+        mt.wait_for(lambda: get(e, host="more%d.example.com" % i)
+                    .status == 200, what="load balancer %d applied" % i)
+    assert get(e, "/r39").body == b"r39"
+    mt.wait_for(lambda: rule_matches(e).get((HOST, "#39")) == 2,
+                what="rule #39's two matches carried")

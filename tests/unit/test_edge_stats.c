@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -318,6 +319,47 @@ static void test_rule_cells(void **state)
 	cfg_snapshot_free(cb);
 }
 
+/* Many rules: the carry's name map holds a key per rule too (it was sized
+ * for routes, load balancers and origins only, and filled up: the carry
+ * of a config with more rules than that never returned). */
+static cfg_snapshot *load_rules(size_t n, const char *first)
+{
+	size_t cap = 512 + n * 64;
+	char *y = malloc(cap);
+	size_t len = (size_t)snprintf(
+	    y, cap,
+	    "edge: { name: t, listen: { http: [\"127.0.0.1:1\"] } }\n"
+	    "pools: [ { id: p, origins: [ { name: o, address: 127.0.0.1 } ] "
+	    "} ]\n"
+	    "load_balancers:\n"
+	    "  - name: a.example.com\n"
+	    "    default_pools: [p]\n"
+	    "    rules:\n"
+	    "      - { name: %s }\n",
+	    first);
+	for (size_t i = 1; i < n; i++)
+		len += (size_t)snprintf(y + len, cap - len,
+					"      - { condition: ssl }\n");
+	cfg_snapshot *s = load(y);
+	free(y);
+	return s;
+}
+
+static void test_carry_many_rules(void **state)
+{
+	(void)state;
+	cfg_snapshot *ca = load_rules(64, "a"), *cb = load_rules(64, "b");
+	edge_stats *sa = edge_stats_new(ca, 1), *sb = edge_stats_new(cb, 1);
+	edge_stats_rules(sa, 0, &ca->lbs[0], UINT64_MAX);
+	edge_stats_carry_stats(sa, sb);
+	assert_int_equal(rule_cell(sb, 0, 0), 0);  /* "b" is new */
+	assert_int_equal(rule_cell(sb, 0, 63), 1); /* "#63" carried */
+	edge_stats_free(sa);
+	edge_stats_free(sb);
+	cfg_snapshot_free(ca);
+	cfg_snapshot_free(cb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -326,6 +368,7 @@ int main(void)
 	    cmocka_unit_test(test_request_cells),
 	    cmocka_unit_test(test_carry),
 	    cmocka_unit_test(test_rule_cells),
+	    cmocka_unit_test(test_carry_many_rules),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
