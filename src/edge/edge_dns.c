@@ -521,13 +521,12 @@ static void lb_answer(void *arg, const dns_lb_query *q, dns_lb_result *r)
 	if (!p)
 		return;
 	lb_addrs(zs, p, &ctx, r);
-	if (ecs_read && !ecs_consulted)
-		r->ecs_scope = q->ecs->source; /* a rule read the subnet */
-	if (ecs_consulted) {
-		/* The answer holds for the whole subnet unless the geo data
-		 * is finer there: the network its lookup matched, or one
-		 * inside the subnet placed otherwise (RFC 7871 §7.2.1). The
-		 * answer writer caps it at the family's bits. */
+	if (ecs_read || ecs_consulted) {
+		/* A rule or steering read the subnet. The answer holds for
+		 * the whole subnet unless the geo data is finer there: the
+		 * network its lookup matched, or one inside the subnet placed
+		 * otherwise (RFC 7871 §7.2.1; 0 when only ip.src was read).
+		 * The answer writer caps it at the family's bits. */
 		r->ecs_scope = MAX(q->ecs->source, la.ecs_prefix);
 	}
 }

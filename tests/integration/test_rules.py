@@ -260,3 +260,35 @@ def test_config_change_with_many_rules(lab):
     assert get(e, "/r39").body == b"r39"
     mt.wait_for(lambda: rule_matches(e).get((HOST, "#39")) == 2,
                 what="rule #39's two matches carried")
+
+
+def test_dns_scope_of_a_country_rule(lab):
+    """A rule reading ip.src.country from the ECS subnet: the answer holds
+    only for the part of the subnet that geo places as the subnet's own
+    address, as steering by the subnet does (RFC 7871 §7.2.1). It was
+    the source prefix, so a resolver cached the answer for the whole
+    subnet, Japan included."""
+    dp = mt.free_port()
+    pools = [{"id": "dweb", "origins": [{"name": "d1",
+                                         "address": "127.0.0.11"}]},
+             {"id": "djp", "origins": [{"name": "d2",
+                                        "address": "127.0.0.12"}]}]
+    lbs = [{"name": DNS_LB, "proxied": False, "ttl": 60,
+            "default_pools": ["dweb"],
+            "rules": [{"name": "jp", "condition": 'ip.src.country eq "JP"',
+                       "overrides": {"default_pools": ["djp"]}}]}]
+    e = lab.edge(pools, lbs, dns_port=dp, zones=[{"name": "example.com"}],
+                 geo={"networks": {"127.3.0.0/16": {"country": "JP"}}})
+    e.dns = dp
+
+    def ask(addr, source):
+        q = dns.message.make_query(DNS_LB, "A", use_edns=0, options=[
+            dns.edns.ECSOption(addr, source)])
+        r = dns.query.udp(q, mt.LOCAL, port=dp, timeout=mt.WAIT)
+        scope = [o.scopelen for o in r.options
+                 if isinstance(o, dns.edns.ECSOption)]
+        return sorted(rr.address for rs in r.answer for rr in rs), scope
+
+    assert ask("127.3.0.0", 24) == (["127.0.0.12"], [24])
+    # 127.2.0.0/15 holds Japan's 127.3/16; 127.2.0.0 is not in it.
+    assert ask("127.2.0.0", 15) == (["127.0.0.11"], [16])
