@@ -338,6 +338,9 @@ typedef struct cfg_lb_rule {
 	const struct lb_expr *expr; /* NULL: always true */
 	const cfg_lb *eff;	    /* the load balancer with these overrides */
 	uint32_t index;		    /* in rules[] as written */
+	/* Shown as "#index" in metrics and logs, though it has a name: one
+	 * another rule of the load balancer shares, or of that form. */
+	bool name_shared;
 } cfg_lb_rule;
 
 /* Edge limits and timeouts (Meridian's own). */

@@ -173,6 +173,32 @@ static const cfg_lb *build_eff(cfg_ctx *c, const cfg_lb *lb, cfg_lb_rule *r)
 	return e;
 }
 
+/* "#" and digits only: the form of an unnamed rule's label. */
+static bool index_form(const char *name)
+{
+	if (name[0] != '#' || !name[1])
+		return false;
+	for (const char *p = name + 1; *p; p++)
+		if (*p < '0' || *p > '9')
+			return false;
+	return true;
+}
+
+/* Metrics and logs tell rules apart by name (edge_stats_rule_name); a
+ * name that does not do so gives way to the rule's place. */
+static void mark_shared_names(cfg_lb *lb)
+{
+	for (size_t k = 0; k < lb->nrules; k++) {
+		cfg_lb_rule *r = &lb->rules[k];
+		if (!r->name)
+			continue;
+		r->name_shared = index_form(r->name);
+		for (size_t j = 0; j < lb->nrules && !r->name_shared; j++)
+			r->name_shared = j != k && lb->rules[j].name &&
+					 !strcmp(lb->rules[j].name, r->name);
+	}
+}
+
 static int by_priority(const void *a, const void *b)
 {
 	const cfg_lb_rule *x = *(const cfg_lb_rule *const *)a;
@@ -198,6 +224,7 @@ void cfg_finish_rules(cfg_ctx *c)
 				CFG_MAX_RULES) " rules per load balancer");
 			lb->nrules = CFG_MAX_RULES;
 		}
+		mark_shared_names(lb);
 		const cfg_lb_rule **order =
 		    core_arena_alloc(c->arena, lb->nrules * sizeof(*order));
 		size_t n = 0;

@@ -253,7 +253,7 @@ void edge_stats_origin_failure(const edge_stats *s, uint32_t worker,
 
 const char *edge_stats_rule_name(const cfg_lb_rule *r, char *buf, size_t size)
 {
-	if (r->name)
+	if (r->name && !r->name_shared)
 		return r->name;
 	snprintf(buf, size, "#%u", r->index);
 	return buf;

@@ -127,8 +127,9 @@ void edge_stats_request(const edge_stats *s, uint32_t worker, const cfg_lb *lb,
 void edge_stats_origin_failure(const edge_stats *s, uint32_t worker,
 			       const cfg_origin *o, bool ejected);
 
-/* A rule's name in metrics and logs: its name, or "#N" (its place in
- * rules[]) written into buf. */
+/* A rule's name in metrics and logs, unique in its load balancer: its
+ * name, or "#N" (its place in rules[]) written into buf when it has none
+ * or one that another of its rules shares or of that "#N" form. */
 const char *edge_stats_rule_name(const cfg_lb_rule *r, char *buf, size_t size);
 
 /* The rules of lb that matched one request or query: bit k of matched is

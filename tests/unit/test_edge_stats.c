@@ -360,6 +360,46 @@ static void test_carry_many_rules(void **state)
 	cfg_snapshot_free(cb);
 }
 
+/* Names need not be unique, but series and carry keys must be: a name
+ * another rule of the load balancer shares, or one of the "#N" form, is
+ * shown as "#N" (its place). Two rules named "d" were two series with
+ * the same labels, and the carry gave both the first one's count. */
+static const char *const yaml_rules_dup =
+    "edge: { name: t, listen: { http: [\"127.0.0.1:1\"] } }\n"
+    "pools: [ { id: p, origins: [ { name: o, address: 127.0.0.1 } ] } ]\n"
+    "load_balancers:\n"
+    "  - name: a.example.com\n"
+    "    default_pools: [p]\n"
+    "    rules:\n"
+    "      - { name: d }\n"
+    "      - { name: d }\n"
+    "      - { name: \"#3\" }\n"
+    "      - { condition: ssl }\n"
+    "      - { name: e }\n";
+
+static void test_rule_names_unique(void **state)
+{
+	(void)state;
+	cfg_snapshot *ca = load(yaml_rules_dup), *cb = load(yaml_rules_dup);
+	const char *want[] = {"#0", "#1", "#2", "#3", "e"};
+	char buf[24];
+	for (size_t k = 0; k < 5; k++)
+		assert_string_equal(edge_stats_rule_name(&ca->lbs[0].rules[k],
+							 buf, sizeof(buf)),
+				    want[k]);
+	edge_stats *sa = edge_stats_new(ca, 1), *sb = edge_stats_new(cb, 1);
+	edge_stats_rules(sa, 0, &ca->lbs[0], 1);
+	edge_stats_rules(sa, 0, &ca->lbs[0], 2);
+	edge_stats_rules(sa, 0, &ca->lbs[0], 2);
+	edge_stats_carry_stats(sa, sb);
+	assert_int_equal(rule_cell(sb, 0, 0), 1);
+	assert_int_equal(rule_cell(sb, 0, 1), 2);
+	edge_stats_free(sa);
+	edge_stats_free(sb);
+	cfg_snapshot_free(ca);
+	cfg_snapshot_free(cb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -369,6 +409,7 @@ int main(void)
 	    cmocka_unit_test(test_carry),
 	    cmocka_unit_test(test_rule_cells),
 	    cmocka_unit_test(test_carry_many_rules),
+	    cmocka_unit_test(test_rule_names_unique),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
