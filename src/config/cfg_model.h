@@ -327,7 +327,7 @@ typedef struct cfg_lb_rule {
 	const char *name;
 	const char *condition; /* NULL or "": always true */
 	bool disabled;
-	bool terminates; /* also implied by fixed_response */
+	bool terminates; /* as written; a fixed_response stops rules too */
 	uint32_t priority;
 	bool has_priority;
 	bool has_fixed_response, has_overrides;

@@ -76,7 +76,6 @@ void cfg_finish_rule(cfg_ctx *c, const cfg_node *node, void *base)
 			cfg_error(c, fr,
 				  "fixed_response.location: at most %d bytes",
 				  MAX_LOCATION);
-		r->terminates = true;
 	}
 }
 

@@ -423,8 +423,19 @@ static int add_edge_fields(px_client *cl, int n)
 				     ed.add, ed.nadd);
 }
 
+static void local_answer(px_client *cl, int status, const char *detail,
+			 bool close, bool log);
+
 static void local_response(px_client *cl, int status, const char *detail,
 			   bool close)
+{
+	local_answer(cl, status, detail, close, true);
+}
+
+/* log: false for answers the operator asked for (a rule's
+ * fixed_response: a 503 maintenance page is not an edge error). */
+static void local_answer(px_client *cl, int status, const char *detail,
+			 bool close, bool log)
 {
 	edge_worker *w = cl->w;
 	if (cl->resp_head_done ||
@@ -469,7 +480,7 @@ static void local_response(px_client *cl, int status, const char *detail,
 	cl->close_after = close;
 	cl->state = PX_LOCAL;
 	px_stats_local(cl, status);
-	if (status >= 500)
+	if (status >= 500 && log)
 		log_info("%s: %d %s", cl->ip, status, detail);
 	else
 		log_debug("%s: %d %s", cl->ip, status, detail);
@@ -899,7 +910,7 @@ static void redirect_https(px_client *cl, const http1_request *req,
 static void fixed_response(px_client *cl, const cfg_lb_rule *r, int head_len)
 {
 	const cfg_lb_fixed *f = &r->fixed_response;
-	local_response(cl, (int)f->status_code, "rule", false);
+	local_answer(cl, (int)f->status_code, "rule", false, false);
 	if (is_closed(cl))
 		return;
 	int n = px_head_fixed((int)f->status_code, f->content_type, f->location,

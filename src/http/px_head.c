@@ -361,12 +361,16 @@ const char *px_status_reason(int status)
 		return "Accepted";
 	case 204:
 		return "No Content";
+	case 205:
+		return "Reset Content";
 	case 301:
 		return "Moved Permanently";
 	case 302:
 		return "Found";
 	case 303:
 		return "See Other";
+	case 304:
+		return "Not Modified";
 	case 307:
 		return "Temporary Redirect";
 	case 308:
@@ -473,9 +477,11 @@ int px_head_fixed(int status, const char *content_type, const char *location,
 	if (size == 0)
 		return -ENOSPC;
 	wbuf w = {.p = out, .size = size - 1}; /* as px_head_local */
-	/* 204 and 304 have no content (RFC 9110 §15.3.5, §15.4.5). */
+	/* 204 and 304 have no content and no Content-Length (RFC 9110
+	 * §15.3.5, §15.4.5); 205 has no content but says so (§15.3.6), or a
+	 * client would read to the close. */
 	bool empty = status == 204 || status == 304;
-	size_t blen = body && !empty ? strlen(body) : 0;
+	size_t blen = body && !empty && status != 205 ? strlen(body) : 0;
 	put_status_line(&w, status);
 	puts_(&w, "Content-Type: ");
 	puts_(&w, content_type ? content_type : "text/plain");

@@ -44,6 +44,10 @@ static const char yaml[] =
     "        priority: 25\n"
     "        condition: http.request.uri.path eq \"/admin/stop\"\n"
     "        terminates: true\n"
+    "      - name: after\n"
+    "        priority: 35\n"
+    "        condition: http.request.uri.path eq \"/admin\"\n"
+    "        overrides: { default_pools: [spare] }\n"
     "      - name: late\n"
     "        priority: 40\n"
     "        condition: http.request.uri.path eq \"/admin/stop\"\n"
@@ -97,9 +101,10 @@ static void test_order_and_disabled(void **state)
 	(void)state;
 	const cfg_lb *lb = &snap->lbs[0];
 	/* Disabled rules are left out; the rest in priority order. */
-	assert_int_equal(lb->nrule_order, 5);
-	const char *want[] = {"api", "canary", "stop", "maintenance", "late"};
-	for (size_t i = 0; i < 5; i++)
+	assert_int_equal(lb->nrule_order, 6);
+	const char *want[] = {"api",	     "canary", "stop",
+			      "maintenance", "after",  "late"};
+	for (size_t i = 0; i < 6; i++)
 		assert_string_equal(lb->rule_order[i]->name, want[i]);
 }
 
@@ -159,6 +164,10 @@ static void test_fixed_and_terminates(void **state)
 	assert_true(ok);
 	assert_non_null(r.fixed);
 	assert_int_equal(r.fixed->fixed_response.status_code, 503);
+	/* A fixed_response stops the rules ("after" is not applied) though
+	 * its terminates stays as written. */
+	assert_false(r.fixed->terminates);
+	assert_int_equal(r.nmatched, 2);
 	assert_string_equal(r.fixed->fixed_response.message_body, "down");
 	/* The canary override before it still made the load balancer. */
 	assert_string_equal(pool0(r.lb), "canary");

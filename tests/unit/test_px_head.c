@@ -331,6 +331,53 @@ static void test_local(void **state)
 			 -ENOSPC);
 }
 
+/* A rule's fixed_response: the operator's fields and body, framed like
+ * the edge's own answers; no content for 204/205/304 (and HEAD). */
+static void test_fixed(void **state)
+{
+	int n = px_head_fixed(503, NULL, NULL, "back soon", false, false, out,
+			      sizeof(out) - 1);
+	out[n] = '\0';
+	assert_string_equal(out, "HTTP/1.1 503 Service Unavailable\r\n"
+				 "Content-Type: text/plain\r\n"
+				 "Content-Length: 9\r\n"
+				 "Cache-Control: no-store\r\n\r\n"
+				 "back soon");
+	n = px_head_fixed(301, "text/html", "https://x.example/", NULL, true,
+			  false, out, sizeof(out) - 1);
+	out[n] = '\0';
+	assert_string_equal(out, "HTTP/1.1 301 Moved Permanently\r\n"
+				 "Content-Type: text/html\r\n"
+				 "Location: https://x.example/\r\n"
+				 "Content-Length: 0\r\n"
+				 "Cache-Control: no-store\r\n"
+				 "Connection: close\r\n\r\n");
+	/* HEAD: the length of the body not sent. */
+	n = px_head_fixed(200, NULL, NULL, "abc", false, true, out,
+			  sizeof(out) - 1);
+	out[n] = '\0';
+	assert_non_null(strstr(out, "Content-Length: 3\r\n"));
+	assert_string_equal(strstr(out, "\r\n\r\n"), "\r\n\r\n");
+	n = px_head_fixed(204, NULL, NULL, "abc", false, false, out,
+			  sizeof(out) - 1);
+	out[n] = '\0';
+	assert_null(strstr(out, "Content-Length"));
+	assert_string_equal(strstr(out, "\r\n\r\n"), "\r\n\r\n");
+	n = px_head_fixed(304, NULL, NULL, "abc", false, false, out,
+			  sizeof(out) - 1);
+	out[n] = '\0';
+	assert_true(!strncmp(out, "HTTP/1.1 304 Not Modified\r\n", 27));
+	assert_null(strstr(out, "Content-Length"));
+	n = px_head_fixed(205, NULL, NULL, "abc", false, false, out,
+			  sizeof(out) - 1);
+	out[n] = '\0';
+	assert_non_null(strstr(out, "Content-Length: 0\r\n"));
+	assert_string_equal(strstr(out, "\r\n\r\n"), "\r\n\r\n");
+	assert_int_equal(
+	    px_head_fixed(200, NULL, NULL, "abc", false, false, out, 40),
+	    -ENOSPC);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -346,6 +393,7 @@ int main(void)
 	    cmocka_unit_test(test_request_host_override_and_swap),
 	    cmocka_unit_test(test_response),
 	    cmocka_unit_test(test_local),
+	    cmocka_unit_test(test_fixed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
