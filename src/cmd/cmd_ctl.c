@@ -331,15 +331,16 @@ static char *cell(const json_t *j)
 	case JSON_FALSE:
 		return strdup("no");
 	case JSON_ARRAY: {
-		/* Strings joined by commas; objects by their "name". */
+		/* Strings joined by commas; objects by their "name", or
+		 * "#i" (a rule without one). */
 		size_t n = 1, i;
 		json_t *v;
 		json_array_foreach(j, i, v)
 		{
 			const json_t *s =
 			    json_is_object(v) ? json_object_get(v, "name") : v;
-			n +=
-			    (json_is_string(s) ? json_string_length(s) : 1) + 1;
+			n += (json_is_string(s) ? json_string_length(s) : 24) +
+			     1;
 		}
 		char *out = calloc(1, n + 1);
 		if (!out)
@@ -350,8 +351,12 @@ static char *cell(const json_t *j)
 			    json_is_object(v) ? json_object_get(v, "name") : v;
 			if (i)
 				strcat(out, ",");
-			strcat(out,
-			       json_is_string(s) ? json_string_value(s) : "?");
+			if (json_is_string(s))
+				strcat(out, json_string_value(s));
+			else if (json_is_object(v))
+				sprintf(out + strlen(out), "#%zu", i);
+			else
+				strcat(out, "?");
 		}
 		if (!out[0])
 			strcpy(out, "-");
@@ -474,15 +479,16 @@ static void list_table(kind k, const json_t *items)
 					 "INTERVAL", "DESCRIPTION", "SOURCE"};
 	static const char *const hp[] = {"ID",	    "NAME",    "ENABLED",
 					 "ORIGINS", "MONITOR", "SOURCE"};
-	static const char *const hl[] = {
-	    "ID", "NAME", "ENABLED", "POOLS", "FALLBACK", "STEERING", "SOURCE"};
+	static const char *const hl[] = {"ID",	  "NAME",     "ENABLED",
+					 "POOLS", "FALLBACK", "STEERING",
+					 "RULES", "SOURCE"};
 	table t = {0};
 	if (k == K_MONITOR)
 		table_header(&t, hm, 6);
 	else if (k == K_POOL)
 		table_header(&t, hp, 6);
 	else
-		table_header(&t, hl, 7);
+		table_header(&t, hl, 8);
 	size_t i;
 	json_t *o;
 	json_array_foreach(items, i, o)
@@ -517,7 +523,8 @@ static void list_table(kind k, const json_t *items)
 			row[3] = F("default_pools");
 			row[4] = F("fallback_pool");
 			row[5] = F("steering_policy");
-			row[6] = F("source");
+			row[6] = F("rules");
+			row[7] = F("source");
 		}
 #undef F
 		for (size_t c = 0; c < t.ncols; c++)

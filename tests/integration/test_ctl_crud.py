@@ -173,8 +173,8 @@ def test_pools_and_lbs_from_yaml_go_live(env, tmp_path):
     t = rows(Ctl(ed.admin).ok("lbs", "list",
                               env={"MERIDIAN_ZONE": "example.com"}).stdout)
     assert t[0] == ["ID", "NAME", "ENABLED", "POOLS", "FALLBACK", "STEERING",
-                    "SOURCE"], t
-    assert [lb["id"], "ctl.example.com", "yes", p["id"], "-", "-",
+                    "RULES", "SOURCE"], t
+    assert [lb["id"], "ctl.example.com", "yes", p["id"], "-", "-", "-",
             "api"] in t, t
     assert ctl.js("lbs", "get", lb["id"])["default_pools"] == [p["id"]]
     # update (PUT) the lb with --set only; then patch it to the file pool.
@@ -184,6 +184,18 @@ def test_pools_and_lbs_from_yaml_go_live(env, tmp_path):
     assert get(ed, host="ctl.example.com").header("X-Origin") == "o1"
     ctl.js("lbs", "patch", lb["id"], "--set", 'default_pools=["%s"]'
            % p["id"])
+    # Rules: the list names them (#N for one without a name).
+    ctl.js("lbs", "patch", lb["id"], "--set",
+           'rules=[{"name": "api", "condition": "starts_with('
+           'http.request.uri.path, \\"/api/\\")", "overrides": '
+           '{"default_pools": ["filepool"]}}, {"condition": "ssl", '
+           '"terminates": true}]')
+    t = rows(ctl.ok("lbs", "list").stdout)
+    assert [lb["id"], "ctl.example.com", "yes", p["id"], "-", "-",
+            "api,#1", "api"] in t, t
+    assert get(ed, "/api/x", host="ctl.example.com").header(
+        "X-Origin") == "o1"
+    assert get(ed, "/x", host="ctl.example.com").header("X-Origin") == "o2"
     # references, both ways, as a table and as JSON.
     refs = ctl.js("pools", "references", p["id"])
     assert sorted((x["reference_type"], x["resource_id"]) for x in refs) == \
