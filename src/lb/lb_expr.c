@@ -1015,6 +1015,10 @@ static bool header_test(const node *n, const lb_expr_input *in)
 	const http1_header *h;
 	while ((h = next_header(in, &i, n->hname, n->hlen))) {
 		if (n->hindex < 0) {
+			/* A client choosing how many fields to send must not
+			 * choose how many regex runs a request costs. */
+			if (k++ == LB_EXPR_MAX_FIELDS)
+				return false;
 			if (bytes_test_xf(n, h->value.p, h->value.len))
 				return true;
 		} else if (k++ == n->hindex) {

@@ -38,10 +38,10 @@
  * (::ffff:a.b.c.d) passes an IP test when either form does.
  *
  * Header tests are true when any field of that name (case-insensitive)
- * passes; with no such field none does. Bytes compare byte-wise
- * (lt/le/gt/ge lexicographically); "wildcard" is a case-insensitive match
- * with * for any run of bytes (\* a literal *, \\ a literal \, no other
- * escape), "strict wildcard" the case-sensitive one;
+ * passes, of the first LB_EXPR_MAX_FIELDS; with no such field none does. Bytes
+ * compare byte-wise (lt/le/gt/ge lexicographically); "wildcard" is a
+ * case-insensitive match with * for any run of bytes (\* a literal *, \\ a
+ * literal \, no other escape), "strict wildcard" the case-sensitive one;
  * "matches" is a PCRE2 regular expression (unanchored) with a match
  * limit, so a pathological pattern fails the test instead of stalling a
  * worker.
@@ -60,6 +60,8 @@ struct core_arena;
 
 /* Longest condition accepted (Cloudflare's limit is 4096). */
 #define LB_EXPR_MAX_LEN 4096
+/* A header test over any field of a name looks at this many at most. */
+#define LB_EXPR_MAX_FIELDS 16
 
 typedef enum lb_expr_field {
 	LB_F_IP_SRC = 0,

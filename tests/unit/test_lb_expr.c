@@ -189,6 +189,21 @@ static void test_headers(void **state)
 	assert_true(ev("http.request.headers[\"x-canary\"][1] eq \"Yes\""));
 	assert_false(ev("http.request.headers[\"x-canary\"][2] eq \"Yes\""));
 	assert_true(ev("lower(http.request.headers[\"x-canary\"]) eq \"yes\""));
+	/* The first 16 fields of a name are looked at, not more (a client
+	 * must not decide how many regex runs a request costs). */
+	http1_header many[LB_EXPR_MAX_FIELDS + 1];
+	for (size_t i = 0; i < LB_EXPR_MAX_FIELDS + 1; i++)
+		many[i] = (http1_header){S("X-Many"), S("no")};
+	many[LB_EXPR_MAX_FIELDS - 1].value = S("yes");
+	in.headers = many;
+	in.nheaders = LB_EXPR_MAX_FIELDS + 1;
+	assert_true(ev("http.request.headers[\"x-many\"] eq \"yes\""));
+	many[LB_EXPR_MAX_FIELDS - 1].value = S("no");
+	many[LB_EXPR_MAX_FIELDS].value = S("yes");
+	assert_false(ev("http.request.headers[\"x-many\"] eq \"yes\""));
+	assert_true(ev("http.request.headers[\"x-many\"][16] eq \"yes\""));
+	in.headers = hdrs;
+	in.nheaders = 5;
 	/* Absent: no field passes, not even ne. */
 	assert_false(ev("http.request.headers[\"x-none\"] ne \"a\""));
 	assert_true(ev("not http.request.headers[\"x-none\"] eq \"a\""));
