@@ -879,6 +879,21 @@ static void choose_origin(px_client *cl, const http1_request *req)
 	cl->origin = o;
 }
 
+/* After local_response: its answer replaced by another of n bytes (or
+ * n < 0: none fits) built in chead, with the edge's fields; the request
+ * head is consumed. */
+static void replace_head(px_client *cl, int n, int head_len)
+{
+	if (n >= 0)
+		n = add_edge_fields(cl, n);
+	core_buf_consume(cl->in, (uint32_t)head_len);
+	if (n < 0) {
+		client_close(cl);
+		return;
+	}
+	cl->chead->end = (uint32_t)n;
+}
+
 /* A load balancer's https_redirect (issue 6): a request over plain HTTP
  * is sent to https:// on the first https listener. local_response does
  * what every local answer does (connection reuse, stats, state); its head
@@ -896,14 +911,7 @@ static void redirect_https(px_client *cl, const http1_request *req,
 				 e->name, cl->close_after,
 				 cl->method == HTTP_M_HEAD, cl->chead->data,
 				 cl->chead->cap);
-	if (n >= 0)
-		n = add_edge_fields(cl, n);
-	core_buf_consume(cl->in, (uint32_t)head_len);
-	if (n < 0) {
-		client_close(cl);
-		return;
-	}
-	cl->chead->end = (uint32_t)n;
+	replace_head(cl, n, head_len);
 }
 
 /* A rule's fixed_response, built as redirect_https builds its answer. */
@@ -917,14 +925,7 @@ static void fixed_response(px_client *cl, const cfg_lb_rule *r, int head_len)
 			      f->message_body, cl->close_after,
 			      cl->method == HTTP_M_HEAD, cl->chead->data,
 			      cl->chead->cap);
-	if (n >= 0)
-		n = add_edge_fields(cl, n);
-	core_buf_consume(cl->in, (uint32_t)head_len);
-	if (n < 0) {
-		client_close(cl);
-		return;
-	}
-	cl->chead->end = (uint32_t)n;
+	replace_head(cl, n, head_len);
 }
 
 /* The load balancer's rules (lb_rules.h): their overrides give the load

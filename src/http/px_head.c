@@ -418,6 +418,27 @@ const char *px_status_reason(int status)
 	}
 }
 
+/* The end of the edge's own answers: Content-Length (unless !framed: 204,
+ * 304), Cache-Control, Connection: close when close, the blank line, and
+ * the body unless head_only. The head's length, or -ENOSPC. */
+static int put_body(wbuf *w, bool framed, const char *body, size_t blen,
+		    bool close, bool head_only)
+{
+	if (framed) {
+		char cl[48];
+		int n =
+		    snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n", blen);
+		put(w, cl, (size_t)n);
+	}
+	puts_(w, "Cache-Control: no-store\r\n");
+	if (close)
+		puts_(w, "Connection: close\r\n");
+	put(w, "\r\n", 2);
+	if (!head_only && blen)
+		put(w, body, blen);
+	return w->overflow ? -ENOSPC : (int)w->len;
+}
+
 /* The rest of a local response after its status line and any extra
  * fields: the text/plain body "<code> <reason>: <detail> (edge <edge>)\n"
  * and the fields describing it. */
@@ -431,19 +452,8 @@ static int local_rest(wbuf *w, int status, const char *detail,
 		return -EINVAL;
 	if ((size_t)blen >= sizeof(body))
 		blen = (int)sizeof(body) - 1;
-	char fields[160];
-	int n = snprintf(fields, sizeof(fields),
-			 "Content-Type: text/plain; charset=utf-8\r\n"
-			 "Content-Length: %d\r\n"
-			 "Cache-Control: no-store\r\n"
-			 "%s\r\n",
-			 blen, close ? "Connection: close\r\n" : "");
-	if (n < 0 || (size_t)n >= sizeof(fields))
-		return -EINVAL;
-	put(w, fields, (size_t)n);
-	if (!head_only)
-		put(w, body, (size_t)blen);
-	return w->overflow ? -ENOSPC : (int)w->len;
+	puts_(w, "Content-Type: text/plain; charset=utf-8\r\n");
+	return put_body(w, true, body, (size_t)blen, close, head_only);
 }
 
 static void put_status_line(wbuf *w, int status)
@@ -491,21 +501,7 @@ int px_head_fixed(int status, const char *content_type, const char *location,
 		puts_(&w, location);
 		put(&w, "\r\n", 2);
 	}
-	char fields[96];
-	int n = empty ? snprintf(fields, sizeof(fields),
-				 "Cache-Control: no-store\r\n%s\r\n",
-				 close ? "Connection: close\r\n" : "")
-		      : snprintf(fields, sizeof(fields),
-				 "Content-Length: %zu\r\n"
-				 "Cache-Control: no-store\r\n"
-				 "%s\r\n",
-				 blen, close ? "Connection: close\r\n" : "");
-	if (n < 0 || (size_t)n >= sizeof(fields))
-		return -EINVAL;
-	put(&w, fields, (size_t)n);
-	if (!head_only && blen)
-		put(&w, body, blen);
-	return w.overflow ? -ENOSPC : (int)w.len;
+	return put_body(&w, !empty, body, blen, close, head_only);
 }
 
 /* ---- https_redirect ---- */

@@ -750,34 +750,29 @@ static node *binary(parser *p, nkind k, node *a, node *b)
 	return n;
 }
 
-static node *parse_and(parser *p)
-{
-	node *n = parse_factor(p);
-	while (n && (accept_word(p, "and") || accept_sym(p, "&&"))) {
-		node *b = parse_factor(p);
-		n = b ? binary(p, N_AND, n, b) : NULL;
-	}
-	return n;
-}
+/* The binary operators, loosest first: or, xor, and (then not, in
+ * parse_factor). */
+static const struct level {
+	nkind kind;
+	const char *word, *sym;
+} levels[] = {{N_OR, "or", "||"}, {N_XOR, "xor", "^^"}, {N_AND, "and", "&&"}};
 
-static node *parse_xor(parser *p)
+static node *parse_level(parser *p, size_t level)
 {
-	node *n = parse_and(p);
-	while (n && (accept_word(p, "xor") || accept_sym(p, "^^"))) {
-		node *b = parse_and(p);
-		n = b ? binary(p, N_XOR, n, b) : NULL;
+	if (level == ARRAY_LEN(levels))
+		return parse_factor(p);
+	const struct level *l = &levels[level];
+	node *n = parse_level(p, level + 1);
+	while (n && (accept_word(p, l->word) || accept_sym(p, l->sym))) {
+		node *b = parse_level(p, level + 1);
+		n = b ? binary(p, l->kind, n, b) : NULL;
 	}
 	return n;
 }
 
 static node *parse_or(parser *p)
 {
-	node *n = parse_xor(p);
-	while (n && (accept_word(p, "or") || accept_sym(p, "||"))) {
-		node *b = parse_xor(p);
-		n = b ? binary(p, N_OR, n, b) : NULL;
-	}
-	return n;
+	return parse_level(p, 0);
 }
 
 lb_expr *lb_expr_compile(const char *src, size_t len, core_arena *arena,

@@ -16,19 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "config/cfg_load.h"
 #include "dns/dns_answer.h"
 #include "dns/dns_rrl.h"
 #include "dns/dns_wire.h"
 #include "dns/dns_zone.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                               \
-	do {                                                                   \
-		if (!(x))                                                      \
-			__builtin_trap();                                      \
-	} while (0)
 
 static const char yaml_head[] =
     "edge: { public_addresses: [\"203.0.113.10\", \"2001:db8::10\"] }\n"

@@ -25,16 +25,9 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include "fuzz.h"
 #include "h2/h2_req.h"
 #include "h2/h2_session.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                               \
-	do {                                                                   \
-		if (!(x))                                                      \
-			__builtin_trap();                                      \
-	} while (0)
 
 #define MIN(a, b)   ((a) < (b) ? (a) : (b))
 #define NSLOTS	    16
