@@ -1847,6 +1847,16 @@ static bool frame_response(px_client *cl)
 		log_info("origin %s: bad response body: %s", cl->origin->name,
 			 http1_err_reason(n));
 		origin_failed(cl, cl->origin, "invalid response body");
+		if (!cl->h2s && cl->chead && cl->chead->start == 0) {
+			/* Nothing of the answer went out yet (the body came
+			 * with its head): the client gets a 502, not a bare
+			 * close. */
+			cl->chead->end = 0;
+			cl->resp_head_done = false;
+			local_response(cl, 502, "invalid response from origin",
+				       true);
+			return false;
+		}
 		if (cl->resp_unchunk)
 			client_abort(cl);
 		else

@@ -55,6 +55,8 @@ SCRIPTS = {
                  "close"),
     "mid-chunk": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                   b"10\r\nhalf", "close"),
+    "bad-chunk": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  b"zz\r\nhello\r\n0\r\n\r\n", "keep"),
     "eof-reset": (b"HTTP/1.0 200 OK\r\n\r\npartial-eof-body", "reset"),
     # Unusual but valid.
     "eof-body": (b"HTTP/1.0 200 OK\r\nX-A: 1\r\n\r\nclose-delimited", "close"),
@@ -258,6 +260,21 @@ def test_an_answer_cut_in_its_head_is_a_502_and_an_origin_failure(
                 in oq.edge.stderr_tail(1 << 16), what="the log line")
     mt.wait_for(lambda: _failures(oq.edge) == before + 1,
                 what="the origin failure counted")
+
+
+def test_a_bad_chunk_with_the_head_is_a_502_and_an_origin_failure(oq):
+    """The head and an invalid chunk size arrive in one read: nothing went
+    to the client yet, so it gets a 502 rather than a bare close."""
+    before = _failures(oq.edge)
+    data, end = _get(oq, "bad-chunk")
+    assert data.startswith(b"HTTP/1.1 502 "), data[:300]
+    assert end == "eof" and b"\r\nConnection: close\r\n" in data, data
+    assert b"hello" not in data, data
+    mt.wait_for(lambda: "origin o1: bad response body: "
+                in oq.edge.stderr_tail(1 << 16), what="the log line")
+    mt.wait_for(lambda: _failures(oq.edge) == before + 1,
+                what="the origin failure counted")
+    _after(oq, "bad-chunk")
 
 
 @pytest.mark.parametrize("name, head", [
