@@ -37,9 +37,9 @@ static void compile_condition(cfg_ctx *c, const cfg_node *node, cfg_lb_rule *r)
 	snprintf(msg, sizeof(msg), "condition: %s (at character %zu)%s%s%s",
 		 err.msg, err.offset + 1, hint ? "; did you mean '" : "",
 		 hint ? hint : "", hint ? "'?" : "");
-	/* A plain one-line YAML scalar is the condition byte for byte: the
-	 * error's column is the character's own. */
-	if (at && at->line && !at->quoted && !strchr(r->condition, '\n') &&
+	/* A plain one-line YAML scalar without ${VAR} is the condition byte
+	 * for byte: the error's column is the character's own. */
+	if (at && at->line && at->verbatim &&
 	    err.offset <= strlen(r->condition))
 		cfg_errs_add(&c->errs, at->line, at->col + (uint32_t)err.offset,
 			     "%s", msg);

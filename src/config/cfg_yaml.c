@@ -146,6 +146,8 @@ static void on_scalar(builder *b, const yaml_event_t *ev)
 	}
 	n->str = s;
 	n->len = len;
+	n->verbatim = plain && ev->start_mark.line == ev->end_mark.line &&
+		      len == ev->data.scalar.length && !memcmp(s, raw, len);
 	if (ev->data.scalar.anchor)
 		add_anchor(b,
 			   core_arena_strdup(

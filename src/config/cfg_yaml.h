@@ -35,6 +35,10 @@ typedef struct cfg_node {
 	/* A scalar written as a string: quoted or tagged in YAML, a string in
 	 * JSON (not a number, boolean or plain word). */
 	bool quoted;
+	/* A plain YAML scalar on one line whose text is the source's byte
+	 * for byte (no ${VAR}): a column plus an offset into str is the
+	 * source column of that character. */
+	bool verbatim;
 	/* Already reported (unset ${VAR}, unknown alias): skipped by the
 	 * loader so one mistake gives one error. */
 	bool bad;

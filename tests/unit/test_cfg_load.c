@@ -336,6 +336,30 @@ static void test_rule_errors(void **state)
 	    NULL);
 }
 
+/* A plain condition folded over two lines, or with a ${VAR} in it, is
+ * not its YAML text byte for byte: the error is at the value, with the
+ * character's place in the message (not at a column past the line). */
+static void test_rule_error_not_verbatim(void **state)
+{
+	(void)state;
+	setenv("MERIDIAN_TEST_RULE_HOST", "a.example.com", 1);
+	expect_errors(
+	    "pools: [ { id: p, origins: [ { name: o, address: 127.0.0.1 } ] } "
+	    "]\n"
+	    "load_balancers:\n"
+	    "  - name: lb.example.com\n"
+	    "    default_pools: [p]\n"
+	    "    rules:\n"
+	    "      - condition: http.host eq \"a\" and\n"
+	    "          foo eq \"c\"\n"
+	    "      - condition: http.host eq \"${MERIDIAN_TEST_RULE_HOST}\" "
+	    "and fo eq 1\n",
+	    "t.yaml:6:20: condition: unknown field 'foo' (at character 22)",
+	    "t.yaml:8:20: condition: unknown field 'fo' (at character 34)",
+	    NULL);
+	unsetenv("MERIDIAN_TEST_RULE_HOST");
+}
+
 #define EXPECT1(yaml, msg) expect_errors(yaml, msg, (const char *)NULL)
 
 /* Values that would inject lines: into requests (header values, a
@@ -1831,6 +1855,7 @@ int main(void)
 	    cmocka_unit_test(test_tunnel_listener_warning),
 	    cmocka_unit_test(test_rules_warning),
 	    cmocka_unit_test(test_rule_errors),
+	    cmocka_unit_test(test_rule_error_not_verbatim),
 	    cmocka_unit_test(test_rule_limit),
 	    cmocka_unit_test(test_load_file_errors),
 	    cmocka_unit_test(test_doc_example),
