@@ -1847,10 +1847,12 @@ static bool frame_response(px_client *cl)
 		log_info("origin %s: bad response body: %s", cl->origin->name,
 			 http1_err_reason(n));
 		origin_failed(cl, cl->origin, "invalid response body");
-		if (!cl->h2s && cl->chead && cl->chead->start == 0) {
+		if (!cl->h2s && cl->chead && blen(cl->chead) &&
+		    cl->chead->start == 0) {
 			/* Nothing of the answer went out yet (the body came
 			 * with its head): the client gets a 502, not a bare
-			 * close. */
+			 * close. (A head all written leaves chead empty, at
+			 * 0 too: then the answer is cut.) */
 			cl->chead->end = 0;
 			cl->resp_head_done = false;
 			local_response(cl, 502, "invalid response from origin",

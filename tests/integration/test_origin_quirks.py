@@ -7,6 +7,7 @@ import re
 import shutil
 import socket
 import struct
+import threading
 
 import pytest
 
@@ -57,6 +58,8 @@ SCRIPTS = {
                   b"10\r\nhalf", "close"),
     "bad-chunk": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                   b"zz\r\nhello\r\n0\r\n\r\n", "keep"),
+    "late-bad-chunk": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                       b"\r\n5\r\nhello\r\n", "late"),
     "eof-reset": (b"HTTP/1.0 200 OK\r\n\r\npartial-eof-body", "reset"),
     # Unusual but valid.
     "eof-body": (b"HTTP/1.0 200 OK\r\nX-A: 1\r\n\r\nclose-delimited", "close"),
@@ -92,6 +95,8 @@ class Scripted(FakeOrigin):
     def __init__(self, name):
         super().__init__(name)
         self.seen = []
+        # "late": what follows is sent once the test sets this.
+        self.go = threading.Event()
 
     def handle(self, s):
         with self.lock:
@@ -107,6 +112,11 @@ class Scripted(FakeOrigin):
             data, then = script
             s.sendall(data)
             if then == "close":
+                return
+            if then == "late":
+                # An invalid chunk size, once the client has the rest.
+                if self.go.wait(mt.WAIT):
+                    s.sendall(b"zz\r\n")
                 return
             if then == "reset":
                 # Wait until the edge has the bytes, so the reset cannot
@@ -275,6 +285,44 @@ def test_a_bad_chunk_with_the_head_is_a_502_and_an_origin_failure(oq):
     mt.wait_for(lambda: _failures(oq.edge) == before + 1,
                 what="the origin failure counted")
     _after(oq, "bad-chunk")
+
+
+def test_a_bad_chunk_after_the_head_went_out_cuts_the_answer(oq):
+    """The head and a first chunk reached the client; then an invalid
+    chunk size: the answer is cut where it is, never followed by a 502
+    on the same connection."""
+    oq.origin.go.clear()
+    want = (b"HTTP/1.1 200 OK\r\n", b"\r\n\r\n5\r\nhello\r\n")
+    s = socket.create_connection((mt.LOCAL, oq.port), timeout=mt.WAIT)
+    try:
+        s.sendall(mt.req("GET", "/q/late-bad-chunk", HOST))
+        out = b""
+        for _ in range(1000):
+            if out.startswith(want[0]) and out.endswith(want[1]):
+                break
+            d = s.recv(65536)
+            assert d, out
+            out += d
+        assert out.startswith(want[0]) and out.endswith(want[1]), out
+        oq.origin.go.set()
+        end = "open"
+        for _ in range(1000):
+            try:
+                d = s.recv(65536)
+            except (ConnectionResetError, socket.timeout) as e:
+                end = type(e).__name__
+                break
+            if not d:
+                end = "eof"
+                break
+            out += d
+    finally:
+        oq.origin.go.clear()
+        s.close()
+    assert end in ("eof", "ConnectionResetError"), (end, out)
+    assert out.count(b"HTTP/1.1 ") == 1, out
+    mt.wait_for(lambda: "origin o1: bad response body: "
+                in oq.edge.stderr_tail(1 << 16), what="the log line")
 
 
 @pytest.mark.parametrize("name, head", [
