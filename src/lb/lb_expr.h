@@ -4,7 +4,8 @@
  * load balancing rules use), compiled once per config snapshot into a tree
  * in the snapshot's arena and evaluated per request or DNS query without
  * allocating (except a regex's per-thread match block, made once, and a
- * composed http.cookie or http.request.full_uri longer than 1 KiB).
+ * composed http.cookie or http.request.full_uri, or a lower() or upper()
+ * value, longer than 1 KiB).
  *
  * Grammar (precedence from low to high: or, xor, and, not):
  *   expr    := term (("or" | "||") term)*
