@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/cfg_validate.h"
 #include "config/cfg_values.h"
 #include "config/cfg_yaml.h"
 #include "core/core_arena.h"
@@ -147,21 +148,9 @@ static const cfg_lb *build_eff(cfg_ctx *c, const cfg_lb *lb, cfg_lb_rule *r)
 	e->rule_order = NULL;
 	e->nrule_order = 0;
 	cfg_lb_overlay(e, r, &r->ov);
-	if (r->has.random_steering && e->npool_weights) {
-		/* The map-shaped view cfg_finish_lb builds, for these weights.
-		 */
-		cfg_pool_map *m =
-		    core_arena_alloc(c->arena, e->npool_weights * sizeof(*m));
-		for (size_t i = 0; i < e->npool_weights; i++)
-			m[i] = (cfg_pool_map){.key = e->pool_weights[i].key,
-					      .pools = &e->pool_weights[i].pool,
-					      .npools = 1};
-		e->random_pool_weights = m;
-		e->nrandom_pool_weights = e->npool_weights;
-	} else if (r->has.random_steering) {
-		e->random_pool_weights = NULL;
-		e->nrandom_pool_weights = 0;
-	}
+	if (r->has.random_steering)
+		cfg_lb_weight_map(c,
+				  e); /* as cfg_finish_lb, for these weights */
 	if ((r->has.session_affinity || r->has.session_affinity_attributes) &&
 	    e->session_affinity == CFG_AFF_HEADER &&
 	    !e->session_affinity_attributes.nheaders)

@@ -543,6 +543,22 @@ void cfg_finish_pool(cfg_ctx *c, const cfg_node *node, void *base)
 			  p->norigins == 1 ? "" : "s");
 }
 
+void cfg_lb_weight_map(cfg_ctx *c, cfg_lb *lb)
+{
+	lb->random_pool_weights = NULL;
+	lb->nrandom_pool_weights = lb->npool_weights;
+	if (!lb->npool_weights)
+		return;
+	lb->random_pool_weights = core_arena_alloc(
+	    c->arena, lb->npool_weights * sizeof(*lb->random_pool_weights));
+	for (size_t i = 0; i < lb->npool_weights; i++) {
+		cfg_pool_map *m = &lb->random_pool_weights[i];
+		m->key = lb->pool_weights[i].key;
+		m->pools = &lb->pool_weights[i].pool;
+		m->npools = 1;
+	}
+}
+
 void cfg_finish_lb(cfg_ctx *c, const cfg_node *node, void *base)
 {
 	cfg_lb *lb = base;
@@ -550,18 +566,7 @@ void cfg_finish_lb(cfg_ctx *c, const cfg_node *node, void *base)
 		lb->id = lb->name;
 	/* The older map-shaped view of pool_weights, for code written
 	 * against it. */
-	lb->nrandom_pool_weights = lb->npool_weights;
-	if (lb->npool_weights) {
-		lb->random_pool_weights = core_arena_alloc(
-		    c->arena,
-		    lb->npool_weights * sizeof(*lb->random_pool_weights));
-		for (size_t i = 0; i < lb->npool_weights; i++) {
-			cfg_pool_map *m = &lb->random_pool_weights[i];
-			m->key = lb->pool_weights[i].key;
-			m->pools = &lb->pool_weights[i].pool;
-			m->npools = 1;
-		}
-	}
+	cfg_lb_weight_map(c, lb);
 	if (lb->hsts_enabled) {
 		char v[64];
 		int n = snprintf(

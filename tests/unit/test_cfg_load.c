@@ -873,7 +873,12 @@ static void test_references(void **state)
 	    "    default_pools: [b, a]\n"
 	    "    fallback_pool: a\n"
 	    "    pop_pools: { ams: [a] }\n"
-	    "    random_steering: { pool_weights: { b: 0.3 } }\n");
+	    "    random_steering: { pool_weights: { b: 0.3 } }\n"
+	    "    rules:\n"
+	    "      - overrides: { random_steering: { pool_weights: { a: 0.7 "
+	    "} } }\n"
+	    "      - overrides: { random_steering: { default_weight: 0.5 } }"
+	    "\n");
 	assert_ptr_equal(s->pools[0].monitor, &s->monitors[1]);
 	assert_null(s->pools[1].monitor);
 	const cfg_lb *lb = &s->lbs[0];
@@ -890,6 +895,14 @@ static void test_references(void **state)
 	assert_int_equal(lb->nrandom_pool_weights, 1);
 	assert_string_equal(lb->random_pool_weights[0].key, "b");
 	assert_ptr_equal(lb->random_pool_weights[0].pools[0], &s->pools[1]);
+	/* A rule's random_steering brings its own weights, map included. */
+	const cfg_lb *e0 = lb->rules[0].eff, *e1 = lb->rules[1].eff;
+	assert_int_equal(e0->nrandom_pool_weights, 1);
+	assert_string_equal(e0->random_pool_weights[0].key, "a");
+	assert_ptr_equal(e0->random_pool_weights[0].pools[0], &s->pools[0]);
+	assert_int_equal(e1->nrandom_pool_weights, 0);
+	assert_null(e1->random_pool_weights);
+	assert_true(e1->random_default_weight == 0.5);
 	cfg_snapshot_free(s);
 }
 
