@@ -54,6 +54,9 @@ void cfg_finish_rule(cfg_ctx *c, const cfg_node *node, void *base)
 	if (!node)
 		return;
 	compile_condition(c, node, r);
+	/* As the load balancer's own (cfg_finish_lb). */
+	cfg_check_default_pools(
+	    c, cfg_node_get(cfg_node_get(node, "overrides"), "default_pools"));
 	const cfg_node *fr = cfg_node_get(node, "fixed_response");
 	if (r->has_fixed_response) {
 		const cfg_lb_fixed *f = &r->fixed_response;

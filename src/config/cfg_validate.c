@@ -543,6 +543,25 @@ void cfg_finish_pool(cfg_ctx *c, const cfg_node *node, void *base)
 			  p->norigins == 1 ? "" : "s");
 }
 
+void cfg_check_default_pools(cfg_ctx *c, const cfg_node *dp)
+{
+	for (size_t i = 1; dp && dp->kind == CFG_NODE_SEQ && i < dp->n; i++) {
+		const cfg_node *a = dp->items[i];
+		for (size_t j = 0;
+		     j < i && a->kind == CFG_NODE_SCALAR && !a->bad; j++) {
+			const cfg_node *b = dp->items[j];
+			if (b->kind == CFG_NODE_SCALAR &&
+			    !strcmp(a->str, b->str)) {
+				cfg_error(c, a,
+					  "default_pools: pool '%s' is listed "
+					  "twice",
+					  a->str);
+				break;
+			}
+		}
+	}
+}
+
 void cfg_lb_weight_map(cfg_ctx *c, cfg_lb *lb)
 {
 	lb->random_pool_weights = NULL;
@@ -585,22 +604,7 @@ void cfg_finish_lb(cfg_ctx *c, const cfg_node *node, void *base)
 			  "browsers' preload lists require");
 	if (!node)
 		return;
-	const cfg_node *dp = cfg_node_get(node, "default_pools");
-	for (size_t i = 1; dp && dp->kind == CFG_NODE_SEQ && i < dp->n; i++) {
-		const cfg_node *a = dp->items[i];
-		for (size_t j = 0;
-		     j < i && a->kind == CFG_NODE_SCALAR && !a->bad; j++) {
-			const cfg_node *b = dp->items[j];
-			if (b->kind == CFG_NODE_SCALAR &&
-			    !strcmp(a->str, b->str)) {
-				cfg_error(c, a,
-					  "default_pools: pool '%s' is listed "
-					  "twice",
-					  a->str);
-				break;
-			}
-		}
-	}
+	cfg_check_default_pools(c, cfg_node_get(node, "default_pools"));
 	if (lb->session_affinity == CFG_AFF_HEADER &&
 	    lb->session_affinity_attributes.nheaders == 0)
 		cfg_error(c, at(node, "session_affinity"),

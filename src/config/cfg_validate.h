@@ -17,6 +17,9 @@ void cfg_finish_network(cfg_ctx *c, const cfg_node *node, void *base);
 void cfg_finish_origin(cfg_ctx *c, const cfg_node *node, void *base);
 void cfg_finish_pool(cfg_ctx *c, const cfg_node *node, void *base);
 void cfg_finish_lb(cfg_ctx *c, const cfg_node *node, void *base);
+/* default_pools (the list's node, NULL-safe): no pool twice. For
+ * cfg_finish_lb and a rule's overrides. */
+void cfg_check_default_pools(cfg_ctx *c, const cfg_node *dp);
 /* lb->random_pool_weights: the map-shaped view of lb->pool_weights (NULL
  * when there are none). For cfg_finish_lb and a rule's overrides. */
 void cfg_lb_weight_map(cfg_ctx *c, cfg_lb *lb);

@@ -313,7 +313,8 @@ static void test_rule_errors(void **state)
 	    "}\n"
 	    "      - fixed_response: { status_code: 99, content_type: "
 	    "\"a\\nb\" }\n"
-	    "      - condition: ssl and dns.qry.tpe eq 1\n",
+	    "      - condition: ssl and dns.qry.tpe eq 1\n"
+	    "      - overrides: { default_pools: [p, p] }\n",
 	    "t.yaml:6:20: condition: unknown field 'http.request.uri.pth' (at "
 	    "character 1); did you mean 'http.request.uri.path'?",
 	    "t.yaml:7:20: condition: '10.0.0.0/33': the prefix length must be "
@@ -333,7 +334,7 @@ static void test_rule_errors(void **state)
 	    "control characters (CR, LF, ...), got 'a\\nb'",
 	    "t.yaml:12:28: condition: unknown field 'dns.qry.tpe' (at "
 	    "character 9); did you mean 'dns.qry.type'?",
-	    NULL);
+	    "t.yaml:13:41: default_pools: pool 'p' is listed twice", NULL);
 }
 
 /* A plain condition folded over two lines, or with a ${VAR} in it, is
