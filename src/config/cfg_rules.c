@@ -22,7 +22,8 @@
 
 static void compile_condition(cfg_ctx *c, const cfg_node *node, cfg_lb_rule *r)
 {
-	if (!r->condition || !*r->condition)
+	/* Empty (or only blanks): always true, as Cloudflare's "". */
+	if (!r->condition || !r->condition[strspn(r->condition, " \t\r\n")])
 		return;
 	const cfg_node *at = cfg_node_get(node, "condition");
 	lb_expr_error err;

@@ -819,13 +819,21 @@ uint32_t lb_expr_fields(const lb_expr *e)
 	return e ? e->fields : 0;
 }
 
+static const char *field_names[ARRAY_LEN(field_defs)];
+static pthread_once_t field_names_once = PTHREAD_ONCE_INIT;
+
+static void fill_field_names(void)
+{
+	for (size_t i = 0; i < ARRAY_LEN(field_defs); i++)
+		field_names[i] = field_defs[i].name;
+}
+
+/* Filled once: config loads may run on several threads (SIGHUP, API). */
 const char *const *lb_expr_field_names(size_t *n)
 {
-	static const char *names[ARRAY_LEN(field_defs)];
-	for (size_t i = 0; i < ARRAY_LEN(field_defs); i++)
-		names[i] = field_defs[i].name;
+	pthread_once(&field_names_once, fill_field_names);
 	*n = ARRAY_LEN(field_defs);
-	return names;
+	return field_names;
 }
 
 /* ---- evaluation ------------------------------------------------------ */

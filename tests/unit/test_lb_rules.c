@@ -48,6 +48,10 @@ static const char yaml[] =
     "        priority: 35\n"
     "        condition: http.request.uri.path eq \"/admin\"\n"
     "        overrides: { default_pools: [spare] }\n"
+    "      - name: blank\n"
+    "        priority: 50\n"
+    "        condition: \"  \"\n"
+    "        disabled: true\n"
     "      - name: late\n"
     "        priority: 40\n"
     "        condition: http.request.uri.path eq \"/admin/stop\"\n"
@@ -102,6 +106,8 @@ static void test_order_and_disabled(void **state)
 	const cfg_lb *lb = &snap->lbs[0];
 	/* Disabled rules are left out; the rest in priority order. */
 	assert_int_equal(lb->nrule_order, 6);
+	/* A blank condition is no condition (always), as "" is. */
+	assert_null(lb->rules[lb->nrules - 2].expr);
 	const char *want[] = {"api",	     "canary", "stop",
 			      "maintenance", "after",  "late"};
 	for (size_t i = 0; i < 6; i++)
