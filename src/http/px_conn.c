@@ -946,6 +946,7 @@ static bool apply_rules(px_client *cl, const http1_request *req, int head_len)
 	    .http2 = cl->h2s != NULL,
 	    .http10 = cl->http10,
 	    .ssl = is_https(cl),
+	    .acme_challenge = px_is_acme_challenge(req->target),
 	    .headers = req->headers,
 	    .nheaders = req->nheaders,
 	};

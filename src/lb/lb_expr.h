@@ -113,6 +113,9 @@ typedef struct lb_expr_input {
 	bool http2;	 /* http.request.version */
 	bool http10;
 	bool ssl;
+	/* An ACME http-01 challenge (/.well-known/acme-challenge/): no
+	 * fixed_response answers it (lb_rules.h). */
+	bool acme_challenge;
 	const http1_header *headers;
 	uint32_t nheaders;
 	/* DNS (DNS-only): the question */

@@ -13,6 +13,8 @@ bool lb_rules_apply(const cfg_lb *lb, const lb_expr_input *in, cfg_lb *scratch,
 	bool merged = false;
 	for (size_t i = 0; i < lb->nrule_order; i++) {
 		const cfg_lb_rule *r = lb->rule_order[i];
+		if (r->has_fixed_response && in->acme_challenge)
+			continue; /* certificates must still renew */
 		if (r->expr && !lb_expr_eval(r->expr, in))
 			continue;
 		out->nmatched++;

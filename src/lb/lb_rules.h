@@ -8,6 +8,9 @@
  *     request; a later matching rule's overrides replace them again, field
  *     by field (Cloudflare: "the last rule applied overrides any prior");
  *   - with terminates, no rule after it is evaluated.
+ * A rule with a fixed_response is passed over for an ACME http-01
+ * challenge, as https_redirect passes it over: a catch-all maintenance
+ * page must not stop the edge's certificates from renewing.
  * The result is the load balancer to steer with: the configured one, the
  * one rule's prepared copy (cfg_lb_rule.eff, most requests that match
  * anything), or a merge built in the caller's scratch when two or more

@@ -293,3 +293,20 @@ def test_dns_scope_of_a_country_rule(lab):
     assert ask("127.3.0.0", 24) == (["127.0.0.12"], [24])
     # 127.2.0.0/15 holds Japan's 127.3/16; 127.2.0.0 is not in it.
     assert ask("127.2.0.0", 15) == (["127.0.0.11"], [16])
+
+
+def test_a_catch_all_maintenance_page_lets_acme_challenges_through(lab):
+    """A fixed_response for everything still leaves ACME http-01
+    challenges to the origins, as https_redirect does: certificates must
+    renew while the site is down for maintenance."""
+    o = lab.origin("web")
+    e = lab.edge([{"id": "web", "origins": [org(o)]}],
+                 [{"name": HOST, "default_pools": ["web"],
+                   "rules": [{"name": "down", "fixed_response": {
+                       "status_code": 503, "message_body": "maintenance"}}]}])
+    r = get(e, "/")
+    assert (r.status, r.body) == (503, b"maintenance"), r
+    r = get(e, "/.well-known/acme-challenge/tok3n")
+    assert who(r) == "web", r
+    r = get(e, "/.well-known/acme-challenge-not/x")
+    assert r.status == 503, r

@@ -177,6 +177,17 @@ static void test_fixed_and_terminates(void **state)
 	assert_string_equal(r.fixed->fixed_response.message_body, "down");
 	/* The canary override before it still made the load balancer. */
 	assert_string_equal(pool0(r.lb), "canary");
+	/* An ACME challenge is never answered by a fixed_response: the
+	 * rule is passed over (and so is not counted). */
+	http1_header none[1] = {{S("X-Canary"), S("")}};
+	lb_expr_input acme = {.method = S("GET"),
+			      .target = S("/admin"),
+			      .headers = none,
+			      .acme_challenge = true};
+	lb_rules_apply(&snap->lbs[0], &acme, NULL, &r);
+	assert_null(r.fixed);
+	assert_string_equal(r.last->name, "after");
+	assert_string_equal(pool0(r.lb), "spare");
 	/* "stop" terminates: "late" (404) is never reached. */
 	r = run("/admin/stop", NULL, NULL, &ok);
 	assert_null(r.fixed);
