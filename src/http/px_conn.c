@@ -423,17 +423,9 @@ static int add_edge_fields(px_client *cl, int n)
 				     ed.add, ed.nadd);
 }
 
-static void local_answer(px_client *cl, int status, const char *detail,
-			 bool close, bool log);
-
-static void local_response(px_client *cl, int status, const char *detail,
-			   bool close)
-{
-	local_answer(cl, status, detail, close, true);
-}
-
-/* log: false for answers the operator asked for (a rule's
- * fixed_response: a 503 maintenance page is not an edge error). */
+/* The edge's own answer to the request (or a cut, when part of another
+ * already went out). log: false for answers the operator asked for (a
+ * rule's fixed_response: a 503 maintenance page is not an edge error). */
 static void local_answer(px_client *cl, int status, const char *detail,
 			 bool close, bool log)
 {
@@ -477,13 +469,18 @@ static void local_answer(px_client *cl, int status, const char *detail,
 		return;
 	}
 	cl->chead->end = (uint32_t)n;
-	cl->close_after = close;
 	cl->state = PX_LOCAL;
 	px_stats_local(cl, status);
 	if (status >= 500 && log)
 		log_info("%s: %d %s", cl->ip, status, detail);
 	else
 		log_debug("%s: %d %s", cl->ip, status, detail);
+}
+
+static void local_response(px_client *cl, int status, const char *detail,
+			   bool close)
+{
+	local_answer(cl, status, detail, close, true);
 }
 
 /* --- I/O helpers ------------------------------------------------------- */
@@ -951,9 +948,9 @@ static bool apply_rules(px_client *cl, const http1_request *req, int head_len)
 	    .nheaders = req->nheaders,
 	};
 	lb_rules_result r;
-	if (!lb_rules_apply(cl->lb, &in, NULL, &r)) {
-		if (!cl->rule_lb)
-			cl->rule_lb = xmalloc(sizeof(*cl->rule_lb));
+	if (!lb_rules_apply(cl->lb, &in, cl->rule_lb, &r)) {
+		/* The first merge on this client struct: its scratch. */
+		cl->rule_lb = xmalloc(sizeof(*cl->rule_lb));
 		lb_rules_apply(cl->lb, &in, cl->rule_lb, &r);
 	}
 	cl->slb = r.lb;
@@ -1661,6 +1658,16 @@ static bool retry_5xx_ok(px_client *cl)
 	return lb_retry_spend(&cl->w->retry_budget);
 }
 
+/* An answer the edge cannot pass on: logged with why, a passive failure
+ * of the origin (as nginx's max_fails and HAProxy's observe layer7 count
+ * it), and a 502 with detail to the client. */
+static void invalid_answer(px_client *cl, const char *why, const char *detail)
+{
+	log_info("origin %s: invalid response: %s", cl->origin->name, why);
+	origin_failed(cl, cl->origin, "invalid response");
+	local_response(cl, 502, detail, true);
+}
+
 static bool parse_response(px_client *cl)
 {
 	edge_worker *w = cl->w;
@@ -1671,21 +1678,16 @@ static bool parse_response(px_client *cl)
 				     &w->snap->resp_limits, cl->method, resp);
 	if (r == 0) {
 		if (core_buf_space(up->in) == 0 && up->in->start == 0) {
-			log_info("origin %s: invalid response: %s",
-				 cl->origin->name,
-				 http1_err_reason(HTTP1_E_HEADERS_TOO_LARGE));
-			origin_failed(cl, cl->origin, "invalid response");
-			local_response(cl, 502, "response head too large",
-				       true);
+			invalid_answer(
+			    cl, http1_err_reason(HTTP1_E_HEADERS_TOO_LARGE),
+			    "response head too large");
 			return true;
 		}
 		return false;
 	}
 	if (r < 0) {
-		log_info("origin %s: invalid response: %s", cl->origin->name,
-			 http1_err_reason(r));
-		origin_failed(cl, cl->origin, "invalid response");
-		local_response(cl, 502, "invalid response from origin", true);
+		invalid_answer(cl, http1_err_reason(r),
+			       "invalid response from origin");
 		return true;
 	}
 	if (resp->status < 200 && resp->status != 101) {
@@ -1700,12 +1702,8 @@ static bool parse_response(px_client *cl)
 	}
 	bool upgrade = resp->status == 101;
 	if (upgrade && !cl->upgrade_req) {
-		log_info("origin %s: invalid response: 101 to a request that "
-			 "asked for no upgrade",
-			 cl->origin->name);
-		origin_failed(cl, cl->origin, "invalid response");
-		local_response(cl, 502, "origin switched protocols unasked",
-			       true);
+		invalid_answer(cl, "101 to a request that asked for no upgrade",
+			       "origin switched protocols unasked");
 		return true;
 	}
 	if (resp->te_other && resp->body != HTTP1_BODY_NONE) {
@@ -1713,11 +1711,9 @@ static bool parse_response(px_client *cl)
 		 * the edge does not decode and a client may not be told of
 		 * (HTTP/1.0, HTTP/2): dropping the field would hand on the
 		 * coded bytes as the content. nginx refuses it too. */
-		log_info("origin %s: invalid response: %s", cl->origin->name,
-			 http1_err_reason(HTTP1_E_UNSUPPORTED_TRANSFER_CODING));
-		origin_failed(cl, cl->origin, "invalid response");
-		local_response(cl, 502,
-			       "unsupported transfer coding from origin", true);
+		invalid_answer(
+		    cl, http1_err_reason(HTTP1_E_UNSUPPORTED_TRANSFER_CODING),
+		    "unsupported transfer coding from origin");
 		return true;
 	}
 	if (resp->status >= 500) {
