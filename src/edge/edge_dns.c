@@ -433,13 +433,19 @@ static void locate_lookup(void *arg, lb_loc_source src, unsigned need,
 static const cfg_lb *dns_rules(const dns_lb_query *q, const cfg_lb *lb,
 			       locate_arg *la, cfg_lb *merged, bool *ecs_read)
 {
+	/* The question as text, only for rules that read it. */
 	char name[DNS_MAX_NAME * 4 + 1];
-	int nl = dns_name_to_text(q->qname, name, sizeof(name));
-	size_t len = nl > 0 ? (size_t)nl : 0;
-	if (len > 1 && name[len - 1] == '.')
-		len--; /* dns.qry.name has no trailing dot */
-	for (size_t i = 0; i < len; i++)
-		name[i] = (char)tolower((unsigned char)name[i]);
+	size_t len = 0;
+	name[0] = '\0';
+	if (lb->rule_fields &
+	    ((1u << LB_F_DNS_NAME) | (1u << LB_F_DNS_NAME_LEN))) {
+		int nl = dns_name_to_text(q->qname, name, sizeof(name));
+		len = nl > 0 ? (size_t)nl : 0;
+		if (len > 1 && name[len - 1] == '.')
+			len--; /* dns.qry.name has no trailing dot */
+		for (size_t i = 0; i < len; i++)
+			name[i] = (char)tolower((unsigned char)name[i]);
+	}
 	lb_expr_input in = {
 	    .client = la->ecs ? la->ecs : la->resolver,
 	    .country = "",
