@@ -517,25 +517,6 @@ static char *store_body(store_kind k, json_t *body)
 	return s;
 }
 
-/* A 400 (1003) about the object's name, with "field" as every validation
- * error has it (docs/API.md: the envelope). */
-__attribute__((format(printf, 2, 3))) static void name_err(req_ctx *c,
-							   const char *fmt, ...)
-{
-	char msg[600];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (n >= (int)sizeof(msg))
-		cfg_json_utf8_cut(msg);
-	json_t *e = api_err_obj(API_E_INVALID, msg);
-	json_object_set_new(e, "field", json_string("name"));
-	json_t *errs = json_array();
-	json_array_append_new(errs, e);
-	api_reply_errors(c->rs, 400, errs);
-}
-
 /* A pool's or load balancer's body as it will be stored (POST, PUT, or
  * PATCH merged with the stored one) must name it with a string, a load
  * balancer's in zone (NULL: not checked). false with the reply made. */
@@ -544,18 +525,23 @@ static bool name_ok(req_ctx *c, store_kind k, const json_t *body,
 {
 	json_t *n = json_object_get(body, "name");
 	if (k == STORE_POOL && !json_is_string(n)) {
-		name_err(c, "name: required (a string naming the pool)");
+		api_reply_field_err(
+		    c->rs, 400, API_E_INVALID, "name",
+		    "name: required (a string naming the pool)");
 		return false;
 	}
 	if (k != STORE_LB)
 		return true;
 	if (!json_is_string(n)) {
-		name_err(c, "name: required (the load balancer's host name)");
+		api_reply_field_err(
+		    c->rs, 400, API_E_INVALID, "name",
+		    "name: required (the load balancer's host name)");
 		return false;
 	}
 	if (zone && !cfg_name_in_zone(json_string_value(n), zone)) {
-		name_err(c, "name: %s is not in zone %s", json_string_value(n),
-			 zone);
+		api_reply_field_err(c->rs, 400, API_E_INVALID, "name",
+				    "name: %s is not in zone %s",
+				    json_string_value(n), zone);
 		return false;
 	}
 	return true;

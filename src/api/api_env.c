@@ -54,18 +54,37 @@ void api_reply_errors(api_response *rs, int status, json_t *errors)
 	finish(rs, status, env);
 }
 
-void api_reply_err(api_response *rs, int status, int code, const char *fmt, ...)
+__attribute__((format(printf, 5, 0))) static void
+reply_err(api_response *rs, int status, int code, const char *field,
+	  const char *fmt, va_list ap)
 {
 	char msg[1024];
-	va_list ap;
-	va_start(ap, fmt);
 	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	if (n >= (int)sizeof(msg))
 		cfg_json_utf8_cut(msg);
+	json_t *e = api_err_obj(code, msg);
+	if (field)
+		json_object_set_new(e, "field", json_string(field));
 	json_t *errs = json_array();
-	json_array_append_new(errs, api_err_obj(code, msg));
+	json_array_append_new(errs, e);
 	api_reply_errors(rs, status, errs);
+}
+
+void api_reply_err(api_response *rs, int status, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	reply_err(rs, status, code, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void api_reply_field_err(api_response *rs, int status, int code,
+			 const char *field, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	reply_err(rs, status, code, field, fmt, ap);
+	va_end(ap);
 }
 
 void api_reply_diag(api_response *rs, const cfg_diag *d, const char *what)

@@ -41,6 +41,11 @@ void api_reply_errors(api_response *rs, int status, json_t *errors);
 /* Failure with one error. */
 void api_reply_err(api_response *rs, int status, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* The same naming the field it is about ("field", as validation errors
+ * have it). */
+void api_reply_field_err(api_response *rs, int status, int code,
+			 const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 /* 400 with every problem of a rejected object, one error each, naming its
  * field ("field" is also set on the error). what: "object", "monitor"...
  * for the message when d is empty. */
