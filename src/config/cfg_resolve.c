@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/cfg_model.h"
 #include "core/core_sock.h"
 #include "core/core_util.h"
 
@@ -189,6 +190,15 @@ void cfg_resolve_seed(const char *host, const struct sockaddr_storage *ss,
 		put_entry(e);
 	}
 	pthread_mutex_unlock(&lock);
+}
+
+void cfg_resolve_seed_config(const cfg_snapshot *cfg)
+{
+	for (size_t i = 0; i < cfg->norigins; i++) {
+		const cfg_origin *o = cfg->origins[i];
+		if (o->host)
+			cfg_resolve_seed(o->host, &o->ss, o->sslen);
+	}
 }
 
 bool cfg_resolve_differs(const char *host, const struct sockaddr_storage *ss)

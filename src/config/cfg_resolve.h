@@ -44,6 +44,9 @@ void cfg_resolve_forget(void);
  * failed): the resolver keeps following every name that runs. */
 void cfg_resolve_seed(const char *host, const struct sockaddr_storage *ss,
 		      socklen_t len);
+/* cfg_resolve_seed for every origin of cfg given as a host name. */
+struct cfg_snapshot;
+void cfg_resolve_seed_config(const struct cfg_snapshot *cfg);
 
 /* What cfg_resolve_refresh did to one name (for its caller's log). */
 typedef struct cfg_resolve_change {

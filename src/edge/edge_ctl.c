@@ -263,13 +263,7 @@ static void resolve_restore(edge_ctl *c)
 {
 	cfg_resolve_forget();
 	const edge_snapshot *s = edge_acquire(c->e);
-	const cfg_snapshot *cfg = s->cfg;
-	for (size_t i = 0; i < cfg->npools; i++)
-		for (size_t j = 0; j < cfg->pools[i].norigins; j++) {
-			const cfg_origin *o = &cfg->pools[i].origins[j];
-			if (o->host)
-				cfg_resolve_seed(o->host, &o->ss, o->sslen);
-		}
+	cfg_resolve_seed_config(s->cfg);
 	edge_snapshot_unref(s);
 }
 

@@ -82,20 +82,12 @@ static void log_change(const cfg_resolve_change *ch)
 static void collect(const edge_snapshot *s, names *ns)
 {
 	const cfg_snapshot *cfg = s->cfg;
-	size_t n = 0;
-	for (size_t i = 0; i < cfg->npools; i++)
-		for (size_t j = 0; j < cfg->pools[i].norigins; j++)
-			n += cfg->pools[i].origins[j].host != NULL;
-	ns->v = xcalloc(n ? n : 1, sizeof(*ns->v));
+	ns->v = xcalloc(cfg->norigins ? cfg->norigins : 1, sizeof(*ns->v));
 	ns->n = 0;
-	for (size_t i = 0; i < cfg->npools; i++)
-		for (size_t j = 0; j < cfg->pools[i].norigins; j++) {
-			const cfg_origin *o = &cfg->pools[i].origins[j];
-			if (!o->host)
-				continue;
-			ns->v[ns->n++] = xstrdup(o->host);
-			cfg_resolve_seed(o->host, &o->ss, o->sslen);
-		}
+	for (size_t i = 0; i < cfg->norigins; i++)
+		if (cfg->origins[i]->host)
+			ns->v[ns->n++] = xstrdup(cfg->origins[i]->host);
+	cfg_resolve_seed_config(cfg);
 	qsort(ns->v, ns->n, sizeof(*ns->v), cmp_name);
 }
 
@@ -142,12 +134,10 @@ static bool running_behind(edge *e)
 	const edge_snapshot *s = edge_acquire(e);
 	const cfg_snapshot *cfg = s->cfg;
 	bool behind = false;
-	for (size_t i = 0; !behind && i < cfg->npools; i++)
-		for (size_t j = 0; !behind && j < cfg->pools[i].norigins; j++) {
-			const cfg_origin *o = &cfg->pools[i].origins[j];
-			behind =
-			    o->host && cfg_resolve_differs(o->host, &o->ss);
-		}
+	for (size_t i = 0; !behind && i < cfg->norigins; i++) {
+		const cfg_origin *o = cfg->origins[i];
+		behind = o->host && cfg_resolve_differs(o->host, &o->ss);
+	}
 	edge_snapshot_unref(s);
 	return behind;
 }
