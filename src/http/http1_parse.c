@@ -1019,6 +1019,18 @@ const char *http1_err_reason(int err)
 
 /* ---- header helpers ---- */
 
+size_t http1_host_len(http_str host)
+{
+	const char *end;
+	if (host.len && host.p[0] == '[')
+		end = memchr(host.p, ']', host.len);
+	else
+		end = memchr(host.p, ':', host.len);
+	if (!end)
+		return host.len;
+	return (size_t)(end - host.p) + (host.p[0] == '[');
+}
+
 const http1_header *http1_find_header(const http1_header *h, uint32_t n,
 				      const char *name)
 {

@@ -169,6 +169,11 @@ int http1_parse_request(const char *buf, size_t len, const http1_limits *lim,
 int http1_parse_response(const char *buf, size_t len, const http1_limits *lim,
 			 http1_method req_method, http1_response *resp);
 
+/* The length of a Host value without its ":port": up to the ']' of an
+ * IPv6 literal, else up to the first ':' (a reg-name or IPv4 address has
+ * none). */
+size_t http1_host_len(http_str host);
+
 /* Find a header by case-insensitive name; NULL if absent. */
 const http1_header *http1_find_header(const http1_header *h, uint32_t n,
 				      const char *name);

@@ -536,23 +536,9 @@ int px_redirect_status(http1_method method)
 	return method == HTTP_M_GET || method == HTTP_M_HEAD ? 301 : 308;
 }
 
-/* host without its ":port": up to the ']' of an IPv6 literal, else up to
- * the first ':' (a reg-name or IPv4 address has none). */
-static size_t host_len(http_str host)
-{
-	const char *end;
-	if (host.len && host.p[0] == '[')
-		end = memchr(host.p, ']', host.len);
-	else
-		end = memchr(host.p, ':', host.len);
-	if (!end)
-		return host.len;
-	return (size_t)(end - host.p) + (host.p[0] == '[');
-}
-
 static int put_location(wbuf *w, http_str host, http_str target, uint16_t port)
 {
-	size_t hl = host.len ? host_len(host) : 0;
+	size_t hl = host.len ? http1_host_len(host) : 0;
 	if (!hl)
 		return -EINVAL;
 	puts_(w, "https://");

@@ -985,16 +985,7 @@ static http_str host_only(http_str h)
 {
 	if (!h.p)
 		return (http_str){"", 0};
-	if (h.len && h.p[0] == '[') {
-		const char *e = memchr(h.p, ']', h.len);
-		if (e)
-			h.len = (uint32_t)(e - h.p + 1);
-		return h;
-	}
-	const char *c = memchr(h.p, ':', h.len);
-	if (c)
-		h.len = (uint32_t)(c - h.p);
-	return h;
+	return (http_str){h.p, (uint32_t)http1_host_len(h)};
 }
 
 static const http1_header *next_header(const lb_expr_input *in, uint32_t *i,
