@@ -1025,8 +1025,9 @@ static bool header_test(const node *n, const lb_expr_input *in)
 /* The first field of that name, or empty. */
 static http_str first_header(const lb_expr_input *in, const char *name)
 {
-	uint32_t i = 0;
-	const http1_header *h = next_header(in, &i, name, strlen(name));
+	const http1_header *h =
+	    in->headers ? http1_find_header(in->headers, in->nheaders, name)
+			: NULL;
 	return h ? h->value : (http_str){"", 0};
 }
 
