@@ -1937,8 +1937,12 @@ static bool finish_exchange(px_client *cl)
 	bool reusable = up && req_done && !up->rd_eof && !up->wr_shut &&
 			cl->resp_keepalive && cl->resp_body != HTTP1_BODY_EOF;
 	px_stats_end(cl);
-	release_upstream(cl, reusable);
+	/* Not outstanding any more before its connection shows as idle: a
+	 * reader of the gauges (/metrics, least_outstanding_requests on
+	 * another worker) that sees the idle connection sees the request
+	 * done too. */
 	set_busy(cl, NULL);
+	release_upstream(cl, reusable);
 	if (cl->close_after || !req_done) {
 		begin_linger(cl);
 		return true;
