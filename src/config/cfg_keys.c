@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "config/cfg_schema.h"
+#include "config/cfg_ratelimit.h"
 #include "config/cfg_rules.h"
 #include "config/cfg_validate.h"
 #include "config/cfg_values.h"
@@ -1962,6 +1963,167 @@ static const cfg_table notify_table = {
     TABLE(notify_keys),
 };
 
+/* ---- rate limits ---- */
+
+static const char *const rl_actions[] = {"block", "log"};
+static_assert(ARRAY_LEN(rl_actions) == CFG_RL_LOG + 1, "rl_actions");
+static const cfg_key item_characteristic = {.type = CFG_STRING,
+					    .doc_type = "field"};
+
+static const cfg_key rl_response_keys[] = {
+    {.name = "status_code",
+     .type = CFG_UINT,
+     AT(cfg_rl_response, status_code),
+     .def = "429",
+     .min = 400,
+     .max = 599,
+     .help = "HTTP status of the answer."},
+    {.name = "content_type",
+     .type = CFG_STRING,
+     AT(cfg_rl_response, content_type),
+     .check = check_header_value,
+     .def_doc = "text/plain",
+     .help = "Content-Type of the answer (at most 64 bytes)."},
+    {.name = "content",
+     .type = CFG_STRING,
+     AT(cfg_rl_response, content),
+     .def_doc = "the edge's own short text",
+     .help = "Body of the answer (at most 4096 bytes)."},
+};
+static const cfg_table rl_response_table = {
+    .path = "rate_limits[].response",
+    .what = "response",
+    .help = "The answer to a blocked request; `Retry-After` (whole "
+	    "seconds) is always added.",
+    TABLE(rl_response_keys),
+};
+
+static const cfg_key rate_limit_keys[] = {
+    {.name = "name",
+     .type = CFG_STRING,
+     .flags = CFG_F_REQUIRED | CFG_F_NONEMPTY,
+     AT(cfg_rate_limit, name),
+     .help = "Unique; names the rule on /metrics and in the access log, "
+	     "and keeps its counts across reloads and API changes (as long "
+	     "as its characteristics, rate, burst and max_keys stay)."},
+    {.name = "expression",
+     .type = CFG_STRING,
+     AT(cfg_rate_limit, expression),
+     .doc_type = "expression",
+     .help = "Which requests the rule counts, in the rules language of "
+	     "load balancer rules (see \"Rule conditions\"), for example "
+	     "`starts_with(http.request.uri.path, \"/api/\")`; empty: "
+	     "every request."},
+    {.name = "disabled",
+     .type = CFG_BOOL,
+     AT(cfg_rate_limit, disabled),
+     .def = "false",
+     .help = "A disabled rule counts nothing."},
+    {.name = "action",
+     .type = CFG_ENUM,
+     AT(cfg_rate_limit, action),
+     .def = "block",
+     CHOICES(rl_actions),
+     .help = "Over the rate: `block` answers from the edge (`response`, "
+	     "with Retry-After); `log` lets the request through and names "
+	     "the rule in the access log (`\"rate_limit\"`), to try a limit "
+	     "before enforcing it."},
+    {.name = "characteristics",
+     .type = CFG_LIST,
+     ARRAY_AT(cfg_rate_limit, characteristics, ncharacteristics),
+     .item = &item_characteristic,
+     .def_doc = "[ip.src]",
+     .help = "What is counted apart: the values of these fields make the "
+	     "key. `ip.src` (the client after PROXY and trusted "
+	     "X-Forwarded-For, cut to ipv4/ipv6_prefix_length), "
+	     "`ip.src.country`, `cf.load_balancer.name`, `http.host`, "
+	     "`http.request.method`, `http.request.uri`, "
+	     "`http.request.uri.path`, `http.request.uri.query`, "
+	     "`http.user_agent`, `http.referer`, "
+	     "`http.request.headers[\"Name\"]` (its first field; `[N]` the "
+	     "N-th; a missing header is one value, empty). "
+	     "`[ip.src, http.request.headers[\"x-api-key\"]]` limits each "
+	     "key from each client."},
+    {.name = "requests_per_period",
+     .type = CFG_UINT,
+     .flags = CFG_F_REQUIRED,
+     AT(cfg_rate_limit, requests_per_period),
+     .min = 1,
+     .max = 10000000,
+     .help = "Requests of one key allowed per period, on average."},
+    {.name = "period",
+     .type = CFG_DURATION,
+     AT(cfg_rate_limit, period_ms),
+     .def = "60s",
+     .min = 1000,
+     .max = DAY_MS,
+     .help = "The period of requests_per_period."},
+    {.name = "burst",
+     .type = CFG_UINT,
+     AT(cfg_rate_limit, burst),
+     .def_doc = "requests_per_period",
+     .min = 1,
+     .max = 10000000,
+     .help = "Requests of one key allowed at once: a token bucket of this "
+	     "size, refilled at the rate (so a client idle for a period may "
+	     "send this many at once). Smaller spreads the requests out."},
+    {.name = "mitigation_timeout",
+     .type = CFG_DURATION,
+     AT(cfg_rate_limit, mitigation_timeout_ms),
+     .def = "0s",
+     .min = 0,
+     .max = DAY_MS,
+     .help = "Once a key goes over the rate, refuse all its requests for "
+	     "this long (then it starts over with a full burst); 0: refuse "
+	     "only the requests over the rate."},
+    {.name = "max_keys",
+     .type = CFG_UINT,
+     AT(cfg_rate_limit, max_keys),
+     .def = "65536",
+     .min = 64,
+     .max = 16777216,
+     .help = "Keys counted at once (16 bytes each, allocated at load). "
+	     "Beyond, the key whose bucket is fullest is forgotten "
+	     "(`meridian_rate_limit_evictions_total` counts the ones that "
+	     "still counted)."},
+    {.name = "ipv4_prefix_length",
+     .type = CFG_UINT,
+     AT(cfg_rate_limit, ipv4_prefix_length),
+     .def = "32",
+     .min = 8,
+     .max = 32,
+     .help = "For ip.src: IPv4 clients in one network of this length "
+	     "count as one."},
+    {.name = "ipv6_prefix_length",
+     .type = CFG_UINT,
+     AT(cfg_rate_limit, ipv6_prefix_length),
+     .def = "64",
+     .min = 16,
+     .max = 128,
+     .help = "For ip.src: IPv6 clients in one network of this length "
+	     "count as one (a /64 is usually one subscriber)."},
+    {.name = "response",
+     .type = CFG_OBJECT,
+     AT(cfg_rate_limit, response),
+     .flags = CFG_F_HAS,
+     .has_off = offsetof(cfg_rate_limit, has_response),
+     .sub = &rl_response_table,
+     .help = "The answer to blocked requests."},
+};
+static const cfg_table rate_limit_table = {
+    .path = "rate_limits[]",
+    .what = "rate limit",
+    .help = "A rate limit on proxied requests (HTTP/1.x and HTTP/2), run "
+	    "after Host routing and the client address, before load "
+	    "balancer rules; requests to unknown hosts get their 404 first. "
+	    "Every enabled rule whose expression holds counts the request; "
+	    "the first `block` rule over its rate answers it. Counts are per "
+	    "edge node.",
+    TABLE(rate_limit_keys),
+    POS(cfg_rate_limit),
+    .finish = cfg_finish_rate_limit,
+};
+
 /* ---- the file ---- */
 
 static const cfg_key root_keys[] = {
@@ -1980,6 +2142,11 @@ static const cfg_key root_keys[] = {
      ARRAY_AT(cfg_snapshot, zones, nzones),
      .item = &(const cfg_key){.type = CFG_OBJECT, .sub = &zone_table},
      .help = "DNS zones served."},
+    {.name = "rate_limits",
+     .type = CFG_LIST,
+     ARRAY_AT(cfg_snapshot, rate_limits, nrate_limits),
+     .item = &(const cfg_key){.type = CFG_OBJECT, .sub = &rate_limit_table},
+     .help = "Rate limits on proxied requests."},
     {.name = "geo",
      .type = CFG_OBJECT,
      AT(cfg_snapshot, geo),

@@ -258,7 +258,14 @@ void cfg_summary(const cfg_snapshot *snap, char *buf, size_t size)
 	plural(o, sizeof(o), snap->norigins, "origin", "origins");
 	plural(l, sizeof(l), snap->nlbs, "load balancer", "load balancers");
 	plural(z, sizeof(z), snap->nzones, "zone", "zones");
-	snprintf(buf, size, "ok: %s, %s (%s), %s, %s", m, p, o, l, z);
+	/* Rate limits only when there are some: the usual line stays. */
+	char r[48] = "";
+	if (snap->nrate_limits) {
+		memcpy(r, ", ", 2);
+		plural(r + 2, sizeof(r) - 2, snap->nrate_limits, "rate limit",
+		       "rate limits");
+	}
+	snprintf(buf, size, "ok: %s, %s (%s), %s, %s%s", m, p, o, l, z, r);
 }
 
 const cfg_pool *cfg_pool_by_id(const cfg_snapshot *cfg, const char *id,

@@ -541,6 +541,40 @@ typedef struct cfg_notifications {
 	uint32_t debounce_ms; /* default 10000 */
 } cfg_notifications;
 
+/* A rate limit (top-level rate_limits[]): requests whose expression
+ * holds are counted per key (the values of the characteristics); beyond
+ * requests_per_period per period (with burst) the edge answers them itself
+ * (action block) or marks them in the access log (log). */
+typedef enum cfg_rl_action { CFG_RL_BLOCK = 0, CFG_RL_LOG } cfg_rl_action;
+
+typedef struct cfg_rl_response {
+	uint32_t status_code; /* default 429 */
+	const char *content_type, *content;
+} cfg_rl_response;
+
+typedef struct cfg_rate_limit {
+	cfg_pos pos;
+	const char *name;
+	const char *expression; /* NULL or "": every request */
+	bool disabled;
+	cfg_rl_action action;
+	const char **characteristics;
+	size_t ncharacteristics;
+	uint32_t requests_per_period;
+	uint32_t period_ms;
+	uint32_t burst; /* 0: requests_per_period */
+	uint32_t mitigation_timeout_ms;
+	uint32_t max_keys;
+	uint32_t ipv4_prefix_length, ipv6_prefix_length;
+	bool has_response;
+	cfg_rl_response response;
+	/* Computed at load (cfg_finish_rate_limit): */
+	const struct lb_expr *expr; /* NULL: always */
+	struct lb_expr_ref *refs;   /* the characteristics, parsed */
+	size_t nrefs;
+	uint32_t index; /* in rate_limits[] */
+} cfg_rate_limit;
+
 typedef struct cfg_snapshot {
 	struct core_arena *arena; /* owns everything below */
 	const char *file;
@@ -557,6 +591,8 @@ typedef struct cfg_snapshot {
 	cfg_api api;
 	cfg_zone *zones;
 	size_t nzones;
+	cfg_rate_limit *rate_limits;
+	size_t nrate_limits;
 	cfg_geo geo;
 	cfg_notifications notifications;
 } cfg_snapshot;

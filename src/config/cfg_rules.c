@@ -20,29 +20,29 @@
 #define MAX_CONTENT_TYPE 32
 #define MAX_LOCATION	 2048
 
-static void compile_condition(cfg_ctx *c, const cfg_node *node, cfg_lb_rule *r)
+void cfg_compile_expr(cfg_ctx *c, const cfg_node *node, const char *key,
+		      const char *src, const struct lb_expr **out)
 {
+	*out = NULL;
 	/* Empty (or only blanks): always true, as Cloudflare's "". */
-	if (!r->condition || !r->condition[strspn(r->condition, " \t\r\n")])
+	if (!src || !src[strspn(src, " \t\r\n")])
 		return;
-	const cfg_node *at = cfg_node_get(node, "condition");
+	const cfg_node *at = cfg_node_get(node, key);
 	lb_expr_error err;
-	r->expr =
-	    lb_expr_compile(r->condition, strlen(r->condition), c->arena, &err);
-	if (r->expr)
+	*out = lb_expr_compile(src, strlen(src), c->arena, &err);
+	if (*out)
 		return;
 	size_t n;
 	const char *const *names = lb_expr_field_names(&n);
 	const char *hint =
 	    err.unknown[0] ? cfg_suggest(err.unknown, names, n) : NULL;
 	char msg[512];
-	snprintf(msg, sizeof(msg), "condition: %s (at character %zu)%s%s%s",
+	snprintf(msg, sizeof(msg), "%s: %s (at character %zu)%s%s%s", key,
 		 err.msg, err.offset + 1, hint ? "; did you mean '" : "",
 		 hint ? hint : "", hint ? "'?" : "");
 	/* A plain one-line YAML scalar without ${VAR} is the condition byte
 	 * for byte: the error's column is the character's own. */
-	if (at && at->line && at->verbatim &&
-	    err.offset <= strlen(r->condition))
+	if (at && at->line && at->verbatim && err.offset <= strlen(src))
 		cfg_errs_add(&c->errs, at->line, at->col + (uint32_t)err.offset,
 			     "%s", msg);
 	else
@@ -54,7 +54,7 @@ void cfg_finish_rule(cfg_ctx *c, const cfg_node *node, void *base)
 	cfg_lb_rule *r = base;
 	if (!node)
 		return;
-	compile_condition(c, node, r);
+	cfg_compile_expr(c, node, "condition", r->condition, &r->expr);
 	/* As the load balancer's own (cfg_finish_lb). */
 	cfg_check_default_pools(
 	    c, cfg_node_get(cfg_node_get(node, "overrides"), "default_pools"));

@@ -16,6 +16,11 @@
 /* Rules per load balancer (a match is a bit of a 64-bit mask). */
 #define CFG_MAX_RULES 64
 
+/* Compile src, the value of key in the mapping node, into *out (NULL for
+ * an empty expression: always true); errors point at the character. */
+struct lb_expr;
+void cfg_compile_expr(cfg_ctx *c, const cfg_node *node, const char *key,
+		      const char *src, const struct lb_expr **out);
 void cfg_finish_rule(cfg_ctx *c, const cfg_node *node, void *base);
 void cfg_finish_rules(cfg_ctx *c);
 /* Copy into dst the fields r overrides, taken from src (r->ov, or r->eff

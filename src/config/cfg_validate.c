@@ -1,6 +1,7 @@
 /* cfg_validate.c - checks that span several keys, and computed defaults;
  * see cfg_validate.h. Errors point at the node that has to change. */
 #include "config/cfg_validate.h"
+#include "config/cfg_ratelimit.h"
 #include "lb/lb_expr.h"
 
 #include <arpa/inet.h>
@@ -625,6 +626,9 @@ void cfg_finish_root(cfg_ctx *c, const cfg_node *node, void *base)
 		       true);
 	const cfg_node *lbs = cfg_node_get(node, "load_balancers");
 	unique_in_list(c, lbs, "name", "load balancer name", true, true);
+	const cfg_node *rls = cfg_node_get(node, "rate_limits");
+	unique_in_list(c, rls, "name", "rate limit name", false, true);
+	cfg_finish_rate_limits(c, rls);
 	/* https_redirect sends clients to the first https listener. */
 	for (size_t i = 0; lbs && lbs->kind == CFG_NODE_SEQ && i < s->nlbs &&
 			   i < lbs->n && !s->edge.nlisten_https;
@@ -826,9 +830,35 @@ static void warn_rules(cfg_ctx *c, const cfg_lb *lb)
 	}
 }
 
+static void warn_rate_limits(cfg_ctx *c, const cfg_snapshot *s)
+{
+	for (size_t i = 0; i < s->nrate_limits; i++) {
+		const cfg_rate_limit *r = &s->rate_limits[i];
+		char msg[768], field[320];
+		snprintf(field, sizeof(field), "rate_limits[%zu]", i);
+		if (lb_expr_fields(r->expr) & LB_EXPR_DNS_FIELDS) {
+			snprintf(msg, sizeof(msg),
+				 "rate limit '%s' reads dns.* fields, which "
+				 "proxied requests do not have: they are "
+				 "empty there",
+				 r->name);
+			warn_at(c, &r->pos, field, msg);
+		}
+		if (!s->edge.nlisten_http && !s->edge.nlisten_https) {
+			snprintf(msg, sizeof(msg),
+				 "rate limit '%s': rate limits count proxied "
+				 "requests, and this edge has no http or "
+				 "https listener",
+				 r->name);
+			warn_at(c, &r->pos, field, msg);
+		}
+	}
+}
+
 void cfg_warn_checks(cfg_ctx *c)
 {
 	const cfg_snapshot *s = c->snap;
+	warn_rate_limits(c, s);
 	warn_tunnel(c, &s->edge);
 	for (size_t i = 0; i < s->npools; i++) {
 		if (!s->pools[i].enabled)

@@ -50,30 +50,7 @@ dns_rrl_class dns_rrl_class_of(unsigned rcode)
 int dns_rrl_network(const dns_rrl_cfg *c, const struct sockaddr *client,
 		    uint8_t addr[16], unsigned *bits)
 {
-	struct sockaddr_in tmp;
-	const struct sockaddr *sa = geo_unmap(client, &tmp);
-	const uint8_t *a;
-	unsigned len;
-	if (sa->sa_family == AF_INET) {
-		a = (const uint8_t *)&((const struct sockaddr_in *)sa)
-			->sin_addr;
-		len = 4;
-		*bits = MIN(c->v4_prefix, 32u);
-	} else if (sa->sa_family == AF_INET6) {
-		a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-		len = 16;
-		*bits = MIN(c->v6_prefix, 128u);
-	} else {
-		return 0;
-	}
-	memset(addr, 0, 16);
-	for (unsigned i = 0; i < len; i++) {
-		unsigned keep = *bits >= 8 * (i + 1) ? 8
-				: *bits > 8 * i	     ? *bits - 8 * i
-						     : 0;
-		addr[i] = keep ? (uint8_t)(a[i] & (0xff00u >> keep)) : 0;
-	}
-	return sa->sa_family;
+	return geo_network(client, c->v4_prefix, c->v6_prefix, addr, bits);
 }
 
 dns_rrl_action dns_rrl_check(dns_rrl *r, const dns_rrl_cfg *c,

@@ -58,6 +58,10 @@ typedef struct edge_snapshot {
 	/* By cfg_origin.index: the TLS client of an origin reached over TLS
 	 * (cfg_origin.tls), NULL for plain ones. */
 	struct tls_client **otls;
+	/* By cfg_rate_limit.index: the rule's counts (sec_ratelimit.h),
+	 * handed on from the previous snapshot while the rule keeps its name
+	 * and what it counts (edge_snapshot.c). */
+	struct sec_rl **rl;
 	/* Set when a swap replaces this snapshot: requests that finish on it
 	 * afterwards are still counted, and its last unref carries them into
 	 * the edge's current snapshot (edge_stats_carry). */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config/cfg_resolve.h"
@@ -17,6 +18,7 @@
 #include "edge/edge_stats.h"
 #include "health/health_probe.h"
 #include "http/px.h"
+#include "sec/sec_ratelimit.h"
 #include "tls/tls.h"
 
 typedef struct mbuf {
@@ -285,6 +287,44 @@ static void render_rules(mbuf *b, const edge_stats *st, const uint64_t *t)
 			end_u64(b, true,
 				t[st->off_rule + st->rule_first[li] + k]);
 		}
+	}
+}
+
+/* Rate limits: what went over, and the state of their tables. */
+static void render_rate_limits(mbuf *b, const edge_snapshot *s,
+			       const edge_stats *st, const uint64_t *t)
+{
+	const cfg_snapshot *c = s->cfg;
+	if (!c->nrate_limits || !s->rl)
+		return;
+	static const char over[] = "meridian_rate_limit_exceeded_total";
+	head(b, over, "counter",
+	     "Requests over a rate limit's rate (blocked, or only logged "
+	     "with action log).");
+	for (size_t k = 0; k < c->nrate_limits; k++) {
+		series(b, over, "rule", c->rate_limits[k].name, NULL, NULL,
+		       NULL, NULL);
+		end_u64(b, true, t[st->off_rl + k]);
+	}
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	static const char keys[] = "meridian_rate_limit_keys";
+	head(b, keys, "gauge",
+	     "Keys a rate limit is counting now (a bucket not full).");
+	for (size_t k = 0; k < c->nrate_limits; k++) {
+		series(b, keys, "rule", c->rate_limits[k].name, NULL, NULL,
+		       NULL, NULL);
+		end_u64(b, true, sec_rl_active(s->rl[k], now));
+	}
+	static const char ev[] = "meridian_rate_limit_evictions_total";
+	head(b, ev, "counter",
+	     "Keys still counting that a full rate-limit table forgot for a "
+	     "new one (raise max_keys when it grows).");
+	for (size_t k = 0; k < c->nrate_limits; k++) {
+		series(b, ev, "rule", c->rate_limits[k].name, NULL, NULL, NULL,
+		       NULL);
+		end_u64(b, true, sec_rl_evictions(s->rl[k]));
 	}
 }
 
@@ -806,6 +846,7 @@ char *edge_metrics_render(edge *e, size_t *len)
 			  "(adaptive_routing.failover_across_pools).",
 			  EDGE_LBC_FAILOVERS);
 	render_rules(&b, st, t);
+	render_rate_limits(&b, s, st, t);
 	render_origins(&b, s, t);
 	render_pools(&b, s);
 	render_edge(&b, e, s);

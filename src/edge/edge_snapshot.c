@@ -1,8 +1,11 @@
 /* edge_snapshot.c - the data plane's view of one config snapshot. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <sys/random.h>
 
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
@@ -13,6 +16,7 @@
 #include "edge/edge_stats.h"
 #include "core/core_log.h"
 #include "health/health_checker.h"
+#include "sec/sec_ratelimit.h"
 #include "tls/tls.h"
 
 /* A stable per-edge key: cookies stay valid across restarts. With
@@ -117,6 +121,68 @@ static int build_otls(const cfg_snapshot *cfg, struct tls_client ***out,
 	return 0;
 }
 
+/* Whether two rate limits count the same way: their counts carry over
+ * (a reload, or an API write elsewhere, forgives no one). The action,
+ * expression, mitigation and response may change under the counts. */
+static bool same_count(const cfg_rate_limit *a, const cfg_rate_limit *b)
+{
+	if (strcmp(a->name, b->name) ||
+	    a->requests_per_period != b->requests_per_period ||
+	    a->period_ms != b->period_ms || a->burst != b->burst ||
+	    a->max_keys != b->max_keys ||
+	    a->ipv4_prefix_length != b->ipv4_prefix_length ||
+	    a->ipv6_prefix_length != b->ipv6_prefix_length ||
+	    a->ncharacteristics != b->ncharacteristics)
+		return false;
+	for (size_t i = 0; i < a->ncharacteristics; i++)
+		if (!core_same_str(a->characteristics[i],
+				   b->characteristics[i]))
+			return false;
+	return true;
+}
+
+static void free_rl(struct sec_rl **rl, size_t n)
+{
+	for (size_t i = 0; rl && i < n; i++)
+		sec_rl_unref(rl[i]);
+	free(rl);
+}
+
+/* A table per rate limit: the previous snapshot's when it counts the
+ * same, else a new one under a random key. */
+static int build_rl(const cfg_snapshot *cfg, const edge_snapshot *prev,
+		    struct sec_rl ***out, char *err, size_t errlen)
+{
+	*out = NULL;
+	if (!cfg->nrate_limits)
+		return 0;
+	struct sec_rl **rl = xcalloc(cfg->nrate_limits, sizeof(*rl));
+	for (size_t i = 0; i < cfg->nrate_limits; i++) {
+		const cfg_rate_limit *r = &cfg->rate_limits[i];
+		for (size_t j = 0;
+		     prev && prev->rl && !rl[i] && j < prev->cfg->nrate_limits;
+		     j++)
+			if (same_count(r, &prev->cfg->rate_limits[j]))
+				rl[i] = sec_rl_ref(prev->rl[j]);
+		if (rl[i])
+			continue;
+		uint8_t key[16];
+		ssize_t got;
+		do
+			got = getrandom(key, sizeof(key), 0);
+		while (got < 0 && errno == EINTR);
+		if (got != (ssize_t)sizeof(key)) {
+			snprintf(err, errlen, "rate limits: getrandom: %s",
+				 strerror(errno));
+			free_rl(rl, cfg->nrate_limits);
+			return -1;
+		}
+		rl[i] = sec_rl_new(r->max_keys, key);
+	}
+	*out = rl;
+	return 0;
+}
+
 edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, const edge_snapshot *prev,
 				 bool keep_certs, uint32_t buf_size,
 				 uint32_t nworkers, char *err, size_t errlen)
@@ -129,8 +195,15 @@ edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, const edge_snapshot *prev,
 		tls_server_unref(tls);
 		return NULL;
 	}
+	struct sec_rl **rl;
+	if (build_rl(cfg, prev, &rl, err, errlen) < 0) {
+		free_otls(otls, cfg->norigins);
+		tls_server_unref(tls);
+		return NULL;
+	}
 	geo_db *geo = geo_open(&cfg->geo, err, errlen);
 	if (!geo) {
+		free_rl(rl, cfg->nrate_limits);
 		free_otls(otls, cfg->norigins);
 		tls_server_unref(tls);
 		return NULL;
@@ -144,6 +217,7 @@ edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, const edge_snapshot *prev,
 			 diag.n ? diag.msgs[0] : "zones: invalid");
 		cfg_diag_free(&diag);
 		geo_close(geo);
+		free_rl(rl, cfg->nrate_limits);
 		free_otls(otls, cfg->norigins);
 		tls_server_unref(tls);
 		return NULL;
@@ -156,6 +230,7 @@ edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, const edge_snapshot *prev,
 	s->zones = zones; /* issue 4 */
 	s->tls = tls;
 	s->otls = otls;
+	s->rl = rl;
 	affinity_secret(&cfg->edge, &s->aff_secret);
 	const cfg_limits *lim = &cfg->edge.limits;
 	s->cfg = cfg;
@@ -201,6 +276,7 @@ static void edge_snapshot_free(edge_snapshot *s)
 	dns_zoneset_free(s->zones); /* issue 4 */
 	tls_server_unref(s->tls);   /* TLS connections may hold it on */
 	free_otls(s->otls, s->cfg->norigins);
+	free_rl(s->rl, s->cfg->nrate_limits);
 	edge_stats_free(s->stats);
 	health_states_destroy(s->ostates, s->cfg->norigins);
 	free(s->ostates);

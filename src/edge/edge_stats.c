@@ -135,7 +135,8 @@ edge_stats *edge_stats_new(const cfg_snapshot *cfg, uint32_t nworkers)
 		nrules += cfg->lbs[i].nrules;
 	}
 	s->rule_first[nlbs] = (uint32_t)nrules;
-	size_t n = s->off_rule + nrules;
+	s->off_rl = s->off_rule + nrules;
+	size_t n = s->off_rl + cfg->nrate_limits;
 	size_t per_line = CELL_ALIGN / sizeof(edge_ctr);
 	s->ncells = (n + per_line - 1) / per_line * per_line;
 	size_t bytes = s->ncells * sizeof(edge_ctr) * s->nworkers;
@@ -275,6 +276,14 @@ void edge_stats_rules(const edge_stats *s, uint32_t worker, const cfg_lb *lb,
 	}
 }
 
+void edge_stats_rate_limited(const edge_stats *s, uint32_t worker,
+			     uint32_t index)
+{
+	if (index < s->cfg->nrate_limits)
+		edge_ctr_add(edge_stats_block(s, worker) + s->off_rl + index,
+			     1);
+}
+
 void edge_stats_sum(const edge_stats *s, uint64_t *out)
 {
 	for (size_t i = 0; i < s->ncells; i++)
@@ -410,6 +419,9 @@ static void visit_cells(const edge_stats *s, cell_visit fn, void *arg)
 				    NULL),
 			   s->off_rule + s->rule_first[i] + k, 1, arg);
 		}
+	for (size_t k = 0; k < c->nrate_limits; k++)
+		fn(s, make_key('k', c->rate_limits[k].name, NULL, NULL),
+		   s->off_rl + k, 1, arg);
 	for (size_t p = 0; p < c->npools; p++)
 		for (size_t j = 0; j < c->pools[p].norigins; j++) {
 			const cfg_origin *o = &c->pools[p].origins[j];
@@ -462,7 +474,8 @@ void edge_stats_carry_stats(edge_stats *old, edge_stats *next)
 	/* A key per object visit_cells names, rules included: a full map
 	 * would never find a free slot. */
 	map_init(&c.map, old->nroutes + old->nlbs + 1 + old->cfg->norigins +
-			     old->rule_first[old->nlbs]);
+			     old->rule_first[old->nlbs] +
+			     old->cfg->nrate_limits);
 	visit_cells(old, put_visit, &c.map);
 	visit_cells(next, carry_visit, &c);
 	map_free(&c.map);

@@ -22,6 +22,7 @@
  *     retries and cross-pool failovers;
  *   - per origin: failures on live traffic and passive ejections;
  *   - per load balancer rule: requests and DNS queries it matched.
+ *   - per rate limit: requests over its rate (blocked or logged).
  */
 #ifndef MERIDIAN_EDGE_STATS_H
 #define MERIDIAN_EDGE_STATS_H
@@ -86,8 +87,10 @@ typedef struct edge_stats {
 	uint32_t *rule_first;
 	/* Cell layout of one block. */
 	size_t off_lb, off_origin, off_rule, ncells; /* requests at 0 */
-	edge_ctr *blocks;			     /* nworkers * ncells */
-	edge_ctr *base;				     /* ncells, carried in */
+	/* Rate limits: requests over rate limit k at off_rl + k. */
+	size_t off_rl;
+	edge_ctr *blocks;  /* nworkers * ncells */
+	edge_ctr *base;	   /* ncells, carried in */
 	uint64_t *carried; /* ncells, carried out (carry_lock) */
 	pthread_mutex_t carry_lock;
 } edge_stats;
@@ -126,6 +129,11 @@ void edge_stats_request(const edge_stats *s, uint32_t worker, const cfg_lb *lb,
 /* A failure of origin o on live traffic; ejected: it ejected the origin. */
 void edge_stats_origin_failure(const edge_stats *s, uint32_t worker,
 			       const cfg_origin *o, bool ejected);
+
+/* One request over the rate of rate limit index (cfg_rate_limit.index),
+ * blocked or logged. */
+void edge_stats_rate_limited(const edge_stats *s, uint32_t worker,
+			     uint32_t index);
 
 /* A rule's name in metrics and logs, unique in its load balancer: its
  * name, or "#N" (its place in rules[]) written into buf when it has none

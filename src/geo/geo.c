@@ -128,6 +128,35 @@ const struct sockaddr *geo_unmap(const struct sockaddr *sa,
 	return (const struct sockaddr *)tmp;
 }
 
+int geo_network(const struct sockaddr *client, unsigned v4_prefix,
+		unsigned v6_prefix, uint8_t addr[16], unsigned *bits)
+{
+	struct sockaddr_in tmp;
+	const struct sockaddr *sa = geo_unmap(client, &tmp);
+	const uint8_t *a;
+	unsigned len;
+	if (sa->sa_family == AF_INET) {
+		a = (const uint8_t *)&((const struct sockaddr_in *)sa)
+			->sin_addr;
+		len = 4;
+		*bits = MIN(v4_prefix, 32u);
+	} else if (sa->sa_family == AF_INET6) {
+		a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+		len = 16;
+		*bits = MIN(v6_prefix, 128u);
+	} else {
+		return 0;
+	}
+	memset(addr, 0, 16);
+	for (unsigned i = 0; i < len; i++) {
+		unsigned keep = *bits >= 8 * (i + 1) ? 8
+				: *bits > 8 * i	     ? *bits - 8 * i
+						     : 0;
+		addr[i] = keep ? (uint8_t)(a[i] & (0xff00u >> keep)) : 0;
+	}
+	return sa->sa_family;
+}
+
 /* Addresses in IPv6 form (IPv4 as ::ffff:a.b.c.d, its prefixes + 96), so
  * networks of both families compare with one another. */
 #define V4_BASE 96

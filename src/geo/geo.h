@@ -106,4 +106,11 @@ const char *geo_country_region(const char *country);
 const struct sockaddr *geo_unmap(const struct sockaddr *sa,
 				 struct sockaddr_in *tmp);
 
+/* The client's network: its address (IPv4-mapped IPv6 as IPv4) with the
+ * host bits beyond v4_prefix / v6_prefix cleared, into addr (4 bytes used
+ * for IPv4), and the prefix length into *bits. Returns AF_INET or
+ * AF_INET6, 0 for another family. */
+int geo_network(const struct sockaddr *client, unsigned v4_prefix,
+		unsigned v6_prefix, uint8_t addr[16], unsigned *bits);
+
 #endif

@@ -115,6 +115,8 @@ struct px_client {
 	 * first need and kept when the client struct is recycled. */
 	cfg_lb *rule_lb;
 	const cfg_lb_rule *rule; /* the last rule that matched (access log) */
+	/* The rate limit this request went over (access log), or NULL. */
+	const cfg_rate_limit *rate_limit;
 	const cfg_pool *pool;
 	const cfg_origin *origin;
 	const cfg_origin *busy; /* counted in its outstanding requests */

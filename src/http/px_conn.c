@@ -37,6 +37,7 @@
 #include "lb/lb_rules.h"
 #include "lb/lb_select.h"
 #include "lb/lb_steer.h"
+#include "sec/sec_rlkey.h"
 #include "tls/tls.h"
 
 #define LINGER_MS 2000
@@ -671,6 +672,7 @@ static void reset_exchange(px_client *cl)
 	cl->lb = NULL;
 	cl->slb = NULL;
 	cl->rule = NULL;
+	cl->rate_limit = NULL;
 	cl->pool = NULL;
 	cl->origin = NULL;
 	cl->req_id_len = 0;
@@ -925,13 +927,12 @@ static void fixed_response(px_client *cl, const cfg_lb_rule *r, int head_len)
 	replace_head(cl, n, head_len);
 }
 
-/* The load balancer's rules (lb_rules.h): their overrides give the load
- * balancer steering reads (cl->slb); a fixed_response answers here, and
- * then false is returned. */
-static bool apply_rules(px_client *cl, const http1_request *req, int head_len)
+/* What a condition (rules, rate limits) reads of this request. */
+static void expr_input(const px_client *cl, const http1_request *req,
+		       lb_expr_input *in)
 {
 	const geo_result *g = cl->use_client ? &cl->cgeo : &cl->geo;
-	lb_expr_input in = {
+	*in = (lb_expr_input){
 	    .client = (const struct sockaddr *)(cl->use_client ? &cl->client
 							       : &cl->peer),
 	    .country = g->country,
@@ -947,6 +948,81 @@ static bool apply_rules(px_client *cl, const http1_request *req, int head_len)
 	    .headers = req->headers,
 	    .nheaders = req->nheaders,
 	};
+}
+
+/* A rate limit's answer: the edge's own (local_answer) or the rule's
+ * response, with Retry-After in whole seconds, rounded up. */
+static void limited_response(px_client *cl, const cfg_rate_limit *r,
+			     uint64_t retry_ns, int head_len)
+{
+	const cfg_rl_response *rs = &r->response;
+	int status = (int)rs->status_code;
+	local_answer(cl, status, "rate limit exceeded", false, false);
+	if (is_closed(cl))
+		return;
+	char ra[24];
+	uint64_t secs = (retry_ns + 999999999u) / 1000000000u;
+	int ralen = snprintf(ra, sizeof(ra), "%llu",
+			     (unsigned long long)(secs ? secs : 1));
+	http1_header f = {{"Retry-After", 11}, {ra, (uint32_t)ralen}};
+	int n = (int)cl->chead->end;
+	if (rs->content) {
+		n = px_head_fixed(status, rs->content_type, NULL, rs->content,
+				  cl->close_after, cl->method == HTTP_M_HEAD,
+				  cl->chead->data, cl->chead->cap);
+		if (n >= 0)
+			n = add_edge_fields(cl, n);
+	}
+	if (n >= 0)
+		n = px_head_insert_fields(cl->chead->data, (size_t)n,
+					  cl->chead->cap, &f, 1);
+	core_buf_consume(cl->in, (uint32_t)head_len);
+	if (n < 0) {
+		client_close(cl);
+		return;
+	}
+	cl->chead->end = (uint32_t)n;
+}
+
+/* The rate limits (sec_ratelimit.h), in order: every enabled one whose
+ * expression holds counts the request; the first `block` one over its
+ * rate answers, and then false is returned. A `log` one over its rate is
+ * named in the access log. */
+static bool rate_limit(px_client *cl, const http1_request *req, int head_len)
+{
+	const edge_snapshot *s = cl->snap;
+	const cfg_snapshot *cfg = s->cfg;
+	lb_expr_input in;
+	expr_input(cl, req, &in);
+	for (size_t i = 0; i < cfg->nrate_limits; i++) {
+		const cfg_rate_limit *r = &cfg->rate_limits[i];
+		if (r->disabled || (r->expr && !lb_expr_eval(r->expr, &in)))
+			continue;
+		sec_rl_rate rate =
+		    sec_rl_rate_of(r->requests_per_period, r->period_ms,
+				   r->burst, r->mitigation_timeout_ms);
+		uint64_t retry = 0;
+		uint64_t key = sec_rl_request_key(s->rl[i], r, &in);
+		if (sec_rl_hit(s->rl[i], &rate, key, cl->st.t0, &retry))
+			continue;
+		cl->rate_limit = r;
+		if (s->stats)
+			edge_stats_rate_limited(s->stats, cl->w->id, r->index);
+		if (r->action == CFG_RL_LOG)
+			continue;
+		limited_response(cl, r, retry, head_len);
+		return false;
+	}
+	return true;
+}
+
+/* The load balancer's rules (lb_rules.h): their overrides give the load
+ * balancer steering reads (cl->slb); a fixed_response answers here, and
+ * then false is returned. */
+static bool apply_rules(px_client *cl, const http1_request *req, int head_len)
+{
+	lb_expr_input in;
+	expr_input(cl, req, &in);
 	lb_rules_result r;
 	if (!lb_rules_apply(cl->lb, &in, cl->rule_lb, &r)) {
 		/* The first merge on this client struct: its scratch. */
@@ -1066,6 +1142,8 @@ static void start_request(px_client *cl, int head_len)
 	}
 	client_from_xff(cl, req);
 	cl->slb = cl->lb;
+	if (s->cfg->nrate_limits && !rate_limit(cl, req, head_len))
+		return;
 	if (cl->lb->nrule_order && !apply_rules(cl, req, head_len))
 		return;
 	if (lim->max_body_bytes && req->body == HTTP1_BODY_LENGTH &&

@@ -1058,10 +1058,70 @@ static void join_add(joined *j, const char *s, size_t n)
 	j->len += n;
 }
 
-static bool bytes_field_test(const node *n, const lb_expr_input *in)
+/* The value of a field that is one run of bytes (not a header, a cookie
+ * or the full URI, which are composed); empty when the traffic has none. */
+static http_str field_bytes(lb_expr_field f, const lb_expr_input *in)
 {
 	http_str v = {"", 0};
 	const char *q;
+	switch (f) {
+	case LB_F_COUNTRY:
+		v = str_of(in->country);
+		break;
+	case LB_F_LB_NAME:
+		v = str_of(in->lb_name);
+		break;
+	case LB_F_LB_REGION:
+		v = str_of(in->lb_region);
+		break;
+	case LB_F_HOST:
+		v = in->host.p ? host_only(in->host) : v;
+		break;
+	case LB_F_METHOD:
+		v = in->method.p ? in->method : v;
+		break;
+	case LB_F_URI:
+		v = in->target.p ? in->target : v;
+		break;
+	case LB_F_PATH:
+	case LB_F_QUERY:
+		if (!in->target.p)
+			break;
+		q = memchr(in->target.p, '?', in->target.len);
+		if (f == LB_F_PATH)
+			v = (http_str){in->target.p,
+				       q ? (uint32_t)(q - in->target.p)
+					 : in->target.len};
+		else if (q)
+			v = (http_str){q + 1,
+				       (uint32_t)(in->target.len -
+						  (q + 1 - in->target.p))};
+		break;
+	case LB_F_VERSION:
+		if (in->method.p)
+			v = str_of(in->http2	? "HTTP/2"
+				   : in->http10 ? "HTTP/1.0"
+						: "HTTP/1.1");
+		break;
+	case LB_F_USER_AGENT:
+		v = first_header(in, "user-agent");
+		break;
+	case LB_F_REFERER:
+		v = first_header(in, "referer");
+		break;
+	case LB_F_DNS_NAME:
+		v = (http_str){in->qname ? in->qname : "",
+			       in->qname ? (uint32_t)in->qname_len : 0};
+		break;
+	default:
+		break;
+	}
+	return v;
+}
+
+static bool bytes_field_test(const node *n, const lb_expr_input *in)
+{
+	http_str v = {"", 0};
 	switch (n->field) {
 	case LB_F_HEADER:
 		return header_test(n, in);
@@ -1095,55 +1155,8 @@ static bool bytes_field_test(const node *n, const lb_expr_input *in)
 		free(j.heap);
 		return r;
 	}
-	case LB_F_COUNTRY:
-		v = str_of(in->country);
-		break;
-	case LB_F_LB_NAME:
-		v = str_of(in->lb_name);
-		break;
-	case LB_F_LB_REGION:
-		v = str_of(in->lb_region);
-		break;
-	case LB_F_HOST:
-		v = in->host.p ? host_only(in->host) : v;
-		break;
-	case LB_F_METHOD:
-		v = in->method.p ? in->method : v;
-		break;
-	case LB_F_URI:
-		v = in->target.p ? in->target : v;
-		break;
-	case LB_F_PATH:
-	case LB_F_QUERY:
-		if (!in->target.p)
-			break;
-		q = memchr(in->target.p, '?', in->target.len);
-		if (n->field == LB_F_PATH)
-			v = (http_str){in->target.p,
-				       q ? (uint32_t)(q - in->target.p)
-					 : in->target.len};
-		else if (q)
-			v = (http_str){q + 1,
-				       (uint32_t)(in->target.len -
-						  (q + 1 - in->target.p))};
-		break;
-	case LB_F_VERSION:
-		if (in->method.p)
-			v = str_of(in->http2	? "HTTP/2"
-				   : in->http10 ? "HTTP/1.0"
-						: "HTTP/1.1");
-		break;
-	case LB_F_USER_AGENT:
-		v = first_header(in, "user-agent");
-		break;
-	case LB_F_REFERER:
-		v = first_header(in, "referer");
-		break;
-	case LB_F_DNS_NAME:
-		v = (http_str){in->qname ? in->qname : "",
-			       in->qname ? (uint32_t)in->qname_len : 0};
-		break;
 	default:
+		v = field_bytes(n->field, in);
 		break;
 	}
 	return bytes_test_xf(n, v.p, v.len);
@@ -1234,4 +1247,59 @@ static bool eval(const node *n, const lb_expr_input *in)
 bool lb_expr_eval(const lb_expr *e, const lb_expr_input *in)
 {
 	return e && eval(e->root, in);
+}
+
+/* ---- fields named alone (rate limits' characteristics) ---------------- */
+
+bool lb_expr_ref_parse(const char *src, size_t len, core_arena *arena,
+		       lb_expr_ref *out, lb_expr_error *err)
+{
+	memset(err, 0, sizeof(*err));
+	memset(out, 0, sizeof(*out));
+	parser p = {.s = src, .len = len, .arena = arena, .err = err};
+	node n = {0};
+	if (len > LB_EXPR_MAX_LEN || memchr(src, '\0', len)) {
+		fail(&p, 0, "not a field name");
+		return false;
+	}
+	if (!parse_field(&p, &n))
+		return false;
+	skip_ws(&p);
+	if (p.pos < len) {
+		char b[32];
+		fail(&p, p.pos, "expected the end, found %s",
+		     near(&p, b, sizeof(b)));
+		return false;
+	}
+	if (n.field == LB_F_HEADER && n.hindex < 0) {
+		fail(&p, 0, "a header's [*] names no one value");
+		return false;
+	}
+	if (n.field == LB_F_COOKIE || n.field == LB_F_FULL_URI ||
+	    (n.type != T_BYTES && n.field != LB_F_IP_SRC) ||
+	    (LB_EXPR_DNS_FIELDS & (1u << n.field))) {
+		fail(&p, 0,
+		     "'%.*s' cannot be a characteristic (ip.src, a field of "
+		     "one text value, or http.request.headers[\"Name\"])",
+		     (int)(len > 64 ? 64 : len), src);
+		return false;
+	}
+	out->field = n.field;
+	out->hname = n.hname;
+	out->hlen = n.hlen;
+	out->hindex = n.hindex;
+	return true;
+}
+
+http_str lb_expr_ref_value(const lb_expr_ref *r, const lb_expr_input *in)
+{
+	if (r->field != LB_F_HEADER)
+		return field_bytes(r->field, in);
+	uint32_t i = 0;
+	int32_t k = 0;
+	const http1_header *h;
+	while ((h = next_header(in, &i, r->hname, r->hlen)))
+		if (k++ == r->hindex)
+			return h->value;
+	return (http_str){"", 0};
 }

@@ -144,4 +144,21 @@ uint32_t lb_expr_fields(const lb_expr *e);
 /* Every field name, for "did you mean" (count in *n). */
 const char *const *lb_expr_field_names(size_t *n);
 
+/* One field named alone, as a rate limit's characteristics name them:
+ * ip.src, or a field whose value is one run of bytes (not http.cookie or
+ * http.request.full_uri, which are composed, nor the DNS ones), or
+ * http.request.headers["Name"] (its first field, or [N] the N-th). */
+typedef struct lb_expr_ref {
+	lb_expr_field field;
+	const char *hname; /* headers: the name (in the arena) */
+	size_t hlen;
+	int32_t hindex;
+} lb_expr_ref;
+
+bool lb_expr_ref_parse(const char *src, size_t len, struct core_arena *arena,
+		       lb_expr_ref *out, lb_expr_error *err);
+/* The value of a ref that is not ip.src: empty when the request has none
+ * (a missing header counts as one value, ""). */
+http_str lb_expr_ref_value(const lb_expr_ref *r, const lb_expr_input *in);
+
 #endif

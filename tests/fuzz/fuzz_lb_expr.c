@@ -7,6 +7,7 @@
  * sanitizer reports it checks the contract: a compile error has a message
  * and an offset inside the input; a compiled condition evaluates the same
  * twice (no hidden state), and its negation evaluates to the opposite.
+ * The same text is parsed as a rate limit's characteristic too.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -92,6 +93,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (n)
 			CHECK(lb_expr_eval(n, &in) == !v);
 		free(neg);
+	}
+	/* The same text as a rate limit's characteristic (lb_expr_ref):
+	 * an error inside the input, or a value that points into the
+	 * request (or is empty). */
+	lb_expr_ref ref;
+	if (!lb_expr_ref_parse(src, len, arena, &ref, &err)) {
+		CHECK(err.msg[0]);
+		CHECK(err.offset <= len);
+	} else if (ref.field != LB_F_IP_SRC) {
+		http_str v = lb_expr_ref_value(&ref, &in);
+		CHECK(v.p != NULL);
+		/* Every byte readable (ASan checks the reads). */
+		volatile uint8_t x = 0;
+		for (uint32_t i = 0; i < v.len; i++)
+			x ^= (uint8_t)v.p[i];
+		(void)x;
 	}
 	core_arena_free(arena);
 	return 0;

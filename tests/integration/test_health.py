@@ -108,7 +108,7 @@ class Lab:
     def edge(self, pools, lbs, monitors=(), geo=None, notifications=None,
              passive=None, retries=None, edge_extra=None, workers=2,
              api=None, dns_port=None, zones=None, https_port=None,
-             wrap=()):
+             wrap=(), top=None):
         """Start an edge with an http and an admin listener. pools and lbs
         are lists of dicts in the config's shape."""
         # Ports the caller chose (https, dns) must not come back for the
@@ -149,6 +149,7 @@ class Lab:
             cfg["load_balancers"] = list(lbs)
             if notifications:
                 cfg["notifications"] = notifications
+            cfg.update(top or {})  # other top-level sections
             text = mt.to_yaml(cfg) + "\n"
             tag = "edge%d" % len(self.stack.edges)
             try:
@@ -160,6 +161,7 @@ class Lab:
             self.stack.procs.append(ed)
             self.stack.edges.append(ed)
             ed.admin = admin
+            ed.cfg = cfg  # for tests that rewrite it and SIGHUP
             try:
                 mt.wait_for(lambda: mt.port_accepts(admin),
                             what="admin listener %d" % admin)

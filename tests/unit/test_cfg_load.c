@@ -19,6 +19,7 @@
 #include "config/cfg_schema.h"
 #include "config/cfg_values.h"
 #include "core/core_util.h"
+#include "lb/lb_expr.h"
 
 /* A pool and a load balancer that make a file valid; tests append to or
  * vary around it. */
@@ -291,6 +292,109 @@ static void test_rule_limit(void **state)
 	expect_errors(yaml,
 		      "t.yaml:70:9: rules: at most 64 rules per load balancer",
 		      NULL);
+}
+
+/* Rate limits: defaults, the parsed characteristics, and every mistake
+ * where it is written. */
+static void test_rate_limits(void **state)
+{
+	(void)state;
+	cfg_snapshot *snap = load_ok(
+	    POOL
+	    "rate_limits:\n"
+	    "  - { name: a, requests_per_period: 10 }\n"
+	    "  - name: b\n"
+	    "    expression: 'http.request.method eq \"POST\"'\n"
+	    "    characteristics: [ip.src, 'http.request.headers[\"K\"][1]',"
+	    " http.host]\n"
+	    "    requests_per_period: 5\n"
+	    "    period: 10s\n"
+	    "    burst: 2\n"
+	    "    mitigation_timeout: 1m\n"
+	    "    action: log\n"
+	    "    response: { content: hi }\n"
+	    "  - { name: c, requests_per_period: 1, characteristics: [] }\n");
+	assert_int_equal(snap->nrate_limits, 3);
+	const cfg_rate_limit *a = &snap->rate_limits[0];
+	assert_string_equal(a->name, "a");
+	assert_null(a->expr);
+	assert_int_equal(a->period_ms, 60000);
+	assert_int_equal(a->burst, 10); /* requests_per_period */
+	assert_int_equal(a->mitigation_timeout_ms, 0);
+	assert_int_equal(a->action, CFG_RL_BLOCK);
+	assert_int_equal(a->response.status_code, 429);
+	assert_int_equal(a->max_keys, 65536);
+	assert_int_equal(a->ipv4_prefix_length, 32);
+	assert_int_equal(a->ipv6_prefix_length, 64);
+	assert_int_equal(a->nrefs, 1); /* ip.src */
+	assert_int_equal(a->refs[0].field, LB_F_IP_SRC);
+	const cfg_rate_limit *b = &snap->rate_limits[1];
+	assert_non_null(b->expr);
+	assert_int_equal(b->index, 1);
+	assert_int_equal(b->period_ms, 10000);
+	assert_int_equal(b->burst, 2);
+	assert_int_equal(b->mitigation_timeout_ms, 60000);
+	assert_int_equal(b->action, CFG_RL_LOG);
+	assert_int_equal(b->response.status_code, 429);
+	assert_string_equal(b->response.content, "hi");
+	assert_int_equal(b->nrefs, 3);
+	assert_int_equal(b->refs[1].field, LB_F_HEADER);
+	assert_int_equal(b->refs[1].hindex, 1);
+	assert_int_equal(b->refs[1].hlen, 1);
+	assert_int_equal(b->refs[2].field, LB_F_HOST);
+	assert_int_equal(snap->rate_limits[2].nrefs, 0); /* one bucket */
+	cfg_snapshot_free(snap);
+
+	expect_errors(
+	    POOL
+	    "rate_limits:\n"
+	    "  - { name: a, requests_per_period: 0 }\n"
+	    "  - { name: a, requests_per_period: 1, expression: 'ip.src eq'"
+	    " }\n"
+	    "  - { name: b, requests_per_period: 1, characteristics: "
+	    "[ip.scr, http.cookie, ssl, ip.src, ip.src] }\n"
+	    "  - { name: c, requests_per_period: 1, period: 500ms, action: "
+	    "deny }\n"
+	    "  - { name: d, requests_per_period: 1, response: { status_code: "
+	    "302 } }\n"
+	    "  - { requests_per_period: 1 }\n",
+	    "t.yaml:4:37: requests_per_period: 0 is out of range 1..10000000",
+	    "t.yaml:5:13: duplicate rate limit name 'a' (first at line 4)",
+	    "t.yaml:5:52: expression: expected an IP address or CIDR, found "
+	    "the end (at character 10)",
+	    "t.yaml:6:58: characteristics: unknown field 'ip.scr'; did you "
+	    "mean 'ip.src'?",
+	    "t.yaml:6:66: characteristics: 'http.cookie' cannot be a "
+	    "characteristic (ip.src, a field of one text value, or "
+	    "http.request.headers[\"Name\"])",
+	    "t.yaml:6:79: characteristics: 'ssl' cannot be a characteristic "
+	    "(ip.src, a field of one text value, or "
+	    "http.request.headers[\"Name\"])",
+	    "t.yaml:6:92: characteristics: 'ip.src' is given twice",
+	    "t.yaml:7:48: period: 500ms is out of range 1s..24h",
+	    "t.yaml:7:63: action: 'deny' is not one of block, log",
+	    "t.yaml:8:65: status_code: 302 is out of range 400..599",
+	    "t.yaml:9:5: rate limit is missing required key 'name'", NULL);
+}
+
+/* At most 32 rate limits; at most 8 characteristics each. */
+static void test_rate_limit_caps(void **state)
+{
+	(void)state;
+	char yaml[4096];
+	int n = snprintf(yaml, sizeof(yaml), POOL "rate_limits:\n");
+	for (int i = 0; i < 33; i++)
+		n += snprintf(yaml + n, sizeof(yaml) - (size_t)n,
+			      "  - { name: r%d, requests_per_period: 1 }\n", i);
+	expect_errors(yaml, "t.yaml:36:5: rate_limits: at most 32 rules", NULL);
+	expect_errors(POOL "rate_limits:\n"
+			   "  - name: x\n"
+			   "    requests_per_period: 1\n"
+			   "    characteristics: [ip.src, http.host, "
+			   "http.request.method, http.request.uri, "
+			   "http.request.uri.path, http.request.uri.query, "
+			   "http.user_agent, http.referer, ip.src.country]\n",
+		      "t.yaml:6:22: characteristics: at most 8", NULL);
 }
 
 /* Rule mistakes are errors where they are written. */
@@ -1869,6 +1973,8 @@ int main(void)
 	    cmocka_unit_test(test_tunnel_listener_warning),
 	    cmocka_unit_test(test_rules_warning),
 	    cmocka_unit_test(test_rule_errors),
+	    cmocka_unit_test(test_rate_limits),
+	    cmocka_unit_test(test_rate_limit_caps),
 	    cmocka_unit_test(test_rule_error_not_verbatim),
 	    cmocka_unit_test(test_rule_limit),
 	    cmocka_unit_test(test_load_file_errors),

@@ -1,0 +1,104 @@
+/* cfg_ratelimit.c - rate limits in the config (see cfg_ratelimit.h). */
+#include "config/cfg_ratelimit.h"
+
+#include <string.h>
+
+#include "config/cfg_rules.h"
+#include "config/cfg_values.h"
+#include "config/cfg_yaml.h"
+#include "core/core_arena.h"
+#include "lb/lb_expr.h"
+#include "sec/sec_rlkey.h"
+
+/* One characteristic, at its list item (its error points into it). */
+static bool parse_ref(cfg_ctx *c, const cfg_node *item, const char *text,
+		      lb_expr_ref *out)
+{
+	lb_expr_error err;
+	if (lb_expr_ref_parse(text, strlen(text), c->arena, out, &err))
+		return true;
+	size_t n;
+	const char *const *names = lb_expr_field_names(&n);
+	const char *hint =
+	    err.unknown[0] ? cfg_suggest(err.unknown, names, n) : NULL;
+	cfg_error(c, item, "characteristics: %s%s%s%s", err.msg,
+		  hint ? "; did you mean '" : "", hint ? hint : "",
+		  hint ? "'?" : "");
+	return false;
+}
+
+static bool same_ref(const lb_expr_ref *a, const lb_expr_ref *b)
+{
+	return a->field == b->field && a->hindex == b->hindex &&
+	       a->hlen == b->hlen &&
+	       (!a->hlen || !strncasecmp(a->hname, b->hname, a->hlen));
+}
+
+void cfg_finish_rate_limit(cfg_ctx *c, const cfg_node *node, void *base)
+{
+	cfg_rate_limit *r = base;
+	if (!node)
+		return;
+	cfg_compile_expr(c, node, "expression", r->expression, &r->expr);
+	if (!r->burst)
+		r->burst = r->requests_per_period;
+	/* Absent: per client. Given empty ([]): one count for all. */
+	const cfg_node *chars = cfg_node_get(node, "characteristics");
+	static const char *const by_client[] = {"ip.src"};
+	if (!chars || chars->is_null) {
+		r->characteristics = (const char **)by_client;
+		r->ncharacteristics = 1;
+	}
+	if (r->ncharacteristics > SEC_RL_MAX_CHARS)
+		cfg_error(c, chars, "characteristics: at most %d",
+			  SEC_RL_MAX_CHARS);
+	r->refs = core_arena_alloc(
+	    c->arena,
+	    (r->ncharacteristics ? r->ncharacteristics : 1) * sizeof(*r->refs));
+	for (size_t i = 0; i < r->ncharacteristics; i++) {
+		const cfg_node *item =
+		    chars && chars->kind == CFG_NODE_SEQ && i < chars->n
+			? chars->items[i]
+			: node;
+		if (!r->characteristics[i] ||
+		    !parse_ref(c, item, r->characteristics[i],
+			       &r->refs[r->nrefs]))
+			continue;
+		bool dup = false;
+		for (size_t j = 0; j < r->nrefs; j++)
+			dup = dup || same_ref(&r->refs[j], &r->refs[r->nrefs]);
+		if (dup)
+			cfg_error(c, item,
+				  "characteristics: '%s' is given twice",
+				  r->characteristics[i]);
+		else
+			r->nrefs++;
+	}
+	const cfg_node *resp = cfg_node_get(node, "response");
+	if (r->response.content &&
+	    strlen(r->response.content) > CFG_RL_MAX_CONTENT)
+		cfg_error(c, cfg_node_get(resp, "content"),
+			  "response.content: at most %d bytes",
+			  CFG_RL_MAX_CONTENT);
+	if (r->response.content_type &&
+	    strlen(r->response.content_type) > CFG_RL_MAX_CONTENT_TYPE)
+		cfg_error(c, cfg_node_get(resp, "content_type"),
+			  "response.content_type: at most %d bytes",
+			  CFG_RL_MAX_CONTENT_TYPE);
+	if (!r->has_response)
+		r->response.status_code = 429;
+}
+
+void cfg_finish_rate_limits(cfg_ctx *c, const cfg_node *list)
+{
+	cfg_snapshot *s = c->snap;
+	for (size_t i = 0; i < s->nrate_limits; i++)
+		s->rate_limits[i].index = (uint32_t)i;
+	if (s->nrate_limits > CFG_MAX_RATE_LIMITS)
+		cfg_error(c,
+			  list && list->kind == CFG_NODE_SEQ &&
+				  list->n > CFG_MAX_RATE_LIMITS
+			      ? list->items[CFG_MAX_RATE_LIMITS]
+			      : list,
+			  "rate_limits: at most %d rules", CFG_MAX_RATE_LIMITS);
+}

@@ -1,0 +1,20 @@
+/* cfg_ratelimit.h - rate limits in the config: the expression compiled
+ * and the characteristics parsed where they are written, so errors carry
+ * file:line:col (the state lives in sec_ratelimit, made by the edge). */
+#ifndef MERIDIAN_CFG_RATELIMIT_H
+#define MERIDIAN_CFG_RATELIMIT_H
+
+#include "config/cfg_schema.h"
+
+/* Rate limits in one config. */
+#define CFG_MAX_RATE_LIMITS 32
+/* The longest response body and Content-Type. */
+#define CFG_RL_MAX_CONTENT	4096
+#define CFG_RL_MAX_CONTENT_TYPE 64
+
+/* The rate_limits[] table's hook. */
+void cfg_finish_rate_limit(cfg_ctx *c, const cfg_node *node, void *base);
+/* Across the list (cfg_finish_root): indexes, the count, unique names. */
+void cfg_finish_rate_limits(cfg_ctx *c, const cfg_node *list);
+
+#endif

@@ -1,0 +1,72 @@
+/* sec_ratelimit.h - the state of one rate limit: GCRA token buckets per
+ * key, shared by every worker; pure (no I/O, no clock: the caller passes
+ * the time).
+ *
+ * Why GCRA (the Generic Cell Rate Algorithm): it is a token bucket whose
+ * whole state is one number per key, the "theoretical arrival time" (tat).
+ * With an emission interval T (period / requests per period) and a burst
+ * of B requests, a request at `now` is allowed when
+ *     max(tat, now) + T - now <= B*T
+ * and then tat = max(tat, now) + T. A refused request changes nothing (it
+ * takes no token), unless the limit has a mitigation time M: the refusal
+ * then blocks the key for M (every request refused, none extending it),
+ * and after M it starts over with a full bucket, as Cloudflare's
+ * mitigation timeout does. A key whose tat is in the past holds a full
+ * bucket, the same
+ * as no entry at all.
+ *
+ * The table: sets of four {key, tat} slots, one cache line each, the set
+ * chosen by the key; each set guarded by one of 256 striped mutexes. A key
+ * not in its set takes the slot whose tat is oldest (a full bucket first,
+ * so nothing is lost); taking a slot that still counted is an eviction,
+ * counted, and means the table is small for the clients it sees. Keys are
+ * SipHash-2-4 under the table's own random key, so no client can aim
+ * collisions; two clients that collide anyway (odds 2^-64 per pair) share
+ * one bucket.
+ */
+#ifndef MERIDIAN_SEC_RATELIMIT_H
+#define MERIDIAN_SEC_RATELIMIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sec_rl sec_rl;
+
+typedef struct sec_rl_rate {
+	uint64_t interval_ns;	/* T: period / requests per period, > 0 */
+	uint32_t burst;		/* B: requests allowed at once, >= 1 */
+	uint64_t mitigation_ns; /* M: 0 for none */
+} sec_rl_rate;
+
+/* The rate of n requests per period_ms with this burst and mitigation. */
+sec_rl_rate sec_rl_rate_of(uint32_t n, uint64_t period_ms, uint32_t burst,
+			   uint64_t mitigation_ms);
+
+/* A table for at least nkeys keys (rounded up to a power of two, at least
+ * 64) hashed under key (give it random bytes). Reference counted: _new
+ * returns one reference. */
+sec_rl *sec_rl_new(uint32_t nkeys, const uint8_t key[16]);
+sec_rl *sec_rl_ref(sec_rl *t);
+void sec_rl_unref(sec_rl *t);
+/* Slots in the table (nkeys rounded up). */
+uint32_t sec_rl_capacity(const sec_rl *t);
+
+/* The hash of one characteristic's value under the table's key; a
+ * request's key is sec_rl_key over the hashes of its values, so values
+ * cannot run into each other ("ab","c" is not "a","bc"). */
+uint64_t sec_rl_hash(const sec_rl *t, const void *data, size_t len);
+uint64_t sec_rl_key(const sec_rl *t, const uint64_t *hashes, size_t n);
+
+/* Count one request of key at now_ns (any monotonic clock, > 0). True:
+ * allowed. False: over the rate; *retry_ns (when not NULL) is how long
+ * until a request of this key would be allowed. Safe from any thread. */
+bool sec_rl_hit(sec_rl *t, const sec_rl_rate *r, uint64_t key, uint64_t now_ns,
+		uint64_t *retry_ns);
+
+/* Counters, for /metrics. */
+uint64_t sec_rl_evictions(const sec_rl *t);
+/* Keys still counting at now_ns (a bucket not full); walks the table. */
+uint32_t sec_rl_active(sec_rl *t, uint64_t now_ns);
+
+#endif

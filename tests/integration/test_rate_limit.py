@@ -1,0 +1,212 @@
+"""Rate limits (top-level rate_limits[]) against the real binary: per
+client, per header value and shared buckets, the edge's 429 with
+Retry-After or the rule's own response, log-only rules named in the access
+log, the mitigation time, HTTP/2, clients behind a trusted proxy, counts
+kept across a reload that keeps the rule and reset by one that changes
+its rate, and the metrics."""
+import json
+import re
+import time
+import urllib.request
+
+import pytest
+
+import meridian_test as mt
+from test_h2 import curl2
+from test_health import HOST, SrcConn, get, lab, org, who  # noqa: F401
+from test_reload import count, hup_and_wait
+from test_tls import certs
+
+RELOADED = r"SIGHUP: reloaded"
+
+API = {"name": "api", "requests_per_period": 3, "period": "60s",
+       "expression": 'starts_with(http.request.uri.path, "/api/")'}
+
+
+def start(lab, tmp_path, rate_limits, tls=False, geo=None):
+    web = lab.origin("web")
+    extra = {"access_log": {"path": str(tmp_path / "access.log")}}
+    hp = None
+    if tls:
+        hp = mt.free_port()
+        extra["tls"] = certs(tmp_path)
+    e = lab.edge([{"id": "web", "origins": [org(web)]}],
+                 [{"name": HOST, "default_pools": ["web"]}],
+                 edge_extra=extra, https_port=hp, geo=geo,
+                 top={"rate_limits": rate_limits})
+    e.alog = tmp_path / "access.log"
+    if tls:
+        e.https = hp
+        mt.wait_for(lambda: mt.port_accepts(hp), what="https listener")
+    return e
+
+
+def metrics(e):
+    with urllib.request.urlopen("http://%s:%d/metrics" % (mt.LOCAL, e.admin),
+                                timeout=mt.WAIT) as r:
+        return r.read().decode()
+
+
+def metric(e, name, rule):
+    m = re.search(r'^%s\{rule="%s"\} (\d+)$' % (name, re.escape(rule)),
+                  metrics(e), re.M)
+    return int(m.group(1)) if m else None
+
+
+def log_lines(e, n):
+    """The access log's lines once there are n (the writer is a thread)."""
+    def ready():
+        if not e.alog.exists():
+            return None
+        lines = e.alog.read_text().splitlines()
+        return lines if len(lines) >= n else None
+    return [json.loads(x) for x in mt.wait_for(ready, what="%d log lines"
+                                                % n)]
+
+
+def statuses(e, n, path="/api/x", src=None, headers=()):
+    return [get(e, path, src=src, headers=headers).status for _ in range(n)]
+
+
+def test_per_client_block(lab, tmp_path):
+    e = start(lab, tmp_path, [API])
+    assert statuses(e, 3, src="127.0.0.2") == [200, 200, 200]
+    r = get(e, "/api/x", src="127.0.0.2")
+    assert r.status == 429, r
+    # 3 per 60 s: the next token in at most 20 s.
+    assert 1 <= int(r.header("Retry-After")) <= 20, r.headers
+    assert b"rate limit exceeded" in r.body and mt.EDGE_NAME.encode() in \
+        r.body, r.body
+    # Another client has its own bucket; other paths are not counted.
+    assert statuses(e, 3, src="127.0.0.3") == [200, 200, 200]
+    assert who(get(e, "/other", src="127.0.0.2")) == "web"
+    # A refused request keeps its keep-alive connection.
+    with SrcConn(e.port, "127.0.0.2") as c:
+        c.send(mt.req("GET", "/api/y", HOST))
+        assert c.read_response().status == 429
+        c.send(mt.req("GET", "/static", HOST))
+        assert who(c.read_response()) == "web"
+    # One with an unread body is answered and closed.
+    with SrcConn(e.port, "127.0.0.2") as c:
+        c.send(mt.req("POST", "/api/z", HOST, body=b"x" * 100000))
+        r = c.read_response()
+        assert r.status == 429 and r.header("Connection") == "close", r
+    assert metric(e, "meridian_rate_limit_exceeded_total", "api") == 3
+    assert metric(e, "meridian_rate_limit_keys", "api") == 2
+    assert metric(e, "meridian_rate_limit_evictions_total", "api") == 0
+    lines = log_lines(e, 11)
+    refused = [x for x in lines if x["status"] == 429]
+    assert len(refused) == 3 and all(x["rate_limit"] == "api" and
+                                     x["origin"] is None for x in refused)
+    assert all("rate_limit" not in x for x in lines if x["status"] == 200)
+
+
+def test_header_key_log_and_shared(lab, tmp_path):
+    e = start(lab, tmp_path, [
+        {"name": "per-key", "requests_per_period": 2,
+         "characteristics": ['http.request.headers["X-Api-Key"]'],
+         "expression": 'http.request.uri.path eq "/k"'},
+        {"name": "watch", "requests_per_period": 1, "action": "log",
+         "expression": 'http.request.uri.path eq "/w"'},
+        {"name": "all", "requests_per_period": 4, "characteristics": [],
+         "expression": 'http.request.uri.path eq "/g"'}])
+    k1, k2 = [("x-api-key", "k1")], [("X-API-KEY", "k2")]
+    # The key, not the client, is counted: two addresses share k1.
+    assert get(e, "/k", src="127.0.0.2", headers=k1).status == 200
+    assert get(e, "/k", src="127.0.0.3", headers=k1).status == 200
+    assert get(e, "/k", src="127.0.0.4", headers=k1).status == 429
+    assert get(e, "/k", src="127.0.0.2", headers=k2).status == 200
+    # log: nothing refused, the requests over the rate named.
+    assert statuses(e, 3, "/w") == [200, 200, 200]
+    # []: one bucket for every client.
+    got = [get(e, "/g", src="127.0.0.%d" % (2 + i)).status for i in range(5)]
+    assert got == [200, 200, 200, 200, 429], got
+    assert metric(e, "meridian_rate_limit_exceeded_total", "watch") == 2
+    assert metric(e, "meridian_rate_limit_exceeded_total", "per-key") == 1
+    assert metric(e, "meridian_rate_limit_exceeded_total", "all") == 1
+    w = [x for x in log_lines(e, 12) if x["path"] == "/w"]
+    # (Lines of the two workers may come out of order.)
+    assert sorted(str(x.get("rate_limit")) for x in w) == \
+        ["None", "watch", "watch"], w
+    assert all(x["status"] == 200 and x["origin"] == "web" for x in w)
+
+
+def test_response_and_mitigation(lab, tmp_path):
+    e = start(lab, tmp_path, [
+        {"name": "strict", "requests_per_period": 1, "period": "1s",
+         "mitigation_timeout": "60s",
+         "response": {"status_code": 503, "content": "slow down",
+                      "content_type": "text/plain; charset=utf-8"}}])
+    assert get(e, "/").status == 200
+    r = get(e, "/")
+    t0 = time.monotonic()
+    assert r.status == 503 and r.body == b"slow down", r
+    assert r.header("Content-Type") == "text/plain; charset=utf-8"
+    assert 59 <= int(r.header("Retry-After")) <= 60, r.headers
+    # Without the mitigation time a token would be back after 1 s; with
+    # it, the client stays refused.
+    mt.wait_for(lambda: time.monotonic() - t0 > 1.5, what="1.5 s")
+    r = get(e, "/")
+    assert r.status == 503 and int(r.header("Retry-After")) <= 59, r.headers
+    # HEAD: the same answer without its body.
+    with SrcConn(e.port) as c:
+        c.send(mt.req("HEAD", "/", HOST))
+        r = c.read_response("HEAD")
+        assert r.status == 503 and r.body == b"", r
+        assert r.header("Content-Length") == "9"
+    # Other clients are not touched.
+    assert get(e, "/", src="127.0.0.2").status == 200
+
+
+def test_http2(lab, tmp_path):
+    e = start(lab, tmp_path, [API], tls=True)
+    for _ in range(3):
+        rc, body, status, ver = curl2(e.https, "/api/x")
+        assert (rc, status, ver) == (0, "200", "2"), body
+    rc, body, status, ver = curl2(e.https, "/api/x", extra=["-i"])
+    assert (rc, status, ver) == (0, "429", "2"), body
+    assert re.search(rb"(?im)^retry-after: \d+\r?$", body), body
+    # h1 from the same address shares the bucket.
+    assert get(e, "/api/x").status == 429
+
+
+def test_client_behind_trusted_proxy(lab, tmp_path):
+    e = start(lab, tmp_path, [dict(API, requests_per_period=1)],
+              geo={"trusted_proxies": ["127.0.0.1/32"]})
+
+    def via(client):
+        return get(e, "/api/x",
+                   headers=[("X-Forwarded-For", client)]).status
+    assert via("198.51.100.7") == 200
+    assert via("198.51.100.7") == 429
+    assert via("198.51.100.8") == 200
+    # An IPv6 client counts by its /64.
+    assert via("2001:db8:1:2::1") == 200
+    assert via("2001:db8:1:2::99") == 429
+    assert via("2001:db8:1:3::1") == 200
+
+
+def test_reload_keeps_or_resets(lab, tmp_path):
+    e = start(lab, tmp_path, [API])
+    assert statuses(e, 4) == [200, 200, 200, 429]
+    n = count(e, RELOADED)
+    # Same name, rate and key: the counts carry over, whatever else
+    # changed (here the answer).
+    e.cfg["rate_limits"] = [dict(API, response={"status_code": 420 + 9,
+                                                "content": "later"})]
+    e.rewrite(mt.to_yaml(e.cfg) + "\n")
+    hup_and_wait(e, RELOADED, n)
+    r = get(e, "/api/x")
+    assert (r.status, r.body) == (429, b"later"), r
+    assert metric(e, "meridian_rate_limit_exceeded_total", "api") == 2
+    # Another rate: a new count.
+    e.cfg["rate_limits"] = [dict(API, requests_per_period=2)]
+    e.rewrite(mt.to_yaml(e.cfg) + "\n")
+    hup_and_wait(e, RELOADED, n + 1)
+    assert statuses(e, 3) == [200, 200, 429]
+    # A bad rule is refused and the running one stays.
+    e.cfg["rate_limits"] = [dict(API, characteristics=["ip.srcc"])]
+    e.rewrite(mt.to_yaml(e.cfg) + "\n")
+    bad = r"did you mean 'ip.src'"
+    hup_and_wait(e, bad, count(e, bad))
+    assert get(e, "/api/x").status == 429
