@@ -80,6 +80,7 @@ bench: build
 	scripts/deps.sh bench
 	bench/proxy.sh
 	bench/dns.sh
+	bench/ratelimit.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

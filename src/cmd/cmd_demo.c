@@ -102,6 +102,11 @@ static const char demo_yaml[] =
     "    region_pools: { ENAM: [aws, gcp], WEU: [gcp, aws] }\n"
     "    country_pools: { JP: [aws] }\n"
     "    location_strategy: { mode: resolver_ip, prefer_ecs: always }\n"
+    "rate_limits:\n"
+    "  - name: login\n"
+    "    expression: http.request.uri.path eq \"/login\"\n"
+    "    requests_per_period: 3\n"
+    "    period: 1m\n"
     "zones:\n"
     "  - name: example.com\n"
     "    records:\n"
@@ -222,9 +227,12 @@ static void demo_ready(void *arg)
 	    "      # a load balancer rule on a header: aws answers\n"
 	    "  curl -i -H 'Host: lb.example.com' %s/old\n"
 	    "      # a rule's fixed_response: 301 from the edge\n"
+	    "  curl -i -H 'Host: lb.example.com' %s/login\n"
+	    "      # a rate limit: 3 a minute per client; the 4th in a "
+	    "minute gets 429\n"
 	    "  curl -H 'Host: nope.example.com' %s/\n"
 	    "      # 404 from the edge\n",
-	    u, u, u, u, u, u, u, u);
+	    u, u, u, u, u, u, u, u, u);
 	if (d->admin)
 		printf("  curl http://%s/status\n"
 		       "      # health of every pool and origin%s\n",

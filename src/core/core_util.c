@@ -161,6 +161,19 @@ bool core_failpoint(const char *name)
 	return n >= pass && n < pass + fail;
 }
 
+size_t core_fmt_u64(char *out, uint64_t v, int width)
+{
+	char tmp[24];
+	size_t n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while ((v || (int)n < width) && n < sizeof(tmp));
+	for (size_t i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	return n;
+}
+
 bool core_same_str(const char *a, const char *b)
 {
 	return (!a && !b) || (a && b && strcmp(a, b) == 0);

@@ -598,33 +598,19 @@ void edge_alog_put_str(edge_alog_buf *b, const char *s, size_t n, size_t max)
 	b->p[b->len] = '\0';
 }
 
-/* v in decimal, at least width digits (zero-padded); returns the length. */
-static size_t fmt_u64(char *out, uint64_t v, int width)
-{
-	char tmp[24];
-	size_t n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v || (int)n < width);
-	for (size_t i = 0; i < n; i++)
-		out[i] = tmp[n - 1 - i];
-	return n;
-}
-
 void edge_alog_put_u64(edge_alog_buf *b, uint64_t v)
 {
 	char tmp[24];
-	edge_alog_putn(b, tmp, fmt_u64(tmp, v, 1));
+	edge_alog_putn(b, tmp, core_fmt_u64(tmp, v, 1));
 }
 
 void edge_alog_put_secs(edge_alog_buf *b, uint64_t ns)
 {
 	char tmp[32];
 	uint64_t us = ns / 1000 + (ns % 1000 >= 500);
-	size_t n = fmt_u64(tmp, us / 1000000, 1);
+	size_t n = core_fmt_u64(tmp, us / 1000000, 1);
 	tmp[n++] = '.';
-	n += fmt_u64(tmp + n, us % 1000000, 6);
+	n += core_fmt_u64(tmp + n, us % 1000000, 6);
 	edge_alog_putn(b, tmp, n);
 }
 
@@ -634,7 +620,7 @@ void edge_alog_put_time(edge_alog_buf *b, const char *second, long nsec)
 	tmp[0] = '"';
 	memcpy(tmp + 1, second, 19);
 	tmp[20] = '.';
-	fmt_u64(tmp + 21, (uint64_t)(nsec / 1000000) % 1000, 3);
+	core_fmt_u64(tmp + 21, (uint64_t)(nsec / 1000000) % 1000, 3);
 	memcpy(tmp + 24, "Z\"", 2);
 	edge_alog_putn(b, tmp, 26);
 }

@@ -962,8 +962,7 @@ static void limited_response(px_client *cl, const cfg_rate_limit *r,
 		return;
 	char ra[24];
 	uint64_t secs = (retry_ns + 999999999u) / 1000000000u;
-	int ralen = snprintf(ra, sizeof(ra), "%llu",
-			     (unsigned long long)(secs ? secs : 1));
+	size_t ralen = core_fmt_u64(ra, secs ? secs : 1, 1);
 	http1_header f = {{"Retry-After", 11}, {ra, (uint32_t)ralen}};
 	int n = (int)cl->chead->end;
 	if (rs->content) {

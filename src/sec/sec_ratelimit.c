@@ -44,8 +44,12 @@ sec_rl_rate sec_rl_rate_of(uint32_t n, uint64_t period_ms, uint32_t burst,
 			   uint64_t mitigation_ms)
 {
 	uint64_t t = n ? period_ms * 1000000u / n : 1;
-	return (sec_rl_rate){.interval_ns = t ? t : 1,
-			     .burst = burst ? burst : 1,
+	t = t ? t : 1;
+	uint64_t b = burst ? burst : 1;
+	uint64_t tol =
+	    t > SEC_RL_MAX_TOLERANCE / b ? SEC_RL_MAX_TOLERANCE : t * b;
+	return (sec_rl_rate){.interval_ns = t,
+			     .tolerance_ns = tol,
 			     .mitigation_ns = mitigation_ms * 1000000u};
 }
 
@@ -90,14 +94,9 @@ uint32_t sec_rl_capacity(const sec_rl *t)
 	return (t->mask + 1) * WAYS;
 }
 
-uint64_t sec_rl_hash(const sec_rl *t, const void *data, size_t len)
+uint64_t sec_rl_key(const sec_rl *t, const void *data, size_t len)
 {
-	return lb_hash_siphash(t->key, data, len);
-}
-
-uint64_t sec_rl_key(const sec_rl *t, const uint64_t *hashes, size_t n)
-{
-	uint64_t k = lb_hash_siphash(t->key, hashes, n * sizeof(*hashes));
+	uint64_t k = lb_hash_siphash(t->key, data, len);
 	return k ? k : 1; /* 0 marks an unused slot */
 }
 
@@ -129,7 +128,7 @@ bool sec_rl_hit(sec_rl *t, const sec_rl_rate *r, uint64_t key, uint64_t now_ns,
 	 * under one lock. */
 	uint32_t si = (uint32_t)(key >> 32) & t->mask;
 	pthread_mutex_t *m = &t->lock[si & (STRIPES - 1)];
-	uint64_t tol = r->interval_ns * r->burst;
+	uint64_t tol = r->tolerance_ns;
 	uint64_t wait = 0;
 	pthread_mutex_lock(m);
 	slot *s = find(t, &t->sets[si], key, now_ns);

@@ -35,9 +35,13 @@ typedef struct sec_rl sec_rl;
 
 typedef struct sec_rl_rate {
 	uint64_t interval_ns;	/* T: period / requests per period, > 0 */
-	uint32_t burst;		/* B: requests allowed at once, >= 1 */
+	uint64_t tolerance_ns;	/* B*T, at most SEC_RL_MAX_TOLERANCE */
 	uint64_t mitigation_ns; /* M: 0 for none */
 } sec_rl_rate;
+
+/* B*T beyond this (a day's period with a burst of millions) is cut: a
+ * tat stays far below the bit that marks a block. */
+#define SEC_RL_MAX_TOLERANCE (UINT64_C(1) << 61)
 
 /* The rate of n requests per period_ms with this burst and mitigation. */
 sec_rl_rate sec_rl_rate_of(uint32_t n, uint64_t period_ms, uint32_t burst,
@@ -52,11 +56,9 @@ void sec_rl_unref(sec_rl *t);
 /* Slots in the table (nkeys rounded up). */
 uint32_t sec_rl_capacity(const sec_rl *t);
 
-/* The hash of one characteristic's value under the table's key; a
- * request's key is sec_rl_key over the hashes of its values, so values
- * cannot run into each other ("ab","c" is not "a","bc"). */
-uint64_t sec_rl_hash(const sec_rl *t, const void *data, size_t len);
-uint64_t sec_rl_key(const sec_rl *t, const uint64_t *hashes, size_t n);
+/* The key of data[0..len) in this table: SipHash-2-4 under the table's
+ * key, never 0 (sec_rlkey.h lays a request's values out in data). */
+uint64_t sec_rl_key(const sec_rl *t, const void *data, size_t len);
 
 /* Count one request of key at now_ns (any monotonic clock, > 0). True:
  * allowed. False: over the rate; *retry_ns (when not NULL) is how long

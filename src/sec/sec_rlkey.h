@@ -1,11 +1,13 @@
 /* sec_rlkey.h - the key a rate limit counts a request under, pure.
  *
- * Each characteristic's value is hashed on its own (sec_rl_hash), then
- * the list of hashes (sec_rl_key): values cannot run into each other, and
- * nothing is copied. ip.src is the client's network (ipv4/ipv6_prefix_
- * length; an IPv4-mapped IPv6 client as IPv4), with its family, so
- * 10.0.0.0/24 and ::a00:0/120 stay apart. No characteristic: one key for
- * every request.
+ * The values of the characteristics are laid out one after the other,
+ * each behind its length (so "ab","c" is not "a","bc"), and hashed once
+ * (sec_rl_key): one SipHash per request and rule. Values too long for the
+ * 1 KiB layout are hashed each on its own and their hashes laid out
+ * instead, behind another tag. ip.src is the client's network
+ * (ipv4/ipv6_prefix_length; an IPv4-mapped IPv6 client as IPv4) with its
+ * family, so 10.0.0.0/24 and ::a00:0/120 stay apart. No characteristic:
+ * one key for every request.
  */
 #ifndef MERIDIAN_SEC_RLKEY_H
 #define MERIDIAN_SEC_RLKEY_H

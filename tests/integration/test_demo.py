@@ -111,6 +111,19 @@ def test_demo_rules(demo):
     assert r.text == "moved to /\n", r
 
 
+def test_demo_rate_limit(demo):
+    """The printed rate limit: /login three times a minute per client,
+    then 429 with Retry-After; other paths and clients go on."""
+    assert "%d/login" % demo.port in demo.out
+    for _ in range(3):
+        r = mt.request(demo.port, path="/login", host="lb.example.com")
+        assert r.status == 200, r
+    r = mt.request(demo.port, path="/login", host="lb.example.com")
+    assert r.status == 429 and 1 <= int(r.header("Retry-After")) <= 20, r
+    assert mt.request(demo.port, path="/", host="lb.example.com").status \
+        == 200
+
+
 def test_demo_failover_when_gcp_origins_are_killed(demo):
     """The printed pids are the origins: killing both gcp origins moves
     lb.example.com's traffic to aws within a few health intervals."""

@@ -229,9 +229,29 @@ static void test_parse_addr(void **state)
 	assert_int_equal(core_sock_parse_addr("[::1:80", &ss, &len), -22);
 }
 
+/* Decimal without snprintf: widths, zero, the largest value. */
+static void test_fmt_u64(void **state)
+{
+	(void)state;
+	char b[32];
+	size_t n = core_fmt_u64(b, 0, 1);
+	assert_int_equal(n, 1);
+	assert_memory_equal(b, "0", 1);
+	n = core_fmt_u64(b, 429, 1);
+	assert_int_equal(n, 3);
+	assert_memory_equal(b, "429", 3);
+	n = core_fmt_u64(b, 42, 6);
+	assert_int_equal(n, 6);
+	assert_memory_equal(b, "000042", 6);
+	n = core_fmt_u64(b, UINT64_MAX, 1);
+	assert_int_equal(n, 20);
+	assert_memory_equal(b, "18446744073709551615", 20);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_fmt_u64),
 	    cmocka_unit_test(test_durations),
 	    cmocka_unit_test(test_timer_heap_order),
 	    cmocka_unit_test(test_timer_heap_random),

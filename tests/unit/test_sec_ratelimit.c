@@ -28,8 +28,7 @@ static const uint8_t KEY[16] = {1, 2,  3,  4,  5,  6,  7,  8,
 
 static uint64_t key_of(sec_rl *t, const char *v)
 {
-	uint64_t h = sec_rl_hash(t, v, strlen(v));
-	return sec_rl_key(t, &h, 1);
+	return sec_rl_key(t, v, strlen(v));
 }
 
 /* 10 per second, burst 10: ten at once, the eleventh refused with the
@@ -106,8 +105,7 @@ static void test_mitigation(void **state)
 	sec_rl_unref(t);
 }
 
-/* Keys count apart; the hash of values in sequence is not the hash of
- * their concatenation. */
+/* Keys count apart; another table key, another hash. */
 static void test_keys_apart(void **state)
 {
 	(void)state;
@@ -116,10 +114,6 @@ static void test_keys_apart(void **state)
 	assert_true(sec_rl_hit(t, &r, key_of(t, "a"), T0, NULL));
 	assert_false(sec_rl_hit(t, &r, key_of(t, "a"), T0, NULL));
 	assert_true(sec_rl_hit(t, &r, key_of(t, "b"), T0, NULL));
-	uint64_t ab_c[2] = {sec_rl_hash(t, "ab", 2), sec_rl_hash(t, "c", 1)};
-	uint64_t a_bc[2] = {sec_rl_hash(t, "a", 1), sec_rl_hash(t, "bc", 2)};
-	assert_int_not_equal(sec_rl_key(t, ab_c, 2), sec_rl_key(t, a_bc, 2));
-	/* Another table key, another hash. */
 	uint8_t other[16] = {0};
 	sec_rl *u = sec_rl_new(64, other);
 	assert_int_not_equal(key_of(t, "a"), key_of(u, "a"));
@@ -153,6 +147,26 @@ static void test_eviction(void **state)
 	assert_in_range(ev, 1000 - 64 - 64, 1000);
 	assert_int_equal(sec_rl_active(t, T0 + 2 * S), 64);
 	assert_int_equal(sec_rl_active(t, T0 + 10 * S), 0);
+	sec_rl_unref(t);
+}
+
+/* A day's period with the largest burst: B*T would not fit 64 bits; it
+ * is cut, and the bucket still works (the burst passes, no wrap). */
+static void test_huge_tolerance(void **state)
+{
+	(void)state;
+	sec_rl *t = sec_rl_new(64, KEY);
+	sec_rl_rate r = sec_rl_rate_of(1, 86400000, 10000000, 86400000);
+	assert_int_equal(r.interval_ns, 86400 * S);
+	assert_int_equal(r.tolerance_ns, SEC_RL_MAX_TOLERANCE);
+	for (int i = 0; i < 1000; i++)
+		assert_true(sec_rl_hit(t, &r, 7, T0, NULL));
+	/* The smallest rate: one request a day, burst 1. */
+	r = sec_rl_rate_of(1, 86400000, 1, 0);
+	assert_true(sec_rl_hit(t, &r, 8, T0, NULL));
+	uint64_t retry = 0;
+	assert_false(sec_rl_hit(t, &r, 8, T0 + S, &retry));
+	assert_int_equal(retry, 86399 * S);
 	sec_rl_unref(t);
 }
 
@@ -269,6 +283,28 @@ static void test_request_keys(void **state)
 	    .refs = refs, .nrefs = 2, .ipv4_prefix_length = 32};
 	assert_int_not_equal(key_for(t, &both, "192.0.2.1", h1, 1),
 			     key_for(t, &both, "192.0.2.2", h1, 1));
+	/* Two values laid out one after the other: "ab","c" is not
+	 * "a","bc"; values past the 1 KiB layout still count apart. */
+	lb_expr_ref two[2];
+	const char *ha = "http.request.headers[\"A\"]";
+	const char *hb = "http.request.headers[\"B\"]";
+	assert_true(lb_expr_ref_parse(ha, strlen(ha), a, &two[0], &err));
+	assert_true(lb_expr_ref_parse(hb, strlen(hb), a, &two[1], &err));
+	cfg_rate_limit ab = {.refs = two, .nrefs = 2};
+	http1_header x[] = {{{"A", 1}, {"ab", 2}}, {{"B", 1}, {"c", 1}}};
+	http1_header y[] = {{{"A", 1}, {"a", 1}}, {{"B", 1}, {"bc", 2}}};
+	assert_int_not_equal(key_for(t, &ab, NULL, x, 2),
+			     key_for(t, &ab, NULL, y, 2));
+	static char big1[3000], big2[3000];
+	memset(big1, 'x', sizeof(big1));
+	memset(big2, 'x', sizeof(big2));
+	big2[2999] = 'y';
+	http1_header l1[] = {{{"A", 1}, {big1, 3000}}, {{"B", 1}, {"c", 1}}};
+	http1_header l2[] = {{{"A", 1}, {big2, 3000}}, {{"B", 1}, {"c", 1}}};
+	assert_int_not_equal(key_for(t, &ab, NULL, l1, 2),
+			     key_for(t, &ab, NULL, l2, 2));
+	assert_int_equal(key_for(t, &ab, NULL, l1, 2),
+			 key_for(t, &ab, "192.0.2.1", l1, 2));
 	cfg_rate_limit none = {0};
 	assert_int_equal(key_for(t, &none, "192.0.2.1", h1, 1),
 			 key_for(t, &none, "2001:db8::1", h3, 1));
@@ -284,6 +320,7 @@ int main(void)
 	    cmocka_unit_test(test_mitigation),
 	    cmocka_unit_test(test_keys_apart),
 	    cmocka_unit_test(test_eviction),
+	    cmocka_unit_test(test_huge_tolerance),
 	    cmocka_unit_test(test_refs),
 	    cmocka_unit_test(test_threads),
 	    cmocka_unit_test(test_request_keys),
