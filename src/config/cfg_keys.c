@@ -429,6 +429,19 @@ static const cfg_key limits_keys[] = {
 	     "edge; beyond it new ones are closed at once, on http "
 	     "listeners after a 503 (on https ones without an answer: no "
 	     "plain text inside TLS)."},
+    {.name = "max_connections_per_client",
+     .type = CFG_UINT,
+     AT(cfg_limits, max_connections_per_client),
+     .def = "0",
+     .min = 0,
+     .max = 10000000,
+     .help = "Client connections (http and https) one client may hold open "
+	     "at once: an IPv4 address, or an IPv6 /64. Beyond it new ones "
+	     "are refused as over max_connections, so one client (or a "
+	     "slowloris holding connections idle) cannot take them all. "
+	     "Peers in geo.trusted_proxies are not limited (their clients "
+	     "are behind them). Clients behind one NAT share the limit. 0: "
+	     "no limit."},
     {.name = "max_body_bytes",
      .type = CFG_SIZE,
      AT(cfg_limits, max_body_bytes),

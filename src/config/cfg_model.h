@@ -348,7 +348,9 @@ typedef struct cfg_limits {
 	uint32_t max_header_bytes; /* default 16384 (431 beyond) */
 	uint32_t max_headers;	   /* default 100 (431 beyond) */
 	uint32_t max_connections;  /* per edge, default 65536 (503 beyond) */
-	uint64_t max_body_bytes;   /* 0 = unlimited (413 beyond) */
+	/* Per client network (sec_conns.h); 0: no limit. */
+	uint32_t max_connections_per_client;
+	uint64_t max_body_bytes;	   /* 0 = unlimited (413 beyond) */
 	uint32_t upstream_idle_per_origin; /* per worker, default 128 */
 	/* Kept health-check connections; 0: a quarter of RLIMIT_NOFILE. */
 	uint32_t health_connections;

@@ -26,6 +26,11 @@ char *xstrdup(const char *s);
 
 /* Both NULL, or both the same string (optional config strings). */
 bool core_same_str(const char *a, const char *b);
+/* n zeroed bytes, page-aligned, from mmap: pages cost memory only once
+ * written (tables sized for a peak that may never come). Aborts when the
+ * mapping fails, as xmalloc does. core_pages_free with the same n. */
+void *core_pages_alloc(size_t n);
+void core_pages_free(void *p, size_t n);
 /* v in decimal into out (room for 20 digits, or width), at least width
  * digits (zero-padded), not NUL-terminated; returns the length. For hot
  * paths, where snprintf costs hundreds of instructions. */

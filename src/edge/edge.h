@@ -153,6 +153,14 @@ struct edge {
 	 * made when DNS listeners exist, used while
 	 * edge.dns_rate_limit.responses_per_second > 0. */
 	struct dns_rrl *dns_rrl;
+	/* Open connections per client network (sec_conns.h), for
+	 * edge.limits.max_connections_per_client; sized at start from
+	 * max_connections. */
+	struct sec_conns *conns;
+	/* Connections refused at accept: over max_connections, over
+	 * max_connections_per_client; and connections let through untracked
+	 * because the per-client table had no room. */
+	atomic_uint_fast64_t refused_max, refused_per_client, untracked;
 };
 
 /* Build the data plane's view of a config snapshot (takes ownership of cfg

@@ -16,6 +16,7 @@
 #include "core/core_util.h"
 #include "dns/dns_rrl.h"
 #include "edge/edge.h"
+#include "sec/sec_conns.h"
 #include "edge/edge_admin.h"
 #include "edge/edge_alog.h"
 #include "edge/edge_ctl.h"
@@ -302,6 +303,19 @@ int edge_run(edge_ctl *ctl, cfg_snapshot *cfg, void (*ready_cb)(void *),
 		}
 		e->dns_rrl = dns_rrl_new(1u << 16, key);
 	}
+	{
+		/* Keyed at random, as the RRL table; zero pages until used. */
+		uint8_t key[16];
+		ssize_t got;
+		do
+			got = getrandom(key, sizeof(key), 0);
+		while (got < 0 && errno == EINTR);
+		if (got != (ssize_t)sizeof(key)) {
+			log_error("getrandom: %s", strerror(errno));
+			goto out;
+		}
+		e->conns = sec_conns_new(cfg->edge.limits.max_connections, key);
+	}
 	if (listeners_taken(&cfg->edge))
 		goto out;
 	e->workers = xcalloc(e->nworkers, sizeof(*e->workers));
@@ -422,6 +436,7 @@ out:
 		close(sfd);
 	free(e->workers);
 	dns_rrl_free(e->dns_rrl);
+	sec_conns_free(e->conns);
 	/* The workers dropped theirs in edge_worker_destroy: this is the
 	 * last reference. */
 	edge_snapshot_unref(edge_current(e));

@@ -686,6 +686,20 @@ static void render_edge(mbuf *b, edge *e, const edge_snapshot *s)
 					     memory_order_relaxed);
 	single(b, "meridian_client_connections", "gauge",
 	       "Open client connections.", atomic_load(&e->nconns));
+	static const char refused[] =
+	    "meridian_client_connections_refused_total";
+	head(b, refused, "counter",
+	     "Client connections refused at accept: over "
+	     "edge.limits.max_connections, or over "
+	     "max_connections_per_client.");
+	series(b, refused, "reason", "max_connections", NULL, NULL, NULL, NULL);
+	end_u64(b, true, atomic_load(&e->refused_max));
+	series(b, refused, "reason", "per_client", NULL, NULL, NULL, NULL);
+	end_u64(b, true, atomic_load(&e->refused_per_client));
+	single(b, "meridian_client_connections_untracked_total", "counter",
+	       "Client connections let through without a per-client count: "
+	       "the table sized from max_connections at start had no room.",
+	       atomic_load(&e->untracked));
 	head(b, "meridian_upstream_connections", "gauge",
 	     "Open connections to origins: active (serving a request or "
 	     "connecting) and idle (pooled for keep-alive).");

@@ -85,6 +85,9 @@ struct px_client {
 	bool parse_pending; /* bytes arrived since the last parse */
 	bool close_after;   /* close once the current response is written */
 	bool counted;	    /* holds a slot in edge.nconns */
+	/* Its client's key in edge.conns (max_connections_per_client),
+	 * released when it closes; 0: not counted there. */
+	uint64_t conn_key;
 	/* TLS clients only: the last read stopped on TLS_WANT_WRITE (read
 	 * again when writable) / the last write on TLS_WANT_READ. */
 	bool tls_rd_wants_write, tls_wr_wants_read;
@@ -167,9 +170,10 @@ struct px_client {
 
 /* A new client connection accepted by worker w. Takes ownership of fd.
  * tls: the server of an https listener (the connection takes a reference
- * and starts with the handshake), NULL for plain HTTP. */
+ * and starts with the handshake), NULL for plain HTTP. conn_key: what it
+ * took in edge.conns (released at close), 0 for nothing. */
 void px_client_accept(edge_worker *w, int fd, const struct sockaddr *peer,
-		      struct tls_server *tls);
+		      struct tls_server *tls, uint64_t conn_key);
 /* Drain: close idle clients, make the others close after their response. */
 void px_drain(edge_worker *w);
 /* Close every connection (end of drain, worker exit). */

@@ -37,6 +37,7 @@
 #include "lb/lb_rules.h"
 #include "lb/lb_select.h"
 #include "lb/lb_steer.h"
+#include "sec/sec_conns.h"
 #include "sec/sec_rlkey.h"
 #include "tls/tls.h"
 
@@ -255,6 +256,10 @@ static void client_close(px_client *cl)
 	w->nclients--;
 	if (cl->counted)
 		atomic_fetch_sub(&w->e->nconns, 1);
+	if (cl->conn_key) {
+		sec_conns_release(w->e->conns, cl->conn_key);
+		cl->conn_key = 0;
+	}
 	edge_snapshot_unref(cl->snap);
 	cl->snap = NULL;
 	cl->prev = NULL;
@@ -324,7 +329,7 @@ static void begin_linger(px_client *cl)
 /* --- accept ----------------------------------------------------------- */
 
 void px_client_accept(edge_worker *w, int fd, const struct sockaddr *peer,
-		      tls_server *tls)
+		      tls_server *tls, uint64_t conn_key)
 {
 	px_client *cl = client_alloc(w);
 	cl->w = w;
@@ -333,6 +338,7 @@ void px_client_accept(edge_worker *w, int fd, const struct sockaddr *peer,
 	cl->io.fd = fd;
 	cl->io.cb = tls ? tls_client_io_cb : client_io_cb;
 	cl->counted = true;
+	cl->conn_key = conn_key;
 	core_timer_init(&cl->timer, client_timer_cb);
 	core_sock_ip_text(peer, cl->ip, sizeof(cl->ip));
 	memcpy(&cl->peer, peer,

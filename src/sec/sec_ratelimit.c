@@ -64,11 +64,8 @@ sec_rl *sec_rl_new(uint32_t nkeys, const uint8_t key[16])
 	memcpy(t->key, key, sizeof(t->key));
 	for (size_t i = 0; i < STRIPES; i++)
 		pthread_mutex_init(&t->lock[i], NULL);
-	/* Zeroed: every slot unused; the pages of an idle table stay
-	 * untouched. */
-	if (posix_memalign((void **)&t->sets, 64, nsets * sizeof(set)))
-		abort();
-	memset(t->sets, 0, nsets * sizeof(set));
+	/* Zero pages: the table costs memory as clients fill it. */
+	t->sets = core_pages_alloc(nsets * sizeof(set));
 	return t;
 }
 
@@ -85,7 +82,7 @@ void sec_rl_unref(sec_rl *t)
 		return;
 	for (size_t i = 0; i < STRIPES; i++)
 		pthread_mutex_destroy(&t->lock[i]);
-	free(t->sets);
+	core_pages_free(t->sets, (t->mask + 1) * sizeof(set));
 	free(t);
 }
 

@@ -3,7 +3,7 @@ client, per header value and shared buckets, the edge's 429 with
 Retry-After or the rule's own response, log-only rules named in the access
 log, the mitigation time, HTTP/2, clients behind a trusted proxy, counts
 kept across a reload that keeps the rule and reset by one that changes
-its rate, and the metrics."""
+its rate, and the metrics; and the per-client connection limit."""
 import json
 import re
 import time
@@ -210,3 +210,61 @@ def test_reload_keeps_or_resets(lab, tmp_path):
     bad = r"did you mean 'ip.src'"
     hup_and_wait(e, bad, count(e, bad))
     assert get(e, "/api/x").status == 429
+
+
+def test_connections_per_client(lab, tmp_path):
+    """edge.limits.max_connections_per_client: a client holding its
+    connections gets no more (503, as over max_connections), others do;
+    a close gives one back; trusted proxies are not limited."""
+    web = lab.origin("web")
+    e = lab.edge([{"id": "web", "origins": [org(web)]}],
+                 [{"name": HOST, "default_pools": ["web"]}],
+                 edge_extra={"limits": {"max_connections_per_client": 2}},
+                 geo={"trusted_proxies": ["127.0.0.4/32"]})
+
+    def served(c):
+        c.send(mt.req("GET", "/", HOST))
+        return who(c.read_response()) == "web"
+
+    def refused(src):
+        try:
+            with SrcConn(e.port, src) as c:
+                c.send(mt.req("GET", "/", HOST))
+                r = c.read_response()
+                return r.status == 503
+        except (mt.Closed, ConnectionResetError, BrokenPipeError):
+            return True
+
+    held = [SrcConn(e.port, "127.0.0.2") for _ in range(2)]
+    try:
+        assert all(served(c) for c in held)
+        assert refused("127.0.0.2")
+        # Another client, and a trusted proxy with three at once.
+        with SrcConn(e.port, "127.0.0.3") as c:
+            assert served(c)
+        proxies = [SrcConn(e.port, "127.0.0.4") for _ in range(3)]
+        try:
+            assert all(served(c) for c in proxies)
+        finally:
+            for c in proxies:
+                c.close()
+        # The held ones still work.
+        assert all(served(c) for c in held)
+        held.pop().close()
+
+        def one_more():
+            with SrcConn(e.port, "127.0.0.2") as c:
+                try:
+                    return served(c)
+                except (mt.Closed, ConnectionResetError, BrokenPipeError):
+                    return False
+        mt.wait_for(one_more, what="a connection once one closed")
+    finally:
+        for c in held:
+            c.close()
+    text = metrics(e)
+    m = re.search(r'^meridian_client_connections_refused_total'
+                  r'\{reason="per_client"\} (\d+)$', text, re.M)
+    assert m and int(m.group(1)) >= 1, text
+    assert re.search(r'^meridian_client_connections_refused_total'
+                     r'\{reason="max_connections"\} 0$', text, re.M)
