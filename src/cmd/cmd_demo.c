@@ -235,8 +235,11 @@ static void demo_ready(void *arg)
 	    u, u, u, u, u, u, u, u, u);
 	if (d->admin)
 		printf("  curl http://%s/status\n"
-		       "      # health of every pool and origin%s\n",
-		       d->admin, d->dns ? ", DNS counters" : "");
+		       "      # health of every pool and origin%s\n"
+		       "  http://%s/dashboard/\n"
+		       "      # in a browser: load balancers, pools, origins, "
+		       "rate limits, live\n",
+		       d->admin, d->dns ? ", DNS counters" : "", d->admin);
 	if (d->dns) {
 		const char *h = d->dns_host;
 		unsigned p = d->dns_port;
@@ -271,7 +274,7 @@ static void demo_ready(void *arg)
 	       "second or two\ntraffic for lb.example.com moves to gke-2, then "
 	       "to aws%s.%s\n\nCtrl-C drains and stops.\n\n",
 	       (int)d->kids[0].pid, (int)d->kids[1].pid,
-	       d->admin ? " (watch /status)" : "",
+	       d->admin ? " (watch /status or the dashboard)" : "",
 	       d->dns ? "\ndns.example.com then answers aws's address, "
 			"127.0.0.2."
 		      : "");

@@ -18,6 +18,7 @@
 #include "core/core_log.h"
 #include "core/core_sock.h"
 #include "core/core_util.h"
+#include "edge/edge_assets.h"
 #include "edge/edge_dns.h"
 #include "edge/edge_metrics.h"
 #include "health/health_status.h"
@@ -118,16 +119,22 @@ static void send_all(int fd, const char *p, size_t n)
 }
 
 /* Set the connection's answer (sent by conn_main once handling is over). */
-static void respond(admin_conn *c, int status, const char *reason,
-		    const char *type, const char *body, size_t blen,
-		    bool head_only)
+/* The answer in c->out; extra: more header fields ("Name: value\r\n"...),
+ * or NULL. */
+static void respond_with(admin_conn *c, int status, const char *reason,
+			 const char *type, const void *body, size_t blen,
+			 bool head_only, const char *extra)
 {
-	char head[256];
+	char head[1024];
 	int n = snprintf(head, sizeof(head),
 			 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
-			 "Content-Length: %zu\r\nCache-Control: no-store\r\n"
+			 "Content-Length: %zu\r\n%s%s"
 			 "Connection: close\r\n\r\n",
-			 status, reason, type, blen);
+			 status, reason, type, blen,
+			 extra ? "" : "Cache-Control: no-store\r\n",
+			 extra ? extra : "");
+	if (n < 0 || (size_t)n >= sizeof(head))
+		abort(); /* fixed strings of this file only */
 	size_t hl = (size_t)n, bl = head_only ? 0 : blen;
 	free(c->out);
 	c->out = xmalloc(hl + bl + 1);
@@ -135,6 +142,44 @@ static void respond(admin_conn *c, int status, const char *reason,
 	if (bl)
 		memcpy(c->out + hl, body, bl);
 	c->outlen = hl + bl;
+}
+
+static void respond(admin_conn *c, int status, const char *reason,
+		    const char *type, const char *body, size_t blen,
+		    bool head_only)
+{
+	respond_with(c, status, reason, type, body, blen, head_only, NULL);
+}
+
+/* The dashboard's files: a page that may run only its own script and
+ * style, in no frame, sending no referrer; revalidated on every load so a
+ * new binary's page shows at once. */
+#define DASHBOARD_HEADERS                                                      \
+	"Cache-Control: no-cache\r\n"                                          \
+	"Content-Security-Policy: default-src 'self'; base-uri 'none'; "       \
+	"form-action 'none'; frame-ancestors 'none'\r\n"                       \
+	"X-Content-Type-Options: nosniff\r\n"                                  \
+	"Referrer-Policy: no-referrer\r\n"
+
+static bool serve_asset(admin_conn *c, http_str target, bool head_only)
+{
+	size_t n = target.len;
+	const char *q = memchr(target.p, '?', target.len);
+	if (q)
+		n = (size_t)(q - target.p);
+	const char *path = target.p;
+	if ((n == 10 || n == 11) && !memcmp(path, "/dashboard/", n)) {
+		path = "/dashboard/index.html";
+		n = strlen(path);
+	}
+	for (const edge_asset *a = edge_assets; a->path; a++) {
+		if (strlen(a->path) == n && !memcmp(a->path, path, n)) {
+			respond_with(c, 200, "OK", a->type, a->data, a->len,
+				     head_only, DASHBOARD_HEADERS);
+			return true;
+		}
+	}
+	return false;
 }
 
 static bool target_is(http_str t, const char *path)
@@ -360,9 +405,15 @@ static void serve(admin_conn *c)
 		free(m);
 	} else if (target_is(q->target, "/healthz")) {
 		respond(c, 200, "OK", "text/plain", "ok\n", 3, head_only);
+	} else if (serve_asset(c, q->target, head_only)) {
+		/* the dashboard */
+	} else if (target_is(q->target, "/")) {
+		respond_with(c, 302, "Found", "text/plain", "/dashboard/\n", 12,
+			     head_only, "Location: /dashboard/\r\n");
 	} else {
-		const char *m = "not found: try /status, /status?format=json, "
-				"/healthz, /metrics, /client/v4/\n";
+		const char *m = "not found: try /dashboard/, /status, "
+				"/status?format=json, /healthz, /metrics, "
+				"/client/v4/\n";
 		respond(c, 404, "Not Found", "text/plain", m, strlen(m),
 			head_only);
 	}

@@ -115,8 +115,9 @@ def test_paths_outside_the_api_as_docs_api_says(a):
     at /metrics or the API, which the listener serves too."""
     r = mt.request(a.edge.admin, "GET", "/nope", host="admin")
     assert r.status == 404, r
-    assert r.text == ("not found: try /status, /status?format=json, "
-                      "/healthz, /metrics, /client/v4/\n"), r.text
+    assert r.text == ("not found: try /dashboard/, /status, "
+                      "/status?format=json, /healthz, /metrics, "
+                      "/client/v4/\n"), r.text
     for path in ("/status", "/healthz", "/metrics"):
         assert mt.request(a.edge.admin, "GET", path,
                           host="admin").status == 200, path

@@ -1,0 +1,163 @@
+"""The dashboard on the admin listener: its three files with their types
+and security headers, / sending there, every endpoint its script reads
+answering, and its script's functions (run under node) turning a real
+edge's /metrics, /status and health events into the rows it shows."""
+import json
+import re
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+
+import meridian_test as mt
+from test_health import HOST, get, lab, monitor, org, who  # noqa: F401
+
+ROOT = mt.os.path.dirname(mt.os.path.dirname(mt.os.path.dirname(
+    mt.os.path.abspath(__file__))))
+APP = mt.os.path.join(ROOT, "src", "edge", "dashboard", "app.js")
+TOKEN = "d" * 40
+
+
+class Answer:
+    def __init__(self, status, headers, body):
+        self.status, self.headers, self.body = status, headers, body
+
+
+def fetch(e, path, method="GET", token=None):
+    rq = urllib.request.Request("http://%s:%d%s" % (mt.LOCAL, e.admin, path),
+                                method=method)
+    if token:
+        rq.add_header("Authorization", "Bearer " + token)
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *a, **kw):
+            return None
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(rq, timeout=mt.WAIT) as r:
+            return Answer(r.status, r.headers, r.read())
+    except urllib.error.HTTPError as err:
+        return Answer(err.code, err.headers, err.read())
+
+
+@pytest.fixture
+def env(lab):
+    web = lab.origin("web")
+    e = lab.edge([{"id": "web", "monitor": "m", "origins": [org(web)]}],
+                 [{"name": HOST, "default_pools": ["web"]}],
+                 monitors=[monitor()],
+                 api={"tokens": [{"token": TOKEN, "scope": "read"}]},
+                 top={"rate_limits": [{
+                     "name": "slow", "requests_per_period": 2,
+                     "expression": 'http.request.uri.path eq "/slow"'}]})
+    return e
+
+
+def test_files_and_headers(env):
+    r = fetch(env, "/")
+    assert r.status == 302 and r.headers["Location"] == "/dashboard/", \
+        r.status
+    for path in ("/dashboard", "/dashboard/", "/dashboard/?x=1"):
+        r = fetch(env, path)
+        assert r.status == 200, (path, r.status)
+        assert r.headers["Content-Type"] == "text/html; charset=utf-8"
+        csp = r.headers["Content-Security-Policy"]
+        assert "default-src 'self'" in csp and \
+            "frame-ancestors 'none'" in csp, csp
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+    page = r.body.decode()
+    refs = re.findall(r'(?:src|href)="(/dashboard/[^"]+)"', page)
+    assert sorted(refs) == ["/dashboard/app.js", "/dashboard/style.css"]
+    types = {"/dashboard/app.js": "text/javascript; charset=utf-8",
+             "/dashboard/style.css": "text/css; charset=utf-8"}
+    for ref in refs:
+        r = fetch(env, ref)
+        assert r.status == 200 and r.headers["Content-Type"] == types[ref]
+        assert r.headers["Content-Security-Policy"]
+    # The served script is the file in the tree, byte for byte.
+    with open(APP, "rb") as f:
+        assert fetch(env, "/dashboard/app.js").body == f.read()
+    r = fetch(env, "/dashboard/app.js", method="HEAD")
+    assert r.status == 200 and r.body == b"" and \
+        int(r.headers["Content-Length"]) > 1000
+    assert fetch(env, "/dashboard/nope.js").status == 404
+    assert fetch(env, "/dashboard/../status").status == 404
+    assert fetch(env, "/dashboard/app.js", method="POST").status == 405
+
+
+def test_every_endpoint_the_script_reads(env):
+    with open(APP) as f:
+        src = f.read()
+    paths = set(re.findall(r'"(/(?:status|metrics|client/v4/)[^"]*)"', src))
+    assert {"/metrics", "/status?format=json"} <= paths, paths
+    assert any(p.startswith("/client/v4/") for p in paths), paths
+    for p in paths:
+        token = TOKEN if p.startswith("/client/v4/") else None
+        r = fetch(env, p, token=token)
+        assert r.status == 200, (p, r.status, r.body[:200])
+        if p.startswith("/client/v4/"):
+            # Without the token the API refuses: the page asks for one.
+            assert fetch(env, p).status in (401, 403)
+
+
+NODE = """
+const d = require(process.argv[1]);
+const i = JSON.parse(require("fs").readFileSync(0, "utf8"));
+const a = d.lbCounters(d.parseMetrics(i.m1));
+const s2 = d.parseMetrics(i.m2);
+const b = d.lbCounters(s2);
+console.log(JSON.stringify({
+  rates: d.lbRates(a, b, 2),
+  pools: d.poolRows(i.status),
+  events: d.eventRows(i.events.result),
+  rl: d.rateLimits(s2),
+  gen: d.single(s2, "meridian_config_generation"),
+}));
+"""
+
+
+def test_script_turns_real_answers_into_rows(env):
+    node = shutil.which("node") or shutil.which("nodejs")
+    assert node, "node is installed with npm by scripts/deps.sh"
+    m1 = fetch(env, "/metrics").body.decode()
+    for _ in range(6):
+        assert who(get(env, "/")) == "web"
+    statuses = [get(env, "/slow").status for _ in range(3)]
+    assert statuses == [200, 200, 429], statuses
+    assert get(env, "/", host="unknown.example").status == 404
+    m2 = fetch(env, "/metrics").body.decode()
+    status = json.loads(fetch(env, "/status?format=json").body)
+    path = "/client/v4/user/load_balancing_analytics/events?per_page=20"
+
+    def events_in():
+        ev = json.loads(fetch(env, path, token=TOKEN).body)
+        return ev if len(ev["result"]) >= 2 else None
+    # The monitor's verdicts: the origin's and the pool's events.
+    events = mt.wait_for(events_in, what="health events")
+    r = subprocess.run([node, "-e", NODE, APP], capture_output=True,
+                       timeout=60, input=json.dumps(
+                           {"m1": m1, "m2": m2, "status": status,
+                            "events": events}).encode())
+    assert r.returncode == 0, r.stderr.decode()
+    out = json.loads(r.stdout)
+    rows = {x["lb"]: x for x in out["rates"]}
+    # 8 answered 2xx and one 429 in 2 s (the dt given).
+    assert rows[HOST]["rps"] == 4.5, rows
+    assert rows[HOST]["c2xx"] == 4 and rows[HOST]["c4xx"] == 0.5, rows
+    assert rows[HOST]["p50"] is not None and rows[HOST]["p50"] > 0
+    assert rows["(no load balancer)"]["c4xx"] == 0.5, rows
+    assert out["rl"] == {"slow": {"over": 1, "keys": 1}}, out["rl"]
+    assert out["gen"] == 1
+    pools = out["pools"]
+    assert [(p["kind"], p["name"]) for p in pools] == \
+        [("pool", "web"), ("origin", "web")], pools
+    want = status["pools"][0]["origins"][0]
+    assert pools[1]["health"] == want["health"]
+    assert pools[1]["address"] == "%s:%d" % (want["address"], want["port"])
+    assert len(out["events"]) == sum(
+        max(len(p.get("origins") or []), 1)
+        for ev in events["result"] for p in ev["pool"])
+    assert {(x["pool"], x["origin"], x["health"]) for x in out["events"]} \
+        >= {("web", "web", "healthy"), ("web", "", "healthy")}, out["events"]
