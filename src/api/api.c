@@ -1035,10 +1035,37 @@ static void not_found(req_ctx *c, store_kind k, const char *id)
 		      kind_name(k), id);
 }
 
-/* /accounts/{account}/load_balancers/{monitors|pools|preview}... */
+static json_t *account_json(const char *acct)
+{
+	json_t *a = json_object();
+	json_object_set_new(a, "id", json_string(acct));
+	json_object_set_new(a, "name", json_string(acct));
+	return a;
+}
+
+/* /accounts[/{account}] (Cloudflare's List and Account Details, so a
+ * client such as the dashboard learns api.account_id), and
+ * /accounts/{account}/load_balancers/{monitors|pools|preview}... */
 static void route_account(req_ctx *c)
 {
 	const char *acct = c->cfg->api.account_id;
+	if (c->nseg == 1 || (c->nseg == 2 && seg_is(c, 1, acct))) {
+		if (!is(c, "GET")) {
+			method_not_allowed(c, "GET");
+			return;
+		}
+		if (c->nseg == 2) {
+			api_reply(c->rs, 200, account_json(acct), NULL, NULL);
+			return;
+		}
+		size_t page, per_page;
+		if (paging(c->rq, c->rs, &page, &per_page) < 0)
+			return;
+		json_t *all = json_array();
+		json_array_append_new(all, account_json(acct));
+		reply_page(c->rs, all, page, per_page);
+		return;
+	}
 	if (!seg_is(c, 1, acct)) {
 		api_reply_err(
 		    c->rs, 404, API_E_NOT_FOUND,

@@ -1,7 +1,9 @@
 """The dashboard on the admin listener: its three files with their types
 and security headers, / sending there, every endpoint its script reads
-answering, and its script's functions (run under node) turning a real
-edge's /metrics, /status and health events into the rows it shows."""
+answering, its script's functions (run under node) turning a real edge's
+/metrics, /status and health events into the rows it shows, and its one
+action (disable or enable an origin of an API pool) run by node against
+the edge."""
 import json
 import re
 import shutil
@@ -18,6 +20,7 @@ ROOT = mt.os.path.dirname(mt.os.path.dirname(mt.os.path.dirname(
     mt.os.path.abspath(__file__))))
 APP = mt.os.path.join(ROOT, "src", "edge", "dashboard", "app.js")
 TOKEN = "d" * 40
+EDIT = "e" * 40
 
 
 class Answer:
@@ -48,7 +51,8 @@ def env(lab):
     e = lab.edge([{"id": "web", "monitor": "m", "origins": [org(web)]}],
                  [{"name": HOST, "default_pools": ["web"]}],
                  monitors=[monitor()],
-                 api={"tokens": [{"token": TOKEN, "scope": "read"}]},
+                 api={"tokens": [{"token": TOKEN, "scope": "read"},
+                                 {"token": EDIT, "scope": "edit"}]},
                  top={"rate_limits": [{
                      "name": "slow", "requests_per_period": 2,
                      "expression": 'http.request.uri.path eq "/slow"'}]})
@@ -161,3 +165,61 @@ def test_script_turns_real_answers_into_rows(env):
         for ev in events["result"] for p in ev["pool"])
     assert {(x["pool"], x["origin"], x["health"]) for x in out["events"]} \
         >= {("web", "web", "healthy"), ("web", "", "healthy")}, out["events"]
+
+
+ACTION = """
+const d = require(process.argv[1]);
+const [base, token, pool, origin, enabled] = process.argv.slice(2);
+const f = (path, init) => fetch(base + path, init);
+d.setOriginEnabled(f, token, pool, origin, enabled === "true")
+  .then((p) => console.log(JSON.stringify({ok: p.origins})),
+        (e) => console.log(JSON.stringify({err: e.message})));
+"""
+
+
+def run_action(env, token, pool, origin, enabled):
+    node = shutil.which("node") or shutil.which("nodejs")
+    r = subprocess.run([node, "-e", ACTION, APP,
+                        "http://%s:%d" % (mt.LOCAL, env.admin), token, pool,
+                        origin, "true" if enabled else "false"],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+    return json.loads(r.stdout)
+
+
+def test_action_disables_and_enables_an_origin(env, lab):
+    a, b = lab.origin("a"), lab.origin("b")
+    body = json.dumps({"name": "api-pool", "origins": [
+        {"name": "a", "address": mt.LOCAL, "port": a.port},
+        {"name": "b", "address": mt.LOCAL, "port": b.port}]}).encode()
+    rq = urllib.request.Request(
+        "http://%s:%d/client/v4/accounts/default/load_balancers/pools"
+        % (mt.LOCAL, env.admin), data=body, method="POST",
+        headers={"Authorization": "Bearer " + EDIT,
+                 "Content-Type": "application/json"})
+    with urllib.request.urlopen(rq, timeout=mt.WAIT) as r:
+        pid = json.loads(r.read())["result"]["id"]
+    # The accounts list the script starts from.
+    acc = json.loads(fetch(env, "/client/v4/accounts", token=TOKEN).body)
+    assert [x["id"] for x in acc["result"]] == ["default"], acc
+
+    def enabled_in_status():
+        st = json.loads(fetch(env, "/status?format=json").body)
+        p = [x for x in st["pools"] if x["id"] == pid][0]
+        return {o["name"]: o["enabled"] for o in p["origins"]}
+
+    out = run_action(env, EDIT, pid, "b", False)
+    assert [(o["name"], o["enabled"]) for o in out["ok"]] == \
+        [("a", True), ("b", False)], out
+    assert enabled_in_status() == {"a": True, "b": False}
+    out = run_action(env, EDIT, pid, "b", True)
+    assert enabled_in_status() == {"a": True, "b": True}, out
+    # A read token, an unknown origin and a pool of the file are refused
+    # with the API's own words, and change nothing.
+    out = run_action(env, TOKEN, pid, "a", False)
+    assert "err" in out and "edit" in out["err"].lower(), out
+    out = run_action(env, EDIT, pid, "zz", False)
+    assert out == {"err": "pool %s has no origin zz" % pid}, out
+    out = run_action(env, EDIT, "web", "web", False)
+    assert "err" in out and "file" in out["err"], out
+    assert enabled_in_status() == {"a": True, "b": True}

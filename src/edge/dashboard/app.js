@@ -1,8 +1,9 @@
 // app.js - the edge's dashboard (served by the admin listener at
-// /dashboard). Read-only: every 2 s it reads /status?format=json (pools
-// and origins), /metrics (rates, computed from two scrapes) and the v4
-// API's health events (with the token the page is given when the API asks
-// for one). The functions above the DOM part are pure, and exported for
+// /dashboard). Every 2 s it reads /status?format=json (pools and
+// origins), /metrics (rates, computed from two scrapes) and the v4 API's
+// health events (with the token the page is given when the API asks for
+// one). Its one action: disable or enable an origin of a pool created
+// through the API (an edit token). The functions above the DOM part are pure, and exported for
 // the tests (tests/integration/test_dashboard.py runs them under node
 // against a real edge's answers).
 "use strict";
@@ -126,7 +127,7 @@ function poolRows(status) {
     });
     for (const o of p.origins || []) {
       rows.push({
-        kind: "origin", name: o.name,
+        kind: "origin", name: o.name, pool: p.id, enabled: o.enabled !== false,
         address: o.address + (o.port ? ":" + o.port : ""),
         health: o.enabled === false ? "disabled" : o.health,
         rtt: o.rtt_ms, since: o.since, reason: o.reason || "",
@@ -154,8 +155,39 @@ function eventRows(result) {
   return rows;
 }
 
+// The message of a v4 API envelope that did not succeed.
+function apiError(env) {
+  const e = (env && env.errors) || [];
+  return e.length ? e.map((x) => x.message).join("; ") : "the API refused";
+}
+
+// Drain or restore one origin of a pool created through the API: read the
+// pool, set that origin's `enabled`, PATCH the origins back (a pool of the
+// config file is read-only: the API says so, and that is the error).
+// fetchFn is window.fetch (or node's); the result is the new pool.
+async function setOriginEnabled(fetchFn, token, poolId, origin, enabled) {
+  const headers = { "Content-Type": "application/json" };
+  if (token) headers.Authorization = "Bearer " + token;
+  const call = async (path, init) => {
+    const r = await fetchFn(path, Object.assign({ headers }, init || {}));
+    const env = await r.json();
+    if (!env.success) throw new Error(apiError(env));
+    return env.result;
+  };
+  const accounts = await call("/client/v4/accounts");
+  const base = "/client/v4/accounts/" + encodeURIComponent(accounts[0].id) +
+    "/load_balancers/pools/" + encodeURIComponent(poolId);
+  const pool = await call(base);
+  if (!pool.origins.some((o) => o.name === origin))
+    throw new Error("pool " + poolId + " has no origin " + origin);
+  const origins = pool.origins.map((o) =>
+    o.name === origin ? Object.assign({}, o, { enabled }) : o);
+  return call(base, { method: "PATCH", body: JSON.stringify({ origins }) });
+}
+
 if (typeof module !== "undefined")
-  module.exports = { parseMetrics, lbCounters, quantile, lbRates, rateLimits, single, poolRows, eventRows };
+  module.exports = { parseMetrics, lbCounters, quantile, lbRates, rateLimits, single,
+                     poolRows, eventRows, apiError, setOriginEnabled };
 
 // ---- DOM ----------------------------------------------------------------
 
@@ -232,6 +264,25 @@ if (typeof document !== "undefined") {
         cell(tr, fmt(r.rtt, 2), "num");
         cell(tr, r.since || "");
         cell(tr, r.reason, "reason");
+        const td = cell(tr, "");
+        if (r.kind === "origin") {
+          const b = document.createElement("button");
+          b.textContent = r.enabled ? "disable" : "enable";
+          b.title = "pools of the config file are read-only here";
+          b.addEventListener("click", async () => {
+            const what = (r.enabled ? "Disable" : "Enable") + " origin " + r.name + " of pool " + r.pool + "?";
+            if (!window.confirm(what)) return;
+            const say = (m) => { $("notice").textContent = m; $("notice").hidden = false; };
+            try {
+              await setOriginEnabled(fetch, token, r.pool, r.name, !r.enabled);
+              say(r.pool + "/" + r.name + ": " + (r.enabled ? "disabled" : "enabled"));
+              refresh();
+            } catch (e) {
+              say(r.pool + "/" + r.name + ": " + e.message);
+            }
+          });
+          td.appendChild(b);
+        }
       });
       const rl = rateLimits(samples);
       $("rl-section").hidden = Object.keys(rl).length === 0;
