@@ -178,6 +178,13 @@ static int build_rl(const cfg_snapshot *cfg, const edge_snapshot *prev,
 			return -1;
 		}
 		rl[i] = sec_rl_new(r->max_keys, key);
+		/* A rule that keeps its name but not its count: its
+		 * evictions_total goes on from the old table's. */
+		for (size_t j = 0;
+		     prev && prev->rl && j < prev->cfg->nrate_limits; j++)
+			if (!strcmp(r->name, prev->cfg->rate_limits[j].name))
+				sec_rl_add_evictions(
+				    rl[i], sec_rl_evictions(prev->rl[j]));
 	}
 	*out = rl;
 	return 0;

@@ -159,6 +159,11 @@ uint64_t sec_rl_evictions(const sec_rl *t)
 	return atomic_load_explicit(&t->evictions, memory_order_relaxed);
 }
 
+void sec_rl_add_evictions(sec_rl *t, uint64_t n)
+{
+	atomic_fetch_add_explicit(&t->evictions, n, memory_order_relaxed);
+}
+
 uint32_t sec_rl_active(sec_rl *t, uint64_t now_ns)
 {
 	uint32_t n = 0;

@@ -68,6 +68,10 @@ bool sec_rl_hit(sec_rl *t, const sec_rl_rate *r, uint64_t key, uint64_t now_ns,
 
 /* Counters, for /metrics. */
 uint64_t sec_rl_evictions(const sec_rl *t);
+/* Adds n to t's evictions: the count of the table t replaces (a rule that
+ * changed its rate keeps its name on /metrics, and a counter never goes
+ * back). */
+void sec_rl_add_evictions(sec_rl *t, uint64_t n);
 /* Keys still counting at now_ns (a bucket not full); walks the table. */
 uint32_t sec_rl_active(sec_rl *t, uint64_t now_ns);
 

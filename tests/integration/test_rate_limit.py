@@ -268,3 +268,25 @@ def test_connections_per_client(lab, tmp_path):
     assert m and int(m.group(1)) >= 1, text
     assert re.search(r'^meridian_client_connections_refused_total'
                      r'\{reason="max_connections"\} 0$', text, re.M)
+
+def test_evictions_never_go_back(lab, tmp_path):
+    """A full table's evictions, counted on /metrics, go on from the old
+    table's when a reload gives the rule a new one (its rate changed):
+    a counter never goes back while the rule keeps its name."""
+    rule = {"name": "k", "requests_per_period": 1, "max_keys": 64,
+            "characteristics": ['http.request.headers["X-K"]']}
+    e = start(lab, tmp_path, [rule])
+    # 300 keys at once in a table of 64: most push out one still counting.
+    with SrcConn(e.port) as c:
+        for i in range(300):
+            c.send(mt.req("GET", "/", HOST, [("X-K", "k%d" % i)]))
+            assert c.read_response().status == 200
+    ev = metric(e, "meridian_rate_limit_evictions_total", "k")
+    assert ev >= 300 - 64 - 64, ev
+    n = count(e, RELOADED)
+    e.cfg["rate_limits"] = [dict(rule, requests_per_period=2)]
+    e.rewrite(mt.to_yaml(e.cfg) + "\n")
+    hup_and_wait(e, RELOADED, n)
+    # A new count (k0 has its burst again), the same counter.
+    assert get(e, "/", headers=[("X-K", "k0")]).status == 200
+    assert metric(e, "meridian_rate_limit_evictions_total", "k") == ev
