@@ -2027,6 +2027,15 @@ static const cfg_key rate_limit_keys[] = {
 	     "load balancer rules (see \"Rule conditions\"), for example "
 	     "`starts_with(http.request.uri.path, \"/api/\")`; empty: "
 	     "every request."},
+    {.name = "counting_expression",
+     .type = CFG_STRING,
+     AT(cfg_rate_limit, counting_expression),
+     .doc_type = "expression",
+     .help = "Count a request only when its response satisfies this, on "
+	     "`http.response.code` (for example `http.response.code in {401 "
+	     "403}`: failed logins); a request over the rate is still refused "
+	     "when it arrives. Empty: every request counts on arrival. At "
+	     "most 4 rules have one."},
     {.name = "disabled",
      .type = CFG_BOOL,
      AT(cfg_rate_limit, disabled),

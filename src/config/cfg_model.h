@@ -558,6 +558,10 @@ typedef struct cfg_rate_limit {
 	cfg_pos pos;
 	const char *name;
 	const char *expression; /* NULL or "": every request */
+	/* NULL or "": every request counts when it arrives; else it
+	 * counts when its response satisfies this (http.response.code),
+	 * and arriving only checks the bucket. */
+	const char *counting_expression;
 	bool disabled;
 	cfg_rl_action action;
 	const char **characteristics;
@@ -571,8 +575,9 @@ typedef struct cfg_rate_limit {
 	bool has_response;
 	cfg_rl_response response;
 	/* Computed at load (cfg_finish_rate_limit): */
-	const struct lb_expr *expr; /* NULL: always */
-	struct lb_expr_ref *refs;   /* the characteristics, parsed */
+	const struct lb_expr *expr;	/* NULL: always */
+	const struct lb_expr *counting; /* NULL: count on arrival */
+	struct lb_expr_ref *refs;	/* the characteristics, parsed */
 	size_t nrefs;
 	uint32_t index; /* in rate_limits[] */
 } cfg_rate_limit;

@@ -39,7 +39,9 @@ void cfg_finish_rate_limit(cfg_ctx *c, const cfg_node *node, void *base)
 	cfg_rate_limit *r = base;
 	if (!node)
 		return;
-	cfg_compile_expr(c, node, "expression", r->expression, &r->expr);
+	cfg_compile_expr(c, node, "expression", r->expression, false, &r->expr);
+	cfg_compile_expr(c, node, "counting_expression", r->counting_expression,
+			 true, &r->counting);
 	if (!r->burst)
 		r->burst = r->requests_per_period;
 	/* Absent: per client. Given empty ([]): one count for all. */
@@ -85,6 +87,10 @@ void cfg_finish_rate_limit(cfg_ctx *c, const cfg_node *node, void *base)
 		cfg_error(c, cfg_node_get(resp, "content_type"),
 			  "response.content_type: at most %d bytes",
 			  CFG_RL_MAX_CONTENT_TYPE);
+	if (r->response.content_type && !r->response.content)
+		cfg_error(c, cfg_node_get(resp, "content_type"),
+			  "response.content_type: needs response.content (the "
+			  "edge's own answer is text/plain)");
 	if (!r->has_response)
 		r->response.status_code = 429;
 }
@@ -92,8 +98,21 @@ void cfg_finish_rate_limit(cfg_ctx *c, const cfg_node *node, void *base)
 void cfg_finish_rate_limits(cfg_ctx *c, const cfg_node *list)
 {
 	cfg_snapshot *s = c->snap;
-	for (size_t i = 0; i < s->nrate_limits; i++)
+	size_t counting = 0;
+	for (size_t i = 0; i < s->nrate_limits; i++) {
 		s->rate_limits[i].index = (uint32_t)i;
+		if (s->rate_limits[i].counting &&
+		    ++counting == CFG_RL_MAX_COUNTING + 1)
+			cfg_error(c,
+				  list && list->kind == CFG_NODE_SEQ &&
+					  i < list->n
+				      ? cfg_node_get(list->items[i],
+						     "counting_expression")
+				      : list,
+				  "rate_limits: at most %d rules with a "
+				  "counting_expression",
+				  CFG_RL_MAX_COUNTING);
+	}
 	if (s->nrate_limits > CFG_MAX_RATE_LIMITS)
 		cfg_error(c,
 			  list && list->kind == CFG_NODE_SEQ &&

@@ -8,6 +8,9 @@
 
 /* Rate limits in one config. */
 #define CFG_MAX_RATE_LIMITS 32
+/* Of them, with a counting_expression (a request carries the keys of
+ * these to its response: px_client). */
+#define CFG_RL_MAX_COUNTING 4
 /* The longest response body and Content-Type. */
 #define CFG_RL_MAX_CONTENT	4096
 #define CFG_RL_MAX_CONTENT_TYPE 64

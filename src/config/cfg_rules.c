@@ -21,7 +21,8 @@
 #define MAX_LOCATION	 2048
 
 void cfg_compile_expr(cfg_ctx *c, const cfg_node *node, const char *key,
-		      const char *src, const struct lb_expr **out)
+		      const char *src, bool response,
+		      const struct lb_expr **out)
 {
 	*out = NULL;
 	/* Empty (or only blanks): always true, as Cloudflare's "". */
@@ -30,8 +31,23 @@ void cfg_compile_expr(cfg_ctx *c, const cfg_node *node, const char *key,
 	const cfg_node *at = cfg_node_get(node, key);
 	lb_expr_error err;
 	*out = lb_expr_compile(src, strlen(src), c->arena, &err);
-	if (*out)
+	if (*out) {
+		/* The response exists only after the request has gone: a
+		 * counting_expression reads it alone, nothing else may. */
+		uint32_t f = lb_expr_fields(*out);
+		uint32_t resp = 1u << LB_F_RESPONSE_CODE;
+		if (!response && (f & resp))
+			cfg_error(c, at ? at : node,
+				  "%s: http.response.code is known only in a "
+				  "rate limit's counting_expression",
+				  key);
+		else if (response && (f & ~resp))
+			cfg_error(c, at ? at : node,
+				  "%s: reads only http.response.code (the "
+				  "request's fields go in expression)",
+				  key);
 		return;
+	}
 	size_t n;
 	const char *const *names = lb_expr_field_names(&n);
 	const char *hint =
@@ -54,7 +70,7 @@ void cfg_finish_rule(cfg_ctx *c, const cfg_node *node, void *base)
 	cfg_lb_rule *r = base;
 	if (!node)
 		return;
-	cfg_compile_expr(c, node, "condition", r->condition, &r->expr);
+	cfg_compile_expr(c, node, "condition", r->condition, false, &r->expr);
 	/* As the load balancer's own (cfg_finish_lb). */
 	cfg_check_default_pools(
 	    c, cfg_node_get(cfg_node_get(node, "overrides"), "default_pools"));

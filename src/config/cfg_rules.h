@@ -17,10 +17,13 @@
 #define CFG_MAX_RULES 64
 
 /* Compile src, the value of key in the mapping node, into *out (NULL for
- * an empty expression: always true); errors point at the character. */
+ * an empty expression: always true); errors point at the character.
+ * response: a rate limit's counting_expression, which reads
+ * http.response.code alone (no other expression may read it). */
 struct lb_expr;
 void cfg_compile_expr(cfg_ctx *c, const cfg_node *node, const char *key,
-		      const char *src, const struct lb_expr **out);
+		      const char *src, bool response,
+		      const struct lb_expr **out);
 void cfg_finish_rule(cfg_ctx *c, const cfg_node *node, void *base);
 void cfg_finish_rules(cfg_ctx *c);
 /* Copy into dst the fields r overrides, taken from src (r->ov, or r->eff

@@ -38,6 +38,8 @@ size_t core_fmt_u64(char *out, uint64_t v, int width);
 
 /* Monotonic clock in milliseconds. */
 uint64_t core_now_ms(void);
+/* CLOCK_MONOTONIC in ns (the clock of core_now_ms). */
+uint64_t core_now_ns(void);
 /* Wall clock in milliseconds since the epoch. */
 uint64_t core_wall_ms(void);
 

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "config/cfg_model.h"
+#include "config/cfg_ratelimit.h"
 #include "core/core_buf.h"
 #include "core/core_loop.h"
 #include "edge/edge.h"
@@ -120,6 +121,12 @@ struct px_client {
 	const cfg_lb_rule *rule; /* the last rule that matched (access log) */
 	/* The rate limit this request went over (access log), or NULL. */
 	const cfg_rate_limit *rate_limit;
+	/* Rate limits whose counting_expression decides on the response:
+	 * their index and this request's key, counted (or not) when the
+	 * response's status is known (px_conn.c count_response). */
+	uint64_t rl_key[CFG_RL_MAX_COUNTING];
+	uint8_t rl_index[CFG_RL_MAX_COUNTING];
+	uint8_t nrl;
 	const cfg_pool *pool;
 	const cfg_origin *origin;
 	const cfg_origin *busy; /* counted in its outstanding requests */

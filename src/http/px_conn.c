@@ -386,6 +386,29 @@ void px_client_accept(edge_worker *w, int fd, const struct sockaddr *peer,
 			     : timeouts(w)->client_idle_ms);
 }
 
+/* The response's status is known: the rate limits that count by their
+ * counting_expression (http.response.code) count this request now. */
+static void count_response(px_client *cl, int status)
+{
+	uint8_t n = cl->nrl;
+	cl->nrl = 0; /* once per request, retries or not */
+	if (!n)
+		return;
+	const edge_snapshot *s = cl->snap;
+	lb_expr_input in = {.response_code = (uint16_t)status};
+	uint64_t now = core_now_ns();
+	for (uint8_t k = 0; k < n; k++) {
+		const cfg_rate_limit *r = &s->cfg->rate_limits[cl->rl_index[k]];
+		if (!lb_expr_eval(r->counting, &in))
+			continue;
+		sec_rl_rate rate =
+		    sec_rl_rate_of(r->requests_per_period, r->period_ms,
+				   r->burst, r->mitigation_timeout_ms);
+		(void)sec_rl_hit(s->rl[cl->rl_index[k]], &rate, cl->rl_key[k],
+				 now, NULL);
+	}
+}
+
 /* --- local responses ------------------------------------------------- */
 
 /* The edge's own fields on every answer to cl's request, and the
@@ -478,6 +501,7 @@ static void local_answer(px_client *cl, int status, const char *detail,
 	cl->chead->end = (uint32_t)n;
 	cl->state = PX_LOCAL;
 	px_stats_local(cl, status);
+	count_response(cl, status);
 	if (status >= 500 && log)
 		log_info("%s: %d %s", cl->ip, status, detail);
 	else
@@ -679,6 +703,7 @@ static void reset_exchange(px_client *cl)
 	cl->slb = NULL;
 	cl->rule = NULL;
 	cl->rate_limit = NULL;
+	cl->nrl = 0;
 	cl->pool = NULL;
 	cl->origin = NULL;
 	cl->req_id_len = 0;
@@ -1008,8 +1033,21 @@ static bool rate_limit(px_client *cl, const http1_request *req, int head_len)
 				   r->burst, r->mitigation_timeout_ms);
 		uint64_t retry = 0;
 		uint64_t key = sec_rl_request_key(s->rl[i], r, &in);
-		if (sec_rl_hit(s->rl[i], &rate, key, cl->st.t0, &retry))
+		if (r->counting) {
+			/* Counted by its response (count_response): here
+			 * only refused when the bucket is empty. */
+			if (sec_rl_peek(s->rl[i], &rate, key, cl->st.t0,
+					&retry)) {
+				if (cl->nrl < CFG_RL_MAX_COUNTING) {
+					cl->rl_key[cl->nrl] = key;
+					cl->rl_index[cl->nrl++] = (uint8_t)i;
+				}
+				continue;
+			}
+		} else if (sec_rl_hit(s->rl[i], &rate, key, cl->st.t0,
+				      &retry)) {
 			continue;
+		}
 		cl->rate_limit = r;
 		if (s->stats)
 			edge_stats_rate_limited(s->stats, cl->w->id, r->index);
@@ -1858,6 +1896,7 @@ static bool parse_response(px_client *cl)
 	core_buf_consume(up->in, (uint32_t)r);
 	cl->resp_head_done = true;
 	px_stats_head(cl, resp->status);
+	count_response(cl, resp->status);
 	cl->close_after = close && !upgrade;
 	cl->resp_keepalive = resp->conn.keep_alive;
 	cl->resp_body = (uint8_t)resp->body;

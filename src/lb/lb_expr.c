@@ -50,6 +50,7 @@ static const struct field_def {
     {"dns.qry.name", LB_F_DNS_NAME, T_BYTES},
     {"dns.qry.name.len", LB_F_DNS_NAME_LEN, T_INT},
     {"dns.qry.type", LB_F_DNS_TYPE, T_INT},
+    {"http.response.code", LB_F_RESPONSE_CODE, T_INT},
 };
 
 typedef enum op {
@@ -1234,6 +1235,8 @@ static bool eval(const node *n, const lb_expr_input *in)
 		case T_INT:
 			return int_test(n, n->field == LB_F_DNS_TYPE
 					       ? (int64_t)in->qtype
+					   : n->field == LB_F_RESPONSE_CODE
+					       ? (int64_t)in->response_code
 					       : (int64_t)in->qname_len);
 		case T_IP:
 			return ip_test(n, in->client);

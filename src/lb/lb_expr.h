@@ -33,7 +33,8 @@
  * http.request.full_uri, http.request.version ("HTTP/1.1", "HTTP/2"),
  * http.user_agent, http.referer, http.cookie, http.request.headers[...]
  * (bytes), ssl (boolean); DNS-only: dns.qry.name (without the trailing
- * dot), dns.qry.name.len and dns.qry.type (integers). A field the traffic
+ * dot), dns.qry.name.len and dns.qry.type (integers); in a rate limit's
+ * counting_expression only: http.response.code (integer). A field the traffic
  * does not have is empty (bytes), 0 (integers), false (ssl), or no address
  * (every IP test is false but ne). An IPv4-mapped IPv6 client
  * (::ffff:a.b.c.d) passes an IP test when either form does.
@@ -84,6 +85,7 @@ typedef enum lb_expr_field {
 	LB_F_DNS_NAME,
 	LB_F_DNS_NAME_LEN,
 	LB_F_DNS_TYPE,
+	LB_F_RESPONSE_CODE,
 	LB_F_COUNT
 } lb_expr_field;
 
@@ -122,6 +124,9 @@ typedef struct lb_expr_input {
 	const char *qname; /* without the trailing dot */
 	size_t qname_len;
 	uint16_t qtype;
+	/* The answer's status, for a rate limit's counting_expression: the
+	 * only place http.response.code is known (0 elsewhere). */
+	uint16_t response_code;
 } lb_expr_input;
 
 typedef struct lb_expr lb_expr;

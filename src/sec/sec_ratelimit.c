@@ -154,6 +154,34 @@ bool sec_rl_hit(sec_rl *t, const sec_rl_rate *r, uint64_t key, uint64_t now_ns,
 	return !wait;
 }
 
+bool sec_rl_peek(sec_rl *t, const sec_rl_rate *r, uint64_t key, uint64_t now_ns,
+		 uint64_t *retry_ns)
+{
+	uint32_t si = (uint32_t)(key >> 32) & t->mask;
+	pthread_mutex_t *m = &t->lock[si & (STRIPES - 1)];
+	uint64_t wait = 0;
+	pthread_mutex_lock(m);
+	for (int i = 0; i < WAYS; i++) {
+		const slot *s = &t->sets[si].s[i];
+		if (s->key != key)
+			continue;
+		if (s->tat & BLOCKED) {
+			if (now_ns < until(s))
+				wait = until(s) - now_ns;
+		} else {
+			uint64_t base = s->tat > now_ns ? s->tat : now_ns;
+			uint64_t next = base + r->interval_ns;
+			if (next - now_ns > r->tolerance_ns)
+				wait = next - r->tolerance_ns - now_ns;
+		}
+		break;
+	}
+	pthread_mutex_unlock(m);
+	if (wait && retry_ns)
+		*retry_ns = wait;
+	return !wait;
+}
+
 uint64_t sec_rl_evictions(const sec_rl *t)
 {
 	return atomic_load_explicit(&t->evictions, memory_order_relaxed);

@@ -66,6 +66,12 @@ uint64_t sec_rl_key(const sec_rl *t, const void *data, size_t len);
 bool sec_rl_hit(sec_rl *t, const sec_rl_rate *r, uint64_t key, uint64_t now_ns,
 		uint64_t *retry_ns);
 
+/* Whether a request of key at now_ns would be allowed, without counting
+ * it (*retry_ns as sec_rl_hit's). For rules that count responses: the
+ * request peeks, its response (when it counts) hits. */
+bool sec_rl_peek(sec_rl *t, const sec_rl_rate *r, uint64_t key, uint64_t now_ns,
+		 uint64_t *retry_ns);
+
 /* Counters, for /metrics. */
 uint64_t sec_rl_evictions(const sec_rl *t);
 /* Adds n to t's evictions: the count of the table t replaces (a rule that

@@ -269,6 +269,7 @@ def test_connections_per_client(lab, tmp_path):
     assert re.search(r'^meridian_client_connections_refused_total'
                      r'\{reason="max_connections"\} 0$', text, re.M)
 
+
 def test_evictions_never_go_back(lab, tmp_path):
     """A full table's evictions, counted on /metrics, go on from the old
     table's when a reload gives the rule a new one (its rate changed):
@@ -290,3 +291,20 @@ def test_evictions_never_go_back(lab, tmp_path):
     # A new count (k0 has its burst again), the same counter.
     assert get(e, "/", headers=[("X-K", "k0")]).status == 200
     assert metric(e, "meridian_rate_limit_evictions_total", "k") == ev
+
+
+def test_counting_by_response(lab, tmp_path):
+    """counting_expression: only responses it matches count (failed
+    logins); a client whose bucket they emptied is refused on arrival."""
+    e = start(lab, tmp_path, [{
+        "name": "logins", "requests_per_period": 3, "period": "60s",
+        "expression": 'starts_with(http.request.uri.path, "/status/")',
+        "counting_expression": "http.response.code in {401 403}"}])
+    src = "127.0.0.2"
+    assert statuses(e, 10, "/status/200", src=src) == [200] * 10
+    assert statuses(e, 3, "/status/401", src=src) == [401] * 3
+    r = get(e, "/status/200", src=src)
+    assert r.status == 429 and 1 <= int(r.header("Retry-After")) <= 20, r
+    assert get(e, "/other", src=src).status == 200  # not under the rule
+    assert statuses(e, 2, "/status/403", src="127.0.0.3") == [403, 403]
+    assert metric(e, "meridian_rate_limit_exceeded_total", "logins") == 1

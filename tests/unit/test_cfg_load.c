@@ -377,6 +377,56 @@ static void test_rate_limits(void **state)
 	    "t.yaml:9:5: rate limit is missing required key 'name'", NULL);
 }
 
+/* A counting_expression reads http.response.code alone, and nothing else
+ * reads it; at most 4 rules have one. */
+static void test_rate_limit_counting(void **state)
+{
+	(void)state;
+	cfg_snapshot *snap = load_ok(
+	    POOL "rate_limits:\n"
+		 "  - { name: a, requests_per_period: 3, counting_expression: "
+		 "'http.response.code in {401 403}' }\n");
+	assert_non_null(snap->rate_limits[0].counting);
+	assert_null(snap->rate_limits[0].expr);
+	cfg_snapshot_free(snap);
+	expect_errors(
+	    POOL "rate_limits:\n"
+		 "  - { name: a, requests_per_period: 1, counting_expression: "
+		 "'http.request.method eq \"GET\"' }\n"
+		 "  - { name: b, requests_per_period: 1, expression: "
+		 "'http.response.code eq 401' }\n"
+		 "load_balancers:\n"
+		 "  - name: lb.example.com\n"
+		 "    default_pools: [p]\n"
+		 "    rules: [ { condition: 'http.response.code eq 200' } ]\n",
+	    "t.yaml:4:61: counting_expression: reads only http.response.code "
+	    "(the request's fields go in expression)",
+	    "t.yaml:5:52: expression: http.response.code is known only in a "
+	    "rate limit's counting_expression",
+	    "t.yaml:9:27: condition: http.response.code is known only in a "
+	    "rate limit's counting_expression",
+	    NULL);
+	char yaml[2048];
+	int n = snprintf(yaml, sizeof(yaml), POOL "rate_limits:\n");
+	for (int i = 0; i < 5; i++)
+		n += snprintf(yaml + n, sizeof(yaml) - (size_t)n,
+			      "  - { name: r%d, requests_per_period: 1, "
+			      "counting_expression: 'http.response.code ge "
+			      "500' }\n",
+			      i);
+	expect_errors(yaml,
+		      "t.yaml:8:62: rate_limits: at most 4 rules with a "
+		      "counting_expression",
+		      NULL);
+	/* A type for the edge's own text would be a lie. */
+	expect_errors(POOL "rate_limits:\n"
+			   "  - { name: a, requests_per_period: 1, response: "
+			   "{ content_type: text/html } }\n",
+		      "t.yaml:4:66: response.content_type: needs "
+		      "response.content (the edge's own answer is text/plain)",
+		      NULL);
+}
+
 /* At most 32 rate limits; at most 8 characteristics each. */
 static void test_rate_limit_caps(void **state)
 {
@@ -1975,6 +2025,7 @@ int main(void)
 	    cmocka_unit_test(test_rule_errors),
 	    cmocka_unit_test(test_rate_limits),
 	    cmocka_unit_test(test_rate_limit_caps),
+	    cmocka_unit_test(test_rate_limit_counting),
 	    cmocka_unit_test(test_rule_error_not_verbatim),
 	    cmocka_unit_test(test_rule_limit),
 	    cmocka_unit_test(test_load_file_errors),

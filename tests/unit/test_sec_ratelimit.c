@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -105,6 +106,35 @@ static void test_mitigation(void **state)
 	sec_rl_unref(t);
 }
 
+/* Peeking tells what a hit would, and counts nothing: failed logins
+ * (hits from responses) fill the bucket, peeks at arrival refuse. */
+static void test_peek(void **state)
+{
+	(void)state;
+	sec_rl *t = sec_rl_new(64, KEY);
+	sec_rl_rate r = sec_rl_rate_of(3, 60000, 3, 0); /* one per 20 s */
+	uint64_t k = key_of(t, "login"), retry = 0;
+	for (int i = 0; i < 100; i++)
+		assert_true(sec_rl_peek(t, &r, k, T0, NULL));
+	assert_int_equal(sec_rl_active(t, T0), 0); /* nothing inserted */
+	for (int i = 0; i < 3; i++) {
+		assert_true(sec_rl_peek(t, &r, k, T0, NULL));
+		assert_true(sec_rl_hit(t, &r, k, T0, NULL));
+	}
+	assert_false(sec_rl_peek(t, &r, k, T0 + S, &retry));
+	assert_int_equal(retry, 19 * S);
+	assert_true(sec_rl_peek(t, &r, k, T0 + 20 * S, NULL));
+	/* Blocked (mitigation) keys peek as refused until the end. */
+	sec_rl_rate m = sec_rl_rate_of(1, 60000, 1, 5000);
+	uint64_t b = key_of(t, "blocked");
+	assert_true(sec_rl_hit(t, &m, b, T0, NULL));
+	assert_false(sec_rl_hit(t, &m, b, T0, NULL));
+	assert_false(sec_rl_peek(t, &m, b, T0 + S, &retry));
+	assert_int_equal(retry, 4 * S);
+	assert_true(sec_rl_peek(t, &m, b, T0 + 5 * S, NULL));
+	sec_rl_unref(t);
+}
+
 /* Keys count apart; another table key, another hash. */
 static void test_keys_apart(void **state)
 {
@@ -167,6 +197,35 @@ static void test_huge_tolerance(void **state)
 	uint64_t retry = 0;
 	assert_false(sec_rl_hit(t, &r, 8, T0 + S, &retry));
 	assert_int_equal(retry, 86399 * S);
+	sec_rl_unref(t);
+}
+
+/* Resident memory of this process in bytes (/proc/self/statm). */
+static uint64_t resident(void)
+{
+	unsigned long size = 0, res = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	assert_non_null(f);
+	assert_int_equal(fscanf(f, "%lu %lu", &size, &res), 2);
+	fclose(f);
+	return (uint64_t)res * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* The largest table (max_keys 16M: 256 MiB of slots) takes no memory
+ * until its sets are used: `check` and a reload build tables for every
+ * rule, up to 32 of them. */
+static void test_idle_table_untouched(void **state)
+{
+	(void)state;
+	uint64_t before = resident();
+	sec_rl *t = sec_rl_new(1u << 24, KEY);
+	assert_int_equal(sec_rl_capacity(t), 1u << 24);
+	uint64_t after = resident();
+	assert_true(after < before + (32u << 20));
+	/* Usable all the same, zeroed: a new key has a full bucket. */
+	sec_rl_rate r = sec_rl_rate_of(1, 1000, 1, 0);
+	assert_true(sec_rl_hit(t, &r, key_of(t, "a"), T0, NULL));
+	assert_false(sec_rl_hit(t, &r, key_of(t, "a"), T0, NULL));
 	sec_rl_unref(t);
 }
 
@@ -318,9 +377,11 @@ int main(void)
 	    cmocka_unit_test(test_burst_then_rate),
 	    cmocka_unit_test(test_steady_rate),
 	    cmocka_unit_test(test_mitigation),
+	    cmocka_unit_test(test_peek),
 	    cmocka_unit_test(test_keys_apart),
 	    cmocka_unit_test(test_eviction),
 	    cmocka_unit_test(test_huge_tolerance),
+	    cmocka_unit_test(test_idle_table_untouched),
 	    cmocka_unit_test(test_refs),
 	    cmocka_unit_test(test_threads),
 	    cmocka_unit_test(test_request_keys),
