@@ -129,6 +129,11 @@ struct edge_worker {
 	 * and the worker's scratch for translating response heads. */
 	px_client *h2_dirty;
 	struct px_h2_scratch *h2_scratch;
+	/* What conditions (rules, rate limits) read of the current request:
+	 * its path normalized (http_norm.h) with the query, and its host in
+	 * lower case (px_conn.c expr_input). */
+	char norm_target[8192];
+	char norm_host[256];
 };
 
 struct edge {

@@ -28,6 +28,7 @@
 #include "core/core_sock.h"
 #include "core/core_util.h"
 #include "edge/edge_stats.h"
+#include "http/http_norm.h"
 #include "http/px_h2.h"
 #include "http/px_head.h"
 #include "http/proxy_proto.h"
@@ -958,20 +959,40 @@ static void fixed_response(px_client *cl, const cfg_lb_rule *r, int head_len)
 	replace_head(cl, n, head_len);
 }
 
-/* What a condition (rules, rate limits) reads of this request. */
-static void expr_input(const px_client *cl, const http1_request *req,
+/* What a condition (rules, rate limits) reads of this request. The path
+ * is normalized (http_norm.h) and the host lower-cased, so `/%61dmin`,
+ * `//admin` or `Admin.Example.com` cannot dodge a condition; the origin
+ * gets the request as sent. */
+static void expr_input(px_client *cl, const http1_request *req,
 		       lb_expr_input *in)
 {
+	edge_worker *w = cl->w;
 	const geo_result *g = cl->use_client ? &cl->cgeo : &cl->geo;
+	http_str t = px_target_path(req->target);
+	if (t.len <= sizeof(w->norm_target)) {
+		const char *q = memchr(t.p, '?', t.len);
+		size_t plen = q ? (size_t)(q - t.p) : t.len;
+		size_t n = http_norm_path(t.p, plen, w->norm_target);
+		memcpy(w->norm_target + n, t.p + plen, t.len - plen);
+		t = (http_str){w->norm_target, (uint32_t)(n + t.len - plen)};
+	}
+	http_str host = req->host;
+	if (host.len <= sizeof(w->norm_host)) {
+		for (uint32_t i = 0; i < host.len; i++) {
+			char c = host.p[i]; /* ASCII only: no locale */
+			w->norm_host[i] = c >= 'A' && c <= 'Z' ? c + 32 : c;
+		}
+		host.p = w->norm_host;
+	}
 	*in = (lb_expr_input){
 	    .client = (const struct sockaddr *)(cl->use_client ? &cl->client
 							       : &cl->peer),
 	    .country = g->country,
 	    .lb_name = cl->lb->name,
 	    .lb_region = cl->snap->cfg->edge.region,
-	    .host = req->host,
+	    .host = host,
 	    .method = req->method,
-	    .target = px_target_path(req->target),
+	    .target = t,
 	    .http2 = cl->h2s != NULL,
 	    .http10 = cl->http10,
 	    .ssl = is_https(cl),

@@ -308,3 +308,18 @@ def test_counting_by_response(lab, tmp_path):
     assert get(e, "/other", src=src).status == 200  # not under the rule
     assert statuses(e, 2, "/status/403", src="127.0.0.3") == [403, 403]
     assert metric(e, "meridian_rate_limit_exceeded_total", "logins") == 1
+
+
+def test_keys_read_the_normalized_host_and_path(lab, tmp_path):
+    """A per-host, per-path limit cannot be dodged by the Host's case or
+    by spelling the path another way."""
+    e = start(lab, tmp_path, [{
+        "name": "per-host-path", "requests_per_period": 3,
+        "characteristics": ["http.host", "http.request.uri.path"],
+        "expression": 'starts_with(http.request.uri.path, "/h")'}])
+    got = [get(e, p, host=h).status for p, h in (
+        ("/h", HOST), ("/%68", HOST.upper()), ("//h", HOST.title()),
+        ("/x/../h", HOST))]
+    assert got == [200, 200, 200, 429], got
+    # Another path is another key.
+    assert get(e, "/h2").status == 200

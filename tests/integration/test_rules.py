@@ -310,3 +310,18 @@ def test_a_catch_all_maintenance_page_lets_acme_challenges_through(lab):
     assert who(r) == "web", r
     r = get(e, "/.well-known/acme-challenge-not/x")
     assert r.status == 503, r
+
+
+def test_conditions_read_the_normalized_path_and_host(env):
+    """`/%61dmin`, `//admin` and `/x/../admin` are /admin to an origin:
+    the maintenance rule (path eq "/admin") answers them too (the origin
+    gets a request as sent)."""
+    for path in ("/%61dmin", "//admin", "/x/../admin", "/x/%2e%2e/admin",
+                 "/admin?x=1"):
+        r = get(env, path)
+        assert (r.status, r.body) == (503, b"back soon"), (path, r)
+    # Not /admin: an encoded slash stays one, and case is kept.
+    for path in ("/%2fadmin", "/Admin", "/admin/x"):
+        assert get(env, path).status == 200, path
+    # The api rule (starts_with path "/api/") on a dodged spelling.
+    assert who(get(env, "/x/..//api/items")) == "api"
