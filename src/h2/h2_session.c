@@ -31,6 +31,10 @@ struct h2_stream {
 	h2_req req;
 	bool too_big, trailers_phase, delivered, rejected, req_done,
 	    resp_started, resp_done, body_ready, deferred, want_trailers;
+	/* Answered while the client still sends: its DATA is read and
+	 * dropped (up to linger_left bytes, then RST_STREAM NO_ERROR). */
+	bool lingering;
+	uint32_t linger_left;
 	uint16_t refused; /* the edge refused it before delivery: its status
 			   * (431, 405; 400 for a malformed request) */
 	uint64_t body_recv, unconsumed;
@@ -54,6 +58,7 @@ struct h2_session {
 	void *ud;
 	h2_stream *streams;
 	size_t nstreams;
+	size_t nlinger;	     /* of them, lingering (answered, body dropped) */
 	const uint8_t *pend; /* nghttp2's output not yet copied */
 	size_t pend_len;
 	flood_counter resets, pings, settings, empty;
@@ -383,6 +388,15 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t sid,
 {
 	h2_session *s = ud;
 	h2_stream *st = get(s, sid);
+	if (st && st->lingering) {
+		nghttp2_session_consume(ng, sid, len);
+		if (len >= st->linger_left)
+			nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, sid,
+						  NGHTTP2_NO_ERROR);
+		else
+			st->linger_left -= (uint32_t)len;
+		return 0;
+	}
 	if (!st || !st->delivered || st->rejected || st->req_done) {
 		nghttp2_session_consume(ng, sid, len);
 		return 0;
@@ -454,6 +468,8 @@ static int on_stream_close(nghttp2_session *ng, int32_t sid, uint32_t code,
 	if (st->next)
 		st->next->pprev = st->pprev;
 	s->nstreams--;
+	if (st->lingering)
+		s->nlinger--;
 	stream_free(st);
 	return 0;
 }
@@ -468,15 +484,29 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *fr, void *ud)
 	if (fr->hd.type == NGHTTP2_GOAWAY && fr->goaway.error_code && !s->error)
 		set_error(s, H2_ERR_PROTOCOL,
 			  nghttp2_http2_strerror(fr->goaway.error_code));
-	/* The response is whole but the client is still sending (or just
-	 * keeps its side open): RST_STREAM NO_ERROR asks it to stop (RFC
-	 * 9113 §8.1) and frees the stream, which would otherwise hold the
-	 * connection open for ever. */
+	/* The response is whole but the client is still sending (an early
+	 * answer: 413, a rule's fixed_response, a rate limit's 429). RFC
+	 * 9113 §8.1 lets us RST_STREAM NO_ERROR at once, but clients such as
+	 * curl 7.88 then drop the response they were sent; as nginx does,
+	 * the rest of the body is read and dropped instead, up to
+	 * H2_LINGER_BYTES, and only then is the stream reset. A lingering
+	 * stream does not count as one in progress (h2_session_streams), so
+	 * a client that never ends it still meets the idle timeout. */
 	if ((fr->hd.type == NGHTTP2_DATA || fr->hd.type == NGHTTP2_HEADERS) &&
 	    (fr->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
-	    nghttp2_session_get_stream_remote_close(ng, fr->hd.stream_id) == 0)
-		nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE,
-					  fr->hd.stream_id, NGHTTP2_NO_ERROR);
+	    nghttp2_session_get_stream_remote_close(ng, fr->hd.stream_id) ==
+		0) {
+		h2_stream *st = get(s, fr->hd.stream_id);
+		if (st && !st->lingering) {
+			st->lingering = true;
+			st->linger_left = H2_LINGER_BYTES;
+			s->nlinger++;
+		} else if (!st) {
+			nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE,
+						  fr->hd.stream_id,
+						  NGHTTP2_NO_ERROR);
+		}
+	}
 	return 0;
 }
 
@@ -849,5 +879,5 @@ h2_error_kind h2_session_error_kind(const h2_session *s)
 
 size_t h2_session_streams(const h2_session *s)
 {
-	return s->nstreams;
+	return s->nstreams - s->nlinger;
 }

@@ -144,6 +144,9 @@ typedef enum h2_error_kind {
 	H2_ERR_FLOOD,	    /* PING, SETTINGS, empty-frame or control floods */
 } h2_error_kind;
 h2_error_kind h2_session_error_kind(const h2_session *s);
+/* Streams in progress: not those answered whose request body is being
+ * read and dropped (lingering, at most H2_LINGER_BYTES each). */
 size_t h2_session_streams(const h2_session *s);
+#define H2_LINGER_BYTES (1u << 20)
 
 #endif

@@ -325,3 +325,18 @@ def test_conditions_read_the_normalized_path_and_host(env):
         assert get(env, path).status == 200, path
     # The api rule (starts_with path "/api/") on a dodged spelling.
     assert who(get(env, "/x/..//api/items")) == "api"
+
+
+def test_http2_early_answer_to_a_large_upload(env):
+    """A fixed_response answers before the request body is in. Over HTTP/2
+    the edge reads and drops the rest of the body (as nginx does) instead
+    of resetting the stream at once, which curl (7.88) takes as a failure
+    and shows nothing; past 1 MiB it resets, after the answer."""
+    for size in (200000, 3 << 20):
+        rc, body, status, ver = curl2(env.https, "/admin",
+                                      data=b"x" * size)
+        assert (rc, status, ver, body) == (0, "503", "2", b"back soon"), \
+            (size, rc, status, body[:100])
+    # The connection's other streams are not disturbed: the edge serves.
+    rc, body, status, _ = curl2(env.https, "/api/items")
+    assert (rc, status) == (0, "200"), body
