@@ -2139,8 +2139,10 @@ static const cfg_table rate_limit_table = {
 	    "after Host routing and the client address, before load "
 	    "balancer rules; requests to unknown hosts get their 404 first. "
 	    "Every enabled rule whose expression holds counts the request; "
-	    "the first `block` rule over its rate answers it. Counts are per "
-	    "edge node.",
+	    "the first `block` rule over its rate answers it (rules before it "
+	    "have counted it; rules after it do not). ACME http-01 challenges "
+	    "(/.well-known/acme-challenge/) are never counted or limited. "
+	    "Counts are per edge node.",
     TABLE(rate_limit_keys),
     POS(cfg_rate_limit),
     .finish = cfg_finish_rate_limit,

@@ -1045,6 +1045,11 @@ static bool rate_limit(px_client *cl, const http1_request *req, int head_len)
 	const cfg_snapshot *cfg = s->cfg;
 	lb_expr_input in;
 	expr_input(cl, req, &in);
+	/* An ACME http-01 challenge is never limited, as a fixed_response
+	 * never answers one: a catch-all limit must not stop the edge's
+	 * certificates from renewing. */
+	if (in.acme_challenge)
+		return true;
 	for (size_t i = 0; i < cfg->nrate_limits; i++) {
 		const cfg_rate_limit *r = &cfg->rate_limits[i];
 		if (r->disabled || (r->expr && !lb_expr_eval(r->expr, &in)))

@@ -194,15 +194,25 @@ void sec_rl_add_evictions(sec_rl *t, uint64_t n)
 
 uint32_t sec_rl_active(sec_rl *t, uint64_t now_ns)
 {
-	uint32_t n = 0;
+	/* Up to SEC_RL_ACTIVE_EXACT sets are all read; beyond, every
+	 * step-th, scaled up: a scrape of a 16M-key table reads 256 KiB, not
+	 * 256 MiB, and holds each stripe as briefly. */
+	uint32_t nsets = t->mask + 1;
+	uint32_t step = nsets > SEC_RL_ACTIVE_EXACT / WAYS
+			    ? nsets / (SEC_RL_ACTIVE_EXACT / WAYS)
+			    : 1;
+	uint64_t n = 0;
 	for (uint32_t k = 0; k < STRIPES && k <= t->mask; k++) {
 		pthread_mutex_lock(&t->lock[k]);
-		for (uint32_t si = k; si <= t->mask; si += STRIPES)
+		/* Sets of stripe k are k, k + STRIPES, ...: step is a power
+		 * of two, so every step-th of them is too. */
+		for (uint32_t si = k; si <= t->mask; si += STRIPES * step)
 			for (int i = 0; i < WAYS; i++) {
 				const slot *s = &t->sets[si].s[i];
 				n += s->key && until(s) > now_ns;
 			}
 		pthread_mutex_unlock(&t->lock[k]);
 	}
-	return n;
+	n *= step;
+	return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }

@@ -78,7 +78,10 @@ uint64_t sec_rl_evictions(const sec_rl *t);
  * changed its rate keeps its name on /metrics, and a counter never goes
  * back). */
 void sec_rl_add_evictions(sec_rl *t, uint64_t n);
-/* Keys still counting at now_ns (a bucket not full); walks the table. */
+/* Keys still counting at now_ns (a bucket not full): exact for tables of
+ * up to SEC_RL_ACTIVE_EXACT keys, else estimated from an even sample of
+ * that many slots. */
+#define SEC_RL_ACTIVE_EXACT (1u << 16)
 uint32_t sec_rl_active(sec_rl *t, uint64_t now_ns);
 
 #endif

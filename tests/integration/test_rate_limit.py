@@ -323,3 +323,16 @@ def test_keys_read_the_normalized_host_and_path(lab, tmp_path):
     assert got == [200, 200, 200, 429], got
     # Another path is another key.
     assert get(e, "/h2").status == 200
+
+
+def test_acme_challenges_are_never_limited(lab, tmp_path):
+    """A catch-all limit (one bucket for all) would block the edge's own
+    certificate renewals: ACME http-01 challenges pass it."""
+    e = start(lab, tmp_path, [{"name": "all", "requests_per_period": 1,
+                               "characteristics": []}])
+    assert get(e, "/").status == 200
+    assert get(e, "/").status == 429
+    for _ in range(3):
+        r = get(e, "/.well-known/acme-challenge/tok")
+        assert r.status == 200 and who(r) == "web", r
+    assert get(e, "/").status == 429

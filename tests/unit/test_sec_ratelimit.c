@@ -229,6 +229,24 @@ static void test_idle_table_untouched(void **state)
 	sec_rl_unref(t);
 }
 
+/* A large table's active keys are estimated from a sample: within a few
+ * per cent, and 0 when nothing counts. */
+static void test_active_estimate(void **state)
+{
+	(void)state;
+	sec_rl *t = sec_rl_new(1u << 20, KEY);
+	sec_rl_rate r = sec_rl_rate_of(1, 60000, 1, 0);
+	char name[32];
+	for (int i = 0; i < 100000; i++) {
+		snprintf(name, sizeof(name), "client-%d", i);
+		sec_rl_hit(t, &r, key_of(t, name), T0, NULL);
+	}
+	uint32_t n = sec_rl_active(t, T0);
+	assert_in_range(n, 90000, 110000);
+	assert_int_equal(sec_rl_active(t, T0 + 61 * S), 0);
+	sec_rl_unref(t);
+}
+
 /* References: the table lives while one is held. */
 static void test_refs(void **state)
 {
@@ -382,6 +400,7 @@ int main(void)
 	    cmocka_unit_test(test_eviction),
 	    cmocka_unit_test(test_huge_tolerance),
 	    cmocka_unit_test(test_idle_table_untouched),
+	    cmocka_unit_test(test_active_estimate),
 	    cmocka_unit_test(test_refs),
 	    cmocka_unit_test(test_threads),
 	    cmocka_unit_test(test_request_keys),
