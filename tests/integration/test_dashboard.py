@@ -223,3 +223,81 @@ def test_action_disables_and_enables_an_origin(env, lab):
     out = run_action(env, EDIT, "web", "web", False)
     assert "err" in out and "file" in out["err"], out
     assert enabled_in_status() == {"a": True, "b": True}
+
+
+# The page's own code (the DOM half of app.js) on a minimal document: the
+# elements index.html has, tables whose rows can be read back, and fetch
+# aimed at the edge. It loads, refreshes once, and prints what it shows.
+DOM = r"""
+const fs = require("fs");
+const [app, html, base, token] = process.argv.slice(1);
+class El {
+  constructor(tag, id) { this.tagName = tag; this.id = id; this.children = [];
+    this.hidden = false; this.className = ""; this._text = ""; this.value = "";
+    this.listeners = {}; this.parent = null; }
+  set textContent(t) { this._text = String(t); this.children = []; }
+  get textContent() { return this._text + this.children.map((c) => c.textContent).join(""); }
+  appendChild(c) { c.parent = this; this.children.push(c); return c; }
+  replaceWith(n) { const p = this.parent; const i = p.children.indexOf(this);
+    n.parent = p; p.children[i] = n; if (p.tBodies) p.tBodies[0] = n; }
+  addEventListener(ev, f) { this.listeners[ev] = f; }
+}
+const byId = {};
+for (const m of fs.readFileSync(html, "utf8").matchAll(/<(\w+)[^>]*\sid="([^"]+)"([^>]*)>/g)) {
+  const el = new El(m[1], m[2]);
+  el.hidden = /\shidden/.test(m[0]);
+  if (m[1] === "table") { const tb = new El("tbody"); el.appendChild(tb); el.tBodies = [tb]; }
+  byId[m[2]] = el;
+}
+const store = {};
+if (token) store["meridian-token"] = token;
+global.sessionStorage = { getItem: (k) => store[k] || null, setItem: (k, v) => { store[k] = v; } };
+global.document = { getElementById: (id) => byId[id], createElement: (t) => new El(t) };
+global.window = { confirm: () => true };
+const realFetch = fetch;
+global.fetch = (path, init) => realFetch(base + path, init);
+global.setInterval = () => 0;
+require(app);
+const rows = (id) => byId[id].tBodies[0].children.map((tr) => tr.children.map((td) => td.textContent));
+let tries = 0;
+(function done() {
+  if ((byId.pools.tBodies[0].children.length && byId.lbs.tBodies[0].children.length) || ++tries > 100) {
+    console.log(JSON.stringify({ edge: byId.edge.textContent, summary: byId.summary.textContent,
+      error: byId.error.hidden ? null : byId.error.textContent, tokenForm: !byId["token-form"].hidden,
+      lbs: rows("lbs"), pools: rows("pools"), events: rows("events"), rls: rows("rls"),
+      rlHidden: byId["rl-section"].hidden }));
+  } else setTimeout(done, 50);
+})();
+"""
+
+HTML = mt.os.path.join(ROOT, "src", "edge", "dashboard", "index.html")
+
+
+def render(env, token):
+    node = shutil.which("node") or shutil.which("nodejs")
+    r = subprocess.run([node, "-e", DOM, APP, HTML,
+                        "http://%s:%d" % (mt.LOCAL, env.admin), token],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+    return json.loads(r.stdout)
+
+
+def test_page_renders_what_the_edge_says(env):
+    mt.wait_for(lambda: json.loads(fetch(
+        env, "/client/v4/user/load_balancing_analytics/events",
+        token=TOKEN).body)["result"], what="a health event")
+    out = render(env, TOKEN)
+    assert out["error"] is None, out
+    assert out["edge"] == mt.EDGE_NAME
+    assert out["summary"].startswith("config generation 1"), out["summary"]
+    assert [r[0] for r in out["lbs"]] == [HOST], out["lbs"]
+    names = [r[0] for r in out["pools"]]
+    assert names == ["web", "web"], out["pools"]  # the pool, its origin
+    assert out["pools"][1][2] in ("healthy", "unknown"), out["pools"]
+    assert out["pools"][1][6] == "disable"  # the action's button
+    assert not out["rlHidden"] and out["rls"][0][0] == "slow", out["rls"]
+    assert out["events"] and not out["tokenForm"], out
+    # Without a token the API refuses: the page asks for one and still
+    # shows everything else.
+    out = render(env, "")
+    assert out["tokenForm"] and out["error"] is None and out["pools"], out
