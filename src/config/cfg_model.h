@@ -600,6 +600,9 @@ typedef struct cfg_snapshot {
 	size_t nzones;
 	cfg_rate_limit *rate_limits;
 	size_t nrate_limits;
+	/* lb_expr fields the rate limits read (expressions and
+	 * characteristics), as bits: what a request must provide. */
+	uint32_t rl_fields;
 	cfg_geo geo;
 	cfg_notifications notifications;
 } cfg_snapshot;

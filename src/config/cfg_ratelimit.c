@@ -100,6 +100,10 @@ void cfg_finish_rate_limits(cfg_ctx *c, const cfg_node *list)
 	cfg_snapshot *s = c->snap;
 	size_t counting = 0;
 	for (size_t i = 0; i < s->nrate_limits; i++) {
+		const cfg_rate_limit *r = &s->rate_limits[i];
+		s->rl_fields |= lb_expr_fields(r->expr);
+		for (size_t k = 0; k < r->nrefs; k++)
+			s->rl_fields |= 1u << r->refs[k].field;
 		s->rate_limits[i].index = (uint32_t)i;
 		if (s->rate_limits[i].counting &&
 		    ++counting == CFG_RL_MAX_COUNTING + 1)

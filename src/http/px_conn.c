@@ -963,13 +963,17 @@ static void fixed_response(px_client *cl, const cfg_lb_rule *r, int head_len)
  * is normalized (http_norm.h) and the host lower-cased, so `/%61dmin`,
  * `//admin` or `Admin.Example.com` cannot dodge a condition; the origin
  * gets the request as sent. */
-static void expr_input(px_client *cl, const http1_request *req,
+static void expr_input(px_client *cl, const http1_request *req, uint32_t fields,
 		       lb_expr_input *in)
 {
 	edge_worker *w = cl->w;
 	const geo_result *g = cl->use_client ? &cl->cgeo : &cl->geo;
 	http_str t = px_target_path(req->target);
-	if (t.len <= sizeof(w->norm_target)) {
+	/* Only what the conditions read costs anything. */
+	uint32_t path =
+	    (1u << LB_F_URI) | (1u << LB_F_PATH) | (1u << LB_F_FULL_URI);
+	uint32_t host_f = (1u << LB_F_HOST) | (1u << LB_F_FULL_URI);
+	if ((fields & path) && t.len <= sizeof(w->norm_target)) {
 		const char *q = memchr(t.p, '?', t.len);
 		size_t plen = q ? (size_t)(q - t.p) : t.len;
 		size_t n = http_norm_path(t.p, plen, w->norm_target);
@@ -977,7 +981,7 @@ static void expr_input(px_client *cl, const http1_request *req,
 		t = (http_str){w->norm_target, (uint32_t)(n + t.len - plen)};
 	}
 	http_str host = req->host;
-	if (host.len <= sizeof(w->norm_host)) {
+	if ((fields & host_f) && host.len <= sizeof(w->norm_host)) {
 		for (uint32_t i = 0; i < host.len; i++) {
 			char c = host.p[i]; /* ASCII only: no locale */
 			w->norm_host[i] = c >= 'A' && c <= 'Z' ? c + 32 : c;
@@ -1044,7 +1048,7 @@ static bool rate_limit(px_client *cl, const http1_request *req, int head_len)
 	const edge_snapshot *s = cl->snap;
 	const cfg_snapshot *cfg = s->cfg;
 	lb_expr_input in;
-	expr_input(cl, req, &in);
+	expr_input(cl, req, cfg->rl_fields, &in);
 	/* An ACME http-01 challenge is never limited, as a fixed_response
 	 * never answers one: a catch-all limit must not stop the edge's
 	 * certificates from renewing. */
@@ -1091,7 +1095,7 @@ static bool rate_limit(px_client *cl, const http1_request *req, int head_len)
 static bool apply_rules(px_client *cl, const http1_request *req, int head_len)
 {
 	lb_expr_input in;
-	expr_input(cl, req, &in);
+	expr_input(cl, req, cl->lb->rule_fields, &in);
 	lb_rules_result r;
 	if (!lb_rules_apply(cl->lb, &in, cl->rule_lb, &r)) {
 		/* The first merge on this client struct: its scratch. */

@@ -343,6 +343,10 @@ static void test_rate_limits(void **state)
 	assert_int_equal(b->refs[1].hlen, 1);
 	assert_int_equal(b->refs[2].field, LB_F_HOST);
 	assert_int_equal(snap->rate_limits[2].nrefs, 0); /* one bucket */
+	/* What a request must provide: no path, so none is normalized. */
+	assert_int_equal(snap->rl_fields,
+			 (1u << LB_F_IP_SRC) | (1u << LB_F_METHOD) |
+			     (1u << LB_F_HEADER) | (1u << LB_F_HOST));
 	cfg_snapshot_free(snap);
 
 	expect_errors(
