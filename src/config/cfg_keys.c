@@ -1983,26 +1983,31 @@ static_assert(ARRAY_LEN(rl_actions) == CFG_RL_LOG + 1, "rl_actions");
 static const cfg_key item_characteristic = {.type = CFG_STRING,
 					    .doc_type = "field"};
 
-static const cfg_key rl_response_keys[] = {
-    {.name = "status_code",
-     .type = CFG_UINT,
-     AT(cfg_rl_response, status_code),
-     .def = "429",
-     .min = 400,
-     .max = 599,
-     .help = "HTTP status of the answer."},
-    {.name = "content_type",
-     .type = CFG_STRING,
-     AT(cfg_rl_response, content_type),
-     .check = check_header_value,
-     .def_doc = "text/plain",
-     .help = "Content-Type of the answer (at most 64 bytes)."},
-    {.name = "content",
-     .type = CFG_STRING,
-     AT(cfg_rl_response, content),
-     .def_doc = "the edge's own short text",
-     .help = "Body of the answer (at most 4096 bytes)."},
-};
+/* The edge's answer of a rate limit or a firewall rule (cfg_rl_response),
+ * by its default status. */
+#define EDGE_RESPONSE_KEYS(DEF)                                                \
+	{.name = "status_code",                                                \
+	 .type = CFG_UINT,                                                     \
+	 AT(cfg_rl_response, status_code),                                     \
+	 .def = DEF,                                                           \
+	 .min = 400,                                                           \
+	 .max = 599,                                                           \
+	 .help = "HTTP status of the answer."},                                \
+	    {.name = "content_type",                                           \
+	     .type = CFG_STRING,                                               \
+	     AT(cfg_rl_response, content_type),                                \
+	     .check = check_header_value,                                      \
+	     .def_doc = "text/plain",                                          \
+	     .help = "Content-Type of the answer (at most 64 bytes; needs "    \
+		     "content)."},                                             \
+	{                                                                      \
+		.name = "content", .type = CFG_STRING,                         \
+		AT(cfg_rl_response, content),                                  \
+		.def_doc = "the edge's own short text",                        \
+		.help = "Body of the answer (at most 4096 bytes)."             \
+	}
+
+static const cfg_key rl_response_keys[] = {EDGE_RESPONSE_KEYS("429")};
 static const cfg_table rl_response_table = {
     .path = "rate_limits[].response",
     .what = "response",
@@ -2148,6 +2153,83 @@ static const cfg_table rate_limit_table = {
     .finish = cfg_finish_rate_limit,
 };
 
+/* ---- the firewall (WAF custom rules) ---- */
+
+static const char *const waf_actions[] = {"block", "log", "skip"};
+static_assert(ARRAY_LEN(waf_actions) == CFG_WAF_SKIP + 1, "waf_actions");
+
+static const cfg_key waf_response_keys[] = {EDGE_RESPONSE_KEYS("403")};
+static const cfg_table waf_response_table = {
+    .path = "waf.custom_rules[].response",
+    .what = "response",
+    .help = "The answer to a blocked request.",
+    TABLE(waf_response_keys),
+};
+
+static const cfg_key waf_rule_keys[] = {
+    {.name = "name",
+     .type = CFG_STRING,
+     .flags = CFG_F_REQUIRED | CFG_F_NONEMPTY,
+     AT(cfg_waf_rule, name),
+     .help = "Unique; names the rule on /metrics and in the access log."},
+    {.name = "expression",
+     .type = CFG_STRING,
+     .flags = CFG_F_REQUIRED | CFG_F_NONEMPTY,
+     AT(cfg_waf_rule, expression),
+     .doc_type = "expression",
+     .help = "Which requests the rule acts on, in the rules language (see "
+	     "\"Rule conditions\"), for example `ip.src.country in {\"XX\" "
+	     "\"YY\"}` or `http.user_agent contains \"sqlmap\"`."},
+    {.name = "action",
+     .type = CFG_ENUM,
+     AT(cfg_waf_rule, action),
+     .def = "block",
+     CHOICES(waf_actions),
+     .help = "`block`: the edge answers (`response`, 403 by default); "
+	     "`log`: the request goes on, named in the access log "
+	     "(`\"waf_rule\"`); `skip`: the request goes on and no later "
+	     "custom rule and no rate limit applies to it (monitoring, your "
+	     "own offices)."},
+    {.name = "disabled",
+     .type = CFG_BOOL,
+     AT(cfg_waf_rule, disabled),
+     .def = "false",
+     .help = "A disabled rule is not evaluated."},
+    {.name = "response",
+     .type = CFG_OBJECT,
+     AT(cfg_waf_rule, response),
+     .flags = CFG_F_HAS,
+     .has_off = offsetof(cfg_waf_rule, has_response),
+     .sub = &waf_response_table,
+     .help = "The answer to blocked requests."},
+};
+static const cfg_table waf_rule_table = {
+    .path = "waf.custom_rules[]",
+    .what = "custom rule",
+    .help = "A custom firewall rule, as Cloudflare's WAF custom rules: "
+	    "evaluated in order on every proxied request (HTTP/1.x and "
+	    "HTTP/2) after Host routing and the client address, before rate "
+	    "limits and load balancer rules; the first `block` or `skip` "
+	    "that matches ends them. ACME http-01 challenges pass.",
+    TABLE(waf_rule_keys),
+    POS(cfg_waf_rule),
+    .finish = cfg_finish_waf_rule,
+};
+
+static const cfg_key waf_keys[] = {
+    {.name = "custom_rules",
+     .type = CFG_LIST,
+     ARRAY_AT(cfg_waf, custom_rules, ncustom_rules),
+     .item = &(const cfg_key){.type = CFG_OBJECT, .sub = &waf_rule_table},
+     .help = "Rules in order (at most 64)."},
+};
+static const cfg_table waf_table = {
+    .path = "waf",
+    .what = "waf",
+    .help = "The edge's firewall for proxied requests.",
+    TABLE(waf_keys),
+};
+
 /* ---- the file ---- */
 
 static const cfg_key root_keys[] = {
@@ -2166,6 +2248,11 @@ static const cfg_key root_keys[] = {
      ARRAY_AT(cfg_snapshot, zones, nzones),
      .item = &(const cfg_key){.type = CFG_OBJECT, .sub = &zone_table},
      .help = "DNS zones served."},
+    {.name = "waf",
+     .type = CFG_OBJECT,
+     AT(cfg_snapshot, waf),
+     .sub = &waf_table,
+     .help = "Firewall rules on proxied requests."},
     {.name = "rate_limits",
      .type = CFG_LIST,
      ARRAY_AT(cfg_snapshot, rate_limits, nrate_limits),

@@ -258,14 +258,20 @@ void cfg_summary(const cfg_snapshot *snap, char *buf, size_t size)
 	plural(o, sizeof(o), snap->norigins, "origin", "origins");
 	plural(l, sizeof(l), snap->nlbs, "load balancer", "load balancers");
 	plural(z, sizeof(z), snap->nzones, "zone", "zones");
-	/* Rate limits only when there are some: the usual line stays. */
-	char r[48] = "";
+	/* Firewall rules and rate limits only when there are some: the
+	 * usual line stays. */
+	char f[48] = "", r[48] = "";
+	if (snap->waf.ncustom_rules) {
+		memcpy(f, ", ", 2);
+		plural(f + 2, sizeof(f) - 2, snap->waf.ncustom_rules,
+		       "firewall rule", "firewall rules");
+	}
 	if (snap->nrate_limits) {
 		memcpy(r, ", ", 2);
 		plural(r + 2, sizeof(r) - 2, snap->nrate_limits, "rate limit",
 		       "rate limits");
 	}
-	snprintf(buf, size, "ok: %s, %s (%s), %s, %s%s", m, p, o, l, z, r);
+	snprintf(buf, size, "ok: %s, %s (%s), %s, %s%s%s", m, p, o, l, z, f, r);
 }
 
 const cfg_pool *cfg_pool_by_id(const cfg_snapshot *cfg, const char *id,

@@ -582,6 +582,34 @@ typedef struct cfg_rate_limit {
 	uint32_t index; /* in rate_limits[] */
 } cfg_rate_limit;
 
+/* A firewall rule (waf.custom_rules[]): when its expression holds, the
+ * edge blocks the request, logs it, or lets it skip the later rules and
+ * the rate limits. */
+typedef enum cfg_waf_action {
+	CFG_WAF_BLOCK = 0,
+	CFG_WAF_LOG,
+	CFG_WAF_SKIP
+} cfg_waf_action;
+
+typedef struct cfg_waf_rule {
+	cfg_pos pos;
+	const char *name;
+	const char *expression;
+	cfg_waf_action action;
+	bool disabled;
+	bool has_response;
+	cfg_rl_response response; /* default status 403 */
+	/* Computed at load: */
+	const struct lb_expr *expr;
+	uint32_t index;
+} cfg_waf_rule;
+
+typedef struct cfg_waf {
+	cfg_waf_rule *custom_rules;
+	size_t ncustom_rules;
+	uint32_t fields; /* lb_expr fields the rules read */
+} cfg_waf;
+
 typedef struct cfg_snapshot {
 	struct core_arena *arena; /* owns everything below */
 	const char *file;
@@ -598,6 +626,7 @@ typedef struct cfg_snapshot {
 	cfg_api api;
 	cfg_zone *zones;
 	size_t nzones;
+	cfg_waf waf;
 	cfg_rate_limit *rate_limits;
 	size_t nrate_limits;
 	/* lb_expr fields the rate limits read (expressions and

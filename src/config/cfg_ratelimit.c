@@ -27,6 +27,54 @@ static bool parse_ref(cfg_ctx *c, const cfg_node *item, const char *text,
 	return false;
 }
 
+/* The checks of an edge answer (rate limits, firewall rules). */
+static void check_response(cfg_ctx *c, const cfg_node *node,
+			   const cfg_rl_response *r)
+{
+	const cfg_node *resp = cfg_node_get(node, "response");
+	if (r->content && strlen(r->content) > CFG_RL_MAX_CONTENT)
+		cfg_error(c, cfg_node_get(resp, "content"),
+			  "response.content: at most %d bytes",
+			  CFG_RL_MAX_CONTENT);
+	if (r->content_type &&
+	    strlen(r->content_type) > CFG_RL_MAX_CONTENT_TYPE)
+		cfg_error(c, cfg_node_get(resp, "content_type"),
+			  "response.content_type: at most %d bytes",
+			  CFG_RL_MAX_CONTENT_TYPE);
+	if (r->content_type && !r->content)
+		cfg_error(c, cfg_node_get(resp, "content_type"),
+			  "response.content_type: needs response.content (the "
+			  "edge's own answer is text/plain)");
+}
+
+void cfg_finish_waf_rule(cfg_ctx *c, const cfg_node *node, void *base)
+{
+	cfg_waf_rule *r = base;
+	if (!node)
+		return;
+	cfg_compile_expr(c, node, "expression", r->expression, false, &r->expr);
+	check_response(c, node, &r->response);
+	if (!r->has_response)
+		r->response.status_code = 403;
+}
+
+void cfg_finish_waf_rules(cfg_ctx *c, const cfg_node *list)
+{
+	cfg_waf *w = &c->snap->waf;
+	for (size_t i = 0; i < w->ncustom_rules; i++) {
+		w->custom_rules[i].index = (uint32_t)i;
+		w->fields |= lb_expr_fields(w->custom_rules[i].expr);
+	}
+	if (w->ncustom_rules > CFG_MAX_WAF_RULES)
+		cfg_error(c,
+			  list && list->kind == CFG_NODE_SEQ &&
+				  list->n > CFG_MAX_WAF_RULES
+			      ? list->items[CFG_MAX_WAF_RULES]
+			      : list,
+			  "waf.custom_rules: at most %d rules",
+			  CFG_MAX_WAF_RULES);
+}
+
 static bool same_ref(const lb_expr_ref *a, const lb_expr_ref *b)
 {
 	return a->field == b->field && a->hindex == b->hindex &&
@@ -76,21 +124,7 @@ void cfg_finish_rate_limit(cfg_ctx *c, const cfg_node *node, void *base)
 		else
 			r->nrefs++;
 	}
-	const cfg_node *resp = cfg_node_get(node, "response");
-	if (r->response.content &&
-	    strlen(r->response.content) > CFG_RL_MAX_CONTENT)
-		cfg_error(c, cfg_node_get(resp, "content"),
-			  "response.content: at most %d bytes",
-			  CFG_RL_MAX_CONTENT);
-	if (r->response.content_type &&
-	    strlen(r->response.content_type) > CFG_RL_MAX_CONTENT_TYPE)
-		cfg_error(c, cfg_node_get(resp, "content_type"),
-			  "response.content_type: at most %d bytes",
-			  CFG_RL_MAX_CONTENT_TYPE);
-	if (r->response.content_type && !r->response.content)
-		cfg_error(c, cfg_node_get(resp, "content_type"),
-			  "response.content_type: needs response.content (the "
-			  "edge's own answer is text/plain)");
+	check_response(c, node, &r->response);
 	if (!r->has_response)
 		r->response.status_code = 429;
 }

@@ -626,6 +626,10 @@ void cfg_finish_root(cfg_ctx *c, const cfg_node *node, void *base)
 		       true);
 	const cfg_node *lbs = cfg_node_get(node, "load_balancers");
 	unique_in_list(c, lbs, "name", "load balancer name", true, true);
+	const cfg_node *waf =
+	    cfg_node_get(cfg_node_get(node, "waf"), "custom_rules");
+	unique_in_list(c, waf, "name", "custom rule name", false, true);
+	cfg_finish_waf_rules(c, waf);
 	const cfg_node *rls = cfg_node_get(node, "rate_limits");
 	unique_in_list(c, rls, "name", "rate limit name", false, true);
 	cfg_finish_rate_limits(c, rls);

@@ -290,6 +290,25 @@ static void render_rules(mbuf *b, const edge_stats *st, const uint64_t *t)
 	}
 }
 
+/* Firewall custom rules: the requests each matched. */
+static void render_waf(mbuf *b, const edge_snapshot *s, const edge_stats *st,
+		       const uint64_t *t)
+{
+	const cfg_waf *w = &s->cfg->waf;
+	if (!w->ncustom_rules)
+		return;
+	static const char name[] = "meridian_waf_rule_matches_total";
+	head(b, name, "counter",
+	     "Requests a firewall custom rule (waf.custom_rules) matched, by "
+	     "rule and its action.");
+	static const char *const actions[] = {"block", "log", "skip"};
+	for (size_t k = 0; k < w->ncustom_rules; k++) {
+		series(b, name, "rule", w->custom_rules[k].name, "action",
+		       actions[w->custom_rules[k].action], NULL, NULL);
+		end_u64(b, true, t[st->off_waf + k]);
+	}
+}
+
 /* Rate limits: what went over, and the state of their tables. */
 static void render_rate_limits(mbuf *b, const edge_snapshot *s,
 			       const edge_stats *st, const uint64_t *t)
@@ -860,6 +879,7 @@ char *edge_metrics_render(edge *e, size_t *len)
 			  "(adaptive_routing.failover_across_pools).",
 			  EDGE_LBC_FAILOVERS);
 	render_rules(&b, st, t);
+	render_waf(&b, s, st, t);
 	render_rate_limits(&b, s, st, t);
 	render_origins(&b, s, t);
 	render_pools(&b, s);

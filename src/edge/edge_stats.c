@@ -136,7 +136,8 @@ edge_stats *edge_stats_new(const cfg_snapshot *cfg, uint32_t nworkers)
 	}
 	s->rule_first[nlbs] = (uint32_t)nrules;
 	s->off_rl = s->off_rule + nrules;
-	size_t n = s->off_rl + cfg->nrate_limits;
+	s->off_waf = s->off_rl + cfg->nrate_limits;
+	size_t n = s->off_waf + cfg->waf.ncustom_rules;
 	size_t per_line = CELL_ALIGN / sizeof(edge_ctr);
 	s->ncells = (n + per_line - 1) / per_line * per_line;
 	size_t bytes = s->ncells * sizeof(edge_ctr) * s->nworkers;
@@ -284,6 +285,13 @@ void edge_stats_rate_limited(const edge_stats *s, uint32_t worker,
 			     1);
 }
 
+void edge_stats_waf(const edge_stats *s, uint32_t worker, uint32_t index)
+{
+	if (index < s->cfg->waf.ncustom_rules)
+		edge_ctr_add(edge_stats_block(s, worker) + s->off_waf + index,
+			     1);
+}
+
 void edge_stats_sum(const edge_stats *s, uint64_t *out)
 {
 	for (size_t i = 0; i < s->ncells; i++)
@@ -422,6 +430,9 @@ static void visit_cells(const edge_stats *s, cell_visit fn, void *arg)
 	for (size_t k = 0; k < c->nrate_limits; k++)
 		fn(s, make_key('k', c->rate_limits[k].name, NULL, NULL),
 		   s->off_rl + k, 1, arg);
+	for (size_t k = 0; k < c->waf.ncustom_rules; k++)
+		fn(s, make_key('f', c->waf.custom_rules[k].name, NULL, NULL),
+		   s->off_waf + k, 1, arg);
 	for (size_t p = 0; p < c->npools; p++)
 		for (size_t j = 0; j < c->pools[p].norigins; j++) {
 			const cfg_origin *o = &c->pools[p].origins[j];
@@ -475,7 +486,8 @@ void edge_stats_carry_stats(edge_stats *old, edge_stats *next)
 	 * would never find a free slot. */
 	map_init(&c.map, old->nroutes + old->nlbs + 1 + old->cfg->norigins +
 			     old->rule_first[old->nlbs] +
-			     old->cfg->nrate_limits);
+			     old->cfg->nrate_limits +
+			     old->cfg->waf.ncustom_rules);
 	visit_cells(old, put_visit, &c.map);
 	visit_cells(next, carry_visit, &c);
 	map_free(&c.map);

@@ -23,6 +23,7 @@
  *   - per origin: failures on live traffic and passive ejections;
  *   - per load balancer rule: requests and DNS queries it matched.
  *   - per rate limit: requests over its rate (blocked or logged).
+ *   - per firewall custom rule: requests it matched.
  */
 #ifndef MERIDIAN_EDGE_STATS_H
 #define MERIDIAN_EDGE_STATS_H
@@ -87,8 +88,9 @@ typedef struct edge_stats {
 	uint32_t *rule_first;
 	/* Cell layout of one block. */
 	size_t off_lb, off_origin, off_rule, ncells; /* requests at 0 */
-	/* Rate limits: requests over rate limit k at off_rl + k. */
-	size_t off_rl;
+	/* Rate limits: requests over rate limit k at off_rl + k; firewall
+	 * custom rules: requests rule k matched at off_waf + k. */
+	size_t off_rl, off_waf;
 	edge_ctr *blocks;  /* nworkers * ncells */
 	edge_ctr *base;	   /* ncells, carried in */
 	uint64_t *carried; /* ncells, carried out (carry_lock) */
@@ -134,6 +136,9 @@ void edge_stats_origin_failure(const edge_stats *s, uint32_t worker,
  * blocked or logged. */
 void edge_stats_rate_limited(const edge_stats *s, uint32_t worker,
 			     uint32_t index);
+
+/* One request firewall custom rule index (cfg_waf_rule.index) matched. */
+void edge_stats_waf(const edge_stats *s, uint32_t worker, uint32_t index);
 
 /* A rule's name in metrics and logs, unique in its load balancer: its
  * name, or "#N" (its place in rules[]) written into buf when it has none

@@ -121,6 +121,8 @@ struct px_client {
 	const cfg_lb_rule *rule; /* the last rule that matched (access log) */
 	/* The rate limit this request went over (access log), or NULL. */
 	const cfg_rate_limit *rate_limit;
+	/* The last firewall rule that matched it (access log), or NULL. */
+	const cfg_waf_rule *waf_rule;
 	/* Rate limits whose counting_expression decides on the response:
 	 * their index and this request's key, counted (or not) when the
 	 * response's status is known (px_conn.c count_response). */

@@ -704,6 +704,7 @@ static void reset_exchange(px_client *cl)
 	cl->slb = NULL;
 	cl->rule = NULL;
 	cl->rate_limit = NULL;
+	cl->waf_rule = NULL;
 	cl->nrl = 0;
 	cl->pool = NULL;
 	cl->origin = NULL;
@@ -1006,20 +1007,16 @@ static void expr_input(px_client *cl, const http1_request *req, uint32_t fields,
 	};
 }
 
-/* A rate limit's answer: the edge's own (local_answer) or the rule's
- * response, with Retry-After in whole seconds, rounded up. */
-static void limited_response(px_client *cl, const cfg_rate_limit *r,
-			     uint64_t retry_ns, int head_len)
+/* The edge's answer to a request a firewall rule blocked or a rate limit
+ * refused: its own page (local_answer) or the rule's response, with
+ * Retry-After in whole seconds, rounded up, when retry_ns is not 0. */
+static void edge_answer(px_client *cl, const cfg_rl_response *rs,
+			uint64_t retry_ns, const char *detail, int head_len)
 {
-	const cfg_rl_response *rs = &r->response;
 	int status = (int)rs->status_code;
-	local_answer(cl, status, "rate limit exceeded", false, false);
+	local_answer(cl, status, detail, false, false);
 	if (is_closed(cl))
 		return;
-	char ra[24];
-	uint64_t secs = (retry_ns + 999999999u) / 1000000000u;
-	size_t ralen = core_fmt_u64(ra, secs ? secs : 1, 1);
-	http1_header f = {{"Retry-After", 11}, {ra, (uint32_t)ralen}};
 	int n = (int)cl->chead->end;
 	if (rs->content) {
 		n = px_head_fixed(status, rs->content_type, NULL, rs->content,
@@ -1028,15 +1025,53 @@ static void limited_response(px_client *cl, const cfg_rate_limit *r,
 		if (n >= 0)
 			n = add_edge_fields(cl, n);
 	}
-	if (n >= 0)
+	if (n >= 0 && retry_ns) {
+		char ra[24];
+		uint64_t secs = (retry_ns + 999999999u) / 1000000000u;
+		size_t ralen = core_fmt_u64(ra, secs ? secs : 1, 1);
+		http1_header f = {{"Retry-After", 11}, {ra, (uint32_t)ralen}};
 		n = px_head_insert_fields(cl->chead->data, (size_t)n,
 					  cl->chead->cap, &f, 1);
+	}
 	core_buf_consume(cl->in, (uint32_t)head_len);
 	if (n < 0) {
 		client_close(cl);
 		return;
 	}
 	cl->chead->end = (uint32_t)n;
+}
+
+/* The firewall's custom rules (waf.custom_rules), in order: the first
+ * `block` that matches answers (false is returned), the first `skip`
+ * ends them and the rate limits (*skip); `log` ones are named in the
+ * access log. */
+static bool firewall(px_client *cl, const http1_request *req, int head_len,
+		     bool *skip)
+{
+	const edge_snapshot *s = cl->snap;
+	const cfg_waf *waf = &s->cfg->waf;
+	lb_expr_input in;
+	expr_input(cl, req, waf->fields, &in);
+	if (in.acme_challenge)
+		return true; /* as fixed responses and rate limits */
+	for (size_t i = 0; i < waf->ncustom_rules; i++) {
+		const cfg_waf_rule *r = &waf->custom_rules[i];
+		if (r->disabled || !lb_expr_eval(r->expr, &in))
+			continue;
+		cl->waf_rule = r;
+		if (s->stats)
+			edge_stats_waf(s->stats, cl->w->id, r->index);
+		if (r->action == CFG_WAF_LOG)
+			continue;
+		if (r->action == CFG_WAF_SKIP) {
+			*skip = true;
+			return true;
+		}
+		edge_answer(cl, &r->response, 0, "blocked by the firewall",
+			    head_len);
+		return false;
+	}
+	return true;
 }
 
 /* The rate limits (sec_ratelimit.h), in order: every enabled one whose
@@ -1083,7 +1118,8 @@ static bool rate_limit(px_client *cl, const http1_request *req, int head_len)
 			edge_stats_rate_limited(s->stats, cl->w->id, r->index);
 		if (r->action == CFG_RL_LOG)
 			continue;
-		limited_response(cl, r, retry, head_len);
+		edge_answer(cl, &r->response, retry, "rate limit exceeded",
+			    head_len);
 		return false;
 	}
 	return true;
@@ -1215,7 +1251,10 @@ static void start_request(px_client *cl, int head_len)
 	}
 	client_from_xff(cl, req);
 	cl->slb = cl->lb;
-	if (s->cfg->nrate_limits && !rate_limit(cl, req, head_len))
+	bool skip = false;
+	if (s->cfg->waf.ncustom_rules && !firewall(cl, req, head_len, &skip))
+		return;
+	if (s->cfg->nrate_limits && !skip && !rate_limit(cl, req, head_len))
 		return;
 	if (cl->lb->nrule_order && !apply_rules(cl, req, head_len))
 		return;

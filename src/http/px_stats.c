@@ -94,6 +94,10 @@ static void line_end(px_client *cl, edge_alog *a, int status, uint64_t dur_ns)
 		char idx[24];
 		put_name(&b, edge_stats_rule_name(cl->rule, idx, sizeof(idx)));
 	}
+	if (cl->waf_rule) {
+		EDGE_ALOG_LIT(&b, ",\"waf_rule\":");
+		put_name(&b, cl->waf_rule->name);
+	}
 	if (cl->rate_limit) {
 		EDGE_ALOG_LIT(&b, ",\"rate_limit\":");
 		put_name(&b, cl->rate_limit->name);

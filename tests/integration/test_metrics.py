@@ -168,7 +168,9 @@ def test_docs_list_exactly_the_families_of_a_full_edge(stack, tmp_path):
                 "pools": [{"id": "p", "monitor": "m", "origins": [
                     {"name": "o1", "address": LOCAL, "port": o.port}]}],
                 "load_balancers": [{"name": HOST, "default_pools": ["p"]}],
-                "rate_limits": [{"name": "r", "requests_per_period": 100}]}
+                "rate_limits": [{"name": "r", "requests_per_period": 100}],
+                "waf": {"custom_rules": [{"name": "w",
+                                          "expression": "false"}]}}
     e = start_edge(stack, build)
     # The names of the text format (counters with their _total), as the
     # table writes them.

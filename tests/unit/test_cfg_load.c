@@ -431,6 +431,49 @@ static void test_rate_limit_counting(void **state)
 		      NULL);
 }
 
+/* Firewall custom rules: defaults, and mistakes where they are written. */
+static void test_waf_rules(void **state)
+{
+	(void)state;
+	cfg_snapshot *snap = load_ok(
+	    POOL
+	    "waf:\n"
+	    "  custom_rules:\n"
+	    "    - { name: a, expression: 'ip.src.country eq \"JP\"' }\n"
+	    "    - { name: b, expression: 'http.request.uri.path eq \"/x\"',"
+	    " action: skip, response: { status_code: 451, content: no } "
+	    "}\n");
+	assert_int_equal(snap->waf.ncustom_rules, 2);
+	const cfg_waf_rule *a = &snap->waf.custom_rules[0];
+	assert_int_equal(a->action, CFG_WAF_BLOCK);
+	assert_int_equal(a->response.status_code, 403);
+	assert_non_null(a->expr);
+	assert_int_equal(snap->waf.custom_rules[1].action, CFG_WAF_SKIP);
+	assert_int_equal(snap->waf.custom_rules[1].index, 1);
+	assert_int_equal(snap->waf.custom_rules[1].response.status_code, 451);
+	assert_int_equal(snap->waf.fields,
+			 (1u << LB_F_COUNTRY) | (1u << LB_F_PATH));
+	cfg_snapshot_free(snap);
+	expect_errors(
+	    POOL "waf:\n"
+		 "  custom_rules:\n"
+		 "    - { name: a }\n"
+		 "    - { name: a, expression: 'ip.src eq', action: deny }\n"
+		 "    - { name: c, expression: 'http.response.code eq 403' }\n"
+		 "    - { name: d, expression: 'true', response: { "
+		 "content_type: text/html } }\n",
+	    "t.yaml:5:7: custom rule is missing required key 'expression'",
+	    "t.yaml:6:15: duplicate custom rule name 'a' (first at line 5)",
+	    "t.yaml:6:30: expression: expected an IP address or CIDR, found "
+	    "the end (at character 10)",
+	    "t.yaml:6:51: action: 'deny' is not one of block, log, skip",
+	    "t.yaml:7:30: expression: http.response.code is known only in a "
+	    "rate limit's counting_expression",
+	    "t.yaml:8:64: response.content_type: needs response.content (the "
+	    "edge's own answer is text/plain)",
+	    NULL);
+}
+
 /* At most 32 rate limits; at most 8 characteristics each. */
 static void test_rate_limit_caps(void **state)
 {
@@ -2029,6 +2072,7 @@ int main(void)
 	    cmocka_unit_test(test_rule_errors),
 	    cmocka_unit_test(test_rate_limits),
 	    cmocka_unit_test(test_rate_limit_caps),
+	    cmocka_unit_test(test_waf_rules),
 	    cmocka_unit_test(test_rate_limit_counting),
 	    cmocka_unit_test(test_rule_error_not_verbatim),
 	    cmocka_unit_test(test_rule_limit),
