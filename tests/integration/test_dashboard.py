@@ -55,7 +55,10 @@ def env(lab):
                                  {"token": EDIT, "scope": "edit"}]},
                  top={"rate_limits": [{
                      "name": "slow", "requests_per_period": 2,
-                     "expression": 'http.request.uri.path eq "/slow"'}]})
+                     "expression": 'http.request.uri.path eq "/slow"'}],
+                      "waf": {"custom_rules": [{
+                          "name": "bots",
+                          "expression": 'http.user_agent eq "sqlmap"'}]}})
     return e
 
 
@@ -117,6 +120,7 @@ console.log(JSON.stringify({
   pools: d.poolRows(i.status),
   events: d.eventRows(i.events.result),
   rl: d.rateLimits(s2),
+  waf: d.wafRules(s2),
   gen: d.single(s2, "meridian_config_generation"),
 }));
 """
@@ -131,6 +135,7 @@ def test_script_turns_real_answers_into_rows(env):
     statuses = [get(env, "/slow").status for _ in range(3)]
     assert statuses == [200, 200, 429], statuses
     assert get(env, "/", host="unknown.example").status == 404
+    assert get(env, "/", headers=[("User-Agent", "sqlmap")]).status == 403
     m2 = fetch(env, "/metrics").body.decode()
     status = json.loads(fetch(env, "/status?format=json").body)
     path = "/client/v4/user/load_balancing_analytics/events?per_page=20"
@@ -147,12 +152,13 @@ def test_script_turns_real_answers_into_rows(env):
     assert r.returncode == 0, r.stderr.decode()
     out = json.loads(r.stdout)
     rows = {x["lb"]: x for x in out["rates"]}
-    # 8 answered 2xx and one 429 in 2 s (the dt given).
-    assert rows[HOST]["rps"] == 4.5, rows
-    assert rows[HOST]["c2xx"] == 4 and rows[HOST]["c4xx"] == 0.5, rows
+    # 8 answered 2xx, a 429 and a 403 in 2 s (the dt given).
+    assert rows[HOST]["rps"] == 5, rows
+    assert rows[HOST]["c2xx"] == 4 and rows[HOST]["c4xx"] == 1, rows
     assert rows[HOST]["p50"] is not None and rows[HOST]["p50"] > 0
     assert rows["(no load balancer)"]["c4xx"] == 0.5, rows
     assert out["rl"] == {"slow": {"over": 1, "keys": 1}}, out["rl"]
+    assert out["waf"] == {"bots": {"action": "block", "matches": 1}}, out
     assert out["gen"] == 1
     pools = out["pools"]
     assert [(p["kind"], p["name"]) for p in pools] == \
@@ -265,6 +271,7 @@ let tries = 0;
     console.log(JSON.stringify({ edge: byId.edge.textContent, summary: byId.summary.textContent,
       error: byId.error.hidden ? null : byId.error.textContent, tokenForm: !byId["token-form"].hidden,
       lbs: rows("lbs"), pools: rows("pools"), events: rows("events"), rls: rows("rls"),
+      wafs: rows("wafs"),
       rlHidden: byId["rl-section"].hidden }));
   } else setTimeout(done, 50);
 })();
@@ -296,6 +303,7 @@ def test_page_renders_what_the_edge_says(env):
     assert out["pools"][1][2] in ("healthy", "unknown"), out["pools"]
     assert out["pools"][1][6] == "disable"  # the action's button
     assert not out["rlHidden"] and out["rls"][0][0] == "slow", out["rls"]
+    assert [r[:2] for r in out["wafs"]] == [["bots", "block"]], out["wafs"]
     assert out["events"] and not out["tokenForm"], out
     # Without a token the API refuses: the page asks for one and still
     # shows everything else.

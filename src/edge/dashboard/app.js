@@ -108,6 +108,15 @@ function rateLimits(samples) {
   return rl;
 }
 
+// Firewall custom rules: {rule: {action, matches}}.
+function wafRules(samples) {
+  const w = {};
+  for (const s of samples)
+    if (s.name === "meridian_waf_rule_matches_total")
+      w[s.labels.rule] = { action: s.labels.action, matches: s.value };
+  return w;
+}
+
 // One value of a metric without labels (or its first sample).
 function single(samples, name) {
   const s = samples.find((x) => x.name === name);
@@ -186,8 +195,8 @@ async function setOriginEnabled(fetchFn, token, poolId, origin, enabled) {
 }
 
 if (typeof module !== "undefined")
-  module.exports = { parseMetrics, lbCounters, quantile, lbRates, rateLimits, single,
-                     poolRows, eventRows, apiError, setOriginEnabled };
+  module.exports = { parseMetrics, lbCounters, quantile, lbRates, rateLimits, wafRules,
+                     single, poolRows, eventRows, apiError, setOriginEnabled };
 
 // ---- DOM ----------------------------------------------------------------
 
@@ -284,6 +293,18 @@ if (typeof document !== "undefined") {
           td.appendChild(b);
         }
       });
+      const waf = wafRules(samples);
+      $("waf-section").hidden = Object.keys(waf).length === 0;
+      const pw = refresh.pw || {};
+      fill("wafs", Object.keys(waf), (tr, name) => {
+        const dt = refresh.prlT ? now - refresh.prlT : 0;
+        const d = pw[name] ? waf[name].matches - pw[name].matches : 0;
+        cell(tr, name);
+        cell(tr, waf[name].action);
+        cell(tr, fmt(dt > 0 ? Math.max(d, 0) / dt : 0, 1), "num");
+        cell(tr, waf[name].matches, "num");
+      });
+      refresh.pw = waf;
       const rl = rateLimits(samples);
       $("rl-section").hidden = Object.keys(rl).length === 0;
       const prl = refresh.prl || {};
