@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -180,6 +181,17 @@ size_t core_fmt_u64(char *out, uint64_t v, int width)
 	for (size_t i = 0; i < n; i++)
 		out[i] = tmp[n - 1 - i];
 	return n;
+}
+
+int core_random_key(void *out, size_t n)
+{
+	ssize_t got;
+	do
+		got = getrandom(out, n, 0);
+	while (got < 0 && errno == EINTR);
+	if (got < 0)
+		return -errno;
+	return (size_t)got == n ? 0 : -EIO;
 }
 
 void *core_pages_alloc(size_t n)

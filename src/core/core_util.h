@@ -30,6 +30,9 @@ bool core_same_str(const char *a, const char *b);
  * written (tables sized for a peak that may never come). Aborts when the
  * mapping fails, as xmalloc does. core_pages_free with the same n. */
 void *core_pages_alloc(size_t n);
+/* n random bytes for a table's hash key (getrandom, blocking: only
+ * right after boot can it wait). 0, or -errno. */
+int core_random_key(void *out, size_t n);
 void core_pages_free(void *p, size_t n);
 /* v in decimal into out (room for 20 digits, or width), at least width
  * digits (zero-padded), not NUL-terminated; returns the length. For hot

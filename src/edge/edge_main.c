@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/random.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -288,34 +287,23 @@ int edge_run(edge_ctl *ctl, cfg_snapshot *cfg, void (*ready_cb)(void *),
 		log_error("%s", errbuf);
 		goto out;
 	}
-	if (cfg->edge.nlisten_dns) {
-		/* 2^16 buckets (512 KiB of zero pages until used), keyed at
-		 * random so nobody can aim hash collisions. */
-		uint8_t key[16];
-		/* Blocking, once: only right after boot can it wait. */
-		ssize_t got;
-		do
-			got = getrandom(key, sizeof(key), 0);
-		while (got < 0 && errno == EINTR);
-		if (got != (ssize_t)sizeof(key)) {
-			log_error("getrandom: %s", strerror(errno));
-			goto out;
-		}
+	/* The DNS RRL table (2^16 buckets, 512 KiB of zero pages until
+	 * used) and the per-client connection counts, keyed at random so
+	 * nobody can aim hash collisions. */
+	uint8_t key[16];
+	int kerr = core_random_key(key, sizeof(key));
+	if (kerr < 0) {
+		log_error("getrandom: %s", strerror(-kerr));
+		goto out;
+	}
+	if (cfg->edge.nlisten_dns)
 		e->dns_rrl = dns_rrl_new(1u << 16, key);
+	kerr = core_random_key(key, sizeof(key));
+	if (kerr < 0) {
+		log_error("getrandom: %s", strerror(-kerr));
+		goto out;
 	}
-	{
-		/* Keyed at random, as the RRL table; zero pages until used. */
-		uint8_t key[16];
-		ssize_t got;
-		do
-			got = getrandom(key, sizeof(key), 0);
-		while (got < 0 && errno == EINTR);
-		if (got != (ssize_t)sizeof(key)) {
-			log_error("getrandom: %s", strerror(errno));
-			goto out;
-		}
-		e->conns = sec_conns_new(cfg->edge.limits.max_connections, key);
-	}
+	e->conns = sec_conns_new(cfg->edge.limits.max_connections, key);
 	if (listeners_taken(&cfg->edge))
 		goto out;
 	e->workers = xcalloc(e->nworkers, sizeof(*e->workers));

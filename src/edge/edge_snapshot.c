@@ -1,11 +1,8 @@
 /* edge_snapshot.c - the data plane's view of one config snapshot. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#include <sys/random.h>
 
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
@@ -167,13 +164,10 @@ static int build_rl(const cfg_snapshot *cfg, const edge_snapshot *prev,
 		if (rl[i])
 			continue;
 		uint8_t key[16];
-		ssize_t got;
-		do
-			got = getrandom(key, sizeof(key), 0);
-		while (got < 0 && errno == EINTR);
-		if (got != (ssize_t)sizeof(key)) {
+		int kerr = core_random_key(key, sizeof(key));
+		if (kerr < 0) {
 			snprintf(err, errlen, "rate limits: getrandom: %s",
-				 strerror(errno));
+				 strerror(-kerr));
 			free_rl(rl, cfg->nrate_limits);
 			return -1;
 		}
