@@ -68,7 +68,9 @@ bool sec_rl_hit(sec_rl *t, const sec_rl_rate *r, uint64_t key, uint64_t now_ns,
 
 /* Whether a request of key at now_ns would be allowed, without counting
  * it (*retry_ns as sec_rl_hit's). For rules that count responses: the
- * request peeks, its response (when it counts) hits. */
+ * request peeks, its response (when it counts) hits. A refusal is the key
+ * going over the rate: with a mitigation time it blocks the key, as
+ * sec_rl_hit's refusal does (the only change a peek makes). */
 bool sec_rl_peek(sec_rl *t, const sec_rl_rate *r, uint64_t key, uint64_t now_ns,
 		 uint64_t *retry_ns);
 

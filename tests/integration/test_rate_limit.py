@@ -310,6 +310,23 @@ def test_counting_by_response(lab, tmp_path):
     assert metric(e, "meridian_rate_limit_exceeded_total", "logins") == 1
 
 
+def test_counting_rule_blocks_for_its_mitigation_timeout(lab, tmp_path):
+    """A counting rule's key that goes over the rate is blocked for the
+    mitigation timeout, as a rule that counts on arrival is (brute-force
+    protection: five failed logins, then no attempt for ten minutes)."""
+    e = start(lab, tmp_path, [{
+        "name": "logins", "requests_per_period": 3, "period": "60s",
+        "mitigation_timeout": "10m",
+        "expression": 'starts_with(http.request.uri.path, "/status/")',
+        "counting_expression": "http.response.code eq 401"}])
+    src = "127.0.0.2"
+    assert statuses(e, 3, "/status/401", src=src) == [401] * 3
+    for _ in range(2):  # the refusal started the block; it holds
+        r = get(e, "/status/200", src=src)
+        assert r.status == 429 and \
+            590 <= int(r.header("Retry-After")) <= 600, r.headers
+
+
 def test_keys_read_the_normalized_host_and_path(lab, tmp_path):
     """A per-host, per-path limit cannot be dodged by the Host's case or
     by spelling the path another way."""

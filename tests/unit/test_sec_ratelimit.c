@@ -132,6 +132,18 @@ static void test_peek(void **state)
 	assert_false(sec_rl_peek(t, &m, b, T0 + S, &retry));
 	assert_int_equal(retry, 4 * S);
 	assert_true(sec_rl_peek(t, &m, b, T0 + 5 * S, NULL));
+	/* A peek over the rate starts the block itself: responses filled
+	 * the bucket, the next arrival is refused for the mitigation time,
+	 * not until the next token (counting_expression rules). */
+	uint64_t c = key_of(t, "counted");
+	assert_true(sec_rl_peek(t, &m, c, T0, NULL));
+	assert_true(sec_rl_hit(t, &m, c, T0, NULL)); /* its response */
+	assert_false(sec_rl_peek(t, &m, c, T0 + S, &retry));
+	assert_int_equal(retry, 5 * S);
+	/* Refused until the block ends, then a full bucket again. */
+	assert_false(sec_rl_peek(t, &m, c, T0 + 5 * S, &retry));
+	assert_int_equal(retry, S);
+	assert_true(sec_rl_peek(t, &m, c, T0 + 6 * S, NULL));
 	sec_rl_unref(t);
 }
 
