@@ -381,9 +381,11 @@ static void serve(admin_conn *c)
 	}
 	bool head_only = q->method_id == HTTP_M_HEAD;
 	if (q->method_id != HTTP_M_GET && !head_only) {
+		/* Allow: a MUST on 405 (RFC 9110 15.5.6). */
 		const char *m = "only GET and HEAD\n";
-		respond(c, 405, "Method Not Allowed", "text/plain", m,
-			strlen(m), false);
+		respond_with(c, 405, "Method Not Allowed", "text/plain", m,
+			     strlen(m), false,
+			     "Cache-Control: no-store\r\nAllow: GET, HEAD\r\n");
 		return;
 	}
 	if (target_is(q->target, "/status")) {

@@ -91,7 +91,11 @@ def test_files_and_headers(env):
         int(r.headers["Content-Length"]) > 1000
     assert fetch(env, "/dashboard/nope.js").status == 404
     assert fetch(env, "/dashboard/../status").status == 404
-    assert fetch(env, "/dashboard/app.js", method="POST").status == 405
+    # 405 names what is allowed (RFC 9110 15.5.6: Allow is a MUST).
+    for path in ("/dashboard/app.js", "/dashboard/", "/status"):
+        r = fetch(env, path, method="POST")
+        assert r.status == 405 and r.headers["Allow"] == "GET, HEAD", \
+            (path, r.status, dict(r.headers))
 
 
 def test_every_endpoint_the_script_reads(env):
