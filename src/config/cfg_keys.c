@@ -2039,8 +2039,10 @@ static const cfg_key rate_limit_keys[] = {
      .help = "Count a request only when its response satisfies this, on "
 	     "`http.response.code` (for example `http.response.code in {401 "
 	     "403}`: failed logins); a request over the rate is still refused "
-	     "when it arrives. Empty: every request counts on arrival. At "
-	     "most 4 rules have one."},
+	     "when it arrives, and one in flight holds its count until its "
+	     "response is known (requests sent at once cannot all pass). "
+	     "Empty: every request counts on arrival. At most 4 rules have "
+	     "one."},
     {.name = "disabled",
      .type = CFG_BOOL,
      AT(cfg_rate_limit, disabled),

@@ -207,12 +207,15 @@ static void up_close(px_upstream *up)
 	w->dead_upstreams = up;
 }
 
+static void count_response(px_client *cl, int status);
+
 static void client_close(px_client *cl)
 {
 	if (is_closed(cl))
 		return;
 	edge_worker *w = cl->w;
-	px_stats_close(cl); /* a request still open ends here */
+	px_stats_close(cl);    /* a request still open ends here */
+	count_response(cl, 0); /* unanswered: its tokens go back */
 	if (cl->up) {
 		up_close(cl->up);
 		cl->up = NULL;
@@ -387,8 +390,10 @@ void px_client_accept(edge_worker *w, int fd, const struct sockaddr *peer,
 			     : timeouts(w)->client_idle_ms);
 }
 
-/* The response's status is known: the rate limits that count by their
- * counting_expression (http.response.code) count this request now. */
+/* The request's status is known (status), or none will come (0): each
+ * rate limit that counts by its counting_expression took a token when the
+ * request arrived; it keeps it when the expression holds on the status,
+ * else gives it back. */
 static void count_response(px_client *cl, int status)
 {
 	uint8_t n = cl->nrl;
@@ -400,13 +405,13 @@ static void count_response(px_client *cl, int status)
 	uint64_t now = core_now_ns();
 	for (uint8_t k = 0; k < n; k++) {
 		const cfg_rate_limit *r = &s->cfg->rate_limits[cl->rl_index[k]];
-		if (!lb_expr_eval(r->counting, &in))
+		if (status && lb_expr_eval(r->counting, &in))
 			continue;
 		sec_rl_rate rate =
 		    sec_rl_rate_of(r->requests_per_period, r->period_ms,
 				   r->burst, r->mitigation_timeout_ms);
-		(void)sec_rl_hit(s->rl[cl->rl_index[k]], &rate, cl->rl_key[k],
-				 now, NULL);
+		sec_rl_refund(s->rl[cl->rl_index[k]], &rate, cl->rl_key[k],
+			      now);
 	}
 }
 
@@ -705,7 +710,7 @@ static void reset_exchange(px_client *cl)
 	cl->rule = NULL;
 	cl->rate_limit = NULL;
 	cl->waf_rule = NULL;
-	cl->nrl = 0;
+	count_response(cl, 0); /* unanswered: its tokens go back */
 	cl->pool = NULL;
 	cl->origin = NULL;
 	cl->req_id_len = 0;
@@ -1098,19 +1103,14 @@ static bool rate_limit(px_client *cl, const http1_request *req, int head_len)
 				   r->burst, r->mitigation_timeout_ms);
 		uint64_t retry = 0;
 		uint64_t key = sec_rl_request_key(s->rl[i], r, &in);
-		if (r->counting) {
-			/* Counted by its response (count_response): here
-			 * only refused when the bucket is empty. */
-			if (sec_rl_peek(s->rl[i], &rate, key, cl->st.t0,
-					&retry)) {
-				if (cl->nrl < CFG_RL_MAX_COUNTING) {
-					cl->rl_key[cl->nrl] = key;
-					cl->rl_index[cl->nrl++] = (uint8_t)i;
-				}
-				continue;
+		if (sec_rl_hit(s->rl[i], &rate, key, cl->st.t0, &retry)) {
+			/* Counted by its response (count_response): the
+			 * token taken here goes back unless the response
+			 * counts, so requests in flight are bounded too. */
+			if (r->counting && cl->nrl < CFG_RL_MAX_COUNTING) {
+				cl->rl_key[cl->nrl] = key;
+				cl->rl_index[cl->nrl++] = (uint8_t)i;
 			}
-		} else if (sec_rl_hit(s->rl[i], &rate, key, cl->st.t0,
-				      &retry)) {
 			continue;
 		}
 		cl->rate_limit = r;

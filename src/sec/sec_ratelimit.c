@@ -190,6 +190,27 @@ bool sec_rl_peek(sec_rl *t, const sec_rl_rate *r, uint64_t key, uint64_t now_ns,
 	return !wait;
 }
 
+void sec_rl_refund(sec_rl *t, const sec_rl_rate *r, uint64_t key,
+		   uint64_t now_ns)
+{
+	uint32_t si = (uint32_t)(key >> 32) & t->mask;
+	pthread_mutex_t *m = &t->lock[si & (STRIPES - 1)];
+	pthread_mutex_lock(m);
+	for (int i = 0; i < WAYS; i++) {
+		slot *s = &t->sets[si].s[i];
+		if (s->key != key)
+			continue;
+		/* A block stays; a bucket already full has nothing to give
+		 * back (the token came back with time). */
+		if (!(s->tat & BLOCKED) && s->tat > now_ns)
+			s->tat = s->tat - now_ns > r->interval_ns
+				     ? s->tat - r->interval_ns
+				     : now_ns;
+		break;
+	}
+	pthread_mutex_unlock(m);
+}
+
 uint64_t sec_rl_evictions(const sec_rl *t)
 {
 	return atomic_load_explicit(&t->evictions, memory_order_relaxed);

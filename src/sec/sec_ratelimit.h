@@ -74,6 +74,13 @@ bool sec_rl_hit(sec_rl *t, const sec_rl_rate *r, uint64_t key, uint64_t now_ns,
 bool sec_rl_peek(sec_rl *t, const sec_rl_rate *r, uint64_t key, uint64_t now_ns,
 		 uint64_t *retry_ns);
 
+/* Give back the token a sec_rl_hit took for key (a request counted on
+ * arrival that, after all, does not count: counting_expression rules).
+ * Nothing for a blocked key, a full bucket or a key no longer in the
+ * table. */
+void sec_rl_refund(sec_rl *t, const sec_rl_rate *r, uint64_t key,
+		   uint64_t now_ns);
+
 /* Counters, for /metrics. */
 uint64_t sec_rl_evictions(const sec_rl *t);
 /* Adds n to t's evictions: the count of the table t replaces (a rule that

@@ -327,6 +327,44 @@ def test_counting_rule_blocks_for_its_mitigation_timeout(lab, tmp_path):
             590 <= int(r.header("Retry-After")) <= 600, r.headers
 
 
+def test_counting_rule_bounds_requests_in_flight(lab, tmp_path):
+    """A counting rule holds a token for each request in flight and gives
+    it back when the response does not count: attempts sent at once
+    cannot all pass before the first answer is counted (twenty parallel
+    logins against three per period did)."""
+    web = lab.origin("web")
+    e = lab.edge([{"id": "web", "origins": [org(web)]}],
+                 [{"name": HOST, "default_pools": ["web"]}],
+                 top={"rate_limits": [{
+                     "name": "logins", "requests_per_period": 3,
+                     "period": "600s",
+                     "counting_expression": "http.response.code eq 401"}]})
+    # The origin answers (else the three below would get a 502 at once).
+    mt.wait_for(lambda: get(e, "/status/200", src="127.0.0.9").status == 200,
+                what="the origin serving")
+    src = "127.0.0.2"
+    held = [SrcConn(e.port, src) for _ in range(3)]
+    try:
+        for c in held:  # three attempts the origin sits on
+            c.send(mt.req("GET", "/sleep/600000", HOST))
+
+        def active():
+            m = re.search(r'^meridian_upstream_connections'
+                          r'\{state="active"\} (\d+)$', metrics(e), re.M)
+            return m and int(m.group(1)) == 3
+        mt.wait_for(active, what="three requests at the origin")
+        # With the three in flight, a fourth is refused on arrival.
+        assert get(e, "/status/200", src=src).status == 429
+        # The origin dies: the three get the edge's 502, which does not
+        # count, and their tokens come back.
+        lab.kill(web)
+        assert [c.read_response().status for c in held] == [502] * 3
+    finally:
+        for c in held:
+            c.close()
+    assert get(e, "/status/200", src=src).status != 429
+
+
 def test_keys_read_the_normalized_host_and_path(lab, tmp_path):
     """A per-host, per-path limit cannot be dodged by the Host's case or
     by spelling the path another way."""

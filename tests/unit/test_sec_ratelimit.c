@@ -147,6 +147,43 @@ static void test_peek(void **state)
 	sec_rl_unref(t);
 }
 
+/* A refund gives back the token a hit took (counting_expression rules
+ * take one on arrival and return it when the response does not count),
+ * never more than a full bucket, never out of a block. */
+static void test_refund(void **state)
+{
+	(void)state;
+	sec_rl *t = sec_rl_new(64, KEY);
+	sec_rl_rate r = sec_rl_rate_of(3, 60000, 3, 0); /* one per 20 s */
+	uint64_t k = key_of(t, "login");
+	for (int i = 0; i < 3; i++)
+		assert_true(sec_rl_hit(t, &r, k, T0, NULL));
+	assert_false(sec_rl_hit(t, &r, k, T0, NULL));
+	sec_rl_refund(t, &r, k, T0 + S);
+	assert_true(sec_rl_hit(t, &r, k, T0 + S, NULL));
+	assert_false(sec_rl_hit(t, &r, k, T0 + S, NULL));
+	/* Refunds beyond a full bucket change nothing. */
+	for (int i = 0; i < 10; i++)
+		sec_rl_refund(t, &r, k, T0 + 2 * S);
+	for (int i = 0; i < 3; i++)
+		assert_true(sec_rl_hit(t, &r, k, T0 + 2 * S, NULL));
+	assert_false(sec_rl_hit(t, &r, k, T0 + 2 * S, NULL));
+	/* A key never seen: nothing to give back, nothing inserted. */
+	uint64_t n = key_of(t, "new");
+	sec_rl_refund(t, &r, n, T0);
+	for (int i = 0; i < 3; i++)
+		assert_true(sec_rl_hit(t, &r, n, T0, NULL));
+	assert_false(sec_rl_hit(t, &r, n, T0, NULL));
+	/* A block stays. */
+	sec_rl_rate m = sec_rl_rate_of(1, 60000, 1, 5000);
+	uint64_t b = key_of(t, "blocked");
+	assert_true(sec_rl_hit(t, &m, b, T0, NULL));
+	assert_false(sec_rl_hit(t, &m, b, T0, NULL)); /* blocked to T0+5s */
+	sec_rl_refund(t, &m, b, T0 + S);
+	assert_false(sec_rl_hit(t, &m, b, T0 + S, NULL));
+	sec_rl_unref(t);
+}
+
 /* Keys count apart; another table key, another hash. */
 static void test_keys_apart(void **state)
 {
@@ -408,6 +445,7 @@ int main(void)
 	    cmocka_unit_test(test_steady_rate),
 	    cmocka_unit_test(test_mitigation),
 	    cmocka_unit_test(test_peek),
+	    cmocka_unit_test(test_refund),
 	    cmocka_unit_test(test_keys_apart),
 	    cmocka_unit_test(test_eviction),
 	    cmocka_unit_test(test_huge_tolerance),
