@@ -154,42 +154,6 @@ bool sec_rl_hit(sec_rl *t, const sec_rl_rate *r, uint64_t key, uint64_t now_ns,
 	return !wait;
 }
 
-bool sec_rl_peek(sec_rl *t, const sec_rl_rate *r, uint64_t key, uint64_t now_ns,
-		 uint64_t *retry_ns)
-{
-	uint32_t si = (uint32_t)(key >> 32) & t->mask;
-	pthread_mutex_t *m = &t->lock[si & (STRIPES - 1)];
-	uint64_t wait = 0;
-	pthread_mutex_lock(m);
-	for (int i = 0; i < WAYS; i++) {
-		slot *s = &t->sets[si].s[i];
-		if (s->key != key)
-			continue;
-		if (s->tat & BLOCKED) {
-			if (now_ns < until(s))
-				wait = until(s) - now_ns;
-		} else {
-			uint64_t base = s->tat > now_ns ? s->tat : now_ns;
-			uint64_t next = base + r->interval_ns;
-			if (next - now_ns <= r->tolerance_ns) {
-				/* room: nothing changes */
-			} else if (r->mitigation_ns) {
-				/* Over the rate: blocked, as sec_rl_hit's
-				 * refusal blocks. */
-				s->tat = BLOCKED | (now_ns + r->mitigation_ns);
-				wait = r->mitigation_ns;
-			} else {
-				wait = next - r->tolerance_ns - now_ns;
-			}
-		}
-		break;
-	}
-	pthread_mutex_unlock(m);
-	if (wait && retry_ns)
-		*retry_ns = wait;
-	return !wait;
-}
-
 void sec_rl_refund(sec_rl *t, const sec_rl_rate *r, uint64_t key,
 		   uint64_t now_ns)
 {

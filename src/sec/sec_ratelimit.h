@@ -66,14 +66,6 @@ uint64_t sec_rl_key(const sec_rl *t, const void *data, size_t len);
 bool sec_rl_hit(sec_rl *t, const sec_rl_rate *r, uint64_t key, uint64_t now_ns,
 		uint64_t *retry_ns);
 
-/* Whether a request of key at now_ns would be allowed, without counting
- * it (*retry_ns as sec_rl_hit's). For rules that count responses: the
- * request peeks, its response (when it counts) hits. A refusal is the key
- * going over the rate: with a mitigation time it blocks the key, as
- * sec_rl_hit's refusal does (the only change a peek makes). */
-bool sec_rl_peek(sec_rl *t, const sec_rl_rate *r, uint64_t key, uint64_t now_ns,
-		 uint64_t *retry_ns);
-
 /* Give back the token a sec_rl_hit took for key (a request counted on
  * arrival that, after all, does not count: counting_expression rules).
  * Nothing for a blocked key, a full bucket or a key no longer in the

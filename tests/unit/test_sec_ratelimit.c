@@ -106,47 +106,6 @@ static void test_mitigation(void **state)
 	sec_rl_unref(t);
 }
 
-/* Peeking tells what a hit would, and counts nothing: failed logins
- * (hits from responses) fill the bucket, peeks at arrival refuse. */
-static void test_peek(void **state)
-{
-	(void)state;
-	sec_rl *t = sec_rl_new(64, KEY);
-	sec_rl_rate r = sec_rl_rate_of(3, 60000, 3, 0); /* one per 20 s */
-	uint64_t k = key_of(t, "login"), retry = 0;
-	for (int i = 0; i < 100; i++)
-		assert_true(sec_rl_peek(t, &r, k, T0, NULL));
-	assert_int_equal(sec_rl_active(t, T0), 0); /* nothing inserted */
-	for (int i = 0; i < 3; i++) {
-		assert_true(sec_rl_peek(t, &r, k, T0, NULL));
-		assert_true(sec_rl_hit(t, &r, k, T0, NULL));
-	}
-	assert_false(sec_rl_peek(t, &r, k, T0 + S, &retry));
-	assert_int_equal(retry, 19 * S);
-	assert_true(sec_rl_peek(t, &r, k, T0 + 20 * S, NULL));
-	/* Blocked (mitigation) keys peek as refused until the end. */
-	sec_rl_rate m = sec_rl_rate_of(1, 60000, 1, 5000);
-	uint64_t b = key_of(t, "blocked");
-	assert_true(sec_rl_hit(t, &m, b, T0, NULL));
-	assert_false(sec_rl_hit(t, &m, b, T0, NULL));
-	assert_false(sec_rl_peek(t, &m, b, T0 + S, &retry));
-	assert_int_equal(retry, 4 * S);
-	assert_true(sec_rl_peek(t, &m, b, T0 + 5 * S, NULL));
-	/* A peek over the rate starts the block itself: responses filled
-	 * the bucket, the next arrival is refused for the mitigation time,
-	 * not until the next token (counting_expression rules). */
-	uint64_t c = key_of(t, "counted");
-	assert_true(sec_rl_peek(t, &m, c, T0, NULL));
-	assert_true(sec_rl_hit(t, &m, c, T0, NULL)); /* its response */
-	assert_false(sec_rl_peek(t, &m, c, T0 + S, &retry));
-	assert_int_equal(retry, 5 * S);
-	/* Refused until the block ends, then a full bucket again. */
-	assert_false(sec_rl_peek(t, &m, c, T0 + 5 * S, &retry));
-	assert_int_equal(retry, S);
-	assert_true(sec_rl_peek(t, &m, c, T0 + 6 * S, NULL));
-	sec_rl_unref(t);
-}
-
 /* A refund gives back the token a hit took (counting_expression rules
  * take one on arrival and return it when the response does not count),
  * never more than a full bucket, never out of a block. */
@@ -444,7 +403,6 @@ int main(void)
 	    cmocka_unit_test(test_burst_then_rate),
 	    cmocka_unit_test(test_steady_rate),
 	    cmocka_unit_test(test_mitigation),
-	    cmocka_unit_test(test_peek),
 	    cmocka_unit_test(test_refund),
 	    cmocka_unit_test(test_keys_apart),
 	    cmocka_unit_test(test_eviction),
