@@ -890,13 +890,19 @@ def test_rate_limit_udp_answers(stack):
     real resolver retries over TCP) and the others are dropped. TCP is never
     limited, another client has its own budget, /metrics counts both."""
     e, admin = _rrl_edge(stack, rps=5, slip=2)
+    t0 = time.monotonic()
     answered, truncated, dropped = _udp_burst(e.port, admin, 30)
+    # The one-second windows the burst can have met: those it lasted,
+    # the one it started in, and one for a worker whose cached clock
+    # lags (a loaded machine stretches the burst itself).
+    windows = int(time.monotonic() - t0) + 3
     assert answered + truncated + dropped == 30
-    # The burst may straddle one-second windows (at most three on a very
-    # slow machine): up to 5 answers in each, every 2nd of the rest TC.
-    assert 5 <= answered <= 15, (answered, truncated, dropped)
+    # Up to 5 answers in each window, every 2nd of the rest TC (each
+    # window rounds its cadence on its own).
+    assert 5 <= answered <= 5 * windows, (answered, truncated, dropped)
     over = 30 - answered
-    assert abs(truncated - over / 2) <= 2, (answered, truncated, dropped)
+    assert abs(truncated - over / 2) <= windows, \
+        (answered, truncated, dropped, windows)
     # TCP from the same address: every query answered.
     for _ in range(10):
         r = dns.query.tcp(query("www." + ZONE), LOCAL, port=e.port,
