@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -246,10 +247,67 @@ static void serve_status(admin_conn *c, bool json, bool head_only)
 
 /* The REST API (src/api): read the body (Content-Length, bounded), hand
  * the request over, send the envelope. */
+/* The status to refuse a write with as cross-site request forgery (403:
+ * another origin, 415: not JSON), *why set; or 0.
+ * A page on any site can make a browser send a "simple" POST (a form or
+ * text/plain body, no custom header) to a loopback admin listener, which
+ * needs no token; the browser says where it comes from (Origin) and
+ * cannot send Content-Type: application/json across origins without a
+ * CORS preflight, which this listener never grants. So a write must not
+ * come from another origin, and its body must be JSON by type. */
+static int csrf_refusal(const http1_request *q, const char **why)
+{
+	if (q->method_id == HTTP_M_GET || q->method_id == HTTP_M_HEAD)
+		return 0;
+	const http1_header *o =
+	    http1_find_header(q->headers, q->nheaders, "Origin");
+	if (o) {
+		/* scheme "://" authority, and the authority is our Host */
+		const char *sep = memmem(o->value.p, o->value.len, "://", 3);
+		size_t at = sep ? (size_t)(sep - o->value.p) + 3 : 0;
+		bool same =
+		    sep && q->host.len == o->value.len - at &&
+		    !strncasecmp(o->value.p + at, q->host.p, q->host.len);
+		if (!same) {
+			*why = "cross-origin requests are refused (Origin is "
+			       "not this listener)";
+			return 403;
+		}
+	}
+	if (q->body != HTTP1_BODY_NONE && q->content_length > 0) {
+		const http1_header *t =
+		    http1_find_header(q->headers, q->nheaders, "Content-Type");
+		if (!t || t->value.len < 16 ||
+		    strncasecmp(t->value.p, "application/json", 16) ||
+		    (t->value.len > 16 && t->value.p[16] != ';' &&
+		     t->value.p[16] != ' ')) {
+			*why = "send the body with Content-Type: "
+			       "application/json";
+			return 415;
+		}
+	}
+	return 0;
+}
+
 static void serve_api(admin_conn *c, const char *head, size_t len)
 {
 	const http1_request *q = &c->req;
 	int fd = c->fd;
+	const char *why = NULL;
+	int refuse_status = csrf_refusal(q, &why);
+	if (refuse_status) {
+		char m[256];
+		bool origin = refuse_status == 403;
+		int n = snprintf(m, sizeof(m),
+				 "{\"success\":false,\"errors\":[{\"code\":%d,"
+				 "\"message\":\"%s\"}],\"messages\":[],"
+				 "\"result\":null}",
+				 origin ? 10000 : 1002, why);
+		respond(c, refuse_status,
+			origin ? "Forbidden" : "Unsupported Media Type",
+			"application/json", m, (size_t)n, false);
+		return;
+	}
 	if (q->body == HTTP1_BODY_CHUNKED) {
 		const char *m = "{\"success\":false,\"errors\":[{\"code\":1002,"
 				"\"message\":\"send a Content-Length body\"}],"

@@ -992,3 +992,40 @@ def test_error_code_table_matches_the_enum():
     documented = {int(c) for c in re.findall(r"^\| (\d+) \|", table, re.M)}
     assert len(codes) > 15, codes
     assert codes == documented, (codes - documented, documented - codes)
+
+
+def test_cross_site_writes_are_refused(env):
+    """A page on another site can make a browser POST a form or text/plain
+    body to a loopback API without tokens. Writes from another Origin are
+    refused (403), and so are bodies not sent as JSON (415, which a
+    browser cannot send across origins without a preflight); nothing
+    changes. The same origin (the dashboard) and clients that send no
+    Origin (curl, meridian ctl) write as before."""
+    ed, api, o1, _ = env
+    body = json.dumps({"name": "csrf", "origins": [org(o1)]}).encode()
+    st, e = api.call("POST", ACCT + "/pools", raw=body,
+                     headers={"Origin": "http://evil.example"})
+    assert st == 403 and "cross-origin" in e["errors"][0]["message"], e
+    st, e = api.call("POST", ACCT + "/monitors/m/preview", raw=b"{}",
+                     headers={"Origin": "null"})
+    assert st == 403, e
+    # text/plain, as a cross-site form can send it (call() sets JSON
+    # only for its own bodies: a raw body with our header replaces it).
+    c = http.client.HTTPConnection(mt.LOCAL, ed.admin, timeout=mt.WAIT)
+    try:
+        c.request("POST", ACCT + "/pools", body=body,
+                  headers={"Content-Type": "text/plain"})
+        r = c.getresponse()
+        e = json.loads(r.read())
+    finally:
+        c.close()
+    assert r.status == 415 and "application/json" in \
+        e["errors"][0]["message"], (r.status, e)
+    assert [p["name"] for p in api.ok("GET", ACCT + "/pools")] == \
+        ["filepool"]
+    # The same origin writes.
+    st, e = api.call("POST", ACCT + "/pools", raw=body, headers={
+        "Origin": "http://%s:%d" % (mt.LOCAL, ed.admin)})
+    assert st == 200, e
+    assert sorted(p["name"] for p in api.ok("GET", ACCT + "/pools")) == \
+        ["csrf", "filepool"]
