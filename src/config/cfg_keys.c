@@ -440,8 +440,9 @@ static const cfg_key limits_keys[] = {
 	     "are refused as over max_connections, so one client (or a "
 	     "slowloris holding connections idle) cannot take them all. "
 	     "Peers in geo.trusted_proxies are not limited (their clients "
-	     "are behind them). Clients behind one NAT share the limit. 0: "
-	     "no limit."},
+	     "are behind them); with edge.proxy_protocol the client a PROXY "
+	     "header names is, once the header is read. Clients behind one "
+	     "NAT share the limit. 0: no limit."},
     {.name = "max_body_bytes",
      .type = CFG_SIZE,
      AT(cfg_limits, max_body_bytes),

@@ -18,7 +18,6 @@
 #include "edge/edge_worker.h"
 #include "http/px.h"
 #include "http/px_head.h"
-#include "sec/sec_conns.h"
 #include "tls/tls.h"
 
 /* A connection the edge will not serve: on http listeners a canned 503
@@ -33,32 +32,6 @@ static void refuse(edge_worker *w, const edge_listener *li, int fd)
 		shutdown(fd, SHUT_WR);
 	}
 	close(fd);
-}
-
-/* Whether this client may open one more connection
- * (max_connections_per_client; sec_conns.h): *key is what the connection
- * releases when it ends, 0 for none. */
-static bool client_may_connect(edge_worker *w, const struct sockaddr *peer,
-			       uint64_t *key)
-{
-	*key = 0;
-	uint32_t per = w->snap->cfg->edge.limits.max_connections_per_client;
-	if (!per || !w->e->conns || geo_is_trusted(w->snap->geo, peer))
-		return true;
-	uint64_t k = sec_conns_key(w->e->conns, peer);
-	switch (sec_conns_take(w->e->conns, k, per)) {
-	case SEC_CONNS_TAKEN:
-		*key = k;
-		return true;
-	case SEC_CONNS_UNTRACKED:
-		atomic_fetch_add_explicit(&w->e->untracked, 1,
-					  memory_order_relaxed);
-		return true;
-	default:
-		atomic_fetch_add_explicit(&w->e->refused_per_client, 1,
-					  memory_order_relaxed);
-		return false;
-	}
 }
 
 static void listener_cb(core_io *io, uint32_t ev)
@@ -98,7 +71,7 @@ static void listener_cb(core_io *io, uint32_t ev)
 			continue;
 		}
 		uint64_t key;
-		if (!client_may_connect(w, (struct sockaddr *)&ss, &key)) {
+		if (!px_client_may_connect(w, (struct sockaddr *)&ss, &key)) {
 			atomic_fetch_sub(&w->e->nconns, 1);
 			refuse(w, li, fd);
 			continue;

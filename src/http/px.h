@@ -183,6 +183,12 @@ struct px_client {
  * took in edge.conns (released at close), 0 for nothing. */
 void px_client_accept(edge_worker *w, int fd, const struct sockaddr *peer,
 		      struct tls_server *tls, uint64_t conn_key);
+/* Whether a client at peer may open one more connection
+ * (edge.limits.max_connections_per_client; sec_conns.h): *key is what
+ * the connection releases when it ends, 0 for none (no limit, a trusted
+ * proxy, or no room to count it). */
+bool px_client_may_connect(edge_worker *w, const struct sockaddr *peer,
+			   uint64_t *key);
 /* Drain: close idle clients, make the others close after their response. */
 void px_drain(edge_worker *w);
 /* Close every connection (end of drain, worker exit). */

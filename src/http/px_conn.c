@@ -1543,19 +1543,54 @@ static void connect_failed(px_client *cl, int err)
 
 /* A parsed PROXY protocol header: the client it names replaces the peer
  * (only trusted peers get here). Plain and TLS listeners. */
-static void use_proxy_header(px_client *cl, const proxy_proto_result *r)
+/* px.h. */
+bool px_client_may_connect(edge_worker *w, const struct sockaddr *peer,
+			   uint64_t *key)
 {
-	if (!r->local && r->srclen <= sizeof(cl->peer)) {
-		memcpy(&cl->peer, &r->src, r->srclen);
-		core_sock_ip_text((struct sockaddr *)&cl->peer, cl->ip,
-				  sizeof(cl->ip));
-		geo_lookup(cl->w->snap->geo, (struct sockaddr *)&cl->peer,
-			   &cl->geo);
-		/* The named client is not the trusted proxy itself. */
-		cl->trusted_peer = geo_is_trusted(cl->w->snap->geo,
-						  (struct sockaddr *)&cl->peer);
+	*key = 0;
+	uint32_t per = w->snap->cfg->edge.limits.max_connections_per_client;
+	if (!per || !w->e->conns || geo_is_trusted(w->snap->geo, peer))
+		return true;
+	uint64_t k = sec_conns_key(w->e->conns, peer);
+	switch (sec_conns_take(w->e->conns, k, per)) {
+	case SEC_CONNS_TAKEN:
+		*key = k;
+		return true;
+	case SEC_CONNS_UNTRACKED:
+		atomic_fetch_add_explicit(&w->e->untracked, 1,
+					  memory_order_relaxed);
+		return true;
+	default:
+		atomic_fetch_add_explicit(&w->e->refused_per_client, 1,
+					  memory_order_relaxed);
+		return false;
 	}
+}
+
+/* The client a PROXY header names replaces the peer. It is the one
+ * max_connections_per_client counts (the peer was a trusted proxy, not
+ * counted): false when it holds its limit already, and the connection is
+ * to be closed. */
+static bool use_proxy_header(px_client *cl, const proxy_proto_result *r)
+{
 	cl->want_proxy_hdr = false;
+	if (r->local || r->srclen > sizeof(cl->peer))
+		return true;
+	memcpy(&cl->peer, &r->src, r->srclen);
+	core_sock_ip_text((struct sockaddr *)&cl->peer, cl->ip, sizeof(cl->ip));
+	geo_lookup(cl->w->snap->geo, (struct sockaddr *)&cl->peer, &cl->geo);
+	/* The named client is not the trusted proxy itself. */
+	cl->trusted_peer =
+	    geo_is_trusted(cl->w->snap->geo, (struct sockaddr *)&cl->peer);
+	if (cl->conn_key)
+		return true;
+	if (!px_client_may_connect(cl->w, (struct sockaddr *)&cl->peer,
+				   &cl->conn_key)) {
+		log_debug("%s: over max_connections_per_client; closed",
+			  cl->ip);
+		return false;
+	}
+	return true;
 }
 
 /* The PROXY protocol header in front of the first request on a plain
@@ -1573,7 +1608,10 @@ static int take_proxy_header(px_client *cl)
 		client_close(cl);
 		return -1;
 	}
-	use_proxy_header(cl, &r);
+	if (!use_proxy_header(cl, &r)) {
+		client_close(cl);
+		return -1;
+	}
 	core_buf_consume(cl->in, (uint32_t)n);
 	return 1;
 }
@@ -2404,7 +2442,10 @@ static int take_tls_proxy_header(px_client *cl)
 		client_close(cl);
 		return -1;
 	}
-	use_proxy_header(cl, &r);
+	if (!use_proxy_header(cl, &r)) {
+		client_close(cl);
+		return -1;
+	}
 	return 1;
 }
 

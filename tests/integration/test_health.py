@@ -135,7 +135,9 @@ class Lab:
             e["store"] = os.path.join(
                 str(self.stack.logdir),
                 "store-%d.db" % len(self.stack.edges))
-            e.update(edge_extra or {})
+            extra = dict(edge_extra or {})
+            e["listen"].update(extra.pop("listen", {}))  # merged, not replaced
+            e.update(extra)
             cfg = {"edge": e}
             if api:
                 cfg["api"] = api

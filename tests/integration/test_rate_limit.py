@@ -391,3 +391,46 @@ def test_acme_challenges_are_never_limited(lab, tmp_path):
         r = get(e, "/.well-known/acme-challenge/tok")
         assert r.status == 200 and who(r) == "web", r
     assert get(e, "/").status == 429
+
+
+def test_connections_per_client_behind_proxy_protocol(lab, tmp_path):
+    """Behind an L4 balancer speaking PROXY, the peer is a trusted proxy
+    (not counted); the client its header names is counted once the header
+    is read, so max_connections_per_client still holds per client."""
+    web = lab.origin("web")
+    e = lab.edge([{"id": "web", "origins": [org(web)]}],
+                 [{"name": HOST, "default_pools": ["web"]}],
+                 edge_extra={"limits": {"max_connections_per_client": 1},
+                             "listen": {"proxy_protocol": True}},
+                 geo={"trusted_proxies": ["127.0.0.0/8"]})
+
+    def conn(client):
+        c = SrcConn(e.port)
+        c.send(("PROXY TCP4 %s 127.0.0.1 5555 80\r\n" % client).encode())
+        return c
+
+    def served(c):
+        try:
+            c.send(mt.req("GET", "/", HOST))
+            return who(c.read_response()) == "web"
+        except (mt.Closed, ConnectionResetError, BrokenPipeError):
+            return False
+    held = conn("198.51.100.7")
+    try:
+        assert served(held)
+        with conn("198.51.100.7") as c:  # the same client: closed
+            assert not served(c)
+        with conn("198.51.100.8") as c:  # another: served
+            assert served(c)
+        assert served(held)
+    finally:
+        held.close()
+
+    def again():
+        with conn("198.51.100.7") as c:
+            return served(c)
+    mt.wait_for(again, what="the client's slot once its connection closed")
+    text = metrics(e)
+    m = re.search(r'^meridian_client_connections_refused_total'
+                  r'\{reason="per_client"\} (\d+)$', text, re.M)
+    assert m and int(m.group(1)) >= 1, text
