@@ -407,9 +407,7 @@ static bool is(const req_ctx *c, const char *m)
 
 static void method_not_allowed(req_ctx *c, const char *allowed)
 {
-	api_reply_err(c->rs, 405, API_E_METHOD,
-		      "%s is not allowed here (allowed: %s)", c->rq->method,
-		      allowed);
+	api_reply_method(c->rs, c->rq->method, allowed);
 }
 
 /* The body as a JSON object, or NULL with the reply made. */

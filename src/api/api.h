@@ -33,6 +33,8 @@ typedef struct api_response {
 	int status;
 	char *body; /* malloc'd JSON text (free it) */
 	size_t len;
+	/* A 405's Allow field ("GET, POST"; a static string), else NULL. */
+	const char *allow;
 } api_response;
 
 /* Whether path is one of the API's (starts with /client/v4/). */

@@ -125,18 +125,14 @@ void api_certs(edge *e, const edge_snapshot *snap, const api_request *rq,
 		if (get)
 			do_list(snap, rs);
 		else
-			api_reply_err(rs, 405, API_E_METHOD,
-				      "%s is not allowed here (allowed: GET)",
-				      rq->method);
+			api_reply_method(rs, rq->method, "GET");
 		return;
 	}
 	if (nseg == 3 && !strcmp(seg[2], "reload")) {
 		if (!strcmp(rq->method, "POST"))
 			do_reload(e, snap, rs);
 		else
-			api_reply_err(rs, 405, API_E_METHOD,
-				      "%s is not allowed here (allowed: POST)",
-				      rq->method);
+			api_reply_method(rs, rq->method, "POST");
 		return;
 	}
 	api_reply_err(rs, 404, API_E_NO_ROUTE, "no route for %s %s", rq->method,

@@ -54,6 +54,13 @@ void api_reply_errors(api_response *rs, int status, json_t *errors)
 	finish(rs, status, env);
 }
 
+void api_reply_method(api_response *rs, const char *method, const char *allowed)
+{
+	api_reply_err(rs, 405, API_E_METHOD,
+		      "%s is not allowed here (allowed: %s)", method, allowed);
+	rs->allow = allowed;
+}
+
 __attribute__((format(printf, 5, 0))) static void
 reply_err(api_response *rs, int status, int code, const char *field,
 	  const char *fmt, va_list ap)

@@ -38,6 +38,10 @@ void api_reply(api_response *rs, int status, json_t *result, json_t *info,
 	       json_t *messages);
 /* Failure with the errors array given (owned). */
 void api_reply_errors(api_response *rs, int status, json_t *errors);
+/* 405 for method, naming the allowed ones (a static string) in the
+ * message and in the answer's Allow field (RFC 9110 15.5.6). */
+void api_reply_method(api_response *rs, const char *method,
+		      const char *allowed);
 /* Failure with one error. */
 void api_reply_err(api_response *rs, int status, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

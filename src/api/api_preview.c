@@ -467,9 +467,7 @@ void api_preview_start(const edge_snapshot *snap, const api_request *rq,
 		       api_response *rs)
 {
 	if (strcmp(rq->method, "POST") != 0) {
-		api_reply_err(rs, 405, API_E_METHOD,
-			      "%s is not allowed here (allowed: POST)",
-			      rq->method);
+		api_reply_method(rs, rq->method, "POST");
 		return;
 	}
 	const cfg_snapshot *cfg = snap->cfg;
@@ -604,9 +602,7 @@ static json_t *preview_json(const preview *pv)
 void api_preview_get(const api_request *rq, const char *id, api_response *rs)
 {
 	if (strcmp(rq->method, "GET") != 0) {
-		api_reply_err(rs, 405, API_E_METHOD,
-			      "%s is not allowed here (allowed: GET)",
-			      rq->method);
+		api_reply_method(rs, rq->method, "GET");
 		return;
 	}
 	uint64_t now = core_now_ms();

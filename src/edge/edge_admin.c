@@ -400,8 +400,12 @@ static void serve_api(admin_conn *c, const char *head, size_t len)
 	    rs.status > 0 && (size_t)rs.status < nreasons && reasons[rs.status]
 		? reasons[rs.status]
 		: "Status";
-	respond(c, rs.status, reason, "application/json", rs.body, rs.len,
-		!strcmp(method, "HEAD"));
+	char allow[128] = "";
+	if (rs.allow)
+		snprintf(allow, sizeof(allow),
+			 "Cache-Control: no-store\r\nAllow: %s\r\n", rs.allow);
+	respond_with(c, rs.status, reason, "application/json", rs.body, rs.len,
+		     !strcmp(method, "HEAD"), rs.allow ? allow : NULL);
 	free(rs.body);
 }
 

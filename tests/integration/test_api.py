@@ -264,6 +264,22 @@ def test_routes_methods_and_limits(env):
     assert st == 404 and e["errors"][0]["code"] == 1008
     st, e = api.call("DELETE", ACCT + "/pools")
     assert st == 405 and e["errors"][0]["code"] == 7001
+    # A 405 says what is allowed, in the Allow field too (RFC 9110).
+    for method, path, allowed in (
+            ("DELETE", ACCT + "/pools", "GET, POST"),
+            ("POST", ACCT + "/pools/filepool", "GET, PUT, PATCH, DELETE"),
+            ("POST", "/client/v4/accounts", "GET"),
+            ("PUT", "/client/v4/edge/certificates/reload", "POST")):
+        c = http.client.HTTPConnection(mt.LOCAL, ed.admin, timeout=mt.WAIT)
+        try:
+            c.request(method, path)
+            r = c.getresponse()
+            r.read()
+        finally:
+            c.close()
+        assert (r.status, r.getheader("Allow")) == (405, allowed), \
+            (method, path, r.status, r.getheader("Allow"))
+        assert r.getheader("Cache-Control") == "no-store"
     st, e = api.call("GET", ACCT + "/pools/nosuch")
     assert st == 404 and e["errors"][0]["code"] == 1001
     big = b'{"name": "' + b"x" * (2 << 20) + b'"}'

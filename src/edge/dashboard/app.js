@@ -92,7 +92,8 @@ function lbRates(prev, cur, dt) {
       rps: r("total"),
       c2xx: r("c2xx"), c3xx: r("c3xx"), c4xx: r("c4xx"), c5xx: r("c5xx"),
       retries: r("retries"),
-      p50: quantile(p.buckets, c.buckets, 0.5),
+      // Between the two scrapes only: none before the second.
+      p50: prev ? quantile(p.buckets, c.buckets, 0.5) : null,
     });
   }
   return rows;
@@ -242,6 +243,9 @@ if (typeof document !== "undefined") {
   }
 
   async function refresh() {
+    // One at a time: a slow answer must not land after a newer one.
+    if (refresh.busy) return;
+    refresh.busy = true;
     try {
       const [status, metrics, events] = await Promise.all([
         get("/status?format=json", true, false),
@@ -331,6 +335,8 @@ if (typeof document !== "undefined") {
     } catch (e) {
       $("error").textContent = "refresh failed: " + e.message;
       $("error").hidden = false;
+    } finally {
+      refresh.busy = false;
     }
   }
 
