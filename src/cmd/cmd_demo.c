@@ -102,6 +102,10 @@ static const char demo_yaml[] =
     "    region_pools: { ENAM: [aws, gcp], WEU: [gcp, aws] }\n"
     "    country_pools: { JP: [aws] }\n"
     "    location_strategy: { mode: resolver_ip, prefer_ecs: always }\n"
+    "waf:\n"
+    "  custom_rules:\n"
+    "    - name: scanners\n"
+    "      expression: lower(http.user_agent) contains \"sqlmap\"\n"
     "rate_limits:\n"
     "  - name: login\n"
     "    expression: http.request.uri.path eq \"/login\"\n"
@@ -230,9 +234,11 @@ static void demo_ready(void *arg)
 	    "  curl -i -H 'Host: lb.example.com' %s/login\n"
 	    "      # a rate limit: 3 a minute per client; the 4th in a "
 	    "minute gets 429\n"
+	    "  curl -i -A sqlmap/1.7 -H 'Host: lb.example.com' %s/\n"
+	    "      # a firewall rule on the user agent: 403 from the edge\n"
 	    "  curl -H 'Host: nope.example.com' %s/\n"
 	    "      # 404 from the edge\n",
-	    u, u, u, u, u, u, u, u, u);
+	    u, u, u, u, u, u, u, u, u, u);
 	if (d->admin)
 		printf("  curl http://%s/status\n"
 		       "      # health of every pool and origin%s\n"

@@ -124,6 +124,16 @@ def test_demo_rate_limit(demo):
         == 200
 
 
+def test_demo_firewall_rule(demo):
+    """The printed firewall rule: a scanner's user agent gets 403 from
+    the edge; other clients are served."""
+    assert "-A sqlmap/1.7" in demo.out
+    r = mt.request(demo.port, host="lb.example.com",
+                   headers=[("User-Agent", "sqlmap/1.7")])
+    assert r.status == 403 and "firewall" in r.text, r
+    assert mt.request(demo.port, host="lb.example.com").status == 200
+
+
 def test_demo_failover_when_gcp_origins_are_killed(demo):
     """The printed pids are the origins: killing both gcp origins moves
     lb.example.com's traffic to aws within a few health intervals."""
