@@ -62,6 +62,9 @@ typedef struct edge_snapshot {
 	 * handed on from the previous snapshot while the rule keeps its name
 	 * and what it counts (edge_snapshot.c). */
 	struct sec_rl **rl;
+	/* By cfg_rate_limit.index: its rate, worked out once (a division a
+	 * request need not do). */
+	struct sec_rl_rate *rl_rate;
 	/* Set when a swap replaces this snapshot: requests that finish on it
 	 * afterwards are still counted, and its last unref carries them into
 	 * the edge's current snapshot (edge_stats_carry). */

@@ -146,16 +146,21 @@ static void free_rl(struct sec_rl **rl, size_t n)
 }
 
 /* A table per rate limit: the previous snapshot's when it counts the
- * same, else a new one under a random key. */
+ * same, else a new one under a random key; and its rate. */
 static int build_rl(const cfg_snapshot *cfg, const edge_snapshot *prev,
-		    struct sec_rl ***out, char *err, size_t errlen)
+		    struct sec_rl ***out, sec_rl_rate **rates, char *err,
+		    size_t errlen)
 {
 	*out = NULL;
+	*rates = NULL;
 	if (!cfg->nrate_limits)
 		return 0;
 	struct sec_rl **rl = xcalloc(cfg->nrate_limits, sizeof(*rl));
+	sec_rl_rate *rate = xcalloc(cfg->nrate_limits, sizeof(*rate));
 	for (size_t i = 0; i < cfg->nrate_limits; i++) {
 		const cfg_rate_limit *r = &cfg->rate_limits[i];
+		rate[i] = sec_rl_rate_of(r->requests_per_period, r->period_ms,
+					 r->burst, r->mitigation_timeout_ms);
 		for (size_t j = 0;
 		     prev && prev->rl && !rl[i] && j < prev->cfg->nrate_limits;
 		     j++)
@@ -169,6 +174,7 @@ static int build_rl(const cfg_snapshot *cfg, const edge_snapshot *prev,
 			snprintf(err, errlen, "rate limits: getrandom: %s",
 				 strerror(-kerr));
 			free_rl(rl, cfg->nrate_limits);
+			free(rate);
 			return -1;
 		}
 		rl[i] = sec_rl_new(r->max_keys, key);
@@ -181,6 +187,7 @@ static int build_rl(const cfg_snapshot *cfg, const edge_snapshot *prev,
 				    rl[i], sec_rl_evictions(prev->rl[j]));
 	}
 	*out = rl;
+	*rates = rate;
 	return 0;
 }
 
@@ -197,7 +204,8 @@ edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, const edge_snapshot *prev,
 		return NULL;
 	}
 	struct sec_rl **rl;
-	if (build_rl(cfg, prev, &rl, err, errlen) < 0) {
+	sec_rl_rate *rl_rate;
+	if (build_rl(cfg, prev, &rl, &rl_rate, err, errlen) < 0) {
 		free_otls(otls, cfg->norigins);
 		tls_server_unref(tls);
 		return NULL;
@@ -205,6 +213,7 @@ edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, const edge_snapshot *prev,
 	geo_db *geo = geo_open(&cfg->geo, err, errlen);
 	if (!geo) {
 		free_rl(rl, cfg->nrate_limits);
+		free(rl_rate);
 		free_otls(otls, cfg->norigins);
 		tls_server_unref(tls);
 		return NULL;
@@ -219,6 +228,7 @@ edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, const edge_snapshot *prev,
 		cfg_diag_free(&diag);
 		geo_close(geo);
 		free_rl(rl, cfg->nrate_limits);
+		free(rl_rate);
 		free_otls(otls, cfg->norigins);
 		tls_server_unref(tls);
 		return NULL;
@@ -232,6 +242,7 @@ edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, const edge_snapshot *prev,
 	s->tls = tls;
 	s->otls = otls;
 	s->rl = rl;
+	s->rl_rate = rl_rate;
 	affinity_secret(&cfg->edge, &s->aff_secret);
 	const cfg_limits *lim = &cfg->edge.limits;
 	s->cfg = cfg;
@@ -278,6 +289,7 @@ static void edge_snapshot_free(edge_snapshot *s)
 	tls_server_unref(s->tls);   /* TLS connections may hold it on */
 	free_otls(s->otls, s->cfg->norigins);
 	free_rl(s->rl, s->cfg->nrate_limits);
+	free(s->rl_rate);
 	edge_stats_free(s->stats);
 	health_states_destroy(s->ostates, s->cfg->norigins);
 	free(s->ostates);

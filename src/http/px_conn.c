@@ -407,11 +407,8 @@ static void count_response(px_client *cl, int status)
 		const cfg_rate_limit *r = &s->cfg->rate_limits[cl->rl_index[k]];
 		if (status && lb_expr_eval(r->counting, &in))
 			continue;
-		sec_rl_rate rate =
-		    sec_rl_rate_of(r->requests_per_period, r->period_ms,
-				   r->burst, r->mitigation_timeout_ms);
-		sec_rl_refund(s->rl[cl->rl_index[k]], &rate, cl->rl_key[k],
-			      now);
+		sec_rl_refund(s->rl[cl->rl_index[k]],
+			      &s->rl_rate[cl->rl_index[k]], cl->rl_key[k], now);
 	}
 }
 
@@ -1050,18 +1047,14 @@ static void edge_answer(px_client *cl, const cfg_rl_response *rs,
  * `block` that matches answers (false is returned), the first `skip`
  * ends them and the rate limits (*skip); `log` ones are named in the
  * access log. */
-static bool firewall(px_client *cl, const http1_request *req, int head_len,
+static bool firewall(px_client *cl, const lb_expr_input *in, int head_len,
 		     bool *skip)
 {
 	const edge_snapshot *s = cl->snap;
 	const cfg_waf *waf = &s->cfg->waf;
-	lb_expr_input in;
-	expr_input(cl, req, waf->fields, &in);
-	if (in.acme_challenge)
-		return true; /* as fixed responses and rate limits */
 	for (size_t i = 0; i < waf->ncustom_rules; i++) {
 		const cfg_waf_rule *r = &waf->custom_rules[i];
-		if (r->disabled || !lb_expr_eval(r->expr, &in))
+		if (r->disabled || !lb_expr_eval(r->expr, in))
 			continue;
 		cl->waf_rule = r;
 		if (s->stats)
@@ -1083,27 +1076,18 @@ static bool firewall(px_client *cl, const http1_request *req, int head_len,
  * expression holds counts the request; the first `block` one over its
  * rate answers, and then false is returned. A `log` one over its rate is
  * named in the access log. */
-static bool rate_limit(px_client *cl, const http1_request *req, int head_len)
+static bool rate_limit(px_client *cl, const lb_expr_input *in, int head_len)
 {
 	const edge_snapshot *s = cl->snap;
 	const cfg_snapshot *cfg = s->cfg;
-	lb_expr_input in;
-	expr_input(cl, req, cfg->rl_fields, &in);
-	/* An ACME http-01 challenge is never limited, as a fixed_response
-	 * never answers one: a catch-all limit must not stop the edge's
-	 * certificates from renewing. */
-	if (in.acme_challenge)
-		return true;
 	for (size_t i = 0; i < cfg->nrate_limits; i++) {
 		const cfg_rate_limit *r = &cfg->rate_limits[i];
-		if (r->disabled || (r->expr && !lb_expr_eval(r->expr, &in)))
+		if (r->disabled || (r->expr && !lb_expr_eval(r->expr, in)))
 			continue;
-		sec_rl_rate rate =
-		    sec_rl_rate_of(r->requests_per_period, r->period_ms,
-				   r->burst, r->mitigation_timeout_ms);
 		uint64_t retry = 0;
-		uint64_t key = sec_rl_request_key(s->rl[i], r, &in);
-		if (sec_rl_hit(s->rl[i], &rate, key, cl->st.t0, &retry)) {
+		uint64_t key = sec_rl_request_key(s->rl[i], r, in);
+		if (sec_rl_hit(s->rl[i], &s->rl_rate[i], key, cl->st.t0,
+			       &retry)) {
 			/* Counted by its response (count_response): the
 			 * token taken here goes back unless the response
 			 * counts, so requests in flight are bounded too. */
@@ -1128,15 +1112,13 @@ static bool rate_limit(px_client *cl, const http1_request *req, int head_len)
 /* The load balancer's rules (lb_rules.h): their overrides give the load
  * balancer steering reads (cl->slb); a fixed_response answers here, and
  * then false is returned. */
-static bool apply_rules(px_client *cl, const http1_request *req, int head_len)
+static bool apply_rules(px_client *cl, const lb_expr_input *in, int head_len)
 {
-	lb_expr_input in;
-	expr_input(cl, req, cl->lb->rule_fields, &in);
 	lb_rules_result r;
-	if (!lb_rules_apply(cl->lb, &in, cl->rule_lb, &r)) {
+	if (!lb_rules_apply(cl->lb, in, cl->rule_lb, &r)) {
 		/* The first merge on this client struct: its scratch. */
 		cl->rule_lb = xmalloc(sizeof(*cl->rule_lb));
-		lb_rules_apply(cl->lb, &in, cl->rule_lb, &r);
+		lb_rules_apply(cl->lb, in, cl->rule_lb, &r);
 	}
 	cl->slb = r.lb;
 	cl->rule = r.last;
@@ -1146,6 +1128,34 @@ static bool apply_rules(px_client *cl, const http1_request *req, int head_len)
 		return true;
 	fixed_response(cl, r.fixed, head_len);
 	return false;
+}
+
+/* Firewall rules, rate limits and the load balancer's rules, in that
+ * order, on one description of the request (expr_input, built once with
+ * what any of them reads). ACME http-01 challenges pass the firewall and
+ * the rate limits, as they pass fixed responses: a catch-all rule must
+ * not stop the edge's certificates from renewing. False when one of them
+ * answered. */
+static bool conditions(px_client *cl, const http1_request *req, int head_len)
+{
+	const cfg_snapshot *cfg = cl->snap->cfg;
+	bool waf = cfg->waf.ncustom_rules, rl = cfg->nrate_limits,
+	     rules = cl->lb->nrule_order;
+	if (!waf && !rl && !rules)
+		return true;
+	lb_expr_input in;
+	expr_input(cl, req,
+		   (waf ? cfg->waf.fields : 0) | (rl ? cfg->rl_fields : 0) |
+		       (rules ? cl->lb->rule_fields : 0),
+		   &in);
+	bool skip = false;
+	if (!in.acme_challenge) {
+		if (waf && !firewall(cl, &in, head_len, &skip))
+			return false;
+		if (rl && !skip && !rate_limit(cl, &in, head_len))
+			return false;
+	}
+	return !rules || apply_rules(cl, &in, head_len);
 }
 
 /* A client's request id is kept when it is 1..PX_REQ_ID_MAX characters
@@ -1251,12 +1261,7 @@ static void start_request(px_client *cl, int head_len)
 	}
 	client_from_xff(cl, req);
 	cl->slb = cl->lb;
-	bool skip = false;
-	if (s->cfg->waf.ncustom_rules && !firewall(cl, req, head_len, &skip))
-		return;
-	if (s->cfg->nrate_limits && !skip && !rate_limit(cl, req, head_len))
-		return;
-	if (cl->lb->nrule_order && !apply_rules(cl, req, head_len))
+	if (!conditions(cl, req, head_len))
 		return;
 	if (lim->max_body_bytes && req->body == HTTP1_BODY_LENGTH &&
 	    req->content_length > lim->max_body_bytes) {
