@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "config/cfg_resolve.h"
@@ -325,9 +324,7 @@ static void render_rate_limits(mbuf *b, const edge_snapshot *s,
 		       NULL, NULL);
 		end_u64(b, true, t[st->off_rl + k]);
 	}
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	uint64_t now = core_now_ns(); /* the clock of the tables' tats */
 	static const char keys[] = "meridian_rate_limit_keys";
 	head(b, keys, "gauge",
 	     "Keys a rate limit is counting now (a bucket not full).");

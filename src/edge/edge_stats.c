@@ -482,12 +482,11 @@ void edge_stats_carry_stats(edge_stats *old, edge_stats *next)
 	uint64_t *totals = xmalloc(old->ncells * sizeof(*totals));
 	edge_stats_sum(old, totals);
 	c.totals = totals;
-	/* A key per object visit_cells names, rules included: a full map
-	 * would never find a free slot. */
-	map_init(&c.map, old->nroutes + old->nlbs + 1 + old->cfg->norigins +
-			     old->rule_first[old->nlbs] +
-			     old->cfg->nrate_limits +
-			     old->cfg->waf.ncustom_rules);
+	/* A key per object visit_cells names; each owns at least one cell
+	 * of its own, so there are no more objects than cells (a sum of
+	 * kinds here fell behind once a kind was added, and a full map never
+	 * finds a free slot). */
+	map_init(&c.map, old->ncells);
 	visit_cells(old, put_visit, &c.map);
 	visit_cells(next, carry_visit, &c);
 	map_free(&c.map);

@@ -913,19 +913,23 @@ static void choose_origin(px_client *cl, const http1_request *req)
 	cl->origin = o;
 }
 
-/* After local_response: its answer replaced by another of n bytes (or
- * n < 0: none fits) built in chead, with the edge's fields; the request
- * head is consumed. */
-static void replace_head(px_client *cl, int n, int head_len)
+/* After local_response: the answer is the n bytes in chead (n < 0: none
+ * fit, and the connection closes); the request head is consumed. */
+static void set_head(px_client *cl, int n, int head_len)
 {
-	if (n >= 0)
-		n = add_edge_fields(cl, n);
 	core_buf_consume(cl->in, (uint32_t)head_len);
 	if (n < 0) {
 		client_close(cl);
 		return;
 	}
 	cl->chead->end = (uint32_t)n;
+}
+
+/* After local_response: its answer replaced by another of n bytes built
+ * in chead, given the edge's fields. */
+static void replace_head(px_client *cl, int n, int head_len)
+{
+	set_head(cl, n >= 0 ? add_edge_fields(cl, n) : n, head_len);
 }
 
 /* A load balancer's https_redirect (issue 6): a request over plain HTTP
@@ -1035,12 +1039,7 @@ static void edge_answer(px_client *cl, const cfg_rl_response *rs,
 		n = px_head_insert_fields(cl->chead->data, (size_t)n,
 					  cl->chead->cap, &f, 1);
 	}
-	core_buf_consume(cl->in, (uint32_t)head_len);
-	if (n < 0) {
-		client_close(cl);
-		return;
-	}
-	cl->chead->end = (uint32_t)n;
+	set_head(cl, n, head_len);
 }
 
 /* The firewall's custom rules (waf.custom_rules), in order: the first
@@ -1546,8 +1545,6 @@ static void connect_failed(px_client *cl, int err)
 
 /* --- head state --------------------------------------------------------- */
 
-/* A parsed PROXY protocol header: the client it names replaces the peer
- * (only trusted peers get here). Plain and TLS listeners. */
 /* px.h. */
 bool px_client_may_connect(edge_worker *w, const struct sockaddr *peer,
 			   uint64_t *key)
@@ -1572,7 +1569,8 @@ bool px_client_may_connect(edge_worker *w, const struct sockaddr *peer,
 	}
 }
 
-/* The client a PROXY header names replaces the peer. It is the one
+/* A parsed PROXY protocol header (only trusted peers get here; plain and
+ * TLS listeners): the client it names replaces the peer. It is the one
  * max_connections_per_client counts (the peer was a trusted proxy, not
  * counted): false when it holds its limit already, and the connection is
  * to be closed. */

@@ -4,7 +4,6 @@
 #include "lb/lb_expr.h"
 
 #include <ctype.h>
-#include <netinet/in.h>
 #include <pcre2.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -15,6 +14,7 @@
 #include "config/cfg_values.h"
 #include "core/core_arena.h"
 #include "core/core_util.h"
+#include "geo/geo.h"
 
 /* Nesting of parentheses and "not" (the parser recurses on them). */
 #define MAX_DEPTH 64
@@ -1196,18 +1196,12 @@ static bool ip_test(const node *n, const struct sockaddr *sa)
 	/* An IPv4 client seen as ::ffff:a.b.c.d (X-Forwarded-For or PROXY
 	 * from a dual-stack proxy) is also that IPv4 address, as geo and
 	 * hashing take it. */
-	struct sockaddr_in v4 = {.sin_family = AF_INET};
-	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-	bool mapped =
-	    sa->sa_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr);
-	if (mapped)
-		memcpy(&v4.sin_addr, &s6->sin6_addr.s6_addr[12], 4);
+	struct sockaddr_in tmp;
+	const struct sockaddr *v4 = geo_unmap(sa, &tmp);
 	bool any = false;
 	for (size_t i = 0; i < n->nlits && !any; i++)
-		any =
-		    cfg_cidr_contains(&n->lits[i].cidr, sa) ||
-		    (mapped && cfg_cidr_contains(&n->lits[i].cidr,
-						 (const struct sockaddr *)&v4));
+		any = cfg_cidr_contains(&n->lits[i].cidr, sa) ||
+		      (v4 != sa && cfg_cidr_contains(&n->lits[i].cidr, v4));
 	return n->op == OP_NE ? !any : any;
 }
 

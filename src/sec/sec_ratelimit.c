@@ -118,17 +118,24 @@ static slot *find(sec_rl *t, set *st, uint64_t key, uint64_t now)
 	return victim;
 }
 
+/* The set of key (its high bits), and the lock guarding it: the stripe
+ * of the set's index, so one key is always under one lock. */
+static set *set_of(sec_rl *t, uint64_t key, pthread_mutex_t **lock)
+{
+	uint32_t si = (uint32_t)(key >> 32) & t->mask;
+	*lock = &t->lock[si & (STRIPES - 1)];
+	return &t->sets[si];
+}
+
 bool sec_rl_hit(sec_rl *t, const sec_rl_rate *r, uint64_t key, uint64_t now_ns,
 		uint64_t *retry_ns)
 {
-	/* A set is guarded by the stripe of its index, so one key is always
-	 * under one lock. */
-	uint32_t si = (uint32_t)(key >> 32) & t->mask;
-	pthread_mutex_t *m = &t->lock[si & (STRIPES - 1)];
+	pthread_mutex_t *m;
+	set *st = set_of(t, key, &m);
 	uint64_t tol = r->tolerance_ns;
 	uint64_t wait = 0;
 	pthread_mutex_lock(m);
-	slot *s = find(t, &t->sets[si], key, now_ns);
+	slot *s = find(t, st, key, now_ns);
 	if (s->tat & BLOCKED) {
 		if (now_ns < until(s))
 			wait = until(s) - now_ns;
@@ -157,11 +164,11 @@ bool sec_rl_hit(sec_rl *t, const sec_rl_rate *r, uint64_t key, uint64_t now_ns,
 void sec_rl_refund(sec_rl *t, const sec_rl_rate *r, uint64_t key,
 		   uint64_t now_ns)
 {
-	uint32_t si = (uint32_t)(key >> 32) & t->mask;
-	pthread_mutex_t *m = &t->lock[si & (STRIPES - 1)];
+	pthread_mutex_t *m;
+	set *st = set_of(t, key, &m);
 	pthread_mutex_lock(m);
 	for (int i = 0; i < WAYS; i++) {
-		slot *s = &t->sets[si].s[i];
+		slot *s = &st->s[i];
 		if (s->key != key)
 			continue;
 		/* A block stays; a bucket already full has nothing to give
