@@ -119,21 +119,21 @@ static void send_all(int fd, const char *p, size_t n)
 	}
 }
 
-/* Set the connection's answer (sent by conn_main once handling is over). */
-/* The answer in c->out; extra: more header fields ("Name: value\r\n"...),
- * or NULL. */
+/* Set the connection's answer (sent by conn_main once handling is over):
+ * cache is its Cache-Control ("no-store"; NULL: none), extra more header
+ * fields ("Name: value\r\n"...) or NULL. */
 static void respond_with(admin_conn *c, int status, const char *reason,
 			 const char *type, const void *body, size_t blen,
-			 bool head_only, const char *extra)
+			 bool head_only, const char *cache, const char *extra)
 {
 	char head[1024];
 	int n = snprintf(head, sizeof(head),
 			 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
-			 "Content-Length: %zu\r\n%s%s"
+			 "Content-Length: %zu\r\n%s%s%s%s"
 			 "Connection: close\r\n\r\n",
 			 status, reason, type, blen,
-			 extra ? "" : "Cache-Control: no-store\r\n",
-			 extra ? extra : "");
+			 cache ? "Cache-Control: " : "", cache ? cache : "",
+			 cache ? "\r\n" : "", extra ? extra : "");
 	if (n < 0 || (size_t)n >= sizeof(head))
 		abort(); /* fixed strings of this file only */
 	size_t hl = (size_t)n, bl = head_only ? 0 : blen;
@@ -149,14 +149,14 @@ static void respond(admin_conn *c, int status, const char *reason,
 		    const char *type, const char *body, size_t blen,
 		    bool head_only)
 {
-	respond_with(c, status, reason, type, body, blen, head_only, NULL);
+	respond_with(c, status, reason, type, body, blen, head_only, "no-store",
+		     NULL);
 }
 
 /* The dashboard's files: a page that may run only its own script and
  * style, in no frame, sending no referrer; revalidated on every load so a
  * new binary's page shows at once. */
 #define DASHBOARD_HEADERS                                                      \
-	"Cache-Control: no-cache\r\n"                                          \
 	"Content-Security-Policy: default-src 'self'; base-uri 'none'; "       \
 	"form-action 'none'; frame-ancestors 'none'\r\n"                       \
 	"X-Content-Type-Options: nosniff\r\n"                                  \
@@ -176,7 +176,7 @@ static bool serve_asset(admin_conn *c, http_str target, bool head_only)
 	for (const edge_asset *a = edge_assets; a->path; a++) {
 		if (strlen(a->path) == n && !memcmp(a->path, path, n)) {
 			respond_with(c, 200, "OK", a->type, a->data, a->len,
-				     head_only, DASHBOARD_HEADERS);
+				     head_only, "no-cache", DASHBOARD_HEADERS);
 			return true;
 		}
 	}
@@ -400,12 +400,12 @@ static void serve_api(admin_conn *c, const char *head, size_t len)
 	    rs.status > 0 && (size_t)rs.status < nreasons && reasons[rs.status]
 		? reasons[rs.status]
 		: "Status";
-	char allow[128] = "";
+	char allow[128];
 	if (rs.allow)
-		snprintf(allow, sizeof(allow),
-			 "Cache-Control: no-store\r\nAllow: %s\r\n", rs.allow);
+		snprintf(allow, sizeof(allow), "Allow: %s\r\n", rs.allow);
 	respond_with(c, rs.status, reason, "application/json", rs.body, rs.len,
-		     !strcmp(method, "HEAD"), rs.allow ? allow : NULL);
+		     !strcmp(method, "HEAD"), "no-store",
+		     rs.allow ? allow : NULL);
 	free(rs.body);
 }
 
@@ -446,8 +446,8 @@ static void serve(admin_conn *c)
 		/* Allow: a MUST on 405 (RFC 9110 15.5.6). */
 		const char *m = "only GET and HEAD\n";
 		respond_with(c, 405, "Method Not Allowed", "text/plain", m,
-			     strlen(m), false,
-			     "Cache-Control: no-store\r\nAllow: GET, HEAD\r\n");
+			     strlen(m), false, "no-store",
+			     "Allow: GET, HEAD\r\n");
 		return;
 	}
 	if (target_is(q->target, "/status")) {
@@ -473,7 +473,7 @@ static void serve(admin_conn *c)
 		/* the dashboard */
 	} else if (target_is(q->target, "/")) {
 		respond_with(c, 302, "Found", "text/plain", "/dashboard/\n", 12,
-			     head_only, "Location: /dashboard/\r\n");
+			     head_only, NULL, "Location: /dashboard/\r\n");
 	} else {
 		const char *m = "not found: try /dashboard/, /status, "
 				"/status?format=json, /healthz, /metrics, "
