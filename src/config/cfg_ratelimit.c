@@ -47,6 +47,19 @@ static void check_response(cfg_ctx *c, const cfg_node *node,
 			  "edge's own answer is text/plain)");
 }
 
+/* At most cap rules in list: the error is at the first one too many. */
+static void list_cap(cfg_ctx *c, const cfg_node *list, size_t n, size_t cap,
+		     const char *what)
+{
+	if (n <= cap)
+		return;
+	cfg_error(c,
+		  list && list->kind == CFG_NODE_SEQ && list->n > cap
+		      ? list->items[cap]
+		      : list,
+		  "%s: at most %zu rules", what, cap);
+}
+
 void cfg_finish_waf_rule(cfg_ctx *c, const cfg_node *node, void *base)
 {
 	cfg_waf_rule *r = base;
@@ -65,14 +78,8 @@ void cfg_finish_waf_rules(cfg_ctx *c, const cfg_node *list)
 		w->custom_rules[i].index = (uint32_t)i;
 		w->fields |= lb_expr_fields(w->custom_rules[i].expr);
 	}
-	if (w->ncustom_rules > CFG_MAX_WAF_RULES)
-		cfg_error(c,
-			  list && list->kind == CFG_NODE_SEQ &&
-				  list->n > CFG_MAX_WAF_RULES
-			      ? list->items[CFG_MAX_WAF_RULES]
-			      : list,
-			  "waf.custom_rules: at most %d rules",
-			  CFG_MAX_WAF_RULES);
+	list_cap(c, list, w->ncustom_rules, CFG_MAX_WAF_RULES,
+		 "waf.custom_rules");
 }
 
 static bool same_ref(const lb_expr_ref *a, const lb_expr_ref *b)
@@ -151,11 +158,5 @@ void cfg_finish_rate_limits(cfg_ctx *c, const cfg_node *list)
 				  "counting_expression",
 				  CFG_RL_MAX_COUNTING);
 	}
-	if (s->nrate_limits > CFG_MAX_RATE_LIMITS)
-		cfg_error(c,
-			  list && list->kind == CFG_NODE_SEQ &&
-				  list->n > CFG_MAX_RATE_LIMITS
-			      ? list->items[CFG_MAX_RATE_LIMITS]
-			      : list,
-			  "rate_limits: at most %d rules", CFG_MAX_RATE_LIMITS);
+	list_cap(c, list, s->nrate_limits, CFG_MAX_RATE_LIMITS, "rate_limits");
 }
