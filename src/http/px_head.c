@@ -28,6 +28,13 @@ static void puts_(wbuf *w, const char *s)
 	put(w, s, strlen(s));
 }
 
+/* As much of s as fits (put writes all or nothing). */
+static void put_cut(wbuf *w, const char *s)
+{
+	size_t n = strlen(s), room = w->size - w->len;
+	put(w, s, n < room ? n : room);
+}
+
 static void put_u64(wbuf *w, uint64_t v)
 {
 	char tmp[24];
@@ -453,26 +460,15 @@ static int local_rest(wbuf *w, int status, const char *detail,
 	/* Built without snprintf: a rate limit's 429 is a hot path. Cut
 	 * at 511 bytes, as it always was. */
 	char body[512];
-	size_t blen = 0;
-	const char *parts[] = {px_status_reason(status),
-			       ": ",
-			       detail,
-			       " (edge ",
-			       edge_name,
-			       ")\n"};
-	char code[24];
-	size_t cn = core_fmt_u64(code, (uint64_t)(status < 0 ? 0 : status), 1);
-	memcpy(body, code, cn);
-	body[cn] = ' ';
-	blen = cn + 1;
-	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
-		size_t n = strlen(parts[i]);
-		n = n < sizeof(body) - 1 - blen ? n : sizeof(body) - 1 - blen;
-		memcpy(body + blen, parts[i], n);
-		blen += n;
-	}
+	wbuf b = {.p = body, .size = sizeof(body) - 1};
+	put_u64(&b, (uint64_t)(status < 0 ? 0 : status));
+	const char *parts[] = {
+	    " ",  px_status_reason(status), ": ", detail, " (edge ", edge_name,
+	    ")\n"};
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+		put_cut(&b, parts[i]);
 	puts_(w, "Content-Type: text/plain; charset=utf-8\r\n");
-	return put_body(w, true, body, blen, close, head_only);
+	return put_body(w, true, body, b.len, close, head_only);
 }
 
 static void put_status_line(wbuf *w, int status)
