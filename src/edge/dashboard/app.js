@@ -118,6 +118,12 @@ function wafRules(samples) {
   return w;
 }
 
+// A counter's rate per second between two scrapes dt seconds apart: 0
+// before it was first seen (before undefined) or without an interval.
+function perSecond(before, after, dt) {
+  return dt > 0 && before !== undefined ? Math.max(after - before, 0) / dt : 0;
+}
+
 // One value of a metric without labels (or its first sample).
 function single(samples, name) {
   const s = samples.find((x) => x.name === name);
@@ -197,12 +203,12 @@ async function setOriginEnabled(fetchFn, token, poolId, origin, enabled) {
 
 if (typeof module !== "undefined")
   module.exports = { parseMetrics, lbCounters, quantile, lbRates, rateLimits, wafRules,
-                     single, poolRows, eventRows, apiError, setOriginEnabled };
+                     perSecond, single, poolRows, eventRows, apiError, setOriginEnabled };
 
 // ---- DOM ----------------------------------------------------------------
 
 if (typeof document !== "undefined") {
-  let prev = null, prevT = 0;
+  let last = null; // the previous scrape: {t, lbs, waf, rl}
   let token = sessionStorage.getItem("meridian-token") || "";
 
   const $ = (id) => document.getElementById(id);
@@ -254,10 +260,9 @@ if (typeof document !== "undefined") {
       ]);
       const samples = parseMetrics(metrics.body);
       const now = performance.now() / 1000;
-      const cur = lbCounters(samples);
-      const rates = lbRates(prev, cur, prev ? now - prevT : 0);
-      prev = cur;
-      prevT = now;
+      const dt = last ? now - last.t : 0;
+      const lbs = lbCounters(samples);
+      const rates = lbRates(last && last.lbs, lbs, dt);
       const edge = samples.find((s) => s.name === "meridian_edge_info");
       $("edge").textContent = edge ? edge.labels.edge : "";
       $("summary").textContent =
@@ -299,29 +304,23 @@ if (typeof document !== "undefined") {
       });
       const waf = wafRules(samples);
       $("waf-section").hidden = Object.keys(waf).length === 0;
-      const pw = refresh.pw || {};
       fill("wafs", Object.keys(waf), (tr, name) => {
-        const dt = refresh.prlT ? now - refresh.prlT : 0;
-        const d = pw[name] ? waf[name].matches - pw[name].matches : 0;
+        const before = last && last.waf[name] ? last.waf[name].matches : undefined;
         cell(tr, name);
         cell(tr, waf[name].action);
-        cell(tr, fmt(dt > 0 ? Math.max(d, 0) / dt : 0, 1), "num");
+        cell(tr, fmt(perSecond(before, waf[name].matches, dt), 1), "num");
         cell(tr, waf[name].matches, "num");
       });
-      refresh.pw = waf;
       const rl = rateLimits(samples);
       $("rl-section").hidden = Object.keys(rl).length === 0;
-      const prl = refresh.prl || {};
       fill("rls", Object.keys(rl).sort(), (tr, name) => {
-        const dt = refresh.prlT ? now - refresh.prlT : 0;
-        const d = prl[name] ? rl[name].over - prl[name].over : 0;
+        const before = last && last.rl[name] ? last.rl[name].over : undefined;
         cell(tr, name);
-        cell(tr, fmt(dt > 0 ? Math.max(d, 0) / dt : 0, 1), "num");
+        cell(tr, fmt(perSecond(before, rl[name].over, dt), 1), "num");
         cell(tr, rl[name].over, "num");
         cell(tr, rl[name].keys, "num");
       });
-      refresh.prl = rl;
-      refresh.prlT = now;
+      last = { t: now, lbs, waf, rl };
       $("token-form").hidden = !events.denied;
       if (!events.denied)
         fill("events", eventRows(events.body.result), (tr, r) => {
