@@ -12,6 +12,7 @@
 #include "config/cfg_ratelimit.h"
 #include "config/cfg_rules.h"
 #include "config/cfg_validate.h"
+#include "config/cfg_tunnel.h"
 #include "config/cfg_values.h"
 #include "core/core_util.h"
 
@@ -287,9 +288,9 @@ static const cfg_key listen_keys[] = {
      .type = CFG_LIST,
      ARRAY_AT(cfg_edge, listen_tunnel, nlisten_tunnel),
      .item = &item_addr,
-     .help = "Reserved for tunnel connectors: accepted (with a "
-	     "warning), but tunnels are not implemented yet, so nothing "
-	     "listens on these addresses."},
+     .help = "Where tunnel connectors (`meridian tunnel`) dial in, over "
+	     "TLS with the certificates of edge.tls (needed). One thread "
+	     "serves every tunnel connection; a change needs a restart."},
     {.name = "proxy_protocol",
      .type = CFG_BOOL,
      AT(cfg_edge, listen_proxy_protocol),
@@ -1118,7 +1119,10 @@ static const cfg_key origin_keys[] = {
 	     "edge.resolve_interval; a name that does not resolve at "
 	     "start-up or reload is an error. Written "
 	     "`https://host[:port]` (a Meridian extension), the origin is "
-	     "reached over TLS, on port 443 unless a port is given."},
+	     "reached over TLS, on port 443 unless a port is given. Written "
+	     "`tunnel:ID` (also an extension), it is reached through the "
+	     "connectors of the tunnel ID (`tunnels`); `port` is then not "
+	     "used."},
     {.name = "port",
      .type = CFG_UINT,
      AT(cfg_origin, port),
@@ -2233,6 +2237,40 @@ static const cfg_table waf_table = {
     TABLE(waf_keys),
 };
 
+/* ---- tunnels ---- */
+
+static const cfg_key tunnel_keys[] = {
+    {.name = "id",
+     .type = CFG_STRING,
+     .flags = CFG_F_REQUIRED | CFG_F_NONEMPTY,
+     AT(cfg_tunnel, id),
+     .help = "The tunnel's name: letters, digits, `.`, `_`, `-`; at most "
+	     "63. Connectors name it in their hello; origins reach it as "
+	     "`address: tunnel:ID`."},
+    {.name = "token",
+     .type = CFG_STRING,
+     .flags = CFG_F_REQUIRED | CFG_F_NONEMPTY,
+     AT(cfg_tunnel, token),
+     .help = "The secret connectors present (`Authorization: Bearer`), at "
+	     "least 32 characters; use `${VAR}` to keep it out of the file. "
+	     "A change applies to new connections; connections made with "
+	     "the old token are closed."},
+    {.name = "description",
+     .type = CFG_STRING,
+     AT(cfg_tunnel, description),
+     .help = "Free text."},
+};
+static const cfg_table tunnel_table = {
+    .path = "tunnels[]",
+    .what = "tunnel",
+    .help = "A tunnel: connectors (`meridian tunnel`) dial out to the "
+	    "edge's `edge.listen.tunnel` and serve its requests, so a "
+	    "cluster needs no public address (docs/TUNNEL.md).",
+    TABLE(tunnel_keys),
+    POS(cfg_tunnel),
+    .finish = cfg_finish_tunnel,
+};
+
 /* ---- the file ---- */
 
 static const cfg_key root_keys[] = {
@@ -2261,6 +2299,13 @@ static const cfg_key root_keys[] = {
      ARRAY_AT(cfg_snapshot, rate_limits, nrate_limits),
      .item = &(const cfg_key){.type = CFG_OBJECT, .sub = &rate_limit_table},
      .help = "Rate limits on proxied requests."},
+    {.name = "tunnels",
+     .type = CFG_LIST,
+     ARRAY_AT(cfg_snapshot, tunnels, ntunnels),
+     .item = &(const cfg_key){.type = CFG_OBJECT, .sub = &tunnel_table},
+     /* Before `pools`: keys apply in this order, and an origin looks
+      * its tunnel up. */
+     .help = "Tunnels connectors may join (at most 256)."},
     {.name = "geo",
      .type = CFG_OBJECT,
      AT(cfg_snapshot, geo),

@@ -118,6 +118,10 @@ typedef struct cfg_origin {
 	socklen_t sslen;
 	uint32_t
 	    index; /* index in cfg_snapshot.origins (all pools flattened) */
+	/* `address: tunnel:ID`: the tunnel the origin is reached through
+	 * (ss is then the AF_UNIX address of the edge's bridge to it,
+	 * tun_edge.h); NULL for an origin reached over the network. */
+	const struct cfg_tunnel *tunnel;
 } cfg_origin;
 
 typedef enum cfg_origin_steering {
@@ -610,6 +614,14 @@ typedef struct cfg_waf {
 	uint32_t fields; /* lb_expr fields the rules read */
 } cfg_waf;
 
+/* A tunnel connectors may join (`tunnels[]`, SPEC 4.7). */
+typedef struct cfg_tunnel {
+	cfg_pos pos;
+	const char *id;	   /* [A-Za-z0-9._-], 1..63 */
+	const char *token; /* the connectors' bearer token, >= 32 chars */
+	const char *description;
+} cfg_tunnel;
+
 typedef struct cfg_snapshot {
 	struct core_arena *arena; /* owns everything below */
 	const char *file;
@@ -629,6 +641,8 @@ typedef struct cfg_snapshot {
 	cfg_waf waf;
 	cfg_rate_limit *rate_limits;
 	size_t nrate_limits;
+	cfg_tunnel *tunnels;
+	size_t ntunnels;
 	/* lb_expr fields the rate limits read (expressions and
 	 * characteristics), as bits: what a request must provide. */
 	uint32_t rl_fields;

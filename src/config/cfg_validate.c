@@ -2,6 +2,7 @@
  * see cfg_validate.h. Errors point at the node that has to change. */
 #include "config/cfg_validate.h"
 #include "config/cfg_ratelimit.h"
+#include "config/cfg_tunnel.h"
 #include "lb/lb_expr.h"
 
 #include <arpa/inet.h>
@@ -415,6 +416,8 @@ void cfg_finish_origin(cfg_ctx *c, const cfg_node *node, void *base)
 	cfg_origin *o = base;
 	if (!node || !o->address)
 		return;
+	if (cfg_origin_tunnel(c, node, o))
+		return;
 	if (!take_https(c, node, o))
 		return;
 	const cfg_node *an = at(node, "address");
@@ -633,6 +636,9 @@ void cfg_finish_root(cfg_ctx *c, const cfg_node *node, void *base)
 	const cfg_node *rls = cfg_node_get(node, "rate_limits");
 	unique_in_list(c, rls, "name", "rate limit name", false, true);
 	cfg_finish_rate_limits(c, rls);
+	const cfg_node *tuns = cfg_node_get(node, "tunnels");
+	unique_in_list(c, tuns, "id", "tunnel id", false, true);
+	cfg_finish_tunnels(c, tuns);
 	/* https_redirect sends clients to the first https listener. */
 	for (size_t i = 0; lbs && lbs->kind == CFG_NODE_SEQ && i < s->nlbs &&
 			   i < lbs->n && !s->edge.nlisten_https;
@@ -781,19 +787,75 @@ static void warn_minimum_origins(cfg_ctx *c, const cfg_pool *p)
 	warn_at(c, &p->pos, field, msg);
 }
 
-/* edge.listen.tunnel is in the schema (SPEC: tunnel connectors) but no
- * tunnel endpoint exists yet: nothing listens on those addresses. */
-static void warn_tunnel(cfg_ctx *c, const cfg_edge *e)
+static bool in_pools(const cfg_pool *const *pools, size_t n, const cfg_pool *p)
 {
-	if (!e->nlisten_tunnel)
-		return;
+	for (size_t i = 0; i < n; i++)
+		if (pools[i] == p)
+			return true;
+	return false;
+}
+
+static bool in_map(const cfg_pool_map *m, size_t n, const cfg_pool *p)
+{
+	for (size_t i = 0; i < n; i++)
+		if (in_pools(m[i].pools, m[i].npools, p))
+			return true;
+	return false;
+}
+
+/* Whether a load balancer names the pool (rules aside). */
+static bool lb_uses_pool(const cfg_lb *lb, const cfg_pool *p)
+{
+	return lb->fallback_pool == p ||
+	       in_pools(lb->default_pools, lb->ndefault_pools, p) ||
+	       in_map(lb->region_pools, lb->nregion_pools, p) ||
+	       in_map(lb->country_pools, lb->ncountry_pools, p) ||
+	       in_map(lb->pop_pools, lb->npop_pools, p);
+}
+
+/* Tunnels that nothing can join: defined (or used by origins) on an edge
+ * without edge.listen.tunnel, or a listener without tunnels. Origins of
+ * a tunnel in a DNS-only load balancer have no address to answer with. */
+static void warn_tunnels(cfg_ctx *c, const cfg_snapshot *s)
+{
 	char msg[1536];
-	snprintf(msg, sizeof(msg),
-		 "edge.listen.tunnel: tunnels are not implemented yet; "
-		 "nothing listens on %s%s",
-		 e->listen_tunnel[0].text ? e->listen_tunnel[0].text : "?",
-		 e->nlisten_tunnel > 1 ? " (nor on the others)" : "");
-	warn_at(c, &e->pos, "edge.listen.tunnel", msg);
+	if (s->ntunnels && !s->edge.nlisten_tunnel) {
+		snprintf(msg, sizeof(msg),
+			 "tunnel '%s': this edge has no tunnel listener "
+			 "(edge.listen.tunnel): no connector can join it",
+			 s->tunnels[0].id ? s->tunnels[0].id : "?");
+		warn_at(c, &s->tunnels[0].pos, "tunnels[0]", msg);
+	} else if (!s->ntunnels && s->edge.nlisten_tunnel) {
+		snprintf(msg, sizeof(msg),
+			 "edge.listen.tunnel: no tunnels are defined "
+			 "(tunnels): every connector on %s is refused",
+			 s->edge.listen_tunnel[0].text
+			     ? s->edge.listen_tunnel[0].text
+			     : "?");
+		warn_at(c, &s->edge.pos, "edge.listen.tunnel", msg);
+	}
+	for (size_t i = 0; i < s->nlbs; i++) {
+		const cfg_lb *lb = &s->lbs[i];
+		if (!lb->enabled || lb->proxied)
+			continue;
+		for (size_t j = 0; j < s->npools; j++) {
+			const cfg_pool *p = &s->pools[j];
+			size_t k = 0;
+			while (k < p->norigins && !p->origins[k].tunnel)
+				k++;
+			if (k == p->norigins || !lb_uses_pool(lb, p))
+				continue;
+			snprintf(msg, sizeof(msg),
+				 "load balancer '%s' is DNS-only (proxied: "
+				 "false) but pool '%s' has tunnel origins "
+				 "('%s'): DNS answers leave them out",
+				 lb->name, p->id, p->origins[k].name);
+			char field[600];
+			snprintf(field, sizeof(field), "load_balancers[%s]",
+				 lb->id);
+			warn_at(c, &lb->pos, field, msg);
+		}
+	}
 }
 
 /* A rule reading fields its traffic never has (http.* on a DNS-only load
@@ -863,7 +925,7 @@ void cfg_warn_checks(cfg_ctx *c)
 {
 	const cfg_snapshot *s = c->snap;
 	warn_rate_limits(c, s);
-	warn_tunnel(c, &s->edge);
+	warn_tunnels(c, s);
 	for (size_t i = 0; i < s->npools; i++) {
 		if (!s->pools[i].enabled)
 			continue;

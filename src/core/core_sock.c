@@ -118,6 +118,10 @@ int core_sock_parse_addr(const char *text, struct sockaddr_storage *ss,
 
 size_t core_sock_ip_text(const struct sockaddr *sa, char *buf, size_t size)
 {
+	if (sa->sa_family == AF_UNIX) { /* a tunnel origin's bridge */
+		snprintf(buf, size, "unix");
+		return strlen(buf);
+	}
 	const void *a =
 	    sa->sa_family == AF_INET6
 		? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr

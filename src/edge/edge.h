@@ -165,6 +165,8 @@ struct edge {
 	 * edge.limits.max_connections_per_client; sized at start from
 	 * max_connections. */
 	struct sec_conns *conns;
+	/* The tunnel endpoint (tun_edge.h); NULL without edge.listen.tunnel. */
+	struct tun_edge *tunnels;
 	/* Connections refused at accept: over max_connections, over
 	 * max_connections_per_client; and connections let through untracked
 	 * because the per-client table had no room. */

@@ -305,7 +305,8 @@ static void lb_addrs(const dns_zoneset *zs, const cfg_pool *p,
 	bool first = true;
 	for (size_t i = 0; i < p->norigins; i++) {
 		const cfg_origin *o = &p->origins[i];
-		if (!lb_steer_origin_choosable(o, ctx, any_health))
+		if (!lb_steer_origin_choosable(o, ctx, any_health) ||
+		    o->tunnel) /* no address of its own to answer */
 			continue;
 		int fam = dns_zoneset_origin_family(zs, o->index);
 		if (!fam) { /* a host name */

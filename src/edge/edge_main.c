@@ -16,6 +16,7 @@
 #include "dns/dns_rrl.h"
 #include "edge/edge.h"
 #include "sec/sec_conns.h"
+#include "tunnel/tun_edge.h"
 #include "edge/edge_admin.h"
 #include "edge/edge_alog.h"
 #include "edge/edge_ctl.h"
@@ -70,6 +71,9 @@ static const char *needs_restart(const edge *e, const cfg_snapshot *old,
 	if (!same_addrs(a->listen_dns, a->nlisten_dns, b->listen_dns,
 			b->nlisten_dns))
 		return "edge.listen.dns";
+	if (!same_addrs(a->listen_tunnel, a->nlisten_tunnel, b->listen_tunnel,
+			b->nlisten_tunnel))
+		return "edge.listen.tunnel";
 	if (a->has_admin != b->has_admin ||
 	    (a->has_admin &&
 	     !same_addrs(&a->listen_admin, 1, &b->listen_admin, 1)))
@@ -317,6 +321,10 @@ int edge_run(edge_ctl *ctl, cfg_snapshot *cfg, void (*ready_cb)(void *),
 			goto out;
 		}
 	}
+	if (tun_edge_start(e, cfg, &e->tunnels, errbuf, sizeof(errbuf)) < 0) {
+		log_error("%s", errbuf);
+		goto out;
+	}
 	sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
 	if (sfd < 0) {
 		log_error("signalfd: %s", strerror(errno));
@@ -414,6 +422,8 @@ join:
 	if (status == 0)
 		log_info("drained; bye");
 out:
+	/* After the workers: their last requests may be on tunnels. */
+	tun_edge_stop(e->tunnels);
 	edge_resolve_stop(resolver);
 	edge_admin_stop(admin);
 	edge_health_stop(health);

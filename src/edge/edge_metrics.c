@@ -1,4 +1,6 @@
 /* edge_metrics.c - see edge_metrics.h. */
+#include "config/cfg_tunnel.h"
+#include "tunnel/tun_edge.h"
 #include "edge/edge_metrics.h"
 
 #include <inttypes.h>
@@ -689,6 +691,58 @@ static void render_tls(mbuf *b, const edge_snapshot *s)
 	}
 }
 
+/* Tunnels (tun_edge.h): only on an edge with a tunnel listener. */
+static void render_tunnels(mbuf *b, edge *e, const edge_snapshot *s)
+{
+	/* Joined since start, then configured and never joined (0s: a
+	 * tunnel without connectors is what an alert looks for). */
+	enum { CAP = 2 * CFG_MAX_TUNNELS };
+	tun_edge_tunnel_stats *st = xcalloc(CAP, sizeof(*st));
+	uint64_t hellos[TUN_HELLO_NRESULT];
+	size_t n = tun_edge_stats(e->tunnels, st, CFG_MAX_TUNNELS, hellos);
+	for (size_t i = 0, joined = n; i < s->cfg->ntunnels && n < CAP; i++) {
+		const char *id = s->cfg->tunnels[i].id;
+		size_t k = 0;
+		while (k < joined && strcmp(st[k].id, id))
+			k++;
+		if (k == joined)
+			snprintf(st[n++].id, sizeof(st[0].id), "%s", id);
+	}
+	label_count hv[TUN_HELLO_NRESULT];
+	for (int i = 0; i < TUN_HELLO_NRESULT; i++)
+		hv[i] = (label_count){tun_hello_result_name(i), hellos[i]};
+	by_label(b, "meridian_tunnel_hellos_total",
+		 "Connector connections by the outcome of their hello: "
+		 "accepted, unauthorized (unknown tunnel or wrong token), "
+		 "refused (malformed, another path or protocol, the edge "
+		 "draining, the tunnel full), failed (TLS, closed or timed "
+		 "out before a hello).",
+		 "result", hv, TUN_HELLO_NRESULT);
+	static const struct {
+		const char *name, *type, *help;
+	} fam[] = {
+	    {"meridian_tunnel_connectors", "gauge",
+	     "Connector connections of a tunnel that take new requests."},
+	    {"meridian_tunnel_requests_total", "counter",
+	     "Requests sent through a tunnel (one HTTP/2 stream each)."},
+	    {"meridian_tunnel_request_errors_total", "counter",
+	     "Requests through a tunnel that ended without a whole answer "
+	     "(the stream reset, or its connection lost)."},
+	};
+	for (size_t f = 0; f < sizeof(fam) / sizeof(fam[0]); f++) {
+		head(b, fam[f].name, fam[f].type, fam[f].help);
+		for (size_t i = 0; i < n; i++) {
+			series(b, fam[f].name, "tunnel", st[i].id, NULL, NULL,
+			       NULL, NULL);
+			end_u64(b, true,
+				f == 0	 ? st[i].connectors
+				: f == 1 ? st[i].streams
+					 : st[i].stream_errors);
+		}
+	}
+	free(st);
+}
+
 static void render_edge(mbuf *b, edge *e, const edge_snapshot *s)
 {
 	uint64_t conns = 0, idle = 0;
@@ -788,6 +842,8 @@ static void render_edge(mbuf *b, edge *e, const edge_snapshot *s)
 
 	if (edge_dns_enabled(e))
 		render_dns(b, e);
+	if (e->tunnels)
+		render_tunnels(b, e, s);
 
 	edge_alog_counters ac;
 	edge_alog_counters_get(e->alog, &ac);

@@ -66,7 +66,7 @@ static int build_tls(const cfg_snapshot *cfg, const edge_snapshot *prev,
 {
 	const cfg_edge *e = &cfg->edge;
 	*out = NULL;
-	if (!e->nlisten_https)
+	if (!e->nlisten_https && !e->nlisten_tunnel)
 		return 0;
 	if (keep_certs && prev && prev->tls &&
 	    same_tls(&prev->cfg->edge.tls, &e->tls)) {
@@ -75,9 +75,11 @@ static int build_tls(const cfg_snapshot *cfg, const edge_snapshot *prev,
 	}
 	if (!e->tls.ncertificates) {
 		snprintf(err, errlen,
-			 "edge.listen.https: %s needs certificates "
+			 "edge.listen.%s: %s needs certificates "
 			 "(edge.tls.certificates)",
-			 e->listen_https[0].text);
+			 e->nlisten_https ? "https" : "tunnel",
+			 e->nlisten_https ? e->listen_https[0].text
+					  : e->listen_tunnel[0].text);
 		return -1;
 	}
 	/* ALPN offers h2 first (px_h2.c; edge.tls.http2), then http/1.1.

@@ -141,6 +141,10 @@ int health_http_host(const cfg_monitor *m, const cfg_origin *o, char *buf,
 	int n;
 	if (h) {
 		n = snprintf(buf, size, "%s", h);
+	} else if (o->tunnel) {
+		/* No address to name: the tunnel's id, which the
+		 * connector's ingress rules see as the host. */
+		n = snprintf(buf, size, "%s", o->tunnel->id);
 	} else {
 		const char *a = o->address ? o->address : "";
 		bool v6 = strchr(a, ':') && a[0] != '[';
@@ -1841,7 +1845,7 @@ void health_probe_start_idle(health_probe *p, health_probe_ctx *c,
 		((struct sockaddr_in *)&p->ss)->sin_port = port;
 	else if (fam == AF_INET6 && p->sslen >= sizeof(struct sockaddr_in6))
 		((struct sockaddr_in6 *)&p->ss)->sin6_port = port;
-	else {
+	else if (!(fam == AF_UNIX && o->tunnel)) { /* a tunnel: no port */
 		fail_later(p, HEALTH_CONNECT_FAILED, "no usable address");
 		return;
 	}

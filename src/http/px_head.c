@@ -398,6 +398,8 @@ const char *px_status_reason(int status)
 		return "Not Found";
 	case 410:
 		return "Gone";
+	case 426:
+		return "Upgrade Required";
 	case 429:
 		return "Too Many Requests";
 	case 405:

@@ -140,7 +140,7 @@ def _documented_families():
 
 def test_docs_list_exactly_the_families_of_a_full_edge(stack, tmp_path):
     """The other direction of test_every_metric_is_documented: an edge
-    with every listener (http, https, dns, admin) serves every family
+    with every listener (http, https, dns, tunnel, admin) serves every family
     docs/API.md lists, and no other, so the table names nothing that
     does not exist."""
     import subprocess
@@ -159,6 +159,7 @@ def test_docs_list_exactly_the_families_of_a_full_edge(stack, tmp_path):
         listen = {"http": ["%s:%d" % (LOCAL, port)],
                   "https": ["%s:%d" % (LOCAL, mt.free_port())],
                   "dns": ["%s:%d" % (LOCAL, mt.free_port())],
+                  "tunnel": ["%s:%d" % (LOCAL, mt.free_port())],
                   "admin": "%s:%d" % (LOCAL, admin)}
         return {"edge": edge_section(
                     port, admin, workers=1, listen=listen,
@@ -169,6 +170,7 @@ def test_docs_list_exactly_the_families_of_a_full_edge(stack, tmp_path):
                     {"name": "o1", "address": LOCAL, "port": o.port}]}],
                 "load_balancers": [{"name": HOST, "default_pools": ["p"]}],
                 "rate_limits": [{"name": "r", "requests_per_period": 100}],
+                "tunnels": [{"id": "t", "token": "x" * 32}],
                 "waf": {"custom_rules": [{"name": "w",
                                           "expression": "false"}]}}
     e = start_edge(stack, build)

@@ -193,25 +193,52 @@ static void test_rules_warning(void **state)
 	}
 }
 
-static void test_tunnel_listener_warning(void **state)
+/* Tunnels that nothing can join, and tunnel origins a DNS-only load
+ * balancer cannot answer with: warnings. */
+static void test_tunnel_warnings(void **state)
 {
 	(void)state;
 	static const struct {
-		const char *listen, *want;
+		const char *listen, *tunnels, *want;
+		bool proxied;
 	} cases[] = {
 	    {"{ http: [\"127.0.0.1:8080\"], tunnel: [\"127.0.0.1:7000\"] }",
-	     "t.yaml:2:3: warning: edge.listen.tunnel: tunnels are not "
-	     "implemented yet; nothing listens on 127.0.0.1:7000"},
-	    {"{ tunnel: [\"127.0.0.1:7000\", \"127.0.0.1:7001\"] }",
-	     "t.yaml:2:3: warning: edge.listen.tunnel: tunnels are not "
-	     "implemented yet; nothing listens on 127.0.0.1:7000 (nor on the "
-	     "others)"},
-	    {"{ http: [\"127.0.0.1:8080\"], tunnel: [] }", NULL},
+	     "[]",
+	     "t.yaml:2:3: warning: edge.listen.tunnel: no tunnels are "
+	     "defined (tunnels): every connector on 127.0.0.1:7000 is "
+	     "refused",
+	     true},
+	    {"{ http: [\"127.0.0.1:8080\"] }",
+	     "[ { id: gke, token: 0123456789abcdef0123456789abcdef } ]",
+	     "t.yaml:5:12: warning: tunnel 'gke': this edge has no tunnel "
+	     "listener (edge.listen.tunnel): no connector can join it",
+	     true},
+	    {"{ http: [\"127.0.0.1:8080\"], tunnel: [\"127.0.0.1:7000\"] }",
+	     "[ { id: gke, token: 0123456789abcdef0123456789abcdef } ]", NULL,
+	     true},
+	    {"{ dns: [\"127.0.0.1:5353\"], tunnel: [\"127.0.0.1:7000\"] }",
+	     "[ { id: gke, token: 0123456789abcdef0123456789abcdef } ]",
+	     "t.yaml:7:5: warning: load balancer 'lb.example.com' is DNS-only "
+	     "(proxied: false) but pool 't' has tunnel origins ('o'): DNS "
+	     "answers leave them out",
+	     false},
 	};
 	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
-		char yaml[600];
-		snprintf(yaml, sizeof(yaml), "edge:\n  listen: %s\n",
-			 cases[i].listen);
+		char yaml[900];
+		snprintf(yaml, sizeof(yaml),
+			 "edge:\n  listen: %s\n"
+			 "pools: [ { id: t, origins: [ { name: o, address: "
+			 "'tunnel:gke' } ] } ]\n"
+			 "zones: [ { name: example.com } ]\n"
+			 "tunnels: %s\n"
+			 "load_balancers:\n"
+			 "  - { proxied: %s,\n"
+			 "    name: lb.example.com, default_pools: [t] }\n",
+			 cases[i].listen, cases[i].tunnels,
+			 cases[i].proxied ? "true" : "false");
+		if (!strcmp(cases[i].tunnels, "[]")) /* no tunnel to name */
+			snprintf(yaml, sizeof(yaml),
+				 "edge:\n  listen: %s\n" POOL, cases[i].listen);
 		expect_warning(i, yaml, cases[i].want);
 	}
 }
@@ -272,6 +299,57 @@ static void expect_errors(const char *yaml, ...)
 	}
 	cfg_diag_free(&d);
 	assert_true(ok);
+}
+
+/* tunnels[] and origins reached through one: the parsed fields, and
+ * every mistake where it is written (a short token's length, never its
+ * value). */
+static void test_tunnels(void **state)
+{
+	(void)state;
+	cfg_snapshot *snap = load_ok(
+	    "edge: { listen: { http: [\"127.0.0.1:8080\"], tunnel: "
+	    "[\"127.0.0.1:7000\"] } }\n"
+	    "tunnels:\n"
+	    "  - { id: gke-prod.1, token: 0123456789abcdef0123456789abcdef }\n"
+	    "pools:\n"
+	    "  - { id: p, origins: [ { name: t, address: 'tunnel:gke-prod.1' "
+	    "},\n"
+	    "                        { name: n, address: 127.0.0.1 } ] }\n");
+	assert_int_equal(snap->ntunnels, 1);
+	const cfg_origin *t = &snap->pools[0].origins[0];
+	assert_ptr_equal(t->tunnel, &snap->tunnels[0]);
+	assert_int_equal(t->ss.ss_family, AF_UNIX);
+	assert_null(snap->pools[0].origins[1].tunnel);
+	cfg_snapshot_free(snap);
+
+	expect_errors(
+	    "tunnels:\n"
+	    "  - { id: 'a b', token: 0123456789abcdef0123456789abcdef }\n"
+	    "  - { id: ok, token: short-secret }\n"
+	    "  - { id: ok, token: 0123456789abcdef0123456789abcdef }\n"
+	    "  - { token: 0123456789abcdef0123456789abcdef }\n"
+	    "pools:\n"
+	    "  - { id: p, origins: [ { name: a, address: 'tunnel:ko' },\n"
+	    "      { name: b, address: 'tunnel:nope' },\n"
+	    "      { name: c, address: 'tunnel:ok', tls: true } ] }\n",
+	    "t.yaml:2:11: id: 'a b' is not a tunnel id (letters, digits, '.', "
+	    "'_', '-'; at most 63)",
+	    "t.yaml:3:22: token: at least 32 characters (this one has 12); "
+	    "e.g. `openssl rand -hex 24`",
+	    "t.yaml:4:11: duplicate tunnel id 'ok' (first at line 3)",
+	    "t.yaml:5:5: tunnel is missing required key 'id'",
+	    "t.yaml:7:45: address: unknown tunnel 'ko'; did you mean "
+	    "'tunnel:ok'?",
+	    "t.yaml:8:27: address: unknown tunnel 'nope'",
+	    "t.yaml:9:45: tls: a tunnel origin is reached over its "
+	    "connectors' TLS connections; remove `tls`",
+	    NULL);
+	expect_errors("pools:\n  - { id: q, origins: [ { name: a, "
+		      "address: 'tunnel:x' } ] }\n",
+		      "t.yaml:2:45: address: unknown tunnel 'x' (no tunnels "
+		      "are defined)",
+		      NULL);
 }
 
 /* At most 64 rules per load balancer; the 65th is where the error is. */
@@ -2067,7 +2145,8 @@ int main(void)
 	    cmocka_unit_test(test_monitor_scheme_warnings),
 	    cmocka_unit_test(test_dns_only_warnings),
 	    cmocka_unit_test(test_minimum_origins_warning),
-	    cmocka_unit_test(test_tunnel_listener_warning),
+	    cmocka_unit_test(test_tunnel_warnings),
+	    cmocka_unit_test(test_tunnels),
 	    cmocka_unit_test(test_rules_warning),
 	    cmocka_unit_test(test_rule_errors),
 	    cmocka_unit_test(test_rate_limits),
