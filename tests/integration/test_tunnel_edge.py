@@ -321,3 +321,38 @@ def test_metrics(stack, tmp_path):
         fc.stop()
     mt.wait_for(lambda: 'meridian_tunnel_connectors{tunnel="gke"} 0' in
                 metrics(), what="the gauge back to 0")
+
+
+def test_api_pool_with_a_tunnel_origin(stack, tmp_path):
+    """A pool created through the API can name a tunnel of the file; an
+    unknown tunnel is refused naming the field, and nothing changes."""
+    from test_api import ACCT, Api
+    admin = mt.free_port()
+    te = TunEdge(stack, tmp_path, admin=admin,
+                 tunnels=[{"id": "gke", "token": TOKEN},
+                          {"id": "eks", "token": TOKEN + "-eks"}])
+    mt.wait_for(lambda: mt.port_accepts(admin), what="admin listener")
+    api = Api(admin)
+    st, env = api.call("POST", ACCT + "/pools", {
+        "name": "via-eks", "origins": [
+            {"name": "eks-1", "address": "tunnel:ekz"}]})
+    assert st == 400, env
+    assert "unknown tunnel 'ekz'; did you mean 'tunnel:eks'?" in \
+        json.dumps(env["errors"]), env
+    pool = api.ok("POST", ACCT + "/pools", {
+        "name": "via-eks", "origins": [
+            {"name": "eks-1", "address": "tunnel:eks"}]})
+    assert pool["origins"][0]["address"] == "tunnel:eks"
+    api.ok("POST", "/client/v4/zones/example.com/load_balancers", {
+        "name": "eks.example.com", "default_pools": [pool["id"]],
+        "fallback_pool": pool["id"]})
+    fc = connected(FakeConnector(te.tun, "eks", TOKEN + "-eks",
+                                 name="eks-conn"))
+    try:
+        def routed():
+            r = mt.request(te.http, "GET", "/e", host="eks.example.com")
+            return r.status == 200 and \
+                json.loads(r.body)["connector"] == "eks-conn"
+        mt.wait_for(routed, what="the API's load balancer through eks")
+    finally:
+        fc.stop()
