@@ -14,6 +14,8 @@ static const struct {
     {"demo", cmd_demo, "run the embedded demo (two clouds, one edge)"},
     {"origin", cmd_origin, "run a demo/test origin server"},
     {"ctl", cmd_ctl, "operator CLI over the admin API: meridian ctl --help"},
+    {"tunnel", cmd_tunnel,
+     "run a tunnel connector: meridian tunnel [check] -c FILE"},
 };
 
 static void usage(FILE *f)

@@ -854,6 +854,14 @@ int h2_session_drain(h2_session *s)
 		   : -EINVAL;
 }
 
+int h2_session_ping(h2_session *s)
+{
+	static const uint8_t data[8] = {'m', 'e', 'r', 'i', 'd', 'i', 'a', 'n'};
+	return nghttp2_submit_ping(s->ng, NGHTTP2_FLAG_NONE, data) == 0
+		   ? 0
+		   : -EINVAL;
+}
+
 uint64_t h2_session_header_wait_since(const h2_session *s)
 {
 	return s->hdr_since;

@@ -126,6 +126,9 @@ int h2_session_consume(h2_session *s, int32_t sid, size_t n);
 int h2_session_consume_all(h2_session *s, int32_t sid);
 /* Graceful drain: GOAWAY with the last stream id; live streams finish. */
 int h2_session_drain(h2_session *s);
+/* Queue a PING (liveness: the tunnel connector sends one when it has
+ * sent nothing else for a while; the peer's ACK is a frame received). */
+int h2_session_ping(h2_session *s);
 
 /* How long (ms) response data has been waiting on a flow-control window
  * the client keeps at zero; 0 when not stalled. */
