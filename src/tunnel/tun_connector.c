@@ -44,13 +44,16 @@
 #include "tls/tls.h"
 #include "tunnel/tun_backoff.h"
 
-#define HS_TIMEOUT_MS	10000u /* TCP + TLS + hello answer */
-#define PING_MS		15000u /* send a PING after this long silent */
-#define DEAD_MS		45000u /* nothing from the edge this long: close */
-#define SVC_CONNECT_MS	5000u
-#define SVC_HEAD_MS	60000u
-#define OUT_CAP		(64u * 1024) /* h2 bytes to the edge */
-#define IN_CAP		(16u * 1024) /* TLS bytes read per call */
+#define HS_TIMEOUT_MS 10000u /* TCP + TLS + hello answer */
+/* The protocol's timers (ms). Tests shorten them with
+ * MERIDIAN_TUNNEL_TEST_TIMERS="ping,dead,connect,head" (a test hook, read
+ * once at start; not documented for operators). */
+static uint32_t PING_MS = 15000;       /* send a PING after this long quiet */
+static uint32_t DEAD_MS = 45000;       /* nothing from the edge: close */
+static uint32_t SVC_CONNECT_MS = 5000; /* a service's TCP connect */
+static uint32_t SVC_HEAD_MS = 60000;   /* a service's response head */
+#define OUT_CAP		(64u * 1024)   /* h2 bytes to the edge */
+#define IN_CAP		(16u * 1024)   /* TLS bytes read per call */
 #define HELLO_CAP	4096u
 #define RB_CAP		(16u * 1024) /* service bytes; a head must fit */
 #define OB_CAP		(64u * 1024) /* decoded response body */
@@ -641,13 +644,14 @@ static void st_timeout(core_timer *t)
 	if (st->state == S_CONNECTING)
 		local_answer(st, 504,
 			     "meridian tunnel connector %s: service %s did "
-			     "not accept the connection within %u s",
-			     x->name, svc_text(st), SVC_CONNECT_MS / 1000);
+			     "not accept the connection within %g s",
+			     x->name, svc_text(st),
+			     (double)SVC_CONNECT_MS / 1000);
 	else if (st->rstate == RS_HEAD)
 		local_answer(st, 504,
 			     "meridian tunnel connector %s: service %s did "
-			     "not answer within %u s",
-			     x->name, svc_text(st), SVC_HEAD_MS / 1000);
+			     "not answer within %g s",
+			     x->name, svc_text(st), (double)SVC_HEAD_MS / 1000);
 	mark(st->c);
 }
 
@@ -1023,7 +1027,8 @@ static void conn_timer(core_timer *t)
 		return;
 	case C_H2:
 		if (x->loop.now - c->last_rx >= DEAD_MS) {
-			conn_lost(c, "nothing from the edge for 45 s");
+			conn_lost(c, "nothing from the edge for the liveness "
+				     "timeout (45 s)");
 			return;
 		}
 		if (x->loop.now - c->last_tx >= PING_MS) {
@@ -1495,6 +1500,22 @@ int tun_resolve_services(const tun_config *cfg, tun_svc_addr *out, cfg_diag *d)
 	return -1;
 }
 
+static void test_timers(void)
+{
+	const char *e = getenv("MERIDIAN_TUNNEL_TEST_TIMERS");
+	unsigned v[4];
+	if (e && sscanf(e, "%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3]) == 4 &&
+	    v[0] && v[1] && v[2] && v[3]) {
+		PING_MS = v[0];
+		DEAD_MS = v[1];
+		SVC_CONNECT_MS = v[2];
+		SVC_HEAD_MS = v[3];
+		log_warn("tunnel: test timers: ping %u ms, dead %u ms, connect "
+			 "%u ms, head %u ms",
+			 v[0], v[1], v[2], v[3]);
+	}
+}
+
 int tun_connector_run(const tun_config *cfg)
 {
 	tun *x = xcalloc(1, sizeof(*x));
@@ -1502,6 +1523,7 @@ int tun_connector_run(const tun_config *cfg)
 	char host[256] = "", defname[320];
 	x->cfg = cfg;
 	x->sfd = -1;
+	test_timers();
 	if (cfg->name) {
 		x->name = cfg->name;
 	} else {

@@ -134,6 +134,7 @@ class EdgeConn:
         self.out = b""
         self.rx = b""
         self.stop = False
+        self.frozen = False  # stop reading, writing and answering PINGs
         self.t = threading.Thread(target=self._run, daemon=True)
         self.t.start()
 
@@ -243,6 +244,9 @@ class EdgeConn:
         sock.setblocking(False)
         try:
             while not self.stop:
+                if self.frozen:
+                    time.sleep(0.05)
+                    continue
                 with self.lock:
                     self._push_bodies()
                     self.out += self.h2.data_to_send()
@@ -431,10 +435,12 @@ class Lab:
             f.write(mt.to_yaml(cfg))
         return path
 
-    def tunnel(self, path, token=TOKEN, tag="tunnel"):
+    def tunnel(self, path, token=TOKEN, tag="tunnel", timers=None):
+        env = dict(os.environ, TUN_TEST_TOKEN=token)
+        if timers:  # "ping,dead,connect,head" in ms (a test hook)
+            env["MERIDIAN_TUNNEL_TEST_TIMERS"] = timers
         p = Connector([mt.BIN, "tunnel", "--log-level", "debug", "-c", path],
-                      self.dir, tag + str(len(self.tunnels)),
-                      dict(os.environ, TUN_TEST_TOKEN=token))
+                      self.dir, tag + str(len(self.tunnels)), env)
         self.stack.procs.append(p)
         self.tunnels.append(p)
         return p
@@ -442,6 +448,12 @@ class Lab:
     def close(self):
         problems = []
         for t in self.tunnels:
+            err = t.stderr_tail(1 << 20)
+            for bad in ("runtime error", "AddressSanitizer",
+                        "LeakSanitizer"):
+                if bad in err:
+                    problems.append("connector: %s: %s" % (bad,
+                                                           t.describe()))
             if t.expect_exit or not t.alive():
                 if not t.expect_exit:
                     problems.append("connector died: " + t.describe())
@@ -470,13 +482,13 @@ def svc(o):
     return "http://127.0.0.1:%d" % o.port
 
 
-def simple(lab, edges=None, ingress=None, extra=None):
+def simple(lab, edges=None, ingress=None, extra=None, timers=None):
     """One fake edge, one connector routing everything to one origin."""
     edges = edges or [lab.edge()]
     if ingress is None:
         o = lab.origin("a")
         ingress = [{"service": svc(o)}]
-    t = lab.tunnel(lab.config(edges, ingress, extra))
+    t = lab.tunnel(lab.config(edges, ingress, extra), timers=timers)
     c = edges[0].wait_live(1)[0]
     return edges[0], t, c
 
@@ -713,3 +725,39 @@ def test_check(lab, tmp_path):
                        text=True, timeout=mt.WAIT, env=env)
     assert r.returncode == 1
     assert "environment variable 'TUN_TEST_TOKEN' is not set" in r.stderr
+
+
+def test_liveness_ping_and_dead_edge(lab):
+    """PING when quiet; an edge that brings nothing (no frame, no PING
+    ACK) for the liveness timeout is closed and re-dialled. Timers
+    shortened by the test hook: PING after 300 ms, dead after 1.5 s."""
+    edge, t, conn = simple(lab, timers="300,1500,5000,60000")
+    mt.wait_for(lambda: conn.pings >= 2, what="PINGs from the connector")
+    assert conn.fetch(path="/").status == 200
+    conn.frozen = True
+    c2 = mt.wait_for(lambda: [c for c in edge.live() if c is not conn],
+                     what="a new connection after the dead one")[0]
+    assert c2.fetch(path="/").status == 200
+    assert "liveness" in t.stderr_tail(20000)
+
+
+def test_service_head_timeout_504(lab):
+    edge, t, conn = simple(lab, timers="15000,45000,5000,700")
+    st = conn.fetch(path="/sleep/5000")
+    assert st.status == 504
+    text = bytes(st.body).decode()
+    assert "conn-a" in text and "did not answer within 0.7 s" in text, text
+    assert conn.fetch(path="/sleep/10").status == 200
+
+
+def test_upgrade_not_carried(lab):
+    """HTTP/2 has no Upgrade: a stream carrying one is malformed and
+    reset; the tunnel goes on."""
+    edge, t, conn = simple(lab)
+    conn.h2.config.validate_outbound_headers = False
+    conn.h2.config.normalize_outbound_headers = False
+    st = conn.fetch(path="/ws", headers=[("upgrade", "websocket")])
+    assert st.reset is not None or st.status in (400, 501), st.status
+    conn.h2.config.validate_outbound_headers = True
+    conn.h2.config.normalize_outbound_headers = True
+    assert conn.fetch(path="/").status == 200
