@@ -35,6 +35,8 @@ static void check_keys(ctx *x, const cfg_node *m, const char *const *keys,
 {
 	for (size_t i = 0; i < m->n; i++) {
 		const cfg_node *k = m->keys[i];
+		if (k->kind != CFG_NODE_SCALAR)
+			continue; /* cfg_yaml said so already */
 		bool known = false;
 		for (size_t j = 0; j < nkeys && !known; j++)
 			known = !strcmp(k->str, keys[j]);

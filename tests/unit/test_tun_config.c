@@ -179,6 +179,9 @@ static void test_structure_errors(void **state)
 	     "t.yaml:6:5: unknown key 'host' in ingress[0]");
 	BAD1(HEAD CATCH "tunnel: y\n",
 	     "t.yaml:6:1: duplicate key 'tunnel' (first at line 1)");
+	/* a key that is not a string (found by fuzz_tun_config) */
+	BAD1(HEAD CATCH "? [a]\n: 1\n",
+	     "t.yaml:6:3: mapping keys must be strings, not a list");
 	BAD1("tunnel: [a\n", "t.yaml:2:1: YAML syntax error: did not find "
 			     "expected ',' or ']' (while parsing a flow "
 			     "sequence)");
