@@ -745,7 +745,13 @@ static void st_run(tstream *st)
 	}
 	if (st->state != S_ACTIVE)
 		return;
+	size_t before = st->head_off + st->rq_start + st->term_off;
 	int w = write_side(st);
+	if (st->rstate == RS_HEAD &&
+	    st->head_off + st->rq_start + st->term_off != before)
+		/* the head timeout runs from the last request byte sent:
+		 * a long upload is not a slow answer */
+		core_timer_after(&x->loop, &st->timer, SVC_HEAD_MS);
 	if (w < 0 && w != -EAGAIN) {
 		/* The service stopped reading (it may have answered): the
 		 * rest of the request is dropped, its answer still read. */
