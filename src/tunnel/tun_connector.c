@@ -140,6 +140,7 @@ struct tun {
 	int sfd;
 	core_io sig_io;
 	core_timer drain_timer;
+	core_timer kick; /* fires at once: dirty connections left */
 	uint64_t rnd;
 	/* scratch for response heads (one at a time) */
 	http1_response resp;
@@ -1364,6 +1365,9 @@ static void conn_h2(tconn *c)
 		}
 		if (!progress && !c->runq)
 			break;
+		if (round == MAX_STEP_ROUNDS - 1)
+			mark(c); /* not drained (edge-triggered): again after
+				    the batch */
 	}
 	conn_timer_rearm(c);
 }
@@ -1385,18 +1389,29 @@ static void post_batch(core_loop *l, void *arg)
 {
 	tun *x = arg;
 	(void)l;
-	for (int i = 0; i < 1024 && x->dirty; i++) {
-		tconn *c = x->dirty;
-		x->dirty = c->dnext;
+	/* Each connection dirty now runs once; those marked again go on
+	 * the next round, after a look at the other events. */
+	tconn *list = x->dirty;
+	x->dirty = NULL;
+	while (list) {
+		tconn *c = list;
+		list = c->dnext;
 		c->dnext = NULL;
 		c->dirty = false;
 		conn_run(c);
 	}
+	if (x->dirty) /* the next round without waiting for an event */
+		core_timer_after(&x->loop, &x->kick, 0);
 	while (x->grave) {
 		tstream *st = x->grave;
 		x->grave = st->gnext;
 		st_free(st);
 	}
+}
+
+static void kick(core_timer *t)
+{
+	(void)t; /* post_batch runs after the timers */
 }
 
 static void drain_start(tun *x)
@@ -1565,6 +1580,7 @@ int tun_connector_run(const tun_config *cfg)
 	x->loop.post = post_batch;
 	x->loop.post_arg = x;
 	core_timer_init(&x->drain_timer, drain_timeout);
+	core_timer_init(&x->kick, kick);
 
 	signal(SIGPIPE, SIG_IGN);
 	sigset_t sigs;
