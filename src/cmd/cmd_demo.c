@@ -29,6 +29,7 @@
 #include "core/core_log.h"
 #include "core/core_sock.h"
 #include "core/core_util.h"
+#include "demo/demo_cert.h"
 #include "edge/edge.h"
 
 static const struct {
@@ -38,8 +39,11 @@ static const struct {
     {"gcp", "gke-2", "127.0.0.1"},
     {"aws", "eks-1", "127.0.0.2"},
     {"aws", "eks-2", "127.0.0.2"},
+    /* Behind a tunnel: the edge's config names no address of it. */
+    {"onprem", "dc-1", "127.0.0.3"},
 };
-#define NDEMO (sizeof(demo_origins) / sizeof(demo_origins[0]))
+#define TUNNEL_ORIGIN 4
+#define NDEMO	      (sizeof(demo_origins) / sizeof(demo_origins[0]))
 
 static const char demo_yaml[] =
     "edge:\n"
@@ -51,6 +55,7 @@ static const char demo_yaml[] =
     "    http: [\"%s\"]\n"
     "%s"
     "%s"
+    "%s"
     "geo:\n"
     "%s"
     "  networks:\n"
@@ -59,6 +64,9 @@ static const char demo_yaml[] =
     "monitors:\n"
     "  - { id: healthz, type: http, path: /healthz, interval: 1s,\n"
     "      timeout: 1s, retries: 0, expected_codes: \"200\" }\n"
+    "  - { id: healthz_onprem, type: http, path: /healthz, interval: 1s,\n"
+    "      timeout: 1s, retries: 0, expected_codes: \"200\",\n"
+    "      header: { Host: [onprem.example.com] } }\n"
     "pools:\n"
     "  - id: gcp\n"
     "    description: GKE cluster (demo)\n"
@@ -72,6 +80,7 @@ static const char demo_yaml[] =
     "    origins:\n"
     "      - { name: eks-1, address: %s, port: %u }\n"
     "      - { name: eks-2, address: %s, port: %u }\n"
+    "%s"
     "load_balancers:\n"
     "  - name: lb.example.com\n"
     "    default_pools: [gcp, aws]\n"
@@ -94,6 +103,7 @@ static const char demo_yaml[] =
     "    session_affinity_attributes: { zero_downtime_failover: sticky }\n"
     "  - name: aws.example.com\n"
     "    default_pools: [aws]\n"
+    "%s"
     "  - name: dns.example.com\n"
     "    proxied: false\n"
     "    default_pools: [gcp, aws]\n"
@@ -124,6 +134,38 @@ typedef struct demo_child {
 	uint16_t port;
 } demo_child;
 
+/* With a tunnel: the edge's part of the config (after listen:), the
+ * tunnel's pool and load balancer. */
+static const char demo_tunnel_edge[] =
+    "    tunnel: [\"%s\"]\n"
+    "  tls:\n"
+    "    certificates: [ { cert: \"%s/edge.pem\", key: \"%s/edge.key\" } "
+    "]\n"
+    "tunnels:\n"
+    "  - { id: onprem, token: \"%s\",\n"
+    "      description: \"a data centre that only dials out (demo)\" }\n";
+static const char demo_tunnel_pool[] =
+    "  - id: onprem\n"
+    "    description: on-premises, through the tunnel 'onprem' (demo)\n"
+    "    monitor: healthz_onprem\n"
+    "    origins:\n"
+    "      - { name: dc-1, address: \"tunnel:onprem\" }\n";
+static const char demo_tunnel_lb[] =
+    "  - name: onprem.example.com\n"
+    "    default_pools: [onprem, aws]\n"
+    "    adaptive_routing: { failover_across_pools: true }\n";
+/* The connector's file: it dials the edge and serves dc-1. */
+static const char demo_connector[] =
+    "tunnel: onprem\n"
+    "token: \"%s\"\n"
+    "name: dc-connector\n"
+    "edges: [\"%s\"]\n"
+    "server_name: tunnel.example.com\n"
+    "ca: \"%s/edge.pem\"\n"
+    "ingress:\n"
+    "  - { hostname: onprem.example.com, service: \"http://%s:%u\" }\n"
+    "  - { service: \"http_status:404\" }\n";
+
 typedef struct demo_ctx {
 	const char *url;
 	const char *admin;
@@ -132,6 +174,9 @@ typedef struct demo_ctx {
 	unsigned dns_port;
 	bool geo_db; /* a country database is loaded */
 	demo_child kids[NDEMO];
+	const char *tunnel;    /* tunnel listener, or NULL */
+	const char *conn_file; /* the connector's config */
+	pid_t connector;       /* `meridian tunnel`, started when ready */
 } demo_ctx;
 
 /* Start `meridian origin` and read its "listening on HOST:PORT" line. */
@@ -191,8 +236,35 @@ static int spawn_origin(const char *cloud, const char *name, const char *host,
 	return rc;
 }
 
+/* `meridian tunnel -c FILE`: started once the edge listens (it would
+ * retry anyway); its log lines go to the demo's stderr. */
+static void spawn_connector(demo_ctx *d)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return;
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (nul >= 0)
+			dup2(nul, STDOUT_FILENO);
+		execl("/proc/self/exe", "meridian", "tunnel", "-c",
+		      d->conn_file, (char *)NULL);
+		_exit(127);
+	}
+	d->connector = pid;
+}
+
 static void stop_children(demo_ctx *d)
 {
+	/* The connector first: it drains towards dc-1. */
+	if (d->connector > 0) {
+		kill(d->connector, SIGTERM);
+		waitpid(d->connector, NULL, 0);
+	}
 	for (size_t i = 0; i < NDEMO; i++)
 		if (d->kids[i].pid > 0)
 			kill(d->kids[i].pid, SIGTERM);
@@ -206,14 +278,26 @@ static void stop_children(demo_ctx *d)
 
 static void demo_ready(void *arg)
 {
-	const demo_ctx *d = arg;
+	demo_ctx *d = arg;
 	const char *u = d->url;
-	printf("\nMeridian demo: an edge on %s in front of two clouds\n", u);
-	for (size_t i = 0; i < NDEMO; i++)
-		printf("  pool %-3s origin %-5s on %s:%-5u pid %d\n",
+	if (d->tunnel)
+		spawn_connector(d);
+	printf("\nMeridian demo: an edge on %s in front of two clouds%s\n", u,
+	       d->tunnel ? " and a tunnel" : "");
+	for (size_t i = 0; i < NDEMO; i++) {
+		if (i == TUNNEL_ORIGIN && !d->tunnel)
+			continue;
+		printf("  pool %-6s origin %-5s on %s:%-5u pid %d%s\n",
 		       demo_origins[i].cloud, demo_origins[i].name,
 		       demo_origins[i].host, d->kids[i].port,
-		       (int)d->kids[i].pid);
+		       (int)d->kids[i].pid,
+		       i == TUNNEL_ORIGIN ? " (reached only through the "
+					    "tunnel)"
+					  : "");
+	}
+	if (d->tunnel)
+		printf("  tunnel onprem: connector pid %d dials out to %s\n",
+		       (int)d->connector, d->tunnel);
 	printf(
 	    "\nTry:\n"
 	    "  curl -H 'Host: lb.example.com' %s/\n"
@@ -239,6 +323,13 @@ static void demo_ready(void *arg)
 	    "  curl -H 'Host: nope.example.com' %s/\n"
 	    "      # 404 from the edge\n",
 	    u, u, u, u, u, u, u, u, u, u);
+	if (d->tunnel)
+		printf("  curl -H 'Host: onprem.example.com' %s/\n"
+		       "      # through the tunnel: dc-1 answers, though the "
+		       "edge only knows\n"
+		       "      # 'tunnel:onprem' (stop the connector: aws "
+		       "takes over)\n",
+		       u);
 	if (d->admin)
 		printf("  curl http://%s/status\n"
 		       "      # health of every pool and origin%s\n"
@@ -287,13 +378,60 @@ static void demo_ready(void *arg)
 	fflush(stdout);
 }
 
+/* The tunnel's files in the demo's directory: a certificate for the
+ * tunnel listener, the connector's config with a fresh token; and the
+ * edge's part of the config. 0, or -1 (said on stderr). */
+static int demo_tunnel_files(demo_ctx *d, const char *dir, const char *tunnel,
+			     char *edge_yaml, size_t esize, char *conn_file,
+			     size_t csize)
+{
+	char cert[96], key[96], err[160];
+	snprintf(cert, sizeof(cert), "%s/edge.pem", dir);
+	snprintf(key, sizeof(key), "%s/edge.key", dir);
+	if (demo_cert_make("tunnel.example.com", cert, key, err, sizeof(err)) <
+	    0) {
+		fprintf(stderr, "meridian demo: %s\n", err);
+		return -1;
+	}
+	uint8_t raw[16];
+	char token[33];
+	if (core_random_key(raw, sizeof(raw)) < 0) {
+		fputs("meridian demo: no random bytes for a token\n", stderr);
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(token + 2 * i, 3, "%02x", raw[i]);
+	snprintf(edge_yaml, esize, demo_tunnel_edge, tunnel, dir, dir, token);
+	snprintf(conn_file, csize, "%s/connector.yaml", dir);
+	int fd =
+	    open(conn_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
+		fprintf(stderr, "meridian demo: %s: %s\n", conn_file,
+			strerror(errno));
+		return -1;
+	}
+	fprintf(f, demo_connector, token, tunnel, dir,
+		demo_origins[TUNNEL_ORIGIN].host, d->kids[TUNNEL_ORIGIN].port);
+	if (fclose(f) != 0) {
+		fprintf(stderr, "meridian demo: %s: write failed\n", conn_file);
+		return -1;
+	}
+	d->conn_file = conn_file;
+	return 0;
+}
+
 static void usage(FILE *f)
 {
 	fputs("usage: meridian demo [--listen 127.0.0.1:8080] "
 	      "[--admin 127.0.0.1:8081 | --no-admin]\n"
 	      "                     [--dns 127.0.0.1:8082 | --no-dns] "
 	      "[--log-level LEVEL]\n"
-	      "  --admin and --dns default to the --listen port + 1 and + 2\n"
+	      "                     [--tunnel 127.0.0.1:8083 | --no-tunnel]\n"
+	      "  --admin, --dns and --tunnel default to the --listen port + 1, "
+	      "+ 2 and + 3\n"
 	      "  MERIDIAN_GEO_DB=path.mmdb adds a country database "
 	      "(make demo sets it)\n",
 	      f);
@@ -343,15 +481,19 @@ int cmd_demo(int argc, char **argv)
 	    {"no-admin", no_argument, NULL, 'N'},
 	    {"dns", required_argument, NULL, 'D'},
 	    {"no-dns", no_argument, NULL, 'n'},
+	    {"tunnel", required_argument, NULL, 'T'},
+	    {"no-tunnel", no_argument, NULL, 't'},
 	    {"log-level", required_argument, NULL, 'l'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
-	const char *listen = "127.0.0.1:8080", *admin = NULL, *dns = NULL;
-	bool no_admin = false, no_dns = false;
+	const char *listen = "127.0.0.1:8080", *admin = NULL, *dns = NULL,
+		   *tunnel = NULL;
+	bool no_admin = false, no_dns = false, no_tunnel = false;
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "L:A:ND:nl:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "L:A:ND:nT:tl:h", opts, NULL)) !=
+	       -1) {
 		switch (c) {
 		case 'L':
 			listen = optarg;
@@ -368,6 +510,12 @@ int cmd_demo(int argc, char **argv)
 		case 'n':
 			no_dns = true;
 			break;
+		case 'T':
+			tunnel = optarg;
+			break;
+		case 't':
+			no_tunnel = true;
+			break;
 		case 'l':
 			if (cmd_set_log_level("demo", optarg) < 0)
 				return 2;
@@ -380,14 +528,16 @@ int cmd_demo(int argc, char **argv)
 			return 2;
 		}
 	}
-	char admin_buf[96], dns_buf[96], public_host[64];
+	char admin_buf[96], dns_buf[96], tunnel_buf[96], public_host[64];
 	unsigned listen_port;
 	if (addr_parts(listen, public_host, sizeof(public_host), &listen_port) <
 		0 ||
 	    (!admin && !no_admin &&
 	     default_addr(listen, 1, admin_buf, sizeof(admin_buf)) < 0) ||
 	    (!dns && !no_dns &&
-	     default_addr(listen, 2, dns_buf, sizeof(dns_buf)) < 0)) {
+	     default_addr(listen, 2, dns_buf, sizeof(dns_buf)) < 0) ||
+	    (!tunnel && !no_tunnel &&
+	     default_addr(listen, 3, tunnel_buf, sizeof(tunnel_buf)) < 0)) {
 		fprintf(stderr, "meridian demo: bad --listen '%s'\n", listen);
 		return 2;
 	}
@@ -399,6 +549,14 @@ int cmd_demo(int argc, char **argv)
 		admin = NULL;
 	if (no_dns)
 		dns = NULL;
+	if (!tunnel && !no_tunnel)
+		tunnel = tunnel_buf;
+	if (no_tunnel)
+		tunnel = NULL;
+	if (tunnel && (strlen(tunnel) > 80 || strpbrk(tunnel, "\"\\\n"))) {
+		fprintf(stderr, "meridian demo: bad --tunnel '%s'\n", tunnel);
+		return 2;
+	}
 
 	struct sockaddr_storage ass;
 	socklen_t alen;
@@ -406,7 +564,7 @@ int cmd_demo(int argc, char **argv)
 		fprintf(stderr, "meridian demo: bad --admin '%s'\n", admin);
 		return 2;
 	}
-	demo_ctx d = {.admin = admin, .dns = dns};
+	demo_ctx d = {.admin = admin, .dns = dns, .tunnel = tunnel};
 	if (dns &&
 	    addr_parts(dns, d.dns_host, sizeof(d.dns_host), &d.dns_port) < 0) {
 		fprintf(stderr, "meridian demo: bad --dns '%s'\n", dns);
@@ -414,6 +572,8 @@ int cmd_demo(int argc, char **argv)
 	}
 	int status = 1;
 	for (size_t i = 0; i < NDEMO; i++) {
+		if (i == TUNNEL_ORIGIN && !tunnel)
+			continue;
 		int err =
 		    spawn_origin(demo_origins[i].cloud, demo_origins[i].name,
 				 demo_origins[i].host, &d.kids[i]);
@@ -447,13 +607,23 @@ int cmd_demo(int argc, char **argv)
 		goto out;
 	}
 	snprintf(store_path, sizeof(store_path), "%s/store.db", store_dir);
-	char yaml[6144];
+	char tun_edge[1024] = "", tun_pool[512] = "", tun_lb[256] = "";
+	char conn_file[sizeof(store_dir) + 32] = "";
+	if (tunnel &&
+	    demo_tunnel_files(&d, store_dir, tunnel, tun_edge, sizeof(tun_edge),
+			      conn_file, sizeof(conn_file)) < 0)
+		goto out;
+	if (tunnel) {
+		snprintf(tun_pool, sizeof(tun_pool), "%s", demo_tunnel_pool);
+		snprintf(tun_lb, sizeof(tun_lb), "%s", demo_tunnel_lb);
+	}
+	char yaml[8192];
 	int n =
 	    snprintf(yaml, sizeof(yaml), demo_yaml, store_path, public_host,
-		     listen, admin_yaml, dns_yaml, geo_yaml,
+		     listen, admin_yaml, dns_yaml, tun_edge, geo_yaml,
 		     demo_origins[0].host, d.kids[0].port, demo_origins[1].host,
 		     d.kids[1].port, demo_origins[2].host, d.kids[2].port,
-		     demo_origins[3].host, d.kids[3].port);
+		     demo_origins[3].host, d.kids[3].port, tun_pool, tun_lb);
 	if (n < 0 || (size_t)n >= sizeof(yaml)) {
 		fputs("meridian demo: listen address too long\n", stderr);
 		goto out;
@@ -476,10 +646,13 @@ int cmd_demo(int argc, char **argv)
 out:
 	stop_children(&d);
 	if (store_path[0]) {
-		static const char *const sfx[] = {"", "-wal", "-shm"};
-		for (size_t i = 0; i < 3; i++) {
-			char f[sizeof(store_path) + 8];
-			snprintf(f, sizeof(f), "%s%s", store_path, sfx[i]);
+		static const char *const sfx[] = {
+		    "store.db",	     "store.db-wal", "store.db-shm",
+		    "store.db.lock", "edge.pem",     "edge.key",
+		    "connector.yaml"};
+		for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+			char f[sizeof(store_dir) + 32];
+			snprintf(f, sizeof(f), "%s/%s", store_dir, sfx[i]);
 			unlink(f);
 		}
 		rmdir(store_dir);

@@ -1,8 +1,11 @@
-"""`meridian demo`: two clouds of in-process origins behind an edge; the
-commands it prints work, the default host is served by gcp (first in
-default_pools) and spread over both gcp origins; the dig commands it
-prints get the answers it announces from its DNS listener."""
+"""`meridian demo`: two clouds of in-process origins behind an edge, and a
+third origin behind a tunnel; the commands it prints work, the default
+host is served by gcp (first in default_pools) and spread over both gcp
+origins; the dig commands it prints get the answers it announces from its
+DNS listener; the tunnelled origin answers through the demo's connector."""
+import os
 import re
+import signal
 import shutil
 import subprocess
 
@@ -17,9 +20,11 @@ def demo(stack):
     port = mt.free_port()
     admin = mt.free_port()
     dns = mt.free_port()
+    tunnel = mt.free_port()
     p = stack.spawn([mt.BIN, "demo", "--listen", "%s:%d" % (mt.LOCAL, port),
                      "--admin", "%s:%d" % (mt.LOCAL, admin),
-                     "--dns", "%s:%d" % (mt.LOCAL, dns)], "demo")
+                     "--dns", "%s:%d" % (mt.LOCAL, dns),
+                     "--tunnel", "%s:%d" % (mt.LOCAL, tunnel)], "demo")
 
     def printed():
         if not p.alive():
@@ -137,10 +142,9 @@ def test_demo_firewall_rule(demo):
 def test_demo_failover_when_gcp_origins_are_killed(demo):
     """The printed pids are the origins: killing both gcp origins moves
     lb.example.com's traffic to aws within a few health intervals."""
-    import os
-    import signal
     pids = dict(re.findall(r"origin (\S+)\s+on \S+\s+pid (\d+)", demo.out))
-    assert set(pids) == {"gke-1", "gke-2", "eks-1", "eks-2"}, demo.out
+    assert set(pids) == {"gke-1", "gke-2", "eks-1", "eks-2", "dc-1"}, \
+        demo.out
     os.kill(int(pids["gke-1"]), signal.SIGKILL)
     os.kill(int(pids["gke-2"]), signal.SIGKILL)
 
@@ -226,3 +230,21 @@ def test_demo_dns_fails_over_with_health(demo):
     os.kill(int(pids["gke-2"]), signal.SIGKILL)
     mt.wait_for(lambda: _a_records(_dig(base), "dns.example.com") ==
                 ["127.0.0.2"], what="dns.example.com to answer aws")
+
+
+def test_demo_tunnel(demo):
+    """onprem.example.com is served by dc-1, which the edge reaches only
+    through the tunnel the demo's connector dials out for; without the
+    connector, aws takes over (failover_across_pools)."""
+    assert "'Host: onprem.example.com'" in demo.out
+    m = re.search(r"tunnel onprem: connector pid (\d+)", demo.out)
+    assert m, demo.out
+
+    def body():
+        r = mt.request(demo.port, host="onprem.example.com")
+        return r.status == 200 and r.body.decode(errors="replace")
+    mt.wait_for(lambda: (body() or "").startswith("onprem dc-1"),
+                what="dc-1 to answer through the tunnel")
+    os.kill(int(m.group(1)), signal.SIGTERM)
+    mt.wait_for(lambda: (body() or "").startswith("aws "),
+                what="aws to take over without the connector")
