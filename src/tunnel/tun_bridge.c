@@ -196,16 +196,14 @@ static ssize_t body_read_cb(nghttp2_session *s, int32_t sid, uint8_t *buf,
 	return (ssize_t)n;
 }
 
-/* The connector connection with the fewest streams that takes new ones;
- * the one picked goes to the back of the list, so ties take turns. */
 static bool name_is(http_str s, const char *lit)
 {
 	size_t n = strlen(lit);
 	return s.len == n && !strncasecmp(s.p, lit, n);
 }
 
-/* A request head is in: open its stream. */
-static void bridge_start(tun_bridge *b, http1_request *req)
+/* A request head is in: open its stream, on any link but `avoid`. */
+static void bridge_start(tun_bridge *b, http1_request *req, tun_link *avoid)
 {
 	tun_entry *en = b->entry;
 	if (req->conn.upgrade) {
@@ -214,7 +212,7 @@ static void bridge_start(tun_bridge *b, http1_request *req)
 			      "(WebSocket) requests yet");
 		return;
 	}
-	tun_link *l = tun_pick_link(en);
+	tun_link *l = tun_pick_link(en, avoid);
 	if (!l) {
 		/* The last connector went between connect and request: close
 		 * unanswered, so the proxy tries again elsewhere. */
@@ -321,8 +319,21 @@ void tun_bridge_process(tun_bridge *b)
 				return;
 			}
 			if (r > 0) {
+				/* A request without a body can go again on
+				 * another connector if this one refuses it
+				 * unseen (REFUSED_STREAM: it is draining). */
+				b->retries = 0;
+				b->head_len = 0;
+				if (req.body == HTTP1_BODY_NONE ||
+				    (req.body == HTTP1_BODY_LENGTH &&
+				     !req.content_length)) {
+					b->head = xrealloc(b->head, (size_t)r);
+					memcpy(b->head, b->in + b->inoff,
+					       (size_t)r);
+					b->head_len = (size_t)r;
+				}
 				b->inoff += (size_t)r;
-				bridge_start(b, &req);
+				bridge_start(b, &req, NULL);
 				moved = true;
 			}
 		} else if (b->state == B_BODY && b->deferred && b->link &&
@@ -574,6 +585,21 @@ int tun_h2_on_stream_close(nghttp2_session *s, int32_t sid, uint32_t code,
 	tun_bridge *b = stream_bridge(s, sid);
 	if (!b)
 		return 0;
+	if (code == NGHTTP2_REFUSED_STREAM && !b->head_sent && !b->status &&
+	    b->head_len && b->retries < 2) {
+		/* Not processed (RFC 9113 8.7): send it again elsewhere. */
+		http1_request req;
+		http1_limits lim = {.max_head_bytes = BRIDGE_IN};
+		if (http1_parse_request(b->head, b->head_len, &lim, &req) > 0) {
+			nghttp2_session_set_stream_user_data(s, sid, NULL);
+			b->retries++;
+			b->link = NULL;
+			b->sid = -1;
+			b->state = B_HEAD;
+			bridge_start(b, &req, l);
+			return 0;
+		}
+	}
 	if (!b->resp_done) {
 		char why[96];
 		snprintf(why, sizeof(why),

@@ -40,12 +40,12 @@ void tun_grow(uint8_t **buf, size_t *cap, size_t need)
 	*cap = n;
 }
 
-tun_link *tun_pick_link(tun_entry *en)
+tun_link *tun_pick_link(tun_entry *en, const tun_link *avoid)
 {
 	tun_link *best = NULL, *tail = NULL;
 	for (tun_link *l = en->links; l; l = l->next) {
 		tail = l;
-		if (!l->goaway && !l->closed &&
+		if (!l->goaway && !l->closed && l != avoid &&
 		    (!best || l->streams < best->streams))
 			best = l;
 	}
@@ -206,6 +206,7 @@ static void post_cb(core_loop *lp, void *arg)
 		tun_bridge *b = t->dead_bridges;
 		t->dead_bridges = b->dead_next;
 		free(b->in);
+		free(b->head);
 		free(b->out);
 		free(b);
 	}

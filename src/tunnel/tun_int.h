@@ -90,6 +90,11 @@ struct tun_bridge {
 	uint64_t remaining; /* LENGTH */
 	http1_chunked ch;
 	bool req_done, deferred, head_req, keep_alive;
+	/* A copy of a body-less request's head, to send it again on another
+	 * link when a connector refuses the stream unprocessed. */
+	char *head;
+	size_t head_len;
+	uint8_t retries;
 	/* response */
 	uint8_t *out;
 	size_t outoff, outlen, outcap;
@@ -130,7 +135,10 @@ struct tun_edge {
 /* tun_edge.c */
 tun_entry *tun_entry_get(tun_edge *t, const char *id);
 void tun_entry_update(tun_entry *en);
-tun_link *tun_pick_link(tun_entry *en);
+/* The connection with the fewest streams that takes new ones, other than
+ * avoid (NULL: any); the one picked goes to the back of the list, so ties
+ * take turns. NULL: none. */
+tun_link *tun_pick_link(tun_entry *en, const tun_link *avoid);
 void tun_grow(uint8_t **buf, size_t *cap, size_t need);
 
 /* tun_link.c */

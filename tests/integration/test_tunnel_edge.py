@@ -356,3 +356,27 @@ def test_api_pool_with_a_tunnel_origin(stack, tmp_path):
         mt.wait_for(routed, what="the API's load balancer through eks")
     finally:
         fc.stop()
+
+
+def test_refused_stream_goes_to_another_connector(stack, tmp_path):
+    """A connector that refuses a stream unprocessed (REFUSED_STREAM, as a
+    draining one does) gets a request without a body sent again on another
+    connector; a request with a body is not sent twice (502)."""
+    te = TunEdge(stack, tmp_path)
+    bad = connected(FakeConnector(te.tun, "gke", TOKEN, name="bad",
+                                  refuse=True))
+    good = connected(FakeConnector(te.tun, "gke", TOKEN, name="good"))
+    try:
+        for i in range(10):
+            r = te.get("/g/%d" % i)
+            assert r.status == 200, r
+            assert json.loads(r.body)["connector"] == "good"
+        assert bad.refused >= 3  # ties take turns: bad was picked too
+        statuses = set()
+        for i in range(6):
+            r = mt.request(te.http, "POST", "/p", host=HOST, body=b"x" * 10)
+            statuses.add(r.status)
+        assert statuses == {200, 502}, statuses
+    finally:
+        bad.stop()
+        good.stop()

@@ -74,8 +74,10 @@ def pattern_bytes(n):
 
 
 class FakeConnector:
-    def __init__(self, port, tunnel, token, name="fake"):
+    def __init__(self, port, tunnel, token, name="fake", refuse=False):
         self.name = name
+        self.refuse = refuse     # reset every stream with REFUSED_STREAM
+        self.refused = 0
         self.status, self.head, self.sock, rest = hello(port, tunnel, token,
                                                         name=name)
         self.requests = []       # (headers dict, body bytes) per stream
@@ -164,12 +166,19 @@ class FakeConnector:
 
     def _events(self, events):
         for ev in events:
-            if isinstance(ev, h2.events.RequestReceived):
+            if isinstance(ev, h2.events.RequestReceived) and self.refuse:
+                self.conn.reset_stream(ev.stream_id, error_code=7)
+                self.refused += 1
+            elif isinstance(ev, h2.events.RequestReceived):
                 self.streams[ev.stream_id] = {
                     "headers": dict(ev.headers), "body": b""}
                 if ev.stream_ended:
                     self._finish(ev.stream_id)
             elif isinstance(ev, h2.events.DataReceived):
+                if self.refuse:
+                    self.conn.acknowledge_received_data(
+                        ev.flow_controlled_length, ev.stream_id)
+                    continue
                 st = self.streams.get(ev.stream_id)
                 if st is not None:
                     st["body"] += ev.data

@@ -1,0 +1,169 @@
+"""Tunnels end to end: real edges (`meridian edge` with a tunnel listener),
+real connectors (`meridian tunnel`) and real origins (`meridian origin`),
+all on 127.0.0.1. A connector keeps connections to two edges and serves
+through the other when one goes; connectors restart one at a time under
+load without a failed request (a stream refused by a draining connector
+goes again on another); bodies stream both ways; an edge restarted is
+rejoined. Every wait has a deadline; every load loop is bounded."""
+import hashlib
+import os
+import signal
+import subprocess
+import threading
+
+import pytest
+
+import meridian_test as mt
+from test_tunnel_edge import HOST, TOKEN, config, make_cert
+
+pytestmark = pytest.mark.skipif(
+    subprocess.run(["which", "openssl"], capture_output=True).returncode,
+    reason="needs the openssl CLI")
+
+
+class E2E:
+    def __init__(self, stack, tmp):
+        self.stack = stack
+        self.tmp = tmp
+        self.edges = []
+        self.origin = stack.origin("pod-1", cloud="onprem")
+
+    def edge(self, http=None, tun=None):
+        http = http or mt.free_port()
+        tun = tun or mt.free_port()
+        e = mt.Edge(self.stack.logdir, config(self.tmp, http, tun), http,
+                    "edge%d" % len(self.stack.edges))
+        e.tun = tun
+        self.stack.procs.append(e)
+        self.stack.edges.append(e)
+        mt.wait_for(lambda: mt.port_accepts(tun), what="tunnel listener")
+        return e
+
+    def connector(self, edges, name, per_edge=1, drain="10s"):
+        cert, _ = make_cert(str(self.tmp))
+        path = os.path.join(str(self.tmp), name + ".yaml")
+        with open(path, "w") as f:
+            f.write(mt.to_yaml({
+                "tunnel": "gke", "token": TOKEN, "name": name,
+                "edges": ["%s:%d" % (mt.LOCAL, e.tun) for e in edges],
+                "connections_per_edge": per_edge,
+                "server_name": "edge.example.com", "ca": cert,
+                "drain_timeout": drain,
+                "ingress": [
+                    {"hostname": HOST, "service": "http://%s:%d" %
+                     (mt.LOCAL, self.origin.port)},
+                    {"service": "http_status:404"}]}) + "\n")
+        return self.stack.spawn([mt.BIN, "tunnel", "-c", path],
+                                "tunnel-" + name)
+
+
+def joined(e, name, n=1):
+    """Edge e logged n connections of connector `name`."""
+    needle = "connector %s (127.0.0.1) connected" % name
+    return lambda: e.stderr_tail(1 << 20).count(needle) >= n
+
+
+def served(e):
+    r = mt.request(e.port, "GET", "/", host=HOST)
+    return r.status == 200 and r.body.startswith(b"onprem pod-1")
+
+
+def test_one_connector_two_edges(stack, tmp_path):
+    lab = E2E(stack, tmp_path)
+    a, b = lab.edge(), lab.edge()
+    c = lab.connector([a, b], "conn-1")
+    mt.wait_for(joined(a, "conn-1"), what="conn-1 on edge a")
+    mt.wait_for(joined(b, "conn-1"), what="conn-1 on edge b")
+    mt.wait_for(lambda: served(a) and served(b), what="both edges served")
+    # Edge a stops (SIGTERM: GOAWAY to the connector); b goes on.
+    a.expect_exit = True
+    assert a.terminate(timeout=mt.WAIT) == 0
+    for _ in range(20):
+        assert served(b)
+    # a comes back on the same ports: the connector dials it again.
+    a2 = lab.edge(http=a.port, tun=a.tun)
+    mt.wait_for(joined(a2, "conn-1"), timeout=40,
+                what="the connector back on the restarted edge")
+    mt.wait_for(lambda: served(a2), what="the restarted edge served")
+    assert c.alive(), c.describe()
+
+
+def test_rolling_connector_restart_without_errors(stack, tmp_path):
+    lab = E2E(stack, tmp_path)
+    e = lab.edge()
+    c1 = lab.connector([e], "conn-1", per_edge=2)
+    c2 = lab.connector([e], "conn-2", per_edge=2)
+    mt.wait_for(joined(e, "conn-1", 2), what="conn-1 joined")
+    mt.wait_for(joined(e, "conn-2", 2), what="conn-2 joined")
+    mt.wait_for(lambda: served(e), what="served")
+    statuses = []
+    stop = threading.Event()
+
+    def load():
+        # Bounded: at most 3,000 requests, and stops when told.
+        with mt.HttpConn(e.port) as conn:
+            for i in range(3000):
+                if stop.is_set():
+                    break
+                conn.send(mt.req("GET", "/r/%d" % i, host=HOST))
+                statuses.append(conn.read_response().status)
+    th = threading.Thread(target=load)
+    th.start()
+    try:
+        mt.wait_for(lambda: len(statuses) >= 100, what="load running")
+        # conn-1 drains (GOAWAY); then a new conn-1 starts, then conn-2
+        # drains: at every moment one connector serves.
+        c1.expect_exit = True
+        assert c1.terminate(timeout=mt.WAIT) == 0
+        c3 = lab.connector([e], "conn-3", per_edge=2)
+        mt.wait_for(joined(e, "conn-3", 2), what="conn-3 joined")
+        n = len(statuses)
+        mt.wait_for(lambda: len(statuses) >= n + 100,
+                    what="load through conn-2 and conn-3")
+        c2.expect_exit = True
+        assert c2.terminate(timeout=mt.WAIT) == 0
+        n = len(statuses)
+        mt.wait_for(lambda: len(statuses) >= n + 100,
+                    what="load through conn-3 alone")
+    finally:
+        stop.set()
+        th.join(timeout=mt.WAIT)
+    assert statuses and set(statuses) == {200}, \
+        {s: statuses.count(s) for s in set(statuses)}
+    assert c3.alive()
+
+
+def test_streaming_both_ways(stack, tmp_path):
+    lab = E2E(stack, tmp_path)
+    e = lab.edge()
+    lab.connector([e], "conn-1")
+    mt.wait_for(lambda: served(e), what="served")
+    size = (4 << 20) if mt.ASAN else (32 << 20)
+    # Download, fixed length and chunked.
+    for path in ("/bytes/%d" % size, "/chunked/%d" % size):
+        check = mt.BodyCheck()
+        with mt.HttpConn(e.port) as conn:
+            conn.send(mt.req("GET", path, host=HOST))
+            r = conn.read_response(sink=check)
+        assert r.status == 200, r
+        assert check.n == size and check.first_bad is None
+    # Upload: the origin says what it received.
+    body = os.urandom(size)
+    r = mt.request(e.port, "POST", "/upload", host=HOST, body=body)
+    assert r.status == 200, r
+    assert ("length %d" % size).encode() in r.body
+    import zlib
+    assert ("adler32 %08x" % zlib.adler32(body)).encode() in r.body
+    # Several at once through one connection to the edge each.
+    results = []
+
+    def one(i):
+        r = mt.request(e.port, "GET", "/bytes/%d" % (1 << 20), host=HOST)
+        results.append(hashlib.sha256(r.body).hexdigest()
+                       if r.status == 200 else r.status)
+    ths = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join(timeout=mt.WAIT)
+    assert len(results) == 8 and len(set(results)) == 1, results
