@@ -1,6 +1,7 @@
 /* api.c - see api.h. Routes, the envelope, authentication, paging, and the
  * handlers of monitors, pools, load balancers, pool health, references and
  * health events. */
+#include "api/api_tunnels.h"
 #include "api/api.h"
 #include "api/api_certs.h"
 #include "api/api_env.h"
@@ -1041,6 +1042,44 @@ static json_t *account_json(const char *acct)
 	return a;
 }
 
+/* /accounts/{account}/cfd_tunnel[/{id}[/connections]]: read-only (the
+ * file defines tunnels; api_tunnels.h). */
+static void route_tunnels(req_ctx *c)
+{
+	if (c->nseg > 5 || (c->nseg == 5 && !seg_is(c, 4, "connections"))) {
+		api_reply_err(c->rs, 404, API_E_NOT_FOUND, "no such path: %s",
+			      c->path);
+		return;
+	}
+	if (!is(c, "GET")) {
+		method_not_allowed(c, "GET");
+		return;
+	}
+	if (c->nseg == 3) {
+		size_t page, per_page;
+		if (paging(c->rq, c->rs, &page, &per_page) < 0)
+			return;
+		reply_page(c->rs, api_tunnels_json(c->e->tunnels, c->cfg), page,
+			   per_page);
+		return;
+	}
+	json_t *t = api_tunnel_json(c->e->tunnels, c->cfg, c->seg[3]);
+	if (!t) {
+		api_reply_err(c->rs, 404, API_E_NOT_FOUND,
+			      "tunnel %s not found (tunnels are defined in the "
+			      "file: tunnels[])",
+			      c->seg[3]);
+		return;
+	}
+	if (c->nseg == 5) {
+		json_t *conns = json_incref(json_object_get(t, "connections"));
+		json_decref(t);
+		api_reply(c->rs, 200, conns, NULL, NULL);
+		return;
+	}
+	api_reply(c->rs, 200, t, NULL, NULL);
+}
+
 /* /accounts[/{account}] (Cloudflare's List and Account Details, so a
  * client such as the dashboard learns api.account_id), and
  * /accounts/{account}/load_balancers/{monitors|pools|preview}... */
@@ -1069,6 +1108,10 @@ static void route_account(req_ctx *c)
 		    c->rs, 404, API_E_NOT_FOUND,
 		    "account %s not found (this edge's account is %s)",
 		    c->nseg > 1 ? c->seg[1] : "", acct);
+		return;
+	}
+	if (seg_is(c, 2, "cfd_tunnel")) {
+		route_tunnels(c);
 		return;
 	}
 	if (!seg_is(c, 2, "load_balancers") || c->nseg < 4)

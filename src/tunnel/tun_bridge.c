@@ -533,8 +533,10 @@ int tun_h2_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 				 l->entry ? l->entry->id : "?", l->name,
 				 l->peer);
 		l->goaway = true;
-		if (l->entry)
+		if (l->entry) {
+			tun_conns_goaway(l->entry, l);
 			tun_entry_update(l->entry);
+		}
 		return 0;
 	}
 	tun_bridge *b = stream_bridge(s, f->hd.stream_id);

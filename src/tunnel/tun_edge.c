@@ -353,6 +353,66 @@ void tun_edge_stop(tun_edge *t)
 	tun_free(t);
 }
 
+void tun_conns_add(tun_entry *en, const tun_link *l)
+{
+	pthread_mutex_lock(&en->t->lock);
+	if (en->nconns < MAX_LINKS_PER_TUN) {
+		tun_edge_conn_info *c = &en->conns[en->nconns++];
+		memset(c, 0, sizeof(*c));
+		c->id = l->conn_id;
+		snprintf(c->connector, sizeof(c->connector), "%s", l->name);
+		snprintf(c->origin_ip, sizeof(c->origin_ip), "%s", l->peer);
+		c->opened_ms = core_wall_ms();
+	}
+	if (en->nconns == 1)
+		en->up_since_ms = core_wall_ms();
+	pthread_mutex_unlock(&en->t->lock);
+}
+
+void tun_conns_del(tun_entry *en, const tun_link *l)
+{
+	pthread_mutex_lock(&en->t->lock);
+	for (uint32_t i = 0; i < en->nconns; i++)
+		if (en->conns[i].id == l->conn_id) {
+			en->conns[i] = en->conns[--en->nconns];
+			break;
+		}
+	if (!en->nconns)
+		en->down_since_ms = core_wall_ms();
+	pthread_mutex_unlock(&en->t->lock);
+}
+
+void tun_conns_goaway(tun_entry *en, const tun_link *l)
+{
+	pthread_mutex_lock(&en->t->lock);
+	for (uint32_t i = 0; i < en->nconns; i++)
+		if (en->conns[i].id == l->conn_id)
+			en->conns[i].draining = true;
+	pthread_mutex_unlock(&en->t->lock);
+}
+
+int tun_edge_conns(tun_edge *t, const char *id, tun_edge_conn_info *out,
+		   size_t cap, uint64_t *up_since, uint64_t *down_since)
+{
+	*up_since = *down_since = 0;
+	if (!t)
+		return -1;
+	int n = -1;
+	pthread_mutex_lock(&t->lock);
+	for (tun_entry *en = t->entries; en; en = en->next) {
+		if (strcmp(en->id, id))
+			continue;
+		n = 0;
+		for (uint32_t i = 0; i < en->nconns && (size_t)n < cap; i++)
+			out[n++] = en->conns[i];
+		*up_since = en->up_since_ms;
+		*down_since = en->down_since_ms;
+		break;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
 size_t tun_edge_stats(tun_edge *t, tun_edge_tunnel_stats *out, size_t cap,
 		      uint64_t hellos[TUN_HELLO_NRESULT])
 {

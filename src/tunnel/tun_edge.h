@@ -11,6 +11,7 @@
 #ifndef MERIDIAN_TUN_EDGE_H
 #define MERIDIAN_TUN_EDGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,6 +45,21 @@ typedef struct tun_edge_tunnel_stats {
 	uint64_t streams;	/* requests sent through the tunnel */
 	uint64_t stream_errors; /* streams that ended without a whole answer */
 } tun_edge_tunnel_stats;
+
+/* One connector connection, as the API shows it. */
+typedef struct tun_edge_conn_info {
+	uint64_t id;	    /* unique on this edge */
+	char connector[64]; /* the name in its hello */
+	char origin_ip[64]; /* where it connected from */
+	uint64_t opened_ms; /* wall clock */
+	bool draining;	    /* it sent GOAWAY */
+} tun_edge_conn_info;
+
+/* One tunnel's connections (at most cap) and when it last came up or went
+ * down (wall ms; 0: never since start). Any thread. Returns the count, or
+ * -1 when no connector has joined the tunnel since start. */
+int tun_edge_conns(tun_edge *t, const char *id, tun_edge_conn_info *out,
+		   size_t cap, uint64_t *up_since, uint64_t *down_since);
 
 /* Every tunnel a connector has joined since start (at most cap), and the
  * hello counters. Any thread. Returns the count. */

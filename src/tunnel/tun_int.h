@@ -40,6 +40,12 @@ typedef struct tun_entry {
 	core_io lio; /* bridge listener; fd -1 while no link takes streams */
 	tun_link *links;
 	uint32_t nlinks; /* links in the list (HTTP/2 up) */
+	/* What the API shows of the links (tun_edge_conns), kept under
+	 * tun_edge.lock as they come and go, so listing them takes no lock
+	 * on the request path. */
+	tun_edge_conn_info conns[MAX_LINKS_PER_TUN];
+	uint32_t nconns;
+	uint64_t up_since_ms, down_since_ms; /* wall clock; 0: never */
 	tun_bridge *bridges;
 	_Atomic uint32_t usable; /* links that take new streams */
 	atomic_uint_fast64_t streams, stream_errors;
@@ -69,6 +75,7 @@ struct tun_link {
 	size_t outlen, outcap;
 	uint32_t streams;
 	uint64_t born, last_rx, last_tx;
+	uint64_t conn_id; /* this edge's count of accepted connections */
 	tun_link *dead_next;
 };
 
@@ -129,6 +136,7 @@ struct tun_edge {
 	uint64_t generation; /* of the snapshot the links were checked on */
 	bool stopping;
 	atomic_uint_fast64_t hellos[TUN_HELLO_NRESULT];
+	uint64_t nconn_ids; /* tun_link.conn_id: the thread's count */
 	uint8_t rbuf[16384];
 };
 
@@ -140,6 +148,11 @@ void tun_entry_update(tun_entry *en);
  * take turns. NULL: none. */
 tun_link *tun_pick_link(tun_entry *en, const tun_link *avoid);
 void tun_grow(uint8_t **buf, size_t *cap, size_t need);
+
+/* The API's view of the links (tun_edge.c; under tun_edge.lock). */
+void tun_conns_add(tun_entry *en, const tun_link *l);
+void tun_conns_del(tun_entry *en, const tun_link *l);
+void tun_conns_goaway(tun_entry *en, const tun_link *l);
 
 /* tun_link.c */
 void tun_link_close(tun_link *l, const char *why);

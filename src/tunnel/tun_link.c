@@ -71,8 +71,11 @@ void tun_link_close(tun_link *l, const char *why)
 		}
 	}
 	link_unlist(l);
-	if (en)
+	if (en) {
+		en->nlinks--;
+		tun_conns_del(en, l);
 		tun_entry_update(en);
+	}
 	if (l->h2)
 		nghttp2_session_del(l->h2);
 	l->h2 = NULL;
@@ -238,6 +241,7 @@ static void hello_done(tun_link *l, http1_request *req, size_t head_len)
 	link_list(l, &en->links);
 	en->nlinks++;
 	l->state = L_H2;
+	tun_conns_add(en, l);
 	atomic_fetch_add_explicit(&t->hellos[TUN_HELLO_ACCEPTED], 1,
 				  memory_order_relaxed);
 	log_info("tunnel %s: connector %s (%s) connected", en->id, l->name,
@@ -387,6 +391,7 @@ void tun_listener_cb(core_io *io, uint32_t ev)
 		l->io.fd = fd;
 		l->io.cb = link_io_cb;
 		l->born = l->last_rx = l->last_tx = t->loop.now;
+		l->conn_id = ++t->nconn_ids;
 		char ip[INET6_ADDRSTRLEN];
 		core_sock_ip_text((struct sockaddr *)&ss, ip, sizeof(ip));
 		snprintf(l->peer, sizeof(l->peer), "%s", ip);

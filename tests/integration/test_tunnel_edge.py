@@ -380,3 +380,77 @@ def test_refused_stream_goes_to_another_connector(stack, tmp_path):
     finally:
         bad.stop()
         good.stop()
+
+
+def test_cfd_tunnel_api(stack, tmp_path):
+    """GET /accounts/{a}/cfd_tunnel[/{id}[/connections]] in Cloudflare's
+    shape: status inactive -> degraded (one connection) -> healthy (two)
+    -> degraded (one draining) -> down; read-only."""
+    from test_api import Api
+    admin = mt.free_port()
+    te = TunEdge(stack, tmp_path, admin=admin,
+                 tunnels=[{"id": "gke", "token": TOKEN,
+                           "description": "GKE prod"}])
+    mt.wait_for(lambda: mt.port_accepts(admin), what="admin listener")
+    api = Api(admin)
+    base = "/client/v4/accounts/default/cfd_tunnel"
+
+    def status():
+        return api.ok("GET", base + "/gke")["status"]
+    t = api.ok("GET", base)
+    assert [x["id"] for x in t] == ["gke"]
+    assert t[0]["status"] == "inactive" and t[0]["connections"] == []
+    assert t[0]["metadata"] == {"description": "GKE prod"}
+    a = connected(FakeConnector(te.tun, "gke", TOKEN, name="conn-a"))
+    b = None
+    try:
+        mt.wait_for(lambda: status() == "degraded", what="degraded")
+        b = connected(FakeConnector(te.tun, "gke", TOKEN, name="conn-b"))
+        mt.wait_for(lambda: status() == "healthy", what="healthy")
+        conns = api.ok("GET", base + "/gke/connections")
+        assert sorted(c["client_id"] for c in conns) == ["conn-a", "conn-b"]
+        for c in conns:
+            assert c["colo_name"] == "pop-test"
+            assert c["origin_ip"] == "127.0.0.1"
+            assert c["opened_at"] and not c["is_pending_reconnect"]
+        # A connector going away with a request in flight: its
+        # connection is pending until the request is done.
+        import threading
+        slow = {}
+        th = threading.Thread(
+            target=lambda: slow.setdefault("r", te.get("/slow/2000")))
+        th.start()
+        mt.wait_for(lambda: any(h.get(":path") == "/slow/2000"
+                                for h, _ in a.requests + b.requests),
+                    what="the slow request to arrive")
+        goer = a if any(h.get(":path") == "/slow/2000"
+                        for h, _ in a.requests) else b
+        goer.goaway()
+        mt.wait_for(lambda: status() == "degraded", what="one draining")
+        conns = api.ok("GET", base + "/gke/connections")
+        assert [c["client_id"] for c in conns
+                if c["is_pending_reconnect"]] == [goer.name], conns
+        th.join(timeout=mt.WAIT)
+        assert slow["r"].status == 200
+    finally:
+        a.stop()
+        if b:
+            b.stop()
+    mt.wait_for(lambda: status() == "down", what="down")
+    assert api.ok("GET", base + "/gke")["conns_inactive_at"]
+    st, env = api.call("GET", base + "/nope")
+    assert st == 404, env
+    st, env = api.call("DELETE", base + "/gke")
+    assert st == 405, env
+
+
+def test_many_reconnects_are_not_a_full_tunnel(stack, tmp_path):
+    """Connections that come and go free their place: the 70th connector
+    connection of a tunnel (64 at most at once) is let in."""
+    te = TunEdge(stack, tmp_path)
+    for i in range(70):
+        st, head, s, _ = hello(te.tun, "gke", TOKEN, name="c%d" % i)
+        s.close()
+        assert st == 101, (i, head)
+        mt.wait_for(lambda: te.log().count("disconnected") >= i + 1,
+                    what="connection %d closed" % i)
