@@ -71,6 +71,10 @@ static void usage(FILE *f)
 	    "files again\n"
 	    "                              and serve them (not the config "
 	    "file)\n"
+	    "  tunnels [list]              tunnels, their status and "
+	    "connectors\n"
+	    "  tunnels get ID              a tunnel's connector "
+	    "connections\n"
 	    "\n"
 	    "options:\n"
 	    "  --server URL     admin listener (default $MERIDIAN_SERVER, "
@@ -1132,6 +1136,102 @@ static int cmd_certs(ctl *c, char **args, size_t nargs)
 	return CTL_OK;
 }
 
+/* tunnels [list] | tunnels get ID (GET .../cfd_tunnel[/{id}]). */
+static int cmd_tunnels(ctl *c, char **args, size_t nargs)
+{
+	const char *verb = nargs ? args[0] : "list";
+	bool get = !strcmp(verb, "get");
+	if ((get && nargs != 2) ||
+	    (!get && (strcmp(verb, "list") || nargs > 1))) {
+		fputs("meridian ctl: tunnels takes list (the default) or get "
+		      "ID\n",
+		      stderr);
+		return CTL_USAGE;
+	}
+	char path[512];
+	char *a = esc(c, c->account);
+	if (get) {
+		char *id = esc(c, args[1]);
+		snprintf(path, sizeof(path),
+			 "/client/v4/accounts/%s/cfd_tunnel/%s", a, id);
+		curl_free(id);
+	} else {
+		snprintf(path, sizeof(path),
+			 "/client/v4/accounts/%s/cfd_tunnel", a);
+	}
+	curl_free(a);
+	json_t *res = NULL;
+	int rc = api_call(c, "GET", path, NULL, &res, NULL);
+	if (rc != CTL_OK)
+		return rc;
+	if (c->json) {
+		print_json(res);
+		json_decref(res);
+		return CTL_OK;
+	}
+	table t = {0};
+	if (!get) {
+		static const char *const h[] = {"TUNNEL", "STATUS",
+						"CONNECTIONS", "CONNECTORS"};
+		table_header(&t, h, 4);
+		size_t i;
+		json_t *tu;
+		json_array_foreach(res, i, tu)
+		{
+			json_t *conns = json_object_get(tu, "connections");
+			char n[16], names[256] = "";
+			snprintf(n, sizeof(n), "%zu", json_array_size(conns));
+			size_t k, len = 0;
+			json_t *ci;
+			json_array_foreach(conns, k, ci)
+			{
+				const char *nm = str_or(
+				    json_object_get(ci, "client_id"), "?");
+				/* Each connector once, in order. */
+				if (strstr(names, nm))
+					continue;
+				int w =
+				    snprintf(names + len, sizeof(names) - len,
+					     "%s%s", len ? "," : "", nm);
+				if (w > 0 && (size_t)w < sizeof(names) - len)
+					len += (size_t)w;
+			}
+			char *row[4] = {cell(json_object_get(tu, "id")),
+					cell(json_object_get(tu, "status")),
+					strdup(n), strdup(len ? names : "-")};
+			for (size_t r = 0; r < 4; r++)
+				if (!row[r])
+					abort();
+			table_row(&t, row);
+		}
+	} else {
+		printf("tunnel %s: %s\n",
+		       str_or(json_object_get(res, "id"), "?"),
+		       str_or(json_object_get(res, "status"), "?"));
+		static const char *const h[] = {"ID", "CONNECTOR", "ORIGIN_IP",
+						"OPENED_AT", "DRAINING"};
+		table_header(&t, h, 5);
+		size_t i;
+		json_t *ci;
+		json_array_foreach(json_object_get(res, "connections"), i, ci)
+		{
+			char *row[5] = {
+			    cell(json_object_get(ci, "id")),
+			    cell(json_object_get(ci, "client_id")),
+			    cell(json_object_get(ci, "origin_ip")),
+			    cell(json_object_get(ci, "opened_at")),
+			    cell(json_object_get(ci, "is_pending_reconnect"))};
+			for (size_t r = 0; r < 5; r++)
+				if (!row[r])
+					abort();
+			table_row(&t, row);
+		}
+	}
+	table_print(&t);
+	json_decref(res);
+	return CTL_OK;
+}
+
 /* GET /status (text or JSON) to stdout. */
 static int cmd_health(ctl *c, size_t nargs)
 {
@@ -1305,7 +1405,8 @@ int cmd_ctl(int argc, char **argv)
 		 !strcmp(what, "load_balancers"))
 		k = K_LB;
 	else if (!strcmp(what, "health") || !strcmp(what, "events") ||
-		 !strcmp(what, "certs") || !strcmp(what, "certificates"))
+		 !strcmp(what, "certs") || !strcmp(what, "certificates") ||
+		 !strcmp(what, "tunnels") || !strcmp(what, "tunnel"))
 		object = false, k = K_MONITOR;
 	else {
 		fprintf(stderr, "meridian ctl: unknown command '%s'\n", what);
@@ -1331,7 +1432,9 @@ int cmd_ctl(int argc, char **argv)
 	} else if (!object) {
 		rc = !strcmp(what, "health")   ? cmd_health(&c, nrest)
 		     : !strcmp(what, "events") ? cmd_events(&c, nrest)
-					       : cmd_certs(&c, rest, nrest);
+		     : !strncmp(what, "tunnel", 6)
+			 ? cmd_tunnels(&c, rest, nrest)
+			 : cmd_certs(&c, rest, nrest);
 	} else {
 		rc = cmd_object(&c, k, rest[0], rest + 1, nrest - 1);
 	}

@@ -454,3 +454,35 @@ def test_many_reconnects_are_not_a_full_tunnel(stack, tmp_path):
         assert st == 101, (i, head)
         mt.wait_for(lambda: te.log().count("disconnected") >= i + 1,
                     what="connection %d closed" % i)
+
+
+def test_ctl_tunnels(stack, tmp_path):
+    admin = mt.free_port()
+    te = TunEdge(stack, tmp_path, admin=admin)
+    mt.wait_for(lambda: mt.port_accepts(admin), what="admin listener")
+    env = dict(os.environ, MERIDIAN_SERVER="http://%s:%d" % (mt.LOCAL, admin))
+
+    def ctl(*args):
+        return subprocess.run([mt.BIN, "ctl"] + list(args), env=env,
+                              capture_output=True, text=True,
+                              timeout=mt.WAIT)
+    fc = connected(FakeConnector(te.tun, "gke", TOKEN, name="conn-a"))
+    try:
+        mt.wait_for(lambda: "degraded" in ctl("tunnels").stdout,
+                    what="the tunnel listed")
+        out = ctl("tunnels").stdout.splitlines()
+        assert out[0].split() == ["TUNNEL", "STATUS", "CONNECTIONS",
+                                  "CONNECTORS"]
+        assert out[1].split() == ["gke", "degraded", "1", "conn-a"]
+        r = ctl("tunnels", "get", "gke")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.startswith("tunnel gke: degraded\n")
+        assert "conn-a" in r.stdout and "127.0.0.1" in r.stdout
+        r = ctl("--json", "tunnels", "get", "gke")
+        assert json.loads(r.stdout)["connections"][0]["client_id"] == \
+            "conn-a"
+        r = ctl("tunnels", "get", "nope")
+        assert r.returncode == 4, (r.returncode, r.stderr)
+        assert ctl("tunnels", "frobnicate").returncode == 2
+    finally:
+        fc.stop()
