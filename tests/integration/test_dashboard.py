@@ -275,8 +275,8 @@ let tries = 0;
     console.log(JSON.stringify({ edge: byId.edge.textContent, summary: byId.summary.textContent,
       error: byId.error.hidden ? null : byId.error.textContent, tokenForm: !byId["token-form"].hidden,
       lbs: rows("lbs"), pools: rows("pools"), events: rows("events"), rls: rows("rls"),
-      wafs: rows("wafs"),
-      rlHidden: byId["rl-section"].hidden }));
+      wafs: rows("wafs"), tunnels: rows("tunnels"),
+      rlHidden: byId["rl-section"].hidden, tunHidden: byId["tun-section"].hidden }));
   } else setTimeout(done, 50);
 })();
 """
@@ -308,6 +308,7 @@ def test_page_renders_what_the_edge_says(env):
     assert out["pools"][1][6] == "disable"  # the action's button
     assert not out["rlHidden"] and out["rls"][0][0] == "slow", out["rls"]
     assert [r[:2] for r in out["wafs"]] == [["bots", "block"]], out["wafs"]
+    assert out["tunHidden"] and out["tunnels"] == [], out  # no tunnels
     assert out["events"] and not out["tokenForm"], out
     # Without a token the API refuses: the page asks for one and still
     # shows everything else.

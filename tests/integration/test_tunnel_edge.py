@@ -486,3 +486,28 @@ def test_ctl_tunnels(stack, tmp_path):
         assert ctl("tunnels", "frobnicate").returncode == 2
     finally:
         fc.stop()
+
+
+def test_dashboard_shows_tunnels(stack, tmp_path):
+    """The dashboard's script, run under node against this edge, shows the
+    tunnel with its connectors (test_dashboard.py runs the rest)."""
+    import shutil
+    from test_dashboard import render
+    assert shutil.which("node") or shutil.which("nodejs")
+    admin = mt.free_port()
+    te = TunEdge(stack, tmp_path, admin=admin,
+                 tunnels=[{"id": "gke", "token": TOKEN},
+                          {"id": "idle", "token": TOKEN + "-idle"}])
+    te.e.admin = admin
+    mt.wait_for(lambda: mt.port_accepts(admin), what="admin listener")
+    fc = connected(FakeConnector(te.tun, "gke", TOKEN, name="conn-a"))
+    try:
+        wait_routed(te, "conn-a", "conn-a to serve")
+        out = render(te.e, "")
+        assert out["error"] is None, out
+        assert not out["tunHidden"], out
+        rows = {r[0]: r for r in out["tunnels"]}
+        assert rows["gke"][1] == "1" and rows["idle"][1] == "0", rows
+        assert int(rows["gke"][4]) >= 1, rows
+    finally:
+        fc.stop()

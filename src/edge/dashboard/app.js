@@ -109,6 +109,17 @@ function rateLimits(samples) {
   return rl;
 }
 
+// Tunnels: connectors taking requests, requests and failed ones, per tunnel.
+function tunnels(samples) {
+  const t = {};
+  for (const s of samples) {
+    if (s.name === "meridian_tunnel_connectors") add(t, s.labels.tunnel, "connectors", s.value);
+    else if (s.name === "meridian_tunnel_requests_total") add(t, s.labels.tunnel, "requests", s.value);
+    else if (s.name === "meridian_tunnel_request_errors_total") add(t, s.labels.tunnel, "errors", s.value);
+  }
+  return t;
+}
+
 // Firewall custom rules: {rule: {action, matches}}.
 function wafRules(samples) {
   const w = {};
@@ -202,13 +213,13 @@ async function setOriginEnabled(fetchFn, token, poolId, origin, enabled) {
 }
 
 if (typeof module !== "undefined")
-  module.exports = { parseMetrics, lbCounters, quantile, lbRates, rateLimits, wafRules,
+  module.exports = { parseMetrics, lbCounters, quantile, lbRates, rateLimits, wafRules, tunnels,
                      perSecond, single, poolRows, eventRows, apiError, setOriginEnabled };
 
 // ---- DOM ----------------------------------------------------------------
 
 if (typeof document !== "undefined") {
-  let last = null; // the previous scrape: {t, lbs, waf, rl}
+  let last = null; // the previous scrape: {t, lbs, waf, rl, tun}
   let token = sessionStorage.getItem("meridian-token") || "";
 
   const $ = (id) => document.getElementById(id);
@@ -320,7 +331,18 @@ if (typeof document !== "undefined") {
         cell(tr, rl[name].over, "num");
         cell(tr, rl[name].keys, "num");
       });
-      last = { t: now, lbs, waf, rl };
+      const tun = tunnels(samples);
+      $("tun-section").hidden = Object.keys(tun).length === 0;
+      fill("tunnels", Object.keys(tun).sort(), (tr, name) => {
+        const x = tun[name];
+        const before = last && last.tun[name] ? last.tun[name] : {};
+        cell(tr, name);
+        cell(tr, x.connectors, x.connectors ? "healthy" : "unhealthy");
+        cell(tr, fmt(perSecond(before.requests, x.requests, dt), 1), "num");
+        cell(tr, fmt(perSecond(before.errors, x.errors, dt), 1), "num");
+        cell(tr, x.requests, "num");
+      });
+      last = { t: now, lbs, waf, rl, tun };
       $("token-form").hidden = !events.denied;
       if (!events.denied)
         fill("events", eventRows(events.body.result), (tr, r) => {
