@@ -574,8 +574,23 @@ int tun_h2_on_data(nghttp2_session *s, uint8_t flags, int32_t sid,
 	if (b->chunked)
 		bput(b, "\r\n", 2);
 	b->unconsumed += len;
-	tun_bridge_flush(b);
+	if (!b->flush_queued) {
+		b->flush_queued = true;
+		b->flush_next = b->entry->t->flushq;
+		b->entry->t->flushq = b;
+	}
 	return 0;
+}
+
+void tun_bridges_flush(tun_edge *t)
+{
+	for (int guard = 0; t->flushq && guard < 65536; guard++) {
+		tun_bridge *b = t->flushq;
+		t->flushq = b->flush_next;
+		b->flush_queued = false;
+		if (!b->closed)
+			tun_bridge_flush(b);
+	}
 }
 
 int tun_h2_on_stream_close(nghttp2_session *s, int32_t sid, uint32_t code,

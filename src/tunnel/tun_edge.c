@@ -202,6 +202,10 @@ static void post_cb(core_loop *lp, void *arg)
 	for (tun_bridge *b = t->kicks; b; b = b->kick_next)
 		b->kicked = false; /* past the guard: dropped, not dangling */
 	t->kicks = NULL;
+	tun_bridges_flush(t);
+	for (tun_bridge *b = t->flushq; b; b = b->flush_next)
+		b->flush_queued = false;
+	t->flushq = NULL;
 	while (t->dead_bridges) {
 		tun_bridge *b = t->dead_bridges;
 		t->dead_bridges = b->dead_next;

@@ -85,7 +85,7 @@ struct tun_bridge {
 	core_io io;
 	tun_entry *entry;
 	tun_bridge *prev, *next;
-	bool can_read, can_write, closed, kicked;
+	bool can_read, can_write, closed, kicked, flush_queued;
 	enum bridge_state state;
 	tun_link *link; /* the stream's link (kept after it closes, for
 			   the window updates of what is still buffered) */
@@ -109,7 +109,7 @@ struct tun_bridge {
 	int status;
 	bool head_sent, chunked, has_cl, resp_done, close_after;
 	size_t head_start; /* where the response head being built starts */
-	tun_bridge *dead_next, *kick_next;
+	tun_bridge *dead_next, *kick_next, *flush_next;
 };
 
 typedef struct tun_listener {
@@ -133,6 +133,9 @@ struct tun_edge {
 	/* Bridges whose input had room made (nghttp2 took body bytes):
 	 * read again after the batch (post hook). */
 	tun_bridge *kicks;
+	/* Bridges with response bytes to write: written once per batch of
+	 * frames (tun_bridges_flush), not once per DATA frame. */
+	tun_bridge *flushq;
 	uint64_t generation; /* of the snapshot the links were checked on */
 	bool stopping;
 	atomic_uint_fast64_t hellos[TUN_HELLO_NRESULT];
@@ -165,6 +168,9 @@ void tun_bridge_flush(tun_bridge *b);
 void tun_bridge_process(tun_bridge *b);
 void tun_bridge_stream_failed(tun_bridge *b, const char *why);
 void tun_bridge_accept_cb(core_io *io, uint32_t ev);
+/* Write what the queued bridges hold (after a link's reads, and after
+ * every batch). */
+void tun_bridges_flush(tun_edge *t);
 int tun_h2_on_header(nghttp2_session *s, const nghttp2_frame *f,
 		     const uint8_t *name, size_t nlen, const uint8_t *value,
 		     size_t vlen, uint8_t flags, void *ud);

@@ -345,6 +345,7 @@ static void link_read(tun_link *l)
 			return;
 		}
 	}
+	tun_bridges_flush(t);
 	if (!l->closed)
 		tun_link_flush(l);
 }
