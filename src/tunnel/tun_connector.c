@@ -24,11 +24,14 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -43,6 +46,7 @@
 #include "http/http1_parse.h"
 #include "tls/tls.h"
 #include "tunnel/tun_backoff.h"
+#include "tunnel/tun_rules.h"
 
 #define HS_TIMEOUT_MS 10000u /* TCP + TLS + hello answer */
 /* The protocol's timers (ms). Tests shorten them with
@@ -74,6 +78,7 @@ struct tstream {
 	tstream *qnext;	      /* c->runq */
 	tstream *gnext;	      /* x->grave */
 	int32_t sid;
+	tun_ruleset *rs; /* the rules it started with (a reference) */
 	int rule;
 	uint8_t state;
 	bool queued, gone, dead, head_req, upgrade;
@@ -126,10 +131,20 @@ struct tconn {
 	tstream *streams, *runq;
 };
 
+/* The hand-over of rule sets from another thread (tun_connector.h). */
+struct tun_live {
+	pthread_mutex_t lock;
+	tun_ruleset *pending; /* under lock */
+	int efd;	      /* eventfd: the loop takes pending */
+	atomic_uint up;	      /* connections in C_H2 */
+};
+
 struct tun {
 	const tun_config *cfg;
 	const char *name;
-	tun_svc_addr *svc;
+	tun_ruleset *rs; /* current: new streams match against it */
+	tun_live *live;	 /* NULL: the rules never change */
+	core_io live_io;
 	core_loop loop;
 	tls_client *tls;
 	tconn *conns;
@@ -238,6 +253,7 @@ static void st_kill(tstream *st)
 
 static void st_free(tstream *st)
 {
+	tun_ruleset_unref(st->rs);
 	free(st->head);
 	free(st->rq);
 	free(st->rb);
@@ -549,7 +565,7 @@ static ssize_t take_body(tstream *st, const char *p, size_t len)
 
 static const char *svc_text(const tstream *st)
 {
-	return st->c->x->cfg->rules[st->rule].svc.text;
+	return st->rs->rules[st->rule].svc.text;
 }
 
 /* Read and translate what the service sent, as far as ob has room. */
@@ -669,7 +685,7 @@ static void st_io(core_io *io, uint32_t events)
 static void st_start(tstream *st)
 {
 	tun *x = st->c->x;
-	const tun_rule *r = &x->cfg->rules[st->rule];
+	const tun_rule *r = &st->rs->rules[st->rule];
 	if (st->upgrade) {
 		local_answer(st, 501,
 			     "meridian tunnel connector %s: upgrade "
@@ -682,6 +698,14 @@ static void st_start(tstream *st)
 		local_answer(st, r->svc.status, NULL);
 		return;
 	}
+	tun_svc_addr a;
+	if (tun_ruleset_pick(st->rs, (size_t)st->rule, &a) < 0) {
+		local_answer(st, 503,
+			     "meridian tunnel connector %s: service %s %s",
+			     x->name, svc_text(st),
+			     r->svc.why ? r->svc.why : "has no ready endpoint");
+		return;
+	}
 	if (!st->head) {
 		local_answer(st, 431,
 			     "meridian tunnel connector %s: request head too "
@@ -689,9 +713,8 @@ static void st_start(tstream *st)
 			     x->name);
 		return;
 	}
-	const tun_svc_addr *a = &x->svc[st->rule];
 	bool in_progress = false;
-	int fd = core_sock_connect((const struct sockaddr *)&a->ss, a->len,
+	int fd = core_sock_connect((const struct sockaddr *)&a.ss, a.len,
 				   &in_progress);
 	if (fd < 0) {
 		local_answer(st, 502,
@@ -790,15 +813,19 @@ static int on_request(void *ud, int32_t sid, const h2_req *req, void **sud)
 		if (field_is(&req->fields[i], "upgrade") ||
 		    field_is(&req->fields[i], ":protocol"))
 			st->upgrade = true;
+	st->rs = x->rs;
+	tun_ruleset_ref(st->rs);
 	int m =
-	    tun_ingress_match(x->cfg->rules, x->cfg->nrules, req->authority.p,
+	    tun_ingress_match(st->rs->rules, st->rs->nrules, req->authority.p,
 			      req->authority.len, req->path.p, req->path.len);
-	st->rule = m < 0 ? (int)x->cfg->nrules - 1 : m;
+	st->rule = m < 0 ? (int)st->rs->nrules - 1 : m;
+	const tun_service *svc = &st->rs->rules[st->rule].svc;
 	log_debug("tunnel: stream %d %.*s %.*s%.*s -> %s", (int)sid,
 		  (int)req->method.len, req->method.p, (int)req->authority.len,
-		  req->authority.p, (int)req->path.len, req->path.p,
-		  x->cfg->rules[st->rule].svc.text);
-	if (x->cfg->rules[st->rule].svc.kind == TUN_SVC_HTTP && !st->upgrade) {
+		  req->authority.p, (int)req->path.len, req->path.p, svc->text);
+	if ((svc->kind == TUN_SVC_HTTP ||
+	     (svc->kind == TUN_SVC_ENDPOINTS && svc->neps)) &&
+	    !st->upgrade) {
 		char buf[HEAD_CAP];
 		int n = h2_req_to_h1(req, buf, sizeof(buf), &st->chunked);
 		if (n >= 0) {
@@ -938,6 +965,8 @@ static void conn_reset(tconn *c)
 	while (c->streams)
 		st_kill(c->streams);
 	c->runq = NULL;
+	if (c->sess && x->live)
+		atomic_fetch_sub(&x->live->up, 1);
 	if (c->sess) {
 		h2_session_free(c->sess); /* calls no callback */
 		c->sess = NULL;
@@ -1090,6 +1119,8 @@ static int h2_start(tconn *c)
 	};
 	if (h2_session_new(&st, &cb, c, &c->sess) < 0)
 		return -ENOMEM;
+	if (c->x->live)
+		atomic_fetch_add(&c->x->live->up, 1);
 	c->state = C_H2;
 	c->since = c->last_rx = c->last_tx = c->x->loop.now;
 	c->olen = c->ooff = 0;
@@ -1537,13 +1568,97 @@ static void test_timers(void)
 	}
 }
 
+/* --- live rule sets -------------------------------------------------------
+ */
+
+tun_live *tun_live_new(void)
+{
+	tun_live *l = xcalloc(1, sizeof(*l));
+	pthread_mutex_init(&l->lock, NULL);
+	l->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (l->efd < 0) {
+		pthread_mutex_destroy(&l->lock);
+		free(l);
+		return NULL;
+	}
+	return l;
+}
+
+void tun_live_free(tun_live *l)
+{
+	if (!l)
+		return;
+	tun_ruleset_unref(l->pending);
+	close(l->efd);
+	pthread_mutex_destroy(&l->lock);
+	free(l);
+}
+
+void tun_live_publish(tun_live *l, tun_ruleset *rs)
+{
+	pthread_mutex_lock(&l->lock);
+	tun_ruleset *old = l->pending;
+	l->pending = rs;
+	pthread_mutex_unlock(&l->lock);
+	/* Never taken by the loop: only this thread held it. */
+	tun_ruleset_unref(old);
+	uint64_t one = 1;
+	(void)!write(l->efd, &one, sizeof(one));
+}
+
+unsigned tun_live_up(tun_live *l)
+{
+	return atomic_load(&l->up);
+}
+
+static void on_live(core_io *io, uint32_t events)
+{
+	tun *x = container_of(io, tun, live_io);
+	(void)events;
+	uint64_t v;
+	while (read(x->live->efd, &v, sizeof(v)) == (ssize_t)sizeof(v))
+		;
+	pthread_mutex_lock(&x->live->lock);
+	tun_ruleset *rs = x->live->pending;
+	x->live->pending = NULL;
+	pthread_mutex_unlock(&x->live->lock);
+	if (!rs)
+		return;
+	/* Streams in flight hold their own reference to the old set. */
+	tun_ruleset_unref(x->rs);
+	x->rs = rs;
+	log_info("tunnel: ingress rules from %s: %zu rule%s", rs->origin,
+		 rs->nrules, rs->nrules == 1 ? "" : "s");
+}
+
 int tun_connector_run(const tun_config *cfg)
+{
+	tun_svc_addr *svc = xcalloc(cfg->nrules, sizeof(*svc));
+	cfg_diag d = {0};
+	if (tun_resolve_services(cfg, svc, &d) < 0) {
+		for (size_t i = 0; i < d.n; i++)
+			log_error("%s", d.msgs[i]);
+		cfg_diag_free(&d);
+		free(svc);
+		return 1;
+	}
+	tun_ruleset *rs =
+	    tun_ruleset_new(NULL, cfg->rules, cfg->nrules, svc, "the file");
+	int status = tun_connector_run_live(cfg, rs, NULL);
+	free(svc);
+	return status;
+}
+
+int tun_connector_run_live(const tun_config *cfg, tun_ruleset *rs,
+			   tun_live *live)
 {
 	tun *x = xcalloc(1, sizeof(*x));
 	int status = 1;
 	char host[256] = "", defname[320];
 	x->cfg = cfg;
 	x->sfd = -1;
+	x->rs = rs;
+	x->live = live;
 	test_timers();
 	if (cfg->name) {
 		x->name = cfg->name;
@@ -1556,14 +1671,6 @@ int tun_connector_run(const tun_config *cfg)
 		snprintf(defname, sizeof(defname), "%s-%ld", host,
 			 (long)getpid());
 		x->name = defname;
-	}
-	x->svc = xcalloc(cfg->nrules, sizeof(*x->svc));
-	cfg_diag d = {0};
-	if (tun_resolve_services(cfg, x->svc, &d) < 0) {
-		for (size_t i = 0; i < d.n; i++)
-			log_error("%s", d.msgs[i]);
-		cfg_diag_free(&d);
-		goto out;
 	}
 	char err[512];
 	if (tls_client_new(cfg->ca, true, &x->tls, err, sizeof(err)) < 0) {
@@ -1596,6 +1703,12 @@ int tun_connector_run(const tun_config *cfg)
 	x->sig_io.fd = x->sfd;
 	x->sig_io.cb = on_signal;
 	(void)core_loop_add(&x->loop, &x->sig_io, true);
+	if (live) {
+		x->live_io.fd = live->efd;
+		x->live_io.cb = on_live;
+		(void)core_loop_add(&x->loop, &x->live_io, true);
+		on_live(&x->live_io, 0); /* one published before the start */
+	}
 
 	x->nconns = cfg->nedges * cfg->conns_per_edge;
 	x->conns = xcalloc(x->nconns, sizeof(*x->conns));
@@ -1615,7 +1728,7 @@ int tun_connector_run(const tun_config *cfg)
 		 "connection%s, %zu ingress rule%s",
 		 x->name, cfg->tunnel, cfg->nedges, cfg->nedges == 1 ? "" : "s",
 		 cfg->conns_per_edge, cfg->conns_per_edge == 1 ? "" : "s",
-		 cfg->nrules, cfg->nrules == 1 ? "" : "s");
+		 x->rs->nrules, x->rs->nrules == 1 ? "" : "s");
 	if (core_loop_run(&x->loop) < 0) {
 		log_error("tunnel: event loop failed: %s", strerror(errno));
 		status = 1;
@@ -1631,11 +1744,13 @@ int tun_connector_run(const tun_config *cfg)
 	post_batch(&x->loop, x);
 	free(x->conns);
 	close(x->sfd);
+	if (live)
+		(void)core_loop_del(&x->loop, &x->live_io);
 out_loop:
 	core_loop_destroy(&x->loop);
 out:
 	tls_client_free(x->tls);
-	free(x->svc);
+	tun_ruleset_unref(x->rs);
 	free(x);
 	return status;
 }

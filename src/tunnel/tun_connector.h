@@ -15,13 +15,6 @@
 #include "config/cfg_load.h"
 #include "tunnel/tun_config.h"
 
-/* Where each rule's service is: resolved once, at start (host names by
- * getaddrinfo, the first address). */
-typedef struct tun_svc_addr {
-	struct sockaddr_storage ss;
-	socklen_t len; /* 0: not an HTTP service */
-} tun_svc_addr;
-
 /* Resolve the services of cfg's rules into out[cfg->nrules]. A name that
  * does not resolve is an error at its rule, "file:line:col: message", in
  * d. 0 or -1. */
@@ -31,5 +24,25 @@ int tun_resolve_services(const tun_config *cfg, tun_svc_addr *out, cfg_diag *d);
  * connection, streams finished or drain_timeout passed). Returns the exit
  * status: 0 after a drain, 1 when it cannot start. */
 int tun_connector_run(const tun_config *cfg);
+
+/* Live rules (the ingress controller): another thread publishes rule sets
+ * that the running connector swaps in between streams; streams in flight
+ * keep the set they started with. */
+struct tun_ruleset;
+typedef struct tun_live tun_live;
+tun_live *tun_live_new(void); /* NULL when no eventfd */
+/* After the connector has returned. */
+void tun_live_free(tun_live *l);
+/* Any thread: rs (its reference handed over) becomes the connector's set
+ * at its next turn; a set published before it was taken is dropped. */
+void tun_live_publish(tun_live *l, struct tun_ruleset *rs);
+/* Edge connections up now (HTTP/2 after the 101). */
+unsigned tun_live_up(tun_live *l);
+
+/* As tun_connector_run, with the rule set rs (its reference handed over;
+ * the services already resolved) and, when live is not NULL, the sets
+ * published there. */
+int tun_connector_run_live(const tun_config *cfg, struct tun_ruleset *rs,
+			   tun_live *live);
 
 #endif

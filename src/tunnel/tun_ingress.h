@@ -18,11 +18,21 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 typedef enum tun_svc_kind {
-	TUN_SVC_HTTP = 0, /* http://host:port: an HTTP/1.1 service */
-	TUN_SVC_STATUS,	  /* http_status:NNN: answered by the connector */
+	TUN_SVC_HTTP = 0,  /* http://host:port: an HTTP/1.1 service */
+	TUN_SVC_STATUS,	   /* http_status:NNN: answered by the connector */
+	TUN_SVC_ENDPOINTS, /* a set of IP:port endpoints (the ingress
+			      controller's services); none: 503 */
 } tun_svc_kind;
+
+/* A service's address (an HTTP service resolved at start, or one
+ * endpoint of a set). */
+typedef struct tun_svc_addr {
+	struct sockaddr_storage ss;
+	socklen_t len; /* 0: not an HTTP service */
+} tun_svc_addr;
 
 typedef struct tun_service {
 	tun_svc_kind kind;
@@ -31,6 +41,11 @@ typedef struct tun_service {
 	uint16_t port;
 	bool host_is_ip;
 	const char *text; /* as written, for logs */
+	/* TUN_SVC_ENDPOINTS: the ready endpoints (may be none) and, when
+	 * none, why (NULL: "has no ready endpoint") */
+	const tun_svc_addr *eps;
+	uint32_t neps;
+	const char *why;
 } tun_service;
 
 typedef struct tun_rule {
