@@ -17,6 +17,7 @@ typedef struct ctx {
 	core_arena *a;
 	cfg_errs e;
 	tun_config *c;
+	const tun_config_ext *ext;
 } ctx;
 
 #define ERR(x, n, ...) cfg_errs_add(&(x)->e, (n)->line, (n)->col, __VA_ARGS__)
@@ -31,16 +32,22 @@ static const char *const rule_keys[] = {"hostname", "path", "path_type",
 /* Unknown keys of map m are errors ("where": "the tunnel configuration",
  * "ingress[0]"). */
 static void check_keys(ctx *x, const cfg_node *m, const char *const *keys,
-		       size_t nkeys, const char *where)
+		       size_t nkeys, const char *where, const char *extra,
+		       const char *banned)
 {
 	for (size_t i = 0; i < m->n; i++) {
 		const cfg_node *k = m->keys[i];
 		if (k->kind != CFG_NODE_SCALAR)
 			continue; /* cfg_yaml said so already */
-		bool known = false;
+		bool known = extra && !strcmp(k->str, extra);
 		for (size_t j = 0; j < nkeys && !known; j++)
 			known = !strcmp(k->str, keys[j]);
-		if (!known)
+		if (banned && !strcmp(k->str, banned))
+			ERR(x, k,
+			    "'%s' is not set in this file: the rules come "
+			    "from %s",
+			    k->str, extra);
+		else if (!known)
 			ERR(x, k, "unknown key '%s' in %s", k->str, where);
 	}
 }
@@ -209,7 +216,7 @@ static void load_rule(ctx *x, const cfg_node *n, size_t i, tun_rule *r)
 			    cfg_node_kind_name(n));
 		return;
 	}
-	check_keys(x, n, rule_keys, ARRAY_LEN(rule_keys), where);
+	check_keys(x, n, rule_keys, ARRAY_LEN(rule_keys), where, NULL, NULL);
 	const cfg_node *v;
 	if ((v = cfg_node_get(n, "hostname"))) {
 		snprintf(name, sizeof(name), "%s.hostname", where);
@@ -306,13 +313,17 @@ static void load_root(ctx *x, const cfg_node *root)
 		    cfg_node_kind_name(root));
 		return;
 	}
+	const char *extra = x->ext ? x->ext->key : NULL;
 	check_keys(x, root, top_keys, ARRAY_LEN(top_keys),
-		   "the tunnel configuration");
+		   "the tunnel configuration", extra, extra ? "ingress" : NULL);
 	static const char *const required[] = {"tunnel", "token", "edges",
 					       "ingress"};
 	for (size_t i = 0; i < ARRAY_LEN(required); i++)
-		if (!cfg_node_get(root, required[i]))
+		if (!cfg_node_get(root, required[i]) &&
+		    !(extra && !strcmp(required[i], "ingress")))
 			ERR(x, root, "missing required key '%s'", required[i]);
+	if (extra && !cfg_node_get(root, extra))
+		ERR(x, root, "missing required key '%s'", extra);
 	const cfg_node *v;
 	if ((v = cfg_node_get(root, "tunnel")))
 		c->tunnel = id_value(x, v, "tunnel");
@@ -389,18 +400,29 @@ static void load_root(ctx *x, const cfg_node *root)
 		else if (s)
 			c->drain_timeout_ms = ms;
 	}
-	if ((v = cfg_node_get(root, "ingress")))
+	if (extra) {
+		if ((v = cfg_node_get(root, extra)) && !v->bad)
+			x->ext->load(x->ext->arg, x->a, v, &x->e);
+	} else if ((v = cfg_node_get(root, "ingress"))) {
 		load_ingress(x, v);
+	}
 }
 
 int tun_config_load_string(const char *name, const char *yaml, size_t len,
 			   tun_config **out, cfg_diag *d)
 {
+	return tun_config_load_string_ext(name, yaml, len, NULL, out, d);
+}
+
+int tun_config_load_string_ext(const char *name, const char *yaml, size_t len,
+			       const tun_config_ext *ext, tun_config **out,
+			       cfg_diag *d)
+{
 	core_arena *a = core_arena_new(0);
 	tun_config *c = core_arena_alloc(a, sizeof(*c));
 	c->arena = a;
 	c->file = core_arena_strdup(a, name ? name : "<tunnel config>");
-	ctx x = {.a = a, .e = {.file = c->file}, .c = c};
+	ctx x = {.a = a, .e = {.file = c->file}, .c = c, .ext = ext};
 	core_arena *tmp = core_arena_new(0);
 	cfg_node *root = cfg_yaml_parse(tmp, yaml ? yaml : "", len, &x.e);
 	if (root)
@@ -423,12 +445,18 @@ int tun_config_load_string(const char *name, const char *yaml, size_t len,
 
 int tun_config_load_file(const char *path, tun_config **out, cfg_diag *d)
 {
+	return tun_config_load_file_ext(path, NULL, out, d);
+}
+
+int tun_config_load_file_ext(const char *path, const tun_config_ext *ext,
+			     tun_config **out, cfg_diag *d)
+{
 	char *buf;
 	size_t len;
 	*out = NULL;
 	if (cfg_read_file(path, &buf, &len, d) < 0)
 		return -1;
-	int rc = tun_config_load_string(path, buf, len, out, d);
+	int rc = tun_config_load_string_ext(path, buf, len, ext, out, d);
 	free(buf);
 	return rc;
 }

@@ -54,6 +54,24 @@ typedef struct tun_config {
 } tun_config;
 
 int tun_config_load_file(const char *path, tun_config **out, cfg_diag *d);
+
+/* Another command's file with the connector's keys (`meridian ingress`):
+ * one more top-level key, required, whose node goes to load (strings it
+ * keeps go to arena a, the config's; errors to e, with positions), and
+ * no `ingress` (the caller builds the rules; the config has none). */
+struct cfg_node;
+struct cfg_errs;
+typedef struct tun_config_ext {
+	const char *key;
+	void (*load)(void *arg, struct core_arena *a, const struct cfg_node *n,
+		     struct cfg_errs *e);
+	void *arg;
+} tun_config_ext;
+int tun_config_load_file_ext(const char *path, const tun_config_ext *ext,
+			     tun_config **out, cfg_diag *d);
+int tun_config_load_string_ext(const char *name, const char *yaml, size_t len,
+			       const tun_config_ext *ext, tun_config **out,
+			       cfg_diag *d);
 /* `name` stands for the file in messages. */
 int tun_config_load_string(const char *name, const char *yaml, size_t len,
 			   tun_config **out, cfg_diag *d);
