@@ -1,0 +1,33 @@
+/* kube_map.h - Ingress objects -> the connector's rule set. Pure: the
+ * store in, a tun_ruleset and a list of problems out. The order of the
+ * rules (first match wins in the connector) follows nginx-ingress; see
+ * docs/ARCHITECTURE.md "Ingress controller" and docs/TUNNEL.md.
+ */
+#ifndef MERIDIAN_KUBE_MAP_H
+#define MERIDIAN_KUBE_MAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "kube/kube_obj.h"
+#include "tunnel/tun_rules.h"
+
+typedef struct kube_problems {
+	char **msg; /* malloc'd, one line each, in the order found */
+	size_t n;
+} kube_problems;
+
+/* Whether an Ingress is of class cls: spec.ingressClassName, else the
+ * annotation kubernetes.io/ingress.class. */
+bool kube_ingress_ours(const kube_ingress *ing, const char *cls);
+
+/* The rule set for the Ingresses of class cls in store s (namespace ns
+ * for the texts). Problems (a backend naming a missing Service or port, a
+ * bad host or path) go to p (may be NULL); such a path answers 503. */
+tun_ruleset *kube_map_build(const kube_store *s, const char *ns,
+			    const char *cls, kube_problems *p);
+
+void kube_problems_free(kube_problems *p);
+bool kube_problems_equal(const kube_problems *a, const kube_problems *b);
+
+#endif
