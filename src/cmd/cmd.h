@@ -5,12 +5,13 @@
 
 #include <stddef.h>
 
-int cmd_edge(int argc, char **argv);   /* meridian edge -c FILE */
-int cmd_check(int argc, char **argv);  /* meridian check -c FILE */
-int cmd_demo(int argc, char **argv);   /* meridian demo [--listen ADDR] */
-int cmd_origin(int argc, char **argv); /* meridian origin: demo/test origin */
-int cmd_ctl(int argc, char **argv);    /* meridian ctl COMMAND (see --help) */
-int cmd_tunnel(int argc, char **argv); /* meridian tunnel [check] -c FILE */
+int cmd_edge(int argc, char **argv);	/* meridian edge -c FILE */
+int cmd_check(int argc, char **argv);	/* meridian check -c FILE */
+int cmd_demo(int argc, char **argv);	/* meridian demo [--listen ADDR] */
+int cmd_origin(int argc, char **argv);	/* meridian origin: demo/test origin */
+int cmd_ctl(int argc, char **argv);	/* meridian ctl COMMAND (see --help) */
+int cmd_tunnel(int argc, char **argv);	/* meridian tunnel [check] -c FILE */
+int cmd_ingress(int argc, char **argv); /* meridian ingress [check] -c FILE */
 
 /* --log-level error|warn|info|debug for command cmd: sets the level, or
  * prints why not and returns -1. */

@@ -16,6 +16,8 @@ static const struct {
     {"ctl", cmd_ctl, "operator CLI over the admin API: meridian ctl --help"},
     {"tunnel", cmd_tunnel,
      "run a tunnel connector: meridian tunnel [check] -c FILE"},
+    {"ingress", cmd_ingress,
+     "Kubernetes ingress controller: meridian ingress [check] -c FILE"},
 };
 
 static void usage(FILE *f)
