@@ -426,12 +426,6 @@ class World:
     def close(self):
         problems = []
         if self.ctl:
-            err = self.log()
-            for bad in ("runtime error", "AddressSanitizer",
-                        "LeakSanitizer"):
-                if bad in err:
-                    problems.append("ingress: %s: %s" % (
-                        bad, self.ctl.describe()))
             if not self.ctl.expect_exit:
                 if not self.ctl.alive():
                     problems.append("ingress died: " + self.ctl.describe())
@@ -440,6 +434,13 @@ class World:
                     if rc != 0:
                         problems.append("ingress: rc %r on SIGTERM: %s" % (
                             rc, self.ctl.describe()))
+            # after the exit: leaks are reported then
+            err = self.log()
+            for bad in ("runtime error", "AddressSanitizer",
+                        "LeakSanitizer"):
+                if bad in err:
+                    problems.append("ingress: %s: %s" % (
+                        bad, self.ctl.describe()))
         self.kube.close()
         return problems
 
