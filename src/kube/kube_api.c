@@ -14,6 +14,7 @@ struct kube_api {
 	char *ca_data, *cert_data, *key_data;
 	size_t ca_len, cert_len, key_len;
 	bool insecure;
+	const atomic_bool *stop;
 };
 
 static char *dup_or_null(const char *s)
@@ -81,6 +82,22 @@ const char *kube_api_server(const kube_api *api)
 	return api->server;
 }
 
+void kube_api_set_stop(kube_api *api, const atomic_bool *stop)
+{
+	api->stop = stop;
+}
+
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut,
+		       curl_off_t un)
+{
+	const atomic_bool *stop = ud;
+	(void)dt;
+	(void)dn;
+	(void)ut;
+	(void)un;
+	return atomic_load(stop) ? 1 : 0;
+}
+
 /* The token: the file's first line when there is a file, else the
  * configured one. Into buf; "" when none. */
 static void token(kube_api *api, char *buf, size_t n)
@@ -122,6 +139,11 @@ CURL *kube_api_handle(kube_api *api, const char *path, long timeout_s,
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_USERAGENT,
 			 "meridian-ingress/" MERIDIAN_VERSION);
+	if (api->stop) {
+		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)api->stop);
+	}
 	if (api->insecure) {
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);

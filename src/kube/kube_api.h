@@ -8,6 +8,7 @@
 #define MERIDIAN_KUBE_API_H
 
 #include <curl/curl.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "kube/kube_config.h"
@@ -19,6 +20,9 @@ typedef struct kube_api kube_api;
 kube_api *kube_api_new(const kube_creds *c, char *err, size_t errlen);
 void kube_api_free(kube_api *api);
 const char *kube_api_server(const kube_api *api);
+/* Requests made after this abort (within about a second) once *stop is
+ * true: a stopping controller does not wait for a slow API. */
+void kube_api_set_stop(kube_api *api, const atomic_bool *stop);
 
 /* An easy handle for server + path (query included), with TLS, auth and
  * timeouts set (timeout_s 0: none); *hdrs to be freed after the handle

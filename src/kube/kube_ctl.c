@@ -509,6 +509,7 @@ kube_ctl *kube_ctl_start(const kube_ctl_opts *o)
 	kube_ctl *k = xcalloc(1, sizeof(*k));
 	k->o = *o;
 	k->multi = curl_multi_init();
+	kube_api_set_stop(k->o.api, &k->stop);
 	if (core_random_key(&k->rnd, sizeof(k->rnd)) < 0 || !k->rnd)
 		k->rnd = core_now_ns() | 1;
 	for (int i = 0; i < KUBE_NKINDS; i++) {
