@@ -11,7 +11,7 @@ pkgs=(build-essential meson ninja-build pkg-config libyaml-dev libssl-dev curl l
 pkgs+=(libmaxminddb-dev)
 command -v npm >/dev/null || pkgs+=(npm)
 if [ "$what" = test ] || [ "$what" = bench ]; then
-	pkgs+=(libcmocka-dev python3-pytest python3-pytest-xdist python3-seccomp clang libclang-rt-14-dev nginx-light python3-aiosmtpd python3-dnspython bind9-dnsutils unbound python3-prometheus-client sqlite3 python3-h2 nghttp2-client python3-cryptography)
+	pkgs+=(libcmocka-dev python3-pytest python3-pytest-xdist python3-seccomp clang libclang-rt-14-dev nginx-light python3-aiosmtpd python3-dnspython bind9-dnsutils unbound python3-prometheus-client sqlite3 python3-h2 nghttp2-client python3-cryptography etcd-server)
 fi
 if [ "$what" = bench ]; then
 	pkgs+=(wrk haproxy nginx-light dnsperf gdnsd valgrind)
