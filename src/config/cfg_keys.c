@@ -663,6 +663,84 @@ static const cfg_table access_log_table = {
     TABLE(access_log_keys),
 };
 
+static const char *check_etcd_url(const char *s)
+{
+	const char *h = !strncmp(s, "http://", 7)    ? s + 7
+			: !strncmp(s, "https://", 8) ? s + 8
+						     : NULL;
+	bool ok = h && *h && *h != '/' && strlen(s) < 512;
+	for (const unsigned char *p = (const unsigned char *)s; ok && *p; p++)
+		ok = *p > 0x20 && *p != 0x7f;
+	return ok ? NULL
+		  : "an etcd client URL like http://127.0.0.1:2379 "
+		    "(http:// or https://)";
+}
+
+static const char *check_etcd_prefix(const char *s)
+{
+	size_t n = strlen(s);
+	bool ok = n >= 2 && n <= 128 && s[0] == '/' && s[n - 1] != '/';
+	for (const unsigned char *p = (const unsigned char *)s; ok && *p; p++)
+		ok = *p > 0x20 && *p != 0x7f;
+	return ok ? NULL
+		  : "a key prefix like /meridian (starts with /, no trailing "
+		    "/, at most 128 bytes, no spaces)";
+}
+
+static void cfg_finish_cluster(cfg_ctx *c, const cfg_node *node, void *base)
+{
+	const cfg_cluster *cl = base;
+	if (cl->netcd > 8)
+		cfg_error(c, cfg_node_get(node, "etcd"),
+			  "edge.cluster.etcd: at most 8 endpoints, got %zu",
+			  cl->netcd);
+}
+
+static const cfg_key item_etcd_url = {
+    .type = CFG_STRING, .check = check_etcd_url, .doc_type = "URL"};
+
+static const cfg_key cluster_keys[] = {
+    {.name = "etcd",
+     .type = CFG_LIST,
+     ARRAY_AT(cfg_cluster, etcd, netcd),
+     .item = &item_etcd_url,
+     .help = "etcd client endpoints (1 to 8), tried in turn: "
+	     "http://host:port, or https:// verified against the system "
+	     "CAs. Empty: no cluster (the API's objects live in edge.store "
+	     "alone)."},
+    {.name = "prefix",
+     .type = CFG_STRING,
+     .check = check_etcd_prefix,
+     AT(cfg_cluster, prefix),
+     .def = "/meridian",
+     .help = "Every key of the cluster lives under it: objects/, "
+	     "nodes/, health/ (docs/ARCHITECTURE.md, \"Cluster mode\")."},
+    {.name = "lease_ttl",
+     .type = CFG_DURATION,
+     AT(cfg_cluster, lease_ttl_ms),
+     .def = "10s",
+     .min = 2000,
+     .max = 60000,
+     .help = "Lifetime of this node's lease: its node key and health "
+	     "reports vanish this long after it stops answering (kill -9, "
+	     "a partition)."},
+};
+static const cfg_table cluster_table = {
+    .path = "edge.cluster",
+    .what = "edge.cluster",
+    .help = "Cluster mode (SPEC §4.9): edges share the objects created "
+	    "through the API and their health reports through etcd; a "
+	    "change made on one edge reaches every edge within a second. "
+	    "edge.name names the node and must be unique among live "
+	    "nodes (a second edge with a live node's name is refused at "
+	    "start). edge.store stays this edge's local cache: an edge that "
+	    "starts while etcd is unreachable starts from the objects it "
+	    "last knew. Read at start-up: a reload that changes it is "
+	    "refused (restart to apply).",
+    TABLE(cluster_keys),
+    .finish = cfg_finish_cluster,
+};
+
 static const cfg_key edge_keys[] = {
     {.name = "name",
      .type = CFG_STRING,
@@ -813,6 +891,11 @@ static const cfg_key edge_keys[] = {
      AT(cfg_edge, access_log),
      .sub = &access_log_table,
      .help = "JSON access log."},
+    {.name = "cluster",
+     .type = CFG_OBJECT,
+     AT(cfg_edge, cluster),
+     .sub = &cluster_table,
+     .help = "Cluster mode through etcd."},
 };
 static const cfg_table edge_table = {
     .path = "edge",

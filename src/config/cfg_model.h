@@ -425,6 +425,15 @@ typedef struct cfg_access_log {
 	uint64_t buffer;  /* bytes of lines queued per worker */
 } cfg_access_log;
 
+/* Cluster mode (SPEC §4.9, src/cluster/): etcd shares the API's objects
+ * and the edges' health reports. netcd == 0: off. */
+typedef struct cfg_cluster {
+	const char **etcd; /* http:// or https:// endpoints */
+	size_t netcd;
+	const char *prefix;    /* keys live under it; no trailing / */
+	uint32_t lease_ttl_ms; /* liveness of this node's keys */
+} cfg_cluster;
+
 typedef struct cfg_edge {
 	cfg_pos pos;
 	const char *name; /* PoP id, default "meridian" */
@@ -460,6 +469,7 @@ typedef struct cfg_edge {
 	cfg_dns_rate_limit dns_rate_limit;
 	cfg_retries retries;
 	cfg_access_log access_log;
+	cfg_cluster cluster;
 	cfg_addr *listen_tunnel;
 	size_t nlisten_tunnel;
 	cfg_tls tls;

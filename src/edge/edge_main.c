@@ -91,6 +91,15 @@ static const char *needs_restart(const edge *e, const cfg_snapshot *old,
 	const char *as = a->store, *bs = b->store;
 	if ((!as != !bs) || (as && strcmp(as, bs)))
 		return "edge.store";
+	/* The cluster thread's endpoints, keys and lease (and the node's
+	 * name in it) are set up once, at start. */
+	const cfg_cluster *ac = &a->cluster, *bc = &b->cluster;
+	bool same = ac->netcd == bc->netcd && !strcmp(ac->prefix, bc->prefix) &&
+		    ac->lease_ttl_ms == bc->lease_ttl_ms;
+	for (size_t i = 0; same && i < ac->netcd; i++)
+		same = !strcmp(ac->etcd[i], bc->etcd[i]);
+	if (!same || (ac->netcd && strcmp(a->name, b->name)))
+		return "edge.cluster";
 	if (buffer_size(cfg) > e->buf_size)
 		return "edge.limits.max_header_bytes (a larger buffer)";
 	return NULL;
