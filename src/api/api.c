@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "cluster/clu_edge.h"
 #include "config/cfg_load.h"
 #include "config/cfg_json.h"
 #include "config/cfg_values.h"
@@ -447,8 +448,10 @@ static cfg_json_kind jkind(store_kind k)
 }
 
 /* Apply one op through the control plane; on success reply with the
- * object as it now runs (status 200). */
-static void commit(req_ctx *c, store_op *op)
+ * object as it now runs (status 200). 1, nothing replied, when may_retry
+ * and the op's base_rev went stale (cluster mode: another edge changed
+ * the object the PATCH was merged with): merge again. */
+static int commit(req_ctx *c, store_op *op, bool may_retry)
 {
 	cfg_diag d = {0};
 	char err[512] = "";
@@ -456,7 +459,11 @@ static void commit(req_ctx *c, store_op *op)
 	if (rc == -1) {
 		api_reply_diag(c->rs, &d, "object");
 		cfg_diag_free(&d);
-		return;
+		return 0;
+	}
+	if (rc == -5 && may_retry) {
+		cfg_diag_free(&d);
+		return 1;
 	}
 	/* The config as now committed runs, but not as likely meant
 	 * (cfg_warn_checks): said in messages and in the log, as a start or
@@ -470,15 +477,24 @@ static void commit(req_ctx *c, store_op *op)
 		log_warn("api: %s", d.warns[i]);
 	}
 	cfg_diag_free(&d);
+	if (rc == -3) {
+		api_reply_err(c->rs, 503, API_E_CLUSTER_DOWN, "%s", err);
+		return 0;
+	}
+	if (rc == -4 || rc == -5) {
+		api_reply_err(c->rs, 409, API_E_CONFLICT,
+			      "%s; try again (the change was not made)", err);
+		return 0;
+	}
 	if (rc < 0) {
 		api_reply_err(c->rs, 500, API_E_STORE, "%s", err);
-		return;
+		return 0;
 	}
 	if (op->type == STORE_DELETE) {
 		json_t *r = json_object();
 		json_object_set_new(r, "id", json_string(op->id));
 		api_reply(c->rs, 200, r, NULL, msgs);
-		return;
+		return 0;
 	}
 	const edge_snapshot *s = edge_acquire(c->e);
 	const void *obj =
@@ -492,7 +508,7 @@ static void commit(req_ctx *c, store_op *op)
 		edge_snapshot_unref(s);
 		api_reply_err(c->rs, 500, API_E_STORE,
 			      "object vanished after commit");
-		return;
+		return 0;
 	}
 	times t = {0};
 	edge_ctl_with_store(c->e->ctl, load_times, &t);
@@ -500,6 +516,7 @@ static void commit(req_ctx *c, store_op *op)
 	times_free(&t);
 	edge_snapshot_unref(s);
 	api_reply(c->rs, 200, j, NULL, msgs);
+	return 0;
 }
 
 /* Prepare a body for storing: no read-only fields, no "id" (the path or
@@ -568,7 +585,7 @@ static void do_create(req_ctx *c, store_kind k, const char *zone)
 		       .id = id,
 		       .zone = k == STORE_LB ? zone : NULL,
 		       .body = text};
-	commit(c, &op);
+	commit(c, &op, false);
 	free(text);
 }
 
@@ -601,9 +618,11 @@ static bool file_managed(req_ctx *c, const void *obj, store_kind k,
 }
 
 typedef struct get_arg {
+	edge_ctl *ctl;
 	store_kind k;
 	const char *id;
 	store_obj obj;
+	int64_t rev; /* cluster mode: the revision obj is at */
 	int rc;
 } get_arg;
 
@@ -611,6 +630,7 @@ static int get_stored(store *st, void *arg)
 {
 	get_arg *g = arg;
 	g->rc = store_get(st, g->k, g->id, &g->obj);
+	g->rev = edge_ctl_object_rev(g->ctl, g->k, g->id);
 	return g->rc;
 }
 
@@ -649,6 +669,57 @@ static bool in_use(req_ctx *c, const void *obj, store_kind k)
 	return n > 0;
 }
 
+/* PUT or PATCH once; 1 when it is to be merged again (commit()). */
+static int replace(req_ctx *c, store_kind k, const char *id, const char *zone,
+		   bool patch, bool may_retry)
+{
+	json_t *body = body_object(c);
+	if (!body)
+		return 0;
+	get_arg g = {.ctl = c->e->ctl, .k = k, .id = id};
+	edge_ctl_with_store(c->e->ctl, get_stored, &g);
+	if (g.rc < 0) {
+		json_decref(body);
+		api_reply_err(c->rs, 404, API_E_NOT_FOUND, "%s %s not found",
+			      kind_name(k), id);
+		return 0;
+	}
+	json_t *next = body;
+	if (patch) {
+		json_t *stored = json_loads(g.obj.body, 0, NULL);
+		cfg_json_strip_readonly(jkind(k), body);
+		json_object_del(body, "source");
+		next = stored ? cfg_json_patch(stored, body) : NULL;
+		json_decref(stored);
+		json_decref(body);
+		if (!next) {
+			store_obj_clear(&g.obj);
+			api_reply_err(c->rs, 500, API_E_STORE,
+				      "stored %s is not JSON", kind_name(k));
+			return 0;
+		}
+	}
+	/* As POST: PUT must name the object, PATCH may not unname it. */
+	if (!name_ok(c, k, next, zone)) {
+		json_decref(next);
+		store_obj_clear(&g.obj);
+		return 0;
+	}
+	char *text = store_body(k, next);
+	json_decref(next);
+	store_op op = {.type = STORE_REPLACE,
+		       .kind = k,
+		       .id = id,
+		       .zone =
+			   k == STORE_LB ? (zone ? zone : g.obj.zone) : NULL,
+		       .body = text,
+		       .base_rev = patch ? g.rev : 0};
+	int again = commit(c, &op, may_retry);
+	free(text);
+	store_obj_clear(&g.obj);
+	return again;
+}
+
 static void do_object(req_ctx *c, store_kind k, const void *obj, const char *id,
 		      const char *zone)
 {
@@ -671,52 +742,14 @@ static void do_object(req_ctx *c, store_kind k, const void *obj, const char *id,
 		if (in_use(c, obj, k))
 			return;
 		store_op op = {.type = STORE_DELETE, .kind = k, .id = id};
-		commit(c, &op);
+		commit(c, &op, false);
 		return;
 	}
-	json_t *body = body_object(c);
-	if (!body)
-		return;
-	get_arg g = {.k = k, .id = id};
-	edge_ctl_with_store(c->e->ctl, get_stored, &g);
-	if (g.rc < 0) {
-		json_decref(body);
-		api_reply_err(c->rs, 404, API_E_NOT_FOUND, "%s %s not found",
-			      kind_name(k), id);
-		return;
-	}
-	json_t *next = body;
-	if (patch) {
-		json_t *stored = json_loads(g.obj.body, 0, NULL);
-		cfg_json_strip_readonly(jkind(k), body);
-		json_object_del(body, "source");
-		next = stored ? cfg_json_patch(stored, body) : NULL;
-		json_decref(stored);
-		json_decref(body);
-		if (!next) {
-			store_obj_clear(&g.obj);
-			api_reply_err(c->rs, 500, API_E_STORE,
-				      "stored %s is not JSON", kind_name(k));
-			return;
-		}
-	}
-	/* As POST: PUT must name the object, PATCH may not unname it. */
-	if (!name_ok(c, k, next, zone)) {
-		json_decref(next);
-		store_obj_clear(&g.obj);
-		return;
-	}
-	char *text = store_body(k, next);
-	json_decref(next);
-	store_op op = {.type = STORE_REPLACE,
-		       .kind = k,
-		       .id = id,
-		       .zone =
-			   k == STORE_LB ? (zone ? zone : g.obj.zone) : NULL,
-		       .body = text};
-	commit(c, &op);
-	free(text);
-	store_obj_clear(&g.obj);
+	/* A PATCH is merged with the object as stored; in cluster mode
+	 * another edge may change it meanwhile: then merge again (a few
+	 * times, then 409), so no update is lost. */
+	for (int tries = 1; replace(c, k, id, zone, patch, tries < 3); tries++)
+		;
 }
 
 static void do_list(req_ctx *c, store_kind k, const char *zone)
@@ -805,10 +838,31 @@ static void do_pool_health(req_ctx *c, const cfg_pool *p)
 	json_object_set_new(pop, "origins", origins);
 	json_t *pops = json_object();
 	json_object_set_new(pops, s->cfg->edge.name, pop);
+	/* Cluster mode: every other live node's view (its reports). */
+	if (c->e->ctl->clu)
+		clu_edge_pool_health(c->e->ctl->clu, p->id, pops);
 	json_t *r = json_object();
 	json_object_set_new(r, "pool_id", json_string(p->id));
 	json_object_set_new(r, "pop_health", pops);
 	api_reply(c->rs, 200, r, NULL, NULL);
+}
+
+/* Meridian's extension: the live nodes of the cluster (SPEC §4.9). */
+static void do_cluster_nodes(req_ctx *c)
+{
+	if (!is(c, "GET")) {
+		method_not_allowed(c, "GET");
+		return;
+	}
+	if (!c->e->ctl->clu) {
+		api_reply_err(c->rs, 404, API_E_NOT_FOUND,
+			      "this edge is not in a cluster (edge.cluster)");
+		return;
+	}
+	size_t page, per_page;
+	if (paging(c->rq, c->rs, &page, &per_page) < 0)
+		return;
+	reply_page(c->rs, clu_edge_nodes(c->e->ctl->clu), page, per_page);
 }
 
 static json_t *ref(const char *type, const char *rtype, const char *id,
@@ -1118,6 +1172,10 @@ static void route_account(req_ctx *c)
 		goto no_route;
 	if (c->nseg == 5 && seg_is(c, 3, "preview")) {
 		api_preview_get(c->rq, c->seg[4], c->rs);
+		return;
+	}
+	if (c->nseg == 5 && seg_is(c, 3, "cluster") && seg_is(c, 4, "nodes")) {
+		do_cluster_nodes(c);
 		return;
 	}
 	store_kind k;

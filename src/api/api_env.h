@@ -26,6 +26,8 @@ enum api_code {
 	API_E_NO_TLS = 1013,	   /* no https listener: no certificates */
 	API_M_CERT_WARN = 1014,	   /* message: expired, names claimed twice */
 	API_M_CONFIG_WARN = 1015,  /* message: a config warning (cfg_diag) */
+	API_E_CLUSTER_DOWN = 1016, /* cluster mode: etcd unreachable (503) */
+	API_E_CONFLICT = 1017,	   /* cluster mode: changed concurrently */
 	API_E_METHOD = 7001,	   /* method not allowed on the path */
 	API_E_NO_ROUTE = 7003,	   /* unknown path */
 	API_E_AUTH = 10000,	   /* missing or unknown token */

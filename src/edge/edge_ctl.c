@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cluster/clu_edge.h"
 #include "config/cfg_diag.h"
 #include "config/cfg_resolve.h"
 #include "core/core_log.h"
@@ -195,6 +196,14 @@ static int open_common(edge_ctl *c, const char *name, edge_ctl **ctl,
 	if (load_file_alone(name, c->yaml, c->yaml_len, &file_cfg, diag) < 0)
 		goto fail;
 	int rc = open_store(c, file_cfg, diag);
+	if (rc == 0 && file_cfg->edge.cluster.netcd) {
+		/* Cluster mode: the objects come from etcd into the store
+		 * (or, etcd unreachable, the store has the last known). */
+		char err[1024] = "";
+		rc = clu_edge_open(file_cfg, c->st, &c->clu, err, sizeof(err));
+		if (rc < 0)
+			diag_add(diag, "%s", err);
+	}
 	cfg_snapshot_free(file_cfg);
 	if (rc < 0)
 		goto fail;
@@ -243,6 +252,7 @@ void edge_ctl_close(edge_ctl *c)
 {
 	if (!c)
 		return;
+	clu_edge_close(c->clu);
 	store_events_writer_stop(c->events);
 	store_close(c->st);
 	pthread_mutex_destroy(&c->lock);
@@ -364,30 +374,58 @@ int edge_ctl_change(edge_ctl *c, store_op *ops, size_t n, cfg_diag *diag,
 {
 	pthread_mutex_lock(&c->lock);
 	int rc = -1;
-	cfg_snapshot *cfg = NULL;
 	const char *name = c->path ? c->path : "<config>";
-	if (build(c, name, c->yaml, c->yaml_len, ops, n, &cfg, diag) < 0)
-		goto out;
-	/* Everything that can fail happens before the commit: the store
-	 * holds only what runs. */
-	/* An object write keeps the running certificates; no ops is the
-	 * certificate reload (api_certs.c), which reads them again. */
-	edge_snapshot *next = edge_swap_prepare(c->e, cfg, n > 0, err, errlen);
-	if (!next) {
-		rc = -2;
-		goto out;
+	for (int attempt = 1;; attempt++) {
+		cfg_snapshot *cfg = NULL;
+		if (build(c, name, c->yaml, c->yaml_len, ops, n, &cfg, diag) <
+		    0) {
+			rc = -1;
+			break;
+		}
+		/* Everything that can fail happens before the commit: the
+		 * store holds only what runs. */
+		/* An object write keeps the running certificates; no ops is
+		 * the certificate reload (api_certs.c), which reads them
+		 * again. */
+		edge_snapshot *next =
+		    edge_swap_prepare(c->e, cfg, n > 0, err, errlen);
+		if (!next) {
+			rc = -2;
+			break;
+		}
+		if (!c->clu || !n) {
+			rc = store_apply(c->st, ops, n, err, errlen) < 0 ? -2
+									 : 0;
+		} else {
+			/* Cluster mode: one etcd transaction that fails when
+			 * another edge changed what the validation read;
+			 * then validate again on fresh data. */
+			rc =
+			    clu_edge_commit(c->clu, c->st, ops, n, err, errlen);
+			rc = rc == 0	     ? 0
+			     : rc == -EAGAIN ? -4
+			     : rc == -ESTALE ? -5
+			     : rc == -EINVAL ? -2
+					     : -3;
+		}
+		if (rc < 0) {
+			edge_snapshot_unref(next);
+			if (rc == -4 && attempt < 3) {
+				cfg_diag_free(diag);
+				continue;
+			}
+			break;
+		}
+		edge_swap_publish(c->e, next);
+		break;
 	}
-	rc = store_apply(c->st, ops, n, err, errlen);
-	if (rc < 0) {
-		edge_snapshot_unref(next);
-		rc = -2;
-		goto out;
-	}
-	edge_swap_publish(c->e, next);
-	rc = 0;
-out:
 	pthread_mutex_unlock(&c->lock);
 	return rc;
+}
+
+int64_t edge_ctl_object_rev(edge_ctl *c, store_kind k, const char *id)
+{
+	return c->clu ? clu_edge_object_rev(c->clu, k, id) : 0;
 }
 
 int edge_ctl_with_store(edge_ctl *c, int (*fn)(store *st, void *arg), void *arg)

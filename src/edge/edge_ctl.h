@@ -46,6 +46,10 @@ typedef struct edge_ctl {
 	store *st;
 	store_events_writer *events;
 	struct edge *e; /* set once the edge runs */
+	/* Cluster mode (edge.cluster, src/cluster/clu_edge.h): the objects
+	 * live in etcd and the store is this edge's cache of them. NULL: the
+	 * store alone. */
+	struct clu_edge *clu;
 } edge_ctl;
 
 /* Start-up: load the file at path, open its store, merge the store's
@@ -75,9 +79,16 @@ int edge_ctl_rebuild(edge_ctl *c, const char *why);
  * the result merged with the file, commits it, swaps it in. 0 on success
  * (the ops' timestamps are filled; diag->warns has the new config's
  * warnings); -1 with the problems in diag (nothing changed), or -2 with
- * err set when the store or the swap failed. Free diag either way. */
+ * err set when the store or the swap failed. Cluster mode adds, err set:
+ * -3 etcd is unreachable (nothing changed), -4 other edges kept changing
+ * the same objects (after a few tries on fresh data), -5 an op's base_rev
+ * is stale (the caller merges its PATCH again). Free diag either way. */
 int edge_ctl_change(edge_ctl *c, store_op *ops, size_t n, cfg_diag *diag,
 		    char *err, size_t errlen);
+
+/* Under the ctl's lock (inside edge_ctl_with_store): the revision of an
+ * object in cluster mode, for store_op.base_rev; 0 without a cluster. */
+int64_t edge_ctl_object_rev(edge_ctl *c, store_kind k, const char *id);
 
 /* Run fn with the store under the ctl's lock (reads for the API). */
 int edge_ctl_with_store(edge_ctl *c, int (*fn)(store *st, void *arg),

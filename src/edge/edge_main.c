@@ -19,6 +19,7 @@
 #include "tunnel/tun_edge.h"
 #include "edge/edge_admin.h"
 #include "edge/edge_alog.h"
+#include "cluster/clu_edge.h"
 #include "edge/edge_ctl.h"
 #include "edge/edge_resolve.h"
 #include "edge/edge_stats.h"
@@ -353,6 +354,11 @@ int edge_run(edge_ctl *ctl, cfg_snapshot *cfg, void (*ready_cb)(void *),
 	/* It rebuilds the config too: also only once the health thread
 	 * exists. */
 	resolver = edge_resolve_start(e, ctl);
+	/* Cluster mode: it rebuilds and reads the health state too. */
+	if (ctl->clu && clu_edge_start(ctl->clu, ctl) < 0) {
+		log_error("cannot start the cluster thread");
+		goto out;
+	}
 	for (; started < e->nworkers; started++) {
 		int err =
 		    pthread_create(&e->workers[started].thread, NULL,
@@ -433,6 +439,8 @@ join:
 out:
 	/* After the workers: their last requests may be on tunnels. */
 	tun_edge_stop(e->tunnels);
+	/* Before what it rebuilds: the health thread, the snapshots. */
+	clu_edge_stop(ctl->clu);
 	edge_resolve_stop(resolver);
 	edge_admin_stop(admin);
 	edge_health_stop(health);

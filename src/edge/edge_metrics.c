@@ -1,4 +1,6 @@
 /* edge_metrics.c - see edge_metrics.h. */
+#include "cluster/clu_edge.h"
+#include "edge/edge_ctl.h"
 #include "config/cfg_tunnel.h"
 #include "tunnel/tun_edge.h"
 #include "edge/edge_metrics.h"
@@ -743,6 +745,31 @@ static void render_tunnels(mbuf *b, edge *e, const edge_snapshot *s)
 	free(st);
 }
 
+/* Cluster mode (clu_edge.h); zeros without edge.cluster. */
+static void render_cluster(mbuf *b, edge *e)
+{
+	clu_stats cs;
+	clu_edge_stats(e->ctl->clu, &cs);
+	single(b, "meridian_cluster_connected", "gauge",
+	       "1 while this edge is connected to etcd (watch up, lease "
+	       "alive); 0 when not, or without edge.cluster.",
+	       cs.connected);
+	single(b, "meridian_cluster_nodes", "gauge",
+	       "Live nodes of the cluster this edge sees (itself included).",
+	       cs.nodes);
+	single(b, "meridian_cluster_changes_applied_total", "counter",
+	       "Object changes from other edges (the watch, or a re-read) "
+	       "applied to this edge's copy.",
+	       cs.changes_applied);
+	label_count v[CLU_NOPS];
+	for (int i = 0; i < CLU_NOPS; i++)
+		v[i] = (label_count){clu_op_name((clu_op_kind)i), cs.errors[i]};
+	by_label(b, "meridian_cluster_errors_total",
+		 "Failed etcd operations, by op: range, txn, watch, lease, "
+		 "publish (health reports).",
+		 "op", v, CLU_NOPS);
+}
+
 static void render_edge(mbuf *b, edge *e, const edge_snapshot *s)
 {
 	uint64_t conns = 0, idle = 0;
@@ -844,6 +871,7 @@ static void render_edge(mbuf *b, edge *e, const edge_snapshot *s)
 		render_dns(b, e);
 	if (e->tunnels)
 		render_tunnels(b, e, s);
+	render_cluster(b, e);
 
 	edge_alog_counters ac;
 	edge_alog_counters_get(e->alog, &ac);

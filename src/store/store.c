@@ -759,3 +759,121 @@ out:
 	}
 	return r;
 }
+
+/* Keys of every object: (kind, id) pairs, for store_sync's replace_all. */
+static int list_keys(store *s, store_kind **kinds, char ***ids, size_t *n)
+{
+	sqlite3_stmt *st = NULL;
+	size_t len = 0, cap = 0;
+	*kinds = NULL;
+	*ids = NULL;
+	int rc = sqlite3_prepare_v2(s->db, "SELECT kind, id FROM objects", -1,
+				    &st, NULL);
+	if (rc != SQLITE_OK)
+		return store_errno(rc) ? store_errno(rc) : -EIO;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap ? cap * 2 : 16;
+			*kinds = xrealloc(*kinds, cap * sizeof(**kinds));
+			*ids = xrealloc(*ids, cap * sizeof(**ids));
+		}
+		(*kinds)[len] = (store_kind)sqlite3_column_int(st, 0);
+		(*ids)[len++] = col_dup(st, 1);
+	}
+	sqlite3_finalize(st);
+	*n = len;
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+int store_sync(store *s, const store_sync_op *ops, size_t n, bool replace_all,
+	       char *err, size_t errlen)
+{
+	static const char *const put_sql =
+	    "INSERT INTO objects (kind, id, zone, body, created_on, "
+	    "modified_on) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (kind, "
+	    "id) DO UPDATE SET zone = excluded.zone, body = excluded.body, "
+	    "created_on = excluded.created_on, modified_on = "
+	    "excluded.modified_on";
+	sqlite3_stmt *put = NULL, *del = NULL;
+	store_kind *kinds = NULL;
+	char **ids = NULL;
+	size_t nkeys = 0;
+	int r;
+	for (size_t i = 0; i < n; i++)
+		if (!kind_ok(ops[i].kind) || !store_id_valid(ops[i].id) ||
+		    (ops[i].body &&
+		     (!ops[i].created_on || !ops[i].modified_on))) {
+			store_errf(err, errlen, "sync op %zu: invalid", i);
+			return -EINVAL;
+		}
+	if ((r = store_exec(s, "BEGIN IMMEDIATE", "begin", err, errlen)))
+		return r;
+	int rc = sqlite3_prepare_v2(s->db, put_sql, -1, &put, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(
+		    s->db, "DELETE FROM objects WHERE kind = ?1 AND id = ?2",
+		    -1, &del, NULL);
+	if (rc != SQLITE_OK)
+		goto sqlerr;
+	if (replace_all) {
+		if ((r = list_keys(s, &kinds, &ids, &nkeys)))
+			goto fail;
+		for (size_t k = 0; k < nkeys; k++) {
+			bool named = false;
+			for (size_t i = 0; !named && i < n; i++)
+				named = ops[i].kind == kinds[k] &&
+					!strcmp(ops[i].id, ids[k]);
+			if (named)
+				continue;
+			sqlite3_bind_int(del, 1, (int)kinds[k]);
+			sqlite3_bind_text(del, 2, ids[k], -1, SQLITE_STATIC);
+			rc = sqlite3_step(del);
+			sqlite3_reset(del);
+			if (rc != SQLITE_DONE)
+				goto sqlerr;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		const store_sync_op *o = &ops[i];
+		sqlite3_stmt *st = o->body ? put : del;
+		sqlite3_bind_int(st, 1, (int)o->kind);
+		sqlite3_bind_text(st, 2, o->id, -1, SQLITE_STATIC);
+		if (o->body) {
+			sqlite3_bind_text(st, 3, o->zone, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 4, o->body, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 5, o->created_on, -1,
+					  SQLITE_STATIC);
+			sqlite3_bind_text(st, 6, o->modified_on, -1,
+					  SQLITE_STATIC);
+		}
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		if (rc != SQLITE_DONE)
+			goto sqlerr;
+	}
+	sqlite3_finalize(put);
+	sqlite3_finalize(del);
+	put = del = NULL;
+	r = store_exec(s, "COMMIT", "commit", err, errlen);
+	goto out;
+sqlerr:
+	store_errf(err, errlen, "store %s: sync: %s", s->path,
+		   sqlite3_errmsg(s->db));
+	r = store_errno(rc);
+	if (!r)
+		r = -EIO;
+fail:
+	sqlite3_finalize(put);
+	sqlite3_finalize(del);
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+out:
+	if (r && !sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	for (size_t k = 0; k < nkeys; k++)
+		free(ids[k]);
+	free(ids);
+	free(kinds);
+	return r;
+}

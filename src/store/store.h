@@ -122,6 +122,11 @@ typedef struct store_op {
 	const char *id;	  /* store_id_valid */
 	const char *zone; /* create/replace: required for STORE_LB, else NULL */
 	const char *body; /* create/replace: required */
+	/* Cluster mode (src/cluster/): the etcd mod_revision of the object
+	 * this change was computed from (a PATCH's merge), so the commit
+	 * fails when another edge changed it meanwhile; 0: the revision the
+	 * validation saw. The store itself ignores it. */
+	int64_t base_rev;
 	/* Out, on success: the object's timestamps after the change (create:
 	 * both the store's clock; replace: created_on unchanged). Empty for a
 	 * delete and after a failure. */
@@ -133,6 +138,25 @@ typedef struct store_op {
  * it: "op 2: replace pool 1f..: no such pool"). Returns once the commit is
  * durable. */
 int store_apply(store *s, store_op *ops, size_t n, char *err, size_t errlen);
+
+/* An object as another source has it (cluster mode: etcd), for
+ * store_sync. body NULL: the object is gone. */
+typedef struct store_sync_op {
+	store_kind kind;
+	const char *id;
+	const char *zone;
+	const char *body;
+	const char *created_on, *modified_on;
+} store_sync_op;
+
+/* Make the store hold the objects as ops say, with their timestamps, in
+ * one transaction: a new object goes after the others (lists keep the
+ * order of ops), a known one is replaced in place, one with body NULL is
+ * deleted (absent: nothing to do). With replace_all, every object that
+ * ops do not name is deleted too. 0, or a negative errno with err set
+ * (nothing changed). */
+int store_sync(store *s, const store_sync_op *ops, size_t n, bool replace_all,
+	       char *err, size_t errlen);
 
 /* A fresh random id: 32 lowercase hex digits (128 bits from getrandom)
  * and a NUL. 0 or -errno. */
