@@ -158,6 +158,50 @@ static int open_store(edge_ctl *c, const cfg_snapshot *file_cfg, cfg_diag *diag)
 	return 0;
 }
 
+/* Cluster mode: the objects of co->list that diag's errors name
+ * ("pools[<id>]...") and ops do not touch are dropped from co->list (and
+ * logged): they conflict with this edge's file, which wins here. The
+ * number dropped. */
+static size_t drop_conflicts(ctl_objs *co, const store_op *ops, size_t nops,
+			     const cfg_diag *diag)
+{
+	static const char *const lists[] = {"monitors[", "pools[",
+					    "load_balancers["};
+	size_t dropped = 0;
+	for (size_t m = 0; m < diag->n; m++) {
+		const char *msg = diag->msgs[m];
+		for (int k = 0; k < 3; k++) {
+			size_t ll = strlen(lists[k]);
+			const char *end = strchr(msg, ']');
+			if (strncmp(msg, lists[k], ll) || !end)
+				continue;
+			const char *id = msg + ll;
+			size_t idl = (size_t)(end - id);
+			bool touched = false;
+			for (size_t j = 0; j < nops; j++)
+				touched |= json_kind(ops[j].kind) ==
+					       (cfg_json_kind)k &&
+					   strlen(ops[j].id) == idl &&
+					   !strncmp(ops[j].id, id, idl);
+			for (size_t i = 0; !touched && i < co->nlist; i++) {
+				cfg_json_obj *o = &co->list[i];
+				if (o->kind != (cfg_json_kind)k ||
+				    strlen(o->id) != idl ||
+				    strncmp(o->id, id, idl))
+					continue;
+				log_warn("cluster: not applied on this edge "
+					 "(it conflicts with this edge's "
+					 "config): %s",
+					 msg);
+				co->list[i] = co->list[--co->nlist];
+				dropped++;
+				break;
+			}
+		}
+	}
+	return dropped;
+}
+
 /* Build the merged config from text + the store (+ ops). */
 static int build(edge_ctl *c, const char *name, const char *yaml, size_t len,
 		 const store_op *ops, size_t nops, cfg_snapshot **out,
@@ -170,6 +214,17 @@ static int build(edge_ctl *c, const char *name, const char *yaml, size_t len,
 		return -1;
 	}
 	int rc = cfg_load_merged(name, yaml, len, co.list, co.nlist, out, diag);
+	/* Cluster mode: objects other edges made that conflict with this
+	 * edge's file (a host name the file has) are left out here, so
+	 * they hold up neither this edge's start nor later changes; each
+	 * round may uncover those that referred to them. */
+	for (int round = 0; rc < 0 && c->clu && round < 8; round++) {
+		if (!drop_conflicts(&co, ops, nops, diag))
+			break;
+		cfg_diag_free(diag);
+		rc = cfg_load_merged(name, yaml, len, co.list, co.nlist, out,
+				     diag);
+	}
 	objs_free(&co);
 	return rc;
 }

@@ -1,0 +1,442 @@
+"""Cluster mode (SPEC §4.9): edges sharing the API's objects and their
+health reports through a real etcd (its JSON gateway), started per test on
+free loopback ports with its own data directory.
+
+Object changes made on one edge reach the others within a second (the
+delay is measured and printed); concurrent writes lose no update; an
+object that conflicts with another edge's file leaves that edge's config
+as it was; health reports and node liveness follow the lease; an etcd
+outage keeps edges serving, refuses writes with 503 and heals; an edge
+starts from its local cache while etcd is down; a second edge with a live
+node's name is refused."""
+import http.client
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+
+import pytest
+
+import meridian_test as mt
+from obs_helpers import scrape, start_edge
+
+ACCT = "/client/v4/accounts/default/load_balancers"
+ZONE = "/client/v4/zones/example.com/load_balancers"
+HOST = "cl.example.com"
+# Propagation bound: SPEC §4.9 says within a second.
+PROPAGATION = 3.0 if mt.ASAN else 1.0
+
+pytestmark = pytest.mark.skipif(shutil.which("etcd") is None,
+                                reason="needs etcd (scripts/deps.sh test)")
+
+
+class Etcd:
+    """One etcd member on loopback; stop() and start() keep its data."""
+
+    def __init__(self, stack, datadir):
+        self.stack = stack
+        self.datadir = str(datadir)
+        self.port, self.peer = mt.free_port(), mt.free_port()
+        self.url = "http://%s:%d" % (mt.LOCAL, self.port)
+        self.proc = None
+        self.runs = 0
+        self.start()
+
+    def start(self):
+        peer = "http://%s:%d" % (mt.LOCAL, self.peer)
+        self.proc = self.stack.spawn(
+            ["etcd", "--name", "t", "--data-dir", self.datadir,
+             "--listen-client-urls", self.url,
+             "--advertise-client-urls", self.url,
+             "--listen-peer-urls", peer,
+             "--initial-advertise-peer-urls", peer,
+             "--initial-cluster", "t=" + peer],
+            "etcd%d" % self.runs)
+        self.runs += 1
+
+        def up():
+            if not self.proc.alive():
+                raise AssertionError("etcd died: " + self.proc.describe())
+            try:
+                self.post("/v3/kv/range", {"key": "Lw=="})
+                return True
+            except OSError:
+                return False
+        mt.wait_for(up, what="etcd to answer on %d" % self.port)
+
+    def stop(self):
+        self.proc.expect_exit = True
+        self.proc.kill()
+
+    def post(self, path, body):
+        c = http.client.HTTPConnection(mt.LOCAL, self.port, timeout=5)
+        try:
+            c.request("POST", path, body=json.dumps(body).encode(),
+                      headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            return json.loads(r.read())
+        finally:
+            c.close()
+
+
+class Api:
+    def __init__(self, edge):
+        self.port = edge.admin
+
+    def call(self, method, path, body=None):
+        c = http.client.HTTPConnection(mt.LOCAL, self.port, timeout=mt.WAIT)
+        h = {}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            h["Content-Type"] = "application/json"
+        try:
+            c.request(method, path, body=data, headers=h)
+            r = c.getresponse()
+            env = json.loads(r.read())
+        finally:
+            c.close()
+        assert env["success"] == (200 <= r.status < 300), (r.status, env)
+        return r.status, env
+
+    def ok(self, method, path, body=None):
+        st, env = self.call(method, path, body)
+        assert st == 200, (method, path, st, env)
+        return env["result"]
+
+
+def cluster_edge(stack, etcd, name, pools=(), lbs=(), monitors=(),
+                 store=None, ttl="2s", extra_etcd=()):
+    """An edge in etcd's cluster with an http and an admin listener."""
+    store = store or os.path.join(str(stack.logdir), "store-%s.db" % name)
+
+    def build(port, admin):
+        cfg = {"edge": {
+            "name": name, "workers": 1, "store": store,
+            "listen": {"http": ["%s:%d" % (mt.LOCAL, port)],
+                       "admin": "%s:%d" % (mt.LOCAL, admin)},
+            "timeouts": {"drain": "2s"},
+            "cluster": {"etcd": [etcd.url] + list(extra_etcd),
+                        "lease_ttl": ttl}}}
+        if monitors:
+            cfg["monitors"] = list(monitors)
+        cfg["pools"] = list(pools)
+        cfg["load_balancers"] = list(lbs)
+        return cfg
+    e = start_edge(stack, build, tag="edge-%s-%d" % (name, len(stack.edges)))
+    e.api = Api(e)
+    e.name = name
+    e.store = store
+    return e
+
+
+@pytest.fixture
+def etcd(stack, tmp_path):
+    return Etcd(stack, tmp_path / "etcd")
+
+
+def org(o, **kw):
+    d = {"name": o.name, "address": mt.LOCAL, "port": o.port}
+    d.update(kw)
+    return d
+
+
+def who(edge, host=HOST):
+    """The origin that answered through edge, or the status."""
+    try:
+        r = mt.request(edge.port, "GET", "/", host=host, timeout=5)
+    except (OSError, mt.Closed):
+        return None
+    return r.header("X-Origin") if r.status == 200 else r.status
+
+
+def wait_who(edge, want, what, timeout=mt.WAIT):
+    return mt.wait_for(lambda: who(edge) == want, timeout=timeout,
+                       interval=0.005, what=what)
+
+
+def metric(edge, name, **labels):
+    return scrape(edge).get(name, **labels)
+
+
+def test_change_on_one_edge_reaches_the_others(stack, etcd, capsys):
+    o1, o2 = stack.origin("o1"), stack.origin("o2")
+    a = cluster_edge(stack, etcd, "pop-a")
+    b = cluster_edge(stack, etcd, "pop-b")
+    c = cluster_edge(stack, etcd, "pop-c")
+    mt.wait_for(lambda: metric(b, "meridian_cluster_connected") == 1,
+                what="b connected")
+    delays = []
+    # Create: a pool and its load balancer on a; b and c serve it.
+    pool = a.api.ok("POST", ACCT + "/pools",
+                    {"name": "p", "origins": [org(o1)]})
+    lb = a.api.ok("POST", ZONE, {"name": HOST,
+                                 "default_pools": [pool["id"]]})
+    t0 = time.monotonic()
+    for e in (b, c):
+        wait_who(e, "o1", "%s to serve the new load balancer" % e.name)
+    delays.append(time.monotonic() - t0)
+    # Update: the pool's origin moves to o2.
+    a.api.ok("PATCH", ACCT + "/pools/" + pool["id"],
+             {"origins": [org(o2)]})
+    t0 = time.monotonic()
+    for e in (b, c):
+        wait_who(e, "o2", "%s to follow the update" % e.name)
+    delays.append(time.monotonic() - t0)
+    # A change made on b reaches a the same way.
+    b.api.ok("PATCH", ACCT + "/pools/" + pool["id"],
+             {"origins": [org(o1)]})
+    t0 = time.monotonic()
+    wait_who(a, "o1", "a to follow b's update")
+    delays.append(time.monotonic() - t0)
+    # The same objects everywhere, timestamps included.
+    def objs(e):
+        return ([(p["id"], p["name"], p["created_on"], p["modified_on"],
+                  p["origins"][0]["port"], p["source"])
+                 for p in e.api.ok("GET", ACCT + "/pools")],
+                [(x["id"], x["name"], x["created_on"])
+                 for x in e.api.ok("GET", ZONE)])
+    assert objs(a) == objs(b) == objs(c)
+    assert objs(a)[0][0][5] == "api"
+    # Delete: the load balancer goes everywhere.
+    a.api.ok("DELETE", ZONE + "/" + lb["id"])
+    t0 = time.monotonic()
+    for e in (b, c):
+        mt.wait_for(lambda: who(e) not in ("o1", "o2"), interval=0.005,
+                    what="%s to drop the load balancer" % e.name)
+    delays.append(time.monotonic() - t0)
+    b.api.ok("DELETE", ACCT + "/pools/" + pool["id"])
+    mt.wait_for(lambda: a.api.ok("GET", ACCT + "/pools") == [],
+                what="the pool to go on a")
+    with capsys.disabled():
+        print("\ncluster propagation delays (s): %s" %
+              ", ".join("%.3f" % d for d in delays))
+    assert max(delays) < PROPAGATION, delays
+    for e in (a, b, c):
+        assert metric(e, "meridian_cluster_nodes") == 3
+        assert metric(e, "meridian_cluster_connected") == 1
+    assert metric(b, "meridian_cluster_changes_applied_total") >= 4
+    nodes = a.api.ok("GET", ACCT + "/cluster/nodes")
+    assert sorted(n["name"] for n in nodes) == ["pop-a", "pop-b", "pop-c"]
+    assert [n["self"] for n in nodes if n["name"] == "pop-a"] == [True]
+    assert all(n["version"] and n["started"] for n in nodes)
+
+
+def test_concurrent_writes_lose_no_update(stack, etcd):
+    o1, o2 = stack.origin("o1"), stack.origin("o2")
+    a = cluster_edge(stack, etcd, "pop-a")
+    b = cluster_edge(stack, etcd, "pop-b")
+    pool = a.api.ok("POST", ACCT + "/pools",
+                    {"name": "p", "origins": [org(o1), org(o2)]})
+    path = ACCT + "/pools/" + pool["id"]
+    mt.wait_for(lambda: b.api.call("GET", path)[0] == 200,
+                what="the pool on b")
+    # a writes the description, b minimum_origins, at the same time:
+    # each side's last acknowledged value must be in the end state.
+    last = {}
+    statuses = {"a": [], "b": []}
+
+    def run(edge, key, field, values):
+        for v in values:
+            st, env = edge.api.call("PATCH", path, {field: v})
+            statuses[key].append(st)
+            assert st in (200, 409), env
+            if st == 409:
+                assert "concurrently" in env["errors"][0]["message"]
+            else:
+                last[key] = v
+    ta = threading.Thread(target=run, args=(
+        a, "a", "description", ["d%d" % i for i in range(15)]))
+    tb = threading.Thread(target=run, args=(
+        b, "b", "minimum_origins", [1 + i % 2 for i in range(15)]))
+    ta.start()
+    tb.start()
+    ta.join(timeout=4 * mt.WAIT)
+    tb.join(timeout=4 * mt.WAIT)
+    assert not ta.is_alive() and not tb.is_alive()
+    assert "a" in last and "b" in last, statuses
+
+    def settled(e):
+        p = e.api.ok("GET", path)
+        return (p["description"] == last["a"] and
+                p["minimum_origins"] == last["b"])
+    for e in (a, b):
+        mt.wait_for(lambda: settled(e), what="both updates on %s" % e.name)
+
+
+def test_object_conflicting_with_a_file_is_skipped_there(stack, etcd):
+    o1, o2 = stack.origin("o1"), stack.origin("o2")
+    a = cluster_edge(stack, etcd, "pop-a")
+    # b's file has HOST on its own pool: the cluster may not take it over.
+    b = cluster_edge(stack, etcd, "pop-b",
+                     pools=[{"id": "filepool", "origins": [org(o2)]}],
+                     lbs=[{"name": HOST, "default_pools": ["filepool"]}])
+    assert who(b) == "o2"
+    pool = a.api.ok("POST", ACCT + "/pools",
+                    {"name": "p", "origins": [org(o1)]})
+    lb = a.api.ok("POST", ZONE, {"name": HOST,
+                                 "default_pools": [pool["id"]]})
+    wait_who(a, "o1", "a to serve its load balancer")
+    mt.wait_for(lambda: "not applied on this edge" in b.stderr_tail(20000),
+                what="b to log the conflict")
+    assert HOST in b.stderr_tail(20000)
+    assert who(b) == "o2"
+    # Later changes that do not conflict still reach b.
+    p2 = a.api.ok("POST", ACCT + "/pools",
+                  {"name": "p2", "origins": [org(o2)]})
+    mt.wait_for(lambda: b.api.call("GET", ACCT + "/pools/" + p2["id"])[0]
+                == 200, what="a later pool on b")
+    assert who(b) == "o2"
+    # Once the conflicting object goes, nothing is left of it on b.
+    a.api.ok("DELETE", ZONE + "/" + lb["id"])
+    a.api.ok("DELETE", ACCT + "/pools/" + pool["id"])
+    mt.wait_for(lambda: b.api.call("GET", ACCT + "/pools/" + pool["id"])[0]
+                == 404, what="the pool to go on b")
+    assert who(b) == "o2"
+
+
+def test_health_reports_and_liveness(stack, etcd):
+    o1 = stack.origin("o1")
+    mon = {"id": "m", "type": "http", "path": "/healthz", "interval": "1s",
+           "timeout": "1s", "retries": 0}
+    a = cluster_edge(stack, etcd, "pop-a", monitors=[mon],
+                     pools=[{"id": "fp", "monitor": "m",
+                             "origins": [org(o1)]}])
+    b = cluster_edge(stack, etcd, "pop-b", monitors=[mon],
+                     pools=[{"id": "fp", "monitor": "m",
+                             "origins": [org(o1)]}])
+    path = ACCT + "/pools/fp/health"
+
+    def b_seen_from_a():
+        pops = a.api.ok("GET", path)["pop_health"]
+        v = pops.get("pop-b")
+        return v if v and v["origins"][0]["healthy"] is True else None
+    v = mt.wait_for(b_seen_from_a, what="b's report in a's pool health")
+    assert v["origins"][0]["name"] == "o1"
+    assert v["origins"][0]["state"] == "healthy"
+    assert v["healthy"] is True
+    assert a.api.ok("GET", path)["pop_health"]["pop-a"]["healthy"] is True
+    mt.wait_for(lambda: metric(a, "meridian_cluster_nodes") == 2,
+                what="two nodes")
+    # b dies without a word: its node and reports go with its lease (2 s).
+    b.expect_exit = True
+    os.kill(b.pid, signal.SIGKILL)
+    t0 = time.monotonic()
+    mt.wait_for(lambda: "pop-b" not in
+                a.api.ok("GET", path)["pop_health"],
+                timeout=mt.WAIT, what="b's reports to go")
+    mt.wait_for(lambda: [n["name"] for n in
+                         a.api.ok("GET", ACCT + "/cluster/nodes")]
+                == ["pop-a"], what="b's node to go")
+    gone = time.monotonic() - t0
+    assert 1.0 < gone < 2.0 + mt.WAIT / 3, gone
+    assert metric(a, "meridian_cluster_nodes") == 1
+
+
+def test_etcd_outage(stack, etcd):
+    o1, o2 = stack.origin("o1"), stack.origin("o2")
+    a = cluster_edge(stack, etcd, "pop-a")
+    b = cluster_edge(stack, etcd, "pop-b")
+    pool = a.api.ok("POST", ACCT + "/pools",
+                    {"name": "p", "origins": [org(o1)]})
+    a.api.ok("POST", ZONE, {"name": HOST, "default_pools": [pool["id"]]})
+    wait_who(b, "o1", "b to serve")
+    etcd.stop()
+    for e in (a, b):
+        mt.wait_for(lambda: metric(e, "meridian_cluster_connected") == 0,
+                    what="%s to see etcd gone" % e.name)
+        assert who(e) == "o1"  # still serving
+    st, env = a.api.call("PATCH", ACCT + "/pools/" + pool["id"],
+                         {"origins": [org(o2)]})
+    assert st == 503, env
+    assert env["errors"][0]["code"] == 1016
+    assert "etcd" in env["errors"][0]["message"]
+    assert "unreachable" in env["errors"][0]["message"]
+    assert metric(a, "meridian_cluster_errors_total", op="watch") >= 1
+    assert who(a) == "o1"
+    etcd.start()
+    for e in (a, b):
+        mt.wait_for(lambda: metric(e, "meridian_cluster_connected") == 1,
+                    what="%s to reconnect" % e.name)
+    # Writes work again, and b's change reaches a.
+    b.api.ok("PATCH", ACCT + "/pools/" + pool["id"], {"origins": [org(o2)]})
+    wait_who(a, "o2", "a to get b's change after the outage")
+
+
+def test_change_made_while_an_edge_is_down_arrives(stack, etcd):
+    """An edge that was stopped while another changed the objects starts
+    with the change (its cache is stale; etcd's range wins)."""
+    o1, o2 = stack.origin("o1"), stack.origin("o2")
+    a = cluster_edge(stack, etcd, "pop-a")
+    pool = a.api.ok("POST", ACCT + "/pools",
+                    {"name": "p", "origins": [org(o1)]})
+    a.api.ok("POST", ZONE, {"name": HOST, "default_pools": [pool["id"]]})
+    wait_who(a, "o1", "a to serve")
+    # b is down; the change is made meanwhile; b starts and has it.
+    b_store = os.path.join(str(stack.logdir), "store-pop-b.db")
+    b = cluster_edge(stack, etcd, "pop-b", store=b_store)
+    wait_who(b, "o1", "b to serve")
+    b.expect_exit = True
+    assert b.terminate(timeout=mt.WAIT) == 0
+    a.api.ok("PATCH", ACCT + "/pools/" + pool["id"], {"origins": [org(o2)]})
+    b2 = cluster_edge(stack, etcd, "pop-b", store=b_store)
+    assert who(b2) == "o2"
+
+
+def test_edge_starts_from_its_cache_while_etcd_is_down(stack, etcd):
+    o1 = stack.origin("o1")
+    store = os.path.join(str(stack.logdir), "store-cache.db")
+    a = cluster_edge(stack, etcd, "pop-a", store=store)
+    pool = a.api.ok("POST", ACCT + "/pools",
+                    {"name": "p", "origins": [org(o1)]})
+    a.api.ok("POST", ZONE, {"name": HOST, "default_pools": [pool["id"]]})
+    wait_who(a, "o1", "a to serve")
+    a.expect_exit = True
+    assert a.terminate(timeout=mt.WAIT) == 0
+    etcd.stop()
+    a2 = cluster_edge(stack, etcd, "pop-a", store=store)
+    assert who(a2) == "o1"
+    assert "starting from the objects last known" in a2.stderr_tail(20000)
+    assert metric(a2, "meridian_cluster_connected") == 0
+    st, env = a2.api.call("DELETE", ZONE + "/x")
+    assert st in (404, 503)
+    st, env = a2.api.call("POST", ACCT + "/pools",
+                          {"name": "q", "origins": [org(o1)]})
+    assert st == 503 and env["errors"][0]["code"] == 1016, env
+    etcd.start()
+    mt.wait_for(lambda: metric(a2, "meridian_cluster_connected") == 1,
+                what="a2 to connect")
+    a2.api.ok("POST", ACCT + "/pools", {"name": "q", "origins": [org(o1)]})
+    assert who(a2) == "o1"
+
+
+def test_second_edge_with_a_live_name_is_refused(stack, etcd, tmp_path):
+    a = cluster_edge(stack, etcd, "pop-a")
+    port, admin = mt.free_port(), mt.free_port()
+    cfg = {"edge": {"name": "pop-a", "workers": 1,
+                    "store": str(tmp_path / "other.db"),
+                    "listen": {"http": ["%s:%d" % (mt.LOCAL, port)],
+                               "admin": "%s:%d" % (mt.LOCAL, admin)},
+                    "cluster": {"etcd": [etcd.url], "lease_ttl": "2s"}}}
+    path = tmp_path / "dup.yaml"
+    path.write_text(mt.to_yaml(cfg) + "\n")
+    import subprocess
+    r = subprocess.run([mt.BIN, "edge", "-c", str(path)],
+                       capture_output=True, text=True, timeout=mt.WAIT)
+    assert r.returncode != 0
+    assert "edge.name pop-a is in use by a live node" in r.stderr, r.stderr
+    assert not mt.port_accepts(port)
+    # The first one is untouched; once it stops (lease revoked), the name
+    # is free at once.
+    assert metric(a, "meridian_cluster_nodes") == 1
+    a.expect_exit = True
+    assert a.terminate(timeout=mt.WAIT) == 0
+    p = subprocess.Popen([mt.BIN, "edge", "-c", str(path)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        mt.wait_for(lambda: mt.port_accepts(port), what="the name taken over")
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=mt.WAIT)
