@@ -65,6 +65,8 @@ static void usage(FILE *f)
 	    "  lbs ...                     the same verbs for load balancers "
 	    "(needs a zone)\n"
 	    "  events [filters]            health events, newest first\n"
+	    "  cluster nodes               the live nodes of the cluster "
+	    "(edge.cluster)\n"
 	    "  certs [list]                the TLS certificates being "
 	    "served\n"
 	    "  certs reload                read the certificate and key "
@@ -1101,6 +1103,50 @@ static void certs_table(const json_t *certs)
 }
 
 /* certs [list] | certs reload */
+/* cluster nodes: GET .../load_balancers/cluster/nodes. */
+static int cmd_cluster(ctl *c, char **args, size_t nargs)
+{
+	if (nargs != 1 || strcmp(args[0], "nodes")) {
+		fputs("meridian ctl: cluster takes nodes\n", stderr);
+		return CTL_USAGE;
+	}
+	char *a = esc(c, c->account);
+	char path[512];
+	snprintf(path, sizeof(path),
+		 "/client/v4/accounts/%s/load_balancers/cluster/nodes", a);
+	curl_free(a);
+	json_t *res = NULL;
+	int rc = api_call(c, "GET", path, NULL, &res, NULL);
+	if (rc != CTL_OK)
+		return rc;
+	if (c->json) {
+		print_json(res);
+		json_decref(res);
+		return CTL_OK;
+	}
+	static const char *const h[] = {"NAME", "REGION", "VERSION", "STARTED",
+					"SELF"};
+	table t = {0};
+	table_header(&t, h, 5);
+	size_t i;
+	json_t *n;
+	json_array_foreach(res, i, n)
+	{
+		char *row[5] = {cell(json_object_get(n, "name")),
+				cell(json_object_get(n, "region")),
+				cell(json_object_get(n, "version")),
+				cell(json_object_get(n, "started")),
+				cell(json_object_get(n, "self"))};
+		for (size_t k = 0; k < 5; k++)
+			if (!row[k])
+				abort();
+		table_row(&t, row);
+	}
+	table_print(&t);
+	json_decref(res);
+	return CTL_OK;
+}
+
 static int cmd_certs(ctl *c, char **args, size_t nargs)
 {
 	const char *verb = nargs ? args[0] : "list";
@@ -1406,7 +1452,8 @@ int cmd_ctl(int argc, char **argv)
 		k = K_LB;
 	else if (!strcmp(what, "health") || !strcmp(what, "events") ||
 		 !strcmp(what, "certs") || !strcmp(what, "certificates") ||
-		 !strcmp(what, "tunnels") || !strcmp(what, "tunnel"))
+		 !strcmp(what, "tunnels") || !strcmp(what, "tunnel") ||
+		 !strcmp(what, "cluster"))
 		object = false, k = K_MONITOR;
 	else {
 		fprintf(stderr, "meridian ctl: unknown command '%s'\n", what);
@@ -1430,8 +1477,9 @@ int cmd_ctl(int argc, char **argv)
 		fputs("meridian ctl: cannot initialise libcurl\n", stderr);
 		rc = CTL_API_ERROR;
 	} else if (!object) {
-		rc = !strcmp(what, "health")   ? cmd_health(&c, nrest)
-		     : !strcmp(what, "events") ? cmd_events(&c, nrest)
+		rc = !strcmp(what, "health")	? cmd_health(&c, nrest)
+		     : !strcmp(what, "events")	? cmd_events(&c, nrest)
+		     : !strcmp(what, "cluster") ? cmd_cluster(&c, rest, nrest)
 		     : !strncmp(what, "tunnel", 6)
 			 ? cmd_tunnels(&c, rest, nrest)
 			 : cmd_certs(&c, rest, nrest);

@@ -222,6 +222,15 @@ def test_change_on_one_edge_reaches_the_others(stack, etcd, capsys):
     assert sorted(n["name"] for n in nodes) == ["pop-a", "pop-b", "pop-c"]
     assert [n["self"] for n in nodes if n["name"] == "pop-a"] == [True]
     assert all(n["version"] and n["started"] for n in nodes)
+    import subprocess
+    r = subprocess.run([mt.BIN, "ctl", "--server",
+                        "http://%s:%d" % (mt.LOCAL, b.admin), "cluster",
+                        "nodes"], capture_output=True, text=True,
+                       timeout=mt.WAIT)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[:2] == ["NAME", "REGION"]
+    assert len(lines) == 4 and "pop-c" in r.stdout
 
 
 def test_concurrent_writes_lose_no_update(stack, etcd):

@@ -379,6 +379,58 @@ static void assert_count(store *s, store_kind k, size_t want)
 	store_objs_free(v, n);
 }
 
+/* Cluster mode's cache (store_sync): objects as etcd has them, with
+ * their timestamps; in place when known, appended when new; deletes of
+ * absent ones are no error; replace_all drops what ops do not name. */
+static void test_sync(void **state)
+{
+	(void)state;
+	store *s = open_ok(fresh("sync.db"), NULL);
+	char err[256];
+	store_sync_op ops[] = {
+	    {STORE_POOL, "a", NULL, "{\"n\":1}", "T1", "T2"},
+	    {STORE_POOL, "b", NULL, "{\"n\":2}", "T1", "T1"},
+	    {STORE_LB, "l", "example.com", "{}", "T3", "T3"},
+	    {STORE_MONITOR, "gone", NULL, NULL, NULL, NULL},
+	};
+	assert_int_equal(store_sync(s, ops, 4, false, err, sizeof(err)), 0);
+	store_obj *v;
+	size_t n;
+	assert_int_equal(store_list(s, STORE_POOL, NULL, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].id, "a");
+	assert_string_equal(v[0].created_on, "T1");
+	assert_string_equal(v[0].modified_on, "T2");
+	store_objs_free(v, n);
+	/* a changes in place; c is new (last); b is gone with replace_all. */
+	store_sync_op all[] = {
+	    {STORE_POOL, "c", NULL, "{}", "T5", "T5"},
+	    {STORE_POOL, "a", NULL, "{\"n\":9}", "T1", "T6"},
+	    {STORE_LB, "l", "example.com", "{}", "T3", "T3"},
+	};
+	assert_int_equal(store_sync(s, all, 3, true, err, sizeof(err)), 0);
+	assert_int_equal(store_list(s, STORE_POOL, NULL, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].id, "a");
+	assert_string_equal(v[0].body, "{\"n\":9}");
+	assert_string_equal(v[0].modified_on, "T6");
+	assert_string_equal(v[1].id, "c");
+	store_objs_free(v, n);
+	assert_int_equal(store_list(s, STORE_LB, NULL, &v, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].zone, "example.com");
+	store_objs_free(v, n);
+	/* A bad op changes nothing. */
+	store_sync_op bad[] = {{STORE_POOL, "x", NULL, "{}", "T", "T"},
+			       {STORE_POOL, "no spaces", NULL, "{}", "T", "T"}};
+	assert_int_equal(store_sync(s, bad, 2, true, err, sizeof(err)),
+			 -EINVAL);
+	assert_int_equal(store_list(s, STORE_POOL, NULL, &v, &n), 0);
+	assert_int_equal(n, 2);
+	store_objs_free(v, n);
+	store_close(s);
+}
+
 static void test_apply_atomic(void **state)
 {
 	(void)state;
@@ -1354,6 +1406,7 @@ int main(void)
 	    cmocka_unit_test(test_crud),
 	    cmocka_unit_test(test_order),
 	    cmocka_unit_test(test_apply_atomic),
+	    cmocka_unit_test(test_sync),
 	    cmocka_unit_test(test_reopen),
 	    cmocka_unit_test(test_bad_files),
 	    cmocka_unit_test(test_events_filters),
