@@ -923,7 +923,7 @@ int clu_edge_commit(clu_edge *cl, store *st, store_op *ops, size_t n, char *err,
 			 "cluster: etcd (%s) is unreachable: changes are "
 			 "refused until it is back (this edge keeps serving "
 			 "its running config)",
-			 clu_etcd_endpoint(&cl->thr));
+			 clu_etcd_endpoint(&cl->admin));
 		return -ENOTCONN;
 	}
 	char now[STORE_TIME_SZ];
