@@ -440,6 +440,14 @@ def test_second_edge_with_a_live_name_is_refused(stack, etcd, tmp_path):
     # The first one is untouched; once it stops (lease revoked), the name
     # is free at once.
     assert metric(a, "meridian_cluster_nodes") == 1
+    # A reload cannot change edge.cluster: a restart can.
+    with open(a.config_path) as f:
+        text = f.read()
+    assert "lease_ttl: 2s" in text
+    a.rewrite(text.replace("lease_ttl: 2s", "lease_ttl: 3s"))
+    os.kill(a.pid, signal.SIGHUP)
+    mt.wait_for(lambda: "edge.cluster changed: restart" in
+                a.stderr_tail(20000), what="the reload refused")
     a.expect_exit = True
     assert a.terminate(timeout=mt.WAIT) == 0
     p = subprocess.Popen([mt.BIN, "edge", "-c", str(path)],
