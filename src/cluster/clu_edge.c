@@ -493,11 +493,14 @@ static int connect_etcd(clu_edge *cl)
 {
 	char err[512] = "";
 	int64_t id = atomic_load(&cl->lease), ttl = 0, rid;
-	if (id &&
-	    lease_call(cl, &cl->thr, "/v3/lease/keepalive",
-		       clu_msg_lease_id(id), &rid, &ttl, err, sizeof(err)) < 0)
+	int krc =
+	    id ? lease_call(cl, &cl->thr, "/v3/lease/keepalive",
+			    clu_msg_lease_id(id), &rid, &ttl, err, sizeof(err))
+	       : 0;
+	if (krc == -EIO)
 		goto fail;
-	if (id && ttl <= 0) {
+	/* etcd answered, but not with the lease: it no longer has it. */
+	if (id && (krc < 0 || ttl <= 0)) {
 		/* It expired meanwhile: its keys went with it. */
 		atomic_store(&cl->lease, 0);
 		clu_mirror_free(&cl->pub);
@@ -736,13 +739,13 @@ static int keepalive(clu_edge *cl)
 {
 	char err[512] = "";
 	int64_t id = atomic_load(&cl->lease), rid, ttl = 0;
-	if (lease_call(cl, &cl->thr, "/v3/lease/keepalive",
-		       clu_msg_lease_id(id), &rid, &ttl, err,
-		       sizeof(err)) < 0) {
+	int rc = lease_call(cl, &cl->thr, "/v3/lease/keepalive",
+			    clu_msg_lease_id(id), &rid, &ttl, err, sizeof(err));
+	if (rc == -EIO) {
 		go_down(cl, err);
 		return -1;
 	}
-	if (ttl <= 0) {
+	if (rc < 0 || ttl <= 0) {
 		log_warn("cluster: this node's lease expired; joining again");
 		count_err(cl, CLU_OP_LEASE);
 		atomic_store(&cl->lease, 0);
@@ -755,6 +758,7 @@ static int keepalive(clu_edge *cl)
 static void *thread_main(void *arg)
 {
 	clu_edge *cl = arg;
+	core_log_set_thread_name("cluster");
 	bool up = false;
 	uint64_t backoff = BACKOFF_MIN_MS, next_try = 0, next_ka = 0,
 		 next_pub = 0;
