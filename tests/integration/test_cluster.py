@@ -108,7 +108,7 @@ class Api:
 
 
 def cluster_edge(stack, etcd, name, pools=(), lbs=(), monitors=(),
-                 store=None, ttl="2s", extra_etcd=()):
+                 store=None, ttl="2s", before=()):
     """An edge in etcd's cluster with an http and an admin listener."""
     store = store or os.path.join(str(stack.logdir), "store-%s.db" % name)
 
@@ -118,7 +118,7 @@ def cluster_edge(stack, etcd, name, pools=(), lbs=(), monitors=(),
             "listen": {"http": ["%s:%d" % (mt.LOCAL, port)],
                        "admin": "%s:%d" % (mt.LOCAL, admin)},
             "timeouts": {"drain": "2s"},
-            "cluster": {"etcd": [etcd.url] + list(extra_etcd),
+            "cluster": {"etcd": list(before) + [etcd.url],
                         "lease_ttl": ttl}}}
         if monitors:
             cfg["monitors"] = list(monitors)
@@ -457,3 +457,19 @@ def test_second_edge_with_a_live_name_is_refused(stack, etcd, tmp_path):
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=mt.WAIT)
+
+
+def test_unreachable_endpoint_is_skipped(stack, etcd):
+    """edge.cluster.etcd lists endpoints tried in turn: a dead first one
+    costs a refused connection, not the cluster."""
+    o1 = stack.origin("o1")
+    dead = "http://%s:%d" % (mt.LOCAL, mt.free_port())
+    a = cluster_edge(stack, etcd, "pop-a", before=[dead])
+    b = cluster_edge(stack, etcd, "pop-b", before=[dead])
+    for e in (a, b):
+        mt.wait_for(lambda: metric(e, "meridian_cluster_connected") == 1,
+                    what="%s connected" % e.name)
+    pool = a.api.ok("POST", ACCT + "/pools",
+                    {"name": "p", "origins": [org(o1)]})
+    b.api.ok("POST", ZONE, {"name": HOST, "default_pools": [pool["id"]]})
+    wait_who(a, "o1", "a to serve b's load balancer")
