@@ -148,7 +148,7 @@ static int by_create_rev(const void *a, const void *b)
 /* Write p's changes to the store (all: p is the whole mirror). */
 static int pends_sync(pends *p, store *st, bool all, char *err, size_t errlen)
 {
-	if (all)
+	if (all && p->n > 1)
 		qsort(p->v, p->n, sizeof(*p->v), by_create_rev);
 	store_sync_op *ops = xcalloc(p->n ? p->n : 1, sizeof(*ops));
 	for (size_t i = 0; i < p->n; i++)
