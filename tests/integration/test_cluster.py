@@ -372,6 +372,19 @@ def test_etcd_outage(stack, etcd):
     # Writes work again, and b's change reaches a.
     b.api.ok("PATCH", ACCT + "/pools/" + pool["id"], {"origins": [org(o2)]})
     wait_who(a, "o2", "a to get b's change after the outage")
+    # a frozen past its lease (its node and reports go; b changes the pool
+    # meanwhile): thawed, it joins again and catches up.
+    os.kill(a.pid, signal.SIGSTOP)
+    try:
+        mt.wait_for(lambda: metric(b, "meridian_cluster_nodes") == 1,
+                    what="a's lease to end")
+        b.api.ok("PATCH", ACCT + "/pools/" + pool["id"],
+                 {"origins": [org(o1)]})
+    finally:
+        os.kill(a.pid, signal.SIGCONT)
+    wait_who(a, "o1", "a to catch up after its lease ended")
+    mt.wait_for(lambda: metric(b, "meridian_cluster_nodes") == 2,
+                what="a back in the cluster")
 
 
 def test_change_made_while_an_edge_is_down_arrives(stack, etcd):
