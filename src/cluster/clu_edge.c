@@ -402,6 +402,9 @@ int clu_edge_open(const cfg_snapshot *file_cfg, store *st, clu_edge **out,
 		}
 		cl->synced = true;
 		cl->watch_from = rev + 1;
+		/* Writes may start at once: their compares need no watch
+		 * (which the thread sets up as soon as the edge runs). */
+		atomic_store(&cl->connected, true);
 		log_info("cluster: node %s joined through %s (%zu objects, "
 			 "revision %" PRId64 ")",
 			 cl->name, clu_etcd_endpoint(&cl->admin), cl->objs.live,
@@ -568,7 +571,8 @@ static bool on_message(clu_edge *cl, const char *s, size_t n)
 		go_down(cl, "watch cancelled");
 		return false;
 	}
-	if (m.created && !atomic_exchange(&cl->connected, true)) {
+	if (m.created) {
+		atomic_store(&cl->connected, true);
 		log_info("cluster: connected to etcd %s (watching from "
 			 "revision %" PRId64 ")",
 			 clu_etcd_endpoint(&cl->thr), cl->watch_from);

@@ -157,6 +157,21 @@ def wait_who(edge, want, what, timeout=mt.WAIT):
                        interval=0.005, what=what)
 
 
+def ok_soon(edge, method, path, body=None):
+    """A write once the edge takes writes again: an etcd that just came
+    back may still fail the first requests (no leader yet), and each
+    failure makes the edge connect again."""
+    box = {}
+
+    def done():
+        st, env = edge.api.call(method, path, body)
+        assert st in (200, 503), env
+        box["r"] = env["result"]
+        return st == 200
+    mt.wait_for(done, what="%s %s to be taken" % (method, path))
+    return box["r"]
+
+
 def metric(edge, name, **labels):
     return scrape(edge).get(name, **labels)
 
@@ -326,7 +341,8 @@ def test_health_reports_and_liveness(stack, etcd):
     assert v["origins"][0]["name"] == "o1"
     assert v["origins"][0]["state"] == "healthy"
     assert v["healthy"] is True
-    assert a.api.ok("GET", path)["pop_health"]["pop-a"]["healthy"] is True
+    mt.wait_for(lambda: a.api.ok("GET", path)["pop_health"]["pop-a"]
+                ["healthy"] is True, what="a's own verdict")
     mt.wait_for(lambda: metric(a, "meridian_cluster_nodes") == 2,
                 what="two nodes")
     # b dies without a word: its node and reports go with its lease (2 s).
@@ -370,7 +386,7 @@ def test_etcd_outage(stack, etcd):
         mt.wait_for(lambda: metric(e, "meridian_cluster_connected") == 1,
                     what="%s to reconnect" % e.name)
     # Writes work again, and b's change reaches a.
-    b.api.ok("PATCH", ACCT + "/pools/" + pool["id"], {"origins": [org(o2)]})
+    ok_soon(b, "PATCH", ACCT + "/pools/" + pool["id"], {"origins": [org(o2)]})
     wait_who(a, "o2", "a to get b's change after the outage")
     # a frozen past its lease (its node and reports go; b changes the pool
     # meanwhile): thawed, it joins again and catches up.
@@ -378,8 +394,8 @@ def test_etcd_outage(stack, etcd):
     try:
         mt.wait_for(lambda: metric(b, "meridian_cluster_nodes") == 1,
                     what="a's lease to end")
-        b.api.ok("PATCH", ACCT + "/pools/" + pool["id"],
-                 {"origins": [org(o1)]})
+        ok_soon(b, "PATCH", ACCT + "/pools/" + pool["id"],
+                {"origins": [org(o1)]})
     finally:
         os.kill(a.pid, signal.SIGCONT)
     wait_who(a, "o1", "a to catch up after its lease ended")
@@ -430,7 +446,7 @@ def test_edge_starts_from_its_cache_while_etcd_is_down(stack, etcd):
     etcd.start()
     mt.wait_for(lambda: metric(a2, "meridian_cluster_connected") == 1,
                 what="a2 to connect")
-    a2.api.ok("POST", ACCT + "/pools", {"name": "q", "origins": [org(o1)]})
+    ok_soon(a2, "POST", ACCT + "/pools", {"name": "q", "origins": [org(o1)]})
     assert who(a2) == "o1"
 
 
