@@ -63,6 +63,11 @@ static uint32_t SVC_HEAD_MS = 60000;   /* a service's response head */
 #define OB_CAP		(64u * 1024) /* decoded response body */
 #define HEAD_CAP	(16u * 1024) /* the HTTP/1.1 request head */
 #define MAX_STEP_ROUNDS 64
+/* Kept-alive service connections: at most IDLE_MAX in all, each reused
+ * within IDLE_MS of its last answer (services close idle connections
+ * after a while: nginx after 75 s, Go's default after 3 min). */
+#define IDLE_MAX 64
+#define IDLE_MS	 20000
 
 enum { C_OFF = 0, C_WAIT, C_CONNECTING, C_TLS, C_HELLO, C_REFUSED, C_H2 };
 enum { S_NEW = 0, S_CONNECTING, S_ACTIVE, S_DONE };
@@ -82,7 +87,14 @@ struct tstream {
 	int rule;
 	uint8_t state;
 	bool queued, gone, dead, head_req, upgrade;
-	core_io io; /* the service connection; fd -1 when none */
+	core_io io;	   /* the service connection; fd -1 when none */
+	tun_svc_addr addr; /* where it is */
+	/* reused: the connection came from the idle pool (a close before any
+	 * answer is then the keep-alive race: the request goes again on a
+	 * new connection, if no body byte was handed to the service yet);
+	 * fresh: take no pooled connection (that retry); keep: the service's
+	 * answer lets the connection serve another request. */
+	bool reused, fresh, keep, body_written;
 	core_timer timer;
 	/* request -> service: the head, then the body (chunk-framed when
 	 * its length is unknown) */
@@ -139,6 +151,14 @@ struct tun_live {
 	atomic_uint up;	      /* connections in C_H2 */
 };
 
+/* An idle kept-alive service connection: any event on it (the service
+ * closing it, or bytes nobody asked for) closes it. */
+typedef struct tidle {
+	core_io io; /* fd -1: a free slot */
+	tun_svc_addr addr;
+	uint64_t since;
+} tidle;
+
 struct tun {
 	const tun_config *cfg;
 	const char *name;
@@ -157,6 +177,7 @@ struct tun {
 	core_timer drain_timer;
 	core_timer kick; /* fires at once: dirty connections left */
 	uint64_t rnd;
+	tidle idle[IDLE_MAX];
 	/* scratch for response heads (one at a time) */
 	http1_response resp;
 	h2_field in[HTTP1_MAX_HEADERS], out[HTTP1_MAX_HEADERS];
@@ -166,6 +187,8 @@ struct tun {
 static void conn_run(tconn *c);
 static void conn_lost(tconn *c, const char *why);
 static void st_run(tstream *st);
+static bool st_stale(const tstream *st);
+static void st_retry_fresh(tstream *st);
 
 static const char *edge_text(const tconn *c)
 {
@@ -211,6 +234,72 @@ static void run_queue(tconn *c)
 		st->queued = false;
 		st_run(st);
 	}
+}
+
+/* --- kept-alive service connections --------------------------------------- */
+
+static bool same_addr(const tun_svc_addr *a, const tun_svc_addr *b)
+{
+	return a->len == b->len && !memcmp(&a->ss, &b->ss, a->len);
+}
+
+static void idle_close(tidle *k)
+{
+	if (k->io.fd >= 0)
+		close(k->io.fd); /* also leaves epoll */
+	k->io.fd = -1;
+}
+
+static void idle_io(core_io *io, uint32_t events)
+{
+	(void)events;
+	idle_close(container_of(io, tidle, io));
+}
+
+/* Park a service connection whose exchange ended cleanly. */
+static void idle_put(tun *x, int fd, const tun_svc_addr *a)
+{
+	tidle *slot = NULL, *oldest = NULL;
+	for (size_t i = 0; i < IDLE_MAX && !slot; i++) {
+		tidle *k = &x->idle[i];
+		if (k->io.fd < 0)
+			slot = k;
+		else if (!oldest || k->since < oldest->since)
+			oldest = k;
+	}
+	if (!slot) {
+		idle_close(oldest);
+		slot = oldest;
+	}
+	slot->io.fd = fd;
+	slot->io.cb = idle_io;
+	slot->addr = *a;
+	slot->since = x->loop.now;
+	if (core_loop_add(&x->loop, &slot->io, true) < 0)
+		idle_close(slot);
+}
+
+/* A parked connection to a, taken off the loop; -1: none. */
+static int idle_take(tun *x, const tun_svc_addr *a)
+{
+	tidle *best = NULL;
+	for (size_t i = 0; i < IDLE_MAX; i++) {
+		tidle *k = &x->idle[i];
+		if (k->io.fd < 0 || !same_addr(&k->addr, a))
+			continue;
+		if (x->loop.now - k->since > IDLE_MS) {
+			idle_close(k);
+			continue;
+		}
+		if (!best || k->since > best->since)
+			best = k; /* the newest: the least likely closed */
+	}
+	if (!best)
+		return -1;
+	int fd = best->io.fd;
+	(void)core_loop_del(&x->loop, &best->io);
+	best->io.fd = -1;
+	return fd;
 }
 
 /* --- streams: helpers -------------------------------------------------- */
@@ -308,6 +397,17 @@ static void drop_request(tstream *st)
  * is not needed any more. */
 static void response_done(tstream *st)
 {
+	/* Whole on both sides, framed, nothing extra: kept for the next
+	 * request to this service. */
+	if (st->keep && st->rstate == RS_DONE && st->req_sent &&
+	    !st->drop_req && !st->rb_len && !st->svc_eof && st->io.fd >= 0 &&
+	    st->state == S_ACTIVE && !st->c->x->draining) {
+		tun *x = st->c->x;
+		core_timer_cancel(&x->loop, &st->timer);
+		(void)core_loop_del(&x->loop, &st->io);
+		idle_put(x, st->io.fd, &st->addr);
+		st->io.fd = -1;
+	}
 	st->rstate = RS_DONE;
 	st->state = S_DONE;
 	svc_close(st);
@@ -401,6 +501,7 @@ static int write_side(tstream *st)
 					return w == -EAGAIN ? 0 : w;
 				st->rq_start += (size_t)w;
 				st->chunk_left -= (size_t)w;
+				st->body_written = true;
 				(void)h2_session_consume(st->c->sess, st->sid,
 							 (size_t)w);
 				mark(st->c);
@@ -442,6 +543,7 @@ static int write_side(tstream *st)
 			if (w < 0)
 				return w == -EAGAIN ? 0 : w;
 			st->rq_start += (size_t)w;
+			st->body_written = true;
 			(void)h2_session_consume(st->c->sess, st->sid,
 						 (size_t)w);
 			mark(st->c);
@@ -500,6 +602,7 @@ static int take_head(tstream *st)
 			       (size_t)n, has_body) < 0)
 		return -EPROTO;
 	st->responded = true;
+	st->keep = p->conn.keep_alive && p->body != HTTP1_BODY_EOF;
 	st->body = (uint8_t)p->body;
 	st->remaining = p->content_length;
 	st->rstate = has_body ? RS_BODY : RS_DONE;
@@ -620,6 +723,11 @@ static void read_side(tstream *st)
 		if (st->rb_len == RB_CAP ||
 		    (st->rstate == RS_BODY && st->rb_len))
 			return; /* ob is full: read_body will make room */
+		if (st->svc_eof && st_stale(st)) {
+			st_retry_fresh(st);
+			st_run(st);
+			return;
+		}
 		if (st->svc_eof) {
 			if (st->rstate == RS_BODY &&
 			    st->body == HTTP1_BODY_EOF) {
@@ -713,6 +821,22 @@ static void st_start(tstream *st)
 			     x->name);
 		return;
 	}
+	st->addr = a;
+	int kept = st->fresh ? -1 : idle_take(x, &a);
+	if (kept >= 0) {
+		st->reused = true;
+		st->io.fd = kept;
+		st->io.cb = st_io;
+		if (core_loop_add(&x->loop, &st->io, false) < 0) {
+			local_answer(st, 502,
+				     "meridian tunnel connector %s: %s",
+				     x->name, "cannot watch a socket");
+			return;
+		}
+		st->state = S_ACTIVE;
+		core_timer_after(&x->loop, &st->timer, SVC_HEAD_MS);
+		return;
+	}
 	bool in_progress = false;
 	int fd = core_sock_connect((const struct sockaddr *)&a.ss, a.len,
 				   &in_progress);
@@ -732,6 +856,31 @@ static void st_start(tstream *st)
 	}
 	st->state = S_CONNECTING;
 	core_timer_after(&x->loop, &st->timer, SVC_CONNECT_MS);
+}
+
+/* A kept-alive connection the service had closed (the keep-alive race):
+ * nothing of the answer came and no body byte was taken, so the request
+ * goes again on a new connection. */
+static bool st_stale(const tstream *st)
+{
+	return st->reused && !st->body_written && st->rstate == RS_HEAD &&
+	       !st->rb_len && !st->responded;
+}
+
+static void st_retry_fresh(tstream *st)
+{
+	svc_close(st);
+	st->reused = false;
+	st->fresh = true;
+	st->svc_eof = false;
+	st->req_sent = false;
+	st->head_off = 0;
+	st->chdr_len = st->chdr_off = 0;
+	st->crlf_left = 0;
+	st->chunk_left = 0;
+	st->term_off = 0;
+	st->state = S_NEW;
+	st_start(st);
 }
 
 static void st_run(tstream *st)
@@ -776,6 +925,11 @@ static void st_run(tstream *st)
 		/* the head timeout runs from the last request byte sent:
 		 * a long upload is not a slow answer */
 		core_timer_after(&x->loop, &st->timer, SVC_HEAD_MS);
+	if (w < 0 && w != -EAGAIN && st_stale(st)) {
+		st_retry_fresh(st);
+		st_run(st);
+		return;
+	}
 	if (w < 0 && w != -EAGAIN) {
 		/* The service stopped reading (it may have answered): the
 		 * rest of the request is dropped, its answer still read. */
@@ -1658,6 +1812,8 @@ int tun_connector_run_live(const tun_config *cfg, tun_ruleset *rs,
 	x->cfg = cfg;
 	x->sfd = -1;
 	x->rs = rs;
+	for (size_t i = 0; i < IDLE_MAX; i++)
+		x->idle[i].io.fd = -1;
 	x->live = live;
 	test_timers();
 	if (cfg->name) {
@@ -1742,6 +1898,8 @@ int tun_connector_run_live(const tun_config *cfg, tun_ruleset *rs,
 		free(x->conns[i].in);
 	}
 	post_batch(&x->loop, x);
+	for (size_t i = 0; i < IDLE_MAX; i++)
+		idle_close(&x->idle[i]);
 	free(x->conns);
 	close(x->sfd);
 	if (live)

@@ -167,3 +167,81 @@ def test_streaming_both_ways(stack, tmp_path):
     for t in ths:
         t.join(timeout=mt.WAIT)
     assert len(results) == 8 and len(set(results)) == 1, results
+
+
+def test_service_connections_are_kept_alive(stack, tmp_path):
+    """The connector keeps its connections to a service between requests:
+    50 requests in a row reach the origin on one connection or two, not
+    50."""
+    lab = E2E(stack, tmp_path)
+    e = lab.edge()
+    lab.connector([e], "conn-1")
+    mt.wait_for(lambda: served(e), what="served")
+    before = lab.origin.counters()
+    with mt.HttpConn(e.port) as conn:
+        for i in range(50):
+            conn.send(mt.req("GET", "/k/%d" % i, host=HOST))
+            assert conn.read_response().status == 200
+    after = lab.origin.counters()
+    assert after[0] - before[0] == 50, (before, after)
+    assert after[2] - before[2] <= 2, (before, after)
+
+
+def test_service_closing_a_kept_connection(stack, tmp_path):
+    """A service that closes a kept-alive connection as the next request
+    arrives (the keep-alive race) costs nothing: the connector sends the
+    request again on a new connection."""
+    import socket
+    lab = E2E(stack, tmp_path)
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((mt.LOCAL, 0))
+    srv.listen(64)
+    srv.settimeout(0.2)
+    port = srv.getsockname()[1]
+    stop = threading.Event()
+    conns = []
+
+    def serve():
+        # Answers the first request of each connection (keep-alive, a
+        # length), then closes the connection when the second arrives.
+        while not stop.is_set():
+            try:
+                s, _ = srv.accept()
+            except OSError:
+                continue
+            conns.append(s)
+            s.settimeout(1)
+            try:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    d = s.recv(4096)
+                    if not d:
+                        break
+                    data += d
+                if data:
+                    s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+                              b"racy\n")
+                    s.recv(4096)  # the next request: close unanswered
+            except OSError:
+                pass
+            s.close()
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    try:
+        lab.origin.port = port  # the connector's service
+        e = lab.edge()
+        lab.connector([e], "conn-1")
+
+        def ok():
+            r = mt.request(e.port, "GET", "/", host=HOST)
+            return r.status == 200 and r.body == b"racy\n"
+        mt.wait_for(ok, what="served")
+        for i in range(10):
+            r = mt.request(e.port, "GET", "/r/%d" % i, host=HOST)
+            assert r.status == 200 and r.body == b"racy\n", (i, r)
+        assert len(conns) >= 11
+    finally:
+        stop.set()
+        th.join(timeout=mt.WAIT)
+        srv.close()
