@@ -189,6 +189,10 @@ typedef struct tls_conn {
 /* Server side of a new accepted socket `fd` (non-blocking; the caller
  * keeps owning it). Returns 0 or -ENOMEM. */
 int tls_conn_init(tls_conn *c, tls_server *s, int fd);
+/* For a few long-lived connections that carry bulk data (tunnels): keep
+ * OpenSSL's buffers while idle and read up to 64 KiB (several records)
+ * per read(2). Call right after tls_conn_init*, before any I/O. */
+void tls_conn_set_bulk(tls_conn *c);
 /* Free the SSL and drop the server reference; does not close the fd. */
 void tls_conn_free(tls_conn *c);
 

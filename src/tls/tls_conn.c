@@ -26,6 +26,14 @@ int tls_conn_init(tls_conn *c, tls_server *s, int fd)
 	return 0;
 }
 
+void tls_conn_set_bulk(tls_conn *c)
+{
+	if (!c->ssl)
+		return;
+	SSL_clear_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
+	SSL_set_default_read_buffer_len(c->ssl, 64 * 1024);
+}
+
 /* After each read on the socket BIO: did read(2) return less than asked?
  * (With read_ahead OpenSSL asks for all the free buffer space.) Other
  * operations pass through; `ret` is the operation's own result. */

@@ -59,7 +59,7 @@ static uint32_t SVC_HEAD_MS = 60000;   /* a service's response head */
 #define OUT_CAP		(64u * 1024)   /* h2 bytes to the edge */
 #define IN_CAP		(16u * 1024)   /* TLS bytes read per call */
 #define HELLO_CAP	4096u
-#define RB_CAP		(16u * 1024) /* service bytes; a head must fit */
+#define RB_CAP		(64u * 1024) /* service bytes; a head must fit */
 #define OB_CAP		(64u * 1024) /* decoded response body */
 #define HEAD_CAP	(16u * 1024) /* the HTTP/1.1 request head */
 #define MAX_STEP_ROUNDS 64
@@ -1400,6 +1400,7 @@ static bool conn_setup(tconn *c)
 				conn_lost(c, "out of memory");
 				return false;
 			}
+			tls_conn_set_bulk(&c->tls);
 			c->tls_live = true;
 			c->state = C_TLS;
 			break;

@@ -400,6 +400,8 @@ void tun_listener_cb(core_io *io, uint32_t ev)
 		int rc =
 		    snap->tls ? tls_conn_init(&l->tls, snap->tls, fd) : -EINVAL;
 		edge_snapshot_unref(snap);
+		if (rc == 0)
+			tls_conn_set_bulk(&l->tls);
 		link_list(l, &t->all);
 		if (rc < 0 || core_loop_add(&t->loop, &l->io, false) < 0) {
 			tun_link_close(l, "cannot start TLS");
