@@ -258,8 +258,8 @@ void cfg_summary(const cfg_snapshot *snap, char *buf, size_t size)
 	plural(o, sizeof(o), snap->norigins, "origin", "origins");
 	plural(l, sizeof(l), snap->nlbs, "load balancer", "load balancers");
 	plural(z, sizeof(z), snap->nzones, "zone", "zones");
-	/* Firewall rules and rate limits only when there are some: the
-	 * usual line stays. */
+	/* Firewall rules, rate limits and tunnels only when there are some:
+	 * the usual line stays. */
 	char f[48] = "", r[48] = "";
 	if (snap->waf.ncustom_rules) {
 		memcpy(f, ", ", 2);
@@ -271,7 +271,14 @@ void cfg_summary(const cfg_snapshot *snap, char *buf, size_t size)
 		plural(r + 2, sizeof(r) - 2, snap->nrate_limits, "rate limit",
 		       "rate limits");
 	}
-	snprintf(buf, size, "ok: %s, %s (%s), %s, %s%s%s", m, p, o, l, z, f, r);
+	char t[48] = "";
+	if (snap->ntunnels) {
+		memcpy(t, ", ", 2);
+		plural(t + 2, sizeof(t) - 2, snap->ntunnels, "tunnel",
+		       "tunnels");
+	}
+	snprintf(buf, size, "ok: %s, %s (%s), %s, %s%s%s%s", m, p, o, l, z, f,
+		 r, t);
 }
 
 const cfg_pool *cfg_pool_by_id(const cfg_snapshot *cfg, const char *id,

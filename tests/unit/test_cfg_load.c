@@ -1370,6 +1370,16 @@ static void test_summary(void **state)
 	assert_string_equal(buf, "ok: 1 monitor, 1 pool (1 origin), 1 load "
 				 "balancer, 1 zone");
 	cfg_snapshot_free(s);
+	s = load_ok(
+	    "edge: { listen: { tunnel: [\"127.0.0.1:7000\"] } }\n"
+	    "tunnels: [ { id: a, token: 0123456789abcdef0123456789abcdef "
+	    "},\n"
+	    "           { id: b, token: 0123456789abcdef0123456789abcdeg "
+	    "} ]\n");
+	cfg_summary(s, buf, sizeof(buf));
+	assert_string_equal(buf, "ok: 0 monitors, 0 pools (0 origins), 0 "
+				 "load balancers, 0 zones, 2 tunnels");
+	cfg_snapshot_free(s);
 	/* Truncation is safe. */
 	s = load_ok("edge: {}\n");
 	cfg_summary(s, buf, 8);
