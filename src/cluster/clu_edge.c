@@ -38,6 +38,7 @@ struct clu_edge {
 	char *k_all, *k_all_end;   /* "<prefix>/" and its range end */
 	char *k_objs, *k_objs_end; /* "<prefix>/objects/" */
 	char *k_node;
+	char *k_seq; /* "<prefix>/commit": every object commit puts it */
 	clu_etcd admin, thr;
 	clu_mirror objs; /* under the ctl lock */
 	pthread_mutex_t peers_lock;
@@ -364,6 +365,8 @@ int clu_edge_open(const cfg_snapshot *file_cfg, store *st, clu_edge **out,
 	cl->k_objs = clu_key_dir(cl->prefix, "objects");
 	cl->k_objs_end = clu_key_range_end(cl->k_objs, strlen(cl->k_objs));
 	cl->k_node = clu_key_node(cl->prefix, cl->name);
+	cl->k_seq = xmalloc(strlen(cl->prefix) + 8);
+	sprintf(cl->k_seq, "%s/commit", cl->prefix);
 	clu_etcd_open(&cl->admin, (const char *const *)cl->eps, cl->neps,
 		      REQ_TIMEOUT_MS);
 	clu_etcd_open(&cl->thr, (const char *const *)cl->eps, cl->neps,
@@ -887,6 +890,7 @@ void clu_edge_close(clu_edge *cl)
 	free(cl->k_objs);
 	free(cl->k_objs_end);
 	free(cl->k_node);
+	free(cl->k_seq);
 	free(cl);
 }
 
@@ -936,8 +940,14 @@ int clu_edge_commit(clu_edge *cl, store *st, store_op *ops, size_t n, char *err,
 	}
 	char now[STORE_TIME_SZ];
 	store_time_format(core_wall_ms() * 1000, now);
-	clu_cmp *cmp = xcalloc(n ? n : 1, sizeof(*cmp));
-	clu_op *tops = xcalloc(n ? n : 1, sizeof(*tops));
+	/* One more compare and put: <prefix>/commit, which every object
+	 * commit puts. Its mod_revision below the mirror's next one says no
+	 * other edge committed since the state this change was validated
+	 * against, which the compares of the keys it touches alone do not:
+	 * a load balancer created on an edge that has not yet seen the
+	 * delete of its pool touches only its own key. */
+	clu_cmp *cmp = xcalloc(n + 1, sizeof(*cmp));
+	clu_op *tops = xcalloc(n + 1, sizeof(*tops));
 	char **keys = xcalloc(n ? n : 1, sizeof(*keys));
 	char **vals = xcalloc(n ? n : 1, sizeof(*vals));
 	int64_t *crev = xcalloc(n ? n : 1, sizeof(*crev));
@@ -978,11 +988,15 @@ int clu_edge_commit(clu_edge *cl, store *st, store_op *ops, size_t n, char *err,
 				   .value = vals[i],
 				   .value_len = strlen(vals[i])};
 	}
+	cmp[n] = (clu_cmp){
+	    .key = cl->k_seq, .less = true, .rev = cl->objs.revision + 1};
+	tops[n] = (clu_op){
+	    .key = cl->k_seq, .value = cl->name, .value_len = strlen(cl->name)};
 	bool ok = false;
 	int64_t rev = 0;
 	char why[512] = "";
-	rc = txn(cl, &cl->admin, CLU_OP_TXN, cmp, n, tops, n, NULL, &ok, &rev,
-		 NULL, NULL, why, sizeof(why));
+	rc = txn(cl, &cl->admin, CLU_OP_TXN, cmp, n + 1, tops, n + 1, NULL, &ok,
+		 &rev, NULL, NULL, why, sizeof(why));
 	if (rc < 0) {
 		snprintf(err, errlen,
 			 "cluster: the change could not be committed to etcd: "

@@ -155,7 +155,8 @@ char *clu_msg_txn(const clu_cmp *cmp, size_t ncmp, const clu_op *ops,
 		json_t *o = json_object();
 		json_object_set_new(o, "key",
 				    b64(cmp[i].key, strlen(cmp[i].key)));
-		json_object_set_new(o, "result", json_string("EQUAL"));
+		json_object_set_new(
+		    o, "result", json_string(cmp[i].less ? "LESS" : "EQUAL"));
 		json_object_set_new(
 		    o, "target", json_string(cmp[i].create ? "CREATE" : "MOD"));
 		json_object_set_new(

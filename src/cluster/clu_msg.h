@@ -34,6 +34,7 @@ typedef struct clu_cmp {
 	const char *key;
 	bool create; /* compare create_revision (else mod_revision) */
 	int64_t rev; /* expected; 0: the key is absent */
+	bool less;   /* the revision must be below rev (else equal) */
 } clu_cmp;
 typedef struct clu_op {
 	bool del; /* delete key (else put) */

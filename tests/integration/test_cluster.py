@@ -502,3 +502,185 @@ def test_unreachable_endpoint_is_skipped(stack, etcd):
                     {"name": "p", "origins": [org(o1)]})
     b.api.ok("POST", ZONE, {"name": HOST, "default_pools": [pool["id"]]})
     wait_who(a, "o1", "a to serve b's load balancer")
+
+
+class EtcdProxy:
+    """A TCP proxy in front of etcd that the test can make misbehave:
+    hold the watch stream's bytes (an edge that lags behind the others),
+    or pass one object transaction to etcd and drop its answer (a commit
+    whose outcome the edge cannot see)."""
+
+    OBJ_MARK = None  # base64 of "<prefix>/objects/", set per instance
+
+    def __init__(self, etcd, prefix="/meridian"):
+        import base64
+        import socket
+        self.etcd = etcd
+        self.mark = base64.b64encode((prefix + "/objects/").encode())[:24]
+        self.port = mt.free_port()
+        self.url = "http://%s:%d" % (mt.LOCAL, self.port)
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind((mt.LOCAL, self.port))
+        self.lsock.listen(64)
+        self.lock = threading.Lock()
+        self.hold = False
+        self.held = []  # (client socket, bytes) while hold
+        self.drop_obj_txn = 0  # object txns whose answer is dropped
+        self.dropped = 0
+        self.closed = False
+        self.socks = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import socket
+        while not self.closed:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection((mt.LOCAL, self.etcd.port),
+                                             timeout=5)
+            except OSError:
+                c.close()
+                continue
+            u.settimeout(None)
+            with self.lock:
+                self.socks += [c, u]
+            st = {"watch": False, "drop": False}
+            threading.Thread(target=self._up, args=(c, u, st),
+                             daemon=True).start()
+            threading.Thread(target=self._down, args=(c, u, st),
+                             daemon=True).start()
+
+    def _up(self, c, u, st):
+        while True:
+            try:
+                d = c.recv(65536)
+            except OSError:
+                d = b""
+            if not d:
+                break
+            if d.startswith(b"POST /v3/watch"):
+                st["watch"] = True
+            with self.lock:
+                if (b"/v3/kv/txn" in d and self.mark in d and
+                        self.drop_obj_txn > 0):
+                    self.drop_obj_txn -= 1
+                    st["drop"] = True
+            try:
+                u.sendall(d)
+            except OSError:
+                break
+        self._close(c, u)
+
+    def _down(self, c, u, st):
+        while True:
+            try:
+                d = u.recv(65536)
+            except OSError:
+                d = b""
+            if not d:
+                break
+            if st["drop"]:
+                with self.lock:
+                    self.dropped += 1
+                break  # etcd did it; the edge never hears
+            with self.lock:
+                if st["watch"] and self.hold:
+                    self.held.append((c, d))
+                    continue
+            try:
+                c.sendall(d)
+            except OSError:
+                break
+        self._close(c, u)
+
+    @staticmethod
+    def _close(c, u):
+        import socket
+        for s in (c, u):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def release(self):
+        with self.lock:
+            self.hold = False
+            held, self.held = self.held, []
+        for c, d in held:
+            try:
+                c.sendall(d)
+            except OSError:
+                pass
+
+    def close(self):
+        self.closed = True
+        self.lsock.close()
+        with self.lock:
+            for s in self.socks:
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+
+@pytest.fixture
+def proxy(etcd):
+    p = EtcdProxy(etcd)
+    yield p
+    p.close()
+
+
+def proxied_edge(stack, etcd, proxy, name, **kw):
+    """An edge that reaches etcd only through proxy."""
+    e = cluster_edge(stack, EtcdUrl(proxy.url), name, **kw)
+    return e
+
+
+class EtcdUrl:
+    def __init__(self, url):
+        self.url = url
+
+
+def etcd_objects(etcd):
+    """{key: value JSON} of every object in etcd."""
+    import base64
+    r = etcd.post("/v3/kv/range", {
+        "key": base64.b64encode(b"/meridian/objects/").decode(),
+        "range_end": base64.b64encode(b"/meridian/objects0").decode()})
+    return {base64.b64decode(kv["key"]).decode():
+            json.loads(base64.b64decode(kv["value"]))
+            for kv in r.get("kvs", [])}
+
+
+def test_lagging_edge_cannot_commit_a_reference_to_a_deleted_pool(
+        stack, etcd, proxy):
+    """b has not yet seen a's delete of a pool when it creates a load
+    balancer that uses it: the two transactions touch different keys, but
+    b's validation read a pool that is gone, so b's commit must fail and
+    validate again (404 for the pool), not leave a load balancer in etcd
+    that no edge can serve."""
+    o1 = stack.origin("o1")
+    a = cluster_edge(stack, etcd, "pop-a")
+    b = proxied_edge(stack, etcd, proxy, "pop-b")
+    mt.wait_for(lambda: metric(b, "meridian_cluster_connected") == 1,
+                what="b connected")
+    pool = a.api.ok("POST", ACCT + "/pools",
+                    {"name": "p", "origins": [org(o1)]})
+    mt.wait_for(lambda: b.api.call("GET", ACCT + "/pools/" +
+                                   pool["id"])[0] == 200,
+                what="the pool on b")
+    proxy.hold = True
+    a.api.ok("DELETE", ACCT + "/pools/" + pool["id"])
+    st, env = b.api.call("POST", ZONE, {"name": HOST,
+                                        "default_pools": [pool["id"]]})
+    proxy.release()
+    assert st == 400, env
+    assert pool["id"] in env["errors"][0]["message"], env
+    assert not any("/load_balancers/" in k for k in etcd_objects(etcd))
+    mt.wait_for(lambda: b.api.call("GET", ACCT + "/pools/" +
+                                   pool["id"])[0] == 404,
+                what="the pool to go on b")

@@ -218,13 +218,14 @@ static void test_txn(void **state)
 {
 	(void)state;
 	clu_cmp cmp[] = {{.key = "/m/objects/pools/a", .rev = 0},
-			 {.key = "/m/nodes/x", .create = true, .rev = 0}};
+			 {.key = "/m/nodes/x", .create = true, .rev = 0},
+			 {.key = "/m/commit", .less = true, .rev = 8}};
 	clu_op ops[] = {{.key = "/m/objects/pools/a",
 			 .value = "{}",
 			 .value_len = 2,
 			 .lease = 5},
 			{.del = true, .key = "/m/objects/pools/b"}};
-	char *t = clu_msg_txn(cmp, 2, ops, 2, "/m/nodes/x");
+	char *t = clu_msg_txn(cmp, 3, ops, 2, "/m/nodes/x");
 	json_t *j = json_loads(t, 0, NULL);
 	assert_non_null(j);
 	json_t *c0 = json_array_get(json_object_get(j, "compare"), 0);
@@ -235,6 +236,13 @@ static void test_txn(void **state)
 	json_t *c1 = json_array_get(json_object_get(j, "compare"), 1);
 	assert_string_equal(json_string_value(json_object_get(c1, "target")),
 			    "CREATE");
+	assert_string_equal(json_string_value(json_object_get(c1, "result")),
+			    "EQUAL");
+	json_t *c2 = json_array_get(json_object_get(j, "compare"), 2);
+	assert_string_equal(json_string_value(json_object_get(c2, "result")),
+			    "LESS");
+	assert_string_equal(
+	    json_string_value(json_object_get(c2, "mod_revision")), "8");
 	json_t *s0 = json_array_get(json_object_get(j, "success"), 0);
 	json_t *put = json_object_get(s0, "request_put");
 	assert_string_equal(json_string_value(json_object_get(put, "value")),
