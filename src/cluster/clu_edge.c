@@ -47,6 +47,7 @@ struct clu_edge {
 	_Atomic int64_t lease;
 	_Atomic uint64_t changes, errors[CLU_NOPS];
 	_Atomic uint32_t rebuild_req; /* the admin thread's resyncs */
+	uint64_t commits;	      /* under the ctl lock */
 	atomic_bool stop;
 	struct edge_ctl *ctl;
 	CURLM *multi;
@@ -904,17 +905,19 @@ int64_t clu_edge_object_rev(clu_edge *cl, store_kind k, const char *id)
 	return r;
 }
 
-/* Read the objects again after a failed compare; the thread rebuilds. */
-static void refresh(clu_edge *cl, store *st)
+/* Read the objects again after a failed compare; the thread rebuilds.
+ * -errno when etcd did not answer. */
+static int refresh(clu_edge *cl, store *st)
 {
 	clu_kv *kvs = NULL;
 	size_t n = 0;
 	int64_t rev = 0;
 	char err[512];
-	if (range(cl, &cl->admin, cl->k_objs, cl->k_objs_end, &kvs, &n, &rev,
-		  err, sizeof(err)) < 0) {
+	int rc = range(cl, &cl->admin, cl->k_objs, cl->k_objs_end, &kvs, &n,
+		       &rev, err, sizeof(err));
+	if (rc < 0) {
 		log_warn("cluster: %s", err);
-		return;
+		return rc;
 	}
 	int changed = clu_mirror_reset(&cl->objs, kvs, n, rev, NULL, NULL);
 	clu_kvs_free(kvs, n);
@@ -925,6 +928,39 @@ static void refresh(clu_edge *cl, store *st)
 		atomic_fetch_add(&cl->rebuild_req, (uint32_t)changed);
 		curl_multi_wakeup(cl->multi);
 	}
+	return 0;
+}
+
+/* After a commit whose answer was lost (or was a failed compare, which
+ * a request that curl sent again after a dropped connection also gets):
+ * did etcd take it? Read back: 1 when <prefix>/commit holds this
+ * commit's token or a put key holds this commit's value (its timestamps
+ * make it unique), 0 when not, -errno when etcd cannot tell us. The
+ * objects mirror and the store are fresh afterwards. */
+static int committed(clu_edge *cl, store *st, char **keys, const clu_op *tops,
+		     size_t n, const char *token)
+{
+	int rc = refresh(cl, st);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		const clu_entry *e = clu_mirror_get(&cl->objs, keys[i]);
+		if (!tops[i].del && e && e->value_len == tops[i].value_len &&
+		    !memcmp(e->value, tops[i].value, e->value_len))
+			return 1;
+	}
+	clu_kv *kvs = NULL;
+	size_t nk = 0;
+	int64_t rev;
+	char err[512];
+	rc = range(cl, &cl->admin, cl->k_seq, NULL, &kvs, &nk, &rev, err,
+		   sizeof(err));
+	if (rc < 0)
+		return rc;
+	bool mine = nk == 1 && kvs[0].value_len == strlen(token) &&
+		    !memcmp(kvs[0].value, token, kvs[0].value_len);
+	clu_kvs_free(kvs, nk);
+	return mine;
 }
 
 int clu_edge_commit(clu_edge *cl, store *st, store_op *ops, size_t n, char *err,
@@ -988,25 +1024,44 @@ int clu_edge_commit(clu_edge *cl, store *st, store_op *ops, size_t n, char *err,
 				   .value = vals[i],
 				   .value_len = strlen(vals[i])};
 	}
+	/* Unique to this commit: how to tell it went in when its answer
+	 * was lost. */
+	char token[CLU_SEG_MAX + STORE_TIME_SZ + 64];
+	snprintf(token, sizeof(token),
+		 "{\"node\":\"%s\",\"started\":\"%s\",\"commit\":%" PRIu64 "}",
+		 cl->name, cl->started, ++cl->commits);
 	cmp[n] = (clu_cmp){
 	    .key = cl->k_seq, .less = true, .rev = cl->objs.revision + 1};
 	tops[n] = (clu_op){
-	    .key = cl->k_seq, .value = cl->name, .value_len = strlen(cl->name)};
+	    .key = cl->k_seq, .value = token, .value_len = strlen(token)};
 	bool ok = false;
 	int64_t rev = 0;
 	char why[512] = "";
 	rc = txn(cl, &cl->admin, CLU_OP_TXN, cmp, n + 1, tops, n + 1, NULL, &ok,
 		 &rev, NULL, NULL, why, sizeof(why));
-	if (rc < 0) {
-		snprintf(err, errlen,
-			 "cluster: the change could not be committed to etcd: "
-			 "%s",
-			 why);
-		rc = -EIO;
-		goto out;
+	if (rc < 0 || !ok) {
+		int was = committed(cl, st, keys, tops, n, token);
+		if (was > 0) {
+			log_warn("cluster: etcd took a change whose answer "
+				 "was lost (%s)",
+				 rc < 0 ? why : "a request sent again");
+			rc = 0;
+			goto out;
+		}
+		if (rc < 0) {
+			snprintf(err, errlen,
+				 was < 0 ? "cluster: the change may or may not "
+					   "have been committed to etcd (%s; "
+					   "etcd cannot tell now): read it "
+					   "again before you retry"
+					 : "cluster: the change could not be "
+					   "committed to etcd: %s",
+				 why);
+			rc = -EIO;
+			goto out;
+		}
 	}
 	if (!ok) {
-		refresh(cl, st);
 		rc = -EAGAIN;
 		for (size_t i = 0; i < n; i++)
 			if (ops[i].base_rev &&

@@ -684,3 +684,40 @@ def test_lagging_edge_cannot_commit_a_reference_to_a_deleted_pool(
     mt.wait_for(lambda: b.api.call("GET", ACCT + "/pools/" +
                                    pool["id"])[0] == 404,
                 what="the pool to go on b")
+
+
+def test_commit_whose_answer_is_lost_is_not_reported_failed(
+        stack, etcd, proxy):
+    """etcd commits a change but its answer never reaches the edge (the
+    connection drops after the request went through): the edge must not
+    tell the client the change was not made. It reads the keys back and,
+    finding its own values, answers 200."""
+    o1 = stack.origin("o1")
+    a = proxied_edge(stack, etcd, proxy, "pop-a")
+    with proxy.lock:
+        proxy.drop_obj_txn = 1
+    st, env = a.api.call("POST", ACCT + "/pools",
+                         {"name": "p", "origins": [org(o1)]})
+    assert proxy.dropped == 1
+    in_etcd = [v for k, v in etcd_objects(etcd).items()
+               if "/pools/" in k]
+    assert len(in_etcd) == 1  # etcd has it
+    assert st == 200, env
+    assert env["result"]["id"] in [k.rsplit("/", 1)[1]
+                                   for k in etcd_objects(etcd)]
+    assert a.api.ok("GET", ACCT + "/pools/" + env["result"]["id"])
+    assert len(a.api.ok("GET", ACCT + "/pools")) == 1
+    # curl sends a request again once on a fresh connection when a kept
+    # one drops before any answer; drop that answer too: the edge sees
+    # only a failed request.
+    with proxy.lock:
+        proxy.drop_obj_txn = 2
+    path = ACCT + "/pools/" + env["result"]["id"]
+    st, env = a.api.call("PATCH", path, {"description": "two"})
+    assert proxy.dropped == 3
+    assert [v["body"]["description"] for k, v in
+            etcd_objects(etcd).items() if "/pools/" in k] == ["two"]
+    assert st == 200, env
+    assert env["result"]["description"] == "two"
+    mt.wait_for(lambda: "answer was lost" in a.stderr_tail(20000),
+                what="the log line")
