@@ -27,7 +27,8 @@
 #define BACKOFF_MAX_MS 2000
 #define DEBOUNCE_QUIET 10
 #define DEBOUNCE_MAX   100
-#define TXN_MAX_OPS    100 /* etcd's default limit is 128 */
+#define TXN_MAX_OPS    100  /* etcd's default limit is 128 */
+#define STOP_REVOKE_MS 1000 /* the lease's revoke at a stop */
 
 struct clu_edge {
 	char **eps;
@@ -372,6 +373,10 @@ int clu_edge_open(const cfg_snapshot *file_cfg, store *st, clu_edge **out,
 		      REQ_TIMEOUT_MS);
 	clu_etcd_open(&cl->thr, (const char *const *)cl->eps, cl->neps,
 		      REQ_TIMEOUT_MS);
+	/* A stop ends the requests in flight (a frozen etcd would hold it
+	 * for REQ_TIMEOUT_MS per endpoint and request). */
+	cl->admin.abort = &cl->stop;
+	cl->thr.abort = &cl->stop;
 	clu_mirror_init(&cl->objs);
 	clu_mirror_init(&cl->peers);
 	clu_mirror_init(&cl->pub);
@@ -862,8 +867,13 @@ void clu_edge_stop(clu_edge *cl)
 		pthread_join(cl->th, NULL);
 		cl->running = false;
 	}
-	/* The node's key and reports go now, not a lease_ttl later. */
+	/* The node's key and reports go now, not a lease_ttl later: one
+	 * short try, the stop does not wait for an etcd that is not
+	 * answering. */
+	cl->thr.abort = NULL;
+	cl->thr.deadline_ms = core_now_ms() + STOP_REVOKE_MS;
 	lease_revoke(cl, &cl->thr);
+	cl->thr.deadline_ms = 0;
 }
 
 void clu_edge_close(clu_edge *cl)
@@ -1040,6 +1050,9 @@ int clu_edge_commit(clu_edge *cl, store *st, store_op *ops, size_t n, char *err,
 	rc = txn(cl, &cl->admin, CLU_OP_TXN, cmp, n + 1, tops, n + 1, NULL, &ok,
 		 &rev, NULL, NULL, why, sizeof(why));
 	if (rc < 0 || !ok) {
+		/* Its two reads within one request's time: the API's
+		 * client waits, and the ctl lock is held. */
+		cl->admin.deadline_ms = core_now_ms() + REQ_TIMEOUT_MS;
 		int was = committed(cl, st, keys, tops, n, token);
 		if (was > 0) {
 			log_warn("cluster: etcd took a change whose answer "
@@ -1096,6 +1109,7 @@ int clu_edge_commit(clu_edge *cl, store *st, store_op *ops, size_t n, char *err,
 	pends_free(&p);
 	rc = 0;
 out:
+	cl->admin.deadline_ms = 0;
 	for (size_t i = 0; i < n; i++) {
 		free(keys[i]);
 		free(vals[i]);

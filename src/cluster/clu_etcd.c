@@ -87,6 +87,15 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg)
 	return add;
 }
 
+/* CURLOPT_XFERINFOFUNCTION: non-zero ends the transfer. */
+static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
+		       curl_off_t un)
+{
+	(void)dt, (void)dn, (void)ut, (void)un;
+	const clu_etcd *c = arg;
+	return c->abort && atomic_load(c->abort);
+}
+
 int clu_etcd_post(clu_etcd *c, const char *path, const char *body, char **resp,
 		  size_t *len, char *err, size_t errlen)
 {
@@ -94,8 +103,27 @@ int clu_etcd_post(clu_etcd *c, const char *path, const char *body, char **resp,
 	*len = 0;
 	CURL *h = c->curl;
 	char cerr[CURL_ERROR_SIZE];
+	/* One request, all endpoints told, within timeout_ms (and the
+	 * owner's deadline): one that refuses costs nothing, one that does
+	 * not answer takes the time of all. */
+	uint64_t end = core_now_ms() + (uint64_t)c->timeout_ms;
+	if (c->deadline_ms && c->deadline_ms < end)
+		end = c->deadline_ms;
 	for (size_t t = 0; t < c->neps; t++) {
 		const char *ep = c->eps[c->cur];
+		uint64_t now = core_now_ms();
+		if (now >= end) {
+			if (!t)
+				snprintf(err, errlen,
+					 "etcd: no answer in time");
+			return -EIO;
+		}
+		long tmo = (long)MIN(end - now, (uint64_t)c->timeout_ms);
+		if (c->abort && atomic_load(c->abort)) {
+			snprintf(err, errlen,
+				 "etcd: request aborted (stopping)");
+			return -EIO;
+		}
 		char url[1024];
 		snprintf(url, sizeof(url), "%s%s", ep, path);
 		rbuf b = {0};
@@ -111,8 +139,11 @@ int clu_etcd_post(clu_etcd *c, const char *path, const char *body, char **resp,
 		curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
 		curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
 		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-				 c->timeout_ms < 1000 ? c->timeout_ms : 1000L);
-		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+				 tmo < 1000 ? tmo : 1000L);
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, tmo);
+		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
+		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 		curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 		curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 		CURLcode res = curl_easy_perform(h);

@@ -108,7 +108,7 @@ class Api:
 
 
 def cluster_edge(stack, etcd, name, pools=(), lbs=(), monitors=(),
-                 store=None, ttl="2s", before=()):
+                 store=None, ttl="2s", before=(), after=()):
     """An edge in etcd's cluster with an http and an admin listener."""
     store = store or os.path.join(str(stack.logdir), "store-%s.db" % name)
 
@@ -118,7 +118,7 @@ def cluster_edge(stack, etcd, name, pools=(), lbs=(), monitors=(),
             "listen": {"http": ["%s:%d" % (mt.LOCAL, port)],
                        "admin": "%s:%d" % (mt.LOCAL, admin)},
             "timeouts": {"drain": "2s"},
-            "cluster": {"etcd": list(before) + [etcd.url],
+            "cluster": {"etcd": list(before) + [etcd.url] + list(after),
                         "lease_ttl": ttl}}}
         if monitors:
             cfg["monitors"] = list(monitors)
@@ -721,3 +721,46 @@ def test_commit_whose_answer_is_lost_is_not_reported_failed(
     assert env["result"]["description"] == "two"
     mt.wait_for(lambda: "answer was lost" in a.stderr_tail(20000),
                 what="the log line")
+
+
+def test_blackholed_etcd(stack, etcd):
+    """etcd stops answering (its process frozen: connections open, no
+    answer) and so do the other endpoints listed: a write ends with a
+    clear 503 after a request's timeout (2 s, not 2 s per endpoint), the
+    edge keeps serving, and SIGTERM ends it without waiting out the
+    requests in flight."""
+    import socket
+    o1, o2 = stack.origin("o1"), stack.origin("o2")
+    holes = []
+    for _ in range(6):  # endpoints that take connections, never answer
+        s = socket.socket()
+        s.bind((mt.LOCAL, 0))
+        s.listen(64)
+        holes.append(s)
+    a = cluster_edge(stack, etcd, "pop-a", after=[
+        "http://%s:%d" % s.getsockname() for s in holes])
+    pool = a.api.ok("POST", ACCT + "/pools",
+                    {"name": "p", "origins": [org(o1)]})
+    a.api.ok("POST", ZONE, {"name": HOST, "default_pools": [pool["id"]]})
+    wait_who(a, "o1", "a to serve")
+    os.kill(etcd.proc.pid, signal.SIGSTOP)
+    try:
+        # Without a bound per write, 7 endpoints of 2 s each, twice:
+        # longer than the client waits (mt.WAIT).
+        st, env = a.api.call("PATCH", ACCT + "/pools/" + pool["id"],
+                             {"origins": [org(o2)]})
+        assert st == 503, env
+        msg = env["errors"][0]["message"]
+        assert "may or may not have been committed" in msg, msg
+        assert "timed out" in msg, msg
+        assert who(a) == "o1"
+        mt.wait_for(lambda: metric(a, "meridian_cluster_connected") == 0,
+                    what="a to see etcd gone")
+        # The cluster thread is in its requests (2 s per endpoint): the
+        # stop ends them.
+        a.expect_exit = True
+        assert a.terminate(timeout=mt.WAIT) == 0
+    finally:
+        os.kill(etcd.proc.pid, signal.SIGCONT)
+        for s in holes:
+            s.close()
