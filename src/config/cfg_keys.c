@@ -671,6 +671,12 @@ static const char *check_etcd_url(const char *s)
 	bool ok = h && *h && *h != '/' && strlen(s) < 512;
 	for (const unsigned char *p = (const unsigned char *)s; ok && *p; p++)
 		ok = *p > 0x20 && *p != 0x7f;
+	/* user:password@ would be sent, and shown in every log line and
+	 * API error that names the endpoint. */
+	size_t auth = h ? strcspn(h, "/?#") : 0;
+	if (ok && memchr(h, '@', auth))
+		return "an etcd client URL without credentials (user:password@ "
+		       "would appear in logs and API errors)";
 	return ok ? NULL
 		  : "an etcd client URL like http://127.0.0.1:2379 "
 		    "(http:// or https://)";
@@ -696,8 +702,11 @@ static void cfg_finish_cluster(cfg_ctx *c, const cfg_node *node, void *base)
 			  cl->netcd);
 }
 
-static const cfg_key item_etcd_url = {
-    .type = CFG_STRING, .check = check_etcd_url, .doc_type = "URL"};
+/* CFG_F_SECRET: a URL refused for its credentials is not echoed. */
+static const cfg_key item_etcd_url = {.type = CFG_STRING,
+				      .check = check_etcd_url,
+				      .flags = CFG_F_SECRET,
+				      .doc_type = "URL"};
 
 static const cfg_key cluster_keys[] = {
     {.name = "etcd",
@@ -706,7 +715,8 @@ static const cfg_key cluster_keys[] = {
      .item = &item_etcd_url,
      .help = "etcd client endpoints (1 to 8), tried in turn: "
 	     "http://host:port, or https:// verified against the system "
-	     "CAs. Empty: no cluster (the API's objects live in edge.store "
+	     "CAs; no user:password@ (it would be shown in logs). Empty: no "
+	     "cluster (the API's objects live in edge.store "
 	     "alone)."},
     {.name = "prefix",
      .type = CFG_STRING,

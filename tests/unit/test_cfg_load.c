@@ -301,6 +301,24 @@ static void expect_errors(const char *yaml, ...)
 	assert_true(ok);
 }
 
+/* edge.cluster.etcd: a URL with credentials is refused (they would be
+ * in every log line and API error that names the endpoint). */
+static void test_cluster_etcd_urls(void **state)
+{
+	(void)state;
+	cfg_snapshot *snap =
+	    load_ok("edge: { cluster: { etcd: [\"http://127.0.0.1:2379\", "
+		    "\"https://etcd.example.com:2379/x@y\"] } }\n");
+	assert_int_equal(snap->edge.cluster.netcd, 2);
+	cfg_snapshot_free(snap);
+	expect_errors("edge: { cluster: { etcd: "
+		      "[\"http://user:s3cret@127.0.0.1:2379\"] } }\n",
+		      "t.yaml:1:27: etcd: expected an etcd client URL without "
+		      "credentials (user:password@ would appear in logs and "
+		      "API errors), got 33 characters",
+		      NULL);
+}
+
 /* tunnels[] and origins reached through one: the parsed fields, and
  * every mistake where it is written (a short token's length, never its
  * value). */
@@ -2166,6 +2184,7 @@ int main(void)
 	    cmocka_unit_test(test_rule_error_not_verbatim),
 	    cmocka_unit_test(test_rule_limit),
 	    cmocka_unit_test(test_load_file_errors),
+	    cmocka_unit_test(test_cluster_etcd_urls),
 	    cmocka_unit_test(test_doc_example),
 	    cmocka_unit_test(test_docs_up_to_date),
 	    cmocka_unit_test(test_tables),
