@@ -764,3 +764,121 @@ def test_blackholed_etcd(stack, etcd):
         os.kill(etcd.proc.pid, signal.SIGCONT)
         for s in holes:
             s.close()
+
+
+def b64(s):
+    import base64
+    return base64.b64encode(s.encode() if isinstance(s, str) else s).decode()
+
+
+def test_garbage_lease_loss_and_compaction(stack, etcd):
+    """Values that are not ours and keys of unknown kinds under the prefix
+    are skipped with a log line; a lease revoked behind the edge's back
+    comes back with the node key and the reports; a compacted history
+    does not lose a change."""
+    o1, o2 = stack.origin("o1"), stack.origin("o2")
+    mon = {"id": "m", "type": "http", "path": "/healthz", "interval": "1s",
+           "timeout": "1s", "retries": 0}
+    a = cluster_edge(stack, etcd, "pop-a", monitors=[mon],
+                     pools=[{"id": "fp", "monitor": "m",
+                             "origins": [org(o1)]}])
+    b = cluster_edge(stack, etcd, "pop-b", monitors=[mon],
+                     pools=[{"id": "fp", "monitor": "m",
+                             "origins": [org(o1)]}])
+    junk = {"/meridian/objects/pools/0123456789abcdef0123456789abcdef":
+            "not json", "/meridian/objects/widgets/x": "{}",
+            "/meridian/objects/pools/bad%2Fid": "{}",
+            "/meridian/objects/load_balancers/ffffffffffffffffffffffffffffffff":
+            json.dumps({"zone": None, "created_on": "x", "modified_on": "y",
+                        "body": {"name": 5}}),
+            "/meridian/nodes/ghost": "\xff\xfe",
+            "/meridian/health/ghost/p/o": "[]",
+            "/meridian/whatever": "x"}
+    for k, v in junk.items():
+        etcd.post("/v3/kv/put", {"key": b64(k), "value": b64(v)})
+    pool = a.api.ok("POST", ACCT + "/pools",
+                    {"name": "p", "origins": [org(o1)]})
+    a.api.ok("POST", ZONE, {"name": HOST, "default_pools": [pool["id"]]})
+    wait_who(b, "o1", "b to serve despite the junk")
+    mt.wait_for(lambda: "not a Meridian object value" in
+                b.stderr_tail(50000), what="b to log the junk")
+    for e in (a, b):
+        e.check_alive()
+    # Nodes: the ghost is not listed (not JSON); both edges are.
+    names = sorted(n["name"] for n in a.api.ok("GET", ACCT +
+                                                "/cluster/nodes"))
+    assert names == ["pop-a", "pop-b"], names
+    # a's lease revoked: its node and reports go, then come back.
+    path = ACCT + "/pools/fp/health"
+    mt.wait_for(lambda: "pop-a" in b.api.ok("GET", path)["pop_health"],
+                what="a's report on b")
+    r = etcd.post("/v3/kv/range", {"key": b64("/meridian/nodes/pop-a")})
+    lease = r["kvs"][0]["lease"]
+    etcd.post("/v3/lease/revoke", {"ID": lease})
+
+    def new_lease():
+        r = etcd.post("/v3/kv/range",
+                      {"key": b64("/meridian/nodes/pop-a")})
+        return r.get("kvs") and r["kvs"][0]["lease"] != lease
+    mt.wait_for(new_lease, what="a's node back with a new lease")
+
+    def reports_back():
+        r = etcd.post("/v3/kv/range", {
+            "key": b64("/meridian/health/pop-a/"),
+            "range_end": b64("/meridian/health/pop-a0")})
+        return r.get("kvs") and all(kv["lease"] != lease
+                                    for kv in r["kvs"])
+    mt.wait_for(reports_back, what="a's reports back with the new lease")
+    mt.wait_for(lambda: sorted(n["name"] for n in b.api.ok(
+        "GET", ACCT + "/cluster/nodes")) == ["pop-a", "pop-b"],
+        what="a's node back")
+    mt.wait_for(lambda: "pop-a" in b.api.ok("GET", path)["pop_health"],
+                what="a's report back on b")
+    # Compaction: every revision so far; changes go on reaching b.
+    rev = int(etcd.post("/v3/kv/range", {"key": b64("/")})["header"]
+              ["revision"])
+    etcd.post("/v3/kv/compaction", {"revision": rev, "physical": True})
+    ok_soon(a, "PATCH", ACCT + "/pools/" + pool["id"],
+            {"origins": [org(o2)]})
+    wait_who(b, "o2", "b to follow after the compaction")
+    for e in (a, b):
+        e.check_alive()
+
+
+def test_reconnects_do_not_leak(stack, etcd):
+    """etcd stopped and started again several times: the edge's threads
+    and descriptors stay as they were after the first reconnect, and
+    every edge's objects end equal to etcd's."""
+    o1 = stack.origin("o1")
+    a = cluster_edge(stack, etcd, "pop-a")
+    b = cluster_edge(stack, etcd, "pop-b")
+    pool = a.api.ok("POST", ACCT + "/pools",
+                    {"name": "p", "origins": [org(o1)]})
+
+    def res(e):
+        fds = len(os.listdir("/proc/%d/fd" % e.pid))
+        thr = len(os.listdir("/proc/%d/task" % e.pid))
+        with open("/proc/%d/status" % e.pid) as f:
+            rss = [int(l.split()[1]) for l in f if l.startswith("VmRSS")][0]
+        return fds, thr, rss
+    seen = []
+    for i in range(6):
+        etcd.stop()
+        for e in (a, b):
+            mt.wait_for(lambda: metric(e, "meridian_cluster_connected")
+                        == 0, what="%s to see etcd gone" % e.name)
+        etcd.start()
+        for e in (a, b):
+            mt.wait_for(lambda: metric(e, "meridian_cluster_connected")
+                        == 1, what="%s to reconnect" % e.name)
+        ok_soon(a if i % 2 else b, "PATCH", ACCT + "/pools/" + pool["id"],
+                {"description": "d%d" % i})
+        seen.append((res(a), res(b)))
+    print(seen)
+    first, last = seen[1], seen[-1]
+    for k in range(2):
+        assert last[k][0] <= first[k][0] + 2, seen  # descriptors
+        assert last[k][1] == first[k][1], seen  # threads
+    for e in (a, b):
+        mt.wait_for(lambda: e.api.ok("GET", ACCT + "/pools/" + pool["id"])
+                    ["description"] == "d5", what="the last change")
