@@ -84,7 +84,7 @@ int clu_mirror_put(clu_mirror *m, const clu_kv *kv, clu_mirror_fn fn, void *arg)
 	bool f;
 	size_t i = find(m, kv->key, &f);
 	bump(m, kv->mod_rev);
-	if (f && m->e[i].mod_rev >= kv->mod_rev)
+	if ((f && m->e[i].mod_rev >= kv->mod_rev) || kv->mod_rev <= m->floor)
 		return 0;
 	clu_entry *e = f ? &m->e[i] : insert(m, i, kv->key);
 	if (!e->value)
@@ -108,7 +108,7 @@ int clu_mirror_del(clu_mirror *m, const char *key, int64_t rev,
 	bool f;
 	size_t i = find(m, key, &f);
 	bump(m, rev);
-	if (f && m->e[i].mod_rev >= rev)
+	if ((f && m->e[i].mod_rev >= rev) || rev <= m->floor)
 		return 0;
 	clu_entry *e = f ? &m->e[i] : insert(m, i, key);
 	bool was = e->value != NULL;
@@ -165,6 +165,8 @@ int clu_mirror_reset(clu_mirror *m, const clu_kv *kvs, size_t n,
 	for (size_t i = 0; i < m->n; i++)
 		if (!m->e[i].value)
 			m->e[i].mod_rev = 0;
+	int64_t floor = m->floor > revision ? m->floor : revision;
+	m->floor = 0; /* the range's own entries go in */
 	for (size_t k = 0; k < n; k++) {
 		bool f;
 		size_t i = find(m, kvs[k].key, &f);
@@ -175,5 +177,6 @@ int clu_mirror_reset(clu_mirror *m, const clu_kv *kvs, size_t n,
 		changed += clu_mirror_put(m, &kvs[k], fn, arg);
 	}
 	bump(m, revision);
+	m->floor = floor;
 	return changed;
 }

@@ -4,7 +4,9 @@
  * Entries are sorted by key. A deleted key stays as a tombstone (value
  * NULL) with its deletion's revision, so an older event that arrives later
  * (this edge's own write seen again on the watch) cannot bring it back;
- * tombstones go at the next clu_mirror_reset.
+ * tombstones go at the next clu_mirror_reset, whose revision is a floor
+ * instead: an event at or below it is already in the range (a watch that
+ * lags behind a range read meanwhile), so it changes nothing.
  *
  * Every function that changes the mirror calls fn (may be NULL) once per
  * key that changed, with the entry as it is now (deleted: value NULL), and
@@ -30,6 +32,7 @@ typedef struct clu_mirror {
 	size_t n, cap;
 	size_t live;	  /* entries that are not tombstones */
 	int64_t revision; /* the newest revision applied or read */
+	int64_t floor;	  /* the last reset's: events up to it are known */
 } clu_mirror;
 
 typedef void (*clu_mirror_fn)(void *arg, const clu_entry *e);
