@@ -81,6 +81,7 @@ bench: build
 	bench/proxy.sh
 	bench/dns.sh
 	bench/ratelimit.sh
+	bench/tunnel.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
