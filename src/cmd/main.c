@@ -11,7 +11,7 @@ static const struct {
 } commands[] = {
     {"edge", cmd_edge, "run an edge node: meridian edge -c FILE"},
     {"check", cmd_check, "validate a config file: meridian check -c FILE"},
-    {"demo", cmd_demo, "run the embedded demo (two clouds, one edge)"},
+    {"demo", cmd_demo, "run the embedded demo (two clouds and a tunnel, one edge)"},
     {"origin", cmd_origin, "run a demo/test origin server"},
     {"ctl", cmd_ctl, "operator CLI over the admin API: meridian ctl --help"},
     {"tunnel", cmd_tunnel,
