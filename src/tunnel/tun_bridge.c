@@ -415,11 +415,21 @@ void tun_bridge_accept_cb(core_io *io, uint32_t ev)
 {
 	(void)ev;
 	tun_entry *en = (tun_entry *)((char *)io - offsetof(tun_entry, lio));
-	for (int i = 0; i < 64 && en->lio.fd >= 0; i++) {
+	/* Edge-triggered: accept until EAGAIN (connections left in the
+	 * backlog would wait for the next one). A local error (EMFILE, ...)
+	 * stops the batch; the tick tries again. */
+	while (en->lio.fd >= 0) {
 		int fd = accept4(en->lio.fd, NULL, NULL,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN)
+				log_warn_every(1000,
+					       "tunnel %s: bridge: accept: %s",
+					       en->id, strerror(errno));
 			return;
+		}
 		tun_bridge *b = xcalloc(1, sizeof(*b));
 		b->io.fd = fd;
 		b->io.cb = bridge_io_cb;

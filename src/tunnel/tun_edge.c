@@ -185,6 +185,13 @@ static void tick_cb(core_timer *tm)
 			}
 		}
 	check_config(t);
+	/* Connections an accept batch left (EMFILE, ...). */
+	for (size_t i = 0; i < t->nlisteners; i++)
+		if (t->listeners[i].io.fd >= 0)
+			tun_listener_cb(&t->listeners[i].io, EPOLLIN);
+	for (tun_entry *en = t->entries; en; en = en->next)
+		if (en->lio.fd >= 0)
+			tun_bridge_accept_cb(&en->lio, EPOLLIN);
 	core_timer_after(&t->loop, tm, TICK_MS);
 }
 

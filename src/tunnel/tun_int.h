@@ -19,11 +19,15 @@
 #include "tunnel/tun_edge.h"
 
 struct edge;
-#define TICK_MS		    1000
-#define HELLO_TIMEOUT_MS    10000
-#define PING_IDLE_MS	    15000
-#define DEAD_AFTER_MS	    45000
-#define MAX_LINKS_PER_TUN   64
+#define TICK_MS		  1000
+#define HELLO_TIMEOUT_MS  10000
+#define PING_IDLE_MS	  15000
+#define DEAD_AFTER_MS	  45000
+#define MAX_LINKS_PER_TUN 64
+/* Connections before their hello is accepted (anyone may open them): past
+ * this many the oldest is cut, so unauthenticated peers cannot take the
+ * process's descriptors (the workers' too). */
+#define MAX_PENDING_HELLOS  256
 #define STREAM_WINDOW	    (256u << 10)
 #define CONN_WINDOW	    (16u << 20)
 #define BRIDGE_IN	    (64u << 10)
@@ -127,7 +131,8 @@ struct tun_edge {
 	size_t nlisteners;
 	pthread_mutex_t lock; /* entries list: the metrics read it */
 	tun_entry *entries;
-	tun_link *all; /* links before their hello is accepted */
+	tun_link *all;	   /* links before their hello is accepted */
+	uint32_t npending; /* in `all` */
 	tun_link *dead_links;
 	tun_bridge *dead_bridges;
 	/* Bridges whose input had room made (nghttp2 took body bytes):

@@ -24,6 +24,8 @@
 static void link_unlist(tun_link *l)
 {
 	tun_link **head = l->entry ? &l->entry->links : &l->t->all;
+	if (!l->entry && (l->prev || *head == l))
+		l->t->npending--;
 	if (l->prev)
 		l->prev->next = l->next;
 	else if (*head == l)
@@ -366,24 +368,52 @@ static void link_io_cb(core_io *io, uint32_t ev)
 		link_read(l);
 }
 
+/* Make room for one more connection before its hello: the oldest such
+ * goes (a real connector's hello takes milliseconds). */
+static void pending_evict(tun_edge *t)
+{
+	if (t->npending < MAX_PENDING_HELLOS)
+		return;
+	tun_link *oldest = NULL;
+	for (tun_link *l = t->all; l; l = l->next)
+		if (!oldest || l->born <= oldest->born)
+			oldest = l;
+	if (!oldest)
+		return;
+	log_warn_every(1000,
+		       "tunnel listener: %d connections without a hello; "
+		       "closing the oldest (%s)",
+		       MAX_PENDING_HELLOS, oldest->peer);
+	if (oldest->state == L_HELLO)
+		atomic_fetch_add_explicit(&t->hellos[TUN_HELLO_FAILED], 1,
+					  memory_order_relaxed);
+	tun_link_close(oldest, "too many connections without a hello");
+}
+
+/* Edge-triggered: accept until EAGAIN (connections left in the backlog
+ * would wait for the next one to arrive). A local error (EMFILE, ...)
+ * stops the batch; the tick tries again. */
 void tun_listener_cb(core_io *io, uint32_t ev)
 {
 	(void)ev;
 	tun_listener *ls = (tun_listener *)io;
 	tun_edge *t = ls->t;
-	for (int i = 0; i < 64; i++) {
+	for (;;) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
 		int fd = accept4(io->fd, (struct sockaddr *)&ss, &sl,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR &&
-			    errno != ECONNABORTED)
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN)
 				log_warn_every(1000,
 					       "tunnel listener: accept: %s",
 					       strerror(errno));
 			return;
 		}
+		pending_evict(t);
+		t->npending++;
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		const edge_snapshot *snap = edge_acquire(t->e);
