@@ -759,6 +759,9 @@ int h2_session_interim(h2_session *s, int32_t sid, int status,
 	if (!st || st->resp_started || status < 100 || status > 199 ||
 	    status == 101)
 		return -EINVAL;
+	if (nghttp2_session_get_outbound_queue_size(s->ng) >=
+	    H2_INTERIM_QUEUE_MAX)
+		return -ENOBUFS;
 	nghttp2_nv stack[NV_STACK];
 	nghttp2_nv *nv = status_nv(status, code, f, n, stack);
 	int rc = nghttp2_submit_headers(s->ng, NGHTTP2_FLAG_NONE, sid, NULL, nv,

@@ -109,7 +109,11 @@ bool h2_session_done(const h2_session *s);
 int h2_session_respond(h2_session *s, int32_t sid, int status,
 		       const h2_field *f, size_t n, bool has_body);
 /* An informational (1xx) response before the final one: 100 Continue,
- * 103 Early Hints. Fields as for h2_session_respond. */
+ * 103 Early Hints. Fields as for h2_session_respond. -ENOBUFS when the
+ * peer has not taken what is queued (H2_INTERIM_QUEUE_MAX frames or
+ * more): HEADERS are not flow-controlled, so a peer that does not read
+ * must not make the session hold every 1xx an upstream sends. */
+#define H2_INTERIM_QUEUE_MAX 256
 int h2_session_interim(h2_session *s, int32_t sid, int status,
 		       const h2_field *f, size_t n);
 /* More body is available after read_body returned H2_DEFERRED. */

@@ -451,9 +451,13 @@ static int respond(px_h2_stream *st, const http1_response *resp,
 {
 	px_h2 *h = st->h;
 	if (resp->status < 200) {
-		if (resp->status != 101)
-			(void)h2_session_interim(h->sess, st->sid, resp->status,
-						 f, n);
+		/* A client that has not taken the 1xx queued so far gets no
+		 * more: the caller fails the answer (as a full head buffer
+		 * does on HTTP/1.1). Other refusals drop the 1xx. */
+		if (resp->status != 101 &&
+		    h2_session_interim(h->sess, st->sid, resp->status, f, n) ==
+			-ENOBUFS)
+			return -ENOBUFS;
 		return 0;
 	}
 	bool has_body =
