@@ -149,3 +149,62 @@ def test_unauthenticated_connections_cannot_take_the_descriptors(stack,
         for s in socks:
             s.close()
     e.check_alive()
+
+
+def test_request_queued_behind_a_goaway_goes_elsewhere(stack, tmp_path):
+    """A request the edge has accepted but not yet sent on a connection
+    (the connector allows one stream at a time, one is busy) when that
+    connector sends GOAWAY is sent on another connector, not left
+    waiting."""
+    import threading
+    import h2.settings
+    admin = mt.free_port()
+    te = TunEdge(stack, tmp_path, admin=admin)
+    mt.wait_for(lambda: mt.port_accepts(admin), what="admin listener")
+
+    def requests_total():
+        m = mt.request(admin, "GET", "/metrics", host="admin").text
+        return int(m.split('meridian_tunnel_requests_total{tunnel="gke"} ')
+                   [1].split()[0])
+    a = connected(FakeConnector(
+        te.tun, "gke", TOKEN, name="conn-a",
+        settings={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1}))
+    b = None
+    res = {}
+
+    def get(key, path):
+        try:
+            res[key] = te.get(path)
+        except Exception as e:  # noqa: BLE001 (reported below)
+            res[key] = e
+    ts = []
+    try:
+        wait_routed(te, "conn-a", "conn-a to serve")
+        n0 = requests_total()
+        ts.append(threading.Thread(target=get, args=("slow", "/slow/3000")))
+        ts[-1].start()
+        mt.wait_for(lambda: requests_total() >= n0 + 1 and
+                    any(h.get(":path") == "/slow/3000"
+                        for h in [st["headers"]
+                                  for st in list(a.streams.values())]),
+                    what="the slow request at conn-a")
+        ts.append(threading.Thread(target=get, args=("queued", "/queued")))
+        ts[-1].start()
+        # In the edge (counted) but not at conn-a: its one stream is busy.
+        mt.wait_for(lambda: requests_total() >= n0 + 2,
+                    what="the second request in the edge")
+        b = connected(FakeConnector(te.tun, "gke", TOKEN, name="conn-b"))
+        mt.wait_for(lambda: "connector conn-b (127.0.0.1) connected" in
+                    te.log(), what="conn-b joined")
+        a.goaway()
+        for t in ts:
+            t.join(timeout=2 * mt.WAIT)
+        r = res.get("queued")
+        assert isinstance(r, mt.Response) and r.status == 200, r
+        assert json.loads(r.body)["connector"] == "conn-b"
+        r = res.get("slow")
+        assert isinstance(r, mt.Response) and r.status == 200, r
+    finally:
+        a.stop()
+        if b:
+            b.stop()

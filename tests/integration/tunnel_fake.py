@@ -74,7 +74,8 @@ def pattern_bytes(n):
 
 
 class FakeConnector:
-    def __init__(self, port, tunnel, token, name="fake", refuse=False):
+    def __init__(self, port, tunnel, token, name="fake", refuse=False,
+                 settings=None):
         self.name = name
         self.refuse = refuse     # reset every stream with REFUSED_STREAM
         self.refused = 0
@@ -94,6 +95,8 @@ class FakeConnector:
                                         header_encoding="utf-8")
         self.conn = h2.connection.H2Connection(config=cfg)
         self.conn.initiate_connection()
+        if settings:             # {h2.settings.SettingCodes.X: value}
+            self.conn.update_settings(settings)
         self.streams = {}        # sid -> {"headers", "body", "pending"}
         self._rest = rest
         self.sock.settimeout(0.05)
