@@ -41,6 +41,11 @@ static void problem(kube_problems *p, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	/* Logged: hosts and paths from the API (invalid ones are what is
+	 * reported) must not bring control characters along. */
+	for (char *c = buf; *c; c++)
+		if ((unsigned char)*c < ' ' || *c == 0x7f)
+			*c = '?';
 	p->msg = xrealloc(p->msg, (p->n + 1) * sizeof(*p->msg));
 	p->msg[p->n++] = xstrdup(buf);
 }

@@ -234,6 +234,14 @@ kube_obj *kube_obj_from_json(kube_kind k, const json_t *j, const char **why)
 		*why = "no metadata.name";
 		return NULL;
 	}
+	/* Names are printed in log lines: none with control characters
+	 * (Kubernetes allows none at all; the API is not trusted). */
+	for (const char *p = json_string_value(json_object_get(md, "name")); *p;
+	     p++)
+		if ((unsigned char)*p < ' ' || *p == 0x7f) {
+			*why = "a metadata.name with control characters";
+			return NULL;
+		}
 	core_arena *a = core_arena_new(0);
 	kube_obj *o = core_arena_alloc(a, sizeof(*o));
 	o->arena = a;
@@ -319,6 +327,9 @@ int kube_event_decode(kube_kind k, const char *buf, size_t len, kube_event *ev,
 		const json_t *m = json_object_get(o, "message");
 		snprintf(ev->message, sizeof(ev->message), "%s",
 			 json_is_string(m) ? json_string_value(m) : "");
+		for (char *p = ev->message; *p; p++) /* it is logged */
+			if ((unsigned char)*p < ' ' || *p == 0x7f)
+				*p = ' ';
 		rc = 0;
 		goto out;
 	}

@@ -307,6 +307,35 @@ static void test_default_backend_and_problems(void **state)
 	kube_store_clear(&s);
 }
 
+/* Problems are logged: an invalid host or path from the API is reported
+ * without its control characters. */
+static void test_problems_have_no_control_characters(void **state)
+{
+	(void)state;
+	kube_store s = {0};
+	base(&s);
+	ing(&s, "evil", "2026-01-01T00:00:00Z", "meridian",
+	    "\"rules\":[{\"host\":\"a.example.com\\nfake: line\","
+	    "\"http\":{\"paths\":[{\"path\":\"/\"," BE(
+		"web", "{\"number\":80}") "}]}},"
+					  "{\"host\":\"b.example.com\","
+					  "\"http\":{\"paths\":[{\"path\":"
+					  "\"/x\\u001b[31m\","
+					  "\"pathType\":\"Prefix\"," BE(
+					      "web",
+					      "{\"number\":80}") "}]}}]");
+	kube_problems p = {0};
+	tun_ruleset *rs = kube_map_build(&s, NS, "meridian", &p);
+	assert_int_equal(p.n, 2);
+	for (size_t i = 0; i < p.n; i++)
+		for (const char *c = p.msg[i]; *c; c++)
+			assert_true((unsigned char)*c >= ' ' && *c != 0x7f);
+	assert_non_null(strstr(p.msg[0], "a.example.com?fake: line"));
+	tun_ruleset_unref(rs);
+	kube_problems_free(&p);
+	kube_store_clear(&s);
+}
+
 static void test_endpoints_round_robin(void **state)
 {
 	(void)state;
@@ -392,6 +421,18 @@ static void test_events(void **state)
 	const char *odd = "{\"type\":\"SOMETHING\",\"object\":{}}";
 	assert_int_equal(
 	    kube_event_decode(KUBE_INGRESS, odd, strlen(odd), &ev, &why), -1);
+	/* What is logged carries no control characters from the API. */
+	const char *inj = "{\"type\":\"ERROR\",\"object\":{\"code\":500,"
+			  "\"message\":\"a\\nfake line\\u001b[31m\"}}";
+	assert_int_equal(
+	    kube_event_decode(KUBE_SERVICE, inj, strlen(inj), &ev, &why), 0);
+	assert_string_equal(ev.message, "a fake line [31m");
+	const char *badname = "{\"type\":\"ADDED\",\"object\":{"
+			      "\"metadata\":{\"name\":\"web\\nx\"}}}";
+	assert_int_equal(kube_event_decode(KUBE_SERVICE, badname,
+					   strlen(badname), &ev, &why),
+			 -1);
+	assert_non_null(why);
 	kube_store_clear(&s);
 }
 
@@ -446,6 +487,7 @@ int main(void)
 	    cmocka_unit_test(test_class_and_annotation),
 	    cmocka_unit_test(test_order_across_ingresses),
 	    cmocka_unit_test(test_default_backend_and_problems),
+	    cmocka_unit_test(test_problems_have_no_control_characters),
 	    cmocka_unit_test(test_endpoints_round_robin),
 	    cmocka_unit_test(test_events),
 	    cmocka_unit_test(test_list_and_store),
