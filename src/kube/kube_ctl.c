@@ -40,6 +40,7 @@ typedef struct kwatch {
 	long status; /* of the running watch, once known */
 	char *buf;   /* an incomplete line, or an error body */
 	size_t len, cap;
+	size_t scanned; /* of buf, known to hold no newline */
 	struct kube_ctl *k;
 } kwatch;
 
@@ -225,8 +226,10 @@ static size_t on_watch(char *p, size_t sz, size_t nm, void *ud)
 	w->len += n;
 	if (w->status != 200)
 		return n; /* an error body: read at the end */
+	/* Only the new bytes are looked at: a line that never ends (up to
+	 * LINE_MAX_BYTES) costs its length, not its length squared. */
 	size_t start = 0;
-	for (size_t i = 0; i < w->len && !w->gone; i++) {
+	for (size_t i = w->scanned; i < w->len && !w->gone; i++) {
 		if (w->buf[i] != '\n')
 			continue;
 		if (i > start)
@@ -237,6 +240,7 @@ static size_t on_watch(char *p, size_t sz, size_t nm, void *ud)
 		start = w->len;
 	memmove(w->buf, w->buf + start, w->len - start);
 	w->len -= start;
+	w->scanned = w->len;
 	return n;
 }
 
@@ -259,7 +263,7 @@ static void watch_start(kube_ctl *k, kwatch *w)
 	curl_easy_setopt(w->h, CURLOPT_WRITEDATA, w);
 	curl_easy_setopt(w->h, CURLOPT_PRIVATE, w);
 	w->status = 0;
-	w->len = 0;
+	w->len = w->scanned = 0;
 	w->gone = false;
 	w->started = core_now_ms();
 	curl_multi_add_handle(k->multi, w->h);
@@ -293,7 +297,7 @@ static void watch_done(kube_ctl *k, kwatch *w, CURLcode rc)
 		w->need_list = true;
 		w->gone = false;
 		w->next_at = 0;
-		w->len = 0;
+		w->len = w->scanned = 0;
 		return;
 	}
 	if (status && status != 200) {
@@ -308,14 +312,14 @@ static void watch_done(kube_ctl *k, kwatch *w, CURLcode rc)
 					 : "error",
 			 msg, status == 401 ? " (check the token)" : "",
 			 (double)d / 1000);
-		w->len = 0;
+		w->len = w->scanned = 0;
 		w->next_at = core_now_ms() + d;
 		/* An expired token or lost rights: the next list says so. */
 		if (status == 401 || status == 403)
 			w->need_list = true;
 		return;
 	}
-	w->len = 0;
+	w->len = w->scanned = 0;
 	if (rc == CURLE_OK && lasted >= 1000) {
 		/* the API ended it (timeoutSeconds, a restart): again now */
 		w->fails = 0;

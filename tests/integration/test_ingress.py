@@ -58,6 +58,7 @@ class FakeKube:
         self.watches = {k: 0 for k in KINDS}
         self.unauthorized = 0
         self.status_writes = []
+        self.long_line = {k: 0 for k in KINDS}  # bytes before a newline
         self.stopping = False
         fk = self
 
@@ -210,6 +211,17 @@ class FakeKube:
         h.send_response(200)
         h.send_header("Content-Type", "application/json")
         h.end_headers()
+        with self.lock:
+            junk, self.long_line[kind] = self.long_line[kind], 0
+        if junk:  # one line of junk, 16 KiB at a time, then on as usual
+            chunk = b"x" * 16384
+            try:
+                for _ in range(junk // len(chunk)):
+                    h.wfile.write(chunk)
+                h.wfile.write(b"\n")
+                h.wfile.flush()
+            except OSError:
+                return
         if mode == "event":
             h.wfile.write((json.dumps({"type": "ERROR", "object": {
                 "kind": "Status", "code": 410, "reason": "Expired",
@@ -634,6 +646,44 @@ def test_gone_and_closed_watches(world):
         ("shop.example.com", [("/", "Prefix", "web", {"number": 80})])]))
     w.wait_route("shop.example.com", "/", "b")
     assert k.lists["ingresses"] == lists["ingresses"] + 1  # no re-list
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        v = f.read().rsplit(")", 1)[1].split()
+    return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_long_watch_line_costs_its_length(world):
+    """A watch line that goes on for 15 MiB before its newline is read in
+    time linear in its length: each byte is looked at once, not once per
+    read (which took about 10 s of CPU for this line). CPU time, not wall
+    time, with a margin of 30 times what the linear scan takes under
+    ASan."""
+    w = world
+    base_objects(w)
+    k = w.kube
+    k.put("ingresses", ingress("shop", rules=[
+        ("shop.example.com", [("/", "Prefix", "web", {"number": 80})])]))
+    w.start()
+    w.wait_route("shop.example.com", "/", "a")
+    mt.wait_for(lambda: all(k.watches[x] >= 1 for x in KINDS),
+                what="three watches")
+    before = cpu_seconds(w.ctl.pid)
+    watches = k.watches["services"]
+    with k.lock:
+        k.long_line["services"] = 15 << 20
+    k.close_watches("services")
+    mt.wait_for(lambda: k.watches["services"] > watches, what="a new watch")
+    mt.wait_for(lambda: "watch services: an event not understood" in w.log(),
+                timeout=4 * mt.WAIT, what="the long line read")
+    used = cpu_seconds(w.ctl.pid) - before
+    assert used < 3, "%.1f s of CPU for one 15 MiB line" % used
+    # and the watch goes on
+    k.put("endpointslices", slice_("web-abc", "web", w.pod_port,
+                                   [("127.0.0.3", True)]))
+    w.wait_route("shop.example.com", "/", "b")
 
 
 def test_wrong_token_logged_and_retried(world):
