@@ -188,8 +188,8 @@ def test_requests_through_a_connector(stack, tmp_path):
                 rr = c.read_response()
                 assert rr.status == 200
                 assert json.loads(rr.body)["path"] == "/n/%d" % i
-        log = te.log()
-        assert "tunnel gke: connector conn-a (127.0.0.1) connected" in log
+        mt.wait_for(lambda: "tunnel gke: connector conn-a (127.0.0.1) "
+                    "connected" in te.log(), what="the connect logged")
         m = mt.request(te.http, "GET", "/", host=HOST)
         assert m.status == 200
     finally:
@@ -261,7 +261,9 @@ def test_token_change_on_reload_closes_the_connector(stack, tmp_path):
         te.e.rewrite(config(tmp_path, te.http, te.tun, token=new))
         te.e.p.send_signal(signal.SIGHUP)
         mt.wait_for(fc.closed.is_set, what="the old connection closed")
-        assert "the tunnel's token changed" in te.log()
+        # Log lines are written by a log thread: waited for.
+        mt.wait_for(lambda: "the tunnel's token changed" in te.log(),
+                    what="the reason logged")
         st, _, s, _ = hello(te.tun, "gke", TOKEN)
         s.close()
         assert st == 401
