@@ -30,17 +30,12 @@ bool kube_ingress_ours(const kube_ingress *ing, const char *cls)
 	return ing->class_annot && !strcmp(ing->class_annot, cls);
 }
 
-static void problem(kube_problems *p, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void problem(kube_problems *p, const char *fmt, ...)
+static void push(kube_problems *p, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+static void push(kube_problems *p, const char *fmt, va_list ap)
 {
-	if (!p)
-		return;
 	char buf[512];
-	va_list ap;
-	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
 	/* Logged: hosts and paths from the API (invalid ones are what is
 	 * reported) must not bring control characters along. */
 	for (char *c = buf; *c; c++)
@@ -48,6 +43,34 @@ static void problem(kube_problems *p, const char *fmt, ...)
 			*c = '?';
 	p->msg = xrealloc(p->msg, (p->n + 1) * sizeof(*p->msg));
 	p->msg[p->n++] = xstrdup(buf);
+}
+
+/* A problem; past KUBE_MAX_PROBLEMS only counted. */
+static void problem(kube_problems *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void problem(kube_problems *p, const char *fmt, ...)
+{
+	if (!p)
+		return;
+	if (p->n >= KUBE_MAX_PROBLEMS) {
+		p->more++;
+		return;
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	push(p, fmt, ap);
+	va_end(ap);
+}
+
+/* A last line, whatever the count. */
+static void problem_last(kube_problems *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void problem_last(kube_problems *p, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	push(p, fmt, ap);
+	va_end(ap);
 }
 
 void kube_problems_free(kube_problems *p)
@@ -245,8 +268,10 @@ tun_ruleset *kube_map_build(const kube_store *s, const char *ns,
 			nent += o->u.ing.rules[r].npaths;
 	}
 	qsort(ings, ning, sizeof(*ings), cmp_ing);
+	if (nent > KUBE_MAX_MAP_RULES)
+		nent = KUBE_MAX_MAP_RULES;
 	ent *ents = xcalloc(nent + 1, sizeof(*ents));
-	size_t ne = 0;
+	size_t ne = 0, dropped = 0;
 	tun_service def = {
 	    .kind = TUN_SVC_STATUS, .status = 404, .text = "http_status:404"};
 	bool have_def = false;
@@ -272,6 +297,10 @@ tun_ruleset *kube_map_build(const kube_store *s, const char *ns,
 			}
 			for (size_t k = 0; k < kr->npaths; k++) {
 				const kube_path *kp = &kr->paths[k];
+				if (ne == KUBE_MAX_MAP_RULES) {
+					dropped++;
+					continue;
+				}
 				ent *e = &ents[ne];
 				*e = (ent){0};
 				e->exact = kp->type == KUBE_PATH_EXACT;
@@ -309,6 +338,15 @@ tun_ruleset *kube_map_build(const kube_store *s, const char *ns,
 			}
 		}
 	}
+	if (p && p->more)
+		problem_last(p, "... and %zu more problems", p->more);
+	if (p && dropped)
+		problem_last(p,
+			     "%zu paths over the %d the controller serves "
+			     "(oldest Ingresses first) are left out",
+			     dropped, KUBE_MAX_MAP_RULES);
+	if (p)
+		p->more = 0;
 	qsort(ents, ne, sizeof(*ents), cmp_ent);
 	/* rules: the entries, a catch-all after each host, the catch-all */
 	tun_rule *rules = core_arena_alloc(a, (2 * ne + 1) * sizeof(*rules));

@@ -12,9 +12,17 @@
 #include "kube/kube_obj.h"
 #include "tunnel/tun_rules.h"
 
+/* Bounds on what a namespace's objects (the API is not trusted) make the
+ * connector hold and the controller log: rules past KUBE_MAX_MAP_RULES
+ * (oldest Ingresses first) are left out, one problem says so; problems
+ * past KUBE_MAX_PROBLEMS are counted in one last line. */
+#define KUBE_MAX_MAP_RULES 16384
+#define KUBE_MAX_PROBLEMS  64
+
 typedef struct kube_problems {
 	char **msg; /* malloc'd, one line each, in the order found */
 	size_t n;
+	size_t more; /* found past KUBE_MAX_PROBLEMS (while building) */
 } kube_problems;
 
 /* Whether an Ingress is of class cls: spec.ingressClassName, else the

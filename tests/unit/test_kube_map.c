@@ -336,6 +336,57 @@ static void test_problems_have_no_control_characters(void **state)
 	kube_store_clear(&s);
 }
 
+/* Objects that would make hundreds of thousands of rules (the API is not
+ * trusted): the connector gets at most KUBE_MAX_MAP_RULES paths, oldest
+ * Ingresses first, and the problems are bounded too. */
+static void test_rules_and_problems_bounded(void **state)
+{
+	(void)state;
+	kube_store s = {0};
+	base(&s);
+	ing(&s, "old", "2026-01-01T00:00:00Z", "meridian",
+	    "\"rules\":[{\"host\":\"old.example.com\",\"http\":{\"paths\":[{"
+	    "\"path\":\"/\"," BE("web", "{\"number\":80}") "}]}}]");
+	/* 256 rules of 256 paths each, none with a backend (a problem each) */
+	size_t cap = 256 * 256 * 16 + 65536, n = 0;
+	char *spec = malloc(cap);
+	assert_non_null(spec);
+	n += (size_t)snprintf(spec + n, cap - n, "\"rules\":[");
+	for (int r = 0; r < 256; r++) {
+		n += (size_t)snprintf(spec + n, cap - n,
+				      "%s{\"host\":\"h%d.example.com\","
+				      "\"http\":{\"paths\":[",
+				      r ? "," : "", r);
+		for (int k = 0; k < 256; k++)
+			n += (size_t)snprintf(spec + n, cap - n,
+					      "%s{\"path\":\"/p%d\"}",
+					      k ? "," : "", k);
+		n += (size_t)snprintf(spec + n, cap - n, "]}}");
+	}
+	snprintf(spec + n, cap - n, "]");
+	char *obj = malloc(n + 256);
+	assert_non_null(obj);
+	snprintf(obj, n + 256,
+		 "{\"metadata\":{\"name\":\"big\",\"creationTimestamp\":"
+		 "\"2026-02-01T00:00:00Z\"},\"spec\":{\"ingressClassName\":"
+		 "\"meridian\",%s}}",
+		 spec);
+	put(&s, KUBE_INGRESS, obj);
+	free(obj);
+	free(spec);
+	kube_problems p = {0};
+	tun_ruleset *rs = kube_map_build(&s, NS, "meridian", &p);
+	assert_true(rs->nrules <= 2 * KUBE_MAX_MAP_RULES + 1);
+	assert_true(p.n <= KUBE_MAX_PROBLEMS + 2);
+	assert_non_null(strstr(p.msg[p.n - 1], "are left out"));
+	assert_non_null(strstr(p.msg[p.n - 2], "more problems"));
+	/* the older Ingress keeps its place */
+	assert_string_equal(route(rs, "old.example.com", "/"), "shop/web:80");
+	tun_ruleset_unref(rs);
+	kube_problems_free(&p);
+	kube_store_clear(&s);
+}
+
 static void test_endpoints_round_robin(void **state)
 {
 	(void)state;
@@ -488,6 +539,7 @@ int main(void)
 	    cmocka_unit_test(test_order_across_ingresses),
 	    cmocka_unit_test(test_default_backend_and_problems),
 	    cmocka_unit_test(test_problems_have_no_control_characters),
+	    cmocka_unit_test(test_rules_and_problems_bounded),
 	    cmocka_unit_test(test_endpoints_round_robin),
 	    cmocka_unit_test(test_events),
 	    cmocka_unit_test(test_list_and_store),
