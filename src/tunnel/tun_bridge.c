@@ -430,6 +430,22 @@ void tun_bridge_accept_cb(core_io *io, uint32_t ev)
 					       en->id, strerror(errno));
 			return;
 		}
+		/* Only this process (its workers and health checks) may use
+		 * the bridge: an abstract socket has no file permissions, and
+		 * another local process must not reach the tunnel around the
+		 * edge's routing, firewall and limits. */
+		struct ucred cred = {0};
+		socklen_t cl = sizeof(cred);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 ||
+		    cred.pid != getpid()) {
+			log_warn_every(
+			    1000,
+			    "tunnel %s: bridge: refused a connection "
+			    "from another process (pid %ld)",
+			    en->id, (long)cred.pid);
+			close(fd);
+			continue;
+		}
 		tun_bridge *b = xcalloc(1, sizeof(*b));
 		b->io.fd = fd;
 		b->io.cb = bridge_io_cb;

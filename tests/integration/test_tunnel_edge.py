@@ -513,3 +513,35 @@ def test_dashboard_shows_tunnels(stack, tmp_path):
         assert int(rows["gke"][4]) >= 1, rows
     finally:
         fc.stop()
+
+
+def test_bridge_refuses_other_processes(stack, tmp_path):
+    """The bridge socket of a tunnel (abstract AF_UNIX) takes connections
+    from the edge's own process only: another local process cannot send
+    requests into the tunnel around the edge's routing and policies."""
+    import socket
+    te = TunEdge(stack, tmp_path)
+    fc = connected(FakeConnector(te.tun, "gke", TOKEN, name="conn-a"))
+    try:
+        wait_routed(te, "conn-a", "the bridge up")
+        n = len(fc.requests)
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(mt.WAIT)
+        s.connect("\0meridian/%d/tunnel/gke" % te.e.pid)
+        try:
+            s.sendall(b"GET /sneak HTTP/1.1\r\nHost: x\r\n\r\n")
+        except OSError:
+            pass
+        try:
+            data = s.recv(4096)
+        except OSError:
+            data = b""
+        s.close()
+        assert data == b"", data
+        mt.wait_for(lambda: "refused a connection from another process"
+                    in te.log(), what="the refusal logged")
+        assert not any(h.get(":path") == "/sneak" for h, _ in
+                       fc.requests[n:])
+        assert te.get("/after").status == 200  # the edge's own still work
+    finally:
+        fc.stop()
