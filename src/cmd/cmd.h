@@ -17,6 +17,16 @@ int cmd_ingress(int argc, char **argv); /* meridian ingress [check] -c FILE */
  * prints why not and returns -1. */
 int cmd_set_log_level(const char *cmd, const char *arg);
 
+#include <stdbool.h>
+#include <stdio.h>
+
+/* `meridian NAME [check] -c FILE [--log-level L]` (tunnel, ingress):
+ * parses argv into *check and *file. Returns -1 to go on, else the exit
+ * status to return (0 after --help, 2 after a usage error, said on
+ * stderr). */
+int cmd_file_args(const char *name, int argc, char **argv,
+		  void (*usage_of)(FILE *), bool *check, const char **file);
+
 struct cfg_snapshot;
 /* Why the edge would refuse to start on a valid config, as a message for
  * "meridian edge|check: FILE: <message>" (NULL: it starts): no listener to

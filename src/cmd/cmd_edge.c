@@ -35,6 +35,50 @@ int cmd_set_log_level(const char *cmd, const char *arg)
 	return -1;
 }
 
+int cmd_file_args(const char *name, int argc, char **argv,
+		  void (*usage_of)(FILE *), bool *check, const char **file)
+{
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"log-level", required_argument, NULL, 'l'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	*check = false;
+	*file = NULL;
+	if (argc > 1 && !strcmp(argv[1], "check")) {
+		*check = true;
+		argc--;
+		argv++;
+	}
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:l:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			*file = optarg;
+			break;
+		case 'l':
+			if (cmd_set_log_level(name, optarg) < 0)
+				return 2;
+			break;
+		case 'h':
+			usage_of(stdout);
+			return 0;
+		default:
+			usage_of(stderr);
+			return 2;
+		}
+	}
+	if (!*file || !**file || optind != argc) {
+		fprintf(stderr, "meridian %s: %s\n", name,
+			*file ? "unexpected argument" : "missing -c FILE");
+		usage_of(stderr);
+		return 2;
+	}
+	return -1;
+}
+
 const char *cmd_edge_refusal(const cfg_snapshot *cfg, char *buf, size_t len)
 {
 	/* A DNS-only edge is fine (issue 4). */

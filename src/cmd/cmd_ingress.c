@@ -5,7 +5,6 @@
  * docs/TUNNEL.md "meridian ingress".
  */
 #include <curl/curl.h>
-#include <getopt.h>
 #include <libgen.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -152,45 +151,11 @@ static void creds_from(core_arena *a, const kube_settings *ks, kube_creds *c,
 
 int cmd_ingress(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"log-level", required_argument, NULL, 'l'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
-	};
-	bool check = false;
-	if (argc > 1 && !strcmp(argv[1], "check")) {
-		check = true;
-		argc--;
-		argv++;
-	}
-	const char *file = NULL;
-	int ch;
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "c:l:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'c':
-			file = optarg;
-			break;
-		case 'l':
-			if (cmd_set_log_level("ingress", optarg) < 0)
-				return 2;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (!file || !*file || optind != argc) {
-		fputs(file ? "meridian ingress: unexpected argument\n"
-			   : "meridian ingress: missing -c FILE\n",
-		      stderr);
-		usage(stderr);
-		return 2;
-	}
+	bool check;
+	const char *file;
+	int st = cmd_file_args("ingress", argc, argv, usage, &check, &file);
+	if (st >= 0)
+		return st;
 	sigset_t sigs;
 	if (!check) {
 		/* A SIGTERM while starting stays pending for the connector's

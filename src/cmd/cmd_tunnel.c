@@ -3,7 +3,6 @@
  * file:line:col: message, exit 1; else a one-line summary, exit 0). See
  * docs/TUNNEL.md.
  */
-#include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -52,45 +51,11 @@ static int load(const char *file, const char *what, tun_config **cfg,
 
 int cmd_tunnel(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"log-level", required_argument, NULL, 'l'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
-	};
-	bool check = false;
-	if (argc > 1 && !strcmp(argv[1], "check")) {
-		check = true;
-		argc--;
-		argv++;
-	}
-	const char *file = NULL;
-	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:l:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			file = optarg;
-			break;
-		case 'l':
-			if (cmd_set_log_level("tunnel", optarg) < 0)
-				return 2;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (!file || !*file || optind != argc) {
-		fputs(file ? "meridian tunnel: unexpected argument\n"
-			   : "meridian tunnel: missing -c FILE\n",
-		      stderr);
-		usage(stderr);
-		return 2;
-	}
+	bool check;
+	const char *file;
+	int st = cmd_file_args("tunnel", argc, argv, usage, &check, &file);
+	if (st >= 0)
+		return st;
 	if (!check) {
 		/* A SIGTERM while starting stays pending for the loop's
 		 * signalfd instead of killing the connector. */
