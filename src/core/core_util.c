@@ -17,6 +17,32 @@ static void oom(void)
 	abort();
 }
 
+void core_bq_put(core_bq *q, const void *src, size_t n, size_t first_cap)
+{
+	if (q->start == q->end)
+		q->start = q->end = 0;
+	if (q->cap - q->end < n && q->start) {
+		memmove(q->p, q->p + q->start, q->end - q->start);
+		q->end -= q->start;
+		q->start = 0;
+	}
+	if (q->cap - q->end < n) {
+		size_t cap = q->cap ? q->cap : first_cap;
+		while (cap - q->end < n)
+			cap *= 2;
+		q->p = xrealloc(q->p, cap);
+		q->cap = cap;
+	}
+	memcpy(q->p + q->end, src, n);
+	q->end += n;
+}
+
+void core_bq_free(core_bq *q)
+{
+	free(q->p);
+	*q = (core_bq){0};
+}
+
 void *xmalloc(size_t n)
 {
 	void *p = malloc(n ? n : 1);

@@ -67,4 +67,20 @@ int core_raise_nofile(uint64_t *before, uint64_t *after);
  * rare paths only (start-up, restarts), never per request. */
 bool core_failpoint(const char *name);
 
+/* A byte queue: bytes [start, end) of p[cap], appended at the end and
+ * taken from the start. */
+typedef struct core_bq {
+	char *p;
+	size_t start, end, cap;
+} core_bq;
+
+static inline size_t core_bq_len(const core_bq *q)
+{
+	return q->end - q->start;
+}
+/* Append n bytes: first into the room before start (the queued bytes move
+ * down), else the buffer grows, doubling from first_cap. */
+void core_bq_put(core_bq *q, const void *src, size_t n, size_t first_cap);
+void core_bq_free(core_bq *q);
+
 #endif

@@ -40,8 +40,7 @@ struct px_h2_stream {
 	 * sc takes. With an unknown length (`chunked`) px_h2_read frames
 	 * what it copies as chunks, then copies `tail` (the last chunk and
 	 * the request trailers). */
-	char *rq;
-	size_t rq_start, rq_end, rq_cap;
+	core_bq rq;
 	char *tail;
 	size_t tail_off, tail_len;
 	bool chunked, req_ended, head_req;
@@ -169,23 +168,7 @@ void px_flush(edge_worker *w)
 
 static void rq_append(px_h2_stream *st, const void *p, size_t n)
 {
-	if (st->rq_start == st->rq_end)
-		st->rq_start = st->rq_end = 0;
-	if (st->rq_cap - st->rq_end < n && st->rq_start) {
-		memmove(st->rq, st->rq + st->rq_start,
-			st->rq_end - st->rq_start);
-		st->rq_end -= st->rq_start;
-		st->rq_start = 0;
-	}
-	if (st->rq_cap - st->rq_end < n) {
-		size_t cap = st->rq_cap ? st->rq_cap : 4096;
-		while (cap - st->rq_end < n)
-			cap *= 2;
-		st->rq = xrealloc(st->rq, cap);
-		st->rq_cap = cap;
-	}
-	memcpy(st->rq + st->rq_end, p, n);
-	st->rq_end += n;
+	core_bq_put(&st->rq, p, n, 4096);
 }
 
 /* Give n DATA bytes back to the client's windows. */
@@ -200,7 +183,7 @@ static void give_back(px_h2_stream *st, size_t n)
 ssize_t px_h2_read(px_client *sc, core_buf *b)
 {
 	px_h2_stream *st = sc->h2s;
-	size_t have = st->rq_end - st->rq_start;
+	size_t have = st->rq.end - st->rq.start;
 	size_t tail = st->tail_len - st->tail_off;
 	if (have == 0 && tail == 0) {
 		sc->can_read = false;
@@ -215,8 +198,8 @@ ssize_t px_h2_read(px_client *sc, core_buf *b)
 	size_t n = 0;
 	if (have && !st->chunked) {
 		n = MIN(have, (size_t)space);
-		memcpy(out, st->rq + st->rq_start, n);
-		st->rq_start += n;
+		memcpy(out, st->rq.p + st->rq.start, n);
+		st->rq.start += n;
 		give_back(st, n);
 	} else if (have) {
 		/* one chunk: size line, data, CRLF */
@@ -224,10 +207,10 @@ ssize_t px_h2_read(px_client *sc, core_buf *b)
 			return -ENOBUFS;
 		size_t k = MIN(have, (size_t)space - 24);
 		int h = snprintf(out, 24, "%zx\r\n", k);
-		memcpy(out + h, st->rq + st->rq_start, k);
+		memcpy(out + h, st->rq.p + st->rq.start, k);
 		memcpy(out + h + k, "\r\n", 2);
 		n = (size_t)h + k + 2;
-		st->rq_start += k;
+		st->rq.start += k;
 		give_back(st, k);
 	} else {
 		n = MIN(tail, (size_t)space);
@@ -235,9 +218,9 @@ ssize_t px_h2_read(px_client *sc, core_buf *b)
 		st->tail_off += n;
 	}
 	b->end += (uint32_t)n;
-	if (st->rq_start == st->rq_end)
-		st->rq_start = st->rq_end = 0;
-	if (st->rq_end == 0 && st->tail_off == st->tail_len)
+	if (st->rq.start == st->rq.end)
+		st->rq.start = st->rq.end = 0;
+	if (st->rq.end == 0 && st->tail_off == st->tail_len)
 		sc->can_read = false; /* drained: the next DATA says */
 	return (ssize_t)n;
 }
@@ -335,7 +318,7 @@ static void stream_free(px_h2 *h, px_h2_stream *st)
 	if (st->next)
 		st->next->prev = st->prev;
 	core_buf_put(&h->cl->w->bufs, st->ob);
-	free(st->rq);
+	core_bq_free(&st->rq);
 	free(st->tail);
 	free(st->trl);
 	free(st);
@@ -694,9 +677,7 @@ void px_h2_stream_closed(px_client *sc)
 	/* The response is whole; request bytes still held reopen the
 	 * windows, and what else comes is dropped (on_data). */
 	(void)h2_session_consume_all(h->sess, st->sid);
-	free(st->rq);
-	st->rq = NULL;
-	st->rq_start = st->rq_end = st->rq_cap = 0;
+	core_bq_free(&st->rq);
 	free(st->tail);
 	st->tail = NULL;
 	st->tail_off = st->tail_len = 0;

@@ -101,8 +101,7 @@ struct tstream {
 	char *head;
 	size_t head_len, head_off;
 	bool chunked, req_ended, req_sent, drop_req;
-	uint8_t *rq; /* DATA not yet written, held against the window */
-	size_t rq_start, rq_end, rq_cap;
+	core_bq rq; /* DATA not yet written, held against the window */
 	char chdr[24];
 	uint8_t chdr_len, chdr_off, crlf_left;
 	size_t chunk_left;
@@ -344,7 +343,7 @@ static void st_free(tstream *st)
 {
 	tun_ruleset_unref(st->rs);
 	free(st->head);
-	free(st->rq);
+	core_bq_free(&st->rq);
 	free(st->rb);
 	free(st->ob);
 	free(st);
@@ -388,7 +387,7 @@ static void resume(tstream *st)
 static void drop_request(tstream *st)
 {
 	st->drop_req = true;
-	st->rq_start = st->rq_end = 0;
+	st->rq.start = st->rq.end = 0;
 	if (!st->gone)
 		(void)h2_session_consume_all(st->c->sess, st->sid);
 }
@@ -484,7 +483,7 @@ static int write_side(tstream *st)
 			st->head_off += (size_t)w;
 			continue;
 		}
-		size_t have = st->rq_end - st->rq_start;
+		size_t have = st->rq.end - st->rq.start;
 		if (st->chunked) {
 			if (st->chdr_off < st->chdr_len) {
 				w = svc_write(st, st->chdr + st->chdr_off,
@@ -495,11 +494,11 @@ static int write_side(tstream *st)
 				continue;
 			}
 			if (st->chunk_left) {
-				w = svc_write(st, st->rq + st->rq_start,
+				w = svc_write(st, st->rq.p + st->rq.start,
 					      MIN(have, st->chunk_left));
 				if (w < 0)
 					return w == -EAGAIN ? 0 : w;
-				st->rq_start += (size_t)w;
+				st->rq.start += (size_t)w;
 				st->chunk_left -= (size_t)w;
 				st->body_written = true;
 				(void)h2_session_consume(st->c->sess, st->sid,
@@ -539,10 +538,10 @@ static int write_side(tstream *st)
 			continue;
 		}
 		if (have) {
-			w = svc_write(st, st->rq + st->rq_start, have);
+			w = svc_write(st, st->rq.p + st->rq.start, have);
 			if (w < 0)
 				return w == -EAGAIN ? 0 : w;
-			st->rq_start += (size_t)w;
+			st->rq.start += (size_t)w;
 			st->body_written = true;
 			(void)h2_session_consume(st->c->sess, st->sid,
 						 (size_t)w);
@@ -918,10 +917,10 @@ static void st_run(tstream *st)
 	}
 	if (st->state != S_ACTIVE)
 		return;
-	size_t before = st->head_off + st->rq_start + st->term_off;
+	size_t before = st->head_off + st->rq.start + st->term_off;
 	int w = write_side(st);
 	if (st->rstate == RS_HEAD &&
-	    st->head_off + st->rq_start + st->term_off != before)
+	    st->head_off + st->rq.start + st->term_off != before)
 		/* the head timeout runs from the last request byte sent:
 		 * a long upload is not a slow answer */
 		core_timer_after(&x->loop, &st->timer, SVC_HEAD_MS);
@@ -1003,25 +1002,9 @@ static int on_data(void *ud, int32_t sid, void *sud, const uint8_t *p,
 	}
 	if (!len)
 		return 0;
-	if (st->rq_start == st->rq_end)
-		st->rq_start = st->rq_end = 0;
-	if (st->rq_cap - st->rq_end < len && st->rq_start) {
-		memmove(st->rq, st->rq + st->rq_start,
-			st->rq_end - st->rq_start);
-		st->rq_end -= st->rq_start;
-		st->rq_start = 0;
-	}
-	if (st->rq_cap - st->rq_end < len) {
-		/* bounded by the stream's window: bytes are consumed only
-		 * once written to the service */
-		size_t cap = st->rq_cap ? st->rq_cap : 16384;
-		while (cap - st->rq_end < len)
-			cap *= 2;
-		st->rq = xrealloc(st->rq, cap);
-		st->rq_cap = cap;
-	}
-	memcpy(st->rq + st->rq_end, p, len);
-	st->rq_end += len;
+	/* bounded by the stream's window: bytes are consumed only once
+	 * written to the service */
+	core_bq_put(&st->rq, p, len, 16384);
 	queue(st);
 	return 0;
 }

@@ -248,6 +248,31 @@ static void test_fmt_u64(void **state)
 	assert_memory_equal(b, "18446744073709551615", 20);
 }
 
+/* The byte queue: appends reuse the room before start, then grow. */
+static void test_bq(void **state)
+{
+	(void)state;
+	core_bq q = {0};
+	core_bq_put(&q, "abcd", 4, 4);
+	assert_int_equal(q.cap, 4);
+	assert_int_equal(core_bq_len(&q), 4);
+	q.start += 3;		     /* "d" left */
+	core_bq_put(&q, "ef", 2, 4); /* moves "d" down, no growth */
+	assert_int_equal(q.cap, 4);
+	assert_int_equal(q.start, 0);
+	assert_memory_equal(q.p, "def", 3);
+	core_bq_put(&q, "ghijk", 5, 4); /* grows: 3 + 5 > 4, doubled twice */
+	assert_int_equal(q.cap, 8);
+	assert_memory_equal(q.p + q.start, "defghijk", 8);
+	q.start = q.end; /* drained: the next put starts at 0 */
+	core_bq_put(&q, "z", 1, 4);
+	assert_int_equal(q.start, 0);
+	assert_int_equal(core_bq_len(&q), 1);
+	core_bq_free(&q);
+	assert_null(q.p);
+	assert_int_equal(q.cap, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -260,6 +285,7 @@ int main(void)
 	    cmocka_unit_test(test_buf_pool),
 	    cmocka_unit_test(test_arena),
 	    cmocka_unit_test(test_parse_addr),
+	    cmocka_unit_test(test_bq),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
