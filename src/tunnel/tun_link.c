@@ -148,6 +148,24 @@ void tun_link_flush(tun_link *l)
 		tun_link_close(l, "the session ended (GOAWAY)");
 }
 
+/* Feed received bytes to nghttp2, busy meanwhile (a close a callback
+ * asked for happens after). false: the link is closed. */
+static bool link_recv(tun_link *l, const uint8_t *p, size_t n)
+{
+	l->busy = true;
+	ssize_t r = nghttp2_session_mem_recv(l->h2, p, n);
+	l->busy = false;
+	if (l->close_why) {
+		tun_link_close(l, l->close_why);
+		return false;
+	}
+	if (r < 0) {
+		tun_link_close(l, nghttp2_strerror((int)r));
+		return false;
+	}
+	return true;
+}
+
 static int link_h2_start(tun_link *l)
 {
 	nghttp2_session_callbacks *cbs;
@@ -251,18 +269,8 @@ static void hello_done(tun_link *l, http1_request *req, size_t head_len)
 	/* Bytes after the hello are already HTTP/2. */
 	size_t rest = l->hello_len - head_len;
 	if (rest) {
-		l->busy = true;
-		ssize_t r = nghttp2_session_mem_recv(
-		    l->h2, (const uint8_t *)l->hello + head_len, rest);
-		l->busy = false;
-		if (l->close_why) {
-			tun_link_close(l, l->close_why);
+		if (!link_recv(l, (const uint8_t *)l->hello + head_len, rest))
 			return;
-		}
-		if (r < 0) {
-			tun_link_close(l, nghttp2_strerror((int)r));
-			return;
-		}
 	}
 	free(l->hello);
 	l->hello = NULL;
@@ -335,17 +343,8 @@ static void link_read(tun_link *l)
 			return;
 		}
 		l->last_rx = t->loop.now;
-		l->busy = true;
-		ssize_t c = nghttp2_session_mem_recv(l->h2, t->rbuf, (size_t)r);
-		l->busy = false;
-		if (l->close_why) {
-			tun_link_close(l, l->close_why);
+		if (!link_recv(l, t->rbuf, (size_t)r))
 			return;
-		}
-		if (c < 0) {
-			tun_link_close(l, nghttp2_strerror((int)c));
-			return;
-		}
 	}
 	tun_bridges_flush(t);
 	if (!l->closed)
