@@ -100,10 +100,14 @@ void tun_link_flush(tun_link *l)
 	if (l->closed || !l->can_write || l->busy)
 		return;
 	for (int guard = 0; guard < 1024; guard++) {
-		if (!l->outlen && l->h2) {
-			const uint8_t *p;
+		/* First what TLS has not taken yet; else nghttp2's next frame,
+		 * written from its own buffer (only a rest TLS does not take
+		 * is copied, as OpenSSL wants the same bytes again). */
+		const uint8_t *src = l->out;
+		size_t len = l->outlen;
+		if (!len && l->h2) {
 			l->busy = true;
-			ssize_t n = nghttp2_session_mem_send(l->h2, &p);
+			ssize_t n = nghttp2_session_mem_send(l->h2, &src);
 			l->busy = false;
 			if (l->close_why) {
 				tun_link_close(l, l->close_why);
@@ -113,31 +117,31 @@ void tun_link_flush(tun_link *l)
 				tun_link_close(l, nghttp2_strerror((int)n));
 				return;
 			}
-			if (n == 0)
-				break;
-			tun_grow(&l->out, &l->outcap, (size_t)n);
-			memcpy(l->out, p, (size_t)n);
-			l->outlen = (size_t)n;
+			len = (size_t)n;
 		}
-		if (!l->outlen)
+		if (!len)
 			break;
-		ssize_t w = tls_conn_write(&l->tls, l->out, l->outlen);
-		if (w > 0) {
-			l->last_tx = l->t->loop.now;
-			memmove(l->out, l->out + w, l->outlen - (size_t)w);
-			l->outlen -= (size_t)w;
-			if (l->outlen)
-				continue;
-			continue;
+		ssize_t w = tls_conn_write(&l->tls, src, len);
+		if (w < 0 && w != TLS_WANT_WRITE && w != TLS_WANT_READ) {
+			tun_link_close(l, tls_conn_error(&l->tls)
+					      ? tls_conn_error(&l->tls)
+					      : "write failed");
+			return;
 		}
-		if (w == TLS_WANT_WRITE || w == TLS_WANT_READ) {
+		size_t done = w > 0 ? (size_t)w : 0;
+		if (done)
+			l->last_tx = l->t->loop.now;
+		if (src == l->out) {
+			memmove(l->out, l->out + done, len - done);
+		} else if (done < len) {
+			tun_grow(&l->out, &l->outcap, len - done);
+			memcpy(l->out, src + done, len - done);
+		}
+		l->outlen = len - done;
+		if (w < 0) {
 			l->can_write = false;
 			return;
 		}
-		tun_link_close(l, tls_conn_error(&l->tls)
-				      ? tls_conn_error(&l->tls)
-				      : "write failed");
-		return;
 	}
 	if (l->state == L_REFUSING && !l->outlen) {
 		tun_link_close(l, "refused");
