@@ -5,7 +5,7 @@
 set -euo pipefail
 what=${1:-test}
 
-pkgs=(build-essential meson ninja-build pkg-config libyaml-dev libssl-dev curl libcurl4-openssl-dev libjansson-dev libsqlite3-dev libnghttp2-dev liburing-dev libpcre2-dev)
+pkgs=(build-essential meson ninja-build pkg-config libyaml-dev libssl-dev curl libcurl4-openssl-dev libjansson-dev libsqlite3-dev libnghttp2-dev liburing-dev libpcre2-dev libmodsecurity-dev modsecurity-crs)
 # geo: libmaxminddb; scripts/geo-data.sh fetches the country database with
 # npm (make demo, make test). Any npm will do (a NodeSource nodejs has one).
 pkgs+=(libmaxminddb-dev)

@@ -2316,12 +2316,111 @@ static const cfg_table waf_rule_table = {
     .finish = cfg_finish_waf_rule,
 };
 
+static const char *const waf_modes[] = {"block", "detect"};
+static_assert(ARRAY_LEN(waf_modes) == CFG_WAF_MODE_DETECT + 1, "waf_modes");
+
+static const cfg_key item_rule_id = {.type = CFG_UINT,
+				     .size = sizeof(uint32_t),
+				     .min = 1,
+				     .max = 9999999,
+				     .doc_type = "rule id"};
+static const cfg_key item_rules_file = {.type = CFG_STRING,
+					.flags = CFG_F_NONEMPTY,
+					.size = sizeof(const char *),
+					.doc_type = "path"};
+
+static const cfg_key waf_managed_keys[] = {
+    {.name = "enabled",
+     .type = CFG_BOOL,
+     AT(cfg_waf_managed, enabled),
+     .def = "false",
+     .help = "Run the managed rules on every proxied request (HTTP/1.x "
+	     "and HTTP/2)."},
+    {.name = "mode",
+     .type = CFG_ENUM,
+     AT(cfg_waf_managed, mode),
+     .def = "block",
+     CHOICES(waf_modes),
+     .help = "`block`: a request the rules deny gets their status (403) "
+	     "from the edge; `detect`: it goes on, and the rules that "
+	     "matched are named in the access log and counted (try new "
+	     "rules here first)."},
+    {.name = "paranoia_level",
+     .type = CFG_UINT,
+     AT(cfg_waf_managed, paranoia_level),
+     .def = "1",
+     .min = 1,
+     .max = 4,
+     .help = "The CRS paranoia level: higher runs more rules, catching "
+	     "more attacks and blocking more legitimate requests."},
+    {.name = "anomaly_threshold",
+     .type = CFG_UINT,
+     AT(cfg_waf_managed, anomaly_threshold),
+     .def = "5",
+     .min = 1,
+     .max = 10000,
+     .help = "The CRS inbound anomaly score at which a request is "
+	     "denied (a critical match scores 5, an error 4, a warning 3)."},
+    {.name = "crs",
+     .type = CFG_STRING,
+     .flags = CFG_F_NONEMPTY,
+     AT(cfg_waf_managed, crs),
+     .def = "/usr/share/modsecurity-crs",
+     .doc_type = "path",
+     .help = "The Core Rule Set's directory: its `rules/*.conf` are "
+	     "loaded (Debian's modsecurity-crs package by default). The "
+	     "edge writes the setup (crs-setup.conf) itself from the keys "
+	     "here."},
+    {.name = "body_limit",
+     .type = CFG_SIZE,
+     AT(cfg_waf_managed, body_limit),
+     .def = "16384",
+     .min = 0,
+     .max = 1048576,
+     .help = "Request body bytes the rules see. The edge holds a body "
+	     "until it has this much (or all of it) before it connects to "
+	     "the origin; the rest streams on uninspected "
+	     "(ProcessPartial). The client buffers are sized at start-up to "
+	     "hold it; a reload can only lower it. 0: bodies are not "
+	     "inspected."},
+    {.name = "disabled_rules",
+     .type = CFG_LIST,
+     ARRAY_AT(cfg_waf_managed, disabled_rules, ndisabled_rules),
+     .item = &item_rule_id,
+     .help = "Rule ids not run (SecRuleRemoveById), for false "
+	     "positives."},
+    {.name = "rules_files",
+     .type = CFG_LIST,
+     ARRAY_AT(cfg_waf_managed, rules_files, nrules_files),
+     .item = &item_rules_file,
+     .help = "Files of ModSecurity rules loaded after the CRS (exclusions "
+	     "such as SecRuleUpdateTargetById, rules of your own). Read again "
+	     "on every reload."},
+};
+static const cfg_table waf_managed_table = {
+    .path = "waf.managed",
+    .what = "managed rules",
+    .help = "Managed rules: the OWASP Core Rule Set run by the ModSecurity "
+	    "v3 engine on proxied requests, after the custom rules and rate "
+	    "limits (a custom rule's `skip` skips them too), before load "
+	    "balancer rules. The rule set is loaded at start and on every "
+	    "reload; a file that does not load is an error and changes "
+	    "nothing. ACME http-01 challenges pass.",
+    TABLE(waf_managed_keys),
+    POS(cfg_waf_managed),
+};
+
 static const cfg_key waf_keys[] = {
     {.name = "custom_rules",
      .type = CFG_LIST,
      ARRAY_AT(cfg_waf, custom_rules, ncustom_rules),
      .item = &(const cfg_key){.type = CFG_OBJECT, .sub = &waf_rule_table},
      .help = "Rules in order (at most 64)."},
+    {.name = "managed",
+     .type = CFG_OBJECT,
+     AT(cfg_waf, managed),
+     .sub = &waf_managed_table,
+     .help = "The managed rules (OWASP CRS on ModSecurity)."},
 };
 static const cfg_table waf_table = {
     .path = "waf",

@@ -618,10 +618,32 @@ typedef struct cfg_waf_rule {
 	uint32_t index;
 } cfg_waf_rule;
 
+/* The managed rules (waf.managed): the OWASP Core Rule Set run by the
+ * ModSecurity v3 engine (waf_engine.h) on proxied requests. */
+typedef enum cfg_waf_mode {
+	CFG_WAF_MODE_BLOCK = 0, /* SecRuleEngine On */
+	CFG_WAF_MODE_DETECT	/* SecRuleEngine DetectionOnly */
+} cfg_waf_mode;
+
+typedef struct cfg_waf_managed {
+	cfg_pos pos;
+	bool enabled;
+	cfg_waf_mode mode;
+	uint32_t paranoia_level;    /* CRS tx.paranoia_level, 1..4 */
+	uint32_t anomaly_threshold; /* CRS inbound anomaly score threshold */
+	const char *crs;	    /* the CRS directory (rules/ in it) */
+	uint64_t body_limit;	    /* request body bytes inspected */
+	uint32_t *disabled_rules;   /* SecRuleRemoveById */
+	size_t ndisabled_rules;
+	const char **rules_files; /* ModSecurity files loaded after CRS */
+	size_t nrules_files;
+} cfg_waf_managed;
+
 typedef struct cfg_waf {
 	cfg_waf_rule *custom_rules;
 	size_t ncustom_rules;
 	uint32_t fields; /* lb_expr fields the rules read */
+	cfg_waf_managed managed;
 } cfg_waf;
 
 /* A tunnel connectors may join (`tunnels[]`, SPEC 4.7). */

@@ -65,6 +65,10 @@ typedef struct edge_snapshot {
 	/* By cfg_rate_limit.index: its rate, worked out once (a division a
 	 * request need not do). */
 	struct sec_rl_rate *rl_rate;
+	/* waf.managed's rule set (waf.h), NULL when off: shared by the
+	 * workers, handed on from the previous snapshot by an API write that
+	 * leaves waf.managed as it was (a reload reads the files again). */
+	struct waf_rules *waf;
 	/* Set when a swap replaces this snapshot: requests that finish on it
 	 * afterwards are still counted, and its last unref carries them into
 	 * the edge's current snapshot (edge_stats_carry). */
@@ -127,6 +131,9 @@ struct edge_worker {
 	 * this worker; taken (exchanged with NULL) by the worker when woken. */
 	edge_snapshot *_Atomic pending;
 	edge_dns *dns; /* DNS listeners (edge_dns.c), NULL without */
+	/* This worker's ModSecurity engine (waf.h), made on the first
+	 * request the managed rules see. */
+	struct waf_engine *waf;
 	_Atomic uint32_t idle_upstreams; /* gauge for /metrics (this worker) */
 	/* HTTP/2 connections with work to do after this batch (px_h2.c),
 	 * and the worker's scratch for translating response heads. */

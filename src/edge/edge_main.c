@@ -27,11 +27,16 @@
 #include "edge/edge_worker.h"
 #include "lb/lb_affinity.h"
 
-static uint32_t buffer_size(const cfg_snapshot *cfg)
+static uint32_t buffer_size(const cfg_snapshot *cfg, bool with_waf)
 {
 	/* The client buffer must hold a maximal head plus one byte (to see
-	 * it overflow) and the rewritten head our additions. */
+	 * it overflow) and the rewritten head our additions; at start-up,
+	 * also the request body the managed rules inspect (held in it; a
+	 * reload that wants more inspects what fits). */
+	const cfg_waf_managed *m = &cfg->waf.managed;
 	uint32_t need = cfg->edge.limits.max_header_bytes + 4096;
+	if (with_waf && m->enabled)
+		need += (uint32_t)m->body_limit;
 	uint32_t size = 16384;
 	while (size < need)
 		size *= 2;
@@ -101,7 +106,7 @@ static const char *needs_restart(const edge *e, const cfg_snapshot *old,
 		same = !strcmp(ac->etcd[i], bc->etcd[i]);
 	if (!same || (ac->netcd && strcmp(a->name, b->name)))
 		return "edge.cluster";
-	if (buffer_size(cfg) > e->buf_size)
+	if (buffer_size(cfg, false) > e->buf_size)
 		return "edge.limits.max_header_bytes (a larger buffer)";
 	return NULL;
 }
@@ -274,7 +279,7 @@ int edge_run(edge_ctl *ctl, cfg_snapshot *cfg, void (*ready_cb)(void *),
 	edge *e = xcalloc(1, sizeof(*e));
 	pthread_mutex_init(&e->swap_lock, NULL);
 	pthread_mutex_init(&e->carry_lock, NULL);
-	e->buf_size = buffer_size(cfg);
+	e->buf_size = buffer_size(cfg, true);
 	e->ctl = ctl;
 	ctl->e = e;
 	char errbuf[256] = "";

@@ -23,6 +23,7 @@
 #include "http/px.h"
 #include "sec/sec_ratelimit.h"
 #include "tls/tls.h"
+#include "waf/waf.h"
 
 typedef struct mbuf {
 	char *p;
@@ -310,6 +311,28 @@ static void render_waf(mbuf *b, const edge_snapshot *s, const edge_stats *st,
 		       actions[w->custom_rules[k].action], NULL, NULL);
 		end_u64(b, true, t[st->off_waf + k]);
 	}
+}
+
+/* The managed rules: what they did (process-wide, since start) and the
+ * size of the rule set in use. Shown once they have been on. */
+static void render_waf_managed(mbuf *b, const edge_snapshot *s)
+{
+	waf_counters c;
+	waf_counters_get(&c);
+	if (!s->waf && !c.inspected)
+		return;
+	single(b, "meridian_waf_managed_rules", "gauge",
+	       "Rules of the managed rule set in use (waf.managed; 0: off).",
+	       waf_rules_count(s->waf));
+	label_count r[] = {{"inspected", c.inspected},
+			   {"blocked", c.blocked},
+			   {"detected", c.detected},
+			   {"body_partial", c.partial}};
+	by_label(b, "meridian_waf_managed_requests_total",
+		 "Requests the managed rules ran on (inspected), denied "
+		 "(blocked), would have denied in mode detect (detected), and "
+		 "whose body they saw only up to body_limit (body_partial).",
+		 "result", r, sizeof(r) / sizeof(r[0]));
 }
 
 /* Rate limits: what went over, and the state of their tables. */
@@ -961,6 +984,7 @@ char *edge_metrics_render(edge *e, size_t *len)
 			  EDGE_LBC_FAILOVERS);
 	render_rules(&b, st, t);
 	render_waf(&b, s, st, t);
+	render_waf_managed(&b, s);
 	render_rate_limits(&b, s, st, t);
 	render_origins(&b, s, t);
 	render_pools(&b, s);

@@ -15,6 +15,7 @@
 #include "health/health_checker.h"
 #include "sec/sec_ratelimit.h"
 #include "tls/tls.h"
+#include "waf/waf.h"
 
 /* A stable per-edge key: cookies stay valid across restarts. With
  * edge.affinity_secret, the first 16 bytes of its SHA-256 (edges sharing
@@ -193,16 +194,40 @@ static int build_rl(const cfg_snapshot *cfg, const edge_snapshot *prev,
 	return 0;
 }
 
+/* waf.managed's rules: none when off; the previous snapshot's when
+ * keep (an API write) and loaded from the same keys; else loaded now. */
+static int build_waf(const cfg_snapshot *cfg, const edge_snapshot *prev,
+		     bool keep, waf_rules **out, char *err, size_t errlen)
+{
+	const cfg_waf_managed *m = &cfg->waf.managed;
+	*out = NULL;
+	if (!m->enabled)
+		return 0;
+	if (keep && prev && prev->waf && waf_rules_same(prev->waf, m)) {
+		waf_rules_ref(prev->waf);
+		*out = prev->waf;
+		return 0;
+	}
+	*out = waf_rules_load(m, err, errlen);
+	return *out ? 0 : -1;
+}
+
 edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, const edge_snapshot *prev,
 				 bool keep_certs, uint32_t buf_size,
 				 uint32_t nworkers, char *err, size_t errlen)
 {
-	tls_server *tls;
-	if (build_tls(cfg, prev, keep_certs, &tls, err, errlen) < 0)
+	waf_rules *waf;
+	if (build_waf(cfg, prev, keep_certs, &waf, err, errlen) < 0)
 		return NULL;
+	tls_server *tls;
+	if (build_tls(cfg, prev, keep_certs, &tls, err, errlen) < 0) {
+		waf_rules_unref(waf);
+		return NULL;
+	}
 	struct tls_client **otls;
 	if (build_otls(cfg, &otls, err, errlen) < 0) {
 		tls_server_unref(tls);
+		waf_rules_unref(waf);
 		return NULL;
 	}
 	struct sec_rl **rl;
@@ -210,6 +235,7 @@ edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, const edge_snapshot *prev,
 	if (build_rl(cfg, prev, &rl, &rl_rate, err, errlen) < 0) {
 		free_otls(otls, cfg->norigins);
 		tls_server_unref(tls);
+		waf_rules_unref(waf);
 		return NULL;
 	}
 	geo_db *geo = geo_open(&cfg->geo, err, errlen);
@@ -218,6 +244,7 @@ edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, const edge_snapshot *prev,
 		free(rl_rate);
 		free_otls(otls, cfg->norigins);
 		tls_server_unref(tls);
+		waf_rules_unref(waf);
 		return NULL;
 	}
 	/* DNS zone data (issue 4): built once here, shared by the workers. */
@@ -233,6 +260,7 @@ edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, const edge_snapshot *prev,
 		free(rl_rate);
 		free_otls(otls, cfg->norigins);
 		tls_server_unref(tls);
+		waf_rules_unref(waf);
 		return NULL;
 	}
 	cfg_diag_free(&diag);
@@ -245,6 +273,7 @@ edge_snapshot *edge_snapshot_new(cfg_snapshot *cfg, const edge_snapshot *prev,
 	s->otls = otls;
 	s->rl = rl;
 	s->rl_rate = rl_rate;
+	s->waf = waf;
 	affinity_secret(&cfg->edge, &s->aff_secret);
 	const cfg_limits *lim = &cfg->edge.limits;
 	s->cfg = cfg;
@@ -292,6 +321,7 @@ static void edge_snapshot_free(edge_snapshot *s)
 	free_otls(s->otls, s->cfg->norigins);
 	free_rl(s->rl, s->cfg->nrate_limits);
 	free(s->rl_rate);
+	waf_rules_unref(s->waf);
 	edge_stats_free(s->stats);
 	health_states_destroy(s->ostates, s->cfg->norigins);
 	free(s->ostates);

@@ -19,6 +19,7 @@
 #include "http/px.h"
 #include "http/px_head.h"
 #include "tls/tls.h"
+#include "waf/waf.h"
 
 /* A connection the edge will not serve: on http listeners a canned 503
  * (best effort: the socket buffer of a new connection takes it without
@@ -260,6 +261,8 @@ void edge_worker_destroy(edge_worker *w)
 	free(w->idle);
 	w->idle = NULL;
 	edge_dns_worker_destroy(w); /* issue 4 */
+	waf_engine_free(w->waf);
+	w->waf = NULL;
 	core_buf_pool_destroy(&w->bufs);
 	core_loop_destroy(&w->loop);
 	edge_snapshot_unref(w->snap);

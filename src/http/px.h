@@ -21,6 +21,15 @@
 #include "http/http1_parse.h"
 #include "http/px_stats.h"
 
+/* What the managed rules did to a request (access log). */
+enum px_waf_action {
+	PX_WAF_NONE = 0, /* they did not run */
+	PX_WAF_PASS,	 /* ran, nothing to say */
+	PX_WAF_LOG,	 /* rules matched, no deny */
+	PX_WAF_DETECT,	 /* would have denied it (mode detect) */
+	PX_WAF_BLOCK,	 /* denied it */
+};
+
 enum px_state {
 	PX_HEAD = 0,  /* waiting for / parsing a request head */
 	PX_PROXY,     /* exchanging one request/response with an origin */
@@ -30,6 +39,8 @@ enum px_state {
 	PX_HANDSHAKE, /* TLS client: handshake before the first request */
 	PX_H2,	      /* an HTTP/2 connection: its streams are px_clients of
 		       * their own (px_h2.c) */
+	PX_WAF,	      /* a request held (head and body start in `in`) until
+		       * the managed rules have seen its body */
 };
 
 struct tls_conn;
@@ -123,6 +134,13 @@ struct px_client {
 	const cfg_rate_limit *rate_limit;
 	/* The last firewall rule that matched it (access log), or NULL. */
 	const cfg_waf_rule *waf_rule;
+	/* The managed rules (waf.h): the transaction while they run (PX_WAF
+	 * holds the request: its head, waf_head_len bytes, stays at the
+	 * start of `in`), then what they made of it for the access log. */
+	struct waf_tx *waf_tx;
+	uint32_t waf_head_len;
+	uint8_t waf_action;   /* px_waf_action */
+	char waf_matched[72]; /* ids of the rules that matched */
 	/* Rate limits whose counting_expression decides on the response:
 	 * their index and this request's key, counted (or not) when the
 	 * response's status is known (px_conn.c count_response). */

@@ -41,6 +41,7 @@
 #include "sec/sec_conns.h"
 #include "sec/sec_rlkey.h"
 #include "tls/tls.h"
+#include "waf/waf.h"
 
 #define LINGER_MS 2000
 
@@ -216,6 +217,8 @@ static void client_close(px_client *cl)
 	edge_worker *w = cl->w;
 	px_stats_close(cl);    /* a request still open ends here */
 	count_response(cl, 0); /* unanswered: its tokens go back */
+	waf_tx_free(cl->waf_tx);
+	cl->waf_tx = NULL;
 	if (cl->up) {
 		up_close(cl->up);
 		cl->up = NULL;
@@ -707,6 +710,11 @@ static void reset_exchange(px_client *cl)
 	cl->rule = NULL;
 	cl->rate_limit = NULL;
 	cl->waf_rule = NULL;
+	waf_tx_free(cl->waf_tx);
+	cl->waf_tx = NULL;
+	cl->waf_head_len = 0;
+	cl->waf_action = PX_WAF_NONE;
+	cl->waf_matched[0] = 0;
 	count_response(cl, 0); /* unanswered: its tokens go back */
 	cl->pool = NULL;
 	cl->origin = NULL;
@@ -1135,11 +1143,13 @@ static bool apply_rules(px_client *cl, const lb_expr_input *in, int head_len)
  * the rate limits, as they pass fixed responses: a catch-all rule must
  * not stop the edge's certificates from renewing. False when one of them
  * answered. */
-static bool conditions(px_client *cl, const http1_request *req, int head_len)
+static bool conditions(px_client *cl, const http1_request *req, int head_len,
+		       bool *skip)
 {
 	const cfg_snapshot *cfg = cl->snap->cfg;
 	bool waf = cfg->waf.ncustom_rules, rl = cfg->nrate_limits,
 	     rules = cl->lb->nrule_order;
+	*skip = false;
 	if (!waf && !rl && !rules)
 		return true;
 	lb_expr_input in;
@@ -1147,11 +1157,10 @@ static bool conditions(px_client *cl, const http1_request *req, int head_len)
 		   (waf ? cfg->waf.fields : 0) | (rl ? cfg->rl_fields : 0) |
 		       (rules ? cl->lb->rule_fields : 0),
 		   &in);
-	bool skip = false;
 	if (!in.acme_challenge) {
-		if (waf && !firewall(cl, &in, head_len, &skip))
+		if (waf && !firewall(cl, &in, head_len, skip))
 			return false;
-		if (rl && !skip && !rate_limit(cl, &in, head_len))
+		if (rl && !*skip && !rate_limit(cl, &in, head_len))
 			return false;
 	}
 	return !rules || apply_rules(cl, &in, head_len);
@@ -1211,6 +1220,181 @@ static void take_req_id(px_client *cl, const http1_request *req)
 	cl->req_id[cl->req_id_len] = '\0';
 }
 
+static void forward_request(px_client *cl, const http1_request *req,
+			    int head_len);
+static int relay_interim(px_client *cl, const http1_response *resp);
+static bool read_client(px_client *cl);
+static bool write_client(px_client *cl);
+
+/* --- the managed rules (waf.managed, waf.h) ---------------------------- */
+
+/* What the rules made of the request, kept for the access log; true when
+ * the edge answers it (they deny it in mode block). */
+static bool waf_apply(px_client *cl, const waf_verdict *v, bool close)
+{
+	const char *ids = waf_tx_rules(cl->waf_tx);
+	snprintf(cl->waf_matched, sizeof(cl->waf_matched), "%s", ids);
+	cl->waf_action = v->block      ? PX_WAF_BLOCK
+			 : v->detected ? PX_WAF_DETECT
+			 : *ids	       ? PX_WAF_LOG
+				       : PX_WAF_PASS;
+	waf_tx_free(cl->waf_tx);
+	cl->waf_tx = NULL;
+	if (!v->block)
+		return false;
+	local_response(cl, v->status, "blocked by the managed rules", close);
+	return true;
+}
+
+/* Walk the held body [p, p+n): *complete once its end is in (the whole
+ * Content-Length, or the last chunk and trailers); with t, hand its
+ * decoded bytes, at most limit, to the rules. < 0: a malformed chunked
+ * body (the http1_err). */
+static int waf_walk(const px_client *cl, const char *p, uint32_t n,
+		    uint64_t limit, waf_tx *t, bool *complete)
+{
+	*complete = false;
+	if (cl->req_body == HTTP1_BODY_LENGTH) {
+		uint64_t len = cl->req_remaining; /* nothing framed yet */
+		*complete = n >= len;
+		if (t)
+			waf_tx_body(t, p,
+				    (size_t)MIN(MIN((uint64_t)n, len), limit));
+		return 0;
+	}
+	http1_chunked ch = {0};
+	uint64_t fed = 0;
+	uint32_t r = 0;
+	while (r < n && !*complete) {
+		uint64_t dn = http1_chunked_data_next(&ch);
+		uint32_t take = dn ? (uint32_t)MIN((uint64_t)(n - r), dn) : 1;
+		ssize_t k = http1_chunked_feed(&ch, p + r, take, complete);
+		if (k < 0)
+			return (int)k;
+		if (k == 0)
+			break;
+		if (dn && t && fed < limit) {
+			size_t f = (size_t)MIN((uint64_t)k, limit - fed);
+			waf_tx_body(t, p + r, f);
+			fed += f;
+		}
+		r += (uint32_t)k;
+	}
+	return 0;
+}
+
+/* Run the managed rules on a routed request: its head now; then, for a
+ * request with a body, hold it (PX_WAF, step_waf) until body_limit bytes
+ * or all of it are in. True when the request is held or answered. */
+static bool waf_start(px_client *cl, const http1_request *req, int head_len)
+{
+	edge_worker *w = cl->w;
+	const edge_snapshot *s = cl->snap;
+	if (!w->waf)
+		w->waf = waf_engine_new();
+	char ip[INET6_ADDRSTRLEN];
+	const char *client = cl->ip;
+	if (cl->use_client) {
+		core_sock_ip_text((const struct sockaddr *)&cl->client, ip,
+				  sizeof(ip));
+		client = ip;
+	}
+	waf_conn c = {
+	    .client_ip = client,
+	    .client_port =
+		ntohs(((const struct sockaddr_in *)&cl->peer)->sin_port),
+	    .server_ip = "0.0.0.0",
+	    .server_port = is_https(cl) ? 443 : 80,
+	};
+	cl->waf_tx = waf_tx_begin(w->waf, s->waf, &c);
+	const char *version = cl->h2s ? "2.0" : cl->http10 ? "1.0" : "1.1";
+	bool body = req->body == HTTP1_BODY_CHUNKED ||
+		    (req->body == HTTP1_BODY_LENGTH && req->content_length);
+	waf_verdict v;
+	if (waf_tx_head(cl->waf_tx, &req->method, &req->target, version,
+			req->headers, req->nheaders, &v)) {
+		core_buf_consume(cl->in, (uint32_t)head_len);
+		return waf_apply(cl, &v, body);
+	}
+	if (!body || !s->cfg->waf.managed.body_limit) {
+		waf_tx_end(cl->waf_tx, &v);
+		if (!waf_apply(cl, &v, body))
+			return false;
+		core_buf_consume(cl->in, (uint32_t)head_len);
+		return true;
+	}
+	/* Hold: the head stays in `in` (parsed again when the rules let the
+	 * request go), the body gathers after it. */
+	core_buf_compact(cl->in);
+	cl->waf_head_len = (uint32_t)head_len;
+	cl->state = PX_WAF;
+	if (req->conn.expect_continue && blen(cl->in) == (uint32_t)head_len) {
+		/* The client waits for this before it sends the body the
+		 * rules need; the origin's own 100 may follow (several 1xx
+		 * are allowed, RFC 9110 §15.2). */
+		http1_response cont = {.status = 100,
+				       .reason = {"Continue", 8},
+				       .version_minor = 1};
+		if (relay_interim(cl, &cont) < 0) {
+			local_response(cl, 500, "cannot write 100 Continue",
+				       true);
+			return true;
+		}
+	}
+	return true;
+}
+
+/* A request held for the managed rules: read its body until body_limit
+ * bytes or all of it are in (or the buffer is full), then the verdict. */
+static bool step_waf(px_client *cl)
+{
+	edge_worker *w = cl->w;
+	const edge_snapshot *s = cl->snap;
+	bool p = false;
+	if (cl->can_write && blen(cl->chead)) { /* our 100 Continue */
+		p = write_client(cl);
+		if (is_closed(cl))
+			return false;
+	}
+	uint32_t hl = cl->waf_head_len;
+	uint64_t limit = s->cfg->waf.managed.body_limit;
+	const char *body = core_buf_head(cl->in) + hl;
+	uint32_t have = blen(cl->in) - hl;
+	bool complete;
+	int e = waf_walk(cl, body, have, limit, NULL, &complete);
+	if (e < 0) {
+		local_response(cl, 400, http1_err_reason(e), true);
+		return true;
+	}
+	bool full = have >= limit || core_buf_space(cl->in) == 0;
+	if (!complete && !full) {
+		if (cl->can_read)
+			p |= read_client(cl);
+		return p;
+	}
+	if (blen(cl->chead))
+		return p; /* the 100 Continue first */
+	waf_walk(cl, body, have, limit, cl->waf_tx, &complete);
+	if (!complete)
+		waf_count_partial();
+	waf_verdict v;
+	waf_tx_end(cl->waf_tx, &v);
+	if (waf_apply(cl, &v, true))
+		return true;
+	/* Let it go: the head is parsed again (w->req served other
+	 * connections meanwhile) and the request goes on as if just read. */
+	int n = http1_parse_request(core_buf_head(cl->in), blen(cl->in),
+				    &s->req_limits, &w->req);
+	if (n != (int)hl) { /* cannot happen: the same bytes */
+		local_response(cl, 500, "request head lost", true);
+		return true;
+	}
+	cl->state = PX_PROXY;
+	cl->waf_head_len = 0;
+	forward_request(cl, &w->req, n);
+	return true;
+}
+
 static void start_request(px_client *cl, int head_len)
 {
 	edge_worker *w = cl->w;
@@ -1260,7 +1444,8 @@ static void start_request(px_client *cl, int head_len)
 	}
 	client_from_xff(cl, req);
 	cl->slb = cl->lb;
-	if (!conditions(cl, req, head_len))
+	bool skip = false;
+	if (!conditions(cl, req, head_len, &skip))
 		return;
 	if (lim->max_body_bytes && req->body == HTTP1_BODY_LENGTH &&
 	    req->content_length > lim->max_body_bytes) {
@@ -1268,6 +1453,17 @@ static void start_request(px_client *cl, int head_len)
 		local_response(cl, 413, "request body too large", true);
 		return;
 	}
+	if (s->waf && !skip && !px_is_acme_challenge(req->target) &&
+	    waf_start(cl, req, head_len))
+		return;
+	forward_request(cl, req, head_len);
+}
+
+/* The request passed what the edge checks: to an origin. */
+static void forward_request(px_client *cl, const http1_request *req,
+			    int head_len)
+{
+	edge_worker *w = cl->w;
 	choose_origin(cl, req);
 	if (!cl->origin) {
 		core_buf_consume(cl->in, (uint32_t)head_len);
@@ -2540,6 +2736,14 @@ static void update_timers(px_client *cl)
 				core_timer_cancel(l, &cl->up->timer);
 		}
 		break;
+	case PX_WAF:
+		if (blen(cl->chead) && !cl->can_write)
+			core_timer_set(l, &cl->timer,
+				       cl->last_write + to->client_idle_ms);
+		else
+			core_timer_set(l, &cl->timer,
+				       cl->last_read + to->client_body_ms);
+		break;
 	case PX_LOCAL:
 		core_timer_set(l, &cl->timer,
 			       cl->last_write + to->client_idle_ms);
@@ -2580,6 +2784,7 @@ static void client_timer_cb(core_timer *t)
 		}
 		client_close(cl); /* idle keep-alive connection */
 		return;
+	case PX_WAF:
 	case PX_PROXY:
 		if (!cl->req_framed && !cl->resp_head_done) {
 			local_response(cl, 408,
@@ -2668,6 +2873,9 @@ static void pump_steps(px_client *cl)
 			break;
 		case PX_H2:
 			p = px_h2_step(cl);
+			break;
+		case PX_WAF:
+			p = step_waf(cl);
 			break;
 		default:
 			p = false;

@@ -98,6 +98,16 @@ static void line_end(px_client *cl, edge_alog *a, int status, uint64_t dur_ns)
 		EDGE_ALOG_LIT(&b, ",\"waf_rule\":");
 		put_name(&b, cl->waf_rule->name);
 	}
+	if (cl->waf_action != PX_WAF_NONE) {
+		static const char *const act[] = {"", "pass", "log", "detect",
+						  "block"};
+		EDGE_ALOG_LIT(&b, ",\"waf_managed\":");
+		put_name(&b, act[cl->waf_action]);
+		if (cl->waf_matched[0]) {
+			EDGE_ALOG_LIT(&b, ",\"waf_managed_rules\":");
+			put_name(&b, cl->waf_matched);
+		}
+	}
 	if (cl->rate_limit) {
 		EDGE_ALOG_LIT(&b, ",\"rate_limit\":");
 		put_name(&b, cl->rate_limit->name);
