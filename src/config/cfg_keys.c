@@ -2389,6 +2389,16 @@ static const cfg_key waf_managed_keys[] = {
      .item = &item_rule_id,
      .help = "Rule ids not run (SecRuleRemoveById), for false "
 	     "positives."},
+    {.name = "setup_files",
+     .type = CFG_LIST,
+     ARRAY_AT(cfg_waf_managed, setup_files, nsetup_files),
+     .item = &item_rules_file,
+     .help = "Files of ModSecurity directives loaded after the edge's "
+	     "setup and before the CRS, as crs-setup.conf and "
+	     "REQUEST-900-EXCLUSION-RULES-BEFORE-CRS.conf are: CRS "
+	     "variables (`SecAction \"id:900220,phase:1,nolog,pass,"
+	     "setvar:'tx.allowed_request_content_type=...'\"`), exclusions "
+	     "by `ctl:`. Read again on every reload."},
     {.name = "rules_files",
      .type = CFG_LIST,
      ARRAY_AT(cfg_waf_managed, rules_files, nrules_files),

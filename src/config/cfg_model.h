@@ -635,6 +635,8 @@ typedef struct cfg_waf_managed {
 	uint64_t body_limit;	    /* request body bytes inspected */
 	uint32_t *disabled_rules;   /* SecRuleRemoveById */
 	size_t ndisabled_rules;
+	const char **setup_files; /* ModSecurity files loaded before CRS */
+	size_t nsetup_files;
 	const char **rules_files; /* ModSecurity files loaded after CRS */
 	size_t nrules_files;
 } cfg_waf_managed;

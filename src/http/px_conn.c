@@ -1247,24 +1247,25 @@ static bool waf_apply(px_client *cl, const waf_verdict *v, bool close)
 }
 
 /* Walk the held body [p, p+n): *complete once its end is in (the whole
- * Content-Length, or the last chunk and trailers); with t, hand its
- * decoded bytes, at most limit, to the rules. < 0: a malformed chunked
- * body (the http1_err). */
+ * Content-Length, or the last chunk and trailers), *data the payload bytes
+ * in it; with t, hand the first limit of them to the rules. < 0: a
+ * malformed chunked body (the http1_err). */
 static int waf_walk(const px_client *cl, const char *p, uint32_t n,
-		    uint64_t limit, waf_tx *t, bool *complete)
+		    uint64_t limit, waf_tx *t, bool *complete, uint64_t *data)
 {
 	*complete = false;
 	if (cl->req_body == HTTP1_BODY_LENGTH) {
 		uint64_t len = cl->req_remaining; /* nothing framed yet */
 		*complete = n >= len;
+		*data = MIN((uint64_t)n, len);
 		if (t)
-			waf_tx_body(t, p,
-				    (size_t)MIN(MIN((uint64_t)n, len), limit));
+			waf_tx_body(t, p, (size_t)MIN(*data, limit));
 		return 0;
 	}
 	http1_chunked ch = {0};
 	uint64_t fed = 0;
 	uint32_t r = 0;
+	*data = 0;
 	while (r < n && !*complete) {
 		uint64_t dn = http1_chunked_data_next(&ch);
 		uint32_t take = dn ? (uint32_t)MIN((uint64_t)(n - r), dn) : 1;
@@ -1273,10 +1274,14 @@ static int waf_walk(const px_client *cl, const char *p, uint32_t n,
 			return (int)k;
 		if (k == 0)
 			break;
-		if (dn && t && fed < limit) {
-			size_t f = (size_t)MIN((uint64_t)k, limit - fed);
-			waf_tx_body(t, p + r, f);
-			fed += f;
+		if (dn) {
+			*data += (uint64_t)k;
+			if (t && fed < limit) {
+				size_t f =
+				    (size_t)MIN((uint64_t)k, limit - fed);
+				waf_tx_body(t, p + r, f);
+				fed += f;
+			}
 		}
 		r += (uint32_t)k;
 	}
@@ -1361,12 +1366,15 @@ static bool step_waf(px_client *cl)
 	const char *body = core_buf_head(cl->in) + hl;
 	uint32_t have = blen(cl->in) - hl;
 	bool complete;
-	int e = waf_walk(cl, body, have, limit, NULL, &complete);
+	uint64_t data;
+	int e = waf_walk(cl, body, have, limit, NULL, &complete, &data);
 	if (e < 0) {
 		local_response(cl, 400, http1_err_reason(e), true);
 		return true;
 	}
-	bool full = have >= limit || core_buf_space(cl->in) == 0;
+	/* More than limit: the body is known to go on past what the rules
+	 * will see (exactly limit might be all of it). */
+	bool full = data > limit || core_buf_space(cl->in) == 0;
 	if (!complete && !full) {
 		if (cl->can_read)
 			p |= read_client(cl);
@@ -1374,7 +1382,7 @@ static bool step_waf(px_client *cl)
 	}
 	if (blen(cl->chead))
 		return p; /* the 100 Continue first */
-	waf_walk(cl, body, have, limit, cl->waf_tx, &complete);
+	waf_walk(cl, body, have, limit, cl->waf_tx, &complete, &data);
 	if (!complete)
 		waf_count_partial();
 	waf_verdict v;

@@ -58,13 +58,18 @@ static char *load_key(const cfg_waf_managed *m)
 	char *setup = waf_setup_text(m);
 	size_t cap =
 	    strlen(setup) + strlen(m->crs) + 16 + m->ndisabled_rules * 12;
+	for (size_t i = 0; i < m->nsetup_files; i++)
+		cap += strlen(m->setup_files[i]) + 1;
 	for (size_t i = 0; i < m->nrules_files; i++)
-		cap += strlen(m->rules_files[i]) + 1;
+		cap += strlen(m->rules_files[i]) + 2;
 	char *k = xmalloc(cap);
 	size_t n = (size_t)snprintf(k, cap, "%s\n%s\n", setup, m->crs);
-	for (size_t i = 0; i < m->nrules_files; i++)
+	for (size_t i = 0; i < m->nsetup_files; i++)
 		n +=
-		    (size_t)snprintf(k + n, cap - n, "%s\n", m->rules_files[i]);
+		    (size_t)snprintf(k + n, cap - n, "%s\n", m->setup_files[i]);
+	for (size_t i = 0; i < m->nrules_files; i++)
+		n += (size_t)snprintf(k + n, cap - n, "+%s\n",
+				      m->rules_files[i]);
 	for (size_t i = 0; i < m->ndisabled_rules; i++)
 		n += (size_t)snprintf(k + n, cap - n, "%u ",
 				      m->disabled_rules[i]);
@@ -128,6 +133,9 @@ static bool load_into(const cfg_waf_managed *m, RulesSet *rs, uint32_t *count,
 	char *setup = waf_setup_text(m);
 	bool ok = add_text(m, rs, setup, "setup", count, err, errlen);
 	free(setup);
+	for (size_t i = 0; ok && i < m->nsetup_files; i++)
+		ok = add_file(m, rs, m->setup_files[i], "setup_files", count,
+			      err, errlen);
 	if (!ok)
 		return false;
 	size_t plen = strlen(m->crs) + 32;

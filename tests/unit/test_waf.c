@@ -1,0 +1,254 @@
+/* test_waf.c - the managed rules (waf_rules.c, waf_tx.c) on Debian's
+ * modsecurity-crs: the setup text, loading and its errors, verdicts on
+ * heads and bodies in both modes, disabled rules, the ids kept for the
+ * access log, and two threads running transactions on one rule set. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "waf/waf.h"
+
+#define S(lit) ((http_str){lit, sizeof(lit) - 1})
+
+static cfg_waf_managed managed(void)
+{
+	return (cfg_waf_managed){.enabled = true,
+				 .mode = CFG_WAF_MODE_BLOCK,
+				 .paranoia_level = 1,
+				 .anomaly_threshold = 5,
+				 .crs = "/usr/share/modsecurity-crs",
+				 .body_limit = 16384};
+}
+
+static const waf_conn CONN = {"192.0.2.1", 40000, "0.0.0.0", 80};
+
+static const http1_header FORM_HEAD[] = {
+    {S("Host"), S("lb.example.com")},
+    {S("User-Agent"), S("curl/7.88.1")},
+    {S("Accept"), S("*/*")},
+    {S("Content-Type"), S("application/x-www-form-urlencoded")},
+};
+
+/* One request: the head, then the body (NULL: none). */
+static waf_verdict run(waf_engine *e, const waf_rules *r, const char *target,
+		       const char *body, char *ids, size_t idlen)
+{
+	waf_tx *t = waf_tx_begin(e, r, &CONN);
+	http_str tg = {target, (uint32_t)strlen(target)};
+	waf_verdict v = {0};
+	bool early = waf_tx_head(t, body ? &S("POST") : &S("GET"), &tg, "1.1",
+				 FORM_HEAD, body ? 4 : 3, &v);
+	if (!early) {
+		if (body)
+			waf_tx_body(t, body, strlen(body));
+		waf_tx_end(t, &v);
+	}
+	if (ids)
+		snprintf(ids, idlen, "%s", waf_tx_rules(t));
+	waf_tx_free(t);
+	return v;
+}
+
+static void test_setup_text(void **state)
+{
+	(void)state;
+	cfg_waf_managed m = managed();
+	m.paranoia_level = 3;
+	m.anomaly_threshold = 12;
+	char *s = waf_setup_text(&m);
+	assert_non_null(strstr(s, "SecRuleEngine On\n"));
+	assert_non_null(strstr(s, "SecRequestBodyAccess On\n"));
+	assert_non_null(strstr(s, "SecRequestBodyLimit 16384\n"));
+	assert_non_null(strstr(s, "setvar:tx.paranoia_level=3\""));
+	assert_non_null(
+	    strstr(s, "setvar:tx.inbound_anomaly_score_threshold=12,"));
+	assert_non_null(strstr(s, "setvar:tx.crs_setup_version=334"));
+	free(s);
+	m.mode = CFG_WAF_MODE_DETECT;
+	m.body_limit = 0;
+	s = waf_setup_text(&m);
+	assert_non_null(strstr(s, "SecRuleEngine DetectionOnly\n"));
+	assert_non_null(strstr(s, "SecRequestBodyAccess Off\n"));
+	free(s);
+}
+
+static void test_verdicts(void **state)
+{
+	(void)state;
+	cfg_waf_managed m = managed();
+	char err[512] = "";
+	waf_rules *r = waf_rules_load(&m, err, sizeof(err));
+	assert_non_null(r);
+	assert_true(waf_rules_count(r) > 500);
+	assert_true(waf_rules_same(r, &m));
+	waf_engine *e = waf_engine_new();
+	char ids[128];
+
+	waf_verdict v =
+	    run(e, r, "/search?q=hello+world", NULL, ids, sizeof(ids));
+	assert_false(v.block);
+	assert_false(v.detected);
+	assert_string_equal(ids, "");
+
+	v = run(e, r, "/search?id=1%27%20OR%20%271%27=%271", NULL, ids,
+		sizeof(ids));
+	assert_true(v.block);
+	assert_int_equal(v.status, 403);
+	assert_non_null(strstr(ids, "942100"));
+
+	v = run(e, r, "/form", "name=bob&comment=a+nice+day", ids, sizeof(ids));
+	assert_false(v.block);
+	v = run(e, r, "/form", "name=bob&c=%3Cscript%3Ealert(1)%3C/script%3E",
+		ids, sizeof(ids));
+	assert_true(v.block);
+	assert_non_null(strstr(ids, "941"));
+	waf_engine_free(e);
+	waf_rules_unref(r);
+}
+
+static void test_detect_mode_and_disabled_rules(void **state)
+{
+	(void)state;
+	cfg_waf_managed m = managed();
+	m.mode = CFG_WAF_MODE_DETECT;
+	char err[512] = "";
+	waf_rules *r = waf_rules_load(&m, err, sizeof(err));
+	assert_non_null(r);
+	waf_engine *e = waf_engine_new();
+	char ids[128];
+	waf_verdict v = run(e, r, "/search?id=1%27%20OR%20%271%27=%271", NULL,
+			    ids, sizeof(ids));
+	assert_false(v.block);
+	assert_true(v.detected);
+	assert_non_null(strstr(ids, "949110"));
+	waf_rules_unref(r);
+
+	/* The SQL injection rules it trips, removed: nothing left. */
+	m.mode = CFG_WAF_MODE_BLOCK;
+	uint32_t off[16];
+	size_t n = 0;
+	for (char *p = ids; *p && n < 16;) {
+		unsigned long id = strtoul(p, &p, 10);
+		if (id != 949110)
+			off[n++] = (uint32_t)id;
+	}
+	m.disabled_rules = off;
+	m.ndisabled_rules = n;
+	r = waf_rules_load(&m, err, sizeof(err));
+	assert_non_null(r);
+	cfg_waf_managed plain = managed();
+	assert_false(waf_rules_same(r, &plain));
+	v = run(e, r, "/search?id=1%27%20OR%20%271%27=%271", NULL, ids,
+		sizeof(ids));
+	assert_false(v.block);
+	waf_engine_free(e);
+	waf_rules_unref(r);
+}
+
+static void test_load_errors(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/test_waf_XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char bad[64];
+	snprintf(bad, sizeof(bad), "%s/bad.conf", dir);
+	FILE *f = fopen(bad, "w");
+	assert_non_null(f);
+	fputs("SecRule ARGS \"@rx a\" \"id:1,phase:2,deny\"\nSecRul bogus\n",
+	      f);
+	fclose(f);
+
+	cfg_waf_managed m = managed();
+	m.pos = (cfg_pos){"edge.yaml", 12, 3};
+	const char *files[] = {bad};
+	m.rules_files = files;
+	m.nrules_files = 1;
+	char err[512] = "";
+	assert_null(waf_rules_load(&m, err, sizeof(err)));
+	char want[256];
+	snprintf(want, sizeof(want),
+		 "edge.yaml:12:3: waf.managed: rules_files "
+		 "%s: Rules error. File: %s. Line: 2.",
+		 bad, bad);
+	assert_memory_equal(err, want, strlen(want));
+
+	m.nrules_files = 0;
+	m.crs = dir; /* no rules/ *.conf in it */
+	assert_null(waf_rules_load(&m, err, sizeof(err)));
+	assert_non_null(strstr(err, "edge.yaml:12:3: waf.managed: crs: no "
+				    "rules in /tmp/test_waf_"));
+
+	m.crs = "/usr/share/modsecurity-crs";
+	char missing[80];
+	snprintf(missing, sizeof(missing), "%s/none.conf", dir);
+	const char *setup[] = {missing};
+	m.setup_files = setup;
+	m.nsetup_files = 1;
+	assert_null(waf_rules_load(&m, err, sizeof(err)));
+	assert_non_null(strstr(err, "waf.managed: setup_files "));
+	unlink(bad);
+	rmdir(dir);
+}
+
+/* Two workers' engines on one rule set at once (the edge's layout). */
+typedef struct worker_arg {
+	const waf_rules *r;
+	int wrong;
+} worker_arg;
+
+static void *worker(void *p)
+{
+	worker_arg *a = p;
+	waf_engine *e = waf_engine_new();
+	for (int i = 0; i < 60; i++) {
+		bool attack = i % 2;
+		waf_verdict v =
+		    run(e, a->r,
+			attack ? "/s?id=1%27%20OR%20%271%27=%271" : "/s?q=sea",
+			i % 3 ? NULL : "a=1&b=two", NULL, 0);
+		if (v.block != attack)
+			a->wrong++;
+	}
+	waf_engine_free(e);
+	return NULL;
+}
+
+static void test_threads_share_a_rule_set(void **state)
+{
+	(void)state;
+	cfg_waf_managed m = managed();
+	char err[512] = "";
+	waf_rules *r = waf_rules_load(&m, err, sizeof(err));
+	assert_non_null(r);
+	pthread_t t[2];
+	worker_arg a[2] = {{r, 0}, {r, 0}};
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, worker, &a[i]), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	assert_int_equal(a[0].wrong + a[1].wrong, 0);
+	waf_rules_unref(r);
+	waf_counters c;
+	waf_counters_get(&c);
+	assert_true(c.inspected >= 120);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_setup_text),
+	    cmocka_unit_test(test_verdicts),
+	    cmocka_unit_test(test_detect_mode_and_disabled_rules),
+	    cmocka_unit_test(test_load_errors),
+	    cmocka_unit_test(test_threads_share_a_rule_set),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
