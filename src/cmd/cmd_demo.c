@@ -43,6 +43,7 @@ static const struct {
     {"onprem", "dc-1", "127.0.0.3"},
 };
 #define TUNNEL_ORIGIN 4
+#define DEMO_CRS      "/usr/share/modsecurity-crs"
 #define NDEMO	      (sizeof(demo_origins) / sizeof(demo_origins[0]))
 
 static const char demo_yaml[] =
@@ -113,6 +114,7 @@ static const char demo_yaml[] =
     "    country_pools: { JP: [aws] }\n"
     "    location_strategy: { mode: resolver_ip, prefer_ecs: always }\n"
     "waf:\n"
+    "%s"
     "  custom_rules:\n"
     "    - name: scanners\n"
     "      expression: lower(http.user_agent) contains \"sqlmap\"\n"
@@ -173,6 +175,7 @@ typedef struct demo_ctx {
 	char dns_host[64]; /* its host and port, for dig */
 	unsigned dns_port;
 	bool geo_db; /* a country database is loaded */
+	bool waf;    /* the managed rules (the CRS) are on */
 	demo_child kids[NDEMO];
 	const char *tunnel;    /* tunnel listener, or NULL */
 	const char *conn_file; /* the connector's config */
@@ -323,6 +326,13 @@ static void demo_ready(void *arg)
 	    "  curl -H 'Host: nope.example.com' %s/\n"
 	    "      # 404 from the edge\n",
 	    u, u, u, u, u, u, u, u, u, u);
+	if (d->waf)
+		printf("  curl -i -H 'Host: lb.example.com' "
+		       "'%s/search?id=1%%27%%20OR%%20%%271%%27%%3D%%271'\n"
+		       "      # the managed rules (OWASP CRS on ModSecurity): "
+		       "SQL injection,\n"
+		       "      # 403 from the edge\n",
+		       u);
 	if (d->tunnel)
 		printf("  curl -H 'Host: onprem.example.com' %s/\n"
 		       "      # through the tunnel: dc-1 answers, though the "
@@ -617,13 +627,22 @@ int cmd_demo(int argc, char **argv)
 		snprintf(tun_pool, sizeof(tun_pool), "%s", demo_tunnel_pool);
 		snprintf(tun_lb, sizeof(tun_lb), "%s", demo_tunnel_lb);
 	}
+	/* The managed rules need Debian's modsecurity-crs (make demo
+	 * installs it); without it the demo runs without them. */
+	d.waf = access(DEMO_CRS "/rules/REQUEST-901-INITIALIZATION.conf",
+		       R_OK) == 0;
+	if (!d.waf)
+		fputs("meridian demo: " DEMO_CRS " not found (Debian's "
+		      "modsecurity-crs): managed rules off\n",
+		      stderr);
 	char yaml[8192];
 	int n =
 	    snprintf(yaml, sizeof(yaml), demo_yaml, store_path, public_host,
 		     listen, admin_yaml, dns_yaml, tun_edge, geo_yaml,
 		     demo_origins[0].host, d.kids[0].port, demo_origins[1].host,
 		     d.kids[1].port, demo_origins[2].host, d.kids[2].port,
-		     demo_origins[3].host, d.kids[3].port, tun_pool, tun_lb);
+		     demo_origins[3].host, d.kids[3].port, tun_pool, tun_lb,
+		     d.waf ? "  managed: { enabled: true }\n" : "");
 	if (n < 0 || (size_t)n >= sizeof(yaml)) {
 		fputs("meridian demo: listen address too long\n", stderr);
 		goto out;

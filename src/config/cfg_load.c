@@ -260,12 +260,18 @@ void cfg_summary(const cfg_snapshot *snap, char *buf, size_t size)
 	plural(z, sizeof(z), snap->nzones, "zone", "zones");
 	/* Firewall rules, rate limits and tunnels only when there are some:
 	 * the usual line stays. */
-	char f[48] = "", r[48] = "";
+	char f[96] = "", r[48] = "";
 	if (snap->waf.ncustom_rules) {
 		memcpy(f, ", ", 2);
 		plural(f + 2, sizeof(f) - 2, snap->waf.ncustom_rules,
 		       "firewall rule", "firewall rules");
 	}
+	if (snap->waf.managed.enabled)
+		snprintf(f + strlen(f), sizeof(f) - strlen(f),
+			 ", managed rules (%s)",
+			 snap->waf.managed.mode == CFG_WAF_MODE_DETECT
+			     ? "detect"
+			     : "block");
 	if (snap->nrate_limits) {
 		memcpy(r, ", ", 2);
 		plural(r + 2, sizeof(r) - 2, snap->nrate_limits, "rate limit",

@@ -139,6 +139,18 @@ def test_demo_firewall_rule(demo):
     assert mt.request(demo.port, host="lb.example.com").status == 200
 
 
+def test_demo_managed_rules(demo):
+    """The printed managed-rules command: the CRS denies the SQL injection
+    in its query; the same path with a plain query is served."""
+    m = re.search(r"curl -i -H 'Host: lb.example.com' '\S+?(/search\?"
+                  r"id=[^']+)'", demo.out)
+    assert m, demo.out
+    r = mt.request(demo.port, path=m.group(1), host="lb.example.com")
+    assert r.status == 403 and "managed rules" in r.text, r
+    r = mt.request(demo.port, path="/search?id=12", host="lb.example.com")
+    assert r.status == 200, r
+
+
 def test_demo_failover_when_gcp_origins_are_killed(demo):
     """The printed pids are the origins: killing both gcp origins moves
     lb.example.com's traffic to aws within a few health intervals."""
