@@ -1352,3 +1352,49 @@ bool http1_chunked_in_trailers(const http1_chunked *c)
 {
 	return c->state >= CS_TRL0 && c->state <= CS_END_LF;
 }
+
+int http1_body_peek(http1_body kind, uint64_t content_length, const char *p,
+		    size_t n, uint64_t limit,
+		    void (*emit)(void *arg, const char *p, size_t n), void *arg,
+		    bool *complete, uint64_t *data)
+{
+	*complete = false;
+	*data = 0;
+	if (kind == HTTP1_BODY_NONE) {
+		*complete = true;
+		return 0;
+	}
+	if (kind != HTTP1_BODY_CHUNKED) {
+		*data = n < content_length ? n : content_length;
+		*complete = n >= content_length;
+		if (emit && *data)
+			emit(arg, p, (size_t)(*data < limit ? *data : limit));
+		return 0;
+	}
+	http1_chunked ch = {0};
+	uint64_t fed = 0;
+	size_t r = 0;
+	while (r < n && !*complete) {
+		/* Payload runs are taken whole, framing a byte at a time
+		 * (it is short, and the walker validates each byte). */
+		uint64_t dn = http1_chunked_data_next(&ch);
+		size_t take = dn ? (n - r < dn ? n - r : (size_t)dn) : 1;
+		ssize_t k = http1_chunked_feed(&ch, p + r, take, complete);
+		if (k < 0)
+			return (int)k;
+		if (k == 0)
+			break;
+		if (dn) {
+			*data += (uint64_t)k;
+			if (emit && fed < limit) {
+				uint64_t f = (uint64_t)k < limit - fed
+						 ? (uint64_t)k
+						 : limit - fed;
+				emit(arg, p + r, (size_t)f);
+				fed += f;
+			}
+		}
+		r += (size_t)k;
+	}
+	return 0;
+}

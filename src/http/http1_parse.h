@@ -211,4 +211,15 @@ ssize_t http1_chunked_feed(http1_chunked *c, const char *p, size_t len,
 uint64_t http1_chunked_data_next(const http1_chunked *c);
 bool http1_chunked_in_trailers(const http1_chunked *c);
 
+/* A request body held unconsumed in p[0..n) (LENGTH with content_length,
+ * or CHUNKED; the proxy holds one for the managed rules): *complete once
+ * its end is in it, *data the payload bytes in it; emit, when not NULL,
+ * gets the first limit of them in order. The bytes are only read (they
+ * are forwarded as received later). Returns 0, or a negative http1_err
+ * for a malformed chunked body. */
+int http1_body_peek(http1_body kind, uint64_t content_length, const char *p,
+		    size_t n, uint64_t limit,
+		    void (*emit)(void *arg, const char *p, size_t n), void *arg,
+		    bool *complete, uint64_t *data);
+
 #endif

@@ -1246,46 +1246,9 @@ static bool waf_apply(px_client *cl, const waf_verdict *v, bool close)
 	return true;
 }
 
-/* Walk the held body [p, p+n): *complete once its end is in (the whole
- * Content-Length, or the last chunk and trailers), *data the payload bytes
- * in it; with t, hand the first limit of them to the rules. < 0: a
- * malformed chunked body (the http1_err). */
-static int waf_walk(const px_client *cl, const char *p, uint32_t n,
-		    uint64_t limit, waf_tx *t, bool *complete, uint64_t *data)
+static void waf_emit(void *arg, const char *p, size_t n)
 {
-	*complete = false;
-	if (cl->req_body == HTTP1_BODY_LENGTH) {
-		uint64_t len = cl->req_remaining; /* nothing framed yet */
-		*complete = n >= len;
-		*data = MIN((uint64_t)n, len);
-		if (t)
-			waf_tx_body(t, p, (size_t)MIN(*data, limit));
-		return 0;
-	}
-	http1_chunked ch = {0};
-	uint64_t fed = 0;
-	uint32_t r = 0;
-	*data = 0;
-	while (r < n && !*complete) {
-		uint64_t dn = http1_chunked_data_next(&ch);
-		uint32_t take = dn ? (uint32_t)MIN((uint64_t)(n - r), dn) : 1;
-		ssize_t k = http1_chunked_feed(&ch, p + r, take, complete);
-		if (k < 0)
-			return (int)k;
-		if (k == 0)
-			break;
-		if (dn) {
-			*data += (uint64_t)k;
-			if (t && fed < limit) {
-				size_t f =
-				    (size_t)MIN((uint64_t)k, limit - fed);
-				waf_tx_body(t, p + r, f);
-				fed += f;
-			}
-		}
-		r += (uint32_t)k;
-	}
-	return 0;
+	waf_tx_body(arg, p, n);
 }
 
 /* Run the managed rules on a routed request: its head now; then, for a
@@ -1367,7 +1330,9 @@ static bool step_waf(px_client *cl)
 	uint32_t have = blen(cl->in) - hl;
 	bool complete;
 	uint64_t data;
-	int e = waf_walk(cl, body, have, limit, NULL, &complete, &data);
+	/* Nothing of the body is framed yet: req_remaining is its length. */
+	int e = http1_body_peek(cl->req_body, cl->req_remaining, body, have,
+				limit, NULL, NULL, &complete, &data);
 	if (e < 0) {
 		local_response(cl, 400, http1_err_reason(e), true);
 		return true;
@@ -1382,7 +1347,8 @@ static bool step_waf(px_client *cl)
 	}
 	if (blen(cl->chead))
 		return p; /* the 100 Continue first */
-	waf_walk(cl, body, have, limit, cl->waf_tx, &complete, &data);
+	http1_body_peek(cl->req_body, cl->req_remaining, body, have, limit,
+			waf_emit, cl->waf_tx, &complete, &data);
 	if (!complete)
 		waf_count_partial();
 	waf_verdict v;

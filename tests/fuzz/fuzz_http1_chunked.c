@@ -2,7 +2,9 @@
  *
  * Feeds the input whole, split at a point derived from the input, and one
  * byte at a time (short inputs): the outcome (bytes consumed, done, data
- * total, or the error) must not depend on the split.
+ * total, or the error) must not depend on the split. http1_body_peek on
+ * the same bytes must agree with the walker, and hand on exactly the
+ * payload (checked against a decode of its own), up to its limit.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -50,6 +52,60 @@ static struct out feed(const char *p, size_t n, size_t first, size_t step)
 	return o;
 }
 
+struct sink {
+	char *p;
+	size_t len;
+};
+
+static void sink_put(void *arg, const char *p, size_t n)
+{
+	struct sink *s = arg;
+	memcpy(s->p + s->len, p, n);
+	s->len += n;
+}
+
+/* The payload of a chunked body, decoded a byte at a time with the
+ * walker's data_next (a different path from peek's runs). */
+static size_t decode(const char *p, size_t n, char *out)
+{
+	http1_chunked c = {0};
+	size_t len = 0;
+	bool done = false;
+	for (size_t i = 0; i < n && !done; i++) {
+		bool data = http1_chunked_data_next(&c) > 0;
+		if (http1_chunked_feed(&c, p + i, 1, &done) != 1)
+			break;
+		if (data)
+			out[len++] = p[i];
+	}
+	return len;
+}
+
+static void peek_agrees(const char *p, size_t n, const struct out *a,
+			uint64_t limit)
+{
+	struct sink s = {malloc(n ? n : 1), 0};
+	char *want = malloc(n ? n : 1);
+	bool complete;
+	uint64_t data;
+	int rc = http1_body_peek(HTTP1_BODY_CHUNKED, 0, p, n, limit, sink_put,
+				 &s, &complete, &data);
+	if (a->rc < 0) {
+		CHECK(rc == a->rc);
+	} else {
+		/* total counts a chunk's declared size once its size line
+		 * is in; data only the payload bytes present. */
+		CHECK(rc == 0 && complete == a->done && data <= a->total);
+		CHECK(!complete || data == a->total);
+		size_t wl = decode(p, n, want);
+		CHECK(wl == data);
+		CHECK(s.len == (data < limit ? data : limit));
+		CHECK(memcmp(s.p, want, s.len) == 0);
+	}
+	free(s.p);
+	free(want);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *buf = malloc(size ? size : 1);
@@ -73,6 +129,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (a.rc >= 0 && !a.done)
 		CHECK((size_t)a.rc == size);
+	peek_agrees(buf, size, &a, h % 64);
+	peek_agrees(buf, size, &a, UINT64_MAX);
 	free(buf);
 	return 0;
 }

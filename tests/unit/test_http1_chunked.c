@@ -394,6 +394,70 @@ static void test_large_chunk_streaming(void **state)
 	assert_int_equal(c.total, 1 << 20);
 }
 
+/* http1_body_peek: a held body, read without consuming. */
+struct peeked {
+	char buf[256];
+	size_t len;
+};
+
+static void collect(void *arg, const char *p, size_t n)
+{
+	struct peeked *o = arg;
+	assert_true(o->len + n <= sizeof(o->buf));
+	memcpy(o->buf + o->len, p, n);
+	o->len += n;
+}
+
+static void test_body_peek(void **state)
+{
+	(void)state;
+	static const char ch[] = "5;x=1\r\nhello\r\n6\r\n world\r\n0\r\n"
+				 "T: v\r\n\r\nGET /next";
+	size_t body_len = sizeof(ch) - 1 - strlen("GET /next");
+	struct peeked o = {0};
+	bool complete;
+	uint64_t data;
+	/* Whole: complete, 11 payload bytes, the limit cuts what is seen. */
+	assert_int_equal(http1_body_peek(HTTP1_BODY_CHUNKED, 0, ch,
+					 sizeof(ch) - 1, 8, collect, &o,
+					 &complete, &data),
+			 0);
+	assert_true(complete);
+	assert_int_equal(data, 11);
+	assert_int_equal(o.len, 8);
+	assert_memory_equal(o.buf, "hello wo", 8);
+	/* Every prefix: complete only with the last byte of the body, and
+	 * the payload seen so far. */
+	for (size_t n = 0; n <= body_len; n++) {
+		o.len = 0;
+		assert_int_equal(http1_body_peek(HTTP1_BODY_CHUNKED, 0, ch, n,
+						 100, collect, &o, &complete,
+						 &data),
+				 0);
+		assert_int_equal(complete, n == body_len);
+		assert_int_equal(o.len, data);
+		assert_true(data <= 11);
+	}
+	/* Malformed: the walker's error. */
+	assert_true(http1_body_peek(HTTP1_BODY_CHUNKED, 0, "zz\r\n", 4, 10,
+				    NULL, NULL, &complete, &data) < 0);
+	/* Content-Length: what is in, up to the length. */
+	o.len = 0;
+	assert_int_equal(http1_body_peek(HTTP1_BODY_LENGTH, 5, "abcdefg", 7, 3,
+					 collect, &o, &complete, &data),
+			 0);
+	assert_true(complete);
+	assert_int_equal(data, 5);
+	assert_int_equal(o.len, 3);
+	o.len = 0;
+	assert_int_equal(http1_body_peek(HTTP1_BODY_LENGTH, 50, "abcd", 4, 10,
+					 collect, &o, &complete, &data),
+			 0);
+	assert_false(complete);
+	assert_int_equal(data, 4);
+	assert_int_equal(o.len, 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -404,6 +468,7 @@ int main(void)
 	    cmocka_unit_test(test_ext_limit),
 	    cmocka_unit_test(test_trailer_limit),
 	    cmocka_unit_test(test_large_chunk_streaming),
+	    cmocka_unit_test(test_body_peek),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
