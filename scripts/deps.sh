@@ -15,6 +15,9 @@ if [ "$what" = test ] || [ "$what" = bench ]; then
 fi
 if [ "$what" = bench ]; then
 	pkgs+=(wrk haproxy nginx-light dnsperf gdnsd valgrind)
+	# bench/waf.sh: nginx with ModSecurity v3 and the OWASP CRS (the module
+	# is built against the nginx package that nginx-light pulls in)
+	pkgs+=(libnginx-mod-http-modsecurity modsecurity-crs)
 fi
 
 missing=()
