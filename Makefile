@@ -82,6 +82,7 @@ bench: build
 	bench/dns.sh
 	bench/ratelimit.sh
 	bench/tunnel.sh
+	bench/waf.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
