@@ -46,7 +46,10 @@ uint32_t waf_rules_count(const waf_rules *r);
 void waf_rules_ref(const waf_rules *r);
 void waf_rules_unref(const waf_rules *r); /* NULL is fine */
 
-/* A worker's engine (made on the worker's first managed request). */
+/* A worker's engine (made on the worker's first managed request). Both
+ * are serialised process-wide; free an engine only when no other thread
+ * uses the library (libxml2's cleanup is global): the edge frees them
+ * after joining its workers. */
 waf_engine *waf_engine_new(void);
 void waf_engine_free(waf_engine *e); /* NULL is fine */
 

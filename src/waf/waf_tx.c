@@ -1,4 +1,5 @@
 /* waf_tx.c - engines and transactions of the managed rules (waf.h). */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,10 +48,18 @@ static void log_cb(void *data, const void *msg)
 	t->nrules++;
 }
 
+/* An engine's birth and death touch process-wide state of the library's
+ * dependencies (libxml2's xmlInitParser / xmlCleanupParser, curl's global
+ * init), which must not run in two threads at once: workers make their
+ * engines on their first request, at any time. */
+static pthread_mutex_t engine_lock = PTHREAD_MUTEX_INITIALIZER;
+
 waf_engine *waf_engine_new(void)
 {
 	waf_engine *e = xcalloc(1, sizeof(*e));
+	pthread_mutex_lock(&engine_lock);
 	e->ms = msc_init();
+	pthread_mutex_unlock(&engine_lock);
 	msc_set_connector_info(e->ms, "meridian");
 	msc_set_log_cb(e->ms, log_cb);
 	return e;
@@ -60,7 +69,9 @@ void waf_engine_free(waf_engine *e)
 {
 	if (!e)
 		return;
+	pthread_mutex_lock(&engine_lock);
 	msc_cleanup(e->ms);
+	pthread_mutex_unlock(&engine_lock);
 	free(e);
 }
 

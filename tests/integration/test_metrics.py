@@ -172,7 +172,8 @@ def test_docs_list_exactly_the_families_of_a_full_edge(stack, tmp_path):
                 "rate_limits": [{"name": "r", "requests_per_period": 100}],
                 "tunnels": [{"id": "t", "token": "x" * 32}],
                 "waf": {"custom_rules": [{"name": "w",
-                                          "expression": "false"}]}}
+                                          "expression": "false"}],
+                        "managed": {"enabled": True}}}
     e = start_edge(stack, build)
     # The names of the text format (counters with their _total), as the
     # table writes them.

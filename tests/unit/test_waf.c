@@ -198,16 +198,20 @@ static void test_load_errors(void **state)
 	rmdir(dir);
 }
 
-/* Two workers' engines on one rule set at once (the edge's layout). */
+/* Two workers' engines on one rule set at once (the edge's layout).
+ * Engines made at the same moment, and freed one after the other: two
+ * msc_cleanup at once double-free libxml2's globals (seen here as "double
+ * free or corruption" before engine_lock). */
 typedef struct worker_arg {
 	const waf_rules *r;
+	waf_engine *e; /* freed after the join, as the edge does */
 	int wrong;
 } worker_arg;
 
 static void *worker(void *p)
 {
 	worker_arg *a = p;
-	waf_engine *e = waf_engine_new();
+	waf_engine *e = a->e = waf_engine_new();
 	for (int i = 0; i < 60; i++) {
 		bool attack = i % 2;
 		waf_verdict v =
@@ -217,7 +221,6 @@ static void *worker(void *p)
 		if (v.block != attack)
 			a->wrong++;
 	}
-	waf_engine_free(e);
 	return NULL;
 }
 
@@ -229,16 +232,49 @@ static void test_threads_share_a_rule_set(void **state)
 	waf_rules *r = waf_rules_load(&m, err, sizeof(err));
 	assert_non_null(r);
 	pthread_t t[2];
-	worker_arg a[2] = {{r, 0}, {r, 0}};
+	worker_arg a[2] = {{r, NULL, 0}, {r, NULL, 0}};
 	for (int i = 0; i < 2; i++)
 		assert_int_equal(pthread_create(&t[i], NULL, worker, &a[i]), 0);
 	for (int i = 0; i < 2; i++)
 		pthread_join(t[i], NULL);
+	waf_engine_free(a[0].e);
+	waf_engine_free(a[1].e);
 	assert_int_equal(a[0].wrong + a[1].wrong, 0);
 	waf_rules_unref(r);
 	waf_counters c;
 	waf_counters_get(&c);
 	assert_true(c.inspected >= 120);
+}
+
+/* Engines made and freed by many threads at the same moment (workers
+ * start at once): without engine_lock two msc_cleanup calls double-free
+ * libxml2's globals (about one round in two crashed with 8 threads). */
+static pthread_barrier_t at_once;
+
+static void *engine_churn(void *p)
+{
+	(void)p;
+	pthread_barrier_wait(&at_once);
+	waf_engine *e = waf_engine_new();
+	pthread_barrier_wait(&at_once);
+	waf_engine_free(e);
+	return NULL;
+}
+
+static void test_engines_made_and_freed_at_once(void **state)
+{
+	(void)state;
+	enum { N = 8 };
+	for (int round = 0; round < 6; round++) {
+		pthread_t t[N];
+		assert_int_equal(pthread_barrier_init(&at_once, NULL, N), 0);
+		for (int i = 0; i < N; i++)
+			assert_int_equal(
+			    pthread_create(&t[i], NULL, engine_churn, NULL), 0);
+		for (int i = 0; i < N; i++)
+			pthread_join(t[i], NULL);
+		pthread_barrier_destroy(&at_once);
+	}
 }
 
 int main(void)
@@ -249,6 +285,7 @@ int main(void)
 	    cmocka_unit_test(test_detect_mode_and_disabled_rules),
 	    cmocka_unit_test(test_load_errors),
 	    cmocka_unit_test(test_threads_share_a_rule_set),
+	    cmocka_unit_test(test_engines_made_and_freed_at_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
