@@ -1261,14 +1261,8 @@ static bool waf_start(px_client *cl, const http1_request *req, int head_len)
 	if (!w->waf)
 		w->waf = waf_engine_new();
 	char ip[INET6_ADDRSTRLEN];
-	const char *client = cl->ip;
-	if (cl->use_client) {
-		core_sock_ip_text((const struct sockaddr *)&cl->client, ip,
-				  sizeof(ip));
-		client = ip;
-	}
 	waf_conn c = {
-	    .client_ip = client,
+	    .client_ip = px_client_ip(cl, ip, sizeof(ip)),
 	    .client_port =
 		ntohs(((const struct sockaddr_in *)&cl->peer)->sin_port),
 	    .server_ip = "0.0.0.0",

@@ -54,18 +54,21 @@ static void put_name(edge_alog_buf *b, const char *name)
 	edge_alog_put_str(b, name, name ? strlen(name) : 0, MAX_NAME);
 }
 
+const char *px_client_ip(const px_client *cl, char *buf, size_t len)
+{
+	if (!cl->use_client)
+		return cl->ip;
+	core_sock_ip_text((const struct sockaddr *)&cl->client, buf, len);
+	return buf;
+}
+
 /* The rest of the line, queued for the writer. */
 static void line_end(px_client *cl, edge_alog *a, int status, uint64_t dur_ns)
 {
 	px_req_stats *st = &cl->st;
 	edge_alog_buf b = {st->line, st->len, EDGE_ALOG_LINE_MAX - 2};
 	char ip[INET6_ADDRSTRLEN];
-	const char *client = cl->ip;
-	if (cl->use_client) {
-		core_sock_ip_text((const struct sockaddr *)&cl->client, ip,
-				  sizeof(ip));
-		client = ip;
-	}
+	const char *client = px_client_ip(cl, ip, sizeof(ip));
 	EDGE_ALOG_LIT(&b, ",\"client\":");
 	edge_alog_put_str(&b, client, strlen(client), MAX_NAME);
 	EDGE_ALOG_LIT(&b, ",\"status\":");

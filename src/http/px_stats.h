@@ -41,6 +41,10 @@ typedef struct px_req_stats {
 	uint8_t retries, failovers;
 } px_req_stats;
 
+/* The request's client as text: the peer (or the one a PROXY header
+ * named), or the X-Forwarded-For address a trusted proxy gave, written in
+ * buf (INET6_ADDRSTRLEN bytes) when it is the latter. */
+const char *px_client_ip(const struct px_client *cl, char *buf, size_t len);
 void px_stats_start(struct px_client *cl, const struct http1_request *req);
 void px_stats_head(struct px_client *cl, int status);
 void px_stats_local(struct px_client *cl, int status);
