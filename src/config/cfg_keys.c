@@ -2381,7 +2381,10 @@ static const cfg_key waf_managed_keys[] = {
 	     "until it has this much (or all of it) before it connects to "
 	     "the origin; the rest streams on uninspected "
 	     "(ProcessPartial). The client buffers are sized at start-up to "
-	     "hold it; a reload can only lower it. 0: bodies are not "
+	     "hold it; a reload that raises it inspects what fits, and a "
+	     "JSON, XML or multipart body the buffer fills before this many "
+	     "payload bytes (that, or chunks of a few bytes) cannot be parsed "
+	     "and gets 400. 0: bodies are not "
 	     "inspected."},
     {.name = "disabled_rules",
      .type = CFG_LIST,
@@ -2413,9 +2416,14 @@ static const cfg_table waf_managed_table = {
     .help = "Managed rules: the OWASP Core Rule Set run by the ModSecurity "
 	    "v3 engine on proxied requests, after the custom rules and rate "
 	    "limits (a custom rule's `skip` skips them too), before load "
-	    "balancer rules. The rule set is loaded at start and on every "
-	    "reload; a file that does not load is an error and changes "
-	    "nothing. ACME http-01 challenges pass.",
+	    "balancer rules. JSON and XML bodies are parsed for them (the "
+	    "body processors of ModSecurity's recommended configuration, "
+	    "rules 200000 and 200001), and a body that does not parse, or a "
+	    "multipart body that fails strict validation, is refused with "
+	    "400 (rules 200002 and 200003) unless it was cut at body_limit. "
+	    "The rule set is loaded at start and on every reload; a file that "
+	    "does not load is an error and changes nothing. ACME http-01 "
+	    "challenges pass.",
     TABLE(waf_managed_keys),
     POS(cfg_waf_managed),
 };

@@ -1341,8 +1341,12 @@ static bool step_waf(px_client *cl)
 	}
 	if (blen(cl->chead))
 		return p; /* the 100 Continue first */
-	http1_body_peek(cl->req_body, cl->req_remaining, body, have, limit,
-			waf_emit, cl->waf_tx, &complete, &data);
+	/* A body cut at body_limit is handed on with one byte more, so
+	 * that the engine marks it cut (INBOUND_DATA_ERROR, ProcessPartial)
+	 * and does not take the cut for a malformed body. */
+	http1_body_peek(cl->req_body, cl->req_remaining, body, have,
+			complete ? limit : limit + 1, waf_emit, cl->waf_tx,
+			&complete, &data);
 	if (!complete)
 		waf_count_partial();
 	waf_verdict v;

@@ -82,8 +82,8 @@ bool waf_tx_head(waf_tx *t, const http_str *method, const http_str *target,
 void waf_tx_body(waf_tx *t, const char *p, size_t n);
 /* The body is in (or there is none): phase 2, the verdict. */
 void waf_tx_end(waf_tx *t, waf_verdict *v);
-/* The ids of the rules that matched (space-separated, at most 8), for
- * the access log; "" when none. */
+/* The ids of the rules that matched (space-separated, at most 8, the
+ * deciding one last), for the access log; "" when none. */
 const char *waf_tx_rules(const waf_tx *t);
 void waf_tx_free(waf_tx *t); /* NULL is fine */
 

@@ -24,7 +24,7 @@ char *waf_setup_text(const cfg_waf_managed *m)
 	/* In place of crs-setup.conf: what its example sets, from the keys
 	 * of waf.managed. Ids 900000..900999 are the CRS's own for it. */
 	uint64_t limit = m->body_limit ? m->body_limit : 1;
-	size_t cap = 2048;
+	size_t cap = 4096;
 	char *s = xmalloc(cap);
 	int n = snprintf(
 	    s, cap,
@@ -44,11 +44,33 @@ char *waf_setup_text(const cfg_waf_managed *m)
 	    "setvar:tx.inbound_anomaly_score_threshold=%u,"
 	    "setvar:tx.outbound_anomaly_score_threshold=4\"\n"
 	    "SecAction \"id:900990,phase:1,nolog,pass,t:none,"
-	    "setvar:tx.crs_setup_version=334\"\n",
+	    "setvar:tx.crs_setup_version=334\"\n"
+	    /* The body processors ModSecurity's recommended configuration
+	     * turns on (the CRS reads ARGS, which JSON and XML bodies only
+	     * fill through them), under its rule ids. */
+	    "SecRule REQUEST_HEADERS:Content-Type "
+	    "\"@rx (?i)^(?:application(?:/soap\\+|/)|text/)xml\" "
+	    "\"id:200000,phase:1,t:none,pass,nolog,"
+	    "ctl:requestBodyProcessor=XML\"\n"
+	    "SecRule REQUEST_HEADERS:Content-Type "
+	    "\"@rx (?i)^application/(?:[a-z0-9.+-]+\\+)?json\" "
+	    "\"id:200001,phase:1,t:none,pass,nolog,"
+	    "ctl:requestBodyProcessor=JSON\"\n"
+	    /* A body its processor cannot parse is not inspected: refuse it
+	     * (400), unless it was cut at body_limit (then it cannot parse,
+	     * and the rules saw what they could). */
+	    "SecRule REQBODY_ERROR \"!@eq 0\" \"id:200002,phase:2,t:none,"
+	    "log,deny,status:400,msg:'Failed to parse request body',"
+	    "chain\"\n"
+	    "SecRule INBOUND_DATA_ERROR \"@eq 0\" \"t:none\"\n"
+	    "SecRule MULTIPART_STRICT_ERROR \"!@eq 0\" \"id:200003,phase:2,"
+	    "t:none,log,deny,status:400,msg:'Multipart request body failed "
+	    "strict validation',chain\"\n"
+	    "SecRule INBOUND_DATA_ERROR \"@eq 0\" \"t:none\"\n",
 	    m->mode == CFG_WAF_MODE_DETECT ? "DetectionOnly" : "On",
 	    m->body_limit ? "On" : "Off", (unsigned long long)limit,
 	    (unsigned long long)limit, m->paranoia_level, m->anomaly_threshold);
-	(void)n; /* under 1 KiB: every field is bounded */
+	(void)n; /* under 2 KiB: every field is bounded */
 	return s;
 }
 

@@ -15,13 +15,10 @@
 
 static atomic_uint_fast64_t n_inspected, n_blocked, n_detected, n_partial;
 
-/* What the library tells of each matched rule that logs: keep its id.
- * msg is ModSecurity's text line ("... [id \"942100\"] ..."). */
-static void log_cb(void *data, const void *msg)
+/* Keep the id named in one of the library's rule messages ("... [id
+ * \"942100\"] ..."), once, up to WAF_TX_RULES of them. */
+static void keep_rule_id(waf_tx *t, const char *msg)
 {
-	waf_tx *t = data;
-	if (!t || !msg)
-		return;
 	const char *id = strstr(msg, "[id \"");
 	if (!id)
 		return;
@@ -46,6 +43,14 @@ static void log_cb(void *data, const void *msg)
 	t->rules_len += (uint32_t)n;
 	t->rules_text[t->rules_len] = 0;
 	t->nrules++;
+}
+
+/* Each matched rule that logs (the deciding, disruptive one comes with the
+ * intervention instead: decide). */
+static void log_cb(void *data, const void *msg)
+{
+	if (data && msg)
+		keep_rule_id(data, msg);
 }
 
 /* An engine's birth and death touch process-wide state of the library's
@@ -92,6 +97,8 @@ static bool decide(waf_tx *t, waf_verdict *v)
 {
 	ModSecurityIntervention it = {.status = 200};
 	int disruptive = msc_intervention(t->t, &it);
+	if (disruptive && it.log)
+		keep_rule_id(t, it.log);
 	free(it.log);
 	free(it.url);
 	v->detected = t->detected;

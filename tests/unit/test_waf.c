@@ -103,6 +103,9 @@ static void test_verdicts(void **state)
 	assert_true(v.block);
 	assert_int_equal(v.status, 403);
 	assert_non_null(strstr(ids, "942100"));
+	/* The deciding rule (the CRS's anomaly score) comes last. */
+	size_t il = strlen(ids);
+	assert_true(il > 7 && !strcmp(ids + il - 7, " 949110"));
 
 	v = run(e, r, "/form", "name=bob&comment=a+nice+day", ids, sizeof(ids));
 	assert_false(v.block);
