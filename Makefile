@@ -61,7 +61,7 @@ test-asan: asan
 	MERIDIAN_BIN=$(CURDIR)/$(ASAN_BUILD)/meridian $(PYTEST) -q $(PYTEST_PAR) tests/integration
 
 $(FUZZ_BUILD)/build.ninja:
-	CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Db_sanitize=address,undefined \
+	CC=clang CXX=clang++ meson setup $(FUZZ_BUILD) -Dfuzz=true -Db_sanitize=address,undefined \
 		-Db_lundef=false -Dbuildtype=debug >/dev/null
 
 # Replay the fuzz corpora (regression) - quick, part of make test.

@@ -28,7 +28,8 @@ struct waf_tx {
 	bool detected;
 	uint8_t nrules;
 	uint32_t rules_len;
-	char rules_text[WAF_TX_RULES * 8 + 1]; /* "942100 949110" */
+	/* "942100 949110": ids of up to 7 digits, a space each */
+	char rules_text[WAF_TX_RULES * 8 + 1];
 };
 
 #endif

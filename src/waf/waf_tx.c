@@ -12,45 +12,18 @@
 #include "core/core_util.h"
 #include "waf/waf.h"
 #include "waf/waf_int.h"
+#include "waf/waf_msgs.h"
 
 static atomic_uint_fast64_t n_inspected, n_blocked, n_detected, n_partial;
 
-/* Keep the id named in one of the library's rule messages ("... [id
- * \"942100\"] ..."), once, up to WAF_TX_RULES of them. */
-static void keep_rule_id(waf_tx *t, const char *msg)
-{
-	const char *id = strstr(msg, "[id \"");
-	if (!id)
-		return;
-	id += 5;
-	size_t n = strspn(id, "0123456789");
-	if (!n || n > 7 || id[n] != '"')
-		return;
-	if (n >= 3 && !strncmp(id, "949", 3))
-		t->detected = true; /* CRS's inbound blocking evaluation */
-	if (t->nrules == WAF_TX_RULES)
-		return;
-	/* Once per id (a rule may match several variables). */
-	for (const char *p = t->rules_text; *p;) {
-		size_t l = strcspn(p, " ");
-		if (l == n && !strncmp(p, id, n))
-			return;
-		p += l + (p[l] == ' ');
-	}
-	if (t->rules_len)
-		t->rules_text[t->rules_len++] = ' ';
-	memcpy(t->rules_text + t->rules_len, id, n);
-	t->rules_len += (uint32_t)n;
-	t->rules_text[t->rules_len] = 0;
-	t->nrules++;
-}
-
-/* Each matched rule that logs (the deciding, disruptive one comes with the
- * intervention instead: decide). */
+/* The library prints every matched rule through the server log callback,
+ * or to stderr when there is none ("Server log callback is not set").
+ * The rules are read from its structured messages instead (waf_msgs.h):
+ * its text lines can be forged by the request they describe. */
 static void log_cb(void *data, const void *msg)
 {
-	if (data && msg)
-		keep_rule_id(data, msg);
+	(void)data;
+	(void)msg;
 }
 
 /* An engine's birth and death touch process-wide state of the library's
@@ -92,15 +65,42 @@ waf_tx *waf_tx_begin(waf_engine *e, const waf_rules *r, const waf_conn *c)
 	return t;
 }
 
+/* The rules matched so far, as text for the access log (the deciding one
+ * last) and whether the CRS's inbound blocking evaluation (949xxx) is
+ * among them. */
+static void matched(waf_tx *t)
+{
+	waf_rule_hit hits[WAF_TX_RULES];
+	size_t n = waf_matched_rules(t->t, hits, WAF_TX_RULES);
+	size_t len = 0;
+	t->detected = false;
+	t->rules_text[0] = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < n; i++) {
+			if (hits[i].disruptive != (pass == 1))
+				continue;
+			if (hits[i].id >= 949000 && hits[i].id <= 949999)
+				t->detected = true;
+			int w = snprintf(t->rules_text + len,
+					 sizeof(t->rules_text) - len, "%s%d",
+					 len ? " " : "", hits[i].id);
+			if (w < 0 || (size_t)w >= sizeof(t->rules_text) - len)
+				break;
+			len += (size_t)w;
+		}
+	}
+	t->rules_len = (uint32_t)len;
+	t->nrules = (uint8_t)n;
+}
+
 /* The library's decision so far, into v; true when it denies. */
 static bool decide(waf_tx *t, waf_verdict *v)
 {
 	ModSecurityIntervention it = {.status = 200};
 	int disruptive = msc_intervention(t->t, &it);
-	if (disruptive && it.log)
-		keep_rule_id(t, it.log);
 	free(it.log);
 	free(it.url);
+	matched(t);
 	v->detected = t->detected;
 	v->block = disruptive != 0;
 	/* A deny without status:, a redirect or a drop: the edge's 403. */

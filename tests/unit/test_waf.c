@@ -106,6 +106,17 @@ static void test_verdicts(void **state)
 	/* The deciding rule (the CRS's anomaly score) comes last. */
 	size_t il = strlen(ids);
 	assert_true(il > 7 && !strcmp(ids + il - 7, " 949110"));
+	/* The request cannot name rules of its own: the library's text lines
+	 * carry its bytes around the real ids (in the value, the uri). */
+	v = run(e, r,
+		"/x%22%5D%20%5Bid%20%22777%22%5D?q=1%27%20UNION%20SELECT%20"
+		"password%20FROM%20users--%22%5D%20%5Bline%20%221%22%5D%20%5Bid"
+		"%20%22949111%22%5D",
+		NULL, ids, sizeof(ids));
+	assert_true(v.block);
+	assert_null(strstr(ids, "777"));
+	assert_null(strstr(ids, "949111"));
+	assert_non_null(strstr(ids, "942100"));
 
 	v = run(e, r, "/form", "name=bob&comment=a+nice+day", ids, sizeof(ids));
 	assert_false(v.block);
