@@ -374,3 +374,45 @@ int h2_resp_fields(const h2_field *in, size_t n, h2_field *out, size_t cap,
 	}
 	return (int)cnt;
 }
+
+bool h2_req_trailer_ok(h2_str name)
+{
+	static const char *const banned[] = {
+	    "content-length",
+	    "transfer-encoding",
+	    "connection",
+	    "keep-alive",
+	    "te",
+	    "trailer",
+	    "upgrade",
+	    "host",
+	    "cache-control",
+	    "expect",
+	    "max-forwards",
+	    "pragma",
+	    "range",
+	    "authorization",
+	    "cookie",
+	    "set-cookie",
+	    "content-encoding",
+	    "content-type",
+	    "content-range",
+	    "forwarded",
+	    "x-real-ip",
+	};
+	static const char *const banned_prefix[] = {"if-", "proxy-",
+						    "x-forwarded-"};
+	if (!is_token(name))
+		return false;
+	for (size_t i = 0; i < sizeof(banned) / sizeof(banned[0]); i++)
+		if (str_caseeq(name, (h2_str){banned[i], strlen(banned[i])}))
+			return false;
+	for (size_t i = 0; i < sizeof(banned_prefix) / sizeof(banned_prefix[0]);
+	     i++) {
+		size_t k = strlen(banned_prefix[i]);
+		if (name.len > k && str_caseeq((h2_str){name.p, k},
+					       (h2_str){banned_prefix[i], k}))
+			return false;
+	}
+	return true;
+}

@@ -60,6 +60,15 @@ int h2_req_to_h1(const h2_req *r, char *buf, size_t cap, bool *chunked);
  * false, only checks that `received` does not exceed it yet. */
 int h2_req_check_length(const h2_req *r, uint64_t received, bool at_end);
 
+/* Whether a request trailer field (name as nghttp2 validated it:
+ * lowercase token) may be forwarded in the HTTP/1.1 request's chunked
+ * trailer section. Not the fields RFC 9110 §6.5.1 keeps out of trailers
+ * (framing, routing, request modifiers, authentication, content
+ * metadata), nor connection-specific ones, nor the client address fields
+ * the edge writes itself (Forwarded, X-Forwarded-*, X-Real-IP): an origin
+ * that merges trailers into the head must not get them from a client. */
+bool h2_req_trailer_ok(h2_str name);
+
 /* Error strings h2_req_parse may return, for tests. */
 extern const char h2_req_err_pseudo_after[], h2_req_err_pseudo_dup[],
     h2_req_err_pseudo_unknown[], h2_req_err_pseudo_missing[], h2_req_err_name[],

@@ -20,6 +20,7 @@
 
 #include "core/core_log.h"
 #include "core/core_util.h"
+#include "h2/h2_req.h"
 #include "h2/h2_session.h"
 #include "http/http1_parse.h"
 #include "http/px_head.h"
@@ -289,11 +290,14 @@ static int on_request_end(void *ud, int32_t sid, void *sud, const h2_field *t,
 		return 0; /* a known length carries no trailers: dropped */
 	size_t len = 5;
 	for (size_t i = 0; i < n; i++)
-		len += t[i].name.len + t[i].value.len + 4;
+		if (h2_req_trailer_ok(t[i].name))
+			len += t[i].name.len + t[i].value.len + 4;
 	char *q = st->tail = xmalloc(len);
 	memcpy(q, "0\r\n", 3);
 	q += 3;
 	for (size_t i = 0; i < n; i++) {
+		if (!h2_req_trailer_ok(t[i].name))
+			continue; /* RFC 9110 §6.5.1 (h2_req.h) */
 		memcpy(q, t[i].name.p, t[i].name.len);
 		q += t[i].name.len;
 		memcpy(q, ": ", 2);

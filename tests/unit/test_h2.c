@@ -182,6 +182,39 @@ static void test_req_to_h1(void **state)
 				 "content-length: 3\r\n\r\n");
 }
 
+static void test_req_trailer_ok(void **state)
+{
+	(void)state;
+	static const char *const ok[] = {"x-checksum", "grpc-status",
+					 "server-timing", "digest", "if"};
+	static const char *const no[] = {"content-length",
+					 "transfer-encoding",
+					 "host",
+					 "te",
+					 "trailer",
+					 "connection",
+					 "upgrade",
+					 "authorization",
+					 "cookie",
+					 "if-none-match",
+					 "if-match",
+					 "proxy-authorization",
+					 "x-forwarded-for",
+					 "x-forwarded-proto",
+					 "forwarded",
+					 "x-real-ip",
+					 "content-type",
+					 "expect",
+					 "range",
+					 "Content-Length",
+					 "bad name",
+					 ""};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		assert_true(h2_req_trailer_ok((h2_str){ok[i], strlen(ok[i])}));
+	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+		assert_false(h2_req_trailer_ok((h2_str){no[i], strlen(no[i])}));
+}
+
 static void test_resp_fields(void **state)
 {
 	const h2_field in[] = {F("Content-Type", "text/plain"),
@@ -868,6 +901,7 @@ int main(void)
 	    cmocka_unit_test(test_req_length),
 	    cmocka_unit_test(test_req_to_h1),
 	    cmocka_unit_test(test_resp_fields),
+	    cmocka_unit_test(test_req_trailer_ok),
 	    cmocka_unit_test(test_session_get),
 	    cmocka_unit_test(test_session_head_too_big_resets),
 	    cmocka_unit_test(test_session_body_flow),
