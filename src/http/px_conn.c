@@ -1402,6 +1402,14 @@ static void start_request(px_client *cl, int head_len)
 		local_response(cl, 405, "CONNECT is not supported", true);
 		return;
 	}
+	if (req->method_id == HTTP_M_TRACE) {
+		/* As nginx: TRACE would echo the request, cookies and the
+		 * edge's own fields included, back to a script (cross-site
+		 * tracing); origins never see it. */
+		core_buf_consume(cl->in, (uint32_t)head_len);
+		local_response(cl, 405, "TRACE is not supported", false);
+		return;
+	}
 	cl->lb = lb_route(s->router, req->host.p, req->host.len);
 	if (!cl->lb) {
 		core_buf_consume(cl->in, (uint32_t)head_len);

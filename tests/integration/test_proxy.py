@@ -158,6 +158,21 @@ def test_exact_host_routes_to_first_pool(px):
     assert r.header("X-Origin") in ("gke-1", "gke-2")
 
 
+def test_trace_is_refused_and_the_connection_goes_on(px):
+    """TRACE gets 405 from the edge (as from nginx): it would echo the
+    request, cookies and the edge's fields included, to a script. The
+    origin never sees it, and the connection serves the next request."""
+    before = gcp_requests(px)
+    with HttpConn(px.port) as c:
+        c.send(req("TRACE", "/", HOST, [("Cookie", "session=secret")]))
+        r = c.read_response()
+        assert r.status == 405 and b"TRACE" in r.body, r
+        assert b"secret" not in r.body
+        c.send(req("GET", "/", HOST))
+        assert c.read_response().status == 200
+    assert gcp_requests(px) == before + 1
+
+
 def test_wildcard_host(px):
     for host in ("www.example.com", "a.b.example.com"):
         r = request(px.port, host=host)
