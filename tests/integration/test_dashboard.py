@@ -58,7 +58,8 @@ def env(lab):
                      "expression": 'http.request.uri.path eq "/slow"'}],
                       "waf": {"custom_rules": [{
                           "name": "bots",
-                          "expression": 'http.user_agent eq "sqlmap"'}]}})
+                          "expression": 'http.user_agent eq "sqlmap"'}],
+                          "managed": {"enabled": True}}})
     return e
 
 
@@ -125,6 +126,7 @@ console.log(JSON.stringify({
   events: d.eventRows(i.events.result),
   rl: d.rateLimits(s2),
   waf: d.wafRules(s2),
+  wm: d.wafManaged(s2),
   gen: d.single(s2, "meridian_config_generation"),
 }));
 """
@@ -140,6 +142,8 @@ def test_script_turns_real_answers_into_rows(env):
     assert statuses == [200, 200, 429], statuses
     assert get(env, "/", host="unknown.example").status == 404
     assert get(env, "/", headers=[("User-Agent", "sqlmap")]).status == 403
+    # The managed rules: a SQL injection the CRS denies.
+    assert get(env, "/?id=1%27%20OR%20%271%27=%271").status == 403
     m2 = fetch(env, "/metrics").body.decode()
     status = json.loads(fetch(env, "/status?format=json").body)
     path = "/client/v4/user/load_balancing_analytics/events?per_page=20"
@@ -156,14 +160,18 @@ def test_script_turns_real_answers_into_rows(env):
     assert r.returncode == 0, r.stderr.decode()
     out = json.loads(r.stdout)
     rows = {x["lb"]: x for x in out["rates"]}
-    # 8 answered 2xx, a 429 and a 403 in 2 s (the dt given).
-    assert rows[HOST]["rps"] == 5, rows
-    assert rows[HOST]["c2xx"] == 4 and rows[HOST]["c4xx"] == 1, rows
+    # 8 answered 2xx, a 429 and two 403 in 2 s (the dt given).
+    assert rows[HOST]["rps"] == 5.5, rows
+    assert rows[HOST]["c2xx"] == 4 and rows[HOST]["c4xx"] == 1.5, rows
     assert rows[HOST]["p50"] is not None and rows[HOST]["p50"] > 0
     assert rows["(no load balancer)"]["c4xx"] == 0.5, rows
     assert out["rl"] == {"slow": {"over": 1, "keys": 1}}, out["rl"]
     assert out["waf"] == {"bots": {"action": "block", "matches": 1}}, out
     assert out["gen"] == 1
+    wm = out["wm"]
+    assert wm["rules"] > 500 and wm["blocked"] == 1, wm
+    # every routed request but the custom rule's 403 and the 429s ran them
+    assert wm["inspected"] >= 9 and wm["detected"] == 0, wm
     pools = out["pools"]
     assert [(p["kind"], p["name"]) for p in pools] == \
         [("pool", "web"), ("origin", "web")], pools
@@ -275,7 +283,8 @@ let tries = 0;
     console.log(JSON.stringify({ edge: byId.edge.textContent, summary: byId.summary.textContent,
       error: byId.error.hidden ? null : byId.error.textContent, tokenForm: !byId["token-form"].hidden,
       lbs: rows("lbs"), pools: rows("pools"), events: rows("events"), rls: rows("rls"),
-      wafs: rows("wafs"), tunnels: rows("tunnels"),
+      wafs: rows("wafs"), wafm: rows("wafm"), tunnels: rows("tunnels"),
+      wafmHidden: byId["wafm-section"].hidden,
       rlHidden: byId["rl-section"].hidden, tunHidden: byId["tun-section"].hidden }));
   } else setTimeout(done, 50);
 })();
@@ -308,6 +317,8 @@ def test_page_renders_what_the_edge_says(env):
     assert out["pools"][1][6] == "disable"  # the action's button
     assert not out["rlHidden"] and out["rls"][0][0] == "slow", out["rls"]
     assert [r[:2] for r in out["wafs"]] == [["bots", "block"]], out["wafs"]
+    assert not out["wafmHidden"] and len(out["wafm"]) == 1, out["wafm"]
+    assert int(out["wafm"][0][0]) > 500, out["wafm"]  # the rules loaded
     assert out["tunHidden"] and out["tunnels"] == [], out  # no tunnels
     assert out["events"] and not out["tokenForm"], out
     # Without a token the API refuses: the page asks for one and still

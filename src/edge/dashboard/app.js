@@ -129,6 +129,18 @@ function wafRules(samples) {
   return w;
 }
 
+// Managed rules (the CRS on ModSecurity): the rule count and the request
+// counters by result, or null when they have never been on.
+function wafManaged(samples) {
+  const rules = single(samples, "meridian_waf_managed_rules");
+  if (rules === null) return null;
+  const m = { rules, inspected: 0, blocked: 0, detected: 0, body_partial: 0 };
+  for (const s of samples)
+    if (s.name === "meridian_waf_managed_requests_total" && s.labels.result in m)
+      m[s.labels.result] = s.value;
+  return m;
+}
+
 // A counter's rate per second between two scrapes dt seconds apart: 0
 // before it was first seen (before undefined) or without an interval.
 function perSecond(before, after, dt) {
@@ -213,7 +225,7 @@ async function setOriginEnabled(fetchFn, token, poolId, origin, enabled) {
 }
 
 if (typeof module !== "undefined")
-  module.exports = { parseMetrics, lbCounters, quantile, lbRates, rateLimits, wafRules, tunnels,
+  module.exports = { parseMetrics, lbCounters, quantile, lbRates, rateLimits, wafRules, wafManaged, tunnels,
                      perSecond, single, poolRows, eventRows, apiError, setOriginEnabled };
 
 // ---- DOM ----------------------------------------------------------------
@@ -322,6 +334,17 @@ if (typeof document !== "undefined") {
         cell(tr, fmt(perSecond(before, waf[name].matches, dt), 1), "num");
         cell(tr, waf[name].matches, "num");
       });
+      const wm = wafManaged(samples);
+      $("wafm-section").hidden = wm === null;
+      fill("wafm", wm ? ["managed"] : [], (tr) => {
+        const before = (last && last.wm) || {};
+        cell(tr, wm.rules, "num");
+        for (const k of ["inspected", "blocked", "detected"])
+          cell(tr, fmt(perSecond(before[k], wm[k], dt), 1), "num");
+        cell(tr, wm.blocked, "num");
+        cell(tr, wm.detected, "num");
+        cell(tr, wm.body_partial, "num");
+      });
       const rl = rateLimits(samples);
       $("rl-section").hidden = Object.keys(rl).length === 0;
       fill("rls", Object.keys(rl).sort(), (tr, name) => {
@@ -342,7 +365,7 @@ if (typeof document !== "undefined") {
         cell(tr, fmt(perSecond(before.errors, x.errors, dt), 1), "num");
         cell(tr, x.requests, "num");
       });
-      last = { t: now, lbs, waf, rl, tun };
+      last = { t: now, lbs, waf, wm, rl, tun };
       $("token-form").hidden = !events.denied;
       if (!events.denied)
         fill("events", eventRows(events.body.result), (tr, r) => {
