@@ -15,10 +15,12 @@
 #include "cluster/clu_key.h"
 #include "cluster/clu_mirror.h"
 #include "cluster/clu_msg.h"
+#include "cluster/clu_vote.h"
 #include "core/core_log.h"
 #include "core/core_util.h"
 #include "edge/edge.h"
 #include "edge/edge_ctl.h"
+#include "edge/edge_health.h"
 #include "health/health_fsm.h"
 
 #define REQ_TIMEOUT_MS 2000L /* one etcd request */
@@ -768,6 +770,175 @@ static int keepalive(clu_edge *cl)
 	return 0;
 }
 
+/* ---- the check regions' majority (SPEC 4.2) ---- */
+
+typedef struct vote_row {
+	uint32_t origin; /* cfg_origin.index */
+	clu_vote_report r;
+} vote_row;
+
+static int vote_row_cmp(const void *a, const void *b)
+{
+	uint32_t x = ((const vote_row *)a)->origin,
+		 y = ((const vote_row *)b)->origin;
+	return x < y ? -1 : x > y;
+}
+
+static const cfg_origin *origin_named(const cfg_pool *p, const char *name)
+{
+	for (size_t i = 0; p && i < p->norigins; i++)
+		if (!strcmp(p->origins[i].name, name))
+			return &p->origins[i];
+	return NULL;
+}
+
+/* Into the running snapshot's lb_origin_state.cluster: for each origin of
+ * a pool with check_regions, the majority of those regions (clu_vote.h)
+ * over the live nodes' reports and this node's own verdicts; nothing when
+ * etcd is out of reach (up false: the reports may be stale). When one
+ * moved, the health thread counts pool health again. */
+static void votes(clu_edge *cl, bool up)
+{
+	edge *e = cl->ctl->e;
+	const edge_snapshot *s = edge_acquire(e);
+	const cfg_snapshot *cfg = s->cfg;
+	size_t cap = 0, n = 0;
+	for (size_t i = 0; i < cfg->npools; i++)
+		if (cfg->pools[i].ncheck_regions)
+			cap += cfg->pools[i].norigins;
+	if (!cap) {
+		edge_snapshot_unref(s);
+		return;
+	}
+	vote_row *rows = NULL;
+	if (up) {
+		/* Live nodes and their regions, then their reports. */
+		size_t nn = 0, ncap = 8;
+		struct node_region {
+			char name[CLU_SEG_MAX];
+			int region;
+		} *nodes = xcalloc(ncap, sizeof(*nodes));
+		pthread_mutex_lock(&cl->peers_lock);
+		for (size_t i = 0; i < cl->peers.n; i++) {
+			const clu_entry *en = &cl->peers.e[i];
+			clu_key_parts kp;
+			if (!en->value ||
+			    clu_key_parse(cl->prefix, en->key, strlen(en->key),
+					  &kp) != CLU_KEY_NODE ||
+			    !strcmp(kp.a, cl->name))
+				continue;
+			json_t *j =
+			    json_loadb(en->value, en->value_len, 0, NULL);
+			const char *reg =
+			    json_string_value(json_object_get(j, "region"));
+			if (nn == ncap) {
+				ncap *= 2;
+				nodes = xrealloc(nodes, ncap * sizeof(*nodes));
+			}
+			snprintf(nodes[nn].name, sizeof(nodes[nn].name), "%s",
+				 kp.a);
+			nodes[nn++].region = clu_vote_region_index(reg);
+			json_decref(j);
+		}
+		size_t rcap = cap * (nn + 1);
+		rows = xcalloc(rcap, sizeof(*rows));
+		for (size_t i = 0; i < cl->peers.n; i++) {
+			const clu_entry *en = &cl->peers.e[i];
+			clu_key_parts kp;
+			if (!en->value ||
+			    clu_key_parse(cl->prefix, en->key, strlen(en->key),
+					  &kp) != CLU_KEY_HEALTH ||
+			    !strcmp(kp.a, cl->name))
+				continue;
+			const cfg_pool *p = cfg_pool_by_id(cfg, kp.pool, 0);
+			const cfg_origin *o = origin_named(p, kp.origin);
+			if (!o || !p->ncheck_regions || n == rcap)
+				continue;
+			int region = -1;
+			for (size_t k = 0; k < nn; k++)
+				if (!strcmp(nodes[k].name, kp.a))
+					region = nodes[k].region;
+			if (region < 0)
+				continue; /* its node key is gone: not live */
+			json_t *j =
+			    json_loadb(en->value, en->value_len, 0, NULL);
+			json_t *h = json_object_get(j, "healthy");
+			rows[n++] = (vote_row){o->index,
+					       {region, json_is_boolean(h)
+							    ? json_is_true(h)
+							    : -1}};
+			json_decref(j);
+		}
+		pthread_mutex_unlock(&cl->peers_lock);
+		free(nodes);
+		/* This node's own verdicts. */
+		int mine = clu_vote_region_index(cl->region);
+		for (size_t i = 0; i < cfg->npools && mine >= 0; i++) {
+			const cfg_pool *p = &cfg->pools[i];
+			if (!p->ncheck_regions)
+				continue;
+			for (size_t j = 0; j < p->norigins && n < rcap; j++) {
+				uint8_t h = atomic_load(
+				    &s->ostates[p->origins[j].index].active);
+				rows[n++] = (vote_row){
+				    p->origins[j].index,
+				    {mine, !p->monitor || h == LB_HEALTH_UNKNOWN
+					       ? -1
+					       : h == LB_HEALTH_HEALTHY}};
+			}
+		}
+		qsort(rows, n, sizeof(*rows), vote_row_cmp);
+	}
+	bool moved = false;
+	for (size_t i = 0; i < cfg->npools; i++) {
+		const cfg_pool *p = &cfg->pools[i];
+		if (!p->ncheck_regions)
+			continue;
+		uint32_t check =
+		    clu_vote_regions(p->check_regions, p->ncheck_regions);
+		for (size_t j = 0; j < p->norigins; j++) {
+			const cfg_origin *o = &p->origins[j];
+			lb_health v = LB_HEALTH_UNKNOWN;
+			if (up) {
+				vote_row key = {.origin = o->index};
+				vote_row *at = bsearch(
+				    &key, rows, n, sizeof(*rows), vote_row_cmp);
+				while (at && at > rows &&
+				       at[-1].origin == o->index)
+					at--;
+				size_t k = 0;
+				clu_vote_report rep[64];
+				for (; at && at + k < rows + n &&
+				       at[k].origin == o->index && k < 64;
+				     k++)
+					rep[k] = at[k].r;
+				v = clu_vote(rep, k, check);
+			}
+			lb_origin_state *os = &s->ostates[o->index];
+			uint8_t was = atomic_exchange(&os->cluster, (uint8_t)v);
+			if (was == v)
+				continue;
+			moved = true;
+			if (v != LB_HEALTH_UNKNOWN)
+				log_info("cluster: origin %s of pool %s: the "
+					 "check regions say %s",
+					 o->name, p->id, health_state_name(v));
+			else
+				log_info("cluster: origin %s of pool %s: no "
+					 "majority of the check regions; this "
+					 "edge's checks decide",
+					 o->name, p->id);
+		}
+	}
+	free(rows);
+	if (moved) {
+		pthread_mutex_lock(&e->swap_lock);
+		edge_health_recount(e->health);
+		pthread_mutex_unlock(&e->swap_lock);
+	}
+	edge_snapshot_unref(s);
+}
+
 static void *thread_main(void *arg)
 {
 	clu_edge *cl = arg;
@@ -799,6 +970,10 @@ static void *thread_main(void *arg)
 			next_pub = now + PUBLISH_MS;
 			if (publish(cl) < 0)
 				up = false;
+			votes(cl, up);
+		} else if (!up && now >= next_pub) {
+			next_pub = now + PUBLISH_MS;
+			votes(cl, false); /* reports may be stale: own checks */
 		}
 		uint32_t n = clu_debounce_take(&cl->deb, now);
 		if (n) {

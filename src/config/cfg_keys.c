@@ -1443,10 +1443,14 @@ static const cfg_key pool_keys[] = {
      .type = CFG_LIST,
      ARRAY_AT(cfg_pool, check_regions, ncheck_regions),
      .item = &item_region,
-     .help = "Cluster mode: regions whose edges check this pool (a "
-	     "majority decides). Cluster mode is not implemented yet: "
-	     "accepted and kept as written; this edge checks every pool "
-	     "itself."},
+     .help = "Cluster mode (edge.cluster): the regions whose edges' "
+	     "checks decide this pool's origins. Every edge checks them and "
+	     "reports what it sees; each of these regions' live edges decide "
+	     "its verdict by majority, and the regions with a verdict decide "
+	     "the origin's (healthy or unhealthy) by majority, which every "
+	     "edge's steering and pool health then follow. A tie, no report "
+	     "from these regions, or etcd out of reach: each edge goes by "
+	     "its own checks. Outside cluster mode: ignored."},
     {.name = "latitude",
      .type = CFG_DOUBLE,
      .flags = CFG_F_HAS,

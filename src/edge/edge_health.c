@@ -192,3 +192,9 @@ void edge_health_stop(edge_health *h)
 	notify_stop(h->notify);
 	free(h);
 }
+
+void edge_health_recount(edge_health *h)
+{
+	if (h)
+		health_recount(h->checker);
+}

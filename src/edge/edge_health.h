@@ -35,6 +35,10 @@ int edge_health_swap(edge_health *h, const edge_snapshot *old,
  * runs (already or now), -1 when it still cannot start. Under the edge's
  * swap_lock. */
 int edge_health_retry(edge_health *h, edge_snapshot *cur);
+/* The check regions' majority of some origins moved (cluster mode): pool
+ * health is counted again. Under the edge's swap_lock (a swap replaces the
+ * checker). */
+void edge_health_recount(edge_health *h);
 /* Notification counters since start-up, across notifier restarts. Under
  * the edge's swap_lock (a swap may replace the notifier). */
 void edge_health_notify_counters(edge_health *h, notify_counters *out);

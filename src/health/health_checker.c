@@ -83,6 +83,7 @@ struct health_checker {
 	bool has_cpu_clock;
 	core_loop loop;
 	core_io wake;
+	_Atomic bool stopping, recount; /* what a wake-up is for */
 	health_probe_ctx pctx;
 	const cfg_snapshot *cfg;
 	lb_origin_state *ostates;
@@ -125,21 +126,10 @@ static void pool_count(health_checker *hc, const cfg_pool *pool)
 		if (!o->enabled)
 			continue;
 		c->enabled++;
-		uint8_t h = atomic_load_explicit(&hc->ostates[o->index].active,
-						 memory_order_relaxed);
+		lb_health h = lb_origin_health(&hc->ostates[o->index]);
 		c->healthy += h == LB_HEALTH_HEALTHY;
 		c->unhealthy += h == LB_HEALTH_UNHEALTHY;
 	}
-}
-
-static void pool_move(health_checker *hc, const cfg_pool *pool, lb_health from,
-		      lb_health to)
-{
-	hc_pool *c = &hc->pools[pool->index];
-	c->healthy -= from == LB_HEALTH_HEALTHY;
-	c->unhealthy -= from == LB_HEALTH_UNHEALTHY;
-	c->healthy += to == LB_HEALTH_HEALTHY;
-	c->unhealthy += to == LB_HEALTH_UNHEALTHY;
 }
 
 static void pool_eval(health_checker *hc, const cfg_pool *pool, uint64_t wall)
@@ -225,7 +215,9 @@ static void publish(health_checker *hc, hc_target *t, const health_step *s)
 	    .wall_ms = t->fsm.since_ms,
 	};
 	emit(hc, &ev);
-	pool_move(hc, t->pool, s->from, s->to);
+	/* Counted again rather than moved by from -> to: an origin the
+	 * check regions' majority decides keeps its verdict in the pool. */
+	pool_count(hc, t->pool);
 	pool_eval(hc, t->pool, t->fsm.since_ms);
 }
 
@@ -445,7 +437,20 @@ static void wake_cb(core_io *io, uint32_t events)
 	uint64_t v;
 	while (read(io->fd, &v, sizeof(v)) == sizeof(v))
 		;
-	hc->loop.stop = true;
+	if (atomic_exchange(&hc->recount, false)) {
+		/* The check regions' majority moved (health_recount): pool
+		 * health again, from lb_origin_health. */
+		uint64_t wall = core_wall_ms();
+		for (size_t i = 0; i < hc->cfg->npools; i++) {
+			const cfg_pool *p = &hc->cfg->pools[i];
+			if (!p->ncheck_regions)
+				continue;
+			pool_count(hc, p);
+			pool_eval(hc, p, wall);
+		}
+	}
+	if (atomic_load(&hc->stopping))
+		hc->loop.stop = true;
 }
 
 /* ---- the thread ---- */
@@ -700,12 +705,24 @@ void health_stop(health_checker *hc)
 		return;
 	if (hc->started) {
 		uint64_t one = 1;
+		atomic_store(&hc->stopping, true);
 		if (write(hc->wake.fd, &one, sizeof(one)) != sizeof(one))
 			log_error("health: cannot wake the thread: %s",
 				  strerror(errno));
 		pthread_join(hc->thread, NULL);
 	}
 	checker_free(hc);
+}
+
+void health_recount(health_checker *hc)
+{
+	if (!hc || !hc->started)
+		return;
+	atomic_store(&hc->recount, true);
+	uint64_t one = 1;
+	if (write(hc->wake.fd, &one, sizeof(one)) != sizeof(one))
+		log_error("health: cannot wake the thread: %s",
+			  strerror(errno));
 }
 
 void health_get_stats(health_checker *hc, health_stats *out)
@@ -889,6 +906,7 @@ size_t health_states_carry(const cfg_snapshot *from, lb_origin_state *from_o,
 			if (!verdict_holds(op, oo, np, no))
 				continue;
 			atomic_store(&d->active, atomic_load(&s->active));
+			atomic_store(&d->cluster, atomic_load(&s->cluster));
 			atomic_store(&d->rtt_us, atomic_load(&s->rtt_us));
 			if (!moved)
 				atomic_store(&d->next_check_ms,

@@ -98,6 +98,11 @@ health_checker *health_start(const cfg_snapshot *cfg, lb_origin_state *ostates,
 /* Stop the thread (running probes are abandoned), join it and free the
  * checker. NULL is a no-op. The states keep the last verdicts. */
 void health_stop(health_checker *hc);
+/* The check regions' majority of some origins changed
+ * (lb_origin_state.cluster): the health thread counts the pools with
+ * check_regions again, emitting their health changes. Any thread; hc NULL
+ * is fine. */
+void health_recount(health_checker *hc);
 
 /* Counters, for tests, benchmarks and later /metrics. Safe from any
  * thread. */

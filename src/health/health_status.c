@@ -196,6 +196,16 @@ static void format_json(sbuf *b, const cfg_snapshot *cfg,
 			sb_printf(b, ",\"port\":%u,\"enabled\":%s,\"health\":",
 				  o->port, o->enabled ? "true" : "false");
 			json_str(b, health_state_name(v.health));
+			if (p->ncheck_regions) {
+				/* Cluster mode: the check regions' majority,
+				 * which steering follows when there is one. */
+				lb_health c = (lb_health)atomic_load(
+				    &os[o->index].cluster);
+				sb_str(b, ",\"cluster_health\":");
+				json_str(b, c == LB_HEALTH_UNKNOWN
+						? NULL
+						: health_state_name(c));
+			}
 			sb_str(b, ",\"reason\":");
 			json_str(b, v.reason);
 			if (v.rtt_us)

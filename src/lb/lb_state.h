@@ -34,7 +34,12 @@ typedef enum lb_pool_health {
 
 typedef struct lb_origin_state {
 	/* Active checks (health thread). */
-	_Atomic uint8_t active;	 /* lb_health */
+	_Atomic uint8_t active; /* lb_health */
+	/* Cluster mode, pools with check_regions: the check regions'
+	 * majority (cluster thread, clu_vote.h); UNKNOWN when there is none
+	 * (no cluster, no such pool, no majority, etcd unreachable), and then
+	 * `active` decides. Read through lb_origin_health. */
+	_Atomic uint8_t cluster; /* lb_health */
 	_Atomic uint32_t rtt_us; /* moving average of check RTT, 0 = none */
 	/* Passive health (workers): consecutive failures on live traffic;
 	 * at the threshold the origin is ejected until ejected_until (ms,
@@ -74,13 +79,23 @@ typedef struct lb_pool_state {
 	uint64_t disabled_at_ms; /* as lb_origin_state's, for the pool */
 } lb_pool_state;
 
+/* The verdict steering and pool health go by: the check regions'
+ * majority when there is one, else this edge's own checks. */
+static inline lb_health lb_origin_health(const lb_origin_state *s)
+{
+	uint8_t c = atomic_load_explicit(&s->cluster, memory_order_relaxed);
+	if (c != LB_HEALTH_UNKNOWN)
+		return (lb_health)c;
+	return (lb_health)atomic_load_explicit(&s->active,
+					       memory_order_relaxed);
+}
+
 /* Whether live traffic may go to this origin now: enabled, weight > 0,
- * not actively unhealthy (unknown counts as usable), not ejected. */
+ * not unhealthy (unknown counts as usable), not ejected. */
 struct cfg_origin;
 static inline bool lb_origin_routable(const lb_origin_state *s, uint64_t now_ms)
 {
-	if (atomic_load_explicit(&s->active, memory_order_relaxed) ==
-	    LB_HEALTH_UNHEALTHY)
+	if (lb_origin_health(s) == LB_HEALTH_UNHEALTHY)
 		return false;
 	return atomic_load_explicit(&s->ejected_until, memory_order_relaxed) <=
 	       now_ms;

@@ -108,7 +108,7 @@ class Api:
 
 
 def cluster_edge(stack, etcd, name, pools=(), lbs=(), monitors=(),
-                 store=None, ttl="2s", before=(), after=()):
+                 store=None, ttl="2s", before=(), after=(), region=None):
     """An edge in etcd's cluster with an http and an admin listener."""
     store = store or os.path.join(str(stack.logdir), "store-%s.db" % name)
 
@@ -120,6 +120,8 @@ def cluster_edge(stack, etcd, name, pools=(), lbs=(), monitors=(),
             "timeouts": {"drain": "2s"},
             "cluster": {"etcd": list(before) + [etcd.url] + list(after),
                         "lease_ttl": ttl}}}
+        if region:
+            cfg["edge"]["region"] = region
         if monitors:
             cfg["monitors"] = list(monitors)
         cfg["pools"] = list(pools)
@@ -888,3 +890,65 @@ def test_reconnects_do_not_leak(stack, etcd):
     for e in (a, b):
         mt.wait_for(lambda: e.api.ok("GET", ACCT + "/pools/" + pool["id"])
                     ["description"] == "d5", what="the last change")
+
+
+def test_check_regions_majority_decides(stack, etcd):
+    """SPEC 4.2: an origin is healthy when a majority of its pool's check
+    regions say so. Edge a (WEU) reaches the origin; b (ENAM) and c (EEU)
+    are given an address where nothing listens, so they see it down.
+    With a and b, one region each way: no majority, each edge goes by its
+    own checks. With c too, two regions of three say unhealthy: a follows
+    them to the fallback pool though its own checks pass. When c goes,
+    a goes back."""
+    live, backup = stack.origin("live"), stack.origin("backup")
+    dead = mt.free_port()  # nothing listens there
+    mon = {"id": "m", "type": "http", "path": "/healthz", "interval": "1s",
+           "timeout": "1s", "retries": 0}
+
+    def pools(port):
+        return [{"id": "p", "monitor": "m",
+                 "check_regions": ["WEU", "ENAM", "EEU"],
+                 "origins": [{"name": "live", "address": mt.LOCAL,
+                              "port": port}]},
+                {"id": "fb", "origins": [org(backup)]}]
+    lbs = [{"name": HOST, "default_pools": ["p"], "fallback_pool": "fb"}]
+
+    def edge(name, port, region):
+        return cluster_edge(stack, etcd, name, pools=pools(port), lbs=lbs,
+                            monitors=[mon], region=region)
+
+    def cluster_health(e):
+        r = mt.request(e.admin, "GET", "/status?format=json", host="admin")
+        o = json.loads(r.body)["pools"][0]["origins"][0]
+        return o["health"], o["cluster_health"]
+    a = edge("a", live.port, "WEU")
+    b = edge("b", dead, "ENAM")
+    mt.wait_for(lambda: cluster_health(b)[0] == "unhealthy",
+                what="b's own checks to fail")
+    mt.wait_for(lambda: cluster_health(a)[0] == "healthy",
+                what="a's own checks to pass")
+    wait_who(a, "live", "a to serve from its healthy origin")
+    # One region each way (once b's report reached a): no majority.
+    mt.wait_for(lambda: cluster_health(a) == ("healthy", None),
+                what="a tie of the check regions on a")
+    mt.wait_for(lambda: cluster_health(b) == ("unhealthy", None),
+                what="the same tie on b")
+    assert who(a) == "live"
+    c = edge("c", dead, "EEU")
+    mt.wait_for(lambda: cluster_health(a) == ("healthy", "unhealthy"),
+                what="the check regions' majority on a")
+    wait_who(a, "backup", "a to follow the majority to the fallback pool")
+
+    def pool_health():
+        r = mt.request(a.admin, "GET", "/status?format=json", host="admin")
+        return json.loads(r.body)["pools"][0]["health"]
+    # Pool health follows (the health thread counts it again).
+    mt.wait_for(lambda: pool_health() == "critical", what="p critical on a")
+    mt.wait_for(lambda: "the check regions say unhealthy" in
+                a.stderr_tail(1 << 20), what="the change logged")
+    # c's lease ends with it: no majority again, a's own checks decide.
+    c.expect_exit = True
+    assert c.terminate(timeout=mt.WAIT) == 0
+    mt.wait_for(lambda: cluster_health(a) == ("healthy", None),
+                what="no majority once c is gone")
+    wait_who(a, "live", "a back on its origin")

@@ -18,6 +18,7 @@
 #include "cluster/clu_debounce.h"
 #include "cluster/clu_key.h"
 #include "cluster/clu_mirror.h"
+#include "cluster/clu_vote.h"
 #include "cluster/clu_msg.h"
 
 static void test_keys(void **state)
@@ -485,6 +486,46 @@ static void test_debounce(void **state)
 	assert_int_equal(clu_debounce_wait(&d, 3000), -1);
 }
 
+static void test_vote(void **state)
+{
+	(void)state;
+	int weu = clu_vote_region_index("WEU"),
+	    enam = clu_vote_region_index("ENAM"),
+	    eeu = clu_vote_region_index("EEU"),
+	    seas = clu_vote_region_index("SEAS");
+	assert_true(weu >= 0 && enam >= 0 && eeu >= 0 && seas >= 0);
+	assert_int_equal(clu_vote_region_index("MARS"), -1);
+	assert_int_equal(clu_vote_region_index(NULL), -1);
+	const char *names[] = {"WEU", "ENAM", "EEU"};
+	uint32_t check = clu_vote_regions(names, 3);
+	assert_int_equal(check, (1u << weu) | (1u << enam) | (1u << eeu));
+
+	/* Two regions of three say unhealthy: unhealthy, whatever WEU's
+	 * own edge sees. */
+	clu_vote_report a[] = {{weu, 1}, {enam, 0}, {eeu, 0}};
+	assert_int_equal(clu_vote(a, 3, check), LB_HEALTH_UNHEALTHY);
+	/* One region each way: no majority, each edge its own. */
+	assert_int_equal(clu_vote(a, 2, check), LB_HEALTH_UNKNOWN);
+	/* Regions, not edges: three WEU edges saying healthy are one
+	 * region against two. */
+	clu_vote_report b[] = {
+	    {weu, 1}, {weu, 1}, {weu, 1}, {enam, 0}, {eeu, 0}};
+	assert_int_equal(clu_vote(b, 5, check), LB_HEALTH_UNHEALTHY);
+	/* Inside a region, its edges' majority; a tie there is no verdict
+	 * from it. */
+	clu_vote_report c[] = {{weu, 1}, {weu, 0}, {enam, 1}};
+	assert_int_equal(clu_vote(c, 3, check), LB_HEALTH_HEALTHY);
+	clu_vote_report d[] = {
+	    {weu, 1}, {weu, 0}, {weu, 0}, {enam, 1}, {eeu, 1}};
+	assert_int_equal(clu_vote(d, 5, check), LB_HEALTH_HEALTHY);
+	/* Outside the check regions, no region, no verdict: not counted. */
+	clu_vote_report e[] = {
+	    {seas, 0}, {seas, 0}, {-1, 0}, {weu, -1}, {enam, 1}};
+	assert_int_equal(clu_vote(e, 5, check), LB_HEALTH_HEALTHY);
+	assert_int_equal(clu_vote(e, 4, check), LB_HEALTH_UNKNOWN);
+	assert_int_equal(clu_vote(NULL, 0, check), LB_HEALTH_UNKNOWN);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -498,6 +539,7 @@ int main(void)
 	    cmocka_unit_test(test_watch),
 	    cmocka_unit_test(test_mirror),
 	    cmocka_unit_test(test_debounce),
+	    cmocka_unit_test(test_vote),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
