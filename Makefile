@@ -83,6 +83,7 @@ bench: build
 	bench/ratelimit.sh
 	bench/tunnel.sh
 	bench/waf.sh
+	bench/cluster.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
