@@ -1335,9 +1335,23 @@ static bool step_waf(px_client *cl)
 	 * will see (exactly limit might be all of it). */
 	bool full = data > limit || core_buf_space(cl->in) == 0;
 	if (!complete && !full) {
-		if (cl->can_read)
-			p |= read_client(cl);
-		return p;
+		if (!cl->can_read)
+			return p;
+		ssize_t n = client_read(cl, cl->in);
+		if (n > 0) {
+			cl->last_read = w->loop.now;
+			return true;
+		}
+		if (n == -EAGAIN)
+			return p;
+		if (n != -ENOBUFS) { /* gone in the middle of its body */
+			cl->rd_eof = true;
+			client_close(cl);
+			return false;
+		}
+		/* No room for more (an HTTP/2 stream's body of unknown
+		 * length is framed as chunks and wants some space for a
+		 * chunk's size line): the buffer is as full as it gets. */
 	}
 	if (blen(cl->chead))
 		return p; /* the 100 Continue first */

@@ -387,3 +387,23 @@ def test_multipart_forms(lab, tmp_path):
     upload_ok(send(e, "POST", "/upload", body, hdr), body)
     body, hdr = form([("title", None, b"<script>alert(1)</script>")])
     assert send(e, "POST", "/upload", body, hdr).status == 403
+
+
+def test_http2_unknown_length_body_fills_the_buffer(lab, tmp_path):
+    """An HTTP/2 body of unknown length (framed as chunks for the held
+    request) that fills the client buffer before body_limit (a reload
+    raised it past what the buffers were sized for): the rules see what
+    fits and the request goes on, it does not wait for room that never
+    comes (client_body's 408)."""
+    e = start(lab, tmp_path, managed={"body_limit": 0}, https=True)
+    n = count(e, r"SIGHUP: reloaded")
+    e.cfg["waf"]["managed"]["body_limit"] = 1048576
+    e.rewrite(mt.to_yaml(e.cfg) + "\n")
+    hup_and_wait(e, r"SIGHUP: reloaded", n)
+    big = b"x=" + b"a" * 200000
+    hdr = ["-H", "Content-Type: application/x-www-form-urlencoded",
+           "-H", "Transfer-Encoding: chunked"]
+    rc, body, status, ver = curl2(e.https, "/upload", extra=hdr, data=big)
+    assert (rc, status, ver) == (0, "200", "2"), (rc, status, body)
+    assert body == b"length %d\nadler32 %08x\n" % (len(big),
+                                                   zlib.adler32(big))
