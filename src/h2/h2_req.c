@@ -404,13 +404,22 @@ bool h2_req_trailer_ok(h2_str name)
 						    "x-forwarded-"};
 	if (!is_token(name))
 		return false;
+	/* CGI, WSGI and FastCGI origins map '_' and '-' to the same
+	 * variable (X_Forwarded_For is HTTP_X_FORWARDED_FOR): compared with
+	 * '_' read as '-', as px_head.c drops such aliases from the head.
+	 * The banned names and prefixes are all shorter than `folded`. */
+	char folded[32];
+	size_t flen = name.len < sizeof(folded) ? name.len : sizeof(folded);
+	for (size_t i = 0; i < flen; i++)
+		folded[i] = name.p[i] == '_' ? '-' : name.p[i];
 	for (size_t i = 0; i < sizeof(banned) / sizeof(banned[0]); i++)
-		if (str_caseeq(name, (h2_str){banned[i], strlen(banned[i])}))
+		if (str_caseeq((h2_str){folded, name.len == flen ? flen : 0},
+			       (h2_str){banned[i], strlen(banned[i])}))
 			return false;
 	for (size_t i = 0; i < sizeof(banned_prefix) / sizeof(banned_prefix[0]);
 	     i++) {
 		size_t k = strlen(banned_prefix[i]);
-		if (name.len > k && str_caseeq((h2_str){name.p, k},
+		if (name.len > k && str_caseeq((h2_str){folded, k},
 					       (h2_str){banned_prefix[i], k}))
 			return false;
 	}

@@ -65,8 +65,9 @@ int h2_req_check_length(const h2_req *r, uint64_t received, bool at_end);
  * trailer section. Not the fields RFC 9110 §6.5.1 keeps out of trailers
  * (framing, routing, request modifiers, authentication, content
  * metadata), nor connection-specific ones, nor the client address fields
- * the edge writes itself (Forwarded, X-Forwarded-*, X-Real-IP): an origin
- * that merges trailers into the head must not get them from a client. */
+ * the edge writes itself (Forwarded, X-Forwarded-*, X-Real-IP), each also
+ * with '_' for '-' (CGI maps both to one variable): an origin that merges
+ * trailers into the head must not get them from a client. */
 bool h2_req_trailer_ok(h2_str name);
 
 /* Error strings h2_req_parse may return, for tests. */

@@ -185,30 +185,24 @@ static void test_req_to_h1(void **state)
 static void test_req_trailer_ok(void **state)
 {
 	(void)state;
-	static const char *const ok[] = {"x-checksum", "grpc-status",
-					 "server-timing", "digest", "if"};
-	static const char *const no[] = {"content-length",
-					 "transfer-encoding",
-					 "host",
-					 "te",
-					 "trailer",
-					 "connection",
-					 "upgrade",
-					 "authorization",
-					 "cookie",
-					 "if-none-match",
-					 "if-match",
-					 "proxy-authorization",
-					 "x-forwarded-for",
-					 "x-forwarded-proto",
-					 "forwarded",
-					 "x-real-ip",
-					 "content-type",
-					 "expect",
-					 "range",
-					 "Content-Length",
-					 "bad name",
-					 ""};
+	static const char *const ok[] = {
+	    "x-checksum",
+	    "grpc-status",
+	    "server-timing",
+	    "digest",
+	    "if",
+	    "x_some_rather_long_trailer_name_here"};
+	static const char *const no[] = {
+	    "content-length", "transfer-encoding", "host", "te", "trailer",
+	    "connection", "upgrade", "authorization", "cookie", "if-none-match",
+	    "if-match", "proxy-authorization", "x-forwarded-for",
+	    "x-forwarded-proto", "forwarded", "x-real-ip", "content-type",
+	    "expect", "range", "Content-Length", "bad name", "",
+	    /* CGI, WSGI and FastCGI origins read '_' as '-' (px_head.c
+	     * drops these in the head too) */
+	    "x_forwarded_for", "X_Forwarded-Proto", "x_real_ip",
+	    "content_length", "proxy_authorization", "if_none_match",
+	    "x_forwarded_a_rather_long_name_of_forty"};
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
 		assert_true(h2_req_trailer_ok((h2_str){ok[i], strlen(ok[i])}));
 	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
