@@ -906,7 +906,12 @@ size_t health_states_carry(const cfg_snapshot *from, lb_origin_state *from_o,
 			if (!verdict_holds(op, oo, np, no))
 				continue;
 			atomic_store(&d->active, atomic_load(&s->active));
-			atomic_store(&d->cluster, atomic_load(&s->cluster));
+			/* The check regions' majority: only where they still
+			 * vote (clu_edge.c votes on no other pool), else it
+			 * would decide the origin's health for good. */
+			if (np->ncheck_regions)
+				atomic_store(&d->cluster,
+					     atomic_load(&s->cluster));
 			atomic_store(&d->rtt_us, atomic_load(&s->rtt_us));
 			if (!moved)
 				atomic_store(&d->next_check_ms,

@@ -283,6 +283,48 @@ static void test_carry_monitor_changed_starts_unknown(void **state)
 	}
 }
 
+/* The check regions' majority (lb_origin_state.cluster) outranks the
+ * edge's own checks, and only pools with check_regions are voted on: a
+ * majority carried into a pool that no longer has them would never be
+ * voted on again and would decide the origin's health for good. */
+static void test_carry_cluster_verdict_needs_check_regions(void **state)
+{
+	(void)state;
+#define CHECKED_POOL(regions)                                                  \
+	"monitors:\n"                                                          \
+	"  - {id: m, type: http, path: /healthz, interval: 5s}\n"              \
+	"pools:\n"                                                             \
+	"  - id: a\n"                                                          \
+	"    monitor: m\n" regions                                             \
+	"    origins: [{name: a1, address: 127.0.0.1, port: 9001}]\n"
+	static const char *const with =
+	    CHECKED_POOL("    check_regions: [WNAM, WEU]\n");
+	static const char *const without = CHECKED_POOL("");
+#undef CHECKED_POOL
+	const char *to[] = {with, without};
+	for (size_t k = 0; k < 2; k++) {
+		cfg_snapshot *a = load(with), *b = load(to[k]);
+		lb_origin_state ao[1], bo[1];
+		lb_pool_state ap[1], bp[1];
+		health_states_init(ao, 1, ap, 1);
+		health_states_init(bo, 1, bp, 1);
+		atomic_store(&ao[0].active, LB_HEALTH_HEALTHY);
+		atomic_store(&ao[0].cluster, LB_HEALTH_UNHEALTHY);
+		assert_int_equal(health_states_carry(a, ao, ap, b, bo, bp), 1);
+		assert_int_equal(atomic_load(&bo[0].active), LB_HEALTH_HEALTHY);
+		assert_int_equal(atomic_load(&bo[0].cluster),
+				 k == 0 ? LB_HEALTH_UNHEALTHY
+					: LB_HEALTH_UNKNOWN);
+		assert_int_equal(lb_origin_health(&bo[0]),
+				 k == 0 ? LB_HEALTH_UNHEALTHY
+					: LB_HEALTH_HEALTHY);
+		health_states_destroy(ao, 1);
+		health_states_destroy(bo, 1);
+		cfg_snapshot_free(a);
+		cfg_snapshot_free(b);
+	}
+}
+
 static void test_carry_disabled_starts_unknown(void **state)
 {
 	(void)state;
@@ -444,6 +486,7 @@ int main(void)
 	    cmocka_unit_test(test_carry_monitor_removed_starts_unknown),
 	    cmocka_unit_test(test_carry_monitor_changed_starts_unknown),
 	    cmocka_unit_test(test_carry_disabled_starts_unknown),
+	    cmocka_unit_test(test_carry_cluster_verdict_needs_check_regions),
 	    cmocka_unit_test(test_carry_moved_host_name),
 	    cmocka_unit_test(test_enablement_diff),
 	};
