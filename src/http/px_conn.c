@@ -1357,11 +1357,11 @@ static bool step_waf(px_client *cl)
 		return p; /* the 100 Continue first */
 	/* A body cut at body_limit is handed on with one byte more, so
 	 * that the engine marks it cut (INBOUND_DATA_ERROR, ProcessPartial)
-	 * and does not take the cut for a malformed body. */
-	http1_body_peek(cl->req_body, cl->req_remaining, body, have,
-			complete ? limit : limit + 1, waf_emit, cl->waf_tx,
-			&complete, &data);
-	if (!complete)
+	 * and does not take the cut for a malformed body -- also when all
+	 * of it is in already (one of exactly limit bytes is not cut). */
+	http1_body_peek(cl->req_body, cl->req_remaining, body, have, limit + 1,
+			waf_emit, cl->waf_tx, &complete, &data);
+	if (!complete || data > limit)
 		waf_count_partial();
 	waf_verdict v;
 	waf_tx_end(cl->waf_tx, &v);

@@ -407,3 +407,22 @@ def test_http2_unknown_length_body_fills_the_buffer(lab, tmp_path):
     assert (rc, status, ver) == (0, "200", "2"), (rc, status, body)
     assert body == b"length %d\nadler32 %08x\n" % (len(big),
                                                    zlib.adler32(big))
+
+
+def test_json_body_whole_in_the_buffer_past_body_limit(lab, tmp_path):
+    """A JSON body longer than body_limit that is all in the buffer by the
+    verdict (it fits the buffer sized for the limit): the rules see it cut
+    at the limit, as one that arrives in pieces, and do not take the cut
+    for a body that does not parse (400)."""
+    e = start(lab, tmp_path, managed={"body_limit": 2048})
+    js = [("Content-Type", "application/json")]
+    big = b'{"items": [' + b",".join(b'"item-%d"' % i
+                                     for i in range(300)) + b"]}"
+    assert 2048 < len(big) < 4096
+    with mt.HttpConn(e.port) as c:
+        c.send(mt.req("POST", "/upload", HOST, js, big))  # one write
+        upload_ok(c.read_response("POST"), big)
+    r = send(e, "POST", "/upload", mt.chunked(big, 999),
+             [("Transfer-Encoding", "chunked")] + js)
+    upload_ok(r, big)
+    assert metrics(e)["body_partial"] == 2
