@@ -2418,9 +2418,10 @@ static const cfg_table waf_managed_table = {
     .path = "waf.managed",
     .what = "managed rules",
     .help = "Managed rules: the OWASP Core Rule Set run by the ModSecurity "
-	    "v3 engine on proxied requests, after the custom rules and rate "
-	    "limits (a custom rule's `skip` skips them too), before load "
-	    "balancer rules. JSON and XML bodies are parsed for them (the "
+	    "v3 engine on proxied requests, after the custom rules, rate "
+	    "limits and load balancer rules (a custom rule's `skip` skips "
+	    "them too; a load balancer rule's `fixed_response` answers "
+	    "first). JSON and XML bodies are parsed for them (the "
 	    "body processors of ModSecurity's recommended configuration, "
 	    "rules 200000 and 200001), and a body that does not parse, or a "
 	    "multipart body that fails strict validation, is refused with "
