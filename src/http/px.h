@@ -139,6 +139,12 @@ struct px_client {
 	 * start of `in`), then what they made of it for the access log. */
 	struct waf_tx *waf_tx;
 	uint32_t waf_head_len;
+	/* A held chunked body: walked on from where the last read stopped
+	 * (waf_walked bytes after the head), so a body trickled in small
+	 * writes is walked once, not again from its start after each. */
+	http1_chunked waf_ch;
+	uint32_t waf_walked;
+	bool waf_done;
 	uint8_t waf_action;   /* px_waf_action */
 	char waf_matched[72]; /* ids of the rules that matched */
 	/* Rate limits whose counting_expression decides on the response:

@@ -1289,6 +1289,9 @@ static bool waf_start(px_client *cl, const http1_request *req, int head_len)
 	 * request go), the body gathers after it. */
 	core_buf_compact(cl->in);
 	cl->waf_head_len = (uint32_t)head_len;
+	memset(&cl->waf_ch, 0, sizeof(cl->waf_ch));
+	cl->waf_walked = 0;
+	cl->waf_done = false;
 	cl->state = PX_WAF;
 	if (req->conn.expect_continue && blen(cl->in) == (uint32_t)head_len) {
 		/* The client waits for this before it sends the body the
@@ -1324,12 +1327,27 @@ static bool step_waf(px_client *cl)
 	uint32_t have = blen(cl->in) - hl;
 	bool complete;
 	uint64_t data;
-	/* Nothing of the body is framed yet: req_remaining is its length. */
-	int e = http1_body_peek(cl->req_body, cl->req_remaining, body, have,
-				limit, NULL, NULL, &complete, &data);
-	if (e < 0) {
-		local_response(cl, 400, http1_err_reason(e), true);
-		return true;
+	if (cl->req_body == HTTP1_BODY_CHUNKED) {
+		if (!cl->waf_done && cl->waf_walked < have) {
+			ssize_t k = http1_chunked_feed(
+			    &cl->waf_ch, body + cl->waf_walked,
+			    have - cl->waf_walked, &cl->waf_done);
+			if (k < 0) {
+				local_response(cl, 400,
+					       http1_err_reason((int)k), true);
+				return true;
+			}
+			cl->waf_walked += (uint32_t)k;
+		}
+		complete = cl->waf_done;
+		/* total counts a chunk once its size line is in; inside
+		 * its data, what is still to come of it is data_next. */
+		data = cl->waf_ch.total - http1_chunked_data_next(&cl->waf_ch);
+	} else {
+		/* Nothing of the body is framed yet: req_remaining is its
+		 * length. */
+		complete = have >= cl->req_remaining;
+		data = MIN((uint64_t)have, cl->req_remaining);
 	}
 	/* More than limit: the body is known to go on past what the rules
 	 * will see (exactly limit might be all of it). */

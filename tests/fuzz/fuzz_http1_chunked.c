@@ -17,13 +17,14 @@ struct out {
 	ssize_t rc;
 	bool done;
 	uint64_t total;
+	uint64_t present; /* payload bytes in: total - data_next */
 };
 
 /* Feed in pieces of at most step bytes, first piece first bytes. */
 static struct out feed(const char *p, size_t n, size_t first, size_t step)
 {
 	http1_chunked c = {0};
-	struct out o = {0, false, 0};
+	struct out o = {0, false, 0, 0};
 	size_t off = 0;
 
 	for (bool start = true; off < n; start = false) {
@@ -49,6 +50,7 @@ static struct out feed(const char *p, size_t n, size_t first, size_t step)
 	}
 	o.rc = (ssize_t)off;
 	o.total = c.total;
+	o.present = c.total - http1_chunked_data_next(&c);
 	return o;
 }
 
@@ -96,6 +98,8 @@ static void peek_agrees(const char *p, size_t n, const struct out *a,
 		/* total counts a chunk's declared size once its size line
 		 * is in; data only the payload bytes present. */
 		CHECK(rc == 0 && complete == a->done && data <= a->total);
+		/* What the proxy's WAF hold reads from the walker's state. */
+		CHECK(data == a->present);
 		CHECK(!complete || data == a->total);
 		size_t wl = decode(p, n, want);
 		CHECK(wl == data);
