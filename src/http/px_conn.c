@@ -1223,7 +1223,7 @@ static void take_req_id(px_client *cl, const http1_request *req)
 static void forward_request(px_client *cl, const http1_request *req,
 			    int head_len);
 static int relay_interim(px_client *cl, const http1_response *resp);
-static bool read_client(px_client *cl);
+static ssize_t read_client(px_client *cl);
 static bool write_client(px_client *cl);
 
 /* --- the managed rules (waf.managed, waf.h) ---------------------------- */
@@ -1355,18 +1355,11 @@ static bool step_waf(px_client *cl)
 	if (!complete && !full) {
 		if (!cl->can_read)
 			return p;
-		ssize_t n = client_read(cl, cl->in);
-		if (n > 0) {
-			cl->last_read = w->loop.now;
+		ssize_t n = read_client(cl);
+		if (n > 0)
 			return true;
-		}
-		if (n == -EAGAIN)
-			return p;
-		if (n != -ENOBUFS) { /* gone in the middle of its body */
-			cl->rd_eof = true;
-			client_close(cl);
-			return false;
-		}
+		if (n != -ENOBUFS) /* -EAGAIN, or closed */
+			return is_closed(cl) ? false : p;
 		/* No room for more (an HTTP/2 stream's body of unknown
 		 * length is framed as chunks and wants some space for a
 		 * chunk's size line): the buffer is as full as it gets. */
@@ -1943,21 +1936,23 @@ static bool frame_request(px_client *cl)
 	return n > 0 || done;
 }
 
-static bool read_client(px_client *cl)
+/* Read request body bytes: what client_read says (> 0 bytes, -EAGAIN,
+ * -ENOBUFS: no room); anything else, the client went away in the middle
+ * of its body and is closed. */
+static ssize_t read_client(px_client *cl)
 {
 	if (!cl->in)
 		cl->in = core_buf_get(&cl->w->bufs);
 	ssize_t n = client_read(cl, cl->in);
 	if (n > 0) {
 		cl->last_read = cl->w->loop.now;
-		return true;
+		return n;
 	}
 	if (n == -EAGAIN || n == -ENOBUFS)
-		return false;
-	/* The client went away in the middle of its request body. */
+		return n;
 	cl->rd_eof = true;
 	client_close(cl);
-	return false;
+	return n ? n : -ECONNRESET;
 }
 
 static bool write_upstream(px_client *cl)
@@ -2453,7 +2448,7 @@ static bool step_proxy(px_client *cl)
 	if (is_closed(cl) || cl->state != PX_PROXY)
 		return p;
 	if (!cl->req_framed && cl->can_read)
-		p |= read_client(cl);
+		p |= read_client(cl) > 0;
 	if (is_closed(cl) || cl->state != PX_PROXY)
 		return p;
 	px_upstream *up = cl->up;
