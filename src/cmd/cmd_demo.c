@@ -43,7 +43,6 @@ static const struct {
     {"onprem", "dc-1", "127.0.0.3"},
 };
 #define TUNNEL_ORIGIN 4
-#define DEMO_CRS      "/usr/share/modsecurity-crs"
 #define NDEMO	      (sizeof(demo_origins) / sizeof(demo_origins[0]))
 
 static const char demo_yaml[] =
@@ -629,10 +628,12 @@ int cmd_demo(int argc, char **argv)
 	}
 	/* The managed rules need Debian's modsecurity-crs (make demo
 	 * installs it); without it the demo runs without them. */
-	d.waf = access(DEMO_CRS "/rules/REQUEST-901-INITIALIZATION.conf",
-		       R_OK) == 0;
+	d.waf =
+	    access(CFG_WAF_CRS_DEFAULT "/rules/REQUEST-901-INITIALIZATION.conf",
+		   R_OK) == 0;
 	if (!d.waf)
-		fputs("meridian demo: " DEMO_CRS " not found (Debian's "
+		fputs("meridian demo: " CFG_WAF_CRS_DEFAULT
+		      " not found (Debian's "
 		      "modsecurity-crs): managed rules off\n",
 		      stderr);
 	char yaml[8192];

@@ -2369,7 +2369,7 @@ static const cfg_key waf_managed_keys[] = {
      .type = CFG_STRING,
      .flags = CFG_F_NONEMPTY,
      AT(cfg_waf_managed, crs),
-     .def = "/usr/share/modsecurity-crs",
+     .def = CFG_WAF_CRS_DEFAULT,
      .doc_type = "path",
      .help = "The Core Rule Set's directory: its `rules/*.conf` are "
 	     "loaded (Debian's modsecurity-crs package by default). The "

@@ -625,6 +625,9 @@ typedef enum cfg_waf_mode {
 	CFG_WAF_MODE_DETECT	/* SecRuleEngine DetectionOnly */
 } cfg_waf_mode;
 
+/* Where Debian's modsecurity-crs puts the rules (waf.managed.crs). */
+#define CFG_WAF_CRS_DEFAULT "/usr/share/modsecurity-crs"
+
 typedef struct cfg_waf_managed {
 	cfg_pos pos;
 	bool enabled;
