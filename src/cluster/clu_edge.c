@@ -890,6 +890,10 @@ static void votes(clu_edge *cl, bool up)
 		qsort(rows, n, sizeof(*rows), vote_row_cmp);
 	}
 	bool moved = false;
+	/* Origins come in index order below, as rows are sorted: one cursor
+	 * walks the rows once. */
+	clu_vote_report *rep = xcalloc(n ? n : 1, sizeof(*rep));
+	size_t at = 0;
 	for (size_t i = 0; i < cfg->npools; i++) {
 		const cfg_pool *p = &cfg->pools[i];
 		if (!p->ncheck_regions)
@@ -900,18 +904,12 @@ static void votes(clu_edge *cl, bool up)
 			const cfg_origin *o = &p->origins[j];
 			lb_health v = LB_HEALTH_UNKNOWN;
 			if (up) {
-				vote_row key = {.origin = o->index};
-				vote_row *at = bsearch(
-				    &key, rows, n, sizeof(*rows), vote_row_cmp);
-				while (at && at > rows &&
-				       at[-1].origin == o->index)
-					at--;
+				while (at < n && rows[at].origin < o->index)
+					at++;
 				size_t k = 0;
-				clu_vote_report rep[64];
-				for (; at && at + k < rows + n &&
-				       at[k].origin == o->index && k < 64;
-				     k++)
-					rep[k] = at[k].r;
+				for (; at < n && rows[at].origin == o->index;
+				     at++)
+					rep[k++] = rows[at].r;
 				v = clu_vote(rep, k, check);
 			}
 			lb_origin_state *os = &s->ostates[o->index];
@@ -931,6 +929,7 @@ static void votes(clu_edge *cl, bool up)
 		}
 	}
 	free(rows);
+	free(rep);
 	if (moved) {
 		pthread_mutex_lock(&e->swap_lock);
 		edge_health_recount(e->health);
