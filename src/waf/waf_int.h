@@ -26,8 +26,6 @@ struct waf_tx {
 	Transaction *t;
 	const struct waf_rules *rules;
 	bool detected;
-	uint8_t nrules;
-	uint32_t rules_len;
 	/* "942100 949110": ids of up to 7 digits, a space each */
 	char rules_text[WAF_TX_RULES * 8 + 1];
 };

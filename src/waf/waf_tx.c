@@ -70,17 +70,24 @@ waf_tx *waf_tx_begin(waf_engine *e, const waf_rules *r, const waf_conn *c)
  * among them. */
 static void matched(waf_tx *t)
 {
-	waf_rule_hit hits[WAF_TX_RULES];
-	size_t n = waf_matched_rules(t->t, hits, WAF_TX_RULES);
-	size_t len = 0;
+	/* More than the text keeps: the deciding rule and the CRS's 949xxx
+	 * come last, after every rule that scored. */
+	waf_rule_hit hits[256];
+	size_t n = waf_matched_rules(t->t, hits, 256);
+	size_t len = 0, kept = 0;
 	t->detected = false;
 	t->rules_text[0] = 0;
+	for (size_t i = 0; i < n; i++)
+		if (hits[i].id >= 949000 && hits[i].id <= 949999)
+			t->detected = true;
 	for (int pass = 0; pass < 2; pass++) {
 		for (size_t i = 0; i < n; i++) {
 			if (hits[i].disruptive != (pass == 1))
 				continue;
-			if (hits[i].id >= 949000 && hits[i].id <= 949999)
-				t->detected = true;
+			/* Room is kept for the deciding rule. */
+			if (pass == 0 && kept == WAF_TX_RULES - 1)
+				break;
+			kept++;
 			int w = snprintf(t->rules_text + len,
 					 sizeof(t->rules_text) - len, "%s%d",
 					 len ? " " : "", hits[i].id);
@@ -89,8 +96,6 @@ static void matched(waf_tx *t)
 			len += (size_t)w;
 		}
 	}
-	t->rules_len = (uint32_t)len;
-	t->nrules = (uint8_t)n;
 }
 
 /* The library's decision so far, into v; true when it denies. */

@@ -260,6 +260,48 @@ static void test_threads_share_a_rule_set(void **state)
 	assert_true(c.inspected >= 120);
 }
 
+/* More rules match than the access log keeps: the deciding rule is still
+ * named, last, and a 949xxx beyond the first 8 still counts. */
+static void test_many_matches_keep_the_deciding_rule(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/test_waf_many_XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	FILE *f = fdopen(fd, "w");
+	for (int i = 0; i < 12; i++)
+		fprintf(f,
+			"SecRule ARGS:zz \"@streq hit\" "
+			"\"id:%d,phase:1,pass,log,t:none\"\n",
+			10100 + i);
+	fputs("SecRule ARGS:zz \"@streq hit\" "
+	      "\"id:949555,phase:2,deny,status:403,log,t:none\"\n",
+	      f);
+	fclose(f);
+	cfg_waf_managed m = managed();
+	const char *files[] = {path};
+	m.rules_files = files;
+	m.nrules_files = 1;
+	char err[512] = "";
+	waf_rules *r = waf_rules_load(&m, err, sizeof(err));
+	assert_non_null(r);
+	waf_engine *e = waf_engine_new();
+	char ids[128];
+	waf_verdict v = run(e, r, "/s?zz=hit", NULL, ids, sizeof(ids));
+	assert_true(v.block);
+	assert_true(v.detected);
+	assert_non_null(strstr(ids, "10100 "));
+	size_t il = strlen(ids);
+	assert_true(il > 7 && !strcmp(ids + il - 7, " 949555"));
+	size_t words = 1;
+	for (const char *q = ids; *q; q++)
+		words += *q == ' ';
+	assert_int_equal(words, 8);
+	waf_engine_free(e);
+	waf_rules_unref(r);
+	unlink(path);
+}
+
 /* Engines made and freed by many threads at the same moment (workers
  * start at once): without engine_lock two msc_cleanup calls double-free
  * libxml2's globals (about one round in two crashed with 8 threads). */
@@ -299,6 +341,7 @@ int main(void)
 	    cmocka_unit_test(test_detect_mode_and_disabled_rules),
 	    cmocka_unit_test(test_load_errors),
 	    cmocka_unit_test(test_threads_share_a_rule_set),
+	    cmocka_unit_test(test_many_matches_keep_the_deciding_rule),
 	    cmocka_unit_test(test_engines_made_and_freed_at_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
