@@ -2330,7 +2330,6 @@ static const cfg_key item_rule_id = {.type = CFG_UINT,
 				     .doc_type = "rule id"};
 static const cfg_key item_rules_file = {.type = CFG_STRING,
 					.flags = CFG_F_NONEMPTY,
-					.size = sizeof(const char *),
 					.doc_type = "path"};
 
 static const cfg_key waf_managed_keys[] = {
