@@ -144,7 +144,17 @@ def test_script_turns_real_answers_into_rows(env):
     assert get(env, "/", headers=[("User-Agent", "sqlmap")]).status == 403
     # The managed rules: a SQL injection the CRS denies.
     assert get(env, "/?id=1%27%20OR%20%271%27=%271").status == 403
-    m2 = fetch(env, "/metrics").body.decode()
+
+    def lb_requests(text):
+        return sum(float(ln.rsplit(" ", 1)[1]) for ln in text.splitlines()
+                   if ln.startswith("meridian_requests_total{") and
+                   'lb="%s"' % HOST in ln)
+    # A worker counts a request just after writing its answer: wait for
+    # the 11 above (6 + 3 + the two 403) to be counted.
+    before = lb_requests(m1)
+    m2 = mt.wait_for(lambda: (lambda t: t if lb_requests(t) - before == 11
+                              else None)(fetch(env, "/metrics").body.decode()),
+                     what="the requests counted")
     status = json.loads(fetch(env, "/status?format=json").body)
     path = "/client/v4/user/load_balancing_analytics/events?per_page=20"
 
