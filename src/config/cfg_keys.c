@@ -407,8 +407,10 @@ static const cfg_key limits_keys[] = {
      .def = "16384",
      .min = 1024,
      .max = 1048576,
-     .help = "Largest request head (request line and headers); beyond it "
-	     "the answer is 431. A reload may raise it only within the "
+     .help = "Largest request head (request line and headers), and "
+	     "largest trailer section of a chunked request (held until "
+	     "whole, to be filtered); beyond either the answer is 431. A "
+	     "reload may raise it only within the "
 	     "buffers sized at start-up (the next power of two of at "
 	     "least max_header_bytes + 4 KiB, 16 KiB at least); beyond, "
 	     "it is refused (restart to apply)."},
@@ -2328,9 +2330,8 @@ static const cfg_key item_rule_id = {.type = CFG_UINT,
 				     .min = 1,
 				     .max = 9999999,
 				     .doc_type = "rule id"};
-static const cfg_key item_rules_file = {.type = CFG_STRING,
-					.flags = CFG_F_NONEMPTY,
-					.doc_type = "path"};
+static const cfg_key item_rules_file = {
+    .type = CFG_STRING, .flags = CFG_F_NONEMPTY, .doc_type = "path"};
 
 static const cfg_key waf_managed_keys[] = {
     {.name = "enabled",

@@ -1353,6 +1353,35 @@ bool http1_chunked_in_trailers(const http1_chunked *c)
 	return c->state >= CS_TRL0 && c->state <= CS_END_LF;
 }
 
+uint32_t http1_chunked_trailer_bytes(const http1_chunked *c)
+{
+	/* trailer_len counts every byte from CS_TRL0 on except the last LF,
+	 * which moves the walker to CS_DONE. */
+	if (http1_chunked_in_trailers(c))
+		return c->trailer_len;
+	return c->state == CS_DONE ? c->trailer_len + 1 : 0;
+}
+
+size_t http1_trailers_filter(char *p, size_t n,
+			     bool (*keep)(const char *name, size_t len))
+{
+	size_t r = 0, w = 0;
+	while (r < n) {
+		const char *eol = memchr(p + r, '\n', n - r);
+		size_t line = eol ? (size_t)(eol - (p + r)) + 1 : n - r;
+		const char *colon = memchr(p + r, ':', line);
+		/* The empty line (or, defensively, a line without a colon)
+		 * is kept as it is. */
+		if (!colon || keep(p + r, (size_t)(colon - (p + r)))) {
+			if (w != r)
+				memmove(p + w, p + r, line);
+			w += line;
+		}
+		r += line;
+	}
+	return w;
+}
+
 int http1_body_peek(http1_body kind, uint64_t content_length, const char *p,
 		    size_t n, uint64_t limit,
 		    void (*emit)(void *arg, const char *p, size_t n), void *arg,

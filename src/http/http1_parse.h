@@ -211,6 +211,18 @@ ssize_t http1_chunked_feed(http1_chunked *c, const char *p, size_t len,
 uint64_t http1_chunked_data_next(const http1_chunked *c);
 bool http1_chunked_in_trailers(const http1_chunked *c);
 
+/* Bytes of the trailer section fed so far, its final CRLF included (0
+ * before the last chunk's size line has ended). A proxy that filters
+ * trailers holds these back until *done. */
+uint32_t http1_chunked_trailer_bytes(const http1_chunked *c);
+
+/* Drop from a whole trailer section p[0..n) (field lines, then the empty
+ * line; as http1_chunked_feed accepted it) the fields keep() refuses,
+ * moving the rest down in place. Returns the new length (the empty line
+ * always stays). */
+size_t http1_trailers_filter(char *p, size_t n,
+			     bool (*keep)(const char *name, size_t len));
+
 /* A request body held unconsumed in p[0..n) (LENGTH with content_length,
  * or CHUNKED; the proxy holds one for the managed rules): *complete once
  * its end is in it, *data the payload bytes in it; emit, when not NULL,

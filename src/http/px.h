@@ -172,6 +172,8 @@ struct px_client {
 	uint64_t req_total;
 	http1_chunked req_chunk;
 	uint32_t req_fwd;  /* framed bytes at the head of `in` not yet sent */
+	uint32_t req_trl;  /* trailer bytes after req_fwd, held until the
+			    * section is whole (then filtered) */
 	uint64_t req_sent; /* body bytes sent upstream */
 
 	/* Current response. */

@@ -28,6 +28,7 @@
 #include "core/core_sock.h"
 #include "core/core_util.h"
 #include "edge/edge_stats.h"
+#include "h2/h2_req.h"
 #include "http/http_norm.h"
 #include "http/px_h2.h"
 #include "http/px_head.h"
@@ -726,7 +727,7 @@ static void reset_exchange(px_client *cl)
 	cl->req_framed = false;
 	cl->req_remaining = cl->req_total = cl->req_sent = 0;
 	memset(&cl->req_chunk, 0, sizeof(cl->req_chunk));
-	cl->req_fwd = 0;
+	cl->req_fwd = cl->req_trl = 0;
 	cl->resp_head_done = cl->resp_framed = cl->resp_keepalive = false;
 	cl->resp_cut = cl->resp_unchunk = false;
 	cl->resp_body = HTTP1_BODY_NONE;
@@ -1911,21 +1912,66 @@ static int frame_body(uint8_t kind, uint64_t *remaining, http1_chunked *ch,
 	}
 }
 
+static bool trailer_ok(const char *name, size_t len)
+{
+	return h2_req_trailer_ok((h2_str){name, len});
+}
+
+/* A chunked request's trailer section: its bytes are held after req_fwd
+ * until the section is whole, then the fields an origin must not take
+ * from a trailer (RFC 9110 §6.5.1: framing, routing, authentication,
+ * the edge's own X-Forwarded-*; h2_req_trailer_ok, as for HTTP/2) are
+ * cut out and the rest is framed. `fed` bytes at in[req_fwd + req_trl]
+ * were just walked. Returns false when it answered. */
+static bool hold_trailers(px_client *cl, uint32_t fed, bool done)
+{
+	uint32_t t = http1_chunked_trailer_bytes(&cl->req_chunk);
+	cl->req_fwd += fed - (t - cl->req_trl); /* the body before them */
+	cl->req_trl = t;
+	/* The buffer holds max_header_bytes + 4 KiB: a held section of up
+	 * to max_header_bytes always fits. */
+	if (t > cl->snap->cfg->edge.limits.max_header_bytes) {
+		local_response(cl, 431, "request trailer section too large",
+			       true);
+		return false;
+	}
+	if (!done)
+		return true;
+	char *sec = core_buf_head(cl->in) + cl->req_fwd;
+	size_t kept = http1_trailers_filter(sec, t, trailer_ok);
+	if (kept < t) {
+		/* Move what follows (a pipelined request) down too. */
+		uint32_t after = blen(cl->in) - cl->req_fwd - t;
+		memmove(sec + kept, sec + t, after);
+		cl->in->end -= t - (uint32_t)kept;
+	}
+	cl->req_fwd += (uint32_t)kept;
+	cl->req_trl = 0;
+	return true;
+}
+
 static bool frame_request(px_client *cl)
 {
-	uint32_t avail = blen(cl->in) - cl->req_fwd;
+	uint32_t held = cl->req_trl;
+	uint32_t avail = blen(cl->in) - cl->req_fwd - held;
 	if (avail == 0)
 		return false;
 	bool done = false;
 	int n = frame_body(cl->req_body, &cl->req_remaining, &cl->req_chunk,
-			   core_buf_head(cl->in) + cl->req_fwd, avail, false,
-			   &done);
+			   core_buf_head(cl->in) + cl->req_fwd + held, avail,
+			   false, &done);
 	if (n < 0) {
 		local_response(cl, 400, http1_err_reason(n), true);
 		return true;
 	}
-	cl->req_fwd += (uint32_t)n;
 	cl->req_total += (uint64_t)n;
+	if (cl->req_body == HTTP1_BODY_CHUNKED &&
+	    (held || done || http1_chunked_in_trailers(&cl->req_chunk))) {
+		if (!hold_trailers(cl, (uint32_t)n, done))
+			return true;
+	} else {
+		cl->req_fwd += (uint32_t)n;
+	}
 	cl->req_framed = done;
 	uint64_t max = cl->w->snap->cfg->edge.limits.max_body_bytes;
 	if (max && cl->req_body == HTTP1_BODY_CHUNKED &&

@@ -458,6 +458,54 @@ static void test_body_peek(void **state)
 	assert_int_equal(o.len, 4);
 }
 
+static bool keep_not_x(const char *name, size_t len)
+{
+	return !(len && (name[0] == 'x' || name[0] == 'X'));
+}
+
+/* The trailer section: counted as it is fed, then filtered in place. */
+static void test_trailers_filter(void **state)
+{
+	(void)state;
+	static const char msg[] = "3\r\nabc\r\n0\r\nX-A: 1\r\nok: 2\r\n"
+				  "x-b:3\r\nlast: 4\r\n\r\nNEXT";
+	size_t body = sizeof("3\r\nabc\r\n0\r\n") - 1;
+	size_t end = sizeof(msg) - 1 - 4;
+	http1_chunked c = {0};
+	bool done;
+
+	/* One byte at a time: the count grows by one per trailer byte. */
+	for (size_t i = 0; i < end; i++) {
+		assert_int_equal(http1_chunked_trailer_bytes(&c),
+				 i < body ? 0 : i - body);
+		assert_int_equal(http1_chunked_feed(&c, msg + i, 1, &done), 1);
+		assert_int_equal(done, i == end - 1);
+	}
+	assert_int_equal(http1_chunked_trailer_bytes(&c), end - body);
+
+	char sec[64];
+	size_t t = end - body;
+	memcpy(sec, msg + body, t);
+	size_t kept = http1_trailers_filter(sec, t, keep_not_x);
+	assert_int_equal(kept, sizeof("ok: 2\r\nlast: 4\r\n\r\n") - 1);
+	assert_memory_equal(sec, "ok: 2\r\nlast: 4\r\n\r\n", kept);
+	/* Again: nothing more goes. */
+	assert_int_equal(http1_trailers_filter(sec, kept, keep_not_x), kept);
+
+	/* No trailers: the empty line alone, kept. */
+	http1_chunked z = {0};
+	assert_int_equal(http1_chunked_feed(&z, "0\r\n\r\n", 5, &done), 5);
+	assert_true(done);
+	assert_int_equal(http1_chunked_trailer_bytes(&z), 2);
+	memcpy(sec, "\r\n", 2);
+	assert_int_equal(http1_trailers_filter(sec, 2, keep_not_x), 2);
+
+	/* All dropped. */
+	memcpy(sec, "x: 1\r\nX-y: 2\r\n\r\n", 16);
+	assert_int_equal(http1_trailers_filter(sec, 16, keep_not_x), 2);
+	assert_memory_equal(sec, "\r\n", 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -469,6 +517,7 @@ int main(void)
 	    cmocka_unit_test(test_trailer_limit),
 	    cmocka_unit_test(test_large_chunk_streaming),
 	    cmocka_unit_test(test_body_peek),
+	    cmocka_unit_test(test_trailers_filter),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
