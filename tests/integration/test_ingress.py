@@ -77,11 +77,28 @@ class FakeKube:
             def do_PUT(self):
                 fk._patch(self)
 
-        self.srv = http.server.ThreadingHTTPServer((mt.LOCAL, mt.free_port()), H)
-        self.srv.daemon_threads = True
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(certfile, keyfile)
-        self.srv.socket = ctx.wrap_socket(self.srv.socket, server_side=True)
+
+        class TLSServer(http.server.ThreadingHTTPServer):
+            # The handshake runs in the connection's own thread, with a
+            # deadline: done by accept() on a wrapped listening socket,
+            # one client that stalls it would hold every other request.
+            daemon_threads = True
+
+            def finish_request(self, request, client_address):
+                request.settimeout(mt.WAIT)
+                try:
+                    tls = ctx.wrap_socket(request, server_side=True)
+                except (ssl.SSLError, OSError):
+                    return
+                try:
+                    tls.settimeout(None)
+                    H(tls, client_address, self)
+                finally:
+                    self.shutdown_request(tls)
+
+        self.srv = TLSServer((mt.LOCAL, mt.free_port()), H)
         self.port = self.srv.server_address[1]
         self.t = threading.Thread(target=self.srv.serve_forever,
                                   kwargs={"poll_interval": 0.1}, daemon=True)
