@@ -6,6 +6,7 @@
 #include "api/api_certs.h"
 #include "api/api_env.h"
 #include "api/api_preview.h"
+#include "api/api_regions.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -1134,6 +1135,58 @@ static void route_tunnels(req_ctx *c)
 	api_reply(c->rs, 200, t, NULL, NULL);
 }
 
+/* /accounts/{account}/load_balancers/regions[/{region}]
+ * [?country_code_a2=XX]: the built-in country -> region table
+ * (api_regions.h). US and Canada are whole countries here (ENAM), so
+ * subdivision codes are refused rather than answered wrongly. */
+static void do_regions(req_ctx *c)
+{
+	if (c->nseg > 5) {
+		api_reply_err(c->rs, 404, API_E_NO_ROUTE, "no route for %s %s",
+			      c->rq->method, c->rq->path);
+		return;
+	}
+	if (!is(c, "GET")) {
+		method_not_allowed(c, "GET");
+		return;
+	}
+	char cc[8], sub[8];
+	const char *country, *subdiv;
+	if (qget(c, "country_code_a2", cc, sizeof(cc), &country) < 0 ||
+	    qget(c, "subdivision_code", sub, sizeof(sub), &subdiv) < 0)
+		return;
+	if (!subdiv &&
+	    qget(c, "subdivision_code_a2", sub, sizeof(sub), &subdiv) < 0)
+		return;
+	if (subdiv) {
+		api_reply_err(c->rs, 400, API_E_BAD_QUERY,
+			      "subdivision_code: Meridian maps whole countries "
+			      "(US and CA are ENAM); place western networks "
+			      "with geo.networks (region: WNAM)");
+		return;
+	}
+	if (country &&
+	    (strlen(country) != 2 || !isalpha((unsigned char)country[0]) ||
+	     !isalpha((unsigned char)country[1]))) {
+		api_reply_err(c->rs, 400, API_E_BAD_QUERY,
+			      "country_code_a2: want two letters (ISO 3166-1 "
+			      "alpha-2), not \"%s\"",
+			      country);
+		return;
+	}
+	const char *region = c->nseg == 5 ? c->seg[4] : NULL;
+	json_t *r = api_regions_json(region, country);
+	if (!r) {
+		api_reply_err(
+		    c->rs, 404, API_E_NOT_FOUND,
+		    "region %s not found (WNAM, ENAM, WEU, EEU, NSAM, "
+		    "SSAM, OC, ME, NAF, SAF, SAS, SEAS, NEAS)",
+		    region);
+		return;
+	}
+	api_reply(c->rs, 200, r, NULL, NULL);
+}
+
 /* /accounts[/{account}] (Cloudflare's List and Account Details, so a
  * client such as the dashboard learns api.account_id), and
  * /accounts/{account}/load_balancers/{monitors|pools|preview}... */
@@ -1172,6 +1225,10 @@ static void route_account(req_ctx *c)
 		goto no_route;
 	if (c->nseg == 5 && seg_is(c, 3, "preview")) {
 		api_preview_get(c->rq, c->seg[4], c->rs);
+		return;
+	}
+	if (seg_is(c, 3, "regions")) {
+		do_regions(c);
 		return;
 	}
 	if (c->nseg == 5 && seg_is(c, 3, "cluster") && seg_is(c, 4, "nodes")) {

@@ -77,6 +77,9 @@ static void usage(FILE *f)
 	    "connectors\n"
 	    "  tunnels get ID              a tunnel's connector "
 	    "connections\n"
+	    "  regions [REGION]            the countries of each region "
+	    "(region_pools)\n"
+	    "  regions country CC          the region of a country\n"
 	    "\n"
 	    "options:\n"
 	    "  --server URL     admin listener (default $MERIDIAN_SERVER, "
@@ -1182,6 +1185,79 @@ static int cmd_certs(ctl *c, char **args, size_t nargs)
 	return CTL_OK;
 }
 
+/* regions [REGION] | regions country CC (GET .../load_balancers/regions
+ * [/{region}][?country_code_a2=CC]): a REGION COUNTRIES table. */
+static int cmd_regions(ctl *c, char **args, size_t nargs)
+{
+	bool by_country = nargs && !strcmp(args[0], "country");
+	if ((by_country && nargs != 2) || (!by_country && nargs > 1)) {
+		fputs("meridian ctl: regions takes a region (WNAM, ...) or "
+		      "country CC\n",
+		      stderr);
+		return CTL_USAGE;
+	}
+	char path[512];
+	char *a = esc(c, c->account);
+	char *arg = nargs ? esc(c, args[nargs - 1]) : NULL;
+	if (by_country)
+		snprintf(path, sizeof(path),
+			 "/client/v4/accounts/%s/load_balancers/regions"
+			 "?country_code_a2=%s",
+			 a, arg);
+	else
+		snprintf(path, sizeof(path),
+			 "/client/v4/accounts/%s/load_balancers/regions%s%s", a,
+			 arg ? "/" : "", arg ? arg : "");
+	curl_free(a);
+	curl_free(arg);
+	json_t *res = NULL;
+	int rc = api_call(c, "GET", path, NULL, &res, NULL);
+	if (rc != CTL_OK)
+		return rc;
+	if (c->json) {
+		print_json(res);
+		json_decref(res);
+		return CTL_OK;
+	}
+	json_t *regions = json_object_get(res, "regions");
+	if (by_country && json_array_size(regions) == 0) {
+		fprintf(stderr,
+			"meridian ctl: %s is in no region (not an ISO 3166-1 "
+			"country code Meridian knows)\n",
+			args[1]);
+		json_decref(res);
+		return CTL_NOT_FOUND;
+	}
+	table t = {0};
+	static const char *const h[] = {"REGION", "COUNTRIES"};
+	table_header(&t, h, 2);
+	size_t i;
+	json_t *r;
+	json_array_foreach(regions, i, r)
+	{
+		json_t *cs = json_object_get(r, "countries");
+		size_t n = json_array_size(cs), k;
+		char *list = calloc(1, n * 3 + 1);
+		if (!list)
+			abort();
+		json_t *ci;
+		json_array_foreach(cs, k, ci)
+		{
+			const char *cc =
+			    str_or(json_object_get(ci, "country_code_a2"), "?");
+			snprintf(list + strlen(list), 4, "%s%.2s", k ? " " : "",
+				 cc);
+		}
+		char *row[2] = {cell(json_object_get(r, "region_code")), list};
+		if (!row[0])
+			abort();
+		table_row(&t, row);
+	}
+	table_print(&t);
+	json_decref(res);
+	return CTL_OK;
+}
+
 /* tunnels [list] | tunnels get ID (GET .../cfd_tunnel[/{id}]). */
 static int cmd_tunnels(ctl *c, char **args, size_t nargs)
 {
@@ -1453,7 +1529,7 @@ int cmd_ctl(int argc, char **argv)
 	else if (!strcmp(what, "health") || !strcmp(what, "events") ||
 		 !strcmp(what, "certs") || !strcmp(what, "certificates") ||
 		 !strcmp(what, "tunnels") || !strcmp(what, "tunnel") ||
-		 !strcmp(what, "cluster"))
+		 !strcmp(what, "cluster") || !strcmp(what, "regions"))
 		object = false, k = K_MONITOR;
 	else {
 		fprintf(stderr, "meridian ctl: unknown command '%s'\n", what);
@@ -1480,6 +1556,7 @@ int cmd_ctl(int argc, char **argv)
 		rc = !strcmp(what, "health")	? cmd_health(&c, nrest)
 		     : !strcmp(what, "events")	? cmd_events(&c, nrest)
 		     : !strcmp(what, "cluster") ? cmd_cluster(&c, rest, nrest)
+		     : !strcmp(what, "regions") ? cmd_regions(&c, rest, nrest)
 		     : !strncmp(what, "tunnel", 6)
 			 ? cmd_tunnels(&c, rest, nrest)
 			 : cmd_certs(&c, rest, nrest);

@@ -101,6 +101,14 @@ bool geo_is_trusted(const geo_db *db, const struct sockaddr *sa);
  * or NULL when the code is not a known country. */
 const char *geo_country_region(const char *country);
 
+/* The built-in table itself, for the Regions API: GEO_NREGIONS regions in
+ * Cloudflare's order (WNAM ... NEAS), each with its countries as
+ * space-separated ISO 3166-1 alpha-2 codes ("MX HT BZ ..."). i must be
+ * below GEO_NREGIONS. */
+#define GEO_NREGIONS 13
+const char *geo_region_code(size_t i);
+const char *geo_region_countries(size_t i);
+
 /* sa itself, or for an IPv4-mapped IPv6 address (::ffff:a.b.c.d) its IPv4
  * form written to *tmp. */
 const struct sockaddr *geo_unmap(const struct sockaddr *sa,

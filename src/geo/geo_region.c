@@ -68,6 +68,8 @@ static const char *const region_countries[] = {
 
 _Static_assert(sizeof(region_names) == sizeof(region_countries),
 	       "one country list per region");
+_Static_assert(sizeof(region_names) / sizeof(*region_names) == GEO_NREGIONS,
+	       "GEO_NREGIONS is the table's");
 
 /* region index + 1 per country code (AA..ZZ); 0 = unknown. */
 static uint8_t table[26 * 26];
@@ -102,4 +104,14 @@ const char *geo_country_region(const char *country)
 	pthread_once(&table_once, table_build);
 	uint8_t r = table[(a - 'A') * 26 + (b - 'A')];
 	return r ? region_names[r - 1] : NULL;
+}
+
+const char *geo_region_code(size_t i)
+{
+	return i < GEO_NREGIONS ? region_names[i] : NULL;
+}
+
+const char *geo_region_countries(size_t i)
+{
+	return i < GEO_NREGIONS ? region_countries[i] : NULL;
 }

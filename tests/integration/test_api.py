@@ -9,6 +9,7 @@ import random
 import re
 import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -1045,3 +1046,79 @@ def test_cross_site_writes_are_refused(env):
     assert st == 200, e
     assert sorted(p["name"] for p in api.ok("GET", ACCT + "/pools")) == \
         ["csrf", "filepool"]
+
+
+def test_regions_api(env):
+    """Cloudflare's Regions API over the built-in country -> region table:
+    every region, one region, the region of a country; bad input 4xx."""
+    ed, api, _, _ = env
+    r = api.ok("GET", ACCT + "/regions")
+    codes = [x["region_code"] for x in r["regions"]]
+    assert codes == ["WNAM", "ENAM", "WEU", "EEU", "NSAM", "SSAM", "OC",
+                     "ME", "NAF", "SAF", "SAS", "SEAS", "NEAS"], codes
+    seen = {}
+    for reg in r["regions"]:
+        for c in reg["countries"]:
+            cc = c["country_code_a2"]
+            assert re.fullmatch(r"[A-Z]{2}", cc), cc
+            assert cc not in seen, (cc, seen.get(cc), reg["region_code"])
+            seen[cc] = reg["region_code"]
+    assert seen["JP"] == "NEAS" and seen["DE"] == "WEU"
+    assert seen["US"] == "ENAM" and seen["MX"] == "WNAM"
+    assert len(seen) > 200
+    # one region
+    weu = api.ok("GET", ACCT + "/regions/WEU")
+    assert [x["region_code"] for x in weu["regions"]] == ["WEU"]
+    assert {c["country_code_a2"] for c in weu["regions"][0]["countries"]} \
+        == {cc for cc, reg in seen.items() if reg == "WEU"}
+    # the region of a country, any case
+    jp = api.ok("GET", ACCT + "/regions?country_code_a2=jp")
+    assert jp["regions"] == [{"region_code": "NEAS",
+                              "countries": [{"country_code_a2": "JP"}]}], jp
+    assert api.ok("GET", ACCT + "/regions/WEU?country_code_a2=JP")[
+        "regions"] == []
+    assert api.ok("GET", ACCT + "/regions?country_code_a2=QQ")["regions"] \
+        == []
+    st, e = api.call("GET", ACCT + "/regions/MARS")
+    assert st == 404 and e["errors"][0]["code"] == 1001, e
+    assert "WNAM" in e["errors"][0]["message"]
+    for q in ("country_code_a2=USA", "country_code_a2=1x",
+              "subdivision_code=CA"):
+        st, e = api.call("GET", ACCT + "/regions?" + q)
+        assert st == 400 and e["errors"][0]["code"] == 1009, (q, e)
+    st, e = api.call("POST", ACCT + "/regions", {})
+    assert st == 405, e
+    st, e = api.call("GET", ACCT + "/regions/WEU/x")
+    assert st == 404, e
+
+
+def test_ctl_regions(env):
+    ed, _, _, _ = env
+    server = "http://%s:%d" % (mt.LOCAL, ed.admin)
+
+    def ctl(*a):
+        return subprocess.run([mt.BIN, "ctl", "--server", server] + list(a),
+                              capture_output=True, text=True,
+                              timeout=mt.WAIT)
+    r = ctl("regions")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["REGION", "COUNTRIES"], r.stdout
+    rows = {ln.split()[0]: ln.split()[1:] for ln in lines[1:]}
+    assert len(rows) == 13 and "JP" in rows["NEAS"], r.stdout
+    r = ctl("regions", "country", "de")
+    assert r.returncode == 0 and r.stdout.splitlines()[1].split() == \
+        ["WEU", "DE"], r.stdout
+    r = ctl("regions", "WEU")
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 2, r.stdout
+    r = ctl("regions", "--json", "country", "JP")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["regions"][0]["region_code"] == "NEAS"
+    r = ctl("regions", "country", "QQ")
+    assert r.returncode == 4 and "QQ" in r.stderr and not r.stdout, r
+    r = ctl("regions", "MARS")
+    assert r.returncode == 4 and "MARS" in r.stderr, r
+    r = ctl("regions", "country", "USA")
+    assert r.returncode == 1 and "country_code_a2" in r.stderr, r
+    r = ctl("regions", "a", "b")
+    assert r.returncode == 2 and "regions takes" in r.stderr, r
