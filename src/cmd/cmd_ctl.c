@@ -1105,7 +1105,20 @@ static void certs_table(const json_t *certs)
 	table_print(&t);
 }
 
-/* certs [list] | certs reload */
+/* GET path. With --json the result is printed here and *res stays NULL;
+ * else the caller gets it to print its own way. */
+static int get_or_print(ctl *c, const char *path, json_t **res)
+{
+	*res = NULL;
+	int rc = api_call(c, "GET", path, NULL, res, NULL);
+	if (rc != CTL_OK || !c->json)
+		return rc;
+	print_json(*res);
+	json_decref(*res);
+	*res = NULL;
+	return CTL_OK;
+}
+
 /* cluster nodes: GET .../load_balancers/cluster/nodes. */
 static int cmd_cluster(ctl *c, char **args, size_t nargs)
 {
@@ -1119,14 +1132,9 @@ static int cmd_cluster(ctl *c, char **args, size_t nargs)
 		 "/client/v4/accounts/%s/load_balancers/cluster/nodes", a);
 	curl_free(a);
 	json_t *res = NULL;
-	int rc = api_call(c, "GET", path, NULL, &res, NULL);
-	if (rc != CTL_OK)
+	int rc = get_or_print(c, path, &res);
+	if (rc != CTL_OK || !res)
 		return rc;
-	if (c->json) {
-		print_json(res);
-		json_decref(res);
-		return CTL_OK;
-	}
 	static const char *const h[] = {"NAME", "REGION", "VERSION", "STARTED",
 					"SELF"};
 	table t = {0};
@@ -1150,6 +1158,7 @@ static int cmd_cluster(ctl *c, char **args, size_t nargs)
 	return CTL_OK;
 }
 
+/* certs [list] | certs reload */
 static int cmd_certs(ctl *c, char **args, size_t nargs)
 {
 	const char *verb = nargs ? args[0] : "list";
@@ -1211,14 +1220,9 @@ static int cmd_regions(ctl *c, char **args, size_t nargs)
 	curl_free(a);
 	curl_free(arg);
 	json_t *res = NULL;
-	int rc = api_call(c, "GET", path, NULL, &res, NULL);
-	if (rc != CTL_OK)
+	int rc = get_or_print(c, path, &res);
+	if (rc != CTL_OK || !res)
 		return rc;
-	if (c->json) {
-		print_json(res);
-		json_decref(res);
-		return CTL_OK;
-	}
 	json_t *regions = json_object_get(res, "regions");
 	if (by_country && json_array_size(regions) == 0) {
 		fprintf(stderr,
@@ -1283,14 +1287,9 @@ static int cmd_tunnels(ctl *c, char **args, size_t nargs)
 	}
 	curl_free(a);
 	json_t *res = NULL;
-	int rc = api_call(c, "GET", path, NULL, &res, NULL);
-	if (rc != CTL_OK)
+	int rc = get_or_print(c, path, &res);
+	if (rc != CTL_OK || !res)
 		return rc;
-	if (c->json) {
-		print_json(res);
-		json_decref(res);
-		return CTL_OK;
-	}
 	table t = {0};
 	if (!get) {
 		static const char *const h[] = {"TUNNEL", "STATUS",
