@@ -2,6 +2,8 @@
 #   make demo      build and run the embedded demo (installs what it needs)
 #   make test      build, run unit + integration tests, then again under ASan+UBSan
 #   make bench     run the benchmarks in bench/
+#   make install   the binary, a systemd unit, its user and an example
+#                  config under meson's prefix (/usr/local; DESTDIR honoured)
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
@@ -13,7 +15,8 @@ TEST_JOBS  ?= 3
 PYTEST_PAR  = $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadfile)
 
 .PHONY: all deps deps-test geo-data build asan demo test test-unit \
-        test-integration test-asan fuzz fuzz-regress bench format clean
+        test-integration test-asan fuzz fuzz-regress bench format clean \
+        install
 
 all: build
 
@@ -84,6 +87,9 @@ bench: build
 	bench/tunnel.sh
 	bench/waf.sh
 	bench/cluster.sh
+
+install: build
+	meson install -C $(BUILD) --no-rebuild $(if $(DESTDIR),--destdir $(DESTDIR))
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -12,6 +12,8 @@ pkgs+=(libmaxminddb-dev)
 command -v npm >/dev/null || pkgs+=(npm)
 if [ "$what" = test ] || [ "$what" = bench ]; then
 	pkgs+=(libcmocka-dev python3-pytest python3-pytest-xdist python3-seccomp clang libclang-rt-14-dev nginx-light python3-aiosmtpd python3-dnspython bind9-dnsutils unbound python3-prometheus-client sqlite3 python3-h2 nghttp2-client python3-cryptography etcd-server)
+	# test_install.py: systemd-analyze verify and systemd-sysusers
+	pkgs+=(systemd)
 fi
 if [ "$what" = bench ]; then
 	pkgs+=(wrk haproxy nginx-light dnsperf gdnsd valgrind)
