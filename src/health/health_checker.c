@@ -849,15 +849,24 @@ bool health_monitor_same(const cfg_monitor *a, const cfg_monitor *b)
 }
 
 /* Whether the active-check verdict of oo (in pool op) still holds for no
- * (in pool np): both checked, by the same monitor. A verdict nobody will
- * check again (no monitor now, pool or origin disabled) or one reached
- * under other settings must not outlive the change: an unhealthy origin
- * would stay unroutable for good. */
+ * (in pool np), under the same monitor:
+ *   - checked after (pool and origin enabled): only when checked before
+ *     too. A verdict reached under other settings, or one nobody checked,
+ *     must not outlive the change: an unhealthy origin would stay
+ *     unroutable for good.
+ *   - not checked after (pool or origin disabled): the last verdict stays.
+ *     Nothing takes new traffic there, but sessions draining from it
+ *     (drain_duration) read it: reset to unknown (routable), they would
+ *     go back to an origin known dead. Enabled again, it starts afresh
+ *     (the first case). */
 static bool verdict_holds(const cfg_pool *op, const cfg_origin *oo,
 			  const cfg_pool *np, const cfg_origin *no)
 {
-	return op->enabled && oo->enabled && np->enabled && no->enabled &&
-	       health_monitor_same(op->monitor, np->monitor);
+	if (!health_monitor_same(op->monitor, np->monitor))
+		return false;
+	if (np->enabled && no->enabled)
+		return op->enabled && oo->enabled;
+	return true;
 }
 
 size_t health_states_carry(const cfg_snapshot *from, lb_origin_state *from_o,

@@ -138,8 +138,11 @@ void health_states_destroy(lb_origin_state *o, size_t n);
  * certificate expiry. Its active-check verdict (state, RTT, reason, since,
  * checks, failures) is kept only when it was checked before and is checked
  * after by the same monitor (health_monitor_same): pool and origin enabled
- * in both, the pool's monitor the same. Otherwise it starts unknown, as a
- * new origin does (for a pool without a monitor: routable, never checked).
+ * in both, the pool's monitor the same; or when it is not checked after
+ * (pool or origin disabled now) and the monitor is the same: the last
+ * verdict stays for the sessions it drains (drain_duration). Otherwise it
+ * starts unknown, as a new origin does (for a pool without a monitor:
+ * routable, never checked).
  * Pool states are copied by pool id; the new checker re-evaluates them.
  * The `to` states must be initialised and not yet in use; the `from` ones
  * may still be written (each origin is copied under its lock). Returns the

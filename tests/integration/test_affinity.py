@@ -319,3 +319,37 @@ def test_drain_duration_keeps_sessions_of_a_disabled_origin(lab):
     _reload(e, text, 2)  # a1 stays disabled: still draining
     assert with_cookie(e, tok, 10) == [(200, "a1", None)] * 10
 
+
+
+def test_drain_skips_a_disabled_origin_known_unhealthy(lab):
+    """Regression (r13_drain_dead): disabling an origin reset its health
+    verdict to unknown (routable) and nothing checks a disabled origin,
+    so during drain_duration its sessions went back to an origin the
+    monitor had already found dead: with zero_downtime_failover none the
+    client got the error. The last verdict now stays with the disabled
+    origin, so its sessions move as they did before the reload."""
+    a1, a2 = lab.origin("a1", "x"), lab.origin("a2", "x")
+    e = lab.edge(
+        workers=1, monitors=[monitor()],
+        pools=[{"id": "p", "monitor": "m",
+                "origins": [org(a1, enabled=True), org(a2)]}],
+        lbs=[{"name": HOST, "default_pools": ["p"],
+              "session_affinity": "cookie",
+              "session_affinity_attributes": {"drain_duration": "10m"}}])
+    all_healthy(e, ["p"])
+    tok = None
+    for _ in range(100):  # random steering: a1 half of the time
+        tok, home = first_session(e)
+        if home == "a1":
+            break
+    assert home == "a1", "no session on a1 in 100 tries"
+    lab.kill(a1)
+    wait_health(e, {("p", "a1"): "unhealthy"})
+    st, o, t = with_cookie(e, tok)[0]
+    assert (st, o) == (200, "a2") and t and t != tok
+    with open(e.config_path) as f:
+        text = f.read()
+    assert text.count("enabled: true") == 1, text
+    _reload(e, text.replace("enabled: true", "enabled: false"), 1)
+    got = with_cookie(e, tok, 3)
+    assert [(st, o) for st, o, _ in got] == [(200, "a2")] * 3, got

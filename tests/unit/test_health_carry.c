@@ -325,33 +325,81 @@ static void test_carry_cluster_verdict_needs_check_regions(void **state)
 	}
 }
 
-static void test_carry_disabled_starts_unknown(void **state)
+/* The configs of test_carry_disabled_keeps_last_verdict: a1 (or its
+ * pool) disabled, the monitor as in ONE_OLD. */
+static const char *const DISABLED_A1[] = {
+    /* origin disabled */
+    "monitors:\n"
+    "  - {id: m, type: http, path: /healthz, interval: 5s,\n"
+    "     consecutive_down: 2}\n"
+    "pools:\n"
+    "  - id: a\n"
+    "    monitor: m\n"
+    "    origins: [{name: a1, address: 127.0.0.1, port: 9001,\n"
+    "               enabled: false},\n"
+    "              {name: a2, address: 127.0.0.1, port: 9002}]\n",
+    /* pool disabled */
+    "monitors:\n"
+    "  - {id: m, type: http, path: /healthz, interval: 5s,\n"
+    "     consecutive_down: 2}\n"
+    "pools:\n"
+    "  - id: a\n"
+    "    monitor: m\n"
+    "    enabled: false\n"
+    "    origins: [{name: a1, address: 127.0.0.1, port: 9001}]\n",
+};
+
+/* Regression (r13_drain_dead): disabling an origin (or its pool) reset its
+ * verdict to unknown, i.e. routable, and nothing checks a disabled
+ * origin: the sessions it drains (drain_duration) went back to an origin
+ * the monitor had found dead. Its last verdict now stays while it is
+ * disabled under the same monitor. */
+static void test_carry_disabled_keeps_last_verdict(void **state)
 {
 	(void)state;
-	static const char *const cfgs[] = {
-	    /* origin disabled */
+	for (size_t i = 0; i < 2; i++) {
+		carried c = carry_a1(DISABLED_A1[i]);
+		assert_int_equal(c.kept, 1);
+		assert_int_equal(c.active, LB_HEALTH_UNHEALTHY);
+		assert_int_equal(c.rtt_us, 1234);
+		assert_string_equal(
+		    c.reason, "response code mismatch: HTTP 503, expected 200");
+	}
+}
+
+/* Enabled again (or disabled with another monitor), it starts afresh: a
+ * verdict nobody checked meanwhile must not keep it out. */
+static void test_carry_disabled_then_enabled_starts_unknown(void **state)
+{
+	(void)state;
+	static const char *const other_monitor =
 	    "monitors:\n"
-	    "  - {id: m, type: http, path: /healthz, interval: 5s,\n"
-	    "     consecutive_down: 2}\n"
-	    "pools:\n"
-	    "  - id: a\n"
-	    "    monitor: m\n"
-	    "    origins: [{name: a1, address: 127.0.0.1, port: 9001,\n"
-	    "               enabled: false},\n"
-	    "              {name: a2, address: 127.0.0.1, port: 9002}]\n",
-	    /* pool disabled */
-	    "monitors:\n"
-	    "  - {id: m, type: http, path: /healthz, interval: 5s,\n"
+	    "  - {id: m, type: http, path: /other, interval: 5s,\n"
 	    "     consecutive_down: 2}\n"
 	    "pools:\n"
 	    "  - id: a\n"
 	    "    monitor: m\n"
 	    "    enabled: false\n"
-	    "    origins: [{name: a1, address: 127.0.0.1, port: 9001}]\n",
-	};
-	for (size_t i = 0; i < 2; i++) {
-		carried c = carry_a1(cfgs[i]);
-		assert_fresh(&c);
+	    "    origins: [{name: a1, address: 127.0.0.1, port: 9001}]\n";
+	const char *to[] = {ONE_OLD, ONE_OLD, other_monitor};
+	const char *from[] = {DISABLED_A1[0], DISABLED_A1[1], DISABLED_A1[1]};
+	for (size_t i = 0; i < 3; i++) {
+		cfg_snapshot *a = load(from[i]), *b = load(to[i]);
+		lb_origin_state ao[2], bo[2];
+		lb_pool_state ap[1], bp[1];
+		health_states_init(ao, a->norigins, ap, 1);
+		health_states_init(bo, b->norigins, bp, 1);
+		const cfg_origin *oa = origin(a, "a", "a1");
+		atomic_store(&ao[oa->index].active, LB_HEALTH_UNHEALTHY);
+		atomic_store(&ao[oa->index].rtt_us, 1234);
+		assert_int_equal(health_states_carry(a, ao, ap, b, bo, bp), 0);
+		const lb_origin_state *s = &bo[origin(b, "a", "a1")->index];
+		assert_int_equal(atomic_load(&s->active), LB_HEALTH_UNKNOWN);
+		assert_int_equal(atomic_load(&s->rtt_us), 0);
+		health_states_destroy(ao, a->norigins);
+		health_states_destroy(bo, b->norigins);
+		cfg_snapshot_free(a);
+		cfg_snapshot_free(b);
 	}
 }
 
@@ -485,7 +533,8 @@ int main(void)
 	    cmocka_unit_test(test_carry_same_monitor_keeps_verdict),
 	    cmocka_unit_test(test_carry_monitor_removed_starts_unknown),
 	    cmocka_unit_test(test_carry_monitor_changed_starts_unknown),
-	    cmocka_unit_test(test_carry_disabled_starts_unknown),
+	    cmocka_unit_test(test_carry_disabled_keeps_last_verdict),
+	    cmocka_unit_test(test_carry_disabled_then_enabled_starts_unknown),
 	    cmocka_unit_test(test_carry_cluster_verdict_needs_check_regions),
 	    cmocka_unit_test(test_carry_moved_host_name),
 	    cmocka_unit_test(test_enablement_diff),
