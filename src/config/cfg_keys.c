@@ -1610,7 +1610,10 @@ static const cfg_key affinity_keys[] = {
      AT(cfg_affinity_attrs, samesite),
      .def = "Auto",
      CHOICES(samesites),
-     .help = "SameSite attribute of the affinity cookie."},
+     .help = "SameSite attribute of the affinity cookie (Auto: None when "
+	     "the cookie is Secure, else Lax). None needs secure Auto or "
+	     "Always: browsers drop a SameSite=None cookie that is not "
+	     "Secure."},
     {.name = "secure",
      .type = CFG_ENUM,
      AT(cfg_affinity_attrs, secure),
@@ -1654,6 +1657,7 @@ static const cfg_table affinity_table = {
     .what = "session_affinity_attributes",
     .help = "Details of session affinity.",
     TABLE(affinity_keys),
+    .finish = cfg_finish_affinity,
 };
 
 /* ---- load balancer rules ---- */

@@ -616,6 +616,19 @@ void cfg_finish_lb(cfg_ctx *c, const cfg_node *node, void *base)
 			  "session_affinity_attributes.headers");
 }
 
+void cfg_finish_affinity(cfg_ctx *c, const cfg_node *node, void *base)
+{
+	const cfg_affinity_attrs *a = base;
+	/* Browsers drop a SameSite=None cookie without Secure, so every
+	 * session would be lost; Cloudflare refuses the pair too. */
+	if (node && a->samesite == CFG_SAMESITE_NONE &&
+	    a->secure == CFG_SECURE_NEVER)
+		cfg_error(
+		    c, at(node, "samesite"),
+		    "samesite: None needs secure Auto or Always (browsers "
+		    "drop a SameSite=None cookie that is not Secure)");
+}
+
 void cfg_finish_root(cfg_ctx *c, const cfg_node *node, void *base)
 {
 	cfg_snapshot *s = base;

@@ -17,6 +17,8 @@ void cfg_finish_network(cfg_ctx *c, const cfg_node *node, void *base);
 void cfg_finish_origin(cfg_ctx *c, const cfg_node *node, void *base);
 void cfg_finish_pool(cfg_ctx *c, const cfg_node *node, void *base);
 void cfg_finish_lb(cfg_ctx *c, const cfg_node *node, void *base);
+/* session_affinity_attributes (of a load balancer or a rule's overrides). */
+void cfg_finish_affinity(cfg_ctx *c, const cfg_node *node, void *base);
 /* default_pools (the list's node, NULL-safe): no pool twice. For
  * cfg_finish_lb and a rule's overrides. */
 void cfg_check_default_pools(cfg_ctx *c, const cfg_node *dp);

@@ -530,6 +530,10 @@ static void test_api_errors(void **state)
 		     "[\"p1\"]}, \"session_affinity\": \"header\", "
 		     "\"session_affinity_ttl\": 10, \"proxied\": null, "
 		     "\"rules\": [1]}"),
+	    LB("ly", "{\"name\": \"ly.example.com\", \"default_pools\": "
+		     "[\"p1\"], \"session_affinity\": \"cookie\", "
+		     "\"session_affinity_attributes\": {\"samesite\": "
+		     "\"None\", \"secure\": \"Never\"}}"),
 	};
 	expect_errors(
 	    file_yaml, objs, ARRAY_LEN(objs),
@@ -566,6 +570,9 @@ static void test_api_errors(void **state)
 	    "load_balancers[lx].default_pools[2]: pool 'p1' is listed twice",
 	    "load_balancers[lx].session_affinity: header needs "
 	    "session_affinity_attributes.headers",
+	    "load_balancers[ly].session_affinity_attributes.samesite: None "
+	    "needs secure Auto or Always (browsers drop a SameSite=None "
+	    "cookie that is not Secure)",
 	    "pools[px].monitor: unknown monitor 'm2'; did you mean 'm1'?",
 	    "load_balancers[lx].default_pools[1]: unknown pool 'nope'", END);
 }

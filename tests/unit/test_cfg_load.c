@@ -1713,6 +1713,18 @@ static void test_lb_names(void **state)
 		     "session_affinity: header } ]\n",
 		"t.yaml:3:70: session_affinity: header needs "
 		"session_affinity_attributes.headers");
+	/* Regression (r13_samesite_none): accepted, and every cookie was
+	 * "SameSite=None" without Secure, which browsers drop. */
+	EXPECT1(POOL "load_balancers: [ { name: a.b, default_pools: [p], "
+		     "session_affinity: cookie, session_affinity_attributes: "
+		     "{ samesite: None, secure: Never } } ]\n",
+		"t.yaml:3:119: samesite: None needs secure Auto or Always "
+		"(browsers drop a SameSite=None cookie that is not Secure)");
+	EXPECT1(POOL "load_balancers: [ { name: a.b, default_pools: [p], "
+		     "rules: [ { overrides: { session_affinity_attributes: "
+		     "{ secure: Never, samesite: None } } } ] } ]\n",
+		"t.yaml:3:132: samesite: None needs secure Auto or Always "
+		"(browsers drop a SameSite=None cookie that is not Secure)");
 }
 
 static void test_zones(void **state)
