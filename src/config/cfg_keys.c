@@ -1118,7 +1118,9 @@ static const cfg_key monitor_keys[] = {
      .help = "Request path (http and https)."},
     {.name = "header",
      HEADER_MAP(cfg_monitor, headers, nheaders),
-     .help = "Request headers, name to list of values."},
+     .help = "Request headers, name to list of values. An origin's own "
+	     "`Host` header (pools[].origins[].header) takes precedence over "
+	     "this one's, as with Cloudflare."},
     {.name = "port",
      .type = CFG_UINT,
      AT(cfg_monitor, port),

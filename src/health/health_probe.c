@@ -118,12 +118,17 @@ static bool safe_value(const char *v)
 	return true;
 }
 
+/* The origin's own Host override first, then the monitor's: as
+ * Cloudflare documents ("a header override on an individual endpoint
+ * takes precedence over one set on a monitor"), so that a check asks for
+ * the same host as the origin's live traffic (App Engine, S3, Heroku
+ * origins behind one monitor). */
 static const char *host_override(const cfg_monitor *m, const cfg_origin *o)
 {
-	const char *h = header_value(m->headers, m->nheaders, "Host");
+	const char *h = px_origin_host(o);
 	if (h && *h && safe_value(h))
 		return h;
-	h = px_origin_host(o);
+	h = header_value(m->headers, m->nheaders, "Host");
 	if (h && *h && safe_value(h))
 		return h;
 	return NULL;

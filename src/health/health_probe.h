@@ -15,7 +15,7 @@
  * probes only.
  *
  * HTTP details: the request is `<method> <path> HTTP/1.1` with Host (the
- * monitor's Host header, else the origin's Host header, else the origin
+ * origin's Host header, else the monitor's Host header, else the origin
  * address, with ":port" when it is not the scheme's default), User-Agent
  * "Meridian-Health-Check/1" (monitor headers cannot replace it, as with
  * Cloudflare), the other monitor headers, "Connection: close", and
