@@ -1176,17 +1176,19 @@ static const cfg_key monitor_keys[] = {
      .type = CFG_UINT,
      AT(cfg_monitor, consecutive_up),
      .def = "1",
-     .min = 1,
+     .min = 0,
      .max = 100,
-     .help = "Passing checks in a row before an origin becomes healthy."},
+     .help = "Passing checks in a row before an origin becomes healthy; "
+	     "0 (Cloudflare's default, what its API clients send) counts "
+	     "as 1."},
     {.name = "consecutive_down",
      .type = CFG_UINT,
      AT(cfg_monitor, consecutive_down),
      .def = "1",
-     .min = 1,
+     .min = 0,
      .max = 100,
      .help = "Failing checks in a row before an origin becomes "
-	     "unhealthy."},
+	     "unhealthy; 0 (Cloudflare's default) counts as 1."},
 };
 static const cfg_table monitor_table = {
     .path = "monitors[]",

@@ -1231,7 +1231,10 @@ static void test_ranges(void **state)
 	    {"monitors: [ { id: m, retries: 6 } ]", false},
 	    {"monitors: [ { id: m, port: 65535 } ]", true},
 	    {"monitors: [ { id: m, port: 65536 } ]", false},
-	    {"monitors: [ { id: m, consecutive_up: 0 } ]", false},
+	    {"monitors: [ { id: m, consecutive_up: 0, consecutive_down: 0 } ]",
+	     true},
+	    {"monitors: [ { id: m, consecutive_up: 101 } ]", false},
+	    {"monitors: [ { id: m, consecutive_down: -1 } ]", false},
 	    {"pools: [ { id: p, origins: [ { name: o, address: 127.0.0.1, "
 	     "weight: 0 } ] } ]",
 	     true},

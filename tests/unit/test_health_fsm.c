@@ -160,6 +160,21 @@ static void test_consecutive_down_with_retries(void **state)
 	assert_int_equal(fsm.failures, 3);
 }
 
+/* 0, Cloudflare's default, is one check. */
+static void test_consecutive_zero_is_one(void **state)
+{
+	mon.consecutive_up = 0;
+	mon.consecutive_down = 0;
+	pass(100);
+	assert_int_equal(fsm.state, LB_HEALTH_HEALTHY);
+	health_step s = fail_attempt();
+	assert_true(s.changed);
+	assert_int_equal(s.to, LB_HEALTH_UNHEALTHY);
+	s = pass(100);
+	assert_true(s.changed);
+	assert_int_equal(s.to, LB_HEALTH_HEALTHY);
+}
+
 static void test_consecutive_up(void **state)
 {
 	mon.consecutive_up = 3;
@@ -352,6 +367,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_consecutive_down, setup),
 	    cmocka_unit_test_setup(test_consecutive_down_with_retries, setup),
 	    cmocka_unit_test_setup(test_consecutive_up, setup),
+	    cmocka_unit_test_setup(test_consecutive_zero_is_one, setup),
 	    cmocka_unit_test_setup(test_flaps_do_not_change_state, setup),
 	    cmocka_unit_test_setup(test_flap_each_attempt_with_thresholds_one,
 				   setup),
