@@ -7,6 +7,7 @@
 #include <assert.h>
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config/cfg_schema.h"
 #include "config/cfg_ratelimit.h"
@@ -64,6 +65,31 @@ static const char *check_country(const char *s)
 static const char *check_header_name(const char *s)
 {
 	return cfg_is_header_name(s) ? NULL : "an HTTP header name";
+}
+
+/* session_affinity_attributes.headers: a header name, or Cloudflare's
+ * "cookie:NAME[,NAME...]" (cookie names are tokens, RFC 6265 4.1.1). */
+static const char *check_affinity_header(const char *s)
+{
+	static const char why[] =
+	    "an HTTP header name, or cookie:NAME[,NAME...] "
+	    "(the named cookies)";
+	if (strncasecmp(s, "cookie:", 7) != 0)
+		return cfg_is_header_name(s) ? NULL : why;
+	for (const char *p = s + 7;;) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+		char name[256];
+		if (n == 0 || n >= sizeof(name))
+			return why;
+		memcpy(name, p, n);
+		name[n] = '\0';
+		if (!cfg_is_header_name(name))
+			return why;
+		if (!comma)
+			return NULL;
+		p = comma + 1;
+	}
 }
 
 /* RFC 9110 5.5: field-vchar, SP and HTAB; no CR or LF (a value that
@@ -212,8 +238,10 @@ static const cfg_key item_region = {.type = CFG_STRING,
 				    .doc_type = "region"};
 static const cfg_key item_email = {
     .type = CFG_STRING, .check = check_email, .doc_type = "email address"};
-static const cfg_key item_header_name = {
-    .type = CFG_STRING, .check = check_header_name, .doc_type = "header name"};
+static const cfg_key item_affinity_header = {
+    .type = CFG_STRING,
+    .check = check_affinity_header,
+    .doc_type = "header name or cookie:NAME[,NAME...]"};
 static const cfg_key item_pool_ref = {.type = CFG_REF, .ref = CFG_REF_POOL};
 
 /* header: { Name: [values] } */
@@ -1638,9 +1666,11 @@ static const cfg_key affinity_keys[] = {
     {.name = "headers",
      .type = CFG_LIST,
      ARRAY_AT(cfg_affinity_attrs, headers, nheaders),
-     .item = &item_header_name,
+     .item = &item_affinity_header,
      .help = "session_affinity header: the request headers that identify "
-	     "a session."},
+	     "a session. An item `cookie:NAME[,NAME...]` (Cloudflare's form) "
+	     "takes the named cookies of the Cookie header, each one as if "
+	     "it were a header; `Cookie` itself takes all of them."},
     {.name = "require_all_headers",
      .type = CFG_BOOL,
      AT(cfg_affinity_attrs, require_all_headers),

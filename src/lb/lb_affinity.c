@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config/cfg_load.h"
 #include "lb/lb_hash.h"
@@ -139,11 +140,9 @@ static bool is_ows(char c)
 	return c == ' ' || c == '\t';
 }
 
-bool lb_affinity_cookie_find(const char *hdr, size_t len, const char **val,
-			     size_t *vlen)
+bool lb_cookie_get(const char *hdr, size_t len, const char *name, size_t nl,
+		   const char **val, size_t *vlen)
 {
-	static const char name[] = LB_AFF_COOKIE_NAME;
-	const size_t nl = sizeof(name) - 1;
 	size_t i = 0;
 
 	while (i < len) {
@@ -170,6 +169,13 @@ bool lb_affinity_cookie_find(const char *hdr, size_t len, const char **val,
 		}
 	}
 	return false;
+}
+
+bool lb_affinity_cookie_find(const char *hdr, size_t len, const char **val,
+			     size_t *vlen)
+{
+	return lb_cookie_get(hdr, len, LB_AFF_COOKIE_NAME,
+			     sizeof(LB_AFF_COOKIE_NAME) - 1, val, vlen);
 }
 
 int lb_affinity_set_cookie(const cfg_lb *lb, const char *token, bool https,
@@ -207,25 +213,56 @@ int lb_affinity_set_cookie(const cfg_lb *lb, const char *token, bool https,
 	return n;
 }
 
+/* One part of a header session's key: its value mixed in when present;
+ * when absent, its position (so that {a, -} and {-, a} differ), or no key
+ * at all with require_all_headers. Returns false for "no key". */
+static bool key_part(uint64_t *h, size_t *found, size_t pos, bool present,
+		     const char *v, size_t vl, bool require_all)
+{
+	if (!present) {
+		*h = lb_hash_mix(*h, (uint64_t)pos);
+		return !require_all;
+	}
+	(*found)++;
+	*h = lb_hash_mix(*h, lb_hash_bytes(v, vl));
+	return true;
+}
+
 bool lb_affinity_header_key(const cfg_lb *lb, lb_affinity_header_fn get,
 			    void *arg, uint64_t *key)
 {
 	const cfg_affinity_attrs *a = &lb->session_affinity_attributes;
 	uint64_t h = 0x6d6572696469616eULL; /* "meridian" */
-	size_t found = 0;
+	size_t found = 0, pos = 0;
 
 	for (size_t i = 0; i < a->nheaders; i++) {
+		const char *item = a->headers[i];
 		const char *v = NULL;
 		size_t vl = 0;
-		if (!get(arg, a->headers[i], &v, &vl)) {
-			if (a->require_all_headers)
+		if (strncasecmp(item, LB_AFF_COOKIE_ITEM,
+				sizeof(LB_AFF_COOKIE_ITEM) - 1) != 0) {
+			bool has = get(arg, item, &v, &vl);
+			if (!key_part(&h, &found, pos++, has, v, vl,
+				      a->require_all_headers))
 				return false;
-			/* the position of a missing header counts too */
-			h = lb_hash_mix(h, (uint64_t)i);
 			continue;
 		}
-		found++;
-		h = lb_hash_mix(h, lb_hash_bytes(v, vl));
+		/* "cookie:a,b": each named cookie is a part of its own. */
+		const char *c = NULL;
+		size_t cl = 0;
+		bool have_cookies = get(arg, "cookie", &c, &cl);
+		for (const char *n = item + sizeof(LB_AFF_COOKIE_ITEM) - 1;;) {
+			const char *comma = strchr(n, ',');
+			size_t nl = comma ? (size_t)(comma - n) : strlen(n);
+			bool has = have_cookies &&
+				   lb_cookie_get(c, cl, n, nl, &v, &vl);
+			if (!key_part(&h, &found, pos++, has, v, vl,
+				      a->require_all_headers))
+				return false;
+			if (!comma)
+				break;
+			n = comma + 1;
+		}
 	}
 	if (!found)
 		return false;

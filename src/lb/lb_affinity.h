@@ -30,7 +30,8 @@
  *        whether to retry elsewhere and what to do with the cookie.
  *
  *   header
- *     lb_affinity_header_key() hashes the configured headers' values into a
+ *     lb_affinity_header_key() hashes the configured headers' values (and
+ *     the named cookies of a "cookie:a,b" item) into a
  *     64-bit key; lb_steer_origin_key(pool, key, ...) then picks the origin
  *     by weighted rendezvous hashing. No table is kept: every worker and
  *     every edge maps the same header values to the same origin, and when an
@@ -115,6 +116,16 @@ const cfg_origin *lb_affinity_lookup(const cfg_lb *lb,
 				     const lb_affinity_secret *s,
 				     const char *token, size_t len,
 				     const cfg_pool **pool_out);
+
+/* The value of cookie name[0..nl) in one Cookie header value
+ * ("a=1; b=2"), surrounding double quotes removed. */
+bool lb_cookie_get(const char *hdr, size_t len, const char *name, size_t nl,
+		   const char **val, size_t *vlen);
+
+/* A session_affinity_attributes.headers item "cookie:NAME[,NAME...]"
+ * (Cloudflare's form) names cookies of the Cookie header, each one a part
+ * of the key like a header; the item "cookie" is the whole header. */
+#define LB_AFF_COOKIE_ITEM "cookie:"
 
 /* The value of the __cflb cookie in one Cookie header value
  * ("a=1; __cflb=0123abcd; b=2"); surrounding double quotes are removed.

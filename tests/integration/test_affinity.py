@@ -222,6 +222,24 @@ def test_header_affinity_require_all(lab):
     assert len(set(half)) >= 2, half
 
 
+def test_header_affinity_by_named_cookies(lab):
+    """Cloudflare's "cookie:NAME,..." item: the session is the named
+    cookie's value, whatever other cookies come and go."""
+    e, os_ = start(lab, affinity="header",
+                   attrs={"headers": ["cookie:sid"]})
+    owner = {}
+    for i in range(12):
+        got = {get(e, headers=[("Cookie", "ga=%d; sid=s%d; t=%d" % (
+            k, i, k))]).header("X-Origin") for k in range(4)}
+        assert len(got) == 1, (i, got)
+        owner[i] = got.pop()
+    assert len(set(owner.values())) >= 2, owner
+    # Without the named cookie (other cookies only): steered normally.
+    spread = {get(e, headers=[("Cookie", "ga=1; sidx=s0")]).header(
+        "X-Origin") for _ in range(40)}
+    assert len(spread) >= 2, spread
+
+
 def test_affinity_secret_keys_the_cookie(lab):
     """edge.affinity_secret keys the cookie: edges sharing the secret
     honour each other's cookies; an edge with the same name and another

@@ -1234,6 +1234,25 @@ static void test_ranges(void **state)
 	    {"monitors: [ { id: m, consecutive_up: 0, consecutive_down: 0 } ]",
 	     true},
 	    {"monitors: [ { id: m, consecutive_up: 101 } ]", false},
+	    {"pools: [ { id: p, origins: [ { name: o, address: 127.0.0.1 } ] "
+	     "} ]\nload_balancers: [ { name: a.example.com, default_pools: "
+	     "[p], session_affinity: header, session_affinity_attributes: { "
+	     "headers: [x-user, \"cookie:sid,uid\", Cookie] } } ]",
+	     true},
+	    {"pools: [ { id: p, origins: [ { name: o, address: 127.0.0.1 } ] "
+	     "} ]\nload_balancers: [ { name: a.example.com, default_pools: "
+	     "[p], session_affinity_attributes: { headers: [\"cookie:\"] } } ]",
+	     false},
+	    {"pools: [ { id: p, origins: [ { name: o, address: 127.0.0.1 } ] "
+	     "} ]\nload_balancers: [ { name: a.example.com, default_pools: "
+	     "[p], session_affinity_attributes: { headers: [\"cookie:a,,b\"] } "
+	     "} ]",
+	     false},
+	    {"pools: [ { id: p, origins: [ { name: o, address: 127.0.0.1 } ] "
+	     "} ]\nload_balancers: [ { name: a.example.com, default_pools: "
+	     "[p], session_affinity_attributes: { headers: [\"cookie:a b\"] } "
+	     "} ]",
+	     false},
 	    {"monitors: [ { id: m, consecutive_down: -1 } ]", false},
 	    {"pools: [ { id: p, origins: [ { name: o, address: 127.0.0.1, "
 	     "weight: 0 } ] } ]",

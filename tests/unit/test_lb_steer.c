@@ -979,6 +979,43 @@ static void test_affinity_header_key(void **state)
 	assert_true(k4 == k1);
 }
 
+/* Cloudflare's "cookie:a,b" item: the named cookies, each a part. */
+static void test_affinity_cookie_item(void **state)
+{
+	static const char *hdrs[1] = {"cookie:sid,uid"};
+	fake_req r1 = {{"Cookie"}, {"x=1; sid=s1; uid=\"u1\"; y=2"}};
+	fake_req r1b = {{"cookie"}, {"uid=u1;sid=s1"}};
+	fake_req r2 = {{"Cookie"}, {"sid=s1; uid=u2"}};
+	fake_req only_sid = {{"Cookie"}, {"sid=s1; x=3"}};
+	fake_req only_uid = {{"Cookie"}, {"uid=s1"}};
+	fake_req other = {{"Cookie", "X-Sid"}, {"sidx=s1; x=1", "s1"}};
+	fake_req none = {{"Accept"}, {"*/*"}};
+	uint64_t k1, k1b, k2, k3, k4;
+
+	lb.session_affinity = CFG_AFF_HEADER;
+	lb.session_affinity_attributes.headers = hdrs;
+	lb.session_affinity_attributes.nheaders = 1;
+	assert_true(lb_affinity_header_key(&lb, fake_get, &r1, &k1));
+	/* other cookies, their order and quotes do not count */
+	assert_true(lb_affinity_header_key(&lb, fake_get, &r1b, &k1b));
+	assert_true(k1 == k1b);
+	assert_true(lb_affinity_header_key(&lb, fake_get, &r2, &k2));
+	assert_true(k1 != k2);
+	/* a missing cookie counts by its place: sid=s1 alone and uid=s1
+	 * alone are different sessions */
+	assert_true(lb_affinity_header_key(&lb, fake_get, &only_sid, &k3));
+	assert_true(lb_affinity_header_key(&lb, fake_get, &only_uid, &k4));
+	assert_true(k3 != k4 && k3 != k1);
+	/* "sidx" is not "sid" */
+	assert_false(lb_affinity_header_key(&lb, fake_get, &other, &k4));
+	assert_false(lb_affinity_header_key(&lb, fake_get, &none, &k4));
+	lb.session_affinity_attributes.require_all_headers = true;
+	assert_false(lb_affinity_header_key(&lb, fake_get, &only_sid, &k4));
+	assert_true(lb_affinity_header_key(&lb, fake_get, &r1, &k4));
+	assert_true(k4 == k1);
+	lb.session_affinity_attributes.require_all_headers = false;
+}
+
 static void test_affinity_check(void **state)
 {
 	cfg_affinity_attrs *a = &lb.session_affinity_attributes;
@@ -1172,6 +1209,7 @@ int main(void)
 	    T(test_affinity_cookie_find),
 	    T(test_affinity_set_cookie),
 	    T(test_affinity_header_key),
+	    T(test_affinity_cookie_item),
 	    T(test_affinity_check),
 	    T(test_affinity_drain),
 	    T(test_affinity_disabled_at),
