@@ -830,7 +830,7 @@ size_t health_enablement_diff(const cfg_snapshot *from, const cfg_snapshot *to,
 	return n;
 }
 
-bool health_monitor_same(const cfg_monitor *a, const cfg_monitor *b)
+bool health_monitor_tests_same(const cfg_monitor *a, const cfg_monitor *b)
 {
 	if (!a || !b)
 		return false;
@@ -838,18 +838,28 @@ bool health_monitor_same(const cfg_monitor *a, const cfg_monitor *b)
 	       core_same_str(a->method, b->method) &&
 	       core_same_str(a->path, b->path) &&
 	       same_headers(a->headers, a->nheaders, b->headers, b->nheaders) &&
-	       a->port == b->port && a->timeout_ms == b->timeout_ms &&
-	       a->retries == b->retries && a->interval_ms == b->interval_ms &&
+	       a->port == b->port &&
 	       core_same_str(a->expected_codes, b->expected_codes) &&
 	       core_same_str(a->expected_body, b->expected_body) &&
 	       a->follow_redirects == b->follow_redirects &&
-	       a->allow_insecure == b->allow_insecure &&
+	       a->allow_insecure == b->allow_insecure;
+}
+
+bool health_monitor_same(const cfg_monitor *a, const cfg_monitor *b)
+{
+	return health_monitor_tests_same(a, b) &&
+	       a->timeout_ms == b->timeout_ms && a->retries == b->retries &&
+	       a->interval_ms == b->interval_ms &&
 	       a->consecutive_up == b->consecutive_up &&
 	       a->consecutive_down == b->consecutive_down;
 }
 
 /* Whether the active-check verdict of oo (in pool op) still holds for no
- * (in pool np), under the same monitor:
+ * (in pool np), under a monitor that tests the same thing (its cadence and
+ * tolerance -- interval, timeout, retries, consecutive_up/down -- may have
+ * changed: the verdict stands until the next check, which the new settings
+ * then judge; reset to unknown, a dead origin would take traffic until
+ * then):
  *   - checked after (pool and origin enabled): only when checked before
  *     too. A verdict reached under other settings, or one nobody checked,
  *     must not outlive the change: an unhealthy origin would stay
@@ -862,7 +872,7 @@ bool health_monitor_same(const cfg_monitor *a, const cfg_monitor *b)
 static bool verdict_holds(const cfg_pool *op, const cfg_origin *oo,
 			  const cfg_pool *np, const cfg_origin *no)
 {
-	if (!health_monitor_same(op->monitor, np->monitor))
+	if (!health_monitor_tests_same(op->monitor, np->monitor))
 		return false;
 	if (np->enabled && no->enabled)
 		return op->enabled && oo->enabled;
@@ -922,7 +932,10 @@ size_t health_states_carry(const cfg_snapshot *from, lb_origin_state *from_o,
 				atomic_store(&d->cluster,
 					     atomic_load(&s->cluster));
 			atomic_store(&d->rtt_us, atomic_load(&s->rtt_us));
-			if (!moved)
+			/* Another interval: a new grid (the old one could
+			 * put the next check a whole old interval away). */
+			if (!moved &&
+			    health_monitor_same(op->monitor, np->monitor))
 				atomic_store(&d->next_check_ms,
 					     atomic_load(&s->next_check_ms));
 			pthread_mutex_lock(&s->lock);

@@ -137,9 +137,11 @@ void health_states_destroy(lb_origin_state *o, size_t n);
  * port are; it keeps its passive state (ejection) and, still over TLS, its
  * certificate expiry. Its active-check verdict (state, RTT, reason, since,
  * checks, failures) is kept only when it was checked before and is checked
- * after by the same monitor (health_monitor_same): pool and origin enabled
- * in both, the pool's monitor the same; or when it is not checked after
- * (pool or origin disabled now) and the monitor is the same: the last
+ * after by a monitor that tests the same (health_monitor_tests_same; its
+ * interval, timeout, retries and consecutive_up/down may differ, and then
+ * the check grid starts anew): pool and origin enabled in both; or when it
+ * is not checked after (pool or origin disabled now) and the monitor tests
+ * the same: the last
  * verdict stays for the sessions it drains (drain_duration). Otherwise it
  * starts unknown, as a new origin does (for a pool without a monitor:
  * routable, never checked).
@@ -170,5 +172,10 @@ size_t health_enablement_diff(const cfg_snapshot *from, const cfg_snapshot *to,
  * changes a check or a verdict (all but the description). false when
  * either is NULL. */
 bool health_monitor_same(const cfg_monitor *a, const cfg_monitor *b);
+
+/* Whether two monitors test the same thing: as health_monitor_same but
+ * for the cadence and tolerance (interval, timeout, retries,
+ * consecutive_up, consecutive_down). */
+bool health_monitor_tests_same(const cfg_monitor *a, const cfg_monitor *b);
 
 #endif

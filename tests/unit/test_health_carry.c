@@ -254,10 +254,6 @@ static void test_carry_monitor_changed_starts_unknown(void **state)
 	static const char *const mons[] = {
 	    "{id: m, type: http, path: /other, interval: 5s,"
 	    " consecutive_down: 2}",
-	    "{id: m, type: http, path: /healthz, interval: 10s,"
-	    " consecutive_down: 2}",
-	    "{id: m, type: http, path: /healthz, interval: 5s,"
-	    " consecutive_down: 3}",
 	    "{id: m, type: http, path: /healthz, interval: 5s,"
 	    " consecutive_down: 2, expected_codes: 2xx}",
 	    "{id: m, type: tcp, interval: 5s, consecutive_down: 2}",
@@ -280,6 +276,45 @@ static void test_carry_monitor_changed_starts_unknown(void **state)
 			 mons[i], id);
 		carried c = carry_a1(yaml);
 		assert_fresh(&c);
+	}
+}
+
+/* Only the cadence or the tolerance changed (interval, timeout, retries,
+ * consecutive_up/down): the monitor tests the same thing, so the verdict
+ * stands until the next check (reset to unknown, an origin known dead
+ * would take traffic until then); the check grid starts anew for the new
+ * interval. */
+static void test_carry_monitor_cadence_changed_keeps_verdict(void **state)
+{
+	(void)state;
+	static const char *const mons[] = {
+	    "{id: m, type: http, path: /healthz, interval: 10s,"
+	    " consecutive_down: 2}",
+	    "{id: m, type: http, path: /healthz, interval: 5s,"
+	    " consecutive_down: 3}",
+	    "{id: m, type: http, path: /healthz, interval: 5s,"
+	    " consecutive_down: 2, consecutive_up: 4, retries: 0,"
+	    " timeout: 1s}",
+	};
+	for (size_t i = 0; i < sizeof(mons) / sizeof(mons[0]); i++) {
+		char yaml[1024];
+		snprintf(yaml, sizeof(yaml),
+			 "monitors:\n"
+			 "  - %s\n"
+			 "pools:\n"
+			 "  - id: a\n"
+			 "    monitor: m\n"
+			 "    origins: [{name: a1, address: 127.0.0.1, "
+			 "port: 9001}]\n",
+			 mons[i]);
+		carried c = carry_a1(yaml);
+		assert_int_equal(c.kept, 1);
+		assert_int_equal(c.active, LB_HEALTH_UNHEALTHY);
+		assert_int_equal(c.checks, 10);
+		assert_int_equal(c.down_run, 3);
+		assert_string_equal(
+		    c.reason, "response code mismatch: HTTP 503, expected 200");
+		assert_int_equal(c.next_check_ms, 0); /* a new grid */
 	}
 }
 
@@ -533,6 +568,7 @@ int main(void)
 	    cmocka_unit_test(test_carry_same_monitor_keeps_verdict),
 	    cmocka_unit_test(test_carry_monitor_removed_starts_unknown),
 	    cmocka_unit_test(test_carry_monitor_changed_starts_unknown),
+	    cmocka_unit_test(test_carry_monitor_cadence_changed_keeps_verdict),
 	    cmocka_unit_test(test_carry_disabled_keeps_last_verdict),
 	    cmocka_unit_test(test_carry_disabled_then_enabled_starts_unknown),
 	    cmocka_unit_test(test_carry_cluster_verdict_needs_check_regions),
