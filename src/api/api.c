@@ -796,6 +796,7 @@ static json_t *origin_health(const edge_snapshot *s, const cfg_pool *p,
 	char reason[sizeof(st->reason)];
 	pthread_mutex_lock(&st->lock);
 	memcpy(reason, st->reason, sizeof(reason));
+	uint16_t code = st->response_code;
 	pthread_mutex_unlock(&st->lock);
 	json_t *j = json_object();
 	json_object_set_new(j, "name", json_string(o->name));
@@ -811,6 +812,10 @@ static json_t *origin_health(const edge_snapshot *s, const cfg_pool *p,
 	json_object_set_new(j, "rtt", rtt ? json_string(rtts) : json_null());
 	json_object_set_new(j, "failure_reason",
 			    json_string(reason[0] ? reason : "No failures"));
+	/* As Cloudflare's: the status of the last check's answer (null:
+	 * none, e.g. tcp monitors or a refused connection). */
+	json_object_set_new(j, "response_code",
+			    code ? json_integer(code) : json_null());
 	return j;
 }
 

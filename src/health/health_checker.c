@@ -171,7 +171,8 @@ static void pool_eval(health_checker *hc, const cfg_pool *pool, uint64_t wall)
 	emit(hc, &ev);
 }
 
-static void publish(health_checker *hc, hc_target *t, const health_step *s)
+static void publish(health_checker *hc, hc_target *t, const health_step *s,
+		    int status)
 {
 	lb_origin_state *o = t->st;
 	atomic_store_explicit(&o->rtt_us, t->fsm.rtt_us, memory_order_relaxed);
@@ -188,6 +189,7 @@ static void publish(health_checker *hc, hc_target *t, const health_step *s)
 	o->failures = t->fsm.failures;
 	o->up_run = t->fsm.up_run;
 	o->down_run = t->fsm.down_run;
+	o->response_code = status > 0 && status < 1000 ? (uint16_t)status : 0;
 	atomic_store_explicit(&o->active, (uint8_t)t->fsm.state,
 			      memory_order_release);
 	pthread_mutex_unlock(&o->lock);
@@ -406,7 +408,7 @@ static void probe_done(health_probe *p, const health_result *r)
 		log_debug("health: %s/%s %s -> %s %s", t->pool->id,
 			  t->origin->name, health_state_name(st.from),
 			  health_state_name(st.to), health_fsm_reason(&t->fsm));
-	publish(hc, t, &st);
+	publish(hc, t, &st, r->status);
 	schedule_next(hc, t);
 }
 
@@ -945,6 +947,7 @@ size_t health_states_carry(const cfg_snapshot *from, lb_origin_state *from_o,
 			d->failures = s->failures;
 			d->up_run = s->up_run;
 			d->down_run = s->down_run;
+			d->response_code = s->response_code;
 			pthread_mutex_unlock(&s->lock);
 			kept++;
 		}

@@ -70,6 +70,9 @@ typedef struct lb_origin_state {
 	/* Passed and failed attempts in a row (health_fsm's runs), kept so
 	 * that a config change does not restart consecutive_up/down. */
 	uint32_t up_run, down_run;
+	/* The HTTP (or SMTP) status of the last check's answer, 0 when none
+	 * came (tcp monitors, connection or TLS failures). */
+	uint16_t response_code;
 } lb_origin_state;
 
 typedef struct lb_pool_state {

@@ -424,6 +424,9 @@ def test_pool_health_and_events(lab, tmp_path):
     assert byname["up"]["healthy"] is True
     assert byname["down"]["healthy"] is False
     assert byname["down"]["failure_reason"] != "No failures"
+    # the last check's answer: 200 for the live origin, none for the dead
+    assert byname["up"]["response_code"] == 200, byname["up"]
+    assert byname["down"]["response_code"] is None, byname["down"]
     assert pop["healthy"] is True and pop["state"] == "degraded"
 
     def events(q=""):
