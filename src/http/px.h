@@ -178,6 +178,10 @@ struct px_client {
 
 	/* Current response. */
 	bool resp_head_done;
+	/* chead was compacted while part of its first head was out: its
+	 * bytes may start inside a head the client has begun to read, so
+	 * they cannot be replaced (chead_started). Cleared when it empties. */
+	bool chead_cut;
 	bool resp_keepalive;
 	bool resp_framed;
 	bool resp_cut; /* a close-delimited body ended by a reset */

@@ -460,6 +460,25 @@ static int add_edge_fields(px_client *cl, int n)
 				     ed.add, ed.nadd);
 }
 
+/* Whether the client may have begun to read what chead holds: bytes of
+ * its first head went out (start > 0), or did before chead was compacted
+ * (chead_cut). Such bytes must go out as they are, or the answer is cut;
+ * replacing them would splice another head into one half sent. */
+static bool chead_started(const px_client *cl)
+{
+	return cl->chead && blen(cl->chead) &&
+	       (cl->chead->start > 0 || cl->chead_cut);
+}
+
+/* Make room at chead's tail for one more head (a 1xx, then the final
+ * one), remembering whether part of what stays was sent already. */
+static void chead_compact(px_client *cl)
+{
+	if (cl->chead->start > 0 && blen(cl->chead))
+		cl->chead_cut = true;
+	core_buf_compact(cl->chead);
+}
+
 /* The edge's own answer to the request (or a cut, when part of another
  * already went out). log: false for answers the operator asked for (a
  * rule's fixed_response: a 503 maintenance page is not an edge error). */
@@ -467,8 +486,7 @@ static void local_answer(px_client *cl, int status, const char *detail,
 			 bool close, bool log)
 {
 	edge_worker *w = cl->w;
-	if (cl->resp_head_done ||
-	    (cl->chead && blen(cl->chead) && cl->chead->start > 0)) {
+	if (cl->resp_head_done || chead_started(cl)) {
 		/* Part of a response (or of a 1xx) already went out: all we
 		 * can do is cut. */
 		client_close(cl);
@@ -495,6 +513,7 @@ static void local_answer(px_client *cl, int status, const char *detail,
 	if (!cl->chead)
 		cl->chead = core_buf_get(&w->bufs);
 	cl->chead->start = cl->chead->end = 0;
+	cl->chead_cut = false;
 	int n = px_head_local(status, detail, w->snap->cfg->edge.name, close,
 			      cl->method == HTTP_M_HEAD, cl->chead->data,
 			      cl->chead->cap);
@@ -729,6 +748,7 @@ static void reset_exchange(px_client *cl)
 	memset(&cl->req_chunk, 0, sizeof(cl->req_chunk));
 	cl->req_fwd = cl->req_trl = 0;
 	cl->resp_head_done = cl->resp_framed = cl->resp_keepalive = false;
+	cl->chead_cut = false;
 	cl->resp_cut = cl->resp_unchunk = false;
 	cl->resp_body = HTTP1_BODY_NONE;
 	cl->resp_remaining = 0;
@@ -2105,7 +2125,7 @@ static int relay_interim(px_client *cl, const http1_response *resp)
 		return px_h2_respond(cl, resp, NULL);
 	if (!cl->chead)
 		cl->chead = core_buf_get(&cl->w->bufs);
-	core_buf_compact(cl->chead);
+	chead_compact(cl);
 	int n =
 	    px_head_response(resp, false, false, NULL, core_buf_tail(cl->chead),
 			     core_buf_space(cl->chead));
@@ -2218,7 +2238,7 @@ static bool parse_response(px_client *cl)
 	if (!cl->chead && !cl->h2s)
 		cl->chead = core_buf_get(&w->bufs);
 	if (cl->chead)
-		core_buf_compact(cl->chead);
+		chead_compact(cl);
 	/* The fields the edge adds to the origin's head: the affinity
 	 * cookie, then those of every answer (edge_fields). */
 	px_resp_edit ed = {0};
@@ -2326,7 +2346,7 @@ static bool frame_response(px_client *cl)
 			 http1_err_reason(n));
 		origin_failed(cl, cl->origin, "invalid response body");
 		if (!cl->h2s && cl->chead && blen(cl->chead) &&
-		    cl->chead->start == 0) {
+		    !chead_started(cl)) {
 			/* Nothing of the answer went out yet (the body came
 			 * with its head): the client gets a 502, not a bare
 			 * close. (A head all written leaves chead empty, at
@@ -2363,8 +2383,11 @@ static bool write_client(px_client *cl)
 	px_stats_sent(&cl->st, (size_t)n);
 	uint32_t m = (uint32_t)n;
 	uint32_t h = MIN(m, hl);
-	if (h)
+	if (h) {
 		core_buf_consume(cl->chead, h);
+		if (!blen(cl->chead))
+			cl->chead_cut = false;
+	}
 	m -= h;
 	if (m) {
 		core_buf_consume(up->in, m);

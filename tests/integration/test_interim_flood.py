@@ -88,3 +88,48 @@ def test_1xx_flood_to_an_h2_client_that_does_not_read(lab, tmp_path):
         e.check_alive()
     finally:
         stop.set()
+
+
+def _hint(i):
+    return (b"HTTP/1.1 103 Early Hints\r\nLink: </%d/%s>\r\n\r\n"
+            % (i, b"x" * 3000))
+
+
+def test_1xx_flood_to_an_http1_client_that_does_not_read(lab):
+    """The same flood to an HTTP/1.1 client: the edge's head buffer fills
+    while part of a 103 is out. What the client reads must still be whole
+    heads, in order, then a whole final answer or a cut: never another
+    head spliced into the 103 it had begun to read."""
+    done, stop = threading.Event(), threading.Event()
+    try:
+        port = flooding_origin(done, stop)
+        pools = [{"id": "p", "origins": [
+            {"name": "flood", "address": mt.LOCAL, "port": port}]}]
+        e = lab.edge(pools, [{"name": HOST, "default_pools": ["p"]}],
+                     workers=1)
+        with mt.HttpConn(e.port, timeout=4 * mt.WAIT) as c:
+            c.send(mt.req("GET", "/", HOST))
+            # Not reading until the origin is through (or cut off).
+            assert done.wait(4 * mt.WAIT), "the origin never finished"
+            out = c.read_to_eof(time.monotonic() + 4 * mt.WAIT)
+        i = pos = 0
+        for _ in range(N_HINTS):
+            h = _hint(i)
+            if out[pos:pos + len(h)] != h:
+                break
+            pos += len(h)
+            i += 1
+        rest = out[pos:]
+        # Not all of them were held for the client.
+        assert i < N_HINTS, len(out)
+        if rest.startswith(b"HTTP/1.1 502 "):
+            head, _, body = rest.partition(b"\r\n\r\n")
+            assert b"\r\nConnection: close\r\n" in head + b"\r\n", head
+            assert body.startswith(b"502 Bad Gateway: "), rest[:300]
+            assert body.endswith(b")\n") and b"HTTP/" not in body, rest
+        else:
+            # Cut: what came of the next 103 is a piece of it.
+            assert _hint(i).startswith(rest), (i, rest[:300])
+        e.check_alive()
+    finally:
+        stop.set()
