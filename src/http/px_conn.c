@@ -2438,8 +2438,12 @@ static bool finish_exchange(px_client *cl)
 	bool req_done =
 	    cl->req_framed && cl->req_fwd == 0 && blen(cl->uhead) == 0;
 	px_upstream *up = cl->up;
+	/* An HTTP/1.0 request went with "Connection: close" (px_head_request):
+	 * no further request may follow on that connection (RFC 9112 §9.6),
+	 * whatever the origin's answer said. */
 	bool reusable = up && req_done && !up->rd_eof && !up->wr_shut &&
-			cl->resp_keepalive && cl->resp_body != HTTP1_BODY_EOF;
+			cl->resp_keepalive && !cl->http10 &&
+			cl->resp_body != HTTP1_BODY_EOF;
 	px_stats_end(cl);
 	/* Not outstanding any more before its connection shows as idle: a
 	 * reader of the gauges (/metrics, least_outstanding_requests on

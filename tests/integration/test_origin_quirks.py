@@ -416,6 +416,17 @@ def _get10(oq, name):
                                      version="HTTP/1.0"))
 
 
+def test_a_connection_told_close_is_not_used_again(oq):
+    """An HTTP/1.0 request goes to the origin with "Connection: close";
+    RFC 9112 §9.6: the edge sends nothing more on that connection, even
+    when the answer does not say close (it SHOULD; the origin here keeps
+    the connection open, so a reuse would be seen)."""
+    data, end = _get10(oq, "http10-close")
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n"), data
+    assert data.endswith(b"ok:/q/http10-close"), data
+    _after(oq, "http10-close")
+
+
 @pytest.mark.parametrize("name, body", [
     ("trailers", b"hello"),
     ("many-chunks", MANY),
