@@ -638,7 +638,9 @@ static const cfg_key retries_keys[] = {
      .min = 0,
      .max = 7,
      .help = "Other origins tried for a request whose connection failed "
-	     "or was reset before any response byte."},
+	     "or was reset before any response byte. A request that is not "
+	     "idempotent (POST, PATCH, ...) goes again only if none of it "
+	     "reached the origin (RFC 9112 §9.3.1.1)."},
     {.name = "on_5xx",
      .type = CFG_BOOL,
      AT(cfg_retries, on_5xx),

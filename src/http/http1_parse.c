@@ -1078,6 +1078,21 @@ bool http1_is_hop_by_hop(const http1_header *all, uint32_t n,
 	return false;
 }
 
+bool http1_method_idempotent(http1_method m)
+{
+	switch (m) {
+	case HTTP_M_GET:
+	case HTTP_M_HEAD:
+	case HTTP_M_OPTIONS:
+	case HTTP_M_TRACE:
+	case HTTP_M_PUT:
+	case HTTP_M_DELETE:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* ---- chunked bodies ----
  * chunked-body = *chunk last-chunk trailer-section CRLF (RFC 9112 §7.1),
  * walked one byte at a time outside chunk data so that any split of the input

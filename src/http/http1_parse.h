@@ -52,6 +52,10 @@ typedef enum http1_method {
 	HTTP_M_PATCH,
 } http1_method;
 
+/* RFC 9110 §9.2.2: GET, HEAD, OPTIONS, TRACE, PUT, DELETE. Only these may
+ * be sent again by a proxy after a failure (RFC 9112 §9.3.1.1). */
+bool http1_method_idempotent(http1_method m);
+
 typedef enum http1_body {
 	HTTP1_BODY_NONE = 0, /* no body */
 	HTTP1_BODY_LENGTH,   /* content_length bytes */

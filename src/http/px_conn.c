@@ -1605,15 +1605,34 @@ static bool next_origin(px_client *cl)
 	return true;
 }
 
-static px_upstream *take_idle(edge_worker *w, const cfg_origin *o)
+/* Whether an idle connection is still open as far as the kernel knows:
+ * the origin's FIN (or reset) may have arrived since the loop last looked.
+ * A plain connection must also hold no bytes (an idle origin sends none);
+ * a TLS one may (a late session ticket). */
+static bool idle_alive(const px_upstream *up)
+{
+	char c;
+	ssize_t r = recv(up->io.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (r > 0)
+		return up->tls != NULL;
+	return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+/* The newest idle connection to o. A request that may not be sent twice
+ * (a non-idempotent one: may_resend) first has the connection looked
+ * at: the keep-alive race (the origin closing it just now) would cost it
+ * a 502 instead of a retry. */
+static px_upstream *take_idle(edge_worker *w, const cfg_origin *o, bool check)
 {
 	edge_idle_list *l = &w->idle[o->index];
-	px_upstream *up = l->head;
-	if (!up)
-		return NULL;
-	idle_unlink(up);
-	core_timer_cancel(&w->loop, &up->timer);
-	return up;
+	for (px_upstream *up; (up = l->head);) {
+		idle_unlink(up);
+		core_timer_cancel(&w->loop, &up->timer);
+		if (!check || idle_alive(up))
+			return up;
+		up_close(up);
+	}
+	return NULL;
 }
 
 /* A new connection to a TLS origin: the client side of the handshake,
@@ -1642,7 +1661,9 @@ static void attach_upstream(px_client *cl, bool allow_idle)
 	for (;;) {
 		const cfg_origin *o = cl->origin;
 		px_upstream *up =
-		    allow_idle && cl->snap == w->snap ? take_idle(w, o) : NULL;
+		    allow_idle && cl->snap == w->snap
+			? take_idle(w, o, !http1_method_idempotent(cl->method))
+			: NULL;
 		if (up) {
 			set_busy(cl, o);
 			up->client = cl;
@@ -1721,6 +1742,19 @@ static void attach_upstream(px_client *cl, bool allow_idle)
 }
 
 /* The upstream failed before any response byte. */
+/* Whether the request may go out again after its connection failed before
+ * any answer: RFC 9112 §9.3.1.1 says a proxy MUST NOT retry a
+ * non-idempotent request automatically, which the origin may have acted
+ * on; only when none of it reached the origin is that not a retry. In
+ * both cases no body byte may have gone (they left the buffer). */
+static bool may_resend(const px_client *cl)
+{
+	if (!cl->uhead || cl->req_sent != 0)
+		return false;
+	bool none_written = blen(cl->uhead) == cl->uhead_len;
+	return none_written || http1_method_idempotent(cl->method);
+}
+
 static void upstream_failed(px_client *cl, int err)
 {
 	px_upstream *up = cl->up;
@@ -1729,22 +1763,34 @@ static void upstream_failed(px_client *cl, int err)
 		up_close(up);
 		cl->up = NULL;
 	}
-	if (stale && !cl->stale_retried && cl->req_sent == 0 && cl->uhead) {
-		/* The keep-alive race: the origin closed the idle connection
-		 * as we reused it. Resend on a fresh connection. */
-		cl->stale_retried = true;
-		cl->uhead->start = 0;
-		cl->uhead->end = cl->uhead_len;
-		attach_upstream(cl, false);
+	const char *why = err ? strerror(-err) : "connection closed";
+	bool resend = may_resend(cl);
+	if (stale && !cl->stale_retried) {
+		/* Most likely the keep-alive race: the origin closed the
+		 * idle connection as we reused it; no fault of the origin.
+		 * Resend on a fresh connection, if it may go again. */
+		if (resend) {
+			cl->stale_retried = true;
+			cl->uhead->start = 0;
+			cl->uhead->end = cl->uhead_len;
+			attach_upstream(cl, false);
+			return;
+		}
+		log_info("origin %s: a kept connection ended (%s) before any "
+			 "response; the request is not idempotent: not sent "
+			 "again",
+			 cl->origin->name, why);
+		local_response(cl, 502, "origin closed the connection", true);
 		return;
 	}
-	const char *why = err ? strerror(-err) : "connection closed";
-	log_info("origin %s: %s before any response", cl->origin->name, why);
+	log_info("origin %s: %s before any response%s", cl->origin->name, why,
+		 resend || cl->req_sent
+		     ? ""
+		     : "; the request is not idempotent: not sent again");
 	origin_failed(cl, cl->origin, why);
 	/* Zero-downtime failover: nothing came back, and no body byte went
 	 * out, so the whole request can go to another origin. */
-	if (cl->req_sent == 0 && cl->uhead &&
-	    lb_retry_spend(&cl->w->retry_budget) && next_origin(cl)) {
+	if (resend && lb_retry_spend(&cl->w->retry_budget) && next_origin(cl)) {
 		attach_upstream(cl, true);
 		return;
 	}
@@ -2142,16 +2188,8 @@ static bool retry_5xx_ok(px_client *cl)
 	const edge_worker *w = cl->w;
 	if (!w->snap->cfg->edge.retries.on_5xx || !cl->uhead)
 		return false;
-	switch (cl->method) {
-	case HTTP_M_GET:
-	case HTTP_M_HEAD:
-	case HTTP_M_OPTIONS:
-	case HTTP_M_PUT:
-	case HTTP_M_DELETE:
-		break;
-	default:
+	if (!http1_method_idempotent(cl->method))
 		return false;
-	}
 	if (cl->req_body != HTTP1_BODY_NONE || cl->req_sent != 0 ||
 	    cl->upgrade_req)
 		return false;

@@ -847,6 +847,39 @@ def test_zero_downtime_failover_resets(lab):
     assert rst.count() >= 20, rst.count()  # about a third were retried
 
 
+def test_zero_downtime_failover_never_sends_a_post_twice(lab):
+    """RFC 9112 9.3.1.1: a proxy must not retry a non-idempotent request
+    automatically. A POST (even without a body) that reached an origin
+    which then reset the connection is answered 502, not sent to another
+    origin; GETs meeting the same origin are retried and all succeed."""
+    a1 = lab.origin("a1", "gcp")
+    rst = lab.fake(Resetter, "rst")
+    e = lab.edge(
+        pools=[{"id": "p1", "origins": [org(a1), org(rst)]}],
+        lbs=[{"name": HOST, "default_pools": ["p1"]}],
+        passive={"failures": 0},
+        retries={"attempts": 2, "budget_percent": 100})
+    statuses = []
+    for _ in range(60):
+        with SrcConn(e.port, None) as c:
+            c.send(mt.req("POST", "/", HOST,
+                          [("Content-Length", "0")]))
+            statuses.append(c.read_response("POST").status)
+    n200, n502 = statuses.count(200), statuses.count(502)
+    assert n200 + n502 == 60, statuses
+    assert n502 >= 5, statuses  # about half land on rst
+    # Each POST reached exactly one origin.
+    mt.wait_for(lambda: rst.count() == n502,
+                what="one head at rst per 502 (got %d, 502s %d)" %
+                (rst.count(), n502))
+    assert a1.counters()[0] == n200, (a1.counters(), n200)
+    before = rst.count()
+    res = [try_get(e) for _ in range(60)]
+    assert res == [(200, "a1")] * 60, res
+    assert rst.count() > before  # GETs met it, and went again
+    e.check_alive()
+
+
 def test_zero_downtime_failover_default_retries(lab):
     """With the default edge.retries (attempts 2, budget_percent 20), the
     first requests of a fresh edge that meet a resetting origin are retried
