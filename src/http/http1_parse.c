@@ -251,6 +251,7 @@ enum {
 	F_HAS_UPGRADE = 1 << 7,
 	F_EXPECT_100 = 1 << 8,
 	F_TE_TRAILERS = 1 << 9,
+	F_CL_LIST = 1 << 10, /* Content-Length more than once (same value) */
 };
 
 struct fstate {
@@ -282,8 +283,11 @@ static int field_content_length(struct fstate *fs, const unsigned char *v,
 				return HTTP1_E_BAD_CONTENT_LENGTH;
 			x = x * 10 + d;
 		}
-		if ((fs->flags & F_HAS_CL) && fs->cl != x)
-			return HTTP1_E_BAD_CONTENT_LENGTH;
+		if (fs->flags & F_HAS_CL) {
+			if (fs->cl != x)
+				return HTTP1_E_BAD_CONTENT_LENGTH;
+			fs->flags |= F_CL_LIST;
+		}
 		fs->cl = x;
 		fs->flags |= F_HAS_CL;
 	}
@@ -838,6 +842,7 @@ int http1_parse_request(const char *buf, size_t len, const http1_limits *lim,
 	}
 	req->host = fs.host;
 	req->content_length = 0;
+	req->cl_list = fs.flags & F_CL_LIST;
 	req->body = HTTP1_BODY_NONE;
 	if (fs.flags & F_HAS_TE) {
 		if (fs.flags & F_HAS_CL)
@@ -937,6 +942,7 @@ int http1_parse_response(const char *buf, size_t len, const http1_limits *lim,
 			return HTTP1_E_TE_IN_HTTP10;
 	}
 	resp->content_length = fs.cl;
+	resp->cl_list = fs.flags & F_CL_LIST;
 	resp->te_other = fs.flags & F_TE_OTHER;
 	unsigned st = resp->status;
 

@@ -131,6 +131,9 @@ typedef struct http1_request {
 	uint32_t line_len;	 /* bytes of the request line incl. CRLF */
 	http1_body body;	 /* NONE, LENGTH or CHUNKED */
 	uint64_t content_length; /* LENGTH (also for "Content-Length: 0") */
+	/* Content-Length came as a list of the same value ("5, 5", or the
+	 * field twice): whoever passes the head on writes one value. */
+	bool cl_list;
 	http1_conn_info conn;
 } http1_request;
 
@@ -143,6 +146,7 @@ typedef struct http1_response {
 	uint32_t head_len;
 	http1_body body; /* NONE, LENGTH, CHUNKED or EOF */
 	uint64_t content_length;
+	bool cl_list; /* as in http1_request */
 	/* Transfer-Encoding names a coding other than chunked ("gzip",
 	 * "gzip, chunked"): the body is framed as RFC 9112 §6.3 says, but
 	 * its bytes are still in that coding. */

@@ -79,6 +79,7 @@ struct px_h2_scratch {
 	http1_response resp;
 	h2_field in[HTTP1_MAX_HEADERS], out[HTTP1_MAX_HEADERS + PX_EDGE_FIELDS];
 	char add_names[128]; /* the edge's field names, lowercased */
+	char cl_text[24];    /* a Content-Length list, as one value */
 	size_t names_cap;
 	char names[];
 };
@@ -403,19 +404,28 @@ static bool length_banned(int status, const http_str *name)
 }
 
 /* An HTTP/1.1 head's fields (of a `status` response; 0: trailers), with
- * the edge's changes (ed may be NULL), as HTTP/2 fields in s->out
+ * the edge's changes (ed may be NULL) and its Content-Length replaced by
+ * `length` (when not NULL), as HTTP/2 fields in s->out
  * (hop-by-hop ones dropped, names lowercased by h2_resp_fields). Returns
  * their count or a negative code. */
 static int h2_fields(struct px_h2_scratch *s, int status,
-		     const http1_header *hd, uint32_t n, const px_resp_edit *ed)
+		     const http1_header *hd, uint32_t n, const px_resp_edit *ed,
+		     const char *length)
 {
 	size_t k = 0;
 	for (uint32_t i = 0; i < n; i++)
 		if (!px_resp_edit_drops(ed, hd[i].name.p, hd[i].name.len) &&
-		    !length_banned(status, &hd[i].name))
+		    !length_banned(status, &hd[i].name) &&
+		    !(length && hd[i].name.len == 14 &&
+		      !strncasecmp(hd[i].name.p, "content-length", 14)))
 			s->in[k++] =
 			    (h2_field){{hd[i].name.p, hd[i].name.len},
 				       {hd[i].value.p, hd[i].value.len}};
+	/* A list of one value ("2, 2"): one value, which h2 clients take
+	 * (the list makes nghttp2 reset the stream). */
+	if (length && k < HTTP1_MAX_HEADERS)
+		s->in[k++] = (h2_field){{"content-length", 14},
+					{length, strlen(length)}};
 	int r = h2_resp_fields(s->in, k, s->out, HTTP1_MAX_HEADERS, s->names,
 			       s->names_cap);
 	if (r < 0 || !ed || !ed->nadd)
@@ -467,8 +477,15 @@ int px_h2_respond(px_client *sc, const http1_response *resp,
 	if (st->gone)
 		return -EPIPE;
 	/* 1xx heads go out as the origin sent them. */
+	const char *length = NULL;
+	if (resp->cl_list &&
+	    !length_banned(resp->status, &(http_str){"content-length", 14})) {
+		snprintf(s->cl_text, sizeof(s->cl_text), "%llu",
+			 (unsigned long long)resp->content_length);
+		length = s->cl_text;
+	}
 	int n = h2_fields(s, resp->status, resp->headers, resp->nheaders,
-			  resp->status >= 200 ? ed : NULL);
+			  resp->status >= 200 ? ed : NULL, length);
 	if (n < 0)
 		return n;
 	int r = respond(st, resp, s->out, (size_t)n);
@@ -488,7 +505,7 @@ static int take_head(px_h2_stream *st, px_client *sc, const char *p, size_t len)
 	if (r <= 0)
 		return -EPROTO;
 	int n = h2_fields(s, s->resp.status, s->resp.headers, s->resp.nheaders,
-			  NULL);
+			  NULL, NULL);
 	if (n < 0 || respond(st, &s->resp, s->out, (size_t)n) < 0)
 		return -EPROTO;
 	return r;
@@ -519,7 +536,7 @@ static void send_trailers(px_h2_stream *st, px_client *sc)
 		}
 		p = eol + 1;
 	}
-	int k = h2_fields(s, 0, hd, (uint32_t)n, NULL);
+	int k = h2_fields(s, 0, hd, (uint32_t)n, NULL, NULL);
 	if (k > 0)
 		(void)h2_session_trailers(st->h->sess, st->sid, s->out,
 					  (size_t)k);

@@ -185,6 +185,20 @@ static void put_target(wbuf *w, const http1_request *req)
 	put(w, e, (size_t)(end - e));
 }
 
+/* A Content-Length that came as a list of one value ("5, 5", or the
+ * field twice; RFC 9110 §8.6 lets a recipient take it as that value) goes
+ * on as one field, once: a list is invalid to strict parsers (Go's
+ * net/http, nghttp2 over HTTP/2). */
+static void put_length(wbuf *w, bool *done, uint64_t n)
+{
+	if (*done)
+		return;
+	*done = true;
+	puts_(w, "Content-Length: ");
+	put_u64(w, n);
+	put(w, "\r\n", 2);
+}
+
 int px_head_request(const http1_request *req, const px_req_ctx *ctx, char *out,
 		    size_t size)
 {
@@ -205,7 +219,7 @@ int px_head_request(const http1_request *req, const px_req_ctx *ctx, char *out,
 		put_str(&w, req->host);
 	puts_(&w, "\r\n");
 
-	bool has_xff = false;
+	bool has_xff = false, cl_done = false;
 	bool named = connection_names_fields(req->headers, req->nheaders);
 	for (uint32_t i = 0; i < req->nheaders; i++) {
 		const http1_header *h = &req->headers[i];
@@ -222,6 +236,10 @@ int px_head_request(const http1_request *req, const px_req_ctx *ctx, char *out,
 			/* Chunked bodies are forwarded byte for byte. */
 			if (req->body == HTTP1_BODY_CHUNKED)
 				put_field(&w, h);
+			continue;
+		}
+		if (req->cl_list && NAME_IS(h, "Content-Length")) {
+			put_length(&w, &cl_done, req->content_length);
 			continue;
 		}
 		if (upgrade && NAME_IS(h, "Upgrade")) {
@@ -334,8 +352,17 @@ int px_head_response(const http1_response *resp, bool upgrade, bool close,
 	put_str(&w, resp->reason);
 	put(&w, "\r\n", 2);
 	bool named = connection_names_fields(resp->headers, resp->nheaders);
+	/* RFC 9110 §8.6: no Content-Length in a 1xx or 204. */
+	bool no_length = resp->status < 200 || resp->status == 204;
+	bool cl_done = false;
 	for (uint32_t i = 0; i < resp->nheaders; i++) {
 		const http1_header *h = &resp->headers[i];
+		if ((no_length || resp->cl_list) &&
+		    NAME_IS(h, "Content-Length")) {
+			if (!no_length)
+				put_length(&w, &cl_done, resp->content_length);
+			continue;
+		}
 		if (NAME_IS(h, "Transfer-Encoding")) {
 			if (resp->body == HTTP1_BODY_CHUNKED &&
 			    !(ed && ed->unchunk))

@@ -136,6 +136,55 @@ static void test_connection_cannot_strip_framing(void **state)
 	assert_non_null(strstr(out, "\r\nContent-Length: 5\r\n"));
 }
 
+static const char *rewrite_resp(const char *raw)
+{
+	assert_true(http1_parse_response(raw, strlen(raw), &lim, HTTP_M_GET,
+					 &resp) > 0);
+	int n =
+	    px_head_response(&resp, false, false, NULL, out, sizeof(out) - 1);
+	assert_true(n > 0);
+	out[n] = '\0';
+	return out;
+}
+
+/* RFC 9110 §8.6: a Content-Length list of one value goes on as that
+ * value, once; none in a 1xx or 204. */
+static void test_content_length_normalised(void **state)
+{
+	const char *h = rewrite_req("POST / HTTP/1.1\r\nHost: a\r\n"
+				    "Content-Length: 5, 5\r\nX-A: 1\r\n"
+				    "Content-Length: 5\r\n\r\n",
+				    "10.0.0.1", false);
+	assert_true(req.cl_list);
+	assert_non_null(strstr(h, "\r\nContent-Length: 5\r\nX-A: 1\r\n"));
+	assert_null(strstr(strstr(h, "Content-Length") + 1, "Content-Length"));
+	h = rewrite_req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+			"\r\n",
+			"10.0.0.1", false);
+	assert_false(req.cl_list);
+
+	assert_string_equal(rewrite_resp("HTTP/1.1 200 OK\r\nContent-Length: "
+					 "2 , 2\r\nContent-Length: 2\r\n"
+					 "X-A: 1\r\n\r\n"),
+			    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\n"
+			    "\r\n");
+	assert_string_equal(rewrite_resp("HTTP/1.1 200 OK\r\nX-A: 1\r\n"
+					 "Content-Length: 2\r\n\r\n"),
+			    "HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 2\r\n"
+			    "\r\n");
+	assert_string_equal(rewrite_resp("HTTP/1.1 204 No Content\r\n"
+					 "Content-Length: 0\r\nX-A: 1\r\n\r\n"),
+			    "HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n");
+	assert_string_equal(rewrite_resp("HTTP/1.1 103 Early Hints\r\n"
+					 "Content-Length: 7\r\nLink: <a>\r\n"
+					 "\r\n"),
+			    "HTTP/1.1 103 Early Hints\r\nLink: <a>\r\n\r\n");
+	/* 304 keeps it: the length of the representation (RFC 9110 8.6). */
+	assert_non_null(strstr(rewrite_resp("HTTP/1.1 304 Not Modified\r\n"
+					    "Content-Length: 9\r\n\r\n"),
+			       "\r\nContent-Length: 9\r\n"));
+}
+
 static void test_request_xff_appended_and_spoofs_replaced(void **state)
 {
 	const char *h = rewrite_req(
@@ -387,6 +436,7 @@ int main(void)
 	    cmocka_unit_test(test_request_id),
 	    cmocka_unit_test(test_request_xff_appended_and_spoofs_replaced),
 	    cmocka_unit_test(test_connection_cannot_strip_framing),
+	    cmocka_unit_test(test_content_length_normalised),
 	    cmocka_unit_test(test_request_chunked_and_upgrade_kept),
 	    cmocka_unit_test(test_request_http10),
 	    cmocka_unit_test(test_request_overflow),
