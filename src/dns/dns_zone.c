@@ -734,13 +734,15 @@ int dns_zoneset_build(const cfg_snapshot *snap, const dns_zoneset_opts *opts,
 	zs->norigins = snap->norigins;
 	zs->origin_family =
 	    core_arena_alloc(zs->arena, snap->norigins ? snap->norigins : 1);
+	/* From the parsed address, not the text: "[2001:db8::1]" and
+	 * "https://[2001:db8::1]:8443" are IP literals too. */
 	for (size_t i = 0; i < snap->norigins; i++) {
-		uint8_t a[16];
-		const char *t = snap->origins[i]->address;
-		zs->origin_family[i] = !t				? 0
-				       : inet_pton(AF_INET, t, a) == 1	? 4
-				       : inet_pton(AF_INET6, t, a) == 1 ? 6
-									: 0;
+		const cfg_origin *o = snap->origins[i];
+		int fam = o->ss.ss_family;
+		zs->origin_family[i] = o->host || o->tunnel ? 0
+				       : fam == AF_INET	    ? 4
+				       : fam == AF_INET6    ? 6
+							    : 0;
 	}
 	for (size_t i = 0; i < snap->edge.npublic_addresses; i++) {
 		const char *t = snap->edge.public_addresses[i];

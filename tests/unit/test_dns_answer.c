@@ -1404,6 +1404,37 @@ static void test_generated_glue_per_zone(void **state)
 	cfg_diag_free(&d);
 }
 
+/* The family of an origin comes from its parsed address, not from its text:
+ * "[2001:db8::1]" and "https://[2001:db8::2]:8443" are IPv6 literals
+ * (answered in AAAA), not host names (which would be answered as a CNAME
+ * to "[2001:db8::1]."). */
+static void test_origin_family_of_bracketed_literals(void **state)
+{
+	const char *y =
+	    "pools:\n"
+	    "  - id: p\n"
+	    "    origins:\n"
+	    "      - { name: a, address: 192.0.2.6 }\n"
+	    "      - { name: b, address: \"[2001:db8::1]\" }\n"
+	    "      - { name: c, address: \"https://[2001:db8::2]:8443\" }\n"
+	    "      - { name: d, address: \"https://192.0.2.5\" }\n"
+	    "      - { name: e, address: \"2001:db8::3\" }\n";
+	cfg_snapshot *s = NULL;
+	cfg_diag d = {0};
+	assert_int_equal(cfg_load_string("f.yaml", y, strlen(y), &s, &d), 0);
+	dns_zoneset *z = NULL;
+	assert_int_equal(dns_zoneset_build(s, NULL, &z, &d), 0);
+	assert_int_equal(s->norigins, 5);
+	static const int want[] = {4, 6, 6, 4, 6};
+	for (size_t i = 0; i < s->norigins; i++)
+		assert_int_equal(
+		    dns_zoneset_origin_family(z, s->origins[i]->index),
+		    want[i]);
+	dns_zoneset_free(z);
+	cfg_snapshot_free(s);
+	cfg_diag_free(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1433,6 +1464,7 @@ int main(void)
 	    cmocka_unit_test(test_build_errors_lb_names),
 	    cmocka_unit_test(test_configured_soa_and_ttl),
 	    cmocka_unit_test(test_generated_glue_per_zone),
+	    cmocka_unit_test(test_origin_family_of_bracketed_literals),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
