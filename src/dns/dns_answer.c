@@ -73,11 +73,9 @@ static void put_hinfo(actx *a, const uint8_t *owner)
 		      hinfo_rfc8482, sizeof(hinfo_rfc8482));
 }
 
-static void used_lb(actx *a, const dns_lb_result *r)
+static void used_lb(actx *a)
 {
 	a->lb_used = true;
-	if (r->ecs_scope > a->scope)
-		a->scope = r->ecs_scope;
 }
 
 /* A load balancer node: what does its callback say? */
@@ -102,12 +100,16 @@ static int ask_lb(actx *a, const dns_node *node, const dns_zone *zone,
 	    .ecs = a->q->has_ecs ? &a->q->ecs : NULL,
 	};
 	a->cb(a->arg, &lq, &r);
+	/* Whatever answers now (the callback's records, or the static data
+	 * it left the name to) was decided for the client's subnet. */
+	if (r.ecs_scope > a->scope)
+		a->scope = r.ecs_scope;
 
 	switch (r.kind) {
 	case DNS_LB_CNAME: {
 		if (node->apex)
 			return LB_STATIC; /* an apex cannot be an alias */
-		used_lb(a, &r);
+		used_lb(a);
 		uint8_t *tw = a->tw[a->nbuf], *tl = a->tl[a->nbuf];
 		a->nbuf ^= 1;
 		r.cname[sizeof(r.cname) - 1] = '\0';
@@ -129,7 +131,7 @@ static int ask_lb(actx *a, const dns_node *node, const dns_zone *zone,
 	}
 	case DNS_LB_ADDRS:
 		if (qt == DNS_T_A || qt == DNS_T_AAAA) {
-			used_lb(a, &r);
+			used_lb(a);
 			bool v4 = qt == DNS_T_A;
 			unsigned n = MIN(v4 ? r.n4 : r.n6, DNS_LB_MAX_ADDRS);
 			for (unsigned i = 0; i < n; i++)
@@ -143,7 +145,7 @@ static int ask_lb(actx *a, const dns_node *node, const dns_zone *zone,
 			return LB_DONE;
 		}
 		if (qt == DNS_T_ANY) {
-			used_lb(a, &r);
+			used_lb(a);
 			put_hinfo(a, *owner);
 			return LB_DONE;
 		}

@@ -45,8 +45,10 @@
  *      (and the OPT) are sent. Over TCP that happens only past 65535 bytes.
  *   7. EDNS: our OPT (payload size, DO copied) with the Client Subnet option
  *      echoed when the query had one: same family, source and address,
- *      scope 0 for static data, the callback's scope for load balancer
- *      answers (the largest when several), always 0 for a source of 0.
+ *      scope 0 for static data, the callback's scope whenever a load balancer
+ *      callback was asked (the largest when several): its records, and
+ *      the static data it left a name to, were decided for that subnet;
+ *      always 0 for a source of 0.
  *
  * Minimal responses: no NS in authority of positive answers and no
  * additional section processing (MX, SRV, NS targets), as gdnsd and Knot
@@ -95,7 +97,8 @@ typedef struct dns_lb_query {
 typedef struct dns_lb_result {
 	dns_lb_kind kind;
 	uint32_t ttl;
-	uint8_t ecs_scope; /* SCOPE PREFIX-LENGTH to return (ECS queries) */
+	uint8_t ecs_scope; /* SCOPE PREFIX-LENGTH to return (ECS queries),
+			    * whatever the kind (NONE included) */
 	uint8_t n4, n6;	   /* at most DNS_LB_MAX_ADDRS each */
 	uint8_t addr4[DNS_LB_MAX_ADDRS][4];
 	uint8_t addr6[DNS_LB_MAX_ADDRS][16];

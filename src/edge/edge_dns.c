@@ -524,18 +524,20 @@ static void lb_answer(void *arg, const dns_lb_query *q, dns_lb_result *r)
 	    .rng = &w->rng,
 	};
 	lb_locate_apply(&loc, &ctx);
-	const cfg_pool *p = lb_steer_pool(lb, &ctx, NULL, 0);
-	if (!p)
-		return;
-	lb_addrs(zs, p, &ctx, r);
 	if (ecs_read || ecs_consulted) {
 		/* A rule or steering read the subnet. The answer holds for
 		 * the whole subnet unless the geo data is finer there: the
 		 * network its lookup matched, or one inside the subnet placed
 		 * otherwise (RFC 7871 §7.2.1; 0 when only ip.src was read).
-		 * The answer writer caps it at the family's bits. */
+		 * The answer writer caps it at the family's bits. Also when
+		 * no pool or origin comes of it: that NODATA (or the static
+		 * data) is this subnet's answer, not everyone's. */
 		r->ecs_scope = MAX(q->ecs->source, la.ecs_prefix);
 	}
+	const cfg_pool *p = lb_steer_pool(lb, &ctx, NULL, 0);
+	if (!p)
+		return;
+	lb_addrs(zs, p, &ctx, r);
 }
 
 /* edge.dns_rate_limit on a UDP answer of len bytes in out: the length to

@@ -42,6 +42,8 @@ GEO_ECS = "geo-ecs.example.com"
 PROX = "prox.example.com"
 PROX_NEVER = "prox-never.example.com"
 PROX_GEO = "prox-geo.example.com"
+# geo steering whose ENAM pool is disabled (no fallback_pool): NODATA there
+GEO_DOWN = "geo-down.example.com"
 PUBLIC = "203.0.113.10"
 # Pool answers: main (o1, o2), enam, weu, jp.
 MAIN, ENAM, WEU, JP = "127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"
@@ -103,6 +105,8 @@ def _config(port, admin, geodb, o1, o2):
              "origins": [{"name": "j1", "address": JP, "port": o1.port}]},
             {"id": "named", "origins": [
                 {"name": "n1", "address": "localhost", "port": o1.port}]},
+            {"id": "down", "enabled": False, "origins": [
+                {"name": "d1", "address": "127.0.0.6", "port": o1.port}]},
         ],
         "load_balancers": [
             # prefer_ecs always: geo steering by the subnet.
@@ -123,6 +127,9 @@ def _config(port, admin, geodb, o1, o2):
                  location_strategy={"prefer_ecs": "never"}),
             dict(prox, name=PROX_GEO,
                  location_strategy={"prefer_ecs": "geo"}),
+            {"name": GEO_DOWN, "proxied": False, "steering_policy": "geo",
+             "default_pools": ["main"], "region_pools": {"ENAM": ["down"]},
+             "location_strategy": {"prefer_ecs": "always"}},
         ],
     }
     return mt.to_yaml(cfg) + "\n"
@@ -380,6 +387,25 @@ def test_ecs_geo_steering(env):
     r = udp(env, query("www." + ZONE, use_edns=0, options=[opt]))
     e = ecs_of(r)
     assert e is not None and e.scopelen == 0, r
+
+
+def test_ecs_scope_of_an_answer_without_a_pool(env):
+    """Regression: when the subnet's location led to no pool (its geo
+    list all down, no fallback_pool) the NODATA went out with scope 0, so
+    a resolver cached it for every client (RFC 7871 §7.2.1)."""
+    opt = dns.edns.ECSOption("127.1.0.0", 24)  # ENAM: the disabled pool
+    for proto, r in both(env, query(GEO_DOWN, use_edns=0, options=[opt])):
+        assert r.rcode() == dns.rcode.NOERROR, (proto, r)
+        assert answers(r, "A") == [], (proto, r)
+        assert [x.rdtype for x in r.authority] == [dns.rdatatype.SOA], r
+        e = ecs_of(r)
+        assert e is not None and (e.srclen, e.scopelen) == (24, 24), \
+            (proto, r)
+    # Elsewhere the default pool answers, for that subnet too.
+    opt = dns.edns.ECSOption("127.9.0.0", 24)
+    r = udp(env, query(GEO_DOWN, use_edns=0, options=[opt]))
+    assert answers(r, "A") == [MAIN], r
+    assert ecs_of(r).scopelen == 24, r
 
 
 def test_dig_subnet(env):

@@ -216,7 +216,9 @@ static void lb_cb(void *arg, const dns_lb_query *q, dns_lb_result *r)
 		r->n6 = 1;
 		inet_pton(AF_INET6, "2001:db8::6", r->addr6[0]);
 	} else {
-		r->kind = DNS_LB_NONE; /* off.example.com */
+		/* off.example.com: nothing for this client's subnet */
+		r->kind = DNS_LB_NONE;
+		r->ecs_scope = q->ecs ? 20 : 0;
 	}
 }
 
@@ -1177,6 +1179,19 @@ static void test_lb_apex_and_fallback(void **state)
 	assert_int_equal(r->an, 1);
 	assert_string_equal(IP4(&r->rrs[0]), "192.0.2.77");
 	assert_int_equal(calls.n, 1);
+	assert_false(r->info.lb);
+	/* ... and when that depended on the client's subnet, the answer
+	 * holds for that subnet only (RFC 7871 7.2.1), not for everyone */
+	qopt o = {.edns_udp = 1232,
+		  .ecs = true,
+		  .family = 1,
+		  .source = 24,
+		  .addr = {192, 0, 2}};
+	r = ask_full("off.example.com", DNS_T_A, &o, false, 0);
+	assert_int_equal(r->an, 1);
+	assert_true(r->ecs);
+	assert_int_equal(r->ecs_scope, 20);
+	assert_true(r->info.ecs_scoped);
 	assert_false(r->info.lb);
 	/* v6 only: A is NODATA, AAAA answers */
 	r = ask("v6only.example.com", DNS_T_A);
