@@ -448,6 +448,19 @@ void cfg_finish_origin(cfg_ctx *c, const cfg_node *node, void *base)
 			  o->address);
 		return;
 	}
+	/* "127.1", "0x7f000001", "2130706433": old shorthands of IPv4 that
+	 * the resolver takes, but not host names -- DNS-only answers would
+	 * give them as CNAME targets nobody can follow. */
+	struct in_addr shorthand;
+	if (inet_aton(host, &shorthand)) {
+		char full[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &shorthand, full, sizeof(full));
+		cfg_error(c, an,
+			  "address: '%s' is a shorthand IPv4 address, not a "
+			  "host name; write it in full: '%s'",
+			  o->address, full);
+		return;
+	}
 	/* Once per name and process: later builds take the address the
 	 * edge's resolver keeps fresh (cfg_resolve.h). */
 	char why[128];

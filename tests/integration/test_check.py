@@ -3,7 +3,10 @@ output for good and bad files, usage errors, and docs/CONFIG.md matching
 `meridian check --reference`."""
 import json
 import os
+import shutil
 import subprocess
+
+import pytest
 
 import meridian_test as mt
 
@@ -164,13 +167,28 @@ def test_env_substitution(tmp_path):
                         "is not set\n" % path)
 
 
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
+                    reason="needs root and unshare(1) for a private "
+                    "/etc/resolv.conf")
 def test_unresolvable_origin(tmp_path):
-    path, rc, _, err = check_file(tmp_path, """\
+    """The lookup goes to a resolver on loopback where nothing listens
+    (a private /etc/resolv.conf in a mount namespace): a test sends
+    nothing to the machine's own resolver."""
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 127.255.255.254\n"
+                      "options timeout:1 attempts:1\n")
+    path = write(tmp_path, """\
 pools:
   - id: p
     origins: [ { name: o, address: no-such-host.invalid } ]
 """)
-    assert rc == 1
+    p = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+         'mount --bind "$0" /etc/resolv.conf && exec "$@"', str(resolv),
+         mt.BIN, "check", "-c", path],
+        capture_output=True, text=True, timeout=mt.WAIT)
+    rc, err = p.returncode, p.stderr
+    assert rc == 1, p
     assert err.startswith("%s:3:36: address: cannot resolve "
                           "'no-such-host.invalid': " % path)
 

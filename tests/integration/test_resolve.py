@@ -79,13 +79,18 @@ def start(stack, hosts_path, origin_port, interval="200ms", geo=None,
         if geo:
             cfg["geo"] = geo
         return cfg
+    if not resolv:
+        # A name that leaves the hosts file goes to DNS: to a loopback
+        # address where nothing listens (refused at once), never to the
+        # machine's resolver.
+        resolv = os.path.join(os.path.dirname(hosts_path), "resolv.conf")
+        with open(resolv, "w") as f:
+            f.write("nameserver 127.255.255.254\n"
+                    "options timeout:1 attempts:1\n")
     wrap = ["unshare", "--mount", "--propagation", "private", "sh",
-            "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', hosts_path]
-    if resolv:  # the edge's /etc/resolv.conf too
-        wrap = ["unshare", "--mount", "--propagation", "private", "sh",
-                "-c", 'mount --bind "$0" /etc/hosts && '
-                'mount --bind "$1" /etc/resolv.conf && shift && '
-                'exec "$@"', hosts_path, resolv]
+            "-c", 'mount --bind "$0" /etc/hosts && '
+            'mount --bind "$1" /etc/resolv.conf && shift && '
+            'exec "$@"', hosts_path, resolv]
     return start_edge(stack, build, wrap=wrap)
 
 
