@@ -1630,7 +1630,9 @@ static void test_origins(void **state)
 		      "    origins:\n"
 		      "      - { name: a, address: 10.0.0.1:80 }\n"
 		      "      - { name: b, address: no-such-host.invalid }\n"
-		      "      - { name: c, address: bad_host!, port: 1 }\n",
+		      "      - { name: c, address: bad_host!, port: 1 }\n"
+		      "      - { name: d, address: 127.1 }\n"
+		      "      - { name: e, address: 0x7f000001 }\n",
 		      "t.yaml:4:29: address: '10.0.0.1:80' includes a port; "
 		      "write it as 'port: 80'",
 		      "t.yaml:5:29: address: cannot resolve "
@@ -1638,6 +1640,12 @@ static void test_origins(void **state)
 		      "resolution",
 		      "t.yaml:6:29: address: expected an IP address or host "
 		      "name, got 'bad_host!'",
+		      "t.yaml:7:29: address: '127.1' is a shorthand IPv4 "
+		      "address, not a host name; write it in full: "
+		      "'127.0.0.1'",
+		      "t.yaml:8:29: address: '0x7f000001' is a shorthand IPv4 "
+		      "address, not a host name; write it in full: "
+		      "'127.0.0.1'",
 		      (const char *)NULL);
 }
 
