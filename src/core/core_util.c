@@ -96,6 +96,60 @@ uint64_t core_wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+static void two_digits(char *p, int v)
+{
+	p[0] = (char)('0' + v / 10 % 10);
+	p[1] = (char)('0' + v % 10);
+}
+
+void core_http_date_fmt(int64_t t, char out[30])
+{
+	/* Not strftime: %a and %b follow the locale. */
+	static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed",
+					"Thu", "Fri", "Sat"};
+	static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr",
+					   "May", "Jun", "Jul", "Aug",
+					   "Sep", "Oct", "Nov", "Dec"};
+	struct tm tm;
+	time_t tt = (time_t)t;
+	if (!gmtime_r(&tt, &tm) || tm.tm_year + 1900 > 9999 ||
+	    tm.tm_year + 1900 < 0) {
+		memcpy(out, "Thu, 01 Jan 1970 00:00:00 GMT", 30);
+		return;
+	}
+	/* "Sun, 06 Nov 1994 08:49:37 GMT", laid out by hand: the fields'
+	 * ranges are known, which snprintf cannot see. */
+	int year = tm.tm_year + 1900;
+	memcpy(out, days[tm.tm_wday % 7], 3);
+	memcpy(out + 3, ", ", 2);
+	two_digits(out + 5, tm.tm_mday);
+	out[7] = ' ';
+	memcpy(out + 8, months[tm.tm_mon % 12], 3);
+	out[11] = ' ';
+	two_digits(out + 12, year / 100);
+	two_digits(out + 14, year % 100);
+	out[16] = ' ';
+	two_digits(out + 17, tm.tm_hour);
+	out[19] = ':';
+	two_digits(out + 20, tm.tm_min);
+	out[22] = ':';
+	two_digits(out + 23, tm.tm_sec);
+	memcpy(out + 25, " GMT", 5);
+}
+
+const char *core_http_date(void)
+{
+	static __thread char cached[30];
+	static __thread int64_t cached_s = -1;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if ((int64_t)ts.tv_sec != cached_s) {
+		cached_s = (int64_t)ts.tv_sec;
+		core_http_date_fmt(cached_s, cached);
+	}
+	return cached;
+}
+
 int core_parse_duration_ms(const char *s, uint64_t *out_ms)
 {
 	if (!s || !*s)

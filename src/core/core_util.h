@@ -46,6 +46,13 @@ uint64_t core_now_ns(void);
 /* Wall clock in milliseconds since the epoch. */
 uint64_t core_wall_ms(void);
 
+/* An HTTP date (RFC 9110 §5.6.7, IMF-fixdate) of Unix time t, 29
+ * characters ("Sun, 06 Nov 1994 08:49:37 GMT") and a NUL into out[30]. */
+void core_http_date_fmt(int64_t t, char out[30]);
+/* The HTTP date of now, from a per-thread cache made again only when the
+ * second changes (the Date field of every answer the edge writes). */
+const char *core_http_date(void);
+
 /* Parse "500ms", "5s", "1m", "2h" or a bare number of seconds into
  * milliseconds. Returns 0 or -EINVAL. */
 int core_parse_duration_ms(const char *s, uint64_t *out_ms);

@@ -251,7 +251,8 @@ enum {
 	F_HAS_UPGRADE = 1 << 7,
 	F_EXPECT_100 = 1 << 8,
 	F_TE_TRAILERS = 1 << 9,
-	F_CL_LIST = 1 << 10, /* Content-Length more than once (same value) */
+	F_CL_LIST = 1 << 10,  /* Content-Length more than once (same value) */
+	F_HAS_DATE = 1 << 11, /* responses: a Date field */
 };
 
 struct fstate {
@@ -494,7 +495,10 @@ static int field_seen(struct fstate *fs, const unsigned char *nm, size_t nl,
 			field_te(fs, v, vl);
 		break;
 	case 4:
-		if (request && name_is(nm, "host", 4)) {
+		if (!request) {
+			if (name_is(nm, "date", 4))
+				fs->flags |= F_HAS_DATE;
+		} else if (name_is(nm, "host", 4)) {
 			if (++fs->hosts > 1)
 				return HTTP1_E_DUPLICATE_HOST;
 			if (!host_valid(v, vl, false))
@@ -943,6 +947,7 @@ int http1_parse_response(const char *buf, size_t len, const http1_limits *lim,
 	}
 	resp->content_length = fs.cl;
 	resp->cl_list = fs.flags & F_CL_LIST;
+	resp->has_date = fs.flags & F_HAS_DATE;
 	resp->te_other = fs.flags & F_TE_OTHER;
 	unsigned st = resp->status;
 

@@ -146,7 +146,9 @@ typedef struct http1_response {
 	uint32_t head_len;
 	http1_body body; /* NONE, LENGTH, CHUNKED or EOF */
 	uint64_t content_length;
-	bool cl_list; /* as in http1_request */
+	bool cl_list;  /* as in http1_request */
+	bool has_date; /* a Date field (a proxy adds one when there is none,
+			* RFC 9110 §6.6.1) */
 	/* Transfer-Encoding names a coding other than chunked ("gzip",
 	 * "gzip, chunked"): the body is framed as RFC 9112 §6.3 says, but
 	 * its bytes are still in that coding. */

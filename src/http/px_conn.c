@@ -450,10 +450,20 @@ static void keep_alive_10(const px_client *cl, px_resp_edit *ed, bool close)
 		    (http1_header){{"Connection", 10}, {"keep-alive", 10}};
 }
 
+/* Date (RFC 9110 §6.6.1): the edge's own answers always have one; an
+ * origin's answer without one gets it, as a proxy with a clock must add
+ * it when forwarding. */
+static void add_date(px_resp_edit *ed)
+{
+	ed->add[ed->nadd++] =
+	    (http1_header){{"Date", 4}, {core_http_date(), 29}};
+}
+
 /* The edge's fields into its own answer of n bytes in chead. */
 static int add_edge_fields(px_client *cl, int n)
 {
 	px_resp_edit ed = {0};
+	add_date(&ed);
 	edge_fields(cl, &ed, true);
 	keep_alive_10(cl, &ed, cl->close_after);
 	return px_head_insert_fields(cl->chead->data, (size_t)n, cl->chead->cap,
@@ -2293,6 +2303,8 @@ static bool parse_response(px_client *cl)
 			    {"Set-Cookie", 10}, {cookie, (uint32_t)c}};
 	}
 	edge_fields(cl, &ed, !upgrade);
+	if (!resp->has_date)
+		add_date(&ed);
 	/* An HTTP/1.0 client gets a chunked body decoded (the origin was
 	 * asked in HTTP/1.0 and should not have chunked it, RFC 9112 §6.1,
 	 * but some do): it ends with the close. */

@@ -78,7 +78,7 @@ struct px_h2 {
 struct px_h2_scratch {
 	http1_response resp;
 	h2_field in[HTTP1_MAX_HEADERS], out[HTTP1_MAX_HEADERS + PX_EDGE_FIELDS];
-	char add_names[128]; /* the edge's field names, lowercased */
+	char add_names[256]; /* the edge's field names, lowercased */
 	char cl_text[24];    /* a Content-Length list, as one value */
 	size_t names_cap;
 	char names[];

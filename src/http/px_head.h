@@ -45,7 +45,7 @@ int px_head_set_host(char *head, size_t len, size_t cap, const char *host,
 /* Fields the edge adds to an answer: the affinity cookie,
  * Strict-Transport-Security, the request id, and Connection: keep-alive
  * to an HTTP/1.0 client whose connection stays open. */
-#define PX_EDGE_FIELDS 4
+#define PX_EDGE_FIELDS 5
 
 /* What the edge changes in an origin's response head. */
 typedef struct px_resp_edit {

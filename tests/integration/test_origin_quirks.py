@@ -65,6 +65,8 @@ SCRIPTS = {
     "eof-body": (b"HTTP/1.0 200 OK\r\nX-A: 1\r\n\r\nclose-delimited", "close"),
     "cl-same": (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
                 b"Content-Length: 5\r\n\r\nhello", "keep"),
+    "dated": (b"HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+              b"Content-Length: 2\r\n\r\nok", "keep"),
     "cl-list": (b"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n"
                 b"X-A: 1\r\n\r\nhello", "keep"),
     "cl-204": (b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n"
@@ -165,10 +167,21 @@ def oq(oq_module):
     yield from mt.per_test(oq_module)
 
 
+DATE = re.compile(rb"\r\nDate: (Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d "
+                  rb"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+                  rb"\d{4} \d\d:\d\d:\d\d GMT(?=\r\n)")
+
+
 def _exchange(port, data):
     """Send data on a fresh connection; read until the edge closes or
     resets, or goes quiet for a second with a whole answer (keep-alive).
-    Returns (bytes, "eof" | "reset" | "open")."""
+    Returns (bytes, "eof" | "reset" | "open"), without the Date field the
+    edge adds to answers that have none (test_date_added_when_missing)."""
+    out, end = _exchange_raw(port, data)
+    return DATE.sub(b"", out), end
+
+
+def _exchange_raw(port, data):
     s = socket.create_connection((mt.LOCAL, port), timeout=mt.WAIT)
     try:
         s.sendall(data)
@@ -429,6 +442,24 @@ def test_an_absolute_form_target_reaches_the_origin_in_origin_form(
 def _get10(oq, name):
     return _exchange(oq.port, mt.req("GET", "/q/" + name, HOST,
                                      version="HTTP/1.0"))
+
+
+def test_date_added_when_missing(oq):
+    """RFC 9110 6.6.1: an answer forwarded without Date gets one (a proxy
+    with a clock adds it); one that has it keeps the origin's, alone; 1xx
+    get none; the edge's own answers have one."""
+    data, _ = _exchange_raw(oq.port, mt.req("GET", "/q/cl-list", HOST))
+    assert len(DATE.findall(data)) == 1, data
+    data, _ = _exchange_raw(oq.port, mt.req("GET", "/q/dated", HOST))
+    assert data.count(b"\r\nDate:") == 1, data
+    assert b"\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n" in data, data
+    data, _ = _exchange_raw(oq.port, mt.req("GET", "/q/interim", HOST))
+    heads = data.split(b"\r\n\r\n")
+    assert [len(DATE.findall(h + b"\r\n")) for h in heads[:4]] == \
+        [0, 0, 0, 1], data
+    data, _ = _exchange_raw(oq.port, mt.req("GET", "/", "nope.example"))
+    assert data.startswith(b"HTTP/1.1 404 "), data
+    assert len(DATE.findall(data)) == 1, data
 
 
 def test_a_connection_told_close_is_not_used_again(oq):

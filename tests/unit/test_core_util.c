@@ -273,6 +273,22 @@ static void test_bq(void **state)
 	assert_int_equal(q.cap, 0);
 }
 
+/* RFC 9110 §5.6.7 IMF-fixdate, in C whatever the locale. */
+static void test_http_date(void **state)
+{
+	(void)state;
+	char d[30];
+	core_http_date_fmt(784111777, d); /* RFC 9110's example */
+	assert_string_equal(d, "Sun, 06 Nov 1994 08:49:37 GMT");
+	core_http_date_fmt(0, d);
+	assert_string_equal(d, "Thu, 01 Jan 1970 00:00:00 GMT");
+	core_http_date_fmt(951782400, d); /* a leap day */
+	assert_string_equal(d, "Tue, 29 Feb 2000 00:00:00 GMT");
+	const char *now = core_http_date();
+	assert_int_equal(strlen(now), 29);
+	assert_memory_equal(now + 25, " GMT", 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -286,6 +302,7 @@ int main(void)
 	    cmocka_unit_test(test_arena),
 	    cmocka_unit_test(test_parse_addr),
 	    cmocka_unit_test(test_bq),
+	    cmocka_unit_test(test_http_date),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
