@@ -5,9 +5,10 @@
  * The thread owns a curl multi handle and sleeps in curl_multi_poll() until
  * the next due time (a debounce window ending, a retry becoming due) or
  * until notify_submit() wakes it with curl_multi_wakeup(). Every delivery is
- * a job with a due time; at most NOTIFY_MAX_RUNNING transfers run at once,
- * each bounded by its timeouts, so a dead receiver costs a slot, never the
- * thread.
+ * a job with a due time; each target (the mail server, each webhook) runs
+ * at most its share of NOTIFY_MAX_RUNNING transfers at once (at least one),
+ * each bounded by its timeouts, so a dead receiver costs its own slots,
+ * never another target's, nor the thread.
  */
 #include "notify/notify.h"
 
@@ -29,7 +30,7 @@
 enum {
 	NOTIFY_QUEUE_MAX = 4096,   /* events waiting for the thread */
 	NOTIFY_JOBS_MAX = 4096,	   /* deliveries waiting or running */
-	NOTIFY_MAX_RUNNING = 16,   /* concurrent transfers */
+	NOTIFY_MAX_RUNNING = 16,   /* concurrent transfers, shared out */
 	NOTIFY_POLL_MAX_MS = 1000, /* longest sleep without a reason */
 };
 
@@ -40,6 +41,7 @@ typedef struct notify_target {
 	const char *label; /* "webhook[0] (http://host:port)" */
 	/* Webhooks: Content-Type and cf-webhook-auth. */
 	struct curl_slist *headers;
+	size_t running; /* transfers in flight (notifier thread) */
 } notify_target;
 
 typedef struct notify_job {
@@ -69,6 +71,7 @@ struct notify_ctx {
 	notify_db *db;
 	notify_job *jobs; /* waiting and running, oldest first */
 	size_t njobs, nrunning;
+	size_t target_max; /* running transfers per target */
 	uint64_t seq;
 
 	/* Targets, copied at start (the snapshot may go away). */
@@ -223,6 +226,8 @@ notify_ctx *notify_start(const cfg_snapshot *cfg)
 	}
 	n->arena = core_arena_new(0);
 	copy_targets(n, cfg);
+	size_t ntargets = n->nwebhooks + (n->has_email ? 1 : 0);
+	n->target_max = MAX(NOTIFY_MAX_RUNNING / MAX(ntargets, 1), 1);
 	n->db = notify_db_new(cfg->notifications.debounce_ms);
 	n->multi = curl_multi_init();
 	pthread_mutex_init(&n->lock, NULL);
@@ -325,7 +330,7 @@ void notify_counters_get(notify_ctx *n, notify_counters *out)
 
 /* ---- jobs (notifier thread) ---- */
 
-static const notify_target *job_target(const notify_ctx *n, const notify_job *j)
+static notify_target *job_target(notify_ctx *n, const notify_job *j)
 {
 	return j->target == EMAIL_TARGET ? &n->email : &n->webhooks[j->target];
 }
@@ -457,7 +462,7 @@ static void set_protocols(CURL *e, bool email)
  * (counted as a failed attempt by the caller). */
 static int job_start(notify_ctx *n, notify_job *j)
 {
-	const notify_target *t = job_target(n, j);
+	notify_target *t = job_target(n, j);
 	bool email = j->target == EMAIL_TARGET;
 	CURL *e = curl_easy_init();
 	if (!e)
@@ -505,6 +510,7 @@ static int job_start(notify_ctx *n, notify_job *j)
 		atomic_fetch_add(&n->retried, 1);
 	j->easy = e;
 	n->nrunning++;
+	t->running++;
 	return 0;
 }
 
@@ -548,12 +554,20 @@ static void job_done(notify_ctx *n, notify_job *j, int code, long status,
 	job_free(j);
 }
 
+/* Whether j may start now: due, and its target below its share of
+ * transfers (a receiver that hangs holds only its own slots). */
+static bool job_startable(notify_ctx *n, const notify_job *j, uint64_t now)
+{
+	return !j->easy && j->due <= now &&
+	       job_target(n, j)->running < n->target_max;
+}
+
 static void start_due(notify_ctx *n, bool stopping, uint64_t now)
 {
 	notify_job *j = n->jobs;
-	while (j && n->nrunning < NOTIFY_MAX_RUNNING) {
+	while (j) {
 		notify_job *next = j->next;
-		if (!j->easy && j->due <= now && job_start(n, j) < 0) {
+		if (job_startable(n, j, now) && job_start(n, j) < 0) {
 			snprintf(j->err, sizeof(j->err),
 				 "cannot start a transfer");
 			job_done(n, j, CURLE_OUT_OF_MEMORY, 0, stopping, now);
@@ -579,6 +593,7 @@ static void reap(notify_ctx *n, bool stopping, uint64_t now)
 		curl_multi_remove_handle(n->multi, e);
 		curl_easy_cleanup(e);
 		n->nrunning--;
+		job_target(n, j)->running--;
 		j->easy = NULL;
 		job_done(n, j, code, status, stopping, now);
 	}
@@ -589,10 +604,10 @@ static long next_wait(notify_ctx *n, bool stopping, uint64_t deadline,
 		      uint64_t now)
 {
 	uint64_t next = notify_db_next_due(n->db);
-	if (n->nrunning < NOTIFY_MAX_RUNNING)
-		for (notify_job *j = n->jobs; j; j = j->next)
-			if (!j->easy && j->due < next)
-				next = j->due;
+	for (notify_job *j = n->jobs; j; j = j->next)
+		if (!j->easy && j->due < next &&
+		    job_target(n, j)->running < n->target_max)
+			next = j->due;
 	if (stopping && deadline < next)
 		next = deadline;
 	long wait = NOTIFY_POLL_MAX_MS;
@@ -629,6 +644,7 @@ static void abort_jobs(notify_ctx *n)
 			curl_multi_remove_handle(n->multi, j->easy);
 			curl_easy_cleanup(j->easy);
 			n->nrunning--;
+			job_target(n, j)->running--;
 		}
 		atomic_fetch_add(&n->failed, 1);
 		log_error("notify: %s: not delivered at stop: \"%s\"",

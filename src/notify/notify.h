@@ -16,9 +16,10 @@
  * healthy state is not news either (start-up): it sets the state later
  * changes are told against. Each notified change gives
  * one email (to every recipient) and one POST per webhook. Transfers run
- * concurrently (libcurl multi) with a 5 s connect and 15 s total timeout; a
- * failed delivery is retried after 1, 2, 4 and 8 s (5 attempts) from a queue
- * of due times, so one slow or dead receiver never holds back the others.
+ * concurrently (libcurl multi; each target runs at most its share of them)
+ * with a 5 s connect and 15 s total timeout; a failed delivery is retried
+ * after 1, 2, 4 and 8 s (5 attempts) from a queue of due times, so one slow
+ * or dead receiver never holds back the others.
  *
  * Thread safety: notify_submit() and notify_counters_get() may be called from
  * any thread between notify_start() and notify_stop(). notify_stop() must not

@@ -15,6 +15,7 @@ import http.server
 import json
 import os
 import re
+import socket
 import subprocess
 import threading
 import time
@@ -442,3 +443,83 @@ def test_nothing_configured(tmp_path):
     cfg = config(None, [])
     r = run_driver(tmp_path, cfg, ["pool,gcp,healthy,critical", IDLE])
     assert r.counters["submitted"] == 0 and r.counters["pending"] == 0
+
+
+class HungSmtp:
+    """A mail server that accepts connections and never says a word.
+    Records when each client gives up (closes its side)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.accepted = 0
+        self.closed = []  # time.monotonic() of each client close
+        self.sock = socket.socket()
+        self.sock.bind((mt.LOCAL, 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.accepted += 1
+                self.conns.append(c)
+            threading.Thread(target=self._hold, args=(c,),
+                             daemon=True).start()
+
+    def _hold(self, c):
+        try:
+            while c.recv(4096):
+                pass
+        except OSError:
+            return
+        with self.lock:
+            self.closed.append(time.monotonic())
+
+    def close(self):
+        self.sock.close()
+        with self.lock:
+            conns = list(self.conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            c.close()
+        self.thread.join(timeout=mt.WAIT)
+
+
+def test_hung_mail_server_does_not_hold_back_webhooks(tmp_path, hooks):
+    """A mail server that accepts connections and never answers: each
+    email attempt holds a transfer until curl's connect timeout (5 s). A
+    burst of changes makes more emails than the notifier runs at once; the
+    webhook must still get every change while the emails hang, i.e. before
+    the first email attempt gives up (the order of events, not a time
+    bound: the margin is that 5 s timeout)."""
+    smtp = HungSmtp()
+    try:
+        cfg = config(None, [(hooks.url("/h"), None)], debounce="0s",
+                     smtp_url="smtp://%s:%d" % (mt.LOCAL, smtp.port))
+        n = 40
+        steps = ["origin,gcp,o%d,healthy,unhealthy" % i for i in range(n)]
+        r = run_driver(tmp_path, cfg,
+                       steps + ["sent,%d,%d" % (n, int(mt.WAIT * 4000))])
+        got = hooks.got("/h", 200)
+        assert len(got) == n, r.describe()
+        with smtp.lock:
+            closed = list(smtp.closed)
+            accepted = smtp.accepted
+        assert accepted > 0
+        last_hook = max(g["time"] for g in got)
+        assert not closed or last_hook < min(closed), \
+            "webhook deliveries waited for the hung mail server " \
+            "(%d of %d after its first timeout)" % (
+                sum(1 for g in got if g["time"] > min(closed)), n)
+    finally:
+        smtp.close()
