@@ -2039,9 +2039,11 @@ static const cfg_table lb_table = {
 /* ---- notifications ---- */
 
 static const cfg_key email_keys[] = {
+    /* CFG_F_SECRET: the URL may carry user:password@, so a refused
+     * one is not echoed (config errors go to the log on reload). */
     {.name = "smtp_url",
      .type = CFG_STRING,
-     .flags = CFG_F_REQUIRED,
+     .flags = CFG_F_REQUIRED | CFG_F_SECRET,
      AT(cfg_email, smtp_url),
      .check = check_smtp_url,
      .doc_type = "URL",
@@ -2069,9 +2071,10 @@ static const cfg_table email_table = {
 };
 
 static const cfg_key webhook_keys[] = {
+    /* CFG_F_SECRET: credentials, or a secret path (Slack's hooks). */
     {.name = "url",
      .type = CFG_STRING,
-     .flags = CFG_F_REQUIRED,
+     .flags = CFG_F_REQUIRED | CFG_F_SECRET,
      AT(cfg_webhook, url),
      .check = check_http_url,
      .doc_type = "URL",

@@ -1851,19 +1851,32 @@ static void test_notifications(void **state)
 		      "  webhooks: [ { url: ftp://x }, { secret: s } ]\n"
 		      "  debounce: soon\n",
 		      "t.yaml:2:22: smtp_url: expected a URL like "
-		      "smtp://mail.example.com:587 or smtps://..., got "
-		      "'http://x'",
+		      "smtp://mail.example.com:587 or smtps://..., got 8 "
+		      "characters",
 		      "t.yaml:2:40: from: expected an email address like "
 		      "ops@example.com, got 'nobody'",
 		      "t.yaml:2:52: to: must not be empty",
 		      "t.yaml:3:22: url: expected a URL like "
-		      "https://hooks.example.com/path, got 'ftp://x'",
+		      "https://hooks.example.com/path, got 7 characters",
 		      "t.yaml:3:33: webhook is missing required key 'url'",
 		      "t.yaml:4:13: debounce: expected a duration like 500ms, "
 		      "5s, 1m, got 'soon'",
 		      (const char *)NULL);
 	EXPECT1("api:\n  tokens:\n    - { token: abc }\n    - { token: abc }\n",
 		"t.yaml:4:16: duplicate API token (same as line 3)");
+	/* The URLs carry credentials (user:password@, a webhook's secret
+	 * path): a refused one is not echoed into the log. */
+	expect_errors("notifications:\n"
+		      "  email: { smtp_url: \"smtps:/alice:pw-S3cret@h\", "
+		      "from: a@b.c, to: [a@b.c] }\n"
+		      "  webhooks: [ { url: \"htps://hooks.example.com/T0/"
+		      "XyZ-S3cret\" } ]\n",
+		      "t.yaml:2:22: smtp_url: expected a URL like "
+		      "smtp://mail.example.com:587 or smtps://..., got 24 "
+		      "characters",
+		      "t.yaml:3:22: url: expected a URL like "
+		      "https://hooks.example.com/path, got 38 characters",
+		      (const char *)NULL);
 }
 
 static char *read_all(const char *path, size_t *len)
