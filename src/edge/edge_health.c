@@ -152,12 +152,11 @@ int edge_health_swap(edge_health *h, const edge_snapshot *old,
 	    !core_same_str(old->cfg->edge.name, next->cfg->edge.name) ||
 	    !core_same_str(old->cfg->api.account_id,
 			   next->cfg->api.account_id)) {
-		/* Pending (debounced) notifications of the old targets are
-		 * dropped and counted by notify_stop. */
+		/* Changes still inside their debounce window go to the new
+		 * targets (notify_restart hands them over). */
 		notify_counters c;
-		notify_stop_counted(h->notify, &c); /* pending 0 */
-		notify_counters_add(&h->notify_done, &c);
-		h->notify = notify_start(next->cfg);
+		h->notify = notify_restart(h->notify, next->cfg, &c);
+		notify_counters_add(&h->notify_done, &c); /* pending 0 */
 	}
 	health_enablement_diff(old->cfg, next->cfg, on_enablement, h);
 	h->checker = health_start(next->cfg, next->ostates, next->pstates,

@@ -63,6 +63,7 @@ struct notify_ctx {
 	/* Under lock. */
 	notify_queue queue;
 	bool stopping;
+	bool handover; /* stopping: keep the pending changes (notify_restart) */
 	size_t unsettled; /* events taken by the thread, not yet accounted */
 	size_t inner;	  /* pending changes + jobs, as of the last pass */
 
@@ -214,21 +215,33 @@ static void free_targets(notify_ctx *n)
 	core_arena_free(n->arena);
 }
 
-notify_ctx *notify_start(const cfg_snapshot *cfg)
+static bool configured(const cfg_snapshot *cfg)
+{
+	return cfg && (cfg->notifications.has_email ||
+		       cfg->notifications.nwebhooks != 0);
+}
+
+/* notify_start, taking over db (NULL: a new one). */
+static notify_ctx *start_with(const cfg_snapshot *cfg, notify_db *db)
 {
 	notify_ctx *n = xcalloc(1, sizeof(*n));
-	if (!cfg || (!cfg->notifications.has_email &&
-		     cfg->notifications.nwebhooks == 0))
-		return n; /* nothing configured: drops events */
-	if (!global_ref()) {
-		log_error("notify: curl_global_init failed; notifications off");
-		return n;
+	if (!configured(cfg) || !global_ref()) {
+		if (configured(cfg))
+			log_error("notify: curl_global_init failed; "
+				  "notifications off");
+		notify_db_free(db);
+		return n; /* drops events */
 	}
 	n->arena = core_arena_new(0);
 	copy_targets(n, cfg);
 	size_t ntargets = n->nwebhooks + (n->has_email ? 1 : 0);
 	n->target_max = MAX(NOTIFY_MAX_RUNNING / MAX(ntargets, 1), 1);
-	n->db = notify_db_new(cfg->notifications.debounce_ms);
+	if (db)
+		notify_db_set_debounce(db, cfg->notifications.debounce_ms,
+				       core_now_ms());
+	else
+		db = notify_db_new(cfg->notifications.debounce_ms);
+	n->db = db;
 	n->multi = curl_multi_init();
 	pthread_mutex_init(&n->lock, NULL);
 	if (!n->multi)
@@ -261,6 +274,11 @@ fail:
 	n->nwebhooks = 0;
 	global_unref();
 	return n;
+}
+
+notify_ctx *notify_start(const cfg_snapshot *cfg)
+{
+	return start_with(cfg, NULL);
 }
 
 /* ---- submit (any thread) ---- */
@@ -665,7 +683,7 @@ static void *notify_main(void *arg)
 		pthread_mutex_lock(&n->lock);
 		notify_item *batch = notify_queue_take(&n->queue, &nb);
 		n->unsettled = nb;
-		bool stopping = n->stopping;
+		bool stopping = n->stopping, handover = n->handover;
 		pthread_mutex_unlock(&n->lock);
 
 		uint64_t now = core_now_ms();
@@ -678,7 +696,8 @@ static void *notify_main(void *arg)
 		if (stopping) {
 			if (!deadline)
 				deadline = now + NOTIFY_STOP_MS;
-			size_t d = notify_db_drop_pending(n->db);
+			/* Handed over: the next notifier sends them. */
+			size_t d = handover ? 0 : notify_db_drop_pending(n->db);
 			if (d) {
 				atomic_fetch_add(&n->dropped, d);
 				log_info("notify: stop: %zu change(s) inside "
@@ -717,15 +736,20 @@ void notify_stop(notify_ctx *n)
 	notify_stop_counted(n, NULL);
 }
 
-void notify_stop_counted(notify_ctx *n, notify_counters *out)
+/* Stop n; with keep, the debounce state is not dropped but moved to *keep
+ * (NULL when n had none). */
+static void stop(notify_ctx *n, notify_counters *out, notify_db **keep)
 {
 	if (out)
 		memset(out, 0, sizeof(*out));
+	if (keep)
+		*keep = NULL;
 	if (!n)
 		return;
 	if (n->active) {
 		pthread_mutex_lock(&n->lock);
 		n->stopping = true;
+		n->handover = keep != NULL;
 		pthread_mutex_unlock(&n->lock);
 		curl_multi_wakeup(n->multi);
 		pthread_join(n->thread, NULL);
@@ -750,10 +774,33 @@ void notify_stop_counted(notify_ctx *n, notify_counters *out)
 			it = next;
 		}
 		curl_multi_cleanup(n->multi);
+		if (keep) {
+			*keep = n->db;
+			n->db = NULL;
+		}
 		notify_db_free(n->db);
 		pthread_mutex_destroy(&n->lock);
 		free_targets(n);
 		global_unref();
 	}
 	free(n);
+}
+
+void notify_stop_counted(notify_ctx *n, notify_counters *out)
+{
+	stop(n, out, NULL);
+}
+
+notify_ctx *notify_restart(notify_ctx *n, const cfg_snapshot *cfg,
+			   notify_counters *out)
+{
+	notify_db *db = NULL;
+	/* Without targets the pending changes have nowhere to go: dropped
+	 * (and counted) as at any stop. */
+	stop(n, out, configured(cfg) ? &db : NULL);
+	if (db && notify_db_pending(db))
+		log_info("notify: %zu change(s) inside their debounce window "
+			 "handed to the new notifier",
+			 notify_db_pending(db));
+	return start_with(cfg, db);
 }

@@ -102,6 +102,16 @@ void notify_stop(notify_ctx *n);
  * for a caller that keeps totals across notifiers. out may be NULL. */
 void notify_stop_counted(notify_ctx *n, notify_counters *out);
 
+/* A config change with other targets (or debounce, edge name, account):
+ * stop n as notify_stop_counted does (its deliveries get the same bound)
+ * but hand what its debounce knows to the notifier started for cfg,
+ * which is returned: the last notified state of every origin and pool,
+ * and the changes still inside their window, which the new targets get
+ * when the window ends (a failure just before the change is not lost).
+ * With nothing configured in cfg they are dropped as at a stop. */
+notify_ctx *notify_restart(notify_ctx *n, const cfg_snapshot *cfg,
+			   notify_counters *out);
+
 #define NOTIFY_STOP_MS 2000u
 
 #endif

@@ -55,6 +55,14 @@ void notify_db_free(notify_db *db)
 	free(db);
 }
 
+void notify_db_set_debounce(notify_db *db, uint64_t debounce_ms, uint64_t now)
+{
+	db->debounce = debounce_ms;
+	for (db_ent *e = db->phead; e; e = e->pnext)
+		if (e->due > now + debounce_ms)
+			e->due = now + debounce_ms;
+}
+
 static uint64_t fnv(uint64_t h, const char *s)
 {
 	for (; *s; s++)

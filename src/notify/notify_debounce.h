@@ -38,6 +38,11 @@ typedef enum notify_db_result {
 notify_db *notify_db_new(uint64_t debounce_ms);
 void notify_db_free(notify_db *db);
 
+/* Change the window (a new notifier taking over db): later changes wait
+ * debounce_ms; a pending change due later than now + debounce_ms is due
+ * then (the list stays in due order). */
+void notify_db_set_debounce(notify_db *db, uint64_t debounce_ms, uint64_t now);
+
 /* Feed one event seen at now (monotonic ms); takes ownership of it. */
 notify_db_result notify_db_feed(notify_db *db, notify_item *it, uint64_t now);
 

@@ -386,3 +386,43 @@ def test_notification_counters_on_metrics(lab, hooks):
     m = scrape(ed)
     assert m.get("meridian_notification_retries_total") >= 4
     assert m.get("meridian_notifications_pending") is not None
+
+
+def test_change_pending_at_a_notifier_change_is_still_notified(lab, hooks):
+    """An origin fails; before its debounce window ends, a config change
+    gives the notifier new targets (here a second webhook), which replaces
+    the notifier. The failure was dropped with the old notifier, and since
+    the origin stays down no later event brought it back: the outage was
+    never notified. The new notifier takes over what the debounce knows,
+    so the failure reaches both webhooks once its window has passed."""
+    a1, a2 = lab.origin("a1"), lab.origin("a2")
+    window = 6.0 * SLOW_FACTOR  # the reload has to fit inside it
+    ed = edge_with_cfg(
+        lab, [{"id": "p1", "monitor": "m", "origins": [org(a1), org(a2)],
+               "notification_filter": {"pool": {"disable": True}}}],
+        [{"name": HOST, "default_pools": ["p1"]}],
+        monitors=[monitor(interval="1s")],
+        notifications={
+            "webhooks": [{"url": "http://%s:%d/one" % (mt.LOCAL,
+                                                     hooks.port)}],
+            "debounce": "%gs" % window})
+    all_healthy(ed, ["p1"])
+    lab.kill(a1)
+    wait_health(ed, {("p1", "a1"): "unhealthy"}, timeout=1 + SLACK + mt.WAIT)
+
+    def add_hook(cfg):
+        cfg["notifications"]["webhooks"].append(
+            {"url": "http://%s:%d/two" % (mt.LOCAL, hooks.port)})
+    rewrite(ed, add_hook)
+    hup_and_wait(ed, RELOADED, count(ed, RELOADED))
+    posts = mt.wait_for(
+        lambda: len(hooks.snapshot()) >= 1 and hooks.snapshot(),
+        timeout=window + SLACK + mt.WAIT, interval=0.05,
+        what="the failure notified after the notifier changed")
+    # Both targets of the new config, once each.
+    mt.wait_for(lambda: len(hooks.snapshot()) >= 2, what="both webhooks")
+    posts = hooks.snapshot()
+    assert sorted(p for p, _, _ in posts) == ["/one", "/two"], posts
+    for _, _, b in posts:
+        assert key_of_post(json.loads(b)) == \
+            ("origin", "p1", "a1", "healthy", "unhealthy"), b

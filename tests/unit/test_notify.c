@@ -181,6 +181,32 @@ static void test_debounce_flap_sends_nothing(void **state)
 	notify_db_free(db);
 }
 
+/* A new notifier with another window takes the db over: later changes
+ * wait the new window, pending ones no longer than it (in due order). */
+static void test_debounce_new_window(void **state)
+{
+	(void)state;
+	notify_db *db = notify_db_new(10000);
+	notify_db_feed(db, origin_ev("gcp", "a", "healthy", "unhealthy"), 0);
+	notify_db_feed(db, origin_ev("gcp", "b", "healthy", "unhealthy"), 500);
+	notify_db_set_debounce(db, 1000, 2000);
+	assert_int_equal(notify_db_next_due(db), 3000);
+	notify_db_feed(db, origin_ev("gcp", "c", "healthy", "unhealthy"), 2100);
+	assert_null(notify_db_pop_due(db, 2999));
+	const char *want[] = {"a", "b", "c"};
+	uint64_t at[] = {3000, 3000, 3100};
+	for (size_t i = 0; i < 3; i++) {
+		if (i == 2)
+			assert_null(notify_db_pop_due(db, 3099));
+		notify_item *c = notify_db_pop_due(db, at[i]);
+		assert_non_null(c);
+		assert_string_equal(c->origin_name, want[i]);
+		free(c);
+	}
+	assert_int_equal(notify_db_pending(db), 0);
+	notify_db_free(db);
+}
+
 static void test_debounce_held_change_sent_once(void **state)
 {
 	(void)state;
@@ -932,6 +958,7 @@ int main(void)
 	    cmocka_unit_test(test_item_copy),
 	    cmocka_unit_test(test_queue_drops_oldest),
 	    cmocka_unit_test(test_debounce_flap_sends_nothing),
+	    cmocka_unit_test(test_debounce_new_window),
 	    cmocka_unit_test(test_debounce_held_change_sent_once),
 	    cmocka_unit_test(test_debounce_third_state_replaces),
 	    cmocka_unit_test(test_debounce_repeat_keeps_window),
