@@ -929,29 +929,71 @@ static int query_events(store *st, void *arg)
 	return a->rc;
 }
 
-/* An RFC 3339 time or milliseconds since the epoch. */
+/* n digits at *p (advanced past them) as a number in [lo, hi]. */
+static int fixed_digits(const char **p, int n, int lo, int hi, int *out)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)(*p)[i]))
+			return -1;
+		v = v * 10 + ((*p)[i] - '0');
+	}
+	*p += n;
+	*out = v;
+	return v < lo || v > hi ? -1 : 0;
+}
+
+static bool leap_year(int y)
+{
+	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/* An RFC 3339 time in UTC (YYYY-MM-DDTHH:MM:SS[.frac], then Z or +00:00;
+ * no zone is taken as UTC), every field in its range (no February 30th:
+ * it is refused, not taken as March 2nd), or milliseconds since the
+ * epoch. */
 static int parse_time(const char *s, uint64_t *ms)
 {
+	static const int mdays[12] = {31, 28, 31, 30, 31, 30,
+				      31, 31, 30, 31, 30, 31};
 	int64_t v;
 	if (!cfg_parse_int(s, &v) && v >= 0) {
 		*ms = (uint64_t)v;
 		return 0;
 	}
-	struct tm tm = {0};
-	const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (!end)
+	const char *p = s;
+	int year, mon, day, hour, min, sec;
+	if (fixed_digits(&p, 4, 1970, 9999, &year) || *p++ != '-' ||
+	    fixed_digits(&p, 2, 1, 12, &mon) || *p++ != '-' ||
+	    fixed_digits(&p, 2, 1, 31, &day) || (*p != 'T' && *p != 't'))
+		return -1;
+	p++;
+	if (fixed_digits(&p, 2, 0, 23, &hour) || *p++ != ':' ||
+	    fixed_digits(&p, 2, 0, 59, &min) || *p++ != ':' ||
+	    fixed_digits(&p, 2, 0, 60, &sec)) /* 60: a leap second */
+		return -1;
+	if (day > mdays[mon - 1] + (mon == 2 && leap_year(year) ? 1 : 0))
 		return -1;
 	uint64_t frac = 0;
-	if (*end == '.') {
+	if (*p == '.') {
 		int digits = 0;
-		for (end++; isdigit((unsigned char)*end); end++)
+		for (p++; isdigit((unsigned char)*p); p++)
 			if (digits++ < 3)
-				frac = frac * 10 + (uint64_t)(*end - '0');
+				frac = frac * 10 + (uint64_t)(*p - '0');
+		if (!digits)
+			return -1;
 		while (digits++ < 3)
 			frac *= 10;
 	}
-	if (strcmp(end, "Z") && strcmp(end, "+00:00") && *end)
+	if (strcmp(p, "Z") && strcmp(p, "z") && strcmp(p, "+00:00") &&
+	    strcmp(p, "-00:00") && *p)
 		return -1;
+	struct tm tm = {.tm_year = year - 1900,
+			.tm_mon = mon - 1,
+			.tm_mday = day,
+			.tm_hour = hour,
+			.tm_min = min,
+			.tm_sec = sec};
 	time_t t = timegm(&tm);
 	if (t < 0)
 		return -1;

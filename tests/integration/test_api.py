@@ -924,6 +924,30 @@ def test_query_values_too_long_are_refused_not_cut(env):
     assert api.ok("GET", ev + "?pool_id=" + "p" * 255) == []
 
 
+def test_event_times_out_of_range_are_refused(env):
+    """since/until: a date that does not exist (February 30th, April
+    31st), sloppy forms (no zero padding, a leading space, a dot without
+    digits) answer 400 (1009) like any bad value; they used to be taken
+    (strptime + timegm: February 30th read as March 2nd)."""
+    ed, api, _, _ = env
+    ev = "/client/v4/user/load_balancing_analytics/events"
+    for v in ("2026-02-30T00:00:00Z", "2026-04-31T00:00:00Z",
+              "2025-02-29T00:00:00Z", "2026-1-2T03:04:05Z",
+              "%202026-01-02T03:04:05Z", "2026-01-02T03:04:05.Z",
+              "2026-01-02T24:00:00Z", "2026-01-02T03:04:05Zjunk"):
+        for key in ("since", "until"):
+            st, e = api.call("GET", ev + "?%s=%s" % (key, v))
+            assert st == 400 and e["errors"][0]["code"] == 1009, (key, v, e)
+            assert e["errors"][0]["message"].startswith(
+                key + ": expected an RFC 3339 time"), (key, v, e)
+    # Valid ones, as documented: fractions, Z or +00:00, ms since the epoch.
+    for v in ("2999-01-01T00:00:00Z", "2999-01-01T00:00:00.5Z",
+              "2999-01-01T00:00:00%2B00:00", "2028-02-29T00:00:00z",
+              "32503680000000"):
+        assert api.ok("GET", ev + "?since=" + v) == [], v
+    assert api.ok("GET", ev + "?until=1999-12-31T23:59:60Z") == []
+
+
 def test_zone_ids_are_only_handed_out_for_configured_zones(lab, tmp_path):
     """GET /zones/other.org (a zone not in zones[]) answered an id that
     every other path then refused (404, 1008) and that /zones?name= did
