@@ -168,13 +168,17 @@ static void w_int(where *w, sqlite3_int64 i)
 	w->nb++;
 }
 
-static void build_where(where *w, const store_event_filter *f)
+/* oldest_ms: events older than this are past their age (they are only
+ * deleted at the next insert); 0: no bound. */
+static void build_where(where *w, const store_event_filter *f,
+			uint64_t oldest_ms)
 {
 	memset(w, 0, sizeof(*w));
 	w->len = (size_t)snprintf(w->sql, sizeof(w->sql), "WHERE 1");
-	if (f->since_ms) {
+	uint64_t since = MAX(f->since_ms, oldest_ms);
+	if (since) {
 		w_add(w, "time_ms >= ?");
-		w_int(w, clamp_i64(f->since_ms));
+		w_int(w, clamp_i64(since));
 	}
 	if (f->until_ms) {
 		w_add(w, "time_ms <= ?");
@@ -300,7 +304,12 @@ int store_events_query(store *s, const store_event_filter *f, store_event **out,
 		*total = 0;
 	if (!f)
 		f = &all;
-	build_where(&w, f);
+	/* The age limit holds for what is answered too, whether or not an
+	 * insert has trimmed the table lately. */
+	uint64_t now = core_wall_ms(), oldest = 0;
+	if (s->opts.events_max_age_ms && now > s->opts.events_max_age_ms)
+		oldest = now - s->opts.events_max_age_ms;
+	build_where(&w, f, oldest);
 	/* One read transaction: the count and the page see the same rows
 	 * while the writer keeps inserting. */
 	if ((r = store_exec(s, "BEGIN", "begin", err, sizeof(err))))

@@ -912,6 +912,23 @@ static void test_events_retention(void **state)
 	store_events_free(v, n);
 	store_close(s);
 
+	/* Age is also kept at a query: an edge with no new events for a
+	 * week no longer answers its week-old ones (nothing inserted, so
+	 * nothing trimmed). Here the age limit is 300 ms, the event is
+	 * 100 ms old when added, and the query waits for it to be older
+	 * than the limit by the wall clock. */
+	o.events_max = 10;
+	o.events_max_age_ms = 300;
+	s = open_ok(fresh("aging.db"), &o);
+	uint64_t t0 = core_wall_ms() - 100;
+	store_event young = oev("young", "o", true, t0);
+	assert_int_equal(store_events_add(s, &young, 1), 0);
+	for (int i = 0; i < 5000 && core_wall_ms() <= t0 + 300; i++)
+		usleep(1000);
+	assert_true(core_wall_ms() > t0 + 300);
+	assert_int_equal(query(s, NULL, &v), 0);
+	store_close(s);
+
 	/* 0 turns a limit off. */
 	o.events_max = 0;
 	o.events_max_age_ms = 0;
