@@ -548,8 +548,15 @@ static void job_done(notify_ctx *n, notify_job *j, int code, long status,
 		job_free(j);
 		return;
 	}
-	char why[CURL_ERROR_SIZE + 32];
-	if (code != CURLE_OK)
+	char why[CURL_ERROR_SIZE + 64];
+	if (code != CURLE_OK && !http && status > 0)
+		/* What the server said: curl's text is often only "Weird
+		 * server reply". */
+		snprintf(why, sizeof(why), "%s (SMTP reply %ld)",
+			 j->err[0] ? j->err
+				   : curl_easy_strerror((CURLcode)code),
+			 status);
+	else if (code != CURLE_OK)
 		snprintf(why, sizeof(why), "%s",
 			 j->err[0] ? j->err
 				   : curl_easy_strerror((CURLcode)code));

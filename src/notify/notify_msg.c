@@ -494,6 +494,10 @@ notify_outcome notify_classify(int curl_code, bool http, long status)
 	case CURLE_LOGIN_DENIED:
 		return NOTIFY_PERMANENT;
 	default:
+		/* SMTP: a 5yz reply is a permanent refusal (RFC 5321
+		 * 4.2.1); a 4yz or no reply at all is transient. */
+		if (!http && status >= 500 && status < 600)
+			return NOTIFY_PERMANENT;
 		return NOTIFY_RETRY;
 	}
 	if (!http || (status >= 200 && status < 300))

@@ -118,7 +118,8 @@ typedef enum notify_outcome {
 } notify_outcome;
 
 /* Classify a finished transfer: curl_code is a CURLcode, status the HTTP
- * status for webhooks (ignored for email). */
+ * status for webhooks, the last SMTP reply code for email (0: none); a
+ * failed email with a 5yz reply is permanent, with 4yz transient. */
 notify_outcome notify_classify(int curl_code, bool http, long status);
 
 #endif

@@ -55,13 +55,14 @@ class SmtpSink:
         self.messages = []  # (mail_from, [rcpt], email.message.Message)
         self.attempts = 0
         self.refuse = 0
+        self.refuse_reply = "451 4.3.0 try again later"
 
     async def handle_DATA(self, server, session, envelope):
         with self.lock:
             self.attempts += 1
             if self.refuse > 0:
                 self.refuse -= 1
-                return "451 4.3.0 try again later"
+                return self.refuse_reply
             msg = email.message_from_bytes(envelope.original_content,
                                            policy=email.policy.default)
             self.messages.append((envelope.mail_from,
@@ -397,6 +398,21 @@ def test_retry_after_receiver_failure(tmp_path, smtp, hooks):
     assert r.counters["sent"] == 2 and r.counters["failed"] == 0
     assert r.counters["retried"] == 3
     assert SECRET not in r.err
+
+
+def test_mail_server_refusal_is_not_retried(tmp_path, smtp):
+    """A 5yz reply to DATA is a permanent refusal (RFC 5321 4.2.1: the
+    same message will be refused again): given up at once, and the log
+    says what the server answered (curl alone says "Weird server
+    reply"). A 4yz is retried (test_retry_after_receiver_failure)."""
+    smtp.refuse = 1
+    smtp.refuse_reply = "554 5.7.1 message refused by policy"
+    cfg = config(smtp, [], debounce="0s")
+    r = run_driver(tmp_path, cfg, ["pool,gcp,healthy,critical", IDLE])
+    assert smtp.attempts == 1, r.describe()
+    assert r.counters["failed"] == 1 and r.counters["retried"] == 0, \
+        r.describe()
+    assert "SMTP reply 554" in r.err, r.describe()
 
 
 def test_permanent_failure_is_not_retried(tmp_path, hooks):

@@ -731,6 +731,17 @@ static void test_backoff_and_classify(void **state)
 			 NOTIFY_PERMANENT);
 	assert_int_equal(notify_classify(CURLE_UNSUPPORTED_PROTOCOL, true, 0),
 			 NOTIFY_PERMANENT);
+	/* SMTP: the last reply code. 4yz is transient (RFC 5321 4.2.1),
+	 * 5yz permanent: the same message will be refused again. */
+	assert_int_equal(notify_classify(CURLE_WEIRD_SERVER_REPLY, false, 451),
+			 NOTIFY_RETRY);
+	assert_int_equal(notify_classify(CURLE_WEIRD_SERVER_REPLY, false, 554),
+			 NOTIFY_PERMANENT);
+	assert_int_equal(notify_classify(CURLE_SEND_ERROR, false, 550),
+			 NOTIFY_PERMANENT);
+	/* A timeout after a good reply is still transient. */
+	assert_int_equal(notify_classify(CURLE_OPERATION_TIMEDOUT, false, 250),
+			 NOTIFY_RETRY);
 }
 
 /* ---- context life cycle ---- */
