@@ -468,6 +468,7 @@ class HungSmtp:
     def __init__(self):
         self.lock = threading.Lock()
         self.accepted = 0
+        self.open = self.max_open = 0  # connections held at once
         self.closed = []  # time.monotonic() of each client close
         self.sock = socket.socket()
         self.sock.bind((mt.LOCAL, 0))
@@ -485,6 +486,8 @@ class HungSmtp:
                 return
             with self.lock:
                 self.accepted += 1
+                self.open += 1
+                self.max_open = max(self.max_open, self.open)
                 self.conns.append(c)
             threading.Thread(target=self._hold, args=(c,),
                              daemon=True).start()
@@ -496,6 +499,7 @@ class HungSmtp:
         except OSError:
             return
         with self.lock:
+            self.open -= 1
             self.closed.append(time.monotonic())
 
     def close(self):
@@ -515,9 +519,10 @@ def test_hung_mail_server_does_not_hold_back_webhooks(tmp_path, hooks):
     """A mail server that accepts connections and never answers: each
     email attempt holds a transfer until curl's connect timeout (5 s). A
     burst of changes makes more emails than the notifier runs at once; the
-    webhook must still get every change while the emails hang, i.e. before
-    the first email attempt gives up (the order of events, not a time
-    bound: the margin is that 5 s timeout)."""
+    mail server never holds more than its share of the transfers (16 over
+    two targets: 8), so the webhook gets every change while the emails
+    hang. (Asserted by the cap, not by timing: which comes first also
+    depends on the 5 s timeout against the machine's speed.)"""
     smtp = HungSmtp()
     try:
         cfg = config(None, [(hooks.url("/h"), None)], debounce="0s",
@@ -529,13 +534,10 @@ def test_hung_mail_server_does_not_hold_back_webhooks(tmp_path, hooks):
         got = hooks.got("/h", 200)
         assert len(got) == n, r.describe()
         with smtp.lock:
-            closed = list(smtp.closed)
-            accepted = smtp.accepted
+            accepted, max_open = smtp.accepted, smtp.max_open
         assert accepted > 0
-        last_hook = max(g["time"] for g in got)
-        assert not closed or last_hook < min(closed), \
-            "webhook deliveries waited for the hung mail server " \
-            "(%d of %d after its first timeout)" % (
-                sum(1 for g in got if g["time"] > min(closed)), n)
+        # The mechanism, independent of timing: the hung target never
+        # held more than its share of the transfers (before, all 16).
+        assert max_open <= 8, "the mail server held %d transfers" % max_open
     finally:
         smtp.close()
