@@ -2048,7 +2048,9 @@ static const cfg_key email_keys[] = {
      .check = check_smtp_url,
      .doc_type = "URL",
      .help = "Mail server; smtps:// for implicit TLS, credentials as "
-	     "smtp://user:pass@host (use `${VAR}`)."},
+	     "smtp://user:pass@host (use `${VAR}`). smtp:// uses STARTTLS "
+	     "when the server offers it, and requires it when the URL has "
+	     "credentials: they never cross in the clear."},
     {.name = "from",
      .type = CFG_STRING,
      .flags = CFG_F_REQUIRED,

@@ -42,6 +42,9 @@ typedef struct notify_target {
 	/* Webhooks: Content-Type and cf-webhook-auth. */
 	struct curl_slist *headers;
 	size_t running; /* transfers in flight (notifier thread) */
+	/* Email: the URL holds credentials, which only go over TLS
+	 * (smtps://, or smtp:// with STARTTLS required). */
+	bool creds;
 } notify_target;
 
 typedef struct notify_job {
@@ -116,6 +119,18 @@ static void global_unref(void)
 
 /* ---- start ---- */
 
+/* Whether url carries a user (and so a password) to log in with. */
+static bool url_has_user(const char *url)
+{
+	CURLU *u = curl_url();
+	char *user = NULL;
+	bool has = u && !curl_url_set(u, CURLUPART_URL, url, 0) &&
+		   !curl_url_get(u, CURLUPART_USER, &user, 0) && user && *user;
+	curl_free(user);
+	curl_url_cleanup(u);
+	return has;
+}
+
 /* "kind (scheme://host:port)" without user info, path or query (which may
  * hold credentials); "kind (bad URL)" when curl cannot parse it. */
 static const char *target_label(core_arena *a, const char *kind,
@@ -156,6 +171,7 @@ static void copy_targets(notify_ctx *n, const cfg_snapshot *cfg)
 		n->has_email = true;
 		n->email.url = core_arena_strdup(a, c->email.smtp_url);
 		n->email.label = target_label(a, "email", n->email.url, &bad);
+		n->email.creds = url_has_user(n->email.url);
 		if (bad)
 			log_error("notify: %s: curl cannot parse the SMTP URL; "
 				  "emails will fail",
@@ -503,7 +519,12 @@ static int job_start(notify_ctx *n, notify_job *j)
 #elif LIBCURL_VERSION_NUM >= 0x074500
 		curl_easy_setopt(e, CURLOPT_MAIL_RCPT_ALLLOWFAILS, 1L);
 #endif
-		curl_easy_setopt(e, CURLOPT_USE_SSL, (long)CURLUSESSL_TRY);
+		/* STARTTLS when the server offers it; required when there
+		 * are credentials: a server that does not offer it would
+		 * get the password in the clear. */
+		curl_easy_setopt(e, CURLOPT_USE_SSL,
+				 t->creds ? (long)CURLUSESSL_ALL
+					  : (long)CURLUSESSL_TRY);
 		curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE,
 				 (curl_off_t)j->len);

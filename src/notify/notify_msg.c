@@ -492,6 +492,7 @@ notify_outcome notify_classify(int curl_code, bool http, long status)
 	case CURLE_URL_MALFORMAT:
 	case CURLE_NOT_BUILT_IN:
 	case CURLE_LOGIN_DENIED:
+	case CURLE_USE_SSL_FAILED: /* no STARTTLS, credentials to send */
 		return NOTIFY_PERMANENT;
 	default:
 		/* SMTP: a 5yz reply is a permanent refusal (RFC 5321

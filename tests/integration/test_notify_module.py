@@ -415,6 +415,21 @@ def test_mail_server_refusal_is_not_retried(tmp_path, smtp):
     assert "SMTP reply 554" in r.err, r.describe()
 
 
+def test_credentials_never_go_in_the_clear(tmp_path, smtp):
+    """smtp://user:pass@ to a server that offers no STARTTLS: the mail is
+    not sent (the password would cross in the clear), the log says why,
+    and the password is not in it. Without credentials the same server
+    gets the mail (test_one_email_and_one_webhook_per_change)."""
+    url = "smtp://alerts:s3cret-pw@%s:%d" % (mt.LOCAL, smtp.port)
+    cfg = config(None, [], debounce="0s", smtp_url=url)
+    r = run_driver(tmp_path, cfg, ["pool,gcp,healthy,critical", IDLE])
+    assert smtp.snapshot() == [] and smtp.attempts == 0, r.describe()
+    assert r.counters["failed"] == 1 and r.counters["sent"] == 0, \
+        r.describe()
+    assert "TLS" in r.err or "SSL" in r.err, r.describe()
+    assert "s3cret-pw" not in r.err + r.out, r.describe()
+
+
 def test_permanent_failure_is_not_retried(tmp_path, hooks):
     hooks.plan["/gone"] = [404]
     cfg = config(None, [(hooks.url("/gone"), None), (hooks.url("/ok"), None)],

@@ -723,6 +723,8 @@ static void test_backoff_and_classify(void **state)
 			 NOTIFY_PERMANENT);
 	assert_int_equal(notify_classify(CURLE_OK, false, 250),
 			 NOTIFY_DELIVERED);
+	assert_int_equal(notify_classify(CURLE_USE_SSL_FAILED, false, 0),
+			 NOTIFY_PERMANENT);
 	assert_int_equal(notify_classify(CURLE_COULDNT_CONNECT, false, 0),
 			 NOTIFY_RETRY);
 	assert_int_equal(notify_classify(CURLE_OPERATION_TIMEDOUT, true, 0),
