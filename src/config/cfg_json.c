@@ -32,7 +32,7 @@ static const char *const kind_names[NKINDS] = {"monitor", "pool",
  * them from a GET; they are ignored. */
 static const char *const ro_common[] = {"id", "created_on", "modified_on"};
 static const char *const ro_pool[] = {"healthy", "disabled_at", "networks"};
-static const char *const ro_lb[] = {"zone_name"};
+static const char *const ro_lb[] = {"zone_name", "networks"};
 static const char *const ro_origin[] = {"disabled_at"};
 
 const char *cfg_json_kind_name(cfg_json_kind kind)
@@ -265,6 +265,89 @@ static cfg_node *from_json(cfg_ctx *c, const json_t *j, const char *path,
 	return n;
 }
 
+/* Cloudflare fields Meridian has no use for, which Cloudflare's GET gives
+ * back empty (an object exported from Cloudflare, or sent by a client
+ * that always writes them): taken when empty, refused with why when not
+ * (silently dropping a value would misconfigure). */
+typedef struct unused_field {
+	cfg_json_kind kind;
+	bool in_origin; /* a field of pools[].origins[] */
+	const char *key;
+	const char *why;
+} unused_field;
+
+static const unused_field unused[] = {
+    {CFG_JSON_MONITOR, false, "probe_zone",
+     "Meridian checks from each edge; set the Host header in `header`"},
+    {CFG_JSON_POOL, false, "notification_email",
+     "notifications are set in the edge's file (notifications.email), "
+     "per pool filtered by notification_filter"},
+    {CFG_JSON_POOL, true, "virtual_network_id",
+     "Meridian reaches origins on the edge's own networks"},
+};
+
+static bool json_empty(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_NULL:
+	case JSON_FALSE:
+		return true;
+	case JSON_STRING:
+		return json_string_length(v) == 0;
+	case JSON_ARRAY:
+		return json_array_size(v) == 0;
+	case JSON_OBJECT:
+		return json_object_size(v) == 0;
+	default:
+		return false;
+	}
+}
+
+/* Drop one unused field of o; false (and an error at field) when it is
+ * not empty. */
+static bool drop_unused(cfg_ctx *c, json_t *o, const unused_field *u,
+			const char *field)
+{
+	json_t *v = json_object_get(o, u->key);
+	if (!v)
+		return true;
+	bool empty = json_empty(v);
+	if (!empty)
+		cfg_errs_add_field(&c->errs, field,
+				   "not supported by Meridian (%s); leave it "
+				   "out or empty",
+				   u->why);
+	json_object_del(o, u->key);
+	return empty;
+}
+
+static bool drop_unused_fields(cfg_ctx *c, cfg_json_kind kind, json_t *body,
+			       const char *label)
+{
+	bool ok = true;
+	for (size_t i = 0; i < ARRAY_LEN(unused); i++) {
+		const unused_field *u = &unused[i];
+		if (u->kind != kind)
+			continue;
+		if (!u->in_origin) {
+			ok &= drop_unused(
+			    c, body, u, tmp_printf(c, "%s.%s", label, u->key));
+			continue;
+		}
+		size_t j;
+		json_t *o;
+		json_array_foreach(json_object_get(body, "origins"), j, o)
+		{
+			if (json_is_object(o))
+				ok &= drop_unused(
+				    c, o, u,
+				    tmp_printf(c, "%s.origins[%zu].%s", label,
+					       j, u->key));
+		}
+	}
+	return ok;
+}
+
 /* One API object as a mapping of its list ("pools[gcp]": {...}) with the
  * API's id first, or NULL after reporting why not. */
 static cfg_node *object_node(cfg_ctx *c, const cfg_json_obj *o)
@@ -297,6 +380,10 @@ static cfg_node *object_node(cfg_ctx *c, const cfg_json_obj *o)
 		return NULL;
 	}
 	cfg_json_strip_readonly(o->kind, body);
+	if (!drop_unused_fields(c, o->kind, body, label)) {
+		json_decref(body);
+		return NULL;
+	}
 	cfg_node *n = from_json(c, body, label, list, 1);
 	json_decref(body);
 	if (!o->id)

@@ -706,6 +706,46 @@ static void test_readonly_fields(void **state)
 	assert_false(cfg_json_is_readonly(CFG_JSON_POOL, "name"));
 }
 
+/* Cloudflare fields Meridian has no use for: an object as Cloudflare's
+ * GET gives it (empty values) is taken; a value is refused, with why. */
+static void test_cloudflare_fields_unused(void **state)
+{
+	(void)state;
+	cfg_json_obj objs[] = {
+	    MON("m2", "{\"probe_zone\": \"\", \"type\": \"http\"}"),
+	    POOL("p2", "{\"notification_email\": \"\", \"origins\": "
+		       "[{\"name\": \"o\", \"address\": \"127.0.0.1\", "
+		       "\"virtual_network_id\": null}]}"),
+	    LB("lb-2", "{\"name\": \"z.example.com\", \"networks\": "
+		       "[\"cloudflare\"], \"default_pools\": [\"p2\"]}"),
+	};
+	cfg_snapshot *s = merged_ok(file_yaml, objs, ARRAY_LEN(objs));
+	assert_string_equal(s->monitors[1].id, "m2");
+	assert_string_equal(s->pools[1].id, "p2");
+	cfg_snapshot_free(s);
+
+	cfg_json_obj bad[] = {
+	    MON("m2", "{\"probe_zone\": \"example.com\"}"),
+	    POOL("p2",
+		 "{\"notification_email\": \"ops@example.com\", "
+		 "\"origins\": [{\"name\": \"o\", \"address\": "
+		 "\"127.0.0.1\", \"virtual_network_id\": \"a5624d4e\"}]}"),
+	};
+	expect_errors(
+	    file_yaml, bad, ARRAY_LEN(bad),
+	    "monitors[m2].probe_zone: not supported by Meridian (Meridian "
+	    "checks from each edge; set the Host header in `header`); leave "
+	    "it out or empty",
+	    "pools[p2].notification_email: not supported by Meridian "
+	    "(notifications are set in the edge's file "
+	    "(notifications.email), per pool filtered by "
+	    "notification_filter); leave it out or empty",
+	    "pools[p2].origins[0].virtual_network_id: not supported by "
+	    "Meridian (Meridian reaches origins on the edge's own networks); "
+	    "leave it out or empty",
+	    END);
+}
+
 static void test_bad_json(void **state)
 {
 	(void)state;
@@ -1093,6 +1133,7 @@ int main(void)
 	    cmocka_unit_test(test_file_and_api_errors),
 	    cmocka_unit_test(test_duplicates_across_sources),
 	    cmocka_unit_test(test_readonly_fields),
+	    cmocka_unit_test(test_cloudflare_fields_unused),
 	    cmocka_unit_test(test_bad_json),
 	    cmocka_unit_test(test_no_env_in_api),
 	    cmocka_unit_test(test_render_defaults),
