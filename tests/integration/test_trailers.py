@@ -34,6 +34,21 @@ def _edge(lab, **kw):
     return ro, e
 
 
+def test_filtered_after_the_managed_rules_hold(lab):
+    """With waf.managed the body (and its trailers) is held for the
+    rules first; forwarded after, the trailers are filtered the same."""
+    ro, e = _edge(lab, top={"waf": {"managed": {"enabled": True}}})
+    with HttpConn(e.port) as c:
+        c.send(_head(extra=b"Content-Type: application/x-www-form-urlencoded"
+                           b"\r\n")
+               + BODY + TRAILERS)
+        r = c.read_response()
+        assert r.status == 200, r
+    _, trl = _sent_trailers(ro)
+    assert trl == KEPT, trl
+    e.check_alive()
+
+
 def _sent_trailers(ro, i=-1):
     raw = ro.requests_raw[i]
     head, _, rest = raw.partition(b"\r\n\r\n")
