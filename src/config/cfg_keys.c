@@ -1171,7 +1171,10 @@ static const cfg_key monitor_keys[] = {
      .def = "2",
      .min = 0,
      .max = 5,
-     .help = "Immediate retries after a failed check, before it counts."},
+     .help = "Immediate retries after a failed check, before it counts: "
+	     "after any failure (Cloudflare documents them for timeouts "
+	     "only), so a single refused connection or bad answer does not "
+	     "count either."},
     {.name = "interval",
      .type = CFG_DURATION,
      AT(cfg_monitor, interval_ms),
