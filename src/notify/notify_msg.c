@@ -196,18 +196,11 @@ size_t notify_iso8601(uint64_t wall_ms, char *buf, size_t size)
 
 size_t notify_rfc5322_date(uint64_t wall_ms, char *buf, size_t size)
 {
-	static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed",
-					"Thu", "Fri", "Sat"};
-	static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr",
-					   "May", "Jun", "Jul", "Aug",
-					   "Sep", "Oct", "Nov", "Dec"};
-	struct tm tm;
-	if (!wall_tm(wall_ms, &tm))
-		memset(&tm, 0, sizeof(tm));
-	int n =
-	    snprintf(buf, size, "%s, %02d %s %04d %02d:%02d:%02d +0000",
-		     days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
-		     tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	/* HTTP's IMF-fixdate is RFC 5322's date-time, in GMT: the zone
+	 * written as a number. */
+	char d[30];
+	core_http_date_fmt((int64_t)(wall_ms / 1000u), d);
+	int n = snprintf(buf, size, "%.25s +0000", d);
 	return n < 0 ? 0 : MIN((size_t)n, size ? size - 1 : 0);
 }
 
