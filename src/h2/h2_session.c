@@ -408,6 +408,8 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t sid,
 		return 0;
 	}
 	st->unconsumed += len;
+	if (s->st.stream_window_only)
+		nghttp2_session_consume_connection(ng, len);
 	if (s->cb.on_data && s->cb.on_data(s->ud, sid, st->sud, p, len) != 0)
 		reject(s, st, NGHTTP2_INTERNAL_ERROR);
 	return 0;
@@ -457,7 +459,7 @@ static int on_stream_close(nghttp2_session *ng, int32_t sid, uint32_t code,
 	if (!st)
 		return 0;
 	/* bytes the caller never consumed still hold the connection window */
-	if (st->unconsumed)
+	if (st->unconsumed && !s->st.stream_window_only)
 		nghttp2_session_consume_connection(ng, st->unconsumed);
 	if (st->delivered && s->cb.on_close)
 		s->cb.on_close(s->ud, sid, st->sud, code);
@@ -839,6 +841,10 @@ int h2_session_consume(h2_session *s, int32_t sid, size_t n)
 	if (!st || n > st->unconsumed)
 		return -EINVAL;
 	st->unconsumed -= n;
+	if (s->st.stream_window_only)
+		return nghttp2_session_consume_stream(s->ng, sid, n) == 0
+			   ? 0
+			   : -EINVAL;
 	return nghttp2_session_consume(s->ng, sid, n) == 0 ? 0 : -EINVAL;
 }
 

@@ -46,6 +46,12 @@ typedef struct h2_settings {
 	uint32_t max_settings; /* SETTINGS frames / window, 50 */
 	uint32_t max_empty_frames; /* empty DATA / window, 100 */
 	uint32_t max_outbound_ack; /* queued PING/SETTINGS ACKs, 100 */
+	/* false: DATA holds both windows until h2_session_consume(). true:
+	 * the connection window is reopened as DATA arrives and only the
+	 * stream's waits (a peer that multiplexes many clients, the tunnel's
+	 * edge: one stream whose bytes are not taken must not stall the
+	 * others; memory stays bounded by the stream windows). */
+	bool stream_window_only;
 } h2_settings;
 
 void h2_settings_default(h2_settings *st);
@@ -123,7 +129,8 @@ int h2_session_resume(h2_session *s, int32_t sid);
 int h2_session_trailers(h2_session *s, int32_t sid, const h2_field *f,
 			size_t n);
 int h2_session_rst(h2_session *s, int32_t sid, uint32_t code);
-/* The caller is done with n request body bytes: reopen the windows. */
+/* The caller is done with n request body bytes: reopen the windows (the
+ * stream's only, with stream_window_only). */
 int h2_session_consume(h2_session *s, int32_t sid, size_t n);
 /* ... all the stream's request bytes not consumed yet (the caller drops
  * them). */

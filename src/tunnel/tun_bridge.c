@@ -45,13 +45,15 @@ static void list_unlink_bridge(tun_bridge *b)
 	b->prev = b->next = NULL;
 }
 
-/* Give the window back for the DATA bytes that left (or were dropped). */
+/* Give the stream's window back for the DATA bytes that left (or were
+ * dropped); the connection's was given back as they arrived. */
 static void bridge_give_back(tun_bridge *b)
 {
 	if (!b->unconsumed)
 		return;
 	if (b->link && b->link->h2 && b->sid > 0) {
-		nghttp2_session_consume(b->link->h2, b->sid, b->unconsumed);
+		nghttp2_session_consume_stream(b->link->h2, b->sid,
+					       b->unconsumed);
 		tun_link_flush(b->link);
 	}
 	b->unconsumed = 0;
@@ -65,7 +67,8 @@ void tun_bridge_close(tun_bridge *b)
 	tun_link *l = b->link;
 	if (l && l->h2 && b->sid > 0) {
 		if (b->unconsumed)
-			nghttp2_session_consume(l->h2, b->sid, b->unconsumed);
+			nghttp2_session_consume_stream(l->h2, b->sid,
+						       b->unconsumed);
 		b->unconsumed = 0;
 		nghttp2_session_set_stream_user_data(l->h2, b->sid, NULL);
 		if (!b->resp_done)
@@ -599,6 +602,11 @@ int tun_h2_on_data(nghttp2_session *s, uint8_t flags, int32_t sid,
 	bput(b, data, len);
 	if (b->chunked)
 		bput(b, "\r\n", 2);
+	/* The connection's window reopens at once: a link carries the
+	 * streams of many clients, and one that does not read must not
+	 * stall the others. The stream's waits until the worker took the
+	 * bytes, which bounds what is held here. */
+	nghttp2_session_consume_connection(s, len);
 	b->unconsumed += len;
 	if (!b->flush_queued) {
 		b->flush_queued = true;

@@ -1245,6 +1245,9 @@ static int h2_start(tconn *c)
 {
 	h2_settings st;
 	h2_settings_default(&st);
+	/* the edge multiplexes all its clients here: a service that does
+	 * not take its upload must not stall the other streams */
+	st.stream_window_only = true;
 	h2_callbacks cb = {
 	    .on_request = on_request,
 	    .on_data = on_data,

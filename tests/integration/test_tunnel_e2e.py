@@ -8,6 +8,7 @@ rejoined. Every wait has a deadline; every load loop is bounded."""
 import hashlib
 import os
 import signal
+import socket
 import subprocess
 import threading
 
@@ -39,7 +40,7 @@ class E2E:
         mt.wait_for(lambda: mt.port_accepts(tun), what="tunnel listener")
         return e
 
-    def connector(self, edges, name, per_edge=1, drain="10s"):
+    def connector(self, edges, name, per_edge=1, drain="10s", ingress=()):
         cert, _ = make_cert(str(self.tmp))
         path = os.path.join(str(self.tmp), name + ".yaml")
         with open(path, "w") as f:
@@ -49,7 +50,7 @@ class E2E:
                 "connections_per_edge": per_edge,
                 "server_name": "edge.example.com", "ca": cert,
                 "drain_timeout": drain,
-                "ingress": [
+                "ingress": list(ingress) + [
                     {"hostname": HOST, "service": "http://%s:%d" %
                      (mt.LOCAL, self.origin.port)},
                     {"service": "http_status:404"}]}) + "\n")
@@ -245,3 +246,187 @@ def test_service_closing_a_kept_connection(stack, tmp_path):
         stop.set()
         th.join(timeout=mt.WAIT)
         srv.close()
+
+
+class SlowService:
+    """An HTTP/1.1 service for the flow-control tests. /stuck: the head is
+    read, the body never (the connector's writes to it block). /big: a
+    200 MB body, sent as far as the peer takes it (`sent` counts it).
+    Anything else: the body is read whole and its length answered."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind((mt.LOCAL, 0))
+        self.sock.listen(256)
+        self.port = self.sock.getsockname()[1]
+        self.stop = threading.Event()
+        self.conns = []
+        self.sent = 0
+        self.lock = threading.Lock()
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        for _ in range(10000):
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.conns.append(c)
+            threading.Thread(target=self.serve, args=(c,),
+                             daemon=True).start()
+
+    def serve(self, c):
+        try:
+            f = c.makefile("rb")
+            for _ in range(1000):  # requests on this connection
+                line = f.readline(65536)
+                if not line:
+                    return
+                n = 0
+                for _ in range(100):
+                    h = f.readline(65536)
+                    if h in (b"\r\n", b""):
+                        break
+                    k, _, v = h.partition(b":")
+                    if k.strip().lower() == b"content-length":
+                        n = int(v)
+                path = line.split()[1]
+                if path.startswith(b"/stuck"):
+                    self.stop.wait(mt.WAIT * 4)
+                    return
+                if path.startswith(b"/big"):
+                    total = 200 << 20
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n"
+                              b"\r\n" % total)
+                    chunk = b"x" * 65536
+                    for _ in range(total // len(chunk)):
+                        if self.stop.is_set():
+                            return
+                        c.sendall(chunk)
+                        with self.lock:
+                            self.sent += len(chunk)
+                    continue
+                left = n
+                for _ in range(1 << 20):
+                    if left <= 0:
+                        break
+                    d = f.read(min(left, 65536))
+                    if not d:
+                        return
+                    left -= len(d)
+                body = b"got %d\n" % n
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n"
+                          % len(body) + body)
+        except OSError:
+            return
+
+    def close(self):
+        self.stop.set()
+        self.sock.close()
+        with self.lock:
+            for c in self.conns:
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                c.close()
+
+
+def settled(counter):
+    """A condition: counter() did not move since the last poll."""
+    last = [None]
+
+    def ok():
+        v = counter()
+        same = v == last[0]
+        last[0] = v
+        return same
+    return ok
+
+
+def test_stuck_uploads_do_not_stall_the_other_streams(stack, tmp_path):
+    """Uploads to a service that reads none of them hold their streams'
+    windows, never the whole connection's: another upload on the same
+    tunnel connection goes through (before, four stuck streams of 256 KiB
+    closed the connector's 1 MiB connection window for every stream)."""
+    svc = SlowService()
+    try:
+        lab = E2E(stack, tmp_path)
+        e = lab.edge()
+        lab.connector([e], "conn-1", ingress=[
+            {"hostname": HOST, "path": "/stuck",
+             "service": "http://%s:%d" % (mt.LOCAL, svc.port)},
+            {"hostname": HOST, "path": "/up",
+             "service": "http://%s:%d" % (mt.LOCAL, svc.port)}])
+        mt.wait_for(joined(e, "conn-1"), what="conn-1 joined")
+        mt.wait_for(lambda: served(e), what="served")
+        sent = [0] * 8
+        socks = []
+
+        def upload(i, s):
+            head = mt.req("POST", "/stuck/%d" % i, host=HOST,
+                          headers=[("Content-Length", str(64 << 20))])
+            chunk = b"u" * 65536
+            try:
+                s.sendall(head)
+                for _ in range(1024):
+                    s.sendall(chunk)
+                    sent[i] += len(chunk)
+            except OSError:
+                return
+        for i in range(len(sent)):
+            s = socket.create_connection((mt.LOCAL, e.port))
+            socks.append(s)
+            threading.Thread(target=upload, args=(i, s), daemon=True).start()
+        try:
+            mt.wait_for(lambda: len(svc.conns) >= len(sent),
+                        what="the stuck uploads at the service")
+            mt.wait_for(settled(lambda: sum(sent)), interval=0.5,
+                        what="the stuck uploads stalled")
+            body = b"p" * (512 << 10)
+            r = mt.request(e.port, "POST", "/up", host=HOST, body=body)
+            assert r.status == 200, r
+            assert r.body == b"got %d\n" % len(body)
+        finally:
+            for s in socks:
+                s.close()
+    finally:
+        svc.close()
+
+
+def test_slow_readers_do_not_stall_the_other_streams(stack, tmp_path):
+    """Clients that stop reading hold their streams' windows on the link,
+    never the whole link's: with more of them than the link's connection
+    window holds (16 MiB / 256 KiB: 64), other answers still flow (before,
+    the edge gave the connection window back only as the clients read)."""
+    svc = SlowService()
+    try:
+        lab = E2E(stack, tmp_path)
+        e = lab.edge()
+        lab.connector([e], "conn-1", ingress=[
+            {"hostname": HOST, "path": "/big",
+             "service": "http://%s:%d" % (mt.LOCAL, svc.port)}])
+        mt.wait_for(joined(e, "conn-1"), what="conn-1 joined")
+        mt.wait_for(lambda: served(e), what="served")
+        socks = []
+        try:
+            for i in range(90):
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.connect((mt.LOCAL, e.port))
+                s.sendall(mt.req("GET", "/big/%d" % i, host=HOST))
+                socks.append(s)
+            mt.wait_for(lambda: len(svc.conns) >= len(socks),
+                        what="the downloads at the service")
+            mt.wait_for(settled(lambda: svc.sent), interval=0.5,
+                        what="the downloads stalled")
+            for _ in range(3):
+                r = mt.request(e.port, "GET", "/bytes/300000", host=HOST)
+                assert r.status == 200, r
+                assert len(r.body) == 300000
+        finally:
+            for s in socks:
+                s.close()
+    finally:
+        svc.close()
