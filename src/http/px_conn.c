@@ -2264,7 +2264,12 @@ static bool parse_response(px_client *cl)
 		    "unsupported transfer coding from origin");
 		return true;
 	}
-	if (resp->status >= 500) {
+	if (resp->status == 501 && cl->upgrade_req && cl->origin &&
+	    cl->origin->tunnel) {
+		/* A tunnel's own answer to an upgrade it does not carry
+		 * (docs/TUNNEL.md): nothing about its health, and counting
+		 * it would let any client eject the tunnel. */
+	} else if (resp->status >= 500) {
 		origin_failed(cl, cl->origin, "5xx answer");
 		if ((resp->status == 502 || resp->status == 503) &&
 		    retry_5xx_ok(cl) && next_origin(cl)) {

@@ -430,3 +430,24 @@ def test_slow_readers_do_not_stall_the_other_streams(stack, tmp_path):
                 s.close()
     finally:
         svc.close()
+
+
+def test_upgrade_requests_do_not_eject_the_tunnel(stack, tmp_path):
+    """A WebSocket request to a tunnel origin is answered 501 (tunnels do
+    not carry upgrades yet); that answer says nothing of the tunnel's
+    health. Before, passive health counted it as a 5xx of the origin:
+    three of them, from any client, took the tunnel out of rotation."""
+    lab = E2E(stack, tmp_path)
+    e = lab.edge()
+    lab.connector([e], "conn-1")
+    mt.wait_for(joined(e, "conn-1"), what="conn-1 joined")
+    mt.wait_for(lambda: served(e), what="served")
+    for i in range(6):
+        r = mt.request(e.port, "GET", "/ws/%d" % i, host=HOST, headers=[
+            ("Connection", "Upgrade"), ("Upgrade", "websocket"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("Sec-WebSocket-Version", "13")])
+        assert r.status == 501, r
+    for _ in range(5):
+        assert served(e)
+    assert "ejected" not in e.stderr_tail(1 << 20)
