@@ -187,6 +187,16 @@ static void load_edges(ctx *x, const cfg_node *n)
 			    name, s);
 			continue;
 		}
+		in_port_t port =
+		    ea->ss.ss_family == AF_INET6
+			? ((const struct sockaddr_in6 *)&ea->ss)->sin6_port
+			: ((const struct sockaddr_in *)&ea->ss)->sin_port;
+		if (!port) { /* nothing to dial */
+			ERR(x, it,
+			    "%s: the port must be from 1 to 65535, got '%s'",
+			    name, s);
+			continue;
+		}
 		bool dup = false;
 		for (size_t j = 0; j < c->nedges && !dup; j++)
 			dup = c->edges[j].len == ea->len &&

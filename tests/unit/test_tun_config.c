@@ -295,6 +295,11 @@ static void test_edge_errors(void **state)
 	     {"t.yaml:3:22: edges[1]: '1.2.3.4:1' is listed twice"}},
 	    {"edges: [[a]]",
 	     {"t.yaml:3:9: edges[0]: expected IP:port, got a list"}},
+	    {"edges: [\"1.2.3.4:0\", \"[::1]:0\"]",
+	     {"t.yaml:3:9: edges[0]: the port must be from 1 to 65535, got "
+	      "'1.2.3.4:0'",
+	      "t.yaml:3:22: edges[1]: the port must be from 1 to 65535, got "
+	      "'[::1]:0'"}},
 	    {"edges: [1.1.1.1:1, 1.1.1.1:2, 1.1.1.1:3, 1.1.1.1:4, 1.1.1.1:5, "
 	     "1.1.1.1:6, 1.1.1.1:7, 1.1.1.1:8, 1.1.1.1:9, 1.1.1.1:10, "
 	     "1.1.1.1:11, 1.1.1.1:12, 1.1.1.1:13, 1.1.1.1:14, 1.1.1.1:15, "
