@@ -207,10 +207,26 @@ size_t notify_rfc5322_date(uint64_t wall_ms, char *buf, size_t size)
 /* The cleaned fields of one change. */
 typedef struct clean_item {
 	char pool_id[ID_MAX], pool_name[ID_MAX], origin[ID_MAX];
+	const char *pool; /* what texts call the pool (pool_label) */
 	char old_state[STATE_MAX], new_state[STATE_MAX];
 	char reason[REASON_MAX];
 	char time[32];
 } clean_item;
+
+/* A pool made through the API has a generated id, 32 hex digits, that
+ * says nothing to a reader: texts call it by its name. A pool of the file
+ * is called by the id its operator wrote. */
+static const char *pool_label(const char *id, const char *name)
+{
+	size_t n = strlen(id);
+	if (n != 32 || !name[0])
+		return id;
+	for (size_t i = 0; i < n; i++)
+		if (!((id[i] >= '0' && id[i] <= '9') ||
+		      (id[i] >= 'a' && id[i] <= 'f')))
+			return id;
+	return name;
+}
 
 static void clean_fields(const notify_item *c, clean_item *k)
 {
@@ -221,6 +237,7 @@ static void clean_fields(const notify_item *c, clean_item *k)
 	notify_clean(c->new_state, k->new_state, sizeof(k->new_state));
 	notify_clean(c->reason, k->reason, sizeof(k->reason));
 	notify_iso8601(c->time_ms, k->time, sizeof(k->time));
+	k->pool = pool_label(k->pool_id, k->pool_name);
 }
 
 static size_t subject_of(const notify_item *c, const clean_item *k, char *buf,
@@ -228,11 +245,11 @@ static size_t subject_of(const notify_item *c, const clean_item *k, char *buf,
 {
 	int n;
 	if (c->kind == NOTIFY_POOL)
-		n = snprintf(buf, size, "[Meridian] pool %s is %s", k->pool_id,
+		n = snprintf(buf, size, "[Meridian] pool %s is %s", k->pool,
 			     k->new_state);
 	else
 		n = snprintf(buf, size, "[Meridian] origin %s in pool %s is %s",
-			     k->origin, k->pool_id, k->new_state);
+			     k->origin, k->pool, k->new_state);
 	return n < 0 ? 0 : MIN((size_t)n, size ? size - 1 : 0);
 }
 
@@ -375,11 +392,11 @@ char *notify_email_build(const notify_item *c, const notify_site *s,
 	sb_add(&b, "\r\n\r\n", 4);
 
 	if (c->kind == NOTIFY_POOL)
-		sb_printf(&b, "Pool %s is now %s.\r\n\r\n", k.pool_id,
+		sb_printf(&b, "Pool %s is now %s.\r\n\r\n", k.pool,
 			  k.new_state);
 	else
 		sb_printf(&b, "Origin %s in pool %s is now %s.\r\n\r\n",
-			  k.origin, k.pool_id, k.new_state);
+			  k.origin, k.pool, k.new_state);
 	if (c->kind != NOTIFY_POOL)
 		sb_printf(&b, "Origin:  %s\r\n", k.origin);
 	if (strcmp(k.pool_name, k.pool_id))
@@ -412,11 +429,11 @@ char *notify_json_build(const notify_item *c, const notify_site *s, size_t *len)
 	int n;
 	if (c->kind == NOTIFY_POOL)
 		n = snprintf(text, sizeof(text), "Pool %s is %s (was %s)",
-			     k.pool_id, k.new_state, k.old_state);
+			     k.pool, k.new_state, k.old_state);
 	else
 		n = snprintf(text, sizeof(text),
 			     "Origin %s in pool %s is %s (was %s)", k.origin,
-			     k.pool_id, k.new_state, k.old_state);
+			     k.pool, k.new_state, k.old_state);
 	if (n > 0 && k.reason[0] && (size_t)n < sizeof(text))
 		snprintf(text + n, sizeof(text) - (size_t)n, ": %s", k.reason);
 

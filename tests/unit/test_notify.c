@@ -512,6 +512,42 @@ static const notify_site site = {.edge = "pop-ams",
 				 .to = rcpts,
 				 .nto = 2};
 
+/* A pool made through the API (a generated id) is called by its name in
+ * texts; one of the file by the id its operator wrote. */
+static void test_texts_name_api_pools(void **state)
+{
+	(void)state;
+	char buf[256];
+	static const char api_id[] = "3c70092788912a4d130e059bde2fc407";
+	notify_event ev = {.kind = NOTIFY_ORIGIN,
+			   .pool_id = api_id,
+			   .origin_name = "gke-1",
+			   .old_state = "healthy",
+			   .new_state = "unhealthy",
+			   .time_ms = T0};
+	notify_item *it = notify_item_new(&ev, "web-eu", NULL);
+	assert_non_null(it);
+	notify_subject(it, buf, sizeof(buf));
+	assert_string_equal(
+	    buf, "[Meridian] origin gke-1 in pool web-eu is unhealthy");
+	size_t len;
+	char *j = notify_json_build(it, &site, &len);
+	assert_non_null(j);
+	assert_non_null(
+	    strstr(j, "\"text\":\"Origin gke-1 in pool web-eu is "));
+	assert_non_null(
+	    strstr(j, "\"pool_id\":\"3c70092788912a4d130e059bde2fc407\""));
+	free(j);
+	free(it);
+	ev.pool_id = "gcp";
+	it = notify_item_new(&ev, "Google Cloud", NULL);
+	assert_non_null(it);
+	notify_subject(it, buf, sizeof(buf));
+	assert_string_equal(buf,
+			    "[Meridian] origin gke-1 in pool gcp is unhealthy");
+	free(it);
+}
+
 static void assert_crlf_only(const char *msg, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
@@ -984,6 +1020,7 @@ int main(void)
 	    cmocka_unit_test(test_clean),
 	    cmocka_unit_test(test_dates),
 	    cmocka_unit_test(test_subject),
+	    cmocka_unit_test(test_texts_name_api_pools),
 	    cmocka_unit_test(test_email_message),
 	    cmocka_unit_test(test_email_hostile_strings),
 	    cmocka_unit_test(test_email_utf8_subject),
