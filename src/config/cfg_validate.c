@@ -760,6 +760,83 @@ static void warn_at(cfg_ctx *c, const cfg_pos *pos, const char *field,
 		cfg_errs_add_field(&c->warns, field, "%s", msg);
 }
 
+static const cfg_origin *pool_host_origin(const cfg_pool *p)
+{
+	for (size_t i = 0; p && i < p->norigins; i++)
+		if (p->origins[i].host && !p->origins[i].tunnel)
+			return &p->origins[i];
+	return NULL;
+}
+
+static const cfg_origin *maps_host_origin(const cfg_pool_map *m, size_t n,
+					  const cfg_pool **pool)
+{
+	const cfg_origin *o = NULL;
+	for (size_t i = 0; i < n && !o; i++)
+		for (size_t j = 0; j < m[i].npools && !o; j++)
+			if ((o = pool_host_origin(m[i].pools[j])))
+				*pool = m[i].pools[j];
+	return o;
+}
+
+/* An origin given as a host name that lb may answer with (its pools, not
+ * its rules' overrides), and its pool; NULL if none. */
+static const cfg_origin *lb_host_origin(const cfg_lb *lb, const cfg_pool **pool)
+{
+	const cfg_origin *o = NULL;
+	for (size_t i = 0; i < lb->ndefault_pools && !o; i++)
+		if ((o = pool_host_origin(lb->default_pools[i])))
+			*pool = lb->default_pools[i];
+	if (!o && (o = pool_host_origin(lb->fallback_pool)))
+		*pool = lb->fallback_pool;
+	if (!o)
+		o = maps_host_origin(lb->region_pools, lb->nregion_pools, pool);
+	if (!o)
+		o = maps_host_origin(lb->country_pools, lb->ncountry_pools,
+				     pool);
+	if (!o)
+		o = maps_host_origin(lb->pop_pools, lb->npop_pools, pool);
+	return o;
+}
+
+/* A DNS-only load balancer answers an origin given as a host name with a
+ * CNAME: at its zone's apex (which holds SOA and NS) a CNAME cannot be,
+ * so such an answer is NODATA; elsewhere the CNAME hides the static
+ * records at the same name. Both silently, so said at load. */
+static void warn_dns_cname(cfg_ctx *c, const cfg_lb *lb, const cfg_zone *z,
+			   const char *field)
+{
+	const cfg_pool *p = NULL;
+	const cfg_origin *o = lb_host_origin(lb, &p);
+	if (!o)
+		return;
+	char msg[1536];
+	if (!strcasecmp(lb->name, z->name)) {
+		snprintf(msg, sizeof(msg),
+			 "load balancer '%s' is DNS-only at the apex of zone "
+			 "'%s', where a CNAME cannot be: when origin '%s' "
+			 "(pool '%s', a host name) is chosen, queries get no "
+			 "address (give the origin as an IP address, or move "
+			 "the load balancer below the apex)",
+			 lb->name, z->name, o->name, p->id);
+		warn_at(c, &lb->pos, field, msg);
+		return;
+	}
+	for (size_t i = 0; i < z->nrecords; i++) {
+		const cfg_record *r = &z->records[i];
+		if (!r->name || strcasecmp(r->name, lb->name))
+			continue;
+		snprintf(msg, sizeof(msg),
+			 "load balancer '%s' is DNS-only and origin '%s' "
+			 "(pool '%s') is a host name, answered as a CNAME: "
+			 "while it is chosen, the static records at '%s' "
+			 "(line %u) are not answered",
+			 lb->name, o->name, p->id, lb->name, r->pos.line);
+		warn_at(c, &lb->pos, field, msg);
+		return;
+	}
+}
+
 /* A DNS-only load balancer (proxied: false) is answered only by this
  * edge's DNS server, for names inside its zones; the proxy never routes
  * it. Outside every zone, or without a DNS listener, nothing serves it. */
@@ -768,12 +845,17 @@ static void warn_dns_only(cfg_ctx *c, const cfg_lb *lb)
 	if (!lb->enabled || lb->proxied || !lb->name)
 		return;
 	const cfg_snapshot *s = c->snap;
-	bool zoned = false;
-	for (size_t i = 0; i < s->nzones && !zoned; i++)
-		zoned = s->zones[i].name &&
-			cfg_name_in_zone(lb->name, s->zones[i].name);
+	const cfg_zone *zone = NULL; /* the innermost one that holds it */
+	for (size_t i = 0; i < s->nzones; i++)
+		if (s->zones[i].name &&
+		    cfg_name_in_zone(lb->name, s->zones[i].name) &&
+		    (!zone || strlen(s->zones[i].name) > strlen(zone->name)))
+			zone = &s->zones[i];
+	bool zoned = zone != NULL;
 	char msg[1536], field[600];
 	snprintf(field, sizeof(field), "load_balancers[%s]", lb->id);
+	if (zoned)
+		warn_dns_cname(c, lb, zone, field);
 	if (!zoned) {
 		snprintf(msg, sizeof(msg),
 			 "load balancer '%s' is DNS-only (proxied: false) but "

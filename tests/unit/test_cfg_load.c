@@ -155,6 +155,44 @@ static void test_dns_only_warnings(void **state)
 	}
 }
 
+/* A DNS-only load balancer with an origin given as a host name answers
+ * it as a CNAME: at the zone apex that cannot be; elsewhere it hides the
+ * static records of its name. */
+static void test_dns_cname_warnings(void **state)
+{
+	static const struct {
+		const char *lb, *want;
+	} cases[] = {
+	    {"www.example.com",
+	     "t.yaml:6:5: warning: load balancer 'www.example.com' is "
+	     "DNS-only and origin 'h' (pool 'p') is a host name, answered as a "
+	     "CNAME: while it is chosen, the static records at "
+	     "'www.example.com' (line 3) are not answered"},
+	    {"example.com",
+	     "t.yaml:6:5: warning: load balancer 'example.com' is DNS-only at "
+	     "the apex of zone 'example.com', where a CNAME cannot be: when "
+	     "origin 'h' (pool 'p', a host name) is chosen, queries get no "
+	     "address (give the origin as an IP address, or move the load "
+	     "balancer below the apex)"},
+	    {"lb.example.com", NULL},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		char yaml[800];
+		snprintf(yaml, sizeof(yaml),
+			 "edge: { listen: { dns: [\"127.0.0.1:53\"] } }\n"
+			 "zones: [ { name: example.com, records: [\n"
+			 "  { name: www.example.com, type: TXT, content: hi } "
+			 "] } ]\n"
+			 "pools: [ { id: p, origins: [ { name: h, address: "
+			 "localhost } ] } ]\n"
+			 "load_balancers:\n"
+			 "  - { name: \"%s\", proxied: false, default_pools: "
+			 "[p] }\n",
+			 cases[i].lb);
+		expect_warning(i, yaml, cases[i].want);
+	}
+}
+
 /* edge.listen.tunnel is accepted, but nothing listens there yet: a
  * warning, so an operator is not left waiting for connectors. */
 /* Rules reading fields their traffic never has are warned about. */
@@ -2249,6 +2287,7 @@ int main(void)
 	    cmocka_unit_test(test_full_file),
 	    cmocka_unit_test(test_monitor_scheme_warnings),
 	    cmocka_unit_test(test_dns_only_warnings),
+	    cmocka_unit_test(test_dns_cname_warnings),
 	    cmocka_unit_test(test_minimum_origins_warning),
 	    cmocka_unit_test(test_tunnel_warnings),
 	    cmocka_unit_test(test_tunnels),
