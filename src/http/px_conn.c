@@ -1670,6 +1670,17 @@ static void attach_upstream(px_client *cl, bool allow_idle)
 	edge_worker *w = cl->w;
 	for (;;) {
 		const cfg_origin *o = cl->origin;
+		if (o->tunnel && cl->upgrade_req) {
+			/* Tunnels do not carry upgrades yet (docs/TUNNEL.md):
+			 * answered here, before any connection, so that it
+			 * says nothing about the tunnel's health (counted,
+			 * any client could eject the tunnel). */
+			local_response(cl, 501,
+				       "Meridian tunnels do not carry Upgrade "
+				       "(WebSocket) requests yet",
+				       true);
+			return;
+		}
 		px_upstream *up =
 		    allow_idle && cl->snap == w->snap
 			? take_idle(w, o, !http1_method_idempotent(cl->method))
@@ -2264,12 +2275,7 @@ static bool parse_response(px_client *cl)
 		    "unsupported transfer coding from origin");
 		return true;
 	}
-	if (resp->status == 501 && cl->upgrade_req && cl->origin &&
-	    cl->origin->tunnel) {
-		/* A tunnel's own answer to an upgrade it does not carry
-		 * (docs/TUNNEL.md): nothing about its health, and counting
-		 * it would let any client eject the tunnel. */
-	} else if (resp->status >= 500) {
+	if (resp->status >= 500) {
 		origin_failed(cl, cl->origin, "5xx answer");
 		if ((resp->status == 502 || resp->status == 503) &&
 		    retry_5xx_ok(cl) && next_origin(cl)) {
