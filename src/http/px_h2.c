@@ -397,10 +397,14 @@ static ssize_t read_body(void *ud, int32_t sid, void *sud, uint8_t *buf,
 /* Content-Length has no place in a 1xx or 204 response (RFC 9110 §8.6)
  * nor in trailers (status 0 here); HTTP/2 clients (nghttp2: curl,
  * nghttpx) reset the stream when it is there and not 0. */
-static bool length_banned(int status, const http_str *name)
+static bool no_length(int status)
 {
-	return (status < 200 || status == 204) && name->len == 14 &&
-	       !strncasecmp(name->p, "content-length", 14);
+	return status < 200 || status == 204;
+}
+
+static bool is_length(const http_str *name)
+{
+	return name->len == 14 && !strncasecmp(name->p, "content-length", 14);
 }
 
 /* An HTTP/1.1 head's fields (of a `status` response; 0: trailers), with
@@ -413,11 +417,10 @@ static int h2_fields(struct px_h2_scratch *s, int status,
 		     const char *length)
 {
 	size_t k = 0;
+	bool drop_length = length || no_length(status);
 	for (uint32_t i = 0; i < n; i++)
 		if (!px_resp_edit_drops(ed, hd[i].name.p, hd[i].name.len) &&
-		    !length_banned(status, &hd[i].name) &&
-		    !(length && hd[i].name.len == 14 &&
-		      !strncasecmp(hd[i].name.p, "content-length", 14)))
+		    !(drop_length && is_length(&hd[i].name)))
 			s->in[k++] =
 			    (h2_field){{hd[i].name.p, hd[i].name.len},
 				       {hd[i].value.p, hd[i].value.len}};
@@ -478,8 +481,7 @@ int px_h2_respond(px_client *sc, const http1_response *resp,
 		return -EPIPE;
 	/* 1xx heads go out as the origin sent them. */
 	const char *length = NULL;
-	if (resp->cl_list &&
-	    !length_banned(resp->status, &(http_str){"content-length", 14})) {
+	if (resp->cl_list && !no_length(resp->status)) {
 		snprintf(s->cl_text, sizeof(s->cl_text), "%llu",
 			 (unsigned long long)resp->content_length);
 		length = s->cl_text;
