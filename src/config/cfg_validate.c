@@ -768,35 +768,21 @@ static const cfg_origin *pool_host_origin(const cfg_pool *p)
 	return NULL;
 }
 
-static const cfg_origin *maps_host_origin(const cfg_pool_map *m, size_t n,
-					  const cfg_pool **pool)
-{
-	const cfg_origin *o = NULL;
-	for (size_t i = 0; i < n && !o; i++)
-		for (size_t j = 0; j < m[i].npools && !o; j++)
-			if ((o = pool_host_origin(m[i].pools[j])))
-				*pool = m[i].pools[j];
-	return o;
-}
+static bool lb_uses_pool(const cfg_lb *lb, const cfg_pool *p);
 
-/* An origin given as a host name that lb may answer with (its pools, not
- * its rules' overrides), and its pool; NULL if none. */
-static const cfg_origin *lb_host_origin(const cfg_lb *lb, const cfg_pool **pool)
+/* An origin given as a host name that lb may answer with (in a pool it
+ * names, rules aside), and its pool; NULL if none. */
+static const cfg_origin *lb_host_origin(const cfg_snapshot *s, const cfg_lb *lb,
+					const cfg_pool **pool)
 {
-	const cfg_origin *o = NULL;
-	for (size_t i = 0; i < lb->ndefault_pools && !o; i++)
-		if ((o = pool_host_origin(lb->default_pools[i])))
-			*pool = lb->default_pools[i];
-	if (!o && (o = pool_host_origin(lb->fallback_pool)))
-		*pool = lb->fallback_pool;
-	if (!o)
-		o = maps_host_origin(lb->region_pools, lb->nregion_pools, pool);
-	if (!o)
-		o = maps_host_origin(lb->country_pools, lb->ncountry_pools,
-				     pool);
-	if (!o)
-		o = maps_host_origin(lb->pop_pools, lb->npop_pools, pool);
-	return o;
+	for (size_t i = 0; i < s->npools; i++) {
+		const cfg_origin *o = pool_host_origin(&s->pools[i]);
+		if (o && lb_uses_pool(lb, &s->pools[i])) {
+			*pool = &s->pools[i];
+			return o;
+		}
+	}
+	return NULL;
 }
 
 /* A DNS-only load balancer answers an origin given as a host name with a
@@ -807,7 +793,7 @@ static void warn_dns_cname(cfg_ctx *c, const cfg_lb *lb, const cfg_zone *z,
 			   const char *field)
 {
 	const cfg_pool *p = NULL;
-	const cfg_origin *o = lb_host_origin(lb, &p);
+	const cfg_origin *o = lb_host_origin(c->snap, lb, &p);
 	if (!o)
 		return;
 	char msg[1536];
