@@ -110,12 +110,15 @@ YAML
 MPID=$!; PIDS+=($MPID)
 
 # gdnsd: its own config dir, run and state dirs; the same zone (SOA and NS
-# as Meridian generates them).
+# as Meridian generates them). The same UDP receive buffer as Meridian's
+# default (edge.limits.dns_receive_buffer, 1 MiB; gdnsd leaves the
+# system's ~200 KiB unless told), so neither drops a burst the other holds.
 mkdir -p "$TMP/gdnsd/zones" "$TMP/gdnsd-run" "$TMP/gdnsd-state"
 cat >"$TMP/gdnsd/config" <<GDNSD
 options => {
   listen => [ 127.0.0.1:$GPORT ]
   udp_threads => 1
+  udp_rcvbuf => 1048576
   tcp_threads => 1
   run_dir => $TMP/gdnsd-run
   state_dir => $TMP/gdnsd-state

@@ -505,6 +505,21 @@ static const cfg_key limits_keys[] = {
 	     "Origins beyond it get a new connection per check. A kept "
 	     "https connection holds about 30 KiB of TLS state (an http "
 	     "one about 1 KiB) and saves a TLS handshake per check."},
+    {.name = "dns_receive_buffer",
+     .type = CFG_SIZE,
+     AT(cfg_limits, dns_receive_buffer),
+     .def = "1M",
+     .min = 0,
+     .max = 268435456,
+     .help = "Receive buffer of each DNS UDP socket (SO_RCVBUF; the kernel "
+	     "doubles it for its bookkeeping). Queries that arrive while "
+	     "it is full are dropped by the kernel, counted in "
+	     "meridian_dns_udp_receive_dropped_total. The default holds "
+	     "a few thousand queries: a burst, or a worker briefly off "
+	     "its core, loses none. Above net.core.rmem_max it needs "
+	     "CAP_NET_ADMIN (root has it); without, the edge logs the size "
+	     "it got. 0: the system's default (net.core.rmem_default). "
+	     "Restart to apply."},
 };
 static const cfg_table limits_table = {
     .path = "edge.limits",

@@ -358,6 +358,7 @@ typedef struct cfg_limits {
 	uint32_t upstream_idle_per_origin; /* per worker, default 128 */
 	/* Kept health-check connections; 0: a quarter of RLIMIT_NOFILE. */
 	uint32_t health_connections;
+	uint64_t dns_receive_buffer; /* SO_RCVBUF of DNS UDP; 0: the system's */
 } cfg_limits;
 
 typedef struct cfg_timeouts {

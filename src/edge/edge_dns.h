@@ -79,6 +79,9 @@ typedef struct edge_dns_stats {
 	uint64_t dropped;     /* no response: malformed, QR set, oversized */
 	uint64_t lb;	      /* answered by a load balancer */
 	uint64_t send_errors; /* UDP responses the socket did not take */
+	/* UDP queries the kernel dropped, its receive buffer full (summed
+	 * from the sockets by edge_dns_stats_sum only). */
+	uint64_t udp_receive_dropped;
 	uint64_t rrl_dropped, rrl_slipped; /* edge.dns_rate_limit */
 	uint64_t tcp_accepted,
 	    tcp_evicted; /* to stay within EDGE_DNS_TCP_CONNS */

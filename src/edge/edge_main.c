@@ -106,6 +106,8 @@ static const char *needs_restart(const edge *e, const cfg_snapshot *old,
 		same = !strcmp(ac->etcd[i], bc->etcd[i]);
 	if (!same || (ac->netcd && strcmp(a->name, b->name)))
 		return "edge.cluster";
+	if (a->limits.dns_receive_buffer != b->limits.dns_receive_buffer)
+		return "edge.limits.dns_receive_buffer";
 	if (buffer_size(cfg, false) > e->buf_size)
 		return "edge.limits.max_header_bytes (a larger buffer)";
 	return NULL;

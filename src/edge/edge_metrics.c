@@ -635,6 +635,11 @@ static void render_dns(mbuf *b, const edge *e)
 	       "DNS answers scoped to the client's subnet (ECS scope prefix "
 	       "above 0: the answer depends on where the client is).",
 	       d.ecs_scoped);
+	single(b, "meridian_dns_udp_receive_dropped_total", "counter",
+	       "DNS queries over UDP the kernel dropped before the edge read "
+	       "them: the socket's receive buffer was full "
+	       "(edge.limits.dns_receive_buffer).",
+	       d.udp_receive_dropped);
 	single(b, "meridian_dns_send_errors_total", "counter",
 	       "DNS answers the kernel refused to send (UDP sendmmsg "
 	       "errors).",

@@ -10,8 +10,10 @@ are read from the admin listener's /status. Everything on 127.0.0.0/8
 (the public addresses below only travel inside ECS options and the test
 database); every wait has a deadline."""
 import json
+import os
 import random
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -944,3 +946,95 @@ def test_rate_limit_udp_answers(stack):
              if "rate limiting answers to" in ln]
     assert len(lines) == 1 and "127.0.0.1/32 (over 5 a second)" in lines[0], \
         lines
+
+
+# ------------------------------------------------------ UDP receive buffer
+
+def _small_edge(stack, tag, limits, wrap=()):
+    for attempt in range(3):  # the free ports may be taken meanwhile
+        port, admin = mt.free_port(), mt.free_port()
+        cfg = {"edge": {
+            "name": mt.EDGE_NAME, "workers": 1,
+            "listen": {"dns": ["%s:%d" % (LOCAL, port)],
+                       "admin": "%s:%d" % (LOCAL, admin)},
+            "timeouts": {"drain": "5s"}, "limits": limits},
+            "zones": [{"name": ZONE, "records": [
+                {"name": "www." + ZONE, "type": "A",
+                 "content": "203.0.113.20"}]}]}
+        try:
+            e = mt.Edge(stack.logdir, mt.to_yaml(cfg) + "\n", port,
+                        "%s%d" % (tag, attempt), wrap=wrap)
+            stack.edges.append(e)
+            return e, admin
+        except AssertionError:
+            if attempt == 2:
+                raise
+
+
+def _rcvbuf(port):
+    """The kernel's receive buffer size (rb) of the UDP socket on port."""
+    out = subprocess.run(["ss", "-uamnH", "sport = :%d" % port],
+                         capture_output=True, text=True, check=True).stdout
+    sizes = [int(t[len("rb"):]) for t in
+             out.replace("(", ",").replace(")", ",").split(",")
+             if t.startswith("rb")]
+    assert len(sizes) == 1, out
+    return sizes[0]
+
+
+def _udp_counts(admin):
+    from obs_helpers import Metrics
+    m = Metrics(mt.request(admin, "GET", "/metrics", host="admin").text)
+    return (int(m.get("meridian_dns_queries_total", transport="udp")),
+            int(m.get("meridian_dns_udp_receive_dropped_total")))
+
+
+def test_receive_buffer_and_kernel_drops(stack):
+    """edge.limits.dns_receive_buffer sets the UDP socket's SO_RCVBUF (the
+    kernel shows twice the size); queries the kernel drops while the
+    buffer is full are counted: with the edge stopped, a burst far larger
+    than a 16 KiB buffer is either read afterwards or dropped, and the
+    two counters account for every datagram sent (loopback loses none
+    elsewhere)."""
+    e, admin = _small_edge(stack, "edge-rcvbuf", {"dns_receive_buffer": "16K"})
+    assert _rcvbuf(e.port) == 2 * 16384
+    q0, d0 = _udp_counts(admin)
+    n = 400
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    wire = query("www." + ZONE).to_wire()
+    os.kill(e.pid, signal.SIGSTOP)
+    try:
+        for _ in range(n):
+            s.sendto(wire, (LOCAL, e.port))
+    finally:
+        os.kill(e.pid, signal.SIGCONT)
+        s.close()
+    got = mt.wait_for(
+        lambda: (lambda c: c if c[0] + c[1] >= q0 + d0 + n else None)(
+            _udp_counts(admin)),
+        what="every datagram read or counted as dropped")
+    read, dropped = got[0] - q0, got[1] - d0
+    assert read + dropped == n, (read, dropped)
+    assert dropped > 0 and read > 0, (read, dropped)
+    # The default is 1 MiB.
+    e2, _ = _small_edge(stack, "edge-rcvdef", {})
+    assert _rcvbuf(e2.port) == 2 * 1048576
+
+
+def test_receive_buffer_capped_without_cap_net_admin(stack):
+    """Without CAP_NET_ADMIN the buffer stops at net.core.rmem_max: the
+    edge still serves, and says once what it got."""
+    wrap = ["setpriv", "--inh-caps=-net_admin",
+            "--bounding-set=-net_admin", "--"]
+    e, _ = _small_edge(stack, "edge-rcvcap",
+                       {"dns_receive_buffer": "256M"}, wrap=wrap)
+    with open("/proc/sys/net/core/rmem_max") as f:
+        rmem_max = int(f.read())
+    assert _rcvbuf(e.port) == 2 * rmem_max
+    mt.wait_for(lambda: "net.core.rmem_max caps it" in
+                e.stderr_tail(1 << 16), what="the capped-buffer warning")
+    r = dns.query.udp(query("www." + ZONE), LOCAL, port=e.port, timeout=T)
+    assert answers(r, "A") == ["203.0.113.20"], r
+    lines = [ln for ln in e.stderr_tail(1 << 20).splitlines()
+             if "rmem_max caps it" in ln]
+    assert len(lines) == 1, lines
