@@ -34,6 +34,11 @@ enum {
 	NOTIFY_POLL_MAX_MS = 1000, /* longest sleep without a reason */
 };
 
+/* Debounce entities of origins and pools quiet for a day are forgotten
+ * (removed pools would stay forever); swept every ten minutes. */
+#define NOTIFY_EXPIRE_IDLE_MS  (24u * 3600u * 1000u)
+#define NOTIFY_EXPIRE_EVERY_MS (600u * 1000u)
+
 #define EMAIL_TARGET (-1)
 
 typedef struct notify_target {
@@ -705,7 +710,7 @@ static void *notify_main(void *arg)
 {
 	notify_ctx *n = arg;
 	core_log_set_thread_name("notify");
-	uint64_t deadline = 0;
+	uint64_t deadline = 0, next_expire = 0;
 	for (;;) {
 		size_t nb;
 		pthread_mutex_lock(&n->lock);
@@ -716,6 +721,10 @@ static void *notify_main(void *arg)
 
 		uint64_t now = core_now_ms();
 		feed(n, batch, now);
+		if (now >= next_expire) {
+			next_expire = now + NOTIFY_EXPIRE_EVERY_MS;
+			notify_db_expire(n->db, now, NOTIFY_EXPIRE_IDLE_MS);
+		}
 		notify_item *c;
 		while ((c = notify_db_pop_due(n->db, now))) {
 			release(n, c, now);

@@ -12,6 +12,7 @@ typedef struct db_ent {
 	struct db_ent *pprev, *pnext; /* pending list, while pending */
 	uint64_t hash;
 	uint64_t due;	      /* while pending */
+	uint64_t last;	      /* last event or release (notify_db_expire) */
 	notify_item *pending; /* NULL: none */
 	char *notified;	      /* last notified (or first old) state */
 	bool released;	      /* a change of this entity was released */
@@ -173,6 +174,7 @@ notify_db_result notify_db_feed(notify_db *db, notify_item *it, uint64_t now)
 {
 	bool fresh;
 	db_ent *e = lookup(db, it, &fresh);
+	e->last = now;
 	if (fresh && it->new_healthy && !strcmp(it->old_state, "unknown")) {
 		/* The first verdict, healthy: where the entity starts from,
 		 * not news (start-up). Taken at once, so a failure inside
@@ -220,6 +222,7 @@ notify_item *notify_db_pop_due(notify_db *db, uint64_t now)
 	if (!e || e->due > now)
 		return NULL;
 	unlink_pending(db, e);
+	e->last = now;
 	notify_item *p = e->pending;
 	e->pending = NULL;
 	notify_item *out = notify_item_with_old(p, e->notified);
@@ -253,4 +256,25 @@ size_t notify_db_pending(const notify_db *db)
 size_t notify_db_entities(const notify_db *db)
 {
 	return db->n;
+}
+
+size_t notify_db_expire(notify_db *db, uint64_t now, uint64_t idle_ms)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < db->nbuckets; i++) {
+		db_ent **pp = &db->buckets[i];
+		while (*pp) {
+			db_ent *e = *pp;
+			if (e->pending || now - e->last < idle_ms) {
+				pp = &e->hnext;
+				continue;
+			}
+			*pp = e->hnext;
+			free(e->notified);
+			free(e);
+			db->n--;
+			n++;
+		}
+	}
+	return n;
 }

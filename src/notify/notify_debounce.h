@@ -58,6 +58,14 @@ notify_item *notify_db_pop_due(notify_db *db, uint64_t now);
 /* Cancel every pending change (stop). Returns how many there were. */
 size_t notify_db_drop_pending(notify_db *db);
 
+/* Forget entities with nothing pending and no event for idle_ms (pools
+ * and origins long removed would otherwise be kept for the life of the
+ * process). Nothing is lost: with nothing pending, the notified state is
+ * the entity's current one, which its next event carries as its old
+ * state, and a fresh entity starts from exactly that. Returns how many
+ * were forgotten; O(entities). */
+size_t notify_db_expire(notify_db *db, uint64_t now, uint64_t idle_ms);
+
 /* Pending changes, and entities tracked. */
 size_t notify_db_pending(const notify_db *db);
 size_t notify_db_entities(const notify_db *db);

@@ -289,6 +289,48 @@ static void test_debounce_zero_is_immediate(void **state)
 	notify_db_free(db);
 }
 
+static void test_debounce_expire_quiet_entities(void **state)
+{
+	(void)state;
+	notify_db *db = notify_db_new(1000);
+	/* a: released at 1000; b: a flap, nothing pending; c: pending. */
+	notify_db_feed(db, origin_ev("a", "o", "healthy", "unhealthy"), 0);
+	notify_item *c = notify_db_pop_due(db, 1000);
+	assert_non_null(c);
+	free(c);
+	notify_db_feed(db, origin_ev("b", "o", "healthy", "unhealthy"), 0);
+	notify_db_feed(db, origin_ev("b", "o", "unhealthy", "healthy"), 10);
+	notify_db_feed(db, origin_ev("c", "o", "healthy", "unhealthy"), 1005);
+	assert_int_equal(notify_db_entities(db), 3);
+	/* Not yet idle long enough: nothing goes. */
+	assert_int_equal(notify_db_expire(db, 1009, 1000), 0);
+	/* a (last 1000) and b (last 10) are quiet; c is pending: kept. */
+	assert_int_equal(notify_db_expire(db, 2010, 1000), 2);
+	assert_int_equal(notify_db_entities(db), 1);
+	assert_int_equal(notify_db_pending(db), 1);
+	/* a, forgotten, fails back: its event carries the state it was
+	 * notified in, and the change reads as it would have. */
+	assert_int_equal(
+	    notify_db_feed(db, origin_ev("a", "o", "unhealthy", "healthy"),
+			   9000),
+	    NOTIFY_DB_PENDING);
+	c = notify_db_pop_due(db, 10000);
+	assert_non_null(c);
+	assert_string_equal(c->pool_id, "c");
+	free(c);
+	c = notify_db_pop_due(db, 10000);
+	assert_non_null(c);
+	assert_string_equal(c->pool_id, "a");
+	assert_string_equal(c->old_state, "unhealthy");
+	assert_string_equal(c->new_state, "healthy");
+	free(c);
+	/* Released ones are idle from their release (10000). */
+	assert_int_equal(notify_db_expire(db, 10500, 1000), 0);
+	assert_int_equal(notify_db_expire(db, 11000, 1000), 2);
+	assert_int_equal(notify_db_entities(db), 0);
+	notify_db_free(db);
+}
+
 static void test_debounce_entities_are_distinct(void **state)
 {
 	(void)state;
@@ -1007,6 +1049,7 @@ int main(void)
 	    cmocka_unit_test(test_item_copy),
 	    cmocka_unit_test(test_queue_drops_oldest),
 	    cmocka_unit_test(test_debounce_flap_sends_nothing),
+	    cmocka_unit_test(test_debounce_expire_quiet_entities),
 	    cmocka_unit_test(test_debounce_new_window),
 	    cmocka_unit_test(test_debounce_held_change_sent_once),
 	    cmocka_unit_test(test_debounce_third_state_replaces),
