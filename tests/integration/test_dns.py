@@ -842,29 +842,33 @@ def test_answers_follow_health_down_and_back(lab):
 
 # --------------------------------------------------- response rate limiting
 
-def _rrl_edge(stack, rps, slip):
+def _small_edge(stack, tag, extra, wrap=()):
+    """A one-worker DNS-only edge serving www.example.com; extra: more
+    keys of its edge section."""
     for attempt in range(3):  # the free ports may be taken meanwhile
         port, admin = mt.free_port(), mt.free_port()
-        cfg = {"edge": {
+        cfg = {"edge": dict({
             "name": mt.EDGE_NAME, "workers": 1,
             "listen": {"dns": ["%s:%d" % (LOCAL, port)],
                        "admin": "%s:%d" % (LOCAL, admin)},
-            "timeouts": {"drain": "5s"},
-            "dns_rate_limit": {"responses_per_second": rps, "slip": slip,
-                               "ipv4_prefix_length": 32,
-                               "exempt_networks": ["127.0.0.3/32",
-                                                   "2001:db8::/32"]}},
+            "timeouts": {"drain": "5s"}}, **extra),
             "zones": [{"name": ZONE, "records": [
                 {"name": "www." + ZONE, "type": "A",
                  "content": "203.0.113.20"}]}]}
         try:
             e = mt.Edge(stack.logdir, mt.to_yaml(cfg) + "\n", port,
-                        "edge-rrl%d" % attempt)
+                        "%s%d" % (tag, attempt), wrap=wrap)
             stack.edges.append(e)
             return e, admin
         except AssertionError:
             if attempt == 2:
                 raise
+
+
+def _rrl_edge(stack, rps, slip):
+    return _small_edge(stack, "edge-rrl", {"dns_rate_limit": {
+        "responses_per_second": rps, "slip": slip, "ipv4_prefix_length": 32,
+        "exempt_networks": ["127.0.0.3/32", "2001:db8::/32"]}})
 
 
 def _rrl_counts(admin):
@@ -950,27 +954,6 @@ def test_rate_limit_udp_answers(stack):
 
 # ------------------------------------------------------ UDP receive buffer
 
-def _small_edge(stack, tag, limits, wrap=()):
-    for attempt in range(3):  # the free ports may be taken meanwhile
-        port, admin = mt.free_port(), mt.free_port()
-        cfg = {"edge": {
-            "name": mt.EDGE_NAME, "workers": 1,
-            "listen": {"dns": ["%s:%d" % (LOCAL, port)],
-                       "admin": "%s:%d" % (LOCAL, admin)},
-            "timeouts": {"drain": "5s"}, "limits": limits},
-            "zones": [{"name": ZONE, "records": [
-                {"name": "www." + ZONE, "type": "A",
-                 "content": "203.0.113.20"}]}]}
-        try:
-            e = mt.Edge(stack.logdir, mt.to_yaml(cfg) + "\n", port,
-                        "%s%d" % (tag, attempt), wrap=wrap)
-            stack.edges.append(e)
-            return e, admin
-        except AssertionError:
-            if attempt == 2:
-                raise
-
-
 def _rcvbuf(port):
     """The kernel's receive buffer size (rb) of the UDP socket on port."""
     out = subprocess.run(["ss", "-uamnH", "sport = :%d" % port],
@@ -996,7 +979,8 @@ def test_receive_buffer_and_kernel_drops(stack):
     than a 16 KiB buffer is either read afterwards or dropped, and the
     two counters account for every datagram sent (loopback loses none
     elsewhere)."""
-    e, admin = _small_edge(stack, "edge-rcvbuf", {"dns_receive_buffer": "16K"})
+    e, admin = _small_edge(stack, "edge-rcvbuf",
+                         {"limits": {"dns_receive_buffer": "16K"}})
     assert _rcvbuf(e.port) == 2 * 16384
     q0, d0 = _udp_counts(admin)
     n = 400
@@ -1027,7 +1011,7 @@ def test_receive_buffer_capped_without_cap_net_admin(stack):
     wrap = ["setpriv", "--inh-caps=-net_admin",
             "--bounding-set=-net_admin", "--"]
     e, _ = _small_edge(stack, "edge-rcvcap",
-                       {"dns_receive_buffer": "256M"}, wrap=wrap)
+                       {"limits": {"dns_receive_buffer": "256M"}}, wrap=wrap)
     with open("/proc/sys/net/core/rmem_max") as f:
         rmem_max = int(f.read())
     assert _rcvbuf(e.port) == 2 * rmem_max
