@@ -58,7 +58,11 @@ struct h2_session {
 	void *ud;
 	h2_stream *streams;
 	size_t nstreams;
-	size_t nlinger;	     /* of them, lingering (answered, body dropped) */
+	size_t nlinger; /* of them, lingering (answered, body dropped) */
+	/* Request DATA delivered and not consumed, over all streams, and of
+	 * it what the connection window has not been reopened for (the
+	 * excess over conn_reopen_max). */
+	uint64_t held, conn_owed;
 	const uint8_t *pend; /* nghttp2's output not yet copied */
 	size_t pend_len;
 	flood_counter resets, pings, settings, empty;
@@ -94,6 +98,7 @@ void h2_settings_default(h2_settings *st)
 	    .max_settings = 50,
 	    .max_empty_frames = 100,
 	    .max_outbound_ack = 100,
+	    .conn_reopen_max = 3 * 1024 * 1024,
 	};
 }
 
@@ -134,6 +139,20 @@ static bool flood(h2_session *s, flood_counter *c, uint32_t limit)
 static h2_stream *get(h2_session *s, int32_t sid)
 {
 	return nghttp2_session_get_stream_user_data(s->ng, sid);
+}
+
+/* Reopen the connection window for the held bytes it still waits for,
+ * but the excess of `held` over the budget (see conn_reopen_max). */
+static void conn_settle(h2_session *s)
+{
+	uint64_t max =
+	    s->st.stream_window_only ? UINT64_MAX : s->st.conn_reopen_max;
+	uint64_t keep = s->held > max ? s->held - max : 0;
+	if (s->conn_owed > keep) {
+		nghttp2_session_consume_connection(
+		    s->ng, (size_t)(s->conn_owed - keep));
+		s->conn_owed = keep;
+	}
 }
 
 static void stream_free(h2_stream *st)
@@ -408,8 +427,9 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t sid,
 		return 0;
 	}
 	st->unconsumed += len;
-	if (s->st.stream_window_only)
-		nghttp2_session_consume_connection(ng, len);
+	s->held += len;
+	s->conn_owed += len;
+	conn_settle(s);
 	if (s->cb.on_data && s->cb.on_data(s->ud, sid, st->sud, p, len) != 0)
 		reject(s, st, NGHTTP2_INTERNAL_ERROR);
 	return 0;
@@ -458,9 +478,10 @@ static int on_stream_close(nghttp2_session *ng, int32_t sid, uint32_t code,
 	h2_stream *st = get(s, sid);
 	if (!st)
 		return 0;
-	/* bytes the caller never consumed still hold the connection window */
-	if (st->unconsumed && !s->st.stream_window_only)
-		nghttp2_session_consume_connection(ng, st->unconsumed);
+	/* bytes the caller never consumed may still hold the connection
+	 * window */
+	s->held -= st->unconsumed;
+	conn_settle(s);
 	if (st->delivered && s->cb.on_close)
 		s->cb.on_close(s->ud, sid, st->sud, code);
 	else if (st->refused && s->cb.on_refused)
@@ -841,11 +862,9 @@ int h2_session_consume(h2_session *s, int32_t sid, size_t n)
 	if (!st || n > st->unconsumed)
 		return -EINVAL;
 	st->unconsumed -= n;
-	if (s->st.stream_window_only)
-		return nghttp2_session_consume_stream(s->ng, sid, n) == 0
-			   ? 0
-			   : -EINVAL;
-	return nghttp2_session_consume(s->ng, sid, n) == 0 ? 0 : -EINVAL;
+	s->held -= n;
+	conn_settle(s);
+	return nghttp2_session_consume_stream(s->ng, sid, n) == 0 ? 0 : -EINVAL;
 }
 
 int h2_session_consume_all(h2_session *s, int32_t sid)

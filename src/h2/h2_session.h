@@ -46,11 +46,18 @@ typedef struct h2_settings {
 	uint32_t max_settings; /* SETTINGS frames / window, 50 */
 	uint32_t max_empty_frames; /* empty DATA / window, 100 */
 	uint32_t max_outbound_ack; /* queued PING/SETTINGS ACKs, 100 */
-	/* false: DATA holds both windows until h2_session_consume(). true:
-	 * the connection window is reopened as DATA arrives and only the
-	 * stream's waits (a peer that multiplexes many clients, the tunnel's
-	 * edge: one stream whose bytes are not taken must not stall the
-	 * others; memory stays bounded by the stream windows). */
+	/* DATA holds its stream's window until h2_session_consume(). The
+	 * connection window is reopened as DATA arrives while the session
+	 * holds at most conn_reopen_max bytes not consumed (3 MiB); beyond
+	 * that it too waits for the consume. So a few streams whose origin
+	 * does not read (each held to its stream window) do not shut the
+	 * connection window for the others, and a session holds at most
+	 * conn_reopen_max + conn_window bytes. 0: the connection window
+	 * always waits for the consume. */
+	uint32_t conn_reopen_max;
+	/* true: no such bound (conn_reopen_max unused): a peer that
+	 * multiplexes many clients, the tunnel's edge; memory stays bounded
+	 * by the stream windows. */
 	bool stream_window_only;
 } h2_settings;
 
@@ -129,8 +136,9 @@ int h2_session_resume(h2_session *s, int32_t sid);
 int h2_session_trailers(h2_session *s, int32_t sid, const h2_field *f,
 			size_t n);
 int h2_session_rst(h2_session *s, int32_t sid, uint32_t code);
-/* The caller is done with n request body bytes: reopen the windows (the
- * stream's only, with stream_window_only). */
+/* The caller is done with n request body bytes: reopen the stream's
+ * window, and the connection's as far as it still waits for them (see
+ * conn_reopen_max). */
 int h2_session_consume(h2_session *s, int32_t sid, size_t n);
 /* ... all the stream's request bytes not consumed yet (the caller drops
  * them). */

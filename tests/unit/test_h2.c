@@ -620,6 +620,82 @@ static void test_session_body_flow(void **state)
 	app_free(a);
 }
 
+/* The connection's window as reopened by WINDOW_UPDATEs seen so far. */
+static uint32_t conn_updates(app *a)
+{
+	uint32_t n = 0;
+	for (size_t i = 0; i < a->nout && i < 512; i++)
+		if (a->out[i].type == NGHTTP2_WINDOW_UPDATE &&
+		    a->out[i].sid == 0)
+			n += be32(a->out[i].payload) & 0x7fffffff;
+	return n;
+}
+
+/* Two streams whose bytes are never consumed (an origin that does not
+ * read) must not shut the connection window for a third: it is reopened
+ * as DATA arrives, up to conn_reopen_max held bytes. */
+static void fill_two_streams(app *a, const nghttp2_nv *nv)
+{
+	static uint8_t chunk[16384];
+	for (int32_t sid = 1; sid <= 3; sid += 2) {
+		assert_true(send_headers(a, sid, nv, 4, 0) > 0);
+		for (size_t left = 65535; left;) {
+			size_t k = left < sizeof(chunk) ? left : sizeof(chunk);
+			assert_true(
+			    send_frame(a, NGHTTP2_DATA, 0, sid, chunk, k) > 0);
+			left -= k;
+		}
+	}
+	drain(a);
+}
+
+static void test_session_conn_window_not_shut(void **state)
+{
+	static uint8_t chunk[16384];
+	const nghttp2_nv nv[] = {NV(":method", "POST"), NV(":scheme", "https"),
+				 NV(":authority", "example.com"),
+				 NV(":path", "/up")};
+	h2_settings st;
+	h2_settings_default(&st);
+	st.initial_window = 65535;
+	st.conn_window = 131072;
+	app *a = app_new(&st);
+	preface(a, NULL, 0);
+	fill_two_streams(a, nv);
+	/* held 131070 bytes, none consumed: the connection window is open */
+	assert_int_equal(a->body, 131070);
+	assert_null(find(a, NGHTTP2_WINDOW_UPDATE, 1));
+	assert_true(conn_updates(a) >= 65536);
+	assert_true(send_headers(a, 5, nv, 4, 0) > 0);
+	assert_true(send_frame(a, NGHTTP2_DATA, NGHTTP2_FLAG_END_STREAM, 5,
+			       chunk, sizeof(chunk)) > 0);
+	assert_int_equal(a->body, 131070 + 16384);
+	assert_int_equal(a->ends, 1);
+	app_free(a);
+
+	/* Over the budget the connection window waits for the consume. */
+	st.conn_reopen_max = 0;
+	a = app_new(&st);
+	preface(a, NULL, 0);
+	fill_two_streams(a, nv);
+	assert_int_equal(conn_updates(a), 0);
+	assert_true(send_headers(a, 5, nv, 4, 0) > 0);
+	(void)send_frame(a, NGHTTP2_DATA, 0, 5, chunk, sizeof(chunk));
+	drain(a);
+	assert_int_equal(a->body, 131070); /* over the window: refused */
+	assert_int_equal(goaway_code(a), NGHTTP2_FLOW_CONTROL_ERROR);
+	app_free(a);
+
+	st.conn_reopen_max = 65536 + 16384;
+	a = app_new(&st);
+	preface(a, NULL, 0);
+	fill_two_streams(a, nv);
+	/* the bytes within the budget reopened it, the rest (the last 49151
+	 * of stream 3) wait for the consume */
+	assert_int_equal(conn_updates(a), 65535 + 16384);
+	app_free(a);
+}
+
 static void test_session_malformed(void **state)
 {
 	app *a = app_new(NULL);
@@ -899,6 +975,7 @@ int main(void)
 	    cmocka_unit_test(test_session_get),
 	    cmocka_unit_test(test_session_head_too_big_resets),
 	    cmocka_unit_test(test_session_body_flow),
+	    cmocka_unit_test(test_session_conn_window_not_shut),
 	    cmocka_unit_test(test_session_malformed),
 	    cmocka_unit_test(test_attack_rapid_reset),
 	    cmocka_unit_test(test_attack_continuation),
