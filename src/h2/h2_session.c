@@ -31,6 +31,10 @@ struct h2_stream {
 	h2_req req;
 	bool too_big, trailers_phase, delivered, rejected, req_done,
 	    resp_started, resp_done, body_ready, deferred, want_trailers;
+	/* Who reset it: the client (RST_STREAM, counted as it came) or the
+	 * caller (h2_session_rst, a head nghttp2 could not send). A reset
+	 * of neither is one the client provoked (see on_stream_close). */
+	bool peer_reset, own_reset;
 	/* Answered while the client still sends: its DATA is read and
 	 * dropped (up to linger_left bytes, then RST_STREAM NO_ERROR). */
 	bool lingering;
@@ -238,6 +242,7 @@ static void respond_error(h2_session *s, h2_stream *st, const char *status)
 static void reject(h2_session *s, h2_stream *st, uint32_t code)
 {
 	st->rejected = true;
+	st->own_reset = code == NGHTTP2_INTERNAL_ERROR; /* the caller failed */
 	refuse(st, 400); /* as a malformed HTTP/1.1 request */
 	nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, code);
 }
@@ -379,6 +384,8 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *fr, void *ud)
 		 * cancels before its response is done costs us an upstream
 		 * exchange; count those. */
 		st = get(s, fr->hd.stream_id);
+		if (st)
+			st->peer_reset = true;
 		if (st && !st->resp_done &&
 		    flood(s, &s->resets, s->st.max_resets))
 			calm(s, H2_ERR_RAPID_RESET, "rapid reset");
@@ -478,6 +485,17 @@ static int on_stream_close(nghttp2_session *ng, int32_t sid, uint32_t code,
 	h2_stream *st = get(s, sid);
 	if (!st)
 		return 0;
+	/* "MadeYouReset" (CVE-2025-8671): a frame that makes us reset a
+	 * stream the caller is serving (a stream WINDOW_UPDATE overflow,
+	 * DATA past content-length or past the stream's window) cancels its
+	 * upstream exchange just as the client's RST_STREAM would: counted
+	 * with those. */
+	if (st->delivered && !st->resp_done && code != NGHTTP2_NO_ERROR &&
+	    !st->peer_reset && !st->own_reset &&
+	    flood(s, &s->resets, s->st.max_resets))
+		calm(s, H2_ERR_RAPID_RESET,
+		     "rapid reset (streams the client "
+		     "made the edge reset)");
 	/* bytes the caller never consumed may still hold the connection
 	 * window */
 	s->held -= st->unconsumed;
@@ -550,10 +568,14 @@ static int on_frame_not_send(nghttp2_session *ng, const nghttp2_frame *fr,
 	    !memcmp(nv[0].name, ":status", 7) && nv[0].valuelen == 3 &&
 	    nv[0].value[0] == '1')
 		return 0;
-	if (nghttp2_session_get_stream_user_data(ng, fr->hd.stream_id))
+	h2_stream *st =
+	    nghttp2_session_get_stream_user_data(ng, fr->hd.stream_id);
+	if (st) {
+		st->own_reset = true;
 		nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE,
 					  fr->hd.stream_id,
 					  NGHTTP2_INTERNAL_ERROR);
+	}
 	return 0;
 }
 
@@ -850,6 +872,9 @@ int h2_session_trailers(h2_session *s, int32_t sid, const h2_field *f, size_t n)
 
 int h2_session_rst(h2_session *s, int32_t sid, uint32_t code)
 {
+	h2_stream *st = get(s, sid);
+	if (st)
+		st->own_reset = true;
 	return nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, sid, code) ==
 		       0
 		   ? 0

@@ -776,6 +776,22 @@ void px_h2_conn_closed(px_client *cl)
 	free(h);
 }
 
+/* The session ended the connection with an error (a GOAWAY is queued or
+ * sent): say why, count it, read no more. Found on a read (the frame at
+ * fault) or on a write (a limit a stream's reset crossed, a connection
+ * error nghttp2 answered itself). */
+static void conn_error(px_client *cl, px_h2 *h)
+{
+	const char *why = h2_session_error(h->sess);
+	log_info("%s: HTTP/2 connection error: %s", cl->ip,
+		 why ? why : "protocol error");
+	h2_error_kind k = h2_session_error_kind(h->sess);
+	count_error(k == H2_ERR_RAPID_RESET ? PX_H2_E_RAPID_RESET
+		    : k == H2_ERR_FLOOD	    ? PX_H2_E_FLOOD
+					    : PX_H2_E_PROTOCOL);
+	h->rd_done = true;
+}
+
 static void run_queue(px_h2 *h)
 {
 	while (h->runq) {
@@ -840,17 +856,7 @@ bool px_h2_step(px_client *cl)
 			cl->in->start = cl->in->end = 0;
 			if (r < 0) {
 				/* A GOAWAY is queued: send it, then close. */
-				const char *why = h2_session_error(h->sess);
-				log_info("%s: HTTP/2 connection error: %s",
-					 cl->ip, why ? why : "protocol error");
-				h2_error_kind k =
-				    h2_session_error_kind(h->sess);
-				count_error(k == H2_ERR_RAPID_RESET
-						? PX_H2_E_RAPID_RESET
-					    : k == H2_ERR_FLOOD
-						? PX_H2_E_FLOOD
-						: PX_H2_E_PROTOCOL);
-				h->rd_done = true;
+				conn_error(cl, h);
 			} else if (w->draining && !h->goaway) {
 				/* Became HTTP/2 while the edge drains: the
 				 * streams its first frames opened are
@@ -865,6 +871,8 @@ bool px_h2_step(px_client *cl)
 		}
 	}
 	run_queue(h);
+	if (!h->rd_done && h2_session_error(h->sess))
+		conn_error(cl, h); /* found while writing */
 	if (h2_session_streams(h->sess))
 		h->idle_since = 0;
 	else if (!h->idle_since)

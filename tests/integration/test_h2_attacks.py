@@ -361,6 +361,60 @@ def test_server_side_resets_made_by_the_client(lab, tmp_path):
     alive_and_serving(e)
 
 
+def _provoke(vec, sid):
+    """A frame that makes the edge reset stream sid (a stream error)."""
+    if vec == "window_overflow":  # RFC 9113 6.9.1: FLOW_CONTROL_ERROR
+        return WindowUpdateFrame(sid, window_increment=0x7fffffff)
+    return DataFrame(sid, b"xx", flags=["END_STREAM"])  # over its length
+
+
+@pytest.mark.parametrize("vec", ["window_overflow", "data_over_length"])
+def test_stream_errors_the_client_provokes_count_as_resets(lab, tmp_path,
+                                                           vec):
+    """MadeYouReset (CVE-2025-8671) with stream errors: each request is
+    handed to an origin, then a frame makes the edge reset the stream
+    (its exchange cancelled) without any RST_STREAM from the client.
+    The edge used to start every one of them (400 here) and never said
+    GOAWAY; now those resets count against max_resets like the client's
+    own: GOAWAY ENHANCE_YOUR_CALM, counted as rapid_reset, logged."""
+    e, os_ = h2_edge(lab, tmp_path, origins=SPREAD)
+    with RawH2(e.https) as c:
+        c.pump(lambda s: s.server_settings and s.settings_acked,
+               "SETTINGS exchanged")
+        sent = 0
+        try:
+            while sent < 400 and c.goaway() is None and not c.closed:
+                sids = [c.next_sid() for _ in range(25)]
+                method, extra, end = (
+                    ("GET", (), ["END_STREAM"]) if vec == "window_overflow"
+                    else ("POST", [("content-length", "1")], []))
+                c.send_frames(*[HeadersFrame(sid, block(req_fields(
+                    "/sleep/1000", method, extra)),
+                    flags=["END_HEADERS"] + end) for sid in sids])
+                sent += len(sids)
+                # the exchanges are under way before the reset (or the
+                # edge has had enough: read what it says meanwhile)
+                mt.wait_for(lambda: total(os_, 0) >= sent or
+                            c.poll(0.01) or c.goaway() is not None or
+                            c.closed, what="the requests at the origins")
+                c.send_frames(*[_provoke(vec, sid) for sid in sids])
+                c.poll(0.01)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            pass
+        g = c.wait_goaway_close("resets the client provoked")
+        assert g.error_code == ENHANCE_YOUR_CALM, c.summary()
+        assert g.last_stream_id < 2 * 300, c.summary()
+    assert total(os_, 0) < 300
+    key = 'meridian_http2_connection_errors_total{reason="rapid_reset"}'
+    mt.wait_for(lambda: _h2_metrics(e)[key] >= 1,
+                what="the reset flood counted")
+    mt.wait_for(lambda: "made the edge reset" in edge_log(e),
+                what="log line")
+    mt.wait_for(lambda: total(os_, 3) == 0,
+                what="origin connections of the reset streams to close")
+    alive_and_serving(e)
+
+
 # ------------------------------------------------------ 2. CONTINUATION flood
 
 def test_continuation_flood(lab, tmp_path):
@@ -1022,6 +1076,26 @@ def test_http2_metrics_count_connections_streams_and_errors(lab, tmp_path):
     assert m["meridian_http2_connections_total"] >= 2, m
     assert m["meridian_http2_streams_total"] >= 3, m
     assert m[key % "rapid_reset"] == 0 and m[key % "stalled"] == 0, m
+
+
+def test_connection_errors_nghttp2_answers_are_logged_and_counted(lab,
+                                                                  tmp_path):
+    """A connection error nghttp2 answers with a GOAWAY itself (here a
+    WINDOW_UPDATE of 0, RFC 9113 6.9) while its parser carries on: the
+    edge closed the connection but neither logged nor counted it."""
+    e, _ = h2_edge(lab, tmp_path)
+    key = 'meridian_http2_connection_errors_total{reason="protocol_error"}'
+    with RawH2(e.https) as c:
+        c.pump(lambda s: s.server_settings, "the edge's SETTINGS")
+        f = WindowUpdateFrame(0)
+        f.window_increment = 0
+        c.send_frames(f)
+        g = c.wait_goaway_close("WINDOW_UPDATE of 0")
+        assert g.error_code == PROTOCOL_ERROR, c.summary()
+    mt.wait_for(lambda: _h2_metrics(e)[key] == 1, what="the error counted")
+    mt.wait_for(lambda: "HTTP/2 connection error" in edge_log(e),
+                what="the error logged")
+    alive_and_serving(e)
 
 
 # ------------------------------------------- flow-control windows (RFC 9113 6.9)

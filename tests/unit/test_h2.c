@@ -765,6 +765,41 @@ static void test_attack_rapid_reset(void **state)
 	app_free(a);
 }
 
+/* MadeYouReset (CVE-2025-8671): streams the client makes us reset after
+ * their request was delivered count with its own resets; the caller's
+ * resets (an origin that failed) do not. */
+static void test_attack_provoked_reset(void **state)
+{
+	h2_settings st;
+	h2_settings_default(&st);
+	st.max_resets = 10;
+	app *a = app_new(&st);
+	preface(a, NULL, 0);
+	uint8_t inc[4] = {0x7f, 0xff, 0xff, 0xff}; /* overflows the window */
+	int32_t sid = 1;
+	for (int i = 0; i < 20; i++, sid += 2) {
+		assert_true(get_req(a, sid, true) > 0);
+		assert_int_equal(h2_session_rst(a->s, sid, H2_INTERNAL_ERROR),
+				 0);
+		drain(a);
+	}
+	for (int i = 0; i < 10; i++, sid += 2) {
+		assert_true(get_req(a, sid, true) > 0);
+		assert_true(
+		    send_frame(a, NGHTTP2_WINDOW_UPDATE, 0, sid, inc, 4) > 0);
+		drain(a);
+	}
+	assert_int_equal(a->closes, 30);
+	assert_int_equal(a->last_close, NGHTTP2_FLOW_CONTROL_ERROR);
+	assert_null(find(a, NGHTTP2_GOAWAY, 0));
+	assert_true(get_req(a, sid, true) > 0);
+	send_frame(a, NGHTTP2_WINDOW_UPDATE, 0, sid, inc, 4);
+	drain(a);
+	assert_int_equal(goaway_code(a), NGHTTP2_ENHANCE_YOUR_CALM);
+	assert_int_equal(h2_session_error_kind(a->s), H2_ERR_RAPID_RESET);
+	app_free(a);
+}
+
 static void test_attack_continuation(void **state)
 {
 	app *a = app_new(NULL);
@@ -978,6 +1013,7 @@ int main(void)
 	    cmocka_unit_test(test_session_conn_window_not_shut),
 	    cmocka_unit_test(test_session_malformed),
 	    cmocka_unit_test(test_attack_rapid_reset),
+	    cmocka_unit_test(test_attack_provoked_reset),
 	    cmocka_unit_test(test_attack_continuation),
 	    cmocka_unit_test(test_attack_hpack_bomb),
 	    cmocka_unit_test(test_attack_ping_settings_flood),
