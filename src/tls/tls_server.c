@@ -4,9 +4,12 @@
  * so an RSA and an ECDSA certificate for the same names sit side by side
  * and OpenSSL serves the one the client's signature algorithms (TLS 1.3)
  * or cipher suites (TLS 1.2) allow. Connections start on the default
- * set's context; the servername callback looks the SNI up in the index
- * (tls_sni.c) and moves the connection to its set's context.
+ * set's context; the ClientHello callback looks the SNI up in the index
+ * (tls_sni.c) and moves the connection to its set's context before any
+ * session is resumed (each set has its own session id context); the
+ * servername callback refuses an unknown name under sni_required.
  */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -197,6 +200,41 @@ static int sni_cb(SSL *ssl, int *alert, void *arg)
 	return SSL_TLSEXT_ERR_OK;
 }
 
+/* Runs first in a ClientHello, before a session or ticket is looked at:
+ * moves the connection to the context of the set its SNI names, whose
+ * session id context (set_sid_ctx) is then the one a resumed session must
+ * carry. A session made under another certificate set gets a full
+ * handshake (RFC 6066 §3: no resumption for a different server name),
+ * not a resumption that skips the certificate the name needs. No SNI or
+ * no match stays on the default set; sni_cb, later, refuses with
+ * sni_required (it sees what the handshake goes on with). A malformed
+ * extension is left to OpenSSL's parser, which refuses it. */
+static int hello_cb(SSL *ssl, int *alert, void *arg)
+{
+	const tls_server *s = arg;
+	const unsigned char *p = NULL;
+	size_t len = 0;
+	if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) !=
+	    1)
+		return SSL_CLIENT_HELLO_SUCCESS;
+	/* ServerNameList: a 2-byte length, then one host_name entry (type 0,
+	 * a 2-byte length, the name); OpenSSL accepts no other form. */
+	if (len < 5 || (size_t)(p[0] << 8 | p[1]) != len - 2 || p[2] != 0)
+		return SSL_CLIENT_HELLO_SUCCESS;
+	size_t n = (size_t)(p[3] << 8 | p[4]);
+	if (n != len - 5)
+		return SSL_CLIENT_HELLO_SUCCESS;
+	int set = tls_sni_lookup(s->sni, (const char *)p + 5, n);
+	if (set < 0)
+		return SSL_CLIENT_HELLO_SUCCESS;
+	SSL_CTX *ctx = s->sets[set].ctx;
+	if (SSL_get_SSL_CTX(ssl) != ctx && SSL_set_SSL_CTX(ssl, ctx) != ctx) {
+		*alert = SSL_AD_INTERNAL_ERROR;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
+	return SSL_CLIENT_HELLO_SUCCESS;
+}
+
 static bool alpn_offered(const unsigned char *in, size_t inlen,
 			 const char *proto)
 {
@@ -366,9 +404,7 @@ static SSL_CTX *ctx_new(tls_server *s, const cfg_tls *cfg)
 	    SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) != 1 ||
 	    SSL_CTX_set_ciphersuites(ctx, TLS13_SUITES) != 1 ||
 	    SSL_CTX_set1_groups_list(ctx, TLS_GROUPS) != 1 ||
-	    SSL_CTX_set_dh_auto(ctx, 1) != 1 ||
-	    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"mrdn",
-					   4) != 1) {
+	    SSL_CTX_set_dh_auto(ctx, 1) != 1) {
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
@@ -399,6 +435,7 @@ static SSL_CTX *ctx_new(tls_server *s, const cfg_tls *cfg)
 	} else {
 		SSL_CTX_set_num_tickets(ctx, 0);
 	}
+	SSL_CTX_set_client_hello_cb(ctx, hello_cb, s);
 	SSL_CTX_set_tlsext_servername_callback(ctx, sni_cb);
 	SSL_CTX_set_tlsext_servername_arg(ctx, s);
 	SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, s);
@@ -590,6 +627,28 @@ static int load_one(tls_server *s, const cfg_tls_cert *c, size_t i, loaded *l,
 	return 0;
 }
 
+/* The session id context of a set: a hash of its names, so a session
+ * resumes only on the set it was made on (hello_cb), and still after a
+ * reload that renews the certificates of the same names. */
+static int set_sid_ctx(SSL_CTX *ctx, char *const *names, size_t n)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *h = EVP_MD_CTX_new();
+	int ok = h && EVP_DigestInit_ex(h, EVP_sha256(), NULL) == 1;
+	for (size_t i = 0; ok && i < n; i++) /* with its NUL: no ambiguity */
+		ok = EVP_DigestUpdate(h, names[i], strlen(names[i]) + 1) == 1;
+	ok = ok && EVP_DigestFinal_ex(h, md, &mdlen) == 1;
+	EVP_MD_CTX_free(h);
+	if (!ok)
+		return -1;
+	static_assert(SSL_MAX_SID_CTX_LENGTH <= 32, "SHA-256 fills it");
+	return SSL_CTX_set_session_id_context(ctx, md,
+					      SSL_MAX_SID_CTX_LENGTH) == 1
+		   ? 0
+		   : -1;
+}
+
 static bool same_names(const tls_set *set, const loaded *l)
 {
 	if (set->nnames != l->nnames)
@@ -615,6 +674,10 @@ static int place(tls_server *s, const cfg_tls *cfg, size_t i, loaded *l,
 			set = &s->sets[k];
 	if (!set) {
 		SSL_CTX *ctx = ctx_new(s, cfg);
+		if (ctx && set_sid_ctx(ctx, l->names, l->nnames) < 0) {
+			SSL_CTX_free(ctx);
+			ctx = NULL;
+		}
 		if (!ctx) {
 			errf(err, errlen, "edge.tls: %s", ossl_reason());
 			return -ENOMEM;

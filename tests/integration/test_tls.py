@@ -262,6 +262,32 @@ def test_session_resumption(lab, tmp_path):
             assert c.read_response().status == 200
 
 
+def test_session_not_resumed_under_another_certificate(lab, tmp_path):
+    """RFC 6066 §3: a session made for one name is not resumed for a
+    name of another certificate; the client gets a full handshake and
+    that name's certificate. The same name (any case) still resumes."""
+    e, _ = tls_edge(lab, tmp_path)
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        ctx = client_ctx(version)
+        with TlsConn(e.https, sni=HOST, ctx=ctx) as c:
+            c.send(mt.req("GET", "/", HOST))
+            assert c.read_response().status == 200
+            sess = c.sock.session
+        assert sess is not None and sess.has_ticket, version
+        for sni, cn in (("www.example.com", "*.example.com"),
+                        ("other.test", "default.example.net"),
+                        (None, "default.example.net")):
+            with TlsConn(e.https, sni=sni, ctx=ctx, session=sess) as c:
+                assert not c.sock.session_reused, (version, sni)
+                assert served(c.sock)[0] == cn, (version, sni)
+        with TlsConn(e.https, sni=HOST.upper(), ctx=ctx,
+                     session=sess) as c:
+            assert c.sock.session_reused, version
+            c.send(mt.req("GET", "/", HOST))
+            assert c.read_response().status == 200
+    e.check_alive()
+
+
 def test_certificate_reload_on_sighup(lab, tmp_path):
     e, _ = tls_edge(lab, tmp_path)
     old = TlsConn(e.https)

@@ -794,25 +794,34 @@ static void test_data_both_ways(void **state)
 
 /* Full handshake, then read what the server sent after it (TLS 1.3
  * tickets) and return the client's session. */
-static SSL_SESSION *get_session(tls_server *s, int maxv, bool *resumed,
-				SSL_SESSION *use)
+static SSL_SESSION *get_session_sni(tls_server *s, const char *sni, int maxv,
+				    bool *resumed, SSL_SESSION *use, char *cn,
+				    size_t cnlen)
 {
 	pair p;
 	unsigned char b[16];
-	pair_open(&p, s,
-		  &(client_opts){.sni = "www.example.com",
-				 .max_version = maxv,
-				 .session = use});
+	pair_open(
+	    &p, s,
+	    &(client_opts){.sni = sni, .max_version = maxv, .session = use});
 	assert_int_equal(pair_handshake(&p), 0);
 	/* Let the client process NewSessionTicket messages. */
 	assert_int_equal(tls_conn_write(&p.srv, "x", 1), 1);
 	client_read_all(p.cli, b, 1);
 	*resumed = tls_conn_resumed(&p.srv);
 	assert_int_equal(*resumed, SSL_session_reused(p.cli) == 1);
+	if (cn)
+		peer_cn(p.cli, cn, cnlen);
 	SSL_SESSION *sess = SSL_get1_session(p.cli);
 	assert_non_null(sess);
 	pair_close(&p);
 	return sess;
+}
+
+static SSL_SESSION *get_session(tls_server *s, int maxv, bool *resumed,
+				SSL_SESSION *use)
+{
+	return get_session_sni(s, "www.example.com", maxv, resumed, use, NULL,
+			       0);
 }
 
 static void resumption(int maxv)
@@ -859,14 +868,63 @@ static void resumption(int maxv)
 	tls_server_unref(s);
 }
 
+/* A session is resumed only under the certificate it was made with: a
+ * ticket of www.example.com offered with the SNI of another certificate
+ * gets a full handshake and that certificate (RFC 6066 §3: a server MUST
+ * NOT resume a session for a different server name). The same name, in
+ * another case, or another name of the same certificate still resumes. */
+static void cross_name_resumption(int maxv)
+{
+	tls_server *s = main_server(0, false);
+	bool r;
+	char cn[128];
+	SSL_SESSION *s0 = get_session_sni(s, "www.example.com", maxv, &r, NULL,
+					  cn, sizeof(cn));
+	assert_false(r);
+	struct {
+		const char *sni, *cn;
+		bool resumed;
+	} cases[] = {
+	    {"other.test", "other.test", false},
+	    {"api.example.com", "*.example.com", false},
+	    {"WWW.Example.com", "www.example.com", true},
+	    {"example.com", "www.example.com", true},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		SSL_SESSION *s1 = get_session_sni(s, cases[i].sni, maxv, &r, s0,
+						  cn, sizeof(cn));
+		if (r != cases[i].resumed)
+			fail_msg("SNI %s: resumed %d", cases[i].sni, r);
+		assert_string_equal(cn, cases[i].cn);
+		SSL_SESSION_free(s1);
+	}
+	/* A ticket of the default certificate, got without SNI, is not
+	 * resumed under another one either. */
+	SSL_SESSION *s2 =
+	    get_session_sni(s, NULL, maxv, &r, NULL, cn, sizeof(cn));
+	SSL_SESSION *s3 =
+	    get_session_sni(s, "other.test", maxv, &r, s2, cn, sizeof(cn));
+	assert_false(r);
+	assert_string_equal(cn, "other.test");
+	SSL_SESSION_free(s3);
+	s3 = get_session_sni(s, NULL, maxv, &r, s2, cn, sizeof(cn));
+	assert_true(r);
+	SSL_SESSION_free(s3);
+	SSL_SESSION_free(s2);
+	SSL_SESSION_free(s0);
+	tls_server_unref(s);
+}
+
 static void test_resumption_tls13(void **state)
 {
 	resumption(0);
+	cross_name_resumption(0);
 }
 
 static void test_resumption_tls12(void **state)
 {
 	resumption(TLS1_2_VERSION);
+	cross_name_resumption(TLS1_2_VERSION);
 }
 
 static void test_tickets_off(void **state)
