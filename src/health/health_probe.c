@@ -194,6 +194,10 @@ bool health_tls_name(const cfg_monitor *m, const cfg_origin *o, char *buf,
 	/* "name:port" loses the port; two colons is an IPv6 literal. */
 	if (colon && !strchr(colon + 1, ':'))
 		len = (size_t)(colon - src);
+	/* "example.com." is the same name; SNI has none (RFC 6066 §3) and
+	 * certificates name it without one (as cfg_origin.sni). */
+	if (len > 0 && src[len - 1] == '.')
+		len--;
 	if (len == 0 || len >= size)
 		return false;
 	memcpy(buf, src, len);

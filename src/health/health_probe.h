@@ -250,8 +250,9 @@ static inline bool health_probe_running(const health_probe *p)
 /* The Host header value a check sends. Returns its length, or -ENOSPC. */
 int health_http_host(const cfg_monitor *m, const cfg_origin *o, char *buf,
 		     size_t size);
-/* The TLS server name: Host override without port, or the origin address
- * if it is a host name. Returns false when there is none (an IP). */
+/* The TLS server name: Host override without port (nor trailing dot), or
+ * the origin address if it is a host name. Returns false when there is
+ * none (an IP). */
 bool health_tls_name(const cfg_monitor *m, const cfg_origin *o, char *buf,
 		     size_t size);
 /* The request head. Returns its length, or -ENOSPC. */

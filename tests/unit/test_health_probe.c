@@ -1524,7 +1524,20 @@ static void test_host_and_sni(void **state)
 	assert_string_equal(b, "front.example");
 	health_http_host(&mon, &origin, b, sizeof(b));
 	assert_string_equal(b, "front.example:8443");
+	/* A fully qualified Host: the SNI and the name verified have no
+	 * trailing dot (RFC 6066 §3; certificates name it without one), as
+	 * the data plane's (cfg_origin.sni). */
+	hdr_vals[0][0] = "front.example.:8443";
+	assert_true(health_tls_name(&mon, &origin, b, sizeof(b)));
+	assert_string_equal(b, "front.example");
+	hdr_vals[0][0] = "front.example.";
+	assert_true(health_tls_name(&mon, &origin, b, sizeof(b)));
+	assert_string_equal(b, "front.example");
+	hdr_vals[0][0] = ".";
+	assert_false(health_tls_name(&mon, &origin, b, sizeof(b)));
 	hdr_vals[0][0] = "10.0.0.1:80";
+	assert_false(health_tls_name(&mon, &origin, b, sizeof(b)));
+	hdr_vals[0][0] = "10.0.0.1.";
 	assert_false(health_tls_name(&mon, &origin, b, sizeof(b)));
 	assert_int_equal(health_http_host(&mon, &origin, b, 4), -ENOSPC);
 }
