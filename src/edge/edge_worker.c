@@ -114,6 +114,26 @@ static void tls_rotate_cb(core_timer *t)
 	core_timer_after(&w->loop, t, tls_server_rotation_ms(s));
 }
 
+/* Worker 0, after a swap: a changed ticket_rotation takes effect now
+ * (the next rotation at the earlier of the armed one and a new period
+ * from now), not once the old period has run out; a timer not armed
+ * (no TLS before) is armed. Not while draining (the listeners are
+ * closed and the timer cancelled). */
+static void tls_rotate_follow(edge_worker *w, uint32_t old_ms)
+{
+	const tls_server *s = w->snap->tls;
+	if (w->id != 0 || !s || w->draining)
+		return;
+	uint32_t ms = tls_server_rotation_ms(s);
+	bool armed = core_timer_armed(&w->tls_rotate);
+	if (armed && ms == old_ms)
+		return;
+	uint64_t at = w->loop.now + ms;
+	if (armed && w->tls_rotate.deadline < at)
+		at = w->tls_rotate.deadline;
+	core_timer_set(&w->loop, &w->tls_rotate, at);
+}
+
 static void drain_timer_cb(core_timer *t)
 {
 	edge_worker *w = container_of(t, edge_worker, drain_timer);
@@ -135,8 +155,11 @@ static void wake_cb(core_io *io, uint32_t ev)
 	edge_snapshot *next =
 	    atomic_exchange_explicit(&w->pending, NULL, memory_order_acq_rel);
 	if (next) {
+		uint32_t rot =
+		    w->snap->tls ? tls_server_rotation_ms(w->snap->tls) : 0;
 		px_adopt_snapshot(w, next);
 		edge_snapshot_unref(next);
+		tls_rotate_follow(w, rot);
 	}
 	if (atomic_load(&w->e->draining) && !w->draining) {
 		w->draining = true;

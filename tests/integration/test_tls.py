@@ -320,6 +320,38 @@ def test_certificate_reload_on_sighup(lab, tmp_path):
     e.check_alive()
 
 
+def test_ticket_rotation_change_applies_on_reload(lab, tmp_path):
+    """A reload that shortens edge.tls.ticket_rotation rotates on the new
+    period, not after the old one runs out: a ticket made before the
+    reload stops resuming two short periods later (not an hour later)."""
+    o = lab.origin("o1")
+    hp = mt.free_port()
+    tls = certs(tmp_path)
+    tls["ticket_rotation"] = "1h"
+    e = lab.edge([{"id": "p", "origins": [org(o)]}],
+                 [{"name": HOST, "default_pools": ["p"]}], https_port=hp,
+                 workers=2, edge_extra={"tls": tls})
+    mt.wait_for(lambda: mt.port_accepts(hp), what="https listener")
+    ctx = client_ctx(ssl.TLSVersion.TLSv1_3)
+    with TlsConn(hp, ctx=ctx) as c:
+        c.send(mt.req("GET", "/", HOST))
+        assert c.read_response().status == 200
+        sess = c.sock.session
+    with TlsConn(hp, ctx=ctx, session=sess) as c:
+        assert c.sock.session_reused
+
+    e.cfg["edge"]["tls"]["ticket_rotation"] = "1s"
+    e.rewrite(mt.to_yaml(e.cfg) + "\n")
+    os.kill(e.pid, signal.SIGHUP)
+
+    def expired():
+        with TlsConn(hp, ctx=ctx, session=sess) as c:
+            return not c.sock.session_reused
+    mt.wait_for(expired, interval=0.2,
+                what="the old ticket to stop resuming on the new period")
+    e.check_alive()
+
+
 def test_handshake_garbage_and_timeout(lab, tmp_path):
     e, _ = tls_edge(lab, tmp_path)
     # Plain HTTP on the TLS port: the handshake fails, quietly closed.
