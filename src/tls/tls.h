@@ -166,6 +166,7 @@ typedef enum tls_alpn {
 	TLS_ALPN_NONE = 0, /* the client offered no protocol we speak */
 	TLS_ALPN_HTTP11,
 	TLS_ALPN_H2,
+	TLS_ALPN_HTTP10, /* "http/1.0" (curl --http1.0 offers it) */
 } tls_alpn;
 
 /* Embedded in the caller's connection struct (no allocation of its own

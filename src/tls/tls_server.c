@@ -256,6 +256,8 @@ tls_alpn tls_alpn_choose(const unsigned char *in, size_t inlen, bool h2)
 		return TLS_ALPN_H2;
 	if (alpn_offered(in, inlen, "http/1.1"))
 		return TLS_ALPN_HTTP11;
+	if (alpn_offered(in, inlen, "http/1.0"))
+		return TLS_ALPN_HTTP10;
 	return TLS_ALPN_NONE;
 }
 
@@ -272,9 +274,18 @@ static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 		*out = (const unsigned char *)"http/1.1";
 		*outlen = 8;
 		return SSL_TLSEXT_ERR_OK;
+	case TLS_ALPN_HTTP10:
+		*out = (const unsigned char *)"http/1.0";
+		*outlen = 8;
+		return SSL_TLSEXT_ERR_OK;
 	default:
-		/* As nginx: go on without ALPN (the proxy speaks HTTP/1.1). */
-		return SSL_TLSEXT_ERR_NOACK;
+		/* Offered, but nothing we speak (h2 alone with edge.tls.http2
+		 * off, h3, another protocol): RFC 7301 §3.2's
+		 * no_application_protocol alert, as nginx since 1.21.4. Going
+		 * on would let a client of another protocol be answered in
+		 * HTTP (cross-protocol attacks, ALPACA). A client that offers
+		 * no ALPN at all gets no callback: it proceeds. */
+		return SSL_TLSEXT_ERR_ALERT_FATAL;
 	}
 }
 

@@ -367,6 +367,9 @@ def test_bad_cert_is_502_and_failing_monitor(lab, certs, origins, which,
     r = get(e)
     assert r.status == 502, r
     assert reason in r.text, r.text
+    # ... but not the origin's name and internal address: those are in
+    # the log only.
+    assert "o1" not in r.text and "127.0.0.1" not in r.text, r.text
     mt.wait_for(lambda: log_has(
         e, r"origin o1 \(127\.0\.0\.1:%d\): certificate verify failed: %s"
         % (o.port, reason)), what="the reason in the log")

@@ -177,6 +177,28 @@ def test_sni_required_fails_handshake(lab, tmp_path):
     e.check_alive()
 
 
+def test_alpn_without_a_protocol_in_common_refused(lab, tmp_path):
+    """RFC 7301 §3.2: a client offering only protocols the edge does not
+    speak gets the no_application_protocol alert (nginx does the same),
+    not an HTTP/1.1 answer to, say, an h3 or another service's client.
+    http/1.0 (curl --http1.0) and no ALPN at all still work."""
+    e, _ = tls_edge(lab, tmp_path)
+    ctx = client_ctx()
+    ctx.set_alpn_protocols(["h3", "imap"])
+    with pytest.raises(ssl.SSLError) as exc:
+        tls_sock(e.https, ctx=ctx)
+    assert "no application protocol" in str(exc.value), exc.value
+    ctx = client_ctx()
+    ctx.set_alpn_protocols(["http/1.0"])
+    with tls_sock(e.https, ctx=ctx) as s:
+        assert s.selected_alpn_protocol() == "http/1.0"
+    rc, _, tail = curl(e.https, extra=["--http1.0"])
+    assert rc == 0 and tail == "200 HTTPS", (rc, tail)
+    with tls_sock(e.https) as s:  # no ALPN
+        assert s.selected_alpn_protocol() is None
+    e.check_alive()
+
+
 def test_tls11_refused(lab, tmp_path):
     e, _ = tls_edge(lab, tmp_path)
     ctx = client_ctx(ssl.TLSVersion.TLSv1_1)

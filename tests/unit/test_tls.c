@@ -272,6 +272,11 @@ static void test_alpn_choose(void **state)
 	assert_int_equal(tls_alpn_choose(bad, sizeof(bad) - 1, true),
 			 TLS_ALPN_NONE);
 	assert_int_equal(tls_alpn_choose(NULL, 0, true), TLS_ALPN_NONE);
+	static const unsigned char h10[] = "\x02h3\x08http/1.0";
+	assert_int_equal(tls_alpn_choose(h10, sizeof(h10) - 1, true),
+			 TLS_ALPN_HTTP10);
+	assert_int_equal(tls_alpn_choose(both, sizeof(both) - 1, true),
+			 TLS_ALPN_H2);
 }
 
 /* ---- loading ---- */
@@ -614,17 +619,21 @@ static void test_handshake_alpn(void **state)
 	static const char both[] = "\x02h2\x08http/1.1";
 	static const char only_h1[] = "\x08http/1.1";
 	static const char only_h2[] = "\x02h2";
+	static const char other[] = "\x02h3\x0a"
+				    "acme-tls/1";
 	struct {
 		tls_server *s;
 		const char *alpn;
 		size_t len;
 		tls_alpn want;
+		bool refused; /* no_application_protocol (RFC 7301 §3.2) */
 	} cases[] = {
-	    {h2, both, sizeof(both) - 1, TLS_ALPN_H2},
-	    {h1, both, sizeof(both) - 1, TLS_ALPN_HTTP11},
-	    {h2, only_h1, sizeof(only_h1) - 1, TLS_ALPN_HTTP11},
-	    {h1, only_h2, sizeof(only_h2) - 1, TLS_ALPN_NONE},
-	    {h2, NULL, 0, TLS_ALPN_NONE},
+	    {h2, both, sizeof(both) - 1, TLS_ALPN_H2, false},
+	    {h1, both, sizeof(both) - 1, TLS_ALPN_HTTP11, false},
+	    {h2, only_h1, sizeof(only_h1) - 1, TLS_ALPN_HTTP11, false},
+	    {h1, only_h2, sizeof(only_h2) - 1, TLS_ALPN_NONE, true},
+	    {h2, other, sizeof(other) - 1, TLS_ALPN_NONE, true},
+	    {h2, NULL, 0, TLS_ALPN_NONE, false},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		pair p;
@@ -632,6 +641,11 @@ static void test_handshake_alpn(void **state)
 			  &(client_opts){.sni = "www.example.com",
 					 .alpn = cases[i].alpn,
 					 .alpn_len = cases[i].len});
+		if (cases[i].refused) {
+			assert_int_equal(pair_handshake(&p), TLS_ERROR);
+			pair_close(&p);
+			continue;
+		}
 		assert_int_equal(pair_handshake(&p), 0);
 		assert_int_equal(tls_conn_alpn(&p.srv), cases[i].want);
 		pair_close(&p);
