@@ -35,6 +35,9 @@ struct h2_stream {
 	 * caller (h2_session_rst, a head nghttp2 could not send). A reset
 	 * of neither is one the client provoked (see on_stream_close). */
 	bool peer_reset, own_reset;
+	/* Since when its response data waits on its own window, which the
+	 * client keeps at zero while the connection's is open (0: not). */
+	uint64_t stall_since;
 	/* Answered while the client still sends: its DATA is read and
 	 * dropped (up to linger_left bytes, then RST_STREAM NO_ERROR). */
 	bool lingering;
@@ -518,8 +521,12 @@ static int on_stream_close(nghttp2_session *ng, int32_t sid, uint32_t code,
 static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *fr, void *ud)
 {
 	h2_session *s = ud;
-	if (fr->hd.type == NGHTTP2_DATA && fr->hd.length)
+	if (fr->hd.type == NGHTTP2_DATA && fr->hd.length) {
 		s->stall_since = 0;
+		h2_stream *st = get(s, fr->hd.stream_id);
+		if (st)
+			st->stall_since = 0;
+	}
 	/* nghttp2 ending the session itself (a protocol error it found):
 	 * say why. */
 	if (fr->hd.type == NGHTTP2_GOAWAY && fr->goaway.error_code && !s->error)
@@ -698,20 +705,33 @@ void h2_session_free(h2_session *s)
 	free(s);
 }
 
-/* Is response data waiting on a window the client keeps at zero? */
+/* Is response data waiting on a window the client keeps at zero? The
+ * connection's shut stalls the connection (h2_session_stalled_ms); one
+ * stream's shut while the connection's is open stalls only that stream
+ * (h2_session_stalled_stream): a client may pause one download (a
+ * paused video) and go on with the others, as nginx lets it. */
 static void update_stall(h2_session *s)
 {
 	bool blocked = false;
+	uint64_t t = now(s) ? now(s) : 1;
 	int32_t conn = nghttp2_session_get_remote_window_size(s->ng);
-	for (h2_stream *st = s->streams; st && !blocked; st = st->next)
-		if (st->body_ready &&
-		    (conn <= 0 || nghttp2_session_get_stream_remote_window_size(
-				      s->ng, st->id) <= 0))
+	for (h2_stream *st = s->streams; st; st = st->next) {
+		bool waits = st->body_ready && !st->own_reset;
+		if (waits && conn <= 0)
 			blocked = true;
+		if (waits && conn > 0 &&
+		    nghttp2_session_get_stream_remote_window_size(
+			s->ng, st->id) <= 0) {
+			if (!st->stall_since)
+				st->stall_since = t;
+		} else {
+			st->stall_since = 0;
+		}
+	}
 	if (!blocked)
 		s->stall_since = 0;
 	else if (!s->stall_since)
-		s->stall_since = now(s) ? now(s) : 1;
+		s->stall_since = t;
 }
 
 ssize_t h2_session_recv(h2_session *s, const uint8_t *buf, size_t len)
@@ -873,8 +893,10 @@ int h2_session_trailers(h2_session *s, int32_t sid, const h2_field *f, size_t n)
 int h2_session_rst(h2_session *s, int32_t sid, uint32_t code)
 {
 	h2_stream *st = get(s, sid);
-	if (st)
+	if (st) {
 		st->own_reset = true;
+		st->stall_since = 0;
+	}
 	return nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, sid, code) ==
 		       0
 		   ? 0
@@ -918,6 +940,19 @@ int h2_session_ping(h2_session *s)
 uint64_t h2_session_header_wait_since(const h2_session *s)
 {
 	return s->hdr_since;
+}
+
+uint64_t h2_session_stalled_stream(const h2_session *s, int32_t *sid)
+{
+	uint64_t since = 0;
+	*sid = 0;
+	for (const h2_stream *st = s->streams; st; st = st->next)
+		if (st->stall_since && (!since || st->stall_since < since)) {
+			since = st->stall_since;
+			*sid = st->id;
+		}
+	uint64_t t = now(s);
+	return since ? (t > since ? t - since : 1) : 0;
 }
 
 uint64_t h2_session_stalled_ms(const h2_session *s)

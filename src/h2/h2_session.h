@@ -152,6 +152,9 @@ int h2_session_ping(h2_session *s);
 /* How long (ms) response data has been waiting on a flow-control window
  * the client keeps at zero; 0 when not stalled. */
 uint64_t h2_session_stalled_ms(const h2_session *s);
+/* The stream whose response data has waited longest on its own window
+ * (the connection's open), in *sid, and for how long; 0 when none. */
+uint64_t h2_session_stalled_stream(const h2_session *s, int32_t *sid);
 /* A header block left unfinished (no END_HEADERS yet): the time (ms,
  * the session's clock) its HEADERS frame came; 0 when none. The caller
  * bounds it like an HTTP/1.1 head (client_header timeout). */

@@ -900,7 +900,8 @@ fail:
 
 /* The earliest of the connection's deadlines (0: none); *what says which:
  * 'h' a header block left unfinished, 'w' output the client does not
- * take, 's' a flow-control stall, 'i' idle without streams. */
+ * take, 's' a flow-control stall, 'r' one stream's flow-control stall,
+ * 'i' idle without streams. */
 static uint64_t deadline(const px_client *cl, char *what)
 {
 	const px_h2 *h = cl->h2;
@@ -923,6 +924,10 @@ static uint64_t deadline(const px_client *cl, char *what)
 	uint64_t stalled = h2_session_stalled_ms(h->sess);
 	if (stalled)
 		EARLIER(now - stalled + to->client_idle_ms, 's');
+	int32_t sid;
+	stalled = h2_session_stalled_stream(h->sess, &sid);
+	if (stalled)
+		EARLIER(now - stalled + to->client_idle_ms, 'r');
 	if (h2_session_streams(h->sess) == 0)
 		EARLIER((h->idle_since ? h->idle_since : now) +
 			    to->client_idle_ms,
@@ -952,6 +957,19 @@ void px_h2_timeout(px_client *cl)
 		px_h2_drain(cl);
 		px_pump(cl);
 		return;
+	case 'r': {
+		/* One stream's window shut, the connection's open: that
+		 * stream goes, the others stay. */
+		int32_t sid;
+		h2_session_stalled_stream(cl->h2->sess, &sid);
+		count_error(PX_H2_E_STALLED);
+		log_info("%s: HTTP/2 stream %d: client kept its window shut "
+			 "for %u ms; reset",
+			 cl->ip, (int)sid, to->client_idle_ms);
+		h2_session_rst(cl->h2->sess, sid, H2_CANCEL);
+		px_pump(cl);
+		return;
+	}
 	case 'h':
 		count_error(PX_H2_E_HEADER_TIMEOUT);
 		log_info("%s: HTTP/2 header block unfinished after %u ms; "

@@ -589,6 +589,39 @@ def test_zero_window_stall_is_closed(lab, tmp_path, mode):
     alive_and_serving(e)
 
 
+@pytest.mark.parametrize("size", [100000, 4000000])
+def test_one_stream_window_shut_resets_only_that_stream(lab, tmp_path,
+                                                        size):
+    """A client that keeps one stream's window at zero (a paused
+    download) while the connection's stays open loses that stream after
+    client_idle, not the connection: the other streams go on. 100 kB:
+    the exchange with the origin is over (the edge holds the rest), so
+    only the stream's own stall can end it; 4 MB: the exchange is still
+    running too."""
+    e, (o,) = h2_edge(lab, tmp_path, timeouts={"client_idle": "1s"})
+    with H2Client(e.https) as c:
+        c.ack = False  # stream windows never given back
+        c.c.increment_flow_control_window(1 << 30)  # the connection's open
+        c.flush()
+        sid = c.request("/bytes/%d" % size)
+        c.pump(lambda s: s.ended(sid), "the paused stream to be reset",
+               timeout=mt.WAIT + 5)
+        rst = c.of(sid, h2.events.StreamReset)
+        assert rst, "the stream ended instead of being reset"
+        if size == 100000:
+            assert rst[0].error_code == CANCEL, rst
+        got = sum(len(ev.data) for ev in c.of(sid, h2.events.DataReceived))
+        assert got <= 65535, got
+        # The connection is still there, and serves.
+        assert c.goaway() is None and not c.closed
+        st, _, body, _ = c.response(c.request("/bytes/100"))
+        assert st == 200 and len(body) == 100, st
+    if size == 100000:
+        mt.wait_for(lambda: "client kept its window shut" in edge_log(e),
+                    what="the stream's stall in the log")
+    alive_and_serving(e)
+
+
 # ------------------------------------------------- 7. too many streams
 
 def test_streams_over_the_limit_before_settings_ack(lab, tmp_path):
