@@ -6,8 +6,11 @@
  * 2. within a host: longer paths first; at equal length Exact before
  *    Prefix/ImplementationSpecific; then the older Ingress
  *    (creationTimestamp, then name), then the Ingress's own order;
- * 3. after the paths of a host, a catch-all for that host (the default
- *    backend), as an nginx server block answers every path of its host;
+ * 3. after the paths of a host, a catch-all for that host, as an nginx
+ *    server block answers every path of its host: the spec.defaultBackend
+ *    of the oldest Ingress with a rule for that host that has one (a rule
+ *    with a host and no paths gives its host just that), else the
+ *    catch-all below;
  * 4. last, the catch-all: spec.defaultBackend of the oldest Ingress that
  *    has one, else http_status:404.
  */
@@ -102,6 +105,8 @@ typedef struct ent {
 	const char *ing;
 	size_t order;
 	tun_service svc;
+	bool host_only;		 /* a rule with a host and no paths */
+	const tun_service *hdef; /* its Ingress's defaultBackend, or NULL */
 } ent;
 
 static int host_class(const ent *e)
@@ -265,7 +270,7 @@ tun_ruleset *kube_map_build(const kube_store *s, const char *ns,
 			continue;
 		ings[ning++] = o;
 		for (size_t r = 0; r < o->u.ing.nrules; r++)
-			nent += o->u.ing.rules[r].npaths;
+			nent += MAX(o->u.ing.rules[r].npaths, 1);
 	}
 	qsort(ings, ning, sizeof(*ings), cmp_ing);
 	if (nent > KUBE_MAX_MAP_RULES)
@@ -278,9 +283,14 @@ tun_ruleset *kube_map_build(const kube_store *s, const char *ns,
 	for (size_t i = 0; i < ning; i++) {
 		const kube_obj *o = ings[i];
 		const kube_ingress *ing = &o->u.ing;
-		if (ing->def.set && !have_def) {
-			def = (tun_service){0};
-			resolve(a, s, ns, o->name, &ing->def, &def, p);
+		tun_service *hdef = NULL;
+		if (ing->def.set) {
+			hdef = core_arena_alloc(a, sizeof(*hdef));
+			*hdef = (tun_service){0};
+			resolve(a, s, ns, o->name, &ing->def, hdef, p);
+		}
+		if (hdef && !have_def) {
+			def = *hdef;
 			have_def = true;
 		}
 		size_t order = 0;
@@ -293,6 +303,24 @@ tun_ruleset *kube_map_build(const kube_store *s, const char *ns,
 			if (why) {
 				problem(p, "ingress %s: host '%s': %s", o->name,
 					kr->host, why);
+				continue;
+			}
+			if (kr->host && !kr->npaths) {
+				/* all of the host goes to the default */
+				if (ne == KUBE_MAX_MAP_RULES) {
+					dropped++;
+					continue;
+				}
+				ent *e = &ents[ne++];
+				*e = (ent){0};
+				e->host = lower(a, kr->host);
+				e->host_len = strlen(e->host);
+				e->wildcard = e->host[0] == '*';
+				e->created = o->created;
+				e->ing = o->name;
+				e->order = order++;
+				e->host_only = true;
+				e->hdef = hdef;
 				continue;
 			}
 			for (size_t k = 0; k < kr->npaths; k++) {
@@ -332,6 +360,7 @@ tun_ruleset *kube_map_build(const kube_store *s, const char *ns,
 				e->created = o->created;
 				e->ing = o->name;
 				e->order = order++;
+				e->hdef = hdef;
 				resolve(a, s, ns, o->name, &kp->backend,
 					&e->svc, p);
 				ne++;
@@ -351,16 +380,23 @@ tun_ruleset *kube_map_build(const kube_store *s, const char *ns,
 	/* rules: the entries, a catch-all after each host, the catch-all */
 	tun_rule *rules = core_arena_alloc(a, (2 * ne + 1) * sizeof(*rules));
 	size_t nr = 0;
+	const ent *hbest = NULL; /* of this host: the oldest with a default */
 	for (size_t i = 0; i < ne; i++) {
 		const ent *e = &ents[i];
-		tun_rule *r = &rules[nr++];
-		r->hostname = e->host;
-		r->hostname_len = e->host_len;
-		r->wildcard = e->wildcard;
-		r->path = e->path;
-		r->path_len = e->path_len;
-		r->exact = e->exact;
-		r->svc = e->svc;
+		if (e->hdef && (!hbest || e->created < hbest->created ||
+				(e->created == hbest->created &&
+				 strcmp(e->ing, hbest->ing) < 0)))
+			hbest = e;
+		if (!e->host_only) {
+			tun_rule *r = &rules[nr++];
+			r->hostname = e->host;
+			r->hostname_len = e->host_len;
+			r->wildcard = e->wildcard;
+			r->path = e->path;
+			r->path_len = e->path_len;
+			r->exact = e->exact;
+			r->svc = e->svc;
+		}
 		bool last_of_host =
 		    e->host && (i + 1 == ne || !ents[i + 1].host ||
 				strcmp(ents[i + 1].host, e->host));
@@ -369,8 +405,10 @@ tun_ruleset *kube_map_build(const kube_store *s, const char *ns,
 			h->hostname = e->host;
 			h->hostname_len = e->host_len;
 			h->wildcard = e->wildcard;
-			h->svc = def;
+			h->svc = hbest ? *hbest->hdef : def;
 		}
+		if (!e->host || last_of_host)
+			hbest = NULL;
 	}
 	rules[nr++].svc = def;
 	free(ents);

@@ -625,6 +625,41 @@ def test_endpoints_ready_and_missing_backends(world):
     assert w.log().count("backend shop/ghost:80: no such Service") <= n + 1
 
 
+def test_default_backend_of_the_hosts_ingress(world):
+    """A host's paths that match nothing go to the defaultBackend of the
+    Ingress that has the host (the oldest with one), not to that of the
+    oldest Ingress of the namespace: shop.example.com/zzz went to pod a
+    (Ingress "older"'s default) instead of pod c ("newer"'s own). A rule
+    with a host and no paths sends all of that host to its Ingress's
+    default, not to the rules without a host."""
+    w = world
+    base_objects(w)
+    k = w.kube
+    k.put("ingresses", ingress("older", ts="2026-01-01T00:00:00Z",
+                               default=("web", {"number": 80}), rules=[
+                                   ("other.example.com", [
+                                       ("/x", "Prefix", "api",
+                                        {"number": 8080})])]))
+    k.put("ingresses", ingress("newer", ts="2026-02-01T00:00:00Z",
+                               default=("api", {"number": 8080}), rules=[
+                                   ("shop.example.com", [
+                                       ("/v1", "Prefix", "web",
+                                        {"number": 80})])]))
+    host_only = ingress("host-only", ts="2026-03-01T00:00:00Z",
+                        default=("api", {"number": 8080}))
+    host_only["spec"]["rules"] = [{"host": "api.example.com"}]
+    k.put("ingresses", host_only)
+    k.put("ingresses", ingress("no-host", ts="2026-04-01T00:00:00Z", rules=[
+        (None, [("/nh", "Prefix", "web", {"number": 80})])]))
+    w.start()
+    w.wait_route("shop.example.com", "/v1", "a")
+    assert w.who("shop.example.com", "/zzz") == (200, "c")
+    assert w.who("other.example.com", "/zzz") == (200, "a")
+    assert w.who("nowhere.example.com", "/zzz") == (200, "a")
+    assert w.who("nowhere.example.com", "/nh") == (200, "a")
+    assert w.who("api.example.com", "/nh") == (200, "c")
+
+
 def test_gone_and_closed_watches(world):
     w = world
     base_objects(w)

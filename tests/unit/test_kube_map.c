@@ -307,6 +307,67 @@ static void test_default_backend_and_problems(void **state)
 	kube_store_clear(&s);
 }
 
+/* The catch-all of a host is the defaultBackend of the oldest Ingress with
+ * a rule for that host that has one, not another Ingress's: a request to
+ * t1.example.com that none of t1's paths match went to the oldest
+ * Ingress's defaultBackend (here a-old's web) instead of t1's own. A rule
+ * with a host and no paths sends its whole host to its Ingress's
+ * default; without one of its own, a host keeps the namespace catch-all. */
+static void test_default_backend_per_host(void **state)
+{
+	(void)state;
+	kube_store s = {0};
+	base(&s);
+#define DEF(svcname, port)                                                     \
+	"\"defaultBackend\":{\"service\":{\"name\":\"" svcname                 \
+	"\",\"port\":" port "}},"
+#define ONE(host, path, svcname, port)                                         \
+	"\"rules\":[{\"host\":\"" host                                         \
+	"\",\"http\":{\"paths\":[{\"path\":\"" path                            \
+	"\",\"pathType\":\"Prefix\"," BE(svcname, port) "}]}}]"
+	ing(&s, "a-old", "2026-01-01T00:00:00Z", "meridian",
+	    "\"defaultBackend\":{\"service\":{\"name\":\"web\",\"port\":{"
+	    "\"name\":\"http\"}}}");
+	ing(&s, "t1", "2026-02-01T00:00:00Z", "meridian",
+	    DEF("api", "{\"number\":8080}")
+		ONE("t1.example.com", "/a", "web", "{\"number\":80}"));
+	ing(&s, "t2", "2026-03-01T00:00:00Z", "meridian",
+	    ONE("t2.example.com", "/a", "web", "{\"number\":80}"));
+	ing(&s, "s-old", "2026-03-02T00:00:00Z", "meridian",
+	    ONE("s.example.com", "/a", "web", "{\"number\":80}"));
+	ing(&s, "s-new", "2026-03-03T00:00:00Z", "meridian",
+	    DEF("api", "{\"number\":8080}")
+		ONE("s.example.com", "/b", "web", "{\"number\":80}"));
+	ing(&s, "t1-new", "2026-03-04T00:00:00Z", "meridian",
+	    DEF("web", "{\"number\":80}")
+		ONE("t1.example.com", "/c", "web", "{\"number\":80}"));
+	ing(&s, "bare", "2026-04-01T00:00:00Z", "meridian",
+	    DEF("api", "{\"number\":8080}") "\"rules\":[{\"host\":"
+					    "\"bare.example.com\"}]");
+	ing(&s, "nohost", "2026-05-01T00:00:00Z", "meridian",
+	    "\"rules\":[{\"http\":{\"paths\":[{\"path\":\"/nohost\","
+	    "\"pathType\":\"Prefix\"," BE("web", "{\"number\":80}") "}]}}]");
+#undef DEF
+#undef ONE
+	kube_problems p = {0};
+	tun_ruleset *rs = kube_map_build(&s, NS, "meridian", &p);
+	assert_int_equal(p.n, 0);
+	assert_string_equal(route(rs, "t1.example.com", "/a"), "shop/web:80");
+	assert_string_equal(route(rs, "t1.example.com", "/zzz"),
+			    "shop/api:8080");
+	assert_string_equal(route(rs, "t2.example.com", "/zzz"),
+			    "shop/web:http");
+	assert_string_equal(route(rs, "s.example.com", "/zzz"),
+			    "shop/api:8080");
+	assert_string_equal(route(rs, "bare.example.com", "/nohost"),
+			    "shop/api:8080");
+	assert_string_equal(route(rs, "zzz.test", "/nohost"), "shop/web:80");
+	assert_string_equal(route(rs, "zzz.test", "/other"), "shop/web:http");
+	tun_ruleset_unref(rs);
+	kube_problems_free(&p);
+	kube_store_clear(&s);
+}
+
 /* Problems are logged: an invalid host or path from the API is reported
  * without its control characters. */
 static void test_problems_have_no_control_characters(void **state)
@@ -538,6 +599,7 @@ int main(void)
 	    cmocka_unit_test(test_class_and_annotation),
 	    cmocka_unit_test(test_order_across_ingresses),
 	    cmocka_unit_test(test_default_backend_and_problems),
+	    cmocka_unit_test(test_default_backend_per_host),
 	    cmocka_unit_test(test_problems_have_no_control_characters),
 	    cmocka_unit_test(test_rules_and_problems_bounded),
 	    cmocka_unit_test(test_endpoints_round_robin),
