@@ -178,9 +178,20 @@ static void apply_line(kwatch *w, const char *line, size_t len)
 	kube_event ev;
 	const char *why = NULL;
 	if (kube_event_decode(w->kind, line, len, &ev, &why) < 0) {
-		log_warn("ingress: watch %s: an event not understood (%s); "
-			 "skipped",
-			 kube_kind_name(w->kind), why);
+		if (!ev.name[0]) {
+			log_warn("ingress: watch %s: an event not understood "
+				 "(%s); skipped",
+				 kube_kind_name(w->kind), why);
+			return;
+		}
+		/* An object we cannot use is left out, as in a list: the
+		 * version held before (or one deleted) must not stay. */
+		log_warn("ingress: watch %s: %s is not usable (%s); left out",
+			 kube_kind_name(w->kind), ev.name, why);
+		if (ev.rv[0])
+			snprintf(w->rv, sizeof(w->rv), "%s", ev.rv);
+		if (kube_store_del(&k->store, w->kind, ev.name))
+			mark_dirty(k);
 		return;
 	}
 	if (ev.type == KUBE_EV_ERROR) {

@@ -353,6 +353,17 @@ int kube_event_decode(kube_kind k, const char *buf, size_t len, kube_event *ev,
 	}
 	ev->obj = kube_obj_from_json(k, o, why);
 	rc = ev->obj ? 0 : -1;
+	if (!ev->obj) {
+		const json_t *md = obj(o, "metadata");
+		const json_t *nm = md ? json_object_get(md, "name") : NULL;
+		const char *n = json_is_string(nm) ? json_string_value(nm) : "";
+		size_t nl = strlen(n);
+		bool fit = nl < sizeof(ev->name);
+		for (size_t i = 0; i < nl && fit; i++)
+			fit = (unsigned char)n[i] >= ' ' && n[i] != 0x7f;
+		if (fit)
+			memcpy(ev->name, n, nl + 1);
+	}
 out:
 	json_decref(j);
 	return rc;

@@ -114,6 +114,10 @@ typedef struct kube_event {
 	char rv[64];	   /* the object's resourceVersion ("" when none) */
 	int code;	   /* ERROR: status.code (410: re-list) */
 	char message[256]; /* ERROR: status.message */
+	/* ADDED/MODIFIED/DELETED whose object is not usable (the decoder
+	 * returned -1): its metadata.name when there is one fit to log
+	 * (the object is then left out, as in a list), else "" */
+	char name[256];
 } kube_event;
 
 typedef struct kube_list {
@@ -133,7 +137,8 @@ kube_obj *kube_obj_decode(kube_kind k, const char *buf, size_t len,
 			  const char **why);
 void kube_obj_free(kube_obj *o);
 
-/* One watch event (a line of the watch stream). 0, or -1 and why. */
+/* One watch event (a line of the watch stream). 0, or -1 and why (and
+ * ev->type and ev->name when only the object was not usable). */
 int kube_event_decode(kube_kind k, const char *buf, size_t len, kube_event *ev,
 		      const char **why);
 /* A list body. 0, or -1 and why; kube_list_free either way. */

@@ -660,6 +660,36 @@ def test_default_backend_of_the_hosts_ingress(world):
     assert w.who("api.example.com", "/nh") == (200, "c")
 
 
+def test_an_object_that_became_unusable_is_left_out(world):
+    """An Ingress changed (or deleted) into something the controller
+    cannot decode (here more paths than it reads in a rule) is left out,
+    as a list leaves it out: its old rules went on being served, even
+    after it was deleted, until a re-list."""
+    w = world
+    base_objects(w)
+    k = w.kube
+    k.put("ingresses", ingress("shop", rules=[
+        ("shop.example.com", [("/", "Prefix", "web", {"number": 80})])]))
+    k.put("ingresses", ingress("other", rules=[
+        ("other.example.com", [("/", "Prefix", "web", {"number": 80})])]))
+    w.start()
+    w.wait_route("shop.example.com", "/", "a")
+    w.wait_route("other.example.com", "/", "a")
+    many = [("/p%d" % i, "Prefix", "api", {"number": 8080})
+            for i in range(300)]
+    k.put("ingresses", ingress("shop", rules=[("shop.example.com", many)]))
+    w.wait_route("shop.example.com", "/", 404)
+    mt.wait_for(lambda: "ingresses: shop is not usable (too many paths); "
+                "left out" in w.log(), what="the log line")
+    # deleted as something not decodable: gone as well
+    with k.lock:
+        k.objs["ingresses"]["other"] = ingress("other", rules=[
+            ("other.example.com", many)])
+    k.delete("ingresses", "other")
+    w.wait_route("other.example.com", "/", 404)
+    assert k.lists["ingresses"] == 1  # by the watch, not a re-list
+
+
 def test_gone_and_closed_watches(world):
     w = world
     base_objects(w)

@@ -545,6 +545,25 @@ static void test_events(void **state)
 					   strlen(badname), &ev, &why),
 			 -1);
 	assert_non_null(why);
+	assert_string_equal(ev.name, "");
+	/* an object past the caps: -1, but its type and name (a watch then
+	 * leaves out the version it held) */
+	char big[2048];
+	size_t n = (size_t)snprintf(big, sizeof(big),
+				    "{\"type\":\"MODIFIED\",\"object\":{"
+				    "\"metadata\":{\"name\":\"many\","
+				    "\"resourceVersion\":\"50\"},\"spec\":{"
+				    "\"ports\":[");
+	for (int i = 0; i <= KUBE_MAX_PORTS; i++)
+		n += (size_t)snprintf(big + n, sizeof(big) - n,
+				      "%s{\"port\":%d}", i ? "," : "", i + 1);
+	snprintf(big + n, sizeof(big) - n, "]}}}");
+	assert_int_equal(
+	    kube_event_decode(KUBE_SERVICE, big, strlen(big), &ev, &why), -1);
+	assert_int_equal(ev.type, KUBE_EV_MODIFIED);
+	assert_string_equal(ev.name, "many");
+	assert_string_equal(ev.rv, "50");
+	assert_null(ev.obj);
 	kube_store_clear(&s);
 }
 
