@@ -305,6 +305,17 @@ static void load_ingress(ctx *x, const cfg_node *n)
 	c->nrules = n->n;
 	for (size_t i = 0; i < n->n; i++)
 		load_rule(x, n->items[i], i, &c->rules[i]);
+	/* first match wins: a catch-all before the end hides the rest */
+	for (size_t i = 0; i + 1 < n->n; i++) {
+		const cfg_node *r = n->items[i];
+		if (r->kind == CFG_NODE_MAP && cfg_node_get(r, "service") &&
+		    !cfg_node_get(r, "hostname") && !cfg_node_get(r, "path"))
+			ERR(x, r,
+			    "ingress[%zu]: matches every request (no hostname, "
+			    "no path), so the rules after it would never be "
+			    "used; only the last rule may",
+			    i);
+	}
 	const cfg_node *last = n->items[n->n - 1];
 	if (last->kind == CFG_NODE_MAP &&
 	    (cfg_node_get(last, "hostname") || cfg_node_get(last, "path")))

@@ -360,10 +360,18 @@ static void test_ingress_errors(void **state)
 	    {"ingress:\n  - hostname: a.com\n    path_type: exact\n"
 	     "    service: http_status:200\n  - service: http_status:404",
 	     {"t.yaml:6:16: ingress[0].path_type: only with a path"}},
-	    {"ingress:\n  - service: http_status:200\n"
+	    {"ingress:\n  - hostname: a.com\n    service: http_status:200\n"
 	     "  - service: http://10.0.0.1:99999",
-	     {"t.yaml:6:14: ingress[1].service: the port must be from 1 to "
+	     {"t.yaml:7:14: ingress[1].service: the port must be from 1 to "
 	      "65535, got 'http://10.0.0.1:99999'"}},
+	    /* a catch-all before the end hides the rules after it (cloudflared
+	     * refuses it too); it was accepted without a word */
+	    {"ingress:\n  - service: http_status:200\n"
+	     "  - hostname: a.com\n    service: http_status:201\n"
+	     "  - service: http_status:404",
+	     {"t.yaml:5:5: ingress[0]: matches every request (no hostname, "
+	      "no path), so the rules after it would never be used; only the "
+	      "last rule may"}},
 	    {"ingress:\n  - service: https://10.0.0.1:8443",
 	     {"t.yaml:5:14: ingress[0].service: https services are not "
 	      "supported (use http://), got 'https://10.0.0.1:8443'"}},
