@@ -217,15 +217,14 @@ int cmd_ingress(int argc, char **argv)
 		    .status_ip = cfg->edges[0].ip,
 		    .live = live,
 		};
-		/* Until the three kinds are listed: 503 for every request. */
-		tun_ruleset *first = tun_ruleset_status(503, "kubernetes");
+		/* Until the three kinds are listed the connector stays off
+		 * the edges: a replica that cannot route takes no request. */
 		kube_ctl *k = kube_ctl_start(&o);
 		if (!k) {
 			log_error(
 			    "ingress: cannot start the controller thread");
-			tun_ruleset_unref(first);
 		} else {
-			status = tun_connector_run_live(cfg, first, live);
+			status = tun_connector_run_live(cfg, NULL, live);
 			kube_ctl_stop(k);
 		}
 	}

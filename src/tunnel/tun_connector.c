@@ -1765,11 +1765,17 @@ static void on_live(core_io *io, uint32_t events)
 	pthread_mutex_unlock(&x->live->lock);
 	if (!rs)
 		return;
+	bool first = !x->rs;
 	/* Streams in flight hold their own reference to the old set. */
 	tun_ruleset_unref(x->rs);
 	x->rs = rs;
 	log_info("tunnel: ingress rules from %s: %zu rule%s", rs->origin,
 		 rs->nrules, rs->nrules == 1 ? "" : "s");
+	if (first && !x->draining) /* the edges were waiting for them */
+		for (size_t i = 0; i < x->nconns; i++)
+			if (x->conns[i].state == C_WAIT)
+				core_timer_after(&x->loop, &x->conns[i].timer,
+						 0);
 }
 
 int tun_connector_run(const tun_config *cfg)
@@ -1865,13 +1871,23 @@ int tun_connector_run_live(const tun_config *cfg, tun_ruleset *rs,
 		c->in = xmalloc(IN_CAP);
 		core_timer_init(&c->timer, conn_timer);
 		c->state = C_WAIT;
-		core_timer_after(&x->loop, &c->timer, 0);
+		if (x->rs) /* else on_live dials with the first set */
+			core_timer_after(&x->loop, &c->timer, 0);
 	}
-	log_info("tunnel: connector %s for tunnel %s: %zu edge%s x %u "
-		 "connection%s, %zu ingress rule%s",
-		 x->name, cfg->tunnel, cfg->nedges, cfg->nedges == 1 ? "" : "s",
-		 cfg->conns_per_edge, cfg->conns_per_edge == 1 ? "" : "s",
-		 x->rs->nrules, x->rs->nrules == 1 ? "" : "s");
+	if (x->rs)
+		log_info("tunnel: connector %s for tunnel %s: %zu edge%s x %u "
+			 "connection%s, %zu ingress rule%s",
+			 x->name, cfg->tunnel, cfg->nedges,
+			 cfg->nedges == 1 ? "" : "s", cfg->conns_per_edge,
+			 cfg->conns_per_edge == 1 ? "" : "s", x->rs->nrules,
+			 x->rs->nrules == 1 ? "" : "s");
+	else
+		log_info("tunnel: connector %s for tunnel %s: %zu edge%s x %u "
+			 "connection%s, dialled once the first ingress rules "
+			 "are ready",
+			 x->name, cfg->tunnel, cfg->nedges,
+			 cfg->nedges == 1 ? "" : "s", cfg->conns_per_edge,
+			 cfg->conns_per_edge == 1 ? "" : "s");
 	if (core_loop_run(&x->loop) < 0) {
 		log_error("tunnel: event loop failed: %s", strerror(errno));
 		status = 1;

@@ -41,7 +41,10 @@ unsigned tun_live_up(tun_live *l);
 
 /* As tun_connector_run, with the rule set rs (its reference handed over;
  * the services already resolved) and, when live is not NULL, the sets
- * published there. */
+ * published there. With live, rs may be NULL: the edges are then dialled
+ * only once the first set is published, so a connector that cannot
+ * route yet takes no request (the edges use the tunnel's other
+ * connectors, or other origins). */
 int tun_connector_run_live(const tun_config *cfg, struct tun_ruleset *rs,
 			   tun_live *live);
 

@@ -1,7 +1,6 @@
 /* tun_rules.c - rule sets; see tun_rules.h. */
 #include "tunnel/tun_rules.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 
 #include "core/core_arena.h"
@@ -51,17 +50,4 @@ int tun_ruleset_pick(tun_ruleset *rs, size_t i, tun_svc_addr *out)
 		return -1;
 	*out = s->eps[rs->next[i]++ % s->neps];
 	return 0;
-}
-
-tun_ruleset *tun_ruleset_status(int status, const char *origin)
-{
-	core_arena *a = core_arena_new(0);
-	tun_rule *r = core_arena_alloc(a, sizeof(*r));
-	*r = (tun_rule){0};
-	char text[32];
-	snprintf(text, sizeof(text), "http_status:%03d", status);
-	r->svc.kind = TUN_SVC_STATUS;
-	r->svc.status = (uint16_t)status;
-	r->svc.text = core_arena_strdup(a, text);
-	return tun_ruleset_new(a, r, 1, NULL, origin);
 }

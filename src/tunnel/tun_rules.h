@@ -45,8 +45,4 @@ void tun_ruleset_unref(tun_ruleset *rs);
  * not an HTTP service. Endpoint sets are taken round-robin. */
 int tun_ruleset_pick(tun_ruleset *rs, size_t i, tun_svc_addr *out);
 
-/* A set of one catch-all rule answering `status` (http_status:NNN),
- * owning its arena. */
-tun_ruleset *tun_ruleset_status(int status, const char *origin);
-
 #endif

@@ -59,6 +59,9 @@ class FakeKube:
         self.unauthorized = 0
         self.status_writes = []
         self.long_line = {k: 0 for k in KINDS}  # bytes before a newline
+        self.list_hold = threading.Event()      # cleared: lists wait
+        self.list_hold.set()
+        self.lists_held = 0
         self.stopping = False
         fk = self
 
@@ -108,6 +111,7 @@ class FakeKube:
         with self.lock:
             self.stopping = True
             self.lock.notify_all()
+        self.list_hold.set()
         self.srv.shutdown()
         self.srv.server_close()
         self.t.join(timeout=mt.WAIT)
@@ -207,6 +211,10 @@ class FakeKube:
                  ) if "?" in h.path else {}
         if q.get("watch") in ("1", "true"):
             return self._watch(h, kind, q)
+        if not self.list_hold.is_set():
+            with self.lock:
+                self.lists_held += 1
+            self.list_hold.wait(timeout=4 * mt.WAIT)
         with self.lock:
             self.lists[kind] += 1
             self.gone[kind] = None
@@ -405,15 +413,15 @@ class World:
             f.write(mt.to_yaml(cfg) + "\n")
         return path
 
-    def start(self, **kw):
+    def start(self, tag="ingress", **kw):
         env = dict(os.environ, TUN_TEST_TOKEN=TUN_TOKEN)
         p = mt.Proc.__new__(mt.Proc)
         args = [mt.BIN, "ingress", "--log-level", "debug", "-c",
                 self.config(**kw)]
         p.args = args
-        p.tag = "ingress"
-        p.out_path = os.path.join(self.tmp, "ingress.out")
-        p.err_path = os.path.join(self.tmp, "ingress.err")
+        p.tag = tag
+        p.out_path = os.path.join(self.tmp, tag + ".out")
+        p.err_path = os.path.join(self.tmp, tag + ".err")
         p.out = open(p.out_path, "wb")
         p.err = open(p.err_path, "wb")
         p.p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=p.out,
@@ -421,7 +429,8 @@ class World:
         p.pid = p.p.pid
         p.expect_exit = False
         self.stack.procs.append(p)
-        self.ctl = p
+        if tag == "ingress":
+            self.ctl = p
         return p
 
     def log(self):
@@ -690,6 +699,41 @@ def test_an_object_that_became_unusable_is_left_out(world):
     assert k.lists["ingresses"] == 1  # by the watch, not a re-list
 
 
+def test_a_replica_not_synced_takes_no_request(world):
+    """A second replica whose lists have not come back yet must not take
+    requests: it used to connect to the edge at once and answer 503 to
+    its share of them (which the edge's passive health also counts
+    against the tunnel origin) until it had listed the API."""
+    w = world
+    base_objects(w)
+    k = w.kube
+    k.put("ingresses", ingress("shop", rules=[
+        ("shop.example.com", [("/", "Prefix", "web", {"number": 80})])]))
+    w.start()
+    w.wait_route("shop.example.com", "/", "a")
+    mt.wait_for(lambda: "tunnel gke up" in w.log(), what="replica 1 up")
+    k.list_hold.clear()
+    second = w.start(tag="ingress-2")
+
+    def log2():
+        return second.stderr_tail(1 << 20)
+    mt.wait_for(lambda: k.lists_held >= 1, what="replica 2 listing")
+    mt.wait_for(lambda: "dialled once the first ingress rules" in log2()
+                or "tunnel gke up" in log2(), what="replica 2 started")
+    got = [w.who("shop.example.com", "/") for _ in range(12)]
+    assert got == [(200, "a")] * 12, got
+    assert "tunnel gke up" not in log2()
+    # listed: it connects and serves
+    k.list_hold.set()
+    mt.wait_for(lambda: "tunnel gke up" in log2(), what="replica 2 up")
+    got = [w.who("shop.example.com", "/") for _ in range(6)]
+    assert got == [(200, "a")] * 6, got
+    assert second.terminate(timeout=mt.WAIT) == 0
+    second.expect_exit = True
+    for bad in ("runtime error", "AddressSanitizer", "LeakSanitizer"):
+        assert bad not in log2(), log2()
+
+
 def test_gone_and_closed_watches(world):
     w = world
     base_objects(w)
@@ -770,8 +814,11 @@ def test_wrong_token_logged_and_retried(world):
     mt.wait_for(lambda: "401 Unauthorized" in w.log(), what="a clear log")
     assert "check the token" in w.log()
     assert "wrong-token" not in w.log()
-    # not synced: the connector answers 503 for everything
-    w.wait_route("shop.example.com", "/", 503)
+    # not synced: the connector stays off the edge (which has no other
+    # origin: its own 502)
+    r = w.get("shop.example.com", "/")
+    assert r.status == 502 and r.header("X-Origin") is None, r
+    assert "tunnel gke up" not in w.log()
     # the token file is read again at each try (rotated tokens)
     with open(w.token_file, "w") as f:
         f.write(KUBE_TOKEN + "\n")
