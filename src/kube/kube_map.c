@@ -1,7 +1,8 @@
 /* kube_map.c - Ingress objects -> rule set; see kube_map.h.
  *
  * Order (first match wins in the connector), as nginx-ingress serves it:
- * 1. hosts: exact names first, then wildcards (longer suffix first), then
+ * 1. hosts: exact names first, then wildcards (longer suffix first; a
+ *    wildcard covers exactly one label, as the Ingress API says), then
  *    the rules without a host;
  * 2. within a host: longer paths first; at equal length Exact before
  *    Prefix/ImplementationSpecific; then the older Ingress
@@ -392,6 +393,7 @@ tun_ruleset *kube_map_build(const kube_store *s, const char *ns,
 			r->hostname = e->host;
 			r->hostname_len = e->host_len;
 			r->wildcard = e->wildcard;
+			r->one_label = e->wildcard;
 			r->path = e->path;
 			r->path_len = e->path_len;
 			r->exact = e->exact;
@@ -405,6 +407,7 @@ tun_ruleset *kube_map_build(const kube_store *s, const char *ns,
 			h->hostname = e->host;
 			h->hostname_len = e->host_len;
 			h->wildcard = e->wildcard;
+			h->one_label = e->wildcard;
 			h->svc = hbest ? *hbest->hdef : def;
 		}
 		if (!e->host || last_of_host)

@@ -26,11 +26,14 @@ bool tun_ingress_host_matches(const tun_rule *r, const char *host, size_t hlen)
 	if (!r->wildcard)
 		return hlen == r->hostname_len &&
 		       !core_strncaseeq(host, r->hostname, hlen);
-	/* "*.example.com": at least one character before ".example.com" */
+	/* "*.example.com": at least one character before ".example.com"
+	 * (one_label: and no '.' among them) */
 	size_t sl = r->hostname_len - 1; /* ".example.com" */
 	const char *suffix = r->hostname + 1;
-	return hlen > sl && host[0] != '.' &&
-	       !core_strncaseeq(host + hlen - sl, suffix, sl);
+	if (hlen <= sl || host[0] == '.' ||
+	    core_strncaseeq(host + hlen - sl, suffix, sl))
+		return false;
+	return !r->one_label || !memchr(host, '.', hlen - sl);
 }
 
 bool tun_ingress_path_matches(const tun_rule *r, const char *path, size_t plen)

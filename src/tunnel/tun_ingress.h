@@ -3,7 +3,8 @@
  * list is built by tun_config.c and matched per stream by tun_connector.c.
  *
  * A rule matches on the host part of :authority (exact, or "*.example.com"
- * for one or more labels before ".example.com"; case-insensitive; the port
+ * for one or more labels before ".example.com", or exactly one for a rule
+ * marked one_label as Kubernetes' Ingress wants; case-insensitive; the port
  * is ignored) and on the path without its query: "prefix" compares whole
  * segments as Kubernetes' Prefix path type does (/api matches /api, /api/
  * and /api/x but not /apix; a trailing '/' of the rule's path is ignored),
@@ -52,6 +53,8 @@ typedef struct tun_rule {
 	const char *hostname; /* lowercased; NULL: any host */
 	size_t hostname_len;
 	bool wildcard;	  /* hostname is "*.suffix" */
+	bool one_label;	  /* a wildcard covers exactly one label (Kubernetes
+			     Ingress hosts) instead of one or more */
 	const char *path; /* NULL: any path; prefix: without trailing '/' */
 	size_t path_len;
 	bool exact; /* path_type: exact (else prefix) */

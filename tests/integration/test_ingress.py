@@ -31,7 +31,8 @@ NS = "shop"
 TUN_TOKEN = "t0k3n-ingress-0123456789abcdef0123456789"
 KUBE_TOKEN = "kube-sa-token-abcdef"
 HOSTS = ["shop.example.com", "api.example.com", "other.example.com",
-         "new.example.com", "nowhere.example.com"]
+         "new.example.com", "nowhere.example.com", "x.wild.example.com",
+         "a.b.wild.example.com"]
 
 KINDS = {
     "ingresses": ("/apis/networking.k8s.io/v1", "Ingress"),
@@ -732,6 +733,23 @@ def test_a_replica_not_synced_takes_no_request(world):
     second.expect_exit = True
     for bad in ("runtime error", "AddressSanitizer", "LeakSanitizer"):
         assert bad not in log2(), log2()
+
+
+def test_a_wildcard_host_covers_one_label(world):
+    """networking.k8s.io/v1: "*.wild.example.com" matches
+    x.wild.example.com but not a.b.wild.example.com (the conformance
+    suite's host_rules.feature); the second went to the wildcard's
+    service."""
+    w = world
+    base_objects(w)
+    k = w.kube
+    k.put("ingresses", ingress("wild", ts="2026-01-01T00:00:00Z", rules=[
+        ("*.wild.example.com", [("/", "Prefix", "api", {"number": 8080})])]))
+    k.put("ingresses", ingress("fallback", ts="2026-02-01T00:00:00Z",
+                               default=("web", {"number": 80})))
+    w.start()
+    w.wait_route("x.wild.example.com", "/", "c")
+    assert w.who("a.b.wild.example.com", "/") == (200, "a")
 
 
 def test_gone_and_closed_watches(world):

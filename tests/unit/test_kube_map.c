@@ -261,6 +261,12 @@ static void test_order_across_ingresses(void **state)
 			    "shop/api:8080");
 	assert_string_equal(route(rs, "nohost.test", "/any/1"), "shop/web:80");
 	assert_string_equal(route(rs, "nohost.test", "/"), "http_status:404");
+	/* the wildcard covers one label (Ingress API): a.y.example.com is
+	 * not one of its hosts */
+	assert_string_equal(route(rs, "a.y.example.com", "/zzz"),
+			    "http_status:404");
+	assert_string_equal(route(rs, "a.y.example.com", "/any"),
+			    "shop/web:80");
 	tun_ruleset_unref(rs);
 	kube_store_clear(&s);
 }

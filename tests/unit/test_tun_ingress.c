@@ -83,6 +83,14 @@ static void test_hostnames(void **state)
 	assert_int_equal(match(r, 3, "[::1]:80", "/"), 2);
 	/* without a catch-all, nothing */
 	assert_int_equal(match(r, 2, "other.org", "/"), -1);
+	/* one_label (Kubernetes Ingress hosts): "*.example.com" covers one
+	 * label only (it matched a.b.example.com too) */
+	r[1].one_label = true;
+	assert_int_equal(match(r, 3, "b.example.com", "/"), 1);
+	assert_int_equal(match(r, 3, "B.EXAMPLE.com.:80", "/"), 1);
+	assert_int_equal(match(r, 3, "a.b.example.com", "/"), 2);
+	assert_int_equal(match(r, 3, "example.com", "/"), 2);
+	assert_int_equal(match(r, 3, ".example.com", "/"), 2);
 }
 
 static void test_prefix_paths(void **state)
