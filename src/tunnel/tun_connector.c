@@ -68,6 +68,11 @@ static uint32_t SVC_HEAD_MS = 60000;   /* a service's response head */
  * after a while: nginx after 75 s, Go's default after 3 min). */
 #define IDLE_MAX 64
 #define IDLE_MS	 20000
+/* A refused connection to an endpoint of a set (the ingress controller's
+ * services: a pod gone before its EndpointSlice says so) is tried on the
+ * next endpoint, at most this many in all, as nginx's proxy_next_upstream
+ * does: no byte of the request has left yet. */
+#define EP_TRIES 3
 
 enum { C_OFF = 0, C_WAIT, C_CONNECTING, C_TLS, C_HELLO, C_REFUSED, C_H2 };
 enum { S_NEW = 0, S_CONNECTING, S_ACTIVE, S_DONE };
@@ -95,6 +100,8 @@ struct tstream {
 	 * fresh: take no pooled connection (that retry); keep: the service's
 	 * answer lets the connection serve another request. */
 	bool reused, fresh, keep, body_written;
+	uint8_t tries; /* endpoints of the set that refused the connection */
+	bool addr_set; /* st_start: connect to addr (the next endpoint) */
 	core_timer timer;
 	/* request -> service: the head, then the body (chunk-framed when
 	 * its length is unknown) */
@@ -186,6 +193,7 @@ struct tun {
 static void conn_run(tconn *c);
 static void conn_lost(tconn *c, const char *why);
 static void st_run(tstream *st);
+static bool st_next_endpoint(tstream *st);
 static bool st_stale(const tstream *st);
 static void st_retry_fresh(tstream *st);
 
@@ -806,7 +814,10 @@ static void st_start(tstream *st)
 		return;
 	}
 	tun_svc_addr a;
-	if (tun_ruleset_pick(st->rs, (size_t)st->rule, &a) < 0) {
+	if (st->addr_set) {
+		a = st->addr;
+		st->addr_set = false;
+	} else if (tun_ruleset_pick(st->rs, (size_t)st->rule, &a) < 0) {
 		local_answer(st, 503,
 			     "meridian tunnel connector %s: service %s %s",
 			     x->name, svc_text(st),
@@ -839,6 +850,8 @@ static void st_start(tstream *st)
 	bool in_progress = false;
 	int fd = core_sock_connect((const struct sockaddr *)&a.ss, a.len,
 				   &in_progress);
+	if (fd < 0 && st_next_endpoint(st))
+		return;
 	if (fd < 0) {
 		local_answer(st, 502,
 			     "meridian tunnel connector %s: service %s "
@@ -855,6 +868,28 @@ static void st_start(tstream *st)
 	}
 	st->state = S_CONNECTING;
 	core_timer_after(&x->loop, &st->timer, SVC_CONNECT_MS);
+}
+
+/* The connection to an endpoint was refused: true when the stream went
+ * on to the endpoint after it in its set (st_start again). The one after
+ * the endpoint that failed, not the round robin's next: other streams
+ * may have moved that meanwhile. */
+static bool st_next_endpoint(tstream *st)
+{
+	const tun_service *s = &st->rs->rules[st->rule].svc;
+	if (s->kind != TUN_SVC_ENDPOINTS ||
+	    (uint32_t)st->tries + 1 >= MIN(s->neps, (uint32_t)EP_TRIES))
+		return false;
+	uint32_t i = 0;
+	while (i < s->neps && memcmp(&s->eps[i], &st->addr, sizeof(st->addr)))
+		i++;
+	st->tries++;
+	st->addr = s->eps[i < s->neps ? (i + 1) % s->neps : 0];
+	st->addr_set = true;
+	svc_close(st);
+	st->state = S_NEW;
+	st_start(st);
+	return true;
 }
 
 /* A kept-alive connection the service had closed (the keep-alive race):
@@ -900,6 +935,10 @@ static void st_run(tstream *st)
 			err = errno;
 		if (err == EINPROGRESS || err == EALREADY)
 			return;
+		if (err && st_next_endpoint(st)) {
+			st_run(st);
+			return;
+		}
 		if (err) {
 			local_answer(st, 502,
 				     "meridian tunnel connector %s: service %s "

@@ -752,6 +752,33 @@ def test_a_wildcard_host_covers_one_label(world):
     assert w.who("a.b.wild.example.com", "/") == (200, "a")
 
 
+def test_a_refused_endpoint_is_skipped(world):
+    """An endpoint still listed ready whose pod is gone (connection
+    refused) made its share of the requests fail with 502 until the
+    EndpointSlice changed; as nginx's proxy_next_upstream, the connector
+    now tries the next endpoint (nothing of the request has left yet)."""
+    w = world
+    base_objects(w)
+    k = w.kube
+    # 127.0.0.9: nothing listens there
+    k.put("endpointslices", slice_("web-abc", "web", w.pod_port,
+                                   [("127.0.0.9", True),
+                                    ("127.0.0.2", True)]))
+    k.put("ingresses", ingress("shop", rules=[
+        ("shop.example.com", [("/", "Prefix", "web", {"number": 80})])]))
+    w.start()
+    w.wait_route("shop.example.com", "/", "a")
+    got = [w.who("shop.example.com", "/") for _ in range(8)]
+    assert got == [(200, "a")] * 8, got
+    # every endpoint refuses: 502 naming the service
+    k.put("endpointslices", slice_("web-abc", "web", w.pod_port,
+                                   [("127.0.0.9", True),
+                                    ("127.0.0.10", True)]))
+    w.wait_route("shop.example.com", "/", 502)
+    r = w.get("shop.example.com", "/")
+    assert b"shop/web:80 refused the connection" in r.body, r
+
+
 def test_gone_and_closed_watches(world):
     w = world
     base_objects(w)
