@@ -68,10 +68,11 @@ static uint32_t SVC_HEAD_MS = 60000;   /* a service's response head */
  * after a while: nginx after 75 s, Go's default after 3 min). */
 #define IDLE_MAX 64
 #define IDLE_MS	 20000
-/* A refused connection to an endpoint of a set (the ingress controller's
- * services: a pod gone before its EndpointSlice says so) is tried on the
- * next endpoint, at most this many in all, as nginx's proxy_next_upstream
- * does: no byte of the request has left yet. */
+/* A connection to an endpoint of a set (the ingress controller's
+ * services) that is refused or not accepted within SVC_CONNECT_MS (a pod
+ * or node gone before its EndpointSlice says so) is tried on the next
+ * endpoint, at most this many in all, as nginx's proxy_next_upstream
+ * error timeout does: no byte of the request has left yet. */
 #define EP_TRIES 3
 
 enum { C_OFF = 0, C_WAIT, C_CONNECTING, C_TLS, C_HELLO, C_REFUSED, C_H2 };
@@ -773,6 +774,10 @@ static void st_timeout(core_timer *t)
 	tun *x = st->c->x;
 	if (st->dead)
 		return;
+	if (st->state == S_CONNECTING && st_next_endpoint(st)) {
+		mark(st->c);
+		return;
+	}
 	if (st->state == S_CONNECTING)
 		local_answer(st, 504,
 			     "meridian tunnel connector %s: service %s did "
@@ -870,7 +875,7 @@ static void st_start(tstream *st)
 	core_timer_after(&x->loop, &st->timer, SVC_CONNECT_MS);
 }
 
-/* The connection to an endpoint was refused: true when the stream went
+/* The connection to an endpoint failed: true when the stream went
  * on to the endpoint after it in its set (st_start again). The one after
  * the endpoint that failed, not the round robin's next: other streams
  * may have moved that meanwhile. */

@@ -414,8 +414,9 @@ class World:
             f.write(mt.to_yaml(cfg) + "\n")
         return path
 
-    def start(self, tag="ingress", **kw):
+    def start(self, tag="ingress", env_extra=None, **kw):
         env = dict(os.environ, TUN_TEST_TOKEN=TUN_TOKEN)
+        env.update(env_extra or {})
         p = mt.Proc.__new__(mt.Proc)
         args = [mt.BIN, "ingress", "--log-level", "debug", "-c",
                 self.config(**kw)]
@@ -777,6 +778,36 @@ def test_a_refused_endpoint_is_skipped(world):
     w.wait_route("shop.example.com", "/", 502)
     r = w.get("shop.example.com", "/")
     assert b"shop/web:80 refused the connection" in r.body, r
+
+
+def test_an_endpoint_that_does_not_accept_is_skipped(world):
+    """An endpoint that never accepts (a node gone: its SYNs dropped; here
+    a listener whose backlog is full) made its share of the requests
+    wait for the connect timeout and fail with 504; as nginx's
+    proxy_next_upstream timeout, the next endpoint now answers them."""
+    w = world
+    base_objects(w)
+    k = w.kube
+    hole = socket.socket()
+    filler = socket.socket()
+    try:
+        hole.bind(("127.0.0.11", w.pod_port))
+        hole.listen(0)
+        filler.connect(("127.0.0.11", w.pod_port))  # the backlog, full
+        k.put("endpointslices", slice_("web-abc", "web", w.pod_port,
+                                       [("127.0.0.11", True),
+                                        ("127.0.0.2", True)]))
+        k.put("ingresses", ingress("shop", rules=[
+            ("shop.example.com", [("/", "Prefix", "web", {"number": 80})])]))
+        # the connect timeout down to 1 s (test hook)
+        w.start(env_extra={
+            "MERIDIAN_TUNNEL_TEST_TIMERS": "15000,45000,1000,60000"})
+        w.wait_route("shop.example.com", "/", "a")
+        got = [w.who("shop.example.com", "/") for _ in range(4)]
+        assert got == [(200, "a")] * 4, got
+    finally:
+        filler.close()
+        hole.close()
 
 
 def test_gone_and_closed_watches(world):
