@@ -949,14 +949,21 @@ static void test_attack_zero_window(void **state)
 	assert_int_equal(h2_session_respond(a->s, 1, 200, NULL, 0, true), 0);
 	drain(a);
 	assert_null(find(a, NGHTTP2_DATA, 1));
-	assert_int_equal(h2_session_stalled_ms(a->s), 0);
+	int32_t sid = -1;
+	/* stalled from now: at least 1 ms, so a deadline is armed at once */
+	assert_int_equal(h2_session_stalled_stream(a->s, &sid), 1);
 	a->t += 5000;
-	assert_int_equal(h2_session_stalled_ms(a->s), 5000);
+	/* the stream's window is shut, the connection's open: the stream
+	 * stalls, not the connection */
+	assert_int_equal(h2_session_stalled_stream(a->s, &sid), 5000);
+	assert_int_equal(sid, 1);
+	assert_int_equal(h2_session_stalled_ms(a->s), 0);
 	/* the client opens its window: data flows, the stall ends */
 	uint8_t inc[4] = {0, 0, 0, 100};
 	assert_true(send_frame(a, NGHTTP2_WINDOW_UPDATE, 0, 1, inc, 4) > 0);
 	drain(a);
 	assert_non_null(find(a, NGHTTP2_DATA, 1));
+	assert_int_equal(h2_session_stalled_stream(a->s, &sid), 0);
 	assert_int_equal(h2_session_stalled_ms(a->s), 0);
 	app_free(a);
 }
