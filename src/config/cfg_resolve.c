@@ -126,6 +126,108 @@ bool cfg_resolve_pick(const struct sockaddr_storage *kept, socklen_t kept_len,
 	return true;
 }
 
+/* A batch: an open-addressing table like the cache's, private to the
+ * threads that use it one at a time (no lock). */
+typedef struct batch_entry {
+	char *host;
+	struct sockaddr_storage ss; /* port 0 */
+	socklen_t len;
+	bool ok;
+	char err[128];
+} batch_entry;
+
+struct cfg_resolve_batch {
+	batch_entry **slots;
+	size_t cap, count;
+};
+
+static _Thread_local cfg_resolve_batch *tl_batch;
+static _Thread_local bool tl_fresh;
+
+cfg_resolve_batch *cfg_resolve_batch_new(void)
+{
+	return xcalloc(1, sizeof(cfg_resolve_batch));
+}
+
+void cfg_resolve_batch_free(cfg_resolve_batch *b)
+{
+	if (!b)
+		return;
+	for (size_t i = 0; i < b->cap; i++)
+		if (b->slots[i]) {
+			free(b->slots[i]->host);
+			free(b->slots[i]);
+		}
+	free(b->slots);
+	free(b);
+}
+
+void cfg_resolve_batch_use(cfg_resolve_batch *b, bool fresh)
+{
+	tl_batch = b;
+	tl_fresh = b && fresh;
+}
+
+static size_t batch_slot(const cfg_resolve_batch *b, const char *host)
+{
+	size_t i = (size_t)hash_name(host) & (b->cap - 1);
+	while (b->slots[i] && strcmp(b->slots[i]->host, host) != 0)
+		i = (i + 1) & (b->cap - 1);
+	return i;
+}
+
+static batch_entry *batch_find(const cfg_resolve_batch *b, const char *host)
+{
+	return b->cap ? b->slots[batch_slot(b, host)] : NULL;
+}
+
+static void batch_put(cfg_resolve_batch *b, batch_entry *e)
+{
+	if ((b->count + 1) * 2 > b->cap) {
+		size_t ocap = b->cap;
+		batch_entry **old = b->slots;
+		b->cap = b->cap ? b->cap * 2 : 64;
+		b->slots = xcalloc(b->cap, sizeof(*b->slots));
+		for (size_t i = 0; i < ocap; i++)
+			if (old[i])
+				b->slots[batch_slot(b, old[i]->host)] = old[i];
+		free(old);
+	}
+	b->slots[batch_slot(b, e->host)] = e;
+	b->count++;
+}
+
+static bool lookup(const char *host, const struct sockaddr_storage *kept,
+		   socklen_t kept_len, struct sockaddr_storage *out,
+		   socklen_t *out_len, char *err, size_t errlen);
+
+/* cfg_resolve_host through this thread's batch: 1 answered (0 or -1 in
+ * *rc), 0 not there (the usual way). */
+static int batch_answer(const char *host, struct sockaddr_storage *ss,
+			socklen_t *len, char *err, size_t errlen, int *rc)
+{
+	cfg_resolve_batch *b = tl_batch;
+	batch_entry *e = b ? batch_find(b, host) : NULL;
+	if (!e && tl_fresh) {
+		e = xcalloc(1, sizeof(*e));
+		e->host = xstrdup(host);
+		e->ok = lookup(host, NULL, 0, &e->ss, &e->len, e->err,
+			       sizeof(e->err));
+		batch_put(b, e);
+	}
+	if (!e)
+		return 0;
+	if (e->ok) {
+		*ss = e->ss;
+		*len = e->len;
+		*rc = 0;
+	} else {
+		snprintf(err, errlen, "%s", e->err);
+		*rc = -1;
+	}
+	return 1;
+}
+
 /* getaddrinfo for stream sockets; fills out (port 0) or err. */
 static bool lookup(const char *host, const struct sockaddr_storage *kept,
 		   socklen_t kept_len, struct sockaddr_storage *out,
@@ -149,6 +251,9 @@ static bool lookup(const char *host, const struct sockaddr_storage *kept,
 int cfg_resolve_host(const char *host, struct sockaddr_storage *ss,
 		     socklen_t *len, char *err, size_t errlen)
 {
+	int brc;
+	if (batch_answer(host, ss, len, err, errlen, &brc))
+		return brc;
 	pthread_mutex_lock(&lock);
 	entry *e = find(host);
 	if (e) {

@@ -31,6 +31,18 @@
 int cfg_resolve_host(const char *host, struct sockaddr_storage *ss,
 		     socklen_t *len, char *err, size_t errlen);
 
+/* A reload's fresh lookups, made before it takes the control plane's
+ * lock (edge_ctl.c): a DNS server that does not answer must hold up
+ * neither the API nor a SIGTERM for the resolver's whole timeout. */
+typedef struct cfg_resolve_batch cfg_resolve_batch;
+cfg_resolve_batch *cfg_resolve_batch_new(void);
+void cfg_resolve_batch_free(cfg_resolve_batch *b);
+/* Until called again with NULL, cfg_resolve_host on this thread answers
+ * a name b holds from b: its address, or its lookup's error, at once. A
+ * name b lacks: with fresh, looked up now (never from the cache) and
+ * added to b, the cache left alone; without, the usual way. */
+void cfg_resolve_batch_use(cfg_resolve_batch *b, bool fresh);
+
 /* Whether the cache holds host at another address than ss (ports
  * ignored): a running config built before the cache moved (its rebuild
  * failed, say) is behind. False when the cache lacks host. */

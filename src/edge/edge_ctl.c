@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -319,11 +321,9 @@ void edge_ctl_close(edge_ctl *c)
 	free(c);
 }
 
-/* A reload that failed changes nothing, also in the cache of origin host
- * names, which its build filled afresh: back to the addresses the running
- * config uses, so the resolver follows each name from there (a name whose
- * fresh lookup differs would otherwise look unchanged to it, and the
- * running config keep the old address for good). Under c->lock. */
+/* The cache of origin host names made to hold exactly the addresses the
+ * running config uses: after a reload, the fresh answers it swapped in
+ * (names it dropped forgotten). Under c->lock. */
 static void resolve_restore(edge_ctl *c)
 {
 	cfg_resolve_forget();
@@ -332,68 +332,206 @@ static void resolve_restore(edge_ctl *c)
 	edge_snapshot_unref(s);
 }
 
-void edge_ctl_reload(edge_ctl *c)
+/* A SIGHUP's reload under way: its file text, a copy of the store's
+ * objects, and the fresh lookups its thread makes of every origin host
+ * name they give, holding no lock (cfg_resolve_batch). */
+struct edge_reload {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	bool done, orphan; /* under mu */
+	int efd;	   /* readable once done */
+	char *path, *text;
+	size_t len;
+	ctl_objs co;
+	cfg_resolve_batch *batch;
+};
+
+static void reload_free(edge_reload *r)
+{
+	pthread_mutex_destroy(&r->mu);
+	if (r->efd >= 0)
+		close(r->efd);
+	free(r->path);
+	free(r->text);
+	objs_free(&r->co);
+	cfg_resolve_batch_free(r->batch);
+	free(r);
+}
+
+/* The lookups: the loads' results are thrown away (the reload builds
+ * again under the lock from the batch); only the names they resolve
+ * matter. The file alone and merged with the store's objects: a file
+ * that refers to the API's objects fails alone, and the objects have
+ * host names of their own. Touches nothing of the edge or the ctl. */
+static void *reload_main(void *arg)
+{
+	edge_reload *r = arg;
+	cfg_resolve_batch_use(r->batch, true);
+	cfg_snapshot *cfg = NULL;
+	cfg_diag d = {0};
+	if (cfg_load_string(r->path, r->text, r->len, &cfg, &d) == 0)
+		cfg_snapshot_free(cfg);
+	cfg_diag_free(&d);
+	cfg = NULL;
+	if (cfg_load_merged(r->path, r->text, r->len, r->co.list, r->co.nlist,
+			    &cfg, &d) == 0)
+		cfg_snapshot_free(cfg);
+	cfg_diag_free(&d);
+	cfg_resolve_batch_use(NULL, false);
+	pthread_mutex_lock(&r->mu);
+	r->done = true;
+	bool orphan = r->orphan;
+	if (!orphan) {
+		uint64_t one = 1;
+		ssize_t n = write(r->efd, &one, sizeof(one));
+		(void)n; /* an eventfd counter does not overflow here */
+	}
+	pthread_mutex_unlock(&r->mu);
+	if (orphan)
+		reload_free(r);
+	return NULL;
+}
+
+static void reload_refused(const char *path, const cfg_diag *diag)
+{
+	for (size_t i = 0; i < diag->n; i++)
+		log_error("%s", diag->msgs[i]);
+	log_error("SIGHUP: %s has %zu error%s; the running config stays", path,
+		  diag->n, diag->n == 1 ? "" : "s");
+}
+
+edge_reload *edge_ctl_reload_start(edge_ctl *c, int *fd)
 {
 	if (!c->path) {
 		log_warn("SIGHUP: this edge's config is not a file; nothing to "
 			 "reload");
+		return NULL;
+	}
+	cfg_diag diag = {0};
+	edge_reload *r = xcalloc(1, sizeof(*r));
+	pthread_mutex_init(&r->mu, NULL);
+	r->efd = -1;
+	r->path = xstrdup(c->path);
+	r->batch = cfg_resolve_batch_new();
+	if (cfg_read_file(c->path, &r->text, &r->len, &diag) < 0) {
+		reload_refused(c->path, &diag);
+		goto fail;
+	}
+	char err[512] = "";
+	pthread_mutex_lock(&c->lock);
+	int rc = objs_load(c->st, NULL, 0, &r->co, err, sizeof(err));
+	pthread_mutex_unlock(&c->lock);
+	if (rc < 0) {
+		log_error("SIGHUP: %s; the running config stays", err);
+		goto fail;
+	}
+	r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (r->efd < 0) {
+		log_error("SIGHUP: eventfd: %s; the running config stays",
+			  strerror(errno));
+		goto fail;
+	}
+	/* Signals stay with the main thread's signalfd. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int perr = pthread_create(&r->thread, NULL, reload_main, r);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (perr) {
+		log_error("SIGHUP: cannot start a thread: %s; the running "
+			  "config stays",
+			  strerror(perr));
+		goto fail;
+	}
+	*fd = r->efd;
+	cfg_diag_free(&diag);
+	return r;
+fail:
+	cfg_diag_free(&diag);
+	reload_free(r);
+	return NULL;
+}
+
+void edge_ctl_reload_abandon(edge_reload *r)
+{
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->mu);
+	bool done = r->done;
+	r->orphan = !done;
+	pthread_mutex_unlock(&r->mu);
+	if (done) {
+		pthread_join(r->thread, NULL);
+		reload_free(r);
 		return;
 	}
+	/* Its lookups may block for the resolver's whole timeout; they
+	 * touch nothing of the edge, and the thread frees r. */
+	pthread_detach(r->thread);
+	log_info("SIGHUP: the reload's host name lookups are still under "
+		 "way; not waiting for them");
+}
+
+void edge_ctl_reload_finish(edge_ctl *c, edge_reload *r)
+{
+	pthread_join(r->thread, NULL);
 	pthread_mutex_lock(&c->lock);
-	/* A reload resolves every origin host name afresh (cfg_resolve.h). */
-	cfg_resolve_forget();
+	/* Every origin host name the file and the store gave was resolved
+	 * afresh into r->batch: the builds take those answers (a name that
+	 * failed is an error, as at start-up) and wait on DNS only for a
+	 * name an API write added meanwhile. */
+	cfg_resolve_batch_use(r->batch, false);
 	cfg_diag diag = {0};
-	char *text = NULL;
-	size_t len = 0;
+	const char *path = r->path;
 	cfg_snapshot *cfg = NULL;
 	cfg_snapshot *file_cfg = NULL;
-	bool ok = cfg_read_file(c->path, &text, &len, &diag) == 0;
-	if (ok && load_file_alone(c->path, text, len, &file_cfg, &diag) < 0) {
+	bool ok = true;
+	if (load_file_alone(path, r->text, r->len, &file_cfg, &diag) < 0) {
 		ok = false;
 		/* Valid with the API's objects: it refers to some. */
 		cfg_diag d2 = {0};
-		if (build(c, c->path, text, len, NULL, 0, &cfg, &d2) == 0)
+		if (build(c, path, r->text, r->len, NULL, 0, &cfg, &d2) == 0)
 			diag_add(&diag,
 				 "%s: objects of the config file may not refer "
 				 "to objects created through the API (the file "
 				 "must load on its own, as `meridian check` "
 				 "does, or the edge would not start with it)",
-				 c->path);
+				 path);
 		cfg_diag_free(&d2);
 		cfg_snapshot_free(cfg);
 		cfg = NULL;
 	}
 	if (ok)
-		ok = build(c, c->path, text, len, NULL, 0, &cfg, &diag) == 0;
+		ok = build(c, path, r->text, r->len, NULL, 0, &cfg, &diag) == 0;
 	if (!ok) {
-		for (size_t i = 0; i < diag.n; i++)
-			log_error("%s", diag.msgs[i]);
-		log_error("SIGHUP: %s has %zu error%s; the running config "
-			  "stays",
-			  c->path, diag.n, diag.n == 1 ? "" : "s");
-		resolve_restore(c);
+		/* Nothing changed, the cache of host names neither: the
+		 * fresh answers stayed in the batch. */
+		reload_refused(path, &diag);
 		goto out;
 	}
 	char sum[256], err[512] = "";
 	cfg_summary(cfg, sum, sizeof(sum));
 	if (edge_swap(c->e, cfg, false, err, sizeof(err)) < 0) {
 		log_error("SIGHUP: %s", err);
-		resolve_restore(c);
 		goto out;
 	}
+	/* The cache now holds what the new config runs: the fresh answers
+	 * (cfg_resolve.h, "SIGHUP resolves afresh"). */
+	resolve_restore(c);
 	free(c->yaml);
-	c->yaml = text;
-	c->yaml_len = len;
-	text = NULL;
-	log_info("SIGHUP: reloaded %s (%s; config generation %llu)", c->path,
-		 sum, (unsigned long long)edge_current(c->e)->generation);
+	c->yaml = r->text;
+	c->yaml_len = r->len;
+	r->text = NULL;
+	log_info("SIGHUP: reloaded %s (%s; config generation %llu)", path, sum,
+		 (unsigned long long)edge_current(c->e)->generation);
 	for (size_t i = 0; i < diag.nwarn; i++)
 		log_warn("%s", diag.warns[i]);
 out:
+	cfg_resolve_batch_use(NULL, false);
 	cfg_snapshot_free(file_cfg);
-	free(text);
 	cfg_diag_free(&diag);
 	pthread_mutex_unlock(&c->lock);
+	reload_free(r);
 }
 
 int edge_ctl_rebuild(edge_ctl *c, const char *why)

@@ -13,7 +13,7 @@
  * transaction only when valid, then swapped in (edge_swap). So an
  * acknowledged change is durable, and a rejected one changed nothing.
  *
- * Threads: edge_ctl_reload (main thread, SIGHUP), edge_ctl_change (admin
+ * Threads: edge_ctl_reload_finish (main thread, SIGHUP), edge_ctl_change (admin
  * thread) and edge_ctl_rebuild (resolver thread) serialise on the ctl's
  * lock. The store connection is only used
  * under that lock. Health events go to the store through an asynchronous
@@ -66,8 +66,23 @@ int edge_ctl_open_text(const char *name, const char *yaml, size_t len,
 void edge_ctl_close(edge_ctl *c);
 
 /* SIGHUP: re-read the file and swap; a bad file (or one that conflicts
- * with the API's objects) changes nothing. Logs the outcome. */
-void edge_ctl_reload(edge_ctl *c);
+ * with the API's objects) changes nothing. Logs the outcome. In two
+ * halves, so that lookups of origin host names a DNS server does not
+ * answer hold up neither the main thread (a SIGTERM meanwhile) nor the
+ * API (the ctl's lock):
+ *
+ * edge_ctl_reload_start reads the file and a copy of the store's objects
+ * and starts a thread that resolves every origin host name they give
+ * afresh, holding no lock. NULL when there is nothing to wait for (the
+ * file cannot be read, or the config is not a file: logged). Else *fd is
+ * readable once the lookups are over: then edge_ctl_reload_finish builds
+ * the config under the lock from those answers and swaps it in, and
+ * frees r. edge_ctl_reload_abandon (a SIGTERM meanwhile) does not wait
+ * for the lookups: the thread frees r when they end. */
+typedef struct edge_reload edge_reload;
+edge_reload *edge_ctl_reload_start(edge_ctl *c, int *fd);
+void edge_ctl_reload_finish(edge_ctl *c, edge_reload *r);
+void edge_ctl_reload_abandon(edge_reload *r);
 
 /* The resolver (edge_resolve.c): rebuild the running config from the
  * same sources (the file's text as last applied, the store), now that an

@@ -393,15 +393,23 @@ int edge_run(edge_ctl *ctl, cfg_snapshot *cfg, void (*ready_cb)(void *),
 	if (ready_cb)
 		ready_cb(arg);
 
+	/* A SIGHUP's reload whose host name lookups are under way (on a
+	 * thread of their own: edge_ctl.h), and whether another SIGHUP came
+	 * meanwhile (one more reload follows: a storm of them coalesces). */
+	edge_reload *reload = NULL;
+	int reload_fd = -1;
+	bool reload_again = false;
 	for (;;) {
 		/* While the health checker is down (a config change could not
 		 * restart it: descriptors or threads ran out), try again every
 		 * HEALTH_RETRY_MS; otherwise sleep until a signal. */
-		struct pollfd pfd = {.fd = sfd, .events = POLLIN};
+		struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN},
+					{.fd = reload_fd, .events = POLLIN}};
 		pthread_mutex_lock(&e->swap_lock);
 		bool hc_down = !e->health->checker;
 		pthread_mutex_unlock(&e->swap_lock);
-		int pr = poll(&pfd, 1, hc_down ? HEALTH_RETRY_MS : -1);
+		int pr =
+		    poll(pfd, reload ? 2 : 1, hc_down ? HEALTH_RETRY_MS : -1);
 		if (pr < 0 && errno == EINTR)
 			continue;
 		if (pr == 0) {
@@ -410,10 +418,21 @@ int edge_run(edge_ctl *ctl, cfg_snapshot *cfg, void (*ready_cb)(void *),
 			pthread_mutex_unlock(&e->swap_lock);
 			continue;
 		}
+		if (reload && (pfd[1].revents & POLLIN)) {
+			edge_ctl_reload_finish(ctl, reload);
+			reload = NULL;
+			reload_fd = -1;
+			if (reload_again) {
+				reload_again = false;
+				reload = edge_ctl_reload_start(ctl, &reload_fd);
+			}
+		}
+		if (!(pfd[0].revents & POLLIN))
+			continue;
 		struct signalfd_siginfo si;
 		ssize_t n = read(sfd, &si, sizeof(si));
 		if (n != sizeof(si)) {
-			if (n < 0 && errno == EINTR)
+			if (n < 0 && (errno == EINTR || errno == EAGAIN))
 				continue;
 			log_error("signalfd read failed; stopping");
 			break;
@@ -427,13 +446,17 @@ int edge_run(edge_ctl *ctl, cfg_snapshot *cfg, void (*ready_cb)(void *),
 				 drain_ms);
 			break;
 		}
-		if (si.ssi_signo == SIGHUP)
-			edge_ctl_reload(ctl);
-		else if (si.ssi_signo == SIGUSR1)
+		if (si.ssi_signo == SIGHUP) {
+			if (reload)
+				reload_again = true;
+			else
+				reload = edge_ctl_reload_start(ctl, &reload_fd);
+		} else if (si.ssi_signo == SIGUSR1)
 			edge_alog_reopen(e->alog); /* logrotate */
 		else
 			log_info("signal %u ignored", si.ssi_signo);
 	}
+	edge_ctl_reload_abandon(reload);
 	atomic_store(&e->draining, true);
 	for (uint32_t i = 0; i < started; i++)
 		edge_worker_wake(&e->workers[i]);

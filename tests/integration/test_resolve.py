@@ -303,3 +303,104 @@ def test_sigterm_while_dns_does_not_answer(stack, tmp_path):
         assert "drained; bye" in e.stderr_tail(1 << 16)
     finally:
         dns.close()
+
+
+def admin_get(e, path):
+    """GET on the admin listener; the status, or the failure (a timeout
+    of mt.WAIT: an answer that never comes)."""
+    import http.client
+    c = http.client.HTTPConnection(mt.LOCAL, e.admin, timeout=mt.WAIT)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        r.read()
+        return r.status
+    except OSError as ex:
+        return repr(ex)
+    finally:
+        c.close()
+
+
+def test_sighup_while_dns_does_not_answer(stack, tmp_path):
+    """A SIGHUP resolves every origin host name afresh; when DNS does not
+    answer, those lookups block for the resolver's whole timeout (here
+    minutes). Meanwhile the proxy, the API (whose reads and writes take
+    the control plane's lock, and which runs /metrics one call at a time
+    with them) and SIGTERM must all go on as usual; more SIGHUPs meanwhile
+    neither stack nor crash anything."""
+    hosts = str(tmp_path / "hosts")
+    with open(hosts, "w") as f:
+        f.write("127.0.0.1 %s\n" % NAME)
+    ip, dns = blackhole_dns()
+    try:
+        resolv = str(tmp_path / "resolv.conf")
+        with open(resolv, "w") as f:
+            f.write("nameserver %s\noptions timeout:30 attempts:5\n" % ip)
+        port, a, b = origin_pair(stack)
+        e = start(stack, hosts, port, interval="0s", resolv=resolv)
+        assert "test a" in served_by(e.port)
+        write_hosts(hosts, "")
+        e.p.send_signal(signal.SIGHUP)
+        # A query reaches the dead server: the reload's lookup is under
+        # way.
+        dns.settimeout(mt.WAIT)
+        dns.recvfrom(512)
+        for _ in range(5):
+            e.p.send_signal(signal.SIGHUP)
+        assert "test a" in served_by(e.port)
+        pools = "/client/v4/accounts/default/load_balancers/pools"
+        assert admin_get(e, pools) == 200
+        assert admin_get(e, "/metrics") == 200
+        assert admin_get(e, "/status") == 200
+        assert "test a" in served_by(e.port)
+        assert "SIGHUP: reloaded" not in e.stderr_tail(1 << 16)
+        e.expect_exit = True
+        rc = e.terminate(timeout=5 + mt.WAIT)
+        assert rc == 0, "edge did not exit 0 on SIGTERM (rc=%r): %s" % (
+            rc, e.describe())
+        assert "drained; bye" in e.stderr_tail(1 << 16)
+    finally:
+        dns.close()
+
+
+def test_sighup_whose_lookup_fails_changes_nothing(stack, tmp_path):
+    """The reload's lookup fails after the resolver's timeout: the reload
+    is refused by name and the running config (and its address) stays;
+    SIGHUPs that came meanwhile give one more reload, not one each."""
+    hosts = str(tmp_path / "hosts")
+    with open(hosts, "w") as f:
+        f.write("127.0.0.1 %s\n" % NAME)
+    ip, dns = blackhole_dns()
+    try:
+        resolv = str(tmp_path / "resolv.conf")
+        with open(resolv, "w") as f:
+            f.write("nameserver %s\noptions timeout:1 attempts:1\n" % ip)
+        port, a, b = origin_pair(stack)
+        e = start(stack, hosts, port, interval="0s", resolv=resolv)
+        write_hosts(hosts, "")
+        e.p.send_signal(signal.SIGHUP)
+        dns.settimeout(mt.WAIT)
+        dns.recvfrom(512)
+        for _ in range(3):
+            e.p.send_signal(signal.SIGHUP)
+
+        def refused():
+            return e.stderr_tail(1 << 16).count(
+                "errors; the running config stays") + \
+                e.stderr_tail(1 << 16).count(
+                    "error; the running config stays")
+        mt.wait_for(lambda: refused() >= 2, what="two refused reloads")
+        assert re.search(r"address: cannot resolve '%s'" % re.escape(NAME),
+                         e.stderr_tail(1 << 16)), e.stderr_tail(1 << 16)
+        assert "SIGHUP: reloaded" not in e.stderr_tail(1 << 16)
+        assert "test a" in served_by(e.port)
+        # The name is back: a reload now works.
+        write_hosts(hosts, "127.0.0.2 %s\n" % NAME)
+        e.p.send_signal(signal.SIGHUP)
+        mt.wait_for(lambda: "SIGHUP: reloaded" in e.stderr_tail(1 << 16),
+                    what="the reload")
+        mt.wait_for(lambda: "test b" in served_by(e.port),
+                    what="traffic on the address resolved at the reload")
+        e.check_alive()
+    finally:
+        dns.close()

@@ -226,11 +226,67 @@ static void test_cache(void **state)
 	assert_int_equal(c.names, 0);
 }
 
+/* A reload's batch: fresh lookups that neither read nor fill the cache,
+ * answered again from the batch without another lookup. */
+static void test_batch(void **state)
+{
+	(void)state;
+	char buf[64];
+	cfg_resolve_forget();
+	struct sockaddr_storage stale = v4("127.9.9.9", 80);
+	cfg_resolve_seed("localhost", &stale, sizeof(struct sockaddr_in));
+	cfg_resolve_counts c0, c;
+	cfg_resolve_counts_get(&c0);
+
+	cfg_resolve_batch *b = cfg_resolve_batch_new();
+	struct sockaddr_storage got;
+	socklen_t len;
+	char err[128];
+	cfg_resolve_batch_use(b, true);
+	assert_int_equal(
+	    cfg_resolve_host("localhost", &got, &len, err, sizeof(err)), 0);
+	char fresh[64];
+	snprintf(fresh, sizeof(fresh), "%s", ip_of(&got, buf));
+	assert_true(strcmp(fresh, "127.0.0.1") == 0 ||
+		    strcmp(fresh, "::1") == 0);
+	/* 100 names: the batch grows; each looked up once. */
+	for (unsigned i = 0; i < 100; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "127.0.2.%u", i);
+		assert_int_equal(
+		    cfg_resolve_host(name, &got, &len, err, sizeof(err)), 0);
+		assert_string_equal(ip_of(&got, buf), name);
+	}
+	cfg_resolve_counts_get(&c);
+	assert_int_equal(c.lookups, c0.lookups + 101);
+	assert_int_equal(c.names, 1); /* the cache untouched */
+	cfg_resolve_batch_use(NULL, false);
+	assert_int_equal(
+	    cfg_resolve_host("localhost", &got, &len, err, sizeof(err)), 0);
+	assert_string_equal(ip_of(&got, buf), "127.9.9.9");
+
+	/* Used again (not fresh): its answers, no lookup; what it lacks
+	 * from the cache. */
+	cfg_resolve_batch_use(b, false);
+	assert_int_equal(
+	    cfg_resolve_host("localhost", &got, &len, err, sizeof(err)), 0);
+	assert_string_equal(ip_of(&got, buf), fresh);
+	assert_int_equal(
+	    cfg_resolve_host("127.0.2.7", &got, &len, err, sizeof(err)), 0);
+	assert_string_equal(ip_of(&got, buf), "127.0.2.7");
+	cfg_resolve_counts_get(&c);
+	assert_int_equal(c.lookups, c0.lookups + 101);
+	cfg_resolve_batch_use(NULL, false);
+	cfg_resolve_batch_free(b);
+	cfg_resolve_forget();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_pick),
 	    cmocka_unit_test(test_cache),
+	    cmocka_unit_test(test_batch),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
