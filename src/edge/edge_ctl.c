@@ -459,15 +459,16 @@ void edge_ctl_reload_abandon(edge_reload *r)
 	pthread_mutex_lock(&r->mu);
 	bool done = r->done;
 	r->orphan = !done;
+	pthread_t t = r->thread; /* once orphaned, r is the thread's */
 	pthread_mutex_unlock(&r->mu);
 	if (done) {
-		pthread_join(r->thread, NULL);
+		pthread_join(t, NULL);
 		reload_free(r);
 		return;
 	}
 	/* Its lookups may block for the resolver's whole timeout; they
 	 * touch nothing of the edge, and the thread frees r. */
-	pthread_detach(r->thread);
+	pthread_detach(t);
 	log_info("SIGHUP: the reload's host name lookups are still under "
 		 "way; not waiting for them");
 }
