@@ -1129,6 +1129,7 @@ static const cfg_table geo_table = {
     .what = "geo",
     .help = "Client location, for geo steering.",
     TABLE(geo_keys),
+    POS(cfg_geo),
 };
 
 /* ---- monitors ---- */

@@ -530,6 +530,7 @@ typedef struct cfg_geo_network {
 } cfg_geo_network;
 
 typedef struct cfg_geo {
+	cfg_pos pos;	      /* of the geo section, for errors */
 	const char *database; /* MaxMind DB file, or NULL */
 	cfg_geo_network *networks;
 	size_t nnetworks;

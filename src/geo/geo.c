@@ -83,12 +83,20 @@ geo_db *geo_open(const cfg_geo *g, char *err, size_t errlen)
 	if (g->database) {
 		int rc = MMDB_open(g->database, MMDB_MODE_MMAP, &db->mmdb);
 		if (rc != MMDB_SUCCESS) {
+			int e = errno;
+			/* "file:line:col: " of the geo section when the
+			 * config has one. */
+			char at[300] = "";
+			if (g->pos.file)
+				snprintf(at, sizeof(at),
+					 "%s:%u:%u: ", g->pos.file, g->pos.line,
+					 g->pos.col);
 			if (err && errlen)
-				snprintf(err, errlen, "geo.database %s: %s%s%s",
-					 g->database, MMDB_strerror(rc),
-					 rc == MMDB_IO_ERROR ? ": " : "",
-					 rc == MMDB_IO_ERROR ? strerror(errno)
-							     : "");
+				snprintf(
+				    err, errlen, "%sgeo.database %s: %s%s%s",
+				    at, g->database, MMDB_strerror(rc),
+				    rc == MMDB_IO_ERROR ? ": " : "",
+				    rc == MMDB_IO_ERROR ? strerror(e) : "");
 			geo_close(db);
 			return NULL;
 		}

@@ -287,6 +287,13 @@ def test_check_refuses_what_the_edge_would_refuse_at_start(tmp_path):
     r = subprocess.run([mt.BIN, "check", "-c", str(p)],
                        capture_output=True, text=True, timeout=mt.WAIT)
     assert r.returncode == 1 and "missing.mmdb" in r.stderr, r.stderr
+    # Where in the file: the geo section's database key (it was the file
+    # name alone).
+    text = p.read_text()
+    line = text.splitlines().index("  database: %s" % (
+        tmp_path / "missing.mmdb")) + 1
+    assert r.stderr.startswith("%s:%d:3: geo.database " % (p, line)), \
+        r.stderr
 
 
 def test_two_listeners_on_one_port_are_refused(tmp_path):
