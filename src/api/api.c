@@ -46,8 +46,28 @@ static int hexval(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
-	c = tolower(c);
+	c = tolower((unsigned char)c); /* a byte of UTF-8 may be negative */
 	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Percent-decode a path segment in place ("%2A" -> '*'; a '%' not
+ * followed by two hex digits stays as it is, '+' too). -1 for %00. */
+static int path_decode(char *s)
+{
+	char *o = s;
+	for (const char *p = s; *p; p++) {
+		if (*p == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
+			int c = hexval(p[1]) * 16 + hexval(p[2]);
+			if (!c)
+				return -1;
+			*o++ = (char)c;
+			p += 2;
+			continue;
+		}
+		*o++ = *p;
+	}
+	*o = '\0';
+	return 0;
 }
 
 /* The decoded value of key in rq's query, into out: *val is out, or NULL
@@ -1149,8 +1169,8 @@ static json_t *account_json(const char *acct)
 static void route_tunnels(req_ctx *c)
 {
 	if (c->nseg > 5 || (c->nseg == 5 && !seg_is(c, 4, "connections"))) {
-		api_reply_err(c->rs, 404, API_E_NOT_FOUND, "no such path: %s",
-			      c->path);
+		api_reply_err(c->rs, 404, API_E_NO_ROUTE, "no route for %s %s",
+			      c->rq->method, c->rq->path);
 		return;
 	}
 	if (!is(c, "GET")) {
@@ -1445,6 +1465,12 @@ void api_handle(edge *e, const api_request *rq, api_response *rs)
 				bad = true;
 		}
 	}
+	/* Ids in the path come percent-encoded from most clients (`ctl`
+	 * escapes `*.example.com` as %2A.example.com, a space as %20):
+	 * decode each segment once split, so an encoded '/' stays in its
+	 * segment. A %00 would cut the id short: no route. */
+	for (size_t i = 0; !bad && i < c.nseg; i++)
+		bad = path_decode(c.path + (c.seg[i] - c.path)) < 0;
 	if (bad)
 		api_reply_err(rs, 404, API_E_NO_ROUTE, "no route for %s %.200s",
 			      rq->method, rq->path);

@@ -1149,3 +1149,39 @@ def test_ctl_regions(env):
     assert r.returncode == 1 and "country_code_a2" in r.stderr, r
     r = ctl("regions", "a", "b")
     assert r.returncode == 2 and "regions takes" in r.stderr, r
+
+
+def test_ids_in_the_path_are_percent_decoded(lab, tmp_path):
+    """Clients escape ids (`meridian ctl` sends *.example.com as
+    %2A.example.com, a space as %20): the API decodes each path segment,
+    so a wildcard load balancer or a pool id with a space is found. %00
+    names no route; an encoded '/' stays inside its segment."""
+    o1 = lab.origin("o1")
+    ed = api_edge(lab, tmp_path,
+                  pools=[{"id": "gcp east", "origins": [org(o1)]}],
+                  lbs=[{"name": "*.example.com",
+                        "default_pools": ["gcp east"]}])
+    api = Api(ed.admin)
+    lb = api.ok("GET", ZONE + "/%2A.example.com")
+    assert lb["id"] == "*.example.com", lb
+    assert api.ok("GET", ACCT + "/pools/gcp%20east")["id"] == "gcp east"
+    h = api.ok("GET", ACCT + "/pools/gcp%20east/health")
+    assert h["pool_id"] == "gcp east", h
+    refs = api.ok("GET", ACCT + "/pools/gcp%20east/references")
+    assert [r["resource_id"] for r in refs] == ["*.example.com"], refs
+    # Still 409 (file-managed), not 404: the id was found.
+    st, e = api.call("DELETE", ACCT + "/pools/gcp%20east")
+    assert st == 409 and e["errors"][0]["code"] == 1005, e
+    st, e = api.call("GET", ACCT + "/pools/gcp%00east")
+    assert st == 404 and e["errors"][0]["code"] == 7003, e
+    st, e = api.call("GET", ACCT + "/pools/gcp%2Feast")
+    assert st == 404 and e["errors"][0]["code"] == 1001, e
+    assert "gcp/east" in e["errors"][0]["message"], e
+    # A '%' without two hex digits is taken as it is.
+    st, e = api.call("GET", ACCT + "/pools/gcp%zz")
+    assert st == 404 and "gcp%zz" in e["errors"][0]["message"], e
+    # A path too deep under cfd_tunnel names no route (the whole path).
+    st, e = api.call("GET", "/client/v4/accounts/default/cfd_tunnel/a/b/c")
+    assert st == 404 and e["errors"][0]["code"] == 7003, e
+    assert "/cfd_tunnel/a/b/c" in e["errors"][0]["message"], e
+

@@ -369,3 +369,24 @@ def test_events_and_filters(lab, tmp_path):
     # health (GET /status) still works next to the API.
     r = ctl.ok("health")
     assert rows(r.stdout)[0][:3] == ["POOL/ORIGIN", "ADDRESS", "HEALTH"]
+
+
+def test_ids_that_need_escaping(lab, tmp_path):
+    """ctl escapes ids in the path: a wildcard load balancer
+    (*.example.com) and a pool id with a space are found by every verb
+    that names one."""
+    o1 = lab.origin("o1")
+    ed = api_edge(lab, tmp_path,
+                  pools=[{"id": "gcp east", "origins": [org(o1)]}],
+                  lbs=[{"name": "*.example.com",
+                        "default_pools": ["gcp east"]}])
+    ctl = Ctl(ed.admin, zone="example.com")
+    assert ctl.js("lbs", "get", "*.example.com")["id"] == "*.example.com"
+    assert ctl.js("pools", "get", "gcp east")["id"] == "gcp east"
+    refs = rows(ctl.ok("pools", "references", "gcp east").stdout)
+    assert refs[1][:3] == ["referrer", "load_balancer", "*.example.com"], refs
+    h = rows(ctl.ok("pools", "health", "gcp east").stdout)
+    assert h[2][0] == o1.name, h
+    err = ctl.fails(API_ERROR, "lbs", "delete", "*.example.com")
+    assert "managed by the config file" in err, err
+
