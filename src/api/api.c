@@ -786,6 +786,13 @@ static void do_list(req_ctx *c, store_kind k, const char *zone)
 	size_t page, per_page;
 	if (paging(c->rq, c->rs, &page, &per_page) < 0)
 		return;
+	/* Cloudflare's List Pools filter: the pools that use this monitor
+	 * (none for an unknown one; an empty value filters nothing). */
+	char mon[256];
+	const char *monitor = NULL;
+	if (k == STORE_POOL &&
+	    qget(c, "monitor", mon, sizeof(mon), &monitor) < 0)
+		return;
 	times t = {0};
 	edge_ctl_with_store(c->e->ctl, load_times, &t);
 	json_t *all = json_array();
@@ -795,9 +802,14 @@ static void do_list(req_ctx *c, store_kind k, const char *zone)
 			json_array_append_new(all,
 					      render(&cfg->monitors[i], k, &t));
 	else if (k == STORE_POOL)
-		for (size_t i = 0; i < cfg->npools; i++)
+		for (size_t i = 0; i < cfg->npools; i++) {
+			const cfg_monitor *m = cfg->pools[i].monitor;
+			if (monitor && *monitor &&
+			    (!m || strcmp(m->id, monitor)))
+				continue;
 			json_array_append_new(all,
 					      render(&cfg->pools[i], k, &t));
+		}
 	else
 		for (size_t i = 0; i < cfg->nlbs; i++)
 			if (cfg_name_in_zone(cfg->lbs[i].name, zone))

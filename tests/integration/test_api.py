@@ -1185,3 +1185,26 @@ def test_ids_in_the_path_are_percent_decoded(lab, tmp_path):
     assert st == 404 and e["errors"][0]["code"] == 7003, e
     assert "/cfd_tunnel/a/b/c" in e["errors"][0]["message"], e
 
+
+def test_list_pools_filters_by_monitor(env):
+    """Cloudflare's List Pools takes ?monitor=ID: only the pools that use
+    that monitor (none for an unknown one); an empty value filters
+    nothing."""
+    ed, api, o1, _ = env
+    m1 = api.ok("POST", ACCT + "/monitors", {"type": "tcp"})["id"]
+    m2 = api.ok("POST", ACCT + "/monitors", {"type": "tcp"})["id"]
+    ids = {}
+    for name, mon in (("a", m1), ("b", m2), ("c", m1), ("d", None)):
+        body = {"name": name, "origins": [org(o1)]}
+        if mon:
+            body["monitor"] = mon
+        ids[name] = api.ok("POST", ACCT + "/pools", body)["id"]
+    got = api.ok("GET", ACCT + "/pools?monitor=" + m1)
+    assert [p["id"] for p in got] == [ids["a"], ids["c"]], got
+    st, e = api.call("GET", ACCT + "/pools?monitor=%s&per_page=1&page=2"
+                     % m2)
+    assert st == 200 and e["result"] == [] and \
+        e["result_info"]["total_count"] == 1, e
+    assert api.ok("GET", ACCT + "/pools?monitor=nosuch") == []
+    assert len(api.ok("GET", ACCT + "/pools?monitor=")) == 5  # + filepool
+
