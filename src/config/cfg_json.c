@@ -348,6 +348,44 @@ static bool drop_unused_fields(cfg_ctx *c, cfg_json_kind kind, json_t *body,
 	return ok;
 }
 
+/* Cloudflare's own spellings of values Meridian names otherwise, as its
+ * API gives them back (an exported object, a client that writes its
+ * defaults): session_affinity "" (its default) is "none"; a tcp or smtp
+ * monitor's method "connection_established" (its default for tcp) is no
+ * HTTP method at all. */
+static void affinity_none(json_t *o)
+{
+	json_t *v = json_object_get(o, "session_affinity");
+	if (json_is_string(v) && !json_string_length(v))
+		json_object_set_new(o, "session_affinity", json_string("none"));
+}
+
+static void cloudflare_spellings(cfg_json_kind kind, json_t *body)
+{
+	if (kind == CFG_JSON_MONITOR) {
+		const char *type =
+		    json_string_value(json_object_get(body, "type"));
+		const char *method =
+		    json_string_value(json_object_get(body, "method"));
+		if (type && method &&
+		    !strcmp(method, "connection_established") &&
+		    (!strcmp(type, "tcp") || !strcmp(type, "smtp")))
+			json_object_del(body, "method");
+		return;
+	}
+	if (kind != CFG_JSON_LB)
+		return;
+	affinity_none(body);
+	size_t i;
+	json_t *r;
+	json_array_foreach(json_object_get(body, "rules"), i, r)
+	{
+		json_t *ov = json_object_get(r, "overrides");
+		if (json_is_object(ov))
+			affinity_none(ov);
+	}
+}
+
 /* One API object as a mapping of its list ("pools[gcp]": {...}) with the
  * API's id first, or NULL after reporting why not. */
 static cfg_node *object_node(cfg_ctx *c, const cfg_json_obj *o)
@@ -384,6 +422,7 @@ static cfg_node *object_node(cfg_ctx *c, const cfg_json_obj *o)
 		json_decref(body);
 		return NULL;
 	}
+	cloudflare_spellings(o->kind, body);
 	cfg_node *n = from_json(c, body, label, list, 1);
 	json_decref(body);
 	if (!o->id)

@@ -1208,3 +1208,32 @@ def test_list_pools_filters_by_monitor(env):
     assert api.ok("GET", ACCT + "/pools?monitor=nosuch") == []
     assert len(api.ok("GET", ACCT + "/pools?monitor=")) == 5  # + filepool
 
+
+def test_cloudflare_spellings_of_defaults_are_taken(env):
+    """What Cloudflare's API gives back for its defaults can be sent as it
+    is: session_affinity "" (also in a rule's overrides) is "none"; a tcp
+    monitor's method "connection_established" is no HTTP method. An http
+    monitor with it is still refused, naming the field."""
+    ed, api, _, _ = env
+    m = api.ok("POST", ACCT + "/monitors",
+               {"type": "tcp", "method": "connection_established",
+                "port": 8080, "probe_zone": ""})
+    assert m["type"] == "tcp" and m["port"] == 8080, m
+    st, e = api.call("POST", ACCT + "/monitors",
+                     {"type": "https", "method": "connection_established"})
+    assert st == 400 and e["errors"][0]["field"].endswith(".method"), e
+    # Changing the stored tcp monitor to http keeps its method: refused.
+    st, e = api.call("PATCH", ACCT + "/monitors/" + m["id"],
+                     {"type": "http"})
+    assert st == 400 and e["errors"][0]["field"].endswith(".method"), e
+    lb = api.ok("POST", ZONE,
+                {"name": "cf.example.com", "default_pools": ["filepool"],
+                 "session_affinity": "", "steering_policy": "",
+                 "rules": [{"name": "r", "condition": "true",
+                            "overrides": {"session_affinity": ""}}]})
+    assert lb["session_affinity"] == "none", lb
+    assert lb["rules"][0]["overrides"]["session_affinity"] == "none", lb
+    st, e = api.call("POST", ZONE, {"name": "cf2.example.com",
+                                    "default_pools": ["filepool"],
+                                    "session_affinity": "sticky"})
+    assert st == 400 and "session_affinity" in e["errors"][0]["field"], e
