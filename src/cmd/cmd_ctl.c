@@ -508,14 +508,16 @@ static void list_table(kind k, const json_t *items)
 			const char *type =
 			    json_string_value(json_object_get(o, "type"));
 			bool web = type && !strncmp(type, "http", 4);
+			/* Whole seconds are a number, others a string like
+			 * "1500ms" (docs/API.md, Bodies). */
+			const json_t *ivj = json_object_get(o, "interval");
 			char iv[32];
-			snprintf(
-			    iv, sizeof(iv), "%" JSON_INTEGER_FORMAT "s",
-			    json_integer_value(json_object_get(o, "interval")));
+			snprintf(iv, sizeof(iv), "%" JSON_INTEGER_FORMAT "s",
+				 json_integer_value(ivj));
 			row[0] = F("id");
 			row[1] = F("type");
 			row[2] = web ? F("path") : strdup("-");
-			row[3] = strdup(iv);
+			row[3] = json_is_integer(ivj) ? strdup(iv) : cell(ivj);
 			row[4] = F("description");
 			row[5] = F("source");
 		} else if (k == K_POOL) {

@@ -390,3 +390,14 @@ def test_ids_that_need_escaping(lab, tmp_path):
     err = ctl.fails(API_ERROR, "lbs", "delete", "*.example.com")
     assert "managed by the config file" in err, err
 
+
+def test_monitors_list_shows_sub_second_intervals(env):
+    """An interval that is not whole seconds is a string in the API
+    ("1500ms"): the table shows it so, not as 0s."""
+    ed, ctl, _, _ = env
+    m = ctl.js("monitors", "create", "--set", "type=tcp",
+               "--set", "interval=1500ms")
+    assert m["interval"] == "1500ms", m
+    ctl.js("monitors", "create", "--set", "type=tcp", "--set", "interval=7")
+    got = {r[0]: r[3] for r in rows(ctl.ok("monitors", "list").stdout)[1:]}
+    assert got[m["id"]] == "1500ms" and "7s" in got.values(), got
