@@ -260,10 +260,13 @@ static int api_call(ctl *c, const char *method, const char *path,
 	json_t *errs = json_object_get(env, "errors");
 	bool success = json_is_true(json_object_get(env, "success"));
 	if (!json_is_object(env) || (!success && !json_is_array(errs))) {
+		/* Not the admin listener (another server, the proxy's
+		 * listener): its 404 says nothing about the object, so no
+		 * "not found" a script would act on. */
 		fprintf(stderr,
 			"meridian ctl: HTTP %ld from %s%s: not an API answer\n",
 			status, c->server, path);
-		rc = status == 404 ? CTL_NOT_FOUND : CTL_API_ERROR;
+		rc = CTL_API_ERROR;
 		goto out;
 	}
 	if (!success || status < 200 || status > 299) {
@@ -1368,9 +1371,13 @@ static int cmd_health(ctl *c, size_t nargs)
 	    http_call(c, "GET", c->json ? "/status?format=json" : "/status",
 		      NULL, &status, &out);
 	if (rc == CTL_OK && status != 200) {
-		fprintf(stderr, "meridian ctl: %s/status: HTTP %ld\n",
+		/* The admin listener always serves /status: a 404 is another
+		 * server, not an unknown object. */
+		fprintf(stderr,
+			"meridian ctl: %s/status: HTTP %ld (not an admin "
+			"listener?)\n",
 			c->server, status);
-		rc = status == 404 ? CTL_NOT_FOUND : CTL_API_ERROR;
+		rc = CTL_API_ERROR;
 	} else if (rc == CTL_OK && out.p) {
 		fwrite(out.p, 1, out.len, stdout);
 	}

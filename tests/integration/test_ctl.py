@@ -124,6 +124,44 @@ def test_ctl_survives_answers_missing_fields():
         t.join(mt.WAIT)
 
 
+def test_a_404_from_another_server_is_not_not_found():
+    """--server naming something that is not the admin listener (here a
+    plain HTTP server answering 404 to everything, as the edge's proxy
+    listener does for an unknown host): exit 1, "not an API answer", not
+    4, which a script would take for "the object does not exist"."""
+    import http.server
+    import threading
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            b = b"no such host\n"
+            self.send_response(404)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(b)))
+            self.end_headers()
+            self.wfile.write(b)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.HTTPServer((mt.LOCAL, 0), H)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        server = "http://%s:%d" % (mt.LOCAL, srv.server_address[1])
+        for cmd in (["pools", "get", "x"], ["pools", "list"],
+                    ["lbs", "get", "x", "--zone", "example.com"]):
+            r = _run("--server", server, *cmd)
+            assert r.returncode == 1, (cmd, r.returncode, r.stderr)
+            assert "not an API answer" in r.stderr and not r.stdout, r
+        r = _run("--server", server, "health")
+        assert r.returncode == 1 and "HTTP 404" in r.stderr, r
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        t.join(mt.WAIT)
+
+
 def test_every_option_is_documented_and_exists():
     """Every option `meridian ctl --help` names has a row in the options
     table of docs/API.md's meridian ctl section, and every option of
