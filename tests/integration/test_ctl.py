@@ -188,3 +188,39 @@ def test_every_option_is_documented_and_exists():
         p = subprocess.run([mt.BIN, "ctl", opt], capture_output=True,
                            text=True, timeout=mt.WAIT)
         assert "unrecognized option" not in p.stderr, (opt, p.stderr)
+
+
+def test_every_command_of_the_help_is_in_the_docs_synopsis():
+    """Each command `meridian ctl --help` lists (its leading words) has a
+    line in the synopsis of docs/API.md's meridian ctl section."""
+    import os
+    import re
+    p = subprocess.run([mt.BIN, "ctl", "--help"], capture_output=True,
+                       text=True, timeout=mt.WAIT)
+    assert p.returncode == 0, p
+    helptext = p.stdout[p.stdout.index("commands:"):p.stdout.index(
+        "options:")]
+    cmds = []
+    for ln in helptext.splitlines()[1:]:
+        m = re.match(r"  (\S.*?)(?:\s{2,}|$)", ln)
+        if not m or "..." in m.group(1):
+            continue
+        cmds.append(" ".join(re.sub(r"\[[^\]]*\]", "",
+                                    m.group(1)).split()))
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "docs",
+                           "API.md")) as f:
+        doc = f.read()
+    sec = doc[doc.index("## meridian ctl"):]
+    block = sec[sec.index("```") + 3:]
+    block = block[:block.index("```")]
+    synopsis = set()
+    for ln in block.splitlines():
+        if not ln.startswith("meridian ctl [options] "):
+            continue
+        words = re.sub(r"\[[^\]]*\]", "", ln[len(
+            "meridian ctl [options] "):].split("  ")[0]).split()
+        for first in words[0].split("|"):
+            synopsis.add(" ".join([first] + words[1:]))
+    assert len(cmds) > 10, cmds
+    missing = [c for c in cmds if c not in synopsis]
+    assert not missing, (missing, sorted(synopsis))
