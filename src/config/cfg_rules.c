@@ -65,6 +65,14 @@ void cfg_compile_expr(cfg_ctx *c, const cfg_node *node, const char *key,
 		cfg_error(c, at ? at : node, "%s", msg);
 }
 
+/* Whether a rule's overrides set any field: an empty `overrides: {}` (as
+ * Cloudflare's API gives a fixed-response rule back) steers nothing. */
+static bool overrides_set(const cfg_lb_overridden *h)
+{
+	static const cfg_lb_overridden none;
+	return memcmp(h, &none, sizeof(none)) != 0;
+}
+
 void cfg_finish_rule(cfg_ctx *c, const cfg_node *node, void *base)
 {
 	cfg_lb_rule *r = base;
@@ -77,7 +85,7 @@ void cfg_finish_rule(cfg_ctx *c, const cfg_node *node, void *base)
 	const cfg_node *fr = cfg_node_get(node, "fixed_response");
 	if (r->has_fixed_response) {
 		const cfg_lb_fixed *f = &r->fixed_response;
-		if (r->has_overrides)
+		if (r->has_overrides && overrides_set(&r->has))
 			cfg_error(c, fr,
 				  "fixed_response: a rule answers with "
 				  "fixed_response or steers with overrides, "

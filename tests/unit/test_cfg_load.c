@@ -676,6 +676,25 @@ static void test_rule_errors(void **state)
 	    "t.yaml:13:41: default_pools: pool 'p' is listed twice", NULL);
 }
 
+/* An empty overrides object beside a fixed_response steers nothing (as
+ * Cloudflare's API gives such a rule back): it loads, and answers. */
+static void test_fixed_response_with_empty_overrides(void **state)
+{
+	(void)state;
+	cfg_snapshot *snap = load_ok(
+	    POOL
+	    "load_balancers:\n"
+	    "  - name: lb.example.com\n"
+	    "    default_pools: [p]\n"
+	    "    rules:\n"
+	    "      - { fixed_response: { status_code: 503 }, overrides: {} "
+	    "}\n");
+	const cfg_lb_rule *r = &snap->lbs[0].rules[0];
+	assert_true(r->has_fixed_response);
+	assert_int_equal(r->fixed_response.status_code, 503);
+	cfg_snapshot_free(snap);
+}
+
 /* A plain condition folded over two lines, or with a ${VAR} in it, is
  * not its YAML text byte for byte: the error is at the value, with the
  * character's place in the message (not at a column past the line). */
@@ -2293,6 +2312,7 @@ int main(void)
 	    cmocka_unit_test(test_tunnels),
 	    cmocka_unit_test(test_rules_warning),
 	    cmocka_unit_test(test_rule_errors),
+	    cmocka_unit_test(test_fixed_response_with_empty_overrides),
 	    cmocka_unit_test(test_rate_limits),
 	    cmocka_unit_test(test_rate_limit_caps),
 	    cmocka_unit_test(test_waf_rules),
