@@ -705,7 +705,7 @@ static int load_object(const char *name, json_t **obj)
 
 /* Split KEY of --set KEY=VALUE into parts: "origins[0].weight" and
  * "origins.0.weight" both give origins, 0, weight. Returns the count, or
- * 0 when a part is empty. */
+ * 0 when a part is empty or too long, or there are more than max. */
 static size_t key_parts(const char *key, size_t len, char parts[][128],
 			size_t max)
 {
@@ -721,8 +721,8 @@ static size_t key_parts(const char *key, size_t len, char parts[][128],
 			l = 0;
 			continue;
 		}
-		if (l + 1 >= sizeof(parts[0]))
-			return 0;
+		if (n == max || l + 1 >= sizeof(parts[0]))
+			return 0; /* no part n to write into */
 		parts[n][l++] = ch;
 	}
 	return n;
@@ -749,7 +749,8 @@ static int apply_set(json_t *obj, const char *set, char top[128])
 	if (!n) {
 		fprintf(stderr,
 			"meridian ctl: --set %s: expected KEY=VALUE (KEY like "
-			"name, a.b or origins[0].weight)\n",
+			"name, a.b or origins[0].weight; at most 16 parts of "
+			"127 bytes)\n",
 			set);
 		return CTL_USAGE;
 	}

@@ -77,6 +77,25 @@ def test_ctl_errors():
     assert r.returncode == 2 and "usage" in r.stderr
 
 
+def test_set_with_too_many_key_parts_is_a_usage_error():
+    """--set with a key of 17 parts (one more than ctl keeps) is refused
+    before anything is sent; it used to write past the parts array (a
+    stack overflow that the ASan build reports)."""
+    dead = "http://%s:%d" % (mt.LOCAL, mt.free_port())
+    key = ".".join("abcdefghijklmnopq")
+    r = _run("--server", dead, "monitors", "create", "--set", key + "=1")
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "at most 16 parts" in r.stderr and not r.stdout, r
+    assert "AddressSanitizer" not in r.stderr, r.stderr
+    # 16 parts are fine: ctl goes on to the (unreachable) server.
+    r = _run("--server", dead, "monitors", "create", "--set",
+             ".".join("abcdefghijklmnop") + "=1")
+    assert r.returncode == 3, (r.returncode, r.stderr)
+    r = _run("--server", dead, "monitors", "create", "--set",
+             "x" * 200 + "=1")
+    assert r.returncode == 2 and "at most 16 parts" in r.stderr, r
+
+
 def test_ctl_survives_answers_missing_fields():
     """An API answer from another version (or a proxy) may lack a field
     the table shows, or hold items that are not objects: ctl prints '-'
