@@ -144,6 +144,16 @@ static const char *check_edge_name(const char *s)
 		    "characters";
 }
 
+/* Names and ids shown in logs, the /status table, metrics labels, mail
+ * and URLs: a newline in one would forge a line of its own. */
+static const char *check_no_control(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return "text without control characters";
+	return NULL;
+}
+
 static const char *check_method(const char *s)
 {
 	for (const char *p = s; *p; p++)
@@ -1139,6 +1149,7 @@ static const cfg_key monitor_keys[] = {
      .type = CFG_STRING,
      .flags = CFG_F_REQUIRED | CFG_F_NONEMPTY,
      AT(cfg_monitor, id),
+     .check = check_no_control,
      .help = "Unique id; pools name their monitor by it."},
     {.name = "description",
      .type = CFG_STRING,
@@ -1255,6 +1266,7 @@ static const cfg_key origin_keys[] = {
      .type = CFG_STRING,
      .flags = CFG_F_REQUIRED | CFG_F_NONEMPTY,
      AT(cfg_origin, name),
+     .check = check_no_control,
      .help = "Unique within the pool."},
     {.name = "address",
      .type = CFG_STRING,
@@ -1458,11 +1470,13 @@ static const cfg_key pool_keys[] = {
      .type = CFG_STRING,
      .flags = CFG_F_REQUIRED | CFG_F_NONEMPTY,
      AT(cfg_pool, id),
+     .check = check_no_control,
      .help = "Unique id; load balancers name pools by it."},
     {.name = "name",
      .type = CFG_STRING,
      .flags = CFG_F_NONEMPTY,
      AT(cfg_pool, name),
+     .check = check_no_control,
      .def_doc = "the id",
      .help = "Display name."},
     {.name = "description",
@@ -1860,6 +1874,7 @@ static const cfg_key rule_keys[] = {
     {.name = "name",
      .type = CFG_STRING,
      AT(cfg_lb_rule, name),
+     .check = check_no_control,
      .help = "Free text, shown in logs."},
     {.name = "condition",
      .type = CFG_STRING,

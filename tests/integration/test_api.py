@@ -137,6 +137,15 @@ def test_validation_names_every_bad_field_and_changes_nothing(env):
                           "weight": 1.5}]})
     assert st == 400
     assert any("origins[0].weight" in x["message"] for x in e["errors"]), e
+    # Control characters in names and ids (a newline would forge a line
+    # of the /status table, the log or a mail): refused, field named.
+    st, e = api.call("POST", ACCT + "/pools",
+                     {"name": "p\nq", "origins": [
+                         {"name": "a\r\nb", "address": "127.0.0.1"}]})
+    assert st == 400, e
+    msgs = " | ".join(x["message"] for x in e["errors"])
+    assert "origins[0].name" in msgs and "control characters" in msgs, msgs
+    assert msgs.count("control characters") == 2, msgs
     assert [p["id"] for p in api.ok("GET", ACCT + "/pools")] == ["filepool"]
 
 
