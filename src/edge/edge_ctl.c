@@ -280,6 +280,7 @@ int edge_ctl_open(const char *path, edge_ctl **ctl, cfg_snapshot **out,
 {
 	edge_ctl *c = xcalloc(1, sizeof(*c));
 	c->store_lock = -1;
+	atomic_store(&c->last_reload_ok, true);
 	pthread_mutex_init(&c->lock, NULL);
 	c->path = xstrdup(path);
 	if (cfg_read_file(path, &c->yaml, &c->yaml_len, diag) < 0) {
@@ -296,6 +297,7 @@ int edge_ctl_open_text(const char *name, const char *yaml, size_t len,
 {
 	edge_ctl *c = xcalloc(1, sizeof(*c));
 	c->store_lock = -1;
+	atomic_store(&c->last_reload_ok, true);
 	pthread_mutex_init(&c->lock, NULL);
 	c->yaml = xmalloc(len + 1);
 	memcpy(c->yaml, yaml, len);
@@ -392,6 +394,12 @@ static void *reload_main(void *arg)
 	return NULL;
 }
 
+static void reload_outcome(edge_ctl *c, bool ok)
+{
+	atomic_fetch_add(ok ? &c->reloads_ok : &c->reloads_failed, 1);
+	atomic_store(&c->last_reload_ok, ok);
+}
+
 static void reload_refused(const char *path, const cfg_diag *diag)
 {
 	for (size_t i = 0; i < diag->n; i++)
@@ -447,6 +455,7 @@ edge_reload *edge_ctl_reload_start(edge_ctl *c, int *fd)
 	cfg_diag_free(&diag);
 	return r;
 fail:
+	reload_outcome(c, false);
 	cfg_diag_free(&diag);
 	reload_free(r);
 	return NULL;
@@ -508,14 +517,17 @@ void edge_ctl_reload_finish(edge_ctl *c, edge_reload *r)
 		/* Nothing changed, the cache of host names neither: the
 		 * fresh answers stayed in the batch. */
 		reload_refused(path, &diag);
+		reload_outcome(c, false);
 		goto out;
 	}
 	char sum[256], err[512] = "";
 	cfg_summary(cfg, sum, sizeof(sum));
 	if (edge_swap(c->e, cfg, false, err, sizeof(err)) < 0) {
 		log_error("SIGHUP: %s", err);
+		reload_outcome(c, false);
 		goto out;
 	}
+	reload_outcome(c, true);
 	/* The cache now holds what the new config runs: the fresh answers
 	 * (cfg_resolve.h, "SIGHUP resolves afresh"). */
 	resolve_restore(c);

@@ -24,7 +24,9 @@
 #define MERIDIAN_EDGE_CTL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 #include "config/cfg_json.h"
@@ -50,6 +52,10 @@ typedef struct edge_ctl {
 	 * live in etcd and the store is this edge's cache of them. NULL: the
 	 * store alone. */
 	struct clu_edge *clu;
+	/* SIGHUP reloads since start, by outcome (/metrics), and whether the
+	 * last one was applied (true before any). */
+	_Atomic uint64_t reloads_ok, reloads_failed;
+	_Atomic bool last_reload_ok;
 } edge_ctl;
 
 /* Start-up: load the file at path, open its store, merge the store's

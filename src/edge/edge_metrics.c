@@ -962,6 +962,20 @@ char *edge_metrics_render(edge *e, size_t *len)
 	       "Generation of the running configuration (1 at start, +1 per "
 	       "change).",
 	       s->generation);
+	if (e->ctl) {
+		const label_count rl[] = {
+		    {"ok", atomic_load(&e->ctl->reloads_ok)},
+		    {"failed", atomic_load(&e->ctl->reloads_failed)}};
+		by_label(&b, "meridian_config_reloads_total",
+			 "Config file reloads (SIGHUP) since start: applied, "
+			 "or refused (the running config stayed; the log "
+			 "says why).",
+			 "result", rl, ARRAY_LEN(rl));
+		single(&b, "meridian_config_last_reload_successful", "gauge",
+		       "1 when the last SIGHUP reload was applied (or none "
+		       "was asked yet), 0 when it was refused: alert on 0.",
+		       atomic_load(&e->ctl->last_reload_ok) ? 1 : 0);
+	}
 	head(&b, "meridian_edge_info", "gauge",
 	     "This edge's name (edge.name); the value is always 1.");
 	series(&b, "meridian_edge_info", "edge", s->cfg->edge.name, NULL, NULL,

@@ -62,6 +62,21 @@ def edge_with_cfg(lab, pools, lbs, monitors=(), notifications=None):
     return ed
 
 
+def reloads(edge):
+    """(ok, failed, last successful) from /metrics."""
+    from obs_helpers import Metrics
+    m = Metrics(mt.request(edge.admin, "GET", "/metrics",
+                           host="admin").text)
+    return (int(m.get("meridian_config_reloads_total", result="ok")),
+            int(m.get("meridian_config_reloads_total", result="failed")),
+            int(m.get("meridian_config_last_reload_successful")))
+
+
+def wait_reloads(edge, want):
+    mt.wait_for(lambda: reloads(edge) == want,
+                what="reload metrics %r (now %r)" % (want, reloads(edge)))
+
+
 RELOADED = r"SIGHUP: reloaded"
 KEPT = r"the running config stays"
 
@@ -92,9 +107,11 @@ def test_sighup_bad_file_keeps_the_running_config(lab):
     ed = edge_with_cfg(lab, [{"id": "pa", "origins": [org(a)]}],
                        [{"name": HOST, "default_pools": ["pa"]}])
     good = open(ed.config_path).read()
+    assert reloads(ed) == (0, 0, 1)
     with open(ed.config_path, "w") as f:
         f.write(good.replace("default_pools:", "default_pool:"))
     hup_and_wait(ed, KEPT, count(ed, KEPT))
+    wait_reloads(ed, (0, 1, 0))
     # The error names the file, line and column, and the running config
     # still routes.
     assert log_has(ed, re.escape(ed.config_path)
@@ -111,6 +128,7 @@ def test_sighup_bad_file_keeps_the_running_config(lab):
     hup_and_wait(ed, RELOADED, count(ed, RELOADED))
     assert get(ed, host="lb2.example.com").header("X-Origin") == "a1"
     assert get(ed).status == 404
+    wait_reloads(ed, (1, 2, 1))
 
 
 def test_sighup_refuses_what_needs_a_restart(lab):
@@ -125,6 +143,7 @@ def test_sighup_refuses_what_needs_a_restart(lab):
     rewrite(ed, move)
     hup_and_wait(ed, KEPT, count(ed, KEPT))
     assert log_has(ed, r"edge.listen.http changed: restart meridian")
+    wait_reloads(ed, (0, 1, 0))
     # Nothing of the file applied: same listener, same routes.
     assert get(ed).header("X-Origin") == "a1"
     assert get(ed, host="lb2.example.com").status == 404
