@@ -521,6 +521,10 @@ static int on_stream_close(nghttp2_session *ng, int32_t sid, uint32_t code,
 static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *fr, void *ud)
 {
 	h2_session *s = ud;
+	if (fr->hd.type == NGHTTP2_RST_STREAM &&
+	    fr->rst_stream.error_code == NGHTTP2_REFUSED_STREAM &&
+	    s->cb.on_refused_stream)
+		s->cb.on_refused_stream(s->ud);
 	if (fr->hd.type == NGHTTP2_DATA && fr->hd.length) {
 		s->stall_since = 0;
 		h2_stream *st = get(s, fr->hd.stream_id);

@@ -96,6 +96,9 @@ typedef struct h2_callbacks {
 	 * 431 (header list too large), 405 (CONNECT), 400 (malformed: reset
 	 * with PROTOCOL_ERROR, by us or by nghttp2). Once per stream. */
 	void (*on_refused)(void *ud, int status);
+	/* RST_STREAM REFUSED_STREAM went out (a stream over
+	 * max_concurrent_streams, refused by nghttp2 or by us). */
+	void (*on_refused_stream)(void *ud);
 	/* Response body: copy up to len bytes, set *eof at the end. Return
 	 * a count, or H2_DEFERRED when the origin has sent nothing more. */
 	ssize_t (*read_body)(void *ud, int32_t sid, void *sud, uint8_t *buf,

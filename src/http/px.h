@@ -233,13 +233,22 @@ typedef enum px_h2_err {
 	PX_H2_NERR,
 } px_h2_err;
 
+/* Streams the edge reset while their connection went on. */
+typedef enum px_h2_sreset {
+	PX_H2_SR_REFUSED = 0, /* REFUSED_STREAM: over max_concurrent_streams */
+	PX_H2_SR_STALLED,     /* its window kept shut past client_idle */
+	PX_H2_NSRESET,
+} px_h2_sreset;
+
 typedef struct px_h2_stats {
 	uint64_t connections, streams;
 	uint64_t errors[PX_H2_NERR];
+	uint64_t stream_resets[PX_H2_NSRESET];
 } px_h2_stats;
 
 void px_h2_stats_get(px_h2_stats *out);
 const char *px_h2_err_name(px_h2_err e);
+const char *px_h2_sreset_name(px_h2_sreset r);
 
 /* After each loop batch, before px_reap: HTTP/2 connections whose streams
  * made progress write what their sessions now hold. */

@@ -88,11 +88,17 @@ struct px_h2_scratch {
  * 16 KiB already). */
 #define TRL_MAX (16 * 1024)
 
-static _Atomic uint64_t n_conns, n_streams, n_errors[PX_H2_NERR];
+static _Atomic uint64_t n_conns, n_streams, n_errors[PX_H2_NERR],
+    n_sresets[PX_H2_NSRESET];
 
 static void count_error(px_h2_err e)
 {
 	atomic_fetch_add_explicit(&n_errors[e], 1, memory_order_relaxed);
+}
+
+static void count_sreset(px_h2_sreset r)
+{
+	atomic_fetch_add_explicit(&n_sresets[r], 1, memory_order_relaxed);
 }
 
 void px_h2_stats_get(px_h2_stats *out)
@@ -102,6 +108,15 @@ void px_h2_stats_get(px_h2_stats *out)
 	for (int i = 0; i < PX_H2_NERR; i++)
 		out->errors[i] =
 		    atomic_load_explicit(&n_errors[i], memory_order_relaxed);
+	for (int i = 0; i < PX_H2_NSRESET; i++)
+		out->stream_resets[i] =
+		    atomic_load_explicit(&n_sresets[i], memory_order_relaxed);
+}
+
+const char *px_h2_sreset_name(px_h2_sreset r)
+{
+	static const char *const names[PX_H2_NSRESET] = {"refused", "stalled"};
+	return (unsigned)r < PX_H2_NSRESET ? names[r] : "?";
 }
 
 const char *px_h2_err_name(px_h2_err e)
@@ -349,6 +364,14 @@ static void on_close(void *ud, int32_t sid, void *sud, uint32_t code)
 static void on_refused(void *ud, int status)
 {
 	px_stats_refused(((px_h2 *)ud)->cl, status);
+}
+
+/* A stream over max_concurrent_streams, refused (REFUSED_STREAM: the
+ * client may send it again). */
+static void on_refused_stream(void *ud)
+{
+	(void)ud;
+	count_sreset(PX_H2_SR_REFUSED);
 }
 
 /* --- response side ----------------------------------------------------- */
@@ -736,6 +759,7 @@ int px_h2_start(px_client *cl)
 	    .on_request_end = on_request_end,
 	    .on_close = on_close,
 	    .on_refused = on_refused,
+	    .on_refused_stream = on_refused_stream,
 	    .read_body = read_body,
 	    .now_ms = now_cb,
 	};
@@ -962,7 +986,7 @@ void px_h2_timeout(px_client *cl)
 		 * stream goes, the others stay. */
 		int32_t sid;
 		h2_session_stalled_stream(cl->h2->sess, &sid);
-		count_error(PX_H2_E_STALLED);
+		count_sreset(PX_H2_SR_STALLED);
 		log_info("%s: HTTP/2 stream %d: client kept its window shut "
 			 "for %u ms; reset",
 			 cl->ip, (int)sid, to->client_idle_ms);

@@ -241,6 +241,12 @@ def edge_log(e):
         return f.read().decode(errors="replace")
 
 
+def scrape(e):
+    from obs_helpers import Metrics
+    return Metrics(mt.request(e.admin, "GET", "/metrics",
+                              host="admin").text)
+
+
 def requests(o):
     return o.counters()[0]
 
@@ -619,6 +625,12 @@ def test_one_stream_window_shut_resets_only_that_stream(lab, tmp_path,
     if size == 100000:
         mt.wait_for(lambda: "client kept its window shut" in edge_log(e),
                     what="the stream's stall in the log")
+        # A stream's reset, not a connection error.
+        m = scrape(e)
+        assert m.get("meridian_http2_stream_resets_total",
+                     reason="stalled") == 1
+        assert m.get("meridian_http2_connection_errors_total",
+                     reason="stalled") == 0
     alive_and_serving(e)
 
 
@@ -643,6 +655,11 @@ def test_streams_over_the_limit_before_settings_ack(lab, tmp_path):
         if g is None:
             assert len(ok) == 100 and refused == sids[100:], (
                 len(ok), refused)
+        # Each refusal counted as a stream the edge reset, not as a
+        # connection error.
+        mt.wait_for(lambda: scrape(e).get(
+            "meridian_http2_stream_resets_total", reason="refused") ==
+            len(refused), what="%d refused streams counted" % len(refused))
     assert total(os_, 0) <= 100
     alive_and_serving(e)
 
