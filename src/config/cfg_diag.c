@@ -106,7 +106,7 @@ static void push_err(cfg_errs *e, uint32_t line, uint32_t col, char *msg,
 
 /* False once the list is full; the first refusal adds the last line, so
  * the reader knows the list is cut short. */
-static bool room(cfg_errs *e, uint32_t line, uint32_t col)
+static bool room(cfg_errs *e, uint32_t line, uint32_t col, bool field)
 {
 	if (e->full)
 		return false;
@@ -116,20 +116,21 @@ static bool room(cfg_errs *e, uint32_t line, uint32_t col)
 	char buf[64];
 	snprintf(buf, sizeof(buf), "too many %s, stopping after %d",
 		 e->noun ? e->noun : "errors", CFG_MAX_ERRORS);
-	push_err(e, line, col, xstrdup(buf), NULL);
+	/* An API body's errors name fields, not the file's name. */
+	push_err(e, line, col, xstrdup(buf), field ? xstrdup("body") : NULL);
 	return false;
 }
 
 void cfg_errs_vadd(cfg_errs *e, uint32_t line, uint32_t col, const char *fmt,
 		   va_list ap)
 {
-	if (room(e, line, col))
+	if (room(e, line, col, false))
 		push_err(e, line, col, vformat(fmt, ap), NULL);
 }
 
 void cfg_errs_add_field(cfg_errs *e, const char *field, const char *fmt, ...)
 {
-	if (!room(e, 0, 0))
+	if (!room(e, 0, 0, true))
 		return;
 	va_list ap;
 	va_start(ap, fmt);

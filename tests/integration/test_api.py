@@ -146,6 +146,15 @@ def test_validation_names_every_bad_field_and_changes_nothing(env):
     msgs = " | ".join(x["message"] for x in e["errors"])
     assert "origins[0].name" in msgs and "control characters" in msgs, msgs
     assert msgs.count("control characters") == 2, msgs
+    # More errors than are listed: the last line says so, naming the
+    # body (not a config file).
+    st, e = api.call("POST", ACCT + "/pools", {"name": "p", "origins": [
+        {"name": "o%d" % i, "address": "127.0.0.1", "weight": 5}
+        for i in range(150)]})
+    assert st == 400, e
+    last = e["errors"][-1]["message"]
+    assert last.startswith("body: too many errors"), last
+    assert "yaml" not in last, last
     assert [p["id"] for p in api.ok("GET", ACCT + "/pools")] == ["filepool"]
 
 
