@@ -20,11 +20,18 @@ typedef struct entry {
 	struct sockaddr_storage ss; /* port 0 */
 	socklen_t len;
 	bool failing; /* the last refresh could not resolve it */
+	char *err;    /* a batch's failed lookup: why (else NULL) */
 } entry;
 
+/* An open-addressing table of entries by name: the cache's (under lock)
+ * and each batch's (one thread at a time). */
+typedef struct table {
+	entry **slots; /* cap slots, NULL: empty */
+	size_t cap, count;
+} table;
+
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static entry **slots; /* cap slots, NULL: empty */
-static size_t cap, count;
+static table cache;
 static _Atomic uint64_t n_lookups, n_failures, n_changes;
 
 static uint64_t hash_name(const char *s)
@@ -37,36 +44,49 @@ static uint64_t hash_name(const char *s)
 	return h;
 }
 
-/* Under lock. The slot of host, or of the empty slot where it would go. */
-static size_t slot_of(const char *host)
+/* The slot of host, or of the empty slot where it would go. */
+static size_t slot_of(const table *t, const char *host)
 {
-	size_t i = (size_t)hash_name(host) & (cap - 1);
-	while (slots[i] && strcmp(slots[i]->host, host) != 0)
-		i = (i + 1) & (cap - 1);
+	size_t i = (size_t)hash_name(host) & (t->cap - 1);
+	while (t->slots[i] && strcmp(t->slots[i]->host, host) != 0)
+		i = (i + 1) & (t->cap - 1);
 	return i;
 }
 
-static void put_entry(entry *e)
+static void put_entry(table *t, entry *e)
 {
-	if ((count + 1) * 2 > cap) {
-		size_t ocap = cap;
-		entry **old = slots;
-		cap = cap ? cap * 2 : 64;
-		slots = xcalloc(cap, sizeof(*slots));
+	if ((t->count + 1) * 2 > t->cap) {
+		size_t ocap = t->cap;
+		entry **old = t->slots;
+		t->cap = t->cap ? t->cap * 2 : 64;
+		t->slots = xcalloc(t->cap, sizeof(*t->slots));
 		for (size_t i = 0; i < ocap; i++)
 			if (old[i])
-				slots[slot_of(old[i]->host)] = old[i];
+				t->slots[slot_of(t, old[i]->host)] = old[i];
 		free(old);
 	}
-	slots[slot_of(e->host)] = e;
-	count++;
+	t->slots[slot_of(t, e->host)] = e;
+	t->count++;
 }
 
-static entry *find(const char *host)
+static entry *find(const table *t, const char *host)
 {
-	if (!cap)
-		return NULL;
-	return slots[slot_of(host)];
+	return t->cap ? t->slots[slot_of(t, host)] : NULL;
+}
+
+static void entry_free(entry *e)
+{
+	free(e->host);
+	free(e->err);
+	free(e);
+}
+
+static void free_all(entry **s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i])
+			entry_free(s[i]);
+	free(s);
 }
 
 /* The addresses' own bytes, ports aside. */
@@ -126,19 +146,9 @@ bool cfg_resolve_pick(const struct sockaddr_storage *kept, socklen_t kept_len,
 	return true;
 }
 
-/* A batch: an open-addressing table like the cache's, private to the
- * threads that use it one at a time (no lock). */
-typedef struct batch_entry {
-	char *host;
-	struct sockaddr_storage ss; /* port 0 */
-	socklen_t len;
-	bool ok;
-	char err[128];
-} batch_entry;
-
+/* A batch: a table of its own, used by one thread at a time (no lock). */
 struct cfg_resolve_batch {
-	batch_entry **slots;
-	size_t cap, count;
+	table t;
 };
 
 static _Thread_local cfg_resolve_batch *tl_batch;
@@ -153,12 +163,7 @@ void cfg_resolve_batch_free(cfg_resolve_batch *b)
 {
 	if (!b)
 		return;
-	for (size_t i = 0; i < b->cap; i++)
-		if (b->slots[i]) {
-			free(b->slots[i]->host);
-			free(b->slots[i]);
-		}
-	free(b->slots);
+	free_all(b->t.slots, b->t.cap);
 	free(b);
 }
 
@@ -166,35 +171,6 @@ void cfg_resolve_batch_use(cfg_resolve_batch *b, bool fresh)
 {
 	tl_batch = b;
 	tl_fresh = b && fresh;
-}
-
-static size_t batch_slot(const cfg_resolve_batch *b, const char *host)
-{
-	size_t i = (size_t)hash_name(host) & (b->cap - 1);
-	while (b->slots[i] && strcmp(b->slots[i]->host, host) != 0)
-		i = (i + 1) & (b->cap - 1);
-	return i;
-}
-
-static batch_entry *batch_find(const cfg_resolve_batch *b, const char *host)
-{
-	return b->cap ? b->slots[batch_slot(b, host)] : NULL;
-}
-
-static void batch_put(cfg_resolve_batch *b, batch_entry *e)
-{
-	if ((b->count + 1) * 2 > b->cap) {
-		size_t ocap = b->cap;
-		batch_entry **old = b->slots;
-		b->cap = b->cap ? b->cap * 2 : 64;
-		b->slots = xcalloc(b->cap, sizeof(*b->slots));
-		for (size_t i = 0; i < ocap; i++)
-			if (old[i])
-				b->slots[batch_slot(b, old[i]->host)] = old[i];
-		free(old);
-	}
-	b->slots[batch_slot(b, e->host)] = e;
-	b->count++;
 }
 
 static bool lookup(const char *host, const struct sockaddr_storage *kept,
@@ -207,17 +183,18 @@ static int batch_answer(const char *host, struct sockaddr_storage *ss,
 			socklen_t *len, char *err, size_t errlen, int *rc)
 {
 	cfg_resolve_batch *b = tl_batch;
-	batch_entry *e = b ? batch_find(b, host) : NULL;
+	entry *e = b ? find(&b->t, host) : NULL;
 	if (!e && tl_fresh) {
+		char why[128];
 		e = xcalloc(1, sizeof(*e));
 		e->host = xstrdup(host);
-		e->ok = lookup(host, NULL, 0, &e->ss, &e->len, e->err,
-			       sizeof(e->err));
-		batch_put(b, e);
+		if (!lookup(host, NULL, 0, &e->ss, &e->len, why, sizeof(why)))
+			e->err = xstrdup(why);
+		put_entry(&b->t, e);
 	}
 	if (!e)
 		return 0;
-	if (e->ok) {
+	if (!e->err) {
 		*ss = e->ss;
 		*len = e->len;
 		*rc = 0;
@@ -255,7 +232,7 @@ int cfg_resolve_host(const char *host, struct sockaddr_storage *ss,
 	if (batch_answer(host, ss, len, err, errlen, &brc))
 		return brc;
 	pthread_mutex_lock(&lock);
-	entry *e = find(host);
+	entry *e = find(&cache, host);
 	if (e) {
 		*ss = e->ss;
 		*len = e->len;
@@ -266,12 +243,13 @@ int cfg_resolve_host(const char *host, struct sockaddr_storage *ss,
 	if (!lookup(host, NULL, 0, ss, len, err, errlen))
 		return -1;
 	pthread_mutex_lock(&lock);
-	if (!find(host)) { /* another build may have added it meanwhile */
+	if (!find(&cache,
+		  host)) { /* another build may have added it meanwhile */
 		e = xcalloc(1, sizeof(*e));
 		e->host = xstrdup(host);
 		e->ss = *ss;
 		e->len = *len;
-		put_entry(e);
+		put_entry(&cache, e);
 	}
 	pthread_mutex_unlock(&lock);
 	return 0;
@@ -283,7 +261,7 @@ void cfg_resolve_seed(const char *host, const struct sockaddr_storage *ss,
 	if (ss->ss_family != AF_INET && ss->ss_family != AF_INET6)
 		return;
 	pthread_mutex_lock(&lock);
-	if (!find(host)) {
+	if (!find(&cache, host)) {
 		entry *e = xcalloc(1, sizeof(*e));
 		e->host = xstrdup(host);
 		memcpy(&e->ss, ss, MIN(len, (socklen_t)sizeof(e->ss)));
@@ -292,7 +270,7 @@ void cfg_resolve_seed(const char *host, const struct sockaddr_storage *ss,
 			((struct sockaddr_in *)&e->ss)->sin_port = 0;
 		else
 			((struct sockaddr_in6 *)&e->ss)->sin6_port = 0;
-		put_entry(e);
+		put_entry(&cache, e);
 	}
 	pthread_mutex_unlock(&lock);
 }
@@ -309,30 +287,19 @@ void cfg_resolve_seed_config(const cfg_snapshot *cfg)
 bool cfg_resolve_differs(const char *host, const struct sockaddr_storage *ss)
 {
 	pthread_mutex_lock(&lock);
-	entry *e = find(host);
+	entry *e = find(&cache, host);
 	bool differs = e && !same_ip((const struct sockaddr *)&e->ss,
 				     (const struct sockaddr *)ss);
 	pthread_mutex_unlock(&lock);
 	return differs;
 }
 
-static void free_all(entry **s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (s[i]) {
-			free(s[i]->host);
-			free(s[i]);
-		}
-	free(s);
-}
-
 void cfg_resolve_forget(void)
 {
 	pthread_mutex_lock(&lock);
-	entry **old = slots;
-	size_t ocap = cap;
-	slots = NULL;
-	cap = count = 0;
+	entry **old = cache.slots;
+	size_t ocap = cache.cap;
+	cache = (table){0};
 	pthread_mutex_unlock(&lock);
 	free_all(old, ocap);
 }
@@ -353,12 +320,12 @@ size_t cfg_resolve_refresh(bool (*keep)(const char *host, void *arg),
 	/* 1. The names, copied: lookups block and run unlocked. */
 	pthread_mutex_lock(&lock);
 	size_t n = 0;
-	job *jobs = xcalloc(count ? count : 1, sizeof(*jobs));
-	for (size_t i = 0; i < cap; i++)
-		if (slots[i]) {
-			jobs[n].host = xstrdup(slots[i]->host);
-			jobs[n].kept = slots[i]->ss;
-			jobs[n].kept_len = slots[i]->len;
+	job *jobs = xcalloc(cache.count ? cache.count : 1, sizeof(*jobs));
+	for (size_t i = 0; i < cache.cap; i++)
+		if (cache.slots[i]) {
+			jobs[n].host = xstrdup(cache.slots[i]->host);
+			jobs[n].kept = cache.slots[i]->ss;
+			jobs[n].kept_len = cache.slots[i]->len;
 			n++;
 		}
 	pthread_mutex_unlock(&lock);
@@ -379,24 +346,23 @@ size_t cfg_resolve_refresh(bool (*keep)(const char *host, void *arg),
 	pthread_mutex_lock(&lock);
 	for (size_t i = 0; i < n; i++) {
 		job *j = &jobs[i];
-		if (!cap)
+		if (!cache.cap)
 			break;
-		size_t s = slot_of(j->host);
-		entry *e = slots[s];
+		size_t s = slot_of(&cache, j->host);
+		entry *e = cache.slots[s];
 		if (!e)
 			continue;
 		if (j->drop) {
 			/* Remove, then re-place the run of entries after it
 			 * (linear probing has no tombstones). */
-			slots[s] = NULL;
-			count--;
-			free(e->host);
-			free(e);
-			for (size_t k = (s + 1) & (cap - 1); slots[k];
-			     k = (k + 1) & (cap - 1)) {
-				entry *m = slots[k];
-				slots[k] = NULL;
-				slots[slot_of(m->host)] = m;
+			cache.slots[s] = NULL;
+			cache.count--;
+			entry_free(e);
+			for (size_t k = (s + 1) & (cache.cap - 1);
+			     cache.slots[k]; k = (k + 1) & (cache.cap - 1)) {
+				entry *m = cache.slots[k];
+				cache.slots[k] = NULL;
+				cache.slots[slot_of(&cache, m->host)] = m;
 			}
 			continue;
 		}
@@ -438,6 +404,6 @@ void cfg_resolve_counts_get(cfg_resolve_counts *out)
 	out->failures = atomic_load_explicit(&n_failures, memory_order_relaxed);
 	out->changes = atomic_load_explicit(&n_changes, memory_order_relaxed);
 	pthread_mutex_lock(&lock);
-	out->names = count;
+	out->names = cache.count;
 	pthread_mutex_unlock(&lock);
 }
