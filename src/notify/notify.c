@@ -79,7 +79,7 @@ struct notify_ctx {
 	CURLM *multi;
 	notify_db *db;
 	notify_job *jobs; /* waiting and running, oldest first */
-	size_t njobs, nrunning;
+	size_t njobs;
 	size_t target_max; /* running transfers per target */
 	uint64_t seq;
 
@@ -553,7 +553,6 @@ static int job_start(notify_ctx *n, notify_job *j)
 	if (j->attempt > 0)
 		atomic_fetch_add(&n->retried, 1);
 	j->easy = e;
-	n->nrunning++;
 	t->running++;
 	return 0;
 }
@@ -605,12 +604,12 @@ static void job_done(notify_ctx *n, notify_job *j, int code, long status,
 	job_free(j);
 }
 
-/* Whether j may start now: due, and its target below its share of
- * transfers (a receiver that hangs holds only its own slots). */
-static bool job_startable(notify_ctx *n, const notify_job *j, uint64_t now)
+/* Whether j waits (not running) with its target below its share of
+ * transfers (a receiver that hangs holds only its own slots): it starts
+ * once due. */
+static bool job_may_start(notify_ctx *n, const notify_job *j)
 {
-	return !j->easy && j->due <= now &&
-	       job_target(n, j)->running < n->target_max;
+	return !j->easy && job_target(n, j)->running < n->target_max;
 }
 
 static void start_due(notify_ctx *n, bool stopping, uint64_t now)
@@ -618,7 +617,8 @@ static void start_due(notify_ctx *n, bool stopping, uint64_t now)
 	notify_job *j = n->jobs;
 	while (j) {
 		notify_job *next = j->next;
-		if (job_startable(n, j, now) && job_start(n, j) < 0) {
+		if (job_may_start(n, j) && j->due <= now &&
+		    job_start(n, j) < 0) {
 			snprintf(j->err, sizeof(j->err),
 				 "cannot start a transfer");
 			job_done(n, j, CURLE_OUT_OF_MEMORY, 0, stopping, now);
@@ -643,7 +643,6 @@ static void reap(notify_ctx *n, bool stopping, uint64_t now)
 		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
 		curl_multi_remove_handle(n->multi, e);
 		curl_easy_cleanup(e);
-		n->nrunning--;
 		job_target(n, j)->running--;
 		j->easy = NULL;
 		job_done(n, j, code, status, stopping, now);
@@ -656,8 +655,7 @@ static long next_wait(notify_ctx *n, bool stopping, uint64_t deadline,
 {
 	uint64_t next = notify_db_next_due(n->db);
 	for (notify_job *j = n->jobs; j; j = j->next)
-		if (!j->easy && j->due < next &&
-		    job_target(n, j)->running < n->target_max)
+		if (j->due < next && job_may_start(n, j))
 			next = j->due;
 	if (stopping && deadline < next)
 		next = deadline;
@@ -694,7 +692,6 @@ static void abort_jobs(notify_ctx *n)
 		if (j->easy) {
 			curl_multi_remove_handle(n->multi, j->easy);
 			curl_easy_cleanup(j->easy);
-			n->nrunning--;
 			job_target(n, j)->running--;
 		}
 		atomic_fetch_add(&n->failed, 1);
