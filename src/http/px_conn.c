@@ -2550,13 +2550,12 @@ static bool up_handshake(px_client *cl)
 	const char *verr = tls_conn_verify_error(up->tls);
 	/* The log names the origin; the client's 502 says only what went
 	 * wrong, not the origin's name and internal address. */
-	char detail[320];
-	snprintf(detail, sizeof(detail), "TLS with the origin: %s%s%s",
+	char reason[256], detail[320];
+	snprintf(reason, sizeof(reason), "%s%s%s",
 		 why ? why : "TLS handshake failed", verr ? ": " : "",
 		 verr ? verr : "");
-	log_info("origin %s (%s:%u): %s%s%s", o->name, o->address, o->port,
-		 why ? why : "TLS handshake failed", verr ? ": " : "",
-		 verr ? verr : "");
+	snprintf(detail, sizeof(detail), "TLS with the origin: %s", reason);
+	log_info("origin %s (%s:%u): %s", o->name, o->address, o->port, reason);
 	origin_failed(cl, o, verr ? verr : why ? why : "TLS handshake failed");
 	up_close(up);
 	cl->up = NULL;
