@@ -183,6 +183,13 @@ void tls_server_rotate_tickets(tls_server *s)
 
 /* ---- callbacks (run inside handshakes, on worker threads) ---- */
 
+/* The connection onto set's context (a no-op when already there). */
+static bool move_to_set(SSL *ssl, const tls_server *s, int set)
+{
+	SSL_CTX *ctx = s->sets[set].ctx;
+	return SSL_get_SSL_CTX(ssl) == ctx || SSL_set_SSL_CTX(ssl, ctx) == ctx;
+}
+
 static int sni_cb(SSL *ssl, int *alert, void *arg)
 {
 	const tls_server *s = arg;
@@ -192,8 +199,7 @@ static int sni_cb(SSL *ssl, int *alert, void *arg)
 		*alert = SSL_AD_UNRECOGNIZED_NAME;
 		return SSL_TLSEXT_ERR_ALERT_FATAL;
 	}
-	SSL_CTX *ctx = s->sets[set].ctx;
-	if (SSL_get_SSL_CTX(ssl) != ctx && SSL_set_SSL_CTX(ssl, ctx) != ctx) {
+	if (!move_to_set(ssl, s, set)) {
 		*alert = SSL_AD_INTERNAL_ERROR;
 		return SSL_TLSEXT_ERR_ALERT_FATAL;
 	}
@@ -225,10 +231,7 @@ static int hello_cb(SSL *ssl, int *alert, void *arg)
 	if (n != len - 5)
 		return SSL_CLIENT_HELLO_SUCCESS;
 	int set = tls_sni_lookup(s->sni, (const char *)p + 5, n);
-	if (set < 0)
-		return SSL_CLIENT_HELLO_SUCCESS;
-	SSL_CTX *ctx = s->sets[set].ctx;
-	if (SSL_get_SSL_CTX(ssl) != ctx && SSL_set_SSL_CTX(ssl, ctx) != ctx) {
+	if (set >= 0 && !move_to_set(ssl, s, set)) {
 		*alert = SSL_AD_INTERNAL_ERROR;
 		return SSL_CLIENT_HELLO_ERROR;
 	}
