@@ -134,16 +134,6 @@ static const char *check_path(const char *s)
 }
 
 /* It goes into error pages, logs, metrics labels and pop_pools keys. */
-static const char *check_edge_name(const char *s)
-{
-	bool ok = strlen(s) <= 64;
-	for (const unsigned char *p = (const unsigned char *)s; ok && *p; p++)
-		ok = *p >= 0x20 && *p != 0x7f;
-	return ok ? NULL
-		  : "a name of at most 64 bytes, without control "
-		    "characters";
-}
-
 /* Names and ids shown in logs, the /status table, metrics labels, mail
  * and URLs: a newline in one would forge a line of its own. */
 static const char *check_no_control(const char *s)
@@ -152,6 +142,14 @@ static const char *check_no_control(const char *s)
 		if (*p < 0x20 || *p == 0x7f)
 			return "text without control characters";
 	return NULL;
+}
+
+static const char *check_edge_name(const char *s)
+{
+	return strlen(s) <= 64 && !check_no_control(s)
+		   ? NULL
+		   : "a name of at most 64 bytes, without control "
+		     "characters";
 }
 
 static const char *check_method(const char *s)

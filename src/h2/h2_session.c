@@ -717,7 +717,9 @@ void h2_session_free(h2_session *s)
 static void update_stall(h2_session *s)
 {
 	bool blocked = false;
-	uint64_t t = now(s) ? now(s) : 1;
+	uint64_t t = now(s);
+	if (!t)
+		t = 1; /* 0 means "not stalled" */
 	int32_t conn = nghttp2_session_get_remote_window_size(s->ng);
 	for (h2_stream *st = s->streams; st; st = st->next) {
 		bool waits = st->body_ready && !st->own_reset;
