@@ -259,6 +259,22 @@ static char *lower(core_arena *a, const char *s)
 	return h;
 }
 
+/* The fields of an entry its Ingress and rule give (host: NULL for a
+ * rule without one); the path's are the caller's. */
+static void ent_init(core_arena *a, ent *e, const kube_obj *o, const char *host,
+		     size_t order, const tun_service *hdef)
+{
+	if (host) {
+		e->host = lower(a, host);
+		e->host_len = strlen(e->host);
+		e->wildcard = e->host[0] == '*';
+	}
+	e->created = o->created;
+	e->ing = o->name;
+	e->order = order;
+	e->hdef = hdef;
+}
+
 tun_ruleset *kube_map_build(const kube_store *s, const char *ns,
 			    const char *cls, kube_problems *p)
 {
@@ -314,14 +330,8 @@ tun_ruleset *kube_map_build(const kube_store *s, const char *ns,
 				}
 				ent *e = &ents[ne++];
 				*e = (ent){0};
-				e->host = lower(a, kr->host);
-				e->host_len = strlen(e->host);
-				e->wildcard = e->host[0] == '*';
-				e->created = o->created;
-				e->ing = o->name;
-				e->order = order++;
+				ent_init(a, e, o, kr->host, order++, hdef);
 				e->host_only = true;
-				e->hdef = hdef;
 				continue;
 			}
 			for (size_t k = 0; k < kr->npaths; k++) {
@@ -348,20 +358,12 @@ tun_ruleset *kube_map_build(const kube_store *s, const char *ns,
 						o->name, path, why);
 					continue;
 				}
-				if (kr->host) {
-					e->host = lower(a, kr->host);
-					e->host_len = strlen(e->host);
-					e->wildcard = e->host[0] == '*';
-				}
+				ent_init(a, e, o, kr->host, order++, hdef);
 				e->path = core_arena_strdup(a, path);
 				e->path_len = strlen(path);
 				while (!e->exact && e->path_len > 1 &&
 				       e->path[e->path_len - 1] == '/')
 					e->path_len--;
-				e->created = o->created;
-				e->ing = o->name;
-				e->order = order++;
-				e->hdef = hdef;
 				resolve(a, s, ns, o->name, &kp->backend,
 					&e->svc, p);
 				ne++;
