@@ -1918,20 +1918,15 @@ int tun_connector_run_live(const tun_config *cfg, tun_ruleset *rs,
 		if (x->rs) /* else on_live dials with the first set */
 			core_timer_after(&x->loop, &c->timer, 0);
 	}
+	char rules[64] = "dialled once the first ingress rules are ready";
 	if (x->rs)
-		log_info("tunnel: connector %s for tunnel %s: %zu edge%s x %u "
-			 "connection%s, %zu ingress rule%s",
-			 x->name, cfg->tunnel, cfg->nedges,
-			 cfg->nedges == 1 ? "" : "s", cfg->conns_per_edge,
-			 cfg->conns_per_edge == 1 ? "" : "s", x->rs->nrules,
-			 x->rs->nrules == 1 ? "" : "s");
-	else
-		log_info("tunnel: connector %s for tunnel %s: %zu edge%s x %u "
-			 "connection%s, dialled once the first ingress rules "
-			 "are ready",
-			 x->name, cfg->tunnel, cfg->nedges,
-			 cfg->nedges == 1 ? "" : "s", cfg->conns_per_edge,
-			 cfg->conns_per_edge == 1 ? "" : "s");
+		snprintf(rules, sizeof(rules), "%zu ingress rule%s",
+			 x->rs->nrules, x->rs->nrules == 1 ? "" : "s");
+	log_info("tunnel: connector %s for tunnel %s: %zu edge%s x %u "
+		 "connection%s, %s",
+		 x->name, cfg->tunnel, cfg->nedges, cfg->nedges == 1 ? "" : "s",
+		 cfg->conns_per_edge, cfg->conns_per_edge == 1 ? "" : "s",
+		 rules);
 	if (core_loop_run(&x->loop) < 0) {
 		log_error("tunnel: event loop failed: %s", strerror(errno));
 		status = 1;
