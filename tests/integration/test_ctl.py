@@ -1,7 +1,10 @@
 """`meridian ctl health`: the health table (and --json) from a running
 edge's admin listener; clear errors and exit codes otherwise."""
+import contextlib
+import http.server
 import json
 import subprocess
+import threading
 
 import meridian_test as mt
 
@@ -96,13 +99,37 @@ def test_set_with_too_many_key_parts_is_a_usage_error():
     assert r.returncode == 2 and "at most 16 parts" in r.stderr, r
 
 
+@contextlib.contextmanager
+def fake_server(answer):
+    """A plain HTTP server on loopback whose every GET is answer():
+    (status, content type, body bytes). Yields its URL."""
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            status, ctype, b = answer()
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(b)))
+            self.end_headers()
+            self.wfile.write(b)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.HTTPServer((mt.LOCAL, 0), H)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield "http://%s:%d" % (mt.LOCAL, srv.server_address[1])
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        t.join(mt.WAIT)
+
+
 def test_ctl_survives_answers_missing_fields():
     """An API answer from another version (or a proxy) may lack a field
     the table shows, or hold items that are not objects: ctl prints '-'
     and never crashes (a missing field used to be a segfault)."""
-    import http.server
-    import threading
-
     bodies = [
         {"success": True, "errors": [], "messages": [],
          "result": [{"id": "a", "name": "p", "enabled": True,
@@ -113,23 +140,10 @@ def test_ctl_survives_answers_missing_fields():
     ]
     which = [0]
 
-    class H(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            b = json.dumps(bodies[which[0]]).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(b)))
-            self.end_headers()
-            self.wfile.write(b)
-
-        def log_message(self, *a):
-            pass
-
-    srv = http.server.HTTPServer((mt.LOCAL, 0), H)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    try:
-        server = "http://%s:%d" % (mt.LOCAL, srv.server_address[1])
+    def answer():
+        return (200, "application/json",
+                json.dumps(bodies[which[0]]).encode())
+    with fake_server(answer) as server:
         for i in range(len(bodies)):
             which[0] = i
             for cmd in (["pools", "list"], ["monitors", "list"],
@@ -137,10 +151,6 @@ def test_ctl_survives_answers_missing_fields():
                 r = _run("--server", server, *cmd)
                 assert r.returncode in (0, 1), (i, cmd, r.returncode,
                                                 r.stderr)
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        t.join(mt.WAIT)
 
 
 def test_a_404_from_another_server_is_not_not_found():
@@ -148,26 +158,8 @@ def test_a_404_from_another_server_is_not_not_found():
     plain HTTP server answering 404 to everything, as the edge's proxy
     listener does for an unknown host): exit 1, "not an API answer", not
     4, which a script would take for "the object does not exist"."""
-    import http.server
-    import threading
-
-    class H(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            b = b"no such host\n"
-            self.send_response(404)
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Length", str(len(b)))
-            self.end_headers()
-            self.wfile.write(b)
-
-        def log_message(self, *a):
-            pass
-
-    srv = http.server.HTTPServer((mt.LOCAL, 0), H)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    try:
-        server = "http://%s:%d" % (mt.LOCAL, srv.server_address[1])
+    with fake_server(lambda: (404, "text/plain", b"no such host\n")) \
+            as server:
         for cmd in (["pools", "get", "x"], ["pools", "list"],
                     ["lbs", "get", "x", "--zone", "example.com"]):
             r = _run("--server", server, *cmd)
@@ -175,10 +167,6 @@ def test_a_404_from_another_server_is_not_not_found():
             assert "not an API answer" in r.stderr and not r.stdout, r
         r = _run("--server", server, "health")
         assert r.returncode == 1 and "HTTP 404" in r.stderr, r
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        t.join(mt.WAIT)
 
 
 def test_every_option_is_documented_and_exists():
