@@ -9,6 +9,7 @@ from one to the other must move the traffic and the health checks, without
 a reload. A name that stops resolving keeps its address; round-robin
 answers that still hold the address in use change nothing; SIGHUP
 resolves afresh."""
+import contextlib
 import os
 import re
 import shutil
@@ -278,10 +279,12 @@ def blackhole_dns():
     raise AssertionError("no 127/8 address with port 53 free")
 
 
-def test_sigterm_while_dns_does_not_answer(stack, tmp_path):
-    """A name that left /etc/hosts goes to DNS, which does not answer: the
-    lookup blocks for the resolver's whole timeout (here minutes). SIGTERM
-    must not wait for it: the edge drains and exits as usual."""
+@contextlib.contextmanager
+def dns_down(stack, tmp_path, options, **start_kw):
+    """An edge whose origin's name is in a private hosts file (127.0.0.1,
+    origin "test a"), its resolver a DNS server that never answers
+    (options: resolv.conf's). Yields (edge, hosts file, the server's
+    socket, which sees the queries)."""
     hosts = str(tmp_path / "hosts")
     with open(hosts, "w") as f:
         f.write("127.0.0.1 %s\n" % NAME)
@@ -289,9 +292,20 @@ def test_sigterm_while_dns_does_not_answer(stack, tmp_path):
     try:
         resolv = str(tmp_path / "resolv.conf")
         with open(resolv, "w") as f:
-            f.write("nameserver %s\noptions timeout:30 attempts:5\n" % ip)
+            f.write("nameserver %s\noptions %s\n" % (ip, options))
         port, a, b = origin_pair(stack)
-        e = start(stack, hosts, port, resolv=resolv)
+        e = start(stack, hosts, port, resolv=resolv, **start_kw)
+        yield e, hosts, dns
+    finally:
+        dns.close()
+
+
+def test_sigterm_while_dns_does_not_answer(stack, tmp_path):
+    """A name that left /etc/hosts goes to DNS, which does not answer: the
+    lookup blocks for the resolver's whole timeout (here minutes). SIGTERM
+    must not wait for it: the edge drains and exits as usual."""
+    with dns_down(stack, tmp_path, "timeout:30 attempts:5") as \
+            (e, hosts, dns):
         assert "test a" in served_by(e.port)
         write_hosts(hosts, "")
         # A query reaches the dead server: a lookup is under way.
@@ -302,8 +316,6 @@ def test_sigterm_while_dns_does_not_answer(stack, tmp_path):
         assert rc == 0, "edge did not exit 0 on SIGTERM (rc=%r): %s" % (
             rc, e.describe())
         assert "drained; bye" in e.stderr_tail(1 << 16)
-    finally:
-        dns.close()
 
 
 def admin_get(e, path):
@@ -329,16 +341,8 @@ def test_sighup_while_dns_does_not_answer(stack, tmp_path):
     the control plane's lock, and which runs /metrics one call at a time
     with them) and SIGTERM must all go on as usual; more SIGHUPs meanwhile
     neither stack nor crash anything."""
-    hosts = str(tmp_path / "hosts")
-    with open(hosts, "w") as f:
-        f.write("127.0.0.1 %s\n" % NAME)
-    ip, dns = blackhole_dns()
-    try:
-        resolv = str(tmp_path / "resolv.conf")
-        with open(resolv, "w") as f:
-            f.write("nameserver %s\noptions timeout:30 attempts:5\n" % ip)
-        port, a, b = origin_pair(stack)
-        e = start(stack, hosts, port, interval="0s", resolv=resolv)
+    with dns_down(stack, tmp_path, "timeout:30 attempts:5",
+                  interval="0s") as (e, hosts, dns):
         assert "test a" in served_by(e.port)
         write_hosts(hosts, "")
         e.p.send_signal(signal.SIGHUP)
@@ -360,24 +364,14 @@ def test_sighup_while_dns_does_not_answer(stack, tmp_path):
         assert rc == 0, "edge did not exit 0 on SIGTERM (rc=%r): %s" % (
             rc, e.describe())
         assert "drained; bye" in e.stderr_tail(1 << 16)
-    finally:
-        dns.close()
 
 
 def test_sighup_whose_lookup_fails_changes_nothing(stack, tmp_path):
     """The reload's lookup fails after the resolver's timeout: the reload
     is refused by name and the running config (and its address) stays;
     SIGHUPs that came meanwhile give one more reload, not one each."""
-    hosts = str(tmp_path / "hosts")
-    with open(hosts, "w") as f:
-        f.write("127.0.0.1 %s\n" % NAME)
-    ip, dns = blackhole_dns()
-    try:
-        resolv = str(tmp_path / "resolv.conf")
-        with open(resolv, "w") as f:
-            f.write("nameserver %s\noptions timeout:1 attempts:1\n" % ip)
-        port, a, b = origin_pair(stack)
-        e = start(stack, hosts, port, interval="0s", resolv=resolv)
+    with dns_down(stack, tmp_path, "timeout:1 attempts:1",
+                  interval="0s") as (e, hosts, dns):
         write_hosts(hosts, "")
         e.p.send_signal(signal.SIGHUP)
         dns.settimeout(mt.WAIT)
@@ -403,5 +397,3 @@ def test_sighup_whose_lookup_fails_changes_nothing(stack, tmp_path):
         mt.wait_for(lambda: "test b" in served_by(e.port),
                     what="traffic on the address resolved at the reload")
         e.check_alive()
-    finally:
-        dns.close()
