@@ -707,17 +707,16 @@ static void render_tls(mbuf *b, const edge_snapshot *s)
 		       px_h2_err_name((px_h2_err)i), NULL, NULL, NULL, NULL);
 		end_u64(b, true, h2.errors[i]);
 	}
-	head(b, "meridian_http2_stream_resets_total", "counter",
-	     "HTTP/2 streams the edge reset while their connection went on, "
-	     "by reason (refused: over max_concurrent_streams, REFUSED_STREAM; "
-	     "stalled: the client kept the stream's window shut past "
-	     "client_idle).");
-	for (int i = 0; i < PX_H2_NSRESET; i++) {
-		series(b, "meridian_http2_stream_resets_total", "reason",
-		       px_h2_sreset_name((px_h2_sreset)i), NULL, NULL, NULL,
-		       NULL);
-		end_u64(b, true, h2.stream_resets[i]);
-	}
+	label_count sr[PX_H2_NSRESET];
+	for (int i = 0; i < PX_H2_NSRESET; i++)
+		sr[i] = (label_count){px_h2_sreset_name((px_h2_sreset)i),
+				      h2.stream_resets[i]};
+	by_label(b, "meridian_http2_stream_resets_total",
+		 "HTTP/2 streams the edge reset while their connection went "
+		 "on, by reason (refused: over max_concurrent_streams, "
+		 "REFUSED_STREAM; stalled: the client kept the stream's window "
+		 "shut past client_idle).",
+		 "reason", sr, PX_H2_NSRESET);
 	size_t n = s->tls ? tls_server_ncerts(s->tls) : 0;
 	if (!n)
 		return;
