@@ -505,7 +505,7 @@ static void list_table(kind k, const json_t *items)
 	json_t *o;
 	json_array_foreach(items, i, o)
 	{
-		char *row[16];
+		char *row[16] = {0};
 #define F(name) cell(json_object_get(o, name))
 		if (k == K_MONITOR) {
 			const char *type =

@@ -228,7 +228,7 @@ static int rd_txt(rd *r)
 	}
 	while (!at_end(r)) {
 		uint8_t buf[255];
-		size_t n;
+		size_t n = 0;
 		if (*r->p != '"')
 			return fail(r, "expected a quoted string, got '%.32s'",
 				    r->p);
@@ -264,7 +264,7 @@ static int rd_caa(rd *r)
 		return -EMSGSIZE;
 	skip_space(r);
 	if (*r->p == '"') {
-		size_t vlen;
+		size_t vlen = 0;
 		rc = quoted(r, r->out + r->len, r->cap - r->len, &vlen);
 		if (rc)
 			return rc;
