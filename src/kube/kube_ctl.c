@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@
 #define BACKOFF_BASE_MS 250
 #define BACKOFF_MAX_MS	30000
 #define STATUS_RETRY_MS 5000
+#define LIST_PAGE	500 /* objects per page of a list (`limit`) */
 
 typedef struct kwatch {
 	kube_kind kind;
@@ -105,68 +107,139 @@ static void mark_dirty(kube_ctl *k)
 /* --- lists ------------------------------------------------------------------
  */
 
+/* A failed list: logged, retried after a backoff. */
+static void list_failed(kube_ctl *k, kwatch *w, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void list_failed(kube_ctl *k, kwatch *w, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	uint64_t d = backoff(k, w->fails++);
+	log_warn("ingress: kubernetes API: list %s: %s; retrying in %.1f s",
+		 kube_kind_name(w->kind), msg, (double)d / 1000);
+	w->next_at = core_now_ms() + d;
+}
+
+/* One page of a list: 200 and its body, or the status (0: no answer) and
+ * err. */
+static long get_page(kube_ctl *k, kwatch *w, const char *cont, char **resp,
+		     size_t *len, char *err, size_t errlen)
+{
+	/* Tokens are base64 (the API server's are the URL alphabet); a
+	 * '+' would read as a space in the query, so it is escaped. */
+	char path[512 + 3 * KUBE_MAX_CONTINUE + 64];
+	kind_path(k, w->kind, path, sizeof(path));
+	size_t pl = strlen(path);
+	pl += (size_t)snprintf(path + pl, sizeof(path) - pl, "?limit=%d%s",
+			       LIST_PAGE, cont ? "&continue=" : "");
+	for (const char *c = cont; c && *c && pl + 4 < sizeof(path); c++)
+		if (*c == '+') {
+			memcpy(path + pl, "%2B", 3);
+			pl += 3;
+		} else {
+			path[pl++] = *c;
+		}
+	path[pl] = '\0';
+	long status = 0;
+	*resp = NULL;
+	if (kube_api_call(k->o.api, "GET", path, NULL, NULL, &status, resp, len,
+			  err, errlen) < 0)
+		return 0;
+	return status;
+}
+
+/* A list, page by page (`limit`, then `continue` until the API gives no
+ * token), as client-go's pager does: a namespace with more objects than
+ * one answer should carry is still listed whole, and the store is
+ * replaced only when every page is in. An expired token (410) starts the
+ * list again from the first page, once; then the usual backoff. */
 static void do_list(kube_ctl *k, kwatch *w)
 {
-	char path[512], err[256];
-	kind_path(k, w->kind, path, sizeof(path));
-	long status;
-	char *resp;
-	size_t len;
-	if (kube_api_call(k->o.api, "GET", path, NULL, NULL, &status, &resp,
-			  &len, err, sizeof(err)) < 0) {
-		uint64_t d = backoff(k, w->fails++);
-		log_warn("ingress: kubernetes API %s: list %s: %s; retrying "
-			 "in %.1f s",
-			 kube_api_server(k->o.api), kube_kind_name(w->kind),
-			 err, (double)d / 1000);
-		w->next_at = core_now_ms() + d;
-		return;
-	}
-	if (status != 200) {
-		char msg[256];
-		kube_api_message(resp, len, msg, sizeof(msg));
-		uint64_t d = backoff(k, w->fails++);
-		log_warn("ingress: kubernetes API: list %s: %ld %s: %s%s; "
-			 "retrying in %.1f s",
-			 kube_kind_name(w->kind), status,
-			 status == 401	 ? "Unauthorized"
-			 : status == 403 ? "Forbidden"
-					 : "error",
-			 msg,
-			 status == 401 ? " (check the token)"
-			 : status == 403
-			     ? " (check the RBAC: list/watch ingresses, "
-			       "services, endpointslices)"
-			     : "",
-			 (double)d / 1000);
+	kube_list all = {0};
+	char *cont = NULL;
+	int restarts = 0;
+	size_t pages = 0;
+	for (;;) {
+		char err[256], *resp;
+		size_t len = 0;
+		long status =
+		    get_page(k, w, cont, &resp, &len, err, sizeof(err));
+		if (status == 410 && cont && restarts++ == 0) {
+			log_info("ingress: list %s: the continue token "
+				 "expired after %zu page%s; listing again",
+				 kube_kind_name(w->kind), pages,
+				 pages == 1 ? "" : "s");
+			free(resp);
+			free(cont);
+			cont = NULL;
+			kube_list_free(&all);
+			pages = 0;
+			continue;
+		}
+		if (status == 0) {
+			uint64_t d = backoff(k, w->fails++);
+			log_warn("ingress: kubernetes API %s: list %s: %s; "
+				 "retrying in %.1f s",
+				 kube_api_server(k->o.api),
+				 kube_kind_name(w->kind), err,
+				 (double)d / 1000);
+			w->next_at = core_now_ms() + d;
+			goto fail;
+		}
+		if (status != 200) {
+			char msg[256];
+			kube_api_message(resp, len, msg, sizeof(msg));
+			list_failed(
+			    k, w, "%ld %s: %s%s", status,
+			    status == 401   ? "Unauthorized"
+			    : status == 403 ? "Forbidden"
+			    : status == 410 ? "Gone"
+					    : "error",
+			    msg,
+			    status == 401 ? " (check the token)"
+			    : status == 403
+				? " (check the RBAC: list/watch ingresses, "
+				  "services, endpointslices)"
+				: "");
+			free(resp);
+			goto fail;
+		}
+		kube_list l;
+		const char *why = NULL;
+		int rc = kube_list_decode(w->kind, resp, len, &l, &why);
 		free(resp);
-		w->next_at = core_now_ms() + d;
-		return;
-	}
-	kube_list l;
-	const char *why = NULL;
-	if (kube_list_decode(w->kind, resp, len, &l, &why) < 0) {
-		uint64_t d = backoff(k, w->fails++);
-		log_warn("ingress: kubernetes API: list %s: %s; retrying in "
-			 "%.1f s",
-			 kube_kind_name(w->kind), why, (double)d / 1000);
+		if (rc == 0)
+			rc = kube_list_append(&all, &l, &why);
 		kube_list_free(&l);
-		free(resp);
-		w->next_at = core_now_ms() + d;
-		return;
+		if (rc < 0) {
+			list_failed(k, w, "%s", why);
+			goto fail;
+		}
+		pages++;
+		free(cont);
+		cont = all.cont;
+		all.cont = NULL;
+		if (!cont)
+			break;
 	}
-	free(resp);
-	size_t n = l.n;
-	snprintf(w->rv, sizeof(w->rv), "%s", l.rv);
-	kube_store_replace(&k->store, w->kind, &l);
-	kube_list_free(&l);
-	log_info("ingress: listed %zu %s (resourceVersion %s)", n,
-		 kube_kind_name(w->kind), w->rv);
+	size_t n = all.n;
+	snprintf(w->rv, sizeof(w->rv), "%s", all.rv);
+	kube_store_replace(&k->store, w->kind, &all);
+	kube_list_free(&all);
+	log_info("ingress: listed %zu %s in %zu page%s (resourceVersion %s)", n,
+		 kube_kind_name(w->kind), pages, pages == 1 ? "" : "s", w->rv);
 	w->listed = true;
 	w->need_list = false;
 	w->fails = 0;
 	w->next_at = 0;
 	mark_dirty(k);
+	return;
+fail:
+	free(cont);
+	kube_list_free(&all);
 }
 
 /* --- watches ----------------------------------------------------------------
@@ -214,7 +287,13 @@ static void apply_line(kwatch *w, const char *line, size_t len)
 		kube_store_del(&k->store, w->kind, ev.obj->name);
 		kube_obj_free(ev.obj);
 	} else {
-		kube_store_put(&k->store, ev.obj);
+		char name[sizeof(ev.name)];
+		snprintf(name, sizeof(name), "%s", ev.name);
+		if (!kube_store_put(&k->store, ev.obj))
+			log_warn(
+			    "ingress: watch %s: %s is one more than the %d "
+			    "objects kept; left out",
+			    kube_kind_name(w->kind), name, KUBE_MAX_OBJECTS);
 	}
 	mark_dirty(k);
 }
@@ -445,7 +524,7 @@ static void write_status(kube_ctl *k, const kube_obj *o)
 					      : k->o.status_ip);
 		kube_obj *no = kube_obj_decode(KUBE_INGRESS, resp, len, NULL);
 		if (no && !strcmp(no->name, name))
-			kube_store_put(&k->store, no); /* o is gone now */
+			(void)kube_store_put(&k->store, no); /* replaces o */
 		else
 			kube_obj_free(no);
 		free(resp);

@@ -386,11 +386,27 @@ int kube_list_decode(kube_kind k, const char *buf, size_t len, kube_list *out,
 		goto out;
 	}
 	size_t n = json_array_size(items);
-	if (n > KUBE_MAX_ITEMS) {
+	if (n > KUBE_MAX_OBJECTS) {
 		*why = "too many items";
 		goto out;
 	}
-	copy_rv(out->rv, obj(j, "metadata"));
+	const json_t *md = obj(j, "metadata");
+	copy_rv(out->rv, md);
+	/* The token goes into the next page's URL: bounded, and only the
+	 * characters of its base64 (anything else is not a token). */
+	const json_t *cont = md ? json_object_get(md, "continue") : NULL;
+	if (json_is_string(cont) && json_string_length(cont) > 0) {
+		const char *c = json_string_value(cont);
+		size_t clen = json_string_length(cont);
+		if (clen > KUBE_MAX_CONTINUE ||
+		    strspn(c, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv"
+			      "wxyz0123456789+/=-_") != clen) {
+			*why =
+			    "a continue token that is not base64 or too long";
+			goto out;
+		}
+		out->cont = xstrdup(c);
+	}
 	out->items = xcalloc(n ? n : 1, sizeof(*out->items));
 	for (size_t i = 0; i < n; i++) {
 		const char *w;
@@ -410,7 +426,27 @@ void kube_list_free(kube_list *l)
 	for (size_t i = 0; i < l->n; i++)
 		kube_obj_free(l->items[i]);
 	free(l->items);
+	free(l->cont);
 	*l = (kube_list){0};
+}
+
+int kube_list_append(kube_list *all, kube_list *page, const char **why)
+{
+	if (page->n > KUBE_MAX_OBJECTS - all->n) {
+		*why = "more objects than the controller keeps (100000)";
+		return -1;
+	}
+	all->items =
+	    xrealloc(all->items, (all->n + page->n + 1) * sizeof(*all->items));
+	memcpy(all->items + all->n, page->items,
+	       page->n * sizeof(*page->items));
+	all->n += page->n;
+	page->n = 0;
+	memcpy(all->rv, page->rv, sizeof(all->rv));
+	free(all->cont);
+	all->cont = page->cont;
+	page->cont = NULL;
+	return 0;
 }
 
 /* --- the store ------------------------------------------------------------ */
@@ -435,7 +471,7 @@ static size_t find(const kube_store *s, kube_kind k, const char *name,
 	return lo;
 }
 
-void kube_store_put(kube_store *s, kube_obj *o)
+bool kube_store_put(kube_store *s, kube_obj *o)
 {
 	kube_kind k = o->kind;
 	bool found;
@@ -443,11 +479,11 @@ void kube_store_put(kube_store *s, kube_obj *o)
 	if (found) {
 		kube_obj_free(s->objs[k][i]);
 		s->objs[k][i] = o;
-		return;
+		return true;
 	}
-	if (s->n[k] >= KUBE_MAX_ITEMS) {
+	if (s->n[k] >= KUBE_MAX_OBJECTS) {
 		kube_obj_free(o); /* a namespace larger than we handle */
-		return;
+		return false;
 	}
 	if (s->n[k] == s->cap[k]) {
 		s->cap[k] = s->cap[k] ? s->cap[k] * 2 : 16;
@@ -456,6 +492,7 @@ void kube_store_put(kube_store *s, kube_obj *o)
 	memmove(&s->objs[k][i + 1], &s->objs[k][i], (s->n[k] - i) * sizeof(o));
 	s->objs[k][i] = o;
 	s->n[k]++;
+	return true;
 }
 
 bool kube_store_del(kube_store *s, kube_kind k, const char *name)

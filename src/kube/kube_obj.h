@@ -17,7 +17,10 @@
 
 struct core_arena;
 
-#define KUBE_MAX_ITEMS	   4096 /* per list, and objects per kind */
+/* Objects per kind, over every page of a list: past it, a list is refused
+ * (and retried) and a watch event adding one more is logged and left out. */
+#define KUBE_MAX_OBJECTS   100000
+#define KUBE_MAX_CONTINUE  2048 /* bytes of a list's continue token */
 #define KUBE_MAX_RULES	   256	/* per Ingress: rules, and paths per rule */
 #define KUBE_MAX_PORTS	   64
 #define KUBE_MAX_ENDPOINTS 1024 /* addresses per EndpointSlice */
@@ -124,6 +127,7 @@ typedef struct kube_list {
 	kube_obj **items;
 	size_t n;
 	char rv[64]; /* metadata.resourceVersion of the list */
+	char *cont;  /* metadata.continue: the next page's token, or NULL */
 } kube_list;
 
 const char *kube_kind_name(kube_kind k); /* "ingresses", "services", ... */
@@ -145,6 +149,9 @@ int kube_event_decode(kube_kind k, const char *buf, size_t len, kube_event *ev,
 int kube_list_decode(kube_kind k, const char *buf, size_t len, kube_list *out,
 		     const char **why);
 void kube_list_free(kube_list *l);
+/* Moves a page's items to the end of all (the page is left empty; rv and
+ * cont are the page's). -1 and why past KUBE_MAX_OBJECTS items. */
+int kube_list_append(kube_list *all, kube_list *page, const char **why);
 
 /* "2026-11-27T15:23:25Z" -> seconds since 1970, or -1. */
 int64_t kube_parse_time(const char *s);
@@ -155,8 +162,9 @@ typedef struct kube_store {
 	size_t n[KUBE_NKINDS], cap[KUBE_NKINDS];
 } kube_store;
 
-/* Insert or replace by name (the store owns o). */
-void kube_store_put(kube_store *s, kube_obj *o);
+/* Insert or replace by name (the store owns o). false when o was a new
+ * object past KUBE_MAX_OBJECTS of its kind: it is freed, not kept. */
+bool kube_store_put(kube_store *s, kube_obj *o);
 /* Remove by name; true when it was there. */
 bool kube_store_del(kube_store *s, kube_kind k, const char *name);
 /* Replace every object of kind k by the list's (taken from l). */

@@ -33,7 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	kube_list l;
 	const char *why = NULL;
 	if (kube_list_decode(k, p, len, &l, &why) == 0) {
-		CHECK(l.n <= KUBE_MAX_ITEMS);
+		CHECK(l.n <= KUBE_MAX_OBJECTS);
+		CHECK(!l.cont || strlen(l.cont) <= KUBE_MAX_CONTINUE);
 		kube_store_replace(&s, k, &l);
 	} else {
 		CHECK(why != NULL);

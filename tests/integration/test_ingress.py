@@ -55,7 +55,10 @@ class FakeKube:
         self.token = KUBE_TOKEN
         self.gone = {k: None for k in KINDS}    # "http" / "event"
         self.watch_gen = {k: 0 for k in KINDS}  # bump: close watches
-        self.lists = {k: 0 for k in KINDS}
+        self.lists = {k: 0 for k in KINDS}   # lists started (first pages)
+        self.pages = {k: 0 for k in KINDS}   # pages served
+        self.snaps = []                      # (rv, items) per list
+        self.expire_continue = {k: 0 for k in KINDS}  # next N: 410
         self.watches = {k: 0 for k in KINDS}
         self.unauthorized = 0
         self.status_writes = []
@@ -217,11 +220,34 @@ class FakeKube:
                 self.lists_held += 1
             self.list_hold.wait(timeout=4 * mt.WAIT)
         with self.lock:
-            self.lists[kind] += 1
-            self.gone[kind] = None
+            cont = q.get("continue")
+            if cont is None:
+                # A list is a snapshot at one resourceVersion, served in
+                # pages of `limit` (sorted by name, as etcd keys are);
+                # the token names the snapshot and the offset.
+                self.lists[kind] += 1
+                self.gone[kind] = None
+                snap = (str(self.rv), [self.objs[kind][n] for n in
+                                       sorted(self.objs[kind])])
+                self.snaps.append(snap)
+                sid, off = len(self.snaps) - 1, 0
+            else:
+                sid, off = (int(x) for x in cont[1:].split("_"))
+                if self.expire_continue[kind] > 0:
+                    self.expire_continue[kind] -= 1
+                    return self._status(
+                        h, 410, "Expired", "The provided continue "
+                        "parameter is too old to display a consistent "
+                        "list result.")
+                snap = self.snaps[sid]
+            self.pages[kind] += 1
+            limit = int(q.get("limit") or 0) or len(snap[1]) or 1
+            items = snap[1][off:off + limit]
+            md = {"resourceVersion": snap[0]}
+            if off + limit < len(snap[1]):
+                md["continue"] = "c%d_%d" % (sid, off + limit)
             body = {"kind": KINDS[kind][1] + "List", "apiVersion": "v1",
-                    "metadata": {"resourceVersion": str(self.rv)},
-                    "items": list(self.objs[kind].values())}
+                    "metadata": md, "items": items}
         self._send(h, 200, body)
 
     def _watch(self, h, kind, q):
@@ -848,6 +874,35 @@ def test_gone_and_closed_watches(world):
         ("shop.example.com", [("/", "Prefix", "web", {"number": 80})])]))
     w.wait_route("shop.example.com", "/", "b")
     assert k.lists["ingresses"] == lists["ingresses"] + 1  # no re-list
+
+
+def test_a_large_namespace_is_listed_in_pages(world):
+    """Lists go page by page (limit/continue, as client-go's pager):
+    4,203 Services (past the 4,096 a single list was once allowed) come
+    in nine pages, and the Service the Ingress needs sorts last, so it
+    routes only when every page was read. A
+    continue token that expired mid-list (410) starts the list again;
+    the store is replaced only by a whole list."""
+    w = world
+    base_objects(w)
+    k = w.kube
+    for i in range(4200):
+        k.put("services", service("fill-%04d" % i, [{"port": 80}]))
+    k.put("services", service("zz-web", [{"name": "http", "port": 80}]))
+    k.put("endpointslices", slice_("zz-web-abc", "zz-web", w.pod_port,
+                                   [("127.0.0.3", True)]))
+    k.put("ingresses", ingress("shop", rules=[
+        ("shop.example.com", [("/", "Prefix", "zz-web", {"number": 80})])]))
+    k.expire_continue["services"] = 1
+    w.start()
+    w.wait_route("shop.example.com", "/", "b")
+    log = w.log()
+    assert "the continue token expired after 1 page;" in log, log[-3000:]
+    assert "listed 4203 services in 9 pages" in log, log[-3000:]
+    with k.lock:
+        assert k.lists["services"] == 2       # the first, then again
+        assert k.pages["services"] == 1 + 9   # the 410 is not a page
+        assert k.pages["ingresses"] == 1
 
 
 def test_a_long_watch_line(world):

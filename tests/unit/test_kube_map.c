@@ -599,6 +599,39 @@ static void test_list_and_store(void **state)
 	assert_int_equal(kube_list_decode(KUBE_SERVICE, "[]", 2, &list, &why),
 			 -1);
 	kube_list_free(&list);
+	/* Pages: the continue token is kept; appended pages move their
+	 * items, and the last page's rv and token are the list's. */
+	const char *p1 = "{\"metadata\":{\"resourceVersion\":\"7\","
+			 "\"continue\":\"eyJ2Ijoi-_0=\"},\"items\":["
+			 "{\"metadata\":{\"name\":\"a\"}}]}";
+	const char *p2 = "{\"metadata\":{\"resourceVersion\":\"7\"},"
+			 "\"items\":[{\"metadata\":{\"name\":\"b\"}}]}";
+	kube_list all = {0}, page;
+	assert_int_equal(
+	    kube_list_decode(KUBE_SERVICE, p1, strlen(p1), &page, &why), 0);
+	assert_string_equal(page.cont, "eyJ2Ijoi-_0=");
+	assert_int_equal(kube_list_append(&all, &page, &why), 0);
+	assert_int_equal(page.n, 0);
+	assert_null(page.cont);
+	kube_list_free(&page);
+	assert_string_equal(all.cont, "eyJ2Ijoi-_0=");
+	assert_int_equal(
+	    kube_list_decode(KUBE_SERVICE, p2, strlen(p2), &page, &why), 0);
+	assert_null(page.cont);
+	assert_int_equal(kube_list_append(&all, &page, &why), 0);
+	kube_list_free(&page);
+	assert_int_equal(all.n, 2);
+	assert_null(all.cont);
+	assert_string_equal(all.rv, "7");
+	assert_string_equal(all.items[1]->name, "b");
+	kube_list_free(&all);
+	/* A token that could not be one (it would go into a URL) */
+	const char *bad = "{\"metadata\":{\"continue\":\"a&watch=1\"},"
+			  "\"items\":[]}";
+	assert_int_equal(
+	    kube_list_decode(KUBE_SERVICE, bad, strlen(bad), &page, &why), -1);
+	assert_non_null(strstr(why, "continue token"));
+	kube_list_free(&page);
 	assert_true(kube_parse_time("1970-01-02T00:00:00Z") == 86400);
 	assert_true(kube_parse_time("nope") == -1);
 }
