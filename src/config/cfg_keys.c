@@ -1130,7 +1130,8 @@ static const cfg_key geo_keys[] = {
      ARRAY_AT(cfg_geo, trusted_proxies, ntrusted_proxies),
      .item = &item_cidr,
      .help = "Peers whose X-Forwarded-For and PROXY protocol headers are "
-	     "believed."},
+	     "believed. The client found is what origins get in X-Real-IP "
+	     "(a client's own X-Real-IP is dropped)."},
 };
 static const cfg_table geo_table = {
     .path = "geo",

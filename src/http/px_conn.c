@@ -1511,8 +1511,10 @@ static void forward_request(px_client *cl, const http1_request *req,
 		cl->uhead = core_buf_get(&w->bufs);
 	px_resp_edit ed = {0}; /* the request id, when there is one */
 	edge_fields(cl, &ed, false);
+	char real_ip[INET6_ADDRSTRLEN];
 	px_req_ctx ctx = {
 	    .client_ip = cl->ip,
+	    .real_ip = px_client_ip(cl, real_ip, sizeof(real_ip)),
 	    .proto = is_https(cl) ? "https" : "http",
 	    .origin = cl->origin,
 	    .upstream_http10 = cl->http10,

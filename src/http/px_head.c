@@ -60,17 +60,18 @@ static bool name_is(const http1_header *h, const char *name, size_t n)
 }
 #define NAME_IS(h, lit) name_is((h), lit, sizeof(lit) - 1)
 
-/* X_Forwarded_For, x-forwarded_proto, ...: CGI, WSGI and FastCGI origins
- * map '_' and '-' to the same variable, so a client could smuggle its own
- * value past the fields the edge sets. Dropped, as nginx drops every
- * field with '_' by default. Only names of the right length that hold a
- * '_' are compared. */
+/* X_Forwarded_For, x-forwarded_proto, X_Real_IP, ...: CGI, WSGI and
+ * FastCGI origins map '_' and '-' to the same variable, so a client could
+ * smuggle its own value past the fields the edge sets. Dropped, as nginx
+ * drops every field with '_' by default. Only names of the right length
+ * that hold a '_' are compared. */
 static bool forwarded_alias(const http1_header *h)
 {
-	static const char *const names[] = {
-	    "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"};
+	static const char *const names[] = {"x-forwarded-for",
+					    "x-forwarded-proto",
+					    "x-forwarded-host", "x-real-ip"};
 	uint32_t n = h->name.len;
-	if (n < 15 || n > 17 || !memchr(h->name.p, '_', n))
+	if (n < 9 || n > 17 || !memchr(h->name.p, '_', n))
 		return false;
 	for (size_t i = 0; i < ARRAY_LEN(names); i++) {
 		if (strlen(names[i]) != n)
@@ -229,8 +230,11 @@ int px_head_request(const http1_request *req, const px_req_ctx *ctx, char *out,
 			has_xff = true; /* merged below, ours last */
 			continue;
 		}
+		/* The edge's own: a client's value would pass for the
+		 * edge's to an origin that trusts the edge. */
 		if (NAME_IS(h, "X-Forwarded-Proto") ||
-		    NAME_IS(h, "X-Forwarded-Host") || forwarded_alias(h))
+		    NAME_IS(h, "X-Forwarded-Host") || NAME_IS(h, "X-Real-IP") ||
+		    forwarded_alias(h))
 			continue;
 		if (NAME_IS(h, "Transfer-Encoding")) {
 			/* Chunked bodies are forwarded byte for byte. */
@@ -272,6 +276,10 @@ int px_head_request(const http1_request *req, const px_req_ctx *ctx, char *out,
 	if (req->host.len) {
 		puts_(&w, "\r\nX-Forwarded-Host: ");
 		put_str(&w, req->host);
+	}
+	if (ctx->real_ip) {
+		puts_(&w, "\r\nX-Real-IP: ");
+		puts_(&w, ctx->real_ip);
 	}
 	puts_(&w, "\r\n");
 	if (upgrade)

@@ -22,7 +22,10 @@
 #include "http/http1_parse.h"
 
 typedef struct px_req_ctx {
-	const char *client_ip;	  /* for X-Forwarded-For */
+	const char *client_ip; /* for X-Forwarded-For: the peer */
+	/* X-Real-IP: the client after PROXY and trusted X-Forwarded-For
+	 * (NULL: no field; the client's own is dropped either way) */
+	const char *real_ip;
 	const char *proto;	  /* "http" or "https" */
 	const cfg_origin *origin; /* its Host header override, if any */
 	bool upstream_http10;	  /* HTTP/1.0 client: speak 1.0 upstream */

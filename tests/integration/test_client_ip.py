@@ -144,3 +144,22 @@ def test_xff_from_trusted_proxy_steers(stack):
     out = _exchange(e.port, _get(headers=[("X-Forwarded-For", "nonsense")]),
                     source="127.0.0.1")
     assert out.endswith("gcp g1\n"), out
+
+
+def test_x_real_ip_is_the_client_found(stack):
+    """X-Real-IP is the client after trusted X-Forwarded-For (or the
+    peer); a client's own X-Real-IP, or X_Real_IP, is dropped."""
+    e = _edge(stack, ["127.0.0.1/32"], False)
+    spoof = [("X-Real-IP", "6.6.6.6"), ("X_Real_IP", "6.6.6.7")]
+    out = _exchange(e.port, _get("/echo", headers=[
+        ("X-Forwarded-For", "10.9.9.9, 127.1.0.7")] + spoof),
+        source="127.0.0.1")
+    assert " 200 " in out.split("\r\n")[0], out
+    assert "X-Real-IP: 127.1.0.7\r\n" in out, out
+    assert "6.6.6" not in out, out
+    # From an untrusted peer its X-Forwarded-For is not believed.
+    out = _exchange(e.port, _get("/echo", headers=[
+        ("X-Forwarded-For", "127.1.0.7")] + spoof), source="127.0.0.3")
+    assert "X-Real-IP: 127.0.0.3\r\n" in out, out
+    assert "6.6.6" not in out, out
+    assert out.count("X-Real-IP") == 1, out

@@ -671,6 +671,28 @@ class ChunkedRecordingOrigin(FakeOrigin):
             buf += d
 
 
+def test_x_real_ip_is_the_edges(lab, tmp_path):
+    """X-Real-IP reaches the origin as the client the edge saw; the
+    client's own (and its '_' spelling) never does."""
+    ro = lab.fake(ChunkedRecordingOrigin, "rec")
+    hp = mt.free_port()
+    e = lab.edge([{"id": "p", "origins": [org(ro)]}],
+                 [{"name": HOST, "default_pools": ["p"]}], https_port=hp,
+                 workers=1, edge_extra={"tls": certs(tmp_path)})
+    mt.wait_for(lambda: mt.port_accepts(hp), what="https listener")
+    with H2Client(hp) as c:
+        sid = c.request("/t", method="POST", end=False, headers=[
+            ("x-real-ip", "6.6.6.6"), ("x_real_ip", "6.6.6.7")])
+        c.c.send_data(sid, b"hello", end_stream=True)
+        c.flush()
+        st = c.response(sid)
+        assert st[0] == 200, st
+    head = ro.requests_raw[-1].partition(b"\r\n\r\n")[0]
+    assert b"\r\nX-Real-IP: 127.0.0.1\r\n" in head + b"\r\n", head
+    assert b"6.6.6" not in head, head
+    e.check_alive()
+
+
 def test_request_trailers_are_filtered(lab, tmp_path):
     """HTTP/2 request trailers reach the origin in the chunked trailer
     section, except the fields RFC 9110 6.5.1 keeps out of trailers and

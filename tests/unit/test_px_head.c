@@ -211,6 +211,29 @@ static void test_request_xff_appended_and_spoofs_replaced(void **state)
 	assert_non_null(strstr(h, "X_Other: kept\r\n"));
 	assert_non_null(strstr(h, "X-Forwarded_Port: 1\r\n"));
 	assert_non_null(strstr(h, "X-Forwarded-For: 127.0.0.9\r\n"));
+	/* X-Real-IP is the edge's: the client's (either spelling) goes,
+	 * ours is real_ip, and none without one. */
+	h = rewrite_req("GET / HTTP/1.1\r\nHost: a\r\nX-Real-IP: 6.6.6.6\r\n"
+			"x_real_ip: 6.6.6.7\r\nX-Real_Ip: 6.6.6.8\r\n\r\n",
+			"127.0.0.9", false);
+	assert_null(strstr(h, "6.6.6"));
+	assert_null(strstr(h, "X-Real-IP"));
+	{
+		const char *raw = "GET / HTTP/1.1\r\nHost: a\r\n"
+				  "X-Real-IP: 6.6.6.6\r\n\r\n";
+		assert_int_equal(
+		    http1_parse_request(raw, strlen(raw), &lim, &req),
+		    (int)strlen(raw));
+		px_req_ctx ctx = {.client_ip = "127.0.0.9",
+				  .real_ip = "192.0.2.7",
+				  .proto = "http"};
+		int n = px_head_request(&req, &ctx, out, sizeof(out) - 1);
+		assert_true(n > 0);
+		out[n] = '\0';
+		assert_null(strstr(out, "6.6.6.6"));
+		assert_non_null(strstr(out, "X-Forwarded-Host: a\r\n"
+					    "X-Real-IP: 192.0.2.7\r\n\r\n"));
+	}
 	/* Fields after a client's X-Forwarded-For keep their own lines. */
 	h = rewrite_req("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1"
 			"\r\nAccept: */*\r\nX-Forwarded-For: 2.2.2.2\r\n"
