@@ -192,10 +192,11 @@ int cmd_ingress(int argc, char **argv)
 	}
 	cfg_diag_free(&d);
 	if (check) {
-		printf("ok: ingress controller for namespace %s (class %s, "
+		printf("ok: ingress controller for namespace %s (class %s%s, "
 		       "API %s), tunnel %s, %zu edge%s x %u connection%s\n",
-		       ns, ks.ingress_class, creds.server, cfg->tunnel,
-		       cfg->nedges, cfg->nedges == 1 ? "" : "s",
+		       ns, ks.ingress_class,
+		       ks.without_class ? " and none" : "", creds.server,
+		       cfg->tunnel, cfg->nedges, cfg->nedges == 1 ? "" : "s",
 		       cfg->conns_per_edge,
 		       cfg->conns_per_edge == 1 ? "" : "s");
 		tun_config_free(cfg);
@@ -213,6 +214,7 @@ int cmd_ingress(int argc, char **argv)
 		    .api = api,
 		    .ns = ns,
 		    .ingress_class = ks.ingress_class,
+		    .without_class = ks.without_class,
 		    .status_hostname = ks.status_hostname,
 		    .status_ip = cfg->edges[0].ip,
 		    .live = live,

@@ -15,8 +15,14 @@
 #define ERR(e, n, ...) cfg_errs_add((e), (n)->line, (n)->col, __VA_ARGS__)
 
 static const char *const keys[] = {
-    "api",	  "kubeconfig", "namespace", "ingress_class", "status_hostname",
-    "token_file", "ca",
+    "api",
+    "kubeconfig",
+    "namespace",
+    "ingress_class",
+    "status_hostname",
+    "token_file",
+    "ca",
+    "without_class",
 };
 
 /* A DNS label (RFC 1123): what a namespace and a class name are. */
@@ -57,6 +63,18 @@ void kube_settings_load(void *arg, core_arena *a, const cfg_node *n,
 		}
 		if (v->bad)
 			continue;
+		if (!strcmp(key->str, "without_class")) {
+			bool t = v->kind == CFG_NODE_SCALAR && !v->is_null &&
+				 !strcmp(v->str, "true");
+			if (!t && !(v->kind == CFG_NODE_SCALAR && !v->is_null &&
+				    !strcmp(v->str, "false")))
+				ERR(e, v,
+				    "kubernetes.without_class: expected true "
+				    "or false");
+			else
+				k->without_class = t;
+			continue;
+		}
 		if (v->kind != CFG_NODE_SCALAR || v->is_null || !v->len) {
 			ERR(e, v, "kubernetes.%s: expected a string, got %s",
 			    key->str,

@@ -22,6 +22,7 @@ typedef struct kube_settings {
 	const char *kubeconfig;	     /* NULL: none */
 	const char *namespace;	     /* NULL: in-cluster namespace file */
 	const char *ingress_class;   /* default "meridian" */
+	bool without_class;	     /* also Ingresses with no class */
 	const char *status_hostname; /* NULL: the first edge's IP */
 	const char *token_file;	     /* default: the service account's */
 	const char *ca;		     /* default: the service account's */

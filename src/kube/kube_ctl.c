@@ -431,8 +431,8 @@ static void watch_done(kube_ctl *k, kwatch *w, CURLcode rc)
 static void rebuild(kube_ctl *k)
 {
 	kube_problems p = {0};
-	tun_ruleset *rs =
-	    kube_map_build(&k->store, k->o.ns, k->o.ingress_class, &p);
+	tun_ruleset *rs = kube_map_build(&k->store, k->o.ns, k->o.ingress_class,
+					 k->o.without_class, &p);
 	if (!kube_problems_equal(&p, &k->problems))
 		for (size_t i = 0; i < p.n; i++)
 			log_warn("ingress: %s (that path answers 503)",
@@ -441,8 +441,9 @@ static void rebuild(kube_ctl *k)
 	k->problems = p;
 	size_t ours = 0;
 	for (size_t i = 0; i < k->store.n[KUBE_INGRESS]; i++)
-		ours += kube_ingress_ours(
-		    &k->store.objs[KUBE_INGRESS][i]->u.ing, k->o.ingress_class);
+		ours +=
+		    kube_ingress_ours(&k->store.objs[KUBE_INGRESS][i]->u.ing,
+				      k->o.ingress_class, k->o.without_class);
 	log_info("ingress: %zu Ingress%s of class %s, %zu service%s, %zu "
 		 "EndpointSlice%s -> %zu rule%s",
 		 ours, ours == 1 ? "" : "es", k->o.ingress_class,
@@ -538,7 +539,8 @@ static void statuses(kube_ctl *k)
 		return;
 	for (size_t i = 0; i < k->store.n[KUBE_INGRESS]; i++) {
 		const kube_obj *o = k->store.objs[KUBE_INGRESS][i];
-		if (kube_ingress_ours(&o->u.ing, k->o.ingress_class) &&
+		if (kube_ingress_ours(&o->u.ing, k->o.ingress_class,
+				      k->o.without_class) &&
 		    !status_ok(k, &o->u.ing))
 			write_status(k, o);
 	}

@@ -14,6 +14,7 @@ typedef struct kube_ctl_opts {
 	kube_api *api; /* owned by the caller, outlives the controller */
 	const char *ns;
 	const char *ingress_class;
+	bool without_class;	     /* Ingresses with no class are ours too */
 	const char *status_hostname; /* status: hostname H, else */
 	const char *status_ip;	     /* ip */
 	tun_live *live;

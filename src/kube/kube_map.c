@@ -27,11 +27,14 @@
 #include "core/core_arena.h"
 #include "core/core_util.h"
 
-bool kube_ingress_ours(const kube_ingress *ing, const char *cls)
+bool kube_ingress_ours(const kube_ingress *ing, const char *cls,
+		       bool without_class)
 {
 	if (ing->class_name)
 		return !strcmp(ing->class_name, cls);
-	return ing->class_annot && !strcmp(ing->class_annot, cls);
+	if (ing->class_annot)
+		return !strcmp(ing->class_annot, cls);
+	return without_class;
 }
 
 static void push(kube_problems *p, const char *fmt, va_list ap)
@@ -276,14 +279,15 @@ static void ent_init(core_arena *a, ent *e, const kube_obj *o, const char *host,
 }
 
 tun_ruleset *kube_map_build(const kube_store *s, const char *ns,
-			    const char *cls, kube_problems *p)
+			    const char *cls, bool without_class,
+			    kube_problems *p)
 {
 	core_arena *a = core_arena_new(0);
 	size_t ning = 0, nent = 0;
 	const kube_obj **ings = xcalloc(s->n[KUBE_INGRESS] + 1, sizeof(*ings));
 	for (size_t i = 0; i < s->n[KUBE_INGRESS]; i++) {
 		const kube_obj *o = s->objs[KUBE_INGRESS][i];
-		if (!kube_ingress_ours(&o->u.ing, cls))
+		if (!kube_ingress_ours(&o->u.ing, cls, without_class))
 			continue;
 		ings[ning++] = o;
 		for (size_t r = 0; r < o->u.ing.nrules; r++)

@@ -26,14 +26,17 @@ typedef struct kube_problems {
 } kube_problems;
 
 /* Whether an Ingress is of class cls: spec.ingressClassName, else the
- * annotation kubernetes.io/ingress.class. */
-bool kube_ingress_ours(const kube_ingress *ing, const char *cls);
+ * annotation kubernetes.io/ingress.class; one with neither is ours when
+ * without_class (kubernetes.without_class: our class is the default). */
+bool kube_ingress_ours(const kube_ingress *ing, const char *cls,
+		       bool without_class);
 
 /* The rule set for the Ingresses of class cls in store s (namespace ns
  * for the texts). Problems (a backend naming a missing Service or port, a
  * bad host or path) go to p (may be NULL); such a path answers 503. */
 tun_ruleset *kube_map_build(const kube_store *s, const char *ns,
-			    const char *cls, kube_problems *p);
+			    const char *cls, bool without_class,
+			    kube_problems *p);
 
 void kube_problems_free(kube_problems *p);
 bool kube_problems_equal(const kube_problems *a, const kube_problems *b);

@@ -65,7 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	kube_problems pr = {0};
-	tun_ruleset *rs = kube_map_build(&s, "ns", "meridian", &pr);
+	tun_ruleset *rs = kube_map_build(&s, "ns", "meridian", size & 1, &pr);
 	CHECK(rs && rs->nrules >= 1);
 	const tun_rule *last = &rs->rules[rs->nrules - 1];
 	CHECK(!last->hostname && !last->path);

@@ -905,6 +905,31 @@ def test_a_large_namespace_is_listed_in_pages(world):
         assert k.pages["ingresses"] == 1
 
 
+def test_ingresses_without_a_class(world):
+    """An Ingress with neither ingressClassName nor the annotation is
+    someone else's by default, and ours (routes and status) with
+    kubernetes.without_class: true."""
+    w = world
+    base_objects(w)
+    k = w.kube
+    k.put("ingresses", ingress("classed", rules=[
+        ("api.example.com", [("/", "Prefix", "api", {"number": 8080})])]))
+    k.put("ingresses", ingress("plain", cls=None, rules=[
+        ("shop.example.com", [("/", "Prefix", "web", {"number": 80})])]))
+    first = w.start()
+    w.wait_route("api.example.com", "/", "c")
+    # the same rule set carries both hosts: synced, and shop is not ours
+    assert w.who("shop.example.com", "/")[0] == 404
+    assert "1 Ingress of class meridian" in w.log(), w.log()[-3000:]
+    assert first.terminate(timeout=mt.WAIT) == 0
+    first.expect_exit = True
+    w.start(tag="ingress", extra_kube={"without_class": True})
+    w.wait_route("shop.example.com", "/", "a")
+    assert w.who("api.example.com", "/") == (200, "c")
+    mt.wait_for(lambda: [s for s in k.status_writes if s[0] == "plain"],
+                what="a status write for the Ingress without a class")
+
+
 def test_a_long_watch_line(world):
     """A watch line that goes on for 15 MiB before its newline is read,
     refused as an event not understood, and the watch goes on. (Reading it

@@ -54,7 +54,16 @@ static void test_settings(void **state)
 	assert_string_equal(ks.namespace, "shop");
 	assert_string_equal(ks.ingress_class, "meridian");
 	assert_string_equal(ks.status_hostname, "shop.example.com");
+	assert_false(ks.without_class);
 	assert_int_equal(c->nrules, 0);
+	tun_config_free(c);
+	cfg_diag_free(&d);
+	assert_int_equal(load(HEAD "kubernetes:\n"
+				   "  api: https://10.0.0.1:443/\n"
+				   "  without_class: true\n",
+			      &ks, &d, &c),
+			 0);
+	assert_true(ks.without_class);
 	tun_config_free(c);
 	cfg_diag_free(&d);
 }
@@ -69,13 +78,16 @@ static void test_settings_errors(void **state)
 				   "kubernetes:\n"
 				   "  namespace: Shop_1\n"
 				   "  colour: blue\n"
-				   "  api: ftp://x\n",
+				   "  api: ftp://x\n"
+				   "  without_class: yes please\n",
 			      &ks, &d, &c),
 			 -1);
 	assert_true(has(&d, "i.yaml:4:1: 'ingress' is not set in this file"));
 	assert_true(has(&d, "i.yaml:8:3: unknown key 'colour' in kubernetes"));
 	assert_true(has(&d, "i.yaml:7:14: kubernetes.namespace"));
 	assert_true(has(&d, "i.yaml:9:8: kubernetes.api"));
+	assert_true(has(&d, "i.yaml:10:18: kubernetes.without_class: "
+			    "expected true or false"));
 	cfg_diag_free(&d);
 	assert_int_equal(load(HEAD, &ks, &d, &c), -1);
 	assert_true(has(&d, "missing required key 'kubernetes'"));

@@ -121,7 +121,7 @@ static void test_basic_mapping(void **state)
 							"web", "{\"number\":"
 							       "80}") "}]}}]");
 	kube_problems p = {0};
-	tun_ruleset *rs = kube_map_build(&s, NS, "meridian", &p);
+	tun_ruleset *rs = kube_map_build(&s, NS, "meridian", false, &p);
 	assert_int_equal(p.n, 0);
 	assert_string_equal(route(rs, "shop.example.com", "/api/x"),
 			    "shop/api:8080");
@@ -164,8 +164,20 @@ static void test_class_and_annotation(void **state)
 	    "\"rules\":[{\"host\":\"c.example.com\",\"http\":{\"paths\":["
 	    "{\"path\":\"/\",\"pathType\":\"Prefix\"," BE(
 		"api", "{\"number\":8080}") "}]}}]}}");
-	tun_ruleset *rs = kube_map_build(&s, NS, "meridian", NULL);
+	ing(&s, "classless", "2026-01-01T00:00:00Z", NULL,
+	    "\"rules\":[{\"host\":\"d.example.com\",\"http\":{\"paths\":["
+	    "{\"path\":\"/\",\"pathType\":\"Prefix\"," BE(
+		"web", "{\"number\":80}") "}]}}]");
+	tun_ruleset *rs = kube_map_build(&s, NS, "meridian", false, NULL);
 	assert_string_equal(route(rs, "a.example.com", "/"), "shop/web:80");
+	assert_string_equal(route(rs, "b.example.com", "/"), "http_status:404");
+	assert_string_equal(route(rs, "c.example.com", "/"), "shop/api:8080");
+	assert_string_equal(route(rs, "d.example.com", "/"), "http_status:404");
+	tun_ruleset_unref(rs);
+	/* without_class: the Ingress with no class is ours too; one of
+	 * another class is still not. */
+	rs = kube_map_build(&s, NS, "meridian", true, NULL);
+	assert_string_equal(route(rs, "d.example.com", "/"), "shop/web:80");
 	assert_string_equal(route(rs, "b.example.com", "/"), "http_status:404");
 	assert_string_equal(route(rs, "c.example.com", "/"), "shop/api:8080");
 	tun_ruleset_unref(rs);
@@ -243,7 +255,7 @@ static void test_order_across_ingresses(void **state)
 												    "\"Prefix\"," BE(
 													"web",
 													"{\"number\":80}") "}]}}]");
-	tun_ruleset *rs = kube_map_build(&s, NS, "meridian", NULL);
+	tun_ruleset *rs = kube_map_build(&s, NS, "meridian", false, NULL);
 	assert_string_equal(route(rs, "x.example.com", "/a/b/c"),
 			    "shop/api:8080");
 	assert_string_equal(route(rs, "x.example.com", "/a/x"), "shop/web:80");
@@ -290,7 +302,7 @@ static void test_default_backend_and_problems(void **state)
 				   "noport\",\"pathType\":\"Prefix\"," BE(
 				       "web", "{\"number\":81}") "}]}}]");
 	kube_problems p = {0};
-	tun_ruleset *rs = kube_map_build(&s, NS, "meridian", &p);
+	tun_ruleset *rs = kube_map_build(&s, NS, "meridian", false, &p);
 	assert_int_equal(p.n, 2);
 	assert_non_null(strstr(p.msg[0], "no such Service"));
 	assert_non_null(strstr(p.msg[1], "no such port"));
@@ -304,7 +316,7 @@ static void test_default_backend_and_problems(void **state)
 	assert_int_equal(tun_ruleset_pick(rs, (size_t)i, &a), -1);
 	assert_non_null(strstr(rs->rules[i].svc.why, "no such Service"));
 	kube_problems q = {0};
-	tun_ruleset *rs2 = kube_map_build(&s, NS, "meridian", &q);
+	tun_ruleset *rs2 = kube_map_build(&s, NS, "meridian", false, &q);
 	assert_true(kube_problems_equal(&p, &q));
 	tun_ruleset_unref(rs2);
 	kube_problems_free(&q);
@@ -356,7 +368,7 @@ static void test_default_backend_per_host(void **state)
 #undef DEF
 #undef ONE
 	kube_problems p = {0};
-	tun_ruleset *rs = kube_map_build(&s, NS, "meridian", &p);
+	tun_ruleset *rs = kube_map_build(&s, NS, "meridian", false, &p);
 	assert_int_equal(p.n, 0);
 	assert_string_equal(route(rs, "t1.example.com", "/a"), "shop/web:80");
 	assert_string_equal(route(rs, "t1.example.com", "/zzz"),
@@ -392,7 +404,7 @@ static void test_problems_have_no_control_characters(void **state)
 					      "web",
 					      "{\"number\":80}") "}]}}]");
 	kube_problems p = {0};
-	tun_ruleset *rs = kube_map_build(&s, NS, "meridian", &p);
+	tun_ruleset *rs = kube_map_build(&s, NS, "meridian", false, &p);
 	assert_int_equal(p.n, 2);
 	for (size_t i = 0; i < p.n; i++)
 		for (const char *c = p.msg[i]; *c; c++)
@@ -442,7 +454,7 @@ static void test_rules_and_problems_bounded(void **state)
 	free(obj);
 	free(spec);
 	kube_problems p = {0};
-	tun_ruleset *rs = kube_map_build(&s, NS, "meridian", &p);
+	tun_ruleset *rs = kube_map_build(&s, NS, "meridian", false, &p);
 	assert_true(rs->nrules <= 2 * KUBE_MAX_MAP_RULES + 1);
 	assert_true(p.n <= KUBE_MAX_PROBLEMS + 2);
 	assert_non_null(strstr(p.msg[p.n - 1], "are left out"));
@@ -467,7 +479,7 @@ static void test_endpoints_round_robin(void **state)
 	ing(&s, "a", "2026-01-01T00:00:00Z", "meridian",
 	    "\"defaultBackend\":{\"service\":{\"name\":\"web\",\"port\":{"
 	    "\"number\":80}}}");
-	tun_ruleset *rs = kube_map_build(&s, NS, "meridian", NULL);
+	tun_ruleset *rs = kube_map_build(&s, NS, "meridian", false, NULL);
 	assert_int_equal(rs->nrules, 1);
 	assert_int_equal(rs->rules[0].svc.neps, 2);
 	uint32_t seen = 0;
@@ -482,7 +494,7 @@ static void test_endpoints_round_robin(void **state)
 	/* no slice ready: 503 */
 	kube_store_del(&s, KUBE_SLICE, "web-1");
 	kube_store_del(&s, KUBE_SLICE, "web-2");
-	rs = kube_map_build(&s, NS, "meridian", NULL);
+	rs = kube_map_build(&s, NS, "meridian", false, NULL);
 	tun_svc_addr a;
 	assert_int_equal(tun_ruleset_pick(rs, 0, &a), -1);
 	assert_null(rs->rules[0].svc.why);
