@@ -2557,7 +2557,10 @@ static bool up_handshake(px_client *cl)
 		 why ? why : "TLS handshake failed", verr ? ": " : "",
 		 verr ? verr : "");
 	snprintf(detail, sizeof(detail), "TLS with the origin: %s", reason);
-	log_info("origin %s (%s:%u): %s", o->name, o->address, o->port, reason);
+	char names[384];
+	const char *vd = tls_conn_verify_detail(up->tls, names, sizeof(names));
+	log_info("origin %s (%s:%u): %s%s%s%s", o->name, o->address, o->port,
+		 reason, vd ? " (" : "", vd ? vd : "", vd ? ")" : "");
 	origin_failed(cl, o, verr ? verr : why ? why : "TLS handshake failed");
 	up_close(up);
 	cl->up = NULL;

@@ -156,3 +156,79 @@ const char *tls_conn_verify_error(const tls_conn *c)
 	long v = SSL_get_verify_result(c->ssl);
 	return v == X509_V_OK ? NULL : X509_verify_cert_error_string(v);
 }
+
+/* The DNS names and addresses of a certificate's subjectAltName, else
+ * its CN, comma separated, into b (cut with "..."). */
+static void cert_names(X509 *x, char *b, size_t n)
+{
+	size_t len = 0;
+	b[0] = '\0';
+	GENERAL_NAMES *gens =
+	    X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	int k = gens ? sk_GENERAL_NAME_num(gens) : 0;
+	for (int i = 0; i < k && len + 4 < n; i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+		char ip[INET6_ADDRSTRLEN];
+		const char *s = NULL;
+		int sl = 0;
+		if (g->type == GEN_DNS) {
+			s = (const char *)ASN1_STRING_get0_data(g->d.dNSName);
+			sl = ASN1_STRING_length(g->d.dNSName);
+		} else if (g->type == GEN_IPADD) {
+			int al = ASN1_STRING_length(g->d.iPAddress);
+			const void *a = ASN1_STRING_get0_data(g->d.iPAddress);
+			if ((al == 4 || al == 16) &&
+			    inet_ntop(al == 4 ? AF_INET : AF_INET6, a, ip,
+				      sizeof(ip))) {
+				s = ip;
+				sl = (int)strlen(ip);
+			}
+		}
+		if (!s)
+			continue;
+		int w = snprintf(b + len, n - len, "%s%.*s", len ? ", " : "",
+				 sl, s);
+		len = w < 0 || (size_t)w >= n - len ? n : len + (size_t)w;
+	}
+	GENERAL_NAMES_free(gens);
+	if (!len)
+		X509_NAME_get_text_by_NID(X509_get_subject_name(x),
+					  NID_commonName, b, (int)n);
+	if (len >= n && n > 4)
+		memcpy(b + n - 4, "...", 4);
+	/* What reaches a log line has no control characters. */
+	for (char *p = b; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+}
+
+const char *tls_verify_detail(struct ssl_st *ssl, char *buf, size_t n)
+{
+	long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+	if (v != X509_V_ERR_HOSTNAME_MISMATCH &&
+	    v != X509_V_ERR_IP_ADDRESS_MISMATCH)
+		return NULL;
+	X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+	char *ip = NULL;
+	const char *want = v == X509_V_ERR_HOSTNAME_MISMATCH
+			       ? X509_VERIFY_PARAM_get0_host(param, 0)
+			       : (ip = X509_VERIFY_PARAM_get1_ip_asc(param));
+	char names[256] = "";
+	/* A refused leaf is not the session's peer: it is first in the
+	 * chain the server sent (kept before verification). */
+	X509 *peer = SSL_get0_peer_certificate(ssl);
+	STACK_OF(X509) *chain = peer ? NULL : SSL_get_peer_cert_chain(ssl);
+	if (chain && sk_X509_num(chain) > 0)
+		peer = sk_X509_value(chain, 0);
+	if (peer)
+		cert_names(peer, names, sizeof(names));
+	snprintf(buf, n, "for %s, not %s", names[0] ? names : "no name",
+		 want ? want : "?");
+	OPENSSL_free(ip);
+	return buf;
+}
+
+const char *tls_conn_verify_detail(const tls_conn *c, char *buf, size_t n)
+{
+	return tls_verify_detail(c->ssl, buf, n);
+}

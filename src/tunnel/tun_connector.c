@@ -1442,10 +1442,14 @@ static bool conn_setup(tconn *c)
 			if (r < 0) {
 				const char *why = tls_conn_error(&c->tls);
 				const char *v = tls_conn_verify_error(&c->tls);
-				char buf[256];
-				snprintf(buf, sizeof(buf), "TLS: %s%s%s",
+				char names[384], buf[768];
+				const char *vd = tls_conn_verify_detail(
+				    &c->tls, names, sizeof(names));
+				snprintf(buf, sizeof(buf), "TLS: %s%s%s%s%s%s",
 					 why ? why : "handshake failed",
-					 v ? ": " : "", v ? v : "");
+					 v ? ": " : "", v ? v : "",
+					 vd ? " (" : "", vd ? vd : "",
+					 vd ? ")" : "");
 				conn_lost(c, buf);
 				return false;
 			}

@@ -386,6 +386,29 @@ def test_bad_cert_is_502_and_failing_monitor(lab, certs, origins, which,
     assert seen and iso_time(seen) == not_after(certs[which][0]), seen
 
 
+def test_hostname_mismatch_names_both_sides_in_the_log(lab, certs, origins):
+    """A certificate for another name: the log and the monitor's reason
+    say which names it has and which one was checked; the client's 502
+    says only "hostname mismatch" (the names are the origin's)."""
+    o = origins(*certs["good"])
+    e = tls_edge(lab, o, tls={"ca": certs["ca"]},
+                 headers={"Host": ["wrong.test"]}, monitor=False)
+    r = get(e)
+    assert r.status == 502, r
+    assert "hostname mismatch" in r.text, r.text
+    assert NAME not in r.text, r.text
+    mt.wait_for(lambda: log_has(
+        e, r"origin o1 \(127\.0\.0\.1:%d\): certificate verify failed: "
+        r"hostname mismatch \(for origin\.test, not wrong\.test\)"
+        % o.port), what="both names in the log")
+    e = tls_edge(lab, o, tls={"ca": certs["ca"]},
+                 headers={"Host": ["wrong.test"]})
+    st = wait_health(e, {("p", "o1"): "unhealthy"},
+                     what="https monitor fails")
+    why = origin_of(st, "p", "o1")["reason"]
+    assert "hostname mismatch (for origin.test, not wrong.test)" in why, why
+
+
 def test_allow_insecure(lab, certs, origins):
     """allow_insecure: a self-signed origin serves, and its monitor passes."""
     o = origins(*certs["self"])
