@@ -428,6 +428,8 @@ static void watch_done(kube_ctl *k, kwatch *w, CURLcode rc)
 /* --- rules and status --------------------------------------------------------
  */
 
+static void attempts_prune(kube_ctl *k);
+
 static void rebuild(kube_ctl *k)
 {
 	kube_problems p = {0};
@@ -453,6 +455,7 @@ static void rebuild(kube_ctl *k)
 		 rs->nrules, rs->nrules == 1 ? "" : "s");
 	tun_live_publish(k->o.live, rs);
 	k->published = true;
+	attempts_prune(k);
 }
 
 static bool status_ok(const kube_ctl *k, const kube_ingress *ing)
@@ -464,6 +467,35 @@ static bool status_ok(const kube_ctl *k, const kube_ingress *ing)
 		return l->hostname &&
 		       !strcmp(l->hostname, k->o.status_hostname) && !l->ip;
 	return l->ip && !strcmp(l->ip, k->o.status_ip) && !l->hostname;
+}
+
+/* Status writes are remembered only while they may be needed again: an
+ * Ingress deleted, no longer ours, or whose status now reads right
+ * drops its record, so a controller that runs for months while Ingresses
+ * come and go holds one per Ingress still waiting, not one per name it
+ * ever saw. */
+static void attempts_prune(kube_ctl *k)
+{
+	size_t keep = 0;
+	for (size_t i = 0; i < k->natt; i++) {
+		attempt *a = &k->att[i];
+		const kube_obj *o =
+		    kube_store_get(&k->store, KUBE_INGRESS, a->name);
+		if (o &&
+		    kube_ingress_ours(&o->u.ing, k->o.ingress_class,
+				      k->o.without_class) &&
+		    !status_ok(k, &o->u.ing)) {
+			k->att[keep++] = *a;
+			continue;
+		}
+		log_debug("ingress: status record of %s dropped (%s)", a->name,
+			  !o			    ? "deleted"
+			  : status_ok(k, &o->u.ing) ? "written"
+						    : "not ours");
+		free(a->name);
+		free(a->rv);
+	}
+	k->natt = keep;
 }
 
 static attempt *attempt_of(kube_ctl *k, const char *name)

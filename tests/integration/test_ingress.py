@@ -569,6 +569,9 @@ def test_routes_changes_and_status(world):
     assert not [s for s in k.status_writes if s[0] == "theirs"]
     time.sleep(1.5)  # only when it differs: no second write
     assert len([s for s in k.status_writes if s[0] == "shop"]) == 1
+    # once the status reads right, the write's record is forgotten
+    mt.wait_for(lambda: "status record of shop dropped (written)" in
+                w.log(), what="the status record dropped")
 
     # a long request in flight while the rules change completes
     res = {}
