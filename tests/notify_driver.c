@@ -38,11 +38,13 @@ static void print_counters(notify_ctx *n)
 	notify_counters c;
 	notify_counters_get(n, &c);
 	printf("counters submitted=%llu sent=%llu failed=%llu retried=%llu "
-	       "dropped=%llu debounced=%llu filtered=%llu pending=%llu\n",
+	       "dropped=%llu debounced=%llu filtered=%llu pending=%llu "
+	       "rcpt_refused=%llu\n",
 	       (unsigned long long)c.submitted, (unsigned long long)c.sent,
 	       (unsigned long long)c.failed, (unsigned long long)c.retried,
 	       (unsigned long long)c.dropped, (unsigned long long)c.debounced,
-	       (unsigned long long)c.filtered, (unsigned long long)c.pending);
+	       (unsigned long long)c.filtered, (unsigned long long)c.pending,
+	       (unsigned long long)c.rcpt_refused);
 	fflush(stdout);
 }
 

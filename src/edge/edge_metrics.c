@@ -864,6 +864,10 @@ static void render_edge(mbuf *b, edge *e, const edge_snapshot *s)
 		 "result", ndel, ARRAY_LEN(ndel));
 	single(b, "meridian_notification_retries_total", "counter",
 	       "Notification delivery attempts that were retries.", nc.retried);
+	single(b, "meridian_notification_recipients_refused_total", "counter",
+	       "Email recipients the SMTP server refused while it took the "
+	       "message for the others (the log names them and the reply).",
+	       nc.rcpt_refused);
 	const label_count nev[] = {{"submitted", nc.submitted},
 				   {"dropped", nc.dropped},
 				   {"debounced", nc.debounced},

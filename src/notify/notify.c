@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "core/core_arena.h"
@@ -62,6 +63,11 @@ typedef struct notify_job {
 	CURL *easy;	  /* while running */
 	char what[160];	  /* the subject, for logs */
 	char err[CURL_ERROR_SIZE];
+	/* Email: recipients the server refused in this attempt (the mail
+	 * still goes to the others: CURLOPT_MAIL_RCPT_ALLOWFAILS). */
+	char rcpt[256];	   /* the RCPT TO whose reply is awaited */
+	char refused[512]; /* "addr (reply)", ... */
+	unsigned nrefused;
 } notify_job;
 
 struct notify_ctx {
@@ -94,7 +100,7 @@ struct notify_ctx {
 	size_t nwebhooks;
 
 	_Atomic uint64_t submitted, sent, failed, retried, dropped, debounced,
-	    filtered;
+	    filtered, rcpt_refused;
 };
 
 /* ---- curl global state: initialised by the first active notifier ---- */
@@ -347,6 +353,7 @@ void notify_counters_add(notify_counters *dst, const notify_counters *src)
 	dst->dropped += src->dropped;
 	dst->debounced += src->debounced;
 	dst->filtered += src->filtered;
+	dst->rcpt_refused += src->rcpt_refused;
 	dst->pending += src->pending;
 }
 
@@ -362,6 +369,7 @@ void notify_counters_get(notify_ctx *n, notify_counters *out)
 	out->dropped = atomic_load(&n->dropped);
 	out->debounced = atomic_load(&n->debounced);
 	out->filtered = atomic_load(&n->filtered);
+	out->rcpt_refused = atomic_load(&n->rcpt_refused);
 	pthread_mutex_lock(&n->lock);
 	out->pending = n->queue.len + n->unsettled + n->inner;
 	pthread_mutex_unlock(&n->lock);
@@ -499,6 +507,45 @@ static void set_protocols(CURL *e, bool email)
 
 /* Start the transfer of j. Returns 0, or -1 when no handle could be made
  * (counted as a failed attempt by the caller). */
+/* libcurl's SMTP dialogue, line by line: a RCPT TO going out, then its
+ * reply. With MAIL_RCPT_ALLOWFAILS curl sends the mail to the recipients
+ * the server took and says nothing of the others; this is how they are
+ * found, to be logged and counted. */
+static int smtp_trace_cb(CURL *e, curl_infotype type, char *data, size_t size,
+			 void *ud)
+{
+	(void)e;
+	notify_job *j = ud;
+	if (type == CURLINFO_HEADER_OUT && size > 8 &&
+	    !strncasecmp(data, "RCPT TO:", 8)) {
+		size_t k = size - 8;
+		while (k &&
+		       (data[8 + k - 1] == '\r' || data[8 + k - 1] == '\n'))
+			k--;
+		snprintf(j->rcpt, sizeof(j->rcpt), "%.*s", (int)k, data + 8);
+	} else if (type == CURLINFO_HEADER_IN && j->rcpt[0] && size >= 3) {
+		if (data[0] == '4' || data[0] == '5') {
+			size_t k = size, len = strlen(j->refused);
+			while (k &&
+			       (data[k - 1] == '\r' || data[k - 1] == '\n'))
+				k--;
+			if (len + 8 < sizeof(j->refused))
+				snprintf(j->refused + len,
+					 sizeof(j->refused) - len,
+					 "%s%s (%.*s)", len ? ", " : "",
+					 j->rcpt, (int)MIN(k, 120), data);
+			/* The server's words go to a log line. */
+			for (char *c = j->refused + len; *c; c++)
+				if ((unsigned char)*c < 0x20 || *c == 0x7f)
+					*c = '?';
+			j->nrefused++;
+		}
+		if (size < 4 || data[3] != '-') /* the reply's last line */
+			j->rcpt[0] = '\0';
+	}
+	return 0;
+}
+
 static int job_start(notify_ctx *n, notify_job *j)
 {
 	notify_target *t = job_target(n, j);
@@ -517,6 +564,11 @@ static int job_start(notify_ctx *n, notify_job *j)
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, j->err);
 	set_protocols(e, email);
 	if (email) {
+		j->rcpt[0] = j->refused[0] = '\0';
+		j->nrefused = 0;
+		curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, smtp_trace_cb);
+		curl_easy_setopt(e, CURLOPT_DEBUGDATA, j);
+		curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
 		curl_easy_setopt(e, CURLOPT_MAIL_FROM, n->mail_from);
 		curl_easy_setopt(e, CURLOPT_MAIL_RCPT, n->rcpts);
 #if LIBCURL_VERSION_NUM >= 0x080200
@@ -569,6 +621,13 @@ static void job_done(notify_ctx *n, notify_job *j, int code, long status,
 		atomic_fetch_add(&n->sent, 1);
 		log_info("notify: %s: delivered \"%s\" (attempt %u)", t->label,
 			 j->what, j->attempt);
+		if (j->nrefused) {
+			atomic_fetch_add(&n->rcpt_refused, j->nrefused);
+			log_warn("notify: %s: \"%s\" did not reach %u "
+				 "recipient%s, refused by the server: %s",
+				 t->label, j->what, j->nrefused,
+				 j->nrefused == 1 ? "" : "s", j->refused);
+		}
 		job_unlink(n, j);
 		job_free(j);
 		return;

@@ -65,10 +65,12 @@ typedef struct notify_ctx notify_ctx;
  *              debounce window
  *   filtered   changes not sent because of notification_filter, or
  *              because they are a first verdict that is healthy
+ *   rcpt_refused  email recipients the SMTP server refused in a
+ *              delivery that reached the others (logged with the reply)
  *   pending    events, changes and deliveries not finished yet */
 typedef struct notify_counters {
 	uint64_t submitted, sent, failed, retried;
-	uint64_t dropped, debounced, filtered;
+	uint64_t dropped, debounced, filtered, rcpt_refused;
 	uint64_t pending;
 } notify_counters;
 

@@ -56,6 +56,14 @@ class SmtpSink:
         self.attempts = 0
         self.refuse = 0
         self.refuse_reply = "451 4.3.0 try again later"
+        self.refuse_rcpt = set()  # addresses answered 550 at RCPT TO
+
+    async def handle_RCPT(self, server, session, envelope, address,
+                          rcpt_options):
+        if address in self.refuse_rcpt:
+            return "550 5.1.1 <%s>: no such user" % address
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         with self.lock:
@@ -294,6 +302,30 @@ def test_one_email_and_one_webhook_per_change(tmp_path, smtp, hooks):
 
     # The secret is never logged.
     assert SECRET not in r.err and SECRET not in r.out
+
+
+def test_a_refused_recipient_is_logged_and_counted(tmp_path, smtp):
+    """The server refuses one of the two recipients at RCPT TO: the mail
+    reaches the other, and the refused one is logged with the server's
+    reply and counted (before, nothing said the alert missed someone)."""
+    smtp.refuse_rcpt = {"oncall@example.com"}
+    r = run_driver(tmp_path, config(smtp), [
+        "origin,gcp,gke-1,healthy,unhealthy,TCP connection failed", IDLE])
+    assert r.counters["sent"] == 1 and r.counters["failed"] == 0, \
+        r.describe()
+    assert r.counters["rcpt_refused"] == 1, r.describe()
+    msgs = smtp.snapshot()
+    assert len(msgs) == 1 and msgs[0][1] == ["ops@example.com"], msgs
+    assert ("did not reach 1 recipient, refused by the server: "
+            "<oncall@example.com> (550 5.1.1 <oncall@example.com>: no "
+            "such user)") in r.err, r.describe()
+    # Everyone took it: nothing refused, nothing said.
+    smtp.refuse_rcpt = set()
+    r = run_driver(tmp_path, config(smtp), [
+        "origin,gcp,gke-1,healthy,unhealthy,TCP connection failed", IDLE])
+    assert r.counters["sent"] == 1 and r.counters["rcpt_refused"] == 0, \
+        r.describe()
+    assert "did not reach" not in r.err, r.describe()
 
 
 def test_recovery_is_its_own_change(tmp_path, smtp, hooks):
