@@ -163,6 +163,7 @@ struct edge {
 	uint32_t buf_size;
 	atomic_uint nconns; /* edge-wide client connections */
 	atomic_bool draining;
+	atomic_bool drain_now;	/* a second SIGINT: close everything now */
 	struct edge_alog *alog; /* JSON access log (edge_alog.h), NULL: off */
 	/* DNS response rate limiting, shared by the workers (dns_rrl.h);
 	 * made when DNS listeners exist, used while

@@ -253,6 +253,50 @@ static bool listeners_taken(const cfg_edge *ce)
 	return false;
 }
 
+/* The drain: the workers finish their connections, up to
+ * edge.timeouts.drain. A second SIGINT meanwhile (Ctrl-C again, as with
+ * Caddy and most servers run in a terminal) cuts it short: every
+ * connection closes now. A second SIGTERM does not: supervisors resend
+ * it, and they have SIGKILL for impatience. Other signals are read and
+ * dropped, so none stays pending (see the end of edge_run). Returns with
+ * every worker joined. */
+static void drain_wait(edge *e, int sfd, uint32_t started)
+{
+	bool *joined = xcalloc(started ? started : 1, sizeof(*joined));
+	uint32_t left = started;
+	bool cut = false;
+	while (left) {
+		for (uint32_t i = 0; i < started; i++)
+			if (!joined[i] &&
+			    pthread_tryjoin_np(e->workers[i].thread, NULL) ==
+				0) {
+				joined[i] = true;
+				left--;
+			}
+		if (!left)
+			break;
+		/* Workers end on their own; 50 ms is how late that is
+		 * noticed. */
+		struct pollfd p = {.fd = sfd, .events = POLLIN};
+		if (sfd < 0 || poll(&p, 1, 50) <= 0)
+			continue;
+		struct signalfd_siginfo si;
+		if (read(sfd, &si, sizeof(si)) != sizeof(si))
+			continue;
+		if (si.ssi_signo == SIGINT && !cut) {
+			log_warn("SIGINT again: closing every connection now");
+			cut = true;
+			atomic_store(&e->drain_now, true);
+			for (uint32_t i = 0; i < started; i++)
+				edge_worker_wake(&e->workers[i]);
+		} else {
+			log_info("signal %u during the drain: ignored",
+				 si.ssi_signo);
+		}
+	}
+	free(joined);
+}
+
 void edge_signals_block(sigset_t *sigs)
 {
 	sigemptyset(sigs);
@@ -460,6 +504,8 @@ int edge_run(edge_ctl *ctl, cfg_snapshot *cfg, void (*ready_cb)(void *),
 	atomic_store(&e->draining, true);
 	for (uint32_t i = 0; i < started; i++)
 		edge_worker_wake(&e->workers[i]);
+	drain_wait(e, sfd, started);
+	started = 0; /* joined */
 	status = 0;
 join:
 	for (uint32_t i = 0; i < started; i++)

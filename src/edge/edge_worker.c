@@ -138,8 +138,11 @@ static void drain_timer_cb(core_timer *t)
 {
 	edge_worker *w = container_of(t, edge_worker, drain_timer);
 	if (w->nclients)
-		log_warn("drain deadline passed: closing %u connections",
-			 w->nclients);
+		log_warn("%s: closing %u connection%s",
+			 atomic_load(&w->e->drain_now)
+			     ? "drain cut short"
+			     : "drain deadline passed",
+			 w->nclients, w->nclients == 1 ? "" : "s");
 	px_close_all(w);
 	w->loop.stop = true;
 }
@@ -174,6 +177,8 @@ static void wake_cb(core_io *io, uint32_t ev)
 		core_timer_after(&w->loop, &w->drain_timer,
 				 w->snap->cfg->edge.timeouts.drain_ms);
 	}
+	if (w->draining && atomic_load(&w->e->drain_now))
+		core_timer_set(&w->loop, &w->drain_timer, w->loop.now);
 }
 
 static void post_batch(core_loop *l, void *arg)

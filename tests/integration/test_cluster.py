@@ -502,6 +502,10 @@ def test_unreachable_endpoint_is_skipped(stack, etcd):
                     what="%s connected" % e.name)
     pool = a.api.ok("POST", ACCT + "/pools",
                     {"name": "p", "origins": [org(o1)]})
+    # b learns of a's pool through its watch (not at once: a load
+    # balancer naming it is refused until then)
+    mt.wait_for(lambda: b.api.call("GET", ACCT + "/pools/" + pool["id"])[0]
+                == 200, what="b to see a's pool")
     b.api.ok("POST", ZONE, {"name": HOST, "default_pools": [pool["id"]]})
     wait_who(a, "o1", "a to serve b's load balancer")
 

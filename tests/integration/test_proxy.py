@@ -589,6 +589,40 @@ def test_signals_during_the_drain_do_not_kill_the_edge(stack):
     assert rc == 0, e.describe()
 
 
+def test_a_second_sigint_cuts_the_drain(stack):
+    """Ctrl-C starts the drain; Ctrl-C again closes what is left at once
+    (a drain of 60 s would otherwise hold the terminal). The exit is
+    still clean: status 0, the client closed or told."""
+    o = stack.origin("gke-1", "gcp")
+    e = stack.edge({"gcp": [("gke-1", o.port)]}, {HOST: ["gcp"]},
+                   timeouts={"drain": "60s"})
+    before = o.counters()[0]
+    with HttpConn(e.port) as slow:
+        slow.send(req(path="/sleep/60000"))
+        mt.wait_for(lambda: o.counters()[0] > before,
+                    what="the origin to get the slow request")
+        e.expect_exit = True
+        e.p.send_signal(signal.SIGINT)
+        mt.wait_for(lambda: "SIGINT: draining" in e.stderr_tail(1 << 16),
+                    what="the drain to start")
+        assert e.alive(), e.describe()
+        e.p.send_signal(signal.SIGINT)
+        try:
+            rc = e.p.wait(timeout=WAIT)
+        except Exception:
+            raise AssertionError("a second SIGINT did not end the drain: "
+                                 + e.describe())
+        assert rc == 0, e.describe()
+        err = e.stderr_tail(1 << 16)
+        assert "SIGINT again: closing every connection now" in err, err
+        assert "drain cut short: closing 1 connection\n" in err, err
+        try:
+            r = slow.read_response(timeout=WAIT)
+            assert r.status >= 500, r
+        except mt.Closed:
+            pass
+
+
 def test_drain_is_bounded(stack):
     o = stack.origin("gke-1", "gcp")
     e = stack.edge({"gcp": [("gke-1", o.port)]}, {HOST: ["gcp"]},
