@@ -271,6 +271,18 @@ static void tun_free(tun_edge *t)
 		if (t->listeners[i].io.fd >= 0)
 			close(t->listeners[i].io.fd);
 	free(t->listeners);
+	/* Links the loop's last wake-up left (none when stop_cb ran last):
+	 * each holds a TLS connection, and with it the snapshot's TLS
+	 * server. */
+	for (tun_entry *en = t->entries; en; en = en->next)
+		for (tun_link *l = en->links, *nx; l; l = nx) {
+			nx = l->next;
+			tun_link_close(l, "the edge is stopping");
+		}
+	for (tun_link *l = t->all, *nx; l; l = nx) {
+		nx = l->next;
+		tun_link_close(l, "the edge is stopping");
+	}
 	post_cb(&t->loop, t);
 	while (t->entries) {
 		tun_entry *en = t->entries;

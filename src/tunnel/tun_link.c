@@ -401,6 +401,11 @@ void tun_listener_cb(core_io *io, uint32_t ev)
 	(void)ev;
 	tun_listener *ls = (tun_listener *)io;
 	tun_edge *t = ls->t;
+	/* Stopping: stop_cb has closed every link, and one accepted now
+	 * (the same wake-up) would never be. The kernel's queue goes with
+	 * the listener. */
+	if (t->stopping)
+		return;
 	for (;;) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
