@@ -673,6 +673,13 @@ int h2_session_new(const h2_settings *cfg, const h2_callbacks *cb, void *ud,
 	    {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, s->st.max_frame_size},
 	    {NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, s->st.header_table_size},
 	    {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+	    /* RFC 9218 §2.1: RFC 7540's priority tree is not kept (a
+	     * proxy answers each stream as its origin does; flow control
+	     * shares the link). With this setting nghttp2 keeps no tree and
+	     * no closed streams for it: a PRIORITY frame, or a priority in
+	     * HEADERS, costs a parse and nothing else (CVE-2019-9513's
+	     * reshuffling needs the tree). */
+	    {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
 	};
 	if (nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, iv,
 				    sizeof(iv) / sizeof(iv[0])) != 0) {

@@ -19,7 +19,7 @@ import hpack
 import pytest
 from hyperframe.frame import (ContinuationFrame, DataFrame, Frame,
                               GoAwayFrame, HeadersFrame, PingFrame,
-                              RstStreamFrame, SettingsFrame,
+                              PriorityFrame, RstStreamFrame, SettingsFrame,
                               WindowUpdateFrame)
 
 import meridian_test as mt
@@ -524,6 +524,27 @@ def test_settings_flood(lab, tmp_path):
         g = c.wait_goaway_close("SETTINGS flood")
         assert g.error_code == ENHANCE_YOUR_CALM, c.summary()
     mt.wait_for(lambda: "flood" in edge_log(e), what='log line flood')
+    alive_and_serving(e)
+
+
+def test_priority_frames_build_nothing(lab, tmp_path):
+    """The edge announces SETTINGS_NO_RFC7540_PRIORITIES = 1 (RFC 9218
+    2.1) and keeps no RFC 7540 priority tree: 5,000 PRIORITY frames, each
+    making an idle stream depend exclusively on the next, change nothing
+    and leave the connection serving."""
+    e, (o,) = h2_edge(lab, tmp_path)
+    with RawH2(e.https) as c:
+        c.pump(lambda s: s.server_settings, "the edge's SETTINGS")
+        sf = [f for f in c.frames if isinstance(f, SettingsFrame)
+              and "ACK" not in f.flags][0]
+        assert sf.settings.get(0x9) == 1, sf.settings
+        c.send_frames(*[PriorityFrame(1001 + 2 * i,
+                                      depends_on=1003 + 2 * i,
+                                      stream_weight=200, exclusive=True)
+                        for i in range(5000)])
+        before = requests(o)
+        check_usable(c, o, before)
+        assert c.goaway() is None, c.summary()
     alive_and_serving(e)
 
 
