@@ -566,16 +566,23 @@ class ResetMidBodyOrigin(FakeOrigin):
             return  # _serve closes: RST
 
 
+def _tls_edge(lab, tmp_path, origin):
+    """One worker, HTTP/2 over TLS in front of the fake origin; (edge,
+    its https port) once the listener accepts."""
+    hp = mt.free_port()
+    e = lab.edge([{"id": "p", "origins": [org(origin)]}],
+                 [{"name": HOST, "default_pools": ["p"]}], https_port=hp,
+                 workers=1, edge_extra={"tls": certs(tmp_path)})
+    mt.wait_for(lambda: mt.port_accepts(hp), what="https listener")
+    return e, hp
+
+
 def test_close_delimited_body_cut_by_reset_resets_the_stream(lab, tmp_path):
     """Only an EOF ends a close-delimited body: when the origin resets the
     connection instead, the h2 stream is reset (INTERNAL_ERROR), not ended
     with END_STREAM as if the body were whole."""
     ro = lab.fake(ResetMidBodyOrigin, "rst")
-    hp = mt.free_port()
-    e = lab.edge([{"id": "p", "origins": [org(ro)]}],
-                 [{"name": HOST, "default_pools": ["p"]}], https_port=hp,
-                 workers=1, edge_extra={"tls": certs(tmp_path)})
-    mt.wait_for(lambda: mt.port_accepts(hp), what="https listener")
+    e, hp = _tls_edge(lab, tmp_path, ro)
     with H2Client(hp) as c:
         sid = c.request("/")
         c.pump(lambda s: sum(len(ev.data) for ev in
@@ -611,11 +618,7 @@ def test_request_translation_reaches_the_origin(lab, tmp_path):
     absent, OPTIONS with :path "*"; a host field that disagrees with
     :authority is a malformed request (reset, never forwarded)."""
     ro = lab.fake(RecordingOrigin, "rec")
-    hp = mt.free_port()
-    e = lab.edge([{"id": "p", "origins": [org(ro)]}],
-                 [{"name": HOST, "default_pools": ["p"]}], https_port=hp,
-                 workers=1, edge_extra={"tls": certs(tmp_path)})
-    mt.wait_for(lambda: mt.port_accepts(hp), what="https listener")
+    e, hp = _tls_edge(lab, tmp_path, ro)
     base = [(":method", "GET"), (":scheme", "https")]
     with H2Client(hp, validate=False) as c:
         def send(hdrs):
@@ -675,11 +678,7 @@ def test_x_real_ip_is_the_edges(lab, tmp_path):
     """X-Real-IP reaches the origin as the client the edge saw; the
     client's own (and its '_' spelling) never does."""
     ro = lab.fake(ChunkedRecordingOrigin, "rec")
-    hp = mt.free_port()
-    e = lab.edge([{"id": "p", "origins": [org(ro)]}],
-                 [{"name": HOST, "default_pools": ["p"]}], https_port=hp,
-                 workers=1, edge_extra={"tls": certs(tmp_path)})
-    mt.wait_for(lambda: mt.port_accepts(hp), what="https listener")
+    e, hp = _tls_edge(lab, tmp_path, ro)
     with H2Client(hp) as c:
         sid = c.request("/t", method="POST", end=False, headers=[
             ("x-real-ip", "6.6.6.6"), ("x_real_ip", "6.6.6.7")])
@@ -698,11 +697,7 @@ def test_request_trailers_are_filtered(lab, tmp_path):
     section, except the fields RFC 9110 6.5.1 keeps out of trailers and
     the client address fields the edge writes itself."""
     ro = lab.fake(ChunkedRecordingOrigin, "rec")
-    hp = mt.free_port()
-    e = lab.edge([{"id": "p", "origins": [org(ro)]}],
-                 [{"name": HOST, "default_pools": ["p"]}], https_port=hp,
-                 workers=1, edge_extra={"tls": certs(tmp_path)})
-    mt.wait_for(lambda: mt.port_accepts(hp), what="https listener")
+    e, hp = _tls_edge(lab, tmp_path, ro)
     with H2Client(hp) as c:
         sid = c.request("/t", method="POST", end=False)
         c.c.send_data(sid, b"hello")

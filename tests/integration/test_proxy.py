@@ -589,19 +589,27 @@ def test_signals_during_the_drain_do_not_kill_the_edge(stack):
     assert rc == 0, e.describe()
 
 
+def _edge_with_a_request_in_flight(stack, drain):
+    """An edge (timeouts.drain) and a client whose request the origin
+    holds for a minute; the edge is expected to exit."""
+    o = stack.origin("gke-1", "gcp")
+    e = stack.edge({"gcp": [("gke-1", o.port)]}, {HOST: ["gcp"]},
+                   timeouts={"drain": drain})
+    before = o.counters()[0]
+    slow = HttpConn(e.port)
+    slow.send(req(path="/sleep/60000"))
+    mt.wait_for(lambda: o.counters()[0] > before,
+                what="the origin to get the slow request")
+    e.expect_exit = True
+    return e, slow
+
+
 def test_a_second_sigint_cuts_the_drain(stack):
     """Ctrl-C starts the drain; Ctrl-C again closes what is left at once
     (a drain of 60 s would otherwise hold the terminal). The exit is
     still clean: status 0, the client closed or told."""
-    o = stack.origin("gke-1", "gcp")
-    e = stack.edge({"gcp": [("gke-1", o.port)]}, {HOST: ["gcp"]},
-                   timeouts={"drain": "60s"})
-    before = o.counters()[0]
-    with HttpConn(e.port) as slow:
-        slow.send(req(path="/sleep/60000"))
-        mt.wait_for(lambda: o.counters()[0] > before,
-                    what="the origin to get the slow request")
-        e.expect_exit = True
+    e, slow = _edge_with_a_request_in_flight(stack, "60s")
+    with slow:
         e.p.send_signal(signal.SIGINT)
         mt.wait_for(lambda: "SIGINT: draining" in e.stderr_tail(1 << 16),
                     what="the drain to start")
@@ -624,15 +632,8 @@ def test_a_second_sigint_cuts_the_drain(stack):
 
 
 def test_drain_is_bounded(stack):
-    o = stack.origin("gke-1", "gcp")
-    e = stack.edge({"gcp": [("gke-1", o.port)]}, {HOST: ["gcp"]},
-                   timeouts={"drain": "1s"})
-    before = o.counters()[0]
-    with HttpConn(e.port) as slow:
-        slow.send(req(path="/sleep/60000"))
-        mt.wait_for(lambda: o.counters()[0] > before,
-                    what="the origin to get the slow request")
-        e.expect_exit = True
+    e, slow = _edge_with_a_request_in_flight(stack, "1s")
+    with slow:
         t0 = time.monotonic()
         e.p.send_signal(signal.SIGTERM)
         try:
