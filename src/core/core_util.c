@@ -181,6 +181,13 @@ int core_parse_duration_ms(const char *s, uint64_t *out_ms)
 	return 0;
 }
 
+void core_mask_controls(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+}
+
 int core_strncaseeq(const char *a, const char *b, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {

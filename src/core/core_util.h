@@ -59,6 +59,10 @@ int core_parse_duration_ms(const char *s, uint64_t *out_ms);
 
 /* Case-insensitive ASCII compare of n bytes; 0 when equal. */
 int core_strncaseeq(const char *a, const char *b, size_t n);
+/* Replaces every control byte (< 0x20, 0x7f) of s with '?': text from a
+ * peer (a server's reply, a certificate's names) that goes to a log line
+ * cannot start a line of its own. */
+void core_mask_controls(char *s);
 
 /* Raise the soft RLIMIT_NOFILE to the hard limit (systemd gives services
  * 1,024 soft and 524,288 hard; a server needs the latter, as nginx's

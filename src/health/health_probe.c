@@ -786,13 +786,10 @@ static int tls_fail(health_probe *p, const char *when)
 	unsigned long e = ERR_peek_last_error();
 	ERR_clear_error();
 	char names[384];
-	const char *vd = v != X509_V_OK
-			     ? tls_verify_detail(p->ssl, names, sizeof(names))
-			     : NULL;
 	if (v != X509_V_OK)
-		return fail(p, HEALTH_TLS_ERROR, "certificate: %s%s%s%s",
-			    X509_verify_cert_error_string(v), vd ? " (" : "",
-			    vd ? vd : "", vd ? ")" : "");
+		return fail(p, HEALTH_TLS_ERROR, "certificate: %s%s",
+			    X509_verify_cert_error_string(v),
+			    tls_verify_detail(p->ssl, names, sizeof(names)));
 	if (e) {
 		const char *r = ERR_reason_error_string(e);
 		return fail(p, HEALTH_TLS_ERROR, "%s: %s", when,

@@ -2559,8 +2559,8 @@ static bool up_handshake(px_client *cl)
 	snprintf(detail, sizeof(detail), "TLS with the origin: %s", reason);
 	char names[384];
 	const char *vd = tls_conn_verify_detail(up->tls, names, sizeof(names));
-	log_info("origin %s (%s:%u): %s%s%s%s", o->name, o->address, o->port,
-		 reason, vd ? " (" : "", vd ? vd : "", vd ? ")" : "");
+	log_info("origin %s (%s:%u): %s%s", o->name, o->address, o->port,
+		 reason, vd);
 	origin_failed(cl, o, verr ? verr : why ? why : "TLS handshake failed");
 	up_close(up);
 	cl->up = NULL;

@@ -516,28 +516,22 @@ static int smtp_trace_cb(CURL *e, curl_infotype type, char *data, size_t size,
 {
 	(void)e;
 	notify_job *j = ud;
-	if (type == CURLINFO_HEADER_OUT && size > 8 &&
+	size_t k = size; /* the line without its CRLF */
+	while (k && (data[k - 1] == '\r' || data[k - 1] == '\n'))
+		k--;
+	if (type == CURLINFO_HEADER_OUT && k > 8 &&
 	    !strncasecmp(data, "RCPT TO:", 8)) {
-		size_t k = size - 8;
-		while (k &&
-		       (data[8 + k - 1] == '\r' || data[8 + k - 1] == '\n'))
-			k--;
-		snprintf(j->rcpt, sizeof(j->rcpt), "%.*s", (int)k, data + 8);
+		snprintf(j->rcpt, sizeof(j->rcpt), "%.*s", (int)(k - 8),
+			 data + 8);
 	} else if (type == CURLINFO_HEADER_IN && j->rcpt[0] && size >= 3) {
 		if (data[0] == '4' || data[0] == '5') {
-			size_t k = size, len = strlen(j->refused);
-			while (k &&
-			       (data[k - 1] == '\r' || data[k - 1] == '\n'))
-				k--;
+			size_t len = strlen(j->refused);
 			if (len + 8 < sizeof(j->refused))
 				snprintf(j->refused + len,
 					 sizeof(j->refused) - len,
 					 "%s%s (%.*s)", len ? ", " : "",
 					 j->rcpt, (int)MIN(k, 120), data);
-			/* The server's words go to a log line. */
-			for (char *c = j->refused + len; *c; c++)
-				if ((unsigned char)*c < 0x20 || *c == 0x7f)
-					*c = '?';
+			core_mask_controls(j->refused + len); /* for the log */
 			j->nrefused++;
 		}
 		if (size < 4 || data[3] != '-') /* the reply's last line */

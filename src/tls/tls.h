@@ -255,9 +255,9 @@ void tls_session_free(tls_session *s);
  * has expired"), NULL when it was not. */
 const char *tls_conn_verify_error(const tls_conn *c);
 /* After a hostname or address mismatch, for the log and health reasons
- * (not for clients: it shows the origin's certificate): "for NAMES, not
- * CHECKED" (the certificate's names, the one asked for) into buf; NULL
- * after any other verdict. */
+ * (not for clients: it shows the origin's certificate): " (for NAMES, not
+ * CHECKED)" (the certificate's names, the one asked for) into buf, to
+ * follow the verdict; "" after any other. Returns buf. */
 const char *tls_conn_verify_detail(const tls_conn *c, char *buf, size_t n);
 const char *tls_verify_detail(struct ssl_st *ssl, char *buf, size_t n);
 

@@ -196,33 +196,28 @@ static void cert_names(X509 *x, char *b, size_t n)
 					  NID_commonName, b, (int)n);
 	if (len >= n && n > 4)
 		memcpy(b + n - 4, "...", 4);
-	/* What reaches a log line has no control characters. */
-	for (char *p = b; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
+	core_mask_controls(b);
 }
 
 const char *tls_verify_detail(struct ssl_st *ssl, char *buf, size_t n)
 {
+	buf[0] = '\0';
 	long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
 	if (v != X509_V_ERR_HOSTNAME_MISMATCH &&
 	    v != X509_V_ERR_IP_ADDRESS_MISMATCH)
-		return NULL;
+		return buf;
 	X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
 	char *ip = NULL;
 	const char *want = v == X509_V_ERR_HOSTNAME_MISMATCH
 			       ? X509_VERIFY_PARAM_get0_host(param, 0)
 			       : (ip = X509_VERIFY_PARAM_get1_ip_asc(param));
 	char names[256] = "";
-	/* A refused leaf is not the session's peer: it is first in the
-	 * chain the server sent (kept before verification). */
-	X509 *peer = SSL_get0_peer_certificate(ssl);
-	STACK_OF(X509) *chain = peer ? NULL : SSL_get_peer_cert_chain(ssl);
+	/* A refused leaf never becomes the session's peer: it is first in
+	 * the chain the server sent (kept before verification). */
+	STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
 	if (chain && sk_X509_num(chain) > 0)
-		peer = sk_X509_value(chain, 0);
-	if (peer)
-		cert_names(peer, names, sizeof(names));
-	snprintf(buf, n, "for %s, not %s", names[0] ? names : "no name",
+		cert_names(sk_X509_value(chain, 0), names, sizeof(names));
+	snprintf(buf, n, " (for %s, not %s)", names[0] ? names : "no name",
 		 want ? want : "?");
 	OPENSSL_free(ip);
 	return buf;

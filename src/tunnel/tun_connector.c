@@ -1445,11 +1445,9 @@ static bool conn_setup(tconn *c)
 				char names[384], buf[768];
 				const char *vd = tls_conn_verify_detail(
 				    &c->tls, names, sizeof(names));
-				snprintf(buf, sizeof(buf), "TLS: %s%s%s%s%s%s",
+				snprintf(buf, sizeof(buf), "TLS: %s%s%s%s",
 					 why ? why : "handshake failed",
-					 v ? ": " : "", v ? v : "",
-					 vd ? " (" : "", vd ? vd : "",
-					 vd ? ")" : "");
+					 v ? ": " : "", v ? v : "", vd);
 				conn_lost(c, buf);
 				return false;
 			}
