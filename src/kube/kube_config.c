@@ -64,15 +64,15 @@ void kube_settings_load(void *arg, core_arena *a, const cfg_node *n,
 		if (v->bad)
 			continue;
 		if (!strcmp(key->str, "without_class")) {
-			bool t = v->kind == CFG_NODE_SCALAR && !v->is_null &&
-				 !strcmp(v->str, "true");
-			if (!t && !(v->kind == CFG_NODE_SCALAR && !v->is_null &&
-				    !strcmp(v->str, "false")))
+			const char *b =
+			    v->kind == CFG_NODE_SCALAR && !v->is_null ? v->str
+								      : "";
+			if (strcmp(b, "true") && strcmp(b, "false"))
 				ERR(e, v,
 				    "kubernetes.without_class: expected true "
 				    "or false");
 			else
-				k->without_class = t;
+				k->without_class = !strcmp(b, "true");
 			continue;
 		}
 		if (v->kind != CFG_NODE_SCALAR || v->is_null || !v->len) {

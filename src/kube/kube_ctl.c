@@ -107,10 +107,12 @@ static void mark_dirty(kube_ctl *k)
 /* --- lists ------------------------------------------------------------------
  */
 
-/* A failed list: logged, retried after a backoff. */
-static void list_failed(kube_ctl *k, kwatch *w, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void list_failed(kube_ctl *k, kwatch *w, const char *fmt, ...)
+/* A failed list: logged (with the server when it did not answer),
+ * retried after a backoff. */
+static void list_failed(kube_ctl *k, kwatch *w, bool no_answer, const char *fmt,
+			...) __attribute__((format(printf, 4, 5)));
+static void list_failed(kube_ctl *k, kwatch *w, bool no_answer, const char *fmt,
+			...)
 {
 	char msg[512];
 	va_list ap;
@@ -118,7 +120,9 @@ static void list_failed(kube_ctl *k, kwatch *w, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	uint64_t d = backoff(k, w->fails++);
-	log_warn("ingress: kubernetes API: list %s: %s; retrying in %.1f s",
+	log_warn("ingress: kubernetes API%s%s: list %s: %s; retrying in %.1f s",
+		 no_answer ? " " : "",
+		 no_answer ? kube_api_server(k->o.api) : "",
 		 kube_kind_name(w->kind), msg, (double)d / 1000);
 	w->next_at = core_now_ms() + d;
 }
@@ -180,20 +184,14 @@ static void do_list(kube_ctl *k, kwatch *w)
 			continue;
 		}
 		if (status == 0) {
-			uint64_t d = backoff(k, w->fails++);
-			log_warn("ingress: kubernetes API %s: list %s: %s; "
-				 "retrying in %.1f s",
-				 kube_api_server(k->o.api),
-				 kube_kind_name(w->kind), err,
-				 (double)d / 1000);
-			w->next_at = core_now_ms() + d;
+			list_failed(k, w, true, "%s", err);
 			goto fail;
 		}
 		if (status != 200) {
 			char msg[256];
 			kube_api_message(resp, len, msg, sizeof(msg));
 			list_failed(
-			    k, w, "%ld %s: %s%s", status,
+			    k, w, false, "%ld %s: %s%s", status,
 			    status == 401   ? "Unauthorized"
 			    : status == 403 ? "Forbidden"
 			    : status == 410 ? "Gone"
@@ -215,7 +213,7 @@ static void do_list(kube_ctl *k, kwatch *w)
 			rc = kube_list_append(&all, &l, &why);
 		kube_list_free(&l);
 		if (rc < 0) {
-			list_failed(k, w, "%s", why);
+			list_failed(k, w, false, "%s", why);
 			goto fail;
 		}
 		pages++;
