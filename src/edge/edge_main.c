@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config/cfg_load.h"
@@ -262,39 +263,37 @@ static bool listeners_taken(const cfg_edge *ce)
  * every worker joined. */
 static void drain_wait(edge *e, int sfd, uint32_t started)
 {
-	bool *joined = xcalloc(started ? started : 1, sizeof(*joined));
-	uint32_t left = started;
 	bool cut = false;
-	while (left) {
-		for (uint32_t i = 0; i < started; i++)
-			if (!joined[i] &&
-			    pthread_tryjoin_np(e->workers[i].thread, NULL) ==
-				0) {
-				joined[i] = true;
-				left--;
-			}
-		if (!left)
-			break;
-		/* Workers end on their own; 50 ms is how late that is
-		 * noticed. */
-		struct pollfd p = {.fd = sfd, .events = POLLIN};
-		if (sfd < 0 || poll(&p, 1, 50) <= 0)
+	for (uint32_t i = 0; i < started;) {
+		/* Each worker in turn, 50 ms at a time: that is how late a
+		 * second signal is read. */
+		struct timespec t;
+		clock_gettime(CLOCK_REALTIME, &t);
+		t.tv_nsec += 50 * 1000000L;
+		if (t.tv_nsec >= 1000000000L) {
+			t.tv_sec++;
+			t.tv_nsec -= 1000000000L;
+		}
+		if (pthread_timedjoin_np(e->workers[i].thread, NULL, &t) == 0) {
+			i++;
 			continue;
+		}
+		struct pollfd p = {.fd = sfd, .events = POLLIN};
 		struct signalfd_siginfo si;
-		if (read(sfd, &si, sizeof(si)) != sizeof(si))
+		if (sfd < 0 || poll(&p, 1, 0) <= 0 ||
+		    read(sfd, &si, sizeof(si)) != sizeof(si))
 			continue;
 		if (si.ssi_signo == SIGINT && !cut) {
 			log_warn("SIGINT again: closing every connection now");
 			cut = true;
 			atomic_store(&e->drain_now, true);
-			for (uint32_t i = 0; i < started; i++)
-				edge_worker_wake(&e->workers[i]);
+			for (uint32_t w = 0; w < started; w++)
+				edge_worker_wake(&e->workers[w]);
 		} else {
 			log_info("signal %u during the drain: ignored",
 				 si.ssi_signo);
 		}
 	}
-	free(joined);
 }
 
 void edge_signals_block(sigset_t *sigs)
